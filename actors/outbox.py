@@ -1,0 +1,119 @@
+"""The store's durable outbox: every event is committed to SQLite before anyone is told it happened.
+
+WAL with synchronous=FULL: a commit has reached the disk when append() returns, so a kill -9 or a
+power cut after a cashier saw "sale complete" cannot lose the sale. Each event gets the store's next
+sequence number in the same transaction, so the sequence has no gaps and the hub can see one missing.
+Rows leave only when JetStream has acknowledged them (remove()).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from edge_runtime import Actor
+from novapos.nats_link import Outgoing
+from novapos.wire.envelope import Envelope
+from novapos.wire.ids import uuid7
+from novapos.wire.schemas import SCHEMAS
+from novapos.wire.subjects import event_subject
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq      INTEGER PRIMARY KEY,
+    id       TEXT NOT NULL UNIQUE,
+    subject  TEXT NOT NULL,
+    payload  BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS store_sequence (
+    only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+    last_seq INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO store_sequence (only_row, last_seq) VALUES (1, 0);
+"""
+
+
+class Outbox:
+    """The SQLite file itself; used from one thread (the outbox actor's)."""
+
+    def __init__(self, path: Path, tenant: str, store: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.tenant = tenant
+        self.store = store
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+
+    def append(self, event_type: str, version: int, body: dict[str, Any]) -> Envelope:
+        """Validate, number and durably commit one event; returns its envelope."""
+        SCHEMAS[(event_type, version)](body)
+        subject = event_subject(self.tenant, self.store, event_type)
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            (seq,) = self._db.execute(
+                "UPDATE store_sequence SET last_seq = last_seq + 1 RETURNING last_seq").fetchone()
+            envelope = Envelope(id=uuid7(), type=event_type, v=version, tenant=self.tenant, store=self.store,
+                                seq=seq, ts=time.time_ns() // 1_000_000, body=body)
+            self._db.execute("INSERT INTO outbox (seq, id, subject, payload) VALUES (?, ?, ?, ?)",
+                             (seq, str(envelope.id), subject, envelope.encode()))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return envelope
+
+    def pending(self, limit: int) -> list[Outgoing]:
+        rows = self._db.execute("SELECT id, subject, payload FROM outbox ORDER BY seq LIMIT ?", (limit,))
+        return [Outgoing(event_id, subject, payload) for event_id, subject, payload in rows]
+
+    def remove(self, event_ids: list[str]) -> None:
+        if event_ids:
+            self._db.executemany("DELETE FROM outbox WHERE id = ?", [(event_id,) for event_id in event_ids])
+
+    def depth(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+    def last_seq(self) -> int:
+        return int(self._db.execute("SELECT last_seq FROM store_sequence").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class OutboxActor(Actor):
+    """Serialises every use of the outbox file through one mailbox."""
+
+    def __init__(self, path: Path, tenant: str, store: str) -> None:
+        super().__init__()
+        self._path, self._tenant, self._store = path, tenant, store
+        self._outbox: Outbox | None = None
+
+    def started(self) -> None:
+        self._outbox = Outbox(self._path, self._tenant, self._store)
+
+    def stopping(self) -> None:
+        if self._outbox is not None:
+            self._outbox.close()
+
+    @property
+    def outbox(self) -> Outbox:
+        assert self._outbox is not None, "outbox used before it started"
+        return self._outbox
+
+    def append(self, event_type: str, version: int, body: dict[str, Any]) -> tuple[uuid.UUID, int]:
+        envelope = self.outbox.append(event_type, version, body)
+        return envelope.id, envelope.seq
+
+    def pending(self, limit: int) -> list[Outgoing]:
+        return self.outbox.pending(limit)
+
+    def remove(self, event_ids: list[str]) -> None:
+        self.outbox.remove(event_ids)
+
+    def depth(self) -> int:
+        return self.outbox.depth()

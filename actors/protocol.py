@@ -1,0 +1,18 @@
+"""What POS actors answer when a request is refused for a business reason.
+
+A refused request is an answer, not a crash: actors return Rejected instead of raising, because an
+exception in an actor handler means "this actor is broken, restart it" to the supervisor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Reason = Literal["not_found", "conflict", "invalid"]
+
+
+@dataclass(frozen=True)
+class Rejected:
+    reason: Reason
+    message: str

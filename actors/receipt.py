@@ -1,0 +1,35 @@
+"""A completed sale laid out as a printed receipt (42 columns, the common 80 mm font A width)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drivers.escpos_printer import PrintDocument, PrintLine
+from novapos.money import Money
+
+WIDTH = 42
+
+
+def _money(wire: dict[str, Any]) -> str:
+    return Money(wire["minor"], wire["currency"]).format()
+
+
+def _row(left: str, right: str) -> str:
+    room = WIDTH - len(right) - 1
+    return f"{left[:room]:<{room}} {right}"
+
+
+def render_receipt(store_name: str, sale: dict[str, Any]) -> PrintDocument:
+    lines = [PrintLine(store_name, align="center", bold=True, double=True),
+             PrintLine(f"Till {sale['till']}  Cashier {sale['cashier']}", align="center"),
+             PrintLine("-" * WIDTH)]
+    for item in sale["lines"]:
+        lines.append(PrintLine(_row(f"{item['quantity']} x {item['name']}", _money(item["amount"]))))
+    lines.append(PrintLine("-" * WIDTH))
+    lines.append(PrintLine(_row("TOTAL", _money(sale["total"])), bold=True))
+    for tender in sale["tenders"]:
+        lines.append(PrintLine(_row(tender["method"].capitalize(), _money(tender["amount"]))))
+    lines.append(PrintLine(_row("Change", _money(sale["change"]))))
+    lines.append(PrintLine(f"Sale {sale['seq']}  {sale['sale']}", align="center"))
+    return PrintDocument(lines=tuple(lines), cut=True,
+                         open_drawer=any(t["method"] == "cash" for t in sale["tenders"]))

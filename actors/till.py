@@ -1,0 +1,143 @@
+"""One till: a cashier's session, the cart, cash tenders, and completing the sale.
+
+The sale is complete only once the outbox actor has committed it to disk; then the receipt goes to
+the printer and the forwarder is woken, neither of which the cashier waits for.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import Counter
+
+from actors.protocol import Rejected
+from edge_runtime import Actor
+from novapos.config import Product
+from novapos.money import Money
+from novapos.wire.ids import uuid7
+
+log = logging.getLogger(__name__)
+
+SALES = Counter("novapos_edge_sales_completed_total", "Sales committed to the outbox", ["till"])
+
+MAX_QUANTITY = 9999
+
+
+@dataclass
+class Line:
+    product: Product
+    quantity: int
+
+    @property
+    def amount(self) -> Money:
+        return self.product.price.times(self.quantity)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"sku": self.product.sku, "name": self.product.name, "quantity": self.quantity,
+                "unit_price": self.product.price.to_wire(), "amount": self.amount.to_wire()}
+
+
+@dataclass
+class Cart:
+    id: str = field(default_factory=lambda: str(uuid7()))
+    lines: list[Line] = field(default_factory=list)
+    tendered: list[int] = field(default_factory=list)
+
+
+class TillActor(Actor):
+    """State of one till; its public methods are the till's protocol (answers are plain dicts)."""
+
+    def __init__(self, till_id: str, currency: str, products: tuple[Product, ...]) -> None:
+        super().__init__()
+        self.till_id = till_id
+        self.currency = currency
+        self._by_barcode = {product.barcode: product for product in products}
+        self._session: dict[str, str] | None = None
+        self._cart = Cart()
+        self._last_receipt: dict[str, Any] | None = None
+
+    def _total(self) -> Money:
+        total = Money(0, self.currency)
+        for line in self._cart.lines:
+            total += line.amount
+        return total
+
+    def state(self) -> dict[str, Any]:
+        total = self._total()
+        tendered = sum(self._cart.tendered)
+        return {
+            "till": self.till_id, "session": self._session, "cart": self._cart.id,
+            "lines": [line.to_wire() for line in self._cart.lines],
+            "total": total.to_wire(), "tendered": Money(tendered, self.currency).to_wire(),
+            "due": Money(max(0, total.minor - tendered), self.currency).to_wire(),
+        }
+
+    def open_session(self, cashier: str) -> dict[str, Any] | Rejected:
+        if self._session is not None:
+            if self._session["cashier"] == cashier:
+                return self.state()
+            return Rejected("conflict", f"till {self.till_id} is open for {self._session['cashier']}; close that session first")
+        self._session = {"id": str(uuid7()), "cashier": cashier}
+        log.info("till %s: session opened for %s", self.till_id, cashier)
+        return self.state()
+
+    def add_line(self, barcode: str, quantity: int) -> dict[str, Any] | Rejected:
+        if self._session is None:
+            return Rejected("conflict", f"till {self.till_id} has no open session: open one before scanning")
+        product = self._by_barcode.get(barcode)
+        if product is None:
+            return Rejected("not_found", f"no product has barcode {barcode!r}")
+        if self._cart.tendered:
+            return Rejected("conflict", "payment has started: finish or void the tender before adding lines")
+        for line in self._cart.lines:
+            if line.product.barcode == barcode:
+                if line.quantity + quantity > MAX_QUANTITY:
+                    return Rejected("invalid", f"quantity would exceed {MAX_QUANTITY}")
+                line.quantity += quantity
+                break
+        else:
+            self._cart.lines.append(Line(product, quantity))
+        return self.state()
+
+    def tender_cash(self, amount_minor: int) -> dict[str, Any] | Rejected:
+        if self._session is None:
+            return Rejected("conflict", f"till {self.till_id} has no open session")
+        if not self._cart.lines:
+            return Rejected("conflict", "the cart is empty: scan at least one item before taking payment")
+        self._cart.tendered.append(amount_minor)
+        return self.state()
+
+    def complete(self, cart_id: str | None = None) -> dict[str, Any] | Rejected:
+        """Commit the sale. Completing the cart that was just completed returns the same receipt, so a
+        browser resending after a timeout, or a second tab, never makes a second sale."""
+        if cart_id is not None and self._last_receipt is not None and self._last_receipt["cart"] == cart_id:
+            return self._last_receipt
+        if cart_id is not None and cart_id != self._cart.id:
+            return Rejected("conflict", f"cart {cart_id} is not the till's current cart")
+        if self._session is None:
+            return Rejected("conflict", f"till {self.till_id} has no open session")
+        if not self._cart.lines:
+            return Rejected("conflict", "the cart is empty: nothing to complete")
+        total, tendered = self._total(), sum(self._cart.tendered)
+        if tendered < total.minor:
+            due = Money(total.minor - tendered, self.currency)
+            return Rejected("conflict", f"{due.format()} is still due: take a tender first")
+        body = {
+            "till": self.till_id, "session": self._session["id"], "cashier": self._session["cashier"],
+            "currency": self.currency, "lines": [line.to_wire() for line in self._cart.lines],
+            "total": total.to_wire(),
+            "tenders": [{"method": "cash", "amount": Money(amount, self.currency).to_wire()}
+                        for amount in self._cart.tendered],
+            "change": Money(tendered - total.minor, self.currency).to_wire(),
+        }
+        event_id, seq = self.registry.ask("outbox", "append", "sale.completed", 1, body)
+        SALES.labels(self.till_id).inc()
+        receipt = {"sale": str(event_id), "seq": seq, "cart": self._cart.id, **body}
+        self._last_receipt = receipt
+        self._cart = Cart()
+        self.registry.tell("forwarder", "kick")
+        self.registry.tell("printer", "print_receipt", str(event_id), receipt)
+        log.info("till %s: sale %s (seq %d) committed, total %s", self.till_id, event_id, seq, total.format())
+        return receipt

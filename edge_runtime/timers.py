@@ -1,0 +1,45 @@
+"""One shared timer thread for delayed messages (`Actor.send_after`, restart backoff).
+
+A supervisor must not sleep on its own thread during backoff (its mailbox would stall), and
+a `threading.Timer` per delay would cost a thread each time an actor polls on an interval.
+One daemon thread with a heap serves every delay in the process.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+logger = logging.getLogger(__name__)
+
+_condition = threading.Condition()
+_heap: list[tuple[float, int, Callable[[], None]]] = []
+_order = itertools.count()  # ties on the deadline fire in scheduling order
+_thread: threading.Thread | None = None
+
+
+def call_later(delay: float, callback: Callable[[], None]) -> None:
+    """Call `callback()` on the timer thread after `delay` seconds. It must be quick and not block."""
+    global _thread
+    with _condition:
+        heapq.heappush(_heap, (time.monotonic() + delay, next(_order), callback))
+        if _thread is None:
+            _thread = threading.Thread(target=_run, name="edge_runtime-timers", daemon=True)
+            _thread.start()
+        _condition.notify()
+
+
+def _run() -> None:
+    while True:
+        with _condition:
+            while not _heap or _heap[0][0] > time.monotonic():
+                _condition.wait(_heap[0][0] - time.monotonic() if _heap else None)
+            _, _, callback = heapq.heappop(_heap)
+        try:
+            callback()
+        except Exception:
+            logger.exception("timer callback failed callback=%r next=ignored", callback)

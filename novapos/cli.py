@@ -1,0 +1,82 @@
+"""The `novapos` command: `edge` (a store), `hub` (the centre), `demo` (everything on this machine)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def _edge(args: argparse.Namespace) -> int:
+    from edge.app import run_edge
+    from edge_runtime import process
+    from novapos.config import load_store
+    config = load_store(args.config)
+    config.check_runnable()
+    return process.run(lambda: run_edge(config))
+
+
+def _hub(args: argparse.Namespace) -> int:
+    from edge_runtime import process
+    from hub.app import run_hub
+    from novapos.config import load_hub
+    config = load_hub(args.config)
+    config.check_runnable()
+    return process.run(lambda: run_hub(config))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from novapos.demo import Demo
+    return Demo(args.state_dir, till_port=args.till_port, console_port=args.console_port,
+                printer_port=args.printer_port).run()
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="novapos", description="NovaPOS: store edge runtime and hub.")
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    edge = commands.add_parser("edge", help="run one store's edge runtime (tills, devices, offline queue, web till)",
+                               description="Run one store's edge runtime: supervised actors for the tills, the "
+                               "receipt printer, the durable SQLite outbox and its forwarder to the hub's NATS, and "
+                               "the web till over HTTP. Keeps selling while the hub or NATS is away. Runs until "
+                               "SIGTERM/SIGINT; speaks sd_notify when started by systemd (Type=notify).")
+    edge.add_argument("--config", type=Path, default=CONFIGS / "demo-store.toml",
+                      help="store TOML (default: %(default)s); NOVAPOS_NATS_URL overrides its [nats] url")
+    edge.set_defaults(run=_edge)
+
+    hub = commands.add_parser("hub", help="run the hub (ingest to PostgreSQL, hub console)",
+                              description="Run a hub process: applies store events from JetStream to PostgreSQL "
+                              "exactly once (idempotent inbox), and serves the hub console. Start N of them to "
+                              "share the load. NOVAPOS_NATS_URL and NOVAPOS_DATABASE_URL override the config.")
+    hub.add_argument("--config", type=Path, default=CONFIGS / "hub.toml", help="hub TOML (default: %(default)s)")
+    hub.set_defaults(run=_hub)
+
+    demo = commands.add_parser("demo", help="run everything here: embedded NATS and PostgreSQL, hub, one store",
+                               description="Start embedded NATS (JetStream) and PostgreSQL (unless NOVAPOS_NATS_URL / "
+                               "NOVAPOS_DATABASE_URL point elsewhere), a simulated network receipt printer, the hub and "
+                               "one store edge; print the web till and hub console addresses; run until Ctrl-C, then "
+                               "stop everything in reverse order.")
+    demo.add_argument("--state-dir", type=Path, default=Path(".state/demo"), help="where data lives (default: %(default)s)")
+    demo.add_argument("--till-port", type=int, default=8600, help="web till port (default: %(default)s)")
+    demo.add_argument("--console-port", type=int, default=8700, help="hub console port (default: %(default)s)")
+    demo.add_argument("--printer-port", type=int, default=0, help="simulated printer port (default: any free port)")
+    demo.set_defaults(run=_demo)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    from novapos.config import ConfigError
+    from novapos.logs import setup
+    args = parser().parse_args(argv)
+    setup(args.command)
+    try:
+        return int(args.run(args))
+    except ConfigError as exc:
+        print(f"novapos {args.command}: configuration problem: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""`novapos demo`: the whole system on one machine, as separate processes, the way a store and a hub run.
+
+Order of start: embedded NATS and PostgreSQL (unless external URLs are given), the simulated printer,
+the hub, the store edge. Stop is the reverse. Each process is real: the edge and the hub are
+`novapos edge` and `novapos hub` children talking over NATS, exactly as in production.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.request
+from contextlib import ExitStack
+from pathlib import Path
+from types import FrameType
+
+from mocks.network_printer import MockNetworkPrinter
+from novapos.cli import CONFIGS
+from novapos.infra.embedded_nats import EmbeddedNats
+from novapos.infra.embedded_postgres import EmbeddedPostgres
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT_S = 60.0
+
+
+def _toml_value(value: object) -> str:
+    return json.dumps(value) if isinstance(value, (str, int)) else repr(value)
+
+
+def write_store_config(path: Path, state_dir: Path, till_port: int, printer_port: int) -> None:
+    """The demo store config, pointed at the demo's ports, state folder and simulated printer."""
+    text = (CONFIGS / "demo-store.toml").read_text()
+    overrides = {("http", "port"): till_port, ("printer", "port"): printer_port,
+                 ("state", "dir"): str(state_dir / "store-001")}
+    lines, table = [], ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            table = stripped.strip("[]")
+        key = stripped.split("=", 1)[0].strip() if "=" in stripped else None
+        if key is not None and (table, key) in overrides:
+            line = f"{key} = {_toml_value(overrides[(table, key)])}"
+        lines.append(line)
+    path.write_text("\n".join(lines) + "\n")
+    tomllib.loads(path.read_text())  # fail here, not in the child, if the rewrite broke it
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], name: str, timeout: float = READY_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {process.returncode} while starting; see its log above")
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{name} did not answer {url}/healthz within {timeout:.0f} s")
+
+
+class Demo:
+    def __init__(self, state_dir: Path, *, till_port: int = 8600, console_port: int = 8700,
+                 printer_port: int = 0) -> None:
+        self.state_dir = state_dir.resolve()
+        self.till_port = till_port
+        self.console_port = console_port
+        self.printer_port = printer_port
+        self._stop_requested = False
+
+    def _request_stop(self, signum: int, _frame: FrameType | None) -> None:
+        self._stop_requested = True
+
+    def _spawn(self, stack: ExitStack, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen([sys.executable, "-m", "novapos.cli", *argv], env=env)
+
+        def stop() -> None:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(15)
+                except subprocess.TimeoutExpired:
+                    log.warning("%s did not stop within 15 s: killing it", name)
+                    process.kill()
+                    process.wait()
+            log.info("%s stopped (exit code %s)", name, process.returncode)
+        stack.callback(stop)
+        return process
+
+    def run(self) -> int:
+        signal.signal(signal.SIGINT, self._request_stop)
+        signal.signal(signal.SIGTERM, self._request_stop)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        with ExitStack() as stack:
+            if not env.get("NOVAPOS_NATS_URL"):
+                log.info("starting embedded NATS (JetStream) under %s", self.state_dir)
+                env["NOVAPOS_NATS_URL"] = stack.enter_context(EmbeddedNats(self.state_dir / "nats")).url
+            if not env.get("NOVAPOS_DATABASE_URL"):
+                log.info("starting embedded PostgreSQL under %s", self.state_dir)
+                env["NOVAPOS_DATABASE_URL"] = stack.enter_context(EmbeddedPostgres(self.state_dir / "postgres")).url()
+            printer = stack.enter_context(MockNetworkPrinter(port=self.printer_port))
+            store_config = self.state_dir / "store.toml"
+            write_store_config(store_config, self.state_dir, self.till_port, printer.port)
+            hub_config = self.state_dir / "hub.toml"
+            hub_config.write_text((CONFIGS / "hub.toml").read_text().replace("port = 8700", f"port = {self.console_port}"))
+
+            hub = self._spawn(stack, "hub", ["hub", "--config", str(hub_config)], env)
+            console_url = f"http://127.0.0.1:{self.console_port}"
+            wait_healthy(console_url, hub, "the hub")
+            edge = self._spawn(stack, "store edge", ["edge", "--config", str(store_config)], env)
+            till_url = f"http://127.0.0.1:{self.till_port}"
+            wait_healthy(till_url, edge, "the store edge")
+
+            print(f"\n  NovaPOS demo is running.\n"
+                  f"    web till     {till_url}/\n"
+                  f"    hub console  {console_url}/\n"
+                  f"    printer      simulated ESC/POS printer on 127.0.0.1:{printer.port}\n"
+                  f"    NATS         {env['NOVAPOS_NATS_URL']}\n"
+                  f"    PostgreSQL   {env['NOVAPOS_DATABASE_URL']}\n"
+                  f"  Press Ctrl-C to stop.\n", flush=True)
+            while not self._stop_requested:
+                for name, process in (("hub", hub), ("store edge", edge)):
+                    if process.poll() is not None:
+                        log.error("%s exited unexpectedly with code %s; stopping the demo", name, process.returncode)
+                        return 1
+                time.sleep(0.2)
+            log.info("stopping the demo: store edge, hub, printer, PostgreSQL, NATS")
+        return 0

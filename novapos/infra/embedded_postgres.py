@@ -1,0 +1,107 @@
+"""PostgreSQL from the pgserver wheel's binaries, run as our own child on a loopback TCP port.
+
+We use the wheel's initdb and postgres directly (not pgserver's daemonising wrapper) so that the
+demo and the tests own the server's lifetime: stop it, kill -9 it, restart it on the same data.
+PostgreSQL refuses to run as root; as root we run it as the unprivileged user pgserver creates.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import signal
+import subprocess
+from pathlib import Path
+
+from novapos.infra.process import ManagedProcess, free_port, wait_for_port
+
+SERVICE_USER = "pgserver"
+
+
+def postgres_bin_dir() -> Path:
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the pgserver wheel is not installed: install it or set NOVAPOS_DATABASE_URL")
+    return Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
+
+
+def _service_user() -> str | None:
+    """None when we are not root; otherwise an unprivileged user to own the data and run the server."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", SERVICE_USER], check=True, capture_output=True)
+    return SERVICE_USER
+
+
+def _make_reachable(path: Path, user: str) -> None:
+    """Let `user` own `path` and traverse every folder above it."""
+    entry = pwd.getpwnam(user)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+    for parent in path.parents:
+        mode = parent.stat().st_mode
+        if mode & 0o011 != 0o011:
+            parent.chmod(mode | 0o011)
+    bin_dir = postgres_bin_dir().parent
+    for folder in [bin_dir, *bin_dir.parents]:
+        mode = folder.stat().st_mode
+        if mode & 0o055 != 0o055:
+            folder.chmod(mode | 0o055)
+
+
+class EmbeddedPostgres:
+    """A postgres child with its data under `state_dir/pgdata`; trust auth on loopback only."""
+
+    def __init__(self, state_dir: Path, *, port: int | None = None, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self.pgdata = state_dir / "pgdata"
+        self.user = _service_user()
+        self._server = ManagedProcess(
+            "postgres",
+            [str(postgres_bin_dir() / "postgres"), "-D", str(self.pgdata), "-h", host, "-p", str(self.port),
+             "-k", str(self.pgdata), "-c", "fsync=on", "-c", "max_connections=200"],
+            state_dir / "postgres.log", stop_signal=signal.SIGINT, user=self.user,
+        )
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@{self.host}:{self.port}/{database}"
+
+    @property
+    def running(self) -> bool:
+        return self._server.running
+
+    def _initdb(self) -> None:
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        if self.user is not None:
+            _make_reachable(self.pgdata, self.user)
+        subprocess.run(
+            [str(postgres_bin_dir() / "initdb"), "-D", str(self.pgdata), "-U", "postgres", "--auth=trust",
+             "--encoding=UTF8", "--no-sync"],
+            check=True, capture_output=True, user=self.user,
+        )
+
+    def start(self, timeout: float = 30.0) -> "EmbeddedPostgres":
+        if not (self.pgdata / "PG_VERSION").exists():
+            self._initdb()
+        stale_pid = self.pgdata / "postmaster.pid"
+        if stale_pid.exists() and not self.running:
+            stale_pid.unlink()  # left by a killed server of ours; postgres would refuse to start otherwise
+        process = self._server.spawn()
+        wait_for_port(self.host, self.port, timeout, process)
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def kill(self) -> None:
+        self._server.kill()
+
+    def __enter__(self) -> "EmbeddedPostgres":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,122 @@
+"""Our one use of nats-py: a connection that lives on the process's asyncio seam.
+
+Every coroutine here runs on the seam's asyncio loop. Callers cross the seam once per batch
+(a whole outbox batch published, a whole consumer batch fetched), never once per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
+
+from novapos.wire.subjects import EVENTS_FILTER, EVENTS_STREAM
+
+log = logging.getLogger(__name__)
+
+INGEST_CONSUMER = "hub-ingest"
+DEDUP_WINDOW_S = 120.0
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One event to publish: its id doubles as the JetStream Nats-Msg-Id for server-side dedup."""
+    event_id: str
+    subject: str
+    payload: bytes
+
+
+class NatsLink:
+    """A nats-py client that reconnects on its own once it has connected the first time."""
+
+    def __init__(self, url: str, name: str) -> None:
+        self.url = url
+        self.name = name
+        self._client: Client | None = None
+        self._js: JetStreamContext | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.is_connected
+
+    async def connect(self, timeout: float = 2.0) -> None:
+        """Connect, or raise at once: the first connect does not retry (callers decide when to try again)."""
+        if self._client is not None and not self._client.is_closed:
+            return
+        self._client = await nats.connect(
+            self.url, name=self.name, connect_timeout=timeout, allow_reconnect=True,
+            max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+            error_cb=self._on_error, disconnected_cb=self._on_disconnected, reconnected_cb=self._on_reconnected,
+        )
+        self._js = self._client.jetstream()
+        log.info("connected to NATS at %s as %s", self.url, self.name)
+
+    async def _on_error(self, exc: Exception) -> None:
+        log.debug("NATS client error (%s): %s", self.name, exc)
+
+    async def _on_disconnected(self) -> None:
+        log.warning("lost NATS at %s; reconnecting in the background, events wait in the outbox", self.url)
+
+    async def _on_reconnected(self) -> None:
+        log.info("reconnected to NATS at %s", self.url)
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self._js is None:
+            raise ConnectionError("not connected to NATS")
+        return self._js
+
+    async def ensure_event_stream(self) -> None:
+        """Create (or keep) the events stream: file storage, 2-minute dedup window on Nats-Msg-Id."""
+        config = StreamConfig(
+            name=EVENTS_STREAM, subjects=[EVENTS_FILTER], storage=StorageType.FILE,
+            duplicate_window=DEDUP_WINDOW_S,
+        )
+        try:
+            await self.js.stream_info(EVENTS_STREAM)
+            await self.js.update_stream(config)
+        except nats.js.errors.NotFoundError:
+            await self.js.add_stream(config)
+
+    async def publish_batch(self, batch: list[Outgoing], timeout: float) -> list[str]:
+        """Publish all at once and return the ids JetStream acknowledged (duplicates included: they are stored)."""
+        async def one(item: Outgoing) -> str | None:
+            try:
+                await self.js.publish(item.subject, item.payload, timeout=timeout,
+                                      headers={"Nats-Msg-Id": item.event_id})
+                return item.event_id
+            except Exception as exc:  # timeouts, no responders, disconnects: the event stays in the outbox
+                log.debug("publish of %s not acknowledged: %s", item.event_id, exc)
+                return None
+        results = await asyncio.gather(*(one(item) for item in batch))
+        return [event_id for event_id in results if event_id is not None]
+
+    async def ingest_subscription(self, batch: int) -> JetStreamContext.PullSubscription:
+        """The hub's shared durable pull consumer: N hub processes split the stream between them."""
+        return await self.js.pull_subscribe(
+            EVENTS_FILTER, durable=INGEST_CONSUMER, stream=EVENTS_STREAM,
+            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=30.0, max_ack_pending=batch * 8),
+        )
+
+    async def close(self) -> None:
+        if self._client is not None and not self._client.is_closed:
+            try:
+                await asyncio.wait_for(self._client.drain(), timeout=2.0)
+            except Exception:  # already disconnected: nothing to drain
+                await self._client.close()
+        self._client = None
+        self._js = None
+
+
+async def fetch(subscription: JetStreamContext.PullSubscription, batch: int, timeout: float) -> list[Msg]:
+    """A batch of messages, or an empty list when none came within `timeout`."""
+    try:
+        return await subscription.fetch(batch, timeout=timeout)
+    except nats.errors.TimeoutError:
+        return []

@@ -1,0 +1,1 @@
+"""The contract between store and hub: envelopes, event bodies, subjects and event ids."""

@@ -1,0 +1,82 @@
+"""Versioned schemas of event bodies, shared by edge (before it commits) and hub (before it applies).
+
+A schema is a function that raises SchemaError with a readable reason or returns None.
+Money fields are {"minor": int, "currency": "EUR"}: never floats.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+Schema = Callable[[dict[str, Any]], None]
+
+
+class SchemaError(ValueError):
+    """An event body breaks its schema."""
+
+
+def _int(where: str, value: Any, minimum: int | None = None) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise SchemaError(f"{where} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise SchemaError(f"{where} must be >= {minimum}, got {value}")
+    return value
+
+
+def _str(where: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise SchemaError(f"{where} must be a non-empty string")
+    return value
+
+
+def _money(where: str, value: Any, currency: str | None = None, minimum: int | None = 0) -> int:
+    if not isinstance(value, dict) or set(value) != {"minor", "currency"}:
+        raise SchemaError(f"{where} must be {{minor, currency}}")
+    _str(f"{where}.currency", value["currency"])
+    if currency is not None and value["currency"] != currency:
+        raise SchemaError(f"{where} is in {value['currency']}, the sale is in {currency}")
+    return _int(f"{where}.minor", value["minor"], minimum)
+
+
+def sale_completed_v1(body: dict[str, Any]) -> None:
+    """A completed sale: lines, tenders, and totals that must add up."""
+    _str("till", body.get("till"))
+    _str("session", body.get("session"))
+    _str("cashier", body.get("cashier"))
+    currency = _str("currency", body.get("currency"))
+    lines = body.get("lines")
+    if not isinstance(lines, list) or not lines:
+        raise SchemaError("a sale needs at least one line")
+    total = 0
+    for index, line in enumerate(lines):
+        where = f"lines[{index}]"
+        if not isinstance(line, dict):
+            raise SchemaError(f"{where} must be a map")
+        _str(f"{where}.sku", line.get("sku"))
+        _str(f"{where}.name", line.get("name"))
+        quantity = _int(f"{where}.quantity", line.get("quantity"), 1)
+        unit = _money(f"{where}.unit_price", line.get("unit_price"), currency)
+        amount = _money(f"{where}.amount", line.get("amount"), currency)
+        if amount != unit * quantity:
+            raise SchemaError(f"{where}.amount {amount} is not quantity x unit price {unit * quantity}")
+        total += amount
+    if _money("total", body.get("total"), currency) != total:
+        raise SchemaError(f"total does not equal the sum of the lines ({total})")
+    tenders = body.get("tenders")
+    if not isinstance(tenders, list) or not tenders:
+        raise SchemaError("a sale needs at least one tender")
+    tendered = 0
+    for index, tender in enumerate(tenders):
+        if not isinstance(tender, dict):
+            raise SchemaError(f"tenders[{index}] must be a map")
+        if tender.get("method") != "cash":
+            raise SchemaError(f"tenders[{index}].method {tender.get('method')!r} is not supported (cash)")
+        tendered += _money(f"tenders[{index}].amount", tender.get("amount"), currency, 1)
+    change = _money("change", body.get("change"), currency)
+    if tendered - total != change or change < 0:
+        raise SchemaError(f"tendered {tendered} minus total {total} must equal change {change}")
+
+
+SCHEMAS: dict[tuple[str, int], Schema] = {
+    ("sale.completed", 1): sale_completed_v1,
+}

@@ -1,0 +1,33 @@
+"""NATS subjects and stream names, scoped by tenant and store.
+
+Scoping every subject as novapos.<tenant>.<store>.… lets NATS permissions confine a store's
+credentials to its own subjects; the hub still checks that an event's store matches its subject.
+"""
+
+from __future__ import annotations
+
+import re
+
+EVENTS_STREAM = "NOVAPOS_EVENTS"
+EVENTS_FILTER = "novapos.*.*.evt.>"
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def check_token(kind: str, value: str) -> str:
+    """Tenant, store and type names become subject tokens: no dots, wildcards or spaces."""
+    if not _TOKEN.match(value):
+        raise ValueError(f"{kind} {value!r} must be 1-64 letters, digits, '-' or '_'")
+    return value
+
+
+def event_subject(tenant: str, store: str, event_type: str) -> str:
+    return (f"novapos.{check_token('tenant', tenant)}.{check_token('store', store)}"
+            f".evt.{check_token('event type', event_type.replace('.', '_'))}")
+
+
+def parse_event_subject(subject: str) -> tuple[str, str, str]:
+    """(tenant, store, event type token) of an event subject, or ValueError."""
+    parts = subject.split(".")
+    if len(parts) != 5 or parts[0] != "novapos" or parts[3] != "evt":
+        raise ValueError(f"not an event subject: {subject!r}")
+    return parts[1], parts[2], parts[4]

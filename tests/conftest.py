@@ -1,0 +1,121 @@
+"""Real infrastructure for the tests: NATS with JetStream and PostgreSQL, embedded or external.
+
+NOVAPOS_DATABASE_URL points the tests at an external PostgreSQL (each test still gets a database
+of its own); otherwise one embedded server serves the session. NATS is embedded per test, so a
+test can stop and restart it; NOVAPOS_NATS_URL is honoured by tests that do not stop NATS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from pathlib import Path
+from typing import AsyncIterator, Iterator
+
+import asyncpg
+import httpx
+import pytest
+import trio
+
+from mocks.network_printer import MockNetworkPrinter
+from novapos.config import HubConfig, PrinterConfig, StoreConfig, load_store
+from novapos.infra.embedded_nats import EmbeddedNats
+from novapos.infra.embedded_postgres import EmbeddedPostgres
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("NOVAPOS_DATABASE_URL")
+    if external:
+        yield external
+        return
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("postgres")).start()
+    try:
+        yield server.url()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def database_url(postgres_server_url: str) -> Iterator[str]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    name = f"novapos_test_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        for _ in range(50):
+            try:
+                conn = await asyncpg.connect(postgres_server_url)
+                break
+            except (OSError, asyncpg.CannotConnectNowError):
+                await asyncio.sleep(0.1)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    base, _, _ = postgres_server_url.rpartition("/")
+    yield f"{base}/{name}"
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[EmbeddedNats]:
+    server = EmbeddedNats(tmp_path / "nats").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def printer() -> Iterator[MockNetworkPrinter]:
+    with MockNetworkPrinter() as mock:
+        yield mock
+
+
+@pytest.fixture
+def store_config(tmp_path: Path, nats_server: EmbeddedNats, printer: MockNetworkPrinter) -> StoreConfig:
+    demo = load_store(CONFIGS / "demo-store.toml")
+    return StoreConfig(
+        tenant=demo.tenant, store=demo.store, currency=demo.currency, tills=demo.tills, products=demo.products,
+        http_port=0, nats_url=nats_server.url, state_dir=tmp_path / "edge",
+        printer=PrinterConfig("127.0.0.1", printer.port),
+    )
+
+
+@pytest.fixture
+def hub_config(nats_server: EmbeddedNats, database_url: str) -> HubConfig:
+    return HubConfig(tenants=("demo",), http_port=0, nats_url=nats_server.url, database_url=database_url)
+
+
+async def query(database_url: str, sql: str, *args: object) -> list[asyncpg.Record]:
+    """Run one query from a test (on trio) through a short-lived asyncio loop in a worker thread."""
+    async def run() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(database_url)
+        try:
+            return await conn.fetch(sql, *args)
+        finally:
+            await conn.close()
+    return await trio.to_thread.run_sync(asyncio.run, run())
+
+
+async def wait_until(predicate, timeout: float = 15.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
+    """Poll an async predicate until it returns something truthy; fail with its last value."""
+    value = None
+    with trio.move_on_after(timeout):
+        while True:
+            value = await predicate()
+            if value:
+                return value
+            await trio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s (last value: {value!r})")
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=10) as client:
+        yield client

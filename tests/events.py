@@ -1,0 +1,16 @@
+"""Well-formed events for tests that talk to the hub directly."""
+
+from __future__ import annotations
+
+from novapos.wire.envelope import Envelope
+from novapos.wire.ids import uuid7
+
+
+def sale_event(seq: int = 1, store: str = "store-001", total: int = 499) -> Envelope:
+    line = {"sku": "COF-250", "name": "Ground coffee 250 g", "quantity": 1,
+            "unit_price": {"minor": total, "currency": "EUR"}, "amount": {"minor": total, "currency": "EUR"}}
+    return Envelope(id=uuid7(), type="sale.completed", v=1, tenant="demo", store=store, seq=seq, ts=1_700_000_000_000,
+                    body={"till": "till-1", "session": "s-1", "cashier": "alice", "currency": "EUR", "lines": [line],
+                          "total": {"minor": total, "currency": "EUR"},
+                          "tenders": [{"method": "cash", "amount": {"minor": total, "currency": "EUR"}}],
+                          "change": {"minor": 0, "currency": "EUR"}})

@@ -1,0 +1,84 @@
+"""The two commands a new user meets: `novapos --help` and `novapos demo`, run as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from novapos.infra.process import free_port
+from tests.pos import COFFEE
+
+
+def _http(method: str, url: str, body: dict | None = None) -> tuple[int, dict | list]:
+    request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return response.status, json.loads(response.read())
+
+
+@pytest.mark.parametrize("command", ["edge", "hub", "demo"])
+def test_each_command_explains_itself(command: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "novapos.cli", command, "--help"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0
+    assert f"usage: novapos {command}" in result.stdout
+    assert {"edge": "keeps selling", "hub": "exactly once", "demo": "embedded nats"}[command] in " ".join(result.stdout.split()).lower()
+
+
+def test_edge_without_nats_address_says_what_to_do(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "NOVAPOS_NATS_URL"}
+    result = subprocess.run([sys.executable, "-m", "novapos.cli", "edge"], capture_output=True, text=True,
+                            timeout=30, env=env)
+    assert result.returncode == 2
+    assert "NOVAPOS_NATS_URL" in result.stderr
+
+
+def test_demo_runs_both_processes_and_a_sale_lands_once(tmp_path: Path) -> None:
+    till_port, console_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOVAPOS_")}
+    demo = subprocess.Popen([sys.executable, "-m", "novapos.cli", "demo", "--state-dir", str(tmp_path / "state"),
+                             "--till-port", str(till_port), "--console-port", str(console_port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    till, console = f"http://127.0.0.1:{till_port}", f"http://127.0.0.1:{console_port}"
+    try:
+        started = time.monotonic()
+        banner = ""
+        while "Press Ctrl-C" not in banner:
+            line = demo.stdout.readline()  # type: ignore[union-attr]
+            assert line, f"demo exited early:\n{banner}"
+            banner += line
+            assert time.monotonic() - started < 60, banner
+        assert f"{till}/" in banner and f"{console}/" in banner
+        assert _http("GET", f"{till}/healthz")[0] == 200
+        assert _http("GET", f"{console}/healthz")[0] == 200
+
+        _http("POST", f"{till}/api/tills/till-1/session", {"cashier": "demo"})
+        _, state = _http("POST", f"{till}/api/tills/till-1/lines", {"barcode": COFFEE, "quantity": 3})
+        _http("POST", f"{till}/api/tills/till-1/tenders", {"amount_minor": 1500})
+        _, receipt = _http("POST", f"{till}/api/tills/till-1/complete", {"cart": state["cart"]})  # type: ignore[index]
+        _http("POST", f"{till}/api/tills/till-1/complete", {"cart": state["cart"]})  # type: ignore[index]  # a resend
+
+        deadline = time.monotonic() + 20
+        sales: list = []
+        while time.monotonic() < deadline and not sales:
+            _, sales = _http("GET", f"{console}/api/sales")  # type: ignore[assignment]
+            time.sleep(0.2)
+        time.sleep(1.0)
+        _, sales = _http("GET", f"{console}/api/sales")  # type: ignore[assignment]
+        assert [sale["event_id"] for sale in sales] == [receipt["sale"]]  # type: ignore[index]
+        assert sales[0]["total_minor"] == 3 * 499
+    finally:
+        demo.send_signal(signal.SIGINT)
+        output, _ = demo.communicate(timeout=60)
+    assert demo.returncode == 0, output
+    for port in (till_port, console_port):
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)

@@ -1,0 +1,160 @@
+"""The trio <-> actor bridge and the registry: asking by name, across threads and restarts."""
+
+from __future__ import annotations
+
+import time
+
+import pykka
+import pytest
+import trio
+
+from edge_runtime import Actor, Backoff, ChildSpec, SupervisorSpec, supervision_tree
+from tests.conftest_kernel import Boom, Journal, worker
+
+FAST = Backoff(initial=0.001, maximum=0.01, jitter=0.0)
+
+
+def sup(children: list, **kwargs) -> SupervisorSpec:
+    return SupervisorSpec("root", children, backoff=FAST, **kwargs)
+
+
+async def test_tree_ask_does_not_block_the_trio_loop() -> None:
+    journal = Journal()
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await trio.sleep(0.01)
+            ticks += 1
+
+    async with supervision_tree(sup([worker(journal, "slow")])) as tree:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ticker)
+            await trio.sleep(0)
+            begun = time.monotonic()
+            assert await tree.ask("slow", "sleep", 0.3) == 0.3
+            assert time.monotonic() - begun >= 0.3
+            nursery.cancel_scope.cancel()
+    assert ticks >= 20  # ~30 possible; a blocked loop would give 0 or 1
+
+
+async def test_many_concurrent_asks_from_trio() -> None:
+    journal = Journal()
+    async with supervision_tree(sup([worker(journal, "a")])) as tree:
+        results: list[float] = []
+
+        async def one(i: int) -> None:
+            results.append(await tree.ask("a", "sleep", 0))
+
+        async with trio.open_nursery() as nursery:
+            for i in range(200):
+                nursery.start_soon(one, i)
+    assert len(results) == 200
+
+
+async def test_registry_ask_from_a_thread_waits_for_the_restarted_instance() -> None:
+    journal = Journal()
+    async with supervision_tree(sup([worker(journal, "a", start_delay=0.15)])) as tree:
+        first = await tree.ask("a", "ping")
+        with pytest.raises(Boom):
+            await tree.ask("a", "crash")
+        begun = time.monotonic()
+        # The successor spends 0.15 s in started(): a blocking ask from a plain thread waits for it.
+        second = await trio.to_thread.run_sync(lambda: tree.registry.ask("a", "ping", timeout=2.0))
+        assert second != first
+        assert time.monotonic() - begun > 0.05
+        assert tree.registry.get("a").actor_urn == second
+
+
+async def test_asks_queued_behind_a_crash_are_delivered_to_the_successor() -> None:
+    journal = Journal()
+    async with supervision_tree(sup([worker(journal, "a")])) as tree:
+        first = await tree.ask("a", "ping")
+        answers: list[str] = []
+
+        async def crash() -> None:
+            with pytest.raises(Boom):
+                await tree.ask("a", "crash", 0.1)
+
+        async def ping() -> None:
+            answers.append(await tree.ask("a", "ping"))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(crash)
+            await trio.sleep(0.02)  # the crash is being handled; these asks queue behind it
+            for _ in range(5):
+                nursery.start_soon(ping)
+        assert len(answers) == 5
+        assert first not in answers and len(set(answers)) == 1
+
+
+class Relay(Actor):
+    """Asks a dead actor with a raw pykka ref: the ActorDeadError escapes its handler."""
+
+    calls = 0
+
+    def relay(self) -> None:
+        Relay.calls += 1
+        dead = pykka.ThreadingActor.start()
+        dead.stop()
+        dead.ask("anything")
+
+
+async def test_actor_dead_error_raised_by_a_handler_is_not_retried() -> None:
+    async with supervision_tree(sup([ChildSpec("relay", Relay)])) as tree:
+        with pytest.raises(pykka.ActorDeadError):
+            await tree.ask("relay", "relay")
+        with pytest.raises(pykka.ActorDeadError):
+            await trio.to_thread.run_sync(lambda: tree.registry.ask("relay", "relay"))
+        assert Relay.calls == 2  # handled once each: not replayed on the restarted instance
+        assert tree.restarts == 2
+
+
+async def test_actors_reach_each_other_by_name_across_restarts() -> None:
+    journal = Journal()
+    async with supervision_tree(sup([worker(journal, "a"), worker(journal, "b")], intensity=5)) as tree:
+        assert await tree.ask("b", "ask_peer", "a") == await tree.ask("a", "ping")
+        with pytest.raises(Boom):
+            await tree.ask("a", "crash")
+        assert await tree.ask("b", "ask_peer", "a") == await tree.ask("a", "ping")
+
+
+async def test_unknown_names_private_methods_and_timeouts() -> None:
+    journal = Journal()
+    async with supervision_tree(sup([worker(journal, "a")])) as tree:
+        with pytest.raises(LookupError):
+            await tree.ask("nobody", "ping")
+        with pytest.raises(LookupError):
+            tree.tell("nobody", "ping")
+        with pytest.raises(LookupError):
+            tree.registry.get("nobody")
+        with pytest.raises(ValueError, match="private"):
+            await tree.ask("a", "_exit", None)
+        with pytest.raises(pykka.Timeout):
+            await tree.ask("a", "sleep", 0.3, timeout=0.05)
+        with pytest.raises(pykka.Timeout):
+            await trio.to_thread.run_sync(lambda: tree.registry.ask("a", "sleep", 0.3, timeout=0.05))
+
+
+async def test_send_after_delivers_later_and_not_after_stop() -> None:
+    journal = Journal()
+    async with supervision_tree(sup([worker(journal, "a")])) as tree:
+        await tree.ask("a", "tick_after", 0.05)
+        await journal.wait_for(lambda: journal.events("tick"))
+        (_, _, waited), = journal.events("tick")
+        assert 0.045 <= waited < 0.5
+        await tree.ask("a", "tick_after", 0.05)
+    await trio.sleep(0.1)  # the tree (and "a") stopped before the tick was due
+    assert len(journal.events("tick")) == 1
+
+
+async def test_restart_counter_and_health() -> None:
+    journal = Journal()
+    async with supervision_tree(sup([worker(journal, "a")], intensity=10)) as tree:
+        for _ in range(3):
+            with pytest.raises(Boom):
+                await tree.ask("a", "crash")
+        await tree.ask("a", "ping")
+        assert tree.restarts == 3
+        assert tree.healthy()

@@ -1,0 +1,54 @@
+"""A store keeps selling while NATS is down; its outbox drains, once, when NATS comes back."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import trio
+
+from edge.app import run_edge
+from hub.app import run_hub
+from novapos.config import HubConfig, StoreConfig
+from novapos.infra.embedded_nats import EmbeddedNats
+from tests.conftest import query, wait_until
+from tests.pos import COFFEE, MILK, sell
+
+
+async def test_edge_sells_with_nats_stopped_and_drains_when_it_returns(
+        store_config: StoreConfig, hub_config: HubConfig, nats_server: EmbeddedNats, database_url: str,
+        http: httpx.AsyncClient) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run_hub, hub_config)
+        edge = await nursery.start(run_edge, store_config)
+        await sell(http, edge.url, [(MILK, 1)])
+        await wait_until(lambda: query(database_url, "SELECT 1 FROM sales"))
+
+        await trio.to_thread.run_sync(nats_server.stop)
+        offline_sales = []
+        for number in range(5):
+            started = time.perf_counter()
+            offline_sales.append(await sell(http, edge.url, [(COFFEE, number + 1)]))
+            assert time.perf_counter() - started < 2.0, "a sale waited on the missing NATS"
+        assert await edge.tree.ask("outbox", "depth") == 5
+        assert [sale["seq"] for sale in offline_sales] == [2, 3, 4, 5, 6]
+
+        await trio.to_thread.run_sync(nats_server.start)
+        await wait_until(lambda: _depth(edge, 0), timeout=30)
+        rows = await wait_until(lambda: _sales_count(database_url, 6), timeout=30)
+        assert rows == 6
+        seqs = [row["seq"] for row in await query(database_url, "SELECT seq FROM sales ORDER BY seq")]
+        assert seqs == [1, 2, 3, 4, 5, 6]
+        await trio.sleep(1.0)  # any resend would have landed by now
+        assert await _sales_count(database_url, 6) == 6
+        nursery.cancel_scope.cancel()
+
+
+async def _depth(edge, expected: int) -> bool:  # type: ignore[no-untyped-def]
+    return await edge.tree.ask("outbox", "depth") == expected
+
+
+async def _sales_count(database_url: str, expected: int) -> int | None:
+    count = (await query(database_url, "SELECT count(*) AS n FROM sales"))[0]["n"]
+    assert count <= expected, f"{count} sales at the hub, more than the {expected} made"
+    return count if count == expected else None

@@ -1,0 +1,73 @@
+"""Bad requests get a 4xx with a message a person understands, and change nothing."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import trio
+
+from edge.app import run_edge
+from novapos.config import StoreConfig
+from tests.pos import COFFEE
+
+
+@pytest.mark.parametrize(("path", "body", "status", "says"), [
+    ("lines", {"barcode": "0000000000000", "quantity": 1}, 404, "no product has barcode"),
+    ("lines", b'{"barcode": "4006381333931", "quantity": ', 400, "not valid JSON"),
+    ("lines", b'["a list"]', 400, "must be a JSON object"),
+    ("lines", {"barcode": COFFEE, "quantity": -2}, 422, "between 1 and 9999"),
+    ("lines", {"barcode": COFFEE, "quantity": 0}, 422, "between 1 and 9999"),
+    ("lines", {"barcode": COFFEE, "quantity": "two"}, 422, "must be a whole number"),
+    ("lines", {"barcode": COFFEE, "quantity": 1.5}, 422, "must be a whole number"),
+    ("lines", {"barcode": COFFEE, "quantity": True}, 422, "must be a whole number"),
+    ("lines", {"quantity": 1}, 422, "'barcode' is required"),
+    ("tenders", {"method": "cash", "amount_minor": 500}, 409, "cart is empty"),
+    ("tenders", {"method": "cash", "amount_minor": "500"}, 422, "must be a whole number"),
+    ("tenders", {"method": "bitcoin", "amount_minor": 500}, 422, "use 'cash'"),
+    ("complete", {}, 409, "cart is empty"),
+    ("session", {"cashier": ""}, 422, "'cashier' is required"),
+])
+async def test_bad_request_is_refused_and_changes_nothing(
+        store_config: StoreConfig, http: httpx.AsyncClient,
+        path: str, body: dict | bytes, status: int, says: str) -> None:
+    async with trio.open_nursery() as nursery:
+        edge = await nursery.start(run_edge, store_config)
+        till = f"{edge.url}/api/tills/till-1"
+        assert (await http.post(f"{till}/session", json={"cashier": "alice"})).status_code == 200
+        before = (await http.get(till)).json()
+
+        if isinstance(body, bytes):
+            response = await http.post(f"{till}/{path}", content=body, headers={"content-type": "application/json"})
+        else:
+            response = await http.post(f"{till}/{path}", json=body)
+
+        assert response.status_code == status, response.text
+        assert says in response.json()["error"]
+        assert (await http.get(till)).json() == before
+        assert await edge.tree.ask("outbox", "depth") == 0
+        assert edge.tree.healthy()
+        nursery.cancel_scope.cancel()
+
+
+async def test_unknown_till_and_scan_without_session(store_config: StoreConfig, http: httpx.AsyncClient) -> None:
+    async with trio.open_nursery() as nursery:
+        edge = await nursery.start(run_edge, store_config)
+        response = await http.post(f"{edge.url}/api/tills/till-9/lines", json={"barcode": COFFEE})
+        assert response.status_code == 404 and "no till 'till-9'" in response.json()["error"]
+        response = await http.post(f"{edge.url}/api/tills/till-2/lines", json={"barcode": COFFEE})
+        assert response.status_code == 409 and "no open session" in response.json()["error"]
+        response = await http.post(f"{edge.url}/api/tills/till-1/complete", json={"cart": 7})
+        assert response.status_code == 422
+        nursery.cancel_scope.cancel()
+
+
+async def test_openapi_document_describes_the_sale_flow(store_config: StoreConfig, http: httpx.AsyncClient) -> None:
+    async with trio.open_nursery() as nursery:
+        edge = await nursery.start(run_edge, store_config)
+        document = (await http.get(f"{edge.url}/openapi.json")).json()
+        assert document["openapi"].startswith("3.")
+        for path in ("session", "lines", "tenders", "complete"):
+            assert "post" in document["paths"][f"/api/tills/{{till}}/{path}"]
+        page = await http.get(f"{edge.url}/")
+        assert page.status_code == 200 and "Complete sale" in page.text
+        nursery.cancel_scope.cancel()
