@@ -44,12 +44,15 @@ async def ingest_once(subscription: Any, pool: asyncpg.Pool, tenants: frozenset[
 
 async def run_ingest(seam: AsyncioSeam, link: NatsLink, pool: asyncpg.Pool, tenants: frozenset[str],
                      batch: int = 256, wait: float = 0.5) -> None:
-    """(trio side) Forever: ingest batches; on failure log what is wrong and retry with backoff."""
-    subscription = await seam.run(link.ingest_subscription, batch)
+    """(trio side) Forever: ingest batches; on failure (NATS or PostgreSQL away, even before the consumer
+    exists) log what is wrong and retry with backoff. Nothing here ends the hub."""
+    subscription = None
     backoff = 0.0
     while True:
         started = time.perf_counter()
         try:
+            if subscription is None:
+                subscription = await seam.run(link.ingest_subscription, batch)
             result = await seam.run(ingest_once, subscription, pool, tenants, batch, wait)
         except Exception as exc:
             backoff = min(MAX_BACKOFF_S, max(0.2, backoff * 2))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -42,8 +43,8 @@ def write_store_config(path: Path, state_dir: Path, till_port: int, printer_port
     lines, table = [], ""
     for line in text.splitlines():
         stripped = line.strip()
-        if stripped.startswith("["):
-            table = stripped.strip("[]")
+        if header := re.match(r"^\[\s*([\w.-]+)\s*\]", stripped):
+            table = header.group(1)
         key = stripped.split("=", 1)[0].strip() if "=" in stripped else None
         if key is not None and (table, key) in overrides:
             line = f"{key} = {_toml_value(overrides[(table, key)])}"

@@ -39,7 +39,7 @@ async def test_sale_lands_in_postgres_once_with_a_printed_receipt(
 
         printed = await trio.to_thread.run_sync(printer.wait_for_receipts, 1, 10.0)
         assert "Ground coffee 250 g" in printed[0] and "11.27 EUR" in printed[0]
-        assert printer.drawer_kicks == [2]  # cash sale: the drawer opens
+        assert await trio.to_thread.run_sync(printer.wait_for_drawer_kicks, 1, 10.0) == [2]  # cash: the drawer opens
 
         await wait_until(lambda: _depth_zero(edge))
         console = (await http.get(f"{hub.url}/api/sales")).json()

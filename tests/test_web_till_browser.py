@@ -1,0 +1,83 @@
+"""A person's sale in the web till page, in a real headless Chromium, lands in PostgreSQL exactly once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+
+import pytest
+import trio
+
+from edge.app import run_edge
+from hub.app import run_hub
+from novapos.config import HubConfig, StoreConfig
+from tests.conftest import query, wait_until
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+if not (CHROMIUM and CHROMEDRIVER):
+    if os.environ.get("CI"):
+        raise RuntimeError("chromium and chromedriver are missing: `make test` installs them (apt-get, as root)")
+    pytest.skip("chromium/chromedriver not installed (run `make browser` as root)", allow_module_level=True)
+
+from selenium import webdriver  # noqa: E402  (only importable once we know a browser is there)
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+
+def make_a_sale_in_the_page(url: str, screenshot: str | None) -> str:
+    """Drive the page as a cashier: open a session, tap two products, take cash, complete. Returns the message."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM  # type: ignore[assignment]
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", f"--user-data-dir={tempfile.mkdtemp(prefix='novapos-chromium-')}"):
+        options.add_argument(flag)
+    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)  # type: ignore[arg-type]
+    try:
+        wait = WebDriverWait(browser, 15)
+        browser.get(url)
+        wait.until(expected_conditions.element_to_be_clickable((By.CSS_SELECTOR, "#products button")))
+        browser.find_element(By.ID, "open").click()
+        wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "who"), "Cashier: alice"))
+        products = browser.find_elements(By.CSS_SELECTOR, "#products button")
+        products[0].click()
+        wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "lines"), "1 × Ground coffee"))
+        products[0].click()
+        wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "lines"), "2 × Ground coffee"))
+        products[1].click()
+        wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "total"), "11.27 EUR"))
+        browser.find_element(By.ID, "pay").click()
+        wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "message"), "Cash taken"))
+        complete = browser.find_element(By.ID, "complete")
+        complete.click()
+        wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "message"), "complete"))
+        message = browser.find_element(By.ID, "message").text
+        complete.click()  # an impatient second click must not make a second sale
+        wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "message"), "cart is empty"))
+        if screenshot:
+            browser.save_screenshot(screenshot)
+        return message
+    finally:
+        browser.quit()
+
+
+async def test_a_sale_made_in_the_browser_lands_once(
+        store_config: StoreConfig, hub_config: HubConfig, database_url: str) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run_hub, hub_config)
+        edge = await nursery.start(run_edge, store_config)
+        message = await trio.to_thread.run_sync(
+            make_a_sale_in_the_page, edge.url + "/", os.environ.get("NOVAPOS_SCREENSHOT"))
+        assert message.startswith("Sale 1 complete. Change 0.00 EUR"), message
+        rows = await wait_until(lambda: query(database_url, "SELECT event_id, total_minor FROM sales"))
+        await trio.sleep(0.5)
+        rows = await query(database_url, "SELECT event_id, total_minor FROM sales")
+        assert [row["total_minor"] for row in rows] == [2 * 499 + 129]
+        lines = await query(database_url, "SELECT sku, quantity FROM sale_lines WHERE event_id = $1 ORDER BY line_no",
+                            uuid.UUID(str(rows[0]["event_id"])))
+        assert [tuple(line) for line in lines] == [("COF-250", 2), ("MLK-1L", 1)]
+        nursery.cancel_scope.cancel()
