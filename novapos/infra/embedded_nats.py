@@ -9,7 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from novapos.infra.process import ManagedProcess, free_port, wait_for_port
+from novapos.infra.process import EmbeddedServer, ManagedProcess, free_port
 
 
 def nats_server_binary() -> str:
@@ -23,7 +23,7 @@ def nats_server_binary() -> str:
     return found
 
 
-class EmbeddedNats:
+class EmbeddedNats(EmbeddedServer):
     """A nats-server child with JetStream storing under `state_dir`; restartable on the same port and data."""
 
     def __init__(self, state_dir: Path, *, port: int | None = None, host: str = "127.0.0.1") -> None:
@@ -41,24 +41,7 @@ class EmbeddedNats:
     def url(self) -> str:
         return f"nats://{self.host}:{self.port}"
 
-    @property
-    def running(self) -> bool:
-        return self._server.running
-
     def start(self, timeout: float = 20.0) -> "EmbeddedNats":
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        process = self._server.spawn()
-        wait_for_port(self.host, self.port, timeout, process)
+        self._spawn_and_wait(timeout)
         return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def kill(self) -> None:
-        self._server.kill()
-
-    def __enter__(self) -> "EmbeddedNats":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -14,7 +14,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from novapos.infra.process import ManagedProcess, free_port, wait_for_port
+from novapos.infra.process import EmbeddedServer, ManagedProcess, free_port
 
 SERVICE_USER = "pgserver"
 
@@ -52,7 +52,7 @@ def _make_reachable(path: Path, user: str) -> None:
             folder.chmod(mode | 0o055)
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(EmbeddedServer):
     """A postgres child with its data under `state_dir/pgdata`; trust auth on loopback only."""
 
     def __init__(self, state_dir: Path, *, port: int | None = None, host: str = "127.0.0.1") -> None:
@@ -70,10 +70,6 @@ class EmbeddedPostgres:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@{self.host}:{self.port}/{database}"
 
-    @property
-    def running(self) -> bool:
-        return self._server.running
-
     def _initdb(self) -> None:
         self.pgdata.mkdir(parents=True, exist_ok=True)
         if self.user is not None:
@@ -90,18 +86,5 @@ class EmbeddedPostgres:
         stale_pid = self.pgdata / "postmaster.pid"
         if stale_pid.exists() and not self.running:
             stale_pid.unlink()  # left by a killed server of ours; postgres would refuse to start otherwise
-        process = self._server.spawn()
-        wait_for_port(self.host, self.port, timeout, process)
+        self._spawn_and_wait(timeout)
         return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def kill(self) -> None:
-        self._server.kill()
-
-    def __enter__(self) -> "EmbeddedPostgres":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

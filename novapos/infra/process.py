@@ -81,3 +81,38 @@ class ManagedProcess:
             assert self.process is not None
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+
+class EmbeddedServer:
+    """A server we embed for the demo and the tests: one ManagedProcess on a loopback port.
+
+    Subclasses build the process and say how to prepare its data in start(); stopping, killing and
+    the context manager are the same for every server.
+    """
+
+    host: str
+    port: int
+    _server: ManagedProcess
+
+    @property
+    def running(self) -> bool:
+        return self._server.running
+
+    def _spawn_and_wait(self, timeout: float) -> None:
+        process = self._server.spawn()
+        wait_for_port(self.host, self.port, timeout, process)
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def kill(self) -> None:
+        self._server.kill()
+
+    def start(self, timeout: float = 30.0) -> "EmbeddedServer":
+        raise NotImplementedError
+
+    def __enter__(self) -> "EmbeddedServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
