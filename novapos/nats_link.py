@@ -40,6 +40,7 @@ class NatsLink:
         self.name = name
         self._client: Client | None = None
         self._js: JetStreamContext | None = None
+        self._closing = False
 
     @property
     def connected(self) -> bool:
@@ -61,6 +62,8 @@ class NatsLink:
         log.debug("NATS client error (%s): %s", self.name, exc)
 
     async def _on_disconnected(self) -> None:
+        if self._closing:
+            return
         log.warning("lost NATS at %s; reconnecting in the background, events wait in the outbox", self.url)
 
     async def _on_reconnected(self) -> None:
@@ -105,13 +108,18 @@ class NatsLink:
         )
 
     async def close(self) -> None:
+        """Flush and close. No drain: every publish of ours already awaited its PubAck, every fetched
+        message was acked or nak'ed, and draining a pull subscription only waits out its timeout."""
+        self._closing = True
         if self._client is not None and not self._client.is_closed:
             try:
-                await asyncio.wait_for(self._client.drain(), timeout=2.0)
-            except Exception:  # already disconnected: nothing to drain
-                await self._client.close()
+                await self._client.flush(timeout=1)
+            except Exception as exc:  # disconnected: nothing left to flush
+                log.debug("flush before close: %s", exc)
+            await self._client.close()
         self._client = None
         self._js = None
+        self._closing = False
 
 
 async def fetch(subscription: JetStreamContext.PullSubscription, batch: int, timeout: float) -> list[Msg]:

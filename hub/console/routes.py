@@ -34,7 +34,7 @@ def build_console(seam: AsyncioSeam, pool: asyncpg.Pool, link: NatsLink) -> Star
 
     async def stores(_request: Request) -> Response:
         return JSONResponse(await query(
-            "SELECT s.tenant, s.store, count(*) AS sales, sum(s.total_minor) AS total_minor, min(s.currency) AS currency,"
+            "SELECT s.tenant, s.store, count(*) AS sales, sum(s.total_minor)::bigint AS total_minor, min(s.currency) AS currency,"
             " max(s.seq) AS last_seq, max(s.completed_at) AS last_sale,"
             " (SELECT max(i.seq) - count(*) FROM inbox i WHERE i.tenant = s.tenant AND i.store = s.store) AS missing"
             " FROM sales s GROUP BY s.tenant, s.store ORDER BY s.tenant, s.store"))
