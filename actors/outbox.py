@@ -3,17 +3,20 @@
 WAL with synchronous=FULL: a commit has reached the disk when append() returns, so a kill -9 or a
 power cut after a cashier saw "sale complete" cannot lose the sale. Each event gets the store's next
 sequence number in the same transaction, so the sequence has no gaps and the hub can see one missing.
-Rows leave only when JetStream has acknowledged them (remove()).
+Rows leave only when JetStream has acknowledged them (remove()). An event that must be printed (a
+sale's receipt) gets its print job in the same transaction (see actors.local_db).
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+import msgpack
+
+from actors.local_db import connect
 from edge_runtime import Actor
 from novapos.nats_link import Outgoing
 from novapos.wire.envelope import Envelope
@@ -21,36 +24,17 @@ from novapos.wire.ids import uuid7
 from novapos.wire.schemas import SCHEMAS
 from novapos.wire.subjects import event_subject
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    seq      INTEGER PRIMARY KEY,
-    id       TEXT NOT NULL UNIQUE,
-    subject  TEXT NOT NULL,
-    payload  BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS store_sequence (
-    only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
-    last_seq INTEGER NOT NULL
-);
-INSERT OR IGNORE INTO store_sequence (only_row, last_seq) VALUES (1, 0);
-"""
-
-
 class Outbox:
     """The SQLite file itself; used from one thread (the outbox actor's)."""
 
     def __init__(self, path: Path, tenant: str, store: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.tenant = tenant
         self.store = store
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+        self._db = connect(path)
 
-    def append(self, event_type: str, version: int, body: dict[str, Any]) -> Envelope:
-        """Validate, number and durably commit one event; returns its envelope."""
+    def append(self, event_type: str, version: int, body: dict[str, Any], print_on: str | None = None) -> Envelope:
+        """Validate, number and durably commit one event (and, with `print_on`, the job that prints it
+        on that printer, with the event's id as the job's id); returns its envelope."""
         SCHEMAS[(event_type, version)](body)
         subject = event_subject(self.tenant, self.store, event_type)
         self._db.execute("BEGIN IMMEDIATE")
@@ -61,6 +45,11 @@ class Outbox:
                                 seq=seq, ts=time.time_ns() // 1_000_000, body=body)
             self._db.execute("INSERT INTO outbox (seq, id, subject, payload) VALUES (?, ?, ?, ?)",
                              (seq, str(envelope.id), subject, envelope.encode()))
+            if print_on is not None:
+                self._db.execute(
+                    "INSERT INTO print_jobs (id, printer, kind, payload, queued_at) VALUES (?, ?, ?, ?, ?)",
+                    (str(envelope.id), print_on, event_type,
+                     msgpack.packb({"id": str(envelope.id), "seq": seq, "body": body}), time.time()))
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
@@ -105,8 +94,9 @@ class OutboxActor(Actor):
         assert self._outbox is not None, "outbox used before it started"
         return self._outbox
 
-    def append(self, event_type: str, version: int, body: dict[str, Any]) -> tuple[uuid.UUID, int]:
-        envelope = self.outbox.append(event_type, version, body)
+    def append(self, event_type: str, version: int, body: dict[str, Any],
+               print_on: str | None = None) -> tuple[uuid.UUID, int]:
+        envelope = self.outbox.append(event_type, version, body, print_on)
         return envelope.id, envelope.seq
 
     def pending(self, limit: int) -> list[Outgoing]:

@@ -19,7 +19,9 @@ def _row(left: str, right: str) -> str:
     return f"{left[:room]:<{room}} {right}"
 
 
-def render_receipt(store_name: str, sale: dict[str, Any]) -> PrintDocument:
+def render_receipt(store_name: str, event: dict[str, Any]) -> PrintDocument:
+    """The receipt of a sale.completed event ({id, seq, body}, as the print spool keeps it)."""
+    sale = event["body"]
     lines = [PrintLine(store_name, align="center", bold=True, double=True),
              PrintLine(f"Till {sale['till']}  Cashier {sale['cashier']}", align="center"),
              PrintLine("-" * WIDTH)]
@@ -30,6 +32,5 @@ def render_receipt(store_name: str, sale: dict[str, Any]) -> PrintDocument:
     for tender in sale["tenders"]:
         lines.append(PrintLine(_row(tender["method"].capitalize(), _money(tender["amount"]))))
     lines.append(PrintLine(_row("Change", _money(sale["change"]))))
-    lines.append(PrintLine(f"Sale {sale['seq']}  {sale['sale']}", align="center"))
-    return PrintDocument(lines=tuple(lines), cut=True,
-                         open_drawer=any(t["method"] == "cash" for t in sale["tenders"]))
+    lines.append(PrintLine(f"Sale {event['seq']}  {event['id']}", align="center"))
+    return PrintDocument(lines=tuple(lines), cut=True)  # the till opens the drawer itself, not via the print queue

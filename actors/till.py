@@ -1,7 +1,9 @@
 """One till: a cashier's session, the cart, cash tenders, and completing the sale.
 
-The sale is complete only once the outbox actor has committed it to disk; then the receipt goes to
-the printer and the forwarder is woken, neither of which the cashier waits for.
+The sale is complete only once the outbox actor has committed it to disk; then the drawer opens
+(locally, at once), the receipt is spooled for the till's printer and the forwarder is woken; the
+cashier waits for none of these. Every change of the till's state is published, so the web till
+shows a line added by the scanner as soon as it is scanned.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from actors.devices.context import SPOOLER, Notify, device_actor_name
 from actors.protocol import Rejected
 from edge_runtime import Actor
 from novapos.config import Product
@@ -49,10 +52,14 @@ class Cart:
 class TillActor(Actor):
     """State of one till; its public methods are the till's protocol (answers are plain dicts)."""
 
-    def __init__(self, till_id: str, currency: str, products: tuple[Product, ...]) -> None:
+    def __init__(self, till_id: str, currency: str, products: tuple[Product, ...],
+                 printer: str | None, drawer: str | None, notify: Notify) -> None:
         super().__init__()
         self.till_id = till_id
         self.currency = currency
+        self._printer = printer
+        self._drawer = drawer
+        self._notify = notify
         self._by_barcode = {product.barcode: product for product in products}
         self._session: dict[str, str] | None = None
         self._cart = Cart()
@@ -81,7 +88,7 @@ class TillActor(Actor):
             return Rejected("conflict", f"till {self.till_id} is open for {self._session['cashier']}; close that session first")
         self._session = {"id": str(uuid7()), "cashier": cashier}
         log.info("till %s: session opened for %s", self.till_id, cashier)
-        return self.state()
+        return self._changed()
 
     def add_line(self, barcode: str, quantity: int) -> dict[str, Any] | Rejected:
         if self._session is None:
@@ -99,7 +106,14 @@ class TillActor(Actor):
                 break
         else:
             self._cart.lines.append(Line(product, quantity))
-        return self.state()
+        return self._changed()
+
+    def scan(self, barcode: str, scanner: str) -> dict[str, Any] | Rejected:
+        """A barcode from a scanner bound to this till: one of that item, and the page hears of it."""
+        answer = self.add_line(barcode, 1)
+        if isinstance(answer, Rejected):
+            self._notify({"type": "till_message", "till": self.till_id, "error": f"{scanner}: {answer.message}"})
+        return answer
 
     def tender_cash(self, amount_minor: int) -> dict[str, Any] | Rejected:
         if self._session is None:
@@ -107,7 +121,7 @@ class TillActor(Actor):
         if not self._cart.lines:
             return Rejected("conflict", "the cart is empty: scan at least one item before taking payment")
         self._cart.tendered.append(amount_minor)
-        return self.state()
+        return self._changed()
 
     def complete(self, cart_id: str | None = None) -> dict[str, Any] | Rejected:
         """Commit the sale. Completing the cart that was just completed returns the same receipt, so a
@@ -132,12 +146,30 @@ class TillActor(Actor):
                         for amount in self._cart.tendered],
             "change": Money(tendered - total.minor, self.currency).to_wire(),
         }
-        event_id, seq = self.registry.ask("outbox", "append", "sale.completed", 1, body)
+        event_id, seq = self.registry.ask("outbox", "append", "sale.completed", 1, body, self._printer)
         SALES.labels(self.till_id).inc()
         receipt = {"sale": str(event_id), "seq": seq, "cart": self._cart.id, **body}
         self._last_receipt = receipt
         self._cart = Cart()
         self.registry.tell("forwarder", "kick")
-        self.registry.tell("printer", "print_receipt", str(event_id), receipt)
+        self._open_drawer()
+        if self._printer is not None:
+            self.registry.tell(SPOOLER, "printer_ready", self._printer)  # the job is already on disk
         log.info("till %s: sale %s (seq %d) committed, total %s", self.till_id, event_id, seq, total.format())
+        self._changed()
         return receipt
+
+    def _open_drawer(self) -> None:
+        if self._drawer is None:
+            return
+        try:
+            self.registry.tell(device_actor_name(self._drawer), "kick")
+        except LookupError:
+            log.warning("till %s: drawer %s is unplugged; open it with its key", self.till_id, self._drawer)
+            self._notify({"type": "till_message", "till": self.till_id,
+                          "error": f"drawer {self._drawer} is unplugged: open it with its key"})
+
+    def _changed(self) -> dict[str, Any]:
+        state = self.state()
+        self._notify({"type": "till", "till": self.till_id, "state": state})
+        return state

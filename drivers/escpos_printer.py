@@ -1,10 +1,12 @@
-"""ESC/POS receipt printer on a raw TCP socket (port 9100 style).
+"""ESC/POS receipt printer on a raw TCP socket (port 9100 style), a serial port or USB.
 
 Prints a small, meaning-free document model and reads the printer's
 real-time status. Built on python-escpos: `Dummy` encodes a whole job in
-memory (styles, code pages, cut) so it goes out in one write, and `Network`
-writes it and reads status replies on the socket. Printer profiles come from
-the capabilities file bundled with python-escpos; nothing is fetched from the
+memory (styles, code pages, cut) so it goes out in one write, and a
+python-escpos printer of the right kind (`Network`, `Serial`, `Usb`) writes
+it and reads status replies over a connection this module opens and closes
+itself (see the link classes for why). Printer profiles come from the
+capabilities file bundled with python-escpos; nothing is fetched from the
 network.
 
 Blocking calls, serialised by a lock: from trio, use trio.to_thread.
@@ -14,11 +16,17 @@ from __future__ import annotations
 
 import socket
 import threading
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Literal
 
+import serial
 from escpos.constants import CD_KICK_2, CD_KICK_5, RT_MASK_ONLINE, RT_STATUS_ONLINE, RT_STATUS_PAPER
-from escpos.printer import Dummy, Network
+from escpos.escpos import Escpos
+from escpos.exceptions import Error as EscposError
+from escpos.printer import Dummy, Network, Serial, Usb
+
+from drivers.errors import DeviceGone
 
 Align = Literal["left", "center", "right"]
 PaperState = Literal["ok", "near_end", "out", "unknown"]
@@ -32,7 +40,7 @@ _PAPER_NEAR_END = 0x0C  # DLE EOT 4, bits 2-3: near-end sensor
 _PAPER_END = 0x60  # DLE EOT 4, bits 5-6: paper-end sensor
 
 
-class PrinterUnavailable(Exception):
+class PrinterUnavailable(DeviceGone):
     """The printer could not be reached, or the connection broke mid-job."""
 
 
@@ -75,7 +83,11 @@ _UNREACHABLE = PrinterStatus(online=False, paper="unknown")
 
 
 class EscPosPrinter:
-    """A network ESC/POS printer; connects lazily, reconnects after failures."""
+    """An ESC/POS printer; connects lazily, reconnects after failures.
+
+    EscPosPrinter(host, port) is a network printer; see also the network(),
+    serial() and usb() constructors.
+    """
 
     def __init__(
         self,
@@ -89,10 +101,47 @@ class EscPosPrinter:
         names a python-escpos printer profile (code pages, cut support);
         drawer_pin is the connector pin (2 or 5) the drawer is wired to."""
         _check_pin(drawer_pin)
+        self._setup(_TcpLink(host, port, timeout, profile), timeout, profile, drawer_pin)
+
+    @classmethod
+    def network(
+        cls, host: str, port: int = 9100, timeout: float = 3.0, profile: str = "default", drawer_pin: int = 2
+    ) -> EscPosPrinter:
+        """A printer on a raw TCP port (9100 style); same as EscPosPrinter(host, port, ...)."""
+        return cls(host, port, timeout, profile, drawer_pin)
+
+    @classmethod
+    def serial(
+        cls, path: str, baudrate: int = 9600, timeout: float = 3.0, profile: str = "default", drawer_pin: int = 2
+    ) -> EscPosPrinter:
+        """A printer on a serial port (8N1, no flow control), e.g. /dev/ttyUSB0
+        or a stable /dev/serial/by-id link."""
+        _check_pin(drawer_pin)
+        return cls._over(_SerialLink(path, baudrate, timeout, profile), timeout, profile, drawer_pin)
+
+    @classmethod
+    def usb(
+        cls, vendor_id: int, product_id: int, timeout: float = 3.0, profile: str = "default", drawer_pin: int = 2
+    ) -> EscPosPrinter:
+        """A printer speaking USB natively (printer class, bulk endpoints 0x01/0x82).
+
+        Needs pyusb, which NovaPOS does not install: RuntimeError without it.
+        Untested: neither pyusb nor a USB printer is available to the tests.
+        """
+        _check_pin(drawer_pin)
+        return cls._over(_UsbLink(vendor_id, product_id, timeout, profile), timeout, profile, drawer_pin)
+
+    @classmethod
+    def _over(cls, link: _Link, timeout: float, profile: str, drawer_pin: int) -> EscPosPrinter:
+        printer = cls.__new__(cls)
+        printer._setup(link, timeout, profile, drawer_pin)
+        return printer
+
+    def _setup(self, link: _Link, timeout: float, profile: str, drawer_pin: int) -> None:
+        self._link = link
+        self._timeout = timeout
         self._profile = profile
         self._drawer_pin = drawer_pin
-        self._printer = Network(host, port=port, timeout=timeout, profile=profile)
-        self._timeout = timeout
         self._connected = False
         self._lock = threading.Lock()
 
@@ -116,12 +165,31 @@ class EscPosPrinter:
     def print_document(self, doc: PrintDocument) -> None:
         """Send the whole job in one write: lines, then cut and drawer pulse.
 
-        Delivery to the printer's TCP stack is all TCP can confirm; call
-        status() to learn whether the printer can print (paper, offline).
+        Delivery to the operating system (TCP stack, serial driver) is all a
+        write can confirm; print_document_confirmed() waits for the printer.
         """
         job = self._encode(doc)
         with self._lock:
             self._send(job)
+
+    def print_document_confirmed(self, doc: PrintDocument) -> PrinterStatus:
+        """Send the job, then ask the printer's status and wait for the answer.
+
+        The printer takes its input in order, so its answer proves it
+        received the whole job: received, not printed. A printer out of paper
+        answers too, and its status says so (online False, paper 'out'): it
+        may not print the job, and the caller decides whether to print again.
+        PrinterUnavailable if the job cannot be sent or no answer comes within
+        the timeout (plus, on a serial line, the job's transfer time): the
+        printer may then have all, part or none of the job.
+        """
+        job = self._encode(doc)
+        with self._lock:
+            self._send(job)
+            status = self._read_status(self._timeout + self._link.transfer_time(len(job)))
+        if status is None:
+            raise PrinterUnavailable(f"printer {self._link.where} did not confirm the job")
+        return status
 
     def kick_drawer(self, pin: int | None = None) -> None:
         """Pulse the drawer connector (ESC p), on `pin` or the configured one."""
@@ -141,18 +209,7 @@ class EscPosPrinter:
                 self._ensure_connected()
             except PrinterUnavailable:
                 return _UNREACHABLE
-            printer = self._query(RT_STATUS_ONLINE)
-            paper = self._query(RT_STATUS_PAPER) if printer is not None else None
-            if printer is None or paper is None:
-                self._disconnect()  # a late reply must not be read as the next one
-                return _UNREACHABLE
-        if paper & _PAPER_END:
-            paper_state: PaperState = "out"
-        elif paper & _PAPER_NEAR_END:
-            paper_state = "near_end"
-        else:
-            paper_state = "ok"
-        return PrinterStatus(online=not (printer & RT_MASK_ONLINE), paper=paper_state)
+            return self._read_status(self._timeout) or _UNREACHABLE
 
     # -- internals ---------------------------------------------------------------
 
@@ -175,33 +232,109 @@ class EscPosPrinter:
             job.cashdraw(self._drawer_pin)
         return job.output
 
-    # The methods below touch the socket: call them with the lock held.
+    # The methods below use the connection: call them with the lock held.
 
     def _ensure_connected(self) -> None:
-        if self._connected and not self._discard_input():
-            self._disconnect()  # the printer closed its side: reconnect
+        if self._connected and not self._link.discard_input():
+            self._disconnect()  # the printer closed its side, or the port vanished: reconnect
         if self._connected:
             return
-        # Not Network.open(): it is IPv4 only and leaks the socket when connect fails.
-        address = (self._printer.host, self._printer.port)
-        try:
-            self._printer.device = socket.create_connection(address, timeout=self._timeout)
-        except OSError as exc:
-            raise PrinterUnavailable(f"cannot connect to printer {address[0]}:{address[1]}: {exc}") from exc
+        self._link.open()
         self._connected = True
 
     def _disconnect(self) -> None:
         if self._connected:
-            self._printer.close()
+            self._link.close()
             self._connected = False
 
-    def _socket(self) -> socket.socket:
-        device = self._printer.device  # only read while connected: it auto-opens otherwise
-        assert isinstance(device, socket.socket)
-        return device
+    def _send(self, data: bytes) -> None:
+        self._ensure_connected()
+        try:
+            self._link.escpos._raw(data)
+        except OSError as exc:  # socket errors, SerialException, USBError
+            self._disconnect()
+            raise PrinterUnavailable(f"printer {self._link.where} lost while sending: {exc}") from exc
 
-    def _discard_input(self) -> bool:
-        """Drop unread bytes (late status replies); False if the peer closed."""
+    def _read_status(self, wait: float) -> PrinterStatus | None:
+        """Ask DLE EOT 1 and 4, waiting up to `wait` for the first answer; None if none came."""
+        printer = self._query(RT_STATUS_ONLINE, wait)
+        paper = self._query(RT_STATUS_PAPER, self._timeout) if printer is not None else None
+        if printer is None or paper is None:
+            self._disconnect()  # a late reply must not be read as the next one
+            return None
+        if paper & _PAPER_END:
+            paper_state: PaperState = "out"
+        elif paper & _PAPER_NEAR_END:
+            paper_state = "near_end"
+        else:
+            paper_state = "ok"
+        return PrinterStatus(online=not (printer & RT_MASK_ONLINE), paper=paper_state)
+
+    def _query(self, request: bytes, wait: float) -> int | None:
+        """Send a DLE EOT request; its status byte, or None if none came."""
+        try:
+            reply = self._link.query(request, wait)
+        except OSError:  # includes the socket timeout
+            return None
+        if not reply or reply[0] & _STATUS_FIXED_MASK != _STATUS_FIXED_BITS:
+            return None
+        return reply[0]
+
+
+class _Link(ABC):
+    """How the driver reaches one printer.
+
+    `escpos` is the python-escpos printer whose _raw() sends and whose
+    query_status() asks; its device is the connection the link opened, and
+    is read only while open (python-escpos opens it by itself otherwise).
+    """
+
+    escpos: Escpos
+    where: str  # names the printer in error messages
+
+    @abstractmethod
+    def open(self) -> None:
+        """Connect; PrinterUnavailable if the printer cannot be reached."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Disconnect; never raises."""
+
+    @abstractmethod
+    def discard_input(self) -> bool:
+        """Drop unread bytes (late status replies); False if the printer is gone."""
+
+    @abstractmethod
+    def query(self, request: bytes, wait: float) -> bytes:
+        """Send a status request; the reply, or b"" / OSError if none came within `wait`."""
+
+    def transfer_time(self, size: int) -> float:
+        """Seconds the line needs to carry `size` bytes, if it is slow enough to matter."""
+        return 0.0
+
+
+class _TcpLink(_Link):
+    """A raw TCP port (9100 style) through python-escpos Network.
+
+    Not Network.open(): it is IPv4 only and leaks the socket when connect fails.
+    """
+
+    def __init__(self, host: str, port: int, timeout: float, profile: str) -> None:
+        self.escpos = Network(host, port=port, timeout=timeout, profile=profile)
+        self.where = f"{host}:{port}"
+        self._address = (host, port)
+        self._timeout = timeout
+
+    def open(self) -> None:
+        try:
+            self.escpos.device = socket.create_connection(self._address, timeout=self._timeout)
+        except OSError as exc:
+            raise PrinterUnavailable(f"cannot connect to printer {self.where}: {exc}") from exc
+
+    def close(self) -> None:
+        self.escpos.close()
+
+    def discard_input(self) -> bool:
         sock = self._socket()
         sock.setblocking(False)
         try:
@@ -215,23 +348,109 @@ class EscPosPrinter:
         finally:
             sock.settimeout(self._timeout)
 
-    def _send(self, data: bytes) -> None:
-        self._ensure_connected()
+    def query(self, request: bytes, wait: float) -> bytes:
+        sock = self._socket()
+        sock.settimeout(wait)
         try:
-            self._printer._raw(data)
-        except OSError as exc:
-            self._disconnect()
-            raise PrinterUnavailable(f"printer connection lost while sending: {exc}") from exc
+            return self.escpos.query_status(request)
+        finally:
+            sock.settimeout(self._timeout)
 
-    def _query(self, request: bytes) -> int | None:
-        """Send a DLE EOT request; its status byte, or None if none came."""
+    def _socket(self) -> socket.socket:
+        device = self.escpos.device
+        assert isinstance(device, socket.socket)
+        return device
+
+
+class _StatusByteSerial(Serial):
+    """python-escpos Serial reading a status reply as soon as its one byte
+    arrives: its own _read asks pyserial for 16 bytes, which always waits
+    out the whole timeout (python-escpos issue #407 was the same slowness)."""
+
+    def _read(self) -> bytes:
+        device = self.device
+        assert isinstance(device, serial.Serial)
+        return device.read(1)
+
+
+class _SerialLink(_Link):
+    """A serial port through python-escpos Serial, on a pyserial port opened here.
+
+    Not Serial.open()/close(): open sets no write timeout (a write to a
+    stalled port would block for ever) and wraps errors in its own type;
+    close drains the output first (tcdrain), which blocks on a stalled port
+    and fails with termios.error, not an OSError, on a vanished one.
+    """
+
+    def __init__(self, path: str, baudrate: int, timeout: float, profile: str) -> None:
+        self.escpos = _StatusByteSerial(devfile=path, baudrate=baudrate, timeout=timeout, profile=profile)
+        self.where = path
+        self._baudrate = baudrate
+        self._timeout = timeout
+
+    def open(self) -> None:
         try:
-            reply = self._printer.query_status(request)
-        except OSError:  # includes the socket timeout
-            return None
-        if not reply or reply[0] & _STATUS_FIXED_MASK != _STATUS_FIXED_BITS:
-            return None
-        return reply[0]
+            self.escpos.device = serial.Serial(
+                self.where, self._baudrate, timeout=self._timeout, write_timeout=self._timeout
+            )
+        except (OSError, ValueError) as exc:  # SerialException is an OSError
+            raise PrinterUnavailable(f"cannot open printer port {self.where}: {exc}") from exc
+
+    def close(self) -> None:
+        self._port().close()
+        self.escpos.device = False
+
+    def discard_input(self) -> bool:
+        port = self._port()
+        try:
+            port.read(port.in_waiting)  # in_waiting raises a bare OSError (EIO) once the port is gone
+        except OSError:
+            return False
+        return True
+
+    def query(self, request: bytes, wait: float) -> bytes:
+        port = self._port()
+        port.timeout = wait
+        try:
+            return self.escpos.query_status(request)
+        finally:
+            port.timeout = self._timeout
+
+    def transfer_time(self, size: int) -> float:
+        return size * 10 / self._baudrate  # 8N1: ten bits a byte
+
+    def _port(self) -> serial.Serial:
+        device = self.escpos.device
+        assert isinstance(device, serial.Serial)
+        return device
+
+
+class _UsbLink(_Link):
+    """A native USB printer through python-escpos Usb (pyusb). Untested here."""
+
+    def __init__(self, vendor_id: int, product_id: int, timeout: float, profile: str) -> None:
+        if not Usb.is_usable():
+            raise RuntimeError("USB printers need pyusb (and libusb), which are not installed")
+        self.escpos = Usb(vendor_id, product_id, timeout=int(timeout * 1000), profile=profile)  # pyusb: ms
+        self.where = f"usb {vendor_id:04x}:{product_id:04x}"
+
+    def open(self) -> None:
+        try:
+            self.escpos.open()
+        except (EscposError, OSError, ValueError) as exc:  # not found, USBError, no libusb backend
+            raise PrinterUnavailable(f"cannot open printer {self.where}: {exc}") from exc
+
+    def close(self) -> None:
+        try:
+            self.escpos.close()
+        except OSError:
+            pass  # already unplugged: nothing left to release
+
+    def discard_input(self) -> bool:
+        return True  # a gone printer shows on the next write instead
+
+    def query(self, request: bytes, wait: float) -> bytes:
+        return bytes(self.escpos.query_status(request))  # pyusb's read timeout, not `wait`
 
 
 def _check_pin(pin: int) -> None:

@@ -6,15 +6,19 @@ business refusal from the actor (actors.protocol.Rejected) becomes a 404/409/422
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 
+import trio
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from actors.devices.context import MANAGER, SPOOLER
 from actors.protocol import Rejected
+from edge.events import EventHub
 from edge.openapi import openapi_document
 from edge_runtime import Tree
 from novapos.config import StoreConfig
@@ -22,6 +26,7 @@ from novapos.http import ApiError, json_body, metrics, with_api_errors
 
 STATUS = {"not_found": 404, "conflict": 409, "invalid": 422}
 STATIC = Path(__file__).parent / "static"
+KEEPALIVE_S = 15.0
 
 
 def _string(data: dict[str, Any], key: str, max_length: int = 64) -> str:
@@ -44,7 +49,11 @@ def _whole_number(data: dict[str, Any], key: str, default: int | None, minimum: 
     return value
 
 
-def build_api(config: StoreConfig, tree: Tree) -> Starlette:
+def _sse(event: dict[str, Any]) -> str:
+    return f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+
+
+def build_api(config: StoreConfig, tree: Tree, events: EventHub) -> Starlette:
     tills = set(config.tills)
 
     async def ask_till(request: Request, method: str, *args: Any) -> JSONResponse:
@@ -96,6 +105,26 @@ def build_api(config: StoreConfig, tree: Tree) -> Starlette:
         return JSONResponse({"status": "ok" if healthy else "failing", "outbox_depth": depth},
                             status_code=200 if healthy else 503)
 
+    async def devices(_request: Request) -> Response:
+        return JSONResponse(await tree.ask(MANAGER, "statuses"))
+
+    async def print_jobs(_request: Request) -> Response:
+        return JSONResponse(await tree.ask(SPOOLER, "jobs"))
+
+    async def live(_request: Request) -> Response:
+        """Server-sent events: device status and till state as they change (current device states first)."""
+        async def stream() -> AsyncIterator[str]:
+            with events.subscribe() as received:
+                for status in await tree.ask(MANAGER, "statuses"):
+                    yield _sse(status)
+                while True:
+                    event = None
+                    with trio.move_on_after(KEEPALIVE_S):  # never yield inside a cancel scope
+                        event = await received.receive()
+                    yield _sse(event) if event is not None else ": keepalive\n\n"
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+
     async def openapi(_request: Request) -> Response:
         return JSONResponse(openapi_document())
 
@@ -109,6 +138,9 @@ def build_api(config: StoreConfig, tree: Tree) -> Starlette:
         Route("/openapi.json", openapi),
         Route("/api/store", store),
         Route("/api/products", products),
+        Route("/api/devices", devices),
+        Route("/api/print-jobs", print_jobs),
+        Route("/api/events", live),
         Route("/api/tills/{till}", till_state),
         Route("/api/tills/{till}/session", open_session, methods=["POST"]),
         Route("/api/tills/{till}/lines", add_line, methods=["POST"]),

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import trio
 
+from actors import local_db
+from actors.devices.context import MANAGER, SPOOLER, SUPERVISOR, DeviceContext, Notify
+from actors.devices.manager import DeviceManagerActor
 from actors.forwarder import ForwarderActor
 from actors.outbox import OutboxActor
-from actors.printer import ReceiptPrinterActor
+from actors.print_spooler import PrintSpoolerActor
 from actors.till import TillActor
+from drivers.hid_backend import HidBackend, RealHidBackend
 from edge.api import build_api
+from edge.events import EventHub
 from edge_runtime import AsyncioSeam, ChildSpec, Notifier, Strategy, SupervisorSpec, Tree, supervision_tree
-from novapos.config import StoreConfig
+from mocks.hid_bus import HidBusClient
+from novapos.config import ConfigError, StoreConfig
 from novapos.http import serve
 
 log = logging.getLogger(__name__)
@@ -25,17 +32,39 @@ class RunningEdge:
     url: str
 
 
-def edge_tree(config: StoreConfig, seam: AsyncioSeam) -> SupervisorSpec:
-    """Outbox first (everything else writes to it), tills last (they use everything else)."""
+def hid_backend(setting: str) -> HidBackend:
+    """hidapi on a real store box; the demo's simulated HID bus when the config says simulated:<socket>."""
+    if setting == "hidapi":
+        return RealHidBackend()
+    if setting.startswith("simulated:"):
+        return HidBusClient(Path(setting.removeprefix("simulated:")))
+    raise ConfigError(f"devices.hid_backend must be 'hidapi' or 'simulated:<socket path>', got {setting!r}")
+
+
+def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify) -> SupervisorSpec:
+    """Outbox first (everything else writes to it), tills last (they use everything else).
+
+    Devices have their own supervisor, started empty: the device manager adds a device actor when a
+    device is plugged and removes it when it is unplugged. A crashing driver is restarted there and
+    never reaches the tills."""
     config.check_runnable()
-    assert config.printer is not None
+    devices = config.devices
+    tills = [ChildSpec(f"till.{till}", TillActor, (
+        till, config.currency, config.products,
+        getattr(devices.for_till("printer", till), "name", None),
+        getattr(devices.for_till("drawer", till), "name", None), notify)) for till in config.tills]
     return SupervisorSpec("edge", strategy=Strategy.ONE_FOR_ONE, intensity=5, period=10.0, children=[
-        ChildSpec("outbox", OutboxActor, (config.state_dir / "outbox.sqlite3", config.tenant, config.store)),
-        ChildSpec("printer", ReceiptPrinterActor, (config.printer.host, config.printer.port, config.store)),
+        ChildSpec("outbox", OutboxActor, (config.state_dir / local_db.FILE_NAME, config.tenant, config.store)),
+        ChildSpec(SPOOLER, PrintSpoolerActor, (config.state_dir / local_db.FILE_NAME, config.store)),
         ChildSpec("forwarder", ForwarderActor,
                   (seam, config.nats_url, f"edge-{config.tenant}-{config.store}", config.forward_batch)),
-        SupervisorSpec("tills", strategy=Strategy.ONE_FOR_ONE, intensity=10, period=10.0, children=[
-            ChildSpec(f"till.{till}", TillActor, (till, config.currency, config.products)) for till in config.tills]),
+        # rest_for_one: if the device supervisor gives up and restarts (empty), the manager restarts
+        # after it and plugs in what is present again.
+        SupervisorSpec("hardware", strategy=Strategy.REST_FOR_ONE, intensity=5, period=10.0, children=[
+            SupervisorSpec(SUPERVISOR, strategy=Strategy.ONE_FOR_ONE, intensity=20, period=10.0, children=[]),
+            ChildSpec(MANAGER, DeviceManagerActor, (devices, DeviceContext(hid_backend(devices.hid_backend), notify))),
+        ]),
+        SupervisorSpec("tills", strategy=Strategy.ONE_FOR_ONE, intensity=10, period=10.0, children=tills),
     ])
 
 
@@ -43,10 +72,11 @@ async def run_edge(config: StoreConfig, *, task_status: trio.TaskStatus[RunningE
     """Run one store's edge until cancelled; stops the tree in reverse order on the way out."""
     config.check_runnable()
     notifier = Notifier()
+    events = EventHub()
     with AsyncioSeam() as seam:
-        async with supervision_tree(edge_tree(config, seam)) as tree:
+        async with supervision_tree(edge_tree(config, seam, events.publish)) as tree:
             async with trio.open_nursery() as nursery:
-                urls = await nursery.start(serve, build_api(config, tree), config.http_host, config.http_port)
+                urls = await nursery.start(serve, build_api(config, tree, events), config.http_host, config.http_port)
                 nursery.start_soon(notifier.run_watchdog, tree.healthy)
                 notifier.ready()
                 notifier.status(f"store {config.tenant}/{config.store} selling at {urls[0]}")

@@ -42,6 +42,10 @@ class Actor(pykka.ThreadingActor):
     actor_name: str
     """The name it is supervised (and registered) under."""
 
+    _refusals: ClassVar[tuple[type[Exception], ...]] = ()
+    """Exceptions a handler raises to refuse a request: they go back to the caller and the
+    actor carries on (its state is intact: it refused before changing anything)."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Double underscores: name-mangled, so subclasses' own attributes cannot clash with these.
@@ -105,9 +109,19 @@ class Actor(pykka.ThreadingActor):
         try:
             return super()._handle_receive(message)
         except Exception as exc:
+            if isinstance(exc, self._refusals):
+                raise
             mark_crash(exc, self.actor_name)
             self._exit_with(exc)
             raise
+
+    def _handle_failure(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
+        # pykka stops the actor when a *tell* handler raises. A refusal is no crash: nobody
+        # waits to hear it, so log it and carry on.
+        if isinstance(exc_value, self._refusals):
+            logger.warning("told request refused actor=%s reason=%r next=drop", self.actor_name, exc_value)
+            return
+        super()._handle_failure(exc_type, exc_value, traceback)
 
     @staticmethod
     def _create_future() -> CallbackFuture[Any]:

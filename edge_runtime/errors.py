@@ -26,6 +26,13 @@ class RestartIntensityExceeded(Exception):
     """
 
 
+class ChildRefused(ValueError):
+    """`Supervisor.start_child` refused a spec: not a spec, or one of its names is already in use.
+
+    Raised back to the caller only: a refused request does not crash the supervisor.
+    """
+
+
 def mark_crash(exc: BaseException, actor: str) -> None:
     """Note on `exc` that it crashed `actor` (and so was raised *by* a handler)."""
     exc.add_note(f"{_CRASH_NOTE}{actor}; its supervisor decides whether to restart it")

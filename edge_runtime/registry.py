@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import pykka
@@ -21,10 +22,16 @@ from edge_runtime.errors import is_crash
 logger = logging.getLogger(__name__)
 
 
+_HOOKS = frozenset({"started", "stopping"})  # public for subclasses to override, but not protocol
+
+
 def proxy_call(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ProxyCall:
-    """The pykka message calling public `method` of an actor. Public methods are the protocol."""
+    """The pykka message calling public `method` of an actor. Public methods are the protocol,
+    except the lifecycle hooks `started` and `stopping`, which only the actor's own life runs."""
     if method.startswith("_"):
         raise ValueError(f"{method!r} is private: only public methods of an actor can be called")
+    if method in _HOOKS:
+        raise ValueError(f"{method!r} is a lifecycle hook, not part of an actor's protocol")
     return ProxyCall(attr_path=(method,), args=args, kwargs=kwargs)
 
 
@@ -34,6 +41,7 @@ class Registry:
     def __init__(self) -> None:
         self._changed = threading.Condition()
         self._refs: dict[str, pykka.ActorRef[Any] | None] = {}
+        self._reserved: set[str] = set()  # the static tree's names: never free for `claim`
 
     # -- callers -------------------------------------------------------------------------
 
@@ -46,7 +54,8 @@ class Registry:
         return ref
 
     def names(self) -> list[str]:
-        """Every known name, up or down (mid-restart), in start order."""
+        """Every known name, up or down (mid-restart), in the order they were declared: a
+        supervisor declares all the static names below it when it is built, depth first."""
         with self._changed:
             return list(self._refs)
 
@@ -117,6 +126,24 @@ class Registry:
         """Make `name` known and down: callers wait for it instead of failing."""
         with self._changed:
             self._refs.setdefault(name, None)
+
+    def reserve(self, names: Iterable[str]) -> None:
+        """`names` (those of the static tree) can never be `claim`ed, even while forgotten: a
+        supervisor restarted from its spec would bring them back."""
+        with self._changed:
+            self._reserved.update(names)
+
+    def claim(self, names: Iterable[str]) -> str | None:
+        """Declare every one of `names` (a dynamic child), or none of them: return the first that
+        is known or reserved already. Atomic, so two supervisors cannot claim the same name."""
+        names = list(names)
+        with self._changed:
+            for name in names:
+                if name in self._refs or name in self._reserved:
+                    return name
+            for name in names:
+                self._refs[name] = None
+        return None
 
     def bind(self, name: str, ref: pykka.ActorRef[Any]) -> None:
         """`name` is up as `ref`."""

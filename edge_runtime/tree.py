@@ -22,8 +22,8 @@ from edge_runtime.bridge import call_soon, wait_future
 from edge_runtime.errors import TreeFailed, is_crash
 from edge_runtime.link import Link, binding
 from edge_runtime.registry import Registry, proxy_call
-from edge_runtime.spec import SupervisorSpec
-from edge_runtime.supervisor import Supervisor
+from edge_runtime.spec import ChildSpec, SupervisorSpec
+from edge_runtime.supervisor import Handle, Supervisor
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ class Tree:
         self._restarts = 0
         self._restarts_lock = threading.Lock()
         self._root: pykka.ActorRef[Any] | None = None
+        self._handle = Handle()
         self._live = False
         self._settled = trio.Event()  # the root is up, or failed to come up
         self._down = trio.Event()  # the root has exited
@@ -91,6 +92,22 @@ class Tree:
         """`Registry.tell`: never blocks."""
         self.registry.tell(name, method, *args, **kwargs)
 
+    async def start_child(
+        self, supervisor: str, spec: ChildSpec | SupervisorSpec, *, timeout: float = 10.0
+    ) -> None:
+        """`Supervisor.start_child` on the supervisor named `supervisor`; only this task waits.
+
+        pykka.Timeout if the start takes longer than `timeout`: the child may still come up.
+        """
+        await self.ask(supervisor, "start_child", spec, timeout=timeout)
+
+    async def terminate_child(self, supervisor: str, name: str, *, timeout: float = 10.0) -> bool:
+        """`Supervisor.terminate_child` on the supervisor named `supervisor`; only this task waits.
+
+        Give a `timeout` above the child's shutdown timeout.
+        """
+        return bool(await self.ask(supervisor, "terminate_child", name, timeout=timeout))
+
     # -- lifecycle, driven by supervision_tree ---------------------------------------------
 
     def _count_restart(self) -> None:
@@ -99,14 +116,22 @@ class Tree:
 
     async def _start(self) -> None:
         token = trio.lowlevel.current_trio_token()
-        link = Link(
-            self.spec.name,
-            self.registry,
-            up=lambda urn: call_soon(token, self._on_up),
-            down=lambda urn, reason: call_soon(token, self._on_down, reason),
-        )
-        with binding(link):
-            self._root = Supervisor.start(self.spec, self._count_restart)
+        name = self.spec.name
+
+        def up(urn: str) -> None:  # on the root's thread, which may be before start() returned
+            assert self._handle.supervisor is not None  # filled in by its constructor
+            self.registry.bind(name, self._handle.supervisor.actor_ref)
+            call_soon(token, self._on_up)
+
+        def down(urn: str, reason: BaseException | None) -> None:
+            self.registry.unbind(name)
+            call_soon(token, self._on_down, reason)
+
+        # The supervisors are in the registry too (each under its spec name), like actors.
+        self.registry.reserve(spec.name for spec in self.spec.walk())
+        self.registry.declare(name)
+        with binding(Link(name, self.registry, up, down)):
+            self._root = Supervisor.start(self.spec, self._count_restart, self._handle)
         await self._settled.wait()
         if not self._live:
             raise TreeFailed(f"supervision tree {self.spec.name!r} failed to start") from self._failure
@@ -133,7 +158,7 @@ class Tree:
         self._stopping = True
         self._root.stop(block=False)  # the root stops its children in reverse, then reports down
         with trio.CancelScope(shield=True) as scope:
-            scope.deadline = trio.current_time() + self.spec.shutdown_timeout
+            scope.deadline = trio.current_time() + self._handle.shutdown_timeout(self.spec)
             await self._down.wait()
         if scope.cancelled_caught:
             logger.warning("supervision tree did not stop in time tree=%s next=abandon", self.spec.name)

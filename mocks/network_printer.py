@@ -3,17 +3,16 @@
 Drivers are tested against the wire, not against a fake object: this is a
 real TCP server on 127.0.0.1 that parses what it receives, renders receipt
 text, records drawer kicks and answers DLE EOT status queries from its
-simulated state. It runs one selector thread of its own, so the code under
-test may be trio, asyncio or plain threads.
+simulated state (`SimulatedPrinter`, shared with the serial printer). It
+runs one selector thread of its own, so the code under test may be trio,
+asyncio or plain threads.
 
-Simplifications, each chosen so tests see failures plainly:
+Simplifications, besides SimulatedPrinter's, each chosen so tests see
+failures plainly:
 - each connection starts a fresh parser, so a command cut short by a dropped
   connection cannot swallow the next job;
-- with the paper out a real printer goes offline and keeps data in its buffer
-  until paper is loaded; this one drops it (nothing is printed, cut or kicked
-  but real-time commands), so a lost receipt shows;
-- "offline" is an unplugged printer: open connections are closed and new ones
-  refused until it is back online.
+- "offline" is an unplugged printer: open connections are closed, new ones
+  refused until it is back online, and text not yet cut is lost.
 """
 
 from __future__ import annotations
@@ -23,37 +22,23 @@ import queue
 import selectors
 import socket
 import threading
-from typing import Callable, Literal
+from typing import Callable
 
-from mocks.escpos_parser import Cut, DrawerPulse, EscPosParser, Event, Feed, Init, StatusRequest, Text
+from mocks.escpos_parser import EscPosParser, SimulatedPrinter
 
 log = logging.getLogger(__name__)
 
-PaperState = Literal["ok", "near_end", "out"]
-
-# DLE EOT status bytes: bits 1 and 4 always on, bits 0 and 7 always off.
-_FIXED_BITS = 0x12
-_OFFLINE = 0x08  # n=1: printer offline
-_PAPER_END_STOP = 0x20  # n=2: printing stopped by paper end
-_NEAR_END = 0x0C  # n=4: near-end sensor
-_PAPER_END = 0x60  # n=4: paper-end sensor
 _CALL_TIMEOUT = 5.0
 
 
-class MockNetworkPrinter:
+class MockNetworkPrinter(SimulatedPrinter):
     """Simulated ESC/POS printer on a TCP port; see the module docstring."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__()
         self.host = host
         self.port = port  # the bound port once started (0 = ephemeral)
-        self._cond = threading.Condition()  # guards the printer state below
         self._online = True
-        self._paper: PaperState = "ok"
-        self._line: list[str] = []  # text not yet printed (no LF yet)
-        self._printed: list[str] = []  # lines printed since the last cut
-        self._receipts: list[str] = []
-        self._drawer_kicks: list[int] = []
-        self._raw = bytearray()
         # Loop-thread state: only the selector thread touches these.
         self._selector: selectors.BaseSelector | None = None
         self._listener: socket.socket | None = None
@@ -101,57 +86,6 @@ class MockNetworkPrinter:
             self._online = online
             return
         self._call(lambda: self._apply_online(online))
-
-    def set_paper(self, state: PaperState) -> None:
-        """Set the paper sensors: 'ok', 'near_end' or 'out' (prints nothing)."""
-        if state not in ("ok", "near_end", "out"):
-            raise ValueError(f"unknown paper state {state!r}")
-        with self._cond:
-            self._paper = state
-
-    # -- observations --------------------------------------------------------
-
-    @property
-    def receipts(self) -> list[str]:
-        """Text of each job up to its cut, oldest first."""
-        with self._cond:
-            return list(self._receipts)
-
-    @property
-    def drawer_kicks(self) -> list[int]:
-        """Connector pin (2 or 5) of each drawer pulse executed."""
-        with self._cond:
-            return list(self._drawer_kicks)
-
-    @property
-    def raw(self) -> bytes:
-        """Every byte received, all connections, in arrival order."""
-        with self._cond:
-            return bytes(self._raw)
-
-    def wait_for_receipts(self, n: int, timeout: float) -> list[str]:
-        """Block until at least n receipts are cut; TimeoutError otherwise."""
-        self._wait(lambda: len(self._receipts) >= n, timeout, f"{n} receipts")
-        return self.receipts
-
-    def wait_for_drawer_kicks(self, n: int, timeout: float) -> list[int]:
-        """Block until at least n drawer pulses ran; TimeoutError otherwise."""
-        self._wait(lambda: len(self._drawer_kicks) >= n, timeout, f"{n} drawer kicks")
-        return self.drawer_kicks
-
-    def wait_for_raw(self, n: int, timeout: float) -> bytes:
-        """Block until n bytes arrived and were acted on; TimeoutError otherwise."""
-        self._wait(lambda: len(self._raw) >= n, timeout, f"{n} bytes")
-        return self.raw
-
-    def _wait(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
-        with self._cond:
-            if not self._cond.wait_for(ready, timeout):
-                raise TimeoutError(
-                    f"mock printer: waited {timeout}s for {what}; have "
-                    f"{len(self._receipts)} receipts, {len(self._drawer_kicks)} drawer kicks, "
-                    f"{len(self._raw)} bytes"
-                )
 
     # -- the selector thread ---------------------------------------------------
 
@@ -213,6 +147,7 @@ class MockNetworkPrinter:
             self._listen()
         elif not online:
             self._close_all()
+            self._power_loss()
         self._online = online
 
     def _close_all(self) -> None:
@@ -257,7 +192,7 @@ class MockNetworkPrinter:
             self._drop(sock)
             return
         try:
-            reply = self._execute(data, self._connections[sock].feed(data))
+            reply = self._process(self._connections[sock], data)
             if reply:
                 sock.sendall(reply)
         except OSError:  # reset by the client, or it does not read its replies
@@ -266,58 +201,3 @@ class MockNetworkPrinter:
             # A bug here must cost one connection, never the printer.
             log.exception("mock printer: dropping connection after an internal error")
             self._drop(sock)
-
-    # -- the simulated printer -----------------------------------------------
-
-    def _execute(self, data: bytes, events: list[Event]) -> bytes:
-        """Record data and apply its events at once; return status replies."""
-        reply = bytearray()
-        with self._cond:
-            self._raw += data
-            running = self._paper != "out"  # paper end takes a printer offline
-            for event in events:
-                if isinstance(event, StatusRequest):
-                    reply += self._status_byte(event.n)
-                elif isinstance(event, DrawerPulse):
-                    if running or event.realtime:
-                        self._drawer_kicks.append(event.pin)
-                elif not running:
-                    continue
-                elif isinstance(event, Text):
-                    self._line.append(event.text)
-                elif isinstance(event, Feed):
-                    self._feed(event.lines)
-                elif isinstance(event, Init):
-                    self._line.clear()
-                elif isinstance(event, Cut):
-                    self._cut()
-            self._cond.notify_all()
-        return bytes(reply)
-
-    def _feed(self, lines: int) -> None:
-        if self._line:
-            self._printed.append("".join(self._line))
-            self._line.clear()
-            lines -= 1
-        self._printed.extend([""] * max(lines, 0))
-
-    def _cut(self) -> None:
-        self._feed(0)
-        while self._printed and not self._printed[-1].strip():
-            self._printed.pop()  # the feed to the cutter, not content
-        self._receipts.append("\n".join(self._printed))
-        self._printed.clear()
-
-    def _status_byte(self, n: int) -> bytes:
-        """DLE EOT n reply; n outside 1..4 is ignored, as printers do."""
-        out = self._paper == "out"
-        if n == 1:
-            return bytes([_FIXED_BITS | (_OFFLINE if out else 0)])
-        if n == 2:
-            return bytes([_FIXED_BITS | (_PAPER_END_STOP if out else 0)])
-        if n == 3:
-            return bytes([_FIXED_BITS])
-        if n == 4:
-            sensors = {"ok": 0, "near_end": _NEAR_END, "out": _NEAR_END | _PAPER_END}
-            return bytes([_FIXED_BITS | sensors[self._paper]])
-        return b""

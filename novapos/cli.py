@@ -33,6 +33,18 @@ def _demo(args: argparse.Namespace) -> int:
                 printer_port=args.printer_port).run()
 
 
+def _mock(args: argparse.Namespace) -> int:
+    from mocks.control import send_command
+    socket_path = args.state_dir / "mock.sock"
+    if not socket_path.exists():
+        print(f"novapos mock: no demo is running with state in {args.state_dir} (start `make demo` first)",
+              file=sys.stderr)
+        return 1
+    ok, message = send_command(socket_path, args.words or ["help"])
+    print(message, file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="novapos", description="NovaPOS: store edge runtime and hub.")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -63,6 +75,16 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--console-port", type=int, default=8700, help="hub console port (default: %(default)s)")
     demo.add_argument("--printer-port", type=int, default=0, help="simulated printer port (default: any free port)")
     demo.set_defaults(run=_demo)
+
+    mock = commands.add_parser("mock", help="plug, unplug and scan on the running demo's simulated devices",
+                               description="Talk to the simulated hardware of a running `novapos demo`: plug or "
+                               "unplug a device, scan a barcode, run the printer out of paper, present a card. "
+                               "Run `novapos mock help` for the list of commands.",
+                               epilog="examples: novapos mock list | novapos mock unplug receipt-printer | "
+                               "novapos mock scan scanner-1 4006381333931 | novapos mock paper receipt-printer out")
+    mock.add_argument("--state-dir", type=Path, default=Path(".state/demo"), help="the demo's state folder")
+    mock.add_argument("words", nargs="*", metavar="COMMAND", help="e.g. list, plug NAME, unplug NAME, scan NAME BARCODE")
+    mock.set_defaults(run=_mock)
     return root
 
 

@@ -27,10 +27,63 @@ class Product:
     price: Money
 
 
+DRIVER_KINDS: dict[str, str] = {
+    "escpos-network": "printer", "escpos-serial": "printer", "escpos-usb": "printer",
+    "hid-pos": "scanner", "hid-keyboard": "scanner", "serial-scanner": "scanner",
+    "serial-drawer": "drawer", "printer-drawer": "drawer",
+    "serial-terminal": "terminal",
+}
+"""Every driver a rule may name, and the kind of device it drives."""
+
+
 @dataclass(frozen=True)
-class PrinterConfig:
-    host: str
-    port: int = 9100
+class DeviceRule:
+    """How to recognise one device on its bus, which driver runs it, and which till it serves.
+
+    `name` is the device's identity: it stays the same across unplug and replug, whatever port or
+    handle the device comes back on.
+    """
+    name: str
+    driver: str
+    till: str | None = None          # scanners, drawers, terminals: the till they serve; printers: None = all
+    host: str | None = None          # network devices
+    port: int | None = None
+    path: str | None = None          # serial devices: the port's path (ideally a /dev/serial/by-id link)
+    vendor_id: int | None = None     # USB/HID devices
+    product_id: int | None = None
+    serial_number: str | None = None
+    printer: str | None = None       # printer-drawer: the printer it hangs off
+    baudrate: int = 9600
+    pin: int = 2                     # drawer kick pin (2 or 5)
+
+    @property
+    def kind(self) -> str:
+        return DRIVER_KINDS[self.driver]
+
+    @property
+    def bus(self) -> str:
+        """Where the device manager looks for it: network, serial, hid, usb, or none (via its printer)."""
+        if self.driver == "printer-drawer":
+            return "none"
+        if self.driver.startswith("hid-"):
+            return "hid"
+        if self.driver == "escpos-usb":
+            return "usb"
+        return "network" if self.driver == "escpos-network" else "serial"
+
+
+@dataclass(frozen=True)
+class DevicesConfig:
+    rules: tuple[DeviceRule, ...] = ()
+    scan_interval: float = 0.5       # seconds between bus scans
+    debounce_scans: int = 3          # missed scans before a device is marked down
+    hid_backend: str = "hidapi"      # or "simulated:<unix socket>" for the demo's simulated HID bus
+
+    def for_till(self, kind: str, till: str) -> DeviceRule | None:
+        """The device of `kind` serving `till`: one bound to it, else one serving every till."""
+        candidates = [rule for rule in self.rules if rule.kind == kind]
+        return next((r for r in candidates if r.till == till), None) or \
+            next((r for r in candidates if r.till is None), None)
 
 
 @dataclass(frozen=True)
@@ -44,7 +97,7 @@ class StoreConfig:
     http_port: int = 8600
     nats_url: str = ""
     state_dir: Path = Path(".state/store")
-    printer: PrinterConfig | None = None
+    devices: DevicesConfig = DevicesConfig()
     forward_batch: int = 256
 
     def check_runnable(self) -> None:
@@ -52,8 +105,9 @@ class StoreConfig:
         if not self.nats_url:
             raise ConfigError("no NATS address: set NOVAPOS_NATS_URL or [nats] url in the store config, "
                               "or run `novapos demo` for embedded servers")
-        if self.printer is None:
-            raise ConfigError("the store config has no [printer] host: every till needs a receipt printer")
+        for till in self.tills:
+            if self.devices.for_till("printer", till) is None:
+                raise ConfigError(f"no receipt printer serves till {till!r}: add a [[devices.rules]] printer")
 
 
 @dataclass(frozen=True)
@@ -87,6 +141,48 @@ def _require(data: dict[str, Any], key: str, kind: type, where: str) -> Any:
     return value
 
 
+_RULE_FIELDS = {"name": str, "driver": str, "till": str, "host": str, "port": int, "path": str,
+                "vendor_id": int, "product_id": int, "serial_number": str, "printer": str, "baudrate": int, "pin": int}
+_RULE_NEEDS = {"network": ("host", "port"), "serial": ("path",), "hid": ("vendor_id", "product_id"),
+               "usb": ("vendor_id", "product_id"), "none": ("printer",)}
+
+
+def _device_rule(raw: dict[str, Any], where: str, tills: tuple[str, ...]) -> DeviceRule:
+    unknown = set(raw) - set(_RULE_FIELDS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
+    for key, kind in _RULE_FIELDS.items():
+        if key in raw and (not isinstance(raw[key], kind) or isinstance(raw[key], bool)):
+            raise ConfigError(f"{where}: '{key}' must be a {kind.__name__}, got {raw[key]!r}")
+    name, driver = _require(raw, "name", str, where), _require(raw, "driver", str, where)
+    if driver not in DRIVER_KINDS:
+        raise ConfigError(f"{where}: unknown driver {driver!r} (known: {', '.join(sorted(DRIVER_KINDS))})")
+    rule = DeviceRule(**raw)
+    missing = [key for key in _RULE_NEEDS[rule.bus] if getattr(rule, key) is None]
+    if missing:
+        raise ConfigError(f"{where}: driver {driver!r} needs {', '.join(missing)}")
+    if rule.till is not None and rule.till not in tills:
+        raise ConfigError(f"{where}: till {rule.till!r} is not one of this store's tills {list(tills)}")
+    if rule.pin not in (2, 5):
+        raise ConfigError(f"{where}: drawer pin must be 2 or 5, got {rule.pin}")
+    return rule
+
+
+def load_devices(data: dict[str, Any], where: str, tills: tuple[str, ...]) -> DevicesConfig:
+    rules = tuple(_device_rule(raw, f"{where} devices.rules[{index}]", tills)
+                  for index, raw in enumerate(data.get("rules", [])))
+    names = [rule.name for rule in rules]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where}: device names must be unique, got {names}")
+    printers = {rule.name for rule in rules if rule.kind == "printer"}
+    for rule in rules:
+        if rule.printer is not None and rule.printer not in printers:
+            raise ConfigError(f"{where}: device {rule.name!r} hangs off printer {rule.printer!r}, which is not configured")
+    return DevicesConfig(rules=rules, scan_interval=float(data.get("scan_interval", 0.5)),
+                         debounce_scans=int(data.get("debounce_scans", 3)),
+                         hid_backend=str(data.get("hid_backend", "hidapi")))
+
+
 def load_store(path: Path) -> StoreConfig:
     data = tomllib.loads(path.read_text())
     where = str(path)
@@ -98,7 +194,7 @@ def load_store(path: Path) -> StoreConfig:
             sku=_require(raw, "sku", str, item), barcode=_require(raw, "barcode", str, item),
             name=_require(raw, "name", str, item), price=Money(_require(raw, "price", int, item), currency),
         ))
-    http, nats, state, printer = (_table(data, key) for key in ("http", "nats", "state", "printer"))
+    http, nats, state, devices = (_table(data, key) for key in ("http", "nats", "state", "devices"))
     tills = tuple(data.get("tills", ["till-1"]))
     if not tills:
         raise ConfigError(f"{where}: a store needs at least one till")
@@ -108,7 +204,7 @@ def load_store(path: Path) -> StoreConfig:
         http_host=http.get("host", "127.0.0.1"), http_port=int(http.get("port", 8600)),
         nats_url=os.environ.get("NOVAPOS_NATS_URL") or nats.get("url", ""),
         state_dir=Path(state.get("dir", f".state/{data['store']}")),
-        printer=PrinterConfig(printer["host"], int(printer.get("port", 9100))) if printer.get("host") else None,
+        devices=load_devices(devices, where, tills),
     )
 
 

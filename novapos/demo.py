@@ -1,6 +1,6 @@
 """`novapos demo`: the whole system on one machine, as separate processes, the way a store and a hub run.
 
-Order of start: embedded NATS and PostgreSQL (unless external URLs are given), the simulated printer,
+Order of start: embedded NATS and PostgreSQL (unless external URLs are given), the simulated devices,
 the hub, the store edge. Stop is the reverse. Each process is real: the edge and the hub are
 `novapos edge` and `novapos hub` children talking over NATS, exactly as in production.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -20,8 +19,11 @@ import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
-from mocks.network_printer import MockNetworkPrinter
+import tomli_w
+
+from mocks.store import SimulatedStore
 from novapos.cli import CONFIGS
 from novapos.infra.embedded_nats import EmbeddedNats
 from novapos.infra.embedded_postgres import EmbeddedPostgres
@@ -31,26 +33,14 @@ log = logging.getLogger(__name__)
 READY_TIMEOUT_S = 60.0
 
 
-def _toml_value(value: object) -> str:
-    return json.dumps(value) if isinstance(value, (str, int)) else repr(value)
-
-
-def write_store_config(path: Path, state_dir: Path, till_port: int, printer_port: int) -> None:
-    """The demo store config, pointed at the demo's ports, state folder and simulated printer."""
-    text = (CONFIGS / "demo-store.toml").read_text()
-    overrides = {("http", "port"): till_port, ("printer", "port"): printer_port,
-                 ("state", "dir"): str(state_dir / "store-001")}
-    lines, table = [], ""
-    for line in text.splitlines():
-        stripped = line.strip()
-        if header := re.match(r"^\[\s*([\w.-]+)\s*\]", stripped):
-            table = header.group(1)
-        key = stripped.split("=", 1)[0].strip() if "=" in stripped else None
-        if key is not None and (table, key) in overrides:
-            line = f"{key} = {_toml_value(overrides[(table, key)])}"
-        lines.append(line)
-    path.write_text("\n".join(lines) + "\n")
-    tomllib.loads(path.read_text())  # fail here, not in the child, if the rewrite broke it
+def write_store_config(path: Path, state_dir: Path, till_port: int, devices: dict[str, Any] | None = None) -> None:
+    """The demo store config, pointed at the demo's port, state folder and (when given) simulated devices."""
+    data = tomllib.loads((CONFIGS / "demo-store.toml").read_text())
+    data["http"]["port"] = till_port
+    data["state"]["dir"] = str(state_dir / "store-001")
+    if devices is not None:
+        data["devices"] = devices
+    path.write_text(tomli_w.dumps(data))
 
 
 def wait_healthy(url: str, process: subprocess.Popen[bytes], name: str, timeout: float = READY_TIMEOUT_S) -> None:
@@ -108,9 +98,10 @@ class Demo:
             if not env.get("NOVAPOS_DATABASE_URL"):
                 log.info("starting embedded PostgreSQL under %s", self.state_dir)
                 env["NOVAPOS_DATABASE_URL"] = stack.enter_context(EmbeddedPostgres(self.state_dir / "postgres")).url()
-            printer = stack.enter_context(MockNetworkPrinter(port=self.printer_port))
+            hardware = stack.enter_context(SimulatedStore(self.state_dir, printer_port=self.printer_port))
             store_config = self.state_dir / "store.toml"
-            write_store_config(store_config, self.state_dir, self.till_port, printer.port)
+            base_devices = tomllib.loads((CONFIGS / "demo-store.toml").read_text())["devices"]
+            write_store_config(store_config, self.state_dir, self.till_port, hardware.devices(base_devices))
             hub_config = self.state_dir / "hub.toml"
             hub_config.write_text((CONFIGS / "hub.toml").read_text().replace("port = 8700", f"port = {self.console_port}"))
 
@@ -124,7 +115,9 @@ class Demo:
             print(f"\n  NovaPOS demo is running.\n"
                   f"    web till     {till_url}/\n"
                   f"    hub console  {console_url}/\n"
-                  f"    printer      simulated ESC/POS printer on 127.0.0.1:{printer.port}\n"
+                  f"    devices      simulated: printer on 127.0.0.1:{hardware.printer.port}, HID and serial\n"
+                  f"                 scanners, a drawer and a payment terminal; play with them from another\n"
+                  f"                 terminal: .venv/bin/novapos mock help\n"
                   f"    NATS         {env['NOVAPOS_NATS_URL']}\n"
                   f"    PostgreSQL   {env['NOVAPOS_DATABASE_URL']}\n"
                   f"  Press Ctrl-C to stop.\n", flush=True)
@@ -134,5 +127,5 @@ class Demo:
                         log.error("%s exited unexpectedly with code %s; stopping the demo", name, process.returncode)
                         return 1
                 time.sleep(0.2)
-            log.info("stopping the demo: store edge, hub, printer, PostgreSQL, NATS")
+            log.info("stopping the demo: store edge, hub, simulated devices, PostgreSQL, NATS")
         return 0

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 from typing import AsyncIterator, Iterator
@@ -19,7 +21,7 @@ import pytest
 import trio
 
 from mocks.network_printer import MockNetworkPrinter
-from novapos.config import HubConfig, PrinterConfig, StoreConfig, load_store
+from novapos.config import DeviceRule, DevicesConfig, HubConfig, StoreConfig, load_store
 from novapos.infra.embedded_nats import EmbeddedNats
 from novapos.infra.embedded_postgres import EmbeddedPostgres
 
@@ -27,16 +29,19 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 @pytest.fixture(scope="session")
-def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_server_url() -> Iterator[str]:
     external = os.environ.get("NOVAPOS_DATABASE_URL")
     if external:
         yield external
         return
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("postgres")).start()
+    # Not under pytest's tmp folder: pytest keeps that 0700, and PostgreSQL runs as another user.
+    data = Path(tempfile.mkdtemp(prefix="novapos-test-pg-"))
+    server = EmbeddedPostgres(data).start()
     try:
         yield server.url()
     finally:
         server.stop()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.fixture
@@ -83,8 +88,16 @@ def store_config(tmp_path: Path, nats_server: EmbeddedNats, printer: MockNetwork
     return StoreConfig(
         tenant=demo.tenant, store=demo.store, currency=demo.currency, tills=demo.tills, products=demo.products,
         http_port=0, nats_url=nats_server.url, state_dir=tmp_path / "edge",
-        printer=PrinterConfig("127.0.0.1", printer.port),
+        devices=printer_only(printer.port),
     )
+
+
+def printer_only(port: int) -> DevicesConfig:
+    """A store with just the network receipt printer, and till-1's drawer wired to it."""
+    return DevicesConfig(rules=(
+        DeviceRule("receipt-printer", "escpos-network", host="127.0.0.1", port=port),
+        DeviceRule("drawer-1", "printer-drawer", printer="receipt-printer", till="till-1"),
+    ), scan_interval=0.1, debounce_scans=3)
 
 
 @pytest.fixture

@@ -72,6 +72,8 @@ class Worker(Actor):
         start_delay: float = 0.0,
         hang_on_stop: threading.Event | None = None,
         needs: str | None = None,
+        stop_delay: float = 0.0,
+        fail_stop: bool = False,
     ) -> None:
         super().__init__()
         self.journal = journal
@@ -80,6 +82,8 @@ class Worker(Actor):
         self.start_delay = start_delay
         self.hang_on_stop = hang_on_stop
         self.needs = needs
+        self.stop_delay = stop_delay
+        self.fail_stop = fail_stop
 
     def started(self) -> None:
         self.journal.add("attempt", self.name)
@@ -94,6 +98,11 @@ class Worker(Actor):
         self.journal.add("stop", self.name, self.actor_urn)
         if self.hang_on_stop is not None:
             self.hang_on_stop.wait()
+        if self.stop_delay:
+            time.sleep(self.stop_delay)
+            self.journal.add("stopped", self.name, self.actor_urn)
+        if self.fail_stop:
+            raise Boom(f"{self.name} failed in stopping()")
 
     def ping(self) -> str:
         return self.actor_urn

@@ -32,7 +32,7 @@ async def test_children_start_in_order_and_stop_in_reverse() -> None:
     ])
     async with supervision_tree(spec) as tree:
         assert [e[1] for e in journal.events("start")] == ["a", "b", "c"]
-        assert tree.registry.names() == ["a", "b", "c"]
+        assert tree.registry.names() == ["root", "a", "b", "c"]  # supervisors are registered too
         assert tree.healthy()
     assert [e[1] for e in journal.events("stop")] == ["c", "b", "a"]
     assert not tree.healthy()

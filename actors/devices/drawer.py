@@ -1,0 +1,59 @@
+"""A cash drawer: kicked open by its till, locally, never waiting on the hub or the print queue.
+
+Either standalone on a serial port (with an open/closed sensor), or wired to a receipt printer and
+pulsed through it (no sensor).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import Counter
+
+from actors.devices.base import DeviceActor
+from actors.devices.context import device_actor_name
+from drivers.cash_drawer import SerialCashDrawer
+from drivers.errors import DeviceGone
+
+log = logging.getLogger(__name__)
+
+KICKS = Counter("novapos_edge_drawer_kicks_total", "Drawer open pulses, by outcome", ["device", "result"])
+SENSOR_INTERVAL_S = 1.0
+
+
+class DrawerDevice(DeviceActor):
+    def started(self) -> None:
+        self._drawer: SerialCashDrawer | None = None
+        if self.rule.driver == "serial-drawer":
+            assert self.rule.path is not None
+            self._drawer = SerialCashDrawer(self.rule.path)
+            self._drawer.open()
+            self.poll_sensor()
+        else:
+            self.report("ready", f"through printer {self.rule.printer}")
+
+    def stopping(self) -> None:
+        if self._drawer is not None:
+            self._drawer.close()
+
+    def kick(self) -> bool:
+        try:
+            if self._drawer is not None:
+                self._drawer.kick(self.rule.pin)
+                done = True
+            else:
+                assert self.rule.printer is not None
+                done = bool(self.registry.ask(device_actor_name(self.rule.printer), "kick_drawer", self.rule.pin))
+        except DeviceGone as exc:
+            self.report("offline", str(exc))
+            done = False
+        KICKS.labels(self.rule.name, "opened" if done else "failed").inc()
+        return done
+
+    def poll_sensor(self) -> None:
+        assert self._drawer is not None
+        try:
+            self.report("open" if self._drawer.is_open() else "closed")
+        except DeviceGone as exc:
+            self.report("offline", str(exc))
+        self.send_after(SENSOR_INTERVAL_S, "poll_sensor")

@@ -1,0 +1,18 @@
+"""Which actor runs a device of each kind."""
+
+from __future__ import annotations
+
+from actors.devices.base import DeviceActor
+from actors.devices.drawer import DrawerDevice
+from actors.devices.printer import PrinterDevice
+from actors.devices.scanner import ScannerDevice
+from actors.devices.terminal import TerminalDevice
+from novapos.config import DeviceRule
+
+ACTORS: dict[str, type[DeviceActor]] = {
+    "printer": PrinterDevice, "scanner": ScannerDevice, "drawer": DrawerDevice, "terminal": TerminalDevice,
+}
+
+
+def actor_class_for(rule: DeviceRule) -> type[DeviceActor]:
+    return ACTORS[rule.kind]

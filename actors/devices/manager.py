@@ -1,0 +1,177 @@
+"""The device manager: hot-plug for every bus, one scan every `scan_interval` seconds.
+
+Each scan enumerates the buses the rules use and matches what is present to the rules. A device
+that appears is started as an actor under the `devices` supervisor (one_for_one, so a crashing
+driver takes down nothing else); one missing for `debounce_scans` scans in a row is stopped. A
+brief drop shorter than the debounce never restarts anything: the device actor reconnects on its
+own. Identity is the rule's name, so a replugged device is the same device whatever port it is on.
+Devices that match no rule are logged once and left alone.
+
+The manager is also the device status board: device actors report their status here, and every
+change is published to the web till and to the device_up metric.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from prometheus_client import Gauge
+
+from actors.devices.context import SUPERVISOR, DeviceContext, device_actor_name
+from actors.devices.kinds import actor_class_for
+from actors.devices.matching import matches
+from drivers.buses import BusUnavailable, SeenDevice, probe_network, scan_hid, scan_serial, scan_usb
+from edge_runtime import Actor, ChildSpec, Restart
+from novapos.config import DeviceRule, DevicesConfig
+
+log = logging.getLogger(__name__)
+
+DEVICE_UP = Gauge("novapos_edge_device_up", "1 while a configured device is present and running", ["device", "kind"])
+
+OFFLINE_STATES = frozenset({"offline"})
+
+
+class DeviceManagerActor(Actor):
+    def __init__(self, devices: DevicesConfig, context: DeviceContext) -> None:
+        super().__init__()
+        self._devices = devices
+        self._context = context
+        self._rules = {rule.name: rule for rule in devices.rules}
+        self._up: dict[str, SeenDevice | None] = {}
+        self._missed: dict[str, int] = {}
+        self._status: dict[str, dict[str, Any]] = {}
+        self._ignored: set[tuple[str, str]] = set()
+        self._scans = 0
+
+    def started(self) -> None:
+        # A restarted manager knows nothing of device actors its predecessor started: clear them, the
+        # first scan starts what is present (queued print jobs wait safely in the spooler meanwhile).
+        for name, _up in self.registry.ask(SUPERVISOR, "which_children"):
+            self.registry.ask(SUPERVISOR, "terminate_child", name)
+        for rule in self._devices.rules:
+            self._set_status(rule, "down", "not seen yet")
+        self.send_after(0.0, "scan")
+
+    # -- protocol --------------------------------------------------------------------------
+
+    def scan(self) -> None:
+        """One hot-plug pass; reschedules itself."""
+        try:
+            self._scan_once()
+        finally:
+            self._scans += 1
+            self.send_after(self._devices.scan_interval, "scan")
+
+    def report(self, device: str, state: str, detail: str = "") -> None:
+        """A device actor's own view: 'ready', 'offline', 'paper_out', 'paper_near_end', 'error'..."""
+        rule = self._rules.get(device)
+        if rule is not None and device in self._up:
+            self._set_status(rule, state, detail)
+
+    def statuses(self) -> list[dict[str, Any]]:
+        return [self._status[rule.name] for rule in self._devices.rules]
+
+    def scans(self) -> int:
+        return self._scans
+
+    # -- scanning --------------------------------------------------------------------------
+
+    def _enumerate(self) -> tuple[dict[str, list[SeenDevice]], set[str]]:
+        buses = {rule.bus for rule in self._devices.rules}
+        seen: dict[str, list[SeenDevice]] = {}
+        unavailable: set[str] = set()
+        lookers = {
+            "hid": lambda: scan_hid(self._context.hid),
+            "serial": lambda: scan_serial(rule.path for rule in self._devices.rules if rule.path),
+            "usb": scan_usb,
+            # Network devices that are up prove their presence through their own status polls.
+            "network": lambda: probe_network((rule.host, rule.port) for rule in self._devices.rules
+                                             if rule.bus == "network" and rule.name not in self._up),
+        }
+        for bus in buses & set(lookers):
+            try:
+                seen[bus] = lookers[bus]()
+            except BusUnavailable as exc:
+                unavailable.add(bus)
+                log.warning("%s; devices on it keep their last state", exc)
+        return seen, unavailable
+
+    def _scan_once(self) -> None:
+        seen, unavailable = self._enumerate()
+        claimed: set[SeenDevice] = set()
+        for rule in self._devices.rules:
+            if rule.bus == "none" or rule.bus in unavailable:
+                continue
+            found = next((device for device in seen.get(rule.bus, []) if matches(rule, device)), None)
+            present = found is not None or (rule.bus == "network" and rule.name in self._up
+                                            and self._status[rule.name]["state"] not in OFFLINE_STATES)
+            if found is not None:
+                claimed.add(found)
+            if present:
+                self._missed[rule.name] = 0
+                moved = found is not None and (known := self._up.get(rule.name)) is not None \
+                    and known.address != found.address
+                if moved:  # replugged elsewhere within the debounce: its actor holds the old address
+                    self._take_down(rule, f"moved to {found.address}")
+                if rule.name not in self._up:
+                    self._bring_up(rule, found)
+            elif rule.name in self._up:
+                self._missed[rule.name] = self._missed.get(rule.name, 0) + 1
+                if self._missed[rule.name] >= self._devices.debounce_scans:
+                    self._take_down(rule, f"missing for {self._missed[rule.name]} scans")
+        for rule in self._devices.rules:  # devices that live on another device (a drawer on a printer)
+            if rule.bus == "none":
+                host_up = rule.printer in self._up
+                if host_up and rule.name not in self._up:
+                    self._bring_up(rule, None)
+                elif not host_up and rule.name in self._up:
+                    self._take_down(rule, f"its printer {rule.printer} is down")
+        self._log_unknown(seen, claimed)
+
+    def _log_unknown(self, seen: dict[str, list[SeenDevice]], claimed: set[SeenDevice]) -> None:
+        for bus in ("hid", "usb"):  # serial/network listings include the system's own ports; not worth a line
+            for device in seen.get(bus, []):
+                key = (bus, device.address)
+                if device not in claimed and key not in self._ignored:
+                    self._ignored.add(key)
+                    log.info("ignoring unknown %s: no [[devices.rules]] entry matches it", device.label())
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _bring_up(self, rule: DeviceRule, seen: SeenDevice | None) -> None:
+        started = time.perf_counter()
+        self._up[rule.name] = seen
+        self._set_status(rule, "starting", seen.label() if seen else f"on {rule.printer}")
+        spec = ChildSpec(device_actor_name(rule.name), actor_class_for(rule), (rule, seen, self._context),
+                         restart=Restart.TRANSIENT, shutdown_timeout=3.0)
+        try:
+            self.registry.ask(SUPERVISOR, "start_child", spec, timeout=10.0)
+        except Exception as exc:
+            del self._up[rule.name]
+            self._set_status(rule, "down", f"could not start: {exc}")
+            log.warning("device %s: could not start its actor (%s); will retry on the next scan", rule.name, exc)
+            return
+        DEVICE_UP.labels(rule.name, rule.kind).set(1)
+        log.info("device %s (%s) plugged: %s, up in %.1f ms", rule.name, rule.driver,
+                 seen.label() if seen else f"via {rule.printer}", (time.perf_counter() - started) * 1000)
+
+    def _take_down(self, rule: DeviceRule, why: str) -> None:
+        self._up.pop(rule.name, None)
+        self._missed.pop(rule.name, None)
+        try:
+            self.registry.ask(SUPERVISOR, "terminate_child", device_actor_name(rule.name), timeout=10.0)
+        except Exception as exc:
+            log.warning("device %s: stopping its actor failed: %s", rule.name, exc)
+        DEVICE_UP.labels(rule.name, rule.kind).set(0)
+        self._set_status(rule, "down", why)
+        log.warning("device %s (%s) unplugged: %s", rule.name, rule.kind, why)
+
+    def _set_status(self, rule: DeviceRule, state: str, detail: str) -> None:
+        status = {"type": "device", "device": rule.name, "kind": rule.kind, "driver": rule.driver,
+                  "till": rule.till, "state": state, "detail": detail, "at": time.time()}
+        previous = self._status.get(rule.name)
+        self._status[rule.name] = status
+        if previous is None or (previous["state"], previous["detail"]) != (state, detail):
+            self._context.notify(status)

@@ -1,0 +1,89 @@
+"""A receipt printer that is plugged in: prints the spooler's jobs and watches paper and online status.
+
+A job counts as printed only when the printer has confirmed it: the job is followed by a real-time
+status query, and the answer can only come after the printer has taken in the whole job. A job cut
+off by an unplug is therefore retried, and printed once, when the printer comes back.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from actors.devices.base import DeviceActor
+from actors.devices.context import SPOOLER
+from drivers.escpos_printer import EscPosPrinter, PrinterStatus, PrinterUnavailable
+from actors.print_jobs import document_from_wire
+from novapos.config import DeviceRule
+
+log = logging.getLogger(__name__)
+
+STATUS_INTERVAL_S = 1.0
+
+
+def open_printer(rule: DeviceRule, timeout: float = 2.0) -> EscPosPrinter:
+    if rule.driver == "escpos-network":
+        assert rule.host is not None and rule.port is not None
+        return EscPosPrinter.network(rule.host, rule.port, timeout=timeout)
+    if rule.driver == "escpos-serial":
+        assert rule.path is not None
+        return EscPosPrinter.serial(rule.path, rule.baudrate, timeout=timeout)
+    assert rule.vendor_id is not None and rule.product_id is not None
+    return EscPosPrinter.usb(rule.vendor_id, rule.product_id, timeout=timeout)
+
+
+def state_of(status: PrinterStatus) -> str:
+    if status.paper == "out":
+        return "paper_out"
+    if not status.online:
+        return "offline"
+    return "paper_near_end" if status.paper == "near_end" else "ready"
+
+
+class PrinterDevice(DeviceActor):
+    def started(self) -> None:
+        self._printer = open_printer(self.rule)
+        self._state = "starting"
+        self.poll_status()
+
+    def stopping(self) -> None:
+        self._printer.close()
+
+    def poll_status(self) -> None:
+        """Read the real-time status; reschedules itself."""
+        self._apply(self._printer.status())
+        self.send_after(STATUS_INTERVAL_S, "poll_status")
+
+    def print_job(self, job_id: str, document: dict[str, Any]) -> str:
+        """'printed', or why not: 'paper_out' or 'offline' (the spooler keeps the job and retries)."""
+        before = self._printer.status()
+        self._apply(before)
+        if self._state in ("paper_out", "offline"):
+            return self._state
+        try:
+            after = self._printer.print_document_confirmed(document_from_wire(document))
+        except PrinterUnavailable as exc:
+            log.warning("printer %s: job %s not confirmed (%s); it stays queued", self.rule.name, job_id, exc)
+            self._printer.close()
+            self._apply(PrinterStatus(online=False, paper="unknown"))
+            return "offline"
+        self._apply(after)
+        return "printed"
+
+    def kick_drawer(self, pin: int) -> bool:
+        """Pulse a drawer wired to this printer; immediate, never queued behind receipts."""
+        try:
+            self._printer.kick_drawer(pin)
+        except PrinterUnavailable as exc:
+            log.warning("printer %s: drawer kick on pin %d failed: %s", self.rule.name, pin, exc)
+            return False
+        return True
+
+    def _apply(self, status: PrinterStatus) -> None:
+        state = state_of(status)
+        if state == self._state:
+            return
+        was, self._state = self._state, state
+        self.report(state, f"paper {status.paper}")
+        if state in ("ready", "paper_near_end") and was not in ("ready", "paper_near_end"):
+            self.registry.tell(SPOOLER, "printer_ready", self.rule.name)

@@ -1,0 +1,76 @@
+"""A barcode scanner that is plugged in: every scan becomes a line on the till it is bound to."""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import Counter
+
+from actors.devices.base import DeviceActor
+from actors.protocol import Rejected
+from drivers.errors import DeviceGone
+from drivers.hid_scanner import HidScanner
+from drivers.serial_scanner import SerialScanner
+
+log = logging.getLogger(__name__)
+
+SCANS = Counter("novapos_edge_scans_total", "Barcodes read by scanners, by outcome", ["device", "result"])
+
+READ_TIMEOUT_S = 0.1
+
+
+class ScannerDevice(DeviceActor):
+    def started(self) -> None:
+        self._scanner: HidScanner | SerialScanner | None = None
+        self._connect()
+        self.send_after(0.0, "poll")
+
+    def stopping(self) -> None:
+        if self._scanner is not None:
+            self._scanner.close()
+
+    def _connect(self) -> None:
+        if self.rule.driver == "serial-scanner":
+            assert self.rule.path is not None
+            scanner: HidScanner | SerialScanner = SerialScanner(self.rule.path, self.rule.baudrate)
+        else:
+            assert self.seen is not None and self.seen.hid_path is not None
+            scanner = HidScanner(self.context.hid, self.seen.hid_path,
+                                 "pos" if self.rule.driver == "hid-pos" else "keyboard")
+        try:
+            scanner.open()
+        except DeviceGone as exc:
+            self.report("offline", str(exc))
+            return
+        self._scanner = scanner
+        self.report("ready", f"bound to {self.rule.till}" if self.rule.till else "bound to no till")
+
+    def poll(self) -> None:
+        """Read for a short while, deliver what came, go again (the mailbox stays responsive between reads)."""
+        if self._scanner is None:
+            self._connect()
+            self.send_after(0.0 if self._scanner else self.RECONNECT_S, "poll")
+            return
+        try:
+            barcodes = self._scanner.read_barcodes(READ_TIMEOUT_S)
+        except DeviceGone as exc:
+            self._scanner.close()
+            self._scanner = None
+            self.report("offline", str(exc))
+            self.send_after(self.RECONNECT_S, "poll")
+            return
+        for barcode in barcodes:
+            self._deliver(barcode)
+        self.send_after(0.0, "poll")
+
+    def _deliver(self, barcode: str) -> None:
+        if self.rule.till is None:
+            SCANS.labels(self.rule.name, "unbound").inc()
+            log.warning("scanner %s read %r but is bound to no till: set `till` in its rule", self.rule.name, barcode)
+            return
+        answer = self.registry.ask(f"till.{self.rule.till}", "scan", barcode, self.rule.name)
+        if isinstance(answer, Rejected):
+            SCANS.labels(self.rule.name, "rejected").inc()
+            log.info("scanner %s: %s", self.rule.name, answer.message)
+        else:
+            SCANS.labels(self.rule.name, "added").inc()

@@ -1,0 +1,144 @@
+"""Cash drawers: a standalone one on a serial port, or one kicked through the receipt printer.
+
+Most drawers hang off the receipt printer's drawer connector and open when
+the printer gets ESC p (`PrinterDrawer`). Standalone serial drawer
+interfaces speak the same two commands, and that is the protocol
+`SerialCashDrawer` uses (8N1, no flow control, 9600 baud by default):
+
+- open:   ESC p m t1 t2 (1B 70 m t1 t2) -- m = 0 pulses connector pin 2,
+  m = 1 pin 5; t1, t2 = pulse on and off time in 2 ms units (50 = 100 ms).
+  No reply.
+- status: DLE EOT 1 (10 04 01) -- the drawer replies one byte shaped like a
+  printer's DLE EOT 1 answer: bits 1 and 4 set, bits 0 and 7 clear, and
+  bit 2 (0x04) set while the drawer is open (0x16 open, 0x12 closed). Other
+  bits are reserved, to be ignored.
+
+Anything else sent to the drawer is ignored by it.
+
+Blocking calls, not thread-safe: one device actor owns a drawer (from trio,
+use trio.to_thread).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol, TypeVar
+
+import serial
+from escpos.constants import CD_KICK_2, CD_KICK_5, RT_STATUS_ONLINE
+
+from drivers.errors import DeviceGone, DeviceProtocolError
+from drivers.escpos_printer import EscPosPrinter
+
+_KICK = {2: CD_KICK_2, 5: CD_KICK_5}  # ESC p 0|1 50 50: 100 ms on, 100 ms off
+_STATUS_FIXED_MASK = 0x93  # bits that are fixed in every status byte...
+_STATUS_FIXED_BITS = 0x12  # ...and their values
+_DRAWER_OPEN = 0x04
+
+T = TypeVar("T")
+
+
+class CashDrawer(Protocol):
+    """What a drawer actor needs from any cash drawer."""
+
+    def kick(self, pin: int | None = None) -> None:
+        """Pulse the solenoid (open the drawer), on `pin` or the configured one."""
+
+    def is_open(self) -> bool | None:
+        """Whether the drawer is open; None if this drawer cannot tell."""
+
+
+class SerialCashDrawer:
+    """A standalone cash drawer on a serial port; opens lazily and again after DeviceGone."""
+
+    def __init__(self, port: str, baudrate: int = 9600, timeout: float = 0.5, pin: int = 2) -> None:
+        """timeout bounds each write and the wait for a status reply; pin is
+        the solenoid's connector pin (2 or 5) used when kick() names none."""
+        _check_pin(pin)
+        self.port = port
+        self._baudrate = baudrate
+        self._timeout = timeout
+        self._pin = pin
+        self._serial: serial.Serial | None = None
+
+    def __enter__(self) -> SerialCashDrawer:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Open the port now (else the first call does); DeviceGone if it cannot be."""
+        if self._serial is not None:
+            return
+        try:
+            self._serial = serial.Serial(
+                self.port, self._baudrate, timeout=self._timeout, write_timeout=self._timeout
+            )
+        except (OSError, ValueError) as exc:  # SerialException is an OSError
+            raise DeviceGone(f"cannot open cash drawer port {self.port}: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the port."""
+        if self._serial is not None:
+            self._serial.close()
+            self._serial = None
+
+    def kick(self, pin: int | None = None) -> None:
+        """Pulse the drawer open (ESC p) on `pin`, or the configured pin."""
+        pin = self._pin if pin is None else pin
+        _check_pin(pin)
+        self._io(lambda port: port.write(_KICK[pin]))
+
+    def is_open(self) -> bool:
+        """Ask the drawer (DLE EOT 1). DeviceGone if the port is gone or the
+        drawer does not answer within the timeout; DeviceProtocolError if
+        its answer is not a status byte."""
+
+        def ask(port: serial.Serial) -> bytes:
+            port.read(port.in_waiting)  # a late reply to an earlier question is not this answer
+            port.write(RT_STATUS_ONLINE)
+            return port.read(1)
+
+        reply = self._io(ask)
+        if not reply:
+            self.close()  # a reply arriving later must not answer the next question
+            raise DeviceGone(f"cash drawer on {self.port} does not answer")
+        if reply[0] & _STATUS_FIXED_MASK != _STATUS_FIXED_BITS:
+            raise DeviceProtocolError(f"cash drawer on {self.port} sent {reply.hex()}, not a status byte")
+        return bool(reply[0] & _DRAWER_OPEN)
+
+    def _io(self, operation: Callable[[serial.Serial], T]) -> T:
+        """Run operation on the port, opening it first; DeviceGone if the port fails."""
+        self.open()
+        assert self._serial is not None
+        try:
+            return operation(self._serial)
+        except OSError as exc:  # SerialException, its write timeout, and in_waiting's bare OSError
+            self.close()
+            raise DeviceGone(f"cash drawer port {self.port} is gone: {exc}") from exc
+
+
+class PrinterDrawer:
+    """A drawer wired to the receipt printer's drawer connector.
+
+    Kicks go through the printer (ESC p), so they queue behind print data
+    and fail like the printer does (PrinterUnavailable, a DeviceGone). The
+    drawer's state is not read back: is_open() returns None.
+    """
+
+    def __init__(self, printer: EscPosPrinter) -> None:
+        self._printer = printer
+
+    def kick(self, pin: int | None = None) -> None:
+        """Pulse the drawer connector on `pin`, or the printer's configured pin."""
+        self._printer.kick_drawer(pin)
+
+    def is_open(self) -> None:
+        """Unknown: this driver does not read the printer's drawer sensor."""
+        return None
+
+
+def _check_pin(pin: int) -> None:
+    if pin not in _KICK:
+        raise ValueError(f"drawer pin must be 2 or 5, not {pin!r}")

@@ -1,0 +1,128 @@
+"""Barcode scanner on a serial port (RS-232, or USB in CDC-ACM/serial mode).
+
+The scanner sends each barcode as ASCII followed by a suffix, usually CR;
+CR, LF and CRLF are all accepted as terminators whatever the configured
+suffix, because scanners are often reconfigured in the field. A barcode is
+only delivered once its terminator has arrived.
+
+What is not a barcode is dropped whole, with a log line, never delivered in
+part: a line holding a byte outside printable ASCII (noise on plug-in, a
+wrong baud rate) or longer than 128 characters. Dropping the whole line,
+rather than just the odd bytes, is deliberate: a barcode with a byte lost
+could be a different, valid code, and ringing up the wrong product is worse
+than asking the cashier to scan again. GS (0x1D) is allowed: GS1 barcodes
+use it as the field separator.
+
+Blocking calls, not thread-safe: one device actor owns a scanner (from
+trio, use trio.to_thread).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import serial
+
+from drivers.errors import DeviceGone
+
+log = logging.getLogger(__name__)
+
+MAX_BARCODE = 128
+_TERMINATORS = b"\r\n"
+_GS = 0x1D
+
+
+class SerialScanner:
+    """A serial barcode scanner; opens lazily and again after DeviceGone."""
+
+    def __init__(self, port: str, baudrate: int = 9600, suffix: bytes = b"\r") -> None:
+        """port is the device path (e.g. a stable /dev/serial/by-id link);
+        every byte of suffix ends a barcode, as CR and LF always do."""
+        if not suffix:
+            raise ValueError("suffix must not be empty")
+        self.port = port
+        self._baudrate = baudrate
+        self._terminators = frozenset(_TERMINATORS + suffix)
+        self._serial: serial.Serial | None = None
+        self._line = bytearray()  # the barcode being received
+        self._discarding = False  # the current line is over-long: drop it up to its terminator
+
+    def __enter__(self) -> SerialScanner:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Open the port now (else the first read does); DeviceGone if it cannot be."""
+        if self._serial is not None:
+            return
+        try:
+            self._serial = serial.Serial(self.port, self._baudrate, timeout=0)
+        except (OSError, ValueError) as exc:  # SerialException is an OSError
+            raise DeviceGone(f"cannot open scanner port {self.port}: {exc}") from exc
+        self._line.clear()
+        self._discarding = False
+
+    def close(self) -> None:
+        """Close the port; a partial barcode is forgotten."""
+        if self._serial is not None:
+            self._serial.close()
+            self._serial = None
+
+    def read_barcodes(self, timeout: float) -> list[str]:
+        """Wait up to timeout for barcodes; return every complete one received.
+
+        Returns as soon as at least one barcode is complete (with any others
+        that arrived with it), or [] when the time is up. DeviceGone when the
+        port vanishes; the next call tries to open it again.
+        """
+        self.open()
+        deadline = time.monotonic() + timeout
+        barcodes: list[str] = []
+        while True:
+            barcodes += self._parse(self._read(max(deadline - time.monotonic(), 0.0)))
+            if barcodes or time.monotonic() >= deadline:
+                return barcodes
+
+    def _read(self, wait: float) -> bytes:
+        """What has arrived, waiting up to `wait` for the first byte."""
+        port = self._serial
+        assert port is not None
+        try:
+            port.timeout = wait
+            data = port.read(1)
+            waiting = port.in_waiting if data else 0
+            return data + port.read(waiting) if waiting else data
+        except OSError as exc:  # pyserial raises SerialException, in_waiting a bare OSError
+            self.close()
+            raise DeviceGone(f"scanner port {self.port} is gone: {exc}") from exc
+
+    def _parse(self, data: bytes) -> list[str]:
+        barcodes: list[str] = []
+        for byte in data:
+            if byte in self._terminators:
+                barcode = self._end_line()
+                if barcode:
+                    barcodes.append(barcode)
+            elif not self._discarding:
+                self._line.append(byte)
+                if len(self._line) > MAX_BARCODE:
+                    log.warning("scanner %s: discarding over-long input (> %d bytes)", self.port, MAX_BARCODE)
+                    self._line.clear()
+                    self._discarding = True
+        return barcodes
+
+    def _end_line(self) -> str | None:
+        """The finished line as a barcode, or None if it is empty or junk."""
+        line = bytes(self._line)
+        self._line.clear()
+        if self._discarding:
+            self._discarding = False
+            return None
+        if any(not (0x20 <= byte < 0x7F or byte == _GS) for byte in line):
+            log.warning("scanner %s: discarding %d bytes that are not a barcode: %r", self.port, len(line), line[:32])
+            return None
+        return line.decode("ascii") or None

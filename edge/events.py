@@ -1,0 +1,49 @@
+"""Live events for the web till: actor threads publish, each open browser stream receives.
+
+Actors know nothing of trio; they are handed `EventHub.publish`, which is safe from any thread and
+never blocks: an event is handed to the trio loop, which copies it to every subscriber's bounded
+queue. A subscriber too slow to keep up loses its oldest events, never slows an actor.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import trio
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 256
+
+
+class EventHub:
+    def __init__(self) -> None:
+        self._token = trio.lowlevel.current_trio_token()
+        self._subscribers: set[trio.MemorySendChannel[dict[str, Any]]] = set()
+
+    def publish(self, event: dict[str, Any]) -> None:
+        try:
+            self._token.run_sync_soon(self._fan_out, event)
+        except trio.RunFinishedError:
+            pass  # the process is stopping: nobody is listening any more
+
+    def _fan_out(self, event: dict[str, Any]) -> None:
+        for channel in list(self._subscribers):
+            try:
+                channel.send_nowait(event)
+            except trio.WouldBlock:
+                log.debug("a live stream is not keeping up; dropping an event for it")
+            except trio.BrokenResourceError:
+                self._subscribers.discard(channel)
+
+    @contextmanager
+    def subscribe(self) -> Iterator[trio.MemoryReceiveChannel[dict[str, Any]]]:
+        send, receive = trio.open_memory_channel[dict[str, Any]](QUEUE_SIZE)
+        self._subscribers.add(send)
+        try:
+            yield receive
+        finally:
+            self._subscribers.discard(send)
+            send.close()

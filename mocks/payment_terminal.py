@@ -1,0 +1,233 @@
+"""A simulated card payment terminal on a serial port (a real pty).
+
+It implements the terminal side of docs/payment-terminal-protocol.md, with
+controls standing in for the customer: `present_card` moves the payment
+waiting for a card to processing, then approved or declined after
+`processing_time`; `auto_approve_after` does that by itself for the demo.
+Time-driven changes are worked out when someone looks (a request, a
+control), so the terminal needs no thread of its own.
+
+Unplugging cuts the cable, not the power: transactions survive a replug,
+so a host that lost a response can still ask how a payment ended.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+from drivers.payment_terminal import (
+    CURRENCY,
+    MAX_AMOUNT,
+    MAX_LINE,
+    REFERENCE,
+    FrameError,
+    Stage,
+    TerminalStatus,
+    encode_line,
+    parse_line,
+)
+from mocks.pty_device import PtySerialDevice
+
+MASKED_CARD = "************4242"
+_ACTIVE: frozenset[Stage] = frozenset({"waiting_for_card", "processing"})
+
+
+@dataclass
+class _Transaction:
+    kind: str  # PAY or REFUND
+    amount_minor: int
+    currency: str
+    stage: Stage
+    started: float  # time.monotonic()
+    decide_at: float | None = None  # when processing ends
+    approve: bool = True
+    auth_code: str = ""
+    masked_card: str = ""
+    message: str = ""
+
+
+class _Refused(Exception):
+    """A request answered with ERR code message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+
+
+class PaymentTerminalMock(PtySerialDevice):
+    """Simulated terminal at a serial port path; see the module docstring."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        auto_approve_after: float | None = None,
+        processing_time: float = 0.3,
+        approve_refunds: bool = True,
+    ) -> None:
+        """auto_approve_after: seconds after PAY at which a card that approves
+        is presented by itself (None: wait for present_card)."""
+        super().__init__(path)
+        self.auto_approve_after = auto_approve_after
+        self.processing_time = processing_time
+        self.approve_refunds = approve_refunds
+        self._lock = threading.Lock()  # guards the transactions
+        self._transactions: dict[str, _Transaction] = {}
+        self._auth_codes = itertools.count(100001)
+        self._rx = bytearray()  # the line being received; only the reader thread uses it
+
+    # -- controls and observations -------------------------------------------
+
+    def present_card(self, approve: bool = True) -> str:
+        """The customer presents a card to the payment waiting for one; its reference.
+
+        RuntimeError if no payment is waiting for a card.
+        """
+        with self._lock:
+            now = time.monotonic()
+            for reference, tx in self._transactions.items():
+                self._advance(tx, now)
+                if tx.stage == "waiting_for_card":
+                    self._start_processing(tx, now, approve)
+                    return reference
+        raise RuntimeError("no payment is waiting for a card")
+
+    @property
+    def references(self) -> list[str]:
+        """Every reference a payment or refund was started under, oldest first."""
+        with self._lock:
+            return list(self._transactions)
+
+    def status_of(self, reference: str) -> TerminalStatus:
+        """What the terminal would answer to STATUS for `reference`."""
+        with self._lock:
+            return self._status(reference)
+
+    # -- the wire ------------------------------------------------------------
+
+    def on_bytes(self, data: bytes) -> None:
+        for byte in data:
+            if byte == 0x0A:
+                self._answer(bytes(self._rx) + b"\n")
+                self._rx.clear()
+            elif len(self._rx) < MAX_LINE:
+                self._rx.append(byte)
+            # else: over-long; the damaged line is answered at its LF
+
+    def on_unplugged(self) -> None:
+        self._rx.clear()  # a line cut by the unplug is void
+
+    def _answer(self, line: bytes) -> None:
+        try:
+            seq, fields = parse_line(line)
+        except FrameError as exc:
+            self.write(encode_line(0, ["ERR", "FRAME", str(exc)[:60].replace("|", "/")]))
+            return
+        try:
+            with self._lock:
+                answer = self._handle(fields)
+        except _Refused as refused:
+            answer = ["ERR", refused.code, refused.message]
+        self.write(encode_line(seq, answer))
+
+    def _handle(self, fields: list[str]) -> list[str]:
+        """The response fields for a request's fields; _Refused for ERR."""
+        verb, args = fields[0], fields[1:]
+        if verb in ("PAY", "REFUND"):
+            if len(args) != 3:
+                raise _Refused("SYNTAX", f"{verb} takes reference, amount, currency")
+            reference, amount, currency = args
+            _check(reference, amount, currency)
+            return self._start(verb, reference, int(amount), currency)
+        if verb in ("STATUS", "CANCEL"):
+            if len(args) != 1:
+                raise _Refused("SYNTAX", f"{verb} takes a reference")
+            _check(args[0])
+            if verb == "CANCEL":
+                self._cancel(args[0])
+            return self._status_fields(args[0])
+        raise _Refused("UNKNOWN", f"unknown request {verb[:20]}")
+
+    def _start(self, kind: str, reference: str, amount: int, currency: str) -> list[str]:
+        now = time.monotonic()
+        known = self._transactions.get(reference)
+        if known is not None:
+            if (known.kind, known.amount_minor, known.currency) != (kind, amount, currency):
+                raise _Refused("CONFLICT", f"reference {reference} is a different {known.kind.lower()}")
+            return self._status_fields(reference)  # a repeat: the same payment, never a second one
+        for tx in self._transactions.values():
+            self._advance(tx, now)
+            if tx.stage in _ACTIVE:
+                raise _Refused("BUSY", "another transaction is in progress")
+        if kind == "PAY":
+            tx = _Transaction(kind, amount, currency, "waiting_for_card", now)
+        else:
+            tx = _Transaction(kind, amount, currency, "processing", now)
+            self._decide(tx, self.approve_refunds)  # refunds settle at once
+        self._transactions[reference] = tx
+        return self._status_fields(reference)
+
+    def _cancel(self, reference: str) -> None:
+        tx = self._transactions.get(reference)
+        if tx is not None:
+            self._advance(tx, time.monotonic())
+            if tx.stage == "waiting_for_card":
+                tx.stage, tx.message = "cancelled", "CANCELLED BY HOST"
+
+    def _status_fields(self, reference: str) -> list[str]:
+        status = self._status(reference)
+        amount = "" if status.amount_minor is None else str(status.amount_minor)
+        return [
+            "STATUS", reference, status.stage, amount, status.currency or "",
+            status.auth_code, status.masked_card, status.message,
+        ]
+
+    def _status(self, reference: str) -> TerminalStatus:
+        tx = self._transactions.get(reference)
+        if tx is None:
+            return TerminalStatus(reference=reference, stage="idle")
+        self._advance(tx, time.monotonic())
+        return TerminalStatus(
+            reference=reference,
+            stage=tx.stage,
+            amount_minor=tx.amount_minor,
+            currency=tx.currency,
+            auth_code=tx.auth_code,
+            masked_card=tx.masked_card,
+            message=tx.message,
+        )
+
+    # -- simulated time --------------------------------------------------------
+
+    def _advance(self, tx: _Transaction, now: float) -> None:
+        """Apply what happened to tx by `now`: an automatic card, the end of processing."""
+        if tx.stage == "waiting_for_card" and self.auto_approve_after is not None:
+            presented = tx.started + self.auto_approve_after
+            if now >= presented:
+                self._start_processing(tx, presented, approve=True)
+        if tx.stage == "processing" and tx.decide_at is not None and now >= tx.decide_at:
+            self._decide(tx, tx.approve)
+
+    def _start_processing(self, tx: _Transaction, at: float, approve: bool) -> None:
+        tx.stage, tx.decide_at, tx.approve = "processing", at + self.processing_time, approve
+
+    def _decide(self, tx: _Transaction, approve: bool) -> None:
+        tx.masked_card = MASKED_CARD
+        if approve:
+            tx.stage, tx.auth_code, tx.message = "approved", str(next(self._auth_codes)), "APPROVED"
+        else:
+            tx.stage, tx.message = "declined", "DECLINED BY ISSUER"
+
+
+def _check(reference: str, amount: str = "1", currency: str = "EUR") -> None:
+    """_Refused SYNTAX unless the fields are well formed."""
+    if not REFERENCE.fullmatch(reference):
+        raise _Refused("SYNTAX", "bad reference")
+    if not (amount.isdigit() and 0 < int(amount) <= MAX_AMOUNT):
+        raise _Refused("SYNTAX", "bad amount")
+    if not CURRENCY.fullmatch(currency):
+        raise _Refused("SYNTAX", "bad currency")
