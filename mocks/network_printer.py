@@ -39,6 +39,7 @@ class MockNetworkPrinter(SimulatedPrinter):
         self.host = host
         self.port = port  # the bound port once started (0 = ephemeral)
         self._online = True
+        self._hold_budget: int | None = None  # see hold_after()
         # Loop-thread state: only the selector thread touches these.
         self._selector: selectors.BaseSelector | None = None
         self._listener: socket.socket | None = None
@@ -79,6 +80,15 @@ class MockNetworkPrinter(SimulatedPrinter):
         self.stop()
 
     # -- controls ------------------------------------------------------------
+
+    @property
+    def online(self) -> bool:
+        return self._online
+
+    def hold_after(self, n: int) -> None:
+        """Take in `n` more bytes, then go silent (process nothing, answer nothing) until set_online(False):
+        a printer that lost power in the middle of a job, before its connection is seen to drop."""
+        self._call(lambda: setattr(self, "_hold_budget", n))
 
     def set_online(self, online: bool) -> None:
         """Plug (True) or unplug (False) the printer; returns once applied."""
@@ -148,6 +158,7 @@ class MockNetworkPrinter(SimulatedPrinter):
         elif not online:
             self._close_all()
             self._power_loss()
+            self._hold_budget = None
         self._online = online
 
     def _close_all(self) -> None:
@@ -191,6 +202,10 @@ class MockNetworkPrinter(SimulatedPrinter):
         if not data:
             self._drop(sock)
             return
+        if self._hold_budget is not None:
+            data, self._hold_budget = data[:self._hold_budget], max(0, self._hold_budget - len(data))
+            if not data:
+                return
         try:
             reply = self._process(self._connections[sock], data)
             if reply:

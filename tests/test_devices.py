@@ -1,0 +1,303 @@
+"""Devices end to end: the edge's device manager and actors against the simulated store's hardware
+(a TCP ESC/POS printer, a HID bus, serial devices on pseudo-terminals)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tomllib
+from pathlib import Path
+from typing import AsyncIterator, Iterator
+
+import httpx
+import pytest
+import trio
+
+from drivers.hid_scanner import HidScanner
+from edge.app import run_edge
+from mocks.store import HID_SCANNER, SimulatedStore
+from novapos.config import StoreConfig, load_devices
+from tests.conftest import CONFIGS, wait_until
+from tests.pos import COFFEE, MILK
+
+SCAN_INTERVAL = 0.1
+DEBOUNCE = 3
+
+
+@pytest.fixture
+def hardware(tmp_path: Path) -> Iterator[SimulatedStore]:
+    with SimulatedStore(tmp_path / "hw", terminal_auto_approve=None) as store:
+        yield store
+
+
+@pytest.fixture
+def config(store_config: StoreConfig, hardware: SimulatedStore) -> StoreConfig:
+    table = hardware.devices(tomllib.loads((CONFIGS / "demo-store.toml").read_text())["devices"])
+    table.update(scan_interval=SCAN_INTERVAL, debounce_scans=DEBOUNCE)
+    return StoreConfig(**{**vars(store_config), "devices": load_devices(table, "test", store_config.tills)})
+
+
+@pytest.fixture
+async def edge(config: StoreConfig) -> AsyncIterator:  # type: ignore[type-arg]
+    async with trio.open_nursery() as nursery:
+        running = await nursery.start(run_edge, config)
+        yield running
+        nursery.cancel_scope.cancel()
+
+
+async def status(edge, device: str) -> dict:  # type: ignore[no-untyped-def]
+    return next(s for s in await edge.tree.ask("devices.manager", "statuses") if s["device"] == device)
+
+
+async def wait_state(edge, device: str, *states: str, timeout: float = 10.0) -> dict:  # type: ignore[no-untyped-def]
+    async def reached() -> dict | None:
+        current = await status(edge, device)
+        return current if current["state"] in states else None
+    return await wait_until(reached, timeout=timeout)
+
+
+async def all_ready(edge) -> None:  # type: ignore[no-untyped-def]
+    for device in ("receipt-printer", "drawer-1", "scanner-1", "scanner-2", "drawer-2", "terminal-1"):
+        await wait_state(edge, device, "ready", "closed")
+
+
+async def open_till(http: httpx.AsyncClient, edge, till: str) -> None:  # type: ignore[no-untyped-def]
+    assert (await http.post(f"{edge.url}/api/tills/{till}/session", json={"cashier": "dev"})).status_code == 200
+
+
+async def test_every_simulated_device_is_found_and_comes_up(edge, http: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
+    await all_ready(edge)
+    devices = {d["device"]: d for d in (await http.get(f"{edge.url}/api/devices")).json()}
+    assert devices["scanner-1"]["kind"] == "scanner" and devices["scanner-1"]["till"] == "till-1"
+    assert "0x05e0" not in devices["scanner-1"]["detail"]  # detail is readable: "hid device at ... 05e0:1200 ..."
+    children = dict(await edge.tree.ask("devices", "which_children"))
+    assert set(children) == {f"device.{name}" for name in devices} and all(children.values())
+
+
+async def test_a_scan_becomes_a_line_on_the_scanners_own_till(
+        edge, hardware: SimulatedStore, http: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
+    await all_ready(edge)
+    await open_till(http, edge, "till-1")
+    await open_till(http, edge, "till-2")
+    hardware.command(["scan", "scanner-1", COFFEE])   # HID POS scanner, bound to till-1
+    hardware.command(["scan", "scanner-2", MILK])     # serial scanner, bound to till-2
+    hardware.command(["scan", "scanner-2", MILK])
+
+    async def lines(till: str) -> list:
+        return [(line["sku"], line["quantity"]) for line in (await http.get(f"{edge.url}/api/tills/{till}")).json()["lines"]]
+    assert await wait_until(lambda: _equals(lines("till-1"), [("COF-250", 1)]))
+    assert await wait_until(lambda: _equals(lines("till-2"), [("MLK-1L", 2)]))
+
+
+async def _equals(awaitable, expected) -> bool:  # type: ignore[no-untyped-def]
+    return await awaitable == expected
+
+
+async def test_unplug_mid_print_then_replug_prints_the_job_exactly_once(
+        edge, hardware: SimulatedStore, http: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
+    await all_ready(edge)
+    printer = hardware.printer
+    printer.set_online(False)  # the printer drops just as the sale completes: the job cannot get through
+    await open_till(http, edge, "till-1")
+    state = (await http.post(f"{edge.url}/api/tills/till-1/lines", json={"barcode": COFFEE})).json()
+    await http.post(f"{edge.url}/api/tills/till-1/tenders", json={"amount_minor": 499})
+    receipt = (await http.post(f"{edge.url}/api/tills/till-1/complete", json={"cart": state["cart"]})).json()
+    jobs = await wait_until(lambda: _jobs_in(http, edge, "queued"))
+    assert [job["id"] for job in jobs] == [receipt["sale"]]
+    await trio.sleep(0.5)
+    printer.set_online(True)
+    printed = await trio.to_thread.run_sync(printer.wait_for_receipts, 1, 10.0)
+    await trio.sleep(1.0)  # a second copy would have arrived by now
+    assert len(printer.receipts) == 1 and receipt["sale"] in printed[0]
+    assert [job["state"] for job in (await http.get(f"{edge.url}/api/print-jobs")).json()] == ["printed"]
+
+
+async def _jobs_in(http: httpx.AsyncClient, edge, state: str) -> list:  # type: ignore[no-untyped-def]
+    jobs = (await http.get(f"{edge.url}/api/print-jobs")).json()
+    return jobs if jobs and all(job["state"] == state for job in jobs) else []
+
+
+async def test_a_job_cut_off_by_an_unplug_is_printed_once_in_full(
+        edge, hardware: SimulatedStore, http: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
+    """The printer takes part of a job and vanishes before confirming it: the part is lost with its
+    buffer, and the whole job prints once when the printer is back."""
+    await all_ready(edge)
+    printer = hardware.printer
+    printer.hold_after(64)  # swallow the job after 64 bytes, as if unplugged mid-transfer
+    await open_till(http, edge, "till-1")
+    state = (await http.post(f"{edge.url}/api/tills/till-1/lines", json={"barcode": COFFEE, "quantity": 3})).json()
+    await http.post(f"{edge.url}/api/tills/till-1/tenders", json={"amount_minor": 2000})
+    receipt = (await http.post(f"{edge.url}/api/tills/till-1/complete", json={"cart": state["cart"]})).json()
+    await trio.to_thread.run_sync(printer.wait_for_raw, 64, 10.0)
+    printer.set_online(False)
+    await wait_state(edge, "receipt-printer", "down", "offline")
+    printer.set_online(True)
+    printed = await trio.to_thread.run_sync(printer.wait_for_receipts, 1, 15.0)
+    await trio.sleep(1.0)
+    assert len(printer.receipts) == 1
+    assert "3 x Ground coffee 250 g" in printed[0] and receipt["sale"] in printed[0]
+
+
+async def test_a_brief_drop_is_debounced_and_a_long_one_marks_the_device_down(
+        edge, hardware: SimulatedStore) -> None:  # type: ignore[no-untyped-def]
+    await all_ready(edge)
+    restarts = edge.tree.restarts
+    events: list[str] = []
+    hardware.unplug("scanner-2")
+    await trio.sleep(SCAN_INTERVAL * (DEBOUNCE - 1.5))
+    hardware.plug("scanner-2")
+    await trio.sleep(SCAN_INTERVAL * DEBOUNCE * 3)
+    assert (await status(edge, "scanner-2"))["state"] != "down", "a drop shorter than the debounce took it down"
+    events.append((await wait_state(edge, "scanner-2", "ready"))["state"])
+
+    hardware.unplug("scanner-2")
+    down = await wait_state(edge, "scanner-2", "down", timeout=5)
+    assert "missing for 3 scans" in down["detail"]
+    assert "device.scanner-2" not in dict(await edge.tree.ask("devices", "which_children"))
+    hardware.plug("scanner-2")
+    await wait_state(edge, "scanner-2", "ready", timeout=5)
+    assert edge.tree.restarts == restarts, "hot-plug is not a crash: nothing was restarted"
+
+
+async def test_device_identity_survives_replug_on_another_port(
+        edge, hardware: SimulatedStore) -> None:  # type: ignore[no-untyped-def]
+    await all_ready(edge)
+    hardware.unplug("scanner-1")
+    await wait_state(edge, "scanner-1", "down")
+    moved = dict(HID_SCANNER, path=b"sim-usb-2-4:1.0")  # same scanner (same serial number), another USB port
+    hardware.hid_bus.add_device(**moved)
+    up = await wait_state(edge, "scanner-1", "ready")
+    assert up["device"] == "scanner-1"
+    statuses = await edge.tree.ask("devices.manager", "statuses")
+    assert [s["device"] for s in statuses].count("scanner-1") == 1
+
+
+async def test_a_crashing_driver_is_restarted_and_the_till_keeps_selling(
+        edge, hardware: SimulatedStore, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    await all_ready(edge)
+    restarts = edge.tree.restarts
+    real_read = HidScanner.read_barcodes
+    crashed = []
+
+    def buggy_read(self: HidScanner, timeout: float) -> list[str]:  # a driver bug, once
+        if not crashed:
+            crashed.append(True)
+            raise RuntimeError("driver bug: index out of range")
+        return real_read(self, timeout)
+    monkeypatch.setattr(HidScanner, "read_barcodes", buggy_read)
+
+    await wait_until(lambda: _restarted(edge, restarts))
+    await open_till(http, edge, "till-1")
+    response = await http.post(f"{edge.url}/api/tills/till-1/lines", json={"barcode": MILK})
+    assert response.status_code == 200
+    await wait_state(edge, "scanner-1", "ready")
+    hardware.command(["scan", "scanner-1", COFFEE])
+
+    async def coffee_added() -> bool:
+        lines = (await http.get(f"{edge.url}/api/tills/till-1")).json()["lines"]
+        return any(line["sku"] == "COF-250" for line in lines)
+    await wait_until(coffee_added)
+    assert edge.tree.healthy()
+
+
+async def _restarted(edge, before: int) -> bool:  # type: ignore[no-untyped-def]
+    return edge.tree.restarts > before
+
+
+async def test_paper_out_is_surfaced_and_jobs_wait_for_paper(
+        edge, hardware: SimulatedStore, http: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
+    await all_ready(edge)
+    hardware.command(["paper", "receipt-printer", "out"])
+    assert (await wait_state(edge, "receipt-printer", "paper_out"))["detail"] == "paper out"
+    await open_till(http, edge, "till-1")
+    state = (await http.post(f"{edge.url}/api/tills/till-1/lines", json={"barcode": MILK})).json()
+    await http.post(f"{edge.url}/api/tills/till-1/tenders", json={"amount_minor": 129})
+    assert (await http.post(f"{edge.url}/api/tills/till-1/complete", json={"cart": state["cart"]})).status_code == 200
+    await trio.sleep(1.0)
+    assert hardware.printer.receipts == []
+    hardware.command(["paper", "receipt-printer", "ok"])
+    await wait_state(edge, "receipt-printer", "ready")
+    await trio.to_thread.run_sync(hardware.printer.wait_for_receipts, 1, 10.0)
+
+
+async def test_cash_sales_kick_each_tills_drawer_on_the_wire(
+        edge, hardware: SimulatedStore, http: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
+    await all_ready(edge)
+    for till in ("till-1", "till-2"):
+        await open_till(http, edge, till)
+        state = (await http.post(f"{edge.url}/api/tills/{till}/lines", json={"barcode": MILK})).json()
+        await http.post(f"{edge.url}/api/tills/{till}/tenders", json={"amount_minor": 200})
+        await http.post(f"{edge.url}/api/tills/{till}/complete", json={"cart": state["cart"]})
+    # till-1: drawer on the printer's port: ESC p 0 (pin 2) in the printer's byte stream
+    assert await trio.to_thread.run_sync(hardware.printer.wait_for_drawer_kicks, 1, 5.0) == [2]
+    assert b"\x1bp\x00" in hardware.printer.raw
+    # till-2: standalone serial drawer on its pty
+    drawer = hardware.serial["drawer-2"]
+    assert await trio.to_thread.run_sync(drawer.wait_for_kicks, 1, 5.0) == [2]  # type: ignore[attr-defined]
+    await wait_state(edge, "drawer-2", "open")
+    hardware.command(["close-drawer", "drawer-2"])
+    await wait_state(edge, "drawer-2", "closed")
+
+
+async def test_unknown_devices_are_ignored_with_one_log_line(
+        edge, hardware: SimulatedStore, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.INFO, logger="actors.devices.manager")
+    await all_ready(edge)
+    hardware.hid_bus.add_device(b"sim-usb-9:1.0", 0x1234, 0x5678, "X1", "Mystery gadget", "keyboard")
+    await trio.sleep(SCAN_INTERVAL * 5)
+    lines = [r.getMessage() for r in caplog.records if "ignoring unknown" in r.getMessage()]
+    assert len(lines) == 1 and "1234:5678" in lines[0] and "Mystery gadget" in lines[0]
+    assert "device.X1" not in dict(await edge.tree.ask("devices", "which_children"))
+
+
+async def test_malformed_device_bytes_never_crash_an_actor(
+        edge, hardware: SimulatedStore, http: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
+    await all_ready(edge)
+    restarts = edge.tree.restarts
+    await open_till(http, edge, "till-2")
+    serial_scanner = hardware.serial["scanner-2"]
+    serial_scanner.send_raw(b"\x00\xff\xfe garbage \x1b[31m" + b"9" * 500 + b"\r")  # type: ignore[attr-defined]
+    serial_scanner.send_raw(b"\x80\x81\x82")  # type: ignore[attr-defined]
+    for report in (b"", b"\x02", b"\x02\xff" + b"x" * 10, bytes(64)):
+        hardware.hid_bus.send_raw(HID_SCANNER["path"], report)
+    await trio.sleep(0.5)
+    hardware.command(["scan", "scanner-2", MILK])  # joins the unterminated junk: discarded whole, never half-read
+    await trio.sleep(0.5)
+    hardware.command(["scan", "scanner-2", MILK])  # the cashier scans again
+
+    async def milk() -> bool:
+        lines = (await http.get(f"{edge.url}/api/tills/till-2")).json()["lines"]
+        return [(line["sku"], line["quantity"]) for line in lines] == [("MLK-1L", 1)]
+    await wait_until(milk)
+    await trio.sleep(0.3)
+    assert await milk()
+    assert edge.tree.restarts == restarts
+    assert (await status(edge, "scanner-1"))["state"] == "ready"
+
+
+async def test_device_status_streams_live_to_the_web_till(
+        edge, hardware: SimulatedStore, http: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
+    await all_ready(edge)
+    seen: list[dict] = []
+    async with http.stream("GET", f"{edge.url}/api/events") as stream:
+        async def read() -> None:
+            async for line in stream.aiter_lines():
+                if line.startswith("data: "):
+                    seen.append(json.loads(line[6:]))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read)
+            await wait_until(lambda: _has(seen, "receipt-printer", "ready"))  # the snapshot comes first
+            hardware.unplug("receipt-printer")
+            await wait_until(lambda: _has(seen, "receipt-printer", "down"), timeout=10)
+            hardware.plug("receipt-printer")
+            await wait_until(lambda: _has_after_down(seen, "receipt-printer"), timeout=10)
+            nursery.cancel_scope.cancel()
+
+
+async def _has(seen: list[dict], device: str, state: str) -> bool:
+    return any(e.get("device") == device and e.get("state") == state for e in seen)
+
+
+async def _has_after_down(seen: list[dict], device: str) -> bool:
+    states = [e["state"] for e in seen if e.get("device") == device]
+    return "down" in states and "ready" in states[states.index("down"):]
