@@ -26,6 +26,7 @@ from typing import Callable, Protocol, TypeVar
 import serial
 from escpos.constants import CD_KICK_2, CD_KICK_5, RT_STATUS_ONLINE
 
+from drivers.serial_port import open_serial
 from drivers.errors import DeviceGone, DeviceProtocolError
 from drivers.escpos_printer import EscPosPrinter
 
@@ -71,12 +72,8 @@ class SerialCashDrawer:
         """Open the port now (else the first call does); DeviceGone if it cannot be."""
         if self._serial is not None:
             return
-        try:
-            self._serial = serial.Serial(
-                self.port, self._baudrate, timeout=self._timeout, write_timeout=self._timeout
-            )
-        except (OSError, ValueError) as exc:  # SerialException is an OSError
-            raise DeviceGone(f"cannot open cash drawer port {self.port}: {exc}") from exc
+        self._serial = open_serial(self.port, self._baudrate, "cash drawer",
+                                   timeout=self._timeout, write_timeout=self._timeout)
 
     def close(self) -> None:
         """Close the port."""

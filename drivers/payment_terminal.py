@@ -27,6 +27,7 @@ from typing import Literal, NoReturn, Protocol, get_args
 
 import serial
 
+from drivers.serial_port import open_serial
 from drivers.errors import DeviceGone, DeviceProtocolError
 
 log = logging.getLogger(__name__)
@@ -134,10 +135,8 @@ class SerialPaymentTerminal:
         """Open the port now (else the first request does); DeviceGone if it cannot be."""
         if self._serial is not None:
             return
-        try:
-            self._serial = serial.Serial(self.port, self._baudrate, timeout=0, write_timeout=self._timeout)
-        except (OSError, ValueError) as exc:  # SerialException is an OSError
-            raise DeviceGone(f"cannot open payment terminal port {self.port}: {exc}") from exc
+        self._serial = open_serial(self.port, self._baudrate, "payment terminal", timeout=0,
+                                   write_timeout=self._timeout)
         self._rx.clear()
 
     def close(self) -> None:

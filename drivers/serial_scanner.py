@@ -24,6 +24,7 @@ import time
 
 import serial
 
+from drivers.serial_port import open_serial
 from drivers.errors import DeviceGone
 
 log = logging.getLogger(__name__)
@@ -59,10 +60,7 @@ class SerialScanner:
         """Open the port now (else the first read does); DeviceGone if it cannot be."""
         if self._serial is not None:
             return
-        try:
-            self._serial = serial.Serial(self.port, self._baudrate, timeout=0)
-        except (OSError, ValueError) as exc:  # SerialException is an OSError
-            raise DeviceGone(f"cannot open scanner port {self.port}: {exc}") from exc
+        self._serial = open_serial(self.port, self._baudrate, "scanner", timeout=0)
         self._line.clear()
         self._discarding = False
 

@@ -7,6 +7,7 @@ NOVAPOS_NATS_URL and NOVAPOS_DATABASE_URL override the TOML, so one config file 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,15 +133,19 @@ def _table(data: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
+_KIND_WORDS = {str: "text (in quotes)", int: "whole number", bool: "true or false"}
+
+
 def _require(data: dict[str, Any], key: str, kind: type, where: str) -> Any:
     if key not in data:
         raise ConfigError(f"{where}: missing required setting '{key}'")
     value = data[key]
     if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        raise ConfigError(f"{where}: '{key}' must be a {kind.__name__}, got {value!r}")
+        raise ConfigError(f"{where}: '{key}' must be {_KIND_WORDS[kind]}, got {value!r}")
     return value
 
 
+_DEVICE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _RULE_FIELDS = {"name": str, "driver": str, "till": str, "host": str, "port": int, "path": str,
                 "vendor_id": int, "product_id": int, "serial_number": str, "printer": str, "baudrate": int, "pin": int}
 _RULE_NEEDS = {"network": ("host", "port"), "serial": ("path",), "hid": ("vendor_id", "product_id"),
@@ -153,8 +158,10 @@ def _device_rule(raw: dict[str, Any], where: str, tills: tuple[str, ...]) -> Dev
         raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
     for key, kind in _RULE_FIELDS.items():
         if key in raw and (not isinstance(raw[key], kind) or isinstance(raw[key], bool)):
-            raise ConfigError(f"{where}: '{key}' must be a {kind.__name__}, got {raw[key]!r}")
+            raise ConfigError(f"{where}: '{key}' must be {_KIND_WORDS[kind]}, got {raw[key]!r}")
     name, driver = _require(raw, "name", str, where), _require(raw, "driver", str, where)
+    if not _DEVICE_NAME.match(name):
+        raise ConfigError(f"{where}: device name {name!r} must be 1-64 letters, digits, '-' or '_'")
     if driver not in DRIVER_KINDS:
         raise ConfigError(f"{where}: unknown driver {driver!r} (known: {', '.join(sorted(DRIVER_KINDS))})")
     rule = DeviceRule(**raw)

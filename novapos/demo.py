@@ -7,7 +7,6 @@ the hub, the store edge. Stop is the reverse. Each process is real: the edge and
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import asyncpg
 import msgpack
 import nats
 import trio
