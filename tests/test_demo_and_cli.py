@@ -24,13 +24,25 @@ def _http(method: str, url: str, body: dict | None = None) -> tuple[int, dict | 
         return response.status, json.loads(response.read())
 
 
-@pytest.mark.parametrize("command", ["edge", "hub", "demo"])
+def _wait(condition, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
+
+
+def _device(till: str, name: str) -> str:
+    _, devices = _http("GET", f"{till}/api/devices")
+    return next(d["state"] for d in devices if d["device"] == name)  # type: ignore[union-attr,index]
+
+
+@pytest.mark.parametrize("command", ["edge", "hub", "demo", "mock"])
 def test_each_command_explains_itself(command: str) -> None:
     result = subprocess.run([sys.executable, "-m", "novapos.cli", command, "--help"],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 0
     assert f"usage: novapos {command}" in result.stdout
-    assert {"edge": "keeps selling", "hub": "exactly once", "demo": "embedded nats"}[command] in " ".join(result.stdout.split()).lower()
+    assert {"edge": "keeps selling", "hub": "exactly once", "demo": "embedded nats", "mock": "unplug a device"}[command] in " ".join(result.stdout.split()).lower()
 
 
 def test_edge_without_nats_address_says_what_to_do(tmp_path: Path) -> None:
@@ -75,6 +87,19 @@ def test_demo_runs_both_processes_and_a_sale_lands_once(tmp_path: Path) -> None:
         _, sales = _http("GET", f"{console}/api/sales")  # type: ignore[assignment]
         assert [sale["event_id"] for sale in sales] == [receipt["sale"]]  # type: ignore[index]
         assert sales[0]["total_minor"] == 3 * 499
+
+        # A person plays with the simulated hardware from another terminal.
+        mock = [sys.executable, "-m", "novapos.cli", "mock", "--state-dir", str(tmp_path / "state")]
+        scanned = subprocess.run([*mock, "scan", "scanner-1", COFFEE], capture_output=True, text=True, timeout=30)
+        assert scanned.returncode == 0 and "scanner-1 scanned" in scanned.stdout
+        _wait(lambda: _http("GET", f"{till}/api/tills/till-1")[1]["lines"] != [])  # type: ignore[index]
+        unplugged = subprocess.run([*mock, "unplug", "receipt-printer"], capture_output=True, text=True, timeout=30)
+        assert unplugged.returncode == 0
+        _wait(lambda: _device(till, "receipt-printer") == "down")
+        listing = subprocess.run([*mock, "list"], capture_output=True, text=True, timeout=30).stdout
+        assert "receipt-printer" in listing and "UNPLUGGED" in listing
+        wrong = subprocess.run([*mock, "unplug", "toaster"], capture_output=True, text=True, timeout=30)
+        assert wrong.returncode == 1 and "no simulated device 'toaster'" in wrong.stderr
     finally:
         demo.send_signal(signal.SIGINT)
         output, _ = demo.communicate(timeout=60)

@@ -110,6 +110,17 @@ async def test_unplug_mid_print_then_replug_prints_the_job_exactly_once(
     await trio.sleep(1.0)  # a second copy would have arrived by now
     assert len(printer.receipts) == 1 and receipt["sale"] in printed[0]
     assert [job["state"] for job in (await http.get(f"{edge.url}/api/print-jobs")).json()] == ["printed"]
+    metrics = (await http.get(f"{edge.url}/metrics")).text
+    for sample in ('novapos_edge_device_up{device="receipt-printer",kind="printer"} 1.0',
+                   'novapos_edge_device_up{device="scanner-1",kind="scanner"} 1.0',
+                   'novapos_edge_print_queue_depth{printer="receipt-printer"} 0.0'):
+        assert sample in metrics, sample
+    assert _metric(metrics, "novapos_edge_print_retries_total") >= 1
+    assert _metric(metrics, 'novapos_edge_print_jobs_total{result="printed"}') >= 1
+
+
+def _metric(text: str, name: str) -> float:
+    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
 
 
 async def _jobs_in(http: httpx.AsyncClient, edge, state: str) -> list:  # type: ignore[no-untyped-def]

@@ -12,6 +12,7 @@ import trio
 
 from edge.app import run_edge
 from hub.app import run_hub
+from mocks.network_printer import MockNetworkPrinter
 from novapos.config import HubConfig, StoreConfig
 from tests.conftest import query, wait_until
 
@@ -28,8 +29,13 @@ from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
-def make_a_sale_in_the_page(url: str, screenshot: str | None) -> str:
-    """Drive the page as a cashier: open a session, tap two products, take cash, complete. Returns the message."""
+def chip(browser: webdriver.Chrome, device: str) -> str:
+    return browser.find_element(By.CSS_SELECTOR, f'.device[data-device="{device}"]').get_attribute("data-state") or ""
+
+
+def make_a_sale_in_the_page(url: str, printer: MockNetworkPrinter, screenshot: str | None) -> str:
+    """Drive the page as a cashier: open a session, tap two products, take cash, complete; then watch the
+    printer's status chip follow an unplug and a replug. Returns the sale's message."""
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM  # type: ignore[assignment]
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -58,20 +64,27 @@ def make_a_sale_in_the_page(url: str, screenshot: str | None) -> str:
         message = browser.find_element(By.ID, "message").text
         complete.click()  # an impatient second click must not make a second sale
         wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "message"), "cart is empty"))
+
+        wait.until(lambda b: chip(b, "receipt-printer") == "ready")
+        printer.set_online(False)
+        wait.until(lambda b: chip(b, "receipt-printer") == "down")  # live, without reloading the page
+        assert "unplugged" in browser.find_element(By.ID, "devices").text
         if screenshot:
             browser.save_screenshot(screenshot)
+        printer.set_online(True)
+        wait.until(lambda b: chip(b, "receipt-printer") == "ready")
         return message
     finally:
         browser.quit()
 
 
-async def test_a_sale_made_in_the_browser_lands_once(
-        store_config: StoreConfig, hub_config: HubConfig, database_url: str) -> None:
+async def test_a_sale_made_in_the_browser_lands_once_and_device_status_is_live(
+        store_config: StoreConfig, hub_config: HubConfig, database_url: str, printer: MockNetworkPrinter) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(run_hub, hub_config)
         edge = await nursery.start(run_edge, store_config)
         message = await trio.to_thread.run_sync(
-            make_a_sale_in_the_page, edge.url + "/", os.environ.get("NOVAPOS_SCREENSHOT"))
+            make_a_sale_in_the_page, edge.url + "/", printer, os.environ.get("NOVAPOS_SCREENSHOT"))
         assert message.startswith("Sale 1 complete. Change 0.00 EUR"), message
         rows = await wait_until(lambda: query(database_url, "SELECT event_id, total_minor FROM sales"))
         await trio.sleep(0.5)
