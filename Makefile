@@ -31,6 +31,7 @@ browser:
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.kernel
+	$(BIN)/python -m bench.devices
 
 clean:
 	rm -rf $(VENV) .state build *.egg-info
