@@ -24,7 +24,8 @@ import socket
 import threading
 from typing import Callable
 
-from mocks.escpos_parser import EscPosParser, SimulatedPrinter
+from mocks.escpos_parser import EscPosParser
+from mocks.escpos_printer import SimulatedPrinter
 
 log = logging.getLogger(__name__)
 

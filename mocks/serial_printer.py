@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 
-from mocks.escpos_parser import EscPosParser, SimulatedPrinter
+from mocks.escpos_parser import EscPosParser
+from mocks.escpos_printer import SimulatedPrinter
 from mocks.pty_device import PtySerialDevice
 
 

@@ -13,7 +13,7 @@ from prometheus_client import Counter
 from actors.devices.base import DeviceActor
 from actors.devices.context import device_actor_name
 from drivers.cash_drawer import SerialCashDrawer
-from drivers.errors import DeviceGone
+from drivers.errors import DeviceGone, DeviceProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +26,7 @@ class DrawerDevice(DeviceActor):
         self._drawer: SerialCashDrawer | None = None
         if self.rule.driver == "serial-drawer":
             assert self.rule.path is not None
-            self._drawer = SerialCashDrawer(self.rule.path)
-            self._drawer.open()
+            self._drawer = SerialCashDrawer(self.rule.path)  # opens on first use; trouble is reported by the sensor poll
             self.poll_sensor()
         else:
             self.report("ready", f"through printer {self.rule.printer}")
@@ -56,4 +55,6 @@ class DrawerDevice(DeviceActor):
             self.report("open" if self._drawer.is_open() else "closed")
         except DeviceGone as exc:
             self.report("offline", str(exc))
+        except DeviceProtocolError as exc:  # a garbled answer: say so, ask again next time
+            self.report("error", str(exc))
         self.send_after(SENSOR_INTERVAL_S, "poll_sensor")

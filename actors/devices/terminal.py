@@ -18,7 +18,11 @@ class TerminalDevice(DeviceActor):
     def started(self) -> None:
         assert self.rule.path is not None
         self._terminal = SerialPaymentTerminal(self.rule.path)
-        self._terminal.open()
+        try:
+            self._terminal.open()
+        except DeviceGone as exc:  # e.g. no permission on the port: say so; requests retry the open
+            self.report("offline", str(exc))
+            return
         self.report("ready")
 
     def stopping(self) -> None:
