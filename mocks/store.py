@@ -159,5 +159,4 @@ class SimulatedStore:
 
     def _inventory(self) -> list[tuple[str, str, bool]]:
         return [("receipt-printer", "printer", self.printer.online), ("scanner-1", "scanner", self._hid_plugged)] + \
-            [(name, type(device).__name__.removesuffix("Mock").lower(), device.plugged)
-             for name, device in self.serial.items()]
+            [(name, name.rsplit("-", 1)[0], device.plugged) for name, device in self.serial.items()]

@@ -56,6 +56,9 @@ def make_a_sale_in_the_page(url: str, printer: MockNetworkPrinter, screenshot: s
         wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "lines"), "2 × Ground coffee"))
         products[1].click()
         wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "total"), "11.27 EUR"))
+        cash = browser.find_element(By.ID, "cash")
+        cash.clear()
+        cash.send_keys("20")  # as a cashier types it: units, not minor units
         browser.find_element(By.ID, "pay").click()
         wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "message"), "Cash taken"))
         complete = browser.find_element(By.ID, "complete")
@@ -85,7 +88,7 @@ async def test_a_sale_made_in_the_browser_lands_once_and_device_status_is_live(
         edge = await nursery.start(run_edge, store_config)
         message = await trio.to_thread.run_sync(
             make_a_sale_in_the_page, edge.url + "/", printer, os.environ.get("NOVAPOS_SCREENSHOT"))
-        assert message.startswith("Sale 1 complete. Change 0.00 EUR"), message
+        assert message.startswith("Sale 1 complete. Change 8.73 EUR"), message
         rows = await wait_until(lambda: query(database_url, "SELECT event_id, total_minor FROM sales"))
         await trio.sleep(0.5)
         rows = await query(database_url, "SELECT event_id, total_minor FROM sales")
