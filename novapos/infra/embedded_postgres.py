@@ -12,6 +12,7 @@ import os
 import pwd
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 from novapos.infra.process import EmbeddedServer, ManagedProcess, free_port
@@ -87,4 +88,14 @@ class EmbeddedPostgres(EmbeddedServer):
         if stale_pid.exists() and not self.running:
             stale_pid.unlink()  # left by a killed server of ours; postgres would refuse to start otherwise
         self._spawn_and_wait(timeout)
+        self._wait_accepting(timeout)
         return self
+
+    def _wait_accepting(self, timeout: float) -> None:
+        """The port opens before PostgreSQL accepts connections (crash recovery runs in between)."""
+        deadline = time.monotonic() + timeout
+        while subprocess.run([str(postgres_bin_dir() / "pg_isready"), "-q", "-h", self.host, "-p", str(self.port)],
+                             check=False).returncode != 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"PostgreSQL on port {self.port} did not accept connections within {timeout:.0f} s")
+            time.sleep(0.05)
