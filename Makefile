@@ -32,6 +32,7 @@ browser:
 bench: $(STAMP)
 	$(BIN)/python -m bench.kernel
 	$(BIN)/python -m bench.devices
+	$(BIN)/python -m bench.sync
 
 clean:
 	rm -rf $(VENV) .state build *.egg-info

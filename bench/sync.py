@@ -1,0 +1,208 @@
+"""Sync benchmark: a store's offline backlog replayed to the hub, exactly once, beside raw floors.
+
+    python -m bench.sync [--events 5000]
+
+Real parts throughout: embedded NATS (JetStream) and PostgreSQL, the edge's outbox and forwarder
+actors, the hub's ingest worker. Figures:
+
+- outbox_commit_ms: one durable (fsync'd) append of a sale to the SQLite outbox, as at checkout.
+- backlog_drain_eps: a backlog of `events` sales (made while NATS was down) drained to JetStream by
+  the forwarder when NATS returns: events per second until the outbox is empty (hub not running).
+- hub_ingest_eps: a hub then started on that stream, ingesting it into PostgreSQL through the
+  idempotent inbox (sales, lines, tenders): events per second until every sale is in.
+- replay_eps: the same stream ingested again from the start (a full replay, long after JetStream's
+  dedup window): every event is a duplicate; events per second, and the number applied (must be 0).
+- insert_floor_eps: the same rows (sales, lines, tenders) written with raw batched COPY into
+  scratch tables of the same shape, in batches of the ingest batch size: what PostgreSQL alone costs.
+
+Progress goes to stderr; the last line of stdout is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+import nats
+import trio
+
+from actors.forwarder import ForwarderActor
+from actors.outbox import Outbox, OutboxActor
+from edge_runtime import AsyncioSeam, ChildSpec, SupervisorSpec, supervision_tree
+from hub.app import run_hub
+from novapos.config import HubConfig
+from novapos.infra.embedded_nats import EmbeddedNats
+from novapos.infra.embedded_postgres import EmbeddedPostgres
+from novapos.nats_link import INGEST_CONSUMER, NatsLink
+
+BATCH = 256
+
+
+def progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def sale(number: int) -> dict:
+    euro = {"currency": "EUR"}
+    return {"till": "till-1", "session": "bench", "cashier": "bench", "currency": "EUR",
+            "lines": [{"sku": "COF-250", "name": "Ground coffee 250 g", "quantity": 2,
+                       "unit_price": {"minor": 499, **euro}, "amount": {"minor": 998, **euro}},
+                      {"sku": "MLK-1L", "name": "Whole milk 1 l", "quantity": 1,
+                       "unit_price": {"minor": 129, **euro}, "amount": {"minor": 129, **euro}}],
+            "total": {"minor": 1127, **euro}, "tenders": [{"method": "cash", "amount": {"minor": 1200, **euro}}],
+            "change": {"minor": 73, **euro}}
+
+
+def make_backlog(path: Path, events: int) -> list[float]:
+    outbox = Outbox(path, "demo", "store-001")
+    samples = []
+    for number in range(events):
+        started = time.perf_counter()
+        outbox.append("sale.completed", 1, sale(number))
+        samples.append(time.perf_counter() - started)
+        if (number + 1) % 1000 == 0:
+            progress(f"  {number + 1}/{events} sales committed to the outbox")
+    outbox.close()
+    return samples
+
+
+async def sql(url: str, statement: str, *args: object) -> object:
+    async def run() -> object:
+        connection = await asyncpg.connect(url)
+        try:
+            return await connection.fetchval(statement, *args)
+        finally:
+            await connection.close()
+    return await trio.to_thread.run_sync(asyncio.run, run())
+
+
+async def wait_for_sales(url: str, events: int) -> float:
+    started = time.perf_counter()
+    while int(await sql(url, "SELECT count(*) FROM sales")) < events:  # type: ignore[arg-type]
+        await trio.sleep(0.05)
+    return time.perf_counter() - started
+
+
+async def drain(outbox_path: Path, nats_url: str) -> float:
+    """The edge's outbox and forwarder actors, from start until the outbox is empty."""
+    with AsyncioSeam() as seam:
+        spec = SupervisorSpec("bench", children=[
+            ChildSpec("outbox", OutboxActor, (outbox_path, "demo", "store-001")),
+            ChildSpec("forwarder", ForwarderActor, (seam, nats_url, "bench-edge", BATCH)),
+        ])
+        started = time.perf_counter()
+        async with supervision_tree(spec) as tree:
+            while await tree.ask("outbox", "depth") > 0:
+                await trio.sleep(0.01)
+        return time.perf_counter() - started
+
+
+async def create_stream(nats_url: str) -> None:
+    async def run() -> None:
+        link = NatsLink(nats_url, "bench-setup")
+        await link.connect()
+        await link.ensure_event_stream()
+        await link.close()
+    await trio.to_thread.run_sync(asyncio.run, run())
+
+
+def insert_floor(url: str, events: int) -> float:
+    async def run() -> float:
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute("CREATE TEMP TABLE f_sales (LIKE sales); CREATE TEMP TABLE f_lines (LIKE sale_lines);"
+                                     "CREATE TEMP TABLE f_tenders (LIKE sale_tenders)")
+            rows = await connection.fetch("SELECT * FROM sales ORDER BY seq")
+            lines = await connection.fetch("SELECT * FROM sale_lines")
+            tenders = await connection.fetch("SELECT * FROM sale_tenders")
+            started = time.perf_counter()
+            for first in range(0, events, BATCH):
+                async with connection.transaction():
+                    chunk = rows[first:first + BATCH]
+                    await connection.copy_records_to_table("f_sales", records=[tuple(r) for r in chunk])
+                    await connection.copy_records_to_table("f_lines", records=[tuple(r) for r in lines[2 * first:2 * (first + BATCH)]])
+                    await connection.copy_records_to_table("f_tenders", records=[tuple(r) for r in tenders[first:first + BATCH]])
+            return time.perf_counter() - started
+        finally:
+            await connection.close()
+    return asyncio.run(run())
+
+
+async def replay(nats_url: str) -> None:
+    """Rewind the hub's durable consumer to the start of the stream, as a disaster-recovery replay would."""
+    async def run() -> None:
+        client = await nats.connect(nats_url)
+        await client.jetstream().delete_consumer("NOVAPOS_EVENTS", INGEST_CONSUMER)
+        await client.close()
+    await trio.to_thread.run_sync(asyncio.run, run())
+
+
+async def main(events: int) -> dict[str, object]:
+    with tempfile.TemporaryDirectory(prefix="novapos-bench-sync-") as folder:
+        state = Path(folder)
+        state.chmod(0o755)
+        with EmbeddedNats(state / "nats") as nats_server, EmbeddedPostgres(state / "pg") as postgres:
+            url = postgres.url()
+            hub_config = HubConfig(tenants=("demo",), http_port=0, nats_url=nats_server.url, database_url=url)
+            progress(f"outbox: committing {events} sales one by one (fsync each), as checkouts would")
+            commits = await trio.to_thread.run_sync(make_backlog, state / "edge.sqlite3", events)
+            await create_stream(nats_server.url)
+            progress("forwarder: draining the backlog to JetStream")
+            drained = await drain(state / "edge.sqlite3", nats_server.url)
+            progress("hub: ingesting the stream into PostgreSQL")
+            async with trio.open_nursery() as nursery:
+                await nursery.start(run_hub, hub_config)
+                ingested = await wait_for_sales(url, events)
+                nursery.cancel_scope.cancel()
+            progress("replay: the whole stream again from the start")
+            await replay(nats_server.url)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(run_hub, hub_config)
+                started = time.perf_counter()
+                while await _pending(nats_server.url) > 0:
+                    await trio.sleep(0.02)
+                replayed = time.perf_counter() - started
+                nursery.cancel_scope.cancel()
+            total = int(await sql(url, "SELECT count(*) FROM sales"))  # type: ignore[arg-type]
+            progress("floor: the same rows by raw batched COPY")
+            floor = await trio.to_thread.run_sync(insert_floor, url, events)
+    ordered = sorted(commits)
+    return {
+        "outbox_commit_ms": {"median": round(statistics.median(ordered) * 1000, 3),
+                             "p99": round(ordered[int(len(ordered) * 0.99)] * 1000, 3)},
+        "backlog_drain_eps": round(events / drained),
+        "hub_ingest_eps": round(events / ingested),
+        "replay_eps": round(events / replayed), "replay_applied": total - events,
+        "insert_floor_eps": round(events / floor),
+        "events": events, "batch": BATCH, "python": platform.python_version(),
+    }
+
+
+async def _pending(nats_url: str) -> int:
+    async def run() -> int:
+        client = await nats.connect(nats_url)
+        try:
+            info = await client.jetstream().consumer_info("NOVAPOS_EVENTS", INGEST_CONSUMER)
+            return int(info.num_pending + info.num_ack_pending)
+        except Exception:
+            return 1
+        finally:
+            await client.close()
+    return await trio.to_thread.run_sync(asyncio.run, run())
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=5000)
+    arguments = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR, force=True)
+    print(json.dumps(trio.run(main, arguments.events)))
