@@ -9,6 +9,8 @@ While NATS is away the store keeps selling; the outbox grows and drains when NAT
 from __future__ import annotations
 
 import logging
+import math
+import time
 
 from prometheus_client import Counter, Gauge
 
@@ -36,7 +38,8 @@ class ForwarderActor(Actor):
         self._batch = batch
         self._timeout = publish_timeout
         self._retry_delay = 0.0
-        self._wake_pending = False
+        self._due = math.inf  # when the one live wake-up timer fires
+        self._token = 0       # which timer is the live one; older timers are stale and do nothing
 
     def started(self) -> None:
         self._schedule(0.0)
@@ -48,17 +51,23 @@ class ForwarderActor(Actor):
             log.debug("closing the NATS link: %s", exc)
 
     def kick(self) -> None:
-        """Something was appended: drain soon (coalesced with any drain already scheduled)."""
-        self._schedule(0.0)
+        """Something was appended: drain now, or, while NATS is away, at the next retry (not sooner)."""
+        self._schedule(self._retry_delay)
+
+    def wake(self, token: int) -> None:
+        if token == self._token:
+            self._due = math.inf
+            self._drain()
 
     def _schedule(self, delay: float) -> None:
-        if not self._wake_pending:
-            self._wake_pending = True
-            self.send_after(delay, "drain")
+        """Make sure a drain happens within `delay` seconds: one live timer, moved earlier if need be."""
+        due = time.monotonic() + delay
+        if due < self._due:
+            self._due, self._token = due, self._token + 1
+            self.send_after(delay, "wake", self._token)
 
-    def drain(self) -> int:
+    def _drain(self) -> int:
         """Publish batches until the outbox is empty or NATS stops acknowledging; returns events forwarded."""
-        self._wake_pending = False
         forwarded = 0
         while True:
             batch = self.registry.ask("outbox", "pending", self._batch)

@@ -1,8 +1,9 @@
 """The store box's own SQLite file: the event outbox and the print spool, side by side.
 
-One file so that a sale and its receipt's print job commit in ONE transaction: a sale the cashier
-saw complete always has its receipt queued, even after kill -9 or a power cut, at the cost of a
-single fsync. WAL lets the outbox and the spooler each hold a connection; synchronous=FULL makes a
+One file so that a sale, its receipt's print job and its idempotency key (the cart it completed)
+commit in ONE transaction: a sale the cashier saw complete always has its receipt queued, and a
+resend of the same completion finds it instead of selling again, even after kill -9 or a power cut,
+at the cost of a single fsync. WAL lets the outbox and the spooler each hold a connection; synchronous=FULL makes a
 returned commit a durable one.
 """
 
@@ -30,12 +31,21 @@ CREATE TABLE IF NOT EXISTS print_jobs (
     printer    TEXT NOT NULL,
     kind       TEXT NOT NULL,
     payload    BLOB NOT NULL,
-    state      TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'printed')),
+    seq        INTEGER NOT NULL,
+    state      TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'printed', 'failed')),
     attempts   INTEGER NOT NULL DEFAULT 0,
+    reason     TEXT,
     queued_at  REAL NOT NULL,
     printed_at REAL
 );
-CREATE INDEX IF NOT EXISTS print_jobs_queue ON print_jobs (printer, state, queued_at);
+CREATE INDEX IF NOT EXISTS print_jobs_queue ON print_jobs (printer, state, seq);
+CREATE TABLE IF NOT EXISTS completed (
+    key          TEXT PRIMARY KEY,
+    event_id     TEXT NOT NULL,
+    seq          INTEGER NOT NULL,
+    body         BLOB NOT NULL,
+    completed_at REAL NOT NULL
+);
 """
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,18 @@ from novapos.wire.ids import uuid7
 from novapos.wire.schemas import SCHEMAS
 from novapos.wire.subjects import event_subject
 
+KEEP_KEYS_S = 30 * 86400  # how long a resend of a completed cart still finds its sale
+
+
+@dataclass(frozen=True)
+class Committed:
+    """An event on disk: `new` is False when its idempotency key had already been committed."""
+    id: uuid.UUID
+    seq: int
+    body: dict[str, Any]
+    new: bool
+
+
 class Outbox:
     """The SQLite file itself; used from one thread (the outbox actor's)."""
 
@@ -32,13 +45,18 @@ class Outbox:
         self.store = store
         self._db = connect(path)
 
-    def append(self, event_type: str, version: int, body: dict[str, Any], print_on: str | None = None) -> Envelope:
-        """Validate, number and durably commit one event (and, with `print_on`, the job that prints it
-        on that printer, with the event's id as the job's id); returns its envelope."""
+    def append(self, event_type: str, version: int, body: dict[str, Any], *, print_on: str | None = None,
+               key: str | None = None) -> Committed:
+        """Validate, number and durably commit one event; with `print_on`, also the job that prints it
+        on that printer (the event's id is the job's id). With `key`, an idempotency key: if an event
+        was already committed under it, nothing new is written and that event is returned."""
         SCHEMAS[(event_type, version)](body)
         subject = event_subject(self.tenant, self.store, event_type)
         self._db.execute("BEGIN IMMEDIATE")
         try:
+            if key is not None and (done := self._committed(key)) is not None:
+                self._db.execute("COMMIT")
+                return done
             (seq,) = self._db.execute(
                 "UPDATE store_sequence SET last_seq = last_seq + 1 RETURNING last_seq").fetchone()
             envelope = Envelope(id=uuid7(), type=event_type, v=version, tenant=self.tenant, store=self.store,
@@ -47,22 +65,45 @@ class Outbox:
                              (seq, str(envelope.id), subject, envelope.encode()))
             if print_on is not None:
                 self._db.execute(
-                    "INSERT INTO print_jobs (id, printer, kind, payload, queued_at) VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO print_jobs (id, printer, kind, payload, seq, queued_at) VALUES (?, ?, ?, ?, ?, ?)",
                     (str(envelope.id), print_on, event_type,
-                     msgpack.packb({"id": str(envelope.id), "seq": seq, "body": body}), time.time()))
+                     msgpack.packb({"id": str(envelope.id), "seq": seq, "body": body}), seq, time.time()))
+            if key is not None:
+                self._db.execute("INSERT INTO completed (key, event_id, seq, body, completed_at) VALUES (?, ?, ?, ?, ?)",
+                                 (key, str(envelope.id), seq, msgpack.packb(body), time.time()))
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # COMMIT itself may have failed and ended it
+                self._db.execute("ROLLBACK")
             raise
-        return envelope
+        return Committed(envelope.id, seq, body, new=True)
+
+    def _committed(self, key: str) -> Committed | None:
+        row = self._db.execute("SELECT event_id, seq, body FROM completed WHERE key = ?", (key,)).fetchone()
+        return None if row is None else Committed(uuid.UUID(row[0]), row[1], msgpack.unpackb(row[2]), new=False)
+
+    def committed(self, key: str) -> Committed | None:
+        """The event committed under an idempotency key, if any."""
+        return self._committed(key)
+
+    def forget_keys_before(self, cutoff: float) -> None:
+        self._db.execute("DELETE FROM completed WHERE completed_at < ?", (cutoff,))
 
     def pending(self, limit: int) -> list[Outgoing]:
         rows = self._db.execute("SELECT id, subject, payload FROM outbox ORDER BY seq LIMIT ?", (limit,))
         return [Outgoing(event_id, subject, payload) for event_id, subject, payload in rows]
 
     def remove(self, event_ids: list[str]) -> None:
+        """Release acknowledged events, in one transaction (one fsync, not one per row)."""
         if event_ids:
-            self._db.executemany("DELETE FROM outbox WHERE id = ?", [(event_id,) for event_id in event_ids])
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("DELETE FROM outbox WHERE id = ?", [(event_id,) for event_id in event_ids])
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
 
     def depth(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
@@ -84,6 +125,7 @@ class OutboxActor(Actor):
 
     def started(self) -> None:
         self._outbox = Outbox(self._path, self._tenant, self._store)
+        self._outbox.forget_keys_before(time.time() - KEEP_KEYS_S)
 
     def stopping(self) -> None:
         if self._outbox is not None:
@@ -94,10 +136,12 @@ class OutboxActor(Actor):
         assert self._outbox is not None, "outbox used before it started"
         return self._outbox
 
-    def append(self, event_type: str, version: int, body: dict[str, Any],
-               print_on: str | None = None) -> tuple[uuid.UUID, int]:
-        envelope = self.outbox.append(event_type, version, body, print_on)
-        return envelope.id, envelope.seq
+    def append(self, event_type: str, version: int, body: dict[str, Any], *, print_on: str | None = None,
+               key: str | None = None) -> Committed:
+        return self.outbox.append(event_type, version, body, print_on=print_on, key=key)
+
+    def committed(self, key: str) -> Committed | None:
+        return self.outbox.committed(key)
 
     def pending(self, limit: int) -> list[Outgoing]:
         return self.outbox.pending(limit)

@@ -15,6 +15,7 @@ from typing import Any
 from prometheus_client import Counter
 
 from actors.devices.context import SPOOLER, Notify, device_actor_name
+from actors.outbox import Committed
 from actors.protocol import Rejected
 from edge_runtime import Actor
 from novapos.config import Product
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 SALES = Counter("novapos_edge_sales_completed_total", "Sales committed to the outbox", ["till"])
 
 MAX_QUANTITY = 9999
+COMMIT_TIMEOUT_S = 30.0  # a slow disk must not turn a committed sale into a crashed till
 
 
 @dataclass
@@ -63,7 +65,6 @@ class TillActor(Actor):
         self._by_barcode = {product.barcode: product for product in products}
         self._session: dict[str, str] | None = None
         self._cart = Cart()
-        self._last_receipt: dict[str, Any] | None = None
 
     def _total(self) -> Money:
         total = Money(0, self.currency)
@@ -124,12 +125,16 @@ class TillActor(Actor):
         return self._changed()
 
     def complete(self, cart_id: str | None = None) -> dict[str, Any] | Rejected:
-        """Commit the sale. Completing the cart that was just completed returns the same receipt, so a
-        browser resending after a timeout, or a second tab, never makes a second sale."""
-        if cart_id is not None and self._last_receipt is not None and self._last_receipt["cart"] == cart_id:
-            return self._last_receipt
+        """Commit the sale, with the cart's id as its idempotency key in the same transaction.
+
+        Completing a cart that was already completed returns that sale's receipt, found on disk: a
+        browser resending after a timeout, a second tab, or a resend after the till or the whole
+        process restarted, never makes a second sale."""
         if cart_id is not None and cart_id != self._cart.id:
-            return Rejected("conflict", f"cart {cart_id} is not the till's current cart")
+            done = self.registry.ask("outbox", "committed", cart_id)
+            if done is not None:
+                return self._receipt(done, cart_id)
+            return Rejected("conflict", f"cart {cart_id} is not the till's current cart, nor a completed one")
         if self._session is None:
             return Rejected("conflict", f"till {self.till_id} has no open session")
         if not self._cart.lines:
@@ -146,18 +151,25 @@ class TillActor(Actor):
                         for amount in self._cart.tendered],
             "change": Money(tendered - total.minor, self.currency).to_wire(),
         }
-        event_id, seq = self.registry.ask("outbox", "append", "sale.completed", 1, body, self._printer)
-        SALES.labels(self.till_id).inc()
-        receipt = {"sale": str(event_id), "seq": seq, "cart": self._cart.id, **body}
-        self._last_receipt = receipt
+        cart = self._cart
+        committed = self.registry.ask("outbox", "append", "sale.completed", 1, body, print_on=self._printer,
+                                      key=cart.id, timeout=COMMIT_TIMEOUT_S)
         self._cart = Cart()
-        self.registry.tell("forwarder", "kick")
-        self._open_drawer()
-        if self._printer is not None:
-            self.registry.tell(SPOOLER, "printer_ready", self._printer)  # the job is already on disk
-        log.info("till %s: sale %s (seq %d) committed, total %s", self.till_id, event_id, seq, total.format())
+        receipt = self._receipt(committed, cart.id)
+        if committed.new:
+            SALES.labels(self.till_id).inc()
+            self.registry.tell("forwarder", "kick")
+            self._open_drawer()
+            if self._printer is not None:
+                self.registry.tell(SPOOLER, "printer_ready", self._printer)  # the job is already on disk
+            log.info("till %s: sale %s (seq %d) committed, total %s", self.till_id, committed.id, committed.seq,
+                     total.format())
         self._changed()
         return receipt
+
+    @staticmethod
+    def _receipt(committed: Committed, cart_id: str) -> dict[str, Any]:
+        return {"sale": str(committed.id), "seq": committed.seq, "cart": cart_id, **committed.body}
 
     def _open_drawer(self) -> None:
         if self._drawer is None:

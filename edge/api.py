@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, AsyncIterator
 
+import pykka
 import trio
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -27,6 +28,7 @@ from novapos.http import ApiError, json_body, metrics, with_api_errors
 STATUS = {"not_found": 404, "conflict": 409, "invalid": 422}
 STATIC = Path(__file__).parent / "static"
 KEEPALIVE_S = 15.0
+ASK_TIMEOUT_S = 35.0  # longer than the till's own wait for a durable commit
 
 
 def _string(data: dict[str, Any], key: str, max_length: int = 64) -> str:
@@ -60,7 +62,11 @@ def build_api(config: StoreConfig, tree: Tree, events: EventHub) -> Starlette:
         till = request.path_params["till"]
         if till not in tills:
             raise ApiError(404, f"this store has no till {till!r} (tills: {', '.join(sorted(tills))})")
-        answer = await tree.ask(f"till.{till}", method, *args)
+        try:
+            answer = await tree.ask(f"till.{till}", method, *args, timeout=ASK_TIMEOUT_S)
+        except pykka.Timeout:
+            raise ApiError(503, f"till {till} did not answer within {ASK_TIMEOUT_S:.0f} s. Send the same request "
+                                "again: completing the same cart twice never sells it twice") from None
         if isinstance(answer, Rejected):
             raise ApiError(STATUS[answer.reason], answer.message)
         return JSONResponse(answer)

@@ -56,6 +56,9 @@ async def test_completed_sales_survive_kill_9_and_land_once(
         await trio.to_thread.run_sync(nats_server.start)
         edge = await _start_edge(config, nats_server.url, url, http)
         try:
+            # The cashier never saw the last answer (the box died): resending it finds the sale on disk.
+            resent = await http.post(f"{url}/api/tills/till-1/complete", json={"cart": receipts[-1]["cart"]})
+            assert resent.status_code == 200 and resent.json()["sale"] == receipts[-1]["sale"]
             async def landed() -> list:
                 rows = await query(database_url, "SELECT event_id::text AS id, seq, total_minor FROM sales ORDER BY seq")
                 return rows if len(rows) >= 3 else []
