@@ -4,7 +4,9 @@ Jobs are rows of the store's SQLite file (actors.local_db), written by the outbo
 transaction as the sale they print, keyed by the sale's event id. The spooler renders each job when
 it prints it and marks it printed only when the printer has confirmed the whole job. While a printer
 is away or out of paper its jobs wait, retried with backoff, and at once when it reports ready again;
-a job that was cut off mid-way is printed again in full, and a confirmed one never is.
+a job that was cut off mid-way is printed again in full, and a confirmed one never is. Jobs print
+in the order of their sales (the store's sequence, not the wall clock, which may jump at boot). A job
+that cannot be rendered is marked failed with the reason, and the jobs behind it go on printing.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ RENDERERS: dict[str, Callable[[str, dict[str, Any]], PrintDocument]] = {
 MAX_RETRY_S = 10.0
 PRINT_TIMEOUT_S = 15.0
 KEEP_PRINTED_S = 7 * 86400
+PURGE_EVERY_S = 3600.0
 
 
 class PrintSpoolerActor(Actor):
@@ -49,10 +52,15 @@ class PrintSpoolerActor(Actor):
 
     def started(self) -> None:
         self._db = connect(self._path)
-        self._db.execute("DELETE FROM print_jobs WHERE state = 'printed' AND printed_at < ?",
-                         (time.time() - KEEP_PRINTED_S,))
+        self.purge()
         for (printer,) in self._db.execute("SELECT DISTINCT printer FROM print_jobs WHERE state = 'queued'").fetchall():
             self.send_after(0.0, "printer_ready", printer)
+
+    def purge(self) -> None:
+        """Forget printed jobs older than a week; reschedules itself."""
+        self._db.execute("DELETE FROM print_jobs WHERE state = 'printed' AND printed_at < ?",
+                         (time.time() - KEEP_PRINTED_S,))
+        self.send_after(PURGE_EVERY_S, "purge")
 
     def stopping(self) -> None:
         self._db.close()
@@ -69,20 +77,33 @@ class PrintSpoolerActor(Actor):
         self._dispatch(printer)
 
     def jobs(self) -> list[dict[str, Any]]:
-        rows = self._db.execute("SELECT id, printer, kind, state, attempts, queued_at, printed_at FROM print_jobs "
-                                "ORDER BY queued_at DESC LIMIT 100").fetchall()
-        return [dict(zip(("id", "printer", "kind", "state", "attempts", "queued_at", "printed_at"), row))
-                for row in rows]
+        """The latest 100 jobs, newest first."""
+        columns = ("id", "printer", "kind", "seq", "state", "attempts", "reason", "queued_at", "printed_at")
+        rows = self._db.execute(f"SELECT {', '.join(columns)} FROM print_jobs ORDER BY seq DESC LIMIT 100").fetchall()
+        return [dict(zip(columns, row)) for row in rows]
 
     # -- work ------------------------------------------------------------------------------
 
     def _queued(self, printer: str) -> list[tuple[str, str, bytes]]:
         return self._db.execute("SELECT id, kind, payload FROM print_jobs WHERE printer = ? AND state = 'queued' "
-                                "ORDER BY queued_at", (printer,)).fetchall()
+                                "ORDER BY seq", (printer,)).fetchall()
+
+    def _render(self, job_id: str, kind: str, payload: bytes) -> dict[str, Any] | None:
+        """The job as a print document, or None after marking it failed (an unknown kind, a broken payload)."""
+        try:
+            return document_to_wire(RENDERERS[kind](self._store_name, msgpack.unpackb(payload)))
+        except Exception as exc:  # one bad job must not stop the receipts behind it, nor crash the store
+            reason = f"cannot render a {kind!r} job: {type(exc).__name__}: {exc}"
+            self._db.execute("UPDATE print_jobs SET state = 'failed', reason = ? WHERE id = ?", (reason, job_id))
+            PRINT_JOBS.labels("failed").inc()
+            log.error("print job %s failed for good: %s", job_id, reason)
+            return None
 
     def _dispatch(self, printer: str) -> None:
         for job_id, kind, payload in self._queued(printer):
-            document = document_to_wire(RENDERERS[kind](self._store_name, msgpack.unpackb(payload)))
+            document = self._render(job_id, kind, payload)
+            if document is None:
+                continue
             outcome = self._attempt(printer, job_id, document)
             if outcome != "printed":
                 self._db.execute("UPDATE print_jobs SET attempts = attempts + 1 WHERE id = ?", (job_id,))

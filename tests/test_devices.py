@@ -312,3 +312,24 @@ async def _has(seen: list[dict], device: str, state: str) -> bool:
 async def _has_after_down(seen: list[dict], device: str) -> bool:
     states = [e["state"] for e in seen if e.get("device") == device]
     return "down" in states and "ready" in states[states.index("down"):]
+
+
+async def test_a_device_replugged_elsewhere_within_the_debounce_follows_it(
+        edge, hardware: SimulatedStore, http: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
+    """Unplugged and plugged into another port faster than the debounce: the old actor holds a dead
+    handle, so the manager restarts it on the new port, and scans keep reaching the till."""
+    await all_ready(edge)
+    await open_till(http, edge, "till-1")
+    new_port = b"sim-usb-3-1:1.0"
+    hardware.unplug("scanner-1")
+    hardware.hid_bus.add_device(**dict(HID_SCANNER, path=new_port))
+
+    with trio.fail_after(10):  # a scan reaches the till only once the scanner's actor has the new port open
+        while await trio.to_thread.run_sync(hardware.hid_bus.scan, new_port, COFFEE) == 0:
+            await trio.sleep(0.05)
+    assert "sim-usb-3-1" in (await wait_state(edge, "scanner-1", "ready"))["detail"]
+
+    async def coffee() -> bool:
+        lines = (await http.get(f"{edge.url}/api/tills/till-1")).json()["lines"]
+        return [(line["sku"], line["quantity"]) for line in lines] == [("COF-250", 1)]
+    await wait_until(coffee)

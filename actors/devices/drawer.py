@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+import pykka
 from prometheus_client import Counter
 
 from actors.devices.base import DeviceActor
@@ -45,6 +46,10 @@ class DrawerDevice(DeviceActor):
                 done = bool(self.registry.ask(device_actor_name(self.rule.printer), "kick_drawer", self.rule.pin))
         except DeviceGone as exc:
             self.report("offline", str(exc))
+            done = False
+        except (pykka.Timeout, LookupError) as exc:  # its printer is busy or just unplugged
+            log.warning("drawer %s: printer %s did not pulse it (%s)", self.rule.name, self.rule.printer,
+                        type(exc).__name__)
             done = False
         KICKS.labels(self.rule.name, "opened" if done else "failed").inc()
         return done

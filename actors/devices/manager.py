@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 DEVICE_UP = Gauge("novapos_edge_device_up", "1 while a configured device is present and running", ["device", "kind"])
 
 OFFLINE_STATES = frozenset({"offline"})
+NOT_WORKING = frozenset({"offline", "error", "down", "starting"})
 
 
 class DeviceManagerActor(Actor):
@@ -65,10 +66,13 @@ class DeviceManagerActor(Actor):
             self.send_after(self._devices.scan_interval, "scan")
 
     def report(self, device: str, state: str, detail: str = "") -> None:
-        """A device actor's own view: 'ready', 'offline', 'paper_out', 'paper_near_end', 'error'..."""
+        """A device actor's own view: 'ready', 'offline', 'paper_out', 'paper_near_end', 'error'...
+
+        device_up follows it: a device counts as up once its actor says it works, not merely started."""
         rule = self._rules.get(device)
         if rule is not None and device in self._up:
             self._set_status(rule, state, detail)
+            DEVICE_UP.labels(rule.name, rule.kind).set(0 if state in NOT_WORKING else 1)
 
     def statuses(self) -> list[dict[str, Any]]:
         return [self._status[rule.name] for rule in self._devices.rules]
@@ -148,12 +152,12 @@ class DeviceManagerActor(Actor):
                          restart=Restart.TRANSIENT, shutdown_timeout=3.0)
         try:
             self.registry.ask(SUPERVISOR, "start_child", spec, timeout=10.0)
-        except Exception as exc:
+        except Exception as exc:  # timed out (it may still come up) or refused (a stale actor holds the name)
+            self.registry.ask(SUPERVISOR, "terminate_child", spec.name, timeout=10.0)
             del self._up[rule.name]
             self._set_status(rule, "down", f"could not start: {exc}")
             log.warning("device %s: could not start its actor (%s); will retry on the next scan", rule.name, exc)
             return
-        DEVICE_UP.labels(rule.name, rule.kind).set(1)
         log.info("device %s (%s) plugged: %s, up in %.1f ms", rule.name, rule.driver,
                  seen.label() if seen else f"via {rule.printer}", (time.perf_counter() - started) * 1000)
 

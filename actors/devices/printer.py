@@ -68,6 +68,10 @@ class PrinterDevice(DeviceActor):
             self._apply(PrinterStatus(online=False, paper="unknown"))
             return "offline"
         self._apply(after)
+        if after.paper == "out":  # ran out during the job: the end of the receipt may be missing
+            log.warning("printer %s: paper ran out during job %s; it prints again, whole, once paper is in",
+                        self.rule.name, job_id)
+            return "paper_out"
         return "printed"
 
     def kick_drawer(self, pin: int) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import pykka
 from prometheus_client import Counter
 
 from actors.devices.base import DeviceActor
@@ -17,6 +18,7 @@ log = logging.getLogger(__name__)
 SCANS = Counter("novapos_edge_scans_total", "Barcodes read by scanners, by outcome", ["device", "result"])
 
 READ_TIMEOUT_S = 0.1
+TILL_WAIT_S = 10.0
 
 
 class ScannerDevice(DeviceActor):
@@ -43,7 +45,8 @@ class ScannerDevice(DeviceActor):
             self.report("offline", str(exc))
             return
         self._scanner = scanner
-        self.report("ready", f"bound to {self.rule.till}" if self.rule.till else "bound to no till")
+        where = self.seen.address if self.seen is not None else self.rule.path
+        self.report("ready", f"at {where}, " + (f"bound to {self.rule.till}" if self.rule.till else "bound to no till"))
 
     def poll(self) -> None:
         """Read for a short while, deliver what came, go again (the mailbox stays responsive between reads)."""
@@ -68,7 +71,13 @@ class ScannerDevice(DeviceActor):
             SCANS.labels(self.rule.name, "unbound").inc()
             log.warning("scanner %s read %r but is bound to no till: set `till` in its rule", self.rule.name, barcode)
             return
-        answer = self.registry.ask(f"till.{self.rule.till}", "scan", barcode, self.rule.name)
+        try:
+            answer = self.registry.ask(f"till.{self.rule.till}", "scan", barcode, self.rule.name, timeout=TILL_WAIT_S)
+        except (pykka.Timeout, LookupError) as exc:  # the till is busy or restarting: this scan is lost, say so
+            SCANS.labels(self.rule.name, "lost").inc()
+            log.warning("scanner %s: till %s did not take %r (%s); scan it again", self.rule.name, self.rule.till,
+                        barcode, type(exc).__name__)
+            return
         if isinstance(answer, Rejected):
             SCANS.labels(self.rule.name, "rejected").inc()
             log.info("scanner %s: %s", self.rule.name, answer.message)
