@@ -1,7 +1,7 @@
 """The hub link: the one forwarder that moves the outbox to JetStream.
 
-One forwarder per store, draining in outbox order, publishing each event with Nats-Msg-Id = its id
-and deleting it from the outbox only after JetStream's PubAck. A lost ack means a resend, which
+One forwarder per store, draining in outbox order, publishing each event with its id (scoped by its
+subject) as Nats-Msg-Id and deleting it from the outbox only after JetStream's PubAck. A lost ack means a resend, which
 JetStream (within its window) and the hub's inbox (forever) turn into a no-op, never a double sale.
 While NATS is away the store keeps selling; the outbox grows and drains when NATS returns.
 """

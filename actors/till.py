@@ -86,7 +86,8 @@ class TillActor(Actor):
         if self._session is not None:
             if self._session["cashier"] == cashier:
                 return self.state()
-            return Rejected("conflict", f"till {self.till_id} is open for {self._session['cashier']}; close that session first")
+            return Rejected("conflict", f"till {self.till_id} is open for {self._session['cashier']}; "
+                                        "they must close their session first")
         self._session = {"id": str(uuid7()), "cashier": cashier}
         log.info("till %s: session opened for %s", self.till_id, cashier)
         return self._changed()
@@ -98,7 +99,7 @@ class TillActor(Actor):
         if product is None:
             return Rejected("not_found", f"no product has barcode {barcode!r}")
         if self._cart.tendered:
-            return Rejected("conflict", "payment has started: finish or void the tender before adding lines")
+            return Rejected("conflict", "payment has started: void the tenders (give the cash back) before adding lines")
         for line in self._cart.lines:
             if line.product.barcode == barcode:
                 if line.quantity + quantity > MAX_QUANTITY:
@@ -107,6 +108,22 @@ class TillActor(Actor):
                 break
         else:
             self._cart.lines.append(Line(product, quantity))
+        return self._changed()
+
+    def close_session(self) -> dict[str, Any] | Rejected:
+        if self._session is None:
+            return Rejected("conflict", f"till {self.till_id} has no open session")
+        if self._cart.lines:
+            return Rejected("conflict", "the cart is not empty: complete the sale first")
+        log.info("till %s: session of %s closed", self.till_id, self._session["cashier"])
+        self._session = None
+        return self._changed()
+
+    def void_tenders(self) -> dict[str, Any] | Rejected:
+        """Undo the tenders taken for the current cart (the cash goes back to the customer)."""
+        if not self._cart.tendered:
+            return Rejected("conflict", "no tender has been taken for this cart")
+        self._cart.tendered.clear()
         return self._changed()
 
     def scan(self, barcode: str, scanner: str) -> dict[str, Any] | Rejected:

@@ -78,6 +78,12 @@ def build_api(config: StoreConfig, tree: Tree, events: EventHub) -> Starlette:
         body = await json_body(request)
         return await ask_till(request, "open_session", _string(body, "cashier"))
 
+    async def close_session(request: Request) -> Response:
+        return await ask_till(request, "close_session")
+
+    async def void_tenders(request: Request) -> Response:
+        return await ask_till(request, "void_tenders")
+
     async def add_line(request: Request) -> Response:
         body = await json_body(request)
         barcode = _string(body, "barcode")
@@ -126,7 +132,10 @@ def build_api(config: StoreConfig, tree: Tree, events: EventHub) -> Starlette:
                 while True:
                     event = None
                     with trio.move_on_after(KEEPALIVE_S):  # never yield inside a cancel scope
-                        event = await received.receive()
+                        try:
+                            event = await received.receive()
+                        except trio.EndOfChannel:  # fell behind: end the stream, the browser reconnects
+                            return
                     yield _sse(event) if event is not None else ": keepalive\n\n"
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
@@ -149,7 +158,9 @@ def build_api(config: StoreConfig, tree: Tree, events: EventHub) -> Starlette:
         Route("/api/events", live),
         Route("/api/tills/{till}", till_state),
         Route("/api/tills/{till}/session", open_session, methods=["POST"]),
+        Route("/api/tills/{till}/session", close_session, methods=["DELETE"]),
         Route("/api/tills/{till}/lines", add_line, methods=["POST"]),
         Route("/api/tills/{till}/tenders", tender, methods=["POST"]),
+        Route("/api/tills/{till}/tenders", void_tenders, methods=["DELETE"]),
         Route("/api/tills/{till}/complete", complete, methods=["POST"]),
     ]))

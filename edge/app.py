@@ -19,7 +19,6 @@ from drivers.hid_backend import HidBackend, RealHidBackend
 from edge.api import build_api
 from edge.events import EventHub
 from edge_runtime import AsyncioSeam, ChildSpec, Notifier, Strategy, SupervisorSpec, Tree, supervision_tree
-from mocks.hid_bus import HidBusClient
 from novapos.config import ConfigError, StoreConfig
 from novapos.http import serve
 
@@ -37,6 +36,7 @@ def hid_backend(setting: str) -> HidBackend:
     if setting == "hidapi":
         return RealHidBackend()
     if setting.startswith("simulated:"):
+        from mocks.hid_bus import HidBusClient  # only the demo and tests reach the simulated bus
         return HidBusClient(Path(setting.removeprefix("simulated:")))
     raise ConfigError(f"devices.hid_backend must be 'hidapi' or 'simulated:<socket path>', got {setting!r}")
 

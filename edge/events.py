@@ -2,7 +2,9 @@
 
 Actors know nothing of trio; they are handed `EventHub.publish`, which is safe from any thread and
 never blocks: an event is handed to the trio loop, which copies it to every subscriber's bounded
-queue. A subscriber too slow to keep up loses its oldest events, never slows an actor.
+queue. A subscriber too slow to keep up is disconnected rather than shown a stale picture: its
+stream ends, the browser reconnects on its own and starts again from a fresh snapshot. Nothing a
+subscriber does ever slows an actor.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ class EventHub:
             try:
                 channel.send_nowait(event)
             except trio.WouldBlock:
-                log.debug("a live stream is not keeping up; dropping an event for it")
-            except trio.BrokenResourceError:
+                log.info("a live stream fell %d events behind; disconnecting it so it resyncs", QUEUE_SIZE)
+                self._subscribers.discard(channel)
+                channel.close()
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self._subscribers.discard(channel)
 
     @contextmanager

@@ -22,6 +22,11 @@ def _post(summary: str, body: dict[str, Any] | None, ok: dict[str, Any], errors:
     return {"post": operation}
 
 
+def _delete(summary: str, errors: tuple[int, ...]) -> dict[str, Any]:
+    return {"summary": summary, "parameters": [_TILL],
+            "responses": {"200": _STATE, **{str(code): _ERROR for code in errors}}}
+
+
 def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -31,20 +36,20 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/api/tills/{till}": {"get": {"summary": "Till state: session, cart lines, total, tendered, due",
                                           "parameters": [_TILL], "responses": {"200": _STATE, "404": _ERROR}}},
-            "/api/tills/{till}/session": _post(
+            "/api/tills/{till}/session": {**_post(
                 "Open a cashier session", {"type": "object", "required": ["cashier"],
                                            "properties": {"cashier": {"type": "string", "maxLength": 64}}},
-                _STATE, (400, 404, 409, 422)),
+                _STATE, (400, 404, 409, 422)), "delete": _delete("Close the session (the cart must be empty)", (404, 409))},
             "/api/tills/{till}/lines": _post(
                 "Add a line by barcode", {"type": "object", "required": ["barcode"], "properties": {
                     "barcode": {"type": "string", "maxLength": 64},
                     "quantity": {"type": "integer", "minimum": 1, "maximum": 9999, "default": 1}}},
                 _STATE, (400, 404, 409, 422)),
-            "/api/tills/{till}/tenders": _post(
+            "/api/tills/{till}/tenders": {**_post(
                 "Take a cash tender", {"type": "object", "required": ["amount_minor"], "properties": {
                     "method": {"type": "string", "enum": ["cash"], "default": "cash"},
                     "amount_minor": {"type": "integer", "minimum": 1}}},
-                _STATE, (400, 404, 409, 422)),
+                _STATE, (400, 404, 409, 422)), "delete": _delete("Void the cart's tenders (cash back)", (404, 409))},
             "/api/tills/{till}/complete": _post(
                 "Complete the sale (durably committed before the answer)",
                 {"type": "object", "properties": {"cart": {"type": "string",

@@ -5,6 +5,19 @@ apply business effects only for the ids that were new, write unusable events to 
 commit. Only then are the messages acked. A crash before the commit redelivers the batch; a crash
 after it redelivers events the inbox already holds, which are skipped. JetStream's 2-minute dedup
 window is the first guard; the inbox's primary key is the final one, however late a replay comes.
+
+An event id is the sale's identity everywhere (sales, lines, tenders, the console), so it stays the
+inbox's key on its own. That is also why an id already in the inbox is a duplicate only when the row
+there belongs to the same tenant, store and event type: otherwise another store has (maliciously or
+by a cloned box) used that id, and the later event is dead-lettered naming both stores, never acked
+away as a "duplicate". Whoever comes first keeps the id; the loser is visible in dead_letters with
+its payload, for a person to resolve. (Keying the inbox by tenant+store+id instead would have made
+event ids ambiguous in every table that refers to a sale, for a collision only forgery produces.)
+
+A batch whose transaction fails is retried one event per transaction, and exactly the events that
+fail are dead-lettered with the error's text, so one poison event never holds back the rest. Failures
+that are no event's fault (PostgreSQL unreachable, restarting, overloaded, a lost connection, a broken
+schema) are not dead-lettered: they propagate, the batch is nak'ed, and it comes back later.
 """
 
 from __future__ import annotations
@@ -17,8 +30,7 @@ from typing import Awaitable, Callable, Sequence
 import asyncpg
 
 from hub.orders.sales import apply_sales
-from novapos.wire.envelope import Envelope, EnvelopeError, decode
-from novapos.wire.schemas import SchemaError
+from novapos.wire.envelope import Envelope, decode
 from novapos.wire.subjects import parse_event_subject
 
 log = logging.getLogger(__name__)
@@ -28,6 +40,18 @@ Applier = Callable[[asyncpg.Connection, Sequence[Envelope]], Awaitable[None]]
 APPLIERS: dict[str, Applier] = {
     "sale.completed": apply_sales,
 }
+
+# Failures of the hub's side, whatever the events: retry the batch later rather than dead-letter it.
+HUB_SIDE_FAILURES: tuple[type[BaseException], ...] = (
+    OSError,                                            # socket errors and timeouts
+    asyncpg.InterfaceError,                             # connection closed, pool closing
+    asyncpg.PostgresConnectionError,                    # connection lost or refused (class 08)
+    asyncpg.exceptions.OperatorInterventionError,       # shutting down, starting up, cancelled (57)
+    asyncpg.exceptions.InsufficientResourcesError,      # disk full, out of memory, too many connections (53)
+    asyncpg.exceptions.TransactionRollbackError,        # deadlock or serialization failure with another hub (40)
+    asyncpg.exceptions.ReadOnlySQLTransactionError,     # connected to a replica after a failover
+    asyncpg.exceptions.SyntaxOrAccessError,             # our SQL, schema or privileges are wrong (42)
+)
 
 
 @dataclass(frozen=True)
@@ -57,6 +81,9 @@ class Rejection:
     event_id: str | None = None
 
 
+Event = tuple[Envelope, Delivery]
+
+
 def _check(delivery: Delivery, tenants: frozenset[str]) -> Envelope:
     """Decode and validate; raises ValueError whose text becomes the dead letter's reason."""
     tenant, store, type_token = parse_event_subject(delivery.subject)
@@ -72,60 +99,118 @@ def _check(delivery: Delivery, tenants: frozenset[str]) -> Envelope:
     return envelope
 
 
-def sort_out(deliveries: Sequence[Delivery], tenants: frozenset[str]) -> tuple[list[tuple[Envelope, Delivery]], list[Rejection]]:
-    """Valid envelopes (the first copy of each id) with their delivery, and rejections with reasons."""
-    events: dict[uuid.UUID, tuple[Envelope, Delivery]] = {}
+def _reason(exc: Exception) -> str:
+    """Why an event that passed validation could not be applied: the database's words, or the error's."""
+    if isinstance(exc, asyncpg.PostgresError):
+        return f"database refused it: {exc}"
+    return f"could not be applied: {type(exc).__name__}: {exc}"
+
+
+def _same_origin(event: Envelope, tenant: str, store: str, event_type: str) -> bool:
+    return (event.tenant, event.store, event.type) == (tenant, store, event_type)
+
+
+def _collision(event: Envelope, tenant: str, store: str, event_type: str) -> str:
+    return (f"event id {event.id} already used by {tenant}/{store} ({event_type}); "
+            f"this {event.type} event is from {event.tenant}/{event.store}")
+
+
+def sort_out(deliveries: Sequence[Delivery], tenants: frozenset[str]) -> tuple[list[Event], list[Rejection], int]:
+    """Valid events (the first copy of each id) with their delivery, rejections with reasons, and how many
+    deliveries repeated an earlier one of the batch. Validation never raises: anything it trips on is a rejection."""
+    events: dict[uuid.UUID, Event] = {}
     rejections: list[Rejection] = []
+    duplicates = 0
     for delivery in deliveries:
         try:
             envelope = _check(delivery, tenants)
-        except (EnvelopeError, SchemaError, ValueError) as exc:
+        except ValueError as exc:  # EnvelopeError, SchemaError and our own checks: the text is the reason
             rejections.append(Rejection(delivery, str(exc)))
             continue
-        events.setdefault(envelope.id, (envelope, delivery))
-    return list(events.values()), rejections
+        except Exception as exc:  # whatever else bad bytes make validation trip on is still the event's fault
+            rejections.append(Rejection(delivery, f"could not be validated: {type(exc).__name__}: {exc}"))
+            continue
+        first = events.setdefault(envelope.id, (envelope, delivery))[0]
+        if first is envelope:
+            continue
+        if _same_origin(envelope, first.tenant, first.store, first.type):
+            duplicates += 1
+        else:
+            rejections.append(Rejection(delivery, _collision(envelope, first.tenant, first.store, first.type),
+                                        str(envelope.id)))
+    return list(events.values()), rejections, duplicates
 
 
-async def _apply(conn: asyncpg.Connection, events: Sequence[Envelope], rejections: Sequence[Rejection]) -> BatchResult:
-    result = BatchResult(rejected=len(rejections))
-    if rejections:
-        await conn.executemany(
-            "INSERT INTO dead_letters (event_id, subject, reason, payload) VALUES ($1, $2, $3, $4)",
-            [(r.event_id, r.delivery.subject, r.reason, r.delivery.data) for r in rejections])
+async def _apply(conn: asyncpg.Connection, events: Sequence[Event], rejections: Sequence[Rejection]) -> BatchResult:
+    """Inbox, business effects for new ids, dead letters: all inside the caller's transaction."""
+    dead = list(rejections)
+    result = BatchResult()
     if events:
+        envelopes = [event for event, _ in events]
         new_ids = {row["event_id"] for row in await conn.fetch(
             "INSERT INTO inbox (event_id, tenant, store, seq, type) "
             "SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::text[]) "
             "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-            [e.id for e in events], [e.tenant for e in events], [e.store for e in events],
-            [e.seq for e in events], [e.type for e in events])}
-        fresh = [e for e in events if e.id in new_ids]
+            [e.id for e in envelopes], [e.tenant for e in envelopes], [e.store for e in envelopes],
+            [e.seq for e in envelopes], [e.type for e in envelopes])}
+        fresh = [e for e in envelopes if e.id in new_ids]
+        seen = [(e, delivery) for e, delivery in events if e.id not in new_ids]
+        if seen:
+            owners = {row["event_id"]: row for row in await conn.fetch(
+                "SELECT event_id, tenant, store, type FROM inbox WHERE event_id = ANY($1::uuid[])",
+                [e.id for e, _ in seen])}
+            for event, delivery in seen:
+                owner = owners[event.id]
+                if _same_origin(event, owner["tenant"], owner["store"], owner["type"]):
+                    result.duplicates += 1
+                else:
+                    dead.append(Rejection(
+                        delivery, _collision(event, owner["tenant"], owner["store"], owner["type"]), str(event.id)))
         for event_type, applier in APPLIERS.items():
             await applier(conn, [e for e in fresh if e.type == event_type])
         result.applied = len(fresh)
-        result.duplicates = len(events) - len(fresh)
+    if dead:
+        await conn.executemany(
+            "INSERT INTO dead_letters (event_id, subject, reason, payload) VALUES ($1, $2, $3, $4)",
+            # A reason quoting bad input must not itself be refused: PostgreSQL text holds no NUL.
+            [(r.event_id, r.delivery.subject, r.reason.replace("\x00", "\\x00"), r.delivery.data) for r in dead])
+        result.rejected = len(dead)
     return result
 
 
-async def ingest(pool: asyncpg.Pool, deliveries: Sequence[Delivery], tenants: frozenset[str]) -> BatchResult:
-    """Apply a batch in one transaction. If the batch as a whole breaks a database rule, fall back to
-    one transaction per event so that only the offending event is dead-lettered, with the database's reason."""
-    events, rejections = sort_out(deliveries, tenants)
-    try:
-        async with pool.acquire() as conn, conn.transaction():
-            return await _apply(conn, [event for event, _ in events], rejections)
-    except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as exc:
-        log.warning("batch of %d failed (%s); applying its events one by one", len(deliveries), exc)
+async def _one_by_one(pool: asyncpg.Pool, events: Sequence[Event], rejections: Sequence[Rejection]) -> BatchResult:
+    """One transaction per event, so that exactly the events that fail are dead-lettered, each with its error."""
     result = BatchResult()
     async with pool.acquire() as conn:
         for event, delivery in events:
             try:
                 async with conn.transaction():
-                    result += await _apply(conn, [event], [])
-            except (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError) as exc:
+                    result += await _apply(conn, [(event, delivery)], [])
+            except HUB_SIDE_FAILURES:
+                raise
+            except Exception as exc:
+                log.warning("event %s from %s/%s dead-lettered: %s", event.id, event.tenant, event.store, exc)
                 async with conn.transaction():
-                    result += await _apply(conn, [], [Rejection(delivery, f"database refused it: {exc}", str(event.id))])
+                    result += await _apply(conn, [], [Rejection(delivery, _reason(exc), str(event.id))])
         if rejections:
             async with conn.transaction():
                 result += await _apply(conn, [], rejections)
+    return result
+
+
+async def ingest(pool: asyncpg.Pool, deliveries: Sequence[Delivery], tenants: frozenset[str]) -> BatchResult:
+    """Apply a batch in one transaction; if that fails for an event's sake, fall back to one transaction per
+    event. Raises (so the batch is nak'ed and retried later) for HUB_SIDE_FAILURES, or if PostgreSQL will not
+    even take a connection or a dead letter: never because of what an event contains."""
+    events, rejections, duplicates = sort_out(deliveries, tenants)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            result = await _apply(conn, events, rejections)
+    except HUB_SIDE_FAILURES:
+        raise
+    except Exception as exc:
+        log.warning("batch of %d failed (%s: %s); applying its events one by one",
+                    len(deliveries), type(exc).__name__, exc)
+        result = await _one_by_one(pool, events, rejections)
+    result.duplicates += duplicates
     return result

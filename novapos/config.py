@@ -185,30 +185,69 @@ def load_devices(data: dict[str, Any], where: str, tills: tuple[str, ...]) -> De
     for rule in rules:
         if rule.printer is not None and rule.printer not in printers:
             raise ConfigError(f"{where}: device {rule.name!r} hangs off printer {rule.printer!r}, which is not configured")
-    return DevicesConfig(rules=rules, scan_interval=float(data.get("scan_interval", 0.5)),
-                         debounce_scans=int(data.get("debounce_scans", 3)),
+    scan_interval = data.get("scan_interval", 0.5)
+    if isinstance(scan_interval, bool) or not isinstance(scan_interval, (int, float)) or not 0.05 <= scan_interval <= 60:
+        raise ConfigError(f"{where}: devices.scan_interval must be a number of seconds from 0.05 to 60, got {scan_interval!r}")
+    debounce = data.get("debounce_scans", 3)
+    if isinstance(debounce, bool) or not isinstance(debounce, int) or not 1 <= debounce <= 100:
+        raise ConfigError(f"{where}: devices.debounce_scans must be a whole number from 1 to 100, got {debounce!r}")
+    return DevicesConfig(rules=rules, scan_interval=float(scan_interval), debounce_scans=debounce,
                          hid_backend=str(data.get("hid_backend", "hidapi")))
 
 
-def load_store(path: Path) -> StoreConfig:
-    data = tomllib.loads(path.read_text())
-    where = str(path)
-    currency = _require(data, "currency", str, where)
-    products = []
+def _products(data: dict[str, Any], where: str, currency: str) -> tuple[Product, ...]:
+    products: list[Product] = []
+    barcodes: dict[str, str] = {}
     for index, raw in enumerate(data.get("products", [])):
         item = f"{where} products[{index}]"
-        products.append(Product(
-            sku=_require(raw, "sku", str, item), barcode=_require(raw, "barcode", str, item),
-            name=_require(raw, "name", str, item), price=Money(_require(raw, "price", int, item), currency),
-        ))
+        sku, barcode, name = (_require(raw, key, str, item).strip() for key in ("sku", "barcode", "name"))
+        price = _require(raw, "price", int, item)
+        if not (sku and barcode and name):
+            raise ConfigError(f"{item}: sku, barcode and name must not be empty")
+        if len(sku) > 64 or len(barcode) > 64 or len(name) > 200:
+            raise ConfigError(f"{item}: sku and barcode are at most 64 characters, name at most 200")
+        if not 0 <= price <= 10**9:
+            raise ConfigError(f"{item}: price is in minor units (cents) and must be from 0 to 10^9, got {price}")
+        if barcode in barcodes:
+            raise ConfigError(f"{item}: barcode {barcode} is already product {barcodes[barcode]}'s")
+        barcodes[barcode] = sku
+        products.append(Product(sku=sku, barcode=barcode, name=name, price=Money(price, currency)))
+    return tuple(products)
+
+
+def _port(http: dict[str, Any], where: str, default: int) -> int:
+    port = http.get("port", default)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ConfigError(f"{where}: [http] port must be a whole number from 0 to 65535, got {port!r}")
+    return port
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+
+
+def load_store(path: Path) -> StoreConfig:
+    data = _read(path)
+    where = str(path)
+    currency = _require(data, "currency", str, where)
+    if not re.fullmatch(r"[A-Z]{3}", currency):
+        raise ConfigError(f"{where}: currency must be a three-letter ISO code such as EUR, got {currency!r}")
+    products = _products(data, where, currency)
     http, nats, state, devices = (_table(data, key) for key in ("http", "nats", "state", "devices"))
     tills = tuple(data.get("tills", ["till-1"]))
-    if not tills:
-        raise ConfigError(f"{where}: a store needs at least one till")
+    if not tills or not all(isinstance(till, str) and _DEVICE_NAME.match(till) for till in tills):
+        raise ConfigError(f"{where}: tills must be a list of 1-64 letters, digits, '-' or '_', got {list(tills)}")
+    if len(set(tills)) != len(tills):
+        raise ConfigError(f"{where}: till names must be unique, got {list(tills)}")
     return StoreConfig(
         tenant=_require(data, "tenant", str, where), store=_require(data, "store", str, where),
-        currency=currency, tills=tills, products=tuple(products),
-        http_host=http.get("host", "127.0.0.1"), http_port=int(http.get("port", 8600)),
+        currency=currency, tills=tills, products=products,
+        http_host=http.get("host", "127.0.0.1"), http_port=_port(http, where, 8600),
         nats_url=os.environ.get("NOVAPOS_NATS_URL") or nats.get("url", ""),
         state_dir=Path(state.get("dir", f".state/{data['store']}")),
         devices=load_devices(devices, where, tills),
@@ -216,11 +255,11 @@ def load_store(path: Path) -> StoreConfig:
 
 
 def load_hub(path: Path) -> HubConfig:
-    data = tomllib.loads(path.read_text())
+    data = _read(path)
     http, nats, database = (_table(data, key) for key in ("http", "nats", "database"))
     return HubConfig(
         tenants=tuple(data.get("tenants", ["demo"])),
-        http_host=http.get("host", "127.0.0.1"), http_port=int(http.get("port", 8700)),
+        http_host=http.get("host", "127.0.0.1"), http_port=_port(http, str(path), 8700),
         nats_url=os.environ.get("NOVAPOS_NATS_URL") or nats.get("url", ""),
         database_url=os.environ.get("NOVAPOS_DATABASE_URL") or database.get("url", ""),
     )

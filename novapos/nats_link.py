@@ -26,10 +26,17 @@ DEDUP_WINDOW_S = 120.0
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One event to publish: its id doubles as the JetStream Nats-Msg-Id for server-side dedup."""
+    """One event to publish, with the id JetStream deduplicates it by (see `msg_id`)."""
     event_id: str
     subject: str
     payload: bytes
+
+    @property
+    def msg_id(self) -> str:
+        """The Nats-Msg-Id: the event id scoped by its subject (tenant, store, type). A bare event id
+        would let another store, publishing that id first, make JetStream drop this store's event as
+        a duplicate, acknowledged and then deleted from the outbox, a sale lost without a trace."""
+        return f"{self.subject}:{self.event_id}"
 
 
 class NatsLink:
@@ -92,7 +99,7 @@ class NatsLink:
         async def one(item: Outgoing) -> str | None:
             try:
                 await self.js.publish(item.subject, item.payload, timeout=timeout,
-                                      headers={"Nats-Msg-Id": item.event_id})
+                                      headers={"Nats-Msg-Id": item.msg_id})
                 return item.event_id
             except Exception as exc:  # timeouts, no responders, disconnects: the event stays in the outbox
                 log.debug("publish of %s not acknowledged: %s", item.event_id, exc)

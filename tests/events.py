@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from novapos.wire.envelope import Envelope
 from novapos.wire.ids import uuid7
 
@@ -14,3 +16,12 @@ def sale_event(seq: int = 1, store: str = "store-001", total: int = 499) -> Enve
                           "total": {"minor": total, "currency": "EUR"},
                           "tenders": [{"method": "cash", "amount": {"minor": total, "currency": "EUR"}}],
                           "change": {"minor": 0, "currency": "EUR"}})
+
+
+def with_quantity(body: dict[str, Any], quantity: int) -> dict[str, Any]:
+    """A sale_event body whose one line sells `quantity` at its unit price, with totals that still add up."""
+    line = body["lines"][0]
+    amount = line["unit_price"]["minor"] * quantity
+    line["quantity"] = quantity
+    line["amount"]["minor"] = body["total"]["minor"] = body["tenders"][0]["amount"]["minor"] = amount
+    return body

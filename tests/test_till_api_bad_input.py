@@ -71,3 +71,27 @@ async def test_openapi_document_describes_the_sale_flow(store_config: StoreConfi
         page = await http.get(f"{edge.url}/")
         assert page.status_code == 200 and "Complete sale" in page.text
         nursery.cancel_scope.cancel()
+
+
+async def test_tenders_can_be_voided_and_sessions_closed_only_when_it_makes_sense(
+        store_config: StoreConfig, http: httpx.AsyncClient) -> None:
+    async with trio.open_nursery() as nursery:
+        edge = await nursery.start(run_edge, store_config)
+        till = f"{edge.url}/api/tills/till-1"
+        assert (await http.delete(f"{till}/session")).status_code == 409  # nothing open yet
+        await http.post(f"{till}/session", json={"cashier": "alice"})
+        await http.post(f"{till}/lines", json={"barcode": COFFEE})
+        assert (await http.delete(f"{till}/tenders")).json()["error"] == "no tender has been taken for this cart"
+        await http.post(f"{till}/tenders", json={"amount_minor": 99999})  # a slip of the finger
+        refused = await http.post(f"{till}/lines", json={"barcode": COFFEE})
+        assert refused.status_code == 409 and "void the tenders" in refused.json()["error"]
+        state = (await http.delete(f"{till}/tenders")).json()
+        assert state["tendered"]["minor"] == 0 and state["due"]["minor"] == 499
+        closing = await http.delete(f"{till}/session")
+        assert closing.status_code == 409 and "complete the sale first" in closing.json()["error"]
+        await http.post(f"{till}/tenders", json={"amount_minor": 500})
+        await http.post(f"{till}/complete", json={"cart": state["cart"]})
+        assert (await http.delete(f"{till}/session")).json()["session"] is None
+        taken = await http.post(f"{till}/session", json={"cashier": "bob"})
+        assert taken.status_code == 200 and taken.json()["session"]["cashier"] == "bob"
+        nursery.cancel_scope.cancel()

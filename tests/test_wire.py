@@ -6,11 +6,11 @@ import msgpack
 import pytest
 
 from novapos.money import Money
-from novapos.wire.envelope import EnvelopeError, decode
+from novapos.wire.envelope import Envelope, EnvelopeError, decode
 from novapos.wire.ids import uuid7
 from novapos.wire.schemas import SchemaError
 from novapos.wire.subjects import event_subject, parse_event_subject
-from tests.events import sale_event
+from tests.events import sale_event, with_quantity
 
 
 def test_envelope_round_trips() -> None:
@@ -28,7 +28,7 @@ def test_event_ids_are_time_ordered_uuid7() -> None:
 @pytest.mark.parametrize(("mutate", "says"), [
     (lambda b: b.update(total={"minor": 4.99, "currency": "EUR"}), "must be an integer"),
     (lambda b: b.update(lines=[]), "at least one line"),
-    (lambda b: b["lines"][0].update(quantity=0), "must be >= 1"),
+    (lambda b: b["lines"][0].update(quantity=0), "quantity must be between 1 and 100000"),
     (lambda b: b["lines"][0].update(amount={"minor": 1, "currency": "EUR"}), "is not quantity x unit price"),
     (lambda b: b.update(change={"minor": 5, "currency": "EUR"}), "must equal change"),
     (lambda b: b["tenders"][0].update(amount={"minor": 499, "currency": "USD"}), "the sale is in EUR"),
@@ -38,6 +38,52 @@ def test_schema_refuses_inconsistent_sales(mutate, says: str) -> None:  # type: 
     mutate(event.body)
     with pytest.raises(SchemaError, match=says):
         decode(event.encode())
+
+
+def _fields(event: Envelope, **changes: object) -> dict[str, object]:
+    fields = {**event.__dict__, **changes}
+    fields["id"] = event.id.bytes
+    return fields
+
+
+@pytest.mark.parametrize(("changes", "says"), [
+    ({"ts": 10**17}, "'ts' must be milliseconds between the years 2000 and 2200"),
+    ({"ts": 0}, "'ts' must be milliseconds between the years 2000 and 2200"),
+    ({"seq": 2**63}, "'seq' must be between 1 and 9223372036854775807"),
+    ({"seq": 0}, "'seq' must be between 1"),
+    ({"store": "s" * 65}, "'store' must be 1-64 characters"),
+    ({"tenant": "de\x00mo"}, "'tenant' must be 1-64 characters without NUL"),
+    ({"type": ""}, "'type' must be 1-64 characters"),
+])
+def test_envelope_refuses_what_the_hub_could_not_store(changes: dict[str, object], says: str) -> None:
+    with pytest.raises(EnvelopeError, match=says):
+        decode(msgpack.packb(_fields(sale_event(), **changes)))
+
+
+@pytest.mark.parametrize(("mutate", "says"), [
+    (lambda b: b["lines"][0].update(name="x" * 201), r"lines\[0\].name must be at most 200 characters"),
+    (lambda b: b.update(cashier="c" * 65), "cashier must be at most 64 characters"),
+    (lambda b: b["lines"][0].update(name="Coffee\x00"), "name must not contain NUL"),
+    (lambda b: b.update(till="till\x001"), "till must not contain NUL"),
+    (lambda b: b.update(currency="EURO"), "3-letter ISO currency code"),
+    (lambda b: b["tenders"][0]["amount"].update(currency="eur"), "3-letter ISO currency code"),
+    (lambda b: with_quantity(b, 100_001), "quantity must be between 1 and 100000"),
+    (lambda b: with_quantity(b, 2**31), "quantity must be between 1 and 100000"),
+    (lambda b: b["tenders"][0].update(amount={"minor": 10**12 + 1, "currency": "EUR"}),
+     "minor must be between 1 and 1000000000000"),
+])
+def test_schema_refuses_what_the_hub_could_not_store(mutate, says: str) -> None:  # type: ignore[no-untyped-def]
+    event = sale_event()
+    mutate(event.body)
+    with pytest.raises(SchemaError, match=says):
+        decode(event.encode())
+
+
+def test_the_bounds_admit_what_a_till_can_sell() -> None:
+    event = sale_event(seq=2**63 - 1, total=10**8)
+    with_quantity(event.body, 9999)
+    event.body["lines"][0]["name"] = "N" * 200
+    assert decode(event.encode()) == event
 
 
 def test_envelope_refuses_garbage() -> None:

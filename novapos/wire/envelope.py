@@ -1,18 +1,26 @@
 """The msgpack envelope every event travels in: {id, type, v, tenant, store, seq, ts, body}.
 
 `seq` is the store's own gap-free sequence number, so the hub can see a missing event;
-`ts` is the edge's wall clock in milliseconds. The body is validated by its type's schema.
+`ts` is the edge's wall clock in milliseconds. The body is validated by its type's schema. Like the
+body, every envelope field is bounded to what the hub's columns hold (seq a bigint, ts a timestamp
+between 2000 and 2200, names short and without NUL), so a value that would break the database is
+refused here with a reason instead.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import msgpack
 
-from novapos.wire.schemas import SCHEMAS, SchemaError
+from novapos.wire.schemas import MAX_ID_LENGTH, SCHEMAS, SchemaError
+
+MAX_SEQ = 2**63 - 1  # PostgreSQL bigint
+MIN_TS_MS = int(datetime(2000, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
+MAX_TS_MS = int(datetime(2200, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
 
 
 class EnvelopeError(ValueError):
@@ -46,6 +54,13 @@ def _field(raw: dict[str, Any], name: str, kind: type) -> Any:
     return value
 
 
+def _name(raw: dict[str, Any], name: str) -> str:
+    value: str = _field(raw, name, str)
+    if not value or len(value) > MAX_ID_LENGTH or "\x00" in value:
+        raise EnvelopeError(f"envelope '{name}' must be 1-{MAX_ID_LENGTH} characters without NUL, got {value!r}")
+    return value
+
+
 def decode(data: bytes) -> Envelope:
     """Parse and validate an event; raises EnvelopeError (or SchemaError) with a readable reason."""
     try:
@@ -58,12 +73,14 @@ def decode(data: bytes) -> Envelope:
     if len(id_bytes) != 16:
         raise EnvelopeError("envelope 'id' must be 16 bytes (a UUID)")
     envelope = Envelope(
-        id=uuid.UUID(bytes=id_bytes), type=_field(raw, "type", str), v=_field(raw, "v", int),
-        tenant=_field(raw, "tenant", str), store=_field(raw, "store", str), seq=_field(raw, "seq", int),
+        id=uuid.UUID(bytes=id_bytes), type=_name(raw, "type"), v=_field(raw, "v", int),
+        tenant=_name(raw, "tenant"), store=_name(raw, "store"), seq=_field(raw, "seq", int),
         ts=_field(raw, "ts", int), body=_field(raw, "body", dict),
     )
-    if envelope.seq < 1:
-        raise EnvelopeError("envelope 'seq' must be >= 1")
+    if not 1 <= envelope.seq <= MAX_SEQ:
+        raise EnvelopeError(f"envelope 'seq' must be between 1 and {MAX_SEQ}, got {envelope.seq}")
+    if not MIN_TS_MS <= envelope.ts <= MAX_TS_MS:
+        raise EnvelopeError(f"envelope 'ts' must be milliseconds between the years 2000 and 2200, got {envelope.ts}")
     schema = SCHEMAS.get((envelope.type, envelope.v))
     if schema is None:
         raise SchemaError(f"unknown event type {envelope.type!r} version {envelope.v}")

@@ -1,41 +1,59 @@
 """Versioned schemas of event bodies, shared by edge (before it commits) and hub (before it applies).
 
 A schema is a function that raises SchemaError with a readable reason or returns None.
-Money fields are {"minor": int, "currency": "EUR"}: never floats.
+Money fields are {"minor": int, "currency": "EUR"}: never floats. Every value is bounded so that
+what passes here also fits the hub's columns (bigint, int, text without NUL): an event the schema
+accepts must never make PostgreSQL or the driver refuse the batch it arrives in.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 
 Schema = Callable[[dict[str, Any]], None]
+
+MAX_MINOR = 10**12          # ten billion euros in cents: far above any sale, far below bigint
+MAX_QUANTITY = 100_000      # the till allows 9999 per line; int column, with room to spare
+MAX_ID_LENGTH = 64          # tills, sessions, cashiers, SKUs
+MAX_NAME_LENGTH = 200       # product names
+_CURRENCY = re.compile(r"^[A-Z]{3}$")  # ISO 4217; the hub stores it as char(3)
 
 
 class SchemaError(ValueError):
     """An event body breaks its schema."""
 
 
-def _int(where: str, value: Any, minimum: int | None = None) -> int:
+def _int(where: str, value: Any, minimum: int, maximum: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise SchemaError(f"{where} must be an integer, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise SchemaError(f"{where} must be >= {minimum}, got {value}")
+    if not minimum <= value <= maximum:
+        raise SchemaError(f"{where} must be between {minimum} and {maximum}, got {value}")
     return value
 
 
-def _str(where: str, value: Any) -> str:
+def _str(where: str, value: Any, max_length: int = MAX_ID_LENGTH) -> str:
     if not isinstance(value, str) or not value:
         raise SchemaError(f"{where} must be a non-empty string")
+    if len(value) > max_length:
+        raise SchemaError(f"{where} must be at most {max_length} characters, got {len(value)}")
+    if "\x00" in value:
+        raise SchemaError(f"{where} must not contain NUL characters")  # PostgreSQL text cannot hold them
     return value
 
 
-def _money(where: str, value: Any, currency: str | None = None, minimum: int | None = 0) -> int:
+def _currency(where: str, value: Any) -> str:
+    if not isinstance(value, str) or not _CURRENCY.match(value):
+        raise SchemaError(f"{where} must be a 3-letter ISO currency code like 'EUR', got {value!r}")
+    return value
+
+
+def _money(where: str, value: Any, currency: str, minimum: int = 0) -> int:
     if not isinstance(value, dict) or set(value) != {"minor", "currency"}:
         raise SchemaError(f"{where} must be {{minor, currency}}")
-    _str(f"{where}.currency", value["currency"])
-    if currency is not None and value["currency"] != currency:
+    if _currency(f"{where}.currency", value["currency"]) != currency:
         raise SchemaError(f"{where} is in {value['currency']}, the sale is in {currency}")
-    return _int(f"{where}.minor", value["minor"], minimum)
+    return _int(f"{where}.minor", value["minor"], minimum, MAX_MINOR)
 
 
 def sale_completed_v1(body: dict[str, Any]) -> None:
@@ -43,7 +61,7 @@ def sale_completed_v1(body: dict[str, Any]) -> None:
     _str("till", body.get("till"))
     _str("session", body.get("session"))
     _str("cashier", body.get("cashier"))
-    currency = _str("currency", body.get("currency"))
+    currency = _currency("currency", body.get("currency"))
     lines = body.get("lines")
     if not isinstance(lines, list) or not lines:
         raise SchemaError("a sale needs at least one line")
@@ -53,8 +71,8 @@ def sale_completed_v1(body: dict[str, Any]) -> None:
         if not isinstance(line, dict):
             raise SchemaError(f"{where} must be a map")
         _str(f"{where}.sku", line.get("sku"))
-        _str(f"{where}.name", line.get("name"))
-        quantity = _int(f"{where}.quantity", line.get("quantity"), 1)
+        _str(f"{where}.name", line.get("name"), MAX_NAME_LENGTH)
+        quantity = _int(f"{where}.quantity", line.get("quantity"), 1, MAX_QUANTITY)
         unit = _money(f"{where}.unit_price", line.get("unit_price"), currency)
         amount = _money(f"{where}.amount", line.get("amount"), currency)
         if amount != unit * quantity:
