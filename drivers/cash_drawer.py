@@ -1,7 +1,7 @@
 """Cash drawers: a standalone one on a serial port, or one kicked through the receipt printer.
 
 Most drawers hang off the receipt printer's drawer connector and open when
-the printer gets ESC p (`PrinterDrawer`). Standalone serial drawer
+the printer gets ESC p (`EscPosPrinter.kick_drawer`). Standalone serial drawer
 interfaces speak the same two commands, and that is the protocol
 `SerialCashDrawer` uses (8N1, no flow control, 9600 baud by default):
 
@@ -21,14 +21,13 @@ use trio.to_thread).
 
 from __future__ import annotations
 
-from typing import Callable, Protocol, TypeVar
+from typing import Callable, TypeVar
 
 import serial
 from escpos.constants import CD_KICK_2, CD_KICK_5, RT_STATUS_ONLINE
 
 from drivers.serial_port import open_serial
 from drivers.errors import DeviceGone, DeviceProtocolError
-from drivers.escpos_printer import EscPosPrinter
 
 _KICK = {2: CD_KICK_2, 5: CD_KICK_5}  # ESC p 0|1 50 50: 100 ms on, 100 ms off
 _STATUS_FIXED_MASK = 0x93  # bits that are fixed in every status byte...
@@ -36,16 +35,6 @@ _STATUS_FIXED_BITS = 0x12  # ...and their values
 _DRAWER_OPEN = 0x04
 
 T = TypeVar("T")
-
-
-class CashDrawer(Protocol):
-    """What a drawer actor needs from any cash drawer."""
-
-    def kick(self, pin: int | None = None) -> None:
-        """Pulse the solenoid (open the drawer), on `pin` or the configured one."""
-
-    def is_open(self) -> bool | None:
-        """Whether the drawer is open; None if this drawer cannot tell."""
 
 
 class SerialCashDrawer:
@@ -114,26 +103,6 @@ class SerialCashDrawer:
         except OSError as exc:  # SerialException, its write timeout, and in_waiting's bare OSError
             self.close()
             raise DeviceGone(f"cash drawer port {self.port} is gone: {exc}") from exc
-
-
-class PrinterDrawer:
-    """A drawer wired to the receipt printer's drawer connector.
-
-    Kicks go through the printer (ESC p), so they queue behind print data
-    and fail like the printer does (PrinterUnavailable, a DeviceGone). The
-    drawer's state is not read back: is_open() returns None.
-    """
-
-    def __init__(self, printer: EscPosPrinter) -> None:
-        self._printer = printer
-
-    def kick(self, pin: int | None = None) -> None:
-        """Pulse the drawer connector on `pin`, or the printer's configured pin."""
-        self._printer.kick_drawer(pin)
-
-    def is_open(self) -> None:
-        """Unknown: this driver does not read the printer's drawer sensor."""
-        return None
 
 
 def _check_pin(pin: int) -> None:

@@ -93,7 +93,7 @@ async def _equals(awaitable, expected) -> bool:  # type: ignore[no-untyped-def]
     return await awaitable == expected
 
 
-async def test_unplug_mid_print_then_replug_prints_the_job_exactly_once(
+async def test_a_printer_dropping_as_the_sale_completes_prints_it_once_on_return(
         edge, hardware: SimulatedStore, http: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
     await all_ready(edge)
     printer = hardware.printer

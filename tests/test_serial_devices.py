@@ -17,7 +17,7 @@ import pytest
 import serial
 from escpos.printer import Usb
 
-from drivers.cash_drawer import PrinterDrawer, SerialCashDrawer
+from drivers.cash_drawer import SerialCashDrawer
 from drivers.errors import DeviceGone, DeviceProtocolError
 from drivers.escpos_printer import EscPosPrinter, PrintDocument, PrinterStatus, PrinterUnavailable, PrintLine
 from drivers.payment_terminal import (
@@ -273,14 +273,12 @@ def test_serial_printer_survives_malformed_bytes(serial_printer: SerialPrinterMo
 
 
 @pytest.mark.parametrize(("pin", "m"), [(2, 0), (5, 1)])
-def test_printer_drawer_kicks_through_the_printer(
+def test_a_drawer_on_a_serial_printer_kicks_through_it(
     serial_printer: SerialPrinterMock, printer: EscPosPrinter, pin: int, m: int
 ) -> None:
-    drawer = PrinterDrawer(printer)
-    drawer.kick(pin)
+    printer.kick_drawer(pin)
     assert serial_printer.wait_for_drawer_kicks(1, WAIT) == [pin]
     assert serial_printer.raw == b"\x1bp" + bytes([m, 50, 50])
-    assert drawer.is_open() is None
 
 
 @pytest.mark.skipif(Usb.is_usable(), reason="pyusb is installed")

@@ -8,6 +8,7 @@ off by an unplug is therefore retried, and printed once, when the printer comes 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from typing import Any
 
 from actors.devices.base import DeviceActor
@@ -19,6 +20,7 @@ from novapos.config import DeviceRule
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL_S = 1.0
+REMEMBERED_JOBS = 256
 
 
 def open_printer(rule: DeviceRule, timeout: float = 2.0) -> EscPosPrinter:
@@ -44,6 +46,7 @@ class PrinterDevice(DeviceActor):
     def started(self) -> None:
         self._printer = open_printer(self.rule)
         self._state = "starting"
+        self._confirmed: OrderedDict[str, None] = OrderedDict()  # jobs this printer confirmed, newest last
         self.poll_status()
 
     def stopping(self) -> None:
@@ -55,7 +58,12 @@ class PrinterDevice(DeviceActor):
         self.send_after(STATUS_INTERVAL_S, "poll_status")
 
     def print_job(self, job_id: str, document: dict[str, Any]) -> str:
-        """'printed', or why not: 'paper_out' or 'offline' (the spooler keeps the job and retries)."""
+        """'printed', or why not: 'paper_out' or 'offline' (the spooler keeps the job and retries).
+
+        A job this printer already confirmed is not printed again: the spooler may ask twice if its
+        first ask timed out while the job was printing."""
+        if job_id in self._confirmed:
+            return "printed"
         before = self._printer.status()
         self._apply(before)
         if self._state in ("paper_out", "offline"):
@@ -72,6 +80,9 @@ class PrinterDevice(DeviceActor):
             log.warning("printer %s: paper ran out during job %s; it prints again, whole, once paper is in",
                         self.rule.name, job_id)
             return "paper_out"
+        self._confirmed[job_id] = None
+        if len(self._confirmed) > REMEMBERED_JOBS:
+            self._confirmed.popitem(last=False)
         return "printed"
 
     def kick_drawer(self, pin: int) -> bool:
