@@ -15,6 +15,7 @@ from typing import Any
 from prometheus_client import Counter
 
 from actors.devices.context import SPOOLER, Notify, device_actor_name
+from actors import customer_screen
 from actors.outbox import Committed
 from actors.protocol import Rejected
 from edge_runtime import Actor
@@ -28,6 +29,14 @@ SALES = Counter("novapos_edge_sales_completed_total", "Sales committed to the ou
 
 MAX_QUANTITY = 9999
 COMMIT_TIMEOUT_S = 30.0  # a slow disk must not turn a committed sale into a crashed till
+
+
+@dataclass(frozen=True)
+class TillDevices:
+    """The names of the devices that serve this till (None: the till has none of that kind)."""
+    printer: str | None = None
+    drawer: str | None = None
+    display: str | None = None
 
 
 @dataclass
@@ -54,13 +63,15 @@ class Cart:
 class TillActor(Actor):
     """State of one till; its public methods are the till's protocol (answers are plain dicts)."""
 
-    def __init__(self, till_id: str, currency: str, products: tuple[Product, ...],
-                 printer: str | None, drawer: str | None, notify: Notify) -> None:
+    def __init__(self, till_id: str, currency: str, products: tuple[Product, ...], store_name: str,
+                 devices: TillDevices, notify: Notify) -> None:
         super().__init__()
         self.till_id = till_id
         self.currency = currency
-        self._printer = printer
-        self._drawer = drawer
+        self._store_name = store_name
+        self._printer = devices.printer
+        self._drawer = devices.drawer
+        self._display = devices.display
         self._notify = notify
         self._by_barcode = {product.barcode: product for product in products}
         self._session: dict[str, str] | None = None
@@ -173,6 +184,7 @@ class TillActor(Actor):
                                       key=cart.id, timeout=COMMIT_TIMEOUT_S)
         self._cart = Cart()
         receipt = self._receipt(committed, cart.id)
+        self._show(*customer_screen.for_receipt(receipt))
         if committed.new:
             SALES.labels(self.till_id).inc()
             self.registry.tell("forwarder", "kick")
@@ -181,12 +193,19 @@ class TillActor(Actor):
                 self.registry.tell(SPOOLER, "printer_ready", self._printer)  # the job is already on disk
             log.info("till %s: sale %s (seq %d) committed, total %s", self.till_id, committed.id, committed.seq,
                      total.format())
-        self._changed()
+        self._changed(show=False)  # the customer keeps seeing their change until the next scan
         return receipt
 
     @staticmethod
     def _receipt(committed: Committed, cart_id: str) -> dict[str, Any]:
         return {"sale": str(committed.id), "seq": committed.seq, "cart": cart_id, **committed.body}
+
+    def _show(self, top: str, bottom: str) -> None:
+        if self._display is not None:
+            try:
+                self.registry.tell(device_actor_name(self._display), "show", top, bottom)
+            except LookupError:
+                pass  # the display is unplugged: nothing to show it on, and nothing else waits on it
 
     def _open_drawer(self) -> None:
         if self._drawer is None:
@@ -198,7 +217,9 @@ class TillActor(Actor):
             self._notify({"type": "till_message", "till": self.till_id,
                           "error": f"drawer {self._drawer} is unplugged: open it with its key"})
 
-    def _changed(self) -> dict[str, Any]:
+    def _changed(self, show: bool = True) -> dict[str, Any]:
         state = self.state()
         self._notify({"type": "till", "till": self.till_id, "state": state})
+        if show:
+            self._show(*customer_screen.for_state(state, self._store_name))
         return state

@@ -14,7 +14,7 @@ from actors.devices.manager import DeviceManagerActor
 from actors.forwarder import ForwarderActor
 from actors.outbox import OutboxActor
 from actors.print_spooler import PrintSpoolerActor
-from actors.till import TillActor
+from actors.till import TillActor, TillDevices
 from drivers.hid_backend import HidBackend, RealHidBackend
 from edge.api import build_api
 from edge.events import EventHub
@@ -49,10 +49,11 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify) -> Supervi
     never reaches the tills."""
     config.check_runnable()
     devices = config.devices
-    tills = [ChildSpec(f"till.{till}", TillActor, (
-        till, config.currency, config.products,
-        getattr(devices.for_till("printer", till), "name", None),
-        getattr(devices.for_till("drawer", till), "name", None), notify)) for till in config.tills]
+    def serving(till: str) -> TillDevices:
+        return TillDevices(*(getattr(devices.for_till(kind, till), "name", None)
+                             for kind in ("printer", "drawer", "display")))
+    tills = [ChildSpec(f"till.{till}", TillActor, (till, config.currency, config.products, config.store,
+                                                    serving(till), notify)) for till in config.tills]
     return SupervisorSpec("edge", strategy=Strategy.ONE_FOR_ONE, intensity=5, period=10.0, children=[
         ChildSpec("outbox", OutboxActor, (config.state_dir / local_db.FILE_NAME, config.tenant, config.store)),
         ChildSpec(SPOOLER, PrintSpoolerActor, (config.state_dir / local_db.FILE_NAME, config.store)),

@@ -2,7 +2,8 @@
 
 What configs/demo-store.toml describes: a network ESC/POS printer on a loopback TCP port, a HID POS
 scanner on a simulated HID bus (served over a unix socket, since hidapi cannot see virtual devices),
-and on pseudo-terminals a serial scanner, a serial cash drawer and a payment terminal. `devices()`
+and on pseudo-terminals a serial scanner, a serial cash drawer, a payment terminal and a 2x20
+customer display. `devices()`
 rewrites the store's device rules to point at them; `command()` is what `novapos mock` runs.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 
 from mocks.cash_drawer import SerialDrawerMock
 from mocks.control import CommandError, ControlServer
+from mocks.customer_display import CustomerDisplayMock
 from mocks.hid_bus import HidBusServer, SimulatedHidBus
 from mocks.network_printer import MockNetworkPrinter
 from mocks.payment_terminal import PaymentTerminalMock
@@ -29,7 +31,8 @@ HELP = """commands:
   scan NAME BARCODE              scan a barcode on a scanner (scanner-1 is HID, scanner-2 serial)
   paper NAME ok|near_end|out     the printer's paper sensor
   close-drawer NAME              the cashier pushes a drawer shut
-  card NAME approve|decline      present a card to a terminal waiting for one"""
+  card NAME approve|decline      present a card to a terminal waiting for one
+  screen NAME                    what the customer display shows now"""
 
 
 class SimulatedStore:
@@ -44,6 +47,7 @@ class SimulatedStore:
             "scanner-2": SerialScannerMock(dev / "scanner-2"),
             "drawer-2": SerialDrawerMock(dev / "drawer-2"),
             "terminal-1": PaymentTerminalMock(dev / "terminal-1", auto_approve_after=terminal_auto_approve),
+            "display-1": CustomerDisplayMock(dev / "display-1"),
         }
         self._hid_plugged = False
         self._control = ControlServer(self.control_socket, self.command)
@@ -142,6 +146,11 @@ class SimulatedStore:
             assert isinstance(terminal, PaymentTerminalMock)
             terminal.present_card(approve=args[1] == "approve")
             return f"card presented to terminal-1 ({args[1]})"
+        if verb == "screen" and args == ["display-1"]:
+            display = self.serial["display-1"]
+            assert isinstance(display, CustomerDisplayMock)
+            top, bottom = display.lines
+            return f"+{'-' * len(top)}+\n|{top}|\n|{bottom}|\n+{'-' * len(top)}+"
         raise CommandError(f"cannot do {' '.join(words)!r}\n{HELP}")
 
     def _scan(self, name: str, barcode: str) -> str:

@@ -33,6 +33,7 @@ DRIVER_KINDS: dict[str, str] = {
     "hid-pos": "scanner", "hid-keyboard": "scanner", "serial-scanner": "scanner",
     "serial-drawer": "drawer", "printer-drawer": "drawer",
     "serial-terminal": "terminal",
+    "serial-display": "display",
 }
 """Every driver a rule may name, and the kind of device it drives."""
 

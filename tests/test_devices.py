@@ -57,7 +57,7 @@ async def wait_state(edge, device: str, *states: str, timeout: float = 10.0) -> 
 
 
 async def all_ready(edge) -> None:  # type: ignore[no-untyped-def]
-    for device in ("receipt-printer", "drawer-1", "scanner-1", "scanner-2", "drawer-2", "terminal-1"):
+    for device in ("receipt-printer", "drawer-1", "scanner-1", "scanner-2", "drawer-2", "terminal-1", "display-1"):
         await wait_state(edge, device, "ready", "closed")
 
 
@@ -333,3 +333,22 @@ async def test_a_device_replugged_elsewhere_within_the_debounce_follows_it(
         lines = (await http.get(f"{edge.url}/api/tills/till-1")).json()["lines"]
         return [(line["sku"], line["quantity"]) for line in lines] == [("COF-250", 1)]
     await wait_until(coffee)
+
+
+async def test_the_customer_display_follows_the_sale(
+        edge, hardware: SimulatedStore, http: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
+    await all_ready(edge)
+    display = hardware.serial["display-1"]
+    await open_till(http, edge, "till-1")
+    await trio.to_thread.run_sync(display.wait_for_text, "Welcome", 5.0)  # type: ignore[attr-defined]
+    hardware.command(["scan", "scanner-1", COFFEE])
+    top, bottom = await trio.to_thread.run_sync(display.wait_for_text, "TOTAL", 5.0)  # type: ignore[attr-defined]
+    assert top == "Ground coffee 2 4.99" and bottom == "TOTAL           4.99"  # 20 columns: the name gives way
+    state = (await http.get(f"{edge.url}/api/tills/till-1")).json()
+    await http.post(f"{edge.url}/api/tills/till-1/tenders", json={"amount_minor": 1000})
+    await http.post(f"{edge.url}/api/tills/till-1/complete", json={"cart": state["cart"]})
+    top, bottom = await trio.to_thread.run_sync(display.wait_for_text, "CHANGE", 5.0)  # type: ignore[attr-defined]
+    assert top.rstrip().endswith("5.01") and bottom.startswith("Thank you!")
+    hardware.unplug("display-1")  # the till sells on without it
+    await wait_state(edge, "display-1", "down")
+    assert (await http.post(f"{edge.url}/api/tills/till-1/lines", json={"barcode": MILK})).status_code == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from actors.devices.base import DeviceActor
+from actors.devices.display import DisplayDevice
 from actors.devices.drawer import DrawerDevice
 from actors.devices.printer import PrinterDevice
 from actors.devices.scanner import ScannerDevice
@@ -11,6 +12,7 @@ from novapos.config import DeviceRule
 
 ACTORS: dict[str, type[DeviceActor]] = {
     "printer": PrinterDevice, "scanner": ScannerDevice, "drawer": DrawerDevice, "terminal": TerminalDevice,
+    "display": DisplayDevice,
 }
 
 

@@ -1,0 +1,181 @@
+"""Customer display (pole display, 2x20 VFD/LCD) on a serial port, Epson ESC/POS display commands.
+
+Epson's DM-D displays and the many "ESC/POS" and CD5220-compatible clones
+understand the same core commands (8N1, no flow control, 9600 baud by
+default). This driver uses only this small subset:
+
+- ESC @       (1B 40)        initialize: clear the screen, cursor home, default modes
+- ESC = n     (1B 3D n)      select the device the data is for; n = 2: the display
+                             (needed when the display sits on the printer's line, harmless alone)
+- ESC t n     (1B 74 n)      character code table; n = 0: PC437, the power-on default
+- ESC R n     (1B 52 n)      international character set; n = 0: USA, so 0x20-0x7E are plain ASCII
+- US MD1      (1F 01)        overwrite mode (MD2 = vertical scroll, MD3 = horizontal scroll)
+- US $ n m    (1F 24 n m)    cursor to column n, row m (both 1-based)
+- US C n      (1F 43 n)      cursor display off (0) / on (1)
+- CLR         (0C)           clear the screen, cursor home
+
+The display sends nothing back: there is no status to read, and a display
+that is switched off but whose port is still there cannot be detected.
+
+What happens to text written past the end of a line differs between models
+and modes (in Epson's overwrite mode the cursor wraps to the start of the
+next line, and from the last line to home; in vertical scroll mode the
+screen scrolls up). The driver never relies on either: every show() sends
+the whole screen, each line placed with US $ and exactly `columns` wide,
+after putting the display back into overwrite mode. A glitch (noise, a
+command cut short by a failed write, another program writing to the port)
+therefore lasts only until the next show(): it cannot leave the screen
+scrolled, shifted or mixed with older text. Each update starts with three
+NULs, which the display ignores: they complete any command that a glitch
+left half-sent (the longest in the subset, US $ n m, lacks at most three
+bytes), so the commands after them are read as commands.
+
+Text is sent in code page PC437 (selected explicitly with ESC t 0, and the
+default of nearly every display anyway), which has the accented letters of
+most Western European languages (é, è, ü, ö, ñ, ç, ß, ...). A character that
+PC437 lacks is transliterated, see `transliterate`: '€' becomes "EUR", typographic
+quotes and dashes become ASCII ones, other accented letters lose their accent
+('ō' -> 'o', 'Ø' -> 'O'), whitespace controls (tab, newline) become spaces,
+invisible format characters are dropped, and anything else becomes '?'.
+Lines are cut to `columns` after transliterating, so "1,50 €" takes 8 cells.
+
+Blocking calls, not thread-safe: one device actor owns a display (from trio,
+use trio.to_thread).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Self
+
+import serial
+
+from drivers.errors import DeviceGone
+from drivers.serial_port import open_serial
+
+ESC, US = b"\x1b", b"\x1f"
+CLR = b"\x0c"
+INITIALIZE = ESC + b"@"
+SELECT_DISPLAY = ESC + b"=\x02"
+CODE_TABLE_PC437 = ESC + b"t\x00"
+INTERNATIONAL_USA = ESC + b"R\x00"
+OVERWRITE_MODE = US + b"\x01"
+CURSOR_OFF = US + b"C\x00"
+SYNC = b"\x00\x00\x00"  # completes a half-sent command; ignored otherwise
+
+CODEC = "cp437"
+MAX_COLUMNS = 40
+MAX_ROWS = 4
+
+# Characters PC437 lacks that have a better stand-in than their NFKD decomposition or '?'.
+_SUBSTITUTES = {
+    "€": "EUR", "‘": "'", "’": "'", "‚": ",", "‛": "'", "“": '"', "”": '"', "„": '"', "‟": '"',
+    "‹": "<", "›": ">", "–": "-", "—": "-", "‐": "-", "‑": "-", "−": "-", "…": "...", "•": "*",
+    "×": "x", "™": "TM", "©": "(C)", "®": "(R)", "Œ": "OE", "œ": "oe", "Ø": "O",
+    "ø": "o", "Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "ẞ": "SS", "\u00a0": " ", "\u202f": " ",
+}
+
+
+def transliterate(text: str) -> str:
+    """text in characters PC437 can show (no control characters), see the module docstring."""
+    return "".join(_transliterate_char(char) for char in unicodedata.normalize("NFC", text))
+
+
+def _transliterate_char(char: str) -> str:
+    if char in _SUBSTITUTES:
+        return _SUBSTITUTES[char]
+    category = unicodedata.category(char)
+    if category == "Cc":
+        return " "  # tab, newline and other controls: never sent, they are commands to the display
+    if category == "Cf":
+        return ""  # soft hyphen, zero-width space and the like
+    if _showable(char):
+        return char
+    stripped = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
+    return stripped if stripped and all(_showable(c) for c in stripped) else "?"
+
+
+def _showable(char: str) -> bool:
+    if unicodedata.category(char).startswith("C"):
+        return False
+    try:
+        char.encode(CODEC)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def encode_line(text: str, columns: int) -> bytes:
+    """One display line: text transliterated, cut or padded with spaces to exactly `columns` bytes."""
+    return transliterate(text)[:columns].ljust(columns).encode(CODEC)
+
+
+class CustomerDisplay:
+    """A customer display on a serial port; opens lazily and again after DeviceGone."""
+
+    def __init__(self, port: str, baudrate: int = 9600, columns: int = 20, rows: int = 2,
+                 timeout: float = 0.5) -> None:
+        """port is the device path (e.g. a stable /dev/serial/by-id link); timeout bounds each write.
+        show() fills the first two rows; on a display with more rows, the others are kept blank."""
+        if not 1 <= columns <= MAX_COLUMNS:
+            raise ValueError(f"columns must be 1..{MAX_COLUMNS}, not {columns!r}")
+        if not 2 <= rows <= MAX_ROWS:
+            raise ValueError(f"rows must be 2..{MAX_ROWS}, not {rows!r}")
+        self.port = port
+        self.columns = columns
+        self.rows = rows
+        self._baudrate = baudrate
+        self._timeout = timeout
+        self._serial: serial.Serial | None = None
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Open the port and initialize the display (blank, cursor off), unless open already.
+
+        Otherwise the first show() or clear() does it. DeviceGone if the port cannot be opened or written."""
+        if self._serial is not None:
+            return
+        self._serial = open_serial(self.port, self._baudrate, "customer display",
+                                   timeout=self._timeout, write_timeout=self._timeout)
+        self._write(SYNC + SELECT_DISPLAY + INITIALIZE + CURSOR_OFF + self._modes())
+
+    def close(self) -> None:
+        """Close the port; the display keeps showing what it shows."""
+        if self._serial is not None:
+            self._serial.close()
+            self._serial = None
+
+    def show(self, top: str, bottom: str = "") -> None:
+        """Show two lines, each cut or padded to `columns`, replacing all that was on the screen."""
+        lines = [top, bottom] + [""] * (self.rows - 2)
+        update = bytearray(SYNC + SELECT_DISPLAY + self._modes())
+        for row, text in enumerate(lines, start=1):
+            update += US + b"$" + bytes((1, row)) + encode_line(text, self.columns)
+        self.open()
+        self._write(bytes(update))
+
+    def clear(self) -> None:
+        """Blank the screen."""
+        self.open()
+        self._write(SYNC + SELECT_DISPLAY + CLR)
+
+    @staticmethod
+    def _modes() -> bytes:
+        """Overwrite mode, PC437, ASCII: the state every update relies on, re-set each time."""
+        return OVERWRITE_MODE + CODE_TABLE_PC437 + INTERNATIONAL_USA
+
+    def _write(self, data: bytes) -> None:
+        """Write data in one go; DeviceGone (port closed) if the port fails or the write times out."""
+        port = self._serial
+        assert port is not None
+        try:
+            port.write(data)
+        except OSError as exc:  # SerialException and its write timeout are OSErrors
+            self.close()
+            raise DeviceGone(f"customer display port {self.port} is gone: {exc}") from exc
