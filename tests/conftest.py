@@ -24,6 +24,7 @@ from mocks.network_printer import MockNetworkPrinter
 from novapos.config import DeviceRule, DevicesConfig, HubConfig, StoreConfig, load_store
 from novapos.infra.embedded_nats import EmbeddedNats
 from novapos.infra.embedded_postgres import EmbeddedPostgres
+from novapos.nats_link import NatsLink
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -114,6 +115,16 @@ async def query(database_url: str, sql: str, *args: object) -> list[asyncpg.Reco
         finally:
             await conn.close()
     return await trio.to_thread.run_sync(asyncio.run, run())
+
+
+async def ensure_stream(url: str) -> None:
+    """The hub's events stream, created ahead of any hub (as the hub itself would create it)."""
+    async def run() -> None:
+        link = NatsLink(url, "test")
+        await link.connect()
+        await link.ensure_event_stream()
+        await link.close()
+    await trio.to_thread.run_sync(asyncio.run, run())
 
 
 async def wait_until(predicate, timeout: float = 15.0, interval: float = 0.05):  # type: ignore[no-untyped-def]

@@ -20,10 +20,10 @@ from hub.db import create_pool, migrate
 from hub.ingest import HUB_SIDE_FAILURES, Delivery, ingest
 from novapos.config import HubConfig
 from novapos.infra.embedded_nats import EmbeddedNats
-from novapos.nats_link import INGEST_CONSUMER, NatsLink
+from novapos.nats_link import INGEST_CONSUMER
 from novapos.wire.envelope import Envelope
 from novapos.wire.subjects import EVENTS_STREAM, event_subject
-from tests.conftest import query, wait_until
+from tests.conftest import ensure_stream, query, wait_until
 from tests.events import sale_event, with_quantity
 
 SUBJECT = event_subject("demo", "store-001", "sale.completed")
@@ -66,14 +66,6 @@ async def publish_once_stored(url: str, subject: str, payload: bytes, timeout: f
     await trio.to_thread.run_sync(asyncio.run, run())
 
 
-async def create_stream(url: str) -> None:
-    """The events stream, before any hub runs, so that what the test publishes waits there as one batch."""
-    async def run() -> None:
-        link = NatsLink(url, "test")
-        await link.connect()
-        await link.ensure_event_stream()
-        await link.close()
-    await trio.to_thread.run_sync(asyncio.run, run())
 
 
 def with_pool(database_url: str, body: Callable[[asyncpg.Pool], Awaitable[Any]]) -> Any:
@@ -179,7 +171,7 @@ async def test_poison_values_are_dead_lettered_and_the_rest_of_their_batch_lands
     nul.body["lines"][0]["name"] = "Ground coffee\x00"                   # PostgreSQL text refuses NUL
     good = [sale_event(seq=1), sale_event(seq=5)]
     batch = [good[0], far_future, huge_quantity, huge_seq, nul, good[1]]
-    await create_stream(nats_server.url)
+    await ensure_stream(nats_server.url)
     await publish(nats_server.url, [(SUBJECT, event.encode(), None) for event in batch])
     async with trio.open_nursery() as nursery:
         await nursery.start(run_hub, hub_config)

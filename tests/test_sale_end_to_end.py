@@ -3,7 +3,6 @@ with the receipt on the simulated network printer."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import httpx
@@ -16,8 +15,7 @@ from edge.app import run_edge
 from hub.app import run_hub
 from mocks.network_printer import MockNetworkPrinter
 from novapos.config import HubConfig, StoreConfig
-from novapos.nats_link import NatsLink
-from tests.conftest import query, wait_until
+from tests.conftest import ensure_stream, query, wait_until
 from tests.pos import COFFEE, MILK, sell
 
 
@@ -104,18 +102,10 @@ async def test_a_sale_is_forwarded_at_once_not_at_the_next_idle_poll(
     async with trio.open_nursery() as nursery:
         edge = await nursery.start(run_edge, store_config)
         await trio.sleep(0.3)  # the first drain has run and set its 30 s idle timer
-        await _ensure_stream(store_config.nats_url)
+        await ensure_stream(store_config.nats_url)
         for _ in range(3):
             await sell(http, edge.url, [(MILK, 1)])
             with trio.fail_after(3):
                 await wait_until(lambda: _depth_zero(edge), timeout=3)
         nursery.cancel_scope.cancel()
 
-
-async def _ensure_stream(url: str) -> None:
-    async def run() -> None:
-        link = NatsLink(url, "test")
-        await link.connect()
-        await link.ensure_event_stream()
-        await link.close()
-    await trio.to_thread.run_sync(asyncio.run, run())
