@@ -21,88 +21,50 @@ use trio.to_thread).
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
-
-import serial
 from escpos.constants import CD_KICK_2, CD_KICK_5, RT_STATUS_ONLINE
 
-from drivers.serial_port import open_serial
 from drivers.errors import DeviceGone, DeviceProtocolError
+from drivers.serial_port import SerialDevice
 
 _KICK = {2: CD_KICK_2, 5: CD_KICK_5}  # ESC p 0|1 50 50: 100 ms on, 100 ms off
 _STATUS_FIXED_MASK = 0x93  # bits that are fixed in every status byte...
 _STATUS_FIXED_BITS = 0x12  # ...and their values
 _DRAWER_OPEN = 0x04
 
-T = TypeVar("T")
 
-
-class SerialCashDrawer:
+class SerialCashDrawer(SerialDevice):
     """A standalone cash drawer on a serial port; opens lazily and again after DeviceGone."""
+
+    _device = "cash drawer"
 
     def __init__(self, port: str, baudrate: int = 9600, timeout: float = 0.5, pin: int = 2) -> None:
         """timeout bounds each write and the wait for a status reply; pin is
         the solenoid's connector pin (2 or 5) used when kick() names none."""
         _check_pin(pin)
-        self.port = port
-        self._baudrate = baudrate
-        self._timeout = timeout
+        super().__init__(port, baudrate, timeout=timeout, write_timeout=timeout)
         self._pin = pin
-        self._serial: serial.Serial | None = None
-
-    def __enter__(self) -> SerialCashDrawer:
-        self.open()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def open(self) -> None:
-        """Open the port now (else the first call does); DeviceGone if it cannot be."""
-        if self._serial is not None:
-            return
-        self._serial = open_serial(self.port, self._baudrate, "cash drawer",
-                                   timeout=self._timeout, write_timeout=self._timeout)
-
-    def close(self) -> None:
-        """Close the port."""
-        if self._serial is not None:
-            self._serial.close()
-            self._serial = None
 
     def kick(self, pin: int | None = None) -> None:
         """Pulse the drawer open (ESC p) on `pin`, or the configured pin."""
         pin = self._pin if pin is None else pin
         _check_pin(pin)
-        self._io(lambda port: port.write(_KICK[pin]))
+        with self._io() as port:
+            port.write(_KICK[pin])
 
     def is_open(self) -> bool:
         """Ask the drawer (DLE EOT 1). DeviceGone if the port is gone or the
         drawer does not answer within the timeout; DeviceProtocolError if
         its answer is not a status byte."""
-
-        def ask(port: serial.Serial) -> bytes:
+        with self._io() as port:
             port.read(port.in_waiting)  # a late reply to an earlier question is not this answer
             port.write(RT_STATUS_ONLINE)
-            return port.read(1)
-
-        reply = self._io(ask)
+            reply = port.read(1)
         if not reply:
             self.close()  # a reply arriving later must not answer the next question
             raise DeviceGone(f"cash drawer on {self.port} does not answer")
         if reply[0] & _STATUS_FIXED_MASK != _STATUS_FIXED_BITS:
             raise DeviceProtocolError(f"cash drawer on {self.port} sent {reply.hex()}, not a status byte")
         return bool(reply[0] & _DRAWER_OPEN)
-
-    def _io(self, operation: Callable[[serial.Serial], T]) -> T:
-        """Run operation on the port, opening it first; DeviceGone if the port fails."""
-        self.open()
-        assert self._serial is not None
-        try:
-            return operation(self._serial)
-        except OSError as exc:  # SerialException, its write timeout, and in_waiting's bare OSError
-            self.close()
-            raise DeviceGone(f"cash drawer port {self.port} is gone: {exc}") from exc
 
 
 def _check_pin(pin: int) -> None:

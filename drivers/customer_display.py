@@ -46,12 +46,8 @@ use trio.to_thread).
 from __future__ import annotations
 
 import unicodedata
-from typing import Self
 
-import serial
-
-from drivers.errors import DeviceGone
-from drivers.serial_port import open_serial
+from drivers.serial_port import SerialDevice
 
 ESC, US = b"\x1b", b"\x1f"
 CLR = b"\x0c"
@@ -110,8 +106,12 @@ def encode_line(text: str, columns: int) -> bytes:
     return transliterate(text)[:columns].ljust(columns).encode(CODEC)
 
 
-class CustomerDisplay:
-    """A customer display on a serial port; opens lazily and again after DeviceGone."""
+class CustomerDisplay(SerialDevice):
+    """A customer display on a serial port; opens lazily and again after DeviceGone.
+
+    Opening initializes the display; closing leaves it showing what it shows."""
+
+    _device = "customer display"
 
     def __init__(self, port: str, baudrate: int = 9600, columns: int = 20, rows: int = 2,
                  timeout: float = 0.5) -> None:
@@ -121,35 +121,13 @@ class CustomerDisplay:
             raise ValueError(f"columns must be 1..{MAX_COLUMNS}, not {columns!r}")
         if not 2 <= rows <= MAX_ROWS:
             raise ValueError(f"rows must be 2..{MAX_ROWS}, not {rows!r}")
-        self.port = port
+        super().__init__(port, baudrate, timeout=timeout, write_timeout=timeout)
         self.columns = columns
         self.rows = rows
-        self._baudrate = baudrate
-        self._timeout = timeout
-        self._serial: serial.Serial | None = None
 
-    def __enter__(self) -> Self:
-        self.open()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def open(self) -> None:
-        """Open the port and initialize the display (blank, cursor off), unless open already.
-
-        Otherwise the first show() or clear() does it. DeviceGone if the port cannot be opened or written."""
-        if self._serial is not None:
-            return
-        self._serial = open_serial(self.port, self._baudrate, "customer display",
-                                   timeout=self._timeout, write_timeout=self._timeout)
+    def _opened(self) -> None:
+        """Initialize the display (blank, cursor off): a new connection cannot know what it shows."""
         self._write(SYNC + SELECT_DISPLAY + INITIALIZE + CURSOR_OFF + self._modes())
-
-    def close(self) -> None:
-        """Close the port; the display keeps showing what it shows."""
-        if self._serial is not None:
-            self._serial.close()
-            self._serial = None
 
     def show(self, top: str, bottom: str = "") -> None:
         """Show two lines, each cut or padded to `columns`, replacing all that was on the screen."""
@@ -157,12 +135,10 @@ class CustomerDisplay:
         update = bytearray(SYNC + SELECT_DISPLAY + self._modes())
         for row, text in enumerate(lines, start=1):
             update += US + b"$" + bytes((1, row)) + encode_line(text, self.columns)
-        self.open()
         self._write(bytes(update))
 
     def clear(self) -> None:
         """Blank the screen."""
-        self.open()
         self._write(SYNC + SELECT_DISPLAY + CLR)
 
     @staticmethod
@@ -171,11 +147,7 @@ class CustomerDisplay:
         return OVERWRITE_MODE + CODE_TABLE_PC437 + INTERNATIONAL_USA
 
     def _write(self, data: bytes) -> None:
-        """Write data in one go; DeviceGone (port closed) if the port fails or the write times out."""
-        port = self._serial
-        assert port is not None
-        try:
+        """Write data in one go, opening (and initializing) the display first if need be;
+        DeviceGone (port closed) if the port fails or the write times out."""
+        with self._io() as port:
             port.write(data)
-        except OSError as exc:  # SerialException and its write timeout are OSErrors
-            self.close()
-            raise DeviceGone(f"customer display port {self.port} is gone: {exc}") from exc

@@ -38,6 +38,15 @@ _STATUS_FIXED_MASK = 0x93
 _STATUS_FIXED_BITS = 0x12
 _PAPER_NEAR_END = 0x0C  # DLE EOT 4, bits 2-3: near-end sensor
 _PAPER_END = 0x60  # DLE EOT 4, bits 5-6: paper-end sensor
+RT_STATUS_OFFLINE_CAUSE = b"\x10\x04\x02"  # DLE EOT 2
+RT_STATUS_ERROR = b"\x10\x04\x03"  # DLE EOT 3
+_COVER_OPEN = 0x04  # DLE EOT 2, bit 2
+# DLE EOT 3 bits, most serious first, with what a person should do about each.
+_ERRORS = (
+    (0x20, "unrecoverable error: switch the printer off and on again"),
+    (0x08, "autocutter error: clear the paper jam at the cutter"),
+    (0x40, "auto-recoverable error (e.g. print head too hot): it resumes by itself"),
+)
 
 
 class PrinterUnavailable(DeviceGone):
@@ -72,11 +81,14 @@ class PrinterStatus:
     """What the printer reports in real time.
 
     online is False when the printer says it is offline (paper end, cover
-    open) or does not answer at all; paper is 'unknown' in the latter case.
+    open, an error) or does not answer at all; paper is 'unknown' in the latter
+    case. `problem` says, for a person, why a printer that has paper is offline
+    (cover open, cutter jam...), when the printer tells.
     """
 
     online: bool
     paper: PaperState
+    problem: str | None = None
 
 
 _UNREACHABLE = PrinterStatus(online=False, paper="unknown")
@@ -268,7 +280,20 @@ class EscPosPrinter:
             paper_state = "near_end"
         else:
             paper_state = "ok"
-        return PrinterStatus(online=not (printer & RT_MASK_ONLINE), paper=paper_state)
+        online = not (printer & RT_MASK_ONLINE)
+        problem = None if online or paper_state == "out" else self._offline_cause()
+        return PrinterStatus(online=online, paper=paper_state, problem=problem)
+
+    def _offline_cause(self) -> str | None:
+        """Why a printer with paper is offline (DLE EOT 2 and 3), only asked when it is."""
+        error = self._query(RT_STATUS_ERROR, self._timeout)
+        for bit, problem in _ERRORS:
+            if error is not None and error & bit:
+                return problem
+        cause = self._query(RT_STATUS_OFFLINE_CAUSE, self._timeout)
+        if cause is not None and cause & _COVER_OPEN:
+            return "cover open: close the printer's cover"
+        return None
 
     def _query(self, request: bytes, wait: float) -> int | None:
         """Send a DLE EOT request; its status byte, or None if none came."""

@@ -23,12 +23,10 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import Literal, NoReturn, Protocol, get_args
+from typing import Literal, Protocol, get_args
 
-import serial
-
-from drivers.serial_port import open_serial
 from drivers.errors import DeviceGone, DeviceProtocolError
+from drivers.serial_port import SerialDevice
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +101,13 @@ class PaymentTerminal(Protocol):
         """Refund to a card; `reference` names the refund itself."""
 
 
-class SerialPaymentTerminal:
+class SerialPaymentTerminal(SerialDevice):
     """A terminal on a serial port speaking docs/payment-terminal-protocol.md.
 
     Opens lazily and again after DeviceGone.
     """
+
+    _device = "payment terminal"
 
     def __init__(
         self, port: str, baudrate: int = 9600, response_timeout: float = 1.0, attempts: int = 3
@@ -116,34 +116,15 @@ class SerialPaymentTerminal:
         sent up to `attempts` times before the terminal counts as gone."""
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
-        self.port = port
-        self._baudrate = baudrate
+        super().__init__(port, baudrate, timeout=0, write_timeout=response_timeout)
         self._timeout = response_timeout
         self._attempts = attempts
-        self._serial: serial.Serial | None = None
         self._seq = 0
         self._rx = bytearray()  # received bytes not yet a full line
 
-    def __enter__(self) -> SerialPaymentTerminal:
-        self.open()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def open(self) -> None:
-        """Open the port now (else the first request does); DeviceGone if it cannot be."""
-        if self._serial is not None:
-            return
-        self._serial = open_serial(self.port, self._baudrate, "payment terminal", timeout=0,
-                                   write_timeout=self._timeout)
+    def _opened(self) -> None:
+        """Bytes from the last connection are no part of any response on this one."""
         self._rx.clear()
-
-    def close(self) -> None:
-        """Close the port."""
-        if self._serial is not None:
-            self._serial.close()
-            self._serial = None
 
     def start_payment(self, amount_minor: int, currency: str, reference: str) -> None:
         """Send PAY; the terminal then waits for the card (poll status())."""
@@ -229,34 +210,11 @@ class SerialPaymentTerminal:
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
-            self._rx += self._read(left)
-
-    def _read(self, wait: float) -> bytes:
-        """What has arrived, waiting up to `wait` for the first byte."""
-        port = self._open_port()
-        try:
-            port.timeout = wait
-            data = port.read(1)
-            waiting = port.in_waiting if data else 0
-            return data + port.read(waiting) if waiting else data
-        except OSError as exc:  # SerialException, and in_waiting's bare OSError
-            self._gone(exc)
+            self._rx += self._read_available(left)
 
     def _write(self, line: bytes) -> None:
-        port = self._open_port()
-        try:
+        with self._io() as port:
             port.write(line)
-        except OSError as exc:  # SerialException, its write timeout
-            self._gone(exc)
-
-    def _open_port(self) -> serial.Serial:
-        self.open()
-        assert self._serial is not None
-        return self._serial
-
-    def _gone(self, exc: OSError) -> NoReturn:
-        self.close()
-        raise DeviceGone(f"payment terminal port {self.port} is gone: {exc}") from exc
 
 
 def crc16(data: bytes) -> int:

@@ -22,10 +22,7 @@ from __future__ import annotations
 import logging
 import time
 
-import serial
-
-from drivers.serial_port import open_serial
-from drivers.errors import DeviceGone
+from drivers.serial_port import SerialDevice
 
 log = logging.getLogger(__name__)
 
@@ -34,41 +31,25 @@ _TERMINATORS = b"\r\n"
 _GS = 0x1D
 
 
-class SerialScanner:
+class SerialScanner(SerialDevice):
     """A serial barcode scanner; opens lazily and again after DeviceGone."""
+
+    _device = "scanner"
 
     def __init__(self, port: str, baudrate: int = 9600, suffix: bytes = b"\r") -> None:
         """port is the device path (e.g. a stable /dev/serial/by-id link);
         every byte of suffix ends a barcode, as CR and LF always do."""
         if not suffix:
             raise ValueError("suffix must not be empty")
-        self.port = port
-        self._baudrate = baudrate
+        super().__init__(port, baudrate, timeout=0)
         self._terminators = frozenset(_TERMINATORS + suffix)
-        self._serial: serial.Serial | None = None
         self._line = bytearray()  # the barcode being received
         self._discarding = False  # the current line is over-long: drop it up to its terminator
 
-    def __enter__(self) -> SerialScanner:
-        self.open()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def open(self) -> None:
-        """Open the port now (else the first read does); DeviceGone if it cannot be."""
-        if self._serial is not None:
-            return
-        self._serial = open_serial(self.port, self._baudrate, "scanner", timeout=0)
+    def _opened(self) -> None:
+        """A partial barcode from the last connection is forgotten."""
         self._line.clear()
         self._discarding = False
-
-    def close(self) -> None:
-        """Close the port; a partial barcode is forgotten."""
-        if self._serial is not None:
-            self._serial.close()
-            self._serial = None
 
     def read_barcodes(self, timeout: float) -> list[str]:
         """Wait up to timeout for barcodes; return every complete one received.
@@ -81,22 +62,9 @@ class SerialScanner:
         deadline = time.monotonic() + timeout
         barcodes: list[str] = []
         while True:
-            barcodes += self._parse(self._read(max(deadline - time.monotonic(), 0.0)))
+            barcodes += self._parse(self._read_available(max(deadline - time.monotonic(), 0.0)))
             if barcodes or time.monotonic() >= deadline:
                 return barcodes
-
-    def _read(self, wait: float) -> bytes:
-        """What has arrived, waiting up to `wait` for the first byte."""
-        port = self._serial
-        assert port is not None
-        try:
-            port.timeout = wait
-            data = port.read(1)
-            waiting = port.in_waiting if data else 0
-            return data + port.read(waiting) if waiting else data
-        except OSError as exc:  # pyserial raises SerialException, in_waiting a bare OSError
-            self.close()
-            raise DeviceGone(f"scanner port {self.port} is gone: {exc}") from exc
 
     def _parse(self, data: bytes) -> list[str]:
         barcodes: list[str] = []

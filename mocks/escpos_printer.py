@@ -12,6 +12,10 @@ from typing import Callable, Literal
 from mocks.escpos_parser import Cut, DrawerPulse, EscPosParser, Feed, Init, StatusRequest, Text
 
 PaperState = Literal["ok", "near_end", "out"]
+Fault = Literal["cover_open", "cutter", "unrecoverable", "recoverable"]
+_FAULT_BITS: dict[str, tuple[int, int]] = {  # fault: (DLE EOT 2 byte bits, DLE EOT 3 byte bits)
+    "cover_open": (0x04, 0), "cutter": (0x40, 0x08), "unrecoverable": (0x40, 0x20), "recoverable": (0x40, 0x40),
+}
 
 # DLE EOT status bytes: bits 1 and 4 always on, bits 0 and 7 always off.
 _FIXED_BITS = 0x12
@@ -36,6 +40,7 @@ class SimulatedPrinter:
     def __init__(self) -> None:
         self._cond = threading.Condition()  # guards the printer state below
         self._paper: PaperState = "ok"
+        self._fault: Fault | None = None
         self._line: list[str] = []  # text not yet printed (no LF yet)
         self._printed: list[str] = []  # lines printed since the last cut
         self._receipts: list[str] = []
@@ -43,6 +48,13 @@ class SimulatedPrinter:
         self._raw = bytearray()
 
     # -- controls ------------------------------------------------------------
+
+    def set_fault(self, fault: Fault | None) -> None:
+        """A cover left open or an error (cutter jam...): offline, prints nothing; None clears it."""
+        if fault is not None and fault not in _FAULT_BITS:
+            raise ValueError(f"unknown fault {fault!r}")
+        with self._cond:
+            self._fault = fault
 
     def set_paper(self, state: PaperState) -> None:
         """Set the paper sensors: 'ok', 'near_end' or 'out' (prints nothing)."""
@@ -103,7 +115,7 @@ class SimulatedPrinter:
         reply = bytearray()
         with self._cond:
             self._raw += data
-            running = self._paper != "out"  # paper end takes a printer offline
+            running = self._paper != "out" and self._fault is None  # both take a printer offline
             for event in events:
                 if isinstance(event, StatusRequest):
                     reply += self._status_byte(event.n)
@@ -146,12 +158,13 @@ class SimulatedPrinter:
     def _status_byte(self, n: int) -> bytes:
         """DLE EOT n reply; n outside 1..4 is ignored, as printers do."""
         out = self._paper == "out"
+        cause, error = _FAULT_BITS[self._fault] if self._fault else (0, 0)
         if n == 1:
-            return bytes([_FIXED_BITS | (_OFFLINE if out else 0)])
+            return bytes([_FIXED_BITS | (_OFFLINE if out or self._fault else 0)])
         if n == 2:
-            return bytes([_FIXED_BITS | (_PAPER_END_STOP if out else 0)])
+            return bytes([_FIXED_BITS | (_PAPER_END_STOP if out else 0) | cause])
         if n == 3:
-            return bytes([_FIXED_BITS])
+            return bytes([_FIXED_BITS | error])
         if n == 4:
             sensors = {"ok": 0, "near_end": _NEAR_END, "out": _NEAR_END | _PAPER_END}
             return bytes([_FIXED_BITS | sensors[self._paper]])

@@ -30,6 +30,7 @@ HELP = """commands:
   plug NAME | unplug NAME        hot-plug a device (the store notices within a second or two)
   scan NAME BARCODE              scan a barcode on a scanner (scanner-1 is HID, scanner-2 serial)
   paper NAME ok|near_end|out     the printer's paper sensor
+  fault NAME cover_open|cutter|unrecoverable|recoverable|none   a printer fault, or clear it
   close-drawer NAME              the cashier pushes a drawer shut
   card NAME approve|decline      present a card to a terminal waiting for one
   screen NAME                    what the customer display shows now"""
@@ -136,6 +137,13 @@ class SimulatedStore:
                 raise CommandError("paper state must be ok, near_end or out")
             self.printer.set_paper(args[1])  # type: ignore[arg-type]
             return f"receipt-printer paper {args[1]}"
+        if verb == "fault" and len(args) == 2 and args[0] == "receipt-printer":
+            fault = None if args[1] == "none" else args[1]
+            try:
+                self.printer.set_fault(fault)  # type: ignore[arg-type]
+            except ValueError as exc:
+                raise CommandError(str(exc)) from None
+            return f"receipt-printer fault {args[1]}"
         if verb == "close-drawer" and args == ["drawer-2"]:
             drawer = self.serial["drawer-2"]
             assert isinstance(drawer, SerialDrawerMock)

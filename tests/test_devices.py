@@ -352,3 +352,25 @@ async def test_the_customer_display_follows_the_sale(
     hardware.unplug("display-1")  # the till sells on without it
     await wait_state(edge, "display-1", "down")
     assert (await http.post(f"{edge.url}/api/tills/till-1/lines", json={"barcode": MILK})).status_code == 200
+
+
+async def test_a_printer_fault_is_reported_with_what_to_do_and_jobs_wait_for_it(
+        edge, hardware: SimulatedStore, http: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
+    await all_ready(edge)
+    hardware.command(["fault", "receipt-printer", "cutter"])
+    faulted = await wait_state(edge, "receipt-printer", "error")
+    assert faulted["detail"] == "autocutter error: clear the paper jam at the cutter"
+    await open_till(http, edge, "till-1")
+    state = (await http.post(f"{edge.url}/api/tills/till-1/lines", json={"barcode": MILK})).json()
+    await http.post(f"{edge.url}/api/tills/till-1/tenders", json={"amount_minor": 129})
+    await http.post(f"{edge.url}/api/tills/till-1/complete", json={"cart": state["cart"]})
+    hardware.command(["fault", "receipt-printer", "cover_open"])
+    await wait_until(lambda: _detail_is(edge, "cover open: close the printer's cover"))
+    assert hardware.printer.receipts == []
+    hardware.command(["fault", "receipt-printer", "none"])
+    await wait_state(edge, "receipt-printer", "ready")
+    await trio.to_thread.run_sync(hardware.printer.wait_for_receipts, 1, 10.0)
+
+
+async def _detail_is(edge, detail: str) -> bool:  # type: ignore[no-untyped-def]
+    return (await status(edge, "receipt-printer"))["detail"] == detail

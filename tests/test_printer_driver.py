@@ -234,7 +234,10 @@ def scripted_printer(replies: dict[int, bytes]) -> Iterator[int]:
     [
         ({1: b"\x12", 4: b"\x72"}, PrinterStatus(online=True, paper="out")),  # end sensor only
         ({1: b"\x16", 4: b"\x12"}, PrinterStatus(online=True, paper="ok")),  # drawer sensor bit
-        ({1: b"\x1a", 4: b"\x16"}, PrinterStatus(online=False, paper="near_end")),  # e.g. cover open
+        ({1: b"\x1a", 2: b"\x16", 3: b"\x12", 4: b"\x16"},  # offline, cover open
+         PrinterStatus(online=False, paper="near_end", problem="cover open: close the printer's cover")),
+        ({1: b"\x1a", 2: b"\x52", 3: b"\x1a", 4: b"\x12"},  # offline, autocutter error
+         PrinterStatus(online=False, paper="ok", problem="autocutter error: clear the paper jam at the cutter")),
         ({1: b"\x00", 4: b"\x12"}, PrinterStatus(online=False, paper="unknown")),  # not a status byte
     ],
 )

@@ -20,6 +20,7 @@ from novapos.config import DeviceRule
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL_S = 1.0
+NOT_PRINTING = frozenset({"paper_out", "offline", "error"})
 REMEMBERED_JOBS = 256
 
 
@@ -37,6 +38,8 @@ def open_printer(rule: DeviceRule, timeout: float = 2.0) -> EscPosPrinter:
 def state_of(status: PrinterStatus) -> str:
     if status.paper == "out":
         return "paper_out"
+    if status.problem is not None:
+        return "error"
     if not status.online:
         return "offline"
     return "paper_near_end" if status.paper == "near_end" else "ready"
@@ -58,7 +61,7 @@ class PrinterDevice(DeviceActor):
         self.send_after(STATUS_INTERVAL_S, "poll_status")
 
     def print_job(self, job_id: str, document: dict[str, Any]) -> str:
-        """'printed', or why not: 'paper_out' or 'offline' (the spooler keeps the job and retries).
+        """'printed', or why not: 'paper_out', 'offline' or 'error' (the spooler keeps the job, retries).
 
         A job this printer already confirmed is not printed again: the spooler may ask twice if its
         first ask timed out while the job was printing."""
@@ -66,7 +69,7 @@ class PrinterDevice(DeviceActor):
             return "printed"
         before = self._printer.status()
         self._apply(before)
-        if self._state in ("paper_out", "offline"):
+        if self._state in NOT_PRINTING:
             return self._state
         try:
             after = self._printer.print_document_confirmed(document_from_wire(document))
@@ -96,9 +99,7 @@ class PrinterDevice(DeviceActor):
 
     def _apply(self, status: PrinterStatus) -> None:
         state = state_of(status)
-        if state == self._state:
-            return
+        self.report(state, status.problem or f"paper {status.paper}")  # reports only what changed
         was, self._state = self._state, state
-        self.report(state, f"paper {status.paper}")
         if state in ("ready", "paper_near_end") and was not in ("ready", "paper_near_end"):
             self.registry.tell(SPOOLER, "printer_ready", self.rule.name)
