@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.kernel
 	$(BIN)/python -m bench.devices
 	$(BIN)/python -m bench.sync
+	$(BIN)/python -m bench.checkout
 
 clean:
 	rm -rf $(VENV) .state build *.egg-info
