@@ -21,8 +21,6 @@ import json
 import logging
 import platform
 import sqlite3
-import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +28,7 @@ from pathlib import Path
 import httpx
 import trio
 
+from bench.figures import progress, summary
 from edge.app import run_edge
 from mocks.network_printer import MockNetworkPrinter
 from novapos.config import DeviceRule, DevicesConfig, StoreConfig, load_store
@@ -39,10 +38,6 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 BARCODES = ("4006381333931", "5000112637922", "7622210449283")
 
 
-def summary(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {"median": round(statistics.median(ordered) * 1000, 3),
-            "p99": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 3)}
 
 
 def fsync_commit(path: Path, payload: bytes) -> float:
@@ -76,7 +71,6 @@ async def main(sales: int) -> dict[str, object]:
                 with trio.fail_after(10):
                     while (await http.get(f"{edge.url}/api/devices")).json()[0]["state"] != "ready":
                         await trio.sleep(0.05)
-                progress = sys.stderr
                 for number in range(sales):
                     printed = len(printer.receipts)
                     started = time.perf_counter()
@@ -94,9 +88,10 @@ async def main(sales: int) -> dict[str, object]:
                     round_trip = time.perf_counter() - floor_started
                     floors.append(round_trip + fsync_commit(state / "floor.sqlite3", payload))
                     if (number + 1) % 50 == 0:
-                        print(f"  {number + 1}/{sales} sales", file=progress, flush=True)
+                        progress(f"  {number + 1}/{sales} sales")
                 nursery.cancel_scope.cancel()
-    return {"checkout_ms": summary(checkouts), "complete_ms": summary(completes), "floor_ms": summary(floors),
+    return {"checkout_ms": summary(checkouts, digits=3), "complete_ms": summary(completes, digits=3),
+            "floor_ms": summary(floors, digits=3),
             "requests_per_checkout": 5, "sales": sales, "python": platform.python_version()}
 
 

@@ -25,8 +25,6 @@ import argparse
 import json
 import logging
 import platform
-import statistics
-import sys
 import tempfile
 import time
 import tomllib
@@ -34,6 +32,7 @@ from pathlib import Path
 
 import trio
 
+from bench.figures import progress, summary
 from actors.receipt import render_receipt
 from drivers.buses import probe_network, scan_hid, scan_serial
 from drivers.escpos_printer import EscPosPrinter
@@ -47,14 +46,8 @@ from novapos.infra.embedded_nats import EmbeddedNats
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
-def summary(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {"median": round(statistics.median(ordered) * 1000, 2),
-            "p99": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2)}
 
 
-def progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 async def state_of(edge: RunningEdge, device: str) -> str:

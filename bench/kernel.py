@@ -22,13 +22,12 @@ import asyncio
 import json
 import logging
 import platform
-import statistics
-import sys
 import time
 from collections.abc import Callable
 
 import pykka
 import trio
+from bench.figures import progress, summary
 from pykka.messages import ProxyCall
 
 from edge_runtime import Actor, AsyncioSeam, Backoff, ChildSpec, SupervisorSpec, supervision_tree
@@ -52,16 +51,8 @@ class Bare(pykka.ThreadingActor):
         return 1
 
 
-def summary(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "median": round(statistics.median(ordered) * 1e6, 1),
-        "p99": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e6, 1),
-    }
 
 
-def progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def timed(n: int, once: Callable[[], None]) -> list[float]:
@@ -138,17 +129,17 @@ async def main() -> dict[str, object]:
     # A production edge logs each crash; here that would measure the terminal, not the kernel.
     logging.getLogger("edge_runtime").setLevel(logging.ERROR)
     progress(f"restart latency: {RESTARTS} crashes ...")
-    restarts = summary(await restart_latency())
+    restarts = summary(await restart_latency(), scale=1e6, digits=1)
     progress(f"  median {restarts['median']} us, p99 {restarts['p99']} us")
     progress(f"pykka ask floor: {ASKS} asks ...")
-    asks = summary(pykka_ask_floor())
+    asks = summary(pykka_ask_floor(), scale=1e6, digits=1)
     progress(f"  median {asks['median']} us, p99 {asks['p99']} us")
     with AsyncioSeam() as seam:
         progress(f"seam crossing: {CROSSINGS} crossings ...")
-        crossing = summary(await seam_crossing(seam))
+        crossing = summary(await seam_crossing(seam), scale=1e6, digits=1)
         progress(f"  median {crossing['median']} us")
         progress(f"call_soon_threadsafe floor: {CROSSINGS} round trips ...")
-        floor = summary(await call_soon_threadsafe_floor(seam.loop))
+        floor = summary(await call_soon_threadsafe_floor(seam.loop), scale=1e6, digits=1)
         progress(f"  median {floor['median']} us")
     return {
         "restart_latency_us": restarts,

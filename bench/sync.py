@@ -25,8 +25,6 @@ import asyncio
 import json
 import logging
 import platform
-import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +33,7 @@ import asyncpg
 import nats
 import trio
 
+from bench.figures import progress, summary
 from actors.forwarder import ForwarderActor
 from actors.outbox import Outbox, OutboxActor
 from edge_runtime import AsyncioSeam, ChildSpec, SupervisorSpec, supervision_tree
@@ -47,8 +46,6 @@ from novapos.nats_link import INGEST_CONSUMER, NatsLink
 BATCH = 256
 
 
-def progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def sale(number: int) -> dict:
@@ -175,10 +172,8 @@ async def main(events: int) -> dict[str, object]:
             total = int(await sql(url, "SELECT count(*) FROM sales"))  # type: ignore[arg-type]
             progress("floor: the same rows by raw batched COPY")
             floor = await trio.to_thread.run_sync(insert_floor, url, events)
-    ordered = sorted(commits)
     return {
-        "outbox_commit_ms": {"median": round(statistics.median(ordered) * 1000, 3),
-                             "p99": round(ordered[int(len(ordered) * 0.99)] * 1000, 3)},
+        "outbox_commit_ms": summary(commits, digits=3),
         "backlog_drain_eps": round(events / drained),
         "hub_ingest_eps": round(events / ingested),
         "replay_eps": round(events / replayed), "replay_applied": total - events,
