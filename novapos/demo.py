@@ -70,7 +70,9 @@ class Demo:
         self._stop_requested = True
 
     def _spawn(self, stack: ExitStack, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen([sys.executable, "-m", "novapos.cli", *argv], env=env)
+        # Its own session: a Ctrl-C in the terminal reaches only the demo, which stops the children
+        # itself, in order (the edge before the hub), each with one SIGTERM.
+        process = subprocess.Popen([sys.executable, "-m", "novapos.cli", *argv], env=env, start_new_session=True)
 
         def stop() -> None:
             if process.poll() is None:
