@@ -1,11 +1,16 @@
-"""Well-formed events for tests that talk to the hub directly."""
+"""Well-formed events, and a plain publisher, for tests that talk to the hub directly."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+import nats
+import trio
 
 from novapos.wire.envelope import Envelope
 from novapos.wire.ids import uuid7
+from novapos.wire.subjects import event_subject
 
 
 def sale_event(seq: int = 1, store: str = "store-001", total: int = 499) -> Envelope:
@@ -25,3 +30,17 @@ def with_quantity(body: dict[str, Any], quantity: int) -> dict[str, Any]:
     line["quantity"] = quantity
     line["amount"]["minor"] = body["total"]["minor"] = body["tenders"][0]["amount"]["minor"] = amount
     return body
+
+
+SUBJECT = event_subject("demo", "store-001", "sale.completed")
+
+
+async def publish(url: str, items: list[tuple[str, bytes, dict[str, str] | None]]) -> None:
+    """Publish with a plain nats-py client of the test's own (on a worker thread's asyncio loop)."""
+    async def run() -> None:
+        client = await nats.connect(url)
+        js = client.jetstream()
+        for subject, payload, headers in items:
+            await js.publish(subject, payload, headers=headers)
+        await client.close()
+    await trio.to_thread.run_sync(asyncio.run, run())

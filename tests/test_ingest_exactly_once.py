@@ -24,20 +24,7 @@ from novapos.nats_link import INGEST_CONSUMER
 from novapos.wire.envelope import Envelope
 from novapos.wire.subjects import EVENTS_STREAM, event_subject
 from tests.conftest import ensure_stream, query, wait_until
-from tests.events import sale_event, with_quantity
-
-SUBJECT = event_subject("demo", "store-001", "sale.completed")
-
-
-async def publish(url: str, items: list[tuple[str, bytes, dict[str, str] | None]]) -> None:
-    """Publish with a plain nats-py client of the test's own (on a worker thread's asyncio loop)."""
-    async def run() -> None:
-        client = await nats.connect(url)
-        js = client.jetstream()
-        for subject, payload, headers in items:
-            await js.publish(subject, payload, headers=headers)
-        await client.close()
-    await trio.to_thread.run_sync(asyncio.run, run())
+from tests.events import SUBJECT, publish, sale_event, with_quantity
 
 
 async def on_nats(url: str, action: Callable[[Any], Awaitable[object]]) -> None:

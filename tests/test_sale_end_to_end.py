@@ -48,9 +48,9 @@ async def test_sale_lands_in_postgres_once_with_a_printed_receipt(
         console = (await http.get(f"{hub.url}/api/sales")).json()
         assert [sale["event_id"] for sale in console] == [str(sale_id)]
         stores = (await http.get(f"{hub.url}/api/stores")).json()
-        assert [{key: store[key] for key in ("store", "sales", "total_minor", "currency", "last_seq", "missing")}
+        assert [{key: store[key] for key in ("store", "sales", "total_minor", "currency", "last_seq", "missing", "reused")}
                 for store in stores] == [{"store": "store-001", "sales": 1, "total_minor": 1127, "currency": "EUR",
-                                          "last_seq": 1, "missing": 0}]
+                                          "last_seq": 1, "missing": 0, "reused": 0}]
         nursery.cancel_scope.cancel()
 
 

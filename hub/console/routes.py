@@ -36,7 +36,10 @@ def build_console(seam: AsyncioSeam, pool: asyncpg.Pool, link: NatsLink) -> Star
         return JSONResponse(await query(
             "SELECT s.tenant, s.store, count(*) AS sales, sum(s.total_minor)::bigint AS total_minor, min(s.currency) AS currency,"
             " max(s.seq) AS last_seq, max(s.completed_at) AS last_sale,"
-            " (SELECT max(i.seq) - count(*) FROM inbox i WHERE i.tenant = s.tenant AND i.store = s.store) AS missing"
+            " (SELECT max(i.seq) - count(DISTINCT i.seq) FROM inbox i"
+            "  WHERE i.tenant = s.tenant AND i.store = s.store) AS missing,"
+            " (SELECT count(*) - count(DISTINCT i.seq) FROM inbox i"
+            "  WHERE i.tenant = s.tenant AND i.store = s.store) AS reused"
             " FROM sales s GROUP BY s.tenant, s.store ORDER BY s.tenant, s.store"))
 
     async def sales(request: Request) -> Response:
