@@ -30,7 +30,11 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
 def chip(browser: webdriver.Chrome, device: str) -> str:
-    return browser.find_element(By.CSS_SELECTOR, f'.device[data-device="{device}"]').get_attribute("data-state") or ""
+    """The device's chip state, read in one step: the page rebuilds its chips on every event, so an
+    element found first and read after may already be gone."""
+    return str(browser.execute_script(
+        "const chip = document.querySelector(`.device[data-device='${arguments[0]}']`);"
+        "return chip ? chip.dataset.state : '';", device))
 
 
 def make_a_sale_in_the_page(url: str, printer: MockNetworkPrinter, screenshot: str | None) -> str:
