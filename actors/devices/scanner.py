@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 SCANS = Counter("novapos_edge_scans_total", "Barcodes read by scanners, by outcome", ["device", "result"])
 
-READ_TIMEOUT_S = 0.1
+READ_TIMEOUT_S = 0.5  # a read returns as soon as a barcode is complete: this only sets idle wake-ups
 TILL_WAIT_S = 10.0
 
 
