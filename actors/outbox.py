@@ -108,8 +108,6 @@ class Outbox:
     def depth(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
 
-    def last_seq(self) -> int:
-        return int(self._db.execute("SELECT last_seq FROM store_sequence").fetchone()[0])
 
     def close(self) -> None:
         self._db.close()

@@ -88,6 +88,12 @@ class PaymentTerminal(Protocol):
     request itself (busy, conflicting reference).
     """
 
+    def open(self) -> None:
+        """Connect now (else the first request does); DeviceGone if it cannot."""
+
+    def close(self) -> None:
+        """Disconnect; never raises."""
+
     def start_payment(self, amount_minor: int, currency: str, reference: str) -> None:
         """Ask for a card payment; a reference already known is not started again."""
 

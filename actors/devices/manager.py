@@ -44,7 +44,6 @@ class DeviceManagerActor(Actor):
         self._missed: dict[str, int] = {}
         self._status: dict[str, dict[str, Any]] = {}
         self._ignored: set[tuple[str, str]] = set()
-        self._scans = 0
 
     def started(self) -> None:
         # A restarted manager knows nothing of device actors its predecessor started: clear them, the
@@ -62,7 +61,6 @@ class DeviceManagerActor(Actor):
         try:
             self._scan_once()
         finally:
-            self._scans += 1
             self.send_after(self._devices.scan_interval, "scan")
 
     def report(self, device: str, state: str, detail: str = "") -> None:
@@ -76,9 +74,6 @@ class DeviceManagerActor(Actor):
 
     def statuses(self) -> list[dict[str, Any]]:
         return [self._status[rule.name] for rule in self._devices.rules]
-
-    def scans(self) -> int:
-        return self._scans
 
     # -- scanning --------------------------------------------------------------------------
 

@@ -11,13 +11,13 @@ from typing import Any, Callable
 
 from actors.devices.base import DeviceActor
 from drivers.errors import DeviceGone
-from drivers.payment_terminal import SerialPaymentTerminal, TerminalRefused, TerminalStatus
+from drivers.payment_terminal import PaymentTerminal, SerialPaymentTerminal, TerminalRefused, TerminalStatus
 
 
 class TerminalDevice(DeviceActor):
     def started(self) -> None:
         assert self.rule.path is not None
-        self._terminal = SerialPaymentTerminal(self.rule.path)
+        self._terminal: PaymentTerminal = SerialPaymentTerminal(self.rule.path)  # any terminal would do
         try:
             self._terminal.open()
         except DeviceGone as exc:  # e.g. no permission on the port: say so; requests retry the open
