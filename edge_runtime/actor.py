@@ -98,7 +98,7 @@ class Actor(pykka.ThreadingActor):
     def _announce_up(self) -> None:
         """Tell the parent this actor is up (its `started()` returned)."""
         if self.__link is not None:
-            self.__link.up(self.actor_urn)
+            self.__link.up(self.actor_ref)
 
     def on_stop(self) -> None:
         self.__release()

@@ -11,6 +11,9 @@ import contextlib
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
+
+import pykka
 
 from edge_runtime.registry import Registry
 
@@ -19,13 +22,15 @@ from edge_runtime.registry import Registry
 class Link:
     """The child's name, and callbacks into the parent run on the child's own thread.
 
-    `up(urn)` once the child's `started()` returned; `down(urn, reason)` once it has finished
-    (reason None for a normal stop). A `down` with no `up` before it is a failed start.
+    `up(ref)` once the child's `started()` returned, before it handles any message, so the parent
+    can publish its name then: a tell that what `started()` set in motion sends back to the child
+    by name is not dropped. `down(urn, reason)` once it has finished (reason None for a normal
+    stop). A `down` with no `up` before it is a failed start.
     """
 
     name: str
     registry: Registry
-    up: Callable[[str], None]
+    up: Callable[[pykka.ActorRef[Any]], None]
     down: Callable[[str, BaseException | None], None]
 
 

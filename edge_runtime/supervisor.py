@@ -328,7 +328,8 @@ class Supervisor(Actor):
         started = threading.Event()
         failure: list[BaseException | None] = []
 
-        def up(urn: str) -> None:
+        def up(ref: pykka.ActorRef[Any]) -> None:
+            self.registry.bind(child.name, ref)  # before the child's first message, see Link
             started.set()
 
         def down(urn: str, reason: BaseException | None) -> None:
@@ -352,7 +353,6 @@ class Supervisor(Actor):
         if failure:
             return failure[0]
         child.ref, child.urn, child.handle = ref, ref.actor_urn, handle
-        self.registry.bind(child.name, ref)
         logger.debug("child started supervisor=%s child=%s", self._spec.name, child.name)
         return None
 

@@ -118,9 +118,8 @@ class Tree:
         token = trio.lowlevel.current_trio_token()
         name = self.spec.name
 
-        def up(urn: str) -> None:  # on the root's thread, which may be before start() returned
-            assert self._handle.supervisor is not None  # filled in by its constructor
-            self.registry.bind(name, self._handle.supervisor.actor_ref)
+        def up(ref: pykka.ActorRef[Any]) -> None:  # on the root's thread, maybe before start() returned
+            self.registry.bind(name, ref)
             call_soon(token, self._on_up)
 
         def down(urn: str, reason: BaseException | None) -> None:

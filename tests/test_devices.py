@@ -50,10 +50,15 @@ async def status(edge, device: str) -> dict:  # type: ignore[no-untyped-def]
 
 
 async def wait_state(edge, device: str, *states: str, timeout: float = 10.0) -> dict:  # type: ignore[no-untyped-def]
+    last: dict = {}
+
     async def reached() -> dict | None:
-        current = await status(edge, device)
-        return current if current["state"] in states else None
-    return await wait_until(reached, timeout=timeout)
+        last.update(await status(edge, device))
+        return dict(last) if last["state"] in states else None
+    try:
+        return await wait_until(reached, timeout=timeout)
+    except AssertionError:
+        raise AssertionError(f"{device} not {'/'.join(states)} within {timeout} s: {last}") from None
 
 
 async def all_ready(edge) -> None:  # type: ignore[no-untyped-def]

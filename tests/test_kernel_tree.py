@@ -117,6 +117,32 @@ async def test_actor_dead_error_raised_by_a_handler_is_not_retried() -> None:
         assert Relay.calls == 2
 
 
+class EarlyBird(Actor):
+    """Its first message, queued by started(), tells itself by name: the name must be up by then."""
+
+    def __init__(self, journal: Journal) -> None:
+        super().__init__()
+        self.journal = journal
+
+    def started(self) -> None:
+        self.send_after(0.0, "first")
+
+    def first(self) -> None:
+        self.registry.tell("bird", "second")
+
+    def second(self) -> None:
+        self.journal.add("second")
+
+
+async def test_a_child_is_reachable_by_name_from_its_first_message() -> None:
+    """A device reporting to the manager it was just started by must not be dropped: the name is
+    published when started() returns, not when the supervisor's thread next runs."""
+    for _ in range(20):
+        journal = Journal()
+        async with supervision_tree(sup([ChildSpec("bird", EarlyBird, (journal,))])):
+            await journal.wait_for(lambda: journal.events("second") == [("second",)])
+
+
 async def test_actors_reach_each_other_by_name_across_restarts() -> None:
     journal = Journal()
     async with supervision_tree(sup([worker(journal, "a"), worker(journal, "b")], intensity=5)) as tree:
