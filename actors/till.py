@@ -211,11 +211,14 @@ class TillActor(Actor):
         if self._drawer is None:
             return
         try:
-            self.registry.tell(device_actor_name(self._drawer), "kick")
+            if self.registry.tell(device_actor_name(self._drawer), "kick"):
+                return
+            why = "is restarting"
         except LookupError:
-            log.warning("till %s: drawer %s is unplugged; open it with its key", self.till_id, self._drawer)
-            self._notify({"type": "till_message", "till": self.till_id,
-                          "error": f"drawer {self._drawer} is unplugged: open it with its key"})
+            why = "is unplugged"
+        log.warning("till %s: drawer %s %s; open it with its key", self.till_id, self._drawer, why)
+        self._notify({"type": "till_message", "till": self.till_id,
+                      "error": f"drawer {self._drawer} {why}: open it with its key"})
 
     def _changed(self, show: bool = True) -> dict[str, Any]:
         state = self.state()

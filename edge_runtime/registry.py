@@ -79,11 +79,12 @@ class Registry:
                     raise
                 stale = ref
 
-    def tell(self, name: str, method: str, *args: Any, **kwargs: Any) -> None:
+    def tell(self, name: str, method: str, *args: Any, **kwargs: Any) -> bool:
         """Send `method(*args, **kwargs)` without waiting. Never blocks.
 
-        At most once: a tell to an actor that is down is dropped with a warning (so are tells
-        still queued in an actor that crashes). Use `ask` when the sender must know.
+        At most once: a tell to an actor that is down is dropped with a warning, and False is
+        returned (tells still queued in an actor that crashes are lost too, unseen). Use `ask`
+        when the sender must know the message was handled.
         """
         call = proxy_call(method, args, kwargs)
         with self._changed:
@@ -93,10 +94,11 @@ class Registry:
         if ref is not None:
             try:
                 ref.tell(call)
-                return
+                return True
             except pykka.ActorDeadError:
                 pass  # died since; its supervisor has not unbound it yet
         logger.warning("tell dropped actor=%s method=%s reason=actor-down", name, method)
+        return False
 
     def wait_for(
         self, name: str, *, replacing: pykka.ActorRef[Any] | None = None, timeout: float

@@ -58,10 +58,12 @@ class Notifier:
             await trio.sleep(self._watchdog_interval)
 
     def _send(self, message: str) -> None:
+        """Never blocks: it runs on the trio thread, and a full queue at a manager that is not
+        reading would otherwise stall the whole loop. The message is dropped with a warning."""
         if not self._address:
             return
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK) as sock:
                 sock.sendto(message.encode(), self._address)
         except OSError as exc:
             logger.warning("sd_notify failed message=%s socket=%r error=%r", message, self._address, exc)

@@ -88,9 +88,9 @@ class Tree:
                     stale = ref  # never reached a handler: deliver to the successor
         raise pykka.Timeout(f"ask {name}.{method} got no reply within {timeout}s")
 
-    def tell(self, name: str, method: str, *args: Any, **kwargs: Any) -> None:
-        """`Registry.tell`: never blocks."""
-        self.registry.tell(name, method, *args, **kwargs)
+    def tell(self, name: str, method: str, *args: Any, **kwargs: Any) -> bool:
+        """`Registry.tell`: never blocks; False if the actor is down and the message was dropped."""
+        return self.registry.tell(name, method, *args, **kwargs)
 
     async def start_child(
         self, supervisor: str, spec: ChildSpec | SupervisorSpec, *, timeout: float = 10.0

@@ -109,6 +109,7 @@ class Worker(Actor):
 
     def crash(self, delay: float = 0.0) -> None:
         time.sleep(delay)
+        self.journal.add("crash", self.name)
         raise Boom(f"{self.name} told to crash")
 
     def quit(self) -> None:

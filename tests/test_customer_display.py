@@ -8,7 +8,6 @@ arrives on the pty master and keeps what a customer would see.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import threading
 import time
@@ -21,6 +20,7 @@ import serial
 from drivers.customer_display import CustomerDisplay, encode_line, transliterate
 from drivers.errors import DeviceGone
 from mocks.customer_display import CustomerDisplayMock
+from tests.leaks import new_threads, open_ptys
 
 TIMEOUT = 0.3  # the driver's write timeout
 WAIT = 2.0  # upper bound for the mock to process what was sent
@@ -225,7 +225,7 @@ def test_a_display_that_stops_reading_times_out_as_device_gone(dev: Path) -> Non
 
 
 def test_plug_cycles_leak_no_fds_or_threads(dev: Path) -> None:
-    fds, threads = len(os.listdir("/proc/self/fd")), threading.active_count()
+    ptys, threads = open_ptys(), set(threading.enumerate())
     mock = CustomerDisplayMock(dev / "cycle")
     for i in range(10):
         mock.plug()
@@ -236,4 +236,4 @@ def test_plug_cycles_leak_no_fds_or_threads(dev: Path) -> None:
             with pytest.raises(DeviceGone):
                 driver.show("gone", "")
     mock.close()
-    assert (len(os.listdir("/proc/self/fd")), threading.active_count()) == (fds, threads)
+    assert open_ptys() - ptys == set() and new_threads(threads) == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import tomllib
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator, Iterator
 
@@ -18,7 +19,7 @@ from edge.app import run_edge
 from mocks.store import HID_SCANNER, SimulatedStore
 from novapos.config import StoreConfig, load_devices
 from tests.conftest import CONFIGS, wait_until
-from tests.pos import COFFEE, MILK
+from tests.pos import COFFEE, MILK, sell
 
 SCAN_INTERVAL = 0.1
 DEBOUNCE = 3
@@ -31,9 +32,15 @@ def hardware(tmp_path: Path) -> Iterator[SimulatedStore]:
 
 
 @pytest.fixture
-def config(store_config: StoreConfig, hardware: SimulatedStore) -> StoreConfig:
+def debounce_scans() -> int:
+    """Missed scans before a device is down; a test may parametrize its own."""
+    return DEBOUNCE
+
+
+@pytest.fixture
+def config(store_config: StoreConfig, hardware: SimulatedStore, debounce_scans: int) -> StoreConfig:
     table = hardware.devices(tomllib.loads((CONFIGS / "demo-store.toml").read_text())["devices"])
-    table.update(scan_interval=SCAN_INTERVAL, debounce_scans=DEBOUNCE)
+    table.update(scan_interval=SCAN_INTERVAL, debounce_scans=debounce_scans)
     return StoreConfig(**{**vars(store_config), "devices": load_devices(table, "test", store_config.tills)})
 
 
@@ -64,6 +71,21 @@ async def wait_state(edge, device: str, *states: str, timeout: float = 10.0) -> 
 async def all_ready(edge) -> None:  # type: ignore[no-untyped-def]
     for device in ("receipt-printer", "drawer-1", "scanner-1", "scanner-2", "drawer-2", "terminal-1", "display-1"):
         await wait_state(edge, device, "ready", "closed")
+
+
+@asynccontextmanager
+async def live_events(http: httpx.AsyncClient, edge) -> AsyncIterator[list[dict]]:  # type: ignore[no-untyped-def]
+    """The web till's event stream, read in the background into the list yielded."""
+    seen: list[dict] = []
+    async with http.stream("GET", f"{edge.url}/api/events") as stream:
+        async def read() -> None:
+            async for line in stream.aiter_lines():
+                if line.startswith("data: "):
+                    seen.append(json.loads(line[6:]))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read)
+            yield seen
+            nursery.cancel_scope.cancel()
 
 
 async def open_till(http: httpx.AsyncClient, edge, till: str) -> None:  # type: ignore[no-untyped-def]
@@ -112,9 +134,9 @@ async def test_a_printer_dropping_as_the_sale_completes_prints_it_once_on_return
     await trio.sleep(0.5)
     printer.set_online(True)
     printed = await trio.to_thread.run_sync(printer.wait_for_receipts, 1, 10.0)
+    await wait_until(lambda: _jobs_in(http, edge, "printed"))
     await trio.sleep(1.0)  # a second copy would have arrived by now
     assert len(printer.receipts) == 1 and receipt["sale"] in printed[0]
-    assert [job["state"] for job in (await http.get(f"{edge.url}/api/print-jobs")).json()] == ["printed"]
     metrics = (await http.get(f"{edge.url}/metrics")).text
     for sample in ('novapos_edge_device_up{device="receipt-printer",kind="printer"} 1.0',
                    'novapos_edge_device_up{device="scanner-1",kind="scanner"} 1.0',
@@ -154,21 +176,22 @@ async def test_a_job_cut_off_by_an_unplug_is_printed_once_in_full(
     assert "3 x Ground coffee 250 g" in printed[0] and receipt["sale"] in printed[0]
 
 
+@pytest.mark.parametrize("debounce_scans", [10])  # a drop of 2 scans stays well inside it on a busy box
 async def test_a_brief_drop_is_debounced_and_a_long_one_marks_the_device_down(
-        edge, hardware: SimulatedStore) -> None:  # type: ignore[no-untyped-def]
+        edge, hardware: SimulatedStore, debounce_scans: int) -> None:  # type: ignore[no-untyped-def]
     await all_ready(edge)
     restarts = edge.tree.restarts
     events: list[str] = []
     hardware.unplug("scanner-2")
-    await trio.sleep(SCAN_INTERVAL * (DEBOUNCE - 1.5))
+    await trio.sleep(SCAN_INTERVAL * 2)
     hardware.plug("scanner-2")
-    await trio.sleep(SCAN_INTERVAL * DEBOUNCE * 3)
+    await trio.sleep(SCAN_INTERVAL * debounce_scans * 1.5)
     assert (await status(edge, "scanner-2"))["state"] != "down", "a drop shorter than the debounce took it down"
     events.append((await wait_state(edge, "scanner-2", "ready"))["state"])
 
     hardware.unplug("scanner-2")
-    down = await wait_state(edge, "scanner-2", "down", timeout=5)
-    assert "missing for 3 scans" in down["detail"]
+    down = await wait_state(edge, "scanner-2", "down", timeout=10)
+    assert f"missing for {debounce_scans} scans" in down["detail"]
     assert "device.scanner-2" not in dict(await edge.tree.ask("devices", "which_children"))
     hardware.plug("scanner-2")
     await wait_state(edge, "scanner-2", "ready", timeout=5)
@@ -207,7 +230,9 @@ async def test_a_crashing_driver_is_restarted_and_the_till_keeps_selling(
     response = await http.post(f"{edge.url}/api/tills/till-1/lines", json={"barcode": MILK})
     assert response.status_code == 200
     await wait_state(edge, "scanner-1", "ready")
-    hardware.command(["scan", "scanner-1", COFFEE])
+    with trio.fail_after(10):  # "ready" may still be the crashed instance's: scan once the new one reads
+        while await trio.to_thread.run_sync(hardware.hid_bus.scan, HID_SCANNER["path"], COFFEE) == 0:
+            await trio.sleep(0.05)
 
     async def coffee_added() -> bool:
         lines = (await http.get(f"{edge.url}/api/tills/till-1")).json()["lines"]
@@ -260,8 +285,15 @@ async def test_unknown_devices_are_ignored_with_one_log_line(
     caplog.set_level(logging.INFO, logger="actors.devices.manager")
     await all_ready(edge)
     hardware.hid_bus.add_device(b"sim-usb-9:1.0", 0x1234, 0x5678, "X1", "Mystery gadget", "keyboard")
-    await trio.sleep(SCAN_INTERVAL * 5)
-    lines = [r.getMessage() for r in caplog.records if "ignoring unknown" in r.getMessage()]
+
+    def ignored() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "ignoring unknown" in r.getMessage()]
+
+    async def logged() -> list[str]:
+        return ignored()
+    await wait_until(logged)
+    await trio.sleep(SCAN_INTERVAL * 5)  # later scans see it again: still one line
+    lines = ignored()
     assert len(lines) == 1 and "1234:5678" in lines[0] and "Mystery gadget" in lines[0]
     assert "device.X1" not in dict(await edge.tree.ask("devices", "which_children"))
 
@@ -291,23 +323,31 @@ async def test_malformed_device_bytes_never_crash_an_actor(
     assert (await status(edge, "scanner-1"))["state"] == "ready"
 
 
+async def test_a_sale_with_its_drawer_unplugged_completes_and_tells_the_cashier(
+        edge, hardware: SimulatedStore, http: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
+    await all_ready(edge)
+    hardware.unplug("drawer-2")
+    await wait_state(edge, "drawer-2", "down")
+    async with live_events(http, edge) as seen:
+        async def told() -> list[dict]:
+            return [e for e in seen if e.get("type") == "till_message"]
+        receipt = await sell(http, edge.url, [(MILK, 1)], till="till-2")
+        messages = await wait_until(told)
+    assert messages == [{"type": "till_message", "till": "till-2",
+                         "error": "drawer drawer-2 is unplugged: open it with its key"}]
+    assert receipt["seq"] == 1  # the sale is committed all the same
+    assert hardware.serial["drawer-2"].kicks == []  # type: ignore[attr-defined]
+
+
 async def test_device_status_streams_live_to_the_web_till(
         edge, hardware: SimulatedStore, http: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
     await all_ready(edge)
-    seen: list[dict] = []
-    async with http.stream("GET", f"{edge.url}/api/events") as stream:
-        async def read() -> None:
-            async for line in stream.aiter_lines():
-                if line.startswith("data: "):
-                    seen.append(json.loads(line[6:]))
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(read)
-            await wait_until(lambda: _has(seen, "receipt-printer", "ready"))  # the snapshot comes first
-            hardware.unplug("receipt-printer")
-            await wait_until(lambda: _has(seen, "receipt-printer", "down"), timeout=10)
-            hardware.plug("receipt-printer")
-            await wait_until(lambda: _has_after_down(seen, "receipt-printer"), timeout=10)
-            nursery.cancel_scope.cancel()
+    async with live_events(http, edge) as seen:
+        await wait_until(lambda: _has(seen, "receipt-printer", "ready"))  # the snapshot comes first
+        hardware.unplug("receipt-printer")
+        await wait_until(lambda: _has(seen, "receipt-printer", "down"), timeout=10)
+        hardware.plug("receipt-printer")
+        await wait_until(lambda: _has_after_down(seen, "receipt-printer"), timeout=10)
 
 
 async def _has(seen: list[dict], device: str, state: str) -> bool:

@@ -21,6 +21,7 @@ from drivers.hid_backend import HidBackend, HidDeviceInfo, HidHandle, RealHidBac
 from drivers.hid_scanner import (MAX_BARCODE_LEN, HidScanner, KeyboardWedgeDecoder, PosReportAssembler,
                                  decode_pos_report)
 from mocks.hid_bus import HidBusClient, HidBusServer, SimulatedHidBus, keyboard_reports, pos_reports
+from tests.leaks import new_threads
 
 POS = b"sim-pos-0"
 KBD = b"sim-kbd-0"
@@ -62,13 +63,9 @@ def type_keys(decoder: KeyboardWedgeDecoder, reports: list[bytes]) -> list[str]:
 def no_leaked_threads() -> Iterator[None]:
     before = set(threading.enumerate())
     yield
-    deadline = time.monotonic() + 2
-    while time.monotonic() < deadline:
-        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-        if not leaked:
-            return
-        time.sleep(0.01)
-    pytest.fail(f"leaked threads: {leaked}")
+    leaked = new_threads(before)
+    if leaked:
+        pytest.fail(f"leaked threads: {leaked}")
 
 
 @pytest.fixture

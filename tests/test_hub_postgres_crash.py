@@ -49,8 +49,11 @@ async def test_sales_land_exactly_once_across_a_postgres_kill_9(
         await wait_until(lambda: _equal(_sales(url), 3))
 
         await trio.to_thread.run_sync(own_postgres.kill)
-        health = await http.get(f"{hub.url}/healthz")
-        assert health.status_code == 503 and health.json()["status"] == "failing"
+
+        async def failing() -> dict | None:
+            health = await http.get(f"{hub.url}/healthz")
+            return health.json() if health.status_code == 503 else None
+        assert (await wait_until(failing, timeout=10))["status"] == "failing"
         made += [await sell(http, edge.url, [(COFFEE, n)]) for n in range(1, 6)]  # the store does not notice
         await trio.sleep(1.5)  # the hub fetches, fails to commit, naks, backs off
 

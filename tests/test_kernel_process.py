@@ -42,7 +42,7 @@ class Scribe(Actor):
 
 
 def program(mode: str, journal: str) -> int:
-    bomb = 0.05 if mode == "fail" else None
+    bomb = 0.5 if mode == "fail" else None
     spec = SupervisorSpec("root", [
         ChildSpec("a", Scribe, (journal, "a")),
         ChildSpec("b", Scribe, (journal, "b")),

@@ -51,7 +51,7 @@ async def test_run_does_not_block_trio(seam: AsyncioSeam) -> None:
         nursery.start_soon(ticker)
         await seam.run(asyncio.sleep, 0.2)
         nursery.cancel_scope.cancel()
-    assert ticks >= 12
+    assert ticks >= 4  # ~20 possible; a blocked loop would give 0 or 1
 
 
 async def test_cancelling_the_trio_task_cancels_the_asyncio_task(seam: AsyncioSeam) -> None:
@@ -124,9 +124,10 @@ def test_run_blocking_on_the_loop_thread_is_refused(seam: AsyncioSeam) -> None:
 
 
 def test_stop_cancels_leftover_tasks_and_closes_the_loop() -> None:
-    cancelled = threading.Event()
+    running, cancelled = threading.Event(), threading.Event()
 
     async def leftover() -> None:
+        running.set()
         try:
             await asyncio.sleep(60)
         except asyncio.CancelledError:
@@ -136,7 +137,7 @@ def test_stop_cancels_leftover_tasks_and_closes_the_loop() -> None:
     seam = AsyncioSeam()
     seam.start()
     seam.loop.call_soon_threadsafe(lambda: seam.loop.create_task(leftover()))
-    time.sleep(0.02)
+    assert running.wait(5)
     seam.stop()
     assert cancelled.is_set()
     assert seam.loop.is_closed()

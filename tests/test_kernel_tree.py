@@ -37,7 +37,7 @@ async def test_tree_ask_does_not_block_the_trio_loop() -> None:
             assert await tree.ask("slow", "sleep", 0.3) == 0.3
             assert time.monotonic() - begun >= 0.3
             nursery.cancel_scope.cancel()
-    assert ticks >= 20  # ~30 possible; a blocked loop would give 0 or 1
+    assert ticks >= 5  # ~30 possible; a blocked loop would give 0 or 1
 
 
 async def test_many_concurrent_asks_from_trio() -> None:
@@ -58,13 +58,13 @@ async def test_registry_ask_from_a_thread_waits_for_the_restarted_instance() -> 
     journal = Journal()
     async with supervision_tree(sup([worker(journal, "a", start_delay=0.15)])) as tree:
         first = await tree.ask("a", "ping")
+        begun = time.monotonic()
         with pytest.raises(Boom):
             await tree.ask("a", "crash")
-        begun = time.monotonic()
         # The successor spends 0.15 s in started(): a blocking ask from a plain thread waits for it.
         second = await trio.to_thread.run_sync(lambda: tree.registry.ask("a", "ping", timeout=2.0))
         assert second != first
-        assert time.monotonic() - begun > 0.05
+        assert time.monotonic() - begun >= 0.15
         assert tree.registry.get("a").actor_urn == second
 
 
@@ -175,9 +175,9 @@ async def test_send_after_delivers_later_and_not_after_stop() -> None:
         await tree.ask("a", "tick_after", 0.05)
         await journal.wait_for(lambda: journal.events("tick"))
         (_, _, waited), = journal.events("tick")
-        assert 0.045 <= waited < 0.5
-        await tree.ask("a", "tick_after", 0.05)
-    await trio.sleep(0.1)  # the tree (and "a") stopped before the tick was due
+        assert 0.045 <= waited < 1.0
+        await tree.ask("a", "tick_after", 0.5)
+    await trio.sleep(0.7)  # the tree (and "a") stopped before the tick was due
     assert len(journal.events("tick")) == 1
 
 

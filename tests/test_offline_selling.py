@@ -29,7 +29,7 @@ async def test_edge_sells_with_nats_stopped_and_drains_when_it_returns(
         for number in range(5):
             started = time.perf_counter()
             offline_sales.append(await sell(http, edge.url, [(COFFEE, number + 1)]))
-            assert time.perf_counter() - started < 2.0, "a sale waited on the missing NATS"
+            assert time.perf_counter() - started < 5.0, "a sale waited on the missing NATS"
         assert await edge.tree.ask("outbox", "depth") == 5
         assert [sale["seq"] for sale in offline_sales] == [2, 3, 4, 5, 6]
 

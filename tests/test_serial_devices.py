@@ -34,6 +34,7 @@ from mocks.payment_terminal import MASKED_CARD, PaymentTerminalMock
 from mocks.pty_device import PtySerialDevice
 from mocks.serial_printer import SerialPrinterMock
 from mocks.serial_scanner import SerialScannerMock
+from tests.leaks import new_threads, open_ptys
 
 TIMEOUT = 0.3  # driver timeouts; the mocks answer in well under 1 ms
 WAIT = 2.0  # upper bound for a mock to process what was sent
@@ -81,7 +82,7 @@ def test_port_is_a_stable_symlink_to_a_raw_pty(dev: Path) -> None:
 
 
 def test_plug_cycles_leak_no_fds_or_threads(dev: Path) -> None:
-    fds, threads = len(os.listdir("/proc/self/fd")), threading.active_count()
+    ptys, threads = open_ptys(), set(threading.enumerate())
     scanner = SerialScannerMock(dev / "scanner")
     for i in range(20):
         scanner.plug()
@@ -94,7 +95,7 @@ def test_plug_cycles_leak_no_fds_or_threads(dev: Path) -> None:
             driver.read_barcodes(WAIT)
         driver.close()
     scanner.close()
-    assert (len(os.listdir("/proc/self/fd")), threading.active_count()) == (fds, threads)
+    assert open_ptys() - ptys == set() and new_threads(threads) == []
 
 
 # -- scanner -------------------------------------------------------------------------
