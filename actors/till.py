@@ -26,6 +26,7 @@ from novapos.wire.ids import uuid7
 log = logging.getLogger(__name__)
 
 SALES = Counter("novapos_edge_sales_completed_total", "Sales committed to the outbox", ["till"])
+VOIDED = Counter("novapos_edge_carts_voided_total", "Carts voided before completion", ["till"])
 
 MAX_QUANTITY = 9999
 COMMIT_TIMEOUT_S = 30.0  # a slow disk must not turn a committed sale into a crashed till
@@ -121,11 +122,39 @@ class TillActor(Actor):
             self._cart.lines.append(Line(product, quantity))
         return self._changed()
 
+    def remove_line(self, sku: str) -> dict[str, Any] | Rejected:
+        """Take a line off the cart: scanned by mistake, or the customer changed their mind."""
+        if self._session is None:
+            return Rejected("conflict", f"till {self.till_id} has no open session")
+        if self._cart.tendered:
+            return Rejected("conflict", "payment has started: void the tenders (give the cash back) before removing lines")
+        line = next((line for line in self._cart.lines if line.product.sku == sku), None)
+        if line is None:
+            return Rejected("not_found", f"the cart has no line for {sku!r}")
+        self._cart.lines.remove(line)
+        return self._changed()
+
+    def void_cart(self) -> dict[str, Any] | Rejected:
+        """Abandon the cart (the customer left): its lines and any cash taken go, and a new cart begins.
+
+        Nothing is committed, so the old cart's id can never complete; it is logged and counted."""
+        if self._session is None:
+            return Rejected("conflict", f"till {self.till_id} has no open session")
+        if not self._cart.lines and not self._cart.tendered:
+            return Rejected("conflict", "the cart is already empty")
+        voided, total = self._cart, self._total()
+        self._cart = Cart()
+        VOIDED.labels(self.till_id).inc()
+        log.warning("till %s: cart %s voided by %s: %d lines, total %s, cash given back %s", self.till_id,
+                    voided.id, self._session["cashier"], len(voided.lines), total.format(),
+                    Money(sum(voided.tendered), self.currency).format())
+        return self._changed()
+
     def close_session(self) -> dict[str, Any] | Rejected:
         if self._session is None:
             return Rejected("conflict", f"till {self.till_id} has no open session")
         if self._cart.lines:
-            return Rejected("conflict", "the cart is not empty: complete the sale first")
+            return Rejected("conflict", "the cart is not empty: complete the sale or void the cart first")
         log.info("till %s: session of %s closed", self.till_id, self._session["cashier"])
         self._session = None
         return self._changed()

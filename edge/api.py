@@ -84,6 +84,12 @@ def build_api(config: StoreConfig, tree: Tree, events: EventHub) -> Starlette:
     async def void_tenders(request: Request) -> Response:
         return await ask_till(request, "void_tenders")
 
+    async def remove_line(request: Request) -> Response:
+        return await ask_till(request, "remove_line", request.path_params["sku"])
+
+    async def void_cart(request: Request) -> Response:
+        return await ask_till(request, "void_cart")
+
     async def add_line(request: Request) -> Response:
         body = await json_body(request)
         barcode = _string(body, "barcode")
@@ -160,6 +166,8 @@ def build_api(config: StoreConfig, tree: Tree, events: EventHub) -> Starlette:
         Route("/api/tills/{till}/session", open_session, methods=["POST"]),
         Route("/api/tills/{till}/session", close_session, methods=["DELETE"]),
         Route("/api/tills/{till}/lines", add_line, methods=["POST"]),
+        Route("/api/tills/{till}/lines/{sku}", remove_line, methods=["DELETE"]),
+        Route("/api/tills/{till}/cart", void_cart, methods=["DELETE"]),
         Route("/api/tills/{till}/tenders", tender, methods=["POST"]),
         Route("/api/tills/{till}/tenders", void_tenders, methods=["DELETE"]),
         Route("/api/tills/{till}/complete", complete, methods=["POST"]),

@@ -22,8 +22,8 @@ def _post(summary: str, body: dict[str, Any] | None, ok: dict[str, Any], errors:
     return {"post": operation}
 
 
-def _delete(summary: str, errors: tuple[int, ...]) -> dict[str, Any]:
-    return {"summary": summary, "parameters": [_TILL],
+def _delete(summary: str, errors: tuple[int, ...], *more: dict[str, Any]) -> dict[str, Any]:
+    return {"summary": summary, "parameters": [_TILL, *more],
             "responses": {"200": _STATE, **{str(code): _ERROR for code in errors}}}
 
 
@@ -45,6 +45,12 @@ def openapi_document() -> dict[str, Any]:
                     "barcode": {"type": "string", "maxLength": 64},
                     "quantity": {"type": "integer", "minimum": 1, "maximum": 9999, "default": 1}}},
                 _STATE, (400, 404, 409, 422)),
+            "/api/tills/{till}/lines/{sku}": {"delete": _delete(
+                "Remove a line from the cart (before any tender)", (404, 409),
+                {"name": "sku", "in": "path", "required": True, "schema": {"type": "string"}})},
+            "/api/tills/{till}/cart": {"delete": _delete(
+                "Void the cart: its lines and tenders go (cash back), a new cart begins; nothing is sold",
+                (404, 409))},
             "/api/tills/{till}/tenders": {**_post(
                 "Take a cash tender", {"type": "object", "required": ["amount_minor"], "properties": {
                     "method": {"type": "string", "enum": ["cash"], "default": "cash"},

@@ -38,8 +38,9 @@ def chip(browser: webdriver.Chrome, device: str) -> str:
 
 
 def make_a_sale_in_the_page(url: str, printer: MockNetworkPrinter, screenshot: str | None) -> str:
-    """Drive the page as a cashier: open a session, tap two products, take cash, complete; then watch the
-    printer's status chip follow an unplug and a replug. Returns the sale's message."""
+    """Drive the page as a cashier: open a session, tap products and take one off again, take cash,
+    complete, close the session; then watch the printer's status chip follow an unplug and a replug.
+    Returns the sale's message."""
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM  # type: ignore[assignment]
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -60,6 +61,11 @@ def make_a_sale_in_the_page(url: str, printer: MockNetworkPrinter, screenshot: s
         wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "lines"), "2 × Ground coffee"))
         products[1].click()
         wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "total"), "11.27 EUR"))
+        products[2].click()  # one too many: the cashier takes it off again
+        wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "total"), "14.76 EUR"))
+        browser.find_element(By.CSS_SELECTOR, "#lines button.remove[data-sku='BRD-SD']").click()
+        wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "total"), "Total 11.27 EUR"))
+        assert "Sourdough" not in browser.find_element(By.ID, "lines").text
         cash = browser.find_element(By.ID, "cash")
         cash.clear()
         cash.send_keys("20")  # as a cashier types it: units, not minor units
@@ -71,6 +77,8 @@ def make_a_sale_in_the_page(url: str, printer: MockNetworkPrinter, screenshot: s
         message = browser.find_element(By.ID, "message").text
         complete.click()  # an impatient second click must not make a second sale
         wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "message"), "cart is empty"))
+        browser.find_element(By.ID, "close").click()  # end of shift
+        wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "who"), "No session open"))
 
         wait.until(lambda b: chip(b, "receipt-printer") == "ready")
         printer.set_online(False)
