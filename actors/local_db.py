@@ -1,4 +1,5 @@
-"""The store box's own SQLite file: the event outbox, the print spool and the completed carts.
+"""The store box's own SQLite file: the event outbox, the print spool, the completed carts and
+each till's open session and cart.
 
 One file so that a sale, its receipt's print job and its idempotency key (the cart it completed)
 commit in ONE transaction: a sale the cashier saw complete always has its receipt queued, and a
@@ -82,7 +83,13 @@ def _version_1(db: sqlite3.Connection) -> None:
     _run(db, _PRINT_JOBS)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_version_1]
+def _version_2(db: sqlite3.Connection) -> None:
+    """Open tills: a till's session and cart survive its actor's restart and the process's."""
+    db.execute("CREATE TABLE IF NOT EXISTS open_tills (till TEXT PRIMARY KEY, state TEXT NOT NULL, "
+               "saved_at REAL NOT NULL)")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_version_1, _version_2]
 """Migration N+1 takes a file at user_version N to N+1. Append; never edit one that has shipped."""
 
 

@@ -1,5 +1,8 @@
 """One till: a cashier's session, the cart, cash tenders, and completing the sale.
 
+The session and the cart are saved on every change (actors.open_tills), so a restarted till, or a
+restarted process, carries on where the cashier was.
+
 The sale is complete only once the outbox actor has committed it to disk; then the drawer opens
 (locally, at once), the receipt is spooled for the till's printer and the forwarder is woken; the
 cashier waits for none of these. Every change of the till's state is published, so the web till
@@ -10,12 +13,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import Counter
 
 from actors.devices.context import SPOOLER, Notify, device_actor_name
 from actors import customer_screen
+from actors.open_tills import OpenTills
 from actors.outbox import Committed
 from actors.protocol import Rejected
 from edge_runtime import Actor
@@ -65,8 +70,10 @@ class TillActor(Actor):
     """State of one till; its public methods are the till's protocol (answers are plain dicts)."""
 
     def __init__(self, till_id: str, currency: str, products: tuple[Product, ...], store_name: str,
-                 devices: TillDevices, notify: Notify) -> None:
+                 devices: TillDevices, notify: Notify, db_path: Path) -> None:
         super().__init__()
+        self._db_path = db_path
+        self._saved: OpenTills | None = None
         self.till_id = till_id
         self.currency = currency
         self._store_name = store_name
@@ -75,8 +82,19 @@ class TillActor(Actor):
         self._display = devices.display
         self._notify = notify
         self._by_barcode = {product.barcode: product for product in products}
+        self._by_sku = {product.sku: product for product in products}
         self._session: dict[str, str] | None = None
         self._cart = Cart()
+
+    def started(self) -> None:
+        self._saved = OpenTills(self._db_path)
+        saved = self._saved.load(self.till_id)
+        if saved is not None:
+            self._restore(saved)
+
+    def stopping(self) -> None:
+        if self._saved is not None:
+            self._saved.close()
 
     def _total(self) -> Money:
         total = Money(0, self.currency)
@@ -225,6 +243,33 @@ class TillActor(Actor):
         self._changed(show=False)  # the customer keeps seeing their change until the next scan
         return receipt
 
+    def _restore(self, saved: dict[str, Any]) -> None:
+        """Take up the saved session and cart. What no longer makes sense is dropped with a log line,
+        never a failed start: a product gone from the catalog loses its line, and a cart that was
+        completed just before the restart (its sale is on disk) gives way to a new one."""
+        session, cart = saved.get("session"), saved.get("cart")
+        if isinstance(session, dict) and all(isinstance(session.get(k), str) for k in ("id", "cashier")):
+            self._session = {"id": session["id"], "cashier": session["cashier"]}
+        if self._session is None or not isinstance(cart, dict) or not isinstance(cart.get("id"), str):
+            return
+        if self.registry.ask("outbox", "committed", cart["id"]) is not None:
+            log.info("till %s: cart %s was completed before the restart; starting a new cart", self.till_id, cart["id"])
+            return
+        lines = []
+        for saved_line in cart.get("lines") if isinstance(cart.get("lines"), list) else []:
+            sku, quantity = (saved_line.get("sku"), saved_line.get("quantity")) if isinstance(saved_line, dict) \
+                else (None, None)
+            product = self._by_sku.get(sku) if isinstance(sku, str) else None
+            if product is None or type(quantity) is not int or not 1 <= quantity <= MAX_QUANTITY:
+                log.warning("till %s: dropping saved line %r: no such product or quantity", self.till_id, saved_line)
+                continue
+            lines.append(Line(product, quantity))
+        amounts = cart.get("tendered") if isinstance(cart.get("tendered"), list) else []
+        tendered = [amount for amount in amounts if type(amount) is int and amount > 0]
+        self._cart = Cart(cart["id"], lines, tendered if lines else [])
+        log.info("till %s: carried on after a restart: session of %s, %d lines, %s tendered", self.till_id,
+                 self._session["cashier"], len(lines), Money(sum(self._cart.tendered), self.currency).format())
+
     @staticmethod
     def _receipt(committed: Committed, cart_id: str) -> dict[str, Any]:
         return {"sale": str(committed.id), "seq": committed.seq, "cart": cart_id, **committed.body}
@@ -250,6 +295,12 @@ class TillActor(Actor):
                       "error": f"drawer {self._drawer} {why}: open it with its key"})
 
     def _changed(self, show: bool = True) -> dict[str, Any]:
+        assert self._saved is not None
+        self._saved.save(self.till_id, {
+            "session": self._session,
+            "cart": {"id": self._cart.id, "tendered": self._cart.tendered,
+                     "lines": [{"sku": line.product.sku, "quantity": line.quantity} for line in self._cart.lines]},
+        })
         state = self.state()
         self._notify({"type": "till", "till": self.till_id, "state": state})
         if show:

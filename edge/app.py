@@ -52,11 +52,12 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify) -> Supervi
     def serving(till: str) -> TillDevices:
         return TillDevices(*(getattr(devices.for_till(kind, till), "name", None)
                              for kind in ("printer", "drawer", "display")))
+    db_path = config.state_dir / local_db.FILE_NAME
     tills = [ChildSpec(f"till.{till}", TillActor, (till, config.currency, config.products, config.store,
-                                                    serving(till), notify)) for till in config.tills]
+                                                    serving(till), notify, db_path)) for till in config.tills]
     return SupervisorSpec("edge", strategy=Strategy.ONE_FOR_ONE, intensity=5, period=10.0, children=[
-        ChildSpec("outbox", OutboxActor, (config.state_dir / local_db.FILE_NAME, config.tenant, config.store)),
-        ChildSpec(SPOOLER, PrintSpoolerActor, (config.state_dir / local_db.FILE_NAME, config.store)),
+        ChildSpec("outbox", OutboxActor, (db_path, config.tenant, config.store)),
+        ChildSpec(SPOOLER, PrintSpoolerActor, (db_path, config.store)),
         ChildSpec("forwarder", ForwarderActor,
                   (seam, config.nats_url, f"edge-{config.tenant}-{config.store}", config.forward_batch)),
         # rest_for_one: if the device supervisor gives up and restarts (empty), the manager restarts

@@ -1,4 +1,5 @@
-"""A sale the till reported complete survives kill -9 of the edge process while NATS is down."""
+"""A sale the till reported complete survives kill -9 of the edge process while NATS is down, and so
+does a cart still being scanned."""
 
 from __future__ import annotations
 
@@ -51,6 +52,11 @@ async def test_completed_sales_survive_kill_9_and_land_once(
 
         edge = await _start_edge(config, nats_server.url, url, http)
         receipts = [await sell(http, url, [(COFFEE, n), (MILK, 1)]) for n in (1, 2, 3)]
+        # Meanwhile on till-2 a basket is half scanned: the cashier must not have to scan it again.
+        till_2 = f"{url}/api/tills/till-2"
+        assert (await http.post(f"{till_2}/session", json={"cashier": "bob"})).status_code == 200
+        for barcode, quantity in ((COFFEE, 2), (MILK, 1)):
+            open_cart = (await http.post(f"{till_2}/lines", json={"barcode": barcode, "quantity": quantity})).json()
         edge.send_signal(signal.SIGKILL)  # receipts may still be spooled: they must print after the restart
         edge.wait()
         spool = local_db.connect(tmp_path / "store-001" / local_db.FILE_NAME)
@@ -60,6 +66,7 @@ async def test_completed_sales_survive_kill_9_and_land_once(
         await trio.to_thread.run_sync(nats_server.start)
         edge = await _start_edge(config, nats_server.url, url, http)
         try:
+            assert (await http.get(till_2)).json() == open_cart  # same session, cart id, lines and total
             # The cashier never saw the last answer (the box died): resending it finds the sale on disk.
             resent = await http.post(f"{url}/api/tills/till-1/complete", json={"cart": receipts[-1]["cart"]})
             assert resent.status_code == 200 and resent.json()["sale"] == receipts[-1]["sale"]

@@ -1,0 +1,114 @@
+"""A till carries on after its actor or its process restarts: same session, same cart, same cash."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from actors import local_db
+from edge.app import run_edge
+from novapos.config import StoreConfig
+from tests.conftest import wait_until
+from tests.pos import COFFEE, MILK, sell
+
+
+@asynccontextmanager
+async def running_edge(config: StoreConfig) -> AsyncIterator[Any]:
+    async with trio.open_nursery() as nursery:
+        yield await nursery.start(run_edge, config)
+        nursery.cancel_scope.cancel()
+
+
+def save_directly(config: StoreConfig, till: str, state: str) -> None:
+    """Write a till's saved state as the file would hold it (what a crash or a bad disk left)."""
+    db = local_db.connect(config.state_dir / local_db.FILE_NAME)
+    db.execute("INSERT OR REPLACE INTO open_tills (till, state, saved_at) VALUES (?, ?, 0)", (till, state))
+    db.close()
+
+
+async def half_scanned(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
+    assert (await http.post(f"{url}/session", json={"cashier": "alice"})).status_code == 200
+    await http.post(f"{url}/lines", json={"barcode": COFFEE, "quantity": 2})
+    await http.post(f"{url}/lines", json={"barcode": MILK})
+    return (await http.post(f"{url}/tenders", json={"amount_minor": 500})).json()
+
+
+async def test_a_restarted_till_actor_carries_on_with_its_cart(
+        store_config: StoreConfig, http: httpx.AsyncClient) -> None:
+    async with running_edge(store_config) as edge:
+        url = f"{edge.url}/api/tills/till-1"
+        before = await half_scanned(http, url)
+        restarts = edge.tree.restarts
+        await trio.to_thread.run_sync(lambda: edge.tree.registry.get("till.till-1").stop(block=True))
+
+        async def restarted() -> bool:
+            return edge.tree.restarts > restarts
+        await wait_until(restarted)
+        assert (await http.get(url)).json() == before
+        await http.post(f"{url}/tenders", json={"amount_minor": 1000})
+        receipt = (await http.post(f"{url}/complete", json={"cart": before["cart"]})).json()
+        assert receipt["cart"] == before["cart"] and receipt["total"]["minor"] == 2 * 499 + 129
+        assert receipt["change"]["minor"] == 1500 - (2 * 499 + 129)
+
+
+async def test_session_and_cart_survive_a_process_restart(
+        store_config: StoreConfig, http: httpx.AsyncClient) -> None:
+    async with running_edge(store_config) as edge:
+        before = await half_scanned(http, f"{edge.url}/api/tills/till-2")
+        sold = await sell(http, edge.url, [(MILK, 1)])  # till-1 sells meanwhile: its cart starts afresh
+    async with running_edge(store_config) as edge:
+        assert (await http.get(f"{edge.url}/api/tills/till-2")).json() == before
+        till_1 = (await http.get(f"{edge.url}/api/tills/till-1")).json()
+        assert till_1["lines"] == [] and till_1["cart"] != sold["cart"] and till_1["session"]["cashier"] == "alice"
+
+
+async def test_a_cart_completed_just_before_a_crash_is_not_taken_up_again(
+        store_config: StoreConfig, http: httpx.AsyncClient) -> None:
+    """kill -9 between the sale's commit and the cart's save leaves the sold cart saved: it must not
+    come back, or lines added to it would be 'completed' into the old sale and never sold."""
+    async with running_edge(store_config) as edge:
+        url = f"{edge.url}/api/tills/till-1"
+        before = await half_scanned(http, url)
+        await http.post(f"{url}/tenders", json={"amount_minor": 1000})
+        receipt = (await http.post(f"{url}/complete", json={"cart": before["cart"]})).json()
+    stale = {"session": before["session"], "cart": {"id": before["cart"], "tendered": [500, 1000],
+             "lines": [{"sku": "COF-250", "quantity": 2}, {"sku": "MLK-1L", "quantity": 1}]}}
+    save_directly(store_config, "till-1", json.dumps(stale))
+    async with running_edge(store_config) as edge:
+        url = f"{edge.url}/api/tills/till-1"
+        state = (await http.get(url)).json()
+        assert state["session"] == before["session"] and state["lines"] == [] and state["cart"] != before["cart"]
+        resent = (await http.post(f"{url}/complete", json={"cart": before["cart"]})).json()
+        assert resent["sale"] == receipt["sale"]  # the old cart still answers with its receipt
+        assert await edge.tree.ask("outbox", "depth") == 1
+
+
+async def test_an_unreadable_or_stale_saved_cart_never_stops_a_till(
+        store_config: StoreConfig, http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture) -> None:
+    async with running_edge(store_config):
+        pass  # creates the file
+    save_directly(store_config, "till-1", '{"session": {"id": "s", "cashier": "al')  # torn
+    save_directly(store_config, "till-2", json.dumps({
+        "session": {"id": "s2", "cashier": "bob"},
+        "cart": {"id": "c2", "tendered": [-5, "x"], "lines": [
+            {"sku": "GONE-1", "quantity": 1},  # dropped from the catalog since
+            {"sku": "MLK-1L", "quantity": 0}, {"sku": ["MLK-1L"], "quantity": 1}, "junk",
+            {"sku": "MLK-1L", "quantity": 3}]}}))
+    with caplog.at_level(logging.WARNING, logger="actors"):
+        async with running_edge(store_config) as edge:
+            till_1 = (await http.get(f"{edge.url}/api/tills/till-1")).json()
+            till_2 = (await http.get(f"{edge.url}/api/tills/till-2")).json()
+            assert edge.tree.healthy() and edge.tree.restarts == 0
+    assert till_1["session"] is None and till_1["lines"] == []
+    assert till_2["session"] == {"id": "s2", "cashier": "bob"} and till_2["cart"] == "c2"
+    assert [(line["sku"], line["quantity"]) for line in till_2["lines"]] == [("MLK-1L", 3)]
+    assert till_2["tendered"]["minor"] == 0
+    messages = "\n".join(record.getMessage() for record in caplog.records)
+    assert "till till-1: its saved cart cannot be read" in messages and "GONE-1" in messages
