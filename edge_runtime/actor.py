@@ -21,6 +21,7 @@ from edge_runtime import link as links
 from edge_runtime import timers
 from edge_runtime.errors import mark_crash
 from edge_runtime.future import CallbackFuture
+from edge_runtime.inbox import Inbox
 from edge_runtime.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -124,6 +125,15 @@ class Actor(pykka.ThreadingActor):
         super()._handle_failure(exc_type, exc_value, traceback)
 
     @staticmethod
+    def _create_actor_inbox() -> Inbox:
+        # pykka's extension point for the mailbox: ours closes before the last drain (see inbox).
+        return Inbox()
+
+    def _actor_loop_teardown(self) -> None:
+        self.actor_inbox.close()
+        super()._actor_loop_teardown()
+
+    @staticmethod
     def _create_future() -> CallbackFuture[Any]:
         # pykka's extension point for futures: ours can wake trio (see bridge.wait_future).
         return CallbackFuture()
@@ -160,6 +170,7 @@ class Actor(pykka.ThreadingActor):
             self.__exit_reason = self.__exit_reason or exc
             raise
         finally:
+            self._actor_loop_teardown()  # again if the loop ended normally: by then a no-op
             self.__release()  # a crash skips on_stop: release before a successor is started
             if self.__link is not None:
                 self.__link.down(self.actor_urn, self.__exit_reason)

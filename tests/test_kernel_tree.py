@@ -10,7 +10,8 @@ import trio
 
 from edge_runtime import Actor, Backoff, ChildSpec, SupervisorSpec, supervision_tree
 from tests.conftest import wait_until
-from tests.conftest_kernel import Boom, Journal, worker
+from edge_runtime.registry import proxy_call
+from tests.conftest_kernel import Boom, Journal, Worker, worker
 
 FAST = Backoff(initial=0.001, maximum=0.01, jitter=0.0)
 
@@ -141,6 +142,23 @@ async def test_a_child_is_reachable_by_name_from_its_first_message() -> None:
         journal = Journal()
         async with supervision_tree(sup([ChildSpec("bird", EarlyBird, (journal,))])):
             await journal.wait_for(lambda: journal.events("second") == [("second",)])
+
+
+def test_mail_that_races_an_actors_death_is_refused_not_lost() -> None:
+    """pykka checks is_alive() and then enqueues: mail that lands after the dying actor's last drain
+    must still be answered (ActorDeadError, so the registry redelivers), never wait out a timeout."""
+    journal = Journal()
+    ref = Worker.start(journal, "w")
+    assert ref.ask(proxy_call("ping", (), {}), timeout=5)
+    ref.stop(block=True)
+    ref.actor_stopped.clear()  # as seen by a sender that checked is_alive() just before the death
+    begun = time.monotonic()
+    with pytest.raises(pykka.ActorDeadError):
+        ref.ask(proxy_call("ping", (), {}), timeout=5)
+    with pytest.raises(pykka.ActorDeadError):
+        ref.tell(proxy_call("ping", (), {}))
+    assert ref.stop(block=True, timeout=5) is True
+    assert time.monotonic() - begun < 4  # answered at once, not after a timeout
 
 
 async def test_actors_reach_each_other_by_name_across_restarts() -> None:
