@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench browser clean
+.PHONY: demo test lint bench browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,8 +15,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/novapos demo
 
-test: $(STAMP) browser
+test: lint browser
 	$(BIN)/python -m pytest
+
+# ruff, then mypy on everything, then mypy --strict on the parts others build on.
+STRICT := edge_runtime novapos/wire novapos/money.py novapos/validators.py
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/mypy --strict $(STRICT)
 
 # The web till's UI test drives Debian's Chromium; install it when missing and we may (root).
 browser:

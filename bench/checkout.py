@@ -32,7 +32,7 @@ from bench.figures import progress, summary
 from edge.app import run_edge
 from mocks.network_printer import MockNetworkPrinter
 from novapos.config import DeviceRule, DevicesConfig, StoreConfig, load_store
-from novapos.infra.embedded_nats import EmbeddedNats
+from novapos.demo.embedded_nats import EmbeddedNats
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 BARCODES = ("4006381333931", "5000112637922", "7622210449283")

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import trio
 
+from actors.printing.receipt import render_receipt
 from bench.figures import progress, summary
-from actors.receipt import render_receipt
 from drivers.buses import probe_network, scan_hid, scan_serial
 from drivers.escpos_printer import EscPosPrinter
 from drivers.serial_scanner import SerialScanner
@@ -41,7 +41,7 @@ from edge.app import RunningEdge, run_edge
 from mocks.hid_bus import HidBusClient
 from mocks.store import SimulatedStore
 from novapos.config import StoreConfig, load_devices, load_store
-from novapos.infra.embedded_nats import EmbeddedNats
+from novapos.demo.embedded_nats import EmbeddedNats
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 

@@ -33,15 +33,15 @@ import asyncpg
 import nats
 import trio
 
+from actors.storage.forwarder import ForwarderActor
+from actors.storage.outbox import Outbox, OutboxActor
 from bench.figures import progress, summary
-from actors.forwarder import ForwarderActor
-from actors.outbox import Outbox, OutboxActor
 from edge_runtime import AsyncioSeam, ChildSpec, SupervisorSpec, supervision_tree
 from hub.app import run_hub
+from novapos.adapters.nats import INGEST_CONSUMER, NatsLink
 from novapos.config import HubConfig
-from novapos.infra.embedded_nats import EmbeddedNats
-from novapos.infra.embedded_postgres import EmbeddedPostgres
-from novapos.nats_link import INGEST_CONSUMER, NatsLink
+from novapos.demo.embedded_nats import EmbeddedNats
+from novapos.demo.embedded_postgres import EmbeddedPostgres
 
 BATCH = 256
 
@@ -84,7 +84,7 @@ async def sql(url: str, statement: str, *args: object) -> object:
 
 async def wait_for_sales(url: str, events: int) -> float:
     started = time.perf_counter()
-    while int(await sql(url, "SELECT count(*) FROM sales")) < events:  # type: ignore[arg-type]
+    while int(await sql(url, "SELECT count(*) FROM sales")) < events:  # type: ignore[call-overload]
         await trio.sleep(0.05)
     return time.perf_counter() - started
 
@@ -169,7 +169,7 @@ async def main(events: int) -> dict[str, object]:
                     await trio.sleep(0.02)
                 replayed = time.perf_counter() - started
                 nursery.cancel_scope.cancel()
-            total = int(await sql(url, "SELECT count(*) FROM sales"))  # type: ignore[arg-type]
+            total = int(await sql(url, "SELECT count(*) FROM sales"))  # type: ignore[call-overload]
             progress("floor: the same rows by raw batched COPY")
             floor = await trio.to_thread.run_sync(insert_floor, url, events)
     return {

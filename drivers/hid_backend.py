@@ -37,9 +37,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from drivers.errors import DeviceGone
 
@@ -86,7 +87,7 @@ class HidBackend(Protocol):
 
 
 def _import_hid() -> ModuleType:
-    import hid  # noqa: PLC0415 - lazy on purpose: the native library may be missing
+    import hid
 
     return hid
 
@@ -126,7 +127,7 @@ class RealHidBackend:
             return []
         try:
             raw = hid.enumerate(0, 0)
-        except Exception as exc:  # noqa: BLE001 - never crash the store over a bus listing
+        except Exception as exc:
             self._warn_once("enumerate", "hidapi enumerate failed: %s", exc)
             return []
         infos = []
@@ -196,5 +197,5 @@ class RealHidHandle:
         if device is not None:
             try:
                 device.close()
-            except Exception as exc:  # noqa: BLE001 - closing a vanished device must not raise
+            except Exception as exc:
                 log.debug("closing HID device %r: %s", self._path, exc)

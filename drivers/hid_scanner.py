@@ -40,8 +40,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 from drivers.errors import DeviceGone, DeviceProtocolError
 from drivers.hid_backend import HidBackend, HidHandle
@@ -78,7 +79,7 @@ _KEY_ERRORS = frozenset({0x01, 0x02, 0x03})  # ErrorRollOver, POSTFail, ErrorUnd
 KEY_CHARS: dict[int, tuple[str, str]] = {}
 for _i, _c in enumerate("abcdefghijklmnopqrstuvwxyz"):
     KEY_CHARS[0x04 + _i] = (_c, _c.upper())
-for _i, (_c, _s) in enumerate(zip("1234567890", "!@#$%^&*()")):
+for _i, (_c, _s) in enumerate(zip("1234567890", "!@#$%^&*()", strict=False)):
     KEY_CHARS[0x1E + _i] = (_c, _s)
 KEY_CHARS.update({
     0x2C: (" ", " "), 0x2D: ("-", "_"), 0x2E: ("=", "+"), 0x2F: ("[", "{"), 0x30: ("]", "}"),
@@ -349,7 +350,7 @@ class HidScanner:
         if handle is not None:
             try:
                 handle.close()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.debug("scanner %r: close: %s", self.path, exc)
 
     def __enter__(self) -> HidScanner:
@@ -409,7 +410,7 @@ class HidScanner:
                 barcode = self._pos.feed(report)
                 return [barcode] if barcode is not None else []
             return self._keyboard.feed(report)
-        except Exception:  # noqa: BLE001 - a decoder bug must not take the scanner down
+        except Exception:
             log.exception("scanner %r: report %s could not be decoded; discarded", self.path, bytes(report).hex())
             self._reset_decoders()
             return []

@@ -7,8 +7,9 @@ business refusal from the actor (actors.protocol.Rejected) becomes a 404/409/422
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pykka
 import trio
@@ -22,8 +23,8 @@ from actors.protocol import Rejected
 from edge.events import EventHub
 from edge.openapi import openapi_document
 from edge_runtime import Tree
+from novapos.adapters.http import ApiError, json_body, metrics, with_api_errors
 from novapos.config import StoreConfig
-from novapos.http import ApiError, json_body, metrics, with_api_errors
 
 STATUS = {"not_found": 404, "conflict": 409, "invalid": 422}
 STATIC = Path(__file__).parent / "static"

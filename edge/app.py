@@ -8,19 +8,19 @@ from pathlib import Path
 
 import trio
 
-from actors import local_db
 from actors.devices.context import MANAGER, SPOOLER, SUPERVISOR, DeviceContext, Notify
 from actors.devices.manager import DeviceManagerActor
-from actors.forwarder import ForwarderActor
-from actors.outbox import OutboxActor
-from actors.print_spooler import PrintSpoolerActor
-from actors.till import TillActor, TillDevices
+from actors.printing.spooler import PrintSpoolerActor
+from actors.storage import db as local_db
+from actors.storage.forwarder import ForwarderActor
+from actors.storage.outbox import OutboxActor
+from actors.till.actor import TillActor, TillDevices
 from drivers.hid_backend import HidBackend, RealHidBackend
 from edge.api import build_api
 from edge.events import EventHub
 from edge_runtime import AsyncioSeam, ChildSpec, Notifier, Strategy, SupervisorSpec, Tree, supervision_tree
+from novapos.adapters.http import serve
 from novapos.config import ConfigError, StoreConfig
-from novapos.http import serve
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,9 @@ subscriber does ever slows an actor.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import trio
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import pykka
 from pykka.messages import ProxyCall
@@ -130,7 +130,7 @@ class Actor(pykka.ThreadingActor):
         return Inbox()
 
     def _actor_loop_teardown(self) -> None:
-        self.actor_inbox.close()
+        cast(Inbox, self.actor_inbox).close()
         super()._actor_loop_teardown()
 
     @staticmethod

@@ -339,6 +339,7 @@ class Supervisor(Actor):
                 failure.append(reason)
                 started.set()
 
+        ref: pykka.ActorRef[Any]
         try:
             with binding(Link(child.name, self.registry, up, down)):
                 if isinstance(child.spec, ChildSpec):

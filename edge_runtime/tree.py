@@ -13,13 +13,14 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import pykka
 import trio
 
 from edge_runtime.bridge import call_soon, wait_future
 from edge_runtime.errors import TreeFailed, is_crash
+from edge_runtime.future import CallbackFuture
 from edge_runtime.link import Link, binding
 from edge_runtime.registry import Registry, proxy_call
 from edge_runtime.spec import ChildSpec, SupervisorSpec
@@ -79,7 +80,7 @@ class Tree:
                     wait = functools.partial(self.registry.wait_for, name, replacing=stale, timeout=timeout)
                     ref = await trio.to_thread.run_sync(wait, abandon_on_cancel=True)
                 future = ref.ask(call, block=False)
-                await wait_future(future)
+                await wait_future(cast(CallbackFuture[Any], future))  # our actors answer with these
                 try:
                     return future.get(timeout=0)
                 except pykka.ActorDeadError as exc:

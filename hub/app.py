@@ -12,9 +12,9 @@ from edge_runtime import AsyncioSeam, Notifier
 from hub.console.routes import build_console
 from hub.db import create_pool, migrate
 from hub.ingest_worker import run_ingest
+from novapos.adapters.http import serve
+from novapos.adapters.nats import NatsLink
 from novapos.config import HubConfig
-from novapos.http import serve
-from novapos.nats_link import NatsLink
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Sequence
 
 import asyncpg
 
@@ -67,7 +67,7 @@ class BatchResult:
     duplicates: int = 0
     rejected: int = 0
 
-    def __iadd__(self, other: "BatchResult") -> "BatchResult":
+    def __iadd__(self, other: BatchResult) -> BatchResult:
         self.applied += other.applied
         self.duplicates += other.duplicates
         self.rejected += other.rejected

@@ -23,7 +23,7 @@ from prometheus_client import Counter, Histogram
 
 from edge_runtime import AsyncioSeam
 from hub.ingest import BatchResult, Delivery, ingest
-from novapos.nats_link import NatsLink, fetch
+from novapos.adapters.nats import NatsLink, fetch
 
 log = logging.getLogger(__name__)
 

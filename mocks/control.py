@@ -10,8 +10,8 @@ import json
 import socket
 import socketserver
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 Handler = Callable[[list[str]], str]
 
@@ -27,7 +27,7 @@ class ControlServer:
         self._server: socketserver.ThreadingUnixStreamServer | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "ControlServer":
+    def start(self) -> ControlServer:
         handle = self._handle
 
         class Connection(socketserver.StreamRequestHandler):

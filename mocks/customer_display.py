@@ -259,4 +259,4 @@ class CustomerDisplayMock(PtySerialDevice):
         self._row, self._col, self._wrap_pending = row, col, False
 
     def _scroll(self) -> None:
-        self._cells = self._cells[1:] + [[" "] * self.columns]
+        self._cells = [*self._cells[1:], [" "] * self.columns]

@@ -17,8 +17,8 @@ simulated printers, which only add a transport.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 ESC, GS, FS, DLE = 0x1B, 0x1D, 0x1C, 0x10
 LF, HT = 0x0A, 0x09

@@ -7,7 +7,8 @@ and what a host would read back (real-time status bytes), and loses uncut text o
 from __future__ import annotations
 
 import threading
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 from mocks.escpos_parser import Cut, DrawerPulse, EscPosParser, Feed, Init, StatusRequest, Text
 

@@ -40,11 +40,28 @@ from typing import Any
 import msgpack
 
 from drivers.errors import DeviceGone
-from drivers.hid_backend import (USAGE_BARCODE_SCANNER, USAGE_KEYBOARD, USAGE_PAGE_BARCODE_SCANNER,
-                                 USAGE_PAGE_GENERIC_DESKTOP, HidDeviceInfo, HidHandle)
-from drivers.hid_scanner import (KEY_CHARS, KEY_ENTER, KEYBOARD_REPORT_SIZE, POS_AIM_OFFSET, POS_CODE_ID_OFFSET,
-                                 POS_DATA_MAX, POS_DATA_OFFSET, POS_FLAG_CONTINUED, POS_FLAGS_OFFSET,
-                                 POS_REPORT_ID, POS_REPORT_SIZE, ScannerMode)
+from drivers.hid_backend import (
+    USAGE_BARCODE_SCANNER,
+    USAGE_KEYBOARD,
+    USAGE_PAGE_BARCODE_SCANNER,
+    USAGE_PAGE_GENERIC_DESKTOP,
+    HidDeviceInfo,
+    HidHandle,
+)
+from drivers.hid_scanner import (
+    KEY_CHARS,
+    KEY_ENTER,
+    KEYBOARD_REPORT_SIZE,
+    POS_AIM_OFFSET,
+    POS_CODE_ID_OFFSET,
+    POS_DATA_MAX,
+    POS_DATA_OFFSET,
+    POS_FLAG_CONTINUED,
+    POS_FLAGS_OFFSET,
+    POS_REPORT_ID,
+    POS_REPORT_SIZE,
+    ScannerMode,
+)
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +279,7 @@ def _recv_frame(sock: socket.socket) -> Any:
     payload = _recv_exact(sock, length)
     try:
         return msgpack.unpackb(payload, raw=False)
-    except Exception as exc:  # noqa: BLE001 - msgpack raises several types on garbage
+    except Exception as exc:
         raise ValueError(f"undecodable payload: {exc}") from exc
 
 
@@ -398,7 +415,7 @@ class HidBusServer:
                 _send_frame(conn, reply)
         except (_WireError, OSError):
             pass  # client went away or spoke nonsense framing: drop this connection only
-        except Exception:  # noqa: BLE001 - never let one client kill the server
+        except Exception:
             log.exception("hid bus server: connection failed")
         finally:
             self._close_handles(handles)
@@ -413,7 +430,7 @@ class HidBusServer:
             return {"ok": False, "error": "gone", "message": str(exc)}
         except _BadRequest as exc:
             return {"ok": False, "error": "bad_request", "message": str(exc)}
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.exception("hid bus server: request %r failed", request)
             return {"ok": False, "error": "bad_request", "message": f"{type(exc).__name__}: {exc}"}
 
@@ -464,7 +481,7 @@ class HidBusServer:
         for handle in doomed:
             try:
                 handle.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.debug("hid bus server: closing a handle failed", exc_info=True)
 
 
@@ -577,6 +594,6 @@ class _ClientHandle:
                 return
             try:
                 _call(sock, {"op": "close", "handle": self._id}, self._io_margin)
-            except Exception:  # noqa: BLE001 - best effort: the server closes it with the connection anyway
+            except Exception:
                 pass
             self._drop()

@@ -22,7 +22,7 @@ import queue
 import selectors
 import socket
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from mocks.escpos_parser import EscPosParser
 from mocks.escpos_printer import SimulatedPrinter

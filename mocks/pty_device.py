@@ -93,7 +93,7 @@ class PtySerialDevice:
             reader = self._reader
             self._master = self._slave = self._wake_r = self._wake_w = None
             self._reader = None
-            if self.path.is_symlink() and os.readlink(self.path) == os.ttyname(slave):
+            if slave is not None and self.path.is_symlink() and os.readlink(self.path) == os.ttyname(slave):
                 self.path.unlink()  # only our own link: the path may have been given to another device
         assert reader is not None and wake_r is not None and wake_w is not None and slave is not None
         os.write(wake_w, b"\0")

@@ -22,7 +22,7 @@ from mocks.payment_terminal import PaymentTerminalMock
 from mocks.pty_device import PtySerialDevice
 from mocks.serial_scanner import SerialScannerMock
 
-HID_SCANNER = {"path": b"sim-usb-1-1:1.0", "vendor_id": 0x05E0, "product_id": 0x1200,
+HID_SCANNER: dict[str, Any] = {"path": b"sim-usb-1-1:1.0", "vendor_id": 0x05E0, "product_id": 0x1200,
                "serial_number": "SIM-0001", "product": "Simulated HID POS scanner", "mode": "pos"}
 
 HELP = """commands:
@@ -55,7 +55,7 @@ class SimulatedStore:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> "SimulatedStore":
+    def start(self) -> SimulatedStore:
         self.printer.start()
         self.hid_server.start()
         self._plug_hid()
@@ -71,7 +71,7 @@ class SimulatedStore:
         self.hid_server.stop()
         self.printer.stop()
 
-    def __enter__(self) -> "SimulatedStore":
+    def __enter__(self) -> SimulatedStore:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -12,8 +12,8 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import AsyncIterator, Iterator
 
 import asyncpg
 import httpx
@@ -21,10 +21,10 @@ import pytest
 import trio
 
 from mocks.network_printer import MockNetworkPrinter
+from novapos.adapters.nats import NatsLink
 from novapos.config import DeviceRule, DevicesConfig, HubConfig, StoreConfig, load_store
-from novapos.infra.embedded_nats import EmbeddedNats
-from novapos.infra.embedded_postgres import EmbeddedPostgres
-from novapos.nats_link import NatsLink
+from novapos.demo.embedded_nats import EmbeddedNats
+from novapos.demo.embedded_postgres import EmbeddedPostgres
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 

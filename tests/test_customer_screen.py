@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actors import customer_screen
+from actors.till import customer_screen
 
 
 def _state(lines: list[tuple[str, int, int]], tendered: int = 0) -> dict:

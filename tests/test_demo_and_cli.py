@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from novapos.infra.process import free_port
+from novapos.demo.processes import free_port
 from tests.pos import COFFEE
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import tomllib
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator, Iterator
 
 import httpx
 import pytest

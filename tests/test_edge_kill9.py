@@ -12,13 +12,13 @@ from pathlib import Path
 import httpx
 import trio
 
-from actors import local_db
+from actors.storage import db as local_db
 from hub.app import run_hub
 from mocks.network_printer import MockNetworkPrinter
 from novapos.config import HubConfig
-from novapos.demo import write_store_config
-from novapos.infra.embedded_nats import EmbeddedNats
-from novapos.infra.process import free_port
+from novapos.demo.embedded_nats import EmbeddedNats
+from novapos.demo.processes import free_port
+from novapos.demo.run import write_store_config
 from tests.conftest import query, wait_until
 from tests.pos import COFFEE, MILK, sell
 

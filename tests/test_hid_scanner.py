@@ -10,16 +10,15 @@ import struct
 import threading
 import time
 import types
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import msgpack
 import pytest
 
 from drivers.errors import DeviceGone
 from drivers.hid_backend import HidBackend, HidDeviceInfo, HidHandle, RealHidBackend
-from drivers.hid_scanner import (MAX_BARCODE_LEN, HidScanner, KeyboardWedgeDecoder, PosReportAssembler,
-                                 decode_pos_report)
+from drivers.hid_scanner import MAX_BARCODE_LEN, HidScanner, KeyboardWedgeDecoder, PosReportAssembler, decode_pos_report
 from mocks.hid_bus import HidBusClient, HidBusServer, SimulatedHidBus, keyboard_reports, pos_reports
 from tests.leaks import new_threads
 
@@ -388,7 +387,7 @@ def test_server_stopped_means_empty_bus_and_device_gone(bus: SimulatedHidBus, so
     def read() -> None:
         try:
             scanner.read_barcodes(3.0)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             reader_error.append(exc)
 
     reader = threading.Thread(target=read)

@@ -7,7 +7,7 @@ import trio
 
 from hub.app import run_hub
 from novapos.config import HubConfig
-from novapos.infra.embedded_nats import EmbeddedNats
+from novapos.demo.embedded_nats import EmbeddedNats
 from tests.conftest import query, wait_until
 from tests.events import SUBJECT, publish, sale_event
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -15,8 +15,8 @@ import trio
 from edge.app import run_edge
 from hub.app import run_hub
 from novapos.config import HubConfig, StoreConfig
-from novapos.infra.embedded_nats import EmbeddedNats
-from novapos.infra.embedded_postgres import EmbeddedPostgres
+from novapos.demo.embedded_nats import EmbeddedNats
+from novapos.demo.embedded_postgres import EmbeddedPostgres
 from tests.conftest import query, wait_until
 from tests.pos import COFFEE, MILK, sell
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import asyncpg
 import msgpack
@@ -18,9 +19,9 @@ import trio
 from hub.app import run_hub
 from hub.db import create_pool, migrate
 from hub.ingest import HUB_SIDE_FAILURES, Delivery, ingest
+from novapos.adapters.nats import INGEST_CONSUMER
 from novapos.config import HubConfig
-from novapos.infra.embedded_nats import EmbeddedNats
-from novapos.nats_link import INGEST_CONSUMER
+from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.wire.envelope import Envelope
 from novapos.wire.subjects import EVENTS_STREAM, event_subject
 from tests.conftest import ensure_stream, query, wait_until

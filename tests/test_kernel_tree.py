@@ -9,8 +9,8 @@ import pytest
 import trio
 
 from edge_runtime import Actor, Backoff, ChildSpec, SupervisorSpec, supervision_tree
-from tests.conftest import wait_until
 from edge_runtime.registry import proxy_call
+from tests.conftest import wait_until
 from tests.conftest_kernel import Boom, Journal, Worker, worker
 
 FAST = Backoff(initial=0.001, maximum=0.01, jitter=0.0)
@@ -141,7 +141,7 @@ async def test_a_child_is_reachable_by_name_from_its_first_message() -> None:
     for _ in range(20):
         journal = Journal()
         async with supervision_tree(sup([ChildSpec("bird", EarlyBird, (journal,))])):
-            await journal.wait_for(lambda: journal.events("second") == [("second",)])
+            await journal.wait_for(lambda journal=journal: journal.events("second") == [("second",)])
 
 
 def test_mail_that_races_an_actors_death_is_refused_not_lost() -> None:

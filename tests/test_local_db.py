@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from actors import local_db
+from actors.storage import db as local_db
 
 PRE_RELEASE = """
 CREATE TABLE outbox (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, subject TEXT NOT NULL, payload BLOB NOT NULL);

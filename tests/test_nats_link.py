@@ -6,8 +6,8 @@ import asyncio
 
 import trio
 
-from novapos.infra.embedded_nats import EmbeddedNats
-from novapos.nats_link import NatsLink, Outgoing
+from novapos.adapters.nats import NatsLink, Outgoing
+from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.wire.subjects import EVENTS_STREAM, event_subject
 from tests.events import sale_event
 

@@ -10,7 +10,7 @@ import trio
 from edge.app import run_edge
 from hub.app import run_hub
 from novapos.config import HubConfig, StoreConfig
-from novapos.infra.embedded_nats import EmbeddedNats
+from novapos.demo.embedded_nats import EmbeddedNats
 from tests.conftest import query, wait_until
 from tests.pos import COFFEE, MILK, sell
 

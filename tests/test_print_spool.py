@@ -8,7 +8,7 @@ import httpx
 import msgpack
 import trio
 
-from actors import local_db
+from actors.storage import db as local_db
 from edge.app import run_edge
 from mocks.network_printer import MockNetworkPrinter
 from novapos.config import StoreConfig

@@ -149,7 +149,7 @@ def test_status_reports_paper_sensors(
 def test_mock_status_bytes_follow_dle_eot(mock: MockNetworkPrinter, paper: str, replies: list[int]) -> None:
     mock.set_paper(paper)  # type: ignore[arg-type]
     with socket.create_connection(("127.0.0.1", mock.port), timeout=WAIT) as sock:
-        for n, expected in zip(range(1, 5), replies):
+        for n, expected in zip(range(1, 5), replies, strict=False):
             sock.sendall(b"\x10\x04" + bytes([n]))
             assert sock.recv(16) == bytes([expected])
 

@@ -9,8 +9,7 @@ import httpx
 import pytest
 import trio
 
-from actors import forwarder
-
+from actors.storage import forwarder
 from edge.app import run_edge
 from hub.app import run_hub
 from mocks.network_printer import MockNetworkPrinter

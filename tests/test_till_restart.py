@@ -12,7 +12,7 @@ import httpx
 import pytest
 import trio
 
-from actors import local_db
+from actors.storage import db as local_db
 from edge.app import run_edge
 from novapos.config import StoreConfig
 from tests.conftest import wait_until

@@ -87,7 +87,8 @@ class DeviceManagerActor(Actor):
             "usb": scan_usb,
             # Network devices that are up prove their presence through their own status polls.
             "network": lambda: probe_network((rule.host, rule.port) for rule in self._devices.rules
-                                             if rule.bus == "network" and rule.name not in self._up),
+                                             if rule.bus == "network" and rule.name not in self._up
+                                             and rule.host is not None and rule.port is not None),
         }
         for bus in buses & set(lookers):
             try:
@@ -110,9 +111,9 @@ class DeviceManagerActor(Actor):
                 claimed.add(found)
             if present:
                 self._missed[rule.name] = 0
-                moved = found is not None and (known := self._up.get(rule.name)) is not None \
-                    and known.address != found.address
-                if moved:  # replugged elsewhere within the debounce: its actor holds the old address
+                known = self._up.get(rule.name)
+                if found is not None and known is not None and known.address != found.address:
+                    # replugged elsewhere within the debounce: its actor holds the old address
                     self._take_down(rule, f"moved to {found.address}")
                 if rule.name not in self._up:
                     self._bring_up(rule, found)

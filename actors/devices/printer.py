@@ -13,8 +13,8 @@ from typing import Any
 
 from actors.devices.base import DeviceActor
 from actors.devices.context import SPOOLER
+from actors.printing.jobs import document_from_wire
 from drivers.escpos_printer import EscPosPrinter, PrinterStatus, PrinterUnavailable
-from actors.print_jobs import document_from_wire
 from novapos.config import DeviceRule
 
 log = logging.getLogger(__name__)

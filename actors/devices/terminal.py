@@ -6,8 +6,9 @@ and the terminal itself refuses to run one reference twice (docs/payment-termina
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any, Callable
+from typing import Any
 
 from actors.devices.base import DeviceActor
 from drivers.errors import DeviceGone

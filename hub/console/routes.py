@@ -12,8 +12,8 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from edge_runtime import AsyncioSeam
-from novapos.http import ApiError, metrics, with_api_errors
-from novapos.nats_link import NatsLink
+from novapos.adapters.http import ApiError, metrics, with_api_errors
+from novapos.adapters.nats import NatsLink
 
 PAGE = Path(__file__).parent / "console.html"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import asyncpg
 
@@ -21,7 +21,7 @@ async def apply_sales(conn: asyncpg.Connection, events: Sequence[Envelope]) -> N
         sales.append((
             event.id, event.tenant, event.store, event.seq, body["till"], body["session"], body["cashier"],
             body["currency"], body["total"]["minor"], tendered, body["change"]["minor"],
-            datetime.fromtimestamp(event.ts / 1000, tz=timezone.utc),
+            datetime.fromtimestamp(event.ts / 1000, tz=UTC),
         ))
         for number, line in enumerate(body["lines"], 1):
             lines.append((event.id, number, line["sku"], line["name"], line["quantity"],

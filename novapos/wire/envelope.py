@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
 import msgpack
 
 from novapos.wire.schemas import MAX_ID_LENGTH, SCHEMAS, SchemaError
 
 MAX_SEQ = 2**63 - 1  # PostgreSQL bigint
-MIN_TS_MS = int(datetime(2000, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
-MAX_TS_MS = int(datetime(2200, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
+MIN_TS_MS = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp() * 1000)
+MAX_TS_MS = int(datetime(2200, 1, 1, tzinfo=UTC).timestamp() * 1000)
 
 
 class EnvelopeError(ValueError):
@@ -39,10 +39,10 @@ class Envelope:
     body: dict[str, Any]
 
     def encode(self) -> bytes:
-        return msgpack.packb({
+        return cast(bytes, msgpack.packb({
             "id": self.id.bytes, "type": self.type, "v": self.v, "tenant": self.tenant,
             "store": self.store, "seq": self.seq, "ts": self.ts, "body": self.body,
-        })
+        }))
 
 
 def _field(raw: dict[str, Any], name: str, kind: type) -> Any:

@@ -9,7 +9,8 @@ accepts must never make PostgreSQL or the driver refuse the batch it arrives in.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 Schema = Callable[[dict[str, Any]], None]
 

@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from actors.local_db import connect
+from actors.storage.db import connect
 
 log = logging.getLogger(__name__)
 
 
-class OpenTills:
+class SavedTills:
     """Saved till states, as the JSON-able dicts the till actor writes."""
 
     def __init__(self, path: Path) -> None:

@@ -4,7 +4,7 @@ WAL with synchronous=FULL: a commit has reached the disk when append() returns, 
 power cut after a cashier saw "sale complete" cannot lose the sale. Each event gets the store's next
 sequence number in the same transaction, so the sequence has no gaps and the hub can see one missing.
 Rows leave only when JetStream has acknowledged them (remove()). An event that must be printed (a
-sale's receipt) gets its print job in the same transaction (see actors.local_db).
+sale's receipt) gets its print job in the same transaction (see actors.storage.db).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 
 import msgpack
 
-from actors.local_db import connect
+from actors.storage.db import connect
 from edge_runtime import Actor
-from novapos.nats_link import Outgoing
+from novapos.adapters.nats import Outgoing
 from novapos.wire.envelope import Envelope
 from novapos.wire.ids import uuid7
 from novapos.wire.schemas import SCHEMAS

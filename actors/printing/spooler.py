@@ -1,6 +1,6 @@
 """The print spooler: receipts print once, in order, whenever their printer can.
 
-Jobs are rows of the store's SQLite file (actors.local_db), written by the outbox in the same
+Jobs are rows of the store's SQLite file (actors.storage.db), written by the outbox in the same
 transaction as the sale they print, keyed by the sale's event id. The spooler renders each job when
 it prints it and marks it printed only when the printer has confirmed the whole job. While a printer
 is away or out of paper its jobs wait, retried with backoff, and at once when it reports ready again;
@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import msgpack
 from prometheus_client import Counter, Gauge
 
 from actors.devices.context import device_actor_name
-from actors.local_db import connect
-from actors.print_jobs import document_to_wire
-from actors.receipt import render_receipt
+from actors.printing.jobs import document_to_wire
+from actors.printing.receipt import render_receipt
+from actors.storage.db import connect
 from drivers.escpos_printer import PrintDocument
 from edge_runtime import Actor
 
@@ -80,7 +81,7 @@ class PrintSpoolerActor(Actor):
         """The latest 100 jobs, newest first."""
         columns = ("id", "printer", "kind", "seq", "state", "attempts", "reason", "queued_at", "printed_at")
         rows = self._db.execute(f"SELECT {', '.join(columns)} FROM print_jobs ORDER BY seq DESC LIMIT 100").fetchall()
-        return [dict(zip(columns, row)) for row in rows]
+        return [dict(zip(columns, row, strict=False)) for row in rows]
 
     # -- work ------------------------------------------------------------------------------
 

@@ -23,9 +23,9 @@ from typing import Any
 import tomli_w
 
 from mocks.store import SimulatedStore
-from novapos.cli import CONFIGS
-from novapos.infra.embedded_nats import EmbeddedNats
-from novapos.infra.embedded_postgres import EmbeddedPostgres
+from novapos.cli.main import CONFIGS
+from novapos.demo.embedded_nats import EmbeddedNats
+from novapos.demo.embedded_postgres import EmbeddedPostgres
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import time
 from prometheus_client import Counter, Gauge
 
 from edge_runtime import Actor, AsyncioSeam
-from novapos.nats_link import NatsLink
+from novapos.adapters.nats import NatsLink
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,9 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Self
 
-from novapos.infra.process import EmbeddedServer, ManagedProcess, free_port
+from novapos.demo.processes import EmbeddedServer, ManagedProcess, free_port
 
 SERVICE_USER = "pgserver"
 
@@ -24,7 +25,7 @@ def postgres_bin_dir() -> Path:
     spec = importlib.util.find_spec("pgserver")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("the pgserver wheel is not installed: install it or set NOVAPOS_DATABASE_URL")
-    return Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
 def _service_user() -> str | None:
@@ -81,7 +82,7 @@ class EmbeddedPostgres(EmbeddedServer):
             check=True, capture_output=True, user=self.user,
         )
 
-    def start(self, timeout: float = 30.0) -> "EmbeddedPostgres":
+    def start(self, timeout: float = 30.0) -> Self:
         if not (self.pgdata / "PG_VERSION").exists():
             self._initdb()
         stale_pid = self.pgdata / "postmaster.pid"

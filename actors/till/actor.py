@@ -1,6 +1,6 @@
 """One till: a cashier's session, the cart, cash tenders, and completing the sale.
 
-The session and the cart are saved on every change (actors.open_tills), so a restarted till, or a
+The session and the cart are saved on every change (actors.storage.saved_tills), so a restarted till, or a
 restarted process, carries on where the cashier was.
 
 The sale is complete only once the outbox actor has committed it to disk; then the drawer opens
@@ -19,10 +19,10 @@ from typing import Any
 from prometheus_client import Counter
 
 from actors.devices.context import SPOOLER, Notify, device_actor_name
-from actors import customer_screen
-from actors.open_tills import OpenTills
-from actors.outbox import Committed
 from actors.protocol import Rejected
+from actors.storage.outbox import Committed
+from actors.storage.saved_tills import SavedTills
+from actors.till import customer_screen
 from edge_runtime import Actor
 from novapos.config import Product
 from novapos.money import Money
@@ -73,7 +73,7 @@ class TillActor(Actor):
                  devices: TillDevices, notify: Notify, db_path: Path) -> None:
         super().__init__()
         self._db_path = db_path
-        self._saved: OpenTills | None = None
+        self._saved: SavedTills | None = None
         self.till_id = till_id
         self.currency = currency
         self._store_name = store_name
@@ -87,7 +87,7 @@ class TillActor(Actor):
         self._cart = Cart()
 
     def started(self) -> None:
-        self._saved = OpenTills(self._db_path)
+        self._saved = SavedTills(self._db_path)
         saved = self._saved.load(self.till_id)
         if saved is not None:
             self._restore(saved)
@@ -256,7 +256,8 @@ class TillActor(Actor):
             log.info("till %s: cart %s was completed before the restart; starting a new cart", self.till_id, cart["id"])
             return
         lines = []
-        for saved_line in cart.get("lines") if isinstance(cart.get("lines"), list) else []:
+        saved_lines = cart.get("lines")
+        for saved_line in saved_lines if isinstance(saved_lines, list) else []:
             sku, quantity = (saved_line.get("sku"), saved_line.get("quantity")) if isinstance(saved_line, dict) \
                 else (None, None)
             product = self._by_sku.get(sku) if isinstance(sku, str) else None
@@ -264,8 +265,9 @@ class TillActor(Actor):
                 log.warning("till %s: dropping saved line %r: no such product or quantity", self.till_id, saved_line)
                 continue
             lines.append(Line(product, quantity))
-        amounts = cart.get("tendered") if isinstance(cart.get("tendered"), list) else []
-        tendered = [amount for amount in amounts if type(amount) is int and amount > 0]
+        amounts = cart.get("tendered")
+        tendered = [amount for amount in amounts if type(amount) is int and amount > 0] \
+            if isinstance(amounts, list) else []
         self._cart = Cart(cart["id"], lines, tendered if lines else [])
         log.info("till %s: carried on after a restart: session of %s, %d lines, %s tendered", self.till_id,
                  self._session["cashier"], len(lines), Money(sum(self._cart.tendered), self.currency).format())

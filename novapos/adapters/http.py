@@ -68,6 +68,6 @@ async def serve(app: Starlette, host: str, port: int, *,
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
-    config.errorlog = logging.getLogger("novapos.http")
+    config.errorlog = logging.getLogger("novapos.adapters.http")
     config.graceful_timeout = 2.0
     await hypercorn_serve(app, config, task_status=task_status)  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def _edge(args: argparse.Namespace) -> int:
@@ -28,7 +28,7 @@ def _hub(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from novapos.demo import Demo
+    from novapos.demo.run import Demo
     return Demo(args.state_dir, till_port=args.till_port, console_port=args.console_port,
                 printer_port=args.printer_port).run()
 
@@ -99,6 +99,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"novapos {args.command}: configuration problem: {exc}", file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,8 +8,9 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
+from typing import Self
 
-from novapos.infra.process import EmbeddedServer, ManagedProcess, free_port
+from novapos.demo.processes import EmbeddedServer, ManagedProcess, free_port
 
 
 def nats_server_binary() -> str:
@@ -41,7 +42,7 @@ class EmbeddedNats(EmbeddedServer):
     def url(self) -> str:
         return f"nats://{self.host}:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> "EmbeddedNats":
+    def start(self, timeout: float = 20.0) -> Self:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._spawn_and_wait(timeout)
         return self

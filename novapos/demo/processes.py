@@ -8,8 +8,9 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import Self
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +109,10 @@ class EmbeddedServer:
     def kill(self) -> None:
         self._server.kill()
 
-    def start(self, timeout: float = 30.0) -> "EmbeddedServer":
+    def start(self, timeout: float = 30.0) -> Self:
         raise NotImplementedError
 
-    def __enter__(self) -> "EmbeddedServer":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

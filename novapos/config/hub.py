@@ -1,0 +1,35 @@
+"""The hub's settings: the tenants it serves, its console's address, NATS and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from novapos.config.reading import ConfigError, http_port, read_toml, table
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    tenants: tuple[str, ...] = ("demo",)
+    http_host: str = "127.0.0.1"
+    http_port: int = 8700
+    nats_url: str = ""
+    database_url: str = ""
+    ingest_batch: int = 256
+
+    def check_runnable(self) -> None:
+        if not self.nats_url or not self.database_url:
+            raise ConfigError("the hub needs NOVAPOS_NATS_URL and NOVAPOS_DATABASE_URL (or [nats] url and "
+                              "[database] url in its config), or run `novapos demo` for embedded servers")
+
+
+def load_hub(path: Path) -> HubConfig:
+    data = read_toml(path)
+    http, nats, database = (table(data, key) for key in ("http", "nats", "database"))
+    return HubConfig(
+        tenants=tuple(data.get("tenants", ["demo"])),
+        http_host=http.get("host", "127.0.0.1"), http_port=http_port(http, str(path), 8700),
+        nats_url=os.environ.get("NOVAPOS_NATS_URL") or nats.get("url", ""),
+        database_url=os.environ.get("NOVAPOS_DATABASE_URL") or database.get("url", ""),
+    )

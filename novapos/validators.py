@@ -1,0 +1,126 @@
+"""The one set of validators every door uses: the HTTP API, the config loader and the wire schemas.
+
+A value that passes here fits everywhere it can travel: a PostgreSQL text column (no NUL), msgpack and
+JSON (no lone surrogates), a log line and a printer (no control characters), a NATS subject (name
+tokens), a bigint column (bounded integers). Each function returns the value it checked, or raises
+Invalid with a sentence for a person that names the field and says what is allowed.
+
+The bounds live here too, one per quantity, so the till, the API, the schemas and the hub agree.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import uuid
+from typing import Any
+
+MAX_MINOR = 10**12
+"""Largest amount of money in minor units: ten billion euros in cents, far above any sale, far below bigint."""
+MAX_LINE_QUANTITY = 9999
+"""Most items of one product on one line."""
+MAX_TOKEN_LENGTH = 64
+"""Ids and names that travel in subjects, URLs and keys: tenants, stores, tills, devices, SKUs."""
+MAX_TEXT_LENGTH = 200
+"""Free text a person typed: product names, cashier names, reasons."""
+
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+
+
+class Invalid(ValueError):
+    """A value refused at the door; the message says which field and what is allowed."""
+
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(f"{where} {message}")
+        self.where = where
+
+
+def _unsafe_character(value: str, multiline: bool) -> str | None:
+    """Describe the first character that must not travel, or None."""
+    for char in value:
+        category = unicodedata.category(char)
+        if category == "Cs":
+            return f"a lone surrogate (U+{ord(char):04X})"
+        if category == "Cc" and not (multiline and char in "\n\t"):
+            return "NUL" if char == "\x00" else f"a control character (U+{ord(char):04X})"
+        if char in "\u2028\u2029":
+            return f"a line separator (U+{ord(char):04X})"
+    return None
+
+
+def text(where: str, value: Any, *, max_length: int = MAX_TEXT_LENGTH, multiline: bool = False,
+         strip: bool = True) -> str:
+    """Printable text of 1..max_length characters (after trimming spaces at either end, when strip)."""
+    if not isinstance(value, str):
+        raise Invalid(where, f"must be text, got {_kind(value)}")
+    checked: str = value.strip() if strip else value
+    if not checked:
+        raise Invalid(where, "must not be empty")
+    if len(checked) > max_length:
+        raise Invalid(where, f"must be at most {max_length} characters, got {len(checked)}")
+    if (bad := _unsafe_character(checked, multiline)) is not None:
+        raise Invalid(where, f"must not contain {bad}")
+    return checked
+
+
+def token(where: str, value: Any, *, max_length: int = MAX_TOKEN_LENGTH) -> str:
+    """A name that is safe in a NATS subject, a URL path and a file name: letters, digits, '-' and '_'."""
+    if not isinstance(value, str) or not value:
+        raise Invalid(where, f"must be a non-empty name, got {_kind(value)}")
+    if len(value) > max_length:
+        raise Invalid(where, f"must be at most {max_length} characters, got {len(value)}")
+    if not _TOKEN.fullmatch(value):
+        raise Invalid(where, f"may use only letters, digits, '-' and '_', got {value!r}")
+    return value
+
+
+def integer(where: str, value: Any, minimum: int, maximum: int) -> int:
+    """A whole number (not a bool, not a float) from minimum to maximum."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise Invalid(where, f"must be a whole number, got {_kind(value)}")
+    if not minimum <= value <= maximum:
+        raise Invalid(where, f"must be from {minimum} to {maximum}, got {_short_number(value)}")
+    return value
+
+
+def minor_units(where: str, value: Any, *, minimum: int = 0, maximum: int = MAX_MINOR) -> int:
+    """An amount of money in minor units (cents): a bounded whole number, never a float."""
+    return integer(where, value, minimum, maximum)
+
+
+def currency(where: str, value: Any) -> str:
+    """A three-letter ISO 4217 code such as EUR."""
+    if not isinstance(value, str) or not _CURRENCY.fullmatch(value):
+        raise Invalid(where, f"must be a three-letter ISO currency code such as 'EUR', got {_kind(value)}")
+    return value
+
+
+def uuid_text(where: str, value: Any) -> str:
+    """A UUID in its canonical text form."""
+    if isinstance(value, str) and len(value) == 36:
+        try:
+            if str(uuid.UUID(value)) == value.lower():
+                return value.lower()
+        except ValueError:
+            pass
+    raise Invalid(where, f"must be an id like 0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b, got {_kind(value)}")
+
+
+def _short_number(value: int) -> str:
+    digits = str(value)
+    return digits if len(digits) <= 24 else f"a number of {len(digits)} digits"
+
+
+def _kind(value: Any) -> str:
+    """What a refused value was, short enough for a message and never echoing hostile bytes."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int):
+        return _short_number(value)
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 and _unsafe_character(value, False) is None else None
+        return repr(shown) if shown is not None else f"text of {len(value)} characters"
+    return {float: "a decimal number", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
