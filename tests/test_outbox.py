@@ -39,6 +39,7 @@ REFUSED = [
     _broken(lambda body: body["total"].update(minor=1)),
     _broken(lambda body: body.update(lines=[])),
     _broken(lambda body: body["change"].update(minor=0.5)),
+    _broken(lambda body: body["lines"][0].update(name="Coffee \ud800")),  # msgpack cannot encode it
 ]
 
 

@@ -76,7 +76,8 @@ class Outbox:
         schema refuses is answered with Rejected("invalid", why), and nothing is written."""
         try:
             SCHEMAS[(event_type, version)](body)
-        except ValueError as exc:  # the schema's refusal: the door should have caught it; say so, do not crash
+            packed_body = msgpack.packb(body)  # what msgpack cannot carry (a lone surrogate) is refused too
+        except ValueError as exc:  # a refusal: the door should have caught it; say so, do not crash
             log.warning("refused a %s event: %r; nothing was written (the HTTP checks should have refused it)",
                         event_type, str(exc))
             return Rejected("invalid", str(exc))
@@ -100,7 +101,7 @@ class Outbox:
                      msgpack.packb({"id": str(envelope.id), "seq": seq, "body": body}), seq, time.time()))
             if key is not None:
                 self._db.execute("INSERT INTO completed (key, event_id, seq, body, completed_at) VALUES (?, ?, ?, ?, ?)",
-                                 (key, str(envelope.id), seq, msgpack.packb(body), ts / 1000))
+                                 (key, str(envelope.id), seq, packed_body, ts / 1000))
             self._db.execute("COMMIT")
         except BaseException:
             if self._db.in_transaction:  # COMMIT itself may have failed and ended it
