@@ -22,7 +22,7 @@ from prometheus_client import Counter, Gauge
 
 from actors.storage.outbox import Backlog
 from edge_runtime import Actor, AsyncioSeam, Backoff
-from novapos.adapters.nats import NatsLink, Published
+from novapos.adapters.nats import NatsLink, Outgoing, Published
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class ForwarderActor(Actor):
             self._link_fails(published, depth)
             self._schedule(self._retry_delay())
 
-    def _publish(self, batch: list[Any]) -> Published:
+    def _publish(self, batch: list[Outgoing]) -> Published:
         """Connect if need be (even with nothing to send, so the link's state is known), then publish."""
         try:
             self._seam.run_blocking(self._link.connect, self._timeout, timeout=self._timeout + 1)
