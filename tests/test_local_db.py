@@ -34,7 +34,7 @@ def test_a_pre_release_file_keeps_its_sales_and_jobs(tmp_path: Path) -> None:
     old.executescript(PRE_RELEASE)
     old.close()
     db = local_db.connect(path)
-    assert db.execute("SELECT last_seq FROM store_sequence").fetchone()[0] == 42
+    assert db.execute("SELECT last_seq, last_ts FROM store_sequence").fetchone() == (42, 0)  # no time known yet
     assert db.execute("SELECT id FROM outbox").fetchall() == [("e-42",)]
     assert db.execute("SELECT id, seq, state FROM print_jobs ORDER BY seq").fetchall() == [
         ("e-41", 1, "queued"), ("e-42", 2, "queued")]

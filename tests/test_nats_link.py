@@ -17,7 +17,7 @@ async def _publish_and_count(url: str, batches: list[list[Outgoing]]) -> tuple[l
         link = NatsLink(url, "test")
         await link.connect()
         await link.ensure_event_stream()
-        acked = [await link.publish_batch(batch, timeout=2.0) for batch in batches]
+        acked = [(await link.publish_batch(batch, timeout=2.0)).acked for batch in batches]
         stored = (await link.js.stream_info(EVENTS_STREAM)).state.messages
         await link.close()
         return acked, stored

@@ -89,7 +89,13 @@ def _version_2(db: sqlite3.Connection) -> None:
                "saved_at REAL NOT NULL)")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_version_1, _version_2]
+def _version_3(db: sqlite3.Connection) -> None:
+    """The last committed event's timestamp, so that a clock stepped back (or a box booted in 1970)
+    never stamps a sale before the one committed before it, across restarts too."""
+    db.execute("ALTER TABLE store_sequence ADD COLUMN last_ts INTEGER NOT NULL DEFAULT 0")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_version_1, _version_2, _version_3]
 """Migration N+1 takes a file at user_version N to N+1. Append; never edit one that has shipped."""
 
 

@@ -3,7 +3,11 @@
 One forwarder per store, draining in outbox order, publishing each event with its id (scoped by its
 subject) as Nats-Msg-Id and deleting it from the outbox only after JetStream's PubAck. A lost ack means a resend, which
 JetStream (within its window) and the hub's inbox (forever) turn into a no-op, never a double sale.
-While NATS is away the store keeps selling; the outbox grows and drains when NATS returns.
+Events are published one after the other and only the acknowledged prefix leaves the outbox, so a
+store's events reach the stream in sequence order, even when a publish fails mid-batch.
+While NATS is away the store keeps selling; the outbox grows and drains when NATS returns. The
+forwarder says so once when the link is lost and once when it is back, retries with backoff, and
+answers `status()` for /healthz.
 """
 
 from __future__ import annotations
@@ -11,11 +15,14 @@ from __future__ import annotations
 import logging
 import math
 import time
+from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client import Counter, Gauge
 
-from edge_runtime import Actor, AsyncioSeam
-from novapos.adapters.nats import NatsLink
+from actors.storage.outbox import Backlog
+from edge_runtime import Actor, AsyncioSeam, Backoff
+from novapos.adapters.nats import NatsLink, Outgoing, Published
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +31,12 @@ FORWARD_FAILURES = Counter("novapos_edge_forward_failures_total", "Forwarding at
 OUTBOX_DEPTH = Gauge("novapos_edge_outbox_depth", "Events committed locally and not yet acknowledged by the hub's stream")
 
 IDLE_POLL_S = 1.0
-MAX_RETRY_S = 5.0
+RETRY = Backoff(initial=0.25, maximum=5.0)
 
 
 class ForwarderActor(Actor):
-    """Drains the outbox actor into JetStream; woken by kick() after each sale and by a slow timer."""
+    """Drains the outbox actor into JetStream, a batch per wake-up; woken by kick() after each sale
+    and by a slow timer (IDLE_POLL_S), so an event committed without a kick still leaves."""
 
     def __init__(self, seam: AsyncioSeam, nats_url: str, client_name: str, batch: int = 256,
                  publish_timeout: float = 2.0) -> None:
@@ -37,7 +45,9 @@ class ForwarderActor(Actor):
         self._link = NatsLink(nats_url, client_name)
         self._batch = batch
         self._timeout = publish_timeout
-        self._retry_delay = 0.0
+        self._failures = 0    # consecutive failed attempts; 0 while the link works
+        self._reached = False  # the last attempt reached the hub's stream
+        self._since = time.monotonic(), datetime.now(UTC)  # when the link's state last changed
         self._due = math.inf  # when the one live wake-up timer fires
         self._token = 0       # which timer is the live one; older timers are stale and do nothing
 
@@ -52,12 +62,22 @@ class ForwarderActor(Actor):
 
     def kick(self) -> None:
         """Something was appended: drain now, or, while NATS is away, at the next retry (not sooner)."""
-        self._schedule(self._retry_delay)
+        self._schedule(self._retry_delay())
 
     def wake(self, token: int) -> None:
         if token == self._token:
             self._due = math.inf
             self._drain()
+
+    def status(self) -> dict[str, Any]:
+        """The hub link for /healthz: a store sells either way; an unreachable link is degraded."""
+        backlog: Backlog = self.registry.ask("outbox", "backlog")
+        return {"hub_link": "connected" if self._reached else "unreachable",
+                "since": self._since[1].isoformat(timespec="seconds"),
+                "outbox_depth": backlog.depth, "oldest_unsent_age_s": backlog.oldest_age_s}
+
+    def _retry_delay(self) -> float:
+        return RETRY.delay(self._failures + 1) if self._failures else 0.0
 
     def _schedule(self, delay: float) -> None:
         """Make sure a drain happens within `delay` seconds: one live timer, moved earlier if need be."""
@@ -66,35 +86,54 @@ class ForwarderActor(Actor):
             self._due, self._token = due, self._token + 1
             self.send_after(delay, "wake", self._token)
 
-    def _drain(self) -> int:
-        """Publish batches until the outbox is empty or NATS stops acknowledging; returns events forwarded."""
-        forwarded = 0
-        while True:
-            batch = self.registry.ask("outbox", "pending", self._batch)
-            if not batch:
-                break
-            acked = self._publish(batch)
-            if acked:
-                self.registry.ask("outbox", "remove", acked)
-                forwarded += len(acked)
-                FORWARDED.inc(len(acked))
-            if len(acked) < len(batch):
-                FORWARD_FAILURES.inc()
-                self._retry_delay = min(MAX_RETRY_S, max(0.25, self._retry_delay * 2))
-                log.warning("hub stream unreachable: %d event(s) stay in the outbox, retrying in %.2f s",
-                            len(batch) - len(acked), self._retry_delay)
-                break
-            self._retry_delay = 0.0
-        OUTBOX_DEPTH.set(self.registry.ask("outbox", "depth"))
-        self._schedule(self._retry_delay or IDLE_POLL_S)
-        return forwarded
+    def _drain(self) -> None:
+        """Publish one batch, release what JetStream acknowledged, and schedule the next drain: at
+        once while a backlog remains, after a backoff when the link failed, else at the idle poll.
+        One batch per message keeps status() and kick() answered during a long backlog."""
+        batch = self.registry.ask("outbox", "pending", self._batch)
+        published = self._publish(batch)
+        if published.acked:
+            self.registry.ask("outbox", "remove", published.acked)
+            FORWARDED.inc(len(published.acked))
+        depth: int = self.registry.ask("outbox", "depth")
+        OUTBOX_DEPTH.set(depth)
+        if published.failure is None:
+            self._link_works(depth)
+            self._schedule(0.0 if depth else IDLE_POLL_S)
+        else:
+            self._link_fails(published, depth)
+            self._schedule(self._retry_delay())
 
-    def _publish(self, batch: list) -> list[str]:
+    def _publish(self, batch: list[Outgoing]) -> Published:
+        """Connect if need be (even with nothing to send, so the link's state is known), then publish."""
         try:
-            if not self._link.connected:
-                self._seam.run_blocking(self._link.connect, timeout=self._timeout + 1)
-            return self._seam.run_blocking(self._link.publish_batch, batch, self._timeout,
-                                           timeout=self._timeout + 1)
-        except Exception as exc:  # NATS down at connect, or the seam timed out: nothing was acknowledged
-            log.debug("forwarding failed: %s", exc)
-            return []
+            self._seam.run_blocking(self._link.connect, self._timeout, timeout=self._timeout + 1)
+            if not batch:
+                return Published([])
+            published: Published = self._seam.run_blocking(self._link.publish_batch, batch, self._timeout,
+                                                           timeout=2 * self._timeout + 1)
+            return published
+        except Exception as exc:  # NATS away at connect, or the seam timed out: nothing was acknowledged
+            return Published([], str(exc) or f"no answer within {self._timeout:g} s")
+
+    def _link_works(self, depth: int) -> None:
+        if not self._reached:
+            if self._failures:
+                log.info("reached NATS at %s again after %.0f s; the outbox is draining (%d left)",
+                         self._link.url, time.monotonic() - self._since[0], depth)
+            self._reached, self._since = True, (time.monotonic(), datetime.now(UTC))
+        self._failures = 0
+
+    def _link_fails(self, published: Published, depth: int) -> None:
+        if depth:
+            FORWARD_FAILURES.inc()
+        if self._reached or not self._failures:  # said once per loss, not at every retry
+            if published.refused:
+                log.warning("the hub's stream at %s refused %s: it and the sales after it stay in the outbox, "
+                            "in order (%d); check the stream's limits and subjects", self._link.url,
+                            published.failure, depth)
+            else:
+                log.warning("cannot reach NATS at %s (%s): sales stay in the outbox (%d); check the network "
+                            "and the hub's NATS", self._link.url, published.failure, depth)
+            self._reached, self._since = False, (time.monotonic(), datetime.now(UTC))
+        self._failures += 1

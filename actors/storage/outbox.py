@@ -5,27 +5,38 @@ power cut after a cashier saw "sale complete" cannot lose the sale. Each event g
 sequence number in the same transaction, so the sequence has no gaps and the hub can see one missing.
 Rows leave only when JetStream has acknowledged them (remove()). An event that must be printed (a
 sale's receipt) gets its print job in the same transaction (see actors.storage.db).
+
+An event its schema refuses is answered with a Rejected and writes nothing: a refusal is not a crash.
+Event times never go backwards and never predate this release (see `_stamp`): a store box whose clock
+reads 1970 still sells, and the hub can still take its sales.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import msgpack
 
+from actors.protocol import Rejected
 from actors.storage.db import connect
 from edge_runtime import Actor
+from novapos.__about__ import BUILD_FLOOR_MS
 from novapos.adapters.nats import Outgoing
 from novapos.wire.envelope import Envelope
 from novapos.wire.ids import uuid7
 from novapos.wire.schemas import SCHEMAS
 from novapos.wire.subjects import event_subject
 
+log = logging.getLogger(__name__)
+
 KEEP_KEYS_S = 30 * 86400  # how long a resend of a completed cart still finds its sale
+PURGE_EVERY_S = 3600.0    # how often the running outbox forgets keys older than that
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,17 @@ class Committed:
     new: bool
 
 
+@dataclass(frozen=True)
+class Backlog:
+    """What waits for the hub: how many events, and how long the oldest has waited (None: nothing)."""
+    depth: int
+    oldest_age_s: float | None
+
+
+def _day(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
+
+
 class Outbox:
     """The SQLite file itself; used from one thread (the outbox actor's)."""
 
@@ -44,23 +66,32 @@ class Outbox:
         self.tenant = tenant
         self.store = store
         self._db = connect(path)
+        self._clock_behind = False  # the wall clock reads earlier than this release: said once
 
     def append(self, event_type: str, version: int, body: dict[str, Any], *, print_on: str | None = None,
-               key: str | None = None) -> Committed:
+               key: str | None = None) -> Committed | Rejected:
         """Validate, number and durably commit one event; with `print_on`, also the job that prints it
         on that printer (the event's id is the job's id). With `key`, an idempotency key: if an event
-        was already committed under it, nothing new is written and that event is returned."""
-        SCHEMAS[(event_type, version)](body)
+        was already committed under it, nothing new is written and that event is returned. A body its
+        schema refuses is answered with Rejected("invalid", why), and nothing is written."""
+        try:
+            SCHEMAS[(event_type, version)](body)
+            packed_body = msgpack.packb(body)  # what msgpack cannot carry (a lone surrogate) is refused too
+        except ValueError as exc:  # a refusal: the door should have caught it; say so, do not crash
+            log.warning("refused a %s event: %r; nothing was written (the HTTP checks should have refused it)",
+                        event_type, str(exc))
+            return Rejected("invalid", str(exc))
         subject = event_subject(self.tenant, self.store, event_type)
         self._db.execute("BEGIN IMMEDIATE")
         try:
             if key is not None and (done := self._committed(key)) is not None:
                 self._db.execute("COMMIT")
                 return done
-            (seq,) = self._db.execute(
-                "UPDATE store_sequence SET last_seq = last_seq + 1 RETURNING last_seq").fetchone()
+            seq, ts = self._db.execute(
+                "UPDATE store_sequence SET last_seq = last_seq + 1, last_ts = max(last_ts, ?) "
+                "RETURNING last_seq, last_ts", (self._stamp(),)).fetchone()
             envelope = Envelope(id=uuid7(), type=event_type, v=version, tenant=self.tenant, store=self.store,
-                                seq=seq, ts=time.time_ns() // 1_000_000, body=body)
+                                seq=seq, ts=ts, body=body)
             self._db.execute("INSERT INTO outbox (seq, id, subject, payload) VALUES (?, ?, ?, ?)",
                              (seq, str(envelope.id), subject, envelope.encode()))
             if print_on is not None:
@@ -70,13 +101,32 @@ class Outbox:
                      msgpack.packb({"id": str(envelope.id), "seq": seq, "body": body}), seq, time.time()))
             if key is not None:
                 self._db.execute("INSERT INTO completed (key, event_id, seq, body, completed_at) VALUES (?, ?, ?, ?, ?)",
-                                 (key, str(envelope.id), seq, msgpack.packb(body), time.time()))
+                                 (key, str(envelope.id), seq, packed_body, ts / 1000))
             self._db.execute("COMMIT")
         except BaseException:
             if self._db.in_transaction:  # COMMIT itself may have failed and ended it
                 self._db.execute("ROLLBACK")
             raise
         return Committed(envelope.id, seq, body, new=True)
+
+    def _stamp(self) -> int:
+        """The wall clock in ms, raised to this release's date if it reads earlier (said once per
+        episode). The UPDATE that numbers the event raises it again to the last committed event's
+        time: event times never go backwards, whatever the clock does."""
+        wall = time.time_ns() // 1_000_000
+        if wall >= BUILD_FLOOR_MS:
+            self._clock_behind = False
+            return wall
+        if not self._clock_behind:
+            self._clock_behind = True
+            log.warning("the store's clock reads %s; check NTP and the RTC battery; sales carry %s (this "
+                        "release's date) or the last sale's time instead", _day(wall), _day(BUILD_FLOOR_MS))
+        return BUILD_FLOOR_MS
+
+    def now_ms(self) -> int:
+        """The time the next event would carry (see `_stamp`), without committing one."""
+        (last_ts,) = self._db.execute("SELECT last_ts FROM store_sequence").fetchone()
+        return max(self._stamp(), int(last_ts))
 
     def _committed(self, key: str) -> Committed | None:
         row = self._db.execute("SELECT event_id, seq, body FROM completed WHERE key = ?", (key,)).fetchone()
@@ -86,8 +136,9 @@ class Outbox:
         """The event committed under an idempotency key, if any."""
         return self._committed(key)
 
-    def forget_keys_before(self, cutoff: float) -> None:
-        self._db.execute("DELETE FROM completed WHERE completed_at < ?", (cutoff,))
+    def forget_keys_before(self, cutoff: float) -> int:
+        """Drop idempotency keys committed before `cutoff` (seconds, on the events' clock); how many."""
+        return self._db.execute("DELETE FROM completed WHERE completed_at < ?", (cutoff,)).rowcount
 
     def pending(self, limit: int) -> list[Outgoing]:
         rows = self._db.execute("SELECT id, subject, payload FROM outbox ORDER BY seq LIMIT ?", (limit,))
@@ -108,6 +159,13 @@ class Outbox:
     def depth(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
 
+    def backlog(self) -> Backlog:
+        """The unsent events: their number and the age of the oldest, by the events' own clock."""
+        oldest = self._db.execute("SELECT payload FROM outbox ORDER BY seq LIMIT 1").fetchone()
+        if oldest is None:
+            return Backlog(0, None)
+        age_ms = self.now_ms() - int(msgpack.unpackb(oldest[0])["ts"])
+        return Backlog(self.depth(), max(0, age_ms) / 1000)
 
     def close(self) -> None:
         self._db.close()
@@ -123,7 +181,16 @@ class OutboxActor(Actor):
 
     def started(self) -> None:
         self._outbox = Outbox(self._path, self._tenant, self._store)
-        self._outbox.forget_keys_before(time.time() - KEEP_KEYS_S)
+        self.purge()
+
+    def purge(self) -> None:
+        """Forget idempotency keys older than KEEP_KEYS_S, now and every PURGE_EVERY_S while running,
+        so the table holds about KEEP_KEYS_S of sales however long the store runs."""
+        forgotten = self.outbox.forget_keys_before(self.outbox.now_ms() / 1000 - KEEP_KEYS_S)
+        if forgotten:
+            log.info("forgot %d completed cart id(s) older than %.0f s (kept so that a resent completion "
+                     "finds its sale instead of selling again)", forgotten, KEEP_KEYS_S)
+        self.send_after(PURGE_EVERY_S, "purge")
 
     def stopping(self) -> None:
         if self._outbox is not None:
@@ -135,7 +202,7 @@ class OutboxActor(Actor):
         return self._outbox
 
     def append(self, event_type: str, version: int, body: dict[str, Any], *, print_on: str | None = None,
-               key: str | None = None) -> Committed:
+               key: str | None = None) -> Committed | Rejected:
         return self.outbox.append(event_type, version, body, print_on=print_on, key=key)
 
     def committed(self, key: str) -> Committed | None:
@@ -149,3 +216,6 @@ class OutboxActor(Actor):
 
     def depth(self) -> int:
         return self.outbox.depth()
+
+    def backlog(self) -> Backlog:
+        return self.outbox.backlog()

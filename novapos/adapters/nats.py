@@ -39,6 +39,16 @@ class Outgoing:
         return f"{self.subject}:{self.event_id}"
 
 
+@dataclass(frozen=True)
+class Published:
+    """What publishing a batch achieved: the ids JetStream acknowledged (a prefix of the batch,
+    duplicates included: they are stored), and why it stopped before the end, if it failed:
+    `refused` when the stream itself answered no (its limits, say), rather than not answering."""
+    acked: list[str]
+    failure: str | None = None
+    refused: bool = False
+
+
 class NatsLink:
     """A nats-py client that reconnects on its own once it has connected the first time."""
 
@@ -48,30 +58,40 @@ class NatsLink:
         self._client: Client | None = None
         self._js: JetStreamContext | None = None
         self._closing = False
+        self._last_error: str | None = None  # why the last connection attempt failed, for the caller's log
 
     @property
     def connected(self) -> bool:
         return self._client is not None and self._client.is_connected
 
     async def connect(self, timeout: float = 2.0) -> None:
-        """Connect, or raise at once: the first connect does not retry (callers decide when to try again)."""
+        """Connect, or raise ConnectionError saying why within `timeout` s; callers decide when to try
+        again. Once connected, the client reconnects on its own after a loss: meanwhile this raises
+        at once (publishing into the client's buffer would only wait out a timeout)."""
         if self._client is not None and not self._client.is_closed:
-            return
-        self._client = await nats.connect(
-            self.url, name=self.name, connect_timeout=timeout, allow_reconnect=True,
-            max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-            error_cb=self._on_error, disconnected_cb=self._on_disconnected, reconnected_cb=self._on_reconnected,
-        )
+            if self._client.is_connected:
+                return
+            raise ConnectionError(f"connection lost, reconnecting ({self._last_error or 'no answer yet'})")
+        self._last_error = None
+        try:  # nats-py retries a first connect for ever when reconnecting is allowed: bound it
+            self._client = await asyncio.wait_for(nats.connect(
+                self.url, name=self.name, connect_timeout=timeout, allow_reconnect=True,
+                max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                error_cb=self._on_error, disconnected_cb=self._on_disconnected, reconnected_cb=self._on_reconnected,
+            ), timeout)
+        except (TimeoutError, OSError, nats.errors.Error) as exc:
+            raise ConnectionError(self._last_error or str(exc) or f"no answer within {timeout:g} s") from exc
         self._js = self._client.jetstream()
         log.info("connected to NATS at %s as %s", self.url, self.name)
 
     async def _on_error(self, exc: Exception) -> None:
+        self._last_error = str(exc) or type(exc).__name__
         log.debug("NATS client error (%s): %s", self.name, exc)
 
     async def _on_disconnected(self) -> None:
         if self._closing:
             return
-        log.warning("lost NATS at %s; reconnecting in the background, events wait in the outbox", self.url)
+        log.info("lost the connection to NATS at %s; reconnecting in the background", self.url)
 
     async def _on_reconnected(self) -> None:
         log.info("reconnected to NATS at %s", self.url)
@@ -94,18 +114,27 @@ class NatsLink:
         except nats.js.errors.NotFoundError:
             await self.js.add_stream(config)
 
-    async def publish_batch(self, batch: list[Outgoing], timeout: float) -> list[str]:
-        """Publish all at once and return the ids JetStream acknowledged (duplicates included: they are stored)."""
-        async def one(item: Outgoing) -> str | None:
+    async def publish_batch(self, batch: list[Outgoing], timeout: float) -> Published:
+        """Publish in order, each after the previous one's PubAck, and stop at the first failure, so
+        that no event reaches the stream before one published ahead of it (per-store order at the
+        hub). Each publish waits at most `timeout`; none starts after `timeout` has passed, so a slow
+        server yields the acknowledged prefix rather than a caller's timeout."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        acked: list[str] = []
+        for item in batch:
+            if loop.time() - started > timeout:
+                break
             try:
                 await self.js.publish(item.subject, item.payload, timeout=timeout,
                                       headers={"Nats-Msg-Id": item.msg_id})
-                return item.event_id
-            except Exception as exc:  # timeouts, no responders, disconnects: the event stays in the outbox
-                log.debug("publish of %s not acknowledged: %s", item.event_id, exc)
-                return None
-        results = await asyncio.gather(*(one(item) for item in batch))
-        return [event_id for event_id in results if event_id is not None]
+            except nats.js.errors.APIError as exc:  # the stream's own refusal (its limits, say), or busy (503)
+                refused = not isinstance(exc, nats.js.errors.ServiceUnavailableError)
+                return Published(acked, f"event {item.event_id}: {exc.description or exc}", refused=refused)
+            except Exception as exc:  # timeouts, no responders (no stream yet), disconnects
+                return Published(acked, str(exc) or type(exc).__name__)
+            acked.append(item.event_id)
+        return Published(acked)
 
     async def ingest_subscription(self, batch: int) -> JetStreamContext.PullSubscription:
         """The hub's shared durable pull consumer: N hub processes split the stream between them."""

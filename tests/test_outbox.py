@@ -1,0 +1,127 @@
+"""The outbox answers a refused event instead of crashing, stamps plausible times whatever the store's
+clock says, and forgets old idempotency keys while it runs."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+
+from actors.protocol import Rejected
+from actors.storage import outbox as outbox_module
+from actors.storage.db import FILE_NAME
+from actors.storage.outbox import Committed, Outbox, OutboxActor
+from edge_runtime import ChildSpec, SupervisorSpec, supervision_tree
+from novapos.__about__ import BUILD_FLOOR_MS
+from novapos.wire.envelope import decode
+from tests.conftest import wait_until
+from tests.events import sale_event
+
+BODY = sale_event().body
+
+
+def _broken(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    body = copy.deepcopy(BODY)
+    change(body)
+    return body
+
+
+REFUSED = [
+    _broken(lambda body: body["lines"][0].update(name="Coffee\x00")),
+    _broken(lambda body: body["lines"][0].update(quantity=0)),
+    _broken(lambda body: body["total"].update(minor=1)),
+    _broken(lambda body: body.update(lines=[])),
+    _broken(lambda body: body["change"].update(minor=0.5)),
+    _broken(lambda body: body["lines"][0].update(name="Coffee \ud800")),  # msgpack cannot encode it
+]
+
+
+def _tree(path: Path) -> SupervisorSpec:
+    return SupervisorSpec("test", children=[ChildSpec("outbox", OutboxActor, (path, "demo", "store-001"))])
+
+
+async def test_a_refused_event_is_an_answer_and_writes_nothing(tmp_path: Path) -> None:
+    async with supervision_tree(_tree(tmp_path / FILE_NAME)) as tree:
+        first = await tree.ask("outbox", "append", "sale.completed", 1, BODY, print_on="p", key="cart-1")
+        assert isinstance(first, Committed) and first.seq == 1
+        for attempt in range(10):
+            answer = await tree.ask("outbox", "append", "sale.completed", 1, REFUSED[attempt % len(REFUSED)],
+                                    print_on="p", key=f"cart-bad-{attempt}")
+            assert isinstance(answer, Rejected) and answer.reason == "invalid", answer
+            assert answer.message  # says what is wrong
+            assert await tree.ask("outbox", "committed", f"cart-bad-{attempt}") is None
+        assert tree.restarts == 0
+        assert await tree.ask("outbox", "depth") == 1
+        after = await tree.ask("outbox", "append", "sale.completed", 1, BODY, print_on="p", key="cart-2")
+        assert isinstance(after, Committed) and after.seq == 2  # no sequence number was used up
+    outbox = Outbox(tmp_path / FILE_NAME, "demo", "store-001")
+    try:
+        assert [msgpack.unpackb(item.payload)["seq"] for item in outbox.pending(100)] == [1, 2]
+    finally:
+        outbox.close()
+
+
+def _stamped(outbox: Outbox) -> list[int]:
+    return [decode(item.payload).ts for item in outbox.pending(100)]  # decode: the hub accepts them
+
+
+def _wall_clock(monkeypatch: pytest.MonkeyPatch, when_ms: int) -> None:
+    monkeypatch.setattr(outbox_module.time, "time_ns", lambda: when_ms * 1_000_000)
+
+
+def test_a_clock_in_1970_stamps_the_build_date_and_says_so_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger=outbox_module.__name__)
+    _wall_clock(monkeypatch, 0)
+    outbox = Outbox(tmp_path / FILE_NAME, "demo", "store-001")
+    try:
+        for _ in range(3):
+            assert isinstance(outbox.append("sale.completed", 1, BODY), Committed)
+        assert _stamped(outbox) == [BUILD_FLOOR_MS] * 3
+    finally:
+        outbox.close()
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    floor = datetime.fromtimestamp(BUILD_FLOOR_MS / 1000, UTC).strftime("%Y-%m-%d")
+    assert len(warnings) == 1, warnings
+    assert "1970-01-01" in warnings[0] and "NTP" in warnings[0] and floor in warnings[0]
+
+
+def test_a_clock_stepped_back_never_stamps_before_the_last_committed_sale(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    now_ms = time.time_ns() // 1_000_000
+    _wall_clock(monkeypatch, now_ms)
+    outbox = Outbox(tmp_path / FILE_NAME, "demo", "store-001")
+    outbox.append("sale.completed", 1, BODY)
+    outbox.close()
+    _wall_clock(monkeypatch, now_ms - 3_600_000)  # an hour back, across a restart: the file remembers
+    outbox = Outbox(tmp_path / FILE_NAME, "demo", "store-001")
+    try:
+        outbox.append("sale.completed", 1, BODY)
+        _wall_clock(monkeypatch, now_ms + 5)  # the clock moves on again
+        outbox.append("sale.completed", 1, BODY)
+        assert _stamped(outbox) == [now_ms, now_ms, now_ms + 5]
+    finally:
+        outbox.close()
+
+
+async def test_old_idempotency_keys_are_forgotten_while_the_outbox_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(outbox_module, "KEEP_KEYS_S", 1.0)
+    monkeypatch.setattr(outbox_module, "PURGE_EVERY_S", 0.2, raising=False)
+    async with supervision_tree(_tree(tmp_path / FILE_NAME)) as tree:
+        await tree.ask("outbox", "append", "sale.completed", 1, BODY, key="cart-old")
+        assert await tree.ask("outbox", "committed", "cart-old") is not None
+
+        async def forgotten() -> bool:
+            return await tree.ask("outbox", "committed", "cart-old") is None
+        await wait_until(forgotten, timeout=10)
+        assert tree.restarts == 0
+        await tree.ask("outbox", "append", "sale.completed", 1, BODY, key="cart-new")
+        assert await tree.ask("outbox", "committed", "cart-new") is not None  # a recent key stays
