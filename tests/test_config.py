@@ -67,9 +67,10 @@ DEMO = (CONFIGS / "demo-store.toml").read_text()
     (lambda t: t.replace("price = 499", "price = 1_000_000_000_000_000"), "price must be from 0 to"),
     (lambda t: t.replace('tills = ["till-1", "till-2"]', 'tills = ["till 1"]'), "tills[0] may use only letters"),
     (lambda t: t.replace('tills = ["till-1", "till-2"]', 'tills = []'), "at least one till"),
-    (lambda t: t.replace('currency = "EUR"', 'currency = "EUR"\nmax_change_minor = -1'), "max_change_minor must be from 0"),
-    (lambda t: t.replace('currency = "EUR"', 'currency = "EUR"\nmax_change_minor = "500"'), "max_change_minor must be a whole"),
-    (lambda t: t.replace('currency = "EUR"', 'currency = "XAU"'), "set max_change_minor"),
+    (lambda t: t.replace("max_change_minor = 50000", "max_change_minor = -1"), "max_change_minor must be from 0"),
+    (lambda t: t.replace("max_change_minor = 50000", 'max_change_minor = "500"'), "max_change_minor must be a whole"),
+    (lambda t: t.replace('currency = "EUR"', 'currency = "XAU"').replace("max_change_minor = 50000", ""),
+     "set max_change_minor"),
 ])
 def test_bad_store_settings_are_refused_with_the_reason(tmp_path: Path, change, says: str) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "store.toml"
@@ -85,11 +86,12 @@ def test_a_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_change_is_capped_at_the_largest_banknote_unless_configured(tmp_path: Path) -> None:
-    assert load_store(CONFIGS / "demo-store.toml").max_change_minor == 50000  # one 500 EUR note
     path = tmp_path / "store.toml"
-    path.write_text(DEMO.replace('currency = "EUR"', 'currency = "EUR"\nmax_change_minor = 10000'))
+    path.write_text(DEMO.replace("max_change_minor = 50000", ""))
+    assert load_store(path).max_change_minor == 50000  # one 500 EUR note
+    path.write_text(DEMO.replace("max_change_minor = 50000", "max_change_minor = 10000"))
     assert load_store(path).max_change_minor == 10000
-    path.write_text(DEMO.replace('currency = "EUR"', 'currency = "XAU"\nmax_change_minor = 0'))
+    path.write_text(DEMO.replace('currency = "EUR"', 'currency = "XAU"').replace("50000", "0"))
     assert load_store(path).max_change_minor == 0  # a currency it does not know, capped by the store
 
 
