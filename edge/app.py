@@ -54,7 +54,8 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify) -> Supervi
                              for kind in ("printer", "drawer", "display")))
     db_path = config.state_dir / local_db.FILE_NAME
     tills = [ChildSpec(f"till.{till}", TillActor, (till, config.currency, config.products, config.store,
-                                                    serving(till), notify, db_path)) for till in config.tills]
+                                                    serving(till), notify, db_path, config.max_change_minor))
+             for till in config.tills]
     return SupervisorSpec("edge", strategy=Strategy.ONE_FOR_ONE, intensity=5, period=10.0, children=[
         ChildSpec("outbox", OutboxActor, (db_path, config.tenant, config.store)),
         ChildSpec(SPOOLER, PrintSpoolerActor, (db_path, config.store)),

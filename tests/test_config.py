@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,9 +46,9 @@ DEMO = (CONFIGS / "demo-store.toml").read_text()
 
 
 @pytest.mark.parametrize(("change", "says"), [
-    (lambda t: t.replace('currency = "EUR"', 'currency = "EURO"'), "three-letter ISO code"),
-    (lambda t: t.replace("price = 499", "price = -1"), "from 0 to 10^9"),
-    (lambda t: t.replace("price = 499", "price = 4.99"), "'price' must be whole number"),
+    (lambda t: t.replace('currency = "EUR"', 'currency = "EURO"'), "currency must be a three-letter ISO currency code"),
+    (lambda t: t.replace("price = 499", "price = -1"), "products[0] price must be from 0 to"),
+    (lambda t: t.replace("price = 499", "price = 4.99"), "price must be a whole number, got a decimal number"),
     (lambda t: t.replace('name = "Whole milk 1 l"', 'name = "  "'), "must not be empty"),
     (lambda t: t.replace('barcode = "5000112637922"', 'barcode = "4006381333931"'), "already product COF-250's"),
     (lambda t: t.replace("scan_interval = 0.5", "scan_interval = 0"), "from 0.05 to 60"),
@@ -53,6 +56,21 @@ DEMO = (CONFIGS / "demo-store.toml").read_text()
     (lambda t: t.replace('tills = ["till-1", "till-2"]', 'tills = ["till-1", "till-1"]'), "must be unique"),
     (lambda t: t.replace("port = 8600", "port = 86000"), "from 0 to 65535"),
     (lambda t: t.replace("[http]", "[http"), "not valid TOML"),
+    (lambda t: t.replace('tenant = "demo"', 'tenant = "demo corp"'), "tenant may use only letters, digits"),
+    (lambda t: t.replace('store = "store-001"', 'store = "paris.1"'), "store may use only letters, digits"),
+    (lambda t: t.replace('tenant = "demo"', 'tenant = 7'), "tenant must be a non-empty name"),
+    (lambda t: t.replace('sku = "MLK-1L"', 'sku = "COF-250"'), "sku COF-250 is already product 'Ground coffee"),
+    (lambda t: t.replace('sku = "MLK-1L"', 'sku = "MLK 1L"'), "products[1] sku may use only letters"),
+    (lambda t: t.replace('barcode = "5000112637922"', 'barcode = "5000112637922\\u0000"'), "barcode may use only"),
+    (lambda t: t.replace('name = "Whole milk 1 l"', 'name = "Whole milk\\u0000"'), "name must not contain NUL"),
+    (lambda t: t.replace('name = "Whole milk 1 l"', 'name = "Whole\\nmilk"'), "control character"),
+    (lambda t: t.replace("price = 499", "price = 1_000_000_000_000_000"), "price must be from 0 to"),
+    (lambda t: t.replace('tills = ["till-1", "till-2"]', 'tills = ["till 1"]'), "tills[0] may use only letters"),
+    (lambda t: t.replace('tills = ["till-1", "till-2"]', 'tills = []'), "at least one till"),
+    (lambda t: t.replace("max_change_minor = 50000", "max_change_minor = -1"), "max_change_minor must be from 0"),
+    (lambda t: t.replace("max_change_minor = 50000", 'max_change_minor = "500"'), "max_change_minor must be a whole"),
+    (lambda t: t.replace('currency = "EUR"', 'currency = "XAU"').replace("max_change_minor = 50000", ""),
+     "set max_change_minor"),
 ])
 def test_bad_store_settings_are_refused_with_the_reason(tmp_path: Path, change, says: str) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "store.toml"
@@ -65,3 +83,25 @@ def test_bad_store_settings_are_refused_with_the_reason(tmp_path: Path, change, 
 def test_a_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_store(tmp_path / "nope.toml")
+
+
+def test_change_is_capped_at_the_largest_banknote_unless_configured(tmp_path: Path) -> None:
+    path = tmp_path / "store.toml"
+    path.write_text(DEMO.replace("max_change_minor = 50000", ""))
+    assert load_store(path).max_change_minor == 50000  # one 500 EUR note
+    path.write_text(DEMO.replace("max_change_minor = 50000", "max_change_minor = 10000"))
+    assert load_store(path).max_change_minor == 10000
+    path.write_text(DEMO.replace('currency = "EUR"', 'currency = "XAU"').replace("50000", "0"))
+    assert load_store(path).max_change_minor == 0  # a currency it does not know, capped by the store
+
+
+def test_the_edge_refuses_a_bad_store_config_with_exit_code_2_and_a_sentence(tmp_path: Path) -> None:
+    path = tmp_path / "store.toml"
+    path.write_text(DEMO.replace('store = "store-001"', 'store = "paris.1"'))
+    result = subprocess.run([sys.executable, "-m", "novapos.cli", "edge", "--config", str(path)],
+                            capture_output=True, text=True, timeout=30, cwd=tmp_path,
+                            env={**os.environ, "NOVAPOS_NATS_URL": "nats://127.0.0.1:1"})
+    assert result.returncode == 2, result.stderr
+    assert f"configuration problem: {path} store may use only letters, digits, '-' and '_', got 'paris.1'" \
+        in result.stderr
+    assert "Traceback" not in result.stderr

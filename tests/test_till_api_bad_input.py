@@ -82,7 +82,7 @@ async def test_tenders_can_be_voided_and_sessions_closed_only_when_it_makes_sens
         await http.post(f"{till}/session", json={"cashier": "alice"})
         await http.post(f"{till}/lines", json={"barcode": COFFEE})
         assert (await http.delete(f"{till}/tenders")).json()["error"] == "no tender has been taken for this cart"
-        await http.post(f"{till}/tenders", json={"amount_minor": 99999})  # a slip of the finger
+        await http.post(f"{till}/tenders", json={"amount_minor": 9999})  # a slip of the finger
         refused = await http.post(f"{till}/lines", json={"barcode": COFFEE})
         assert refused.status_code == 409 and "void the tenders" in refused.json()["error"]
         state = (await http.delete(f"{till}/tenders")).json()

@@ -96,3 +96,20 @@ async def test_a_cart_with_lines_holds_the_session_until_voided(
     for path in ("cart", "lines/MLK-1L"):
         response = await http.delete(f"{url}/{path}")
         assert response.status_code == 409 and "no open session" in response.json()["error"]
+
+
+async def test_cash_is_refused_once_nothing_is_due_and_change_is_capped(
+        till: tuple[Any, str], http: httpx.AsyncClient) -> None:
+    """Issue 6: twelve tenders of 10^9 on a 1.29 EUR cart completed with change 119,999,998.71 EUR."""
+    edge, url = till
+    await scan(http, url, MILK)
+    for _ in range(12):
+        response = await http.post(f"{url}/tenders", json={"amount_minor": 10**9})
+        assert response.status_code == 422 and "more than the 500.00 EUR a till gives back" in response.json()["error"]
+    paid = (await http.post(f"{url}/tenders", json={"amount_minor": 200})).json()
+    assert (paid["tendered"]["minor"], paid["due"]["minor"], paid["change"]["minor"]) == (200, 0, 71)
+    response = await http.post(f"{url}/tenders", json={"amount_minor": 10**9})
+    assert response.status_code == 409 and "nothing is due" in response.json()["error"]
+    assert (await http.get(url)).json() == paid
+    receipt = (await http.post(f"{url}/complete", json={"cart": paid["cart"]})).json()
+    assert [t["amount"]["minor"] for t in receipt["tenders"]] == [200] and receipt["change"]["minor"] == 71

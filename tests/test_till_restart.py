@@ -90,14 +90,17 @@ async def test_a_cart_completed_just_before_a_crash_is_not_taken_up_again(
         assert await edge.tree.ask("outbox", "depth") == 1
 
 
+SESSION, CART = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c"
+
+
 async def test_an_unreadable_or_stale_saved_cart_never_stops_a_till(
         store_config: StoreConfig, http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture) -> None:
     async with running_edge(store_config):
         pass  # creates the file
     save_directly(store_config, "till-1", '{"session": {"id": "s", "cashier": "al')  # torn
     save_directly(store_config, "till-2", json.dumps({
-        "session": {"id": "s2", "cashier": "bob"},
-        "cart": {"id": "c2", "tendered": [-5, "x"], "lines": [
+        "session": {"id": SESSION, "cashier": "bob"},
+        "cart": {"id": CART, "tendered": [-5, "x"], "lines": [
             {"sku": "GONE-1", "quantity": 1},  # dropped from the catalog since
             {"sku": "MLK-1L", "quantity": 0}, {"sku": ["MLK-1L"], "quantity": 1}, "junk",
             {"sku": "MLK-1L", "quantity": 3}]}}))
@@ -107,8 +110,43 @@ async def test_an_unreadable_or_stale_saved_cart_never_stops_a_till(
             till_2 = (await http.get(f"{edge.url}/api/tills/till-2")).json()
             assert edge.tree.healthy() and edge.tree.restarts == 0
     assert till_1["session"] is None and till_1["lines"] == []
-    assert till_2["session"] == {"id": "s2", "cashier": "bob"} and till_2["cart"] == "c2"
+    assert till_2["session"] == {"id": SESSION, "cashier": "bob"} and till_2["cart"] == CART
     assert [(line["sku"], line["quantity"]) for line in till_2["lines"]] == [("MLK-1L", 3)]
     assert till_2["tendered"]["minor"] == 0
     messages = "\n".join(record.getMessage() for record in caplog.records)
     assert "till till-1: its saved cart cannot be read" in messages and "GONE-1" in messages
+
+
+@pytest.mark.parametrize(("session", "cart", "kept"), [
+    ({"id": SESSION, "cashier": "al\x00ice"}, {"id": CART, "lines": [], "tendered": []}, "nothing"),
+    ({"id": SESSION, "cashier": "sur\ud800rogate"}, {"id": CART, "lines": [], "tendered": []}, "nothing"),
+    ({"id": SESSION, "cashier": "eve\n2026-12-01 INFO forged"}, {"id": CART, "lines": [], "tendered": []}, "nothing"),
+    ({"id": "s2; DROP TABLE outbox", "cashier": "bob"}, {"id": CART, "lines": [], "tendered": []}, "nothing"),
+    ({"id": SESSION, "cashier": "bob"}, {"id": "c2", "lines": [{"sku": "MLK-1L", "quantity": 1}]}, "session"),
+    ({"id": SESSION, "cashier": "bob"}, {"id": CART, "tendered": [10**15, 10**9, 200],
+                                         "lines": [{"sku": "MLK-1L", "quantity": 10**6}, {"sku": "MLK-1L",
+                                                                                        "quantity": 1}]}, "cart"),
+])
+async def test_a_poisoned_saved_till_is_dropped_field_by_field_never_restored(
+        store_config: StoreConfig, http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture,
+        session: dict[str, Any], cart: dict[str, Any], kept: str) -> None:
+    """What a bad disk, an old build or a hand edit left is checked like client input: a NUL, a lone
+    surrogate or a newline in the cashier's name, an id that is not one, amounts out of bounds."""
+    async with running_edge(store_config):
+        pass
+    save_directly(store_config, "till-2", json.dumps({"session": session, "cart": cart}))
+    with caplog.at_level(logging.WARNING, logger="actors"):
+        async with running_edge(store_config) as edge:
+            state = (await http.get(f"{edge.url}/api/tills/till-2")).json()
+            assert edge.tree.healthy() and edge.tree.restarts == 0
+    if kept == "nothing":
+        assert state["session"] is None
+    else:
+        assert state["session"] == {"id": SESSION, "cashier": "bob"}
+    if kept == "cart":
+        assert state["cart"] == CART and [(line["sku"], line["quantity"]) for line in state["lines"]] == [("MLK-1L", 1)]
+        assert state["tendered"]["minor"] == 200  # 10^15 is out of bounds, 10^9 would need too much change
+    else:
+        assert state["cart"] != CART and state["lines"] == []
+    dropped = [record.getMessage() for record in caplog.records if "dropping" in record.getMessage()]
+    assert dropped and all(bad not in line for line in dropped for bad in ("\x00", "\ud800", "\n"))

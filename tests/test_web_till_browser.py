@@ -37,10 +37,17 @@ def chip(browser: webdriver.Chrome, device: str) -> str:
         "return chip ? chip.dataset.state : '';", device))
 
 
+def summary(browser: webdriver.Chrome) -> dict[str, str]:
+    """Total, Tendered, Due and Change as the page shows them, read in one step."""
+    return dict(browser.execute_script(
+        "return Object.fromEntries(['total', 'tendered', 'due', 'change']"
+        ".map(k => [k, document.getElementById('sum-' + k).textContent]));"))
+
+
 def make_a_sale_in_the_page(url: str, printer: MockNetworkPrinter, screenshot: str | None) -> str:
-    """Drive the page as a cashier: open a session, tap products and take one off again, take cash,
-    complete, close the session; then watch the printer's status chip follow an unplug and a replug.
-    Returns the sale's message."""
+    """Drive the page as a cashier: open a session, tap products and take one off again, take cash
+    (with a double tap), complete, close the session; then watch the printer's status chip follow an
+    unplug, a replug and a jammed cutter. Returns the sale's message."""
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM  # type: ignore[assignment]
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -54,6 +61,8 @@ def make_a_sale_in_the_page(url: str, printer: MockNetworkPrinter, screenshot: s
         wait.until(expected_conditions.element_to_be_clickable((By.CSS_SELECTOR, "#products button")))
         browser.find_element(By.ID, "open").click()
         wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "who"), "Cashier: alice"))
+        requested = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        assert not [name for name in requested if name.endswith("/api/tills/")], requested  # no till asked for
         products = browser.find_elements(By.CSS_SELECTOR, "#products button")
         products[0].click()
         wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "lines"), "1 × Ground coffee"))
@@ -66,15 +75,25 @@ def make_a_sale_in_the_page(url: str, printer: MockNetworkPrinter, screenshot: s
         browser.find_element(By.CSS_SELECTOR, "#lines button.remove[data-sku='BRD-SD']").click()
         wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "total"), "Total 11.27 EUR"))
         assert "Sourdough" not in browser.find_element(By.ID, "lines").text
+        assert summary(browser) == {"total": "11.27 EUR", "tendered": "0.00 EUR", "due": "11.27 EUR",
+                                    "change": "0.00 EUR"}
         cash = browser.find_element(By.ID, "cash")
         cash.clear()
-        cash.send_keys("20")  # as a cashier types it: units, not minor units
+        cash.send_keys("5")  # as a cashier types it: units, not minor units
+        browser.execute_script("const pay = document.getElementById('pay'); pay.click(); pay.click();")  # double tap
+        wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "message"), "6.27 EUR still due"))
+        cash.clear()
+        cash.send_keys("20")
         browser.find_element(By.ID, "pay").click()
-        wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "message"), "Cash taken"))
+        wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "message"), "change 13.73 EUR"))
+        assert summary(browser) == {"total": "11.27 EUR", "tendered": "25.00 EUR", "due": "0.00 EUR",
+                                    "change": "13.73 EUR"}  # the double tap took the 5 once
         complete = browser.find_element(By.ID, "complete")
         complete.click()
         wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "message"), "complete"))
         message = browser.find_element(By.ID, "message").text
+        assert browser.find_element(By.ID, "given").text == \
+            "Sale 1: tendered 25.00 EUR, change to give 13.73 EUR"  # what to hand back, plainly
         complete.click()  # an impatient second click must not make a second sale
         wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "message"), "cart is empty"))
         browser.find_element(By.ID, "close").click()  # end of shift
@@ -88,6 +107,12 @@ def make_a_sale_in_the_page(url: str, printer: MockNetworkPrinter, screenshot: s
             browser.save_screenshot(screenshot)
         printer.set_online(True)
         wait.until(lambda b: chip(b, "receipt-printer") == "ready")
+        printer.set_fault("cutter")
+        wait.until(lambda b: chip(b, "receipt-printer") == "error")
+        assert "receipt-printer · needs attention: autocutter error: clear the paper jam at the cutter" in \
+            browser.find_element(By.ID, "devices").text
+        printer.set_fault(None)
+        wait.until(lambda b: chip(b, "receipt-printer") == "ready")
         return message
     finally:
         browser.quit()
@@ -100,11 +125,14 @@ async def test_a_sale_made_in_the_browser_lands_once_and_device_status_is_live(
         edge = await nursery.start(run_edge, store_config)
         message = await trio.to_thread.run_sync(
             make_a_sale_in_the_page, edge.url + "/", printer, os.environ.get("NOVAPOS_SCREENSHOT"))
-        assert message.startswith("Sale 1 complete. Change 8.73 EUR"), message
+        assert message.startswith("Sale 1 complete. Change 13.73 EUR"), message
         rows = await wait_until(lambda: query(database_url, "SELECT event_id, total_minor FROM sales"))
         await trio.sleep(0.5)
         rows = await query(database_url, "SELECT event_id, total_minor FROM sales")
         assert [row["total_minor"] for row in rows] == [2 * 499 + 129]
+        tenders = await query(database_url, "SELECT amount_minor FROM sale_tenders WHERE event_id = $1",
+                              uuid.UUID(str(rows[0]["event_id"])))
+        assert sorted(row["amount_minor"] for row in tenders) == [500, 2000]
         lines = await query(database_url, "SELECT sku, quantity FROM sale_lines WHERE event_id = $1 ORDER BY line_no",
                             uuid.UUID(str(rows[0]["event_id"])))
         assert [tuple(line) for line in lines] == [("COF-250", 2), ("MLK-1L", 1)]

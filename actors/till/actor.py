@@ -1,21 +1,26 @@
-"""One till: a cashier's session, the cart, cash tenders, and completing the sale.
+"""One till: the actor around its cart (actors.till.cart): the mailbox, saving, devices, notifying.
 
 The session and the cart are saved on every change (actors.storage.saved_tills), so a restarted till, or a
 restarted process, carries on where the cashier was.
 
 The sale is complete only once the outbox actor has committed it to disk; then the drawer opens
 (locally, at once), the receipt is spooled for the till's printer and the forwarder is woken; the
-cashier waits for none of these. Every change of the till's state is published, so the web till
-shows a line added by the scanner as soon as it is scanned.
+cashier waits for none of these. A commit that outlasts the till's wait is not a lost cart: the cart
+is held (SAVING) and a resent completion finds the sale and does what its first try could not. The
+drawer pulse a cash sale owes is saved with the till until the drawer actor took it, so a kill -9
+in between leaves it owed, to be opened once, as a recorded recovery. Every change of the till's
+state is published, so the web till shows a line added by the scanner as soon as it is scanned.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pykka
 from prometheus_client import Counter
 
 from actors.devices.context import SPOOLER, Notify, device_actor_name
@@ -23,17 +28,19 @@ from actors.protocol import Rejected
 from actors.storage.outbox import Committed
 from actors.storage.saved_tills import SavedTills
 from actors.till import customer_screen
+from actors.till.cart import SAVING_MESSAGE, Cart, restore
 from edge_runtime import Actor
+from novapos import validators
 from novapos.config import Product
-from novapos.money import Money
 from novapos.wire.ids import uuid7
 
 log = logging.getLogger(__name__)
 
 SALES = Counter("novapos_edge_sales_completed_total", "Sales committed to the outbox", ["till"])
 VOIDED = Counter("novapos_edge_carts_voided_total", "Carts voided before completion", ["till"])
+DRAWER_RECOVERIES = Counter("novapos_edge_drawer_recoveries_total",
+                            "Drawers opened after their sale, for a pulse lost to a restart", ["till"])
 
-MAX_QUANTITY = 9999
 COMMIT_TIMEOUT_S = 30.0  # a slow disk must not turn a committed sale into a crashed till
 
 
@@ -45,37 +52,17 @@ class TillDevices:
     display: str | None = None
 
 
-@dataclass
-class Line:
-    product: Product
-    quantity: int
-
-    @property
-    def amount(self) -> Money:
-        return self.product.price.times(self.quantity)
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"sku": self.product.sku, "name": self.product.name, "quantity": self.quantity,
-                "unit_price": self.product.price.to_wire(), "amount": self.amount.to_wire()}
-
-
-@dataclass
-class Cart:
-    id: str = field(default_factory=lambda: str(uuid7()))
-    lines: list[Line] = field(default_factory=list)
-    tendered: list[int] = field(default_factory=list)
-
-
 class TillActor(Actor):
     """State of one till; its public methods are the till's protocol (answers are plain dicts)."""
 
     def __init__(self, till_id: str, currency: str, products: tuple[Product, ...], store_name: str,
-                 devices: TillDevices, notify: Notify, db_path: Path) -> None:
+                 devices: TillDevices, notify: Notify, db_path: Path, max_change_minor: int) -> None:
         super().__init__()
         self._db_path = db_path
         self._saved: SavedTills | None = None
         self.till_id = till_id
         self.currency = currency
+        self._max_change = max_change_minor
         self._store_name = store_name
         self._printer = devices.printer
         self._drawer = devices.drawer
@@ -84,7 +71,8 @@ class TillActor(Actor):
         self._by_barcode = {product.barcode: product for product in products}
         self._by_sku = {product.sku: product for product in products}
         self._session: dict[str, str] | None = None
-        self._cart = Cart()
+        self._cart = self._new_cart()
+        self._drawer_owed: str | None = None  # the sale whose drawer pulse no drawer actor has taken yet
 
     def started(self) -> None:
         self._saved = SavedTills(self._db_path)
@@ -96,21 +84,17 @@ class TillActor(Actor):
         if self._saved is not None:
             self._saved.close()
 
-    def _total(self) -> Money:
-        total = Money(0, self.currency)
-        for line in self._cart.lines:
-            total += line.amount
-        return total
+    def _new_cart(self) -> Cart:
+        return Cart(self.currency, self._max_change)
 
     def state(self) -> dict[str, Any]:
-        total = self._total()
-        tendered = sum(self._cart.tendered)
-        return {
-            "till": self.till_id, "session": self._session, "cart": self._cart.id,
-            "lines": [line.to_wire() for line in self._cart.lines],
-            "total": total.to_wire(), "tendered": Money(tendered, self.currency).to_wire(),
-            "due": Money(max(0, total.minor - tendered), self.currency).to_wire(),
-        }
+        return {"till": self.till_id, "session": self._session, **self._cart.summary(),
+                "drawer_owed": self._drawer_owed}
+
+    def _no_session(self) -> Rejected | None:
+        if self._session is None:
+            return Rejected("conflict", f"till {self.till_id} has no open session: open one first")
+        return None
 
     def open_session(self, cashier: str) -> dict[str, Any] | Rejected:
         if self._session is not None:
@@ -123,54 +107,35 @@ class TillActor(Actor):
         return self._changed()
 
     def add_line(self, barcode: str, quantity: int) -> dict[str, Any] | Rejected:
-        if self._session is None:
-            return Rejected("conflict", f"till {self.till_id} has no open session: open one before scanning")
+        if (refused := self._no_session()) is not None:
+            return refused
         product = self._by_barcode.get(barcode)
         if product is None:
             return Rejected("not_found", f"no product has barcode {barcode!r}")
-        if self._cart.tendered:
-            return Rejected("conflict", "payment has started: void the tenders (give the cash back) before adding lines")
-        for line in self._cart.lines:
-            if line.product.barcode == barcode:
-                if line.quantity + quantity > MAX_QUANTITY:
-                    return Rejected("invalid", f"quantity would exceed {MAX_QUANTITY}")
-                line.quantity += quantity
-                break
-        else:
-            self._cart.lines.append(Line(product, quantity))
-        return self._changed()
+        return self._cart.add(product, quantity) or self._changed()
 
     def remove_line(self, sku: str) -> dict[str, Any] | Rejected:
         """Take a line off the cart: scanned by mistake, or the customer changed their mind."""
-        if self._session is None:
-            return Rejected("conflict", f"till {self.till_id} has no open session")
-        if self._cart.tendered:
-            return Rejected("conflict", "payment has started: void the tenders (give the cash back) before removing lines")
-        line = next((line for line in self._cart.lines if line.product.sku == sku), None)
-        if line is None:
-            return Rejected("not_found", f"the cart has no line for {sku!r}")
-        self._cart.lines.remove(line)
-        return self._changed()
+        return self._no_session() or self._cart.remove(sku) or self._changed()
 
     def void_cart(self) -> dict[str, Any] | Rejected:
         """Abandon the cart (the customer left): its lines and any cash taken go, and a new cart begins.
 
         Nothing is committed, so the old cart's id can never complete; it is logged and counted."""
-        if self._session is None:
-            return Rejected("conflict", f"till {self.till_id} has no open session")
-        if not self._cart.lines and not self._cart.tendered:
-            return Rejected("conflict", "the cart is already empty")
-        voided, total = self._cart, self._total()
-        self._cart = Cart()
+        if (refused := self._no_session() or self._cart.may_void()) is not None:
+            return refused
+        assert self._session is not None
+        voided, self._cart = self._cart, self._new_cart()
         VOIDED.labels(self.till_id).inc()
         log.warning("till %s: cart %s voided by %s: %d lines, total %s, cash given back %s", self.till_id,
-                    voided.id, self._session["cashier"], len(voided.lines), total.format(),
-                    Money(sum(voided.tendered), self.currency).format())
+                    voided.id, self._session["cashier"], len(voided.lines), voided.total().format(),
+                    voided.paid().format())
         return self._changed()
 
     def close_session(self) -> dict[str, Any] | Rejected:
-        if self._session is None:
-            return Rejected("conflict", f"till {self.till_id} has no open session")
+        if (refused := self._no_session()) is not None:
+            return refused
+        assert self._session is not None
         if self._cart.lines:
             return Rejected("conflict", "the cart is not empty: complete the sale or void the cart first")
         log.info("till %s: session of %s closed", self.till_id, self._session["cashier"])
@@ -179,10 +144,7 @@ class TillActor(Actor):
 
     def void_tenders(self) -> dict[str, Any] | Rejected:
         """Undo the tenders taken for the current cart (the cash goes back to the customer)."""
-        if not self._cart.tendered:
-            return Rejected("conflict", "no tender has been taken for this cart")
-        self._cart.tendered.clear()
-        return self._changed()
+        return self._cart.give_cash_back() or self._changed()
 
     def scan(self, barcode: str, scanner: str) -> dict[str, Any] | Rejected:
         """A barcode from a scanner bound to this till: one of that item, and the page hears of it."""
@@ -192,85 +154,121 @@ class TillActor(Actor):
         return answer
 
     def tender_cash(self, amount_minor: int) -> dict[str, Any] | Rejected:
-        if self._session is None:
-            return Rejected("conflict", f"till {self.till_id} has no open session")
-        if not self._cart.lines:
-            return Rejected("conflict", "the cart is empty: scan at least one item before taking payment")
-        self._cart.tendered.append(amount_minor)
-        return self._changed()
+        return self._no_session() or self._cart.tender_cash(amount_minor) or self._changed()
 
     def complete(self, cart_id: str | None = None) -> dict[str, Any] | Rejected:
         """Commit the sale, with the cart's id as its idempotency key in the same transaction.
 
         Completing a cart that was already completed returns that sale's receipt, found on disk: a
         browser resending after a timeout, a second tab, or a resend after the till or the whole
-        process restarted, never makes a second sale."""
+        process restarted, never makes a second sale. A commit slower than COMMIT_TIMEOUT_S is answered
+        with a refusal to send again; the cart is held until a resend finds out how it ended."""
         if cart_id is not None and cart_id != self._cart.id:
             done = self.registry.ask("outbox", "committed", cart_id)
             if done is not None:
-                return self._receipt(done, cart_id)
+                return self._resent(done, cart_id)
             return Rejected("conflict", f"cart {cart_id} is not the till's current cart, nor a completed one")
-        if self._session is None:
-            return Rejected("conflict", f"till {self.till_id} has no open session")
-        if not self._cart.lines:
-            return Rejected("conflict", "the cart is empty: nothing to complete")
-        total, tendered = self._total(), sum(self._cart.tendered)
-        if tendered < total.minor:
-            due = Money(total.minor - tendered, self.currency)
-            return Rejected("conflict", f"{due.format()} is still due: take a tender first")
-        body = {
-            "till": self.till_id, "session": self._session["id"], "cashier": self._session["cashier"],
-            "currency": self.currency, "lines": [line.to_wire() for line in self._cart.lines],
-            "total": total.to_wire(),
-            "tenders": [{"method": "cash", "amount": Money(amount, self.currency).to_wire()}
-                        for amount in self._cart.tendered],
-            "change": Money(tendered - total.minor, self.currency).to_wire(),
-        }
+        if (refused := self._no_session()) is not None:
+            return refused
+        assert self._session is not None
         cart = self._cart
-        committed = self.registry.ask("outbox", "append", "sale.completed", 1, body, print_on=self._printer,
-                                      key=cart.id, timeout=COMMIT_TIMEOUT_S)
-        self._cart = Cart()
+        body = cart.checkout(self.till_id, self._session["id"], self._session["cashier"])
+        if isinstance(body, Rejected):
+            return body
+        try:
+            committed = self.registry.ask("outbox", "append", "sale.completed", 1, body, print_on=self._printer,
+                                          key=cart.id, timeout=COMMIT_TIMEOUT_S)
+        except pykka.Timeout:
+            log.warning("till %s: the sale of cart %s is not saved after %.0f s (a slow or locked disk); the cart is "
+                        "held until the cashier sends complete again", self.till_id, cart.id, COMMIT_TIMEOUT_S)
+            return Rejected("conflict", SAVING_MESSAGE)
+        if isinstance(committed, Rejected):  # the outbox refused the sale and wrote nothing
+            cart.saving_refused()
+            self._save()
+            return committed
+        return self._sold(committed, cart, late=not committed.new)
+
+    def open_drawer_for_sale(self, sale_id: str) -> dict[str, Any] | Rejected:
+        """Open the drawer of a cash sale whose pulse was lost (a restart between its commit and the
+        pulse); once, recorded as a recovery. Any other sale's drawer is opened with its key."""
+        if self._drawer is None:
+            return Rejected("conflict", f"till {self.till_id} has no cash drawer")
+        if self._drawer_owed is None or sale_id != self._drawer_owed:
+            return Rejected("conflict", "no drawer opening is owed for that sale: it opened at its sale, or was "
+                                        "opened since; open the drawer with its key")
+        if not self._open_drawer(self._drawer_owed, recovery=True):
+            return Rejected("conflict", f"drawer {self._drawer} cannot take the pulse now: open it with its key")
+        return self._changed(show=False)
+
+    def _sold(self, committed: Committed, cart: Cart, late: bool) -> dict[str, Any]:
+        """The sale is on disk: a new cart, then what the sale owes its till (drawer, display, spooler,
+        forwarder). `late`: it landed after an earlier try of this cart timed out, so nothing of this was
+        done yet either."""
+        sale = str(committed.id)
+        self._cart = self._new_cart()
+        self._drawer_owed = sale if self._drawer is not None else None
+        self._save()  # before any pulse: a kill -9 from here on leaves the pulse owed, not forgotten
         receipt = self._receipt(committed, cart.id)
+        SALES.labels(self.till_id).inc()
+        self.registry.tell("forwarder", "kick")
+        if self._printer is not None:
+            self.registry.tell(SPOOLER, "printer_ready", self._printer)  # the job is already on disk
+        self._open_drawer(sale, recovery=False)
         self._show(*customer_screen.for_receipt(receipt))
-        if committed.new:
-            SALES.labels(self.till_id).inc()
-            self.registry.tell("forwarder", "kick")
-            self._open_drawer()
-            if self._printer is not None:
-                self.registry.tell(SPOOLER, "printer_ready", self._printer)  # the job is already on disk
-            log.info("till %s: sale %s (seq %d) committed, total %s", self.till_id, committed.id, committed.seq,
-                     total.format())
+        log.info("till %s: sale %s (seq %d) committed%s, total %s", self.till_id, sale, committed.seq,
+                 " after an earlier try timed out" if late else "", cart.total().format())
         self._changed(show=False)  # the customer keeps seeing their change until the next scan
         return receipt
 
-    def _restore(self, saved: dict[str, Any]) -> None:
-        """Take up the saved session and cart. What no longer makes sense is dropped with a log line,
-        never a failed start: a product gone from the catalog loses its line, and a cart that was
-        completed just before the restart (its sale is on disk) gives way to a new one."""
-        session, cart = saved.get("session"), saved.get("cart")
-        if isinstance(session, dict) and all(isinstance(session.get(k), str) for k in ("id", "cashier")):
-            self._session = {"id": session["id"], "cashier": session["cashier"]}
-        if self._session is None or not isinstance(cart, dict) or not isinstance(cart.get("id"), str):
+    def _resent(self, done: Committed, cart_id: str) -> dict[str, Any]:
+        """A completion resent for a sale already made: its receipt, and its drawer if that is still owed."""
+        if self._drawer_owed == str(done.id) and self._open_drawer(self._drawer_owed, recovery=True):
+            self._changed(show=False)
+        return self._receipt(done, cart_id)
+
+    def _restore(self, saved: Mapping[str, Any]) -> None:
+        """Take up the saved session and cart, every field checked with novapos.validators as if a
+        client had sent it. What fails is dropped with a log line, never a failed start: a poisoned
+        cashier name ends the session, a product gone from the catalog loses its line, and a cart that
+        was completed just before the restart (its sale is on disk) gives way to a new one, its drawer
+        pulse owed."""
+        owed = saved.get("drawer_owed")
+        try:
+            self._drawer_owed = None if owed is None else validators.uuid_text("saved drawer_owed", owed)
+        except validators.Invalid as exc:
+            log.warning("till %s: dropping what it saved about an owed drawer opening: %s", self.till_id, exc)
+        session, saved_cart = saved.get("session"), saved.get("cart")
+        if session is None:
             return
-        if self.registry.ask("outbox", "committed", cart["id"]) is not None:
-            log.info("till %s: cart %s was completed before the restart; starting a new cart", self.till_id, cart["id"])
+        try:
+            if not isinstance(session, dict):
+                raise validators.Invalid("saved session", "must be an object")
+            self._session = {"id": validators.uuid_text("saved session id", session.get("id")),
+                             "cashier": validators.text("saved cashier", session.get("cashier"))}
+            if not isinstance(saved_cart, dict):
+                raise validators.Invalid("saved cart", "must be an object")
+            cart, problems = restore(saved_cart, self.currency, self._max_change, self._by_sku)
+        except validators.Invalid as exc:
+            log.warning("till %s: dropping its saved %s: %s", self.till_id,
+                        "cart" if self._session is not None else "session and cart", exc)
             return
-        lines = []
-        saved_lines = cart.get("lines")
-        for saved_line in saved_lines if isinstance(saved_lines, list) else []:
-            sku, quantity = (saved_line.get("sku"), saved_line.get("quantity")) if isinstance(saved_line, dict) \
-                else (None, None)
-            product = self._by_sku.get(sku) if isinstance(sku, str) else None
-            if product is None or type(quantity) is not int or not 1 <= quantity <= MAX_QUANTITY:
-                log.warning("till %s: dropping saved line %r: no such product or quantity", self.till_id, saved_line)
-                continue
-            lines.append(Line(product, quantity))
-        amounts = cart.get("tendered")
-        tendered = [amount for amount in amounts if type(amount) is int and amount > 0] \
-            if isinstance(amounts, list) else []
-        self._cart = Cart(cart["id"], lines, tendered if lines else [])
+        try:
+            done = self.registry.ask("outbox", "committed", cart.id)
+        except pykka.Timeout:  # the outbox is still busy with this cart's commit: hold it until a resend
+            cart.saving = True
+            done = None
+        if done is not None:
+            log.info("till %s: cart %s was completed before the restart; starting a new cart", self.till_id, cart.id)
+            if self._drawer is not None and self._drawer_owed != str(done.id):
+                self._drawer_owed = str(done.id)
+                log.warning("till %s: the drawer of sale %s may not have opened before the restart: a resent "
+                            "completion, or open_drawer_for_sale, opens it once", self.till_id, done.id)
+            return
+        for problem in problems:
+            log.warning("till %s: dropping part of its saved cart: %s", self.till_id, problem)
+        self._cart = cart
         log.info("till %s: carried on after a restart: session of %s, %d lines, %s tendered", self.till_id,
-                 self._session["cashier"], len(lines), Money(sum(self._cart.tendered), self.currency).format())
+                 self._session["cashier"], len(cart.lines), cart.paid().format())
 
     @staticmethod
     def _receipt(committed: Committed, cart_id: str) -> dict[str, Any]:
@@ -283,26 +281,35 @@ class TillActor(Actor):
             except LookupError:
                 pass  # the display is unplugged: nothing to show it on, and nothing else waits on it
 
-    def _open_drawer(self) -> None:
+    def _open_drawer(self, sale: str, recovery: bool) -> bool:
+        """Pulse the drawer for `sale`; True once its actor took the pulse (then it is no longer owed;
+        the caller saves that)."""
         if self._drawer is None:
-            return
+            return False
         try:
-            if self.registry.tell(device_actor_name(self._drawer), "kick"):
-                return
+            accepted = self.registry.tell(device_actor_name(self._drawer), "kick")
             why = "is restarting"
         except LookupError:
-            why = "is unplugged"
+            accepted, why = False, "is unplugged"
+        if accepted:
+            self._drawer_owed = None  # the caller saves it
+            if recovery:
+                DRAWER_RECOVERIES.labels(self.till_id).inc()
+                log.warning("till %s: drawer %s opened for sale %s after the fact, as a recovery (its pulse was "
+                            "lost to a restart)", self.till_id, self._drawer, sale)
+            return True
         log.warning("till %s: drawer %s %s; open it with its key", self.till_id, self._drawer, why)
         self._notify({"type": "till_message", "till": self.till_id,
                       "error": f"drawer {self._drawer} {why}: open it with its key"})
+        return False
+
+    def _save(self) -> None:
+        assert self._saved is not None
+        self._saved.save(self.till_id, {"session": self._session, "cart": self._cart.to_saved(),
+                                        "drawer_owed": self._drawer_owed})
 
     def _changed(self, show: bool = True) -> dict[str, Any]:
-        assert self._saved is not None
-        self._saved.save(self.till_id, {
-            "session": self._session,
-            "cart": {"id": self._cart.id, "tendered": self._cart.tendered,
-                     "lines": [{"sku": line.product.sku, "quantity": line.quantity} for line in self._cart.lines]},
-        })
+        self._save()
         state = self.state()
         self._notify({"type": "till", "till": self.till_id, "state": state})
         if show:

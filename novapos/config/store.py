@@ -1,16 +1,25 @@
-"""The store's settings: who it is, its tills and products, where its state lives, its devices."""
+"""The store's settings: who it is, its tills and products, where its state lives, its devices.
+
+Every value is checked at load with novapos.validators, the same checks the API and the wire use: a
+tenant or store that could not be a NATS subject token, a name with a NUL, two products sharing a
+SKU, are refused before the first sale (exit code 2 and a sentence), not at it.
+"""
 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from novapos.config.devices import DEVICE_NAME, DevicesConfig, load_devices
-from novapos.config.reading import ConfigError, http_port, read_toml, require, table
+from novapos import validators
+from novapos.config.devices import DevicesConfig, load_devices
+from novapos.config.reading import ConfigError, http_port, read_toml, table
 from novapos.money import Money
+
+LARGEST_BANKNOTE = {"EUR": 50000, "USD": 10000, "GBP": 5000, "CHF": 100000, "CAD": 10000, "AUD": 10000,
+                    "SEK": 100000, "NOK": 100000, "DKK": 100000, "PLN": 50000, "CZK": 500000}
+"""The largest banknote in circulation, in minor units: the most change a till gives back by default."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,16 @@ class StoreConfig:
     state_dir: Path = Path(".state/store")
     devices: DevicesConfig = DevicesConfig()
     forward_batch: int = 256
+    max_change_minor: int | None = None
+    """Most change a till gives back for a cash sale; None: the currency's largest banknote. Caps
+    what a mistyped or hostile tender can make the drawer pay out."""
+
+    def __post_init__(self) -> None:
+        if self.max_change_minor is None:
+            if self.currency not in LARGEST_BANKNOTE:
+                raise ConfigError(f"set max_change_minor, the most change a till may give back in minor units: "
+                                  f"the largest banknote of {self.currency} is not known")
+            object.__setattr__(self, "max_change_minor", LARGEST_BANKNOTE[self.currency])
 
     def check_runnable(self) -> None:
         """Refuse, with what to do, a config that `novapos edge` cannot run."""
@@ -47,44 +66,59 @@ class StoreConfig:
 
 def _products(data: dict[str, Any], where: str, currency: str) -> tuple[Product, ...]:
     products: list[Product] = []
-    barcodes: dict[str, str] = {}
-    for index, raw in enumerate(data.get("products", [])):
+    by_barcode: dict[str, str] = {}
+    names: dict[str, str] = {}
+    raw_products = data.get("products", [])
+    if not isinstance(raw_products, list):
+        raise ConfigError(f"{where}: products must be a list of [[products]] tables")
+    for index, raw in enumerate(raw_products):
         item = f"{where} products[{index}]"
-        sku, barcode, name = (require(raw, key, str, item).strip() for key in ("sku", "barcode", "name"))
-        price = require(raw, "price", int, item)
-        if not (sku and barcode and name):
-            raise ConfigError(f"{item}: sku, barcode and name must not be empty")
-        if len(sku) > 64 or len(barcode) > 64 or len(name) > 200:
-            raise ConfigError(f"{item}: sku and barcode are at most 64 characters, name at most 200")
-        if not 0 <= price <= 10**9:
-            raise ConfigError(f"{item}: price is in minor units (cents) and must be from 0 to 10^9, got {price}")
-        if barcode in barcodes:
-            raise ConfigError(f"{item}: barcode {barcode} is already product {barcodes[barcode]}'s")
-        barcodes[barcode] = sku
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{item} must be a [[products]] table")
+        sku = validators.token(f"{item} sku", raw.get("sku"))
+        barcode = validators.token(f"{item} barcode", raw.get("barcode"))
+        name = validators.text(f"{item} name", raw.get("name"))
+        price = validators.minor_units(f"{item} price", raw.get("price"))
+        if sku in names:
+            raise ConfigError(f"{item}: sku {sku} is already product {names[sku]!r}'s: each product needs its own SKU")
+        if barcode in by_barcode:
+            raise ConfigError(f"{item}: barcode {barcode} is already product {by_barcode[barcode]}'s")
+        names[sku], by_barcode[barcode] = name, sku
         products.append(Product(sku=sku, barcode=barcode, name=name, price=Money(price, currency)))
     return tuple(products)
 
 
-def load_store(path: Path) -> StoreConfig:
-    data = read_toml(path)
-    where = str(path)
-    currency = require(data, "currency", str, where)
-    if not re.fullmatch(r"[A-Z]{3}", currency):
-        raise ConfigError(f"{where}: currency must be a three-letter ISO code such as EUR, got {currency!r}")
-    products = _products(data, where, currency)
-    http, nats, state, devices = (table(data, key) for key in ("http", "nats", "state", "devices"))
-    tills = tuple(data.get("tills", ["till-1"]))
-    if not tills or not all(isinstance(till, str) and DEVICE_NAME.match(till) for till in tills):
-        raise ConfigError(f"{where}: tills must be a list of 1-64 letters, digits, '-' or '_', got {list(tills)}")
+def _tills(data: dict[str, Any], where: str) -> tuple[str, ...]:
+    raw = data.get("tills", ["till-1"])
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{where}: tills must be a list of at least one till name, got {raw!r}")
+    tills = tuple(validators.token(f"{where} tills[{index}]", till) for index, till in enumerate(raw))
     if len(set(tills)) != len(tills):
         raise ConfigError(f"{where}: till names must be unique, got {list(tills)}")
+    return tills
+
+
+def load_store(path: Path) -> StoreConfig:
+    """The store config at `path`, every value checked; ConfigError says which one to fix."""
+    data = read_toml(path)
+    where = str(path)
+    try:
+        tenant = validators.token(f"{where} tenant", data.get("tenant"))
+        store = validators.token(f"{where} store", data.get("store"))
+        currency = validators.currency(f"{where} currency", data.get("currency"))
+        max_change = data.get("max_change_minor")
+        if max_change is not None:
+            validators.minor_units(f"{where} max_change_minor", max_change)
+        products = _products(data, where, currency)
+        tills = _tills(data, where)
+    except validators.Invalid as exc:
+        raise ConfigError(str(exc)) from None
+    http, nats, state, devices = (table(data, key) for key in ("http", "nats", "state", "devices"))
     return StoreConfig(
-        tenant=require(data, "tenant", str, where), store=require(data, "store", str, where),
-        currency=currency, tills=tills, products=products,
+        tenant=tenant, store=store, currency=currency, tills=tills, products=products,
         http_host=http.get("host", "127.0.0.1"), http_port=http_port(http, where, 8600),
         nats_url=os.environ.get("NOVAPOS_NATS_URL") or nats.get("url", ""),
-        state_dir=Path(state.get("dir", f".state/{data['store']}")),
+        state_dir=Path(state.get("dir", f".state/{store}")),
         devices=load_devices(devices, where, tills),
+        max_change_minor=max_change,
     )
-
-

@@ -1,0 +1,214 @@
+"""A till's cart as a domain model without I/O: lines, totals, cash tenders, change, and what may happen
+in which stage of a sale.
+
+No actor, SQLite, logging or NATS here (the till actor does those), so the rules live in one place
+and are tested directly. Each operation either changes the cart or returns a Rejected saying why,
+and then has changed nothing: a refusal is an answer, not an exception.
+
+Stages: SCANNING (lines come and go), PAYING (cash taken: lines are frozen until it is given back),
+SAVING (the sale was handed to the outbox and its commit is in doubt: nothing may change until a
+resent completion finds out whether it landed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from actors.protocol import Rejected
+from novapos import validators
+from novapos.config import Product
+from novapos.money import Money
+from novapos.wire.ids import uuid7
+
+SAVING_MESSAGE = "the sale is being saved: send complete again (it will not be sold twice)"
+
+
+class Stage(Enum):
+    SCANNING = "scanning"
+    PAYING = "paying"
+    SAVING = "saving"
+
+
+@dataclass
+class Line:
+    product: Product
+    quantity: int
+
+    @property
+    def amount(self) -> Money:
+        return self.product.price.times(self.quantity)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"sku": self.product.sku, "name": self.product.name, "quantity": self.quantity,
+                "unit_price": self.product.price.to_wire(), "amount": self.amount.to_wire()}
+
+
+def _new_id() -> str:
+    return str(uuid7())
+
+
+@dataclass
+class Cart:
+    """One customer's basket and the cash they handed over. `max_change` caps the change a tender may
+    call for (the store's max_change_minor): a mistyped 10^9 is refused, not paid out."""
+    currency: str
+    max_change: int
+    id: str = field(default_factory=_new_id)
+    lines: list[Line] = field(default_factory=list)
+    tendered: list[int] = field(default_factory=list)
+    saving: bool = False
+
+    @property
+    def stage(self) -> Stage:
+        if self.saving:
+            return Stage.SAVING
+        return Stage.PAYING if self.tendered else Stage.SCANNING
+
+    def total(self) -> Money:
+        return Money(sum(line.amount.minor for line in self.lines), self.currency)
+
+    def paid(self) -> Money:
+        return Money(sum(self.tendered), self.currency)
+
+    def due(self) -> Money:
+        return Money(max(0, self.total().minor - self.paid().minor), self.currency)
+
+    def change(self) -> Money:
+        return Money(max(0, self.paid().minor - self.total().minor), self.currency)
+
+    def is_empty(self) -> bool:
+        return not self.lines and not self.tendered
+
+    def summary(self) -> dict[str, Any]:
+        """What the till shows: lines, Total, Tendered, Due and Change, as wire money."""
+        return {"cart": self.id, "stage": self.stage.value, "lines": [line.to_wire() for line in self.lines],
+                "total": self.total().to_wire(), "tendered": self.paid().to_wire(), "due": self.due().to_wire(),
+                "change": self.change().to_wire()}
+
+    def _frozen(self, doing: str) -> Rejected | None:
+        if self.saving:
+            return Rejected("conflict", SAVING_MESSAGE)
+        if self.tendered:
+            return Rejected("conflict", f"payment has started: void the tenders (give the cash back) before {doing}")
+        return None
+
+    def add(self, product: Product, quantity: int) -> Rejected | None:
+        if (refused := self._frozen("adding lines")) is not None:
+            return refused
+        line = next((line for line in self.lines if line.product.sku == product.sku), None)
+        if (line.quantity if line else 0) + quantity > validators.MAX_LINE_QUANTITY:
+            return Rejected("invalid", f"quantity would exceed {validators.MAX_LINE_QUANTITY}")
+        if self.total().minor + product.price.minor * quantity > validators.MAX_MINOR:
+            return Rejected("invalid", "the cart's total would be more than a till can take: split the sale")
+        if line is None:
+            self.lines.append(Line(product, quantity))
+        else:
+            line.quantity += quantity
+        return None
+
+    def remove(self, sku: str) -> Rejected | None:
+        if (refused := self._frozen("removing lines")) is not None:
+            return refused
+        line = next((line for line in self.lines if line.product.sku == sku), None)
+        if line is None:
+            return Rejected("not_found", f"the cart has no line for {sku!r}")
+        self.lines.remove(line)
+        return None
+
+    def tender_cash(self, amount: int) -> Rejected | None:
+        """Take cash; refused once nothing is due, and when the change it calls for is more than the
+        till gives back."""
+        if self.saving:
+            return Rejected("conflict", SAVING_MESSAGE)
+        if not self.lines:
+            return Rejected("conflict", "the cart is empty: scan at least one item before taking payment")
+        if amount < 1:
+            return Rejected("invalid", "a cash tender must be a positive amount")
+        due = self.due()
+        if due.minor == 0:
+            return Rejected("conflict", f"nothing is due (change {self.change().format()}): complete the sale")
+        change = amount - due.minor
+        if change > self.max_change:
+            return Rejected("invalid", f"{Money(amount, self.currency).format()} for {due.format()} due would need "
+                                       f"{Money(change, self.currency).format()} change, more than the "
+                                       f"{Money(self.max_change, self.currency).format()} a till gives back: "
+                                       "check the amount typed")
+        self.tendered.append(amount)
+        return None
+
+    def give_cash_back(self) -> Rejected | None:
+        if self.saving:
+            return Rejected("conflict", SAVING_MESSAGE)
+        if not self.tendered:
+            return Rejected("conflict", "no tender has been taken for this cart")
+        self.tendered.clear()
+        return None
+
+    def may_void(self) -> Rejected | None:
+        if self.saving:
+            return Rejected("conflict", SAVING_MESSAGE)
+        if self.is_empty():
+            return Rejected("conflict", "the cart is already empty")
+        return None
+
+    def checkout(self, till: str, session: str, cashier: str) -> dict[str, Any] | Rejected:
+        """The sale.completed body, once everything is paid; the cart is SAVING from then on, until
+        the outbox answers (sold, or saving_refused)."""
+        if not self.lines:
+            return Rejected("conflict", "the cart is empty: nothing to complete")
+        if (due := self.due()).minor > 0:
+            return Rejected("conflict", f"{due.format()} is still due: take a tender first")
+        self.saving = True
+        return {
+            "till": till, "session": session, "cashier": cashier, "currency": self.currency,
+            "lines": [line.to_wire() for line in self.lines], "total": self.total().to_wire(),
+            "tenders": [{"method": "cash", "amount": Money(amount, self.currency).to_wire()}
+                        for amount in self.tendered],
+            "change": self.change().to_wire(),
+        }
+
+    def saving_refused(self) -> None:
+        """The outbox refused the sale (nothing written): the cart may change again."""
+        self.saving = False
+
+    def to_saved(self) -> dict[str, Any]:
+        return {"id": self.id, "tendered": list(self.tendered),
+                "lines": [{"sku": line.product.sku, "quantity": line.quantity} for line in self.lines]}
+
+
+def restore(saved: Mapping[str, Any], currency: str, max_change: int,
+            by_sku: Mapping[str, Product]) -> tuple[Cart, list[str]]:
+    """A cart from its saved form, every field checked as if it came from a client; with the
+    problems found (for the log). What fails is dropped: a line whose product left the catalog or
+    whose quantity is bad, a tender the rules would refuse now. The id must be a UUID, or the cart
+    cannot be taken up at all (Invalid)."""
+    cart = Cart(currency, max_change, validators.uuid_text("saved cart id", saved.get("id")))
+    problems: list[str] = []
+    lines = saved.get("lines")
+    for index, raw in enumerate(lines if isinstance(lines, list) else []):
+        where = f"saved line {index}"
+        try:
+            if not isinstance(raw, dict):
+                raise validators.Invalid(where, "must be an object")
+            sku = validators.token(f"{where} sku", raw.get("sku"))
+            quantity = validators.integer(f"{where} quantity", raw.get("quantity"), 1, validators.MAX_LINE_QUANTITY)
+            if sku not in by_sku:
+                raise validators.Invalid(where, f"is for {sku}, which is no longer in the catalog")
+        except validators.Invalid as exc:
+            problems.append(str(exc))
+            continue
+        if (refused := cart.add(by_sku[sku], quantity)) is not None:
+            problems.append(f"{where}: {refused.message}")
+    tendered = saved.get("tendered")
+    for index, amount in enumerate(tendered if isinstance(tendered, list) else []):
+        try:
+            validators.minor_units(f"saved tender {index}", amount, minimum=1)
+        except validators.Invalid as exc:
+            problems.append(str(exc))
+            continue
+        if (refused := cart.tender_cash(amount)) is not None:
+            problems.append(f"saved tender {index}: {refused.message}")
+    return cart, problems
