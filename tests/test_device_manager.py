@@ -1,7 +1,7 @@
-"""The device manager on its own: a device actor whose start outlasts the manager's wait.
+"""The device manager on its own: drivers it learns from the registry, starts that outlast its wait.
 
 No store around it: a `hardware` supervisor holding the `devices` supervisor and the manager, as the
-edge wires them, and one serial drawer whose driver blocks on a gate the test opens.
+edge wires them, and one drawer on a serial path that exists while the test wants it plugged.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 
-from actors.devices.context import MANAGER, SUPERVISOR, DeviceContext
+from actors.devices.context import MANAGER, SUPERVISOR, DeviceContext, device_actor_name
 from actors.devices.manager import DeviceManagerActor
 from drivers.cash_drawer import SerialCashDrawer
 from drivers.hid_backend import RealHidBackend
+from drivers.registry import BUSES, DriverSpec, Target, driver_names, driver_spec, register, unregister
 from edge_runtime import ChildSpec, Strategy, SupervisorSpec, Tree, supervision_tree
-from novapos.config import DeviceRule, DevicesConfig
+from novapos.config import ConfigError, DeviceRule, DevicesConfig, load_devices
 from tests.conftest import wait_until
 
 START_WAIT = 0.3  # the manager's wait for a device actor's start, well below the blocked open
@@ -47,9 +48,14 @@ def hardware(devices: DevicesConfig, start_wait: float) -> SupervisorSpec:
 
 
 @pytest.fixture
-async def tree(tmp_path: Path) -> AsyncIterator[Tree]:
+def port(tmp_path: Path) -> Path:
     port = tmp_path / "ttyDRAWER"
     port.touch()  # a configured serial path counts as plugged while it exists
+    return port
+
+
+@pytest.fixture
+async def tree(port: Path) -> AsyncIterator[Tree]:
     devices = DevicesConfig(rules=(DeviceRule(name="drawer-1", driver="serial-drawer", path=str(port)),),
                             scan_interval=0.05)
     async with supervision_tree(hardware(devices, START_WAIT)) as running:
@@ -81,3 +87,93 @@ async def test_a_device_whose_start_times_out_is_retried_and_comes_up_without_cr
     assert await tree.ask(SUPERVISOR, "which_children") == [("device.drawer-1", True)]
     assert tree.registry.get(MANAGER) is manager and tree.restarts == 0
     assert tree.healthy()
+
+
+# -- adding a driver is one spec ---------------------------------------------------------------
+
+
+class FakeDrawer:
+    """A drawer driver that exists only in this test."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.kicks: list[int | None] = []
+
+    def kick(self, pin: int | None = None) -> None:
+        self.kicks.append(pin)
+
+    def is_open(self) -> bool:
+        return bool(self.kicks)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_drawers() -> Iterator[list[FakeDrawer]]:
+    """Registers driver "test-drawer" for the test; the drawers it opened, in order."""
+    opened: list[FakeDrawer] = []
+
+    def open_fake(target: Target) -> FakeDrawer:
+        assert target.rule.path is not None
+        opened.append(FakeDrawer(target.rule.path))
+        return opened[-1]
+    register(DriverSpec("test-drawer", kind="drawer", bus="serial", needs=("path",), open=open_fake))
+    yield opened
+    unregister("test-drawer")
+
+
+async def test_a_driver_added_as_one_spec_is_validated_by_the_config_and_brought_up_by_the_manager(
+        fake_drawers: list[FakeDrawer], port: Path) -> None:
+    with pytest.raises(ConfigError, match="driver 'test-drawer' needs path"):
+        load_devices({"rules": [{"name": "drawer-9", "driver": "test-drawer"}]}, "store.toml", ("till-1",))
+    devices = load_devices({"rules": [{"name": "drawer-9", "driver": "test-drawer", "path": str(port), "pin": 5,
+                                       "till": "till-1"}], "scan_interval": 0.05}, "store.toml", ("till-1",))
+    assert [(rule.kind, rule.bus) for rule in devices.rules] == [("drawer", "serial")]
+    assert devices.for_till("drawer", "till-1") == devices.rules[0]
+
+    async with supervision_tree(hardware(devices, START_WAIT)) as tree:
+        async def closed() -> bool:
+            return (await tree.ask(MANAGER, "statuses"))[0]["state"] == "closed"
+        await wait_until(closed, timeout=10)
+        assert await tree.ask(device_actor_name("drawer-9"), "kick") is True
+        assert [drawer.path for drawer in fake_drawers] == [str(port)] and fake_drawers[0].kicks == [5]
+
+        port.unlink()  # unplugged: the manager takes it down like any serial device
+
+        async def down() -> bool:
+            return (await tree.ask(MANAGER, "statuses"))[0]["state"] == "down"
+        await wait_until(down, timeout=10)
+        assert await tree.ask(SUPERVISOR, "which_children") == []
+        assert tree.restarts == 0
+
+
+def test_every_driver_module_registers_its_drivers() -> None:
+    assert set(driver_names()) >= {
+        "escpos-network", "escpos-serial", "escpos-usb", "hid-pos", "hid-keyboard", "serial-scanner",
+        "serial-drawer", "printer-drawer", "serial-terminal", "serial-display"}
+    for name in driver_names():
+        spec = driver_spec(name)
+        assert spec.bus in BUSES and (spec.open is not None or spec.bus == "none"), spec
+
+
+@pytest.mark.parametrize(("spec", "says"), [
+    (DriverSpec("serial-drawer", kind="drawer", bus="serial"), "already registered"),
+    (DriverSpec("laser-printer", kind="printer", bus="parallel"), "bus 'parallel'"),
+    (DriverSpec("Laser Printer", kind="printer", bus="usb"), "lowercase words"),
+])
+def test_a_malformed_or_clashing_driver_spec_is_refused(spec: DriverSpec, says: str) -> None:
+    driver_names()  # the built-in drivers are registered
+    with pytest.raises(ValueError, match=says):
+        register(spec)
+    assert spec not in [driver_spec(name) for name in driver_names()]
+
+
+async def test_a_driver_of_a_kind_no_actor_runs_is_refused_when_the_manager_starts(port: Path) -> None:
+    register(DriverSpec("test-scale", kind="scale", bus="serial", needs=("path",), open=lambda _target: None))
+    try:
+        devices = DevicesConfig(rules=(DeviceRule(name="scale-1", driver="test-scale", path=str(port)),))
+        with pytest.raises(LookupError, match="'scale' devices, which no device actor runs"):
+            DeviceManagerActor(devices, DeviceContext(RealHidBackend(), lambda _event: None))
+    finally:
+        unregister("test-scale")

@@ -40,6 +40,8 @@ START_RETRY = Backoff(initial=1.0, maximum=30.0)  # a device whose start failed:
 class DeviceManagerActor(Actor):
     def __init__(self, devices: DevicesConfig, context: DeviceContext, *, start_wait: float = START_WAIT_S) -> None:
         super().__init__()
+        for rule in devices.rules:
+            actor_class_for(rule)  # a driver of a kind no actor runs is refused now, not at its first plug
         self._start_wait = start_wait
         self._devices = devices
         self._context = context

@@ -9,9 +9,8 @@ from prometheus_client import Counter
 
 from actors.devices.base import DeviceActor
 from actors.protocol import Rejected
+from drivers.barcode_scanner import BarcodeScanner
 from drivers.errors import DeviceGone
-from drivers.hid_scanner import HidScanner
-from drivers.serial_scanner import SerialScanner
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +22,7 @@ TILL_WAIT_S = 10.0
 
 class ScannerDevice(DeviceActor):
     def started(self) -> None:
-        self._scanner: HidScanner | SerialScanner | None = None
+        self._scanner: BarcodeScanner | None = None
         self._connect()
         self.send_after(0.0, "poll")
 
@@ -32,13 +31,7 @@ class ScannerDevice(DeviceActor):
             self._scanner.close()
 
     def _connect(self) -> None:
-        if self.rule.driver == "serial-scanner":
-            assert self.rule.path is not None
-            scanner: HidScanner | SerialScanner = SerialScanner(self.rule.path, self.rule.baudrate)
-        else:
-            assert self.seen is not None and self.seen.hid_path is not None
-            scanner = HidScanner(self.context.hid, self.seen.hid_path,
-                                 "pos" if self.rule.driver == "hid-pos" else "keyboard")
+        scanner: BarcodeScanner = self.open_driver()
         try:
             scanner.open()
         except DeviceGone as exc:
