@@ -6,8 +6,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from drivers.hid_socket import SETTING_PREFIX as HID_SOCKET
 from drivers.registry import DriverSpec, driver_names, driver_spec
 from novapos.config.reading import KIND_WORDS, ConfigError, require
+from novapos.validators import Invalid, text
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class DevicesConfig:
     rules: tuple[DeviceRule, ...] = ()
     scan_interval: float = 0.5       # seconds between bus scans
     debounce_scans: int = 3          # missed scans before a device is marked down
-    hid_backend: str = "hidapi"      # or "simulated:<unix socket>" for the demo's simulated HID bus
+    hid_backend: str = "hidapi"      # or "socket:<unix socket path>": a HID bus served there (the demo's)
 
     def for_till(self, kind: str, till: str) -> DeviceRule | None:
         """The device of `kind` serving `till`: one bound to it, else one serving every till."""
@@ -104,6 +106,18 @@ def load_devices(data: dict[str, Any], where: str, tills: tuple[str, ...]) -> De
     if isinstance(debounce, bool) or not isinstance(debounce, int) or not 1 <= debounce <= 100:
         raise ConfigError(f"{where}: devices.debounce_scans must be a whole number from 1 to 100, got {debounce!r}")
     return DevicesConfig(rules=rules, scan_interval=float(scan_interval), debounce_scans=debounce,
-                         hid_backend=str(data.get("hid_backend", "hidapi")))
+                         hid_backend=_hid_backend(data.get("hid_backend", "hidapi"), where))
+
+
+def _hid_backend(setting: Any, where: str) -> str:
+    """'hidapi' (USB HID devices on this box), or 'socket:<path>' (a HID bus served on that unix socket)."""
+    try:
+        setting = text(f"{where}: devices.hid_backend", setting)
+    except Invalid as exc:
+        raise ConfigError(str(exc)) from None
+    if setting != "hidapi" and not (setting.startswith(HID_SOCKET) and setting.removeprefix(HID_SOCKET).strip()):
+        raise ConfigError(f"{where}: devices.hid_backend must be 'hidapi' or '{HID_SOCKET}<unix socket path>', "
+                          f"got {setting!r}")
+    return setting
 
 
