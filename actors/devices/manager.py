@@ -24,7 +24,7 @@ from actors.devices.context import SUPERVISOR, DeviceContext, device_actor_name
 from actors.devices.kinds import actor_class_for
 from actors.devices.matching import matches
 from drivers.buses import BusUnavailable, SeenDevice, probe_network, scan_hid, scan_serial, scan_usb
-from edge_runtime import Actor, Backoff, ChildRefused, ChildSpec, Restart
+from edge_runtime import Actor, Backoff, ChildSpec, Restart
 from novapos.config import DeviceRule, DevicesConfig
 
 log = logging.getLogger(__name__)
@@ -163,8 +163,8 @@ class DeviceManagerActor(Actor):
         except pykka.Timeout:  # its start is stuck (a driver open that hangs); it may still come up
             self._start_failed(rule, f"its actor did not start within {self._start_wait:g} s")
             return
-        except (ChildRefused, LookupError) as exc:  # an actor not yet removed still holds the name
-            self._start_failed(rule, str(exc))
+        except Exception as exc:  # refused (an actor not yet removed holds the name), or any other failure:
+            self._start_failed(rule, str(exc) or type(exc).__name__)  # the manager outlives every device
             return
         self._failed_starts.pop(rule.name, None)
         self._retry_at.pop(rule.name, None)
@@ -194,9 +194,8 @@ class DeviceManagerActor(Actor):
     def _remove_actor(self, rule: DeviceRule) -> None:
         """Have the supervisor stop and remove the device's actor, if it has one, without waiting.
 
-        Never blocks: the supervisor may be stuck in a start (its actor may or may not
-        come up). The supervisor's mailbox is in order, so the removal happens before any start the
-        manager asks for afterwards."""
+        Never blocks: the supervisor may be stuck in a start (whose actor may or may not come up).
+        Its mailbox is in order, so the removal happens before any start the manager asks for later."""
         self.registry.tell(SUPERVISOR, "terminate_child", device_actor_name(rule.name))
 
     def _set_status(self, rule: DeviceRule, state: str, detail: str) -> None:
