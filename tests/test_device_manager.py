@@ -7,6 +7,7 @@ edge wires them, and one drawer on a serial path that exists while the test want
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from actors.devices.context import MANAGER, SUPERVISOR, DeviceContext, device_actor_name
 from actors.devices.manager import DeviceManagerActor
 from drivers.cash_drawer import SerialCashDrawer
+from drivers.errors import DeviceGone
 from drivers.hid_backend import RealHidBackend
 from drivers.registry import BUSES, DriverSpec, Target, driver_names, driver_spec, register, unregister
 from edge_runtime import ChildSpec, Strategy, SupervisorSpec, Tree, supervision_tree
@@ -167,6 +169,44 @@ def test_a_malformed_or_clashing_driver_spec_is_refused(spec: DriverSpec, says: 
     with pytest.raises(ValueError, match=says):
         register(spec)
     assert spec not in [driver_spec(name) for name in driver_names()]
+
+
+class UnreachableScanner:
+    """A scanner driver that cannot connect its first `failures` times; records when it was tried."""
+
+    def __init__(self, tries: list[float], failures: int) -> None:
+        self._tries = tries
+        self._failures = failures
+
+    def open(self) -> None:
+        self._tries.append(time.monotonic())
+        if len(self._tries) <= self._failures:
+            raise DeviceGone("not answering")
+
+    def read_barcodes(self, timeout: float) -> list[str]:
+        threading.Event().wait(timeout)
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+async def test_a_scanner_that_cannot_be_reached_is_retried_with_a_growing_wait(port: Path) -> None:
+    tries: list[float] = []
+    register(DriverSpec("test-scanner", kind="scanner", bus="serial", needs=("path",),
+                        open=lambda _target: UnreachableScanner(tries, failures=3)))
+    try:
+        devices = DevicesConfig(rules=(DeviceRule(name="scanner-9", driver="test-scanner", path=str(port)),),
+                                scan_interval=0.05)
+        async with supervision_tree(hardware(devices, START_WAIT)) as tree:
+            async def ready() -> bool:
+                return (await tree.ask(MANAGER, "statuses"))[0]["state"] == "ready"
+            await wait_until(ready, timeout=10)
+    finally:
+        unregister("test-scanner")
+    waits = [later - earlier for earlier, later in zip(tries, tries[1:], strict=False)]
+    assert len(waits) == 3, tries
+    assert waits[0] >= 0.25 * 0.8 and waits[1] >= waits[0] * 1.3 and waits[2] >= waits[1] * 1.3, waits
 
 
 async def test_a_driver_of_a_kind_no_actor_runs_is_refused_when_the_manager_starts(port: Path) -> None:

@@ -15,8 +15,6 @@ class DeviceActor(Actor):
     """One plugged device. Hardware trouble (DeviceGone, a printer away) is a status, not a crash:
     the actor reports it and reconnects on its own; only bugs crash it (and its supervisor restarts it)."""
 
-    RECONNECT_S = 0.25
-
     def __init__(self, rule: DeviceRule, seen: SeenDevice | None, context: DeviceContext) -> None:
         super().__init__()
         self.rule = rule
