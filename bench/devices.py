@@ -36,9 +36,9 @@ from actors.printing.receipt import render_receipt
 from bench.figures import progress, summary
 from drivers.buses import probe_network, scan_hid, scan_serial
 from drivers.escpos_printer import EscPosPrinter
+from drivers.hid_socket import HidSocketBackend
 from drivers.serial_scanner import SerialScanner
 from edge.app import RunningEdge, run_edge
-from mocks.hid_bus import HidBusClient
 from mocks.store import SimulatedStore
 from novapos.config import StoreConfig, load_devices, load_store
 from novapos.demo.embedded_nats import EmbeddedNats
@@ -78,7 +78,7 @@ async def hot_plug(edge: RunningEdge, hardware: SimulatedStore, cycles: int) -> 
 
 
 def detection_floor(config: StoreConfig, hardware: SimulatedStore, rounds: int = 50) -> list[float]:
-    hid = HidBusClient(hardware.hid_server.socket_path)
+    hid = HidSocketBackend(hardware.hid_server.socket_path)
     paths = [rule.path for rule in config.devices.rules if rule.path]
     printers = [(rule.host, rule.port) for rule in config.devices.rules if rule.bus == "network"]
     samples = []

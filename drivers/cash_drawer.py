@@ -21,15 +21,31 @@ use trio.to_thread).
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from escpos.constants import CD_KICK_2, CD_KICK_5, RT_STATUS_ONLINE
 
 from drivers.errors import DeviceGone, DeviceProtocolError
+from drivers.registry import DriverSpec, Target, register
 from drivers.serial_port import SerialDevice
 
 _KICK = {2: CD_KICK_2, 5: CD_KICK_5}  # ESC p 0|1 50 50: 100 ms on, 100 ms off
 _STATUS_FIXED_MASK = 0x93  # bits that are fixed in every status byte...
 _STATUS_FIXED_BITS = 0x12  # ...and their values
 _DRAWER_OPEN = 0x04
+
+
+class CashDrawer(Protocol):
+    """What a drawer actor needs from a drawer driver with a port of its own."""
+
+    def kick(self, pin: int | None = None) -> None:
+        """Pulse the drawer open; DeviceGone if it is unreachable."""
+
+    def is_open(self) -> bool:
+        """The drawer's sensor; DeviceGone if unreachable, DeviceProtocolError for a garbled answer."""
+
+    def close(self) -> None:
+        """Let go of the port; never raises."""
 
 
 class SerialCashDrawer(SerialDevice):
@@ -70,3 +86,12 @@ class SerialCashDrawer(SerialDevice):
 def _check_pin(pin: int) -> None:
     if pin not in _KICK:
         raise ValueError(f"drawer pin must be 2 or 5, not {pin!r}")
+
+
+def _open_serial_drawer(target: Target) -> SerialCashDrawer:
+    assert target.rule.path is not None  # the spec needs it: the config loader refused a rule without
+    return SerialCashDrawer(target.rule.path, target.rule.baudrate, pin=target.rule.pin)
+
+
+register(DriverSpec("serial-drawer", kind="drawer", bus="serial", needs=("path",), open=_open_serial_drawer))
+register(DriverSpec("printer-drawer", kind="drawer", bus="none", needs=("printer",)))  # pulsed by its printer

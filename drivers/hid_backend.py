@@ -1,8 +1,8 @@
 """The narrow part of hidapi that NovaPOS uses, as Protocols, and the real implementation on hidapi.
 
 Everything above this seam (report decoding, the scanner driver, device actors) is the same code in a
-store and in CI; only enumeration and raw report reads are swapped for `mocks.hid_bus` when there is
-no USB hardware.
+store and in CI; only enumeration and raw report reads are swapped, for a HID bus served on a unix
+socket (`drivers.hid_socket`: the demo's and CI's simulated scanners) when there is no USB hardware.
 
 Contract of the seam:
 - `HidBackend.enumerate()` lists HID interfaces present now, without opening them.

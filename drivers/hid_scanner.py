@@ -46,6 +46,7 @@ from typing import Literal
 
 from drivers.errors import DeviceGone, DeviceProtocolError
 from drivers.hid_backend import HidBackend, HidHandle
+from drivers.registry import DriverSpec, Target, register
 
 log = logging.getLogger(__name__)
 
@@ -414,3 +415,15 @@ class HidScanner:
             log.exception("scanner %r: report %s could not be decoded; discarded", self.path, bytes(report).hex())
             self._reset_decoders()
             return []
+
+
+def _opener(mode: ScannerMode) -> Callable[[Target], HidScanner]:
+    def open_scanner(target: Target) -> HidScanner:
+        assert target.seen is not None and target.seen.hid_path is not None  # the manager found it on the HID bus
+        return HidScanner(target.hid, target.seen.hid_path, mode)
+    return open_scanner
+
+
+register(DriverSpec("hid-pos", kind="scanner", bus="hid", needs=("vendor_id", "product_id"), open=_opener("pos")))
+register(DriverSpec("hid-keyboard", kind="scanner", bus="hid", needs=("vendor_id", "product_id"),
+                    open=_opener("keyboard")))

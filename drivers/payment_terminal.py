@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, get_args
 
 from drivers.errors import DeviceGone, DeviceProtocolError
+from drivers.registry import DriverSpec, Target, register
 from drivers.serial_port import SerialDevice
 
 log = logging.getLogger(__name__)
@@ -274,3 +275,11 @@ def _check_currency(currency: str) -> str:
     if not CURRENCY.fullmatch(currency):
         raise ValueError(f"currency must be an ISO 4217 code like EUR, not {currency!r}")
     return currency
+
+
+def _open_serial_terminal(target: Target) -> SerialPaymentTerminal:
+    assert target.rule.path is not None  # the spec needs it: the config loader refused a rule without
+    return SerialPaymentTerminal(target.rule.path, target.rule.baudrate)
+
+
+register(DriverSpec("serial-terminal", kind="terminal", bus="serial", needs=("path",), open=_open_serial_terminal))

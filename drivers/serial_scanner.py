@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import time
 
+from drivers.registry import DriverSpec, Target, register
 from drivers.serial_port import SerialDevice
 
 log = logging.getLogger(__name__)
@@ -92,3 +93,11 @@ class SerialScanner(SerialDevice):
             log.warning("scanner %s: discarding %d bytes that are not a barcode: %r", self.port, len(line), line[:32])
             return None
         return line.decode("ascii") or None
+
+
+def _open_serial_scanner(target: Target) -> SerialScanner:
+    assert target.rule.path is not None  # the spec needs it: the config loader refused a rule without
+    return SerialScanner(target.rule.path, target.rule.baudrate)
+
+
+register(DriverSpec("serial-scanner", kind="scanner", bus="serial", needs=("path",), open=_open_serial_scanner))

@@ -16,6 +16,8 @@ from actors.storage.forwarder import ForwarderActor
 from actors.storage.outbox import OutboxActor
 from actors.till.actor import TillActor, TillDevices
 from drivers.hid_backend import HidBackend, RealHidBackend
+from drivers.hid_socket import SETTING_PREFIX as HID_SOCKET
+from drivers.hid_socket import HidSocketBackend
 from edge.api import build_api
 from edge.events import EventHub
 from edge_runtime import AsyncioSeam, ChildSpec, Notifier, Strategy, SupervisorSpec, Tree, supervision_tree
@@ -32,13 +34,12 @@ class RunningEdge:
 
 
 def hid_backend(setting: str) -> HidBackend:
-    """hidapi on a real store box; the demo's simulated HID bus when the config says simulated:<socket>."""
+    """hidapi on a real store box; a HID bus served on a unix socket (the demo's) for socket:<path>."""
     if setting == "hidapi":
         return RealHidBackend()
-    if setting.startswith("simulated:"):
-        from mocks.hid_bus import HidBusClient  # only the demo and tests reach the simulated bus
-        return HidBusClient(Path(setting.removeprefix("simulated:")))
-    raise ConfigError(f"devices.hid_backend must be 'hidapi' or 'simulated:<socket path>', got {setting!r}")
+    if setting.startswith(HID_SOCKET):
+        return HidSocketBackend(Path(setting.removeprefix(HID_SOCKET)))
+    raise ConfigError(f"devices.hid_backend must be 'hidapi' or '{HID_SOCKET}<socket path>', got {setting!r}")
 
 
 def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify) -> SupervisorSpec:

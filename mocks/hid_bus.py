@@ -14,13 +14,8 @@ Behaviour, chosen to match real hardware closely enough for hot-plug tests:
   `timeout_ms <= 0`; reading a closed handle raises DeviceGone.
 
 The demo's devices live in another process than the store edge: `HidBusServer` serves a bus over a
-unix stream socket and `HidBusClient` is a HidBackend on that socket. Wire format: frames of a
-4-byte big-endian length then a msgpack map. Requests ``{"op": "enumerate"}``,
-``{"op": "open", "path": bytes}``, ``{"op": "read", "handle": int, "size": int, "timeout_ms": int}``,
-``{"op": "close", "handle": int}``; replies ``{"ok": true, ...}`` or
-``{"ok": false, "error": "gone" | "bad_request", "message": str}``. Handles belong to the connection
-that opened them and are closed when it goes away; the client uses one connection per open handle
-(so a blocking read never holds up enumeration) and a short-lived one per enumeration.
+unix stream socket, in the protocol of `drivers.hid_socket`, whose `HidSocketBackend` is the edge's
+side (`hid_backend = "socket:<path>"`).
 """
 
 from __future__ import annotations
@@ -29,15 +24,12 @@ import itertools
 import logging
 import select
 import socket
-import struct
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import msgpack
 
 from drivers.errors import DeviceGone
 from drivers.hid_backend import (
@@ -62,6 +54,7 @@ from drivers.hid_scanner import (
     POS_REPORT_SIZE,
     ScannerMode,
 )
+from drivers.hid_socket import MAX_FRAME, WireError, info_to_wire, recv_frame, send_frame
 
 log = logging.getLogger(__name__)
 
@@ -244,59 +237,9 @@ class _SimHandle:
             self._bus._cond.notify_all()
 
 
-# --- the unix socket bridge -------------------------------------------------------------------------
+# --- the unix socket server (the edge side is drivers.hid_socket) ----------------------------------
 
-_HEADER = struct.Struct(">I")
-_MAX_FRAME = 64 * 1024
 _MAX_CONNECTIONS = 64
-
-
-class _WireError(Exception):
-    """The peer sent something that is not a frame, or went away."""
-
-
-def _send_frame(sock: socket.socket, message: dict[str, Any]) -> None:
-    payload = msgpack.packb(message, use_bin_type=True)
-    sock.sendall(_HEADER.pack(len(payload)) + payload)
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    chunks, got = [], 0
-    while got < n:
-        chunk = sock.recv(n - got)
-        if not chunk:
-            raise _WireError("connection closed")
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
-
-
-def _recv_frame(sock: socket.socket) -> Any:
-    """One decoded frame. Raises _WireError if the stream is unusable, ValueError if the payload is bad."""
-    (length,) = _HEADER.unpack(_recv_exact(sock, _HEADER.size))
-    if length > _MAX_FRAME:
-        raise _WireError(f"frame of {length} bytes exceeds {_MAX_FRAME}")
-    payload = _recv_exact(sock, length)
-    try:
-        return msgpack.unpackb(payload, raw=False)
-    except Exception as exc:
-        raise ValueError(f"undecodable payload: {exc}") from exc
-
-
-def _info_to_wire(info: HidDeviceInfo) -> dict[str, Any]:
-    return asdict(info)
-
-
-def _info_from_wire(data: Any) -> HidDeviceInfo:
-    if not isinstance(data, dict) or not isinstance(data.get("path"), bytes):
-        raise ValueError(f"bad device entry {data!r}")
-    serial = data.get("serial_number")
-    return HidDeviceInfo(
-        path=data["path"], vendor_id=int(data["vendor_id"]), product_id=int(data["product_id"]),
-        serial_number=serial if isinstance(serial, str) else None,
-        manufacturer=str(data.get("manufacturer", "")), product=str(data.get("product", "")),
-        usage_page=int(data.get("usage_page", 0)), usage=int(data.get("usage", 0)),
-        interface_number=int(data.get("interface_number", -1)))
 
 
 class _BadRequest(Exception):
@@ -407,13 +350,13 @@ class HidBusServer:
         try:
             while True:
                 try:
-                    request = _recv_frame(conn)
+                    request = recv_frame(conn)
                 except ValueError as exc:
                     reply: dict[str, Any] = {"ok": False, "error": "bad_request", "message": str(exc)}
                 else:
                     reply = self._reply(request, handles)
-                _send_frame(conn, reply)
-        except (_WireError, OSError):
+                send_frame(conn, reply)
+        except (WireError, OSError):
             pass  # client went away or spoke nonsense framing: drop this connection only
         except Exception:
             log.exception("hid bus server: connection failed")
@@ -446,7 +389,7 @@ class HidBusServer:
             raise _BadRequest("request must be a map")
         op = request.get("op")
         if op == "enumerate":
-            return {"devices": [_info_to_wire(info) for info in self.bus.enumerate()]}
+            return {"devices": [info_to_wire(info) for info in self.bus.enumerate()]}
         if op == "open":
             path = request.get("path")
             if not isinstance(path, bytes):
@@ -464,7 +407,7 @@ class HidBusServer:
             handle = handles.get(handle_id)
             if handle is None:
                 raise DeviceGone(f"no open handle {handle_id}")
-            if not 0 < size <= _MAX_FRAME // 2:
+            if not 0 < size <= MAX_FRAME // 2:
                 raise _BadRequest(f"bad read size {size}")
             return {"data": handle.read(size, min(timeout_ms, self.max_read_ms))}
         if op == "close":
@@ -483,117 +426,3 @@ class HidBusServer:
                 handle.close()
             except Exception:
                 log.debug("hid bus server: closing a handle failed", exc_info=True)
-
-
-class HidBusClient:
-    """HidBackend on a HidBusServer's socket. Thread-safe (each handle has its own connection).
-
-    A server that is down or unreachable looks like an empty bus to `enumerate()` (one warning line
-    when it goes down); `open()` raises DeviceGone, and handles raise DeviceGone on read."""
-
-    def __init__(self, socket_path: Path | str, *, connect_timeout: float = 1.0, io_margin: float = 2.0) -> None:
-        self.socket_path = Path(socket_path)
-        self.connect_timeout = connect_timeout
-        self.io_margin = io_margin  # how much longer than a read's own timeout a reply may take
-        self._lock = threading.Lock()
-        self._server_down = False
-
-    def _connect(self) -> socket.socket:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.connect_timeout)
-        try:
-            sock.connect(str(self.socket_path))
-        except OSError:
-            sock.close()
-            raise
-        return sock
-
-    def enumerate(self) -> list[HidDeviceInfo]:
-        try:
-            with self._connect() as sock:
-                reply = _call(sock, {"op": "enumerate"}, self.connect_timeout + self.io_margin)
-            devices = [_info_from_wire(entry) for entry in reply["devices"]]
-        except (OSError, _WireError, ValueError, KeyError, TypeError, DeviceGone) as exc:
-            with self._lock:
-                first, self._server_down = not self._server_down, True
-            log.log(logging.WARNING if first else logging.DEBUG,
-                    "simulated HID bus at %s unreachable (%s): no HID devices", self.socket_path, exc)
-            return []
-        with self._lock:
-            if self._server_down:
-                log.info("simulated HID bus at %s reachable again", self.socket_path)
-            self._server_down = False
-        return devices
-
-    def open(self, path: bytes) -> HidHandle:
-        try:
-            sock = self._connect()
-        except OSError as exc:
-            raise DeviceGone(f"simulated HID bus at {self.socket_path} unreachable: {exc}") from exc
-        try:
-            reply = _call(sock, {"op": "open", "path": bytes(path)}, self.connect_timeout + self.io_margin)
-            handle_id = reply["handle"]
-        except BaseException as exc:
-            sock.close()
-            if isinstance(exc, (OSError, _WireError, ValueError, KeyError)):
-                raise DeviceGone(f"cannot open simulated HID device {path!r}: {exc}") from exc
-            raise
-        return _ClientHandle(sock, handle_id, bytes(path), self.io_margin)
-
-
-def _call(sock: socket.socket, request: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """One request/response. Raises DeviceGone for a "gone" reply, _WireError/OSError if the link broke."""
-    sock.settimeout(timeout)
-    _send_frame(sock, request)
-    reply = _recv_frame(sock)
-    if not isinstance(reply, dict):
-        raise _WireError(f"bad reply {reply!r}")
-    if not reply.get("ok"):
-        if reply.get("error") == "gone":
-            raise DeviceGone(str(reply.get("message", "device gone")))
-        raise _WireError(f"server refused {request.get('op')}: {reply.get('message')}")
-    return reply
-
-
-class _ClientHandle:
-    def __init__(self, sock: socket.socket, handle_id: int, path: bytes, io_margin: float) -> None:
-        self._sock: socket.socket | None = sock
-        self._id = handle_id
-        self._path = path
-        self._io_margin = io_margin
-        self._lock = threading.Lock()
-
-    def read(self, size: int, timeout_ms: int) -> bytes:
-        with self._lock:
-            sock = self._sock
-            if sock is None:
-                raise DeviceGone(f"HID handle for {self._path!r} is closed")
-            request = {"op": "read", "handle": self._id, "size": int(size), "timeout_ms": max(0, int(timeout_ms))}
-            try:
-                reply = _call(sock, request, max(0, timeout_ms) / 1000 + self._io_margin)
-                data = reply["data"]
-                if not isinstance(data, bytes):
-                    raise _WireError(f"bad read reply {reply!r}")
-                return data
-            except DeviceGone:
-                self._drop()
-                raise
-            except (OSError, _WireError, ValueError, KeyError) as exc:
-                self._drop()
-                raise DeviceGone(f"simulated HID bus link lost while reading {self._path!r}: {exc}") from exc
-
-    def _drop(self) -> None:
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            sock.close()
-
-    def close(self) -> None:
-        with self._lock:
-            sock = self._sock
-            if sock is None:
-                return
-            try:
-                _call(sock, {"op": "close", "handle": self._id}, self._io_margin)
-            except Exception:
-                pass
-            self._drop()

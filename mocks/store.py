@@ -13,6 +13,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+from drivers.hid_socket import SETTING_PREFIX as HID_SOCKET
 from mocks.cash_drawer import SerialDrawerMock
 from mocks.control import CommandError, ControlServer
 from mocks.customer_display import CustomerDisplayMock
@@ -80,7 +81,7 @@ class SimulatedStore:
     def devices(self, table: dict[str, Any]) -> dict[str, Any]:
         """The store's [devices] table pointed at this simulated hardware."""
         table = copy.deepcopy(table)
-        table["hid_backend"] = f"simulated:{self.hid_server.socket_path}"
+        table["hid_backend"] = f"{HID_SOCKET}{self.hid_server.socket_path}"
         for rule in table.get("rules", []):
             if rule["driver"] == "escpos-network":
                 rule["host"], rule["port"] = "127.0.0.1", self.printer.port

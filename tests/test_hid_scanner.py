@@ -19,7 +19,10 @@ import pytest
 from drivers.errors import DeviceGone
 from drivers.hid_backend import HidBackend, HidDeviceInfo, HidHandle, RealHidBackend
 from drivers.hid_scanner import MAX_BARCODE_LEN, HidScanner, KeyboardWedgeDecoder, PosReportAssembler, decode_pos_report
-from mocks.hid_bus import HidBusClient, HidBusServer, SimulatedHidBus, keyboard_reports, pos_reports
+from drivers.hid_socket import HidSocketBackend
+from edge.app import hid_backend
+from mocks.hid_bus import HidBusServer, SimulatedHidBus, keyboard_reports, pos_reports
+from novapos.config import ConfigError, load_devices
 from tests.leaks import new_threads
 
 POS = b"sim-pos-0"
@@ -347,9 +350,25 @@ def test_scanner_rejects_unknown_mode(bus: SimulatedHidBus) -> None:
 # --- over a unix socket -----------------------------------------------------------------------------
 
 
+def test_the_hid_backend_setting_names_the_socket_and_the_edge_reads_the_bus_there(
+        bus: SimulatedHidBus, sock_path: Path) -> None:
+    devices = load_devices({"hid_backend": f"socket:{sock_path}"}, "store.toml", ())
+    with HidBusServer(bus, sock_path):
+        backend = hid_backend(devices.hid_backend)
+        assert isinstance(backend, HidSocketBackend) and backend.socket_path == sock_path
+        assert {info.path for info in backend.enumerate()} == {POS, KBD}
+    assert isinstance(hid_backend(load_devices({}, "store.toml", ()).hid_backend), RealHidBackend)
+
+
+@pytest.mark.parametrize("setting", ["socket:", "socket:  ", "simulated:/run/hid.sock", "libusb", 7, "socket:/a\x00b"])
+def test_a_hid_backend_setting_that_names_no_bus_is_refused(setting: object) -> None:
+    with pytest.raises(ConfigError, match="hid_backend"):
+        load_devices({"hid_backend": setting}, "store.toml", ())
+
+
 def test_server_client_scan_unplug_replug(bus: SimulatedHidBus, sock_path: Path) -> None:
     with HidBusServer(bus, sock_path):
-        client = HidBusClient(sock_path)
+        client = HidSocketBackend(sock_path)
         assert isinstance(client, HidBackend)
         assert sorted(client.enumerate(), key=lambda i: i.path) == sorted(bus.enumerate(), key=lambda i: i.path)
         pos_scanner, kbd_scanner = HidScanner(client, POS, "pos"), HidScanner(client, KBD, "keyboard")
@@ -379,7 +398,7 @@ def test_server_client_scan_unplug_replug(bus: SimulatedHidBus, sock_path: Path)
 def test_server_stopped_means_empty_bus_and_device_gone(bus: SimulatedHidBus, sock_path: Path,
                                                        caplog: pytest.LogCaptureFixture) -> None:
     server = HidBusServer(bus, sock_path).start()
-    client = HidBusClient(sock_path)
+    client = HidSocketBackend(sock_path)
     scanner = HidScanner(client, POS, "pos")
     scanner.open()
     reader_error: list[BaseException] = []
@@ -398,7 +417,7 @@ def test_server_stopped_means_empty_bus_and_device_gone(bus: SimulatedHidBus, so
     reader.join(2)
     assert not reader.is_alive() and time.monotonic() - started < 1.5
     assert len(reader_error) == 1 and isinstance(reader_error[0], DeviceGone)
-    with caplog.at_level(logging.WARNING, logger="mocks.hid_bus"):
+    with caplog.at_level(logging.WARNING, logger="drivers.hid_socket"):
         assert client.enumerate() == []
         assert client.enumerate() == []
     assert sum("unreachable" in r.message for r in caplog.records if r.levelno >= logging.WARNING) == 1
@@ -414,7 +433,7 @@ def test_server_stopped_means_empty_bus_and_device_gone(bus: SimulatedHidBus, so
 
 
 def test_client_with_no_server_at_all(tmp_path: Path) -> None:
-    client = HidBusClient(tmp_path / "nothing.sock")
+    client = HidSocketBackend(tmp_path / "nothing.sock")
     assert client.enumerate() == []
     with pytest.raises(DeviceGone):
         client.open(POS)
@@ -460,7 +479,7 @@ def test_server_survives_garbage_and_vanishing_clients(bus: SimulatedHidBus, soc
             request = msgpack.packb({"op": "read", "handle": handle, "size": 64, "timeout_ms": 5000})
             sock.sendall(struct.pack(">I", len(request)) + request)
         # the server still serves
-        client = HidBusClient(sock_path)
+        client = HidSocketBackend(sock_path)
         assert len(client.enumerate()) == 2
         with HidScanner(client, KBD, "keyboard") as scanner:
             bus.scan(KBD, "still-up")

@@ -13,7 +13,7 @@ from prometheus_client import Counter
 
 from actors.devices.base import DeviceActor
 from actors.devices.context import device_actor_name
-from drivers.cash_drawer import SerialCashDrawer
+from drivers.cash_drawer import CashDrawer
 from drivers.errors import DeviceGone, DeviceProtocolError
 
 log = logging.getLogger(__name__)
@@ -24,10 +24,9 @@ SENSOR_INTERVAL_S = 1.0
 
 class DrawerDevice(DeviceActor):
     def started(self) -> None:
-        self._drawer: SerialCashDrawer | None = None
-        if self.rule.driver == "serial-drawer":
-            assert self.rule.path is not None
-            self._drawer = SerialCashDrawer(self.rule.path)  # opens on first use; trouble is reported by the sensor poll
+        # A drawer driver opens on first use: trouble is reported by the sensor poll.
+        self._drawer: CashDrawer | None = self.open_driver()
+        if self._drawer is not None:
             self.poll_sensor()
         else:
             self.report("ready", f"through printer {self.rule.printer}")

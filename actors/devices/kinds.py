@@ -17,4 +17,9 @@ ACTORS: dict[str, type[DeviceActor]] = {
 
 
 def actor_class_for(rule: DeviceRule) -> type[DeviceActor]:
-    return ACTORS[rule.kind]
+    """The actor that runs the rule's device; LookupError if no actor runs devices of its driver's kind."""
+    try:
+        return ACTORS[rule.kind]
+    except KeyError:
+        raise LookupError(f"device {rule.name}: driver {rule.driver!r} drives {rule.kind!r} devices, which no "
+                          f"device actor runs (known kinds: {', '.join(sorted(ACTORS))})") from None

@@ -17,13 +17,14 @@ import logging
 import time
 from typing import Any
 
+import pykka
 from prometheus_client import Gauge
 
 from actors.devices.context import SUPERVISOR, DeviceContext, device_actor_name
 from actors.devices.kinds import actor_class_for
 from actors.devices.matching import matches
 from drivers.buses import BusUnavailable, SeenDevice, probe_network, scan_hid, scan_serial, scan_usb
-from edge_runtime import Actor, ChildSpec, Restart
+from edge_runtime import Actor, Backoff, ChildSpec, Restart
 from novapos.config import DeviceRule, DevicesConfig
 
 log = logging.getLogger(__name__)
@@ -32,11 +33,16 @@ DEVICE_UP = Gauge("novapos_edge_device_up", "1 while a configured device is pres
 
 OFFLINE_STATES = frozenset({"offline"})
 NOT_WORKING = frozenset({"offline", "error", "down", "starting"})
+START_WAIT_S = 10.0  # how long a scan waits for a device actor's start before giving up on it
+START_RETRY = Backoff(initial=1.0, maximum=30.0)  # a device whose start failed: next scan, then less often
 
 
 class DeviceManagerActor(Actor):
-    def __init__(self, devices: DevicesConfig, context: DeviceContext) -> None:
+    def __init__(self, devices: DevicesConfig, context: DeviceContext, *, start_wait: float = START_WAIT_S) -> None:
         super().__init__()
+        for rule in devices.rules:
+            actor_class_for(rule)  # a driver of a kind no actor runs is refused now, not at its first plug
+        self._start_wait = start_wait
         self._devices = devices
         self._context = context
         self._rules = {rule.name: rule for rule in devices.rules}
@@ -44,12 +50,16 @@ class DeviceManagerActor(Actor):
         self._missed: dict[str, int] = {}
         self._status: dict[str, dict[str, Any]] = {}
         self._ignored: set[tuple[str, str]] = set()
+        self._failed_starts: dict[str, int] = {}  # starts failed in a row, per device
+        self._retry_at: dict[str, float] = {}  # monotonic time before which a failed start is not retried
 
     def started(self) -> None:
         # A restarted manager knows nothing of device actors its predecessor started: clear them, the
         # first scan starts what is present (queued print jobs wait safely in the spooler meanwhile).
-        for name, _up in self.registry.ask(SUPERVISOR, "which_children"):
-            self.registry.ask(SUPERVISOR, "terminate_child", name)
+        # Told, not asked: the supervisor may be stuck in a start, and the removals stay queued ahead
+        # of the first scan's starts all the same.
+        for rule in self._devices.rules:
+            self._remove_actor(rule)
         for rule in self._devices.rules:
             self._set_status(rule, "down", "not seen yet")
         self.send_after(0.0, "scan")
@@ -141,32 +151,52 @@ class DeviceManagerActor(Actor):
     # -- lifecycle -------------------------------------------------------------------------
 
     def _bring_up(self, rule: DeviceRule, seen: SeenDevice | None) -> None:
+        if time.monotonic() < self._retry_at.get(rule.name, 0.0):
+            return  # its last start failed: wait out the backoff
         started = time.perf_counter()
         self._up[rule.name] = seen
         self._set_status(rule, "starting", seen.label() if seen else f"on {rule.printer}")
         spec = ChildSpec(device_actor_name(rule.name), actor_class_for(rule), (rule, seen, self._context),
                          restart=Restart.TRANSIENT, shutdown_timeout=3.0)
         try:
-            self.registry.ask(SUPERVISOR, "start_child", spec, timeout=10.0)
-        except Exception as exc:  # timed out (it may still come up) or refused (a stale actor holds the name)
-            self.registry.ask(SUPERVISOR, "terminate_child", spec.name, timeout=10.0)
-            del self._up[rule.name]
-            self._set_status(rule, "down", f"could not start: {exc}")
-            log.warning("device %s: could not start its actor (%s); will retry on the next scan", rule.name, exc)
+            self.registry.ask(SUPERVISOR, "start_child", spec, timeout=self._start_wait)
+        except pykka.Timeout:  # its start is stuck (a driver open that hangs); it may still come up
+            self._start_failed(rule, f"its actor did not start within {self._start_wait:g} s")
             return
+        except Exception as exc:  # refused (an actor not yet removed holds the name), or any other failure:
+            self._start_failed(rule, str(exc) or type(exc).__name__)  # the manager outlives every device
+            return
+        self._failed_starts.pop(rule.name, None)
+        self._retry_at.pop(rule.name, None)
         log.info("device %s (%s) plugged: %s, up in %.1f ms", rule.name, rule.driver,
                  seen.label() if seen else f"via {rule.printer}", (time.perf_counter() - started) * 1000)
+
+    def _start_failed(self, rule: DeviceRule, why: str) -> None:
+        """Remove whatever the failed start left and retry it after a backoff; never raises."""
+        del self._up[rule.name]
+        failures = self._failed_starts[rule.name] = self._failed_starts.get(rule.name, 0) + 1
+        delay = START_RETRY.delay(failures)
+        self._retry_at[rule.name] = time.monotonic() + delay
+        self._remove_actor(rule)
+        when = f"in {delay:.1f} s" if delay else "on the next scan"
+        self._set_status(rule, "down", f"could not start: {why}; retrying {when}")
+        log.warning("device %s (%s): could not start: %s; retrying %s (if this repeats, check its connection)",
+                    rule.name, rule.driver, why, when)
 
     def _take_down(self, rule: DeviceRule, why: str) -> None:
         self._up.pop(rule.name, None)
         self._missed.pop(rule.name, None)
-        try:
-            self.registry.ask(SUPERVISOR, "terminate_child", device_actor_name(rule.name), timeout=10.0)
-        except Exception as exc:
-            log.warning("device %s: stopping its actor failed: %s", rule.name, exc)
+        self._remove_actor(rule)
         DEVICE_UP.labels(rule.name, rule.kind).set(0)
         self._set_status(rule, "down", why)
         log.warning("device %s (%s) unplugged: %s", rule.name, rule.kind, why)
+
+    def _remove_actor(self, rule: DeviceRule) -> None:
+        """Have the supervisor stop and remove the device's actor, if it has one, without waiting.
+
+        Never blocks: the supervisor may be stuck in a start (whose actor may or may not come up).
+        Its mailbox is in order, so the removal happens before any start the manager asks for later."""
+        self.registry.tell(SUPERVISOR, "terminate_child", device_actor_name(rule.name))
 
     def _set_status(self, rule: DeviceRule, state: str, detail: str) -> None:
         status = {"type": "device", "device": rule.name, "kind": rule.kind, "driver": rule.driver,

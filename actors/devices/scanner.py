@@ -9,41 +9,40 @@ from prometheus_client import Counter
 
 from actors.devices.base import DeviceActor
 from actors.protocol import Rejected
+from drivers.barcode_scanner import BarcodeScanner
 from drivers.errors import DeviceGone
-from drivers.hid_scanner import HidScanner
-from drivers.serial_scanner import SerialScanner
+from edge_runtime import Backoff
 
 log = logging.getLogger(__name__)
 
 SCANS = Counter("novapos_edge_scans_total", "Barcodes read by scanners, by outcome", ["device", "result"])
 
+RECONNECT = Backoff(initial=0.25, maximum=5.0)
+"""A scanner that went away is tried again at once, then after 0.25 s, 0.5 s... at most every 5 s."""
 READ_TIMEOUT_S = 0.5  # a read returns as soon as a barcode is complete: this only sets idle wake-ups
 TILL_WAIT_S = 10.0
 
 
 class ScannerDevice(DeviceActor):
     def started(self) -> None:
-        self._scanner: HidScanner | SerialScanner | None = None
+        self._scanner: BarcodeScanner | None = None
+        self._failed_connects = 0  # in a row, since the scanner was last reachable
         self._connect()
-        self.send_after(0.0, "poll")
+        self._next_poll()
 
     def stopping(self) -> None:
         if self._scanner is not None:
             self._scanner.close()
 
     def _connect(self) -> None:
-        if self.rule.driver == "serial-scanner":
-            assert self.rule.path is not None
-            scanner: HidScanner | SerialScanner = SerialScanner(self.rule.path, self.rule.baudrate)
-        else:
-            assert self.seen is not None and self.seen.hid_path is not None
-            scanner = HidScanner(self.context.hid, self.seen.hid_path,
-                                 "pos" if self.rule.driver == "hid-pos" else "keyboard")
+        scanner: BarcodeScanner = self.open_driver()
         try:
             scanner.open()
         except DeviceGone as exc:
+            self._failed_connects += 1
             self.report("offline", str(exc))
             return
+        self._failed_connects = 0
         self._scanner = scanner
         where = self.seen.address if self.seen is not None else self.rule.path
         self.report("ready", f"at {where}, " + (f"bound to {self.rule.till}" if self.rule.till else "bound to no till"))
@@ -52,7 +51,7 @@ class ScannerDevice(DeviceActor):
         """Read for a short while, deliver what came, go again (the mailbox stays responsive between reads)."""
         if self._scanner is None:
             self._connect()
-            self.send_after(0.0 if self._scanner else self.RECONNECT_S, "poll")
+            self._next_poll()
             return
         try:
             barcodes = self._scanner.read_barcodes(READ_TIMEOUT_S)
@@ -60,11 +59,16 @@ class ScannerDevice(DeviceActor):
             self._scanner.close()
             self._scanner = None
             self.report("offline", str(exc))
-            self.send_after(self.RECONNECT_S, "poll")
+            self._next_poll()
             return
         for barcode in barcodes:
             self._deliver(barcode)
-        self.send_after(0.0, "poll")
+        self._next_poll()
+
+    def _next_poll(self) -> None:
+        """Read again at once while connected; else connect again after the backoff (the first try
+        after losing the scanner is immediate, the one after n failed connects is attempt n+1)."""
+        self.send_after(0.0 if self._scanner else RECONNECT.delay(self._failed_connects + 1), "poll")
 
     def _deliver(self, barcode: str) -> None:
         if self.rule.till is None:

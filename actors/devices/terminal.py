@@ -12,13 +12,12 @@ from typing import Any
 
 from actors.devices.base import DeviceActor
 from drivers.errors import DeviceGone
-from drivers.payment_terminal import PaymentTerminal, SerialPaymentTerminal, TerminalRefused, TerminalStatus
+from drivers.payment_terminal import PaymentTerminal, TerminalRefused, TerminalStatus
 
 
 class TerminalDevice(DeviceActor):
     def started(self) -> None:
-        assert self.rule.path is not None
-        self._terminal: PaymentTerminal = SerialPaymentTerminal(self.rule.path)  # any terminal would do
+        self._terminal: PaymentTerminal = self.open_driver()
         try:
             self._terminal.open()
         except DeviceGone as exc:  # e.g. no permission on the port: say so; requests retry the open

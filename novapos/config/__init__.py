@@ -5,10 +5,10 @@ NOVAPOS_NATS_URL and NOVAPOS_DATABASE_URL override the TOML, so one config file 
 with a ConfigError whose sentence says which setting to fix.
 """
 
-from novapos.config.devices import DRIVER_KINDS, DeviceRule, DevicesConfig, load_devices
+from novapos.config.devices import DeviceRule, DevicesConfig, load_devices
 from novapos.config.hub import HubConfig, load_hub
 from novapos.config.reading import ConfigError
 from novapos.config.store import Product, StoreConfig, load_store
 
-__all__ = ["DRIVER_KINDS", "ConfigError", "DeviceRule", "DevicesConfig", "HubConfig", "Product", "StoreConfig",
+__all__ = ["ConfigError", "DeviceRule", "DevicesConfig", "HubConfig", "Product", "StoreConfig",
            "load_devices", "load_hub", "load_store"]

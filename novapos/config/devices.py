@@ -6,16 +6,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from drivers.hid_socket import SETTING_PREFIX as HID_SOCKET
+from drivers.registry import DriverSpec, driver_names, driver_spec
 from novapos.config.reading import KIND_WORDS, ConfigError, require
-
-DRIVER_KINDS: dict[str, str] = {
-    "escpos-network": "printer", "escpos-serial": "printer", "escpos-usb": "printer",
-    "hid-pos": "scanner", "hid-keyboard": "scanner", "serial-scanner": "scanner",
-    "serial-drawer": "drawer", "printer-drawer": "drawer",
-    "serial-terminal": "terminal",
-    "serial-display": "display",
-}
-"""Every driver a rule may name, and the kind of device it drives."""
+from novapos.validators import Invalid, text
 
 
 @dataclass(frozen=True)
@@ -39,19 +33,18 @@ class DeviceRule:
     pin: int = 2                     # drawer kick pin (2 or 5)
 
     @property
+    def spec(self) -> DriverSpec:
+        """Its driver's spec (drivers.registry): kind, bus, needed settings, how to open it."""
+        return driver_spec(self.driver)
+
+    @property
     def kind(self) -> str:
-        return DRIVER_KINDS[self.driver]
+        return self.spec.kind
 
     @property
     def bus(self) -> str:
         """Where the device manager looks for it: network, serial, hid, usb, or none (via its printer)."""
-        if self.driver == "printer-drawer":
-            return "none"
-        if self.driver.startswith("hid-"):
-            return "hid"
-        if self.driver == "escpos-usb":
-            return "usb"
-        return "network" if self.driver == "escpos-network" else "serial"
+        return self.spec.bus
 
 
 @dataclass(frozen=True)
@@ -59,7 +52,7 @@ class DevicesConfig:
     rules: tuple[DeviceRule, ...] = ()
     scan_interval: float = 0.5       # seconds between bus scans
     debounce_scans: int = 3          # missed scans before a device is marked down
-    hid_backend: str = "hidapi"      # or "simulated:<unix socket>" for the demo's simulated HID bus
+    hid_backend: str = "hidapi"      # or "socket:<unix socket path>": a HID bus served there (the demo's)
 
     def for_till(self, kind: str, till: str) -> DeviceRule | None:
         """The device of `kind` serving `till`: one bound to it, else one serving every till."""
@@ -71,8 +64,6 @@ class DevicesConfig:
 DEVICE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _RULE_FIELDS = {"name": str, "driver": str, "till": str, "host": str, "port": int, "path": str,
                 "vendor_id": int, "product_id": int, "serial_number": str, "printer": str, "baudrate": int, "pin": int}
-_RULE_NEEDS = {"network": ("host", "port"), "serial": ("path",), "hid": ("vendor_id", "product_id"),
-               "usb": ("vendor_id", "product_id"), "none": ("printer",)}
 
 
 def _device_rule(raw: dict[str, Any], where: str, tills: tuple[str, ...]) -> DeviceRule:
@@ -85,10 +76,10 @@ def _device_rule(raw: dict[str, Any], where: str, tills: tuple[str, ...]) -> Dev
     name, driver = require(raw, "name", str, where), require(raw, "driver", str, where)
     if not DEVICE_NAME.match(name):
         raise ConfigError(f"{where}: device name {name!r} must be 1-64 letters, digits, '-' or '_'")
-    if driver not in DRIVER_KINDS:
-        raise ConfigError(f"{where}: unknown driver {driver!r} (known: {', '.join(sorted(DRIVER_KINDS))})")
+    if driver not in driver_names():
+        raise ConfigError(f"{where}: unknown driver {driver!r} (known: {', '.join(driver_names())})")
     rule = DeviceRule(**raw)
-    missing = [key for key in _RULE_NEEDS[rule.bus] if getattr(rule, key) is None]
+    missing = [key for key in rule.spec.needs if getattr(rule, key) is None]
     if missing:
         raise ConfigError(f"{where}: driver {driver!r} needs {', '.join(missing)}")
     if rule.till is not None and rule.till not in tills:
@@ -115,6 +106,18 @@ def load_devices(data: dict[str, Any], where: str, tills: tuple[str, ...]) -> De
     if isinstance(debounce, bool) or not isinstance(debounce, int) or not 1 <= debounce <= 100:
         raise ConfigError(f"{where}: devices.debounce_scans must be a whole number from 1 to 100, got {debounce!r}")
     return DevicesConfig(rules=rules, scan_interval=float(scan_interval), debounce_scans=debounce,
-                         hid_backend=str(data.get("hid_backend", "hidapi")))
+                         hid_backend=_hid_backend(data.get("hid_backend", "hidapi"), where))
+
+
+def _hid_backend(setting: Any, where: str) -> str:
+    """'hidapi' (USB HID devices on this box), or 'socket:<path>' (a HID bus served on that unix socket)."""
+    try:
+        setting = text(f"{where}: devices.hid_backend", setting)
+    except Invalid as exc:
+        raise ConfigError(str(exc)) from None
+    if setting != "hidapi" and not (setting.startswith(HID_SOCKET) and setting.removeprefix(HID_SOCKET).strip()):
+        raise ConfigError(f"{where}: devices.hid_backend must be 'hidapi' or '{HID_SOCKET}<unix socket path>', "
+                          f"got {setting!r}")
+    return setting
 
 
