@@ -207,7 +207,7 @@ class TillActor(Actor):
         process restarted, never makes a second sale."""
         if cart_id is not None and cart_id != self._cart.id:
             done = self.registry.ask("outbox", "committed", cart_id)
-            if done is not None:
+            if done is not None and done.body.get("till") == self.till_id:  # another till's receipt stays hidden
                 return self._receipt(done, cart_id)
             return Rejected("conflict", f"cart {cart_id} is not the till's current cart, nor a completed one")
         if self._session is None:
