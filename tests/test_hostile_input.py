@@ -361,3 +361,12 @@ async def test_the_hub_console_shares_the_door(hub_config: HubConfig, http: http
         assert (await http.get(f"{hub.url}/api/sales", headers={"host": "evil.example"})).status_code == 421
         assert (await http.get(f"{hub.url}/healthz")).headers["x-content-type-options"] == "nosniff"
         nursery.cancel_scope.cancel()
+
+
+async def test_the_largest_values_the_door_accepts_can_be_sold(edge: Any, http: httpx.AsyncClient) -> None:
+    """The door and the wire schema share their bounds: what the door lets through is never refused at commit."""
+    cashier = "C" * validators.MAX_TEXT_LENGTH
+    receipt = await sell(http, edge.url, [(COFFEE, validators.MAX_LINE_QUANTITY)], cashier=cashier)
+    assert receipt["cashier"] == cashier and receipt["lines"][0]["quantity"] == validators.MAX_LINE_QUANTITY
+    too_long = await http.post(f"{edge.url}/api/tills/till-2/session", json={"cashier": cashier + "C"})
+    assert too_long.status_code == 422
