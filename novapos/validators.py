@@ -24,7 +24,9 @@ MAX_TOKEN_LENGTH = 64
 MAX_TEXT_LENGTH = 200
 """Free text a person typed: product names, cashier names, reasons."""
 
-_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+TOKEN_PATTERN = r"[A-Za-z0-9_-]+"
+"""What a name token may hold (for documents that describe the bounds, such as the OpenAPI document)."""
+_TOKEN = re.compile(TOKEN_PATTERN)
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
 

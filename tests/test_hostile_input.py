@@ -19,7 +19,10 @@ import pykka
 import pytest
 import trio
 
+from edge.api import build_api
 from edge.app import run_edge
+from edge.events import EventHub
+from edge.openapi import openapi_document
 from edge_runtime import Tree
 from hub.app import run_hub
 from novapos import validators
@@ -370,3 +373,12 @@ async def test_the_largest_values_the_door_accepts_can_be_sold(edge: Any, http: 
     assert receipt["cashier"] == cashier and receipt["lines"][0]["quantity"] == validators.MAX_LINE_QUANTITY
     too_long = await http.post(f"{edge.url}/api/tills/till-2/session", json={"cashier": cashier + "C"})
     assert too_long.status_code == 422
+
+
+async def test_every_route_is_in_the_hostile_table_and_documented(edge: Any, store_config: StoreConfig) -> None:
+    app = build_api(store_config, edge.tree, EventHub())
+    routed = {(method, route.path) for route in app.routes for method in route.methods - {"HEAD", "OPTIONS"}}
+    assert routed == {(endpoint.method, endpoint.path) for endpoint in ENDPOINTS}
+    documented = {(method.upper(), path) for path, item in openapi_document()["paths"].items()
+                  for method in item if method != "parameters"}
+    assert documented == routed - {("GET", "/")}

@@ -8,6 +8,7 @@ import trio
 
 from edge.app import run_edge
 from novapos.config import StoreConfig
+from novapos.validators import MAX_LINE_QUANTITY, MAX_MINOR, MAX_TEXT_LENGTH, MAX_TOKEN_LENGTH
 from tests.pos import COFFEE
 
 
@@ -71,6 +72,19 @@ async def test_openapi_document_describes_the_sale_flow(store_config: StoreConfi
         assert document["openapi"].startswith("3.")
         for path in ("session", "lines", "tenders", "complete"):
             assert "post" in document["paths"][f"/api/tills/{{till}}/{path}"]
+        for path in ("/api/devices", "/api/print-jobs", "/api/events"):
+            assert "get" in document["paths"][path]
+
+        def body(path: str) -> dict:
+            return document["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
+        # the bounds the server enforces, as the validators define them
+        assert body("/api/tills/{till}/session")["cashier"]["maxLength"] == MAX_TEXT_LENGTH
+        assert body("/api/tills/{till}/lines")["barcode"]["maxLength"] == MAX_TOKEN_LENGTH
+        assert body("/api/tills/{till}/lines")["quantity"]["maximum"] == MAX_LINE_QUANTITY
+        assert body("/api/tills/{till}/tenders")["amount_minor"]["maximum"] == MAX_MINOR
+        assert body("/api/tills/{till}/complete")["cart"]["format"] == "uuid"
+        sku = document["paths"]["/api/tills/{till}/lines/{sku}"]["delete"]["parameters"][1]["schema"]
+        assert sku["maxLength"] == MAX_TOKEN_LENGTH and sku["pattern"]
         page = await http.get(f"{edge.url}/")
         assert page.status_code == 200 and "Complete sale" in page.text
         nursery.cancel_scope.cancel()
