@@ -24,4 +24,4 @@ def build_api(config: StoreConfig, tree: Tree, events: EventHub) -> Starlette:
     return with_api_errors(Starlette(routes=[
         *page_routes(config), *service_routes(tree), *hardware_routes(tree, events),
         *till_routes(tree, tuple(config.tills)),
-    ]), served_names=(config.http_host,))
+    ]))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -59,6 +59,7 @@ SECURITY_HEADERS = {
 LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "127.0.0.1", "::1"})
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+_BIND_HOST = "novapos.bind_host"  # in the ASGI scope: the host name `serve` was bound to
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -211,7 +212,8 @@ class _Door:
             return False
         if not name or parts.netloc != host or port != server[1]:
             return False
-        return name.removesuffix(".") in self.served_names or name == str(server[0])
+        name = name.removesuffix(".")
+        return name in self.served_names or name in (str(server[0]), scope.get(_BIND_HOST, "").lower())
 
 
 def _too_large() -> str:
@@ -240,12 +242,10 @@ class _Limited:
         return message
 
 
-def with_api_errors(app: Starlette, *, served_names: Iterable[str] = ()) -> Starlette:
-    """Fit `app` with the door and JSON errors. `served_names`: host names it serves besides its own
-    address, this machine's name and localhost (e.g. the configured bind host)."""
+def with_api_errors(app: Starlette) -> Starlette:
+    """Fit `app` with the door (see the module docstring) and JSON errors."""
     machine = socket.gethostname().lower()
-    names = LOCAL_NAMES | {machine, f"{machine}.local"} | {name.lower() for name in served_names}
-    app.add_middleware(_Door, served_names=frozenset(names))
+    app.add_middleware(_Door, served_names=LOCAL_NAMES | {machine, f"{machine}.local"})
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(Invalid, _invalid)
     app.add_exception_handler(HTTPException, _http_error)
@@ -253,15 +253,16 @@ def with_api_errors(app: Starlette, *, served_names: Iterable[str] = ()) -> Star
     return app
 
 
-def _logging_failures(app: ASGIApp) -> ASGIApp:
-    """Log each request that failed with an unexpected exception once, with its traceback.
-
-    The app has already answered it (with_api_errors' generic 500); Starlette re-raises so that the
-    server may log it, which hypercorn would do again without saying which request it was."""
+def _served(app: ASGIApp, host: str) -> ASGIApp:
+    """`app` as `serve` runs it: each request learns the host name the server was bound to (the door
+    accepts it in Host), and a request that failed with an unexpected exception is logged once, with
+    its traceback. The app has already answered it (with_api_errors' generic 500); Starlette re-raises
+    so that the server may log it, which hypercorn would do again without saying which request it was."""
     async def logged(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
+        scope[_BIND_HOST] = host
         try:
             await app(scope, receive, send)
         except Exception:
@@ -278,4 +279,4 @@ async def serve(app: Starlette, host: str, port: int, *,
     config.accesslog = None
     config.errorlog = logging.getLogger("novapos.adapters.http")
     config.graceful_timeout = 2.0
-    await hypercorn_serve(_logging_failures(app), config, task_status=task_status)  # type: ignore[arg-type]
+    await hypercorn_serve(_served(app, host), config, task_status=task_status)  # type: ignore[arg-type]
