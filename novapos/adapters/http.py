@@ -89,7 +89,7 @@ async def json_body(request: Request) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ApiError(400, f"the request body is not valid JSON ({exc.msg} at character {exc.pos})") from None
     except RecursionError:
-        raise ApiError(400, "the request body is nested too deeply to be a till request") from None
+        raise ApiError(400, "the request body is nested too deeply to be a request to this server") from None
     if not isinstance(data, dict):
         raise ApiError(400, "the request body must be a JSON object")
     return data
@@ -266,7 +266,8 @@ def _served(app: ASGIApp, host: str) -> ASGIApp:
         try:
             await app(scope, receive, send)
         except Exception:
-            log.exception("%s %s failed with an unexpected error (answered 500); the traceback follows",
+            log.exception("%s %s failed with an unexpected error and was answered 500: a bug; "
+                          "report it with this traceback",
                           scope["method"], describe(scope["path"]))
     return logged
 
