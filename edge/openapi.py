@@ -1,30 +1,58 @@
-"""The OpenAPI 3.1 description of the till API, served at /openapi.json."""
+"""The OpenAPI 3.1 description of the edge's HTTP API, served at /openapi.json.
+
+Every bound here is the validators' own constant, so the document says exactly what the door enforces.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from novapos.adapters.http import MAX_BODY_BYTES
+from novapos.validators import MAX_LINE_QUANTITY, MAX_MINOR, MAX_TEXT_LENGTH, MAX_TOKEN_LENGTH, TOKEN_PATTERN
+
+_TOKEN = {"type": "string", "minLength": 1, "maxLength": MAX_TOKEN_LENGTH, "pattern": f"^{TOKEN_PATTERN}$"}
+_TEXT = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_LENGTH,
+         "description": "printable text: no control characters, no lone surrogates"}
 _MONEY = {"type": "object", "required": ["minor", "currency"],
-          "properties": {"minor": {"type": "integer", "description": "minor units (cents)"},
+          "properties": {"minor": {"type": "integer", "minimum": 0, "maximum": MAX_MINOR,
+                                   "description": "minor units (cents)"},
                          "currency": {"type": "string", "pattern": "^[A-Z]{3}$"}}}
 _ERROR = {"description": "refused; `error` says why and what to do",
           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _STATE = {"description": "the till's state after the request",
           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TillState"}}}}
-_TILL = {"name": "till", "in": "path", "required": True, "schema": {"type": "string"}}
+_TILL = {"name": "till", "in": "path", "required": True, "schema": _TOKEN}
+_SKU = {"name": "sku", "in": "path", "required": True, "schema": _TOKEN}
+_ASKS = (404, 503)  # every till request: no such till; the till did not answer in time (send it again)
+_WRITES = (403, 409, 415)  # another origin; refused in the till's state; not application/json
+_BODIES = (400, 413, 422)  # not a JSON object; more than MAX_BODY_BYTES; a value out of bounds
 
 
-def _post(summary: str, body: dict[str, Any] | None, ok: dict[str, Any], errors: tuple[int, ...]) -> dict[str, Any]:
-    operation: dict[str, Any] = {"summary": summary, "parameters": [_TILL],
-                                 "responses": {"200": ok, **{str(code): _ERROR for code in errors}}}
-    if body is not None:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
-    return {"post": operation}
+def _json(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {}}}
 
 
-def _delete(summary: str, errors: tuple[int, ...], *more: dict[str, Any]) -> dict[str, Any]:
+def _errors(*codes: int) -> dict[str, Any]:
+    return {str(code): _ERROR for code in sorted(codes)}
+
+
+def _post(summary: str, body: dict[str, Any], ok: dict[str, Any]) -> dict[str, Any]:
+    return {"summary": summary, "parameters": [_TILL],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+            "responses": {"200": ok, **_errors(*_ASKS, *_WRITES, *_BODIES)}}
+
+
+def _delete(summary: str, *more: dict[str, Any]) -> dict[str, Any]:
     return {"summary": summary, "parameters": [_TILL, *more],
-            "responses": {"200": _STATE, **{str(code): _ERROR for code in errors}}}
+            "responses": {"200": _STATE, **_errors(*_ASKS, *_WRITES)}}
+
+
+def _read(summary: str, ok: dict[str, Any], *errors: int) -> dict[str, Any]:
+    return {"get": {"summary": summary, "responses": {"200": ok, **_errors(*errors)}}}
+
+
+def _object(required: list[str], **properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": required, "properties": properties}
 
 
 def openapi_document() -> dict[str, Any]:
@@ -32,50 +60,52 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "NovaPOS store edge: till API", "version": "1",
                  "description": "Open a session, scan lines, take cash, complete. A completed sale is on disk "
-                                "before the answer; completing the same cart again returns the same receipt."},
+                                "before the answer; completing the same cart again returns the same receipt. "
+                                "Requests that change anything are application/json, from this server's own "
+                                f"origin, of at most {MAX_BODY_BYTES} bytes; every error is JSON {{error}}."},
         "paths": {
             "/api/tills/{till}": {"get": {"summary": "Till state: session, cart lines, total, tendered, due",
-                                          "parameters": [_TILL], "responses": {"200": _STATE, "404": _ERROR}}},
-            "/api/tills/{till}/session": {**_post(
-                "Open a cashier session", {"type": "object", "required": ["cashier"],
-                                           "properties": {"cashier": {"type": "string", "maxLength": 64}}},
-                _STATE, (400, 404, 409, 422)), "delete": _delete("Close the session (the cart must be empty)", (404, 409))},
-            "/api/tills/{till}/lines": _post(
-                "Add a line by barcode", {"type": "object", "required": ["barcode"], "properties": {
-                    "barcode": {"type": "string", "maxLength": 64},
-                    "quantity": {"type": "integer", "minimum": 1, "maximum": 9999, "default": 1}}},
-                _STATE, (400, 404, 409, 422)),
+                                          "parameters": [_TILL], "responses": {"200": _STATE, **_errors(*_ASKS)}}},
+            "/api/tills/{till}/session": {
+                "post": _post("Open a cashier session", _object(["cashier"], cashier=_TEXT), _STATE),
+                "delete": _delete("Close the session (the cart must be empty)")},
+            "/api/tills/{till}/lines": {"post": _post("Add a line by barcode", _object(
+                ["barcode"], barcode={**_TEXT, "maxLength": MAX_TOKEN_LENGTH},
+                quantity={"type": "integer", "minimum": 1, "maximum": MAX_LINE_QUANTITY, "default": 1}), _STATE)},
             "/api/tills/{till}/lines/{sku}": {"delete": _delete(
-                "Remove a line from the cart (before any tender)", (404, 409),
-                {"name": "sku", "in": "path", "required": True, "schema": {"type": "string"}})},
+                "Remove a line from the cart (before any tender)", _SKU)},
             "/api/tills/{till}/cart": {"delete": _delete(
-                "Void the cart: its lines and tenders go (cash back), a new cart begins; nothing is sold",
-                (404, 409))},
-            "/api/tills/{till}/tenders": {**_post(
-                "Take a cash tender", {"type": "object", "required": ["amount_minor"], "properties": {
-                    "method": {"type": "string", "enum": ["cash"], "default": "cash"},
-                    "amount_minor": {"type": "integer", "minimum": 1}}},
-                _STATE, (400, 404, 409, 422)), "delete": _delete("Void the cart's tenders (cash back)", (404, 409))},
-            "/api/tills/{till}/complete": _post(
+                "Void the cart: its lines and tenders go (cash back), a new cart begins; nothing is sold")},
+            "/api/tills/{till}/tenders": {
+                "post": _post("Take a cash tender", _object(
+                    ["amount_minor"], method={"type": "string", "enum": ["cash"], "default": "cash"},
+                    amount_minor={"type": "integer", "minimum": 1, "maximum": MAX_MINOR}), _STATE),
+                "delete": _delete("Void the cart's tenders (cash back)")},
+            "/api/tills/{till}/complete": {"post": _post(
                 "Complete the sale (durably committed before the answer)",
-                {"type": "object", "properties": {"cart": {"type": "string",
-                                                           "description": "cart id from the state; makes retries safe"}}},
+                _object([], cart={"type": "string", "format": "uuid",
+                                  "description": "the till's own cart id from its state; makes retries safe"}),
                 {"description": "the receipt", "content": {"application/json": {
-                    "schema": {"$ref": "#/components/schemas/Receipt"}}}}, (400, 404, 409, 422)),
-            "/api/products": {"get": {"summary": "The store's products", "responses": {"200": {"description": "products"}}}},
-            "/api/store": {"get": {"summary": "Tenant, store and tills", "responses": {"200": {"description": "store"}}}},
-            "/healthz": {"get": {"summary": "200 while the actor tree is healthy",
-                                 "responses": {"200": {"description": "healthy"}, "503": {"description": "failing"}}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
+                    "schema": {"$ref": "#/components/schemas/Receipt"}}}})},
+            "/api/products": _read("The store's products", _json("products")),
+            "/api/store": _read("Tenant, store and tills", _json("store")),
+            "/api/devices": _read("Each device's status (plugged, ready, paper, faults)", _json("devices"), 503),
+            "/api/print-jobs": _read("Receipts waiting for or sent to a printer", _json("print jobs"), 503),
+            "/api/events": _read("Server-sent events: device status and till state as they change",
+                                 {"description": "an event stream", "content": {"text/event-stream": {}}}),
+            "/healthz": _read("200 while the actor tree is healthy", _json("healthy"), 503),
+            "/metrics": _read("Prometheus metrics", {"description": "text",
+                                                     "content": {"text/plain": {}}}),
+            "/openapi.json": _read("This document", _json("OpenAPI 3.1")),
         },
         "components": {"schemas": {
             "Money": _MONEY,
-            "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+            "Error": _object(["error"], error={"type": "string"}),
             "Line": {"type": "object", "properties": {
-                "sku": {"type": "string"}, "name": {"type": "string"}, "quantity": {"type": "integer"},
+                "sku": _TOKEN, "name": _TEXT, "quantity": {"type": "integer", "minimum": 1, "maximum": MAX_LINE_QUANTITY},
                 "unit_price": {"$ref": "#/components/schemas/Money"}, "amount": {"$ref": "#/components/schemas/Money"}}},
             "TillState": {"type": "object", "properties": {
-                "till": {"type": "string"}, "session": {"type": ["object", "null"]}, "cart": {"type": "string"},
+                "till": _TOKEN, "session": {"type": ["object", "null"]}, "cart": {"type": "string", "format": "uuid"},
                 "lines": {"type": "array", "items": {"$ref": "#/components/schemas/Line"}},
                 "total": {"$ref": "#/components/schemas/Money"}, "tendered": {"$ref": "#/components/schemas/Money"},
                 "due": {"$ref": "#/components/schemas/Money"}}},

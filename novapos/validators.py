@@ -24,7 +24,9 @@ MAX_TOKEN_LENGTH = 64
 MAX_TEXT_LENGTH = 200
 """Free text a person typed: product names, cashier names, reasons."""
 
-_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+TOKEN_PATTERN = r"[A-Za-z0-9_-]+"
+"""What a name token may hold (for documents that describe the bounds, such as the OpenAPI document)."""
+_TOKEN = re.compile(TOKEN_PATTERN)
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
 
@@ -53,7 +55,7 @@ def text(where: str, value: Any, *, max_length: int = MAX_TEXT_LENGTH, multiline
          strip: bool = True) -> str:
     """Printable text of 1..max_length characters (after trimming spaces at either end, when strip)."""
     if not isinstance(value, str):
-        raise Invalid(where, f"must be text, got {_kind(value)}")
+        raise Invalid(where, f"must be text, got {describe(value)}")
     checked: str = value.strip() if strip else value
     if not checked:
         raise Invalid(where, "must not be empty")
@@ -67,7 +69,7 @@ def text(where: str, value: Any, *, max_length: int = MAX_TEXT_LENGTH, multiline
 def token(where: str, value: Any, *, max_length: int = MAX_TOKEN_LENGTH) -> str:
     """A name that is safe in a NATS subject, a URL path and a file name: letters, digits, '-' and '_'."""
     if not isinstance(value, str) or not value:
-        raise Invalid(where, f"must be a non-empty name, got {_kind(value)}")
+        raise Invalid(where, f"must be a non-empty name, got {describe(value)}")
     if len(value) > max_length:
         raise Invalid(where, f"must be at most {max_length} characters, got {len(value)}")
     if not _TOKEN.fullmatch(value):
@@ -78,7 +80,7 @@ def token(where: str, value: Any, *, max_length: int = MAX_TOKEN_LENGTH) -> str:
 def integer(where: str, value: Any, minimum: int, maximum: int) -> int:
     """A whole number (not a bool, not a float) from minimum to maximum."""
     if not isinstance(value, int) or isinstance(value, bool):
-        raise Invalid(where, f"must be a whole number, got {_kind(value)}")
+        raise Invalid(where, f"must be a whole number, got {describe(value)}")
     if not minimum <= value <= maximum:
         raise Invalid(where, f"must be from {minimum} to {maximum}, got {_short_number(value)}")
     return value
@@ -92,7 +94,7 @@ def minor_units(where: str, value: Any, *, minimum: int = 0, maximum: int = MAX_
 def currency(where: str, value: Any) -> str:
     """A three-letter ISO 4217 code such as EUR."""
     if not isinstance(value, str) or not _CURRENCY.fullmatch(value):
-        raise Invalid(where, f"must be a three-letter ISO currency code such as 'EUR', got {_kind(value)}")
+        raise Invalid(where, f"must be a three-letter ISO currency code such as 'EUR', got {describe(value)}")
     return value
 
 
@@ -104,16 +106,18 @@ def uuid_text(where: str, value: Any) -> str:
                 return value.lower()
         except ValueError:
             pass
-    raise Invalid(where, f"must be an id like 0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b, got {_kind(value)}")
+    raise Invalid(where, f"must be an id like 0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b, got {describe(value)}")
 
 
 def _short_number(value: int) -> str:
-    digits = str(value)
-    return digits if len(digits) <= 24 else f"a number of {len(digits)} digits"
+    """The number, or its size: str() of a number past 4300 digits would itself raise."""
+    return str(value) if abs(value) < 10**24 else "a number of more than 24 digits"
 
 
-def _kind(value: Any) -> str:
-    """What a refused value was, short enough for a message and never echoing hostile bytes."""
+def describe(value: Any) -> str:
+    """What a refused value was, short enough for a message and never echoing hostile bytes.
+
+    Public so that every refusal that names what a client sent (a path, a header) shows it this way."""
     if value is None:
         return "nothing"
     if isinstance(value, bool):

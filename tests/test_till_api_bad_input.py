@@ -8,6 +8,7 @@ import trio
 
 from edge.app import run_edge
 from novapos.config import StoreConfig
+from novapos.validators import MAX_LINE_QUANTITY, MAX_MINOR, MAX_TEXT_LENGTH, MAX_TOKEN_LENGTH
 from tests.pos import COFFEE
 
 
@@ -15,17 +16,20 @@ from tests.pos import COFFEE
     ("lines", {"barcode": "0000000000000", "quantity": 1}, 404, "no product has barcode"),
     ("lines", b'{"barcode": "4006381333931", "quantity": ', 400, "not valid JSON"),
     ("lines", b'["a list"]', 400, "must be a JSON object"),
-    ("lines", {"barcode": COFFEE, "quantity": -2}, 422, "between 1 and 9999"),
-    ("lines", {"barcode": COFFEE, "quantity": 0}, 422, "between 1 and 9999"),
+    ("lines", {"barcode": COFFEE, "quantity": -2}, 422, "must be from 1 to 9999"),
+    ("lines", {"barcode": COFFEE, "quantity": 0}, 422, "must be from 1 to 9999"),
     ("lines", {"barcode": COFFEE, "quantity": "two"}, 422, "must be a whole number"),
     ("lines", {"barcode": COFFEE, "quantity": 1.5}, 422, "must be a whole number"),
     ("lines", {"barcode": COFFEE, "quantity": True}, 422, "must be a whole number"),
-    ("lines", {"quantity": 1}, 422, "'barcode' is required"),
+    ("lines", {"quantity": 1}, 422, "barcode must be text, got nothing"),
+    ("lines", {"barcode": COFFEE, "quantity": 10_000}, 422, "must be from 1 to 9999"),
     ("tenders", {"method": "cash", "amount_minor": 500}, 409, "cart is empty"),
     ("tenders", {"method": "cash", "amount_minor": "500"}, 422, "must be a whole number"),
     ("tenders", {"method": "bitcoin", "amount_minor": 500}, 422, "use 'cash'"),
     ("complete", {}, 409, "cart is empty"),
-    ("session", {"cashier": ""}, 422, "'cashier' is required"),
+    ("session", {"cashier": ""}, 422, "cashier must not be empty"),
+    ("session", {"cashier": "c" * 201}, 422, "cashier must be at most 200 characters"),
+    ("complete", {"cart": "not-a-cart"}, 422, "cart must be an id like"),
 ])
 async def test_bad_request_is_refused_and_changes_nothing(
         store_config: StoreConfig, http: httpx.AsyncClient,
@@ -68,6 +72,19 @@ async def test_openapi_document_describes_the_sale_flow(store_config: StoreConfi
         assert document["openapi"].startswith("3.")
         for path in ("session", "lines", "tenders", "complete"):
             assert "post" in document["paths"][f"/api/tills/{{till}}/{path}"]
+        for path in ("/api/devices", "/api/print-jobs", "/api/events"):
+            assert "get" in document["paths"][path]
+
+        def body(path: str) -> dict:
+            return document["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
+        # the bounds the server enforces, as the validators define them
+        assert body("/api/tills/{till}/session")["cashier"]["maxLength"] == MAX_TEXT_LENGTH
+        assert body("/api/tills/{till}/lines")["barcode"]["maxLength"] == MAX_TOKEN_LENGTH
+        assert body("/api/tills/{till}/lines")["quantity"]["maximum"] == MAX_LINE_QUANTITY
+        assert body("/api/tills/{till}/tenders")["amount_minor"]["maximum"] == MAX_MINOR
+        assert body("/api/tills/{till}/complete")["cart"]["format"] == "uuid"
+        sku = document["paths"]["/api/tills/{till}/lines/{sku}"]["delete"]["parameters"][1]["schema"]
+        assert sku["maxLength"] == MAX_TOKEN_LENGTH and sku["pattern"]
         page = await http.get(f"{edge.url}/")
         assert page.status_code == 200 and "Complete sale" in page.text
         nursery.cancel_scope.cancel()

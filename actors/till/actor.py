@@ -165,7 +165,7 @@ class TillActor(Actor):
         with a refusal to send again; the cart is held until a resend finds out how it ended."""
         if cart_id is not None and cart_id != self._cart.id:
             done = self.registry.ask("outbox", "committed", cart_id)
-            if done is not None:
+            if done is not None and done.body.get("till") == self.till_id:  # another till's receipt stays hidden
                 return self._resent(done, cart_id)
             return Rejected("conflict", f"cart {cart_id} is not the till's current cart, nor a completed one")
         if (refused := self._no_session()) is not None:

@@ -1,24 +1,67 @@
-"""What the edge's and the hub's HTTP servers share: hypercorn on trio, JSON errors, /metrics.
+"""What the edge's and the hub's HTTP servers share: hypercorn on trio, the door every request passes, JSON errors.
 
 Both serve Starlette apps (ASGI, running on trio through anyio) from hypercorn's trio worker, so an
 HTTP handler can await the supervision tree or the asyncio seam directly.
+
+`with_api_errors` fits an app with the door (`_Door`), which every request passes before any handler:
+
+- Host must name this server (its address, its bind host, its machine name, localhost), so a page
+  on a rebound DNS name (evil.example resolving to 127.0.0.1) cannot talk to it: 421.
+- A state-changing request that carries an Origin must come from the server's own origin: 403. A
+  browser always sends Origin on a cross-origin POST/PUT/PATCH/DELETE; curl and tests send none.
+- POST, PUT and PATCH must be application/json (415), so no "simple" cross-origin request (a
+  text/plain or form POST, sent by a browser without asking) reaches a handler.
+- A body is read as it arrives and cut off past MAX_BODY_BYTES (413): never buffered whole.
+- Every answer carries the security headers (CSP with frame-ancestors, nosniff, no referrer).
+
+Every refusal and failure is JSON {"error": "<sentence>"}, the shape the pages show: ApiError,
+validators.Invalid (422), Starlette's 404 and 405 (with Allow), and any unexpected exception (a
+generic 500, logged once with its traceback by `serve`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import socket
+from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from novapos.validators import Invalid, describe
 
 log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+"""Largest request body: a till request is a few hundred bytes; a 300 MiB POST must not reach memory."""
+MAX_NUMBER_DIGITS = 40
+"""Longest number in a request body: far past any bound the validators accept, far below Python's own limit."""
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+                               "style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; "
+                               "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+}
+LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "127.0.0.1", "::1"})
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+_BIND_HOST = "novapos.bind_host"  # in the ASGI scope: the host name `serve` was bound to
+
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 class ApiError(Exception):
@@ -30,13 +73,8 @@ class ApiError(Exception):
         self.message = message
 
 
-def error_response(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-async def api_error_handler(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.message)
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers={**SECURITY_HEADERS, **(headers or {})})
 
 
 async def json_body(request: Request) -> dict[str, Any]:
@@ -45,21 +83,193 @@ async def json_body(request: Request) -> dict[str, Any]:
     if not raw:
         return {}
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"the request body is not valid JSON ({exc.msg if hasattr(exc, 'msg') else exc})") from None
+        data = json.loads(raw.decode("utf-8"), parse_int=_whole_number, parse_constant=_no_constant)
+    except UnicodeDecodeError:
+        raise ApiError(400, "the request body is not UTF-8 text: send JSON encoded as UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, f"the request body is not valid JSON ({exc.msg} at character {exc.pos})") from None
+    except RecursionError:
+        raise ApiError(400, "the request body is nested too deeply to be a request to this server") from None
     if not isinstance(data, dict):
         raise ApiError(400, "the request body must be a JSON object")
     return data
+
+
+def _whole_number(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_NUMBER_DIGITS:
+        raise ApiError(400, f"a number in the request body is too long ({len(digits)} characters; "
+                            f"at most {MAX_NUMBER_DIGITS} digits)")
+    return int(digits)
+
+
+def _no_constant(name: str) -> float:
+    raise ApiError(400, f"the request body is not valid JSON ({name} is not a JSON number)")
+
+
+def route(path: str, **handlers: Handler) -> Route:
+    """One route per path, whatever its methods: a 405 then lists them all in Allow, and OPTIONS answers
+    204 with that list (and no CORS headers, so other sites' pages are still refused by the browser)."""
+    methods = [*handlers, "OPTIONS"]
+
+    async def endpoint(request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers={"allow": ", ".join(methods)})
+        handler = handlers.get(request.method) or handlers["GET"]  # HEAD is served by GET
+        return await handler(request)
+    return Route(path, endpoint, methods=methods)
 
 
 async def metrics(_request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
+async def _api_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.message)
+
+
+async def _invalid(_request: Request, exc: Exception) -> Response:
+    return error_response(422, str(exc))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    path = describe(request.url.path)
+    if exc.status_code == 404:
+        message = f"there is nothing at {path}: see /openapi.json for what this server answers"
+    elif exc.status_code == 405:
+        message = f"{describe(request.method)} is not allowed on {path}: use {headers.get('Allow', 'another method')}"
+    else:
+        message = f"the request was refused ({exc.detail})"
+    return error_response(exc.status_code, message, headers)
+
+
+async def _failure(request: Request, _exc: Exception) -> Response:
+    """An unexpected exception: a generic sentence for the client; `serve` logs the traceback once."""
+    return error_response(500, f"the server failed on {request.method} {describe(request.url.path)}; "
+                               "it has been logged. Try again; if it keeps failing, call support")
+
+
+class _Door:
+    """Pure ASGI middleware: the checks every request passes before routing (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, served_names: frozenset[str]) -> None:
+        self.app = app
+        self.served_names = served_names
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        body = _Limited(receive)
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+                if body.cut_off:
+                    headers["connection"] = "close"
+            await send(message)
+
+        refusal = self._refusal(scope, Headers(scope=scope))
+        if refusal is not None:
+            status, message = refusal
+            closing = {"connection": "close"} if status == 413 else None  # its body is left unread
+            await error_response(status, message, closing)(scope, receive, send)
+            return
+        await self.app(scope, body.receive, with_headers)
+
+    def _refusal(self, scope: Scope, headers: Headers) -> tuple[int, str] | None:
+        host = headers.get("host", "")
+        if not self._serves(scope, host):
+            return 421, (f"this server does not answer to the name {describe(host)}: "
+                         "open the page by the address the store was given")
+        method = scope["method"]
+        origin = headers.get("origin")
+        if method in STATE_CHANGING and origin is not None and origin.lower() != f"{scope['scheme']}://{host}".lower():
+            return 403, (f"a page from another origin ({describe(origin)}) may not change anything here: "
+                         "use this server's own page")
+        length = headers.get("content-length", "0")
+        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+            return 413, _too_large()
+        media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if method in WITH_BODY and media_type != "application/json":
+            return 415, (f"send the request body as application/json, not {describe(media_type or None)}")
+        return None
+
+    def _serves(self, scope: Scope, host: str) -> bool:
+        """Whether Host names this server: a name it serves, with the port it listens on."""
+        server = scope.get("server")
+        if server is None:  # a Unix socket: no browser reaches it by a DNS name
+            return True
+        try:
+            parts = urlsplit(f"//{host}")
+            name, port = parts.hostname, parts.port or (443 if scope["scheme"] == "https" else 80)
+        except ValueError:  # not a port number
+            return False
+        if not name or parts.netloc != host or port != server[1]:
+            return False
+        name = name.removesuffix(".")
+        return name in self.served_names or name in (str(server[0]), scope.get(_BIND_HOST, "").lower())
+
+
+def _too_large() -> str:
+    return f"the request body is too large: a request to this server is at most {MAX_BODY_BYTES // 1024} KiB"
+
+
+class _Limited:
+    """A request's `receive`, cut off once its body passes MAX_BODY_BYTES (a body sent without a
+    Content-Length). A cut-off request's connection closes after the 413: its unread rest is not
+    drained, and the client must not reuse the connection."""
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.received = 0
+
+    @property
+    def cut_off(self) -> bool:
+        return self.received > MAX_BODY_BYTES
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.cut_off:
+                raise ApiError(413, _too_large())
+        return message
+
+
 def with_api_errors(app: Starlette) -> Starlette:
-    app.add_exception_handler(ApiError, api_error_handler)
+    """Fit `app` with the door (see the module docstring) and JSON errors."""
+    machine = socket.gethostname().lower()
+    app.add_middleware(_Door, served_names=LOCAL_NAMES | {machine, f"{machine}.local"})
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(Invalid, _invalid)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _failure)
     return app
+
+
+def _served(app: ASGIApp, host: str) -> ASGIApp:
+    """`app` as `serve` runs it: each request learns the host name the server was bound to (the door
+    accepts it in Host), and a request that failed with an unexpected exception is logged once, with
+    its traceback. The app has already answered it (with_api_errors' generic 500); Starlette re-raises
+    so that the server may log it, which hypercorn would do again without saying which request it was."""
+    async def logged(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        scope[_BIND_HOST] = host
+        try:
+            await app(scope, receive, send)
+        except Exception:
+            log.exception("%s %s failed with an unexpected error and was answered 500: a bug; "
+                          "report it with this traceback",
+                          scope["method"], describe(scope["path"]))
+    return logged
 
 
 async def serve(app: Starlette, host: str, port: int, *,
@@ -70,4 +280,4 @@ async def serve(app: Starlette, host: str, port: int, *,
     config.accesslog = None
     config.errorlog = logging.getLogger("novapos.adapters.http")
     config.graceful_timeout = 2.0
-    await hypercorn_serve(app, config, task_status=task_status)  # type: ignore[arg-type]
+    await hypercorn_serve(_served(app, host), config, task_status=task_status)  # type: ignore[arg-type]

@@ -16,7 +16,8 @@ from typing import Any, cast
 
 import msgpack
 
-from novapos.wire.schemas import MAX_ID_LENGTH, SCHEMAS, SchemaError
+from novapos.validators import MAX_TOKEN_LENGTH as MAX_ID_LENGTH
+from novapos.wire.schemas import SCHEMAS, SchemaError
 
 MAX_SEQ = 2**63 - 1  # PostgreSQL bigint
 MIN_TS_MS = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp() * 1000)
@@ -83,6 +84,6 @@ def decode(data: bytes) -> Envelope:
         raise EnvelopeError(f"envelope 'ts' must be milliseconds between the years 2000 and 2200, got {envelope.ts}")
     schema = SCHEMAS.get((envelope.type, envelope.v))
     if schema is None:
-        raise SchemaError(f"unknown event type {envelope.type!r} version {envelope.v}")
+        raise SchemaError("type", f"{envelope.type!r} version {envelope.v} is not a known event")
     schema(envelope.body)
     return envelope

@@ -1,0 +1,384 @@
+"""Hostile input at every door of the edge: each is refused with a 4xx JSON sentence, and the store keeps selling.
+
+ENDPOINTS lists every route of the edge with the values a client controls in it (path parameters and
+JSON body fields). A new endpoint joins the hostile table by adding one line there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import resource
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pykka
+import pytest
+import trio
+
+from edge.api import build_api
+from edge.app import run_edge
+from edge.events import EventHub
+from edge.openapi import openapi_document
+from edge_runtime import Tree
+from hub.app import run_hub
+from novapos import validators
+from novapos.config import HubConfig, StoreConfig
+from novapos.logs import JsonFormatter, PlainFormatter
+from tests.conftest import wait_until
+from tests.pos import COFFEE, MILK, sell
+
+A_UUID = '"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"'
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One route of the edge: its method, its path (with {till}, {sku} parameters) and a valid body.
+
+    `body` maps each JSON field the handler reads to the JSON text of a valid value; each field is
+    replaced in turn by every hostile value while the others stay valid. `streams`: the answer never
+    ends (server-sent events), so only refusals are sent to it."""
+    method: str
+    path: str
+    body: dict[str, str] = field(default_factory=dict)
+    streams: bool = False
+
+
+ENDPOINTS = (
+    Endpoint("GET", "/"),
+    Endpoint("GET", "/healthz"),
+    Endpoint("GET", "/metrics"),
+    Endpoint("GET", "/openapi.json"),
+    Endpoint("GET", "/api/store"),
+    Endpoint("GET", "/api/products"),
+    Endpoint("GET", "/api/devices"),
+    Endpoint("GET", "/api/print-jobs"),
+    Endpoint("GET", "/api/events", streams=True),
+    Endpoint("GET", "/api/tills/{till}"),
+    Endpoint("POST", "/api/tills/{till}/session", {"cashier": '"carol"'}),
+    Endpoint("DELETE", "/api/tills/{till}/session"),
+    Endpoint("POST", "/api/tills/{till}/lines", {"barcode": json.dumps(COFFEE), "quantity": "1"}),
+    Endpoint("DELETE", "/api/tills/{till}/lines/{sku}"),
+    Endpoint("DELETE", "/api/tills/{till}/cart"),
+    Endpoint("POST", "/api/tills/{till}/tenders", {"method": '"cash"', "amount_minor": "100"}),
+    Endpoint("DELETE", "/api/tills/{till}/tenders"),
+    Endpoint("POST", "/api/tills/{till}/complete", {"cart": A_UUID}),
+)
+VALID_PATH = {"till": "till-2", "sku": "MLK-1L"}
+
+# (what it is, its JSON text): values a client may put where a name, a number or an id belongs
+HOSTILE_VALUES = [
+    ("NUL", json.dumps("bad\x00name")),
+    ("ESC", json.dumps("\x1b[2Jcleared")),
+    ("newline", json.dumps("alice\n2026-01-01 INFO forged line")),
+    ("DEL and C1 controls", json.dumps("a\x7fb\x85c")),
+    ("line separator", json.dumps("a\u2028b")),
+    ("lone surrogate", '"sur\\ud800rogate"'),
+    ("10 kB string", json.dumps("x" * 10_000)),
+    ("empty string", '""'),
+    ("blank string", '"   "'),
+    ("5000-digit integer", "9" * 5000),
+    ("huge integer", str(10**30)),
+    ("float", "1.5"),
+    ("NaN", "NaN"),
+    ("Infinity", "Infinity"),
+    ("negative", "-1"),
+    ("zero", "0"),
+    ("true", "true"),
+    ("null", "null"),
+    ("list", '["alice"]'),
+    ("object", '{"minor": 1}'),
+    ("deeply nested", "[" * 20_000 + "]" * 20_000),
+]
+# (what it is, URL-encoded path segment): values a client may put where a till or an SKU belongs
+HOSTILE_SEGMENTS = [
+    ("NUL", "bad%00name"),
+    ("ESC", "%1B%5B2J"),
+    ("newline", "two%0Alines"),
+    ("lone surrogate as UTF-8", "sur%ED%A0%80rogate"),
+    ("invalid UTF-8", "%FF%FE"),
+    ("10 kB", "x" * 10_000),
+    ("dot-dot", "%2E%2E"),
+    ("slash", "till-1%2F..%2F"),
+    ("quote", "till-1'%20OR%201=1"),
+    ("emoji", "%F0%9F%98%80"),
+]
+# (what it is, raw body, content type): whole bodies that are not a JSON object of sane size
+HOSTILE_BODIES = [
+    ("truncated JSON", b'{"cashier": ', "application/json"),
+    ("a JSON list", b'["a list"]', "application/json"),
+    ("a JSON string", b'"alice"', "application/json"),
+    ("deeply nested object", b'{"a": ' * 20_000 + b"1" + b"}" * 20_000, "application/json"),
+    ("invalid UTF-8", b'{"cashier": "\xff\xfe"}', "application/json"),
+    ("UTF-16", '{"cashier": "alice"}'.encode("utf-16"), "application/json"),
+    ("1 MiB", b'{"cashier": "' + b"x" * 2**20 + b'"}', "application/json"),
+    ("text/plain (a simple cross-origin request)", b'{"cashier": "mallory"}', "text/plain"),
+    ("form", b"cashier=mallory", "application/x-www-form-urlencoded"),
+    ("multipart", b"--x\r\n\r\nmallory\r\n--x--", "multipart/form-data; boundary=x"),
+    ("no content type", b'{"cashier": "mallory"}', ""),
+]
+SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "referrer-policy")
+
+
+def _body(fields: dict[str, str]) -> bytes:
+    return ("{" + ", ".join(f"{json.dumps(name)}: {value}" for name, value in fields.items()) + "}").encode()
+
+
+def _attacks(endpoint: Endpoint, port: int, other_tills_cart: str) -> Iterator[tuple[str, httpx.Request]]:
+    """Every hostile request for one endpoint, each with a label saying what it tries."""
+    def request(method: str, path_values: dict[str, str], content: bytes | None = None,
+                headers: dict[str, str] | None = None) -> httpx.Request:
+        url = f"http://127.0.0.1:{port}{endpoint.path.format(**path_values)}"
+        return httpx.Request(method, url, content=content, headers=headers)
+
+    for parameter in re.findall(r"{(\w+)}", endpoint.path):
+        for label, segment in HOSTILE_SEGMENTS:
+            yield f"{parameter} {label}", request(endpoint.method if not endpoint.streams else "POST",
+                                                  {**VALID_PATH, parameter: segment},
+                                                  _body(endpoint.body) if endpoint.body else None,
+                                                  {"content-type": "application/json"} if endpoint.body else None)
+    json_type = {"content-type": "application/json"}
+    for name in endpoint.body:
+        for label, value in [*HOSTILE_VALUES, ("another till's cart id", json.dumps(other_tills_cart))]:
+            yield f"{name} = {label}", request(endpoint.method, VALID_PATH, _body({**endpoint.body, name: value}),
+                                               json_type)
+    if endpoint.method == "POST":
+        for label, content, content_type in HOSTILE_BODIES:
+            yield f"body {label}", request("POST", VALID_PATH, content,
+                                           {"content-type": content_type} if content_type else None)
+    cross_site = {"origin": "http://evil.example", **json_type}
+    yield "from another origin", request("POST" if endpoint.method == "GET" else endpoint.method, VALID_PATH,
+                                         _body(endpoint.body), cross_site)
+    yield "through a rebound DNS name", request("POST" if endpoint.method == "GET" else endpoint.method,
+                                                VALID_PATH, _body(endpoint.body),
+                                                {"host": f"evil.example:{port}", **json_type})
+    yield "with a method it does not serve", request("PATCH", VALID_PATH, b"{}", json_type)
+
+
+def _refusal_problems(label: str, response: httpx.Response) -> list[str]:
+    """What is wrong with a refusal: it must be a 4xx JSON {"error": sentence} with the security headers."""
+    problems = []
+    if not 400 <= response.status_code < 500:
+        problems.append(f"{label}: status {response.status_code}")
+    try:
+        error = response.json()["error"]
+        validators.text("error", error, max_length=400)
+    except (ValueError, KeyError, TypeError) as exc:
+        problems.append(f"{label}: not a JSON error sentence ({exc}): {response.text[:80]!r}")
+    missing = [name for name in SECURITY_HEADERS if name not in response.headers]
+    if missing:
+        problems.append(f"{label}: missing {missing}")
+    return problems
+
+
+@pytest.fixture
+async def edge(store_config: StoreConfig) -> AsyncIterator[Any]:
+    async with trio.open_nursery() as nursery:
+        yield await nursery.start(run_edge, store_config)
+        nursery.cancel_scope.cancel()
+
+
+async def test_hostile_values_at_every_endpoint_are_refused_and_the_store_keeps_selling(
+        edge: Any, http: httpx.AsyncClient) -> None:
+    other_tills_cart = (await sell(http, edge.url, [(COFFEE, 1)], till="till-1"))["cart"]
+    till2 = f"{edge.url}/api/tills/till-2"
+    assert (await http.post(f"{till2}/session", json={"cashier": "bob"})).status_code == 200
+    before = (await http.post(f"{till2}/lines", json={"barcode": MILK})).json()
+    restarts = edge.tree.restarts
+    port = int(edge.url.rsplit(":", 1)[1])
+
+    problems: list[str] = []
+    sent = 0
+    async with httpx.AsyncClient(timeout=10) as client:
+        for endpoint in ENDPOINTS:
+            for label, request in _attacks(endpoint, port, other_tills_cart):
+                sent += 1
+                try:
+                    response = await client.send(request)
+                except httpx.TransportError as exc:
+                    problems.append(f"{endpoint.method} {endpoint.path} {label}: {exc!r}")
+                    continue
+                problems += _refusal_problems(f"{endpoint.method} {endpoint.path} {label}", response)
+    assert not problems, f"{len(problems)} of {sent} hostile requests were not refused properly:\n" + "\n".join(problems)
+
+    assert (await http.get(f"{edge.url}/healthz")).status_code == 200
+    assert edge.tree.restarts == restarts, "an actor crashed on hostile input"
+    assert (await http.get(till2)).json() == before, "a hostile request changed till-2"
+    receipt = await sell(http, edge.url, [(COFFEE, 2), (MILK, 1)], till="till-1")
+    assert receipt["seq"] == 2 and receipt["total"]["minor"] == 2 * 499 + 129
+
+
+@pytest.mark.parametrize("cashier", ["bad\u0000name", "sur\ud800rogate", "alice\nINFO forged"])
+async def test_a_poisoned_name_is_refused_at_the_door_and_cannot_stop_the_store(
+        edge: Any, http: httpx.AsyncClient, cashier: str) -> None:
+    till = f"{edge.url}/api/tills/till-1"
+    restarts = edge.tree.restarts
+    response = await http.post(f"{till}/session", content=json.dumps({"cashier": cashier}),
+                               headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"].startswith("cashier must not contain")
+    assert (await http.get(till)).json()["session"] is None
+    for _ in range(6):
+        assert (await http.post(f"{till}/complete", json={})).status_code == 409  # nothing to complete
+    assert edge.tree.restarts == restarts and edge.tree.healthy()
+    assert (await sell(http, edge.url, [(COFFEE, 1)]))["seq"] == 1
+
+
+async def test_only_the_tills_own_page_can_change_it(edge: Any, http: httpx.AsyncClient) -> None:
+    till = f"{edge.url}/api/tills/till-1"
+    simple = await http.post(f"{till}/session", content=b'{"cashier": "mallory"}', headers={"content-type": "text/plain"})
+    assert simple.status_code == 415 and "application/json" in simple.json()["error"]
+    foreign = await http.post(f"{till}/session", json={"cashier": "mallory"}, headers={"origin": "http://evil.example"})
+    assert foreign.status_code == 403 and "origin" in foreign.json()["error"]
+    rebound = await http.get(till, headers={"host": "evil.example"})
+    assert rebound.status_code == 421 and "evil.example" in rebound.json()["error"]
+    assert (await http.get(till)).json()["session"] is None
+    own = await http.post(f"{till}/session", json={"cashier": "alice"}, headers={"origin": edge.url})
+    assert own.status_code == 200 and own.json()["session"]["cashier"] == "alice"
+    local_name = edge.url.replace("127.0.0.1", "localhost")
+    assert (await http.get(till, headers={"host": local_name.removeprefix("http://")})).status_code == 200
+
+
+async def test_pages_answers_and_errors_carry_security_headers(edge: Any, http: httpx.AsyncClient) -> None:
+    for response in [await http.get(f"{edge.url}/"), await http.get(f"{edge.url}/api/store"),
+                     await http.get(f"{edge.url}/nowhere"), await http.post(f"{edge.url}/api/tills/till-9/lines", json={})]:
+        csp = response.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in csp and "default-src 'self'" in csp
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+
+
+async def test_a_huge_body_is_refused_without_being_read(edge: Any, http: httpx.AsyncClient) -> None:
+    """The unit's MemoryMax is 512M: a 300 MiB POST must not be buffered, it is cut off at the limit."""
+    streamed = 0
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal streamed
+        chunk = b"x" * 2**16
+        yield b'{"cashier": "'
+        while streamed < 256 * 2**20:
+            streamed += len(chunk)
+            yield chunk
+
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    try:
+        response = await http.post(f"{edge.url}/api/tills/till-1/session", content=endless(),
+                                    headers={"content-type": "application/json"})
+        assert response.status_code == 413 and "too large" in response.json()["error"]
+    except httpx.TransportError:
+        pass  # the server may close the connection once it has answered 413 and stopped reading
+    assert streamed < 64 * 2**20, "the server read on long past the limit"
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 64 * 1024
+    declared = await http.post(f"{edge.url}/api/tills/till-1/session", content=b"{" + b" " * 2**20 + b"}",
+                               headers={"content-type": "application/json"})
+    assert declared.status_code == 413 and "too large" in declared.json()["error"]
+    assert edge.tree.healthy()
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    (b"[" * 50_000 + b"]" * 50_000, "too large"),  # 100 kB: over the size limit before its depth matters
+    (b'{"a": ' * 5_000 + b"1" + b"}" * 5_000, "nested too deeply"),
+    (b'{"barcode": "4006381333931", "quantity": 1' + b"0" * 4999 + b"}", "too long"),
+    (b'{"barcode": "4006381333931", "quantity": NaN}', "not valid JSON"),
+])
+async def test_pathological_json_is_a_400_not_a_500(edge: Any, http: httpx.AsyncClient, body: bytes, says: str) -> None:
+    await http.post(f"{edge.url}/api/tills/till-1/session", json={"cashier": "alice"})
+    response = await http.post(f"{edge.url}/api/tills/till-1/lines", content=body,
+                               headers={"content-type": "application/json"})
+    assert response.status_code in (400, 413) and says in response.json()["error"], response.text
+
+
+async def test_every_error_the_page_can_meet_is_json(edge: Any, http: httpx.AsyncClient) -> None:
+    missing = await http.get(f"{edge.url}/api/nothing-here")
+    assert missing.status_code == 404 and "/api/nothing-here" in missing.json()["error"]
+    wrong = await http.put(f"{edge.url}/api/tills/till-1/tenders", json={})
+    assert wrong.status_code == 405 and "POST" in wrong.json()["error"]
+    assert set(wrong.headers["allow"].split(", ")) == {"POST", "DELETE", "OPTIONS"}
+    options = await http.options(f"{edge.url}/api/tills/till-1/tenders")
+    assert options.status_code == 204 and set(options.headers["allow"].split(", ")) == {"POST", "DELETE", "OPTIONS"}
+    assert "access-control-allow-origin" not in options.headers  # no CORS: other sites' pages stay out
+
+
+async def test_another_tills_cart_id_does_not_reveal_its_receipt(edge: Any, http: httpx.AsyncClient) -> None:
+    receipt = await sell(http, edge.url, [(COFFEE, 1)], till="till-1")
+    await http.post(f"{edge.url}/api/tills/till-2/session", json={"cashier": "mallory"})
+    response = await http.post(f"{edge.url}/api/tills/till-2/complete", json={"cart": receipt["cart"]})
+    assert response.status_code in (404, 409), response.text
+    assert set(response.json()) == {"error"} and receipt["sale"] not in response.text
+    assert "alice" not in response.text
+    again = await http.post(f"{edge.url}/api/tills/till-1/complete", json={"cart": receipt["cart"]})
+    assert again.status_code == 200 and again.json()["sale"] == receipt["sale"]  # its own till still gets it
+
+
+@pytest.mark.parametrize("path", ["/api/devices", "/api/print-jobs", "/healthz", "/api/tills/till-1"])
+async def test_an_internal_timeout_is_a_503_that_says_what_to_do(
+        edge: Any, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    async def no_answer(self: Tree, name: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        raise pykka.Timeout(f"ask {name}.{method} got no reply")
+    monkeypatch.setattr(Tree, "ask", no_answer)
+    response = await http.get(f"{edge.url}{path}")
+    assert response.status_code == 503, response.text
+    assert "again" in response.json()["error"]
+
+
+async def test_an_unexpected_failure_is_a_generic_json_500_logged_once(
+        edge: Any, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    def broken(self: Tree) -> bool:
+        raise RuntimeError("secret internal detail")
+    monkeypatch.setattr(Tree, "healthy", broken)
+    with caplog.at_level(logging.INFO):
+        response = await http.get(f"{edge.url}/healthz")
+    assert response.status_code == 500 and "secret" not in response.text
+    assert "failed" in response.json()["error"] and "content-security-policy" in response.headers
+
+    async def logged() -> list[logging.LogRecord]:  # the server logs once it has answered
+        return [record for record in caplog.records if record.exc_info]
+    tracebacks = await wait_until(logged)
+    await http.get(f"{edge.url}/api/store")  # one more request: nothing else was logged for the first
+    assert len(await logged()) == 1 and "GET '/healthz' failed" in tracebacks[0].getMessage()
+    assert "secret internal detail" in caplog.text  # the operator sees what the client was not told
+
+
+@pytest.mark.parametrize("formatter", [PlainFormatter("%(levelname)s %(message)s"), JsonFormatter()])
+def test_a_newline_in_a_name_cannot_forge_a_log_line(formatter: logging.Formatter) -> None:
+    record = logging.LogRecord("edge", logging.INFO, __file__, 1, "session opened for %s\x1b[0m",
+                               ("alice\nERROR forged: drawer emptied\u2028\ud800",), None)
+    line = formatter.format(record)
+    assert "\n" not in line and "\x1b" not in line and "\u2028" not in line and "\ud800" not in line
+    if isinstance(formatter, JsonFormatter):
+        line = json.loads(line)["msg"]
+    assert line.endswith(r"session opened for alice\nERROR forged: drawer emptied\u2028\ud800\x1b[0m")
+
+
+async def test_the_hub_console_shares_the_door(hub_config: HubConfig, http: httpx.AsyncClient) -> None:
+    async with trio.open_nursery() as nursery:
+        hub = await nursery.start(run_hub, hub_config)
+        missing = await http.get(f"{hub.url}/api/nothing-here")
+        assert missing.status_code == 404 and "error" in missing.json()
+        assert "frame-ancestors 'none'" in missing.headers["content-security-policy"]
+        foreign = await http.post(f"{hub.url}/api/sales", json={}, headers={"origin": "http://evil.example"})
+        assert foreign.status_code == 403
+        assert (await http.get(f"{hub.url}/api/sales", headers={"host": "evil.example"})).status_code == 421
+        assert (await http.get(f"{hub.url}/healthz")).headers["x-content-type-options"] == "nosniff"
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_largest_values_the_door_accepts_can_be_sold(edge: Any, http: httpx.AsyncClient) -> None:
+    """The door and the wire schema share their bounds: what the door lets through is never refused at commit."""
+    cashier = "C" * validators.MAX_TEXT_LENGTH
+    receipt = await sell(http, edge.url, [(COFFEE, validators.MAX_LINE_QUANTITY)], cashier=cashier)
+    assert receipt["cashier"] == cashier and receipt["lines"][0]["quantity"] == validators.MAX_LINE_QUANTITY
+    too_long = await http.post(f"{edge.url}/api/tills/till-2/session", json={"cashier": cashier + "C"})
+    assert too_long.status_code == 422
+
+
+async def test_every_route_is_in_the_hostile_table_and_documented(edge: Any, store_config: StoreConfig) -> None:
+    app = build_api(store_config, edge.tree, EventHub())
+    routed = {(method, route.path) for route in app.routes for method in route.methods - {"HEAD", "OPTIONS"}}
+    assert routed == {(endpoint.method, endpoint.path) for endpoint in ENDPOINTS}
+    documented = {(method.upper(), path) for path, item in openapi_document()["paths"].items()
+                  for method in item if method != "parameters"}
+    assert documented == routed - {("GET", "/")}
