@@ -87,6 +87,10 @@ def openapi_document() -> dict[str, Any]:
                                   "description": "the till's own cart id from its state; makes retries safe"}),
                 {"description": "the receipt", "content": {"application/json": {
                     "schema": {"$ref": "#/components/schemas/Receipt"}}}})},
+            "/api/tills/{till}/drawer": {"post": _post(
+                "Open the drawer a cash sale still owes (its pulse was lost to a restart); once, logged and counted",
+                _object(["sale"], sale={"type": "string", "format": "uuid",
+                                        "description": "the sale id in the till state's drawer_owed"}), _STATE)},
             "/api/products": _read("The store's products", _json("products")),
             "/api/store": _read("Tenant, store and tills", _json("store")),
             "/api/devices": _read("Each device's status (plugged, ready, paper, faults)", _json("devices"), 503),

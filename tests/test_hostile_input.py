@@ -66,6 +66,7 @@ ENDPOINTS = (
     Endpoint("POST", "/api/tills/{till}/tenders", {"method": '"cash"', "amount_minor": "100"}),
     Endpoint("DELETE", "/api/tills/{till}/tenders"),
     Endpoint("POST", "/api/tills/{till}/complete", {"cart": A_UUID}),
+    Endpoint("POST", "/api/tills/{till}/drawer", {"sale": A_UUID}),
 )
 VALID_PATH = {"till": "till-2", "sku": "MLK-1L"}
 

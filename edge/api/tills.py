@@ -77,6 +77,11 @@ def till_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
         cart = (await json_body(request)).get("cart")
         return await ask_till(request, "complete", None if cart is None else uuid_text("cart", cart))
 
+    async def open_drawer(request: Request) -> Response:
+        """Open the drawer a cash sale still owes (its pulse was lost to a restart): once, recorded."""
+        sale = uuid_text("sale", (await json_body(request)).get("sale"))
+        return await ask_till(request, "open_drawer_for_sale", sale)
+
     return [
         route("/api/tills/{till}", GET=state),
         route("/api/tills/{till}/session", POST=open_session, DELETE=close_session),
@@ -85,4 +90,5 @@ def till_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
         route("/api/tills/{till}/cart", DELETE=void_cart),
         route("/api/tills/{till}/tenders", POST=tender, DELETE=void_tenders),
         route("/api/tills/{till}/complete", POST=complete),
+        route("/api/tills/{till}/drawer", POST=open_drawer),
     ]
