@@ -17,8 +17,9 @@ from __future__ import annotations
 import socket
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import serial
 from escpos.constants import CD_KICK_2, CD_KICK_5, RT_MASK_ONLINE, RT_STATUS_ONLINE, RT_STATUS_PAPER
@@ -28,7 +29,6 @@ from escpos.printer import Dummy, Network, Serial, Usb
 
 from drivers.errors import DeviceGone
 
-Align = Literal["left", "center", "right"]
 PaperState = Literal["ok", "near_end", "out", "unknown"]
 
 _DRAWER_PULSE = {2: CD_KICK_2, 5: CD_KICK_5}  # ESC p 0 / ESC p 1, 100 ms on, 100 ms off
@@ -53,27 +53,30 @@ class PrinterUnavailable(DeviceGone):
     """The printer could not be reached, or the connection broke mid-job."""
 
 
-@dataclass(frozen=True)
-class PrintLine:
-    """One line of text with its styling."""
+class PrintableLine(Protocol):
+    """One line of text with its styling, as the driver prints it."""
 
-    text: str
-    align: Align = "left"
-    bold: bool = False
-    double: bool = False  # double width and height
+    @property
+    def text(self) -> str: ...
+    @property
+    def align(self) -> str: ...  # "left", "center" or "right"
+    @property
+    def bold(self) -> bool: ...
+    @property
+    def double(self) -> bool: ...  # double width and height
 
-    def __post_init__(self) -> None:
-        if self.align not in ("left", "center", "right"):
-            raise ValueError(f"align must be left, center or right, not {self.align!r}")
 
+class Printable(Protocol):
+    """A print job the driver can print: lines, then an optional cut and drawer pulse.
 
-@dataclass(frozen=True)
-class PrintDocument:
-    """A print job: lines, then an optional cut and drawer pulse."""
+    A structural type, so the driver knows nothing of who lays jobs out (actors.printing.document)."""
 
-    lines: tuple[PrintLine, ...]
-    cut: bool = True
-    open_drawer: bool = False
+    @property
+    def lines(self) -> Sequence[PrintableLine]: ...
+    @property
+    def cut(self) -> bool: ...
+    @property
+    def open_drawer(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -174,7 +177,7 @@ class EscPosPrinter:
         with self._lock:
             self._disconnect()
 
-    def print_document(self, doc: PrintDocument) -> None:
+    def print_document(self, doc: Printable) -> None:
         """Send the whole job in one write: lines, then cut and drawer pulse.
 
         Delivery to the operating system (TCP stack, serial driver) is all a
@@ -184,7 +187,7 @@ class EscPosPrinter:
         with self._lock:
             self._send(job)
 
-    def print_document_confirmed(self, doc: PrintDocument) -> PrinterStatus:
+    def print_document_confirmed(self, doc: Printable) -> PrinterStatus:
         """Send the job, then ask the printer's status and wait for the answer.
 
         The printer takes its input in order, so its answer proves it
@@ -225,7 +228,7 @@ class EscPosPrinter:
 
     # -- internals ---------------------------------------------------------------
 
-    def _encode(self, doc: PrintDocument) -> bytes:
+    def _encode(self, doc: Printable) -> bytes:
         """The job's bytes, built in memory with the printer's profile."""
         job = Dummy(profile=self._profile)
         job.hw("INIT")

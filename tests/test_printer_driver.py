@@ -14,7 +14,8 @@ import trio
 from escpos.printer import Dummy, Network
 from PIL import Image
 
-from drivers.escpos_printer import EscPosPrinter, PrintDocument, PrinterStatus, PrinterUnavailable, PrintLine
+from actors.printing.document import PrintDocument, PrintLine
+from drivers.escpos_printer import EscPosPrinter, PrinterStatus, PrinterUnavailable
 from mocks.escpos_parser import Cut, DrawerPulse, EscPosParser, Event, Feed, Text
 from mocks.network_printer import MockNetworkPrinter
 

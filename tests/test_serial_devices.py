@@ -17,9 +17,10 @@ import pytest
 import serial
 from escpos.printer import Usb
 
+from actors.printing.document import PrintDocument, PrintLine
 from drivers.cash_drawer import SerialCashDrawer
 from drivers.errors import DeviceGone, DeviceProtocolError
-from drivers.escpos_printer import EscPosPrinter, PrintDocument, PrinterStatus, PrinterUnavailable, PrintLine
+from drivers.escpos_printer import EscPosPrinter, PrinterStatus, PrinterUnavailable
 from drivers.payment_terminal import (
     SerialPaymentTerminal,
     TerminalRefused,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drivers.escpos_printer import PrintDocument, PrintLine
+from actors.printing.document import PrintDocument, PrintLine
 from novapos.money import Money
 
 WIDTH = 42

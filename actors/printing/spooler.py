@@ -21,10 +21,10 @@ import msgpack
 from prometheus_client import Counter, Gauge
 
 from actors.devices.context import device_actor_name
+from actors.printing.document import PrintDocument
 from actors.printing.jobs import document_to_wire
 from actors.printing.receipt import render_receipt
 from actors.storage.db import connect
-from drivers.escpos_printer import PrintDocument
 from edge_runtime import Actor
 
 log = logging.getLogger(__name__)
