@@ -22,15 +22,19 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import serial
-from escpos.constants import CD_KICK_2, CD_KICK_5, RT_MASK_ONLINE, RT_STATUS_ONLINE, RT_STATUS_PAPER
+from escpos.capabilities import get_profile
+from escpos.constants import CD_KICK_2, CD_KICK_5, CODEPAGE_CHANGE, RT_MASK_ONLINE, RT_STATUS_ONLINE, RT_STATUS_PAPER
 from escpos.escpos import Escpos
 from escpos.exceptions import Error as EscposError
 from escpos.printer import Dummy, Network, Serial, Usb
 
+from drivers import device_text
 from drivers.errors import DeviceGone
 
 PaperState = Literal["ok", "near_end", "out", "unknown"]
 
+_CODE_PAGES = ("CP858", "CP437")  # preferred first; names as in python-escpos' printer profiles
+_INTERNATIONAL_USA = b"\x1bR\x00"  # ESC R 0: 0x20-0x7E are plain ASCII, whatever the printer's DIP switches say
 _DRAWER_PULSE = {2: CD_KICK_2, 5: CD_KICK_5}  # ESC p 0 / ESC p 1, 100 ms on, 100 ms off
 # Every DLE EOT reply has bits 1 and 4 set and bits 0 and 7 clear: this is
 # how a status byte is told apart from anything else the printer sends.
@@ -157,6 +161,7 @@ class EscPosPrinter:
         self._timeout = timeout
         self._profile = profile
         self._drawer_pin = drawer_pin
+        self._code_page, self._codec = _code_page(profile)
         self._connected = False
         self._lock = threading.Lock()
 
@@ -229,9 +234,14 @@ class EscPosPrinter:
     # -- internals ---------------------------------------------------------------
 
     def _encode(self, doc: Printable) -> bytes:
-        """The job's bytes, built in memory with the printer's profile."""
+        """The job's bytes, built in memory with the printer's profile.
+
+        Text never goes through python-escpos' text encoder (which passes control characters on,
+        and switches code pages by itself): each line is made safe for the one code page selected
+        here, by drivers.device_text, so a name on a receipt cannot pulse the drawer or cut."""
         job = Dummy(profile=self._profile)
         job.hw("INIT")
+        job._raw(CODEPAGE_CHANGE + bytes((self._code_page,)) + _INTERNATIONAL_USA)
         for line in doc.lines:
             job.set(
                 align=line.align,
@@ -240,7 +250,7 @@ class EscPosPrinter:
                 double_width=line.double,
                 double_height=line.double,
             )
-            job.textln(line.text)
+            job._raw(device_text.encode(line.text, self._codec) + b"\n")
         if doc.cut:
             job.cut()  # feeds to the cutter first; sends nothing if the profile has no cutter
         if doc.open_drawer:
@@ -483,6 +493,14 @@ class _UsbLink(_Link):
 
     def query(self, request: bytes, wait: float) -> bytes:
         return bytes(self.escpos.query_status(request))  # pyusb's read timeout, not `wait`
+
+
+def _code_page(profile: str) -> tuple[int, str]:
+    """The ESC t table and Python codec receipts print in: PC858 (PC850, Western European, with €)
+    when the profile lists it, else PC437, which every ESC/POS printer has."""
+    tables = {name: int(table) for table, name in get_profile(profile).codePages.items()}
+    name = next((name for name in _CODE_PAGES if name in tables), "CP437")
+    return tables.get(name, 0), name.lower()
 
 
 def _check_pin(pin: int) -> None:
