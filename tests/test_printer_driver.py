@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -369,6 +370,7 @@ def test_feed_event_counts_lines() -> None:
 
 # -- text that must never become a command ---------------------------------------------------
 
+SOLD_AT = datetime(2026, 12, 1, 22, 40)
 HOSTILE = "x\u001bp0\u0019\u0019\u001dV0y"  # ESC p 0 (drawer pulse), then GS V 0 (cut)
 
 
@@ -395,14 +397,14 @@ def _printed(document: PrintDocument) -> tuple[str, bytes]:
 
 
 def test_hostile_text_in_every_receipt_field_prints_as_text(mock: MockNetworkPrinter, driver: EscPosPrinter) -> None:
-    driver.print_document(render_receipt(HOSTILE, _sale(HOSTILE)))
+    driver.print_document(render_receipt(HOSTILE, _sale(HOSTILE), SOLD_AT))
     hostile = mock.wait_for_receipts(1, WAIT)[0]
     hostile_raw = mock.raw
     events = _parse(hostile_raw)
     assert [event for event in events if isinstance(event, DrawerPulse)] == []
     assert [event for event in events if isinstance(event, Cut)] == [Cut()]  # the receipt's own
     assert "x?p0???V0y" in hostile  # shown, so a tampered name is seen, not obeyed
-    plain_receipt, plain_raw = _printed(render_receipt("x?p0???V0y", _sale("x?p0???V0y")))
+    plain_receipt, plain_raw = _printed(render_receipt("x?p0???V0y", _sale("x?p0???V0y"), SOLD_AT))
     assert plain_receipt == hostile
     assert _commands(hostile_raw) == _commands(plain_raw)  # not one command more
 
