@@ -7,7 +7,9 @@ python-escpos printer of the right kind (`Network`, `Serial`, `Usb`) writes
 it and reads status replies over a connection this module opens and closes
 itself (see the link classes for why). Printer profiles come from the
 capabilities file bundled with python-escpos; nothing is fetched from the
-network.
+network. Text is printed in one code page (PC858, else PC437) through
+drivers.device_text, never through python-escpos' text encoder: whatever a
+line holds, it prints as characters and cannot become a command.
 
 Blocking calls, serialised by a lock: from trio, use trio.to_thread.
 """

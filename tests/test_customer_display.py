@@ -101,6 +101,7 @@ def test_clear_empties_the_screen(mock: CustomerDisplayMock, display: CustomerDi
         ("Øl “special” – 2×", 'Ol "special" - 2x'),  # no Ø, quotes, dash or × in PC437
         ("Ōsaka ramen 日本", "Osaka ramen ??"),  # accent dropped; nothing sensible for CJK
         ("a\tb\nc\x1b@d\u00ade", "a b c?@de"),  # controls never reach the display as commands
+        ("x\x1bp0\x19\x19\x1dV0y", "x?p0???V0y"),  # nor a printer's drawer pulse and cut
     ],
 )
 def test_non_ascii_is_shown_or_transliterated(

@@ -138,7 +138,7 @@ class PrintSpoolerActor(Actor):
             reason = f"cannot render a {kind!r} job: {type(exc).__name__}: {exc}"
             self._db.execute("UPDATE print_jobs SET state = 'failed', reason = ? WHERE id = ?", (reason, job_id))
             PRINT_JOBS.labels("failed").inc()
-            log.error("print job %s failed for good: %s", job_id, reason)
+            log.error("print job %s failed for good: %r", job_id, reason)  # %r: the payload's text stays one line
             return None
 
     def _dispatch(self, printer: str) -> None:
