@@ -92,8 +92,18 @@ async def test_an_unrenderable_job_fails_alone_and_the_receipts_behind_it_print(
         nursery.cancel_scope.cancel()
 
 
+@pytest.fixture
+def kathmandu(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The store box in UTC+05:45, so a receipt stamped in UTC (or any other zone) shows."""
+    monkeypatch.setenv("TZ", "Asia/Kathmandu")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
 async def test_the_receipt_shows_the_store_the_local_date_and_time_the_sale_and_the_till(
-        store_config: StoreConfig, printer: MockNetworkPrinter, http: httpx.AsyncClient) -> None:
+        store_config: StoreConfig, printer: MockNetworkPrinter, http: httpx.AsyncClient, kathmandu: None) -> None:
     async with trio.open_nursery() as nursery:
         edge = await nursery.start(run_edge, store_config)
         await printer_ready(http, edge.url)
@@ -165,6 +175,7 @@ async def test_a_receipt_printed_after_the_printer_came_back_is_headed_late(
         store_config: StoreConfig, printer: MockNetworkPrinter, http: httpx.AsyncClient) -> None:
     async with trio.open_nursery() as nursery:
         edge = await nursery.start(run_edge, store_config)
+        await printer_ready(http, edge.url)
         first = await sell(http, edge.url, [(MILK, 1)])
 
         async def confirmed() -> bool:  # else its confirmation would read "paper out" and print it again
