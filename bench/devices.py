@@ -28,6 +28,7 @@ import platform
 import tempfile
 import time
 import tomllib
+from datetime import datetime
 from pathlib import Path
 
 import trio
@@ -112,7 +113,7 @@ def receipt_floor(hardware: SimulatedStore, count: int) -> list[float]:
     body = {"till": "till-1", "cashier": "bench", "currency": "EUR", "change": {"minor": 2, "currency": "EUR"},
             "lines": [{"quantity": 2, "name": "Ground coffee 250 g", "amount": {"minor": 998, "currency": "EUR"}}],
             "total": {"minor": 998, "currency": "EUR"}, "tenders": [{"method": "cash", "amount": {"minor": 1000, "currency": "EUR"}}]}
-    document = render_receipt("store-001", {"id": "0" * 36, "seq": 1, "body": body})
+    document = render_receipt("store-001", {"id": "0" * 36, "seq": 1, "body": body}, datetime.now())
     samples = []
     with EscPosPrinter.network("127.0.0.1", hardware.printer.port, timeout=2.0) as printer:
         for _ in range(count):

@@ -32,12 +32,12 @@ bytes), so the commands after them are read as commands.
 
 Text is sent in code page PC437 (selected explicitly with ESC t 0, and the
 default of nearly every display anyway), which has the accented letters of
-most Western European languages (é, è, ü, ö, ñ, ç, ß, ...). A character that
-PC437 lacks is transliterated, see `transliterate`: '€' becomes "EUR", typographic
-quotes and dashes become ASCII ones, other accented letters lose their accent
-('ō' -> 'o', 'Ø' -> 'O'), whitespace controls (tab, newline) become spaces,
-invisible format characters are dropped, and anything else becomes '?'.
-Lines are cut to `columns` after transliterating, so "1,50 €" takes 8 cells.
+most Western European languages (é, è, ü, ö, ñ, ç, ß, ...). Text goes through
+drivers.device_text, as the printer's does: a character PC437 lacks is
+transliterated ('€' becomes "EUR", 'Ø' becomes 'O'), line breaks become spaces,
+other control characters a visible '?', so nothing in a product's name can be
+a command to the display. Lines are cut to `columns` after transliterating, so
+"1,50 €" takes 8 cells.
 
 Blocking calls, not thread-safe: one device actor owns a display (from trio,
 use trio.to_thread).
@@ -45,8 +45,7 @@ use trio.to_thread).
 
 from __future__ import annotations
 
-import unicodedata
-
+from drivers.device_text import encode
 from drivers.serial_port import SerialDevice
 
 ESC, US = b"\x1b", b"\x1f"
@@ -63,47 +62,10 @@ CODEC = "cp437"
 MAX_COLUMNS = 40
 MAX_ROWS = 4
 
-# Characters PC437 lacks that have a better stand-in than their NFKD decomposition or '?'.
-_SUBSTITUTES = {
-    "€": "EUR", "‘": "'", "’": "'", "‚": ",", "‛": "'", "“": '"', "”": '"', "„": '"', "‟": '"',
-    "‹": "<", "›": ">", "–": "-", "—": "-", "‐": "-", "‑": "-", "−": "-", "…": "...", "•": "*",
-    "×": "x", "™": "TM", "©": "(C)", "®": "(R)", "Œ": "OE", "œ": "oe", "Ø": "O",
-    "ø": "o", "Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "ẞ": "SS", "\u00a0": " ", "\u202f": " ",
-}
-
-
-def transliterate(text: str) -> str:
-    """text in characters PC437 can show (no control characters), see the module docstring."""
-    return "".join(_transliterate_char(char) for char in unicodedata.normalize("NFC", text))
-
-
-def _transliterate_char(char: str) -> str:
-    if char in _SUBSTITUTES:
-        return _SUBSTITUTES[char]
-    category = unicodedata.category(char)
-    if category == "Cc":
-        return " "  # tab, newline and other controls: never sent, they are commands to the display
-    if category == "Cf":
-        return ""  # soft hyphen, zero-width space and the like
-    if _showable(char):
-        return char
-    stripped = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
-    return stripped if stripped and all(_showable(c) for c in stripped) else "?"
-
-
-def _showable(char: str) -> bool:
-    if unicodedata.category(char).startswith("C"):
-        return False
-    try:
-        char.encode(CODEC)
-    except UnicodeEncodeError:
-        return False
-    return True
-
 
 def encode_line(text: str, columns: int) -> bytes:
-    """One display line: text transliterated, cut or padded with spaces to exactly `columns` bytes."""
-    return transliterate(text)[:columns].ljust(columns).encode(CODEC)
+    """One display line: text made safe for PC437 (drivers.device_text), cut or padded to exactly `columns` bytes."""
+    return encode(text, CODEC)[:columns].ljust(columns)
 
 
 class CustomerDisplay(SerialDevice):

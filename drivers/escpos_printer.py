@@ -7,7 +7,9 @@ python-escpos printer of the right kind (`Network`, `Serial`, `Usb`) writes
 it and reads status replies over a connection this module opens and closes
 itself (see the link classes for why). Printer profiles come from the
 capabilities file bundled with python-escpos; nothing is fetched from the
-network.
+network. Text is printed in one code page (PC858, else PC437) through
+drivers.device_text, never through python-escpos' text encoder: whatever a
+line holds, it prints as characters and cannot become a command.
 
 Blocking calls, serialised by a lock: from trio, use trio.to_thread.
 """
@@ -17,20 +19,24 @@ from __future__ import annotations
 import socket
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import serial
-from escpos.constants import CD_KICK_2, CD_KICK_5, RT_MASK_ONLINE, RT_STATUS_ONLINE, RT_STATUS_PAPER
+from escpos.capabilities import get_profile
+from escpos.constants import CD_KICK_2, CD_KICK_5, CODEPAGE_CHANGE, RT_MASK_ONLINE, RT_STATUS_ONLINE, RT_STATUS_PAPER
 from escpos.escpos import Escpos
 from escpos.exceptions import Error as EscposError
 from escpos.printer import Dummy, Network, Serial, Usb
 
+from drivers import device_text
 from drivers.errors import DeviceGone
 
-Align = Literal["left", "center", "right"]
 PaperState = Literal["ok", "near_end", "out", "unknown"]
 
+_CODE_PAGES = ("CP858", "CP437")  # preferred first; names as in python-escpos' printer profiles
+_INTERNATIONAL_USA = b"\x1bR\x00"  # ESC R 0: 0x20-0x7E are plain ASCII, whatever the printer's DIP switches say
 _DRAWER_PULSE = {2: CD_KICK_2, 5: CD_KICK_5}  # ESC p 0 / ESC p 1, 100 ms on, 100 ms off
 # Every DLE EOT reply has bits 1 and 4 set and bits 0 and 7 clear: this is
 # how a status byte is told apart from anything else the printer sends.
@@ -53,27 +59,30 @@ class PrinterUnavailable(DeviceGone):
     """The printer could not be reached, or the connection broke mid-job."""
 
 
-@dataclass(frozen=True)
-class PrintLine:
-    """One line of text with its styling."""
+class PrintableLine(Protocol):
+    """One line of text with its styling, as the driver prints it."""
 
-    text: str
-    align: Align = "left"
-    bold: bool = False
-    double: bool = False  # double width and height
+    @property
+    def text(self) -> str: ...
+    @property
+    def align(self) -> str: ...  # "left", "center" or "right"
+    @property
+    def bold(self) -> bool: ...
+    @property
+    def double(self) -> bool: ...  # double width and height
 
-    def __post_init__(self) -> None:
-        if self.align not in ("left", "center", "right"):
-            raise ValueError(f"align must be left, center or right, not {self.align!r}")
 
+class Printable(Protocol):
+    """A print job the driver can print: lines, then an optional cut and drawer pulse.
 
-@dataclass(frozen=True)
-class PrintDocument:
-    """A print job: lines, then an optional cut and drawer pulse."""
+    A structural type, so the driver knows nothing of who lays jobs out (actors.printing.document)."""
 
-    lines: tuple[PrintLine, ...]
-    cut: bool = True
-    open_drawer: bool = False
+    @property
+    def lines(self) -> Sequence[PrintableLine]: ...
+    @property
+    def cut(self) -> bool: ...
+    @property
+    def open_drawer(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -154,6 +163,7 @@ class EscPosPrinter:
         self._timeout = timeout
         self._profile = profile
         self._drawer_pin = drawer_pin
+        self._code_page, self._codec = _code_page(profile)
         self._connected = False
         self._lock = threading.Lock()
 
@@ -174,7 +184,7 @@ class EscPosPrinter:
         with self._lock:
             self._disconnect()
 
-    def print_document(self, doc: PrintDocument) -> None:
+    def print_document(self, doc: Printable) -> None:
         """Send the whole job in one write: lines, then cut and drawer pulse.
 
         Delivery to the operating system (TCP stack, serial driver) is all a
@@ -184,7 +194,7 @@ class EscPosPrinter:
         with self._lock:
             self._send(job)
 
-    def print_document_confirmed(self, doc: PrintDocument) -> PrinterStatus:
+    def print_document_confirmed(self, doc: Printable) -> PrinterStatus:
         """Send the job, then ask the printer's status and wait for the answer.
 
         The printer takes its input in order, so its answer proves it
@@ -225,10 +235,15 @@ class EscPosPrinter:
 
     # -- internals ---------------------------------------------------------------
 
-    def _encode(self, doc: PrintDocument) -> bytes:
-        """The job's bytes, built in memory with the printer's profile."""
+    def _encode(self, doc: Printable) -> bytes:
+        """The job's bytes, built in memory with the printer's profile.
+
+        Text never goes through python-escpos' text encoder (which passes control characters on,
+        and switches code pages by itself): each line is made safe for the one code page selected
+        here, by drivers.device_text, so a name on a receipt cannot pulse the drawer or cut."""
         job = Dummy(profile=self._profile)
         job.hw("INIT")
+        job._raw(CODEPAGE_CHANGE + bytes((self._code_page,)) + _INTERNATIONAL_USA)
         for line in doc.lines:
             job.set(
                 align=line.align,
@@ -237,7 +252,7 @@ class EscPosPrinter:
                 double_width=line.double,
                 double_height=line.double,
             )
-            job.textln(line.text)
+            job._raw(device_text.encode(line.text, self._codec) + b"\n")
         if doc.cut:
             job.cut()  # feeds to the cutter first; sends nothing if the profile has no cutter
         if doc.open_drawer:
@@ -480,6 +495,14 @@ class _UsbLink(_Link):
 
     def query(self, request: bytes, wait: float) -> bytes:
         return bytes(self.escpos.query_status(request))  # pyusb's read timeout, not `wait`
+
+
+def _code_page(profile: str) -> tuple[int, str]:
+    """The ESC t table and Python codec receipts print in: PC858 (PC850, Western European, with €)
+    when the profile lists it, else PC437, which every ESC/POS printer has."""
+    tables = {name: int(table) for table, name in get_profile(profile).codePages.items()}
+    name = next((name for name in _CODE_PAGES if name in tables), "CP437")
+    return tables.get(name, 0), name.lower()
 
 
 def _check_pin(pin: int) -> None:

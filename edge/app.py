@@ -59,7 +59,8 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify) -> Supervi
              for till in config.tills]
     return SupervisorSpec("edge", strategy=Strategy.ONE_FOR_ONE, intensity=5, period=10.0, children=[
         ChildSpec("outbox", OutboxActor, (db_path, config.tenant, config.store)),
-        ChildSpec(SPOOLER, PrintSpoolerActor, (db_path, config.store)),
+        ChildSpec(SPOOLER, PrintSpoolerActor,
+                  (db_path, config.store, [rule.name for rule in devices.rules if rule.kind == "printer"])),
         ChildSpec("forwarder", ForwarderActor,
                   (seam, config.nats_url, f"edge-{config.tenant}-{config.store}", config.forward_batch)),
         # rest_for_one: if the device supervisor gives up and restarts (empty), the manager restarts

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import serial
 
-from drivers.customer_display import CustomerDisplay, encode_line, transliterate
+from drivers.customer_display import CODEC, CustomerDisplay, encode_line
+from drivers.device_text import transliterate
 from drivers.errors import DeviceGone
 from mocks.customer_display import CustomerDisplayMock
 from tests.leaks import new_threads, open_ptys
@@ -99,7 +100,8 @@ def test_clear_empties_the_screen(mock: CustomerDisplayMock, display: CustomerDi
         ("Müsli Größe L", "Müsli Größe L"),
         ("Øl “special” – 2×", 'Ol "special" - 2x'),  # no Ø, quotes, dash or × in PC437
         ("Ōsaka ramen 日本", "Osaka ramen ??"),  # accent dropped; nothing sensible for CJK
-        ("a\tb\nc\x1b@d\u00ade", "a b c @de"),  # controls never reach the display as commands
+        ("a\tb\nc\x1b@d\u00ade", "a b c?@de"),  # controls never reach the display as commands
+        ("x\x1bp0\x19\x19\x1dV0y", "x?p0???V0y"),  # nor a printer's drawer pulse and cut
     ],
 )
 def test_non_ascii_is_shown_or_transliterated(
@@ -110,9 +112,9 @@ def test_non_ascii_is_shown_or_transliterated(
 
 
 def test_transliteration_and_encoding() -> None:
-    assert transliterate("1,50 €") == "1,50 EUR"
-    assert transliterate("e\u0301") == "é"  # decomposed input is composed first
-    assert transliterate("ﬁne Ｆｏｏ ẞ") == "fine Foo SS"
+    assert transliterate("1,50 €", CODEC) == "1,50 EUR"
+    assert transliterate("e\u0301", CODEC) == "é"  # decomposed input is composed first
+    assert transliterate("ﬁne Ｆｏｏ ẞ", CODEC) == "fine Foo SS"
     assert encode_line("é€", 5) == b"\x82EUR "
     assert encode_line("x" * 30, 20) == b"x" * 20
     assert all(0x20 <= byte for byte in encode_line("".join(map(chr, range(0x300))), 40))

@@ -8,13 +8,17 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
 
 import pytest
 import trio
 from escpos.printer import Dummy, Network
 from PIL import Image
 
-from drivers.escpos_printer import EscPosPrinter, PrintDocument, PrinterStatus, PrinterUnavailable, PrintLine
+from actors.printing.document import PrintDocument, PrintLine
+from actors.printing.receipt import render_receipt
+from drivers.escpos_printer import EscPosPrinter, PrinterStatus, PrinterUnavailable
 from mocks.escpos_parser import Cut, DrawerPulse, EscPosParser, Event, Feed, Text
 from mocks.network_printer import MockNetworkPrinter
 
@@ -362,3 +366,59 @@ def test_parser_survives_random_bytes_split_anywhere() -> None:
 
 def test_feed_event_counts_lines() -> None:
     assert _parse(b"a\nb\x1bd\x03") == [Text("a"), Feed(1), Text("b"), Feed(3)]
+
+
+# -- text that must never become a command ---------------------------------------------------
+
+SOLD_AT = datetime(2026, 12, 1, 22, 40)
+HOSTILE = "x\u001bp0\u0019\u0019\u001dV0y"  # ESC p 0 (drawer pulse), then GS V 0 (cut)
+
+
+def _sale(text: str) -> dict[str, Any]:
+    """A sale.completed print job whose every text field is `text`."""
+    eur = {"minor": 150, "currency": "EUR"}
+    return {"id": text, "seq": 7, "body": {
+        "till": text, "session": text, "cashier": text, "currency": "EUR", "total": eur, "change": eur,
+        "lines": [{"sku": text, "name": text, "quantity": 1, "unit_price": eur, "amount": eur}],
+        "tenders": [{"method": text, "amount": eur}],
+    }}
+
+
+def _commands(raw: bytes) -> bytes:
+    """The control bytes of a job in order: what the printer obeys rather than prints."""
+    return bytes(byte for byte in raw if byte < 0x20 or byte == 0x7F)
+
+
+def _printed(document: PrintDocument) -> tuple[str, bytes]:
+    """What a fresh printer prints for `document`, and the bytes it received."""
+    with MockNetworkPrinter() as mock, EscPosPrinter("127.0.0.1", mock.port, timeout=TIMEOUT) as driver:
+        driver.print_document(document)
+        return mock.wait_for_receipts(1, WAIT)[0], mock.raw
+
+
+def test_hostile_text_in_every_receipt_field_prints_as_text(mock: MockNetworkPrinter, driver: EscPosPrinter) -> None:
+    driver.print_document(render_receipt(HOSTILE, _sale(HOSTILE), SOLD_AT))
+    hostile = mock.wait_for_receipts(1, WAIT)[0]
+    hostile_raw = mock.raw
+    events = _parse(hostile_raw)
+    assert [event for event in events if isinstance(event, DrawerPulse)] == []
+    assert [event for event in events if isinstance(event, Cut)] == [Cut()]  # the receipt's own
+    assert "x?p0???V0y" in hostile  # shown, so a tampered name is seen, not obeyed
+    plain_receipt, plain_raw = _printed(render_receipt("x?p0???V0y", _sale("x?p0???V0y"), SOLD_AT))
+    assert plain_receipt == hostile
+    assert _commands(hostile_raw) == _commands(plain_raw)  # not one command more
+
+
+@pytest.mark.parametrize("text", [
+    "".join(map(chr, range(0x00, 0x20))) + "\x7f" + "".join(map(chr, range(0x80, 0xA0))),  # C0, DEL, C1
+    "a\ud800b\udfffc",  # lone surrogates
+    "line\u2028separator\u2029paragraph\u0085next",
+    "\u202eevil\u202c\u200b\ufeff",  # bidi override, zero width
+    "€ ½ Ünïcödé 日本 \U0001f600",
+], ids=["C0-DEL-C1", "lone-surrogates", "separators", "format-characters", "beyond-the-code-page"])
+def test_any_text_reaches_the_printer_as_printable_bytes(
+        mock: MockNetworkPrinter, driver: EscPosPrinter, text: str) -> None:
+    driver.print_document(doc("start", text, "end"))
+    receipt = mock.wait_for_receipts(1, WAIT)[0]
+    assert receipt.startswith("start\n") and receipt.endswith("\nend") and receipt.count("\n") == 2
+    assert _commands(mock.raw) == _commands(_printed(doc("start", "plain", "end"))[1])

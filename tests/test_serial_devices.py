@@ -17,9 +17,10 @@ import pytest
 import serial
 from escpos.printer import Usb
 
+from actors.printing.document import PrintDocument, PrintLine
 from drivers.cash_drawer import SerialCashDrawer
 from drivers.errors import DeviceGone, DeviceProtocolError
-from drivers.escpos_printer import EscPosPrinter, PrintDocument, PrinterStatus, PrinterUnavailable, PrintLine
+from drivers.escpos_printer import EscPosPrinter, PrinterStatus, PrinterUnavailable
 from drivers.payment_terminal import (
     SerialPaymentTerminal,
     TerminalRefused,
@@ -231,6 +232,15 @@ def test_confirmed_print_has_been_received_when_it_returns(any_printer: tuple[An
     mock.set_paper("out")
     assert driver.print_document_confirmed(doc("no paper")) == PrinterStatus(online=False, paper="out")
     assert mock.receipts == ["confirmed"]  # the caller sees paper out and decides to retry
+
+
+def test_hostile_text_is_printed_not_obeyed_on_every_transport(
+        any_printer: tuple[AnyPrinterMock, EscPosPrinter]) -> None:
+    mock, driver = any_printer
+    driver.print_document_confirmed(doc("x\x1bp0\x19\x19\x1dV0y", "\x10\x14\x01\x00\x05 pulse", cut=False))
+    driver.print_document_confirmed(doc("end"))
+    assert mock.receipts == ["x?p0???V0y\n????? pulse\nend"]  # one receipt, one cut: the job's own
+    assert mock.drawer_kicks == []
 
 
 def test_confirmed_print_raises_when_the_printer_is_gone(any_printer: tuple[AnyPrinterMock, EscPosPrinter]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from drivers.escpos_printer import PrintDocument, PrintLine
+from actors.printing.document import PrintDocument, PrintLine
 
 
 def document_to_wire(document: PrintDocument) -> dict[str, Any]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from drivers.escpos_printer import PrintDocument, PrintLine
+from actors.printing.document import PrintDocument, PrintLine
 from novapos.money import Money
 
 WIDTH = 42
+TIME_FORMAT = "%Y-%m-%d %H:%M"
 
 
 def _money(wire: dict[str, Any]) -> str:
@@ -19,11 +21,14 @@ def _row(left: str, right: str) -> str:
     return f"{left[:room]:<{room}} {right}"
 
 
-def render_receipt(store_name: str, event: dict[str, Any]) -> PrintDocument:
-    """The receipt of a sale.completed event ({id, seq, body}, as the print spool keeps it)."""
+def render_receipt(store_name: str, event: dict[str, Any], sold_at: datetime) -> PrintDocument:
+    """The receipt of a sale.completed event ({id, seq, body}, as the print spool keeps it), sold at
+    `sold_at` in the store's local time: whoever holds it can tell which store, sale, till and moment."""
     sale = event["body"]
     lines = [PrintLine(store_name, align="center", bold=True, double=True),
-             PrintLine(f"Till {sale['till']}  Cashier {sale['cashier']}", align="center"),
+             PrintLine(sold_at.strftime(TIME_FORMAT), align="center"),
+             PrintLine(f"Sale #{event['seq']}  Till {sale['till']}", align="center"),
+             PrintLine(f"Cashier {sale['cashier']}", align="center"),
              PrintLine("-" * WIDTH)]
     for item in sale["lines"]:
         lines.append(PrintLine(_row(f"{item['quantity']} x {item['name']}", _money(item["amount"]))))
@@ -34,3 +39,9 @@ def render_receipt(store_name: str, event: dict[str, Any]) -> PrintDocument:
     lines.append(PrintLine(_row("Change", _money(sale["change"]))))
     lines.append(PrintLine(f"Sale {event['seq']}  {event['id']}", align="center"))
     return PrintDocument(lines=tuple(lines), cut=True)  # the till opens the drawer itself, not via the print queue
+
+
+def late_heading(seq: int, sold_at: datetime) -> tuple[PrintLine, ...]:
+    """Heads a receipt printed well after its sale, so it is never taken for the next customer's."""
+    return (PrintLine(f"LATE RECEIPT - sale #{seq} {sold_at.strftime(TIME_FORMAT)}", align="center", bold=True),
+            PrintLine("=" * WIDTH))

@@ -7,13 +7,21 @@ is away or out of paper its jobs wait, retried with backoff, and at once when it
 a job that was cut off mid-way is printed again in full, and a confirmed one never is. Jobs print
 in the order of their sales (the store's sequence, not the wall clock, which may jump at boot). A job
 that cannot be rendered is marked failed with the reason, and the jobs behind it go on printing.
+
+Nothing depends on being told: the spooler also sweeps the file every `sweep_s`, so a job committed
+without a wake-up (a lost tell, a commit that landed after the till stopped waiting) prints anyway.
+A receipt printed late (queued more than `late_after_s` before, or after its printer failed to
+print it) is headed "LATE RECEIPT - sale #..." so it is never taken for the next customer's. Jobs for
+a printer that is no longer in the config (renamed, removed) can never print: they are failed with
+the reason, once, with a warning, instead of being retried for ever.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +29,11 @@ import msgpack
 from prometheus_client import Counter, Gauge
 
 from actors.devices.context import device_actor_name
+from actors.printing.document import PrintDocument
 from actors.printing.jobs import document_to_wire
-from actors.printing.receipt import render_receipt
+from actors.printing.receipt import late_heading, render_receipt
 from actors.storage.db import connect
-from drivers.escpos_printer import PrintDocument
-from edge_runtime import Actor
+from edge_runtime import Actor, Backoff
 
 log = logging.getLogger(__name__)
 
@@ -33,29 +41,37 @@ PRINT_JOBS = Counter("novapos_edge_print_jobs_total", "Print jobs by result", ["
 PRINT_RETRIES = Counter("novapos_edge_print_retries_total", "Print attempts that left a job queued")
 PRINT_QUEUE = Gauge("novapos_edge_print_queue_depth", "Print jobs waiting for their printer", ["printer"])
 
-RENDERERS: dict[str, Callable[[str, dict[str, Any]], PrintDocument]] = {
+RENDERERS: dict[str, Callable[[str, dict[str, Any], datetime], PrintDocument]] = {
     "sale.completed": render_receipt,
 }
 
-MAX_RETRY_S = 10.0
+RETRY_BACKOFF = Backoff(initial=0.25, maximum=10.0)
+SWEEP_S = 2.0
+LATE_AFTER_S = 60.0
 PRINT_TIMEOUT_S = 15.0
 KEEP_PRINTED_S = 7 * 86400
 PURGE_EVERY_S = 3600.0
+LISTED_SALES = 10  # sales named in one log line
 
 
 class PrintSpoolerActor(Actor):
-    def __init__(self, path: Path, store_name: str) -> None:
+    def __init__(self, path: Path, store_name: str, printers: Collection[str], *, timezone: tzinfo | None = None,
+                 sweep_s: float = SWEEP_S, late_after_s: float = LATE_AFTER_S) -> None:
+        """printers: the configured printers' names; timezone: the store's (None: the box's local time)."""
         super().__init__()
         self._path = path
         self._store_name = store_name
-        self._retry_delay: dict[str, float] = {}
+        self._printers = frozenset(printers)
+        self._timezone = timezone
+        self._sweep_s = sweep_s
+        self._late_after_s = late_after_s
+        self._failures: dict[str, int] = {}  # attempts in a row that left a printer's jobs queued
         self._retry_pending: set[str] = set()
 
     def started(self) -> None:
         self._db = connect(self._path)
         self.purge()
-        for (printer,) in self._db.execute("SELECT DISTINCT printer FROM print_jobs WHERE state = 'queued'").fetchall():
-            self.send_after(0.0, "printer_ready", printer)
+        self.sweep()
 
     def purge(self) -> None:
         """Forget printed jobs older than a week; reschedules itself."""
@@ -70,12 +86,21 @@ class PrintSpoolerActor(Actor):
 
     def printer_ready(self, printer: str) -> None:
         """A printer came up or got paper back, or a job was queued for it: print what waits."""
-        self._retry_delay.pop(printer, None)
+        self._failures.pop(printer, None)
         self._dispatch(printer)
 
     def retry(self, printer: str) -> None:
         self._retry_pending.discard(printer)
         self._dispatch(printer)
+
+    def sweep(self) -> None:
+        """Print what waits for any printer not already waiting out a retry; reschedules itself."""
+        for (printer,) in self._db.execute("SELECT DISTINCT printer FROM print_jobs WHERE state = 'queued'").fetchall():
+            if printer not in self._printers:
+                self._fail_unconfigured(printer)
+            elif printer not in self._retry_pending:
+                self._dispatch(printer)
+        self.send_after(self._sweep_s, "sweep")
 
     def jobs(self) -> list[dict[str, Any]]:
         """The latest 100 jobs, newest first."""
@@ -85,27 +110,46 @@ class PrintSpoolerActor(Actor):
 
     # -- work ------------------------------------------------------------------------------
 
-    def _queued(self, printer: str) -> list[tuple[str, str, bytes]]:
-        return self._db.execute("SELECT id, kind, payload FROM print_jobs WHERE printer = ? AND state = 'queued' "
-                                "ORDER BY seq", (printer,)).fetchall()
+    def _queued(self, printer: str) -> list[tuple[str, str, bytes, int, float, int]]:
+        return self._db.execute("SELECT id, kind, payload, seq, queued_at, attempts FROM print_jobs "
+                                "WHERE printer = ? AND state = 'queued' ORDER BY seq", (printer,)).fetchall()
 
-    def _render(self, job_id: str, kind: str, payload: bytes) -> dict[str, Any] | None:
+    def _fail_unconfigured(self, printer: str) -> None:
+        """Jobs for a printer the config no longer names can never print: fail them, say what to do."""
+        sales = [seq for (seq,) in self._db.execute(
+            "SELECT seq FROM print_jobs WHERE printer = ? AND state = 'queued' ORDER BY seq", (printer,))]
+        reason = (f"printer {printer!r} is no longer configured: this receipt was not printed "
+                  f"(the sale itself is recorded)")
+        self._db.execute("UPDATE print_jobs SET state = 'failed', reason = ? WHERE printer = ? AND state = 'queued'",
+                         (reason, printer))
+        PRINT_JOBS.labels("failed").inc(len(sales))
+        listed = ", ".join(f"sale #{seq}" for seq in sales[:LISTED_SALES])
+        more = f" and {len(sales) - LISTED_SALES} more" if len(sales) > LISTED_SALES else ""
+        log.warning("%d receipt(s) queued for printer %r will not print: no printer of that name is in the store "
+                    "config any more (%s%s); they are marked failed in GET /api/print-jobs. If the printer was "
+                    "renamed, nothing else is needed (the sales are recorded); the configured printers are: %s",
+                    len(sales), printer, listed, more, ", ".join(sorted(self._printers)) or "none")
+
+    def _render(self, job_id: str, kind: str, payload: bytes, sold_at: datetime) -> PrintDocument | None:
         """The job as a print document, or None after marking it failed (an unknown kind, a broken payload)."""
         try:
-            return document_to_wire(RENDERERS[kind](self._store_name, msgpack.unpackb(payload)))
+            return RENDERERS[kind](self._store_name, msgpack.unpackb(payload), sold_at)
         except Exception as exc:  # one bad job must not stop the receipts behind it, nor crash the store
             reason = f"cannot render a {kind!r} job: {type(exc).__name__}: {exc}"
             self._db.execute("UPDATE print_jobs SET state = 'failed', reason = ? WHERE id = ?", (reason, job_id))
             PRINT_JOBS.labels("failed").inc()
-            log.error("print job %s failed for good: %s", job_id, reason)
+            log.error("print job %s failed for good: %r", job_id, reason)  # %r: the payload's text stays one line
             return None
 
     def _dispatch(self, printer: str) -> None:
-        for job_id, kind, payload in self._queued(printer):
-            document = self._render(job_id, kind, payload)
+        for job_id, kind, payload, seq, queued_at, attempts in self._queued(printer):
+            sold_at = datetime.fromtimestamp(queued_at, self._timezone)  # queued in the sale's own transaction
+            document = self._render(job_id, kind, payload, sold_at)
             if document is None:
                 continue
-            outcome = self._attempt(printer, job_id, document)
+            if attempts or time.time() - queued_at > self._late_after_s:
+                document = document.headed(*late_heading(seq, sold_at))
+            outcome = self._attempt(printer, job_id, document_to_wire(document))
             if outcome != "printed":
                 self._db.execute("UPDATE print_jobs SET attempts = attempts + 1 WHERE id = ?", (job_id,))
                 PRINT_RETRIES.inc()
@@ -114,6 +158,7 @@ class PrintSpoolerActor(Actor):
             self._db.execute("UPDATE print_jobs SET state = 'printed', printed_at = ? WHERE id = ?",
                              (time.time(), job_id))
             PRINT_JOBS.labels("printed").inc()
+            self._failures.pop(printer, None)
         PRINT_QUEUE.labels(printer).set(len(self._queued(printer)))
 
     def _attempt(self, printer: str, job_id: str, document: dict[str, Any]) -> str:
@@ -128,8 +173,8 @@ class PrintSpoolerActor(Actor):
             return "error"
 
     def _schedule_retry(self, printer: str, outcome: str) -> None:
-        delay = min(MAX_RETRY_S, max(0.25, self._retry_delay.get(printer, 0.0) * 2))
-        self._retry_delay[printer] = delay
+        failures = self._failures[printer] = self._failures.get(printer, 0) + 1
+        delay = RETRY_BACKOFF.delay(failures + 1)  # Backoff's first delay is for the second try in a row
         log.info("printer %s %s: its jobs wait, next try in %.2f s", printer, outcome.replace("_", " "), delay)
         if printer not in self._retry_pending:
             self._retry_pending.add(printer)
