@@ -46,6 +46,7 @@ use trio.to_thread).
 from __future__ import annotations
 
 from drivers.device_text import encode
+from drivers.registry import DriverSpec, Target, register
 from drivers.serial_port import SerialDevice
 
 ESC, US = b"\x1b", b"\x1f"
@@ -113,3 +114,11 @@ class CustomerDisplay(SerialDevice):
         DeviceGone (port closed) if the port fails or the write times out."""
         with self._io() as port:
             port.write(data)
+
+
+def _open_display(target: Target) -> CustomerDisplay:
+    assert target.rule.path is not None  # the spec needs it
+    return CustomerDisplay(target.rule.path, target.rule.baudrate)
+
+
+register(DriverSpec("serial-display", kind="display", bus="serial", needs=("path",), open=_open_display))

@@ -32,6 +32,7 @@ from escpos.printer import Dummy, Network, Serial, Usb
 
 from drivers import device_text
 from drivers.errors import DeviceGone
+from drivers.registry import DriverSpec, Target, register
 
 PaperState = Literal["ok", "near_end", "out", "unknown"]
 
@@ -508,3 +509,26 @@ def _code_page(profile: str) -> tuple[int, str]:
 def _check_pin(pin: int) -> None:
     if pin not in _DRAWER_PULSE:
         raise ValueError(f"drawer pin must be 2 or 5, not {pin!r}")
+
+
+PRINTER_TIMEOUT_S = 2.0  # bounds each write and status read: a printer that is away is offline quickly
+
+
+def _open_network_printer(target: Target) -> EscPosPrinter:
+    assert target.rule.host is not None and target.rule.port is not None  # the spec needs them
+    return EscPosPrinter.network(target.rule.host, target.rule.port, timeout=PRINTER_TIMEOUT_S)
+
+
+def _open_serial_printer(target: Target) -> EscPosPrinter:
+    assert target.rule.path is not None  # the spec needs it
+    return EscPosPrinter.serial(target.rule.path, target.rule.baudrate, timeout=PRINTER_TIMEOUT_S)
+
+
+def _open_usb_printer(target: Target) -> EscPosPrinter:
+    assert target.rule.vendor_id is not None and target.rule.product_id is not None  # the spec needs them
+    return EscPosPrinter.usb(target.rule.vendor_id, target.rule.product_id, timeout=PRINTER_TIMEOUT_S)
+
+
+register(DriverSpec("escpos-network", kind="printer", bus="network", needs=("host", "port"), open=_open_network_printer))
+register(DriverSpec("escpos-serial", kind="printer", bus="serial", needs=("path",), open=_open_serial_printer))
+register(DriverSpec("escpos-usb", kind="printer", bus="usb", needs=("vendor_id", "product_id"), open=_open_usb_printer))

@@ -9,8 +9,7 @@ from drivers.errors import DeviceGone
 
 class DisplayDevice(DeviceActor):
     def started(self) -> None:
-        assert self.rule.path is not None
-        self._display = CustomerDisplay(self.rule.path, self.rule.baudrate)
+        self._display: CustomerDisplay = self.open_driver()
         self._shown = ("", "")
         self.show("NovaPOS", "")
 

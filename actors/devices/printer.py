@@ -15,24 +15,12 @@ from actors.devices.base import DeviceActor
 from actors.devices.context import SPOOLER
 from actors.printing.jobs import document_from_wire
 from drivers.escpos_printer import EscPosPrinter, PrinterStatus, PrinterUnavailable
-from novapos.config import DeviceRule
 
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL_S = 1.0
 NOT_PRINTING = frozenset({"paper_out", "offline", "error"})
 REMEMBERED_JOBS = 256
-
-
-def open_printer(rule: DeviceRule, timeout: float = 2.0) -> EscPosPrinter:
-    if rule.driver == "escpos-network":
-        assert rule.host is not None and rule.port is not None
-        return EscPosPrinter.network(rule.host, rule.port, timeout=timeout)
-    if rule.driver == "escpos-serial":
-        assert rule.path is not None
-        return EscPosPrinter.serial(rule.path, rule.baudrate, timeout=timeout)
-    assert rule.vendor_id is not None and rule.product_id is not None
-    return EscPosPrinter.usb(rule.vendor_id, rule.product_id, timeout=timeout)
 
 
 def state_of(status: PrinterStatus) -> str:
@@ -47,7 +35,7 @@ def state_of(status: PrinterStatus) -> str:
 
 class PrinterDevice(DeviceActor):
     def started(self) -> None:
-        self._printer = open_printer(self.rule)
+        self._printer: EscPosPrinter = self.open_driver()
         self._state = "starting"
         self._confirmed: OrderedDict[str, None] = OrderedDict()  # jobs this printer confirmed, newest last
         self.poll_status()
