@@ -97,7 +97,9 @@ def openapi_document() -> dict[str, Any]:
             "/api/print-jobs": _read("Receipts waiting for or sent to a printer", _json("print jobs"), 503),
             "/api/events": _read("Server-sent events: device status and till state as they change",
                                  {"description": "an event stream", "content": {"text/event-stream": {}}}),
-            "/healthz": _read("200 while the actor tree is healthy", _json("healthy"), 503),
+            "/healthz": _read("200 while the store can sell: status ok, or degraded when the hub link is down "
+                              "(outbox depth and oldest unsent age say what waits); 503 when it cannot sell",
+                              _json("health"), 503),
             "/metrics": _read("Prometheus metrics", {"description": "text",
                                                      "content": {"text/plain": {}}}),
             "/openapi.json": _read("This document", _json("OpenAPI 3.1")),

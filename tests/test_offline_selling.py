@@ -32,6 +32,10 @@ async def test_edge_sells_with_nats_stopped_and_drains_when_it_returns(
             assert time.perf_counter() - started < 5.0, "a sale waited on the missing NATS"
         assert await edge.tree.ask("outbox", "depth") == 5
         assert [sale["seq"] for sale in offline_sales] == [2, 3, 4, 5, 6]
+        # The store sells, so it is not failing; /healthz says the hub link is down and what waits.
+        health = await wait_until(lambda: _health(http, edge.url, "degraded"))
+        assert health["hub_link"] == "unreachable" and health["outbox_depth"] == 5
+        assert health["oldest_unsent_age_s"] >= 0
 
         await trio.to_thread.run_sync(nats_server.start)
         await wait_until(lambda: _depth(edge, 0), timeout=30)
@@ -39,9 +43,17 @@ async def test_edge_sells_with_nats_stopped_and_drains_when_it_returns(
         assert rows == 6
         seqs = [row["seq"] for row in await query(database_url, "SELECT seq FROM sales ORDER BY seq")]
         assert seqs == [1, 2, 3, 4, 5, 6]
+        health = await wait_until(lambda: _health(http, edge.url, "ok"))
+        assert health["hub_link"] == "connected" and health["outbox_depth"] == 0
         await trio.sleep(1.0)  # any resend would have landed by now
         assert await _sales_count(database_url, 6) == 6
         nursery.cancel_scope.cancel()
+
+
+async def _health(http: httpx.AsyncClient, url: str, status: str) -> dict | None:
+    response = await http.get(f"{url}/healthz")
+    assert response.status_code == 200, "a store that sells is never failing for its hub link"
+    return response.json() if response.json()["status"] == status else None
 
 
 async def _depth(edge, expected: int) -> bool:  # type: ignore[no-untyped-def]

@@ -1,4 +1,10 @@
-"""What operators and tools read: /healthz for systemd and monitoring, /metrics, /openapi.json."""
+"""What operators and tools read: /healthz for systemd and monitoring, /metrics, /openapi.json.
+
+A store sells with or without its hub, so /healthz separates the two: "failing" (503) means the
+store cannot sell (its actor tree is down or its outbox does not answer); "degraded" (200) means it
+sells but its events wait in the outbox because the hub's NATS is unreachable, with how many and for
+how long. Restarting a store that sells offline would fix nothing, so only "failing" is a 503.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +29,12 @@ def service_routes(tree: Tree) -> list[Route]:
         except ApiError as unanswered:
             return JSONResponse({"status": "failing", "outbox_depth": None, "error": unanswered.message},
                                 status_code=503)
-        return JSONResponse({"status": "ok", "outbox_depth": depth})
+        try:
+            link = await ask(tree, "forwarder", "status", timeout=HEALTH_TIMEOUT_S)
+        except ApiError as unanswered:  # busy publishing to a NATS that hangs: the link is in doubt, the store sells
+            link = {"hub_link": "unknown", "error": unanswered.message}
+        status = "ok" if link["hub_link"] == "connected" else "degraded"
+        return JSONResponse({"status": status, "outbox_depth": depth, **link})
 
     async def openapi(_request: Request) -> Response:
         return JSONResponse(openapi_document())
