@@ -9,9 +9,10 @@ import asyncpg
 import trio
 
 from edge_runtime import AsyncioSeam, Notifier
-from hub.console.routes import build_console
+from hub.console.app import build_console
+from hub.console.context import Console
 from hub.db import create_pool, migrate
-from hub.ingest_worker import run_ingest
+from hub.ingest.worker import run_ingest
 from novapos.adapters.http import serve
 from novapos.adapters.nats import NatsLink
 from novapos.config import HubConfig
@@ -38,7 +39,8 @@ async def run_hub(config: HubConfig, *, task_status: trio.TaskStatus[RunningHub]
             await seam.run(link.ensure_event_stream)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(run_ingest, seam, link, pool, frozenset(config.tenants), config.ingest_batch)
-                urls = await nursery.start(serve, build_console(seam, pool, link), config.http_host, config.http_port)
+                console = Console(seam, link, frozenset(config.tenants), pool, None)
+                urls = await nursery.start(serve, build_console(console), config.http_host, config.http_port)
                 # Every hub task runs in this nursery: if one fails the process exits, so "alive" is "healthy".
                 nursery.start_soon(notifier.run_watchdog, lambda: True)
                 notifier.ready()

@@ -18,7 +18,7 @@ import trio
 
 from hub.app import run_hub
 from hub.db import create_pool, migrate
-from hub.ingest import HUB_SIDE_FAILURES, Delivery, ingest
+from hub.ingest.inbox import HUB_SIDE_FAILURES, Delivery, ingest
 from novapos.adapters.nats import INGEST_CONSUMER
 from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats

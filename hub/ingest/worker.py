@@ -22,7 +22,7 @@ import trio
 from prometheus_client import Counter, Histogram
 
 from edge_runtime import AsyncioSeam
-from hub.ingest import BatchResult, Delivery, ingest
+from hub.ingest.inbox import BatchResult, Delivery, ingest
 from novapos.adapters.nats import NatsLink, fetch
 
 log = logging.getLogger(__name__)

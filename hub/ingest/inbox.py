@@ -24,22 +24,16 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
 
-from hub.orders.sales import apply_sales
+from hub.domains import appliers
 from novapos.wire.envelope import Envelope, decode
 from novapos.wire.subjects import parse_event_subject
 
 log = logging.getLogger(__name__)
-
-Applier = Callable[[asyncpg.Connection, Sequence[Envelope]], Awaitable[None]]
-
-APPLIERS: dict[str, Applier] = {
-    "sale.completed": apply_sales,
-}
 
 # Failures of the hub's side, whatever the events: retry the batch later rather than dead-letter it.
 HUB_SIDE_FAILURES: tuple[type[BaseException], ...] = (
@@ -94,7 +88,7 @@ def _check(delivery: Delivery, tenants: frozenset[str]) -> Envelope:
         raise ValueError(f"event type {envelope.type!r} does not match its subject's {type_token!r}")
     if tenant not in tenants:
         raise ValueError(f"tenant {tenant!r} is not served by this hub")
-    if envelope.type not in APPLIERS:
+    if envelope.type not in appliers():
         raise ValueError(f"no handler for event type {envelope.type!r}")
     return envelope
 
@@ -166,7 +160,7 @@ async def _apply(conn: asyncpg.Connection, events: Sequence[Event], rejections: 
                 else:
                     dead.append(Rejection(
                         delivery, _collision(event, owner["tenant"], owner["store"], owner["type"]), str(event.id)))
-        for event_type, applier in APPLIERS.items():
+        for event_type, applier in appliers().items():
             await applier(conn, [e for e in fresh if e.type == event_type])
         result.applied = len(fresh)
     if dead:
