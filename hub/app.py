@@ -12,6 +12,7 @@ from edge_runtime import AsyncioSeam, Notifier
 from hub.console.app import build_console
 from hub.console.context import Console
 from hub.db import create_pool, migrate
+from hub.ingest.dead_letters import run_purge
 from hub.ingest.worker import run_ingest
 from novapos.adapters.http import serve
 from novapos.adapters.nats import NatsLink
@@ -39,6 +40,7 @@ async def run_hub(config: HubConfig, *, task_status: trio.TaskStatus[RunningHub]
             await seam.run(link.ensure_event_stream)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(run_ingest, seam, link, pool, frozenset(config.tenants), config.ingest_batch)
+                nursery.start_soon(run_purge, seam, pool, config.dead_letter_retention_days)
                 console = Console(seam, link, frozenset(config.tenants), pool, None)
                 urls = await nursery.start(serve, build_console(console), config.http_host, config.http_port)
                 # Every hub task runs in this nursery: if one fails the process exits, so "alive" is "healthy".

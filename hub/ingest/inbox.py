@@ -14,10 +14,12 @@ away as a "duplicate". Whoever comes first keeps the id; the loser is visible in
 its payload, for a person to resolve. (Keying the inbox by tenant+store+id instead would have made
 event ids ambiguous in every table that refers to a sale, for a collision only forgery produces.)
 
-A batch whose transaction fails is retried one event per transaction, and exactly the events that
-fail are dead-lettered with the error's text, so one poison event never holds back the rest. Failures
-that are no event's fault (PostgreSQL unreachable, restarting, overloaded, a lost connection, a broken
-schema) are not dead-lettered: they propagate, the batch is nak'ed, and it comes back later.
+A batch whose transaction fails for an event's sake is retried one event per transaction, and exactly
+the events that fail are dead-lettered with the error's text, so one poison event never holds back the
+rest. Only what an event carries can be its fault: failing validation, a value a column refuses (SQLSTATE
+class 22) or a rule it breaks (class 23). Everything else (a lock timeout, a lost connection, a full disk,
+our own SQL, a bug in an applier) is the hub's: it propagates, the batch is nak'ed and comes back later,
+and a valid sale is never dead-lettered for it.
 """
 
 from __future__ import annotations
@@ -35,17 +37,13 @@ from novapos.wire.subjects import parse_event_subject
 
 log = logging.getLogger(__name__)
 
-# Failures of the hub's side, whatever the events: retry the batch later rather than dead-letter it.
-HUB_SIDE_FAILURES: tuple[type[BaseException], ...] = (
-    OSError,                                            # socket errors and timeouts
-    asyncpg.InterfaceError,                             # connection closed, pool closing
-    asyncpg.PostgresConnectionError,                    # connection lost or refused (class 08)
-    asyncpg.exceptions.OperatorInterventionError,       # shutting down, starting up, cancelled (57)
-    asyncpg.exceptions.InsufficientResourcesError,      # disk full, out of memory, too many connections (53)
-    asyncpg.exceptions.TransactionRollbackError,        # deadlock or serialization failure with another hub (40)
-    asyncpg.exceptions.ReadOnlySQLTransactionError,     # connected to a replica after a failover
-    asyncpg.exceptions.SyntaxOrAccessError,             # our SQL, schema or privileges are wrong (42)
-)
+EVENTS_FAULT_CLASSES = ("22", "23")
+"""SQLSTATE classes that blame the data: data exceptions and integrity constraint violations."""
+
+
+def events_fault(exc: BaseException) -> bool:
+    """True when applying failed because of what the event holds (see EVENTS_FAULT_CLASSES)."""
+    return isinstance(exc, asyncpg.PostgresError) and str(exc.sqlstate)[:2] in EVENTS_FAULT_CLASSES
 
 
 @dataclass(frozen=True)
@@ -91,13 +89,6 @@ def _check(delivery: Delivery, tenants: frozenset[str]) -> Envelope:
     if envelope.type not in appliers():
         raise ValueError(f"no handler for event type {envelope.type!r}")
     return envelope
-
-
-def _reason(exc: Exception) -> str:
-    """Why an event that passed validation could not be applied: the database's words, or the error's."""
-    if isinstance(exc, asyncpg.PostgresError):
-        return f"database refused it: {exc}"
-    return f"could not be applied: {type(exc).__name__}: {exc}"
 
 
 def _same_origin(event: Envelope, tenant: str, store: str, event_type: str) -> bool:
@@ -180,12 +171,12 @@ async def _one_by_one(pool: asyncpg.Pool, events: Sequence[Event], rejections: S
             try:
                 async with conn.transaction():
                     result += await _apply(conn, [(event, delivery)], [])
-            except HUB_SIDE_FAILURES:
-                raise
             except Exception as exc:
+                if not events_fault(exc):
+                    raise
                 log.warning("event %s from %s/%s dead-lettered: %s", event.id, event.tenant, event.store, exc)
                 async with conn.transaction():
-                    result += await _apply(conn, [], [Rejection(delivery, _reason(exc), str(event.id))])
+                    result += await _apply(conn, [], [Rejection(delivery, f"database refused it: {exc}", str(event.id))])
         if rejections:
             async with conn.transaction():
                 result += await _apply(conn, [], rejections)
@@ -194,15 +185,14 @@ async def _one_by_one(pool: asyncpg.Pool, events: Sequence[Event], rejections: S
 
 async def ingest(pool: asyncpg.Pool, deliveries: Sequence[Delivery], tenants: frozenset[str]) -> BatchResult:
     """Apply a batch in one transaction; if that fails for an event's sake, fall back to one transaction per
-    event. Raises (so the batch is nak'ed and retried later) for HUB_SIDE_FAILURES, or if PostgreSQL will not
-    even take a connection or a dead letter: never because of what an event contains."""
+    event. Raises (so the batch is nak'ed and retried later) for anything that is not an event's fault."""
     events, rejections, duplicates = sort_out(deliveries, tenants)
     try:
         async with pool.acquire() as conn, conn.transaction():
             result = await _apply(conn, events, rejections)
-    except HUB_SIDE_FAILURES:
-        raise
     except Exception as exc:
+        if not events_fault(exc):
+            raise
         log.warning("batch of %d failed (%s: %s); applying its events one by one",
                     len(deliveries), type(exc).__name__, exc)
         result = await _one_by_one(pool, events, rejections)
