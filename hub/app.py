@@ -37,9 +37,10 @@ async def run_hub(config: HubConfig, *, task_status: trio.TaskStatus[RunningHub]
         try:
             await seam.run(migrate, pool)
             await seam.run(link.connect)
-            await seam.run(link.ensure_event_stream)
+            await seam.run(link.ensure_event_stream, config.stream)
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(run_ingest, seam, link, pool, frozenset(config.tenants), config.ingest_batch)
+                nursery.start_soon(run_ingest, seam, link, pool, frozenset(config.tenants), config.stream,
+                                   config.ingest_batch)
                 nursery.start_soon(run_purge, seam, pool, config.dead_letter_retention_days)
                 console = Console(seam, link, frozenset(config.tenants), pool, None)
                 urls = await nursery.start(serve, build_console(console), config.http_host, config.http_port)

@@ -26,6 +26,7 @@ from prometheus_client import Counter, Histogram
 from edge_runtime import AsyncioSeam, Backoff
 from hub.ingest.inbox import BatchResult, Delivery, ingest
 from novapos.adapters.nats import NatsLink, fetch
+from novapos.config.hub import StreamLimits
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +74,9 @@ async def ingest_once(subscription: Any, pool: asyncpg.Pool, tenants: frozenset[
     return result
 
 
-async def subscribe(link: NatsLink, batch: int) -> Any:
+async def subscribe(link: NatsLink, limits: StreamLimits, batch: int) -> Any:
     """(asyncio side) Make sure the events stream exists, then bind to (or recreate) the durable consumer."""
-    await link.ensure_event_stream()
+    await link.ensure_event_stream(limits)
     return await link.ingest_subscription(batch)
 
 
@@ -88,7 +89,7 @@ async def drop(subscription: Any) -> None:
 
 
 async def run_ingest(seam: AsyncioSeam, link: NatsLink, pool: asyncpg.Pool, tenants: frozenset[str],
-                     batch: int = 256, wait: float = 0.5, in_flight: InFlight | None = None) -> None:
+                     limits: StreamLimits, batch: int = 256, wait: float = 0.5, in_flight: InFlight | None = None) -> None:
     """(trio side) Forever: ingest batches; on failure (NATS or PostgreSQL away, a lock timeout, a bug, the
     consumer or stream gone) log what is wrong, drop the subscription and retry with backoff. Nothing here
     ends the hub."""
@@ -99,7 +100,7 @@ async def run_ingest(seam: AsyncioSeam, link: NatsLink, pool: asyncpg.Pool, tena
         started = time.perf_counter()
         try:
             if subscription is None:
-                subscription = await seam.run(subscribe, link, batch)
+                subscription = await seam.run(subscribe, link, limits, batch)
             result = await seam.run(ingest_once, subscription, pool, tenants, batch, wait, in_flight,
                                     RETRY.delay(failures + 1))
         except Exception as exc:

@@ -16,12 +16,13 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 
+from novapos.config.hub import StreamLimits
 from novapos.wire.subjects import EVENTS_FILTER, EVENTS_STREAM
 
 log = logging.getLogger(__name__)
 
 INGEST_CONSUMER = "hub-ingest"
-DEDUP_WINDOW_S = 120.0
+SHIPPED_LIMITS = StreamLimits()
 
 
 @dataclass(frozen=True)
@@ -82,17 +83,24 @@ class NatsLink:
             raise ConnectionError("not connected to NATS")
         return self._js
 
-    async def ensure_event_stream(self) -> None:
-        """Create (or keep) the events stream: file storage, 2-minute dedup window on Nats-Msg-Id."""
-        config = StreamConfig(
-            name=EVENTS_STREAM, subjects=[EVENTS_FILTER], storage=StorageType.FILE,
-            duplicate_window=DEDUP_WINDOW_S,
-        )
+    async def ensure_event_stream(self, limits: StreamLimits = SHIPPED_LIMITS) -> None:
+        """Create the events stream if it is missing: file storage, `limits`, dedup on Nats-Msg-Id. A stream
+        that exists is left exactly as it is: its limits are the operator's, and a hub rewriting them on
+        every start would undo the operator's changes."""
         try:
-            await self.js.stream_info(EVENTS_STREAM)
-            await self.js.update_stream(config)
+            existing = (await self.js.stream_info(EVENTS_STREAM)).config
         except nats.js.errors.NotFoundError:
-            await self.js.add_stream(config)
+            await self.js.add_stream(StreamConfig(
+                name=EVENTS_STREAM, subjects=[EVENTS_FILTER], storage=StorageType.FILE,
+                max_age=limits.max_age_days * 86400, max_bytes=limits.max_bytes, num_replicas=limits.replicas,
+                duplicate_window=limits.duplicate_window_s,
+            ))
+            log.info("created the %s stream: events kept %d days, at most %d bytes, %d replica(s)",
+                     EVENTS_STREAM, limits.max_age_days, limits.max_bytes, limits.replicas)
+            return
+        if not existing.max_age and (existing.max_bytes or -1) < 0 and (existing.max_msgs or -1) < 0:
+            log.warning("the %s stream has no age, size or count limit and grows for ever; set them with "
+                        "`nats stream edit %s` (the hub never changes an existing stream)", EVENTS_STREAM, EVENTS_STREAM)
 
     async def publish_batch(self, batch: list[Outgoing], timeout: float) -> list[str]:
         """Publish all at once and return the ids JetStream acknowledged (duplicates included: they are stored)."""

@@ -15,6 +15,15 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class StreamLimits:
+    """Limits the hub gives the events stream when it creates it (an existing stream is never changed)."""
+    max_age_days: int = 14
+    max_bytes: int = 1024**3
+    replicas: int = 1
+    duplicate_window_s: int = 120
+
+
+@dataclass(frozen=True)
 class HubConfig:
     tenants: tuple[str, ...] = ("demo",)
     http_host: str = "127.0.0.1"
@@ -23,6 +32,7 @@ class HubConfig:
     database_url: str = ""
     ingest_batch: int = 256
     dead_letter_retention_days: int = 90
+    stream: StreamLimits = StreamLimits()
 
     def check_runnable(self) -> None:
         if not self.nats_url or not self.database_url:
@@ -32,7 +42,8 @@ class HubConfig:
 
 def load_hub(path: Path) -> HubConfig:
     data = read_toml(path)
-    http, nats, database, dead_letters = (table(data, key) for key in ("http", "nats", "database", "dead_letters"))
+    http, nats, database, dead_letters, stream = (
+        table(data, key) for key in ("http", "nats", "database", "dead_letters", "stream"))
     return HubConfig(
         tenants=tuple(data.get("tenants", ["demo"])),
         http_host=http.get("host", "127.0.0.1"), http_port=http_port(http, str(path), 8700),
@@ -41,6 +52,17 @@ def load_hub(path: Path) -> HubConfig:
         dead_letter_retention_days=_setting(
             validators.integer, f"{path}: [dead_letters] retention_days",
             dead_letters.get("retention_days", HubConfig.dead_letter_retention_days), 1, 36500),
+        stream=StreamLimits(
+            max_age_days=_setting(validators.integer, f"{path}: [stream] max_age_days",
+                                  stream.get("max_age_days", StreamLimits.max_age_days), 1, 3650),
+            max_bytes=_setting(validators.integer, f"{path}: [stream] max_bytes",
+                               stream.get("max_bytes", StreamLimits.max_bytes), 1024**2, 2**50),
+            replicas=_setting(validators.integer, f"{path}: [stream] replicas",
+                              stream.get("replicas", StreamLimits.replicas), 1, 5),
+            duplicate_window_s=_setting(validators.integer, f"{path}: [stream] duplicate_window_s",
+                                        stream.get("duplicate_window_s", StreamLimits.duplicate_window_s),
+                                        1, 86400),
+        ),
     )
 
 
