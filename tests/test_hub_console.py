@@ -29,3 +29,19 @@ async def test_stores_show_missing_and_reused_sequence_numbers(
         page = await http.get(f"{hub.url}/")
         assert "Reused seqs" in page.text and "Missing seqs" in page.text
         nursery.cancel_scope.cancel()
+
+
+async def test_openapi_describes_every_console_api_route_with_its_bounds(
+        hub_config: HubConfig, http: httpx.AsyncClient) -> None:
+    async with trio.open_nursery() as nursery:
+        hub = await nursery.start(run_hub, hub_config)
+        spec = (await http.get(f"{hub.url}/openapi.json")).json()
+        nursery.cancel_scope.cancel()
+    assert spec["openapi"].startswith("3.")
+    assert {"/api/stores", "/api/sales", "/api/dead-letters", "/api/dead-letters/{id}/redrive", "/healthz"} <= \
+        set(spec["paths"])
+    [limit] = spec["paths"]["/api/sales"]["get"]["parameters"]
+    assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 500)
+    assert spec["paths"]["/api/dead-letters"]["get"]["responses"]["200"]["content"]["application/json"][
+        "schema"]["maxItems"] == 100
+    assert "post" in spec["paths"]["/api/dead-letters/{id}/redrive"]

@@ -138,8 +138,9 @@ class NatsLink:
 
 
 async def fetch(subscription: JetStreamContext.PullSubscription, batch: int, timeout: float) -> list[Msg]:
-    """A batch of messages, or an empty list when none came within `timeout`."""
+    """A batch of messages, or an empty list when none came within `timeout`. nats-py signals "nothing
+    came" with its own TimeoutError or, on some paths, a bare asyncio one: both are an idle stream."""
     try:
         return await subscription.fetch(batch, timeout=timeout)
-    except nats.errors.TimeoutError:
+    except TimeoutError:  # nats.errors.TimeoutError and asyncio.TimeoutError alike
         return []
