@@ -20,7 +20,7 @@ class _TimingOut:
     """A pull subscription whose fetch times out as nats-py sometimes lets it: a bare asyncio TimeoutError."""
 
     async def fetch(self, batch: int, timeout: float) -> list[object]:
-        raise asyncio.TimeoutError()
+        raise TimeoutError()  # what asyncio.wait_for raises
 
 
 def test_a_fetch_that_times_out_bare_is_an_empty_batch() -> None:
