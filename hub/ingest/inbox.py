@@ -27,11 +27,12 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 
 from hub.domains import appliers
+from hub.ingest import store_stats
 from novapos.wire.envelope import Envelope, decode
 from novapos.wire.subjects import parse_event_subject
 
@@ -58,11 +59,14 @@ class BatchResult:
     applied: int = 0
     duplicates: int = 0
     rejected: int = 0
+    clock_skews: dict[store_stats.Store, float] = field(default_factory=dict)
+    """Per store that sent new events, its clock skew in seconds (see hub.ingest.store_stats)."""
 
     def __iadd__(self, other: BatchResult) -> BatchResult:
         self.applied += other.applied
         self.duplicates += other.duplicates
         self.rejected += other.rejected
+        self.clock_skews.update(other.clock_skews)
         return self
 
 
@@ -151,6 +155,7 @@ async def _apply(conn: asyncpg.Connection, events: Sequence[Event], rejections: 
                 else:
                     dead.append(Rejection(
                         delivery, _collision(event, owner["tenant"], owner["store"], owner["type"]), str(event.id)))
+        result.clock_skews = await store_stats.record(conn, fresh)
         for event_type, applier in appliers().items():
             await applier(conn, [e for e in fresh if e.type == event_type])
         result.applied = len(fresh)

@@ -13,6 +13,8 @@ from hub.ingest.dead_letters import NotRedrivable, redrive
 from novapos.adapters.http import ApiError
 
 DEAD_LETTERS_SHOWN = 100
+DEAD_LETTERS_SQL = ("SELECT id, event_id, subject, reason, received_at, redriven_at, redrive_outcome"
+                    " FROM dead_letters ORDER BY id DESC LIMIT $1")
 
 OPENAPI = {"paths": {
     "/api/dead-letters": {"get": {
@@ -44,9 +46,7 @@ OPENAPI = {"paths": {
 
 def routes(console: Console) -> Sequence[BaseRoute]:
     async def dead_letters(_request: Request) -> Response:
-        return JSONResponse(await console.query(
-            "SELECT id, event_id, subject, reason, received_at, redriven_at, redrive_outcome"
-            " FROM dead_letters ORDER BY id DESC LIMIT $1", DEAD_LETTERS_SHOWN))
+        return JSONResponse(await console.query(DEAD_LETTERS_SQL, DEAD_LETTERS_SHOWN))
 
     async def redrive_one(request: Request) -> Response:
         letter = request.path_params["id"]

@@ -25,6 +25,7 @@ from prometheus_client import Counter, Histogram
 
 from edge_runtime import AsyncioSeam, Backoff
 from hub.ingest.inbox import BatchResult, Delivery, ingest
+from hub.ingest.store_stats import CLOCK_SKEW
 from novapos.adapters.nats import NatsLink, fetch
 from novapos.config.hub import StreamLimits
 
@@ -122,5 +123,7 @@ async def run_ingest(seam: AsyncioSeam, link: NatsLink, pool: asyncpg.Pool, tena
         for outcome in ("applied", "duplicates", "rejected"):
             if count := getattr(result, outcome):
                 EVENTS.labels(outcome).inc(count)
+        for (tenant, store), skew in result.clock_skews.items():
+            CLOCK_SKEW.labels(tenant, store).set(skew)
         if result.rejected:
             log.warning("%d event(s) dead-lettered; see the console's dead letters for reasons", result.rejected)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from starlette.requests import Request
@@ -14,6 +15,17 @@ from novapos.adapters.http import ApiError
 from novapos.validators import MAX_MINOR
 
 MAX_SALES_SHOWN = 500
+STORES_SQL = (
+    # A few rows per store, whatever the history: the figures are kept current by the ingest transaction.
+    "SELECT st.tenant, st.store, coalesce(sum(t.sales), 0)::bigint AS sales,"
+    " coalesce(json_agg(json_build_object('currency', t.currency, 'minor', t.total_minor) ORDER BY t.currency)"
+    "  FILTER (WHERE t.currency IS NOT NULL), '[]')::text AS totals,"
+    " st.last_seq, st.last_seq - st.seqs AS missing, st.events - st.seqs AS reused, max(t.last_sale) AS last_sale,"
+    " (st.clock_skew_ms / 1000.0)::float8 AS clock_skew_s, st.last_received_at"
+    " FROM store_stats st LEFT JOIN store_takings t ON (t.tenant, t.store) = (st.tenant, st.store)"
+    " GROUP BY st.tenant, st.store ORDER BY st.tenant, st.store")
+RECENT_SALES_SQL = ("SELECT event_id, tenant, store, seq, till, cashier, total_minor, currency, completed_at,"
+                    " clock_suspect FROM sales ORDER BY completed_at DESC LIMIT $1")
 
 OPENAPI = {"paths": {
     "/api/stores": {"get": {
@@ -33,27 +45,26 @@ OPENAPI = {"paths": {
 }, "schemas": {
     "Store": {"type": "object", "properties": {
         "tenant": {"type": "string"}, "store": {"type": "string"}, "sales": {"type": "integer", "minimum": 0},
-        "total_minor": {"type": "integer"}, "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+        "totals": {"type": "array", "items": {"type": "object", "properties": {
+            "currency": {"type": "string", "pattern": "^[A-Z]{3}$"}, "minor": {"type": "integer"}}}},
         "last_seq": {"type": "integer", "minimum": 1}, "missing": {"type": "integer", "minimum": 0},
-        "reused": {"type": "integer", "minimum": 0}, "last_sale": {"type": "string", "format": "date-time"}}},
+        "reused": {"type": "integer", "minimum": 0}, "last_sale": {"type": ["string", "null"], "format": "date-time"},
+        "clock_skew_s": {"type": ["number", "null"],
+                         "description": "hub receive time minus the store's clock, latest event; positive: behind"},
+        "last_received_at": {"type": "string", "format": "date-time"}}},
     "Sale": {"type": "object", "properties": {
         "event_id": {"type": "string", "format": "uuid"}, "tenant": {"type": "string"}, "store": {"type": "string"},
         "seq": {"type": "integer", "minimum": 1}, "till": {"type": "string"}, "cashier": {"type": "string"},
         "total_minor": {"type": "integer", "minimum": 0, "maximum": MAX_MINOR},
-        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"}, "completed_at": {"type": "string", "format": "date-time"}}},
+        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"}, "completed_at": {"type": "string", "format": "date-time"},
+        "clock_suspect": {"type": "boolean", "description": "the time is implausible: the store's clock was wrong"}}},
 }}
 
 
 def routes(console: Console) -> Sequence[BaseRoute]:
     async def stores(_request: Request) -> Response:
-        return JSONResponse(await console.query(
-            "SELECT s.tenant, s.store, count(*) AS sales, sum(s.total_minor)::bigint AS total_minor, min(s.currency) AS currency,"
-            " max(s.seq) AS last_seq, max(s.completed_at) AS last_sale,"
-            " (SELECT max(i.seq) - count(DISTINCT i.seq) FROM inbox i"
-            "  WHERE i.tenant = s.tenant AND i.store = s.store) AS missing,"
-            " (SELECT count(*) - count(DISTINCT i.seq) FROM inbox i"
-            "  WHERE i.tenant = s.tenant AND i.store = s.store) AS reused"
-            " FROM sales s GROUP BY s.tenant, s.store ORDER BY s.tenant, s.store"))
+        rows = await console.query(STORES_SQL)
+        return JSONResponse([{**row, "totals": json.loads(row["totals"])} for row in rows])
 
     async def sales(request: Request) -> Response:
         try:
@@ -62,8 +73,6 @@ def routes(console: Console) -> Sequence[BaseRoute]:
             raise ApiError(400, str(exc)) from None
         except ValueError:
             raise ApiError(400, "limit must be a whole number") from None
-        return JSONResponse(await console.query(
-            "SELECT event_id, tenant, store, seq, till, cashier, total_minor, currency, completed_at"
-            " FROM sales ORDER BY completed_at DESC LIMIT $1", limit))
+        return JSONResponse(await console.query(RECENT_SALES_SQL, limit))
 
     return [Route("/api/stores", stores), Route("/api/sales", sales)]
