@@ -34,16 +34,18 @@ class Migration:
     path: Path
 
 
-async def create_pool(url: str, *, attempts: int = 40, min_size: int = 1, max_size: int = 8) -> asyncpg.Pool:
-    """A pool, retrying while PostgreSQL is still starting (or briefly away) before giving up."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
-        except (OSError, asyncpg.CannotConnectNowError, asyncpg.PostgresConnectionError) as exc:
-            if attempt == attempts:
-                raise ConnectionError(f"cannot reach PostgreSQL at {url}: {exc}") from exc
-            await asyncio.sleep(0.25)
-    raise AssertionError("unreachable")
+async def create_pool(url: str, *, min_size: int = 1, max_size: int = 8, timeout: float = 5.0) -> asyncpg.Pool:
+    """A pool, or an error at once if PostgreSQL cannot be reached (the caller decides when to retry)."""
+    return await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, timeout=timeout)
+
+
+async def close_pool(pool: asyncpg.Pool, timeout: float = 5.0) -> None:
+    """Close gracefully, or drop the connections if PostgreSQL does not answer: a stop must not hang or fail."""
+    try:
+        await asyncio.wait_for(pool.close(), timeout)
+    except Exception as exc:
+        log.debug("closing the pool gracefully failed (%s); terminating its connections", exc)
+        pool.terminate()
 
 
 def planned(of: Sequence[Domain]) -> list[Migration]:

@@ -20,7 +20,7 @@ PAGE = Path(__file__).parent / "console.html"
 
 def build_console(console: Console) -> Starlette:
     async def healthz(_request: Request) -> Response:
-        if console.pool is None:
+        if console.waiting_for is not None:
             return JSONResponse({"status": "starting", "waiting_for": console.waiting_for}, status_code=503)
         try:
             await console.query("SELECT 1")

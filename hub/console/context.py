@@ -24,8 +24,8 @@ def _jsonable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 @dataclass
 class Console:
-    """Shared by the console's routes. `pool` is None until the hub has reached PostgreSQL: the console
-    serves from the first second (so /healthz can say what the hub waits for), the data once it can."""
+    """Shared by the console's routes. The console serves from the first second, so that /healthz can say
+    what the hub still waits for (`waiting_for`, None once ready); `pool` is None until PostgreSQL is reached."""
     seam: AsyncioSeam
     link: NatsLink
     tenants: frozenset[str]

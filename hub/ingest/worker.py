@@ -67,6 +67,9 @@ async def ingest_once(subscription: Any, pool: asyncpg.Pool, tenants: frozenset[
         return None
     try:
         result = await ingest(pool, [Delivery(m.subject, m.data) for m in messages], tenants)
+    except asyncio.CancelledError:  # the hub is stopping: another hub may take the batch right away
+        await in_flight.give_back()
+        raise
     except BaseException:
         await in_flight.give_back(retry_delay)
         raise
@@ -90,11 +93,10 @@ async def drop(subscription: Any) -> None:
 
 
 async def run_ingest(seam: AsyncioSeam, link: NatsLink, pool: asyncpg.Pool, tenants: frozenset[str],
-                     limits: StreamLimits, batch: int = 256, wait: float = 0.5, in_flight: InFlight | None = None) -> None:
+                     limits: StreamLimits, in_flight: InFlight, batch: int = 256, wait: float = 0.5) -> None:
     """(trio side) Forever: ingest batches; on failure (NATS or PostgreSQL away, a lock timeout, a bug, the
     consumer or stream gone) log what is wrong, drop the subscription and retry with backoff. Nothing here
-    ends the hub."""
-    in_flight = in_flight or InFlight()
+    ends the hub. `in_flight` is what the hub's stop gives back to JetStream."""
     subscription = None
     failures = 0
     while True:

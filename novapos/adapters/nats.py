@@ -123,17 +123,21 @@ class NatsLink:
         )
 
     async def close(self) -> None:
-        """Flush and close. No drain: every publish of ours already awaited its PubAck, every fetched
-        message was acked or nak'ed, and draining a pull subscription only waits out its timeout."""
+        """Flush and close, whatever state the connection is in: a stop must succeed with NATS away (closing
+        a lost connection raises ConnectionResetError and the like, which is only logged). No drain: every
+        publish of ours already awaited its PubAck, every fetched message was acked or nak'ed, and draining
+        a pull subscription only waits out its timeout."""
         self._closing = True
-        if self._client is not None and not self._client.is_closed:
+        client, self._client, self._js = self._client, None, None
+        if client is not None and not client.is_closed:
             try:
-                await self._client.flush(timeout=1)
+                await client.flush(timeout=1)
             except Exception as exc:  # disconnected: nothing left to flush
                 log.debug("flush before close: %s", exc)
-            await self._client.close()
-        self._client = None
-        self._js = None
+            try:
+                await client.close()
+            except Exception as exc:
+                log.debug("closing a lost NATS connection: %s", exc)
         self._closing = False
 
 
