@@ -20,6 +20,9 @@ STORES_SQL = (
     "SELECT st.tenant, st.store, coalesce(sum(t.sales), 0)::bigint AS sales,"
     " coalesce(json_agg(json_build_object('currency', t.currency, 'minor', t.total_minor) ORDER BY t.currency)"
     "  FILTER (WHERE t.currency IS NOT NULL), '[]')::text AS totals,"
+    # total_minor and currency as before, for a store that sells in one currency (null otherwise)
+    " CASE WHEN count(t.currency) = 1 THEN sum(t.total_minor)::bigint END AS total_minor,"
+    " CASE WHEN count(t.currency) = 1 THEN min(t.currency) END AS currency,"
     " st.last_seq, st.last_seq - st.seqs AS missing, st.events - st.seqs AS reused, max(t.last_sale) AS last_sale,"
     " (st.clock_skew_ms / 1000.0)::float8 AS clock_skew_s, st.last_received_at"
     " FROM store_stats st LEFT JOIN store_takings t ON (t.tenant, t.store) = (st.tenant, st.store)"
@@ -47,6 +50,8 @@ OPENAPI = {"paths": {
         "tenant": {"type": "string"}, "store": {"type": "string"}, "sales": {"type": "integer", "minimum": 0},
         "totals": {"type": "array", "items": {"type": "object", "properties": {
             "currency": {"type": "string", "pattern": "^[A-Z]{3}$"}, "minor": {"type": "integer"}}}},
+        "total_minor": {"type": ["integer", "null"], "description": "takings, when the store sells in one currency"},
+        "currency": {"type": ["string", "null"], "pattern": "^[A-Z]{3}$"},
         "last_seq": {"type": "integer", "minimum": 1}, "missing": {"type": "integer", "minimum": 0},
         "reused": {"type": "integer", "minimum": 0}, "last_sale": {"type": ["string", "null"], "format": "date-time"},
         "clock_skew_s": {"type": ["number", "null"],
