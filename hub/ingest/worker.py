@@ -70,7 +70,7 @@ async def ingest_once(subscription: Any, pool: asyncpg.Pool, tenants: frozenset[
     except asyncio.CancelledError:  # the hub is stopping: another hub may take the batch right away
         await in_flight.give_back()
         raise
-    except BaseException:
+    except Exception:
         await in_flight.give_back(retry_delay)
         raise
     in_flight.messages = []
