@@ -178,7 +178,7 @@ def test_a_batch_cut_off_by_the_stop_is_given_back_at_once(
     until(lambda: (hub.health() or (0, {}))[0] == 200, what="ready")
     pending = lambda: _consumer(nats_server.url, lambda js: js.consumer_info(EVENTS_STREAM, INGEST_CONSUMER))  # noqa: E731
     lock = TableLock(database_url, "sales")  # the hub's batch waits on it, mid-transaction
-    asyncio.run(_enter(lock))
+    lock.take()
     try:
         _consumer(nats_server.url, lambda js: js.publish(SUBJECT, sale_event().encode()))
         until(lambda: pending().num_ack_pending == 1, what="the batch taken by the hub")
@@ -186,14 +186,4 @@ def test_a_batch_cut_off_by_the_stop_is_given_back_at_once(
         # the next hub gets it at once, not after the consumer's 30 s ack wait
         assert _redelivered_within(nats_server.url, timeout=5) == 2
     finally:
-        asyncio.run(_exit(lock))
-
-
-async def _enter(lock: TableLock) -> None:
-    lock._thread.start()
-    assert lock._locked.wait(10)
-
-
-async def _exit(lock: TableLock) -> None:
-    lock._release.set()
-    lock._thread.join()
+        lock.release()

@@ -45,14 +45,20 @@ class TableLock:
         finally:
             await conn.close()
 
-    async def __aenter__(self) -> TableLock:
+    def take(self) -> None:
         self._thread.start()
-        assert await trio.to_thread.run_sync(self._locked.wait, 10.0), "could not take the lock"
+        assert self._locked.wait(10.0), "could not take the lock"
+
+    def release(self) -> None:
+        self._release.set()
+        self._thread.join()
+
+    async def __aenter__(self) -> TableLock:
+        await trio.to_thread.run_sync(self.take)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self._release.set()
-        await trio.to_thread.run_sync(self._thread.join)
+        await trio.to_thread.run_sync(self.release)
 
 
 @pytest.fixture
