@@ -4,14 +4,16 @@ weakens (or touches) a stream an operator configured."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import nats
+import pytest
 import trio
 from nats.js.api import StorageType, StreamConfig
 
 from hub.app import run_hub
-from novapos.config import HubConfig, load_hub
+from novapos.config import ConfigError, HubConfig, load_hub
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.wire.subjects import EVENTS_FILTER, EVENTS_STREAM
 from tests.conftest import CONFIGS, query, wait_until
@@ -60,3 +62,13 @@ async def test_a_missing_stream_is_created_with_the_shipped_limits(
     assert created.max_bytes == shipped.stream.max_bytes > 0
     assert created.num_replicas == shipped.stream.replicas
     assert created.duplicate_window == shipped.stream.duplicate_window_s >= 120
+
+
+def test_stream_and_retention_settings_are_checked(tmp_path: Path) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text('[stream]\nmax_age_days = "14"\n')
+    with pytest.raises(ConfigError, match=r"\[stream\] max_age_days must be a whole number"):
+        load_hub(config)
+    config.write_text("[dead_letters]\nretention_days = 0\n")
+    with pytest.raises(ConfigError, match=r"\[dead_letters\] retention_days must be from 1"):
+        load_hub(config)

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from novapos import validators
 from novapos.config.reading import ConfigError, http_port, read_toml, table
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -49,26 +46,25 @@ def load_hub(path: Path) -> HubConfig:
         http_host=http.get("host", "127.0.0.1"), http_port=http_port(http, str(path), 8700),
         nats_url=os.environ.get("NOVAPOS_NATS_URL") or nats.get("url", ""),
         database_url=os.environ.get("NOVAPOS_DATABASE_URL") or database.get("url", ""),
-        dead_letter_retention_days=_setting(
-            validators.integer, f"{path}: [dead_letters] retention_days",
+        dead_letter_retention_days=_whole_number(
+            f"{path}: [dead_letters] retention_days",
             dead_letters.get("retention_days", HubConfig.dead_letter_retention_days), 1, 36500),
         stream=StreamLimits(
-            max_age_days=_setting(validators.integer, f"{path}: [stream] max_age_days",
-                                  stream.get("max_age_days", StreamLimits.max_age_days), 1, 3650),
-            max_bytes=_setting(validators.integer, f"{path}: [stream] max_bytes",
-                               stream.get("max_bytes", StreamLimits.max_bytes), 1024**2, 2**50),
-            replicas=_setting(validators.integer, f"{path}: [stream] replicas",
-                              stream.get("replicas", StreamLimits.replicas), 1, 5),
-            duplicate_window_s=_setting(validators.integer, f"{path}: [stream] duplicate_window_s",
-                                        stream.get("duplicate_window_s", StreamLimits.duplicate_window_s),
-                                        1, 86400),
+            max_age_days=_whole_number(f"{path}: [stream] max_age_days",
+                                       stream.get("max_age_days", StreamLimits.max_age_days), 1, 3650),
+            max_bytes=_whole_number(f"{path}: [stream] max_bytes",
+                                    stream.get("max_bytes", StreamLimits.max_bytes), 1024**2, 2**50),
+            replicas=_whole_number(f"{path}: [stream] replicas", stream.get("replicas", StreamLimits.replicas), 1, 5),
+            duplicate_window_s=_whole_number(f"{path}: [stream] duplicate_window_s",
+                                             stream.get("duplicate_window_s", StreamLimits.duplicate_window_s),
+                                             1, 86400),
         ),
     )
 
 
-def _setting(check: Callable[..., T], where: str, value: Any, *bounds: Any) -> T:
-    """A value checked by one of novapos.validators, refused as a ConfigError with its sentence."""
+def _whole_number(where: str, value: Any, minimum: int, maximum: int) -> int:
+    """A bounded whole number, refused as a ConfigError with the validator's sentence."""
     try:
-        return check(where, value, *bounds)
+        return validators.integer(where, value, minimum, maximum)
     except validators.Invalid as exc:
         raise ConfigError(str(exc)) from None
