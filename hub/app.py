@@ -23,6 +23,7 @@ from hub.console.app import build_console
 from hub.console.context import Console
 from hub.db import close_pool, create_pool, migrate
 from hub.ingest.dead_letters import run_purge
+from hub.ingest.store_stats import restore_skews
 from hub.ingest.worker import InFlight, run_ingest
 from novapos.adapters.http import serve
 from novapos.adapters.nats import NatsLink
@@ -94,6 +95,7 @@ async def run_hub(config: HubConfig, *, task_status: trio.TaskStatus[RunningHub]
                     "check that PostgreSQL runs, accepts connections there and [database] url is right",
                     lambda: seam.run(create_pool, config.database_url), console, notifier)
                 await seam.run(migrate, pool)
+                await seam.run(restore_skews, pool)
                 await _until_reached(
                     f"NATS at {where(config.nats_url)}",
                     "check that nats-server runs with JetStream, is reachable there and [nats] url is right",

@@ -11,6 +11,7 @@ import trio
 from prometheus_client import REGISTRY
 
 from hub.app import run_hub
+from hub.ingest.store_stats import CLOCK_SKEW
 from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.wire.envelope import decode
@@ -52,6 +53,14 @@ async def test_skew_is_recorded_per_store_and_implausible_times_are_flagged_not_
         assert gauge is not None and -35 <= gauge <= 0
         page = (await http.get(f"{hub.url}/")).text
         assert "Clock skew" in page and "check the till's clock" in page
+        nursery.cancel_scope.cancel()
+
+    CLOCK_SKEW.clear()  # as in a freshly started hub process
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run_hub, hub_config)
+        restored = REGISTRY.get_sample_value("novapos_hub_store_clock_skew_seconds",
+                                             {"tenant": "demo", "store": "store-002"})
+        assert restored == gauge
         nursery.cancel_scope.cancel()
 
 

@@ -52,3 +52,9 @@ async def record(conn: asyncpg.Connection, fresh: Sequence[Envelope]) -> dict[St
         [t for t, _ in stores], [s for _, s in stores], [events[k] for k in stores], [new_seqs[k] for k in stores],
         [latest[k].seq for k in stores], [latest[k].ts for k in stores])
     return {(row["tenant"], row["store"]): row["clock_skew_ms"] / 1000 for row in rows}
+
+
+async def restore_skews(pool: asyncpg.Pool) -> None:
+    """Set the skew gauge from store_stats at start, so a restarted hub reports every store at once."""
+    for row in await pool.fetch("SELECT tenant, store, clock_skew_ms FROM store_stats WHERE clock_skew_ms IS NOT NULL"):
+        CLOCK_SKEW.labels(row["tenant"], row["store"]).set(row["clock_skew_ms"] / 1000)
