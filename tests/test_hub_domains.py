@@ -38,7 +38,7 @@ async def test_a_database_migrated_before_the_split_is_recognised(database_url: 
     before_split = (HUB / "ingest/migrations/0001_inbox.sql").read_text() + \
         (HUB / "sales/migrations/0002_sales.sql").read_text()
 
-    async def run() -> tuple[list[str], set[tuple[str, str]], int]:
+    async def run() -> tuple[list[str], set[tuple[str, str]], int, list[tuple[str, int, int]]]:
         conn = await asyncpg.connect(database_url)
         await conn.execute(before_split)
         await conn.execute("CREATE TABLE schema_migrations (name text PRIMARY KEY,"
@@ -53,11 +53,13 @@ async def test_a_database_migrated_before_the_split_is_recognised(database_url: 
             again = await migrate(pool)
             assert again == []
             ledger = {(row["domain"], row["name"]) for row in await pool.fetch("SELECT * FROM schema_migrations")}
-            return applied, ledger, await pool.fetchval("SELECT count(*) FROM inbox")
+            stats = [(r["store"], r["events"], r["last_seq"]) for r in await pool.fetch("SELECT * FROM store_stats")]
+            return applied, ledger, await pool.fetchval("SELECT count(*) FROM inbox"), stats
         finally:
             await pool.close()
-    applied, ledger, kept = await trio.to_thread.run_sync(asyncio.run, run())
+    applied, ledger, kept, stats = await trio.to_thread.run_sync(asyncio.run, run())
     assert "ingest/0001_inbox" not in applied and "sales/0002_sales" not in applied
     assert {("ingest", "0001_inbox"), ("sales", "0002_sales")} <= ledger
     assert ledger == {(m.domain, m.name) for m in planned(domains())}
     assert kept == 1
+    assert stats == [("store-001", 1, 1)]  # the per-store figures start from the history already there
