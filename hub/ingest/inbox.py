@@ -1,10 +1,11 @@
 """Exactly-once in effect: events from JetStream applied to PostgreSQL through an idempotent inbox.
 
 Per batch, in ONE transaction: record each event id in `inbox` (ON CONFLICT DO NOTHING RETURNING),
-apply business effects only for the ids that were new, write unusable events to `dead_letters`,
-commit. Only then are the messages acked. A crash before the commit redelivers the batch; a crash
-after it redelivers events the inbox already holds, which are skipped. JetStream's 2-minute dedup
-window is the first guard; the inbox's primary key is the final one, however late a replay comes.
+apply business effects (each domain's applier) and the per-store figures (hub.ingest.store_stats) only
+for the ids that were new, write unusable events to `dead_letters`, commit. Only then are the messages
+acked. A crash before the commit redelivers the batch; a crash after it redelivers events the inbox
+already holds, which are skipped. JetStream's dedup window is the first guard; the inbox's primary key
+is the final one, however late a replay comes.
 
 An event id is the sale's identity everywhere (sales, lines, tenders, the console), so it stays the
 inbox's key on its own. That is also why an id already in the inbox is a duplicate only when the row
