@@ -1,22 +1,41 @@
-"""The hub process: PostgreSQL and NATS behind one asyncio seam, the ingest worker, the console."""
+"""The hub process: PostgreSQL and NATS behind one asyncio seam, the ingest worker, the console.
+
+The console serves from the first second, so that while the hub waits for PostgreSQL or NATS (down,
+starting, unreachable) /healthz answers 503 saying which, and the log says so at warning level with
+what to check, retrying with backoff: never a silent hang. A stop (SIGTERM) gives the batch in hand
+back to JetStream, then closes NATS and the pool whatever state they are in, and exits 0.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import urlsplit
 
 import asyncpg
 import trio
 
-from edge_runtime import AsyncioSeam, Notifier
-from hub.console.routes import build_console
-from hub.db import create_pool, migrate
-from hub.ingest_worker import run_ingest
+from edge_runtime import AsyncioSeam, Backoff, Notifier
+from hub.console.app import build_console
+from hub.console.context import Console
+from hub.db import close_pool, create_pool, migrate
+from hub.ingest.dead_letters import run_purge
+from hub.ingest.store_stats import restore_skews
+from hub.ingest.worker import InFlight, run_ingest
 from novapos.adapters.http import serve
 from novapos.adapters.nats import NatsLink
 from novapos.config import HubConfig
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+WAIT = Backoff(initial=0.5, maximum=15.0)
+STOP_TIMEOUT_S = 10.0
+NATS_CONNECT_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -26,21 +45,66 @@ class RunningHub:
     pool: asyncpg.Pool
 
 
+def where(url: str) -> str:
+    """host:port of a server URL, without the credentials it may carry, for logs and /healthz."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else f"{parts.hostname}"
+
+
+async def _connect_nats(link: NatsLink) -> None:
+    """(asyncio side) One bounded attempt: with reconnects enabled, nats-py's first connect keeps trying
+    on its own, silently and for ever; the hub wants each failure in its log."""
+    try:
+        await asyncio.wait_for(link.connect(), NATS_CONNECT_TIMEOUT_S)
+    except TimeoutError:
+        raise ConnectionError(f"no NATS server answered within {NATS_CONNECT_TIMEOUT_S:.0f} s") from None
+
+
+async def _until_reached(what: str, check: str, attempt: Callable[[], Awaitable[T]], console: Console,
+                         notifier: Notifier) -> T:
+    """(trio side) Try `attempt` until it succeeds, saying each time at warning level what the hub waits
+    for and what to check; /healthz answers 503 naming it meanwhile."""
+    console.waiting_for = what
+    notifier.status(f"waiting for {what}")
+    failures = 0
+    while True:
+        try:
+            return await attempt()
+        except Exception as exc:
+            failures += 1
+            delay = WAIT.delay(failures + 1)
+            log.warning("waiting for %s (%s: %s); %s; retrying in %.1f s", what, type(exc).__name__, exc, check, delay)
+            await trio.sleep(delay)
+
+
 async def run_hub(config: HubConfig, *, task_status: trio.TaskStatus[RunningHub] = trio.TASK_STATUS_IGNORED) -> None:
     config.check_runnable()
     notifier = Notifier()
+    tenants = frozenset(config.tenants)
+    in_flight = InFlight()
     with AsyncioSeam() as seam:
-        pool = await seam.run(create_pool, config.database_url)
         link = NatsLink(config.nats_url, "hub")
+        console = Console(seam, link, tenants)
         try:
-            await seam.run(migrate, pool)
-            await seam.run(link.connect)
-            await seam.run(link.ensure_event_stream)
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(run_ingest, seam, link, pool, frozenset(config.tenants), config.ingest_batch)
-                urls = await nursery.start(serve, build_console(seam, pool, link), config.http_host, config.http_port)
+                urls = await nursery.start(serve, build_console(console), config.http_host, config.http_port)
                 # Every hub task runs in this nursery: if one fails the process exits, so "alive" is "healthy".
                 nursery.start_soon(notifier.run_watchdog, lambda: True)
+                pool = console.pool = await _until_reached(
+                    f"PostgreSQL at {where(config.database_url)}",
+                    "check that PostgreSQL runs, accepts connections there and [database] url is right",
+                    lambda: seam.run(create_pool, config.database_url), console, notifier)
+                await seam.run(migrate, pool)
+                await seam.run(restore_skews, pool)
+                await _until_reached(
+                    f"NATS at {where(config.nats_url)}",
+                    "check that nats-server runs with JetStream, is reachable there and [nats] url is right",
+                    lambda: seam.run(_connect_nats, link), console, notifier)
+                await seam.run(link.ensure_event_stream, config.stream)
+                nursery.start_soon(run_ingest, seam, link, pool, tenants, config.stream, in_flight,
+                                   config.ingest_batch)
+                nursery.start_soon(run_purge, seam, pool, config.dead_letter_retention_days)
+                console.waiting_for = None
                 notifier.ready()
                 notifier.status(f"hub ingesting; console at {urls[0]}")
                 log.info("hub ready: console at %s", urls[0])
@@ -50,6 +114,9 @@ async def run_hub(config: HubConfig, *, task_status: trio.TaskStatus[RunningHub]
                 finally:
                     notifier.stopping()
         finally:
-            with trio.CancelScope(shield=True):
+            with trio.CancelScope(shield=True), trio.move_on_after(STOP_TIMEOUT_S):
+                await seam.run(in_flight.settle)
                 await seam.run(link.close)
-                await seam.run(pool.close)
+                if console.pool is not None:
+                    await seam.run(close_pool, console.pool)
+            log.info("hub stopped")

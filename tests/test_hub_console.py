@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import httpx
 import trio
+from starlette.routing import Route
 
 from hub.app import run_hub
+from hub.console.app import build_console
+from hub.console.context import Console
+from hub.console.openapi import document
+from hub.domains import domains
 from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from tests.conftest import query, wait_until
@@ -29,3 +34,26 @@ async def test_stores_show_missing_and_reused_sequence_numbers(
         page = await http.get(f"{hub.url}/")
         assert "Reused seqs" in page.text and "Missing seqs" in page.text
         nursery.cancel_scope.cancel()
+
+
+async def test_openapi_describes_every_console_api_route_with_its_bounds(
+        hub_config: HubConfig, http: httpx.AsyncClient) -> None:
+    async with trio.open_nursery() as nursery:
+        hub = await nursery.start(run_hub, hub_config)
+        spec = (await http.get(f"{hub.url}/openapi.json")).json()
+        nursery.cancel_scope.cancel()
+    assert spec["openapi"].startswith("3.")
+    assert {"/api/stores", "/api/sales", "/api/dead-letters", "/api/dead-letters/{id}/redrive", "/healthz"} <= \
+        set(spec["paths"])
+    [limit] = spec["paths"]["/api/sales"]["get"]["parameters"]
+    assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 500)
+    assert spec["paths"]["/api/dead-letters"]["get"]["responses"]["200"]["content"]["application/json"][
+        "schema"]["maxItems"] == 100
+    assert "post" in spec["paths"]["/api/dead-letters/{id}/redrive"]
+
+
+def test_every_console_route_is_in_openapi() -> None:
+    """A domain adding a route without describing it fails here."""
+    app = build_console(Console(None, None, frozenset()))  # type: ignore[arg-type]  # routes only, not served
+    served = {route.path.replace("{id:int}", "{id}") for route in app.routes if isinstance(route, Route)} - {"/"}
+    assert served == set(document(domains())["paths"]) | {"/openapi.json"}

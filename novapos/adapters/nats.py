@@ -16,12 +16,13 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 
+from novapos.config.hub import StreamLimits
 from novapos.wire.subjects import EVENTS_FILTER, EVENTS_STREAM
 
 log = logging.getLogger(__name__)
 
 INGEST_CONSUMER = "hub-ingest"
-DEDUP_WINDOW_S = 120.0
+SHIPPED_LIMITS = StreamLimits()
 
 
 @dataclass(frozen=True)
@@ -102,17 +103,24 @@ class NatsLink:
             raise ConnectionError("not connected to NATS")
         return self._js
 
-    async def ensure_event_stream(self) -> None:
-        """Create (or keep) the events stream: file storage, 2-minute dedup window on Nats-Msg-Id."""
-        config = StreamConfig(
-            name=EVENTS_STREAM, subjects=[EVENTS_FILTER], storage=StorageType.FILE,
-            duplicate_window=DEDUP_WINDOW_S,
-        )
+    async def ensure_event_stream(self, limits: StreamLimits = SHIPPED_LIMITS) -> None:
+        """Create the events stream if it is missing: file storage, `limits`, dedup on Nats-Msg-Id. A stream
+        that exists is left exactly as it is: its limits are the operator's, and a hub rewriting them on
+        every start would undo the operator's changes."""
         try:
-            await self.js.stream_info(EVENTS_STREAM)
-            await self.js.update_stream(config)
+            existing = (await self.js.stream_info(EVENTS_STREAM)).config
         except nats.js.errors.NotFoundError:
-            await self.js.add_stream(config)
+            await self.js.add_stream(StreamConfig(
+                name=EVENTS_STREAM, subjects=[EVENTS_FILTER], storage=StorageType.FILE,
+                max_age=limits.max_age_days * 86400, max_bytes=limits.max_bytes, num_replicas=limits.replicas,
+                duplicate_window=limits.duplicate_window_s,
+            ))
+            log.info("created the %s stream: events kept %d days, at most %d bytes, %d replica(s)",
+                     EVENTS_STREAM, limits.max_age_days, limits.max_bytes, limits.replicas)
+            return
+        if not existing.max_age and (existing.max_bytes or -1) < 0 and (existing.max_msgs or -1) < 0:
+            log.warning("the %s stream has no age, size or count limit and grows for ever; set them with "
+                        "`nats stream edit %s` (the hub never changes an existing stream)", EVENTS_STREAM, EVENTS_STREAM)
 
     async def publish_batch(self, batch: list[Outgoing], timeout: float) -> Published:
         """Publish in order, each after the previous one's PubAck, and stop at the first failure, so
@@ -144,23 +152,28 @@ class NatsLink:
         )
 
     async def close(self) -> None:
-        """Flush and close. No drain: every publish of ours already awaited its PubAck, every fetched
-        message was acked or nak'ed, and draining a pull subscription only waits out its timeout."""
+        """Flush and close, whatever state the connection is in: a stop must succeed with NATS away (closing
+        a lost connection raises ConnectionResetError and the like, which is only logged). No drain: every
+        publish of ours already awaited its PubAck, every fetched message was acked or nak'ed, and draining
+        a pull subscription only waits out its timeout."""
         self._closing = True
-        if self._client is not None and not self._client.is_closed:
+        client, self._client, self._js = self._client, None, None
+        if client is not None and not client.is_closed:
             try:
-                await self._client.flush(timeout=1)
+                await client.flush(timeout=1)
             except Exception as exc:  # disconnected: nothing left to flush
                 log.debug("flush before close: %s", exc)
-            await self._client.close()
-        self._client = None
-        self._js = None
+            try:
+                await client.close()
+            except Exception as exc:
+                log.debug("closing a lost NATS connection: %s", exc)
         self._closing = False
 
 
 async def fetch(subscription: JetStreamContext.PullSubscription, batch: int, timeout: float) -> list[Msg]:
-    """A batch of messages, or an empty list when none came within `timeout`."""
+    """A batch of messages, or an empty list when none came within `timeout`. nats-py signals "nothing
+    came" with its own TimeoutError or, on some paths, a bare asyncio one: both are an idle stream."""
     try:
         return await subscription.fetch(batch, timeout=timeout)
-    except nats.errors.TimeoutError:
+    except TimeoutError:  # nats.errors.TimeoutError and asyncio.TimeoutError alike
         return []

@@ -27,6 +27,31 @@ def _hub(args: argparse.Namespace) -> int:
     return process.run(lambda: run_hub(config))
 
 
+def _hub_dead_letters(args: argparse.Namespace) -> int:
+    from hub.ingest.commands import dead_letters
+    from novapos.config import load_hub
+    config = load_hub(args.config)
+    config.check_runnable()
+    return dead_letters(config, args.action, args.ids, args.all, args.reason_like)
+
+
+def _add_hub_dead_letters(hub: argparse.ArgumentParser) -> None:
+    """`novapos hub dead-letters list|redrive`: see and re-drive the events the hub refused."""
+    dead = hub.add_subparsers(dest="hub_command", metavar="SUBCOMMAND").add_parser(
+        "dead-letters", help="list dead letters, or re-drive them after fixing their cause",
+        description="Dead letters are events the hub refused, with the reason. After fixing the cause, re-drive "
+        "them: each goes through the same ingest path again (an event already applied stays applied once) and "
+        "is kept, marked with the outcome.")
+    actions = dead.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="the dead letters not yet re-driven").set_defaults(ids=[], all=False,
+                                                                                      reason_like=None)
+    redrive = actions.add_parser("redrive", help="re-drive the given dead letters, or --all of them")
+    redrive.add_argument("ids", nargs="*", type=int, metavar="ID", help="dead letter ids (see list)")
+    redrive.add_argument("--all", action="store_true", help="every dead letter not yet re-driven")
+    redrive.add_argument("--reason-like", metavar="TEXT", help="with --all: only those whose reason contains TEXT")
+    dead.set_defaults(run=_hub_dead_letters)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from novapos.demo.run import Demo
     return Demo(args.state_dir, till_port=args.till_port, console_port=args.console_port,
@@ -64,6 +89,7 @@ def parser() -> argparse.ArgumentParser:
                               "share the load. NOVAPOS_NATS_URL and NOVAPOS_DATABASE_URL override the config.")
     hub.add_argument("--config", type=Path, default=CONFIGS / "hub.toml", help="hub TOML (default: %(default)s)")
     hub.set_defaults(run=_hub)
+    _add_hub_dead_letters(hub)
 
     demo = commands.add_parser("demo", help="run everything here: embedded NATS and PostgreSQL, hub, one store",
                                description="Start embedded NATS (JetStream) and PostgreSQL (unless NOVAPOS_NATS_URL / "

@@ -3,8 +3,9 @@
 `seq` is the store's own gap-free sequence number, so the hub can see a missing event;
 `ts` is the edge's wall clock in milliseconds. The body is validated by its type's schema. Like the
 body, every envelope field is bounded to what the hub's columns hold (seq a bigint, ts a timestamp
-between 2000 and 2200, names short and without NUL), so a value that would break the database is
-refused here with a reason instead.
+from year 1 to 9999, names short and without NUL), so a value that would break the database is
+refused here with a reason instead. A time is never refused for being implausible: a store whose
+clock is wrong (no RTC battery, no NTP) still sold what it sold; the hub flags such times for review.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from novapos.validators import MAX_TOKEN_LENGTH as MAX_ID_LENGTH
 from novapos.wire.schemas import SCHEMAS, SchemaError
 
 MAX_SEQ = 2**63 - 1  # PostgreSQL bigint
-MIN_TS_MS = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp() * 1000)
-MAX_TS_MS = int(datetime(2200, 1, 1, tzinfo=UTC).timestamp() * 1000)
+MIN_TS_MS = int(datetime(1, 1, 1, tzinfo=UTC).timestamp() * 1000)  # what a datetime (and timestamptz) holds
+MAX_TS_MS = int(datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp() * 1000)
 
 
 class EnvelopeError(ValueError):
@@ -81,7 +82,7 @@ def decode(data: bytes) -> Envelope:
     if not 1 <= envelope.seq <= MAX_SEQ:
         raise EnvelopeError(f"envelope 'seq' must be between 1 and {MAX_SEQ}, got {envelope.seq}")
     if not MIN_TS_MS <= envelope.ts <= MAX_TS_MS:
-        raise EnvelopeError(f"envelope 'ts' must be milliseconds between the years 2000 and 2200, got {envelope.ts}")
+        raise EnvelopeError(f"envelope 'ts' must be milliseconds within the years 1 to 9999, got {envelope.ts}")
     schema = SCHEMAS.get((envelope.type, envelope.v))
     if schema is None:
         raise SchemaError("type", f"{envelope.type!r} version {envelope.v} is not a known event")

@@ -1,10 +1,11 @@
 """Exactly-once in effect: events from JetStream applied to PostgreSQL through an idempotent inbox.
 
 Per batch, in ONE transaction: record each event id in `inbox` (ON CONFLICT DO NOTHING RETURNING),
-apply business effects only for the ids that were new, write unusable events to `dead_letters`,
-commit. Only then are the messages acked. A crash before the commit redelivers the batch; a crash
-after it redelivers events the inbox already holds, which are skipped. JetStream's 2-minute dedup
-window is the first guard; the inbox's primary key is the final one, however late a replay comes.
+apply business effects (each domain's applier) and the per-store figures (hub.ingest.store_stats) only
+for the ids that were new, write unusable events to `dead_letters`, commit. Only then are the messages
+acked. A crash before the commit redelivers the batch; a crash after it redelivers events the inbox
+already holds, which are skipped. JetStream's dedup window is the first guard; the inbox's primary key
+is the final one, however late a replay comes.
 
 An event id is the sale's identity everywhere (sales, lines, tenders, the console), so it stays the
 inbox's key on its own. That is also why an id already in the inbox is a duplicate only when the row
@@ -14,44 +15,37 @@ away as a "duplicate". Whoever comes first keeps the id; the loser is visible in
 its payload, for a person to resolve. (Keying the inbox by tenant+store+id instead would have made
 event ids ambiguous in every table that refers to a sale, for a collision only forgery produces.)
 
-A batch whose transaction fails is retried one event per transaction, and exactly the events that
-fail are dead-lettered with the error's text, so one poison event never holds back the rest. Failures
-that are no event's fault (PostgreSQL unreachable, restarting, overloaded, a lost connection, a broken
-schema) are not dead-lettered: they propagate, the batch is nak'ed, and it comes back later.
+A batch whose transaction fails for an event's sake is retried one event per transaction, and exactly
+the events that fail are dead-lettered with the error's text, so one poison event never holds back the
+rest. Only what an event carries can be its fault: failing validation, a value a column refuses (SQLSTATE
+class 22) or a rule it breaks (class 23). Everything else (a lock timeout, a lost connection, a full disk,
+our own SQL, a bug in an applier) is the hub's: it propagates, the batch is nak'ed and comes back later,
+and a valid sale is never dead-lettered for it.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import asyncpg
 
-from hub.orders.sales import apply_sales
+from hub.domains import appliers
+from hub.ingest import store_stats
 from novapos.wire.envelope import Envelope, decode
 from novapos.wire.subjects import parse_event_subject
 
 log = logging.getLogger(__name__)
 
-Applier = Callable[[asyncpg.Connection, Sequence[Envelope]], Awaitable[None]]
+EVENTS_FAULT_CLASSES = ("22", "23")
+"""SQLSTATE classes that blame the data: data exceptions and integrity constraint violations."""
 
-APPLIERS: dict[str, Applier] = {
-    "sale.completed": apply_sales,
-}
 
-# Failures of the hub's side, whatever the events: retry the batch later rather than dead-letter it.
-HUB_SIDE_FAILURES: tuple[type[BaseException], ...] = (
-    OSError,                                            # socket errors and timeouts
-    asyncpg.InterfaceError,                             # connection closed, pool closing
-    asyncpg.PostgresConnectionError,                    # connection lost or refused (class 08)
-    asyncpg.exceptions.OperatorInterventionError,       # shutting down, starting up, cancelled (57)
-    asyncpg.exceptions.InsufficientResourcesError,      # disk full, out of memory, too many connections (53)
-    asyncpg.exceptions.TransactionRollbackError,        # deadlock or serialization failure with another hub (40)
-    asyncpg.exceptions.ReadOnlySQLTransactionError,     # connected to a replica after a failover
-    asyncpg.exceptions.SyntaxOrAccessError,             # our SQL, schema or privileges are wrong (42)
-)
+def events_fault(exc: BaseException) -> bool:
+    """True when applying failed because of what the event holds (see EVENTS_FAULT_CLASSES)."""
+    return isinstance(exc, asyncpg.PostgresError) and str(exc.sqlstate)[:2] in EVENTS_FAULT_CLASSES
 
 
 @dataclass(frozen=True)
@@ -66,11 +60,14 @@ class BatchResult:
     applied: int = 0
     duplicates: int = 0
     rejected: int = 0
+    clock_skews: dict[store_stats.Store, float] = field(default_factory=dict)
+    """Per store that sent new events, its clock skew in seconds (see hub.ingest.store_stats)."""
 
     def __iadd__(self, other: BatchResult) -> BatchResult:
         self.applied += other.applied
         self.duplicates += other.duplicates
         self.rejected += other.rejected
+        self.clock_skews.update(other.clock_skews)
         return self
 
 
@@ -94,16 +91,9 @@ def _check(delivery: Delivery, tenants: frozenset[str]) -> Envelope:
         raise ValueError(f"event type {envelope.type!r} does not match its subject's {type_token!r}")
     if tenant not in tenants:
         raise ValueError(f"tenant {tenant!r} is not served by this hub")
-    if envelope.type not in APPLIERS:
+    if envelope.type not in appliers():
         raise ValueError(f"no handler for event type {envelope.type!r}")
     return envelope
-
-
-def _reason(exc: Exception) -> str:
-    """Why an event that passed validation could not be applied: the database's words, or the error's."""
-    if isinstance(exc, asyncpg.PostgresError):
-        return f"database refused it: {exc}"
-    return f"could not be applied: {type(exc).__name__}: {exc}"
 
 
 def _same_origin(event: Envelope, tenant: str, store: str, event_type: str) -> bool:
@@ -166,7 +156,8 @@ async def _apply(conn: asyncpg.Connection, events: Sequence[Event], rejections: 
                 else:
                     dead.append(Rejection(
                         delivery, _collision(event, owner["tenant"], owner["store"], owner["type"]), str(event.id)))
-        for event_type, applier in APPLIERS.items():
+        result.clock_skews = await store_stats.record(conn, fresh)
+        for event_type, applier in appliers().items():
             await applier(conn, [e for e in fresh if e.type == event_type])
         result.applied = len(fresh)
     if dead:
@@ -186,12 +177,12 @@ async def _one_by_one(pool: asyncpg.Pool, events: Sequence[Event], rejections: S
             try:
                 async with conn.transaction():
                     result += await _apply(conn, [(event, delivery)], [])
-            except HUB_SIDE_FAILURES:
-                raise
             except Exception as exc:
+                if not events_fault(exc):
+                    raise
                 log.warning("event %s from %s/%s dead-lettered: %s", event.id, event.tenant, event.store, exc)
                 async with conn.transaction():
-                    result += await _apply(conn, [], [Rejection(delivery, _reason(exc), str(event.id))])
+                    result += await _apply(conn, [], [Rejection(delivery, f"database refused it: {exc}", str(event.id))])
         if rejections:
             async with conn.transaction():
                 result += await _apply(conn, [], rejections)
@@ -200,15 +191,14 @@ async def _one_by_one(pool: asyncpg.Pool, events: Sequence[Event], rejections: S
 
 async def ingest(pool: asyncpg.Pool, deliveries: Sequence[Delivery], tenants: frozenset[str]) -> BatchResult:
     """Apply a batch in one transaction; if that fails for an event's sake, fall back to one transaction per
-    event. Raises (so the batch is nak'ed and retried later) for HUB_SIDE_FAILURES, or if PostgreSQL will not
-    even take a connection or a dead letter: never because of what an event contains."""
+    event. Raises (so the batch is nak'ed and retried later) for anything that is not an event's fault."""
     events, rejections, duplicates = sort_out(deliveries, tenants)
     try:
         async with pool.acquire() as conn, conn.transaction():
             result = await _apply(conn, events, rejections)
-    except HUB_SIDE_FAILURES:
-        raise
     except Exception as exc:
+        if not events_fault(exc):
+            raise
         log.warning("batch of %d failed (%s: %s); applying its events one by one",
                     len(deliveries), type(exc).__name__, exc)
         result = await _one_by_one(pool, events, rejections)

@@ -1,0 +1,46 @@
+"""The hub console for regional admins: the page, /healthz, /metrics, /openapi.json, and every
+domain's API routes (each domain declares its own, see hub.domains)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from hub.console.context import Console
+from hub.console.openapi import document
+from hub.domains import domains
+from novapos.adapters.http import metrics, with_api_errors
+
+PAGE = Path(__file__).parent / "console.html"
+
+
+def build_console(console: Console) -> Starlette:
+    async def healthz(_request: Request) -> Response:
+        if console.waiting_for is not None:
+            return JSONResponse({"status": "starting", "waiting_for": console.waiting_for}, status_code=503)
+        try:
+            await console.query("SELECT 1")
+        except Exception as exc:
+            return JSONResponse({"status": "failing", "database": str(exc)}, status_code=503)
+        return JSONResponse({"status": "ok", "nats": "connected" if console.link.connected else "reconnecting"})
+
+    async def index(_request: Request) -> Response:
+        return FileResponse(PAGE)
+
+    spec = document(domains())
+
+    async def openapi(_request: Request) -> Response:
+        return JSONResponse(spec)
+
+    domain_routes = [route for domain in domains() if domain.routes for route in domain.routes(console)]
+    return with_api_errors(Starlette(routes=[
+        Route("/", index),
+        Route("/healthz", healthz),
+        Route("/metrics", metrics),
+        Route("/openapi.json", openapi),
+        *domain_routes,
+    ]))

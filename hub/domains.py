@@ -1,0 +1,69 @@
+"""The registry of hub domains: what each brings, found without a central list.
+
+A domain is a subpackage of `hub` whose `__init__` defines `DOMAIN = Domain(...)`: the event types it
+applies, the request/reply subjects it answers, its console routes (with their OpenAPI description)
+and its migrations folder. Adding a domain (catalog, inventory, payments...) is adding a package:
+discovery walks hub's subpackages, so no file outside the new package changes, and a domain cannot
+be forgotten in a list somewhere.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import pkgutil
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+from starlette.routing import BaseRoute
+
+from novapos.wire.envelope import Envelope
+
+if TYPE_CHECKING:
+    from hub.console.context import Console
+
+Applier = Callable[[asyncpg.Connection, Sequence[Envelope]], Awaitable[None]]
+"""Applies new (never seen before) events of one type inside the inbox's transaction."""
+Responder = Callable[[asyncpg.Pool, bytes], Awaitable[bytes]]
+"""Answers one request/reply subject (none yet: the first domain that declares one gets it served)."""
+Routes = Callable[["Console"], Sequence[BaseRoute]]
+"""A domain's console routes, given what every route may use (the pool, the seam, the NATS link)."""
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str
+    migrations: Path | None = None
+    """Folder of NNNN_name.sql files; NNNN orders them across all domains."""
+    appliers: Mapping[str, Applier] = field(default_factory=dict)
+    """Event type -> applier; an event type has exactly one domain."""
+    responders: Mapping[str, Responder] = field(default_factory=dict)
+    routes: Routes | None = None
+    openapi: Mapping[str, Any] = field(default_factory=dict)
+    """{"paths": ..., "schemas": ...} describing the routes, merged into the console's /openapi.json."""
+
+
+@functools.cache
+def domains() -> tuple[Domain, ...]:
+    """Every domain package under hub/, by name."""
+    import hub
+    found = []
+    for info in pkgutil.iter_modules(hub.__path__, "hub."):
+        if info.ispkg and isinstance(domain := getattr(importlib.import_module(info.name), "DOMAIN", None), Domain):
+            found.append(domain)
+    return tuple(sorted(found, key=lambda domain: domain.name))
+
+
+@functools.cache
+def appliers() -> dict[str, Applier]:
+    """Event type -> its applier, over all domains; two domains claiming one type is a programming error."""
+    merged: dict[str, Applier] = {}
+    for domain in domains():
+        for event_type, applier in domain.appliers.items():
+            if event_type in merged:
+                raise RuntimeError(f"event type {event_type!r} is claimed by two hub domains, one is {domain.name}")
+            merged[event_type] = applier
+    return merged

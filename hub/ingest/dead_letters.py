@@ -1,0 +1,91 @@
+"""Dead letters after the fact: re-driven once their cause is fixed, purged once past their retention.
+
+A re-driven letter goes through the same ingest path as a fresh delivery, so the inbox still decides
+whether its event is new; the letter is kept, marked with when it was re-driven and what came of it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+import trio
+
+from edge_runtime import AsyncioSeam
+from hub.ingest.inbox import Delivery, ingest
+
+log = logging.getLogger(__name__)
+
+PURGE_INTERVAL_S = 3600.0
+
+
+@dataclass(frozen=True)
+class Redriven:
+    id: int
+    outcome: str
+
+
+class NotRedrivable(LookupError):
+    """No such dead letter, or it was re-driven already; the message says which."""
+
+    def __init__(self, message: str, *, missing: bool) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, its own % and _ taken literally."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+async def pending(pool: asyncpg.Pool, *, ids: Sequence[int] = (), reason_like: str | None = None) -> list[asyncpg.Record]:
+    """Letters not yet re-driven: the given ids (all of them if none), whose reason contains `reason_like`."""
+    return await pool.fetch(
+        "SELECT id, received_at, subject, reason FROM dead_letters WHERE redriven_at IS NULL"
+        " AND (cardinality($1::bigint[]) = 0 OR id = ANY($1)) AND ($2::text IS NULL OR reason ILIKE $2)"
+        " ORDER BY id", list(ids), None if reason_like is None else _like(reason_like))
+
+
+async def redrive(pool: asyncpg.Pool, letter_id: int, tenants: frozenset[str]) -> Redriven:
+    """Re-apply one letter through ingest and mark it. Raises NotRedrivable, or whatever ingest raises for a
+    failure that is not the event's fault (the letter then stays as it was)."""
+    row = await pool.fetchrow("SELECT subject, payload, redriven_at, redrive_outcome FROM dead_letters WHERE id = $1",
+                              letter_id)
+    if row is None:
+        raise NotRedrivable(f"there is no dead letter {letter_id}", missing=True)
+    if row["redriven_at"] is not None:
+        raise NotRedrivable(f"dead letter {letter_id} was already re-driven at {row['redriven_at']:%Y-%m-%d %H:%M:%S} "
+                            f"({row['redrive_outcome']})", missing=False)
+    result = await ingest(pool, [Delivery(row["subject"], bytes(row["payload"]))], tenants)
+    outcome = ("applied" if result.applied else "already applied" if result.duplicates
+               else "refused again: see the newer dead letter")
+    marked = await pool.fetchval(
+        "UPDATE dead_letters SET redriven_at = now(), redrive_outcome = $2 WHERE id = $1 AND redriven_at IS NULL"
+        " RETURNING id", letter_id, outcome)
+    if marked is None:  # re-driven concurrently by someone else: the inbox made ours a no-op or theirs
+        raise NotRedrivable(f"dead letter {letter_id} was re-driven by someone else meanwhile", missing=False)
+    log.info("dead letter %d re-driven: %s", letter_id, outcome)
+    return Redriven(letter_id, outcome)
+
+
+async def purge(pool: asyncpg.Pool, retention_days: int) -> int:
+    """Delete dead letters received more than `retention_days` ago; returns how many."""
+    deleted: int = await pool.fetchval(
+        "WITH gone AS (DELETE FROM dead_letters WHERE received_at < now() - make_interval(days => $1) RETURNING 1)"
+        " SELECT count(*) FROM gone", retention_days)
+    return deleted
+
+
+async def run_purge(seam: AsyncioSeam, pool: asyncpg.Pool, retention_days: int) -> None:
+    """(trio side) Purge at start and then every PURGE_INTERVAL_S; a failed purge waits for the next round."""
+    while True:
+        try:
+            if deleted := await seam.run(purge, pool, retention_days):
+                log.info("purged %d dead letter(s) older than %d days ([dead_letters] retention_days)",
+                         deleted, retention_days)
+        except Exception as exc:
+            log.warning("purging old dead letters failed (%s: %r); trying again in %.0f s",
+                        type(exc).__name__, str(exc), PURGE_INTERVAL_S)
+        await trio.sleep(PURGE_INTERVAL_S)

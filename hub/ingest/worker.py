@@ -1,0 +1,131 @@
+"""The hub's ingest loop: fetch a batch from the shared durable consumer, apply it, then ack.
+
+The whole batch crosses the asyncio seam once (fetch, one Postgres transaction, acks). Acks come
+only after the commit; if applying fails (for anything that is not an event's fault, see
+hub.ingest.inbox) the batch is nak'ed with a backoff delay, counted, logged, and comes back; the
+inbox makes the second delivery of anything that did land a no-op.
+
+After any failure the pull subscription is dropped and rebuilt (the stream re-ensured first): a
+durable consumer or a whole stream deleted or lost on the NATS side would otherwise fail every
+fetch forever. A rebuilt consumer starts from the beginning of the stream (bounded by the stream's
+limits); the inbox makes that replay harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import asyncpg
+import trio
+from nats.aio.msg import Msg
+from prometheus_client import Counter, Histogram
+
+from edge_runtime import AsyncioSeam, Backoff
+from hub.ingest.inbox import BatchResult, Delivery, ingest
+from hub.ingest.store_stats import CLOCK_SKEW
+from novapos.adapters.nats import NatsLink, fetch
+from novapos.config.hub import StreamLimits
+
+log = logging.getLogger(__name__)
+
+EVENTS = Counter("novapos_hub_events_total", "Events taken from the stream, by outcome", ["result"])
+RETRIES = Counter("novapos_hub_ingest_retries_total",
+                  "Batches given back to the stream to retry, by the error that was not the events' fault", ["error"])
+BATCH_SECONDS = Histogram("novapos_hub_ingest_batch_seconds", "Time to apply and ack one batch")
+RETRY = Backoff(initial=0.5, maximum=10.0)
+
+
+class InFlight:
+    """(asyncio side) The batch between fetch and ack: what a stop must give back to JetStream at once,
+    rather than leave for the consumer's 30 s ack wait."""
+
+    def __init__(self) -> None:
+        self.messages: list[Msg] = []
+        self.task: asyncio.Task[Any] | None = None
+
+    async def give_back(self, delay: float | None = None) -> None:
+        messages, self.messages = self.messages, []
+        await asyncio.gather(*(message.nak(delay=delay) for message in messages), return_exceptions=True)
+
+    async def settle(self) -> None:
+        """On stop: let a cancelled batch unwind (it naks what it holds), then nak anything left."""
+        if self.task is not None and not self.task.done():
+            await asyncio.wait([self.task], timeout=2.0)
+        await self.give_back()
+
+
+async def ingest_once(subscription: Any, pool: asyncpg.Pool, tenants: frozenset[str], batch: int, wait: float,
+                      in_flight: InFlight, retry_delay: float) -> BatchResult | None:
+    """(asyncio side) One batch end to end; None when the stream had nothing within `wait` seconds.
+    A batch that cannot be applied is nak'ed to come back after `retry_delay` seconds."""
+    in_flight.task = asyncio.current_task()
+    in_flight.messages = messages = await fetch(subscription, batch, wait)
+    if not messages:
+        return None
+    try:
+        result = await ingest(pool, [Delivery(m.subject, m.data) for m in messages], tenants)
+    except asyncio.CancelledError:  # the hub is stopping: another hub may take the batch right away
+        await in_flight.give_back()
+        raise
+    except Exception:
+        await in_flight.give_back(retry_delay)
+        raise
+    in_flight.messages = []
+    await asyncio.gather(*(m.ack() for m in messages))
+    return result
+
+
+async def subscribe(link: NatsLink, limits: StreamLimits, batch: int) -> Any:
+    """(asyncio side) Make sure the events stream exists, then bind to (or recreate) the durable consumer."""
+    await link.ensure_event_stream(limits)
+    return await link.ingest_subscription(batch)
+
+
+async def drop(subscription: Any) -> None:
+    """(asyncio side) Unsubscribe a pull subscription being replaced; a dead connection may refuse, which is fine."""
+    try:
+        await subscription.unsubscribe()
+    except Exception as exc:
+        log.debug("dropping the old ingest subscription: %s", exc)
+
+
+async def run_ingest(seam: AsyncioSeam, link: NatsLink, pool: asyncpg.Pool, tenants: frozenset[str],
+                     limits: StreamLimits, in_flight: InFlight, batch: int = 256, wait: float = 0.5) -> None:
+    """(trio side) Forever: ingest batches; on failure (NATS or PostgreSQL away, a lock timeout, a bug, the
+    consumer or stream gone) log what is wrong, drop the subscription and retry with backoff. Nothing here
+    ends the hub. `in_flight` is what the hub's stop gives back to JetStream."""
+    subscription = None
+    failures = 0
+    while True:
+        started = time.perf_counter()
+        try:
+            if subscription is None:
+                subscription = await seam.run(subscribe, link, limits, batch)
+            result = await seam.run(ingest_once, subscription, pool, tenants, batch, wait, in_flight,
+                                    RETRY.delay(failures + 1))
+        except Exception as exc:
+            failures += 1
+            delay = RETRY.delay(failures)
+            RETRIES.labels(type(exc).__name__).inc()
+            log.warning("ingest batch failed (%s: %r); its events go back to the stream, retry %d in %.1f s. "
+                        "Check PostgreSQL and NATS; any other error is the hub's bug or a lock held too long.",
+                        type(exc).__name__, str(exc), failures, delay)
+            if subscription is not None:
+                await seam.run(drop, subscription)
+                subscription = None
+            await trio.sleep(delay)
+            continue
+        failures = 0
+        if result is None:
+            continue
+        BATCH_SECONDS.observe(time.perf_counter() - started)
+        for outcome in ("applied", "duplicates", "rejected"):
+            if count := getattr(result, outcome):
+                EVENTS.labels(outcome).inc(count)
+        for (tenant, store), skew in result.clock_skews.items():
+            CLOCK_SKEW.labels(tenant, store).set(skew)
+        if result.rejected:
+            log.warning("%d event(s) dead-lettered; see the console's dead letters for reasons", result.rejected)

@@ -1,0 +1,83 @@
+"""The console's view of sales: the store overview and the recent sales."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from hub.console.context import Console
+from novapos import validators
+from novapos.adapters.http import ApiError
+from novapos.validators import MAX_MINOR
+
+MAX_SALES_SHOWN = 500
+STORES_SQL = (
+    # A few rows per store, whatever the history: the figures are kept current by the ingest transaction.
+    "SELECT st.tenant, st.store, coalesce(sum(t.sales), 0)::bigint AS sales,"
+    " coalesce(json_agg(json_build_object('currency', t.currency, 'minor', t.total_minor) ORDER BY t.currency)"
+    "  FILTER (WHERE t.currency IS NOT NULL), '[]')::text AS totals,"
+    # total_minor and currency as before, for a store that sells in one currency (null otherwise)
+    " CASE WHEN count(t.currency) = 1 THEN sum(t.total_minor)::bigint END AS total_minor,"
+    " CASE WHEN count(t.currency) = 1 THEN min(t.currency) END AS currency,"
+    " st.last_seq, st.last_seq - st.seqs AS missing, st.events - st.seqs AS reused, max(t.last_sale) AS last_sale,"
+    " (st.clock_skew_ms / 1000.0)::float8 AS clock_skew_s, st.last_received_at"
+    " FROM store_stats st LEFT JOIN store_takings t ON (t.tenant, t.store) = (st.tenant, st.store)"
+    " GROUP BY st.tenant, st.store ORDER BY st.tenant, st.store")
+RECENT_SALES_SQL = ("SELECT event_id, tenant, store, seq, till, cashier, total_minor, currency, completed_at,"
+                    " clock_suspect FROM sales ORDER BY completed_at DESC LIMIT $1")
+
+OPENAPI = {"paths": {
+    "/api/stores": {"get": {
+        "summary": "Per store: sales, takings, last sequence number, missing and reused sequence numbers",
+        "responses": {"200": {"description": "one entry per store", "content": {"application/json": {"schema": {
+            "type": "array", "items": {"$ref": "#/components/schemas/Store"}}}}}},
+    }},
+    "/api/sales": {"get": {
+        "summary": "The most recent sales, newest first",
+        "parameters": [{"name": "limit", "in": "query", "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_SALES_SHOWN, "default": 50}}],
+        "responses": {
+            "200": {"description": "newest first", "content": {"application/json": {"schema": {
+                "type": "array", "maxItems": MAX_SALES_SHOWN, "items": {"$ref": "#/components/schemas/Sale"}}}}},
+            "400": {"$ref": "#/components/responses/BadRequest"}},
+    }},
+}, "schemas": {
+    "Store": {"type": "object", "properties": {
+        "tenant": {"type": "string"}, "store": {"type": "string"}, "sales": {"type": "integer", "minimum": 0},
+        "totals": {"type": "array", "items": {"type": "object", "properties": {
+            "currency": {"type": "string", "pattern": "^[A-Z]{3}$"}, "minor": {"type": "integer"}}}},
+        "total_minor": {"type": ["integer", "null"], "description": "takings, when the store sells in one currency"},
+        "currency": {"type": ["string", "null"], "pattern": "^[A-Z]{3}$"},
+        "last_seq": {"type": "integer", "minimum": 1}, "missing": {"type": "integer", "minimum": 0},
+        "reused": {"type": "integer", "minimum": 0}, "last_sale": {"type": ["string", "null"], "format": "date-time"},
+        "clock_skew_s": {"type": ["number", "null"],
+                         "description": "hub receive time minus the store's clock, latest event; positive: behind"},
+        "last_received_at": {"type": "string", "format": "date-time"}}},
+    "Sale": {"type": "object", "properties": {
+        "event_id": {"type": "string", "format": "uuid"}, "tenant": {"type": "string"}, "store": {"type": "string"},
+        "seq": {"type": "integer", "minimum": 1}, "till": {"type": "string"}, "cashier": {"type": "string"},
+        "total_minor": {"type": "integer", "minimum": 0, "maximum": MAX_MINOR},
+        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"}, "completed_at": {"type": "string", "format": "date-time"},
+        "clock_suspect": {"type": "boolean", "description": "the time is implausible: the store's clock was wrong"}}},
+}}
+
+
+def routes(console: Console) -> Sequence[BaseRoute]:
+    async def stores(_request: Request) -> Response:
+        rows = await console.query(STORES_SQL)
+        return JSONResponse([{**row, "totals": json.loads(row["totals"])} for row in rows])
+
+    async def sales(request: Request) -> Response:
+        try:
+            limit = validators.integer("limit", int(request.query_params.get("limit", "50")), 1, MAX_SALES_SHOWN)
+        except validators.Invalid as exc:
+            raise ApiError(400, str(exc)) from None
+        except ValueError:
+            raise ApiError(400, "limit must be a whole number") from None
+        return JSONResponse(await console.query(RECENT_SALES_SQL, limit))
+
+    return [Route("/api/stores", stores), Route("/api/sales", sales)]
