@@ -142,7 +142,7 @@ async def test_bad_events_are_dead_lettered_with_a_reason_and_good_ones_still_la
         assert reasons[0].startswith("not msgpack")
         assert "store-999" in reasons[1] and "store-001" in reasons[1]
         assert "has no 'type'" in reasons[2]
-        assert "total.minor must be an integer" in reasons[3]
+        assert "total.minor must be a whole number" in reasons[3]
         assert (await query(database_url, "SELECT count(*) AS n FROM sales"))[0]["n"] == 1
         nursery.cancel_scope.cancel()
 
@@ -170,9 +170,9 @@ async def test_poison_values_are_dead_lettered_and_the_rest_of_their_batch_lands
         rows = await query(database_url, "SELECT event_id, reason FROM dead_letters ORDER BY id")
         assert [row["reason"].split(",")[0] for row in rows] == [
             "envelope 'ts' must be milliseconds within the years 1 to 9999",
-            "lines[0].quantity must be between 1 and 100000",
+            "lines[0].quantity must be from 1 to 9999",
             "envelope 'seq' must be between 1 and 9223372036854775807",
-            "lines[0].name must not contain NUL characters",
+            "lines[0].name must not contain NUL",
         ], rows
         sales = await query(database_url, "SELECT event_id FROM sales ORDER BY seq")
         assert [row["event_id"] for row in sales] == [good[0].id, good[1].id, later.id]
