@@ -22,7 +22,7 @@ from actors.storage.db import FILE_NAME
 from actors.storage.forwarder import ForwarderActor
 from actors.storage.outbox import Outbox, OutboxActor
 from edge_runtime import AsyncioSeam, Backoff, ChildSpec, SupervisorSpec, Tree, supervision_tree
-from novapos.adapters.nats import DEDUP_WINDOW_S
+from novapos.adapters.nats import SHIPPED_LIMITS
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.wire.subjects import EVENTS_FILTER, EVENTS_STREAM
 from tests.conftest import ensure_stream, wait_until
@@ -95,7 +95,7 @@ async def test_a_sale_committed_without_a_wake_up_reaches_jetstream_within_the_i
 async def test_a_refused_publish_mid_batch_never_lets_a_later_sale_overtake_it(
         tmp_path: Path, nats_server: EmbeddedNats) -> None:
     async def small_messages_only(js: Any) -> None:
-        await js.add_stream(name=EVENTS_STREAM, subjects=[EVENTS_FILTER], duplicate_window=DEDUP_WINDOW_S,
+        await js.add_stream(name=EVENTS_STREAM, subjects=[EVENTS_FILTER], duplicate_window=SHIPPED_LIMITS.duplicate_window_s,
                             max_msg_size=1000)
     await _on_nats(nats_server.url, small_messages_only)
     outbox = Outbox(tmp_path / FILE_NAME, "demo", "store-001")  # a backlog of 8, the third too big for the stream
