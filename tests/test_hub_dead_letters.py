@@ -37,23 +37,23 @@ async def test_a_dead_letter_redriven_from_the_console_lands_once_and_stays_mark
         hub = await nursery.start(run_hub, hub_config)
         letter, sale = await _refused_by_a_rule_then_fixed(hub.url, nats_server.url, database_url)
 
-        answer = await http.post(f"{hub.url}/api/dead-letters/{letter}/redrive")
+        answer = await http.post(f"{hub.url}/api/dead-letters/{letter}/redrive", json={})
         assert answer.status_code == 200, answer.text
         assert answer.json() == {"id": letter, "outcome": "applied"}
         assert [row["event_id"] for row in await query(database_url, "SELECT event_id FROM sales")] == [sale]
         [kept] = (await http.get(f"{hub.url}/api/dead-letters")).json()
         assert kept["id"] == letter and kept["redrive_outcome"] == "applied" and kept["redriven_at"]
 
-        again = await http.post(f"{hub.url}/api/dead-letters/{letter}/redrive")
+        again = await http.post(f"{hub.url}/api/dead-letters/{letter}/redrive", json={})
         assert again.status_code == 409 and "already re-driven" in again.json()["error"]
-        assert (await http.post(f"{hub.url}/api/dead-letters/999999/redrive")).status_code == 404
-        assert (await http.post(f"{hub.url}/api/dead-letters/abc/redrive")).status_code == 404
+        assert (await http.post(f"{hub.url}/api/dead-letters/999999/redrive", json={})).status_code == 404
+        assert (await http.post(f"{hub.url}/api/dead-letters/abc/redrive", json={})).status_code == 404
 
         # a second copy of the letter (say, dead-lettered twice) re-driven: the inbox still holds
         await query(database_url, "INSERT INTO dead_letters (event_id, subject, reason, payload)"
                     " SELECT event_id, subject, reason, payload FROM dead_letters WHERE id = $1", letter)
         copy = (await query(database_url, "SELECT max(id) AS id FROM dead_letters"))[0]["id"]
-        answer = await http.post(f"{hub.url}/api/dead-letters/{copy}/redrive")
+        answer = await http.post(f"{hub.url}/api/dead-letters/{copy}/redrive", json={})
         assert answer.json() == {"id": copy, "outcome": "already applied"}
         assert (await query(database_url, "SELECT count(*) AS n FROM sales"))[0]["n"] == 1
         nursery.cancel_scope.cancel()
