@@ -26,7 +26,7 @@ import pykka
 from pykka.messages import ProxyCall
 
 from edge_runtime.actor import Actor
-from edge_runtime.errors import ChildRefused, RestartIntensityExceeded
+from edge_runtime.errors import ChildRefused, RestartIntensityExceeded, StartTimedOut
 from edge_runtime.link import Link, binding
 from edge_runtime.spec import ChildSpec, Restart, Strategy, SupervisorSpec
 
@@ -324,20 +324,34 @@ class Supervisor(Actor):
             self._announce_up()
 
     def _spawn(self, child: _Child) -> BaseException | None:
-        """Start `child` and wait (on this thread) until its `started()` returned; None = up."""
+        """Start `child` and wait (on this thread) until its `started()` returned; None = up.
+
+        The wait is bounded by its start timeout, so a blocked start holds back no sibling's
+        restart for longer. A timed-out instance is abandoned: if it ever comes up it is not
+        bound to the name and is stopped at once; its exit is not reported.
+        """
+        lock = threading.Lock()  # orders the child's up/down against giving up on it
         started = threading.Event()
         failure: list[BaseException | None] = []
+        abandoned = False
 
         def up(ref: pykka.ActorRef[Any]) -> None:
-            self.registry.bind(child.name, ref)  # before the child's first message, see Link
-            started.set()
+            with lock:
+                if abandoned:
+                    ref.stop(block=False)  # queued before any message: its stopping() runs next
+                    return
+                self.registry.bind(child.name, ref)  # before the child's first message, see Link
+                started.set()
 
         def down(urn: str, reason: BaseException | None) -> None:
-            if started.is_set():
-                self._tell_self("_child_exited", child.name, urn, reason)
-            else:
-                failure.append(reason)
-                started.set()
+            with lock:
+                if abandoned:
+                    return
+                if started.is_set():
+                    self._tell_self("_child_exited", child.name, urn, reason)
+                else:
+                    failure.append(reason)
+                    started.set()
 
         ref: pykka.ActorRef[Any]
         try:
@@ -350,7 +364,15 @@ class Supervisor(Actor):
                     ref = Supervisor.start(child.spec, self._count_restart, handle)
         except Exception as exc:  # the constructor raised: a failed start like any other
             return exc
-        started.wait()
+        timeout = child.spec.start_timeout
+        if not started.wait(timeout):
+            with lock:
+                abandoned = not started.is_set()  # else it came up or failed just in time
+            if abandoned:
+                return StartTimedOut(
+                    f"child {child.name!r} did not finish starting within {timeout:g}s: "
+                    "that instance is abandoned (stopped if it ever comes up)"
+                )
         if failure:
             return failure[0]
         child.ref, child.urn, child.handle = ref, ref.actor_urn, handle
