@@ -3,28 +3,48 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
+def _address_in_use(exc: BaseException) -> bool:
+    """Whether `exc`, or any exception inside it (trio nurseries group them), is a bind to a busy port."""
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_address_in_use(inner) for inner in exc.exceptions)
+    return isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
+
+
+def _serve(command: str, main: Callable[[], Awaitable[None]], host: str, port: int, config: Path) -> int:
+    """Run a serving process; a port already taken is exit 2 and one sentence, not a traceback."""
+    from edge_runtime import run
+    try:
+        return run(main)
+    except (OSError, BaseExceptionGroup) as exc:
+        if not _address_in_use(exc):
+            raise
+        print(f"novapos {command}: port {port} on {host} is already in use: stop the other process or set "
+              f"[http] port in {config}", file=sys.stderr)
+        return 2
+
+
 def _edge(args: argparse.Namespace) -> int:
     from edge.app import run_edge
-    from edge_runtime import process
     from novapos.config import load_store
     config = load_store(args.config)
     config.check_runnable()
-    return process.run(lambda: run_edge(config))
+    return _serve("edge", lambda: run_edge(config), config.http_host, config.http_port, args.config)
 
 
 def _hub(args: argparse.Namespace) -> int:
-    from edge_runtime import process
     from hub.app import run_hub
     from novapos.config import load_hub
     config = load_hub(args.config)
     config.check_runnable()
-    return process.run(lambda: run_hub(config))
+    return _serve("hub", lambda: run_hub(config), config.http_host, config.http_port, args.config)
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -1,12 +1,26 @@
-"""The hub's settings: the tenants it serves, its console's address, NATS and PostgreSQL."""
+"""The hub's settings: the tenants it serves, its console's address, NATS, PostgreSQL and ingest batches.
+
+Checked with `novapos.validators` at load, so a hub with a setting it cannot use never starts: the
+ConfigError names the file and the setting and says what is allowed.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
-from novapos.config.reading import ConfigError, http_port, read_toml, table
+from novapos import validators
+from novapos.config.reading import ConfigError, read_toml, table
+
+MAX_INGEST_BATCH = 4096
+"""Most events the hub fetches and applies in one PostgreSQL transaction."""
+
+SETTINGS = frozenset({"tenants", "http", "nats", "database", "ingest"})
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -24,12 +38,49 @@ class HubConfig:
                               "[database] url in its config), or run `novapos demo` for embedded servers")
 
 
+def _checked(check: Callable[[], T]) -> T:
+    """A validator's result, its refusal turned into the ConfigError the CLI reports."""
+    try:
+        return check()
+    except validators.Invalid as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _tenants(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: tenants must be a list of tenant names such as [\"demo\"], "
+                          f"got {type(value).__name__} {str(value)[:40]!r}")
+    if not value:
+        raise ConfigError(f"{where}: tenants must name at least one tenant")
+    try:
+        names = tuple(validators.token(f"{where}: tenants[{i}]", name) for i, name in enumerate(value))
+    except validators.Invalid as exc:
+        raise ConfigError(str(exc)) from None
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where}: tenants must be unique, got {list(names)}")
+    return names
+
+
+def _url(section: dict[str, Any], env: str, where: str) -> str:
+    """The environment's URL if set, else the config's (which may be empty: check_runnable says so)."""
+    if os.environ.get(env):
+        return os.environ[env]
+    url = section.get("url", "")
+    return "" if url == "" else _checked(lambda: validators.text(where, url, max_length=2000))
+
+
 def load_hub(path: Path) -> HubConfig:
     data = read_toml(path)
-    http, nats, database = (table(data, key) for key in ("http", "nats", "database"))
+    unknown = sorted(set(data) - SETTINGS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(SETTINGS))}")
+    http, nats, database, ingest = (table(data, key) for key in ("http", "nats", "database", "ingest"))
     return HubConfig(
-        tenants=tuple(data.get("tenants", ["demo"])),
-        http_host=http.get("host", "127.0.0.1"), http_port=http_port(http, str(path), 8700),
-        nats_url=os.environ.get("NOVAPOS_NATS_URL") or nats.get("url", ""),
-        database_url=os.environ.get("NOVAPOS_DATABASE_URL") or database.get("url", ""),
+        tenants=_tenants(data.get("tenants", ["demo"]), str(path)),
+        http_host=_checked(lambda: validators.text(f"{path}: [http] host", http.get("host", "127.0.0.1"))),
+        http_port=_checked(lambda: validators.integer(f"{path}: [http] port", http.get("port", 8700), 0, 65535)),
+        nats_url=_url(nats, "NOVAPOS_NATS_URL", f"{path}: [nats] url"),
+        database_url=_url(database, "NOVAPOS_DATABASE_URL", f"{path}: [database] url"),
+        ingest_batch=_checked(lambda: validators.integer(f"{path}: [ingest] batch", ingest.get("batch", 256),
+                                                         1, MAX_INGEST_BATCH)),
     )
