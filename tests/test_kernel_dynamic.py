@@ -19,7 +19,7 @@ from edge_runtime import (
     SupervisorSpec,
     supervision_tree,
 )
-from edge_runtime.supervisor import Supervisor
+from edge_runtime._supervisor import Supervisor
 from tests.conftest_kernel import Boom, Countdown, Journal, worker
 
 FAST = Backoff(initial=0.001, maximum=0.01, jitter=0.0)

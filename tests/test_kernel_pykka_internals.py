@@ -24,20 +24,20 @@ PYKKA_MAJOR = 4
 
 # (owner, attribute, expected parameters, what the kernel does with it)
 INTERNALS: list[tuple[Any, str, list[str] | None, str]] = [
-    (pykka.Actor, "_create_actor_inbox", [], "edge_runtime/actor.py gives actors its closing Inbox through it"),
-    (pykka.Actor, "_create_future", [], "edge_runtime/actor.py gives asks its CallbackFuture through it"),
-    (pykka.Actor, "_start_actor_loop", ["self"], "edge_runtime/actor.py runs the loop on its own thread to report exits"),
-    (pykka.Actor, "_actor_loop", ["self"], "edge_runtime/actor.py runs it on the actor's thread"),
+    (pykka.Actor, "_create_actor_inbox", [], "edge_runtime/_actor.py gives actors its closing Inbox through it"),
+    (pykka.Actor, "_create_future", [], "edge_runtime/_actor.py gives asks its CallbackFuture through it"),
+    (pykka.Actor, "_start_actor_loop", ["self"], "edge_runtime/_actor.py runs the loop on its own thread to report exits"),
+    (pykka.Actor, "_actor_loop", ["self"], "edge_runtime/_actor.py runs it on the actor's thread"),
     (pykka.Actor, "_actor_loop_setup", ["self"], "pykka's _actor_loop calls on_start through it"),
     (pykka.Actor, "_actor_loop_running", ["self"], "pykka's _actor_loop handles mail in it until actor_stopped"),
-    (pykka.Actor, "_actor_loop_teardown", ["self"], "edge_runtime/actor.py closes the inbox in it before the last drain"),
-    (pykka.Actor, "_handle_receive", ["self", "message"], "edge_runtime/actor.py turns an escaping exception into a crash in it"),
+    (pykka.Actor, "_actor_loop_teardown", ["self"], "edge_runtime/_actor.py closes the inbox in it before the last drain"),
+    (pykka.Actor, "_handle_receive", ["self", "message"], "edge_runtime/_actor.py turns an escaping exception into a crash in it"),
     (pykka.Actor, "_handle_failure", ["self", "exception_type", "exception_value", "traceback"],
-     "edge_runtime/actor.py keeps a refused tell from stopping the actor in it"),
-    (pykka.ThreadingFuture, "set", ["self", "value"], "edge_runtime/future.py wakes trio when it is called"),
-    (pykka.ThreadingFuture, "set_exception", ["self", "exc_info"], "edge_runtime/future.py wakes trio when it is called"),
+     "edge_runtime/_actor.py keeps a refused tell from stopping the actor in it"),
+    (pykka.ThreadingFuture, "set", ["self", "value"], "edge_runtime/_future.py wakes trio when it is called"),
+    (pykka.ThreadingFuture, "set_exception", ["self", "exc_info"], "edge_runtime/_future.py wakes trio when it is called"),
     (pykka.messages, "ProxyCall", ["attr_path", "args", "kwargs"], "the registry and supervisor build asks from it"),
-    (pykka.messages, "_ActorStop", [], "edge_runtime/inbox.py answers a late stop request by its type"),
+    (pykka.messages, "_ActorStop", [], "edge_runtime/_inbox.py answers a late stop request by its type"),
 ]
 
 
@@ -78,13 +78,13 @@ def test_actors_get_their_mailbox_and_stop_flag_where_the_kernel_looks() -> None
     threading actor's mailbox is a queue.Queue, whose put() our Inbox intercepts in _put()."""
     actor = pykka.ThreadingActor()
     assert isinstance(actor.actor_inbox, queue.Queue), (
-        "pykka's ThreadingActor mailbox is no longer a queue.Queue: edge_runtime/inbox.py subclasses it")
+        "pykka's ThreadingActor mailbox is no longer a queue.Queue: edge_runtime/_inbox.py subclasses it")
     assert hasattr(actor.actor_stopped, "set") and not actor.actor_stopped.is_set(), (
-        "pykka's actor_stopped event changed: edge_runtime/actor.py sets it to stop taking mail")
+        "pykka's actor_stopped event changed: edge_runtime/_actor.py sets it to stop taking mail")
 
 
 def test_mail_reaches_the_inbox_as_envelopes_with_message_and_reply_to() -> None:
-    """edge_runtime/inbox.py answers late mail from the envelope's message and reply_to."""
+    """edge_runtime/_inbox.py answers late mail from the envelope's message and reply_to."""
     seen: list[Any] = []
 
     class Recording(queue.Queue[Any]):

@@ -25,10 +25,10 @@ from typing import Any
 import pykka
 from pykka.messages import ProxyCall
 
-from edge_runtime.actor import Actor
-from edge_runtime.errors import ChildRefused, RestartIntensityExceeded, StartTimedOut
-from edge_runtime.link import Link, binding
-from edge_runtime.spec import ChildSpec, Restart, Strategy, SupervisorSpec
+from edge_runtime._actor import Actor
+from edge_runtime._errors import ChildRefused, RestartIntensityExceeded, StartTimedOut
+from edge_runtime._link import Link, binding
+from edge_runtime._spec import ChildSpec, Restart, Strategy, SupervisorSpec
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from edge_runtime.actor import Actor
+    from edge_runtime._actor import Actor
 
 
 class Restart(enum.Enum):
