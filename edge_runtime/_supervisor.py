@@ -299,6 +299,7 @@ class Supervisor(Actor):
         Order is a dependency: until this supervisor is first up, and under one_for_all and
         rest_for_one, a child still in backoff holds back the pending children after it. Under
         one_for_one, once up, siblings are independent: one flapping child delays no other.
+        After a failed start it returns, and carries on from a message to itself.
         """
         ordered = not self._announced or self._spec.strategy is not Strategy.ONE_FOR_ONE
         while True:
@@ -316,6 +317,9 @@ class Supervisor(Actor):
                 self._spec.name, child.name, reason,
             )
             self._on_exit(child, reason)
+            # The retry, even an immediate one, goes through the mailbox: a child failing every
+            # start (each a start timeout long, say) must not keep its siblings' exits unread.
+            break
         if self._pending:
             # Ordered, nothing moves before the first pending child is due: waking earlier,
             # for a later one that is, would only spin on the mailbox.
@@ -327,8 +331,8 @@ class Supervisor(Actor):
         """Start `child` and wait (on this thread) until its `started()` returned; None = up.
 
         The wait is bounded by its start timeout, so a blocked start holds back no sibling's
-        restart for longer. A timed-out instance is abandoned: if it ever comes up it is not
-        bound to the name and is stopped at once; its exit is not reported.
+        restart for longer. A timed-out instance is abandoned: it is asked to stop (it does
+        once its `started()` returns), it is never bound to the name, its exit is not reported.
         """
         lock = threading.Lock()  # orders the child's up/down against giving up on it
         started = threading.Event()
@@ -338,8 +342,7 @@ class Supervisor(Actor):
         def up(ref: pykka.ActorRef[Any]) -> None:
             with lock:
                 if abandoned:
-                    ref.stop(block=False)  # queued before any message: its stopping() runs next
-                    return
+                    return  # its stop request is queued already: its stopping() runs next
                 self.registry.bind(child.name, ref)  # before the child's first message, see Link
                 started.set()
 
@@ -369,6 +372,9 @@ class Supervisor(Actor):
             with lock:
                 abandoned = not started.is_set()  # else it came up or failed just in time
             if abandoned:
+                # Stopped as soon as it takes mail: a child supervisor still retrying its own
+                # children must not go on doing so, nor hold their names, beside its successor.
+                ref.stop(block=False)
                 return StartTimedOut(
                     f"child {child.name!r} did not finish starting within {timeout:g}s: "
                     "that instance is abandoned (stopped if it ever comes up)"

@@ -7,9 +7,10 @@ import threading
 import time
 
 import pytest
+import trio
 
 from edge_runtime import Backoff, ChildSpec, StartTimedOut, SupervisorSpec, TreeFailed, supervision_tree
-from tests.conftest_kernel import Boom, Journal, Worker, worker
+from tests.conftest_kernel import Boom, Countdown, Journal, Worker, worker
 
 FAST = Backoff(initial=0.001, maximum=0.01, jitter=0.0)
 
@@ -47,13 +48,19 @@ def stuck_on_restart(journal: Journal, name: str, release: threading.Event, star
                      start_timeout=start_timeout, shutdown_timeout=0.2)
 
 
+@pytest.mark.parametrize(("intensity", "period"), [
+    (50, 5.0),
+    # b's timed-out starts are further apart than the period: each retry of b is immediate, and must
+    # still leave the supervisor free to read a's exit between two of them.
+    (3, 0.1),
+])
 async def test_a_sibling_crash_is_restarted_while_another_childs_start_is_blocked(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, intensity: int, period: float,
 ) -> None:
     journal = Journal()
     release = threading.Event()
     spec = SupervisorSpec("root", [worker(journal, "a"), stuck_on_restart(journal, "b", release, 0.3)],
-                          intensity=50, period=5.0, backoff=FAST)
+                          intensity=intensity, period=period, backoff=FAST)
     try:
         with caplog.at_level(logging.WARNING, logger="edge_runtime"):
             async with supervision_tree(spec) as tree:
@@ -107,3 +114,27 @@ def test_start_timeout_defaults_and_its_supervisor_bound() -> None:
     assert inner.start_timeout == pytest.approx((1.0 + 2.0) * 3 + 0.5 * 2 + 0.5)
     assert issubclass(StartTimedOut, TimeoutError)
 
+
+
+async def test_a_child_supervisor_that_never_comes_up_is_stopped_not_left_retrying() -> None:
+    journal = Journal()
+    # x fails every start after 0.05 s; restarts further apart than inner's period never add up to
+    # its intensity, so inner retries forever and never comes up: its parent's start timeout ends it.
+    inner = SupervisorSpec("inner", [worker(journal, "x", start_delay=0.05, fail_start=Countdown(-1), start_timeout=0.2)],
+                           intensity=1, period=0.01, backoff=Backoff(initial=0.01, maximum=0.1, jitter=0.0))
+    assert inner.start_timeout == pytest.approx(0.2 * 2 + 0.1 + 0.5)
+    spec = SupervisorSpec("root", [inner], intensity=1, backoff=FAST)
+    with pytest.raises(TreeFailed):
+        async with supervision_tree(spec):
+            pytest.fail("the body must not run")
+    # Every inner instance the root gave up on was stopped: nothing goes on retrying x.
+    await journal.wait_for(lambda: _quiet(journal), timeout=3.0)
+    attempts = len(journal.events("attempt"))
+    await trio.sleep(0.5)
+    assert len(journal.events("attempt")) == attempts
+
+
+def _quiet(journal: Journal) -> bool:
+    """No start attempt in the last 0.2 s."""
+    times = [t for t in journal.times("attempt", "x")]
+    return not times or time.monotonic() - times[-1] > 0.2
