@@ -51,8 +51,8 @@ async def test_the_wheel_installs_into_a_fresh_venv_and_its_demo_sells(tmp_path:
                cwd=outside)
     wheel = next((tmp_path / "dist").glob("novapos-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for shipped in ("novapos/configs/demo-store.toml", "novapos/configs/hub.toml",
-                    "novapos/configs/systemd/novapos-edge.service", "novapos/configs/systemd/novapos-hub@.service"):
+    for shipped in ("configs/demo-store.toml", "configs/hub.toml",
+                    "configs/systemd/novapos-edge.service", "configs/systemd/novapos-hub@.service"):
         assert shipped in names, f"{shipped} is missing from the wheel"
     assert not [name for name in names if name.startswith(("bench/", "tests/"))], "benchmarks or tests in the wheel"
 

@@ -11,8 +11,8 @@ from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
 
-CONFIGS = Path(str(files("novapos.configs")))
-"""The shipped configs: the repository's configs/ folder, installed as the package novapos.configs."""
+CONFIGS = Path(str(files("configs")))
+"""The shipped configs: the repository's configs/ folder, installed as the package `configs`."""
 
 
 def _address_in_use(exc: BaseException) -> bool:
