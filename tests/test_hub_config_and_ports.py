@@ -31,6 +31,7 @@ def test_the_shipped_hub_config_loads() -> None:
     (lambda t: t.replace('tenants = ["demo"]', 'tenants = ["demo", "acme shop"]'), "may use only letters, digits"),
     (lambda t: t.replace('tenants = ["demo"]', 'tenants = ["demo", "demo"]'), "tenants must be unique"),
     (lambda t: t.replace('tenants = ["demo"]', 'tenant = "demo"'), "unknown setting(s) tenant"),
+    (lambda t: t.replace("port = 8700", "prot = 8700"), "unknown setting(s) [http] prot"),
     (lambda t: t.replace("port = 8700", "port = 87000"), "[http] port must be from 0 to 65535"),
     (lambda t: t.replace("port = 8700", 'port = "8700"'), "[http] port must be a whole number"),
     (lambda t: t.replace('host = "127.0.0.1"', 'host = ""'), "[http] host must not be empty"),
