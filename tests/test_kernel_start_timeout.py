@@ -115,7 +115,6 @@ def test_start_timeout_defaults_and_its_supervisor_bound() -> None:
     assert issubclass(StartTimedOut, TimeoutError)
 
 
-
 async def test_a_child_supervisor_that_never_comes_up_is_stopped_not_left_retrying() -> None:
     journal = Journal()
     # x fails every start after 0.05 s; restarts further apart than inner's period never add up to
@@ -136,5 +135,5 @@ async def test_a_child_supervisor_that_never_comes_up_is_stopped_not_left_retryi
 
 def _quiet(journal: Journal) -> bool:
     """No start attempt in the last 0.2 s."""
-    times = [t for t in journal.times("attempt", "x")]
+    times = journal.times("attempt", "x")
     return not times or time.monotonic() - times[-1] > 0.2
