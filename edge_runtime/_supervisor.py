@@ -125,9 +125,10 @@ class Supervisor(Actor):
     def start_child(self, spec: ChildSpec | SupervisorSpec) -> None:
         """Add a child after the current ones and start it, as a static child is started.
 
-        Returns once its first start attempt is over: the child is up (its `started()`
-        returned and its name is bound), or that attempt failed, which is a crash like any
-        other (restart type, backoff, intensity; nothing is raised here). Under one_for_all
+        Returns once its first start attempt is over, at most its start timeout: the child is
+        up (its `started()` returned and its name is bound), or that attempt failed or timed
+        out, which is a crash like any other (restart type, backoff, intensity; nothing is
+        raised here). Under one_for_all
         and rest_for_one, while an earlier sibling waits out a backoff, the new child waits
         behind it, and this returns at once.
 
