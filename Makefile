@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench browser clean
+.PHONY: demo test lint bench tools clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/novapos demo
 
-test: lint browser
+# The whole suite, including the install test (marked `install`: it builds the wheel and runs the
+# demo from a fresh venv; `$(BIN)/python -m pytest -m "not install"` skips it).
+test: lint tools
 	$(BIN)/python -m pytest
 
 # ruff, then mypy on everything, then mypy --strict on the parts others build on.
@@ -25,16 +27,20 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy --strict $(STRICT)
 
-# The web till's UI test drives Debian's Chromium; install it when missing and we may (root).
-browser:
-	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+# $(call debian,COMMANDS,PACKAGES,WHO): install Debian PACKAGES when one of COMMANDS is missing and we may (root).
+debian = if ! { $(foreach c,$(1),command -v $(c) >/dev/null &&) true; }; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing chromium and chromium-driver for the web till UI test"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	    echo "installing $(2) for $(3)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
 	  else \
-	    echo "the web till UI test needs chromium and chromium-driver: sudo apt-get install chromium chromium-driver"; \
+	    echo "$(3) needs $(2): sudo apt-get install $(2)"; \
 	  fi; \
 	fi
+
+# Debian tools that tests drive: Chromium for the web till UI test, systemd-analyze for the units' test.
+tools:
+	@$(call debian,chromium chromedriver,chromium chromium-driver,the web till UI test)
+	@$(call debian,systemd-analyze,systemd,the systemd units test)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.kernel

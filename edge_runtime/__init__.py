@@ -3,14 +3,14 @@
 Nothing here knows what the actors do. See docs/kernel.md for how the pieces fit.
 """
 
-from edge_runtime.actor import Actor
-from edge_runtime.asyncio_seam import AsyncioSeam
-from edge_runtime.errors import ChildRefused, RestartIntensityExceeded, TreeFailed
-from edge_runtime.process import run
-from edge_runtime.registry import Registry
-from edge_runtime.spec import Backoff, ChildSpec, Restart, Strategy, SupervisorSpec
-from edge_runtime.systemd import Notifier
-from edge_runtime.tree import Tree, supervision_tree
+from edge_runtime._actor import Actor
+from edge_runtime._asyncio_seam import AsyncioSeam
+from edge_runtime._errors import ChildRefused, RestartIntensityExceeded, StartTimedOut, TreeFailed
+from edge_runtime._process import run
+from edge_runtime._registry import Registry
+from edge_runtime._spec import Backoff, ChildSpec, Restart, Strategy, SupervisorSpec
+from edge_runtime._systemd import Notifier
+from edge_runtime._tree import Tree, supervision_tree
 
 __all__ = [
     "Actor",
@@ -22,6 +22,7 @@ __all__ = [
     "Registry",
     "Restart",
     "RestartIntensityExceeded",
+    "StartTimedOut",
     "Strategy",
     "SupervisorSpec",
     "Tree",

@@ -134,8 +134,9 @@ def worker(
     name: str,
     restart: Restart = Restart.PERMANENT,
     shutdown_timeout: float = 2.0,
+    start_timeout: float = 5.0,
     **kwargs: Any,
 ) -> ChildSpec:
     """The spec of a `Worker` named `name`; extra keywords go to its constructor."""
     return ChildSpec(name, Worker, args=(journal, name), kwargs=kwargs, restart=restart,
-                     shutdown_timeout=shutdown_timeout)
+                     shutdown_timeout=shutdown_timeout, start_timeout=start_timeout)

@@ -107,3 +107,15 @@ def test_demo_runs_both_processes_and_a_sale_lands_once(tmp_path: Path) -> None:
     for port in (till_port, console_port):
         with pytest.raises(OSError):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+
+
+def test_embedded_postgres_starts_in_a_deep_state_folder(tmp_path: Path) -> None:
+    """A Unix socket path is limited to 107 bytes; the demo's state folder may be deeper than that."""
+    from novapos.demo.embedded_postgres import EmbeddedPostgres
+    deep = tmp_path / ("a-rather-long-folder-name-" * 4) / "state" / "postgres"
+    assert len(str(deep / "pgdata" / ".s.PGSQL.65535")) > 107
+    with EmbeddedPostgres(deep) as server:
+        result = subprocess.run([sys.executable, "-c", "import asyncio, asyncpg, sys; "
+                                 "print(asyncio.run(asyncpg.connect(sys.argv[1])).__class__.__name__)", server.url()],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr

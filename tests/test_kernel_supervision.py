@@ -189,7 +189,7 @@ async def test_shutdown_stops_in_reverse_and_abandons_a_hung_child_after_its_tim
         worker(journal, "c"),
     ])
     try:
-        with caplog.at_level(logging.WARNING, logger="edge_runtime.supervisor"):
+        with caplog.at_level(logging.WARNING, logger="edge_runtime._supervisor"):
             async with supervision_tree(spec):
                 pass
             begun = time.monotonic()
@@ -217,7 +217,7 @@ async def test_backoff_grows_between_consecutive_restarts(caplog: pytest.LogCapt
     journal = Journal()
     backoff = Backoff(initial=0.02, maximum=1.0, multiplier=2.0, jitter=0.0)
     spec = sup("root", [worker(journal, "f", fail_start=Countdown(5))], intensity=10, backoff=backoff)
-    with caplog.at_level(logging.WARNING, logger="edge_runtime.supervisor"):
+    with caplog.at_level(logging.WARNING, logger="edge_runtime._supervisor"):
         async with supervision_tree(spec) as tree:
             attempts = journal.times("attempt", "f")
             assert tree.restarts == 5

@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from edge_runtime import Actor, Backoff, ChildSpec, SupervisorSpec, supervision_tree
-from edge_runtime.registry import proxy_call
+from edge_runtime._registry import proxy_call
 from tests.conftest import wait_until
 from tests.conftest_kernel import Boom, Journal, Worker, worker
 

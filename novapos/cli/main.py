@@ -3,28 +3,67 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from importlib.resources import files
 from pathlib import Path
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(str(files("configs")))
+"""The shipped configs: the repository's configs/ folder, installed as the package `configs`."""
+
+
+def _address_in_use(exc: BaseException) -> bool:
+    """Whether `exc`, or any exception inside it (trio nurseries group them), is a bind to a busy port."""
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_address_in_use(inner) for inner in exc.exceptions)
+    return isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
+
+
+def _serve(command: str, main: Callable[[], Awaitable[None]], host: str, port: int, setting: str) -> int:
+    """Run a serving process; a port already taken is exit 2 and one sentence, not a traceback."""
+    from edge_runtime import run
+    try:
+        return run(main)
+    except (OSError, BaseExceptionGroup) as exc:
+        if not _address_in_use(exc):
+            raise
+        print(f"novapos {command}: port {port} on {host} is already in use: stop the other process or set {setting}",
+              file=sys.stderr)
+        return 2
+
+
+def _port(text: str) -> int:
+    """A TCP port from the command line; argparse turns the refusal into exit 2 and its sentence."""
+    from novapos.validators import Invalid, integer
+    try:
+        return integer("the port", int(text) if text.isdigit() else text, 0, 65535)
+    except Invalid as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _edge(args: argparse.Namespace) -> int:
     from edge.app import run_edge
-    from edge_runtime import process
     from novapos.config import load_store
     config = load_store(args.config)
+    state_directory = os.environ.get("STATE_DIRECTORY")  # systemd's StateDirectory=: the one writable place
+    if state_directory and not config.state_dir.is_absolute():
+        config = replace(config, state_dir=Path(state_directory.split(":")[0]) / config.state_dir)
     config.check_runnable()
-    return process.run(lambda: run_edge(config))
+    return _serve("edge", lambda: run_edge(config), config.http_host, config.http_port, f"[http] port in {args.config}")
 
 
 def _hub(args: argparse.Namespace) -> int:
-    from edge_runtime import process
     from hub.app import run_hub
     from novapos.config import load_hub
     config = load_hub(args.config)
+    if args.http_port is not None:
+        config = replace(config, http_port=args.http_port)
     config.check_runnable()
-    return process.run(lambda: run_hub(config))
+    setting = "another --http-port" if args.http_port is not None else f"[http] port in {args.config}"
+    return _serve("hub", lambda: run_hub(config), config.http_host, config.http_port, setting)
 
 
 def _hub_dead_letters(args: argparse.Namespace) -> int:
@@ -80,7 +119,8 @@ def parser() -> argparse.ArgumentParser:
                                "the web till over HTTP. Keeps selling while the hub or NATS is away. Runs until "
                                "SIGTERM/SIGINT; speaks sd_notify when started by systemd (Type=notify).")
     edge.add_argument("--config", type=Path, default=CONFIGS / "demo-store.toml",
-                      help="store TOML (default: %(default)s); NOVAPOS_NATS_URL overrides its [nats] url")
+                      help="store TOML (default: %(default)s); NOVAPOS_NATS_URL overrides its [nats] url, and a "
+                      "relative [state] dir is kept under $STATE_DIRECTORY when systemd sets it")
     edge.set_defaults(run=_edge)
 
     hub = commands.add_parser("hub", help="run the hub (ingest to PostgreSQL, hub console)",
@@ -88,6 +128,9 @@ def parser() -> argparse.ArgumentParser:
                               "exactly once (idempotent inbox), and serves the hub console. Start N of them to "
                               "share the load. NOVAPOS_NATS_URL and NOVAPOS_DATABASE_URL override the config.")
     hub.add_argument("--config", type=Path, default=CONFIGS / "hub.toml", help="hub TOML (default: %(default)s)")
+    hub.add_argument("--http-port", type=_port, metavar="PORT",
+                     help="console port, instead of the config's [http] port: each of N hub processes on one "
+                     "machine needs its own (the systemd unit novapos-hub@PORT passes its instance name)")
     hub.set_defaults(run=_hub)
     _add_hub_dead_letters(hub)
 

@@ -1,4 +1,8 @@
-"""The hub's settings: the tenants it serves, its console's address, NATS and PostgreSQL."""
+"""The hub's settings: the tenants it serves, its console's address, NATS, PostgreSQL and ingest batches.
+
+Checked with `novapos.validators` at load, so a hub with a setting it cannot use never starts: the
+ConfigError names the file and the setting and says what is allowed.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,18 @@ from pathlib import Path
 from typing import Any
 
 from novapos import validators
-from novapos.config.reading import ConfigError, http_port, read_toml, table
+from novapos.config.reading import ConfigError, read_toml, table
+
+MAX_INGEST_BATCH = 4096
+"""Most events the hub fetches and applies in one PostgreSQL transaction."""
+
+SETTINGS: dict[str, frozenset[str]] = {
+    "tenants": frozenset(), "http": frozenset({"host", "port"}), "nats": frozenset({"url"}),
+    "database": frozenset({"url"}), "ingest": frozenset({"batch"}),
+    "stream": frozenset({"max_age_days", "max_bytes", "replicas", "duplicate_window_s"}),
+    "dead_letters": frozenset({"retention_days"}),
+}
+"""Every setting the hub reads, by table: a mistyped one is refused, not silently ignored."""
 
 
 @dataclass(frozen=True)
@@ -37,34 +52,57 @@ class HubConfig:
                               "[database] url in its config), or run `novapos demo` for embedded servers")
 
 
+def _tenants(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: tenants must be a list of tenant names such as [\"demo\"], "
+                          f"got {type(value).__name__} {str(value)[:40]!r}")
+    if not value:
+        raise ConfigError(f"{where}: tenants must name at least one tenant")
+    names = tuple(validators.token(f"{where}: tenants[{i}]", name) for i, name in enumerate(value))
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where}: tenants must be unique, got {list(names)}")
+    return names
+
+
+def _url(section: dict[str, Any], env: str, where: str) -> str:
+    """The environment's URL if set, else the config's (which may be empty: check_runnable says so)."""
+    if os.environ.get(env):
+        return os.environ[env]
+    url = section.get("url", "")
+    return "" if url == "" else validators.text(where, url, max_length=2000)
+
+
 def load_hub(path: Path) -> HubConfig:
     data = read_toml(path)
-    http, nats, database, dead_letters, stream = (
-        table(data, key) for key in ("http", "nats", "database", "dead_letters", "stream"))
-    return HubConfig(
-        tenants=tuple(data.get("tenants", ["demo"])),
-        http_host=http.get("host", "127.0.0.1"), http_port=http_port(http, str(path), 8700),
-        nats_url=os.environ.get("NOVAPOS_NATS_URL") or nats.get("url", ""),
-        database_url=os.environ.get("NOVAPOS_DATABASE_URL") or database.get("url", ""),
-        dead_letter_retention_days=_whole_number(
-            f"{path}: [dead_letters] retention_days",
-            dead_letters.get("retention_days", HubConfig.dead_letter_retention_days), 1, 36500),
-        stream=StreamLimits(
-            max_age_days=_whole_number(f"{path}: [stream] max_age_days",
-                                       stream.get("max_age_days", StreamLimits.max_age_days), 1, 3650),
-            max_bytes=_whole_number(f"{path}: [stream] max_bytes",
-                                    stream.get("max_bytes", StreamLimits.max_bytes), 1024**2, 2**50),
-            replicas=_whole_number(f"{path}: [stream] replicas", stream.get("replicas", StreamLimits.replicas), 1, 5),
-            duplicate_window_s=_whole_number(f"{path}: [stream] duplicate_window_s",
-                                             stream.get("duplicate_window_s", StreamLimits.duplicate_window_s),
-                                             1, 86400),
-        ),
-    )
+    unknown = sorted(set(data) - set(SETTINGS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(SETTINGS)}")
+    sections = {key: table(data, key) for key in SETTINGS if key != "tenants"}
+    for key, section in sections.items():
+        if unknown := sorted(set(section) - SETTINGS[key]):
+            raise ConfigError(f"{path}: unknown setting(s) [{key}] {', '.join(unknown)}; "
+                              f"known: {', '.join(sorted(SETTINGS[key]))}")
+    http, nats, database, ingest = (sections[key] for key in ("http", "nats", "database", "ingest"))
 
+    def whole(table_key: str, key: str, default: int, minimum: int, maximum: int) -> int:
+        return validators.integer(f"{path}: [{table_key}] {key}", sections[table_key].get(key, default), minimum, maximum)
 
-def _whole_number(where: str, value: Any, minimum: int, maximum: int) -> int:
-    """A bounded whole number, refused as a ConfigError with the validator's sentence."""
     try:
-        return validators.integer(where, value, minimum, maximum)
+        return HubConfig(
+            tenants=_tenants(data.get("tenants", ["demo"]), str(path)),
+            http_host=validators.text(f"{path}: [http] host", http.get("host", "127.0.0.1")),
+            http_port=validators.integer(f"{path}: [http] port", http.get("port", 8700), 0, 65535),
+            nats_url=_url(nats, "NOVAPOS_NATS_URL", f"{path}: [nats] url"),
+            database_url=_url(database, "NOVAPOS_DATABASE_URL", f"{path}: [database] url"),
+            ingest_batch=validators.integer(f"{path}: [ingest] batch", ingest.get("batch", 256), 1, MAX_INGEST_BATCH),
+            dead_letter_retention_days=whole("dead_letters", "retention_days",
+                                             HubConfig.dead_letter_retention_days, 1, 36500),
+            stream=StreamLimits(
+                max_age_days=whole("stream", "max_age_days", StreamLimits.max_age_days, 1, 3650),
+                max_bytes=whole("stream", "max_bytes", StreamLimits.max_bytes, 1024**2, 2**50),
+                replicas=whole("stream", "replicas", StreamLimits.replicas, 1, 5),
+                duplicate_window_s=whole("stream", "duplicate_window_s", StreamLimits.duplicate_window_s, 1, 86400),
+            ),
+        )
     except validators.Invalid as exc:
         raise ConfigError(str(exc)) from None

@@ -65,7 +65,9 @@ class EmbeddedPostgres(EmbeddedServer):
         self._server = ManagedProcess(
             "postgres",
             [str(postgres_bin_dir() / "postgres"), "-D", str(self.pgdata), "-h", host, "-p", str(self.port),
-             "-k", str(self.pgdata), "-c", "fsync=on", "-c", "max_connections=200"],
+             # No Unix socket: clients use TCP, and a socket path is limited to 107 bytes, which a
+             # deep state folder exceeds (the server would refuse to start).
+             "-k", "", "-c", "fsync=on", "-c", "max_connections=200"],
             state_dir / "postgres.log", stop_signal=signal.SIGINT, user=self.user,
         )
 

@@ -103,10 +103,8 @@ class Demo:
             store_config = self.state_dir / "store.toml"
             base_devices = tomllib.loads((CONFIGS / "demo-store.toml").read_text())["devices"]
             write_store_config(store_config, self.state_dir, self.till_port, hardware.devices(base_devices))
-            hub_config = self.state_dir / "hub.toml"
-            hub_config.write_text((CONFIGS / "hub.toml").read_text().replace("port = 8700", f"port = {self.console_port}"))
-
-            hub = self._spawn(stack, "hub", ["hub", "--config", str(hub_config)], env)
+            hub_config = ["--config", str(CONFIGS / "hub.toml"), "--http-port", str(self.console_port)]
+            hub = self._spawn(stack, "hub", ["hub", *hub_config], env)
             console_url = f"http://127.0.0.1:{self.console_port}"
             wait_healthy(console_url, hub, "the hub")
             edge = self._spawn(stack, "store edge", ["edge", "--config", str(store_config)], env)

@@ -18,13 +18,13 @@ from typing import Any, cast
 import pykka
 import trio
 
-from edge_runtime.bridge import call_soon, wait_future
-from edge_runtime.errors import TreeFailed, is_crash
-from edge_runtime.future import CallbackFuture
-from edge_runtime.link import Link, binding
-from edge_runtime.registry import Registry, proxy_call
-from edge_runtime.spec import ChildSpec, SupervisorSpec
-from edge_runtime.supervisor import Handle, Supervisor
+from edge_runtime._bridge import call_soon, wait_future
+from edge_runtime._errors import TreeFailed, is_crash
+from edge_runtime._future import CallbackFuture
+from edge_runtime._link import Link, binding
+from edge_runtime._registry import Registry, proxy_call
+from edge_runtime._spec import ChildSpec, SupervisorSpec
+from edge_runtime._supervisor import Handle, Supervisor
 
 logger = logging.getLogger(__name__)
 

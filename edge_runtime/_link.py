@@ -15,7 +15,7 @@ from typing import Any
 
 import pykka
 
-from edge_runtime.registry import Registry
+from edge_runtime._registry import Registry
 
 
 @dataclass(frozen=True)

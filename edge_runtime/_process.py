@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import trio
 
-from edge_runtime.errors import TreeFailed
+from edge_runtime._errors import TreeFailed
 
 logger = logging.getLogger(__name__)
 

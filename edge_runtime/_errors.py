@@ -26,6 +26,14 @@ class RestartIntensityExceeded(Exception):
     """
 
 
+class StartTimedOut(TimeoutError):
+    """A child did not finish starting within its spec's `start_timeout`.
+
+    It is the reason of that failed start: restart type, backoff and intensity apply as to any
+    crash, and the blocked instance is abandoned (stopped if its `started()` ever returns).
+    """
+
+
 class ChildRefused(ValueError):
     """`Supervisor.start_child` refused a spec: not a spec, or one of its names is already in use.
 

@@ -25,10 +25,10 @@ from typing import Any
 import pykka
 from pykka.messages import ProxyCall
 
-from edge_runtime.actor import Actor
-from edge_runtime.errors import ChildRefused, RestartIntensityExceeded
-from edge_runtime.link import Link, binding
-from edge_runtime.spec import ChildSpec, Restart, Strategy, SupervisorSpec
+from edge_runtime._actor import Actor
+from edge_runtime._errors import ChildRefused, RestartIntensityExceeded, StartTimedOut
+from edge_runtime._link import Link, binding
+from edge_runtime._spec import ChildSpec, Restart, Strategy, SupervisorSpec
 
 logger = logging.getLogger(__name__)
 
@@ -125,9 +125,10 @@ class Supervisor(Actor):
     def start_child(self, spec: ChildSpec | SupervisorSpec) -> None:
         """Add a child after the current ones and start it, as a static child is started.
 
-        Returns once its first start attempt is over: the child is up (its `started()`
-        returned and its name is bound), or that attempt failed, which is a crash like any
-        other (restart type, backoff, intensity; nothing is raised here). Under one_for_all
+        Returns once its first start attempt is over, at most its start timeout: the child is
+        up (its `started()` returned and its name is bound), or that attempt failed or timed
+        out, which is a crash like any other (restart type, backoff, intensity; nothing is
+        raised here). Under one_for_all
         and rest_for_one, while an earlier sibling waits out a backoff, the new child waits
         behind it, and this returns at once.
 
@@ -299,6 +300,7 @@ class Supervisor(Actor):
         Order is a dependency: until this supervisor is first up, and under one_for_all and
         rest_for_one, a child still in backoff holds back the pending children after it. Under
         one_for_one, once up, siblings are independent: one flapping child delays no other.
+        After a failed start it returns, and carries on from a message to itself.
         """
         ordered = not self._announced or self._spec.strategy is not Strategy.ONE_FOR_ONE
         while True:
@@ -316,6 +318,9 @@ class Supervisor(Actor):
                 self._spec.name, child.name, reason,
             )
             self._on_exit(child, reason)
+            # The retry, even an immediate one, goes through the mailbox: a child failing every
+            # start (each a start timeout long, say) must not keep its siblings' exits unread.
+            break
         if self._pending:
             # Ordered, nothing moves before the first pending child is due: waking earlier,
             # for a later one that is, would only spin on the mailbox.
@@ -324,20 +329,33 @@ class Supervisor(Actor):
             self._announce_up()
 
     def _spawn(self, child: _Child) -> BaseException | None:
-        """Start `child` and wait (on this thread) until its `started()` returned; None = up."""
+        """Start `child` and wait (on this thread) until its `started()` returned; None = up.
+
+        The wait is bounded by its start timeout, so a blocked start holds back no sibling's
+        restart for longer. A timed-out instance is abandoned: it is asked to stop (it does
+        once its `started()` returns), it is never bound to the name, its exit is not reported.
+        """
+        lock = threading.Lock()  # orders the child's up/down against giving up on it
         started = threading.Event()
         failure: list[BaseException | None] = []
+        abandoned = False
 
         def up(ref: pykka.ActorRef[Any]) -> None:
-            self.registry.bind(child.name, ref)  # before the child's first message, see Link
-            started.set()
+            with lock:
+                if abandoned:
+                    return  # its stop request is queued already: its stopping() runs next
+                self.registry.bind(child.name, ref)  # before the child's first message, see Link
+                started.set()
 
         def down(urn: str, reason: BaseException | None) -> None:
-            if started.is_set():
-                self._tell_self("_child_exited", child.name, urn, reason)
-            else:
-                failure.append(reason)
-                started.set()
+            with lock:
+                if abandoned:
+                    return
+                if started.is_set():
+                    self._tell_self("_child_exited", child.name, urn, reason)
+                else:
+                    failure.append(reason)
+                    started.set()
 
         ref: pykka.ActorRef[Any]
         try:
@@ -350,7 +368,18 @@ class Supervisor(Actor):
                     ref = Supervisor.start(child.spec, self._count_restart, handle)
         except Exception as exc:  # the constructor raised: a failed start like any other
             return exc
-        started.wait()
+        timeout = child.spec.start_timeout
+        if not started.wait(timeout):
+            with lock:
+                abandoned = not started.is_set()  # else it came up or failed just in time
+            if abandoned:
+                # Stopped as soon as it takes mail: a child supervisor still retrying its own
+                # children must not go on doing so, nor hold their names, beside its successor.
+                ref.stop(block=False)
+                return StartTimedOut(
+                    f"child {child.name!r} did not finish starting within {timeout:g}s: "
+                    "that instance is abandoned (stopped if it ever comes up)"
+                )
         if failure:
             return failure[0]
         child.ref, child.urn, child.handle = ref, ref.actor_urn, handle

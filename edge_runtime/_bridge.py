@@ -12,7 +12,7 @@ from typing import Any
 
 import trio
 
-from edge_runtime.future import CallbackFuture
+from edge_runtime._future import CallbackFuture
 
 
 def call_soon(token: trio.lowlevel.TrioToken, fn: Callable[..., object], *args: Any) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import pykka
 from pykka.messages import ProxyCall
 
-from edge_runtime.errors import is_crash
+from edge_runtime._errors import is_crash
 
 logger = logging.getLogger(__name__)
 

@@ -17,12 +17,12 @@ from typing import Any, ClassVar, cast
 import pykka
 from pykka.messages import ProxyCall
 
-from edge_runtime import link as links
-from edge_runtime import timers
-from edge_runtime.errors import mark_crash
-from edge_runtime.future import CallbackFuture
-from edge_runtime.inbox import Inbox
-from edge_runtime.registry import Registry
+from edge_runtime import _link as links
+from edge_runtime import _timers as timers
+from edge_runtime._errors import mark_crash
+from edge_runtime._future import CallbackFuture
+from edge_runtime._inbox import Inbox
+from edge_runtime._registry import Registry
 
 logger = logging.getLogger(__name__)
 

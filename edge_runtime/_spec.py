@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from edge_runtime.actor import Actor
+    from edge_runtime._actor import Actor
 
 
 class Restart(enum.Enum):
@@ -67,7 +67,12 @@ class Backoff:
 
 @dataclass(frozen=True)
 class ChildSpec:
-    """One actor: how to build it, when to restart it, how long it may take to stop."""
+    """One actor: how to build it, when to restart it, how long it may take to start and to stop.
+
+    A start that has not finished (`started()` returned or raised) within `start_timeout` is a
+    failed start like any other: the supervisor stops waiting, abandons that instance (it is
+    stopped if it ever comes up) and applies restart type, backoff and intensity.
+    """
 
     name: str
     actor_class: type[Actor]
@@ -75,6 +80,7 @@ class ChildSpec:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     restart: Restart = Restart.PERMANENT
     shutdown_timeout: float = 5.0
+    start_timeout: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,13 @@ class SupervisorSpec:
         """How long its parent waits for it to stop: every child, one after another, using its
         whole timeout, plus a little for the supervisor's own mailbox."""
         return sum(child.shutdown_timeout for child in self.children) + 0.5
+
+    @property
+    def start_timeout(self) -> float:
+        """How long its parent waits for it to come up: every child's start may fail and be
+        retried up to `intensity` times, each retry after at most `backoff.maximum`."""
+        tries = self.intensity + 1
+        return sum(child.start_timeout for child in self.children) * tries + self.backoff.maximum * self.intensity + 0.5
 
     def walk(self) -> Iterator[ChildSpec | SupervisorSpec]:
         """This spec and every spec below it, depth first."""

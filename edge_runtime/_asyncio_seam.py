@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import trio
 
-from edge_runtime.bridge import call_soon
+from edge_runtime._bridge import call_soon
 
 T = TypeVar("T")
 
