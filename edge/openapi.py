@@ -8,7 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from novapos.adapters.http import MAX_BODY_BYTES
-from novapos.validators import MAX_LINE_QUANTITY, MAX_MINOR, MAX_TEXT_LENGTH, MAX_TOKEN_LENGTH, TOKEN_PATTERN
+from novapos.validators import (
+    CURRENCY_PATTERN,
+    MAX_LINE_QUANTITY,
+    MAX_MINOR,
+    MAX_TEXT_LENGTH,
+    MAX_TOKEN_LENGTH,
+    TOKEN_PATTERN,
+)
 
 _TOKEN = {"type": "string", "minLength": 1, "maxLength": MAX_TOKEN_LENGTH, "pattern": f"^{TOKEN_PATTERN}$"}
 _TEXT = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_LENGTH,
@@ -16,7 +23,7 @@ _TEXT = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_LENGTH,
 _MONEY = {"type": "object", "required": ["minor", "currency"],
           "properties": {"minor": {"type": "integer", "minimum": 0, "maximum": MAX_MINOR,
                                    "description": "minor units (cents)"},
-                         "currency": {"type": "string", "pattern": "^[A-Z]{3}$"}}}
+                         "currency": {"type": "string", "pattern": f"^{CURRENCY_PATTERN}$"}}}
 _ERROR = {"description": "refused; `error` says why and what to do",
           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _STATE = {"description": "the till's state after the request",

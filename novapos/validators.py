@@ -27,7 +27,9 @@ MAX_TEXT_LENGTH = 200
 TOKEN_PATTERN = r"[A-Za-z0-9_-]+"
 """What a name token may hold (for documents that describe the bounds, such as the OpenAPI document)."""
 _TOKEN = re.compile(TOKEN_PATTERN)
-_CURRENCY = re.compile(r"[A-Z]{3}")
+CURRENCY_PATTERN = r"[A-Z]{3}"
+"""ISO 4217 codes; the hub stores them as char(3)."""
+_CURRENCY = re.compile(CURRENCY_PATTERN)
 
 
 class Invalid(ValueError):

@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Route
 from hub.console.context import Console
 from novapos import validators
 from novapos.adapters.http import ApiError
-from novapos.validators import MAX_MINOR
+from novapos.validators import CURRENCY_PATTERN, MAX_MINOR
 
 MAX_SALES_SHOWN = 500
 STORES_SQL = (
@@ -49,9 +49,9 @@ OPENAPI = {"paths": {
     "Store": {"type": "object", "properties": {
         "tenant": {"type": "string"}, "store": {"type": "string"}, "sales": {"type": "integer", "minimum": 0},
         "totals": {"type": "array", "items": {"type": "object", "properties": {
-            "currency": {"type": "string", "pattern": "^[A-Z]{3}$"}, "minor": {"type": "integer"}}}},
+            "currency": {"type": "string", "pattern": f"^{CURRENCY_PATTERN}$"}, "minor": {"type": "integer"}}}},
         "total_minor": {"type": ["integer", "null"], "description": "takings, when the store sells in one currency"},
-        "currency": {"type": ["string", "null"], "pattern": "^[A-Z]{3}$"},
+        "currency": {"type": ["string", "null"], "pattern": f"^{CURRENCY_PATTERN}$"},
         "last_seq": {"type": "integer", "minimum": 1}, "missing": {"type": "integer", "minimum": 0},
         "reused": {"type": "integer", "minimum": 0}, "last_sale": {"type": ["string", "null"], "format": "date-time"},
         "clock_skew_s": {"type": ["number", "null"],
@@ -61,7 +61,7 @@ OPENAPI = {"paths": {
         "event_id": {"type": "string", "format": "uuid"}, "tenant": {"type": "string"}, "store": {"type": "string"},
         "seq": {"type": "integer", "minimum": 1}, "till": {"type": "string"}, "cashier": {"type": "string"},
         "total_minor": {"type": "integer", "minimum": 0, "maximum": MAX_MINOR},
-        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"}, "completed_at": {"type": "string", "format": "date-time"},
+        "currency": {"type": "string", "pattern": f"^{CURRENCY_PATTERN}$"}, "completed_at": {"type": "string", "format": "date-time"},
         "clock_suspect": {"type": "boolean", "description": "the time is implausible: the store's clock was wrong"}}},
 }}
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from drivers.hid_socket import SETTING_PREFIX as HID_SOCKET
 from drivers.registry import DriverSpec, driver_names, driver_spec
 from novapos.config.reading import KIND_WORDS, ConfigError, require
-from novapos.validators import Invalid, text
+from novapos.validators import Invalid, text, token
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,6 @@ class DevicesConfig:
             next((r for r in candidates if r.till is None), None)
 
 
-DEVICE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _RULE_FIELDS = {"name": str, "driver": str, "till": str, "host": str, "port": int, "path": str,
                 "vendor_id": int, "product_id": int, "serial_number": str, "printer": str, "baudrate": int, "pin": int}
 
@@ -74,8 +72,10 @@ def _device_rule(raw: dict[str, Any], where: str, tills: tuple[str, ...]) -> Dev
         if key in raw and (not isinstance(raw[key], kind) or isinstance(raw[key], bool)):
             raise ConfigError(f"{where}: '{key}' must be {KIND_WORDS[kind]}, got {raw[key]!r}")
     name, driver = require(raw, "name", str, where), require(raw, "driver", str, where)
-    if not DEVICE_NAME.match(name):
-        raise ConfigError(f"{where}: device name {name!r} must be 1-64 letters, digits, '-' or '_'")
+    try:
+        token(f"{where}: device name", name)
+    except Invalid as exc:
+        raise ConfigError(str(exc)) from None
     if driver not in driver_names():
         raise ConfigError(f"{where}: unknown driver {driver!r} (known: {', '.join(driver_names())})")
     rule = DeviceRule(**raw)

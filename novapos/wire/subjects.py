@@ -6,23 +6,16 @@ credentials to its own subjects; the hub still checks that an event's store matc
 
 from __future__ import annotations
 
-import re
+from novapos.validators import token
 
 EVENTS_STREAM = "NOVAPOS_EVENTS"
 EVENTS_FILTER = "novapos.*.*.evt.>"
-_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-def check_token(kind: str, value: str) -> str:
-    """Tenant, store and type names become subject tokens: no dots, wildcards or spaces."""
-    if not _TOKEN.match(value):
-        raise ValueError(f"{kind} {value!r} must be 1-64 letters, digits, '-' or '_'")
-    return value
 
 
 def event_subject(tenant: str, store: str, event_type: str) -> str:
-    return (f"novapos.{check_token('tenant', tenant)}.{check_token('store', store)}"
-            f".evt.{check_token('event type', event_type.replace('.', '_'))}")
+    """Tenant, store and type names become subject tokens (validators.token): no dots, wildcards or spaces."""
+    return (f"novapos.{token('tenant', tenant)}.{token('store', store)}"
+            f".evt.{token('event type', event_type.replace('.', '_'))}")
 
 
 def parse_event_subject(subject: str) -> tuple[str, str, str]:
