@@ -55,6 +55,8 @@ DEMO = (CONFIGS / "demo-store.toml").read_text()
     (lambda t: t.replace("debounce_scans = 3", 'debounce_scans = "3"'), "whole number from 1 to 100"),
     (lambda t: t.replace('tills = ["till-1", "till-2"]', 'tills = ["till-1", "till-1"]'), "must be unique"),
     (lambda t: t.replace("port = 8600", "port = 86000"), "from 0 to 65535"),
+    (lambda t: t.replace('host = "127.0.0.1"', 'host = "127.0.0.1\\u0000"', 1), "[http] host must not contain NUL"),
+    (lambda t: t.replace('url = ""', 'url = "nats://x\\nforged"', 1), "[nats] url must not contain a control"),
     (lambda t: t.replace("[http]", "[http"), "not valid TOML"),
     (lambda t: t.replace('tenant = "demo"', 'tenant = "demo corp"'), "tenant may use only letters, digits"),
     (lambda t: t.replace('store = "store-001"', 'store = "paris.1"'), "store may use only letters, digits"),
@@ -72,7 +74,9 @@ DEMO = (CONFIGS / "demo-store.toml").read_text()
     (lambda t: t.replace('currency = "EUR"', 'currency = "XAU"').replace("max_change_minor = 50000", ""),
      "set max_change_minor"),
 ])
-def test_bad_store_settings_are_refused_with_the_reason(tmp_path: Path, change, says: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_store_settings_are_refused_with_the_reason(  # type: ignore[no-untyped-def]
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change, says: str) -> None:
+    monkeypatch.delenv("NOVAPOS_NATS_URL", raising=False)  # the file's own url is what is checked
     path = tmp_path / "store.toml"
     path.write_text(change(DEMO))
     with pytest.raises(ConfigError) as refused:

@@ -6,13 +6,12 @@ ConfigError names the file and the setting and says what is allowed.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from novapos import validators
-from novapos.config.reading import ConfigError, read_toml, table
+from novapos.config.reading import ConfigError, read_toml, table, url_setting
 
 MAX_INGEST_BATCH = 4096
 """Most events the hub fetches and applies in one PostgreSQL transaction."""
@@ -64,14 +63,6 @@ def _tenants(value: Any, where: str) -> tuple[str, ...]:
     return names
 
 
-def _url(section: dict[str, Any], env: str, where: str) -> str:
-    """The environment's URL if set, else the config's (which may be empty: check_runnable says so)."""
-    if os.environ.get(env):
-        return os.environ[env]
-    url = section.get("url", "")
-    return "" if url == "" else validators.text(where, url, max_length=2000)
-
-
 def load_hub(path: Path) -> HubConfig:
     data = read_toml(path)
     unknown = sorted(set(data) - set(SETTINGS))
@@ -92,8 +83,8 @@ def load_hub(path: Path) -> HubConfig:
             tenants=_tenants(data.get("tenants", ["demo"]), str(path)),
             http_host=validators.text(f"{path}: [http] host", http.get("host", "127.0.0.1")),
             http_port=validators.integer(f"{path}: [http] port", http.get("port", 8700), 0, 65535),
-            nats_url=_url(nats, "NOVAPOS_NATS_URL", f"{path}: [nats] url"),
-            database_url=_url(database, "NOVAPOS_DATABASE_URL", f"{path}: [database] url"),
+            nats_url=url_setting(nats, "NOVAPOS_NATS_URL", f"{path}: [nats] url"),
+            database_url=url_setting(database, "NOVAPOS_DATABASE_URL", f"{path}: [database] url"),
             ingest_batch=validators.integer(f"{path}: [ingest] batch", ingest.get("batch", 256), 1, MAX_INGEST_BATCH),
             dead_letter_retention_days=whole("dead_letters", "retention_days",
                                              HubConfig.dead_letter_retention_days, 1, 36500),

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
+
+from novapos import validators
 
 
 class ConfigError(ValueError):
@@ -30,11 +33,14 @@ def require(data: dict[str, Any], key: str, kind: type, where: str) -> Any:
     return value
 
 
-def http_port(http: dict[str, Any], where: str, default: int) -> int:
-    port = http.get("port", default)
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ConfigError(f"{where}: [http] port must be a whole number from 0 to 65535, got {port!r}")
-    return port
+def url_setting(section: dict[str, Any], env: str, where: str) -> str:
+    """The environment's URL if set, else the config's (which may be empty: check_runnable says so).
+
+    Raises validators.Invalid for a URL that is not printable text."""
+    if os.environ.get(env):
+        return os.environ[env]
+    url = section.get("url", "")
+    return "" if url == "" else validators.text(where, url, max_length=2000)
 
 
 def read_toml(path: Path) -> dict[str, Any]:

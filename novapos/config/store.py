@@ -7,14 +7,13 @@ SKU, are refused before the first sale (exit code 2 and a sentence), not at it.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from novapos import validators
 from novapos.config.devices import DevicesConfig, load_devices
-from novapos.config.reading import ConfigError, http_port, read_toml, table
+from novapos.config.reading import ConfigError, read_toml, table, url_setting
 from novapos.money import Money
 
 LARGEST_BANKNOTE = {"EUR": 50000, "USD": 10000, "GBP": 5000, "CHF": 100000, "CAD": 10000, "AUD": 10000,
@@ -111,14 +110,16 @@ def load_store(path: Path) -> StoreConfig:
             validators.minor_units(f"{where} max_change_minor", max_change)
         products = _products(data, where, currency)
         tills = _tills(data, where)
+        http, nats, state, devices = (table(data, key) for key in ("http", "nats", "state", "devices"))
+        http_host = validators.text(f"{where}: [http] host", http.get("host", "127.0.0.1"), max_length=255)
+        port = validators.integer(f"{where}: [http] port", http.get("port", 8600), 0, 65535)
+        nats_url = url_setting(nats, "NOVAPOS_NATS_URL", f"{where}: [nats] url")
+        state_dir = Path(validators.text(f"{where}: [state] dir", state.get("dir", f".state/{store}"), max_length=1024))
     except validators.Invalid as exc:
         raise ConfigError(str(exc)) from None
-    http, nats, state, devices = (table(data, key) for key in ("http", "nats", "state", "devices"))
     return StoreConfig(
         tenant=tenant, store=store, currency=currency, tills=tills, products=products,
-        http_host=http.get("host", "127.0.0.1"), http_port=http_port(http, where, 8600),
-        nats_url=os.environ.get("NOVAPOS_NATS_URL") or nats.get("url", ""),
-        state_dir=Path(state.get("dir", f".state/{store}")),
+        http_host=http_host, http_port=port, nats_url=nats_url, state_dir=state_dir,
         devices=load_devices(devices, where, tills),
         max_change_minor=max_change,
     )
