@@ -68,7 +68,7 @@ DEMO = (CONFIGS / "demo-store.toml").read_text()
     (lambda t: t.replace('name = "Whole milk 1 l"', 'name = "Whole\\nmilk"'), "control character"),
     (lambda t: t.replace("price = 499", "price = 1_000_000_000_000_000"), "price must be from 0 to"),
     (lambda t: t.replace('tills = ["till-1", "till-2"]', 'tills = ["till 1"]'), "tills[0] may use only letters"),
-    (lambda t: t.replace('tills = ["till-1", "till-2"]', 'tills = []'), "at least one till"),
+    (lambda t: t.replace('tills = ["till-1", "till-2"]', 'tills = []'), "tills must be a list of at least one name"),
     (lambda t: t.replace("max_change_minor = 50000", "max_change_minor = -1"), "max_change_minor must be from 0"),
     (lambda t: t.replace("max_change_minor = 50000", 'max_change_minor = "500"'), "max_change_minor must be a whole"),
     (lambda t: t.replace('currency = "EUR"', 'currency = "XAU"').replace("max_change_minor = 50000", ""),

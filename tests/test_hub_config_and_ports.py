@@ -26,8 +26,8 @@ def test_the_shipped_hub_config_loads() -> None:
 
 
 @pytest.mark.parametrize(("change", "says"), [
-    (lambda t: t.replace('tenants = ["demo"]', 'tenants = "demo"'), "tenants must be a list of tenant names"),
-    (lambda t: t.replace('tenants = ["demo"]', "tenants = []"), "tenants must name at least one tenant"),
+    (lambda t: t.replace('tenants = ["demo"]', 'tenants = "demo"'), "tenants must be a list of at least one name such as [\"demo\"], got 'demo'"),
+    (lambda t: t.replace('tenants = ["demo"]', "tenants = []"), "tenants must be a list of at least one name"),
     (lambda t: t.replace('tenants = ["demo"]', 'tenants = ["demo", "acme shop"]'), "may use only letters, digits"),
     (lambda t: t.replace('tenants = ["demo"]', 'tenants = ["demo", "demo"]'), "tenants must be unique"),
     (lambda t: t.replace('tenants = ["demo"]', 'tenant = "demo"'), "unknown setting(s) tenant"),
@@ -61,7 +61,7 @@ def test_a_bad_hub_config_is_exit_2_and_one_sentence(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0, result.stderr
-    assert "tenants must be a list of tenant names" in result.stderr
+    assert "tenants must be a list of at least one name" in result.stderr
 
 
 @pytest.fixture

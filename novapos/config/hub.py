@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from novapos import validators
-from novapos.config.reading import ConfigError, read_toml, table, url_setting
+from novapos.config.reading import ConfigError, read_toml, table, token_list, url_setting
 
 MAX_INGEST_BATCH = 4096
 """Most events the hub fetches and applies in one PostgreSQL transaction."""
@@ -51,18 +50,6 @@ class HubConfig:
                               "[database] url in its config), or run `novapos demo` for embedded servers")
 
 
-def _tenants(value: Any, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise ConfigError(f"{where}: tenants must be a list of tenant names such as [\"demo\"], "
-                          f"got {type(value).__name__} {str(value)[:40]!r}")
-    if not value:
-        raise ConfigError(f"{where}: tenants must name at least one tenant")
-    names = tuple(validators.token(f"{where}: tenants[{i}]", name) for i, name in enumerate(value))
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{where}: tenants must be unique, got {list(names)}")
-    return names
-
-
 def load_hub(path: Path) -> HubConfig:
     data = read_toml(path)
     unknown = sorted(set(data) - set(SETTINGS))
@@ -80,7 +67,7 @@ def load_hub(path: Path) -> HubConfig:
 
     try:
         return HubConfig(
-            tenants=_tenants(data.get("tenants", ["demo"]), str(path)),
+            tenants=token_list(str(path), data.get("tenants", ["demo"]), "tenants", '"demo"'),
             http_host=validators.text(f"{path}: [http] host", http.get("host", "127.0.0.1")),
             http_port=validators.integer(f"{path}: [http] port", http.get("port", 8700), 0, 65535),
             nats_url=url_setting(nats, "NOVAPOS_NATS_URL", f"{path}: [nats] url"),

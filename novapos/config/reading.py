@@ -52,3 +52,13 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
 
 
+def token_list(where: str, value: Any, what: str, example: str) -> tuple[str, ...]:
+    """A non-empty list of unique name tokens (tenants, tills): a string where a list belongs is refused,
+    never read as a list of one-letter names."""
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{where}: {what} must be a list of at least one name such as [{example}], "
+                          f"got {validators.describe(value)}")
+    names = tuple(validators.token(f"{where}: {what}[{index}]", name) for index, name in enumerate(value))
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where}: {what} must be unique, got {list(names)}")
+    return names

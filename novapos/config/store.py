@@ -13,7 +13,7 @@ from typing import Any
 
 from novapos import validators
 from novapos.config.devices import DevicesConfig, load_devices
-from novapos.config.reading import ConfigError, read_toml, table, url_setting
+from novapos.config.reading import ConfigError, read_toml, table, token_list, url_setting
 from novapos.money import Money
 
 LARGEST_BANKNOTE = {"EUR": 50000, "USD": 10000, "GBP": 5000, "CHF": 100000, "CAD": 10000, "AUD": 10000,
@@ -87,16 +87,6 @@ def _products(data: dict[str, Any], where: str, currency: str) -> tuple[Product,
     return tuple(products)
 
 
-def _tills(data: dict[str, Any], where: str) -> tuple[str, ...]:
-    raw = data.get("tills", ["till-1"])
-    if not isinstance(raw, list) or not raw:
-        raise ConfigError(f"{where}: tills must be a list of at least one till name, got {raw!r}")
-    tills = tuple(validators.token(f"{where} tills[{index}]", till) for index, till in enumerate(raw))
-    if len(set(tills)) != len(tills):
-        raise ConfigError(f"{where}: till names must be unique, got {list(tills)}")
-    return tills
-
-
 def load_store(path: Path) -> StoreConfig:
     """The store config at `path`, every value checked; ConfigError says which one to fix."""
     data = read_toml(path)
@@ -109,7 +99,7 @@ def load_store(path: Path) -> StoreConfig:
         if max_change is not None:
             validators.minor_units(f"{where} max_change_minor", max_change)
         products = _products(data, where, currency)
-        tills = _tills(data, where)
+        tills = token_list(where, data.get("tills", ["till-1"]), "tills", '"till-1", "till-2"')
         http, nats, state, devices = (table(data, key) for key in ("http", "nats", "state", "devices"))
         http_host = validators.text(f"{where}: [http] host", http.get("host", "127.0.0.1"), max_length=255)
         port = validators.integer(f"{where}: [http] port", http.get("port", 8600), 0, 65535)
