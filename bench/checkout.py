@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 import trio
 
-from bench.figures import progress, summary
+from bench.figures import progress, ratio, summary
 from edge.app import run_edge
 from mocks.network_printer import MockNetworkPrinter
 from novapos.config import DeviceRule, DevicesConfig, StoreConfig, load_store
@@ -90,8 +90,9 @@ async def main(sales: int) -> dict[str, object]:
                     if (number + 1) % 50 == 0:
                         progress(f"  {number + 1}/{sales} sales")
                 nursery.cancel_scope.cancel()
-    return {"checkout_ms": summary(checkouts, digits=3), "complete_ms": summary(completes, digits=3),
-            "floor_ms": summary(floors, digits=3),
+    complete, floor = summary(completes, digits=3), summary(floors, digits=3)
+    return {"checkout_ms": summary(checkouts, digits=3), "complete_ms": complete, "floor_ms": floor,
+            "complete_to_floor_ratio": ratio(complete["median"], floor["median"]),
             "requests_per_checkout": 5, "sales": sales, "python": platform.python_version()}
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import trio
 
 from actors.printing.receipt import render_receipt
-from bench.figures import progress, summary
+from bench.figures import progress, ratio, summary
 from drivers.buses import probe_network, scan_hid, scan_serial
 from drivers.escpos_printer import EscPosPrinter
 from drivers.hid_socket import HidSocketBackend
@@ -145,8 +145,11 @@ async def main(cycles: int, count: int) -> dict[str, object]:
                 progress(f"receipt floor: {count} confirmed prints straight through the driver")
                 direct = await trio.to_thread.run_sync(receipt_floor, hardware, count)
                 nursery.cancel_scope.cancel()
-    return {"plug_to_ready_ms": summary(plugs), "unplug_to_down_ms": summary(unplugs),
-            "detection_floor_ms": summary(floor), "receipt_ms": summary(printed), "receipt_floor_ms": summary(direct),
+    plug, detection, receipt, direct_print = summary(plugs), summary(floor), summary(printed), summary(direct)
+    return {"plug_to_ready_ms": plug, "unplug_to_down_ms": summary(unplugs),
+            "detection_floor_ms": detection, "receipt_ms": receipt, "receipt_floor_ms": direct_print,
+            "plug_to_detection_floor_ratio": ratio(plug["median"], detection["median"]),
+            "receipt_to_floor_ratio": ratio(receipt["median"], direct_print["median"]),
             "scan_interval_s": config.devices.scan_interval, "debounce_scans": config.devices.debounce_scans,
             "iterations": {"hot_plug_cycles": cycles, "receipts": count}, "python": platform.python_version()}
 

@@ -1,4 +1,8 @@
-"""What every benchmark reports: median and p99 of timings, and progress lines on stderr."""
+"""What every benchmark reports: median and p99 of timings, ratios to floors, and progress on stderr.
+
+The last line a benchmark prints is one JSON object: each key names the figure and its unit, each
+floor measured in the same run has `floor` in its key, and each comparison with its floor `ratio`.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,11 @@ def summary(samples: list[float], scale: float = 1000.0, digits: int = 2) -> dic
     ordered = sorted(samples)
     return {"median": round(statistics.median(ordered) * scale, digits),
             "p99": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * scale, digits)}
+
+
+def ratio(measured: float, floor: float) -> float:
+    """How many times its floor a figure is (for rates, pass floor/measured the other way round)."""
+    return round(measured / floor, 2) if floor else float("inf")
 
 
 def progress(text: str) -> None:

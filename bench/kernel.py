@@ -29,7 +29,7 @@ import pykka
 import trio
 from pykka.messages import ProxyCall
 
-from bench.figures import progress, summary
+from bench.figures import progress, ratio, summary
 from edge_runtime import Actor, AsyncioSeam, Backoff, ChildSpec, SupervisorSpec, supervision_tree
 
 RESTARTS = 2000
@@ -146,6 +146,8 @@ async def main() -> dict[str, object]:
         "pykka_ask_floor_us": asks,
         "seam_crossing_us": crossing,
         "call_soon_threadsafe_floor_us": floor,
+        "restart_to_ask_floor_ratio": ratio(restarts["median"], asks["median"]),
+        "seam_crossing_to_floor_ratio": ratio(crossing["median"], floor["median"]),
         "python": platform.python_version(),
         "iterations": {"restarts": RESTARTS, "asks": ASKS, "crossings": CROSSINGS, "warmup": WARMUP},
     }

@@ -35,7 +35,7 @@ import trio
 
 from actors.storage.forwarder import ForwarderActor
 from actors.storage.outbox import Outbox, OutboxActor
-from bench.figures import progress, summary
+from bench.figures import progress, ratio, summary
 from edge_runtime import AsyncioSeam, ChildSpec, SupervisorSpec, supervision_tree
 from hub.app import run_hub
 from novapos.adapters.nats import INGEST_CONSUMER, NatsLink
@@ -178,6 +178,7 @@ async def main(events: int) -> dict[str, object]:
         "hub_ingest_eps": round(events / ingested),
         "replay_eps": round(events / replayed), "replay_applied": total - events,
         "insert_floor_eps": round(events / floor),
+        "floor_to_ingest_ratio": ratio(ingested, floor),  # times faster the raw insert is than ingest
         "events": events, "batch": BATCH, "python": platform.python_version(),
     }
 
