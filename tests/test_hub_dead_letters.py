@@ -47,7 +47,9 @@ async def test_a_dead_letter_redriven_from_the_console_lands_once_and_stays_mark
         again = await http.post(f"{hub.url}/api/dead-letters/{letter}/redrive", json={})
         assert again.status_code == 409 and "already re-driven" in again.json()["error"]
         assert (await http.post(f"{hub.url}/api/dead-letters/999999/redrive", json={})).status_code == 404
-        assert (await http.post(f"{hub.url}/api/dead-letters/abc/redrive", json={})).status_code == 404
+        for hostile in ("abc", "0", "-1", "1" * 5000, "%00", "9" * 20):
+            refused = await http.post(f"{hub.url}/api/dead-letters/{hostile}/redrive", json={})
+            assert refused.status_code == 404 and "no dead letter" in refused.json()["error"]
 
         # a second copy of the letter (say, dead-lettered twice) re-driven: the inbox still holds
         await query(database_url, "INSERT INTO dead_letters (event_id, subject, reason, payload)"

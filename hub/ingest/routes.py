@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute, Route
 from hub.console.context import Console
 from hub.ingest.dead_letters import NotRedrivable, redrive
 from novapos.adapters.http import ApiError
+from novapos.validators import describe
 
 DEAD_LETTERS_SHOWN = 100
 DEAD_LETTERS_SQL = ("SELECT id, event_id, subject, reason, received_at, redriven_at, redrive_outcome"
@@ -49,9 +50,10 @@ def routes(console: Console) -> Sequence[BaseRoute]:
         return JSONResponse(await console.query(DEAD_LETTERS_SQL, DEAD_LETTERS_SHOWN))
 
     async def redrive_one(request: Request) -> Response:
-        letter = request.path_params["id"]
+        raw = request.path_params["id"]  # text: a 5000-digit "id" must be a 404, not int()'s ValueError
+        letter = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 19 else 0
         if not 1 <= letter < 2**63:
-            raise ApiError(404, f"there is no dead letter {letter}")
+            raise ApiError(404, f"there is no dead letter {describe(raw)}")
         try:
             done = await console.seam.run(redrive, console.ready_pool(), letter, console.tenants)
         except NotRedrivable as exc:
@@ -62,4 +64,4 @@ def routes(console: Console) -> Sequence[BaseRoute]:
         return JSONResponse({"id": done.id, "outcome": done.outcome})
 
     return [Route("/api/dead-letters", dead_letters),
-            Route("/api/dead-letters/{id:int}/redrive", redrive_one, methods=["POST"])]
+            Route("/api/dead-letters/{id}/redrive", redrive_one, methods=["POST"])]
