@@ -69,6 +69,8 @@ def test_demo_runs_both_processes_and_a_sale_lands_once(tmp_path: Path) -> None:
             banner += line
             assert time.monotonic() - started < 60, banner
         assert f"{till}/" in banner and f"{console}/" in banner
+        # the way to the simulated devices works as printed, wherever the demo was installed and run from
+        assert f"mock --state-dir {(tmp_path / 'state').resolve()} help" in banner
         assert _http("GET", f"{till}/healthz")[0] == 200
         assert _http("GET", f"{console}/healthz")[0] == 200
 

@@ -10,10 +10,12 @@ from typing import Any
 import nats
 import pytest
 import trio
-from nats.js.api import StorageType, StreamConfig
+from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 
 from hub.app import run_hub
+from novapos.adapters.nats import NatsLink, Outgoing
 from novapos.config import ConfigError, HubConfig, load_hub
+from novapos.config.hub import StreamLimits
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.wire.subjects import EVENTS_FILTER, EVENTS_STREAM
 from tests.conftest import CONFIGS, query, wait_until
@@ -62,6 +64,27 @@ async def test_a_missing_stream_is_created_with_the_shipped_limits(
     assert created.max_bytes == shipped.stream.max_bytes > 0
     assert created.num_replicas == shipped.stream.replicas
     assert created.duplicate_window == shipped.stream.duplicate_window_s >= 120
+    assert created.discard == DiscardPolicy.NEW  # a full stream refuses; it never drops unapplied sales
+
+
+async def test_a_full_stream_refuses_new_events_and_keeps_the_unapplied_ones(nats_server: EmbeddedNats) -> None:
+    """The stores keep what a full stream refuses in their outbox; the stream never drops its oldest events,
+    which may be sales the hub has not applied yet (the hub being down is when a stream fills up)."""
+    async def run() -> tuple[list[str], Any]:
+        link = NatsLink(nats_server.url, "test")
+        await link.connect()
+        try:
+            await link.ensure_event_stream(StreamLimits(max_bytes=20_000))
+            events = [sale_event() for _ in range(100)]
+            published = await link.publish_batch(
+                [Outgoing(str(event.id), SUBJECT, event.encode()) for event in events], timeout=5.0)
+            first = await link.js.get_msg(EVENTS_STREAM, seq=1)
+            return published.acked, (published.failure, first.data == events[0].encode(), [str(e.id) for e in events])
+        finally:
+            await link.close()
+    acked, (failure, first_kept, ids) = await trio.to_thread.run_sync(asyncio.run, run())
+    assert 0 < len(acked) < 100 and failure, "the full stream must refuse, not drop"
+    assert acked == ids[:len(acked)] and first_kept
 
 
 def test_stream_and_retention_settings_are_checked(tmp_path: Path) -> None:

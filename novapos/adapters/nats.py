@@ -14,7 +14,7 @@ import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DiscardPolicy, StorageType, StreamConfig
 
 from novapos.config.hub import StreamLimits
 from novapos.wire.subjects import EVENTS_FILTER, EVENTS_STREAM
@@ -104,20 +104,28 @@ class NatsLink:
         return self._js
 
     async def ensure_event_stream(self, limits: StreamLimits = SHIPPED_LIMITS) -> None:
-        """Create the events stream if it is missing: file storage, `limits`, dedup on Nats-Msg-Id. A stream
-        that exists is left exactly as it is: its limits are the operator's, and a hub rewriting them on
-        every start would undo the operator's changes."""
+        """Create the events stream if it is missing: file storage, `limits`, dedup on Nats-Msg-Id, and
+        discard=new: a full stream refuses publishes (the store keeps them in its outbox and retries) rather
+        than dropping its oldest events, which may be sales the hub has not applied yet. A stream that exists
+        is left exactly as it is: its limits are the operator's, and a hub rewriting them on every start
+        would undo the operator's changes; one that discards old events is warned about."""
         try:
             existing = (await self.js.stream_info(EVENTS_STREAM)).config
         except nats.js.errors.NotFoundError:
             await self.js.add_stream(StreamConfig(
                 name=EVENTS_STREAM, subjects=[EVENTS_FILTER], storage=StorageType.FILE,
                 max_age=limits.max_age_days * 86400, max_bytes=limits.max_bytes, num_replicas=limits.replicas,
-                duplicate_window=limits.duplicate_window_s,
+                duplicate_window=limits.duplicate_window_s, discard=DiscardPolicy.NEW,
             ))
             log.info("created the %s stream: events kept %d days, at most %d bytes, %d replica(s)",
                      EVENTS_STREAM, limits.max_age_days, limits.max_bytes, limits.replicas)
             return
+        bounded = (existing.max_bytes or -1) >= 0 or (existing.max_msgs or -1) >= 0
+        if bounded and existing.discard != DiscardPolicy.NEW:
+            log.warning("the %s stream drops its oldest events when full (discard=old): a hub that falls that far "
+                        "behind loses sales it has not applied. Set discard=new (`nats stream edit %s "
+                        "--discard new`): stores then keep events in their outbox until there is room",
+                        EVENTS_STREAM, EVENTS_STREAM)
         if not existing.max_age and (existing.max_bytes or -1) < 0 and (existing.max_msgs or -1) < 0:
             log.warning("the %s stream has no age, size or count limit and grows for ever; set them with "
                         "`nats stream edit %s` (the hub never changes an existing stream)", EVENTS_STREAM, EVENTS_STREAM)

@@ -58,6 +58,13 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], name: str, timeout:
 
 
 class Demo:
+    def _mock_command(self) -> str:
+        """How to reach this demo's simulated devices from another terminal, wherever it was installed."""
+        script = Path(sys.executable).parent / "novapos"
+        command = os.path.relpath(script) if script.is_relative_to(Path.cwd()) else str(script)
+        default = self.state_dir == Path(".state/demo").resolve()
+        return f"{command} mock" + ("" if default else f" --state-dir {self.state_dir}")
+
     def __init__(self, state_dir: Path, *, till_port: int = 8600, console_port: int = 8700,
                  printer_port: int = 0) -> None:
         self.state_dir = state_dir.resolve()
@@ -116,7 +123,7 @@ class Demo:
                   f"    hub console  {console_url}/\n"
                   f"    devices      simulated: printer on 127.0.0.1:{hardware.printer.port}, HID and serial scanners, drawers,\n"
                   f"                 a payment terminal and a customer display; play with them from another\n"
-                  f"                 terminal: .venv/bin/novapos mock help\n"
+                  f"                 terminal: {self._mock_command()} help\n"
                   f"    NATS         {env['NOVAPOS_NATS_URL']}\n"
                   f"    PostgreSQL   {env['NOVAPOS_DATABASE_URL']}\n"
                   f"  Press Ctrl-C to stop.\n", flush=True)

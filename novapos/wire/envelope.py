@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import msgpack
 
-from novapos.validators import MAX_TOKEN_LENGTH as MAX_ID_LENGTH
+from novapos.validators import Invalid, token
 from novapos.wire.schemas import SCHEMAS, SchemaError
 
 MAX_SEQ = 2**63 - 1  # PostgreSQL bigint
@@ -57,9 +57,13 @@ def _field(raw: dict[str, Any], name: str, kind: type) -> Any:
 
 
 def _name(raw: dict[str, Any], name: str) -> str:
+    """Tenant, store and type are name tokens, as in the subject (and in metric labels, logs, the console):
+    the one rule of validators.token, with the type's dots standing for underscores."""
     value: str = _field(raw, name, str)
-    if not value or len(value) > MAX_ID_LENGTH or "\x00" in value:
-        raise EnvelopeError(f"envelope '{name}' must be 1-{MAX_ID_LENGTH} characters without NUL, got {value!r}")
+    try:
+        token(f"envelope '{name}'", value.replace(".", "_") if name == "type" else value)
+    except Invalid as exc:
+        raise EnvelopeError(str(exc)) from None
     return value
 
 

@@ -6,7 +6,7 @@ credentials to its own subjects; the hub still checks that an event's store matc
 
 from __future__ import annotations
 
-from novapos.validators import token
+from novapos.validators import describe, token
 
 EVENTS_STREAM = "NOVAPOS_EVENTS"
 EVENTS_FILTER = "novapos.*.*.evt.>"
@@ -22,5 +22,5 @@ def parse_event_subject(subject: str) -> tuple[str, str, str]:
     """(tenant, store, event type token) of an event subject, or ValueError."""
     parts = subject.split(".")
     if len(parts) != 5 or parts[0] != "novapos" or parts[3] != "evt":
-        raise ValueError(f"not an event subject: {subject!r}")
-    return parts[1], parts[2], parts[4]
+        raise ValueError(f"not an event subject: {describe(subject)}")
+    return token("subject's tenant", parts[1]), token("subject's store", parts[2]), token("subject's type", parts[4])
