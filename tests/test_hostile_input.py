@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import resource
+import unicodedata
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,7 @@ from edge_runtime import Tree
 from hub.app import run_hub
 from novapos import validators
 from novapos.config import HubConfig, StoreConfig
-from novapos.logs import JsonFormatter, PlainFormatter
+from novapos.logs import JsonFormatter, PlainFormatter, escape
 from tests.conftest import wait_until
 from tests.pos import COFFEE, MILK, sell
 
@@ -77,6 +78,9 @@ HOSTILE_VALUES = [
     ("newline", json.dumps("alice\n2026-01-01 INFO forged line")),
     ("DEL and C1 controls", json.dumps("a\x7fb\x85c")),
     ("line separator", json.dumps("a\u2028b")),
+    ("bidi override", json.dumps("a\u202eb")),
+    ("bidi isolate", json.dumps("\u2067evil\u2069 alice")),
+    ("zero-width space", json.dumps("ad\u200bmin")),
     ("lone surrogate", '"sur\\ud800rogate"'),
     ("10 kB string", json.dumps("x" * 10_000)),
     ("empty string", '""'),
@@ -100,6 +104,7 @@ HOSTILE_SEGMENTS = [
     ("ESC", "%1B%5B2J"),
     ("newline", "two%0Alines"),
     ("lone surrogate as UTF-8", "sur%ED%A0%80rogate"),
+    ("bidi override", "till-1%E2%80%AE"),
     ("invalid UTF-8", "%FF%FE"),
     ("10 kB", "x" * 10_000),
     ("dot-dot", "%2E%2E"),
@@ -212,7 +217,8 @@ async def test_hostile_values_at_every_endpoint_are_refused_and_the_store_keeps_
     assert receipt["seq"] == 2 and receipt["total"]["minor"] == 2 * 499 + 129
 
 
-@pytest.mark.parametrize("cashier", ["bad\u0000name", "sur\ud800rogate", "alice\nINFO forged"])
+@pytest.mark.parametrize("cashier", ["bad\u0000name", "sur\ud800rogate", "alice\nINFO forged", "a\u202eb",
+                                     "\u2066alice\u2069", "al\u200bice", "\ufeffalice"])
 async def test_a_poisoned_name_is_refused_at_the_door_and_cannot_stop_the_store(
         edge: Any, http: httpx.AsyncClient, cashier: str) -> None:
     till = f"{edge.url}/api/tills/till-1"
@@ -352,6 +358,44 @@ def test_a_newline_in_a_name_cannot_forge_a_log_line(formatter: logging.Formatte
     if isinstance(formatter, JsonFormatter):
         line = json.loads(line)["msg"]
     assert line.endswith(r"session opened for alice\nERROR forged: drawer emptied\u2028\ud800\x1b[0m")
+
+
+@pytest.mark.parametrize("formatter", [PlainFormatter("%(levelname)s %(message)s"), JsonFormatter()])
+def test_a_bidi_override_in_a_name_cannot_reverse_a_log_line(formatter: logging.Formatter) -> None:
+    record = logging.LogRecord("edge", logging.INFO, __file__, 1, "session opened for %s; drawer closed",
+                               ("a\u202eb\u2066c\u2069\u200b\ufeff",), None)
+    line = formatter.format(record)
+    if isinstance(formatter, JsonFormatter):
+        line = json.loads(line)["msg"]
+    assert line.endswith(r"session opened for a\u202eb\u2066c\u2069\u200b\ufeff; drawer closed")
+
+
+def test_every_invisible_format_character_but_the_joiners_is_refused_and_escaped_in_logs() -> None:
+    """Format characters (Unicode category Cf) reorder or hide text on a screen, a receipt or a log viewer;
+    ZWNJ and ZWJ join letters (Persian, Indic scripts) and emoji, and real names hold them."""
+    joiners = {"\u200c", "\u200d"}
+    formats = [chr(code) for code in range(0x110000) if unicodedata.category(chr(code)) == "Cf"]
+    assert "\u202e" in formats and joiners <= set(formats)
+    wrongly_accepted, not_escaped = [], []
+    for char in formats:
+        if char in joiners:
+            continue
+        try:
+            validators.text("name", f"a{char}b")
+            wrongly_accepted.append(f"U+{ord(char):04X}")
+        except validators.Invalid as exc:
+            assert f"U+{ord(char):04X}" in str(exc)
+        if char in escape(char):
+            not_escaped.append(f"U+{ord(char):04X}")
+    assert not wrongly_accepted and not not_escaped, (wrongly_accepted, not_escaped)
+    for name in ["\U0001f469\u200d\U0001f4bb Dana", "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"]:
+        assert validators.text("cashier", name) == name and escape(name) == name
+
+
+async def test_names_with_joiners_open_a_session_and_print_as_typed(edge: Any, http: httpx.AsyncClient) -> None:
+    name = "\U0001f469\u200d\U0001f4bb \u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"
+    response = await http.post(f"{edge.url}/api/tills/till-1/session", json={"cashier": name})
+    assert response.status_code == 200 and response.json()["session"]["cashier"] == name
 
 
 async def test_the_hub_console_shares_the_door(hub_config: HubConfig, http: httpx.AsyncClient) -> None:
