@@ -1,9 +1,9 @@
 """The one set of validators every door uses: the HTTP API, the config loader and the wire schemas.
 
 A value that passes here fits everywhere it can travel: a PostgreSQL text column (no NUL), msgpack and
-JSON (no lone surrogates), a log line and a printer (no control characters, no invisible characters
-that reorder or hide text, such as bidi overrides), a NATS subject (name
-tokens), a bigint column (bounded integers). Each function returns the value it checked, or raises
+JSON (no lone surrogates), a log line, a screen and a printer (no control characters, no invisible
+characters that reorder or hide text such as bidi overrides), a NATS subject (name tokens), a bigint
+column (bounded integers). Each function returns the value it checked, or raises
 Invalid with a sentence for a person that names the field and says what is allowed.
 
 The bounds live here too, one per quantity, so the till, the API, the schemas and the hub agree.
@@ -39,7 +39,8 @@ UNSAFE_CHARACTERS = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff{_F
 """What must not travel in text (logs escape the same set): control characters, line separators, lone
 surrogates, and the invisible format characters (Unicode category Cf: bidi overrides and isolates,
 zero-width spaces, BOMs, tags) that reorder or hide text on a screen, a receipt or a log viewer. ZWNJ
-and ZWJ (U+200C, U+200D) are not among them: Persian and Indic names and emoji sequences need them."""
+and ZWJ (U+200C, U+200D) are not among them: Persian and Indic names and emoji sequences need them.
+Tags are refused although the England, Scotland and Wales flag emoji use them: they also hide text."""
 
 
 class Invalid(ValueError):

@@ -30,7 +30,7 @@ LARGEST_BANKNOTE = {"EUR": 50000, "USD": 10000, "GBP": 5000, "CHF": 100000, "CAD
 SETTINGS: Settings = {
     "tenant": None, "store": None, "currency": None, "tills": None, "max_change_minor": None, "products": None,
     "http": frozenset({"host", "port"}), "nats": frozenset({"url"}), "state": frozenset({"dir"}),
-    "devices": frozenset(setting.name for setting in fields(DevicesConfig)),  # each rule's are checked by devices
+    "devices": frozenset(setting.name for setting in fields(DevicesConfig)),  # a rule's own: load_devices
 }
 """Every setting the store reads, by table: a mistyped one is refused, not silently ignored."""
 PRODUCT_SETTINGS = frozenset({"sku", "barcode", "name", "price"})
