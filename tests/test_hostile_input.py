@@ -395,7 +395,7 @@ def test_every_invisible_format_character_but_the_joiners_is_refused_and_escaped
         assert validators.text("cashier", name) == name and escape(name) == name
 
 
-async def test_names_with_joiners_open_a_session_and_print_as_typed(edge: Any, http: httpx.AsyncClient) -> None:
+async def test_names_with_joiners_open_a_session_as_typed(edge: Any, http: httpx.AsyncClient) -> None:
     name = "\U0001f469\u200d\U0001f4bb \u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"
     response = await http.post(f"{edge.url}/api/tills/till-1/session", json={"cashier": name})
     assert response.status_code == 200 and response.json()["session"]["cashier"] == name
