@@ -3,9 +3,11 @@
 NOVAPOS_LOG_FORMAT=json switches to one JSON object per line (journald and Loki read either).
 
 A message's arguments often carry what a client sent (a cashier's name, a barcode). Both formats
-escape control characters, line separators and lone surrogates in the rendered message, so a name
-holding a newline or a terminal escape can neither forge a second log line nor repaint an operator's
-terminal. Tracebacks keep their own newlines: they come from the code, not from a client.
+escape the characters the validators refuse (control characters, line separators, lone surrogates,
+invisible format characters such as bidi overrides) in the rendered message, so a name holding a
+newline, a terminal escape or a right-to-left override can neither forge a second log line, nor
+repaint an operator's terminal, nor reverse the rest of the line in a log viewer. Tracebacks keep
+their own newlines: they come from the code, not from a client.
 """
 
 from __future__ import annotations
@@ -14,16 +16,15 @@ import copy
 import json
 import logging
 import os
-import re
 import sys
 import time
 
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+from novapos.validators import UNSAFE_CHARACTERS
 
 
 def escape(value: str) -> str:
-    """`value` with every control character, line separator and lone surrogate written as an escape."""
-    return _UNSAFE.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), value)
+    """`value` with every character the validators refuse written as an escape (\\n, \\u202e)."""
+    return UNSAFE_CHARACTERS.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), value)
 
 
 def _escaped(record: logging.LogRecord) -> logging.LogRecord:

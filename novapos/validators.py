@@ -1,8 +1,9 @@
 """The one set of validators every door uses: the HTTP API, the config loader and the wire schemas.
 
 A value that passes here fits everywhere it can travel: a PostgreSQL text column (no NUL), msgpack and
-JSON (no lone surrogates), a log line and a printer (no control characters), a NATS subject (name
-tokens), a bigint column (bounded integers). Each function returns the value it checked, or raises
+JSON (no lone surrogates), a log line, a screen and a printer (no control characters, no invisible
+characters that reorder or hide text such as bidi overrides), a NATS subject (name tokens), a bigint
+column (bounded integers). Each function returns the value it checked, or raises
 Invalid with a sentence for a person that names the field and says what is allowed.
 
 The bounds live here too, one per quantity, so the till, the API, the schemas and the hub agree.
@@ -30,6 +31,16 @@ _TOKEN = re.compile(TOKEN_PATTERN)
 CURRENCY_PATTERN = r"[A-Z]{3}"
 """ISO 4217 codes; the hub stores them as char(3)."""
 _CURRENCY = re.compile(CURRENCY_PATTERN)
+_FORMAT_CHARACTERS = (
+    "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b\u200e\u200f\u202a-\u202e"
+    "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f")
+UNSAFE_CHARACTERS = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff{_FORMAT_CHARACTERS}]")
+"""What must not travel in text (logs escape the same set): control characters, line separators, lone
+surrogates, and the invisible format characters (Unicode category Cf: bidi overrides and isolates,
+zero-width spaces, BOMs, tags) that reorder or hide text on a screen, a receipt or a log viewer. ZWNJ
+and ZWJ (U+200C, U+200D) are not among them: Persian and Indic names and emoji sequences need them.
+Tags are refused although the England, Scotland and Wales flag emoji use them: they also hide text."""
 
 
 class Invalid(ValueError):
@@ -42,14 +53,19 @@ class Invalid(ValueError):
 
 def _unsafe_character(value: str, multiline: bool) -> str | None:
     """Describe the first character that must not travel, or None."""
-    for char in value:
+    for match in UNSAFE_CHARACTERS.finditer(value):
+        char = match.group()
+        if multiline and char in "\n\t":
+            continue
         category = unicodedata.category(char)
         if category == "Cs":
             return f"a lone surrogate (U+{ord(char):04X})"
-        if category == "Cc" and not (multiline and char in "\n\t"):
+        if category == "Cc":
             return "NUL" if char == "\x00" else f"a control character (U+{ord(char):04X})"
         if char in "\u2028\u2029":
             return f"a line separator (U+{ord(char):04X})"
+        return (f"an invisible format character that can reorder or hide text "
+                f"(U+{ord(char):04X} {unicodedata.name(char, 'unnamed')})")
     return None
 
 

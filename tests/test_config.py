@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from novapos.config import ConfigError, load_devices, load_store
+from novapos.demo.run import write_store_config
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 TILLS = ("till-1", "till-2")
@@ -73,6 +75,15 @@ DEMO = (CONFIGS / "demo-store.toml").read_text()
     (lambda t: t.replace("max_change_minor = 50000", 'max_change_minor = "500"'), "max_change_minor must be a whole"),
     (lambda t: t.replace('currency = "EUR"', 'currency = "XAU"').replace("max_change_minor = 50000", ""),
      "set max_change_minor"),
+    # a misspelled setting would silently leave its default (here: 50000 of change) in force
+    (lambda t: t.replace("max_change_minor = 50000", "max_chnage_minor = 5"), "unknown setting(s) max_chnage_minor"),
+    (lambda t: t.replace("[http]", "[printer]\nhost = 'x'\n\n[http]"), "unknown setting(s) printer"),
+    (lambda t: t.replace("port = 8600", "prot = 8600"), "unknown setting(s) [http] prot; known: host, port"),
+    (lambda t: t.replace('url = ""', 'ulr = "nats://x"', 1), "unknown setting(s) [nats] ulr"),
+    (lambda t: t.replace('dir = ".state/store-001"', 'directory = "/x"'), "unknown setting(s) [state] directory"),
+    (lambda t: t.replace("debounce_scans = 3", "debounce_scan = 9"), "unknown setting(s) [devices] debounce_scan"),
+    (lambda t: t.replace("price = 499", "price = 499\nprise = 1"), "products[0]: unknown setting(s) prise"),
+    (lambda t: t.replace("tills = [", "till = ["), "unknown setting(s) till;"),  # not one default till-1
 ])
 def test_bad_store_settings_are_refused_with_the_reason(  # type: ignore[no-untyped-def]
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change, says: str) -> None:
@@ -82,6 +93,15 @@ def test_bad_store_settings_are_refused_with_the_reason(  # type: ignore[no-unty
     with pytest.raises(ConfigError) as refused:
         load_store(path)
     assert says in str(refused.value)
+
+
+def test_the_config_the_demo_writes_loads(tmp_path: Path) -> None:
+    """`novapos demo` writes its store config from the demo one, pointed at its simulated hardware."""
+    devices = tomllib.loads(DEMO)["devices"] | {"hid_backend": "socket:/run/demo-hid.sock"}
+    write_store_config(tmp_path / "store.toml", tmp_path, 8601, devices)
+    config = load_store(tmp_path / "store.toml")
+    assert (config.http_port, config.state_dir, config.devices.hid_backend) == \
+        (8601, tmp_path / "store-001", "socket:/run/demo-hid.sock")
 
 
 def test_a_missing_config_file_is_a_config_error(tmp_path: Path) -> None:

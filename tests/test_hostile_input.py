@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import resource
+import unicodedata
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ import httpx
 import pykka
 import pytest
 import trio
+from starlette.routing import Route
 
 from edge.api import build_api
 from edge.app import run_edge
@@ -25,9 +27,11 @@ from edge.events import EventHub
 from edge.openapi import openapi_document
 from edge_runtime import Tree
 from hub.app import run_hub
+from hub.console.app import build_console
+from hub.console.context import Console
 from novapos import validators
 from novapos.config import HubConfig, StoreConfig
-from novapos.logs import JsonFormatter, PlainFormatter
+from novapos.logs import JsonFormatter, PlainFormatter, escape
 from tests.conftest import wait_until
 from tests.pos import COFFEE, MILK, sell
 
@@ -77,6 +81,9 @@ HOSTILE_VALUES = [
     ("newline", json.dumps("alice\n2026-01-01 INFO forged line")),
     ("DEL and C1 controls", json.dumps("a\x7fb\x85c")),
     ("line separator", json.dumps("a\u2028b")),
+    ("bidi override", json.dumps("a\u202eb")),
+    ("bidi isolate", json.dumps("\u2067evil\u2069 alice")),
+    ("zero-width space", json.dumps("ad\u200bmin")),
     ("lone surrogate", '"sur\\ud800rogate"'),
     ("10 kB string", json.dumps("x" * 10_000)),
     ("empty string", '""'),
@@ -100,6 +107,7 @@ HOSTILE_SEGMENTS = [
     ("ESC", "%1B%5B2J"),
     ("newline", "two%0Alines"),
     ("lone surrogate as UTF-8", "sur%ED%A0%80rogate"),
+    ("bidi override", "till-1%E2%80%AE"),
     ("invalid UTF-8", "%FF%FE"),
     ("10 kB", "x" * 10_000),
     ("dot-dot", "%2E%2E"),
@@ -212,7 +220,8 @@ async def test_hostile_values_at_every_endpoint_are_refused_and_the_store_keeps_
     assert receipt["seq"] == 2 and receipt["total"]["minor"] == 2 * 499 + 129
 
 
-@pytest.mark.parametrize("cashier", ["bad\u0000name", "sur\ud800rogate", "alice\nINFO forged"])
+@pytest.mark.parametrize("cashier", ["bad\u0000name", "sur\ud800rogate", "alice\nINFO forged", "a\u202eb",
+                                     "\u2066alice\u2069", "al\u200bice", "\ufeffalice"])
 async def test_a_poisoned_name_is_refused_at_the_door_and_cannot_stop_the_store(
         edge: Any, http: httpx.AsyncClient, cashier: str) -> None:
     till = f"{edge.url}/api/tills/till-1"
@@ -354,6 +363,44 @@ def test_a_newline_in_a_name_cannot_forge_a_log_line(formatter: logging.Formatte
     assert line.endswith(r"session opened for alice\nERROR forged: drawer emptied\u2028\ud800\x1b[0m")
 
 
+@pytest.mark.parametrize("formatter", [PlainFormatter("%(levelname)s %(message)s"), JsonFormatter()])
+def test_a_bidi_override_in_a_name_cannot_reverse_a_log_line(formatter: logging.Formatter) -> None:
+    record = logging.LogRecord("edge", logging.INFO, __file__, 1, "session opened for %s; drawer closed",
+                               ("a\u202eb\u2066c\u2069\u200b\ufeff",), None)
+    line = formatter.format(record)
+    if isinstance(formatter, JsonFormatter):
+        line = json.loads(line)["msg"]
+    assert line.endswith(r"session opened for a\u202eb\u2066c\u2069\u200b\ufeff; drawer closed")
+
+
+def test_every_invisible_format_character_but_the_joiners_is_refused_and_escaped_in_logs() -> None:
+    """Format characters (Unicode category Cf) reorder or hide text on a screen, a receipt or a log viewer;
+    ZWNJ and ZWJ join letters (Persian, Indic scripts) and emoji, and real names hold them."""
+    joiners = {"\u200c", "\u200d"}
+    formats = [chr(code) for code in range(0x110000) if unicodedata.category(chr(code)) == "Cf"]
+    assert "\u202e" in formats and joiners <= set(formats)
+    wrongly_accepted, not_escaped = [], []
+    for char in formats:
+        if char in joiners:
+            continue
+        try:
+            validators.text("name", f"a{char}b")
+            wrongly_accepted.append(f"U+{ord(char):04X}")
+        except validators.Invalid as exc:
+            assert f"U+{ord(char):04X}" in str(exc)
+        if char in escape(char):
+            not_escaped.append(f"U+{ord(char):04X}")
+    assert not wrongly_accepted and not not_escaped, (wrongly_accepted, not_escaped)
+    for name in ["\U0001f469\u200d\U0001f4bb Dana", "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"]:
+        assert validators.text("cashier", name) == name and escape(name) == name
+
+
+async def test_names_with_joiners_open_a_session_as_typed(edge: Any, http: httpx.AsyncClient) -> None:
+    name = "\U0001f469\u200d\U0001f4bb \u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"
+    response = await http.post(f"{edge.url}/api/tills/till-1/session", json={"cashier": name})
+    assert response.status_code == 200 and response.json()["session"]["cashier"] == name
+
+
 async def test_the_hub_console_shares_the_door(hub_config: HubConfig, http: httpx.AsyncClient) -> None:
     async with trio.open_nursery() as nursery:
         hub = await nursery.start(run_hub, hub_config)
@@ -365,6 +412,99 @@ async def test_the_hub_console_shares_the_door(hub_config: HubConfig, http: http
         assert (await http.get(f"{hub.url}/api/sales", headers={"host": "evil.example"})).status_code == 421
         assert (await http.get(f"{hub.url}/healthz")).headers["x-content-type-options"] == "nosniff"
         nursery.cancel_scope.cancel()
+
+
+HUB_ENDPOINTS = (
+    Endpoint("GET", "/"),
+    Endpoint("GET", "/healthz"),
+    Endpoint("GET", "/metrics"),
+    Endpoint("GET", "/openapi.json"),
+    Endpoint("GET", "/api/stores"),
+    Endpoint("GET", "/api/sales"),
+    Endpoint("GET", "/api/dead-letters"),
+    Endpoint("POST", "/api/dead-letters/{id}/redrive"),
+)
+"""Every route of the hub console; the values a client controls are its path ids and query parameters."""
+HOSTILE_IDS = [*HOSTILE_SEGMENTS, ("zero", "0"), ("negative", "-1"), ("past bigint", str(2**63)),
+               ("5000 digits", "9" * 5000), ("decimal", "1.5"), ("not a dead letter", "999999")]
+HOSTILE_LIMITS = ["0", "-1", "501", "1.5", "abc", "9" * 5000, "%00", "%E2%80%AE"]
+
+
+def _hub_attacks(endpoint: Endpoint, port: int) -> Iterator[tuple[str, int, httpx.Request]]:
+    """Every hostile request for one hub route, with a label and the status it must be refused with."""
+    def request(method: str, ids: str = "1", query: str = "", content: bytes | None = b"{}",
+                headers: dict[str, str] | None = None) -> httpx.Request:
+        url = f"http://127.0.0.1:{port}{endpoint.path.format(id=ids)}{query}"
+        return httpx.Request(method, url, content=content, headers={"content-type": "application/json"}
+                             if headers is None else headers)
+
+    for label, segment in HOSTILE_IDS if "{id}" in endpoint.path else []:
+        yield f"id {label}", 404, request(endpoint.method, segment)
+    for limit in HOSTILE_LIMITS if endpoint.path == "/api/sales" else []:
+        yield f"limit={limit[:12]}", 400, request("GET", query=f"?limit={limit}", content=None, headers={})
+    for method in {"PUT", "PATCH", "DELETE", "POST", "GET"} - {endpoint.method}:
+        yield f"{method} without a body", 405, request(method, content=None, headers={})
+        yield f"{method} with a JSON body", 405, request(method)
+    if endpoint.method == "POST":
+        for label, content, content_type in HOSTILE_BODIES[7:]:  # the simple cross-origin kinds
+            yield f"body {label}", 415, request("POST", content=content,
+                                                headers={"content-type": content_type} if content_type else {})
+    yield "from another origin", 403, request("POST", headers={"origin": "http://evil.example",
+                                                                "content-type": "application/json"})
+    yield "through a rebound DNS name", 421, request(endpoint.method, headers={"host": f"evil.example:{port}"})
+
+
+async def test_hostile_requests_at_every_hub_route_are_refused_with_the_right_status(
+        hub_config: HubConfig, http: httpx.AsyncClient) -> None:
+    problems: list[str] = []
+    sent = 0
+    async with trio.open_nursery() as nursery:
+        hub = await nursery.start(run_hub, hub_config)
+        port = int(hub.url.rsplit(":", 1)[1])
+        for endpoint in HUB_ENDPOINTS:
+            for label, status, request in _hub_attacks(endpoint, port):
+                sent += 1
+                label = f"{endpoint.method} {endpoint.path} {label}"
+                response = await http.send(request)
+                problems += _refusal_problems(label, response)
+                if response.status_code != status:
+                    problems.append(f"{label}: status {response.status_code}, not {status}: {response.text[:80]}")
+                if status == 405 and endpoint.method not in response.headers.get("allow", ""):
+                    problems.append(f"{label}: Allow is {response.headers.get('allow')!r}")
+            options = await http.options(f"{hub.url}{endpoint.path.format(id=1)}")
+            if options.status_code != 204 or \
+                    set(options.headers.get("allow", "").split(", ")) != {endpoint.method, "OPTIONS"} or \
+                    "access-control-allow-origin" in options.headers or \
+                    any(name not in options.headers for name in SECURITY_HEADERS):
+                problems.append(f"OPTIONS {endpoint.path}: {options.status_code} {dict(options.headers)}")
+        assert (await http.get(f"{hub.url}/healthz")).status_code == 200
+        nursery.cancel_scope.cancel()
+    assert not problems, f"{len(problems)} of {sent} hostile requests were not refused properly:\n" + "\n".join(problems)
+
+
+def test_every_hub_route_is_in_the_hostile_table() -> None:
+    app = build_console(Console(None, None, frozenset()))  # type: ignore[arg-type]  # routes only, not served
+    routed = {(method, route.path) for route in app.routes if isinstance(route, Route)
+              for method in (route.methods or set()) - {"HEAD", "OPTIONS"}}
+    assert routed == {(endpoint.method, endpoint.path) for endpoint in HUB_ENDPOINTS}
+
+
+async def test_a_method_a_route_does_not_serve_is_a_405_whatever_its_body(edge: Any, http: httpx.AsyncClient) -> None:
+    """The content type is checked only where the method is served: a body-less PUT is a 405, not a 415."""
+    methods: dict[str, set[str]] = {}
+    for endpoint in ENDPOINTS:
+        methods.setdefault(endpoint.path.format(**VALID_PATH), set()).add(endpoint.method)
+    for path, served in methods.items():
+        allowed = {*served, "OPTIONS", *(["HEAD"] if "GET" in served else [])}
+        for method in {"PUT", "PATCH", "POST", "DELETE"} - served:
+            for headers in [{}, {"content-type": "text/plain"}]:
+                wrong = await http.request(method, f"{edge.url}{path}", headers=headers)
+                assert wrong.status_code == 405, (method, path, headers, wrong.text)
+                assert set(wrong.headers["allow"].split(", ")) == allowed and method in wrong.json()["error"]
+        options = await http.options(f"{edge.url}{path}")
+        assert options.status_code == 204 and set(options.headers["allow"].split(", ")) == allowed - {"HEAD"}
+    simple = await http.post(f"{edge.url}/api/tills/till-1/session", content=b'{"cashier": "m"}')
+    assert simple.status_code == 415 and "not nothing" in simple.json()["error"]  # a served POST still needs JSON
 
 
 async def test_the_largest_values_the_door_accepts_can_be_sold(edge: Any, http: httpx.AsyncClient) -> None:

@@ -8,12 +8,11 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Route
 
 from hub.console.context import Console
 from hub.console.openapi import document
 from hub.domains import domains
-from novapos.adapters.http import metrics, with_api_errors
+from novapos.adapters.http import metrics, route, with_api_errors
 
 PAGE = Path(__file__).parent / "console.html"
 
@@ -36,11 +35,11 @@ def build_console(console: Console) -> Starlette:
     async def openapi(_request: Request) -> Response:
         return JSONResponse(spec)
 
-    domain_routes = [route for domain in domains() if domain.routes for route in domain.routes(console)]
+    domain_routes = [served for domain in domains() if domain.routes for served in domain.routes(console)]
     return with_api_errors(Starlette(routes=[
-        Route("/", index),
-        Route("/healthz", healthz),
-        Route("/metrics", metrics),
-        Route("/openapi.json", openapi),
+        route("/", GET=index),
+        route("/healthz", GET=healthz),
+        route("/metrics", GET=metrics),
+        route("/openapi.json", GET=openapi),
         *domain_routes,
     ]))

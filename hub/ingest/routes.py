@@ -6,11 +6,11 @@ from collections.abc import Sequence
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from hub.console.context import Console
 from hub.ingest.dead_letters import NotRedrivable, redrive
-from novapos.adapters.http import ApiError
+from novapos.adapters.http import ApiError, route
 from novapos.validators import describe
 
 DEAD_LETTERS_SHOWN = 100
@@ -63,5 +63,5 @@ def routes(console: Console) -> Sequence[BaseRoute]:
                                 "the letter is unchanged, try again") from None
         return JSONResponse({"id": done.id, "outcome": done.outcome})
 
-    return [Route("/api/dead-letters", dead_letters),
-            Route("/api/dead-letters/{id}/redrive", redrive_one, methods=["POST"])]
+    return [route("/api/dead-letters", GET=dead_letters),
+            route("/api/dead-letters/{id}/redrive", POST=redrive_one)]

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from hub.console.context import Console
 from novapos import validators
-from novapos.adapters.http import ApiError
+from novapos.adapters.http import ApiError, route
 from novapos.validators import CURRENCY_PATTERN, MAX_MINOR
 
 MAX_SALES_SHOWN = 500
@@ -80,4 +80,4 @@ def routes(console: Console) -> Sequence[BaseRoute]:
             raise ApiError(400, "limit must be a whole number") from None
         return JSONResponse(await console.query(RECENT_SALES_SQL, limit))
 
-    return [Route("/api/stores", stores), Route("/api/sales", sales)]
+    return [route("/api/stores", GET=stores), route("/api/sales", GET=sales)]

@@ -9,10 +9,13 @@ HTTP handler can await the supervision tree or the asyncio seam directly.
   on a rebound DNS name (evil.example resolving to 127.0.0.1) cannot talk to it: 421.
 - A state-changing request that carries an Origin must come from the server's own origin: 403. A
   browser always sends Origin on a cross-origin POST/PUT/PATCH/DELETE; curl and tests send none.
-- POST, PUT and PATCH must be application/json (415), so no "simple" cross-origin request (a
-  text/plain or form POST, sent by a browser without asking) reaches a handler.
 - A body is read as it arrives and cut off past MAX_BODY_BYTES (413): never buffered whole.
 - Every answer carries the security headers (CSP with frame-ancestors, nosniff, no referrer).
+
+Every route is declared with `route`, which answers OPTIONS (204 with Allow) and refuses a POST, PUT or
+PATCH that is not application/json (415), so no "simple" cross-origin request (a text/plain or form
+POST, sent by a browser without asking) reaches a handler. It checks the content type only for the
+methods the route serves: a method it does not serve is a 405 with Allow, whatever the body.
 
 Every refusal and failure is JSON {"error": "<sentence>"}, the shape the pages show: ApiError,
 validators.Invalid (422), Starlette's 404 and 405 (with Allow), and any unexpected exception (a
@@ -108,12 +111,16 @@ def _no_constant(name: str) -> float:
 
 def route(path: str, **handlers: Handler) -> Route:
     """One route per path, whatever its methods: a 405 then lists them all in Allow, and OPTIONS answers
-    204 with that list (and no CORS headers, so other sites' pages are still refused by the browser)."""
+    204 with that list (and no CORS headers, so other sites' pages are still refused by the browser).
+    A body-carrying method it serves must send application/json (415), even with an empty body."""
     methods = [*handlers, "OPTIONS"]
 
     async def endpoint(request: Request) -> Response:
         if request.method == "OPTIONS":
             return Response(status_code=204, headers={"allow": ", ".join(methods)})
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if request.method in WITH_BODY and media_type != "application/json":
+            raise ApiError(415, f"send the request body as application/json, not {describe(media_type or None)}")
         handler = handlers.get(request.method) or handlers["GET"]  # HEAD is served by GET
         return await handler(request)
     return Route(path, endpoint, methods=methods)
@@ -195,9 +202,6 @@ class _Door:
         length = headers.get("content-length", "0")
         if not length.isdigit() or int(length) > MAX_BODY_BYTES:
             return 413, _too_large()
-        media_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        if method in WITH_BODY and media_type != "application/json":
-            return 415, (f"send the request body as application/json, not {describe(media_type or None)}")
         return None
 
     def _serves(self, scope: Scope, host: str) -> bool:

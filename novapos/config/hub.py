@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from novapos import validators
-from novapos.config.reading import ConfigError, read_toml, table, token_list, url_setting
+from novapos.config.reading import ConfigError, Settings, read_toml, tables, token_list, url_setting
 
 MAX_INGEST_BATCH = 4096
 """Most events the hub fetches and applies in one PostgreSQL transaction."""
 
-SETTINGS: dict[str, frozenset[str]] = {
-    "tenants": frozenset(), "http": frozenset({"host", "port"}), "nats": frozenset({"url"}),
+SETTINGS: Settings = {
+    "tenants": None, "http": frozenset({"host", "port"}), "nats": frozenset({"url"}),
     "database": frozenset({"url"}), "ingest": frozenset({"batch"}),
     "stream": frozenset({"max_age_days", "max_bytes", "replicas", "duplicate_window_s"}),
     "dead_letters": frozenset({"retention_days"}),
@@ -52,14 +52,7 @@ class HubConfig:
 
 def load_hub(path: Path) -> HubConfig:
     data = read_toml(path)
-    unknown = sorted(set(data) - set(SETTINGS))
-    if unknown:
-        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(SETTINGS)}")
-    sections = {key: table(data, key) for key in SETTINGS if key != "tenants"}
-    for key, section in sections.items():
-        if unknown := sorted(set(section) - SETTINGS[key]):
-            raise ConfigError(f"{path}: unknown setting(s) [{key}] {', '.join(unknown)}; "
-                              f"known: {', '.join(sorted(SETTINGS[key]))}")
+    sections = tables(str(path), data, SETTINGS)
     http, nats, database, ingest = (sections[key] for key in ("http", "nats", "database", "ingest"))
 
     def whole(table_key: str, key: str, default: int, minimum: int, maximum: int) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,26 @@ def table(data: dict[str, Any], key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"[{key}] must be a table")
     return value
+
+
+Settings = Mapping[str, frozenset[str] | None]
+"""Every setting a config file reads, by top-level key: the keys of its table, or None for a value."""
+
+
+def tables(where: str, data: dict[str, Any], settings: Settings) -> dict[str, dict[str, Any]]:
+    """Each table `settings` names (empty when absent), once no key at the top level or in a table is
+    unknown: a misspelled setting is refused, never silently left at its default."""
+    refuse_unknown(where, data, settings)
+    found = {key: table(data, key) for key, keys in settings.items() if keys is not None}
+    for key, section in found.items():
+        refuse_unknown(where, section, settings[key] or (), f"[{key}] ")
+    return found
+
+
+def refuse_unknown(where: str, section: Mapping[str, Any], known: Collection[str], prefix: str = "") -> None:
+    if unknown := sorted(set(section) - set(known)):
+        raise ConfigError(f"{where}: unknown setting(s) {prefix}{', '.join(unknown)}; "
+                          f"known: {', '.join(sorted(known))}")
 
 
 KIND_WORDS = {str: "text (in quotes)", int: "whole number", bool: "true or false"}

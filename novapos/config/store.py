@@ -7,18 +7,33 @@ SKU, are refused before the first sale (exit code 2 and a sentence), not at it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from novapos import validators
 from novapos.config.devices import DevicesConfig, load_devices
-from novapos.config.reading import ConfigError, read_toml, table, token_list, url_setting
+from novapos.config.reading import (
+    ConfigError,
+    Settings,
+    read_toml,
+    refuse_unknown,
+    tables,
+    token_list,
+    url_setting,
+)
 from novapos.money import Money
 
 LARGEST_BANKNOTE = {"EUR": 50000, "USD": 10000, "GBP": 5000, "CHF": 100000, "CAD": 10000, "AUD": 10000,
                     "SEK": 100000, "NOK": 100000, "DKK": 100000, "PLN": 50000, "CZK": 500000}
 """The largest banknote in circulation, in minor units: the most change a till gives back by default."""
+SETTINGS: Settings = {
+    "tenant": None, "store": None, "currency": None, "tills": None, "max_change_minor": None, "products": None,
+    "http": frozenset({"host", "port"}), "nats": frozenset({"url"}), "state": frozenset({"dir"}),
+    "devices": frozenset(setting.name for setting in fields(DevicesConfig)),  # a rule's own: load_devices
+}
+"""Every setting the store reads, by table: a mistyped one is refused, not silently ignored."""
+PRODUCT_SETTINGS = frozenset({"sku", "barcode", "name", "price"})
 
 
 @dataclass(frozen=True)
@@ -74,6 +89,7 @@ def _products(data: dict[str, Any], where: str, currency: str) -> tuple[Product,
         item = f"{where} products[{index}]"
         if not isinstance(raw, dict):
             raise ConfigError(f"{item} must be a [[products]] table")
+        refuse_unknown(item, raw, PRODUCT_SETTINGS)
         sku = validators.token(f"{item} sku", raw.get("sku"))
         barcode = validators.token(f"{item} barcode", raw.get("barcode"))
         name = validators.text(f"{item} name", raw.get("name"))
@@ -91,6 +107,8 @@ def load_store(path: Path) -> StoreConfig:
     """The store config at `path`, every value checked; ConfigError says which one to fix."""
     data = read_toml(path)
     where = str(path)
+    sections = tables(where, data, SETTINGS)
+    http, nats, state, devices = (sections[key] for key in ("http", "nats", "state", "devices"))
     try:
         tenant = validators.token(f"{where} tenant", data.get("tenant"))
         store = validators.token(f"{where} store", data.get("store"))
@@ -100,7 +118,6 @@ def load_store(path: Path) -> StoreConfig:
             validators.minor_units(f"{where} max_change_minor", max_change)
         products = _products(data, where, currency)
         tills = token_list(where, data.get("tills", ["till-1"]), "tills", '"till-1", "till-2"')
-        http, nats, state, devices = (table(data, key) for key in ("http", "nats", "state", "devices"))
         http_host = validators.text(f"{where}: [http] host", http.get("host", "127.0.0.1"), max_length=255)
         port = validators.integer(f"{where}: [http] port", http.get("port", 8600), 0, 65535)
         nats_url = url_setting(nats, "NOVAPOS_NATS_URL", f"{where}: [nats] url")
