@@ -47,7 +47,7 @@ class DrawerDevice(DeviceActor):
             else:
                 assert self.rule.printer is not None
                 done = bool(self.registry.ask(device_actor_name(self.rule.printer), "kick_drawer", self.rule.pin))
-                why = f"printer {self.rule.printer} could not pulse it"
+                why = "" if done else f"printer {self.rule.printer} could not pulse it"
         except DeviceGone as exc:
             self.report("offline", str(exc))
             done, why = False, str(exc)
