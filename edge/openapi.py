@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from actors.till.cart import Stage
 from novapos.adapters.http import MAX_BODY_BYTES
 from novapos.validators import (
     CURRENCY_PATTERN,
@@ -86,7 +87,10 @@ def openapi_document() -> dict[str, Any]:
             "/api/tills/{till}/tenders": {
                 "post": _post("Take a cash tender", _object(
                     ["amount_minor"], method={"type": "string", "enum": ["cash"], "default": "cash"},
-                    amount_minor={"type": "integer", "minimum": 1, "maximum": MAX_MINOR}), _STATE),
+                    amount_minor={"type": "integer", "minimum": 1, "maximum": MAX_MINOR},
+                    id={"type": "string", "format": "uuid",
+                        "description": "the client's id for this tender: sent again, it takes the cash once and "
+                                       "answers the till's state"}), _STATE),
                 "delete": _delete("Void the cart's tenders (cash back)")},
             "/api/tills/{till}/complete": {"post": _post(
                 "Complete the sale (durably committed before the answer)",
@@ -120,8 +124,12 @@ def openapi_document() -> dict[str, Any]:
             "TillState": {"type": "object", "properties": {
                 "till": _TOKEN, "session": {"type": ["object", "null"]}, "cart": {"type": "string", "format": "uuid"},
                 "lines": {"type": "array", "items": {"$ref": "#/components/schemas/Line"}},
+                "stage": {"type": "string", "enum": [stage.value for stage in Stage],
+                          "description": "scanning; paying (cash taken: lines frozen); saving (being committed)"},
                 "total": {"$ref": "#/components/schemas/Money"}, "tendered": {"$ref": "#/components/schemas/Money"},
-                "due": {"$ref": "#/components/schemas/Money"}}},
+                "due": {"$ref": "#/components/schemas/Money"}, "change": {"$ref": "#/components/schemas/Money"},
+                "drawer_owed": {"type": ["string", "null"], "format": "uuid",
+                                "description": "a cash sale whose drawer did not open: POST .../drawer opens it once"}}},
             "Receipt": {"type": "object", "properties": {
                 "sale": {"type": "string", "description": "event id (UUIDv7)"},
                 "seq": {"type": "integer", "description": "the store's sequence number"},

@@ -83,6 +83,9 @@ async def test_openapi_document_describes_the_sale_flow(store_config: StoreConfi
         assert body("/api/tills/{till}/lines")["quantity"]["maximum"] == MAX_LINE_QUANTITY
         assert body("/api/tills/{till}/tenders")["amount_minor"]["maximum"] == MAX_MINOR
         assert body("/api/tills/{till}/complete")["cart"]["format"] == "uuid"
+        assert body("/api/tills/{till}/tenders")["id"]["format"] == "uuid"
+        state = (await http.get(f"{edge.url}/api/tills/till-1")).json()
+        assert set(document["components"]["schemas"]["TillState"]["properties"]) == set(state)
         sku = document["paths"]["/api/tills/{till}/lines/{sku}"]["delete"]["parameters"][1]["schema"]
         assert sku["maxLength"] == MAX_TOKEN_LENGTH and sku["pattern"]
         page = await http.get(f"{edge.url}/")

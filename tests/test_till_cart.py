@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
 import pytest
 import trio
+from prometheus_client import REGISTRY
 
 from edge.app import run_edge
-from novapos.config import StoreConfig
+from hub.app import run_hub
+from mocks.network_printer import MockNetworkPrinter
+from novapos.config import HubConfig, Product, StoreConfig
+from novapos.money import Money
+from tests.conftest import query, wait_until
 from tests.pos import COFFEE, MILK, sell
 
 
@@ -113,3 +120,64 @@ async def test_cash_is_refused_once_nothing_is_due_and_change_is_capped(
     assert (await http.get(url)).json() == paid
     receipt = (await http.post(f"{url}/complete", json={"cart": paid["cart"]})).json()
     assert [t["amount"]["minor"] for t in receipt["tenders"]] == [200] and receipt["change"]["minor"] == 71
+
+
+TENDER = "7d0c9a52-3f1e-4b6a-9c2d-5e8f1a2b3c4d"
+
+
+async def test_a_tender_sent_twice_with_its_id_takes_the_cash_once(
+        till: tuple[Any, str], http: httpx.AsyncClient) -> None:
+    """A resend (a retry, a second tap that got through) answers the state as it is, and takes nothing more."""
+    edge, url = till
+    await scan(http, url, COFFEE)
+    first = await http.post(f"{url}/tenders", json={"amount_minor": 200, "id": TENDER})
+    assert first.status_code == 200 and first.json()["tendered"]["minor"] == 200
+    again = await http.post(f"{url}/tenders", json={"amount_minor": 200, "id": TENDER})
+    assert again.status_code == 200 and again.json() == first.json()
+    assert (await http.post(f"{url}/tenders", json={"amount_minor": 299})).json()["due"]["minor"] == 0
+    late = await http.post(f"{url}/tenders", json={"amount_minor": 200, "id": TENDER})  # nothing is due, yet no 409
+    assert late.status_code == 200 and late.json()["tendered"]["minor"] == 499
+    receipt = (await http.post(f"{url}/complete", json={"cart": first.json()["cart"]})).json()
+    assert [t["amount"]["minor"] for t in receipt["tenders"]] == [200, 299]
+    bad = await http.post(f"{url}/tenders", json={"amount_minor": 200, "id": "not-an-id"})
+    assert bad.status_code == 422 and "id must be an id like" in bad.json()["error"]
+
+
+def drawer_pulses() -> float:
+    return sum(REGISTRY.get_sample_value("novapos_edge_drawer_kicks_total", {"device": "drawer-1", "result": result})
+               or 0.0 for result in ("opened", "failed"))
+
+
+async def test_a_free_item_sells_with_no_tender_and_lands_in_the_hub(
+        store_config: StoreConfig, hub_config: HubConfig, database_url: str, printer: MockNetworkPrinter,
+        http: httpx.AsyncClient) -> None:
+    """A product priced 0 (a free bag, a gift) completes with nothing tendered, prints its receipt,
+    opens no drawer (no cash changed hands) and is stored by the hub like any sale."""
+    bag = Product("BAG-FREE", "2000000000015", "Paper bag", Money(0, "EUR"))
+    config = replace(store_config, products=(*store_config.products, bag))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run_hub, hub_config)
+        edge = await nursery.start(run_edge, config)
+        url = f"{edge.url}/api/tills/till-1"
+        assert (await http.post(f"{url}/session", json={"cashier": "alice"})).status_code == 200
+        state = await scan(http, url, bag.barcode, 2)
+        assert (state["total"]["minor"], state["due"]["minor"]) == (0, 0)
+        pulses = drawer_pulses()
+        response = await http.post(f"{url}/complete", json={"cart": state["cart"]})
+        assert response.status_code == 200, response.text
+        receipt = response.json()
+        assert receipt["tenders"] == [] and receipt["total"]["minor"] == 0 and receipt["change"]["minor"] == 0
+        await edge.tree.ask("device.drawer-1", "report", "ready", "through printer receipt-printer")  # after any kick
+        assert drawer_pulses() == pulses
+        after = (await http.get(url)).json()
+        assert after["lines"] == [] and after["drawer_owed"] is None
+        assert (await http.delete(f"{url}/session")).status_code == 200
+
+        sale = uuid.UUID(receipt["sale"])
+        rows = await wait_until(lambda: query(database_url, "SELECT * FROM sales WHERE event_id = $1", sale))
+        assert (rows[0]["total_minor"], rows[0]["tendered_minor"], rows[0]["change_minor"]) == (0, 0, 0)
+        assert await query(database_url, "SELECT * FROM sale_tenders WHERE event_id = $1", sale) == []
+        assert await query(database_url, "SELECT * FROM dead_letters") == []
+        printed = await trio.to_thread.run_sync(printer.wait_for_receipts, 1, 10.0)
+        assert "2 x Paper bag" in printed[0]
+        nursery.cancel_scope.cancel()

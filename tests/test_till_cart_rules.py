@@ -108,3 +108,29 @@ def test_a_poisoned_saved_cart_keeps_only_what_passes_the_validators() -> None:
     for bad_id in ("c2", None, "0190A1B2-C3D4-7E5F-8A9B-0C1D2E3F4A5B\x00"):
         with pytest.raises(validators.Invalid):
             restore({**saved, "id": bad_id}, "EUR", BIG_NOTE, CATALOG)
+
+
+TENDER = "7d0c9a52-3f1e-4b6a-9c2d-5e8f1a2b3c4d"
+
+
+def test_a_tender_sent_again_with_its_id_takes_the_cash_once() -> None:
+    """A resent Take cash (the same tender id) changes nothing, even once nothing is due or the sale is saving."""
+    cart = cart_of((COFFEE, 1))
+    assert cart.tender_cash(200, TENDER) is None
+    assert cart.tender_cash(200, TENDER) is None and cart.tendered == [200]
+    assert cart.tender_cash(299, "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b") is None and cart.due() == Money(0, "EUR")
+    assert cart.tender_cash(299, TENDER) is None and cart.tendered == [200, 299]
+    assert isinstance(cart.checkout("till-1", "s", "alice"), dict)
+    assert cart.tender_cash(200, TENDER) is None and cart.tendered == [200, 299]
+    saved, _ = restore(cart.to_saved(), "EUR", BIG_NOTE, CATALOG)
+    assert saved.took(TENDER) and not saved.took(None)  # a restarted till still knows the tender
+
+
+def test_a_free_cart_completes_with_no_tender_and_the_wire_schema_accepts_it() -> None:
+    """A free bag or a gift: total 0, nothing is due, so nothing is tendered."""
+    bag = Product("BAG-FREE", "2000000000015", "Paper bag", Money(0, "EUR"))
+    cart = cart_of((bag, 2))
+    refused(cart.tender_cash(100), "nothing is due")
+    body = cart.checkout("till-1", "s", "alice")
+    assert isinstance(body, dict) and body["tenders"] == [] and body["change"] == {"minor": 0, "currency": "EUR"}
+    SCHEMAS[("sale.completed", 1)](body)

@@ -18,6 +18,8 @@ import pytest
 import trio
 from prometheus_client import REGISTRY
 
+from actors.devices.drawer import DrawerDevice
+from actors.devices.printer import PrinterDevice
 from actors.protocol import Rejected
 from actors.storage import db as local_db
 from actors.storage.outbox import Outbox
@@ -55,6 +57,13 @@ async def pulses_taken(edge: Any) -> float:
 
 def recoveries() -> float:
     return REGISTRY.get_sample_value("novapos_edge_drawer_recoveries_total", {"till": "till-1"}) or 0.0
+
+
+async def recovered_to(count: float) -> None:
+    """Wait until the till has heard its drawer confirm `count` recoveries in all."""
+    async def reached() -> bool:
+        return recoveries() == count
+    await wait_until(reached)
 
 
 async def paid_cart(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
@@ -136,7 +145,56 @@ async def test_a_drawer_pulse_lost_to_a_kill_9_opens_once_as_a_recorded_recovery
         second = await edge.tree.ask("till.till-1", "open_drawer_for_sale", sale)
         assert isinstance(second, Rejected) and "no drawer opening is owed" in second.message
         assert await pulses_taken(edge) == pulses + 1
-        assert recoveries() == recovered + 1
+        await recovered_to(recovered + 1)
         assert (await http.get(url)).json()["drawer_owed"] is None
     async with running_edge(store_config, http) as edge:  # and it stays recovered across a restart
         assert (await http.get(f"{edge.url}/api/tills/till-1")).json()["drawer_owed"] is None
+
+
+async def test_a_pulse_its_drawer_never_confirms_stays_owed_across_a_till_restart(
+        store_config: StoreConfig, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The till clears the owed pulse only when the drawer actor says it sent the bytes: a drawer that
+    takes the message and dies (a kill -9) before the printer pulsed it leaves the pulse owed."""
+    monkeypatch.setattr(DrawerDevice, "kick", lambda self, *args, **kwargs: None)  # takes the pulse, never sends it
+    monkeypatch.setattr(till_actor, "PULSE_CONFIRM_S", 0.3)
+    async with running_edge(store_config, http) as edge:
+        url = f"{edge.url}/api/tills/till-1"
+        paid = await paid_cart(http, url)
+        receipt = (await http.post(f"{url}/complete", json={"cart": paid["cart"]})).json()
+        await edge.tree.ask(DRAWER, "report", "ready", "through printer receipt-printer")  # it has had the pulse
+
+        async def offered() -> bool:  # the answer is overdue: the cashier may open it (POST .../drawer)
+            return bool((await http.get(url)).json()["drawer_owed"] == receipt["sale"])
+        await wait_until(offered)
+        restarts = edge.tree.restarts
+        await trio.to_thread.run_sync(lambda: edge.tree.registry.get("till.till-1").stop(block=True))
+
+        async def restarted() -> bool:
+            return edge.tree.restarts > restarts
+        await wait_until(restarted)
+        state = (await http.get(url)).json()
+        assert state["drawer_owed"] == receipt["sale"] and state["cart"] != paid["cart"]
+
+
+async def test_a_pulse_its_printer_could_not_send_is_offered_at_once_and_opens_once_later(
+        store_config: StoreConfig, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The drawer tells the till when its printer did not pulse it: the cashier hears of it and the
+    page offers the opening straight away, without waiting for a restart."""
+    refusing = [True]
+    pulse = PrinterDevice.kick_drawer
+    monkeypatch.setattr(PrinterDevice, "kick_drawer", lambda self, pin: False if refusing[0] else pulse(self, pin))
+    async with running_edge(store_config, http) as edge:
+        url = f"{edge.url}/api/tills/till-1"
+        paid = await paid_cart(http, url)
+        receipt = (await http.post(f"{url}/complete", json={"cart": paid["cart"]})).json()
+
+        async def offered() -> bool:
+            return bool((await http.get(url)).json()["drawer_owed"] == receipt["sale"])
+        await wait_until(offered)
+        refusing[0] = False  # the printer is back
+        recovered = recoveries()
+        assert (await edge.tree.ask("till.till-1", "open_drawer_for_sale", receipt["sale"]))["drawer_owed"] is None
+        await recovered_to(recovered + 1)
+        assert (await http.get(url)).json()["drawer_owed"] is None
+        again = await edge.tree.ask("till.till-1", "open_drawer_for_sale", receipt["sale"])
+        assert isinstance(again, Rejected) and "no drawer opening is owed" in again.message

@@ -26,7 +26,7 @@ from selenium import webdriver  # noqa: E402  (only importable once we know a br
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 
 def chip(browser: webdriver.Chrome, device: str) -> str:
@@ -44,17 +44,21 @@ def summary(browser: webdriver.Chrome) -> dict[str, str]:
         ".map(k => [k, document.getElementById('sum-' + k).textContent]));"))
 
 
-def make_a_sale_in_the_page(url: str, printer: MockNetworkPrinter, screenshot: str | None) -> str:
-    """Drive the page as a cashier: open a session, tap products and take one off again, take cash
-    (with a double tap), complete, close the session; then watch the printer's status chip follow an
-    unplug, a replug and a jammed cutter. Returns the sale's message."""
+def headless_chromium() -> webdriver.Chrome:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM  # type: ignore[assignment]
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", f"--user-data-dir={tempfile.mkdtemp(prefix='novapos-chromium-')}"):
         options.add_argument(flag)
-    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)  # type: ignore[arg-type]
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)  # type: ignore[arg-type]
+
+
+def make_a_sale_in_the_page(url: str, printer: MockNetworkPrinter, screenshot: str | None) -> str:
+    """Drive the page as a cashier: open a session, tap products and take one off again, take cash
+    (with a double tap), complete, close the session; then watch the printer's status chip follow an
+    unplug, a replug and a jammed cutter. Returns the sale's message."""
+    browser = headless_chromium()
     try:
         wait = WebDriverWait(browser, 15)
         browser.get(url)
@@ -136,4 +140,46 @@ async def test_a_sale_made_in_the_browser_lands_once_and_device_status_is_live(
         lines = await query(database_url, "SELECT sku, quantity FROM sale_lines WHERE event_id = $1 ORDER BY line_no",
                             uuid.UUID(str(rows[0]["event_id"])))
         assert [tuple(line) for line in lines] == [("COF-250", 2), ("MLK-1L", 1)]
+        nursery.cancel_scope.cancel()
+
+
+def double_tap_after_a_partial_tender(url: str) -> tuple[dict[str, str], str, str]:
+    """The reviewer's steps: till-2, Ground coffee (4.99), type 2.00, tap Take cash twice 150 ms apart.
+    Returns the summary, the cash field and the message once both taps are answered."""
+    browser = headless_chromium()
+    try:
+        wait = WebDriverWait(browser, 15)
+        browser.get(url)
+        wait.until(expected_conditions.element_to_be_clickable((By.CSS_SELECTOR, "#products button")))
+        Select(browser.find_element(By.ID, "till")).select_by_value("till-2")
+        browser.find_element(By.ID, "open").click()
+        wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "who"), "Cashier: alice"))
+        browser.find_elements(By.CSS_SELECTOR, "#products button")[0].click()
+        wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "total"), "4.99 EUR"))
+        assert browser.find_element(By.ID, "cash").get_attribute("value") == "4.99"  # exact cash, before any tender
+        cash = browser.find_element(By.ID, "cash")
+        cash.clear()
+        cash.send_keys("2.00")
+        browser.execute_script("const pay = document.getElementById('pay'); pay.click();"
+                               "setTimeout(() => { pay.click(); window.secondTap = true; }, 150);")
+        wait.until(lambda b: b.execute_script("return window.secondTap === true && !busy"))
+        wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "sum-tendered"), "2.00 EUR"))
+        return summary(browser), str(browser.find_element(By.ID, "cash").get_attribute("value")), \
+            browser.find_element(By.ID, "message").text
+    finally:
+        browser.quit()
+
+
+async def test_a_second_tap_after_a_partial_tender_takes_no_cash_of_its_own(store_config: StoreConfig) -> None:
+    """The page prefills the amount due only before the cart's first tender; after one it clears the
+    field, so a second tap has nothing to send."""
+    async with trio.open_nursery() as nursery:
+        edge = await nursery.start(run_edge, store_config)
+        shown, cash, message = await trio.to_thread.run_sync(double_tap_after_a_partial_tender, edge.url + "/")
+        assert shown == {"total": "4.99 EUR", "tendered": "2.00 EUR", "due": "2.99 EUR", "change": "0.00 EUR"}
+        assert cash == ""
+        state = await edge.tree.ask("till.till-2", "state")
+        assert state["tendered"]["minor"] == 200
+        assert message in ("Cash taken: 2.00 EUR tendered, 2.99 EUR still due",
+                           "Type the amount received, e.g. 20.00")  # the second tap came after the answer, or during
         nursery.cancel_scope.cancel()

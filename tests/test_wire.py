@@ -41,6 +41,17 @@ def test_schema_refuses_inconsistent_sales(mutate, says: str) -> None:  # type: 
         decode(event.encode())
 
 
+def test_a_free_sale_needs_no_tender_and_only_a_free_one() -> None:
+    """A free bag or a gift (total 0) completes with no tender; any sale with something to pay needs one."""
+    free = sale_event(total=0)
+    free.body["tenders"] = []
+    assert decode(free.encode()).body["tenders"] == []
+    unpaid = sale_event(total=499)
+    unpaid.body["tenders"] = []
+    with pytest.raises(SchemaError, match="tenders must hold at least one tender"):
+        decode(unpaid.encode())
+
+
 def _fields(event: Envelope, **changes: object) -> dict[str, object]:
     fields = {**event.__dict__, **changes}
     fields["id"] = event.id.bytes

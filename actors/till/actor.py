@@ -7,14 +7,17 @@ The sale is complete only once the outbox actor has committed it to disk; then t
 (locally, at once), the receipt is spooled for the till's printer and the forwarder is woken; the
 cashier waits for none of these. A commit that outlasts the till's wait is not a lost cart: the cart
 is held (SAVING) and a resent completion finds the sale and does what its first try could not. The
-drawer pulse a cash sale owes is saved with the till until the drawer actor took it, so a kill -9
-in between leaves it owed, to be opened once, as a recorded recovery. Every change of the till's
-state is published, so the web till shows a line added by the scanner as soon as it is scanned.
+drawer pulse a cash sale owes is saved with the till until the drawer actor confirms it sent the
+pulse (it tells the till drawer_pulsed), so a kill -9 before that leaves it owed, to be opened once,
+as a recorded recovery. The till tells and never asks: a drawer on a busy printer may take seconds,
+and the till's mailbox serves the cashier meanwhile. Every change of the till's state is published,
+so the web till shows a line added by the scanner as soon as it is scanned.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +45,7 @@ DRAWER_RECOVERIES = Counter("novapos_edge_drawer_recoveries_total",
                             "Drawers opened after their sale, for a pulse lost to a restart", ["till"])
 
 COMMIT_TIMEOUT_S = 30.0  # a slow disk must not turn a committed sale into a crashed till
+PULSE_CONFIRM_S = 10.0  # a drawer pulsed through its printer waits up to 5 s for a printer mid-job
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,15 @@ class TillDevices:
     printer: str | None = None
     drawer: str | None = None
     display: str | None = None
+
+
+@dataclass(frozen=True)
+class Pulse:
+    """A drawer pulse told to the drawer actor and not confirmed yet (kept in memory only: after a
+    restart the saved owed pulse is offered again)."""
+    sale: str
+    recovery: bool
+    deadline: float  # time.monotonic() past which the drawer's answer is overdue
 
 
 class TillActor(Actor):
@@ -72,13 +85,15 @@ class TillActor(Actor):
         self._by_sku = {product.sku: product for product in products}
         self._session: dict[str, str] | None = None
         self._cart = self._new_cart()
-        self._drawer_owed: str | None = None  # the sale whose drawer pulse no drawer actor has taken yet
+        self._drawer_owed: str | None = None  # the sale whose drawer pulse no drawer actor has confirmed yet
+        self._pulse: Pulse | None = None
 
     def started(self) -> None:
         self._saved = SavedTills(self._db_path)
         saved = self._saved.load(self.till_id)
         if saved is not None:
             self._restore(saved)
+            self._save()  # what the restore dropped stays dropped: its warnings are not repeated every start
 
     def stopping(self) -> None:
         if self._saved is not None:
@@ -88,8 +103,13 @@ class TillActor(Actor):
         return Cart(self.currency, self._max_change)
 
     def state(self) -> dict[str, Any]:
+        """`drawer_owed`: the sale whose drawer the cashier may open (POST .../drawer); None while its
+        pulse is on its way to the drawer."""
         return {"till": self.till_id, "session": self._session, **self._cart.summary(),
-                "drawer_owed": self._drawer_owed}
+                "drawer_owed": None if self._pulsing(self._drawer_owed) else self._drawer_owed}
+
+    def _pulsing(self, sale: str | None) -> bool:
+        return self._pulse is not None and self._pulse.sale == sale
 
     def _no_session(self) -> Rejected | None:
         if self._session is None:
@@ -153,8 +173,9 @@ class TillActor(Actor):
             self._notify({"type": "till_message", "till": self.till_id, "error": f"{scanner}: {answer.message}"})
         return answer
 
-    def tender_cash(self, amount_minor: int) -> dict[str, Any] | Rejected:
-        return self._no_session() or self._cart.tender_cash(amount_minor) or self._changed()
+    def tender_cash(self, amount_minor: int, tender_id: str | None = None) -> dict[str, Any] | Rejected:
+        """Take cash; a tender whose id the cart already took (a resend) changes nothing and answers the state."""
+        return self._no_session() or self._cart.tender_cash(amount_minor, tender_id) or self._changed()
 
     def complete(self, cart_id: str | None = None) -> dict[str, Any] | Rejected:
         """Commit the sale, with the cart's id as its idempotency key in the same transaction.
@@ -193,9 +214,9 @@ class TillActor(Actor):
         pulse); once, recorded as a recovery. Any other sale's drawer is opened with its key."""
         if self._drawer is None:
             return Rejected("conflict", f"till {self.till_id} has no cash drawer")
-        if self._drawer_owed is None or sale_id != self._drawer_owed:
-            return Rejected("conflict", "no drawer opening is owed for that sale: it opened at its sale, or was "
-                                        "opened since; open the drawer with its key")
+        if self._drawer_owed is None or sale_id != self._drawer_owed or self._pulsing(sale_id):
+            return Rejected("conflict", "no drawer opening is owed for that sale: it opened at its sale (or is "
+                                        "opening now), or was opened since; open the drawer with its key")
         if not self._open_drawer(self._drawer_owed, recovery=True):
             return Rejected("conflict", f"drawer {self._drawer} cannot take the pulse now: open it with its key")
         return self._changed(show=False)
@@ -206,14 +227,15 @@ class TillActor(Actor):
         done yet either."""
         sale = str(committed.id)
         self._cart = self._new_cart()
-        self._drawer_owed = sale if self._drawer is not None else None
+        self._drawer_owed = sale if self._drawer is not None and cart.tendered else None  # no cash, no drawer
         self._save()  # before any pulse: a kill -9 from here on leaves the pulse owed, not forgotten
         receipt = self._receipt(committed, cart.id)
         SALES.labels(self.till_id).inc()
         self.registry.tell("forwarder", "kick")
         if self._printer is not None:
             self.registry.tell(SPOOLER, "printer_ready", self._printer)  # the job is already on disk
-        self._open_drawer(sale, recovery=False)
+        if self._drawer_owed is not None:
+            self._open_drawer(sale, recovery=False)
         self._show(*customer_screen.for_receipt(receipt))
         log.info("till %s: sale %s (seq %d) committed%s, total %s", self.till_id, sale, committed.seq,
                  " after an earlier try timed out" if late else "", cart.total().format())
@@ -222,7 +244,8 @@ class TillActor(Actor):
 
     def _resent(self, done: Committed, cart_id: str) -> dict[str, Any]:
         """A completion resent for a sale already made: its receipt, and its drawer if that is still owed."""
-        if self._drawer_owed == str(done.id) and self._open_drawer(self._drawer_owed, recovery=True):
+        owed = self._drawer_owed
+        if owed == str(done.id) and not self._pulsing(owed) and self._open_drawer(owed, recovery=True):
             self._changed(show=False)
         return self._receipt(done, cart_id)
 
@@ -259,7 +282,7 @@ class TillActor(Actor):
             done = None
         if done is not None:
             log.info("till %s: cart %s was completed before the restart; starting a new cart", self.till_id, cart.id)
-            if self._drawer is not None and self._drawer_owed != str(done.id):
+            if self._drawer is not None and cart.tendered and self._drawer_owed != str(done.id):
                 self._drawer_owed = str(done.id)
                 log.warning("till %s: the drawer of sale %s may not have opened before the restart: a resent "
                             "completion, or open_drawer_for_sale, opens it once", self.till_id, done.id)
@@ -282,26 +305,54 @@ class TillActor(Actor):
                 pass  # the display is unplugged: nothing to show it on, and nothing else waits on it
 
     def _open_drawer(self, sale: str, recovery: bool) -> bool:
-        """Pulse the drawer for `sale`; True once its actor took the pulse (then it is no longer owed;
-        the caller saves that)."""
+        """Tell the drawer to pulse for `sale`; True if its actor took the message. The pulse stays owed
+        (and saved) until the drawer confirms it (drawer_pulsed); the caller publishes the state."""
         if self._drawer is None:
             return False
         try:
-            accepted = self.registry.tell(device_actor_name(self._drawer), "kick")
+            accepted = self.registry.tell(device_actor_name(self._drawer), "kick", sale=sale, till=self.actor_name)
             why = "is restarting"
         except LookupError:
             accepted, why = False, "is unplugged"
         if accepted:
-            self._drawer_owed = None  # the caller saves it
-            if recovery:
-                DRAWER_RECOVERIES.labels(self.till_id).inc()
-                log.warning("till %s: drawer %s opened for sale %s after the fact, as a recovery (its pulse was "
-                            "lost to a restart)", self.till_id, self._drawer, sale)
+            self._pulse = Pulse(sale, recovery, time.monotonic() + PULSE_CONFIRM_S)
+            self.send_after(PULSE_CONFIRM_S, "drawer_overdue")
             return True
-        log.warning("till %s: drawer %s %s; open it with its key", self.till_id, self._drawer, why)
-        self._notify({"type": "till_message", "till": self.till_id,
-                      "error": f"drawer {self._drawer} {why}: open it with its key"})
+        self._drawer_trouble(f"drawer {self._drawer} {why}")
         return False
+
+    def drawer_pulsed(self, sale: str) -> None:
+        """From the drawer actor: it sent the pulse for `sale`. Only now is the pulse no longer owed."""
+        pulse = self._pulse if self._pulsing(sale) else None
+        if pulse is not None:
+            self._pulse = None
+        if sale != self._drawer_owed:
+            return  # a pulse for a sale no longer owed (a newer sale owes one now)
+        self._drawer_owed = None
+        if pulse is not None and pulse.recovery:
+            DRAWER_RECOVERIES.labels(self.till_id).inc()
+            log.warning("till %s: drawer %s opened for sale %s after the fact, as a recovery (its pulse was "
+                        "lost to a restart)", self.till_id, self._drawer, sale)
+        self._changed(show=False)
+
+    def drawer_not_pulsed(self, sale: str, why: str) -> None:
+        """From the drawer actor: it could not send the pulse for `sale` (its printer busy or away)."""
+        if self._pulsing(sale):
+            self._pulse = None
+            self._drawer_trouble(f"drawer {self._drawer} did not open for the last sale ({why})")
+            self._changed(show=False)
+
+    def drawer_overdue(self) -> None:
+        """The drawer's answer is overdue (its actor died with the pulse): the pulse is offered again."""
+        if self._pulse is not None and time.monotonic() >= self._pulse.deadline:
+            self._pulse = None
+            self._drawer_trouble(f"drawer {self._drawer} did not say it opened within {PULSE_CONFIRM_S:.0f} s")
+            self._changed(show=False)
+
+    def _drawer_trouble(self, what: str) -> None:
+        """Tell the cashier (the page also offers Open drawer for the last sale while the pulse is owed)."""
+        log.warning("till %s: %s; open it with its key", self.till_id, what)
+        self._notify({"type": "till_message", "till": self.till_id, "error": f"{what}: open it with its key"})
 
     def _save(self) -> None:
         assert self._saved is not None

@@ -53,12 +53,14 @@ def _new_id() -> str:
 @dataclass
 class Cart:
     """One customer's basket and the cash they handed over. `max_change` caps the change a tender may
-    call for (the store's max_change_minor): a mistyped 10^9 is refused, not paid out."""
+    call for (the store's max_change_minor): a mistyped 10^9 is refused, not paid out. `tender_ids`:
+    the ids of the tenders this cart took, so a tender sent again (a retry, a double tap) is taken once."""
     currency: str
     max_change: int
     id: str = field(default_factory=_new_id)
     lines: list[Line] = field(default_factory=list)
     tendered: list[int] = field(default_factory=list)
+    tender_ids: list[str] = field(default_factory=list)
     saving: bool = False
 
     @property
@@ -118,9 +120,15 @@ class Cart:
         self.lines.remove(line)
         return None
 
-    def tender_cash(self, amount: int) -> Rejected | None:
+    def took(self, tender_id: str | None) -> bool:
+        """Whether this cart already took the tender with this id."""
+        return tender_id is not None and tender_id in self.tender_ids
+
+    def tender_cash(self, amount: int, tender_id: str | None = None) -> Rejected | None:
         """Take cash; refused once nothing is due, and when the change it calls for is more than the
-        till gives back."""
+        till gives back. A tender whose id the cart already took changes nothing, whatever the stage."""
+        if self.took(tender_id):
+            return None
         if self.saving:
             return Rejected("conflict", SAVING_MESSAGE)
         if not self.lines:
@@ -137,6 +145,8 @@ class Cart:
                                        f"{Money(self.max_change, self.currency).format()} a till gives back: "
                                        "check the amount typed")
         self.tendered.append(amount)
+        if tender_id is not None:
+            self.tender_ids.append(tender_id)
         return None
 
     def give_cash_back(self) -> Rejected | None:
@@ -155,8 +165,8 @@ class Cart:
         return None
 
     def checkout(self, till: str, session: str, cashier: str) -> dict[str, Any] | Rejected:
-        """The sale.completed body, once everything is paid; the cart is SAVING from then on, until
-        the outbox answers (sold, or saving_refused)."""
+        """The sale.completed body, once everything is paid (a free cart, total 0, needs no tender); the
+        cart is SAVING from then on, until the outbox answers (sold, or saving_refused)."""
         if not self.lines:
             return Rejected("conflict", "the cart is empty: nothing to complete")
         if (due := self.due()).minor > 0:
@@ -175,7 +185,7 @@ class Cart:
         self.saving = False
 
     def to_saved(self) -> dict[str, Any]:
-        return {"id": self.id, "tendered": list(self.tendered),
+        return {"id": self.id, "tendered": list(self.tendered), "tender_ids": list(self.tender_ids),
                 "lines": [{"sku": line.product.sku, "quantity": line.quantity} for line in self.lines]}
 
 
@@ -183,8 +193,8 @@ def restore(saved: Mapping[str, Any], currency: str, max_change: int,
             by_sku: Mapping[str, Product]) -> tuple[Cart, list[str]]:
     """A cart from its saved form, every field checked as if it came from a client; with the
     problems found (for the log). What fails is dropped: a line whose product left the catalog or
-    whose quantity is bad, a tender the rules would refuse now. The id must be a UUID, or the cart
-    cannot be taken up at all (Invalid)."""
+    whose quantity is bad, a tender the rules would refuse now, a tender id that is not one. The id
+    must be a UUID, or the cart cannot be taken up at all (Invalid)."""
     cart = Cart(currency, max_change, validators.uuid_text("saved cart id", saved.get("id")))
     problems: list[str] = []
     lines = saved.get("lines")
@@ -211,4 +221,10 @@ def restore(saved: Mapping[str, Any], currency: str, max_change: int,
             continue
         if (refused := cart.tender_cash(amount)) is not None:
             problems.append(f"saved tender {index}: {refused.message}")
+    tender_ids = saved.get("tender_ids")
+    for index, tender_id in enumerate(tender_ids if isinstance(tender_ids, list) else []):
+        try:
+            cart.tender_ids.append(validators.uuid_text(f"saved tender id {index}", tender_id))
+        except validators.Invalid as exc:
+            problems.append(str(exc))
     return cart, problems

@@ -68,7 +68,9 @@ def till_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
         method = token("method", body.get("method", "cash"))
         if method != "cash":
             raise ApiError(422, f"tender method {method!r} is not accepted here: use 'cash'")
-        return await ask_till(request, "tender_cash", minor_units("amount_minor", body.get("amount_minor"), minimum=1))
+        amount = minor_units("amount_minor", body.get("amount_minor"), minimum=1)
+        tender_id = body.get("id")  # the page's id for this tender: a resend of it takes the cash once
+        return await ask_till(request, "tender_cash", amount, None if tender_id is None else uuid_text("id", tender_id))
 
     async def void_tenders(request: Request) -> Response:
         return await ask_till(request, "void_tenders")

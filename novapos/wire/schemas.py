@@ -42,7 +42,8 @@ def _money(where: str, value: Any, currency: str, minimum: int = 0) -> int:
 
 
 def sale_completed_v1(body: dict[str, Any]) -> None:
-    """A completed sale: lines, tenders, and totals that must add up."""
+    """A completed sale: lines, tenders, and totals that must add up. A free sale (total 0: a free bag,
+    a gift) may have no tender; its change is then 0 by the rule below."""
     _checked(validators.token, "till", body.get("till"))
     _checked(validators.token, "session", body.get("session"))
     _checked(validators.text, "cashier", body.get("cashier"))
@@ -66,8 +67,8 @@ def sale_completed_v1(body: dict[str, Any]) -> None:
     if _money("total", body.get("total"), currency) != total:
         raise SchemaError("total", f"does not equal the sum of the lines ({total})")
     tenders = body.get("tenders")
-    if not isinstance(tenders, list) or not tenders:
-        raise SchemaError("tenders", "must hold at least one tender: a sale needs one")
+    if not isinstance(tenders, list) or (not tenders and total > 0):
+        raise SchemaError("tenders", "must hold at least one tender: a sale with something to pay needs one")
     tendered = 0
     for index, tender in enumerate(tenders):
         if not isinstance(tender, dict):
