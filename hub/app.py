@@ -25,6 +25,7 @@ from hub.db import close_pool, create_pool, migrate
 from hub.ingest.dead_letters import run_purge
 from hub.ingest.store_stats import restore_skews
 from hub.ingest.worker import InFlight, run_ingest
+from hub.nats_watch import watch_nats
 from novapos.adapters.http import serve
 from novapos.adapters.nats import NatsLink
 from novapos.config import HubConfig
@@ -118,6 +119,7 @@ async def run_hub(config: HubConfig, *, task_status: trio.TaskStatus[RunningHub]
                 nursery.start_soon(run_ingest, seam, link, pool, tenants, config.stream, in_flight,
                                    config.ingest_batch)
                 nursery.start_soon(run_purge, seam, pool, config.dead_letter_retention_days)
+                nursery.start_soon(watch_nats, console, where(config.nats_url))
                 console.waiting_for = None
                 notifier.ready()
                 notifier.status(f"hub ingesting; console at {urls[0]}")
