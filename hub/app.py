@@ -22,10 +22,12 @@ from edge_runtime import AsyncioSeam, Backoff, Notifier
 from hub.console.app import build_console
 from hub.console.context import Console
 from hub.db import close_pool, create_pool, migrate
+from hub.domains import domains
 from hub.ingest.dead_letters import run_purge
 from hub.ingest.store_stats import restore_skews
 from hub.ingest.worker import InFlight, run_ingest
 from hub.nats_watch import watch_nats
+from hub.responders import run_responders
 from novapos.adapters.http import serve
 from novapos.adapters.nats import NatsLink
 from novapos.config import HubConfig
@@ -120,6 +122,7 @@ async def run_hub(config: HubConfig, *, task_status: trio.TaskStatus[RunningHub]
                                    config.ingest_batch)
                 nursery.start_soon(run_purge, seam, pool, config.dead_letter_retention_days)
                 nursery.start_soon(watch_nats, console, where(config.nats_url))
+                nursery.start_soon(run_responders, seam, link, pool, domains())
                 console.waiting_for = None
                 notifier.ready()
                 notifier.status(f"hub ingesting; console at {urls[0]}")
