@@ -13,10 +13,13 @@ import pytest
 import trio
 
 from edge_runtime import AsyncioSeam
+from hub import app
+from hub.app import run_hub
 from hub.db import close_pool, create_pool
-from hub.domains import Domain
+from hub.domains import Domain, domains
 from hub.responders import ERROR_CODE_HEADER, ERROR_HEADER, run_responders
 from novapos.adapters.nats import NatsLink
+from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from tests.conftest import wait_until
 
@@ -78,3 +81,21 @@ async def test_two_hubs_answer_each_request_once_and_a_failing_responder_gets_an
             for link in links:
                 await seam.run(link.close)
             await seam.run(close_pool, pool)
+
+
+async def test_the_hub_serves_the_responders_of_its_domains(
+        hub_config: HubConfig, nats_server: EmbeddedNats, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app, "domains", lambda: (*domains(), TEST_DOMAIN))  # a domain of the test's own
+    calls.clear()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run_hub, hub_config)
+
+        async def answered() -> list[tuple[bytes, dict[str, str]]] | None:
+            try:
+                return await _requests(nats_server.url)
+            except nats.errors.NoRespondersError:  # the hub's task has not subscribed yet
+                return None
+        [(_, error_headers), *sums] = await wait_until(answered)
+        assert error_headers[ERROR_CODE_HEADER] == "500"
+        assert [body for body, _ in sums] == [str(n + 1).encode() for n in range(20)]
+        nursery.cancel_scope.cancel()
