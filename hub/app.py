@@ -22,12 +22,16 @@ from edge_runtime import AsyncioSeam, Backoff, Notifier
 from hub.console.app import build_console
 from hub.console.context import Console
 from hub.db import close_pool, create_pool, migrate
+from hub.domains import domains
 from hub.ingest.dead_letters import run_purge
 from hub.ingest.store_stats import restore_skews
 from hub.ingest.worker import InFlight, run_ingest
+from hub.nats_watch import watch_nats
+from hub.responders import run_responders
 from novapos.adapters.http import serve
 from novapos.adapters.nats import NatsLink
 from novapos.config import HubConfig
+from novapos.config.hub import StreamLimits
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +55,28 @@ def where(url: str) -> str:
     return f"{parts.hostname}:{parts.port}" if parts.port else f"{parts.hostname}"
 
 
-async def _connect_nats(link: NatsLink) -> None:
-    """(asyncio side) One bounded attempt: with reconnects enabled, nats-py's first connect keeps trying
-    on its own, silently and for ever; the hub wants each failure in its log."""
+async def _prepare_database(url: str) -> asyncpg.Pool:
+    """(asyncio side) One attempt: a pool, the schema migrated, the skew gauges restored. A PostgreSQL that
+    accepts connections but fails a step (still recovering, read-only) is waited for like one that is down."""
+    pool = await create_pool(url)
+    try:
+        await migrate(pool)
+        await restore_skews(pool)
+    except BaseException:
+        await close_pool(pool)
+        raise
+    return pool
+
+
+async def _prepare_nats(link: NatsLink, limits: StreamLimits) -> None:
+    """(asyncio side) One bounded attempt: connected, and the events stream there. With reconnects enabled,
+    nats-py's first connect keeps trying on its own, silently and for ever; the hub wants each failure in its
+    log. A server without JetStream (or whose JetStream has no leader yet) fails the stream step."""
     try:
         await asyncio.wait_for(link.connect(), NATS_CONNECT_TIMEOUT_S)
     except TimeoutError:
         raise ConnectionError(f"no NATS server answered within {NATS_CONNECT_TIMEOUT_S:.0f} s") from None
+    await link.ensure_event_stream(limits)
 
 
 async def _until_reached(what: str, check: str, attempt: Callable[[], Awaitable[T]], console: Console,
@@ -92,18 +111,18 @@ async def run_hub(config: HubConfig, *, task_status: trio.TaskStatus[RunningHub]
                 nursery.start_soon(notifier.run_watchdog, lambda: True)
                 pool = console.pool = await _until_reached(
                     f"PostgreSQL at {where(config.database_url)}",
-                    "check that PostgreSQL runs, accepts connections there and [database] url is right",
-                    lambda: seam.run(create_pool, config.database_url), console, notifier)
-                await seam.run(migrate, pool)
-                await seam.run(restore_skews, pool)
+                    "check that PostgreSQL runs, accepts connections and writes there and [database] url is right",
+                    lambda: seam.run(_prepare_database, config.database_url), console, notifier)
                 await _until_reached(
                     f"NATS at {where(config.nats_url)}",
-                    "check that nats-server runs with JetStream, is reachable there and [nats] url is right",
-                    lambda: seam.run(_connect_nats, link), console, notifier)
-                await seam.run(link.ensure_event_stream, config.stream)
+                    "check that nats-server runs there with JetStream enabled (-js) and that JetStream has a "
+                    "leader, and that [nats] url is right",
+                    lambda: seam.run(_prepare_nats, link, config.stream), console, notifier)
                 nursery.start_soon(run_ingest, seam, link, pool, tenants, config.stream, in_flight,
                                    config.ingest_batch)
                 nursery.start_soon(run_purge, seam, pool, config.dead_letter_retention_days)
+                nursery.start_soon(watch_nats, console, where(config.nats_url))
+                nursery.start_soon(run_responders, seam, link, pool, domains())
                 console.waiting_for = None
                 notifier.ready()
                 notifier.status(f"hub ingesting; console at {urls[0]}")

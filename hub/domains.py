@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 Applier = Callable[[asyncpg.Connection, Sequence[Envelope]], Awaitable[None]]
 """Applies new (never seen before) events of one type inside the inbox's transaction."""
 Responder = Callable[[asyncpg.Pool, bytes], Awaitable[bytes]]
-"""Answers one request/reply subject (none yet: the first domain that declares one gets it served)."""
+"""Answers one request/reply subject with the reply's bytes; served by hub.responders (a failure is answered
+with an error reply)."""
 Routes = Callable[["Console"], Sequence[BaseRoute]]
 """A domain's console routes, given what every route may use (the pool, the seam, the NATS link)."""
 
@@ -41,6 +42,7 @@ class Domain:
     appliers: Mapping[str, Applier] = field(default_factory=dict)
     """Event type -> applier; an event type has exactly one domain."""
     responders: Mapping[str, Responder] = field(default_factory=dict)
+    """NATS subject -> its responder, answered by every hub process in one queue group."""
     routes: Routes | None = None
     openapi: Mapping[str, Any] = field(default_factory=dict)
     """{"paths": ..., "schemas": ...} describing the routes, merged into the console's /openapi.json."""

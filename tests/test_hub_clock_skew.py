@@ -66,3 +66,22 @@ async def test_skew_is_recorded_per_store_and_implausible_times_are_flagged_not_
 
 async def _count(database_url: str, expected: int) -> bool:
     return (await query(database_url, "SELECT count(*) AS n FROM sales"))[0]["n"] == expected
+
+
+async def test_a_store_clock_far_ahead_does_not_hold_the_top_of_recent_sales_or_last_sale(
+        hub_config: HubConfig, nats_server: EmbeddedNats, database_url: str, http: httpx.AsyncClient) -> None:
+    """Recent sales and a store's last sale follow the hub's receive time: a sale stamped 9999 sinks as newer
+    sales arrive, and does not become the store's last sale for good."""
+    far_ahead = dataclasses.replace(sale_event(seq=1), ts=253_402_300_799_000)   # 9999-12-31
+    async with trio.open_nursery() as nursery:
+        hub = await nursery.start(run_hub, hub_config)
+        await publish(nats_server.url, [(SUBJECT, far_ahead.encode(), None)])
+        await wait_until(lambda: _count(database_url, 1))
+        later = dataclasses.replace(sale_event(seq=2), ts=int(time.time() * 1000))
+        await publish(nats_server.url, [(SUBJECT, later.encode(), None)])
+        await wait_until(lambda: _count(database_url, 2))
+        sales = (await http.get(f"{hub.url}/api/sales")).json()
+        assert [sale["seq"] for sale in sales] == [2, 1]
+        [store] = (await http.get(f"{hub.url}/api/stores")).json()
+        assert not store["last_sale"].startswith("9999"), store
+        nursery.cancel_scope.cancel()

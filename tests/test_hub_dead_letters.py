@@ -3,6 +3,7 @@ marked with the outcome, from the console API or the CLI; and purged once older 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import trio
 from hub.app import run_hub
 from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
+from novapos.wire.subjects import event_subject
 from tests.conftest import query, wait_until
 from tests.events import SUBJECT, publish, sale_event, with_quantity
 
@@ -112,3 +114,20 @@ async def test_dead_letters_older_than_the_retention_are_purged(
 
 async def _equal(rows_awaitable, expected: int) -> bool:  # type: ignore[no-untyped-def]
     return len(await rows_awaitable) == expected
+
+
+async def test_a_dead_letter_the_hub_cannot_apply_yet_is_not_redriven_and_stays_unmarked(
+        hub_config: HubConfig, nats_server: EmbeddedNats, database_url: str, http: httpx.AsyncClient) -> None:
+    """A letter from before held events existed (a tenant the hub does not serve): re-driving it answers 409
+    saying why, and the letter stays as it was, to re-drive once hub.toml serves the tenant."""
+    other = dataclasses.replace(sale_event(), tenant="acme")
+    async with trio.open_nursery() as nursery:
+        hub = await nursery.start(run_hub, hub_config)
+        [letter] = await query(
+            database_url, "INSERT INTO dead_letters (subject, reason, payload) VALUES ($1, 'not served', $2) RETURNING id",
+            event_subject("acme", "store-001", "sale.completed"), other.encode())
+        answer = await http.post(f"{hub.url}/api/dead-letters/{letter['id']}/redrive", json={})
+        assert answer.status_code == 409 and "cannot be applied yet" in answer.text, answer.text
+        [row] = await query(database_url, "SELECT redriven_at FROM dead_letters WHERE id = $1", letter["id"])
+        assert row["redriven_at"] is None
+        nursery.cancel_scope.cancel()

@@ -3,11 +3,15 @@ and once PostgreSQL is back every sale lands exactly once."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import logging
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 import trio
@@ -17,6 +21,7 @@ from hub.app import run_hub
 from novapos.config import HubConfig, StoreConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.embedded_postgres import EmbeddedPostgres
+from novapos.demo.processes import free_port
 from tests.conftest import query, wait_until
 from tests.pos import COFFEE, MILK, sell
 
@@ -70,3 +75,40 @@ async def test_sales_land_exactly_once_across_a_postgres_kill_9(
 
 async def _equal(awaitable, expected: int) -> bool:  # type: ignore[no-untyped-def]
     return await awaitable == expected
+
+
+async def test_a_postgres_that_cannot_take_the_migrations_yet_is_waited_for(
+        hub_config: HubConfig, database_url: str, http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture) -> None:
+    """PostgreSQL accepts connections but refuses writes (read-only, as a standby or a full disk would): the
+    hub waits for it with a warning and /healthz 503, and starts once writes pass, instead of exiting."""
+    name = database_url.rpartition("/")[2]
+    await query(database_url, f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+    hub_config = dataclasses.replace(hub_config, http_port=free_port())
+    with caplog.at_level(logging.WARNING, logger="hub.app"):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_hub, hub_config)
+            await wait_until(lambda: _logged(caplog, "read-only transaction"))
+            answer = await http.get(f"http://127.0.0.1:{hub_config.http_port}/healthz")
+            assert answer.status_code == 503 and "PostgreSQL" in answer.json()["waiting_for"]
+            await trio.to_thread.run_sync(asyncio.run, _writable(database_url))
+
+            async def ready() -> bool:
+                try:
+                    return (await http.get(f"http://127.0.0.1:{hub_config.http_port}/healthz")).status_code == 200
+                except httpx.HTTPError:
+                    return False
+            await wait_until(ready, timeout=30)
+            nursery.cancel_scope.cancel()
+
+
+async def _writable(database_url: str) -> None:
+    name = database_url.rpartition("/")[2]
+    conn = await asyncpg.connect(database_url, server_settings={"default_transaction_read_only": "off"})
+    try:
+        await conn.execute(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+    finally:
+        await conn.close()
+
+
+async def _logged(caplog: pytest.LogCaptureFixture, text: str) -> bool:
+    return any(text in record.getMessage() for record in caplog.records)

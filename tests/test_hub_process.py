@@ -22,8 +22,8 @@ import nats
 import pytest
 
 from novapos.adapters.nats import INGEST_CONSUMER, NatsLink
-from novapos.demo.embedded_nats import EmbeddedNats
-from novapos.demo.processes import free_port
+from novapos.demo.embedded_nats import EmbeddedNats, nats_server_binary
+from novapos.demo.processes import ManagedProcess, free_port, wait_for_port
 from novapos.wire.subjects import EVENTS_FILTER, EVENTS_STREAM
 from tests.events import SUBJECT, sale_event
 from tests.test_hub_retries import TableLock
@@ -104,6 +104,33 @@ def test_a_hub_started_while_nats_is_down_says_so_answers_not_ready_and_starts_o
     server = EmbeddedNats(tmp_path / "nats", port=nats_port).start()
     try:
         until(lambda: (hub.health() or (0, {}))[0] == 200, timeout=30, what="ready once NATS is up")
+        assert hub.stop() == 0, hub.log
+    finally:
+        server.stop()
+    assert "Traceback" not in hub.log
+
+
+def test_a_hub_started_against_nats_without_jetstream_waits_for_it_and_starts_once_it_is_enabled(
+        tmp_path: Path, database_url: str, hubs: list[HubProcess]) -> None:
+    nats_port = free_port()
+    plain = ManagedProcess("nats-server without JetStream",
+                           [nats_server_binary(), "--addr", "127.0.0.1", "--port", str(nats_port)],
+                           tmp_path / "plain-nats.log")
+    wait_for_port("127.0.0.1", nats_port, 20, plain.spawn())
+    try:
+        hub = HubProcess(tmp_path, f"nats://127.0.0.1:{nats_port}", database_url)
+        hubs.append(hub)
+        until(lambda: "waiting for NATS" in hub.log and "JetStream" in hub.log, what="a warning naming JetStream")
+        warning = next(line for line in hub.lines if "waiting for NATS" in line)
+        assert "WARNING" in warning and "(-js)" in warning, warning
+        status, body = until(hub.health, what="the console answering")
+        assert status == 503 and "NATS" in body["waiting_for"]
+        assert hub.process.poll() is None, hub.log
+    finally:
+        plain.stop()
+    server = EmbeddedNats(tmp_path / "nats", port=nats_port).start()
+    try:
+        until(lambda: (hub.health() or (0, {}))[0] == 200, timeout=30, what="ready once JetStream is up")
         assert hub.stop() == 0, hub.log
     finally:
         server.stop()

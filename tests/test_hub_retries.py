@@ -6,18 +6,21 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 import asyncpg
 import pytest
 import trio
 from prometheus_client import REGISTRY
 
+from edge_runtime import Backoff
 from hub.app import run_hub
 from hub.domains import appliers
+from hub.ingest import worker
 from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.wire.envelope import Envelope
-from tests.conftest import query, wait_until
+from tests.conftest import ensure_stream, query, wait_until
 from tests.events import SUBJECT, publish, sale_event
 
 
@@ -126,3 +129,29 @@ async def test_a_bug_in_an_applier_dead_letters_nothing_and_the_events_land_once
 
 async def _equal(awaitable, expected: object) -> bool:  # type: ignore[no-untyped-def]
     return await awaitable == expected
+
+
+async def test_a_hub_side_failure_keeps_a_stores_events_in_order(
+        hub_config: HubConfig, nats_server: EmbeddedNats, database_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seq 1 fails for the hub's sake (several times in a row, as a lock held for a while would make it) while 2
+    and 3 wait behind it: with one hub they still land 1, 2, 3, since a batch given back is redelivered first."""
+    apply_sales = appliers()["sale.completed"]
+    failures: list[int] = []
+
+    async def fails_on_seq_1(conn: asyncpg.Connection, events: Sequence[Envelope]) -> None:
+        if len(failures) < 12 and any(event.seq == 1 for event in events):
+            failures.append(1)
+            raise KeyError("tenders")
+        await apply_sales(conn, events)
+    monkeypatch.setitem(appliers(), "sale.completed", fails_on_seq_1)
+    monkeypatch.setattr(worker, "RETRY", Backoff(initial=0.05, maximum=0.2))
+    await ensure_stream(nats_server.url)
+    await publish(nats_server.url, [(SUBJECT, sale_event(seq=n).encode(), None) for n in (1, 2, 3)])
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run_hub, replace(hub_config, ingest_batch=1))
+        await wait_until(lambda: _equal(_counts(database_url), (3, 0)), timeout=30)
+        nursery.cancel_scope.cancel()
+    assert len(failures) == 12
+    rows = await query(database_url, "SELECT seq FROM inbox ORDER BY received_at")
+    assert [row["seq"] for row in rows] == [1, 2, 3]

@@ -21,6 +21,9 @@ def build_console(console: Console) -> Starlette:
     async def healthz(_request: Request) -> Response:
         if console.waiting_for is not None:
             return JSONResponse({"status": "starting", "waiting_for": console.waiting_for}, status_code=503)
+        if console.nats_lost_since is not None:
+            return JSONResponse({"status": "degraded", "nats": "reconnecting",
+                                 "since": console.nats_lost_since.isoformat()}, status_code=503)
         try:
             await console.query("SELECT 1")
         except Exception as exc:

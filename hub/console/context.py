@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -31,6 +32,8 @@ class Console:
     tenants: frozenset[str]
     pool: asyncpg.Pool | None = None
     waiting_for: str | None = "PostgreSQL"
+    nats_lost_since: datetime | None = None
+    """Set once the started hub has been cut off from NATS for longer than a grace (see hub.nats_watch)."""
 
     def ready_pool(self) -> asyncpg.Pool:
         if self.pool is None:

@@ -10,7 +10,8 @@ from hub.domains import Domain
 _COMMON: dict[str, Any] = {
     "paths": {
         "/healthz": {"get": {"summary": "Ready to serve: 200 once PostgreSQL answers, 503 while starting or failing",
-                             "responses": {"200": {"description": "ok"}, "503": {"description": "starting or failing"}}}},
+                             "responses": {"200": {"description": "ok"}, "503": {
+                                 "description": "starting, failing, or degraded: cut off from NATS for over 10 s"}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text format"}}}},
     },
     "responses": {

@@ -59,6 +59,8 @@ async def redrive(pool: asyncpg.Pool, letter_id: int, tenants: frozenset[str]) -
         raise NotRedrivable(f"dead letter {letter_id} was already re-driven at {row['redriven_at']:%Y-%m-%d %H:%M:%S} "
                             f"({row['redrive_outcome']})", missing=False)
     result = await ingest(pool, [Delivery(row["subject"], bytes(row["payload"]))], tenants)
+    if result.held:
+        raise NotRedrivable(f"dead letter {letter_id} cannot be applied yet: {result.held[0].reason}", missing=False)
     outcome = ("applied" if result.applied else "already applied" if result.duplicates
                else "refused again: see the newer dead letter")
     marked = await pool.fetchval(

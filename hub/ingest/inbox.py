@@ -15,6 +15,10 @@ away as a "duplicate". Whoever comes first keeps the id; the loser is visible in
 its payload, for a person to resolve. (Keying the inbox by tenant+store+id instead would have made
 event ids ambiguous in every table that refers to a sale, for a collision only forgery produces.)
 
+An event this hub cannot apply yet is held, not dead-lettered: a type or version it does not know (a
+store upgraded before the hub) or a tenant it does not serve (hub.toml not updated yet, or another hub's
+tenant). Held events are in the batch's result; the worker naks them to come back much later.
+
 A batch whose transaction fails for an event's sake is retried one event per transaction, and exactly
 the events that fail are dead-lettered with the error's text, so one poison event never holds back the
 rest. Only what an event carries can be its fault: failing validation, a value a column refuses (SQLSTATE
@@ -35,6 +39,7 @@ import asyncpg
 from hub.domains import appliers
 from hub.ingest import store_stats
 from novapos.wire.envelope import Envelope, decode
+from novapos.wire.schemas import SchemaError
 from novapos.wire.subjects import parse_event_subject
 
 log = logging.getLogger(__name__)
@@ -55,6 +60,16 @@ class Delivery:
     data: bytes
 
 
+class NotApplicableYet(ValueError):
+    """A valid-looking event the hub cannot apply until it is upgraded or configured: never the event's fault."""
+
+
+@dataclass(frozen=True)
+class Held:
+    delivery: Delivery
+    reason: str
+
+
 @dataclass
 class BatchResult:
     applied: int = 0
@@ -62,12 +77,15 @@ class BatchResult:
     rejected: int = 0
     clock_skews: dict[store_stats.Store, float] = field(default_factory=dict)
     """Per store that sent new events, its clock skew in seconds (see hub.ingest.store_stats)."""
+    held: list[Held] = field(default_factory=list)
+    """Events neither applied nor dead-lettered: the hub cannot apply them yet (see NotApplicableYet)."""
 
     def __iadd__(self, other: BatchResult) -> BatchResult:
         self.applied += other.applied
         self.duplicates += other.duplicates
         self.rejected += other.rejected
         self.clock_skews.update(other.clock_skews)
+        self.held += other.held
         return self
 
 
@@ -82,17 +100,23 @@ Event = tuple[Envelope, Delivery]
 
 
 def _check(delivery: Delivery, tenants: frozenset[str]) -> Envelope:
-    """Decode and validate; raises ValueError whose text becomes the dead letter's reason."""
+    """Decode and validate; raises NotApplicableYet for what a newer or reconfigured hub would apply, and
+    ValueError whose text becomes the dead letter's reason for what is the event's own fault."""
     tenant, store, type_token = parse_event_subject(delivery.subject)
-    envelope = decode(delivery.data)
+    if tenant not in tenants:
+        raise NotApplicableYet(f"tenant {tenant!r} is not served by this hub; add it to [hub] tenants in hub.toml")
+    try:
+        envelope = decode(delivery.data)
+    except SchemaError as exc:
+        if exc.where == "type":  # decode's verdict on a (type, version) missing from the schema table
+            raise NotApplicableYet(f"event {exc}; upgrade the hub to apply it") from None
+        raise
     if (envelope.tenant, envelope.store) != (tenant, store):
         raise ValueError(f"event names {envelope.tenant}/{envelope.store} but came on the subject of {tenant}/{store}")
     if envelope.type.replace(".", "_") != type_token:
         raise ValueError(f"event type {envelope.type!r} does not match its subject's {type_token!r}")
-    if tenant not in tenants:
-        raise ValueError(f"tenant {tenant!r} is not served by this hub")
     if envelope.type not in appliers():
-        raise ValueError(f"no handler for event type {envelope.type!r}")
+        raise NotApplicableYet(f"no hub domain applies event type {envelope.type!r}; upgrade the hub to apply it")
     return envelope
 
 
@@ -105,15 +129,29 @@ def _collision(event: Envelope, tenant: str, store: str, event_type: str) -> str
             f"this {event.type} event is from {event.tenant}/{event.store}")
 
 
-def sort_out(deliveries: Sequence[Delivery], tenants: frozenset[str]) -> tuple[list[Event], list[Rejection], int]:
-    """Valid events (the first copy of each id) with their delivery, rejections with reasons, and how many
-    deliveries repeated an earlier one of the batch. Validation never raises: anything it trips on is a rejection."""
+@dataclass
+class Sorted:
+    events: list[Event]
+    """Valid events (the first copy of each id) with their delivery."""
+    rejections: list[Rejection]
+    held: list[Held]
+    duplicates: int
+    """How many deliveries repeated an earlier one of the batch."""
+
+
+def sort_out(deliveries: Sequence[Delivery], tenants: frozenset[str]) -> Sorted:
+    """Valid events, rejections with reasons, held events. Validation never raises: anything it trips on
+    is a rejection, unless the hub cannot apply the event yet."""
     events: dict[uuid.UUID, Event] = {}
     rejections: list[Rejection] = []
+    held: list[Held] = []
     duplicates = 0
     for delivery in deliveries:
         try:
             envelope = _check(delivery, tenants)
+        except NotApplicableYet as exc:
+            held.append(Held(delivery, str(exc)))
+            continue
         except ValueError as exc:  # EnvelopeError, SchemaError and our own checks: the text is the reason
             rejections.append(Rejection(delivery, str(exc)))
             continue
@@ -128,7 +166,7 @@ def sort_out(deliveries: Sequence[Delivery], tenants: frozenset[str]) -> tuple[l
         else:
             rejections.append(Rejection(delivery, _collision(envelope, first.tenant, first.store, first.type),
                                         str(envelope.id)))
-    return list(events.values()), rejections, duplicates
+    return Sorted(list(events.values()), rejections, held, duplicates)
 
 
 async def _apply(conn: asyncpg.Connection, events: Sequence[Event], rejections: Sequence[Rejection]) -> BatchResult:
@@ -192,7 +230,8 @@ async def _one_by_one(pool: asyncpg.Pool, events: Sequence[Event], rejections: S
 async def ingest(pool: asyncpg.Pool, deliveries: Sequence[Delivery], tenants: frozenset[str]) -> BatchResult:
     """Apply a batch in one transaction; if that fails for an event's sake, fall back to one transaction per
     event. Raises (so the batch is nak'ed and retried later) for anything that is not an event's fault."""
-    events, rejections, duplicates = sort_out(deliveries, tenants)
+    batch = sort_out(deliveries, tenants)
+    events, rejections = batch.events, batch.rejections
     try:
         async with pool.acquire() as conn, conn.transaction():
             result = await _apply(conn, events, rejections)
@@ -202,5 +241,6 @@ async def ingest(pool: asyncpg.Pool, deliveries: Sequence[Delivery], tenants: fr
         log.warning("batch of %d failed (%s: %s); applying its events one by one",
                     len(deliveries), type(exc).__name__, exc)
         result = await _one_by_one(pool, events, rejections)
-    result.duplicates += duplicates
+    result.duplicates += batch.duplicates
+    result.held = batch.held
     return result

@@ -2,8 +2,14 @@
 
 The whole batch crosses the asyncio seam once (fetch, one Postgres transaction, acks). Acks come
 only after the commit; if applying fails (for anything that is not an event's fault, see
-hub.ingest.inbox) the batch is nak'ed with a backoff delay, counted, logged, and comes back; the
-inbox makes the second delivery of anything that did land a no-op.
+hub.ingest.inbox) the batch is nak'ed at once, counted, logged, and the worker sleeps its backoff
+before the next fetch: JetStream hands redeliveries out before newer messages, so with one hub a
+store's events still land in the order they were published (nak'ing with a delay would let the
+later events land first). The inbox makes the second delivery of anything that did land a no-op.
+Per-store order across several hubs sharing the consumer is not guaranteed here.
+
+Events the hub cannot apply yet (an event type or version it does not know, a tenant it does not
+serve) are held: nak'ed with a long delay, counted and logged, while the rest of the batch lands.
 
 After any failure the pull subscription is dropped and rebuilt (the stream re-ensured first): a
 durable consumer or a whole stream deleted or lost on the NATS side would otherwise fail every
@@ -36,6 +42,8 @@ RETRIES = Counter("novapos_hub_ingest_retries_total",
                   "Batches given back to the stream to retry, by the error that was not the events' fault", ["error"])
 BATCH_SECONDS = Histogram("novapos_hub_ingest_batch_seconds", "Time to apply and ack one batch")
 RETRY = Backoff(initial=0.5, maximum=10.0)
+HELD_DELAY_S = 60.0
+"""How long an event the hub cannot apply yet waits before JetStream offers it again."""
 
 
 class InFlight:
@@ -46,9 +54,10 @@ class InFlight:
         self.messages: list[Msg] = []
         self.task: asyncio.Task[Any] | None = None
 
-    async def give_back(self, delay: float | None = None) -> None:
+    async def give_back(self) -> None:
+        """Nak at once: JetStream redelivers these before anything newer, which keeps a store's order."""
         messages, self.messages = self.messages, []
-        await asyncio.gather(*(message.nak(delay=delay) for message in messages), return_exceptions=True)
+        await asyncio.gather(*(message.nak() for message in messages), return_exceptions=True)
 
     async def settle(self) -> None:
         """On stop: let a cancelled batch unwind (it naks what it holds), then nak anything left."""
@@ -58,23 +67,24 @@ class InFlight:
 
 
 async def ingest_once(subscription: Any, pool: asyncpg.Pool, tenants: frozenset[str], batch: int, wait: float,
-                      in_flight: InFlight, retry_delay: float) -> BatchResult | None:
+                      in_flight: InFlight) -> BatchResult | None:
     """(asyncio side) One batch end to end; None when the stream had nothing within `wait` seconds.
-    A batch that cannot be applied is nak'ed to come back after `retry_delay` seconds."""
+    A batch that cannot be applied is nak'ed at once (the caller backs off before fetching again);
+    held events are nak'ed to come back after HELD_DELAY_S, everything else is acked."""
     in_flight.task = asyncio.current_task()
     in_flight.messages = messages = await fetch(subscription, batch, wait)
     if not messages:
         return None
+    deliveries = [Delivery(m.subject, m.data) for m in messages]
     try:
-        result = await ingest(pool, [Delivery(m.subject, m.data) for m in messages], tenants)
-    except asyncio.CancelledError:  # the hub is stopping: another hub may take the batch right away
+        result = await ingest(pool, deliveries, tenants)
+    except BaseException:  # stopping, or the hub's trouble: redelivered first, to this hub or another
         await in_flight.give_back()
         raise
-    except Exception:
-        await in_flight.give_back(retry_delay)
-        raise
     in_flight.messages = []
-    await asyncio.gather(*(m.ack() for m in messages))
+    held = {hold.delivery for hold in result.held}
+    await asyncio.gather(*(message.nak(delay=HELD_DELAY_S) if delivery in held else message.ack()
+                           for message, delivery in zip(messages, deliveries, strict=True)))
     return result
 
 
@@ -104,8 +114,7 @@ async def run_ingest(seam: AsyncioSeam, link: NatsLink, pool: asyncpg.Pool, tena
         try:
             if subscription is None:
                 subscription = await seam.run(subscribe, link, limits, batch)
-            result = await seam.run(ingest_once, subscription, pool, tenants, batch, wait, in_flight,
-                                    RETRY.delay(failures + 1))
+            result = await seam.run(ingest_once, subscription, pool, tenants, batch, wait, in_flight)
         except Exception as exc:
             failures += 1
             delay = RETRY.delay(failures)
@@ -127,5 +136,10 @@ async def run_ingest(seam: AsyncioSeam, link: NatsLink, pool: asyncpg.Pool, tena
                 EVENTS.labels(outcome).inc(count)
         for (tenant, store), skew in result.clock_skews.items():
             CLOCK_SKEW.labels(tenant, store).set(skew)
+        if result.held:
+            EVENTS.labels("held").inc(len(result.held))
+        for hold in result.held:
+            log.warning("event on %r held, offered again in %.0f s: %s", hold.delivery.subject, HELD_DELAY_S,
+                        hold.reason)
         if result.rejected:
             log.warning("%d event(s) dead-lettered; see the console's dead letters for reasons", result.rejected)

@@ -51,14 +51,14 @@ async def apply_sales(conn: asyncpg.Connection, events: Sequence[Envelope]) -> N
 
 
 async def _count_takings(conn: asyncpg.Connection, events: Sequence[Envelope]) -> None:
-    """Add the sales to store_takings, one row per store and currency (locked in one order: no deadlocks)."""
+    """Add the sales to store_takings, one row per store and currency (locked in one order: no deadlocks).
+    last_sale is the hub's receive time (as sales.received_at): a store's clock may be years ahead."""
     await conn.execute(
         "INSERT INTO store_takings AS t (tenant, store, currency, sales, total_minor, last_sale)"
-        " SELECT tenant, store, currency, count(*), sum(total), max(completed_at)"
-        " FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::timestamptz[])"
-        "  AS u(tenant, store, currency, total, completed_at)"
+        " SELECT tenant, store, currency, count(*), sum(total), now()"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u(tenant, store, currency, total)"
         " GROUP BY tenant, store, currency ORDER BY tenant, store, currency"
         " ON CONFLICT (tenant, store, currency) DO UPDATE SET sales = t.sales + EXCLUDED.sales,"
         "  total_minor = t.total_minor + EXCLUDED.total_minor, last_sale = greatest(t.last_sale, EXCLUDED.last_sale)",
         [e.tenant for e in events], [e.store for e in events], [e.body["currency"] for e in events],
-        [e.body["total"]["minor"] for e in events], [datetime.fromtimestamp(e.ts / 1000, tz=UTC) for e in events])
+        [e.body["total"]["minor"] for e in events])

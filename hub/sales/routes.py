@@ -28,7 +28,8 @@ STORES_SQL = (
     " FROM store_stats st LEFT JOIN store_takings t ON (t.tenant, t.store) = (st.tenant, st.store)"
     " GROUP BY st.tenant, st.store ORDER BY st.tenant, st.store")
 RECENT_SALES_SQL = ("SELECT event_id, tenant, store, seq, till, cashier, total_minor, currency, completed_at,"
-                    " clock_suspect FROM sales ORDER BY completed_at DESC LIMIT $1")
+                    " clock_suspect, received_at FROM sales ORDER BY received_at DESC LIMIT $1")
+"""Newest by the hub's receive time: a store's clock (completed_at) may be years off."""
 
 OPENAPI = {"paths": {
     "/api/stores": {"get": {
@@ -37,7 +38,7 @@ OPENAPI = {"paths": {
             "type": "array", "items": {"$ref": "#/components/schemas/Store"}}}}}},
     }},
     "/api/sales": {"get": {
-        "summary": "The most recent sales, newest first",
+        "summary": "The most recently received sales, newest first",
         "parameters": [{"name": "limit", "in": "query", "required": False,
                         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_SALES_SHOWN, "default": 50}}],
         "responses": {
@@ -53,7 +54,8 @@ OPENAPI = {"paths": {
         "total_minor": {"type": ["integer", "null"], "description": "takings, when the store sells in one currency"},
         "currency": {"type": ["string", "null"], "pattern": f"^{CURRENCY_PATTERN}$"},
         "last_seq": {"type": "integer", "minimum": 1}, "missing": {"type": "integer", "minimum": 0},
-        "reused": {"type": "integer", "minimum": 0}, "last_sale": {"type": ["string", "null"], "format": "date-time"},
+        "reused": {"type": "integer", "minimum": 0}, "last_sale": {"type": ["string", "null"], "format": "date-time",
+                      "description": "when the hub received the store's latest sale (the hub's clock)"},
         "clock_skew_s": {"type": ["number", "null"],
                          "description": "hub receive time minus the store's clock, latest event; positive: behind"},
         "last_received_at": {"type": "string", "format": "date-time"}}},
@@ -62,7 +64,8 @@ OPENAPI = {"paths": {
         "seq": {"type": "integer", "minimum": 1}, "till": {"type": "string"}, "cashier": {"type": "string"},
         "total_minor": {"type": "integer", "minimum": 0, "maximum": MAX_MINOR},
         "currency": {"type": "string", "pattern": f"^{CURRENCY_PATTERN}$"}, "completed_at": {"type": "string", "format": "date-time"},
-        "clock_suspect": {"type": "boolean", "description": "the time is implausible: the store's clock was wrong"}}},
+        "clock_suspect": {"type": "boolean", "description": "the time is implausible: the store's clock was wrong"},
+        "received_at": {"type": "string", "format": "date-time", "description": "when the hub received it"}}},
 }}
 
 

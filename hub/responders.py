@@ -1,0 +1,82 @@
+"""The hub's request/reply subjects: every domain's responders (see hub.domains) served on NATS.
+
+All hub processes subscribe in one queue group, so each request is answered once, by one of them. A
+responder that fails is answered with an error reply (the NATS services headers Nats-Service-Error and
+Nats-Service-Error-Code, empty body) and logged: the requester learns at once, and the hub stays up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import trio
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from edge_runtime import AsyncioSeam
+from hub.domains import Domain, Responder
+from novapos.adapters.nats import NatsLink
+
+log = logging.getLogger(__name__)
+
+QUEUE_GROUP = "novapos-hub"
+ERROR_HEADER = "Nats-Service-Error"
+ERROR_CODE_HEADER = "Nats-Service-Error-Code"
+
+
+def _handler(client: Client, pool: asyncpg.Pool, subject: str, responder: Responder) -> Any:
+    async def handle(message: Msg) -> None:
+        if not message.reply:  # published without a reply subject: nobody to answer
+            return
+        try:
+            answer = await responder(pool, message.data)
+        except Exception as exc:
+            log.warning("answering %s failed (%s: %r); the requester got an error reply. This is the hub's bug "
+                        "or PostgreSQL's trouble: check the hub's log and PostgreSQL", subject, type(exc).__name__,
+                        str(exc))
+            await client.publish(message.reply, b"", headers={
+                ERROR_HEADER: f"the hub could not answer {subject} ({type(exc).__name__})", ERROR_CODE_HEADER: "500"})
+            return
+        await message.respond(answer)
+
+    async def guarded(message: Msg) -> None:  # a reply lost with the connection is the requester's timeout
+        try:
+            await handle(message)
+        except Exception as exc:
+            log.warning("could not reply on %s (%s: %s); the requester will time out", subject, type(exc).__name__, exc)
+    return guarded
+
+
+async def _subscribe(link: NatsLink, pool: asyncpg.Pool, of: Sequence[Domain]) -> list[Any]:
+    """(asyncio side) One queue subscription per responder; nats-py renews them after a reconnect."""
+    # NatsLink (novapos/adapters/nats.py) has no subscribe of its own yet: the hub uses its client.
+    client = link._client
+    if client is None:
+        raise ConnectionError("not connected to NATS")
+    subscriptions = [await client.subscribe(subject, queue=QUEUE_GROUP, cb=_handler(client, pool, subject, responder))
+                     for domain in of for subject, responder in domain.responders.items()]
+    await client.flush()  # the server has them: from here on, a request finds a responder
+    return subscriptions
+
+
+async def _unsubscribe(subscriptions: Sequence[Any]) -> None:
+    for subscription in subscriptions:
+        try:
+            await subscription.unsubscribe()
+        except Exception as exc:  # a lost connection: nothing left to unsubscribe from
+            log.debug("unsubscribing a responder: %s", exc)
+
+
+async def run_responders(seam: AsyncioSeam, link: NatsLink, pool: asyncpg.Pool, of: Sequence[Domain]) -> None:
+    """(trio side) Serve every responder of `of` until cancelled; the hub must be connected to NATS."""
+    subscriptions = await seam.run(_subscribe, link, pool, of)
+    if subscriptions:
+        log.info("answering %d request subject(s) in queue group %s", len(subscriptions), QUEUE_GROUP)
+    try:
+        await trio.sleep_forever()
+    finally:
+        with trio.CancelScope(shield=True):
+            await seam.run(_unsubscribe, subscriptions)
