@@ -52,10 +52,7 @@ def _handler(client: Client, pool: asyncpg.Pool, subject: str, responder: Respon
 
 async def _subscribe(link: NatsLink, pool: asyncpg.Pool, of: Sequence[Domain]) -> list[Any]:
     """(asyncio side) One queue subscription per responder; nats-py renews them after a reconnect."""
-    # NatsLink (novapos/adapters/nats.py) has no subscribe of its own yet: the hub uses its client.
-    client = link._client
-    if client is None:
-        raise ConnectionError("not connected to NATS")
+    client = link.client
     subscriptions = [await client.subscribe(subject, queue=QUEUE_GROUP, cb=_handler(client, pool, subject, responder))
                      for domain in of for subject, responder in domain.responders.items()]
     await client.flush()  # the server has them: from here on, a request finds a responder

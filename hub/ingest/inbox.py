@@ -38,8 +38,7 @@ import asyncpg
 
 from hub.domains import appliers
 from hub.ingest import store_stats
-from novapos.wire.envelope import Envelope, decode
-from novapos.wire.schemas import SchemaError
+from novapos.wire.envelope import Envelope, UnknownEvent, decode
 from novapos.wire.subjects import parse_event_subject
 
 log = logging.getLogger(__name__)
@@ -104,13 +103,11 @@ def _check(delivery: Delivery, tenants: frozenset[str]) -> Envelope:
     ValueError whose text becomes the dead letter's reason for what is the event's own fault."""
     tenant, store, type_token = parse_event_subject(delivery.subject)
     if tenant not in tenants:
-        raise NotApplicableYet(f"tenant {tenant!r} is not served by this hub; add it to [hub] tenants in hub.toml")
+        raise NotApplicableYet(f"tenant {tenant!r} is not served by this hub; add it to `tenants` in hub.toml")
     try:
         envelope = decode(delivery.data)
-    except SchemaError as exc:
-        if exc.where == "type":  # decode's verdict on a (type, version) missing from the schema table
-            raise NotApplicableYet(f"event {exc}; upgrade the hub to apply it") from None
-        raise
+    except UnknownEvent as exc:
+        raise NotApplicableYet(f"event {exc}; upgrade the hub to apply it") from None
     if (envelope.tenant, envelope.store) != (tenant, store):
         raise ValueError(f"event names {envelope.tenant}/{envelope.store} but came on the subject of {tenant}/{store}")
     if envelope.type.replace(".", "_") != type_token:

@@ -98,6 +98,13 @@ class NatsLink:
         log.info("reconnected to NATS at %s", self.url)
 
     @property
+    def client(self) -> Client:
+        """The connected client, for what the link does not wrap (request/reply subscriptions)."""
+        if self._client is None:
+            raise ConnectionError("not connected to NATS")
+        return self._client
+
+    @property
     def js(self) -> JetStreamContext:
         if self._js is None:
             raise ConnectionError("not connected to NATS")

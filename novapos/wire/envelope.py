@@ -29,6 +29,10 @@ class EnvelopeError(ValueError):
     """The bytes are not a valid NovaPOS event; the message says what is wrong."""
 
 
+class UnknownEvent(SchemaError):
+    """A well-formed event of a type or version this release does not know: a newer store's, not a bad one."""
+
+
 @dataclass(frozen=True)
 class Envelope:
     id: uuid.UUID
@@ -89,6 +93,6 @@ def decode(data: bytes) -> Envelope:
         raise EnvelopeError(f"envelope 'ts' must be milliseconds within the years 1 to 9999, got {envelope.ts}")
     schema = SCHEMAS.get((envelope.type, envelope.v))
     if schema is None:
-        raise SchemaError("type", f"{envelope.type!r} version {envelope.v} is not a known event")
+        raise UnknownEvent("type", f"{envelope.type!r} version {envelope.v} is not a known event")
     schema(envelope.body)
     return envelope
