@@ -101,29 +101,32 @@ class ForwarderActor(Actor):
         """Publish one batch, release what JetStream acknowledged, and schedule the next drain: at
         once while a backlog remains, after a backoff when the link failed, else at the idle poll.
         One batch per message keeps status() and kick() answered during a long backlog."""
+        refused: Rejected | None = None
         try:
             batch = self.registry.ask("outbox", "pending", self._batch, timeout=OUTBOX_TIMEOUT_S)
             published = self._publish(batch)
             if published.acked:
-                refused: Rejected | None = self.registry.ask("outbox", "remove", published.acked,
-                                                              timeout=OUTBOX_TIMEOUT_S)
-                if refused is not None:
-                    self._outbox_stalls(f"cannot release what the hub's stream took: {refused.message}")
-                    return
-                FORWARDED.inc(len(published.acked))
+                refused = self.registry.ask("outbox", "remove", published.acked, timeout=OUTBOX_TIMEOUT_S)
+                if refused is None:
+                    FORWARDED.inc(len(published.acked))
             depth: int = self.registry.ask("outbox", "depth", timeout=OUTBOX_TIMEOUT_S)
         except pykka.Timeout as exc:
             self._outbox_stalls(f"did not answer ({exc})")
             return
-        if self._stalls:
-            log.info("the outbox answers again after %d tries; forwarding goes on (%d waiting)", self._stalls, depth)
-            self._stalls = 0
         OUTBOX_DEPTH.set(depth)
         if published.failure is None:
             self._link_works(depth)
-            self._schedule(0.0 if depth else IDLE_POLL_S)
         else:
             self._link_fails(published, depth)
+        if refused is not None:
+            self._outbox_stalls(f"cannot release what the hub's stream took: {refused.message}")
+            return
+        if self._stalls:
+            log.info("the outbox answers again after %d tries; forwarding goes on (%d waiting)", self._stalls, depth)
+            self._stalls = 0
+        if published.failure is None:
+            self._schedule(0.0 if depth else IDLE_POLL_S)
+        else:
             self._schedule(self._retry_delay())
 
     def _outbox_stalls(self, why: str) -> None:

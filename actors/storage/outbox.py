@@ -40,8 +40,7 @@ log = logging.getLogger(__name__)
 
 KEEP_KEYS_S = 30 * 86400  # how long a resend of a completed cart still finds its sale
 PURGE_EVERY_S = 3600.0    # how often the running outbox forgets keys older than that
-BUSY = ("the store's disk is busy (its database is locked by another program): nothing was saved; "
-        "send complete again")
+LOCKED = "the store's disk is busy (its database is locked by another program)"
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ class Outbox:
         on that printer (the event's id is the job's id). With `key`, an idempotency key: if an event
         was already committed under it, nothing new is written and that event is returned. A body its
         schema refuses is answered with Rejected("invalid", why), and nothing is written; so is a file
-        locked by another program, with Rejected("busy", BUSY)."""
+        locked by another program, with Rejected("busy", why)."""
         try:
             SCHEMAS[(event_type, version)](body)
             packed_body = msgpack.packb(body)  # what msgpack cannot carry (a lone surrogate) is refused too
@@ -117,7 +116,7 @@ class Outbox:
             if not is_busy(exc):
                 raise
             self._lock.locked(exc)
-            return Rejected("busy", BUSY)
+            return Rejected("busy", f"{LOCKED}: nothing was saved; send complete again")
         self._lock.free()
         return Committed(envelope.id, seq, body, new=True)
 
@@ -157,7 +156,7 @@ class Outbox:
             if not is_busy(exc):
                 raise
             self._lock.locked(exc)
-            return Rejected("busy", BUSY)
+            return Rejected("busy", LOCKED)
 
     def pending(self, limit: int) -> list[Outgoing]:
         rows = self._db.execute("SELECT id, subject, payload FROM outbox ORDER BY seq LIMIT ?", (limit,))
@@ -178,7 +177,7 @@ class Outbox:
                 self._db.execute("ROLLBACK")
             if not is_busy(exc):
                 raise
-            return Rejected("busy", BUSY)
+            return Rejected("busy", LOCKED)
         return None
 
     def depth(self) -> int:
