@@ -1,8 +1,19 @@
-"""The store edge process: the actor tree, the asyncio seam for NATS, and the till's HTTP server."""
+"""The store edge process: the actor tree, the asyncio seam for NATS, and the till's HTTP server.
+
+One edge per state folder: the process holds an exclusive lock on a file in it before it starts
+anything, so the same config started twice stops at once (StateFolderInUse) instead of connecting
+to NATS and the printer and restoring the tills first: a store has one forwarder and one spooler.
+"""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import logging
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +36,8 @@ from novapos.adapters.http import serve
 from novapos.config import ConfigError, StoreConfig
 
 log = logging.getLogger(__name__)
+
+LOCK_FILE = "edge.lock"
 
 
 @dataclass(frozen=True)
@@ -73,12 +86,55 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify) -> Supervi
     ])
 
 
+class StateFolderInUse(Exception):
+    """Another edge process runs on this state folder; the message says which and what to do."""
+
+
+@contextmanager
+def state_folder_lock(state_dir: Path) -> Iterator[None]:
+    """Hold the state folder for this process while the block runs. The lock is the kernel's
+    (flock), so it goes with the process however it ends (kill -9 included): a leftover file never
+    blocks the next start. The file holds the holder's pid, for the refusal's sentence."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 16, 0).decode("ascii", "replace").strip()
+            raise StateFolderInUse(f"another novapos edge (pid {holder if holder.isdigit() else 'unknown'}) is "
+                                   f"running with the state folder {state_dir}: stop it first") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def refuse_busy_port(host: str, port: int) -> None:
+    """Bind and release the HTTP address before the actor tree starts: a taken port is the same
+    EADDRINUSE the server would meet, but before NATS, devices and tills are started for nothing."""
+    if port == 0:
+        return
+    for family, kind, proto, _name, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise
+                log.debug("probing %s: %s", address, exc)  # the server's own bind will say it
+
+
 async def run_edge(config: StoreConfig, *, task_status: trio.TaskStatus[RunningEdge] = trio.TASK_STATUS_IGNORED) -> None:
-    """Run one store's edge until cancelled; stops the tree in reverse order on the way out."""
+    """Run one store's edge until cancelled; stops the tree in reverse order on the way out.
+    StateFolderInUse (before anything starts) if another edge runs on the same state folder."""
     config.check_runnable()
     notifier = Notifier()
     events = EventHub()
-    with AsyncioSeam() as seam:
+    with state_folder_lock(config.state_dir), AsyncioSeam() as seam:
+        refuse_busy_port(config.http_host, config.http_port)
         async with supervision_tree(edge_tree(config, seam, events.publish)) as tree:
             async with trio.open_nursery() as nursery:
                 urls = await nursery.start(serve, build_api(config, tree, events), config.http_host, config.http_port)

@@ -1,11 +1,13 @@
 """The hub link: a store's events reach JetStream in sequence order, without needing a wake-up, and a
-lost link is said once (and its recovery once) and reported by status()."""
+lost link is said once (and its recovery once) and reported by status(); an outbox file locked by
+another program is ridden out the same way, without a crash."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -154,6 +156,41 @@ async def test_a_lost_hub_link_is_said_once_reported_and_its_recovery_said_once(
         assert "sales stay in the outbox" in warning and "check the network and the hub's NATS" in warning
     recoveries = [message for level, message in said if level == logging.INFO and "reached NATS" in message]
     assert len(recoveries) == 2, said
+
+
+async def test_an_outbox_locked_by_another_program_is_retried_said_once_and_drained_once_free(
+        tmp_path: Path, nats_server: EmbeddedNats, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    caplog.set_level(logging.INFO, logger=forwarder.__name__)
+    monkeypatch.setattr(forwarder, "RETRY", Backoff(initial=0.05, maximum=0.5))  # retries come quicker
+    await ensure_stream(nats_server.url)
+    outbox = Outbox(tmp_path / FILE_NAME, "demo", "store-001")
+    for _ in range(3):
+        outbox.append("sale.completed", 1, SALE)
+    outbox.close()
+    lock = sqlite3.connect(tmp_path / FILE_NAME, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")  # held well beyond the outbox's wait for a lock, for several drains
+    released_at = trio.current_time() + 3 * 2.0 + 1
+    try:
+        async with _edge(tmp_path / FILE_NAME, nats_server.url) as tree:
+            await wait_until(lambda: _has(nats_server.url, [1, 2, 3]))  # published; their release is refused
+            status = await tree.ask("forwarder", "status")
+            assert status["hub_link"] == "connected" and status["outbox_depth"] == 3
+            await trio.sleep_until(released_at)  # how long the other program holds it: not a synchronisation
+            assert await tree.ask("outbox", "depth") == 3
+            lock.execute("COMMIT")
+            await wait_until(lambda: _depth(tree, 0), timeout=10)
+            assert tree.restarts == 0
+    finally:
+        if lock.in_transaction:
+            lock.execute("COMMIT")
+        lock.close()
+    assert await _stream_seqs(nats_server.url) == [1, 2, 3]  # the events published again were dropped
+    said = [(record.levelno, record.getMessage()) for record in caplog.records
+            if record.name == forwarder.__name__ and record.levelno >= logging.INFO]
+    warnings = [message for level, message in said if level == logging.WARNING]
+    assert len(warnings) == 1 and "cannot release" in warnings[0] and "busy" in warnings[0], said
+    assert any(level == logging.INFO and "answers again" in message for level, message in said), said
 
 
 async def _depth(tree: Tree, expected: int) -> bool:

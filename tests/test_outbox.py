@@ -1,10 +1,12 @@
 """The outbox answers a refused event instead of crashing, stamps plausible times whatever the store's
-clock says, and forgets old idempotency keys while it runs."""
+clock says, forgets old idempotency keys while it runs, and answers "busy" (never a crash) while
+another program holds its file locked."""
 
 from __future__ import annotations
 
 import copy
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -66,6 +68,41 @@ async def test_a_refused_event_is_an_answer_and_writes_nothing(tmp_path: Path) -
         assert [msgpack.unpackb(item.payload)["seq"] for item in outbox.pending(100)] == [1, 2]
     finally:
         outbox.close()
+
+
+async def test_a_locked_file_is_a_busy_answer_the_reads_go_on_and_no_sequence_number_is_used(
+        tmp_path: Path) -> None:
+    path = tmp_path / FILE_NAME
+    first = Outbox(path, "demo", "store-001")
+    sold = first.append("sale.completed", 1, BODY, print_on="p", key="cart-1")
+    first.close()
+    assert isinstance(sold, Committed)
+    lock = sqlite3.connect(path, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")  # a backup or a sqlite3 shell, for longer than the outbox waits
+    try:
+        async with supervision_tree(_tree(path)) as tree:  # starts under the lock
+            for attempt in range(3):
+                answer = await tree.ask("outbox", "append", "sale.completed", 1, BODY, print_on="p",
+                                        key=f"cart-{attempt + 2}")
+                assert isinstance(answer, Rejected) and answer.reason == "busy", answer
+                assert "nothing was saved; send complete again" in answer.message
+            removed = await tree.ask("outbox", "remove", [str(sold.id)])
+            assert isinstance(removed, Rejected) and removed.reason == "busy"
+            assert [item.event_id for item in await tree.ask("outbox", "pending", 10)] == [str(sold.id)]
+            assert await tree.ask("outbox", "depth") == 1
+            assert (await tree.ask("outbox", "backlog")).depth == 1
+            assert (await tree.ask("outbox", "committed", "cart-1")).seq == 1
+            assert tree.restarts == 0
+            lock.execute("COMMIT")
+            after = await tree.ask("outbox", "append", "sale.completed", 1, BODY, print_on="p", key="cart-2")
+            assert isinstance(after, Committed) and after.seq == 2  # the busy tries used no number
+            assert await tree.ask("outbox", "remove", [str(sold.id)]) is None
+            assert await tree.ask("outbox", "depth") == 1
+            assert tree.restarts == 0
+    finally:
+        if lock.in_transaction:
+            lock.execute("COMMIT")
+        lock.close()
 
 
 def _stamped(outbox: Outbox) -> list[int]:

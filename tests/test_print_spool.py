@@ -1,7 +1,8 @@
 """The print spool against a real edge, its SQLite file and the simulated network printer.
 
 A job that cannot be rendered, or whose printer left the config, is set aside with its reason; the
-spooler finds queued jobs on its own sweep; a receipt printed late says so at its top."""
+spooler finds queued jobs on its own sweep; a receipt printed late says so at its top; a store file
+locked by another program prints each receipt once and marks it when the file is free."""
 
 from __future__ import annotations
 
@@ -194,3 +195,31 @@ async def test_a_receipt_printed_after_the_printer_came_back_is_headed_late(
     assert "LATE" not in printed[0]
     late = LATE.search(printed[1].splitlines()[0])
     assert late is not None and late[1] == "2", printed[1]
+
+
+async def test_receipts_print_once_under_a_locked_store_file_and_are_marked_once_it_is_free(
+        store_config: StoreConfig, printer: MockNetworkPrinter) -> None:
+    now = time.time()
+    queue_job(store_config, "job-1", "receipt-printer", 1, now)
+    queue_job(store_config, "job-2", "receipt-printer", 2, now)
+    lock = sqlite3.connect(store_config.state_dir / local_db.FILE_NAME, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")  # another program holds the file: the spooler reads, cannot write
+    try:
+        async with trio.open_nursery() as nursery:
+            edge = await nursery.start(run_edge, store_config)
+            printed = await trio.to_thread.run_sync(printer.wait_for_receipts, 2, 15.0)
+            await trio.sleep(3 * SWEEP_S)  # how long the lock lasts (several sweeps): not a synchronisation
+            assert printer.receipts == printed and len(printed) == 2  # printed once, not at every sweep
+            assert job_row(store_config, "job-1")["state"] == "queued"  # its mark waits for the file
+            assert edge.tree.restarts == 0
+            lock.execute("COMMIT")
+
+            async def marked() -> bool:
+                return all(job_row(store_config, job)["state"] == "printed" for job in ("job-1", "job-2"))
+            await wait_until(marked, timeout=SWEEP_S + 5)
+            assert printer.receipts == printed and edge.tree.restarts == 0
+            nursery.cancel_scope.cancel()
+    finally:
+        if lock.in_transaction:
+            lock.execute("COMMIT")
+        lock.close()

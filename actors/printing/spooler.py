@@ -14,11 +14,17 @@ A receipt printed late (queued more than `late_after_s` before, or after its pri
 print it) is headed "LATE RECEIPT - sale #..." so it is never taken for the next customer's. Jobs for
 a printer that is no longer in the config (renamed, removed) can never print: they are failed with
 the reason, once, with a warning, instead of being retried for ever.
+
+A store file another program holds locked stops no receipt for good and crashes nothing: the
+sweep still reads the queue; a job whose printer confirmed it while its "printed" mark could not be
+written is remembered here (never printed twice) and marked at the next sweep; other marks (an
+attempt, a failure) are written at a later sweep (see actors.storage.db).
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Collection
 from datetime import datetime, tzinfo
@@ -32,7 +38,7 @@ from actors.devices.context import device_actor_name
 from actors.printing.document import PrintDocument
 from actors.printing.jobs import document_to_wire
 from actors.printing.receipt import late_heading, render_receipt
-from actors.storage.db import connect
+from actors.storage.db import LockWatch, connect, is_busy
 from edge_runtime import Actor, Backoff
 
 log = logging.getLogger(__name__)
@@ -67,16 +73,29 @@ class PrintSpoolerActor(Actor):
         self._late_after_s = late_after_s
         self._failures: dict[str, int] = {}  # attempts in a row that left a printer's jobs queued
         self._retry_pending: set[str] = set()
+        self._unmarked: dict[str, float] = {}  # job id -> when its printer confirmed it, not yet written
+        self._lock = LockWatch(path, "the print spooler", "receipts wait, and none prints twice")
 
     def started(self) -> None:
         self._db = connect(self._path)
-        self.purge()
-        self.sweep()
+        self.send_after(0.0, "purge")  # not in started(): a locked file must not hold up the start
+        self.send_after(0.0, "sweep")
+
+    def _write(self, sql: str, args: tuple[Any, ...]) -> bool:
+        """One autocommitted write; False (logged once) while another program holds the file."""
+        try:
+            self._db.execute(sql, args)
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            self._lock.locked(exc)
+            return False
+        self._lock.free()
+        return True
 
     def purge(self) -> None:
         """Forget printed jobs older than a week; reschedules itself."""
-        self._db.execute("DELETE FROM print_jobs WHERE state = 'printed' AND printed_at < ?",
-                         (time.time() - KEEP_PRINTED_S,))
+        self._write("DELETE FROM print_jobs WHERE state = 'printed' AND printed_at < ?", (time.time() - KEEP_PRINTED_S,))
         self.send_after(PURGE_EVERY_S, "purge")
 
     def stopping(self) -> None:
@@ -95,6 +114,7 @@ class PrintSpoolerActor(Actor):
 
     def sweep(self) -> None:
         """Print what waits for any printer not already waiting out a retry; reschedules itself."""
+        self._mark_printed()
         for (printer,) in self._db.execute("SELECT DISTINCT printer FROM print_jobs WHERE state = 'queued'").fetchall():
             if printer not in self._printers:
                 self._fail_unconfigured(printer)
@@ -111,8 +131,18 @@ class PrintSpoolerActor(Actor):
     # -- work ------------------------------------------------------------------------------
 
     def _queued(self, printer: str) -> list[tuple[str, str, bytes, int, float, int]]:
-        return self._db.execute("SELECT id, kind, payload, seq, queued_at, attempts FROM print_jobs "
+        rows = self._db.execute("SELECT id, kind, payload, seq, queued_at, attempts FROM print_jobs "
                                 "WHERE printer = ? AND state = 'queued' ORDER BY seq", (printer,)).fetchall()
+        return [row for row in rows if row[0] not in self._unmarked]  # printed: only its mark waits
+
+    def _mark_printed(self, job_id: str | None = None, printed_at: float = 0.0) -> None:
+        """Mark `job_id` printed, with every confirmed job whose mark a locked file held up."""
+        if job_id is not None:
+            self._unmarked[job_id] = printed_at
+        for waiting, when in list(self._unmarked.items()):
+            if not self._write("UPDATE print_jobs SET state = 'printed', printed_at = ? WHERE id = ?", (when, waiting)):
+                return
+            del self._unmarked[waiting]
 
     def _fail_unconfigured(self, printer: str) -> None:
         """Jobs for a printer the config no longer names can never print: fail them, say what to do."""
@@ -120,8 +150,9 @@ class PrintSpoolerActor(Actor):
             "SELECT seq FROM print_jobs WHERE printer = ? AND state = 'queued' ORDER BY seq", (printer,))]
         reason = (f"printer {printer!r} is no longer configured: this receipt was not printed "
                   f"(the sale itself is recorded)")
-        self._db.execute("UPDATE print_jobs SET state = 'failed', reason = ? WHERE printer = ? AND state = 'queued'",
-                         (reason, printer))
+        if not self._write("UPDATE print_jobs SET state = 'failed', reason = ? WHERE printer = ? AND state = 'queued'",
+                           (reason, printer)):
+            return  # said at the next sweep that gets through
         PRINT_JOBS.labels("failed").inc(len(sales))
         listed = ", ".join(f"sale #{seq}" for seq in sales[:LISTED_SALES])
         more = f" and {len(sales) - LISTED_SALES} more" if len(sales) > LISTED_SALES else ""
@@ -136,7 +167,8 @@ class PrintSpoolerActor(Actor):
             return RENDERERS[kind](self._store_name, msgpack.unpackb(payload), sold_at)
         except Exception as exc:  # one bad job must not stop the receipts behind it, nor crash the store
             reason = f"cannot render a {kind!r} job: {type(exc).__name__}: {exc}"
-            self._db.execute("UPDATE print_jobs SET state = 'failed', reason = ? WHERE id = ?", (reason, job_id))
+            if not self._write("UPDATE print_jobs SET state = 'failed', reason = ? WHERE id = ?", (reason, job_id)):
+                return None  # failed again, and marked, at a later sweep
             PRINT_JOBS.labels("failed").inc()
             log.error("print job %s failed for good: %r", job_id, reason)  # %r: the payload's text stays one line
             return None
@@ -151,12 +183,11 @@ class PrintSpoolerActor(Actor):
                 document = document.headed(*late_heading(seq, sold_at))
             outcome = self._attempt(printer, job_id, document_to_wire(document))
             if outcome != "printed":
-                self._db.execute("UPDATE print_jobs SET attempts = attempts + 1 WHERE id = ?", (job_id,))
+                self._write("UPDATE print_jobs SET attempts = attempts + 1 WHERE id = ?", (job_id,))
                 PRINT_RETRIES.inc()
                 self._schedule_retry(printer, outcome)
                 break
-            self._db.execute("UPDATE print_jobs SET state = 'printed', printed_at = ? WHERE id = ?",
-                             (time.time(), job_id))
+            self._mark_printed(job_id, time.time())
             PRINT_JOBS.labels("printed").inc()
             self._failures.pop(printer, None)
         PRINT_QUEUE.labels(printer).set(len(self._queued(printer)))

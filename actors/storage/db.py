@@ -9,18 +9,31 @@ synchronous=FULL makes a returned commit a durable one.
 
 The schema is versioned (PRAGMA user_version) and migrated forward when the file is opened, so a
 store box keeps its unsent sales and queued receipts across software upgrades.
+
+Another program may hold the file locked (a backup copying it, a `sqlite3` shell left in a
+transaction). Reads go on (WAL); a write waits at most LOCK_WAIT_S for the lock, then fails with
+SQLITE_BUSY (`is_busy`), which every user of the file answers as a state to ride out, never a
+crash: the outbox refuses the sale with "busy" (nothing written, send again), the forwarder and
+the spooler try again later, a till's saved cart is saved at its next change. Opening the file
+writes nothing unless a migration is due, so actors (re)start under a lock.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 FILE_NAME = "edge.sqlite3"
+
+LOCK_WAIT_S = 2.0
+"""The longest a write waits for another writer. The store's own writers hold the lock for
+milliseconds (one fsync'd commit); a lock held longer is another program's, and waiting it out
+inside an actor would stall that actor's mailbox (and every caller's ask) instead."""
 
 _PRINT_JOBS = """
 CREATE TABLE IF NOT EXISTS print_jobs (
@@ -99,21 +112,52 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_version_1, _version_2
 """Migration N+1 takes a file at user_version N to N+1. Append; never edit one that has shipped."""
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit), the schema migrated to the latest."""
+def connect(path: Path, lock_wait_s: float = LOCK_WAIT_S) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), the schema migrated to the latest.
+
+    Only a due migration writes: a file already at the latest schema opens under another
+    program's lock."""
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
-    db.execute("PRAGMA busy_timeout=5000")
-    _migrate(db, path)
+    db.execute(f"PRAGMA busy_timeout={round(lock_wait_s * 1000)}")
+    if db.execute("PRAGMA user_version").fetchone()[0] < len(MIGRATIONS):
+        _migrate(db, path)
     return db
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether `exc` is SQLite saying another connection holds the lock (after LOCK_WAIT_S)."""
+    return (isinstance(exc, sqlite3.OperationalError)
+            and getattr(exc, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED))
+
+
+class LockWatch:
+    """Says once that the store's file is locked and once that it is free again, for one of its
+    users: a lock held for minutes is two log lines, not one per attempt."""
+
+    def __init__(self, path: Path, user: str, meanwhile: str) -> None:
+        """user: who meets the lock ("the outbox"); meanwhile: what happens while it lasts."""
+        self._path, self._user, self._meanwhile = path, user, meanwhile
+        self._since: float | None = None
+
+    def locked(self, exc: BaseException) -> None:
+        if self._since is None:
+            self._since = time.monotonic()
+            log.warning("%s cannot write to %s: another program holds it locked (%s); %s. Look for a backup or a "
+                        "sqlite3 shell holding it", self._user, self._path, exc, self._meanwhile)
+
+    def free(self) -> None:
+        if self._since is not None:
+            log.info("%s writes to %s again after %.0f s", self._user, self._path, time.monotonic() - self._since)
+            self._since = None
 
 
 def _migrate(db: sqlite3.Connection, path: Path) -> None:
     db.execute("BEGIN IMMEDIATE")  # two actors opening the file at once: one migrates, the other waits
     try:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
+        version = db.execute("PRAGMA user_version").fetchone()[0]  # again: another opener may have migrated
         for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
             log.info("migrating %s to schema version %d of %d", path, number, len(MIGRATIONS))
             migration(db)

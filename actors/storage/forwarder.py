@@ -7,7 +7,9 @@ Events are published one after the other and only the acknowledged prefix leaves
 store's events reach the stream in sequence order, even when a publish fails mid-batch.
 While NATS is away the store keeps selling; the outbox grows and drains when NATS returns. The
 forwarder says so once when the link is lost and once when it is back, retries with backoff, and
-answers `status()` for /healthz.
+answers `status()` for /healthz. An outbox that cannot answer in time, or whose file another program
+holds locked, is the same kind of state: said once, retried with the same backoff, never a crash
+(events published but not released are published again, and JetStream drops the duplicates).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import pykka
 from prometheus_client import Counter, Gauge
 
+from actors.protocol import Rejected
 from actors.storage.outbox import Backlog
 from edge_runtime import Actor, AsyncioSeam, Backoff
 from novapos.adapters.nats import NatsLink, Outgoing, Published
@@ -32,6 +36,8 @@ OUTBOX_DEPTH = Gauge("novapos_edge_outbox_depth", "Events committed locally and 
 
 IDLE_POLL_S = 1.0
 RETRY = Backoff(initial=0.25, maximum=5.0)
+OUTBOX_TIMEOUT_S = 4.0  # more than the outbox's longest wait for a lock (db.LOCK_WAIT_S)
+STATUS_TIMEOUT_S = 2.0  # within /healthz's own wait for status()
 
 
 class ForwarderActor(Actor):
@@ -50,6 +56,7 @@ class ForwarderActor(Actor):
         self._since = time.monotonic(), datetime.now(UTC)  # when the link's state last changed
         self._due = math.inf  # when the one live wake-up timer fires
         self._token = 0       # which timer is the live one; older timers are stale and do nothing
+        self._stalls = 0      # consecutive drains the outbox could not serve (locked file, no answer)
 
     def started(self) -> None:
         self._schedule(0.0)
@@ -71,10 +78,14 @@ class ForwarderActor(Actor):
 
     def status(self) -> dict[str, Any]:
         """The hub link for /healthz: a store sells either way; an unreachable link is degraded."""
-        backlog: Backlog = self.registry.ask("outbox", "backlog")
+        try:
+            backlog: Backlog | None = self.registry.ask("outbox", "backlog", timeout=STATUS_TIMEOUT_S)
+        except pykka.Timeout:  # the outbox is busy or restarting: the link's state is still worth telling
+            backlog = None
         return {"hub_link": "connected" if self._reached else "unreachable",
                 "since": self._since[1].isoformat(timespec="seconds"),
-                "outbox_depth": backlog.depth, "oldest_unsent_age_s": backlog.oldest_age_s}
+                "outbox_depth": None if backlog is None else backlog.depth,
+                "oldest_unsent_age_s": None if backlog is None else backlog.oldest_age_s}
 
     def _retry_delay(self) -> float:
         return RETRY.delay(self._failures + 1) if self._failures else 0.0
@@ -90,19 +101,41 @@ class ForwarderActor(Actor):
         """Publish one batch, release what JetStream acknowledged, and schedule the next drain: at
         once while a backlog remains, after a backoff when the link failed, else at the idle poll.
         One batch per message keeps status() and kick() answered during a long backlog."""
-        batch = self.registry.ask("outbox", "pending", self._batch)
-        published = self._publish(batch)
-        if published.acked:
-            self.registry.ask("outbox", "remove", published.acked)
-            FORWARDED.inc(len(published.acked))
-        depth: int = self.registry.ask("outbox", "depth")
+        refused: Rejected | None = None
+        try:
+            batch = self.registry.ask("outbox", "pending", self._batch, timeout=OUTBOX_TIMEOUT_S)
+            published = self._publish(batch)
+            if published.acked:
+                refused = self.registry.ask("outbox", "remove", published.acked, timeout=OUTBOX_TIMEOUT_S)
+                if refused is None:
+                    FORWARDED.inc(len(published.acked))
+            depth: int = self.registry.ask("outbox", "depth", timeout=OUTBOX_TIMEOUT_S)
+        except pykka.Timeout as exc:
+            self._outbox_stalls(f"did not answer ({exc})")
+            return
         OUTBOX_DEPTH.set(depth)
         if published.failure is None:
             self._link_works(depth)
-            self._schedule(0.0 if depth else IDLE_POLL_S)
         else:
             self._link_fails(published, depth)
+        if refused is not None:
+            self._outbox_stalls(f"cannot release what the hub's stream took: {refused.message}")
+            return
+        if self._stalls:
+            log.info("the outbox answers again after %d tries; forwarding goes on (%d waiting)", self._stalls, depth)
+            self._stalls = 0
+        if published.failure is None:
+            self._schedule(0.0 if depth else IDLE_POLL_S)
+        else:
             self._schedule(self._retry_delay())
+
+    def _outbox_stalls(self, why: str) -> None:
+        """The outbox could not serve this drain: say so once, and try again after a backoff."""
+        self._stalls += 1
+        if self._stalls == 1:
+            log.warning("the outbox %s; its events stay there and are forwarded later (any sent twice, JetStream "
+                        "drops); retrying with backoff", why)
+        self._schedule(RETRY.delay(self._stalls + 1))  # Backoff: the first delay is for the second try
 
     def _publish(self, batch: list[Outgoing]) -> Published:
         """Connect if need be (even with nothing to send, so the link's state is known), then publish."""

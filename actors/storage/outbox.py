@@ -7,6 +7,8 @@ Rows leave only when JetStream has acknowledged them (remove()). An event that m
 sale's receipt) gets its print job in the same transaction (see actors.storage.db).
 
 An event its schema refuses is answered with a Rejected and writes nothing: a refusal is not a crash.
+Nor is a file another program holds locked: the sale is refused as "busy" (nothing written, the
+till keeps the cart and the cashier sends complete again), and the reads go on (see actors.storage.db).
 Event times never go backwards and never predate this release (see `_stamp`): a store box whose clock
 reads 1970 still sells, and the hub can still take its sales.
 """
@@ -14,6 +16,7 @@ reads 1970 still sells, and the hub can still take its sales.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
@@ -24,7 +27,7 @@ from typing import Any
 import msgpack
 
 from actors.protocol import Rejected
-from actors.storage.db import connect
+from actors.storage.db import LockWatch, connect, is_busy
 from edge_runtime import Actor
 from novapos.__about__ import BUILD_FLOOR_MS
 from novapos.adapters.nats import Outgoing
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 
 KEEP_KEYS_S = 30 * 86400  # how long a resend of a completed cart still finds its sale
 PURGE_EVERY_S = 3600.0    # how often the running outbox forgets keys older than that
+LOCKED = "the store's disk is busy (its database is locked by another program)"
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,8 @@ class Outbox:
         self.tenant = tenant
         self.store = store
         self._db = connect(path)
+        self._lock = LockWatch(path, "the outbox", "sales are refused as busy (nothing is lost: the tills keep "
+                                                   "their carts) and unsent events wait")
         self._clock_behind = False  # the wall clock reads earlier than this release: said once
 
     def append(self, event_type: str, version: int, body: dict[str, Any], *, print_on: str | None = None,
@@ -73,7 +79,8 @@ class Outbox:
         """Validate, number and durably commit one event; with `print_on`, also the job that prints it
         on that printer (the event's id is the job's id). With `key`, an idempotency key: if an event
         was already committed under it, nothing new is written and that event is returned. A body its
-        schema refuses is answered with Rejected("invalid", why), and nothing is written."""
+        schema refuses is answered with Rejected("invalid", why), and nothing is written; so is a file
+        locked by another program, with Rejected("busy", why)."""
         try:
             SCHEMAS[(event_type, version)](body)
             packed_body = msgpack.packb(body)  # what msgpack cannot carry (a lone surrogate) is refused too
@@ -82,8 +89,8 @@ class Outbox:
                         event_type, str(exc))
             return Rejected("invalid", str(exc))
         subject = event_subject(self.tenant, self.store, event_type)
-        self._db.execute("BEGIN IMMEDIATE")
         try:
+            self._db.execute("BEGIN IMMEDIATE")
             if key is not None and (done := self._committed(key)) is not None:
                 self._db.execute("COMMIT")
                 return done
@@ -103,10 +110,14 @@ class Outbox:
                 self._db.execute("INSERT INTO completed (key, event_id, seq, body, completed_at) VALUES (?, ?, ?, ?, ?)",
                                  (key, str(envelope.id), seq, packed_body, ts / 1000))
             self._db.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             if self._db.in_transaction:  # COMMIT itself may have failed and ended it
                 self._db.execute("ROLLBACK")
-            raise
+            if not is_busy(exc):
+                raise
+            self._lock.locked(exc)
+            return Rejected("busy", f"{LOCKED}: nothing was saved; send complete again")
+        self._lock.free()
         return Committed(envelope.id, seq, body, new=True)
 
     def _stamp(self) -> int:
@@ -136,25 +147,38 @@ class Outbox:
         """The event committed under an idempotency key, if any."""
         return self._committed(key)
 
-    def forget_keys_before(self, cutoff: float) -> int:
-        """Drop idempotency keys committed before `cutoff` (seconds, on the events' clock); how many."""
-        return self._db.execute("DELETE FROM completed WHERE completed_at < ?", (cutoff,)).rowcount
+    def forget_keys_before(self, cutoff: float) -> int | Rejected:
+        """Drop idempotency keys committed before `cutoff` (seconds, on the events' clock); how many.
+        Rejected("busy") while another program holds the file."""
+        try:
+            return self._db.execute("DELETE FROM completed WHERE completed_at < ?", (cutoff,)).rowcount
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            self._lock.locked(exc)
+            return Rejected("busy", LOCKED)
 
     def pending(self, limit: int) -> list[Outgoing]:
         rows = self._db.execute("SELECT id, subject, payload FROM outbox ORDER BY seq LIMIT ?", (limit,))
         return [Outgoing(event_id, subject, payload) for event_id, subject, payload in rows]
 
-    def remove(self, event_ids: list[str]) -> None:
-        """Release acknowledged events, in one transaction (one fsync, not one per row)."""
-        if event_ids:
+    def remove(self, event_ids: list[str]) -> Rejected | None:
+        """Release acknowledged events, in one transaction (one fsync, not one per row); while
+        another program holds the file, Rejected("busy") and they stay (sent again later, and
+        JetStream drops the duplicates)."""
+        if not event_ids:
+            return None
+        try:
             self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany("DELETE FROM outbox WHERE id = ?", [(event_id,) for event_id in event_ids])
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
+            self._db.executemany("DELETE FROM outbox WHERE id = ?", [(event_id,) for event_id in event_ids])
+            self._db.execute("COMMIT")
+        except BaseException as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            if not is_busy(exc):
                 raise
+            return Rejected("busy", LOCKED)
+        return None
 
     def depth(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
@@ -181,13 +205,14 @@ class OutboxActor(Actor):
 
     def started(self) -> None:
         self._outbox = Outbox(self._path, self._tenant, self._store)
-        self.purge()
+        self.send_after(0.0, "purge")  # not in started(): a locked file must not hold up the start
 
     def purge(self) -> None:
-        """Forget idempotency keys older than KEEP_KEYS_S, now and every PURGE_EVERY_S while running,
-        so the table holds about KEEP_KEYS_S of sales however long the store runs."""
+        """Forget idempotency keys older than KEEP_KEYS_S, at start and every PURGE_EVERY_S while
+        running (a locked file: at the next time), so the table holds about KEEP_KEYS_S of sales
+        however long the store runs."""
         forgotten = self.outbox.forget_keys_before(self.outbox.now_ms() / 1000 - KEEP_KEYS_S)
-        if forgotten:
+        if not isinstance(forgotten, Rejected) and forgotten:
             log.info("forgot %d completed cart id(s) older than %.0f s (kept so that a resent completion "
                      "finds its sale instead of selling again)", forgotten, KEEP_KEYS_S)
         self.send_after(PURGE_EVERY_S, "purge")
@@ -211,8 +236,8 @@ class OutboxActor(Actor):
     def pending(self, limit: int) -> list[Outgoing]:
         return self.outbox.pending(limit)
 
-    def remove(self, event_ids: list[str]) -> None:
-        self.outbox.remove(event_ids)
+    def remove(self, event_ids: list[str]) -> Rejected | None:
+        return self.outbox.remove(event_ids)
 
     def depth(self) -> int:
         return self.outbox.depth()

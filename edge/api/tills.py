@@ -2,7 +2,8 @@
 
 Every value a client sends is checked here with novapos.validators, before any actor hears of it,
 against the same bounds the wire schema holds a sale to: what passes here can always be committed.
-A business refusal from the till actor (actors.protocol.Rejected) becomes a 404/409/422 with its message.
+A business refusal from the till actor (actors.protocol.Rejected) becomes a 404/409/422 with its message;
+a store whose disk is busy (its database locked by another program) a 503 that says to send again.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from novapos.validators import (
     uuid_text,
 )
 
-STATUS = {"not_found": 404, "conflict": 409, "invalid": 422}
+STATUS = {"not_found": 404, "conflict": 409, "invalid": 422, "busy": 503}
 
 
 def till_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:

@@ -6,7 +6,7 @@ import argparse
 import errno
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
@@ -15,11 +15,18 @@ CONFIGS = Path(str(files("configs")))
 """The shipped configs: the repository's configs/ folder, installed as the package `configs`."""
 
 
-def _address_in_use(exc: BaseException) -> bool:
-    """Whether `exc`, or any exception inside it (trio nurseries group them), is a bind to a busy port."""
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, or the exceptions inside it (trio nurseries group them)."""
     if isinstance(exc, BaseExceptionGroup):
-        return any(_address_in_use(inner) for inner in exc.exceptions)
-    return isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
+        for inner in exc.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield exc
+
+
+def _address_in_use(exc: BaseException) -> bool:
+    """Whether `exc`, or any exception inside it, is a bind to a busy port."""
+    return any(isinstance(leaf, OSError) and leaf.errno == errno.EADDRINUSE for leaf in _leaves(exc))
 
 
 def _serve(command: str, main: Callable[[], Awaitable[None]], host: str, port: int, setting: str) -> int:
@@ -45,14 +52,22 @@ def _port(text: str) -> int:
 
 
 def _edge(args: argparse.Namespace) -> int:
-    from edge.app import run_edge
+    from edge.app import StateFolderInUse, run_edge
     from novapos.config import load_store
     config = load_store(args.config)
     state_directory = os.environ.get("STATE_DIRECTORY")  # systemd's StateDirectory=: the one writable place
     if state_directory and not config.state_dir.is_absolute():
         config = replace(config, state_dir=Path(state_directory.split(":")[0]) / config.state_dir)
     config.check_runnable()
-    return _serve("edge", lambda: run_edge(config), config.http_host, config.http_port, f"[http] port in {args.config}")
+    try:
+        return _serve("edge", lambda: run_edge(config), config.http_host, config.http_port,
+                      f"[http] port in {args.config}")
+    except (StateFolderInUse, BaseExceptionGroup) as exc:
+        in_use = next((leaf for leaf in _leaves(exc) if isinstance(leaf, StateFolderInUse)), None)
+        if in_use is None:
+            raise
+        print(f"novapos edge: {in_use}", file=sys.stderr)
+        return 2
 
 
 def _hub(args: argparse.Namespace) -> int:
