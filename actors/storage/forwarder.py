@@ -78,14 +78,13 @@ class ForwarderActor(Actor):
 
     def status(self) -> dict[str, Any]:
         """The hub link for /healthz: a store sells either way; an unreachable link is degraded."""
+        link = {"hub_link": "connected" if self._reached else "unreachable",
+                "since": self._since[1].isoformat(timespec="seconds")}
         try:
-            backlog: Backlog | None = self.registry.ask("outbox", "backlog", timeout=STATUS_TIMEOUT_S)
+            backlog: Backlog = self.registry.ask("outbox", "backlog", timeout=STATUS_TIMEOUT_S)
         except pykka.Timeout:  # the outbox is busy or restarting: the link's state is still worth telling
-            backlog = None
-        return {"hub_link": "connected" if self._reached else "unreachable",
-                "since": self._since[1].isoformat(timespec="seconds"),
-                "outbox_depth": None if backlog is None else backlog.depth,
-                "oldest_unsent_age_s": None if backlog is None else backlog.oldest_age_s}
+            return link
+        return {**link, "outbox_depth": backlog.depth, "oldest_unsent_age_s": backlog.oldest_age_s}
 
     def _retry_delay(self) -> float:
         return RETRY.delay(self._failures + 1) if self._failures else 0.0
