@@ -130,6 +130,29 @@ def test_a_clock_in_1970_stamps_the_build_date_and_says_so_once(
     assert "1970-01-01" in warnings[0] and "NTP" in warnings[0] and floor in warnings[0]
 
 
+def test_a_clock_that_once_jumped_years_ahead_does_not_date_every_later_sale(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A box whose clock read 2100 for one sale (an RTC fault before NTP) must not stamp 2100 on every
+    sale after: beyond a day ahead of the clock, the stored time is the wrong one."""
+    caplog.set_level(logging.WARNING, logger=outbox_module.__name__)
+    now_ms = time.time_ns() // 1_000_000
+    year_2100 = 4_102_444_800_000
+    _wall_clock(monkeypatch, year_2100)
+    outbox = Outbox(tmp_path / FILE_NAME, "demo", "store-001")
+    try:
+        outbox.append("sale.completed", 1, BODY)
+        _wall_clock(monkeypatch, now_ms)  # NTP put it right
+        for step in range(3):
+            _wall_clock(monkeypatch, now_ms + step)
+            outbox.append("sale.completed", 1, BODY)
+        assert _stamped(outbox) == [year_2100, now_ms, now_ms + 1, now_ms + 2]
+        assert outbox.now_ms() == now_ms + 2
+    finally:
+        outbox.close()
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "2100-01-01" in warnings[0], warnings
+
+
 def test_a_clock_stepped_back_never_stamps_before_the_last_committed_sale(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     now_ms = time.time_ns() // 1_000_000

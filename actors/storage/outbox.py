@@ -38,6 +38,9 @@ from novapos.wire.subjects import event_subject
 
 log = logging.getLogger(__name__)
 
+MAX_AHEAD_MS = 86_400_000
+"""How far the last event's time may lead the clock before the clock is trusted over it (the hub flags
+events more than a day ahead as implausible too)."""
 KEEP_KEYS_S = 30 * 86400  # how long a resend of a completed cart still finds its sale
 PURGE_EVERY_S = 3600.0    # how often the running outbox forgets keys older than that
 LOCKED = "the store's disk is busy (its database is locked by another program)"
@@ -73,6 +76,7 @@ class Outbox:
         self._lock = LockWatch(path, "the outbox", "sales are refused as busy (nothing is lost: the tills keep "
                                                    "their carts) and unsent events wait")
         self._clock_behind = False  # the wall clock reads earlier than this release: said once
+        self._ahead_warned = False  # the last event's time leads the clock by more than a day: said once
 
     def append(self, event_type: str, version: int, body: dict[str, Any], *, print_on: str | None = None,
                key: str | None = None) -> Committed | Rejected:
@@ -94,9 +98,10 @@ class Outbox:
             if key is not None and (done := self._committed(key)) is not None:
                 self._db.execute("COMMIT")
                 return done
-            seq, ts = self._db.execute(
-                "UPDATE store_sequence SET last_seq = last_seq + 1, last_ts = max(last_ts, ?) "
-                "RETURNING last_seq, last_ts", (self._stamp(),)).fetchone()
+            (last_ts,) = self._db.execute("SELECT last_ts FROM store_sequence").fetchone()
+            ts = self._event_time(int(last_ts))
+            (seq,) = self._db.execute("UPDATE store_sequence SET last_seq = last_seq + 1, last_ts = ? "
+                                      "RETURNING last_seq", (ts,)).fetchone()
             envelope = Envelope(id=uuid7(), type=event_type, v=version, tenant=self.tenant, store=self.store,
                                 seq=seq, ts=ts, body=body)
             self._db.execute("INSERT INTO outbox (seq, id, subject, payload) VALUES (?, ?, ?, ?)",
@@ -134,10 +139,26 @@ class Outbox:
                         "release's date) or the last sale's time instead", _day(wall), _day(BUILD_FLOOR_MS))
         return BUILD_FLOOR_MS
 
+    def _event_time(self, last_ts: int) -> int:
+        """The time the next event carries: `_stamp`, raised to the last committed event's time, so times
+        never go backwards; unless that time is more than MAX_AHEAD_MS ahead of the clock. Then it is the
+        one that was wrong (a clock that once jumped ahead, say to 2100, before NTP corrected it), and
+        following it would date every later sale in the future for good: the clock wins, said once."""
+        stamp = self._stamp()
+        if last_ts - stamp <= MAX_AHEAD_MS:
+            self._ahead_warned = False
+            return max(stamp, last_ts)
+        if not self._ahead_warned:
+            self._ahead_warned = True
+            log.warning("the last sale was stamped %s, later than the store's clock (%s) by more than a day: the "
+                        "clock was once wrong; sales carry the clock's time again (sequence numbers keep their "
+                        "order)", _day(last_ts), _day(stamp))
+        return stamp
+
     def now_ms(self) -> int:
-        """The time the next event would carry (see `_stamp`), without committing one."""
+        """The time the next event would carry (see `_event_time`), without committing one."""
         (last_ts,) = self._db.execute("SELECT last_ts FROM store_sequence").fetchone()
-        return max(self._stamp(), int(last_ts))
+        return self._event_time(int(last_ts))
 
     def _committed(self, key: str) -> Committed | None:
         row = self._db.execute("SELECT event_id, seq, body FROM completed WHERE key = ?", (key,)).fetchone()
