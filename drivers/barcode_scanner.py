@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
+MAX_BARCODE_LENGTH = 128
+"""Longest barcode a scanner driver hands on; longer input is discarded whole (novapos.validators holds the
+same bound for the API and the config, and a test keeps them equal: drivers import nothing of novapos)."""
+
 
 class BarcodeScanner(Protocol):
     def open(self) -> None:

@@ -31,7 +31,7 @@ Two kinds of scanner are supported, as configured per device:
   Tab (0x2B) does too if configured, else it is ignored. Keys with ctrl/alt/GUI held, unknown keys and
   phantom (ErrorRollOver 0x01..0x03) reports are ignored. US layout.
 
-Barcodes over `MAX_BARCODE_LEN` characters are discarded. Decoders never raise on device data: what
+Barcodes over `MAX_BARCODE_LENGTH` characters are discarded. Decoders never raise on device data: what
 does not fit is dropped with a (rate-limited) log line and counted in ``discarded``.
 """
 
@@ -44,6 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from drivers.barcode_scanner import MAX_BARCODE_LENGTH
 from drivers.errors import DeviceGone, DeviceProtocolError
 from drivers.hid_backend import HidBackend, HidHandle
 from drivers.registry import DriverSpec, Target, register
@@ -52,7 +53,6 @@ log = logging.getLogger(__name__)
 
 ScannerMode = Literal["pos", "keyboard"]
 
-MAX_BARCODE_LEN = 128
 
 # HID POS scanned data report layout (see the module docstring).
 POS_REPORT_ID = 0x02
@@ -165,7 +165,7 @@ def decode_pos_report(report: bytes) -> str | None:
     if parsed.continued:
         return None
     text = _barcode_text(parsed.data)
-    if not text or len(text) > MAX_BARCODE_LEN:
+    if not text or len(text) > MAX_BARCODE_LENGTH:
         return None
     return text
 
@@ -206,7 +206,7 @@ class PosReportAssembler:
         if not self._overflow:
             self._parts.append(parsed.data)
             self._size += len(parsed.data)
-            if self._size > MAX_BARCODE_LEN * 4:  # no UTF-8 text this long fits in MAX_BARCODE_LEN chars
+            if self._size > MAX_BARCODE_LENGTH * 4:  # no UTF-8 text this long fits in MAX_BARCODE_LENGTH chars
                 self._overflow = True
                 self._parts.clear()
         if parsed.continued:
@@ -214,13 +214,13 @@ class PosReportAssembler:
         overflow, data = self._overflow, b"".join(self._parts)
         self.reset()
         if overflow:
-            self._discard("POS barcode", f"longer than {MAX_BARCODE_LEN} characters")
+            self._discard("POS barcode", f"longer than {MAX_BARCODE_LENGTH} characters")
             return None
         text = _barcode_text(data)
         if not text:
             return None
-        if len(text) > MAX_BARCODE_LEN:
-            self._discard("POS barcode", f"{len(text)} characters, more than {MAX_BARCODE_LEN}")
+        if len(text) > MAX_BARCODE_LENGTH:
+            self._discard("POS barcode", f"{len(text)} characters, more than {MAX_BARCODE_LENGTH}")
             return None
         return text
 
@@ -287,7 +287,7 @@ class KeyboardWedgeDecoder:
         if self._overflow:
             return
         self._chars.append(char)
-        if len(self._chars) > MAX_BARCODE_LEN:
+        if len(self._chars) > MAX_BARCODE_LENGTH:
             self._overflow = True
             self._chars.clear()
 
@@ -296,7 +296,7 @@ class KeyboardWedgeDecoder:
         self._chars.clear()
         self._overflow = False
         if overflow:
-            self._discard("keyboard barcode", f"longer than {MAX_BARCODE_LEN} characters")
+            self._discard("keyboard barcode", f"longer than {MAX_BARCODE_LENGTH} characters")
             return None
         return text or None
 

@@ -22,12 +22,12 @@ from __future__ import annotations
 import logging
 import time
 
+from drivers.barcode_scanner import MAX_BARCODE_LENGTH
 from drivers.registry import DriverSpec, Target, register
 from drivers.serial_port import SerialDevice
 
 log = logging.getLogger(__name__)
 
-MAX_BARCODE = 128
 _TERMINATORS = b"\r\n"
 _GS = 0x1D
 
@@ -76,8 +76,8 @@ class SerialScanner(SerialDevice):
                     barcodes.append(barcode)
             elif not self._discarding:
                 self._line.append(byte)
-                if len(self._line) > MAX_BARCODE:
-                    log.warning("scanner %s: discarding over-long input (> %d bytes)", self.port, MAX_BARCODE)
+                if len(self._line) > MAX_BARCODE_LENGTH:
+                    log.warning("scanner %s: discarding over-long input (> %d bytes)", self.port, MAX_BARCODE_LENGTH)
                     self._line.clear()
                     self._discarding = True
         return barcodes

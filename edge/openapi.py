@@ -11,6 +11,7 @@ from actors.till.cart import Stage
 from novapos.adapters.http import MAX_BODY_BYTES
 from novapos.validators import (
     CURRENCY_PATTERN,
+    MAX_BARCODE_LENGTH,
     MAX_LINE_QUANTITY,
     MAX_MINOR,
     MAX_TEXT_LENGTH,
@@ -78,7 +79,7 @@ def openapi_document() -> dict[str, Any]:
                 "post": _post("Open a cashier session", _object(["cashier"], cashier=_TEXT), _STATE),
                 "delete": _delete("Close the session (the cart must be empty)")},
             "/api/tills/{till}/lines": {"post": _post("Add a line by barcode", _object(
-                ["barcode"], barcode={**_TEXT, "maxLength": MAX_TOKEN_LENGTH},
+                ["barcode"], barcode={**_TEXT, "maxLength": MAX_BARCODE_LENGTH},
                 quantity={"type": "integer", "minimum": 1, "maximum": MAX_LINE_QUANTITY, "default": 1}), _STATE)},
             "/api/tills/{till}/lines/{sku}": {"delete": _delete(
                 "Remove a line from the cart (before any tender)", _SKU)},

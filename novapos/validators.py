@@ -24,6 +24,9 @@ MAX_TOKEN_LENGTH = 64
 """Ids and names that travel in subjects, URLs and keys: tenants, stores, tills, devices, SKUs."""
 MAX_TEXT_LENGTH = 200
 """Free text a person typed: product names, cashier names, reasons."""
+MAX_BARCODE_LENGTH = 128
+"""A barcode as scanned, typed or configured (GS1 codes run past 64 characters); drivers/barcode_scanner.py
+holds the same bound for what scanners hand on."""
 
 TOKEN_PATTERN = r"[A-Za-z0-9_-]+"
 """What a name token may hold (for documents that describe the bounds, such as the OpenAPI document)."""

@@ -47,3 +47,10 @@ def test_drivers_know_nothing_of_actors_config_or_the_edge() -> None:
     drivers = [path for path in python_modules() if path.is_relative_to("drivers")]
     assert Path("drivers/registry.py") in drivers
     assert imports_of(("actors", "edge", "edge_runtime", "novapos", "hub", "mocks"), drivers) == []
+
+
+def test_scanners_and_the_door_hold_barcodes_to_the_same_bound() -> None:
+    """Drivers import nothing of novapos, so the bound is written twice; this keeps it one bound."""
+    from drivers.barcode_scanner import MAX_BARCODE_LENGTH as scanned
+    from novapos.validators import MAX_BARCODE_LENGTH as accepted
+    assert scanned == accepted

@@ -16,9 +16,10 @@ from pathlib import Path
 import msgpack
 import pytest
 
+from drivers.barcode_scanner import MAX_BARCODE_LENGTH
 from drivers.errors import DeviceGone
 from drivers.hid_backend import HidBackend, HidDeviceInfo, HidHandle, RealHidBackend
-from drivers.hid_scanner import MAX_BARCODE_LEN, HidScanner, KeyboardWedgeDecoder, PosReportAssembler, decode_pos_report
+from drivers.hid_scanner import HidScanner, KeyboardWedgeDecoder, PosReportAssembler, decode_pos_report
 from drivers.hid_socket import HidSocketBackend
 from edge.app import hid_backend
 from mocks.hid_bus import HidBusServer, SimulatedHidBus, keyboard_reports, pos_reports
@@ -132,10 +133,10 @@ def test_pos_truncated_and_malformed_reports_discarded(caplog: pytest.LogCapture
 
 def test_pos_barcode_over_128_chars_discarded() -> None:
     assembler = PosReportAssembler()
-    reports = pos_reports("9" * (MAX_BARCODE_LEN + 1))
+    reports = pos_reports("9" * (MAX_BARCODE_LENGTH + 1))
     assert [assembler.feed(r) for r in reports] == [None] * len(reports)
     assert assembler.discarded == 1
-    assert [assembler.feed(r) for r in pos_reports("9" * MAX_BARCODE_LEN)][-1] == "9" * MAX_BARCODE_LEN
+    assert [assembler.feed(r) for r in pos_reports("9" * MAX_BARCODE_LENGTH)][-1] == "9" * MAX_BARCODE_LENGTH
     endless = PosReportAssembler()  # a device that never clears "continued" cannot grow memory
     for _ in range(1000):
         endless.feed(pos(b"x" * 56, more=True))
@@ -201,7 +202,7 @@ def test_keyboard_junk_never_raises() -> None:
 
 def test_keyboard_barcode_over_128_chars_discarded() -> None:
     decoder = KeyboardWedgeDecoder()
-    assert type_keys(decoder, keyboard_reports("7" * (MAX_BARCODE_LEN + 1))) == []
+    assert type_keys(decoder, keyboard_reports("7" * (MAX_BARCODE_LENGTH + 1))) == []
     assert decoder.discarded == 1
     text = "".join(chr(c) for c in range(0x21, 0x7F))  # every printable ASCII character but space
     assert type_keys(decoder, keyboard_reports(text)) == [text]

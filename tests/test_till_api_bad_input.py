@@ -8,7 +8,7 @@ import trio
 
 from edge.app import run_edge
 from novapos.config import StoreConfig
-from novapos.validators import MAX_LINE_QUANTITY, MAX_MINOR, MAX_TEXT_LENGTH, MAX_TOKEN_LENGTH
+from novapos.validators import MAX_BARCODE_LENGTH, MAX_LINE_QUANTITY, MAX_MINOR, MAX_TEXT_LENGTH, MAX_TOKEN_LENGTH
 from tests.pos import COFFEE
 
 
@@ -79,7 +79,7 @@ async def test_openapi_document_describes_the_sale_flow(store_config: StoreConfi
             return document["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
         # the bounds the server enforces, as the validators define them
         assert body("/api/tills/{till}/session")["cashier"]["maxLength"] == MAX_TEXT_LENGTH
-        assert body("/api/tills/{till}/lines")["barcode"]["maxLength"] == MAX_TOKEN_LENGTH
+        assert body("/api/tills/{till}/lines")["barcode"]["maxLength"] == MAX_BARCODE_LENGTH
         assert body("/api/tills/{till}/lines")["quantity"]["maximum"] == MAX_LINE_QUANTITY
         assert body("/api/tills/{till}/tenders")["amount_minor"]["maximum"] == MAX_MINOR
         assert body("/api/tills/{till}/complete")["cart"]["format"] == "uuid"

@@ -19,8 +19,8 @@ from edge.api.asking import ask
 from edge_runtime import Tree
 from novapos.adapters.http import ApiError, json_body, route
 from novapos.validators import (
+    MAX_BARCODE_LENGTH,
     MAX_LINE_QUANTITY,
-    MAX_TOKEN_LENGTH,
     describe,
     integer,
     minor_units,
@@ -54,7 +54,7 @@ def till_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
 
     async def add_line(request: Request) -> Response:
         body = await json_body(request)
-        barcode = text("barcode", body.get("barcode"), max_length=MAX_TOKEN_LENGTH)
+        barcode = text("barcode", body.get("barcode"), max_length=MAX_BARCODE_LENGTH)
         quantity = integer("quantity", body.get("quantity", 1), 1, MAX_LINE_QUANTITY)
         return await ask_till(request, "add_line", barcode, quantity)
 

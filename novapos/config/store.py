@@ -91,7 +91,7 @@ def _products(data: dict[str, Any], where: str, currency: str) -> tuple[Product,
             raise ConfigError(f"{item} must be a [[products]] table")
         refuse_unknown(item, raw, PRODUCT_SETTINGS)
         sku = validators.token(f"{item} sku", raw.get("sku"))
-        barcode = validators.token(f"{item} barcode", raw.get("barcode"))
+        barcode = validators.token(f"{item} barcode", raw.get("barcode"), max_length=validators.MAX_BARCODE_LENGTH)
         name = validators.text(f"{item} name", raw.get("name"))
         price = validators.minor_units(f"{item} price", raw.get("price"))
         if sku in names:
