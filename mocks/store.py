@@ -34,7 +34,9 @@ HELP = """commands:
   fault NAME cover_open|cutter|unrecoverable|recoverable|none   a printer fault, or clear it
   close-drawer NAME              the cashier pushes a drawer shut
   card NAME approve|decline      present a card to a terminal waiting for one
-  screen NAME                    what the customer display shows now"""
+  screen NAME                    what the customer display shows now
+  receipt NAME [N]               the N-th last receipt the printer cut (default 1: the last one)
+  kicks NAME                     how many drawer pulses the printer ran (a drawer on the printer)"""
 
 
 class SimulatedStore:
@@ -160,7 +162,19 @@ class SimulatedStore:
             assert isinstance(display, CustomerDisplayMock)
             top, bottom = display.lines
             return f"+{'-' * len(top)}+\n|{top}|\n|{bottom}|\n+{'-' * len(top)}+"
+        if verb == "receipt" and args[:1] == ["receipt-printer"] and len(args) <= 2:
+            return self._receipt(args[1] if len(args) == 2 else "1")
+        if verb == "kicks" and args == ["receipt-printer"]:
+            return f"receipt-printer ran {len(self.printer.drawer_kicks)} drawer pulse(s)"
         raise CommandError(f"cannot do {' '.join(words)!r}\n{HELP}")
+
+    def _receipt(self, back: str) -> str:
+        receipts = self.printer.receipts
+        if not back.isdigit() or not 1 <= int(back) <= max(len(receipts), 1):
+            raise CommandError(f"the printer has cut {len(receipts)} receipt(s): ask for 1 to {len(receipts)}")
+        if not receipts:
+            raise CommandError("the printer has cut no receipt yet")
+        return receipts[-int(back)]
 
     def _scan(self, name: str, barcode: str) -> str:
         if name == "scanner-1":

@@ -95,6 +95,13 @@ def test_demo_runs_both_processes_and_a_sale_lands_once(tmp_path: Path) -> None:
         scanned = subprocess.run([*mock, "scan", "scanner-1", COFFEE], capture_output=True, text=True, timeout=30)
         assert scanned.returncode == 0 and "scanner-1 scanned" in scanned.stdout
         _wait(lambda: _http("GET", f"{till}/api/tills/till-1")[1]["lines"] != [])  # type: ignore[index]
+        # the receipt of the sale above, as the simulated printer cut it (printed once: the resend printed nothing)
+        _wait(lambda: subprocess.run([*mock, "receipt", "receipt-printer"], capture_output=True, text=True,
+                                     timeout=30).returncode == 0)
+        printed = subprocess.run([*mock, "receipt", "receipt-printer"], capture_output=True, text=True, timeout=30)
+        assert f"Sale #{receipt['seq']}" in printed.stdout and "store-001" in printed.stdout  # type: ignore[index]
+        second = subprocess.run([*mock, "receipt", "receipt-printer", "2"], capture_output=True, text=True, timeout=30)
+        assert second.returncode == 1 and "cut 1 receipt(s)" in second.stderr
         unplugged = subprocess.run([*mock, "unplug", "receipt-printer"], capture_output=True, text=True, timeout=30)
         assert unplugged.returncode == 0
         _wait(lambda: _device(till, "receipt-printer") == "down")
