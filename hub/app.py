@@ -8,7 +8,6 @@ back to JetStream, then closes NATS and the pool whatever state they are in, and
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -72,10 +71,7 @@ async def _prepare_nats(link: NatsLink, limits: StreamLimits) -> None:
     """(asyncio side) One bounded attempt: connected, and the events stream there. With reconnects enabled,
     nats-py's first connect keeps trying on its own, silently and for ever; the hub wants each failure in its
     log. A server without JetStream (or whose JetStream has no leader yet) fails the stream step."""
-    try:
-        await asyncio.wait_for(link.connect(), NATS_CONNECT_TIMEOUT_S)
-    except TimeoutError:
-        raise ConnectionError(f"no NATS server answered within {NATS_CONNECT_TIMEOUT_S:.0f} s") from None
+    await link.connect(timeout=NATS_CONNECT_TIMEOUT_S)  # bounded: ConnectionError with the reason
     await link.ensure_event_stream(limits)
 
 

@@ -8,19 +8,16 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from hub.db import close_pool, create_pool
 from hub.ingest.dead_letters import NotRedrivable, pending, redrive
 from novapos.config import HubConfig
-
-
-def _shown(text: str) -> str:
-    """Text that came from a client, safe for a terminal: anything unprintable is shown as an escape."""
-    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
 
 
 async def _list(pool: asyncpg.Pool) -> int:
     rows = await pending(pool)
     for row in rows:
-        print(f"{row['id']}  {row['received_at']:%Y-%m-%d %H:%M:%S}  {_shown(row['subject'])}  {_shown(row['reason'])}")
+        # subject and reason were escaped when the letter was written (hub.ingest.inbox)
+        print(f"{row['id']}  {row['received_at']:%Y-%m-%d %H:%M:%S}  {row['subject']}  {row['reason']}")
     print(f"{len(rows)} dead letter(s) waiting; re-drive with: novapos hub dead-letters redrive ID... | --all")
     return 0
 
@@ -42,13 +39,13 @@ async def _redrive(pool: asyncpg.Pool, tenants: frozenset[str], ids: Sequence[in
 
 
 async def _run(config: HubConfig, action: str, ids: Sequence[int], reason_like: str | None) -> int:
-    pool = await asyncpg.create_pool(config.database_url, min_size=1, max_size=2)
+    pool = await create_pool(config.database_url, max_size=2)
     try:
         if action == "list":
             return await _list(pool)
         return await _redrive(pool, frozenset(config.tenants), ids, reason_like)
     finally:
-        await pool.close()
+        await close_pool(pool)
 
 
 def dead_letters(config: HubConfig, action: str, ids: Sequence[int], all_: bool, reason_like: str | None) -> int:

@@ -7,7 +7,6 @@ whether its event is new; the letter is kept, marked with when it was re-driven 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -40,12 +39,11 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-async def pending(pool: asyncpg.Pool, *, ids: Sequence[int] = (), reason_like: str | None = None) -> list[asyncpg.Record]:
-    """Letters not yet re-driven: the given ids (all of them if none), whose reason contains `reason_like`."""
+async def pending(pool: asyncpg.Pool, *, reason_like: str | None = None) -> list[asyncpg.Record]:
+    """Letters not yet re-driven, whose reason contains `reason_like` (all of them if None)."""
     return await pool.fetch(
         "SELECT id, received_at, subject, reason FROM dead_letters WHERE redriven_at IS NULL"
-        " AND (cardinality($1::bigint[]) = 0 OR id = ANY($1)) AND ($2::text IS NULL OR reason ILIKE $2)"
-        " ORDER BY id", list(ids), None if reason_like is None else _like(reason_like))
+        " AND ($1::text IS NULL OR reason ILIKE $1) ORDER BY id", None if reason_like is None else _like(reason_like))
 
 
 async def redrive(pool: asyncpg.Pool, letter_id: int, tenants: frozenset[str]) -> Redriven:

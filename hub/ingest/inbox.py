@@ -38,6 +38,7 @@ import asyncpg
 
 from hub.domains import appliers
 from hub.ingest import store_stats
+from novapos.logs import escape
 from novapos.wire.envelope import Envelope, UnknownEvent, decode
 from novapos.wire.subjects import parse_event_subject
 
@@ -198,8 +199,9 @@ async def _apply(conn: asyncpg.Connection, events: Sequence[Event], rejections: 
     if dead:
         await conn.executemany(
             "INSERT INTO dead_letters (event_id, subject, reason, payload) VALUES ($1, $2, $3, $4)",
-            # A reason quoting bad input must not itself be refused: PostgreSQL text holds no NUL.
-            [(r.event_id, r.delivery.subject, r.reason.replace("\x00", "\\x00"), r.delivery.data) for r in dead])
+            # Subject and reason may quote what a store sent: escaped once, here, they are safe in PostgreSQL
+            # text (no NUL), the console, the CLI and logs alike; a valid subject is tokens and stays as it is.
+            [(r.event_id, escape(r.delivery.subject), escape(r.reason), r.delivery.data) for r in dead])
         result.rejected = len(dead)
     return result
 

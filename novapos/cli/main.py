@@ -85,7 +85,10 @@ def _hub_dead_letters(args: argparse.Namespace) -> int:
     from hub.ingest.commands import dead_letters
     from novapos.config import load_hub
     config = load_hub(args.config)
-    config.check_runnable()
+    if not config.database_url:  # dead letters live in PostgreSQL alone: no NATS needed here
+        print("novapos hub dead-letters: set NOVAPOS_DATABASE_URL or [database] url in the hub config",
+              file=sys.stderr)
+        return 2
     return dead_letters(config, args.action, args.ids, args.all, args.reason_like)
 
 
@@ -155,9 +158,9 @@ def parser() -> argparse.ArgumentParser:
                                "one store edge; print the web till and hub console addresses; run until Ctrl-C, then "
                                "stop everything in reverse order.")
     demo.add_argument("--state-dir", type=Path, default=Path(".state/demo"), help="where data lives (default: %(default)s)")
-    demo.add_argument("--till-port", type=int, default=8600, help="web till port (default: %(default)s)")
-    demo.add_argument("--console-port", type=int, default=8700, help="hub console port (default: %(default)s)")
-    demo.add_argument("--printer-port", type=int, default=0, help="simulated printer port (default: any free port)")
+    demo.add_argument("--till-port", type=_port, default=8600, help="web till port (default: %(default)s)")
+    demo.add_argument("--console-port", type=_port, default=8700, help="hub console port (default: %(default)s)")
+    demo.add_argument("--printer-port", type=_port, default=0, help="simulated printer port (default: any free port)")
     demo.set_defaults(run=_demo)
 
     mock = commands.add_parser("mock", help="plug, unplug and scan on the running demo's simulated devices",
