@@ -124,7 +124,7 @@ def commit_as_the_till_would(config: StoreConfig, paid: dict[str, Any]) -> str:
         outbox.close()
 
 
-@pytest.mark.parametrize("recovered_by", ["resent completion", "open_drawer_for_sale"])
+@pytest.mark.parametrize("recovered_by", ["resent completion", "the page's drawer button"])
 async def test_a_drawer_pulse_lost_to_a_kill_9_opens_once_as_a_recorded_recovery(
         store_config: StoreConfig, http: httpx.AsyncClient, recovered_by: str) -> None:
     async with running_edge(store_config, http) as edge:
@@ -139,11 +139,12 @@ async def test_a_drawer_pulse_lost_to_a_kill_9_opens_once_as_a_recorded_recovery
         if recovered_by == "resent completion":
             receipt = (await http.post(f"{url}/complete", json={"cart": paid["cart"]})).json()
             assert receipt["sale"] == sale
-        else:
-            assert (await edge.tree.ask("till.till-1", "open_drawer_for_sale", sale))["drawer_owed"] is None
+        else:  # what the page's "Open drawer for the last sale" button sends
+            opened = await http.post(f"{url}/drawer", json={"sale": sale})
+            assert opened.status_code == 200 and opened.json()["drawer_owed"] is None
         assert (await http.post(f"{url}/complete", json={"cart": paid["cart"]})).json()["sale"] == sale
-        second = await edge.tree.ask("till.till-1", "open_drawer_for_sale", sale)
-        assert isinstance(second, Rejected) and "no drawer opening is owed" in second.message
+        second = await http.post(f"{url}/drawer", json={"sale": sale})
+        assert second.status_code == 409 and "no drawer opening is owed" in second.json()["error"]
         assert await pulses_taken(edge) == pulses + 1
         await recovered_to(recovered + 1)
         assert (await http.get(url)).json()["drawer_owed"] is None

@@ -8,9 +8,9 @@ a job that was cut off mid-way is printed again in full, and a confirmed one nev
 in the order of their sales (the store's sequence, not the wall clock, which may jump at boot). A job
 that cannot be rendered is marked failed with the reason, and the jobs behind it go on printing.
 
-Nothing depends on being told: the spooler also sweeps the file every `sweep_s`, so a job committed
+Nothing depends on being told: the spooler also sweeps the file every `SWEEP_S`, so a job committed
 without a wake-up (a lost tell, a commit that landed after the till stopped waiting) prints anyway.
-A receipt printed late (queued more than `late_after_s` before, or after its printer failed to
+A receipt printed late (queued more than `LATE_AFTER_S` before, or after its printer failed to
 print it) is headed "LATE RECEIPT - sale #..." so it is never taken for the next customer's. Jobs for
 a printer that is no longer in the config (renamed, removed) can never print: they are failed with
 the reason, once, with a warning, instead of being retried for ever.
@@ -27,7 +27,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Collection
-from datetime import datetime, tzinfo
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,16 +61,12 @@ LISTED_SALES = 10  # sales named in one log line
 
 
 class PrintSpoolerActor(Actor):
-    def __init__(self, path: Path, store_name: str, printers: Collection[str], *, timezone: tzinfo | None = None,
-                 sweep_s: float = SWEEP_S, late_after_s: float = LATE_AFTER_S) -> None:
-        """printers: the configured printers' names; timezone: the store's (None: the box's local time)."""
+    def __init__(self, path: Path, store_name: str, printers: Collection[str]) -> None:
+        """printers: the configured printers' names (receipts are dated in the box's local time)."""
         super().__init__()
         self._path = path
         self._store_name = store_name
         self._printers = frozenset(printers)
-        self._timezone = timezone
-        self._sweep_s = sweep_s
-        self._late_after_s = late_after_s
         self._failures: dict[str, int] = {}  # attempts in a row that left a printer's jobs queued
         self._retry_pending: set[str] = set()
         self._unmarked: dict[str, float] = {}  # job id -> when its printer confirmed it, not yet written
@@ -120,7 +116,7 @@ class PrintSpoolerActor(Actor):
                 self._fail_unconfigured(printer)
             elif printer not in self._retry_pending:
                 self._dispatch(printer)
-        self.send_after(self._sweep_s, "sweep")
+        self.send_after(SWEEP_S, "sweep")
 
     def jobs(self) -> list[dict[str, Any]]:
         """The latest 100 jobs, newest first."""
@@ -175,11 +171,11 @@ class PrintSpoolerActor(Actor):
 
     def _dispatch(self, printer: str) -> None:
         for job_id, kind, payload, seq, queued_at, attempts in self._queued(printer):
-            sold_at = datetime.fromtimestamp(queued_at, self._timezone)  # queued in the sale's own transaction
+            sold_at = datetime.fromtimestamp(queued_at)  # queued in the sale's own transaction
             document = self._render(job_id, kind, payload, sold_at)
             if document is None:
                 continue
-            if attempts or time.time() - queued_at > self._late_after_s:
+            if attempts or time.time() - queued_at > LATE_AFTER_S:
                 document = document.headed(*late_heading(seq, sold_at))
             outcome = self._attempt(printer, job_id, document_to_wire(document))
             if outcome != "printed":

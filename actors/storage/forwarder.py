@@ -139,7 +139,8 @@ class ForwarderActor(Actor):
     def _publish(self, batch: list[Outgoing]) -> Published:
         """Connect if need be (even with nothing to send, so the link's state is known), then publish."""
         try:
-            self._seam.run_blocking(self._link.connect, self._timeout, timeout=self._timeout + 1)
+            if not self._link.connected:  # connected: no thread hop per drain (idle polls included)
+                self._seam.run_blocking(self._link.connect, self._timeout, timeout=self._timeout + 1)
             if not batch:
                 return Published([])
             published: Published = self._seam.run_blocking(self._link.publish_batch, batch, self._timeout,

@@ -110,7 +110,7 @@ class Outbox:
                 self._db.execute(
                     "INSERT INTO print_jobs (id, printer, kind, payload, seq, queued_at) VALUES (?, ?, ?, ?, ?, ?)",
                     (str(envelope.id), print_on, event_type,
-                     msgpack.packb({"id": str(envelope.id), "seq": seq, "body": body}), seq, time.time()))
+                     msgpack.packb({"id": str(envelope.id), "seq": seq, "body": body}), seq, ts / 1000))
             if key is not None:
                 self._db.execute("INSERT INTO completed (key, event_id, seq, body, completed_at) VALUES (?, ?, ?, ?, ?)",
                                  (key, str(envelope.id), seq, packed_body, ts / 1000))

@@ -45,6 +45,7 @@ DRAWER_RECOVERIES = Counter("novapos_edge_drawer_recoveries_total",
                             "Drawers opened after their sale, for a pulse lost to a restart", ["till"])
 
 COMMIT_TIMEOUT_S = 30.0  # a slow disk must not turn a committed sale into a crashed till
+RESTORE_ASK_S = 2.0  # how long a starting till waits to learn whether its saved cart was sold
 PULSE_CONFIRM_S = 10.0  # a drawer pulsed through its printer waits up to 5 s for a printer mid-job
 
 
@@ -276,7 +277,8 @@ class TillActor(Actor):
                         "cart" if self._session is not None else "session and cart", exc)
             return
         try:
-            done = self.registry.ask("outbox", "committed", cart.id)
+            # well inside the kernel's start timeout, so a busy outbox holds the cart instead of failing the start
+            done = self.registry.ask("outbox", "committed", cart.id, timeout=RESTORE_ASK_S)
         except pykka.Timeout:  # the outbox is still busy with this cart's commit: hold it until a resend
             cart.saving = True
             done = None
