@@ -16,6 +16,8 @@ import unicodedata
 import uuid
 from typing import Any
 
+MAX_BIGINT = 2**63 - 1
+"""What a PostgreSQL bigint holds: sequence numbers, catalog versions."""
 MAX_MINOR = 10**12
 """Largest amount of money in minor units: ten billion euros in cents, far above any sale, far below bigint."""
 MAX_LINE_QUANTITY = 9999

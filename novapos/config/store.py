@@ -28,7 +28,7 @@ LARGEST_BANKNOTE = {"EUR": 50000, "USD": 10000, "GBP": 5000, "CHF": 100000, "CAD
                     "SEK": 100000, "NOK": 100000, "DKK": 100000, "PLN": 50000, "CZK": 500000}
 """The largest banknote in circulation, in minor units: the most change a till gives back by default."""
 SETTINGS: Settings = {
-    "tenant": None, "store": None, "currency": None, "tills": None, "max_change_minor": None, "products": None,
+    "tenant": None, "store": None, "region": None, "currency": None, "tills": None, "max_change_minor": None, "products": None,
     "http": frozenset({"host", "port"}), "nats": frozenset({"url"}), "state": frozenset({"dir"}),
     "devices": frozenset(setting.name for setting in fields(DevicesConfig)),  # a rule's own: load_devices
 }
@@ -51,6 +51,8 @@ class StoreConfig:
     currency: str
     tills: tuple[str, ...]
     products: tuple[Product, ...]
+    region: str = ""
+    """The hub's region of this store: which region prices and tax rates apply ("" in none)."""
     http_host: str = "127.0.0.1"
     http_port: int = 8600
     nats_url: str = ""
@@ -113,6 +115,7 @@ def load_store(path: Path) -> StoreConfig:
         tenant = validators.token(f"{where} tenant", data.get("tenant"))
         store = validators.token(f"{where} store", data.get("store"))
         currency = validators.currency(f"{where} currency", data.get("currency"))
+        region = validators.token(f"{where} region", data["region"]) if "region" in data else ""
         max_change = data.get("max_change_minor")
         if max_change is not None:
             validators.minor_units(f"{where} max_change_minor", max_change)
@@ -125,7 +128,7 @@ def load_store(path: Path) -> StoreConfig:
     except validators.Invalid as exc:
         raise ConfigError(str(exc)) from None
     return StoreConfig(
-        tenant=tenant, store=store, currency=currency, tills=tills, products=products,
+        tenant=tenant, store=store, region=region, currency=currency, tills=tills, products=products,
         http_host=http_host, http_port=port, nats_url=nats_url, state_dir=state_dir,
         devices=load_devices(devices, where, tills),
         max_change_minor=max_change,

@@ -17,10 +17,10 @@ from typing import Any, cast
 
 import msgpack
 
-from novapos.validators import Invalid, token
+from novapos.validators import MAX_BIGINT, Invalid, token
 from novapos.wire.schemas import SCHEMAS, SchemaError
 
-MAX_SEQ = 2**63 - 1  # PostgreSQL bigint
+MAX_SEQ = MAX_BIGINT
 MIN_TS_MS = int(datetime(1, 1, 1, tzinfo=UTC).timestamp() * 1000)  # what a datetime (and timestamptz) holds
 MAX_TS_MS = int(datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp() * 1000)
 

@@ -1,0 +1,176 @@
+"""The catalog as it travels from the hub to the stores: one JetStream stream per tenant, one subject per
+thing (keeping only its last message), and a version marker that closes each change.
+
+Stream `CATALOG_<tenant>`, max one message per subject, file storage; subjects:
+
+- `catalog.<tenant>.item.<sku>`: everything a till needs to sell one variant (its names, barcodes, every
+  price with its scope and start, its tax class, whether it is active). A change to any of these
+  republishes the whole item, so the last message of a subject is the item's whole truth.
+- `catalog.<tenant>.tax.<tax_class>`: a tax class and its rate per region.
+- `catalog.<tenant>.settings`: the tenant's currency and whether shelf prices include tax.
+- `catalog.<tenant>.version`: published last for each catalog version. A store applies everything it
+  received up to a marker in one SQLite transaction, and nothing after it until the next marker, so a
+  till never sees half a change. The stream's own sequence numbers order everything: a store that was
+  offline resumes after the last sequence it applied and receives only what changed meanwhile (older
+  messages of a subject are gone), never a full resync.
+
+Stores may read their own tenant's stream and nothing else (NATS permissions; they can publish nothing
+here). Bodies are msgpack maps, validated on decode like events: a bad message is refused with a reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+import msgpack
+
+from novapos import validators
+from novapos.pricing import Price
+from novapos.validators import Invalid
+
+MAX_ATTRIBUTES = 3
+MAX_BARCODES = 64
+MAX_PRICES = 1024
+
+
+def catalog_stream(tenant: str) -> str:
+    return f"CATALOG_{validators.token('tenant', tenant)}"
+
+
+def catalog_subjects(tenant: str) -> str:
+    return f"catalog.{validators.token('tenant', tenant)}.>"
+
+
+def item_subject(tenant: str, sku: str) -> str:
+    return f"catalog.{validators.token('tenant', tenant)}.item.{validators.token('sku', sku)}"
+
+
+def tax_subject(tenant: str, tax_class: str) -> str:
+    return f"catalog.{validators.token('tenant', tenant)}.tax.{validators.token('tax class', tax_class)}"
+
+
+def settings_subject(tenant: str) -> str:
+    return f"catalog.{validators.token('tenant', tenant)}.settings"
+
+
+def version_subject(tenant: str) -> str:
+    return f"catalog.{validators.token('tenant', tenant)}.version"
+
+
+@dataclass(frozen=True)
+class Item:
+    sku: str
+    product: str
+    name: str
+    attributes: tuple[tuple[str, str], ...]
+    """(attribute, value) pairs in the product's order: (("size", "M"), ("colour", "red"))."""
+    tax_class: str
+    barcodes: tuple[str, ...]
+    prices: tuple[Price, ...]
+    active: bool
+    version: int
+
+
+@dataclass(frozen=True)
+class TaxClass:
+    tax_class: str
+    name: str
+    rates: tuple[tuple[str, int], ...]
+    """(region, rate_ppm) pairs."""
+    version: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    currency: str
+    prices_include_tax: bool
+    version: int
+
+
+@dataclass(frozen=True)
+class VersionMarker:
+    version: int
+    published_ms: int
+
+
+Message = Item | TaxClass | Settings | VersionMarker
+
+
+def encode(message: Message) -> bytes:
+    if isinstance(message, Item):
+        body: dict[str, Any] = {
+            "sku": message.sku, "product": message.product, "name": message.name,
+            "attributes": [list(pair) for pair in message.attributes], "tax_class": message.tax_class,
+            "barcodes": list(message.barcodes), "active": message.active, "version": message.version,
+            "prices": [[p.scope, p.scope_id, p.effective_from_ms, p.minor] for p in message.prices]}
+    elif isinstance(message, TaxClass):
+        body = {"tax_class": message.tax_class, "name": message.name,
+                "rates": [list(pair) for pair in message.rates], "version": message.version}
+    elif isinstance(message, Settings):
+        body = {"currency": message.currency, "prices_include_tax": message.prices_include_tax,
+                "version": message.version}
+    else:
+        body = {"version": message.version, "published_ms": message.published_ms}
+    return cast(bytes, msgpack.packb(body))
+
+
+def _list(where: str, value: Any, most: int) -> list[Any]:
+    if not isinstance(value, list) or len(value) > most:
+        raise Invalid(where, f"must be a list of at most {most}")
+    return value
+
+
+def _pair(where: str, value: Any) -> list[Any]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise Invalid(where, "must be a pair")
+    return value
+
+
+def _version(body: dict[str, Any]) -> int:
+    return validators.integer("version", body.get("version"), 0, validators.MAX_BIGINT)
+
+
+def _price(where: str, value: Any) -> Price:
+    if not isinstance(value, list) or len(value) != 4 or value[0] not in ("tenant", "region", "store"):
+        raise Invalid(where, "must be [scope, scope_id, effective_from_ms, minor] with scope tenant, region or store")
+    scope_id = "" if value[0] == "tenant" and value[1] == "" else validators.token(f"{where} scope_id", value[1])
+    return Price(value[0], scope_id, validators.integer(f"{where} effective_from_ms", value[2], 0, validators.MAX_BIGINT),
+                 validators.minor_units(f"{where} minor", value[3]))
+
+
+def decode(subject_kind: str, data: bytes) -> Message:
+    """Decode a catalog message whose subject kind is item, tax, settings or version; raises Invalid
+    (validators') with a reason for anything malformed."""
+    try:
+        body = msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types for garbage
+        raise Invalid("catalog message", f"is not msgpack: {exc}") from None
+    if not isinstance(body, dict):
+        raise Invalid("catalog message", "must be a map")
+    if subject_kind == "item":
+        return Item(
+            sku=validators.token("sku", body.get("sku")), product=validators.token("product", body.get("product")),
+            name=validators.text("name", body.get("name")),
+            attributes=tuple((validators.text("attribute", a), validators.text("attribute value", v))
+                             for a, v in (_pair("attributes[]", pair)
+                                          for pair in _list("attributes", body.get("attributes"), MAX_ATTRIBUTES))),
+            tax_class=validators.token("tax_class", body.get("tax_class")),
+            barcodes=tuple(validators.token("barcode", code, max_length=validators.MAX_BARCODE_LENGTH)
+                           for code in _list("barcodes", body.get("barcodes"), MAX_BARCODES)),
+            prices=tuple(_price(f"prices[{index}]", price)
+                         for index, price in enumerate(_list("prices", body.get("prices"), MAX_PRICES))),
+            active=body.get("active") is True, version=_version(body))
+    if subject_kind == "tax":
+        return TaxClass(
+            tax_class=validators.token("tax_class", body.get("tax_class")), name=validators.text("name", body.get("name")),
+            rates=tuple((validators.token("region", region), validators.integer("rate_ppm", rate, 0, 1_000_000))
+                        for region, rate in (_pair("rates[]", pair) for pair in _list("rates", body.get("rates"), 4096))),
+            version=_version(body))
+    if subject_kind == "settings":
+        return Settings(currency=validators.currency("currency", body.get("currency")),
+                        prices_include_tax=body.get("prices_include_tax") is True, version=_version(body))
+    if subject_kind == "version":
+        return VersionMarker(version=_version(body),
+                             published_ms=validators.integer("published_ms", body.get("published_ms"), 0, validators.MAX_BIGINT))
+    raise Invalid("catalog subject", f"kind {validators.describe(subject_kind)} is not item, tax, settings or version")
