@@ -119,6 +119,9 @@ async def run_hub(config: HubConfig, *, task_status: trio.TaskStatus[RunningHub]
                 nursery.start_soon(run_purge, seam, pool, config.dead_letter_retention_days)
                 nursery.start_soon(watch_nats, console, where(config.nats_url))
                 nursery.start_soon(run_responders, seam, link, pool, domains())
+                for domain in domains():
+                    for service in domain.services:
+                        nursery.start_soon(service, console)
                 console.waiting_for = None
                 notifier.ready()
                 notifier.status(f"hub ingesting; console at {urls[0]}")

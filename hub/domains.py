@@ -1,8 +1,8 @@
 """The registry of hub domains: what each brings, found without a central list.
 
 A domain is a subpackage of `hub` whose `__init__` defines `DOMAIN = Domain(...)`: the event types it
-applies, the request/reply subjects it answers, its console routes (with their OpenAPI description)
-and its migrations folder. Adding a domain (catalog, inventory, payments...) is adding a package:
+applies, the request/reply subjects it answers, its console routes (with their OpenAPI description),
+its background services and its migrations folder. Adding a domain (catalog, inventory, payments...) is adding a package:
 discovery walks hub's subpackages, so no file outside the new package changes, and a domain cannot
 be forgotten in a list somewhere.
 """
@@ -32,6 +32,10 @@ Responder = Callable[[asyncpg.Pool, bytes], Awaitable[bytes]]
 with an error reply)."""
 Routes = Callable[["Console"], Sequence[BaseRoute]]
 """A domain's console routes, given what every route may use (the pool, the seam, the NATS link)."""
+Service = Callable[["Console"], Awaitable[None]]
+"""A domain's long-running trio task (a publisher, a sweeper), started by every hub process once PostgreSQL
+and NATS are reached (the console's pool is set). It runs until the hub stops; it must survive PostgreSQL
+or NATS going away (log, back off, retry), since a service that raises ends the hub."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class Domain:
     responders: Mapping[str, Responder] = field(default_factory=dict)
     """NATS subject -> its responder, answered by every hub process in one queue group."""
     routes: Routes | None = None
+    services: Sequence[Service] = ()
     openapi: Mapping[str, Any] = field(default_factory=dict)
     """{"paths": ..., "schemas": ...} describing the routes, merged into the console's /openapi.json."""
 
