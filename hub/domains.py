@@ -44,7 +44,7 @@ class Domain:
     migrations: Path | None = None
     """Folder of NNNN_name.sql files; NNNN orders them across all domains."""
     appliers: Mapping[str, Applier] = field(default_factory=dict)
-    """Event type -> applier; an event type has exactly one domain."""
+    """Event type -> this domain's applier of it; several domains may apply one type."""
     responders: Mapping[str, Responder] = field(default_factory=dict)
     """NATS subject -> its responder, answered by every hub process in one queue group."""
     routes: Routes | None = None
@@ -65,12 +65,11 @@ def domains() -> tuple[Domain, ...]:
 
 
 @functools.cache
-def appliers() -> dict[str, Applier]:
-    """Event type -> its applier, over all domains; two domains claiming one type is a programming error."""
-    merged: dict[str, Applier] = {}
+def appliers() -> dict[str, tuple[Applier, ...]]:
+    """Event type -> the appliers of every domain it concerns (a sale makes a sale row and moves stock), in
+    domain-name order, each run in the inbox's one transaction: an event's effects land all together or not."""
+    merged: dict[str, tuple[Applier, ...]] = {}
     for domain in domains():
         for event_type, applier in domain.appliers.items():
-            if event_type in merged:
-                raise RuntimeError(f"event type {event_type!r} is claimed by two hub domains, one is {domain.name}")
-            merged[event_type] = applier
+            merged[event_type] = (*merged.get(event_type, ()), applier)
     return merged

@@ -193,8 +193,10 @@ async def _apply(conn: asyncpg.Connection, events: Sequence[Event], rejections: 
                     dead.append(Rejection(
                         delivery, _collision(event, owner["tenant"], owner["store"], owner["type"]), str(event.id)))
         result.clock_skews = await store_stats.record(conn, fresh)
-        for event_type, applier in appliers().items():
-            await applier(conn, [e for e in fresh if e.type == event_type])
+        for event_type, of_type in appliers().items():
+            if events_of_type := [e for e in fresh if e.type == event_type]:
+                for applier in of_type:
+                    await applier(conn, events_of_type)
         result.applied = len(fresh)
     if dead:
         await conn.executemany(

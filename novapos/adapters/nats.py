@@ -17,6 +17,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DiscardPolicy, StorageType, StreamConfig
 
 from novapos.config.hub import StreamLimits
+from novapos.wire.catalog import catalog_stream, catalog_subjects
 from novapos.wire.subjects import EVENTS_FILTER, EVENTS_STREAM
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,18 @@ class NatsLink:
         if not existing.max_age and (existing.max_bytes or -1) < 0 and (existing.max_msgs or -1) < 0:
             log.warning("the %s stream has no age, size or count limit and grows for ever; set them with "
                         "`nats stream edit %s` (the hub never changes an existing stream)", EVENTS_STREAM, EVENTS_STREAM)
+
+    async def ensure_catalog_stream(self, tenant: str) -> None:
+        """Create the tenant's catalog stream if it is missing (novapos.wire.catalog): file storage, only the
+        last message of each subject kept, so a store catching up reads what changed, not the history."""
+        name = catalog_stream(tenant)
+        try:
+            await self.js.stream_info(name)
+        except nats.js.errors.NotFoundError:
+            await self.js.add_stream(StreamConfig(
+                name=name, subjects=[catalog_subjects(tenant)], storage=StorageType.FILE,
+                max_msgs_per_subject=1, discard=DiscardPolicy.OLD, allow_rollup_hdrs=True))
+            log.info("created the %s stream: the last message of each catalog subject", name)
 
     async def publish_batch(self, batch: list[Outgoing], timeout: float) -> Published:
         """Publish in order, each after the previous one's PubAck, and stop at the first failure, so
