@@ -1,8 +1,12 @@
 """Catalog: products, their variants and barcodes, prices (tenant, region and store, each from a date on),
-tax classes with rates per region, and the tenant's catalog version, bumped by every change."""
+tax classes with rates per region, and the tenant's catalog version, bumped by every change; the CSV
+import; and the publisher that keeps each tenant's catalog stream, which the stores read, equal to it."""
 
 from pathlib import Path
 
+from hub.catalog.publisher import run_publisher
+from hub.catalog.routes import OPENAPI, routes
 from hub.domains import Domain
 
-DOMAIN = Domain("catalog", migrations=Path(__file__).parent / "migrations")
+DOMAIN = Domain("catalog", migrations=Path(__file__).parent / "migrations", routes=routes, openapi=OPENAPI,
+                services=(run_publisher,))

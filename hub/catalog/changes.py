@@ -147,6 +147,8 @@ def timestamp(where: str, value: Any) -> datetime:
         raise Invalid(where, f"must be an ISO 8601 time such as '2026-12-24T00:00:00+01:00', got {describe(value)}") from None
     if parsed.tzinfo is None:
         raise Invalid(where, "must say its offset from UTC (a trailing Z or +01:00): stores are in several time zones")
+    if parsed.year < 2000:
+        raise Invalid(where, f"must be in the year 2000 or later, got {value}")
     return parsed
 
 

@@ -1,0 +1,214 @@
+"""The catalog publisher: keeps each tenant's catalog stream (novapos.wire.catalog) equal to PostgreSQL.
+
+Every hub process runs one (a Domain service). For each tenant of the hub it publishes what changed since
+the version the stream holds: the settings, the tax classes and every variant (Item) stamped with a later
+version, then the VersionMarker that lets stores apply the version whole. Publishes are pipelined (JetStream
+acks awaited together, not one by one); `catalog_published` records the version only once the stream acked
+every message of it, so a publisher that dies mid-way, or a hub restarted, resumes from there (the stream
+keeps one message per subject: a message published twice is harmless).
+
+- Only one hub process publishes a tenant at a time: a PostgreSQL advisory lock per tenant, held for the
+  whole publication (a crashed holder's lock goes with its connection). Versions of one tenant reach the
+  stream in order, never interleaved.
+- It wakes at the commit of any change, from any hub process (LISTEN on `novapos_catalog`, notified by a
+  trigger on catalog_versions), and polls every POLL_S as a backstop.
+- Every VERIFY_S it checks each tenant's stream: a stream lost on the NATS side (deleted, a server that lost
+  its storage) holds no marker, or an older one, and is rebuilt in full.
+- On PostgreSQL or NATS trouble it logs what failed, backs off and retries; it never ends the hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+
+import asyncpg
+import nats
+
+from edge_runtime import Backoff
+from hub.console.context import Console
+from novapos.adapters.nats import NatsLink
+from novapos.pricing import Price
+from novapos.wire.catalog import (
+    Item,
+    Message,
+    Settings,
+    TaxClass,
+    VersionMarker,
+    catalog_stream,
+    decode,
+    encode,
+    item_subject,
+    settings_subject,
+    tax_subject,
+    version_subject,
+)
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "novapos_catalog"
+POLL_S = 0.5
+VERIFY_S = 5.0
+ACK_TIMEOUT_S = 30.0
+LOCK_CLASS = 0x63617461  # "cata": the first key of the per-tenant advisory lock; the second is hashtext(tenant)
+RETRY = Backoff(initial=0.5, maximum=15.0)
+
+ITEMS_SQL = (
+    "SELECT v.sku, v.product, v.name, v.attribute_values, p.attributes, p.tax_class, v.active AND p.active AS active,"
+    " v.version FROM variants v JOIN products p USING (tenant, product) WHERE v.tenant = $1 AND v.version > $2"
+    " ORDER BY v.version, v.sku")
+BARCODES_SQL = ("SELECT b.sku, b.barcode FROM barcodes b JOIN variants v USING (tenant, sku)"
+                " WHERE v.tenant = $1 AND v.version > $2 ORDER BY b.sku, b.barcode")
+PRICES_SQL = (
+    # Prices that still matter: the one in force now in each scope and those starting later.
+    "SELECT sku, scope, scope_id, (extract(epoch FROM effective_from) * 1000)::bigint AS from_ms, amount_minor FROM ("
+    " SELECT pr.*, max(pr.effective_from) FILTER (WHERE pr.effective_from <= now())"
+    "  OVER (PARTITION BY pr.sku, pr.scope, pr.scope_id) AS current"
+    " FROM prices pr JOIN variants v USING (tenant, sku) WHERE v.tenant = $1 AND v.version > $2) x"
+    " WHERE current IS NULL OR effective_from >= current ORDER BY sku, scope, scope_id, effective_from")
+TAX_SQL = (
+    "SELECT c.tax_class, c.name, c.version, coalesce(array_agg(r.region ORDER BY r.region)"
+    " FILTER (WHERE r.region IS NOT NULL), '{}') AS regions, coalesce(array_agg(r.rate_ppm ORDER BY r.region)"
+    " FILTER (WHERE r.region IS NOT NULL), '{}') AS rates FROM tax_classes c LEFT JOIN tax_rates r USING (tenant, tax_class)"
+    " WHERE c.tenant = $1 AND c.version > $2 GROUP BY c.tax_class, c.name, c.version ORDER BY c.tax_class")
+BEHIND_SQL = ("SELECT v.tenant FROM catalog_versions v LEFT JOIN catalog_published p USING (tenant)"
+              " WHERE v.tenant = ANY($1::text[]) AND v.version > coalesce(p.version, 0) ORDER BY v.tenant")
+CATALOGS_SQL = "SELECT tenant FROM catalog_versions WHERE tenant = ANY($1::text[]) AND version > 0 ORDER BY tenant"
+
+
+async def run_publisher(console: Console) -> None:
+    """The Domain service: the publisher on the asyncio seam, for the hub's tenants, until the hub stops."""
+    await console.seam.run(publish_forever, console.ready_pool(), console.link, sorted(console.tenants))
+
+
+async def publish_forever(pool: asyncpg.Pool, link: NatsLink, tenants: list[str]) -> None:
+    """(asyncio side) Publish whatever is behind, at each notification, poll and verification, for ever."""
+    wake = asyncio.Event()
+    listener: asyncpg.Connection | None = None
+    failures = 0
+    verified = 0.0
+    try:
+        while True:
+            wake.clear()
+            try:
+                if listener is None or listener.is_closed():
+                    listener = await _listen(pool, listener, wake)
+                verify = time.monotonic() - verified >= VERIFY_S
+                for tenant in await pool.fetch(CATALOGS_SQL if verify else BEHIND_SQL, tenants):
+                    await publish_tenant(pool, link, tenant["tenant"])
+                if verify:
+                    verified = time.monotonic()
+                if failures:
+                    log.info("catalog publisher recovered after %d failed attempt(s)", failures)
+                failures = 0
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, nats.errors.Error, TimeoutError,
+                    ConnectionError) as exc:
+                failures += 1
+                delay = RETRY.delay(failures + 1)
+                log.warning("catalog publisher: %s: %s; the stores keep their last catalog meanwhile; check PostgreSQL "
+                            "and NATS; retrying in %.1f s", type(exc).__name__, exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            try:
+                await asyncio.wait_for(wake.wait(), POLL_S)
+            except TimeoutError:
+                pass
+    finally:
+        if listener is not None and not listener.is_closed():
+            await pool.release(listener)
+
+
+async def _listen(pool: asyncpg.Pool, old: asyncpg.Connection | None, wake: asyncio.Event) -> asyncpg.Connection:
+    if old is not None:
+        await pool.release(old)
+    listener = await pool.acquire()
+    await listener.add_listener(CHANNEL, lambda *_: wake.set())
+    return listener
+
+
+async def _stream_version(link: NatsLink, tenant: str) -> int | None:
+    """The version of the last marker on the tenant's stream; None when it holds none (new, or lost)."""
+    try:
+        message = await link.js.get_last_msg(catalog_stream(tenant), version_subject(tenant))
+    except nats.js.errors.NotFoundError:
+        return None
+    marker = decode("version", message.data or b"")
+    assert isinstance(marker, VersionMarker)
+    return marker.version
+
+
+async def publish_tenant(pool: asyncpg.Pool, link: NatsLink, tenant: str) -> int | None:
+    """(asyncio side) Bring the tenant's stream up to its catalog version; returns the version the stream then
+    holds, or None when another hub process is publishing this tenant."""
+    async with pool.acquire() as conn:
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))", LOCK_CLASS, tenant):
+            return None
+        try:
+            return await _publish_locked(conn, link, tenant)
+        finally:
+            if not conn.is_closed():
+                await conn.execute("SELECT pg_advisory_unlock($1, hashtext($2))", LOCK_CLASS, tenant)
+
+
+async def _publish_locked(conn: asyncpg.Connection, link: NatsLink, tenant: str) -> int:
+    await link.ensure_catalog_stream(tenant)
+    on_stream = await _stream_version(link, tenant)
+    started = time.perf_counter()
+    async with conn.transaction(isolation="repeatable_read"):
+        row = await conn.fetchrow(
+            "SELECT v.version, v.settings_version, t.currency, t.prices_include_tax,"
+            " (SELECT version FROM catalog_published p WHERE p.tenant = v.tenant) AS recorded"
+            " FROM catalog_versions v JOIN tenants t USING (tenant) WHERE v.tenant = $1", tenant)
+        if row is None:
+            return 0
+        version, recorded = row["version"], row["recorded"] or 0
+        since = min(recorded, on_stream or 0)
+        if version == since == on_stream:
+            return version
+        messages: list[tuple[str, Message]] = []
+        if since == 0 or row["settings_version"] > since:
+            messages.append((settings_subject(tenant), Settings(row["currency"], row["prices_include_tax"],
+                                                                row["settings_version"])))
+        messages += [(tax_subject(tenant, tax.tax_class), tax) for tax in await _tax_classes(conn, tenant, since)]
+        messages += [(item_subject(tenant, item.sku), item) for item in await _items(conn, tenant, since)]
+        messages.append((version_subject(tenant), VersionMarker(version, int(time.time() * 1000))))
+        await publish_all(link, catalog_stream(tenant), messages)
+        await conn.execute(
+            "INSERT INTO catalog_published (tenant, version) VALUES ($1, $2) ON CONFLICT (tenant)"
+            " DO UPDATE SET version = EXCLUDED.version, published_at = now()", tenant, version)
+    log.info("published catalog version %d of %s to %s: %d message(s) in %.2f s%s", version, tenant,
+             catalog_stream(tenant), len(messages), time.perf_counter() - started,
+             "" if since else " (the whole catalog: the stream was new, lost or behind)")
+    return version
+
+
+async def publish_all(link: NatsLink, stream: str, messages: Iterable[tuple[str, Message]]) -> None:
+    """Publish in order, pipelined: each message is sent without waiting for the previous one's ack (up to
+    nats-py's pending limit); returns once JetStream acked them all, or raises the first failure."""
+    acks = [await link.js.publish_async(subject, encode(message), stream=stream) for subject, message in messages]
+    done = await asyncio.wait_for(asyncio.gather(*acks, return_exceptions=True), ACK_TIMEOUT_S)
+    failed = next((outcome for outcome in done if isinstance(outcome, BaseException)), None)
+    if failed is not None:
+        raise ConnectionError(f"{stream} refused or did not acknowledge a message: {failed or type(failed).__name__}")
+
+
+async def _tax_classes(conn: asyncpg.Connection, tenant: str, since: int) -> list[TaxClass]:
+    return [TaxClass(row["tax_class"], row["name"], tuple(zip(row["regions"], row["rates"], strict=True)), row["version"])
+            for row in await conn.fetch(TAX_SQL, tenant, since)]
+
+
+async def _items(conn: asyncpg.Connection, tenant: str, since: int) -> list[Item]:
+    codes: defaultdict[str, list[str]] = defaultdict(list)
+    for row in await conn.fetch(BARCODES_SQL, tenant, since):
+        codes[row["sku"]].append(row["barcode"])
+    prices: defaultdict[str, list[Price]] = defaultdict(list)
+    for row in await conn.fetch(PRICES_SQL, tenant, since):
+        prices[row["sku"]].append(Price(row["scope"], row["scope_id"], row["from_ms"], row["amount_minor"]))
+    return [Item(sku=row["sku"], product=row["product"], name=row["name"],
+                 attributes=tuple(zip(row["attributes"], row["attribute_values"], strict=False)),
+                 tax_class=row["tax_class"], barcodes=tuple(codes[row["sku"]]), prices=tuple(prices[row["sku"]]),
+                 active=row["active"], version=row["version"])
+            for row in await conn.fetch(ITEMS_SQL, tenant, since)]
