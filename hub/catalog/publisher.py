@@ -23,7 +23,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import asyncpg
 import nats
@@ -87,6 +87,9 @@ async def run_publisher(console: Console) -> None:
 async def publish_forever(pool: asyncpg.Pool, link: NatsLink, tenants: list[str]) -> None:
     """(asyncio side) Publish whatever is behind, at each notification, poll and verification, for ever."""
     wake = asyncio.Event()
+
+    def notified(*_: object) -> None:
+        wake.set()
     listener: asyncpg.Connection | None = None
     failures = 0
     verified = 0.0
@@ -95,7 +98,7 @@ async def publish_forever(pool: asyncpg.Pool, link: NatsLink, tenants: list[str]
             wake.clear()
             try:
                 if listener is None or listener.is_closed():
-                    listener = await _listen(pool, listener, wake)
+                    listener = await _listen(pool, listener, notified)
                 verify = time.monotonic() - verified >= VERIFY_S
                 for tenant in await pool.fetch(CATALOGS_SQL if verify else BEHIND_SQL, tenants):
                     await publish_tenant(pool, link, tenant["tenant"])
@@ -118,14 +121,17 @@ async def publish_forever(pool: asyncpg.Pool, link: NatsLink, tenants: list[str]
                 pass
     finally:
         if listener is not None and not listener.is_closed():
+            await listener.remove_listener(CHANNEL, notified)
             await pool.release(listener)
 
 
-async def _listen(pool: asyncpg.Pool, old: asyncpg.Connection | None, wake: asyncio.Event) -> asyncpg.Connection:
+async def _listen(pool: asyncpg.Pool, old: asyncpg.Connection | None,
+                  notified: Callable[..., None]) -> asyncpg.Connection:
+    """A pool connection held to LISTEN (the one before it was lost)."""
     if old is not None:
         await pool.release(old)
     listener = await pool.acquire()
-    await listener.add_listener(CHANNEL, lambda *_: wake.set())
+    await listener.add_listener(CHANNEL, notified)
     return listener
 
 
