@@ -28,3 +28,12 @@ async def catalog_pool(database_url: str, *, tax_classes: bool = True) -> asyncp
         await service.save_tax_class(pool, "demo", TaxClassChange("reduced", "Reduced rate",
                                                                   (("north", 55_000), ("south", 70_000))))
     return pool
+
+
+async def add_tenancy(database_url: str) -> None:
+    """(asyncio side) Tenant demo's rows in a database the hub has migrated."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(TENANCY)
+    finally:
+        await conn.close()

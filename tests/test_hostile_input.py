@@ -428,6 +428,15 @@ HUB_ENDPOINTS = (
     Endpoint("GET", "/api/sales"),
     Endpoint("GET", "/api/dead-letters"),
     Endpoint("POST", "/api/dead-letters/{id}/redrive"),
+    Endpoint("GET", "/api/catalog/products"),
+    Endpoint("GET", "/api/catalog/products/{id}"),
+    Endpoint("GET", "/api/catalog/tax-classes"),
+    Endpoint("GET", "/api/catalog/settings"),
+    Endpoint("POST", "/api/catalog/product-changes"),
+    Endpoint("POST", "/api/catalog/barcode-changes"),
+    Endpoint("POST", "/api/catalog/price-changes"),
+    Endpoint("POST", "/api/catalog/tax-class-changes"),
+    Endpoint("POST", "/api/catalog/settings-changes"),
 )
 """Every route of the hub console; the values a client controls are its path ids and query parameters."""
 HOSTILE_IDS = [*HOSTILE_SEGMENTS, ("zero", "0"), ("negative", "-1"), ("past bigint", str(2**63)),

@@ -4,21 +4,7 @@ check digits, prices), copied into temporary tables with COPY, checked against e
 set-based in SQL (unknown tax class, SKU or barcode twice, a product described two ways), then merged with
 set-based INSERT ... ON CONFLICT that stamps only what really changed.
 
-The file (UTF-8, comma-separated, a header row naming the columns in any order):
-
-    product,product_name,tax_class,attributes,sku,barcodes,price,price_overrides
-    TSHIRT,Organic T-shirt,standard,size=M;colour=red,TSHIRT-M-RED,4006381333931;TS-M-RED,19.99,region:south=18.99
-
-- product, sku, tax_class: names (letters, digits, '-' and '_'); product_name: text.
-- attributes (optional): up to three name=value pairs, ';'-separated, the same names in the same order on
-  every row of a product.
-- barcodes (optional): ';'-separated; all the variant's codes (codes it had and the row omits are taken off).
-- price: the tenant price in the currency's units (4.99), in force from the import on when it differs from
-  the price in force now.
-- price_overrides (optional): ';'-separated region:NAME=PRICE or store:NAME=PRICE.
-
-A file that is not a CSV of that shape (wrong header, ragged rows, not UTF-8, NUL bytes, huge fields) is
-refused whole with the reason, changing nothing.
+The columns and their format: novapos.cli.catalog.FORMAT (`novapos hub catalog import --help`).
 """
 
 from __future__ import annotations
