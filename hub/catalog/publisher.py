@@ -179,7 +179,7 @@ async def _publish_locked(conn: asyncpg.Connection, link: NatsLink, tenant: str)
             messages.append((settings_subject(tenant), Settings(row["currency"], row["prices_include_tax"],
                                                                 row["settings_version"])))
         messages += [(tax_subject(tenant, tax.tax_class), tax) for tax in await _tax_classes(conn, tenant, since)]
-        messages += [(item_subject(tenant, item.sku), item) for item in await _items(conn, tenant, since)]
+        messages += [(item_subject(tenant, item.sku), item) for item in await items_since(conn, tenant, since)]
         messages.append((version_subject(tenant), VersionMarker(version, int(time.time() * 1000))))
         await publish_all(link, catalog_stream(tenant), messages)
         await conn.execute(
@@ -206,7 +206,8 @@ async def _tax_classes(conn: asyncpg.Connection, tenant: str, since: int) -> lis
             for row in await conn.fetch(TAX_SQL, tenant, since)]
 
 
-async def _items(conn: asyncpg.Connection, tenant: str, since: int) -> list[Item]:
+async def items_since(conn: asyncpg.Connection, tenant: str, since: int) -> list[Item]:
+    """Every variant stamped after `since`, as the Item the stores receive."""
     codes: defaultdict[str, list[str]] = defaultdict(list)
     for row in await conn.fetch(BARCODES_SQL, tenant, since):
         codes[row["sku"]].append(row["barcode"])
