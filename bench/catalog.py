@@ -80,8 +80,9 @@ async def copy_floor(pool: asyncpg.Pool, data: bytes) -> float:
         rows = list(csv.reader(io.StringIO(data.decode()), strict=True))[1:]
         now = time.time()
         at = datetime.fromtimestamp(now, UTC)
-        products = [("demo", r[0], r[1], r[2], [], True, 1) for r in rows]
-        variants = [("demo", r[4], r[0], [], r[1], True, 1) for r in rows]
+        none: list[str] = []
+        products = [("demo", r[0], r[1], r[2], none, True, 1) for r in rows]
+        variants = [("demo", r[4], r[0], none, r[1], True, 1) for r in rows]
         barcodes = [("demo", r[5], r[4]) for r in rows]
         prices = [("demo", r[4], "tenant", "", at, int(r[6].replace(".", "")), 1) for r in rows]
         prices += [("demo", r[4], "region", "south", at, int(r[7].split("=")[1].replace(".", "")), 1) for r in rows if r[7]]
