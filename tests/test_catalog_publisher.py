@@ -5,6 +5,7 @@ stream with a plain consumer and watch its subjects with a plain core subscripti
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import asyncpg
 import httpx
 import nats
+import pytest
 import trio
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -21,6 +23,7 @@ from hub.app import run_hub
 from hub.catalog import changes, service
 from hub.catalog.importer import import_catalog
 from novapos.config import HubConfig
+from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.pricing import effective_price
 from novapos.wire.catalog import Item, Message, Settings, TaxClass, VersionMarker, catalog_stream, decode
 from tests.catalog_support import catalog_pool
@@ -249,3 +252,27 @@ async def test_two_hub_processes_never_interleave_one_tenants_versions(hub_confi
         else:
             assert message.version > low, f"{subject} of version {message.version} after marker {low}"
     assert max(m.version for _, m in watcher.seen if isinstance(m, Item)) <= markers[-1]
+
+
+async def test_a_change_made_while_nats_is_away_is_published_once_it_is_back(
+        hub_config: HubConfig, nats_server: EmbeddedNats, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="hub.catalog.publisher"), AsyncioSeam() as seam:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(run_hub, hub_config)
+            pool = await seam.run(catalog_pool, hub_config.database_url)
+            await seam.run(import_catalog, pool, "demo", CATALOG)
+            await published(seam, hub_config.nats_url, pool)
+            await trio.to_thread.run_sync(nats_server.stop)
+            changed = await seam.run(service.set_price, pool, "demo", changes.price_from_json(
+                {"sku": "MLK-1L", "amount_minor": 99}))
+
+            async def warned() -> bool:
+                return any(r.levelno == logging.WARNING and "catalog publisher" in r.getMessage() for r in caplog.records)
+            await wait_until(warned)
+            await trio.to_thread.run_sync(nats_server.start)
+            seen = await published(seam, hub_config.nats_url, pool)
+            await seam.run(pool.close)
+            nursery.cancel_scope.cancel()
+    milk = dict(seen)["catalog.demo.item.MLK-1L"]
+    assert isinstance(milk, Item) and milk.version == changed and [p.minor for p in milk.prices] == [99]
+    assert any("recovered" in r.getMessage() for r in caplog.records)
