@@ -306,23 +306,27 @@ DROP_BAD = [
 ]
 
 MERGE = [
-    # $1::text tenant, $2::bigint the import's version. Only real changes are written and stamped.
-    """WITH changed AS (
+    # $1 tenant, $2 the import's version. Only real changes are written and stamped: each statement first joins
+    # the file's rows with the catalog (one hash join) and writes only the new or different ones.
+    """WITH src AS (SELECT DISTINCT ON (product) product, product_name, tax_class, attributes FROM import_variants
+                    ORDER BY product, line),
+       changed AS (
          INSERT INTO products (tenant, product, name, tax_class, attributes, active, version)
-         SELECT DISTINCT ON (product) $1::text, product, product_name, tax_class, attributes, true, $2::bigint FROM import_variants ORDER BY product, line
+         SELECT $1::text, s.product, s.product_name, s.tax_class, s.attributes, true, $2::bigint FROM src s
+         LEFT JOIN products p ON p.tenant = $1::text AND p.product = s.product
+         WHERE p.product IS NULL OR (p.name, p.tax_class, p.attributes, p.active)
+                                    IS DISTINCT FROM (s.product_name, s.tax_class, s.attributes, true)
          ON CONFLICT (tenant, product) DO UPDATE SET name = EXCLUDED.name, tax_class = EXCLUDED.tax_class,
            attributes = EXCLUDED.attributes, active = true, version = EXCLUDED.version
-         WHERE (products.name, products.tax_class, products.attributes, products.active)
-               IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.tax_class, EXCLUDED.attributes, true)
          RETURNING product)
        INSERT INTO import_touched SELECT v.sku FROM variants v JOIN changed c ON v.tenant = $1::text AND v.product = c.product""",
     """WITH changed AS (
          INSERT INTO variants (tenant, sku, product, attribute_values, name, active, version)
-         SELECT $1::text, sku, product, attribute_values, name, true, $2::bigint FROM import_variants
+         SELECT $1::text, i.sku, i.product, i.attribute_values, i.name, true, $2::bigint FROM import_variants i
+         LEFT JOIN variants v ON v.tenant = $1::text AND v.sku = i.sku
+         WHERE v.sku IS NULL OR (v.attribute_values, v.name, v.active) IS DISTINCT FROM (i.attribute_values, i.name, true)
          ON CONFLICT (tenant, sku) DO UPDATE SET attribute_values = EXCLUDED.attribute_values, name = EXCLUDED.name,
            active = true, version = EXCLUDED.version
-         WHERE (variants.attribute_values, variants.name, variants.active)
-               IS DISTINCT FROM (EXCLUDED.attribute_values, EXCLUDED.name, true)
          RETURNING sku)
        INSERT INTO import_touched SELECT sku FROM changed""",
     """WITH gone AS (
@@ -331,16 +335,21 @@ MERGE = [
          RETURNING b.sku)
        INSERT INTO import_touched SELECT sku FROM gone""",
     """WITH moved AS (
-         INSERT INTO barcodes (tenant, barcode, sku) SELECT $1::text, barcode, sku FROM import_barcodes
-         ON CONFLICT (tenant, barcode) DO UPDATE SET sku = EXCLUDED.sku WHERE barcodes.sku <> EXCLUDED.sku
+         INSERT INTO barcodes (tenant, barcode, sku) SELECT $1::text, n.barcode, n.sku FROM import_barcodes n
+         LEFT JOIN barcodes b ON b.tenant = $1::text AND b.barcode = n.barcode
+         WHERE b.barcode IS NULL OR b.sku <> n.sku
+         ON CONFLICT (tenant, barcode) DO UPDATE SET sku = EXCLUDED.sku
          RETURNING sku)
        INSERT INTO import_touched SELECT sku FROM moved""",
-    """WITH priced AS (
+    """WITH current AS (
+         SELECT DISTINCT ON (p.sku, p.scope, p.scope_id) p.sku, p.scope, p.scope_id, p.amount_minor
+         FROM prices p JOIN import_variants i ON p.tenant = $1::text AND p.sku = i.sku WHERE p.effective_from <= now()
+         ORDER BY p.sku, p.scope, p.scope_id, p.effective_from DESC),
+       priced AS (
          INSERT INTO prices (tenant, sku, scope, scope_id, effective_from, amount_minor, version)
          SELECT $1::text, n.sku, n.scope, n.scope_id, now(), n.amount_minor, $2::bigint FROM import_prices n
-         WHERE n.amount_minor IS DISTINCT FROM (
-           SELECT p.amount_minor FROM prices p WHERE p.tenant = $1::text AND p.sku = n.sku AND p.scope = n.scope
-             AND p.scope_id = n.scope_id AND p.effective_from <= now() ORDER BY p.effective_from DESC LIMIT 1)
+         LEFT JOIN current c ON c.sku = n.sku AND c.scope = n.scope AND c.scope_id = n.scope_id
+         WHERE c.amount_minor IS DISTINCT FROM n.amount_minor
          ON CONFLICT (tenant, sku, scope, scope_id, effective_from) DO UPDATE SET amount_minor = EXCLUDED.amount_minor,
            version = EXCLUDED.version
          RETURNING sku)
