@@ -32,6 +32,7 @@ from edge_runtime import Backoff
 from hub.console.context import Console
 from novapos.adapters.nats import NatsLink
 from novapos.pricing import Price
+from novapos.validators import Invalid
 from novapos.wire.catalog import (
     Item,
     Message,
@@ -55,6 +56,8 @@ VERIFY_S = 5.0
 ACK_TIMEOUT_S = 30.0
 LOCK_CLASS = 0x63617461  # "cata": the first key of the per-tenant advisory lock; the second is hashtext(tenant)
 RETRY = Backoff(initial=0.5, maximum=15.0)
+TROUBLE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, nats.errors.Error, TimeoutError, ConnectionError)
+"""What PostgreSQL or NATS going away raises: a warning and a retry, not a bug."""
 
 ITEMS_SQL = (
     "SELECT v.sku, v.product, v.name, v.attribute_values, p.attributes, p.tax_class, v.active AND p.active AS active,"
@@ -107,12 +110,15 @@ async def publish_forever(pool: asyncpg.Pool, link: NatsLink, tenants: list[str]
                 if failures:
                     log.info("catalog publisher recovered after %d failed attempt(s)", failures)
                 failures = 0
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, nats.errors.Error, TimeoutError,
-                    ConnectionError) as exc:
+            except Exception as exc:  # it must outlive PostgreSQL and NATS going away, and even its own bugs
                 failures += 1
                 delay = RETRY.delay(failures + 1)
-                log.warning("catalog publisher: %s: %s; the stores keep their last catalog meanwhile; check PostgreSQL "
-                            "and NATS; retrying in %.1f s", type(exc).__name__, exc, delay)
+                if isinstance(exc, TROUBLE):
+                    log.warning("catalog publisher: %s: %s; the stores keep their last catalog meanwhile; check "
+                                "PostgreSQL and NATS; retrying in %.1f s", type(exc).__name__, exc, delay)
+                else:
+                    log.exception("catalog publisher failed unexpectedly (a bug: report it with this traceback); the "
+                                  "hub keeps ingesting; retrying in %.1f s", delay)
                 await asyncio.sleep(delay)
                 continue
             try:
@@ -141,9 +147,13 @@ async def _stream_version(link: NatsLink, tenant: str) -> int | None:
         message = await link.js.get_last_msg(catalog_stream(tenant), version_subject(tenant))
     except nats.js.errors.NotFoundError:
         return None
-    marker = decode("version", message.data or b"")
-    assert isinstance(marker, VersionMarker)
-    return marker.version
+    try:
+        marker = decode("version", message.data or b"")
+    except Invalid as exc:
+        log.warning("the last version marker on %s is unreadable (%s): republishing the whole catalog",
+                    catalog_stream(tenant), exc)
+        return None
+    return marker.version if isinstance(marker, VersionMarker) else None
 
 
 async def publish_tenant(pool: asyncpg.Pool, link: NatsLink, tenant: str) -> int | None:
@@ -194,7 +204,7 @@ async def _publish_locked(conn: asyncpg.Connection, link: NatsLink, tenant: str)
 async def publish_all(link: NatsLink, stream: str, messages: Iterable[tuple[str, Message]]) -> None:
     """Publish in order, pipelined: each message is sent without waiting for the previous one's ack (up to
     nats-py's pending limit); returns once JetStream acked them all, or raises the first failure."""
-    acks = [await link.js.publish_async(subject, encode(message), stream=stream) for subject, message in messages]
+    acks = [await link.js.publish_async(subject, encode(message)) for subject, message in messages]
     done = await asyncio.wait_for(asyncio.gather(*acks, return_exceptions=True), ACK_TIMEOUT_S)
     failed = next((outcome for outcome in done if isinstance(outcome, BaseException)), None)
     if failed is not None:
