@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from novapos.validators import token
+from novapos.adapters.nats import store_inbox_prefix
 from novapos.wire.catalog import catalog_stream
 
 log = logging.getLogger(__name__)
@@ -36,11 +36,6 @@ class StoreUser:
     tenant: str
     store: str
     nkey_public: str
-
-
-def inbox_prefix(tenant: str, store: str) -> str:
-    """The inbox prefix a store's link connects with: the only subjects it may subscribe to are under it."""
-    return f"_INBOX.{token('tenant', tenant)}.{token('store', store)}"
 
 
 def store_permissions(tenant: str, store: str) -> dict[str, dict[str, list[str]]]:
@@ -59,7 +54,7 @@ def store_permissions(tenant: str, store: str) -> dict[str, dict[str, list[str]]
         f"$JS.ACK.{stream}.>",
         f"$JS.FC.{stream}.>",                         # flow control replies of a push consumer
     ]
-    return {"publish": {"allow": publish}, "subscribe": {"allow": [f"{inbox_prefix(tenant, store)}.>"]}}
+    return {"publish": {"allow": publish}, "subscribe": {"allow": [f"{store_inbox_prefix(tenant, store)}.>"]}}
 
 
 def authorization(hub_public: str, stores: Iterable[StoreUser]) -> str:

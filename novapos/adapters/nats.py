@@ -19,6 +19,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DiscardPolicy, StorageType, StreamConfig
 
 from novapos.config.hub import StreamLimits
+from novapos.validators import token
 from novapos.wire.catalog import catalog_stream, catalog_subjects
 from novapos.wire.subjects import EVENTS_FILTER, EVENTS_STREAM
 
@@ -53,6 +54,12 @@ class Published:
     refused: bool = False
 
 
+def store_inbox_prefix(tenant: str, store: str) -> str:
+    """The inbox prefix a store's link connects with: the only subjects its NATS user may subscribe to are
+    under it (hub.tenancy.nats_auth), so no store receives another's replies or deliveries."""
+    return f"_INBOX.{token('tenant', tenant)}.{token('store', store)}"
+
+
 class CredentialsError(Exception):
     """A credentials file this process must not use (readable by others, missing, not a seed)."""
 
@@ -76,10 +83,12 @@ class Refusal:
     """NATS refused this link's credentials: at connect ("authorization violation", a revoked or unknown
     key) or on a publish or subscribe its permissions do not allow ("permissions violation", which at
     the publisher shows only as a timeout). Set until the next clean connect; the edge's /healthz says it."""
-    kind: str      # "refused" (cannot connect) or "denied" (connected, an operation was not allowed)
+    kind: str      # "refused" (cannot connect), "denied" (an operation not allowed), "unusable" (the file)
     detail: str
 
     def advice(self) -> str:
+        if self.kind == "unusable":
+            return self.detail
         if self.kind == "refused":
             return (f"NATS refuses this box's credentials ({self.detail}): the store was revoked or its "
                     f"credentials rotated; install the new credentials file (`novapos hub store rotate`)")
@@ -126,7 +135,11 @@ class NatsLink:
                 return
             raise ConnectionError(f"connection lost, reconnecting ({self._last_error or 'no answer yet'})")
         self._last_error = None
-        options = self._auth_options()  # CredentialsError before any attempt: no retry fixes a file's mode
+        try:
+            options = self._auth_options()
+        except CredentialsError as exc:  # before any attempt: no retry fixes a file's mode
+            self._refused(Refusal("unusable", str(exc)))
+            raise ConnectionError(str(exc)) from None
         try:  # nats-py retries a first connect for ever when reconnecting is allowed: bound it
             self._client = await asyncio.wait_for(nats.connect(
                 self.url, name=self.name, connect_timeout=timeout, allow_reconnect=True,
@@ -239,6 +252,8 @@ class NatsLink:
             except Exception as exc:  # timeouts, no responders (no stream yet), disconnects
                 return Published(acked, str(exc) or type(exc).__name__)
             acked.append(item.event_id)
+        if acked and self.refusal is not None and self.refusal.kind == "denied":
+            self.refusal = None  # publishing works again (the store's permissions were fixed)
         return Published(acked)
 
     async def ingest_subscription(self, batch: int) -> JetStreamContext.PullSubscription:

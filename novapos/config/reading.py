@@ -64,6 +64,13 @@ def url_setting(section: dict[str, Any], env: str, where: str) -> str:
     return "" if url == "" else validators.text(where, url, max_length=2000)
 
 
+def credentials_setting(section: dict[str, Any], where: str) -> Path | None:
+    """The NATS credentials (seed) file: NOVAPOS_NATS_CREDENTIALS if set, else the config's `credentials`
+    (none: connect without credentials, for a NATS that has no authorization)."""
+    value = os.environ.get("NOVAPOS_NATS_CREDENTIALS") or section.get("credentials", "")
+    return Path(validators.text(where, value, max_length=1024)) if value else None
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text())

@@ -11,9 +11,12 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Self
 
+from hub.tenancy.credentials import new_seed, public_key, write_seed
+from hub.tenancy.nats_auth import StoreUser, authorization, write_atomically
 from novapos.adapters.nats import NatsLink
 from novapos.demo.processes import EmbeddedServer, ManagedProcess, free_port
 
@@ -47,6 +50,28 @@ class EmbeddedNats(EmbeddedServer):
         self.pid_file = state_dir / "nats-server.pid"
         self._server = ManagedProcess(
             "nats-server", [nats_server_binary(), "-c", str(self.config_file)], state_dir / "nats-server.log")
+
+    @classmethod
+    def authorized(cls, state_dir: Path, stores: Sequence[tuple[str, str]] = (("demo", "store-001"),),
+                   port: int | None = None) -> EmbeddedNats:
+        """A server whose authorization has a fresh hub user and one user per (tenant, store), their seeds
+        under `state_dir`/credentials (store_credentials() finds them): for tests and benchmarks, which
+        need no database of stores. The demo provisions through the hub's records instead."""
+        folder = state_dir / "credentials"
+        hub_seed = new_seed()
+        write_seed(folder / "hub.seed", hub_seed)
+        users = []
+        for tenant, store in stores:
+            seed = new_seed()
+            write_seed(folder / f"{tenant}.{store}.seed", seed)
+            users.append(StoreUser(tenant, store, public_key(seed)))
+        write_atomically(state_dir / "authorization.conf", authorization(public_key(hub_seed), users))
+        return cls(state_dir / "server", authorization=state_dir / "authorization.conf",
+                   hub_credentials=folder / "hub.seed", port=port)
+
+    def store_credentials(self, tenant: str, store: str) -> Path:
+        """The seed file of a store user made by authorized()."""
+        return self.state_dir.parent / "credentials" / f"{tenant}.{store}.seed"
 
     @property
     def url(self) -> str:
