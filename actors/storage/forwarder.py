@@ -162,9 +162,9 @@ class ForwarderActor(Actor):
             FORWARD_FAILURES.inc()
         if self._reached or not self._failures:  # said once per loss, not at every retry
             if self._link.refusal is not None:
-                log.warning("NATS at %s refuses this store's credentials (%s): sales stay in the outbox (%d); "
-                            "retrying every %.0f s. %s", self._link.url, published.failure, depth,
-                            REFUSED_RETRY_S, self._link.refusal.advice())
+                log.warning("NATS at %s refuses this store's credentials: sales stay in the outbox (%d), retrying "
+                            "every %.0f s, not sooner. %s", self._link.url, depth, REFUSED_RETRY_S,
+                            self._link.refusal.advice())
             elif published.refused:
                 log.warning("the hub's stream at %s refused %s: it and the sales after it stay in the outbox, "
                             "in order (%d); check the stream's limits and subjects", self._link.url,

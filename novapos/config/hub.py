@@ -13,6 +13,7 @@ from novapos import validators
 from novapos.config.reading import (
     ConfigError,
     Settings,
+    check_credentials_file,
     credentials_setting,
     read_toml,
     tables,
@@ -62,6 +63,7 @@ class HubConfig:
         if not self.nats_url or not self.database_url:
             raise ConfigError("the hub needs NOVAPOS_NATS_URL and NOVAPOS_DATABASE_URL (or [nats] url and "
                               "[database] url in its config), or run `novapos demo` for embedded servers")
+        check_credentials_file(self.nats_credentials)
 
 
 def load_hub(path: Path) -> HubConfig:

@@ -71,6 +71,16 @@ def credentials_setting(section: dict[str, Any], where: str) -> Path | None:
     return Path(validators.text(where, value, max_length=1024)) if value else None
 
 
+def check_credentials_file(path: Path | None) -> None:
+    """ConfigError, before anything starts, for a credentials file that is missing or open to others."""
+    from novapos.adapters.nats import CredentialsError, check_credentials  # the adapter imports config
+    if path is not None:
+        try:
+            check_credentials(path)
+        except CredentialsError as exc:
+            raise ConfigError(str(exc)) from None
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text())

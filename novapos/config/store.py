@@ -16,6 +16,7 @@ from novapos.config.devices import DevicesConfig, load_devices
 from novapos.config.reading import (
     ConfigError,
     Settings,
+    check_credentials_file,
     credentials_setting,
     read_toml,
     refuse_unknown,
@@ -78,6 +79,7 @@ class StoreConfig:
         if not self.nats_url:
             raise ConfigError("no NATS address: set NOVAPOS_NATS_URL or [nats] url in the store config, "
                               "or run `novapos demo` for embedded servers")
+        check_credentials_file(self.nats_credentials)
         for till in self.tills:
             if self.devices.for_till("printer", till) is None:
                 raise ConfigError(f"no receipt printer serves till {till!r}: add a [[devices.rules]] printer")
