@@ -155,7 +155,7 @@ def parser() -> argparse.ArgumentParser:
     hub.set_defaults(run=_hub)
     hub_commands = hub.add_subparsers(dest="hub_command", metavar="SUBCOMMAND")
     _add_hub_dead_letters(hub_commands)
-    add_tenancy_commands(hub_commands, CONFIGS / "hub.toml")
+    add_tenancy_commands(hub_commands)
 
     demo = commands.add_parser("demo", help="run everything here: embedded NATS and PostgreSQL, hub, one store",
                                description="Start embedded NATS (JetStream) and PostgreSQL (unless NOVAPOS_NATS_URL / "

@@ -102,17 +102,15 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_tenancy_commands(hub_commands: Any, hub_config_default: Path) -> None:
-    """Register `tenant add`, `region add`, `store add|rotate|revoke|list`, `warehouse add` under `novapos hub`."""
+def add_tenancy_commands(hub_commands: Any) -> None:
+    """Register `tenant add`, `region add`, `store add|rotate|revoke|list`, `warehouse add` under `novapos hub`
+    (whose --config names the hub TOML: its [database] url and [nats] credentials, authorization, pid_file)."""
     def command(tenancy: str, help_text: str) -> Callable[..., argparse.ArgumentParser]:
         group = hub_commands.add_parser(tenancy, help=help_text, description=help_text).add_subparsers(
             dest="action", required=True, metavar="ACTION")
 
         def action(name: str, help_text: str, *positionals: str) -> argparse.ArgumentParser:
             parser: argparse.ArgumentParser = group.add_parser(name, help=help_text, description=help_text)
-            parser.add_argument("--config", type=Path, default=hub_config_default,
-                                help="hub TOML (default: %(default)s); NOVAPOS_DATABASE_URL and "
-                                "NOVAPOS_NATS_CREDENTIALS override it")
             for positional in positionals:
                 parser.add_argument(positional)
             parser.set_defaults(run=_run, tenancy=tenancy)
