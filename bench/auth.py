@@ -24,21 +24,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import hashlib
 import json
 import os
 import platform
+import secrets
 import signal
 import tempfile
 import time
 from pathlib import Path
 
 import nats
+import nkeys
 
 from bench.figures import progress, ratio, summary
 from hub.tenancy.credentials import new_seed, public_key, write_seed
 from hub.tenancy.nats_auth import StoreUser, authorization, write_atomically
 from novapos.adapters.nats import store_inbox_prefix
-from novapos.demo.embedded_nats import EmbeddedNats
+from novapos.demo.embedded_nats import EmbeddedNats, nats_server_binary
+from novapos.demo.processes import ManagedProcess, free_port, wait_for_port
 
 PUBLISHES = 50_000
 
@@ -165,6 +170,92 @@ def floor(connects: int, state: Path) -> dict[str, object]:
     return {"rss_floor_mb": rss, "connect_floor_ms": summary(logins)}
 
 
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _jwt(issuer_seed: str, subject: str, claims: dict[str, object]) -> str:
+    """A NATS JWT (nats-io/jwt v2 layout) signed by `issuer_seed`: enough for the comparison, not for production."""
+    issuer = nkeys.from_seed(bytearray(issuer_seed.encode()))
+    body: dict[str, object] = {"jti": "", "iat": int(time.time()), "iss": bytes(issuer.public_key).decode(),
+                               "name": subject[:8], "sub": subject, "nats": {**claims, "version": 2}}
+    body["jti"] = base64.b32encode(hashlib.sha256(json.dumps(body).encode()).digest()).decode().rstrip("=")
+    signing = f"{_b64(json.dumps({'typ': 'JWT', 'alg': 'ed25519-nkey'}).encode())}.{_b64(json.dumps(body).encode())}"
+    return f"{signing}.{_b64(issuer.sign(signing.encode()))}"
+
+
+def _seed(prefix: int) -> tuple[str, str]:
+    seed = bytes(nkeys.encode_seed(secrets.token_bytes(32), prefix)).decode()
+    return seed, bytes(nkeys.from_seed(bytearray(seed.encode())).public_key).decode()
+
+
+def jwt_mode(connects: int, state: Path) -> dict[str, object]:
+    """The alternative: operator/JWT mode with a memory resolver. The server holds the operator and one
+    account; each store's user JWT (its permissions inside, signed by the account) lives on the store, so the
+    server's config and memory do not grow with stores and adding one needs no reload; revoking one is a new
+    account JWT (its revocation list) pushed to the resolver."""
+    operator_seed, operator = _seed(nkeys.PREFIX_BYTE_OPERATOR)
+    account_seed, account = _seed(nkeys.PREFIX_BYTE_ACCOUNT)
+    user_seed, user = _seed(nkeys.PREFIX_BYTE_USER)
+    limits = {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1, "wildcards": True, "conn": -1,
+              "leaf": -1}
+    started = time.perf_counter()
+    user_jwt = _jwt(account_seed, user, {"type": "user", "pub": {"allow": ["novapos.bench.s1.evt.>"]},
+                                         "sub": {"allow": ["_INBOX.bench.s1.>"]}, "subs": -1, "data": -1,
+                                         "payload": -1})
+    issue_s = time.perf_counter() - started
+    creds = state / "store.creds"
+    creds.write_text(f"-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n"
+                     f"-----BEGIN USER NKEY SEED-----\n{user_seed}\n------END USER NKEY SEED------\n")
+    creds.chmod(0o600)
+    (state / "operator.jwt").write_text(_jwt(operator_seed, operator, {"type": "operator"}))
+    port = free_port()
+
+    def configure(revoked: dict[str, int]) -> None:
+        account_jwt = _jwt(operator_seed, account, {"type": "account", "limits": limits, "revocations": revoked})
+        (state / "server.conf").write_text(
+            f'listen: "127.0.0.1:{port}"\npid_file: "{state / "jwt.pid"}"\noperator: "{state / "operator.jwt"}"\n'
+            f'resolver: MEMORY\nresolver_preload: {{ {account}: "{account_jwt}" }}\n')
+    configure({})
+    server = ManagedProcess("nats-server (JWT)", [nats_server_binary(), "-c", str(state / "server.conf")],
+                            state / "jwt.log")
+    wait_for_port("127.0.0.1", port, 30, server.spawn())
+    url = f"nats://127.0.0.1:{port}"
+
+    async def creds_login() -> float:
+        started = time.perf_counter()
+        client = await nats.connect(url, user_credentials=str(creds), inbox_prefix="_INBOX.bench.s1",
+                                    allow_reconnect=False, connect_timeout=2, error_cb=quiet)
+        await client.flush()
+        elapsed = time.perf_counter() - started
+        await client.close()
+        return elapsed
+    try:
+        logins = [asyncio.run(creds_login()) for _ in range(connects + 1)][1:]
+        assert server.process is not None
+        rss = rss_mb(server.process.pid)
+        configure({user: int(time.time()) + 1})  # revoked: JWTs issued before this instant no longer count
+
+        async def until_refused() -> float:
+            started = time.perf_counter()
+            os.kill(int((state / "jwt.pid").read_text()), signal.SIGHUP)
+            while time.perf_counter() - started < 30:
+                try:
+                    await creds_login()
+                except Exception:
+                    return time.perf_counter() - started
+                await asyncio.sleep(0.002)
+            raise TimeoutError("a revocation in the preloaded account JWT was not applied by a reload")
+        try:
+            revoke: object = round(asyncio.run(until_refused()) * 1000, 1)
+        except TimeoutError as exc:
+            revoke = str(exc)
+    finally:
+        server.stop()
+    return {"jwt_issue_ms": round(issue_s * 1000, 2), "jwt_rss_mb": rss, "jwt_connect_ms": summary(logins),
+            "jwt_revoke_ms": revoke}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stores", default="1000,10000", help="comma-separated store counts (default: %(default)s)")
@@ -177,6 +268,9 @@ def main() -> None:
         hub_seed = new_seed()
         write_seed(state / "hub.seed", hub_seed)
         figures.update(floor(args.connects, state))
+        progress("operator/JWT mode: the server's memory, a store's login, a revocation")
+        (state / "jwt").mkdir()
+        figures.update(jwt_mode(args.connects, state / "jwt"))
         for count in counts:
             (state / str(count)).mkdir()
             figures[f"stores_{count}"] = measure(count, args.connects, state / str(count), hub_seed,
