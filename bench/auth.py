@@ -17,6 +17,11 @@ demo and the tests run), for each store count:
 - publish_eps: core publishes by a store user on its own subject (each checked against its permissions,
   cached by the server) beside publish_floor_eps, the same by the unrestricted hub user.
 
+And once, the alternative, operator/JWT mode (memory resolver, one account): jwt_rss_mb (independent of the
+number of stores: their user JWTs live on the stores), jwt_connect_ms (a login with a user JWT), jwt_issue_ms
+(signing one store's user JWT) and jwt_revoke_ms (the account JWT re-issued with a revocation, reloaded,
+until the store's login is refused).
+
 Progress goes to stderr; the last line of stdout is one JSON object.
 """
 
