@@ -20,10 +20,11 @@ from nats.js.api import StreamConfig
 from hub.db import close_pool, create_pool, migrate
 from hub.tenancy import provisioning, service
 from hub.tenancy.credentials import new_seed, public_key, write_seed
-from hub.tenancy.nats_auth import authorization, write_atomically
+from hub.tenancy.nats_auth import StoreUser, authorization, write_atomically
 from novapos.adapters.nats import store_inbox_prefix
 from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
+from novapos.validators import Invalid
 from novapos.wire.catalog import catalog_stream
 from novapos.wire.subjects import EVENTS_STREAM, event_subject
 
@@ -310,3 +311,12 @@ def test_a_store_has_its_floor_and_back_room_and_a_warehouse_has_no_store(hub: H
     assert hub.run(work) == [("store-001-back-room", "back_room", "store-001", "north"),
                              ("store-001-floor", "floor", "store-001", "north"),
                              ("wh-north", "warehouse", None, "north")]
+
+
+def test_the_generated_authorization_always_has_the_hub_and_takes_no_name_that_could_widen_a_subject() -> None:
+    hub_key = public_key(new_seed())
+    alone = authorization(hub_key, [])
+    assert f'nkey: "{hub_key}"' in alone and "permissions" not in alone  # never an empty block: that lets anyone in
+    for tenant, store in (("demo", "*"), ("demo", ">"), ("de.mo", "s1"), ("demo", "s 1")):
+        with pytest.raises(Invalid):
+            authorization(hub_key, [StoreUser(tenant, store, public_key(new_seed()))])

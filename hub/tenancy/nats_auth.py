@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,9 +116,3 @@ def install(path: Path, text: str, pid_file: Path | None) -> bool:
                     "(`nats-server --signal reload`) for it to apply", path)
     return changed
 
-
-def check_config(binary: str, config: Path) -> None:
-    """`nats-server -t`: refuse a config the server would not start with (ValueError with its message)."""
-    done = subprocess.run([binary, "-t", "-c", str(config)], capture_output=True, text=True, timeout=30)
-    if done.returncode != 0:
-        raise ValueError(f"nats-server refuses {config}: {(done.stderr or done.stdout).strip()}")
