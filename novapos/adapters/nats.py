@@ -82,7 +82,8 @@ def check_credentials(path: Path) -> Path:
 class Refusal:
     """NATS refused this link's credentials: at connect ("authorization violation", a revoked or unknown
     key) or on a publish or subscribe its permissions do not allow ("permissions violation", which at
-    the publisher shows only as a timeout). Set until the next clean connect; the edge's /healthz says it."""
+    the publisher shows only as a timeout). A refusal lasts until the next login succeeds, a denial until the
+    next acknowledged publish; meanwhile the edge's /healthz says it."""
     kind: str      # "refused" (cannot connect), "denied" (an operation not allowed), "unusable" (the file)
     detail: str
 
@@ -179,6 +180,9 @@ class NatsLink:
 
     async def _on_reconnected(self) -> None:
         log.info("reconnected to NATS at %s", self.url)
+        if self.refusal is not None and self.refusal.kind == "refused":
+            log.info("NATS accepts this box's credentials again")
+            self.refusal = None
 
     @property
     def client(self) -> Client:
