@@ -20,7 +20,7 @@ from edge.app import run_edge
 from hub.tenancy.credentials import public_key, read_seed
 from hub.tenancy.nats_auth import StoreUser, authorization, install
 from novapos.adapters.nats import NatsLink
-from novapos.config import ConfigError, StoreConfig
+from novapos.config import ConfigError, StoreConfig, load_hub, load_store
 from novapos.demo.embedded_nats import EmbeddedNats
 from tests.conftest import ensure_stream, wait_until
 from tests.pos import MILK, sell
@@ -110,3 +110,21 @@ def test_a_seed_file_others_may_read_is_refused_before_use(tmp_path: Path, store
     assert link.refusal is not None and link.refusal.kind == "unusable"
     with pytest.raises(ConfigError, match="chmod 600"):  # `novapos edge` stops at start, exit 2
         replace(store_config, nats_credentials=seed).check_runnable()
+
+
+def test_the_credentials_setting_and_its_environment_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "store.toml"
+    config.write_text('tenant = "demo"\nstore = "s1"\ncurrency = "EUR"\n[nats]\nurl = "nats://x:4222"\n'
+                      'credentials = "/etc/novapos/store.seed"\n')
+    monkeypatch.delenv("NOVAPOS_NATS_CREDENTIALS", raising=False)
+    assert load_store(config).nats_credentials == Path("/etc/novapos/store.seed")
+    monkeypatch.setenv("NOVAPOS_NATS_CREDENTIALS", str(tmp_path / "other.seed"))
+    assert load_store(config).nats_credentials == tmp_path / "other.seed"
+    hub = tmp_path / "hub.toml"
+    hub.write_text('[nats]\nauthorization = "/etc/nats/auth.conf"\npid_file = "/run/nats.pid"\ncredential = "typo"\n')
+    with pytest.raises(ConfigError, match="credential"):  # a mistyped setting is refused, not ignored
+        load_hub(hub)
+    hub.write_text('[nats]\nauthorization = "/etc/nats/auth.conf"\npid_file = "/run/nats.pid"\n')
+    loaded = load_hub(hub)
+    assert (loaded.nats_authorization, loaded.nats_pid_file, loaded.nats_credentials) == \
+        (Path("/etc/nats/auth.conf"), Path("/run/nats.pid"), tmp_path / "other.seed")
