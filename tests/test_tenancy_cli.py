@@ -8,6 +8,7 @@ import os
 import pwd
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from hub.tenancy.credentials import public_key, read_seed
@@ -95,3 +96,17 @@ def test_a_hub_config_without_an_authorization_file_is_refused_with_what_to_set(
     assert done.returncode == 1
     assert "set [nats] authorization in the hub config" in done.stderr
     assert not (hub.out / "s1").exists()
+
+
+def test_a_server_that_cannot_be_reloaded_is_said_with_how_to_reload_it(hub: Hub) -> None:  # noqa: F811
+    hub.config = replace(hub.config, nats_pid_file=hub.out.parent / "no-such.pid")
+    assert _novapos(hub, "tenant", "add", "demo", "--currency", "EUR").returncode == 0
+    assert _novapos(hub, "region", "add", "demo", "north").returncode == 0
+    added = _novapos(hub, "store", "add", "demo", "s1", "--region", "north", "--out", str(hub.out / "s1"))
+    assert added.returncode == 1
+    assert f"cannot signal the nats-server of pid file {hub.out.parent / 'no-such.pid'}" in added.stderr
+    assert "nats-server --signal reload=" in added.stderr
+    # recorded and written: a reload by hand is all that is missing
+    assert (hub.out / "s1" / "store.seed").exists()
+    assert "store demo/s1" in hub.config.nats_authorization.read_text()  # type: ignore[union-attr]
+    assert _novapos(hub, "store", "list").stdout.startswith("demo/s1  region north  active")
