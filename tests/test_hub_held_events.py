@@ -38,7 +38,7 @@ async def test_an_unknown_version_and_an_unserved_tenant_are_held_not_dead_lette
     before = held()
     await ensure_stream(nats_server)
     await publish(nats_server, [(SUBJECT, sale_event(seq=1).encode(), None), (SUBJECT, newer.encode(), None),
-                                    (event_subject("acme", "store-001", "sale.completed"), other_tenant.encode(), None)])
+                                (event_subject("acme", "store-001", "sale.completed"), other_tenant.encode(), None)])
     with caplog.at_level(logging.WARNING, logger="hub.ingest.worker"):
         async with trio.open_nursery() as nursery:
             await nursery.start(run_hub, hub_config)
