@@ -44,7 +44,7 @@ LOW_SQL = (
     " b.low_threshold, (SELECT max(e.created_at) FROM stock_low_events e"
     "  WHERE e.location_id = b.location_id AND e.sku = b.sku) AS low_since"
     " FROM stock_balances b JOIN locations l ON l.id = b.location_id WHERE b.tenant = $1 AND b.low"
-    " ORDER BY available - b.low_threshold, l.location, b.sku LIMIT $2")
+    " ORDER BY b.on_hand - b.reserved - b.low_threshold, l.location, b.sku LIMIT $2")
 
 _TOKEN = {"type": "string", "minLength": 1, "maxLength": validators.MAX_TOKEN_LENGTH,
           "pattern": f"^{validators.TOKEN_PATTERN}$"}
