@@ -22,6 +22,7 @@ import trio
 from actors.devices.context import MANAGER, SPOOLER, SUPERVISOR, DeviceContext, Notify
 from actors.devices.manager import DeviceManagerActor
 from actors.printing.spooler import PrintSpoolerActor
+from actors.stock.actor import StockActor
 from actors.storage import db as local_db
 from actors.storage.forwarder import ForwarderActor
 from actors.storage.outbox import OutboxActor
@@ -30,9 +31,11 @@ from drivers.hid_backend import HidBackend, RealHidBackend
 from drivers.hid_socket import SETTING_PREFIX as HID_SOCKET
 from drivers.hid_socket import HidSocketBackend
 from edge.api import build_api
+from edge.api.stock import STOCK
 from edge.events import EventHub
 from edge_runtime import AsyncioSeam, ChildSpec, Notifier, Strategy, SupervisorSpec, Tree, supervision_tree
 from novapos.adapters.http import serve
+from novapos.adapters.nats import NatsLink
 from novapos.config import ConfigError, StoreConfig
 
 log = logging.getLogger(__name__)
@@ -76,6 +79,8 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify) -> Supervi
                   (db_path, config.store, [rule.name for rule in devices.rules if rule.kind == "printer"])),
         ChildSpec("forwarder", ForwarderActor,
                   (seam, config.nats_url, f"edge-{config.tenant}-{config.store}", config.forward_batch)),
+        ChildSpec(STOCK, StockActor, (NatsLink(config.nats_url, f"edge-{config.tenant}-{config.store}-stock"), seam,
+                                      config.tenant, config.store)),
         # rest_for_one: if the device supervisor gives up and restarts (empty), the manager restarts
         # after it and plugs in what is present again.
         SupervisorSpec("hardware", strategy=Strategy.REST_FOR_ONE, intensity=5, period=10.0, children=[

@@ -23,12 +23,11 @@ from hub.domains import Domain, Responder
 from novapos.adapters.nats import NatsLink
 from novapos.logs import escape
 from novapos.validators import Invalid
+from novapos.wire.replies import ERROR_CODE_HEADER, ERROR_HEADER
 
 log = logging.getLogger(__name__)
 
 QUEUE_GROUP = "novapos-hub"
-ERROR_HEADER = "Nats-Service-Error"
-ERROR_CODE_HEADER = "Nats-Service-Error-Code"
 
 
 def _handler(client: Client, pool: asyncpg.Pool, subject: str, responder: Responder) -> Any:

@@ -16,9 +16,9 @@ import pytest
 import trio
 
 from hub.app import run_hub
-from hub.responders import ERROR_CODE_HEADER, ERROR_HEADER
 from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
+from novapos.wire.replies import ERROR_CODE_HEADER, ERROR_HEADER
 from novapos.wire.stock import (
     LOW_STOCK_STREAM,
     decode_answer,

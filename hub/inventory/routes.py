@@ -227,7 +227,7 @@ def routes(console: Console) -> Sequence[BaseRoute]:
 
     async def release(request: Request) -> Response:
         raw = request.path_params["id"]
-        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_BIGINT:
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 19) or not 1 <= int(raw) <= MAX_BIGINT:
             raise ApiError(404, f"there is no reservation {validators.describe(raw)}: ids are whole numbers from 1")
         body = await json_body(request)
         return await run(operations.release, tenant_of(body.get("tenant")), int(raw))
