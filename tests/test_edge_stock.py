@@ -23,12 +23,17 @@ async def test_a_till_sees_stock_here_and_nearby_and_not_known_while_offline(
         http: httpx.AsyncClient) -> None:
     await build_world(database_url)
     async with trio.open_nursery() as nursery:
-        hub = await nursery.start(run_hub, hub_config)
+        edge = await nursery.start(run_edge, store_config)
+        hub_scope = trio.CancelScope()
+
+        async def hub_until_stopped(task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+            with hub_scope:
+                await run_hub(hub_config, task_status=task_status)
+        hub = await nursery.start(hub_until_stopped)
         for location, quantity in (("s1-floor", 4), ("wh-north", 30)):
             response = await http.post(f"{hub.url}/api/stock/receipts",
                                        json={"location": location, "sku": "COF-250", "quantity": quantity})
             assert response.status_code == 200, response.text
-        edge = await nursery.start(run_edge, store_config)
 
         async def answered() -> dict[str, Any] | None:
             found: dict[str, Any] = (await http.get(f"{edge.url}/api/stock/COF-250")).json()
@@ -45,6 +50,9 @@ async def test_a_till_sees_stock_here_and_nearby_and_not_known_while_offline(
             ("s1-back", True, 0), ("s1-floor", True, 4), ("s2-floor", False, 0), ("wh-north", False, 30)]
         assert sorted(timings)[10] < 0.1, f"median {sorted(timings)[10]:.3f} s: not milliseconds"
 
+        hub_scope.cancel()  # NATS stays: no hub answers
+        await wait_until(lambda: _no_hub(http, edge.url))
+
         nats_server.stop()
         started = time.perf_counter()
         offline = await http.get(f"{edge.url}/api/stock/COF-250")
@@ -58,3 +66,10 @@ async def test_a_till_sees_stock_here_and_nearby_and_not_known_while_offline(
         bad = await http.get(f"{edge.url}/api/stock/bad%20sku")
         assert bad.status_code == 422 and "sku" in bad.json()["error"]
         nursery.cancel_scope.cancel()
+
+
+async def _no_hub(http: httpx.AsyncClient, url: str) -> bool:
+    started = time.perf_counter()
+    answer = (await http.get(f"{url}/api/stock/COF-250")).json()
+    assert time.perf_counter() - started < 2.5
+    return answer["status"] == "offline" and answer["message"].startswith("not known while offline: no hub is answering")

@@ -4,6 +4,7 @@ and balances together, a replay of the ledger finds exactly the balances, and wh
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -148,3 +149,29 @@ async def test_a_released_reservation_cannot_be_released_or_expired_again(databa
     expired, said, balance = await on_database(database_url, run)
     assert expired == 0 and said.startswith("409") and "already released" in said
     assert balance == (3, 0)
+
+
+async def test_two_sweepers_side_by_side_expire_each_due_reservation_once(database_url: str) -> None:
+    """As N hubs do: FOR UPDATE SKIP LOCKED hands each due reservation to one sweeper."""
+    await build_world(database_url)
+
+    async def run(pool: asyncpg.Pool) -> tuple[list[int], int, tuple[int, int], list[Any]]:
+        for location in ("s1-floor", "s2-floor", "wh-north"):
+            await _do(pool, operations.change, "demo", location, "COF-250", "received", 100, None)
+        for number in range(240):
+            location = ("s1-floor", "s2-floor", "wh-north")[number % 3]
+            await _do(pool, operations.reserve, "demo", location, "COF-250", 1, timedelta(seconds=-1), None)
+
+        async def sweep() -> int:
+            total = 0
+            async with pool.acquire() as conn:
+                while expired := await operations.expire_due(conn, 7):
+                    total += expired
+            return total
+        counts = list(await asyncio.gather(sweep(), sweep()))
+        expired_movements = await pool.fetchval("SELECT count(*) FROM stock_movements WHERE kind = 'expired'")
+        return counts, expired_movements, await _balance(pool, "s1-floor", "COF-250"), \
+            await pool.fetch(LEDGER_MISMATCH_SQL)
+    counts, expired_movements, balance, mismatch = await on_database(database_url, run)
+    assert sum(counts) == 240 and expired_movements == 240, counts  # none expired (and restocked) twice
+    assert balance == (100, 0) and mismatch == []
