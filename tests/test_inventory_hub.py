@@ -185,7 +185,23 @@ async def test_one_low_stock_event_per_crossing_in_the_table_and_on_nats(
             ("s1-floor", "COF-250", 4, 5), ("s1-floor", "COF-250", 4, 5)]
         await wait_until(lambda: _count_is(
             database_url, "SELECT count(*) FROM stock_low_events WHERE published_at IS NOT NULL", 2))
+
+        await _delete_stream(nats_server.url)  # an operator's mistake: the publisher makes it again
+        await _post(http, f"{hub.url}/api/stock/receipts", {"location": "s1-floor", "sku": "COF-250", "quantity": 20})
+        await sell(22)  # 24 -> 2: a third crossing
+        await wait_until(lambda: _count_is(
+            database_url, "SELECT count(*) FROM stock_low_events WHERE published_at IS NOT NULL", 3))
+        [third] = await _low_alerts(nats_server.url, 1)
+        assert (third.available, third.threshold) == (2, 5)
         nursery.cancel_scope.cancel()
+
+
+async def _delete_stream(url: str) -> None:
+    async def run() -> None:
+        client = await nats.connect(url)
+        await client.jetstream().delete_stream(LOW_STOCK_STREAM)
+        await client.close()
+    await trio.to_thread.run_sync(asyncio.run, run())
 
 
 async def _ask(url: str, subject: str, data: bytes) -> Any:

@@ -112,5 +112,9 @@ async def publish_low_stock(console: Console) -> None:
         if not stream_ready:
             await console.seam.run(_ensure_stream, console.link)
             stream_ready = True
-        return await console.seam.run(_publish, pool, console.link)
+        try:
+            return await console.seam.run(_publish, pool, console.link)
+        except nats.js.errors.NoStreamResponseError:  # the stream was deleted: make it again, then publish
+            stream_ready = False
+            raise
     await _repeat("publishing low-stock alerts", step, PUBLISH_EVERY_S, PUBLISH_BATCH)
