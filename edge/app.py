@@ -12,8 +12,8 @@ import fcntl
 import logging
 import os
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +41,7 @@ from novapos.config import ConfigError, StoreConfig
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "edge.lock"
+LINK_CLOSE_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,10 @@ def hid_backend(setting: str) -> HidBackend:
     raise ConfigError(f"devices.hid_backend must be 'hidapi' or '{HID_SOCKET}<socket path>', got {setting!r}")
 
 
-def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify) -> SupervisorSpec:
+def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, hub_link: NatsLink) -> SupervisorSpec:
     """Outbox first (everything else writes to it), tills last (they use everything else).
+
+    `hub_link` is the edge's NATS link, owned (closed) by run_edge: an actor restarting must not close it.
 
     Devices have their own supervisor, started empty: the device manager adds a device actor when a
     device is plugged and removes it when it is unplugged. A crashing driver is restarted there and
@@ -79,8 +82,7 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify) -> Supervi
                   (db_path, config.store, [rule.name for rule in devices.rules if rule.kind == "printer"])),
         ChildSpec("forwarder", ForwarderActor,
                   (seam, config.nats_url, f"edge-{config.tenant}-{config.store}", config.forward_batch)),
-        ChildSpec(STOCK, StockActor, (NatsLink(config.nats_url, f"edge-{config.tenant}-{config.store}-stock"), seam,
-                                      config.tenant, config.store)),
+        ChildSpec(STOCK, StockActor, (hub_link, seam, config.tenant, config.store)),
         # rest_for_one: if the device supervisor gives up and restarts (empty), the manager restarts
         # after it and plugs in what is present again.
         SupervisorSpec("hardware", strategy=Strategy.REST_FOR_ONE, intensity=5, period=10.0, children=[
@@ -132,6 +134,16 @@ def refuse_busy_port(host: str, port: int) -> None:
                 log.debug("probing %s: %s", address, exc)  # the server's own bind will say it
 
 
+@asynccontextmanager
+async def _closing(seam: AsyncioSeam, link: NatsLink) -> AsyncIterator[None]:
+    """Close `link` once the block (the actor tree that uses it) has ended, whatever its state."""
+    try:
+        yield
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(LINK_CLOSE_TIMEOUT_S):
+            await seam.run(link.close)
+
+
 async def run_edge(config: StoreConfig, *, task_status: trio.TaskStatus[RunningEdge] = trio.TASK_STATUS_IGNORED) -> None:
     """Run one store's edge until cancelled; stops the tree in reverse order on the way out.
     StateFolderInUse (before anything starts) if another edge runs on the same state folder."""
@@ -140,7 +152,8 @@ async def run_edge(config: StoreConfig, *, task_status: trio.TaskStatus[RunningE
     events = EventHub()
     with state_folder_lock(config.state_dir), AsyncioSeam() as seam:
         refuse_busy_port(config.http_host, config.http_port)
-        async with supervision_tree(edge_tree(config, seam, events.publish)) as tree:
+        hub_link = NatsLink(config.nats_url, f"edge-{config.tenant}-{config.store}-stock")
+        async with _closing(seam, hub_link), supervision_tree(edge_tree(config, seam, events.publish, hub_link)) as tree:
             async with trio.open_nursery() as nursery:
                 urls = await nursery.start(serve, build_api(config, tree, events), config.http_host, config.http_port)
                 nursery.start_soon(notifier.run_watchdog, tree.healthy)

@@ -40,7 +40,8 @@ class HubRefused(Exception):
 
 
 class StockActor(Actor):
-    """One per store. `stock(sku)` returns a JSON-ready answer for the till, whatever the hub's state."""
+    """One per store. `stock(sku)` returns a JSON-ready answer for the till, whatever the hub's state. The link is
+    the edge's (it connects it if nobody has yet, and leaves closing it to its owner)."""
 
     def __init__(self, link: NatsLink, seam: AsyncioSeam, tenant: str, store: str,
                  answer_within: float = ANSWER_WITHIN_S) -> None:
@@ -51,12 +52,6 @@ class StockActor(Actor):
         self._within = answer_within
         self._remembered: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._offline_since: datetime | None = None
-
-    def stopping(self) -> None:
-        try:
-            self._seam.run_blocking(self._link.close, timeout=3.0)
-        except Exception as exc:  # the seam may already be closing with the process
-            log.debug("closing the stock link: %s", exc)
 
     def stock(self, sku: str) -> dict[str, Any]:
         try:
