@@ -175,3 +175,27 @@ async def test_two_sweepers_side_by_side_expire_each_due_reservation_once(databa
     counts, expired_movements, balance, mismatch = await on_database(database_url, run)
     assert sum(counts) == 240 and expired_movements == 240, counts  # none expired (and restocked) twice
     assert balance == (100, 0) and mismatch == []
+
+
+async def test_two_writers_selling_the_same_items_in_opposite_orders_never_deadlock(database_url: str) -> None:
+    """As two hub processes applying batches side by side: one sells its lines in one order, the other in
+    the reverse. Balances are locked in (location, sku) order whatever the lines' order, so they only wait."""
+    await build_world(database_url)
+    skus = ["COF-250", "COF-500", "COF-1K", *(f"NEW-{n:03}" for n in range(400))]  # many rows: long statements
+    forward = [[sale([(sku, 1) for sku in skus], seq=n, store=store) for store in ("store-001", "store-002")]
+               for n in range(1, 16)]
+    backward = [[sale([(sku, 1) for sku in reversed(skus)], seq=n, store=store)
+                 for store in ("store-002", "store-001")] for n in range(16, 31)]
+
+    async def run(pool: asyncpg.Pool) -> tuple[list[Any], list[Any]]:
+        async def writer(batches: list[list[Envelope]]) -> None:
+            async with pool.acquire() as conn:
+                for batch in batches:
+                    async with conn.transaction():
+                        await move_sold_stock(conn, batch)
+                        await asyncio.sleep(0.005)  # hold the locks a little, as a real batch's other work does
+        await asyncio.gather(writer(forward), writer(backward))
+        balances = await pool.fetch("SELECT DISTINCT on_hand FROM stock_balances")
+        return [tuple(r) for r in balances], await pool.fetch(LEDGER_MISMATCH_SQL)
+    balances, mismatch = await on_database(database_url, run)
+    assert balances == [(-30,)] and mismatch == []  # every SKU at both floors: 30 sales of one each
