@@ -12,8 +12,8 @@ import fcntl
 import logging
 import os
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ import trio
 from actors.devices.context import MANAGER, SPOOLER, SUPERVISOR, DeviceContext, Notify
 from actors.devices.manager import DeviceManagerActor
 from actors.printing.spooler import PrintSpoolerActor
+from actors.stock.actor import StockActor
 from actors.storage import db as local_db
 from actors.storage.forwarder import ForwarderActor
 from actors.storage.outbox import OutboxActor
@@ -30,14 +31,17 @@ from drivers.hid_backend import HidBackend, RealHidBackend
 from drivers.hid_socket import SETTING_PREFIX as HID_SOCKET
 from drivers.hid_socket import HidSocketBackend
 from edge.api import build_api
+from edge.api.stock import STOCK
 from edge.events import EventHub
 from edge_runtime import AsyncioSeam, ChildSpec, Notifier, Strategy, SupervisorSpec, Tree, supervision_tree
 from novapos.adapters.http import serve
+from novapos.adapters.nats import NatsLink, store_inbox_prefix
 from novapos.config import ConfigError, StoreConfig
 
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "edge.lock"
+LINK_CLOSE_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -55,9 +59,17 @@ def hid_backend(setting: str) -> HidBackend:
     raise ConfigError(f"devices.hid_backend must be 'hidapi' or '{HID_SOCKET}<socket path>', got {setting!r}")
 
 
-def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify) -> SupervisorSpec:
+def store_link(config: StoreConfig) -> NatsLink:
+    """The store's one NATS link, shared by every edge actor that talks to the hub: logged in with the
+    store's credentials, its replies under the store's own inbox prefix (all its user may subscribe to)."""
+    return NatsLink(config.nats_url, f"edge-{config.tenant}-{config.store}", credentials=config.nats_credentials,
+                    inbox_prefix=store_inbox_prefix(config.tenant, config.store))
+
+
+def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: NatsLink) -> SupervisorSpec:
     """Outbox first (everything else writes to it), tills last (they use everything else).
 
+    `link` (store_link) outlives the tree: its owner closes it after the tree stops.
     Devices have their own supervisor, started empty: the device manager adds a device actor when a
     device is plugged and removes it when it is unplugged. A crashing driver is restarted there and
     never reaches the tills."""
@@ -74,8 +86,8 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify) -> Supervi
         ChildSpec("outbox", OutboxActor, (db_path, config.tenant, config.store)),
         ChildSpec(SPOOLER, PrintSpoolerActor,
                   (db_path, config.store, [rule.name for rule in devices.rules if rule.kind == "printer"])),
-        ChildSpec("forwarder", ForwarderActor,
-                  (seam, config.nats_url, f"edge-{config.tenant}-{config.store}", config.forward_batch)),
+        ChildSpec("forwarder", ForwarderActor, (seam, link, config.forward_batch)),
+        ChildSpec(STOCK, StockActor, (link, seam, config.tenant, config.store)),
         # rest_for_one: if the device supervisor gives up and restarts (empty), the manager restarts
         # after it and plugs in what is present again.
         SupervisorSpec("hardware", strategy=Strategy.REST_FOR_ONE, intensity=5, period=10.0, children=[
@@ -127,6 +139,16 @@ def refuse_busy_port(host: str, port: int) -> None:
                 log.debug("probing %s: %s", address, exc)  # the server's own bind will say it
 
 
+@asynccontextmanager
+async def _closing(seam: AsyncioSeam, link: NatsLink) -> AsyncIterator[None]:
+    """Close `link` once the block (the actor tree that uses it) has ended, whatever its state."""
+    try:
+        yield
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(LINK_CLOSE_TIMEOUT_S):
+            await seam.run(link.close)
+
+
 async def run_edge(config: StoreConfig, *, task_status: trio.TaskStatus[RunningEdge] = trio.TASK_STATUS_IGNORED) -> None:
     """Run one store's edge until cancelled; stops the tree in reverse order on the way out.
     StateFolderInUse (before anything starts) if another edge runs on the same state folder."""
@@ -135,7 +157,8 @@ async def run_edge(config: StoreConfig, *, task_status: trio.TaskStatus[RunningE
     events = EventHub()
     with state_folder_lock(config.state_dir), AsyncioSeam() as seam:
         refuse_busy_port(config.http_host, config.http_port)
-        async with supervision_tree(edge_tree(config, seam, events.publish)) as tree:
+        link = store_link(config)
+        async with _closing(seam, link), supervision_tree(edge_tree(config, seam, events.publish, link)) as tree:
             async with trio.open_nursery() as nursery:
                 urls = await nursery.start(serve, build_api(config, tree, events), config.http_host, config.http_port)
                 nursery.start_soon(notifier.run_watchdog, tree.healthy)

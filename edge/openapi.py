@@ -18,6 +18,7 @@ from novapos.validators import (
     MAX_TOKEN_LENGTH,
     TOKEN_PATTERN,
 )
+from novapos.wire.stock import LOCATION_KINDS
 
 _TOKEN = {"type": "string", "minLength": 1, "maxLength": MAX_TOKEN_LENGTH, "pattern": f"^{TOKEN_PATTERN}$"}
 _TEXT = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_LENGTH,
@@ -103,6 +104,13 @@ def openapi_document() -> dict[str, Any]:
                 "Open the drawer a cash sale still owes (its pulse was lost to a restart); once, logged and counted",
                 _object(["sale"], sale={"type": "string", "format": "uuid",
                                         "description": "the sale id in the till state's drawer_owed"}), _STATE)},
+            "/api/stock/{sku}": {"get": {
+                "summary": "An item's stock here and nearby as the hub knows it, or \"not known while offline\" "
+                           "(within about a second, never an error) with the last answer this store had",
+                "parameters": [_SKU],
+                "responses": {"200": {"description": "status known, refused or offline; what the till shows",
+                                      "content": {"application/json": {"schema": {
+                                          "$ref": "#/components/schemas/Stock"}}}}, **_errors(422)}}},
             "/api/products": _read("The store's products", _json("products")),
             "/api/store": _read("Tenant, store and tills", _json("store")),
             "/api/devices": _read("Each device's status (plugged, ready, paper, faults)", _json("devices"), 503),
@@ -110,7 +118,9 @@ def openapi_document() -> dict[str, Any]:
             "/api/events": _read("Server-sent events: device status and till state as they change",
                                  {"description": "an event stream", "content": {"text/event-stream": {}}}),
             "/healthz": _read("200 while the store can sell: status ok, or degraded when the hub link is down "
-                              "(outbox depth and oldest unsent age say what waits); 503 when it cannot sell",
+                              "(outbox depth and oldest unsent age say what waits) or NATS refuses or denies the "
+                              "store's credentials (`nats`, `nats_problem` say which and what to do); 503 when it "
+                              "cannot sell",
                               _json("health"), 503),
             "/metrics": _read("Prometheus metrics", {"description": "text",
                                                      "content": {"text/plain": {}}}),
@@ -131,6 +141,20 @@ def openapi_document() -> dict[str, Any]:
                 "due": {"$ref": "#/components/schemas/Money"}, "change": {"$ref": "#/components/schemas/Money"},
                 "drawer_owed": {"type": ["string", "null"], "format": "uuid",
                                 "description": "a cash sale whose drawer did not open: POST .../drawer opens it once"}}},
+            "StockAt": {"type": "object", "properties": {
+                "location": _TOKEN, "name": _TEXT, "kind": {"type": "string", "enum": list(LOCATION_KINDS)},
+                "store": {"type": ["string", "null"]},
+                "own": {"type": "boolean", "description": "this store's own location (else nearby: same region)"},
+                "on_hand": {"type": "integer"}, "reserved": {"type": "integer"}, "available": {"type": "integer"}}},
+            "Stock": {"type": "object", "properties": {
+                "sku": _TOKEN, "status": {"type": "string", "enum": ["known", "refused", "offline"]},
+                "message": {"type": "string", "description": "a sentence the till can show as it is"},
+                "in_catalog": {"type": ["boolean", "null"], "description": "null while offline"},
+                "as_of": {"type": ["string", "null"], "format": "date-time"},
+                "locations": {"type": "array", "items": {"$ref": "#/components/schemas/StockAt"}},
+                "last_known": {"type": ["object", "null"], "description": "offline: the last answer and its time",
+                               "properties": {"as_of": {"type": "string", "format": "date-time"}, "locations": {
+                                   "type": "array", "items": {"$ref": "#/components/schemas/StockAt"}}}}}},
             "Receipt": {"type": "object", "properties": {
                 "sale": {"type": "string", "description": "event id (UUIDv7)"},
                 "seq": {"type": "integer", "description": "the store's sequence number"},

@@ -40,9 +40,9 @@ def _kind(subject: str) -> str:
     return subject.split(".")[2]
 
 
-async def read_stream(url: str, tenant: str = "demo") -> Seen:
+async def read_stream(server: EmbeddedNats, tenant: str = "demo") -> Seen:
     """(asyncio side) The stream's messages in order, read with an ephemeral consumer; [] when it is missing."""
-    client = await nats.connect(url)
+    client = await nats.connect(server.url, **server.hub_options())
     try:
         js = client.jetstream()
         try:
@@ -65,8 +65,8 @@ class Watcher:
     def __init__(self) -> None:
         self.seen: Seen = []
 
-    async def start(self, url: str, tenant: str = "demo") -> None:
-        self.client = await nats.connect(url)
+    async def start(self, server: EmbeddedNats, tenant: str = "demo") -> None:
+        self.client = await nats.connect(server.url, **server.hub_options())
 
         async def got(message: Any) -> None:
             self.seen.append((message.subject, decode(_kind(message.subject), message.data)))
@@ -84,10 +84,10 @@ async def version(pool: asyncpg.Pool) -> int:
     return int(await pool.fetchval("SELECT version FROM catalog_versions WHERE tenant = 'demo'"))
 
 
-async def published(seam: AsyncioSeam, url: str, pool: asyncpg.Pool) -> Seen:
+async def published(seam: AsyncioSeam, server: EmbeddedNats, pool: asyncpg.Pool) -> Seen:
     """Wait until the stream ends with the marker of the catalog's current version; its messages."""
     async def done() -> Seen | None:
-        seen = await seam.run(read_stream, url)
+        seen = await seam.run(read_stream, server)
         wanted = await seam.run(version, pool)
         last = seen[-1][1] if seen else None
         return seen if isinstance(last, VersionMarker) and last.version == wanted else None
@@ -95,13 +95,13 @@ async def published(seam: AsyncioSeam, url: str, pool: asyncpg.Pool) -> Seen:
 
 
 async def test_the_stream_holds_settings_tax_classes_items_then_a_marker_and_a_price_change_reaches_it_within_2_s(
-        hub_config: HubConfig, http: httpx.AsyncClient) -> None:
+        hub_config: HubConfig, nats_server: EmbeddedNats, http: httpx.AsyncClient) -> None:
     with AsyncioSeam() as seam:
         async with trio.open_nursery() as nursery:
             hub = await nursery.start(run_hub, hub_config)
             pool = await seam.run(catalog_pool, hub_config.database_url)
             await seam.run(import_catalog, pool, "demo", CATALOG)
-            seen = await published(seam, hub_config.nats_url, pool)
+            seen = await published(seam, nats_server, pool)
             held = dict(seen)
             assert sorted(held) == sorted(f"catalog.demo.{name}" for name in (
                 "settings", "tax.standard", "tax.reduced", "item.TEE-M-RED", "item.TEE-L-RED", "item.MLK-1L", "version"))
@@ -118,7 +118,7 @@ async def test_the_stream_holds_settings_tax_classes_items_then_a_marker_and_a_p
                                                                                    ("tenant", "", 1999)]
 
             watcher = Watcher()
-            await seam.run(watcher.start, hub_config.nats_url)
+            await seam.run(watcher.start, nats_server)
             started = time.monotonic()
             response = await http.post(f"{hub.url}/api/catalog/price-changes", json={"sku": "MLK-1L", "amount_minor": 119})
             assert response.status_code == 200, response.text
@@ -139,7 +139,8 @@ async def test_the_stream_holds_settings_tax_classes_items_then_a_marker_and_a_p
             nursery.cancel_scope.cancel()
 
 
-async def test_effective_dated_prices_reach_the_stream_and_resolve_by_scope_and_time(hub_config: HubConfig) -> None:
+async def test_effective_dated_prices_reach_the_stream_and_resolve_by_scope_and_time(
+        hub_config: HubConfig, nats_server: EmbeddedNats) -> None:
     now = datetime.now(UTC) + timedelta(seconds=5)  # after the import's own price (in force from the import on)
 
     def at(delta: timedelta) -> str:
@@ -158,7 +159,7 @@ async def test_effective_dated_prices_reach_the_stream_and_resolve_by_scope_and_
             await seam.run(import_catalog, pool, "demo", CATALOG)
             for price in prices:
                 await seam.run(service.set_price, pool, "demo", changes.price_from_json({"sku": "MLK-1L", **price}))
-            seen = await published(seam, hub_config.nats_url, pool)
+            seen = await published(seam, nats_server, pool)
             await seam.run(pool.close)
             nursery.cancel_scope.cancel()
     milk = next(message for _, message in seen if isinstance(message, Item) and message.sku == "MLK-1L")
@@ -175,9 +176,10 @@ async def test_effective_dated_prices_reach_the_stream_and_resolve_by_scope_and_
     assert price("north", "store-001", ms) == 500 and price("north", "store-001", ms + 90 * 60_000) == 470  # store wins
 
 
-async def test_a_lost_stream_is_rebuilt_in_full(hub_config: HubConfig) -> None:
-    async def delete_stream(url: str) -> None:
-        client = await nats.connect(url)
+async def test_a_lost_stream_is_rebuilt_in_full(
+        hub_config: HubConfig, nats_server: EmbeddedNats) -> None:
+    async def delete_stream(server: EmbeddedNats) -> None:
+        client = await nats.connect(server.url, **server.hub_options())
         await client.jetstream().delete_stream(catalog_stream("demo"))
         await client.close()
 
@@ -186,9 +188,9 @@ async def test_a_lost_stream_is_rebuilt_in_full(hub_config: HubConfig) -> None:
             await nursery.start(run_hub, hub_config)
             pool = await seam.run(catalog_pool, hub_config.database_url)
             await seam.run(import_catalog, pool, "demo", CATALOG)
-            before = await published(seam, hub_config.nats_url, pool)
-            await seam.run(delete_stream, hub_config.nats_url)
-            after = await published(seam, hub_config.nats_url, pool)
+            before = await published(seam, nats_server, pool)
+            await seam.run(delete_stream, nats_server)
+            after = await published(seam, nats_server, pool)
             await seam.run(pool.close)
             nursery.cancel_scope.cancel()
     def held(seen: Seen) -> dict[str, Message]:
@@ -197,21 +199,22 @@ async def test_a_lost_stream_is_rebuilt_in_full(hub_config: HubConfig) -> None:
     assert isinstance(after[-1][1], VersionMarker) and after[-1][1].version == before[-1][1].version
 
 
-async def test_a_restarted_publisher_resumes_with_only_what_changed_meanwhile(hub_config: HubConfig) -> None:
+async def test_a_restarted_publisher_resumes_with_only_what_changed_meanwhile(
+        hub_config: HubConfig, nats_server: EmbeddedNats) -> None:
     with AsyncioSeam() as seam:
         async with trio.open_nursery() as nursery:
             await nursery.start(run_hub, hub_config)
             pool = await seam.run(catalog_pool, hub_config.database_url)
             await seam.run(import_catalog, pool, "demo", CATALOG)
-            await published(seam, hub_config.nats_url, pool)
+            await published(seam, nats_server, pool)
             nursery.cancel_scope.cancel()
         changed = await seam.run(service.set_price, pool, "demo", changes.price_from_json({"sku": "TEE-L-RED",
                                                                                            "amount_minor": 1899}))
         watcher = Watcher()
-        await seam.run(watcher.start, hub_config.nats_url)
+        await seam.run(watcher.start, nats_server)
         async with trio.open_nursery() as nursery:
             await nursery.start(run_hub, hub_config)
-            await published(seam, hub_config.nats_url, pool)
+            await published(seam, nats_server, pool)
             nursery.cancel_scope.cancel()
         await seam.run(watcher.stop)
         await seam.run(pool.close)
@@ -220,16 +223,17 @@ async def test_a_restarted_publisher_resumes_with_only_what_changed_meanwhile(hu
     assert watcher.markers() == [changed]
 
 
-async def test_two_hub_processes_never_interleave_one_tenants_versions(hub_config: HubConfig) -> None:
+async def test_two_hub_processes_never_interleave_one_tenants_versions(
+        hub_config: HubConfig, nats_server: EmbeddedNats) -> None:
     with AsyncioSeam() as seam:
         async with trio.open_nursery() as nursery:
             await nursery.start(run_hub, hub_config)
             await nursery.start(run_hub, hub_config)
             pool = await seam.run(catalog_pool, hub_config.database_url)
             await seam.run(import_catalog, pool, "demo", CATALOG)
-            await published(seam, hub_config.nats_url, pool)
+            await published(seam, nats_server, pool)
             watcher = Watcher()
-            await seam.run(watcher.start, hub_config.nats_url)
+            await seam.run(watcher.start, nats_server)
             for round_ in range(15):
                 for sku in ("TEE-M-RED", "TEE-L-RED", "MLK-1L"):
                     await seam.run(service.set_price, pool, "demo",
@@ -261,7 +265,7 @@ async def test_a_change_made_while_nats_is_away_is_published_once_it_is_back(
             await nursery.start(run_hub, hub_config)
             pool = await seam.run(catalog_pool, hub_config.database_url)
             await seam.run(import_catalog, pool, "demo", CATALOG)
-            await published(seam, hub_config.nats_url, pool)
+            await published(seam, nats_server, pool)
             await trio.to_thread.run_sync(nats_server.stop)
             changed = await seam.run(service.set_price, pool, "demo", changes.price_from_json(
                 {"sku": "MLK-1L", "amount_minor": 99}))
@@ -270,7 +274,7 @@ async def test_a_change_made_while_nats_is_away_is_published_once_it_is_back(
                 return any(r.levelno == logging.WARNING and "catalog publisher" in r.getMessage() for r in caplog.records)
             await wait_until(warned)
             await trio.to_thread.run_sync(nats_server.start)
-            seen = await published(seam, hub_config.nats_url, pool)
+            seen = await published(seam, nats_server, pool)
             await seam.run(pool.close)
             nursery.cancel_scope.cancel()
     milk = dict(seen)["catalog.demo.item.MLK-1L"]

@@ -10,8 +10,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from novapos.cli.catalog import add_catalog_commands
+from novapos.cli.tenancy import add_tenancy_commands
 
 CONFIGS = Path(str(files("configs")))
 """The shipped configs: the repository's configs/ folder, installed as the package `configs`."""
@@ -94,7 +96,7 @@ def _hub_dead_letters(args: argparse.Namespace) -> int:
     return dead_letters(config, args.action, args.ids, args.all, args.reason_like)
 
 
-def _add_hub_dead_letters(hub_commands: argparse._SubParsersAction) -> None:
+def _add_hub_dead_letters(hub_commands: Any) -> None:
     """`novapos hub dead-letters list|redrive`: see and re-drive the events the hub refused."""
     dead = hub_commands.add_parser(
         "dead-letters", help="list dead letters, or re-drive them after fixing their cause",
@@ -154,6 +156,7 @@ def parser() -> argparse.ArgumentParser:
     hub.set_defaults(run=_hub)
     hub_commands = hub.add_subparsers(dest="hub_command", metavar="SUBCOMMAND")
     _add_hub_dead_letters(hub_commands)
+    add_tenancy_commands(hub_commands)
     add_catalog_commands(hub_commands)
 
     demo = commands.add_parser("demo", help="run everything here: embedded NATS and PostgreSQL, hub, one store",
