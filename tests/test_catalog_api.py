@@ -13,8 +13,10 @@ import trio
 
 from hub.app import run_hub
 from hub.catalog.demo import seed_demo_catalog
+from hub.db import create_pool
 from novapos.cli.main import main
-from novapos.config import HubConfig, load_store
+from novapos.config import HubConfig
+from novapos.demo.provision import provision_demo
 from tests.catalog_support import add_tenancy, catalog_pool
 from tests.conftest import CONFIGS, wait_until
 
@@ -120,21 +122,32 @@ async def _close(opening: Any) -> None:
     await pool.close()
 
 
-def test_the_demo_seed_fills_an_empty_catalog_once_with_what_the_demo_store_sells(database_url: str) -> None:
-    async def scenario() -> tuple[Any, Any, dict[str, tuple[list[str], int]]]:
-        pool = await catalog_pool(database_url, tax_classes=False)
+def test_the_demo_seed_fills_the_provisioned_demo_tenants_empty_catalog_once_with_what_its_store_sells(
+        database_url: str, tmp_path: Path) -> None:
+    provision_demo(database_url, tmp_path / "credentials")  # tenant demo, region north, store-001, as the demo does
+
+    async def scenario() -> tuple[Any, Any, dict[str, tuple[list[str], int]], list[Any]]:
+        pool = await create_pool(database_url)
         first = await seed_demo_catalog(pool)
         again = await seed_demo_catalog(pool)
         rows = await pool.fetch(
             "SELECT v.sku, (SELECT array_agg(barcode ORDER BY barcode) FROM barcodes b WHERE b.sku = v.sku) AS codes,"
             " (SELECT amount_minor FROM prices p WHERE p.sku = v.sku AND p.scope = 'tenant') AS price FROM variants v")
+        rates = [tuple(row) for row in await pool.fetch("SELECT tax_class, region, rate_ppm FROM tax_rates ORDER BY 1")]
         await pool.close()
-        return first, again, {row["sku"]: (row["codes"], row["price"]) for row in rows}
+        return first, again, {row["sku"]: (row["codes"], row["price"]) for row in rows}, rates
 
-    first, again, sold = asyncio.run(scenario())
+    first, again, sold, rates = asyncio.run(scenario())
     assert first is not None and not first.errors and first.landed == 18 and again is None
-    for product in load_store(CONFIGS / "demo-store.toml").products:
-        assert sold[product.sku] == ([product.barcode], product.price.minor), product.sku
+    assert rates == [("reduced", "north", 55_000), ("standard", "north", 200_000)]
+    for sku, barcode, price in DEMO_STORE_SELLS:
+        assert sold[sku] == ([barcode], price), sku
+
+
+DEMO_STORE_SELLS = [("COF-250", "4006381333931", 499), ("MLK-1L", "5000112637922", 129),
+                    ("BRD-SD", "7622210449283", 349), ("APL-KG", "2000000000015", 279),
+                    ("CHO-100", "3017620422003", 219)]
+"""What the demo store sold from its TOML before the catalog came from the hub: the same barcodes and prices."""
 
 
 CHANGES = {
