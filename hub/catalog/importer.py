@@ -380,6 +380,9 @@ async def import_catalog(pool: asyncpg.Pool, tenant: str, data: bytes, progress:
             await conn.copy_records_to_table("import_barcodes", records=rows.barcodes)
             await conn.copy_records_to_table("import_prices", records=rows.prices)
             await conn.execute(INDEXES)
+            # The version first: it locks the tenant's catalog until the import commits, so no other change
+            # slips in between the checks and the merge.
+            version = await bump(conn, tenant)
             for check in CHECKS:
                 await conn.execute(check, *_arguments(check, tenant))
             for statement in DROP_BAD:
@@ -389,7 +392,6 @@ async def import_catalog(pool: asyncpg.Pool, tenant: str, data: bytes, progress:
                             key=lambda error: error.line)
             landed = await conn.fetchval("SELECT count(*) FROM import_variants")
             progress(f"checked: {landed} rows to write, {len(errors)} refused; writing")
-            version = await bump(conn, tenant)
             for statement in MERGE:
                 await conn.execute(statement, *_arguments(statement, tenant, version))
             await conn.execute(STAMP, tenant, version)
