@@ -172,9 +172,7 @@ def routes(console: Console) -> Sequence[BaseRoute]:
         except Invalid:
             raise ApiError(404, f"there is no product {describe(raw)}: a product id is a name of letters, digits, "
                                 "'-' and '_'") from None
-        found = await run(service.product, tenant_of(request.query_params.get("tenant")), product_id)
-        return JSONResponse({**found, "variants": [{**v, "values": list(v["values"]), "barcodes": list(v["barcodes"])}
-                                                  for v in found["variants"]], "attributes": list(found["attributes"])})
+        return JSONResponse(await run(service.product, tenant_of(request.query_params.get("tenant")), product_id))
 
     async def tax_classes(request: Request) -> Response:
         return JSONResponse(await run(service.tax_classes, tenant_of(request.query_params.get("tenant"))))
