@@ -3,9 +3,10 @@
 Every hub process runs one (a Domain service). For each tenant of the hub it publishes what changed since
 the version the stream holds: the settings, the tax classes and every variant (Item) stamped with a later
 version, then the VersionMarker that lets stores apply the version whole. Publishes are pipelined (JetStream
-acks awaited together, not one by one); `catalog_published` records the version only once the stream acked
-every message of it, so a publisher that dies mid-way, or a hub restarted, resumes from there (the stream
-keeps one message per subject: a message published twice is harmless).
+acks counted as they come, not awaited one by one), and the marker goes only once all of them are stored.
+`catalog_published` records the version only once the stream acked the marker too, so a publisher that dies
+mid-way, or a hub restarted, resumes from there (the stream keeps one message per subject: a message
+published twice is harmless).
 
 - Only one hub process publishes a tenant at a time: a PostgreSQL advisory lock per tenant, held for the
   whole publication (a crashed holder's lock goes with its connection). Versions of one tenant reach the
@@ -20,6 +21,7 @@ keeps one message per subject: a message published twice is harmless).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import defaultdict
@@ -27,6 +29,8 @@ from collections.abc import Callable, Iterable
 
 import asyncpg
 import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
 
 from edge_runtime import Backoff
 from hub.console.context import Console
@@ -54,6 +58,8 @@ CHANNEL = "novapos_catalog"
 POLL_S = 0.5
 VERIFY_S = 5.0
 ACK_TIMEOUT_S = 30.0
+WINDOW = 10_000
+"""Catalog messages published and not yet acknowledged, at most: JetStream keeps up, memory stays bounded."""
 LOCK_CLASS = 0x63617461  # "cata": the first key of the per-tenant advisory lock; the second is hashtext(tenant)
 RETRY = Backoff(initial=0.5, maximum=15.0)
 TROUBLE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, nats.errors.Error, TimeoutError, ConnectionError)
@@ -190,8 +196,10 @@ async def _publish_locked(conn: asyncpg.Connection, link: NatsLink, tenant: str)
                                                                 row["settings_version"])))
         messages += [(tax_subject(tenant, tax.tax_class), tax) for tax in await _tax_classes(conn, tenant, since)]
         messages += [(item_subject(tenant, item.sku), item) for item in await items_since(conn, tenant, since)]
-        messages.append((version_subject(tenant), VersionMarker(version, int(time.time() * 1000))))
-        await publish_all(link, catalog_stream(tenant), messages)
+        await publish_pipelined(link.client, ((subject, encode(message)) for subject, message in messages))
+        # The marker only once every message of the version is stored: a store never applies half a version.
+        await link.js.publish(version_subject(tenant), encode(VersionMarker(version, int(time.time() * 1000))),
+                              timeout=ACK_TIMEOUT_S)
         await conn.execute(
             "INSERT INTO catalog_published (tenant, version) VALUES ($1, $2) ON CONFLICT (tenant)"
             " DO UPDATE SET version = EXCLUDED.version, published_at = now()", tenant, version)
@@ -201,14 +209,45 @@ async def _publish_locked(conn: asyncpg.Connection, link: NatsLink, tenant: str)
     return version
 
 
-async def publish_all(link: NatsLink, stream: str, messages: Iterable[tuple[str, Message]]) -> None:
-    """Publish in order, pipelined: each message is sent without waiting for the previous one's ack (up to
-    nats-py's pending limit); returns once JetStream acked them all, or raises the first failure."""
-    acks = [await link.js.publish_async(subject, encode(message)) for subject, message in messages]
-    done = await asyncio.wait_for(asyncio.gather(*acks, return_exceptions=True), ACK_TIMEOUT_S)
-    failed = next((outcome for outcome in done if isinstance(outcome, BaseException)), None)
-    if failed is not None:
-        raise ConnectionError(f"{stream} refused or did not acknowledge a message: {failed or type(failed).__name__}")
+async def publish_pipelined(client: Client, messages: Iterable[tuple[str, bytes]]) -> int:
+    """Publish to JetStream in order without waiting for each ack (at most WINDOW unacknowledged); return how many
+    once JetStream acknowledged them all. Each carries its own reply subject under one inbox whose acks are
+    counted: a fraction of nats-py's per-message publish_async cost. Raises ConnectionError on a refusal, and
+    TimeoutError when the acks stop for ACK_TIMEOUT_S (NATS gone)."""
+    prefix = client.new_inbox()
+    acked = 0
+    refusal: str | None = None
+    moved = asyncio.Event()
+
+    async def on_ack(message: Msg) -> None:
+        nonlocal acked, refusal
+        acked += 1
+        if (message.headers or {}).get("Status") == "503":
+            refusal = "no stream takes these subjects"
+        elif b'"error"' in message.data:
+            refusal = str(json.loads(message.data)["error"].get("description", message.data[:200]))
+        moved.set()
+
+    async def acked_at_least(count: int) -> None:
+        while acked < count and refusal is None:
+            moved.clear()
+            await asyncio.wait_for(moved.wait(), ACK_TIMEOUT_S)
+
+    subscription = await client.subscribe(f"{prefix}.*", cb=on_ack)
+    sent = 0
+    try:
+        for subject, payload in messages:
+            await acked_at_least(sent - WINDOW + 1)
+            if refusal is not None:
+                break
+            await client.publish(subject, payload, reply=f"{prefix}.{sent}")
+            sent += 1
+        await acked_at_least(sent)
+    finally:
+        await subscription.unsubscribe()
+    if refusal is not None:
+        raise ConnectionError(f"JetStream refused a catalog message: {refusal}")
+    return sent
 
 
 async def _tax_classes(conn: asyncpg.Connection, tenant: str, since: int) -> list[TaxClass]:
