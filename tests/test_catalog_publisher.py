@@ -22,6 +22,7 @@ from edge_runtime import AsyncioSeam
 from hub.app import run_hub
 from hub.catalog import changes, service
 from hub.catalog.importer import import_catalog
+from hub.catalog.publisher import publish_pipelined
 from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.pricing import effective_price
@@ -280,3 +281,22 @@ async def test_a_change_made_while_nats_is_away_is_published_once_it_is_back(
     milk = dict(seen)["catalog.demo.item.MLK-1L"]
     assert isinstance(milk, Item) and milk.version == changed and [p.minor for p in milk.prices] == [99]
     assert any("recovered" in r.getMessage() for r in caplog.records)
+
+
+async def test_pipelined_publishing_counts_every_ack_and_stops_at_a_refusal(nats_server: EmbeddedNats) -> None:
+    async def scenario() -> tuple[int, int, str]:
+        link = nats_server.hub_link()
+        await link.connect()
+        try:
+            await link.ensure_catalog_stream("demo")
+            sent = await publish_pipelined(link.client, [(f"catalog.demo.item.S{n}", b"x") for n in range(25_000)])
+            held = (await link.js.stream_info(catalog_stream("demo"))).state.messages
+            with pytest.raises(ConnectionError) as refused:  # no stream takes these subjects: NATS answers 503
+                await publish_pipelined(link.client, [("nowhere.item.S1", b"x")])
+            return sent, held, str(refused.value)
+        finally:
+            await link.close()
+    with AsyncioSeam() as seam:
+        sent, held, refusal = await seam.run(scenario)
+    assert sent == held == 25_000  # more than the window: the publisher waited for acks and went on
+    assert "no stream takes these subjects" in refusal
