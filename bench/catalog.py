@@ -99,7 +99,7 @@ async def publish_floor(link: NatsLink, payloads: list[tuple[str, bytes]]) -> fl
     await link.js.add_stream(StreamConfig(name="SCRATCH", subjects=["scratch.>"], storage=StorageType.FILE,
                                           max_msgs_per_subject=1))
     started = time.perf_counter()
-    await publish_pipelined(link.client, [(f"scratch.{subject}", payload) for subject, payload in payloads])
+    await publish_pipelined(link.client, [(f"scratch.{subject}", payload) for subject, payload in payloads], 0)
     return time.perf_counter() - started
 
 

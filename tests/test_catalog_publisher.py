@@ -135,7 +135,9 @@ async def test_the_stream_holds_settings_tax_classes_items_then_a_marker_and_a_p
             milk = watcher.seen[0][1]
             assert isinstance(milk, Item) and milk.sku == "MLK-1L" and milk.version == changed
             assert [p.minor for p in sorted(milk.prices, key=lambda p: p.effective_from_ms)] == [119]  # 129 superseded
-            assert await seam.run(pool.fetchval, "SELECT version FROM catalog_published") == changed
+            async def recorded() -> bool:  # once the marker's ack is in, in the same transaction that read the change
+                return await seam.run(pool.fetchval, "SELECT version FROM catalog_published") == changed
+            await wait_until(recorded, timeout=5)
             await seam.run(pool.close)
             nursery.cancel_scope.cancel()
 
@@ -283,20 +285,25 @@ async def test_a_change_made_while_nats_is_away_is_published_once_it_is_back(
     assert any("recovered" in r.getMessage() for r in caplog.records)
 
 
-async def test_pipelined_publishing_counts_every_ack_and_stops_at_a_refusal(nats_server: EmbeddedNats) -> None:
-    async def scenario() -> tuple[int, int, str]:
+async def test_pipelined_publishing_proves_every_message_stored_and_stops_at_a_refusal_or_a_gap(
+        nats_server: EmbeddedNats) -> None:
+    async def scenario() -> tuple[int, str, str]:
         link = nats_server.hub_link()
         await link.connect()
         try:
             await link.ensure_catalog_stream("demo")
-            sent = await publish_pipelined(link.client, [(f"catalog.demo.item.S{n}", b"x") for n in range(25_000)])
-            held = (await link.js.stream_info(catalog_stream("demo"))).state.messages
+            messages = [(f"catalog.demo.item.S{n}", b"x") for n in range(25_001)]  # past the window, not a round number
+            await publish_pipelined(link.client, messages, 0)
+            held = (await link.js.stream_info(catalog_stream("demo"))).state.last_seq
+            with pytest.raises(ConnectionError) as gap:  # the stream holds one message more than the publisher thinks
+                await publish_pipelined(link.client, messages[:10], held - 1)
             with pytest.raises(ConnectionError) as refused:  # no stream takes these subjects: NATS answers 503
-                await publish_pipelined(link.client, [("nowhere.item.S1", b"x")])
-            return sent, held, str(refused.value)
+                await publish_pipelined(link.client, [("nowhere.item.S1", b"x")], 0)
+            return held, str(gap.value), str(refused.value)
         finally:
             await link.close()
     with AsyncioSeam() as seam:
-        sent, held, refusal = await seam.run(scenario)
-    assert sent == held == 25_000  # more than the window: the publisher waited for acks and went on
+        held, gap, refusal = await seam.run(scenario)
+    assert held == 25_001
+    assert "message 10 was stored as sequence 25011, not 25010: some before it were lost" in gap
     assert "no stream takes these subjects" in refusal

@@ -3,7 +3,8 @@
 Every hub process runs one (a Domain service). For each tenant of the hub it publishes what changed since
 the version the stream holds: the settings, the tax classes and every variant (Item) stamped with a later
 version, then the VersionMarker that lets stores apply the version whole. Publishes are pipelined (JetStream
-acks counted as they come, not awaited one by one), and the marker goes only once all of them are stored.
+acks asked for every hundred messages and checked against the stream's sequence, not awaited one by one), and
+the marker goes only once all of them are stored.
 `catalog_published` records the version only once the stream acked the marker too, so a publisher that dies
 mid-way, or a hub restarted, resumes from there (the stream keeps one message per subject: a message
 published twice is harmless).
@@ -25,7 +26,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 
 import asyncpg
 import nats
@@ -59,7 +60,8 @@ POLL_S = 0.5
 VERIFY_S = 5.0
 ACK_TIMEOUT_S = 30.0
 WINDOW = 10_000
-"""Catalog messages published and not yet acknowledged, at most: JetStream keeps up, memory stays bounded."""
+"""Catalog messages published ahead of the last one JetStream acknowledged, at most: memory stays bounded."""
+ACK_EVERY = 100
 LOCK_CLASS = 0x63617461  # "cata": the first key of the per-tenant advisory lock; the second is hashtext(tenant)
 RETRY = Backoff(initial=0.5, maximum=15.0)
 TROUBLE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, nats.errors.Error, TimeoutError, ConnectionError)
@@ -196,7 +198,9 @@ async def _publish_locked(conn: asyncpg.Connection, link: NatsLink, tenant: str)
                                                                 row["settings_version"])))
         messages += [(tax_subject(tenant, tax.tax_class), tax) for tax in await _tax_classes(conn, tenant, since)]
         messages += [(item_subject(tenant, item.sku), item) for item in await items_since(conn, tenant, since)]
-        await publish_pipelined(link.client, ((subject, encode(message)) for subject, message in messages))
+        stream = await link.js.stream_info(catalog_stream(tenant))
+        await publish_pipelined(link.client, [(subject, encode(message)) for subject, message in messages],
+                                stream.state.last_seq)
         # The marker only once every message of the version is stored: a store never applies half a version.
         await link.js.publish(version_subject(tenant), encode(VersionMarker(version, int(time.time() * 1000))),
                               timeout=ACK_TIMEOUT_S)
@@ -209,45 +213,55 @@ async def _publish_locked(conn: asyncpg.Connection, link: NatsLink, tenant: str)
     return version
 
 
-async def publish_pipelined(client: Client, messages: Iterable[tuple[str, bytes]]) -> int:
-    """Publish to JetStream in order without waiting for each ack (at most WINDOW unacknowledged); return how many
-    once JetStream acknowledged them all. Each carries its own reply subject under one inbox whose acks are
-    counted: a fraction of nats-py's per-message publish_async cost. Raises ConnectionError on a refusal, and
-    TimeoutError when the acks stop for ACK_TIMEOUT_S (NATS gone)."""
+async def publish_pipelined(client: Client, messages: Sequence[tuple[str, bytes]], after_seq: int) -> None:
+    """Publish to a stream whose last sequence is `after_seq` and that nobody else writes meanwhile (the tenant's
+    lock), in order, without waiting for acks one by one; return once JetStream stored them all.
+
+    Only every ACK_EVERY-th message and the last ask for an ack: JetStream numbers what it stores one after
+    the other, so the ack of message i saying sequence after_seq + i + 1 proves every message up to i stored
+    (a refused or lost one would shift the numbers). Unasked, nats-py's cost per message (an ack to parse and
+    route) goes; the acks asked for also pace it (at most WINDOW messages ahead of the last ack).
+    Raises ConnectionError on a refusal or a gap, TimeoutError when acks stop for ACK_TIMEOUT_S (NATS gone)."""
     prefix = client.new_inbox()
-    acked = 0
+    stored = -1  # the index of the last message proven stored
     refusal: str | None = None
     moved = asyncio.Event()
 
     async def on_ack(message: Msg) -> None:
-        nonlocal acked, refusal
-        acked += 1
+        nonlocal stored, refusal
+        index = int(message.subject.rsplit(".", 1)[1])
         if (message.headers or {}).get("Status") == "503":
             refusal = "no stream takes these subjects"
-        elif b'"error"' in message.data:
-            refusal = str(json.loads(message.data)["error"].get("description", message.data[:200]))
+        else:
+            answer = json.loads(message.data)
+            if "error" in answer:
+                refusal = str(answer["error"].get("description", answer["error"]))
+            elif answer.get("seq") != after_seq + index + 1:
+                refusal = (f"message {index + 1} was stored as sequence {answer.get('seq')}, not "
+                           f"{after_seq + index + 1}: some before it were lost")
+            else:
+                stored = max(stored, index)
         moved.set()
 
-    async def acked_at_least(count: int) -> None:
-        while acked < count and refusal is None:
+    async def stored_through(index: int) -> None:
+        while stored < index and refusal is None:
             moved.clear()
             await asyncio.wait_for(moved.wait(), ACK_TIMEOUT_S)
 
     subscription = await client.subscribe(f"{prefix}.*", cb=on_ack)
-    sent = 0
     try:
-        for subject, payload in messages:
-            await acked_at_least(sent - WINDOW + 1)
+        last = len(messages) - 1
+        for index, (subject, payload) in enumerate(messages):
+            await stored_through(index - WINDOW)
             if refusal is not None:
                 break
-            await client.publish(subject, payload, reply=f"{prefix}.{sent}")
-            sent += 1
-        await acked_at_least(sent)
+            asks = index % ACK_EVERY == ACK_EVERY - 1 or index == last
+            await client.publish(subject, payload, reply=f"{prefix}.{index}" if asks else "")
+        await stored_through(last)
     finally:
         await subscription.unsubscribe()
     if refusal is not None:
-        raise ConnectionError(f"JetStream refused a catalog message: {refusal}")
-    return sent
+        raise ConnectionError(f"JetStream did not store the catalog: {refusal}")
 
 
 async def _tax_classes(conn: asyncpg.Connection, tenant: str, since: int) -> list[TaxClass]:
