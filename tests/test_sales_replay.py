@@ -37,6 +37,7 @@ HOUR = 3_600_000
 
 CATALOG = f"""
 INSERT INTO tenants (tenant, name, currency, prices_include_tax) VALUES ('demo', 'Demo', 'EUR', true);
+INSERT INTO catalog_versions (tenant, version) VALUES ('demo', 2);
 INSERT INTO regions VALUES ('demo', 'north', 'North'), ('demo', 'south', 'South');
 INSERT INTO stores (tenant, store, region, name) VALUES ('demo', 'store-001', 'north', 'One'),
                                                         ('demo', 'store-002', 'south', 'Two');
@@ -273,3 +274,15 @@ def test_the_fixture_is_what_an_older_edge_sent() -> None:
     assert all("tax" not in line for e in decoded for line in e.body["lines"])
     assert datetime.fromtimestamp(decoded[0].ts / 1000, tz=UTC).date().isoformat() == "2026-12-02"
     assert dataclasses.replace(decoded[0]).encode() == fixture_events()[0][1]
+
+
+async def test_a_catalog_change_is_seen_by_the_next_batch(database_url: str) -> None:
+    """SKUs are cached by the tenant's catalog version: a change (which bumps it) is seen at once."""
+    await with_catalog(database_url)
+    assert await ingest_batches(database_url, [[sale([("COF-250", 1, 499)], seq=1)]]) == {}
+    await query(database_url, "UPDATE prices SET amount_minor = 450 WHERE sku = 'COF-250' AND scope = 'tenant'"
+                              " AND effective_from = '2020-01-01Z'")
+    await query(database_url, "UPDATE catalog_versions SET version = version + 1, changed_at = clock_timestamp()")
+    later = sale([("COF-250", 1, 499)], seq=2)
+    found = await ingest_batches(database_url, [[later]])
+    assert [json.loads(diff)["differences"] for diff in found.values()] == [{"unit_price": {"till": 499, "catalog": 450}}]

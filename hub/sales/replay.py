@@ -5,8 +5,12 @@ the order for a person to review, and the sale stays as sold (never silently cor
 The authority for a line of store s (of region r) sold at time t: the SKU's price in force at t by
 novapos.pricing.effective_price (store over region over tenant, latest effective_from <= t), its product's
 tax class, that class's rate in r (tax_rates), and the tenant's prices_include_tax. A v2 line is checked on
-all of these; a v1 line (an older store's, no price lock) on its unit price only. A tenant the catalog does
-not hold (no tenants row) is not validated: the hub is not yet its catalog's authority.
+all of these; a v1 line (an older store's, no price lock) on its unit price only. A tenant whose catalog the
+hub does not hold yet (no catalog version) is not validated: the hub is not yet its catalog's authority.
+
+Cost: the catalog is read in one small query per batch (the tenant's version, regions, tax rates) plus one for
+the SKUs not seen since the tenant's catalog version last moved: SKU entries are cached per hub process by
+version, so a steady stream of sales of known items costs one round trip per batch, whatever the batch size.
 
 Tax rates carry no effective date in the catalog, so a line is checked against today's rate: a rate changed
 since the sale shows as a diff (prices are effective-dated, so a price changed after the sale does not).
@@ -28,28 +32,97 @@ import asyncpg
 from novapos.pricing import Price, effective_price
 from novapos.wire.envelope import Envelope
 
-AUTHORITY_SQL = """
-SELECT w.tenant, w.store, w.sku, t.prices_include_tax AS included, s.region, v.sku IS NOT NULL AS known,
-       p.tax_class, r.rate_ppm, pr.scopes, pr.scope_ids, pr.starts_ms, pr.amounts
-FROM unnest($1::text[], $2::text[], $3::text[]) AS w(tenant, store, sku)
-JOIN tenants t ON t.tenant = w.tenant
-LEFT JOIN stores s ON (s.tenant, s.store) = (w.tenant, w.store)
-LEFT JOIN variants v ON (v.tenant, v.sku) = (w.tenant, w.sku)
-LEFT JOIN products p ON (p.tenant, p.product) = (v.tenant, v.product)
-LEFT JOIN tax_rates r ON (r.tenant, r.tax_class, r.region) = (w.tenant, p.tax_class, s.region)
+CONTEXT_SQL = """
+SELECT t.tenant, t.prices_include_tax AS included, c.version, c.changed_at, current_database() AS db,
+       (SELECT array_agg(s.store) FROM stores s WHERE s.tenant = t.tenant AND s.store = ANY($2::text[])) AS stores,
+       (SELECT array_agg(s.region) FROM stores s WHERE s.tenant = t.tenant AND s.store = ANY($2::text[])) AS regions,
+       (SELECT array_agg(r.tax_class ORDER BY r.tax_class, r.region) FROM tax_rates r WHERE r.tenant = t.tenant) AS classes,
+       (SELECT array_agg(r.region ORDER BY r.tax_class, r.region) FROM tax_rates r WHERE r.tenant = t.tenant) AS rate_regions,
+       (SELECT array_agg(r.rate_ppm ORDER BY r.tax_class, r.region) FROM tax_rates r WHERE r.tenant = t.tenant) AS rates
+FROM tenants t JOIN catalog_versions c USING (tenant)
+WHERE t.tenant = ANY($1::text[])
+"""
+"""Per tenant of a batch that has a catalog: its version, whether shelf prices include tax, its stores' regions
+and its tax rates (small tables, read every batch)."""
+
+SKUS_SQL = """
+SELECT w.tenant, w.sku, p.tax_class, pr.scopes, pr.scope_ids, pr.starts_ms, pr.amounts
+FROM unnest($1::text[], $2::text[]) AS w(tenant, sku)
+JOIN variants v ON (v.tenant, v.sku) = (w.tenant, w.sku)
+JOIN products p ON (p.tenant, p.product) = (v.tenant, v.product)
 LEFT JOIN LATERAL (
     SELECT array_agg(x.scope) AS scopes, array_agg(x.scope_id) AS scope_ids,
            array_agg(ceil(extract(epoch FROM x.effective_from) * 1000)::bigint) AS starts_ms,
            array_agg(x.amount_minor) AS amounts
-    FROM prices x
-    WHERE x.tenant = w.tenant AND x.sku = w.sku AND x.effective_from <= $4
-      AND (x.scope = 'tenant' OR (x.scope = 'region' AND x.scope_id = s.region)
-           OR (x.scope = 'store' AND x.scope_id = w.store))
+    FROM prices x WHERE x.tenant = w.tenant AND x.sku = w.sku
 ) pr ON true
 """
-"""What the catalog says of each (tenant, store, SKU) of a batch, in one query: the store's region, the
-SKU's tax class and rate there, whether shelf prices include tax, and every price that could be in force
-for that store up to the batch's latest sale (a price starting in the same millisecond counts: ceil)."""
+"""Each SKU's tax class and every price it has (all scopes, all dates; a price starting within a millisecond
+counts from that millisecond: ceil). A SKU that is not returned is not in the catalog."""
+
+MAX_CACHED_SKUS = 200_000
+"""Per tenant; past it the cache starts afresh (a hub process stays small however large the catalog)."""
+
+
+@dataclass(frozen=True)
+class Sku:
+    """What the catalog says of one SKU, whatever the store: cached until the tenant's catalog version moves."""
+    tax_class: str
+    prices: tuple[Price, ...]
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """A tenant's catalog as one batch sees it: read fresh per batch, but for the SKUs (cached by version)."""
+    included: bool
+    regions: Mapping[str, str]
+    """store -> region, for the batch's stores that have a record."""
+    rates: Mapping[tuple[str, str], int]
+    """(tax class, region) -> rate_ppm"""
+    skus: Mapping[str, Sku | None]
+    """SKU -> its catalog entry, None when the catalog does not hold it."""
+
+
+Stamp = tuple[int, datetime]
+_cached: dict[tuple[str, str], tuple[Stamp, dict[str, Sku | None]]] = {}
+"""(database, tenant) -> (catalog version and its time, SKU -> entry). Every catalog change bumps the tenant's
+version (hub/catalog), so an entry read at a version is the truth until the version moves; the version is read
+before the SKUs, so a change committed in between is at worst read early, never missed."""
+
+
+def forget() -> None:
+    """Drop every cached SKU (a benchmark's cold start)."""
+    _cached.clear()
+
+
+async def catalogs(conn: asyncpg.Connection, events: Sequence[Envelope]) -> dict[str, Catalog]:
+    """The catalog of each tenant of the batch that has one: one small query, and one more for the SKUs not
+    cached at the tenant's current version (none once a batch's SKUs were seen)."""
+    tenants = sorted({e.tenant for e in events})
+    stores = sorted({e.store for e in events})
+    found: dict[str, tuple[Any, dict[str, Sku | None]]] = {}
+    for row in await conn.fetch(CONTEXT_SQL, tenants, stores):
+        stamp: Stamp = (row["version"], row["changed_at"])
+        key = (row["db"], row["tenant"])
+        cached = _cached.get(key)
+        if cached is None or cached[0] != stamp or len(cached[1]) > MAX_CACHED_SKUS:
+            cached = _cached[key] = (stamp, {})
+        found[row["tenant"]] = (row, cached[1])
+    missing = sorted({(e.tenant, line["sku"]) for e in events if e.tenant in found for line in e.body["lines"]
+                      if line["sku"] not in found[e.tenant][1]})
+    if missing:
+        rows = {(row["tenant"], row["sku"]): row for row in await conn.fetch(
+            SKUS_SQL, [tenant for tenant, _ in missing], [sku for _, sku in missing])}
+        for tenant, sku in missing:
+            row = rows.get((tenant, sku))
+            found[tenant][1][sku] = None if row is None else Sku(row["tax_class"], tuple(
+                Price(*fields) for fields in zip(row["scopes"] or (), row["scope_ids"] or (), row["starts_ms"] or (),
+                                                 row["amounts"] or (), strict=True)))
+    return {tenant: Catalog(
+        included=row["included"], regions=dict(zip(row["stores"] or (), row["regions"] or (), strict=True)),
+        rates={(c, r): rate for c, r, rate in zip(row["classes"] or (), row["rate_regions"] or (), row["rates"] or (),
+                                                  strict=True)},
+        skus=skus) for tenant, (row, skus) in found.items()}
 
 
 @dataclass(frozen=True)
@@ -62,10 +135,6 @@ class Authority:
     tax_class: str | None
     rate_ppm: int | None
     included: bool
-
-
-Key = tuple[str, str, str]
-"""(tenant, store, sku)"""
 
 
 def canonical(document: Mapping[str, Any]) -> str:
@@ -112,29 +181,30 @@ def line_diff(event: Envelope, line_no: int, line: Mapping[str, Any], authority:
     }
 
 
-async def authorities(conn: asyncpg.Connection, events: Sequence[Envelope]) -> dict[Key, Authority]:
-    """The catalog's word on every (tenant, store, SKU) the events sold, in one query."""
-    keys = sorted({(e.tenant, e.store, line["sku"]) for e in events for line in e.body["lines"]})
-    latest = datetime.fromtimestamp(max(e.ts for e in events) / 1000, tz=UTC)
-    rows = await conn.fetch(AUTHORITY_SQL, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], latest)
-    return {(row["tenant"], row["store"], row["sku"]): Authority(
-        known=row["known"], region=row["region"],
-        prices=tuple(Price(*fields) for fields in zip(
-            row["scopes"] or (), row["scope_ids"] or (), row["starts_ms"] or (), row["amounts"] or (), strict=True)),
-        tax_class=row["tax_class"], rate_ppm=row["rate_ppm"], included=row["included"]) for row in rows}
+def authority(catalog: Catalog, store: str, sku: str) -> Authority:
+    """The catalog's word on `sku` sold in `store`."""
+    entry = catalog.skus.get(sku)
+    region = catalog.regions.get(store)
+    return Authority(
+        known=entry is not None, region=region, prices=() if entry is None else entry.prices,
+        tax_class=None if entry is None else entry.tax_class, included=catalog.included,
+        rate_ppm=None if entry is None or region is None else catalog.rates.get((entry.tax_class, region)))
 
 
 async def validate(conn: asyncpg.Connection, events: Sequence[Envelope]) -> int:
     """Check every line of the (new) sales against the catalog and store the diffs, inside the caller's
-    transaction: one query to read the catalog, one COPY to write the diffs. Returns how many were found."""
+    transaction: a query or two to read the catalog (see catalogs), one COPY to write the diffs. Returns how many
+    were found."""
     if not events:
         return 0
-    known = await authorities(conn, events)
+    known = await catalogs(conn, events)
     diffs = []
     for event in events:
+        catalog = known.get(event.tenant)
+        if catalog is None:
+            continue
         for line_no, line in enumerate(event.body["lines"], 1):
-            authority = known.get((event.tenant, event.store, line["sku"]))
-            if authority is not None and (diff := line_diff(event, line_no, line, authority)) is not None:
+            if (diff := line_diff(event, line_no, line, authority(catalog, event.store, line["sku"]))) is not None:
                 diffs.append((event.id, line_no, event.tenant, event.store, line["sku"],
                               datetime.fromtimestamp(event.ts / 1000, tz=UTC), canonical(diff)))
     if diffs:
