@@ -150,27 +150,24 @@ def line_diff(event: Envelope, line_no: int, line: Mapping[str, Any], authority:
     """The differences between a sold line and the catalog, or None when the line is as the catalog says."""
     differences: dict[str, dict[str, Any]] = {}
     price = None
-
-    def differ(what: str, till: Any, catalog: Any) -> None:
-        if till != catalog:
-            differences[what] = {"till": till, "catalog": catalog}
-
     if authority.region is None:
-        differ("unknown_store", event.store, None)
+        differences["unknown_store"] = {"till": event.store, "catalog": None}
     if not authority.known:
-        differ("unknown_sku", line["sku"], None)
+        differences["unknown_sku"] = {"till": line["sku"], "catalog": None}
     else:
         price = effective_price(authority.prices, authority.region or "", event.store, event.ts)
         unit = line["unit_price"]["minor"]
         if price is None:
-            differ("no_price_in_force", unit, None)
-        else:
-            differ("unit_price", unit, price.minor)
+            differences["no_price_in_force"] = {"till": unit, "catalog": None}
+        elif unit != price.minor:
+            differences["unit_price"] = {"till": unit, "catalog": price.minor}
         tax = line.get("tax")
         if tax is not None:  # v2: the price lock's tax rule too
-            differ("tax_class", tax["class"], authority.tax_class)
-            differ("tax_rate_ppm", tax["rate_ppm"], authority.rate_ppm)
-            differ("tax_included", tax["included"], authority.included)
+            for what, till, catalog in (("tax_class", tax["class"], authority.tax_class),
+                                        ("tax_rate_ppm", tax["rate_ppm"], authority.rate_ppm),
+                                        ("tax_included", tax["included"], authority.included)):
+                if till != catalog:
+                    differences[what] = {"till": till, "catalog": catalog}
     if not differences:
         return None
     return {
