@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from novapos.wire.contract import (
     CONTRACTS_DIR,
+    Boolean,
+    Choice,
     Declaration,
     Field,
     Integer,
     List,
     Map,
+    Money,
     Text,
+    Token,
     canonical,
     changes,
     contract,
@@ -168,3 +174,53 @@ def _v2_body(included: bool = True) -> dict:  # type: ignore[type-arg]
 def test_a_v2_sale_lands_with_its_tax_included_or_added(included: bool) -> None:
     event = dataclasses.replace(sale_event(), v=2, body=_v2_body(included))
     assert decode(event.encode()) == event
+
+
+def _leaves(kind: Map, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], Any]]:
+    """Every leaf field of a declaration with its path in a body (lists through their first item)."""
+    for item in kind.fields:
+        inner = item.kind.items if isinstance(item.kind, List) else item.kind
+        where = (*path, item.name, 0) if isinstance(item.kind, List) else (*path, item.name)
+        if isinstance(inner, Map):
+            yield from _leaves(inner, where)
+        else:
+            yield where, inner
+
+
+def _outside(kind: Any) -> list[Any]:
+    """Values just outside what a leaf kind declares."""
+    if isinstance(kind, Integer):
+        return [kind.minimum - 1, kind.maximum + 1, True, 1.0]
+    if isinstance(kind, Money):
+        return [{"minor": kind.minimum - 1, "currency": "EUR"}, {"minor": kind.maximum + 1, "currency": "EUR"},
+                {"minor": 1, "currency": "USD"}, {"minor": 1}]
+    if isinstance(kind, Token):
+        return ["x" * (kind.max_length + 1), "a.b", ""]
+    if isinstance(kind, Text):
+        return ["x" * (kind.max_length + 1), "a\x00b", 7]
+    if isinstance(kind, Choice):
+        return ["other", None]
+    if isinstance(kind, Boolean):
+        return [1, "true"]
+    return [None, "XX"]  # Currency
+
+
+@pytest.mark.parametrize("declaration", DECLARATIONS, ids=lambda d: f"{d.type}.v{d.v}")
+def test_every_declared_bound_is_enforced_naming_its_field(declaration: Declaration) -> None:
+    """What the contract file says a field accepts is what the generated validator accepts, field by field."""
+    good = sale_event().body if declaration.v == 1 else _v2_body()
+    schema = SCHEMAS[(declaration.type, declaration.v)]
+    checked = 0
+    for path, kind in _leaves(declaration.body):
+        where = "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path).lstrip(".")
+        for value in _outside(kind):
+            body = _copy(good)
+            holder = body
+            for step in path[:-1]:
+                holder = holder[step]
+            holder[path[-1]] = value
+            with pytest.raises(SchemaError) as refused:
+                schema(body)
+            assert refused.value.where.startswith(where), (where, value, str(refused.value))
+            checked += 1
+    assert checked >= 40  # the walk reached every leaf: till to change, through lines and tenders
