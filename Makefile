@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.devices
 	$(BIN)/python -m bench.sync
 	$(BIN)/python -m bench.checkout
+	$(BIN)/python -m bench.auth
 
 clean:
 	rm -rf $(VENV) .state build *.egg-info

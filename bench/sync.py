@@ -91,16 +91,19 @@ async def wait_for_sales(url: str, events: int) -> float:
 
 async def drain(outbox_path: Path, nats_url: str) -> float:
     """The edge's outbox and forwarder actors, from start until the outbox is empty."""
+    link = NatsLink(nats_url, "bench-edge")
     with AsyncioSeam() as seam:
         spec = SupervisorSpec("bench", children=[
             ChildSpec("outbox", OutboxActor, (outbox_path, "demo", "store-001")),
-            ChildSpec("forwarder", ForwarderActor, (seam, nats_url, "bench-edge", BATCH)),
+            ChildSpec("forwarder", ForwarderActor, (seam, link, BATCH)),
         ])
         started = time.perf_counter()
         async with supervision_tree(spec) as tree:
             while await tree.ask("outbox", "depth") > 0:
                 await trio.sleep(0.01)
-        return time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        await seam.run(link.close)
+        return elapsed
 
 
 async def create_stream(nats_url: str) -> None:

@@ -33,11 +33,13 @@ from edge.api import build_api
 from edge.events import EventHub
 from edge_runtime import AsyncioSeam, ChildSpec, Notifier, Strategy, SupervisorSpec, Tree, supervision_tree
 from novapos.adapters.http import serve
+from novapos.adapters.nats import NatsLink, store_inbox_prefix
 from novapos.config import ConfigError, StoreConfig
 
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "edge.lock"
+LINK_CLOSE_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -55,9 +57,17 @@ def hid_backend(setting: str) -> HidBackend:
     raise ConfigError(f"devices.hid_backend must be 'hidapi' or '{HID_SOCKET}<socket path>', got {setting!r}")
 
 
-def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify) -> SupervisorSpec:
+def store_link(config: StoreConfig) -> NatsLink:
+    """The store's one NATS link, shared by every edge actor that talks to the hub: logged in with the
+    store's credentials, its replies under the store's own inbox prefix (all its user may subscribe to)."""
+    return NatsLink(config.nats_url, f"edge-{config.tenant}-{config.store}", credentials=config.nats_credentials,
+                    inbox_prefix=store_inbox_prefix(config.tenant, config.store))
+
+
+def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: NatsLink) -> SupervisorSpec:
     """Outbox first (everything else writes to it), tills last (they use everything else).
 
+    `link` (store_link) outlives the tree: its owner closes it after the tree stops.
     Devices have their own supervisor, started empty: the device manager adds a device actor when a
     device is plugged and removes it when it is unplugged. A crashing driver is restarted there and
     never reaches the tills."""
@@ -74,8 +84,7 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify) -> Supervi
         ChildSpec("outbox", OutboxActor, (db_path, config.tenant, config.store)),
         ChildSpec(SPOOLER, PrintSpoolerActor,
                   (db_path, config.store, [rule.name for rule in devices.rules if rule.kind == "printer"])),
-        ChildSpec("forwarder", ForwarderActor,
-                  (seam, config.nats_url, f"edge-{config.tenant}-{config.store}", config.forward_batch)),
+        ChildSpec("forwarder", ForwarderActor, (seam, link, config.forward_batch)),
         # rest_for_one: if the device supervisor gives up and restarts (empty), the manager restarts
         # after it and plugs in what is present again.
         SupervisorSpec("hardware", strategy=Strategy.REST_FOR_ONE, intensity=5, period=10.0, children=[
@@ -135,15 +144,20 @@ async def run_edge(config: StoreConfig, *, task_status: trio.TaskStatus[RunningE
     events = EventHub()
     with state_folder_lock(config.state_dir), AsyncioSeam() as seam:
         refuse_busy_port(config.http_host, config.http_port)
-        async with supervision_tree(edge_tree(config, seam, events.publish)) as tree:
-            async with trio.open_nursery() as nursery:
-                urls = await nursery.start(serve, build_api(config, tree, events), config.http_host, config.http_port)
-                nursery.start_soon(notifier.run_watchdog, tree.healthy)
-                notifier.ready()
-                notifier.status(f"store {config.tenant}/{config.store} selling at {urls[0]}")
-                log.info("store %s/%s edge ready: web till at %s", config.tenant, config.store, urls[0])
-                try:
-                    task_status.started(RunningEdge(tree, urls[0]))
-                    await trio.sleep_forever()
-                finally:
-                    notifier.stopping()
+        link = store_link(config)
+        try:
+            async with supervision_tree(edge_tree(config, seam, events.publish, link)) as tree:
+                async with trio.open_nursery() as nursery:
+                    urls = await nursery.start(serve, build_api(config, tree, events), config.http_host, config.http_port)
+                    nursery.start_soon(notifier.run_watchdog, tree.healthy)
+                    notifier.ready()
+                    notifier.status(f"store {config.tenant}/{config.store} selling at {urls[0]}")
+                    log.info("store %s/%s edge ready: web till at %s", config.tenant, config.store, urls[0])
+                    try:
+                        task_status.started(RunningEdge(tree, urls[0]))
+                        await trio.sleep_forever()
+                    finally:
+                        notifier.stopping()
+        finally:  # the tree has stopped: no actor uses the link any more
+            with trio.move_on_after(LINK_CLOSE_TIMEOUT_S, shield=True):
+                await seam.run(link.close)

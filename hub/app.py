@@ -98,7 +98,7 @@ async def run_hub(config: HubConfig, *, task_status: trio.TaskStatus[RunningHub]
     tenants = frozenset(config.tenants)
     in_flight = InFlight()
     with AsyncioSeam() as seam:
-        link = NatsLink(config.nats_url, "hub")
+        link = NatsLink(config.nats_url, "hub", credentials=config.nats_credentials)
         console = Console(seam, link, tenants)
         try:
             async with trio.open_nursery() as nursery:

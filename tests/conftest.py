@@ -21,7 +21,6 @@ import pytest
 import trio
 
 from mocks.network_printer import MockNetworkPrinter
-from novapos.adapters.nats import NatsLink
 from novapos.config import DeviceRule, DevicesConfig, HubConfig, StoreConfig, load_store
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.embedded_postgres import EmbeddedPostgres
@@ -70,7 +69,10 @@ def database_url(postgres_server_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def nats_server(tmp_path: Path) -> Iterator[EmbeddedNats]:
-    server = EmbeddedNats(tmp_path / "nats").start()
+    """NATS with the production authorization: a hub user (`nats_server.hub_link(name)`, or
+    `nats.connect(url, **nats_server.hub_options())`) and a store user for demo/store-001
+    (`nats_server.store_credentials("demo", "store-001")`, which store_config carries)."""
+    server = EmbeddedNats.authorized(tmp_path / "nats").start()
     try:
         yield server
     finally:
@@ -88,7 +90,8 @@ def store_config(tmp_path: Path, nats_server: EmbeddedNats, printer: MockNetwork
     demo = load_store(CONFIGS / "demo-store.toml")
     return StoreConfig(
         tenant=demo.tenant, store=demo.store, currency=demo.currency, tills=demo.tills, products=demo.products,
-        http_port=0, nats_url=nats_server.url, state_dir=tmp_path / "edge",
+        http_port=0, nats_url=nats_server.url, nats_credentials=nats_server.store_credentials(demo.tenant, demo.store),
+        state_dir=tmp_path / "edge",
         devices=printer_only(printer.port),
     )
 
@@ -103,7 +106,8 @@ def printer_only(port: int) -> DevicesConfig:
 
 @pytest.fixture
 def hub_config(nats_server: EmbeddedNats, database_url: str) -> HubConfig:
-    return HubConfig(tenants=("demo",), http_port=0, nats_url=nats_server.url, database_url=database_url)
+    return HubConfig(tenants=("demo",), http_port=0, nats_url=nats_server.url, database_url=database_url,
+                     nats_credentials=nats_server.hub_credentials)
 
 
 async def query(database_url: str, sql: str, *args: object) -> list[asyncpg.Record]:
@@ -117,10 +121,10 @@ async def query(database_url: str, sql: str, *args: object) -> list[asyncpg.Reco
     return await trio.to_thread.run_sync(asyncio.run, run())
 
 
-async def ensure_stream(url: str) -> None:
+async def ensure_stream(nats_server: EmbeddedNats) -> None:
     """The hub's events stream, created ahead of any hub (as the hub itself would create it)."""
     async def run() -> None:
-        link = NatsLink(url, "test")
+        link = nats_server.hub_link()
         await link.connect()
         await link.ensure_event_stream()
         await link.close()

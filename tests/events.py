@@ -8,6 +8,7 @@ from typing import Any
 import nats
 import trio
 
+from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.wire.envelope import Envelope
 from novapos.wire.ids import uuid7
 from novapos.wire.subjects import event_subject
@@ -35,10 +36,10 @@ def with_quantity(body: dict[str, Any], quantity: int) -> dict[str, Any]:
 SUBJECT = event_subject("demo", "store-001", "sale.completed")
 
 
-async def publish(url: str, items: list[tuple[str, bytes, dict[str, str] | None]]) -> None:
-    """Publish with a plain nats-py client of the test's own (on a worker thread's asyncio loop)."""
+async def publish(nats_server: EmbeddedNats, items: list[tuple[str, bytes, dict[str, str] | None]]) -> None:
+    """Publish with a plain nats-py client of the test's own, as the hub (on a worker thread's asyncio loop)."""
     async def run() -> None:
-        client = await nats.connect(url)
+        client = await nats.connect(nats_server.url, **nats_server.hub_options())
         js = client.jetstream()
         for subject, payload, headers in items:
             await js.publish(subject, payload, headers=headers)

@@ -73,6 +73,9 @@ def test_demo_runs_both_processes_and_a_sale_lands_once(tmp_path: Path) -> None:
         assert f"mock --state-dir {(tmp_path / 'state').resolve()} help" in banner
         assert _http("GET", f"{till}/healthz")[0] == 200
         assert _http("GET", f"{console}/healthz")[0] == 200
+        # the embedded NATS runs with the hub's authorization; the hub and the store log in with their own keys
+        assert f"(per-store NKEY credentials in {(tmp_path / 'state' / 'credentials').resolve()})" in banner
+        assert "store demo/store-001" in (tmp_path / "state" / "credentials" / "authorization.conf").read_text()
 
         _http("POST", f"{till}/api/tills/till-1/session", {"cashier": "demo"})
         _, state = _http("POST", f"{till}/api/tills/till-1/lines", {"barcode": COFFEE, "quantity": 3})
@@ -89,6 +92,8 @@ def test_demo_runs_both_processes_and_a_sale_lands_once(tmp_path: Path) -> None:
         _, sales = _http("GET", f"{console}/api/sales")  # type: ignore[assignment]
         assert [sale["event_id"] for sale in sales] == [receipt["sale"]]  # type: ignore[index]
         assert sales[0]["total_minor"] == 3 * 499
+        health = _http("GET", f"{till}/healthz")[1]
+        assert health["status"] == "ok" and "nats" not in health, health  # type: ignore[call-overload,operator]
 
         # A person plays with the simulated hardware from another terminal.
         mock = [sys.executable, "-m", "novapos.cli", "mock", "--state-dir", str(tmp_path / "state")]

@@ -23,8 +23,9 @@ from tests.conftest import query, wait_until
 from tests.pos import COFFEE, MILK, sell
 
 
-async def _start_edge(config: Path, nats_url: str, url: str, http: httpx.AsyncClient) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "NOVAPOS_NATS_URL": nats_url}
+async def _start_edge(config: Path, nats_server: EmbeddedNats, url: str, http: httpx.AsyncClient) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "NOVAPOS_NATS_URL": nats_server.url,
+           "NOVAPOS_NATS_CREDENTIALS": str(nats_server.store_credentials("demo", "store-001"))}
     edge = subprocess.Popen([sys.executable, "-m", "novapos.cli", "edge", "--config", str(config)], env=env)
 
     async def healthy() -> bool:
@@ -50,7 +51,7 @@ async def test_completed_sales_survive_kill_9_and_land_once(
         await nursery.start(run_hub, hub_config)
         await trio.to_thread.run_sync(nats_server.stop)
 
-        edge = await _start_edge(config, nats_server.url, url, http)
+        edge = await _start_edge(config, nats_server, url, http)
         receipts = [await sell(http, url, [(COFFEE, n), (MILK, 1)]) for n in (1, 2, 3)]
         # Meanwhile on till-2 a basket is half scanned: the cashier must not have to scan it again.
         till_2 = f"{url}/api/tills/till-2"
@@ -64,7 +65,7 @@ async def test_completed_sales_survive_kill_9_and_land_once(
         spool.close()
 
         await trio.to_thread.run_sync(nats_server.start)
-        edge = await _start_edge(config, nats_server.url, url, http)
+        edge = await _start_edge(config, nats_server, url, http)
         try:
             assert (await http.get(till_2)).json() == open_cart  # same session, cart id, lines and total
             # The cashier never saw the last answer (the box died): resending it finds the sale on disk.

@@ -24,7 +24,7 @@ from actors.storage.db import FILE_NAME
 from actors.storage.forwarder import ForwarderActor
 from actors.storage.outbox import Outbox, OutboxActor
 from edge_runtime import AsyncioSeam, Backoff, ChildSpec, SupervisorSpec, Tree, supervision_tree
-from novapos.adapters.nats import SHIPPED_LIMITS
+from novapos.adapters.nats import SHIPPED_LIMITS, NatsLink, store_inbox_prefix
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.wire.subjects import EVENTS_FILTER, EVENTS_STREAM
 from tests.conftest import ensure_stream, wait_until
@@ -44,21 +44,27 @@ def _big_sale(lines: int) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def _edge(path: Path, nats_url: str) -> AsyncIterator[Tree]:
-    """The store's outbox and its forwarder, as the edge runs them."""
+async def _edge(path: Path, nats_server: EmbeddedNats) -> AsyncIterator[Tree]:
+    """The store's outbox and its forwarder, as the edge runs them: logged in as the store."""
+    link = NatsLink(nats_server.url, "test-edge", credentials=nats_server.store_credentials("demo", "store-001"),
+                    inbox_prefix=store_inbox_prefix("demo", "store-001"))
     with AsyncioSeam() as seam:
         spec = SupervisorSpec("test", children=[
             ChildSpec("outbox", OutboxActor, (path, "demo", "store-001")),
-            ChildSpec("forwarder", ForwarderActor, (seam, nats_url, "test-edge")),
+            ChildSpec("forwarder", ForwarderActor, (seam, link)),
         ])
-        async with supervision_tree(spec) as tree:
-            yield tree
+        try:
+            async with supervision_tree(spec) as tree:
+                yield tree
+        finally:
+            await seam.run(link.close)
 
 
-async def _on_nats(url: str, work: Any) -> Any:
-    """Run `work(js)` with a plain nats-py client of the test's own, on a worker thread's asyncio loop."""
+async def _on_nats(nats_server: EmbeddedNats, work: Any) -> Any:
+    """Run `work(js)` with a plain nats-py client of the test's own (the hub's rights), on a worker thread's
+    asyncio loop."""
     async def run() -> Any:
-        client = await nats.connect(url)
+        client = await nats.connect(nats_server.url, **nats_server.hub_options())
         try:
             return await work(client.jetstream())
         finally:
@@ -66,7 +72,7 @@ async def _on_nats(url: str, work: Any) -> Any:
     return await trio.to_thread.run_sync(asyncio.run, run())
 
 
-async def _stream_seqs(url: str) -> list[int]:
+async def _stream_seqs(nats_server: EmbeddedNats) -> list[int]:
     """The store sequence numbers of the stream's messages, in stream order."""
     async def work(js: Any) -> list[int]:
         state = (await js.stream_info(EVENTS_STREAM)).state
@@ -74,7 +80,7 @@ async def _stream_seqs(url: str) -> list[int]:
             return []
         return [msgpack.unpackb((await js.get_msg(EVENTS_STREAM, seq)).data)["seq"]
                 for seq in range(state.first_seq, state.last_seq + 1)]
-    return await _on_nats(url, work)
+    return await _on_nats(nats_server, work)
 
 
 def _failures() -> float:
@@ -83,14 +89,14 @@ def _failures() -> float:
 
 async def test_a_sale_committed_without_a_wake_up_reaches_jetstream_within_the_idle_poll(
         tmp_path: Path, nats_server: EmbeddedNats) -> None:
-    await ensure_stream(nats_server.url)
-    async with _edge(tmp_path / FILE_NAME, nats_server.url) as tree:
+    await ensure_stream(nats_server)
+    async with _edge(tmp_path / FILE_NAME, nats_server) as tree:
         await tree.ask("outbox", "append", "sale.completed", 1, SALE)
         tree.tell("forwarder", "kick")
         await wait_until(lambda: _depth(tree, 0))  # that drain is done: the next is the idle poll
         await tree.ask("outbox", "append", "sale.completed", 1, SALE)  # no kick: nobody wakes the forwarder
         started = time.monotonic()
-        await wait_until(lambda: _has(nats_server.url, [1, 2]), timeout=forwarder.IDLE_POLL_S + 2)
+        await wait_until(lambda: _has(nats_server, [1, 2]), timeout=forwarder.IDLE_POLL_S + 2)
         assert time.monotonic() - started < forwarder.IDLE_POLL_S + 1.0
 
 
@@ -99,22 +105,22 @@ async def test_a_refused_publish_mid_batch_never_lets_a_later_sale_overtake_it(
     async def small_messages_only(js: Any) -> None:
         await js.add_stream(name=EVENTS_STREAM, subjects=[EVENTS_FILTER], duplicate_window=SHIPPED_LIMITS.duplicate_window_s,
                             max_msg_size=1000)
-    await _on_nats(nats_server.url, small_messages_only)
+    await _on_nats(nats_server, small_messages_only)
     outbox = Outbox(tmp_path / FILE_NAME, "demo", "store-001")  # a backlog of 8, the third too big for the stream
     for number in range(1, 9):
         outbox.append("sale.completed", 1, _big_sale(20) if number == 3 else SALE)
     outbox.close()
     failures = _failures()
-    async with _edge(tmp_path / FILE_NAME, nats_server.url) as tree:
+    async with _edge(tmp_path / FILE_NAME, nats_server) as tree:
         await wait_until(lambda: _failures_above(failures))  # the stream refused seq 3 at least once
 
         async def lift_the_limit(js: Any) -> None:  # the operator fixes the stream
             info = await js.stream_info(EVENTS_STREAM)
             info.config.max_msg_size = -1
             await js.update_stream(info.config)
-        await _on_nats(nats_server.url, lift_the_limit)
+        await _on_nats(nats_server, lift_the_limit)
         await wait_until(lambda: _depth(tree, 0), timeout=30)
-    assert await _stream_seqs(nats_server.url) == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert await _stream_seqs(nats_server) == [1, 2, 3, 4, 5, 6, 7, 8]
 
 
 async def test_a_lost_hub_link_is_said_once_reported_and_its_recovery_said_once(
@@ -122,9 +128,9 @@ async def test_a_lost_hub_link_is_said_once_reported_and_its_recovery_said_once(
         monkeypatch: pytest.MonkeyPatch) -> None:
     caplog.set_level(logging.INFO, logger=forwarder.__name__)
     monkeypatch.setattr(forwarder, "RETRY", Backoff(initial=0.05, maximum=0.5))  # retries come quicker
-    await ensure_stream(nats_server.url)
+    await ensure_stream(nats_server)
     await trio.to_thread.run_sync(nats_server.stop)
-    async with _edge(tmp_path / FILE_NAME, nats_server.url) as tree:
+    async with _edge(tmp_path / FILE_NAME, nats_server) as tree:
         status = await wait_until(lambda: _status(tree, "unreachable"))
         assert status["outbox_depth"] == 0 and status["oldest_unsent_age_s"] is None and status["since"]
         failures = _failures()
@@ -146,7 +152,7 @@ async def test_a_lost_hub_link_is_said_once_reported_and_its_recovery_said_once(
         await trio.to_thread.run_sync(nats_server.start)
         await wait_until(lambda: _status(tree, "connected"), timeout=30)
         await wait_until(lambda: _depth(tree, 0))
-    assert await _stream_seqs(nats_server.url) == [1, 2, 3, 4]
+    assert await _stream_seqs(nats_server) == [1, 2, 3, 4]
     said = [(record.levelno, record.getMessage()) for record in caplog.records
             if record.name == forwarder.__name__ and record.levelno >= logging.INFO]
     warnings = [message for level, message in said if level == logging.WARNING]
@@ -163,7 +169,7 @@ async def test_an_outbox_locked_by_another_program_is_retried_said_once_and_drai
         monkeypatch: pytest.MonkeyPatch) -> None:
     caplog.set_level(logging.INFO, logger=forwarder.__name__)
     monkeypatch.setattr(forwarder, "RETRY", Backoff(initial=0.05, maximum=0.5))  # retries come quicker
-    await ensure_stream(nats_server.url)
+    await ensure_stream(nats_server)
     outbox = Outbox(tmp_path / FILE_NAME, "demo", "store-001")
     for _ in range(3):
         outbox.append("sale.completed", 1, SALE)
@@ -172,8 +178,8 @@ async def test_an_outbox_locked_by_another_program_is_retried_said_once_and_drai
     lock.execute("BEGIN EXCLUSIVE")  # held well beyond the outbox's wait for a lock, for several drains
     released_at = trio.current_time() + 3 * 2.0 + 1
     try:
-        async with _edge(tmp_path / FILE_NAME, nats_server.url) as tree:
-            await wait_until(lambda: _has(nats_server.url, [1, 2, 3]))  # published; their release is refused
+        async with _edge(tmp_path / FILE_NAME, nats_server) as tree:
+            await wait_until(lambda: _has(nats_server, [1, 2, 3]))  # published; their release is refused
             status = await tree.ask("forwarder", "status")
             assert status["hub_link"] == "connected" and status["outbox_depth"] == 3
             await trio.sleep_until(released_at)  # how long the other program holds it: not a synchronisation
@@ -185,7 +191,7 @@ async def test_an_outbox_locked_by_another_program_is_retried_said_once_and_drai
         if lock.in_transaction:
             lock.execute("COMMIT")
         lock.close()
-    assert await _stream_seqs(nats_server.url) == [1, 2, 3]  # the events published again were dropped
+    assert await _stream_seqs(nats_server) == [1, 2, 3]  # the events published again were dropped
     said = [(record.levelno, record.getMessage()) for record in caplog.records
             if record.name == forwarder.__name__ and record.levelno >= logging.INFO]
     warnings = [message for level, message in said if level == logging.WARNING]
@@ -197,8 +203,8 @@ async def _depth(tree: Tree, expected: int) -> bool:
     return await tree.ask("outbox", "depth") == expected
 
 
-async def _has(url: str, seqs: list[int]) -> bool:
-    return await _stream_seqs(url) == seqs
+async def _has(nats_server: EmbeddedNats, seqs: list[int]) -> bool:
+    return await _stream_seqs(nats_server) == seqs
 
 
 async def _failures_above(count: float) -> bool:

@@ -35,8 +35,8 @@ async def test_skew_is_recorded_per_store_and_implausible_times_are_flagged_not_
     other = dataclasses.replace(sale_event(seq=1, store="store-002"), ts=now_ms + 30_000)   # 30 s ahead
     async with trio.open_nursery() as nursery:
         hub = await nursery.start(run_hub, hub_config)
-        await publish(nats_server.url, [(SUBJECT, e.encode(), None) for e in (rtc_lost, tomorrow_plus, fine)])
-        await publish(nats_server.url, [(SUBJECT.replace("store-001", "store-002"), other.encode(), None)])
+        await publish(nats_server, [(SUBJECT, e.encode(), None) for e in (rtc_lost, tomorrow_plus, fine)])
+        await publish(nats_server, [(SUBJECT.replace("store-001", "store-002"), other.encode(), None)])
         await wait_until(lambda: _count(database_url, 4))
         flagged = {row["seq"]: row["clock_suspect"] for row in await query(
             database_url, "SELECT seq, clock_suspect FROM sales WHERE store = 'store-001'")}
@@ -75,10 +75,10 @@ async def test_a_store_clock_far_ahead_does_not_hold_the_top_of_recent_sales_or_
     far_ahead = dataclasses.replace(sale_event(seq=1), ts=253_402_300_799_000)   # 9999-12-31
     async with trio.open_nursery() as nursery:
         hub = await nursery.start(run_hub, hub_config)
-        await publish(nats_server.url, [(SUBJECT, far_ahead.encode(), None)])
+        await publish(nats_server, [(SUBJECT, far_ahead.encode(), None)])
         await wait_until(lambda: _count(database_url, 1))
         later = dataclasses.replace(sale_event(seq=2), ts=int(time.time() * 1000))
-        await publish(nats_server.url, [(SUBJECT, later.encode(), None)])
+        await publish(nats_server, [(SUBJECT, later.encode(), None)])
         await wait_until(lambda: _count(database_url, 2))
         sales = (await http.get(f"{hub.url}/api/sales")).json()
         assert [sale["seq"] for sale in sales] == [2, 1]

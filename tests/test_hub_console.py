@@ -23,7 +23,7 @@ async def test_stores_show_missing_and_reused_sequence_numbers(
     events = [sale_event(seq=1), sale_event(seq=3), sale_event(seq=3), sale_event(seq=4)]
     async with trio.open_nursery() as nursery:
         hub = await nursery.start(run_hub, hub_config)
-        await publish(nats_server.url, [(SUBJECT, event.encode(), None) for event in events])
+        await publish(nats_server, [(SUBJECT, event.encode(), None) for event in events])
 
         async def four() -> bool:
             return len(await query(database_url, "SELECT 1 FROM sales")) == 4

@@ -22,12 +22,12 @@ from tests.events import SUBJECT, publish, sale_event, with_quantity
 AT_MOST_50 = "ALTER TABLE sale_lines ADD CONSTRAINT at_most_50 CHECK (quantity <= 50)"
 
 
-async def _refused_by_a_rule_then_fixed(hub_url: str, nats_url: str, database_url: str) -> tuple[int, object]:
+async def _refused_by_a_rule_then_fixed(hub_url: str, nats_server: EmbeddedNats, database_url: str) -> tuple[int, object]:
     """A sale the database refused (a rule since found wrong), dead-lettered; then the rule is dropped."""
     await query(database_url, AT_MOST_50)
     big = sale_event(seq=1)
     with_quantity(big.body, 51)
-    await publish(nats_url, [(SUBJECT, big.encode(), None)])
+    await publish(nats_server, [(SUBJECT, big.encode(), None)])
     [letter] = await wait_until(lambda: query(database_url, "SELECT id FROM dead_letters"))
     await query(database_url, "ALTER TABLE sale_lines DROP CONSTRAINT at_most_50")
     return letter["id"], big.id
@@ -37,7 +37,7 @@ async def test_a_dead_letter_redriven_from_the_console_lands_once_and_stays_mark
         hub_config: HubConfig, nats_server: EmbeddedNats, database_url: str, http: httpx.AsyncClient) -> None:
     async with trio.open_nursery() as nursery:
         hub = await nursery.start(run_hub, hub_config)
-        letter, sale = await _refused_by_a_rule_then_fixed(hub.url, nats_server.url, database_url)
+        letter, sale = await _refused_by_a_rule_then_fixed(hub.url, nats_server, database_url)
 
         answer = await http.post(f"{hub.url}/api/dead-letters/{letter}/redrive", json={})
         assert answer.status_code == 200, answer.text
@@ -73,9 +73,9 @@ async def test_dead_letters_are_listed_and_redriven_from_the_command_line(
     config.write_text(f'tenants = ["demo"]\n[database]\nurl = "{database_url}"\n')
     async with trio.open_nursery() as nursery:
         hub = await nursery.start(run_hub, hub_config)
-        letter, sale = await _refused_by_a_rule_then_fixed(hub.url, nats_server.url, database_url)
+        letter, sale = await _refused_by_a_rule_then_fixed(hub.url, nats_server, database_url)
         # a store may publish on any subject under its own: this one quotes terminal and bidi controls
-        await publish(nats_server.url, [("novapos.demo.store-001.evt.\x1b[31m\u202eabc", b"not msgpack", None)])
+        await publish(nats_server, [("novapos.demo.store-001.evt.\x1b[31m\u202eabc", b"not msgpack", None)])
         await wait_until(lambda: _equal(query(database_url, "SELECT 1 FROM dead_letters"), 2))
         nursery.cancel_scope.cancel()
 
@@ -99,6 +99,7 @@ async def test_dead_letters_are_listed_and_redriven_from_the_command_line(
 async def test_dead_letters_older_than_the_retention_are_purged(
         nats_server: EmbeddedNats, database_url: str) -> None:
     config = HubConfig(tenants=("demo",), http_port=0, nats_url=nats_server.url, database_url=database_url,
+                       nats_credentials=nats_server.hub_credentials,
                        dead_letter_retention_days=30)
     async with trio.open_nursery() as nursery:
         await nursery.start(run_hub, config)

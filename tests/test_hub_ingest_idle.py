@@ -33,7 +33,7 @@ async def test_an_idle_hub_logs_no_failure(
     async with trio.open_nursery() as nursery:
         await nursery.start(run_hub, hub_config)
         first = sale_event(seq=1)
-        await publish(nats_server.url, [(SUBJECT, first.encode(), None)])
+        await publish(nats_server, [(SUBJECT, first.encode(), None)])
         await wait_until(lambda: query(database_url, "SELECT 1 FROM sales WHERE event_id = $1", first.id))
         await trio.sleep(4)  # idle on purpose: eight empty fetches of 0.5 s
         nursery.cancel_scope.cancel()

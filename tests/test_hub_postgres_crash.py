@@ -46,7 +46,8 @@ async def test_sales_land_exactly_once_across_a_postgres_kill_9(
         store_config: StoreConfig, nats_server: EmbeddedNats, own_postgres: EmbeddedPostgres,
         http: httpx.AsyncClient) -> None:
     url = own_postgres.url()
-    hub_config = HubConfig(tenants=("demo",), http_port=0, nats_url=nats_server.url, database_url=url)
+    hub_config = HubConfig(tenants=("demo",), http_port=0, nats_url=nats_server.url, database_url=url,
+                           nats_credentials=nats_server.hub_credentials)
     async with trio.open_nursery() as nursery:
         hub = await nursery.start(run_hub, hub_config)
         edge = await nursery.start(run_edge, store_config)

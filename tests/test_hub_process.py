@@ -32,11 +32,12 @@ from tests.test_hub_retries import TableLock
 class HubProcess:
     """`novapos hub` in a child process, its log lines collected as they come."""
 
-    def __init__(self, tmp_path: Path, nats_url: str, database_url: str) -> None:
+    def __init__(self, tmp_path: Path, nats_url: str, database_url: str, credentials: Path | None = None) -> None:
         self.port = free_port()
         config = tmp_path / "hub.toml"
         config.write_text(f'tenants = ["demo"]\n[http]\nport = {self.port}\n'
-                          f'[nats]\nurl = "{nats_url}"\n[database]\nurl = "{database_url}"\n')
+                          f'[nats]\nurl = "{nats_url}"\ncredentials = "{credentials or ""}"\n'
+                          f'[database]\nurl = "{database_url}"\n')
         env = {k: v for k, v in os.environ.items() if not k.startswith("NOVAPOS_")}
         self.process = subprocess.Popen([sys.executable, "-m", "novapos.cli", "hub", "--config", str(config)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
@@ -140,7 +141,7 @@ def test_a_hub_started_against_nats_without_jetstream_waits_for_it_and_starts_on
 def test_a_hub_started_while_postgresql_is_down_says_so_and_stops_cleanly(
         tmp_path: Path, nats_server: EmbeddedNats, hubs: list[HubProcess]) -> None:
     database = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
-    hub = HubProcess(tmp_path, nats_server.url, database)
+    hub = HubProcess(tmp_path, nats_server.url, database, nats_server.hub_credentials)
     hubs.append(hub)
     until(lambda: "waiting for PostgreSQL" in hub.log, what="a warning naming PostgreSQL")
     status, body = until(hub.health, what="the console answering")
@@ -151,7 +152,7 @@ def test_a_hub_started_while_postgresql_is_down_says_so_and_stops_cleanly(
 
 def test_sigterm_with_the_nats_connection_lost_exits_0(
         tmp_path: Path, nats_server: EmbeddedNats, database_url: str, hubs: list[HubProcess]) -> None:
-    hub = HubProcess(tmp_path, nats_server.url, database_url)
+    hub = HubProcess(tmp_path, nats_server.url, database_url, nats_server.hub_credentials)
     hubs.append(hub)
     until(lambda: (hub.health() or (0, {}))[0] == 200, what="ready")
     nats_server.stop()
@@ -178,9 +179,9 @@ def test_closing_a_lost_nats_connection_does_not_raise() -> None:
     assert not link.connected
 
 
-def _consumer(url: str, action: Callable[[Any], Any]) -> Any:
+def _consumer(nats_server: EmbeddedNats, action: Callable[[Any], Any]) -> Any:
     async def run() -> Any:
-        client = await nats.connect(url)
+        client = await nats.connect(nats_server.url, **nats_server.hub_options())
         try:
             return await action(client.jetstream())
         finally:
@@ -188,29 +189,29 @@ def _consumer(url: str, action: Callable[[Any], Any]) -> Any:
     return asyncio.run(run())
 
 
-def _redelivered_within(url: str, timeout: float) -> int:
+def _redelivered_within(nats_server: EmbeddedNats, timeout: float) -> int:
     """Pull from the hub's durable consumer as the next hub would; how many times the message was delivered."""
     async def take(js: Any) -> int:
         subscription = await js.pull_subscribe(EVENTS_FILTER, durable=INGEST_CONSUMER, stream=EVENTS_STREAM)
         [message] = await subscription.fetch(1, timeout=timeout)
         await message.ack()
         return int(message.metadata.num_delivered)
-    return int(_consumer(url, take))
+    return int(_consumer(nats_server, take))
 
 
 def test_a_batch_cut_off_by_the_stop_is_given_back_at_once(
         tmp_path: Path, nats_server: EmbeddedNats, database_url: str, hubs: list[HubProcess]) -> None:
-    hub = HubProcess(tmp_path, nats_server.url, database_url)
+    hub = HubProcess(tmp_path, nats_server.url, database_url, nats_server.hub_credentials)
     hubs.append(hub)
     until(lambda: (hub.health() or (0, {}))[0] == 200, what="ready")
-    pending = lambda: _consumer(nats_server.url, lambda js: js.consumer_info(EVENTS_STREAM, INGEST_CONSUMER))  # noqa: E731
+    pending = lambda: _consumer(nats_server, lambda js: js.consumer_info(EVENTS_STREAM, INGEST_CONSUMER))  # noqa: E731
     lock = TableLock(database_url, "sales")  # the hub's batch waits on it, mid-transaction
     lock.take()
     try:
-        _consumer(nats_server.url, lambda js: js.publish(SUBJECT, sale_event().encode()))
+        _consumer(nats_server, lambda js: js.publish(SUBJECT, sale_event().encode()))
         until(lambda: pending().num_ack_pending == 1, what="the batch taken by the hub")
         assert hub.stop() == 0, hub.log
         # the next hub gets it at once, not after the consumer's 30 s ack wait
-        assert _redelivered_within(nats_server.url, timeout=5) == 2
+        assert _redelivered_within(nats_server, timeout=5) == 2
     finally:
         lock.release()

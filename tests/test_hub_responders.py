@@ -18,7 +18,6 @@ from hub.app import run_hub
 from hub.db import close_pool, create_pool
 from hub.domains import Domain, domains
 from hub.responders import ERROR_CODE_HEADER, ERROR_HEADER, run_responders
-from novapos.adapters.nats import NatsLink
 from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from tests.conftest import wait_until
@@ -38,9 +37,9 @@ async def broken(_pool: asyncpg.Pool, _data: bytes) -> bytes:
 TEST_DOMAIN = Domain("test-responders", responders={"novapos.test.sum": echo_sum, "novapos.test.broken": broken})
 
 
-async def _requests(url: str) -> list[tuple[bytes, dict[str, str]]]:
+async def _requests(nats_server: EmbeddedNats) -> list[tuple[bytes, dict[str, str]]]:
     async def run() -> list[tuple[bytes, dict[str, str]]]:
-        client = await nats.connect(url)
+        client = await nats.connect(nats_server.url, **nats_server.hub_options())
         try:
             answers = []
             for subject, data in [("novapos.test.broken", b"1"), *[("novapos.test.sum", str(n).encode())
@@ -62,7 +61,7 @@ async def test_two_hubs_answer_each_request_once_and_a_failing_responder_gets_an
     caplog.set_level(logging.INFO, logger="hub.responders")
     calls.clear()
     with AsyncioSeam() as seam:
-        links = [NatsLink(nats_server.url, f"hub-{n}") for n in (1, 2)]
+        links = [nats_server.hub_link(f"hub-{n}") for n in (1, 2)]
         for link in links:
             await seam.run(link.connect)
         pool = await seam.run(create_pool, database_url)
@@ -71,7 +70,7 @@ async def test_two_hubs_answer_each_request_once_and_a_failing_responder_gets_an
                 for link in links:
                     nursery.start_soon(run_responders, seam, link, pool, [TEST_DOMAIN])
                 await wait_until(lambda: _answering(caplog, len(links)))
-                [(error_body, error_headers), *sums] = await _requests(nats_server.url)
+                [(error_body, error_headers), *sums] = await _requests(nats_server)
                 assert error_body == b"" and error_headers[ERROR_CODE_HEADER] == "500"
                 assert "novapos.test.broken" in error_headers[ERROR_HEADER]
                 assert [body for body, _ in sums] == [str(n + 1).encode() for n in range(20)]
@@ -92,7 +91,7 @@ async def test_the_hub_serves_the_responders_of_its_domains(
 
         async def answered() -> list[tuple[bytes, dict[str, str]]] | None:
             try:
-                return await _requests(nats_server.url)
+                return await _requests(nats_server)
             except nats.errors.NoRespondersError:  # the hub's task has not subscribed yet
                 return None
         [(_, error_headers), *sums] = await wait_until(answered)

@@ -93,7 +93,7 @@ async def test_a_lock_timeout_retries_the_batch_instead_of_dead_lettering_valid_
     async with trio.open_nursery() as nursery:
         await nursery.start(run_hub, hub_config)
         async with TableLock(database_url, "sales"):
-            await publish(nats_server.url, [(SUBJECT, event.encode(), None) for event in sales])
+            await publish(nats_server, [(SUBJECT, event.encode(), None) for event in sales])
 
             async def tried_twice_or_dead_lettered() -> bool:
                 return retries("LockNotAvailableError") >= before + 2 or (await _counts(database_url))[1] > 0
@@ -115,7 +115,7 @@ async def test_a_bug_in_an_applier_dead_letters_nothing_and_the_events_land_once
         await nursery.start(run_hub, hub_config)
         with monkeypatch.context() as patch:
             patch.setitem(appliers(), "sale.completed", (buggy,))
-            await publish(nats_server.url, [(SUBJECT, event.encode(), None) for event in sales])
+            await publish(nats_server, [(SUBJECT, event.encode(), None) for event in sales])
 
             async def tried_twice_or_dead_lettered() -> bool:
                 return retries("KeyError") >= before + 2 or (await _counts(database_url))[1] > 0
@@ -147,8 +147,8 @@ async def test_a_hub_side_failure_keeps_a_stores_events_in_order(
             await applier(conn, events)
     monkeypatch.setitem(appliers(), "sale.completed", (fails_on_seq_1,))
     monkeypatch.setattr(worker, "RETRY", Backoff(initial=0.05, maximum=0.2))
-    await ensure_stream(nats_server.url)
-    await publish(nats_server.url, [(SUBJECT, sale_event(seq=n).encode(), None) for n in (1, 2, 3)])
+    await ensure_stream(nats_server)
+    await publish(nats_server, [(SUBJECT, sale_event(seq=n).encode(), None) for n in (1, 2, 3)])
     async with trio.open_nursery() as nursery:
         await nursery.start(run_hub, replace(hub_config, ingest_batch=1))
         await wait_until(lambda: _equal(_counts(database_url), (3, 0)), timeout=30)

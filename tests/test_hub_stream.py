@@ -13,7 +13,7 @@ import trio
 from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 
 from hub.app import run_hub
-from novapos.adapters.nats import NatsLink, Outgoing
+from novapos.adapters.nats import Outgoing
 from novapos.config import ConfigError, HubConfig, load_hub
 from novapos.config.hub import StreamLimits
 from novapos.demo.embedded_nats import EmbeddedNats
@@ -22,9 +22,9 @@ from tests.conftest import CONFIGS, query, wait_until
 from tests.events import SUBJECT, publish, sale_event
 
 
-def _stream(url: str, create: StreamConfig | None = None) -> Any:
+def _stream(nats_server: EmbeddedNats, create: StreamConfig | None = None) -> Any:
     async def run() -> Any:
-        client = await nats.connect(url)
+        client = await nats.connect(nats_server.url, **nats_server.hub_options())
         try:
             if create is not None:
                 await client.jetstream().add_stream(create)
@@ -38,14 +38,14 @@ async def test_an_operators_stream_limits_survive_a_hub_start(
         hub_config: HubConfig, nats_server: EmbeddedNats, database_url: str) -> None:
     operator = StreamConfig(name=EVENTS_STREAM, subjects=[EVENTS_FILTER], storage=StorageType.FILE,
                             max_age=3 * 86400.0, max_bytes=50_000_000, max_msgs=1_000_000, duplicate_window=600.0)
-    before = await trio.to_thread.run_sync(_stream, nats_server.url, operator)
+    before = await trio.to_thread.run_sync(_stream, nats_server, operator)
     async with trio.open_nursery() as nursery:
         await nursery.start(run_hub, hub_config)
         event = sale_event()
-        await publish(nats_server.url, [(SUBJECT, event.encode(), None)])
+        await publish(nats_server, [(SUBJECT, event.encode(), None)])
         await wait_until(lambda: query(database_url, "SELECT 1 FROM sales WHERE event_id = $1", event.id))
         nursery.cancel_scope.cancel()
-    after = await trio.to_thread.run_sync(_stream, nats_server.url)
+    after = await trio.to_thread.run_sync(_stream, nats_server)
     assert (after.max_age, after.max_bytes, after.max_msgs, after.duplicate_window) == \
         (before.max_age, before.max_bytes, before.max_msgs, before.duplicate_window) == \
         (3 * 86400.0, 50_000_000, 1_000_000, 600.0)
@@ -55,11 +55,12 @@ async def test_a_missing_stream_is_created_with_the_shipped_limits(
         nats_server: EmbeddedNats, database_url: str) -> None:
     shipped = load_hub(CONFIGS / "hub.toml")
     config = HubConfig(tenants=("demo",), http_port=0, nats_url=nats_server.url, database_url=database_url,
+                       nats_credentials=nats_server.hub_credentials,
                        stream=shipped.stream)
     async with trio.open_nursery() as nursery:
         await nursery.start(run_hub, config)
         nursery.cancel_scope.cancel()
-    created = await trio.to_thread.run_sync(_stream, nats_server.url)
+    created = await trio.to_thread.run_sync(_stream, nats_server)
     assert created.max_age == shipped.stream.max_age_days * 86400 > 0
     assert created.max_bytes == shipped.stream.max_bytes > 0
     assert created.num_replicas == shipped.stream.replicas
@@ -71,7 +72,7 @@ async def test_a_full_stream_refuses_new_events_and_keeps_the_unapplied_ones(nat
     """The stores keep what a full stream refuses in their outbox; the stream never drops its oldest events,
     which may be sales the hub has not applied yet (the hub being down is when a stream fills up)."""
     async def run() -> tuple[list[str], Any]:
-        link = NatsLink(nats_server.url, "test")
+        link = nats_server.hub_link()
         await link.connect()
         try:
             await link.ensure_event_stream(StreamLimits(max_bytes=20_000))

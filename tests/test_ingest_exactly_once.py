@@ -28,19 +28,19 @@ from tests.conftest import ensure_stream, query, wait_until
 from tests.events import SUBJECT, publish, sale_event, with_quantity
 
 
-async def on_nats(url: str, action: Callable[[Any], Awaitable[object]]) -> None:
+async def on_nats(nats_server: EmbeddedNats, action: Callable[[Any], Awaitable[object]]) -> None:
     """Run `action(jetstream)` with a client of the test's own, as an operator (or an accident) would."""
     async def run() -> None:
-        client = await nats.connect(url)
+        client = await nats.connect(nats_server.url, **nats_server.hub_options())
         await action(client.jetstream())
         await client.close()
     await trio.to_thread.run_sync(asyncio.run, run())
 
 
-async def publish_once_stored(url: str, subject: str, payload: bytes, timeout: float = 15.0) -> None:
+async def publish_once_stored(nats_server: EmbeddedNats, subject: str, payload: bytes, timeout: float = 15.0) -> None:
     """Publish, retrying while no stream takes the subject (until the hub has recreated it)."""
     async def run() -> None:
-        client = await nats.connect(url)
+        client = await nats.connect(nats_server.url, **nats_server.hub_options())
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             try:
@@ -74,9 +74,9 @@ async def test_the_same_event_delivered_three_times_is_applied_once(
     async with trio.open_nursery() as nursery:
         await nursery.start(run_hub, hub_config)
         # No Nats-Msg-Id: JetStream stores three copies, so only the hub's inbox stands between them and PostgreSQL.
-        await publish(nats_server.url, [(SUBJECT, event.encode(), None)] * 3)
+        await publish(nats_server, [(SUBJECT, event.encode(), None)] * 3)
         marker = sale_event(seq=2)
-        await publish(nats_server.url, [(SUBJECT, marker.encode(), None)])
+        await publish(nats_server, [(SUBJECT, marker.encode(), None)])
         await wait_until(lambda: query(database_url, "SELECT 1 FROM sales WHERE event_id = $1", marker.id))
         rows = await query(database_url, "SELECT count(*) AS n FROM sales WHERE event_id = $1", event.id)
         assert rows[0]["n"] == 1
@@ -91,13 +91,13 @@ async def test_jetstream_dedups_on_the_event_id_header(
     headers = {"Nats-Msg-Id": str(event.id)}
 
     async def stored() -> int:
-        client = await nats.connect(nats_server.url)
+        client = await nats.connect(nats_server.url, **nats_server.hub_options())
         info = await client.jetstream().stream_info("NOVAPOS_EVENTS")
         await client.close()
         return info.state.messages
     async with trio.open_nursery() as nursery:
         await nursery.start(run_hub, hub_config)
-        await publish(nats_server.url, [(SUBJECT, event.encode(), headers)] * 3)
+        await publish(nats_server, [(SUBJECT, event.encode(), headers)] * 3)
         await wait_until(lambda: query(database_url, "SELECT 1 FROM sales"))
         assert await trio.to_thread.run_sync(asyncio.run, stored()) == 1
         nursery.cancel_scope.cancel()
@@ -129,7 +129,7 @@ async def test_bad_events_are_dead_lettered_with_a_reason_and_good_ones_still_la
     good = sale_event(seq=3)
     async with trio.open_nursery() as nursery:
         await nursery.start(run_hub, hub_config)
-        await publish(nats_server.url, [
+        await publish(nats_server, [
             (SUBJECT, b"\xc1 definitely not msgpack", None),
             (SUBJECT, other_store.encode(), None),
             (SUBJECT, msgpack.packb({"id": uuid.uuid4().bytes}), None),
@@ -159,13 +159,13 @@ async def test_poison_values_are_dead_lettered_and_the_rest_of_their_batch_lands
     nul.body["lines"][0]["name"] = "Ground coffee\x00"                   # PostgreSQL text refuses NUL
     good = [sale_event(seq=1), sale_event(seq=5)]
     batch = [good[0], far_future, huge_quantity, huge_seq, nul, good[1]]
-    await ensure_stream(nats_server.url)
-    await publish(nats_server.url, [(SUBJECT, event.encode(), None) for event in batch])
+    await ensure_stream(nats_server)
+    await publish(nats_server, [(SUBJECT, event.encode(), None) for event in batch])
     async with trio.open_nursery() as nursery:
         await nursery.start(run_hub, hub_config)
         await wait_until(lambda: query(database_url, "SELECT 1 FROM sales WHERE event_id = $1", good[1].id))
         later = sale_event(seq=6)
-        await publish(nats_server.url, [(SUBJECT, later.encode(), None)])
+        await publish(nats_server, [(SUBJECT, later.encode(), None)])
         await wait_until(lambda: query(database_url, "SELECT 1 FROM sales WHERE event_id = $1", later.id))
         rows = await query(database_url, "SELECT event_id, reason FROM dead_letters ORDER BY id")
         assert [row["reason"].split(",")[0] for row in rows] == [
@@ -257,10 +257,10 @@ async def test_another_store_cannot_suppress_a_sale_by_reusing_its_event_id(
     async with trio.open_nursery() as nursery:
         await nursery.start(run_hub, hub_config)
         # No Nats-Msg-Id: within JetStream's 2-minute window it would drop the second publish itself.
-        await publish(nats_server.url, [(event_subject("demo", winner.store, "sale.completed"), winner.encode(), None)])
+        await publish(nats_server, [(event_subject("demo", winner.store, "sale.completed"), winner.encode(), None)])
         await wait_until(lambda: query(database_url, "SELECT 1 FROM sales WHERE event_id = $1", winner.id))
         marker = sale_event(seq=2)
-        await publish(nats_server.url, [
+        await publish(nats_server, [
             (event_subject("demo", loser.store, "sale.completed"), loser.encode(), None),
             (SUBJECT, marker.encode(), None)])
         await wait_until(lambda: query(database_url, "SELECT 1 FROM sales WHERE event_id = $1", marker.id))
@@ -298,13 +298,13 @@ async def test_ingest_recovers_when_its_consumer_or_stream_is_deleted(
     before, after = sale_event(seq=1), sale_event(seq=2)
     async with trio.open_nursery() as nursery:
         await nursery.start(run_hub, hub_config)
-        await publish(nats_server.url, [(SUBJECT, before.encode(), None)])
+        await publish(nats_server, [(SUBJECT, before.encode(), None)])
         await wait_until(lambda: query(database_url, "SELECT 1 FROM sales WHERE event_id = $1", before.id))
         if lost == "consumer":
-            await on_nats(nats_server.url, lambda js: js.delete_consumer(EVENTS_STREAM, INGEST_CONSUMER))
+            await on_nats(nats_server, lambda js: js.delete_consumer(EVENTS_STREAM, INGEST_CONSUMER))
         else:
-            await on_nats(nats_server.url, lambda js: js.delete_stream(EVENTS_STREAM))
-        await publish_once_stored(nats_server.url, SUBJECT, after.encode())
+            await on_nats(nats_server, lambda js: js.delete_stream(EVENTS_STREAM))
+        await publish_once_stored(nats_server, SUBJECT, after.encode())
         await wait_until(lambda: query(database_url, "SELECT 1 FROM sales WHERE event_id = $1", after.id))
         await trio.sleep(0.5)  # a rebuilt consumer replays the stream from its start: `before` comes again
         assert (await query(database_url, "SELECT count(*) AS n FROM sales"))[0]["n"] == 2

@@ -37,10 +37,10 @@ START_WITHIN_S = 10.0  # an edge starts in about a second; a start stuck on the 
 
 
 async def test_a_locked_store_file_is_ridden_out_and_the_same_complete_sells_once_after(
-        store_config: StoreConfig, http: httpx.AsyncClient) -> None:
+        store_config: StoreConfig, nats_server: EmbeddedNats, http: httpx.AsyncClient) -> None:
     path = store_config.state_dir / local_db.FILE_NAME
     local_db.connect(path).close()  # the file exists, as on any store box that has run before
-    await ensure_stream(store_config.nats_url)
+    await ensure_stream(nats_server)
     lock = sqlite3.connect(path, isolation_level=None)
     lock.execute("BEGIN EXCLUSIVE")  # another program holds the file, from before the edge starts
     released_at = trio.current_time() + LOCK_S
@@ -92,10 +92,11 @@ async def test_a_locked_store_file_is_ridden_out_and_the_same_complete_sells_onc
         lock.close()
 
 
-def _edge_process(config_file: Path, nats_url: str, log: Path) -> subprocess.Popen[bytes]:
+def _edge_process(config_file: Path, nats_server: EmbeddedNats, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "NOVAPOS_NATS_URL": nats_server.url,
+           "NOVAPOS_NATS_CREDENTIALS": str(nats_server.store_credentials("demo", "store-001"))}
     return subprocess.Popen([sys.executable, "-m", "novapos.cli", "edge", "--config", str(config_file)],
-                            env={**os.environ, "NOVAPOS_NATS_URL": nats_url}, stdout=subprocess.DEVNULL,
-                            stderr=log.open("wb"))
+                            env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
 
 
 async def test_a_second_edge_on_the_same_state_folder_exits_2_before_starting_anything(
@@ -105,7 +106,7 @@ async def test_a_second_edge_on_the_same_state_folder_exits_2_before_starting_an
     write_store_config(config_file, tmp_path, port, {"scan_interval": 0.1, "rules": [
         {"name": "receipt-printer", "driver": "escpos-network", "host": "127.0.0.1", "port": printer.port}]})
     state_dir = tmp_path / "store-001"
-    first = _edge_process(config_file, nats_server.url, tmp_path / "first.log")
+    first = _edge_process(config_file, nats_server, tmp_path / "first.log")
     try:
         async def serving() -> bool:
             assert first.poll() is None, (tmp_path / "first.log").read_text()
@@ -115,7 +116,7 @@ async def test_a_second_edge_on_the_same_state_folder_exits_2_before_starting_an
                 return False
         await wait_until(serving, timeout=30)
 
-        second = _edge_process(config_file, nats_server.url, tmp_path / "second.log")  # the very same config
+        second = _edge_process(config_file, nats_server, tmp_path / "second.log")  # the very same config
         status = await trio.to_thread.run_sync(lambda: second.wait(timeout=30))
         said = (tmp_path / "second.log").read_text()
         assert status == 2, said

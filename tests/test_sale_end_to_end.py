@@ -14,6 +14,7 @@ from edge.app import run_edge
 from hub.app import run_hub
 from mocks.network_printer import MockNetworkPrinter
 from novapos.config import HubConfig, StoreConfig
+from novapos.demo.embedded_nats import EmbeddedNats
 from tests.conftest import ensure_stream, query, wait_until
 from tests.pos import COFFEE, MILK, sell
 
@@ -95,13 +96,14 @@ async def _metric_positive(http: httpx.AsyncClient, base: str, name: str) -> boo
 
 
 async def test_a_sale_is_forwarded_at_once_not_at_the_next_idle_poll(
-        store_config: StoreConfig, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+        store_config: StoreConfig, nats_server: EmbeddedNats, http: httpx.AsyncClient,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """The till wakes the forwarder; with the idle poll pushed out to 30 s only that wake-up can move it."""
     monkeypatch.setattr(forwarder, "IDLE_POLL_S", 30.0)
     async with trio.open_nursery() as nursery:
         edge = await nursery.start(run_edge, store_config)
         await trio.sleep(0.3)  # the first drain has run and set its 30 s idle timer
-        await ensure_stream(store_config.nats_url)
+        await ensure_stream(nats_server)
         for _ in range(3):
             await sell(http, edge.url, [(MILK, 1)])
             await wait_until(lambda: _depth_zero(edge), timeout=10)  # far inside the 30 s idle poll

@@ -36,6 +36,7 @@ OUTBOX_DEPTH = Gauge("novapos_edge_outbox_depth", "Events committed locally and 
 
 IDLE_POLL_S = 1.0
 RETRY = Backoff(initial=0.25, maximum=5.0)
+REFUSED_RETRY_S = 60.0  # NATS refused the credentials: only a person fixes that, so try again rarely
 OUTBOX_TIMEOUT_S = 4.0  # more than the outbox's longest wait for a lock (db.LOCK_WAIT_S)
 STATUS_TIMEOUT_S = 2.0  # within /healthz's own wait for status()
 
@@ -44,11 +45,11 @@ class ForwarderActor(Actor):
     """Drains the outbox actor into JetStream, a batch per wake-up; woken by kick() after each sale
     and by a slow timer (IDLE_POLL_S), so an event committed without a kick still leaves."""
 
-    def __init__(self, seam: AsyncioSeam, nats_url: str, client_name: str, batch: int = 256,
-                 publish_timeout: float = 2.0) -> None:
+    def __init__(self, seam: AsyncioSeam, link: NatsLink, batch: int = 256, publish_timeout: float = 2.0) -> None:
+        """`link`: the store's one NATS link, shared with the other edge actors; its owner closes it."""
         super().__init__()
         self._seam = seam
-        self._link = NatsLink(nats_url, client_name)
+        self._link = link
         self._batch = batch
         self._timeout = publish_timeout
         self._failures = 0    # consecutive failed attempts; 0 while the link works
@@ -61,12 +62,6 @@ class ForwarderActor(Actor):
     def started(self) -> None:
         self._schedule(0.0)
 
-    def stopping(self) -> None:
-        try:
-            self._seam.run_blocking(self._link.close, timeout=3.0)
-        except Exception as exc:  # the seam may already be closing with the process
-            log.debug("closing the NATS link: %s", exc)
-
     def kick(self) -> None:
         """Something was appended: drain now, or, while NATS is away, at the next retry (not sooner)."""
         self._schedule(self._retry_delay())
@@ -78,8 +73,11 @@ class ForwarderActor(Actor):
 
     def status(self) -> dict[str, Any]:
         """The hub link for /healthz: a store sells either way; an unreachable link is degraded."""
-        link = {"hub_link": "connected" if self._reached else "unreachable",
-                "since": self._since[1].isoformat(timespec="seconds")}
+        link: dict[str, Any] = {"hub_link": "connected" if self._reached else "unreachable",
+                                "since": self._since[1].isoformat(timespec="seconds")}
+        refusal = self._link.refusal
+        if refusal is not None:
+            link = {**link, "nats": f"credentials {refusal.kind}", "nats_problem": refusal.advice()}
         try:
             backlog: Backlog = self.registry.ask("outbox", "backlog", timeout=STATUS_TIMEOUT_S)
         except pykka.Timeout:  # the outbox is busy or restarting: the link's state is still worth telling
@@ -87,6 +85,8 @@ class ForwarderActor(Actor):
         return {**link, "outbox_depth": backlog.depth, "oldest_unsent_age_s": backlog.oldest_age_s}
 
     def _retry_delay(self) -> float:
+        if self._failures and self._link.refusal is not None:  # no hammering: a person must act first
+            return REFUSED_RETRY_S
         return RETRY.delay(self._failures + 1) if self._failures else 0.0
 
     def _schedule(self, delay: float) -> None:
@@ -161,7 +161,11 @@ class ForwarderActor(Actor):
         if depth:
             FORWARD_FAILURES.inc()
         if self._reached or not self._failures:  # said once per loss, not at every retry
-            if published.refused:
+            if self._link.refusal is not None:
+                log.warning("NATS at %s refuses this store's credentials: sales stay in the outbox (%d), retrying "
+                            "every %.0f s, not sooner. %s", self._link.url, depth, REFUSED_RETRY_S,
+                            self._link.refusal.advice())
+            elif published.refused:
                 log.warning("the hub's stream at %s refused %s: it and the sales after it stay in the outbox, "
                             "in order (%d); check the stream's limits and subjects", self._link.url,
                             published.failure, depth)

@@ -3,7 +3,9 @@
 A store sells with or without its hub, so /healthz separates the two: "failing" (503) means the
 store cannot sell (its actor tree is down or its outbox does not answer); "degraded" (200) means it
 sells but its events wait in the outbox because the hub's NATS is unreachable, with how many and for
-how long. Restarting a store that sells offline would fix nothing, so only "failing" is a 503.
+how long, and, when NATS refuses the store's credentials or denies it an operation, a `nats` field
+("credentials refused", "credentials denied") with `nats_problem` saying what to do. Restarting a
+store that sells offline would fix nothing, so only "failing" is a 503.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def service_routes(tree: Tree) -> list[Route]:
             link = await ask(tree, "forwarder", "status", timeout=HEALTH_TIMEOUT_S)
         except ApiError as unanswered:  # busy publishing to a NATS that hangs: the link is in doubt, the store sells
             link = {"hub_link": "unknown", "error": unanswered.message}
-        status = "ok" if link["hub_link"] == "connected" else "degraded"
+        status = "ok" if link["hub_link"] == "connected" and "nats_problem" not in link else "degraded"
         return JSONResponse({"status": status, "outbox_depth": depth, **link})
 
     async def openapi(_request: Request) -> Response:

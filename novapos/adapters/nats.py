@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import stat
 from dataclasses import dataclass
+from pathlib import Path
 
 import nats
 from nats.aio.client import Client
@@ -17,6 +19,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DiscardPolicy, StorageType, StreamConfig
 
 from novapos.config.hub import StreamLimits
+from novapos.validators import token
 from novapos.wire.catalog import catalog_stream, catalog_subjects
 from novapos.wire.subjects import EVENTS_FILTER, EVENTS_STREAM
 
@@ -51,12 +54,62 @@ class Published:
     refused: bool = False
 
 
-class NatsLink:
-    """A nats-py client that reconnects on its own once it has connected the first time."""
+def store_inbox_prefix(tenant: str, store: str) -> str:
+    """The inbox prefix a store's link connects with: the only subjects its NATS user may subscribe to are
+    under it (hub.tenancy.nats_auth), so no store receives another's replies or deliveries."""
+    return f"_INBOX.{token('tenant', tenant)}.{token('store', store)}"
 
-    def __init__(self, url: str, name: str) -> None:
+
+class CredentialsError(Exception):
+    """A credentials file this process must not use (readable by others, missing, not a seed)."""
+
+
+def check_credentials(path: Path) -> Path:
+    """A seed file fit to connect with: it exists and no one but its owner may read or write it (a seed
+    readable by others lets them act as this store or hub)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise CredentialsError(f"cannot read the NATS credentials file {path}: {exc.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise CredentialsError(f"the NATS credentials file {path} is open to group or others (mode "
+                               f"{stat.S_IMODE(mode):04o}): make it readable by the service user alone "
+                               f"(chmod 600 {path})")
+    return path
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """NATS refused this link's credentials: at connect ("authorization violation", a revoked or unknown
+    key) or on a publish or subscribe its permissions do not allow ("permissions violation", which at
+    the publisher shows only as a timeout). A refusal lasts until the next login succeeds, a denial until the
+    next acknowledged publish; meanwhile the edge's /healthz says it."""
+    kind: str      # "refused" (cannot connect), "denied" (an operation not allowed), "unusable" (the file)
+    detail: str
+
+    def advice(self) -> str:
+        if self.kind == "unusable":
+            return self.detail
+        if self.kind == "refused":
+            return (f"NATS refuses this box's credentials ({self.detail}): the store was revoked or its "
+                    f"credentials rotated; install the new credentials file (`novapos hub store rotate`)")
+        return (f"NATS denied an operation to this box's credentials ({self.detail}): the store's permissions do "
+                f"not cover it; check the store and tenant in its config against its credentials")
+
+
+class NatsLink:
+    """A nats-py client that reconnects on its own once it has connected the first time.
+
+    `credentials`: the NKEY seed file it logs in with (checked: owner-only); `inbox_prefix`: where its
+    replies and deliveries arrive; a store's user may subscribe under `_INBOX.<tenant>.<store>` only."""
+
+    def __init__(self, url: str, name: str, *, credentials: Path | None = None,
+                 inbox_prefix: str | None = None) -> None:
         self.url = url
         self.name = name
+        self.credentials = credentials
+        self.inbox_prefix = inbox_prefix
+        self.refusal: Refusal | None = None
         self._client: Client | None = None
         self._js: JetStreamContext | None = None
         self._closing = False
@@ -65,6 +118,14 @@ class NatsLink:
     @property
     def connected(self) -> bool:
         return self._client is not None and self._client.is_connected
+
+    def _auth_options(self) -> dict[str, str]:
+        options: dict[str, str] = {}
+        if self.credentials is not None:
+            options["nkeys_seed"] = str(check_credentials(self.credentials))
+        if self.inbox_prefix is not None:
+            options["inbox_prefix"] = self.inbox_prefix
+        return options
 
     async def connect(self, timeout: float = 2.0) -> None:
         """Connect, or raise ConnectionError saying why within `timeout` s; callers decide when to try
@@ -75,19 +136,41 @@ class NatsLink:
                 return
             raise ConnectionError(f"connection lost, reconnecting ({self._last_error or 'no answer yet'})")
         self._last_error = None
+        try:
+            options = self._auth_options()
+        except CredentialsError as exc:  # before any attempt: no retry fixes a file's mode
+            self._refused(Refusal("unusable", str(exc)))
+            raise ConnectionError(str(exc)) from None
         try:  # nats-py retries a first connect for ever when reconnecting is allowed: bound it
             self._client = await asyncio.wait_for(nats.connect(
                 self.url, name=self.name, connect_timeout=timeout, allow_reconnect=True,
                 max_reconnect_attempts=-1, reconnect_time_wait=0.5,
                 error_cb=self._on_error, disconnected_cb=self._on_disconnected, reconnected_cb=self._on_reconnected,
+                **options,
             ), timeout)
         except (TimeoutError, OSError, nats.errors.Error) as exc:
+            if isinstance(exc, nats.errors.AuthorizationError) or "authorization violation" in str(exc).lower():
+                self._refused(Refusal("refused", "authorization violation"))
             raise ConnectionError(self._last_error or str(exc) or f"no answer within {timeout:g} s") from exc
         self._js = self._client.jetstream()
+        if self.refusal is not None and self.refusal.kind == "refused":
+            log.info("NATS accepts this box's credentials again")
+            self.refusal = None
         log.info("connected to NATS at %s as %s", self.url, self.name)
+
+    def _refused(self, refusal: Refusal) -> None:
+        """Remember the refusal; log it once per kind (a hammering retry must not flood the log)."""
+        if self.refusal is None or self.refusal.kind != refusal.kind:
+            log.error("%s", refusal.advice())
+        self.refusal = refusal
 
     async def _on_error(self, exc: Exception) -> None:
         self._last_error = str(exc) or type(exc).__name__
+        text = self._last_error.lower()
+        if isinstance(exc, nats.errors.AuthorizationError) or "authorization violation" in text:
+            self._refused(Refusal("refused", "authorization violation"))
+        elif "permissions violation" in text:
+            self._refused(Refusal("denied", self._last_error.removeprefix("nats: ")))
         log.debug("NATS client error (%s): %s", self.name, exc)
 
     async def _on_disconnected(self) -> None:
@@ -97,6 +180,9 @@ class NatsLink:
 
     async def _on_reconnected(self) -> None:
         log.info("reconnected to NATS at %s", self.url)
+        if self.refusal is not None and self.refusal.kind == "refused":
+            log.info("NATS accepts this box's credentials again")
+            self.refusal = None
 
     @property
     def client(self) -> Client:
@@ -170,6 +256,8 @@ class NatsLink:
             except Exception as exc:  # timeouts, no responders (no stream yet), disconnects
                 return Published(acked, str(exc) or type(exc).__name__)
             acked.append(item.event_id)
+        if acked and self.refusal is not None and self.refusal.kind == "denied":
+            self.refusal = None  # publishing works again (the store's permissions were fixed)
         return Published(acked)
 
     async def ingest_subscription(self, batch: int) -> JetStreamContext.PullSubscription:

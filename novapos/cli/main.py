@@ -10,6 +10,9 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
+
+from novapos.cli.tenancy import add_tenancy_commands
 
 CONFIGS = Path(str(files("configs")))
 """The shipped configs: the repository's configs/ folder, installed as the package `configs`."""
@@ -92,9 +95,9 @@ def _hub_dead_letters(args: argparse.Namespace) -> int:
     return dead_letters(config, args.action, args.ids, args.all, args.reason_like)
 
 
-def _add_hub_dead_letters(hub: argparse.ArgumentParser) -> None:
+def _add_hub_dead_letters(hub_commands: Any) -> None:
     """`novapos hub dead-letters list|redrive`: see and re-drive the events the hub refused."""
-    dead = hub.add_subparsers(dest="hub_command", metavar="SUBCOMMAND").add_parser(
+    dead = hub_commands.add_parser(
         "dead-letters", help="list dead letters, or re-drive them after fixing their cause",
         description="Dead letters are events the hub refused, with the reason. After fixing the cause, re-drive "
         "them: each goes through the same ingest path again (an event already applied stays applied once) and "
@@ -150,7 +153,9 @@ def parser() -> argparse.ArgumentParser:
                      help="console port, instead of the config's [http] port: each of N hub processes on one "
                      "machine needs its own (the systemd unit novapos-hub@PORT passes its instance name)")
     hub.set_defaults(run=_hub)
-    _add_hub_dead_letters(hub)
+    hub_commands = hub.add_subparsers(dest="hub_command", metavar="SUBCOMMAND")
+    _add_hub_dead_letters(hub_commands)
+    add_tenancy_commands(hub_commands)
 
     demo = commands.add_parser("demo", help="run everything here: embedded NATS and PostgreSQL, hub, one store",
                                description="Start embedded NATS (JetStream) and PostgreSQL (unless NOVAPOS_NATS_URL / "

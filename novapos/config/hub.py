@@ -10,13 +10,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from novapos import validators
-from novapos.config.reading import ConfigError, Settings, read_toml, tables, token_list, url_setting
+from novapos.config.reading import (
+    ConfigError,
+    Settings,
+    check_credentials_file,
+    credentials_setting,
+    read_toml,
+    tables,
+    token_list,
+    url_setting,
+)
 
 MAX_INGEST_BATCH = 4096
 """Most events the hub fetches and applies in one PostgreSQL transaction."""
 
 SETTINGS: Settings = {
-    "tenants": None, "http": frozenset({"host", "port"}), "nats": frozenset({"url"}),
+    "tenants": None, "http": frozenset({"host", "port"}), "nats": frozenset({"url", "credentials", "authorization", "pid_file"}),
     "database": frozenset({"url"}), "ingest": frozenset({"batch"}),
     "stream": frozenset({"max_age_days", "max_bytes", "replicas", "duplicate_window_s"}),
     "dead_letters": frozenset({"retention_days"}),
@@ -39,6 +48,12 @@ class HubConfig:
     http_host: str = "127.0.0.1"
     http_port: int = 8700
     nats_url: str = ""
+    nats_credentials: Path | None = None
+    """The hub's own NKEY seed file; its public key heads the generated authorization."""
+    nats_authorization: Path | None = None
+    """Where `novapos hub store ...` writes the NATS authorization block the server's config includes."""
+    nats_pid_file: Path | None = None
+    """The nats-server's pid file: the server is told to reload after the authorization changes."""
     database_url: str = ""
     ingest_batch: int = 256
     dead_letter_retention_days: int = 90
@@ -48,6 +63,7 @@ class HubConfig:
         if not self.nats_url or not self.database_url:
             raise ConfigError("the hub needs NOVAPOS_NATS_URL and NOVAPOS_DATABASE_URL (or [nats] url and "
                               "[database] url in its config), or run `novapos demo` for embedded servers")
+        check_credentials_file(self.nats_credentials)
 
 
 def load_hub(path: Path) -> HubConfig:
@@ -58,12 +74,19 @@ def load_hub(path: Path) -> HubConfig:
     def whole(table_key: str, key: str, default: int, minimum: int, maximum: int) -> int:
         return validators.integer(f"{path}: [{table_key}] {key}", sections[table_key].get(key, default), minimum, maximum)
 
+    def optional_path(key: str) -> Path | None:
+        value = nats.get(key, "")
+        return Path(validators.text(f"{path}: [nats] {key}", value, max_length=1024)) if value else None
+
     try:
         return HubConfig(
             tenants=token_list(str(path), data.get("tenants", ["demo"]), "tenants", '"demo"'),
             http_host=validators.text(f"{path}: [http] host", http.get("host", "127.0.0.1")),
             http_port=validators.integer(f"{path}: [http] port", http.get("port", 8700), 0, 65535),
             nats_url=url_setting(nats, "NOVAPOS_NATS_URL", f"{path}: [nats] url"),
+            nats_credentials=credentials_setting(nats, f"{path}: [nats] credentials"),
+            nats_authorization=optional_path("authorization"),
+            nats_pid_file=optional_path("pid_file"),
             database_url=url_setting(database, "NOVAPOS_DATABASE_URL", f"{path}: [database] url"),
             ingest_batch=validators.integer(f"{path}: [ingest] batch", ingest.get("batch", 256), 1, MAX_INGEST_BATCH),
             dead_letter_retention_days=whole("dead_letters", "retention_days",

@@ -64,6 +64,23 @@ def url_setting(section: dict[str, Any], env: str, where: str) -> str:
     return "" if url == "" else validators.text(where, url, max_length=2000)
 
 
+def credentials_setting(section: dict[str, Any], where: str) -> Path | None:
+    """The NATS credentials (seed) file: NOVAPOS_NATS_CREDENTIALS if set, else the config's `credentials`
+    (none: connect without credentials, for a NATS that has no authorization)."""
+    value = os.environ.get("NOVAPOS_NATS_CREDENTIALS") or section.get("credentials", "")
+    return Path(validators.text(where, value, max_length=1024)) if value else None
+
+
+def check_credentials_file(path: Path | None) -> None:
+    """ConfigError, before anything starts, for a credentials file that is missing or open to others."""
+    from novapos.adapters.nats import CredentialsError, check_credentials  # the adapter imports config
+    if path is not None:
+        try:
+            check_credentials(path)
+        except CredentialsError as exc:
+            raise ConfigError(str(exc)) from None
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text())

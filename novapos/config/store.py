@@ -16,6 +16,8 @@ from novapos.config.devices import DevicesConfig, load_devices
 from novapos.config.reading import (
     ConfigError,
     Settings,
+    check_credentials_file,
+    credentials_setting,
     read_toml,
     refuse_unknown,
     tables,
@@ -29,7 +31,7 @@ LARGEST_BANKNOTE = {"EUR": 50000, "USD": 10000, "GBP": 5000, "CHF": 100000, "CAD
 """The largest banknote in circulation, in minor units: the most change a till gives back by default."""
 SETTINGS: Settings = {
     "tenant": None, "store": None, "region": None, "currency": None, "tills": None, "max_change_minor": None, "products": None,
-    "http": frozenset({"host", "port"}), "nats": frozenset({"url"}), "state": frozenset({"dir"}),
+    "http": frozenset({"host", "port"}), "nats": frozenset({"url", "credentials"}), "state": frozenset({"dir"}),
     "devices": frozenset(setting.name for setting in fields(DevicesConfig)),  # a rule's own: load_devices
 }
 """Every setting the store reads, by table: a mistyped one is refused, not silently ignored."""
@@ -56,6 +58,8 @@ class StoreConfig:
     http_host: str = "127.0.0.1"
     http_port: int = 8600
     nats_url: str = ""
+    nats_credentials: Path | None = None
+    """The store's NKEY seed file (`novapos hub store add` writes it); None for a NATS without authorization."""
     state_dir: Path = Path(".state/store")
     devices: DevicesConfig = DevicesConfig()
     forward_batch: int = 256
@@ -75,6 +79,7 @@ class StoreConfig:
         if not self.nats_url:
             raise ConfigError("no NATS address: set NOVAPOS_NATS_URL or [nats] url in the store config, "
                               "or run `novapos demo` for embedded servers")
+        check_credentials_file(self.nats_credentials)
         for till in self.tills:
             if self.devices.for_till("printer", till) is None:
                 raise ConfigError(f"no receipt printer serves till {till!r}: add a [[devices.rules]] printer")
@@ -124,12 +129,14 @@ def load_store(path: Path) -> StoreConfig:
         http_host = validators.text(f"{where}: [http] host", http.get("host", "127.0.0.1"), max_length=255)
         port = validators.integer(f"{where}: [http] port", http.get("port", 8600), 0, 65535)
         nats_url = url_setting(nats, "NOVAPOS_NATS_URL", f"{where}: [nats] url")
+        nats_credentials = credentials_setting(nats, f"{where}: [nats] credentials")
         state_dir = Path(validators.text(f"{where}: [state] dir", state.get("dir", f".state/{store}"), max_length=1024))
     except validators.Invalid as exc:
         raise ConfigError(str(exc)) from None
     return StoreConfig(
         tenant=tenant, store=store, region=region, currency=currency, tills=tills, products=products,
-        http_host=http_host, http_port=port, nats_url=nats_url, state_dir=state_dir,
+        http_host=http_host, http_port=port, nats_url=nats_url, nats_credentials=nats_credentials,
+        state_dir=state_dir,
         devices=load_devices(devices, where, tills),
         max_change_minor=max_change,
     )

@@ -1,7 +1,8 @@
 """`novapos demo`: the whole system on one machine, as separate processes, the way a store and a hub run.
 
-Order of start: embedded NATS and PostgreSQL (unless external URLs are given), the simulated devices,
-the hub, the store edge. Stop is the reverse. Each process is real: the edge and the hub are
+Order of start: embedded PostgreSQL, the demo's tenancy provisioned there (tenant demo, region north,
+store store-001 and its NKEY), embedded NATS with the authorization generated from it (unless external
+URLs are given), the simulated devices, the hub and the store edge, each with its own credentials. Stop is the reverse. Each process is real: the edge and the hub are
 `novapos edge` and `novapos hub` children talking over NATS, exactly as in production.
 """
 
@@ -26,17 +27,22 @@ from mocks.store import SimulatedStore
 from novapos.cli.main import CONFIGS
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.embedded_postgres import EmbeddedPostgres
+from novapos.demo.provision import provision_demo
 
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 60.0
 
 
-def write_store_config(path: Path, state_dir: Path, till_port: int, devices: dict[str, Any] | None = None) -> None:
-    """The demo store config, pointed at the demo's port, state folder and (when given) simulated devices."""
+def write_store_config(path: Path, state_dir: Path, till_port: int, devices: dict[str, Any] | None = None,
+                       credentials: Path | None = None) -> None:
+    """The demo store config, pointed at the demo's port, state folder, (when given) simulated devices and the
+    store's NATS credentials."""
     data = tomllib.loads((CONFIGS / "demo-store.toml").read_text())
     data["http"]["port"] = till_port
     data["state"]["dir"] = str(state_dir / "store-001")
+    if credentials is not None:
+        data["nats"]["credentials"] = str(credentials)
     if devices is not None:
         data["devices"] = devices
     path.write_text(tomli_w.dumps(data))
@@ -100,18 +106,24 @@ class Demo:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         with ExitStack() as stack:
-            if not env.get("NOVAPOS_NATS_URL"):
-                log.info("starting embedded NATS (JetStream) under %s", self.state_dir)
-                env["NOVAPOS_NATS_URL"] = stack.enter_context(EmbeddedNats(self.state_dir / "nats")).url
             if not env.get("NOVAPOS_DATABASE_URL"):
                 log.info("starting embedded PostgreSQL under %s", self.state_dir)
                 env["NOVAPOS_DATABASE_URL"] = stack.enter_context(EmbeddedPostgres(self.state_dir / "postgres")).url()
+            credentials = None
+            if not env.get("NOVAPOS_NATS_URL"):  # ours: it runs with the authorization of the hub's records
+                credentials = provision_demo(env["NOVAPOS_DATABASE_URL"], self.state_dir / "credentials")
+                log.info("starting embedded NATS (JetStream) under %s, with per-store credentials", self.state_dir)
+                env["NOVAPOS_NATS_URL"] = stack.enter_context(EmbeddedNats(
+                    self.state_dir / "nats", authorization=credentials.authorization,
+                    hub_credentials=credentials.hub)).url
             hardware = stack.enter_context(SimulatedStore(self.state_dir, printer_port=self.printer_port))
             store_config = self.state_dir / "store.toml"
             base_devices = tomllib.loads((CONFIGS / "demo-store.toml").read_text())["devices"]
-            write_store_config(store_config, self.state_dir, self.till_port, hardware.devices(base_devices))
+            write_store_config(store_config, self.state_dir, self.till_port, hardware.devices(base_devices),
+                               credentials.store if credentials else None)
             hub_config = ["--config", str(CONFIGS / "hub.toml"), "--http-port", str(self.console_port)]
-            hub = self._spawn(stack, "hub", ["hub", *hub_config], env)
+            hub_env = {**env, "NOVAPOS_NATS_CREDENTIALS": str(credentials.hub)} if credentials else env
+            hub = self._spawn(stack, "hub", ["hub", *hub_config], hub_env)
             console_url = f"http://127.0.0.1:{self.console_port}"
             wait_healthy(console_url, hub, "the hub")
             edge = self._spawn(stack, "store edge", ["edge", "--config", str(store_config)], env)
@@ -124,7 +136,8 @@ class Demo:
                   f"    devices      simulated: printer on 127.0.0.1:{hardware.printer.port}, HID and serial scanners, drawers,\n"
                   f"                 a payment terminal and a customer display; play with them from another\n"
                   f"                 terminal: {self._mock_command()} help\n"
-                  f"    NATS         {env['NOVAPOS_NATS_URL']}\n"
+                  f"    NATS         {env['NOVAPOS_NATS_URL']}"
+                  f"{f' (per-store NKEY credentials in {credentials.hub.parent})' if credentials else ''}\n"
                   f"    PostgreSQL   {env['NOVAPOS_DATABASE_URL']}\n"
                   f"  Press Ctrl-C to stop.\n", flush=True)
             while not self._stop_requested:

@@ -1,0 +1,75 @@
+"""The demo's tenancy, provisioned through the hub's records as an operator would: tenant demo, region
+north, store store-001 with its NKEY, and the NATS authorization generated from them.
+
+Idempotent: a second `novapos demo` on the same state folder keeps the records and the store's seed when
+they still match (a seed whose public key is not the store's, or a revoked store, gets new credentials).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from hub.db import close_pool, create_pool, migrate
+from hub.tenancy import service
+from hub.tenancy.credentials import new_seed, public_key, read_seed, write_seed
+from hub.tenancy.nats_auth import authorization, write_atomically
+
+log = logging.getLogger(__name__)
+
+TENANT, REGION, STORE = "demo", "north", "store-001"
+
+
+@dataclass(frozen=True)
+class DemoCredentials:
+    hub: Path
+    store: Path
+    authorization: Path
+
+
+def _seed(path: Path) -> str:
+    """The seed in `path`, made if missing or unreadable."""
+    try:
+        return read_seed(path)
+    except (OSError, ValueError):
+        seed = new_seed()
+        write_seed(path, seed)
+        return seed
+
+
+async def _provision(pool: asyncpg.Pool, folder: Path) -> DemoCredentials:
+    hub_seed = _seed(folder / "hub.seed")
+    store_file = folder / f"{STORE}.seed"
+    store_seed = _seed(store_file)
+    async with pool.acquire() as conn, conn.transaction():
+        if not await conn.fetchval("SELECT 1 FROM tenants WHERE tenant = $1", TENANT):
+            await service.add_tenant(conn, TENANT, "Demo chain", "EUR")
+        if not await conn.fetchval("SELECT 1 FROM regions WHERE tenant = $1 AND region = $2", TENANT, REGION):
+            await service.add_region(conn, TENANT, REGION, "North")
+        known = {(r.tenant, r.store): r for r in await service.stores(conn, TENANT)}.get((TENANT, STORE))
+        if known is None:
+            await service.add_store(conn, TENANT, STORE, REGION, "Demo store 1", public_key(store_seed))
+            log.info("provisioned store %s/%s with new NATS credentials", TENANT, STORE)
+        elif known.status != "active" or known.nkey_public != public_key(store_seed):
+            await service.rotate(conn, TENANT, STORE, public_key(store_seed))
+            log.info("store %s/%s was given the demo's credentials again (they did not match its record)",
+                     TENANT, STORE)
+        users = await service.active_users(conn)
+    write_atomically(folder / "authorization.conf", authorization(public_key(hub_seed), users))
+    return DemoCredentials(folder / "hub.seed", store_file, folder / "authorization.conf")
+
+
+def provision_demo(database_url: str, folder: Path) -> DemoCredentials:
+    """Records, seeds (under `folder`, mode 0600) and the authorization file, before NATS starts."""
+    async def run() -> DemoCredentials:
+        pool = await create_pool(database_url, max_size=2)
+        try:
+            await migrate(pool)
+            return await _provision(pool, folder)
+        finally:
+            await close_pool(pool)
+    return asyncio.run(run())
