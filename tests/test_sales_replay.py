@@ -152,8 +152,8 @@ async def test_an_older_edges_v1_events_land_beside_v2_over_nats(
     assert [decode(payload).v for _, payload in old] == [1, 1, 1]
     new = [sale([("COF-250", 2, 499)], seq=4), sale([("MLK-1L", 1, 129)], seq=5, tax=("reduced", 55_000, True)),
            sale([("COF-250", 1, 549)], seq=6)]  # the last at a price not yet in force: one diff
-    await ensure_stream(nats_server.url)
-    await publish(nats_server.url, [(subject, payload, None) for subject, payload in old]
+    await ensure_stream(nats_server)
+    await publish(nats_server, [(subject, payload, None) for subject, payload in old]
                   + [(event_subject("demo", "store-001", "sale.completed"), event.encode(), None) for event in new])
     async with trio.open_nursery() as nursery:
         hub = await nursery.start(run_hub, hub_config)
