@@ -125,18 +125,6 @@ async def catalogs(conn: asyncpg.Connection, events: Sequence[Envelope]) -> dict
         skus=skus) for tenant, (row, skus) in found.items()}
 
 
-@dataclass(frozen=True)
-class Authority:
-    """The catalog's word on one SKU in one store."""
-    known: bool
-    region: str | None
-    """None when the store has no record in tenancy (then only tenant and store prices apply)."""
-    prices: tuple[Price, ...]
-    tax_class: str | None
-    rate_ppm: int | None
-    included: bool
-
-
 def canonical(document: Mapping[str, Any]) -> str:
     """Sorted keys, no spaces, UTF-8 as is: one text for one diff."""
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -146,16 +134,18 @@ def _time(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def line_diff(event: Envelope, line_no: int, line: Mapping[str, Any], authority: Authority) -> dict[str, Any] | None:
+def line_diff(event: Envelope, line_no: int, line: Mapping[str, Any], catalog: Catalog) -> dict[str, Any] | None:
     """The differences between a sold line and the catalog, or None when the line is as the catalog says."""
     differences: dict[str, dict[str, Any]] = {}
     price = None
-    if authority.region is None:
+    region = catalog.regions.get(event.store)
+    if region is None:
         differences["unknown_store"] = {"till": event.store, "catalog": None}
-    if not authority.known:
+    entry = catalog.skus.get(line["sku"])
+    if entry is None:
         differences["unknown_sku"] = {"till": line["sku"], "catalog": None}
     else:
-        price = effective_price(authority.prices, authority.region or "", event.store, event.ts)
+        price = effective_price(entry.prices, region or "", event.store, event.ts)
         unit = line["unit_price"]["minor"]
         if price is None:
             differences["no_price_in_force"] = {"till": unit, "catalog": None}
@@ -163,11 +153,12 @@ def line_diff(event: Envelope, line_no: int, line: Mapping[str, Any], authority:
             differences["unit_price"] = {"till": unit, "catalog": price.minor}
         tax = line.get("tax")
         if tax is not None:  # v2: the price lock's tax rule too
-            for what, till, catalog in (("tax_class", tax["class"], authority.tax_class),
-                                        ("tax_rate_ppm", tax["rate_ppm"], authority.rate_ppm),
-                                        ("tax_included", tax["included"], authority.included)):
-                if till != catalog:
-                    differences[what] = {"till": till, "catalog": catalog}
+            rate = None if region is None else catalog.rates.get((entry.tax_class, region))
+            for what, till, authority in (("tax_class", tax["class"], entry.tax_class),
+                                          ("tax_rate_ppm", tax["rate_ppm"], rate),
+                                          ("tax_included", tax["included"], catalog.included)):
+                if till != authority:
+                    differences[what] = {"till": till, "catalog": authority}
     if not differences:
         return None
     return {
@@ -176,16 +167,6 @@ def line_diff(event: Envelope, line_no: int, line: Mapping[str, Any], authority:
         "price": None if price is None else {"scope": price.scope, "scope_id": price.scope_id,
                                              "effective_from": _time(price.effective_from_ms)},
     }
-
-
-def authority(catalog: Catalog, store: str, sku: str) -> Authority:
-    """The catalog's word on `sku` sold in `store`."""
-    entry = catalog.skus.get(sku)
-    region = catalog.regions.get(store)
-    return Authority(
-        known=entry is not None, region=region, prices=() if entry is None else entry.prices,
-        tax_class=None if entry is None else entry.tax_class, included=catalog.included,
-        rate_ppm=None if entry is None or region is None else catalog.rates.get((entry.tax_class, region)))
 
 
 async def validate(conn: asyncpg.Connection, events: Sequence[Envelope]) -> int:
@@ -201,7 +182,7 @@ async def validate(conn: asyncpg.Connection, events: Sequence[Envelope]) -> int:
         if catalog is None:
             continue
         for line_no, line in enumerate(event.body["lines"], 1):
-            if (diff := line_diff(event, line_no, line, authority(catalog, event.store, line["sku"]))) is not None:
+            if (diff := line_diff(event, line_no, line, catalog)) is not None:
                 diffs.append((event.id, line_no, event.tenant, event.store, line["sku"],
                               datetime.fromtimestamp(event.ts / 1000, tz=UTC), canonical(diff)))
     if diffs:
