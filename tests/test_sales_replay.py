@@ -55,10 +55,11 @@ INSERT INTO prices (tenant, sku, scope, scope_id, effective_from, amount_minor, 
     ('demo', 'COF-250', 'region', 'south', '2020-01-01Z', 479, 1),
     ('demo', 'MLK-1L', 'tenant', '', '2020-01-01Z', 139, 1),
     ('demo', 'MLK-1L', 'region', 'north', '2020-01-01Z', 129, 1),
+    ('demo', 'MLK-1L', 'store', 'store-002', '2020-01-01Z', 119, 1),
     ('demo', 'TEA-100', 'tenant', '', to_timestamp({(SOLD_AT + HOUR) / 1000}), 300, 2);
 """
-"""COF-250 sells at 4.99 (4.79 in the south) and at 5.49 from an hour after SOLD_AT; milk at 1.29 in the north
-(1.39 elsewhere); TEA-100 has no price until an hour after SOLD_AT."""
+"""COF-250 sells at 4.99 (4.79 in the south) and at 5.49 from an hour after SOLD_AT; milk at 1.29 in the north,
+1.19 in store-002 (its own price), 1.39 elsewhere; TEA-100 has no price until an hour after SOLD_AT."""
 
 
 def fixture_events() -> list[tuple[str, bytes]]:
@@ -194,6 +195,7 @@ async def test_each_kind_of_difference_is_found_and_a_right_sale_has_none(databa
     await with_catalog(database_url)
     right = [sale([("COF-250", 1, 499)], seq=1, tax=("standard", 200_000, True)),
              sale([("MLK-1L", 2, 129)], seq=5, tax=("reduced", 55_000, True)),
+             sale([("MLK-1L", 1, 119)], store="store-002", seq=2, tax=("reduced", 55_000, True)),
              sale([("COF-250", 1, 479)], store="store-002", seq=1, tax=("standard", 190_000, True))]
     wrong_price = sale([("COF-250", 1, 450)], seq=2)
     wrong_tax = sale([("COF-250", 1, 499)], seq=3, tax=("reduced", 55_000, False))
