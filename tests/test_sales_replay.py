@@ -21,6 +21,7 @@ import trio
 from hub.app import run_hub
 from hub.db import create_pool, migrate
 from hub.ingest.inbox import Delivery, ingest
+from hub.sales import replay
 from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.pricing import line_tax
@@ -279,12 +280,21 @@ def test_the_fixture_is_what_an_older_edge_sent() -> None:
 
 
 async def test_a_catalog_change_is_seen_by_the_next_batch(database_url: str) -> None:
-    """SKUs are cached by the tenant's catalog version: a change (which bumps it) is seen at once."""
+    """SKUs are cached per hub process by catalog version: a change (which bumps the version and stamps the
+    variants it touched) is seen by the next batch, and only the touched SKUs are read again."""
     await with_catalog(database_url)
-    assert await ingest_batches(database_url, [[sale([("COF-250", 1, 499)], seq=1)]]) == {}
+    first = [sale([("COF-250", 1, 499)], seq=1), sale([("MLK-1L", 1, 129)], seq=2, tax=("reduced", 55_000, True))]
+    assert await ingest_batches(database_url, [first]) == {}
+    milk = replay._cached["demo"].skus["MLK-1L"]
     await query(database_url, "UPDATE prices SET amount_minor = 450 WHERE sku = 'COF-250' AND scope = 'tenant'"
                               " AND effective_from = '2020-01-01Z'")
-    await query(database_url, "UPDATE catalog_versions SET version = version + 1, changed_at = clock_timestamp()")
-    later = sale([("COF-250", 1, 499)], seq=2)
-    found = await ingest_batches(database_url, [[later]])
-    assert [json.loads(diff)["differences"] for diff in found.values()] == [{"unit_price": {"till": 499, "catalog": 450}}]
+    await query(database_url, "UPDATE variants SET version = 3 WHERE sku = 'COF-250'")
+    await query(database_url, "UPDATE catalog_versions SET version = 3, changed_at = clock_timestamp()")
+    later = [sale([("COF-250", 1, 499)], seq=3), sale([("MLK-1L", 1, 129)], seq=4, tax=("reduced", 55_000, True))]
+    found = await ingest_batches(database_url, [later])
+    assert {key[0]: json.loads(diff)["differences"] for key, diff in found.items()} == {
+        later[0].id: {"unit_price": {"till": 499, "catalog": 450}}}
+    assert replay._cached["demo"].skus["MLK-1L"] is milk  # untouched: not read again
+    coffee = replay._cached["demo"].skus["COF-250"]
+    assert coffee is not None and (("tenant", 1_577_836_800_000, 450) in
+                                   [(p.scope, p.effective_from_ms, p.minor) for p in coffee.prices])

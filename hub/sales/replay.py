@@ -30,20 +30,25 @@ from typing import Any
 import asyncpg
 
 from novapos.pricing import Price, effective_price
+from novapos.validators import MAX_BIGINT
 from novapos.wire.envelope import Envelope
 
 CONTEXT_SQL = """
-SELECT t.tenant, t.prices_include_tax AS included, c.version, c.changed_at, current_database() AS db,
-       (SELECT array_agg(s.store) FROM stores s WHERE s.tenant = t.tenant AND s.store = ANY($2::text[])) AS stores,
-       (SELECT array_agg(s.region) FROM stores s WHERE s.tenant = t.tenant AND s.store = ANY($2::text[])) AS regions,
-       (SELECT array_agg(r.tax_class ORDER BY r.tax_class, r.region) FROM tax_rates r WHERE r.tenant = t.tenant) AS classes,
-       (SELECT array_agg(r.region ORDER BY r.tax_class, r.region) FROM tax_rates r WHERE r.tenant = t.tenant) AS rate_regions,
-       (SELECT array_agg(r.rate_ppm ORDER BY r.tax_class, r.region) FROM tax_rates r WHERE r.tenant = t.tenant) AS rates
-FROM tenants t JOIN catalog_versions c USING (tenant)
-WHERE t.tenant = ANY($1::text[])
+SELECT q.tenant, t.prices_include_tax AS included, c.version, c.changed_at, current_database() AS db,
+       (SELECT array_agg(s.store) FROM stores s WHERE s.tenant = q.tenant AND s.store = ANY($2::text[])) AS stores,
+       (SELECT array_agg(s.region) FROM stores s WHERE s.tenant = q.tenant AND s.store = ANY($2::text[])) AS regions,
+       (SELECT array_agg(r.tax_class ORDER BY r.tax_class, r.region) FROM tax_rates r WHERE r.tenant = q.tenant) AS classes,
+       (SELECT array_agg(r.region ORDER BY r.tax_class, r.region) FROM tax_rates r WHERE r.tenant = q.tenant) AS rate_regions,
+       (SELECT array_agg(r.rate_ppm ORDER BY r.tax_class, r.region) FROM tax_rates r WHERE r.tenant = q.tenant) AS rates,
+       (SELECT array_agg(v.sku) FROM (SELECT sku FROM variants WHERE tenant = q.tenant AND version > q.since
+                                      LIMIT $3) v) AS changed
+FROM unnest($1::text[], $4::bigint[]) AS q(tenant, since)
+JOIN tenants t ON t.tenant = q.tenant
+JOIN catalog_versions c ON c.tenant = q.tenant
 """
 """Per tenant of a batch that has a catalog: its version, whether shelf prices include tax, its stores' regions
-and its tax rates (small tables, read every batch)."""
+and its tax rates (small tables, read every batch), and the SKUs changed since the version this hub process
+cached (the catalog stamps a variant with the version of any change to what it is sold with)."""
 
 SKUS_SQL = """
 SELECT w.tenant, w.sku, p.tax_class, pr.scopes, pr.scope_ids, pr.starts_ms, pr.amounts
@@ -51,9 +56,11 @@ FROM unnest($1::text[], $2::text[]) AS w(tenant, sku)
 JOIN variants v ON (v.tenant, v.sku) = (w.tenant, w.sku)
 JOIN products p ON (p.tenant, p.product) = (v.tenant, v.product)
 LEFT JOIN LATERAL (
-    SELECT array_agg(x.scope) AS scopes, array_agg(x.scope_id) AS scope_ids,
-           array_agg(ceil(extract(epoch FROM x.effective_from) * 1000)::bigint) AS starts_ms,
-           array_agg(x.amount_minor) AS amounts
+    SELECT array_agg(x.scope ORDER BY x.scope, x.scope_id, x.effective_from) AS scopes,
+           array_agg(x.scope_id ORDER BY x.scope, x.scope_id, x.effective_from) AS scope_ids,
+           array_agg(ceil(extract(epoch FROM x.effective_from) * 1000)::bigint
+                     ORDER BY x.scope, x.scope_id, x.effective_from) AS starts_ms,
+           array_agg(x.amount_minor ORDER BY x.scope, x.scope_id, x.effective_from) AS amounts
     FROM prices x WHERE x.tenant = w.tenant AND x.sku = w.sku
 ) pr ON true
 """
@@ -62,11 +69,14 @@ counts from that millisecond: ceil). A SKU that is not returned is not in the ca
 
 MAX_CACHED_SKUS = 200_000
 """Per tenant; past it the cache starts afresh (a hub process stays small however large the catalog)."""
+MAX_EVICTED_SKUS = 10_000
+"""More SKUs changed than this since the cached version (an import): the cache starts afresh instead."""
 
 
 @dataclass(frozen=True)
 class Sku:
-    """What the catalog says of one SKU, whatever the store: cached until the tenant's catalog version moves."""
+    """What the catalog says of one SKU, whatever the store: cached until its variant is stamped with a newer
+    catalog version."""
     tax_class: str
     prices: tuple[Price, ...]
 
@@ -83,11 +93,17 @@ class Catalog:
     """SKU -> its catalog entry, None when the catalog does not hold it."""
 
 
-Stamp = tuple[int, datetime]
-_cached: dict[tuple[str, str], tuple[Stamp, dict[str, Sku | None]]] = {}
-"""(database, tenant) -> (catalog version and its time, SKU -> entry). Every catalog change bumps the tenant's
-version (hub/catalog), so an entry read at a version is the truth until the version moves; the version is read
-before the SKUs, so a change committed in between is at worst read early, never missed."""
+@dataclass
+class _Cached:
+    stamp: tuple[str, int, datetime]
+    """(database, catalog version, its time) the entries are true at."""
+    skus: dict[str, Sku | None]
+
+
+_cached: dict[str, _Cached] = {}
+"""tenant -> its SKU entries. Every catalog change bumps the tenant's version and stamps the variants it touched
+with it (hub/catalog), so when the version moves only the SKUs stamped since the cached version are read again.
+The version is read before the SKUs, so a change committed in between is at worst read early, never missed."""
 
 
 def forget() -> None:
@@ -95,19 +111,34 @@ def forget() -> None:
     _cached.clear()
 
 
+def _current(row: asyncpg.Record) -> dict[str, Sku | None]:
+    """The tenant's cached SKU entries brought to the version the batch reads: the changed SKUs evicted, or
+    all of them when too many changed, the version went back or the database is another."""
+    stamp = (row["db"], row["version"], row["changed_at"])
+    cached = _cached.get(row["tenant"])
+    changed = row["changed"] or []
+    if cached is not None and cached.stamp != stamp:
+        if (cached.stamp[0] == stamp[0] and cached.stamp[1] < stamp[1] and len(changed) <= MAX_EVICTED_SKUS
+                and len(cached.skus) <= MAX_CACHED_SKUS):
+            for sku in changed:
+                cached.skus.pop(sku, None)
+            cached.stamp = stamp
+        else:
+            cached = None
+    if cached is None:
+        cached = _cached[row["tenant"]] = _Cached(stamp, {})
+    return cached.skus
+
+
 async def catalogs(conn: asyncpg.Connection, events: Sequence[Envelope]) -> dict[str, Catalog]:
     """The catalog of each tenant of the batch that has one: one small query, and one more for the SKUs not
-    cached at the tenant's current version (none once a batch's SKUs were seen)."""
+    cached at the tenant's current version (none once a batch's SKUs were seen and have not changed since)."""
     tenants = sorted({e.tenant for e in events})
     stores = sorted({e.store for e in events})
+    since = [_cached[tenant].stamp[1] if tenant in _cached else MAX_BIGINT for tenant in tenants]
     found: dict[str, tuple[Any, dict[str, Sku | None]]] = {}
-    for row in await conn.fetch(CONTEXT_SQL, tenants, stores):
-        stamp: Stamp = (row["version"], row["changed_at"])
-        key = (row["db"], row["tenant"])
-        cached = _cached.get(key)
-        if cached is None or cached[0] != stamp or len(cached[1]) > MAX_CACHED_SKUS:
-            cached = _cached[key] = (stamp, {})
-        found[row["tenant"]] = (row, cached[1])
+    for row in await conn.fetch(CONTEXT_SQL, tenants, stores, MAX_EVICTED_SKUS + 1, since):
+        found[row["tenant"]] = (row, _current(row))
     missing = sorted({(e.tenant, line["sku"]) for e in events if e.tenant in found for line in e.body["lines"]
                       if line["sku"] not in found[e.tenant][1]})
     if missing:
