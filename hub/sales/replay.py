@@ -117,9 +117,10 @@ def _current(row: asyncpg.Record) -> dict[str, Sku | None]:
     stamp = (row["db"], row["version"], row["changed_at"])
     cached = _cached.get(row["tenant"])
     changed = row["changed"] or []
-    if cached is not None and cached.stamp != stamp:
-        if (cached.stamp[0] == stamp[0] and cached.stamp[1] < stamp[1] and len(changed) <= MAX_EVICTED_SKUS
-                and len(cached.skus) <= MAX_CACHED_SKUS):
+    if cached is not None and len(cached.skus) > MAX_CACHED_SKUS:
+        cached = None
+    elif cached is not None and cached.stamp != stamp:
+        if cached.stamp[0] == stamp[0] and cached.stamp[1] < stamp[1] and len(changed) <= MAX_EVICTED_SKUS:
             for sku in changed:
                 cached.skus.pop(sku, None)
             cached.stamp = stamp
