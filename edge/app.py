@@ -19,6 +19,8 @@ from pathlib import Path
 
 import trio
 
+from actors.catalog.local import catalog_path
+from actors.catalog.sync import CatalogSyncActor
 from actors.devices.context import MANAGER, SPOOLER, SUPERVISOR, DeviceContext, Notify
 from actors.devices.manager import DeviceManagerActor
 from actors.printing.spooler import PrintSpoolerActor
@@ -33,6 +35,7 @@ from edge.api import build_api
 from edge.events import EventHub
 from edge_runtime import AsyncioSeam, ChildSpec, Notifier, Strategy, SupervisorSpec, Tree, supervision_tree
 from novapos.adapters.http import serve
+from novapos.adapters.nats import NatsLink
 from novapos.config import ConfigError, StoreConfig
 
 log = logging.getLogger(__name__)
@@ -55,8 +58,15 @@ def hid_backend(setting: str) -> HidBackend:
     raise ConfigError(f"devices.hid_backend must be 'hidapi' or '{HID_SOCKET}<socket path>', got {setting!r}")
 
 
-def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify) -> SupervisorSpec:
-    """Outbox first (everything else writes to it), tills last (they use everything else).
+def catalog_link(config: StoreConfig) -> NatsLink:
+    """The NATS link the catalog sync reads the hub's catalog stream through."""
+    return NatsLink(config.nats_url, f"edge-{config.tenant}-{config.store}-catalog")
+
+
+def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: NatsLink | None = None) -> SupervisorSpec:
+    """Outbox first (everything else writes to it), the catalog sync before the tills (they read its
+    file), tills last (they use everything else). `link`: the catalog sync's NATS link (one of its own
+    when None; whoever passes one closes it).
 
     Devices have their own supervisor, started empty: the device manager adds a device actor when a
     device is plugged and removes it when it is unplugged. A crashing driver is restarted there and
@@ -67,7 +77,8 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify) -> Supervi
         return TillDevices(*(getattr(devices.for_till(kind, till), "name", None)
                              for kind in ("printer", "drawer", "display")))
     db_path = config.state_dir / local_db.FILE_NAME
-    tills = [ChildSpec(f"till.{till}", TillActor, (till, config.currency, config.products, config.store,
+    catalog = (catalog_path(config.state_dir), config.region)
+    tills = [ChildSpec(f"till.{till}", TillActor, (till, config.currency, catalog, config.store,
                                                     serving(till), notify, db_path, config.max_change_minor))
              for till in config.tills]
     return SupervisorSpec("edge", strategy=Strategy.ONE_FOR_ONE, intensity=5, period=10.0, children=[
@@ -76,6 +87,7 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify) -> Supervi
                   (db_path, config.store, [rule.name for rule in devices.rules if rule.kind == "printer"])),
         ChildSpec("forwarder", ForwarderActor,
                   (seam, config.nats_url, f"edge-{config.tenant}-{config.store}", config.forward_batch)),
+        ChildSpec("catalog", CatalogSyncActor, (seam, link or catalog_link(config), config.state_dir, config.tenant)),
         # rest_for_one: if the device supervisor gives up and restarts (empty), the manager restarts
         # after it and plugs in what is present again.
         SupervisorSpec("hardware", strategy=Strategy.REST_FOR_ONE, intensity=5, period=10.0, children=[
@@ -133,17 +145,28 @@ async def run_edge(config: StoreConfig, *, task_status: trio.TaskStatus[RunningE
     config.check_runnable()
     notifier = Notifier()
     events = EventHub()
+    link = catalog_link(config)
     with state_folder_lock(config.state_dir), AsyncioSeam() as seam:
         refuse_busy_port(config.http_host, config.http_port)
-        async with supervision_tree(edge_tree(config, seam, events.publish)) as tree:
-            async with trio.open_nursery() as nursery:
-                urls = await nursery.start(serve, build_api(config, tree, events), config.http_host, config.http_port)
-                nursery.start_soon(notifier.run_watchdog, tree.healthy)
-                notifier.ready()
-                notifier.status(f"store {config.tenant}/{config.store} selling at {urls[0]}")
-                log.info("store %s/%s edge ready: web till at %s", config.tenant, config.store, urls[0])
-                try:
-                    task_status.started(RunningEdge(tree, urls[0]))
-                    await trio.sleep_forever()
-                finally:
-                    notifier.stopping()
+        try:
+            async with supervision_tree(edge_tree(config, seam, events.publish, link)) as tree:
+                await _serve(config, tree, events, notifier, task_status)
+        finally:
+            with trio.CancelScope(deadline=trio.current_time() + 3, shield=True):  # a stop closes it too
+                await seam.run(link.close)
+
+
+async def _serve(config: StoreConfig, tree: Tree, events: EventHub, notifier: Notifier,
+                 task_status: trio.TaskStatus[RunningEdge]) -> None:
+    """The till's HTTP server and the watchdog, until cancelled."""
+    async with trio.open_nursery() as nursery:
+        urls = await nursery.start(serve, build_api(config, tree, events), config.http_host, config.http_port)
+        nursery.start_soon(notifier.run_watchdog, tree.healthy)
+        notifier.ready()
+        notifier.status(f"store {config.tenant}/{config.store} selling at {urls[0]}")
+        log.info("store %s/%s edge ready: web till at %s", config.tenant, config.store, urls[0])
+        try:
+            task_status.started(RunningEdge(tree, urls[0]))
+            await trio.sleep_forever()
+        finally:
+            notifier.stopping()
