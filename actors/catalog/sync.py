@@ -47,6 +47,7 @@ from novapos.wire.catalog import Item, Settings, TaxClass, VersionMarker, catalo
 log = logging.getLogger(__name__)
 
 APPLIED = Gauge("novapos_edge_catalog_version", "The catalog version the store's tills sell from")
+READ = Counter("novapos_edge_catalog_messages_read_total", "Catalog messages read from the hub's stream")
 SKIPPED = Counter("novapos_edge_catalog_messages_skipped_total", "Catalog messages refused as malformed")
 RESYNCS = Counter("novapos_edge_catalog_resyncs_total", "Full catalog resyncs after the hub rebuilt its stream")
 
@@ -168,6 +169,7 @@ class CatalogSyncActor(Actor):
         """Stage each good message; at each version marker, commit what was staged with it."""
         assert self._writer is not None and self._reading is not None
         reading = self._reading
+        READ.inc(len(messages))
         for msg in messages:
             metadata = msg.metadata
             if metadata.sequence.consumer != reading.consumer_seq + 1:
