@@ -128,6 +128,8 @@ class CatalogWriter:
         self._db = _connect(path, read_only=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # a lost last version comes again from the stream
+        self._staged: set[str] | None = None
+        """SKUs staged into tables that were empty when the transaction began (None: they were not)."""
         with self._transaction():
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
@@ -167,9 +169,13 @@ class CatalogWriter:
         message is its subject's whole truth, so it replaces what was there."""
         self._begin()
         batch = list(messages)
-        item_rows = [m for m in batch if isinstance(m, Item)]
+        item_rows = list({m.sku: m for m in batch if isinstance(m, Item)}.values())  # an item twice: its last
         if item_rows:
-            skus = [(item.sku,) for item in item_rows]
+            # Into empty tables (a cold sync, a resync) only an item staged twice has rows to replace.
+            staged = self._staged
+            skus = [(i.sku,) for i in item_rows if staged is None or i.sku in staged]
+            if staged is not None:
+                staged.update(i.sku for i in item_rows)
             self._db.executemany("DELETE FROM barcodes WHERE sku = ?", skus)
             self._db.executemany("DELETE FROM prices WHERE sku = ?", skus)
             self._db.executemany(

@@ -28,19 +28,19 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nats
-from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Counter, Gauge
 
 from actors.catalog.local import CatalogWriter, Meta, catalog_path
+from actors.catalog.pull import Delivered, Puller
 from edge_runtime import Actor, AsyncioSeam, Backoff
-from novapos.adapters.nats import NatsLink, fetch
+from novapos.adapters.nats import NatsLink
 from novapos.validators import Invalid
 from novapos.wire.catalog import Item, Settings, TaxClass, VersionMarker, catalog_stream, catalog_subjects, decode
 
@@ -59,15 +59,15 @@ PROGRESS_EVERY = 20_000  # messages between progress lines of a long sync
 @dataclass
 class Reading:
     """The consumer being read and where this reading stands."""
-    subscription: JetStreamContext.PullSubscription
+    puller: Puller
     stream_id: str
     consumer_seq: int = 0
     """The last consumer sequence received: each message must be the next one, or one was lost."""
-    resync: bool = False
     read: int = 0
 
 
-async def open_reading(link: NatsLink, tenant: str, meta: Meta) -> tuple[JetStreamContext.PullSubscription, str, bool]:
+async def open_reading(link: NatsLink, tenant: str, meta: Meta, batch: int,
+                       expires_s: float) -> tuple[Puller, str, bool]:
     """Connect if need be, learn the stream's identity, and open a consumer after the last applied
     sequence, or from the start for a new store or a rebuilt stream (then `resync` is True)."""
     await link.connect()
@@ -76,20 +76,14 @@ async def open_reading(link: NatsLink, tenant: str, meta: Meta) -> tuple[JetStre
     stream_id = f"{stream}@{info.created.isoformat() if info.created else '?'}"
     last = info.state.last_seq or 0
     resync = bool(meta.stream_id) and (meta.stream_id != stream_id or last < meta.stream_seq)
-    start = 1 if resync else meta.stream_seq + 1
-    subscription = await link.js.pull_subscribe(
-        catalog_subjects(tenant), stream=stream,
-        config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start,
-                              ack_policy=AckPolicy.NONE, inactive_threshold=INACTIVE_S, mem_storage=True,
-                              max_ack_pending=-1))
-    return subscription, stream_id, resync
-
-
-async def close_reading(subscription: JetStreamContext.PullSubscription) -> None:
-    try:
-        await subscription.unsubscribe()
-    except Exception as exc:  # a lost connection: the server drops the consumer after INACTIVE_S
-        log.debug("closing the catalog consumer: %s", exc)
+    consumer = f"edge-{uuid.uuid4().hex}"
+    await link.js.add_consumer(stream, ConsumerConfig(
+        name=consumer, filter_subject=catalog_subjects(tenant), deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=1 if resync else meta.stream_seq + 1, ack_policy=AckPolicy.NONE, inactive_threshold=INACTIVE_S,
+        mem_storage=True, num_replicas=1))
+    puller = Puller(link.client, stream, consumer, batch, expires_s)
+    await puller.open()
+    return puller, stream_id, resync
 
 
 class CatalogSyncActor(Actor):
@@ -138,8 +132,8 @@ class CatalogSyncActor(Actor):
             if self._reading is None:
                 self._open()
             assert self._reading is not None
-            messages: list[Msg] = self._seam.run_blocking(fetch, self._reading.subscription, self._batch, self._wait,
-                                                          timeout=self._wait + 5.0)
+            messages: list[Delivered] = self._seam.run_blocking(self._reading.puller.take, self._wait,
+                                                                timeout=self._wait + 5.0)
             self._take(messages)
         except (ConnectionError, TimeoutError, OSError, nats.errors.Error) as exc:
             self._lost(str(exc) or type(exc).__name__)
@@ -153,9 +147,9 @@ class CatalogSyncActor(Actor):
     def _open(self) -> None:
         assert self._writer is not None
         meta = self._writer.meta()
-        subscription, stream_id, resync = self._seam.run_blocking(open_reading, self._link, self._tenant, meta,
-                                                                  timeout=10.0)
-        self._reading = Reading(subscription, stream_id, resync=resync or not meta.stream_id)
+        puller, stream_id, resync = self._seam.run_blocking(open_reading, self._link, self._tenant, meta, self._batch,
+                                                            self._wait, timeout=10.0)
+        self._reading = Reading(puller, stream_id)
         if resync:
             RESYNCS.inc()
             log.warning("catalog sync: %s was rebuilt on the hub (it was %s up to sequence %d, now %s): a full "
@@ -165,37 +159,37 @@ class CatalogSyncActor(Actor):
         elif not meta.stream_id:
             log.info("catalog sync: first sync of %s into %s", catalog_stream(self._tenant), self._path)
 
-    def _take(self, messages: list[Msg]) -> None:
+    def _take(self, messages: list[Delivered]) -> None:
         """Stage each good message; at each version marker, commit what was staged with it."""
         assert self._writer is not None and self._reading is not None
         reading = self._reading
         READ.inc(len(messages))
-        for msg in messages:
-            metadata = msg.metadata
-            if metadata.sequence.consumer != reading.consumer_seq + 1:
+        for one in messages:
+            if one.consumer_seq != reading.consumer_seq + 1:
                 raise ConnectionError(f"a catalog message was lost in transit (consumer sequence "
-                                      f"{metadata.sequence.consumer} after {reading.consumer_seq})")
-            reading.consumer_seq = metadata.sequence.consumer
+                                      f"{one.consumer_seq} after {reading.consumer_seq})")
+            reading.consumer_seq = one.consumer_seq
             reading.read += 1
-            message = self._decode(msg, metadata.sequence.stream)
+            message = self._decode(one)
             if isinstance(message, VersionMarker):
                 self._writer.stage(self._pending)
                 self._pending = []
-                self._writer.commit(message, metadata.sequence.stream, reading.stream_id)
+                self._writer.commit(message, one.stream_seq, reading.stream_id)
                 APPLIED.set(message.version)
                 log.info("catalog sync: version %d applied (stream sequence %d, %d messages read)",
-                         message.version, metadata.sequence.stream, reading.read)
+                         message.version, one.stream_seq, reading.read)
             elif message is not None:
                 self._pending.append(message)
             if reading.read % PROGRESS_EVERY == 0:
-                log.info("catalog sync: %d messages read from %s (%d pending behind stream sequence %d)",
-                         reading.read, catalog_stream(self._tenant), metadata.num_pending, metadata.sequence.stream)
+                log.info("catalog sync: %d messages read from %s, %d more to come (stream sequence %d)",
+                         reading.read, catalog_stream(self._tenant), one.pending, one.stream_seq)
         if len(self._pending) >= self._batch:  # staged now, committed at the marker
             self._writer.stage(self._pending)
             self._pending = []
 
-    def _decode(self, msg: Msg, seq: int) -> Item | TaxClass | Settings | VersionMarker | None:
+    def _decode(self, one: Delivered) -> Item | TaxClass | Settings | VersionMarker | None:
         """The message, or None (logged and counted) when it is malformed."""
+        msg, seq = one.msg, one.stream_seq
         parts = msg.subject.split(".")
         try:
             if len(parts) < 3:
@@ -229,6 +223,6 @@ class CatalogSyncActor(Actor):
         reading, self._reading = self._reading, None
         if reading is not None:
             try:
-                self._seam.run_blocking(close_reading, reading.subscription, timeout=2.0)
+                self._seam.run_blocking(reading.puller.close, timeout=2.0)
             except Exception as exc:  # the seam is closing with the process
                 log.debug("dropping the catalog consumer: %s", exc)
