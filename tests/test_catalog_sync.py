@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -206,3 +207,21 @@ async def test_a_till_refuses_what_it_cannot_sell_with_a_sentence(tmp_path: Path
     assert "Southern only (SOUTH-1) has no price in force" in str(price_of(tmp_path, "2000000000121"))
     assert "no tax rate for its class luxury in region north" in str(price_of(tmp_path, "2000000000138"))
     assert "has no catalog yet" in str(price_of(tmp_path / "nowhere", COFFEE_BARCODE))
+
+
+async def test_a_catalog_file_locked_by_another_program_delays_the_version_and_crashes_nothing(
+        nats_server: EmbeddedNats, tmp_path: Path) -> None:
+    state = tmp_path / "edge"
+    await publish_catalog(nats_server.url, demo_catalog())
+    async with syncing(nats_server.url, state) as tree:
+        await wait_until(lambda: version_is(state, 1))
+        backup = sqlite3.connect(catalog_path(state), isolation_level=None)
+        backup.execute("BEGIN IMMEDIATE")  # a backup, a sqlite3 shell left in a transaction
+        await publish_catalog(nats_server.url, [item("COF-250", COFFEE_BARCODE, "Ground coffee 250 g", 559, version=2),
+                                                VersionMarker(2, 0)])
+        await trio.sleep(3.0)  # more than the writer's wait for the lock: the sync has given up once
+        assert price_of(state, COFFEE_BARCODE) == 499 and tree.restarts == 0
+        backup.execute("ROLLBACK")
+        backup.close()
+        await wait_until(lambda: version_is(state, 2), timeout=20)
+        assert price_of(state, COFFEE_BARCODE) == 559 and tree.restarts == 0

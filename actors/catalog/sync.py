@@ -27,6 +27,7 @@ after the last applied sequence. NATS away: said once, retried with backoff; the
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from prometheus_client import Counter, Gauge
 
 from actors.catalog.local import CatalogWriter, Meta, catalog_path
 from actors.catalog.pull import Delivered, Puller
+from actors.storage.db import is_busy
 from edge_runtime import Actor, AsyncioSeam, Backoff
 from novapos.adapters.nats import NatsLink
 from novapos.validators import Invalid
@@ -138,6 +140,11 @@ class CatalogSyncActor(Actor):
         except (ConnectionError, TimeoutError, OSError, nats.errors.Error) as exc:
             self._lost(str(exc) or type(exc).__name__)
             return
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            self._lost(f"{self._path} is locked by another program ({exc})")
+            return
         if self._failures:
             log.info("catalog sync: reading %s again after %.0f s", catalog_stream(self._tenant),
                      time.monotonic() - self._since)
@@ -200,14 +207,15 @@ class CatalogSyncActor(Actor):
             if isinstance(message, TaxClass) and parts[3:] != [message.tax_class]:
                 raise Invalid("tax class", f"{message.tax_class} came on another subject")
             return message
-        except Invalid as exc:
+        except (Invalid, ValueError, TypeError) as exc:  # whatever a malformed body raises: skipped, never a crash
             SKIPPED.inc()
             log.warning("catalog sync: skipped the message at stream sequence %d on %s: %s; the hub's next change "
                         "of that subject replaces it", seq, msg.subject[:200], exc)
             return None
 
     def _lost(self, why: str) -> None:
-        """NATS, the stream or the consumer is away: drop what was half-received and try again later."""
+        """NATS, the stream or the consumer is away (or the file is locked): drop what was half-received
+        and try again later."""
         assert self._writer is not None
         self._drop_reading()
         self._writer.rollback()
