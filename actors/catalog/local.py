@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +79,18 @@ INSERT OR IGNORE INTO meta (only_row, catalog_version, stream_seq, stream_id) VA
 """
 
 _TABLES = ("items", "barcodes", "prices", "tax_classes", "tax_rates", "settings")
+
+
+ItemRow = tuple[str, str, str, str, str, bool, int, tuple[str, ...], tuple[tuple[str, str, int, int], ...]]
+"""An item as the local catalog stores it: sku, product, name, attributes (JSON), tax class, active,
+version, barcodes, prices (scope, scope_id, effective_from_ms, minor). Plain values: cheap to send back
+from a worker process."""
+
+
+def item_row(item: Item) -> ItemRow:
+    return (item.sku, item.product, item.name, json.dumps(item.attributes), item.tax_class, item.active,
+            item.version, item.barcodes,
+            tuple((price.scope, price.scope_id, price.effective_from_ms, price.minor) for price in item.prices))
 
 
 @dataclass(frozen=True)
@@ -157,45 +169,46 @@ class CatalogWriter:
     def _begin(self) -> None:
         if not self._db.in_transaction:
             self._db.execute("BEGIN IMMEDIATE")
+            empty = self._db.execute("SELECT 1 FROM items LIMIT 1").fetchone() is None
+            self._staged = set() if empty else None
 
     def clear(self) -> None:
         """Empty every table in the open transaction (a full resync: the old rows stay served until it commits)."""
         self._begin()
         for table in _TABLES:
             self._db.execute(f"DELETE FROM {table}")
+        self._staged = set()
 
-    def stage(self, messages: Iterable[Item | TaxClass | Settings]) -> None:
-        """Apply items, tax classes and settings in the open transaction (opened if need be): each
-        message is its subject's whole truth, so it replaces what was there."""
+    def stage(self, items: Sequence[ItemRow], others: Iterable[TaxClass | Settings] = ()) -> None:
+        """Apply items (as item_row made them), tax classes and settings in the open transaction (opened if
+        need be): each is its subject's whole truth, so it replaces what was there."""
         self._begin()
-        batch = list(messages)
-        item_rows = list({m.sku: m for m in batch if isinstance(m, Item)}.values())  # an item twice: its last
-        if item_rows:
-            # Into empty tables (a cold sync, a resync) only an item staged twice has rows to replace.
+        rows = list({row[0]: row for row in items}.values())  # an item twice in one batch: its last
+        if rows:
+            # Into tables that were empty (a cold sync, a resync) only an item staged twice has rows to replace.
             staged = self._staged
-            skus = [(i.sku,) for i in item_rows if staged is None or i.sku in staged]
+            skus = [(row[0],) for row in rows if staged is None or row[0] in staged]
             if staged is not None:
-                staged.update(i.sku for i in item_rows)
-            self._db.executemany("DELETE FROM barcodes WHERE sku = ?", skus)
-            self._db.executemany("DELETE FROM prices WHERE sku = ?", skus)
+                staged.update(row[0] for row in rows)
+            if skus:
+                self._db.executemany("DELETE FROM barcodes WHERE sku = ?", skus)
+                self._db.executemany("DELETE FROM prices WHERE sku = ?", skus)
             self._db.executemany(
                 "INSERT OR REPLACE INTO items (sku, product, name, attributes, tax_class, active, version) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(i.sku, i.product, i.name, json.dumps(i.attributes), i.tax_class, i.active, i.version)
-                 for i in item_rows])
+                "VALUES (?, ?, ?, ?, ?, ?, ?)", [row[:7] for row in rows])
             self._db.executemany("INSERT OR REPLACE INTO barcodes (barcode, sku) VALUES (?, ?)",
-                                 [(code, i.sku) for i in item_rows for code in i.barcodes])
+                                 [(code, row[0]) for row in rows for code in row[7]])
             self._db.executemany(
                 "INSERT OR REPLACE INTO prices (sku, scope, scope_id, effective_from_ms, minor) VALUES (?, ?, ?, ?, ?)",
-                [(i.sku, p.scope, p.scope_id, p.effective_from_ms, p.minor) for i in item_rows for p in i.prices])
-        for message in batch:
+                [(row[0], *price) for row in rows for price in row[8]])
+        for message in others:
             if isinstance(message, TaxClass):
                 self._db.execute("INSERT OR REPLACE INTO tax_classes (tax_class, name, version) VALUES (?, ?, ?)",
                                  (message.tax_class, message.name, message.version))
                 self._db.execute("DELETE FROM tax_rates WHERE tax_class = ?", (message.tax_class,))
                 self._db.executemany("INSERT INTO tax_rates (tax_class, region, rate_ppm) VALUES (?, ?, ?)",
                                      [(message.tax_class, region, rate) for region, rate in message.rates])
-            elif isinstance(message, Settings):
+            else:
                 self._db.execute("INSERT OR REPLACE INTO settings (only_row, currency, prices_include_tax, version) "
                                  "VALUES (1, ?, ?, ?)", (message.currency, message.prices_include_tax, message.version))
 
@@ -221,14 +234,17 @@ def write_catalog(state_dir: Path, messages: Iterable[Message], stream_id: str =
     a store box prepared before its first connection."""
     writer = CatalogWriter(catalog_path(state_dir))
     try:
-        pending: list[Item | TaxClass | Settings] = []
+        items: list[ItemRow] = []
+        others: list[TaxClass | Settings] = []
         for message in messages:
             if isinstance(message, VersionMarker):
-                writer.stage(pending)
+                writer.stage(items, others)
                 writer.commit(message, writer.meta().stream_seq, stream_id)
-                pending = []
+                items, others = [], []
+            elif isinstance(message, Item):
+                items.append(item_row(message))
             else:
-                pending.append(message)
+                others.append(message)
     finally:
         writer.close()
 

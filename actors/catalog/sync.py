@@ -38,13 +38,13 @@ import nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Counter, Gauge
 
-from actors.catalog.local import CatalogWriter, Meta, catalog_path
+from actors.catalog.decoding import Decoded, decode_one
+from actors.catalog.local import CatalogWriter, ItemRow, Meta, catalog_path
 from actors.catalog.pull import Delivered, Puller
 from actors.storage.db import is_busy
 from edge_runtime import Actor, AsyncioSeam, Backoff
 from novapos.adapters.nats import NatsLink
-from novapos.validators import Invalid
-from novapos.wire.catalog import Item, Settings, TaxClass, VersionMarker, catalog_stream, catalog_subjects, decode
+from novapos.wire.catalog import Settings, TaxClass, VersionMarker, catalog_stream, catalog_subjects
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,8 @@ class CatalogSyncActor(Actor):
         self._wait = fetch_wait
         self._writer: CatalogWriter | None = None
         self._reading: Reading | None = None
-        self._pending: list[Item | TaxClass | Settings] = []
+        self._items: list[ItemRow] = []  # received after the last marker, staged at the next
+        self._others: list[TaxClass | Settings] = []
         self._failures = 0
         self._since = time.monotonic()
 
@@ -167,8 +168,8 @@ class CatalogSyncActor(Actor):
             log.info("catalog sync: first sync of %s into %s", catalog_stream(self._tenant), self._path)
 
     def _take(self, messages: list[Delivered]) -> None:
-        """Stage each good message; at each version marker, commit what was staged with it."""
-        assert self._writer is not None and self._reading is not None
+        """Check the batch arrived whole, then decode and apply it."""
+        assert self._reading is not None
         reading = self._reading
         READ.inc(len(messages))
         for one in messages:
@@ -176,42 +177,35 @@ class CatalogSyncActor(Actor):
                 raise ConnectionError(f"a catalog message was lost in transit (consumer sequence "
                                       f"{one.consumer_seq} after {reading.consumer_seq})")
             reading.consumer_seq = one.consumer_seq
+        self._apply(messages, [decode_one(one.msg.subject, one.msg.data) for one in messages])
+
+    def _apply(self, batch: list[Delivered], decoded: list[Decoded]) -> None:
+        """Stage each good message; at each version marker, commit what was staged with it."""
+        assert self._writer is not None and self._reading is not None
+        reading = self._reading
+        for one, message in zip(batch, decoded, strict=True):
             reading.read += 1
-            message = self._decode(one)
-            if isinstance(message, VersionMarker):
-                self._writer.stage(self._pending)
-                self._pending = []
+            if isinstance(message, tuple):
+                self._items.append(message)
+            elif isinstance(message, VersionMarker):
+                self._writer.stage(self._items, self._others)
+                self._items, self._others = [], []
                 self._writer.commit(message, one.stream_seq, reading.stream_id)
                 APPLIED.set(message.version)
                 log.info("catalog sync: version %d applied (stream sequence %d, %d messages read)",
                          message.version, one.stream_seq, reading.read)
-            elif message is not None:
-                self._pending.append(message)
+            elif isinstance(message, str):
+                SKIPPED.inc()
+                log.warning("catalog sync: skipped the message at stream sequence %d on %s: %s; the hub's next "
+                            "change of that subject replaces it", one.stream_seq, one.msg.subject[:200], message)
+            else:
+                self._others.append(message)
             if reading.read % PROGRESS_EVERY == 0:
                 log.info("catalog sync: %d messages read from %s, %d more to come (stream sequence %d)",
                          reading.read, catalog_stream(self._tenant), one.pending, one.stream_seq)
-        if len(self._pending) >= self._batch:  # staged now, committed at the marker
-            self._writer.stage(self._pending)
-            self._pending = []
-
-    def _decode(self, one: Delivered) -> Item | TaxClass | Settings | VersionMarker | None:
-        """The message, or None (logged and counted) when it is malformed."""
-        msg, seq = one.msg, one.stream_seq
-        parts = msg.subject.split(".")
-        try:
-            if len(parts) < 3:
-                raise Invalid("catalog subject", "has no kind")
-            message = decode(parts[2], msg.data)
-            if isinstance(message, Item) and parts[3:] != [message.sku]:
-                raise Invalid("item", f"{message.sku} came on another subject")
-            if isinstance(message, TaxClass) and parts[3:] != [message.tax_class]:
-                raise Invalid("tax class", f"{message.tax_class} came on another subject")
-            return message
-        except (Invalid, ValueError, TypeError) as exc:  # whatever a malformed body raises: skipped, never a crash
-            SKIPPED.inc()
-            log.warning("catalog sync: skipped the message at stream sequence %d on %s: %s; the hub's next change "
-                        "of that subject replaces it", seq, msg.subject[:200], exc)
-            return None
+        if len(self._items) >= self._batch:  # staged now, committed at the marker
+            self._writer.stage(self._items, self._others)
+            self._items, self._others = [], []
 
     def _lost(self, why: str) -> None:
         """NATS, the stream or the consumer is away (or the file is locked): drop what was half-received
@@ -219,7 +213,7 @@ class CatalogSyncActor(Actor):
         assert self._writer is not None
         self._drop_reading()
         self._writer.rollback()
-        self._pending = []
+        self._items, self._others = [], []
         if not self._failures:
             self._since = time.monotonic()
             log.warning("catalog sync: cannot read %s (%s); the tills sell from catalog version %d meanwhile; "
