@@ -20,7 +20,8 @@ from actors.catalog.local import LocalCatalog, Offer, catalog_path
 from actors.catalog.sync import CatalogSyncActor
 from edge_runtime import AsyncioSeam, ChildSpec, SupervisorSpec, Tree, supervision_tree
 from novapos.adapters.nats import NatsLink
-from novapos.demo.embedded_nats import EmbeddedNats
+from novapos.demo.embedded_nats import EmbeddedNats, nats_server_binary
+from novapos.demo.processes import ManagedProcess, free_port, wait_for_port
 from novapos.pricing import Price
 from novapos.wire.catalog import Item, VersionMarker, catalog_stream, encode, item_subject
 from tests.catalog import DEMO_PRODUCTS, REGION, TENANT, demo_catalog, item, publish_catalog, publish_raw
@@ -225,3 +226,42 @@ async def test_a_catalog_file_locked_by_another_program_delays_the_version_and_c
         backup.close()
         await wait_until(lambda: version_is(state, 2), timeout=20)
         assert price_of(state, COFFEE_BARCODE) == 559 and tree.restarts == 0
+
+
+STORE_PERMISSIONS = """
+authorization {
+  users: [
+    {user: hub, password: hub}
+    {user: store, password: store, permissions: {
+      publish: {allow: ["$JS.API.STREAM.INFO.CATALOG_demo", "$JS.API.CONSUMER.CREATE.CATALOG_demo.*.catalog.demo.>",
+                        "$JS.API.CONSUMER.MSG.NEXT.CATALOG_demo.*"]}
+      subscribe: {allow: ["_INBOX.>"]}
+    }}
+  ]
+}
+"""
+
+
+async def test_the_sync_needs_only_read_access_to_its_own_catalog_stream(tmp_path: Path) -> None:
+    """A store user allowed nothing but the JetStream calls the sync's docstring lists (no publishing on
+    catalog subjects, no stream changes) cold-syncs and follows its catalog."""
+    port = free_port()
+    config = tmp_path / "nats.conf"
+    config.write_text(f'listen: "127.0.0.1:{port}"\njetstream {{store_dir: "{tmp_path / "js"}"}}\n{STORE_PERMISSIONS}')
+    server = ManagedProcess("nats-server", [nats_server_binary(), "-c", str(config)], tmp_path / "nats.log")
+    server.spawn()
+    try:
+        await trio.to_thread.run_sync(wait_for_port, "127.0.0.1", port, 20.0)
+        hub, store = f"nats://hub:hub@127.0.0.1:{port}", f"nats://store:store@127.0.0.1:{port}"
+        await publish_catalog(hub, demo_catalog())
+        state = tmp_path / "edge"
+        async with syncing(store, state):
+            await wait_until(lambda: version_is(state, 1))
+            await publish_catalog(hub, [item("COF-250", COFFEE_BARCODE, "Ground coffee 250 g", 579, version=2),
+                                        VersionMarker(2, 0)])
+            await wait_until(lambda: version_is(state, 2))
+        assert price_of(state, COFFEE_BARCODE) == 579
+        with pytest.raises(Exception, match="(?i)permissions|timeout|no response"):  # the store cannot write the catalog
+            await publish_catalog(store, [VersionMarker(3, 0)])
+    finally:
+        server.stop()
