@@ -119,7 +119,8 @@ def openapi_document() -> dict[str, Any]:
             "/api/events": _read("Server-sent events: device status and till state as they change",
                                  {"description": "an event stream", "content": {"text/event-stream": {}}}),
             "/healthz": _read("200 while the store can sell: status ok, or degraded when the hub link is down "
-                              "(outbox depth and oldest unsent age say what waits); 503 when it cannot sell",
+                              "(outbox depth and oldest unsent age say what waits); 503 when it cannot sell. catalog_version: "
+                              "the catalog the tills sell from; catalog_sync: following the hub's, or offline",
                               _json("health"), 503),
             "/metrics": _read("Prometheus metrics", {"description": "text",
                                                      "content": {"text/plain": {}}}),

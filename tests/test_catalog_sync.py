@@ -8,7 +8,7 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -76,7 +76,7 @@ def price_of(state_dir: Path, code: str) -> int | str:
         catalog.close()
 
 
-async def read_at_least(count: float) -> Callable[[], object]:
+def read_at_least(count: float) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         return metric("novapos_edge_catalog_messages_read_total") >= count
     return check
@@ -129,7 +129,7 @@ async def test_half_a_version_is_never_visible_until_its_marker_arrives(
         read = metric("novapos_edge_catalog_messages_read_total")
         await publish_catalog(nats_server.url, [item("COF-250", COFFEE_BARCODE, "Ground coffee 250 g", 549, version=2),
                                                 item("NEW-1", "2000000000091", "New thing", 100, version=2)])
-        await wait_until(await read_at_least(read + 2))  # the sync has both, staged in its open transaction
+        await wait_until(read_at_least(read + 2))  # the sync has both, staged in its open transaction
         assert (price_of(state, COFFEE_BARCODE), await version_is(state, 1)) == (499, True)
         assert "no item has barcode or SKU '2000000000091'" in str(price_of(state, "2000000000091"))
         await publish_catalog(nats_server.url, [VersionMarker(2, 0)])

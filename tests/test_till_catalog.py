@@ -51,6 +51,8 @@ async def test_a_price_change_leaves_the_open_line_at_its_snapshot_and_the_next_
         edge = await nursery.start(run_edge, config)
         till = f"{edge.url}/api/tills/till-1"
         await wait_until(lambda: catalog_version(http, edge, 1))  # the cold sync of a new store
+        health = (await http.get(f"{edge.url}/healthz")).json()
+        assert (health["catalog_version"], health["catalog_sync"]) == (1, "following")
         assert (await http.post(f"{till}/session", json={"cashier": "alice"})).status_code == 200
         first = (await http.post(f"{till}/lines", json={"barcode": COFFEE})).json()
         assert [line["unit_price"]["minor"] for line in first["lines"]] == [499]
@@ -106,6 +108,8 @@ async def test_prices_that_exclude_tax_add_it_to_the_total_and_the_sale_passes_t
 
 async def test_prices_that_include_tax_show_it_and_leave_the_total_alone(
         running: RunningEdge, http: httpx.AsyncClient) -> None:
+    health = (await http.get(f"{running.url}/healthz")).json()  # no catalog stream yet: it sells what it has
+    assert (health["catalog_version"], health["catalog_sync"]) == (1, "offline")
     receipt = await sell(http, running.url, [(COFFEE, 2), (MILK, 1)])
     assert (receipt["total"]["minor"], receipt["tax_total"]["minor"]) == (998 + 129, 65 + 8)
     printed = [line.text for line in render_receipt(

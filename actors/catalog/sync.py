@@ -53,7 +53,7 @@ READ = Counter("novapos_edge_catalog_messages_read_total", "Catalog messages rea
 SKIPPED = Counter("novapos_edge_catalog_messages_skipped_total", "Catalog messages refused as malformed")
 RESYNCS = Counter("novapos_edge_catalog_resyncs_total", "Full catalog resyncs after the hub rebuilt its stream")
 
-RETRY = Backoff(initial=0.5, maximum=10.0)
+RETRY = Backoff(initial=0.5, maximum=5.0)
 INACTIVE_S = 60.0  # the server drops a consumer nobody pulled from for this long
 PROGRESS_EVERY = 20_000  # messages between progress lines of a long sync
 
