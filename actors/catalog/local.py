@@ -162,10 +162,6 @@ class CatalogWriter:
             "SELECT catalog_version, stream_seq, stream_id FROM meta").fetchone()
         return Meta(version, seq, stream_id)
 
-    @property
-    def staging(self) -> bool:
-        return self._db.in_transaction
-
     def _begin(self) -> None:
         if not self._db.in_transaction:
             self._db.execute("BEGIN IMMEDIATE")
@@ -282,10 +278,6 @@ class LocalCatalog:
     def version(self) -> int:
         with self._snapshot() as db:
             return int(db.execute("SELECT catalog_version FROM meta").fetchone()[0])
-
-    def sku_of(self, barcode: str) -> str | None:
-        row = self._connection().execute("SELECT sku FROM barcodes WHERE barcode = ?", (barcode,)).fetchone()
-        return None if row is None else str(row[0])
 
     def offer(self, code: str, at_ms: int) -> Offer | str:
         """What a scan of `code` (a barcode, else a SKU) sells at `at_ms`: an Offer, or a sentence saying
