@@ -265,3 +265,22 @@ async def test_the_sync_needs_only_read_access_to_its_own_catalog_stream(tmp_pat
             await publish_catalog(store, [VersionMarker(3, 0)])
     finally:
         server.stop()
+
+
+async def test_nats_away_leaves_the_catalog_served_and_the_sync_catches_up_when_it_returns(
+        nats_server: EmbeddedNats, tmp_path: Path) -> None:
+    state = tmp_path / "edge"
+    await publish_catalog(nats_server.url, demo_catalog())
+    resyncs = metric("novapos_edge_catalog_resyncs_total")
+    async with syncing(nats_server.url, state) as tree:
+        await wait_until(lambda: version_is(state, 1))
+        await trio.to_thread.run_sync(nats_server.stop)
+        await trio.sleep(1.5)  # the sync has noticed
+        assert price_of(state, COFFEE_BARCODE) == 499  # offline scans go on
+        assert (await tree.ask("catalog", "status"))["catalog_sync"] == "offline"
+        await trio.to_thread.run_sync(nats_server.start)
+        await publish_catalog(nats_server.url, [item("COF-250", COFFEE_BARCODE, "Ground coffee 250 g", 589, version=2),
+                                                VersionMarker(2, 0)])
+        await wait_until(lambda: version_is(state, 2), timeout=30)
+        assert price_of(state, COFFEE_BARCODE) == 589 and tree.restarts == 0
+    assert metric("novapos_edge_catalog_resyncs_total") == resyncs  # the same stream: it resumed, no resync
