@@ -36,6 +36,14 @@ def _product(offer: Offer | str, barcode: str) -> dict[str, Any] | None:
             "tax": {"class": offer.tax_class, "rate_ppm": offer.rate_ppm, "included": offer.included}}
 
 
+def _limit(raw: str | None) -> int:
+    """The page size from the query string: digits only (a query parameter is text), within bounds."""
+    if raw is None:
+        return DEFAULT_LIMIT
+    number: object = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else raw
+    return integer("limit", number, 1, MAX_LIMIT)
+
+
 def page_routes(config: StoreConfig) -> list[Route]:
     path = catalog_path(config.state_dir)
 
@@ -63,8 +71,7 @@ def page_routes(config: StoreConfig) -> list[Route]:
         try:
             query = text("q", params["q"], max_length=MAX_BARCODE_LENGTH) if "q" in params else ""
             after = token("after", params["after"]) if "after" in params else ""
-            limit = integer("limit", int(params["limit"]) if params.get("limit", "").isdigit() and
-                            len(params["limit"]) < 10 else params.get("limit", DEFAULT_LIMIT), 1, MAX_LIMIT)
+            limit = _limit(params.get("limit"))
         except Invalid as exc:
             raise ApiError(422, str(exc)) from None
         if not path.exists():
