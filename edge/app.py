@@ -12,16 +12,19 @@ import fcntl
 import logging
 import os
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import trio
 
+from actors.catalog.local import catalog_path
+from actors.catalog.sync import CatalogSyncActor
 from actors.devices.context import MANAGER, SPOOLER, SUPERVISOR, DeviceContext, Notify
 from actors.devices.manager import DeviceManagerActor
 from actors.printing.spooler import PrintSpoolerActor
+from actors.stock.actor import StockActor
 from actors.storage import db as local_db
 from actors.storage.forwarder import ForwarderActor
 from actors.storage.outbox import OutboxActor
@@ -30,6 +33,7 @@ from drivers.hid_backend import HidBackend, RealHidBackend
 from drivers.hid_socket import SETTING_PREFIX as HID_SOCKET
 from drivers.hid_socket import HidSocketBackend
 from edge.api import build_api
+from edge.api.stock import STOCK
 from edge.events import EventHub
 from edge_runtime import AsyncioSeam, ChildSpec, Notifier, Strategy, SupervisorSpec, Tree, supervision_tree
 from novapos.adapters.http import serve
@@ -65,7 +69,8 @@ def store_link(config: StoreConfig) -> NatsLink:
 
 
 def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: NatsLink) -> SupervisorSpec:
-    """Outbox first (everything else writes to it), tills last (they use everything else).
+    """Outbox first (everything else writes to it), the catalog sync before the tills (they read its
+    file), tills last (they use everything else).
 
     `link` (store_link) outlives the tree: its owner closes it after the tree stops.
     Devices have their own supervisor, started empty: the device manager adds a device actor when a
@@ -77,7 +82,8 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: Nats
         return TillDevices(*(getattr(devices.for_till(kind, till), "name", None)
                              for kind in ("printer", "drawer", "display")))
     db_path = config.state_dir / local_db.FILE_NAME
-    tills = [ChildSpec(f"till.{till}", TillActor, (till, config.currency, config.products, config.store,
+    catalog = (catalog_path(config.state_dir), config.region)
+    tills = [ChildSpec(f"till.{till}", TillActor, (till, config.currency, catalog, config.store,
                                                     serving(till), notify, db_path, config.max_change_minor))
              for till in config.tills]
     return SupervisorSpec("edge", strategy=Strategy.ONE_FOR_ONE, intensity=5, period=10.0, children=[
@@ -85,6 +91,8 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: Nats
         ChildSpec(SPOOLER, PrintSpoolerActor,
                   (db_path, config.store, [rule.name for rule in devices.rules if rule.kind == "printer"])),
         ChildSpec("forwarder", ForwarderActor, (seam, link, config.forward_batch)),
+        ChildSpec(STOCK, StockActor, (link, seam, config.tenant, config.store)),
+        ChildSpec("catalog", CatalogSyncActor, (seam, link, config.state_dir, config.tenant)),
         # rest_for_one: if the device supervisor gives up and restarts (empty), the manager restarts
         # after it and plugs in what is present again.
         SupervisorSpec("hardware", strategy=Strategy.REST_FOR_ONE, intensity=5, period=10.0, children=[
@@ -136,6 +144,16 @@ def refuse_busy_port(host: str, port: int) -> None:
                 log.debug("probing %s: %s", address, exc)  # the server's own bind will say it
 
 
+@asynccontextmanager
+async def _closing(seam: AsyncioSeam, link: NatsLink) -> AsyncIterator[None]:
+    """Close `link` once the block (the actor tree that uses it) has ended, whatever its state."""
+    try:
+        yield
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(LINK_CLOSE_TIMEOUT_S):
+            await seam.run(link.close)
+
+
 async def run_edge(config: StoreConfig, *, task_status: trio.TaskStatus[RunningEdge] = trio.TASK_STATUS_IGNORED) -> None:
     """Run one store's edge until cancelled; stops the tree in reverse order on the way out.
     StateFolderInUse (before anything starts) if another edge runs on the same state folder."""
@@ -145,19 +163,21 @@ async def run_edge(config: StoreConfig, *, task_status: trio.TaskStatus[RunningE
     with state_folder_lock(config.state_dir), AsyncioSeam() as seam:
         refuse_busy_port(config.http_host, config.http_port)
         link = store_link(config)
+        async with _closing(seam, link), supervision_tree(edge_tree(config, seam, events.publish, link)) as tree:
+            await _serve(config, tree, events, notifier, task_status)
+
+
+async def _serve(config: StoreConfig, tree: Tree, events: EventHub, notifier: Notifier,
+                 task_status: trio.TaskStatus[RunningEdge]) -> None:
+    """The till's HTTP server and the watchdog, until cancelled."""
+    async with trio.open_nursery() as nursery:
+        urls = await nursery.start(serve, build_api(config, tree, events), config.http_host, config.http_port)
+        nursery.start_soon(notifier.run_watchdog, tree.healthy)
+        notifier.ready()
+        notifier.status(f"store {config.tenant}/{config.store} selling at {urls[0]}")
+        log.info("store %s/%s edge ready: web till at %s", config.tenant, config.store, urls[0])
         try:
-            async with supervision_tree(edge_tree(config, seam, events.publish, link)) as tree:
-                async with trio.open_nursery() as nursery:
-                    urls = await nursery.start(serve, build_api(config, tree, events), config.http_host, config.http_port)
-                    nursery.start_soon(notifier.run_watchdog, tree.healthy)
-                    notifier.ready()
-                    notifier.status(f"store {config.tenant}/{config.store} selling at {urls[0]}")
-                    log.info("store %s/%s edge ready: web till at %s", config.tenant, config.store, urls[0])
-                    try:
-                        task_status.started(RunningEdge(tree, urls[0]))
-                        await trio.sleep_forever()
-                    finally:
-                        notifier.stopping()
-        finally:  # the tree has stopped: no actor uses the link any more
-            with trio.move_on_after(LINK_CLOSE_TIMEOUT_S, shield=True):
-                await seam.run(link.close)
+            task_status.started(RunningEdge(tree, urls[0]))
+            await trio.sleep_forever()
+        finally:
+            notifier.stopping()

@@ -27,9 +27,11 @@ if TYPE_CHECKING:
 
 Applier = Callable[[asyncpg.Connection, Sequence[Envelope]], Awaitable[None]]
 """Applies new (never seen before) events of one type inside the inbox's transaction."""
-Responder = Callable[[asyncpg.Pool, bytes], Awaitable[bytes]]
-"""Answers one request/reply subject with the reply's bytes; served by hub.responders (a failure is answered
-with an error reply)."""
+Responder = Callable[[asyncpg.Pool, str, bytes], Awaitable[bytes]]
+"""Answers a request (pool, the subject it came on, its bytes) with the reply's bytes; served by hub.responders.
+A responder's subject may hold wildcards (novapos.*.*.req.stock): the subject a request came on says who asks,
+since NATS permissions confine a store to its own subjects. validators.Invalid is answered as a bad request
+(400, its sentence), any other failure as the hub's (500)."""
 Routes = Callable[["Console"], Sequence[BaseRoute]]
 """A domain's console routes, given what every route may use (the pool, the seam, the NATS link)."""
 Service = Callable[["Console"], Awaitable[None]]
@@ -46,7 +48,7 @@ class Domain:
     appliers: Mapping[str, Applier] = field(default_factory=dict)
     """Event type -> this domain's applier of it; several domains may apply one type."""
     responders: Mapping[str, Responder] = field(default_factory=dict)
-    """NATS subject -> its responder, answered by every hub process in one queue group."""
+    """NATS subject (wildcards allowed) -> its responder, answered by every hub process in one queue group."""
     routes: Routes | None = None
     services: Sequence[Service] = ()
     openapi: Mapping[str, Any] = field(default_factory=dict)

@@ -1,8 +1,10 @@
 """The hub's request/reply subjects: every domain's responders (see hub.domains) served on NATS.
 
 All hub processes subscribe in one queue group, so each request is answered once, by one of them. A
-responder that fails is answered with an error reply (the NATS services headers Nats-Service-Error and
-Nats-Service-Error-Code, empty body) and logged: the requester learns at once, and the hub stays up.
+responder is given the subject the request came on (its subscription may be a wildcard: the subject says
+which store asks). A refusal is answered with an error reply (the NATS services headers Nats-Service-Error
+and Nats-Service-Error-Code, empty body): 400 with the validator's sentence for a bad request, 500 for a
+responder that failed (logged): the requester learns at once, and the hub stays up.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from nats.aio.msg import Msg
 from edge_runtime import AsyncioSeam
 from hub.domains import Domain, Responder
 from novapos.adapters.nats import NatsLink
+from novapos.logs import escape
+from novapos.validators import Invalid
+from novapos.wire.replies import ERROR_CODE_HEADER, ERROR_HEADER
 
 log = logging.getLogger(__name__)
 
 QUEUE_GROUP = "novapos-hub"
-ERROR_HEADER = "Nats-Service-Error"
-ERROR_CODE_HEADER = "Nats-Service-Error-Code"
 
 
 def _handler(client: Client, pool: asyncpg.Pool, subject: str, responder: Responder) -> Any:
@@ -32,7 +35,11 @@ def _handler(client: Client, pool: asyncpg.Pool, subject: str, responder: Respon
         if not message.reply:  # published without a reply subject: nobody to answer
             return
         try:
-            answer = await responder(pool, message.data)
+            answer = await responder(pool, message.subject, message.data)
+        except Invalid as exc:
+            log.info("refused a request on %s: %s", message.subject, exc)
+            await client.publish(message.reply, b"", headers={ERROR_HEADER: escape(str(exc)), ERROR_CODE_HEADER: "400"})
+            return
         except Exception as exc:
             log.warning("answering %s failed (%s: %r); the requester got an error reply. This is the hub's bug "
                         "or PostgreSQL's trouble: check the hub's log and PostgreSQL", subject, type(exc).__name__,

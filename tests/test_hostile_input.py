@@ -74,6 +74,7 @@ ENDPOINTS = (
     Endpoint("DELETE", "/api/tills/{till}/tenders"),
     Endpoint("POST", "/api/tills/{till}/complete", {"cart": A_UUID}),
     Endpoint("POST", "/api/tills/{till}/drawer", {"sale": A_UUID}),
+    Endpoint("GET", "/api/stock/{sku}"),
 )
 VALID_PATH = {"till": "till-2", "sku": "MLK-1L"}
 
@@ -429,6 +430,16 @@ HUB_ENDPOINTS = (
     Endpoint("GET", "/api/price-diffs"),
     Endpoint("GET", "/api/dead-letters"),
     Endpoint("POST", "/api/dead-letters/{id}/redrive"),
+    Endpoint("GET", "/api/stock"),
+    Endpoint("GET", "/api/stock/movements"),
+    Endpoint("GET", "/api/stock/low"),
+    Endpoint("POST", "/api/stock/adjustments"),
+    Endpoint("POST", "/api/stock/receipts"),
+    Endpoint("POST", "/api/stock/returns"),
+    Endpoint("POST", "/api/stock/transfers"),
+    Endpoint("POST", "/api/stock/reservations"),
+    Endpoint("POST", "/api/stock/reservations/{id}/release"),
+    Endpoint("POST", "/api/stock/thresholds"),
 )
 """Every route of the hub console; the values a client controls are its path ids and query parameters."""
 HOSTILE_IDS = [*HOSTILE_SEGMENTS, ("zero", "0"), ("negative", "-1"), ("past bigint", str(2**63)),

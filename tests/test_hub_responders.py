@@ -25,12 +25,13 @@ from tests.conftest import wait_until
 calls: list[bytes] = []
 
 
-async def echo_sum(pool: asyncpg.Pool, data: bytes) -> bytes:
+async def echo_sum(pool: asyncpg.Pool, subject: str, data: bytes) -> bytes:
+    assert subject == "novapos.test.sum"
     calls.append(data)
     return str(await pool.fetchval("SELECT $1::int + 1", int(data))).encode()
 
 
-async def broken(_pool: asyncpg.Pool, _data: bytes) -> bytes:
+async def broken(_pool: asyncpg.Pool, _subject: str, _data: bytes) -> bytes:
     raise KeyError("tenders")
 
 

@@ -1,5 +1,5 @@
 """The edge's HTTP server: the till API (documented at /openapi.json), devices and print jobs, live
-events, /healthz and /metrics, and the web till page.
+events, stock asked from the hub, /healthz and /metrics, and the web till page.
 
 Each resource has its module; build_api composes them behind the shared door
 (novapos.adapters.http.with_api_errors: Host and Origin checks, JSON bodies of bounded size,
@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from edge.api.hardware import hardware_routes
 from edge.api.page import page_routes
 from edge.api.service import service_routes
+from edge.api.stock import stock_routes
 from edge.api.tills import till_routes
 from edge.events import EventHub
 from edge_runtime import Tree
@@ -23,5 +24,5 @@ from novapos.config import StoreConfig
 def build_api(config: StoreConfig, tree: Tree, events: EventHub) -> Starlette:
     return with_api_errors(Starlette(routes=[
         *page_routes(config), *service_routes(tree), *hardware_routes(tree, events),
-        *till_routes(tree, tuple(config.tills)),
+        *till_routes(tree, tuple(config.tills)), *stock_routes(tree),
     ]))
