@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.sync
 	$(BIN)/python -m bench.checkout
 	$(BIN)/python -m bench.auth
+	$(BIN)/python -m bench.contracts
 
 clean:
 	rm -rf $(VENV) .state build *.egg-info

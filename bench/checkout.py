@@ -33,6 +33,7 @@ from edge.app import run_edge
 from mocks.network_printer import MockNetworkPrinter
 from novapos.config import DeviceRule, DevicesConfig, StoreConfig, load_store
 from novapos.demo.embedded_nats import EmbeddedNats
+from tests.catalog import seed_catalog
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 BARCODES = ("4006381333931", "5000112637922", "7622210449283")
@@ -63,6 +64,7 @@ async def main(sales: int) -> dict[str, object]:
                                                       port=printer.port),))
             config = StoreConfig(**{**vars(demo), "http_port": 0, "nats_url": nats_server.url,
                                     "state_dir": state / "edge", "devices": devices})
+            seed_catalog(config.state_dir)  # the demo's products, as if synced from the hub's catalog
             checkouts, completes, floors = [], [], []
             async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=10) as http:
                 edge = await nursery.start(run_edge, config)

@@ -43,6 +43,7 @@ from edge.app import RunningEdge, run_edge
 from mocks.store import SimulatedStore
 from novapos.config import StoreConfig, load_devices, load_store
 from novapos.demo.embedded_nats import EmbeddedNats
+from tests.catalog import seed_catalog
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -133,6 +134,7 @@ async def main(cycles: int, count: int) -> dict[str, object]:
             devices = hardware.devices(tomllib.loads((CONFIGS / "demo-store.toml").read_text())["devices"])
             config = StoreConfig(**{**vars(demo), "http_port": 0, "nats_url": nats.url, "state_dir": state / "edge",
                                     "devices": load_devices(devices, "bench", demo.tills)})
+            seed_catalog(config.state_dir)  # the demo's products, as if synced from the hub's catalog
             async with trio.open_nursery() as nursery:
                 edge = await nursery.start(run_edge, config)
                 progress(f"hot-plug: {cycles} unplug/plug cycles of a serial scanner "

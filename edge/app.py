@@ -19,6 +19,8 @@ from pathlib import Path
 
 import trio
 
+from actors.catalog.local import catalog_path
+from actors.catalog.sync import CatalogSyncActor
 from actors.devices.context import MANAGER, SPOOLER, SUPERVISOR, DeviceContext, Notify
 from actors.devices.manager import DeviceManagerActor
 from actors.printing.spooler import PrintSpoolerActor
@@ -67,7 +69,8 @@ def store_link(config: StoreConfig) -> NatsLink:
 
 
 def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: NatsLink) -> SupervisorSpec:
-    """Outbox first (everything else writes to it), tills last (they use everything else).
+    """Outbox first (everything else writes to it), the catalog sync before the tills (they read its
+    file), tills last (they use everything else).
 
     `link` (store_link) outlives the tree: its owner closes it after the tree stops.
     Devices have their own supervisor, started empty: the device manager adds a device actor when a
@@ -79,7 +82,8 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: Nats
         return TillDevices(*(getattr(devices.for_till(kind, till), "name", None)
                              for kind in ("printer", "drawer", "display")))
     db_path = config.state_dir / local_db.FILE_NAME
-    tills = [ChildSpec(f"till.{till}", TillActor, (till, config.currency, config.products, config.store,
+    catalog = (catalog_path(config.state_dir), config.region)
+    tills = [ChildSpec(f"till.{till}", TillActor, (till, config.currency, catalog, config.store,
                                                     serving(till), notify, db_path, config.max_change_minor))
              for till in config.tills]
     return SupervisorSpec("edge", strategy=Strategy.ONE_FOR_ONE, intensity=5, period=10.0, children=[
@@ -88,6 +92,7 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: Nats
                   (db_path, config.store, [rule.name for rule in devices.rules if rule.kind == "printer"])),
         ChildSpec("forwarder", ForwarderActor, (seam, link, config.forward_batch)),
         ChildSpec(STOCK, StockActor, (link, seam, config.tenant, config.store)),
+        ChildSpec("catalog", CatalogSyncActor, (seam, link, config.state_dir, config.tenant)),
         # rest_for_one: if the device supervisor gives up and restarts (empty), the manager restarts
         # after it and plugs in what is present again.
         SupervisorSpec("hardware", strategy=Strategy.REST_FOR_ONE, intensity=5, period=10.0, children=[
@@ -159,14 +164,20 @@ async def run_edge(config: StoreConfig, *, task_status: trio.TaskStatus[RunningE
         refuse_busy_port(config.http_host, config.http_port)
         link = store_link(config)
         async with _closing(seam, link), supervision_tree(edge_tree(config, seam, events.publish, link)) as tree:
-            async with trio.open_nursery() as nursery:
-                urls = await nursery.start(serve, build_api(config, tree, events), config.http_host, config.http_port)
-                nursery.start_soon(notifier.run_watchdog, tree.healthy)
-                notifier.ready()
-                notifier.status(f"store {config.tenant}/{config.store} selling at {urls[0]}")
-                log.info("store %s/%s edge ready: web till at %s", config.tenant, config.store, urls[0])
-                try:
-                    task_status.started(RunningEdge(tree, urls[0]))
-                    await trio.sleep_forever()
-                finally:
-                    notifier.stopping()
+            await _serve(config, tree, events, notifier, task_status)
+
+
+async def _serve(config: StoreConfig, tree: Tree, events: EventHub, notifier: Notifier,
+                 task_status: trio.TaskStatus[RunningEdge]) -> None:
+    """The till's HTTP server and the watchdog, until cancelled."""
+    async with trio.open_nursery() as nursery:
+        urls = await nursery.start(serve, build_api(config, tree, events), config.http_host, config.http_port)
+        nursery.start_soon(notifier.run_watchdog, tree.healthy)
+        notifier.ready()
+        notifier.status(f"store {config.tenant}/{config.store} selling at {urls[0]}")
+        log.info("store %s/%s edge ready: web till at %s", config.tenant, config.store, urls[0])
+        try:
+            task_status.started(RunningEdge(tree, urls[0]))
+            await trio.sleep_forever()
+        finally:
+            notifier.stopping()

@@ -111,7 +111,16 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"200": {"description": "status known, refused or offline; what the till shows",
                                       "content": {"application/json": {"schema": {
                                           "$ref": "#/components/schemas/Stock"}}}}, **_errors(422)}}},
-            "/api/products": _read("The store's products", _json("products")),
+            "/api/products": {"get": {
+                "summary": "The store's products from its local catalog, a page at a time, with the price in force "
+                           "now and the tax rule; `next` is the `after` of the following page (null at the end)",
+                "parameters": [
+                    {"name": "q", "in": "query", "schema": {**_TEXT, "maxLength": MAX_BARCODE_LENGTH},
+                     "description": "a SKU or barcode prefix, or part of the name"},
+                    {"name": "after", "in": "query", "schema": _TOKEN, "description": "the last SKU of the page before"},
+                    {"name": "limit", "in": "query",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}}],
+                "responses": {"200": _json("products"), **_errors(422)}}},
             "/api/store": _read("Tenant, store and tills", _json("store")),
             "/api/devices": _read("Each device's status (plugged, ready, paper, faults)", _json("devices"), 503),
             "/api/print-jobs": _read("Receipts waiting for or sent to a printer", _json("print jobs"), 503),
@@ -120,7 +129,8 @@ def openapi_document() -> dict[str, Any]:
             "/healthz": _read("200 while the store can sell: status ok, or degraded when the hub link is down "
                               "(outbox depth and oldest unsent age say what waits) or NATS refuses or denies the "
                               "store's credentials (`nats`, `nats_problem` say which and what to do); 503 when it "
-                              "cannot sell",
+                              "cannot sell. catalog_version: the catalog the tills sell from; catalog_sync: following "
+                              "the hub's, or offline",
                               _json("health"), 503),
             "/metrics": _read("Prometheus metrics", {"description": "text",
                                                      "content": {"text/plain": {}}}),
@@ -131,13 +141,19 @@ def openapi_document() -> dict[str, Any]:
             "Error": _object(["error"], error={"type": "string"}),
             "Line": {"type": "object", "properties": {
                 "sku": _TOKEN, "name": _TEXT, "quantity": {"type": "integer", "minimum": 1, "maximum": MAX_LINE_QUANTITY},
-                "unit_price": {"$ref": "#/components/schemas/Money"}, "amount": {"$ref": "#/components/schemas/Money"}}},
+                "unit_price": {"$ref": "#/components/schemas/Money"}, "amount": {"$ref": "#/components/schemas/Money"},
+                "catalog_version": {"type": "integer", "description": "the catalog version the price was locked at"},
+                "tax": {"type": "object", "description": "the line's tax rule and amount (novapos.pricing's rounding)",
+                        "properties": {"class": _TOKEN, "rate_ppm": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
+                                       "included": {"type": "boolean", "description": "in the shelf price, or added"},
+                                       "amount": {"$ref": "#/components/schemas/Money"}}}}},
             "TillState": {"type": "object", "properties": {
                 "till": _TOKEN, "session": {"type": ["object", "null"]}, "cart": {"type": "string", "format": "uuid"},
                 "lines": {"type": "array", "items": {"$ref": "#/components/schemas/Line"}},
                 "stage": {"type": "string", "enum": [stage.value for stage in Stage],
                           "description": "scanning; paying (cash taken: lines frozen); saving (being committed)"},
                 "total": {"$ref": "#/components/schemas/Money"}, "tendered": {"$ref": "#/components/schemas/Money"},
+                "tax_total": {"$ref": "#/components/schemas/Money"},
                 "due": {"$ref": "#/components/schemas/Money"}, "change": {"$ref": "#/components/schemas/Money"},
                 "drawer_owed": {"type": ["string", "null"], "format": "uuid",
                                 "description": "a cash sale whose drawer did not open: POST .../drawer opens it once"}}},
@@ -159,6 +175,7 @@ def openapi_document() -> dict[str, Any]:
                 "sale": {"type": "string", "description": "event id (UUIDv7)"},
                 "seq": {"type": "integer", "description": "the store's sequence number"},
                 "lines": {"type": "array", "items": {"$ref": "#/components/schemas/Line"}},
-                "total": {"$ref": "#/components/schemas/Money"}, "change": {"$ref": "#/components/schemas/Money"}}},
+                "total": {"$ref": "#/components/schemas/Money"}, "tax_total": {"$ref": "#/components/schemas/Money"},
+                "change": {"$ref": "#/components/schemas/Money"}}},
         }},
     }

@@ -24,6 +24,7 @@ from mocks.network_printer import MockNetworkPrinter
 from novapos.config import DeviceRule, DevicesConfig, HubConfig, StoreConfig, load_store
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.embedded_postgres import EmbeddedPostgres
+from tests.catalog import seed_catalog
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -88,8 +89,9 @@ def printer() -> Iterator[MockNetworkPrinter]:
 @pytest.fixture
 def store_config(tmp_path: Path, nats_server: EmbeddedNats, printer: MockNetworkPrinter) -> StoreConfig:
     demo = load_store(CONFIGS / "demo-store.toml")
+    seed_catalog(tmp_path / "edge")  # the demo's products, as if the hub's catalog had synced
     return StoreConfig(
-        tenant=demo.tenant, store=demo.store, currency=demo.currency, tills=demo.tills, products=demo.products,
+        tenant=demo.tenant, store=demo.store, currency=demo.currency, tills=demo.tills, region=demo.region,
         http_port=0, nats_url=nats_server.url, nats_credentials=nats_server.store_credentials(demo.tenant, demo.store),
         state_dir=tmp_path / "edge",
         devices=printer_only(printer.port),

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from novapos.demo.processes import free_port
+from tests.catalog import seed_catalog
 from tests.pos import COFFEE
 
 
@@ -56,6 +57,7 @@ def test_edge_without_nats_address_says_what_to_do(tmp_path: Path) -> None:
 def test_demo_runs_both_processes_and_a_sale_lands_once(tmp_path: Path) -> None:
     till_port, console_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOVAPOS_")}
+    seed_catalog(tmp_path / "state" / "store-001")  # the store's catalog, as if synced from the hub
     demo = subprocess.Popen([sys.executable, "-m", "novapos.cli", "demo", "--state-dir", str(tmp_path / "state"),
                              "--till-port", str(till_port), "--console-port", str(console_port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)

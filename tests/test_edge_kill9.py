@@ -19,6 +19,7 @@ from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.processes import free_port
 from novapos.demo.run import write_store_config
+from tests.catalog import seed_catalog
 from tests.conftest import query, wait_until
 from tests.pos import COFFEE, MILK, sell
 
@@ -46,6 +47,7 @@ async def test_completed_sales_survive_kill_9_and_land_once(
     write_store_config(config, tmp_path, port, {"scan_interval": 0.1, "rules": [
         {"name": "receipt-printer", "driver": "escpos-network", "host": "127.0.0.1", "port": printer.port},
         {"name": "drawer-1", "driver": "printer-drawer", "printer": "receipt-printer", "till": "till-1"}]})
+    seed_catalog(tmp_path / "store-001")  # the store's catalog, as if synced from the hub
     url = f"http://127.0.0.1:{port}"
     async with trio.open_nursery() as nursery:
         await nursery.start(run_hub, hub_config)

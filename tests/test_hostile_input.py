@@ -427,6 +427,7 @@ HUB_ENDPOINTS = (
     Endpoint("GET", "/openapi.json"),
     Endpoint("GET", "/api/stores"),
     Endpoint("GET", "/api/sales"),
+    Endpoint("GET", "/api/price-diffs"),
     Endpoint("GET", "/api/dead-letters"),
     Endpoint("POST", "/api/dead-letters/{id}/redrive"),
     Endpoint("GET", "/api/catalog/products"),
@@ -465,7 +466,7 @@ def _hub_attacks(endpoint: Endpoint, port: int) -> Iterator[tuple[str, int, http
 
     for label, segment in HOSTILE_IDS if "{id}" in endpoint.path else []:
         yield f"id {label}", 404, request(endpoint.method, segment)
-    for limit in HOSTILE_LIMITS if endpoint.path == "/api/sales" else []:
+    for limit in HOSTILE_LIMITS if endpoint.path in ("/api/sales", "/api/price-diffs") else []:
         yield f"limit={limit[:12]}", 400, request("GET", query=f"?limit={limit}", content=None, headers={})
     for method in {"PUT", "PATCH", "DELETE", "POST", "GET"} - {endpoint.method}:
         yield f"{method} without a body", 405, request(method, content=None, headers={})

@@ -13,7 +13,7 @@ from tests.pos import COFFEE
 
 
 @pytest.mark.parametrize(("path", "body", "status", "says"), [
-    ("lines", {"barcode": "0000000000000", "quantity": 1}, 404, "no product has barcode"),
+    ("lines", {"barcode": "0000000000000", "quantity": 1}, 404, "no item has barcode or SKU '0000000000000'"),
     ("lines", b'{"barcode": "4006381333931", "quantity": ', 400, "not valid JSON"),
     ("lines", b'["a list"]', 400, "must be a JSON object"),
     ("lines", {"barcode": COFFEE, "quantity": -2}, 422, "must be from 1 to 9999"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -15,8 +14,9 @@ from prometheus_client import REGISTRY
 from edge.app import run_edge
 from hub.app import run_hub
 from mocks.network_printer import MockNetworkPrinter
-from novapos.config import HubConfig, Product, StoreConfig
-from novapos.money import Money
+from novapos.config import HubConfig, StoreConfig
+from novapos.wire.catalog import VersionMarker
+from tests.catalog import demo_catalog, item, seed_catalog
 from tests.conftest import query, wait_until
 from tests.pos import COFFEE, MILK, sell
 
@@ -153,14 +153,14 @@ async def test_a_free_item_sells_with_no_tender_and_lands_in_the_hub(
         http: httpx.AsyncClient) -> None:
     """A product priced 0 (a free bag, a gift) completes with nothing tendered, prints its receipt,
     opens no drawer (no cash changed hands) and is stored by the hub like any sale."""
-    bag = Product("BAG-FREE", "2000000000015", "Paper bag", Money(0, "EUR"))
-    config = replace(store_config, products=(*store_config.products, bag))
+    bag = item("BAG-FREE", "2000000000022", "Paper bag", 0, version=2)
+    seed_catalog(store_config.state_dir, [*demo_catalog(), bag, VersionMarker(2, 0)])
     async with trio.open_nursery() as nursery:
         await nursery.start(run_hub, hub_config)
-        edge = await nursery.start(run_edge, config)
+        edge = await nursery.start(run_edge, store_config)
         url = f"{edge.url}/api/tills/till-1"
         assert (await http.post(f"{url}/session", json={"cashier": "alice"})).status_code == 200
-        state = await scan(http, url, bag.barcode, 2)
+        state = await scan(http, url, bag.barcodes[0], 2)
         assert (state["total"]["minor"], state["due"]["minor"]) == (0, 0)
         pulses = drawer_pulses()
         response = await http.post(f"{url}/complete", json={"cart": state["cart"]})

@@ -79,7 +79,7 @@ async def test_a_cart_completed_just_before_a_crash_is_not_taken_up_again(
         await http.post(f"{url}/tenders", json={"amount_minor": 1000})
         receipt = (await http.post(f"{url}/complete", json={"cart": before["cart"]})).json()
     stale = {"session": before["session"], "cart": {"id": before["cart"], "tendered": [500, 1000],
-             "lines": [{"sku": "COF-250", "quantity": 2}, {"sku": "MLK-1L", "quantity": 1}]}}
+             "lines": [{**milk(2), "sku": "COF-250", "name": "Ground coffee 250 g", "unit": 499}, milk(1)]}}
     save_directly(store_config, "till-1", json.dumps(stale))
     async with running_edge(store_config) as edge:
         url = f"{edge.url}/api/tills/till-1"
@@ -93,6 +93,12 @@ async def test_a_cart_completed_just_before_a_crash_is_not_taken_up_again(
 SESSION, CART = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c"
 
 
+def milk(quantity: object) -> dict[str, object]:
+    """A saved line of milk with its price lock, as a till saves it."""
+    return {"sku": "MLK-1L", "name": "Whole milk 1 l", "quantity": quantity, "unit": 129, "catalog_version": 1,
+            "tax_class": "food", "rate_ppm": 70_000, "included": True}
+
+
 async def test_an_unreadable_or_stale_saved_cart_never_stops_a_till(
         store_config: StoreConfig, http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture) -> None:
     async with running_edge(store_config):
@@ -101,9 +107,8 @@ async def test_an_unreadable_or_stale_saved_cart_never_stops_a_till(
     save_directly(store_config, "till-2", json.dumps({
         "session": {"id": SESSION, "cashier": "bob"},
         "cart": {"id": CART, "tendered": [-5, "x"], "lines": [
-            {"sku": "GONE-1", "quantity": 1},  # dropped from the catalog since
-            {"sku": "MLK-1L", "quantity": 0}, {"sku": ["MLK-1L"], "quantity": 1}, "junk",
-            {"sku": "MLK-1L", "quantity": 3}]}}))
+            {"sku": "OLD-1", "quantity": 1},  # saved by a till before price locks: no snapshot to sell it at
+            milk(0), {**milk(1), "sku": ["MLK-1L"]}, "junk", milk(3)]}}))
     with caplog.at_level(logging.WARNING, logger="actors"):
         async with running_edge(store_config) as edge:
             till_1 = (await http.get(f"{edge.url}/api/tills/till-1")).json()
@@ -114,7 +119,7 @@ async def test_an_unreadable_or_stale_saved_cart_never_stops_a_till(
     assert [(line["sku"], line["quantity"]) for line in till_2["lines"]] == [("MLK-1L", 3)]
     assert till_2["tendered"]["minor"] == 0
     messages = "\n".join(record.getMessage() for record in caplog.records)
-    assert "till till-1: its saved cart cannot be read" in messages and "GONE-1" in messages
+    assert "till till-1: its saved cart cannot be read" in messages and "saved before price locks" in messages
 
 
 @pytest.mark.parametrize(("session", "cart", "kept"), [
@@ -122,10 +127,9 @@ async def test_an_unreadable_or_stale_saved_cart_never_stops_a_till(
     ({"id": SESSION, "cashier": "sur\ud800rogate"}, {"id": CART, "lines": [], "tendered": []}, "nothing"),
     ({"id": SESSION, "cashier": "eve\n2026-12-01 INFO forged"}, {"id": CART, "lines": [], "tendered": []}, "nothing"),
     ({"id": "s2; DROP TABLE outbox", "cashier": "bob"}, {"id": CART, "lines": [], "tendered": []}, "nothing"),
-    ({"id": SESSION, "cashier": "bob"}, {"id": "c2", "lines": [{"sku": "MLK-1L", "quantity": 1}]}, "session"),
+    ({"id": SESSION, "cashier": "bob"}, {"id": "c2", "lines": [milk(1)]}, "session"),
     ({"id": SESSION, "cashier": "bob"}, {"id": CART, "tendered": [10**15, 10**9, 200],
-                                         "lines": [{"sku": "MLK-1L", "quantity": 10**6}, {"sku": "MLK-1L",
-                                                                                        "quantity": 1}]}, "cart"),
+                                         "lines": [milk(10**6), milk(1)]}, "cart"),
 ])
 async def test_a_poisoned_saved_till_is_dropped_field_by_field_never_restored(
         store_config: StoreConfig, http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture,

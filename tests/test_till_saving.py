@@ -9,6 +9,7 @@ open_drawer_for_sale, opens it once, as a recorded recovery; a second attempt is
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 import trio
 from prometheus_client import REGISTRY
 
+from actors.catalog.local import LocalCatalog, Offer, catalog_path
 from actors.devices.drawer import DrawerDevice
 from actors.devices.printer import PrinterDevice
 from actors.protocol import Rejected
@@ -110,16 +112,18 @@ async def test_a_commit_slower_than_the_till_keeps_the_cart_and_the_resend_opens
 def commit_as_the_till_would(config: StoreConfig, paid: dict[str, Any]) -> str:
     """Commit the paid cart's sale straight into the store's outbox: the file as a kill -9 right
     after the sale's commit leaves it (the till's saved state still holds the sold cart)."""
+    catalog = LocalCatalog(catalog_path(config.state_dir), config.store, config.region)
     cart = Cart(config.currency, 50000, paid["cart"])
-    by_sku = {product.sku: product for product in config.products}
     for line in paid["lines"]:
-        assert cart.add(by_sku[line["sku"]], line["quantity"]) is None
+        offer = catalog.offer(line["sku"], int(time.time() * 1000))
+        assert isinstance(offer, Offer) and cart.add(offer, line["quantity"]) is None
+    catalog.close()
     assert cart.tender_cash(paid["tendered"]["minor"]) is None
     body = cart.checkout("till-1", paid["session"]["id"], paid["session"]["cashier"])
     assert isinstance(body, dict)
     outbox = Outbox(config.state_dir / local_db.FILE_NAME, config.tenant, config.store)
     try:
-        return str(outbox.append("sale.completed", 1, body, print_on="receipt-printer", key=cart.id).id)
+        return str(outbox.append("sale.completed", 2, body, print_on="receipt-printer", key=cart.id).id)
     finally:
         outbox.close()
 

@@ -14,6 +14,7 @@ from edge.app import run_edge
 from hub.app import run_hub
 from mocks.network_printer import MockNetworkPrinter
 from novapos.config import HubConfig, StoreConfig
+from tests.catalog import DEMO_PRODUCTS
 from tests.conftest import query, wait_until
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -25,6 +26,7 @@ if not (CHROMIUM and CHROMEDRIVER):
 from selenium import webdriver  # noqa: E402  (only importable once we know a browser is there)
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
 from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
@@ -42,6 +44,12 @@ def summary(browser: webdriver.Chrome) -> dict[str, str]:
     return dict(browser.execute_script(
         "return Object.fromEntries(['total', 'tendered', 'due', 'change']"
         ".map(k => [k, document.getElementById('sum-' + k).textContent]));"))
+
+
+def product(browser: webdriver.Chrome, sku: str) -> WebElement:
+    """The product button of the catalog page for `sku` (the demo's: tests.catalog.DEMO_PRODUCTS)."""
+    barcode = next(code for item, code, _name, _price in DEMO_PRODUCTS if item == sku)
+    return browser.find_element(By.CSS_SELECTOR, f"#products button[data-barcode='{barcode}']")
 
 
 def headless_chromium() -> webdriver.Chrome:
@@ -67,14 +75,15 @@ def make_a_sale_in_the_page(url: str, printer: MockNetworkPrinter, screenshot: s
         wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "who"), "Cashier: alice"))
         requested = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
         assert not [name for name in requested if name.endswith("/api/tills/")], requested  # no till asked for
-        products = browser.find_elements(By.CSS_SELECTOR, "#products button")
-        products[0].click()
+        coffee, milk, bread = (product(browser, sku) for sku in ("COF-250", "MLK-1L", "BRD-SD"))
+        coffee.click()
         wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "lines"), "1 × Ground coffee"))
-        products[0].click()
+        coffee.click()
         wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "lines"), "2 × Ground coffee"))
-        products[1].click()
+        milk.click()
         wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "total"), "11.27 EUR"))
-        products[2].click()  # one too many: the cashier takes it off again
+        assert browser.find_element(By.ID, "sum-tax").text == "0.73 EUR"  # 7 % included: 0.65 in 9.98, 0.08 in 1.29
+        bread.click()  # one too many: the cashier takes it off again
         wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "total"), "14.76 EUR"))
         browser.find_element(By.CSS_SELECTOR, "#lines button.remove[data-sku='BRD-SD']").click()
         wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "total"), "Total 11.27 EUR"))
@@ -154,7 +163,7 @@ def double_tap_after_a_partial_tender(url: str) -> tuple[dict[str, str], str, st
         Select(browser.find_element(By.ID, "till")).select_by_value("till-2")
         browser.find_element(By.ID, "open").click()
         wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "who"), "Cashier: alice"))
-        browser.find_elements(By.CSS_SELECTOR, "#products button")[0].click()
+        product(browser, "COF-250").click()
         wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "total"), "4.99 EUR"))
         assert browser.find_element(By.ID, "cash").get_attribute("value") == "4.99"  # exact cash, before any tender
         cash = browser.find_element(By.ID, "cash")

@@ -147,3 +147,31 @@ def test_money_is_integer_minor_units() -> None:
         Money(4.99, "EUR")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         Money(1, "EUR") + Money(1, "USD")
+
+
+def _v2() -> Envelope:
+    event = sale_event()
+    event.body["lines"][0] |= {"catalog_version": 7, "tax": {"class": "standard", "rate_ppm": 200_000, "included": True,
+                                                            "amount": {"minor": 83, "currency": "EUR"}}}
+    event.body["tax_total"] = {"minor": 83, "currency": "EUR"}
+    return Envelope(event.id, event.type, 2, event.tenant, event.store, event.seq, event.ts, event.body)
+
+
+@pytest.mark.parametrize(("mutate", "says"), [
+    (lambda b: b["lines"][0]["tax"]["amount"].update(minor=84), r"lines\[0\].tax.amount 84 is not the line's tax "
+                                                                r"at 200000 ppm \(83\)"),
+    (lambda b: b["tax_total"].update(minor=0), r"tax_total does not equal the sum of the lines' tax \(83\)"),
+    (lambda b: b["lines"][0]["tax"].update(note="x"), r"lines\[0\].tax must be \{class, rate_ppm, included, amount\}"),
+    (lambda b: b["lines"][0]["tax"].update(included=1), r"lines\[0\].tax.included must be true or false"),
+    (lambda b: b["lines"][0]["tax"].update(rate_ppm=1_000_001), r"lines\[0\].tax.rate_ppm must be from 0 to 1000000"),
+    (lambda b: b["lines"][0].update(catalog_version=-1), r"lines\[0\].catalog_version must be from 0"),
+    (lambda b: (b["lines"][0]["tax"].update(included=False, amount={"minor": 100, "currency": "EUR"}),
+                b["tax_total"].update(minor=100)), r"total does not equal the sum of the lines \(599\)"),
+    (lambda b: b.pop("tax_total"), "tax_total must be {minor, currency}"),
+])
+def test_a_v2_sale_refuses_a_price_lock_that_does_not_add_up(mutate, says: str) -> None:  # type: ignore[no-untyped-def]
+    event = _v2()
+    assert decode(event.encode()) == event
+    mutate(event.body)
+    with pytest.raises(SchemaError, match=says):
+        decode(event.encode())

@@ -1,4 +1,8 @@
-"""A completed sale laid out as a printed receipt (42 columns, the common 80 mm font A width)."""
+"""A completed sale laid out as a printed receipt (42 columns, the common 80 mm font A width).
+
+A sale of v2 (price locks) shows its tax per class and rate: "incl." under the total when shelf prices
+include it, or a subtotal, the tax and the total when it is added. A v1 sale (printed late, after an
+upgrade) has no tax to show."""
 
 from __future__ import annotations
 
@@ -33,12 +37,37 @@ def render_receipt(store_name: str, event: dict[str, Any], sold_at: datetime) ->
     for item in sale["lines"]:
         lines.append(PrintLine(_row(f"{item['quantity']} x {item['name']}", _money(item["amount"]))))
     lines.append(PrintLine("-" * WIDTH))
-    lines.append(PrintLine(_row("TOTAL", _money(sale["total"])), bold=True))
+    lines.extend(_tax_lines(sale))
     for tender in sale["tenders"]:
         lines.append(PrintLine(_row(tender["method"].capitalize(), _money(tender["amount"]))))
     lines.append(PrintLine(_row("Change", _money(sale["change"]))))
     lines.append(PrintLine(f"Sale {event['seq']}  {event['id']}", align="center"))
     return PrintDocument(lines=tuple(lines), cut=True)  # the till opens the drawer itself, not via the print queue
+
+
+def _percent(rate_ppm: int) -> str:
+    """A rate in parts per million as a percentage with two decimals, in integers (70000 -> 7.00%)."""
+    return f"{rate_ppm // 10_000}.{rate_ppm % 10_000 // 100:02d}%"
+
+
+def _tax_lines(sale: dict[str, Any]) -> list[PrintLine]:
+    """The total, with the tax of each (included, class, rate) group of lines: before it when added, under it when included."""
+    groups: dict[tuple[bool, str, int], int] = {}
+    for item in sale["lines"]:
+        if "tax" in item:
+            tax = item["tax"]
+            key = (tax["included"], tax["class"], tax["rate_ppm"])
+            groups[key] = groups.get(key, 0) + tax["amount"]["minor"]
+    currency = sale["currency"]
+    total = PrintLine(_row("TOTAL", _money(sale["total"])), bold=True)
+    added = [PrintLine(_row(f"Tax {cls} {_percent(rate)}", Money(amount, currency).format()))
+             for (included, cls, rate), amount in sorted(groups.items()) if not included]
+    inside = [PrintLine(_row(f"  incl. tax {cls} {_percent(rate)}", Money(amount, currency).format()))
+              for (included, cls, rate), amount in sorted(groups.items()) if included]
+    if added:
+        subtotal = sum(item["amount"]["minor"] for item in sale["lines"])
+        added.insert(0, PrintLine(_row("Subtotal", Money(subtotal, currency).format())))
+    return [*added, total, *inside]
 
 
 def late_heading(seq: int, sold_at: datetime) -> tuple[PrintLine, ...]:

@@ -12,6 +12,12 @@ pulse (it tells the till drawer_pulsed), so a kill -9 before that leaves it owed
 as a recorded recovery. The till tells and never asks: a drawer on a busy printer may take seconds,
 and the till's mailbox serves the cashier meanwhile. Every change of the till's state is published,
 so the web till shows a line added by the scanner as soon as it is scanned.
+
+Scans are looked up in the store's local catalog (actors.catalog.local), through the till's own
+read-only connection: the price in force now for this store and region, and the tax rule of the
+item's class in this region; the line locks that offer (actors.till.cart). An unknown code, an
+inactive item or one with no price in force is refused with a sentence. The catalog sync may apply a
+new version at any moment; a till reads one whole version per scan.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any
 import pykka
 from prometheus_client import Counter
 
+from actors.catalog.local import LocalCatalog
 from actors.devices.context import SPOOLER, Notify, device_actor_name
 from actors.protocol import Rejected
 from actors.storage.outbox import Committed
@@ -34,7 +41,6 @@ from actors.till import customer_screen
 from actors.till.cart import SAVING_MESSAGE, Cart, restore
 from edge_runtime import Actor
 from novapos import validators
-from novapos.config import Product
 from novapos.wire.ids import uuid7
 
 log = logging.getLogger(__name__)
@@ -69,8 +75,9 @@ class Pulse:
 class TillActor(Actor):
     """State of one till; its public methods are the till's protocol (answers are plain dicts)."""
 
-    def __init__(self, till_id: str, currency: str, products: tuple[Product, ...], store_name: str,
+    def __init__(self, till_id: str, currency: str, catalog: tuple[Path, str], store_name: str,
                  devices: TillDevices, notify: Notify, db_path: Path, max_change_minor: int) -> None:
+        """`catalog`: the local catalog's file and the store's region (its prices and tax rates)."""
         super().__init__()
         self._db_path = db_path
         self._saved: SavedTills | None = None
@@ -82,8 +89,7 @@ class TillActor(Actor):
         self._drawer = devices.drawer
         self._display = devices.display
         self._notify = notify
-        self._by_barcode = {product.barcode: product for product in products}
-        self._by_sku = {product.sku: product for product in products}
+        self._catalog = LocalCatalog(catalog[0], store_name, catalog[1])
         self._session: dict[str, str] | None = None
         self._cart = self._new_cart()
         self._drawer_owed: str | None = None  # the sale whose drawer pulse no drawer actor has confirmed yet
@@ -97,6 +103,7 @@ class TillActor(Actor):
             self._save()  # what the restore dropped stays dropped: its warnings are not repeated every start
 
     def stopping(self) -> None:
+        self._catalog.close()
         if self._saved is not None:
             self._saved.close()
 
@@ -130,10 +137,10 @@ class TillActor(Actor):
     def add_line(self, barcode: str, quantity: int) -> dict[str, Any] | Rejected:
         if (refused := self._no_session()) is not None:
             return refused
-        product = self._by_barcode.get(barcode)
-        if product is None:
-            return Rejected("not_found", f"no product has barcode {barcode!r}")
-        return self._cart.add(product, quantity) or self._changed()
+        offer = self._catalog.offer(barcode, int(time.time() * 1000))
+        if isinstance(offer, str):
+            return Rejected("not_found", offer)
+        return self._cart.add(offer, quantity) or self._changed()
 
     def remove_line(self, sku: str) -> dict[str, Any] | Rejected:
         """Take a line off the cart: scanned by mistake, or the customer changed their mind."""
@@ -198,7 +205,7 @@ class TillActor(Actor):
         if isinstance(body, Rejected):
             return body
         try:
-            committed = self.registry.ask("outbox", "append", "sale.completed", 1, body, print_on=self._printer,
+            committed = self.registry.ask("outbox", "append", "sale.completed", 2, body, print_on=self._printer,
                                           key=cart.id, timeout=COMMIT_TIMEOUT_S)
         except pykka.Timeout:
             log.warning("till %s: the sale of cart %s is not saved after %.0f s (a slow or locked disk); the cart is "
@@ -253,7 +260,7 @@ class TillActor(Actor):
     def _restore(self, saved: Mapping[str, Any]) -> None:
         """Take up the saved session and cart, every field checked with novapos.validators as if a
         client had sent it. What fails is dropped with a log line, never a failed start: a poisoned
-        cashier name ends the session, a product gone from the catalog loses its line, and a cart that
+        cashier name ends the session, a line without a valid price lock is lost, and a cart that
         was completed just before the restart (its sale is on disk) gives way to a new one, its drawer
         pulse owed."""
         owed = saved.get("drawer_owed")
@@ -271,7 +278,7 @@ class TillActor(Actor):
                              "cashier": validators.text("saved cashier", session.get("cashier"))}
             if not isinstance(saved_cart, dict):
                 raise validators.Invalid("saved cart", "must be an object")
-            cart, problems = restore(saved_cart, self.currency, self._max_change, self._by_sku)
+            cart, problems = restore(saved_cart, self.currency, self._max_change)
         except validators.Invalid as exc:
             log.warning("till %s: dropping its saved %s: %s", self.till_id,
                         "cart" if self._session is not None else "session and cart", exc)

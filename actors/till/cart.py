@@ -8,19 +8,28 @@ and then has changed nothing: a refusal is an answer, not an exception.
 Stages: SCANNING (lines come and go), PAYING (cash taken: lines are frozen until it is given back),
 SAVING (the sale was handed to the outbox and its commit is in doubt: nothing may change until a
 resent completion finds out whether it landed).
+
+Every line is locked to the offer it was scanned at (actors.catalog.local.Offer: catalog version, unit
+price, tax class, rate and whether shelf prices include tax), and keeps it whatever the catalog does
+next, across restarts too (to_saved/restore). A second scan of the same SKU adds to its line only when
+the offer is unchanged (same price and tax rule); after a price change it opens a new line at the new
+price, so the customer pays what each shelf label said when it was scanned. Tax is computed per line by
+novapos.pricing's one rounding rule: shown inside the total when shelf prices include it, added to the
+total when they do not.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
+from actors.catalog.local import Offer
 from actors.protocol import Rejected
 from novapos import validators
-from novapos.config import Product
 from novapos.money import Money
+from novapos.pricing import PPM, line_tax
 from novapos.wire.ids import uuid7
 
 SAVING_MESSAGE = "the sale is being saved: send complete again (it will not be sold twice)"
@@ -34,16 +43,45 @@ class Stage(Enum):
 
 @dataclass
 class Line:
-    product: Product
+    offer: Offer
     quantity: int
 
     @property
+    def sku(self) -> str:
+        return self.offer.sku
+
+    @property
     def amount(self) -> Money:
-        return self.product.price.times(self.quantity)
+        return Money(self.offer.unit_minor * self.quantity, self.offer.currency)
+
+    @property
+    def tax(self) -> Money:
+        return Money(line_tax(self.amount.minor, self.offer.rate_ppm, self.offer.included), self.offer.currency)
+
+    @property
+    def adds(self) -> int:
+        """What the line adds to the total: its amount, and its tax too when prices exclude tax."""
+        return self.amount.minor + (0 if self.offer.included else self.tax.minor)
 
     def to_wire(self) -> dict[str, Any]:
-        return {"sku": self.product.sku, "name": self.product.name, "quantity": self.quantity,
-                "unit_price": self.product.price.to_wire(), "amount": self.amount.to_wire()}
+        """The sale.completed v2 line: the v1 fields and the price lock."""
+        offer = self.offer
+        return {"sku": offer.sku, "name": offer.name, "quantity": self.quantity,
+                "unit_price": Money(offer.unit_minor, offer.currency).to_wire(), "amount": self.amount.to_wire(),
+                "catalog_version": offer.catalog_version,
+                "tax": {"class": offer.tax_class, "rate_ppm": offer.rate_ppm, "included": offer.included,
+                        "amount": self.tax.to_wire()}}
+
+    def to_saved(self) -> dict[str, Any]:
+        offer = self.offer
+        return {"sku": offer.sku, "name": offer.name, "quantity": self.quantity, "unit": offer.unit_minor,
+                "catalog_version": offer.catalog_version, "tax_class": offer.tax_class,
+                "rate_ppm": offer.rate_ppm, "included": offer.included}
+
+
+def _same_lock(a: Offer, b: Offer) -> bool:
+    """Two offers a line may merge: the same SKU at the same price and tax rule (whatever the version)."""
+    return replace(a, catalog_version=0) == replace(b, catalog_version=0)
 
 
 def _new_id() -> str:
@@ -70,7 +108,10 @@ class Cart:
         return Stage.PAYING if self.tendered else Stage.SCANNING
 
     def total(self) -> Money:
-        return Money(sum(line.amount.minor for line in self.lines), self.currency)
+        return Money(sum(line.adds for line in self.lines), self.currency)
+
+    def tax_total(self) -> Money:
+        return Money(sum(line.tax.minor for line in self.lines), self.currency)
 
     def paid(self) -> Money:
         return Money(sum(self.tendered), self.currency)
@@ -87,7 +128,7 @@ class Cart:
     def summary(self) -> dict[str, Any]:
         """What the till shows: lines, Total, Tendered, Due and Change, as wire money."""
         return {"cart": self.id, "stage": self.stage.value, "lines": [line.to_wire() for line in self.lines],
-                "total": self.total().to_wire(), "tendered": self.paid().to_wire(), "due": self.due().to_wire(),
+                "total": self.total().to_wire(), "tax_total": self.tax_total().to_wire(), "tendered": self.paid().to_wire(), "due": self.due().to_wire(),
                 "change": self.change().to_wire()}
 
     def _frozen(self, doing: str) -> Rejected | None:
@@ -97,24 +138,30 @@ class Cart:
             return Rejected("conflict", f"payment has started: void the tenders (give the cash back) before {doing}")
         return None
 
-    def add(self, product: Product, quantity: int) -> Rejected | None:
+    def add(self, offer: Offer, quantity: int) -> Rejected | None:
+        """Add `quantity` of `offer`: to the line of the same SKU and lock, else as a new line."""
         if (refused := self._frozen("adding lines")) is not None:
             return refused
-        line = next((line for line in self.lines if line.product.sku == product.sku), None)
+        if offer.currency != self.currency:
+            return Rejected("invalid", f"{offer.name} is priced in {offer.currency}, the till sells in {self.currency}: "
+                                       "the store's currency and the hub's catalog disagree")
+        line = next((line for line in self.lines if _same_lock(line.offer, offer)), None)
         if (line.quantity if line else 0) + quantity > validators.MAX_LINE_QUANTITY:
             return Rejected("invalid", f"quantity would exceed {validators.MAX_LINE_QUANTITY}")
-        if self.total().minor + product.price.minor * quantity > validators.MAX_MINOR:
+        added = Line(offer, quantity).adds
+        if self.total().minor + added > validators.MAX_MINOR:
             return Rejected("invalid", "the cart's total would be more than a till can take: split the sale")
         if line is None:
-            self.lines.append(Line(product, quantity))
+            self.lines.append(Line(offer, quantity))
         else:
             line.quantity += quantity
         return None
 
     def remove(self, sku: str) -> Rejected | None:
+        """Take off the SKU's line (its last one, when a price change split it in two)."""
         if (refused := self._frozen("removing lines")) is not None:
             return refused
-        line = next((line for line in self.lines if line.product.sku == sku), None)
+        line = next((line for line in reversed(self.lines) if line.sku == sku), None)
         if line is None:
             return Rejected("not_found", f"the cart has no line for {sku!r}")
         self.lines.remove(line)
@@ -175,6 +222,7 @@ class Cart:
         return {
             "till": till, "session": session, "cashier": cashier, "currency": self.currency,
             "lines": [line.to_wire() for line in self.lines], "total": self.total().to_wire(),
+            "tax_total": self.tax_total().to_wire(),
             "tenders": [{"method": "cash", "amount": Money(amount, self.currency).to_wire()}
                         for amount in self.tendered],
             "change": self.change().to_wire(),
@@ -186,31 +234,44 @@ class Cart:
 
     def to_saved(self) -> dict[str, Any]:
         return {"id": self.id, "tendered": list(self.tendered), "tender_ids": list(self.tender_ids),
-                "lines": [{"sku": line.product.sku, "quantity": line.quantity} for line in self.lines]}
+                "lines": [line.to_saved() for line in self.lines]}
 
 
-def restore(saved: Mapping[str, Any], currency: str, max_change: int,
-            by_sku: Mapping[str, Product]) -> tuple[Cart, list[str]]:
+def _saved_line(where: str, raw: Any, currency: str) -> tuple[Offer, int]:
+    """A saved line's price lock and quantity, each field checked as the wire checks it."""
+    if not isinstance(raw, dict):
+        raise validators.Invalid(where, "must be an object")
+    if not isinstance(raw.get("included"), bool):
+        raise validators.Invalid(f"{where} included", "must be true or false (a line saved before price locks "
+                                                      "has none: scan it again)")
+    offer = Offer(sku=validators.token(f"{where} sku", raw.get("sku")),
+                  name=validators.text(f"{where} name", raw.get("name")),
+                  catalog_version=validators.integer(f"{where} catalog_version", raw.get("catalog_version"), 0,
+                                                     validators.MAX_BIGINT),
+                  unit_minor=validators.minor_units(f"{where} unit", raw.get("unit")), currency=currency,
+                  tax_class=validators.token(f"{where} tax_class", raw.get("tax_class")),
+                  rate_ppm=validators.integer(f"{where} rate_ppm", raw.get("rate_ppm"), 0, PPM),
+                  included=raw["included"])
+    return offer, validators.integer(f"{where} quantity", raw.get("quantity"), 1, validators.MAX_LINE_QUANTITY)
+
+
+def restore(saved: Mapping[str, Any], currency: str, max_change: int) -> tuple[Cart, list[str]]:
     """A cart from its saved form, every field checked as if it came from a client; with the
-    problems found (for the log). What fails is dropped: a line whose product left the catalog or
-    whose quantity is bad, a tender the rules would refuse now, a tender id that is not one. The id
-    must be a UUID, or the cart cannot be taken up at all (Invalid)."""
+    problems found (for the log). Lines come back at their saved price lock, whatever the catalog
+    says now. What fails is dropped: a line that is malformed or has no lock, a tender the rules
+    would refuse now, a tender id that is not one. The id must be a UUID, or the cart cannot be
+    taken up at all (Invalid)."""
     cart = Cart(currency, max_change, validators.uuid_text("saved cart id", saved.get("id")))
     problems: list[str] = []
     lines = saved.get("lines")
     for index, raw in enumerate(lines if isinstance(lines, list) else []):
         where = f"saved line {index}"
         try:
-            if not isinstance(raw, dict):
-                raise validators.Invalid(where, "must be an object")
-            sku = validators.token(f"{where} sku", raw.get("sku"))
-            quantity = validators.integer(f"{where} quantity", raw.get("quantity"), 1, validators.MAX_LINE_QUANTITY)
-            if sku not in by_sku:
-                raise validators.Invalid(where, f"is for {sku}, which is no longer in the catalog")
+            offer, quantity = _saved_line(where, raw, currency)
         except validators.Invalid as exc:
             problems.append(str(exc))
             continue
-        if (refused := cart.add(by_sku[sku], quantity)) is not None:
+        if (refused := cart.add(offer, quantity)) is not None:
             problems.append(f"{where}: {refused.message}")
     tendered = saved.get("tendered")
     for index, amount in enumerate(tendered if isinstance(tendered, list) else []):

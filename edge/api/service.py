@@ -35,8 +35,12 @@ def service_routes(tree: Tree) -> list[Route]:
             link = await ask(tree, "forwarder", "status", timeout=HEALTH_TIMEOUT_S)
         except ApiError as unanswered:  # busy publishing to a NATS that hangs: the link is in doubt, the store sells
             link = {"hub_link": "unknown", "error": unanswered.message}
+        try:  # the catalog the tills sell from, and whether it follows the hub's (it sells either way)
+            catalog = await ask(tree, "catalog", "status", timeout=HEALTH_TIMEOUT_S)
+        except ApiError as unanswered:
+            catalog = {"catalog_sync": "unknown", "catalog_error": unanswered.message}
         status = "ok" if link["hub_link"] == "connected" and "nats_problem" not in link else "degraded"
-        return JSONResponse({"status": status, "outbox_depth": depth, **link})
+        return JSONResponse({"status": status, "outbox_depth": depth, **link, **catalog})
 
     async def openapi(_request: Request) -> Response:
         return JSONResponse(openapi_document())

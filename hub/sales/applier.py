@@ -1,14 +1,21 @@
 """Completed sales from the stores, written to PostgreSQL as sales, lines and tenders, with the
-per-store takings the console shows kept current in the same transaction."""
+per-store takings the console shows kept current in the same transaction.
+
+Both versions of sale.completed land while stores upgrade: a v2 line keeps its price lock (catalog version,
+tax class, rate, included, tax amount) and a v2 sale its tax total; a v1 sale has NULL there. Every line is
+then checked against the catalog (hub.sales.replay) in the same transaction. Set-based throughout: one COPY
+per table per batch, one query for the catalog, one statement for the takings."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 
+from hub.sales import replay
 from novapos.wire.envelope import Envelope
 
 PLAUSIBLE_SINCE_MS = int(datetime(2020, 1, 1, tzinfo=UTC).timestamp() * 1000)
@@ -30,24 +37,38 @@ async def apply_sales(conn: asyncpg.Connection, events: Sequence[Envelope]) -> N
     for event in events:
         body = event.body
         tendered = sum(tender["amount"]["minor"] for tender in body["tenders"])
+        tax_total = body.get("tax_total")
         sales.append((
             event.id, event.tenant, event.store, event.seq, body["till"], body["session"], body["cashier"],
             body["currency"], body["total"]["minor"], tendered, body["change"]["minor"],
             datetime.fromtimestamp(event.ts / 1000, tz=UTC), clock_suspect(event.ts, now_ms),
+            event.v, None if tax_total is None else tax_total["minor"],
         ))
         for number, line in enumerate(body["lines"], 1):
             lines.append((event.id, number, line["sku"], line["name"], line["quantity"],
-                          line["unit_price"]["minor"], line["amount"]["minor"]))
+                          line["unit_price"]["minor"], line["amount"]["minor"], *_price_lock(line)))
         for number, tender in enumerate(body["tenders"], 1):
             tenders.append((event.id, number, tender["method"], tender["amount"]["minor"]))
     await conn.copy_records_to_table("sales", records=sales, columns=[
         "event_id", "tenant", "store", "seq", "till", "session", "cashier", "currency",
-        "total_minor", "tendered_minor", "change_minor", "completed_at", "clock_suspect"])
+        "total_minor", "tendered_minor", "change_minor", "completed_at", "clock_suspect", "v", "tax_total_minor"])
     await conn.copy_records_to_table("sale_lines", records=lines, columns=[
-        "event_id", "line_no", "sku", "name", "quantity", "unit_price_minor", "amount_minor"])
+        "event_id", "line_no", "sku", "name", "quantity", "unit_price_minor", "amount_minor", *PRICE_LOCK_COLUMNS])
     await conn.copy_records_to_table("sale_tenders", records=tenders, columns=[
         "event_id", "tender_no", "method", "amount_minor"])
     await _count_takings(conn, events)
+    await replay.validate(conn, events)
+
+
+PRICE_LOCK_COLUMNS = ("catalog_version", "tax_class", "tax_rate_ppm", "tax_included", "tax_minor")
+
+
+def _price_lock(line: dict[str, Any]) -> tuple[Any, ...]:
+    """A v2 line's price lock as its columns; a v1 line (no lock) gives NULLs."""
+    tax = line.get("tax")
+    if tax is None:
+        return (None,) * len(PRICE_LOCK_COLUMNS)
+    return line["catalog_version"], tax["class"], tax["rate_ppm"], tax["included"], tax["amount"]["minor"]
 
 
 async def _count_takings(conn: asyncpg.Connection, events: Sequence[Envelope]) -> None:

@@ -1,4 +1,4 @@
-"""The console's view of sales: the store overview and the recent sales."""
+"""The console's view of sales: the store overview, the recent sales, and the price diffs to review."""
 
 from __future__ import annotations
 
@@ -30,6 +30,10 @@ STORES_SQL = (
 RECENT_SALES_SQL = ("SELECT event_id, tenant, store, seq, till, cashier, total_minor, currency, completed_at,"
                     " clock_suspect, received_at FROM sales ORDER BY received_at DESC LIMIT $1")
 """Newest by the hub's receive time: a store's clock (completed_at) may be years off."""
+PRICE_DIFFS_SQL = ("SELECT d.event_id, d.line_no, d.tenant, d.store, s.till, s.seq, d.sku, d.sold_at, d.found_at, d.diff"
+                   " FROM sale_price_diffs d JOIN sales s USING (event_id)"
+                   " ORDER BY d.found_at DESC, d.event_id, d.line_no LIMIT $1")
+"""Newest found first; within one ingest transaction (one found_at), by sale and line: a stable order."""
 
 OPENAPI = {"paths": {
     "/api/stores": {"get": {
@@ -46,7 +50,29 @@ OPENAPI = {"paths": {
                 "type": "array", "maxItems": MAX_SALES_SHOWN, "items": {"$ref": "#/components/schemas/Sale"}}}}},
             "400": {"$ref": "#/components/responses/BadRequest"}},
     }},
+    "/api/price-diffs": {"get": {
+        "summary": "Sale lines whose price snapshot differs from the catalog at the sale's time, newest first",
+        "description": "Found by replay validation when the sale was ingested; the sale is kept as sold.",
+        "parameters": [{"name": "limit", "in": "query", "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_SALES_SHOWN, "default": 50}}],
+        "responses": {
+            "200": {"description": "newest first", "content": {"application/json": {"schema": {
+                "type": "array", "maxItems": MAX_SALES_SHOWN, "items": {"$ref": "#/components/schemas/PriceDiff"}}}}},
+            "400": {"$ref": "#/components/responses/BadRequest"}},
+    }},
 }, "schemas": {
+    "PriceDiff": {"type": "object", "properties": {
+        "event_id": {"type": "string", "format": "uuid"}, "line_no": {"type": "integer", "minimum": 1},
+        "tenant": {"type": "string"}, "store": {"type": "string"}, "till": {"type": "string"},
+        "seq": {"type": "integer", "minimum": 1}, "sku": {"type": "string"},
+        "sold_at": {"type": "string", "format": "date-time", "description": "the store's clock"},
+        "found_at": {"type": "string", "format": "date-time", "description": "when the hub ingested the sale"},
+        "diff": {"type": "object", "description": "canonical JSON as stored: line, sku, sold_at, v, catalog_version, "
+                 "price (the catalog's price in force: scope, scope_id, effective_from, or null) and differences: "
+                 "{name: {till, catalog}} for unknown_store, unknown_sku, no_price_in_force, unit_price, tax_class, "
+                 "tax_rate_ppm, tax_included",
+                 "properties": {"differences": {"type": "object", "additionalProperties": {
+                     "type": "object", "properties": {"till": {}, "catalog": {}}}}}}}},
     "Store": {"type": "object", "properties": {
         "tenant": {"type": "string"}, "store": {"type": "string"}, "sales": {"type": "integer", "minimum": 0},
         "totals": {"type": "array", "items": {"type": "object", "properties": {
@@ -75,12 +101,20 @@ def routes(console: Console) -> Sequence[BaseRoute]:
         return JSONResponse([{**row, "totals": json.loads(row["totals"])} for row in rows])
 
     async def sales(request: Request) -> Response:
-        try:
-            limit = validators.integer("limit", int(request.query_params.get("limit", "50")), 1, MAX_SALES_SHOWN)
-        except validators.Invalid as exc:
-            raise ApiError(400, str(exc)) from None
-        except ValueError:
-            raise ApiError(400, "limit must be a whole number") from None
-        return JSONResponse(await console.query(RECENT_SALES_SQL, limit))
+        return JSONResponse(await console.query(RECENT_SALES_SQL, _limit(request)))
 
-    return [route("/api/stores", GET=stores), route("/api/sales", GET=sales)]
+    async def price_diffs(request: Request) -> Response:
+        rows = await console.query(PRICE_DIFFS_SQL, _limit(request))
+        return JSONResponse([{**row, "diff": json.loads(row["diff"])} for row in rows])
+
+    return [route("/api/stores", GET=stores), route("/api/sales", GET=sales),
+            route("/api/price-diffs", GET=price_diffs)]
+
+
+def _limit(request: Request) -> int:
+    try:
+        return validators.integer("limit", int(request.query_params.get("limit", "50")), 1, MAX_SALES_SHOWN)
+    except validators.Invalid as exc:
+        raise ApiError(400, str(exc)) from None
+    except ValueError:
+        raise ApiError(400, "limit must be a whole number") from None

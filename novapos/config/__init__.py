@@ -8,7 +8,7 @@ with a ConfigError whose sentence says which setting to fix.
 from novapos.config.devices import DeviceRule, DevicesConfig, load_devices
 from novapos.config.hub import HubConfig, load_hub
 from novapos.config.reading import ConfigError
-from novapos.config.store import Product, StoreConfig, load_store
+from novapos.config.store import StoreConfig, load_store
 
-__all__ = ["ConfigError", "DeviceRule", "DevicesConfig", "HubConfig", "Product", "StoreConfig",
+__all__ = ["ConfigError", "DeviceRule", "DevicesConfig", "HubConfig", "StoreConfig",
            "load_devices", "load_hub", "load_store"]

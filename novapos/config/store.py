@@ -1,15 +1,15 @@
-"""The store's settings: who it is, its tills and products, where its state lives, its devices.
+"""The store's settings: who it is, its tills, where its state lives, its devices.
 
 Every value is checked at load with novapos.validators, the same checks the API and the wire use: a
-tenant or store that could not be a NATS subject token, a name with a NUL, two products sharing a
-SKU, are refused before the first sale (exit code 2 and a sentence), not at it.
+tenant or store that could not be a NATS subject token, a name with a NUL, are refused before the
+first sale (exit code 2 and a sentence), not at it. Products are not here: they come from the hub's
+catalog (actors.catalog), and a `[[products]]` table left in an old config is refused as unknown.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
 
 from novapos import validators
 from novapos.config.devices import DevicesConfig, load_devices
@@ -19,31 +19,20 @@ from novapos.config.reading import (
     check_credentials_file,
     credentials_setting,
     read_toml,
-    refuse_unknown,
     tables,
     token_list,
     url_setting,
 )
-from novapos.money import Money
 
 LARGEST_BANKNOTE = {"EUR": 50000, "USD": 10000, "GBP": 5000, "CHF": 100000, "CAD": 10000, "AUD": 10000,
                     "SEK": 100000, "NOK": 100000, "DKK": 100000, "PLN": 50000, "CZK": 500000}
 """The largest banknote in circulation, in minor units: the most change a till gives back by default."""
 SETTINGS: Settings = {
-    "tenant": None, "store": None, "region": None, "currency": None, "tills": None, "max_change_minor": None, "products": None,
+    "tenant": None, "store": None, "region": None, "currency": None, "tills": None, "max_change_minor": None,
     "http": frozenset({"host", "port"}), "nats": frozenset({"url", "credentials"}), "state": frozenset({"dir"}),
     "devices": frozenset(setting.name for setting in fields(DevicesConfig)),  # a rule's own: load_devices
 }
 """Every setting the store reads, by table: a mistyped one is refused, not silently ignored."""
-PRODUCT_SETTINGS = frozenset({"sku", "barcode", "name", "price"})
-
-
-@dataclass(frozen=True)
-class Product:
-    sku: str
-    barcode: str
-    name: str
-    price: Money
 
 
 @dataclass(frozen=True)
@@ -52,7 +41,6 @@ class StoreConfig:
     store: str
     currency: str
     tills: tuple[str, ...]
-    products: tuple[Product, ...]
     region: str = ""
     """The hub's region of this store: which region prices and tax rates apply ("" in none)."""
     http_host: str = "127.0.0.1"
@@ -85,31 +73,6 @@ class StoreConfig:
                 raise ConfigError(f"no receipt printer serves till {till!r}: add a [[devices.rules]] printer")
 
 
-def _products(data: dict[str, Any], where: str, currency: str) -> tuple[Product, ...]:
-    products: list[Product] = []
-    by_barcode: dict[str, str] = {}
-    names: dict[str, str] = {}
-    raw_products = data.get("products", [])
-    if not isinstance(raw_products, list):
-        raise ConfigError(f"{where}: products must be a list of [[products]] tables")
-    for index, raw in enumerate(raw_products):
-        item = f"{where} products[{index}]"
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{item} must be a [[products]] table")
-        refuse_unknown(item, raw, PRODUCT_SETTINGS)
-        sku = validators.token(f"{item} sku", raw.get("sku"))
-        barcode = validators.token(f"{item} barcode", raw.get("barcode"), max_length=validators.MAX_BARCODE_LENGTH)
-        name = validators.text(f"{item} name", raw.get("name"))
-        price = validators.minor_units(f"{item} price", raw.get("price"))
-        if sku in names:
-            raise ConfigError(f"{item}: sku {sku} is already product {names[sku]!r}'s: each product needs its own SKU")
-        if barcode in by_barcode:
-            raise ConfigError(f"{item}: barcode {barcode} is already product {by_barcode[barcode]}'s")
-        names[sku], by_barcode[barcode] = name, sku
-        products.append(Product(sku=sku, barcode=barcode, name=name, price=Money(price, currency)))
-    return tuple(products)
-
-
 def load_store(path: Path) -> StoreConfig:
     """The store config at `path`, every value checked; ConfigError says which one to fix."""
     data = read_toml(path)
@@ -124,7 +87,6 @@ def load_store(path: Path) -> StoreConfig:
         max_change = data.get("max_change_minor")
         if max_change is not None:
             validators.minor_units(f"{where} max_change_minor", max_change)
-        products = _products(data, where, currency)
         tills = token_list(where, data.get("tills", ["till-1"]), "tills", '"till-1", "till-2"')
         http_host = validators.text(f"{where}: [http] host", http.get("host", "127.0.0.1"), max_length=255)
         port = validators.integer(f"{where}: [http] port", http.get("port", 8600), 0, 65535)
@@ -134,7 +96,7 @@ def load_store(path: Path) -> StoreConfig:
     except validators.Invalid as exc:
         raise ConfigError(str(exc)) from None
     return StoreConfig(
-        tenant=tenant, store=store, region=region, currency=currency, tills=tills, products=products,
+        tenant=tenant, store=store, region=region, currency=currency, tills=tills,
         http_host=http_host, http_port=port, nats_url=nats_url, nats_credentials=nats_credentials,
         state_dir=state_dir,
         devices=load_devices(devices, where, tills),

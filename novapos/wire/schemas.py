@@ -1,129 +1,130 @@
 """Versioned schemas of event bodies, shared by edge (before it commits) and hub (before it applies).
 
-A schema is a function that raises SchemaError with a readable reason or returns None. Every field
-is checked with novapos.validators, the same checks and bounds the HTTP door and the config loader
-use, so a value the door let through is never refused here, and what passes here fits the hub's
+Each (type, version) is a declaration (novapos.wire.contract): its fields with their kinds and bounds, and
+its named cross-field rules. The validator is generated from it, and its frozen contract file
+(novapos/wire/contracts/) says what that version accepts for good: tests/test_contracts.py fails when a
+declaration departs from its file. To change an event, declare version N+1 beside N (the hub keeps
+accepting N while stores upgrade) and freeze it: `python -m novapos.wire.schemas`.
+
+Every field is checked with novapos.validators, the same checks and bounds the HTTP door and the config
+loader use, so a value the door let through is never refused here, and what passes here fits the hub's
 columns (bigint, int, text without NUL) and its logs (no control characters, no lone surrogates).
 Money fields are {"minor": int, "currency": "EUR"}: never floats.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
-from novapos import validators
 from novapos.pricing import PPM, line_tax
-from novapos.validators import MAX_BIGINT, MAX_LINE_QUANTITY, Invalid
+from novapos.validators import MAX_BIGINT, MAX_LINE_QUANTITY
+from novapos.wire.contract import (
+    Boolean,
+    Choice,
+    Currency,
+    Declaration,
+    Field,
+    Integer,
+    List,
+    Map,
+    Money,
+    Rule,
+    Schema,
+    SchemaError,
+    Text,
+    Token,
+    compile_schema,
+    freeze_missing,
+)
 
-Schema = Callable[[dict[str, Any]], None]
-
-
-class SchemaError(Invalid):
-    """An event body breaks its schema; `where` names the field (or the rule) it breaks."""
-
-
-def _checked(check: Callable[..., Any], where: str, *args: Any, **kwargs: Any) -> Any:
-    """Run a validator, its refusal raised as a SchemaError (so callers can tell the wire from the door)."""
-    try:
-        return check(where, *args, **kwargs)
-    except SchemaError:
-        raise
-    except Invalid as exc:
-        raise SchemaError(exc.where, str(exc).removeprefix(f"{exc.where} ")) from None
-
-
-def _money(where: str, value: Any, currency: str, minimum: int = 0) -> int:
-    if not isinstance(value, dict) or set(value) != {"minor", "currency"}:
-        raise SchemaError(where, "must be {minor, currency}")
-    if _checked(validators.currency, f"{where}.currency", value["currency"]) != currency:
-        raise SchemaError(where, f"is in {value['currency']}, the sale is in {currency}")
-    minor: int = _checked(validators.minor_units, f"{where}.minor", value["minor"], minimum=minimum)
-    return minor
+__all__ = ["DECLARATIONS", "SCHEMAS", "Schema", "SchemaError", "sale_completed_v1", "sale_completed_v2"]
 
 
-def _sale(body: dict[str, Any], line_check: Callable[[str, dict[str, Any], str, int], int]) -> None:
-    """What every version of a sale shares: till, session, cashier, lines (each checked by `line_check`,
-    which returns what the line adds to the total), tenders, change. A free sale (total 0: a free bag, a
-    gift) may have no tender; its change is then 0 by the rule below."""
-    _checked(validators.token, "till", body.get("till"))
-    _checked(validators.token, "session", body.get("session"))
-    _checked(validators.text, "cashier", body.get("cashier"))
-    currency = _checked(validators.currency, "currency", body.get("currency"))
-    lines = body.get("lines")
-    if not isinstance(lines, list) or not lines:
-        raise SchemaError("lines", "must hold at least one line: a sale needs one")
-    total = 0
-    for index, line in enumerate(lines):
-        where = f"lines[{index}]"
-        if not isinstance(line, dict):
-            raise SchemaError(where, "must be a map")
-        total += line_check(where, line, currency, index)
-    if _money("total", body.get("total"), currency) != total:
+def _line_amount(line: Mapping[str, Any], where: str) -> None:
+    amount, unit = line["amount"]["minor"], line["unit_price"]["minor"]
+    if amount != unit * line["quantity"]:
+        raise SchemaError(f"{where}.amount", f"{amount} is not quantity x unit price {unit * line['quantity']}")
+
+
+def _line_tax(line: Mapping[str, Any], where: str) -> None:
+    tax = line["tax"]
+    expected = line_tax(line["amount"]["minor"], tax["rate_ppm"], tax["included"])
+    if tax["amount"]["minor"] != expected:
+        raise SchemaError(f"{where}.tax.amount", f"{tax['amount']['minor']} is not the line's tax at "
+                                                 f"{tax['rate_ppm']} ppm ({expected})")
+
+
+def _adds(line: Mapping[str, Any]) -> int:
+    """What a line adds to the total: its amount, and its tax when shelf prices exclude tax (v2)."""
+    tax = line.get("tax")
+    return int(line["amount"]["minor"]) + (tax["amount"]["minor"] if tax is not None and not tax["included"] else 0)
+
+
+def _total(body: Mapping[str, Any], _where: str) -> None:
+    total = sum(_adds(line) for line in body["lines"])
+    if body["total"]["minor"] != total:
         raise SchemaError("total", f"does not equal the sum of the lines ({total})")
-    tenders = body.get("tenders")
-    if not isinstance(tenders, list) or (not tenders and total > 0):
+
+
+def _tender_when_due(body: Mapping[str, Any], _where: str) -> None:
+    if not body["tenders"] and body["total"]["minor"] > 0:
         raise SchemaError("tenders", "must hold at least one tender: a sale with something to pay needs one")
-    tendered = 0
-    for index, tender in enumerate(tenders):
-        if not isinstance(tender, dict):
-            raise SchemaError(f"tenders[{index}]", "must be a map")
-        if tender.get("method") != "cash":
-            raise SchemaError(f"tenders[{index}].method", f"{validators.describe(tender.get('method'))} "
-                                                          "is not supported (cash)")
-        tendered += _money(f"tenders[{index}].amount", tender.get("amount"), currency, 1)
-    change = _money("change", body.get("change"), currency)
-    if tendered - total != change or change < 0:
+
+
+def _change(body: Mapping[str, Any], _where: str) -> None:
+    tendered = sum(tender["amount"]["minor"] for tender in body["tenders"])
+    total, change = body["total"]["minor"], body["change"]["minor"]
+    if tendered - total != change:
         raise SchemaError("change", f"must equal tendered {tendered} minus total {total}, got {change}")
 
 
-def _line_amount(where: str, line: dict[str, Any], currency: str) -> int:
-    """sku, name, quantity, unit price, and an amount that is quantity x unit price."""
-    _checked(validators.token, f"{where}.sku", line.get("sku"))
-    _checked(validators.text, f"{where}.name", line.get("name"))
-    quantity = _checked(validators.integer, f"{where}.quantity", line.get("quantity"), 1, MAX_LINE_QUANTITY)
-    unit = _money(f"{where}.unit_price", line.get("unit_price"), currency)
-    amount = _money(f"{where}.amount", line.get("amount"), currency)
-    if amount != unit * quantity:
-        raise SchemaError(f"{where}.amount", f"{amount} is not quantity x unit price {unit * quantity}")
-    return amount
-
-
-def sale_completed_v1(body: dict[str, Any]) -> None:
-    """A completed sale of the first stores: lines with their prices, no tax, no catalog version."""
-    _sale(body, lambda where, line, currency, _index: _line_amount(where, line, currency))
-
-
-def _line_v2(where: str, line: dict[str, Any], currency: str, _index: int) -> int:
-    """A v1 line plus its price lock (P5-05): the catalog version it was priced from and its tax rule
-    {class, rate_ppm, included, amount}, the amount by novapos.pricing's one rounding rule. A line adds
-    its amount to the total, and its tax too when shelf prices exclude tax."""
-    amount = _line_amount(where, line, currency)
-    _checked(validators.integer, f"{where}.catalog_version", line.get("catalog_version"), 0, MAX_BIGINT)
-    tax = line.get("tax")
-    if not isinstance(tax, dict) or set(tax) != {"class", "rate_ppm", "included", "amount"}:
-        raise SchemaError(f"{where}.tax", "must be {class, rate_ppm, included, amount}")
-    _checked(validators.token, f"{where}.tax.class", tax["class"])
-    rate = _checked(validators.integer, f"{where}.tax.rate_ppm", tax["rate_ppm"], 0, PPM)
-    if not isinstance(tax["included"], bool):
-        raise SchemaError(f"{where}.tax.included", "must be true or false")
-    tax_amount = _money(f"{where}.tax.amount", tax["amount"], currency)
-    if tax_amount != line_tax(amount, rate, tax["included"]):
-        raise SchemaError(f"{where}.tax.amount", f"{tax_amount} is not the line's tax at {rate} ppm "
-                                                 f"({line_tax(amount, rate, tax['included'])})")
-    return amount if tax["included"] else amount + tax_amount
-
-
-def sale_completed_v2(body: dict[str, Any]) -> None:
-    """A completed sale whose every line carries its price lock and tax; `tax_total` is the lines' tax."""
-    _sale(body, _line_v2)
-    currency = body["currency"]
+def _tax_total(body: Mapping[str, Any], _where: str) -> None:
     tax_total = sum(line["tax"]["amount"]["minor"] for line in body["lines"])
-    if _money("tax_total", body.get("tax_total"), currency) != tax_total:
+    if body["tax_total"]["minor"] != tax_total:
         raise SchemaError("tax_total", f"does not equal the sum of the lines' tax ({tax_total})")
 
 
-SCHEMAS: dict[tuple[str, int], Schema] = {
-    ("sale.completed", 1): sale_completed_v1,
-    ("sale.completed", 2): sale_completed_v2,
-}
+LINE_AMOUNT = Rule("line_amount", "amount.minor = quantity x unit_price.minor", _line_amount)
+LINE_TAX = Rule("line_tax", "tax.amount.minor = novapos.pricing.line_tax(amount.minor, tax.rate_ppm, tax.included)",
+                _line_tax)
+TOTAL = Rule("total", "total.minor = sum of lines[].amount.minor (+ lines[].tax.amount.minor where not "
+                      "lines[].tax.included)", _total)
+TENDER_WHEN_DUE = Rule("tender_when_due", "tenders holds at least one tender when total.minor > 0", _tender_when_due)
+CHANGE = Rule("change", "change.minor = sum of tenders[].amount.minor - total.minor", _change)
+TAX_TOTAL = Rule("tax_total", "tax_total.minor = sum of lines[].tax.amount.minor", _tax_total)
+
+_LINE_V1 = (Field("sku", Token()), Field("name", Text()), Field("quantity", Integer(1, MAX_LINE_QUANTITY)),
+            Field("unit_price", Money()), Field("amount", Money()))
+_TENDER = Map((Field("method", Choice(("cash",))), Field("amount", Money(minimum=1))))
+_HEAD = (Field("till", Token()), Field("session", Token()), Field("cashier", Text()), Field("currency", Currency()))
+_TAIL = (Field("total", Money()), Field("tenders", List(_TENDER)), Field("change", Money()))
+_LINES = "must hold at least one line: a sale needs one"
+_TAX = Map((Field("class", Token()), Field("rate_ppm", Integer(0, PPM)), Field("included", Boolean()),
+            Field("amount", Money())), closed=True)
+
+SALE_COMPLETED_V1 = Declaration("sale.completed", 1, Map((
+    *_HEAD, Field("lines", List(Map(_LINE_V1, rules=(LINE_AMOUNT,)), 1, _LINES)), *_TAIL),
+    rules=(TOTAL, TENDER_WHEN_DUE, CHANGE)),
+    "A completed sale of the first stores: lines with their prices, no tax, no catalog version. A free sale "
+    "(total 0: a free bag, a gift) may have no tender.")
+
+SALE_COMPLETED_V2 = Declaration("sale.completed", 2, Map((
+    *_HEAD,
+    Field("lines", List(Map((*_LINE_V1, Field("catalog_version", Integer(0, MAX_BIGINT)), Field("tax", _TAX)),
+                            rules=(LINE_AMOUNT, LINE_TAX)), 1, _LINES)),
+    *_TAIL, Field("tax_total", Money())),
+    rules=(TOTAL, TENDER_WHEN_DUE, CHANGE, TAX_TOTAL)),
+    "A completed sale whose every line carries its price lock (P5-05): the catalog version it was priced from "
+    "and its tax rule {class, rate_ppm, included, amount}; a line adds its tax to the total when shelf prices "
+    "exclude tax; `tax_total` is the lines' tax.")
+
+DECLARATIONS: tuple[Declaration, ...] = (SALE_COMPLETED_V1, SALE_COMPLETED_V2)
+SCHEMAS: dict[tuple[str, int], Schema] = {(d.type, d.v): compile_schema(d) for d in DECLARATIONS}
+sale_completed_v1 = SCHEMAS[("sale.completed", 1)]
+sale_completed_v2 = SCHEMAS[("sale.completed", 2)]
+
+
+if __name__ == "__main__":
+    for written in freeze_missing(DECLARATIONS):
+        print(f"froze {written}")

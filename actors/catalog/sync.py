@@ -1,0 +1,230 @@
+"""The catalog sync: the tenant's catalog stream (novapos.wire.catalog) into the store's local catalog.
+
+One actor per store, a child of the edge tree. It reads CATALOG_<tenant> through an ephemeral pull
+consumer with no acks (a store only reads; the hub's stream keeps the last message of each subject), a
+batch per crossing of the asyncio seam, starting after the last stream sequence it applied: a new store
+reads the whole stream, a store back after a day offline only what changed meanwhile. Everything up to
+a version marker is applied in ONE SQLite transaction (actors.catalog.local), so a till never sees half
+a change; what arrives after the last marker waits, in that open transaction, for the next one.
+
+JetStream API calls (what the store's NATS permissions must allow, all read-only on its own stream):
+`$JS.API.STREAM.INFO.CATALOG_<tenant>` (the stream's identity and last sequence),
+`$JS.API.CONSUMER.CREATE.CATALOG_<tenant>.<name>.catalog.<tenant>.>` (an ephemeral consumer, in memory,
+gone by itself INACTIVE_S after the store stops pulling) and `$JS.API.CONSUMER.MSG.NEXT.CATALOG_<tenant>.<name>`
+(the pulls), plus receiving on the store's own inbox. Nothing is acknowledged, nothing is published.
+
+A stream rebuilt on the hub (its creation time changed, or its last sequence is behind what the store
+applied) means the store's sequence numbers mean nothing any more: a full resync, every table emptied
+and refilled from the start in one transaction, so the tills sell from the old catalog until the new one
+is whole and then from the new one (the swap is that transaction's commit; a new file renamed over the
+old would pull it from under the tills' open connections, which SQLite cannot survive).
+
+A bad message (not msgpack, a field out of bounds, an item on another SKU's subject) is logged with its
+reason and skipped; a message lost in transit (a gap in the consumer's sequence) restarts the consumer
+after the last applied sequence. NATS away: said once, retried with backoff; the tills sell on.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nats
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from prometheus_client import Counter, Gauge
+
+from actors.catalog.decoding import Decoded, decode_one
+from actors.catalog.local import CatalogWriter, ItemRow, Meta, catalog_path
+from actors.catalog.pull import Delivered, Puller
+from actors.storage.db import is_busy
+from edge_runtime import Actor, AsyncioSeam, Backoff
+from novapos.adapters.nats import NatsLink
+from novapos.wire.catalog import Settings, TaxClass, VersionMarker, catalog_stream, catalog_subjects
+
+log = logging.getLogger(__name__)
+
+APPLIED = Gauge("novapos_edge_catalog_version", "The catalog version the store's tills sell from")
+READ = Counter("novapos_edge_catalog_messages_read_total", "Catalog messages read from the hub's stream")
+SKIPPED = Counter("novapos_edge_catalog_messages_skipped_total", "Catalog messages refused as malformed")
+RESYNCS = Counter("novapos_edge_catalog_resyncs_total", "Full catalog resyncs after the hub rebuilt its stream")
+
+RETRY = Backoff(initial=0.5, maximum=5.0)
+INACTIVE_S = 60.0  # the server drops a consumer nobody pulled from for this long
+PROGRESS_EVERY = 20_000  # messages between progress lines of a long sync
+
+
+@dataclass
+class Reading:
+    """The consumer being read and where this reading stands."""
+    puller: Puller
+    stream_id: str
+    consumer_seq: int = 0
+    """The last consumer sequence received: each message must be the next one, or one was lost."""
+    read: int = 0
+
+
+async def open_reading(link: NatsLink, tenant: str, meta: Meta, batch: int,
+                       expires_s: float) -> tuple[Puller, str, bool]:
+    """Connect if need be, learn the stream's identity, and open a consumer after the last applied
+    sequence, or from the start for a new store or a rebuilt stream (then `resync` is True)."""
+    await link.connect()
+    stream = catalog_stream(tenant)
+    info = await link.js.stream_info(stream)
+    stream_id = f"{stream}@{info.created.isoformat() if info.created else '?'}"
+    last = info.state.last_seq or 0
+    resync = bool(meta.stream_id) and (meta.stream_id != stream_id or last < meta.stream_seq)
+    consumer = f"edge-{uuid.uuid4().hex}"
+    await link.js.add_consumer(stream, ConsumerConfig(
+        name=consumer, filter_subject=catalog_subjects(tenant), deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=1 if resync else meta.stream_seq + 1, ack_policy=AckPolicy.NONE, inactive_threshold=INACTIVE_S,
+        mem_storage=True, num_replicas=1))
+    puller = Puller(link.client, stream, consumer, batch, expires_s)
+    await puller.open()
+    return puller, stream_id, resync
+
+
+class CatalogSyncActor(Actor):
+    """Keeps `catalog.sqlite3` in the state folder up to date with the tenant's catalog stream."""
+
+    def __init__(self, seam: AsyncioSeam, link: NatsLink, state_dir: Path, tenant: str,
+                 batch: int = 4096, fetch_wait: float = 1.0) -> None:
+        super().__init__()
+        self._seam = seam
+        self._link = link
+        self._path = catalog_path(state_dir)
+        self._tenant = tenant
+        self._batch = batch
+        self._wait = fetch_wait
+        self._writer: CatalogWriter | None = None
+        self._reading: Reading | None = None
+        self._items: list[ItemRow] = []  # received after the last marker, staged at the next
+        self._others: list[TaxClass | Settings] = []
+        self._failures = 0
+        self._since = time.monotonic()
+
+    def started(self) -> None:
+        self._writer = CatalogWriter(self._path)
+        meta = self._writer.meta()
+        APPLIED.set(meta.catalog_version)
+        log.info("catalog sync: the tills sell from catalog version %d; following %s after sequence %d",
+                 meta.catalog_version, catalog_stream(self._tenant), meta.stream_seq)
+        self.send_after(0.0, "pump")
+
+    def stopping(self) -> None:
+        self._drop_reading()
+        if self._writer is not None:
+            self._writer.close()
+
+    def status(self) -> dict[str, Any]:
+        """For /healthz: the version the tills sell from and whether it follows the hub."""
+        assert self._writer is not None
+        meta = self._writer.meta()
+        return {"catalog_version": meta.catalog_version, "catalog_sync": "following" if self._reading else "offline",
+                "stream_seq": meta.stream_seq}
+
+    def pump(self) -> None:
+        """One batch: open the consumer if need be, fetch, apply; then the next batch at once, or after a
+        backoff when NATS or the stream is away."""
+        assert self._writer is not None
+        try:
+            if self._reading is None:
+                self._open()
+            assert self._reading is not None
+            messages: list[Delivered] = self._seam.run_blocking(self._reading.puller.take, self._wait,
+                                                                timeout=self._wait + 5.0)
+            self._take(messages)
+        except (ConnectionError, TimeoutError, OSError, nats.errors.Error) as exc:
+            self._lost(str(exc) or type(exc).__name__)
+            return
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            self._lost(f"{self._path} is locked by another program ({exc})")
+            return
+        if self._failures:
+            log.info("catalog sync: reading %s again after %.0f s", catalog_stream(self._tenant),
+                     time.monotonic() - self._since)
+            self._failures = 0
+        self.send_after(0.0, "pump")
+
+    def _open(self) -> None:
+        assert self._writer is not None
+        meta = self._writer.meta()
+        puller, stream_id, resync = self._seam.run_blocking(open_reading, self._link, self._tenant, meta, self._batch,
+                                                            self._wait, timeout=10.0)
+        self._reading = Reading(puller, stream_id)
+        if resync:
+            RESYNCS.inc()
+            log.warning("catalog sync: %s was rebuilt on the hub (it was %s up to sequence %d, now %s): a full "
+                        "resync; the tills sell from version %d until it is whole", catalog_stream(self._tenant),
+                        meta.stream_id, meta.stream_seq, stream_id, meta.catalog_version)
+            self._writer.clear()
+        elif not meta.stream_id:
+            log.info("catalog sync: first sync of %s into %s", catalog_stream(self._tenant), self._path)
+
+    def _take(self, messages: list[Delivered]) -> None:
+        """Check the batch arrived whole, then decode and apply it."""
+        assert self._reading is not None
+        reading = self._reading
+        READ.inc(len(messages))
+        for one in messages:
+            if one.consumer_seq != reading.consumer_seq + 1:
+                raise ConnectionError(f"a catalog message was lost in transit (consumer sequence "
+                                      f"{one.consumer_seq} after {reading.consumer_seq})")
+            reading.consumer_seq = one.consumer_seq
+        self._apply(messages, [decode_one(one.msg.subject, one.msg.data) for one in messages])
+
+    def _apply(self, batch: list[Delivered], decoded: list[Decoded]) -> None:
+        """Stage each good message; at each version marker, commit what was staged with it."""
+        assert self._writer is not None and self._reading is not None
+        reading = self._reading
+        for one, message in zip(batch, decoded, strict=True):
+            reading.read += 1
+            if isinstance(message, tuple):
+                self._items.append(message)
+            elif isinstance(message, VersionMarker):
+                self._writer.stage(self._items, self._others)
+                self._items, self._others = [], []
+                self._writer.commit(message, one.stream_seq, reading.stream_id)
+                APPLIED.set(message.version)
+                log.info("catalog sync: version %d applied (stream sequence %d, %d messages read)",
+                         message.version, one.stream_seq, reading.read)
+            elif isinstance(message, str):
+                SKIPPED.inc()
+                log.warning("catalog sync: skipped the message at stream sequence %d on %s: %s; the hub's next "
+                            "change of that subject replaces it", one.stream_seq, one.msg.subject[:200], message)
+            else:
+                self._others.append(message)
+            if reading.read % PROGRESS_EVERY == 0:
+                log.info("catalog sync: %d messages read from %s, %d more to come (stream sequence %d)",
+                         reading.read, catalog_stream(self._tenant), one.pending, one.stream_seq)
+        if len(self._items) >= self._batch:  # staged now, committed at the marker
+            self._writer.stage(self._items, self._others)
+            self._items, self._others = [], []
+
+    def _lost(self, why: str) -> None:
+        """NATS, the stream or the consumer is away (or the file is locked): drop what was half-received
+        and try again later."""
+        assert self._writer is not None
+        self._drop_reading()
+        self._writer.rollback()
+        self._items, self._others = [], []
+        if not self._failures:
+            self._since = time.monotonic()
+            log.warning("catalog sync: cannot read %s (%s); the tills sell from catalog version %d meanwhile; "
+                        "retrying with backoff", catalog_stream(self._tenant), why, self._writer.meta().catalog_version)
+        self._failures += 1
+        self.send_after(RETRY.delay(self._failures), "pump")
+
+    def _drop_reading(self) -> None:
+        reading, self._reading = self._reading, None
+        if reading is not None:
+            try:
+                self._seam.run_blocking(reading.puller.close, timeout=2.0)
+            except Exception as exc:  # the seam is closing with the process
+                log.debug("dropping the catalog consumer: %s", exc)

@@ -1,0 +1,214 @@
+"""Catalog-to-store benchmark: a new store's cold sync, the till's barcode lookup and a price change's way to
+the till, each beside a floor measured in the same run.
+
+    python -m bench.catalog_sync [--items 100000]
+
+Real parts throughout: embedded NATS (JetStream), the hub's catalog stream as novapos.wire.catalog
+defines it (one subject per item, settings, a tax class, then the version marker), the edge's catalog
+sync actor on its asyncio seam, the store's catalog.sqlite3 and a till's LocalCatalog. Figures:
+
+- cold_sync_s: a new store (empty state folder) from the sync actor's start until the tills see the
+  version (every item decoded, validated and applied in one SQLite transaction).
+- replay_floor_s: the same messages (the same bytes) read raw from JetStream by one pull consumer with the
+  sync's own reader (actors.catalog.pull) and batch size, from creating the consumer to the last message,
+  decoding nothing: what moving the bytes alone costs. cold_sync_ratio = cold_sync_s / floor.
+- lookup_us: a till's lookup of a random barcode (barcode -> SKU -> item, its prices and the price in
+  force, its tax rate, the version, in one read transaction), median and p99 in microseconds;
+  lookup_floor_us: a bare SQLite primary-key select of the barcode on the same file.
+- price_change_ms: a changed item and its version marker published, until a till's lookup sees the new
+  price (median and p99 over `changes` changes).
+
+Targets (issue 7): cold sync <= 5 s at 100,000 items, price change <= 2 s, lookup well under 1 ms.
+Progress goes to stderr; the last line of stdout is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import platform
+import random
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from actors.catalog.local import LocalCatalog, Offer, catalog_path
+from actors.catalog.pull import Puller
+from actors.catalog.sync import CatalogSyncActor
+from bench.figures import progress, ratio, summary
+from edge_runtime import AsyncioSeam, ChildSpec, SupervisorSpec, supervision_tree
+from novapos.adapters.nats import NatsLink
+from novapos.demo.embedded_nats import EmbeddedNats
+from novapos.pricing import Price
+from novapos.wire.catalog import (
+    Item,
+    Settings,
+    TaxClass,
+    VersionMarker,
+    catalog_stream,
+    catalog_subjects,
+    encode,
+    item_subject,
+    settings_subject,
+    tax_subject,
+    version_subject,
+)
+
+TENANT = "bench"
+STORE = "store-001"
+REGION = "north"
+BATCH = 4096
+LOOKUPS = 20_000
+
+
+def barcode(number: int) -> str:
+    return f"{number:013d}"
+
+
+def item(number: int, minor: int, version: int) -> Item:
+    sku = f"SKU-{number:06d}"
+    return Item(sku=sku, product=sku, name=f"Bench item {number}", attributes=(("size", "M"),), tax_class="std",
+                barcodes=(barcode(number),), prices=(Price("tenant", "", 0, minor),), active=True, version=version)
+
+
+def catalog_messages(items: int) -> list[tuple[str, bytes]]:
+    """The stream's content as the hub publishes a first version: settings, a tax class, every item, the marker."""
+    messages = [(settings_subject(TENANT), encode(Settings("EUR", True, 1))),
+                (tax_subject(TENANT, "std"), encode(TaxClass("std", "Standard", ((REGION, 200_000),), 1)))]
+    messages += [(item_subject(TENANT, f"SKU-{n:06d}"), encode(item(n, 100 + n % 5000, 1))) for n in range(items)]
+    messages.append((version_subject(TENANT), encode(VersionMarker(1, int(time.time() * 1000)))))
+    return messages
+
+
+async def publish(link: NatsLink, messages: list[tuple[str, bytes]]) -> None:
+    """Publish in order on the core connection (the stream captures every subject), then wait until the
+    stream holds them all: fast, and what the stream stores is the same either way."""
+    await link.ensure_catalog_stream(TENANT)
+    before = (await link.js.stream_info(catalog_stream(TENANT))).state.last_seq or 0
+    for index, (subject, data) in enumerate(messages):
+        await link.client.publish(subject, data)
+        if index % 10_000 == 9_999:
+            await link.client.flush()
+    await link.client.flush()
+    while (await link.js.stream_info(catalog_stream(TENANT))).state.last_seq < before + len(messages):
+        await asyncio.sleep(0.01)
+
+
+async def replay_floor(link: NatsLink, count: int) -> float:
+    """Read `count` messages of the stream from its start, raw (the sync's own pull reader and batch size,
+    nothing decoded or applied)."""
+    started = time.perf_counter()
+    await link.js.add_consumer(catalog_stream(TENANT), ConsumerConfig(
+        name="bench-floor", filter_subject=catalog_subjects(TENANT), deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.NONE, mem_storage=True, inactive_threshold=30.0))
+    puller = Puller(link.client, catalog_stream(TENANT), "bench-floor", BATCH, 1.0)
+    await puller.open()
+    read = 0
+    while read < count:
+        read += len(await puller.take(1.0))
+    elapsed = time.perf_counter() - started
+    await puller.close()
+    return elapsed
+
+
+def lookups(path: Path, items: int) -> tuple[list[float], list[float]]:
+    """LOOKUPS random barcodes through a till's LocalCatalog, and the same as a bare primary-key select."""
+    codes = [barcode(random.randrange(items)) for _ in range(LOOKUPS)]
+    catalog = LocalCatalog(path, STORE, REGION)
+    now = int(time.time() * 1000)
+    till, bare = [], []
+    for code in codes:
+        started = time.perf_counter()
+        offer = catalog.offer(code, now)
+        till.append(time.perf_counter() - started)
+        assert isinstance(offer, Offer), offer
+    catalog.close()
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    for code in codes:
+        started = time.perf_counter()
+        row = db.execute("SELECT sku FROM barcodes WHERE barcode = ?", (code,)).fetchone()
+        bare.append(time.perf_counter() - started)
+        assert row is not None
+    db.close()
+    return till, bare
+
+
+async def price_changes(link: NatsLink, path: Path, items: int, changes: int) -> list[float]:
+    """Publish a changed item and its marker, as the hub does, and time until a till's lookup sees it."""
+    catalog = LocalCatalog(path, STORE, REGION)
+    samples = []
+    try:
+        for change in range(changes):
+            number, version, minor = random.randrange(items), 2 + change, 9_000_000 + change
+            started = time.perf_counter()
+            await link.js.publish(item_subject(TENANT, f"SKU-{number:06d}"), encode(item(number, minor, version)))
+            await link.js.publish(version_subject(TENANT), encode(VersionMarker(version, int(time.time() * 1000))))
+            while True:
+                offer = catalog.offer(barcode(number), int(time.time() * 1000))
+                if isinstance(offer, Offer) and offer.unit_minor == minor:
+                    break
+                await asyncio.sleep(0.001)
+            samples.append(time.perf_counter() - started)
+    finally:
+        catalog.close()
+    return samples
+
+
+async def measure(nats_url: str, folder: Path, items: int = 100_000, changes: int = 20) -> dict[str, Any]:
+    """Every figure of this benchmark against the NATS at `nats_url`, with state under `folder` (the
+    tenant `bench`'s catalog stream is created there): for `python -m bench.catalog` to call as well."""
+    state = folder / "edge"
+    with AsyncioSeam() as seam:
+        link = NatsLink(nats_url, "bench-catalog")
+        await seam.run(link.connect)
+        messages = catalog_messages(items)
+        progress(f"hub side: publishing {items} items, settings, a tax class and the version marker "
+                 f"({sum(len(data) for _subject, data in messages) / 1e6:.1f} MB)")
+        await seam.run(publish, link, messages)
+        progress("floor: a raw JetStream replay of the same messages")
+        floor = await seam.run(replay_floor, link, len(messages))
+        progress("cold sync: a new store's catalog sync actor until the tills see version 1")
+        sync_link = NatsLink(nats_url, "bench-edge-catalog")
+        spec = SupervisorSpec("bench", children=[ChildSpec("catalog", CatalogSyncActor,
+                                                           (seam, sync_link, state, TENANT, BATCH))])
+        started = time.perf_counter()
+        async with supervision_tree(spec) as tree:
+            while (await tree.ask("catalog", "status"))["catalog_version"] != 1:
+                await trio.sleep(0.005)
+            cold = time.perf_counter() - started
+            progress(f"  {cold:.2f} s; lookups: {LOOKUPS} random barcodes at a till and as a bare select")
+            till, bare = await trio.to_thread.run_sync(lookups, catalog_path(state), items)
+            progress(f"price changes: {changes}, each until a till's lookup sees it")
+            changed = await seam.run(price_changes, link, catalog_path(state), items, changes)
+        await seam.run(sync_link.close)
+        await seam.run(link.close)
+    return {
+        "cold_sync_s": round(cold, 3), "replay_floor_s": round(floor, 3), "cold_sync_ratio": ratio(cold, floor),
+        "lookup_us": summary(till, 1e6, 1), "lookup_floor_us": summary(bare, 1e6, 1),
+        "lookup_ratio": ratio(summary(till, 1e6, 3)["median"], summary(bare, 1e6, 3)["median"]),
+        "price_change_ms": summary(changed, 1000.0, 1),
+        "items": items, "catalog_mb": round(catalog_path(state).stat().st_size / 1e6, 1),
+        "python": platform.python_version(),
+    }
+
+
+async def main(items: int, changes: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="novapos-bench-catalog-") as folder:
+        with EmbeddedNats(Path(folder) / "nats") as nats_server:
+            return await measure(nats_server.url, Path(folder), items, changes)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--changes", type=int, default=20)
+    arguments = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR, force=True)
+    print(json.dumps(trio.run(main, arguments.items, arguments.changes)))

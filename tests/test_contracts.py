@@ -1,0 +1,226 @@
+"""Versioned event contracts (P15-01): a schema that changes incompatibly without a new version fails here."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from novapos.wire.contract import (
+    CONTRACTS_DIR,
+    Boolean,
+    Choice,
+    Declaration,
+    Field,
+    Integer,
+    List,
+    Map,
+    Money,
+    Text,
+    Token,
+    canonical,
+    changes,
+    contract,
+    departures,
+    freeze_missing,
+)
+from novapos.wire.envelope import decode
+from novapos.wire.schemas import DECLARATIONS, SALE_COMPLETED_V1, SALE_COMPLETED_V2, SCHEMAS, SchemaError
+from tests.events import sale_event
+
+
+def test_every_declared_version_is_exactly_its_frozen_contract() -> None:
+    assert departures(DECLARATIONS) == []
+    for declaration in DECLARATIONS:  # and the file is the canonical text of it, byte for byte
+        path = CONTRACTS_DIR / f"{declaration.type}.v{declaration.v}.json"
+        assert path.read_text(encoding="utf-8") == canonical(contract(declaration))
+
+
+def test_every_declared_version_is_validated_and_the_previous_one_still_is() -> None:
+    assert set(SCHEMAS) == {(d.type, d.v) for d in DECLARATIONS} >= {("sale.completed", 1), ("sale.completed", 2)}
+
+
+def _with_field(body: Map, path: tuple[str, ...], change) -> Map:  # type: ignore[no-untyped-def]
+    """The body map with the field at `path` (names, through lists' items) replaced by change(field)."""
+    fields = []
+    for item in body.fields:
+        if item.name != path[0]:
+            fields.append(item)
+        elif len(path) == 1:
+            fields.extend(change(item))
+        else:
+            inner = item.kind.items if isinstance(item.kind, List) else item.kind
+            replaced = _with_field(inner, path[1:], change)
+            kind = dataclasses.replace(item.kind, items=replaced) if isinstance(item.kind, List) else replaced
+            fields.append(dataclasses.replace(item, kind=kind))
+    return dataclasses.replace(body, fields=tuple(fields))
+
+
+def _frozen_now(tmp_path: Path) -> Path:
+    freeze_missing(DECLARATIONS, tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(("path", "change", "says"), [
+    (("lines", "quantity"), lambda f: [dataclasses.replace(f, kind=Integer(1, 99_999))],
+     "body.lines[].quantity: maximum 9999 became 99999"),
+    (("lines", "quantity"), lambda f: [dataclasses.replace(f, kind=Text())],
+     'body.lines[].quantity: kind "integer" became "text"'),
+    (("cashier",), lambda f: [], "body.cashier: removed"),
+    (("cashier",), lambda f: [f, Field("loyalty_card", Text())], "body.loyalty_card: added"),
+    (("cashier",), lambda f: [dataclasses.replace(f, required=False)], "body.cashier: required true became false"),
+    (("tenders", "amount"), lambda f: [dataclasses.replace(f, kind=dataclasses.replace(f.kind, minimum=0))],
+     "body.tenders[].amount: minimum 1 became 0"),
+])
+def test_an_incompatible_change_to_a_frozen_version_fails_naming_the_field(  # type: ignore[no-untyped-def]
+        tmp_path: Path, path, change, says: str) -> None:
+    folder = _frozen_now(tmp_path)
+    changed = dataclasses.replace(SALE_COMPLETED_V1, body=_with_field(SALE_COMPLETED_V1.body, path, change))
+    [found] = departures((changed, SALE_COMPLETED_V2), folder)
+    assert found.startswith("sale.completed v1 changed since it was frozen")
+    assert says in found
+    assert "add version 3 instead" in found and "keep v1 as frozen" in found
+
+
+def test_a_changed_rule_or_order_is_a_changed_contract(tmp_path: Path) -> None:
+    folder = _frozen_now(tmp_path)
+    body = SALE_COMPLETED_V2.body
+    loosened = dataclasses.replace(body, rules=body.rules[:-1])  # tax_total no longer enforced
+    reworded = dataclasses.replace(body, rules=(*body.rules[:-1], dataclasses.replace(body.rules[-1], formula="any")))
+    reordered = dataclasses.replace(body, fields=(body.fields[1], body.fields[0], *body.fields[2:]))
+    for variant, says in [(loosened, "body rule 'tax_total': removed"),
+                          (reworded, "body rule 'tax_total': formula"),
+                          (reordered, "body: its fields are checked in another order")]:
+        [found] = departures((SALE_COMPLETED_V1, dataclasses.replace(SALE_COMPLETED_V2, body=variant)), folder)
+        assert found.startswith("sale.completed v2 changed") and says in found, found
+
+
+def test_a_new_version_needs_its_file_and_an_old_one_never_goes(tmp_path: Path) -> None:
+    folder = _frozen_now(tmp_path)
+    v3 = Declaration("sale.completed", 3, SALE_COMPLETED_V2.body, "next")
+    [missing] = departures((*DECLARATIONS, v3), folder)
+    assert "sale.completed v3 has no contract file sale.completed.v3.json" in missing
+    assert freeze_missing((*DECLARATIONS, v3), folder) == [folder / "sale.completed.v3.json"]
+    assert departures((*DECLARATIONS, v3), folder) == []
+    [dropped] = departures((SALE_COMPLETED_V2, v3), folder)
+    assert "sale.completed v1 is frozen but no longer declared" in dropped
+
+
+def test_freezing_never_rewrites_a_frozen_contract(tmp_path: Path) -> None:
+    folder = _frozen_now(tmp_path)
+    before = (folder / "sale.completed.v1.json").read_bytes()
+    changed = dataclasses.replace(SALE_COMPLETED_V1, body=_with_field(SALE_COMPLETED_V1.body, ("cashier",), lambda f: []))
+    assert freeze_missing((changed,), folder) == []
+    assert (folder / "sale.completed.v1.json").read_bytes() == before
+
+
+def test_an_unchanged_contract_has_no_changes() -> None:
+    assert changes(contract(SALE_COMPLETED_V2)["body"], contract(SALE_COMPLETED_V2)["body"]) == []
+
+
+def _required_paths(kind: Map, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths = []
+    for item in kind.fields:
+        paths.append((*prefix, item.name))
+        inner = item.kind.items if isinstance(item.kind, List) else item.kind
+        if isinstance(inner, Map) and inner.fields[0].name != "minor":
+            paths += _required_paths(inner, (*prefix, item.name))
+    return paths
+
+
+@pytest.mark.parametrize("declaration", DECLARATIONS, ids=lambda d: f"{d.type}.v{d.v}")
+def test_the_generated_validator_refuses_each_missing_field_by_name(declaration: Declaration) -> None:
+    """The validator is the declaration: every declared field is checked, and its refusal names it."""
+    good = sale_event().body if declaration.v == 1 else _v2_body()
+    SCHEMAS[(declaration.type, declaration.v)](good)
+    for path in _required_paths(declaration.body):
+        body = _copy(good)
+        holder = body
+        where = []
+        for name in path[:-1]:
+            holder = holder[name][0] if isinstance(holder[name], list) else holder[name]
+            where.append(f"{name}[0]" if name in ("lines", "tenders") else name)
+        del holder[path[-1]]
+        with pytest.raises(SchemaError) as refused:
+            SCHEMAS[(declaration.type, declaration.v)](body)
+        expected = ".".join([*where, path[-1]])
+        assert refused.value.where in (expected, ".".join(where)), (path, str(refused.value))
+
+
+def _copy(value):  # type: ignore[no-untyped-def]
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value
+
+
+def _v2_body(included: bool = True) -> dict:  # type: ignore[type-arg]
+    body = _copy(sale_event().body)
+    tax = 83 if included else 100
+    body["lines"][0] |= {"catalog_version": 7, "tax": {"class": "standard", "rate_ppm": 200_000, "included": included,
+                                                      "amount": {"minor": tax, "currency": "EUR"}}}
+    body["tax_total"] = {"minor": tax, "currency": "EUR"}
+    if not included:
+        for money in (body["total"], body["tenders"][0]["amount"]):
+            money["minor"] = 599
+    return body
+
+
+@pytest.mark.parametrize("included", [True, False])
+def test_a_v2_sale_lands_with_its_tax_included_or_added(included: bool) -> None:
+    event = dataclasses.replace(sale_event(), v=2, body=_v2_body(included))
+    assert decode(event.encode()) == event
+
+
+def _leaves(kind: Map, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], Any]]:
+    """Every leaf field of a declaration with its path in a body (lists through their first item)."""
+    for item in kind.fields:
+        inner = item.kind.items if isinstance(item.kind, List) else item.kind
+        where = (*path, item.name, 0) if isinstance(item.kind, List) else (*path, item.name)
+        if isinstance(inner, Map):
+            yield from _leaves(inner, where)
+        else:
+            yield where, inner
+
+
+def _outside(kind: Any) -> list[Any]:
+    """Values just outside what a leaf kind declares."""
+    if isinstance(kind, Integer):
+        return [kind.minimum - 1, kind.maximum + 1, True, 1.0]
+    if isinstance(kind, Money):
+        return [{"minor": kind.minimum - 1, "currency": "EUR"}, {"minor": kind.maximum + 1, "currency": "EUR"},
+                {"minor": 1, "currency": "USD"}, {"minor": 1}]
+    if isinstance(kind, Token):
+        return ["x" * (kind.max_length + 1), "a.b", ""]
+    if isinstance(kind, Text):
+        return ["x" * (kind.max_length + 1), "a\x00b", 7]
+    if isinstance(kind, Choice):
+        return ["other", None]
+    if isinstance(kind, Boolean):
+        return [1, "true"]
+    return [None, "XX"]  # Currency
+
+
+@pytest.mark.parametrize("declaration", DECLARATIONS, ids=lambda d: f"{d.type}.v{d.v}")
+def test_every_declared_bound_is_enforced_naming_its_field(declaration: Declaration) -> None:
+    """What the contract file says a field accepts is what the generated validator accepts, field by field."""
+    good = sale_event().body if declaration.v == 1 else _v2_body()
+    schema = SCHEMAS[(declaration.type, declaration.v)]
+    checked = 0
+    for path, kind in _leaves(declaration.body):
+        where = "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path).lstrip(".")
+        for value in _outside(kind):
+            body = _copy(good)
+            holder = body
+            for step in path[:-1]:
+                holder = holder[step]
+            holder[path[-1]] = value
+            with pytest.raises(SchemaError) as refused:
+                schema(body)
+            assert refused.value.where.startswith(where), (where, value, str(refused.value))
+            checked += 1
+    assert checked >= 40  # the walk reached every leaf: till to change, through lines and tenders
