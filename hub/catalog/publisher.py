@@ -74,8 +74,9 @@ ITEMS_SQL = (
 BARCODES_SQL = ("SELECT b.sku, b.barcode FROM barcodes b JOIN variants v USING (tenant, sku)"
                 " WHERE v.tenant = $1 AND v.version > $2 ORDER BY b.sku, b.barcode")
 PRICES_SQL = (
-    # Prices that still matter: the one in force now in each scope and those starting later.
-    "SELECT sku, scope, scope_id, (extract(epoch FROM effective_from) * 1000)::bigint AS from_ms, amount_minor FROM ("
+    # Prices that still matter: the one in force now in each scope and those starting later. A start between two
+    # milliseconds counts from the later one, as replay validation reads it (hub.sales.replay).
+    "SELECT sku, scope, scope_id, ceil(extract(epoch FROM effective_from) * 1000)::bigint AS from_ms, amount_minor FROM ("
     " SELECT pr.*, max(pr.effective_from) FILTER (WHERE pr.effective_from <= now())"
     "  OVER (PARTITION BY pr.sku, pr.scope, pr.scope_id) AS current"
     " FROM prices pr JOIN variants v USING (tenant, sku) WHERE v.tenant = $1 AND v.version > $2) x"
