@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from novapos.demo.processes import free_port
-from tests.catalog import seed_catalog
 from tests.pos import COFFEE
 
 
@@ -57,7 +56,6 @@ def test_edge_without_nats_address_says_what_to_do(tmp_path: Path) -> None:
 def test_demo_runs_both_processes_and_a_sale_lands_once(tmp_path: Path) -> None:
     till_port, console_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOVAPOS_")}
-    seed_catalog(tmp_path / "state" / "store-001")  # the store's catalog, as if synced from the hub
     demo = subprocess.Popen([sys.executable, "-m", "novapos.cli", "demo", "--state-dir", str(tmp_path / "state"),
                              "--till-port", str(till_port), "--console-port", str(console_port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
@@ -78,6 +76,10 @@ def test_demo_runs_both_processes_and_a_sale_lands_once(tmp_path: Path) -> None:
         # the embedded NATS runs with the hub's authorization; the hub and the store log in with their own keys
         assert f"(per-store NKEY credentials in {(tmp_path / 'state' / 'credentials').resolve()})" in banner
         assert "store demo/store-001" in (tmp_path / "state" / "credentials" / "authorization.conf").read_text()
+        # the store sells from the hub's catalog (configs/demo-catalog.csv, seeded by the demo), synced over NATS
+        _wait(lambda: (_http("GET", f"{till}/healthz")[1].get("catalog_version") or 0) >= 1, 30)  # type: ignore[union-attr]
+        _, products = _http("GET", f"{till}/api/products?q=Ground")
+        assert [p["sku"] for p in products["products"]] == ["COF-250"]  # type: ignore[index]
 
         _http("POST", f"{till}/api/tills/till-1/session", {"cashier": "demo"})
         _, state = _http("POST", f"{till}/api/tills/till-1/lines", {"barcode": COFFEE, "quantity": 3})

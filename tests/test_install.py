@@ -21,7 +21,6 @@ import pytest
 import trio
 
 from novapos.demo.processes import free_port
-from tests.catalog import seed_catalog
 from tests.conftest import wait_until
 from tests.pos import COFFEE, sell
 
@@ -64,7 +63,6 @@ async def test_the_wheel_installs_into_a_fresh_venv_and_its_demo_sells(tmp_path:
     till_port, console_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NOVAPOS_", "PYTHON", "VIRTUAL_ENV"))}
     log_path = tmp_path / "demo.log"
-    seed_catalog(outside / "state" / "store-001")  # the store's catalog, as if synced from the hub
     with open(log_path, "wb") as log:
         demo = subprocess.Popen([venv / "bin" / "novapos", "demo", "--state-dir", "state", "--till-port",
                                  str(till_port), "--console-port", str(console_port)],
@@ -80,6 +78,10 @@ async def test_the_wheel_installs_into_a_fresh_venv_and_its_demo_sells(tmp_path:
 
         await wait_until(lambda: healthy(console), timeout=120)
         await wait_until(lambda: healthy(till), timeout=60)
+
+        async def catalog_synced() -> bool:  # the hub's demo catalog, published and synced by the store
+            return ((await http.get(f"{till}/healthz")).json().get("catalog_version") or 0) >= 1
+        await wait_until(catalog_synced, timeout=60)
         assert "NovaPOS" in (await http.get(f"{till}/")).text  # the web till's page came with the wheel
 
         receipt = await sell(http, till, [(COFFEE, 2)])

@@ -1,5 +1,6 @@
 """The demo's tenancy, provisioned through the hub's records as an operator would: tenant demo, region
-north, store store-001 with its NKEY, and the NATS authorization generated from them.
+north, store store-001 with its NKEY, and the NATS authorization generated from them; and the tenant's
+catalog (configs/demo-catalog.csv), which the hub publishes and the store syncs and sells from.
 
 Idempotent: a second `novapos demo` on the same state folder keeps the records and the store's seed when
 they still match (a seed whose public key is not the store's, or a revoked store, gets new credentials).
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import asyncpg
 
+from hub.catalog.demo import seed_demo_catalog
 from hub.db import close_pool, create_pool, migrate
 from hub.tenancy import service
 from hub.tenancy.credentials import new_seed, public_key, read_seed, write_seed
@@ -69,7 +71,9 @@ def provision_demo(database_url: str, folder: Path) -> DemoCredentials:
         pool = await create_pool(database_url, max_size=2)
         try:
             await migrate(pool)
-            return await _provision(pool, folder)
+            credentials = await _provision(pool, folder)
+            await seed_demo_catalog(pool, TENANT)  # only while the tenant has no products: an admin's edits stay
+            return credentials
         finally:
             await close_pool(pool)
     return asyncio.run(run())
