@@ -228,10 +228,10 @@ async def _one_by_one(pool: asyncpg.Pool, events: Sequence[Event], rejections: S
     return result
 
 
-async def ingest(pool: asyncpg.Pool, deliveries: Sequence[Delivery], tenants: frozenset[str]) -> BatchResult:
-    """Apply a batch in one transaction; if that fails for an event's sake, fall back to one transaction per
-    event. Raises (so the batch is nak'ed and retried later) for anything that is not an event's fault."""
-    batch = sort_out(deliveries, tenants)
+async def apply_sorted(pool: asyncpg.Pool, batch: Sorted) -> BatchResult:
+    """Apply a sorted-out batch in one transaction; if that fails for an event's sake, fall back to one
+    transaction per event. Raises (so the batch is nak'ed and retried later) for anything that is not an
+    event's fault."""
     events, rejections = batch.events, batch.rejections
     try:
         async with pool.acquire() as conn, conn.transaction():
@@ -240,8 +240,13 @@ async def ingest(pool: asyncpg.Pool, deliveries: Sequence[Delivery], tenants: fr
         if not events_fault(exc):
             raise
         log.warning("batch of %d failed (%s: %s); applying its events one by one",
-                    len(deliveries), type(exc).__name__, exc)
+                    len(events) + len(rejections), type(exc).__name__, exc)
         result = await _one_by_one(pool, events, rejections)
     result.duplicates += batch.duplicates
     result.held = batch.held
     return result
+
+
+async def ingest(pool: asyncpg.Pool, deliveries: Sequence[Delivery], tenants: frozenset[str]) -> BatchResult:
+    """Sort out and apply a batch (see apply_sorted)."""
+    return await apply_sorted(pool, sort_out(deliveries, tenants))

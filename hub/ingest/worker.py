@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -30,7 +31,7 @@ from nats.aio.msg import Msg
 from prometheus_client import Counter, Histogram
 
 from edge_runtime import AsyncioSeam, Backoff
-from hub.ingest.inbox import BatchResult, Delivery, ingest
+from hub.ingest.inbox import BatchResult, Delivery, Sorted, apply_sorted, sort_out
 from hub.ingest.store_stats import CLOCK_SKEW
 from novapos.adapters.nats import NatsLink, fetch
 from novapos.config.hub import StreamLimits
@@ -46,18 +47,61 @@ HELD_DELAY_S = 60.0
 """How long an event the hub cannot apply yet waits before JetStream offers it again."""
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """A batch as it came, and sorted out (decoded, validated): ready to apply."""
+    messages: list[Msg]
+    deliveries: list[Delivery]
+    sorted: Sorted
+
+
+async def fetch_sorted(subscription: Any, tenants: frozenset[str], batch: int, wait: float) -> Fetched:
+    """(asyncio side) Fetch a batch and sort it out (see hub.ingest.inbox.sort_out)."""
+    messages = await fetch(subscription, batch, wait)
+    deliveries = [Delivery(m.subject, m.data) for m in messages]
+    return Fetched(messages, deliveries, sort_out(deliveries, tenants))
+
+
 class InFlight:
-    """(asyncio side) The batch between fetch and ack: what a stop must give back to JetStream at once,
-    rather than leave for the consumer's 30 s ack wait."""
+    """(asyncio side) The pipeline: the batch being applied, and the next one being fetched and sorted out
+    meanwhile (so that decoding and the network overlap PostgreSQL's work). Both are what a failure or a
+    stop gives back to JetStream at once, rather than leave for the consumer's 30 s ack wait."""
 
     def __init__(self) -> None:
         self.messages: list[Msg] = []
+        """The batch being applied."""
+        self.ahead: asyncio.Task[Fetched] | None = None
+        """The next batch, being fetched."""
         self.task: asyncio.Task[Any] | None = None
 
+    async def take(self, subscription: Any, tenants: frozenset[str], batch: int, wait: float) -> Fetched:
+        """The batch fetched ahead, or one fetched now; held in `ahead` until it came, for give_back."""
+        if self.ahead is None:
+            self.fetch_ahead(subscription, tenants, batch, wait)
+        assert self.ahead is not None
+        fetched = await asyncio.shield(self.ahead)
+        self.ahead = None
+        return fetched
+
+    def fetch_ahead(self, subscription: Any, tenants: frozenset[str], batch: int, wait: float) -> None:
+        self.ahead = asyncio.get_running_loop().create_task(fetch_sorted(subscription, tenants, batch, wait))
+
     async def give_back(self) -> None:
-        """Nak at once: JetStream redelivers these before anything newer, which keeps a store's order."""
+        """Nak at once, the batch being applied first and then the one fetched ahead (waited for, never cut
+        off: messages a cut-off fetch had received would come back only after the ack wait, behind newer
+        ones). JetStream redelivers these before anything newer, which keeps a store's order."""
         messages, self.messages = self.messages, []
-        await asyncio.gather(*(message.nak() for message in messages), return_exceptions=True)
+        ahead, self.ahead = self.ahead, None
+        if ahead is not None:
+            try:
+                messages += (await asyncio.shield(ahead)).messages
+            except Exception as exc:  # a failed fetch holds nothing to give back
+                log.debug("the batch fetched ahead failed: %s", exc)
+        for message in messages:
+            try:
+                await message.nak()
+            except Exception as exc:  # NATS away: the ack wait gives them back instead
+                log.debug("nak failed: %s", exc)
 
     async def settle(self) -> None:
         """On stop: let a cancelled batch unwind (it naks what it holds), then nak anything left."""
@@ -68,23 +112,26 @@ class InFlight:
 
 async def ingest_once(subscription: Any, pool: asyncpg.Pool, tenants: frozenset[str], batch: int, wait: float,
                       in_flight: InFlight) -> BatchResult | None:
-    """(asyncio side) One batch end to end; None when the stream had nothing within `wait` seconds.
-    A batch that cannot be applied is nak'ed at once (the caller backs off before fetching again);
-    held events are nak'ed to come back after HELD_DELAY_S, everything else is acked."""
+    """(asyncio side) One batch end to end; None when the stream had nothing within `wait` seconds. The next
+    batch is fetched and sorted out while this one is applied. A batch that cannot be applied is nak'ed at
+    once, the batch fetched ahead after it (the caller backs off before fetching again); held events are
+    nak'ed to come back after HELD_DELAY_S, everything else is acked, only after the commit."""
     in_flight.task = asyncio.current_task()
-    in_flight.messages = messages = await fetch(subscription, batch, wait)
-    if not messages:
-        return None
-    deliveries = [Delivery(m.subject, m.data) for m in messages]
     try:
-        result = await ingest(pool, deliveries, tenants)
+        fetched = await in_flight.take(subscription, tenants, batch, wait)
+        if not fetched.messages:
+            return None
+        in_flight.messages = fetched.messages
+        in_flight.fetch_ahead(subscription, tenants, batch, wait)
+        result = await apply_sorted(pool, fetched.sorted)
     except BaseException:  # stopping, or the hub's trouble: redelivered first, to this hub or another
         await in_flight.give_back()
         raise
     in_flight.messages = []
     held = {hold.delivery for hold in result.held}
-    await asyncio.gather(*(message.nak(delay=HELD_DELAY_S) if delivery in held else message.ack()
-                           for message, delivery in zip(messages, deliveries, strict=True)))
+    for message, delivery in zip(fetched.messages, fetched.deliveries, strict=True):
+        # publishes into the client's buffer, flushed by its own task: no round trip, no task per message
+        await (message.nak(delay=HELD_DELAY_S) if delivery in held else message.ack())
     return result
 
 
