@@ -426,6 +426,7 @@ HUB_ENDPOINTS = (
     Endpoint("GET", "/openapi.json"),
     Endpoint("GET", "/api/stores"),
     Endpoint("GET", "/api/sales"),
+    Endpoint("GET", "/api/sequence-issues"),
     Endpoint("GET", "/api/dead-letters"),
     Endpoint("POST", "/api/dead-letters/{id}/redrive"),
 )

@@ -172,14 +172,13 @@ async def _apply(conn: asyncpg.Connection, events: Sequence[Event], rejections: 
     dead = list(rejections)
     result = BatchResult()
     if events:
-        envelopes = [event for event, _ in events]
+        envelopes = sorted((event for event, _ in events), key=lambda e: e.id)  # one lock order: see store_stats
         new_ids = {row["event_id"] for row in await conn.fetch(
             "INSERT INTO inbox (event_id, tenant, store, seq, type) "
             "SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::text[]) "
             "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
             [e.id for e in envelopes], [e.tenant for e in envelopes], [e.store for e in envelopes],
             [e.seq for e in envelopes], [e.type for e in envelopes])}
-        fresh = [e for e in envelopes if e.id in new_ids]
         seen = [(e, delivery) for e, delivery in events if e.id not in new_ids]
         if seen:
             owners = {row["event_id"]: row for row in await conn.fetch(
@@ -192,11 +191,12 @@ async def _apply(conn: asyncpg.Connection, events: Sequence[Event], rejections: 
                 else:
                     dead.append(Rejection(
                         delivery, _collision(event, owner["tenant"], owner["store"], owner["type"]), str(event.id)))
-        result.clock_skews = await store_stats.record(conn, fresh)
+        fresh = [event for event, _ in events if event.id in new_ids]  # in the order they came
         for event_type, of_type in appliers().items():
             if events_of_type := [e for e in fresh if e.type == event_type]:
                 for applier in of_type:
                     await applier(conn, events_of_type)
+        result.clock_skews = await store_stats.record(conn, fresh)  # last: its store locks are held to the commit
         result.applied = len(fresh)
     if dead:
         await conn.executemany(
