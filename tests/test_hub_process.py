@@ -32,11 +32,12 @@ from tests.test_hub_retries import TableLock
 class HubProcess:
     """`novapos hub` in a child process, its log lines collected as they come."""
 
-    def __init__(self, tmp_path: Path, nats_url: str, database_url: str) -> None:
+    def __init__(self, tmp_path: Path, nats_url: str, database_url: str, settings: str = "") -> None:
+        """`settings`: more of hub.toml, such as an [ingest] table."""
         self.port = free_port()
         config = tmp_path / "hub.toml"
         config.write_text(f'tenants = ["demo"]\n[http]\nport = {self.port}\n'
-                          f'[nats]\nurl = "{nats_url}"\n[database]\nurl = "{database_url}"\n')
+                          f'[nats]\nurl = "{nats_url}"\n[database]\nurl = "{database_url}"\n{settings}')
         env = {k: v for k, v in os.environ.items() if not k.startswith("NOVAPOS_")}
         self.process = subprocess.Popen([sys.executable, "-m", "novapos.cli", "hub", "--config", str(config)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
