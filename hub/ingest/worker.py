@@ -32,8 +32,9 @@ from prometheus_client import Counter, Histogram
 
 from edge_runtime import AsyncioSeam, Backoff
 from hub.ingest.inbox import BatchResult, Delivery, Sorted, apply_sorted, sort_out
+from hub.ingest.pull import fetch_batch
 from hub.ingest.store_stats import CLOCK_SKEW
-from novapos.adapters.nats import NatsLink, fetch
+from novapos.adapters.nats import NatsLink
 from novapos.config.hub import StreamLimits
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class Fetched:
 
 async def fetch_sorted(subscription: Any, tenants: frozenset[str], batch: int, wait: float) -> Fetched:
     """(asyncio side) Fetch a batch and sort it out (see hub.ingest.inbox.sort_out)."""
-    messages = await fetch(subscription, batch, wait)
+    messages = await fetch_batch(subscription, batch, wait)
     deliveries = [Delivery(m.subject, m.data) for m in messages]
     return Fetched(messages, deliveries, sort_out(deliveries, tenants))
 
