@@ -7,8 +7,9 @@ requests, the same handling of JetStream's status messages) reading the subscrip
 directly: whatever has arrived is taken at once, and the hub waits only when the queue is empty.
 
 It reads nats-py's private subscription state (`_sub`, `_nms`, `_deliver`, `_nc`, the queue and its
-size count), pinned by the nats-py version in pyproject.toml and exercised by every ingest test; the
-adapter's `fetch` (novapos.adapters.nats) stays the public-API way if that ever changes.
+size count), the same from nats-py 2.7 to 2.16 and exercised by every ingest test (tests/test_ingest_pull.py
+compares it with nats-py's own fetch); the adapter's `fetch` (novapos.adapters.nats) stays the public-API
+way back if a nats-py release changes them.
 """
 
 from __future__ import annotations
