@@ -137,34 +137,49 @@ class Sorted:
     """How many deliveries repeated an earlier one of the batch."""
 
 
-def sort_out(deliveries: Sequence[Delivery], tenants: frozenset[str]) -> Sorted:
-    """Valid events, rejections with reasons, held events. Validation never raises: anything it trips on
-    is a rejection, unless the hub cannot apply the event yet."""
-    events: dict[uuid.UUID, Event] = {}
-    rejections: list[Rejection] = []
-    held: list[Held] = []
-    duplicates = 0
-    for delivery in deliveries:
+class Sorter:
+    """Sorts out a batch one delivery at a time (so that a caller may let other work run in between):
+    valid events, rejections with reasons, held events. Validation never raises: anything it trips on is
+    a rejection, unless the hub cannot apply the event yet."""
+
+    def __init__(self, tenants: frozenset[str]) -> None:
+        self.tenants = tenants
+        self.events: dict[uuid.UUID, Event] = {}
+        self.rejections: list[Rejection] = []
+        self.held: list[Held] = []
+        self.duplicates = 0
+
+    def add(self, delivery: Delivery) -> None:
         try:
-            envelope = _check(delivery, tenants)
+            envelope = _check(delivery, self.tenants)
         except NotApplicableYet as exc:
-            held.append(Held(delivery, str(exc)))
-            continue
+            self.held.append(Held(delivery, str(exc)))
+            return
         except ValueError as exc:  # EnvelopeError, SchemaError and our own checks: the text is the reason
-            rejections.append(Rejection(delivery, str(exc)))
-            continue
+            self.rejections.append(Rejection(delivery, str(exc)))
+            return
         except Exception as exc:  # whatever else bad bytes make validation trip on is still the event's fault
-            rejections.append(Rejection(delivery, f"could not be validated: {type(exc).__name__}: {exc}"))
-            continue
-        first = events.setdefault(envelope.id, (envelope, delivery))[0]
+            self.rejections.append(Rejection(delivery, f"could not be validated: {type(exc).__name__}: {exc}"))
+            return
+        first = self.events.setdefault(envelope.id, (envelope, delivery))[0]
         if first is envelope:
-            continue
+            return
         if _same_origin(envelope, first.tenant, first.store, first.type):
-            duplicates += 1
+            self.duplicates += 1
         else:
-            rejections.append(Rejection(delivery, _collision(envelope, first.tenant, first.store, first.type),
-                                        str(envelope.id)))
-    return Sorted(list(events.values()), rejections, held, duplicates)
+            self.rejections.append(Rejection(delivery, _collision(envelope, first.tenant, first.store, first.type),
+                                             str(envelope.id)))
+
+    def result(self) -> Sorted:
+        return Sorted(list(self.events.values()), self.rejections, self.held, self.duplicates)
+
+
+def sort_out(deliveries: Sequence[Delivery], tenants: frozenset[str]) -> Sorted:
+    """A whole batch sorted out at once (see Sorter)."""
+    sorter = Sorter(tenants)
+    for delivery in deliveries:
+        sorter.add(delivery)
+    return sorter.result()
 
 
 async def _apply(conn: asyncpg.Connection, events: Sequence[Event], rejections: Sequence[Rejection]) -> BatchResult:

@@ -31,7 +31,7 @@ from nats.aio.msg import Msg
 from prometheus_client import Counter, Histogram
 
 from edge_runtime import AsyncioSeam, Backoff
-from hub.ingest.inbox import BatchResult, Delivery, Sorted, apply_sorted, sort_out
+from hub.ingest.inbox import BatchResult, Delivery, Sorted, Sorter, apply_sorted
 from hub.ingest.pull import fetch_batch
 from hub.ingest.store_stats import CLOCK_SKEW
 from novapos.adapters.nats import NatsLink
@@ -44,6 +44,8 @@ RETRIES = Counter("novapos_hub_ingest_retries_total",
                   "Batches given back to the stream to retry, by the error that was not the events' fault", ["error"])
 BATCH_SECONDS = Histogram("novapos_hub_ingest_batch_seconds", "Time to apply and ack one batch")
 RETRY = Backoff(initial=0.5, maximum=10.0)
+SORT_STEP = 32
+"""Events decoded and validated between two turns of the event loop while a batch is being applied."""
 HELD_DELAY_S = 60.0
 """How long an event the hub cannot apply yet waits before JetStream offers it again."""
 
@@ -60,7 +62,12 @@ async def fetch_sorted(subscription: Any, tenants: frozenset[str], batch: int, w
     """(asyncio side) Fetch a batch and sort it out (see hub.ingest.inbox.sort_out)."""
     messages = await fetch_batch(subscription, batch, wait)
     deliveries = [Delivery(m.subject, m.data) for m in messages]
-    return Fetched(messages, deliveries, sort_out(deliveries, tenants))
+    sorter = Sorter(tenants)
+    for number, delivery in enumerate(deliveries, 1):
+        sorter.add(delivery)
+        if number % SORT_STEP == 0:  # the batch being applied takes PostgreSQL's answers in between
+            await asyncio.sleep(0)
+    return Fetched(messages, deliveries, sorter.result())
 
 
 class InFlight:

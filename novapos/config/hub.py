@@ -40,7 +40,7 @@ class HubConfig:
     http_port: int = 8700
     nats_url: str = ""
     database_url: str = ""
-    ingest_batch: int = 256
+    ingest_batch: int = 1024
     dead_letter_retention_days: int = 90
     stream: StreamLimits = StreamLimits()
 
@@ -65,7 +65,7 @@ def load_hub(path: Path) -> HubConfig:
             http_port=validators.integer(f"{path}: [http] port", http.get("port", 8700), 0, 65535),
             nats_url=url_setting(nats, "NOVAPOS_NATS_URL", f"{path}: [nats] url"),
             database_url=url_setting(database, "NOVAPOS_DATABASE_URL", f"{path}: [database] url"),
-            ingest_batch=validators.integer(f"{path}: [ingest] batch", ingest.get("batch", 256), 1, MAX_INGEST_BATCH),
+            ingest_batch=validators.integer(f"{path}: [ingest] batch", ingest.get("batch", HubConfig.ingest_batch), 1, MAX_INGEST_BATCH),
             dead_letter_retention_days=whole("dead_letters", "retention_days",
                                              HubConfig.dead_letter_retention_days, 1, 36500),
             stream=StreamLimits(
