@@ -7,6 +7,12 @@ acked. A crash before the commit redelivers the batch; a crash after it redelive
 already holds, which are skipped. JetStream's dedup window is the first guard; the inbox's primary key
 is the final one, however late a replay comes.
 
+Several hub processes apply batches at once (they share the durable consumer), so every transaction
+takes its row locks in one order: inbox rows by event id (two hubs handed the same event, after an
+ack wait ran out, wait on its row; the second finds a duplicate), then each applier's shared rows in
+its own fixed order (store_takings by store and currency, stock by location and SKU, appliers in
+domain-name order), then store_stats by store, last (hub.ingest.store_stats). No cycle, no deadlock.
+
 An event id is the sale's identity everywhere (sales, lines, tenders, the console), so it stays the
 inbox's key on its own. That is also why an id already in the inbox is a duplicate only when the row
 there belongs to the same tenant, store and event type: otherwise another store has (maliciously or

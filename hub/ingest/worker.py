@@ -1,11 +1,13 @@
 """The hub's ingest loop: fetch a batch from the shared durable consumer, apply it, then ack.
 
-The whole batch crosses the asyncio seam once (fetch, one Postgres transaction, acks). Acks come
+The loop is a pipeline: while one batch is applied in its PostgreSQL transaction, the next is fetched
+(hub.ingest.pull) and decoded and validated, a few events at a time between PostgreSQL's answers, so
+the hub's CPU work overlaps the database's. Each batch crosses the asyncio seam once. Acks come
 only after the commit; if applying fails (for anything that is not an event's fault, see
-hub.ingest.inbox) the batch is nak'ed at once, counted, logged, and the worker sleeps its backoff
-before the next fetch: JetStream hands redeliveries out before newer messages, so with one hub a
-store's events still land in the order they were published (nak'ing with a delay would let the
-later events land first). The inbox makes the second delivery of anything that did land a no-op.
+hub.ingest.inbox) the batch is nak'ed at once, then the one fetched ahead, counted, logged, and the
+worker sleeps its backoff before the next fetch: JetStream hands redeliveries out before newer
+messages, so with one hub a store's events still land in the order they were published (nak'ing
+with a delay would let the later events land first). The inbox makes the second delivery of anything that did land a no-op.
 Per-store order across several hubs sharing the consumer is not guaranteed here.
 
 Events the hub cannot apply yet (an event type or version it does not know, a tenant it does not
