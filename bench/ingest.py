@@ -47,6 +47,7 @@ import asyncpg
 import nats
 
 from bench.figures import progress
+from bench.floors import copy_floor, table_counts
 from hub.db import close_pool, create_pool, migrate
 from hub.ingest.worker import InFlight, ingest_once, subscribe
 from novapos.adapters.nats import INGEST_CONSUMER, NatsLink
@@ -150,13 +151,6 @@ async def rewind(url: str) -> None:
     await client.close()
 
 
-async def table_counts(conn: asyncpg.Connection) -> dict[str, int]:
-    """Every table of the public schema and its row count."""
-    tables = [row["tablename"] for row in await conn.fetch(
-        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")]
-    return {table: await conn.fetchval(f'SELECT count(*) FROM "{table}"') for table in tables}
-
-
 class Hub:
     """`novapos hub` in a child process, as systemd runs it; its log kept in a file."""
 
@@ -251,30 +245,6 @@ async def exactly_once(conn: asyncpg.Connection, events: Sequence[Envelope]) -> 
     assert stats["events"] == stats["seqs"] == stats["last"] == count, f"store_stats {dict(stats)} != {count}"
     dead = await conn.fetchval("SELECT count(*) FROM dead_letters")
     assert dead == 0, f"{dead} dead letter(s)"
-
-
-async def copy_floor(url: str, tables: dict[str, int], batches: int) -> float:
-    """Seconds to COPY the rows `tables` gained, raw, into scratch tables of the same shapes (indexes
-    included, no foreign keys), in `batches` transactions each taking its share of every table."""
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute("DROP SCHEMA IF EXISTS floor CASCADE; CREATE SCHEMA floor")
-        rows = {}
-        for table in tables:
-            await conn.execute(f'CREATE TABLE floor."{table}" (LIKE public."{table}" INCLUDING DEFAULTS INCLUDING INDEXES)')
-            rows[table] = [tuple(row) for row in await conn.fetch(f'SELECT * FROM public."{table}"')]
-            if table not in ("store_stats", "store_takings"):  # the hub's own figures are rows it updates
-                rows[table] = rows[table][-tables[table]:]
-        started = time.perf_counter()
-        for number in range(batches):
-            async with conn.transaction():
-                for table, records in rows.items():
-                    share = records[len(records) * number // batches:len(records) * (number + 1) // batches]
-                    if share:
-                        await conn.copy_records_to_table(table, schema_name="floor", records=share)
-        return time.perf_counter() - started
-    finally:
-        await conn.close()
 
 
 async def profiled(nats_url: str, postgres: EmbeddedPostgres, count: int, stores: int, batch: int,
