@@ -14,8 +14,8 @@ any other domain's effects of a sale are in the figure. Figures:
 - floor_orders_per_s: every row those orders wrote (in every table they changed: inbox, sales, lines,
   tenders, figures, stock...) COPYed raw into scratch tables of the same shapes (indexes included, no
   foreign keys), in as many transactions as the hub used batches: what PostgreSQL alone costs. Measured
-  after each run and the faster one kept (the stricter comparison on a shared machine); floor_rows_per_s
-  is the same in rows.
+  three times after each run and the fastest kept (the stricter comparison on a shared machine);
+  floor_rows_per_s is the same in rows.
 - ratio_1hub / ratio_2hubs: ingest orders per second over the floor's.
 - hub_cpu_1hub_us_per_order / hub_cpu_2hubs_us_per_order: CPU the hub process(es) spent per order over
   the same span: what the hub itself costs, less sensitive than rates to a machine shared with others.

@@ -56,15 +56,21 @@ async def _lock(conn: asyncpg.Connection, stores: Sequence[Store]) -> dict[Store
     return {(row["tenant"], row["store"]): row["last_seq"] for row in rows}
 
 
-async def _used_before(conn: asyncpg.Connection, fresh: Sequence[Envelope]) -> dict[tuple[str, str, int], int]:
-    """Per (tenant, store, seq) arriving: how many events of the inbox carried it before this batch."""
-    arriving = Counter((e.tenant, e.store, e.seq) for e in fresh)
+async def _used_before(conn: asyncpg.Connection, fresh: Sequence[Envelope],
+                       last: dict[Store, int]) -> Counter[tuple[str, str, int]]:
+    """Per (tenant, store, seq) arriving: how many events of the inbox carried it before this batch. Only
+    numbers up to the store's last one so far are looked up: under the store's lock, nothing committed
+    carries a higher one (the usual case, a store's events arriving in order, reads nothing)."""
+    arriving = Counter((e.tenant, e.store, e.seq) for e in fresh if e.seq <= last[(e.tenant, e.store)])
+    if not arriving:
+        return Counter()
     keys = list(arriving)
-    in_inbox = {(r["tenant"], r["store"], r["seq"]): r["n"] for r in await conn.fetch(
+    rows = await conn.fetch(
         "SELECT tenant, store, seq, count(*) AS n FROM inbox WHERE (tenant, store, seq) IN"
         " (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])) GROUP BY tenant, store, seq",
-        [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys])}
-    return {key: in_inbox[key] - count for key, count in arriving.items()}
+        [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys])
+    in_inbox = {(row["tenant"], row["store"], row["seq"]): row["n"] for row in rows}  # ours included
+    return Counter({key: in_inbox[key] - count for key, count in arriving.items()})
 
 
 async def _record_gaps(conn: asyncpg.Connection, new_seqs: dict[Store, list[int]], last: dict[Store, int]) -> None:
@@ -112,7 +118,7 @@ async def record(conn: asyncpg.Connection, fresh: Sequence[Envelope]) -> dict[St
             latest[store] = event
     stores = sorted(latest)  # one lock order for every hub process: no deadlock between them
     last = await _lock(conn, stores)
-    before = await _used_before(conn, fresh)
+    before = await _used_before(conn, fresh, last)
     reuses: list[tuple[object, str, str, int]] = []
     new_seqs: dict[Store, list[int]] = defaultdict(list)
     seen: set[tuple[str, str, int]] = set()
