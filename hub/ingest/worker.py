@@ -7,8 +7,9 @@ only after the commit; if applying fails (for anything that is not an event's fa
 hub.ingest.inbox) the batch is nak'ed at once, then the one fetched ahead, counted, logged, and the
 worker sleeps its backoff before the next fetch: JetStream hands redeliveries out before newer
 messages, so with one hub a store's events still land in the order they were published (nak'ing
-with a delay would let the later events land first). The inbox makes the second delivery of anything that did land a no-op.
-Per-store order across several hubs sharing the consumer is not guaranteed here.
+with a delay would let the later events land first). The inbox makes the second delivery of
+anything that did land a no-op. Per-store order across several hubs sharing the consumer is not
+guaranteed here (nothing depends on it: see hub.ingest.store_stats).
 
 Events the hub cannot apply yet (an event type or version it does not know, a tenant it does not
 serve) are held: nak'ed with a long delay, counted and logged, while the rest of the batch lands.
@@ -61,7 +62,7 @@ class Fetched:
 
 
 async def fetch_sorted(subscription: Any, tenants: frozenset[str], batch: int, wait: float) -> Fetched:
-    """(asyncio side) Fetch a batch and sort it out (see hub.ingest.inbox.sort_out)."""
+    """(asyncio side) Fetch a batch and sort it out (see hub.ingest.inbox.Sorter)."""
     messages = await fetch_batch(subscription, batch, wait)
     deliveries = [Delivery(m.subject, m.data) for m in messages]
     sorter = Sorter(tenants)
