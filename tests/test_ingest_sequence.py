@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -14,6 +15,7 @@ import trio
 
 from hub.app import run_hub
 from hub.db import create_pool, migrate
+from hub.ingest import store_stats
 from hub.ingest.inbox import Delivery, ingest
 from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
@@ -105,3 +107,29 @@ async def test_the_console_lists_the_stores_with_gaps_or_reuses_and_only_those(
 
 async def _sales(database_url: str, count: int) -> bool:
     return (await query(database_url, "SELECT count(*) AS n FROM sales"))[0]["n"] == count
+
+
+def test_the_migration_builds_from_an_existing_inbox_the_lists_ingest_keeps(database_url: str) -> None:
+    """A hub upgraded with history: migration 0080 derives gaps and reuses from the inbox as ingest would."""
+    migration = Path(store_stats.__file__).parent / "migrations" / "0080_sequence_issues.sql"
+    backfill = migration.read_text().partition("-- What the inbox already holds")[2].partition("\n")[2]
+    steps = [[sale_event(seq=1), sale_event(seq=4)], [sale_event(seq=4), sale_event(seq=9, store="store-002")],
+             [sale_event(seq=2)], [sale_event(seq=1)]]
+
+    async def run() -> tuple[list[Any], list[Any]]:
+        pool = await create_pool(database_url)
+        await migrate(pool)
+        for step in steps:
+            await ingest(pool, _deliveries(step), frozenset({"demo"}))
+        lists = ("SELECT store, first_seq, last_seq FROM store_seq_gaps ORDER BY 1, 2",
+                 "SELECT event_id, store, seq FROM store_seq_reuses ORDER BY 1")
+        kept = [[tuple(r) for r in await pool.fetch(sql)] for sql in lists]
+        await pool.execute("DELETE FROM store_seq_gaps; DELETE FROM store_seq_reuses")
+        await pool.execute(backfill)
+        built = [[tuple(r) for r in await pool.fetch(sql)] for sql in lists]
+        await pool.close()
+        return kept, built
+
+    kept, built = asyncio.run(run())
+    assert kept == built
+    assert kept[0] == [("store-001", 3, 3), ("store-002", 1, 8)] and len(kept[1]) == 2
