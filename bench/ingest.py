@@ -50,7 +50,7 @@ from bench.figures import progress
 from bench.floors import copy_floor, table_counts
 from hub.db import close_pool, create_pool, migrate
 from hub.ingest.worker import InFlight, ingest_once, subscribe
-from novapos.adapters.nats import INGEST_CONSUMER, NatsLink
+from novapos.adapters.nats import INGEST_CONSUMER, NatsLink, Outgoing
 from novapos.config.hub import HubConfig, StreamLimits
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.embedded_postgres import EmbeddedPostgres
@@ -134,8 +134,8 @@ async def publish(url: str, events: Sequence[Envelope]) -> None:
     js = client.jetstream()
     for first in range(0, len(events), 1000):
         chunk = events[first:first + 1000]
-        await asyncio.gather(*(js.publish(event_subject(e.tenant, e.store, e.type), e.encode(),
-                                          headers={"Nats-Msg-Id": str(e.id)}) for e in chunk))
+        outgoing = [Outgoing(str(e.id), event_subject(e.tenant, e.store, e.type), e.encode()) for e in chunk]
+        await asyncio.gather(*(js.publish(o.subject, o.payload, headers={"Nats-Msg-Id": o.msg_id}) for o in outgoing))
         if (first + 1000) % 10_000 == 0:
             progress(f"  {first + len(chunk)}/{len(events)} orders in JetStream")
     await client.close()
