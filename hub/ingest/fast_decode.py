@@ -17,6 +17,7 @@ because ingest's brief keeps novapos.wire out of its hands.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -28,8 +29,8 @@ from novapos.validators import MAX_BIGINT, MAX_LINE_QUANTITY, MAX_MINOR, MAX_TEX
 from novapos.wire import schemas
 from novapos.wire.envelope import MAX_SEQ, MAX_TS_MS, MIN_TS_MS, Envelope
 
-_TOKEN = validators._TOKEN.fullmatch
-_CURRENCY = validators._CURRENCY.fullmatch
+_TOKEN = re.compile(validators.TOKEN_PATTERN).fullmatch
+_CURRENCY = re.compile(validators.CURRENCY_PATTERN).fullmatch
 _UNSAFE = validators.UNSAFE_CHARACTERS.search
 _MONEY = frozenset({"minor", "currency"})
 _TAX = frozenset({"class", "rate_ppm", "included", "amount"})
