@@ -13,7 +13,7 @@ actors, the hub's ingest worker. Figures:
 - replay_eps: the same stream ingested again from the start (a full replay, long after JetStream's
   dedup window): every event is a duplicate; events per second, and the number applied (must be 0).
 - insert_floor_eps: the same rows (sales, lines, tenders) written with raw batched COPY into
-  scratch tables of the same shape, in batches of the ingest batch size: what PostgreSQL alone costs.
+  scratch tables of the same shape (bench.floors), in batches of BATCH: what PostgreSQL alone costs.
 
 Progress goes to stderr; the last line of stdout is one JSON object.
 """
@@ -36,6 +36,7 @@ import trio
 from actors.storage.forwarder import ForwarderActor
 from actors.storage.outbox import Outbox, OutboxActor
 from bench.figures import progress, ratio, summary
+from bench.floors import copy_floor
 from edge_runtime import AsyncioSeam, ChildSpec, SupervisorSpec, supervision_tree
 from hub.app import run_hub
 from novapos.adapters.nats import INGEST_CONSUMER, NatsLink
@@ -44,8 +45,6 @@ from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.embedded_postgres import EmbeddedPostgres
 
 BATCH = 256
-
-
 
 
 def sale(number: int) -> dict:
@@ -115,28 +114,6 @@ async def create_stream(nats_url: str) -> None:
     await trio.to_thread.run_sync(asyncio.run, run())
 
 
-def insert_floor(url: str, events: int) -> float:
-    async def run() -> float:
-        connection = await asyncpg.connect(url)
-        try:
-            await connection.execute("CREATE TEMP TABLE f_sales (LIKE sales); CREATE TEMP TABLE f_lines (LIKE sale_lines);"
-                                     "CREATE TEMP TABLE f_tenders (LIKE sale_tenders)")
-            rows = await connection.fetch("SELECT * FROM sales ORDER BY seq")
-            lines = await connection.fetch("SELECT * FROM sale_lines")
-            tenders = await connection.fetch("SELECT * FROM sale_tenders")
-            started = time.perf_counter()
-            for first in range(0, events, BATCH):
-                async with connection.transaction():
-                    chunk = rows[first:first + BATCH]
-                    await connection.copy_records_to_table("f_sales", records=[tuple(r) for r in chunk])
-                    await connection.copy_records_to_table("f_lines", records=[tuple(r) for r in lines[2 * first:2 * (first + BATCH)]])
-                    await connection.copy_records_to_table("f_tenders", records=[tuple(r) for r in tenders[first:first + BATCH]])
-            return time.perf_counter() - started
-        finally:
-            await connection.close()
-    return asyncio.run(run())
-
-
 async def replay(nats_url: str) -> None:
     """Rewind the hub's durable consumer to the start of the stream, as a disaster-recovery replay would."""
     async def run() -> None:
@@ -174,7 +151,8 @@ async def main(events: int) -> dict[str, object]:
                 nursery.cancel_scope.cancel()
             total = int(await sql(url, "SELECT count(*) FROM sales"))  # type: ignore[call-overload]
             progress("floor: the same rows by raw batched COPY")
-            floor = await trio.to_thread.run_sync(insert_floor, url, events)
+            floor = await trio.to_thread.run_sync(asyncio.run, copy_floor(
+                url, {"sales": events, "sale_lines": 2 * events, "sale_tenders": events}, -(-events // BATCH)))
     return {
         "outbox_commit_ms": summary(commits, digits=3),
         "backlog_drain_eps": round(events / drained),

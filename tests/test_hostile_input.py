@@ -428,6 +428,7 @@ HUB_ENDPOINTS = (
     Endpoint("GET", "/api/stores"),
     Endpoint("GET", "/api/sales"),
     Endpoint("GET", "/api/price-diffs"),
+    Endpoint("GET", "/api/sequence-issues"),
     Endpoint("GET", "/api/dead-letters"),
     Endpoint("POST", "/api/dead-letters/{id}/redrive"),
     Endpoint("GET", "/api/catalog/products"),

@@ -22,7 +22,7 @@ HUB = (CONFIGS / "hub.toml").read_text()
 def test_the_shipped_hub_config_loads() -> None:
     config = load_hub(CONFIGS / "hub.toml")
     assert config.tenants == ("demo",)
-    assert (config.http_host, config.http_port, config.ingest_batch) == ("127.0.0.1", 8700, 256)
+    assert (config.http_host, config.http_port, config.ingest_batch) == ("127.0.0.1", 8700, 1024)
 
 
 @pytest.mark.parametrize(("change", "says"), [
@@ -35,8 +35,8 @@ def test_the_shipped_hub_config_loads() -> None:
     (lambda t: t.replace("port = 8700", "port = 87000"), "[http] port must be from 0 to 65535"),
     (lambda t: t.replace("port = 8700", 'port = "8700"'), "[http] port must be a whole number"),
     (lambda t: t.replace('host = "127.0.0.1"', 'host = ""'), "[http] host must not be empty"),
-    (lambda t: t.replace("batch = 256", "batch = 0"), "[ingest] batch must be from 1 to 4096"),
-    (lambda t: t.replace("batch = 256", "batch = 50000"), "[ingest] batch must be from 1 to 4096"),
+    (lambda t: t.replace("batch = 1024", "batch = 0"), "[ingest] batch must be from 1 to 4096"),
+    (lambda t: t.replace("batch = 1024", "batch = 50000"), "[ingest] batch must be from 1 to 4096"),
     (lambda t: t.replace('url = ""', "url = 5", 1), "[nats] url must be text"),
 ])
 def test_bad_hub_settings_are_refused_with_the_reason(tmp_path: Path, change, says: str) -> None:  # type: ignore[no-untyped-def]
@@ -50,7 +50,7 @@ def test_bad_hub_settings_are_refused_with_the_reason(tmp_path: Path, change, sa
 
 def test_ingest_batch_is_read_from_the_config(tmp_path: Path) -> None:
     path = tmp_path / "hub.toml"
-    path.write_text(HUB.replace("batch = 256", "batch = 64"))
+    path.write_text(HUB.replace("batch = 1024", "batch = 64"))
     assert load_hub(path).ingest_batch == 64
 
 

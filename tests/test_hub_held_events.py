@@ -33,7 +33,7 @@ async def test_an_unknown_version_and_an_unserved_tenant_are_held_not_dead_lette
         hub_config: HubConfig, nats_server: EmbeddedNats, database_url: str, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(worker, "HELD_DELAY_S", 0.5)
-    newer = replace(sale_event(seq=2), v=99)
+    newer = replace(sale_event(seq=2), v=99)  # a version this hub does not know yet
     other_tenant = replace(sale_event(seq=1), tenant="acme")
     before = held()
     await ensure_stream(nats_server)

@@ -24,6 +24,7 @@ import pytest
 from novapos.adapters.nats import INGEST_CONSUMER, NatsLink
 from novapos.demo.embedded_nats import EmbeddedNats, nats_server_binary
 from novapos.demo.processes import ManagedProcess, free_port, wait_for_port
+from novapos.wire.envelope import decode
 from novapos.wire.subjects import EVENTS_FILTER, EVENTS_STREAM
 from tests.events import SUBJECT, sale_event
 from tests.test_hub_retries import TableLock
@@ -32,12 +33,14 @@ from tests.test_hub_retries import TableLock
 class HubProcess:
     """`novapos hub` in a child process, its log lines collected as they come."""
 
-    def __init__(self, tmp_path: Path, nats_url: str, database_url: str, credentials: Path | None = None) -> None:
+    def __init__(self, tmp_path: Path, nats_url: str, database_url: str, credentials: Path | None = None,
+                 settings: str = "") -> None:
+        """`settings`: more of hub.toml, such as an [ingest] table."""
         self.port = free_port()
         config = tmp_path / "hub.toml"
         config.write_text(f'tenants = ["demo"]\n[http]\nport = {self.port}\n'
                           f'[nats]\nurl = "{nats_url}"\ncredentials = "{credentials or ""}"\n'
-                          f'[database]\nurl = "{database_url}"\n')
+                          f'[database]\nurl = "{database_url}"\n{settings}')
         env = {k: v for k, v in os.environ.items() if not k.startswith("NOVAPOS_")}
         self.process = subprocess.Popen([sys.executable, "-m", "novapos.cli", "hub", "--config", str(config)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
@@ -213,5 +216,31 @@ def test_a_batch_cut_off_by_the_stop_is_given_back_at_once(
         assert hub.stop() == 0, hub.log
         # the next hub gets it at once, not after the consumer's 30 s ack wait
         assert _redelivered_within(nats_server, timeout=5) == 2
+    finally:
+        lock.release()
+
+
+def test_the_batch_fetched_ahead_is_given_back_at_once_too_behind_the_one_cut_off(
+        tmp_path: Path, nats_server: EmbeddedNats, database_url: str, hubs: list[HubProcess]) -> None:
+    hub = HubProcess(tmp_path, nats_server.url, database_url, nats_server.hub_credentials)
+    hubs.append(hub)
+    until(lambda: (hub.health() or (0, {}))[0] == 200, what="ready")
+    pending = lambda: _consumer(nats_server, lambda js: js.consumer_info(EVENTS_STREAM, INGEST_CONSUMER))  # noqa: E731
+    lock = TableLock(database_url, "sales")
+    lock.take()
+    try:
+        _consumer(nats_server, lambda js: js.publish(SUBJECT, sale_event(seq=1).encode()))
+        until(lambda: pending().num_ack_pending == 1, what="the batch being applied")
+        _consumer(nats_server, lambda js: js.publish(SUBJECT, sale_event(seq=2).encode()))
+        until(lambda: pending().num_ack_pending == 2, what="the next batch, fetched ahead")
+        assert hub.stop() == 0, hub.log
+
+        async def take(js: Any) -> list[tuple[int, int]]:
+            subscription = await js.pull_subscribe(EVENTS_FILTER, durable=INGEST_CONSUMER, stream=EVENTS_STREAM)
+            messages = await subscription.fetch(2, timeout=5)
+            for message in messages:
+                await message.ack()
+            return [(decode(m.data).seq, int(m.metadata.num_delivered)) for m in messages]
+        assert _consumer(nats_server, take) == [(1, 2), (2, 2)]  # at once, in order
     finally:
         lock.release()

@@ -1,4 +1,5 @@
-"""Ingest: store events from JetStream into PostgreSQL exactly once (the inbox), and its dead letters."""
+"""Ingest: store events from JetStream into PostgreSQL exactly once (the inbox), by any number of hub
+processes sharing the stream; its dead letters, and each store's sequence gaps and reused numbers."""
 
 from pathlib import Path
 

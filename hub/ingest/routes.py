@@ -1,7 +1,9 @@
-"""The console's view of ingest: dead letters (why an event was refused), and their re-drive after a fix."""
+"""The console's view of ingest: dead letters (why an event was refused), their re-drive after a fix, and the
+stores whose sequence numbers have gaps or were reused."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from starlette.requests import Request
@@ -16,8 +18,28 @@ from novapos.validators import describe
 DEAD_LETTERS_SHOWN = 100
 DEAD_LETTERS_SQL = ("SELECT id, event_id, subject, reason, received_at, redriven_at, redrive_outcome"
                     " FROM dead_letters ORDER BY id DESC LIMIT $1")
+SEQUENCE_SHOWN = 100
+SEQUENCE_STORES_SHOWN = 500
+SEQUENCE_SQL = (
+    # Read from the figures and lists the ingest transaction keeps (hub.ingest.store_stats): no inbox scan.
+    "SELECT st.tenant, st.store, st.last_seq, st.last_seq - st.seqs AS missing, st.events - st.seqs AS reused,"
+    " (SELECT coalesce(json_agg(json_build_object('first', g.first_seq, 'last', g.last_seq, 'found_at', g.found_at)"
+    "   ORDER BY g.first_seq DESC), '[]')::text FROM (SELECT * FROM store_seq_gaps g"
+    "   WHERE (g.tenant, g.store) = (st.tenant, st.store) ORDER BY g.first_seq DESC LIMIT $1) g) AS gaps,"
+    " (SELECT coalesce(json_agg(json_build_object('seq', r.seq, 'event_id', r.event_id, 'found_at', r.found_at)"
+    "   ORDER BY r.seq DESC, r.found_at DESC), '[]')::text FROM (SELECT * FROM store_seq_reuses r"
+    "   WHERE (r.tenant, r.store) = (st.tenant, st.store) ORDER BY r.seq DESC, r.found_at DESC LIMIT $1) r) AS reuses"
+    " FROM store_stats st WHERE st.last_seq > st.seqs OR st.events > st.seqs"
+    " ORDER BY st.tenant, st.store LIMIT $2")
 
 OPENAPI = {"paths": {
+    "/api/sequence-issues": {"get": {
+        "summary": ("Stores whose sequence numbers have gaps (never arrived) or were reused by another event id: "
+                    f"the counts, and the {SEQUENCE_SHOWN} highest gaps and reuses of each"),
+        "responses": {"200": {"description": "by tenant and store", "content": {"application/json": {"schema": {
+            "type": "array", "maxItems": SEQUENCE_STORES_SHOWN,
+            "items": {"$ref": "#/components/schemas/SequenceIssues"}}}}}},
+    }},
     "/api/dead-letters": {"get": {
         "summary": f"The {DEAD_LETTERS_SHOWN} newest dead letters: events the hub refused, with the reason",
         "responses": {"200": {"description": "newest first", "content": {"application/json": {"schema": {
@@ -36,6 +58,16 @@ OPENAPI = {"paths": {
             "503": {"description": "the hub cannot apply events right now; try again"}},
     }},
 }, "schemas": {
+    "SequenceIssues": {"type": "object", "properties": {
+        "tenant": {"type": "string"}, "store": {"type": "string"}, "last_seq": {"type": "integer", "minimum": 0},
+        "missing": {"type": "integer", "minimum": 0, "description": "numbers up to last_seq never seen"},
+        "reused": {"type": "integer", "minimum": 0, "description": "events whose number an earlier event had"},
+        "gaps": {"type": "array", "maxItems": SEQUENCE_SHOWN, "items": {"type": "object", "properties": {
+            "first": {"type": "integer"}, "last": {"type": "integer"},
+            "found_at": {"type": "string", "format": "date-time"}}}},
+        "reuses": {"type": "array", "maxItems": SEQUENCE_SHOWN, "items": {"type": "object", "properties": {
+            "seq": {"type": "integer"}, "event_id": {"type": "string", "format": "uuid"},
+            "found_at": {"type": "string", "format": "date-time"}}}}}},
     "DeadLetter": {"type": "object", "properties": {
         "id": {"type": "integer", "minimum": 1}, "event_id": {"type": ["string", "null"], "format": "uuid"},
         "subject": {"type": "string"}, "reason": {"type": "string"},
@@ -63,5 +95,11 @@ def routes(console: Console) -> Sequence[BaseRoute]:
                                 "the letter is unchanged, try again") from None
         return JSONResponse({"id": done.id, "outcome": done.outcome})
 
-    return [route("/api/dead-letters", GET=dead_letters),
+    async def sequence_issues(_request: Request) -> Response:
+        rows = await console.query(SEQUENCE_SQL, SEQUENCE_SHOWN, SEQUENCE_STORES_SHOWN)
+        return JSONResponse([{**row, "gaps": json.loads(row["gaps"]), "reuses": json.loads(row["reuses"])}
+                             for row in rows])
+
+    return [route("/api/sequence-issues", GET=sequence_issues),
+            route("/api/dead-letters", GET=dead_letters),
             route("/api/dead-letters/{id}/redrive", POST=redrive_one)]

@@ -1,12 +1,15 @@
 """The hub's ingest loop: fetch a batch from the shared durable consumer, apply it, then ack.
 
-The whole batch crosses the asyncio seam once (fetch, one Postgres transaction, acks). Acks come
+The loop is a pipeline: while one batch is applied in its PostgreSQL transaction, the next is fetched
+(hub.ingest.pull) and decoded and validated, a few events at a time between PostgreSQL's answers, so
+the hub's CPU work overlaps the database's. Each batch crosses the asyncio seam once. Acks come
 only after the commit; if applying fails (for anything that is not an event's fault, see
-hub.ingest.inbox) the batch is nak'ed at once, counted, logged, and the worker sleeps its backoff
-before the next fetch: JetStream hands redeliveries out before newer messages, so with one hub a
-store's events still land in the order they were published (nak'ing with a delay would let the
-later events land first). The inbox makes the second delivery of anything that did land a no-op.
-Per-store order across several hubs sharing the consumer is not guaranteed here.
+hub.ingest.inbox) the batch is nak'ed at once, then the one fetched ahead, counted, logged, and the
+worker sleeps its backoff before the next fetch: JetStream hands redeliveries out before newer
+messages, so with one hub a store's events still land in the order they were published (nak'ing
+with a delay would let the later events land first). The inbox makes the second delivery of
+anything that did land a no-op. Per-store order across several hubs sharing the consumer is not
+guaranteed here (nothing depends on it: see hub.ingest.store_stats).
 
 Events the hub cannot apply yet (an event type or version it does not know, a tenant it does not
 serve) are held: nak'ed with a long delay, counted and logged, while the rest of the batch lands.
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -30,9 +34,10 @@ from nats.aio.msg import Msg
 from prometheus_client import Counter, Histogram
 
 from edge_runtime import AsyncioSeam, Backoff
-from hub.ingest.inbox import BatchResult, Delivery, ingest
+from hub.ingest.inbox import BatchResult, Delivery, Sorted, Sorter, apply_sorted
+from hub.ingest.pull import fetch_batch
 from hub.ingest.store_stats import CLOCK_SKEW
-from novapos.adapters.nats import NatsLink, fetch
+from novapos.adapters.nats import NatsLink
 from novapos.config.hub import StreamLimits
 
 log = logging.getLogger(__name__)
@@ -42,22 +47,72 @@ RETRIES = Counter("novapos_hub_ingest_retries_total",
                   "Batches given back to the stream to retry, by the error that was not the events' fault", ["error"])
 BATCH_SECONDS = Histogram("novapos_hub_ingest_batch_seconds", "Time to apply and ack one batch")
 RETRY = Backoff(initial=0.5, maximum=10.0)
+SORT_STEP = 32
+"""Events decoded and validated between two turns of the event loop while a batch is being applied."""
 HELD_DELAY_S = 60.0
 """How long an event the hub cannot apply yet waits before JetStream offers it again."""
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """A batch as it came, and sorted out (decoded, validated): ready to apply."""
+    messages: list[Msg]
+    deliveries: list[Delivery]
+    sorted: Sorted
+
+
+async def fetch_sorted(subscription: Any, tenants: frozenset[str], batch: int, wait: float) -> Fetched:
+    """(asyncio side) Fetch a batch and sort it out (see hub.ingest.inbox.Sorter)."""
+    messages = await fetch_batch(subscription, batch, wait)
+    deliveries = [Delivery(m.subject, m.data) for m in messages]
+    sorter = Sorter(tenants)
+    for number, delivery in enumerate(deliveries, 1):
+        sorter.add(delivery)
+        if number % SORT_STEP == 0:  # the batch being applied takes PostgreSQL's answers in between
+            await asyncio.sleep(0)
+    return Fetched(messages, deliveries, sorter.result())
+
+
 class InFlight:
-    """(asyncio side) The batch between fetch and ack: what a stop must give back to JetStream at once,
-    rather than leave for the consumer's 30 s ack wait."""
+    """(asyncio side) The pipeline: the batch being applied, and the next one being fetched and sorted out
+    meanwhile (so that decoding and the network overlap PostgreSQL's work). Both are what a failure or a
+    stop gives back to JetStream at once, rather than leave for the consumer's 30 s ack wait."""
 
     def __init__(self) -> None:
         self.messages: list[Msg] = []
+        """The batch being applied."""
+        self.ahead: asyncio.Task[Fetched] | None = None
+        """The next batch, being fetched."""
         self.task: asyncio.Task[Any] | None = None
 
+    async def take(self, subscription: Any, tenants: frozenset[str], batch: int, wait: float) -> Fetched:
+        """The batch fetched ahead, or one fetched now; held in `ahead` until it came, for give_back."""
+        if self.ahead is None:
+            self.fetch_ahead(subscription, tenants, batch, wait)
+        assert self.ahead is not None
+        fetched = await asyncio.shield(self.ahead)
+        self.ahead = None
+        return fetched
+
+    def fetch_ahead(self, subscription: Any, tenants: frozenset[str], batch: int, wait: float) -> None:
+        self.ahead = asyncio.get_running_loop().create_task(fetch_sorted(subscription, tenants, batch, wait))
+
     async def give_back(self) -> None:
-        """Nak at once: JetStream redelivers these before anything newer, which keeps a store's order."""
+        """Nak at once, the batch being applied first and then the one fetched ahead (waited for, never cut
+        off: messages a cut-off fetch had received would come back only after the ack wait, behind newer
+        ones). JetStream redelivers these before anything newer, which keeps a store's order."""
         messages, self.messages = self.messages, []
-        await asyncio.gather(*(message.nak() for message in messages), return_exceptions=True)
+        ahead, self.ahead = self.ahead, None
+        if ahead is not None:
+            try:
+                messages += (await asyncio.shield(ahead)).messages
+            except Exception as exc:  # a failed fetch holds nothing to give back
+                log.debug("the batch fetched ahead failed: %s", exc)
+        for message in messages:
+            try:
+                await message.nak()
+            except Exception as exc:  # NATS away: the ack wait gives them back instead
+                log.debug("nak failed: %s", exc)
 
     async def settle(self) -> None:
         """On stop: let a cancelled batch unwind (it naks what it holds), then nak anything left."""
@@ -68,23 +123,26 @@ class InFlight:
 
 async def ingest_once(subscription: Any, pool: asyncpg.Pool, tenants: frozenset[str], batch: int, wait: float,
                       in_flight: InFlight) -> BatchResult | None:
-    """(asyncio side) One batch end to end; None when the stream had nothing within `wait` seconds.
-    A batch that cannot be applied is nak'ed at once (the caller backs off before fetching again);
-    held events are nak'ed to come back after HELD_DELAY_S, everything else is acked."""
+    """(asyncio side) One batch end to end; None when the stream had nothing within `wait` seconds. The next
+    batch is fetched and sorted out while this one is applied. A batch that cannot be applied is nak'ed at
+    once, the batch fetched ahead after it (the caller backs off before fetching again); held events are
+    nak'ed to come back after HELD_DELAY_S, everything else is acked, only after the commit."""
     in_flight.task = asyncio.current_task()
-    in_flight.messages = messages = await fetch(subscription, batch, wait)
-    if not messages:
-        return None
-    deliveries = [Delivery(m.subject, m.data) for m in messages]
     try:
-        result = await ingest(pool, deliveries, tenants)
+        fetched = await in_flight.take(subscription, tenants, batch, wait)
+        if not fetched.messages:
+            return None
+        in_flight.messages = fetched.messages
+        in_flight.fetch_ahead(subscription, tenants, batch, wait)
+        result = await apply_sorted(pool, fetched.sorted)
     except BaseException:  # stopping, or the hub's trouble: redelivered first, to this hub or another
         await in_flight.give_back()
         raise
     in_flight.messages = []
     held = {hold.delivery for hold in result.held}
-    await asyncio.gather(*(message.nak(delay=HELD_DELAY_S) if delivery in held else message.ack()
-                           for message, delivery in zip(messages, deliveries, strict=True)))
+    for message, delivery in zip(fetched.messages, fetched.deliveries, strict=True):
+        # publishes into the client's buffer, flushed by its own task: no round trip, no task per message
+        await (message.nak(delay=HELD_DELAY_S) if delivery in held else message.ack())
     return result
 
 

@@ -55,7 +55,7 @@ class HubConfig:
     nats_pid_file: Path | None = None
     """The nats-server's pid file: the server is told to reload after the authorization changes."""
     database_url: str = ""
-    ingest_batch: int = 256
+    ingest_batch: int = 1024
     dead_letter_retention_days: int = 90
     stream: StreamLimits = StreamLimits()
 
@@ -88,7 +88,7 @@ def load_hub(path: Path) -> HubConfig:
             nats_authorization=optional_path("authorization"),
             nats_pid_file=optional_path("pid_file"),
             database_url=url_setting(database, "NOVAPOS_DATABASE_URL", f"{path}: [database] url"),
-            ingest_batch=validators.integer(f"{path}: [ingest] batch", ingest.get("batch", 256), 1, MAX_INGEST_BATCH),
+            ingest_batch=validators.integer(f"{path}: [ingest] batch", ingest.get("batch", HubConfig.ingest_batch), 1, MAX_INGEST_BATCH),
             dead_letter_retention_days=whole("dead_letters", "retention_days",
                                              HubConfig.dead_letter_retention_days, 1, 36500),
             stream=StreamLimits(
