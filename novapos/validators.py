@@ -132,6 +132,23 @@ def uuid_text(where: str, value: Any) -> str:
     raise Invalid(where, f"must be an id like 0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b, got {describe(value)}")
 
 
+def is_text(value: Any, max_length: int = MAX_TEXT_LENGTH) -> bool:
+    """Whether text() accepts `value` exactly as it is (already trimmed, single line): text()'s rules without
+    building a sentence, for hot paths that call text() only to say why a value failed."""
+    return (isinstance(value, str) and 0 < len(value) <= max_length and value.strip() == value
+            and ((value.isascii() and value.isprintable()) or UNSAFE_CHARACTERS.search(value) is None))
+
+
+def is_token(value: Any, max_length: int = MAX_TOKEN_LENGTH) -> bool:
+    """Whether token() accepts `value`: its rules without building a sentence, for hot paths."""
+    return isinstance(value, str) and 0 < len(value) <= max_length and _TOKEN.fullmatch(value) is not None
+
+
+def is_integer(value: Any, minimum: int, maximum: int) -> bool:
+    """Whether integer() (and so minor_units()) accepts `value`: a plain int, not a bool, in bounds."""
+    return type(value) is int and minimum <= value <= maximum
+
+
 def _short_number(value: int) -> str:
     """The number, or its size: str() of a number past 4300 digits would itself raise."""
     return str(value) if abs(value) < 10**24 else "a number of more than 24 digits"
