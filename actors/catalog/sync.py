@@ -177,7 +177,7 @@ class CatalogSyncActor(Actor):
                 raise ConnectionError(f"a catalog message was lost in transit (consumer sequence "
                                       f"{one.consumer_seq} after {reading.consumer_seq})")
             reading.consumer_seq = one.consumer_seq
-        self._apply(messages, [decode_one(one.msg.subject, one.msg.data) for one in messages])
+        self._apply(messages, [decode_one(one.subject, one.data) for one in messages])
 
     def _apply(self, batch: list[Delivered], decoded: list[Decoded]) -> None:
         """Stage each good message; at each version marker, commit what was staged with it."""
@@ -197,7 +197,7 @@ class CatalogSyncActor(Actor):
             elif isinstance(message, str):
                 SKIPPED.inc()
                 log.warning("catalog sync: skipped the message at stream sequence %d on %s: %s; the hub's next "
-                            "change of that subject replaces it", one.stream_seq, one.msg.subject[:200], message)
+                            "change of that subject replaces it", one.stream_seq, one.subject[:200], message)
             else:
                 self._others.append(message)
             if reading.read % PROGRESS_EVERY == 0:
