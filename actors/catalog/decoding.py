@@ -31,7 +31,7 @@ def decode_one(subject: str, data: bytes) -> Decoded:
             return (body["sku"], body["product"], body["name"],
                     attributes_json(tuple((a, v) for a, v in body["attributes"])), body["tax_class"],
                     body.get("active") is True, body["version"], tuple(body["barcodes"]),
-                    tuple((scope, scope_id, since, minor) for scope, scope_id, since, minor in body["prices"]))
+                    tuple([field for price in body["prices"] for field in price]))
         message = decode_body(parts[2], body)
         if isinstance(message, Item):
             if parts[3:] != [message.sku]:
