@@ -86,16 +86,10 @@ def outcome(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return ("refused", str(exc))
 
 
-def test_the_fast_checks_say_yes_exactly_when_the_validators_accept_the_value_as_it_is() -> None:
+def test_is_text_says_yes_exactly_when_text_accepts_the_value_as_it_is() -> None:
     for value in HOSTILE:
-        for most in (validators.MAX_TOKEN_LENGTH, validators.MAX_BARCODE_LENGTH):
-            assert validators.is_token(value, most) == (outcome(validators.token, "f", value, max_length=most)
-                                                        == value), value
         accepted = outcome(validators.text, "f", value)
-        assert validators.is_text(value) == (accepted == value and isinstance(value, str)), value
-        assert validators.is_integer(value, 0, validators.MAX_MINOR) == (
-            outcome(validators.integer, "f", value, 0, validators.MAX_MINOR) == value
-            and type(value) is int), value
+        assert validators.is_text(value) == (isinstance(value, str) and accepted == value), value
     # Accepted only after trimming: the fast check declines, the full check trims.
     assert not validators.is_text(" padded ") and validators.text("f", " padded ") == "padded"
 
