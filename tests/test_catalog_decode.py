@@ -53,11 +53,10 @@ def bodies() -> Iterator[dict[str, Any]]:
             body = good_body()
             body[field] = copy.deepcopy(value)
             yield body
-            for inner in ("attributes", "barcodes", "prices"):
-                if field == inner:
-                    nested = good_body()
-                    nested[field] = [*nested[field][:1], copy.deepcopy(value)]
-                    yield nested
+            if field in ("attributes", "barcodes", "prices"):  # the value as the list's second element
+                nested = good_body()
+                nested[field] = [*nested[field][:1], copy.deepcopy(value)]
+                yield nested
     for index in range(4):
         for value in HOSTILE:
             body = good_body()
