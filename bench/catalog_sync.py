@@ -12,6 +12,10 @@ sync actor on its asyncio seam, the store's catalog.sqlite3 and a till's LocalCa
 - replay_floor_s: the same messages (the same bytes) read raw from JetStream by one pull consumer with the
   sync's own reader (actors.catalog.pull) and batch size, from creating the consumer to the last message,
   decoding nothing: what moving the bytes alone costs. cold_sync_ratio = cold_sync_s / floor.
+- decode_us, apply_us: where a cold sync's CPU goes, per item, measured alone on this thread after it
+  (CPU time, not wall): decoding and validating one message into its row (actors.catalog.decoding),
+  and staging the rows into an empty catalog file and committing them (actors.catalog.local). What the
+  sync adds to the replay floor is about these two, less what overlaps with receiving.
 - lookup_us: a till's lookup of a random barcode (barcode -> SKU -> item, its prices and the price in
   force, its tax rate, the version, in one read transaction), median and p99 in microseconds;
   lookup_floor_us: a bare SQLite primary-key select of the barcode on the same file.
@@ -39,7 +43,8 @@ from typing import Any
 import trio
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from actors.catalog.local import LocalCatalog, Offer, catalog_path
+from actors.catalog.decoding import decode_one
+from actors.catalog.local import CatalogWriter, LocalCatalog, Offer, catalog_path
 from actors.catalog.pull import Puller
 from actors.catalog.sync import CatalogSyncActor
 from bench.figures import progress, ratio, summary
@@ -118,6 +123,24 @@ async def replay_floor(link: NatsLink, count: int) -> float:
     return elapsed
 
 
+def cpu_per_item(messages: list[tuple[str, bytes]], folder: Path) -> tuple[float, float]:
+    """CPU seconds per item of decoding every message into its row, and of applying the rows to a new file."""
+    started = time.process_time()
+    rows = [decode_one(subject, data) for subject, data in messages]
+    decoded = time.process_time() - started
+    items = [row for row in rows if isinstance(row, tuple)]
+    marker = rows[-1]
+    assert len(items) == len(messages) - 3 and isinstance(marker, VersionMarker)
+    writer = CatalogWriter(folder / "apply.sqlite3")
+    started = time.process_time()
+    for at in range(0, len(items), BATCH):
+        writer.stage(items[at:at + BATCH])
+    writer.commit(marker, len(messages), "bench")
+    applied = time.process_time() - started
+    writer.close()
+    return decoded / len(messages), applied / len(items)
+
+
 def lookups(path: Path, items: int) -> tuple[list[float], list[float]]:
     """LOOKUPS random barcodes through a till's LocalCatalog, and the same as a bare primary-key select."""
     codes = [barcode(random.randrange(items)) for _ in range(LOOKUPS)]
@@ -189,8 +212,11 @@ async def measure(nats_url: str, folder: Path, items: int = 100_000, changes: in
             changed = await seam.run(price_changes, link, catalog_path(state), items, changes)
         await seam.run(sync_link.close)
         await seam.run(link.close)
+    progress("CPU per item: decoding alone, applying alone")
+    decode_s, apply_s = cpu_per_item(messages, folder)
     return {
         "cold_sync_s": round(cold, 3), "replay_floor_s": round(floor, 3), "cold_sync_ratio": ratio(cold, floor),
+        "decode_us": round(decode_s * 1e6, 2), "apply_us": round(apply_s * 1e6, 2),
         "lookup_us": summary(till, 1e6, 1), "lookup_floor_us": summary(bare, 1e6, 1),
         "lookup_ratio": ratio(summary(till, 1e6, 3)["median"], summary(bare, 1e6, 3)["median"]),
         "price_change_ms": summary(changed, 1000.0, 1),

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -16,7 +19,7 @@ import pytest
 import trio
 from prometheus_client import REGISTRY
 
-from actors.catalog.local import LocalCatalog, Offer, catalog_path
+from actors.catalog.local import CatalogWriter, LocalCatalog, Offer, catalog_path
 from actors.catalog.sync import CatalogSyncActor
 from edge_runtime import AsyncioSeam, ChildSpec, SupervisorSpec, Tree, supervision_tree
 from novapos.adapters.nats import NatsLink, store_inbox_prefix
@@ -287,3 +290,50 @@ async def test_nats_away_leaves_the_catalog_served_and_the_sync_catches_up_when_
         await wait_until(lambda: version_is(state, 2), timeout=30)
         assert price_of(state, COFFEE_BARCODE) == 589 and tree.restarts == 0
     assert metric("novapos_edge_catalog_resyncs_total") == resyncs  # the same stream: it resumed, no resync
+
+
+CRASHING_LOAD = """
+import sys, time
+from pathlib import Path
+from actors.catalog.local import CatalogWriter, catalog_path
+from actors.catalog.decoding import decode_one
+from novapos.pricing import Price
+from novapos.wire.catalog import Item, encode
+writer = CatalogWriter(catalog_path(Path(sys.argv[1])))
+if writer.meta().stream_id:
+    writer.clear()  # a resync: the old version is emptied in the open transaction
+for start in range(0, 20_000, 4096):
+    writer.stage([decode_one(f"catalog.demo.item.BIG-{n}", encode(Item(
+        f"BIG-{n}", "P", "Big", (), "food", (f"4{n:012d}",), (Price("tenant", "", 0, 1),), True, 2)))
+        for n in range(start, min(start + 4096, 20_000))])
+print("staged", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("seeded", [False, True], ids=["a new store's first sync", "a resync over version 1"])
+def test_a_sync_killed_mid_load_leaves_the_version_before_it_whole(tmp_path: Path, seeded: bool) -> None:
+    """kill -9 with 20,000 items staged (a cold load into a new file, or a resync emptying the old version):
+    the file holds what it held before, every table of it, and the next sync starts from there."""
+    state = tmp_path / "edge"
+    if seeded:
+        from tests.catalog import seed_catalog
+        seed_catalog(state)
+    loader = subprocess.Popen([sys.executable, "-c", CRASHING_LOAD, str(state)], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).parent.parent)
+    try:
+        assert loader.stdout is not None and loader.stdout.readline() == "staged\n"
+    finally:
+        loader.send_signal(signal.SIGKILL)
+        loader.wait()
+    db = sqlite3.connect(catalog_path(state))
+    counts = [db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in ("items", "barcodes", "prices")]
+    meta = db.execute("SELECT catalog_version, stream_id FROM meta").fetchone()
+    db.close()
+    assert (counts, meta) == (([5, 5, 5], (1, "seeded")) if seeded else ([0, 0, 0], (0, "")))
+    if seeded:
+        assert price_of(state, COFFEE_BARCODE) == 499
+    assert "no item has barcode or SKU '4000000000007'" in str(price_of(state, "4000000000007"))
+    writer = CatalogWriter(catalog_path(state))  # what the sync opens next: the file is whole and writable
+    assert writer.meta().catalog_version == (1 if seeded else 0)
+    writer.close()

@@ -38,7 +38,7 @@ import nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Counter, Gauge
 
-from actors.catalog.decoding import Decoded, decode_one
+from actors.catalog.decoding import decode_one
 from actors.catalog.local import CatalogWriter, ItemRow, Meta, catalog_path
 from actors.catalog.pull import Delivered, Puller
 from actors.storage.db import is_busy
@@ -168,44 +168,41 @@ class CatalogSyncActor(Actor):
             log.info("catalog sync: first sync of %s into %s", catalog_stream(self._tenant), self._path)
 
     def _take(self, messages: list[Delivered]) -> None:
-        """Check the batch arrived whole, then decode and apply it."""
-        assert self._reading is not None
-        reading = self._reading
-        READ.inc(len(messages))
-        for one in messages:
-            if one.consumer_seq != reading.consumer_seq + 1:
-                raise ConnectionError(f"a catalog message was lost in transit (consumer sequence "
-                                      f"{one.consumer_seq} after {reading.consumer_seq})")
-            reading.consumer_seq = one.consumer_seq
-        self._apply(messages, [decode_one(one.msg.subject, one.msg.data) for one in messages])
-
-    def _apply(self, batch: list[Delivered], decoded: list[Decoded]) -> None:
-        """Stage each good message; at each version marker, commit what was staged with it."""
+        """Check each message is the consumer's next one, decode it and stage it; at each version marker,
+        commit what was staged with it."""
         assert self._writer is not None and self._reading is not None
         reading = self._reading
-        for one, message in zip(batch, decoded, strict=True):
+        READ.inc(len(messages))
+        items = self._items
+        for subject, data, stream_seq, consumer_seq, pending in messages:
+            if consumer_seq != reading.consumer_seq + 1:
+                raise ConnectionError(f"a catalog message was lost in transit (consumer sequence "
+                                      f"{consumer_seq} after {reading.consumer_seq})")
+            reading.consumer_seq = consumer_seq
             reading.read += 1
+            message = decode_one(subject, data)
             if isinstance(message, tuple):
-                self._items.append(message)
+                items.append(message)
             elif isinstance(message, VersionMarker):
-                self._writer.stage(self._items, self._others)
-                self._items, self._others = [], []
-                self._writer.commit(message, one.stream_seq, reading.stream_id)
+                self._writer.stage(items, self._others)
+                items, self._others = [], []
+                self._writer.commit(message, stream_seq, reading.stream_id)
                 APPLIED.set(message.version)
                 log.info("catalog sync: version %d applied (stream sequence %d, %d messages read)",
-                         message.version, one.stream_seq, reading.read)
+                         message.version, stream_seq, reading.read)
             elif isinstance(message, str):
                 SKIPPED.inc()
                 log.warning("catalog sync: skipped the message at stream sequence %d on %s: %s; the hub's next "
-                            "change of that subject replaces it", one.stream_seq, one.msg.subject[:200], message)
+                            "change of that subject replaces it", stream_seq, subject[:200], message)
             else:
                 self._others.append(message)
             if reading.read % PROGRESS_EVERY == 0:
                 log.info("catalog sync: %d messages read from %s, %d more to come (stream sequence %d)",
-                         reading.read, catalog_stream(self._tenant), one.pending, one.stream_seq)
-        if len(self._items) >= self._batch:  # staged now, committed at the marker
-            self._writer.stage(self._items, self._others)
-            self._items, self._others = [], []
+                         reading.read, catalog_stream(self._tenant), pending, stream_seq)
+        if len(items) >= self._batch:  # staged now, committed at the marker
+            self._writer.stage(items, self._others)
+            items, self._others = [], []
+        self._items = items
 
     def _lost(self, why: str) -> None:
         """NATS, the stream or the consumer is away (or the file is locked): drop what was half-received
