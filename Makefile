@@ -49,6 +49,9 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.checkout
 	$(BIN)/python -m bench.auth
 	$(BIN)/python -m bench.contracts
+	$(BIN)/python -m bench.catalog
+	$(BIN)/python -m bench.stock
+	$(BIN)/python -m bench.ingest
 
 clean:
 	rm -rf $(VENV) .state build *.egg-info

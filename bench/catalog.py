@@ -1,7 +1,9 @@
-"""Catalog benchmark, the hub's side: a CSV import of `products` products beside a raw COPY of the same rows,
-and their publication to the tenant's catalog stream beside a raw pipelined publish of the same bytes.
+"""Catalog benchmark, both halves: the hub's (a CSV import of `products` products beside a raw COPY of the same
+rows, and their publication to the tenant's catalog stream beside a raw pipelined publish of the same bytes),
+then the store's (bench.catalog_sync: a new store's cold sync of as many items beside a raw JetStream replay,
+a till's barcode lookup, a price change from the stream to the till).
 
-    python -m bench.catalog [--products 100000]
+    python -m bench.catalog [--products 100000] [--changes 20]
 
 Real parts: embedded PostgreSQL and NATS (JetStream), the hub's importer and publisher. Figures:
 
@@ -14,7 +16,10 @@ Real parts: embedded PostgreSQL and NATS (JetStream), the hub's importer and pub
   every ack counted, recorded); publish_floor_s: the same bytes published the same pipelined way to a scratch
   stream, without the database or the encoding; publish_floor_ratio = publish_s / publish_floor_s.
 - price_change_to_stream_ms: a price changed through the service until its version marker is on the stream,
-  with the publisher running as in a hub (woken by NOTIFY); median and p99 of `changes` changes.
+  with the publisher running as in a hub (woken by NOTIFY); median and p99 of `changes` changes. With the
+  store half's price_change_ms (marker on the stream until a till sells at the new price), a price change's
+  whole way from the console to the tills.
+- the store half's figures: see bench.catalog_sync (cold_sync_s, replay_floor_s, lookup_us, price_change_ms).
 
 Progress goes to stderr; the last line of stdout is one JSON object.
 """
@@ -35,8 +40,10 @@ from pathlib import Path
 
 import asyncpg
 import nats
+import trio
 from nats.js.api import StorageType, StreamConfig
 
+from bench import catalog_sync
 from bench.figures import progress, ratio, summary
 from hub.catalog import changes, service
 from hub.catalog.barcodes import gs1_check_digit
@@ -176,4 +183,6 @@ if __name__ == "__main__":
     parser.add_argument("--changes", type=int, default=20)
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.ERROR, force=True)
-    print(json.dumps(asyncio.run(main(arguments.products, arguments.changes))))
+    hub_side = asyncio.run(main(arguments.products, arguments.changes))
+    store_side = trio.run(catalog_sync.main, arguments.products, arguments.changes)
+    print(json.dumps({**hub_side, **store_side}))

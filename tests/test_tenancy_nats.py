@@ -267,6 +267,7 @@ def test_records_refuse_duplicates_and_bad_names_with_a_sentence_and_change_noth
             lambda c: service.add_tenant(c, "bad.name", "Dots are subject separators", "EUR"),
             lambda c: service.add_tenant(c, "fine", "Fine", "euro"),
             lambda c: service.revoke(c, "demo", "store-404"),
+            lambda c: service.add_store(c, "demo", "hub", "north", "Named like the hub", "UDXU4RCS"),
         ):
             async with pool.acquire() as conn:
                 with pytest.raises(Exception) as refused:
@@ -289,6 +290,7 @@ def test_records_refuse_duplicates_and_bad_names_with_a_sentence_and_change_noth
         "tenant may use only letters, digits, '-' and '_', got 'bad.name'",
         "currency must be a three-letter ISO currency code such as 'EUR', got 'euro'",
         "tenant 'demo' has no store 'store-404' (see `novapos hub store list demo`)",
+        "'hub' cannot name a store: the hub publishes under novapos.<tenant>.hub itself; choose another name",
         "tenant 'demo' already has a store 'store-001' (rotate its credentials with "
         "`novapos hub store rotate demo store-001`)",
     ]

@@ -80,12 +80,19 @@ async def add_region(conn: asyncpg.Connection, tenant: str, region: str, name: s
     await conn.execute("INSERT INTO regions (tenant, region, name) VALUES ($1, $2, $3)", tenant, region, name)
 
 
+RESERVED_STORE_NAMES = frozenset({"hub"})
+"""Subject tokens the hub's own messages use where a store's name goes (novapos.<tenant>.hub.stock_low)."""
+
+
 async def add_store(conn: asyncpg.Connection, tenant: str, store: str, region: str, name: str,
                     nkey_public: str) -> str:
     """Record a store with its NATS public key, its shop floor and its back room; returns the tenant's
     currency (the store's config needs it). Run it in a transaction: all of it lands or none."""
     tenant, store = validators.token("tenant", tenant), validators.token("store", store)
     region, name = validators.token("region", region), validators.text("store name", name)
+    if store in RESERVED_STORE_NAMES:
+        raise TenancyError(f"{store!r} cannot name a store: the hub publishes under novapos.<tenant>.{store} itself; "
+                           "choose another name")
     await _region(conn, tenant, region)
     if await conn.fetchval("SELECT 1 FROM stores WHERE tenant = $1 AND store = $2", tenant, store):
         raise TenancyError(f"tenant {tenant!r} already has a store {store!r} (rotate its credentials with "
