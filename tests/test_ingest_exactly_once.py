@@ -192,6 +192,12 @@ REFUSING_RULES = {
 }
 
 
+ORPHANS = ("SELECT (SELECT count(*) FROM sales s WHERE NOT EXISTS (SELECT 1 FROM inbox i WHERE i.event_id = s.event_id))"
+           " + (SELECT count(*) FROM sale_lines l WHERE NOT EXISTS (SELECT 1 FROM sales s WHERE s.event_id = l.event_id))"
+           " + (SELECT count(*) FROM sale_tenders t WHERE NOT EXISTS (SELECT 1 FROM sales s WHERE s.event_id = t.event_id))")
+"""Rows of a sale without their sale (or a sale without its inbox row): what a half-applied event would leave."""
+
+
 @pytest.mark.parametrize("rule", sorted(REFUSING_RULES))
 async def test_an_event_the_database_refuses_is_dead_lettered_and_the_rest_of_its_batch_lands(
         rule: str, database_url: str) -> None:
@@ -200,7 +206,7 @@ async def test_an_event_the_database_refuses_is_dead_lettered_and_the_rest_of_it
     refused.body["till"] = "till-9"
     with_quantity(refused.body, 51)
 
-    async def run(pool: asyncpg.Pool) -> tuple[list[int], list[asyncpg.Record], list[asyncpg.Record], int]:
+    async def run(pool: asyncpg.Pool) -> tuple[list[int], list[asyncpg.Record], list[asyncpg.Record], int, int]:
         await pool.execute(sql)
         result = await ingest(pool, [Delivery(SUBJECT, e.encode()) for e in (before, refused, after)],
                               frozenset({"demo"}))
@@ -208,13 +214,14 @@ async def test_an_event_the_database_refuses_is_dead_lettered_and_the_rest_of_it
         return ([result.applied, result.duplicates, result.rejected, later.applied],
                 await pool.fetch("SELECT event_id, reason, payload FROM dead_letters"),
                 await pool.fetch("SELECT event_id FROM sales ORDER BY seq"),
-                await pool.fetchval("SELECT count(*) FROM inbox"))
-    counts, dead, sales, inbox = await trio.to_thread.run_sync(with_pool, database_url, run)
+                await pool.fetchval("SELECT count(*) FROM inbox"), await pool.fetchval(ORPHANS))
+    counts, dead, sales, inbox, orphans = await trio.to_thread.run_sync(with_pool, database_url, run)
     assert counts == [2, 0, 1, 1]
     assert len(dead) == 1 and dead[0]["event_id"] == refused.id and dead[0]["payload"] == refused.encode()
     assert dead[0]["reason"].startswith("database refused it: ") and says in dead[0]["reason"]
     assert [row["event_id"] for row in sales][:2] == [before.id, after.id] and len(sales) == 3
     assert inbox == 3  # the refused event's inbox row went with its transaction
+    assert orphans == 0  # nor is any line or tender of it left behind (the sales tables have no foreign keys)
 
 
 async def test_losing_the_database_mid_batch_dead_letters_nothing(database_url: str) -> None:
