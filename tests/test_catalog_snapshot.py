@@ -14,6 +14,7 @@ from actors.catalog.snapshot import snapshot_rows
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.validators import Invalid
 from novapos.wire.catalog import (
+    MAX_CHUNK_BYTES,
     Item,
     Message,
     SnapshotHead,
@@ -133,3 +134,11 @@ def test_snapshot_messages_are_checked_like_item_messages() -> None:
         with pytest.raises(Invalid):
             decode_head(bad)
     assert snapshot_chunk_subject(TENANT, 3) == f"catalog.{TENANT}.snapshot.3"
+
+
+def test_a_chunk_never_passes_its_byte_limit_whatever_the_items_hold() -> None:
+    big = [item(f"BIG-{n}", f"20{n:011d}", "x" * 200, 100) for n in range(3000)]
+    chunks = encode_chunks("s1", big, [], per_chunk=3000)
+    assert len(chunks) > 1 and all(len(chunk) <= MAX_CHUNK_BYTES for chunk in chunks)
+    assert [decode_chunk(chunk).index for chunk in chunks] == list(range(len(chunks)))
+    assert sum(len(decode_chunk(chunk).items) for chunk in chunks) == 3000

@@ -84,9 +84,12 @@ def snapshot_chunk_subject(tenant: str, index: int) -> str:
 
 
 SNAPSHOT_ITEMS = 2000
-"""Items per snapshot chunk: about 130 KB at bench/catalog_sync.py's items, far under NATS's 1 MB payload."""
+"""Items per snapshot chunk: about 300 KB at bench/catalog_sync.py's items (150 bytes each), under NATS's 1 MB
+payload limit with room for items three times larger."""
 MAX_CHUNKS = 10_000
 MAX_CHUNK_ITEMS = 20_000
+MAX_CHUNK_BYTES = 512 * 1024
+"""A chunk past this is split: half NATS's default 1 MB payload limit, whatever the items hold."""
 
 
 @dataclass(frozen=True)
@@ -177,16 +180,24 @@ def encode_head(head: SnapshotHead) -> bytes:
 
 def encode_chunks(snapshot: str, items: Sequence[Item], others: Sequence[TaxClass | Settings],
                   per_chunk: int = SNAPSHOT_ITEMS) -> list[bytes]:
-    """The chunks of a snapshot, in index order: `per_chunk` items each, the tax classes and settings in
-    chunk 0 (there is always one chunk, even for a catalog with no items)."""
-    chunks = []
-    for index, at in enumerate(range(0, max(len(items), 1), per_chunk)):
-        body: dict[str, Any] = {"snapshot": snapshot, "index": index,
-                                "items": [_body(item) for item in items[at:at + per_chunk]]}
-        if index == 0:
+    """The chunks of a snapshot, in index order: `per_chunk` items each (fewer where they would pass
+    MAX_CHUNK_BYTES), the tax classes and settings in chunk 0 (there is always a chunk 0, even with no items)."""
+    bodies = [_body(item) for item in items]
+    chunks: list[bytes] = []
+
+    def add(at: int, end: int) -> None:
+        body: dict[str, Any] = {"snapshot": snapshot, "index": len(chunks), "items": bodies[at:end]}
+        if not chunks:
             body["tax"] = [_body(tax) for tax in others if isinstance(tax, TaxClass)]
             body["settings"] = [_body(settings) for settings in others if isinstance(settings, Settings)]
-        chunks.append(cast(bytes, msgpack.packb(body)))
+        data = cast(bytes, msgpack.packb(body))
+        if len(data) > MAX_CHUNK_BYTES and end - at > 1:
+            add(at, (at + end) // 2)
+            add((at + end) // 2, end)
+        else:
+            chunks.append(data)
+    for at in range(0, max(len(bodies), 1), per_chunk):
+        add(at, min(at + per_chunk, len(bodies)))
     return chunks
 
 
