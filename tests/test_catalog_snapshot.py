@@ -6,11 +6,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nats
 import pytest
 import trio
 
 from actors.catalog.decoding import snapshot_item
 from actors.catalog.snapshot import snapshot_rows
+from edge_runtime import AsyncioSeam
+from hub.app import run_hub
+from hub.catalog import changes, publisher, service
+from hub.catalog.importer import import_catalog
+from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.validators import Invalid
 from novapos.wire.catalog import (
@@ -19,14 +25,20 @@ from novapos.wire.catalog import (
     Message,
     SnapshotHead,
     VersionMarker,
+    catalog_stream,
+    decode,
     decode_chunk,
     decode_head,
     encode_chunks,
     encode_head,
     snapshot_chunk_subject,
+    snapshot_subject,
+    version_subject,
 )
 from tests.catalog import TENANT, demo_catalog, item, publish_catalog, publish_raw, snapshot_messages
+from tests.catalog_support import catalog_pool
 from tests.conftest import wait_until
+from tests.test_catalog_publisher import CATALOG
 from tests.test_catalog_sync import COFFEE_BARCODE, delete_stream, metric, price_of, syncing, version_is
 
 READ = "novapos_edge_catalog_messages_read_total"
@@ -142,3 +154,49 @@ def test_a_chunk_never_passes_its_byte_limit_whatever_the_items_hold() -> None:
     assert len(chunks) > 1 and all(len(chunk) <= MAX_CHUNK_BYTES for chunk in chunks)
     assert [decode_chunk(chunk).index for chunk in chunks] == list(range(len(chunks)))
     assert sum(len(decode_chunk(chunk).items) for chunk in chunks) == 3000
+
+
+async def test_the_hub_publishes_a_snapshot_after_the_marker_and_a_new_store_loads_it(
+        hub_config: HubConfig, nats_server: EmbeddedNats, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(publisher, "SNAPSHOT_MIN_ITEMS", 1)  # the test's catalog is three variants
+    with AsyncioSeam() as seam:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(run_hub, hub_config)
+            pool = await seam.run(catalog_pool, hub_config.database_url)
+            await seam.run(import_catalog, pool, "demo", CATALOG)
+
+            async def head() -> tuple[SnapshotHead, int, int] | None:
+                async def read() -> tuple[SnapshotHead, int, int] | None:
+                    link = nats_server.hub_link("test-snapshot-head")
+                    await link.connect()
+                    try:
+                        stream = catalog_stream(TENANT)
+                        stored = await link.js.get_last_msg(stream, snapshot_subject(TENANT))
+                        marker = await link.js.get_last_msg(stream, version_subject(TENANT))
+                        return (decode_head(stored.data or b""), marker.seq or 0,
+                                decode("version", marker.data or b"").version)
+                    except nats.js.errors.NotFoundError:
+                        return None
+                    finally:
+                        await link.close()
+                return await seam.run(read)
+            found = await wait_until(head, timeout=20)
+            snapshot, marker_seq, version = found
+            assert (snapshot.version, snapshot.stream_seq, snapshot.chunks) == (version, marker_seq, 1)
+
+            state = tmp_path / "edge"
+            loaded, read = metric(SNAPSHOT_READ), metric(READ)
+            async with syncing(nats_server, state):
+                await wait_until(lambda: version_is(state, version))
+                assert metric(SNAPSHOT_READ) - loaded == 2  # the head and its one chunk
+                assert price_of(state, "4006381333931") == 1999 and price_of(state, "96385074") == 129
+                # A change after it: its item and marker through the per-item path; no new snapshot for one version.
+                await seam.run(service.set_price, pool, "demo",
+                               changes.price_from_json({"sku": "MLK-1L", "amount_minor": 119}))
+                await wait_until(lambda: version_is(state, version + 1))
+                assert price_of(state, "96385074") == 119
+            assert metric(READ) - read == 2 + 2 + 2  # the snapshot, then its own two messages skipped, the item, the marker
+            again = await wait_until(head, timeout=5)
+            assert again[0] == snapshot
+            await seam.run(pool.close)
+            nursery.cancel_scope.cancel()

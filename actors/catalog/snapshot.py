@@ -10,8 +10,11 @@ a chunk lost) the caller falls back to reading every item, which is always corre
 
 from __future__ import annotations
 
+import gc
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -22,7 +25,6 @@ from novapos.adapters.nats import NatsLink
 from novapos.validators import Invalid
 from novapos.wire.catalog import (
     Settings,
-    SnapshotChunk,
     SnapshotHead,
     TaxClass,
     catalog_stream,
@@ -79,8 +81,32 @@ async def read_snapshot(link: NatsLink, tenant: str, last_seq: int) -> tuple[Sna
 
 def snapshot_rows(head: SnapshotHead, chunks: list[bytes]) -> Loaded | str:
     """The snapshot's rows, each item checked as an item message is; or why the snapshot is not whole (a
-    chunk of another snapshot among the head's count, one missing, one unreadable)."""
-    found: dict[int, SnapshotChunk] = {}
+    chunk of another snapshot among the head's count, one missing, one unreadable). Each chunk's bodies
+    become rows before the next is unpacked: 100,000 unpacked maps held at once would make the garbage
+    collector walk them again and again (measured: 2.6 s of a 4 s load)."""
+    with without_cycle_collection():
+        return _rows(head, chunks)
+
+
+@contextmanager
+def without_cycle_collection() -> Iterator[None]:
+    """The cyclic garbage collector paused while the chunks are unpacked and checked: unpacking 2,000 maps
+    at a time triggers a collection every few hundred allocations, and with the rows already made it walked
+    them again and again (1.0 s of 2.6 s for 100,000 items, measured with the rows made chunk by chunk).
+    Nothing made here forms a cycle (maps, lists, strings, tuples freed by their reference counts), and the
+    pause lasts the load (a second or two), so nothing accumulates."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _rows(head: SnapshotHead, chunks: list[bytes]) -> Loaded | str:
+    found: dict[int, tuple[list[ItemRow], tuple[TaxClass | Settings, ...]]] = {}
+    refused: list[str] = []
     for data in chunks:
         try:
             chunk = decode_chunk(data)
@@ -91,19 +117,17 @@ def snapshot_rows(head: SnapshotHead, chunks: list[bytes]) -> Loaded | str:
         if chunk.snapshot != head.snapshot:
             return (f"chunk {chunk.index} belongs to snapshot {chunk.snapshot}, not {head.snapshot} (the hub is "
                     "publishing another)")
-        found[chunk.index] = chunk
-    missing = [index for index in range(head.chunks) if index not in found]
-    if missing:
-        return f"{len(missing)} of its {head.chunks} chunks are missing (the first: {missing[0]})"
-    rows: list[ItemRow] = []
-    others: list[TaxClass | Settings] = []
-    refused: list[str] = []
-    for index in range(head.chunks):
-        others += found[index].others
-        for body in found[index].items:
+        rows: list[ItemRow] = []
+        for body in chunk.items:
             row = snapshot_item(body)
             if isinstance(row, str):
                 refused.append(row)
             else:
                 rows.append(row)
-    return head, rows, others, refused
+        found[chunk.index] = rows, chunk.others
+        del chunk
+    missing = [index for index in range(head.chunks) if index not in found]
+    if missing:
+        return f"{len(missing)} of its {head.chunks} chunks are missing (the first: {missing[0]})"
+    return (head, [row for index in range(head.chunks) for row in found[index][0]],
+            [other for index in range(head.chunks) for other in found[index][1]], refused)

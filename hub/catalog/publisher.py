@@ -17,6 +17,13 @@ published twice is harmless).
 - Every VERIFY_S it checks each tenant's stream: a stream lost on the NATS side (deleted, a server that lost
   its storage) holds no marker, or an older one, and is rebuilt in full.
 - On PostgreSQL or NATS trouble it logs what failed, backs off and retries; it never ends the hub.
+- Snapshots for the stores' first load (novapos.wire.catalog: chunks of SNAPSHOT_ITEMS items, then a head):
+  after a tenant's stream is up to date, one is published when the stream holds none (new, rebuilt, lost)
+  or when it is SNAPSHOT_EVERY versions or SNAPSHOT_AGE_S behind, for catalogs of at least
+  SNAPSHOT_MIN_ITEMS items (below that, reading item by item takes a store well under a tenth of a
+  second). It runs as its own task under its own advisory lock, reading the catalog at the version whose
+  marker is the stream's last, so it never delays a marker; a store that finds it torn (republished
+  meanwhile) reads every item instead.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import asyncio
 import json
 import logging
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
@@ -42,13 +50,19 @@ from novapos.wire.catalog import (
     Item,
     Message,
     Settings,
+    SnapshotHead,
     TaxClass,
     VersionMarker,
     catalog_stream,
     decode,
+    decode_head,
     encode,
+    encode_chunks,
+    encode_head,
     item_subject,
     settings_subject,
+    snapshot_chunk_subject,
+    snapshot_subject,
     tax_subject,
     version_subject,
 )
@@ -63,6 +77,11 @@ WINDOW = 10_000
 """Catalog messages published ahead of the last one JetStream acknowledged, at most: memory stays bounded."""
 ACK_EVERY = 100
 LOCK_CLASS = 0x63617461  # "cata": the first key of the per-tenant advisory lock; the second is hashtext(tenant)
+SNAPSHOT_LOCK_CLASS = 0x736E6170  # "snap": one snapshot publisher per tenant, apart from the versions' lock
+SNAPSHOT_MIN_ITEMS = 2000
+SNAPSHOT_EVERY = 100
+"""Versions a snapshot may be behind the stream: past it, a store's first load reads too many items after it."""
+SNAPSHOT_AGE_S = 600.0
 RETRY = Backoff(initial=0.5, maximum=15.0)
 TROUBLE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, nats.errors.Error, TimeoutError, ConnectionError)
 """What PostgreSQL or NATS going away raises: a warning and a retry, not a bug."""
@@ -105,6 +124,7 @@ async def publish_forever(pool: asyncpg.Pool, link: NatsLink, tenants: list[str]
     listener: asyncpg.Connection | None = None
     failures = 0
     verified = 0.0
+    snapshots: dict[str, asyncio.Task[None]] = {}
     try:
         while True:
             wake.clear()
@@ -113,7 +133,8 @@ async def publish_forever(pool: asyncpg.Pool, link: NatsLink, tenants: list[str]
                     listener = await _listen(pool, listener, notified)
                 verify = time.monotonic() - verified >= VERIFY_S
                 for tenant in await pool.fetch(CATALOGS_SQL if verify else BEHIND_SQL, tenants):
-                    await publish_tenant(pool, link, tenant["tenant"])
+                    if await publish_tenant(pool, link, tenant["tenant"]) is not None:
+                        await _snapshot_if_due(pool, link, tenant["tenant"], snapshots)
                 if verify:
                     verified = time.monotonic()
                 if failures:
@@ -135,6 +156,8 @@ async def publish_forever(pool: asyncpg.Pool, link: NatsLink, tenants: list[str]
             except TimeoutError:
                 pass
     finally:
+        for task in snapshots.values():
+            task.cancel()
         if listener is not None and not listener.is_closed():
             await listener.remove_listener(CHANNEL, notified)
             await pool.release(listener)
@@ -212,6 +235,88 @@ async def _publish_locked(conn: asyncpg.Connection, link: NatsLink, tenant: str)
              catalog_stream(tenant), len(messages), time.perf_counter() - started,
              "" if since else " (the whole catalog: the stream was new, lost or behind)")
     return version
+
+
+async def _snapshot_if_due(pool: asyncpg.Pool, link: NatsLink, tenant: str,
+                           snapshots: dict[str, asyncio.Task[None]]) -> None:
+    """Start the tenant's snapshot task when a snapshot is due and none is running."""
+    running = snapshots.get(tenant)
+    if running is not None and not running.done():
+        return
+    if await snapshot_due(link, tenant):
+        snapshots[tenant] = asyncio.create_task(_snapshot_task(pool, link, tenant))
+
+
+async def snapshot_due(link: NatsLink, tenant: str) -> bool:
+    """Whether the tenant's stream holds no usable snapshot, or one too far behind its last marker."""
+    stream = catalog_stream(tenant)
+    try:
+        marker = await link.js.get_last_msg(stream, version_subject(tenant))
+    except nats.js.errors.NotFoundError:
+        return False  # nothing published yet
+    try:
+        stored = await link.js.get_last_msg(stream, snapshot_subject(tenant))
+    except nats.js.errors.NotFoundError:
+        return True
+    try:
+        head = decode_head(stored.data or b"")
+        version = decode("version", marker.data or b"").version
+    except (Invalid, AttributeError):
+        return True
+    if head.stream_seq > (marker.seq or 0) or head.version > version:
+        return True  # a head from before the stream was rebuilt
+    age = time.time() - stored.time.timestamp() if stored.time else 0.0
+    return version - head.version >= SNAPSHOT_EVERY or (version > head.version and age >= SNAPSHOT_AGE_S)
+
+
+async def _snapshot_task(pool: asyncpg.Pool, link: NatsLink, tenant: str) -> None:
+    try:
+        await publish_snapshot(pool, link, tenant)
+    except Exception as exc:  # the next round tries again; the stores read item by item meanwhile
+        log.warning("catalog snapshot of %s not published: %s: %s; new stores read item by item until the next one",
+                    tenant, type(exc).__name__, exc)
+
+
+async def publish_snapshot(pool: asyncpg.Pool, link: NatsLink, tenant: str) -> SnapshotHead | None:
+    """(asyncio side) Publish the tenant's catalog at the version of the stream's last marker as a snapshot,
+    chunks first, head last; None when skipped (another process at it, a catalog too small, or the stream
+    not at the catalog's version: the next round tries again)."""
+    async with pool.acquire() as conn:
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))", SNAPSHOT_LOCK_CLASS, tenant):
+            return None
+        try:
+            return await _snapshot_locked(conn, link, tenant)
+        finally:
+            if not conn.is_closed():
+                await conn.execute("SELECT pg_advisory_unlock($1, hashtext($2))", SNAPSHOT_LOCK_CLASS, tenant)
+
+
+async def _snapshot_locked(conn: asyncpg.Connection, link: NatsLink, tenant: str) -> SnapshotHead | None:
+    started = time.perf_counter()
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        row = await conn.fetchrow(
+            "SELECT v.version, v.settings_version, t.currency, t.prices_include_tax,"
+            " (SELECT count(*) FROM variants WHERE tenant = v.tenant) AS variants"
+            " FROM catalog_versions v JOIN tenants t USING (tenant) WHERE v.tenant = $1", tenant)
+        if row is None or row["variants"] < SNAPSHOT_MIN_ITEMS:
+            return None
+        marker = await link.js.get_last_msg(catalog_stream(tenant), version_subject(tenant))
+        on_stream = decode("version", marker.data or b"")
+        if not isinstance(on_stream, VersionMarker) or on_stream.version != row["version"] or not marker.seq:
+            return None  # the stream is not at this version (yet): the next round
+        others: list[TaxClass | Settings] = [Settings(row["currency"], row["prices_include_tax"], row["settings_version"])]
+        others += await _tax_classes(conn, tenant, 0)
+        items = await items_since(conn, tenant, 0)
+    snapshot = f"v{row['version']}-{uuid.uuid4().hex[:12]}"
+    chunks = encode_chunks(snapshot, items, others)
+    for index, data in enumerate(chunks):
+        await link.js.publish(snapshot_chunk_subject(tenant, index), data, timeout=ACK_TIMEOUT_S)
+    head = SnapshotHead(snapshot, row["version"], marker.seq, len(chunks))
+    await link.js.publish(snapshot_subject(tenant), encode_head(head), timeout=ACK_TIMEOUT_S)
+    log.info("published catalog snapshot %s of %s (version %d, stream sequence %d): %d items in %d chunks, %.1f MB, "
+             "in %.2f s", snapshot, tenant, head.version, head.stream_seq, len(items), len(chunks),
+             sum(map(len, chunks)) / 1e6, time.perf_counter() - started)
+    return head
 
 
 async def publish_pipelined(client: Client, messages: Sequence[tuple[str, bytes]], after_seq: int) -> None:
