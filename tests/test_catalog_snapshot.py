@@ -197,6 +197,16 @@ async def test_the_hub_publishes_a_snapshot_after_the_marker_and_a_new_store_loa
                 assert price_of(state, "96385074") == 119
             assert metric(READ) - read == 2 + 2 + 2  # the snapshot, then its own two messages skipped, the item, the marker
             again = await wait_until(head, timeout=5)
-            assert again[0] == snapshot
+            assert again[0] == snapshot  # two messages behind: not worth republishing
+            # Once enough came after it, the next version is followed by a new snapshot of that version.
+            monkeypatch.setattr(publisher, "SNAPSHOT_BEHIND", 2)
+            await seam.run(service.set_price, pool, "demo",
+                           changes.price_from_json({"sku": "MLK-1L", "amount_minor": 109}))
+
+            async def republished() -> tuple[SnapshotHead, int, int] | None:
+                found = await head()
+                return found if found is not None and found[0].version == version + 2 else None
+            newer, marker_seq, _version = await wait_until(republished, timeout=10)
+            assert newer.snapshot != snapshot.snapshot and newer.stream_seq == marker_seq
             await seam.run(pool.close)
             nursery.cancel_scope.cancel()

@@ -19,7 +19,7 @@ published twice is harmless).
 - On PostgreSQL or NATS trouble it logs what failed, backs off and retries; it never ends the hub.
 - Snapshots for the stores' first load (novapos.wire.catalog: chunks of SNAPSHOT_ITEMS items, then a head):
   after a tenant's stream is up to date, one is published when the stream holds none (new, rebuilt, lost)
-  or when it is SNAPSHOT_EVERY versions or SNAPSHOT_AGE_S behind, for catalogs of at least
+  or when SNAPSHOT_BEHIND messages came after it (what a new store would read one by one), for catalogs of at least
   SNAPSHOT_MIN_ITEMS items (below that, reading item by item takes a store well under a tenth of a
   second). It runs as its own task under its own advisory lock, reading the catalog at the version whose
   marker is the stream's last, so it never delays a marker; a store that finds it torn (republished
@@ -79,9 +79,10 @@ ACK_EVERY = 100
 LOCK_CLASS = 0x63617461  # "cata": the first key of the per-tenant advisory lock; the second is hashtext(tenant)
 SNAPSHOT_LOCK_CLASS = 0x736E6170  # "snap": one snapshot publisher per tenant, apart from the versions' lock
 SNAPSHOT_MIN_ITEMS = 2000
-SNAPSHOT_EVERY = 100
-"""Versions a snapshot may be behind the stream: past it, a store's first load reads too many items after it."""
-SNAPSHOT_AGE_S = 600.0
+SNAPSHOT_BEHIND = 10_000
+"""Messages the stream may hold after a snapshot's head before it is republished: what a new store reads one
+by one after loading it (10,000: about 0.2 s), and how often the stores following the stream receive a
+republished snapshot (their consumer filters catalog.<tenant>.>: it skips the chunks but receives them)."""
 RETRY = Backoff(initial=0.5, maximum=15.0)
 TROUBLE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, nats.errors.Error, TimeoutError, ConnectionError)
 """What PostgreSQL or NATS going away raises: a warning and a retry, not a bug."""
@@ -265,8 +266,7 @@ async def snapshot_due(link: NatsLink, tenant: str) -> bool:
         return True
     if head.stream_seq > (marker.seq or 0) or head.version > version:
         return True  # a head from before the stream was rebuilt
-    age = time.time() - stored.time.timestamp() if stored.time else 0.0
-    return version - head.version >= SNAPSHOT_EVERY or (version > head.version and age >= SNAPSHOT_AGE_S)
+    return (marker.seq or 0) - (stored.seq or 0) >= SNAPSHOT_BEHIND
 
 
 async def _snapshot_task(pool: asyncpg.Pool, link: NatsLink, tenant: str) -> None:
