@@ -308,7 +308,8 @@ async def _snapshot_locked(conn: asyncpg.Connection, link: NatsLink, tenant: str
         others += await _tax_classes(conn, tenant, 0)
         items = await items_since(conn, tenant, 0)
     snapshot = f"v{row['version']}-{uuid.uuid4().hex[:12]}"
-    chunks = encode_chunks(snapshot, items, others)
+    # Encoded in a thread: the publisher's loop keeps switching in (every few ms) to publish the next version.
+    chunks = await asyncio.to_thread(encode_chunks, snapshot, items, others)
     for index, data in enumerate(chunks):
         await link.js.publish(snapshot_chunk_subject(tenant, index), data, timeout=ACK_TIMEOUT_S)
     head = SnapshotHead(snapshot, row["version"], marker.seq, len(chunks))
