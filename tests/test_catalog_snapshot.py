@@ -158,7 +158,8 @@ def test_a_chunk_never_passes_its_byte_limit_whatever_the_items_hold() -> None:
 
 async def test_the_hub_publishes_a_snapshot_after_the_marker_and_a_new_store_loads_it(
         hub_config: HubConfig, nats_server: EmbeddedNats, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(publisher, "SNAPSHOT_MIN_ITEMS", 1)  # the test's catalog is three variants
+    monkeypatch.setattr(publisher, "SNAPSHOT_MIN_ITEMS", 1)  # the test's catalog is three variants,
+    monkeypatch.setattr(publisher, "SNAPSHOT_ITEMS", 2)  # read a page of two at a time: two chunks
     with AsyncioSeam() as seam:
         async with trio.open_nursery() as nursery:
             await nursery.start(run_hub, hub_config)
@@ -182,20 +183,20 @@ async def test_the_hub_publishes_a_snapshot_after_the_marker_and_a_new_store_loa
                 return await seam.run(read)
             found = await wait_until(head, timeout=20)
             snapshot, marker_seq, version = found
-            assert (snapshot.version, snapshot.stream_seq, snapshot.chunks) == (version, marker_seq, 1)
+            assert (snapshot.version, snapshot.stream_seq, snapshot.chunks) == (version, marker_seq, 2)
 
             state = tmp_path / "edge"
             loaded, read = metric(SNAPSHOT_READ), metric(READ)
             async with syncing(nats_server, state):
                 await wait_until(lambda: version_is(state, version))
-                assert metric(SNAPSHOT_READ) - loaded == 2  # the head and its one chunk
+                assert metric(SNAPSHOT_READ) - loaded == 3  # the head and its two chunks
                 assert price_of(state, "4006381333931") == 1999 and price_of(state, "96385074") == 129
                 # A change after it: its item and marker through the per-item path; no new snapshot for one version.
                 await seam.run(service.set_price, pool, "demo",
                                changes.price_from_json({"sku": "MLK-1L", "amount_minor": 119}))
                 await wait_until(lambda: version_is(state, version + 1))
                 assert price_of(state, "96385074") == 119
-            assert metric(READ) - read == 2 + 2 + 2  # the snapshot, then its own two messages skipped, the item, the marker
+            assert metric(READ) - read == 3 + 3 + 2  # the snapshot, then its own messages skipped, the item, the marker
             again = await wait_until(head, timeout=5)
             assert again[0] == snapshot  # two messages behind: not worth republishing
             # Once enough came after it, the next version is followed by a new snapshot of that version.

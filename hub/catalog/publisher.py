@@ -47,6 +47,7 @@ from novapos.adapters.nats import NatsLink
 from novapos.pricing import Price
 from novapos.validators import Invalid
 from novapos.wire.catalog import (
+    SNAPSHOT_ITEMS,
     Item,
     Message,
     Settings,
@@ -106,6 +107,15 @@ TAX_SQL = (
     " FILTER (WHERE r.region IS NOT NULL), '{}') AS regions, coalesce(array_agg(r.rate_ppm ORDER BY r.region)"
     " FILTER (WHERE r.region IS NOT NULL), '{}') AS rates FROM tax_classes c LEFT JOIN tax_rates r USING (tenant, tax_class)"
     " WHERE c.tenant = $1 AND c.version > $2 GROUP BY c.tax_class, c.name, c.version ORDER BY c.tax_class")
+ITEMS_PAGE_SQL = (
+    "SELECT v.sku, v.product, v.name, v.attribute_values, p.attributes, p.tax_class, v.active AND p.active AS active,"
+    " v.version FROM variants v JOIN products p USING (tenant, product) WHERE v.tenant = $1 AND v.sku > $2"
+    " ORDER BY v.sku LIMIT $3")
+BARCODES_PAGE_SQL = ("SELECT sku, barcode FROM barcodes WHERE tenant = $1 AND sku = ANY($2::text[])"
+                     " ORDER BY sku, barcode")
+PRICES_PAGE_SQL = PRICES_SQL.replace(
+    "FROM prices pr JOIN variants v USING (tenant, sku) WHERE v.tenant = $1 AND v.version > $2",
+    "FROM prices pr WHERE pr.tenant = $1 AND pr.sku = ANY($2::text[])")
 BEHIND_SQL = ("SELECT v.tenant FROM catalog_versions v LEFT JOIN catalog_published p USING (tenant)"
               " WHERE v.tenant = ANY($1::text[]) AND v.version > coalesce(p.version, 0) ORDER BY v.tenant")
 CATALOGS_SQL = "SELECT tenant FROM catalog_versions WHERE tenant = ANY($1::text[]) AND version > 0 ORDER BY tenant"
@@ -306,16 +316,30 @@ async def _snapshot_locked(conn: asyncpg.Connection, link: NatsLink, tenant: str
             return None  # the stream is not at this version (yet): the next round
         others: list[TaxClass | Settings] = [Settings(row["currency"], row["prices_include_tax"], row["settings_version"])]
         others += await _tax_classes(conn, tenant, 0)
-        items = await items_since(conn, tenant, 0)
-    snapshot = f"v{row['version']}-{uuid.uuid4().hex[:12]}"
-    # Encoded in a thread: the publisher's loop keeps switching in (every few ms) to publish the next version.
-    chunks = await asyncio.to_thread(encode_chunks, snapshot, items, others)
+        snapshot = f"v{row['version']}-{uuid.uuid4().hex[:12]}"
+        # A page of items at a time, each read, built and encoded in a few tens of milliseconds, the loop free
+        # in between: a price change's marker never waits for the whole catalog to be built.
+        chunks: list[bytes] = []
+        items, after = 0, ""
+        while True:
+            page = await conn.fetch(ITEMS_PAGE_SQL, tenant, after, SNAPSHOT_ITEMS)
+            if not page and chunks:
+                break
+            skus = [item["sku"] for item in page]
+            built = _items(page, await conn.fetch(BARCODES_PAGE_SQL, tenant, skus),
+                           await conn.fetch(PRICES_PAGE_SQL, tenant, skus))
+            chunks += encode_chunks(snapshot, built, others, first=len(chunks))
+            items += len(built)
+            if len(page) < SNAPSHOT_ITEMS:
+                break
+            after = skus[-1]
+            await asyncio.sleep(0)
     for index, data in enumerate(chunks):
         await link.js.publish(snapshot_chunk_subject(tenant, index), data, timeout=ACK_TIMEOUT_S)
     head = SnapshotHead(snapshot, row["version"], marker.seq, len(chunks))
     await link.js.publish(snapshot_subject(tenant), encode_head(head), timeout=ACK_TIMEOUT_S)
     log.info("published catalog snapshot %s of %s (version %d, stream sequence %d): %d items in %d chunks, %.1f MB, "
-             "in %.2f s", snapshot, tenant, head.version, head.stream_seq, len(items), len(chunks),
+             "in %.2f s", snapshot, tenant, head.version, head.stream_seq, items, len(chunks),
              sum(map(len, chunks)) / 1e6, time.perf_counter() - started)
     return head
 
@@ -378,14 +402,21 @@ async def _tax_classes(conn: asyncpg.Connection, tenant: str, since: int) -> lis
 
 async def items_since(conn: asyncpg.Connection, tenant: str, since: int) -> list[Item]:
     """Every variant stamped after `since`, as the Item the stores receive."""
+    return _items(await conn.fetch(ITEMS_SQL, tenant, since), await conn.fetch(BARCODES_SQL, tenant, since),
+                  await conn.fetch(PRICES_SQL, tenant, since))
+
+
+def _items(rows: Sequence[asyncpg.Record], barcodes: Sequence[asyncpg.Record],
+           price_rows: Sequence[asyncpg.Record]) -> list[Item]:
+    """Variants' rows with their barcodes' and prices' rows, as Items."""
     codes: defaultdict[str, list[str]] = defaultdict(list)
-    for row in await conn.fetch(BARCODES_SQL, tenant, since):
+    for row in barcodes:
         codes[row["sku"]].append(row["barcode"])
     prices: defaultdict[str, list[Price]] = defaultdict(list)
-    for row in await conn.fetch(PRICES_SQL, tenant, since):
+    for row in price_rows:
         prices[row["sku"]].append(Price(row["scope"], row["scope_id"], row["from_ms"], row["amount_minor"]))
     return [Item(sku=row["sku"], product=row["product"], name=row["name"],
                  attributes=tuple(zip(row["attributes"], row["attribute_values"], strict=False)),
                  tax_class=row["tax_class"], barcodes=tuple(codes[row["sku"]]), prices=tuple(prices[row["sku"]]),
                  active=row["active"], version=row["version"])
-            for row in await conn.fetch(ITEMS_SQL, tenant, since)]
+            for row in rows]

@@ -179,15 +179,16 @@ def encode_head(head: SnapshotHead) -> bytes:
 
 
 def encode_chunks(snapshot: str, items: Sequence[Item], others: Sequence[TaxClass | Settings],
-                  per_chunk: int = SNAPSHOT_ITEMS) -> list[bytes]:
-    """The chunks of a snapshot, in index order: `per_chunk` items each (fewer where they would pass
-    MAX_CHUNK_BYTES), the tax classes and settings in chunk 0 (there is always a chunk 0, even with no items)."""
+                  per_chunk: int = SNAPSHOT_ITEMS, first: int = 0) -> list[bytes]:
+    """The chunks of a snapshot, in index order from `first`: `per_chunk` items each (fewer where they would
+    pass MAX_CHUNK_BYTES), the tax classes and settings in chunk 0 (there is always a chunk 0, even with no
+    items). A snapshot built a page at a time calls this per page, `first` the number of chunks so far."""
     bodies = [_body(item) for item in items]
     chunks: list[bytes] = []
 
     def add(at: int, end: int) -> None:
-        body: dict[str, Any] = {"snapshot": snapshot, "index": len(chunks), "items": bodies[at:end]}
-        if not chunks:
+        body: dict[str, Any] = {"snapshot": snapshot, "index": first + len(chunks), "items": bodies[at:end]}
+        if first + len(chunks) == 0:
             body["tax"] = [_body(tax) for tax in others if isinstance(tax, TaxClass)]
             body["settings"] = [_body(settings) for settings in others if isinstance(settings, Settings)]
         data = cast(bytes, msgpack.packb(body))
