@@ -159,7 +159,8 @@ def test_a_chunk_never_passes_its_byte_limit_whatever_the_items_hold() -> None:
 async def test_the_hub_publishes_a_snapshot_after_the_marker_and_a_new_store_loads_it(
         hub_config: HubConfig, nats_server: EmbeddedNats, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(publisher, "SNAPSHOT_MIN_ITEMS", 1)  # the test's catalog is three variants,
-    monkeypatch.setattr(publisher, "SNAPSHOT_ITEMS", 2)  # read a page of two at a time: two chunks
+    monkeypatch.setattr(publisher, "SNAPSHOT_ITEMS", 2)  # two items a chunk: two chunks
+    monkeypatch.setattr(publisher, "SNAPSHOT_PAGE", 1)  # read one at a time
     with AsyncioSeam() as seam:
         async with trio.open_nursery() as nursery:
             await nursery.start(run_hub, hub_config)

@@ -80,6 +80,8 @@ ACK_EVERY = 100
 LOCK_CLASS = 0x63617461  # "cata": the first key of the per-tenant advisory lock; the second is hashtext(tenant)
 SNAPSHOT_LOCK_CLASS = 0x736E6170  # "snap": one snapshot publisher per tenant, apart from the versions' lock
 SNAPSHOT_MIN_ITEMS = 2000
+SNAPSHOT_PAGE = 250
+"""Variants read and built at a time for a snapshot: a few milliseconds of the publisher's loop per step."""
 SNAPSHOT_BEHIND = 10_000
 """Messages the stream may hold after a snapshot's head before it is republished: what a new store reads one
 by one after loading it (10,000: about 0.2 s), and how often the stores following the stream receive a
@@ -317,20 +319,24 @@ async def _snapshot_locked(conn: asyncpg.Connection, link: NatsLink, tenant: str
         others: list[TaxClass | Settings] = [Settings(row["currency"], row["prices_include_tax"], row["settings_version"])]
         others += await _tax_classes(conn, tenant, 0)
         snapshot = f"v{row['version']}-{uuid.uuid4().hex[:12]}"
-        # A page of items at a time, each read, built and encoded in a few tens of milliseconds, the loop free
-        # in between: a price change's marker never waits for the whole catalog to be built.
+        # SNAPSHOT_PAGE items read and built at a time, a chunk encoded once SNAPSHOT_ITEMS are in, the loop free
+        # between these steps (each a few milliseconds): a price change's marker never waits for the whole
+        # catalog to be built, only for the step in progress at each of its own awaits.
         chunks: list[bytes] = []
+        waiting: list[Item] = []
         items, after = 0, ""
         while True:
-            page = await conn.fetch(ITEMS_PAGE_SQL, tenant, after, SNAPSHOT_ITEMS)
-            if not page and chunks:
-                break
+            page = await conn.fetch(ITEMS_PAGE_SQL, tenant, after, SNAPSHOT_PAGE)
             skus = [item["sku"] for item in page]
-            built = _items(page, await conn.fetch(BARCODES_PAGE_SQL, tenant, skus),
-                           await conn.fetch(PRICES_PAGE_SQL, tenant, skus))
-            chunks += encode_chunks(snapshot, built, others, first=len(chunks))
-            items += len(built)
-            if len(page) < SNAPSHOT_ITEMS:
+            waiting += _items(page, await conn.fetch(BARCODES_PAGE_SQL, tenant, skus),
+                              await conn.fetch(PRICES_PAGE_SQL, tenant, skus))
+            last = len(page) < SNAPSHOT_PAGE
+            if len(waiting) >= SNAPSHOT_ITEMS or (last and (waiting or not chunks)):
+                await asyncio.sleep(0)
+                chunks += encode_chunks(snapshot, waiting, others, first=len(chunks))
+                items += len(waiting)
+                waiting = []
+            if last:
                 break
             after = skus[-1]
             await asyncio.sleep(0)
