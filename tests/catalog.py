@@ -17,11 +17,16 @@ from novapos.wire.catalog import (
     Item,
     Message,
     Settings,
+    SnapshotHead,
     TaxClass,
     VersionMarker,
     encode,
+    encode_chunks,
+    encode_head,
     item_subject,
     settings_subject,
+    snapshot_chunk_subject,
+    snapshot_subject,
     tax_subject,
     version_subject,
 )
@@ -90,3 +95,16 @@ async def publish_catalog(server: EmbeddedNats | str, messages: Iterable[Message
     """Publish catalog messages (encoded by novapos.wire.catalog) as the hub does; end with a marker to
     close a version."""
     return await publish_raw(server, tenant, [(subject_of(tenant, m), encode(m)) for m in messages])
+
+
+def snapshot_messages(messages: Iterable[Message], snapshot: str, stream_seq: int, *, per_chunk: int = 100,
+                      tenant: str = TENANT) -> list[tuple[str, bytes]]:
+    """A snapshot of `messages` (items, tax classes, settings, their last marker giving the version) as the
+    hub publishes it: the chunks, then the head naming `stream_seq` (that marker's sequence on the stream)."""
+    listed = list(messages)
+    items = [m for m in listed if isinstance(m, Item)]
+    others = [m for m in listed if isinstance(m, TaxClass | Settings)]
+    version = [m for m in listed if isinstance(m, VersionMarker)][-1].version
+    chunks = encode_chunks(snapshot, items, others, per_chunk)
+    return [*((snapshot_chunk_subject(tenant, index), data) for index, data in enumerate(chunks)),
+            (snapshot_subject(tenant), encode_head(SnapshotHead(snapshot, version, stream_seq, len(chunks))))]

@@ -11,12 +11,40 @@ a spawned worker took 1.5 to 2 s to start and decoded no faster than in place, s
 
 from __future__ import annotations
 
+from typing import Any
+
 from actors.catalog.local import ItemRow, attributes_json, item_row
 from novapos.validators import Invalid
-from novapos.wire.catalog import Item, Settings, TaxClass, VersionMarker, decode_body, is_well_formed_item, unpack
+from novapos.wire.catalog import (
+    Item,
+    Settings,
+    TaxClass,
+    VersionMarker,
+    checked_item,
+    decode_body,
+    is_well_formed_item,
+    unpack,
+)
 
-Decoded = ItemRow | TaxClass | Settings | VersionMarker | str
-"""A message as the sync applies it; a str says why the message was refused."""
+Decoded = ItemRow | TaxClass | Settings | VersionMarker | str | None
+"""A message as the sync applies it; a str says why the message was refused; None: a snapshot's message,
+not the per-item path's (the sync reads snapshots apart, actors.catalog.snapshot)."""
+
+
+def snapshot_item(body: dict[str, Any]) -> ItemRow | str:
+    """An item body of a snapshot chunk as its row, checked as an item message is, or the reason it is refused."""
+    try:
+        if is_well_formed_item(body):
+            return _row(body)
+        return item_row(checked_item(body))
+    except (Invalid, ValueError, TypeError) as exc:
+        return str(exc) or type(exc).__name__
+
+
+def _row(body: dict[str, Any]) -> ItemRow:
+    return (body["sku"], body["product"], body["name"], attributes_json(tuple((a, v) for a, v in body["attributes"])),
+            body["tax_class"], body.get("active") is True, body["version"], tuple(body["barcodes"]),
+            tuple([field for price in body["prices"] for field in price]))
 
 
 def decode_one(subject: str, data: bytes) -> Decoded:
@@ -26,12 +54,11 @@ def decode_one(subject: str, data: bytes) -> Decoded:
     try:
         if len(parts) < 3:
             raise Invalid("catalog subject", "has no kind")
+        if parts[2] == "snapshot":
+            return None
         body = unpack(data)
         if parts[2] == "item" and len(parts) == 4 and is_well_formed_item(body) and body["sku"] == parts[3]:
-            return (body["sku"], body["product"], body["name"],
-                    attributes_json(tuple((a, v) for a, v in body["attributes"])), body["tax_class"],
-                    body.get("active") is True, body["version"], tuple(body["barcodes"]),
-                    tuple([field for price in body["prices"] for field in price]))
+            return _row(body)
         message = decode_body(parts[2], body)
         if isinstance(message, Item):
             if parts[3:] != [message.sku]:

@@ -39,8 +39,9 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Counter, Gauge
 
 from actors.catalog.decoding import decode_one
-from actors.catalog.local import CatalogWriter, ItemRow, Meta, catalog_path
+from actors.catalog.local import CatalogWriter, ItemRow, catalog_path
 from actors.catalog.pull import Delivered, Puller
+from actors.catalog.snapshot import READ_TIMEOUT_S, read_snapshot, snapshot_rows
 from actors.storage.db import is_busy
 from edge_runtime import Actor, AsyncioSeam, Backoff
 from novapos.adapters.nats import NatsLink
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 APPLIED = Gauge("novapos_edge_catalog_version", "The catalog version the store's tills sell from")
 READ = Counter("novapos_edge_catalog_messages_read_total", "Catalog messages read from the hub's stream")
 SKIPPED = Counter("novapos_edge_catalog_messages_skipped_total", "Catalog messages refused as malformed")
+SNAPSHOT_READ = Counter("novapos_edge_catalog_snapshot_messages_read_total",
+                        "Catalog snapshot messages (head and chunks) read for a first load or a resync")
 RESYNCS = Counter("novapos_edge_catalog_resyncs_total", "Full catalog resyncs after the hub rebuilt its stream")
 
 RETRY = Backoff(initial=0.5, maximum=5.0)
@@ -68,24 +71,25 @@ class Reading:
     read: int = 0
 
 
-async def open_reading(link: NatsLink, tenant: str, meta: Meta, batch: int,
-                       expires_s: float) -> tuple[Puller, str, bool]:
-    """Connect if need be, learn the stream's identity, and open a consumer after the last applied
-    sequence, or from the start for a new store or a rebuilt stream (then `resync` is True)."""
+async def stream_identity(link: NatsLink, tenant: str) -> tuple[str, int]:
+    """Connect if need be; the stream's identity (its name and creation time) and its last sequence."""
     await link.connect()
     stream = catalog_stream(tenant)
     info = await link.js.stream_info(stream)
-    stream_id = f"{stream}@{info.created.isoformat() if info.created else '?'}"
-    last = info.state.last_seq or 0
-    resync = bool(meta.stream_id) and (meta.stream_id != stream_id or last < meta.stream_seq)
+    return f"{stream}@{info.created.isoformat() if info.created else '?'}", info.state.last_seq or 0
+
+
+async def open_consumer(link: NatsLink, tenant: str, start_seq: int, batch: int, expires_s: float) -> Puller:
+    """An ephemeral consumer of every catalog subject from `start_seq` on, and its reader."""
+    stream = catalog_stream(tenant)
     consumer = f"edge-{uuid.uuid4().hex}"
     await link.js.add_consumer(stream, ConsumerConfig(
         name=consumer, filter_subject=catalog_subjects(tenant), deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-        opt_start_seq=1 if resync else meta.stream_seq + 1, ack_policy=AckPolicy.NONE, inactive_threshold=INACTIVE_S,
+        opt_start_seq=start_seq, ack_policy=AckPolicy.NONE, inactive_threshold=INACTIVE_S,
         mem_storage=True, num_replicas=1))
     puller = Puller(link.client, stream, consumer, batch, expires_s)
     await puller.open()
-    return puller, stream_id, resync
+    return puller
 
 
 class CatalogSyncActor(Actor):
@@ -153,19 +157,57 @@ class CatalogSyncActor(Actor):
         self.send_after(0.0, "pump")
 
     def _open(self) -> None:
+        """Open a consumer after the last applied sequence; for a new store or a rebuilt stream, first load
+        the hub's snapshot and continue after it, or read everything from the start when there is none."""
         assert self._writer is not None
         meta = self._writer.meta()
-        puller, stream_id, resync = self._seam.run_blocking(open_reading, self._link, self._tenant, meta, self._batch,
-                                                            self._wait, timeout=10.0)
-        self._reading = Reading(puller, stream_id)
+        stream_id, last = self._seam.run_blocking(stream_identity, self._link, self._tenant, timeout=10.0)
+        resync = bool(meta.stream_id) and (meta.stream_id != stream_id or last < meta.stream_seq)
+        start = meta.stream_seq + 1
         if resync:
             RESYNCS.inc()
             log.warning("catalog sync: %s was rebuilt on the hub (it was %s up to sequence %d, now %s): a full "
                         "resync; the tills sell from version %d until it is whole", catalog_stream(self._tenant),
                         meta.stream_id, meta.stream_seq, stream_id, meta.catalog_version)
-            self._writer.clear()
         elif not meta.stream_id:
             log.info("catalog sync: first sync of %s into %s", catalog_stream(self._tenant), self._path)
+        if resync or not meta.stream_id:
+            start = self._load_snapshot(stream_id, last, resync)
+        puller = self._seam.run_blocking(open_consumer, self._link, self._tenant, start, self._batch, self._wait,
+                                         timeout=10.0)
+        self._reading = Reading(puller, stream_id)
+
+    def _load_snapshot(self, stream_id: str, last: int, resync: bool) -> int:
+        """Apply the hub's snapshot as one version in one transaction (emptying every table first on a
+        resync); the stream sequence to continue from: the one after the snapshot's, or 1 (every item)
+        when there is no snapshot or it is not whole."""
+        assert self._writer is not None
+        found = self._seam.run_blocking(read_snapshot, self._link, self._tenant, last,
+                                        timeout=READ_TIMEOUT_S + 10.0)
+        loaded = found if isinstance(found, str) else snapshot_rows(*found)
+        if isinstance(found, tuple):
+            READ.inc(1 + len(found[1]))
+            SNAPSHOT_READ.inc(1 + len(found[1]))
+        if isinstance(loaded, str):
+            log.info("catalog sync: no snapshot of %s to start from (%s): reading every item from the start",
+                     catalog_stream(self._tenant), loaded)
+            if resync:
+                self._writer.clear()
+            return 1
+        head, rows, others, refused = loaded
+        for reason in refused:
+            SKIPPED.inc()
+            log.warning("catalog sync: skipped an item of snapshot %s: %s; the hub's next change of it replaces it",
+                        head.snapshot, reason)
+        if resync:
+            self._writer.clear()
+        self._writer.stage(rows, others)
+        self._writer.commit(VersionMarker(head.version, 0), head.stream_seq, stream_id)
+        APPLIED.set(head.version)
+        log.info("catalog sync: version %d applied from snapshot %s (%d items in %d chunks, stream sequence %d); "
+                 "following the stream after it", head.version, head.snapshot, len(rows), head.chunks,
+                 head.stream_seq)
+        return head.stream_seq + 1
 
     def _take(self, messages: list[Delivered]) -> None:
         """Check each message is the consumer's next one, decode it and stage it; at each version marker,
@@ -190,6 +232,8 @@ class CatalogSyncActor(Actor):
                 APPLIED.set(message.version)
                 log.info("catalog sync: version %d applied (stream sequence %d, %d messages read)",
                          message.version, stream_seq, reading.read)
+            elif message is None:  # a snapshot's message: read apart, by _load_snapshot
+                pass
             elif isinstance(message, str):
                 SKIPPED.inc()
                 log.warning("catalog sync: skipped the message at stream sequence %d on %s: %s; the hub's next "

@@ -17,6 +17,13 @@ published twice is harmless).
 - Every VERIFY_S it checks each tenant's stream: a stream lost on the NATS side (deleted, a server that lost
   its storage) holds no marker, or an older one, and is rebuilt in full.
 - On PostgreSQL or NATS trouble it logs what failed, backs off and retries; it never ends the hub.
+- Snapshots for the stores' first load (novapos.wire.catalog: chunks of SNAPSHOT_ITEMS items, then a head):
+  after a tenant's stream is up to date, one is published when the stream holds none (new, rebuilt, lost)
+  or when SNAPSHOT_BEHIND messages came after it (what a new store would read one by one), for catalogs of at least
+  SNAPSHOT_MIN_ITEMS items (below that, reading item by item takes a store well under a tenth of a
+  second). It runs as its own task under its own advisory lock, reading the catalog at the version whose
+  marker is the stream's last, so it never delays a marker; a store that finds it torn (republished
+  meanwhile) reads every item instead.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import asyncio
 import json
 import logging
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
@@ -39,16 +47,23 @@ from novapos.adapters.nats import NatsLink
 from novapos.pricing import Price
 from novapos.validators import Invalid
 from novapos.wire.catalog import (
+    SNAPSHOT_ITEMS,
     Item,
     Message,
     Settings,
+    SnapshotHead,
     TaxClass,
     VersionMarker,
     catalog_stream,
     decode,
+    decode_head,
     encode,
+    encode_chunks,
+    encode_head,
     item_subject,
     settings_subject,
+    snapshot_chunk_subject,
+    snapshot_subject,
     tax_subject,
     version_subject,
 )
@@ -63,6 +78,14 @@ WINDOW = 10_000
 """Catalog messages published ahead of the last one JetStream acknowledged, at most: memory stays bounded."""
 ACK_EVERY = 100
 LOCK_CLASS = 0x63617461  # "cata": the first key of the per-tenant advisory lock; the second is hashtext(tenant)
+SNAPSHOT_LOCK_CLASS = 0x736E6170  # "snap": one snapshot publisher per tenant, apart from the versions' lock
+SNAPSHOT_MIN_ITEMS = 2000
+SNAPSHOT_PAGE = 250
+"""Variants read and built at a time for a snapshot: a few milliseconds of the publisher's loop per step."""
+SNAPSHOT_BEHIND = 10_000
+"""Messages the stream may hold after a snapshot's head before it is republished: what a new store reads one
+by one after loading it (10,000: about 0.2 s), and how often the stores following the stream receive a
+republished snapshot (their consumer filters catalog.<tenant>.>: it skips the chunks but receives them)."""
 RETRY = Backoff(initial=0.5, maximum=15.0)
 TROUBLE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, nats.errors.Error, TimeoutError, ConnectionError)
 """What PostgreSQL or NATS going away raises: a warning and a retry, not a bug."""
@@ -86,6 +109,15 @@ TAX_SQL = (
     " FILTER (WHERE r.region IS NOT NULL), '{}') AS regions, coalesce(array_agg(r.rate_ppm ORDER BY r.region)"
     " FILTER (WHERE r.region IS NOT NULL), '{}') AS rates FROM tax_classes c LEFT JOIN tax_rates r USING (tenant, tax_class)"
     " WHERE c.tenant = $1 AND c.version > $2 GROUP BY c.tax_class, c.name, c.version ORDER BY c.tax_class")
+ITEMS_PAGE_SQL = (
+    "SELECT v.sku, v.product, v.name, v.attribute_values, p.attributes, p.tax_class, v.active AND p.active AS active,"
+    " v.version FROM variants v JOIN products p USING (tenant, product) WHERE v.tenant = $1 AND v.sku > $2"
+    " ORDER BY v.sku LIMIT $3")
+BARCODES_PAGE_SQL = ("SELECT sku, barcode FROM barcodes WHERE tenant = $1 AND sku = ANY($2::text[])"
+                     " ORDER BY sku, barcode")
+PRICES_PAGE_SQL = PRICES_SQL.replace(
+    "FROM prices pr JOIN variants v USING (tenant, sku) WHERE v.tenant = $1 AND v.version > $2",
+    "FROM prices pr WHERE pr.tenant = $1 AND pr.sku = ANY($2::text[])")
 BEHIND_SQL = ("SELECT v.tenant FROM catalog_versions v LEFT JOIN catalog_published p USING (tenant)"
               " WHERE v.tenant = ANY($1::text[]) AND v.version > coalesce(p.version, 0) ORDER BY v.tenant")
 CATALOGS_SQL = "SELECT tenant FROM catalog_versions WHERE tenant = ANY($1::text[]) AND version > 0 ORDER BY tenant"
@@ -105,6 +137,7 @@ async def publish_forever(pool: asyncpg.Pool, link: NatsLink, tenants: list[str]
     listener: asyncpg.Connection | None = None
     failures = 0
     verified = 0.0
+    snapshots: dict[str, asyncio.Task[None]] = {}
     try:
         while True:
             wake.clear()
@@ -113,7 +146,8 @@ async def publish_forever(pool: asyncpg.Pool, link: NatsLink, tenants: list[str]
                     listener = await _listen(pool, listener, notified)
                 verify = time.monotonic() - verified >= VERIFY_S
                 for tenant in await pool.fetch(CATALOGS_SQL if verify else BEHIND_SQL, tenants):
-                    await publish_tenant(pool, link, tenant["tenant"])
+                    if await publish_tenant(pool, link, tenant["tenant"]) is not None:
+                        await _snapshot_if_due(pool, link, tenant["tenant"], snapshots)
                 if verify:
                     verified = time.monotonic()
                 if failures:
@@ -135,6 +169,8 @@ async def publish_forever(pool: asyncpg.Pool, link: NatsLink, tenants: list[str]
             except TimeoutError:
                 pass
     finally:
+        for task in snapshots.values():
+            task.cancel()
         if listener is not None and not listener.is_closed():
             await listener.remove_listener(CHANNEL, notified)
             await pool.release(listener)
@@ -214,6 +250,106 @@ async def _publish_locked(conn: asyncpg.Connection, link: NatsLink, tenant: str)
     return version
 
 
+async def _snapshot_if_due(pool: asyncpg.Pool, link: NatsLink, tenant: str,
+                           snapshots: dict[str, asyncio.Task[None]]) -> None:
+    """Start the tenant's snapshot task when a snapshot is due and none is running."""
+    running = snapshots.get(tenant)
+    if running is not None and not running.done():
+        return
+    if await snapshot_due(link, tenant):
+        snapshots[tenant] = asyncio.create_task(_snapshot_task(pool, link, tenant))
+
+
+async def snapshot_due(link: NatsLink, tenant: str) -> bool:
+    """Whether the tenant's stream holds no usable snapshot, or one too far behind its last marker."""
+    stream = catalog_stream(tenant)
+    try:
+        marker = await link.js.get_last_msg(stream, version_subject(tenant))
+    except nats.js.errors.NotFoundError:
+        return False  # nothing published yet
+    try:
+        stored = await link.js.get_last_msg(stream, snapshot_subject(tenant))
+    except nats.js.errors.NotFoundError:
+        return True
+    try:
+        head = decode_head(stored.data or b"")
+        version = decode("version", marker.data or b"").version
+    except (Invalid, AttributeError):
+        return True
+    if head.stream_seq > (marker.seq or 0) or head.version > version:
+        return True  # a head from before the stream was rebuilt
+    return (marker.seq or 0) - (stored.seq or 0) >= SNAPSHOT_BEHIND
+
+
+async def _snapshot_task(pool: asyncpg.Pool, link: NatsLink, tenant: str) -> None:
+    try:
+        await publish_snapshot(pool, link, tenant)
+    except Exception as exc:  # the next round tries again; the stores read item by item meanwhile
+        log.warning("catalog snapshot of %s not published: %s: %s; new stores read item by item until the next one",
+                    tenant, type(exc).__name__, exc)
+
+
+async def publish_snapshot(pool: asyncpg.Pool, link: NatsLink, tenant: str) -> SnapshotHead | None:
+    """(asyncio side) Publish the tenant's catalog at the version of the stream's last marker as a snapshot,
+    chunks first, head last; None when skipped (another process at it, a catalog too small, or the stream
+    not at the catalog's version: the next round tries again)."""
+    async with pool.acquire() as conn:
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))", SNAPSHOT_LOCK_CLASS, tenant):
+            return None
+        try:
+            return await _snapshot_locked(conn, link, tenant)
+        finally:
+            if not conn.is_closed():
+                await conn.execute("SELECT pg_advisory_unlock($1, hashtext($2))", SNAPSHOT_LOCK_CLASS, tenant)
+
+
+async def _snapshot_locked(conn: asyncpg.Connection, link: NatsLink, tenant: str) -> SnapshotHead | None:
+    started = time.perf_counter()
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        row = await conn.fetchrow(
+            "SELECT v.version, v.settings_version, t.currency, t.prices_include_tax,"
+            " (SELECT count(*) FROM variants WHERE tenant = v.tenant) AS variants"
+            " FROM catalog_versions v JOIN tenants t USING (tenant) WHERE v.tenant = $1", tenant)
+        if row is None or row["variants"] < SNAPSHOT_MIN_ITEMS:
+            return None
+        marker = await link.js.get_last_msg(catalog_stream(tenant), version_subject(tenant))
+        on_stream = decode("version", marker.data or b"")
+        if not isinstance(on_stream, VersionMarker) or on_stream.version != row["version"] or not marker.seq:
+            return None  # the stream is not at this version (yet): the next round
+        others: list[TaxClass | Settings] = [Settings(row["currency"], row["prices_include_tax"], row["settings_version"])]
+        others += await _tax_classes(conn, tenant, 0)
+        snapshot = f"v{row['version']}-{uuid.uuid4().hex[:12]}"
+        # SNAPSHOT_PAGE items read and built at a time, a chunk encoded once SNAPSHOT_ITEMS are in, the loop free
+        # between these steps (each a few milliseconds): a price change's marker never waits for the whole
+        # catalog to be built, only for the step in progress at each of its own awaits.
+        chunks: list[bytes] = []
+        waiting: list[Item] = []
+        items, after = 0, ""
+        while True:
+            page = await conn.fetch(ITEMS_PAGE_SQL, tenant, after, SNAPSHOT_PAGE)
+            skus = [item["sku"] for item in page]
+            waiting += _items(page, await conn.fetch(BARCODES_PAGE_SQL, tenant, skus),
+                              await conn.fetch(PRICES_PAGE_SQL, tenant, skus))
+            last = len(page) < SNAPSHOT_PAGE
+            if len(waiting) >= SNAPSHOT_ITEMS or (last and (waiting or not chunks)):
+                await asyncio.sleep(0)
+                chunks += encode_chunks(snapshot, waiting, others, first=len(chunks))
+                items += len(waiting)
+                waiting = []
+            if last:
+                break
+            after = skus[-1]
+            await asyncio.sleep(0)
+    for index, data in enumerate(chunks):
+        await link.js.publish(snapshot_chunk_subject(tenant, index), data, timeout=ACK_TIMEOUT_S)
+    head = SnapshotHead(snapshot, row["version"], marker.seq, len(chunks))
+    await link.js.publish(snapshot_subject(tenant), encode_head(head), timeout=ACK_TIMEOUT_S)
+    log.info("published catalog snapshot %s of %s (version %d, stream sequence %d): %d items in %d chunks, %.1f MB, "
+             "in %.2f s", snapshot, tenant, head.version, head.stream_seq, items, len(chunks),
+             sum(map(len, chunks)) / 1e6, time.perf_counter() - started)
+    return head
+
+
 async def publish_pipelined(client: Client, messages: Sequence[tuple[str, bytes]], after_seq: int) -> None:
     """Publish to a stream whose last sequence is `after_seq` and that nobody else writes meanwhile (the tenant's
     lock), in order, without waiting for acks one by one; return once JetStream stored them all.
@@ -272,14 +408,21 @@ async def _tax_classes(conn: asyncpg.Connection, tenant: str, since: int) -> lis
 
 async def items_since(conn: asyncpg.Connection, tenant: str, since: int) -> list[Item]:
     """Every variant stamped after `since`, as the Item the stores receive."""
+    return _items(await conn.fetch(ITEMS_SQL, tenant, since), await conn.fetch(BARCODES_SQL, tenant, since),
+                  await conn.fetch(PRICES_SQL, tenant, since))
+
+
+def _items(rows: Sequence[asyncpg.Record], barcodes: Sequence[asyncpg.Record],
+           price_rows: Sequence[asyncpg.Record]) -> list[Item]:
+    """Variants' rows with their barcodes' and prices' rows, as Items."""
     codes: defaultdict[str, list[str]] = defaultdict(list)
-    for row in await conn.fetch(BARCODES_SQL, tenant, since):
+    for row in barcodes:
         codes[row["sku"]].append(row["barcode"])
     prices: defaultdict[str, list[Price]] = defaultdict(list)
-    for row in await conn.fetch(PRICES_SQL, tenant, since):
+    for row in price_rows:
         prices[row["sku"]].append(Price(row["scope"], row["scope_id"], row["from_ms"], row["amount_minor"]))
     return [Item(sku=row["sku"], product=row["product"], name=row["name"],
                  attributes=tuple(zip(row["attributes"], row["attribute_values"], strict=False)),
                  tax_class=row["tax_class"], barcodes=tuple(codes[row["sku"]]), prices=tuple(prices[row["sku"]]),
                  active=row["active"], version=row["version"])
-            for row in await conn.fetch(ITEMS_SQL, tenant, since)]
+            for row in rows]

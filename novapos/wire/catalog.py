@@ -13,6 +13,13 @@ Stream `CATALOG_<tenant>`, max one message per subject, file storage; subjects:
   till never sees half a change. The stream's own sequence numbers order everything: a store that was
   offline resumes after the last sequence it applied and receives only what changed meanwhile (older
   messages of a subject are gone), never a full resync.
+- `catalog.<tenant>.snapshot.<n>` (n = 0..count-1) and `catalog.<tenant>.snapshot`: the whole catalog at
+  one version in a few large messages, for a store's first load (or a resync): nats-py costs tens of
+  microseconds per message, so 100,000 one-item messages cost seconds that 50 chunks do not. The hub
+  publishes the chunks first and the head last; the head names the snapshot, its catalog version, the
+  stream sequence of that version's marker (a store continues from the next one) and the chunk count.
+  Each chunk holds item bodies (the item encoding above) with the snapshot id and its index; chunk 0 also
+  holds the tax classes and settings. The per-item path skips these subjects.
 
 Stores may read their own tenant's stream and nothing else (NATS permissions; they can publish nothing
 here). Bodies are msgpack maps, validated on decode like events: a bad message is refused with a reason.
@@ -20,6 +27,7 @@ here). Bodies are msgpack maps, validated on decode like events: a bad message i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -66,6 +74,24 @@ def version_subject(tenant: str) -> str:
     return f"catalog.{validators.token('tenant', tenant)}.version"
 
 
+def snapshot_subject(tenant: str) -> str:
+    """The snapshot's head (its chunks are `snapshot_subject(t).<n>`)."""
+    return f"catalog.{validators.token('tenant', tenant)}.snapshot"
+
+
+def snapshot_chunk_subject(tenant: str, index: int) -> str:
+    return f"{snapshot_subject(tenant)}.{index}"
+
+
+SNAPSHOT_ITEMS = 2000
+"""Items per snapshot chunk: about 300 KB at bench/catalog_sync.py's items (150 bytes each), under NATS's 1 MB
+payload limit with room for items three times larger."""
+MAX_CHUNKS = 10_000
+MAX_CHUNK_ITEMS = 20_000
+MAX_CHUNK_BYTES = 512 * 1024
+"""A chunk past this is split: half NATS's default 1 MB payload limit, whatever the items hold."""
+
+
 @dataclass(frozen=True)
 class Item:
     sku: str
@@ -105,7 +131,27 @@ class VersionMarker:
 Message = Item | TaxClass | Settings | VersionMarker
 
 
-def encode(message: Message) -> bytes:
+@dataclass(frozen=True)
+class SnapshotHead:
+    """The catalog at `version` in `chunks` chunks, reflecting the stream up to `stream_seq` (that version's
+    marker): a store that loads it continues from stream_seq + 1."""
+    snapshot: str
+    version: int
+    stream_seq: int
+    chunks: int
+
+
+@dataclass(frozen=True)
+class SnapshotChunk:
+    """One chunk, its item bodies still unpacked maps: each is checked as an item message is
+    (is_well_formed_item, else checked_item), one at a time, so a bad one is skipped with its reason."""
+    snapshot: str
+    index: int
+    items: list[dict[str, Any]]
+    others: tuple[TaxClass | Settings, ...]
+
+
+def _body(message: Message) -> dict[str, Any]:
     if isinstance(message, Item):
         body: dict[str, Any] = {
             "sku": message.sku, "product": message.product, "name": message.name,
@@ -120,7 +166,68 @@ def encode(message: Message) -> bytes:
                 "version": message.version}
     else:
         body = {"version": message.version, "published_ms": message.published_ms}
-    return cast(bytes, msgpack.packb(body))
+    return body
+
+
+def encode(message: Message) -> bytes:
+    return cast(bytes, msgpack.packb(_body(message)))
+
+
+def encode_head(head: SnapshotHead) -> bytes:
+    return cast(bytes, msgpack.packb({"snapshot": head.snapshot, "version": head.version,
+                                      "stream_seq": head.stream_seq, "chunks": head.chunks}))
+
+
+def encode_chunks(snapshot: str, items: Sequence[Item], others: Sequence[TaxClass | Settings],
+                  per_chunk: int = SNAPSHOT_ITEMS, first: int = 0) -> list[bytes]:
+    """The chunks of a snapshot, in index order from `first`: `per_chunk` items each (fewer where they would
+    pass MAX_CHUNK_BYTES), the tax classes and settings in chunk 0 (there is always a chunk 0, even with no
+    items). A snapshot built a page at a time calls this per page, `first` the number of chunks so far."""
+    bodies = [_body(item) for item in items]
+    chunks: list[bytes] = []
+
+    def add(at: int, end: int) -> None:
+        body: dict[str, Any] = {"snapshot": snapshot, "index": first + len(chunks), "items": bodies[at:end]}
+        if first + len(chunks) == 0:
+            body["tax"] = [_body(tax) for tax in others if isinstance(tax, TaxClass)]
+            body["settings"] = [_body(settings) for settings in others if isinstance(settings, Settings)]
+        data = cast(bytes, msgpack.packb(body))
+        if len(data) > MAX_CHUNK_BYTES and end - at > 1:
+            add(at, (at + end) // 2)
+            add((at + end) // 2, end)
+        else:
+            chunks.append(data)
+    for at in range(0, max(len(bodies), 1), per_chunk):
+        add(at, min(at + per_chunk, len(bodies)))
+    return chunks
+
+
+def decode_head(data: bytes) -> SnapshotHead:
+    """A snapshot head; raises Invalid with the reason for anything malformed."""
+    body = unpack(data)
+    return SnapshotHead(snapshot=validators.token("snapshot", body.get("snapshot")), version=_version(body),
+                        stream_seq=validators.integer("stream_seq", body.get("stream_seq"), 1, MAX_BIGINT),
+                        chunks=validators.integer("chunks", body.get("chunks"), 1, MAX_CHUNKS))
+
+
+def decode_chunk(data: bytes) -> SnapshotChunk:
+    """A snapshot chunk, its tax classes and settings decoded, its items left as maps (see SnapshotChunk);
+    raises Invalid with the reason for anything malformed around them."""
+    body = unpack(data)
+    items = _list("items", body.get("items"), MAX_CHUNK_ITEMS)
+    if not all(type(item) is dict for item in items):
+        raise Invalid("items", "must be a list of maps")
+    others: list[TaxClass | Settings] = []
+    for kind, key in (("tax", "tax"), ("settings", "settings")):
+        for each in _list(key, body.get(key, []), 4096):
+            if type(each) is not dict:
+                raise Invalid(key, "must be a list of maps")
+            message = decode_body(kind, each)
+            assert isinstance(message, TaxClass | Settings)
+            others.append(message)
+    return SnapshotChunk(snapshot=validators.token("snapshot", body.get("snapshot")),
+                         index=validators.integer("index", body.get("index"), 0, MAX_CHUNKS), items=items,
+                         others=tuple(others))
 
 
 def _list(where: str, value: Any, most: int) -> list[Any]:
