@@ -183,7 +183,7 @@ async def test_bad_catalog_messages_are_skipped_with_their_reason_and_the_rest_a
         (item_subject(TENANT, "JUNK"), b"\xc1 not msgpack"),
         (item_subject(TENANT, "NEG"), negative.replace(b"COF-250", b"NEG-001")),
         (item_subject(TENANT, "TEA-1"), encode(good)),  # the coffee on the tea's subject
-        (f"catalog.{TENANT}.gadget.x", b"\x80"),
+        (f"catalog.{TENANT}.gadget.x", b"\x80"),  # a kind the store does not follow: never delivered
     ])
     await publish_catalog(nats_server, demo_catalog())
     state = tmp_path / "edge"
@@ -191,10 +191,9 @@ async def test_bad_catalog_messages_are_skipped_with_their_reason_and_the_rest_a
         await wait_until(lambda: version_is(state, 1))
         restarts = tree.restarts
     assert restarts == 0, "a bad message crashed the sync"
-    assert metric("novapos_edge_catalog_messages_skipped_total") - skipped == 4
+    assert metric("novapos_edge_catalog_messages_skipped_total") - skipped == 3
     reasons = "\n".join(record.getMessage() for record in caplog.records)
-    for expected in ("is not msgpack", "prices[0] minor must be from 0", "COF-250 came on another subject",
-                     "kind 'gadget' is not item, tax, settings or version"):
+    for expected in ("is not msgpack", "prices[0] minor must be from 0", "COF-250 came on another subject"):
         assert expected in reasons, reasons
     assert price_of(state, COFFEE_BARCODE) == 499 and price_of(state, "MLK-1L") == 129
 
@@ -239,7 +238,8 @@ authorization {
   users: [
     {user: hub, password: hub}
     {user: store, password: store, permissions: {
-      publish: {allow: ["$JS.API.STREAM.INFO.CATALOG_demo", "$JS.API.CONSUMER.CREATE.CATALOG_demo.*.catalog.demo.>",
+      publish: {allow: ["$JS.API.STREAM.INFO.CATALOG_demo", "$JS.API.CONSUMER.CREATE.CATALOG_demo.*",
+                        "$JS.API.CONSUMER.CREATE.CATALOG_demo.*.catalog.demo.>",
                         "$JS.API.CONSUMER.MSG.NEXT.CATALOG_demo.*"]}
       subscribe: {allow: ["_INBOX.>"]}
     }}

@@ -9,8 +9,9 @@ a change; what arrives after the last marker waits, in that open transaction, fo
 
 JetStream API calls (what the store's NATS permissions must allow, all read-only on its own stream):
 `$JS.API.STREAM.INFO.CATALOG_<tenant>` (the stream's identity and last sequence),
-`$JS.API.CONSUMER.CREATE.CATALOG_<tenant>.<name>.catalog.<tenant>.>` (an ephemeral consumer, in memory,
-gone by itself INACTIVE_S after the store stops pulling) and `$JS.API.CONSUMER.MSG.NEXT.CATALOG_<tenant>.<name>`
+`$JS.API.CONSUMER.CREATE.CATALOG_<tenant>.<name>` (an ephemeral consumer, in memory, of every subject but
+the snapshot's, gone by itself INACTIVE_S after the store stops pulling; the snapshot's own consumers use
+the filtered form `...CREATE.CATALOG_<tenant>.<name>.catalog.<tenant>.snapshot[.*]`) and `$JS.API.CONSUMER.MSG.NEXT.CATALOG_<tenant>.<name>`
 (the pulls), plus receiving on the store's own inbox. Nothing is acknowledged, nothing is published.
 
 A stream rebuilt on the hub (its creation time changed, or its last sequence is behind what the store
@@ -45,7 +46,7 @@ from actors.catalog.snapshot import READ_TIMEOUT_S, read_snapshot, snapshot_rows
 from actors.storage.db import is_busy
 from edge_runtime import Actor, AsyncioSeam, Backoff
 from novapos.adapters.nats import NatsLink
-from novapos.wire.catalog import Settings, TaxClass, VersionMarker, catalog_stream, catalog_subjects
+from novapos.wire.catalog import Settings, TaxClass, VersionMarker, catalog_stream, following_subjects
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +81,11 @@ async def stream_identity(link: NatsLink, tenant: str) -> tuple[str, int]:
 
 
 async def open_consumer(link: NatsLink, tenant: str, start_seq: int, batch: int, expires_s: float) -> Puller:
-    """An ephemeral consumer of every catalog subject from `start_seq` on, and its reader."""
+    """An ephemeral consumer of the catalog's subjects but the snapshot's, from `start_seq` on, and its reader."""
     stream = catalog_stream(tenant)
     consumer = f"edge-{uuid.uuid4().hex}"
     await link.js.add_consumer(stream, ConsumerConfig(
-        name=consumer, filter_subject=catalog_subjects(tenant), deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        name=consumer, filter_subjects=following_subjects(tenant), deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
         opt_start_seq=start_seq, ack_policy=AckPolicy.NONE, inactive_threshold=INACTIVE_S,
         mem_storage=True, num_replicas=1))
     puller = Puller(link.client, stream, consumer, batch, expires_s)

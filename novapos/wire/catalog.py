@@ -58,6 +58,13 @@ def catalog_subjects(tenant: str) -> str:
     return f"catalog.{validators.token('tenant', tenant)}.>"
 
 
+def following_subjects(tenant: str) -> list[str]:
+    """What a store that has its catalog follows: every subject but the snapshot's, so that a republished
+    snapshot (megabytes) never travels to stores that do not need it."""
+    prefix = f"catalog.{validators.token('tenant', tenant)}"
+    return [f"{prefix}.item.>", f"{prefix}.tax.>", f"{prefix}.settings", f"{prefix}.version"]
+
+
 def item_subject(tenant: str, sku: str) -> str:
     return f"catalog.{validators.token('tenant', tenant)}.item.{validators.token('sku', sku)}"
 
