@@ -102,13 +102,19 @@ async def _as_hub(server: EmbeddedNats) -> Client:
 
 
 async def _refused(url: str, seed: Path) -> str:
-    """Why NATS refuses a login with `seed` ("" if it accepts it)."""
-    try:
-        client = await nats.connect(url, nkeys_seed=str(seed), allow_reconnect=False, connect_timeout=2)
-    except Exception as exc:
-        return str(exc)
-    await client.close()
-    return ""
+    """Why NATS refuses a login with `seed` ("" if it accepts it). A connection reset while the server is
+    still reloading its authorization says nothing yet: that attempt is made again, a few times."""
+    for _ in range(5):
+        try:
+            client = await nats.connect(url, nkeys_seed=str(seed), allow_reconnect=False, connect_timeout=2)
+        except Exception as exc:
+            if "reset by peer" in str(exc):
+                await asyncio.sleep(0.2)
+                continue
+            return str(exc)
+        await client.close()
+        return ""
+    return "connection reset by peer, every time"
 
 
 async def _until(predicate: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
