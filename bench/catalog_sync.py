@@ -60,6 +60,7 @@ from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.pricing import Price
 from novapos.wire.catalog import (
     Item,
+    Message,
     Settings,
     SnapshotHead,
     TaxClass,
@@ -70,10 +71,9 @@ from novapos.wire.catalog import (
     encode_chunks,
     encode_head,
     item_subject,
-    settings_subject,
     snapshot_chunk_subject,
     snapshot_subject,
-    tax_subject,
+    subject_of,
     version_subject,
 )
 
@@ -96,11 +96,10 @@ def item(number: int, minor: int, version: int) -> Item:
 
 def catalog_messages(items: int) -> list[tuple[str, bytes]]:
     """The stream's content as the hub publishes a first version: settings, a tax class, every item, the marker."""
-    messages = [(settings_subject(TENANT), encode(Settings("EUR", True, 1))),
-                (tax_subject(TENANT, "std"), encode(TaxClass("std", "Standard", ((REGION, 200_000),), 1)))]
-    messages += [(item_subject(TENANT, f"SKU-{n:06d}"), encode(item(n, 100 + n % 5000, 1))) for n in range(items)]
-    messages.append((version_subject(TENANT), encode(VersionMarker(1, int(time.time() * 1000)))))
-    return messages
+    catalog: list[Message] = [Settings("EUR", True, 1), TaxClass("std", "Standard", ((REGION, 200_000),), 1),
+                              *(item(n, 100 + n % 5000, 1) for n in range(items)),
+                              VersionMarker(1, int(time.time() * 1000))]
+    return [(subject_of(TENANT, message), encode(message)) for message in catalog]
 
 
 def snapshot_messages(items: int, marker_seq: int) -> list[tuple[str, bytes]]:

@@ -23,12 +23,9 @@ from novapos.wire.catalog import (
     encode,
     encode_chunks,
     encode_head,
-    item_subject,
-    settings_subject,
     snapshot_chunk_subject,
     snapshot_subject,
-    tax_subject,
-    version_subject,
+    subject_of,
 )
 
 TENANT = "demo"
@@ -60,16 +57,6 @@ def demo_catalog(version: int = 1, *, prices_include_tax: bool = True) -> list[M
 def seed_catalog(state_dir: Path, messages: Iterable[Message] | None = None) -> None:
     """Write a catalog (the demo's, at version 1, unless told) into the state folder of an edge not yet started."""
     write_catalog(state_dir, demo_catalog() if messages is None else messages)
-
-
-def subject_of(tenant: str, message: Message) -> str:
-    if isinstance(message, Item):
-        return item_subject(tenant, message.sku)
-    if isinstance(message, TaxClass):
-        return tax_subject(tenant, message.tax_class)
-    if isinstance(message, Settings):
-        return settings_subject(tenant)
-    return version_subject(tenant)
 
 
 def hub_link(server: EmbeddedNats | str, name: str) -> NatsLink:

@@ -60,11 +60,9 @@ from novapos.wire.catalog import (
     encode,
     encode_chunks,
     encode_head,
-    item_subject,
-    settings_subject,
     snapshot_chunk_subject,
     snapshot_subject,
-    tax_subject,
+    subject_of,
     version_subject,
 )
 
@@ -229,14 +227,13 @@ async def _publish_locked(conn: asyncpg.Connection, link: NatsLink, tenant: str)
         since = min(recorded, on_stream or 0)
         if version == since == on_stream:
             return version
-        messages: list[tuple[str, Message]] = []
+        messages: list[Message] = []
         if since == 0 or row["settings_version"] > since:
-            messages.append((settings_subject(tenant), Settings(row["currency"], row["prices_include_tax"],
-                                                                row["settings_version"])))
-        messages += [(tax_subject(tenant, tax.tax_class), tax) for tax in await _tax_classes(conn, tenant, since)]
-        messages += [(item_subject(tenant, item.sku), item) for item in await items_since(conn, tenant, since)]
+            messages.append(Settings(row["currency"], row["prices_include_tax"], row["settings_version"]))
+        messages += await _tax_classes(conn, tenant, since)
+        messages += await items_since(conn, tenant, since)
         stream = await link.js.stream_info(catalog_stream(tenant))
-        await publish_pipelined(link.client, [(subject, encode(message)) for subject, message in messages],
+        await publish_pipelined(link.client, [(subject_of(tenant, message), encode(message)) for message in messages],
                                 stream.state.last_seq)
         # The marker only once every message of the version is stored: a store never applies half a version.
         await link.js.publish(version_subject(tenant), encode(VersionMarker(version, int(time.time() * 1000))),

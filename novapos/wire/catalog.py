@@ -176,6 +176,17 @@ def _body(message: Message) -> dict[str, Any]:
     return body
 
 
+def subject_of(tenant: str, message: Message) -> str:
+    """The subject a message travels on: the item's, the tax class's, the settings' or the marker's."""
+    if isinstance(message, Item):
+        return item_subject(tenant, message.sku)
+    if isinstance(message, TaxClass):
+        return tax_subject(tenant, message.tax_class)
+    if isinstance(message, Settings):
+        return settings_subject(tenant)
+    return version_subject(tenant)
+
+
 def encode(message: Message) -> bytes:
     return cast(bytes, msgpack.packb(_body(message)))
 
