@@ -4,9 +4,12 @@ import; and the publisher that keeps each tenant's catalog stream, which the sto
 
 from pathlib import Path
 
+from hub.catalog import uploads
 from hub.catalog.publisher import run_publisher
 from hub.catalog.routes import OPENAPI, routes
 from hub.domains import Domain
 
-DOMAIN = Domain("catalog", migrations=Path(__file__).parent / "migrations", routes=routes, openapi=OPENAPI,
+DOMAIN = Domain("catalog", migrations=Path(__file__).parent / "migrations",
+                routes=lambda console: [*routes(console), *uploads.routes(console)],
+                openapi={key: {**OPENAPI[key], **uploads.OPENAPI[key]} for key in ("paths", "schemas")},
                 services=(run_publisher,))

@@ -9,12 +9,15 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
+from hub.catalog.uploads import MAX_UPLOAD_BYTES, UPLOAD_PATH
 from hub.console.context import Console
 from hub.console.openapi import document
 from hub.domains import domains
-from novapos.adapters.http import metrics, route, with_api_errors
+from novapos.adapters.http import ApiError, metrics, route, with_api_errors
 
 PAGE = Path(__file__).parent / "console.html"
+STATIC = {name: Path(__file__).parent / "static" / name for name in ("console.js", "console.css")}
+"""The page's script and style: named here, so no other file under the package can be asked for."""
 
 
 def build_console(console: Console) -> Starlette:
@@ -31,7 +34,13 @@ def build_console(console: Console) -> Starlette:
         return JSONResponse({"status": "ok", "nats": "connected" if console.link.connected else "reconnecting"})
 
     async def index(_request: Request) -> Response:
-        return FileResponse(PAGE)
+        return FileResponse(PAGE, headers={"cache-control": "no-cache"})
+
+    async def static(request: Request) -> Response:
+        found = STATIC.get(request.path_params["name"])
+        if found is None:
+            raise ApiError(404, "there is no such file: the console serves console.js and console.css")
+        return FileResponse(found, headers={"cache-control": "no-cache"})
 
     spec = document(domains())
 
@@ -44,5 +53,6 @@ def build_console(console: Console) -> Starlette:
         route("/healthz", GET=healthz),
         route("/metrics", GET=metrics),
         route("/openapi.json", GET=openapi),
+        route("/static/{name}", GET=static),
         *domain_routes,
-    ]))
+    ]), large_bodies={UPLOAD_PATH: MAX_UPLOAD_BYTES})

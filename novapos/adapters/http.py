@@ -9,7 +9,8 @@ HTTP handler can await the supervision tree or the asyncio seam directly.
   on a rebound DNS name (evil.example resolving to 127.0.0.1) cannot talk to it: 421.
 - A state-changing request that carries an Origin must come from the server's own origin: 403. A
   browser always sends Origin on a cross-origin POST/PUT/PATCH/DELETE; curl and tests send none.
-- A body is read as it arrives and cut off past MAX_BODY_BYTES (413): never buffered whole.
+- A body is read as it arrives and cut off past MAX_BODY_BYTES (413): never buffered whole. A path the app
+  names in `large_bodies` (an upload) has its own, larger bound, and its handler must stream the body.
 - Every answer carries the security headers (CSP with frame-ancestors, nosniff, no referrer).
 
 Every route is declared with `route`, which answers OPTIONS (204 with Allow) and refuses a POST, PUT or
@@ -27,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -109,18 +110,19 @@ def _no_constant(name: str) -> float:
     raise ApiError(400, f"the request body is not valid JSON ({name} is not a JSON number)")
 
 
-def route(path: str, **handlers: Handler) -> Route:
+def route(path: str, *, body_type: str = "application/json", **handlers: Handler) -> Route:
     """One route per path, whatever its methods: a 405 then lists them all in Allow, and OPTIONS answers
     204 with that list (and no CORS headers, so other sites' pages are still refused by the browser).
-    A body-carrying method it serves must send application/json (415), even with an empty body."""
+    A body-carrying method it serves must send `body_type` (415), even with an empty body: application/json,
+    or an upload's type such as text/csv (never a type a browser may send cross-origin without asking)."""
     methods = [*handlers, "OPTIONS"]
 
     async def endpoint(request: Request) -> Response:
         if request.method == "OPTIONS":
             return Response(status_code=204, headers={"allow": ", ".join(methods)})
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if request.method in WITH_BODY and media_type != "application/json":
-            raise ApiError(415, f"send the request body as application/json, not {describe(media_type or None)}")
+        if request.method in WITH_BODY and media_type != body_type:
+            raise ApiError(415, f"send the request body as {body_type}, not {describe(media_type or None)}")
         handler = handlers.get(request.method) or handlers["GET"]  # HEAD is served by GET
         return await handler(request)
     return Route(path, endpoint, methods=methods)
@@ -161,16 +163,17 @@ async def _failure(request: Request, _exc: Exception) -> Response:
 class _Door:
     """Pure ASGI middleware: the checks every request passes before routing (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, served_names: frozenset[str]) -> None:
+    def __init__(self, app: ASGIApp, served_names: frozenset[str], large_bodies: Mapping[str, int]) -> None:
         self.app = app
         self.served_names = served_names
+        self.large_bodies = large_bodies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
-        body = _Limited(receive)
+        body = _Limited(receive, self.large_bodies.get(scope["path"], MAX_BODY_BYTES))
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -200,8 +203,9 @@ class _Door:
             return 403, (f"a page from another origin ({describe(origin)}) may not change anything here: "
                          "use this server's own page")
         length = headers.get("content-length", "0")
-        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-            return 413, _too_large()
+        limit = self.large_bodies.get(scope["path"], MAX_BODY_BYTES)
+        if not length.isdigit() or int(length) > limit:
+            return 413, _too_large(limit)
         return None
 
     def _serves(self, scope: Scope, host: str) -> bool:
@@ -220,36 +224,39 @@ class _Door:
         return name in self.served_names or name in (str(server[0]), scope.get(_BIND_HOST, "").lower())
 
 
-def _too_large() -> str:
-    return f"the request body is too large: a request to this server is at most {MAX_BODY_BYTES // 1024} KiB"
+def _too_large(limit: int) -> str:
+    return f"the request body is too large: a request here is at most {limit // 1024} KiB"
 
 
 class _Limited:
-    """A request's `receive`, cut off once its body passes MAX_BODY_BYTES (a body sent without a
+    """A request's `receive`, cut off once its body passes its limit (a body sent without a
     Content-Length). A cut-off request's connection closes after the 413: its unread rest is not
     drained, and the client must not reuse the connection."""
 
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, receive: Receive, limit: int) -> None:
         self._receive = receive
+        self.limit = limit
         self.received = 0
 
     @property
     def cut_off(self) -> bool:
-        return self.received > MAX_BODY_BYTES
+        return self.received > self.limit
 
     async def receive(self) -> Message:
         message = await self._receive()
         if message["type"] == "http.request":
             self.received += len(message.get("body", b""))
             if self.cut_off:
-                raise ApiError(413, _too_large())
+                raise ApiError(413, _too_large(self.limit))
         return message
 
 
-def with_api_errors(app: Starlette) -> Starlette:
-    """Fit `app` with the door (see the module docstring) and JSON errors."""
+def with_api_errors(app: Starlette, large_bodies: Mapping[str, int] | None = None) -> Starlette:
+    """Fit `app` with the door (see the module docstring) and JSON errors; `large_bodies`: path -> the
+    larger bound of an upload's body there (its handler streams it)."""
     machine = socket.gethostname().lower()
-    app.add_middleware(_Door, served_names=LOCAL_NAMES | {machine, f"{machine}.local"})
+    app.add_middleware(_Door, served_names=LOCAL_NAMES | {machine, f"{machine}.local"},
+                       large_bodies=dict(large_bodies or {}))
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(Invalid, _invalid)
     app.add_exception_handler(HTTPException, _http_error)

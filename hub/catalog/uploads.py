@@ -1,0 +1,193 @@
+"""A catalog CSV uploaded from the console, imported as a job whose progress the page polls.
+
+POST /api/catalog/imports takes the file itself as the body (text/csv, up to MAX_UPLOAD_BYTES, far past
+the door's 64 KiB: the door lets this one path through with its own bound, see
+novapos.adapters.http.with_api_errors), streamed to a temporary file as it arrives, never held whole in
+the request. It answers 202 at once with the job's id; the import (hub.catalog.importer) runs after the
+answer, and GET /api/catalog/imports/{id} says how far it is: rows read of the file's rows, the step, and
+at the end the catalog version made and the rows refused (line, column, reason).
+
+Jobs live in the hub process that took the upload (the newest MAX_JOBS of them): a hub restarted during an
+import loses its progress, and the import itself, which commits whole or not at all.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+import tempfile
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import trio
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute
+
+from hub.audit.chain import Entry, record
+from hub.catalog import service
+from hub.catalog.importer import Imported, Malformed, import_catalog
+from hub.console.context import Console
+from hub.identity.access import authorize
+from novapos.adapters.http import ApiError, route
+from novapos.roles import Permission
+from novapos.validators import describe
+
+log = logging.getLogger(__name__)
+
+UPLOAD_PATH = "/api/catalog/imports"
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+MAX_JOBS = 50
+ERRORS_SHOWN = 100
+CHUNK_BYTES = 1024 * 1024
+_READ = re.compile(r"read (\d+) rows")
+
+
+@dataclass
+class Job:
+    """One upload's import, as GET .../imports/{id} shows it."""
+    id: int
+    tenant: str
+    actor: str
+    size_bytes: int
+    rows_total: int
+    state: str = "queued"
+    """queued, importing, done, failed."""
+    rows_done: int = 0
+    step: str = "waiting to start"
+    result: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "state": self.state, "rows_done": self.rows_done, "rows_total": self.rows_total,
+                "size_bytes": self.size_bytes, "step": self.step, **self.result}
+
+    def progress(self, message: str) -> None:
+        """The importer's progress sentence (called on the asyncio side: plain attribute writes)."""
+        self.step = message
+        if (read := _READ.match(message)) is not None:
+            self.rows_done = min(int(read.group(1)), self.rows_total)
+
+
+def _rows_in(data: bytes) -> int:
+    """Data rows the file holds, counted by line ends before the import reads it (a quoted field holding a
+    line end makes this a little high; progress never passes it)."""
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    return max(lines - 1, 0)
+
+
+async def _import_and_record(pool: asyncpg.Pool, job: Job, data: bytes) -> Imported:
+    """(asyncio side) The import, then its audit record. The importer commits its own transaction, so the
+    record follows it in a second one: an import is never recorded that did not land."""
+    imported = await import_catalog(pool, job.tenant, data, job.progress)
+    async with pool.acquire() as conn, conn.transaction():
+        await record(conn, Entry(job.tenant, job.actor, "catalog.imported", target=f"version {imported.version}",
+                                 details={"rows": imported.rows, "landed": imported.landed,
+                                          "refused": len(imported.errors), "bytes": job.size_bytes}))
+    return imported
+
+
+OPENAPI: dict[str, Any] = {"paths": {
+    UPLOAD_PATH: {"post": {
+        "summary": "Upload a catalog CSV (the format of `novapos hub catalog import --help`) and import it as a job; "
+                   "poll GET /api/catalog/imports/{id} for its progress",
+        "requestBody": {"required": True, "content": {"text/csv": {"schema": {
+            "type": "string", "minLength": 1, "maxLength": MAX_UPLOAD_BYTES,
+            "description": f"the file, at most {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB"}}}},
+        "responses": {
+            "202": {"description": "taken: the job, queued", "content": {"application/json": {"schema": {
+                "$ref": "#/components/schemas/ImportJob"}}}},
+            "401": {"description": "not signed in", "content": {"application/json": {"schema": {
+                "$ref": "#/components/schemas/Error"}}}},
+            "403": {"description": "no catalog.edit over the whole tenant, or no CSRF token", "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            "413": {"description": f"larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB", "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            "415": {"description": "not sent as text/csv", "content": {"application/json": {"schema": {
+                "$ref": "#/components/schemas/Error"}}}},
+            "422": {"description": "an empty file", "content": {"application/json": {"schema": {
+                "$ref": "#/components/schemas/Error"}}}}}}},
+    UPLOAD_PATH + "/{id}": {"get": {
+        "summary": "An upload's import: rows read of the file's rows, the step it is at, and once done the catalog "
+                   f"version it made and the first {ERRORS_SHOWN} rows refused",
+        "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}],
+        "responses": {
+            "200": {"description": "the job", "content": {"application/json": {"schema": {
+                "$ref": "#/components/schemas/ImportJob"}}}},
+            "401": {"description": "not signed in", "content": {"application/json": {"schema": {
+                "$ref": "#/components/schemas/Error"}}}},
+            "403": {"description": "no catalog.edit over the whole tenant", "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/Error"}}}},
+            "404": {"$ref": "#/components/responses/NotFound"}}}},
+}, "schemas": {
+    "ImportJob": {"type": "object", "properties": {
+        "id": {"type": "integer", "minimum": 1},
+        "state": {"enum": ["queued", "importing", "done", "failed"]},
+        "rows_done": {"type": "integer", "minimum": 0}, "rows_total": {"type": "integer", "minimum": 0},
+        "size_bytes": {"type": "integer", "minimum": 1, "maximum": MAX_UPLOAD_BYTES},
+        "step": {"type": "string", "description": "what the import is doing, or why it failed"},
+        "version": {"type": "integer", "description": "done: the catalog version it made"},
+        "landed": {"type": "integer"}, "changed_variants": {"type": "integer"},
+        "refused": {"type": "integer", "description": "done: rows refused (the others landed)"},
+        "errors": {"type": "array", "maxItems": ERRORS_SHOWN, "items": {"type": "object", "properties": {
+            "line": {"type": "integer"}, "column": {"type": "string"}, "reason": {"type": "string"}}}}}},
+}}
+
+
+def routes(console: Console) -> Sequence[BaseRoute]:
+    jobs: OrderedDict[int, Job] = OrderedDict()
+    ids = itertools.count(1)
+
+    async def run(job: Job, data: bytes) -> None:
+        job.state, job.step = "importing", "reading the rows"
+        try:
+            imported = await console.seam.run(_import_and_record, console.ready_pool(), job, data)
+        except (Malformed, service.NotFound) as exc:
+            job.state, job.step = "failed", f"refused whole, nothing changed: {exc}"
+            return
+        except Exception as exc:
+            log.warning("catalog import %d for %s failed (%s: %s); nothing changed. Check PostgreSQL and the hub's "
+                        "log, then upload the file again", job.id, job.tenant, type(exc).__name__, exc)
+            job.state, job.step = "failed", (f"the import failed ({type(exc).__name__}), nothing changed: "
+                                             "upload the file again; if it keeps failing, see the hub's log")
+            return
+        job.state, job.rows_done = "done", job.rows_total
+        job.result = {"version": imported.version, "landed": imported.landed,
+                      "changed_variants": imported.changed_variants, "refused": len(imported.errors),
+                      "errors": [{"line": e.line, "column": e.column, "reason": e.reason}
+                                 for e in imported.errors[:ERRORS_SHOWN]]}
+        log.info("catalog import %d for %s by %s: version %d, %d rows landed, %d refused", job.id, job.tenant,
+                 job.actor, imported.version, imported.landed, len(imported.errors))
+
+    async def upload(request: Request) -> Response:
+        principal = await authorize(console, request, Permission.EDIT_CATALOG, tenant_wide=True)
+        with tempfile.TemporaryFile(prefix="novapos-upload-") as raw:
+            spool = trio.wrap_file(raw)
+            size = 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                await spool.write(chunk)
+            if size == 0:
+                raise ApiError(422, "the file is empty: upload a catalog CSV whose first line names the columns")
+            await spool.seek(0)
+            data = await spool.read()
+        job = Job(next(ids), principal.tenant, principal.login, size, _rows_in(data))
+        jobs[job.id] = job
+        while len(jobs) > MAX_JOBS:
+            jobs.popitem(last=False)
+        return JSONResponse(job.as_json(), status_code=202, background=BackgroundTask(run, job, data))
+
+    async def progress(request: Request) -> Response:
+        principal = await authorize(console, request, Permission.EDIT_CATALOG, tenant_wide=True)
+        raw = request.path_params["id"]
+        job = jobs.get(int(raw)) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else None
+        if job is None or job.tenant != principal.tenant:
+            raise ApiError(404, f"there is no import {describe(raw)} at this hub (the hub keeps its newest "
+                                f"{MAX_JOBS} and forgets them when it restarts)")
+        return JSONResponse(job.as_json())
+
+    return [route(UPLOAD_PATH, body_type="text/csv", POST=upload), route(UPLOAD_PATH + "/{id}", GET=progress)]

@@ -1,0 +1,794 @@
+// The hub console: plain JavaScript, no build step. Every value shown comes from the API and may be hostile,
+// so text goes in through textContent (el() below) and never as HTML. The server decides what a user may
+// do; the page only hides what the session's permissions lack.
+"use strict";
+
+const LIMIT = 25;
+const state = { session: null, csrf: "", currency: null, refresh: null, rendering: 0 };
+const $ = id => document.getElementById(id);
+
+// ---- building the page, safely -------------------------------------------------------------------------
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key === "value" || key === "checked") node[key] = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined && child !== false) {
+      node.append(child instanceof Node ? child : String(child));
+    }
+  }
+  return node;
+}
+
+const card = (title, ...children) => el("div", { class: "card" }, el("h2", { text: title }), ...children);
+const field = (label, input) => el("label", {}, label, input);
+const can = permission => !!state.session && state.session.permissions.includes(permission);
+
+function problem(message) {
+  const box = $("problem");
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
+function status(message) { $("status").textContent = message || ""; }
+
+// ---- values as a person reads them ---------------------------------------------------------------------
+const MINOR_DIGITS = { JPY: 0, KRW: 0, ISK: 0, CLP: 0, VND: 0, BHD: 3, KWD: 3, JOD: 3, OMR: 3, TND: 3 };
+const digitsOf = currency => MINOR_DIGITS[currency] ?? 2;
+
+function money(minor, currency) {
+  if (minor === null || minor === undefined) return "";
+  const digits = digitsOf(currency);
+  const negative = minor < 0;
+  const text = String(Math.abs(minor)).padStart(digits + 1, "0");
+  const units = digits ? text.slice(0, -digits) + "." + text.slice(-digits) : text;
+  return `${negative ? "-" : ""}${units}${currency ? " " + currency : ""}`;
+}
+
+function parseAmount(text, currency) {
+  // "4.99" -> 499 in integer arithmetic (never through a float); null when it is not an amount.
+  const digits = digitsOf(currency);
+  const match = /^\s*(\d{1,9})(?:[.,](\d+))?\s*$/.exec(text);
+  if (!match || (match[2] || "").length > digits) return null;
+  return Number(match[1]) * 10 ** digits + Number((match[2] || "").padEnd(digits, "0") || "0");
+}
+
+function when(value) {
+  if (!value) return "";
+  const date = new Date(value);
+  return isNaN(date) ? String(value) : date.toISOString().replace("T", " ").slice(0, 19) + " UTC";
+}
+
+function age(seconds) {
+  if (seconds === null || seconds === undefined) return "";
+  const s = Math.round(Number(seconds));
+  if (s < 90) return `${s} s`;
+  if (s < 5400) return `${Math.round(s / 60)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
+}
+
+function skew(seconds) {
+  if (seconds === null || seconds === undefined) return "";
+  const s = Number(seconds);
+  return Math.abs(s) < 1 ? "in step" : `${Math.abs(s).toFixed(0)} s ${s > 0 ? "behind" : "ahead"}`;
+}
+
+function plain(value) {
+  // Any value of an unknown shape, as text: money objects as money, times as times.
+  if (value === null || value === undefined) return "";
+  if (Array.isArray(value)) return value.map(plain).join(", ");
+  if (typeof value === "object") {
+    if ("minor" in value && "currency" in value) return money(value.minor, value.currency);
+    return JSON.stringify(value);
+  }
+  if (typeof value === "string" && /^\d{4}-\d\d-\d\dT\d\d:\d\d/.test(value)) return when(value);
+  return String(value);
+}
+
+const roleText = r => r.role.replace(/_/g, " ") + (r.region ? ` of region ${r.region}` : "") +
+  (r.store ? ` at ${r.store}` : "");
+
+// ---- the API -------------------------------------------------------------------------------------------
+class Refused extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+async function api(method, path, body, contentType) {
+  const options = { method, credentials: "same-origin", headers: {} };
+  if (method !== "GET") {
+    options.headers["X-CSRF-Token"] = state.csrf;
+    options.headers["Content-Type"] = contentType || "application/json";
+    options.body = contentType ? body : JSON.stringify(body || {});
+  }
+  let response;
+  try {
+    response = await fetch(path, options);
+  } catch (exc) {
+    throw new Refused(0, "the hub did not answer: check the network, then try again");
+  }
+  const text = await response.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (exc) { data = null; }
+  const sentence = data && typeof data.error === "string" ? data.error : `${response.status} ${response.statusText}`;
+  if (response.status === 401 && path !== "/api/login") {
+    signedOut(sentence);
+    throw new Refused(401, sentence);
+  }
+  if (!response.ok) throw new Refused(response.status, sentence);
+  return data;
+}
+
+function query(path, params) {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== null && value !== undefined && String(value).trim() !== "") search.set(key, String(value).trim());
+  }
+  const text = search.toString();
+  return text ? `${path}?${text}` : path;
+}
+
+function page(answer, cursorOf) {
+  // New lists answer {items, next}; older ones a bare array (the next page starts after its last item).
+  if (Array.isArray(answer)) {
+    return { items: answer, next: answer.length >= LIMIT && cursorOf ? cursorOf(answer[answer.length - 1]) : null };
+  }
+  return { items: (answer && answer.items) || [], next: answer ? answer.next ?? null : null };
+}
+
+// ---- tables and lists ----------------------------------------------------------------------------------
+function fill(table, columns, rows, open) {
+  table.replaceChildren();
+  const head = el("tr", {}, columns.map(c => el("th", { scope: "col", text: c.label })));
+  table.append(el("thead", {}, head));
+  const body = el("tbody");
+  for (const row of rows) {
+    const tr = el("tr");
+    for (const column of columns) {
+      const value = column.value(row);
+      tr.append(el("td", { class: column.wrap ? "wrap" : null }, value instanceof Node ? value : plain(value)));
+    }
+    if (open) {
+      tr.className = "clickable";
+      tr.tabIndex = 0;
+      tr.addEventListener("click", event => { if (!event.target.closest("button")) open(row); });
+      tr.addEventListener("keydown", event => { if (event.key === "Enter" && event.target === tr) open(row); });
+    }
+    body.append(tr);
+  }
+  if (!rows.length) body.append(el("tr", {}, el("td", { colspan: columns.length, class: "note", text: "none" })));
+  table.append(body);
+}
+
+function listing(title, columns, fetchPage, options = {}) {
+  // A card with a table paged by keyset: "Next page" follows the answer's cursor, "First page" starts over.
+  const table = el("table", { id: options.id });
+  const next = el("button", { type: "button", class: "secondary", text: options.nextLabel || "Next page", hidden: true });
+  const first = el("button", { type: "button", class: "secondary", text: "First page", hidden: true });
+  const box = card(title, options.before || null, el("div", { class: "scroll" }, table), el("div", { class: "pager" }, first, next));
+  let cursor = null;
+  async function show(at) {
+    const answer = page(await fetchPage(at), options.cursorOf);
+    const rows = options.order ? options.order(answer.items) : answer.items;
+    fill(table, columns, rows, options.open);
+    if (options.after) options.after(rows);
+    cursor = answer.next;
+    next.hidden = cursor === null || cursor === undefined;
+    first.hidden = at === null;
+    box.dataset.page = at === null ? "first" : "later";
+  }
+  const guarded = at => show(at).catch(report);
+  next.addEventListener("click", () => guarded(cursor));
+  first.addEventListener("click", () => guarded(null));
+  box.reload = () => show(null);
+  box.refresh = () => (box.dataset.page === "first" ? show(null) : Promise.resolve());
+  return box;
+}
+
+function facts(pairs) {
+  return el("dl", { class: "facts" }, pairs.flatMap(([label, value]) =>
+    [el("dt", { text: label }), el("dd", {}, value instanceof Node ? value : plain(value))]));
+}
+
+function generic(title, rows) {
+  // A table of rows whose shape this page does not fix (history, lines, diffs): one column per key.
+  const list = Array.isArray(rows) ? rows : [];
+  const keys = [...new Set(list.flatMap(row => (row && typeof row === "object" ? Object.keys(row) : [])))];
+  const table = el("table");
+  fill(table, keys.map(key => ({ label: key.replace(/_/g, " "), value: row => row[key] })), list);
+  return card(title, el("div", { class: "scroll" }, table));
+}
+
+function form(fields, label, submit, options = {}) {
+  const button = el("button", { type: "submit", text: label });
+  const node = el("form", { class: "form", id: options.id }, fields, button);
+  node.addEventListener("submit", async event => {
+    event.preventDefault();
+    button.disabled = true;
+    problem("");
+    try {
+      await submit(node);
+    } catch (exc) {
+      report(exc);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return node;
+}
+
+function report(exc) {
+  if (exc instanceof Refused && exc.status === 401) return;  // back at the sign-in form, which says why
+  problem(exc instanceof Refused ? exc.message : `the page failed: ${exc && exc.message}`);
+}
+
+const input = (name, props = {}) => el("input", { name, id: `f-${name}`, ...props });
+const select = (name, choices, props = {}) =>
+  el("select", { name, id: `f-${name}`, ...props }, choices.map(([value, label]) => el("option", { value, text: label })));
+const back = (hash, text) => el("p", {}, el("a", { href: hash, text }));
+
+// ---- signing in and out --------------------------------------------------------------------------------
+function signedIn(session) {
+  state.session = session;
+  state.csrf = session.csrf;
+  $("who").textContent = `${session.name} (${session.user}) · ${session.tenant} · ` +
+    (session.roles.map(roleText).join(", ") || "no role");
+  $("signout").hidden = false;
+  $("nav").hidden = false;
+  $("menu").hidden = false;
+  for (const link of document.querySelectorAll("#nav a")) link.hidden = !can(link.dataset.permission);
+  $("signin").hidden = true;
+  $("view").hidden = false;
+}
+
+function signedOut(why) {
+  state.session = null;
+  state.csrf = "";
+  state.currency = null;
+  state.refresh = null;
+  $("who").textContent = "";
+  $("signout").hidden = $("nav").hidden = $("menu").hidden = true;
+  $("view").hidden = true;
+  $("view").replaceChildren();
+  $("signin").hidden = false;
+  status("");
+  problem(why || "");
+  $("signin-form").elements.login.focus();
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  const fields = event.target.elements;
+  problem("");
+  try {
+    const session = await api("POST", "/api/login", { login: fields.login.value.trim(), password: fields.password.value });
+    fields.password.value = "";
+    signedIn(session);
+    if (!location.hash || location.hash === "#") location.hash = firstSection();
+    else render();
+  } catch (exc) {
+    report(exc);
+  }
+}
+
+async function signOut() {
+  try { await api("POST", "/api/logout"); } catch (exc) { /* the session is gone either way */ }
+  signedOut("You are signed out.");
+}
+
+// ---- sections ------------------------------------------------------------------------------------------
+const SECTIONS = {
+  fleet: { permission: "fleet.view", list: fleet, item: fleetStore },
+  catalog: { permission: "catalog.view", list: catalog, item: product },
+  stock: { permission: "stock.view", list: stock },
+  orders: { permission: "sales.view", list: orders, item: order },
+  "dead-letters": { permission: "dead_letters.view", list: deadLetters },
+  users: { permission: "users.view", list: users, item: user },
+  audit: { permission: "audit.view", list: audit },
+};
+
+function firstSection() {
+  const found = Object.entries(SECTIONS).find(([, section]) => can(section.permission));
+  return found ? `#${found[0]}` : "#";
+}
+
+async function render() {
+  if (!state.session) return;
+  const token = ++state.rendering;
+  const [name, ...rest] = location.hash.slice(1).split("/");
+  const arg = rest.length ? decodeURIComponent(rest.join("/")) : null;
+  const section = SECTIONS[name];
+  for (const link of document.querySelectorAll("#nav a")) {
+    if (link.getAttribute("href") === `#${name}`) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  if ($("nav").classList.contains("open")) toggleMenu(false);
+  problem("");
+  status("");
+  state.refresh = null;
+  const view = $("view");
+  if (!section) {
+    location.replace(firstSection());
+    return;
+  }
+  if (!can(section.permission)) {
+    view.replaceChildren();
+    problem(`your roles do not include ${section.permission}: ask a tenant admin`);
+    return;
+  }
+  const parts = [];
+  try {
+    await (arg === null ? section.list(parts) : section.item(arg, parts));
+  } catch (exc) {
+    if (token === state.rendering) { view.replaceChildren(...parts); report(exc); }
+    return;
+  }
+  if (token !== state.rendering) return;  // the user moved on meanwhile
+  view.replaceChildren(...parts);
+  view.dataset.section = name;
+  view.dataset.item = arg || "";
+  const heading = view.querySelector("h2");
+  if (heading) { heading.tabIndex = -1; }
+}
+
+// Fleet: alerts first, each store's health; a store's detail with its day of history.
+async function fleet(parts) {
+  const region = input("region", { maxlength: 64, placeholder: "all" });
+  const which = select("status", [["", "all"], ["online", "online"], ["offline", "offline"]]);
+  const alerts = el("ul", { class: "alerts", id: "fleet-alerts" });
+  const alertCard = card("Alerts", alerts);
+  const devices = d => (d || []).map(x => `${x.name}: ${x.state}`).join(", ");
+  const list = listing("Stores", [
+    { label: "Store", value: s => s.store },
+    { label: "Name", value: s => s.name },
+    { label: "Region", value: s => s.region },
+    { label: "Status", value: s => el("span", { class: s.online ? "online" : "offline", text: s.online ? "online" : "offline" }) },
+    { label: "Last seen", value: s => when(s.last_seen) },
+    { label: "Outbox", value: s => (s.outbox ? `${s.outbox.depth} unsent` : "") },
+    { label: "Oldest unsent", value: s => (s.outbox ? age(s.outbox.oldest_age_s) : "") },
+    { label: "Devices", value: s => devices(s.devices), wrap: true },
+    { label: "Version", value: s => s.version },
+    { label: "Clock", value: s => skew(s.clock_skew_s) },
+    { label: "Open tills", value: s => s.open_tills },
+    { label: "Last sale", value: s => when(s.last_sale) },
+    { label: "Alerts", value: s => (s.alerts || []).length },
+  ], after => api("GET", query("/api/fleet", { region: region.value, status: which.value, after, limit: LIMIT })), {
+    id: "fleet",
+    cursorOf: s => s.store,
+    order: rows => [...rows].sort((a, b) => ((b.alerts || []).length > 0) - ((a.alerts || []).length > 0)),
+    open: s => { location.hash = `#fleet/${encodeURIComponent(s.store)}`; },
+    after: rows => {
+      const found = rows.flatMap(s => (s.alerts || []).map(a => el("li", {}, `${s.store}: `, a)));
+      alerts.replaceChildren(...(found.length ? found : [el("li", { class: "note", text: "no alerts on this page" })]));
+    },
+    before: form([field("Region", region), field("Status", which)], "Show", () => list.reload()),
+  });
+  parts.push(alertCard, list);
+  const loads = [list.reload()];
+  if (can("sales.view")) {
+    const sequence = listing("Sequence gaps and reused numbers", [
+      { label: "Tenant", value: q => q.tenant }, { label: "Store", value: q => q.store },
+      { label: "Missing", value: q => q.missing },
+      { label: "Gaps (newest first)", value: q => q.gaps.map(g => (g.first === g.last ? `${g.first}` : `${g.first}-${g.last}`)).join(", "), wrap: true },
+      { label: "Reused", value: q => q.reused },
+      { label: "Reused numbers (event id)", value: q => q.reuses.map(r => `${r.seq} (${r.event_id})`).join(", "), wrap: true },
+    ], after => api("GET", query("/api/sequence-issues", { after })), { id: "sequence", cursorOf: q => q.store });
+    parts.push(sequence);
+    loads.push(sequence.reload());
+  }
+  await Promise.all(loads);
+  state.refresh = () => list.refresh();
+}
+
+async function fleetStore(store, parts) {
+  parts.push(back("#fleet", "← all stores"));
+  const s = await api("GET", `/api/fleet/${encodeURIComponent(store)}`);
+  parts.push(card(`Store ${s.store || store}${s.name ? " · " + s.name : ""}`, facts([
+    ["Status", el("span", { class: s.online ? "online" : "offline", text: s.online ? "online" : "offline" })],
+    ["Region", s.region], ["Last seen", when(s.last_seen)], ["Version", s.version],
+    ["Outbox", s.outbox ? `${s.outbox.depth} unsent, oldest ${age(s.outbox.oldest_age_s)}` : ""],
+    ["Clock", skew(s.clock_skew_s)], ["Open tills", s.open_tills], ["Last sale", when(s.last_sale)],
+  ]), el("ul", { class: "alerts", id: "store-alerts" }, (s.alerts || []).map(a => el("li", { text: a })))));
+  parts.push(generic("Devices", s.devices));
+  parts.push(generic("The last day", s.history));
+}
+
+// Catalog and prices: search, a product's detail with its edit and price forms, the CSV import.
+async function tenantCurrency() {
+  if (state.currency === null) state.currency = (await api("GET", "/api/catalog/settings")).currency;
+  return state.currency;
+}
+
+async function catalog(parts) {
+  const q = input("q", { type: "search", maxlength: 200, placeholder: "name, id, SKU or barcode" });
+  const list = listing("Products", [
+    { label: "Product", value: p => p.product },
+    { label: "Name", value: p => p.name, wrap: true },
+    { label: "Tax class", value: p => p.tax_class },
+    { label: "Variants", value: p => p.variants },
+    { label: "Active", value: p => (p.active ? "yes" : "no") },
+  ], after => api("GET", query("/api/catalog/products", { q: q.value, after, limit: LIMIT })), {
+    id: "products",
+    cursorOf: p => p.product,
+    open: p => { location.hash = `#catalog/${encodeURIComponent(p.product)}`; },
+    before: form([field("Search", q)], "Search", () => list.reload(), { id: "product-search" }),
+  });
+  parts.push(list);
+  if (can("catalog.edit")) parts.push(importer());
+  await list.reload();
+}
+
+function importer() {
+  const file = el("input", { type: "file", name: "file", id: "f-file", accept: ".csv,text/csv", required: true });
+  const bar = el("progress", { id: "import-progress", max: 1, value: 0, hidden: true, "aria-label": "import progress" });
+  const said = el("p", { id: "import-status", "aria-live": "polite" });
+  const refused = el("div", { class: "scroll" });
+  const upload = form([field("Catalog CSV (up to 50 MiB)", file)], "Import", async () => {
+    const chosen = file.files[0];
+    if (!chosen) throw new Refused(0, "choose a CSV file first");
+    bar.hidden = false;
+    bar.removeAttribute("value");  // indeterminate while the file travels
+    said.textContent = `uploading ${chosen.name} (${Math.ceil(chosen.size / 1024)} KiB)…`;
+    let job = await api("POST", "/api/catalog/imports", chosen, "text/csv");
+    while (job.state === "queued" || job.state === "importing") {
+      showJob(job);
+      await new Promise(resolve => setTimeout(resolve, 300));
+      job = await api("GET", `/api/catalog/imports/${job.id}`);
+    }
+    showJob(job);
+  }, { id: "import-form" });
+  function showJob(job) {
+    bar.max = Math.max(job.rows_total, 1);
+    bar.value = job.rows_done;
+    said.dataset.state = job.state;
+    said.className = job.state === "failed" ? "bad" : "";
+    said.textContent = job.state === "done"
+      ? `Imported: catalog version ${job.version}, ${job.landed} rows landed, ${job.changed_variants} variant(s) changed, ${job.refused} refused`
+      : `${job.state}: ${job.rows_done} of ${job.rows_total} rows · ${job.step}`;
+    refused.replaceChildren();
+    if (job.errors && job.errors.length) {
+      const table = el("table", { id: "import-errors" });
+      fill(table, [{ label: "Line", value: e => e.line }, { label: "Column", value: e => e.column },
+                   { label: "Why refused", value: e => e.reason, wrap: true }], job.errors);
+      refused.append(table);
+    }
+  }
+  return card("Import a catalog CSV", el("p", { class: "note", text:
+    "One row per variant: product, product_name, tax_class, sku, price, and optionally attributes, barcodes, " +
+    "price_overrides. Bad rows are refused and listed; the others land in one catalog version." }),
+    upload, bar, said, refused);
+}
+
+async function product(id, parts) {
+  parts.push(back("#catalog", "← all products"));
+  const [p, currency] = await Promise.all([api("GET", `/api/catalog/products/${encodeURIComponent(id)}`), tenantCurrency()]);
+  const prices = v => (v.prices || []).map(x => `${x.scope}${x.scope_id ? " " + x.scope_id : ""}: ` +
+    `${money(x.amount_minor, currency)} from ${when(x.effective_from)}`).join("; ");
+  const variants = el("table", { id: "variants" });
+  fill(variants, [
+    { label: "SKU", value: v => v.sku }, { label: "Name", value: v => v.name, wrap: true },
+    { label: "Values", value: v => v.values }, { label: "Barcodes", value: v => v.barcodes },
+    { label: "Prices", value: v => prices(v), wrap: true }, { label: "Active", value: v => (v.active ? "yes" : "no") },
+  ], p.variants || []);
+  parts.push(card(`${p.name} (${p.product})`, facts([["Tax class", p.tax_class], ["Attributes", p.attributes],
+    ["Active", p.active ? "yes" : "no"], ["Catalog version", p.version]]),
+    el("h3", { text: "Variants" }), el("div", { class: "scroll" }, variants)));
+  if (can("prices.set") && (p.variants || []).length) parts.push(priceForm(p, currency));
+  if (can("catalog.edit")) parts.push(productForm(p));
+}
+
+function priceForm(p, currency) {
+  const sku = select("sku", p.variants.map(v => [v.sku, `${v.sku} · ${v.name}`]));
+  const amount = input("amount", { inputmode: "decimal", required: true, maxlength: 16, placeholder: "4.99" });
+  const scope = select("scope", [["tenant", "whole tenant"], ["region", "a region"], ["store", "a store"]]);
+  const where = input("scope_id", { maxlength: 64, placeholder: "region or store id" });
+  const from = input("effective_from", { type: "datetime-local" });
+  const regional = state.session.roles.find(r => r.region || r.store);
+  if (!can("catalog.edit") && regional) {  // not a tenant admin: offer their own scope first
+    scope.value = regional.region ? "region" : "store";
+    where.value = regional.region || regional.store;
+  }
+  return card("Set or schedule a price", el("p", { class: "note", text:
+    `In ${currency}. Leave "from" empty for now; a later time schedules the price, and tills switch to it then.` }),
+  form([field("Variant", sku), field(`Price (${currency})`, amount), field("For", scope), field("Region or store", where),
+        field("From (your local time)", from)], "Set price", async () => {
+    const minor = parseAmount(amount.value, currency);
+    if (minor === null) throw new Refused(0, `the price must be an amount like 4.99 (${currency})`);
+    const body = { sku: sku.value, amount_minor: minor, scope: scope.value };
+    if (scope.value !== "tenant") body.scope_id = where.value.trim();
+    if (from.value) body.effective_from = new Date(from.value).toISOString();
+    const answer = await api("POST", "/api/catalog/price-changes", body);
+    await render();
+    status(`Price ${money(minor, currency)} set for ${body.sku}${from.value ? " from " + when(body.effective_from) : ""}: ` +
+           `catalog version ${answer.version}`);
+  }, { id: "price-form" }));
+}
+
+function productForm(p) {
+  const name = input("name", { value: p.name, required: true, maxlength: 200 });
+  const taxClass = input("tax_class", { value: p.tax_class, required: true, maxlength: 64 });
+  const active = select("active", [["true", "active"], ["false", "inactive"]]);
+  active.value = String(!!p.active);
+  return card("Edit the product", form([field("Name", name), field("Tax class", taxClass), field("State", active)],
+    "Save", async () => {
+      const answer = await api("POST", "/api/catalog/product-changes", { product: p.product, name: name.value,
+        tax_class: taxClass.value.trim(), attributes: p.attributes || [], active: active.value === "true" });
+      await render();
+      status(`Saved ${p.product}: catalog version ${answer.version}`);
+    }, { id: "product-form" }));
+}
+
+// Stock: low stock first, balances, the ledger; an adjustment needs a reason.
+async function stock(parts) {
+  const location = input("location", { maxlength: 64, placeholder: "all" });
+  const sku = input("sku", { maxlength: 64, placeholder: "all" });
+  const filters = () => ({ location: location.value, sku: sku.value, limit: LIMIT });
+  const low = listing("Low stock", [
+    { label: "Location", value: r => r.location }, { label: "SKU", value: r => r.sku },
+    { label: "Available", value: r => r.available }, { label: "Threshold", value: r => r.low_threshold },
+    { label: "Low since", value: r => when(r.low_since) },
+  ], after => api("GET", query("/api/stock/low", { after, limit: LIMIT })), { id: "low-stock" });
+  const balances = listing("Stock on hand", [
+    { label: "Location", value: r => r.location }, { label: "SKU", value: r => r.sku },
+    { label: "On hand", value: r => r.on_hand }, { label: "Reserved", value: r => r.reserved },
+    { label: "Available", value: r => r.available }, { label: "Threshold", value: r => r.low_threshold },
+    { label: "Flags", value: r => [r.low ? "low" : "", r.negative_since ? "negative: review" : ""].filter(Boolean).join(", ") },
+  ], after => api("GET", query("/api/stock", { ...filters(), after })), {
+    id: "stock",
+    before: form([field("Location", location), field("SKU", sku)], "Show", () => Promise.all([balances.reload(), movements.reload()])),
+  });
+  const movements = listing("Movements, newest first", [
+    { label: "Id", value: m => m.id }, { label: "When", value: m => when(m.at || m.created_at) },
+    { label: "Location", value: m => m.location }, { label: "SKU", value: m => m.sku },
+    { label: "Kind", value: m => m.kind }, { label: "Change", value: m => m.on_hand_change },
+    { label: "Reason", value: m => m.reason, wrap: true }, { label: "Flags", value: m => m.flags },
+  ], before => api("GET", query("/api/stock/movements", { ...filters(), before })), { id: "movements" });
+  if (can("stock.adjust")) parts.push(adjustment(() => Promise.all([low.reload(), balances.reload(), movements.reload()])));
+  parts.push(low, balances, movements);
+  await Promise.all([low.reload(), balances.reload(), movements.reload()]);
+}
+
+function adjustment(after) {
+  const location = input("adj-location", { required: true, maxlength: 64 });
+  const sku = input("adj-sku", { required: true, maxlength: 64 });
+  const quantity = input("adj-quantity", { type: "number", required: true, step: 1, placeholder: "-2 or 5" });
+  const reason = input("adj-reason", { required: true, maxlength: 200, placeholder: "count, damage, theft…" });
+  return card("Adjust stock", form([field("Location", location), field("SKU", sku), field("Change (units, − takes off)", quantity),
+    field("Reason (required)", reason)], "Adjust", async () => {
+    const change = Number(quantity.value);
+    if (!Number.isInteger(change) || change === 0) throw new Refused(0, "the change must be a whole number of units, not 0");
+    if (!reason.value.trim()) throw new Refused(0, "say why: an adjustment needs a reason");
+    const balance = await api("POST", "/api/stock/adjustments", { location: location.value.trim(), sku: sku.value.trim(),
+      quantity: change, reason: reason.value.trim() });
+    quantity.value = reason.value = "";
+    await after();
+    status(`Adjusted ${balance.sku} at ${balance.location}: ${balance.on_hand} on hand, ${balance.available} available`);
+  }, { id: "adjust-form" }));
+}
+
+// Orders: filtered by store and time; one order's lines, tenders and replay diffs.
+async function orders(parts) {
+  const store = input("store", { maxlength: 64, placeholder: "all" });
+  const from = input("from", { type: "datetime-local" });
+  const to = input("to", { type: "datetime-local" });
+  const iso = value => (value ? new Date(value).toISOString() : "");
+  const list = listing("Orders, newest first", [
+    { label: "Completed", value: o => when(o.completed_at) }, { label: "Store", value: o => o.store },
+    { label: "Till", value: o => o.till }, { label: "Seq", value: o => o.seq }, { label: "Cashier", value: o => o.cashier },
+    { label: "Total", value: o => money(o.total_minor, o.currency) },
+    { label: "Clock", value: o => (o.clock_suspect ? "implausible time: check the till's clock" : "ok") },
+    { label: "Event id", value: o => o.event_id },
+  ], before => api("GET", query("/api/orders", { store: store.value, from: iso(from.value), to: iso(to.value), before, limit: LIMIT })), {
+    id: "orders",
+    open: o => { location.hash = `#orders/${encodeURIComponent(o.event_id)}`; },
+    before: form([field("Store", store), field("From", from), field("To", to)], "Show", () => list.reload()),
+  });
+  parts.push(list);
+  await list.reload();
+}
+
+async function order(id, parts) {
+  parts.push(back("#orders", "← all orders"));
+  const o = await api("GET", `/api/orders/${encodeURIComponent(id)}`);
+  const skip = new Set(["lines", "tenders", "diffs", "replay_diffs", "price_diffs"]);
+  parts.push(card(`Order ${o.store || ""} #${o.seq ?? ""}`, facts(Object.entries(o).filter(([key]) => !skip.has(key))
+    .map(([key, value]) => [key.replace(/_/g, " "), key === "total_minor" ? money(value, o.currency) : value]))));
+  parts.push(generic("Lines", o.lines), generic("Tenders", o.tenders),
+             generic("Replay diffs (the hub's catalog against what the till charged)", o.diffs || o.replay_diffs || o.price_diffs));
+}
+
+// Dead letters: why each was refused, and a re-drive.
+async function deadLetters(parts) {
+  const list = listing("Dead letters", [
+    { label: "Id", value: d => d.id }, { label: "Received", value: d => when(d.received_at) },
+    { label: "Subject", value: d => d.subject }, { label: "Reason", value: d => d.reason, wrap: true },
+    { label: "Re-driven", value: d => (d.redriven_at ? `${when(d.redriven_at)}: ${d.redrive_outcome}` : "no") },
+    { label: "", value: d => (can("dead_letters.redrive") && !d.redriven_at
+      ? el("button", { type: "button", class: "secondary", "data-redrive": d.id, text: "Re-drive", onclick: () => redrive(d.id, list) })
+      : "") },
+  ], before => api("GET", query("/api/dead-letters", { before, limit: LIMIT })), { id: "dead-letters", cursorOf: d => d.id });
+  parts.push(list);
+  await list.reload();
+}
+
+async function redrive(id, list) {
+  problem("");
+  try {
+    const done = await api("POST", `/api/dead-letters/${encodeURIComponent(id)}/redrive`);
+    await list.reload();
+    status(`Dead letter ${done.id} re-driven: ${done.outcome}`);
+  } catch (exc) {
+    report(exc);
+  }
+}
+
+// Users: search, create, a user's roles and store assignments.
+async function users(parts) {
+  const q = input("q", { type: "search", maxlength: 64, placeholder: "login or name" });
+  const list = listing("Users", [
+    { label: "Login", value: u => u.login }, { label: "Name", value: u => u.name },
+    { label: "Active", value: u => (u.active ? "yes" : "deactivated") },
+    { label: "Locked", value: u => (u.locked_until ? `until ${when(u.locked_until)}` : "") },
+    { label: "Roles", value: u => (u.roles || []).map(roleText).join(", "), wrap: true },
+  ], after => api("GET", query("/api/users", { q: q.value, after, limit: LIMIT })), {
+    id: "users",
+    cursorOf: u => u.login,
+    open: u => { location.hash = `#users/${encodeURIComponent(u.login)}`; },
+    before: form([field("Search", q)], "Search", () => list.reload()),
+  });
+  if (can("users.manage")) {
+    const login = input("new-login", { required: true, maxlength: 64 });
+    const name = input("new-name", { required: true, maxlength: 200 });
+    const password = input("new-password", { type: "password", autocomplete: "new-password", maxlength: 256 });
+    const pin = input("new-pin", { type: "password", inputmode: "numeric", autocomplete: "off", maxlength: 12 });
+    parts.push(card("New user", form([field("Login", login), field("Name", name), field("Console password (optional)", password),
+      field("Till PIN (optional)", pin)], "Create", async () => {
+      const body = { login: login.value.trim(), name: name.value.trim() };
+      if (password.value) body.password = password.value;
+      if (pin.value) body.pin = pin.value;
+      await api("POST", "/api/users", body);
+      location.hash = `#users/${encodeURIComponent(body.login)}`;
+    }, { id: "new-user" })));
+  }
+  parts.push(list);
+  await list.reload();
+}
+
+const ROLES = ["tenant_admin", "regional_admin", "store_manager", "supervisor", "cashier"];
+
+async function user(login, parts) {
+  parts.push(back("#users", "← all users"));
+  const u = await api("GET", `/api/users/${encodeURIComponent(login)}`);
+  const path = `/api/users/${encodeURIComponent(u.login)}`;
+  const roles = el("table", { id: "user-roles" });
+  fill(roles, [
+    { label: "Role", value: r => r.role.replace(/_/g, " ") }, { label: "Region", value: r => r.region },
+    { label: "Store", value: r => r.store },
+    { label: "", value: r => (can("users.manage") ? el("button", { type: "button", class: "secondary", text: "Revoke",
+      onclick: () => change(`${path}/roles/revoke`, { role: r.role, region: r.region || undefined, store: r.store || undefined },
+                            `revoked ${roleText(r)}`) }) : "") },
+  ], u.roles || []);
+  parts.push(card(`${u.name} (${u.login})`, facts([["Active", u.active ? "yes" : "deactivated"],
+    ["Locked", u.locked_until ? `until ${when(u.locked_until)}` : "no"], ["Till PIN", u.has_pin ?? u.pin_set ?? ""],
+    ["Last sign-in", when(u.last_login)]]), el("h3", { text: "Roles and stores" }), el("div", { class: "scroll" }, roles)));
+  if (!can("users.manage")) return;
+  const role = select("role", ROLES.map(r => [r, r.replace(/_/g, " ")]));
+  const region = input("grant-region", { maxlength: 64, placeholder: "for a regional admin" });
+  const store = input("grant-store", { maxlength: 64, placeholder: "for store roles" });
+  parts.push(card("Grant a role", form([field("Role", role), field("Region", region), field("Store", store)], "Grant", () => {
+    const body = { role: role.value };
+    if (region.value.trim()) body.region = region.value.trim();
+    if (store.value.trim()) body.store = store.value.trim();
+    return change(`${path}/roles`, body, `granted ${roleText(body)}`);
+  }, { id: "grant-form" })));
+  const name = input("edit-name", { value: u.name, maxlength: 200 });
+  const active = select("edit-active", [["true", "active"], ["false", "deactivated"]]);
+  active.value = String(!!u.active);
+  const password = input("edit-password", { type: "password", autocomplete: "new-password", maxlength: 256 });
+  const pin = input("edit-pin", { type: "password", inputmode: "numeric", autocomplete: "off", maxlength: 12 });
+  const unlock = el("input", { type: "checkbox", name: "unlock", id: "f-unlock" });
+  parts.push(card("Change the user", form([field("Name", name), field("State", active), field("New password", password),
+    field("New till PIN", pin), field("Unlock", unlock)], "Save", () => {
+    const body = {};
+    if (name.value.trim() && name.value.trim() !== u.name) body.name = name.value.trim();
+    if ((active.value === "true") !== !!u.active) body.active = active.value === "true";
+    if (password.value) body.password = password.value;
+    if (pin.value) body.pin = pin.value;
+    if (unlock.checked) body.unlock = true;
+    if (!Object.keys(body).length) throw new Refused(0, "nothing to change: edit a field first");
+    return change(`${path}/changes`, body, "saved");
+  }, { id: "user-form" })));
+}
+
+async function change(path, body, done) {
+  problem("");
+  try {
+    await api("POST", path, body);
+    await render();
+    status(`${done}.`);
+  } catch (exc) {
+    report(exc);
+  }
+}
+
+// Audit: search the tenant's chain, and verify it.
+async function audit(parts) {
+  const store = input("store", { maxlength: 64, placeholder: "any" });
+  const actor = input("actor", { maxlength: 64, placeholder: "any" });
+  const action = input("action", { maxlength: 64, placeholder: "e.g. price.set" });
+  const from = input("from", { type: "datetime-local" });
+  const to = input("to", { type: "datetime-local" });
+  const iso = value => (value ? new Date(value).toISOString() : "");
+  if (can("audit.verify")) {
+    const result = el("p", { id: "verify-result", "aria-live": "polite" });
+    const button = el("button", { type: "button", id: "verify", text: "Verify the chain" });
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      result.className = "";
+      result.textContent = "verifying…";
+      try {
+        const v = await api("GET", "/api/audit/verify");
+        result.dataset.ok = String(!!v.ok);
+        result.className = v.ok ? "ok" : "bad";
+        result.textContent = v.ok
+          ? `The chain is intact: ${v.length} records verified` +
+            (v.checkpoint ? `, matching the checkpoint of ${plain(v.checkpoint.length ?? v.checkpoint)} records` : "")
+          : `The chain is broken at record ${v.broken_at}: ${v.reason}`;
+      } catch (exc) {
+        result.textContent = "";
+        report(exc);
+      } finally {
+        button.disabled = false;
+      }
+    });
+    parts.push(card("Verify", el("p", { class: "note", text:
+      "Recomputes every record's hash from the first; a record edited, removed or rewritten is named here." }), button, result));
+  }
+  const list = listing("Audit records, newest first", [
+    { label: "#", value: r => r.seq }, { label: "When", value: r => when(r.at) }, { label: "Who", value: r => r.actor },
+    { label: "Action", value: r => r.action }, { label: "Store", value: r => r.store }, { label: "Target", value: r => r.target },
+    { label: "Details", value: r => (r.details && typeof r.details === "object" ? JSON.stringify(r.details) : r.details), wrap: true },
+  ], before => api("GET", query("/api/audit", { store: store.value, actor: actor.value, action: action.value,
+    from: iso(from.value), to: iso(to.value), before, limit: LIMIT })), {
+    id: "audit",
+    cursorOf: r => r.seq,
+    before: form([field("Store", store), field("Who", actor), field("Action", action), field("From", from), field("To", to)],
+      "Search", () => list.reload()),
+  });
+  parts.push(list);
+  await list.reload();
+}
+
+// ---- the frame -----------------------------------------------------------------------------------------
+function toggleMenu(open) {
+  const nav = $("nav");
+  const opened = open === undefined ? !nav.classList.contains("open") : open;
+  nav.classList.toggle("open", opened);
+  nav.classList.toggle("collapsed", !opened);
+  $("menu").setAttribute("aria-expanded", String(opened));
+}
+
+async function start() {
+  $("signin-form").addEventListener("submit", signIn);
+  $("signout").addEventListener("click", signOut);
+  $("menu").addEventListener("click", () => toggleMenu());
+  toggleMenu(false);
+  window.addEventListener("hashchange", render);
+  setInterval(() => { if (state.refresh && !document.hidden) state.refresh().catch(report); }, 5000);
+  try {
+    signedIn(await api("GET", "/api/session"));
+  } catch (exc) {
+    if (exc instanceof Refused && exc.status === 401) problem("");  // a first visit: just the form
+    else { signedOut(); report(exc); }
+    return;
+  }
+  if (!location.hash || location.hash === "#") location.replace(firstSection());
+  else render();
+}
+
+document.addEventListener("DOMContentLoaded", start);
