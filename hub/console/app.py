@@ -3,6 +3,7 @@ domain's API routes (each domain declares its own, see hub.domains)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -13,11 +14,11 @@ from hub.catalog.uploads import MAX_UPLOAD_BYTES, UPLOAD_PATH
 from hub.console.context import Console
 from hub.console.openapi import document
 from hub.domains import domains
-from novapos.adapters.http import ApiError, metrics, route, with_api_errors
+from novapos.adapters.http import metrics, route, with_api_errors
 
 PAGE = Path(__file__).parent / "console.html"
 STATIC = {name: Path(__file__).parent / "static" / name for name in ("console.js", "console.css")}
-"""The page's script and style: named here, so no other file under the package can be asked for."""
+"""The page's script and style, one route each: no other file under the package can be asked for."""
 
 
 def build_console(console: Console) -> Starlette:
@@ -36,11 +37,10 @@ def build_console(console: Console) -> Starlette:
     async def index(_request: Request) -> Response:
         return FileResponse(PAGE, headers={"cache-control": "no-cache"})
 
-    async def static(request: Request) -> Response:
-        found = STATIC.get(request.path_params["name"])
-        if found is None:
-            raise ApiError(404, "there is no such file: the console serves console.js and console.css")
-        return FileResponse(found, headers={"cache-control": "no-cache"})
+    def static(path: Path) -> Callable[[Request], Awaitable[Response]]:
+        async def serve_file(_request: Request) -> Response:
+            return FileResponse(path, headers={"cache-control": "no-cache"})
+        return serve_file
 
     spec = document(domains())
 
@@ -53,6 +53,6 @@ def build_console(console: Console) -> Starlette:
         route("/healthz", GET=healthz),
         route("/metrics", GET=metrics),
         route("/openapi.json", GET=openapi),
-        route("/static/{name}", GET=static),
+        *(route(f"/static/{name}", GET=static(path)) for name, path in STATIC.items()),
         *domain_routes,
     ]), large_bodies={UPLOAD_PATH: MAX_UPLOAD_BYTES})

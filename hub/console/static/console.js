@@ -118,7 +118,9 @@ async function api(method, path, body, contentType) {
   const sentence = data && typeof data.error === "string" ? data.error : `${response.status} ${response.statusText}`;
   if (response.status === 401 && path !== "/api/login") {
     signedOut(sentence);
-    throw new Refused(401, sentence);
+    const ended = new Refused(401, sentence);
+    ended.signedOut = true;  // the sign-in form says why; nothing more to report
+    throw ended;
   }
   if (!response.ok) throw new Refused(response.status, sentence);
   return data;
@@ -223,7 +225,7 @@ function form(fields, label, submit, options = {}) {
 }
 
 function report(exc) {
-  if (exc instanceof Refused && exc.status === 401) return;  // back at the sign-in form, which says why
+  if (exc instanceof Refused && exc.signedOut) return;  // back at the sign-in form, which says why
   problem(exc instanceof Refused ? exc.message : `the page failed: ${exc && exc.message}`);
 }
 
@@ -322,16 +324,18 @@ async function render() {
     return;
   }
   const parts = [];
+  let failure = null;
   try {
     await (arg === null ? section.list(parts) : section.item(arg, parts));
   } catch (exc) {
-    if (token === state.rendering) { view.replaceChildren(...parts); report(exc); }
-    return;
+    failure = exc;
   }
   if (token !== state.rendering) return;  // the user moved on meanwhile
   view.replaceChildren(...parts);
   view.dataset.section = name;
   view.dataset.item = arg || "";
+  view.dataset.refused = failure ? String(failure.status ?? "") : "";
+  if (failure) report(failure);
   const heading = view.querySelector("h2");
   if (heading) { heading.tabIndex = -1; }
 }
@@ -783,7 +787,7 @@ async function start() {
   try {
     signedIn(await api("GET", "/api/session"));
   } catch (exc) {
-    if (exc instanceof Refused && exc.status === 401) problem("");  // a first visit: just the form
+    if (exc instanceof Refused && exc.signedOut) problem("");  // a first visit: just the form
     else { signedOut(); report(exc); }
     return;
   }
