@@ -84,12 +84,14 @@ class Page:
         form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
     def fill(self, values: dict[str, str]) -> None:
-        """Type into inputs by id, and choose in selects (by value)."""
+        """Type into text inputs by id; choose in selects and date pickers (by value), as their widgets would."""
         for element_id, value in values.items():
-            self.js("const e = document.getElementById(arguments[0]);"
-                    "if (e.tagName === 'SELECT') { e.value = arguments[1]; } else { e.value = ''; }", element_id, value)
-            if self.find(f"#{element_id}").tag_name != "select":
-                self.find(f"#{element_id}").send_keys(value)
+            element = self.find(f"#{element_id}")
+            if element.tag_name == "select" or element.get_attribute("type") in ("date", "datetime-local"):
+                self.js("document.getElementById(arguments[0]).value = arguments[1]", element_id, value)
+            else:
+                element.clear()
+                element.send_keys(value)
 
     def rows(self, table_id: str) -> list[list[str]]:
         """A table's body rows, cell texts, read in one step (the page may rebuild the table)."""
