@@ -1,7 +1,9 @@
-"""The hub console page shows each store's sequence gaps and reused numbers, in a real browser."""
+"""The hub console page shows each store's sequence gaps and reused numbers (in its fleet section, to a signed-in
+admin), in a real browser."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 
@@ -10,24 +12,26 @@ import trio
 from hub.app import run_hub
 from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
+from tests.catalog_support import add_tenancy
 from tests.conftest import query, wait_until
 from tests.events import SUBJECT, publish, sale_event
-from tests.test_web_till_browser import headless_chromium  # skips this module where there is no browser
+from tests.identity import add_user, grant
+from tests.test_web_till_browser import headless_chromium  # noqa: F401  (skips this module without a browser)
+
+from tests.console_page import Page  # isort: skip  (imports selenium: after the skip above)
 
 
 def _sequence_table(url: str) -> list[list[str]]:
-    browser = headless_chromium()
-    try:
-        browser.get(url)
+    with Page(url) as page:
+        page.open("#fleet")
+        page.sign_in("ada")
         for _ in range(100):
-            rows = browser.execute_script(
+            rows = page.js(
                 "return [...document.querySelectorAll('#sequence tr')].map(r => [...r.cells].map(c => c.textContent));")
             if len(rows) > 1 and rows[1][0] != "none":
                 break
             time.sleep(0.1)  # the page loads its tables after it shows
         return list(rows)
-    finally:
-        browser.quit()
 
 
 async def test_the_console_page_lists_gaps_and_reused_numbers(
@@ -36,6 +40,8 @@ async def test_the_console_page_lists_gaps_and_reused_numbers(
     again = dataclasses.replace(sale_event(seq=1), ts=first.ts + 1)
     async with trio.open_nursery() as nursery:
         hub = await nursery.start(run_hub, hub_config)
+        await trio.to_thread.run_sync(asyncio.run, add_tenancy(database_url))
+        await add_user(database_url, "ada", grant("tenant_admin"))
         await publish(nats_server, [(SUBJECT, e.encode(), None) for e in (first, again, sale_event(seq=5))])
         await wait_until(lambda: _landed(database_url))
         rows = await trio.to_thread.run_sync(_sequence_table, hub.url + "/")
