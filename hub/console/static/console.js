@@ -370,7 +370,7 @@ async function fleet(parts) {
       const found = rows.flatMap(s => (s.alerts || []).map(a => el("li", {}, `${s.store}: `, a)));
       alerts.replaceChildren(...(found.length ? found : [el("li", { class: "note", text: "no alerts on this page" })]));
     },
-    before: form([field("Region", region), field("Status", which)], "Show", () => list.reload()),
+    before: form([field("Region", region), field("Status", which)], "Show", () => list.reload(), { id: "fleet-filter" }),
   });
   parts.push(alertCard, list);
   const loads = [list.reload()];
@@ -544,7 +544,8 @@ async function stock(parts) {
     { label: "Flags", value: r => [r.low ? "low" : "", r.negative_since ? "negative: review" : ""].filter(Boolean).join(", ") },
   ], after => api("GET", query("/api/stock", { ...filters(), after })), {
     id: "stock",
-    before: form([field("Location", location), field("SKU", sku)], "Show", () => Promise.all([balances.reload(), movements.reload()])),
+    before: form([field("Location", location), field("SKU", sku)], "Show", () => Promise.all([balances.reload(), movements.reload()]),
+      { id: "stock-filter" }),
   });
   const movements = listing("Movements, newest first", [
     { label: "Id", value: m => m.id }, { label: "When", value: m => when(m.at || m.created_at) },
@@ -590,7 +591,8 @@ async function orders(parts) {
   ], before => api("GET", query("/api/orders", { store: store.value, from: iso(from.value), to: iso(to.value), before, limit: LIMIT })), {
     id: "orders",
     open: o => { location.hash = `#orders/${encodeURIComponent(o.event_id)}`; },
-    before: form([field("Store", store), field("From", from), field("To", to)], "Show", () => list.reload()),
+    before: form([field("Store", store), field("From", from), field("To", to)], "Show", () => list.reload(),
+      { id: "orders-filter" }),
   });
   parts.push(list);
   await list.reload();
@@ -643,7 +645,7 @@ async function users(parts) {
     id: "users",
     cursorOf: u => u.login,
     open: u => { location.hash = `#users/${encodeURIComponent(u.login)}`; },
-    before: form([field("Search", q)], "Search", () => list.reload()),
+    before: form([field("Search", q)], "Search", () => list.reload(), { id: "user-search" }),
   });
   if (can("users.manage")) {
     const login = input("new-login", { required: true, maxlength: 64 });
@@ -762,7 +764,7 @@ async function audit(parts) {
     id: "audit",
     cursorOf: r => r.seq,
     before: form([field("Store", store), field("Who", actor), field("Action", action), field("From", from), field("To", to)],
-      "Search", () => list.reload()),
+      "Search", () => list.reload(), { id: "audit-search" }),
   });
   parts.push(list);
   await list.reload();
