@@ -197,12 +197,16 @@ function facts(pairs) {
     [el("dt", { text: label }), el("dd", {}, value instanceof Node ? value : plain(value))]));
 }
 
-function generic(title, rows) {
-  // A table of rows whose shape this page does not fix (history, lines, diffs): one column per key.
+function generic(title, rows, currency) {
+  // A table of rows whose shape this page does not fix (lines, tenders, diffs): one column per key, amounts
+  // in minor units (*_minor) shown as money.
   const list = Array.isArray(rows) ? rows : [];
   const keys = [...new Set(list.flatMap(row => (row && typeof row === "object" ? Object.keys(row) : [])))];
   const table = el("table");
-  fill(table, keys.map(key => ({ label: key.replace(/_/g, " "), value: row => row[key] })), list);
+  fill(table, keys.map(key => ({
+    label: key.replace(/_minor$/, "").replace(/_/g, " "),
+    value: row => (key.endsWith("_minor") && currency ? money(row[key], currency) : row[key]),
+  })), list);
   return card(title, el("div", { class: "scroll" }, table));
 }
 
@@ -347,6 +351,7 @@ async function fleet(parts) {
   const alerts = el("ul", { class: "alerts", id: "fleet-alerts" });
   const alertCard = card("Alerts", alerts);
   const devices = d => (d || []).map(x => `${x.name}: ${x.state}`).join(", ");
+  const tills = t => (Array.isArray(t) ? t.join(", ") || "none" : t);
   const list = listing("Stores", [
     { label: "Store", value: s => s.store },
     { label: "Name", value: s => s.name },
@@ -358,8 +363,8 @@ async function fleet(parts) {
     { label: "Devices", value: s => devices(s.devices), wrap: true },
     { label: "Version", value: s => s.version },
     { label: "Clock", value: s => skew(s.clock_skew_s) },
-    { label: "Open tills", value: s => s.open_tills },
-    { label: "Last sale", value: s => when(s.last_sale) },
+    { label: "Open tills", value: s => tills(s.open_tills) },
+    { label: "Last sale", value: s => lastSale(s.last_sale) },
     { label: "Alerts", value: s => (s.alerts || []).length },
   ], after => api("GET", query("/api/fleet", { region: region.value, status: which.value, after, limit: LIMIT })), {
     id: "fleet",
@@ -389,17 +394,39 @@ async function fleet(parts) {
   state.refresh = () => list.refresh();
 }
 
+function lastSale(sale) {
+  if (!sale) return "";
+  return typeof sale === "object" ? `#${sale.seq} at ${when(sale.at)}` : when(sale);
+}
+
 async function fleetStore(store, parts) {
   parts.push(back("#fleet", "← all stores"));
-  const s = await api("GET", `/api/fleet/${encodeURIComponent(store)}`);
+  const path = `/api/fleet/${encodeURIComponent(store)}`;
+  const s = await api("GET", path);
   parts.push(card(`Store ${s.store || store}${s.name ? " · " + s.name : ""}`, facts([
-    ["Status", el("span", { class: s.online ? "online" : "offline", text: s.online ? "online" : "offline" })],
+    ["Status", el("span", { class: s.online ? "online" : "offline",
+                            text: s.online ? "online" : `offline${s.offline_since ? " since " + when(s.offline_since) : ""}` })],
     ["Region", s.region], ["Last seen", when(s.last_seen)], ["Version", s.version],
-    ["Outbox", s.outbox ? `${s.outbox.depth} unsent, oldest ${age(s.outbox.oldest_age_s)}` : ""],
-    ["Clock", skew(s.clock_skew_s)], ["Open tills", s.open_tills], ["Last sale", when(s.last_sale)],
+    ["Outbox", s.outbox ? `${s.outbox.depth} unsent, oldest ${age(s.outbox.oldest_age_s) || "none"}` : ""],
+    ["Clock", skew(s.clock_skew_s)], ["Open tills", Array.isArray(s.open_tills) ? s.open_tills.join(", ") || "none" : s.open_tills],
+    ["Last sale", lastSale(s.last_sale)],
   ]), el("ul", { class: "alerts", id: "store-alerts" }, (s.alerts || []).map(a => el("li", { text: a })))));
-  parts.push(generic("Devices", s.devices));
-  parts.push(generic("The last day", s.history));
+  const devices = el("table", { id: "store-devices" });
+  fill(devices, [{ label: "Device", value: d => d.name }, { label: "Kind", value: d => d.kind },
+                 { label: "State", value: d => el("span", { class: d.down ? "bad" : "ok", text: d.state }) },
+                 { label: "Detail", value: d => d.detail, wrap: true }], s.devices || []);
+  parts.push(card("Devices", el("div", { class: "scroll" }, devices)));
+  let first = true;
+  const history = listing("The last day, newest first", [
+    { label: "When", value: h => when(h.at) }, { label: "What", value: h => h.kind },
+    { label: "Details", value: h => (h.details && typeof h.details === "object" ? JSON.stringify(h.details) : h.details), wrap: true },
+  ], async before => {
+    const answer = first ? s : await api("GET", query(path, { before }));
+    first = false;
+    return { items: answer.history || [], next: answer.next ?? null };
+  }, { id: "store-history", nextLabel: "Older" });
+  parts.push(history);
+  await history.reload();
 }
 
 // Catalog and prices: search, a product's detail with its edit and price forms, the CSV import.
@@ -601,11 +628,11 @@ async function orders(parts) {
 async function order(id, parts) {
   parts.push(back("#orders", "← all orders"));
   const o = await api("GET", `/api/orders/${encodeURIComponent(id)}`);
-  const skip = new Set(["lines", "tenders", "diffs", "replay_diffs", "price_diffs"]);
+  const skip = new Set(["lines", "tenders", "price_diffs"]);
   parts.push(card(`Order ${o.store || ""} #${o.seq ?? ""}`, facts(Object.entries(o).filter(([key]) => !skip.has(key))
-    .map(([key, value]) => [key.replace(/_/g, " "), key === "total_minor" ? money(value, o.currency) : value]))));
-  parts.push(generic("Lines", o.lines), generic("Tenders", o.tenders),
-             generic("Replay diffs (the hub's catalog against what the till charged)", o.diffs || o.replay_diffs || o.price_diffs));
+    .map(([key, value]) => [key.replace(/_minor$/, "").replace(/_/g, " "), key.endsWith("_minor") ? money(value, o.currency) : value]))));
+  parts.push(generic("Lines", o.lines, o.currency), generic("Tenders", o.tenders, o.currency),
+             generic("Replay diffs (the hub's catalog against what the till charged)", o.price_diffs, o.currency));
 }
 
 // Dead letters: why each was refused, and a re-drive.
@@ -617,7 +644,7 @@ async function deadLetters(parts) {
     { label: "", value: d => (can("dead_letters.redrive") && !d.redriven_at
       ? el("button", { type: "button", class: "secondary", "data-redrive": d.id, text: "Re-drive", onclick: () => redrive(d.id, list) })
       : "") },
-  ], before => api("GET", query("/api/dead-letters", { before, limit: LIMIT })), { id: "dead-letters", cursorOf: d => d.id });
+  ], () => api("GET", "/api/dead-letters"), { id: "dead-letters" });
   parts.push(list);
   await list.reload();
 }
@@ -639,8 +666,10 @@ async function users(parts) {
   const list = listing("Users", [
     { label: "Login", value: u => u.login }, { label: "Name", value: u => u.name },
     { label: "Active", value: u => (u.active ? "yes" : "deactivated") },
-    { label: "Locked", value: u => (u.locked_until ? `until ${when(u.locked_until)}` : "") },
-    { label: "Roles", value: u => (u.roles || []).map(roleText).join(", "), wrap: true },
+    { label: "Locked", value: u => (u.locked ? "locked" : "") },
+    { label: "Signs in at", value: u => [u.console ? "console" : "", u.till ? "till" : ""].filter(Boolean).join(", ") },
+    { label: "Roles", value: u => (u.roles || []).map(roleText).join(", ") +
+      (u.roles_elsewhere ? ` (+${u.roles_elsewhere} out of your reach)` : ""), wrap: true },
   ], after => api("GET", query("/api/users", { q: q.value, after, limit: LIMIT })), {
     id: "users",
     cursorOf: u => u.login,
@@ -652,9 +681,10 @@ async function users(parts) {
     const name = input("new-name", { required: true, maxlength: 200 });
     const password = input("new-password", { type: "password", autocomplete: "new-password", maxlength: 256 });
     const pin = input("new-pin", { type: "password", inputmode: "numeric", autocomplete: "off", maxlength: 12 });
+    const [role, where] = roleFields("new");
     parts.push(card("New user", form([field("Login", login), field("Name", name), field("Console password (optional)", password),
-      field("Till PIN (optional)", pin)], "Create", async () => {
-      const body = { login: login.value.trim(), name: name.value.trim() };
+      field("Till PIN (optional)", pin), field("First role", role), field("Its region or store", where)], "Create", async () => {
+      const body = { login: login.value.trim(), name: name.value.trim(), roles: [grantOf(role, where)] };
       if (password.value) body.password = password.value;
       if (pin.value) body.pin = pin.value;
       await api("POST", "/api/users", body);
@@ -666,6 +696,22 @@ async function users(parts) {
 }
 
 const ROLES = ["tenant_admin", "regional_admin", "store_manager", "supervisor", "cashier"];
+
+function roleFields(prefix) {
+  const role = select(`${prefix}-role`, ROLES.map(r => [r, r.replace(/_/g, " ")]));
+  role.value = "cashier";
+  const where = input(`${prefix}-where`, { maxlength: 64, placeholder: "region (regional admin) or store" });
+  return [role, where];
+}
+
+function grantOf(role, where) {
+  // A tenant admin holds the whole tenant; a regional admin a region; every other role a store.
+  const grant = { role: role.value };
+  const at = where.value.trim();
+  if (role.value === "regional_admin") grant.region = at;
+  else if (role.value !== "tenant_admin") grant.store = at;
+  return grant;
+}
 
 async function user(login, parts) {
   parts.push(back("#users", "← all users"));
@@ -680,16 +726,13 @@ async function user(login, parts) {
                             `revoked ${roleText(r)}`) }) : "") },
   ], u.roles || []);
   parts.push(card(`${u.name} (${u.login})`, facts([["Active", u.active ? "yes" : "deactivated"],
-    ["Locked", u.locked_until ? `until ${when(u.locked_until)}` : "no"], ["Till PIN", u.has_pin ?? u.pin_set ?? ""],
-    ["Last sign-in", when(u.last_login)]]), el("h3", { text: "Roles and stores" }), el("div", { class: "scroll" }, roles)));
+    ["Locked", u.locked ? "yes: unlock below" : "no"], ["Console password", u.console ? "set" : "none"],
+    ["Till PIN", u.till ? "set" : "none"],
+    ["Roles out of your reach", u.roles_elsewhere || 0]]), el("h3", { text: "Roles and stores" }), el("div", { class: "scroll" }, roles)));
   if (!can("users.manage")) return;
-  const role = select("role", ROLES.map(r => [r, r.replace(/_/g, " ")]));
-  const region = input("grant-region", { maxlength: 64, placeholder: "for a regional admin" });
-  const store = input("grant-store", { maxlength: 64, placeholder: "for store roles" });
-  parts.push(card("Grant a role", form([field("Role", role), field("Region", region), field("Store", store)], "Grant", () => {
-    const body = { role: role.value };
-    if (region.value.trim()) body.region = region.value.trim();
-    if (store.value.trim()) body.store = store.value.trim();
+  const [role, where] = roleFields("grant");
+  parts.push(card("Grant a role", form([field("Role", role), field("Region or store", where)], "Grant", () => {
+    const body = grantOf(role, where);
     return change(`${path}/roles`, body, `granted ${roleText(body)}`);
   }, { id: "grant-form" })));
   const name = input("edit-name", { value: u.name, maxlength: 200 });
@@ -741,10 +784,13 @@ async function audit(parts) {
         const v = await api("GET", "/api/audit/verify");
         result.dataset.ok = String(!!v.ok);
         result.className = v.ok ? "ok" : "bad";
+        const why = v.why ?? v.reason;
         result.textContent = v.ok
           ? `The chain is intact: ${v.length} records verified` +
-            (v.checkpoint ? `, matching the checkpoint of ${plain(v.checkpoint.length ?? v.checkpoint)} records` : "")
-          : `The chain is broken at record ${v.broken_at}: ${v.reason}`;
+            (v.checkpoint ? `, holding against the signed checkpoint at record ${v.checkpoint.length}` : "")
+          : v.broken_at !== null && v.broken_at !== undefined
+            ? `The chain is broken at record ${v.broken_at}: ${why}`
+            : `The chain does not hold against its checkpoint: ${v.checkpoint_problem || why}`;
       } catch (exc) {
         result.textContent = "";
         report(exc);
