@@ -9,6 +9,7 @@ The columns and their format: novapos.cli.catalog.FORMAT (`novapos hub catalog i
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import operator
@@ -371,7 +372,7 @@ async def import_catalog(pool: asyncpg.Pool, tenant: str, data: bytes, progress:
     started = time.perf_counter()
     async with pool.acquire() as conn:
         currency = (await tenant_row(conn, tenant))["currency"]
-        rows = parse(data, currency, progress)
+        rows = await asyncio.to_thread(parse, data, currency, progress)  # seconds of CPU: off the hub's loop
         progress(f"read {rows.read} rows: {len(rows.variants)} well formed, {len(rows.errors)} refused; checking them "
                  "against each other and the catalog")
         async with conn.transaction():
