@@ -8,7 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import trio
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 
 from hub.app import run_hub
 from novapos.config import HubConfig
@@ -51,6 +53,11 @@ def _admin_session(url: str, csv: Path) -> dict[str, object]:
         page.find("#product-search button").click()
         page.until(lambda b: any(HOSTILE_NAME in row for row in page.rows("products")), "the hostile name as text")
         assert page.js("return document.body.dataset.pwned") is None and not page.js("return document.images.length")
+        page.js("document.querySelector('#products tbody tr').focus()")  # rows open from the keyboard too
+        ActionChains(page.browser).send_keys(Keys.ENTER).perform()
+        page.until(lambda b: b.execute_script("return location.hash") == "#catalog/beans", "the product by Enter")
+        page.text_in("view", HOSTILE_NAME + " (beans)")
+        page.go("#catalog")
 
         page.find("#f-file").send_keys(str(csv))
         page.find("#import-form button").click()
