@@ -34,9 +34,13 @@ function problem(message) {
   const box = $("problem");
   box.textContent = message || "";
   box.hidden = !message;
+  if (message) box.scrollIntoView({ block: "nearest" });  // a refusal is seen, wherever the form was
 }
 
-function status(message) { $("status").textContent = message || ""; }
+function status(message) {
+  $("status").textContent = message || "";
+  if (message) $("status").scrollIntoView({ block: "nearest" });
+}
 
 // ---- values as a person reads them ---------------------------------------------------------------------
 const MINOR_DIGITS = { JPY: 0, KRW: 0, ISK: 0, CLP: 0, VND: 0, BHD: 3, KWD: 3, JOD: 3, OMR: 3, TND: 3 };
@@ -642,7 +646,8 @@ async function deadLetters(parts) {
     { label: "Subject", value: d => d.subject }, { label: "Reason", value: d => d.reason, wrap: true },
     { label: "Re-driven", value: d => (d.redriven_at ? `${when(d.redriven_at)}: ${d.redrive_outcome}` : "no") },
     { label: "", value: d => (can("dead_letters.redrive") && !d.redriven_at
-      ? el("button", { type: "button", class: "secondary", "data-redrive": d.id, text: "Re-drive", onclick: () => redrive(d.id, list) })
+      ? el("button", { type: "button", class: "secondary", "data-redrive": d.id, text: "Re-drive",
+                       "aria-label": `Re-drive dead letter ${d.id}`, onclick: () => redrive(d.id, list) })
       : "") },
   ], () => api("GET", "/api/dead-letters"), { id: "dead-letters" });
   parts.push(list);
@@ -722,6 +727,7 @@ async function user(login, parts) {
     { label: "Role", value: r => r.role.replace(/_/g, " ") }, { label: "Region", value: r => r.region },
     { label: "Store", value: r => r.store },
     { label: "", value: r => (can("users.manage") ? el("button", { type: "button", class: "secondary", text: "Revoke",
+      "aria-label": `Revoke ${roleText(r)}`,
       onclick: () => change(`${path}/roles/revoke`, { role: r.role, region: r.region || undefined, store: r.store || undefined },
                             `revoked ${roleText(r)}`) }) : "") },
   ], u.roles || []);
