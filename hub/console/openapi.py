@@ -13,6 +13,10 @@ _COMMON: dict[str, Any] = {
                              "responses": {"200": {"description": "ok"}, "503": {
                                  "description": "starting, failing, or degraded: cut off from NATS for over 10 s"}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text format"}}}},
+        "/static/console.js": {"get": {"summary": "The console page's script (the page itself is /)",
+                                       "responses": {"200": {"description": "text/javascript"}}}},
+        "/static/console.css": {"get": {"summary": "The console page's style sheet",
+                                        "responses": {"200": {"description": "text/css"}}}},
     },
     "responses": {
         "BadRequest": {"description": "a parameter is out of bounds; the error says which and what is allowed",
