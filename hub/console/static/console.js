@@ -625,8 +625,13 @@ async function orders(parts) {
     before: form([field("Store", store), field("From", from), field("To", to)], "Show", () => list.reload(),
       { id: "orders-filter" }),
   });
-  parts.push(list);
-  await list.reload();
+  const stores = listing("Takings by store", [
+    { label: "Store", value: t => t.store }, { label: "Sales", value: t => t.sales },
+    { label: "Takings", value: t => (t.totals || []).map(x => money(x.minor, x.currency)).join(", ") },
+    { label: "Last sale", value: t => when(t.last_sale) }, { label: "Clock", value: t => skew(t.clock_skew_s) },
+  ], () => api("GET", "/api/stores"), { id: "takings" });
+  parts.push(list, stores);
+  await Promise.all([list.reload(), stores.reload()]);
 }
 
 async function order(id, parts) {
