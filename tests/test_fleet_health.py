@@ -20,24 +20,9 @@ from novapos.config import HubConfig, StoreConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.wire.subjects import EVENTS_STREAM
 from tests.conftest import query, wait_until
+from tests.fleet import fleet_world
 from tests.identity import add_user, grant, signed_in
 from tests.pos import COFFEE, sell
-from tests.stock_world import on_database
-
-FLEET_WORLD = """
-INSERT INTO tenants (tenant, name, currency) VALUES ('demo', 'Demo', 'EUR'), ('other', 'Other', 'EUR');
-INSERT INTO regions (tenant, region, name) VALUES ('demo', 'north', 'North'), ('demo', 'south', 'South'),
-    ('other', 'west', 'West');
-INSERT INTO stores (tenant, store, region, name) VALUES ('demo', 'store-001', 'north', 'One'),
-    ('demo', 'store-002', 'north', 'Two'), ('demo', 'store-003', 'south', 'Three'), ('other', 'o-1', 'west', 'Other');
-"""
-"""Tenants, regions and stores only: no hub catalog, so the edge sells from the demo catalog it was seeded with."""
-
-
-async def fleet_world(database_url: str) -> None:
-    async def seed(pool: Any) -> None:
-        await pool.execute(FLEET_WORLD)
-    await on_database(database_url, seed)
 
 
 async def _stream_full(nats_server: EmbeddedNats, full: bool) -> None:
@@ -73,7 +58,7 @@ async def test_a_running_edge_reports_its_health_and_goes_offline_when_it_stops(
             async def store() -> dict[str, Any]:
                 answer = await ada.get("/api/fleet/store-001")
                 assert answer.status_code == 200, answer.text
-                found: dict[str, Any] = answer.json()["store"]
+                found: dict[str, Any] = answer.json()
                 return found
 
             async def when(check: Any) -> dict[str, Any]:
@@ -85,7 +70,7 @@ async def test_a_running_edge_reports_its_health_and_goes_offline_when_it_stops(
 
             with trio.fail_after(10):
                 up = await when(lambda s: s["online"] and any(d["state"] == "ready" for d in s["devices"]))
-            assert up["version"] == VERSION and up["outbox_depth"] == 0 and up["oldest_unsent_s"] is None
+            assert up["version"] == VERSION and up["outbox"] == {"depth": 0, "oldest_age_s": None}
             assert {(d["name"], d["kind"]) for d in up["devices"]} == {("receipt-printer", "printer"),
                                                                          ("drawer-1", "drawer")}
             assert abs(up["clock_skew_s"]) < 2 and up["open_tills"] == [] and up["alerts"] == []
@@ -97,10 +82,10 @@ async def test_a_running_edge_reports_its_health_and_goes_offline_when_it_stops(
             await _stream_full(nats_server, True)  # the stream is full: the store's next sales wait in its outbox
             for _ in range(3):
                 await sell(http, edge.url, [(COFFEE, 1)])
-            backlog = await when(lambda s: s["outbox_depth"] >= 3)
-            assert backlog["oldest_unsent_s"] is not None and backlog["oldest_unsent_s"] >= 0
+            backlog = await when(lambda s: s["outbox"]["depth"] >= 3)
+            assert backlog["outbox"]["oldest_age_s"] is not None and backlog["outbox"]["oldest_age_s"] >= 0
             await _stream_full(nats_server, False)
-            await when(lambda s: s["outbox_depth"] == 0)
+            await when(lambda s: s["outbox"]["depth"] == 0)
 
             printer.set_online(False)
             with trio.fail_after(6):  # the manager's debounce, then the next look (1 s)

@@ -85,27 +85,27 @@ OPENAPI: dict[str, Any] = {"paths": {
                 "next": {"type": ["string", "null"], "description": "pass as `after` for the next page"}}}}}},
             **_REFUSALS}}},
     "/api/fleet/{store}": {"get": {
-        "summary": "One store's latest health and what changed in the last day, newest first (keyset pages)",
+        "summary": "One store's latest health, with what changed in the last day (`history`, newest first, keyset pages)",
         "parameters": [{"name": "store", "in": "path", "required": True, "schema": _TOKEN},
                        _query("tenant", _TOKEN, "the user's own tenant (another is a 404)"),
                        _query("before", {"type": "integer", "minimum": 1, "maximum": MAX_BIGINT},
                               "the `next` of the previous page of history"),
                        _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_HISTORY, "default": 200})],
         "responses": {"200": {"description": "the store and its history", "content": {"application/json": {
-            "schema": {"type": "object", "properties": {
-                "store": {"$ref": "#/components/schemas/FleetStore"},
+            "schema": {"allOf": [{"$ref": "#/components/schemas/FleetStore"}, {"type": "object", "properties": {
                 "history": {"type": "array", "maxItems": MAX_HISTORY, "items": {"type": "object", "properties": {
                     "id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
                     "kind": {"type": "string", "enum": ["online", "offline", "device", "version", "sample"]},
                     "details": {"type": "object"}}}},
-                "next": {"type": ["integer", "null"]}}}}}},
+                "next": {"type": ["integer", "null"], "description": "pass as `before` for older history"}}}]}}}},
             **_REFUSALS}}},
 }, "schemas": {
     "FleetStore": {"type": "object", "properties": {
         "store": _TOKEN, "name": {"type": "string"}, "region": _TOKEN, "online": {"type": "boolean"},
         "last_seen": _TIME, "offline_since": _TIME, "version": {"type": ["string", "null"]},
-        "outbox_depth": {"type": "integer", "minimum": 0},
-        "oldest_unsent_s": {"type": ["number", "null"], "description": "age of the oldest unsent event"},
+        "outbox": {"type": "object", "properties": {
+            "depth": {"type": "integer", "minimum": 0, "description": "events waiting in the store's outbox"},
+            "oldest_age_s": {"type": ["number", "null"], "description": "age of the oldest unsent event"}}},
         "devices": {"type": "array", "items": {"type": "object", "properties": {
             "name": _TOKEN, "kind": _TOKEN, "state": {"type": "string"}, "detail": {"type": "string"},
             "down": {"type": "boolean"}}}},
@@ -147,8 +147,9 @@ def item(row: asyncpg.Record) -> dict[str, Any]:
     last_sale = None if row["last_sale_seq"] is None else {"seq": row["last_sale_seq"], "at": _iso(row["last_sale_at"])}
     return {"store": row["store"], "name": row["name"], "region": row["region"], "online": row["online"],
             "last_seen": _iso(row["last_seen"]), "offline_since": _iso(row["offline_since"]),
-            "version": row["version"], "outbox_depth": row["outbox_depth"],
-            "oldest_unsent_s": None if row["oldest_unsent_ms"] is None else row["oldest_unsent_ms"] / 1000,
+            "version": row["version"], "outbox": {
+                "depth": row["outbox_depth"],
+                "oldest_age_s": None if row["oldest_unsent_ms"] is None else row["oldest_unsent_ms"] / 1000},
             "devices": [{key: device[key] for key in ("name", "kind", "state", "detail", "down")}
                         for device in json.loads(row["devices"])], "devices_down": row["devices_down"],
             "clock_skew_s": None if row["clock_skew_ms"] is None else row["clock_skew_ms"] / 1000,
@@ -222,7 +223,7 @@ def routes(console: Console) -> Sequence[BaseRoute]:
         if not rows:
             raise ApiError(404, f"store {store!r} has no health yet (revoked, or provisioned seconds ago)")
         history = await fetch(HISTORY_SQL, tenant, store, before, limit)
-        return JSONResponse({"store": item(rows[0]), "history": [
+        return JSONResponse({**item(rows[0]), "history": [
             {"id": row["id"], "at": _iso(row["at"]), "kind": row["kind"], "details": json.loads(row["details"])}
             for row in history], "next": history[-1]["id"] if history and len(history) == limit else None})
 
