@@ -161,3 +161,15 @@ async def test_history_is_kept_a_day_then_purged(database_url: str) -> None:
     rows = await query(database_url, "SELECT count(*) AS n, min(at) > now() - interval '1 day' AS fresh"
                                      " FROM fleet_history")
     assert rows[0]["n"] == before - 25000 > 0 and rows[0]["fresh"]
+
+
+async def test_a_revoked_or_unknown_store_is_told_its_report_was_not_kept(database_url: str) -> None:
+    await fleet_world(database_url)
+    assert await report(database_url, "demo", "store-001", a_report()) is None  # its first: the row is made
+    await query(database_url, "UPDATE stores SET status = 'revoked' WHERE store = 'store-001'")
+    assert await report(database_url, "demo", "store-001", a_report(version="9")) == (
+        "store 'store-001' of tenant 'demo' is revoked: its reports are not kept")
+    assert await report(database_url, "other", "store-001", a_report()) == (
+        "the hub does not know store 'store-001' of tenant 'other': it must be provisioned")
+    rows = await query(database_url, "SELECT tenant, version FROM fleet_status")
+    assert [tuple(row) for row in rows] == [("demo", "0.1.0")]

@@ -31,10 +31,11 @@ BACKLOG_ALERT_MS = 5 * 60 * 1000
 SKEW_ALERT_MS = 60 * 1000
 """A store clock further than this from the hub's is an alert (receipts and reports carry wrong times)."""
 
+PREVIOUS_SQL = ("SELECT s.status, f.online, f.version, f.devices::text AS devices, f.sampled_at, now() AS now"
+                " FROM fleet_status f JOIN stores s ON s.tenant = f.tenant AND s.store = f.store"
+                " WHERE f.tenant = $1 AND f.store = $2 FOR UPDATE OF f")
 STORE_SQL = "SELECT status FROM stores WHERE tenant = $1 AND store = $2"
 ENSURE_SQL = "INSERT INTO fleet_status (tenant, store) VALUES ($1, $2) ON CONFLICT DO NOTHING"
-PREVIOUS_SQL = ("SELECT online, version, devices, sampled_at, now() AS now FROM fleet_status"
-                " WHERE tenant = $1 AND store = $2 FOR UPDATE")
 UPDATE_SQL = (
     "UPDATE fleet_status SET online = true, offline_since = NULL, rank = $3, first_seen = coalesce(first_seen, now()),"
     " last_seen = now(), version = $4, outbox_depth = $5, oldest_unsent_ms = $6, devices = $7::jsonb,"
@@ -81,15 +82,18 @@ def _changes(previous: asyncpg.Record, report: HealthReport, devices: list[dict[
 
 async def apply_report(conn: asyncpg.Connection, tenant: str, store: str, report: HealthReport,
                        skew_ms: int) -> str | None:
-    """Keep the report as the store's latest state (None), or say why not (the store is unknown or revoked)."""
+    """Keep the report as the store's latest state (None), or say why not (the store is unknown or revoked).
+    Four round trips in the usual case: BEGIN, the row locked, its update, COMMIT (and the history rows when
+    something changed or a sample is due)."""
     async with conn.transaction():
-        status = await conn.fetchval(STORE_SQL, tenant, store)
-        if status is None:
-            return f"the hub does not know store {store!r} of tenant {tenant!r}: it must be provisioned"
-        if status != "active":
-            return f"store {store!r} of tenant {tenant!r} is {status}: its reports are not kept"
-        await conn.execute(ENSURE_SQL, tenant, store)
         previous = await conn.fetchrow(PREVIOUS_SQL, tenant, store)
+        if previous is None:  # its first report (the fleet watch has not enrolled it yet), or no such store
+            if await conn.fetchval(STORE_SQL, tenant, store) is None:
+                return f"the hub does not know store {store!r} of tenant {tenant!r}: it must be provisioned"
+            await conn.execute(ENSURE_SQL, tenant, store)
+            previous = await conn.fetchrow(PREVIOUS_SQL, tenant, store)
+        if previous["status"] != "active":
+            return f"store {store!r} of tenant {tenant!r} is {previous['status']}: its reports are not kept"
         devices = _devices(report)
         down = sum(1 for device in devices if device["down"])
         changes, sample = _changes(previous, report, devices, skew_ms)
