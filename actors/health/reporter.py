@@ -2,7 +2,8 @@
 
 Every CHECK_EVERY_S the reporter looks (asks the device manager, the outbox and each till, reads the last sale
 from the store's file, read-only) and reports at once when a device's state, the outbox going from empty to
-not (or back), or the set of open tills changed; otherwise every `report_interval_s`. Looking once a second
+not (an event waiting BACKLOG_AFTER_MS: every sale passes through it) or back, or the set of open tills
+changed; otherwise every `report_interval_s`. Looking once a second
 is the debounce: a burst of changes within it is one report. A report is a NATS request on the store's own
 subject, answered by the hub with its clock (the store's clock skew is logged once when it is over a minute).
 
@@ -46,6 +47,9 @@ CHECK_EVERY_S = 1.0
 ASK_TIMEOUT_S = 1.0
 ANSWER_WITHIN_S = 2.0
 SKEW_WARNING_MS = 60_000
+BACKLOG_AFTER_MS = 2000
+"""The outbox counts as no longer empty once an event has waited this long: every sale passes through it for
+milliseconds, and a report per sale would be noise; a backlog forming (NATS or the stream refusing) is news."""
 LAST_SALE_SQL = "SELECT seq, completed_at FROM completed ORDER BY rowid DESC LIMIT 1"
 
 
@@ -62,11 +66,13 @@ class HealthReporter(Actor):
         self._interval_s = interval_s
         self._check_every_s = check_every_s
         self._devices: tuple[Device, ...] = ()
+        self._backlog = Backlog(0, None)
         self._open: dict[str, bool] = {}
         self._reported: tuple[Any, ...] | None = None  # what the hub last took: the change signature
         self._reported_at = -float("inf")
         self._failing = False
         self._skew_said = False
+        self._refused: str | None = None  # the hub's last reason for not keeping a report, said once
         self._db: sqlite3.Connection | None = None
 
     def started(self) -> None:
@@ -80,7 +86,8 @@ class HealthReporter(Actor):
         """Look, and report when something changed or the interval is up; reschedules itself."""
         try:
             report = self._look()
-            signature = (tuple((d.name, d.state) for d in report.devices), report.outbox_depth > 0, report.open_tills)
+            backlog = report.oldest_unsent_ms is not None and report.oldest_unsent_ms >= BACKLOG_AFTER_MS
+            signature = (tuple((d.name, d.state) for d in report.devices), backlog, report.open_tills)
             due = time.monotonic() - self._reported_at >= self._interval_s
             if self._reported is None or signature != self._reported or due:
                 reason = "start" if self._reported is None else "change" if signature != self._reported else "interval"
@@ -102,12 +109,12 @@ class HealthReporter(Actor):
             except pykka.Timeout:
                 pass  # a till busy selling keeps its last known state
         try:
-            backlog: Backlog = self.registry.ask("outbox", "backlog", timeout=ASK_TIMEOUT_S)
-            depth, oldest = backlog.depth, None if backlog.oldest_age_s is None else round(backlog.oldest_age_s * 1000)
+            self._backlog = self.registry.ask("outbox", "backlog", timeout=ASK_TIMEOUT_S)
         except pykka.Timeout:
-            depth, oldest = -1, None
+            pass  # the outbox is busy (a locked file): its last answer stands
+        oldest = None if self._backlog.oldest_age_s is None else round(self._backlog.oldest_age_s * 1000)
         return HealthReport(version=VERSION, sent_at_ms=int(time.time() * 1000), interval_s=self._interval_s,
-                            reason="interval", outbox_depth=max(depth, 0), oldest_unsent_ms=oldest,
+                            reason="interval", outbox_depth=self._backlog.depth, oldest_unsent_ms=oldest,
                             devices=self._devices, open_tills=tuple(sorted(t for t, o in self._open.items() if o)),
                             last_sale=self._last_sale())
 
@@ -133,8 +140,9 @@ class HealthReporter(Actor):
         if self._failing:
             log.info("the hub takes this store's health reports again")
             self._failing = False
-        if reply.error is not None:
+        if reply.error is not None and reply.error != self._refused:
             log.warning("the hub did not keep this store's health report: %s", reply.error)
+        self._refused = reply.error
         if abs(reply.skew_ms) > SKEW_WARNING_MS and not self._skew_said:
             self._skew_said = True
             log.warning("this store's clock is %+.0f s off the hub's: check NTP on the store box", reply.skew_ms / 1000)
