@@ -118,3 +118,38 @@ async def test_a_running_edge_reports_its_health_and_goes_offline_when_it_stops(
         nursery.cancel_scope.cancel()
     rows = await query(database_url, "SELECT count(*) AS n FROM fleet_history WHERE kind = 'offline'")
     assert rows[0]["n"] == 1
+
+
+async def test_a_change_is_reported_at_once_whatever_the_interval(
+        hub_config: HubConfig, store_config: StoreConfig, database_url: str, printer: MockNetworkPrinter,
+        http: httpx.AsyncClient) -> None:
+    """With an hour between periodic reports, opening a till and losing the printer still reach the hub within
+    seconds, and a sale alone (its event leaves the outbox in milliseconds) sends nothing."""
+    await fleet_world(database_url)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run_hub, hub_config)
+        edge = await nursery.start(run_edge, replace(store_config, health_interval_s=3600))
+
+        async def status() -> Any:
+            rows = await query(database_url, "SELECT online, open_tills, devices_down, last_seen FROM fleet_status"
+                                             " WHERE store = 'store-001'")
+            return rows[0] if rows and rows[0]["online"] else None
+        started = await wait_until(status, timeout=10)
+        await trio.sleep(2)  # the devices come up after the first report: that change is reported too
+        settled = await status()
+        await sell(http, edge.url, [(COFFEE, 1)])
+        assert (await http.post(f"{edge.url}/api/tills/till-2/session", json={"cashier": "bob"})).status_code == 200
+        opened = await wait_until(lambda: _when(status, lambda s: s["open_tills"] == ["till-1", "till-2"]), timeout=4)
+        assert opened["last_seen"] > settled["last_seen"] >= started["last_seen"]
+        await sell(http, edge.url, [(COFFEE, 2)])  # till-1 was open already: nothing a person needs changed
+        await trio.sleep(2.5)
+        assert (await status())["last_seen"] == opened["last_seen"]
+        printer.set_online(False)
+        down = await wait_until(lambda: _when(status, lambda s: s["devices_down"] > 0), timeout=6)
+        assert down["last_seen"] > opened["last_seen"]
+        nursery.cancel_scope.cancel()
+
+
+async def _when(status: Any, check: Any) -> Any:
+    found = await status()
+    return found if found is not None and check(found) else None
