@@ -93,6 +93,8 @@ class HealthReporter(Actor):
                 reason = "start" if self._reported is None else "change" if signature != self._reported else "interval"
                 if self._send(replace(report, reason=reason)):
                     self._reported, self._reported_at = signature, time.monotonic()
+        except Exception as exc:  # a report is never worth a restart storm that could take the store's tree down
+            self._fails(f"{type(exc).__name__}: {exc}")
         finally:
             self.send_after(self._check_every_s, "check")
 
