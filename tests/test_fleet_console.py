@@ -15,6 +15,7 @@ from hub.app import run_hub
 from hub.fleet.routes import HISTORY_SQL, PAGE_SQL
 from novapos.config import HubConfig
 from novapos.wire.health import Device
+from tests.conftest import query
 from tests.fleet import a_report, fleet_world, report
 from tests.identity import add_user, grant, signed_in
 from tests.stock_world import on_database
@@ -64,6 +65,13 @@ async def test_each_user_sees_their_reach_alerts_first_in_stable_pages(
             assert (await ada.get("/api/fleet", params={"region": "west"})).status_code == 404
             assert (await ada.get("/api/fleet", params={"tenant": "other"})).status_code == 404
             assert (await ada.get("/api/fleet/o-1")).status_code == 404
+            await query(hub_config.database_url, "INSERT INTO stores (tenant, store, region, name)"
+                                                 " VALUES ('demo', 'store-new', 'south', 'New')")
+            new = (await ada.get("/api/fleet/store-new")).json()  # before the watch enrols it
+            assert (new["online"], new["last_seen"], new["history"]) == (False, None, [])
+            assert new["alerts"][0].startswith("has never reported")
+            await query(hub_config.database_url, "UPDATE stores SET status = 'revoked' WHERE store = 'store-new'")
+            assert (await ada.get("/api/fleet/store-new")).status_code == 404
             for params, says in (({"limit": "0"}, "limit"), ({"limit": "201"}, "limit"), ({"limit": "9" * 5000}, "limit"),
                                  ({"limit": "1.5"}, "limit"), ({"status": "sleepy"}, "status"),
                                  ({"after": "2~store-001"}, "after"), ({"after": "0~bad store"}, "after"),

@@ -43,7 +43,14 @@ PAGE_SQL = (
     " AND ($3::text IS NULL OR s.region = $3) AND ($4::boolean IS NULL OR f.online = $4)"
     " AND (f.rank, f.store) > ($5::smallint, $6::text)"
     " ORDER BY f.rank, f.store LIMIT $7")
-ONE_SQL = f"{_COLUMNS} AND f.store = $2"
+ONE_SQL = (
+    "SELECT s.store, s.name, s.region, coalesce(f.online, false) AS online, f.first_seen, f.last_seen,"
+    " f.offline_since, f.version, coalesce(f.outbox_depth, 0) AS outbox_depth, f.oldest_unsent_ms,"
+    " coalesce(f.devices, '[]')::text AS devices, coalesce(f.devices_down, 0) AS devices_down, f.clock_skew_ms,"
+    " coalesce(f.open_tills, '{}') AS open_tills, f.last_sale_seq, f.last_sale_at"
+    " FROM stores s LEFT JOIN fleet_status f ON f.tenant = s.tenant AND f.store = s.store"
+    " WHERE s.tenant = $1 AND s.store = $2 AND s.status = 'active'")
+"""One store, also before the fleet watch has enrolled it (then: never reported)."""
 STORE_SQL = "SELECT region FROM stores WHERE tenant = $1 AND store = $2"
 REGION_SQL = ("SELECT EXISTS (SELECT FROM regions WHERE tenant = $1 AND region = $2) AS known,"
               " EXISTS (SELECT FROM stores WHERE tenant = $1 AND region = $2 AND store = ANY($3::text[])) AS some")
@@ -221,7 +228,7 @@ def routes(console: Console) -> Sequence[BaseRoute]:
         limit = _whole(request, "limit", 200, MAX_HISTORY)
         rows = await fetch(ONE_SQL, tenant, store)
         if not rows:
-            raise ApiError(404, f"store {store!r} has no health yet (revoked, or provisioned seconds ago)")
+            raise ApiError(404, f"store {store!r} is revoked")
         history = await fetch(HISTORY_SQL, tenant, store, before, limit)
         return JSONResponse({**item(rows[0]), "history": [
             {"id": row["id"], "at": _iso(row["at"]), "kind": row["kind"], "details": json.loads(row["details"])}
