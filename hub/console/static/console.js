@@ -257,6 +257,7 @@ function signedIn(session) {
 }
 
 function signedOut(why) {
+  state.rendering++;  // a section still loading is dropped, not shown to the next user
   state.session = null;
   state.csrf = "";
   state.currency = null;
