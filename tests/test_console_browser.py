@@ -21,6 +21,7 @@ from tests.test_web_till_browser import headless_chromium  # noqa: F401  (skips 
 
 from tests.console_page import TABLET, Page  # isort: skip  (imports selenium: after the skip above)
 
+SECTIONS = ("#fleet", "#catalog", "#catalog/coffee", "#stock", "#orders", "#dead-letters", "#users", "#audit")
 HOSTILE_NAME = '<img src=x onerror="document.body.dataset.pwned=1">Beans'
 
 
@@ -77,7 +78,7 @@ def _admin_session(url: str, csv: Path) -> dict[str, object]:
         page.until(lambda b: any("two bags torn in delivery" in row for row in page.rows("movements")),
                    "the adjustment in the movements")
         page.screenshot("03-stock-adjusted")
-        desktop = {section: _overflow_after(page, section) for section in ("#stock", "#catalog", "#users")}
+        desktop = {section: _overflow_after(page, section) for section in SECTIONS}
 
         page.browser.set_window_size(*TABLET)
         menu = page.find("#menu")
@@ -85,7 +86,7 @@ def _admin_session(url: str, csv: Path) -> dict[str, object]:
         menu.click()
         opened = page.find("#nav").is_displayed()
         page.browser.find_element(By.CSS_SELECTOR, "#nav a[href='#stock']").click()
-        tablet = {section: _overflow_after(page, section) for section in ("#stock", "#catalog")}
+        tablet = {section: _overflow_after(page, section) for section in SECTIONS}
         page.screenshot("04-tablet-stock")
 
         page.find("#signout").click()
@@ -125,5 +126,5 @@ async def test_an_admin_signs_in_imports_adjusts_stock_and_signs_out_in_the_page
     assert seen["invalid"] is True
     moved = await query(url, "SELECT on_hand_change, reason FROM stock_movements WHERE kind = 'adjustment'")
     assert [(row["on_hand_change"], row["reason"]) for row in moved] == [(-2, "two bags torn in delivery")]
-    assert seen["desktop"] == {"#stock": 0, "#catalog": 0, "#users": 0}, seen
-    assert seen["collapsed"] and seen["opened"] and seen["tablet"] == {"#stock": 0, "#catalog": 0}, seen
+    assert seen["desktop"] == dict.fromkeys(SECTIONS, 0), seen
+    assert seen["collapsed"] and seen["opened"] and seen["tablet"] == dict.fromkeys(SECTIONS, 0), seen
