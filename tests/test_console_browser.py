@@ -87,7 +87,8 @@ def _admin_session(url: str, csv: Path) -> dict[str, object]:
         opened = page.find("#nav").is_displayed()
         page.browser.find_element(By.CSS_SELECTOR, "#nav a[href='#stock']").click()
         tablet = {section: _overflow_after(page, section) for section in SECTIONS}
-        page.screenshot("04-tablet-stock")
+        page.go("#fleet")
+        page.screenshot("04-tablet-fleet")
 
         page.find("#signout").click()
         page.text_in("problem", "You are signed out")
