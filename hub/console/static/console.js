@@ -173,7 +173,7 @@ function fill(table, columns, rows, open) {
 
 function listing(title, columns, fetchPage, options = {}) {
   // A card with a table paged by keyset: "Next page" follows the answer's cursor, "First page" starts over.
-  const table = el("table", { id: options.id });
+  const table = el("table", { id: options.id, "aria-label": title });
   const next = el("button", { type: "button", class: "secondary", text: options.nextLabel || "Next page", hidden: true });
   const first = el("button", { type: "button", class: "secondary", text: "First page", hidden: true });
   const box = card(title, options.before || null, el("div", { class: "scroll" }, table), el("div", { class: "pager" }, first, next));
@@ -206,7 +206,7 @@ function generic(title, rows, currency) {
   // in minor units (*_minor) shown as money.
   const list = Array.isArray(rows) ? rows : [];
   const keys = [...new Set(list.flatMap(row => (row && typeof row === "object" ? Object.keys(row) : [])))];
-  const table = el("table");
+  const table = el("table", { "aria-label": title });
   fill(table, keys.map(key => ({
     label: key.replace(/_minor$/, "").replace(/_/g, " "),
     value: row => (key.endsWith("_minor") && currency ? money(row[key], currency) : row[key]),
