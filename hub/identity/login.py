@@ -48,6 +48,14 @@ async def failed(pool: asyncpg.Pool, user: asyncpg.Record, client: str, why: str
     return None
 
 
+async def refused(pool: asyncpg.Pool, user: asyncpg.Record, client: str, why: str) -> None:
+    """A right password for a user who may not sign in (deactivated, no console role): audited, not counted
+    towards the lockout (the password was right; counting would let anyone lock a deactivated login's owner
+    out after reactivation)."""
+    async with pool.acquire() as conn:
+        await record(conn, Entry(user["tenant"], user["login"], "login.failed", details={"client": client, "why": why}))
+
+
 async def signed_out(pool: asyncpg.Pool, token: str, tenant: str, login: str) -> None:
     await close_session(pool, token)
     async with pool.acquire() as conn:

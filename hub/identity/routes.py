@@ -87,10 +87,10 @@ def routes(console: Console) -> Sequence[BaseRoute]:
                                     f"until {locked:%H:%M} UTC")
             raise ApiError(401, _WRONG)
         if not user["active"]:
-            await console.seam.run(signing.failed, pool, user, client, "deactivated")
+            await console.seam.run(signing.refused, pool, user, client, "deactivated")
             raise ApiError(403, "this user is deactivated: ask an admin")
         if not any(Permission.CONSOLE in PERMISSIONS[Role(role)] for role in user["roles"]):
-            await console.seam.run(signing.failed, pool, user, client, "no console role")
+            await console.seam.run(signing.refused, pool, user, client, "no console role")
             raise ApiError(403, "this user has no console role (cashiers sign in at the till)")
         token, _csrf = await console.seam.run(signing.succeeded, pool, user, client)
         principal = await console.seam.run(principal_for, pool, token)
