@@ -49,7 +49,7 @@ class StaffActor(Actor):
         self._cache: StaffCache | None = None
         self._subscription: Any = None
         self._next_ask = 0.0
-        self._was_connected = False
+        self._reconnects = 0
         self._failing: str | None = None
 
     def started(self) -> None:
@@ -86,13 +86,14 @@ class StaffActor(Actor):
 
     def tick(self) -> None:
         """Subscribe once connected; ask for the list when due or just reconnected; then again in TICK_S."""
-        connected = self._link.connected
         now = time.monotonic()
+        reconnects = self._reconnects_so_far()
         try:
             if self._subscription is None:
                 self._subscription = self._seam.run_blocking(self._subscribe, timeout=ASK_WITHIN_S + 1.0)
                 self._next_ask = now
-            if now >= self._next_ask or (connected and not self._was_connected):
+            if now >= self._next_ask or reconnects != self._reconnects:
+                self._reconnects = reconnects  # a publish may have been missed while away: ask now
                 self.received(self._seam.run_blocking(self._ask, timeout=ASK_WITHIN_S + 1.0))
                 self._next_ask = now + self._refresh_s
             if self._failing is not None:
@@ -101,8 +102,14 @@ class StaffActor(Actor):
         except (ConnectionError, TimeoutError, OSError, nats.errors.Error, Invalid) as exc:
             self._failed(str(exc) or type(exc).__name__)
             self._next_ask = now + min(RETRY_S, self._refresh_s)
-        self._was_connected = self._link.connected
         self.send_after(TICK_S, "tick")
+
+    def _reconnects_so_far(self) -> int:
+        """How often the link has reconnected (nats-py counts them): a change means it was away."""
+        try:
+            return int(self._link.client.stats["reconnects"])
+        except ConnectionError:  # not connected the first time yet
+            return 0
 
     def received(self, data: bytes) -> None:
         """A list from the hub (a reply or a publish): kept if newer; a bad one is logged and dropped."""
