@@ -7,9 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 import trio
 
 from hub.app import run_hub
+from hub.identity import manage
+from novapos import validators
 from novapos.config import HubConfig
 from tests.conftest import query
 from tests.identity import PASSWORD, add_user, grant, signed_in
@@ -180,3 +183,16 @@ async def test_deactivation_ends_sessions_and_refused_sign_ins_do_not_lock(hub_c
     assert {r["why"] for r in rows if r["action"] == "login.failed"} == {"deactivated"}
     assert [r["action"] for r in await query(url, "SELECT action FROM audit_records WHERE target = 'nora'"
                                                   " ORDER BY seq")] == ["user.created", "login.locked", "user.unlocked", "user.password_set"]
+
+
+def test_pins_and_passwords_a_thief_tries_first_are_refused() -> None:
+    for weak in ("0000", "1111111", "1234", "12345678", "9876", "3210", "7890", "8901", "123", "123456789", "12 34",
+                 "١٢٣٤", 1234, None):  # repeats, runs (wrapping too), lengths, not ASCII digits, not text
+        with pytest.raises(validators.Invalid):
+            manage.pin("pin", weak)
+    for fine in ("2580", "4711", "8152", "13572468", "1212"):
+        assert manage.pin("pin", fine) == fine
+    for weak_password in ("short", "nine char", " " * 12, "a\x00bcdefghijk", 12345678901):
+        with pytest.raises(validators.Invalid):
+            manage.password("password", weak_password)
+    assert manage.password("password", "  ten chars ") == "  ten chars "

@@ -41,6 +41,8 @@ _DIGITS = re.compile(r"[0-9]+")
 def password(where: str, value: object) -> str:
     """A console password: 10..256 characters, no control characters (spaces at either end are kept)."""
     text = validators.text(where, value, max_length=MAX_PASSWORD_LENGTH, strip=False)
+    if not text.strip():
+        raise validators.Invalid(where, "must not be only spaces")
     if len(text) < MIN_PASSWORD_LENGTH:
         raise validators.Invalid(where, f"must be at least {MIN_PASSWORD_LENGTH} characters, got {len(text)}")
     return text
