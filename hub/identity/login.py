@@ -49,9 +49,8 @@ async def failed(pool: asyncpg.Pool, user: asyncpg.Record, client: str, why: str
 
 
 async def refused(pool: asyncpg.Pool, user: asyncpg.Record, client: str, why: str) -> None:
-    """A right password for a user who may not sign in (deactivated, no console role): audited, not counted
-    towards the lockout (the password was right; counting would let anyone lock a deactivated login's owner
-    out after reactivation)."""
+    """A right password for a user who may not sign in (deactivated, no console role): audited, but not counted
+    towards the lockout: nobody is guessing, and the owner would find the login locked once reactivated."""
     async with pool.acquire() as conn:
         await record(conn, Entry(user["tenant"], user["login"], "login.failed", details={"client": client, "why": why}))
 
