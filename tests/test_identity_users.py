@@ -27,6 +27,7 @@ async def _people(database_url: str) -> None:
     await add_user(database_url, "nora", grant("regional_admin", "north"))
     await add_user(database_url, "sam", grant("regional_admin", "south"))
     await add_user(database_url, "mia", grant("store_manager", "store-001"))
+    await add_user(database_url, "sue", grant("supervisor", "store-001"))
     await add_user(database_url, "carl", grant("cashier", "store-001"), pin="4711")
     await add_user(database_url, "dora", grant("cashier", "store-003"), pin="4711")
     await add_user(database_url, "ola", grant("tenant_admin"), tenant="other")
@@ -43,16 +44,20 @@ async def test_who_sees_whom_and_keyset_pages(hub_config: HubConfig) -> None:
         await _people(hub_config.database_url)
         async with signed_in(hub.url, "ada") as ada, signed_in(hub.url, "nora") as nora, \
                 signed_in(hub.url, "mia") as mia:
-            assert _logins((await ada.get("/api/users")).json()) == ["ada", "carl", "dora", "mia", "nora", "sam"]
-            assert _logins((await nora.get("/api/users")).json()) == ["carl", "mia", "nora"]
-            assert _logins((await mia.get("/api/users")).json()) == ["carl", "mia"]
+            assert _logins((await ada.get("/api/users")).json()) == ["ada", "carl", "dora", "mia", "nora", "sam", "sue"]
+            assert _logins((await nora.get("/api/users")).json()) == ["carl", "mia", "nora", "sue"]
+            assert _logins((await mia.get("/api/users")).json()) == ["carl", "mia", "sue"]
             first = (await ada.get("/api/users", params={"limit": 4})).json()
             assert _logins(first) == ["ada", "carl", "dora", "mia"] and first["next"] == "mia"
             rest = (await ada.get("/api/users", params={"limit": 4, "after": first["next"]})).json()
-            assert _logins(rest) == ["nora", "sam"] and rest["next"] is None
+            assert _logins(rest) == ["nora", "sam", "sue"] and rest["next"] is None
+            assert (await ada.get("/api/users", params={"tenant": "other"})).status_code == 404
+            async with signed_in(hub.url, "sue") as sue:  # a supervisor sells and sees the store, not its people
+                assert (await sue.get("/api/users")).status_code == 403
+                assert (await sue.get("/api/users/carl")).status_code == 403
             assert _logins((await ada.get("/api/users", params={"q": "Do"})).json()) == ["dora"]
             assert _logins((await ada.get("/api/users", params={"q": "%"})).json()) == []
-            assert _logins((await nora.get("/api/users", params={"store": "store-001"})).json()) == ["carl", "mia"]
+            assert _logins((await nora.get("/api/users", params={"store": "store-001"})).json()) == ["carl", "mia", "sue"]
             assert (await nora.get("/api/users", params={"store": "store-003"})).status_code == 403
             assert (await nora.get("/api/users", params={"store": "o-1"})).status_code == 404
             assert (await ada.get("/api/users", params={"limit": "0"})).status_code == 422

@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute
 
 from hub.console.context import Console
 from hub.identity import manage
-from hub.identity.access import COOKIE, authorize
+from hub.identity.access import COOKIE, authorize, tenant_of
 from hub.identity.sessions import token_hash
 from hub.identity.staff import publish_lists
 from hub.identity.users import LOGIN_PATTERN, Grant, login_name
@@ -71,6 +71,8 @@ OPENAPI: dict[str, Any] = {"paths": {
         "get": {"summary": "The users the caller may see, by login (a tenant admin: the tenant's; a regional admin: "
                            "those with a role in their region or its stores; a store manager: those at their stores)",
                 "parameters": [
+                    {"name": "tenant", "in": "query", "schema": _TOKEN,
+                     "description": "may be left out; another tenant than the caller's is not found (404)"},
                     {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 64},
                      "description": "a login prefix or part of a name"},
                     {"name": "store", "in": "query", "schema": _TOKEN, "description": "only users with a role there"},
@@ -153,6 +155,7 @@ def routes(console: Console) -> Sequence[BaseRoute]:
     async def list_users(request: Request) -> Response:
         principal = await authorize(console, request, Permission.VIEW_USERS)
         params = request.query_params
+        tenant_of(principal, params.get("tenant"))
         q = params.get("q")
         store = params.get("store")
         after = params.get("after")
