@@ -144,13 +144,25 @@ async def test_every_role_rule_allowed_and_refused(hub_config: HubConfig) -> Non
             await refused(ada, "/api/users/no%00body/changes", {"name": "x"}, 422)
             forged = await ada.post("/api/users/carl/changes", json={"active": False}, headers={"x-csrf-token": "x"})
             assert forged.status_code == 403 and "CSRF" in forged.json()["error"]
+            # the same grant and the same new login at once: one lands, the others are told so, none fails
+            statuses: list[int] = []
+
+            async def send(path: str, body: dict[str, Any]) -> None:
+                statuses.append((await ada.post(path, json=body)).status_code)
+            async with trio.open_nursery() as racing:
+                for _ in range(4):
+                    racing.start_soon(send, "/api/users/carl/roles", {"role": "supervisor", "store": "store-002"})
+                    racing.start_soon(send, "/api/users", {"login": "twin", "name": "Twin",
+                                                           "roles": [{"role": "cashier", "store": "store-002"}]})
+            assert sorted(statuses) == [200, 201, *[409] * 6], statuses
         nursery.cancel_scope.cancel()
     audited = [(r["actor"], r["action"], r["target"]) for r in await query(
         url, "SELECT actor, action, target FROM audit_records WHERE tenant = 'demo' AND action NOT LIKE 'log%'"
              " AND actor <> 'test' ORDER BY seq")]
+    audited[-2:] = sorted(audited[-2:])  # the race's two winners, in either order
     assert audited == [("nora", "user.created", "zed"), ("nora", "role.granted", "zed"), ("ada", "role.granted", "zed"),
                        ("ada", "role.revoked", "zed"), ("nora", "user.changed", "zed"), ("nora", "user.pin_set", "zed"),
-                       ("mia", "user.changed", "mia")]
+                       ("mia", "user.changed", "mia"), ("ada", "role.granted", "carl"), ("ada", "user.created", "twin")]
 
 
 async def test_deactivation_ends_sessions_and_refused_sign_ins_do_not_lock(hub_config: HubConfig) -> None:

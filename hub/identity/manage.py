@@ -216,8 +216,11 @@ async def create(pool: asyncpg.Pool, principal: Principal, *, login: str, name: 
         await check_grants(conn, principal, grants)
         if await conn.fetchval("SELECT EXISTS (SELECT FROM users WHERE login = $1)", login):
             raise ApiError(409, f"the login {login!r} is taken: choose another")
-        user_id = await create_user(conn, tenant=principal.tenant, login=login, name=name, actor=principal.login,
-                                    password_hash=password_hash, pin_verifier=pin_verifier, grants=grants)
+        try:
+            user_id = await create_user(conn, tenant=principal.tenant, login=login, name=name, actor=principal.login,
+                                        password_hash=password_hash, pin_verifier=pin_verifier, grants=grants)
+        except asyncpg.UniqueViolationError:  # made by someone else in the same instant
+            raise ApiError(409, f"the login {login!r} is taken: choose another") from None
         return Done(await _after(conn, login), await stores_of(conn, user_id))
 
 
@@ -277,8 +280,12 @@ async def grant_role(pool: asyncpg.Pool, principal: Principal, login: str, grant
         check_grant(principal, grant)
         if Assignment(grant.role, grant.region, grant.store) in target.assignments:
             raise ApiError(409, f"{login} already holds that role")
-        await conn.execute("INSERT INTO user_roles (user_id, tenant, role, region, store) VALUES ($1, $2, $3, $4, $5)",
-                           target.id, principal.tenant, grant.role.value, grant.region, grant.store)
+        try:
+            await conn.execute("INSERT INTO user_roles (user_id, tenant, role, region, store)"
+                               " VALUES ($1, $2, $3, $4, $5)",
+                               target.id, principal.tenant, grant.role.value, grant.region, grant.store)
+        except asyncpg.UniqueViolationError:  # granted by someone else in the same instant
+            raise ApiError(409, f"{login} already holds that role") from None
         await record(conn, Entry(principal.tenant, principal.login, "role.granted", store=grant.store, target=login,
                                  details=describe_grant(grant)))
         await bump_version(conn, principal.tenant)
