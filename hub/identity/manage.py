@@ -110,7 +110,7 @@ _USER_COLUMNS = (
 LIST_SQL = (
     f"SELECT {_USER_COLUMNS} FROM users u"
     " WHERE u.tenant = $1 AND ($2::text IS NULL OR u.login > $2)"
-    "  AND ($3::text IS NULL OR u.login LIKE $3 || '%' OR u.name ILIKE '%' || $3 || '%')"
+    "  AND ($3::text IS NULL OR u.login LIKE lower($3) || '%' OR u.name ILIKE '%' || $3 || '%')"
     "  AND ($4::text[] IS NULL OR EXISTS (SELECT FROM user_roles r WHERE r.user_id = u.id"
     "       AND (r.store = ANY($4) OR r.region = ANY($5))))"
     "  AND ($6::text IS NULL OR EXISTS (SELECT FROM user_roles r WHERE r.user_id = u.id AND r.store = $6))"
