@@ -9,16 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import trio
 from nats.aio.msg import Msg
 
 from actors.staff.cache import StaffCache, staff_path
 from edge.app import run_edge
 from edge_runtime import AsyncioSeam
-from novapos.config import StoreConfig
+from novapos.config import ConfigError, StoreConfig, load_store
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.wire.staff import StaffList, StaffMember, encode_list, staff_request_subject, staff_subject
-from tests.conftest import wait_until
+from tests.conftest import CONFIGS, wait_until
 
 VERIFIER = "scrypt$14$8$1$c2FsdA$aGFzaA"
 
@@ -90,3 +91,15 @@ def _kept_across_restart(path: Path) -> None:
         assert cache.lookup("carl") is None
     finally:
         cache.close()
+
+
+def test_the_staff_refresh_setting_is_read_and_bounded(tmp_path: Path) -> None:
+    demo = (CONFIGS / "demo-store.toml").read_text()
+    path = tmp_path / "store.toml"
+    assert load_store(CONFIGS / "demo-store.toml").staff_refresh_s == 60.0
+    path.write_text("staff_refresh_s = 15\n" + demo)
+    assert load_store(path).staff_refresh_s == 15.0
+    for bad, says in (("0", "from 1 to 86400"), ("2.5", "whole number"), ('"60"', "whole number")):
+        path.write_text(f"staff_refresh_s = {bad}\n" + demo)
+        with pytest.raises(ConfigError, match=says):
+            load_store(path)
