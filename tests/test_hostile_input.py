@@ -459,6 +459,8 @@ HUB_ENDPOINTS = (
     Endpoint("POST", "/api/users/{login}/changes"),
     Endpoint("POST", "/api/users/{login}/roles"),
     Endpoint("POST", "/api/users/{login}/roles/revoke"),
+    Endpoint("GET", "/api/fleet"),
+    Endpoint("GET", "/api/fleet/{store}"),  # hostile store ids, signed in: tests/test_fleet_console.py
 )
 """Every route of the hub console; the values a client controls are its path ids and query parameters."""
 HOSTILE_IDS = [*HOSTILE_SEGMENTS, ("zero", "0"), ("negative", "-1"), ("past bigint", str(2**63)),
@@ -475,7 +477,7 @@ def _hub_attacks(endpoint: Endpoint, port: int) -> Iterator[tuple[str, int, http
     """Every hostile request for one hub route, with a label and the status it must be refused with."""
     def request(method: str, ids: str = "1", query: str = "", content: bytes | None = b"{}",
                 headers: dict[str, str] | None = None) -> httpx.Request:
-        url = f"http://127.0.0.1:{port}{endpoint.path.format(id=ids, login='ada')}{query}"
+        url = f"http://127.0.0.1:{port}{endpoint.path.replace('{store}', ids).format(id=ids, login='ada')}{query}"
         return httpx.Request(method, url, content=content, headers={"content-type": "application/json"}
                              if headers is None else headers)
 
@@ -512,7 +514,7 @@ async def test_hostile_requests_at_every_hub_route_are_refused_with_the_right_st
                     problems.append(f"{label}: status {response.status_code}, not {status}: {response.text[:80]}")
                 if status == 405 and endpoint.method not in response.headers.get("allow", ""):
                     problems.append(f"{label}: Allow is {response.headers.get('allow')!r}")
-            options = await http.options(f"{hub.url}{endpoint.path.format(id=1, login='ada')}")
+            options = await http.options(f"{hub.url}{endpoint.path.replace('{store}', '1').format(id=1, login='ada')}")
             if options.status_code != 204 or \
                     set(options.headers.get("allow", "").split(", ")) != {*_served(endpoint.path), "OPTIONS"} or \
                     "access-control-allow-origin" in options.headers or \
