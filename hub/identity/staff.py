@@ -64,7 +64,12 @@ async def answer_staff(pool: asyncpg.Pool, subject: str, _data: bytes) -> bytes:
 
 async def publish_lists(link: NatsLink, pool: asyncpg.Pool, tenant: str, stores: Iterable[str]) -> None:
     """After a committed change: each affected store's new list on its staff subject (core NATS). A store
-    offline now asks for its list when it is back, so a failure here is logged, never raised."""
+    offline now asks for its list when it is back, so a failure here is logged, never raised; with the hub's
+    own link down nothing is sent (the stores ask again when their links come back)."""
+    if not link.connected:
+        log.warning("the hub is not connected to NATS: the staff lists of %s/%s go out when the stores ask again "
+                    "(on their reconnect, or within their staff_refresh_s)", tenant, ", ".join(sorted(set(stores))))
+        return
     for store in sorted(set(stores)):
         try:
             staff = await staff_list(pool, tenant, store)
