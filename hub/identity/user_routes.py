@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute
 from hub.console.context import Console
 from hub.identity import manage
 from hub.identity.access import COOKIE, authorize, tenant_of
+from hub.identity.principal import Principal
 from hub.identity.sessions import token_hash
 from hub.identity.staff import publish_lists
 from hub.identity.users import LOGIN_PATTERN, Grant, login_name
@@ -144,7 +145,7 @@ def routes(console: Console) -> Sequence[BaseRoute]:
     async def verifier(secret: str | None) -> str | None:
         return None if secret is None else await trio.to_thread.run_sync(make_verifier, secret, limiter=limiter)
 
-    async def answer(principal: Any, done: manage.Done, status: int = 200) -> Response:
+    async def answer(principal: Principal, done: manage.Done, status: int = 200) -> Response:
         if done.stores:
             await console.seam.run(publish_lists, console.link, console.ready_pool(), principal.tenant, done.stores)
         return JSONResponse(done.target.as_json(principal), status_code=status)
