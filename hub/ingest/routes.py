@@ -1,5 +1,10 @@
 """The console's view of ingest: dead letters (why an event was refused), their re-drive after a fix, and the
-stores whose sequence numbers have gaps or were reused."""
+stores whose sequence numbers have gaps or were reused.
+
+Every route authorizes first (hub.identity.access) and shows only the user's tenant and the stores their
+role reaches: dead letters need dead_letters.view, a re-drive dead_letters.redrive at the letter's store
+(audited), sequence issues fleet.view. Another tenant's letter is a 404, another region's a 403.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from hub.console.context import Console
+from hub.console.openapi import AUTH_RESPONSES
+from hub.identity.access import authorize
 from hub.ingest.dead_letters import NotRedrivable, redrive
 from novapos.adapters.http import ApiError, route
+from novapos.roles import Permission
 from novapos.validators import describe
 
 DEAD_LETTERS_SHOWN = 100
 DEAD_LETTERS_SQL = ("SELECT id, event_id, subject, reason, received_at, redriven_at, redrive_outcome"
-                    " FROM dead_letters ORDER BY id DESC LIMIT $1")
+                    " FROM dead_letters WHERE tenant = $2 AND ($3::text[] IS NULL OR store = ANY($3))"
+                    " ORDER BY id DESC LIMIT $1")
+LETTER_SQL = "SELECT tenant, store FROM dead_letters WHERE id = $1"
 SEQUENCE_SHOWN = 100
 SEQUENCE_STORES_SHOWN = 500
 SEQUENCE_SQL = (
@@ -29,7 +39,8 @@ SEQUENCE_SQL = (
     " (SELECT coalesce(json_agg(json_build_object('seq', r.seq, 'event_id', r.event_id, 'found_at', r.found_at)"
     "   ORDER BY r.seq DESC, r.found_at DESC), '[]')::text FROM (SELECT * FROM store_seq_reuses r"
     "   WHERE (r.tenant, r.store) = (st.tenant, st.store) ORDER BY r.seq DESC, r.found_at DESC LIMIT $1) r) AS reuses"
-    " FROM store_stats st WHERE st.last_seq > st.seqs OR st.events > st.seqs"
+    " FROM store_stats st WHERE (st.last_seq > st.seqs OR st.events > st.seqs)"
+    " AND st.tenant = $3 AND ($4::text[] IS NULL OR st.store = ANY($4))"
     " ORDER BY st.tenant, st.store LIMIT $2")
 
 OPENAPI = {"paths": {
@@ -38,21 +49,24 @@ OPENAPI = {"paths": {
                     f"the counts, and the {SEQUENCE_SHOWN} highest gaps and reuses of each"),
         "responses": {"200": {"description": "by tenant and store", "content": {"application/json": {"schema": {
             "type": "array", "maxItems": SEQUENCE_STORES_SHOWN,
-            "items": {"$ref": "#/components/schemas/SequenceIssues"}}}}}},
+            "items": {"$ref": "#/components/schemas/SequenceIssues"}}}}}, **AUTH_RESPONSES},
     }},
     "/api/dead-letters": {"get": {
         "summary": f"The {DEAD_LETTERS_SHOWN} newest dead letters: events the hub refused, with the reason",
         "responses": {"200": {"description": "newest first", "content": {"application/json": {"schema": {
-            "type": "array", "maxItems": DEAD_LETTERS_SHOWN, "items": {"$ref": "#/components/schemas/DeadLetter"}}}}}},
+            "type": "array", "maxItems": DEAD_LETTERS_SHOWN, "items": {"$ref": "#/components/schemas/DeadLetter"}}}}},
+            **AUTH_RESPONSES},
     }},
     "/api/dead-letters/{id}/redrive": {"post": {
-        "summary": "Re-apply a dead letter through ingest after its cause was fixed; the letter is kept and marked",
+        "summary": "Re-apply a dead letter through ingest after its cause was fixed; the letter is kept and marked; "
+                   "needs dead_letters.redrive at the letter's store",
         "parameters": [{"name": "id", "in": "path", "required": True,
                         "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}],
         "responses": {
             "200": {"description": "what came of it", "content": {"application/json": {"schema": {
                 "type": "object", "properties": {"id": {"type": "integer"}, "outcome": {
                     "type": "string", "enum": ["applied", "already applied", "refused again: see the newer dead letter"]}}}}}},
+            **AUTH_RESPONSES,
             "404": {"$ref": "#/components/responses/NotFound"},
             "409": {"$ref": "#/components/responses/Conflict"},
             "503": {"description": "the hub cannot apply events right now; try again"}},
@@ -78,16 +92,23 @@ OPENAPI = {"paths": {
 
 
 def routes(console: Console) -> Sequence[BaseRoute]:
-    async def dead_letters(_request: Request) -> Response:
-        return JSONResponse(await console.query(DEAD_LETTERS_SQL, DEAD_LETTERS_SHOWN))
+    async def dead_letters(request: Request) -> Response:
+        principal = await authorize(console, request, Permission.VIEW_DEAD_LETTERS)
+        stores = principal.reach(Permission.VIEW_DEAD_LETTERS).store_filter()
+        return JSONResponse(await console.query(DEAD_LETTERS_SQL, DEAD_LETTERS_SHOWN, principal.tenant, stores))
 
     async def redrive_one(request: Request) -> Response:
+        principal = await authorize(console, request, Permission.REDRIVE)
         raw = request.path_params["id"]  # text: a 5000-digit "id" must be a 404, not int()'s ValueError
         letter = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 19 else 0
         if not 1 <= letter < 2**63:
             raise ApiError(404, f"there is no dead letter {describe(raw)}")
+        found = await console.query(LETTER_SQL, letter)
+        if not found or found[0]["tenant"] != principal.tenant:
+            raise ApiError(404, f"there is no dead letter {letter}")
+        principal.require(Permission.REDRIVE, store=found[0]["store"])
         try:
-            done = await console.seam.run(redrive, console.ready_pool(), letter, console.tenants)
+            done = await console.seam.run(redrive, console.ready_pool(), letter, console.tenants, principal.login)
         except NotRedrivable as exc:
             raise ApiError(404 if exc.missing else 409, str(exc)) from None
         except Exception as exc:
@@ -95,8 +116,10 @@ def routes(console: Console) -> Sequence[BaseRoute]:
                                 "the letter is unchanged, try again") from None
         return JSONResponse({"id": done.id, "outcome": done.outcome})
 
-    async def sequence_issues(_request: Request) -> Response:
-        rows = await console.query(SEQUENCE_SQL, SEQUENCE_SHOWN, SEQUENCE_STORES_SHOWN)
+    async def sequence_issues(request: Request) -> Response:
+        principal = await authorize(console, request, Permission.VIEW_FLEET)
+        stores = principal.reach(Permission.VIEW_FLEET).store_filter()
+        rows = await console.query(SEQUENCE_SQL, SEQUENCE_SHOWN, SEQUENCE_STORES_SHOWN, principal.tenant, stores)
         return JSONResponse([{**row, "gaps": json.loads(row["gaps"]), "reuses": json.loads(row["reuses"])}
                              for row in rows])
 
