@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import httpx
 
+from tests.conftest import query
 from tests.identity import PASSWORD, add_user, grant
 
 
 async def sign_in_admin(http: httpx.AsyncClient, hub_url: str, database_url: str, *, tenant: str = "demo",
                         login: str | None = None) -> str:
-    """Make a tenant admin of `tenant` (login `admin-<tenant>` unless given) and sign `http` in as them.
-    The tenant must exist. Returns the login."""
+    """Make a tenant admin of `tenant` (login `admin-<tenant>` unless given; the tenant too, in EUR, when the
+    test has none) and sign `http` in as them. Returns the login."""
     login = login or f"admin-{tenant}"
+    await query(database_url, "INSERT INTO tenants (tenant, name, currency) VALUES ($1, $1, 'EUR')"
+                              " ON CONFLICT DO NOTHING", tenant)
     await add_user(database_url, login, grant("tenant_admin"), tenant=tenant)
     answer = await http.post(f"{hub_url}/api/login", json={"login": login, "password": PASSWORD})
     assert answer.status_code == 200, answer.text

@@ -26,6 +26,8 @@ from starlette.routing import Route
 from hub.app import run_hub
 from hub.console.app import build_console
 from hub.console.context import Console
+from hub.console.openapi import SIGN_IN, document
+from hub.domains import domains
 from novapos.config import HubConfig
 from tests.conftest import query
 from tests.identity import PASSWORD, add_user, grant, signed_in
@@ -310,3 +312,15 @@ def test_every_console_api_route_is_in_the_matrix() -> None:
     missing = routed - tabled - set(ELSEWHERE)
     assert not missing, f"console routes with no row in ACTIONS (add them, with every role's status): {missing}"
     assert all(set(action.expect) == set(ROLES) - {FORGED} for action in ACTIONS)
+
+
+def test_openapi_documents_401_and_403_on_every_console_api_route() -> None:
+    spec = document(domains())
+    responses = spec["components"]["responses"]
+    assert "sign in" in responses["Unauthorized"]["description"] and "who can" in responses["Forbidden"]["description"]
+    undocumented = [f"{method.upper()} {path}" for path, item in spec["paths"].items()
+                    if path.startswith("/api/") and path != SIGN_IN
+                    for method, operation in item.items() if not {"401", "403"} <= set(operation["responses"])]
+    assert not undocumented, undocumented
+    adjust = spec["paths"]["/api/stock/adjustments"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert "reason" in adjust["required"] and adjust["properties"]["reason"]["maxLength"] > 0
