@@ -14,6 +14,7 @@ fails until every /api route of the built console is in the table or in ELSEWHER
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -324,3 +325,53 @@ def test_openapi_documents_401_and_403_on_every_console_api_route() -> None:
     assert not undocumented, undocumented
     adjust = spec["paths"]["/api/stock/adjustments"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert "reason" in adjust["required"] and adjust["properties"]["reason"]["maxLength"] > 0
+
+
+async def test_each_console_change_is_audited_with_its_user_in_the_same_transaction(hub_config: HubConfig) -> None:
+    async with _world_audit(hub_config) as (world, audit_before):
+        nora, ada, mona = world.clients[NORTH], world.clients[ADMIN], world.clients[MANAGER]
+        done = [
+            await nora.post("/api/catalog/price-changes", json={"sku": "COF-250", "amount_minor": 455, "scope": "store",
+                                                                "scope_id": "store-001",
+                                                                "effective_from": "2030-01-01T00:00:00+00:00"}),
+            await ada.post("/api/catalog/product-changes", json={"product": "coffee", "name": "Coffee",
+                                                                 "tax_class": "std"}),
+            await ada.post("/api/catalog/barcode-changes", json={"sku": "COF-500", "barcodes": ["4006381333931"]}),
+            await ada.post("/api/catalog/tax-class-changes", json={"tax_class": "std", "name": "Standard", "rates": []}),
+            await ada.post("/api/catalog/settings-changes", json={"prices_include_tax": False}),
+            await mona.post("/api/stock/adjustments", json={"location": "s1-floor", "sku": "COF-250", "quantity": -3,
+                                                            "reason": "broken jar"}),
+            await nora.post(f"/api/dead-letters/{await _letter(world.database_url, 'demo', 'store-002')}/redrive",
+                            json={}),
+        ]
+        assert [answer.status_code for answer in done] == [200] * len(done), [answer.text for answer in done]
+        refused = await mona.post("/api/stock/adjustments", json={"location": "s1-floor", "sku": "COF-250",
+                                                                  "quantity": -5000, "reason": "too many"})
+        assert refused.status_code == 409  # refused inside the transaction: no record of it either
+        rows = await query(world.database_url, "SELECT actor, action, store, target, details FROM audit_records"
+                                               " WHERE tenant = 'demo' AND seq > $1 ORDER BY seq", audit_before)
+    made = [(row["actor"], row["action"], row["store"], row["target"]) for row in rows]
+    assert made == [
+        (NORTH, "price.set", "store-001", "COF-250"),
+        (ADMIN, "catalog.product_saved", None, "coffee"),
+        (ADMIN, "catalog.barcodes_set", None, "COF-500"),
+        (ADMIN, "catalog.tax_class_saved", None, "std"),
+        (ADMIN, "catalog.settings_set", None, None),
+        (MANAGER, "stock.adjusted", "store-001", "COF-250"),
+        (NORTH, "dead_letter.redriven", "store-002", str(json.loads(rows[6]["details"])["id"])),
+    ]
+    price = json.loads(rows[0]["details"])
+    assert (price["sku"], price["scope"], price["scope_id"], price["amount_minor"]) == ("COF-250", "store", "store-001", 455)
+    assert price["from"].startswith("2030-01-01T00:00:00")
+    adjusted = json.loads(rows[5]["details"])
+    assert (adjusted["location"], adjusted["quantity"], adjusted["reason"], adjusted["on_hand"]) == (
+        "s1-floor", -3, "broken jar", 997)
+    assert json.loads(rows[6]["details"])["outcome"].startswith("refused again")
+
+
+@asynccontextmanager
+async def _world_audit(hub_config: HubConfig) -> AsyncIterator[tuple[World, int]]:
+    """The running world, and its tenant's audit chain length once it is built (sign-ins are records too)."""
+    async with _running(hub_config) as world:
+        [head] = await query(world.database_url, "SELECT seq FROM audit_heads WHERE tenant = 'demo'")
+        yield world, int(head["seq"])

@@ -4,9 +4,12 @@ demo's seed."""
 from __future__ import annotations
 
 import asyncio
+import getpass
+import json
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import trio
@@ -117,6 +120,20 @@ def test_the_import_command_reports_rows_and_exits_by_outcome(
     assert status == 2 and "there is no tenant 'acme'" in err
     status, _, err = run(tmp_path / "missing.csv")
     assert status == 2 and "cannot read" in err
+    imports = asyncio.run(_fetch(database_url, "SELECT actor, target, details FROM audit_records"
+                                               " WHERE tenant = 'demo' AND action = 'catalog.imported' ORDER BY seq"))
+    assert [(row["actor"], row["target"]) for row in imports] == [(f"cli:{getpass.getuser()}", "good.csv"),
+                                                                  (f"cli:{getpass.getuser()}", "bad.csv")]
+    assert json.loads(imports[1]["details"]) | {"file": "bad.csv", "rows": 2, "landed": 1, "refused": 1} == \
+        json.loads(imports[1]["details"])
+
+
+async def _fetch(database_url: str, sql: str) -> list[Any]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return list(await conn.fetch(sql))
+    finally:
+        await conn.close()
 
 
 async def _close(opening: Any) -> None:
