@@ -286,7 +286,7 @@ async def test_lists_show_only_what_the_role_reaches(hub_config: HubConfig) -> N
         async def seen(role: str, path: str, key: str) -> set[str]:
             answer = await clients[role].get(path)
             assert answer.status_code == 200, (role, path, answer.text)
-            return {row[key] for row in answer.json()}
+            return {row[key] for row in answer.json()["items"]}
         everything = {"s1-floor", "s1-back", "s2-floor", "wh-north", "s3-floor"}
         assert await seen(ADMIN, "/api/stock", "location") == everything
         assert await seen(NORTH, "/api/stock", "location") == everything - {"s3-floor"}
@@ -299,9 +299,9 @@ async def test_lists_show_only_what_the_role_reaches(hub_config: HubConfig) -> N
             "novapos.demo.store-001.evt.sale_completed", "novapos.demo.store-003.evt.sale_completed"}
         assert await seen(NORTH, "/api/dead-letters", "subject") == {"novapos.demo.store-001.evt.sale_completed"}
         other = await world.other_admin.get("/api/dead-letters")
-        assert [row["subject"] for row in other.json()] == ["novapos.other.o-1.evt.sale_completed"]
+        assert [row["subject"] for row in other.json()["items"]] == ["novapos.other.o-1.evt.sale_completed"]
         other_stock = await world.other_admin.get("/api/stock")
-        assert {row["location"] for row in other_stock.json()} == {"o1-floor"}
+        assert {row["location"] for row in other_stock.json()["items"]} == {"o1-floor"}
 
 
 def test_every_console_api_route_is_in_the_matrix() -> None:

@@ -60,9 +60,9 @@ async def test_a_catalog_is_built_read_and_guarded_through_the_console_api(
             ("store", "store-001", 1899), ("tenant", "", 1999)]
         assert medium["prices"][0]["effective_from"].startswith("2029-12-31T23:00:00")
         for found_by in ("shirt", "TEE-L-RED", "4006381333931", "TEE"):
-            listed = (await http.get(f"{api}/products", params={"q": found_by})).json()
+            listed = (await http.get(f"{api}/products", params={"q": found_by})).json()["items"]
             assert [(p["product"], p["variants"]) for p in listed] == [("TEE", 2)], found_by
-        assert (await http.get(f"{api}/products", params={"q": "socks"})).json() == []
+        assert (await http.get(f"{api}/products", params={"q": "socks"})).json() == {"items": [], "next": None}
         taxes = (await http.get(f"{api}/tax-classes")).json()
         assert taxes == [{"tax_class": "standard", "name": "Standard", "version": 1, "rates": [
             {"region": "north", "rate_ppm": 200_000}, {"region": "south", "rate_ppm": 190_000}]}]

@@ -51,7 +51,7 @@ async def test_a_dead_letter_redriven_from_the_console_lands_once_and_stays_mark
         assert (audited["actor"], audited["store"]) == (admin, "store-001")
         assert json.loads(audited["details"]) == {"id": letter, "outcome": "applied"}
         assert [row["event_id"] for row in await query(database_url, "SELECT event_id FROM sales")] == [sale]
-        [kept] = (await http.get(f"{hub.url}/api/dead-letters")).json()
+        [kept] = (await http.get(f"{hub.url}/api/dead-letters")).json()["items"]
         assert kept["id"] == letter and kept["redrive_outcome"] == "applied" and kept["redriven_at"]
 
         again = await http.post(f"{hub.url}/api/dead-letters/{letter}/redrive", json={})

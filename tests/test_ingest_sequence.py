@@ -99,7 +99,7 @@ async def test_the_console_lists_the_stores_with_gaps_or_reuses_and_only_those(
                       + [(SUBJECT.replace("store-001", "store-002"), e.encode(), None) for e in fine])
         await wait_until(lambda: _sales(database_url, 5))
         await sign_in_admin(http, hub.url, database_url)
-        issues = (await http.get(f"{hub.url}/api/sequence-issues")).json()
+        issues = (await http.get(f"{hub.url}/api/sequence-issues")).json()["items"]
         assert [(i["tenant"], i["store"], i["last_seq"], i["missing"], i["reused"]) for i in issues] == [
             ("demo", "store-001", 5, 3, 1)]
         assert [(g["first"], g["last"]) for g in issues[0]["gaps"]] == [(2, 4)]

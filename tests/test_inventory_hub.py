@@ -121,12 +121,12 @@ async def test_a_reservation_expires_and_the_sweeper_restocks_it(
                                                                 "quantity": 2, "expires_in_s": 60}, 409)
 
         async def restocked() -> bool:
-            rows = (await http.get(f"{hub.url}/api/stock", params={"location": "s1-floor"})).json()
+            rows = (await http.get(f"{hub.url}/api/stock", params={"location": "s1-floor"})).json()["items"]
             return bool(rows) and rows[0]["available"] == 5
         await wait_until(restocked, timeout=10)
         release = await http.post(f"{hub.url}/api/stock/reservations/{held['reservation']}/release", json={})
         assert release.status_code == 409 and "already expired" in release.json()["error"]
-        kinds = [m["kind"] for m in (await http.get(f"{hub.url}/api/stock/movements")).json()]
+        kinds = [m["kind"] for m in (await http.get(f"{hub.url}/api/stock/movements")).json()["items"]]
         assert kinds == ["expired", "reserved", "received"]
         nursery.cancel_scope.cancel()
     status = await query(database_url, "SELECT status FROM stock_reservations")
@@ -176,11 +176,11 @@ async def test_one_low_stock_event_per_crossing_in_the_table_and_on_nats(
         assert await _count(database_url, events_sql) == 0
         await sell(2, 1, 1, 1, 1)  # 6 -> 4 (a crossing), then 3, 2, 1, 0: still the one crossing
         assert await _count(database_url, events_sql) == 1
-        low = (await http.get(f"{hub.url}/api/stock/low")).json()
+        low = (await http.get(f"{hub.url}/api/stock/low")).json()["items"]
         assert [(r["location"], r["sku"], r["available"], r["low_threshold"]) for r in low] == [
             ("s1-floor", "COF-250", 0, 5)]
         await _post(http, f"{hub.url}/api/stock/receipts", {"location": "s1-floor", "sku": "COF-250", "quantity": 20})
-        assert (await http.get(f"{hub.url}/api/stock/low")).json() == []  # back above: re-armed
+        assert (await http.get(f"{hub.url}/api/stock/low")).json()["items"] == []  # back above: re-armed
         await sell(16)  # 20 -> 4: a second crossing
         assert await _count(database_url, events_sql) == 2
         alerts = await _low_alerts(nats_server, 2)

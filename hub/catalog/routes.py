@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from hub.catalog import changes, service
+from hub.console import keyset
 from hub.console.context import Console
 from hub.console.openapi import AUTH_RESPONSES
 from hub.identity.access import authorize, tenant_of
@@ -52,12 +53,12 @@ OPENAPI: dict[str, Any] = {"paths": {
         "summary": "Products by id: all, or those whose name holds `q`, or whose id, an SKU or a barcode is `q`",
         "parameters": [_TENANT_QUERY,
                        {"name": "q", "in": "query", "required": False, "schema": _TEXT},
-                       {"name": "after", "in": "query", "required": False, "description": "the last product id of the "
-                        "previous page", "schema": _TOKEN},
+                       {"name": "after", "in": "query", "required": False, "description": "the `next` of the "
+                        "previous page: the last product id shown", "schema": _TOKEN},
                        {"name": "limit", "in": "query", "required": False,
                         "schema": {"type": "integer", "minimum": 1, "maximum": service.MAX_LISTED, "default": 50}}],
-        "responses": {"200": {"description": "by product id", "content": {"application/json": {"schema": {
-            "type": "array", "items": {"$ref": "#/components/schemas/ProductSummary"}}}}},
+        "responses": {"200": {"description": "by product id, a page at a time", "content": {"application/json": {
+            "schema": keyset.schema("ProductSummary", service.MAX_LISTED)}}},
             "400": {"$ref": "#/components/responses/BadRequest"}, "404": {"$ref": "#/components/responses/NotFound"},
             **AUTH_RESPONSES},
     }},
@@ -171,7 +172,8 @@ def routes(console: Console) -> Sequence[BaseRoute]:
                                        1, service.MAX_LISTED)
         except Invalid as exc:
             raise ApiError(400, str(exc)) from None
-        return JSONResponse(await run(service.search, tenant, text, after, limit))
+        rows = await run(service.search, tenant, text, after, limit + 1)
+        return JSONResponse(keyset.page(rows, limit, lambda row: [row["product"]]))
 
     async def product(request: Request) -> Response:
         tenant = await viewer(request)

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
+from hub.console import keyset
 from hub.console.context import Console
 from hub.console.openapi import AUTH_RESPONSES
 from hub.identity.access import authorize
@@ -26,7 +27,7 @@ from novapos.validators import describe
 DEAD_LETTERS_SHOWN = 100
 DEAD_LETTERS_SQL = ("SELECT id, event_id, subject, reason, received_at, redriven_at, redrive_outcome"
                     " FROM dead_letters WHERE tenant = $2 AND ($3::text[] IS NULL OR store = ANY($3))"
-                    " ORDER BY id DESC LIMIT $1")
+                    " AND ($4::bigint IS NULL OR id < $4) ORDER BY id DESC LIMIT $1")
 LETTER_SQL = "SELECT tenant, store FROM dead_letters WHERE id = $1"
 SEQUENCE_SHOWN = 100
 SEQUENCE_STORES_SHOWN = 500
@@ -40,22 +41,25 @@ SEQUENCE_SQL = (
     "   ORDER BY r.seq DESC, r.found_at DESC), '[]')::text FROM (SELECT * FROM store_seq_reuses r"
     "   WHERE (r.tenant, r.store) = (st.tenant, st.store) ORDER BY r.seq DESC, r.found_at DESC LIMIT $1) r) AS reuses"
     " FROM store_stats st WHERE (st.last_seq > st.seqs OR st.events > st.seqs)"
-    " AND st.tenant = $3 AND ($4::text[] IS NULL OR st.store = ANY($4))"
+    " AND st.tenant = $3 AND ($4::text[] IS NULL OR st.store = ANY($4)) AND ($5::text IS NULL OR st.store > $5)"
     " ORDER BY st.tenant, st.store LIMIT $2")
 
 OPENAPI = {"paths": {
     "/api/sequence-issues": {"get": {
         "summary": ("Stores whose sequence numbers have gaps (never arrived) or were reused by another event id: "
                     f"the counts, and the {SEQUENCE_SHOWN} highest gaps and reuses of each"),
-        "responses": {"200": {"description": "by tenant and store", "content": {"application/json": {"schema": {
-            "type": "array", "maxItems": SEQUENCE_STORES_SHOWN,
-            "items": {"$ref": "#/components/schemas/SequenceIssues"}}}}}, **AUTH_RESPONSES},
+        "parameters": [keyset.parameter("store")],
+        "responses": {"200": {"description": "by store", "content": {"application/json": {
+            "schema": keyset.schema("SequenceIssues", SEQUENCE_STORES_SHOWN)}}},
+            "400": {"$ref": "#/components/responses/BadRequest"}, **AUTH_RESPONSES},
     }},
     "/api/dead-letters": {"get": {
-        "summary": f"The {DEAD_LETTERS_SHOWN} newest dead letters: events the hub refused, with the reason",
-        "responses": {"200": {"description": "newest first", "content": {"application/json": {"schema": {
-            "type": "array", "maxItems": DEAD_LETTERS_SHOWN, "items": {"$ref": "#/components/schemas/DeadLetter"}}}}},
-            **AUTH_RESPONSES},
+        "summary": f"Dead letters of the stores in reach, {DEAD_LETTERS_SHOWN} a page, newest first: events the hub "
+                   "refused, with the reason",
+        "parameters": [keyset.parameter("id, newest first")],
+        "responses": {"200": {"description": "newest first", "content": {"application/json": {
+            "schema": keyset.schema("DeadLetter", DEAD_LETTERS_SHOWN)}}},
+            "400": {"$ref": "#/components/responses/BadRequest"}, **AUTH_RESPONSES},
     }},
     "/api/dead-letters/{id}/redrive": {"post": {
         "summary": "Re-apply a dead letter through ingest after its cause was fixed; the letter is kept and marked; "
@@ -95,7 +99,9 @@ def routes(console: Console) -> Sequence[BaseRoute]:
     async def dead_letters(request: Request) -> Response:
         principal = await authorize(console, request, Permission.VIEW_DEAD_LETTERS)
         stores = principal.reach(Permission.VIEW_DEAD_LETTERS).store_filter()
-        return JSONResponse(await console.query(DEAD_LETTERS_SQL, DEAD_LETTERS_SHOWN, principal.tenant, stores))
+        cursor = keyset.after(request.query_params, "int") or [None]
+        rows = await console.query(DEAD_LETTERS_SQL, DEAD_LETTERS_SHOWN + 1, principal.tenant, stores, *cursor)
+        return JSONResponse(keyset.page(rows, DEAD_LETTERS_SHOWN, lambda row: [row["id"]]))
 
     async def redrive_one(request: Request) -> Response:
         principal = await authorize(console, request, Permission.REDRIVE)
@@ -119,9 +125,13 @@ def routes(console: Console) -> Sequence[BaseRoute]:
     async def sequence_issues(request: Request) -> Response:
         principal = await authorize(console, request, Permission.VIEW_FLEET)
         stores = principal.reach(Permission.VIEW_FLEET).store_filter()
-        rows = await console.query(SEQUENCE_SQL, SEQUENCE_SHOWN, SEQUENCE_STORES_SHOWN, principal.tenant, stores)
-        return JSONResponse([{**row, "gaps": json.loads(row["gaps"]), "reuses": json.loads(row["reuses"])}
-                             for row in rows])
+        cursor = keyset.after(request.query_params, "token") or [None]
+        rows = await console.query(SEQUENCE_SQL, SEQUENCE_SHOWN, SEQUENCE_STORES_SHOWN + 1, principal.tenant, stores,
+                                   *cursor)
+        answer = keyset.page(rows, SEQUENCE_STORES_SHOWN, lambda row: [row["store"]])
+        answer["items"] = [{**row, "gaps": json.loads(row["gaps"]), "reuses": json.loads(row["reuses"])}
+                           for row in answer["items"]]
+        return JSONResponse(answer)
 
     return [route("/api/sequence-issues", GET=sequence_issues),
             route("/api/dead-letters", GET=dead_letters),

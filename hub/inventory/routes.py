@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
+from hub.console import keyset
 from hub.console.context import Console
 from hub.console.openapi import AUTH_RESPONSES
 from hub.identity.access import authorize, tenant_of
@@ -41,6 +42,7 @@ BALANCES_SQL = (
     " FROM stock_balances b JOIN locations l ON l.id = b.location_id"
     " WHERE b.tenant = $1 AND ($2::text IS NULL OR l.location = $2) AND ($3::text IS NULL OR b.sku = $3)"
     " AND ($5::text[] IS NULL OR l.store = ANY($5) OR (l.store IS NULL AND l.region = ANY($6)))"
+    " AND ($7::text IS NULL OR (l.location, b.sku) > ($7, $8::text))"
     " ORDER BY l.location, b.sku LIMIT $4")
 MOVEMENTS_SQL = (
     "SELECT m.id, m.tenant, l.location, m.sku, m.kind, m.on_hand_change, m.reserved_change, m.reason, m.store,"
@@ -50,6 +52,7 @@ MOVEMENTS_SQL = (
     " AND (NOT $4 OR m.flags <> '{}')"
     " AND ($6::text[] IS NULL OR l.store = ANY($6) OR (l.store IS NULL AND l.region = ANY($7))"
     "  OR (l.id IS NULL AND m.store = ANY($6)))"
+    " AND ($8::bigint IS NULL OR m.id < $8)"
     " ORDER BY m.id DESC LIMIT $5")
 LOW_SQL = (
     "SELECT b.tenant, l.location, l.kind, l.store, b.sku, b.on_hand, b.reserved, b.on_hand - b.reserved AS available,"
@@ -57,6 +60,7 @@ LOW_SQL = (
     "  WHERE e.location_id = b.location_id AND e.sku = b.sku) AS low_since"
     " FROM stock_balances b JOIN locations l ON l.id = b.location_id WHERE b.tenant = $1 AND b.low"
     " AND ($3::text[] IS NULL OR l.store = ANY($3) OR (l.store IS NULL AND l.region = ANY($4)))"
+    " AND ($5::bigint IS NULL OR (b.on_hand - b.reserved - b.low_threshold, l.location, b.sku) > ($5, $6::text, $7::text))"
     " ORDER BY b.on_hand - b.reserved - b.low_threshold, l.location, b.sku LIMIT $2")
 
 _TOKEN = {"type": "string", "minLength": 1, "maxLength": validators.MAX_TOKEN_LENGTH,
@@ -74,10 +78,10 @@ def _query(name: str, schema: dict[str, Any], required: bool = False) -> dict[st
     return {"name": name, "in": "query", "required": required, "schema": schema}
 
 
-def _get(summary: str, item: str, *parameters: dict[str, Any]) -> dict[str, Any]:
-    return {"get": {"summary": summary, "parameters": [_query("tenant", _TENANT), *parameters], "responses": {
-        "200": {"description": summary, "content": {"application/json": {"schema": {
-            "type": "array", "maxItems": MAX_ROWS, "items": {"$ref": f"#/components/schemas/{item}"}}}}},
+def _get(summary: str, item: str, ordered_by: str, *parameters: dict[str, Any]) -> dict[str, Any]:
+    return {"get": {"summary": summary, "parameters": [_query("tenant", _TENANT), *parameters,
+                                                       keyset.parameter(ordered_by)], "responses": {
+        "200": {"description": summary, "content": {"application/json": {"schema": keyset.schema(item, MAX_ROWS)}}},
         "400": {"$ref": "#/components/responses/BadRequest"}, **AUTH_RESPONSES,
         "404": {"description": "the location filter names no location of the tenant", "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
@@ -95,12 +99,13 @@ _LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_ROWS, 
 _NOTE = {**_TEXT, "description": "a note kept with the movement (delivery note, order number)"}
 OPENAPI = {"paths": {
     "/api/stock": _get("Stock per location and SKU: on hand, reserved, available, threshold, flags", "Balance",
-                       _query("location", _TOKEN), _query("sku", _TOKEN), _LIMIT),
-    "/api/stock/movements": _get("The stock ledger, newest first", "Movement", _query("location", _TOKEN),
+                       "location, then SKU", _query("location", _TOKEN), _query("sku", _TOKEN), _LIMIT),
+    "/api/stock/movements": _get("The stock ledger, newest first", "Movement", "id, newest first", _query("location", _TOKEN),
                                  _query("sku", _TOKEN), _query("flagged", {"type": "boolean", "default": False,
                                  "description": "only movements flagged for review (negative, unknown_sku, "
                                                "no_location)"}), _LIMIT),
-    "/api/stock/low": _get("What is below its low-stock threshold now, furthest below first", "Low", _LIMIT),
+    "/api/stock/low": _get("What is below its low-stock threshold now, furthest below first", "Low",
+                           "how far below, then location and SKU", _LIMIT),
     "/api/stock/adjustments": _post(
         "Adjust stock on hand (a count, damage, theft); may not take it below zero", ["location", "sku", "quantity",
         "reason"], "Balance", location=_TOKEN, sku=_TOKEN, reason=_TEXT,
@@ -217,22 +222,29 @@ def routes(console: Console) -> Sequence[BaseRoute]:
 
     async def balances(request: Request) -> Response:
         principal, *where = await filters(request)
-        return JSONResponse(await console.query(BALANCES_SQL, *where, limit_of(request),
-                                                *reach_of(principal, Permission.VIEW_STOCK)))
+        limit, cursor = limit_of(request), keyset.after(request.query_params, "token", "token") or [None, None]
+        rows = await console.query(BALANCES_SQL, *where, limit + 1, *reach_of(principal, Permission.VIEW_STOCK),
+                                   *cursor)
+        return JSONResponse(keyset.page(rows, limit, lambda row: [row["location"], row["sku"]]))
 
     async def movements(request: Request) -> Response:
         principal, *where = await filters(request)
         flagged = request.query_params.get("flagged", "false")
         if flagged not in ("true", "false"):
             raise ApiError(400, "flagged must be true or false")
-        return JSONResponse(await console.query(MOVEMENTS_SQL, *where, flagged == "true", limit_of(request),
-                                                *reach_of(principal, Permission.VIEW_STOCK)))
+        limit, cursor = limit_of(request), keyset.after(request.query_params, "int") or [None]
+        rows = await console.query(MOVEMENTS_SQL, *where, flagged == "true", limit + 1,
+                                   *reach_of(principal, Permission.VIEW_STOCK), *cursor)
+        return JSONResponse(keyset.page(rows, limit, lambda row: [row["id"]]))
 
     async def low(request: Request) -> Response:
         principal = await authorize(console, request, Permission.VIEW_STOCK)
         tenant = tenant_of(principal, request.query_params.get("tenant"))
-        return JSONResponse(await console.query(LOW_SQL, tenant, limit_of(request),
-                                                *reach_of(principal, Permission.VIEW_STOCK)))
+        limit = limit_of(request)
+        cursor = keyset.after(request.query_params, "int", "token", "token") or [None, None, None]
+        rows = await console.query(LOW_SQL, tenant, limit + 1, *reach_of(principal, Permission.VIEW_STOCK), *cursor)
+        return JSONResponse(keyset.page(rows, limit, lambda row: [row["available"] - row["low_threshold"],
+                                                                  row["location"], row["sku"]]))
 
     async def changing(request: Request) -> tuple[Principal, Mapping[str, Any], str]:
         """The user (ADJUST_STOCK somewhere), the body and the tenant of a change."""
