@@ -25,10 +25,20 @@ from novapos.roles import Permission
 from novapos.validators import describe
 
 DEAD_LETTERS_SHOWN = 100
-DEAD_LETTERS_SQL = ("SELECT id, event_id, subject, reason, received_at, redriven_at, redrive_outcome"
-                    " FROM dead_letters WHERE tenant = $2 AND ($3::text[] IS NULL OR store = ANY($3))"
-                    " AND ($4::bigint IS NULL OR id < $4) ORDER BY id DESC LIMIT $1")
+_LETTER = "id, event_id, subject, reason, received_at, redriven_at, redrive_outcome"
+TENANT_DEAD_LETTERS_SQL = (f"SELECT {_LETTER} FROM dead_letters WHERE (tenant, id) > ($2, 0) AND (tenant, id) < ($2, $3)"
+                           " ORDER BY tenant DESC, id DESC LIMIT $1")
+"""A page of the tenant's letters: one backward walk of the (tenant, id) index from the cursor. Written as a
+range of (tenant, id) rather than tenant = $2, so that only that index gives the order: with an equality the
+planner may walk the primary key instead, through every other tenant's newer letters."""
+STORES_DEAD_LETTERS_SQL = (
+    f"SELECT {_LETTER} FROM unnest($3::text[]) AS s(store) CROSS JOIN LATERAL ("
+    f" SELECT {_LETTER} FROM dead_letters d WHERE d.tenant = $2 AND d.store = s.store AND d.id < $4"
+    " ORDER BY d.id DESC LIMIT $1) d ORDER BY id DESC LIMIT $1")
+"""A page of some stores' letters: each store's newest after the cursor from the (tenant, store, id) index,
+merged; never a walk over other stores' letters, however many there are."""
 LETTER_SQL = "SELECT tenant, store FROM dead_letters WHERE id = $1"
+MAX_ID = 2**63 - 1
 SEQUENCE_SHOWN = 100
 SEQUENCE_STORES_SHOWN = 500
 SEQUENCE_SQL = (
@@ -65,7 +75,7 @@ OPENAPI = {"paths": {
         "summary": "Re-apply a dead letter through ingest after its cause was fixed; the letter is kept and marked; "
                    "needs dead_letters.redrive at the letter's store",
         "parameters": [{"name": "id", "in": "path", "required": True,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}],
+                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}],
         "responses": {
             "200": {"description": "what came of it", "content": {"application/json": {"schema": {
                 "type": "object", "properties": {"id": {"type": "integer"}, "outcome": {
@@ -99,15 +109,18 @@ def routes(console: Console) -> Sequence[BaseRoute]:
     async def dead_letters(request: Request) -> Response:
         principal = await authorize(console, request, Permission.VIEW_DEAD_LETTERS)
         stores = principal.reach(Permission.VIEW_DEAD_LETTERS).store_filter()
-        cursor = keyset.after(request.query_params, "int") or [None]
-        rows = await console.query(DEAD_LETTERS_SQL, DEAD_LETTERS_SHOWN + 1, principal.tenant, stores, *cursor)
+        [before] = keyset.after(request.query_params, "int") or [MAX_ID]
+        if stores is None:
+            rows = await console.query(TENANT_DEAD_LETTERS_SQL, DEAD_LETTERS_SHOWN + 1, principal.tenant, before)
+        else:
+            rows = await console.query(STORES_DEAD_LETTERS_SQL, DEAD_LETTERS_SHOWN + 1, principal.tenant, stores, before)
         return JSONResponse(keyset.page(rows, DEAD_LETTERS_SHOWN, lambda row: [row["id"]]))
 
     async def redrive_one(request: Request) -> Response:
         principal = await authorize(console, request, Permission.REDRIVE)
         raw = request.path_params["id"]  # text: a 5000-digit "id" must be a 404, not int()'s ValueError
         letter = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 19 else 0
-        if not 1 <= letter < 2**63:
+        if not 1 <= letter <= MAX_ID:
             raise ApiError(404, f"there is no dead letter {describe(raw)}")
         found = await console.query(LETTER_SQL, letter)
         if not found or found[0]["tenant"] != principal.tenant:
