@@ -155,6 +155,12 @@ ACTIONS: tuple[Action, ...] = (
     Action("POST", "/api/dead-letters/{id}/redrive", "/api/dead-letters/{id}/redrive", by(404, 404, 403, 403), {},
            fresh="dead letter of o-1"),
     Action("GET", "/api/sequence-issues", "/api/sequence-issues", EVERYONE),
+    # fleet (hub/fleet): fleet.view, the stores in reach
+    Action("GET", "/api/fleet", "/api/fleet", EVERYONE),
+    Action("GET", "/api/fleet", "/api/fleet?tenant=other", NO_TENANT),
+    Action("GET", "/api/fleet/{store}", "/api/fleet/store-001", EVERYONE),
+    Action("GET", "/api/fleet/{store}", "/api/fleet/store-003", TENANT_WIDE),
+    Action("GET", "/api/fleet/{store}", "/api/fleet/o-1", NO_TENANT, note="other's store"),
 )
 
 ELSEWHERE: dict[tuple[str, str], str] = {
