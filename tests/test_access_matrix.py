@@ -199,6 +199,8 @@ ELSEWHERE: dict[tuple[str, str], str] = {
     ("GET", "/api/stores"): "hub/sales (helper 'orders'): its rows join ACTIONS at the merge",
     ("GET", "/api/sales"): "hub/sales (helper 'orders'): its rows join ACTIONS at the merge",
     ("GET", "/api/price-diffs"): "hub/sales (helper 'orders'): its rows join ACTIONS at the merge",
+    ("POST", "/api/catalog/imports"): "tests/test_console_uploads.py (a text/csv body, not JSON; each role there)",
+    ("GET", "/api/catalog/imports/{id}"): "tests/test_console_uploads.py (a job of the hub process; each role there)",
 }
 """Console routes whose role matrix lives in another test, or is added by their domain's owner."""
 

@@ -14,7 +14,7 @@ from hub.app import run_hub
 from hub.catalog.uploads import MAX_UPLOAD_BYTES
 from novapos.config import HubConfig
 from tests.conftest import query, wait_until
-from tests.identity import add_user, grant, signed_in
+from tests.identity import PASSWORD, add_user, grant, signed_in
 from tests.stock_world import build_world
 
 ROWS = 4000
@@ -42,13 +42,18 @@ async def test_a_large_csv_is_uploaded_imported_with_progress_and_audited(hub_co
         await build_world(url)
         await add_user(url, "ada", grant("tenant_admin"))
         await add_user(url, "nora", grant("regional_admin", "north"))
+        await add_user(url, "mona", grant("store_manager", "store-001"))
+        await add_user(url, "sam", grant("supervisor", "store-001"))
+        await add_user(url, "carl", grant("cashier", "store-001"))
         await add_user(url, "olga", grant("tenant_admin"), tenant="other")
         csv = {"content-type": "text/csv"}
         async with signed_in(hub.url, "ada") as ada:
-            taken = await ada.post("/api/catalog/imports", content=data, headers=csv)
+            taken = await ada.post("/api/catalog/imports", params={"name": "spring catalog.csv"}, content=data,
+                                   headers=csv)
             assert taken.status_code == 202, taken.text
             job = taken.json()
-            assert (job["state"], job["rows_total"], job["size_bytes"]) == ("queued", ROWS, len(data))
+            assert (job["state"], job["rows_total"], job["size_bytes"], job["name"]) == ("queued", ROWS, len(data),
+                                                                                "spring catalog.csv")
 
             async def finished() -> dict[str, object] | None:
                 answer = (await ada.get(f"/api/catalog/imports/{job['id']}")).json()
@@ -61,6 +66,9 @@ async def test_a_large_csv_is_uploaded_imported_with_progress_and_audited(hub_co
             failed = await wait_until(lambda: _state(ada, malformed.json()["id"], "failed"))
             assert "refused whole, nothing changed" in failed["step"] and "column" in failed["step"], failed
 
+            named = await ada.post("/api/catalog/imports", params={"name": "evil\u202ename.csv"}, content=data,
+                                   headers=csv)
+            assert named.status_code == 422 and "name" in named.json()["error"]
             empty = await ada.post("/api/catalog/imports", content=b"", headers=csv)
             assert empty.status_code == 422 and "empty" in empty.json()["error"]
             as_json = await ada.post("/api/catalog/imports", json={"csv": "product"})
@@ -77,24 +85,27 @@ async def test_a_large_csv_is_uploaded_imported_with_progress_and_audited(hub_co
             elsewhere = await ada.post("/api/catalog/products", content=data, headers=csv)
             assert elsewhere.status_code in (405, 413)  # the larger bound is this one path's
 
-        async with signed_in(hub.url, "nora") as nora:
-            refused = await nora.post("/api/catalog/imports", content=_csv(3, "nora"), headers=csv)
-            assert refused.status_code == 403 and "tenant admin" in refused.json()["error"], refused.text
-            assert (await nora.get(f"/api/catalog/imports/{job['id']}")).status_code == 403
+        for login in ("nora", "mona", "sam"):  # a regional admin, a store manager, a supervisor
+            async with signed_in(hub.url, login) as someone:
+                refused = await someone.post("/api/catalog/imports", content=_csv(3, login), headers=csv)
+                assert refused.status_code == 403 and "tenant admin" in refused.json()["error"], refused.text
+                assert (await someone.get(f"/api/catalog/imports/{job['id']}")).status_code == 403
         async with signed_in(hub.url, "olga") as olga:
             hidden = await olga.get(f"/api/catalog/imports/{job['id']}")
             assert hidden.status_code == 404 and "no import" in hidden.json()["error"]
         async with httpx.AsyncClient(base_url=hub.url, timeout=10) as anonymous:
+            cashier = await anonymous.post("/api/login", json={"login": "carl", "password": PASSWORD})
+            assert cashier.status_code == 403  # a cashier has no console session to upload with
             assert (await anonymous.post("/api/catalog/imports", content=data, headers=csv)).status_code == 401
             assert (await anonymous.get(f"/api/catalog/imports/{job['id']}")).status_code == 401
         nursery.cancel_scope.cancel()
 
     assert (await query(url, "SELECT count(*) AS n FROM variants WHERE sku LIKE 'UP-%'"))[0]["n"] == ROWS
-    assert (await query(url, "SELECT count(*) AS n FROM variants WHERE sku LIKE 'NORA-%'"))[0]["n"] == 0
+    assert (await query(url, "SELECT count(*) AS n FROM variants WHERE sku SIMILAR TO '(NORA|MONA|SAM)-%'"))[0]["n"] == 0
     audited = await query(url, "SELECT actor, target, details->>'rows' AS rows, details->>'refused' AS refused"
                                " FROM audit_records WHERE action = 'catalog.imported'")
     assert [(row["actor"], row["rows"], row["refused"]) for row in audited] == [("ada", str(ROWS), "0")], audited
-    assert audited[0]["target"].startswith("version ")
+    assert audited[0]["target"] == "spring catalog.csv"
 
 
 async def _state(client: httpx.AsyncClient, job: int, state: str) -> dict[str, object] | None:

@@ -13,6 +13,7 @@ import loses its progress, and the import itself, which commits whole or not at 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import re
@@ -22,18 +23,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
 import trio
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
-from hub.audit.chain import Entry, record
 from hub.catalog import service
-from hub.catalog.importer import Imported, Malformed, import_catalog
+from hub.catalog.importer import Malformed, import_catalog
 from hub.console.context import Console
 from hub.identity.access import authorize
+from novapos import validators
 from novapos.adapters.http import ApiError, route
 from novapos.roles import Permission
 from novapos.validators import describe
@@ -44,6 +44,7 @@ UPLOAD_PATH = "/api/catalog/imports"
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_JOBS = 50
 ERRORS_SHOWN = 100
+MAX_NAME = 200
 CHUNK_BYTES = 1024 * 1024
 _READ = re.compile(r"read (\d+) rows")
 
@@ -56,6 +57,7 @@ class Job:
     actor: str
     size_bytes: int
     rows_total: int
+    file_name: str | None
     state: str = "queued"
     """queued, importing, done, failed."""
     rows_done: int = 0
@@ -64,7 +66,7 @@ class Job:
 
     def as_json(self) -> dict[str, Any]:
         return {"id": self.id, "state": self.state, "rows_done": self.rows_done, "rows_total": self.rows_total,
-                "size_bytes": self.size_bytes, "step": self.step, **self.result}
+                "size_bytes": self.size_bytes, "name": self.file_name, "step": self.step, **self.result}
 
     def progress(self, message: str) -> None:
         """The importer's progress sentence (called on the asyncio side: plain attribute writes)."""
@@ -80,21 +82,12 @@ def _rows_in(data: bytes) -> int:
     return max(lines - 1, 0)
 
 
-async def _import_and_record(pool: asyncpg.Pool, job: Job, data: bytes) -> Imported:
-    """(asyncio side) The import, then its audit record. The importer commits its own transaction, so the
-    record follows it in a second one: an import is never recorded that did not land."""
-    imported = await import_catalog(pool, job.tenant, data, job.progress)
-    async with pool.acquire() as conn, conn.transaction():
-        await record(conn, Entry(job.tenant, job.actor, "catalog.imported", target=f"version {imported.version}",
-                                 details={"rows": imported.rows, "landed": imported.landed,
-                                          "refused": len(imported.errors), "bytes": job.size_bytes}))
-    return imported
-
-
 OPENAPI: dict[str, Any] = {"paths": {
     UPLOAD_PATH: {"post": {
         "summary": "Upload a catalog CSV (the format of `novapos hub catalog import --help`) and import it as a job; "
                    "poll GET /api/catalog/imports/{id} for its progress",
+        "parameters": [{"name": "name", "in": "query", "required": False, "description": "the file's name, for the "
+                        "audit record", "schema": {"type": "string", "minLength": 1, "maxLength": MAX_NAME}}],
         "requestBody": {"required": True, "content": {"text/csv": {"schema": {
             "type": "string", "minLength": 1, "maxLength": MAX_UPLOAD_BYTES,
             "description": f"the file, at most {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB"}}}},
@@ -109,7 +102,7 @@ OPENAPI: dict[str, Any] = {"paths": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
             "415": {"description": "not sent as text/csv", "content": {"application/json": {"schema": {
                 "$ref": "#/components/schemas/Error"}}}},
-            "422": {"description": "an empty file", "content": {"application/json": {"schema": {
+            "422": {"description": "an empty file, or a name that is not plain text", "content": {"application/json": {"schema": {
                 "$ref": "#/components/schemas/Error"}}}}}}},
     UPLOAD_PATH + "/{id}": {"get": {
         "summary": "An upload's import: rows read of the file's rows, the step it is at, and once done the catalog "
@@ -129,6 +122,7 @@ OPENAPI: dict[str, Any] = {"paths": {
         "state": {"enum": ["queued", "importing", "done", "failed"]},
         "rows_done": {"type": "integer", "minimum": 0}, "rows_total": {"type": "integer", "minimum": 0},
         "size_bytes": {"type": "integer", "minimum": 1, "maximum": MAX_UPLOAD_BYTES},
+        "name": {"type": ["string", "null"], "maxLength": MAX_NAME},
         "step": {"type": "string", "description": "what the import is doing, or why it failed"},
         "version": {"type": "integer", "description": "done: the catalog version it made"},
         "landed": {"type": "integer"}, "changed_variants": {"type": "integer"},
@@ -145,7 +139,9 @@ def routes(console: Console) -> Sequence[BaseRoute]:
     async def run(job: Job, data: bytes) -> None:
         job.state, job.step = "importing", "reading the rows"
         try:
-            imported = await console.seam.run(_import_and_record, console.ready_pool(), job, data)
+            imported = await console.seam.run(functools.partial(
+                import_catalog, console.ready_pool(), job.tenant, data, job.progress, actor=job.actor,
+                file_name=job.file_name))
         except (Malformed, service.NotFound) as exc:
             job.state, job.step = "failed", f"refused whole, nothing changed: {exc}"
             return
@@ -165,6 +161,8 @@ def routes(console: Console) -> Sequence[BaseRoute]:
 
     async def upload(request: Request) -> Response:
         principal = await authorize(console, request, Permission.EDIT_CATALOG, tenant_wide=True)
+        name = request.query_params.get("name")
+        file_name = None if name is None else validators.text("name", name, max_length=MAX_NAME)
         with tempfile.TemporaryFile(prefix="novapos-upload-") as raw:
             spool = trio.wrap_file(raw)
             size = 0
@@ -175,7 +173,7 @@ def routes(console: Console) -> Sequence[BaseRoute]:
                 raise ApiError(422, "the file is empty: upload a catalog CSV whose first line names the columns")
             await spool.seek(0)
             data = await spool.read()
-        job = Job(next(ids), principal.tenant, principal.login, size, _rows_in(data))
+        job = Job(next(ids), principal.tenant, principal.login, size, _rows_in(data), file_name)
         jobs[job.id] = job
         while len(jobs) > MAX_JOBS:
             jobs.popitem(last=False)

@@ -470,7 +470,7 @@ function importer() {
     bar.hidden = false;
     bar.removeAttribute("value");  // indeterminate while the file travels
     said.textContent = `uploading ${chosen.name} (${Math.ceil(chosen.size / 1024)} KiB)…`;
-    let job = await api("POST", "/api/catalog/imports", chosen, "text/csv");
+    let job = await api("POST", query("/api/catalog/imports", { name: chosen.name }), chosen, "text/csv");
     while (job.state === "queued" || job.state === "importing") {
       showJob(job);
       await new Promise(resolve => setTimeout(resolve, 300));
@@ -584,7 +584,7 @@ async function stock(parts) {
     { label: "Location", value: m => m.location }, { label: "SKU", value: m => m.sku },
     { label: "Kind", value: m => m.kind }, { label: "Change", value: m => m.on_hand_change },
     { label: "Reason", value: m => m.reason, wrap: true }, { label: "Flags", value: m => m.flags },
-  ], before => api("GET", query("/api/stock/movements", { ...filters(), before })), { id: "movements" });
+  ], after => api("GET", query("/api/stock/movements", { ...filters(), after })), { id: "movements" });
   if (can("stock.adjust")) parts.push(adjustment(() => Promise.all([low.reload(), balances.reload(), movements.reload()])));
   parts.push(low, balances, movements);
   await Promise.all([low.reload(), balances.reload(), movements.reload()]);
@@ -655,7 +655,7 @@ async function deadLetters(parts) {
       ? el("button", { type: "button", class: "secondary", "data-redrive": d.id, text: "Re-drive",
                        "aria-label": `Re-drive dead letter ${d.id}`, onclick: () => redrive(d.id, list) })
       : "") },
-  ], () => api("GET", "/api/dead-letters"), { id: "dead-letters" });
+  ], after => api("GET", query("/api/dead-letters", { after })), { id: "dead-letters" });
   parts.push(list);
   await list.reload();
 }
