@@ -355,7 +355,10 @@ async function fleet(parts) {
   const which = select("status", [["", "all"], ["online", "online"], ["offline", "offline"]]);
   const alerts = el("ul", { class: "alerts", id: "fleet-alerts" });
   const alertCard = card("Alerts", alerts);
-  const devices = d => (d || []).map(x => `${x.name}: ${x.state}`).join(", ");
+  const devices = d => {  // the ones that need attention by name; the store's page lists them all
+    const down = (d || []).filter(x => x.down);
+    return down.length ? down.map(x => `${x.name}: ${x.state}`).join(", ") : `${(d || []).length} ok`;
+  };
   const tills = t => (Array.isArray(t) ? t.join(", ") || "none" : t);
   const list = listing("Stores", [
     { label: "Store", value: s => s.store },
