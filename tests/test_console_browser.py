@@ -19,7 +19,7 @@ from tests.identity import add_user, grant
 from tests.stock_world import build_world
 from tests.test_web_till_browser import headless_chromium  # noqa: F401  (skips this module without a browser)
 
-from tests.console_page import TABLET, Page  # isort: skip  (imports selenium: after the skip above)
+from tests.console_page import DESKTOP, TABLET, Page  # isort: skip  (imports selenium: after the skip above)
 
 SECTIONS = ("#fleet", "#catalog", "#catalog/coffee", "#stock", "#orders", "#dead-letters", "#users", "#audit")
 HOSTILE_NAME = '<img src=x onerror="document.body.dataset.pwned=1">Beans'
@@ -35,7 +35,7 @@ def _catalog_csv(path: Path, rows: int) -> int:
     return path.stat().st_size
 
 
-def _admin_session(url: str, csv: Path) -> dict[str, object]:
+def _admin_session(url: str, csv: Path, database_url: str, token: trio.lowlevel.TrioToken) -> dict[str, object]:
     with Page(url) as page:
         page.open()
         page.find("#signin-form")
@@ -94,6 +94,15 @@ def _admin_session(url: str, csv: Path) -> dict[str, object]:
         page.text_in("problem", "You are signed out")
         page.open("#stock")
         page.until(lambda b: page.find("#signin-form").is_displayed(), "the sign-in form after signing out")
+
+        page.browser.set_window_size(*DESKTOP)
+        page.sign_in("ada")
+        page.text_in("who", "Ada (ada)")
+        trio.from_thread.run(query, database_url, "DELETE FROM console_sessions", trio_token=token)  # ended at the hub
+        page.js("location.hash = '#catalog'")  # the next request is a 401: back at the sign-in form, saying why
+        page.until(lambda b: page.find("#signin-form").is_displayed(), "the sign-in form after the session ended")
+        page.text_in("problem", "your session has ended")
+        assert not page.find("#view").is_displayed() and not page.find("#nav").is_displayed()
         return {"progress": progress, "said": said, "refused": refused, "invalid": invalid, "desktop": desktop,
                 "collapsed": collapsed, "opened": opened, "tablet": tablet}
 
@@ -117,7 +126,7 @@ async def test_an_admin_signs_in_imports_adjusts_stock_and_signs_out_in_the_page
         await add_user(url, "carl", grant("cashier", "store-001"))
         csv = tmp_path / "catalog.csv"
         assert _catalog_csv(csv, 1500) > 64 * 1024  # past the door's limit for any other request
-        seen = await trio.to_thread.run_sync(_admin_session, hub.url, csv)
+        seen = await trio.to_thread.run_sync(_admin_session, hub.url, csv, url, trio.lowlevel.current_trio_token())
         nursery.cancel_scope.cancel()
 
     assert seen["progress"] == [1500, 1500], seen

@@ -178,8 +178,11 @@ function listing(title, columns, fetchPage, options = {}) {
   const first = el("button", { type: "button", class: "secondary", text: "First page", hidden: true });
   const box = card(title, options.before || null, el("div", { class: "scroll" }, table), el("div", { class: "pager" }, first, next));
   let cursor = null;
+  let asked = 0;
   async function show(at) {
+    const mine = ++asked;
     const answer = page(await fetchPage(at), options.cursorOf);
+    if (mine !== asked) return;  // a newer search or page was asked for meanwhile: its answer wins
     const rows = options.order ? options.order(answer.items) : answer.items;
     fill(table, columns, rows, options.open);
     if (options.after) options.after(rows);
