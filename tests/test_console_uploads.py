@@ -62,6 +62,12 @@ async def test_a_large_csv_is_uploaded_imported_with_progress_and_audited(hub_co
             assert done["state"] == "done" and done["rows_done"] == done["rows_total"] == ROWS, done
             assert (done["landed"], done["refused"], done["errors"]) == (ROWS, 0, []), done
 
+            # two at once: the second waits for its turn, told so
+            answers = [await ada.post("/api/catalog/imports", content=data, headers=csv) for _ in range(2)]
+            assert [answer.status_code for answer in answers] == [202, 429], [a.text for a in answers]
+            assert "running" in answers[1].json()["error"]
+            await wait_until(lambda: _state(ada, answers[0].json()["id"], "done"), timeout=120)
+
             malformed = await ada.post("/api/catalog/imports", content=b"not,a,catalog\n1,2,3\n", headers=csv)
             failed = await wait_until(lambda: _state(ada, malformed.json()["id"], "failed"))
             assert "refused whole, nothing changed" in failed["step"] and "column" in failed["step"], failed
@@ -103,9 +109,9 @@ async def test_a_large_csv_is_uploaded_imported_with_progress_and_audited(hub_co
     assert (await query(url, "SELECT count(*) AS n FROM variants WHERE sku LIKE 'UP-%'"))[0]["n"] == ROWS
     assert (await query(url, "SELECT count(*) AS n FROM variants WHERE sku SIMILAR TO '(NORA|MONA|SAM)-%'"))[0]["n"] == 0
     audited = await query(url, "SELECT actor, target, details->>'rows' AS rows, details->>'refused' AS refused"
-                               " FROM audit_records WHERE action = 'catalog.imported'")
-    assert [(row["actor"], row["rows"], row["refused"]) for row in audited] == [("ada", str(ROWS), "0")], audited
-    assert audited[0]["target"] == "spring catalog.csv"
+                               " FROM audit_records WHERE action = 'catalog.imported' ORDER BY seq")
+    assert [(row["actor"], row["target"], row["rows"], row["refused"]) for row in audited] == [
+        ("ada", "spring catalog.csv", str(ROWS), "0"), ("ada", None, str(ROWS), "0")], audited  # the named, the busy
 
 
 async def _state(client: httpx.AsyncClient, job: int, state: str) -> dict[str, object] | None:

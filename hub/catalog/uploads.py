@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import trio
-from starlette.background import BackgroundTask
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
@@ -45,7 +44,10 @@ MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_JOBS = 50
 ERRORS_SHOWN = 100
 MAX_NAME = 200
-CHUNK_BYTES = 1024 * 1024
+MAX_RUNNING = 1
+"""Imports queued or running at once in one hub process: each holds its file in memory (up to 50 MiB) and
+much of a core, and imports of one tenant queue on its catalog version anyway (two at once were measured
+to stall the hub's other requests for over 10 s)."""
 _READ = re.compile(r"read (\d+) rows")
 
 
@@ -97,6 +99,8 @@ OPENAPI: dict[str, Any] = {"paths": {
             "401": {"description": "not signed in", "content": {"application/json": {"schema": {
                 "$ref": "#/components/schemas/Error"}}}},
             "403": {"description": "no catalog.edit over the whole tenant, or no CSRF token", "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            "429": {"description": "an import is already running at this hub", "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
             "413": {"description": f"larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB", "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
@@ -161,14 +165,19 @@ def routes(console: Console) -> Sequence[BaseRoute]:
 
     async def upload(request: Request) -> Response:
         principal = await authorize(console, request, Permission.EDIT_CATALOG, tenant_wide=True)
+        if sum(job.state in ("queued", "importing") for job in jobs.values()) >= MAX_RUNNING:
+            raise ApiError(429, "a catalog import is running at this hub: upload the file again once it is done")
         name = request.query_params.get("name")
         file_name = None if name is None else validators.text("name", name, max_length=MAX_NAME)
         with tempfile.TemporaryFile(prefix="novapos-upload-") as raw:
             spool = trio.wrap_file(raw)
             size = 0
-            async for chunk in request.stream():
-                size += len(chunk)
-                await spool.write(chunk)
+            try:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    await spool.write(chunk)
+            except ClientDisconnect:
+                raise ApiError(400, "the upload was cut off before its end: upload the file again") from None
             if size == 0:
                 raise ApiError(422, "the file is empty: upload a catalog CSV whose first line names the columns")
             await spool.seek(0)
@@ -177,7 +186,11 @@ def routes(console: Console) -> Sequence[BaseRoute]:
         jobs[job.id] = job
         while len(jobs) > MAX_JOBS:
             jobs.popitem(last=False)
-        return JSONResponse(job.as_json(), status_code=202, background=BackgroundTask(run, job, data))
+        # Not a background task of this request: that would hold the HTTP connection until the import ends, and
+        # the page's polls on it would wait behind it. A system task ends with the hub (the import commits whole
+        # or not at all), and `run` turns every failure into the job's state.
+        trio.lowlevel.spawn_system_task(run, job, data, name=f"catalog import {job.id}")
+        return JSONResponse(job.as_json(), status_code=202)
 
     async def progress(request: Request) -> Response:
         principal = await authorize(console, request, Permission.EDIT_CATALOG, tenant_wide=True)
