@@ -10,13 +10,16 @@ server (chain.CANONICAL_SQL); Python hashes them one after another. Each record 
 
 A chain rewritten consistently from some point on passes all three: the signed checkpoint catches it
 (the chain is shorter than the checkpoint, or the record at the checkpoint's length has another hash).
-All reads run in one REPEATABLE READ snapshot, so appends going on meanwhile are simply not looked at.
+All reads run in one REPEATABLE READ snapshot (shared by the connections that fetch side by side), so
+appends going on meanwhile are simply not looked at.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +32,11 @@ from hub.audit.checkpoints import Checkpoint, CheckpointError
 CHUNK = 20_000
 """Records per fetch: big enough that round trips do not count, small enough to keep memory flat."""
 
+LANES = 2
+"""Connections fetching chunks side by side: PostgreSQL's encoding costs more than Python's hashing."""
+
 _ROWS = (f"SELECT seq, prev_hash, hash, {CANONICAL_SQL} AS encoded FROM audit_records"
-         " WHERE tenant = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+         " WHERE tenant = $1 AND seq > $2 AND seq <= $3 ORDER BY seq")
 
 Progress = Callable[[int, int], None]
 """(records checked so far, records in the chain) after every chunk."""
@@ -107,31 +113,79 @@ def _check(rows: list[asyncpg.Record], walk: _Walk, mark: int) -> None:
     walk.seq, walk.hash = seq, previous
 
 
-async def walk_chain(conn: asyncpg.Connection, tenant: str, *, after: Checkpoint | None = None,
-                     progress: Progress | None = None, chunk: int = CHUNK,
-                     mark: int = 0) -> tuple[_Walk, int]:
-    """Check the records after `after` (from the first without), inside the caller's snapshot; the walk's
-    end and the chain's length as audit_heads says."""
+async def _chunks(conns: Sequence[asyncpg.Connection], tenant: str, after: int, last: int,
+                  chunk: int) -> AsyncGenerator[list[asyncpg.Record], None]:
+    """The records with seq in (after, last], in seq order, a chunk at a time: fetched by every connection in
+    turn, each running ahead by up to two chunks, so PostgreSQL encodes on several cores while Python hashes."""
+    bounds = [(low, min(low + chunk, last)) for low in range(after, last, chunk)]
+    results: list[asyncio.Future[list[asyncpg.Record]]] = [asyncio.get_running_loop().create_future() for _ in bounds]
+    ahead = asyncio.Semaphore(2 * len(conns))
+
+    async def lane(first: int, conn: asyncpg.Connection) -> None:
+        for index in range(first, len(bounds), len(conns)):
+            await ahead.acquire()
+            try:
+                results[index].set_result(await conn.fetch(_ROWS, tenant, *bounds[index]))
+            except Exception as exc:
+                results[index].set_exception(exc)
+                return
+    lanes = [asyncio.create_task(lane(first, conn)) for first, conn in enumerate(conns)]
+    try:
+        for result in results:
+            rows = await result
+            ahead.release()
+            yield rows
+    finally:
+        for task in lanes:
+            task.cancel()
+        await asyncio.gather(*lanes, return_exceptions=True)
+
+
+async def walk_chain(conns: Sequence[asyncpg.Connection], tenant: str, *, after: Checkpoint | None = None,
+                     progress: Progress | None = None, chunk: int = CHUNK, mark: int = 0) -> _Walk:
+    """Check the records after `after` (from the first without), inside the connections' one snapshot."""
+    conn = conns[0]
     walk = _Walk(0, GENESIS) if after is None else _Walk(after.length, after.head)
     head = await conn.fetchrow("SELECT seq, hash FROM audit_heads WHERE tenant = $1", tenant)
-    total = 0 if head is None else int(head["seq"])
+    last = int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM audit_records WHERE tenant = $1", tenant))
     if after is not None and after.length > 0:
         stored = await conn.fetchval("SELECT hash FROM audit_records WHERE tenant = $1 AND seq = $2", tenant,
                                      after.length)
         if stored != after.head:
             walk.broken = Break(after.length, "differs from the last signed checkpoint (removed or rewritten)")
-            return walk, total
-    while walk.broken is None:
-        rows = await conn.fetch(_ROWS, tenant, walk.seq, chunk)
-        if not rows:
-            break
-        _check(rows, walk, mark)
-        if progress is not None:
-            progress(walk.seq, max(total, walk.seq))
-    if walk.broken is None and head is not None and (int(head["seq"]), bytes(head["hash"])) != (walk.seq, walk.hash):
+            return walk
+    chunks = _chunks(conns, tenant, walk.seq, last, chunk)
+    try:
+        async for rows in chunks:
+            if rows:
+                _check(rows, walk, mark)
+            if walk.broken is not None:
+                return walk
+            if progress is not None:
+                progress(walk.seq, last)
+    finally:
+        await chunks.aclose()
+    if head is not None and (int(head["seq"]), bytes(head["hash"])) != (walk.seq, walk.hash):
         walk.broken = Break(walk.seq + 1, f"the chain's head says {head['seq']} records but only {walk.seq} are there "
                                           "(the last records were removed)")
-    return walk, total
+    return walk
+
+
+@asynccontextmanager
+async def snapshot(pool: asyncpg.Pool, lanes: int) -> AsyncIterator[list[asyncpg.Connection]]:
+    """`lanes` connections reading one REPEATABLE READ snapshot (exported by the first, shared by the rest)."""
+    async with AsyncExitStack() as stack:
+        first = await stack.enter_async_context(pool.acquire())
+        await stack.enter_async_context(first.transaction(isolation="repeatable_read", readonly=True))
+        conns = [first]
+        if lanes > 1:
+            exported = await first.fetchval("SELECT pg_export_snapshot()")
+            for _ in range(lanes - 1):
+                conn = await stack.enter_async_context(pool.acquire())
+                await stack.enter_async_context(conn.transaction(isolation="repeatable_read", readonly=True))
+                await conn.execute(f"SET TRANSACTION SNAPSHOT '{exported}'")
+                conns.append(conn)
+        yield conns
 
 
 def _against(walk: _Walk, checkpoint: Checkpoint) -> str | None:
@@ -145,7 +199,7 @@ def _against(walk: _Walk, checkpoint: Checkpoint) -> str | None:
 
 
 async def verify(pool: asyncpg.Pool, tenant: str, checkpoint_dir: Path | None, *,
-                 progress: Progress | None = None) -> Verdict:
+                 progress: Progress | None = None, lanes: int = LANES) -> Verdict:
     """Recompute the whole chain of `tenant` and hold it against its last signed checkpoint (when
     `checkpoint_dir` is given)."""
     checkpoint, problem = None, None
@@ -154,9 +208,8 @@ async def verify(pool: asyncpg.Pool, tenant: str, checkpoint_dir: Path | None, *
             checkpoint = checkpoints.latest(checkpoint_dir, tenant)
         except CheckpointError as exc:
             problem = str(exc)
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        walk, _total = await walk_chain(conn, tenant, progress=progress,
-                                        mark=0 if checkpoint is None else checkpoint.length)
+    async with snapshot(pool, lanes) as conns:
+        walk = await walk_chain(conns, tenant, progress=progress, mark=0 if checkpoint is None else checkpoint.length)
     if walk.broken is None and checkpoint is not None and checkpoint.length > 0:
         problem = _against(walk, checkpoint)
     return Verdict(tenant, walk.seq, walk.hash, walk.broken, checkpoint, problem)
@@ -171,8 +224,8 @@ async def checkpoint_now(pool: asyncpg.Pool, tenant: str, checkpoint_dir: Path, 
         last = checkpoints.latest(checkpoint_dir, tenant)
     except CheckpointError as exc:
         return f"not signing: {exc}"
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        walk, _total = await walk_chain(conn, tenant, after=last)
+    async with snapshot(pool, 1) as conns:
+        walk = await walk_chain(conns, tenant, after=last)
     if walk.broken is not None:
         return f"not signing: the chain is broken at record {walk.broken.seq}: {walk.broken.why}"
     if walk.seq == 0 or (last is not None and walk.seq <= last.length):
