@@ -450,6 +450,8 @@ HUB_ENDPOINTS = (
     Endpoint("POST", "/api/stock/reservations"),
     Endpoint("POST", "/api/stock/reservations/{id}/release"),
     Endpoint("POST", "/api/stock/thresholds"),
+    Endpoint("GET", "/api/audit"),
+    Endpoint("GET", "/api/audit/verify"),
 )
 """Every route of the hub console; the values a client controls are its path ids and query parameters."""
 HOSTILE_IDS = [*HOSTILE_SEGMENTS, ("zero", "0"), ("negative", "-1"), ("past bigint", str(2**63)),
