@@ -50,5 +50,7 @@ def test_checkpoint_and_verify_from_the_command_line(database_url: str, tmp_path
     assert refused.returncode == 1 and "not signing" in refused.stdout
     other = _novapos(config, "verify", "--tenant", "other", database_url=database_url)
     assert other.returncode == 0 and "intact: 3 records" in other.stdout
+    erased = _novapos(config, "erase", "nobody@example.com", "--tenant", "other", database_url=database_url)
+    assert erased.returncode == 0 and "erased 0 personal value(s)" in erased.stdout
     bad = _novapos(config, "verify", "--tenant", "../x", database_url=database_url)
     assert bad.returncode == 2 and "--tenant" in bad.stderr

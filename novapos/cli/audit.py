@@ -1,4 +1,5 @@
-"""`novapos hub audit verify|checkpoint [--tenant T]`: check a tenant's audit chain, or sign it now.
+"""`novapos hub audit verify|checkpoint [--tenant T]`: check a tenant's audit chain, or sign it now;
+`novapos hub audit erase VALUE --tenant T`: erase a person's value from the personal data kept beside it.
 
 verify recomputes each chain from its first record and holds it against the last signed checkpoint in
 [audit] checkpoint_dir: exit 0 and one line when intact, exit 1 and one line naming the first broken record
@@ -30,6 +31,11 @@ def add_audit_commands(hub_commands: argparse._SubParsersAction) -> None:
     for command in (verify, checkpoint):
         command.add_argument("--tenant", help="only this tenant (default: every tenant of the hub config)")
         command.set_defaults(run=_run)
+    erase = actions.add_parser("erase", help="erase a person's value (an email, a phone number) from the audit "
+                               "log's personal data; the records keep their commitments and still verify")
+    erase.add_argument("value", help="the exact value, as it was recorded")
+    erase.add_argument("--tenant", required=True, help="the tenant whose log it is")
+    erase.set_defaults(run=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -45,6 +51,14 @@ def _run(args: argparse.Namespace) -> int:
     except Invalid as exc:
         print(f"novapos hub audit {args.action}: {exc}", file=sys.stderr)
         return 2
+    if args.action == "erase":
+        from novapos.validators import text
+        try:
+            value = text("the value", args.value, max_length=1000)
+        except Invalid as exc:
+            print(f"novapos hub audit erase: {exc}", file=sys.stderr)
+            return 2
+        return asyncio.run(_erase(config, tenants[0], value))
     return asyncio.run(_with_pool(config, args.action, tenants))
 
 
@@ -59,6 +73,28 @@ def _progress(tenant: str) -> tuple[float, Callable[[int, int], None]]:
             rate = done / max(now - started, 1e-9)
             print(f"{tenant}: {done:,} of {total:,} records checked ({rate:,.0f}/s)", file=sys.stderr, flush=True)
     return started, show
+
+
+async def _erase(config: HubConfig, tenant: str, value: str) -> int:
+    import getpass
+
+    import asyncpg
+
+    from hub.audit.personal import erase
+    from hub.db import close_pool, create_pool, migrate
+    try:
+        pool = await create_pool(config.database_url, max_size=1)
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"novapos hub audit erase: cannot reach PostgreSQL at the configured [database] url: {exc}",
+              file=sys.stderr)
+        return 2
+    try:
+        await migrate(pool)
+        erased = await erase(pool, tenant, value, f"cli:{getpass.getuser()}")
+    finally:
+        await close_pool(pool)
+    print(f"erased {erased} personal value(s) from the audit log of {tenant}; the erasure is itself audited")
+    return 0
 
 
 async def _with_pool(config: HubConfig, action: str, tenants: tuple[str, ...]) -> int:
