@@ -35,7 +35,7 @@ CHUNK = 20_000
 LANES = 2
 """Connections fetching chunks side by side: PostgreSQL's encoding costs more than Python's hashing."""
 
-_ROWS = (f"SELECT seq, prev_hash, hash, {CANONICAL_SQL} AS encoded FROM audit_records"
+_ROWS = (f"SELECT seq, hash, prev_hash || {CANONICAL_SQL} AS hashed FROM audit_records"
          " WHERE tenant = $1 AND seq > $2 AND seq <= $3 ORDER BY seq")
 
 Progress = Callable[[int, int], None]
@@ -99,11 +99,11 @@ def _check(rows: list[asyncpg.Record], walk: _Walk, mark: int) -> None:
         if row[0] != seq + 1:
             walk.broken = Break(seq + 1, f"record {seq + 1} is missing (removed); the next is {row[0]}")
             return
-        seq, prev_hash, stored = row[0], row[1], row[2]
-        if sha256(prev_hash + row[3]).digest() != stored:
+        seq, stored, hashed = row  # hashed: prev_hash || encoding, one column (one decode) per record
+        if sha256(hashed).digest() != stored:
             walk.broken = Break(seq, "hash mismatch: its content was edited after it was recorded")
             return
-        if prev_hash != previous:
+        if not hashed.startswith(previous):
             walk.broken = Break(seq, f"prev_hash mismatch: it does not follow record {seq - 1}'s hash (the chain "
                                      "was relinked: an earlier record was rewritten, or one put in between)")
             return
