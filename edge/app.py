@@ -23,6 +23,7 @@ from actors.catalog.local import catalog_path
 from actors.catalog.sync import CatalogSyncActor
 from actors.devices.context import MANAGER, SPOOLER, SUPERVISOR, DeviceContext, Notify
 from actors.devices.manager import DeviceManagerActor
+from actors.health.reporter import HealthReporter
 from actors.printing.spooler import PrintSpoolerActor
 from actors.stock.actor import StockActor
 from actors.storage import db as local_db
@@ -100,6 +101,8 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: Nats
             ChildSpec(MANAGER, DeviceManagerActor, (devices, DeviceContext(hid_backend(devices.hid_backend), notify))),
         ]),
         SupervisorSpec("tills", strategy=Strategy.ONE_FOR_ONE, intensity=10, period=10.0, children=tills),
+        ChildSpec("health", HealthReporter, (seam, link, config.tenant, config.store, config.tills, db_path,
+                                             config.health_interval_s)),
     ])
 
 

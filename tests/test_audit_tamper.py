@@ -167,3 +167,28 @@ def test_concurrent_appends_from_many_connections_give_a_gapless_chain(database_
         first = await pool.fetchval("SELECT prev_hash FROM audit_records WHERE tenant = 'demo' AND seq = 1")
         assert first == GENESIS
     run(database_url, scenario, max_size=writers)
+
+
+def test_verify_on_a_pool_with_one_connection_uses_one_lane_and_finishes(database_url: str) -> None:
+    async def scenario(pool: asyncpg.Pool) -> None:
+        await fill(pool, "demo", 30)
+        verdict = await asyncio.wait_for(verify(pool, "demo", None, lanes=4), 30)
+        assert verdict.ok and verdict.length == 30
+    run(database_url, scenario, max_size=1)
+
+
+def test_two_lanes_in_small_chunks_find_the_same_first_break(database_url: str) -> None:
+    from hub.audit.verify import snapshot, walk_chain
+
+    async def scenario(pool: asyncpg.Pool) -> None:
+        await fill(pool, "demo", 50)
+        async with snapshot(pool, 2) as conns:
+            assert len(conns) == 2
+            whole = await walk_chain(conns, "demo", chunk=7)
+        assert whole.broken is None and whole.seq == 50
+        await tampering(pool, "DELETE FROM audit_records WHERE tenant = 'demo' AND seq IN (22, 23)")
+        await tampering(pool, "UPDATE audit_records SET actor = 'eve' WHERE tenant = 'demo' AND seq = 40")
+        async with snapshot(pool, 2) as conns:
+            broken = await walk_chain(conns, "demo", chunk=7)
+        assert broken.broken is not None and broken.broken.seq == 22 and "missing" in broken.broken.why
+    run(database_url, scenario)

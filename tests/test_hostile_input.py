@@ -450,6 +450,8 @@ HUB_ENDPOINTS = (
     Endpoint("POST", "/api/stock/reservations"),
     Endpoint("POST", "/api/stock/reservations/{id}/release"),
     Endpoint("POST", "/api/stock/thresholds"),
+    Endpoint("GET", "/api/fleet"),
+    Endpoint("GET", "/api/fleet/{store}"),  # hostile store ids, signed in: tests/test_fleet_console.py
     Endpoint("GET", "/api/audit"),
     Endpoint("GET", "/api/audit/verify"),
 )
@@ -463,7 +465,7 @@ def _hub_attacks(endpoint: Endpoint, port: int) -> Iterator[tuple[str, int, http
     """Every hostile request for one hub route, with a label and the status it must be refused with."""
     def request(method: str, ids: str = "1", query: str = "", content: bytes | None = b"{}",
                 headers: dict[str, str] | None = None) -> httpx.Request:
-        url = f"http://127.0.0.1:{port}{endpoint.path.format(id=ids)}{query}"
+        url = f"http://127.0.0.1:{port}{endpoint.path.replace('{store}', ids).format(id=ids)}{query}"
         return httpx.Request(method, url, content=content, headers={"content-type": "application/json"}
                              if headers is None else headers)
 
@@ -500,7 +502,7 @@ async def test_hostile_requests_at_every_hub_route_are_refused_with_the_right_st
                     problems.append(f"{label}: status {response.status_code}, not {status}: {response.text[:80]}")
                 if status == 405 and endpoint.method not in response.headers.get("allow", ""):
                     problems.append(f"{label}: Allow is {response.headers.get('allow')!r}")
-            options = await http.options(f"{hub.url}{endpoint.path.format(id=1)}")
+            options = await http.options(f"{hub.url}{endpoint.path.replace('{store}', '1').format(id=1)}")
             if options.status_code != 204 or \
                     set(options.headers.get("allow", "").split(", ")) != {endpoint.method, "OPTIONS"} or \
                     "access-control-allow-origin" in options.headers or \

@@ -35,6 +35,8 @@ CHUNK = 20_000
 LANES = 2
 """Connections fetching chunks side by side: PostgreSQL's encoding costs more than Python's hashing."""
 
+EXTRA_LANE_WAIT_S = 0.05
+
 _ROWS = (f"SELECT seq, hash, prev_hash || {CANONICAL_SQL} AS hashed FROM audit_records"
          " WHERE tenant = $1 AND seq > $2 AND seq <= $3 ORDER BY seq")
 
@@ -173,7 +175,8 @@ async def walk_chain(conns: Sequence[asyncpg.Connection], tenant: str, *, after:
 
 @asynccontextmanager
 async def snapshot(pool: asyncpg.Pool, lanes: int) -> AsyncIterator[list[asyncpg.Connection]]:
-    """`lanes` connections reading one REPEATABLE READ snapshot (exported by the first, shared by the rest)."""
+    """Up to `lanes` connections reading one REPEATABLE READ snapshot (exported by the first, shared by the
+    rest); fewer when the pool has no more free at once (a small pool, other verifies running)."""
     async with AsyncExitStack() as stack:
         first = await stack.enter_async_context(pool.acquire())
         await stack.enter_async_context(first.transaction(isolation="repeatable_read", readonly=True))
@@ -181,7 +184,10 @@ async def snapshot(pool: asyncpg.Pool, lanes: int) -> AsyncIterator[list[asyncpg
         if lanes > 1:
             exported = await first.fetchval("SELECT pg_export_snapshot()")
             for _ in range(lanes - 1):
-                conn = await stack.enter_async_context(pool.acquire())
+                try:  # only a connection free now: waiting for one while holding one could wait for ever
+                    conn = await stack.enter_async_context(pool.acquire(timeout=EXTRA_LANE_WAIT_S))
+                except TimeoutError:
+                    break
                 await stack.enter_async_context(conn.transaction(isolation="repeatable_read", readonly=True))
                 await conn.execute(f"SET TRANSACTION SNAPSHOT '{exported}'")
                 conns.append(conn)

@@ -28,7 +28,7 @@ SETTINGS: Settings = {
     "tenants": None, "http": frozenset({"host", "port"}), "nats": frozenset({"url", "credentials", "authorization", "pid_file"}),
     "database": frozenset({"url"}), "ingest": frozenset({"batch"}),
     "stream": frozenset({"max_age_days", "max_bytes", "replicas", "duplicate_window_s"}),
-    "dead_letters": frozenset({"retention_days"}),
+    "dead_letters": frozenset({"retention_days"}), "fleet": frozenset({"offline_after_s"}),
     "audit": frozenset({"checkpoint_dir", "key_file", "checkpoint_interval_s", "personal", "personal_retention_days"}),
 }
 """Every setting the hub reads, by table: a mistyped one is refused, not silently ignored."""
@@ -75,6 +75,8 @@ class HubConfig:
     database_url: str = ""
     ingest_batch: int = 1024
     dead_letter_retention_days: int = 90
+    fleet_offline_after_s: int = 20
+    """A store whose health reports stop for this long is marked offline (it reports every few seconds)."""
     stream: StreamLimits = StreamLimits()
     audit: AuditSettings = AuditSettings()
 
@@ -114,6 +116,7 @@ def load_hub(path: Path) -> HubConfig:
             ingest_batch=validators.integer(f"{path}: [ingest] batch", ingest.get("batch", HubConfig.ingest_batch), 1, MAX_INGEST_BATCH),
             dead_letter_retention_days=whole("dead_letters", "retention_days",
                                              HubConfig.dead_letter_retention_days, 1, 36500),
+            fleet_offline_after_s=whole("fleet", "offline_after_s", HubConfig.fleet_offline_after_s, 2, 3600),
             stream=StreamLimits(
                 max_age_days=whole("stream", "max_age_days", StreamLimits.max_age_days, 1, 3650),
                 max_bytes=whole("stream", "max_bytes", StreamLimits.max_bytes, 1024**2, 2**50),

@@ -31,6 +31,7 @@ SETTINGS: Settings = {
     "tenant": None, "store": None, "region": None, "currency": None, "tills": None, "max_change_minor": None,
     "http": frozenset({"host", "port"}), "nats": frozenset({"url", "credentials"}), "state": frozenset({"dir"}),
     "devices": frozenset(setting.name for setting in fields(DevicesConfig)),  # a rule's own: load_devices
+    "health": frozenset({"report_interval_s"}),
 }
 """Every setting the store reads, by table: a mistyped one is refused, not silently ignored."""
 
@@ -51,6 +52,8 @@ class StoreConfig:
     state_dir: Path = Path(".state/store")
     devices: DevicesConfig = DevicesConfig()
     forward_batch: int = 256
+    health_interval_s: int = 5
+    """How often the store reports its health to the hub when nothing changes (a change is reported at once)."""
     max_change_minor: int | None = None
     """Most change a till gives back for a cash sale; None: the currency's largest banknote. Caps
     what a mistyped or hostile tender can make the drawer pay out."""
@@ -78,7 +81,7 @@ def load_store(path: Path) -> StoreConfig:
     data = read_toml(path)
     where = str(path)
     sections = tables(where, data, SETTINGS)
-    http, nats, state, devices = (sections[key] for key in ("http", "nats", "state", "devices"))
+    http, nats, state, devices, health = (sections[key] for key in ("http", "nats", "state", "devices", "health"))
     try:
         tenant = validators.token(f"{where} tenant", data.get("tenant"))
         store = validators.token(f"{where} store", data.get("store"))
@@ -92,6 +95,8 @@ def load_store(path: Path) -> StoreConfig:
         port = validators.integer(f"{where}: [http] port", http.get("port", 8600), 0, 65535)
         nats_url = url_setting(nats, "NOVAPOS_NATS_URL", f"{where}: [nats] url")
         nats_credentials = credentials_setting(nats, f"{where}: [nats] credentials")
+        health_interval = validators.integer(f"{where}: [health] report_interval_s",
+                                             health.get("report_interval_s", 5), 1, 3600)
         state_dir = Path(validators.text(f"{where}: [state] dir", state.get("dir", f".state/{store}"), max_length=1024))
     except validators.Invalid as exc:
         raise ConfigError(str(exc)) from None
@@ -100,5 +105,5 @@ def load_store(path: Path) -> StoreConfig:
         http_host=http_host, http_port=port, nats_url=nats_url, nats_credentials=nats_credentials,
         state_dir=state_dir,
         devices=load_devices(devices, where, tills),
-        max_change_minor=max_change,
+        max_change_minor=max_change, health_interval_s=health_interval,
     )
