@@ -33,6 +33,7 @@ from novapos import validators
 from novapos.config import HubConfig, StoreConfig
 from novapos.logs import JsonFormatter, PlainFormatter, escape
 from tests.conftest import wait_until
+from tests.console_access import sign_in_admin
 from tests.pos import COFFEE, MILK, sell
 
 A_UUID = '"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"'
@@ -425,6 +426,9 @@ HUB_ENDPOINTS = (
     Endpoint("GET", "/healthz"),
     Endpoint("GET", "/metrics"),
     Endpoint("GET", "/openapi.json"),
+    Endpoint("POST", "/api/login"),
+    Endpoint("POST", "/api/logout"),
+    Endpoint("GET", "/api/session"),
     Endpoint("GET", "/api/stores"),
     Endpoint("GET", "/api/sales"),
     Endpoint("GET", "/api/price-diffs"),
@@ -450,30 +454,47 @@ HUB_ENDPOINTS = (
     Endpoint("POST", "/api/stock/reservations"),
     Endpoint("POST", "/api/stock/reservations/{id}/release"),
     Endpoint("POST", "/api/stock/thresholds"),
+    Endpoint("POST", "/api/login"),
+    Endpoint("POST", "/api/logout"),
+    Endpoint("GET", "/api/session"),
+    Endpoint("GET", "/api/users"),
+    Endpoint("POST", "/api/users"),
+    Endpoint("GET", "/api/users/{login}"),
+    Endpoint("POST", "/api/users/{login}/changes"),
+    Endpoint("POST", "/api/users/{login}/roles"),
+    Endpoint("POST", "/api/users/{login}/roles/revoke"),
     Endpoint("GET", "/api/fleet"),
     Endpoint("GET", "/api/fleet/{store}"),  # hostile store ids, signed in: tests/test_fleet_console.py
     Endpoint("GET", "/api/audit"),
     Endpoint("GET", "/api/audit/verify"),
 )
-"""Every route of the hub console; the values a client controls are its path ids and query parameters."""
+"""Every route of the hub console; the values a client controls are its path ids and query parameters. They
+are sent signed in as a tenant admin (with the session's CSRF header), so that what answers is the door's
+validation, not the refusal of an anonymous client (tests/test_access_matrix.py covers who may do what)."""
 HOSTILE_IDS = [*HOSTILE_SEGMENTS, ("zero", "0"), ("negative", "-1"), ("past bigint", str(2**63)),
                ("5000 digits", "9" * 5000), ("decimal", "1.5"), ("not a dead letter", "999999")]
 HOSTILE_LIMITS = ["0", "-1", "501", "1.5", "abc", "9" * 5000, "%00", "%E2%80%AE"]
 
 
-def _hub_attacks(endpoint: Endpoint, port: int) -> Iterator[tuple[str, int, httpx.Request]]:
-    """Every hostile request for one hub route, with a label and the status it must be refused with."""
+def _served(path: str) -> set[str]:
+    """The methods a hub path serves (/api/users: GET lists, POST creates)."""
+    return {endpoint.method for endpoint in HUB_ENDPOINTS if endpoint.path == path}
+
+
+def _hub_attacks(endpoint: Endpoint, port: int, session: dict[str, str]) -> Iterator[tuple[str, int, httpx.Request]]:
+    """Every hostile request for one hub route, with a label and the status it must be refused with; each
+    carries `session` (the signed-in admin's cookie and CSRF headers)."""
     def request(method: str, ids: str = "1", query: str = "", content: bytes | None = b"{}",
                 headers: dict[str, str] | None = None) -> httpx.Request:
-        url = f"http://127.0.0.1:{port}{endpoint.path.replace('{store}', ids).format(id=ids)}{query}"
-        return httpx.Request(method, url, content=content, headers={"content-type": "application/json"}
-                             if headers is None else headers)
+        url = f"http://127.0.0.1:{port}{endpoint.path.replace('{store}', ids).format(id=ids, login='ada')}{query}"
+        return httpx.Request(method, url, content=content, headers={
+            **session, **({"content-type": "application/json"} if headers is None else headers)})
 
     for label, segment in HOSTILE_IDS if "{id}" in endpoint.path else []:
         yield f"id {label}", 404, request(endpoint.method, segment)
     for limit in HOSTILE_LIMITS if endpoint.path in ("/api/sales", "/api/price-diffs") else []:
         yield f"limit={limit[:12]}", 400, request("GET", query=f"?limit={limit}", content=None, headers={})
-    for method in {"PUT", "PATCH", "DELETE", "POST", "GET"} - {endpoint.method}:
+    for method in {"PUT", "PATCH", "DELETE", "POST", "GET"} - _served(endpoint.path):
         yield f"{method} without a body", 405, request(method, content=None, headers={})
         yield f"{method} with a JSON body", 405, request(method)
     if endpoint.method == "POST":
@@ -492,8 +513,12 @@ async def test_hostile_requests_at_every_hub_route_are_refused_with_the_right_st
     async with trio.open_nursery() as nursery:
         hub = await nursery.start(run_hub, hub_config)
         port = int(hub.url.rsplit(":", 1)[1])
+        async with httpx.AsyncClient(timeout=10) as admin:
+            await sign_in_admin(admin, hub.url, hub_config.database_url)
+            session = {"cookie": "; ".join(f"{name}={value}" for name, value in admin.cookies.items()),
+                       "x-csrf-token": admin.headers["x-csrf-token"]}
         for endpoint in HUB_ENDPOINTS:
-            for label, status, request in _hub_attacks(endpoint, port):
+            for label, status, request in _hub_attacks(endpoint, port, session):
                 sent += 1
                 label = f"{endpoint.method} {endpoint.path} {label}"
                 response = await http.send(request)
@@ -502,9 +527,9 @@ async def test_hostile_requests_at_every_hub_route_are_refused_with_the_right_st
                     problems.append(f"{label}: status {response.status_code}, not {status}: {response.text[:80]}")
                 if status == 405 and endpoint.method not in response.headers.get("allow", ""):
                     problems.append(f"{label}: Allow is {response.headers.get('allow')!r}")
-            options = await http.options(f"{hub.url}{endpoint.path.replace('{store}', '1').format(id=1)}")
+            options = await http.options(f"{hub.url}{endpoint.path.replace('{store}', '1').format(id=1, login='ada')}")
             if options.status_code != 204 or \
-                    set(options.headers.get("allow", "").split(", ")) != {endpoint.method, "OPTIONS"} or \
+                    set(options.headers.get("allow", "").split(", ")) != {*_served(endpoint.path), "OPTIONS"} or \
                     "access-control-allow-origin" in options.headers or \
                     any(name not in options.headers for name in SECURITY_HEADERS):
                 problems.append(f"OPTIONS {endpoint.path}: {options.status_code} {dict(options.headers)}")

@@ -15,7 +15,7 @@ import trio
 
 from hub.db import create_pool, migrate
 from hub.ingest.inbox import Delivery, ingest
-from hub.ingest.routes import DEAD_LETTERS_SQL
+from hub.ingest.routes import MAX_ID, STORES_DEAD_LETTERS_SQL, TENANT_DEAD_LETTERS_SQL
 from hub.sales.routes import RECENT_SALES_SQL, STORES_SQL
 from tests.events import SUBJECT, sale_event
 
@@ -47,15 +47,18 @@ async def test_console_queries_do_not_scan_history_at_200k_sales(database_url: s
                     "INSERT INTO sales SELECT event_id, tenant, store, seq, 'till-1', 's', 'alice', 'EUR', 499, 499, 0,"
                     " now() - make_interval(secs => seq) FROM inbox")
                 await conn.execute("INSERT INTO dead_letters (subject, reason, payload)"
-                                   " SELECT 'x', 'bad', '' FROM generate_series(1, 20000)")
+                                   " SELECT 'novapos.' || (ARRAY['demo', 'other'])[1 + n % 2] || '.store-' || (n % 50)"
+                                   "  || '.evt.sale_completed', 'bad', '' FROM generate_series(1, 20000) AS n")
                 await conn.execute("ANALYZE")
                 return {"stores": await _plan(conn, STORES_SQL), "sales": await _plan(conn, RECENT_SALES_SQL, 50),
-                        "dead letters": await _plan(conn, DEAD_LETTERS_SQL, 100)}
+                        "dead letters": await _plan(conn, TENANT_DEAD_LETTERS_SQL, 101, "demo", MAX_ID),
+                        "a region's dead letters": await _plan(conn, STORES_DEAD_LETTERS_SQL, 101, "demo",
+                                                               ["store-1", "store-3"], 10_000)}
         finally:
             await pool.close()
     plans = await trio.to_thread.run_sync(asyncio.run, run())
     assert not {node.get("Relation Name") for node in plans["stores"]} & HISTORY, plans["stores"]
-    for page in ("sales", "dead letters"):
+    for page in ("sales", "dead letters", "a region's dead letters"):
         scans = [(node["Node Type"], node.get("Relation Name")) for node in plans[page] if "Relation Name" in node]
         assert scans and all(kind != "Seq Scan" for kind, _ in scans), (page, scans)
 

@@ -7,6 +7,7 @@ ConfigError names the file and the setting and says what is allowed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from novapos import validators
@@ -29,6 +30,7 @@ SETTINGS: Settings = {
     "database": frozenset({"url"}), "ingest": frozenset({"batch"}),
     "stream": frozenset({"max_age_days", "max_bytes", "replicas", "duplicate_window_s"}),
     "dead_letters": frozenset({"retention_days"}), "fleet": frozenset({"offline_after_s"}),
+    "console": frozenset({"session_idle_minutes", "session_absolute_minutes", "lock_after", "lock_for_minutes"}),
     "audit": frozenset({"checkpoint_dir", "key_file", "checkpoint_interval_s", "personal", "personal_retention_days"}),
 }
 """Every setting the hub reads, by table: a mistyped one is refused, not silently ignored."""
@@ -41,6 +43,29 @@ class StreamLimits:
     max_bytes: int = 1024**3
     replicas: int = 1
     duplicate_window_s: int = 120
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """Console sign-ins: a session ends after `session_idle_minutes` without a request or
+    `session_absolute_minutes` after sign-in; `lock_after` wrong passwords in a row lock a login for
+    `lock_for_minutes`."""
+    session_idle_minutes: int = 30
+    session_absolute_minutes: int = 12 * 60
+    lock_after: int = 5
+    lock_for_minutes: int = 15
+
+    @property
+    def idle(self) -> timedelta:
+        return timedelta(minutes=self.session_idle_minutes)
+
+    @property
+    def absolute(self) -> timedelta:
+        return timedelta(minutes=self.session_absolute_minutes)
+
+    @property
+    def lock_for(self) -> timedelta:
+        return timedelta(minutes=self.lock_for_minutes)
 
 
 @dataclass(frozen=True)
@@ -78,6 +103,7 @@ class HubConfig:
     fleet_offline_after_s: int = 20
     """A store whose health reports stop for this long is marked offline (it reports every few seconds)."""
     stream: StreamLimits = StreamLimits()
+    console: ConsoleSettings = ConsoleSettings()
     audit: AuditSettings = AuditSettings()
 
     def check_runnable(self) -> None:
@@ -117,6 +143,14 @@ def load_hub(path: Path) -> HubConfig:
             dead_letter_retention_days=whole("dead_letters", "retention_days",
                                              HubConfig.dead_letter_retention_days, 1, 36500),
             fleet_offline_after_s=whole("fleet", "offline_after_s", HubConfig.fleet_offline_after_s, 2, 3600),
+            console=ConsoleSettings(
+                session_idle_minutes=whole("console", "session_idle_minutes", ConsoleSettings.session_idle_minutes,
+                                           1, 24 * 60),
+                session_absolute_minutes=whole("console", "session_absolute_minutes",
+                                               ConsoleSettings.session_absolute_minutes, 1, 7 * 24 * 60),
+                lock_after=whole("console", "lock_after", ConsoleSettings.lock_after, 1, 100),
+                lock_for_minutes=whole("console", "lock_for_minutes", ConsoleSettings.lock_for_minutes, 1, 24 * 60),
+            ),
             stream=StreamLimits(
                 max_age_days=whole("stream", "max_age_days", StreamLimits.max_age_days, 1, 3650),
                 max_bytes=whole("stream", "max_bytes", StreamLimits.max_bytes, 1024**2, 2**50),

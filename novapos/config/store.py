@@ -29,6 +29,7 @@ LARGEST_BANKNOTE = {"EUR": 50000, "USD": 10000, "GBP": 5000, "CHF": 100000, "CAD
 """The largest banknote in circulation, in minor units: the most change a till gives back by default."""
 SETTINGS: Settings = {
     "tenant": None, "store": None, "region": None, "currency": None, "tills": None, "max_change_minor": None,
+    "staff_refresh_s": None,
     "http": frozenset({"host", "port"}), "nats": frozenset({"url", "credentials"}), "state": frozenset({"dir"}),
     "devices": frozenset(setting.name for setting in fields(DevicesConfig)),  # a rule's own: load_devices
     "health": frozenset({"report_interval_s"}),
@@ -57,6 +58,8 @@ class StoreConfig:
     max_change_minor: int | None = None
     """Most change a till gives back for a cash sale; None: the currency's largest banknote. Caps
     what a mistyped or hostile tender can make the drawer pay out."""
+    staff_refresh_s: float = 60.0
+    """How often the store asks the hub for its staff list besides the hub's pushes (a push lost in transit)."""
 
     def __post_init__(self) -> None:
         if self.max_change_minor is None:
@@ -87,6 +90,7 @@ def load_store(path: Path) -> StoreConfig:
         store = validators.token(f"{where} store", data.get("store"))
         currency = validators.currency(f"{where} currency", data.get("currency"))
         region = validators.token(f"{where} region", data["region"]) if "region" in data else ""
+        staff_refresh = validators.integer(f"{where} staff_refresh_s", data.get("staff_refresh_s", 60), 1, 86400)
         max_change = data.get("max_change_minor")
         if max_change is not None:
             validators.minor_units(f"{where} max_change_minor", max_change)
@@ -105,5 +109,5 @@ def load_store(path: Path) -> StoreConfig:
         http_host=http_host, http_port=port, nats_url=nats_url, nats_credentials=nats_credentials,
         state_dir=state_dir,
         devices=load_devices(devices, where, tills),
-        max_change_minor=max_change, health_interval_s=health_interval,
+        max_change_minor=max_change, health_interval_s=health_interval, staff_refresh_s=float(staff_refresh),
     )
