@@ -22,6 +22,7 @@ import trio
 
 from mocks.network_printer import MockNetworkPrinter
 from novapos.config import DeviceRule, DevicesConfig, HubConfig, StoreConfig, load_store
+from novapos.config.hub import AuditSettings
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.embedded_postgres import EmbeddedPostgres
 from tests.catalog import seed_catalog
@@ -107,9 +108,10 @@ def printer_only(port: int) -> DevicesConfig:
 
 
 @pytest.fixture
-def hub_config(nats_server: EmbeddedNats, database_url: str) -> HubConfig:
+def hub_config(nats_server: EmbeddedNats, database_url: str, tmp_path: Path) -> HubConfig:
     return HubConfig(tenants=("demo",), http_port=0, nats_url=nats_server.url, database_url=database_url,
-                     nats_credentials=nats_server.hub_credentials)
+                     nats_credentials=nats_server.hub_credentials,
+                     audit=AuditSettings(checkpoint_dir=tmp_path / "audit-checkpoints"))
 
 
 async def query(database_url: str, sql: str, *args: object) -> list[asyncpg.Record]:

@@ -166,6 +166,14 @@ ACTIONS: tuple[Action, ...] = (
     Action("GET", "/api/fleet/{store}", "/api/fleet/store-001", EVERYONE),
     Action("GET", "/api/fleet/{store}", "/api/fleet/store-003", TENANT_WIDE),
     Action("GET", "/api/fleet/{store}", "/api/fleet/o-1", NO_TENANT, note="other's store"),
+    # audit (hub/audit): audit.view, records of the stores in reach; audit.verify, the whole tenant's chain
+    Action("GET", "/api/audit", "/api/audit", by(200, 200, 200, 403)),
+    Action("GET", "/api/audit", "/api/audit?tenant=other", by(404, 404, 404, 403)),
+    Action("GET", "/api/audit", "/api/audit?store=store-001", by(200, 200, 200, 403)),
+    Action("GET", "/api/audit", "/api/audit?store=store-003", by(200, 403, 403, 403), note="south's store"),
+    Action("GET", "/api/audit", "/api/audit?store=o-1", by(404, 404, 404, 403), note="other's store"),
+    Action("GET", "/api/audit/verify", "/api/audit/verify", by(200, 200, 403, 403)),
+    Action("GET", "/api/audit/verify", "/api/audit/verify?tenant=other", by(404, 404, 403, 403)),
     # users (hub/identity): users.view to read, users.manage within scope to change; {role} in a body: the caller
     Action("GET", "/api/users", "/api/users", by(200, 200, 200, 403)),
     Action("GET", "/api/users", "/api/users?tenant=other", by(404, 404, 404, 403)),

@@ -469,6 +469,8 @@ HUB_ENDPOINTS = (
     Endpoint("POST", "/api/users/{login}/roles/revoke"),
     Endpoint("GET", "/api/fleet"),
     Endpoint("GET", "/api/fleet/{store}"),  # hostile store ids, signed in: tests/test_fleet_console.py
+    Endpoint("GET", "/api/audit"),
+    Endpoint("GET", "/api/audit/verify"),
 )
 """Every route of the hub console; the values a client controls are its path ids and query parameters. They
 are sent signed in as a tenant admin (with the session's CSRF header), so that what answers is the door's

@@ -36,7 +36,7 @@ class Console:
     nats_lost_since: datetime | None = None
     """Set once the started hub has been cut off from NATS for longer than a grace (see hub.nats_watch)."""
     config: HubConfig = field(default_factory=HubConfig)
-    """The hub's settings, for the domains' routes and services that read their own table ([fleet])."""
+    """The hub's settings, for the domains' routes and services that read their own table ([fleet], [audit])."""
 
     def ready_pool(self) -> asyncpg.Pool:
         if self.pool is None:

@@ -12,6 +12,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from novapos.cli.audit import add_audit_commands
 from novapos.cli.catalog import add_catalog_commands
 from novapos.cli.tenancy import add_tenancy_commands
 from novapos.cli.users import add_user_commands
@@ -160,6 +161,7 @@ def parser() -> argparse.ArgumentParser:
     add_tenancy_commands(hub_commands)
     add_catalog_commands(hub_commands)
     add_user_commands(hub_commands)
+    add_audit_commands(hub_commands)
 
     demo = commands.add_parser("demo", help="run everything here: embedded NATS and PostgreSQL, hub, one store",
                                description="Start embedded NATS (JetStream) and PostgreSQL (unless NOVAPOS_NATS_URL / "

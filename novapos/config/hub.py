@@ -31,6 +31,7 @@ SETTINGS: Settings = {
     "stream": frozenset({"max_age_days", "max_bytes", "replicas", "duplicate_window_s"}),
     "dead_letters": frozenset({"retention_days"}), "fleet": frozenset({"offline_after_s"}),
     "console": frozenset({"session_idle_minutes", "session_absolute_minutes", "lock_after", "lock_for_minutes"}),
+    "audit": frozenset({"checkpoint_dir", "key_file", "checkpoint_interval_s", "personal", "personal_retention_days"}),
 }
 """Every setting the hub reads, by table: a mistyped one is refused, not silently ignored."""
 
@@ -68,6 +69,23 @@ class ConsoleSettings:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    """The audit log's signed checkpoints (written outside the database) and its personal data (P2-03)."""
+    checkpoint_dir: Path = Path("audit-checkpoints")
+    """Where signed checkpoints go, one folder per tenant, and the public key that verifies them."""
+    key_file: Path | None = None
+    """The Ed25519 signing key (made 0600 on first use); None: `checkpoint.key` in checkpoint_dir."""
+    checkpoint_interval_s: int = 60
+    personal: tuple[str, ...] = ("email", "phone", "customer_name", "client")
+    """Details fields whose values are kept beside the chain, never in a hashed record."""
+    personal_retention_days: int = 90
+
+    @property
+    def signing_key(self) -> Path:
+        return self.key_file if self.key_file is not None else self.checkpoint_dir / "checkpoint.key"
+
+
+@dataclass(frozen=True)
 class HubConfig:
     tenants: tuple[str, ...] = ("demo",)
     http_host: str = "127.0.0.1"
@@ -86,6 +104,7 @@ class HubConfig:
     """A store whose health reports stop for this long is marked offline (it reports every few seconds)."""
     stream: StreamLimits = StreamLimits()
     console: ConsoleSettings = ConsoleSettings()
+    audit: AuditSettings = AuditSettings()
 
     def check_runnable(self) -> None:
         if not self.nats_url or not self.database_url:
@@ -101,6 +120,10 @@ def load_hub(path: Path) -> HubConfig:
 
     def whole(table_key: str, key: str, default: int, minimum: int, maximum: int) -> int:
         return validators.integer(f"{path}: [{table_key}] {key}", sections[table_key].get(key, default), minimum, maximum)
+
+    def audit_path(key: str) -> Path | None:
+        value = sections["audit"].get(key, "")
+        return Path(validators.text(f"{path}: [audit] {key}", value, max_length=1024)) if value else None
 
     def optional_path(key: str) -> Path | None:
         value = nats.get(key, "")
@@ -133,6 +156,17 @@ def load_hub(path: Path) -> HubConfig:
                 max_bytes=whole("stream", "max_bytes", StreamLimits.max_bytes, 1024**2, 2**50),
                 replicas=whole("stream", "replicas", StreamLimits.replicas, 1, 5),
                 duplicate_window_s=whole("stream", "duplicate_window_s", StreamLimits.duplicate_window_s, 1, 86400),
+            ),
+            audit=AuditSettings(
+                checkpoint_dir=audit_path("checkpoint_dir") or AuditSettings.checkpoint_dir,
+                key_file=audit_path("key_file"),
+                checkpoint_interval_s=whole("audit", "checkpoint_interval_s", AuditSettings.checkpoint_interval_s,
+                                            1, 86400),
+                personal=() if sections["audit"].get("personal") == [] else token_list(
+                    str(path), sections["audit"].get("personal", list(AuditSettings.personal)), "[audit] personal",
+                    '"email", "phone"'),
+                personal_retention_days=whole("audit", "personal_retention_days",
+                                              AuditSettings.personal_retention_days, 1, 36500),
             ),
         )
     except validators.Invalid as exc:

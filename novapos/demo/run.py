@@ -48,6 +48,16 @@ def write_store_config(path: Path, state_dir: Path, till_port: int, devices: dic
     path.write_text(tomli_w.dumps(data))
 
 
+def write_hub_config(state_dir: Path) -> Path:
+    """The shipped hub config with the audit checkpoints (and their signing key) under the demo's state folder:
+    `novapos hub audit verify --config <state>/hub.toml` checks the demo's chain against them."""
+    data = tomllib.loads((CONFIGS / "hub.toml").read_text())
+    data["audit"]["checkpoint_dir"] = str((state_dir / "audit-checkpoints").resolve())
+    path = state_dir / "hub.toml"
+    path.write_text(tomli_w.dumps(data))
+    return path
+
+
 def wait_healthy(url: str, process: subprocess.Popen[bytes], name: str, timeout: float = READY_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -121,7 +131,7 @@ class Demo:
             base_devices = tomllib.loads((CONFIGS / "demo-store.toml").read_text())["devices"]
             write_store_config(store_config, self.state_dir, self.till_port, hardware.devices(base_devices),
                                credentials.store if credentials else None)
-            hub_config = ["--config", str(CONFIGS / "hub.toml"), "--http-port", str(self.console_port)]
+            hub_config = ["--config", str(write_hub_config(self.state_dir)), "--http-port", str(self.console_port)]
             hub_env = {**env, "NOVAPOS_NATS_CREDENTIALS": str(credentials.hub)} if credentials else env
             hub = self._spawn(stack, "hub", ["hub", *hub_config], hub_env)
             console_url = f"http://127.0.0.1:{self.console_port}"

@@ -14,9 +14,12 @@ Money fields are {"minor": int, "currency": "EUR"}: never floats.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
+from novapos import validators
 from novapos.pricing import PPM, line_tax
 from novapos.validators import MAX_BIGINT, MAX_LINE_QUANTITY
 from novapos.wire.contract import (
@@ -38,7 +41,8 @@ from novapos.wire.contract import (
     freeze_missing,
 )
 
-__all__ = ["DECLARATIONS", "SCHEMAS", "Schema", "SchemaError", "sale_completed_v1", "sale_completed_v2"]
+__all__ = ["DECLARATIONS", "SCHEMAS", "Schema", "SchemaError", "audit_recorded_v1", "sale_completed_v1",
+           "sale_completed_v2"]
 
 
 def _line_amount(line: Mapping[str, Any], where: str) -> None:
@@ -119,10 +123,67 @@ SALE_COMPLETED_V2 = Declaration("sale.completed", 2, Map((
     "and its tax rule {class, rate_ppm, included, amount}; a line adds its tax to the total when shelf prices "
     "exclude tax; `tax_total` is the lines' tax.")
 
-DECLARATIONS: tuple[Declaration, ...] = (SALE_COMPLETED_V1, SALE_COMPLETED_V2)
+AUDIT_ACTION_PATTERN = r"(till|drawer)\.[a-z][a-z_]{0,39}"
+"""A store's audit actions: till.override, till.void, drawer.no_sale, till.refund, till.offline_login and
+later ones of the same shape; never a hub action (price.set, role.granted...), which a store cannot do."""
+LOGIN_PATTERN = r"[a-z0-9][a-z0-9._@-]{0,63}"
+"""A user's login as the hub keeps it (hub.identity.users): lower case, letters, digits and . _ @ -."""
+MAX_AUDIT_DETAILS = 16
+MAX_AUDIT_DETAILS_BYTES = 2048
+_ACTION = re.compile(AUDIT_ACTION_PATTERN)
+_LOGIN = re.compile(LOGIN_PATTERN)
+
+
+def _audit_names(body: Mapping[str, Any], _where: str) -> None:
+    if not _ACTION.fullmatch(body["action"]):
+        raise SchemaError("action", f"{body['action']!r} is not a store's audit action (till.* or drawer.*, lower "
+                                    "case letters and _)")
+    for name in ("actor", "approver"):
+        if name in body and not _LOGIN.fullmatch(body[name]):
+            raise SchemaError(name, "must be a login (lower case letters, digits and . _ @ -)")
+
+
+def _audit_details(body: Mapping[str, Any], _where: str) -> None:
+    details = body["details"]
+    if len(details) > MAX_AUDIT_DETAILS:
+        raise SchemaError("details", f"may hold at most {MAX_AUDIT_DETAILS} fields")
+    for key, value in details.items():
+        if not isinstance(key, str) or not _TOKEN_KEY.fullmatch(key):
+            raise SchemaError("details", f"field names must be names (letters, digits, _ and -), got {key!r}")
+        if isinstance(value, str):
+            validators.text(f"details.{key}", value)
+        elif isinstance(value, bool) or value is None:
+            continue
+        elif isinstance(value, int):
+            validators.integer(f"details.{key}", value, -MAX_BIGINT, MAX_BIGINT)
+        else:
+            raise SchemaError(f"details.{key}", "must be text, a whole number, true/false or null")
+    if len(json.dumps(details, ensure_ascii=False).encode()) > MAX_AUDIT_DETAILS_BYTES:
+        raise SchemaError("details", f"must take at most {MAX_AUDIT_DETAILS_BYTES} bytes as JSON")
+
+
+_TOKEN_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+AUDIT_NAMES = Rule("audit_names", f"action matches {AUDIT_ACTION_PATTERN}; actor and approver match {LOGIN_PATTERN}",
+                   _audit_names)
+AUDIT_DETAILS = Rule("audit_details", f"details holds at most {MAX_AUDIT_DETAILS} fields named [A-Za-z0-9_-]{{1,64}}, "
+                                      "each text (validators.text, 200), a bigint, a boolean or null, at most "
+                                      f"{MAX_AUDIT_DETAILS_BYTES} bytes as JSON", _audit_details)
+
+AUDIT_RECORDED_V1 = Declaration("audit.recorded", 1, Map((
+    Field("action", Text(48)), Field("actor", Text(64)), Field("approver", Text(64), required=False),
+    Field("till", Token()), Field("target", Text(), required=False), Field("reason", Text(500), required=False),
+    Field("details", Map(()))),
+    rules=(AUDIT_NAMES, AUDIT_DETAILS)),
+    "A privileged action at a store (an override, a void, a no-sale drawer open, a refund, an offline login), "
+    "for the tenant's audit chain: who did it, who approved it (a manager's override), at which till, to what, "
+    "why. A field without a value is left out (approver, target, reason). The hub records it at the event's "
+    "time, for the event's store.")
+
+DECLARATIONS: tuple[Declaration, ...] = (SALE_COMPLETED_V1, SALE_COMPLETED_V2, AUDIT_RECORDED_V1)
 SCHEMAS: dict[tuple[str, int], Schema] = {(d.type, d.v): compile_schema(d) for d in DECLARATIONS}
 sale_completed_v1 = SCHEMAS[("sale.completed", 1)]
 sale_completed_v2 = SCHEMAS[("sale.completed", 2)]
+audit_recorded_v1 = SCHEMAS[("audit.recorded", 1)]
 
 
 if __name__ == "__main__":
