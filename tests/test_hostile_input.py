@@ -34,6 +34,7 @@ from novapos.config import HubConfig, StoreConfig
 from novapos.logs import JsonFormatter, PlainFormatter, escape
 from tests.conftest import wait_until
 from tests.pos import COFFEE, MILK, sell
+from tests.sales_console import demo_admin
 
 A_UUID = '"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"'
 
@@ -428,6 +429,8 @@ HUB_ENDPOINTS = (
     Endpoint("GET", "/api/stores"),
     Endpoint("GET", "/api/sales"),
     Endpoint("GET", "/api/price-diffs"),
+    Endpoint("GET", "/api/orders"),
+    Endpoint("GET", "/api/orders/{id}"),
     Endpoint("GET", "/api/sequence-issues"),
     Endpoint("GET", "/api/dead-letters"),
     Endpoint("POST", "/api/dead-letters/{id}/redrive"),
@@ -457,17 +460,18 @@ HOSTILE_IDS = [*HOSTILE_SEGMENTS, ("zero", "0"), ("negative", "-1"), ("past bigi
 HOSTILE_LIMITS = ["0", "-1", "501", "1.5", "abc", "9" * 5000, "%00", "%E2%80%AE"]
 
 
-def _hub_attacks(endpoint: Endpoint, port: int) -> Iterator[tuple[str, int, httpx.Request]]:
-    """Every hostile request for one hub route, with a label and the status it must be refused with."""
+def _hub_attacks(endpoint: Endpoint, port: int, cookie: str) -> Iterator[tuple[str, int, httpx.Request]]:
+    """Every hostile request for one hub route, signed in (`cookie`), with a label and the status it must be
+    refused with."""
     def request(method: str, ids: str = "1", query: str = "", content: bytes | None = b"{}",
                 headers: dict[str, str] | None = None) -> httpx.Request:
         url = f"http://127.0.0.1:{port}{endpoint.path.format(id=ids)}{query}"
-        return httpx.Request(method, url, content=content, headers={"content-type": "application/json"}
-                             if headers is None else headers)
+        return httpx.Request(method, url, content=content, headers={
+            **({"content-type": "application/json"} if headers is None else headers), "cookie": cookie})
 
     for label, segment in HOSTILE_IDS if "{id}" in endpoint.path else []:
         yield f"id {label}", 404, request(endpoint.method, segment)
-    for limit in HOSTILE_LIMITS if endpoint.path in ("/api/sales", "/api/price-diffs") else []:
+    for limit in HOSTILE_LIMITS if endpoint.path in ("/api/sales", "/api/price-diffs", "/api/orders") else []:
         yield f"limit={limit[:12]}", 400, request("GET", query=f"?limit={limit}", content=None, headers={})
     for method in {"PUT", "PATCH", "DELETE", "POST", "GET"} - {endpoint.method}:
         yield f"{method} without a body", 405, request(method, content=None, headers={})
@@ -488,8 +492,10 @@ async def test_hostile_requests_at_every_hub_route_are_refused_with_the_right_st
     async with trio.open_nursery() as nursery:
         hub = await nursery.start(run_hub, hub_config)
         port = int(hub.url.rsplit(":", 1)[1])
+        async with demo_admin(hub.url, hub_config.database_url) as admin:
+            cookie = "; ".join(f"{name}={value}" for name, value in admin.cookies.items())
         for endpoint in HUB_ENDPOINTS:
-            for label, status, request in _hub_attacks(endpoint, port):
+            for label, status, request in _hub_attacks(endpoint, port, cookie):
                 sent += 1
                 label = f"{endpoint.method} {endpoint.path} {label}"
                 response = await http.send(request)

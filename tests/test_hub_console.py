@@ -15,6 +15,7 @@ from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from tests.conftest import query, wait_until
 from tests.events import SUBJECT, publish, sale_event
+from tests.sales_console import demo_admin
 
 
 async def test_stores_show_missing_and_reused_sequence_numbers(
@@ -28,7 +29,8 @@ async def test_stores_show_missing_and_reused_sequence_numbers(
         async def four() -> bool:
             return len(await query(database_url, "SELECT 1 FROM sales")) == 4
         await wait_until(four)
-        [store] = (await http.get(f"{hub.url}/api/stores")).json()
+        async with demo_admin(hub.url, database_url) as admin:
+            [store] = (await admin.get("/api/stores")).json()
         assert (store["store"], store["sales"], store["last_seq"], store["missing"], store["reused"]) == \
             ("store-001", 4, 4, 1, 1)
         page = await http.get(f"{hub.url}/")

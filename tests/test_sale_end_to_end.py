@@ -17,6 +17,7 @@ from novapos.config import HubConfig, StoreConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from tests.conftest import ensure_stream, query, wait_until
 from tests.pos import COFFEE, MILK, sell
+from tests.sales_console import demo_admin
 
 
 async def test_sale_lands_in_postgres_once_with_a_printed_receipt(
@@ -45,9 +46,10 @@ async def test_sale_lands_in_postgres_once_with_a_printed_receipt(
         assert await trio.to_thread.run_sync(printer.wait_for_drawer_kicks, 1, 10.0) == [2]  # cash: the drawer opens
 
         await wait_until(lambda: _depth_zero(edge))
-        console = (await http.get(f"{hub.url}/api/sales")).json()
+        async with demo_admin(hub.url, database_url) as admin:
+            console = (await admin.get("/api/sales")).json()
+            stores = (await admin.get("/api/stores")).json()
         assert [sale["event_id"] for sale in console] == [str(sale_id)]
-        stores = (await http.get(f"{hub.url}/api/stores")).json()
         assert [{key: store[key] for key in ("store", "sales", "total_minor", "currency", "last_seq", "missing", "reused")}
                 for store in stores] == [{"store": "store-001", "sales": 1, "total_minor": 1127, "currency": "EUR",
                                           "last_seq": 1, "missing": 0, "reused": 0}]

@@ -107,10 +107,10 @@ OPENAPI = {"paths": {
             "400": {"$ref": "#/components/responses/BadRequest"}, **_AUTH,
             "404": {"description": "no such store in the user's tenant, or another tenant named", "content": _ERROR}},
     }},
-    "/api/orders/{event_id}": {"get": {
+    "/api/orders/{id}": {"get": {
         "summary": "One order: the sale with its lines (each with the price lock it was sold under), its tenders and "
                    "the price differences replay validation found",
-        "parameters": [{"name": "event_id", "in": "path", "required": True,
+        "parameters": [{"name": "id", "in": "path", "description": "the sale's event id", "required": True,
                         "schema": {"type": "string", "format": "uuid"}}],
         "responses": {
             "200": {"description": "the order", "content": {"application/json": {"schema": {
@@ -199,7 +199,7 @@ def routes(console: Console) -> Sequence[BaseRoute]:
     async def order(request: Request) -> Response:
         principal = await authorize(console, request, Permission.VIEW_SALES)
         try:
-            event_id = uuid.UUID(validators.uuid_text("event_id", request.path_params["event_id"]))
+            event_id = uuid.UUID(validators.uuid_text("event_id", request.path_params["id"]))
         except validators.Invalid:
             raise ApiError(404, "there is no such order: an order's id looks like "
                                 "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b") from None
@@ -211,7 +211,7 @@ def routes(console: Console) -> Sequence[BaseRoute]:
 
     return [route("/api/stores", GET=stores), route("/api/sales", GET=sales),
             route("/api/price-diffs", GET=price_diffs), route("/api/orders", GET=order_list),
-            route("/api/orders/{event_id}", GET=order)]
+            route("/api/orders/{id}", GET=order)]
 
 
 async def _may_see_store(console: Console, principal: Principal, store: str) -> None:
