@@ -11,6 +11,9 @@ import httpx
 from tests.conftest import query
 from tests.identity import add_user, grant, signed_in
 
+DEMO_ADMIN = ("admin", "novapos-admin")
+"""The demo's tenant admin and password (novapos.demo.provision's DEMO_USERS), for tests of the demo."""
+
 
 @asynccontextmanager
 async def demo_admin(hub_url: str, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
