@@ -72,7 +72,8 @@ def instant(where: str, value: str) -> datetime:
             return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise Invalid(where, f"must be a date or a time such as 2026-12-01T08:00:00Z, got {shown!r}") from None
+        raise Invalid(where, f"must be a date or a time such as 2026-12-01T08:00:00Z (a + in a URL is %2B), "
+                             f"got {shown!r}") from None
     if moment.tzinfo is None:
         raise Invalid(where, f"needs its time zone, as in 2026-12-01T08:00:00Z or ...+01:00, got {shown!r}")
     return moment
@@ -99,8 +100,9 @@ class Window:
 def page_sql(window: Window) -> tuple[str, list[Any]]:
     """The page's SQL and its arguments (one more row than the limit: whether there is a next page).
 
-    Per store, each store's newest rows come from its own index range and are merged: at most
-    stores x limit index entries, never a walk of the tenant's history filtered by store."""
+    Per store, each store's newest keys come from its own index range and are merged: at most
+    stores x limit index entries (index-only once vacuum has marked the pages all-visible, which autovacuum
+    does for an insert-only table), never a walk of the tenant's history filtered by store."""
     args: list[Any] = [window.tenant]
 
     def arg(value: Any) -> str:
@@ -120,11 +122,15 @@ def page_sql(window: Window) -> tuple[str, list[Any]]:
     if window.before is not None:
         conditions.append(f"(received_at, event_id) < ({arg(window.before.received_at)}, {arg(window.before.event_id)})")
     limit = arg(window.limit + 1)
-    inner = f"SELECT {LISTED} FROM sales WHERE {' AND '.join(conditions)} ORDER BY {_KEY} LIMIT {limit}"
     if window.stores is None:
-        return inner, args
-    return (f"SELECT s.* FROM unnest({stores}::text[]) AS r(store) CROSS JOIN LATERAL ({inner}) s"
-            f" ORDER BY {_KEY} LIMIT {limit}"), args
+        return f"SELECT {LISTED} FROM sales WHERE {' AND '.join(conditions)} ORDER BY {_KEY} LIMIT {limit}", args
+    # Per store only the keys, from the index alone; the page's own rows are then read by their key.
+    keys = (f"SELECT k.received_at, k.event_id FROM unnest({stores}::text[]) AS r(store) CROSS JOIN LATERAL ("
+            f"SELECT received_at, event_id FROM sales WHERE {' AND '.join(conditions)} ORDER BY {_KEY} LIMIT {limit}) k"
+            f" ORDER BY {_KEY} LIMIT {limit}")
+    listed = ", ".join(f"s.{column.strip()}" for column in LISTED.split(","))
+    return (f"SELECT {listed} FROM ({keys}) p JOIN sales s ON s.event_id = p.event_id"
+            f" ORDER BY p.received_at DESC, p.event_id DESC"), args
 
 
 def jsonable(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
