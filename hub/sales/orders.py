@@ -30,14 +30,19 @@ _MAX_TIME_TEXT = 40
 LISTED = ("event_id, tenant, store, seq, till, cashier, total_minor, currency, tax_total_minor, completed_at,"
           " clock_suspect, received_at")
 _KEY = "received_at DESC, event_id DESC"
-SALE_SQL = (f"SELECT {LISTED}, session, tendered_minor, change_minor, v, st.name AS store_name, st.region"
-            " FROM sales LEFT JOIN stores st USING (tenant, store) WHERE tenant = $1 AND event_id = $2")
-LINES_SQL = ("SELECT line_no, sku, name, quantity, unit_price_minor, amount_minor, catalog_version, tax_class,"
-             " tax_rate_ppm, tax_included, tax_minor FROM sale_lines WHERE event_id = $1 ORDER BY line_no")
-TENDERS_SQL = "SELECT tender_no, method, amount_minor FROM sale_tenders WHERE event_id = $1 ORDER BY tender_no"
-DIFFS_SQL = ("SELECT line_no, sku, sold_at, found_at, diff FROM sale_price_diffs"
-             " WHERE event_id = $1 ORDER BY line_no")
-
+STORE_EXISTS_SQL = "SELECT EXISTS (SELECT 1 FROM stores WHERE tenant = $1 AND store = $2)"
+SALE_SQL = (
+    f"SELECT {LISTED}, session, tendered_minor, change_minor, v, st.name AS store_name, st.region,"
+    " (SELECT coalesce(json_agg(l ORDER BY l.line_no), '[]') FROM (SELECT line_no, sku, name, quantity,"
+    "   unit_price_minor, amount_minor, catalog_version, tax_class, tax_rate_ppm, tax_included, tax_minor"
+    "   FROM sale_lines WHERE sale_lines.event_id = sales.event_id) l)::text AS lines,"
+    " (SELECT coalesce(json_agg(t ORDER BY t.tender_no), '[]') FROM (SELECT tender_no, method, amount_minor"
+    "   FROM sale_tenders WHERE sale_tenders.event_id = sales.event_id) t)::text AS tenders,"
+    " (SELECT coalesce(json_agg(json_build_object('line_no', line_no, 'sku', sku, 'sold_at', sold_at,"
+    "   'found_at', found_at, 'diff', diff::json) ORDER BY line_no), '[]')"
+    "   FROM sale_price_diffs d WHERE d.event_id = sales.event_id)::text AS price_diffs"
+    " FROM sales LEFT JOIN stores st USING (tenant, store) WHERE tenant = $1 AND event_id = $2")
+"""The sale with its lines, tenders and diffs as JSON arrays: one statement, each part by its key."""
 
 @dataclass(frozen=True)
 class Cursor:
@@ -139,12 +144,15 @@ def jsonable(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
             else value for key, value in dict(row).items()}
 
 
-async def page(pool: asyncpg.Pool, window: Window) -> dict[str, Any]:
-    """{"items": [...], "next": cursor text or None}: `next` is set only when an older order exists."""
+async def page(pool: asyncpg.Pool, window: Window, check_store: bool) -> dict[str, Any] | None:
+    """{"items": [...], "next": cursor text or None}: `next` is set only when an older order exists.
+    With `check_store`: None when the tenant has no such store (one connection for both)."""
     if window.stores == []:
         return {"items": [], "next": None}
     sql, args = page_sql(window)
     async with pool.acquire() as conn:
+        if check_store and not await conn.fetchval(STORE_EXISTS_SQL, window.tenant, window.store):
+            return None
         rows = await conn.fetch(sql, *args)
     more = len(rows) > window.limit
     rows = rows[:window.limit]
@@ -154,20 +162,14 @@ async def page(pool: asyncpg.Pool, window: Window) -> dict[str, Any]:
 
 
 async def store_exists(pool: asyncpg.Pool, tenant: str, store: str) -> bool:
-    return bool(await pool.fetchval("SELECT EXISTS (SELECT 1 FROM stores WHERE tenant = $1 AND store = $2)",
-                                    tenant, store))
+    return bool(await pool.fetchval(STORE_EXISTS_SQL, tenant, store))
 
 
 async def detail(pool: asyncpg.Pool, tenant: str, event_id: uuid.UUID) -> dict[str, Any] | None:
     """The sale with its lines (and the price lock each was sold under), tenders and replay diffs; None
-    when the tenant has no such sale. One connection, four index lookups."""
+    when the tenant has no such sale."""
     async with pool.acquire() as conn:
         sale = await conn.fetchrow(SALE_SQL, tenant, event_id)
-        if sale is None:
-            return None
-        lines = await conn.fetch(LINES_SQL, event_id)
-        tenders = await conn.fetch(TENDERS_SQL, event_id)
-        diffs = await conn.fetch(DIFFS_SQL, event_id)
-    return {**jsonable(sale), "lines": [jsonable(row) for row in lines],
-            "tenders": [jsonable(row) for row in tenders],
-            "price_diffs": [{**jsonable(row), "diff": json.loads(row["diff"])} for row in diffs]}
+    if sale is None:
+        return None
+    return {**jsonable(sale), **{part: json.loads(sale[part]) for part in ("lines", "tenders", "price_diffs")}}
