@@ -14,8 +14,8 @@ Figures, each p50 and p99 in ms over `--samples` requests (the tenant admin's; `
 admin's): orders (the first page of GET /api/orders), orders_deep (a page below a cursor anywhere in the
 year), orders_store (one store's first page), orders_range (one day), order_detail (GET /api/orders/{id}
 with lines, tenders and diffs), fleet (GET /api/fleet) and audit (GET /api/audit) when present. Floor:
-session_floor (GET /api/session: the same sign-in check and HTTP round trip with no page behind it);
-`..._ratio`: a figure's p50 over the floor's.
+session_floor and region_session_floor (GET /api/session as each user: the same sign-in check and HTTP round
+trip with no page behind it); `..._ratio`: a figure's p50 over its user's floor's.
 
 Progress goes to stderr; the last line of stdout is one JSON object.
 """
@@ -242,15 +242,14 @@ async def measure(base_url: str, world: dict[str, Any], count: int, stores: int)
             assert signed.status_code == 200, signed.text
             bench = Bench(client, count)
             progress(f"measuring as {who} ({'tenant admin' if who == 'ada' else 'regional admin of r00'})")
-            if who == "ada":
-                figures["session_floor"] = await bench.time(lambda: "/api/session")
+            figures[f"{prefix}session_floor"] = await bench.time(lambda: "/api/session")
             for name, timing in (await measure_as(bench, mine, detailed, pages, rng)).items():
                 figures[prefix + name] = timing
-    floor = figures["session_floor"]["median"]
     flat: dict[str, Any] = {}
     for name, timing in figures.items():
         flat[f"{name}_p50_ms"], flat[f"{name}_p99_ms"] = timing["median"], timing["p99"]
-        if name != "session_floor":
+        if not name.endswith("session_floor"):
+            floor = figures[("region_" if name.startswith("region_") else "") + "session_floor"]["median"]
             flat[f"{name}_to_floor_ratio"] = ratio(timing["median"], floor)
     return flat
 
