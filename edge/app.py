@@ -23,7 +23,9 @@ from actors.catalog.local import catalog_path
 from actors.catalog.sync import CatalogSyncActor
 from actors.devices.context import MANAGER, SPOOLER, SUPERVISOR, DeviceContext, Notify
 from actors.devices.manager import DeviceManagerActor
+from actors.health.reporter import HealthReporter
 from actors.printing.spooler import PrintSpoolerActor
+from actors.staff.actor import StaffActor
 from actors.stock.actor import StockActor
 from actors.storage import db as local_db
 from actors.storage.forwarder import ForwarderActor
@@ -93,6 +95,8 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: Nats
         ChildSpec("forwarder", ForwarderActor, (seam, link, config.forward_batch)),
         ChildSpec(STOCK, StockActor, (link, seam, config.tenant, config.store)),
         ChildSpec("catalog", CatalogSyncActor, (seam, link, config.state_dir, config.tenant)),
+        ChildSpec("staff", StaffActor, (seam, link, config.state_dir, config.tenant, config.store,
+                                        config.staff_refresh_s)),
         # rest_for_one: if the device supervisor gives up and restarts (empty), the manager restarts
         # after it and plugs in what is present again.
         SupervisorSpec("hardware", strategy=Strategy.REST_FOR_ONE, intensity=5, period=10.0, children=[
@@ -100,6 +104,8 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: Nats
             ChildSpec(MANAGER, DeviceManagerActor, (devices, DeviceContext(hid_backend(devices.hid_backend), notify))),
         ]),
         SupervisorSpec("tills", strategy=Strategy.ONE_FOR_ONE, intensity=10, period=10.0, children=tills),
+        ChildSpec("health", HealthReporter, (seam, link, config.tenant, config.store, config.tills, db_path,
+                                             config.health_interval_s)),
     ])
 
 

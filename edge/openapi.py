@@ -130,7 +130,8 @@ def openapi_document() -> dict[str, Any]:
                               "(outbox depth and oldest unsent age say what waits) or NATS refuses or denies the "
                               "store's credentials (`nats`, `nats_problem` say which and what to do); 503 when it "
                               "cannot sell. catalog_version: the catalog the tills sell from; catalog_sync: following "
-                              "the hub's, or offline",
+                              "the hub's, or offline; staff_version, staff_age_s, staff_people: the staff list the "
+                              "till logins use, seconds since the hub last confirmed it, how many people it holds",
                               _json("health"), 503),
             "/metrics": _read("Prometheus metrics", {"description": "text",
                                                      "content": {"text/plain": {}}}),

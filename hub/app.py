@@ -99,7 +99,7 @@ async def run_hub(config: HubConfig, *, task_status: trio.TaskStatus[RunningHub]
     in_flight = InFlight()
     with AsyncioSeam() as seam:
         link = NatsLink(config.nats_url, "hub", credentials=config.nats_credentials)
-        console = Console(seam, link, tenants)
+        console = Console(seam, link, tenants, config=config)
         try:
             async with trio.open_nursery() as nursery:
                 urls = await nursery.start(serve, build_console(console), config.http_host, config.http_port)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hub.identity.manage import password, pin
 from hub.tenancy.credentials import new_seed, public_key, read_seed, write_seed
-from novapos.demo.provision import provision_demo
+from novapos.demo.provision import DEMO_USERS, provision_demo
 from tests.test_tenancy_nats import Hub, hub  # noqa: F401  (the fixture, for its database and runner)
 
 
@@ -35,3 +36,12 @@ def test_a_second_demo_start_keeps_the_records_and_seeds_and_a_stray_seed_is_rei
     provision_demo(hub.config.database_url, folder)
     assert _records(hub) == [("store-001", "active", public_key(stray), 2)]
     assert public_key(seed) not in first.authorization.read_text()
+    users = hub.run(lambda pool: pool.fetch(
+        "SELECT u.login, r.role, coalesce(r.region, r.store) AS place, u.password_hash IS NOT NULL AS console,"
+        " u.pin_verifier IS NOT NULL AS till FROM users u JOIN user_roles r ON r.user_id = u.id ORDER BY u.id"))
+    assert [tuple(row) for row in users] == [  # made once, kept on later starts
+        ("admin", "tenant_admin", None, True, False), ("north", "regional_admin", "north", True, False),
+        ("manager", "store_manager", "store-001", True, False), ("cashier", "cashier", "store-001", False, True)]
+    for user in DEMO_USERS:  # the demo's secrets pass the rules the console enforces
+        assert user.password is None or password("password", user.password) == user.password
+        assert user.pin is None or pin("pin", user.pin) == user.pin

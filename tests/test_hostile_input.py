@@ -453,6 +453,17 @@ HUB_ENDPOINTS = (
     Endpoint("POST", "/api/stock/reservations"),
     Endpoint("POST", "/api/stock/reservations/{id}/release"),
     Endpoint("POST", "/api/stock/thresholds"),
+    Endpoint("POST", "/api/login"),
+    Endpoint("POST", "/api/logout"),
+    Endpoint("GET", "/api/session"),
+    Endpoint("GET", "/api/users"),
+    Endpoint("POST", "/api/users"),
+    Endpoint("GET", "/api/users/{login}"),
+    Endpoint("POST", "/api/users/{login}/changes"),
+    Endpoint("POST", "/api/users/{login}/roles"),
+    Endpoint("POST", "/api/users/{login}/roles/revoke"),
+    Endpoint("GET", "/api/fleet"),
+    Endpoint("GET", "/api/fleet/{store}"),  # hostile store ids, signed in: tests/test_fleet_console.py
 )
 """Every route of the hub console; the values a client controls are its path ids and query parameters."""
 HOSTILE_IDS = [*HOSTILE_SEGMENTS, ("zero", "0"), ("negative", "-1"), ("past bigint", str(2**63)),
@@ -460,12 +471,17 @@ HOSTILE_IDS = [*HOSTILE_SEGMENTS, ("zero", "0"), ("negative", "-1"), ("past bigi
 HOSTILE_LIMITS = ["0", "-1", "501", "1.5", "abc", "9" * 5000, "%00", "%E2%80%AE"]
 
 
+def _served(path: str) -> set[str]:
+    """The methods a hub path serves (/api/users: GET lists, POST creates)."""
+    return {endpoint.method for endpoint in HUB_ENDPOINTS if endpoint.path == path}
+
+
 def _hub_attacks(endpoint: Endpoint, port: int, cookie: str) -> Iterator[tuple[str, int, httpx.Request]]:
     """Every hostile request for one hub route, signed in (`cookie`), with a label and the status it must be
     refused with."""
     def request(method: str, ids: str = "1", query: str = "", content: bytes | None = b"{}",
                 headers: dict[str, str] | None = None) -> httpx.Request:
-        url = f"http://127.0.0.1:{port}{endpoint.path.format(id=ids)}{query}"
+        url = f"http://127.0.0.1:{port}{endpoint.path.replace('{store}', ids).format(id=ids, login='ada')}{query}"
         return httpx.Request(method, url, content=content, headers={
             **({"content-type": "application/json"} if headers is None else headers), "cookie": cookie})
 
@@ -473,7 +489,7 @@ def _hub_attacks(endpoint: Endpoint, port: int, cookie: str) -> Iterator[tuple[s
         yield f"id {label}", 404, request(endpoint.method, segment)
     for limit in HOSTILE_LIMITS if endpoint.path in ("/api/sales", "/api/price-diffs", "/api/orders") else []:
         yield f"limit={limit[:12]}", 400, request("GET", query=f"?limit={limit}", content=None, headers={})
-    for method in {"PUT", "PATCH", "DELETE", "POST", "GET"} - {endpoint.method}:
+    for method in {"PUT", "PATCH", "DELETE", "POST", "GET"} - _served(endpoint.path):
         yield f"{method} without a body", 405, request(method, content=None, headers={})
         yield f"{method} with a JSON body", 405, request(method)
     if endpoint.method == "POST":
@@ -504,9 +520,9 @@ async def test_hostile_requests_at_every_hub_route_are_refused_with_the_right_st
                     problems.append(f"{label}: status {response.status_code}, not {status}: {response.text[:80]}")
                 if status == 405 and endpoint.method not in response.headers.get("allow", ""):
                     problems.append(f"{label}: Allow is {response.headers.get('allow')!r}")
-            options = await http.options(f"{hub.url}{endpoint.path.format(id=1)}")
+            options = await http.options(f"{hub.url}{endpoint.path.replace('{store}', '1').format(id=1, login='ada')}")
             if options.status_code != 204 or \
-                    set(options.headers.get("allow", "").split(", ")) != {endpoint.method, "OPTIONS"} or \
+                    set(options.headers.get("allow", "").split(", ")) != {*_served(endpoint.path), "OPTIONS"} or \
                     "access-control-allow-origin" in options.headers or \
                     any(name not in options.headers for name in SECURITY_HEADERS):
                 problems.append(f"OPTIONS {endpoint.path}: {options.status_code} {dict(options.headers)}")

@@ -4,14 +4,20 @@ after five failures, a cashier kept out, sign-out ending the session; each step 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import re
+import time
+from datetime import timedelta
+from pathlib import Path
 
 import httpx
+import pytest
 import trio
 
 from hub.app import run_hub
 from hub.audit.chain import GENESIS, canonical
-from novapos.config import HubConfig
+from novapos.config import ConfigError, ConsoleSettings, HubConfig, load_hub
 from tests.conftest import query
 from tests.identity import PASSWORD, add_user, grant, signed_in
 from tests.stock_world import build_world
@@ -67,3 +73,44 @@ async def test_sign_in_session_csrf_lockout_and_sign_out_are_enforced_and_audite
         assert row["prev_hash"] == previous and row["hash"] == hashlib.sha256(previous + body).digest(), row["seq"]
         previous = row["hash"]
     assert [row["seq"] for row in rows] == list(range(1, len(rows) + 1))
+
+
+async def test_console_settings_set_the_lockout_and_the_session_lifetime(hub_config: HubConfig) -> None:
+    settings = ConsoleSettings(session_idle_minutes=30, session_absolute_minutes=60, lock_after=2, lock_for_minutes=1)
+    url = hub_config.database_url
+    async with trio.open_nursery() as nursery:
+        hub = await nursery.start(run_hub, dataclasses.replace(hub_config, console=settings))
+        await build_world(url)
+        await add_user(url, "ada", grant("tenant_admin"))
+        await add_user(url, "nora", grant("regional_admin", "north"))
+        async with signed_in(hub.url, "ada") as ada:
+            cookie = next(c for c in ada.cookies.jar if c.name == "novapos_console")
+            assert cookie.expires is not None and cookie.expires - time.time() < 3601
+            await query(url, "UPDATE console_sessions SET created_at = now() - interval '59 minutes'")
+            assert (await ada.get("/api/session")).status_code == 200
+            await query(url, "UPDATE console_sessions SET created_at = now() - interval '61 minutes'")
+            assert (await ada.get("/api/session")).status_code == 401  # past the absolute lifetime
+        async with signed_in(hub.url, "ada") as ada:
+            await query(url, "UPDATE console_sessions SET expires_at = now() - interval '1 second'")
+            assert (await ada.get("/api/session")).status_code == 401  # idle past its deadline
+        async with httpx.AsyncClient(base_url=hub.url, timeout=10) as guesser:
+            answers = [(await guesser.post("/api/login", json={"login": "nora", "password": f"guess {n}"})).status_code
+                       for n in range(3)]
+        assert answers == [401, 429, 429]
+        nursery.cancel_scope.cancel()
+    [row] = await query(url, "SELECT locked_until - now() AS left FROM users WHERE login = 'nora'")
+    assert timedelta(0) < row["left"] <= timedelta(minutes=1)
+
+
+def test_the_console_section_of_the_hub_config_is_read_and_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "hub.toml"
+    path.write_text("[console]\nsession_idle_minutes = 10\nsession_absolute_minutes = 120\nlock_after = 3\n"
+                    "lock_for_minutes = 30\n")
+    assert load_hub(path).console == ConsoleSettings(10, 120, 3, 30)
+    path.write_text("")
+    assert load_hub(path).console == ConsoleSettings()
+    for bad, says in (("lock_after = 0", "from 1 to 100"), ("session_idle_minutes = 1.5", "whole number"),
+                      ("lock_for = 5", "unknown setting(s) [console] lock_for")):
+        path.write_text(f"[console]\n{bad}\n")
+        with pytest.raises(ConfigError, match=re.escape(says)):
+            load_hub(path)

@@ -39,8 +39,12 @@ def service_routes(tree: Tree) -> list[Route]:
             catalog = await ask(tree, "catalog", "status", timeout=HEALTH_TIMEOUT_S)
         except ApiError as unanswered:
             catalog = {"catalog_sync": "unknown", "catalog_error": unanswered.message}
+        try:  # who may log in at the tills, and how long since the hub confirmed it
+            staff = await ask(tree, "staff", "status", timeout=HEALTH_TIMEOUT_S)
+        except ApiError as unanswered:
+            staff = {"staff_version": None, "staff_error": unanswered.message}
         status = "ok" if link["hub_link"] == "connected" and "nats_problem" not in link else "degraded"
-        return JSONResponse({"status": status, "outbox_depth": depth, **link, **catalog})
+        return JSONResponse({"status": status, "outbox_depth": depth, **link, **catalog, **staff})
 
     async def openapi(_request: Request) -> Response:
         return JSONResponse(openapi_document())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +11,7 @@ import asyncpg
 from edge_runtime import AsyncioSeam
 from novapos.adapters.http import ApiError
 from novapos.adapters.nats import NatsLink
+from novapos.config import HubConfig
 
 
 async def _fetch(pool: asyncpg.Pool, sql: str, *args: Any) -> list[dict[str, Any]]:
@@ -34,6 +35,8 @@ class Console:
     waiting_for: str | None = "PostgreSQL"
     nats_lost_since: datetime | None = None
     """Set once the started hub has been cut off from NATS for longer than a grace (see hub.nats_watch)."""
+    config: HubConfig = field(default_factory=HubConfig)
+    """The hub's settings, for the domains' routes and services that read their own table ([fleet])."""
 
     def ready_pool(self) -> asyncpg.Pool:
         if self.pool is None:

@@ -30,7 +30,7 @@ async def signed_in(console: Console, request: Request) -> Principal:
     token = request.cookies.get(COOKIE)
     if not token or len(token) > 128:
         raise ApiError(401, "sign in to the console first")
-    principal = await console.seam.run(principal_for, console.ready_pool(), token)
+    principal = await console.seam.run(principal_for, console.ready_pool(), token, console.config.console)
     if principal is None:
         raise ApiError(401, "your session has ended (signed out, expired or the user was deactivated): sign in again")
     if request.method in STATE_CHANGING and not hmac.compare_digest(

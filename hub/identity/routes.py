@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute
 from hub.console.context import Console
 from hub.identity import login as signing
 from hub.identity.access import COOKIE, signed_in
-from hub.identity.sessions import ABSOLUTE, principal_for
+from hub.identity.sessions import principal_for
 from hub.identity.users import LOGIN_PATTERN, login_name
 from novapos import validators
 from novapos.adapters.http import ApiError, json_body, route
@@ -36,8 +36,8 @@ _SESSION = {"description": "who is signed in, their roles and permissions, and t
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Session"}}}}
 OPENAPI: dict[str, Any] = {"paths": {
     "/api/login": {"post": {
-        "summary": "Sign in to the console: sets the session cookie; LOCK_AFTER (5) wrong passwords in a row lock "
-                   "the login for 15 minutes",
+        "summary": "Sign in to the console: sets the session cookie; [console] lock_after (default 5) wrong passwords "
+                   "in a row lock the login for lock_for_minutes (default 15)",
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "$ref": "#/components/schemas/Login"}}}},
         "responses": {"200": _SESSION, "400": {"$ref": "#/components/responses/BadRequest"},
@@ -71,33 +71,34 @@ def routes(console: Console) -> Sequence[BaseRoute]:
         name = login_name("login", body.get("login"))
         password = validators.text("password", body.get("password"), max_length=MAX_PASSWORD_LENGTH)
         client = request.client.host if request.client else "unknown"
+        settings = console.config.console
         pool = console.ready_pool()
         user = await console.seam.run(signing.find_user, pool, name)
         if user is not None and user["locked"]:
-            raise ApiError(429, f"this login is locked after {signing.LOCK_AFTER} wrong passwords in a row until "
+            raise ApiError(429, f"this login is locked after {settings.lock_after} wrong passwords in a row until "
                                 f"{user['locked_until']:%H:%M} UTC: try again then, or ask an admin to unlock it")
         verifier = user["password_hash"] if user is not None and user["password_hash"] else dummy_verifier()
         right = await trio.to_thread.run_sync(check, password, verifier, limiter=limiter)
         if user is None or not user["password_hash"]:
             raise ApiError(401, _WRONG)
         if not right:
-            locked = await console.seam.run(signing.failed, pool, user, client, "wrong password")
+            locked = await console.seam.run(signing.failed, pool, user, client, "wrong password", settings)
             if locked is not None:
-                raise ApiError(429, f"this login is now locked after {signing.LOCK_AFTER} wrong passwords in a row, "
+                raise ApiError(429, f"this login is now locked after {settings.lock_after} wrong passwords in a row, "
                                     f"until {locked:%H:%M} UTC")
             raise ApiError(401, _WRONG)
         if not user["active"]:
-            await console.seam.run(signing.failed, pool, user, client, "deactivated")
+            await console.seam.run(signing.refused, pool, user, client, "deactivated")
             raise ApiError(403, "this user is deactivated: ask an admin")
         if not any(Permission.CONSOLE in PERMISSIONS[Role(role)] for role in user["roles"]):
-            await console.seam.run(signing.failed, pool, user, client, "no console role")
+            await console.seam.run(signing.refused, pool, user, client, "no console role")
             raise ApiError(403, "this user has no console role (cashiers sign in at the till)")
-        token, _csrf = await console.seam.run(signing.succeeded, pool, user, client)
-        principal = await console.seam.run(principal_for, pool, token)
+        token, _csrf = await console.seam.run(signing.succeeded, pool, user, client, settings)
+        principal = await console.seam.run(principal_for, pool, token, settings)
         if principal is None:  # deactivated in the instant between
             raise ApiError(401, _WRONG)
         response = JSONResponse(principal.as_json())
-        response.set_cookie(COOKIE, token, max_age=int(ABSOLUTE.total_seconds()), httponly=True, samesite="strict",
+        response.set_cookie(COOKIE, token, max_age=int(settings.absolute.total_seconds()), httponly=True, samesite="strict",
                             secure=request.url.scheme == "https", path="/")
         return response
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from hub.audit.chain import Entry, record
+from hub.identity.staff import bump_version
 from novapos import validators
 from novapos.roles import SCOPE_OF, Role, Scope
 
@@ -46,7 +47,7 @@ class Grant:
 async def create_user(conn: asyncpg.Connection, *, tenant: str, login: str, name: str, actor: str,
                       password_hash: str | None = None, pin_verifier: str | None = None,
                       grants: Iterable[Grant] = ()) -> int:
-    """A new user with their roles, audited as `actor`'s; its id."""
+    """A new user with their roles, audited as `actor`'s, the tenant's staff lists moved on; its id."""
     async with conn.transaction():
         user_id = await conn.fetchval(
             "INSERT INTO users (tenant, login, name, password_hash, pin_verifier) VALUES ($1, $2, $3, $4, $5)"
@@ -58,4 +59,5 @@ async def create_user(conn: asyncpg.Connection, *, tenant: str, login: str, name
         await record(conn, Entry(tenant, actor, "user.created", target=login, details={
             "name": name, "roles": [{"role": g.role.value, "region": g.region, "store": g.store} for g in grants],
             "console": password_hash is not None, "till": pin_verifier is not None}))
+        await bump_version(conn, tenant)
     return int(user_id)

@@ -10,7 +10,9 @@ A store user (tenant t, store s) may publish only its own events and requests, `
 `novapos.t.s.req.>` (JetStream's PubAck comes back on its inbox, no API permission needed), and read its
 tenant's catalog stream `CATALOG_t` through exactly the JetStream API calls that an ordered push consumer
 or a pull consumer makes on that one stream; it may subscribe only under its own inbox prefix
-`_INBOX.t.s` (the link connects with that prefix), so no store reads another's replies or deliveries.
+`_INBOX.t.s` (the link connects with that prefix), so no store reads another's replies or deliveries,
+and to its own staff list's subject `novapos.t.s.staff` (novapos.wire.staff), so no store receives the PIN
+verifiers of another store's people.
 Nothing lets a store create, change, purge or delete a stream.
 """
 
@@ -26,6 +28,7 @@ from pathlib import Path
 
 from novapos.adapters.nats import store_inbox_prefix
 from novapos.wire.catalog import catalog_stream
+from novapos.wire.staff import staff_subject
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,8 @@ def store_permissions(tenant: str, store: str) -> dict[str, dict[str, list[str]]
         f"$JS.ACK.{stream}.>",
         f"$JS.FC.{stream}.>",                         # flow control replies of a push consumer
     ]
-    return {"publish": {"allow": publish}, "subscribe": {"allow": [f"{store_inbox_prefix(tenant, store)}.>"]}}
+    subscribe = [f"{store_inbox_prefix(tenant, store)}.>", staff_subject(tenant, store)]
+    return {"publish": {"allow": publish}, "subscribe": {"allow": subscribe}}
 
 
 def authorization(hub_public: str, stores: Iterable[StoreUser]) -> str:

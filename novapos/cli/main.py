@@ -14,6 +14,7 @@ from typing import Any
 
 from novapos.cli.catalog import add_catalog_commands
 from novapos.cli.tenancy import add_tenancy_commands
+from novapos.cli.users import add_user_commands
 
 CONFIGS = Path(str(files("configs")))
 """The shipped configs: the repository's configs/ folder, installed as the package `configs`."""
@@ -158,6 +159,7 @@ def parser() -> argparse.ArgumentParser:
     _add_hub_dead_letters(hub_commands)
     add_tenancy_commands(hub_commands)
     add_catalog_commands(hub_commands)
+    add_user_commands(hub_commands)
 
     demo = commands.add_parser("demo", help="run everything here: embedded NATS and PostgreSQL, hub, one store",
                                description="Start embedded NATS (JetStream) and PostgreSQL (unless NOVAPOS_NATS_URL / "

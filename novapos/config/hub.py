@@ -7,6 +7,7 @@ ConfigError names the file and the setting and says what is allowed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from novapos import validators
@@ -28,7 +29,8 @@ SETTINGS: Settings = {
     "tenants": None, "http": frozenset({"host", "port"}), "nats": frozenset({"url", "credentials", "authorization", "pid_file"}),
     "database": frozenset({"url"}), "ingest": frozenset({"batch"}),
     "stream": frozenset({"max_age_days", "max_bytes", "replicas", "duplicate_window_s"}),
-    "dead_letters": frozenset({"retention_days"}),
+    "dead_letters": frozenset({"retention_days"}), "fleet": frozenset({"offline_after_s"}),
+    "console": frozenset({"session_idle_minutes", "session_absolute_minutes", "lock_after", "lock_for_minutes"}),
 }
 """Every setting the hub reads, by table: a mistyped one is refused, not silently ignored."""
 
@@ -40,6 +42,29 @@ class StreamLimits:
     max_bytes: int = 1024**3
     replicas: int = 1
     duplicate_window_s: int = 120
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """Console sign-ins: a session ends after `session_idle_minutes` without a request or
+    `session_absolute_minutes` after sign-in; `lock_after` wrong passwords in a row lock a login for
+    `lock_for_minutes`."""
+    session_idle_minutes: int = 30
+    session_absolute_minutes: int = 12 * 60
+    lock_after: int = 5
+    lock_for_minutes: int = 15
+
+    @property
+    def idle(self) -> timedelta:
+        return timedelta(minutes=self.session_idle_minutes)
+
+    @property
+    def absolute(self) -> timedelta:
+        return timedelta(minutes=self.session_absolute_minutes)
+
+    @property
+    def lock_for(self) -> timedelta:
+        return timedelta(minutes=self.lock_for_minutes)
 
 
 @dataclass(frozen=True)
@@ -57,7 +82,10 @@ class HubConfig:
     database_url: str = ""
     ingest_batch: int = 1024
     dead_letter_retention_days: int = 90
+    fleet_offline_after_s: int = 20
+    """A store whose health reports stop for this long is marked offline (it reports every few seconds)."""
     stream: StreamLimits = StreamLimits()
+    console: ConsoleSettings = ConsoleSettings()
 
     def check_runnable(self) -> None:
         if not self.nats_url or not self.database_url:
@@ -91,6 +119,15 @@ def load_hub(path: Path) -> HubConfig:
             ingest_batch=validators.integer(f"{path}: [ingest] batch", ingest.get("batch", HubConfig.ingest_batch), 1, MAX_INGEST_BATCH),
             dead_letter_retention_days=whole("dead_letters", "retention_days",
                                              HubConfig.dead_letter_retention_days, 1, 36500),
+            fleet_offline_after_s=whole("fleet", "offline_after_s", HubConfig.fleet_offline_after_s, 2, 3600),
+            console=ConsoleSettings(
+                session_idle_minutes=whole("console", "session_idle_minutes", ConsoleSettings.session_idle_minutes,
+                                           1, 24 * 60),
+                session_absolute_minutes=whole("console", "session_absolute_minutes",
+                                               ConsoleSettings.session_absolute_minutes, 1, 7 * 24 * 60),
+                lock_after=whole("console", "lock_after", ConsoleSettings.lock_after, 1, 100),
+                lock_for_minutes=whole("console", "lock_for_minutes", ConsoleSettings.lock_for_minutes, 1, 24 * 60),
+            ),
             stream=StreamLimits(
                 max_age_days=whole("stream", "max_age_days", StreamLimits.max_age_days, 1, 3650),
                 max_bytes=whole("stream", "max_bytes", StreamLimits.max_bytes, 1024**2, 2**50),

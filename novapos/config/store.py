@@ -29,8 +29,10 @@ LARGEST_BANKNOTE = {"EUR": 50000, "USD": 10000, "GBP": 5000, "CHF": 100000, "CAD
 """The largest banknote in circulation, in minor units: the most change a till gives back by default."""
 SETTINGS: Settings = {
     "tenant": None, "store": None, "region": None, "currency": None, "tills": None, "max_change_minor": None,
+    "staff_refresh_s": None,
     "http": frozenset({"host", "port"}), "nats": frozenset({"url", "credentials"}), "state": frozenset({"dir"}),
     "devices": frozenset(setting.name for setting in fields(DevicesConfig)),  # a rule's own: load_devices
+    "health": frozenset({"report_interval_s"}),
 }
 """Every setting the store reads, by table: a mistyped one is refused, not silently ignored."""
 
@@ -51,9 +53,13 @@ class StoreConfig:
     state_dir: Path = Path(".state/store")
     devices: DevicesConfig = DevicesConfig()
     forward_batch: int = 256
+    health_interval_s: int = 5
+    """How often the store reports its health to the hub when nothing changes (a change is reported at once)."""
     max_change_minor: int | None = None
     """Most change a till gives back for a cash sale; None: the currency's largest banknote. Caps
     what a mistyped or hostile tender can make the drawer pay out."""
+    staff_refresh_s: float = 60.0
+    """How often the store asks the hub for its staff list besides the hub's pushes (a push lost in transit)."""
 
     def __post_init__(self) -> None:
         if self.max_change_minor is None:
@@ -78,12 +84,13 @@ def load_store(path: Path) -> StoreConfig:
     data = read_toml(path)
     where = str(path)
     sections = tables(where, data, SETTINGS)
-    http, nats, state, devices = (sections[key] for key in ("http", "nats", "state", "devices"))
+    http, nats, state, devices, health = (sections[key] for key in ("http", "nats", "state", "devices", "health"))
     try:
         tenant = validators.token(f"{where} tenant", data.get("tenant"))
         store = validators.token(f"{where} store", data.get("store"))
         currency = validators.currency(f"{where} currency", data.get("currency"))
         region = validators.token(f"{where} region", data["region"]) if "region" in data else ""
+        staff_refresh = validators.integer(f"{where} staff_refresh_s", data.get("staff_refresh_s", 60), 1, 86400)
         max_change = data.get("max_change_minor")
         if max_change is not None:
             validators.minor_units(f"{where} max_change_minor", max_change)
@@ -92,6 +99,8 @@ def load_store(path: Path) -> StoreConfig:
         port = validators.integer(f"{where}: [http] port", http.get("port", 8600), 0, 65535)
         nats_url = url_setting(nats, "NOVAPOS_NATS_URL", f"{where}: [nats] url")
         nats_credentials = credentials_setting(nats, f"{where}: [nats] credentials")
+        health_interval = validators.integer(f"{where}: [health] report_interval_s",
+                                             health.get("report_interval_s", 5), 1, 3600)
         state_dir = Path(validators.text(f"{where}: [state] dir", state.get("dir", f".state/{store}"), max_length=1024))
     except validators.Invalid as exc:
         raise ConfigError(str(exc)) from None
@@ -100,5 +109,5 @@ def load_store(path: Path) -> StoreConfig:
         http_host=http_host, http_port=port, nats_url=nats_url, nats_credentials=nats_credentials,
         state_dir=state_dir,
         devices=load_devices(devices, where, tills),
-        max_change_minor=max_change,
+        max_change_minor=max_change, health_interval_s=health_interval, staff_refresh_s=float(staff_refresh),
     )

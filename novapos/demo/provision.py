@@ -2,6 +2,10 @@
 north, store store-001 with its NKEY, and the NATS authorization generated from them; and the tenant's
 catalog (configs/demo-catalog.csv), which the hub publishes and the store syncs and sells from.
 
+Its people (demo-only secrets, printed in the README and the demo's banner; DEMO_USERS): `admin`, the
+tenant admin; `north`, the regional admin of region north; `manager`, the store manager of store-001;
+`cashier`, a cashier of store-001 with a till PIN and no console password.
+
 Idempotent: a second `novapos demo` on the same state folder keeps the records and the store's seed when
 they still match (a seed whose public key is not the store's, or a revoked store, gets new credentials).
 """
@@ -17,13 +21,34 @@ import asyncpg
 
 from hub.catalog.demo import seed_demo_catalog
 from hub.db import close_pool, create_pool, migrate
+from hub.identity.users import Grant, create_user
 from hub.tenancy import service
 from hub.tenancy.credentials import new_seed, public_key, read_seed, write_seed
 from hub.tenancy.nats_auth import authorization, write_atomically
+from novapos.passwords import make_verifier
+from novapos.roles import Role
 
 log = logging.getLogger(__name__)
 
 TENANT, REGION, STORE = "demo", "north", "store-001"
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    login: str
+    name: str
+    grant: Grant
+    password: str | None
+    pin: str | None = None
+
+
+DEMO_USERS = (
+    DemoUser("admin", "Ada Admin", Grant(Role.TENANT_ADMIN), "novapos-admin"),
+    DemoUser("north", "Nora North", Grant(Role.REGIONAL_ADMIN, region=REGION), "novapos-north"),
+    DemoUser("manager", "Max Manager", Grant(Role.STORE_MANAGER, store=STORE), "novapos-manager"),
+    DemoUser("cashier", "Cleo Cashier", Grant(Role.CASHIER, store=STORE), None, pin="2580"),
+)
+"""The demo's people and their demo-only secrets (never use them anywhere else)."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +87,23 @@ async def _provision(pool: asyncpg.Pool, folder: Path) -> DemoCredentials:
                      TENANT, STORE)
         users = await service.active_users(conn)
     write_atomically(folder / "authorization.conf", authorization(public_key(hub_seed), users))
+    await _people(pool)
     return DemoCredentials(folder / "hub.seed", store_file, folder / "authorization.conf")
+
+
+async def _people(pool: asyncpg.Pool) -> None:
+    """DEMO_USERS who are missing (a login already taken is left as it is: an admin's changes stay)."""
+    taken = {row["login"] for row in await pool.fetch("SELECT login FROM users WHERE login = ANY($1)",
+                                                      [user.login for user in DEMO_USERS])}
+    for user in DEMO_USERS:
+        if user.login in taken:
+            continue
+        password = None if user.password is None else await asyncio.to_thread(make_verifier, user.password)
+        pin = None if user.pin is None else await asyncio.to_thread(make_verifier, user.pin)
+        async with pool.acquire() as conn:
+            await create_user(conn, tenant=TENANT, login=user.login, name=user.name, actor="system",
+                              password_hash=password, pin_verifier=pin, grants=[user.grant])
+        log.info("demo user %s added (%s)", user.login, user.grant.role.value)
 
 
 def provision_demo(database_url: str, folder: Path) -> DemoCredentials:

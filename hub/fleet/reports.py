@@ -1,0 +1,122 @@
+"""A store's health report arriving at the hub (responder of novapos.*.*.req.health): the latest state is
+upserted into the store's one fleet_status row and what changed goes to fleet_history, in one transaction.
+
+The store is the one in the subject (NATS lets a store publish only on its own subjects). A report out of
+bounds raises validators.Invalid before anything is touched (the responder answers 400, nothing stored).
+The row is locked while the report is applied, so two hub processes taking two reports of one store apply
+them one after the other, and a store coming back online is recorded once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from novapos.wire.health import (
+    HealthReply,
+    HealthReport,
+    decode_report,
+    encode_reply,
+    parse_health_subject,
+)
+
+SAMPLE_EVERY = timedelta(seconds=60)
+"""How often the outbox's depth and age are kept in the history (changes are kept as they come)."""
+BACKLOG_ALERT_MS = 5 * 60 * 1000
+"""An oldest unsent event older than this is an alert: the store's sales are not reaching the hub."""
+SKEW_ALERT_MS = 60 * 1000
+"""A store clock further than this from the hub's is an alert (receipts and reports carry wrong times)."""
+
+PREVIOUS_SQL = ("SELECT s.status, f.online, f.version, f.devices::text AS devices, f.sampled_at, now() AS now"
+                " FROM fleet_status f JOIN stores s ON s.tenant = f.tenant AND s.store = f.store"
+                " WHERE f.tenant = $1 AND f.store = $2 FOR UPDATE OF f")
+STORE_SQL = "SELECT status FROM stores WHERE tenant = $1 AND store = $2"
+ENSURE_SQL = "INSERT INTO fleet_status (tenant, store) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+UPDATE_SQL = (
+    "UPDATE fleet_status SET online = true, offline_since = NULL, rank = $3, first_seen = coalesce(first_seen, now()),"
+    " last_seen = now(), version = $4, outbox_depth = $5, oldest_unsent_ms = $6, devices = $7::jsonb,"
+    " devices_down = $8, clock_skew_ms = $9, open_tills = $10, last_sale_seq = $11, last_sale_at = $12,"
+    " interval_s = $13, sampled_at = $14 WHERE tenant = $1 AND store = $2")
+HISTORY_SQL = "INSERT INTO fleet_history (tenant, store, kind, details) VALUES ($1, $2, $3, $4::jsonb)"
+
+
+def alerting(*, online: bool, devices_down: int, oldest_unsent_ms: int | None, clock_skew_ms: int | None) -> bool:
+    """Whether a store needs a person: the rank the fleet page orders by (alerts first)."""
+    return (not online or devices_down > 0 or (oldest_unsent_ms or 0) > BACKLOG_ALERT_MS
+            or abs(clock_skew_ms or 0) > SKEW_ALERT_MS)
+
+
+def _devices(report: HealthReport) -> list[dict[str, Any]]:
+    return [{"name": d.name, "kind": d.kind, "state": d.state, "detail": d.detail, "down": d.down}
+            for d in report.devices]
+
+
+def _changes(previous: asyncpg.Record, report: HealthReport, devices: list[dict[str, Any]],
+             skew_ms: int) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
+    """History rows for what this report changes, and whether it is time for an outbox sample."""
+    changes: list[tuple[str, dict[str, Any]]] = []
+    if not previous["online"]:
+        changes.append(("online", {"version": report.version, "reason": report.reason}))
+    if previous["version"] is not None and previous["version"] != report.version:
+        changes.append(("version", {"from": previous["version"], "to": report.version}))
+    before = {d["name"]: d for d in json.loads(previous["devices"])}
+    for device in devices:
+        was = before.pop(device["name"], None)
+        if was is None or (was["state"], was["detail"]) != (device["state"], device["detail"]):
+            changes.append(("device", {"name": device["name"], "kind": device["kind"], "state": device["state"],
+                                       "detail": device["detail"], "was": None if was is None else was["state"]}))
+    for gone in before.values():
+        changes.append(("device", {"name": gone["name"], "kind": gone["kind"], "state": "removed", "detail": "",
+                                   "was": gone["state"]}))
+    sampled = previous["sampled_at"]
+    sample = sampled is None or previous["now"] - sampled >= SAMPLE_EVERY
+    if sample:
+        changes.append(("sample", {"outbox_depth": report.outbox_depth, "oldest_unsent_ms": report.oldest_unsent_ms,
+                                   "clock_skew_ms": skew_ms, "open_tills": len(report.open_tills)}))
+    return changes, sample
+
+
+async def apply_report(conn: asyncpg.Connection, tenant: str, store: str, report: HealthReport,
+                       skew_ms: int) -> str | None:
+    """Keep the report as the store's latest state (None), or say why not (the store is unknown or revoked).
+    Four round trips in the usual case: BEGIN, the row locked, its update, COMMIT (and the history rows when
+    something changed or a sample is due)."""
+    async with conn.transaction():
+        previous = await conn.fetchrow(PREVIOUS_SQL, tenant, store)
+        if previous is None:  # its first report (the fleet watch has not enrolled it yet), or no such store
+            if await conn.fetchval(STORE_SQL, tenant, store) is None:
+                return f"the hub does not know store {store!r} of tenant {tenant!r}: it must be provisioned"
+            await conn.execute(ENSURE_SQL, tenant, store)
+            previous = await conn.fetchrow(PREVIOUS_SQL, tenant, store)
+        if previous["status"] != "active":
+            return f"store {store!r} of tenant {tenant!r} is {previous['status']}: its reports are not kept"
+        devices = _devices(report)
+        down = sum(1 for device in devices if device["down"])
+        changes, sample = _changes(previous, report, devices, skew_ms)
+        rank = 0 if alerting(online=True, devices_down=down, oldest_unsent_ms=report.oldest_unsent_ms,
+                             clock_skew_ms=skew_ms) else 1
+        last = report.last_sale
+        await conn.execute(
+            UPDATE_SQL, tenant, store, rank, report.version, report.outbox_depth, report.oldest_unsent_ms,
+            json.dumps(devices), down, skew_ms, list(report.open_tills), None if last is None else last.seq,
+            None if last is None else datetime.fromtimestamp(last.at_ms / 1000, UTC), report.interval_s,
+            previous["now"] if sample else previous["sampled_at"])
+        if changes:
+            await conn.executemany(HISTORY_SQL, [(tenant, store, kind, json.dumps(details))
+                                                 for kind, details in changes])
+    return None
+
+
+async def take_report(pool: asyncpg.Pool, subject: str, data: bytes) -> bytes:
+    """Responder of novapos.*.*.req.health: validate, keep, and reply with the hub's clock and the skew."""
+    received_ms = int(time.time() * 1000)
+    tenant, store = parse_health_subject(subject)
+    report = decode_report(data)
+    skew_ms = received_ms - report.sent_at_ms
+    async with pool.acquire() as conn:
+        error = await apply_report(conn, tenant, store, report, skew_ms)
+    return encode_reply(HealthReply(hub_time_ms=received_ms, skew_ms=skew_ms, error=error))

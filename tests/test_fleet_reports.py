@@ -1,0 +1,175 @@
+"""Health reports at the hub's door, over a real authorized NATS into PostgreSQL: a store reports as itself only
+(NATS refuses another store's subject), a hostile report is answered 400 with a sentence and stores nothing, a
+silent store is marked offline once however many hub processes watch, and history is purged past a day."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import asyncpg
+import msgpack
+import nats.errors
+import pytest
+import trio
+
+from hub.app import run_hub
+from hub.fleet.watch import mark_offline, purge
+from novapos.adapters.nats import NatsLink, store_inbox_prefix
+from novapos.config import HubConfig
+from novapos.demo.embedded_nats import EmbeddedNats
+from novapos.validators import Invalid
+from novapos.wire.health import (
+    MAX_DEVICES,
+    Device,
+    HealthReply,
+    decode_reply,
+    decode_report,
+    encode_report,
+    health_subject,
+)
+from novapos.wire.replies import ERROR_CODE_HEADER, ERROR_HEADER
+from tests.conftest import query
+from tests.fleet import a_report, fleet_world, report
+from tests.stock_world import on_database
+
+GOOD = encode_report(a_report())
+
+
+def _hostile() -> list[tuple[str, bytes, str]]:
+    good = msgpack.unpackb(GOOD)
+
+    def with_(**changes: object) -> bytes:
+        return bytes(msgpack.packb({**good, **changes}))
+    return [
+        ("garbage", b"\xc1\xff", "is not msgpack"),
+        ("a list", bytes(msgpack.packb([1, 2])), "must be a map"),
+        ("huge", b"\x00" * 40_000, "at most"),
+        ("a float depth", with_(outbox_depth=1.5), "outbox_depth"),
+        ("a negative depth", with_(outbox_depth=-1), "outbox_depth"),
+        ("a time past 2**53", with_(sent_at_ms=2**60), "sent_at_ms"),
+        ("a NUL in a version", with_(version="1.0\x00"), "version"),
+        ("a bidi override in a detail", with_(devices=[{"name": "p", "kind": "printer", "state": "ready",
+                                                        "detail": "\u202eevil"}]), "detail"),
+        ("a device name with a dot", with_(devices=[{"name": "a.b", "kind": "printer", "state": "ready"}]), "name"),
+        ("too many devices", with_(devices=[{"name": f"d{n}", "kind": "printer", "state": "ready"}
+                                            for n in range(MAX_DEVICES + 1)]), "devices"),
+        ("a device twice", with_(devices=[{"name": "p", "kind": "printer", "state": "ready"}] * 2), "twice"),
+        ("a till with a space", with_(open_tills=["till 1"]), "open_tills"),
+        ("an unknown reason", with_(reason="because"), "reason"),
+        ("a boolean seq", with_(last_sale={"seq": True, "at_ms": 1}), "last_sale.seq"),
+        ("no interval", with_(interval_s=None), "interval_s"),
+    ]
+
+
+def test_the_wire_keeps_a_report_and_refuses_each_hostile_one() -> None:
+    full = a_report(outbox_depth=3, oldest_unsent_ms=1500, open_tills=("till-2", "till-1"),
+                    devices=(Device("receipt-printer", "printer", "paper_out", "out of paper"),))
+    back = decode_report(encode_report(full))
+    assert back == replace(full, open_tills=("till-1", "till-2")) and back.devices[0].down
+    for label, data, says in _hostile():
+        with pytest.raises(Invalid, match=says):
+            decode_report(data)
+        assert label
+
+
+async def _ask(nats_server: EmbeddedNats, store: str, subject: str, payloads: list[bytes]) -> list[object]:
+    """Send reports with `store`'s credentials (demo tenant) on `subject`; each answer or the exception."""
+    async def run() -> list[object]:
+        link = NatsLink(nats_server.url, f"test-{store}", credentials=nats_server.store_credentials("demo", store),
+                        inbox_prefix=store_inbox_prefix("demo", store))
+        await link.connect()
+        answers: list[object] = []
+        try:
+            for payload in payloads:
+                try:
+                    reply = await link.client.request(subject, payload, timeout=2)
+                    answers.append(reply)
+                except (nats.errors.Error, TimeoutError) as exc:
+                    answers.append(exc)
+        finally:
+            await link.close()
+        return answers
+    return await trio.to_thread.run_sync(asyncio.run, run())
+
+
+async def test_a_store_reports_as_itself_only_and_hostile_reports_store_nothing(
+        hub_config: HubConfig, nats_server: EmbeddedNats, database_url: str) -> None:
+    await fleet_world(database_url)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run_hub, hub_config)
+        own: object = None
+        with trio.fail_after(10):
+            while not hasattr(own, "data"):  # the hub's responders subscribe just after it says it is ready
+                own, = await _ask(nats_server, "store-001", health_subject("demo", "store-001"),
+                                  [encode_report(a_report())])
+        reply = decode_reply(own.data)  # type: ignore[attr-defined]
+        assert isinstance(reply, HealthReply) and reply.error is None and abs(reply.skew_ms) < 2000
+        before = await query(database_url, "SELECT store, last_seen, online FROM fleet_status ORDER BY store")
+        history = await query(database_url, "SELECT count(*) AS n FROM fleet_history")
+
+        posing, = await _ask(nats_server, "store-001", health_subject("demo", "store-002"), [GOOD])
+        assert isinstance(posing, (nats.errors.Error, TimeoutError)), posing  # NATS refused the subject
+
+        answers = await _ask(nats_server, "store-001", health_subject("demo", "store-001"),
+                             [data for _, data, _ in _hostile()])
+        for (label, _, says), answer in zip(_hostile(), answers, strict=True):
+            headers = getattr(answer, "headers", None) or {}
+            assert headers.get(ERROR_CODE_HEADER) == "400" and says in headers.get(ERROR_HEADER, ""), (label, answer)
+        nursery.cancel_scope.cancel()
+    after = await query(database_url, "SELECT store, last_seen, online FROM fleet_status ORDER BY store")
+    assert [tuple(row) for row in after] == [tuple(row) for row in before]
+    assert not any(row["store"] == "store-002" and row["last_seen"] for row in after)
+    assert (await query(database_url, "SELECT count(*) AS n FROM fleet_history"))[0]["n"] == history[0]["n"]
+
+
+async def test_a_silent_store_goes_offline_once_whichever_hub_marks_it(database_url: str) -> None:
+    await fleet_world(database_url)
+    await report(database_url, "demo", "store-001", a_report())
+    await report(database_url, "demo", "store-002", a_report())
+    await query(database_url, "UPDATE fleet_status SET last_seen = now() - interval '30 seconds'"
+                              " WHERE store = 'store-001'")
+
+    async def two_hubs(pool: asyncpg.Pool) -> list[int]:
+        return list(await asyncio.gather(*(mark_offline(pool, 20) for _ in range(4))))
+    marked = await on_database(database_url, two_hubs)
+    assert sorted(marked) == [0, 0, 0, 1]
+    rows = await query(database_url, "SELECT store, online, rank, offline_since = last_seen AS since_last"
+                                     " FROM fleet_status ORDER BY store")
+    assert [(r["store"], r["online"], r["rank"]) for r in rows] == [("store-001", False, 0), ("store-002", True, 1)]
+    assert rows[0]["since_last"]
+    offline = await query(database_url, "SELECT store FROM fleet_history WHERE kind = 'offline'")
+    assert [row["store"] for row in offline] == ["store-001"]
+
+    await report(database_url, "demo", "store-001", a_report(version="0.2.0"))  # back, upgraded
+    kinds = await query(database_url, "SELECT kind, details->>'to' AS version FROM fleet_history"
+                                      " WHERE store = 'store-001' ORDER BY id")
+    assert [row["kind"] for row in kinds][-2:] == ["online", "version"] and kinds[-1]["version"] == "0.2.0"
+
+
+async def test_history_is_kept_a_day_then_purged(database_url: str) -> None:
+    await fleet_world(database_url)
+    await report(database_url, "demo", "store-001", a_report())
+    await query(database_url, "INSERT INTO fleet_history (tenant, store, at, kind) SELECT 'demo', 'store-001',"
+                              " now() - interval '25 hours' - n * interval '1 second', 'sample'"
+                              " FROM generate_series(1, 25000) n")
+    before = (await query(database_url, "SELECT count(*) AS n FROM fleet_history"))[0]["n"]
+
+    async def purged(pool: asyncpg.Pool) -> int:
+        return await purge(pool)
+    assert await on_database(database_url, purged) == 25000
+    rows = await query(database_url, "SELECT count(*) AS n, min(at) > now() - interval '1 day' AS fresh"
+                                     " FROM fleet_history")
+    assert rows[0]["n"] == before - 25000 > 0 and rows[0]["fresh"]
+
+
+async def test_a_revoked_or_unknown_store_is_told_its_report_was_not_kept(database_url: str) -> None:
+    await fleet_world(database_url)
+    assert await report(database_url, "demo", "store-001", a_report()) is None  # its first: the row is made
+    await query(database_url, "UPDATE stores SET status = 'revoked' WHERE store = 'store-001'")
+    assert await report(database_url, "demo", "store-001", a_report(version="9")) == (
+        "store 'store-001' of tenant 'demo' is revoked: its reports are not kept")
+    assert await report(database_url, "other", "store-001", a_report()) == (
+        "the hub does not know store 'store-001' of tenant 'other': it must be provisioned")
+    rows = await query(database_url, "SELECT tenant, version FROM fleet_status")
+    assert [tuple(row) for row in rows] == [("demo", "0.1.0")]
