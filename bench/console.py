@@ -158,10 +158,12 @@ async def fill(url: str, sales: int, stores: int, audit: int) -> dict[str, Any]:
             await _without_indexes(conn, history)
             if has["fleet_status"]:
                 await _execute(conn, "fleet_status", (
-                    "INSERT INTO fleet_status (tenant, store, online, rank, first_seen, last_seen, version, outbox_depth,"
-                    " devices, clock_skew_ms) SELECT tenant, store, n % 50 <> 0, CASE WHEN n % 50 = 0 THEN 0 ELSE 1 END,"
-                    " now() - interval '30 days', now() - make_interval(secs => n % 50), '0.8.0', n % 7,"
-                    " '[{\"name\": \"printer\", \"kind\": \"printer\", \"state\": \"ready\"}]', n % 900"
+                    "INSERT INTO fleet_status (tenant, store, online, rank, first_seen, last_seen, offline_since, version,"
+                    " outbox_depth, devices, clock_skew_ms) SELECT tenant, store, n % 50 <> 0,"
+                    " CASE WHEN n % 50 = 0 THEN 0 ELSE 1 END, now() - interval '30 days',"
+                    " now() - make_interval(secs => n % 50), CASE WHEN n % 50 = 0 THEN now() - interval '1 hour' END,"
+                    " '0.8.0', n % 7, '[{\"name\": \"printer\", \"kind\": \"printer\", \"state\": \"ready\","
+                    " \"detail\": null, \"down\": false}]', n % 900"
                     " FROM (SELECT tenant, store, row_number() OVER () AS n FROM stores) s"))
             await _execute(conn, "VACUUM ANALYZE (as autovacuum leaves an insert-only table)", "VACUUM ANALYZE")
             for login, grant in (("ada", Grant(Role.TENANT_ADMIN)), ("nora", Grant(Role.REGIONAL_ADMIN, region="r00"))):
