@@ -18,6 +18,7 @@ from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from tests.catalog_support import add_tenancy
 from tests.conftest import wait_until
+from tests.console_access import sign_in_admin
 from tests.test_catalog_sync import reader, syncing
 
 COFFEE = "4006381333931"
@@ -52,6 +53,7 @@ async def test_the_hubs_catalog_reaches_the_till_and_a_price_change_follows_with
         hub = await nursery.start(run_hub, hub_config)
         await trio.to_thread.run_sync(asyncio.run, add_tenancy(hub_config.database_url))
         version = await trio.to_thread.run_sync(asyncio.run, seeded())
+        await sign_in_admin(http, hub.url, hub_config.database_url)
         async with syncing(nats_server, state):
             async def priced(minor: int) -> Offer | None:
                 found = offer(COFFEE)

@@ -29,6 +29,7 @@ from novapos.pricing import effective_price
 from novapos.wire.catalog import Item, Message, Settings, TaxClass, VersionMarker, catalog_stream, decode
 from tests.catalog_support import catalog_pool
 from tests.conftest import wait_until
+from tests.console_access import sign_in_admin
 
 CATALOG = (HEADER
            + "TEE,Organic T-shirt,standard,size=M;colour=red,TEE-M-RED,4006381333931;TEE-M-RED,19.99,region:south=18.99\n"
@@ -118,6 +119,7 @@ async def test_the_stream_holds_settings_tax_classes_items_then_a_marker_and_a_p
             assert sorted((p.scope, p.scope_id, p.minor) for p in tee.prices) == [("region", "south", 1899),
                                                                                    ("tenant", "", 1999)]
 
+            await sign_in_admin(http, hub.url, hub_config.database_url)
             watcher = Watcher()
             await seam.run(watcher.start, nats_server)
             started = time.monotonic()

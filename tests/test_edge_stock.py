@@ -15,6 +15,7 @@ from hub.app import run_hub
 from novapos.config import HubConfig, StoreConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from tests.conftest import wait_until
+from tests.console_access import sign_in_admin
 from tests.stock_world import build_world
 
 
@@ -30,6 +31,7 @@ async def test_a_till_sees_stock_here_and_nearby_and_not_known_while_offline(
             with hub_scope:
                 await run_hub(hub_config, task_status=task_status)
         hub = await nursery.start(hub_until_stopped)
+        await sign_in_admin(http, hub.url, database_url)
         for location, quantity in (("s1-floor", 4), ("wh-north", 30)):
             response = await http.post(f"{hub.url}/api/stock/receipts",
                                        json={"location": location, "sku": "COF-250", "quantity": quantity})

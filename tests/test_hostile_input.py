@@ -33,8 +33,8 @@ from novapos import validators
 from novapos.config import HubConfig, StoreConfig
 from novapos.logs import JsonFormatter, PlainFormatter, escape
 from tests.conftest import wait_until
+from tests.console_access import sign_in_admin
 from tests.pos import COFFEE, MILK, sell
-from tests.sales_console import demo_admin
 
 A_UUID = '"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"'
 
@@ -426,6 +426,9 @@ HUB_ENDPOINTS = (
     Endpoint("GET", "/healthz"),
     Endpoint("GET", "/metrics"),
     Endpoint("GET", "/openapi.json"),
+    Endpoint("POST", "/api/login"),
+    Endpoint("POST", "/api/logout"),
+    Endpoint("GET", "/api/session"),
     Endpoint("GET", "/api/stores"),
     Endpoint("GET", "/api/sales"),
     Endpoint("GET", "/api/price-diffs"),
@@ -465,7 +468,9 @@ HUB_ENDPOINTS = (
     Endpoint("GET", "/api/fleet"),
     Endpoint("GET", "/api/fleet/{store}"),  # hostile store ids, signed in: tests/test_fleet_console.py
 )
-"""Every route of the hub console; the values a client controls are its path ids and query parameters."""
+"""Every route of the hub console; the values a client controls are its path ids and query parameters. They
+are sent signed in as a tenant admin (with the session's CSRF header), so that what answers is the door's
+validation, not the refusal of an anonymous client (tests/test_access_matrix.py covers who may do what)."""
 HOSTILE_IDS = [*HOSTILE_SEGMENTS, ("zero", "0"), ("negative", "-1"), ("past bigint", str(2**63)),
                ("5000 digits", "9" * 5000), ("decimal", "1.5"), ("not a dead letter", "999999")]
 HOSTILE_LIMITS = ["0", "-1", "501", "1.5", "abc", "9" * 5000, "%00", "%E2%80%AE"]
@@ -476,14 +481,14 @@ def _served(path: str) -> set[str]:
     return {endpoint.method for endpoint in HUB_ENDPOINTS if endpoint.path == path}
 
 
-def _hub_attacks(endpoint: Endpoint, port: int, cookie: str) -> Iterator[tuple[str, int, httpx.Request]]:
-    """Every hostile request for one hub route, signed in (`cookie`), with a label and the status it must be
-    refused with."""
+def _hub_attacks(endpoint: Endpoint, port: int, session: dict[str, str]) -> Iterator[tuple[str, int, httpx.Request]]:
+    """Every hostile request for one hub route, with a label and the status it must be refused with; each
+    carries `session` (the signed-in admin's cookie and CSRF headers)."""
     def request(method: str, ids: str = "1", query: str = "", content: bytes | None = b"{}",
                 headers: dict[str, str] | None = None) -> httpx.Request:
         url = f"http://127.0.0.1:{port}{endpoint.path.replace('{store}', ids).format(id=ids, login='ada')}{query}"
         return httpx.Request(method, url, content=content, headers={
-            **({"content-type": "application/json"} if headers is None else headers), "cookie": cookie})
+            **session, **({"content-type": "application/json"} if headers is None else headers)})
 
     for label, segment in HOSTILE_IDS if "{id}" in endpoint.path else []:
         yield f"id {label}", 404, request(endpoint.method, segment)
@@ -508,10 +513,12 @@ async def test_hostile_requests_at_every_hub_route_are_refused_with_the_right_st
     async with trio.open_nursery() as nursery:
         hub = await nursery.start(run_hub, hub_config)
         port = int(hub.url.rsplit(":", 1)[1])
-        async with demo_admin(hub.url, hub_config.database_url) as admin:
-            cookie = "; ".join(f"{name}={value}" for name, value in admin.cookies.items())
+        async with httpx.AsyncClient(timeout=10) as admin:
+            await sign_in_admin(admin, hub.url, hub_config.database_url)
+            session = {"cookie": "; ".join(f"{name}={value}" for name, value in admin.cookies.items()),
+                       "x-csrf-token": admin.headers["x-csrf-token"]}
         for endpoint in HUB_ENDPOINTS:
-            for label, status, request in _hub_attacks(endpoint, port, cookie):
+            for label, status, request in _hub_attacks(endpoint, port, session):
                 sent += 1
                 label = f"{endpoint.method} {endpoint.path} {label}"
                 response = await http.send(request)

@@ -50,7 +50,7 @@ async def test_openapi_describes_every_console_api_route_with_its_bounds(
     [limit] = spec["paths"]["/api/sales"]["get"]["parameters"]
     assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 500)
     assert spec["paths"]["/api/dead-letters"]["get"]["responses"]["200"]["content"]["application/json"][
-        "schema"]["maxItems"] == 100
+        "schema"]["properties"]["items"]["maxItems"] == 100
     assert "post" in spec["paths"]["/api/dead-letters/{id}/redrive"]
 
 

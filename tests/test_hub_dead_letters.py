@@ -4,6 +4,8 @@ marked with the outcome, from the console API or the CLI; and purged once older 
 from __future__ import annotations
 
 import dataclasses
+import getpass
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.wire.subjects import event_subject
 from tests.conftest import query, wait_until
+from tests.console_access import sign_in_admin
 from tests.events import SUBJECT, publish, sale_event, with_quantity
 
 AT_MOST_50 = "ALTER TABLE sale_lines ADD CONSTRAINT at_most_50 CHECK (quantity <= 50)"
@@ -38,12 +41,17 @@ async def test_a_dead_letter_redriven_from_the_console_lands_once_and_stays_mark
     async with trio.open_nursery() as nursery:
         hub = await nursery.start(run_hub, hub_config)
         letter, sale = await _refused_by_a_rule_then_fixed(hub.url, nats_server, database_url)
+        admin = await sign_in_admin(http, hub.url, database_url)
 
         answer = await http.post(f"{hub.url}/api/dead-letters/{letter}/redrive", json={})
         assert answer.status_code == 200, answer.text
         assert answer.json() == {"id": letter, "outcome": "applied"}
+        [audited] = await query(database_url, "SELECT actor, store, details FROM audit_records"
+                                              " WHERE tenant = 'demo' AND action = 'dead_letter.redriven'")
+        assert (audited["actor"], audited["store"]) == (admin, "store-001")
+        assert json.loads(audited["details"]) == {"id": letter, "outcome": "applied"}
         assert [row["event_id"] for row in await query(database_url, "SELECT event_id FROM sales")] == [sale]
-        [kept] = (await http.get(f"{hub.url}/api/dead-letters")).json()
+        [kept] = (await http.get(f"{hub.url}/api/dead-letters")).json()["items"]
         assert kept["id"] == letter and kept["redrive_outcome"] == "applied" and kept["redriven_at"]
 
         again = await http.post(f"{hub.url}/api/dead-letters/{letter}/redrive", json={})
@@ -89,6 +97,8 @@ async def test_dead_letters_are_listed_and_redriven_from_the_command_line(
     assert redriven.returncode == 0, redriven.stderr
     assert f"{letter}: applied" in redriven.stdout and "1 re-driven" in redriven.stdout
     assert [row["event_id"] for row in await query(database_url, "SELECT event_id FROM sales")] == [sale]
+    [audited] = await query(database_url, "SELECT actor, target FROM audit_records WHERE action = 'dead_letter.redriven'")
+    assert audited["actor"] == f"cli:{getpass.getuser()}" and audited["target"] == str(letter)
 
     nothing = await trio.to_thread.run_sync(_cli, config, "redrive", str(letter))
     assert nothing.returncode == 1 and "already re-driven" in nothing.stderr
@@ -127,6 +137,7 @@ async def test_a_dead_letter_the_hub_cannot_apply_yet_is_not_redriven_and_stays_
         [letter] = await query(
             database_url, "INSERT INTO dead_letters (subject, reason, payload) VALUES ($1, 'not served', $2) RETURNING id",
             event_subject("acme", "store-001", "sale.completed"), other.encode())
+        await sign_in_admin(http, hub.url, database_url, tenant="acme")
         answer = await http.post(f"{hub.url}/api/dead-letters/{letter['id']}/redrive", json={})
         assert answer.status_code == 409 and "cannot be applied yet" in answer.text, answer.text
         [row] = await query(database_url, "SELECT redriven_at FROM dead_letters WHERE id = $1", letter["id"])

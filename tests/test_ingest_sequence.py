@@ -21,6 +21,7 @@ from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.wire.envelope import Envelope
 from tests.conftest import query, wait_until
+from tests.console_access import sign_in_admin
 from tests.events import SUBJECT, publish, sale_event
 
 
@@ -97,7 +98,8 @@ async def test_the_console_lists_the_stores_with_gaps_or_reuses_and_only_those(
         await publish(nats_server, [(SUBJECT, e.encode(), None) for e in (first, again, sale_event(seq=5))]
                       + [(SUBJECT.replace("store-001", "store-002"), e.encode(), None) for e in fine])
         await wait_until(lambda: _sales(database_url, 5))
-        issues = (await http.get(f"{hub.url}/api/sequence-issues")).json()
+        await sign_in_admin(http, hub.url, database_url)
+        issues = (await http.get(f"{hub.url}/api/sequence-issues")).json()["items"]
         assert [(i["tenant"], i["store"], i["last_seq"], i["missing"], i["reused"]) for i in issues] == [
             ("demo", "store-001", 5, 3, 1)]
         assert [(g["first"], g["last"]) for g in issues[0]["gaps"]] == [(2, 4)]

@@ -29,6 +29,7 @@ from novapos.wire.stock import (
 )
 from novapos.wire.subjects import event_subject
 from tests.conftest import query, wait_until
+from tests.console_access import sign_in_admin
 from tests.events import publish
 from tests.stock_world import LEDGER_MISMATCH_SQL, build_world, sale
 
@@ -110,6 +111,7 @@ async def test_a_reservation_expires_and_the_sweeper_restocks_it(
     await build_world(database_url)
     async with trio.open_nursery() as nursery:
         hub = await nursery.start(run_hub, hub_config)
+        await sign_in_admin(http, hub.url, database_url)
         await _post(http, f"{hub.url}/api/stock/receipts", {"location": "s1-floor", "sku": "COF-250", "quantity": 5})
         held = await _post(http, f"{hub.url}/api/stock/reservations",
                            {"location": "s1-floor", "sku": "COF-250", "quantity": 4, "expires_in_s": 1,
@@ -119,12 +121,12 @@ async def test_a_reservation_expires_and_the_sweeper_restocks_it(
                                                                 "quantity": 2, "expires_in_s": 60}, 409)
 
         async def restocked() -> bool:
-            rows = (await http.get(f"{hub.url}/api/stock", params={"location": "s1-floor"})).json()
+            rows = (await http.get(f"{hub.url}/api/stock", params={"location": "s1-floor"})).json()["items"]
             return bool(rows) and rows[0]["available"] == 5
         await wait_until(restocked, timeout=10)
         release = await http.post(f"{hub.url}/api/stock/reservations/{held['reservation']}/release", json={})
         assert release.status_code == 409 and "already expired" in release.json()["error"]
-        kinds = [m["kind"] for m in (await http.get(f"{hub.url}/api/stock/movements")).json()]
+        kinds = [m["kind"] for m in (await http.get(f"{hub.url}/api/stock/movements")).json()["items"]]
         assert kinds == ["expired", "reserved", "received"]
         nursery.cancel_scope.cancel()
     status = await query(database_url, "SELECT status FROM stock_reservations")
@@ -157,6 +159,7 @@ async def test_one_low_stock_event_per_crossing_in_the_table_and_on_nats(
     events_sql = "SELECT count(*) FROM stock_low_events"
     async with trio.open_nursery() as nursery:
         hub = await nursery.start(run_hub, hub_config)
+        await sign_in_admin(http, hub.url, database_url)
         await _post(http, f"{hub.url}/api/stock/receipts", {"location": "s1-floor", "sku": "COF-250", "quantity": 10})
         await _post(http, f"{hub.url}/api/stock/thresholds", {"location": "s1-floor", "sku": "COF-250", "threshold": 5})
         seq = 0
@@ -173,11 +176,11 @@ async def test_one_low_stock_event_per_crossing_in_the_table_and_on_nats(
         assert await _count(database_url, events_sql) == 0
         await sell(2, 1, 1, 1, 1)  # 6 -> 4 (a crossing), then 3, 2, 1, 0: still the one crossing
         assert await _count(database_url, events_sql) == 1
-        low = (await http.get(f"{hub.url}/api/stock/low")).json()
+        low = (await http.get(f"{hub.url}/api/stock/low")).json()["items"]
         assert [(r["location"], r["sku"], r["available"], r["low_threshold"]) for r in low] == [
             ("s1-floor", "COF-250", 0, 5)]
         await _post(http, f"{hub.url}/api/stock/receipts", {"location": "s1-floor", "sku": "COF-250", "quantity": 20})
-        assert (await http.get(f"{hub.url}/api/stock/low")).json() == []  # back above: re-armed
+        assert (await http.get(f"{hub.url}/api/stock/low")).json()["items"] == []  # back above: re-armed
         await sell(16)  # 20 -> 4: a second crossing
         assert await _count(database_url, events_sql) == 2
         alerts = await _low_alerts(nats_server, 2)
@@ -219,6 +222,7 @@ async def test_a_till_asks_the_hub_for_stock_at_its_own_and_nearby_locations(
     await build_world(database_url)
     async with trio.open_nursery() as nursery:
         hub = await nursery.start(run_hub, two_tenant_hub)
+        await sign_in_admin(http, hub.url, database_url)
         for location, quantity in (("s1-back", 3), ("s2-floor", 7), ("wh-north", 40), ("s3-floor", 9)):
             await _post(http, f"{hub.url}/api/stock/receipts", {"tenant": "demo", "location": location,
                                                                 "sku": "COF-250", "quantity": quantity})
@@ -262,10 +266,10 @@ BAD_INPUT = [
     ("/api/stock/receipts", {"location": "s1-floor", "sku": "COF-250", "quantity": 1.5}, 422, "whole number"),
     ("/api/stock/receipts", {"location": "nowhere", "sku": "COF-250", "quantity": 1}, 422, "no location 'nowhere'"),
     ("/api/stock/receipts", {"location": "o1-floor", "sku": "COF-250", "quantity": 1}, 422, "no location 'o1-floor'"),
-    ("/api/stock/receipts", {"tenant": "other", "location": "s1-floor", "sku": "OTH-1", "quantity": 1}, 422,
-     "tenant 'other' has no location 's1-floor'"),
-    ("/api/stock/receipts", {"tenant": "nobody", "location": "s1-floor", "sku": "COF-250", "quantity": 1}, 422,
-     "does not serve tenant 'nobody'"),
+    ("/api/stock/receipts", {"tenant": "other", "location": "s1-floor", "sku": "OTH-1", "quantity": 1}, 404,
+     "no such tenant"),
+    ("/api/stock/receipts", {"tenant": "nobody", "location": "s1-floor", "sku": "COF-250", "quantity": 1}, 404,
+     "no such tenant"),
     ("/api/stock/receipts", {"location": "s1-floor", "sku": "OTH-1", "quantity": 1}, 422, "not in tenant 'demo'"),
     ("/api/stock/receipts", {"location": "s1-floor", "sku": "bad sku", "quantity": 1}, 422, "sku may use only"),
     ("/api/stock/returns", {"location": "s1-floor", "sku": "COF-250", "quantity": 1, "note": "a\u202eb"}, 422, "note"),
@@ -293,6 +297,7 @@ async def test_bad_console_input_is_refused_with_a_reason_and_changes_nothing(
                 " , '[]')::text FROM (SELECT location_id, sku, on_hand, reserved, low_threshold FROM stock_balances) b)")
     async with trio.open_nursery() as nursery:
         hub = await nursery.start(run_hub, two_tenant_hub)
+        await sign_in_admin(http, hub.url, database_url)
         await _post(http, f"{hub.url}/api/stock/receipts", {"tenant": "demo", "location": "s1-floor", "sku": "COF-250",
                                                             "quantity": 10})
         before = tuple(await query(database_url, snapshot))
@@ -301,10 +306,10 @@ async def test_bad_console_input_is_refused_with_a_reason_and_changes_nothing(
             response = await http.post(f"{hub.url}{path}", json={"tenant": "demo", **body})
             if response.status_code != status or says not in response.json().get("error", ""):
                 problems.append(f"{path} {body}: {response.status_code} {response.text}")
-        for params in ({"tenant": "nobody"}, {}, {"tenant": "demo", "location": "a b"}, {"tenant": "demo", "limit": "0"},
-                       {"tenant": "demo", "limit": "x"}):
+        for params in ({"tenant": "nobody"}, {"tenant": "other"}, {"tenant": "demo", "location": "a b"},
+                       {"location": "o1-floor"}, {"tenant": "demo", "limit": "0"}, {"tenant": "demo", "limit": "x"}):
             response = await http.get(f"{hub.url}/api/stock", params=params)
-            if response.status_code not in (400, 422) or "error" not in response.json():
+            if response.status_code not in (400, 404, 422) or "error" not in response.json():
                 problems.append(f"GET /api/stock {params}: {response.status_code} {response.text}")
         assert not problems, "\n".join(problems)
         assert tuple(await query(database_url, snapshot)) == before

@@ -4,6 +4,8 @@ would, against a real nats-server that reloads the authorization the command wri
 from __future__ import annotations
 
 import asyncio
+import getpass
+import json
 import os
 import pwd
 import subprocess
@@ -88,6 +90,13 @@ def test_store_add_writes_a_bundle_the_edge_loads_and_nats_accepts(hub: Hub) -> 
     assert rotated.returncode == 0, rotated.stderr
     assert _connects(hub.config.nats_url, hub.out / "rotated" / "store.seed", "demo", "store-001") == ""
     assert "active" in _novapos(hub, "store", "list").stdout
+    audited = hub.run(lambda pool: pool.fetch("SELECT actor, action, store, details FROM audit_records"
+                                              " WHERE tenant = 'demo' ORDER BY seq"))
+    assert [(row["actor"], row["action"], row["store"]) for row in audited] == [
+        (f"cli:{getpass.getuser()}", action, "store-001")
+        for action in ("store.provisioned", "store.revoked", "store.credentials_rotated")]
+    assert json.loads(audited[0]["details"])["tills"] == ["till-1", "till-2"]
+    assert json.loads(audited[2]["details"])["nkey_public"] == public_key(read_seed(hub.out / "rotated" / "store.seed"))
 
 
 def test_a_hub_config_without_an_authorization_file_is_refused_with_what_to_set(hub: Hub) -> None:  # noqa: F811

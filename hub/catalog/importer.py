@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from hub.audit.chain import Entry, record
 from hub.catalog.barcodes import barcode, gs1_check_digit
 from hub.catalog.changes import variant_name
 from hub.catalog.service import bump, tenant_row
@@ -364,8 +365,10 @@ def _arguments(sql: str, *values: object) -> tuple[object, ...]:
     return values[:max((n for n in range(1, len(values) + 1) if f"${n}" in sql), default=0)]
 
 
-async def import_catalog(pool: asyncpg.Pool, tenant: str, data: bytes, progress: Progress = lambda _: None) -> Imported:
-    """Import a catalog CSV (see the module docstring) into `tenant`'s catalog as one version.
+async def import_catalog(pool: asyncpg.Pool, tenant: str, data: bytes, progress: Progress = lambda _: None, *,
+                         actor: str = "system", file_name: str | None = None) -> Imported:
+    """Import a catalog CSV (see the module docstring) into `tenant`'s catalog as one version, with its
+    catalog.imported audit record (rows read, landed, refused; the file's name) in the same transaction.
 
     Raises Malformed (the file refused whole) or service.NotFound (no such tenant), changing nothing."""
     started = time.perf_counter()
@@ -397,6 +400,9 @@ async def import_catalog(pool: asyncpg.Pool, tenant: str, data: bytes, progress:
             await conn.execute(STAMP, tenant, version)
             changed = await conn.fetchval("SELECT count(*) FROM variants WHERE tenant = $1 AND version = $2",
                                           tenant, version)
+            await record(conn, Entry(tenant, actor, "catalog.imported", target=file_name, details={
+                "file": file_name, "rows": rows.read, "landed": landed, "refused": len(errors),
+                "changed_variants": changed, "version": version}))
     seconds = time.perf_counter() - started
     progress(f"written: catalog version {version}, {changed} variant(s) changed, in {seconds:.1f} s")
     return Imported(rows=rows.read, landed=landed, changed_variants=changed, version=version, errors=errors,

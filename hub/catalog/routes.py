@@ -1,12 +1,15 @@
 """The console's catalog API: reads under /api/catalog/..., and one POST per kind of change, each answering
 the catalog version it made ({"version": N}). A refused change is a 422 whose sentence names the field.
 
-The tenant is `tenant` in the query (reads) or the body (changes); it may be left out when the hub serves
-one tenant. (Who may change a catalog is issue 8's identity and roles.)
+Every route authorizes first (hub.identity.access): reads need VIEW_CATALOG; products, barcodes, tax classes
+and settings need EDIT_CATALOG across the tenant; a price needs SET_PRICES covering its scope (the tenant,
+the region, the store). The tenant is always the signed-in user's: `tenant` in the query or the body may be
+left out, and naming another is a 404. Each change is audited with the user as its actor.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -15,9 +18,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from hub.catalog import changes, service
+from hub.console import keyset
 from hub.console.context import Console
+from hub.console.openapi import AUTH_RESPONSES
+from hub.identity.access import authorize, tenant_of
 from novapos import validators
 from novapos.adapters.http import ApiError, json_body, route
+from novapos.roles import Permission
 from novapos.validators import TOKEN_PATTERN, Invalid, describe
 
 _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
@@ -26,9 +33,10 @@ _REFUSED = {"description": "the change was refused, nothing changed; the error n
 _VERSION = {"description": "the change is in; the catalog version it made", "content": {"application/json": {
     "schema": {"$ref": "#/components/schemas/CatalogVersion"}}}}
 _TENANT_QUERY = {"name": "tenant", "in": "query", "required": False,
-                 "description": "the tenant; may be left out when the hub serves one",
+                 "description": "the signed-in user's tenant (may be left out); another tenant is a 404",
                  "schema": {"type": "string", "pattern": f"^{TOKEN_PATTERN}$"}}
-_TENANT_FIELD = {"type": "string", "pattern": f"^{TOKEN_PATTERN}$", "description": "left out: the hub's one tenant"}
+_TENANT_FIELD = {"type": "string", "pattern": f"^{TOKEN_PATTERN}$",
+                 "description": "the signed-in user's tenant (may be left out); another tenant is a 404"}
 _TOKEN = {"type": "string", "pattern": f"^{TOKEN_PATTERN}$", "maxLength": validators.MAX_TOKEN_LENGTH}
 _TEXT = {"type": "string", "minLength": 1, "maxLength": validators.MAX_TEXT_LENGTH}
 
@@ -36,7 +44,7 @@ _TEXT = {"type": "string", "minLength": 1, "maxLength": validators.MAX_TEXT_LENG
 def _change(summary: str, schema: str) -> dict[str, Any]:
     return {"post": {"summary": summary, "requestBody": {"required": True, "content": {"application/json": {
         "schema": {"$ref": f"#/components/schemas/{schema}"}}}},
-        "responses": {"200": _VERSION, "400": {"$ref": "#/components/responses/BadRequest"},
+        "responses": {"200": _VERSION, "400": {"$ref": "#/components/responses/BadRequest"}, **AUTH_RESPONSES,
                       "404": {"description": "no such tenant", "content": _ERROR}, "422": _REFUSED}}}
 
 
@@ -45,27 +53,30 @@ OPENAPI: dict[str, Any] = {"paths": {
         "summary": "Products by id: all, or those whose name holds `q`, or whose id, an SKU or a barcode is `q`",
         "parameters": [_TENANT_QUERY,
                        {"name": "q", "in": "query", "required": False, "schema": _TEXT},
-                       {"name": "after", "in": "query", "required": False, "description": "the last product id of the "
-                        "previous page", "schema": _TOKEN},
+                       {"name": "after", "in": "query", "required": False, "description": "the `next` of the "
+                        "previous page: the last product id shown", "schema": _TOKEN},
                        {"name": "limit", "in": "query", "required": False,
                         "schema": {"type": "integer", "minimum": 1, "maximum": service.MAX_LISTED, "default": 50}}],
-        "responses": {"200": {"description": "by product id", "content": {"application/json": {"schema": {
-            "type": "array", "items": {"$ref": "#/components/schemas/ProductSummary"}}}}},
-            "400": {"$ref": "#/components/responses/BadRequest"}, "404": {"$ref": "#/components/responses/NotFound"}},
+        "responses": {"200": {"description": "by product id, a page at a time", "content": {"application/json": {
+            "schema": keyset.schema("ProductSummary", service.MAX_LISTED)}}},
+            "400": {"$ref": "#/components/responses/BadRequest"}, "404": {"$ref": "#/components/responses/NotFound"},
+            **AUTH_RESPONSES},
     }},
     "/api/catalog/products/{id}": {"get": {
         "summary": "One product with its variants, each with its barcodes and prices",
         "parameters": [{"name": "id", "in": "path", "required": True, "schema": _TOKEN}, _TENANT_QUERY],
         "responses": {"200": {"description": "the product", "content": {"application/json": {"schema": {
             "$ref": "#/components/schemas/Product"}}}}, "400": {"$ref": "#/components/responses/BadRequest"},
-            "404": {"$ref": "#/components/responses/NotFound"}},
+            "404": {"$ref": "#/components/responses/NotFound"},
+            **AUTH_RESPONSES},
     }},
     "/api/catalog/tax-classes": {"get": {
         "summary": "The tenant's tax classes with their rate per region",
         "parameters": [_TENANT_QUERY],
         "responses": {"200": {"description": "by id", "content": {"application/json": {"schema": {
             "type": "array", "items": {"$ref": "#/components/schemas/TaxClass"}}}}},
-            "400": {"$ref": "#/components/responses/BadRequest"}, "404": {"$ref": "#/components/responses/NotFound"}},
+            "400": {"$ref": "#/components/responses/BadRequest"}, "404": {"$ref": "#/components/responses/NotFound"},
+            **AUTH_RESPONSES},
     }},
     "/api/catalog/settings": {"get": {
         "summary": "The tenant's currency, whether its shelf prices include tax, its catalog version and the version "
@@ -73,14 +84,16 @@ OPENAPI: dict[str, Any] = {"paths": {
         "parameters": [_TENANT_QUERY],
         "responses": {"200": {"description": "the settings", "content": {"application/json": {"schema": {
             "$ref": "#/components/schemas/CatalogSettings"}}}},
-            "400": {"$ref": "#/components/responses/BadRequest"}, "404": {"$ref": "#/components/responses/NotFound"}},
+            "400": {"$ref": "#/components/responses/BadRequest"}, "404": {"$ref": "#/components/responses/NotFound"},
+            **AUTH_RESPONSES},
     }},
     "/api/catalog/product-changes": _change(
         "Create or update a product and the variants listed (others keep theirs)", "ProductChange"),
     "/api/catalog/barcode-changes": _change(
         "Set a variant's barcodes (its whole set); EAN-13, UPC-A and EAN-8 check digits are verified", "BarcodeChange"),
     "/api/catalog/price-changes": _change(
-        "Set a variant's price for the tenant, a region or a store, from a time on (now when left out)", "PriceChange"),
+        "Set a variant's price for the tenant, a region or a store, from a time on (now when left out); needs "
+        "prices.set covering that scope", "PriceChange"),
     "/api/catalog/tax-class-changes": _change(
         "Create or rename a tax class and set its rate (parts per million) in the regions listed", "TaxClassChange"),
     "/api/catalog/settings-changes": _change(
@@ -137,23 +150,19 @@ OPENAPI: dict[str, Any] = {"paths": {
 
 
 def routes(console: Console) -> Sequence[BaseRoute]:
-    def tenant_of(value: Any) -> str:
-        if value is None:
-            if len(console.tenants) == 1:
-                return next(iter(console.tenants))
-            raise ApiError(400, f"say which tenant (tenant=NAME): this hub serves {', '.join(sorted(console.tenants))}")
+    async def run(fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
         try:
-            return validators.token("tenant", value)
-        except Invalid as exc:
-            raise ApiError(400, str(exc)) from None
-
-    async def run(fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        try:
-            return await console.seam.run(fn, console.ready_pool(), *args)
+            return await console.seam.run(functools.partial(fn, console.ready_pool(), *args, **kwargs))
         except service.NotFound as exc:
             raise ApiError(404, str(exc)) from None
 
+    async def viewer(request: Request) -> str:
+        """The tenant a read concerns, once the user may view its catalog (anywhere in it)."""
+        principal = await authorize(console, request, Permission.VIEW_CATALOG)
+        return tenant_of(principal, request.query_params.get("tenant"))
+
     async def products(request: Request) -> Response:
+        tenant = await viewer(request)
         params = request.query_params
         try:
             text = validators.text("q", params["q"]) if params.get("q", "").strip() else ""
@@ -163,30 +172,53 @@ def routes(console: Console) -> Sequence[BaseRoute]:
                                        1, service.MAX_LISTED)
         except Invalid as exc:
             raise ApiError(400, str(exc)) from None
-        return JSONResponse(await run(service.search, tenant_of(params.get("tenant")), text, after, limit))
+        rows = await run(service.search, tenant, text, after, limit + 1)
+        return JSONResponse(keyset.page(rows, limit, lambda row: [row["product"]]))
 
     async def product(request: Request) -> Response:
+        tenant = await viewer(request)
         raw = request.path_params["id"]
         try:
             product_id = validators.token("product", raw)
         except Invalid:
             raise ApiError(404, f"there is no product {describe(raw)}: a product id is a name of letters, digits, "
                                 "'-' and '_'") from None
-        return JSONResponse(await run(service.product, tenant_of(request.query_params.get("tenant")), product_id))
+        return JSONResponse(await run(service.product, tenant, product_id))
 
     async def tax_classes(request: Request) -> Response:
-        return JSONResponse(await run(service.tax_classes, tenant_of(request.query_params.get("tenant"))))
+        return JSONResponse(await run(service.tax_classes, await viewer(request)))
 
     async def settings(request: Request) -> Response:
-        return JSONResponse(await run(service.settings, tenant_of(request.query_params.get("tenant"))))
+        return JSONResponse(await run(service.settings, await viewer(request)))
 
     def change(apply: Callable[..., Awaitable[int]], parse: Callable[[dict[str, Any]], Any]) \
             -> Callable[[Request], Awaitable[Response]]:
+        """Products, barcodes, tax classes and settings are the whole tenant's: EDIT_CATALOG tenant-wide."""
         async def handler(request: Request) -> Response:
+            principal = await authorize(console, request, Permission.EDIT_CATALOG, tenant_wide=True)
             body = await json_body(request)
-            tenant = tenant_of(body.get("tenant"))
-            return JSONResponse({"version": await run(apply, tenant, parse(body))})
+            tenant = tenant_of(principal, body.get("tenant"))
+            return JSONResponse({"version": await run(apply, tenant, parse(body), actor=principal.login)})
         return handler
+
+    async def price(request: Request) -> Response:
+        """A price needs SET_PRICES covering where it applies: the tenant, its region or its store. A region or
+        store the tenant does not have is refused as unknown before the reach is asked (no tenant's ids leak)."""
+        principal = await authorize(console, request, Permission.SET_PRICES)
+        body = await json_body(request)
+        tenant = tenant_of(principal, body.get("tenant"))
+        change = changes.price_from_json(body)
+        if change.scope == "tenant":
+            principal.require(Permission.SET_PRICES, tenant_wide=True)
+        else:
+            if not await console.query(f"SELECT 1 FROM {change.scope}s WHERE tenant = $1 AND {change.scope} = $2",
+                                       tenant, change.scope_id):
+                raise Invalid("scope_id", f"{change.scope_id!r} is not a {change.scope} of {tenant}")
+            if change.scope == "region":
+                principal.require(Permission.SET_PRICES, region=change.scope_id)
+            else:
+                principal.require(Permission.SET_PRICES, store=change.scope_id)
+        return JSONResponse({"version": await run(service.set_price, tenant, change, actor=principal.login)})
 
     return [
         route("/api/catalog/products", GET=products),
@@ -195,7 +227,7 @@ def routes(console: Console) -> Sequence[BaseRoute]:
         route("/api/catalog/settings", GET=settings),
         route("/api/catalog/product-changes", POST=change(service.save_product, changes.product_from_json)),
         route("/api/catalog/barcode-changes", POST=change(service.set_barcodes, changes.barcodes_from_json)),
-        route("/api/catalog/price-changes", POST=change(service.set_price, changes.price_from_json)),
+        route("/api/catalog/price-changes", POST=price),
         route("/api/catalog/tax-class-changes", POST=change(service.save_tax_class, changes.tax_class_from_json)),
         route("/api/catalog/settings-changes", POST=change(service.set_prices_include_tax,
                                                            changes.prices_include_tax_from_json)),

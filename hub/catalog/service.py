@@ -4,7 +4,9 @@ Every change runs in one transaction that first bumps the tenant's catalog versi
 tenant's catalog row, so changes of one tenant commit in version order: the publisher relies on it), then
 checks what the change refers to, then writes and stamps every row it touched, and every variant whose
 item (as it travels to the stores) changed, with the new version. A refused change raises Invalid (or
-NotFound) before committing: nothing of it is left.
+NotFound) before committing: nothing of it is left. Each change appends its audit record (hub.audit.chain)
+in that same transaction, naming `actor` (the console user's login, `cli:<os user>`, or `system`), so a
+change and its record commit together or not at all.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from hub.audit.chain import Entry, record
 from hub.catalog.changes import BarcodesChange, PriceChange, ProductChange, TaxClassChange, variant_name
 from novapos import validators
 from novapos.validators import Invalid
@@ -53,7 +56,7 @@ async def _variant_exists(conn: asyncpg.Connection, tenant: str, sku: str) -> No
                              "(POST /api/catalog/product-changes)")
 
 
-async def save_product(pool: asyncpg.Pool, tenant: str, change: ProductChange) -> int:
+async def save_product(pool: asyncpg.Pool, tenant: str, change: ProductChange, actor: str = "system") -> int:
     """Create or update a product and the variants listed (others of the product keep theirs); every variant
     of the product is stamped, since its name, tax class and activity travel with each."""
     async with pool.acquire() as conn, conn.transaction():
@@ -89,10 +92,13 @@ async def save_product(pool: asyncpg.Pool, tenant: str, change: ProductChange) -
              for variant in change.variants])
         await conn.execute("UPDATE variants SET version = $3 WHERE tenant = $1 AND product = $2",
                            tenant, change.product, version)
+        await record(conn, Entry(tenant, actor, "catalog.product_saved", target=change.product, details={
+            "name": change.name, "tax_class": change.tax_class, "active": change.active, "version": version,
+            "skus": [variant.sku for variant in change.variants][:50], "variants": len(change.variants)}))
         return version
 
 
-async def set_barcodes(pool: asyncpg.Pool, tenant: str, change: BarcodesChange) -> int:
+async def set_barcodes(pool: asyncpg.Pool, tenant: str, change: BarcodesChange, actor: str = "system") -> int:
     """Make `change.barcodes` the variant's whole set; a code another variant has is refused."""
     async with pool.acquire() as conn, conn.transaction():
         version = await bump(conn, tenant)
@@ -107,10 +113,12 @@ async def set_barcodes(pool: asyncpg.Pool, tenant: str, change: BarcodesChange) 
         await conn.execute("INSERT INTO barcodes (tenant, barcode, sku) SELECT $1, code, $2 FROM unnest($3::text[]) code"
                            " ON CONFLICT DO NOTHING", tenant, change.sku, list(change.barcodes))
         await conn.execute("UPDATE variants SET version = $3 WHERE tenant = $1 AND sku = $2", tenant, change.sku, version)
+        await record(conn, Entry(tenant, actor, "catalog.barcodes_set", target=change.sku, details={
+            "sku": change.sku, "barcodes": list(change.barcodes)[:50], "version": version}))
         return version
 
 
-async def set_price(pool: asyncpg.Pool, tenant: str, change: PriceChange) -> int:
+async def set_price(pool: asyncpg.Pool, tenant: str, change: PriceChange, actor: str = "system") -> int:
     """Add (or correct) one price of a SKU in a scope from a time on (now when not given)."""
     async with pool.acquire() as conn, conn.transaction():
         version = await bump(conn, tenant)
@@ -127,10 +135,14 @@ async def set_price(pool: asyncpg.Pool, tenant: str, change: PriceChange) -> int
             " DO UPDATE SET amount_minor = EXCLUDED.amount_minor, version = EXCLUDED.version",
             tenant, change.sku, change.scope, change.scope_id, change.effective_from, change.amount_minor, version)
         await conn.execute("UPDATE variants SET version = $3 WHERE tenant = $1 AND sku = $2", tenant, change.sku, version)
+        await record(conn, Entry(tenant, actor, "price.set", store=change.scope_id if change.scope == "store" else None,
+                                 target=change.sku, details={
+            "sku": change.sku, "scope": change.scope, "scope_id": change.scope_id, "amount_minor": change.amount_minor,
+            "from": change.effective_from.isoformat() if change.effective_from else "now", "version": version}))
         return version
 
 
-async def save_tax_class(pool: asyncpg.Pool, tenant: str, change: TaxClassChange) -> int:
+async def save_tax_class(pool: asyncpg.Pool, tenant: str, change: TaxClassChange, actor: str = "system") -> int:
     """Create or rename a tax class and set its rate in the regions listed."""
     async with pool.acquire() as conn, conn.transaction():
         version = await bump(conn, tenant)
@@ -148,15 +160,19 @@ async def save_tax_class(pool: asyncpg.Pool, tenant: str, change: TaxClassChange
             "INSERT INTO tax_rates (tenant, tax_class, region, rate_ppm, version) VALUES ($1, $2, $3, $4, $5)"
             " ON CONFLICT (tenant, tax_class, region) DO UPDATE SET rate_ppm = EXCLUDED.rate_ppm, version = EXCLUDED.version",
             [(tenant, change.tax_class, region, rate, version) for region, rate in change.rates])
+        await record(conn, Entry(tenant, actor, "catalog.tax_class_saved", target=change.tax_class, details={
+            "name": change.name, "rates_ppm": dict(change.rates), "version": version}))
         return version
 
 
-async def set_prices_include_tax(pool: asyncpg.Pool, tenant: str, included: bool) -> int:
+async def set_prices_include_tax(pool: asyncpg.Pool, tenant: str, included: bool, actor: str = "system") -> int:
     """Whether the tenant's shelf prices include tax (novapos.pricing.line_tax's `included`)."""
     async with pool.acquire() as conn, conn.transaction():
         version = await bump(conn, tenant)
         await conn.execute("UPDATE tenants SET prices_include_tax = $2 WHERE tenant = $1", tenant, included)
         await conn.execute("UPDATE catalog_versions SET settings_version = version WHERE tenant = $1", tenant)
+        await record(conn, Entry(tenant, actor, "catalog.settings_set", details={
+            "prices_include_tax": included, "version": version}))
         return version
 
 

@@ -10,6 +10,7 @@ import asyncpg
 
 from hub.db import close_pool, create_pool
 from hub.ingest.dead_letters import NotRedrivable, pending, redrive
+from novapos.cli.actor import cli_actor
 from novapos.config import HubConfig
 
 
@@ -27,7 +28,7 @@ async def _redrive(pool: asyncpg.Pool, tenants: frozenset[str], ids: Sequence[in
     status, redriven = 0, 0
     for letter in chosen:
         try:
-            done = await redrive(pool, letter, tenants)
+            done = await redrive(pool, letter, tenants, cli_actor())
         except NotRedrivable as exc:
             print(f"novapos hub dead-letters: {exc}", file=sys.stderr)
             status = 1

@@ -1,7 +1,9 @@
 """Dead letters after the fact: re-driven once their cause is fixed, purged once past their retention.
 
 A re-driven letter goes through the same ingest path as a fresh delivery, so the inbox still decides
-whether its event is new; the letter is kept, marked with when it was re-driven and what came of it.
+whether its event is new; the letter is kept, marked with when it was re-driven and what came of it, and
+the mark commits with its dead_letter.redriven audit record in the tenant's chain (a letter whose subject
+names no tenant belongs to no chain: only the operator's CLI sees it, and its log line is its record).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncpg
 import trio
 
 from edge_runtime import AsyncioSeam
+from hub.audit.chain import Entry, record
 from hub.ingest.inbox import Delivery, ingest
 
 log = logging.getLogger(__name__)
@@ -46,11 +49,11 @@ async def pending(pool: asyncpg.Pool, *, reason_like: str | None = None) -> list
         " AND ($1::text IS NULL OR reason ILIKE $1) ORDER BY id", None if reason_like is None else _like(reason_like))
 
 
-async def redrive(pool: asyncpg.Pool, letter_id: int, tenants: frozenset[str]) -> Redriven:
-    """Re-apply one letter through ingest and mark it. Raises NotRedrivable, or whatever ingest raises for a
-    failure that is not the event's fault (the letter then stays as it was)."""
-    row = await pool.fetchrow("SELECT subject, payload, redriven_at, redrive_outcome FROM dead_letters WHERE id = $1",
-                              letter_id)
+async def redrive(pool: asyncpg.Pool, letter_id: int, tenants: frozenset[str], actor: str = "system") -> Redriven:
+    """Re-apply one letter through ingest and mark it, audited as `actor`'s. Raises NotRedrivable, or whatever
+    ingest raises for a failure that is not the event's fault (the letter then stays as it was)."""
+    row = await pool.fetchrow("SELECT subject, payload, redriven_at, redrive_outcome, tenant, store FROM dead_letters"
+                              " WHERE id = $1", letter_id)
     if row is None:
         raise NotRedrivable(f"there is no dead letter {letter_id}", missing=True)
     if row["redriven_at"] is not None:
@@ -61,12 +64,16 @@ async def redrive(pool: asyncpg.Pool, letter_id: int, tenants: frozenset[str]) -
         raise NotRedrivable(f"dead letter {letter_id} cannot be applied yet: {result.held[0].reason}", missing=False)
     outcome = ("applied" if result.applied else "already applied" if result.duplicates
                else "refused again: see the newer dead letter")
-    marked = await pool.fetchval(
-        "UPDATE dead_letters SET redriven_at = now(), redrive_outcome = $2 WHERE id = $1 AND redriven_at IS NULL"
-        " RETURNING id", letter_id, outcome)
-    if marked is None:  # re-driven concurrently by someone else: the inbox made ours a no-op or theirs
-        raise NotRedrivable(f"dead letter {letter_id} was re-driven by someone else meanwhile", missing=False)
-    log.info("dead letter %d re-driven: %s", letter_id, outcome)
+    async with pool.acquire() as conn, conn.transaction():
+        marked = await conn.fetchval(
+            "UPDATE dead_letters SET redriven_at = now(), redrive_outcome = $2 WHERE id = $1 AND redriven_at IS NULL"
+            " RETURNING id", letter_id, outcome)
+        if marked is None:  # re-driven concurrently by someone else: the inbox made ours a no-op or theirs
+            raise NotRedrivable(f"dead letter {letter_id} was re-driven by someone else meanwhile", missing=False)
+        if row["tenant"] is not None:
+            await record(conn, Entry(row["tenant"], actor, "dead_letter.redriven", store=row["store"],
+                                     target=str(letter_id), details={"id": letter_id, "outcome": outcome}))
+    log.info("dead letter %d re-driven by %s: %s", letter_id, actor, outcome)
     return Redriven(letter_id, outcome)
 
 

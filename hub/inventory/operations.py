@@ -17,6 +17,8 @@ from typing import Any
 import asyncpg
 from prometheus_client import Counter
 
+from hub.audit.chain import Entry
+from hub.audit.chain import record as audit
 from hub.inventory.ledger import Balance, Movement, emit_low, lock, record
 from novapos.adapters.http import ApiError
 
@@ -51,8 +53,9 @@ async def _known(conn: asyncpg.Connection, tenant: str, sku: str) -> None:
 
 
 async def change(conn: asyncpg.Connection, tenant: str, location: str, sku: str, kind: str, quantity: int,
-                 reason: str | None) -> dict[str, Any]:
-    """An adjustment (quantity signed, reason required by the caller), goods received or a return."""
+                 reason: str | None, *, actor: str = "system") -> dict[str, Any]:
+    """An adjustment (quantity signed, reason required by the caller), goods received or a return. An
+    adjustment is a privileged act: its stock.adjusted audit record commits with it, naming `actor`."""
     async with conn.transaction():
         where = await _location(conn, tenant, location)
         await _known(conn, tenant, sku)
@@ -61,6 +64,11 @@ async def change(conn: asyncpg.Connection, tenant: str, location: str, sku: str,
             raise ApiError(409, f"{location} has {before.on_hand} of {sku} on hand: an adjustment of {quantity} "
                                 "would take it below zero. Count the shelf and adjust by what is missing")
         after = await record(conn, [Movement(tenant, where, sku, kind, quantity, reason=reason)])
+        if kind == "adjustment":
+            store = await conn.fetchval("SELECT store FROM locations WHERE id = $1", where)
+            await audit(conn, Entry(tenant, actor, "stock.adjusted", store=store, target=sku, details={
+                "location": location, "sku": sku, "quantity": quantity, "reason": reason,
+                "on_hand": after[(where, sku)].on_hand}))
     return balance_view(tenant, location, sku, after[(where, sku)])
 
 

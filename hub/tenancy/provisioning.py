@@ -3,7 +3,9 @@ records (and the server reloaded), and the config bundle its box needs (store.to
 
 The seed exists in exactly one place, the bundle (mode 0600, owned by the service user when `owner` is
 given): the hub keeps the public key only. The authorization is always regenerated from every active
-store, never patched, so the file on disk is a function of the records.
+store, never patched, so the file on disk is a function of the records. Provisioning, rotating and revoking
+are privileged: each commits with its audit record (store.provisioned, store.credentials_rotated,
+store.revoked) naming `actor` (`cli:<os user>` from the command line).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import asyncpg
 import tomli_w
 
+from hub.audit.chain import Entry, record
 from hub.tenancy import service
 from hub.tenancy.credentials import new_seed, public_key, read_seed, write_seed
 from hub.tenancy.nats_auth import authorization, install
@@ -102,7 +105,7 @@ def write_bundle(folder: Path, record: service.StoreRecord, currency: str, tills
 
 async def provision_store(pool: asyncpg.Pool, config: HubConfig, tenant: str, store: str, region: str, name: str,
                           tills: Sequence[str], folder: Path, *, nats_url: str | None = None, owner: str | None = None,
-                          credentials_path: Path | None = None) -> Bundle:
+                          credentials_path: Path | None = None, actor: str = "system") -> Bundle:
     """Record the store, write its bundle, then let NATS know it. Nothing is recorded if the bundle cannot be
     written; a failed reload leaves the record and the file (the sentence says how to reload)."""
     for till in tills:
@@ -115,6 +118,8 @@ async def provision_store(pool: asyncpg.Pool, config: HubConfig, tenant: str, st
     async with pool.acquire() as conn:
         async with conn.transaction():
             currency = await service.add_store(conn, tenant, store, region, name, public_key(seed))
+            await record(conn, Entry(tenant, actor, "store.provisioned", store=store, target=store, details={
+                "region": region, "name": name, "tills": list(tills), "nkey_public": public_key(seed)}))
             bundle = write_bundle(folder, await service.store(conn, tenant, store), currency, tills,
                                   nats_url if nats_url is not None else config.nats_url, seed,
                                   owner=owner, credentials_path=credentials_path)
@@ -123,14 +128,16 @@ async def provision_store(pool: asyncpg.Pool, config: HubConfig, tenant: str, st
 
 
 async def rotate_store(pool: asyncpg.Pool, config: HubConfig, tenant: str, store: str, folder: Path, *,
-                       owner: str | None = None) -> Path:
+                       owner: str | None = None, actor: str = "system") -> Path:
     """A new seed in `folder` (its store.seed); the old one is refused from the reload on. Returns the seed file."""
     hub_public_key(config)
     _check_owner(owner)
     seed = new_seed()
     async with pool.acquire() as conn:
         async with conn.transaction():
-            await service.rotate(conn, tenant, store, public_key(seed))
+            rotated = await service.rotate(conn, tenant, store, public_key(seed))
+            await record(conn, Entry(rotated.tenant, actor, "store.credentials_rotated", store=rotated.store,
+                                     target=rotated.store, details={"nkey_public": rotated.nkey_public}))
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             _owned(folder, owner)
             write_seed(folder / SEED_FILE, seed, owner)
@@ -138,10 +145,12 @@ async def rotate_store(pool: asyncpg.Pool, config: HubConfig, tenant: str, store
     return folder / SEED_FILE
 
 
-async def revoke_store(pool: asyncpg.Pool, config: HubConfig, tenant: str, store: str) -> None:
+async def revoke_store(pool: asyncpg.Pool, config: HubConfig, tenant: str, store: str, *,
+                       actor: str = "system") -> None:
     """The store's user leaves the authorization: the reload disconnects it and it cannot log in again."""
     hub_public_key(config)
     async with pool.acquire() as conn:
         async with conn.transaction():
-            await service.revoke(conn, tenant, store)
+            revoked = await service.revoke(conn, tenant, store)
+            await record(conn, Entry(revoked.tenant, actor, "store.revoked", store=revoked.store, target=revoked.store))
         await sync_authorization(conn, config)

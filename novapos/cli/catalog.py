@@ -69,6 +69,7 @@ async def _run(url: str, tenant: str, path: Path, data: bytes) -> int:
     from hub.catalog.importer import Malformed, import_catalog
     from hub.catalog.service import NotFound
     from hub.db import close_pool, create_pool, migrate
+    from novapos.cli.actor import cli_actor
 
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -80,7 +81,7 @@ async def _run(url: str, tenant: str, path: Path, data: bytes) -> int:
         return 2
     try:
         await migrate(pool)
-        result = await import_catalog(pool, tenant, data, progress)
+        result = await import_catalog(pool, tenant, data, progress, actor=cli_actor(), file_name=path.name)
     except (Malformed, NotFound) as exc:
         print(f"novapos hub catalog import: {path} refused, nothing changed: {exc}", file=sys.stderr)
         return 2

@@ -35,6 +35,7 @@ async def _with_pool(url: str, work: Callable[[asyncpg.Pool], Awaitable[str]]) -
 def _work(args: argparse.Namespace, config: Any) -> Callable[[asyncpg.Pool], Awaitable[str]]:
     """What the command does, as a function of the pool, returning what to print."""
     from hub.tenancy import provisioning, service
+    from novapos.cli.actor import cli_actor
 
     async def one(action: Callable[[asyncpg.Connection], Awaitable[object]]) -> None:
         async with args.pool.acquire() as conn, conn.transaction():
@@ -57,16 +58,18 @@ def _work(args: argparse.Namespace, config: Any) -> Callable[[asyncpg.Pool], Awa
         if what == ("store", "add"):
             bundle = await provisioning.provision_store(
                 pool, config, args.tenant, args.store, args.region, args.name or args.store, _tills(args.tills),
-                args.out, nats_url=args.nats_url, owner=args.owner, credentials_path=args.credentials_path)
+                args.out, nats_url=args.nats_url, owner=args.owner, credentials_path=args.credentials_path,
+                actor=cli_actor())
             return (f"store {args.tenant}/{args.store} added, with its floor and back room; NATS authorization "
                     f"updated.\nIts bundle: {bundle.config} and {bundle.credentials} (mode 0600): copy both to the "
                     f"store's box and start `novapos edge --config store.toml` there (add its [devices])")
         if what == ("store", "rotate"):
-            seed = await provisioning.rotate_store(pool, config, args.tenant, args.store, args.out, owner=args.owner)
+            seed = await provisioning.rotate_store(pool, config, args.tenant, args.store, args.out, owner=args.owner,
+                                                  actor=cli_actor())
             return (f"store {args.tenant}/{args.store} has new credentials in {seed} (mode 0600); the old ones "
                     f"are refused from now on: install the new file on the store's box and restart its edge")
         if what == ("store", "revoke"):
-            await provisioning.revoke_store(pool, config, args.tenant, args.store)
+            await provisioning.revoke_store(pool, config, args.tenant, args.store, actor=cli_actor())
             return f"store {args.tenant}/{args.store} revoked: NATS disconnected it and refuses its credentials"
         async with pool.acquire() as conn:
             rows = await service.stores(conn, args.tenant)
