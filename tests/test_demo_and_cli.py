@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from novapos.demo.processes import free_port
+from novapos.demo.provision import DEMO_USERS
 from tests.pos import COFFEE
-from tests.sales_console import DEMO_ADMIN
 
 
 def _http(method: str, url: str, body: dict | None = None) -> tuple[int, dict | list]:
@@ -92,8 +92,9 @@ def test_demo_runs_both_processes_and_a_sale_lands_once(tmp_path: Path) -> None:
         deadline = time.monotonic() + 20
         sales: list = []
         with httpx.Client(base_url=console, timeout=5) as admin:  # the console is for its signed-in people
-            login, password = DEMO_ADMIN
-            assert admin.post("/api/login", json={"login": login, "password": password}).status_code == 200
+            demo_admin = DEMO_USERS[0]
+            answer = admin.post("/api/login", json={"login": demo_admin.login, "password": demo_admin.password})
+            assert answer.status_code == 200, answer.text
             while time.monotonic() < deadline and not sales:
                 sales = admin.get("/api/sales").json()
                 time.sleep(0.2)

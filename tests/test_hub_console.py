@@ -14,8 +14,8 @@ from hub.domains import domains
 from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from tests.conftest import query, wait_until
+from tests.console_access import sign_in_admin
 from tests.events import SUBJECT, publish, sale_event
-from tests.sales_console import demo_admin
 
 
 async def test_stores_show_missing_and_reused_sequence_numbers(
@@ -29,8 +29,8 @@ async def test_stores_show_missing_and_reused_sequence_numbers(
         async def four() -> bool:
             return len(await query(database_url, "SELECT 1 FROM sales")) == 4
         await wait_until(four)
-        async with demo_admin(hub.url, database_url) as admin:
-            [store] = (await admin.get("/api/stores")).json()
+        await sign_in_admin(http, hub.url, database_url)
+        [store] = (await http.get(f"{hub.url}/api/stores")).json()
         assert (store["store"], store["sales"], store["last_seq"], store["missing"], store["reused"]) == \
             ("store-001", 4, 4, 1, 1)
         page = await http.get(f"{hub.url}/")

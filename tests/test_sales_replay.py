@@ -29,8 +29,8 @@ from novapos.wire.envelope import Envelope, decode
 from novapos.wire.ids import uuid7
 from novapos.wire.subjects import event_subject
 from tests.conftest import ensure_stream, query, wait_until
+from tests.console_access import sign_in_admin
 from tests.events import publish
-from tests.sales_console import demo_admin
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sale_completed_v1.edge-5f96295.msgpack"
 SOLD_AT = 1_796_171_261_956
@@ -174,9 +174,9 @@ async def test_an_older_edges_v1_events_land_beside_v2_over_nats(
             (6, "COF-250", 1, 549, 2, "standard", 200_000, True, 91)]
         assert await _count(database_url, "SELECT count(*) FROM dead_letters") == 0
 
-        async with demo_admin(hub.url, database_url) as admin:
-            listed = (await admin.get("/api/price-diffs")).json()
-            refused = await admin.get("/api/price-diffs?limit=0")
+        await sign_in_admin(http, hub.url, database_url)
+        listed = (await http.get(f"{hub.url}/api/price-diffs")).json()
+        refused = await http.get(f"{hub.url}/api/price-diffs?limit=0")
         assert [(d["seq"], d["line_no"], d["sku"], d["diff"]["differences"]) for d in listed] == [
             (6, 1, "COF-250", {"unit_price": {"till": 549, "catalog": 499}})]
         assert listed[0]["diff"]["price"] == {"scope": "tenant", "scope_id": "", "effective_from": "2020-01-01T00:00:00.000Z"}
