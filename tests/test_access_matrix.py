@@ -73,6 +73,11 @@ def _stock(path: str, expect: Mapping[str, int], **body: Any) -> Action:
     return Action("POST", path, path, expect, {"sku": "COF-250", **body})
 
 
+def _new_user(role: str, **where: str) -> dict[str, Any]:
+    return {"login": "new-{role}-" + role + "-" + "-".join(where.values()), "name": "New", "password": PASSWORD,
+            "roles": [{"role": role, **where}]}
+
+
 ADJUST = {"quantity": 1, "reason": "counted"}
 ACTIONS: tuple[Action, ...] = (
     # the console's own session
@@ -174,6 +179,31 @@ ACTIONS: tuple[Action, ...] = (
     Action("GET", "/api/orders/{id}", "/api/orders/{id}", EVERYONE, fresh="sale of store-001"),
     Action("GET", "/api/orders/{id}", "/api/orders/{id}", TENANT_WIDE, fresh="sale of store-003"),
     Action("GET", "/api/orders/{id}", "/api/orders/{id}", NO_TENANT, fresh="sale of o-1"),
+    # users (hub/identity): users.view to read, users.manage within scope to change; {role} in a body: the caller
+    Action("GET", "/api/users", "/api/users", by(200, 200, 200, 403)),
+    Action("GET", "/api/users", "/api/users?tenant=other", by(404, 404, 404, 403)),
+    Action("GET", "/api/users/{login}", "/api/users/carl", by(200, 200, 200, 403)),
+    Action("GET", "/api/users/{login}", "/api/users/sid", by(200, 403, 403, 403), note="south's cashier"),
+    Action("GET", "/api/users/{login}", "/api/users/otto", by(404, 404, 404, 403), note="other's admin"),
+    Action("POST", "/api/users", "/api/users", by(201, 201, 403, 403), _new_user("cashier", store="store-001")),
+    Action("POST", "/api/users", "/api/users", by(201, 403, 403, 403), _new_user("cashier", store="store-003")),
+    Action("POST", "/api/users", "/api/users", by(201, 403, 403, 403), _new_user("tenant_admin")),
+    Action("POST", "/api/users", "/api/users", by(404, 404, 403, 403), _new_user("cashier", store="o-1")),
+    Action("POST", "/api/users/{login}/changes", "/api/users/{id}/changes", by(200, 200, 403, 403),
+           {"name": "Renamed"}, fresh="user at store-001"),
+    Action("POST", "/api/users/{login}/changes", "/api/users/{id}/changes", by(200, 403, 403, 403),
+           {"active": False}, fresh="user at store-003"),
+    Action("POST", "/api/users/{login}/changes", "/api/users/otto/changes", by(404, 404, 403, 403), {"name": "X"}),
+    Action("POST", "/api/users/{login}/roles", "/api/users/{id}/roles", by(200, 200, 403, 403),
+           {"role": "supervisor", "store": "store-002"}, fresh="user at store-001"),
+    Action("POST", "/api/users/{login}/roles", "/api/users/{id}/roles", by(200, 403, 403, 403),
+           {"role": "regional_admin", "region": "north"}, fresh="user at store-001"),
+    Action("POST", "/api/users/{login}/roles", "/api/users/{id}/roles", by(200, 403, 403, 403),
+           {"role": "cashier", "store": "store-001"}, fresh="user at store-003"),
+    Action("POST", "/api/users/{login}/roles/revoke", "/api/users/{id}/roles/revoke", by(200, 200, 403, 403),
+           {"role": "cashier", "store": "store-001"}, fresh="user at store-001"),
+    Action("POST", "/api/users/{login}/roles/revoke", "/api/users/otto/roles/revoke", by(404, 404, 403, 403),
+           {"role": "tenant_admin"}),
 )
 
 ELSEWHERE: dict[tuple[str, str], str] = {
@@ -190,7 +220,9 @@ SELECT (SELECT coalesce(sum(version), 0) FROM catalog_versions) AS catalog,
        (SELECT count(*) FROM stock_reservations WHERE status = 'active') AS reservations,
        (SELECT count(*) FROM dead_letters) AS letters,
        (SELECT count(*) FROM dead_letters WHERE redriven_at IS NOT NULL) AS redriven,
-       (SELECT coalesce(sum(seq), 0) FROM audit_heads) AS audited
+       (SELECT coalesce(sum(seq), 0) FROM audit_heads) AS audited,
+       (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM user_roles) AS roles,
+       (SELECT coalesce(sum(hashtext(name || active::text || coalesce(password_hash, ''))), 0) FROM users) AS people
 """
 """Everything a console change could touch, in one row: a refused request must leave it as it was."""
 
@@ -217,6 +249,15 @@ async def _reservation(client: httpx.AsyncClient, location: str, sku: str) -> in
     return int(answer.json()["reservation"])
 
 
+_MADE = iter(range(1, 1_000_000))
+
+
+async def _user(database_url: str, store: str) -> str:
+    login = f"fresh-{next(_MADE)}"
+    await add_user(database_url, login, grant("cashier", store))
+    return login
+
+
 @dataclass
 class World:
     hub_url: str
@@ -235,7 +276,9 @@ class World:
                 "dead letter of o-1": lambda: _letter(url, "other", "o-1"),
                 "sale of store-001": lambda: _sale(url, "demo", "store-001"),
                 "sale of store-003": lambda: _sale(url, "demo", "store-003"),
-                "sale of o-1": lambda: _sale(url, "other", "o-1")}
+                "sale of o-1": lambda: _sale(url, "other", "o-1"),
+                "user at store-001": lambda: _user(url, "store-001"),
+                "user at store-003": lambda: _user(url, "store-003")}
 
 
 async def _world(stack: AsyncExitStack, hub_url: str, database_url: str) -> World:
@@ -245,6 +288,7 @@ async def _world(stack: AsyncExitStack, hub_url: str, database_url: str) -> Worl
     await add_user(database_url, MANAGER, grant("store_manager", "store-001"))
     await add_user(database_url, SUPERVISOR, grant("supervisor", "store-001"))
     await add_user(database_url, CASHIER, grant("cashier", "store-001"))
+    await add_user(database_url, "sid", grant("cashier", "store-003"))
     await add_user(database_url, "otto", grant("tenant_admin"), tenant="other")
     clients = {role: await stack.enter_async_context(signed_in(hub_url, role)) for role in SIGNED_IN}
     anonymous = await stack.enter_async_context(httpx.AsyncClient(base_url=hub_url, timeout=10))
@@ -285,7 +329,8 @@ async def test_every_role_against_every_console_action_and_refusals_change_nothi
                 if action.fresh is not None:
                     url = url.replace("{id}", str(await makers[action.fresh]()))
                 before = await query(world.database_url, FINGERPRINT_SQL)
-                answer = await world.clients[role].request(action.method, url, json=action.body)
+                body = None if action.body is None else json.loads(json.dumps(action.body).replace("{role}", role))
+                answer = await world.clients[role].request(action.method, url, json=body)
                 sent += 1
                 label = f"{role:9} {action.method} {url} {action.body or ''} {action.note}"
                 if answer.status_code != expected:

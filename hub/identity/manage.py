@@ -152,8 +152,8 @@ async def find(conn: asyncpg.Connection | asyncpg.Pool, principal: Principal, lo
     if not _visible(principal, target):
         raise ApiError(403, principal.refusal(Permission.VIEW_USERS, f"user {login}"))
     if manage and not _manageable(principal, target):
-        raise ApiError(403, f"{principal.login} may not change {login}: only someone who could grant every role "
-                            f"{login} holds may (a regional admin manages store roles at their region's stores)")
+        raise ApiError(403, f"{principal.login} may not change {login}: that needs someone who could grant every role "
+                            f"{login} holds (a regional admin manages store roles at their region's stores)")
     return target
 
 
@@ -186,8 +186,8 @@ async def check_place(conn: asyncpg.Connection | asyncpg.Pool, tenant: str, *, s
 def check_grant(principal: Principal, grant: Grant) -> None:
     if not can_grant(principal, grant):
         where = f" of region {grant.region}" if grant.region else f" at store {grant.store}" if grant.store else ""
-        raise ApiError(403, f"{principal.login} may not grant {grant.role.value}{where}: a tenant admin grants any "
-                            "role, a regional admin store roles at their own region's stores")
+        raise ApiError(403, f"{principal.login} may not grant {grant.role.value}{where}: that needs a tenant admin "
+                            "(any role) or a regional admin (store roles at their own region's stores)")
 
 
 async def _after(conn: asyncpg.Connection, login: str) -> Target:
