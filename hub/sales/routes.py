@@ -233,7 +233,8 @@ def _window(request: Request, principal: Principal) -> orders.Window:
     unknown = sorted(set(params) - _ORDER_PARAMS)
     try:
         if unknown:
-            raise validators.Invalid(unknown[0][:40], f"is not a parameter here; use {', '.join(sorted(_ORDER_PARAMS))}")
+            raise validators.Invalid(repr(unknown[0][:40]), f"is not a parameter here; use "
+                                     f"{', '.join(sorted(_ORDER_PARAMS))}")
         tenant_of(principal, params.get("tenant"))
         store = validators.token("store", params["store"]) if "store" in params else None
         till = validators.token("till", params["till"]) if "till" in params else None
