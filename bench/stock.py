@@ -42,7 +42,7 @@ from hub.app import run_hub
 from hub.db import create_pool, migrate
 from hub.inventory.ledger import MOVEMENT_COLUMNS
 from hub.inventory.sales import move_sold_stock
-from novapos.config import HubConfig
+from novapos.config import AuditSettings, HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.embedded_postgres import EmbeddedPostgres
 from novapos.wire.envelope import Envelope
@@ -181,7 +181,8 @@ async def main(count: int, asks: int) -> dict[str, object]:
             url = postgres.url()
             applied = await trio.to_thread.run_sync(asyncio.run, apply_figures(url, count))
             progress(f"asking: {asks} stock questions to a running hub, then {asks} bare NATS echoes")
-            config = HubConfig(tenants=("demo",), http_port=0, nats_url=nats_server.url, database_url=url)
+            config = HubConfig(tenants=("demo",), http_port=0, nats_url=nats_server.url, database_url=url,
+                                   audit=AuditSettings(checkpoint_dir=state / "audit-checkpoints"))
             async with trio.open_nursery() as nursery:
                 await nursery.start(run_hub, config)
                 asked = await trio.to_thread.run_sync(asyncio.run, ask_figures(nats_server.url, asks))

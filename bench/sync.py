@@ -40,7 +40,7 @@ from bench.floors import copy_floor
 from edge_runtime import AsyncioSeam, ChildSpec, SupervisorSpec, supervision_tree
 from hub.app import run_hub
 from novapos.adapters.nats import INGEST_CONSUMER, NatsLink
-from novapos.config import HubConfig
+from novapos.config import AuditSettings, HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.embedded_postgres import EmbeddedPostgres
 
@@ -129,7 +129,8 @@ async def main(events: int) -> dict[str, object]:
         state.chmod(0o755)
         with EmbeddedNats(state / "nats") as nats_server, EmbeddedPostgres(state / "pg") as postgres:
             url = postgres.url()
-            hub_config = HubConfig(tenants=("demo",), http_port=0, nats_url=nats_server.url, database_url=url)
+            hub_config = HubConfig(tenants=("demo",), http_port=0, nats_url=nats_server.url, database_url=url,
+                                   audit=AuditSettings(checkpoint_dir=state / "audit-checkpoints"))
             progress(f"outbox: committing {events} sales one by one (fsync each), as checkouts would")
             commits = await trio.to_thread.run_sync(make_backlog, state / "edge.sqlite3", events)
             await create_stream(nats_server.url)

@@ -174,6 +174,19 @@ ACTIONS: tuple[Action, ...] = (
     Action("GET", "/api/audit", "/api/audit?store=o-1", by(404, 404, 404, 403), note="other's store"),
     Action("GET", "/api/audit/verify", "/api/audit/verify", by(200, 200, 403, 403)),
     Action("GET", "/api/audit/verify", "/api/audit/verify?tenant=other", by(404, 404, 403, 403)),
+    # sales and orders: sales.view, narrowed to the stores in reach
+    Action("GET", "/api/stores", "/api/stores", EVERYONE),
+    Action("GET", "/api/sales", "/api/sales", EVERYONE),
+    Action("GET", "/api/price-diffs", "/api/price-diffs", EVERYONE),
+    Action("GET", "/api/orders", "/api/orders", EVERYONE),
+    Action("GET", "/api/orders", "/api/orders?tenant=other", NO_TENANT),
+    Action("GET", "/api/orders", "/api/orders?store=store-001&till=till-1", EVERYONE),
+    Action("GET", "/api/orders", "/api/orders?store=store-002", IN_NORTH),
+    Action("GET", "/api/orders", "/api/orders?store=store-003", TENANT_WIDE),
+    Action("GET", "/api/orders", "/api/orders?store=o-1", NO_TENANT, note="other's store"),
+    Action("GET", "/api/orders/{id}", "/api/orders/{id}", EVERYONE, fresh="sale of store-001"),
+    Action("GET", "/api/orders/{id}", "/api/orders/{id}", TENANT_WIDE, fresh="sale of store-003"),
+    Action("GET", "/api/orders/{id}", "/api/orders/{id}", NO_TENANT, fresh="sale of o-1"),
     # users (hub/identity): users.view to read, users.manage within scope to change; {role} in a body: the caller
     Action("GET", "/api/users", "/api/users", by(200, 200, 200, 403)),
     Action("GET", "/api/users", "/api/users?tenant=other", by(404, 404, 404, 403)),
@@ -204,9 +217,6 @@ ACTIONS: tuple[Action, ...] = (
 ELSEWHERE: dict[tuple[str, str], str] = {
     ("POST", "/api/login"): "tests/test_identity_login.py (signing in is what every role here starts with)",
     ("POST", "/api/logout"): "tests/test_identity_login.py (it would end the sessions this table uses)",
-    ("GET", "/api/stores"): "hub/sales (helper 'orders'): its rows join ACTIONS at the merge",
-    ("GET", "/api/sales"): "hub/sales (helper 'orders'): its rows join ACTIONS at the merge",
-    ("GET", "/api/price-diffs"): "hub/sales (helper 'orders'): its rows join ACTIONS at the merge",
     ("POST", "/api/catalog/imports"): "tests/test_console_uploads.py (a text/csv body, not JSON; each role there)",
     ("GET", "/api/catalog/imports/{id}"): "tests/test_console_uploads.py (a job of the hub process; each role there)",
 }
@@ -232,6 +242,14 @@ async def _letter(database_url: str, tenant: str, store: str) -> int:
                                      " RETURNING id", f"novapos.{tenant}.{store}.evt.sale_completed",
                        "not an envelope (made by the access test)", b"\x00")
     return int(rows[0]["id"])
+
+
+async def _sale(database_url: str, tenant: str, store: str) -> str:
+    rows = await query(database_url, "INSERT INTO sales (event_id, tenant, store, seq, till, session, cashier, currency,"
+                                     " total_minor, tendered_minor, change_minor, completed_at) VALUES"
+                                     " (gen_random_uuid(), $1, $2, 1, 'till-1', 's', 'alice', 'EUR', 499, 499, 0, now())"
+                                     " RETURNING event_id::text", tenant, store)
+    return str(rows[0]["event_id"])
 
 
 async def _reservation(client: httpx.AsyncClient, location: str, sku: str) -> int:
@@ -266,6 +284,9 @@ class World:
                 "dead letter of store-001": lambda: _letter(url, "demo", "store-001"),
                 "dead letter of store-003": lambda: _letter(url, "demo", "store-003"),
                 "dead letter of o-1": lambda: _letter(url, "other", "o-1"),
+                "sale of store-001": lambda: _sale(url, "demo", "store-001"),
+                "sale of store-003": lambda: _sale(url, "demo", "store-003"),
+                "sale of o-1": lambda: _sale(url, "other", "o-1"),
                 "user at store-001": lambda: _user(url, "store-001"),
                 "user at store-003": lambda: _user(url, "store-003")}
 

@@ -11,9 +11,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import httpx
 import pytest
 
 from novapos.demo.processes import free_port
+from novapos.demo.provision import DEMO_USERS
 from tests.pos import COFFEE
 
 
@@ -89,11 +91,15 @@ def test_demo_runs_both_processes_and_a_sale_lands_once(tmp_path: Path) -> None:
 
         deadline = time.monotonic() + 20
         sales: list = []
-        while time.monotonic() < deadline and not sales:
-            _, sales = _http("GET", f"{console}/api/sales")  # type: ignore[assignment]
-            time.sleep(0.2)
-        time.sleep(1.0)
-        _, sales = _http("GET", f"{console}/api/sales")  # type: ignore[assignment]
+        with httpx.Client(base_url=console, timeout=5) as admin:  # the console is for its signed-in people
+            demo_admin = DEMO_USERS[0]
+            answer = admin.post("/api/login", json={"login": demo_admin.login, "password": demo_admin.password})
+            assert answer.status_code == 200, answer.text
+            while time.monotonic() < deadline and not sales:
+                sales = admin.get("/api/sales").json()
+                time.sleep(0.2)
+            time.sleep(1.0)
+            sales = admin.get("/api/sales").json()
         assert [sale["event_id"] for sale in sales] == [receipt["sale"]]  # type: ignore[index]
         assert sales[0]["total_minor"] == 3 * 499
         health = _http("GET", f"{till}/healthz")[1]

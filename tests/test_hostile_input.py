@@ -434,6 +434,8 @@ HUB_ENDPOINTS = (
     Endpoint("GET", "/api/stores"),
     Endpoint("GET", "/api/sales"),
     Endpoint("GET", "/api/price-diffs"),
+    Endpoint("GET", "/api/orders"),
+    Endpoint("GET", "/api/orders/{id}"),
     Endpoint("GET", "/api/sequence-issues"),
     Endpoint("GET", "/api/dead-letters"),
     Endpoint("POST", "/api/dead-letters/{id}/redrive"),
@@ -496,7 +498,7 @@ def _hub_attacks(endpoint: Endpoint, port: int, session: dict[str, str]) -> Iter
 
     for label, segment in HOSTILE_IDS if "{id}" in endpoint.path else []:
         yield f"id {label}", 404, request(endpoint.method, segment)
-    for limit in HOSTILE_LIMITS if endpoint.path in ("/api/sales", "/api/price-diffs") else []:
+    for limit in HOSTILE_LIMITS if endpoint.path in ("/api/sales", "/api/price-diffs", "/api/orders") else []:
         yield f"limit={limit[:12]}", 400, request("GET", query=f"?limit={limit}", content=None, headers={})
     for method in {"PUT", "PATCH", "DELETE", "POST", "GET"} - _served(endpoint.path):
         yield f"{method} without a body", 405, request(method, content=None, headers={})

@@ -16,6 +16,7 @@ from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.wire.envelope import decode
 from tests.conftest import query, wait_until
+from tests.console_access import sign_in_admin
 from tests.events import SUBJECT, publish, sale_event
 
 DAY_MS = 86_400_000
@@ -43,10 +44,11 @@ async def test_skew_is_recorded_per_store_and_implausible_times_are_flagged_not_
         assert flagged == {1: True, 2: True, 3: False}
         assert (await query(database_url, "SELECT count(*) AS n FROM dead_letters"))[0]["n"] == 0
 
+        await sign_in_admin(http, hub.url, database_url)
         stores = {s["store"]: s for s in (await http.get(f"{hub.url}/api/stores")).json()}
+        sales = (await http.get(f"{hub.url}/api/sales")).json()
         assert 85 <= stores["store-001"]["clock_skew_s"] <= 120        # the latest event (seq 3) is 90 s behind
         assert -35 <= stores["store-002"]["clock_skew_s"] <= 0          # 30 s ahead: negative skew
-        sales = (await http.get(f"{hub.url}/api/sales")).json()
         assert {s["seq"]: s["clock_suspect"] for s in sales if s["store"] == "store-001"} == flagged
         gauge = REGISTRY.get_sample_value("novapos_hub_store_clock_skew_seconds",
                                           {"tenant": "demo", "store": "store-002"})
@@ -80,8 +82,9 @@ async def test_a_store_clock_far_ahead_does_not_hold_the_top_of_recent_sales_or_
         later = dataclasses.replace(sale_event(seq=2), ts=int(time.time() * 1000))
         await publish(nats_server, [(SUBJECT, later.encode(), None)])
         await wait_until(lambda: _count(database_url, 2))
+        await sign_in_admin(http, hub.url, database_url)
         sales = (await http.get(f"{hub.url}/api/sales")).json()
-        assert [sale["seq"] for sale in sales] == [2, 1]
         [store] = (await http.get(f"{hub.url}/api/stores")).json()
+        assert [sale["seq"] for sale in sales] == [2, 1]
         assert not store["last_sale"].startswith("9999"), store
         nursery.cancel_scope.cancel()

@@ -14,6 +14,7 @@ from hub.domains import domains
 from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from tests.conftest import query, wait_until
+from tests.console_access import sign_in_admin
 from tests.events import SUBJECT, publish, sale_event
 
 
@@ -28,6 +29,7 @@ async def test_stores_show_missing_and_reused_sequence_numbers(
         async def four() -> bool:
             return len(await query(database_url, "SELECT 1 FROM sales")) == 4
         await wait_until(four)
+        await sign_in_admin(http, hub.url, database_url)
         [store] = (await http.get(f"{hub.url}/api/stores")).json()
         assert (store["store"], store["sales"], store["last_seq"], store["missing"], store["reused"]) == \
             ("store-001", 4, 4, 1, 1)

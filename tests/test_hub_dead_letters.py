@@ -107,10 +107,8 @@ async def test_dead_letters_are_listed_and_redriven_from_the_command_line(
 
 
 async def test_dead_letters_older_than_the_retention_are_purged(
-        nats_server: EmbeddedNats, database_url: str) -> None:
-    config = HubConfig(tenants=("demo",), http_port=0, nats_url=nats_server.url, database_url=database_url,
-                       nats_credentials=nats_server.hub_credentials,
-                       dead_letter_retention_days=30)
+        nats_server: EmbeddedNats, database_url: str, hub_config: HubConfig) -> None:
+    config = dataclasses.replace(hub_config, dead_letter_retention_days=30)
     async with trio.open_nursery() as nursery:
         await nursery.start(run_hub, config)
         await query(database_url, "INSERT INTO dead_letters (subject, reason, payload, received_at) VALUES"

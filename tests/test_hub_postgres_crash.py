@@ -18,7 +18,7 @@ import trio
 
 from edge.app import run_edge
 from hub.app import run_hub
-from novapos.config import HubConfig, StoreConfig
+from novapos.config import AuditSettings, HubConfig, StoreConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.embedded_postgres import EmbeddedPostgres
 from novapos.demo.processes import free_port
@@ -44,10 +44,11 @@ async def _sales(url: str) -> int:
 
 async def test_sales_land_exactly_once_across_a_postgres_kill_9(
         store_config: StoreConfig, nats_server: EmbeddedNats, own_postgres: EmbeddedPostgres,
-        http: httpx.AsyncClient) -> None:
+        http: httpx.AsyncClient, tmp_path: Path) -> None:
     url = own_postgres.url()
     hub_config = HubConfig(tenants=("demo",), http_port=0, nats_url=nats_server.url, database_url=url,
-                           nats_credentials=nats_server.hub_credentials)
+                           nats_credentials=nats_server.hub_credentials,
+                           audit=AuditSettings(checkpoint_dir=tmp_path / "audit-checkpoints"))
     async with trio.open_nursery() as nursery:
         hub = await nursery.start(run_hub, hub_config)
         edge = await nursery.start(run_edge, store_config)

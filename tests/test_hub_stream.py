@@ -4,6 +4,7 @@ weakens (or touches) a stream an operator configured."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +53,9 @@ async def test_an_operators_stream_limits_survive_a_hub_start(
 
 
 async def test_a_missing_stream_is_created_with_the_shipped_limits(
-        nats_server: EmbeddedNats, database_url: str) -> None:
+        nats_server: EmbeddedNats, database_url: str, hub_config: HubConfig) -> None:
     shipped = load_hub(CONFIGS / "hub.toml")
-    config = HubConfig(tenants=("demo",), http_port=0, nats_url=nats_server.url, database_url=database_url,
-                       nats_credentials=nats_server.hub_credentials,
-                       stream=shipped.stream)
+    config = dataclasses.replace(hub_config, stream=shipped.stream)
     async with trio.open_nursery() as nursery:
         await nursery.start(run_hub, config)
         nursery.cancel_scope.cancel()

@@ -16,6 +16,7 @@ from mocks.network_printer import MockNetworkPrinter
 from novapos.config import HubConfig, StoreConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from tests.conftest import ensure_stream, query, wait_until
+from tests.console_access import sign_in_admin
 from tests.pos import COFFEE, MILK, sell
 
 
@@ -45,9 +46,10 @@ async def test_sale_lands_in_postgres_once_with_a_printed_receipt(
         assert await trio.to_thread.run_sync(printer.wait_for_drawer_kicks, 1, 10.0) == [2]  # cash: the drawer opens
 
         await wait_until(lambda: _depth_zero(edge))
+        await sign_in_admin(http, hub.url, database_url)
         console = (await http.get(f"{hub.url}/api/sales")).json()
-        assert [sale["event_id"] for sale in console] == [str(sale_id)]
         stores = (await http.get(f"{hub.url}/api/stores")).json()
+        assert [sale["event_id"] for sale in console] == [str(sale_id)]
         assert [{key: store[key] for key in ("store", "sales", "total_minor", "currency", "last_seq", "missing", "reused")}
                 for store in stores] == [{"store": "store-001", "sales": 1, "total_minor": 1127, "currency": "EUR",
                                           "last_seq": 1, "missing": 0, "reused": 0}]

@@ -29,6 +29,7 @@ from novapos.wire.envelope import Envelope, decode
 from novapos.wire.ids import uuid7
 from novapos.wire.subjects import event_subject
 from tests.conftest import ensure_stream, query, wait_until
+from tests.console_access import sign_in_admin
 from tests.events import publish
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sale_completed_v1.edge-5f96295.msgpack"
@@ -173,11 +174,12 @@ async def test_an_older_edges_v1_events_land_beside_v2_over_nats(
             (6, "COF-250", 1, 549, 2, "standard", 200_000, True, 91)]
         assert await _count(database_url, "SELECT count(*) FROM dead_letters") == 0
 
+        await sign_in_admin(http, hub.url, database_url)
         listed = (await http.get(f"{hub.url}/api/price-diffs")).json()
+        refused = await http.get(f"{hub.url}/api/price-diffs?limit=0")
         assert [(d["seq"], d["line_no"], d["sku"], d["diff"]["differences"]) for d in listed] == [
             (6, 1, "COF-250", {"unit_price": {"till": 549, "catalog": 499}})]
         assert listed[0]["diff"]["price"] == {"scope": "tenant", "scope_id": "", "effective_from": "2020-01-01T00:00:00.000Z"}
-        refused = await http.get(f"{hub.url}/api/price-diffs?limit=0")
         assert refused.status_code == 400 and "limit must be from 1 to 500" in refused.json()["error"]
         document = (await http.get(f"{hub.url}/openapi.json")).json()
         assert "/api/price-diffs" in document["paths"] and "PriceDiff" in document["components"]["schemas"]

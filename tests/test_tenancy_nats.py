@@ -22,7 +22,7 @@ from hub.tenancy import provisioning, service
 from hub.tenancy.credentials import new_seed, public_key, write_seed
 from hub.tenancy.nats_auth import StoreUser, authorization, write_atomically
 from novapos.adapters.nats import store_inbox_prefix
-from novapos.config import HubConfig
+from novapos.config import AuditSettings, HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.validators import Invalid
 from novapos.wire.catalog import catalog_stream
@@ -71,7 +71,8 @@ def hub(tmp_path: Path, database_url: str) -> Iterator[Hub]:
     write_atomically(auth, authorization(public_key(hub_seed), []))
     server = EmbeddedNats(tmp_path / "nats", authorization=auth, hub_credentials=tmp_path / "hub.seed").start()
     config = HubConfig(nats_url=server.url, database_url=database_url, nats_credentials=tmp_path / "hub.seed",
-                       nats_authorization=auth, nats_pid_file=server.pid_file)
+                       nats_authorization=auth, nats_pid_file=server.pid_file,
+                       audit=AuditSettings(checkpoint_dir=tmp_path / "audit-checkpoints"))
     try:
         yield Hub(config, server, tmp_path / "bundles")
     finally:

@@ -6,9 +6,9 @@ with a ConfigError whose sentence says which setting to fix.
 """
 
 from novapos.config.devices import DeviceRule, DevicesConfig, load_devices
-from novapos.config.hub import ConsoleSettings, HubConfig, load_hub
+from novapos.config.hub import AuditSettings, ConsoleSettings, HubConfig, load_hub
 from novapos.config.reading import ConfigError
 from novapos.config.store import StoreConfig, load_store
 
-__all__ = ["ConfigError", "ConsoleSettings", "DeviceRule", "DevicesConfig", "HubConfig", "StoreConfig",
+__all__ = ["AuditSettings", "ConfigError", "ConsoleSettings", "DeviceRule", "DevicesConfig", "HubConfig", "StoreConfig",
            "load_devices", "load_hub", "load_store"]
