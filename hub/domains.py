@@ -53,6 +53,10 @@ class Domain:
     services: Sequence[Service] = ()
     openapi: Mapping[str, Any] = field(default_factory=dict)
     """{"paths": ..., "schemas": ...} describing the routes, merged into the console's /openapi.json."""
+    applies_last: bool = False
+    """Its appliers run after every other domain's in the inbox transaction: for a domain whose rows every
+    transaction locks last (the audit chain's head, which a console change takes after its own rows), so
+    that ingest takes locks in the same order and the two never deadlock."""
 
 
 @functools.cache
@@ -69,9 +73,10 @@ def domains() -> tuple[Domain, ...]:
 @functools.cache
 def appliers() -> dict[str, tuple[Applier, ...]]:
     """Event type -> the appliers of every domain it concerns (a sale makes a sale row and moves stock), in
-    domain-name order, each run in the inbox's one transaction: an event's effects land all together or not."""
+    domain-name order (those that apply last, last), each run in the inbox's one transaction: an event's effects
+    land all together or not. The inbox applies the types in this order too."""
     merged: dict[str, tuple[Applier, ...]] = {}
-    for domain in domains():
+    for domain in sorted(domains(), key=lambda domain: domain.applies_last):  # stable: by name otherwise
         for event_type, applier in domain.appliers.items():
             merged[event_type] = (*merged.get(event_type, ()), applier)
     return merged

@@ -23,6 +23,12 @@ def test_domain_packages_are_discovered_with_what_they_bring() -> None:
     assert apply_sales in appliers()["sale.completed"]
 
 
+def test_the_audit_chain_is_applied_last_so_ingest_locks_its_head_after_everything_else() -> None:
+    """A console change locks its own rows, then the chain's head; ingest must take them in that order too."""
+    types = list(appliers())
+    assert types[-1] == "audit.recorded" and types.index("sale.completed") < types.index("audit.recorded")
+
+
 def test_migrations_run_by_number_across_domains(tmp_path: Path) -> None:
     for domain, files in {"catalog": ["0002_products.sql"], "inventory": ["0001_stock.sql", "0003_moves.sql"]}.items():
         (tmp_path / domain).mkdir()

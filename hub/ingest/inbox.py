@@ -11,7 +11,8 @@ Several hub processes apply batches at once (they share the durable consumer), s
 takes its row locks in one order: inbox rows by event id (two hubs handed the same event, after an
 ack wait ran out, wait on its row; the second finds a duplicate), then each applier's shared rows in
 its own fixed order (store_takings by store and currency, stock by location and SKU, appliers in
-domain-name order), then store_stats by store, last (hub.ingest.store_stats). No cycle, no deadlock.
+domain-name order), then the audit chain's head (audit applies last, as a console change appends its record
+after its own rows), then store_stats by store, last (hub.ingest.store_stats). No cycle, no deadlock.
 
 An event id is the sale's identity everywhere (sales, lines, tenders, the console), so it stays the
 inbox's key on its own. That is also why an id already in the inbox is a duplicate only when the row

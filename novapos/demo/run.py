@@ -27,7 +27,7 @@ from mocks.store import SimulatedStore
 from novapos.cli.main import CONFIGS
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.embedded_postgres import EmbeddedPostgres
-from novapos.demo.provision import provision_demo
+from novapos.demo.provision import DEMO_USERS, provision_demo
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,7 @@ class Demo:
             print(f"\n  NovaPOS demo is running.\n"
                   f"    web till     {till_url}/\n"
                   f"    hub console  {console_url}/\n"
+                  f"    people       {_demo_people()}\n"
                   f"    devices      simulated: printer on 127.0.0.1:{hardware.printer.port}, HID and serial scanners, drawers,\n"
                   f"                 a payment terminal and a customer display; play with them from another\n"
                   f"                 terminal: {self._mock_command()} help\n"
@@ -158,3 +159,9 @@ class Demo:
                 time.sleep(0.2)
             log.info("stopping the demo: store edge, hub, simulated devices, PostgreSQL, NATS")
         return 0
+
+
+def _demo_people() -> str:
+    """The demo's sign-ins for the banner, from the one list the demo provisions (demo-only secrets)."""
+    return "; ".join(f"{user.login} / {user.password or 'PIN ' + (user.pin or '')} ({user.grant.role.value})"
+                     for user in DEMO_USERS)
