@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from actors.storage.db import immediate
 from novapos.pricing import Price, effective_price
 from novapos.wire.catalog import Item, Message, Settings, TaxClass, VersionMarker
 
@@ -154,20 +155,11 @@ class CatalogWriter:
         self._db.execute("PRAGMA synchronous=NORMAL")  # a lost last version comes again from the stream
         self._staged: set[str] | None = None
         """SKUs staged into tables that were empty when the transaction began (None: they were not)."""
-        with self._transaction():
+        with immediate(self._db):
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
 
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     def meta(self) -> Meta:
         version, seq, stream_id = self._db.execute(

@@ -11,10 +11,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
+from actors.storage.db import immediate
 from novapos.wire.staff import StaffList, StaffMember
 
 FILE_NAME = "staff.sqlite3"
@@ -58,7 +57,7 @@ class StaffCache:
 
     def replace(self, staff: StaffList) -> bool:
         """Keep `staff` if it is newer than the list kept (True); an equal version only confirms it is current."""
-        with self._transaction():
+        with immediate(self._db):
             kept = self.version()
             if kept is not None and staff.version <= kept:
                 if staff.version == kept:
@@ -77,12 +76,3 @@ class StaffCache:
                                (login.lower(),)).fetchone()
         return None if row is None else StaffMember(row[0], row[1], tuple(json.loads(row[2])), row[3])
 
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")

@@ -19,6 +19,7 @@ import msgpack
 
 from novapos import validators
 from novapos.validators import MAX_BIGINT, Invalid
+from novapos.wire.subjects import parse_request_subject, request_subject
 
 HEALTH_REQUESTS = "novapos.*.*.req.health"
 """What the hub subscribes to (one queue group): every store's report."""
@@ -38,15 +39,12 @@ device down, counted and alerted at the hub. A device starting is not down: it i
 
 
 def health_subject(tenant: str, store: str) -> str:
-    return f"novapos.{validators.token('tenant', tenant)}.{validators.token('store', store)}.req.health"
+    return request_subject(tenant, store, "health")
 
 
 def parse_health_subject(subject: str) -> tuple[str, str]:
-    """(tenant, store) of a health report's subject, or Invalid."""
-    parts = subject.split(".")
-    if len(parts) != 5 or parts[0] != "novapos" or parts[3:] != ["req", "health"]:
-        raise Invalid("subject", f"is not a health report subject: {validators.describe(subject)}")
-    return validators.token("subject's tenant", parts[1]), validators.token("subject's store", parts[2])
+    """(tenant, store) of a health request subject, or Invalid."""
+    return parse_request_subject(subject, "health")
 
 
 @dataclass(frozen=True)

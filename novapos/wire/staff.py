@@ -21,6 +21,7 @@ import msgpack
 from novapos import validators
 from novapos.roles import SCOPE_OF, Role, Scope
 from novapos.validators import MAX_BIGINT, Invalid
+from novapos.wire.subjects import parse_request_subject, request_subject
 
 STAFF_REQUESTS = "novapos.*.*.req.staff"
 """What the hub subscribes to (one queue group): every store asking for its list."""
@@ -31,7 +32,7 @@ STORE_ROLES = tuple(role for role in Role if SCOPE_OF[role] is Scope.STORE)
 
 
 def staff_request_subject(tenant: str, store: str) -> str:
-    return f"novapos.{validators.token('tenant', tenant)}.{validators.token('store', store)}.req.staff"
+    return request_subject(tenant, store, "staff")
 
 
 def staff_subject(tenant: str, store: str) -> str:
@@ -41,10 +42,7 @@ def staff_subject(tenant: str, store: str) -> str:
 
 def parse_staff_request_subject(subject: str) -> tuple[str, str]:
     """(tenant, store) of a staff request subject, or Invalid."""
-    parts = subject.split(".")
-    if len(parts) != 5 or parts[0] != "novapos" or parts[3:] != ["req", "staff"]:
-        raise Invalid("subject", f"is not a staff request subject: {validators.describe(subject)}")
-    return validators.token("subject's tenant", parts[1]), validators.token("subject's store", parts[2])
+    return parse_request_subject(subject, "staff")
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import msgpack
 
 from novapos import validators
 from novapos.validators import MAX_BIGINT, Invalid
+from novapos.wire.subjects import parse_request_subject, request_subject
 
 STOCK_REQUESTS = "novapos.*.*.req.stock"
 """What the hub subscribes to (one queue group): every store's stock question."""
@@ -29,15 +30,12 @@ LOCATION_KINDS = ("floor", "back_room", "warehouse")
 
 
 def stock_request_subject(tenant: str, store: str) -> str:
-    return f"novapos.{validators.token('tenant', tenant)}.{validators.token('store', store)}.req.stock"
+    return request_subject(tenant, store, "stock")
 
 
 def parse_stock_request_subject(subject: str) -> tuple[str, str]:
     """(tenant, store) of a stock request subject, or Invalid."""
-    parts = subject.split(".")
-    if len(parts) != 5 or parts[0] != "novapos" or parts[3:] != ["req", "stock"]:
-        raise Invalid("subject", f"is not a stock request subject: {validators.describe(subject)}")
-    return validators.token("subject's tenant", parts[1]), validators.token("subject's store", parts[2])
+    return parse_request_subject(subject, "stock")
 
 
 def low_stock_subject(tenant: str) -> str:

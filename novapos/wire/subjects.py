@@ -6,7 +6,7 @@ credentials to its own subjects; the hub still checks that an event's store matc
 
 from __future__ import annotations
 
-from novapos.validators import describe, token
+from novapos.validators import Invalid, describe, token
 
 EVENTS_STREAM = "NOVAPOS_EVENTS"
 EVENTS_FILTER = "novapos.*.*.evt.>"
@@ -24,3 +24,16 @@ def parse_event_subject(subject: str) -> tuple[str, str, str]:
     if len(parts) != 5 or parts[0] != "novapos" or parts[3] != "evt":
         raise ValueError(f"not an event subject: {describe(subject)}")
     return token("subject's tenant", parts[1]), token("subject's store", parts[2]), token("subject's type", parts[4])
+
+
+def request_subject(tenant: str, store: str, kind: str) -> str:
+    """A store's request to the hub (stock, staff, health): novapos.<tenant>.<store>.req.<kind>."""
+    return f"novapos.{token('tenant', tenant)}.{token('store', store)}.req.{kind}"
+
+
+def parse_request_subject(subject: str, kind: str) -> tuple[str, str]:
+    """(tenant, store) of a request subject of this kind, or Invalid: the hub takes the asker from it."""
+    parts = subject.split(".")
+    if len(parts) != 5 or parts[0] != "novapos" or parts[3:] != ["req", kind]:
+        raise Invalid("subject", f"is not a {kind} request subject: {describe(subject)}")
+    return token("subject's tenant", parts[1]), token("subject's store", parts[2])
