@@ -29,7 +29,7 @@ from actors.staff.actor import StaffActor
 from actors.stock.actor import StockActor
 from actors.storage import db as local_db
 from actors.storage.forwarder import ForwarderActor
-from actors.storage.outbox import OutboxActor
+from actors.storage.outbox import Journal, OutboxActor
 from actors.till.actor import TillActor, TillDevices
 from drivers.hid_backend import HidBackend, RealHidBackend
 from drivers.hid_socket import SETTING_PREFIX as HID_SOCKET
@@ -45,6 +45,8 @@ from novapos.config import ConfigError, StoreConfig
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "edge.lock"
+JOURNALS: tuple[Journal, ...] = ()
+"""The domain tables kept in step with the outbox, in the transaction of each event (actors.storage.outbox.Journal)."""
 LINK_CLOSE_TIMEOUT_S = 3.0
 
 
@@ -89,7 +91,7 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: Nats
                                                     serving(till), notify, db_path, config.max_change_minor))
              for till in config.tills]
     return SupervisorSpec("edge", strategy=Strategy.ONE_FOR_ONE, intensity=5, period=10.0, children=[
-        ChildSpec("outbox", OutboxActor, (db_path, config.tenant, config.store)),
+        ChildSpec("outbox", OutboxActor, (db_path, config.tenant, config.store, JOURNALS)),
         ChildSpec(SPOOLER, PrintSpoolerActor,
                   (db_path, config.store, [rule.name for rule in devices.rules if rule.kind == "printer"])),
         ChildSpec("forwarder", ForwarderActor, (seam, link, config.forward_batch)),

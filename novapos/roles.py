@@ -51,6 +51,11 @@ class Permission(StrEnum):
     """Price overrides, voids after tendering began, returns without a receipt, a drawer closed outside tolerance."""
     NO_SALE = "till.no_sale"
     REFUND = "till.refund"
+    """Returns and exchanges with a receipt (the refund goes to the original tender or to cash by the policy)."""
+    DISCOUNT = "till.discount"
+    """Line and order discounts, with a reason."""
+    CASH_MOVES = "till.cash_moves"
+    """Pay-ins, pay-outs and cash drops from a drawer session, with a reason."""
 
 
 SCOPE_OF: dict[Role, Scope] = {
@@ -61,7 +66,8 @@ SCOPE_OF: dict[Role, Scope] = {
     Role.CASHIER: Scope.STORE,
 }
 
-_TILL = {Permission.SELL, Permission.OVERRIDE, Permission.NO_SALE, Permission.REFUND}
+_TILL = {Permission.SELL, Permission.OVERRIDE, Permission.NO_SALE, Permission.REFUND, Permission.DISCOUNT,
+         Permission.CASH_MOVES}
 _SEE = {Permission.CONSOLE, Permission.VIEW_FLEET, Permission.VIEW_SALES, Permission.VIEW_CATALOG,
         Permission.VIEW_STOCK}
 

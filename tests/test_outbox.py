@@ -19,10 +19,10 @@ import pytest
 from actors.protocol import Rejected
 from actors.storage import outbox as outbox_module
 from actors.storage.db import FILE_NAME
-from actors.storage.outbox import Committed, Outbox, OutboxActor
+from actors.storage.outbox import Committed, JournalRefused, Outbox, OutboxActor
 from edge_runtime import ChildSpec, SupervisorSpec, supervision_tree
 from novapos.__about__ import BUILD_FLOOR_MS
-from novapos.wire.envelope import decode
+from novapos.wire.envelope import Envelope, decode
 from tests.conftest import wait_until
 from tests.events import sale_event
 
@@ -185,3 +185,32 @@ async def test_old_idempotency_keys_are_forgotten_while_the_outbox_runs(
         assert tree.restarts == 0
         await tree.ask("outbox", "append", "sale.completed", 1, BODY, key="cart-new")
         assert await tree.ask("outbox", "committed", "cart-new") is not None  # a recent key stays
+
+
+def test_a_journal_writes_with_the_event_and_its_refusal_writes_nothing(tmp_path: Path) -> None:
+    """A journal's rows commit in the event's transaction; a journal that refuses leaves no event, no key,
+    no print job, no sequence number used, and the caller is answered with its reason."""
+    def journal(db: sqlite3.Connection, event: Envelope) -> None:
+        db.execute("CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, seq INTEGER)")
+        if event.body["till"] == "refused":
+            db.execute("INSERT INTO seen VALUES ('half-written', 0)")  # rolled back with the event
+            raise JournalRefused("conflict", "that line was already returned")
+        db.execute("INSERT INTO seen VALUES (?, ?)", (str(event.id), event.seq))
+
+    outbox = Outbox(tmp_path / FILE_NAME, "demo", "store-001", journals=(journal,))
+    try:
+        first = outbox.append("sale.completed", 1, BODY, print_on="p", key="cart-1")
+        assert isinstance(first, Committed)
+        refused = outbox.append("sale.completed", 1, {**BODY, "till": "refused"}, print_on="p", key="cart-2")
+        assert refused == Rejected("conflict", "that line was already returned")
+        assert outbox.committed("cart-2") is None and outbox.depth() == 1
+        again = outbox.append("sale.completed", 1, BODY, key="cart-1")  # a resend: the journal is not called twice
+        assert isinstance(again, Committed) and not again.new
+        db = sqlite3.connect(tmp_path / FILE_NAME)
+        assert db.execute("SELECT id, seq FROM seen").fetchall() == [(str(first.id), 1)]
+        assert db.execute("SELECT count(*) FROM print_jobs").fetchone() == (1,)
+        db.close()
+        after = outbox.append("sale.completed", 1, BODY, key="cart-3")
+        assert isinstance(after, Committed) and after.seq == 2
+    finally:
+        outbox.close()

@@ -19,6 +19,7 @@ import logging
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Any
 
 import msgpack
 
-from actors.protocol import Rejected
+from actors.protocol import Reason, Rejected
 from actors.storage.db import LockWatch, connect, is_busy
 from edge_runtime import Actor
 from novapos.__about__ import BUILD_FLOOR_MS
@@ -44,6 +45,22 @@ events more than a day ahead as implausible too)."""
 KEEP_KEYS_S = 30 * 86400  # how long a resend of a completed cart still finds its sale
 PURGE_EVERY_S = 3600.0    # how often the running outbox forgets keys older than that
 LOCKED = "the store's disk is busy (its database is locked by another program)"
+
+
+Journal = Callable[[sqlite3.Connection, Envelope], None]
+"""Keeps a domain's own tables in step with the events (the drawer sessions' cash, the store's own sales and
+what is still returnable): called for every new event inside the transaction that commits it, so the tables
+and the outbox never disagree, whatever crashes. It may refuse the event by raising JournalRefused."""
+
+
+class JournalRefused(Exception):
+    """A journal's refusal of an event (a line returned twice, a drawer session already closed): the event is
+    not committed, and the caller is answered Rejected(reason, message)."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -69,9 +86,10 @@ def _day(ms: int) -> str:
 class Outbox:
     """The SQLite file itself; used from one thread (the outbox actor's)."""
 
-    def __init__(self, path: Path, tenant: str, store: str) -> None:
+    def __init__(self, path: Path, tenant: str, store: str, journals: Sequence[Journal] = ()) -> None:
         self.tenant = tenant
         self.store = store
+        self._journals = tuple(journals)
         self._db = connect(path)
         self._lock = LockWatch(path, "the outbox", "sales are refused as busy (nothing is lost: the tills keep "
                                                    "their carts) and unsent events wait")
@@ -81,7 +99,8 @@ class Outbox:
     def append(self, event_type: str, version: int, body: dict[str, Any], *, print_on: str | None = None,
                key: str | None = None) -> Committed | Rejected:
         """Validate, number and durably commit one event; with `print_on`, also the job that prints it
-        on that printer (the event's id is the job's id). With `key`, an idempotency key: if an event
+        on that printer (the event's id is the job's id). Every journal sees the new event in the same
+        transaction; a journal's refusal writes nothing and is answered Rejected. With `key`, an idempotency key: if an event
         was already committed under it, nothing new is written and that event is returned. A body its
         schema refuses is answered with Rejected("invalid", why), and nothing is written; so is a file
         locked by another program, with Rejected("busy", why)."""
@@ -111,6 +130,8 @@ class Outbox:
                     "INSERT INTO print_jobs (id, printer, kind, payload, seq, queued_at) VALUES (?, ?, ?, ?, ?, ?)",
                     (str(envelope.id), print_on, event_type,
                      msgpack.packb({"id": str(envelope.id), "seq": seq, "body": body}), seq, ts / 1000))
+            for journal in self._journals:
+                journal(self._db, envelope)
             if key is not None:
                 self._db.execute("INSERT INTO completed (key, event_id, seq, body, completed_at) VALUES (?, ?, ?, ?, ?)",
                                  (key, str(envelope.id), seq, packed_body, ts / 1000))
@@ -118,6 +139,8 @@ class Outbox:
         except BaseException as exc:
             if self._db.in_transaction:  # COMMIT itself may have failed and ended it
                 self._db.execute("ROLLBACK")
+            if isinstance(exc, JournalRefused):
+                return Rejected(exc.reason, exc.message)
             if not is_busy(exc):
                 raise
             self._lock.locked(exc)
@@ -219,13 +242,13 @@ class Outbox:
 class OutboxActor(Actor):
     """Serialises every use of the outbox file through one mailbox."""
 
-    def __init__(self, path: Path, tenant: str, store: str) -> None:
+    def __init__(self, path: Path, tenant: str, store: str, journals: Sequence[Journal] = ()) -> None:
         super().__init__()
-        self._path, self._tenant, self._store = path, tenant, store
+        self._path, self._tenant, self._store, self._journals = path, tenant, store, tuple(journals)
         self._outbox: Outbox | None = None
 
     def started(self) -> None:
-        self._outbox = Outbox(self._path, self._tenant, self._store)
+        self._outbox = Outbox(self._path, self._tenant, self._store, self._journals)
         self.send_after(0.0, "purge")  # not in started(): a locked file must not hold up the start
 
     def purge(self) -> None:
