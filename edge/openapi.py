@@ -104,6 +104,20 @@ def openapi_document() -> dict[str, Any]:
                 "Open the drawer a cash sale still owes (its pulse was lost to a restart); once, logged and counted",
                 _object(["sale"], sale={"type": "string", "format": "uuid",
                                         "description": "the sale id in the till state's drawer_owed"}), _STATE)},
+            "/api/tills/{till}/receipts/last": {"get": {
+                "summary": "The till's last receipt (sale or return) as a reprint would print it, and how its print "
+                           "job went (state printed|queued|failed, attempts, reason); the signed-in user's role must "
+                           "allow selling",
+                "parameters": [_TILL], "responses": {"200": _json("order, seq, kind, printer, state, document"),
+                                                     **_errors(401, 403, 409, *_ASKS)}}},
+            "/api/tills/{till}/receipts/last/print": {"post": {
+                "summary": "Print the till's last receipt again after a printer fault, marked REPRINT - COPY; audited "
+                           "(till.reprint with the order id) before it is queued; the signed-in user's role must "
+                           "allow selling",
+                "parameters": [_TILL],
+                "requestBody": {"required": False, "content": {"application/json": {"schema": _object([])}}},
+                "responses": {"200": _json("order, seq, kind, printer and the copy's print job id"),
+                              **_errors(401, *_ASKS, *_WRITES, 400, 413)}}},
             "/api/stock/{sku}": {"get": {
                 "summary": "An item's stock here and nearby as the hub knows it, or \"not known while offline\" "
                            "(within about a second, never an error) with the last answer this store had",

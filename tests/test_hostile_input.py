@@ -76,6 +76,8 @@ ENDPOINTS = (
     Endpoint("POST", "/api/tills/{till}/complete", {"cart": A_UUID}),
     Endpoint("POST", "/api/tills/{till}/drawer", {"sale": A_UUID}),
     Endpoint("GET", "/api/stock/{sku}"),
+    Endpoint("GET", "/api/tills/{till}/receipts/last"),
+    Endpoint("POST", "/api/tills/{till}/receipts/last/print"),
 )
 VALID_PATH = {"till": "till-2", "sku": "MLK-1L"}
 

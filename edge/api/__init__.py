@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 
 from edge.api.hardware import hardware_routes
 from edge.api.page import page_routes
+from edge.api.receipts import receipt_routes
 from edge.api.service import service_routes
 from edge.api.stock import stock_routes
 from edge.api.tills import till_routes
@@ -25,4 +26,5 @@ def build_api(config: StoreConfig, tree: Tree, events: EventHub) -> Starlette:
     return with_api_errors(Starlette(routes=[
         *page_routes(config), *service_routes(tree), *hardware_routes(tree, events),
         *till_routes(tree, tuple(config.tills)), *stock_routes(tree),
+        *receipt_routes(tree, config),
     ]))
