@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from actors.printing.document import PrintDocument, PrintLine
+from drivers import device_text
 from novapos.config.receipt import ReceiptSettings
 from novapos.money import Money
 
@@ -34,6 +35,8 @@ ORDER_QR_PREFIX = "novapos:order:"
 """The QR code of a receipt holds this and the sale's event id (the order id the returns lookup takes)."""
 MAX_QR_TEXT = 200
 RULE = "-" * WIDTH
+LAYOUT_CODEC = "cp858"
+"""The code page columns are measured in (the driver prints in PC858 where the printer has it, else PC437)."""
 REPRINT = "*** REPRINT - COPY ***"
 
 
@@ -68,7 +71,9 @@ def money(wire: Mapping[str, Any]) -> str:
 
 
 def row(left: str, right: str) -> str:
-    """`left` and `right` on one line, `left` cut short so `right` (an amount) is always whole."""
+    """`left` and `right` on one line, `left` cut short so `right` (an amount) is always whole. Measured as
+    printed (drivers.device_text drops invisible characters and spells out some), so columns line up."""
+    left, right = device_text.transliterate(left, LAYOUT_CODEC), device_text.transliterate(right, LAYOUT_CODEC)
     room = max(WIDTH - len(right) - 1, 1)
     return f"{left[:room]:<{room}} {right}"
 
@@ -151,7 +156,7 @@ def sale_line(item: Mapping[str, Any]) -> list[PrintLine]:
     lines = [PrintLine(row(f"{quantity} x {item['name']}", gross.format()))]
     attributes = item.get("attributes") or []
     if attributes:
-        lines.append(PrintLine("  " + ", ".join(f"{name}: {value}" for name, value in attributes)))
+        lines.append(PrintLine("  " + ", ".join(f"{name[:1].upper()}{name[1:]}: {value}" for name, value in attributes)))
     if quantity > 1:
         lines.append(PrintLine(f"  @ {money(item['unit_price'])}"))
     if "override" in item:
