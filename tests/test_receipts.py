@@ -8,10 +8,12 @@ on a running edge, the reprint of the last receipt after the paper ran out: mark
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -38,9 +40,10 @@ from edge.app import run_edge
 from mocks.escpos_parser import Cut, DrawerPulse, EscPosParser, QrCode
 from mocks.escpos_printer import qr_payloads
 from mocks.network_printer import MockNetworkPrinter
-from novapos.config import StoreConfig
+from novapos.config import ConfigError, StoreConfig, load_store
 from novapos.config.receipt import ReceiptSettings
 from novapos.wire.envelope import decode
+from tests.conftest import CONFIGS
 from tests.pos import MILK, log_in, sell
 from tests.receipt_bodies import card, cash, eur, line, return_body, returned, sale
 
@@ -286,3 +289,39 @@ async def test_the_last_receipt_is_reprinted_after_paper_out_marked_a_copy_and_a
         audited = [body for body in outbox_events(receipt_store, "audit.recorded") if body["action"] == "till.reprint"]
         assert len(audited) == 1
         nursery.cancel_scope.cancel()
+
+
+# -- the [receipt] settings ----------------------------------------------------------------------------------
+
+
+def _store_file(tmp_path: Path, receipt: str) -> Path:
+    demo = (CONFIGS / "demo-store.toml").read_text()
+    head, _, rest = demo.partition("[receipt]\n")
+    path = tmp_path / "store.toml"
+    path.write_text(head + "[receipt]\n" + receipt + "\n" + rest[rest.index("\n[") + 1:])
+    return path
+
+
+def test_the_demo_store_prints_its_name_address_and_paris_time() -> None:
+    settings = load_store(CONFIGS / "demo-store.toml").receipt
+    assert settings is not None and settings.timezone == "Europe/Paris" and len(settings.address) == 2
+    assert settings.zone.utcoffset(datetime(2026, 7, 1)) == timedelta(hours=2)  # summer time in Paris
+
+
+@pytest.mark.parametrize(("setting", "says"), [
+    ('timezone = "Mars/Olympus"', "is not a time zone"),
+    ('name = "Shop\\u001b@"', "control character"),
+    ('footer = ["a", "b", "c", "d", "e", "f", "g"]', "at most 6 lines"),
+    (f'address = ["{"x" * 43}"]', "at most 42 characters"),
+    ('tax_id = 7', "must be text"),
+    ('colour = "red"', "unknown setting(s) [receipt] colour"),
+])
+def test_a_receipt_setting_that_cannot_print_is_refused_at_load(tmp_path: Path, setting: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        load_store(_store_file(tmp_path, setting))
+
+
+def test_a_store_without_receipt_settings_prints_its_id_in_utc(tmp_path: Path) -> None:
+    settings = load_store(_store_file(tmp_path, "")).receipt
+    assert settings == ReceiptSettings("store-001")
+    assert settings.zone.key == "UTC"
