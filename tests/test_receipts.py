@@ -43,7 +43,7 @@ from mocks.network_printer import MockNetworkPrinter
 from novapos.config import ConfigError, StoreConfig, load_store
 from novapos.config.receipt import ReceiptSettings
 from novapos.wire.envelope import decode
-from tests.conftest import CONFIGS
+from tests.conftest import CONFIGS, wait_until
 from tests.pos import MILK, log_in, sell
 from tests.receipt_bodies import card, cash, eur, line, return_body, returned, sale
 
@@ -168,7 +168,7 @@ def test_a_return_to_the_card_prints_what_came_back_the_tax_given_back_and_the_r
                        refunds=[{"id": "00000000-0000-7000-8000-000000000009", "method": "card", "amount": eur(6765),
                                  "card": {"reference": "T1-000043", "original_reference": "T1-000042",
                                           "scheme": "VISA", "masked": "************4242"}}])
-    (receipt,), raw = printed(render_return(CONTEXT, {"id": "r-1", "seq": 20, "body": body}, SOLD_AT), 1)
+    (receipt, merchant), raw = printed(render_return(CONTEXT, {"id": "r-1", "seq": 20, "body": body}, SOLD_AT), 2)
     text = rows(receipt)
     assert "RETURN #20" in text and "Original order" in text and ORDER in text and "Returned" in text
     expected_in_order = [row("1 x Running shoe", "-67.65 EUR"), "Resaleable, back to stock",
@@ -176,6 +176,10 @@ def test_a_return_to_the_card_prints_what_came_back_the_tax_given_back_and_the_r
                          row("Refund Card VISA ************4242", "67.65 EUR"), "Return", "r-1", "Thank you!"]
     assert [row for row in text if row in expected_in_order] == expected_in_order
     assert "New items" not in receipt and [event for event in parse(raw) if isinstance(event, QrCode)] == []
+    merchant_text = rows(merchant)
+    assert merchant_text[0] == "MERCHANT COPY" and "Return #20" in merchant_text and "r-1" in merchant_text
+    for expected in (row("Refund VISA ************4242", "67.65 EUR"), "Reference T1-000043", "Refund of T1-000042"):
+        assert expected in merchant_text, expected
 
 
 def test_an_exchange_nets_the_new_lines_against_the_returned_on_one_receipt() -> None:
@@ -183,13 +187,14 @@ def test_an_exchange_nets_the_new_lines_against_the_returned_on_one_receipt() ->
                        new_lines=[line(1, "Sport socks", 1, 599, attributes=[["size", "L"]], rate_ppm=55_000)],
                        refunds=[{"id": "00000000-0000-7000-8000-000000000010", "method": "cash", "amount": eur(433)}],
                        order=None, approver="manager", reason="Lost receipt")
-    (receipt,), _ = printed(render_return(CONTEXT, {"id": "r-2", "seq": 21, "body": body}, SOLD_AT), 1)
+    (receipt,), raw = printed(render_return(CONTEXT, {"id": "r-2", "seq": 21, "body": body}, SOLD_AT), 1)
     text = rows(receipt)
     expected_in_order = ["EXCHANGE #21", "No receipt", "Approved by Marc Chef", "Reason: Lost receipt",
                          row("2 x Sport socks", "-10.32 EUR"), "Damaged, not restocked", "New items",
                          row("1 x Sport socks", "5.99 EUR"), "Size: L", row("TOTAL REFUNDED", "4.33 EUR"),
                          row("Refund Cash", "4.33 EUR")]
     assert [row for row in text if row in expected_in_order] == expected_in_order
+    assert [event for event in parse(raw) if isinstance(event, Cut)] == [Cut()]  # cash only: no merchant copy
 
 
 Z_FIGURES = {"opened_at": int(datetime(2026, 12, 2, 6, 0, tzinfo=UTC).timestamp() * 1000), "opened_by": "alice",
@@ -261,6 +266,11 @@ async def test_the_last_receipt_is_reprinted_after_paper_out_marked_a_copy_and_a
         assert qr_payloads(first) == [ORDER_QR_PREFIX + sold["sale"]] and sold["sale"] in rows(first)
         assert REPRINT not in first and "Till till-1  Cashier " in first
 
+
+        async def confirmed() -> dict[str, Any] | None:
+            last = (await http.get(base)).json()
+            return last if last["state"] == "printed" else None
+        await wait_until(confirmed, timeout=10.0)  # the printer confirmed it: the spool will not print it again
         printer.set_paper("out")  # the customer's receipt came out blank: the roll ran out
         preview = (await http.get(base)).json()
         assert (preview["order"], preview["state"], preview["kind"]) == (sold["sale"], "printed", "sale.completed")
@@ -269,6 +279,8 @@ async def test_the_last_receipt_is_reprinted_after_paper_out_marked_a_copy_and_a
         assert reprint.status_code == 200, reprint.text
         assert reprint.json()["order"] == sold["sale"]
         assert (await http.post(f"{base}/print", content=b"{}")).status_code == 415  # JSON like every write
+        again = await http.post(f"{base}/print", json={})  # a second press while the copy waits for paper
+        assert again.status_code == 409 and "still waiting for printer receipt-printer" in again.json()["error"]
         await trio.sleep(0.5)
         assert len(printer.receipts) == 1  # nothing prints without paper; the copy waits
 
@@ -281,7 +293,10 @@ async def test_the_last_receipt_is_reprinted_after_paper_out_marked_a_copy_and_a
 
         audits = [body for body in outbox_events(receipt_store, "audit.recorded") if body["action"] == "till.reprint"]
         assert len(audits) == 1 and audits[0]["target"] == sold["sale"] and audits[0]["actor"] == "alice"
-        assert list(job_states(receipt_store)) == ["printed", "printed"]
+
+        async def both_printed() -> bool:
+            return list(job_states(receipt_store)) == ["printed", "printed"]
+        await wait_until(both_printed, timeout=10.0)  # the original and its copy, each once
         other = await http.get(f"{edge.url}/api/tills/till-9/receipts/last")
         assert other.status_code == 404 and "no till" in other.json()["error"]
         assert (await http.delete(f"{edge.url}/api/tills/till-1/session")).status_code == 200

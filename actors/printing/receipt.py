@@ -10,7 +10,7 @@ signature line for each card whose scheme asks for one. A v1 sale (printed late,
 tax to show; a v2 sale has no discounts or cards.
 
 A return (return.completed v1) lists what came back, the restocking fee, an exchange's new lines, the net,
-what was taken and what was refunded. A reprint is marked "REPRINT - COPY" at the top and the bottom of
+what was taken and what was refunded; card payments or refunds add a merchant copy. A reprint is marked "REPRINT - COPY" at the top and the bottom of
 every part, so it is never taken for a second sale.
 
 Every text here reaches the printer through drivers.device_text: a hostile name or setting prints as
@@ -236,6 +236,14 @@ def _merchant_copy(context: ReceiptContext, job: dict[str, Any], at: datetime,
     lines = [PrintLine("MERCHANT COPY", align="center", bold=True),
              *store_head(context, at, f"Sale #{job['seq']}", _who(context, sale)), PrintLine(RULE),
              PrintLine(row("TOTAL", money(sale["total"])), bold=True)]
+    lines += _merchant_cards(cards)
+    lines += _order_id(job["id"], qr=False)
+    return lines
+
+
+def _merchant_cards(cards: list[dict[str, Any]]) -> list[PrintLine]:
+    """Each card payment's details for the store, and a line to sign for a card whose scheme asks."""
+    lines: list[PrintLine] = []
     for tender in cards:
         card = tender["card"]
         lines.append(PrintLine(row(f"Card {card.get('scheme', '')} {card.get('masked', '')}", money(tender["amount"]))))
@@ -244,9 +252,7 @@ def _merchant_copy(context: ReceiptContext, job: dict[str, Any], at: datetime,
                 lines.append(PrintLine(f"  {label} {card[key]}"))
         if card.get("signature"):
             lines += [PrintLine(""), PrintLine(""), PrintLine("X" + "_" * (WIDTH - 2)),
-                      PrintLine("Cardholder signature"),
-                      PrintLine("I agree to pay the above amount", align="left")]
-    lines += _order_id(job["id"], qr=False)
+                      PrintLine("Cardholder signature"), PrintLine("I agree to pay the above amount")]
     return lines
 
 
@@ -296,7 +302,28 @@ def render_return(context: ReceiptContext, job: dict[str, Any], at: datetime) ->
         lines.append(PrintLine(row("Change", money(back["change"]))))
     lines += _order_id(job["id"], qr=False, label="Return")
     lines += [PrintLine(line, align="center") for line in context.settings.footer]
-    return _marked([lines], bool(job.get("reprint")))
+    cards = [tender for tender in back.get("tenders", []) if "card" in tender]
+    card_refunds = [refund for refund in back.get("refunds", []) if "card" in refund]
+    parts = [lines]
+    if cards or card_refunds:
+        parts.append(_return_merchant_copy(context, job, at, cards, card_refunds))
+    return _marked(parts, bool(job.get("reprint")))
+
+
+def _return_merchant_copy(context: ReceiptContext, job: dict[str, Any], at: datetime, cards: list[dict[str, Any]],
+                          refunds: list[dict[str, Any]]) -> list[PrintLine]:
+    """What the store keeps of a return's card payments and refunds: a refund names the payment it returns."""
+    back = job["body"]
+    lines = [PrintLine("MERCHANT COPY", align="center", bold=True),
+             *store_head(context, at, f"Return #{job['seq']}", _who(context, back)), PrintLine(RULE)]
+    lines += _merchant_cards(cards)
+    for refund in refunds:
+        card = refund["card"]
+        lines.append(PrintLine(row(f"Refund {card.get('scheme', '')} {card.get('masked', '')}", money(refund["amount"]))))
+        for label, key in (("Reference", "reference"), ("Refund of", "original_reference")):
+            if card.get(key):
+                lines.append(PrintLine(f"  {label} {card[key]}"))
+    return [*lines, *_order_id(job["id"], qr=False, label="Return")]
 
 
 def late_heading(seq: int, sold_at: datetime) -> tuple[PrintLine, ...]:

@@ -151,11 +151,16 @@ class PrintSpoolerActor(Actor):
 
     def reprint(self, till: str, printer: str, actor: str) -> dict[str, Any] | Rejected:
         """Print the till's last receipt again, marked as a copy: audited first (till.reprint, by `actor`),
-        then queued as a job of its own and printed as soon as the printer can."""
+        then queued as a job of its own and printed as soon as the printer can. Refused while that receipt
+        (or a copy) still waits for the printer: it will print by itself, and twice is one too many."""
         found = self._last_receipt(till, printer)
         if isinstance(found, Rejected):
             return found
         job, row = found
+        if self._waiting(printer, job["id"]):
+            return Rejected("conflict", f"the receipt of {row['kind'].split('.')[0]} #{job['seq']} is still waiting for "
+                                        f"printer {printer}: it prints by itself once the printer is ready (paper "
+                                        f"loaded, cover closed), so it is not queued twice")
         audited = record_at_store(self.registry, "till.reprint", actor, till, target=job["id"],
                                   details={"seq": job["seq"], "kind": row["kind"], "printer": printer})
         if isinstance(audited, Rejected):
@@ -185,6 +190,17 @@ class PrintSpoolerActor(Actor):
         except Exception:  # no staff actor, or busy: the login is printed instead
             return None
         return str(member["name"]) if isinstance(member, dict) and member.get("name") else None
+
+    def _waiting(self, printer: str, order: str) -> bool:
+        """Whether a job printing `order` (the original or a copy) still waits for `printer`."""
+        for (payload,) in self._db.execute("SELECT payload FROM print_jobs WHERE printer = ? AND state = 'queued'",
+                                           (printer,)):
+            try:
+                if msgpack.unpackb(payload).get("id") == order:
+                    return True
+            except Exception:  # a broken payload is failed by the sweep, and is no receipt of this order
+                continue
+        return False
 
     def _last_receipt(self, till: str, printer: str) -> tuple[dict[str, Any], dict[str, Any]] | Rejected:
         """The newest customer receipt job of `till` on `printer` (its payload, its row)."""
