@@ -113,7 +113,8 @@ async def receipts(edge: RunningEdge, hardware: SimulatedStore, count: int) -> l
 
 def receipt_floor(hardware: SimulatedStore, count: int) -> list[float]:
     body = {"till": "till-1", "cashier": "bench", "currency": "EUR", "change": {"minor": 2, "currency": "EUR"},
-            "lines": [{"quantity": 2, "name": "Ground coffee 250 g", "amount": {"minor": 998, "currency": "EUR"}}],
+            "lines": [{"quantity": 2, "name": "Ground coffee 250 g", "unit_price": {"minor": 499, "currency": "EUR"},
+                       "amount": {"minor": 998, "currency": "EUR"}}],
             "total": {"minor": 998, "currency": "EUR"}, "tenders": [{"method": "cash", "amount": {"minor": 1000, "currency": "EUR"}}]}
     document = render_receipt(ReceiptContext(ReceiptSettings("store-001")), {"id": "0" * 36, "seq": 1, "body": body}, datetime.now())
     samples = []
