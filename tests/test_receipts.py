@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import replace
@@ -33,6 +34,7 @@ from actors.printing.receipt import (
     row as printed_row,
 )
 from actors.printing.reports import render_x, render_z
+from actors.printing.spooler import SWEEP_S
 from actors.storage import db as local_db
 from drivers import device_text
 from drivers.escpos_printer import EscPosPrinter
@@ -42,10 +44,15 @@ from mocks.escpos_printer import qr_payloads
 from mocks.network_printer import MockNetworkPrinter
 from novapos.config import ConfigError, StoreConfig, load_store
 from novapos.config.receipt import ReceiptSettings
+from novapos.demo.embedded_nats import EmbeddedNats
+from novapos.demo.processes import free_port
+from novapos.demo.run import write_store_config
 from novapos.wire.envelope import decode
+from tests.catalog import seed_catalog
 from tests.conftest import CONFIGS, wait_until
 from tests.pos import MILK, log_in, sell
 from tests.receipt_bodies import card, cash, eur, line, return_body, returned, sale
+from tests.test_edge_kill9 import _start_edge
 
 ORDER = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
 SETTINGS = ReceiptSettings("Nova Sports", ("12 Market Street", "75001 Paris"), "FR 12 345678901",
@@ -236,7 +243,11 @@ def receipt_store(store_config: StoreConfig) -> StoreConfig:
 
 
 def outbox_events(config: StoreConfig, event_type: str) -> list[dict[str, Any]]:
-    db = sqlite3.connect(config.state_dir / local_db.FILE_NAME)
+    return outbox_events_at(config.state_dir, event_type)
+
+
+def outbox_events_at(state_dir: Path, event_type: str) -> list[dict[str, Any]]:
+    db = sqlite3.connect(state_dir / local_db.FILE_NAME)
     try:
         events = [decode(payload) for (payload,) in db.execute("SELECT payload FROM outbox ORDER BY seq")]
     finally:
@@ -340,3 +351,38 @@ def test_a_store_without_receipt_settings_prints_its_id_in_utc(tmp_path: Path) -
     settings = load_store(_store_file(tmp_path, "")).receipt
     assert settings == ReceiptSettings("store-001")
     assert settings.zone.key == "UTC"
+
+
+async def test_a_reprint_accepted_before_kill_9_prints_once_after_the_restart(
+        tmp_path: Path, nats_server: EmbeddedNats, printer: MockNetworkPrinter, http: httpx.AsyncClient) -> None:
+    port = free_port()
+    config = tmp_path / "store.toml"
+    write_store_config(config, tmp_path, port, {"scan_interval": 0.1, "rules": [
+        {"name": "receipt-printer", "driver": "escpos-network", "host": "127.0.0.1", "port": printer.port}]})
+    seed_catalog(tmp_path / "store-001")
+    url = f"http://127.0.0.1:{port}"
+    edge = await _start_edge(config, nats_server, url, http)
+    try:
+        sold = await sell(http, url, [(MILK, 1)])
+        first = (await trio.to_thread.run_sync(printer.wait_for_receipts, 1, 10.0))[0]
+        assert first.splitlines()[0] == "NovaPOS Demo Store" and re.search(r"\d\d:\d\d CES?T", first)  # [receipt]
+
+        async def confirmed() -> bool:
+            return bool((await http.get(f"{url}/api/tills/till-1/receipts/last")).json()["state"] == "printed")
+        await wait_until(confirmed, timeout=10.0)
+        printer.set_paper("out")
+        assert (await http.post(f"{url}/api/tills/till-1/receipts/last/print", json={})).status_code == 200
+        edge.send_signal(signal.SIGKILL)  # the copy was accepted: it is on disk, waiting for paper
+        edge.wait()
+        printer.set_paper("ok")
+        edge = await _start_edge(config, nats_server, url, http)
+        copy = (await trio.to_thread.run_sync(printer.wait_for_receipts, 2, 15.0))[1]
+        assert rows(copy)[0] == REPRINT and qr_payloads(copy) == [ORDER_QR_PREFIX + sold["sale"]]
+        await trio.sleep(2 * SWEEP_S)  # sweeps that would print it again, if it were not marked
+        assert len(printer.receipts) == 2
+        audits = [body for body in outbox_events_at(tmp_path / "store-001", "audit.recorded")
+                  if body["action"] == "till.reprint"]
+        assert [audit["target"] for audit in audits] == [sold["sale"]]
+    finally:
+        edge.kill()
+        edge.wait()
