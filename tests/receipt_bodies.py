@@ -73,14 +73,18 @@ def card(minor: int, *, scheme: str = "VISA", masked: str = "************4242", 
                      "terminal": "T1", "signature": signature}}
 
 
-def returned(original_line: int, name: str, quantity: int, unit: int, *, condition: str = "resaleable",
+def returned(original_line: int | None, name: str, quantity: int, unit: int, *, condition: str = "resaleable",
              restock: bool = True, rate_ppm: int = 200_000) -> dict[str, Any]:
+    """An item taken back; `original_line` None when there was no receipt."""
     amount = unit * quantity
-    return {"original_line": original_line, "sku": f"SKU-{original_line}", "name": name, "quantity": quantity,
-            "unit_price": eur(unit), "amount": eur(amount),
-            "tax": {"class": "standard", "rate_ppm": rate_ppm, "included": True,
-                    "amount": eur(line_tax(amount, rate_ppm, True))},
-            "condition": condition, "restock": restock}
+    item: dict[str, Any] = {"sku": f"SKU-{name.split()[-1].upper()}", "name": name, "quantity": quantity,
+                            "unit_price": eur(unit), "amount": eur(amount),
+                            "tax": {"class": "standard", "rate_ppm": rate_ppm, "included": True,
+                                    "amount": eur(line_tax(amount, rate_ppm, True))},
+                            "condition": condition, "restock": restock}
+    if original_line is not None:
+        item["original_line"] = original_line
+    return item
 
 
 def return_body(back: list[dict[str, Any]], *, new_lines: list[dict[str, Any]] | None = None, fee: int = 0,

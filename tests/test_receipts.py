@@ -190,7 +190,7 @@ def test_a_return_to_the_card_prints_what_came_back_the_tax_given_back_and_the_r
 
 
 def test_an_exchange_nets_the_new_lines_against_the_returned_on_one_receipt() -> None:
-    body = return_body([returned(2, "Sport socks", 2, 516, rate_ppm=55_000, condition="damaged", restock=False)],
+    body = return_body([returned(None, "Sport socks", 2, 516, rate_ppm=55_000, condition="damaged", restock=False)],
                        new_lines=[line(1, "Sport socks", 1, 599, attributes=[["size", "L"]], rate_ppm=55_000)],
                        refunds=[{"id": "00000000-0000-7000-8000-000000000010", "method": "cash", "amount": eur(433)}],
                        order=None, approver="manager", reason="Lost receipt")
@@ -386,3 +386,14 @@ async def test_a_reprint_accepted_before_kill_9_prints_once_after_the_restart(
     finally:
         edge.kill()
         edge.wait()
+
+
+def test_an_exchange_for_dearer_items_takes_the_difference_and_the_card_signs_the_merchant_copy() -> None:
+    body = return_body([returned(1, "Running shoe", 1, 6765)], new_lines=[line(1, "Trail shoe", 1, 8999)],
+                       tenders=[card(8999 - 6765, signature=True)])
+    (receipt, merchant), _ = printed(render_return(CONTEXT, {"id": "r-3", "seq": 22, "body": body}, SOLD_AT), 2)
+    expected_in_order = ["EXCHANGE #22", row("1 x Running shoe", "-67.65 EUR"), "New items",
+                         row("1 x Trail shoe", "89.99 EUR"), row("TOTAL TO PAY", "22.34 EUR"),
+                         row("Paid Card VISA ************4242", "22.34 EUR"), "Auth code A1B2C3"]
+    assert [row for row in rows(receipt) if row in expected_in_order] == expected_in_order
+    assert rows(merchant)[0] == "MERCHANT COPY" and "Cardholder signature" in rows(merchant)
