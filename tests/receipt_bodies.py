@@ -74,13 +74,13 @@ def card(minor: int, *, scheme: str = "VISA", masked: str = "************4242", 
 
 
 def returned(original_line: int | None, name: str, quantity: int, unit: int, *, condition: str = "resaleable",
-             restock: bool = True, rate_ppm: int = 200_000) -> dict[str, Any]:
+             restock: bool = True, rate_ppm: int = 200_000, included: bool = True) -> dict[str, Any]:
     """An item taken back; `original_line` None when there was no receipt."""
     amount = unit * quantity
     item: dict[str, Any] = {"sku": f"SKU-{name.split()[-1].upper()}", "name": name, "quantity": quantity,
                             "unit_price": eur(unit), "amount": eur(amount),
-                            "tax": {"class": "standard", "rate_ppm": rate_ppm, "included": True,
-                                    "amount": eur(line_tax(amount, rate_ppm, True))},
+                            "tax": {"class": "standard", "rate_ppm": rate_ppm, "included": included,
+                                    "amount": eur(line_tax(amount, rate_ppm, included))},
                             "condition": condition, "restock": restock}
     if original_line is not None:
         item["original_line"] = original_line
@@ -93,7 +93,7 @@ def return_body(back: list[dict[str, Any]], *, new_lines: list[dict[str, Any]] |
                 reason: str | None = None) -> dict[str, Any]:
     """A return.completed v1 body: total = new lines - returned + fee (negative: money back)."""
     new_lines = new_lines or []
-    total = sum(_adds(item) for item in new_lines) - sum(item["amount"]["minor"] for item in back) + fee
+    total = sum(_adds(item) for item in new_lines) - sum(_adds(item) for item in back) + fee
     tenders = tenders or []
     body: dict[str, Any] = {"till": "till-1", "session": "s1", "cashier": "alice", "currency": CURRENCY,
                             "returned": back, "restocking_fee": eur(fee), "lines": new_lines, "tenders": tenders,

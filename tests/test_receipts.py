@@ -202,6 +202,7 @@ def test_an_exchange_nets_the_new_lines_against_the_returned_on_one_receipt() ->
                          row("Refund Cash", "4.33 EUR")]
     assert [row for row in text if row in expected_in_order] == expected_in_order
     assert [event for event in parse(raw) if isinstance(event, Cut)] == [Cut()]  # cash only: no merchant copy
+    assert [event.payload for event in parse(raw) if isinstance(event, QrCode)] == [ORDER_QR_PREFIX + "r-2"]
 
 
 Z_FIGURES = {"opened_at": int(datetime(2026, 12, 2, 6, 0, tzinfo=UTC).timestamp() * 1000), "opened_by": "alice",
@@ -397,3 +398,12 @@ def test_an_exchange_for_dearer_items_takes_the_difference_and_the_card_signs_th
                          row("Paid Card VISA ************4242", "22.34 EUR"), "Auth code A1B2C3"]
     assert [row for row in rows(receipt) if row in expected_in_order] == expected_in_order
     assert rows(merchant)[0] == "MERCHANT COPY" and "Cardholder signature" in rows(merchant)
+
+
+def test_a_return_where_prices_exclude_tax_refunds_the_tax_too_at_its_exact_rate() -> None:
+    body = return_body([returned(1, "Desk lamp", 1, 1000, rate_ppm=88_750, included=False)],
+                       refunds=[{"id": "00000000-0000-7000-8000-000000000011", "method": "cash", "amount": eur(1089)}])
+    (receipt,), _ = printed(render_return(CONTEXT, {"id": "r-4", "seq": 23, "body": body}, SOLD_AT), 1)
+    expected_in_order = [row("1 x Desk lamp", "-10.89 EUR"), tax_row("8.875%", "-10.00 EUR", "-0.89 EUR"),
+                         row("TOTAL REFUNDED", "10.89 EUR"), row("Refund Cash", "10.89 EUR")]
+    assert [row for row in rows(receipt) if row in expected_in_order] == expected_in_order

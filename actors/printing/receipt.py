@@ -9,8 +9,10 @@ text (typed in when the code will not scan). A card sale prints a merchant copy 
 signature line for each card whose scheme asks for one. A v1 sale (printed late, after an upgrade) has no
 tax to show; a v2 sale has no discounts or cards.
 
-A return (return.completed v1) lists what came back, the restocking fee, an exchange's new lines, the net,
-what was taken and what was refunded; card payments or refunds add a merchant copy. A reprint is marked "REPRINT - COPY" at the top and the bottom of
+A return (return.completed v1) lists what came back (with its tax when prices exclude it), the restocking fee,
+an exchange's new lines, the net, what was taken and what was refunded; card payments or refunds add a merchant
+copy. An exchange's receipt has the return's id as a QR code too: its new lines are an order of their own,
+which may come back in turn. A reprint is marked "REPRINT - COPY" at the top and the bottom of
 every part, so it is never taken for a second sale.
 
 Every text here reaches the printer through drivers.device_text: a hostile name or setting prints as
@@ -78,9 +80,11 @@ def row(left: str, right: str) -> str:
     return f"{left[:room]:<{room}} {right}"
 
 
-def _percent(rate_ppm: int) -> str:
-    """A rate in parts per million as a percentage with two decimals, in integers (70000 -> 7.00%)."""
-    return f"{rate_ppm // 10_000}.{rate_ppm % 10_000 // 100:02d}%"
+def percent(rate_ppm: int) -> str:
+    """A rate in parts per million as a percentage, in integers: two decimals, more only when the rate has them
+    (70000 -> 7.00%, 88750 -> 8.875%)."""
+    decimals = f"{rate_ppm % 10_000:04d}".rstrip("0").ljust(2, "0")
+    return f"{rate_ppm // 10_000}.{decimals}%"
 
 
 def _basis_points(value: int) -> str:
@@ -203,7 +207,7 @@ def tax_table(items: Iterable[Mapping[str, Any]], currency: str, sign: int = 1) 
         return []
     lines = [PrintLine(f"{'Tax rate':<12}{'Net':>15}{'Tax':>15}")]
     for (rate, included), (net, taxed) in sorted(groups.items()):
-        label = _percent(rate) + (" incl." if included else "")
+        label = percent(rate) + (" incl." if included else "")
         lines.append(PrintLine(f"{label:<12}{Money(net, currency).format():>15}{Money(taxed, currency).format():>15}"))
     return lines
 
@@ -277,7 +281,9 @@ def render_return(context: ReceiptContext, job: dict[str, Any], at: datetime) ->
         lines.append(PrintLine(f"Reason: {back['reason']}"))
     lines += [PrintLine(RULE), PrintLine("Returned", bold=True)]
     for item in back["returned"]:
-        lines.append(PrintLine(row(f"{item['quantity']} x {item['name']}", "-" + money(item["amount"]))))
+        tax = item.get("tax")
+        refunded = item["amount"]["minor"] + (tax["amount"]["minor"] if tax and not tax["included"] else 0)
+        lines.append(PrintLine(row(f"{item['quantity']} x {item['name']}", Money(-refunded, currency).format())))
         restock = "back to stock" if item.get("restock") else "not restocked"
         lines.append(PrintLine(f"  {item.get('condition', 'resaleable').capitalize()}, {restock}"))
     fee = back.get("restocking_fee", {"minor": 0, "currency": currency})
@@ -300,7 +306,7 @@ def render_return(context: ReceiptContext, job: dict[str, Any], at: datetime) ->
         lines.append(PrintLine(row(f"Refund {method}", money(refund["amount"]))))
     if back.get("change", {}).get("minor"):
         lines.append(PrintLine(row("Change", money(back["change"]))))
-    lines += _order_id(job["id"], qr=False, label="Return")
+    lines += _order_id(job["id"], qr=bool(back.get("lines")), label="Return")  # an exchange's new items may come back
     lines += [PrintLine(line, align="center") for line in context.settings.footer]
     cards = [tender for tender in back.get("tenders", []) if "card" in tender]
     card_refunds = [refund for refund in back.get("refunds", []) if "card" in refund]

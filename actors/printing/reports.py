@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from actors.printing.document import PrintDocument, PrintLine
-from actors.printing.receipt import RULE, TIME_FORMAT, ReceiptContext, money, row, store_head
+from actors.printing.receipt import RULE, TIME_FORMAT, ReceiptContext, money, percent, row, store_head
 from novapos.money import Money
 
 X_KIND = "drawer.x_report"
@@ -53,8 +53,7 @@ def _figures(figures: Mapping[str, Any], currency: str) -> list[PrintLine]:
     if figures.get("tax"):
         lines.append(PrintLine("Tax", bold=True))
     for tax in figures.get("tax", []):
-        rate = tax["rate_ppm"]
-        lines.append(PrintLine(row(f"  {rate // 10_000}.{rate % 10_000 // 100:02d}%", money(tax["amount"]))))
+        lines.append(PrintLine(row(f"  {percent(tax['rate_ppm'])}", money(tax["amount"]))))
     return lines
 
 
