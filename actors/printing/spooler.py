@@ -75,6 +75,8 @@ KEEP_PRINTED_S = 7 * 86400
 PURGE_EVERY_S = 3600.0
 LISTED_SALES = 10  # sales named in one log line
 NAME_TIMEOUT_S = 0.5  # the staff list's answer for a cashier's name; a receipt never waits longer for it
+NAME_KEEP_S = 300.0  # a name (or that there is none) is asked again after this; a renamed cashier shows soon
+NAME_RETRY_S = 30.0  # after no answer in time, the name is asked again after this
 LAST_RECEIPT_SCAN = 200  # recent jobs of a printer searched for a till's last receipt (printers may be shared)
 
 
@@ -88,6 +90,7 @@ class PrintSpoolerActor(Actor):
         self._failures: dict[str, int] = {}  # attempts in a row that left a printer's jobs queued
         self._retry_pending: set[str] = set()
         self._unmarked: dict[str, float] = {}  # job id -> when its printer confirmed it, not yet written
+        self._names: dict[str, tuple[float, str | None]] = {}  # login -> (when asked, full name or None)
         self._lock = LockWatch(path, "the print spooler", "receipts wait, and none prints twice")
 
     def started(self) -> None:
@@ -184,12 +187,21 @@ class PrintSpoolerActor(Actor):
     # -- work ------------------------------------------------------------------------------
 
     def _name_of(self, login: str) -> str | None:
-        """The full name the staff list gives `login`, or None (no list, not on it, no answer in time)."""
+        """The full name the staff list gives `login`, or None (no list, not on it, no answer in time). Kept
+        for NAME_KEEP_S, so a staff actor stuck on an unreachable hub delays one receipt at most, not each."""
+        asked, name = self._names.get(login, (float("-inf"), None))
+        if time.monotonic() - asked < NAME_KEEP_S:
+            return name
+        now = time.monotonic()
         try:
             member = self.registry.ask("staff", "lookup", login, timeout=NAME_TIMEOUT_S)
-        except Exception:  # no staff actor, or busy: the login is printed instead
-            return None
-        return str(member["name"]) if isinstance(member, dict) and member.get("name") else None
+        except Exception:  # no staff actor, or busy: the login is printed, and asked again sooner
+            member, now = None, now - NAME_KEEP_S + NAME_RETRY_S
+        name = str(member["name"]) if isinstance(member, dict) and member.get("name") else None
+        if len(self._names) > 1000:
+            self._names.clear()  # bounded: a store has far fewer people
+        self._names[login] = (now, name)
+        return name
 
     def _waiting(self, printer: str, order: str) -> bool:
         """Whether a job printing `order` (the original or a copy) still waits for `printer`."""
@@ -269,7 +281,7 @@ class PrintSpoolerActor(Actor):
             log.error("print job %s failed for good: %r", job_id, reason)  # %r: the payload's text stays one line
             return None
         if not preview and not job.get("reprint") and (retried or time.time() - queued_at > LATE_AFTER_S):
-            document = document.headed(*late_heading(job["seq"], at))
+            document = document.headed(*late_heading(int(job.get("seq", 0)), at))
         return document
 
     def _dispatch(self, printer: str) -> None:
