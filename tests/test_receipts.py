@@ -35,6 +35,7 @@ from actors.printing.receipt import (
 )
 from actors.printing.reports import render_x, render_z
 from actors.printing.spooler import SWEEP_S
+from actors.staff.cache import StaffCache, staff_path
 from actors.storage import db as local_db
 from drivers import device_text
 from drivers.escpos_printer import EscPosPrinter
@@ -47,7 +48,9 @@ from novapos.config.receipt import ReceiptSettings
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.processes import free_port
 from novapos.demo.run import write_store_config
+from novapos.passwords import make_verifier
 from novapos.wire.envelope import decode
+from novapos.wire.staff import StaffList, StaffMember
 from tests.catalog import seed_catalog
 from tests.conftest import CONFIGS, wait_until
 from tests.pos import MILK, log_in, sell
@@ -240,6 +243,13 @@ def test_x_and_z_reports_print_the_shift_and_the_count_against_expected() -> Non
 
 @pytest.fixture
 def receipt_store(store_config: StoreConfig) -> StoreConfig:
+    """The test store with [receipt] settings, and alice on its staff list (as the hub would have sent it)."""
+    cache = StaffCache(staff_path(store_config.state_dir))
+    try:
+        cache.replace(StaffList("demo", "store-001", 10**15, (StaffMember("alice", "Alice Archer", ("cashier",),
+                                                                          make_verifier("1111")),)))
+    finally:
+        cache.close()
     return replace(store_config, receipt=SETTINGS)
 
 
@@ -276,7 +286,7 @@ async def test_the_last_receipt_is_reprinted_after_paper_out_marked_a_copy_and_a
         sold = await sell(http, edge.url, [(MILK, 2)])
         first = (await trio.to_thread.run_sync(printer.wait_for_receipts, 1, 10.0))[0]
         assert qr_payloads(first) == [ORDER_QR_PREFIX + sold["sale"]] and sold["sale"] in rows(first)
-        assert REPRINT not in first and "Till till-1  Cashier " in first
+        assert REPRINT not in first and "Till till-1  Cashier Alice Archer" in rows(first)  # the staff list's name
 
 
         async def confirmed() -> dict[str, Any] | None:
