@@ -168,6 +168,7 @@ class EscPosPrinter:
         self._profile = profile
         self._drawer_pin = drawer_pin
         self._code_page, self._codec = _code_page(profile)
+        self._native_qr = get_profile(profile).supports("qrCode")  # else the QR code is sent as a raster image
         self._connected = False
         self._lock = threading.Lock()
 
@@ -245,7 +246,8 @@ class EscPosPrinter:
         Text never goes through python-escpos' text encoder (which passes control characters on,
         and switches code pages by itself): each line is made safe for the one code page selected
         here, by drivers.device_text, so a name on a receipt cannot pulse the drawer or cut. A QR code
-        (GS ( k, rendered by the printer) holds only printable ASCII, in a block of declared length."""
+        holds only printable ASCII: rendered by the printer (GS ( k, a block of declared length) when its
+        profile has QR codes, else drawn here and sent as a raster image (GS v 0)."""
         job = Dummy(profile=self._profile)
         job.hw("INIT")
         job._raw(CODEPAGE_CHANGE + bytes((self._code_page,)) + _INTERNATIONAL_USA)
@@ -255,7 +257,8 @@ class EscPosPrinter:
                 continue
             if line.kind == "qr":
                 job.set(align=line.align)
-                job.qr(device_text.encode(line.text, "ascii").decode("ascii"), native=True, size=QR_DOT_SIZE)
+                job.qr(device_text.encode(line.text, "ascii").decode("ascii"), native=self._native_qr,
+                       size=QR_DOT_SIZE)
                 job._raw(b"\n")
                 continue
             job.set(

@@ -40,7 +40,7 @@ from actors.storage import db as local_db
 from drivers import device_text
 from drivers.escpos_printer import EscPosPrinter
 from edge.app import run_edge
-from mocks.escpos_parser import Cut, DrawerPulse, EscPosParser, QrCode
+from mocks.escpos_parser import Cut, DrawerPulse, EscPosParser, QrCode, Text
 from mocks.escpos_printer import qr_payloads
 from mocks.network_printer import MockNetworkPrinter
 from novapos.config import ConfigError, StoreConfig, load_store
@@ -417,3 +417,13 @@ def test_a_return_where_prices_exclude_tax_refunds_the_tax_too_at_its_exact_rate
     expected_in_order = [row("1 x Desk lamp", "-10.89 EUR"), tax_row("8.875%", "-10.00 EUR", "-0.89 EUR"),
                          row("TOTAL REFUNDED", "10.89 EUR"), row("Refund Cash", "10.89 EUR")]
     assert [row for row in rows(receipt) if row in expected_in_order] == expected_in_order
+
+
+def test_a_printer_without_native_qr_codes_gets_the_code_as_an_image_and_the_id_as_text() -> None:
+    body = shoe_and_socks([cash(8000)])
+    document = render_receipt(CONTEXT, {"id": ORDER, "seq": 1, "body": body}, SOLD_AT)
+    raw = EscPosPrinter("127.0.0.1", 9, profile="POS-5890")._encode(document)  # encoded only: nothing is sent
+    events = parse(raw)
+    assert b"\x1dv0" in raw and b"\x1d(k" not in raw  # a raster image (GS v 0), no 2D code command
+    assert [event for event in events if isinstance(event, QrCode)] == []
+    assert ORDER in "".join(event.text for event in events if isinstance(event, Text))  # typed in when it won't scan
