@@ -99,7 +99,7 @@ def store_head(context: ReceiptContext, at: datetime, *titles: str) -> list[Prin
     lines += [PrintLine(line, align="center") for line in settings.address]
     if settings.tax_id:
         lines.append(PrintLine(f"Tax ID {settings.tax_id}", align="center"))
-    lines.append(PrintLine(at.strftime(TIME_FORMAT) + " " + (at.tzname() or ""), align="center"))
+    lines.append(PrintLine(" ".join(filter(None, (at.strftime(TIME_FORMAT), at.tzname()))), align="center"))
     lines += [PrintLine(title, align="center") for title in titles]
     return lines
 
@@ -220,7 +220,7 @@ def tender_lines(tenders: Iterable[Mapping[str, Any]], title: str = "") -> list[
         if card is None:
             lines.append(PrintLine(row(f"{title}{tender['method'].capitalize()}", money(tender["amount"]))))
             continue
-        lines.append(PrintLine(row(f"{title}Card {card.get('scheme', '')} {card.get('masked', '')}",
+        lines.append(PrintLine(row(f"{title}Card {card.get('scheme', '').upper()} {card.get('masked', '')}",
                                    money(tender["amount"]))))
         if card.get("auth_code"):
             lines.append(PrintLine(f"  Auth code {card['auth_code']}"))
@@ -250,7 +250,7 @@ def _merchant_cards(cards: list[dict[str, Any]]) -> list[PrintLine]:
     lines: list[PrintLine] = []
     for tender in cards:
         card = tender["card"]
-        lines.append(PrintLine(row(f"Card {card.get('scheme', '')} {card.get('masked', '')}", money(tender["amount"]))))
+        lines.append(PrintLine(row(f"Card {card.get('scheme', '').upper()} {card.get('masked', '')}", money(tender["amount"]))))
         for label, key in (("Auth code", "auth_code"), ("Terminal", "terminal"), ("Reference", "reference")):
             if card.get(key):
                 lines.append(PrintLine(f"  {label} {card[key]}"))
@@ -302,7 +302,7 @@ def render_return(context: ReceiptContext, job: dict[str, Any], at: datetime) ->
     lines += tender_lines(back.get("tenders", []), title="Paid ")
     for refund in back.get("refunds", []):
         card = refund.get("card")
-        method = f"Card {card.get('scheme', '')} {card.get('masked', '')}" if card else refund["method"].capitalize()
+        method = f"Card {card.get('scheme', '').upper()} {card.get('masked', '')}" if card else refund["method"].capitalize()
         lines.append(PrintLine(row(f"Refund {method}", money(refund["amount"]))))
     if back.get("change", {}).get("minor"):
         lines.append(PrintLine(row("Change", money(back["change"]))))
@@ -325,7 +325,7 @@ def _return_merchant_copy(context: ReceiptContext, job: dict[str, Any], at: date
     lines += _merchant_cards(cards)
     for refund in refunds:
         card = refund["card"]
-        lines.append(PrintLine(row(f"Refund {card.get('scheme', '')} {card.get('masked', '')}", money(refund["amount"]))))
+        lines.append(PrintLine(row(f"Refund {card.get('scheme', '').upper()} {card.get('masked', '')}", money(refund["amount"]))))
         for label, key in (("Reference", "reference"), ("Refund of", "original_reference")):
             if card.get(key):
                 lines.append(PrintLine(f"  {label} {card[key]}"))
