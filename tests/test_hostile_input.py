@@ -75,6 +75,15 @@ ENDPOINTS = (
     Endpoint("DELETE", "/api/tills/{till}/tenders"),
     Endpoint("POST", "/api/tills/{till}/complete", {"cart": A_UUID}),
     Endpoint("POST", "/api/tills/{till}/drawer", {"sale": A_UUID}),
+    Endpoint("GET", "/api/tills/{till}/drawer-session"),
+    Endpoint("POST", "/api/tills/{till}/drawer-session", {"float": '{"1000": 2}'}),
+    Endpoint("POST", "/api/tills/{till}/drawer-session/moves",
+             {"kind": '"pay_in"', "amount_minor": "100", "reason": '"float top-up"'}),
+    Endpoint("POST", "/api/tills/{till}/drawer-session/no-sale", {"reason": '"change a note"'},
+             accepts={"reason": ("null", "empty string", "blank string")}),
+    Endpoint("GET", "/api/tills/{till}/drawer-session/x-report"),
+    Endpoint("POST", "/api/tills/{till}/drawer-session/x-report/print", {}),
+    Endpoint("POST", "/api/tills/{till}/drawer-session/close", {"counted": '{"1000": 2}'}),
     Endpoint("GET", "/api/stock/{sku}"),
 )
 VALID_PATH = {"till": "till-2", "sku": "MLK-1L"}
