@@ -209,7 +209,9 @@ def openapi_document() -> dict[str, Any]:
                 "tax_total": {"$ref": "#/components/schemas/Money"},
                 "due": {"$ref": "#/components/schemas/Money"}, "change": {"$ref": "#/components/schemas/Money"},
                 "drawer_owed": {"type": ["string", "null"], "format": "uuid",
-                                "description": "a cash sale whose drawer did not open: POST .../drawer opens it once"}}},
+                                "description": "a cash sale whose drawer did not open: POST .../drawer opens it once"},
+                "drawer_session": {"type": ["object", "null"], "description": "the open drawer session {id, opened_at "
+                                   "(ms), opened_by}, or null (POST .../drawer-session opens one)"}}},
             "StockAt": {"type": "object", "properties": {
                 "location": _TOKEN, "name": _TEXT, "kind": {"type": "string", "enum": list(LOCATION_KINDS)},
                 "store": {"type": ["string", "null"]},
