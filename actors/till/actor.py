@@ -215,6 +215,8 @@ class TillActor(Actor):
         body = cart.checkout(self.till_id, self._session["id"], self._session["cashier"])
         if isinstance(body, Rejected):
             return body
+        if (drawer_session := self._drawer_session()) is not None:  # v3 declares it; v2 carries it unchecked
+            body["drawer_session"] = drawer_session
         try:
             committed = self.registry.ask("outbox", "append", "sale.completed", 2, body, print_on=self._printer,
                                           key=cart.id, timeout=COMMIT_TIMEOUT_S)
