@@ -113,6 +113,10 @@ def _limit(request: Request) -> int:
 
 
 def routes(console: Console) -> Sequence[BaseRoute]:
+    async def exists(tenant: str, store: str) -> None:
+        if not await console.seam.run(orders.store_exists, console.ready_pool(), tenant, store):
+            raise ApiError(404, f"there is no store {store}")
+
     async def sessions(request: Request) -> Response:
         principal = await authorize(console, request, Permission.VIEW_SALES)
         params = request.query_params
@@ -127,14 +131,16 @@ def routes(console: Console) -> Sequence[BaseRoute]:
                 store = validators.token("store", params["store"])
             except validators.Invalid as exc:
                 raise ApiError(400, str(exc)) from None
-            if not await console.seam.run(orders.store_exists, console.ready_pool(), tenant, store):
-                raise ApiError(404, f"there is no store {store}")
-            principal.require(Permission.VIEW_SALES, store=store)
+            if not reach.covers_store(store):  # 404 if the tenant has no such store, else 403
+                await exists(tenant, store)
+                principal.require(Permission.VIEW_SALES, store=store)
             stores = [store]
         day = _day(params["day"]) if "day" in params else None
         limit = _limit(request)
         cursor = keyset.after(params, "int", "token") or [None, None]
         rows = [] if stores == [] else await console.query(LIST_SQL, tenant, stores, day, *cursor, limit + 1)
+        if not rows and "store" in params:  # an empty page of a store the tenant does not have is a 404
+            await exists(tenant, params["store"])
         return JSONResponse(keyset.page(rows, limit, lambda row: [row["opened_ms"], row["session"]]))
 
     async def one(request: Request) -> Response:
