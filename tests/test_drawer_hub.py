@@ -71,6 +71,11 @@ async def test_a_shift_reaches_the_console_and_a_late_sale_is_flagged(
         assert [move["kind"] for move in one["moves"]] == ["pay_out"]
         assert [uuid.UUID(sale["event_id"]) for sale in one["late"]] == [late.id]
         assert (await http.get(f"{hub.url}/api/drawer-sessions/{uuid.uuid4()}")).status_code == 404
-        assert (await http.get(f"{hub.url}/api/drawer-sessions", params={"day": "yesterday"})).status_code == 400
+        for day in ("yesterday", "2026-13-01", "2026-1-1", "2026-12-01T00:00", "\x00", "9" * 5000, "２０２６-12-01"):
+            refused = await http.get(f"{hub.url}/api/drawer-sessions", params={"day": day})
+            assert refused.status_code == 400 and "YYYY-MM-DD" in refused.json()["error"], (day, refused.text)
+        for params in ({"store": "o-1"}, {"tenant": "other"}):
+            assert (await http.get(f"{hub.url}/api/drawer-sessions", params=params)).status_code == 404
+        assert (await http.get(f"{hub.url}/api/drawer-sessions", params={"shop": "x"})).status_code == 400
         assert (await http.get(f"{hub.url}/api/drawer-sessions", params={"after": "x"})).status_code == 400
         nursery.cancel_scope.cancel()

@@ -97,7 +97,7 @@ OPENAPI = {"paths": {
 
 def _day(value: str) -> int:
     try:
-        if len(value) != 10:
+        if len(value) != 10 or not value.isascii():
             raise ValueError
         day = date.fromisoformat(value)
     except ValueError:
