@@ -85,6 +85,9 @@ def test_cash_card_and_split_sales_returns_and_moves_reconcile(db: sqlite3.Conne
     assert tendered - z["change"]["minor"] == z["sales"]["total"]["minor"]  # every sale fully paid
     expected = 10100 + 3000 - 750 + 5000 - 1250 - 4000 - 1250
     assert z["expected"] == eur(expected) and z["expected_minor"] == expected
+    counts = session_row(db, SESSION)  # the running counts the close is checked against agree with the ledger
+    assert counts is not None and (counts["float_minor"] + counts["cash_minor"], counts["sales"], counts["returns"]) == (
+        expected, 4, 1)
     assert z["tax"] == [{"rate_ppm": 200_000, "amount": eur(1250 // 6 + 3000 // 6 + 2599 // 6 + 500 // 6)}]
     # One indexed aggregate: the plan reads the covering index, never the table, and sorts nothing.
     plan = " ".join(row[3] for row in db.execute(

@@ -117,7 +117,9 @@ class DrawerDesk:
         if isinstance(session, Rejected):
             return session
         if kind in ("pay_out", "drop"):
-            held = figures(self._db, session)["expected_minor"]
+            counts = session_row(self._db, session["id"])
+            assert counts is not None
+            held = counts["float_minor"] + counts["cash_minor"]
             if amount > held:
                 return Rejected("conflict", f"the drawer should hold only {Money(held, self._currency).format()}: "
                                             f"it cannot pay out {Money(amount, self._currency).format()}")

@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from actors.cash.report import figures, next_z_number, session_row
+from actors.cash.report import next_z_number, session_row
 from actors.storage.outbox import JournalRefused
 from novapos.wire.envelope import Envelope
 
@@ -100,8 +100,12 @@ def _must_be_open(db: sqlite3.Connection, session: str, till: str) -> dict[str, 
 
 
 def _add(db: sqlite3.Connection, session: str, seq: int, rows: list[Row]) -> None:
+    """The rows, and the session's running counts: its cash, sales and returns (one row by primary key)."""
     db.executemany("INSERT INTO cash_ledger (session, seq, kind, method, scheme, rate_ppm, amount, cash) "
                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(session, seq, *row) for row in rows])
+    db.execute("UPDATE drawer_sessions SET cash_minor = cash_minor + ?, sales = sales + ?, returns = returns + ? "
+               "WHERE id = ?", (sum(row[5] for row in rows), sum(row[0] == "sale" for row in rows),
+                                sum(row[0] == "return" for row in rows), session))
 
 
 MOVE_CASH = {"pay_in": 1, "pay_out": -1, "drop": -1, "no_sale": 0}
@@ -128,11 +132,12 @@ def _moved(db: sqlite3.Connection, envelope: Envelope) -> None:
 
 
 def _closed(db: sqlite3.Connection, envelope: Envelope) -> None:
-    """Close the session; refused if its ledger moved since the figures were taken (count again)."""
+    """Close the session; refused if its cash, sales or returns moved since the figures were taken (count again):
+    checked against the session's running counts, so the close reads its ledger once (in the till), not twice."""
     body = envelope.body
     session = _must_be_open(db, body["session"], body["till"])
-    now = figures(db, session)
-    if now["expected"] != body["expected"] or now["sales"] != body["z"]["sales"]:
+    if (max(session["float_minor"] + session["cash_minor"], 0) != body["expected"]["minor"]
+            or session["sales"] != body["z"]["sales"]["count"] or session["returns"] != body["z"]["returns"]["count"]):
         raise JournalRefused("conflict", "the drawer's takings changed while it was being closed: close it again")
     if body["z"]["number"] != next_z_number(db, body["till"]):
         raise JournalRefused("conflict", f"Z number {body['z']['number']} is not the till's next one")

@@ -24,12 +24,13 @@ def _money(minor: int, currency: str) -> dict[str, Any]:
 
 def session_row(db: sqlite3.Connection, session: str) -> dict[str, Any] | None:
     row = db.execute("SELECT id, till, currency, opened_at, opened_by, float_minor, closed_at, closed_by, "
-                     "counted_minor, expected_minor, difference_minor, approver, z_number FROM drawer_sessions "
-                     "WHERE id = ?", (session,)).fetchone()
+                     "counted_minor, expected_minor, difference_minor, approver, z_number, cash_minor, sales, returns "
+                     "FROM drawer_sessions WHERE id = ?", (session,)).fetchone()
     if row is None:
         return None
     keys = ("id", "till", "currency", "opened_at", "opened_by", "float_minor", "closed_at", "closed_by",
-            "counted_minor", "expected_minor", "difference_minor", "approver", "z_number")
+            "counted_minor", "expected_minor", "difference_minor", "approver", "z_number", "cash_minor", "sales",
+            "returns")
     return dict(zip(keys, row, strict=True))
 
 

@@ -111,8 +111,9 @@ def _version_3(db: sqlite3.Connection) -> None:
 
 def _version_4(db: sqlite3.Connection) -> None:
     """Drawer sessions and their cash ledger (actors.cash.journal): kept in the transaction of each sale, return,
-    drawer event and void, so a Z report is one indexed aggregate and never disagrees with the outbox. One open
-    session per till (a partial unique index); one Z number per till and close."""
+    drawer event and void, so a Z report is one indexed aggregate and never disagrees with the outbox; each session
+    keeps running counts (cash, sales, returns) for the checks that must not wait on it. One open session per till
+    (a partial unique index); one Z number per till and close."""
     _run(db, """
 CREATE TABLE IF NOT EXISTS drawer_sessions (
     id               TEXT PRIMARY KEY,
@@ -128,7 +129,10 @@ CREATE TABLE IF NOT EXISTS drawer_sessions (
     expected_minor   INTEGER,
     difference_minor INTEGER,
     approver         TEXT,
-    z_number         INTEGER
+    z_number         INTEGER,
+    cash_minor       INTEGER NOT NULL DEFAULT 0,
+    sales            INTEGER NOT NULL DEFAULT 0,
+    returns          INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS drawer_sessions_open ON drawer_sessions (till) WHERE closed_at IS NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS drawer_sessions_z ON drawer_sessions (till, z_number) WHERE z_number IS NOT NULL;
