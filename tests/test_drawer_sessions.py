@@ -14,11 +14,15 @@ import pytest
 import trio
 
 from actors.storage import db as local_db
+from edge.api import auth
+from edge.api import drawer as drawer_api
 from edge.app import run_edge
 from mocks.network_printer import MockNetworkPrinter
+from novapos.adapters.http import ApiError
 from novapos.config import StoreConfig
 from novapos.config.cash import CashConfig
 from novapos.demo.embedded_nats import EmbeddedNats
+from novapos.roles import Permission
 from novapos.wire.envelope import decode
 from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in, sell
 
@@ -180,3 +184,37 @@ async def test_refusals_of_the_shift(cash_config: StoreConfig, nats_server: Embe
         await log_in(http, edge.url, "till-2", "bob")
         assert (await http.post(f"{edge.url}/api/tills/till-2/drawer-session/no-sale", json={})).status_code == 409
         assert (await http.get(f"{edge.url}/api/tills/till-9/drawer-session")).status_code == 404
+
+
+async def test_no_sale_and_cash_moves_ask_for_their_permission_and_a_refusal_changes_nothing(
+        cash_config: StoreConfig, nats_server: EmbeddedNats, printer: MockNetworkPrinter, http: httpx.AsyncClient,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The routes ask edge.api.auth for till.no_sale and till.cash_moves before anything happens (a cashier's role
+    lacks both: tests of the PIN login check the roles themselves); refused, nothing is counted, pulsed or audited."""
+    asked: list[Permission] = []
+
+    async def refusing(request: Any, tree: Any, body: dict[str, Any], permission: Permission) -> Any:
+        asked.append(permission)
+        if "override" not in body:
+            raise ApiError(403, f"alice's role (cashier) may not {permission.value}: a manager may")
+        return await auth.authorized(request, tree, body, permission)
+    monkeypatch.setattr(drawer_api, "authorized", refusing)
+    async with offline_edge(cash_config, nats_server) as edge:
+        drawer = f"{edge.url}/api/tills/till-1/drawer-session"
+        await log_in(http, edge.url)
+        assert (await http.post(drawer, json={"float": {"1000": 5}})).status_code == 200
+        kicks = len(printer.drawer_kicks)
+        refused = [await http.post(f"{drawer}/no-sale", json={}),
+                   await http.post(f"{drawer}/moves", json={"kind": "pay_in", "amount_minor": 100, "reason": "x"})]
+        assert [response.status_code for response in refused] == [403, 403]
+        assert asked == [Permission.NO_SALE, Permission.CASH_MOVES]
+        x = (await http.get(f"{drawer}/x-report")).json()
+        assert (x["no_sales"], x["pay_ins"]["count"]) == (0, 0)
+        approved = await http.post(f"{drawer}/no-sale", json={"override": MANAGER_OVERRIDE})
+        assert approved.status_code == 200
+        await trio.to_thread.run_sync(printer.wait_for_drawer_kicks, kicks + 1, 10.0)
+        assert (await http.get(f"{drawer}/x-report")).json()["no_sales"] == 1
+    assert len(printer.drawer_kicks) == kicks + 1
+    assert [body["kind"] for body in outbox_events(cash_config, "drawer.moved")] == ["no_sale"]
+    assert [(body["action"], body.get("approver")) for body in outbox_events(cash_config, "audit.recorded")] == [
+        ("drawer.no_sale", "manager")]
