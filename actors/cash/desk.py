@@ -23,7 +23,7 @@ from actors.cash.report_print import X_KIND
 from actors.devices.context import SPOOLER
 from actors.protocol import Rejected
 from actors.storage import audit
-from actors.storage.db import connect, immediate
+from actors.storage.db import connect, immediate, is_busy
 from actors.storage.outbox import Committed
 from edge_runtime import Registry
 from novapos.config.cash import CashConfig
@@ -154,10 +154,17 @@ class DrawerDesk:
         if isinstance(x, Rejected):
             return x
         job = str(uuid7())
-        with immediate(self._db):
-            (seq,) = self._db.execute("SELECT last_seq FROM store_sequence").fetchone()
-            self._db.execute("INSERT INTO print_jobs (id, printer, kind, payload, seq, queued_at) VALUES (?, ?, ?, ?, ?, ?)",
-                             (job, printer, X_KIND, msgpack.packb({"id": job, "seq": seq, "body": x}), seq, time.time()))
+        try:
+            with immediate(self._db):
+                (seq,) = self._db.execute("SELECT last_seq FROM store_sequence").fetchone()
+                self._db.execute("INSERT INTO print_jobs (id, printer, kind, payload, seq, queued_at) "
+                                 "VALUES (?, ?, ?, ?, ?, ?)", (job, printer, X_KIND, msgpack.packb(
+                                     {"id": job, "seq": seq, "body": x}), seq, time.time()))
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            return Rejected("busy", "the store's disk is busy (its database is locked by another program): "
+                                    "print the X report again in a moment")
         return {**x, "print_job": job}
 
     def close(self, registry: Registry, cashier: str, counts: Mapping[int, int], approver: str | None,
