@@ -234,7 +234,7 @@ def test_x_and_z_reports_print_the_shift_and_the_count_against_expected() -> Non
                          row("  20.00%", "20.00 EUR"), row("  6 x 20.00 EUR", "120.00 EUR"),
                          row("  3 x 5.00 EUR", "15.00 EUR"), row("  7 x 0.50 EUR", "3.50 EUR"),
                          row("Counted", "138.50 EUR"), row("Expected", "140.00 EUR"),
-                         row("SHORT", "-1.50 EUR"), "Approved by Marc Chef"]
+                         row("Short", "-1.50 EUR"), "Approved by Marc Chef"]
     assert [row for row in rows(z_report) if row in expected_in_order] == expected_in_order
 
 

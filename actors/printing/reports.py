@@ -84,7 +84,7 @@ def render_z(context: ReceiptContext, job: dict[str, Any], at: datetime) -> Prin
     z = closed["z"]
     currency = closed["currency"]
     difference = Money(closed["difference"], currency)
-    verdict = "OVER" if difference.minor > 0 else "SHORT" if difference.minor < 0 else "BALANCED"
+    verdict = "Over" if difference.minor > 0 else "Short" if difference.minor < 0 else "Balanced"
     lines = [*store_head(context, at),
              PrintLine(f"Z REPORT #{z['number']}  Till {closed['till']}", align="center", bold=True, double=True),
              *_opened(context, z, at),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
+from edge.api.drawer import drawer_routes
 from edge.api.hardware import hardware_routes
 from edge.api.page import page_routes
 from edge.api.receipts import receipt_routes
@@ -27,4 +28,5 @@ def build_api(config: StoreConfig, tree: Tree, events: EventHub) -> Starlette:
         *page_routes(config), *service_routes(tree), *hardware_routes(tree, events),
         *till_routes(tree, tuple(config.tills)), *stock_routes(tree),
         *receipt_routes(tree, config),
+        *drawer_routes(tree, config),
     ]))

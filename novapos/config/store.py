@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from novapos import validators
+from novapos.config.cash import CASH_SETTINGS, CashConfig, load_cash
 from novapos.config.devices import DevicesConfig, load_devices
 from novapos.config.reading import (
     ConfigError,
@@ -36,6 +37,7 @@ SETTINGS: Settings = {
     "devices": frozenset(setting.name for setting in fields(DevicesConfig)),  # a rule's own: load_devices
     "health": frozenset({"report_interval_s"}),
     "receipt": RECEIPT_KEYS,
+    "cash": CASH_SETTINGS,
 }
 """Every setting the store reads, by table: a mistyped one is refused, not silently ignored."""
 
@@ -65,6 +67,8 @@ class StoreConfig:
     """How often the store asks the hub for its staff list besides the hub's pushes (a push lost in transit)."""
     receipt: ReceiptSettings | None = None
     """What receipts print about the store ([receipt]); None: the store's id as its name, UTC."""
+    cash: CashConfig = CashConfig()
+    """Cash control: denominations, the close count's tolerance, whether selling needs an open drawer session."""
 
     def __post_init__(self) -> None:
         if self.max_change_minor is None:
@@ -116,4 +120,5 @@ def load_store(path: Path) -> StoreConfig:
         devices=load_devices(devices, where, tills),
         max_change_minor=max_change, health_interval_s=health_interval, staff_refresh_s=float(staff_refresh),
         receipt=load_receipt(sections["receipt"], where, store),
+        cash=load_cash(sections["cash"], where),
     )
