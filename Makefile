@@ -45,6 +45,7 @@ tools:
 bench: $(STAMP)
 	$(BIN)/python -m bench.kernel
 	$(BIN)/python -m bench.devices
+	$(BIN)/python -m bench.receipts
 	$(BIN)/python -m bench.sync
 	$(BIN)/python -m bench.checkout
 	$(BIN)/python -m bench.auth
