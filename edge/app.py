@@ -25,6 +25,8 @@ from actors.devices.context import MANAGER, SPOOLER, SUPERVISOR, DeviceContext, 
 from actors.devices.manager import DeviceManagerActor
 from actors.health.reporter import HealthReporter
 from actors.printing.spooler import PrintSpoolerActor
+from actors.returns import journal as sales_journal
+from actors.returns.lookup import ReturnsLookupActor
 from actors.staff.actor import StaffActor
 from actors.stock.actor import StockActor
 from actors.storage import db as local_db
@@ -35,6 +37,7 @@ from drivers.hid_backend import HidBackend, RealHidBackend
 from drivers.hid_socket import SETTING_PREFIX as HID_SOCKET
 from drivers.hid_socket import HidSocketBackend
 from edge.api import build_api
+from edge.api.returns import RETURNS
 from edge.api.stock import STOCK
 from edge.events import EventHub
 from edge_runtime import AsyncioSeam, ChildSpec, Notifier, Strategy, SupervisorSpec, Tree, supervision_tree
@@ -45,7 +48,7 @@ from novapos.config import ConfigError, StoreConfig
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "edge.lock"
-JOURNALS: tuple[Journal, ...] = ()
+JOURNALS: tuple[Journal, ...] = (sales_journal.journal,)
 """The domain tables kept in step with the outbox, in the transaction of each event (actors.storage.outbox.Journal)."""
 LINK_CLOSE_TIMEOUT_S = 3.0
 
@@ -88,7 +91,9 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: Nats
     db_path = config.state_dir / local_db.FILE_NAME
     catalog = (catalog_path(config.state_dir), config.region)
     tills = [ChildSpec(f"till.{till}", TillActor, (till, config.currency, catalog, config.store,
-                                                    serving(till), notify, db_path, config.max_change_minor))
+                                                    serving(till), notify, db_path, config.max_change_minor),
+                       {"returns": config.returns,
+                        "terminal": getattr(devices.for_till("terminal", till), "name", None)})
              for till in config.tills]
     return SupervisorSpec("edge", strategy=Strategy.ONE_FOR_ONE, intensity=5, period=10.0, children=[
         ChildSpec("outbox", OutboxActor, (db_path, config.tenant, config.store, JOURNALS)),
@@ -96,6 +101,7 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: Nats
                   (db_path, config.store, [rule.name for rule in devices.rules if rule.kind == "printer"])),
         ChildSpec("forwarder", ForwarderActor, (seam, link, config.forward_batch)),
         ChildSpec(STOCK, StockActor, (link, seam, config.tenant, config.store)),
+        ChildSpec(RETURNS, ReturnsLookupActor, (db_path, link, seam, config.tenant, config.store)),
         ChildSpec("catalog", CatalogSyncActor, (seam, link, config.state_dir, config.tenant)),
         ChildSpec("staff", StaffActor, (seam, link, config.state_dir, config.tenant, config.store,
                                         config.staff_refresh_s)),

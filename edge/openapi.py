@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from actors.till.cart import Stage
+from edge.returns_openapi import RETURN_STATE, RETURNS_OPENAPI
 from novapos.adapters.http import MAX_BODY_BYTES
 from novapos.validators import (
     CURRENCY_PATTERN,
@@ -74,6 +75,7 @@ def openapi_document() -> dict[str, Any]:
                                 "Requests that change anything are application/json, from this server's own "
                                 f"origin, of at most {MAX_BODY_BYTES} bytes; every error is JSON {{error}}."},
         "paths": {
+            **RETURNS_OPENAPI,
             "/api/tills/{till}": {"get": {"summary": "Till state: session, cart lines, total, tendered, due",
                                           "parameters": [_TILL], "responses": {"200": _STATE, **_errors(*_ASKS)}}},
             "/api/tills/{till}/session": {
@@ -157,7 +159,8 @@ def openapi_document() -> dict[str, Any]:
                 "tax_total": {"$ref": "#/components/schemas/Money"},
                 "due": {"$ref": "#/components/schemas/Money"}, "change": {"$ref": "#/components/schemas/Money"},
                 "drawer_owed": {"type": ["string", "null"], "format": "uuid",
-                                "description": "a cash sale whose drawer did not open: POST .../drawer opens it once"}}},
+                                "description": "a cash sale whose drawer did not open: POST .../drawer opens it once"},
+                **RETURN_STATE}},
             "StockAt": {"type": "object", "properties": {
                 "location": _TOKEN, "name": _TEXT, "kind": {"type": "string", "enum": list(LOCATION_KINDS)},
                 "store": {"type": ["string", "null"]},

@@ -76,6 +76,11 @@ ENDPOINTS = (
     Endpoint("POST", "/api/tills/{till}/complete", {"cart": A_UUID}),
     Endpoint("POST", "/api/tills/{till}/drawer", {"sale": A_UUID}),
     Endpoint("GET", "/api/stock/{sku}"),
+    Endpoint("GET", "/api/tills/{till}/returns/lookup"),
+    Endpoint("POST", "/api/tills/{till}/returns", {"order": A_UUID, "no_receipt": "false", "reason": '"changed mind"'},
+             accepts={"reason": ("null",), "order": ("another till's cart id",)}),
+    Endpoint("POST", "/api/tills/{till}/returns/lines", {"original_line": "1", "quantity": "1",
+                                                         "condition": '"resaleable"'}),
 )
 VALID_PATH = {"till": "till-2", "sku": "MLK-1L"}
 

@@ -109,7 +109,14 @@ def _version_3(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE store_sequence ADD COLUMN last_ts INTEGER NOT NULL DEFAULT 0")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_version_1, _version_2, _version_3]
+def _version_5(db: sqlite3.Connection) -> None:
+    """The store's own sales journal (actors.returns.journal): every sale's lines with what is still returnable,
+    and its tenders, kept in each event's transaction, so a line is never refunded twice."""
+    from actors.returns.journal import SCHEMA
+    _run(db, SCHEMA)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_version_1, _version_2, _version_3, _version_5]
 """Migration N+1 takes a file at user_version N to N+1. Append; never edit one that has shipped."""
 
 

@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 
 from edge.api.hardware import hardware_routes
 from edge.api.page import page_routes
+from edge.api.returns import return_routes
 from edge.api.service import service_routes
 from edge.api.stock import stock_routes
 from edge.api.tills import till_routes
@@ -24,5 +25,5 @@ from novapos.config import StoreConfig
 def build_api(config: StoreConfig, tree: Tree, events: EventHub) -> Starlette:
     return with_api_errors(Starlette(routes=[
         *page_routes(config), *service_routes(tree), *hardware_routes(tree, events),
-        *till_routes(tree, tuple(config.tills)), *stock_routes(tree),
+        *till_routes(tree, tuple(config.tills)), *stock_routes(tree), *return_routes(tree, tuple(config.tills)),
     ]))

@@ -1,0 +1,177 @@
+"""Returns and exchanges at one store, over real HTTP, against the store's real SQLite journal: a line is never
+refunded twice (two tills racing included), the refund is the line's pro-rata share, the policy holds."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import msgpack
+import pytest
+import trio
+
+from actors.storage.db import FILE_NAME
+from edge.app import run_edge
+from novapos.config import StoreConfig
+from novapos.config.returns import ReturnsPolicy
+from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in, sell
+
+
+@pytest.fixture
+async def edge(store_config: StoreConfig) -> AsyncIterator[Any]:
+    async with trio.open_nursery() as nursery:
+        yield await nursery.start(run_edge, store_config)
+        nursery.cancel_scope.cancel()
+
+
+def returnable(config: StoreConfig, order: str) -> list[int]:
+    with sqlite3.connect(config.state_dir / FILE_NAME) as db:
+        return [row[0] for row in db.execute(
+            "SELECT returnable FROM store_sale_lines WHERE order_id = ? ORDER BY line_no", (order,))]
+
+
+async def start_return(http: httpx.AsyncClient, base: str, order: str, till: str = "till-1") -> httpx.Response:
+    return await http.post(f"{base}/api/tills/{till}/returns", json={"order": order, "override": MANAGER_OVERRIDE})
+
+
+async def take(http: httpx.AsyncClient, base: str, line: int, quantity: int, till: str = "till-1",
+               condition: str = "resaleable") -> httpx.Response:
+    return await http.post(f"{base}/api/tills/{till}/returns/lines", json={
+        "original_line": line, "quantity": quantity, "condition": condition, "override": MANAGER_OVERRIDE})
+
+
+async def complete(http: httpx.AsyncClient, base: str, till: str = "till-1") -> httpx.Response:
+    cart = (await http.get(f"{base}/api/tills/{till}")).json()["cart"]
+    return await http.post(f"{base}/api/tills/{till}/complete", json={"cart": cart})
+
+
+async def test_a_return_with_its_receipt_refunds_cash_pro_rata_and_only_once(
+        edge: Any, store_config: StoreConfig, http: httpx.AsyncClient) -> None:
+    sale = await sell(http, edge.url, [(COFFEE, 3), (MILK, 1)])
+    order = sale["sale"]
+    assert returnable(store_config, order) == [3, 1]
+    # the receipt's QR text finds the sale, with what is still returnable
+    found = (await http.get(f"{edge.url}/api/tills/till-1/returns/lookup",
+                            params={"order": f"novapos:order:{order}"})).json()
+    assert [(line["line_no"], line["sku"], line["returnable"]) for line in found["lines"]] == [
+        (1, sale["lines"][0]["sku"], 3), (2, sale["lines"][1]["sku"], 1)]
+
+    state = (await start_return(http, edge.url, order)).json()
+    assert state["mode"] == "return" and state["original"]["order"] == order
+    state = (await take(http, edge.url, 1, 2)).json()
+    assert state["refund"]["minor"] == 998 and state["total"]["minor"] == -998 and state["refund_to"] == "cash"
+    response = await complete(http, edge.url)
+    assert response.status_code == 200, response.text
+    receipt = response.json()
+    assert receipt["refunds"][0]["method"] == "cash" and receipt["refunds"][0]["amount"]["minor"] == 998
+    assert receipt["original"] == {"order": order, "store": store_config.store}
+    assert returnable(store_config, order) == [1, 1]
+    assert (await http.get(f"{edge.url}/api/tills/till-1")).json()["mode"] == "sale"
+
+    # the third coffee may still come back; a fourth may not
+    assert (await start_return(http, edge.url, order)).status_code == 200
+    response = await take(http, edge.url, 1, 2)
+    assert response.status_code == 409 and "only 1 of 3 may still be returned" in response.json()["error"]
+    assert (await take(http, edge.url, 1, 1)).status_code == 200
+    receipt = (await complete(http, edge.url)).json()
+    assert receipt["returned"][0]["amount"]["minor"] == 499  # 3 x 4.99: the two returns sum to the line exactly
+    assert returnable(store_config, order) == [0, 1]
+
+
+async def test_two_tills_racing_for_the_last_unit_refund_it_once(
+        edge: Any, store_config: StoreConfig, http: httpx.AsyncClient) -> None:
+    order = (await sell(http, edge.url, [(COFFEE, 1)]))["sale"]
+    await log_in(http, edge.url, "till-2", "bob")
+    for till in ("till-1", "till-2"):  # both tills see the unit as returnable and take it back
+        assert (await start_return(http, edge.url, order, till)).status_code == 200
+        assert (await take(http, edge.url, 1, 1, till)).status_code == 200
+    answers: dict[str, httpx.Response] = {}
+
+    async def settle(till: str) -> None:
+        answers[till] = await complete(http, edge.url, till)
+    async with trio.open_nursery() as nursery:
+        for till in ("till-1", "till-2"):
+            nursery.start_soon(settle, till)
+    statuses = sorted(answer.status_code for answer in answers.values())
+    assert statuses == [200, 409], {till: answer.text for till, answer in answers.items()}
+    refused = next(answer for answer in answers.values() if answer.status_code == 409)
+    assert "only 0 of 1 may still be returned" in refused.json()["error"]
+    assert returnable(store_config, order) == [0]
+    with sqlite3.connect(store_config.state_dir / FILE_NAME) as db:
+        (returns,) = db.execute("SELECT count(*) FROM outbox WHERE subject LIKE '%return_completed'").fetchone()
+    assert returns <= 1  # the refused one wrote nothing (the other may already be forwarded)
+
+
+async def test_an_exchange_nets_in_one_event_and_one_receipt(
+        edge: Any, store_config: StoreConfig, http: httpx.AsyncClient) -> None:
+    order = (await sell(http, edge.url, [(MILK, 2)]))["sale"]
+    assert (await start_return(http, edge.url, order)).status_code == 200
+    assert (await take(http, edge.url, 1, 1)).status_code == 200
+    state = (await http.post(f"{edge.url}/api/tills/till-1/lines", json={"barcode": COFFEE})).json()
+    assert state["total"]["minor"] == 499 - 129 and state["due"]["minor"] == 370
+    response = await complete(http, edge.url)
+    assert response.status_code == 409 and "still due" in response.json()["error"]
+    response = await http.post(f"{edge.url}/api/tills/till-1/tenders", json={"method": "cash", "amount_minor": 500})
+    assert response.status_code == 200, response.text
+    receipt = (await complete(http, edge.url)).json()
+    assert receipt["total"]["minor"] == 370 and receipt["change"]["minor"] == 130 and receipt["refunds"] == []
+    assert len(receipt["lines"]) == 1 and receipt["lines"][0]["amount"]["minor"] == 499
+    # the new line is itself returnable, under the return's id
+    assert returnable(store_config, receipt["sale"]) == [1]
+    assert returnable(store_config, order) == [1]
+
+
+async def test_unknown_order_and_bad_requests_say_why_and_change_nothing(
+        edge: Any, store_config: StoreConfig, http: httpx.AsyncClient) -> None:
+    await log_in(http, edge.url)
+    before = (await http.get(f"{edge.url}/api/tills/till-1")).json()
+    unknown = "0190a5b0-0000-7000-8000-000000000000"
+    response = await http.get(f"{edge.url}/api/tills/till-1/returns/lookup", params={"order": unknown})
+    assert response.status_code == 404 and "not made at this store" in response.json()["error"]
+    for body, status, says in [
+        ({"order": "nope"}, 422, "order must be"),
+        ({"no_receipt": True, "override": MANAGER_OVERRIDE}, 422, "reason must say why"),
+        ({"no_receipt": True, "reason": "lost it"}, 403, "needs a manager's PIN"),
+        ({"no_receipt": "yes", "order": unknown}, 422, "no_receipt must be true or false"),
+    ]:
+        response = await http.post(f"{edge.url}/api/tills/till-1/returns", json=body)
+        assert response.status_code == status and says in response.json()["error"], (body, response.text)
+    response = await take(http, edge.url, 1, 1)
+    assert response.status_code == 409 and "no return open" in response.json()["error"]
+    assert (await http.get(f"{edge.url}/api/tills/till-1")).json() == before
+
+
+async def test_no_receipt_return_needs_a_manager_and_is_audited(
+        edge: Any, store_config: StoreConfig, http: httpx.AsyncClient) -> None:
+    await log_in(http, edge.url)
+    response = await http.post(f"{edge.url}/api/tills/till-1/returns", json={
+        "no_receipt": True, "reason": "gift, no receipt", "override": MANAGER_OVERRIDE})
+    assert response.status_code == 200, response.text
+    response = await http.post(f"{edge.url}/api/tills/till-1/returns/lines", json={
+        "barcode": COFFEE, "quantity": 1, "condition": "damaged"})
+    assert response.status_code == 200, response.text
+    receipt = (await complete(http, edge.url)).json()
+    assert "original" not in receipt and receipt["approver"] == "manager"
+    assert receipt["returned"][0]["restock"] is False and receipt["refunds"][0]["amount"]["minor"] == 499
+    with sqlite3.connect(store_config.state_dir / FILE_NAME) as db:
+        audited = [msgpack.unpackb(row[0])["body"] for row in db.execute(
+            "SELECT payload FROM outbox WHERE subject LIKE '%audit_recorded' ORDER BY seq")]
+    assert [(a["action"], a["actor"], a.get("approver"), a["target"]) for a in audited] == [
+        ("till.refund", "alice", "manager", receipt["sale"]), ("till.return_no_receipt", "alice", "manager",
+                                                               receipt["sale"])]
+
+
+async def test_a_sale_older_than_the_policy_allows_is_refused(
+        store_config: StoreConfig, http: httpx.AsyncClient) -> None:
+    config = dataclasses.replace(store_config, returns=ReturnsPolicy(days=0))
+    async with trio.open_nursery() as nursery:
+        edge = await nursery.start(run_edge, config)
+        order = (await sell(http, edge.url, [(MILK, 1)]))["sale"]
+        await trio.sleep(0.01)
+        response = await start_return(http, edge.url, order)
+        assert response.status_code == 409 and "more than the 0 days" in response.json()["error"]
+        assert (await http.get(f"{edge.url}/api/tills/till-1")).json()["mode"] == "sale"
+        nursery.cancel_scope.cancel()
