@@ -478,6 +478,7 @@ HUB_ENDPOINTS = (
     Endpoint("GET", "/api/fleet/{store}"),  # hostile store ids, signed in: tests/test_fleet_console.py
     Endpoint("GET", "/api/audit"),
     Endpoint("GET", "/api/audit/verify"),
+    Endpoint("GET", "/api/returns"),
 )
 """Every route of the hub console; the values a client controls are its path ids and query parameters. They
 are sent signed in as a tenant admin (with the session's CSRF header), so that what answers is the door's
@@ -503,7 +504,7 @@ def _hub_attacks(endpoint: Endpoint, port: int, session: dict[str, str]) -> Iter
 
     for label, segment in HOSTILE_IDS if "{id}" in endpoint.path else []:
         yield f"id {label}", 404, request(endpoint.method, segment)
-    for limit in HOSTILE_LIMITS if endpoint.path in ("/api/sales", "/api/price-diffs", "/api/orders") else []:
+    for limit in HOSTILE_LIMITS if endpoint.path in ("/api/sales", "/api/price-diffs", "/api/orders", "/api/returns") else []:
         yield f"limit={limit[:12]}", 400, request("GET", query=f"?limit={limit}", content=None, headers={})
     for method in {"PUT", "PATCH", "DELETE", "POST", "GET"} - _served(endpoint.path):
         yield f"{method} without a body", 405, request(method, content=None, headers={})
