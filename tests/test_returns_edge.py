@@ -15,8 +15,10 @@ import trio
 
 from actors.storage.db import FILE_NAME
 from edge.app import run_edge
+from mocks.network_printer import MockNetworkPrinter
 from novapos.config import StoreConfig
 from novapos.config.returns import ReturnsPolicy
+from tests.conftest import wait_until
 from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in, sell
 
 
@@ -105,8 +107,12 @@ async def test_two_tills_racing_for_the_last_unit_refund_it_once(
     assert returns <= 1  # the refused one wrote nothing (the other may already be forwarded)
 
 
+async def _printed(printer: MockNetworkPrinter, marker: str) -> str | None:
+    return next((text for text in printer.receipts if marker in text), None)
+
+
 async def test_an_exchange_nets_in_one_event_and_one_receipt(
-        edge: Any, store_config: StoreConfig, http: httpx.AsyncClient) -> None:
+        edge: Any, store_config: StoreConfig, http: httpx.AsyncClient, printer: MockNetworkPrinter) -> None:
     order = (await sell(http, edge.url, [(MILK, 2)]))["sale"]
     assert (await start_return(http, edge.url, order)).status_code == 200
     assert (await take(http, edge.url, 1, 1)).status_code == 200
@@ -119,6 +125,9 @@ async def test_an_exchange_nets_in_one_event_and_one_receipt(
     receipt = (await complete(http, edge.url)).json()
     assert receipt["total"]["minor"] == 370 and receipt["change"]["minor"] == 130 and receipt["refunds"] == []
     assert len(receipt["lines"]) == 1 and receipt["lines"][0]["amount"]["minor"] == 499
+    printed = await wait_until(lambda: _printed(printer, f"Return {receipt['seq']} "))
+    assert "Exchange #" in printed and "1 x " in printed and "-1.29" in printed and "TOTAL" in printed
+    assert sum(f"Return {receipt['seq']} " in text for text in printer.receipts) == 1  # one receipt for both
     # the new line is itself returnable, under the return's id
     assert returnable(store_config, receipt["sale"]) == [1]
     assert returnable(store_config, order) == [1]

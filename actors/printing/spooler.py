@@ -38,6 +38,7 @@ from actors.devices.context import device_actor_name
 from actors.printing.document import PrintDocument
 from actors.printing.jobs import document_to_wire
 from actors.printing.receipt import late_heading, render_receipt
+from actors.returns.receipt import render_return_receipt
 from actors.storage.db import LockWatch, connect, is_busy
 from edge_runtime import Actor, Backoff
 
@@ -49,6 +50,7 @@ PRINT_QUEUE = Gauge("novapos_edge_print_queue_depth", "Print jobs waiting for th
 
 RENDERERS: dict[str, Callable[[str, dict[str, Any], datetime], PrintDocument]] = {
     "sale.completed": render_receipt,
+    "return.completed": render_return_receipt,
 }
 
 RETRY_BACKOFF = Backoff(initial=0.25, maximum=10.0)
