@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,9 +17,11 @@ import trio
 from actors.storage.db import FILE_NAME
 from edge.app import run_edge
 from mocks.network_printer import MockNetworkPrinter
+from mocks.payment_terminal import PaymentTerminalMock
 from novapos.config import StoreConfig
+from novapos.config.devices import DeviceRule
 from novapos.config.returns import ReturnsPolicy
-from tests.conftest import wait_until
+from tests.conftest import printer_only, wait_until
 from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in, sell
 
 
@@ -184,3 +187,39 @@ async def test_a_sale_older_than_the_policy_allows_is_refused(
         assert response.status_code == 409 and "more than the 0 days" in response.json()["error"]
         assert (await http.get(f"{edge.url}/api/tills/till-1")).json()["mode"] == "sale"
         nursery.cancel_scope.cancel()
+
+
+async def _ready(http: httpx.AsyncClient, base: str, device: str) -> bool:
+    devices = (await http.get(f"{base}/api/devices")).json()
+    return any(item["device"] == device and item["state"] == "ready" for item in devices)
+
+
+async def test_a_card_sale_is_refunded_to_its_card_through_the_terminal(
+        store_config: StoreConfig, http: httpx.AsyncClient, printer: MockNetworkPrinter, tmp_path: Path) -> None:
+    with PaymentTerminalMock(tmp_path / "terminal", processing_time=0.05) as terminal:
+        rules = (*printer_only(printer.port).rules,
+                 DeviceRule("terminal-1", "serial-terminal", path=str(terminal.path), till="till-1"))
+        config = dataclasses.replace(store_config, devices=dataclasses.replace(store_config.devices, rules=rules))
+        async with trio.open_nursery() as nursery:
+            edge = await nursery.start(run_edge, config)
+            order = (await sell(http, edge.url, [(COFFEE, 2)]))["sale"]
+            # until the till takes cards (the card work), the journal's tender row is made the card payment a
+            # v3 sale records: method card, with the acquirer's reference
+            with sqlite3.connect(config.state_dir / FILE_NAME) as db:
+                db.execute("UPDATE store_sale_tenders SET method = 'card', reference = 'PAY0001' WHERE order_id = ?",
+                           (order,))
+            await wait_until(lambda: _ready(http, edge.url, "terminal-1"))
+            assert (await start_return(http, edge.url, order)).status_code == 200
+            state = (await take(http, edge.url, 1, 1)).json()
+            assert state["refund_to"] == "card" and state["refund"]["minor"] == 499
+            response = await complete(http, edge.url)
+            assert response.status_code == 200, response.text
+            [refund] = response.json()["refunds"]
+            assert refund["method"] == "card" and refund["amount"]["minor"] == 499
+            assert refund["card"]["original_reference"] == "PAY0001"
+            [reference] = terminal.references
+            assert reference == refund["card"]["reference"]
+            seen = terminal.status_of(reference)
+            assert (seen.stage, seen.amount_minor, seen.currency) == ("approved", 499, "EUR")
+            assert (await http.get(f"{edge.url}/api/tills/till-1")).json()["drawer_owed"] is None  # no cash moved
+            nursery.cancel_scope.cancel()
