@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from mocks.payment_terminal import PaymentTerminalMock
 from novapos.config import StoreConfig
 from novapos.config.devices import DeviceRule
 from novapos.config.returns import ReturnsPolicy
+from novapos.demo.embedded_nats import EmbeddedNats
 from tests.conftest import printer_only, wait_until
 from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in, sell
 
@@ -223,3 +225,23 @@ async def test_a_card_sale_is_refunded_to_its_card_through_the_terminal(
             assert (seen.stage, seen.amount_minor, seen.currency) == ("approved", 499, "EUR")
             assert (await http.get(f"{edge.url}/api/tills/till-1")).json()["drawer_owed"] is None  # no cash moved
             nursery.cancel_scope.cancel()
+
+
+async def test_offline_a_local_sale_is_returned_and_another_stores_order_gets_a_sentence(
+        store_config: StoreConfig, nats_server: EmbeddedNats, http: httpx.AsyncClient) -> None:
+    async with trio.open_nursery() as nursery:
+        edge = await nursery.start(run_edge, store_config)
+        await trio.to_thread.run_sync(nats_server.stop)
+        order = (await sell(http, edge.url, [(COFFEE, 2)]))["sale"]
+        started = time.perf_counter()
+        assert (await start_return(http, edge.url, order)).status_code == 200
+        assert (await take(http, edge.url, 1, 2)).status_code == 200
+        receipt = (await complete(http, edge.url)).json()
+        assert receipt["refunds"][0]["amount"]["minor"] == 998 and returnable(store_config, order) == [0]
+        assert time.perf_counter() - started < 5.0, "a local return waited on the missing NATS"
+        response = await http.get(f"{edge.url}/api/tills/till-1/returns/lookup",
+                                  params={"order": "0190a5b0-0000-7000-8000-000000000000"})
+        assert response.status_code == 404
+        assert "the hub cannot be asked now" in response.json()["error"]
+        assert await edge.tree.ask("outbox", "depth") >= 3  # sale, return and its audit record wait for the hub
+        nursery.cancel_scope.cancel()
