@@ -245,3 +245,56 @@ async def test_offline_a_local_sale_is_returned_and_another_stores_order_gets_a_
         assert "the hub cannot be asked now" in response.json()["error"]
         assert await edge.tree.ask("outbox", "depth") >= 3  # sale, return and its audit record wait for the hub
         nursery.cancel_scope.cancel()
+
+
+async def test_a_unit_another_till_refunded_meanwhile_is_refused_before_the_card_is_refunded(
+        store_config: StoreConfig, http: httpx.AsyncClient, printer: MockNetworkPrinter, tmp_path: Path) -> None:
+    with PaymentTerminalMock(tmp_path / "t1", processing_time=0.05) as one, \
+            PaymentTerminalMock(tmp_path / "t2", processing_time=0.05) as two:
+        rules = (*printer_only(printer.port).rules,
+                 DeviceRule("terminal-1", "serial-terminal", path=str(one.path), till="till-1"),
+                 DeviceRule("terminal-2", "serial-terminal", path=str(two.path), till="till-2"))
+        config = dataclasses.replace(store_config, devices=dataclasses.replace(store_config.devices, rules=rules))
+        async with trio.open_nursery() as nursery:
+            edge = await nursery.start(run_edge, config)
+            order = (await sell(http, edge.url, [(COFFEE, 1)]))["sale"]
+            with sqlite3.connect(config.state_dir / FILE_NAME) as db:
+                db.execute("UPDATE store_sale_tenders SET method = 'card', reference = 'PAY0002' WHERE order_id = ?",
+                           (order,))
+            await log_in(http, edge.url, "till-2", "bob")
+            for till in ("till-1", "till-2"):
+                await wait_until(lambda till=till: _ready(http, edge.url, f"terminal-{till[-1]}"))  # type: ignore[misc]
+                assert (await start_return(http, edge.url, order, till)).status_code == 200
+                assert (await take(http, edge.url, 1, 1, till)).status_code == 200
+            assert (await complete(http, edge.url, "till-2")).status_code == 200
+            response = await complete(http, edge.url, "till-1")
+            assert response.status_code == 409 and "only 0 of 1" in response.json()["error"]
+            assert len(two.references) == 1 and one.references == []  # the second card was never refunded
+            response = await http.delete(f"{edge.url}/api/tills/till-1/cart")  # nothing moved: it may be cancelled
+            assert response.status_code == 200 and response.json()["mode"] == "sale"
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_restarted_till_carries_on_with_its_return(
+        edge: Any, store_config: StoreConfig, http: httpx.AsyncClient) -> None:
+    order = (await sell(http, edge.url, [(MILK, 2)]))["sale"]
+    assert (await start_return(http, edge.url, order)).status_code == 200
+    assert (await take(http, edge.url, 1, 1, condition="damaged")).status_code == 200
+    await http.post(f"{edge.url}/api/tills/till-1/lines", json={"barcode": COFFEE})
+    before = (await http.post(f"{edge.url}/api/tills/till-1/tenders",
+                              json={"method": "cash", "amount_minor": 500})).json()
+    restarts = edge.tree.restarts
+    await trio.to_thread.run_sync(lambda: edge.tree.registry.get("till.till-1").stop(block=True))
+
+    async def restarted() -> bool:
+        return bool(edge.tree.restarts > restarts)
+    await wait_until(restarted)
+    after = await wait_until(lambda: _state_if_up(http, edge.url))
+    assert after == before and after["mode"] == "return" and after["tendered"]["minor"] == 500
+    receipt = (await complete(http, edge.url)).json()
+    assert receipt["returned"][0]["condition"] == "damaged" and receipt["change"]["minor"] == 130
+
+
+async def _state_if_up(http: httpx.AsyncClient, base: str) -> dict[str, Any] | None:
+    response = await http.get(f"{base}/api/tills/till-1")
+    return dict(response.json()) if response.status_code == 200 else None

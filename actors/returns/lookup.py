@@ -10,23 +10,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import nats.errors
 
 from actors.protocol import Rejected
-from actors.returns.journal import find_sale
-from actors.storage.db import connect
+from actors.returns.journal import find_sale, journal
+from actors.storage.db import connect, is_busy
+from actors.storage.outbox import JournalRefused
 from edge_runtime import Actor, AsyncioSeam
 from novapos import validators
 from novapos.adapters.nats import NatsLink
 from novapos.pricing import PPM
+from novapos.wire.envelope import Envelope
+from novapos.wire.ids import uuid7
 from novapos.wire.orders import decode_answer, encode_request, order_subject
 from novapos.wire.replies import ERROR_CODE_HEADER, ERROR_HEADER
 
 log = logging.getLogger(__name__)
 
+NAME = "returns"
+"""The lookup actor's name in the tree."""
 ANSWER_WITHIN_S = 2.0
 CONNECT_WITHIN_S = 0.5
 OFFLINE = ("this sale was not made at this store, and the hub cannot be asked now ({why}): take the return when "
@@ -37,7 +45,7 @@ class ReturnsLookupActor(Actor):
     def __init__(self, db_path: Path, link: NatsLink, seam: AsyncioSeam, tenant: str, store: str,
                  answer_within: float = ANSWER_WITHIN_S) -> None:
         super().__init__()
-        self._db_path, self._link, self._seam, self._store = db_path, link, seam, store
+        self._db_path, self._link, self._seam, self._tenant, self._store = db_path, link, seam, tenant, store
         self._subject = order_subject(tenant, store)
         self._within = answer_within
         self._db: Any = None
@@ -67,6 +75,23 @@ class ReturnsLookupActor(Actor):
                                          "the company: check the receipt")
         return found
 
+    def check(self, body: dict[str, Any]) -> Rejected | None:
+        """Whether the store's journal would take this return.completed now (a dry run, rolled back): asked just
+        before money leaves by card, so a unit another till returned meanwhile is refused before the refund, not
+        after it. (Between this and the commit, a second or so, only the journal's own refusal stands.)"""
+        event = Envelope(id=uuid7(), type="return.completed", v=1, tenant=self._tenant, store=self._store, seq=0,
+                         ts=0, body=body)
+        try:
+            with rolled_back(self._db):
+                journal(self._db, event)
+        except JournalRefused as exc:
+            return Rejected(exc.reason, exc.message)
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            return Rejected("busy", "the store's disk is busy: complete the return again")
+        return None
+
     async def _ask(self, order: str) -> dict[str, Any] | None:
         started = asyncio.get_running_loop().time()
         if not self._link.connected:
@@ -78,6 +103,16 @@ class ReturnsLookupActor(Actor):
             raise validators.Invalid("hub", headers.get(ERROR_HEADER, headers[ERROR_CODE_HEADER]))
         sale = decode_answer(reply.data)
         return None if sale is None else checked_sale(sale)
+
+
+@contextmanager
+def rolled_back(db: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction that is always rolled back: what the block did is seen inside it only."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        db.execute("ROLLBACK")
 
 
 def _why(exc: BaseException) -> str:

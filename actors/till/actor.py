@@ -35,12 +35,13 @@ from prometheus_client import Counter
 from actors.catalog.local import LocalCatalog
 from actors.devices.context import SPOOLER, Notify, device_actor_name
 from actors.protocol import Rejected
+from actors.returns.lookup import NAME as RETURNS_NAME
 from actors.storage.audit import record_at_store
 from actors.storage.outbox import Committed
 from actors.storage.saved_tills import SavedTills
 from actors.till import customer_screen
 from actors.till.cart import SAVING_MESSAGE, Cart, restore
-from actors.till.returning import NO_RETURN, ReturnCart
+from actors.till.returning import NO_RETURN, ReturnCart, restore_return
 from edge_runtime import Actor
 from novapos import validators
 from novapos.config.returns import ReturnsPolicy
@@ -369,6 +370,16 @@ class TillActor(Actor):
         if self._terminal is None:
             return Rejected("conflict", "the sale was paid by card and the store refunds to the original card, but "
                                         "this till has no payment terminal: take the return at a till with one")
+        assert self._session is not None
+        trial = ret.checkout(self.till_id, self._session["id"], self._session["cashier"],
+                             {"id": str(uuid7()), "reference": "check", "original_reference": original or "check",
+                              "scheme": "card", "masked": "****"})
+        ret.saving = False  # only a dry run of the body the commit will carry
+        if isinstance(trial, Rejected):
+            return trial
+        refused = self.registry.ask(RETURNS_NAME, "check", trial, timeout=COMMIT_TIMEOUT_S)
+        if refused is not None:
+            return refused
         refund_id = str(uuid7())
         reference = refund_id.replace("-", "")
         try:
@@ -444,8 +455,35 @@ class TillActor(Actor):
         for problem in problems:
             log.warning("till %s: dropping part of its saved cart: %s", self.till_id, problem)
         self._cart = cart
+        self._restore_return(saved.get("return"))
         log.info("till %s: carried on after a restart: session of %s, %d lines, %s tendered", self.till_id,
                  self._session["cashier"], len(cart.lines), cart.paid().format())
+
+    def _restore_return(self, saved: Any) -> None:
+        """Take up a saved return cart, checked like the sale cart; one that was committed before the restart (its
+        return is on disk) gives way, its drawer owed if cash moved."""
+        if saved is None:
+            return
+        try:
+            if not isinstance(saved, dict):
+                raise validators.Invalid("saved return", "must be an object")
+            ret, problems = restore_return(saved, self.currency, self._max_change, self._returns)
+        except validators.Invalid as exc:
+            log.warning("till %s: dropping its saved return: %s", self.till_id, exc)
+            return
+        try:
+            done = self.registry.ask("outbox", "committed", ret.id, timeout=RESTORE_ASK_S)
+        except pykka.Timeout:
+            ret.saving = True
+            done = None
+        if done is not None:
+            log.info("till %s: return %s was completed before the restart", self.till_id, ret.id)
+            return
+        for problem in problems:
+            log.warning("till %s: dropping part of its saved return: %s", self.till_id, problem)
+        self._return = ret
+        log.info("till %s: carried on with return %s after a restart%s", self.till_id, ret.id,
+                 " (its card refund is already made)" if ret.card_refund is not None else "")
 
     @staticmethod
     def _receipt(committed: Committed, cart_id: str) -> dict[str, Any]:
@@ -511,7 +549,8 @@ class TillActor(Actor):
     def _save(self) -> None:
         assert self._saved is not None
         self._saved.save(self.till_id, {"session": self._session, "cart": self._cart.to_saved(),
-                                        "drawer_owed": self._drawer_owed})
+                                        "drawer_owed": self._drawer_owed,
+                                        "return": None if self._return is None else self._return.to_saved()})
 
     def _changed(self, show: bool = True) -> dict[str, Any]:
         self._save()

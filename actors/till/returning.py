@@ -11,17 +11,19 @@ given back when negative: to the original card when the policy says so and the s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from actors.catalog.local import Offer
 from actors.protocol import Rejected
-from actors.till.cart import SAVING_MESSAGE, Line
+from actors.returns.lookup import checked_sale
+from actors.till.cart import SAVING_MESSAGE, Line, _saved_line
 from novapos import validators
-from novapos.config.returns import BP, ReturnsPolicy
+from novapos.config.returns import BP, CONDITIONS, ReturnsPolicy
 from novapos.money import Money
-from novapos.pricing import line_tax, pro_rata, round_half_up
+from novapos.pricing import PPM, line_tax, pro_rata, round_half_up
 from novapos.wire.ids import uuid7
 
 DAY_MS = 86_400_000
@@ -299,3 +301,95 @@ class ReturnCart:
             body["reason"] = self.reason
         self.saving = True
         return body
+
+    def to_saved(self) -> dict[str, Any]:
+        """What the till saves on every change, so a restart carries on with the return (and a card refund already
+        made is never forgotten)."""
+        return {"id": self.id, "sale": self.sale, "approver": self.approver, "reason": self.reason,
+                "taken": [{"line_no": t.line_no, "sku": t.sku, "name": t.name, "quantity": t.quantity,
+                           "unit": t.unit_minor, "tax": list(t.tax), "condition": t.condition} for t in self.taken],
+                "lines": [line.to_saved() for line in self.lines], "tendered": [list(t) for t in self.tendered],
+                "tender_ids": list(self.tender_ids), "card_refund": self.card_refund}
+
+
+def restore_return(saved: Mapping[str, Any], currency: str, max_change: int,
+                   policy: ReturnsPolicy) -> tuple[ReturnCart, list[str]]:
+    """A return cart from its saved form, every field checked as if a client sent it (Invalid when it cannot be
+    taken up at all: its id, its sale or its card refund), with the problems of the parts dropped, for the log."""
+    v = validators
+    raw_sale = saved.get("sale")
+    sale = None if raw_sale is None else checked_sale(raw_sale if isinstance(raw_sale, dict) else {})
+    card = saved.get("card_refund")
+    if card is not None:
+        if not isinstance(card, dict):
+            raise v.Invalid("saved card refund", "must be an object")
+        card = {"id": v.uuid_text("saved card refund id", card.get("id")),
+                **{key: v.text(f"saved card refund {key}", card.get(key), max_length=64)
+                   for key in ("reference", "original_reference", "scheme", "masked")}}
+    approver, reason = saved.get("approver"), saved.get("reason")
+    cart = ReturnCart(currency, max_change, policy, sale,
+                      None if approver is None else v.text("saved approver", approver, max_length=64),
+                      None if reason is None else v.text("saved reason", reason, max_length=500),
+                      v.uuid_text("saved return id", saved.get("id")))
+    problems: list[str] = []
+    for index, raw in enumerate(_list(saved.get("taken"))):
+        try:
+            taken = _saved_taken(f"saved return item {index}", raw)
+        except v.Invalid as exc:
+            problems.append(str(exc))
+            continue
+        if taken.line_no is not None:  # checked against the sale again, and priced
+            refused = cart.take_line(taken.line_no, taken.quantity, taken.condition)
+        elif sale is not None:
+            refused = Rejected("invalid", "an item without its line in a return with a receipt")
+        else:
+            cart.taken.append(taken)
+            refused = None
+        if refused is not None:
+            problems.append(f"saved return item {index}: {refused.message}")
+    for index, raw in enumerate(_list(saved.get("lines"))):
+        try:
+            offer, quantity = _saved_line(f"saved return line {index}", raw, currency)
+        except v.Invalid as exc:
+            problems.append(str(exc))
+            continue
+        cart.lines.append(Line(offer, quantity))
+    cart._price()
+    cart.card_refund = card  # after the items: a card refund freezes the cart
+    for index, raw in enumerate(_list(saved.get("tendered"))):
+        try:
+            if not isinstance(raw, list) or len(raw) != 2:
+                raise v.Invalid(f"saved return tender {index}", "must be [id, amount]")
+            cart.tendered.append((v.uuid_text(f"saved return tender {index} id", raw[0]),
+                                  v.minor_units(f"saved return tender {index}", raw[1], minimum=1)))
+        except v.Invalid as exc:
+            problems.append(str(exc))
+    for index, raw in enumerate(_list(saved.get("tender_ids"))):
+        try:
+            cart.tender_ids.append(v.uuid_text(f"saved return tender id {index}", raw))
+        except v.Invalid as exc:
+            problems.append(str(exc))
+    return cart, problems
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _saved_taken(where: str, raw: Any) -> Taken:
+    v = validators
+    if not isinstance(raw, dict):
+        raise v.Invalid(where, "must be an object")
+    tax = raw.get("tax")
+    if not isinstance(tax, list) or len(tax) != 3 or not isinstance(tax[2], bool):
+        raise v.Invalid(f"{where} tax", "must be [class, rate, included]")
+    condition = raw.get("condition")
+    if condition not in CONDITIONS:
+        raise v.Invalid(f"{where} condition", f"must be one of {', '.join(CONDITIONS)}")
+    line_no = raw.get("line_no")
+    return Taken(None if line_no is None else v.integer(f"{where} line", line_no, 1, v.MAX_LINE_QUANTITY),
+                 v.token(f"{where} sku", raw.get("sku")), v.text(f"{where} name", raw.get("name")),
+                 v.integer(f"{where} quantity", raw.get("quantity"), 1, v.MAX_LINE_QUANTITY),
+                 v.minor_units(f"{where} unit", raw.get("unit")),
+                 (v.token(f"{where} tax class", tax[0]), v.integer(f"{where} tax rate", tax[1], 0, PPM), tax[2]),
+                 str(condition))

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from actors.protocol import Rejected
+from actors.returns.lookup import NAME
 from edge.api.asking import ask
 from edge.api.auth import authorized, signed_in
 from edge.api.tills import STATUS
@@ -30,8 +31,7 @@ from novapos.roles import Permission
 from novapos.validators import MAX_BARCODE_LENGTH, MAX_LINE_QUANTITY, describe, integer, text
 from novapos.wire.orders import order_id
 
-RETURNS = "returns"
-"""The sale lookup actor's name in the tree (actors.returns.lookup)."""
+RETURNS = NAME
 LOOKUP_TIMEOUT_S = 5.0
 MANAGER_ROLES = ("store_manager",)
 
