@@ -117,6 +117,9 @@ async def test_the_hub_counts_returns_flags_a_race_moves_stock_and_keeps_tenants
         assert [(line["kind"], line["sku"], line["condition"]) for line in page["items"][0]["lines"]] == [
             ("returned", "COF-250", "resaleable"), ("returned", "COF-250", "damaged"), ("new", "COF-1K", None)]
         assert (await http.get(f"{hub.url}/api/returns", params={"store": "o-1"})).status_code == 404
+        detail = (await http.get(f"{hub.url}/api/orders/{order.id}")).json()
+        assert [(r["event_id"], r["refunded_minor"], r["review"]) for r in detail["returns"]] == [
+            (str(cross.id), 499, []), (str(late.id), 998, [f"line 1 of order {order.id}: 4 returned of 3 sold"])]
         first = (await http.get(f"{hub.url}/api/returns", params={"limit": "1"})).json()
         second = (await http.get(f"{hub.url}/api/returns", params={"limit": "1", "after": first["next"]})).json()
         assert [first["items"][0]["event_id"], second["items"][0]["event_id"]] == [str(late.id), str(cross.id)]
