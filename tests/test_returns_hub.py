@@ -123,11 +123,21 @@ async def test_the_hub_counts_returns_flags_a_race_moves_stock_and_keeps_tenants
         first = (await http.get(f"{hub.url}/api/returns", params={"limit": "1"})).json()
         second = (await http.get(f"{hub.url}/api/returns", params={"limit": "1", "after": first["next"]})).json()
         assert [first["items"][0]["event_id"], second["items"][0]["event_id"]] == [str(late.id), str(cross.id)]
+        # the exchange's new line is an order in turn: found at the hub, and returned at store-001
+        exchange = await _found(nats_server, "demo", "store-001", str(cross.id))
+        assert exchange is not None and [(line["sku"], line["returnable"]) for line in exchange["sale"]["lines"]] == [
+            ("COF-1K", 1)]
+        again = returned(cross, [(1, 1, "resaleable", True)], store="store-001", seq=3)
+        again.body["returned"][0] |= {"sku": "COF-1K", "name": "COF-1K"}
+        await publish(nats_server, [(event_subject("demo", "store-001", "return.completed"), again.encode(), None)])
+        await wait_until(lambda: _count(database_url, "SELECT count(*) FROM returns", 3))
+        exchange = await _found(nats_server, "demo", "store-001", str(cross.id))
+        assert exchange is not None and [line["returnable"] for line in exchange["sale"]["lines"]] == [0]
         nursery.cancel_scope.cancel()
-    reviews = {row["store"]: list(row["review"]) for row in await query(
-        database_url, "SELECT store, review FROM returns")}
-    assert reviews["store-002"] == [] and reviews["store-001"] == [
-        f"line 1 of order {order.id}: 4 returned of 3 sold"]
+    reviews = {str(row["event_id"]): list(row["review"]) for row in await query(
+        database_url, "SELECT event_id, review FROM returns")}
+    assert reviews == {str(cross.id): [], str(again.id): [],
+                       str(late.id): [f"line 1 of order {order.id}: 4 returned of 3 sold"]}
     moves = sorted((row["location"], row["sku"], row["kind"], row["on_hand_change"]) for row in await query(
         database_url, "SELECT coalesce(l.location, '-') AS location, m.sku, m.kind, m.on_hand_change"
                       " FROM stock_movements m LEFT JOIN locations l ON l.id = m.location_id"))
@@ -135,7 +145,8 @@ async def test_the_hub_counts_returns_flags_a_race_moves_stock_and_keeps_tenants
         ("s1-floor", "COF-250", "sale", -3), ("s1-floor", "COF-500", "sale", -1),   # the sale
         ("s2-floor", "COF-250", "return", 1), ("s2-damaged", "COF-250", "return", 1),  # back at store-002
         ("s2-floor", "COF-1K", "sale", -1),                                         # the exchange's new line
-        ("s1-floor", "COF-250", "return", 2)])                                      # the late return
+        ("s1-floor", "COF-250", "return", 2),                                       # the late return
+        ("s1-floor", "COF-1K", "return", 1)])                                       # the exchanged item back
 
 
 async def _count(database_url: str, sql: str, wanted: int) -> bool:

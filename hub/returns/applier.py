@@ -23,13 +23,16 @@ INSERT_RETURN = (
     " original_store, total_minor, refunded_minor, restocking_fee_minor, refund_methods, returned_at)"
     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)")
 LINE_COLUMNS = ["event_id", "line_no", "kind", "original_line", "sku", "name", "quantity", "unit_price_minor",
-                "amount_minor", "tax_minor", "condition", "restock"]
+                "amount_minor", "tax_class", "tax_rate_ppm", "tax_included", "tax_minor", "condition", "restock"]
 COUNT_RETURNED = (
     "INSERT INTO sale_line_returns AS r (sale_event_id, line_no, returned) VALUES ($1, $2, $3)"
     " ON CONFLICT (sale_event_id, line_no) DO UPDATE SET returned = r.returned + EXCLUDED.returned"
     " RETURNING returned")
 SOLD_LINE = ("SELECT l.sku, l.quantity FROM sale_lines l JOIN sales s USING (event_id)"
-             " WHERE s.tenant = $1 AND l.event_id = $2 AND l.line_no = $3")
+             " WHERE s.tenant = $1 AND l.event_id = $2 AND l.line_no = $3"
+             " UNION ALL SELECT l.sku, l.quantity FROM return_lines l JOIN returns r USING (event_id)"
+             " WHERE r.tenant = $1 AND l.event_id = $2 AND l.kind = 'new' AND l.line_no = $3")
+"""The line an item was sold on: a sale's, or an exchange's new line (the return's event id is its order id)."""
 
 
 async def apply_returns(conn: asyncpg.Connection, events: Sequence[Envelope]) -> None:
@@ -50,15 +53,20 @@ async def _apply(conn: asyncpg.Connection, event: Envelope) -> None:
     rows: list[tuple[Any, ...]] = []
     for number, item in enumerate(body["returned"], 1):
         rows.append((event.id, number, "returned", item.get("original_line"), item["sku"], item["name"],
-                     item["quantity"], item["unit_price"]["minor"], item["amount"]["minor"],
-                     item["tax"]["amount"]["minor"], item["condition"], item["restock"]))
+                     item["quantity"], item["unit_price"]["minor"], item["amount"]["minor"], *_tax(item),
+                     item["condition"], item["restock"]))
     for number, line in enumerate(body["lines"], 1):
         rows.append((event.id, number, "new", None, line["sku"], line["name"], line["quantity"],
-                     line["unit_price"]["minor"], line["amount"]["minor"], line["tax"]["amount"]["minor"], None, None))
+                     line["unit_price"]["minor"], line["amount"]["minor"], *_tax(line), None, None))
     await conn.copy_records_to_table("return_lines", records=rows, columns=LINE_COLUMNS)
     review = [] if order is None else await _count(conn, event.tenant, order, body["returned"])
     if review:
         await conn.execute("UPDATE returns SET review = $2 WHERE event_id = $1", event.id, review)
+
+
+def _tax(line: dict[str, Any]) -> tuple[str, int, bool, int]:
+    tax = line["tax"]
+    return tax["class"], tax["rate_ppm"], tax["included"], tax["amount"]["minor"]
 
 
 async def _count(conn: asyncpg.Connection, tenant: str, order: uuid.UUID, returned: list[dict[str, Any]]) -> list[str]:

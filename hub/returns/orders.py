@@ -30,8 +30,24 @@ SALE_SQL = (
     " FROM sales s WHERE s.tenant = $1 AND s.event_id = $2")
 
 
+EXCHANGE_SQL = (
+    "SELECT r.store, r.till, r.currency, (extract(epoch FROM r.returned_at) * 1000)::bigint AS ts,"
+    " (SELECT json_agg(json_build_object('line_no', l.line_no, 'sku', l.sku, 'name', l.name,"
+    "   'quantity', l.quantity, 'unit_minor', l.unit_price_minor, 'amount', l.amount_minor, 'tax_class', l.tax_class,"
+    "   'rate_ppm', l.tax_rate_ppm, 'included', l.tax_included,"
+    "   'returnable', greatest(0, l.quantity - coalesce(c.returned, 0))) ORDER BY l.line_no)"
+    "   FROM return_lines l LEFT JOIN sale_line_returns c ON c.sale_event_id = l.event_id AND c.line_no = l.line_no"
+    "   WHERE l.event_id = r.event_id AND l.kind = 'new')::text AS lines, '[]' AS tenders"
+    " FROM returns r WHERE r.tenant = $1 AND r.event_id = $2"
+    " AND EXISTS (SELECT FROM return_lines l WHERE l.event_id = r.event_id AND l.kind = 'new')")
+"""An exchange's new lines as an order (its refunds go to cash: the hub keeps no tender of a return)."""
+
+
 async def find(pool: asyncpg.Pool, tenant: str, order: str) -> dict[str, Any] | None:
+    """The sale (or exchange) with that order id of this tenant, as the till's return needs it; None if none."""
     row = await pool.fetchrow(SALE_SQL, tenant, uuid.UUID(order))
+    if row is None:
+        row = await pool.fetchrow(EXCHANGE_SQL, tenant, uuid.UUID(order))
     if row is None:
         return None
     return {"order": order, "store": row["store"], "till": row["till"], "currency": row["currency"], "ts": row["ts"],

@@ -35,13 +35,17 @@ CREATE TABLE return_lines (
     quantity          int NOT NULL CHECK (quantity > 0),
     unit_price_minor  bigint NOT NULL,
     amount_minor      bigint NOT NULL,
+    tax_class         text NOT NULL,
+    tax_rate_ppm      int NOT NULL,
+    tax_included      boolean NOT NULL,
     tax_minor         bigint NOT NULL,
     condition         text CHECK (condition IN ('resaleable', 'damaged')),
     restock           boolean,
     PRIMARY KEY (event_id, kind, line_no)
 );
 
--- Units of a sale line returned so far, at any store of its tenant.
+-- Units of a sale line returned so far, at any store of its tenant (an exchange's new lines are an order too: their
+-- sale_event_id is the return's event id).
 CREATE TABLE sale_line_returns (
     sale_event_id     uuid NOT NULL,
     line_no           int NOT NULL,
