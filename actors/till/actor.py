@@ -126,6 +126,11 @@ class TillActor(Actor):
         return {"till": self.till_id, "session": self._session, **cart,
                 "drawer_owed": None if self._pulsing(self._drawer_owed) else self._drawer_owed}
 
+    @property
+    def _open_cart(self) -> Cart | ReturnCart:
+        """The cart the till holds: the sale's, or the return's in its place."""
+        return self._cart if self._return is None else self._return
+
     def _pulsing(self, sale: str | None) -> bool:
         return self._pulse is not None and self._pulse.sale == sale
 
@@ -150,12 +155,11 @@ class TillActor(Actor):
         offer = self._catalog.offer(barcode, int(time.time() * 1000))
         if isinstance(offer, str):
             return Rejected("not_found", offer)
-        return (self._cart if self._return is None else self._return).add(offer, quantity) or self._changed()
+        return self._open_cart.add(offer, quantity) or self._changed()
 
     def remove_line(self, sku: str) -> dict[str, Any] | Rejected:
         """Take a line off the cart: scanned by mistake, or the customer changed their mind."""
-        return self._no_session() or (self._cart if self._return is None else self._return).remove(sku) \
-            or self._changed()
+        return self._no_session() or self._open_cart.remove(sku) or self._changed()
 
     def void_cart(self) -> dict[str, Any] | Rejected:
         """Abandon the cart (the customer left): its lines and any cash taken go, and a new cart begins.
@@ -185,7 +189,7 @@ class TillActor(Actor):
 
     def void_tenders(self) -> dict[str, Any] | Rejected:
         """Undo the tenders taken for the current cart (the cash goes back to the customer)."""
-        return (self._cart if self._return is None else self._return).give_cash_back() or self._changed()
+        return self._open_cart.give_cash_back() or self._changed()
 
     def scan(self, barcode: str, scanner: str) -> dict[str, Any] | Rejected:
         """A barcode from a scanner bound to this till: one of that item, and the page hears of it."""
@@ -196,8 +200,7 @@ class TillActor(Actor):
 
     def tender_cash(self, amount_minor: int, tender_id: str | None = None) -> dict[str, Any] | Rejected:
         """Take cash; a tender whose id the cart already took (a resend) changes nothing and answers the state."""
-        return self._no_session() or (self._cart if self._return is None else self._return).tender_cash(
-            amount_minor, tender_id) or self._changed()
+        return self._no_session() or self._open_cart.tender_cash(amount_minor, tender_id) or self._changed()
 
     def complete(self, cart_id: str | None = None) -> dict[str, Any] | Rejected:
         """Commit the sale, with the cart's id as its idempotency key in the same transaction.
@@ -206,7 +209,7 @@ class TillActor(Actor):
         browser resending after a timeout, a second tab, or a resend after the till or the whole
         process restarted, never makes a second sale. A commit slower than COMMIT_TIMEOUT_S is answered
         with a refusal to send again; the cart is held until a resend finds out how it ended."""
-        if cart_id is not None and cart_id != (self._cart if self._return is None else self._return).id:
+        if cart_id is not None and cart_id != self._open_cart.id:
             done = self.registry.ask("outbox", "committed", cart_id)
             if done is not None and done.body.get("till") == self.till_id:  # another till's receipt stays hidden
                 return self._resent(done, cart_id)
