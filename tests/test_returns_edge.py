@@ -145,6 +145,12 @@ async def test_unknown_order_and_bad_requests_say_why_and_change_nothing(
     unknown = "0190a5b0-0000-7000-8000-000000000000"
     response = await http.get(f"{edge.url}/api/tills/till-1/returns/lookup", params={"order": unknown})
     assert response.status_code == 404 and "not made at this store" in response.json()["error"]
+    for hostile in ("", "\x00", "x" * 10_000, "novapos:order:", "novapos:order:../../etc", "\u202e" + unknown,
+                    unknown + "\n2026 INFO forged"):
+        response = await http.get(f"{edge.url}/api/tills/till-1/returns/lookup", params={"order": hostile})
+        assert response.status_code == 422 and "order must be" in response.json()["error"], (hostile, response.text)
+    response = await http.get(f"{edge.url}/api/tills/till-1/returns/lookup")
+    assert response.status_code == 422 and "order must be" in response.json()["error"]
     for body, status, says in [
         ({"order": "nope"}, 422, "order must be"),
         ({"no_receipt": True, "override": MANAGER_OVERRIDE}, 422, "reason must say why"),
