@@ -63,6 +63,8 @@ def test_the_policy_sets_the_fee_and_the_conditions_and_the_refund_target() -> N
     assert isinstance(refused, Rejected) and "does not take items back damaged" in refused.message
     assert cart.take_line(1, 2, "resaleable") is None
     assert cart.returned_total() == 667 and cart.fee() == 100 and cart.refund() == 567  # 15 % of 6.67, half up
+    top, bottom = cart.screen()  # the customer display, 20 columns
+    assert top == "Return: 2 items" and bottom.startswith("REFUND") and bottom.endswith("5.67") and len(bottom) == 20
     card = _sale()
     card["tenders"] = [{"method": "card", "amount": 1000, "reference": "PAY1"}]
     by_card = ReturnCart.for_sale(card, "EUR", 50_000, ReturnsPolicy(), NOW, None)

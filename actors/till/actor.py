@@ -560,5 +560,6 @@ class TillActor(Actor):
         state = self.state()
         self._notify({"type": "till", "till": self.till_id, "state": state})
         if show:
-            self._show(*customer_screen.for_state(state, self._store_name))
+            self._show(*(customer_screen.for_state(state, self._store_name) if self._return is None
+                         else self._return.screen()))
         return state

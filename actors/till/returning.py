@@ -20,6 +20,7 @@ from actors.catalog.local import Offer
 from actors.protocol import Rejected
 from actors.returns.lookup import checked_sale
 from actors.till.cart import SAVING_MESSAGE, Line, _saved_line
+from actors.till.customer_screen import WIDTH as SCREEN_WIDTH
 from novapos import validators
 from novapos.config.returns import BP, CONDITIONS, ReturnsPolicy
 from novapos.money import Money
@@ -259,6 +260,14 @@ class ReturnCart:
                 "tendered": money(self.paid()), "due": money(self.due()), "change": money(self.change()),
                 "refund": money(self.refund()), "refund_to": method}
 
+    def screen(self) -> tuple[str, str]:
+        """What the customer display shows during the return: what came back, and what is paid back or due."""
+        items = sum(taken.quantity for taken in self.taken)
+        top = f"Return: {items} item{'s' if items != 1 else ''}"
+        if self.due():
+            return top, _screen_row("DUE", self.due(), self.currency)
+        return top, _screen_row("REFUND" if self.refund() else "TOTAL", self.refund(), self.currency)
+
     def _money(self, minor: int) -> dict[str, Any]:
         return {"minor": minor, "currency": self.currency}
 
@@ -370,6 +379,11 @@ def restore_return(saved: Mapping[str, Any], currency: str, max_change: int,
         except v.Invalid as exc:
             problems.append(str(exc))
     return cart, problems
+
+
+def _screen_row(label: str, minor: int, currency: str) -> str:
+    amount = Money(minor, currency).format().split(" ")[0]  # no room for the currency on 20 columns
+    return f"{label:<{SCREEN_WIDTH - len(amount) - 1}} {amount}"
 
 
 def _list(value: Any) -> list[Any]:
