@@ -304,3 +304,21 @@ async def test_a_restarted_till_carries_on_with_its_return(
 async def _state_if_up(http: httpx.AsyncClient, base: str) -> dict[str, Any] | None:
     response = await http.get(f"{base}/api/tills/till-1")
     return dict(response.json()) if response.status_code == 200 else None
+
+
+async def test_the_policy_keeps_a_restocking_fee_and_refuses_a_condition_it_does_not_take(
+        store_config: StoreConfig, http: httpx.AsyncClient) -> None:
+    policy = ReturnsPolicy(conditions=("damaged",), restocking_fee_bp={"resaleable": 0, "damaged": 1000},
+                           restock_damaged=True)
+    async with trio.open_nursery() as nursery:
+        edge = await nursery.start(run_edge, dataclasses.replace(store_config, returns=policy))
+        order = (await sell(http, edge.url, [(COFFEE, 1)]))["sale"]
+        assert (await start_return(http, edge.url, order)).status_code == 200
+        response = await take(http, edge.url, 1, 1)
+        assert response.status_code == 409 and "does not take items back resaleable" in response.json()["error"]
+        state = (await take(http, edge.url, 1, 1, condition="damaged")).json()
+        assert state["restocking_fee"]["minor"] == 50 and state["refund"]["minor"] == 449
+        receipt = (await complete(http, edge.url)).json()
+        assert receipt["restocking_fee"]["minor"] == 50 and receipt["refunds"][0]["amount"]["minor"] == 449
+        assert receipt["returned"][0]["restock"] is True  # this store puts damaged items back on sale
+        nursery.cancel_scope.cancel()
