@@ -48,14 +48,19 @@ class ReturnsLookupActor(Actor):
         self._db_path, self._link, self._seam, self._tenant, self._store = db_path, link, seam, tenant, store
         self._subject = order_subject(tenant, store)
         self._within = answer_within
-        self._db: Any = None
+        self._connection: sqlite3.Connection | None = None
 
     def started(self) -> None:
-        self._db = connect(self._db_path)
+        self._connection = connect(self._db_path)
 
     def stopping(self) -> None:
-        if self._db is not None:
-            self._db.close()
+        if self._connection is not None:
+            self._connection.close()
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        assert self._connection is not None, "the lookup used before it started"
+        return self._connection
 
     def sale(self, order: str) -> dict[str, Any] | Rejected:
         """The sale with that order id and what is still returnable of it; Rejected("not_found") with a sentence."""
