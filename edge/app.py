@@ -26,6 +26,7 @@ from actors.devices.manager import DeviceManagerActor
 from actors.health.reporter import HealthReporter
 from actors.printing.spooler import PrintSpoolerActor
 from actors.returns import journal as sales_journal
+from actors.returns.lookup import NAME as RETURNS
 from actors.returns.lookup import ReturnsLookupActor
 from actors.staff.actor import StaffActor
 from actors.stock.actor import StockActor
@@ -37,7 +38,6 @@ from drivers.hid_backend import HidBackend, RealHidBackend
 from drivers.hid_socket import SETTING_PREFIX as HID_SOCKET
 from drivers.hid_socket import HidSocketBackend
 from edge.api import build_api
-from edge.api.returns import RETURNS
 from edge.api.stock import STOCK
 from edge.events import EventHub
 from edge_runtime import AsyncioSeam, ChildSpec, Notifier, Strategy, SupervisorSpec, Tree, supervision_tree

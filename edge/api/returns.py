@@ -31,7 +31,6 @@ from novapos.roles import Permission
 from novapos.validators import MAX_BARCODE_LENGTH, MAX_LINE_QUANTITY, describe, integer, text
 from novapos.wire.orders import order_id
 
-RETURNS = NAME
 LOOKUP_TIMEOUT_S = 5.0
 MANAGER_ROLES = ("store_manager",)
 
@@ -56,7 +55,7 @@ def return_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
         return JSONResponse(answer)
 
     async def find(order: str) -> dict[str, Any]:
-        sale = await ask(tree, RETURNS, "sale", order, timeout=LOOKUP_TIMEOUT_S)
+        sale = await ask(tree, NAME, "sale", order, timeout=LOOKUP_TIMEOUT_S)
         if isinstance(sale, Rejected):
             raise ApiError(STATUS[sale.reason], sale.message)
         return dict(sale)
