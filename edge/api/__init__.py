@@ -14,6 +14,7 @@ from edge.api.drawer import drawer_routes
 from edge.api.hardware import hardware_routes
 from edge.api.page import page_routes
 from edge.api.receipts import receipt_routes
+from edge.api.returns import return_routes
 from edge.api.service import service_routes
 from edge.api.stock import stock_routes
 from edge.api.tills import till_routes
@@ -26,7 +27,6 @@ from novapos.config import StoreConfig
 def build_api(config: StoreConfig, tree: Tree, events: EventHub) -> Starlette:
     return with_api_errors(Starlette(routes=[
         *page_routes(config), *service_routes(tree), *hardware_routes(tree, events),
-        *till_routes(tree, tuple(config.tills)), *stock_routes(tree),
-        *receipt_routes(tree, config),
-        *drawer_routes(tree, config),
+        *till_routes(tree, tuple(config.tills)), *stock_routes(tree), *drawer_routes(tree, config),
+        *return_routes(tree, tuple(config.tills)), *receipt_routes(tree, config),
     ]))

@@ -26,6 +26,8 @@ from novapos.config.reading import (
 )
 from novapos.config.receipt import KEYS as RECEIPT_KEYS
 from novapos.config.receipt import ReceiptSettings, load_receipt
+from novapos.config.returns import SETTINGS as RETURNS_SETTINGS
+from novapos.config.returns import ReturnsPolicy, load_returns
 
 LARGEST_BANKNOTE = {"EUR": 50000, "USD": 10000, "GBP": 5000, "CHF": 100000, "CAD": 10000, "AUD": 10000,
                     "SEK": 100000, "NOK": 100000, "DKK": 100000, "PLN": 50000, "CZK": 500000}
@@ -38,6 +40,7 @@ SETTINGS: Settings = {
     "health": frozenset({"report_interval_s"}),
     "receipt": RECEIPT_KEYS,
     "cash": CASH_SETTINGS,
+    "returns": RETURNS_SETTINGS,
 }
 """Every setting the store reads, by table: a mistyped one is refused, not silently ignored."""
 
@@ -69,6 +72,7 @@ class StoreConfig:
     """What receipts print about the store ([receipt]); None: the store's id as its name, UTC."""
     cash: CashConfig = CashConfig()
     """Cash control: denominations, the close count's tolerance, whether selling needs an open drawer session."""
+    returns: ReturnsPolicy = ReturnsPolicy()
 
     def __post_init__(self) -> None:
         if self.max_change_minor is None:
@@ -121,4 +125,5 @@ def load_store(path: Path) -> StoreConfig:
         max_change_minor=max_change, health_interval_s=health_interval, staff_refresh_s=float(staff_refresh),
         receipt=load_receipt(sections["receipt"], where, store),
         cash=load_cash(sections["cash"], where),
+        returns=load_returns(sections["returns"], where),
     )
