@@ -53,7 +53,7 @@ from novapos.wire.envelope import decode
 from novapos.wire.staff import StaffList, StaffMember
 from tests.catalog import seed_catalog
 from tests.conftest import CONFIGS, wait_until
-from tests.pos import MILK, log_in, sell
+from tests.pos import MANAGER_OVERRIDE, MILK, log_in, sell
 from tests.receipt_bodies import card, cash, eur, line, return_body, returned, sale
 from tests.test_edge_kill9 import _start_edge
 
@@ -427,3 +427,36 @@ def test_a_printer_without_native_qr_codes_gets_the_code_as_an_image_and_the_id_
     assert b"\x1dv0" in raw and b"\x1d(k" not in raw  # a raster image (GS v 0), no 2D code command
     assert [event for event in events if isinstance(event, QrCode)] == []
     assert ORDER in "".join(event.text for event in events if isinstance(event, Text))  # typed in when it won't scan
+
+
+async def test_a_return_scanned_from_the_receipts_qr_code_prints_a_return_receipt_that_can_be_reprinted(
+        receipt_store: StoreConfig, printer: MockNetworkPrinter, http: httpx.AsyncClient) -> None:
+    async with trio.open_nursery() as nursery:
+        edge = await nursery.start(run_edge, receipt_store)
+        sold = await sell(http, edge.url, [(MILK, 2)])
+        first = (await trio.to_thread.run_sync(printer.wait_for_receipts, 1, 10.0))[0]
+        order = order_from_qr(qr_payloads(first)[0])  # what the scanner reads off the paper
+        assert order == sold["sale"]
+        till = f"{edge.url}/api/tills/till-1"
+        assert (await http.post(f"{till}/returns", json={"order": order, "override": MANAGER_OVERRIDE})).status_code == 200
+        taken = await http.post(f"{till}/returns/lines", json={"original_line": 1, "quantity": 1,
+                                                               "condition": "resaleable", "override": MANAGER_OVERRIDE})
+        assert taken.status_code == 200, taken.text
+        cart = (await http.get(till)).json()["cart"]
+        returned_ = await http.post(f"{till}/complete", json={"cart": cart})
+        assert returned_.status_code == 200, returned_.text
+        back = returned_.json()
+        receipt = rows((await trio.to_thread.run_sync(printer.wait_for_receipts, 2, 10.0))[1])
+        expected_in_order = [f"RETURN #{back['seq']}", "Original order", order, row("1 x Whole milk 1 l", "-1.29 EUR"),
+                             row("TOTAL REFUNDED", "1.29 EUR"), row("Refund Cash", "1.29 EUR"), back["sale"]]
+        assert [text for text in receipt if text in expected_in_order] == expected_in_order
+
+        async def confirmed() -> dict[str, Any] | None:
+            last = (await http.get(f"{till}/receipts/last")).json()
+            return last if last["state"] == "printed" else None
+        last = await wait_until(confirmed, timeout=10.0)
+        assert (last["kind"], last["order"]) == ("return.completed", back["sale"])  # the last receipt is the return's
+        assert (await http.post(f"{till}/receipts/last/print", json={})).status_code == 200
+        copy = rows((await trio.to_thread.run_sync(printer.wait_for_receipts, 3, 10.0))[2])
+        assert copy[0] == REPRINT and [text for text in copy if text != REPRINT] == receipt
+        nursery.cancel_scope.cancel()
