@@ -13,6 +13,7 @@ from typing import Any
 import msgpack
 import pytest
 
+from bench.cart import plain_v3
 from bench.ingest import order
 from hub.ingest import fast_decode
 from novapos.pricing import line_tax
@@ -50,19 +51,6 @@ def _valid() -> list[dict[str, Any]]:
     for event in events:
         decode(event.encode())  # each is valid to begin with
     return [msgpack.unpackb(event.encode(), raw=False) for event in events]
-
-
-def plain_v3(v2: Envelope, drawer_session: str | None = None) -> Envelope:
-    """A v2 sale as the till commits it in v3 with nothing changing its prices: line ids, the list price, no
-    order discount share, a variant's attributes on the first line, tender ids."""
-    body = copy.deepcopy(v2.body)
-    if drawer_session is not None:
-        body["drawer_session"] = drawer_session
-    body["lines"] = [{"line": f"l{number}", **line, "attributes": [["size", "M"], ["colour", "red"]] if number == 0
-                      else [], "list_price": dict(line["unit_price"]),
-                      "order_discount": {"minor": 0, "currency": "EUR"}} for number, line in enumerate(body["lines"])]
-    body["tenders"] = [{"id": f"t{number}", **tender} for number, tender in enumerate(body["tenders"])]
-    return dataclasses.replace(v2, v=3, body=body)
 
 
 def _paths(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:

@@ -20,7 +20,6 @@ total when they do not.
 
 from __future__ import annotations
 
-import copy
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -268,10 +267,10 @@ class Cart:
         cart; any refusal puts the lines and the order discount back as they were."""
         if (refused := self._frozen(doing)) is not None:
             return refused
-        before = copy.deepcopy((self.lines, self.order_discount))
-        refused = change() or self._settle()
+        lines, order_discount = [replace(line) for line in self.lines], self.order_discount  # their fields are
+        refused = change() or self._settle()  # immutable values: a copy of each line is a copy of the cart's lines
         if refused is not None:
-            self.lines, self.order_discount = before
+            self.lines, self.order_discount = lines, order_discount
         return refused
 
     def line(self, line_id: str) -> Line | Rejected:
@@ -326,7 +325,7 @@ class Cart:
                 return found
             found.override = None if unit_minor == found.offer.unit_minor else Override(unit_minor, reason, approver)
             return None
-        before = copy.deepcopy(found)
+        before = replace(found) if isinstance(found, Line) else found
         return self._changing("overriding prices", change) or before
 
     def discount_line(self, line_id: str, discount: Discount | None) -> Rejected | None:
