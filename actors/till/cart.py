@@ -9,13 +9,20 @@ Stages: SCANNING (lines come and go), PAYING (cash taken: lines are frozen until
 SAVING (the sale was handed to the outbox and its commit is in doubt: nothing may change until a
 resent completion finds out whether it landed).
 
-Every line is locked to the offer it was scanned at (actors.catalog.local.Offer: catalog version, unit
-price, tax class, rate and whether shelf prices include tax), and keeps it whatever the catalog does
-next, across restarts too (to_saved/restore). A second scan of the same SKU adds to its line only when
-the offer is unchanged (same price and tax rule); after a price change it opens a new line at the new
-price, so the customer pays what each shelf label said when it was scanned. Tax is computed per line by
-novapos.pricing's one rounding rule: shown inside the total when shelf prices include it, added to the
-total when they do not.
+Every line has an id (12 hex digits) and is locked to the offer it was scanned at (actors.catalog.local.Offer:
+catalog version, list price, tax class, rate, whether shelf prices include tax, and the variant's attributes such
+as size and colour), and keeps it whatever the catalog does next, across restarts too (to_saved/restore). A
+second scan of the same SKU adds to a line only when the offer is unchanged (same price and tax rule) and the
+line has no price override or discount of its own; otherwise it opens a new line, so the customer pays what each
+shelf label said when it was scanned and a discount given to one item is not given to the next.
+
+What changes a line's price, each with a reason: a price override (the unit price it sells at instead of the
+list price, and who approved it), a line discount and the order discount (percent in basis points, or an amount;
+novapos.pricing.percent_of), the order discount shared over the lines by novapos.pricing.allocate. A line's
+amount is unit price x quantity - its discount - its share of the order discount, and its tax is computed on that
+amount by novapos.pricing's one rounding rule: shown inside the total when shelf prices include it, added to the
+total when they do not. A change that would make a discount more than what it applies to (a quantity lowered
+under an amount discount, a line removed under an order discount) is refused, and changes nothing.
 """
 
 from __future__ import annotations
