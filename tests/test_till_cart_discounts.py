@@ -8,6 +8,7 @@ import pytest
 from actors.catalog.local import Offer
 from actors.protocol import Rejected
 from actors.till.cart import Cart, Discount, Line, discount, restore
+from novapos import validators
 from novapos.wire.schemas import SCHEMAS, SchemaError
 from tests.test_till_cart_rules import BIG_NOTE, COFFEE, MILK, cart_of, offer, refused
 
@@ -81,6 +82,17 @@ def test_discounts_over_100_percent_or_over_the_line_are_refused_and_change_noth
     assert cart.discount_line(milk, Discount("amount", 200, "dented")) is None
     refused(cart.set_quantity(milk, 1), "more than the line's 1.29 EUR")  # 2.00 off a single milk: no
     assert cart.lines[0].quantity == 2 and cart.total().minor == 58
+
+
+def test_a_line_whose_price_x_quantity_a_till_cannot_take_is_refused_even_when_discounted() -> None:
+    """A line's gross (and so its discount) must fit the wire's money, whatever the total after discounts."""
+    cart = cart_of((COFFEE, 2))
+    line = cart.lines[0].id
+    assert cart.discount_line(line, Discount("percent", 9000, "clearance")) is None
+    before = cart.summary()
+    refused(cart.override_price(line, validators.MAX_MINOR, "typo", "manager"), "more than a till can take")
+    assert cart.summary() == before
+    checked_out(cart)
 
 
 def test_tax_is_on_the_discounted_amount_included_or_added() -> None:

@@ -253,6 +253,9 @@ class Cart:
         still fits what it applies to and the total what a till can take; a Rejected says which does not."""
         for line in self.lines:
             line.order_share = 0
+            if line.gross > validators.MAX_MINOR:
+                return Rejected("invalid", f"{line.offer.name} at {Money(line.unit_minor, self.currency).format()} x "
+                                           f"{line.quantity} would be more than a till can take: split the sale")
             if line.discount is not None and line.discount_minor > line.gross:
                 return Rejected("invalid", f"the {Money(line.discount_minor, self.currency).format()} discount on "
                                            f"{line.offer.name} would be more than the line's "
