@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
+from edge.api.drawer import drawer_routes
 from edge.api.hardware import hardware_routes
 from edge.api.page import page_routes
 from edge.api.service import service_routes
@@ -25,4 +26,5 @@ def build_api(config: StoreConfig, tree: Tree, events: EventHub) -> Starlette:
     return with_api_errors(Starlette(routes=[
         *page_routes(config), *service_routes(tree), *hardware_routes(tree, events),
         *till_routes(tree, tuple(config.tills)), *stock_routes(tree),
+        *drawer_routes(tree, config),
     ]))
