@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.till.cart import LINE_ID_LENGTH, Stage
+from actors.till.cart import Stage
+from edge.returns_openapi import RETURN_STATE, RETURNS_OPENAPI
 from novapos.adapters.http import MAX_BODY_BYTES
 from novapos.pricing import BASIS_POINTS
 from novapos.validators import (
@@ -34,8 +35,9 @@ _STATE = {"description": "the till's state after the request",
           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TillState"}}}}
 _TILL = {"name": "till", "in": "path", "required": True, "schema": _TOKEN}
 _SKU = {"name": "sku", "in": "path", "required": True, "schema": _TOKEN}
-_LINE = {"name": "line", "in": "path", "required": True, "description": "the line's id (`line` in the till state)",
-         "schema": {"type": "string", "minLength": 1, "maxLength": LINE_ID_LENGTH, "pattern": f"^{TOKEN_PATTERN}$"}}
+_LINE = {"name": "line", "in": "path", "required": True,
+         "description": "the line's id (`line` in the till state); while a return is open, DELETE takes the SKU of "
+                        "an item taken back or of a new line", "schema": _TOKEN}
 _OVERRIDE = {"type": "object", "required": ["login", "pin"], "description": "a manager's override for this one action",
              "properties": {"login": _TOKEN, "pin": {"type": "string"}}}
 _DISCOUNT = {"type": "object", "required": ["kind", "value", "reason"], "properties": {
@@ -143,6 +145,7 @@ def openapi_document() -> dict[str, Any]:
                                 "Requests that change anything are application/json, from this server's own "
                                 f"origin, of at most {MAX_BODY_BYTES} bytes; every error is JSON {{error}}."},
         "paths": {
+            **RETURNS_OPENAPI,
             "/api/tills/{till}": {"get": {"summary": "Till state: session, cart lines, total, tendered, due",
                                           "parameters": [_TILL], "responses": {"200": _STATE, **_errors(*_ASKS)}}},
             "/api/tills/{till}/session": {
@@ -259,7 +262,8 @@ def openapi_document() -> dict[str, Any]:
                 "drawer_owed": {"type": ["string", "null"], "format": "uuid",
                                 "description": "a cash sale whose drawer did not open: POST .../drawer opens it once"},
                 "drawer_session": {"type": ["object", "null"], "description": "the open drawer session {id, opened_at "
-                                   "(ms), opened_by}, or null (POST .../drawer-session opens one)"}}},
+                                   "(ms), opened_by}, or null (POST .../drawer-session opens one)"},
+                **RETURN_STATE}},
             "StockAt": {"type": "object", "properties": {
                 "location": _TOKEN, "name": _TEXT, "kind": {"type": "string", "enum": list(LOCATION_KINDS)},
                 "store": {"type": ["string", "null"]},

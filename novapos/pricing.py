@@ -93,3 +93,13 @@ def allocate(total: int, amounts: list[int]) -> list[int]:
     for index in sorted(range(len(amounts)), key=lambda i: (-remainders[i], i))[:left]:
         shares[index] += 1
     return shares
+
+
+def pro_rata(amount: int, quantity: int, already: int, returning: int) -> int:
+    """What `returning` of a line's `quantity` units are worth when `already` were returned before: the
+    cumulative share round_half_up(amount x units, quantity) taken up to already + returning, minus the share
+    taken up to `already`. So all the returns of a line sum to its `amount` exactly (the last unit takes what
+    rounding left), and returning units one at a time or all at once refunds the same."""
+    if not 0 <= already <= already + returning <= quantity or quantity < 1:
+        raise ValueError("pro_rata needs 0 <= already <= already + returning <= quantity, quantity >= 1")
+    return round_half_up(amount * (already + returning), quantity) - round_half_up(amount * already, quantity)

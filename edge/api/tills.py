@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from actors.protocol import Rejected
-from actors.till.cart import LINE_ID_LENGTH, Discount, discount
+from actors.till.cart import Discount, discount
 from edge.api.asking import ask
 from edge.api.auth import authorized, signed_in
 from edge_runtime import Tree
@@ -69,8 +69,9 @@ def till_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
                                 f"(tills: {', '.join(tills)})")
 
     def line_id(request: Request) -> str:
+        """The path's line id (or, while a return is open, an SKU: see TillActor.remove_line)."""
         known_till(request)
-        return token("line", request.path_params["line"], max_length=LINE_ID_LENGTH)
+        return token("line", request.path_params["line"])
 
     def asked_discount(body: dict[str, Any]) -> Discount:
         kind = token("kind", body.get("kind"))
