@@ -146,3 +146,26 @@ async def test_discounts_survive_a_restart_and_the_sale_is_committed_as_v3(
     audits = [event.body for event in outbox(store_config) if event.type == "audit.recorded"]
     assert [(a["action"], a.get("approver"), a["details"]["scope"], a["details"]["amount_minor"]) for a in audits] == [
         ("till.discount", "manager", "line", 150), ("till.discount", None, "order", 100)]
+
+
+async def test_during_a_return_lines_are_removed_but_not_repriced(
+        store_config: StoreConfig, http: httpx.AsyncClient) -> None:
+    """An exchange's new line comes off by its id; quantities, prices and discounts wait for the return's end."""
+    async with running_edge(store_config) as edge:
+        url = f"{edge.url}/api/tills/till-1"
+        await log_in(http, edge.url)
+        started = await http.post(f"{url}/returns", json={"no_receipt": True, "reason": "lost receipt",
+                                                          "override": MANAGER_OVERRIDE})
+        assert started.status_code == 200, started.text
+        [new] = (await scan(http, url, MILK, 2))["lines"]
+        for method, path, body in (("PATCH", f"lines/{new['line']}", {"quantity": 1}),
+                                   ("POST", f"lines/{new['line']}/price", {"unit_minor": 1, "reason": "x"}),
+                                   ("POST", f"lines/{new['line']}/discount", {"kind": "amount", "value": 1,
+                                                                              "reason": "x"}),
+                                   ("POST", "discount", {"kind": "percent", "value": 100, "reason": "x"})):
+            refused = await http.request(method, f"{url}/{path}", json=body)
+            assert refused.status_code == 409 and "a return is open" in refused.json()["error"], refused.text
+        removed = await http.delete(f"{url}/lines/{new['line']}")
+        assert removed.status_code == 200 and removed.json()["lines"] == []
+    assert not [event for event in outbox(store_config) if event.type == "audit.recorded"
+                and event.body["action"] in ("till.discount", "till.price_override")]
