@@ -10,6 +10,7 @@ from typing import Any
 from actors.till.cart import Stage
 from edge.returns_openapi import RETURN_STATE, RETURNS_OPENAPI
 from novapos.adapters.http import MAX_BODY_BYTES
+from novapos.pricing import BASIS_POINTS
 from novapos.validators import (
     CURRENCY_PATTERN,
     MAX_BARCODE_LENGTH,
@@ -34,6 +35,16 @@ _STATE = {"description": "the till's state after the request",
           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TillState"}}}}
 _TILL = {"name": "till", "in": "path", "required": True, "schema": _TOKEN}
 _SKU = {"name": "sku", "in": "path", "required": True, "schema": _TOKEN}
+_LINE = {"name": "line", "in": "path", "required": True,
+         "description": "the line's id (`line` in the till state); while a return is open, DELETE takes the SKU of "
+                        "an item taken back or of a new line", "schema": _TOKEN}
+_OVERRIDE = {"type": "object", "required": ["login", "pin"], "description": "a manager's override for this one action",
+             "properties": {"login": _TOKEN, "pin": {"type": "string"}}}
+_DISCOUNT = {"type": "object", "required": ["kind", "value", "reason"], "properties": {
+    "kind": {"type": "string", "enum": ["percent", "amount"]},
+    "value": {"type": "integer", "minimum": 1, "maximum": MAX_MINOR,
+              "description": f"percent: basis points, 1 to {BASIS_POINTS} (100 %); amount: minor units"},
+    "reason": _TEXT, "override": _OVERRIDE}}
 _ASKS = (404, 503)  # every till request: no such till; the till did not answer in time (send it again)
 _WRITES = (403, 409, 415)  # another origin; refused in the till's state; not application/json
 _BODIES = (400, 413, 422)  # not a JSON object; more than MAX_BODY_BYTES; a value out of bounds
@@ -56,6 +67,14 @@ def _post(summary: str, body: dict[str, Any], ok: dict[str, Any]) -> dict[str, A
 def _delete(summary: str, *more: dict[str, Any]) -> dict[str, Any]:
     return {"summary": summary, "parameters": [_TILL, *more],
             "responses": {"200": _STATE, **_errors(*_ASKS, *_WRITES)}}
+
+
+def _signed(operation: dict[str, Any], *more: dict[str, Any]) -> dict[str, Any]:
+    """An operation that asks who is logged in at the till (401) and whether their role may (403)."""
+    return {**operation, "parameters": [*operation["parameters"], *more],
+            "responses": {**operation["responses"], "401": {**_ERROR, "description": "nobody is logged in at the till"},
+                          "403": {**_ERROR, "description": "another origin, or the user's role may not (and no "
+                                                           "manager's override allowed it)"}}}
 
 
 def _read(summary: str, ok: dict[str, Any], *errors: int) -> dict[str, Any]:
@@ -135,8 +154,26 @@ def openapi_document() -> dict[str, Any]:
             "/api/tills/{till}/lines": {"post": _post("Add a line by barcode", _object(
                 ["barcode"], barcode={**_TEXT, "maxLength": MAX_BARCODE_LENGTH},
                 quantity={"type": "integer", "minimum": 1, "maximum": MAX_LINE_QUANTITY, "default": 1}), _STATE)},
-            "/api/tills/{till}/lines/{sku}": {"delete": _delete(
-                "Remove a line from the cart (before any tender)", _SKU)},
+            "/api/tills/{till}/lines/{line}": {
+                "patch": _signed(_post("Set a line's quantity (before any tender)", _object(
+                    ["quantity"], quantity={"type": "integer", "minimum": 1, "maximum": MAX_LINE_QUANTITY}), _STATE),
+                    _LINE),
+                "delete": _signed(_delete("Remove a line from the cart by its id (before any tender)", _LINE))},
+            "/api/tills/{till}/lines/{line}/price": {"post": _signed(_post(
+                "Override a line's unit price, with a reason (till.override: a cashier needs a manager's PIN in "
+                "`override`); audited as till.price_override with the old and new price", _object(
+                    ["unit_minor", "reason"], unit_minor={"type": "integer", "minimum": 0, "maximum": MAX_MINOR},
+                    reason=_TEXT, override=_OVERRIDE), _STATE), _LINE)},
+            "/api/tills/{till}/lines/{line}/discount": {
+                "post": _signed(_post("Discount a line, percent or amount, with a reason (till.discount, or a "
+                                      "manager's PIN); at most 100 % and at most the line's amount; audited as "
+                                      "till.discount", _DISCOUNT, _STATE), _LINE),
+                "delete": _signed(_delete("Take a line's discount off", _LINE))},
+            "/api/tills/{till}/discount": {
+                "post": _signed(_post("Discount the whole order, percent or amount, with a reason (till.discount, or "
+                                      "a manager's PIN); shared over the lines by the largest remainder; audited as "
+                                      "till.discount", _DISCOUNT, _STATE)),
+                "delete": _signed(_delete("Take the order discount off"))},
             "/api/tills/{till}/cart": {"delete": _delete(
                 "Void the cart: its lines and tenders go (cash back), a new cart begins; nothing is sold")},
             "/api/tills/{till}/tenders": {
@@ -208,9 +245,20 @@ def openapi_document() -> dict[str, Any]:
         "components": {"schemas": {
             "Money": _MONEY,
             "Error": _object(["error"], error={"type": "string"}),
-            "Line": {"type": "object", "properties": {
+            "Line": {"type": "object", "description": "a sale.completed v3 line", "properties": {
+                "line": {"type": "string", "description": "the line's id in its cart"},
                 "sku": _TOKEN, "name": _TEXT, "quantity": {"type": "integer", "minimum": 1, "maximum": MAX_LINE_QUANTITY},
-                "unit_price": {"$ref": "#/components/schemas/Money"}, "amount": {"$ref": "#/components/schemas/Money"},
+                "attributes": {"type": "array", "maxItems": 3, "description": "the variant's [name, value] pairs",
+                               "items": {"type": "array", "minItems": 2, "maxItems": 2, "items": _TEXT}},
+                "list_price": {"$ref": "#/components/schemas/Money"},
+                "unit_price": {"$ref": "#/components/schemas/Money"},
+                "override": {"type": "object", "description": "present when unit_price is not the list price",
+                             "properties": {"reason": _TEXT, "approver": _TOKEN}},
+                "discount": {"type": "object", "description": "the line's discount, when it has one",
+                             "properties": {"kind": {"type": "string"}, "value": {"type": "integer"}, "reason": _TEXT,
+                                            "amount": {"$ref": "#/components/schemas/Money"}}},
+                "order_discount": {"$ref": "#/components/schemas/Money"},
+                "amount": {"$ref": "#/components/schemas/Money"},
                 "catalog_version": {"type": "integer", "description": "the catalog version the price was locked at"},
                 "tax": {"type": "object", "description": "the line's tax rule and amount (novapos.pricing's rounding)",
                         "properties": {"class": _TOKEN, "rate_ppm": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
@@ -219,6 +267,7 @@ def openapi_document() -> dict[str, Any]:
             "TillState": {"type": "object", "properties": {
                 "till": _TOKEN, "session": {"type": ["object", "null"]}, "cart": {"type": "string", "format": "uuid"},
                 "lines": {"type": "array", "items": {"$ref": "#/components/schemas/Line"}},
+                "order_discount": {"type": ["object", "null"], "description": "{kind, value, reason, amount}"},
                 "stage": {"type": "string", "enum": [stage.value for stage in Stage],
                           "description": "scanning; paying (cash taken: lines frozen); saving (being committed)"},
                 "total": {"$ref": "#/components/schemas/Money"}, "tendered": {"$ref": "#/components/schemas/Money"},

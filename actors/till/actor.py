@@ -22,6 +22,7 @@ new version at any moment; a till reads one whole version per scan.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Mapping
@@ -41,7 +42,7 @@ from actors.storage.audit import record_at_store
 from actors.storage.outbox import Committed
 from actors.storage.saved_tills import SavedTills
 from actors.till import customer_screen
-from actors.till.cart import SAVING_MESSAGE, Cart, restore
+from actors.till.cart import SAVING_MESSAGE, Cart, Discount, restore
 from actors.till.returning import NO_RETURN, ReturnCart, restore_return
 from edge_runtime import Actor
 from novapos import validators
@@ -169,9 +170,78 @@ class TillActor(Actor):
             return Rejected("not_found", offer)
         return self._open_cart.add(offer, quantity) or self._changed()
 
-    def remove_line(self, sku: str) -> dict[str, Any] | Rejected:
-        """Take a line off the cart: scanned by mistake, or the customer changed their mind."""
-        return self._no_session() or self._open_cart.remove(sku) or self._changed()
+    def remove_line(self, line: str) -> dict[str, Any] | Rejected:
+        """Take a line off the cart by its id: scanned by mistake, or the customer changed their mind. While a
+        return is open, the return cart takes items off by SKU: a new line's id is its SKU there."""
+        if self._return is not None:
+            line = next((new.sku for new in self._return.lines if new.id == line), line)
+        return self._no_session() or self._open_cart.remove(line) or self._changed()
+
+    def _selling(self) -> Rejected | None:
+        """Quantities, price overrides and discounts are for a sale's lines, not while a return is open."""
+        if self._return is not None:
+            return Rejected("conflict", "a return is open at this till: complete or cancel it before changing "
+                                        "quantities, prices or discounts")
+        return self._no_session()
+
+    def set_quantity(self, line_id: str, quantity: int) -> dict[str, Any] | Rejected:
+        return self._selling() or self._cart.set_quantity(line_id, quantity) or self._changed()
+
+    def override_price(self, line_id: str, unit_minor: int, reason: str, actor: str,
+                       approver: str | None) -> dict[str, Any] | Rejected:
+        """Sell a line at another unit price, with a reason; audited as till.price_override (old and new price,
+        who did it and the manager who approved it). The line records its approver (the actor when their own
+        role allows overrides)."""
+        def change() -> Rejected | None:
+            before = self._cart.override_price(line_id, unit_minor, reason, approver or actor)
+            if isinstance(before, Rejected):
+                return before
+            return self._audit("till.price_override", actor, approver, before.sku, reason, {
+                "line": line_id, "list_minor": before.offer.unit_minor, "old_minor": before.unit_minor,
+                "new_minor": unit_minor, "quantity": before.quantity})
+        return self._selling() or self._audited(change) or self._changed()
+
+    def discount_line(self, line_id: str, discount: Discount | None, actor: str,
+                      approver: str | None) -> dict[str, Any] | Rejected:
+        """Set (a Discount) or take off (None) a line's discount; a discount given is audited as till.discount."""
+        def change() -> Rejected | None:
+            if (refused := self._cart.discount_line(line_id, discount)) is not None or discount is None:
+                return refused
+            line = self._cart.line(line_id)
+            assert not isinstance(line, Rejected)
+            return self._audit("till.discount", actor, approver, line.sku, discount.reason, {
+                "scope": "line", "line": line_id, "kind": discount.kind, "value": discount.value,
+                "amount_minor": line.discount_minor})
+        return self._selling() or self._audited(change) or self._changed()
+
+    def discount_order(self, discount: Discount | None, actor: str,
+                       approver: str | None) -> dict[str, Any] | Rejected:
+        """Set or take off the order discount; a discount given is audited as till.discount."""
+        def change() -> Rejected | None:
+            if (refused := self._cart.discount_order(discount)) is not None or discount is None:
+                return refused
+            return self._audit("till.discount", actor, approver, self._cart.id, discount.reason, {
+                "scope": "order", "kind": discount.kind, "value": discount.value,
+                "amount_minor": sum(line.order_share for line in self._cart.lines)})
+        return self._selling() or self._audited(change) or self._changed()
+
+    def _audited(self, change: Any) -> Rejected | None:
+        """Run a privileged change of the cart and its audit record together: when the record cannot be
+        written, the cart is put back as it was (no unaudited override or discount)."""
+        before = copy.deepcopy(self._cart)
+        refused: Rejected | None = change()
+        if refused is not None:
+            self._cart = before
+        return refused
+
+    def _audit(self, action: str, actor: str, approver: str | None, target: str, reason: str,
+               details: dict[str, Any]) -> Rejected | None:
+        recorded = record_at_store(self.registry, action, actor, self.till_id, approver=approver, target=target,
+                                   reason=reason, details=details)
+        if isinstance(recorded, Rejected):
+            log.warning("till %s: %s not recorded, so not done: %s", self.till_id, action, recorded.message)
+            return recorded
+        return None
 
     def void_cart(self) -> dict[str, Any] | Rejected:
         """Abandon the cart (the customer left): its lines and any cash taken go, and a new cart begins.
@@ -232,13 +302,11 @@ class TillActor(Actor):
         if self._return is not None:
             return self._complete_return(self._return)
         cart = self._cart
-        body = cart.checkout(self.till_id, self._session["id"], self._session["cashier"])
+        body = cart.checkout(self.till_id, self._session["id"], self._session["cashier"], self._drawer_session())
         if isinstance(body, Rejected):
             return body
-        if (drawer_session := self._drawer_session()) is not None:  # v3 declares it; v2 carries it unchecked
-            body["drawer_session"] = drawer_session
         try:
-            committed = self.registry.ask("outbox", "append", "sale.completed", 2, body, print_on=self._printer,
+            committed = self.registry.ask("outbox", "append", "sale.completed", 3, body, print_on=self._printer,
                                           key=cart.id, timeout=COMMIT_TIMEOUT_S)
         except pykka.Timeout:
             log.warning("till %s: the sale of cart %s is not saved after %.0f s (a slow or locked disk); the cart is "

@@ -15,12 +15,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from actors.protocol import Rejected
+from actors.till.cart import Discount, discount
 from edge.api.asking import ask
+from edge.api.auth import authorized, signed_in
 from edge_runtime import Tree
 from novapos.adapters.http import ApiError, json_body, route
+from novapos.roles import Permission
 from novapos.validators import (
     MAX_BARCODE_LENGTH,
     MAX_LINE_QUANTITY,
+    MAX_MINOR,
     describe,
     integer,
     minor_units,
@@ -58,8 +62,64 @@ def till_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
         quantity = integer("quantity", body.get("quantity", 1), 1, MAX_LINE_QUANTITY)
         return await ask_till(request, "add_line", barcode, quantity)
 
+    def known_till(request: Request) -> None:
+        """An unknown till is a 404 before anyone is asked who is logged in there."""
+        if request.path_params["till"] not in tills:
+            raise ApiError(404, f"this store has no till {describe(request.path_params['till'])} "
+                                f"(tills: {', '.join(tills)})")
+
+    def line_id(request: Request) -> str:
+        """The path's line id (or, while a return is open, an SKU: see TillActor.remove_line)."""
+        known_till(request)
+        return token("line", request.path_params["line"])
+
+    def asked_discount(body: dict[str, Any]) -> Discount:
+        kind = token("kind", body.get("kind"))
+        found = discount(kind, integer("value", body.get("value"), 1, MAX_MINOR), text("reason", body.get("reason")))
+        if isinstance(found, Rejected):
+            raise ApiError(422, found.message)
+        return found
+
     async def remove_line(request: Request) -> Response:
-        return await ask_till(request, "remove_line", token("sku", request.path_params["sku"]))
+        line = line_id(request)
+        await signed_in(request, tree, Permission.SELL)
+        return await ask_till(request, "remove_line", line)
+
+    async def set_quantity(request: Request) -> Response:
+        line = line_id(request)
+        quantity = integer("quantity", (await json_body(request)).get("quantity"), 1, MAX_LINE_QUANTITY)
+        await signed_in(request, tree, Permission.SELL)
+        return await ask_till(request, "set_quantity", line, quantity)
+
+    async def override_price(request: Request) -> Response:
+        line, body = line_id(request), await json_body(request)
+        unit = minor_units("unit_minor", body.get("unit_minor"))
+        reason = text("reason", body.get("reason"))
+        user, approver = await authorized(request, tree, body, Permission.OVERRIDE)
+        return await ask_till(request, "override_price", line, unit, reason, user.login, approver)
+
+    async def discount_line(request: Request) -> Response:
+        line, body = line_id(request), await json_body(request)
+        asked = asked_discount(body)
+        user, approver = await authorized(request, tree, body, Permission.DISCOUNT)
+        return await ask_till(request, "discount_line", line, asked, user.login, approver)
+
+    async def undiscount_line(request: Request) -> Response:
+        line = line_id(request)
+        user = await signed_in(request, tree, Permission.SELL)
+        return await ask_till(request, "discount_line", line, None, user.login, None)
+
+    async def discount_order(request: Request) -> Response:
+        known_till(request)
+        body = await json_body(request)
+        asked = asked_discount(body)
+        user, approver = await authorized(request, tree, body, Permission.DISCOUNT)
+        return await ask_till(request, "discount_order", asked, user.login, approver)
+
+    async def undiscount_order(request: Request) -> Response:
+        known_till(request)
+        user = await signed_in(request, tree, Permission.SELL)
+        return await ask_till(request, "discount_order", None, user.login, None)
 
     async def void_cart(request: Request) -> Response:
         return await ask_till(request, "void_cart")
@@ -89,7 +149,10 @@ def till_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
         route("/api/tills/{till}", GET=state),
         route("/api/tills/{till}/session", POST=open_session, DELETE=close_session),
         route("/api/tills/{till}/lines", POST=add_line),
-        route("/api/tills/{till}/lines/{sku}", DELETE=remove_line),
+        route("/api/tills/{till}/lines/{line}", PATCH=set_quantity, DELETE=remove_line),
+        route("/api/tills/{till}/lines/{line}/price", POST=override_price),
+        route("/api/tills/{till}/lines/{line}/discount", POST=discount_line, DELETE=undiscount_line),
+        route("/api/tills/{till}/discount", POST=discount_order, DELETE=undiscount_order),
         route("/api/tills/{till}/cart", DELETE=void_cart),
         route("/api/tills/{till}/tenders", POST=tender, DELETE=void_tenders),
         route("/api/tills/{till}/complete", POST=complete),
