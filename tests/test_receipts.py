@@ -48,12 +48,13 @@ from novapos.config.receipt import ReceiptSettings
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.processes import free_port
 from novapos.demo.run import write_store_config
+from novapos.money import Money
 from novapos.passwords import make_verifier
 from novapos.wire.envelope import decode
 from novapos.wire.staff import StaffList, StaffMember
 from tests.catalog import seed_catalog
 from tests.conftest import CONFIGS, wait_until
-from tests.pos import MANAGER_OVERRIDE, MILK, log_in, sell
+from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in, sell
 from tests.receipt_bodies import card, cash, eur, line, return_body, returned, sale
 from tests.test_edge_kill9 import _start_edge
 
@@ -460,3 +461,31 @@ async def test_a_return_scanned_from_the_receipts_qr_code_prints_a_return_receip
         copy = rows((await trio.to_thread.run_sync(printer.wait_for_receipts, 3, 10.0))[2])
         assert copy[0] == REPRINT and [text for text in copy if text != REPRINT] == receipt
         nursery.cancel_scope.cancel()
+
+
+async def test_a_till_sale_with_an_override_and_discounts_prints_them_with_their_reasons(
+        receipt_store: StoreConfig, printer: MockNetworkPrinter, http: httpx.AsyncClient) -> None:
+    async with trio.open_nursery() as nursery:
+        edge = await nursery.start(run_edge, receipt_store)
+        till = f"{edge.url}/api/tills/till-1"
+        await log_in(http, edge.url)
+        for barcode, quantity in ((COFFEE, 3), (MILK, 1)):
+            state = (await http.post(f"{till}/lines", json={"barcode": barcode, "quantity": quantity})).json()
+        coffee, milk = state["lines"]
+        assert (await http.post(f"{till}/lines/{milk['line']}/price", json={
+            "unit_minor": 99, "reason": "best before today", "override": MANAGER_OVERRIDE})).status_code == 200
+        assert (await http.post(f"{till}/lines/{coffee['line']}/discount", json={
+            "kind": "percent", "value": 1000, "reason": "loyalty card", "override": MANAGER_OVERRIDE})).status_code == 200
+        state = (await http.post(f"{till}/discount", json={"kind": "amount", "value": 100, "reason": "complaint",
+                                                           "override": MANAGER_OVERRIDE})).json()
+        assert (await http.post(f"{till}/tenders", json={"amount_minor": state["due"]["minor"]})).status_code == 200
+        sold = (await http.post(f"{till}/complete", json={"cart": state["cart"]})).json()
+        printed = (await trio.to_thread.run_sync(printer.wait_for_receipts, 1, 10.0))[0]
+        nursery.cancel_scope.cancel()
+    # 3 x 4.99 = 14.97, 10 % off = 1.50; milk 1.29 overridden to 0.99; 1.00 off the order, shared 13.47 : 0.99
+    expected_in_order = [row("3 x Ground coffee 250 g", "14.97 EUR"), row("  Discount 10.00%", "-1.50 EUR"),
+                         "loyalty card", row("1 x Whole milk 1 l", "0.99 EUR"), "Price changed from 1.29 EUR",
+                         "Reason: best before today", row("Order discount", "-1.00 EUR"), "complaint",
+                         row("TOTAL", Money(sold["total"]["minor"], "EUR").format()), ORDER_QR_PREFIX + sold["sale"]]
+    text = [line.removeprefix("[QR ").removesuffix("]") for line in rows(printed)]
+    assert [line for line in text if line in expected_in_order] == expected_in_order
