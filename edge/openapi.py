@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from actors.till.cart import Stage
+from actors.till.tenders import STATES as TENDER_STATES
 from novapos.adapters.http import MAX_BODY_BYTES
 from novapos.validators import (
     CURRENCY_PATTERN,
@@ -33,6 +34,11 @@ _STATE = {"description": "the till's state after the request",
           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TillState"}}}}
 _TILL = {"name": "till", "in": "path", "required": True, "schema": _TOKEN}
 _SKU = {"name": "sku", "in": "path", "required": True, "schema": _TOKEN}
+_TENDER = {"name": "tender", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"},
+           "description": "a tender's id from the till state's tenders"}
+_OVERRIDE = {"type": "object", "required": ["login", "pin"], "description": "a manager's PIN for this one action",
+             "properties": {"login": _TEXT, "pin": {"type": "string", "pattern": "^[0-9]{4,12}$"}}}
+_AUTH = (401, 403)  # nobody logged in at the till; the role may not (the answer names the roles that may)
 _ASKS = (404, 503)  # every till request: no such till; the till did not answer in time (send it again)
 _WRITES = (403, 409, 415)  # another origin; refused in the till's state; not application/json
 _BODIES = (400, 413, 422)  # not a JSON object; more than MAX_BODY_BYTES; a value out of bounds
@@ -55,6 +61,18 @@ def _post(summary: str, body: dict[str, Any], ok: dict[str, Any]) -> dict[str, A
 def _delete(summary: str, *more: dict[str, Any]) -> dict[str, Any]:
     return {"summary": summary, "parameters": [_TILL, *more],
             "responses": {"200": _STATE, **_errors(*_ASKS, *_WRITES)}}
+
+
+def _authed(operation: dict[str, Any], *more: dict[str, Any]) -> dict[str, Any]:
+    """An operation that needs someone logged in at the till, with a role that allows it."""
+    return {**operation, "parameters": [*operation["parameters"], *more],
+            "responses": {**operation["responses"], **_errors(*_AUTH)}}
+
+
+def _void(summary: str, *more: dict[str, Any]) -> dict[str, Any]:
+    """A void: a DELETE whose optional body carries a manager's override."""
+    return _authed({**_delete(summary, *more), "requestBody": {"required": False, "content": {"application/json": {
+        "schema": _object([], override=_OVERRIDE)}}}})
 
 
 def _read(summary: str, ok: dict[str, Any], *errors: int) -> dict[str, Any]:
@@ -84,16 +102,27 @@ def openapi_document() -> dict[str, Any]:
                 quantity={"type": "integer", "minimum": 1, "maximum": MAX_LINE_QUANTITY, "default": 1}), _STATE)},
             "/api/tills/{till}/lines/{sku}": {"delete": _delete(
                 "Remove a line from the cart (before any tender)", _SKU)},
-            "/api/tills/{till}/cart": {"delete": _delete(
-                "Void the cart: its lines and tenders go (cash back), a new cart begins; nothing is sold")},
+            "/api/tills/{till}/cart": {"delete": _void(
+                "Void the cart: its lines and tenders go (cash back, approved cards reversed at the terminal), a "
+                "new cart begins; nothing is sold. Once tendering began it needs till.override (or `override`)")},
             "/api/tills/{till}/tenders": {
-                "post": _post("Take a cash tender", _object(
-                    ["amount_minor"], method={"type": "string", "enum": ["cash"], "default": "cash"},
+                "post": _authed(_post("Take a tender: cash (change up to the store's max_change_minor), or a card "
+                                      "for at most what is due, run at the till's terminal; the card's stage shows "
+                                      "in tenders[] until it is approved, declined, cancelled or failed", _object(
+                    ["amount_minor"], method={"type": "string", "enum": ["cash", "card"], "default": "cash"},
                     amount_minor={"type": "integer", "minimum": 1, "maximum": MAX_MINOR},
                     id={"type": "string", "format": "uuid",
-                        "description": "the client's id for this tender: sent again, it takes the cash once and "
-                                       "answers the till's state"}), _STATE),
-                "delete": _delete("Void the cart's tenders (cash back)")},
+                        "description": "the client's id for this tender (required for a card: it names the payment "
+                                       "at the terminal): sent again, it takes the money once and answers the "
+                                       "till's state"}), _STATE)),
+                "delete": _void("Void the cart's tenders: cash back, approved cards reversed at the terminal "
+                                "(needs till.override or `override`)")},
+            "/api/tills/{till}/tenders/{tender}": {"delete": _void(
+                "Give back one approved tender: cash by hand, a card reversed at the terminal (owed and retried "
+                "until it is); needs till.override or `override`", _TENDER)},
+            "/api/tills/{till}/tenders/{tender}/cancel": {"post": _authed(_post(
+                "Cancel a card payment still waiting for the card (the customer's cancel); one already processing "
+                "is not cut short", _object([]), _STATE), _TENDER)},
             "/api/tills/{till}/complete": {"post": _post(
                 "Complete the sale (durably committed before the answer)",
                 _object([], cart={"type": "string", "format": "uuid",
@@ -157,7 +186,22 @@ def openapi_document() -> dict[str, Any]:
                 "tax_total": {"$ref": "#/components/schemas/Money"},
                 "due": {"$ref": "#/components/schemas/Money"}, "change": {"$ref": "#/components/schemas/Money"},
                 "drawer_owed": {"type": ["string", "null"], "format": "uuid",
-                                "description": "a cash sale whose drawer did not open: POST .../drawer opens it once"}}},
+                                "description": "a cash sale whose drawer did not open: POST .../drawer opens it once"},
+                "paid": {"$ref": "#/components/schemas/Money"},
+                "tenders": {"type": "array", "items": {"$ref": "#/components/schemas/Tender"}},
+                "card_reversals": {"type": "array", "description": "approved cards of abandoned sales, owed back "
+                                   "to the customer until the terminal confirms the reversal (retried)",
+                                   "items": {"type": "object"}}}},
+            "Tender": {"type": "object", "properties": {
+                "id": {"type": "string", "format": "uuid"}, "method": {"type": "string", "enum": ["cash", "card"]},
+                "amount": {"$ref": "#/components/schemas/Money"},
+                "state": {"type": "string", "enum": list(TENDER_STATES)},
+                "stage": {"type": ["string", "null"], "description": "while pending: starting, waiting_for_card "
+                          "(\"insert or tap card\"), processing, unreachable (the terminal is not answering)"},
+                "message": {"type": "string", "description": "what to tell the cashier"},
+                "card": {"type": ["object", "null"], "properties": {"scheme": {"type": "string"},
+                                                                     "masked": {"type": "string"},
+                                                                     "auth_code": {"type": "string"}}}}},
             "StockAt": {"type": "object", "properties": {
                 "location": _TOKEN, "name": _TEXT, "kind": {"type": "string", "enum": list(LOCATION_KINDS)},
                 "store": {"type": ["string", "null"]},

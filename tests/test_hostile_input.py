@@ -73,11 +73,13 @@ ENDPOINTS = (
     Endpoint("POST", "/api/tills/{till}/tenders", {"method": '"cash"', "amount_minor": "100", "id": A_UUID},
              accepts={"id": ("null", "another till's cart id")}),
     Endpoint("DELETE", "/api/tills/{till}/tenders"),
+    Endpoint("DELETE", "/api/tills/{till}/tenders/{tender}"),
+    Endpoint("POST", "/api/tills/{till}/tenders/{tender}/cancel"),
     Endpoint("POST", "/api/tills/{till}/complete", {"cart": A_UUID}),
     Endpoint("POST", "/api/tills/{till}/drawer", {"sale": A_UUID}),
     Endpoint("GET", "/api/stock/{sku}"),
 )
-VALID_PATH = {"till": "till-2", "sku": "MLK-1L"}
+VALID_PATH = {"till": "till-2", "sku": "MLK-1L", "tender": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"}
 
 # (what it is, its JSON text): values a client may put where a name, a number or an id belongs
 HOSTILE_VALUES = [

@@ -439,7 +439,7 @@ def test_one_payment_at_a_time(terminal_mock: PaymentTerminalMock, terminal: Ser
 def test_bad_requests_get_error_lines(terminal_mock: PaymentTerminalMock) -> None:
     with serial.Serial(str(terminal_mock.path), timeout=WAIT) as port:
         port.write(b"1|STATUS|sale-1*407A\r\n")  # CRC-16/CCITT-FALSE, computed independently
-        assert parse_line(port.readline()) == (1, ["STATUS", "sale-1", "idle", "", "", "", "", ""])
+        assert parse_line(port.readline()) == (1, ["STATUS", "sale-1", "idle", "", "", "", "", "", "", ""])  # protocol v2
         port.write(b"2|STATUS|sale-1*407A\r\n")  # checksum no longer matches
         seq, fields = parse_line(port.readline())
         assert (seq, fields[:2]) == (0, ["ERR", "FRAME"])

@@ -23,6 +23,8 @@ from novapos.config.reading import (
     token_list,
     url_setting,
 )
+from novapos.config.terminal import KEYS as TERMINAL_KEYS
+from novapos.config.terminal import TerminalSettings, load_terminal
 
 LARGEST_BANKNOTE = {"EUR": 50000, "USD": 10000, "GBP": 5000, "CHF": 100000, "CAD": 10000, "AUD": 10000,
                     "SEK": 100000, "NOK": 100000, "DKK": 100000, "PLN": 50000, "CZK": 500000}
@@ -33,6 +35,7 @@ SETTINGS: Settings = {
     "http": frozenset({"host", "port"}), "nats": frozenset({"url", "credentials"}), "state": frozenset({"dir"}),
     "devices": frozenset(setting.name for setting in fields(DevicesConfig)),  # a rule's own: load_devices
     "health": frozenset({"report_interval_s"}),
+    "terminal": TERMINAL_KEYS,
 }
 """Every setting the store reads, by table: a mistyped one is refused, not silently ignored."""
 
@@ -60,6 +63,7 @@ class StoreConfig:
     what a mistyped or hostile tender can make the drawer pay out."""
     staff_refresh_s: float = 60.0
     """How often the store asks the hub for its staff list besides the hub's pushes (a push lost in transit)."""
+    terminal: TerminalSettings = TerminalSettings()
 
     def __post_init__(self) -> None:
         if self.max_change_minor is None:
@@ -110,4 +114,5 @@ def load_store(path: Path) -> StoreConfig:
         state_dir=state_dir,
         devices=load_devices(devices, where, tills),
         max_change_minor=max_change, health_interval_s=health_interval, staff_refresh_s=float(staff_refresh),
+        terminal=load_terminal(sections["terminal"], where),
     )

@@ -123,6 +123,23 @@ SALE_COMPLETED_V2 = Declaration("sale.completed", 2, Map((
     "and its tax rule {class, rate_ppm, included, amount}; a line adds its tax to the total when shelf prices "
     "exclude tax; `tax_total` is the lines' tax.")
 
+# INTERIM (card helper's branch): sale.completed v3 as far as tenders go, so card sales commit before the cart
+# helper's full v3 (discounts, list prices, line ids) lands; at merge their declaration and frozen file replace
+# this one. The tender shape is the shared contract's: {id, method cash|card, amount, card? {...}}.
+_CARD = Map((Field("reference", Token()), Field("scheme", Text(16), required=False),
+             Field("masked", Text(32), required=False), Field("auth_code", Text(32), required=False),
+             Field("terminal", Token()), Field("signature", Boolean())))
+_TENDER_V3 = Map((Field("id", Token()), Field("method", Choice(("cash", "card"))), Field("amount", Money(minimum=1)),
+                  Field("card", _CARD, required=False)))
+SALE_COMPLETED_V3 = Declaration("sale.completed", 3, Map((
+    *_HEAD,
+    Field("lines", List(Map((*_LINE_V1, Field("catalog_version", Integer(0, MAX_BIGINT)), Field("tax", _TAX)),
+                            rules=(LINE_AMOUNT, LINE_TAX)), 1, _LINES)),
+    Field("total", Money()), Field("tenders", List(_TENDER_V3)), Field("change", Money()), Field("tax_total", Money())),
+    rules=(TOTAL, TENDER_WHEN_DUE, CHANGE, TAX_TOTAL)),
+    "A completed sale paid by cash and cards: every tender has its id, and a card tender the terminal's "
+    "reference, scheme, masked number, authorization code, terminal and whether the scheme asks for a signature.")
+
 AUDIT_ACTION_PATTERN = r"(till|drawer)\.[a-z][a-z_]{0,39}"
 """A store's audit actions: till.override, till.void, drawer.no_sale, till.refund, till.offline_login and
 later ones of the same shape; never a hub action (price.set, role.granted...), which a store cannot do."""
@@ -179,7 +196,7 @@ AUDIT_RECORDED_V1 = Declaration("audit.recorded", 1, Map((
     "why. A field without a value is left out (approver, target, reason). The hub records it at the event's "
     "time, for the event's store.")
 
-DECLARATIONS: tuple[Declaration, ...] = (SALE_COMPLETED_V1, SALE_COMPLETED_V2, AUDIT_RECORDED_V1)
+DECLARATIONS: tuple[Declaration, ...] = (SALE_COMPLETED_V1, SALE_COMPLETED_V2, SALE_COMPLETED_V3, AUDIT_RECORDED_V1)
 SCHEMAS: dict[tuple[str, int], Schema] = {(d.type, d.v): compile_schema(d) for d in DECLARATIONS}
 sale_completed_v1 = SCHEMAS[("sale.completed", 1)]
 sale_completed_v2 = SCHEMAS[("sale.completed", 2)]
