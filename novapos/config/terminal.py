@@ -25,7 +25,7 @@ def load_terminal(section: dict[str, Any], where: str) -> TerminalSettings:
     """The [terminal] table, every value checked; ConfigError names the one to fix."""
     try:
         return TerminalSettings(
-            timeout_s=validators.integer(f"{where}: [terminal] timeout_s", section.get("timeout_s", 90), 5, 600),
+            timeout_s=validators.integer(f"{where}: [terminal] timeout_s", section.get("timeout_s", 90), 1, 600),
             poll_ms=validators.integer(f"{where}: [terminal] poll_ms", section.get("poll_ms", 300), 50, 5000))
     except validators.Invalid as exc:
         raise ConfigError(str(exc)) from None
