@@ -41,7 +41,7 @@ from novapos.wire.contract import (
     freeze_missing,
 )
 
-__all__ = ["DECLARATIONS", "SCHEMAS", "Schema", "SchemaError", "audit_recorded_v1", "sale_completed_v1",
+__all__ = ["DECLARATIONS", "INTERIM", "SCHEMAS", "Schema", "SchemaError", "audit_recorded_v1", "sale_completed_v1",
            "sale_completed_v2"]
 
 
@@ -124,8 +124,9 @@ SALE_COMPLETED_V2 = Declaration("sale.completed", 2, Map((
     "exclude tax; `tax_total` is the lines' tax.")
 
 # INTERIM (card helper's branch): sale.completed v3 as far as tenders go, so card sales commit before the cart
-# helper's full v3 (discounts, list prices, line ids) lands; at merge their declaration and frozen file replace
-# this one. The tender shape is the shared contract's: {id, method cash|card, amount, card? {...}}.
+# helper's full v3 (discounts, list prices, line ids) lands. Deliberately neither declared nor frozen: at merge
+# the cart helper's declaration replaces this block and the SCHEMAS line below. The tender shape is the shared
+# contract's: {id, method cash|card, amount, card? {reference, scheme, masked, auth_code, terminal, signature}}.
 _CARD = Map((Field("reference", Token()), Field("scheme", Text(16), required=False),
              Field("masked", Text(32), required=False), Field("auth_code", Text(32), required=False),
              Field("terminal", Token()), Field("signature", Boolean())))
@@ -196,8 +197,11 @@ AUDIT_RECORDED_V1 = Declaration("audit.recorded", 1, Map((
     "why. A field without a value is left out (approver, target, reason). The hub records it at the event's "
     "time, for the event's store.")
 
-DECLARATIONS: tuple[Declaration, ...] = (SALE_COMPLETED_V1, SALE_COMPLETED_V2, SALE_COMPLETED_V3, AUDIT_RECORDED_V1)
+DECLARATIONS: tuple[Declaration, ...] = (SALE_COMPLETED_V1, SALE_COMPLETED_V2, AUDIT_RECORDED_V1)
 SCHEMAS: dict[tuple[str, int], Schema] = {(d.type, d.v): compile_schema(d) for d in DECLARATIONS}
+INTERIM: frozenset[tuple[str, int]] = frozenset({("sale.completed", 3)})
+"""Versions validated but not declared (the card helper's interim sale.completed v3): none once v3 is declared."""
+SCHEMAS[("sale.completed", 3)] = compile_schema(SALE_COMPLETED_V3)
 sale_completed_v1 = SCHEMAS[("sale.completed", 1)]
 sale_completed_v2 = SCHEMAS[("sale.completed", 2)]
 audit_recorded_v1 = SCHEMAS[("audit.recorded", 1)]
