@@ -24,6 +24,7 @@ from novapos.config import DeviceRule, StoreConfig
 from novapos.config.terminal import TerminalSettings
 from tests.conftest import wait_until
 from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in
+from tests.test_devices import live_events
 
 TILL = "till-1"
 
@@ -288,3 +289,50 @@ async def test_bad_tenders_are_refused_and_change_nothing(
     assert response.status_code == status and says in response.json()["error"], response.text
     assert await till.state() == before
     assert terminal.references == []
+
+
+async def test_the_web_till_hears_each_stage_as_it_happens(
+        edge: Any, till: Till, terminal: PaymentTerminalMock, http: httpx.AsyncClient) -> None:
+    await till.basket((COFFEE, 1))
+    tender_id = str(uuid.uuid4())
+    async with live_events(http, edge) as seen:
+        await till.card(499, tender_id)
+        await till.tender_when(tender_id, stage_is("waiting_for_card"))
+        await trio.to_thread.run_sync(terminal.present_card)
+        await till.tender_when(tender_id, state_is("approved"))
+        await trio.sleep(0.2)
+    heard = []
+    for event in seen:
+        for tender in event.get("state", {}).get("tenders", []) if event.get("type") == "till" else []:
+            if tender["id"] == tender_id and (step := (tender["state"], tender["stage"])) not in heard:
+                heard.append(step)
+    assert heard == [("pending", "starting"), ("pending", "waiting_for_card"), ("pending", "processing"),
+                     ("approved", None)]
+
+
+async def test_a_payment_asked_of_an_unplugged_terminal_fails_once_status_says_it_never_started(
+        till: Till, terminal: PaymentTerminalMock) -> None:
+    cart = await till.basket((COFFEE, 1))
+    await trio.to_thread.run_sync(terminal.unplug)
+    tender_id = str(uuid.uuid4())
+    await till.card(499, tender_id)
+    await till.tender_when(tender_id, stage_is("unreachable"), timeout=15)
+    await trio.to_thread.run_sync(terminal.plug)
+    failed = await till.tender_when(tender_id, state_is("failed"), timeout=15)
+    assert failed["message"] == "the terminal did not start the payment: nothing was charged, try again"
+    assert terminal.references == []  # STATUS only: the PAY is never sent again under the old tender
+    retry = str(uuid.uuid4())
+    await till.card(499, retry)
+    await till.tender_when(retry, stage_is("waiting_for_card"))
+    await trio.to_thread.run_sync(terminal.present_card)
+    await till.tender_when(retry, state_is("approved"))
+    assert (await till.complete(cart["cart"])).status_code == 200
+    assert terminal.references == [uuid.UUID(retry).hex]
+
+
+async def test_the_returns_refund_path_refunds_once_per_refund_id(edge: Any, terminal: PaymentTerminalMock) -> None:
+    refund_id = str(uuid.uuid4())
+    first = await edge.tree.ask(f"till.{TILL}", "refund_to_card", 700, "0" * 32, refund_id, timeout=15)
+    again = await edge.tree.ask(f"till.{TILL}", "refund_to_card", 700, "0" * 32, refund_id, timeout=15)
+    assert first["answered"] and first["stage"] == "approved" and again == first
+    assert terminal.references == [uuid.UUID(refund_id).hex]
