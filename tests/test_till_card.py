@@ -336,3 +336,21 @@ async def test_the_returns_refund_path_refunds_once_per_refund_id(edge: Any, ter
     again = await edge.tree.ask(f"till.{TILL}", "refund_to_card", 700, "0" * 32, refund_id, timeout=15)
     assert first["answered"] and first["stage"] == "approved" and again == first
     assert terminal.references == [uuid.UUID(refund_id).hex]
+
+
+async def test_a_till_actor_crashed_mid_payment_finds_the_approval_by_status(
+        edge: Any, till: Till, terminal: PaymentTerminalMock) -> None:
+    cart = await till.basket((COFFEE, 1))
+    tender_id = str(uuid.uuid4())
+    await till.card(499, tender_id)
+    await till.tender_when(tender_id, stage_is("waiting_for_card"))
+    restarts = edge.tree.restarts
+    await trio.to_thread.run_sync(lambda: edge.tree.registry.get(f"till.{TILL}").stop(block=True))
+    await trio.to_thread.run_sync(terminal.present_card)  # approved while the till is down
+
+    async def restarted() -> bool:
+        return bool(edge.tree.restarts > restarts)
+    await wait_until(restarted)
+    await till.tender_when(tender_id, state_is("approved"))
+    assert (await till.complete(cart["cart"])).status_code == 200
+    assert terminal.references == [uuid.UUID(tender_id).hex]

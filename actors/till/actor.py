@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 
 SALES = Counter("novapos_edge_sales_completed_total", "Sales committed to the outbox", ["till"])
 VOIDED = Counter("novapos_edge_carts_voided_total", "Carts voided before completion", ["till"])
+CARD_TENDERS = Counter("novapos_edge_card_tenders_total", "Card tenders by how they ended (approved, declined, "
+                       "cancelled, failed) and card reversals done (reversed)", ["till", "outcome"])
 DRAWER_RECOVERIES = Counter("novapos_edge_drawer_recoveries_total",
                             "Drawers opened after their sale, for a pulse lost to a restart", ["till"])
 
@@ -352,12 +354,14 @@ class TillActor(Actor):
                 tender.state, tender.stage = "failed", ""
                 tender.message = ("the terminal is busy with another payment: finish it there, then try again"
                                   if answer["refused"] == "BUSY" else f"the terminal refused: {answer.get('message')}")
+                CARD_TENDERS.labels(self.till_id, "failed").inc()
                 self._changed()
             else:
                 self._terminal_silent(tender, str(answer.get("message")))
             return
         if tendering.settle(tender, answer):
             if tender.state != "pending":
+                CARD_TENDERS.labels(self.till_id, tender.state).inc()
                 log.info("till %s: card tender %s %s (%s)", self.till_id, tender.id, tender.state, tender.message)
             self._changed()
 
@@ -371,6 +375,7 @@ class TillActor(Actor):
                                 target=card.id, reason="sale abandoned after the card was approved",
                                 details={"amount_minor": card.amount, "reference": card.card.reference if card.card else ""},
                                 key=f"card_reversed:{card.id}")
+                CARD_TENDERS.labels(self.till_id, "reversed").inc()
                 log.info("till %s: card tender %s reversed at the terminal", self.till_id, card.id)
             else:  # never approved after all: nothing to give back
                 log.warning("till %s: card tender %s needs no reversal: the terminal says %s", self.till_id, card.id, stage)
@@ -414,7 +419,10 @@ class TillActor(Actor):
             owed.next_try = time.monotonic() + REVERSAL_RETRY_S
 
     def _card_work(self) -> None:
-        """Schedule the next card_tick if a card is pending or a reversal owed (one tick at a time)."""
+        """Schedule the next card_tick if a card is pending or a reversal owed (one tick at a time); never
+        without a terminal (a config that lost it: the restore logged what is owed)."""
+        if self._cards.terminal is None:
+            return
         if not self._cards.ticking and (self._cart.tenders.pending() is not None or self._cards.reversals):
             self._cards.ticking = True
             self.send_after(self._cards.settings.poll_ms / 1000, "card_tick")
@@ -569,6 +577,9 @@ class TillActor(Actor):
             except validators.Invalid as exc:  # never silently: the money may still be on the customer's card
                 log.error("till %s: a saved card reversal cannot be read, reverse it at the terminal by hand: %s",
                           self.till_id, exc)
+        if self._cards.reversals and self._cards.terminal is None:
+            log.error("till %s: %d card reversals are owed but the till has no terminal configured: they wait until "
+                      "one is", self.till_id, len(self._cards.reversals))
 
     @staticmethod
     def _receipt(committed: Committed, cart_id: str) -> dict[str, Any]:
