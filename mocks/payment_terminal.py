@@ -52,7 +52,7 @@ class _Transaction:
     auth_code: str = ""
     masked_card: str = ""
     message: str = ""
-    scheme: str = "VISA"
+    scheme: str = ""  # set once a card is read
     signature: bool = False
 
 
@@ -97,8 +97,7 @@ class PaymentTerminalMock(PtySerialDevice):
         """
         with self._lock:
             tx, reference = self._waiting()
-            tx.scheme, tx.signature = scheme, signature
-            self._start_processing(tx, time.monotonic(), approve)
+            self._start_processing(tx, time.monotonic(), approve, scheme, signature)
             return reference
 
     def customer_cancel(self) -> str:
@@ -194,7 +193,7 @@ class PaymentTerminalMock(PtySerialDevice):
         if kind == "PAY":
             tx = _Transaction(kind, amount, currency, "waiting_for_card", now)
         else:
-            tx = _Transaction(kind, amount, currency, "processing", now)
+            tx = _Transaction(kind, amount, currency, "processing", now, scheme="VISA")
             self._decide(tx, self.approve_refunds)  # refunds settle at once
         self._transactions[reference] = tx
         return self._status_fields(reference)
@@ -240,8 +239,8 @@ class PaymentTerminalMock(PtySerialDevice):
             auth_code=tx.auth_code,
             masked_card=tx.masked_card,
             message=tx.message,
-            scheme=tx.scheme if tx.masked_card else "",
-            signature=tx.signature and bool(tx.masked_card),
+            scheme=tx.scheme,
+            signature=tx.signature,
         )
 
     # -- simulated time --------------------------------------------------------
@@ -255,8 +254,10 @@ class PaymentTerminalMock(PtySerialDevice):
         if tx.stage == "processing" and tx.decide_at is not None and now >= tx.decide_at:
             self._decide(tx, tx.approve)
 
-    def _start_processing(self, tx: _Transaction, at: float, approve: bool) -> None:
+    def _start_processing(self, tx: _Transaction, at: float, approve: bool, scheme: str = "VISA",
+                          signature: bool = False) -> None:
         tx.stage, tx.decide_at, tx.approve = "processing", at + self.processing_time, approve
+        tx.scheme, tx.signature = scheme, signature
 
     def _decide(self, tx: _Transaction, approve: bool) -> None:
         tx.masked_card = MASKED_CARDS.get(tx.scheme, MASKED_CARD)
