@@ -294,8 +294,8 @@ class TillActor(Actor):
         """Audit the void (till.void) and owe a reversal for each approved card: saved with the till at the
         caller's _changed(), sent now, and retried until the terminal says reversed."""
         card_minor = sum(card.amount for card in cards)
-        record_at_store(self.registry, "till.void", by, self.till_id, approver=approver, target=self._cart.id,
-                        reason=what, details={"cards": len(cards), "card_minor": card_minor})
+        self._audit("till.void", by, approver, target=self._cart.id, reason=what,
+                    details={"cards": len(cards), "card_minor": card_minor})
         for card in cards:
             self._cards.reversals.append(Reversal(card, by, approver))
         self._card_work()
@@ -371,10 +371,9 @@ class TillActor(Actor):
             self._cards.reversals.remove(owed)
             card = owed.tender
             if stage == "reversed":
-                record_at_store(self.registry, "till.card_reversed", owed.by, self.till_id, approver=owed.approver,
-                                target=card.id, reason="sale abandoned after the card was approved",
-                                details={"amount_minor": card.amount, "reference": card.card.reference if card.card else ""},
-                                key=f"card_reversed:{card.id}")
+                self._audit("till.card_reversed", owed.by, owed.approver, target=card.id,
+                            reason="sale abandoned after the card was approved", key=f"card_reversed:{card.id}",
+                            details={"amount_minor": card.amount, "reference": card.card.reference if card.card else ""})
                 CARD_TENDERS.labels(self.till_id, "reversed").inc()
                 log.info("till %s: card tender %s reversed at the terminal", self.till_id, card.id)
             else:  # never approved after all: nothing to give back
@@ -426,6 +425,13 @@ class TillActor(Actor):
         if not self._cards.ticking and (self._cart.tenders.pending() is not None or self._cards.reversals):
             self._cards.ticking = True
             self.send_after(self._cards.settings.poll_ms / 1000, "card_tick")
+
+    def _audit(self, action: str, by: str, approver: str | None, **record: Any) -> None:
+        """Record `action` in the store's audit log; a refusal (a name that is not a login) is logged, not raised:
+        the money side has happened and must not be undone by its record."""
+        done = record_at_store(self.registry, action, by, self.till_id, approver=approver, **record)
+        if isinstance(done, Rejected):
+            log.error("till %s: could not audit %s by %s: %s", self.till_id, action, by, done.message)
 
     def _money(self, minor: int) -> str:
         return Money(minor, self.currency).format()

@@ -1,4 +1,4 @@
-"""The till API: one till's session, cart lines, cash tenders and completing the sale.
+"""The till API: one till's session, cart lines, tenders (cash, and cards through its terminal) and completing the sale.
 
 Every value a client sends is checked here with novapos.validators, before any actor hears of it,
 against the same bounds the wire schema holds a sale to: what passes here can always be committed.
