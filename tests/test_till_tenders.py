@@ -40,7 +40,7 @@ def test_a_card_never_pays_past_what_is_due() -> None:
 
 
 def test_each_ending_says_what_happened() -> None:
-    endings = {"declined": ("declined", "declined: NO FUNDS"), "cancelled": ("cancelled", "cancelled by the customer"),
+    endings = {"declined": ("declined", "declined: NO FUNDS"), "cancelled": ("cancelled", "cancelled at the terminal: NO FUNDS"),
                "idle": ("failed", "the terminal did not start the payment: nothing was charged, try again"),
                "error": ("failed", "the terminal failed: NO FUNDS")}
     for stage, expected in endings.items():

@@ -183,9 +183,10 @@ def settle(tender: Tender, answer: Mapping[str, Any]) -> bool:
     elif stage == "declined":
         tender.state, tender.stage, tender.message = "declined", "", f"declined: {answer.get('message') or 'by the bank'}"
     elif stage == "cancelled":
-        why = {"timeout": "timed out: no card was presented", "cashier": "cancelled at the till"}
-        tender.state, tender.stage = "cancelled", ""
-        tender.message = why.get(tender.cancel or "", "cancelled by the customer")
+        said = str(answer.get("message") or "")
+        why = {"timeout": "timed out: no card was presented", "cashier": "cancelled at the till",
+               "": "cancelled by the customer" if "CUSTOMER" in said.upper() else f"cancelled at the terminal: {said}"}
+        tender.state, tender.stage, tender.message = "cancelled", "", why.get(tender.cancel or "", why[""])
     elif stage == "reversed":
         tender.state, tender.stage, tender.message = "reversed", "", "reversed: the money went back to the card"
     elif stage in ("idle", "error"):
