@@ -525,6 +525,6 @@ def test_protocol_document_examples_are_valid_lines() -> None:
     text = (Path(__file__).parent.parent / "docs" / "payment-terminal-protocol.md").read_text()
     examples = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith(("host:", "terminal:"))]
     intact = [line for line in examples if "damaged" not in line]
-    assert len(intact) == 15
+    assert len(intact) == 19  # protocol v2: VOID, and scheme and signature in STATUS
     for line in intact:
         parse_line(line.encode("ascii") + b"\r\n")

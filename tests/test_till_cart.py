@@ -82,7 +82,7 @@ async def test_a_voided_cart_is_gone_for_good_and_sells_nothing(
 
     response = await http.post(f"{url}/complete", json={"cart": state["cart"]})  # a late click on the old cart
     assert response.status_code == 409 and "not the till's current cart" in response.json()["error"]
-    assert await edge.tree.ask("outbox", "depth") == 1  # only the audit record of a void after tendering began
+    assert await edge.tree.ask("outbox", "depth") <= 1  # at most the till.void audit record (it may be sent already)
     metrics = (await http.get(f"{edge.url}/metrics")).text
     assert 'novapos_edge_carts_voided_total{till="till-1"} 1.0' in metrics
 
