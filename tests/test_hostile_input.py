@@ -84,6 +84,8 @@ ENDPOINTS = (
     Endpoint("POST", "/api/tills/{till}/tenders", {"method": '"cash"', "amount_minor": "100", "id": A_UUID},
              accepts={"id": ("null", "another till's cart id")}),
     Endpoint("DELETE", "/api/tills/{till}/tenders"),
+    Endpoint("DELETE", "/api/tills/{till}/tenders/{tender}"),
+    Endpoint("POST", "/api/tills/{till}/tenders/{tender}/cancel"),
     Endpoint("POST", "/api/tills/{till}/complete", {"cart": A_UUID}),
     Endpoint("POST", "/api/tills/{till}/drawer", {"sale": A_UUID}),
     Endpoint("GET", "/api/tills/{till}/drawer-session"),
@@ -104,7 +106,7 @@ ENDPOINTS = (
     Endpoint("POST", "/api/tills/{till}/returns/lines", {"original_line": "1", "quantity": "1",
                                                          "condition": '"resaleable"'}),
 )
-VALID_PATH = {"till": "till-2", "sku": "MLK-1L", "line": "0123456789ab"}
+VALID_PATH = {"till": "till-2", "sku": "MLK-1L", "line": "0123456789ab", "tender": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"}
 """`line`: a well-formed line id till-2 does not have (a valid price or discount sent to it changes nothing)."""
 
 # (what it is, its JSON text): values a client may put where a name, a number or an id belongs

@@ -1,11 +1,12 @@
-"""A till's cart as a domain model without I/O: lines, totals, cash tenders, change, and what may happen
-in which stage of a sale.
+"""A till's cart as a domain model without I/O: lines, totals, tenders (actors.till.tenders), change, and
+what may happen in which stage of a sale.
 
 No actor, SQLite, logging or NATS here (the till actor does those), so the rules live in one place
 and are tested directly. Each operation either changes the cart or returns a Rejected saying why,
 and then has changed nothing: a refusal is an answer, not an exception.
 
-Stages: SCANNING (lines come and go), PAYING (cash taken: lines are frozen until it is given back),
+Stages: SCANNING (lines come and go), PAYING (money taken or a card pending: lines are frozen until the
+tenders are voided),
 SAVING (the sale was handed to the outbox and its commit is in doubt: nothing may change until a
 resent completion finds out whether it landed).
 
@@ -35,6 +36,8 @@ from typing import Any, Literal
 
 from actors.catalog.local import Offer
 from actors.protocol import Rejected
+from actors.till import tenders as tendering
+from actors.till.tenders import Tender, Tenders
 from novapos import validators
 from novapos.money import Money
 from novapos.pricing import BASIS_POINTS, PPM, allocate, line_tax, percent_of
@@ -193,23 +196,25 @@ def _new_id() -> str:
 
 @dataclass
 class Cart:
-    """One customer's basket and the cash they handed over. `max_change` caps the change a tender may
-    call for (the store's max_change_minor): a mistyped 10^9 is refused, not paid out. `tender_ids`:
-    the ids of the tenders this cart took, so a tender sent again (a retry, a double tap) is taken once."""
+    """One customer's basket and what they paid with. `max_change` caps the change a tender may call for
+    (the store's max_change_minor): a mistyped 10^9 is refused, not paid out. A tender sent again with
+    the same id (a retry, a double tap) is taken once."""
     currency: str
     max_change: int
     id: str = field(default_factory=_new_id)
     lines: list[Line] = field(default_factory=list)
     order_discount: Discount | None = None
-    tendered: list[int] = field(default_factory=list)
-    tender_ids: list[str] = field(default_factory=list)
+    tenders: Tenders = field(init=False)
     saving: bool = False
+
+    def __post_init__(self) -> None:
+        self.tenders = Tenders(self.currency, self.max_change)
 
     @property
     def stage(self) -> Stage:
         if self.saving:
             return Stage.SAVING
-        return Stage.PAYING if self.tendered else Stage.SCANNING
+        return Stage.PAYING if self.tenders.began() else Stage.SCANNING
 
     def total(self) -> Money:
         return Money(sum(line.adds for line in self.lines), self.currency)
@@ -218,7 +223,7 @@ class Cart:
         return Money(sum(line.tax.minor for line in self.lines), self.currency)
 
     def paid(self) -> Money:
-        return Money(sum(self.tendered), self.currency)
+        return Money(self.tenders.paid(), self.currency)
 
     def due(self) -> Money:
         return Money(max(0, self.total().minor - self.paid().minor), self.currency)
@@ -226,20 +231,25 @@ class Cart:
     def change(self) -> Money:
         return Money(max(0, self.paid().minor - self.total().minor), self.currency)
 
+    def took_cash(self) -> bool:
+        """Whether cash was taken (a sale paid by card alone opens no drawer)."""
+        return any(tender.method == "cash" for tender in self.tenders.approved())
+
     def is_empty(self) -> bool:
-        return not self.lines and not self.tendered
+        return not self.lines and not self.tenders.began()
 
     def summary(self) -> dict[str, Any]:
-        """What the till shows: lines, Total, Tendered, Due and Change, as wire money."""
+        """What the till shows: lines, Total, Paid, Due and Change, as wire money, and every tender."""
         return {"cart": self.id, "stage": self.stage.value, "lines": [line.to_wire() for line in self.lines],
                 "order_discount": self._order_discount_wire(),
-                "total": self.total().to_wire(), "tax_total": self.tax_total().to_wire(), "tendered": self.paid().to_wire(), "due": self.due().to_wire(),
-                "change": self.change().to_wire()}
+                "total": self.total().to_wire(), "tax_total": self.tax_total().to_wire(),
+                "paid": self.paid().to_wire(), "tendered": self.paid().to_wire(), "due": self.due().to_wire(),
+                "change": self.change().to_wire(), "tenders": self.tenders.summary()}
 
     def _frozen(self, doing: str) -> Rejected | None:
         if self.saving:
             return Rejected("conflict", SAVING_MESSAGE)
-        if self.tendered:
+        if self.tenders.began():
             return Rejected("conflict", f"payment has started: void the tenders (give the cash back) before {doing}")
         return None
 
@@ -362,44 +372,63 @@ class Cart:
 
     def took(self, tender_id: str | None) -> bool:
         """Whether this cart already took the tender with this id."""
-        return tender_id is not None and tender_id in self.tender_ids
+        return tender_id is not None and self.tenders.find(tender_id) is not None
+
+    def _may_tender(self) -> Rejected | None:
+        if self.saving:
+            return Rejected("conflict", SAVING_MESSAGE)
+        if not self.lines:
+            return Rejected("conflict", "the cart is empty: scan at least one item before taking payment")
+        if self.due().minor == 0:
+            return Rejected("conflict", f"nothing is due (change {self.change().format()}): complete the sale")
+        return None
 
     def tender_cash(self, amount: int, tender_id: str | None = None) -> Rejected | None:
         """Take cash; refused once nothing is due, and when the change it calls for is more than the
         till gives back. A tender whose id the cart already took changes nothing, whatever the stage."""
         if self.took(tender_id):
             return None
-        if self.saving:
-            return Rejected("conflict", SAVING_MESSAGE)
-        if not self.lines:
-            return Rejected("conflict", "the cart is empty: scan at least one item before taking payment")
-        if amount < 1:
-            return Rejected("invalid", "a cash tender must be a positive amount")
-        due = self.due()
-        if due.minor == 0:
-            return Rejected("conflict", f"nothing is due (change {self.change().format()}): complete the sale")
-        change = amount - due.minor
-        if change > self.max_change:
-            return Rejected("invalid", f"{Money(amount, self.currency).format()} for {due.format()} due would need "
-                                       f"{Money(change, self.currency).format()} change, more than the "
-                                       f"{Money(self.max_change, self.currency).format()} a till gives back: "
-                                       "check the amount typed")
-        self.tendered.append(amount)
-        if tender_id is not None:
-            self.tender_ids.append(tender_id)
-        return None
+        return self._may_tender() or self.tenders.take_cash(amount, self.due().minor, tender_id)
 
-    def give_cash_back(self) -> Rejected | None:
+    def start_card(self, amount: int, tender_id: str, terminal: str, now_ms: int) -> Tender | Rejected:
+        """A pending card tender of at most what is due (actors.till.tenders); the till asks the terminal.
+        A tender id the cart already has answers that tender: a resend never starts a second payment."""
+        if (known := self.tenders.find(tender_id)) is not None:
+            return known
+        return self._may_tender() or self.tenders.start_card(amount, self.due().minor, tender_id, terminal, now_ms)
+
+    def void_tenders(self) -> list[Tender] | Rejected:
+        """Give back every tender taken: cash goes back by hand; the approved cards are returned, for the till
+        to reverse at the terminal. Refused while a card is pending (cancel it first)."""
         if self.saving:
             return Rejected("conflict", SAVING_MESSAGE)
-        if not self.tendered:
+        if self.tenders.pending() is not None:
+            return Rejected("conflict", tendering.PENDING_MESSAGE)
+        taken = self.tenders.approved()
+        if not taken:
             return Rejected("conflict", "no tender has been taken for this cart")
-        self.tendered.clear()
-        return None
+        self.tenders.items = [tender for tender in self.tenders.items if tender.state != "approved"]
+        return [tender for tender in taken if tender.method == "card"]
+
+    def remove_tender(self, tender_id: str) -> Tender | Rejected:
+        """Give back one approved tender (the caller reverses a card); refused for a pending one (cancel it)."""
+        if self.saving:
+            return Rejected("conflict", SAVING_MESSAGE)
+        tender = self.tenders.find(tender_id)
+        if tender is None:
+            return Rejected("not_found", "this cart has no such tender")
+        if tender.state == "pending":
+            return Rejected("conflict", "the card payment is still in progress: cancel it instead")
+        if tender.state != "approved":
+            return Rejected("conflict", f"this tender was {tender.state}: nothing to give back")
+        self.tenders.items.remove(tender)
+        return tender
 
     def may_void(self) -> Rejected | None:
         if self.saving:
             return Rejected("conflict", SAVING_MESSAGE)
+        if self.tenders.pending() is not None:
+            return Rejected("conflict", tendering.PENDING_MESSAGE)
         if self.is_empty():
             return Rejected("conflict", "the cart is already empty")
         return None
@@ -411,6 +440,8 @@ class Cart:
         the till's open drawer session, left out when it has none."""
         if not self.lines:
             return Rejected("conflict", "the cart is empty: nothing to complete")
+        if self.tenders.pending() is not None:
+            return Rejected("conflict", tendering.PENDING_MESSAGE)
         if (due := self.due()).minor > 0:
             return Rejected("conflict", f"{due.format()} is still due: take a tender first")
         self.saving = True
@@ -422,9 +453,7 @@ class Cart:
             body["order_discount"] = order_discount
         body.update({
             "total": self.total().to_wire(), "tax_total": self.tax_total().to_wire(),
-            "tenders": [{"id": str(uuid.uuid5(uuid.UUID(self.id), f"tender {number}")), "method": "cash",
-                         "amount": Money(amount, self.currency).to_wire()}
-                        for number, amount in enumerate(self.tendered)],
+            "tenders": self.tenders.to_wire(),
             "change": self.change().to_wire(),
         })
         return body
@@ -434,8 +463,7 @@ class Cart:
         self.saving = False
 
     def to_saved(self) -> dict[str, Any]:
-        return {"id": self.id, "tendered": list(self.tendered), "tender_ids": list(self.tender_ids),
-                "lines": [line.to_saved() for line in self.lines],
+        return {"id": self.id, "tenders": self.tenders.to_saved(), "lines": [line.to_saved() for line in self.lines],
                 "order_discount": None if self.order_discount is None else self.order_discount.to_saved()}
 
 
@@ -517,7 +545,10 @@ def restore(saved: Mapping[str, Any], currency: str, max_change: int) -> tuple[C
         order_discount = None
     if order_discount is not None and (refused := cart.discount_order(order_discount)) is not None:
         problems.append(f"saved order discount: {refused.message}")
-    tendered = saved.get("tendered")
+    if "tenders" in saved:
+        cart.tenders = tendering.restore(saved["tenders"], currency, max_change, problems)
+        return cart, problems
+    tendered = saved.get("tendered")  # saved before actors.till.tenders: cash amounts, taken again by today's rules
     for index, amount in enumerate(tendered if isinstance(tendered, list) else []):
         try:
             validators.minor_units(f"saved tender {index}", amount, minimum=1)
@@ -526,10 +557,4 @@ def restore(saved: Mapping[str, Any], currency: str, max_change: int) -> tuple[C
             continue
         if (refused := cart.tender_cash(amount)) is not None:
             problems.append(f"saved tender {index}: {refused.message}")
-    tender_ids = saved.get("tender_ids")
-    for index, tender_id in enumerate(tender_ids if isinstance(tender_ids, list) else []):
-        try:
-            cart.tender_ids.append(validators.uuid_text(f"saved tender id {index}", tender_id))
-        except validators.Invalid as exc:
-            problems.append(str(exc))
     return cart, problems
