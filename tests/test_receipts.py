@@ -11,6 +11,7 @@ import json
 import re
 import signal
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -43,8 +44,10 @@ from edge.app import run_edge
 from mocks.escpos_parser import Cut, DrawerPulse, EscPosParser, QrCode, Text
 from mocks.escpos_printer import qr_payloads
 from mocks.network_printer import MockNetworkPrinter
-from novapos.config import ConfigError, StoreConfig, load_store
+from mocks.payment_terminal import MASKED_CARDS, PaymentTerminalMock
+from novapos.config import ConfigError, DeviceRule, StoreConfig, load_store
 from novapos.config.receipt import ReceiptSettings
+from novapos.config.terminal import TerminalSettings
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.processes import free_port
 from novapos.demo.run import write_store_config
@@ -489,3 +492,45 @@ async def test_a_till_sale_with_an_override_and_discounts_prints_them_with_their
                          row("TOTAL", Money(sold["total"]["minor"], "EUR").format()), ORDER_QR_PREFIX + sold["sale"]]
     text = [line.removeprefix("[QR ").removesuffix("]") for line in rows(printed)]
     assert [line for line in text if line in expected_in_order] == expected_in_order
+
+
+async def test_a_split_sale_paid_by_the_terminal_prints_each_card_and_one_line_to_sign(
+        tmp_path: Path, receipt_store: StoreConfig, printer: MockNetworkPrinter, http: httpx.AsyncClient) -> None:
+    with PaymentTerminalMock(tmp_path / "terminal-1", processing_time=0.1) as terminal:
+        rules = (*receipt_store.devices.rules, DeviceRule("terminal-1", "serial-terminal", path=str(terminal.path),
+                                                          till="till-1"))
+        config = replace(receipt_store, devices=replace(receipt_store.devices, rules=rules),
+                         terminal=TerminalSettings(timeout_s=5, poll_ms=50))
+        async with trio.open_nursery() as nursery:
+            edge = await nursery.start(run_edge, config)
+            till = f"{edge.url}/api/tills/till-1"
+            await log_in(http, edge.url)
+            for barcode, quantity in ((COFFEE, 2), (MILK, 1)):  # 11.27 EUR
+                state = (await http.post(f"{till}/lines", json={"barcode": barcode, "quantity": quantity})).json()
+            assert (await http.post(f"{till}/tenders", json={"method": "cash", "amount_minor": 500})).status_code == 200
+            for amount, scheme, signature in ((300, "VISA", False), (327, "MASTERCARD", True)):
+                tender = str(uuid.uuid4())
+                paying = await http.post(f"{till}/tenders", json={"method": "card", "amount_minor": amount, "id": tender})
+                assert paying.status_code == 200, paying.text
+
+                async def stage(tender: str = tender, wanted: str = "waiting_for_card") -> bool:
+                    tenders = (await http.get(till)).json()["tenders"]
+                    found = next(t for t in tenders if t["id"] == tender)
+                    return bool(found["stage"] == wanted or found["state"] == wanted)
+                await wait_until(stage, timeout=10.0)
+                await trio.to_thread.run_sync(lambda s=scheme, g=signature: terminal.present_card(scheme=s, signature=g))
+                await wait_until(lambda tender=tender: stage(tender, "approved"), timeout=10.0)
+            sold = (await http.post(f"{till}/complete", json={"cart": state["cart"]})).json()
+            customer, merchant = await trio.to_thread.run_sync(printer.wait_for_receipts, 2, 10.0)
+            nursery.cancel_scope.cancel()
+    cards = {tender["card"]["scheme"]: tender["card"] for tender in sold["tenders"] if tender["method"] == "card"}
+    expected_in_order = [row("Cash", "5.00 EUR"), row(f"Card VISA {MASKED_CARDS['VISA']}", "3.00 EUR"),
+                         f"Auth code {cards['VISA']['auth_code']}", row(f"Card MASTERCARD {MASKED_CARDS['MASTERCARD']}",
+                                                                        "3.27 EUR"),
+                         f"Auth code {cards['MASTERCARD']['auth_code']}", row("Change", "0.00 EUR")]
+    assert [line for line in rows(customer) if line in expected_in_order] == expected_in_order
+    text = rows(merchant)
+    assert text[0] == "MERCHANT COPY" and sold["sale"] in text and row("Cash", "5.00 EUR") not in text
+    assert [line for line in text if line.startswith("Card ")] == expected_in_order[1:4:2]
+    assert text.count("Cardholder signature") == 1  # the MasterCard asked for it; the Visa did not
+    assert text.index("Cardholder signature") > text.index(expected_in_order[3])
