@@ -19,7 +19,7 @@ from edge.app import run_edge
 from mocks.store import HID_SCANNER, SimulatedStore
 from novapos.config import StoreConfig, load_devices
 from tests.conftest import CONFIGS, wait_until
-from tests.pos import COFFEE, MILK, sell
+from tests.pos import COFFEE, MILK, log_in_at, sell
 
 SCAN_INTERVAL = 0.1
 DEBOUNCE = 3
@@ -89,7 +89,7 @@ async def live_events(http: httpx.AsyncClient, edge) -> AsyncIterator[list[dict]
 
 
 async def open_till(http: httpx.AsyncClient, edge, till: str) -> None:  # type: ignore[no-untyped-def]
-    assert (await http.post(f"{edge.url}/api/tills/{till}/session", json={"cashier": "dev"})).status_code == 200
+    await log_in_at(http, f"{edge.url}/api/tills/{till}", "alice")
 
 
 async def test_every_simulated_device_is_found_and_comes_up(edge, http: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]

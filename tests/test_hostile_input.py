@@ -34,7 +34,7 @@ from novapos.config import HubConfig, StoreConfig
 from novapos.logs import JsonFormatter, PlainFormatter, escape
 from tests.conftest import wait_until
 from tests.console_access import sign_in_admin
-from tests.pos import COFFEE, MILK, sell
+from tests.pos import COFFEE, MILK, log_in_at, sell
 
 A_UUID = '"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"'
 
@@ -201,7 +201,7 @@ async def test_hostile_values_at_every_endpoint_are_refused_and_the_store_keeps_
         edge: Any, http: httpx.AsyncClient) -> None:
     other_tills_cart = (await sell(http, edge.url, [(COFFEE, 1)], till="till-1"))["cart"]
     till2 = f"{edge.url}/api/tills/till-2"
-    assert (await http.post(f"{till2}/session", json={"cashier": "bob"})).status_code == 200
+    await log_in_at(http, f"{till2}", "bob")
     before = (await http.post(f"{till2}/lines", json={"barcode": MILK})).json()
     restarts = edge.tree.restarts
     port = int(edge.url.rsplit(":", 1)[1])

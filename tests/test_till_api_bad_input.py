@@ -9,7 +9,7 @@ import trio
 from edge.app import run_edge
 from novapos.config import StoreConfig
 from novapos.validators import MAX_BARCODE_LENGTH, MAX_LINE_QUANTITY, MAX_MINOR, MAX_TEXT_LENGTH, MAX_TOKEN_LENGTH
-from tests.pos import COFFEE
+from tests.pos import COFFEE, log_in_at
 
 
 @pytest.mark.parametrize(("path", "body", "status", "says"), [
@@ -37,7 +37,7 @@ async def test_bad_request_is_refused_and_changes_nothing(
     async with trio.open_nursery() as nursery:
         edge = await nursery.start(run_edge, store_config)
         till = f"{edge.url}/api/tills/till-1"
-        assert (await http.post(f"{till}/session", json={"cashier": "alice"})).status_code == 200
+        await log_in_at(http, f"{till}", "alice")
         before = (await http.get(till)).json()
 
         if isinstance(body, bytes):

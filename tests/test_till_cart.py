@@ -18,7 +18,7 @@ from novapos.config import HubConfig, StoreConfig
 from novapos.wire.catalog import VersionMarker
 from tests.catalog import demo_catalog, item, seed_catalog
 from tests.conftest import query, wait_until
-from tests.pos import COFFEE, MILK, sell
+from tests.pos import COFFEE, MILK, log_in_at, sell
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ async def till(store_config: StoreConfig, http: httpx.AsyncClient) -> AsyncItera
     async with trio.open_nursery() as nursery:
         edge = await nursery.start(run_edge, store_config)
         url = f"{edge.url}/api/tills/till-1"
-        assert (await http.post(f"{url}/session", json={"cashier": "alice"})).status_code == 200
+        await log_in_at(http, f"{url}", "alice")
         yield edge, url
         nursery.cancel_scope.cancel()
 
@@ -159,7 +159,7 @@ async def test_a_free_item_sells_with_no_tender_and_lands_in_the_hub(
         await nursery.start(run_hub, hub_config)
         edge = await nursery.start(run_edge, store_config)
         url = f"{edge.url}/api/tills/till-1"
-        assert (await http.post(f"{url}/session", json={"cashier": "alice"})).status_code == 200
+        await log_in_at(http, f"{url}", "alice")
         state = await scan(http, url, bag.barcodes[0], 2)
         assert (state["total"]["minor"], state["due"]["minor"]) == (0, 0)
         pulses = drawer_pulses()

@@ -23,7 +23,7 @@ from novapos.wire.envelope import decode
 from novapos.wire.schemas import SCHEMAS
 from tests.catalog import DEMO_PRODUCTS, demo_catalog, item, publish_catalog, seed_catalog
 from tests.conftest import wait_until
-from tests.pos import COFFEE, MILK, sell
+from tests.pos import COFFEE, MILK, log_in_at, sell
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ async def test_a_price_change_leaves_the_open_line_at_its_snapshot_and_the_next_
         await wait_until(lambda: catalog_version(http, edge, 1))  # the cold sync of a new store
         health = (await http.get(f"{edge.url}/healthz")).json()
         assert (health["catalog_version"], health["catalog_sync"]) == (1, "following")
-        assert (await http.post(f"{till}/session", json={"cashier": "alice"})).status_code == 200
+        await log_in_at(http, f"{till}", "alice")
         first = (await http.post(f"{till}/lines", json={"barcode": COFFEE})).json()
         assert [line["unit_price"]["minor"] for line in first["lines"]] == [499]
 

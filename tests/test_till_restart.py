@@ -16,7 +16,7 @@ from actors.storage import db as local_db
 from edge.app import run_edge
 from novapos.config import StoreConfig
 from tests.conftest import wait_until
-from tests.pos import COFFEE, MILK, sell
+from tests.pos import COFFEE, MILK, log_in_at, sell
 
 
 @asynccontextmanager
@@ -34,7 +34,7 @@ def save_directly(config: StoreConfig, till: str, state: str) -> None:
 
 
 async def half_scanned(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
-    assert (await http.post(f"{url}/session", json={"cashier": "alice"})).status_code == 200
+    await log_in_at(http, f"{url}", "alice")
     await http.post(f"{url}/lines", json={"barcode": COFFEE, "quantity": 2})
     await http.post(f"{url}/lines", json={"barcode": MILK})
     return (await http.post(f"{url}/tenders", json={"amount_minor": 500})).json()

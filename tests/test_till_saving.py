@@ -30,7 +30,7 @@ from actors.till.cart import Cart
 from edge.app import run_edge
 from novapos.config import StoreConfig
 from tests.conftest import wait_until
-from tests.pos import COFFEE
+from tests.pos import COFFEE, log_in_at
 
 DRAWER = "device.drawer-1"
 
@@ -69,7 +69,7 @@ async def recovered_to(count: float) -> None:
 
 
 async def paid_cart(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
-    assert (await http.post(f"{url}/session", json={"cashier": "alice"})).status_code == 200
+    await log_in_at(http, f"{url}", "alice")
     assert (await http.post(f"{url}/lines", json={"barcode": COFFEE})).status_code == 200
     response = await http.post(f"{url}/tenders", json={"amount_minor": 500})
     assert response.status_code == 200, response.text

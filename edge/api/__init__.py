@@ -9,8 +9,11 @@ security headers, JSON errors).
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
+from edge.api.auth import LoginDoor
 from edge.api.hardware import hardware_routes
+from edge.api.login import login_routes
 from edge.api.page import page_routes
 from edge.api.service import service_routes
 from edge.api.stock import stock_routes
@@ -24,5 +27,6 @@ from novapos.config import StoreConfig
 def build_api(config: StoreConfig, tree: Tree, events: EventHub) -> Starlette:
     return with_api_errors(Starlette(routes=[
         *page_routes(config), *service_routes(tree), *hardware_routes(tree, events),
+        *login_routes(tree, tuple(config.tills)),
         *till_routes(tree, tuple(config.tills)), *stock_routes(tree),
-    ]))
+    ], middleware=[Middleware(LoginDoor, tree=tree, tills=tuple(config.tills))]))

@@ -1,4 +1,4 @@
-"""The till API: one till's session, cart lines, cash tenders and completing the sale.
+"""The till API (behind the PIN login, edge.api.login and edge.api.auth): one till's cart lines, cash tenders and completing the sale.
 
 Every value a client sends is checked here with novapos.validators, before any actor hears of it,
 against the same bounds the wire schema holds a sale to: what passes here can always be committed.
@@ -45,13 +45,6 @@ def till_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
     async def state(request: Request) -> Response:
         return await ask_till(request, "state")
 
-    async def open_session(request: Request) -> Response:
-        body = await json_body(request)
-        return await ask_till(request, "open_session", text("cashier", body.get("cashier")))
-
-    async def close_session(request: Request) -> Response:
-        return await ask_till(request, "close_session")
-
     async def add_line(request: Request) -> Response:
         body = await json_body(request)
         barcode = text("barcode", body.get("barcode"), max_length=MAX_BARCODE_LENGTH)
@@ -87,7 +80,6 @@ def till_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
 
     return [
         route("/api/tills/{till}", GET=state),
-        route("/api/tills/{till}/session", POST=open_session, DELETE=close_session),
         route("/api/tills/{till}/lines", POST=add_line),
         route("/api/tills/{till}/lines/{sku}", DELETE=remove_line),
         route("/api/tills/{till}/cart", DELETE=void_cart),
