@@ -89,20 +89,21 @@ async def test_a_voided_cart_is_gone_for_good_and_sells_nothing(
     receipt = await sell(http, edge.url, [(MILK, 1)])
     assert receipt["seq"] == 1  # a void uses no store sequence number: the hub sees no gap
     assert (await http.delete(f"{url}/cart")).status_code == 409  # the new cart is empty
-    assert (await http.delete(f"{url}/session")).status_code == 200
+    assert (await http.post(f"{url}/logout", json={})).status_code == 200
 
 
-async def test_a_cart_with_lines_holds_the_session_until_voided(
+async def test_a_logout_leaves_the_cart_with_the_till_for_the_next_cashier(
         till: tuple[Any, str], http: httpx.AsyncClient) -> None:
     edge, url = till
-    await scan(http, url, MILK)
-    response = await http.delete(f"{url}/session")
-    assert response.status_code == 409 and "void the cart" in response.json()["error"]
-    await http.delete(f"{url}/cart")
-    assert (await http.delete(f"{url}/session")).json()["session"] is None
+    state = await scan(http, url, MILK)
+    response = await http.post(f"{url}/logout", json={})
+    assert response.status_code == 200 and response.json()["session"] is None
+    assert response.json()["cart"] == state["cart"] and len(response.json()["lines"]) == 1
     for path in ("cart", "lines/MLK-1L"):
         response = await http.delete(f"{url}/{path}")
-        assert response.status_code == 409 and "no open session" in response.json()["error"]
+        assert response.status_code == 401 and "log in with your PIN" in response.json()["error"]
+    bob = await log_in_at(http, url, "bob")
+    assert bob["session"]["cashier"] == "bob" and bob["cart"] == state["cart"] and len(bob["lines"]) == 1
 
 
 async def test_cash_is_refused_once_nothing_is_due_and_change_is_capped(
@@ -171,7 +172,7 @@ async def test_a_free_item_sells_with_no_tender_and_lands_in_the_hub(
         assert drawer_pulses() == pulses
         after = (await http.get(url)).json()
         assert after["lines"] == [] and after["drawer_owed"] is None
-        assert (await http.delete(f"{url}/session")).status_code == 200
+        assert (await http.post(f"{url}/logout", json={})).status_code == 200
 
         sale = uuid.UUID(receipt["sale"])
         rows = await wait_until(lambda: query(database_url, "SELECT * FROM sales WHERE event_id = $1", sale))

@@ -189,7 +189,8 @@ async def check_pin(tree: Tree, login: str, pin: str, till: str, who: str = "the
         until = await ask(tree, LOGINS, "failed", login, till)
         if until is not None:
             raise locked(until)
-        raise ApiError(401, f"{who} login or PIN is wrong: try again".capitalize())
+        wrong = f"{who} login or PIN is wrong: try again"
+        raise ApiError(401, wrong[0].upper() + wrong[1:])
     return TillUser(member["login"], member["name"], tuple(member["roles"]), till)
 
 
