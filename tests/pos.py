@@ -36,14 +36,23 @@ def staff_list(version: int = 0, tenant: str = "demo", store: str = "store-001")
                                                    for login, (name, role, _pin) in STAFF.items()))
 
 
-def seed_staff(state_dir: Path, version: int = 0, tenant: str = "demo", store: str = "store-001") -> None:
-    """Write the test staff list into the state folder of an edge not yet started, confirmed now. Version 0:
-    any list a hub sends (version 1 up) replaces it; a hub with no users for the store (version 0) keeps it."""
+SEED_VERSION = 10**15
+"""Above any test hub's staff counter: a hub whose test adds its own users never takes alice away."""
+
+
+def seed_staff(state_dir: Path, version: int = SEED_VERSION, tenant: str = "demo", store: str = "store-001") -> None:
+    """Write the test staff list into the state folder of an edge not yet started, confirmed now."""
     cache = StaffCache(staff_path(state_dir))
     try:
         cache.replace(staff_list(version, tenant, store))
     finally:
         cache.close()
+
+
+def unseed_staff(state_dir: Path) -> None:
+    """Remove the seeded staff list, for a test of the hub's own lists reaching the edge."""
+    for path in state_dir.glob(f"{staff_path(state_dir).name}*"):
+        path.unlink()
 
 
 async def log_in(http: httpx.AsyncClient, base: str, till: str = "till-1", cashier: str = "alice") -> dict[str, Any]:
@@ -60,8 +69,11 @@ async def log_in_at(http: httpx.AsyncClient, till_url: str, cashier: str = "alic
 
 async def sell(http: httpx.AsyncClient, base: str, items: list[tuple[str, int]], till: str = "till-1",
                cashier: str = "alice", cash: int | None = None) -> dict[str, Any]:
-    """Open (or reuse) a session, scan, pay cash (exact unless `cash`), complete; returns the receipt."""
-    await log_in(http, base, till, cashier)
+    """Log in (unless `cashier` is already, with this client), scan, pay cash (exact unless `cash`), complete;
+    returns the receipt."""
+    whoami = await http.get(f"{base}/api/tills/{till}/whoami")
+    if whoami.status_code != 200 or whoami.json()["login"] != cashier:
+        await log_in(http, base, till, cashier)
     for barcode, quantity in items:
         response = await http.post(f"{base}/api/tills/{till}/lines", json={"barcode": barcode, "quantity": quantity})
         assert response.status_code == 200, response.text
