@@ -34,6 +34,7 @@ from mocks.network_printer import MockNetworkPrinter
 from novapos.config import DeviceRule, DevicesConfig, StoreConfig, load_store
 from novapos.demo.embedded_nats import EmbeddedNats
 from tests.catalog import seed_catalog
+from tests.pos import log_in, seed_staff
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 BARCODES = ("4006381333931", "5000112637922", "7622210449283")
@@ -65,11 +66,12 @@ async def main(sales: int) -> dict[str, object]:
             config = StoreConfig(**{**vars(demo), "http_port": 0, "nats_url": nats_server.url,
                                     "state_dir": state / "edge", "devices": devices})
             seed_catalog(config.state_dir)  # the demo's products, as if synced from the hub's catalog
+            seed_staff(config.state_dir)  # alice and the others, as if the hub's staff list had come
             checkouts, completes, floors = [], [], []
             async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=10) as http:
                 edge = await nursery.start(run_edge, config)
                 till = f"{edge.url}/api/tills/till-1"
-                await http.post(f"{till}/session", json={"cashier": "bench"})
+                await log_in(http, edge.url)  # alice, with her PIN: every request below carries the cookie
                 with trio.fail_after(10):
                     while (await http.get(f"{edge.url}/api/devices")).json()[0]["state"] != "ready":
                         await trio.sleep(0.05)

@@ -73,6 +73,14 @@ async def all_ready(edge) -> None:  # type: ignore[no-untyped-def]
         await wait_state(edge, device, "ready", "closed")
 
 
+@pytest.fixture
+async def http(edge) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+    """A client logged in at till-1 (devices, print jobs and events are behind the till login)."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        await log_in_at(client, f"{edge.url}/api/tills/till-1", "alice")
+        yield client
+
+
 @asynccontextmanager
 async def live_events(http: httpx.AsyncClient, edge) -> AsyncIterator[list[dict]]:  # type: ignore[no-untyped-def]
     """The web till's event stream, read in the background into the list yielded."""
