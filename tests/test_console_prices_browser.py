@@ -17,6 +17,7 @@ from novapos.config import HubConfig, StoreConfig
 from tests.catalog_support import add_tenancy
 from tests.conftest import wait_until
 from tests.identity import add_user, grant
+from tests.pos import log_in
 from tests.test_web_till_browser import headless_chromium  # noqa: F401  (skips this module without a browser)
 
 from tests.console_page import Page  # isort: skip  (imports selenium: after the skip above)
@@ -68,6 +69,7 @@ async def test_a_price_set_in_the_console_reaches_the_demo_stores_till(
         await trio.to_thread.run_sync(asyncio.run, _seed(hub_config.database_url))
         await add_user(hub_config.database_url, "ada", grant("tenant_admin"))
         edge = await nursery.start(run_edge, store_config)
+        await log_in(http, edge.url)  # the product list is behind the till login
 
         async def till_price(code: str) -> int | None:
             answer = (await http.get(f"{edge.url}/api/products", params={"q": code})).json()
