@@ -5,9 +5,11 @@ a deactivated user, and every /api/ route refusing a request without the login's
 from __future__ import annotations
 
 import dataclasses
+import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,12 +26,20 @@ from edge.api.auth import LoginDoor, authorized, signed_in
 from edge.api.login import login_routes
 from edge.app import RunningEdge, run_edge
 from edge.events import EventHub
+from hub.app import run_hub
+from mocks.network_printer import MockNetworkPrinter
 from novapos.adapters.http import json_body, route, serve, with_api_errors
-from novapos.config import StoreConfig
+from novapos.config import HubConfig, StoreConfig
 from novapos.config.login import LoginSettings
+from novapos.demo.embedded_nats import EmbeddedNats
+from novapos.demo.processes import free_port
+from novapos.demo.run import write_store_config
 from novapos.roles import Permission
 from novapos.wire.envelope import decode
-from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, SEED_VERSION, log_in, log_in_at, staff_list
+from tests.catalog import seed_catalog
+from tests.conftest import query, wait_until
+from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, SEED_VERSION, log_in, log_in_at, seed_staff, staff_list
+from tests.test_edge_kill9 import _start_edge as start_edge
 
 ALICE = {"login": "alice", "pin": "1111"}
 NOT_LOGGED_IN = "log in with your PIN at this till"
@@ -258,3 +268,50 @@ async def test_a_user_the_hub_deactivates_is_logged_out_at_their_next_request(
         assert ended.status_code == 401 and "alice is no longer on this store's staff list" in ended.json()["error"]
         assert (await edge.tree.ask("till.till-1", "state"))["session"] is None
         assert (await http.post(f"{till}/login", json=ALICE)).status_code == 401
+
+
+async def test_a_login_survives_a_kill_9_of_the_edge(
+        tmp_path: Path, nats_server: EmbeddedNats, printer: MockNetworkPrinter, http: httpx.AsyncClient) -> None:
+    port = free_port()
+    config = tmp_path / "store.toml"
+    write_store_config(config, tmp_path, port, {"scan_interval": 0.1, "rules": [
+        {"name": "receipt-printer", "driver": "escpos-network", "host": "127.0.0.1", "port": printer.port}]})
+    seed_catalog(tmp_path / "store-001")
+    seed_staff(tmp_path / "store-001")
+    url = f"http://127.0.0.1:{port}"
+    till = f"{url}/api/tills/till-1"
+    edge = await start_edge(config, nats_server, url, http)
+    try:
+        logged_in = await log_in_at(http, till, "bob")
+        cart = (await http.post(f"{till}/lines", json={"barcode": COFFEE, "quantity": 2})).json()
+        edge.send_signal(signal.SIGKILL)
+        edge.wait()
+        edge = await start_edge(config, nats_server, url, http)
+        after = await http.get(till)  # the same browser, its cookie from before the kill: no PIN again
+        assert after.status_code == 200, after.text
+        assert after.json()["session"] == logged_in["session"] and after.json()["lines"] == cart["lines"]
+        assert (await http.get(f"{till}/whoami")).json()["login"] == "bob"
+    finally:
+        edge.kill()
+        edge.wait()
+
+
+async def test_an_offline_login_reaches_the_hubs_audit_log_when_nats_is_back(
+        store_config: StoreConfig, hub_config: HubConfig, nats_server: EmbeddedNats, database_url: str,
+        http: httpx.AsyncClient) -> None:
+    config = dataclasses.replace(store_config, login=LoginSettings(offline_after_s=1))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run_hub, hub_config)
+        await trio.to_thread.run_sync(nats_server.stop)
+        async with edge_of(config) as edge:
+            await trio.sleep(1.2)  # the hub has not confirmed the staff list for longer than offline_after_s
+            state = await log_in(http, edge.url, "till-2", "sam")
+            assert state["session"]["offline"] is True
+            assert len(audited(config, "till.offline_login")) == 1
+            await trio.to_thread.run_sync(nats_server.start)
+            rows = await wait_until(lambda: query(
+                database_url, "SELECT actor, store, target, details FROM audit_records WHERE action = $1",
+                "till.offline_login"), timeout=30)
+            assert [(row["actor"], row["store"], row["target"]) for row in rows] == [
+                ("sam", "store-001", state["session"]["id"])]
+        nursery.cancel_scope.cancel()
