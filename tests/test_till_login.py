@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import trio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -29,7 +30,7 @@ from edge.events import EventHub
 from hub.app import run_hub
 from mocks.network_printer import MockNetworkPrinter
 from novapos.adapters.http import json_body, route, serve, with_api_errors
-from novapos.config import HubConfig, StoreConfig
+from novapos.config import ConfigError, HubConfig, StoreConfig, load_store
 from novapos.config.login import LoginSettings
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.processes import free_port
@@ -37,7 +38,7 @@ from novapos.demo.run import write_store_config
 from novapos.roles import Permission
 from novapos.wire.envelope import decode
 from tests.catalog import seed_catalog
-from tests.conftest import query, wait_until
+from tests.conftest import CONFIGS, query, wait_until
 from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, SEED_VERSION, log_in, log_in_at, seed_staff, staff_list
 from tests.test_edge_kill9 import _start_edge as start_edge
 
@@ -315,3 +316,18 @@ async def test_an_offline_login_reaches_the_hubs_audit_log_when_nats_is_back(
             assert [(row["actor"], row["store"], row["target"]) for row in rows] == [
                 ("sam", "store-001", state["session"]["id"])]
         nursery.cancel_scope.cancel()
+
+
+def test_the_login_settings_are_read_bounded_and_consistent(tmp_path: Path) -> None:
+    demo = (CONFIGS / "demo-store.toml").read_text()
+    assert load_store(CONFIGS / "demo-store.toml").login == LoginSettings()
+    path = tmp_path / "store.toml"
+    path.write_text(demo.replace("lockout_s = 900", "lockout_s = 60"))
+    assert load_store(path).login.lockout_s == 60
+    for old, new, says in (("lockout_after = 5", "lockout_after = 0", "from 1 to 100"),
+                           ("lockout_s = 900", 'lockout_s = "900"', "whole number"),
+                           ("offline_grace_s = 86400", "offline_grace_s = 60", "must be at least offline_after_s"),
+                           ("lockout_after = 5", "lockout_afte = 5", "unknown setting")):
+        path.write_text(demo.replace(old, new))
+        with pytest.raises(ConfigError, match=says):
+            load_store(path)
