@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import signal
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from actors.staff.cache import StaffCache, staff_path
+from actors.staff.logins import LoginActor
 from actors.storage import db as local_db
 from edge.api import build_api
 from edge.api.auth import LoginDoor, authorized, signed_in
@@ -331,3 +333,20 @@ def test_the_login_settings_are_read_bounded_and_consistent(tmp_path: Path) -> N
         path.write_text(demo.replace(old, new))
         with pytest.raises(ConfigError, match=says):
             load_store(path)
+
+
+def test_a_run_of_wrong_pins_is_forgotten_after_the_lockout_time_and_its_row_purged(tmp_path: Path) -> None:
+    seed_staff(tmp_path)
+    logins = LoginActor(tmp_path, LoginSettings(lockout_after=3, lockout_s=1))
+    logins.started()
+    try:
+        assert logins.failed("mallory-1", "till-1") is None and logins.failed("mallory-1", "till-1") is None
+        time.sleep(1.1)
+        assert logins.failed("mallory-2", "till-1") is None  # purges mallory-1's forgotten run
+        assert logins.failed("mallory-1", "till-1") is None  # a third wrong PIN, but the first of a new run
+        db = sqlite3.connect(staff_path(tmp_path))
+        rows = db.execute("SELECT login, failures FROM pin_failures ORDER BY login").fetchall()
+        db.close()
+        assert rows == [("mallory-1", 1), ("mallory-2", 1)]
+    finally:
+        logins.stopping()

@@ -5,7 +5,8 @@ One actor per store (LoginActor, named LOGINS) owns the login tables, beside the
   cashier), holding only the SHA-256 of the random token the browser keeps in its cookie, so a copy of the
   file logs nobody in. It survives a restart (a kill -9 included): the cashier carries on without a new PIN.
 - `pin_failures`: wrong PINs in a row per login, at any till of the store, and until when the login is locked
-  out. Unknown logins count too, so a lockout never tells whether a login exists.
+  out. Unknown logins count too, so a lockout never tells whether a login exists. A run of wrong PINs is
+  forgotten `lockout_s` after its last one (and its row purged), so guessed logins cannot grow the table.
 
 The PIN itself is checked by the HTTP handler in a worker thread (scrypt takes ~0.15 s): this actor's mailbox
 only answers what to check against (`prepare`) and records the outcome (`failed`, `logged_in`). It reads the
@@ -42,7 +43,7 @@ CREATE TABLE IF NOT EXISTS till_logins (
     till TEXT PRIMARY KEY, token_sha256 TEXT NOT NULL UNIQUE, login TEXT NOT NULL, session TEXT NOT NULL,
     offline INTEGER NOT NULL, locked INTEGER NOT NULL DEFAULT 0, issued_at REAL NOT NULL, last_seen REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS pin_failures (
-    login TEXT PRIMARY KEY, failures INTEGER NOT NULL, locked_until REAL);
+    login TEXT PRIMARY KEY, failures INTEGER NOT NULL, locked_until REAL, last_at REAL NOT NULL);
 """
 
 
@@ -114,12 +115,15 @@ class LoginActor(Actor):
         assert self._db is not None and self._staff is not None
         now = time.time()
         with immediate(self._db):
+            forgotten = now - self._settings.lockout_s
+            self._db.execute("DELETE FROM pin_failures WHERE last_at < ? AND coalesce(locked_until, 0) < ?",
+                             (forgotten, now))
             row = self._db.execute("SELECT failures, locked_until FROM pin_failures WHERE login = ?",
                                    (login,)).fetchone()
             failures = 1 if row is None or (row[1] is not None and row[1] <= now) else row[0] + 1
             until = now + self._settings.lockout_s if failures >= self._settings.lockout_after else None
-            self._db.execute("INSERT OR REPLACE INTO pin_failures (login, failures, locked_until) VALUES (?, ?, ?)",
-                             (login, 0 if until is not None else failures, until))
+            self._db.execute("INSERT OR REPLACE INTO pin_failures (login, failures, locked_until, last_at) "
+                             "VALUES (?, ?, ?, ?)", (login, 0 if until is not None else failures, until, now))
         if until is None:
             log.info("login: a wrong PIN at till %s (%d in a row)", till, failures)
             return None
