@@ -178,7 +178,12 @@ def openapi_document() -> dict[str, Any]:
                                        "included": {"type": "boolean", "description": "in the shelf price, or added"},
                                        "amount": {"$ref": "#/components/schemas/Money"}}}}},
             "TillState": {"type": "object", "properties": {
-                "till": _TOKEN, "session": {"type": ["object", "null"]}, "cart": {"type": "string", "format": "uuid"},
+                "till": _TOKEN, "session": {
+                    "type": ["object", "null"], "description": "who is logged in at the till (null: nobody)",
+                    "properties": {"id": {"type": "string", "format": "uuid"}, "cashier": {"type": "string"},
+                                   "name": _TEXT, "roles": {"type": "array", "items": {"type": "string"}},
+                                   "offline": {"type": "boolean", "description": "logged in while offline"}}},
+                "cart": {"type": "string", "format": "uuid"},
                 "lines": {"type": "array", "items": {"$ref": "#/components/schemas/Line"}},
                 "stage": {"type": "string", "enum": [stage.value for stage in Stage],
                           "description": "scanning; paying (cash taken: lines frozen); saving (being committed)"},
