@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from edge.api.auth import LoginDoor
+from edge.api.drawer import drawer_routes
 from edge.api.hardware import hardware_routes
 from edge.api.login import login_routes
 from edge.api.page import page_routes
@@ -29,4 +30,5 @@ def build_api(config: StoreConfig, tree: Tree, events: EventHub) -> Starlette:
         *page_routes(config), *service_routes(tree), *hardware_routes(tree, events),
         *login_routes(tree, tuple(config.tills)),
         *till_routes(tree, tuple(config.tills)), *stock_routes(tree),
+        *drawer_routes(tree, config),
     ], middleware=[Middleware(LoginDoor, tree=tree, tills=tuple(config.tills))]))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from novapos import validators
+from novapos.config.cash import CASH_SETTINGS, CashConfig, load_cash
 from novapos.config.devices import DevicesConfig, load_devices
 from novapos.config.login import LOGIN_SETTINGS, LoginSettings, load_login
 from novapos.config.reading import (
@@ -35,6 +36,7 @@ SETTINGS: Settings = {
     "devices": frozenset(setting.name for setting in fields(DevicesConfig)),  # a rule's own: load_devices
     "health": frozenset({"report_interval_s"}),
     "login": LOGIN_SETTINGS,
+    "cash": CASH_SETTINGS,
 }
 """Every setting the store reads, by table: a mistyped one is refused, not silently ignored."""
 
@@ -64,6 +66,8 @@ class StoreConfig:
     """How often the store asks the hub for its staff list besides the hub's pushes (a push lost in transit)."""
     login: LoginSettings = LoginSettings()
     """PIN lockout and offline login windows at the tills (novapos.config.login)."""
+    cash: CashConfig = CashConfig()
+    """Cash control: denominations, the close count's tolerance, whether selling needs an open drawer session."""
 
     def __post_init__(self) -> None:
         if self.max_change_minor is None:
@@ -115,4 +119,5 @@ def load_store(path: Path) -> StoreConfig:
         devices=load_devices(devices, where, tills),
         max_change_minor=max_change, health_interval_s=health_interval, staff_refresh_s=float(staff_refresh),
         login=load_login(sections["login"], where),
+        cash=load_cash(sections["cash"], where),
     )
