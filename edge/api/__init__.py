@@ -16,6 +16,7 @@ from edge.api.drawer import drawer_routes
 from edge.api.hardware import hardware_routes
 from edge.api.login import login_routes
 from edge.api.page import page_routes
+from edge.api.returns import return_routes
 from edge.api.service import service_routes
 from edge.api.stock import stock_routes
 from edge.api.tills import till_routes
@@ -29,6 +30,6 @@ def build_api(config: StoreConfig, tree: Tree, events: EventHub) -> Starlette:
     return with_api_errors(Starlette(routes=[
         *page_routes(config), *service_routes(tree), *hardware_routes(tree, events),
         *login_routes(tree, tuple(config.tills)),
-        *till_routes(tree, tuple(config.tills)), *stock_routes(tree),
-        *drawer_routes(tree, config),
+        *till_routes(tree, tuple(config.tills)), *stock_routes(tree), *drawer_routes(tree, config),
+        *return_routes(tree, tuple(config.tills)),
     ], middleware=[Middleware(LoginDoor, tree=tree, tills=tuple(config.tills))]))

@@ -25,6 +25,8 @@ from novapos.config.reading import (
     token_list,
     url_setting,
 )
+from novapos.config.returns import SETTINGS as RETURNS_SETTINGS
+from novapos.config.returns import ReturnsPolicy, load_returns
 
 LARGEST_BANKNOTE = {"EUR": 50000, "USD": 10000, "GBP": 5000, "CHF": 100000, "CAD": 10000, "AUD": 10000,
                     "SEK": 100000, "NOK": 100000, "DKK": 100000, "PLN": 50000, "CZK": 500000}
@@ -37,6 +39,7 @@ SETTINGS: Settings = {
     "health": frozenset({"report_interval_s"}),
     "login": LOGIN_SETTINGS,
     "cash": CASH_SETTINGS,
+    "returns": RETURNS_SETTINGS,
 }
 """Every setting the store reads, by table: a mistyped one is refused, not silently ignored."""
 
@@ -68,6 +71,7 @@ class StoreConfig:
     """PIN lockout and offline login windows at the tills (novapos.config.login)."""
     cash: CashConfig = CashConfig()
     """Cash control: denominations, the close count's tolerance, whether selling needs an open drawer session."""
+    returns: ReturnsPolicy = ReturnsPolicy()
 
     def __post_init__(self) -> None:
         if self.max_change_minor is None:
@@ -120,4 +124,5 @@ def load_store(path: Path) -> StoreConfig:
         max_change_minor=max_change, health_interval_s=health_interval, staff_refresh_s=float(staff_refresh),
         login=load_login(sections["login"], where),
         cash=load_cash(sections["cash"], where),
+        returns=load_returns(sections["returns"], where),
     )
