@@ -44,8 +44,10 @@ async def test_a_discounted_cart_survives_kill_9_and_sells_once_as_discounted(
         coffee, milk = (await http.post(f"{till}/lines", json={"barcode": MILK, "quantity": 3})).json()["lines"]
         for path, body in ((f"lines/{coffee['line']}/price", {"unit_minor": 450, "reason": "price match",
                                                               "override": MANAGER_OVERRIDE}),
-                           (f"lines/{milk['line']}/discount", {"kind": "percent", "value": 3333, "reason": "dented"}),
-                           ("discount", {"kind": "amount", "value": 77, "reason": "complaint"})):
+                           (f"lines/{milk['line']}/discount", {"kind": "percent", "value": 3333, "reason": "dented",
+                                                                 "override": MANAGER_OVERRIDE}),  # alice: a cashier
+                           ("discount", {"kind": "amount", "value": 77, "reason": "complaint",
+                                         "override": MANAGER_OVERRIDE})):
             response = await http.post(f"{till}/{path}", json=body)
             assert response.status_code == 200, response.text
         before = response.json()
