@@ -9,7 +9,7 @@ import trio
 from edge.app import run_edge
 from novapos.config import StoreConfig
 from novapos.validators import MAX_BARCODE_LENGTH, MAX_LINE_QUANTITY, MAX_MINOR, MAX_TOKEN_LENGTH
-from tests.pos import COFFEE, log_in_at
+from tests.pos import COFFEE, MANAGER_OVERRIDE, log_in_at
 
 
 @pytest.mark.parametrize(("path", "body", "status", "says"), [
@@ -110,7 +110,7 @@ async def test_tenders_can_be_voided_and_a_logout_keeps_the_cart(
         await http.post(f"{till}/tenders", json={"amount_minor": 9999})  # a slip of the finger
         refused = await http.post(f"{till}/lines", json={"barcode": COFFEE})
         assert refused.status_code == 409 and "void the tenders" in refused.json()["error"]
-        state = (await http.delete(f"{till}/tenders")).json()
+        state = (await http.request("DELETE", f"{till}/tenders", json={"override": MANAGER_OVERRIDE})).json()
         assert state["tendered"]["minor"] == 0 and state["due"]["minor"] == 499
         left = (await http.post(f"{till}/logout", json={})).json()
         assert left["session"] is None and left["cart"] == state["cart"] and left["due"]["minor"] == 499

@@ -108,7 +108,7 @@ async def test_an_unknown_login_is_refused_like_a_wrong_pin_and_locks_out_alike(
             answer = await http.post(f"{till}/login", json={"login": login, "pin": "4444"})
             took[login] = time.perf_counter() - started
             assert answer.status_code == 401 and answer.json()["error"] == "The login or PIN is wrong: try again"
-        assert took["nobody"] > 0.3 * took["alice"]  # the dummy verifier's scrypt ran: no shortcut for strangers
+        assert took["nobody"] > 0.03 and took["alice"] > 0.03  # a scrypt check ran for both: no shortcut for strangers
         for _ in range(4):
             await http.post(f"{till}/login", json={"login": "nobody", "pin": "4444"})
         assert (await http.post(f"{till}/login", json={"login": "nobody", "pin": "4444"})).status_code == 423
