@@ -36,7 +36,6 @@ from actors.printing.receipt import (
 )
 from actors.printing.reports import render_x, render_z
 from actors.printing.spooler import SWEEP_S
-from actors.staff.cache import StaffCache, staff_path
 from actors.storage import db as local_db
 from drivers import device_text
 from drivers.escpos_printer import EscPosPrinter
@@ -52,12 +51,10 @@ from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.processes import free_port
 from novapos.demo.run import write_store_config
 from novapos.money import Money
-from novapos.passwords import make_verifier
 from novapos.wire.envelope import decode
-from novapos.wire.staff import StaffList, StaffMember
 from tests.catalog import seed_catalog
 from tests.conftest import CONFIGS, wait_until
-from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in, sell
+from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in, seed_staff, sell
 from tests.receipt_bodies import card, cash, eur, line, return_body, returned, sale
 from tests.test_edge_kill9 import _start_edge
 
@@ -247,13 +244,7 @@ def test_x_and_z_reports_print_the_shift_and_the_count_against_expected() -> Non
 
 @pytest.fixture
 def receipt_store(store_config: StoreConfig) -> StoreConfig:
-    """The test store with [receipt] settings, and alice on its staff list (as the hub would have sent it)."""
-    cache = StaffCache(staff_path(store_config.state_dir))
-    try:
-        cache.replace(StaffList("demo", "store-001", 10**15, (StaffMember("alice", "Alice Archer", ("cashier",),
-                                                                          make_verifier("1111")),)))
-    finally:
-        cache.close()
+    """The test store (its staff list seeded: alice is Alice Archer) with the [receipt] settings above."""
     return replace(store_config, receipt=SETTINGS)
 
 
@@ -325,7 +316,7 @@ async def test_the_last_receipt_is_reprinted_after_paper_out_marked_a_copy_and_a
         await wait_until(both_printed, timeout=10.0)  # the original and its copy, each once
         other = await http.get(f"{edge.url}/api/tills/till-9/receipts/last")
         assert other.status_code == 404 and "no till" in other.json()["error"]
-        assert (await http.delete(f"{edge.url}/api/tills/till-1/session")).status_code == 200
+        assert (await http.post(f"{edge.url}/api/tills/till-1/logout", json={})).status_code == 200
         assert (await http.post(f"{base}/print", json={})).status_code == 401  # logged out: no reprint
         audited = [body for body in outbox_events(receipt_store, "audit.recorded") if body["action"] == "till.reprint"]
         assert len(audited) == 1
@@ -375,6 +366,7 @@ async def test_a_reprint_accepted_before_kill_9_prints_once_after_the_restart(
     write_store_config(config, tmp_path, port, {"scan_interval": 0.1, "rules": [
         {"name": "receipt-printer", "driver": "escpos-network", "host": "127.0.0.1", "port": printer.port}]})
     seed_catalog(tmp_path / "store-001")
+    seed_staff(tmp_path / "store-001")  # alice, as if the hub's staff list had come
     url = f"http://127.0.0.1:{port}"
     edge = await _start_edge(config, nats_server, url, http)
     try:

@@ -63,16 +63,18 @@ def headless_chromium() -> webdriver.Chrome:
 
 
 def make_a_sale_in_the_page(url: str, printer: MockNetworkPrinter, screenshot: str | None) -> str:
-    """Drive the page as a cashier: open a session, tap products and take one off again, take cash
-    (with a double tap), complete, close the session; then watch the printer's status chip follow an
+    """Drive the page as a cashier: log in with a PIN, tap products and take one off again, take cash
+    (with a double tap), complete, log out; then watch the printer's status chip follow an
     unplug, a replug and a jammed cutter. Returns the sale's message."""
     browser = headless_chromium()
     try:
         wait = WebDriverWait(browser, 15)
         browser.get(url)
-        wait.until(expected_conditions.element_to_be_clickable((By.CSS_SELECTOR, "#products button")))
+        wait.until(expected_conditions.element_to_be_clickable((By.ID, "open")))
+        browser.find_element(By.ID, "pin").send_keys("1111")  # alice's PIN (tests.pos.STAFF)
         browser.find_element(By.ID, "open").click()
         wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "who"), "Cashier: alice"))
+        wait.until(expected_conditions.element_to_be_clickable((By.CSS_SELECTOR, "#products button")))
         requested = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
         assert not [name for name in requested if name.endswith("/api/tills/")], requested  # no till asked for
         coffee, milk, bread = (product(browser, sku) for sku in ("COF-250", "MLK-1L", "BRD-SD"))
@@ -110,7 +112,7 @@ def make_a_sale_in_the_page(url: str, printer: MockNetworkPrinter, screenshot: s
         complete.click()  # an impatient second click must not make a second sale
         wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "message"), "cart is empty"))
         browser.find_element(By.ID, "close").click()  # end of shift
-        wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "who"), "No session open"))
+        wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "who"), "Nobody logged in"))
 
         wait.until(lambda b: chip(b, "receipt-printer") == "ready")
         printer.set_online(False)
@@ -159,10 +161,12 @@ def double_tap_after_a_partial_tender(url: str) -> tuple[dict[str, str], str, st
     try:
         wait = WebDriverWait(browser, 15)
         browser.get(url)
-        wait.until(expected_conditions.element_to_be_clickable((By.CSS_SELECTOR, "#products button")))
+        wait.until(expected_conditions.element_to_be_clickable((By.ID, "open")))
         Select(browser.find_element(By.ID, "till")).select_by_value("till-2")
+        browser.find_element(By.ID, "pin").send_keys("1111")  # alice's PIN (tests.pos.STAFF)
         browser.find_element(By.ID, "open").click()
         wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "who"), "Cashier: alice"))
+        wait.until(expected_conditions.element_to_be_clickable((By.CSS_SELECTOR, "#products button")))
         product(browser, "COF-250").click()
         wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "total"), "4.99 EUR"))
         assert browser.find_element(By.ID, "cash").get_attribute("value") == "4.99"  # exact cash, before any tender

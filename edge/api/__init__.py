@@ -9,9 +9,12 @@ security headers, JSON errors).
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
+from edge.api.auth import LoginDoor
 from edge.api.drawer import drawer_routes
 from edge.api.hardware import hardware_routes
+from edge.api.login import login_routes
 from edge.api.page import page_routes
 from edge.api.receipts import receipt_routes
 from edge.api.returns import return_routes
@@ -27,6 +30,7 @@ from novapos.config import StoreConfig
 def build_api(config: StoreConfig, tree: Tree, events: EventHub) -> Starlette:
     return with_api_errors(Starlette(routes=[
         *page_routes(config), *service_routes(tree), *hardware_routes(tree, events),
+        *login_routes(tree, tuple(config.tills)),
         *till_routes(tree, tuple(config.tills)), *stock_routes(tree), *drawer_routes(tree, config),
         *return_routes(tree, tuple(config.tills)), *receipt_routes(tree, config),
-    ]))
+    ], middleware=[Middleware(LoginDoor, tree=tree, tills=tuple(config.tills))]))

@@ -14,6 +14,7 @@ from pathlib import Path
 from novapos import validators
 from novapos.config.cash import CASH_SETTINGS, CashConfig, load_cash
 from novapos.config.devices import DevicesConfig, load_devices
+from novapos.config.login import LOGIN_SETTINGS, LoginSettings, load_login
 from novapos.config.reading import (
     ConfigError,
     Settings,
@@ -41,6 +42,7 @@ SETTINGS: Settings = {
     "devices": frozenset(setting.name for setting in fields(DevicesConfig)),  # a rule's own: load_devices
     "health": frozenset({"report_interval_s"}),
     "receipt": RECEIPT_KEYS,
+    "login": LOGIN_SETTINGS,
     "cash": CASH_SETTINGS,
     "returns": RETURNS_SETTINGS,
     "terminal": TERMINAL_KEYS,
@@ -73,6 +75,8 @@ class StoreConfig:
     """How often the store asks the hub for its staff list besides the hub's pushes (a push lost in transit)."""
     receipt: ReceiptSettings | None = None
     """What receipts print about the store ([receipt]); None: the store's id as its name, UTC."""
+    login: LoginSettings = LoginSettings()
+    """PIN lockout and offline login windows at the tills (novapos.config.login)."""
     cash: CashConfig = CashConfig()
     """Cash control: denominations, the close count's tolerance, whether selling needs an open drawer session."""
     returns: ReturnsPolicy = ReturnsPolicy()
@@ -128,6 +132,7 @@ def load_store(path: Path) -> StoreConfig:
         devices=load_devices(devices, where, tills),
         max_change_minor=max_change, health_interval_s=health_interval, staff_refresh_s=float(staff_refresh),
         receipt=load_receipt(sections["receipt"], where, store),
+        login=load_login(sections["login"], where),
         cash=load_cash(sections["cash"], where),
         returns=load_returns(sections["returns"], where),
         terminal=load_terminal(sections["terminal"], where),
