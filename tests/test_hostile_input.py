@@ -76,8 +76,10 @@ ENDPOINTS = (
     Endpoint("POST", "/api/tills/{till}/complete", {"cart": A_UUID}),
     Endpoint("POST", "/api/tills/{till}/drawer", {"sale": A_UUID}),
     Endpoint("GET", "/api/stock/{sku}"),
+    Endpoint("GET", "/static/{name}"),
+    Endpoint("POST", "/api/tills/{till}/kpis", {"cart": A_UUID, "latency_ms": "4000", "taps": "4"}),
 )
-VALID_PATH = {"till": "till-2", "sku": "MLK-1L"}
+VALID_PATH = {"till": "till-2", "sku": "MLK-1L", "name": "till.js"}
 
 # (what it is, its JSON text): values a client may put where a name, a number or an id belongs
 HOSTILE_VALUES = [

@@ -11,6 +11,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 
 from edge.api.hardware import hardware_routes
+from edge.api.kpis import kpi_routes, timed_completion
 from edge.api.page import page_routes
 from edge.api.service import service_routes
 from edge.api.stock import stock_routes
@@ -24,5 +25,6 @@ from novapos.config import StoreConfig
 def build_api(config: StoreConfig, tree: Tree, events: EventHub) -> Starlette:
     return with_api_errors(Starlette(routes=[
         *page_routes(config), *service_routes(tree), *hardware_routes(tree, events),
-        *till_routes(tree, tuple(config.tills)), *stock_routes(tree),
+        *timed_completion(till_routes(tree, tuple(config.tills)), config), *stock_routes(tree),
+        *kpi_routes(tree, config),
     ]))
