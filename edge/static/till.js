@@ -142,6 +142,7 @@ function showLogin(why) {
     const b = button(name, () => { $("login-name").value = name; pins.login = ""; showPin("login"); });
     b.dataset.login = name; $("recent").append(b);
   }
+  $("login-title").textContent = `Log in at ${till()}`;
   $("locked").hidden = true;
   if ($("login").hidden) { pins.login = ""; showPin("login"); open("login"); }
 }
