@@ -75,7 +75,7 @@ async function call(method, path, body) {
   }
   const error = response.ok ? null : (data && data.error) || response.statusText;
   if (response.status === 401 && !path.endsWith("/login")) showLogin(error);
-  if (response.status === 423 && !path.endsWith("/unlock")) showLocked(error);
+  if (response.status === 423 && !/\/(unlock|whoami)$/.test(path)) showLocked(error);
   return {ok: response.ok, status: response.status, data, error};
 }
 
@@ -156,12 +156,16 @@ async function logIn() {
   localStorage.setItem(recentKey, JSON.stringify([login, ...recentLogins().filter((n) => n !== login)].slice(0, 6)));
   $("login-error").textContent = "";
   close("login");
+  listen();
   await refresh();
+  if (!$("products").children.length && $("catalog").open) showProducts("");
   say(`Welcome, ${state && state.session ? state.session.name || state.session.cashier : login}`, true);
 }
-function showLocked(why) {
+async function showLocked(why) {
   const session = state && state.session;
-  $("locked-who").textContent = session ? `${session.name || session.cashier}: type your PIN to carry on` : "";
+  let name = session ? session.name || session.cashier : null;
+  if (!name) { const me = await call("GET", api("/whoami")); name = me.ok ? me.data.name || me.data.login : ""; }
+  $("locked-who").textContent = name ? `${name}: type your PIN to carry on` : "Type your PIN to carry on";
   $("unlock-error").textContent = why && !/locked/i.test(why) ? why : "";
   if ($("locked").hidden) { pins.unlock = ""; showPin("unlock"); open("locked"); }
 }
@@ -170,6 +174,7 @@ async function unlock() {
   pins.unlock = ""; showPin("unlock");
   if (!answer.ok) { $("unlock-error").textContent = answer.error; return; }
   close("locked");
+  listen();
   await refresh();
 }
 $("lock").onclick = async () => { const s = await act("POST", api("/lock"), {}); if (s) { showLocked(); refresh(); } };
@@ -688,9 +693,14 @@ async function checkHub() {
     : answer.status === 503 ? "Store server · failing" : hubOffline ? "Hub · offline" : "Hub · connected";
   showOffline();
 }
+/* The stream needs a login like every /api/ route: refused before one, it is opened again after one (an
+   EventSource refused by the server does not retry by itself). */
+let live = null;
 function listen() {
-  const live = new EventSource("/api/events");
+  if (live && live.readyState !== EventSource.CLOSED) return;
+  live = new EventSource("/api/events");
   live.onopen = refresh;  /* on every (re)connect: the stream starts afresh, so does the page */
+  live.onerror = () => { if (live.readyState === EventSource.CLOSED) setTimeout(listen, 3000); };
   live.addEventListener("device", (e) => { const d = JSON.parse(e.data); devices.set(d.device, d); renderDevices(); });
   live.addEventListener("till", (e) => { const t = JSON.parse(e.data); if (t.till === till()) render(t.state); });
   live.addEventListener("till_message", (e) => { const m = JSON.parse(e.data); if (m.till === till()) say(m.error, false); });
