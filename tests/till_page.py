@@ -92,6 +92,12 @@ class TillPage:
         self.until(expected_conditions.text_to_be_present_in_element((By.ID, element_id), text),
                    f"{text!r} in #{element_id}", timeout)
 
+    def logged_in(self, login: str) -> None:
+        """Wait for `login` to be the till's cashier (shown by name once the staff list names them: Alice Archer)."""
+        self.until(lambda b: login in str(b.execute_script("return document.getElementById('who').textContent")).lower(),
+                   f"{login} logged in")
+        self.until_visible("login", False)
+
     def visible(self, element_id: str) -> bool:
         return bool(self.js("const e = document.getElementById(arguments[0]); return !!e && !e.hidden && "
                             "e.getClientRects().length > 0", element_id))

@@ -74,8 +74,10 @@ async function call(method, path, body) {
     return {ok: false, status: 0, error: "The till server did not answer: check the network cable or Wi-Fi and try again"};
   }
   const error = response.ok ? null : (data && data.error) || response.statusText;
-  if (response.status === 401 && !path.endsWith("/login")) showLogin(error);
-  if (response.status === 423 && !/\/(unlock|whoami)$/.test(path)) showLocked(error);
+  /* A PIN's own refusal (wrong, locked out) is said on its screen; anything else switches screens. */
+  const pinCheck = /\/(login|unlock|whoami)$/.test(path);
+  if (response.status === 401 && !pinCheck) showLogin(error);
+  if (response.status === 423 && !pinCheck) showLocked(error);
   return {ok: response.ok, status: response.status, data, error};
 }
 
