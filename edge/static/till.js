@@ -226,8 +226,8 @@ function reportKpi(cart) {
 }
 
 /* ---------- the sale ---------- */
-const STAGE_TEXT = {waiting_for_card: "Insert or tap card", insert_or_tap: "Insert or tap card", processing: "Processing…",
-                    pin: "Customer is entering their PIN", remove_card: "Remove card", pending: "Starting the terminal…"};
+const STAGE_TEXT = {starting: "Starting the terminal…", waiting_for_card: "Insert or tap card", insert_or_tap: "Insert or tap card", processing: "Processing…",
+                    pin: "Customer is entering their PIN", remove_card: "Remove card"};
 const paid = (s) => s.paid || s.tendered || {minor: 0, currency: s.total.currency};
 const pending = (s) => (s.tenders || []).filter((t) => t.state === "pending");
 const lineId = (line) => line.line || line.sku;
@@ -356,7 +356,11 @@ function render(s) {
   $("drawer-owed").hidden = !s.drawer_owed;
   if (s.lines.length) $("given").hidden = true;  /* the next customer's cart: the last change was handed over */
   if (autoComplete === s.cart && !owes && !waiting && s.lines.length && paid(s).minor > 0) complete();
+  if (waiting && !pendingPoll) pendingPoll = setTimeout(() => { pendingPoll = null; refresh(); }, 1000);
 }
+/* While a card is pending the page also asks every second: a stage published while the stream reconnects
+   is not missed. */
+let pendingPoll = null;
 
 async function refresh() {
   if (!till()) return;
