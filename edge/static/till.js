@@ -2,8 +2,9 @@
  *
  * The page holds no business rule: every change is a request to the edge, whose answer (or its live
  * "till" event) is the till's state, drawn by render(). A refusal's sentence is shown as the edge wrote
- * it. A 401 brings the login screen back, a 423 the lock screen, and a 403 offers a manager's PIN for that
- * one action, then sends the same request again with body.override = {login, pin}.
+ * it. A 401 brings the login screen back, a 423 the lock screen, and a 403 (the role may not) or a 409 that asks
+ * for a manager (a close beyond the drawer's tolerance) offers a manager's PIN for that one action, then sends
+ * the same request again with body.override = {login, pin}.
  * KPIs (P0-04): from a cart's first scan to its completion the page counts the cashier's taps (each scan,
  * each button) and the time, and reports them once per sale (POST /api/tills/{till}/kpis).
  */
@@ -93,7 +94,7 @@ async function act(method, path, body) {
   setBusy(true);
   try {
     let answer = await call(method, path, body);
-    if (answer.status === 403 && method !== "GET") {
+    if (method !== "GET" && (answer.status === 403 || (answer.status === 409 && /manager/i.test(answer.error || "")))) {
       const override = await approval(answer.error);
       if (!override) { say("Not approved: nothing was changed", false); return null; }
       answer = await call(method, path, {...(body || {}), override});
@@ -596,7 +597,12 @@ function reportTable(figures) {
     if (isMoney(value)) { const r = table.insertRow(); r.insertCell().textContent = label; r.insertCell().textContent = money(value); return; }
     if (Array.isArray(value)) { value.forEach((v, i) => add(`${label} ${i + 1}`, v)); return; }
     if (typeof value === "object") { for (const [k, v] of Object.entries(value)) add(`${label} ${k.replaceAll("_", " ")}`.trim(), v); return; }
-    const r = table.insertRow(); r.insertCell().textContent = label; r.insertCell().textContent = String(value);
+    const key = label.split(" ").pop();
+    let shown = String(value);
+    if (Number.isInteger(value) && (key === "difference" || key.endsWith("minor"))) shown = money({minor: value, currency});
+    else if (Number.isInteger(value) && label.endsWith(" at") && value > 1e12) shown = new Date(value).toLocaleString();
+    else if (Number.isInteger(value) && key === "ppm") shown = `${value / 10000} %`;
+    const r = table.insertRow(); r.insertCell().textContent = label; r.insertCell().textContent = shown;
   };
   add("", figures);
   return table;
@@ -614,7 +620,7 @@ async function openDrawerPanel() {
   if (!answer.ok && answer.status !== 404) { say(answer.error, false); return; }
   const data = answer.ok ? answer.data : null;
   if (data && Array.isArray(data.denominations)) denominations = data.denominations;
-  drawerSession = data && (data.session !== undefined ? data.session : data.id ? data : null);
+  drawerSession = data ? data.drawer_session || null : null;
   if (!drawerSession && state && state.drawer_session) drawerSession = state.drawer_session;
   const isOpen = Boolean(drawerSession && drawerSession.id && !drawerSession.closed_at);
   $("drawer-title").textContent = isOpen ? "Cash drawer: open" : "Cash drawer: open a session";
@@ -652,8 +658,8 @@ $("report-print").onclick = async () => {
   if (r) say("X report printing", true);
 };
 $("drawer-close").onclick = () => {
-  $("drawer-moves").hidden = true; $("report").innerHTML = "";
-  renderCount("Blind count: count the drawer without looking at the expected amount");
+  $("drawer-moves").hidden = true; $("report").innerHTML = ""; $("report-print").hidden = true;
+  renderCount("Blind count: count every note and coin; the till compares once you close");
   $("drawer-title").textContent = "Close the drawer";
   $("close-actions").hidden = false;
 };
