@@ -348,9 +348,9 @@ function render(s) {
   for (const id of ["cash", "card"]) $(id).disabled = busy || !owes || waiting;
   if (!owes) $("quick").hidden = true;
   if (!$("quick").hidden) renderQuick(s);
-  const refund = s.total.minor < 0 || (s.refund_due && s.refund_due.minor > 0);
+  const refund = Boolean(s.refund && s.refund.minor > 0);
   $("refund").hidden = !refund;
-  if (refund) $("refund").textContent = `Refund ${money(s.refund_due || {minor: -s.total.minor, currency})}`;
+  if (refund) $("refund").textContent = `Refund ${money(s.refund)}` + (s.refund_to ? ` to ${s.refund_to}` : "");
   $("complete").hidden = refund || owes || waiting || (!s.lines.length && !(s.returned || []).length);
   $("cashback").hidden = paid(s).minor === 0;
   $("void").hidden = !s.lines.length && paid(s).minor === 0 && !(s.returned || []).length;
@@ -493,11 +493,13 @@ async function complete() {
     autoComplete = null;
     if (!r) { refresh(); return; }
     reportKpi(r.cart || cart);
-    const given = (r.tenders || []).reduce((sum, t) => sum + t.amount.minor, 0);
+    const sum = (items) => ({minor: (items || []).reduce((total, t) => total + t.amount.minor, 0), currency: r.change.currency});
+    const refunded = sum(r.refunds);
     const kind = r.refunds ? "Return" : "Sale";
     say(`${kind} ${r.seq || ""} complete. Change ${money(r.change)}`, true);
-    $("given").textContent = `${kind} ${r.seq || ""}: paid ${money({minor: given, currency: r.change.currency})}, `
-      + `change to give ${money(r.change)}`;
+    $("given").textContent = refunded.minor
+      ? `${kind} ${r.seq || ""}: refund ${money(refunded)} (${r.refunds.map((t) => t.method).join(" and ")})`
+      : `${kind} ${r.seq || ""}: paid ${money(sum(r.tenders))}, change to give ${money(r.change)}`;
     $("given").hidden = false;
     await refresh();
   } finally { completing = false; }
@@ -520,7 +522,7 @@ let original = null;
 async function findOrder() {
   const order = (ORDER.exec($("order").value.trim()) || [null, $("order").value.trim()])[1];
   if (!order) { say("Scan the receipt's QR code or type the order number", false); return; }
-  const answer = await call("GET", `/api/returns/lookup?order=${encodeURIComponent(order)}`);
+  const answer = await call("GET", api(`/returns/lookup?order=${encodeURIComponent(order)}`));
   $("original").innerHTML = "";
   if (!answer.ok) { $("original").textContent = answer.error; $("original").className = "error"; return; }
   $("original").className = "";
@@ -530,7 +532,8 @@ async function findOrder() {
     const row = table.insertRow();
     const left = line.returnable !== undefined ? line.returnable : line.quantity;
     row.dataset.line = line.line_no;
-    row.insertCell().textContent = `${line.quantity} × ${line.name}` + (line.amount ? ` · ${money(line.amount)}` : "");
+    const amount = isMoney(line.amount) ? line.amount : {minor: line.amount, currency: original.currency || currency};
+    row.insertCell().textContent = `${line.quantity} × ${line.name}` + (Number.isInteger(amount.minor) ? ` · ${money(amount)}` : "");
     row.insertCell().textContent = `returnable ${left}`;
     const qty = document.createElement("input"); qty.type = "number"; qty.min = "0"; qty.max = String(left); qty.value = "0";
     qty.className = "return-qty"; qty.setAttribute("aria-label", `quantity of ${line.name} to return`);
