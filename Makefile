@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.fleet
 	$(BIN)/python -m bench.audit
 	$(BIN)/python -m bench.console
+	$(BIN)/python -m bench.shift
 
 clean:
 	rm -rf $(VENV) .state build *.egg-info

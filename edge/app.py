@@ -19,6 +19,7 @@ from pathlib import Path
 
 import trio
 
+from actors.cash.journal import cash_journal
 from actors.catalog.local import catalog_path
 from actors.catalog.sync import CatalogSyncActor
 from actors.devices.context import MANAGER, SPOOLER, SUPERVISOR, DeviceContext, Notify
@@ -45,7 +46,7 @@ from novapos.config import ConfigError, StoreConfig
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "edge.lock"
-JOURNALS: tuple[Journal, ...] = ()
+JOURNALS: tuple[Journal, ...] = (cash_journal,)
 """The domain tables kept in step with the outbox, in the transaction of each event (actors.storage.outbox.Journal)."""
 LINK_CLOSE_TIMEOUT_S = 3.0
 
@@ -88,7 +89,8 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: Nats
     db_path = config.state_dir / local_db.FILE_NAME
     catalog = (catalog_path(config.state_dir), config.region)
     tills = [ChildSpec(f"till.{till}", TillActor, (till, config.currency, catalog, config.store,
-                                                    serving(till), notify, db_path, config.max_change_minor))
+                                                    serving(till), notify, db_path, config.max_change_minor,
+                                                    config.cash))
              for till in config.tills]
     return SupervisorSpec("edge", strategy=Strategy.ONE_FOR_ONE, intensity=5, period=10.0, children=[
         ChildSpec("outbox", OutboxActor, (db_path, config.tenant, config.store, JOURNALS)),

@@ -71,6 +71,57 @@ def _object(required: list[str], **properties: dict[str, Any]) -> dict[str, Any]
     return {"type": "object", "required": required, "properties": properties}
 
 
+_COUNT = {"type": "object", "maxProperties": 40, "description": "a count by denomination: {minor units of a note or "
+           "coin of the store's currency ([cash] denominations): pieces}, pieces 0..100000; unknown denominations "
+           "and negative counts are refused",
+           "additionalProperties": {"type": "integer", "minimum": 0, "maximum": 100_000},
+           "propertyNames": {"pattern": "^[0-9]{1,13}$"}}
+_OVERRIDE = {"type": "object", "required": ["login", "pin"], "description": "a manager's PIN for this one action",
+             "properties": {"login": _TOKEN, "pin": {"type": "string"}}}
+_REASON = {**_TEXT, "maxLength": 200}
+_ASKED = (401, 403)  # nobody logged in at the till; the user's role may not (the answer names who may)
+
+
+def drawer_paths() -> dict[str, Any]:
+    """The till's drawer session (edge.api.drawer): float, moves, no-sale, X report, blind close -> Z report."""
+    session = _json("the till's drawer_session ({id, opened_at, opened_by} or null) and has_drawer")
+    report = {"description": "an X report: sales, returns, tenders and refunds per method (card per scheme), "
+                             "change, discounts, voids, no-sales, pay-ins/outs, drops, tax per rate, float, expected "
+                             "cash", "content": {"application/json": {}}}
+
+    def post(summary: str, body: dict[str, Any], ok: dict[str, Any]) -> dict[str, Any]:
+        document = _post(summary, body, ok)
+        document["responses"].update(_errors(*_ASKED))
+        return document
+    base = "/api/tills/{till}/drawer-session"
+    return {
+        base: {"get": {"summary": "The till's open drawer session (no expected amount: the close is blind)",
+                       "parameters": [_TILL], "responses": {"200": session, **_errors(*_ASKS, *_ASKED)}},
+               "post": post("Open a drawer session with its float counted by denomination (one per till)",
+                            _object(["float"], float=_COUNT), _STATE)},
+        f"{base}/moves": {"post": post(
+            "A pay-in, pay-out or cash drop with its reason (till.cash_moves, or a manager's override); audited; "
+            "a pay-out or drop beyond the cash the drawer should hold is refused",
+            _object(["kind", "amount_minor", "reason"], kind={"type": "string", "enum": ["pay_in", "pay_out", "drop"]},
+                    amount_minor={"type": "integer", "minimum": 1, "maximum": MAX_MINOR}, reason=_REASON,
+                    override=_OVERRIDE), _STATE)},
+        f"{base}/no-sale": {"post": post(
+            "Open the drawer without a sale (till.no_sale, or a manager's override): counted, audited, pulsed",
+            _object([], reason=_REASON, override=_OVERRIDE), _STATE)},
+        f"{base}/x-report": {"get": {"summary": "The X report of the open session (mid-shift; nothing resets)",
+                                     "parameters": [_TILL], "responses": {"200": report, **_errors(*_ASKS, *_ASKED, 409)}}},
+        f"{base}/x-report/print": {"post": post("Print the X report on the till's printer", _object([]),
+                                                {**report, "description": "the X report and its print_job id"})},
+        f"{base}/close": {"post": post(
+            "Close the session with a blind count: refused while a sale is open; over or short beyond the store's "
+            "tolerance only with a manager's override (audited drawer.close_over_tolerance). The Z report is "
+            "committed, printed and sent to the hub",
+            _object(["counted"], counted=_COUNT, override=_OVERRIDE),
+            _json("the Z report: the drawer.closed body (counted, expected, difference, approver, z figures and "
+                  "number) with its event id and seq"))},
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -110,6 +161,7 @@ def openapi_document() -> dict[str, Any]:
                 "Open the drawer a cash sale still owes (its pulse was lost to a restart); once, logged and counted",
                 _object(["sale"], sale={"type": "string", "format": "uuid",
                                         "description": "the sale id in the till state's drawer_owed"}), _STATE)},
+            **drawer_paths(),
             "/api/stock/{sku}": {"get": {
                 "summary": "An item's stock here and nearby as the hub knows it, or \"not known while offline\" "
                            "(within about a second, never an error) with the last answer this store had",
@@ -178,7 +230,9 @@ def openapi_document() -> dict[str, Any]:
                 "tax_total": {"$ref": "#/components/schemas/Money"},
                 "due": {"$ref": "#/components/schemas/Money"}, "change": {"$ref": "#/components/schemas/Money"},
                 "drawer_owed": {"type": ["string", "null"], "format": "uuid",
-                                "description": "a cash sale whose drawer did not open: POST .../drawer opens it once"}}},
+                                "description": "a cash sale whose drawer did not open: POST .../drawer opens it once"},
+                "drawer_session": {"type": ["object", "null"], "description": "the open drawer session {id, opened_at "
+                                   "(ms), opened_by}, or null (POST .../drawer-session opens one)"}}},
             "StockAt": {"type": "object", "properties": {
                 "location": _TOKEN, "name": _TEXT, "kind": {"type": "string", "enum": list(LOCATION_KINDS)},
                 "store": {"type": ["string", "null"]},

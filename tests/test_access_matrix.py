@@ -187,6 +187,18 @@ ACTIONS: tuple[Action, ...] = (
     Action("GET", "/api/orders/{id}", "/api/orders/{id}", EVERYONE, fresh="sale of store-001"),
     Action("GET", "/api/orders/{id}", "/api/orders/{id}", TENANT_WIDE, fresh="sale of store-003"),
     Action("GET", "/api/orders/{id}", "/api/orders/{id}", NO_TENANT, fresh="sale of o-1"),
+    # drawer sessions (hub/cash): sales.view, store scope
+    Action("GET", "/api/drawer-sessions", "/api/drawer-sessions", EVERYONE),
+    Action("GET", "/api/drawer-sessions", "/api/drawer-sessions?tenant=other", NO_TENANT),
+    Action("GET", "/api/drawer-sessions", "/api/drawer-sessions?store=store-001&day=2026-12-01", EVERYONE),
+    Action("GET", "/api/drawer-sessions", "/api/drawer-sessions?store=store-002", IN_NORTH),
+    Action("GET", "/api/drawer-sessions", "/api/drawer-sessions?store=store-003", TENANT_WIDE),
+    Action("GET", "/api/drawer-sessions", "/api/drawer-sessions?store=o-1", NO_TENANT, note="other's store"),
+    Action("GET", "/api/drawer-sessions/{id}", "/api/drawer-sessions/{id}", EVERYONE,
+           fresh="drawer session of store-001"),
+    Action("GET", "/api/drawer-sessions/{id}", "/api/drawer-sessions/{id}", TENANT_WIDE,
+           fresh="drawer session of store-003"),
+    Action("GET", "/api/drawer-sessions/{id}", "/api/drawer-sessions/{id}", NO_TENANT, fresh="drawer session of o-1"),
     # users (hub/identity): users.view to read, users.manage within scope to change; {role} in a body: the caller
     Action("GET", "/api/users", "/api/users", by(200, 200, 200, 403)),
     Action("GET", "/api/users", "/api/users?tenant=other", by(404, 404, 404, 403)),
@@ -252,6 +264,16 @@ async def _sale(database_url: str, tenant: str, store: str) -> str:
     return str(rows[0]["event_id"])
 
 
+async def _drawer_session(database_url: str, tenant: str, store: str) -> str:
+    rows = await query(database_url, "WITH e AS (INSERT INTO inbox (event_id, tenant, store, seq, type) VALUES"
+                                     " (gen_random_uuid(), $1, $2, 1, 'drawer.opened') RETURNING event_id)"
+                                     " INSERT INTO drawer_sessions (tenant, store, session, event_id, till, currency,"
+                                     " opened_by, opened_ms, float_minor, float_counts) SELECT $1, $2,"
+                                     " gen_random_uuid()::text, event_id, 'till-1', 'EUR', 'alice', 0, 0, '{}' FROM e"
+                                     " RETURNING session", tenant, store)
+    return str(rows[0]["session"])
+
+
 async def _reservation(client: httpx.AsyncClient, location: str, sku: str) -> int:
     answer = await client.post("/api/stock/reservations", json={"location": location, "sku": sku, "quantity": 1,
                                                                 "expires_in_s": 600})
@@ -287,6 +309,9 @@ class World:
                 "sale of store-001": lambda: _sale(url, "demo", "store-001"),
                 "sale of store-003": lambda: _sale(url, "demo", "store-003"),
                 "sale of o-1": lambda: _sale(url, "other", "o-1"),
+                "drawer session of store-001": lambda: _drawer_session(url, "demo", "store-001"),
+                "drawer session of store-003": lambda: _drawer_session(url, "demo", "store-003"),
+                "drawer session of o-1": lambda: _drawer_session(url, "other", "o-1"),
                 "user at store-001": lambda: _user(url, "store-001"),
                 "user at store-003": lambda: _user(url, "store-003")}
 

@@ -75,6 +75,15 @@ ENDPOINTS = (
     Endpoint("DELETE", "/api/tills/{till}/tenders"),
     Endpoint("POST", "/api/tills/{till}/complete", {"cart": A_UUID}),
     Endpoint("POST", "/api/tills/{till}/drawer", {"sale": A_UUID}),
+    Endpoint("GET", "/api/tills/{till}/drawer-session"),
+    Endpoint("POST", "/api/tills/{till}/drawer-session", {"float": '{"1000": 2}'}),
+    Endpoint("POST", "/api/tills/{till}/drawer-session/moves",
+             {"kind": '"pay_in"', "amount_minor": "100", "reason": '"float top-up"'}),
+    Endpoint("POST", "/api/tills/{till}/drawer-session/no-sale", {"reason": '"change a note"'},
+             accepts={"reason": ("null", "empty string", "blank string")}),
+    Endpoint("GET", "/api/tills/{till}/drawer-session/x-report"),
+    Endpoint("POST", "/api/tills/{till}/drawer-session/x-report/print", {}),
+    Endpoint("POST", "/api/tills/{till}/drawer-session/close", {"counted": '{"1000": 2}'}),
     Endpoint("GET", "/api/stock/{sku}"),
     Endpoint("GET", "/static/{name}"),
     Endpoint("POST", "/api/tills/{till}/kpis", {"cart": A_UUID, "latency_ms": "4000", "taps": "4"}),
@@ -475,6 +484,8 @@ HUB_ENDPOINTS = (
     Endpoint("GET", "/api/fleet/{store}"),  # hostile store ids, signed in: tests/test_fleet_console.py
     Endpoint("GET", "/api/audit"),
     Endpoint("GET", "/api/audit/verify"),
+    Endpoint("GET", "/api/drawer-sessions"),
+    Endpoint("GET", "/api/drawer-sessions/{id}"),
 )
 """Every route of the hub console; the values a client controls are its path ids and query parameters. They
 are sent signed in as a tenant admin (with the session's CSRF header), so that what answers is the door's
@@ -500,7 +511,8 @@ def _hub_attacks(endpoint: Endpoint, port: int, session: dict[str, str]) -> Iter
 
     for label, segment in HOSTILE_IDS if "{id}" in endpoint.path else []:
         yield f"id {label}", 404, request(endpoint.method, segment)
-    for limit in HOSTILE_LIMITS if endpoint.path in ("/api/sales", "/api/price-diffs", "/api/orders") else []:
+    for limit in HOSTILE_LIMITS if endpoint.path in ("/api/sales", "/api/price-diffs", "/api/orders",
+                                                                "/api/drawer-sessions") else []:
         yield f"limit={limit[:12]}", 400, request("GET", query=f"?limit={limit}", content=None, headers={})
     for method in {"PUT", "PATCH", "DELETE", "POST", "GET"} - _served(endpoint.path):
         yield f"{method} without a body", 405, request(method, content=None, headers={})

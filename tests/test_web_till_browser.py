@@ -410,8 +410,6 @@ def drawer_shift(url: str, cookies: httpx.Cookies) -> dict[str, Any]:
         return {"blind": blind, "z": page.js("return document.getElementById('report').innerText")}
 
 
-@pytest.mark.xfail(strict=False, reason="needs GET/POST /api/tills/{till}/drawer-session, .../x-report and "
-                                        ".../close (drawer helper)")
 async def test_a_drawer_shift_float_blind_count_and_z_report(store_config: StoreConfig, http: httpx.AsyncClient) -> None:
     async with trio.open_nursery() as nursery:
         edge = await nursery.start(run_edge, store_config)

@@ -34,6 +34,7 @@ from typing import Any
 import msgpack
 from prometheus_client import Counter, Gauge
 
+from actors.cash.report_print import X_KIND, render_x, render_z
 from actors.devices.context import device_actor_name
 from actors.printing.document import PrintDocument
 from actors.printing.jobs import document_to_wire
@@ -49,6 +50,8 @@ PRINT_QUEUE = Gauge("novapos_edge_print_queue_depth", "Print jobs waiting for th
 
 RENDERERS: dict[str, Callable[[str, dict[str, Any], datetime], PrintDocument]] = {
     "sale.completed": render_receipt,
+    "drawer.closed": render_z,
+    X_KIND: render_x,
 }
 
 RETRY_BACKOFF = Backoff(initial=0.25, maximum=10.0)

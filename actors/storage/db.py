@@ -109,7 +109,48 @@ def _version_3(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE store_sequence ADD COLUMN last_ts INTEGER NOT NULL DEFAULT 0")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_version_1, _version_2, _version_3]
+def _version_4(db: sqlite3.Connection) -> None:
+    """Drawer sessions and their cash ledger (actors.cash.journal): kept in the transaction of each sale, return,
+    drawer event and void, so a Z report is one indexed aggregate and never disagrees with the outbox; each session
+    keeps running counts (cash, sales, returns) for the checks that must not wait on it. One open session per till
+    (a partial unique index); one Z number per till and close."""
+    _run(db, """
+CREATE TABLE IF NOT EXISTS drawer_sessions (
+    id               TEXT PRIMARY KEY,
+    till             TEXT NOT NULL,
+    currency         TEXT NOT NULL,
+    opened_at        INTEGER NOT NULL,
+    opened_by        TEXT NOT NULL,
+    float_minor      INTEGER NOT NULL,
+    float_counts     TEXT NOT NULL,
+    closed_at        INTEGER,
+    closed_by        TEXT,
+    counted_minor    INTEGER,
+    expected_minor   INTEGER,
+    difference_minor INTEGER,
+    approver         TEXT,
+    z_number         INTEGER,
+    cash_minor       INTEGER NOT NULL DEFAULT 0,
+    sales            INTEGER NOT NULL DEFAULT 0,
+    returns          INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS drawer_sessions_open ON drawer_sessions (till) WHERE closed_at IS NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS drawer_sessions_z ON drawer_sessions (till, z_number) WHERE z_number IS NOT NULL;
+CREATE TABLE IF NOT EXISTS cash_ledger (
+    session  TEXT NOT NULL,
+    seq      INTEGER NOT NULL,
+    kind     TEXT NOT NULL,
+    method   TEXT NOT NULL DEFAULT '',
+    scheme   TEXT NOT NULL DEFAULT '',
+    rate_ppm INTEGER NOT NULL DEFAULT 0,
+    amount   INTEGER NOT NULL,
+    cash     INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS cash_ledger_report ON cash_ledger (session, kind, method, scheme, rate_ppm, amount, cash)
+""")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_version_1, _version_2, _version_3, _version_4]
 """Migration N+1 takes a file at user_version N to N+1. Append; never edit one that has shipped."""
 
 

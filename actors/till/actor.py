@@ -32,6 +32,7 @@ from typing import Any
 import pykka
 from prometheus_client import Counter
 
+from actors.cash.desk import MOVES, DrawerDesk
 from actors.catalog.local import LocalCatalog
 from actors.devices.context import SPOOLER, Notify, device_actor_name
 from actors.protocol import Rejected
@@ -41,6 +42,7 @@ from actors.till import customer_screen
 from actors.till.cart import SAVING_MESSAGE, Cart, restore
 from edge_runtime import Actor
 from novapos import validators
+from novapos.config.cash import CashConfig
 from novapos.wire.ids import uuid7
 
 log = logging.getLogger(__name__)
@@ -76,7 +78,8 @@ class TillActor(Actor):
     """State of one till; its public methods are the till's protocol (answers are plain dicts)."""
 
     def __init__(self, till_id: str, currency: str, catalog: tuple[Path, str], store_name: str,
-                 devices: TillDevices, notify: Notify, db_path: Path, max_change_minor: int) -> None:
+                 devices: TillDevices, notify: Notify, db_path: Path, max_change_minor: int,
+                 cash: CashConfig | None = None) -> None:
         """`catalog`: the local catalog's file and the store's region (its prices and tax rates)."""
         super().__init__()
         self._db_path = db_path
@@ -94,9 +97,12 @@ class TillActor(Actor):
         self._cart = self._new_cart()
         self._drawer_owed: str | None = None  # the sale whose drawer pulse no drawer actor has confirmed yet
         self._pulse: Pulse | None = None
+        self._cash = cash or CashConfig()
+        self._desk: DrawerDesk | None = None  # the drawer session (actors.cash): opened in started()
 
     def started(self) -> None:
         self._saved = SavedTills(self._db_path)
+        self._desk = DrawerDesk(self._db_path, self.till_id, self.currency, self._cash)
         saved = self._saved.load(self.till_id)
         if saved is not None:
             self._restore(saved)
@@ -104,6 +110,8 @@ class TillActor(Actor):
 
     def stopping(self) -> None:
         self._catalog.close()
+        if self._desk is not None:
+            self._desk.close_db()
         if self._saved is not None:
             self._saved.close()
 
@@ -114,7 +122,8 @@ class TillActor(Actor):
         """`drawer_owed`: the sale whose drawer the cashier may open (POST .../drawer); None while its
         pulse is on its way to the drawer."""
         return {"till": self.till_id, "session": self._session, **self._cart.summary(),
-                "drawer_owed": None if self._pulsing(self._drawer_owed) else self._drawer_owed}
+                "drawer_owed": None if self._pulsing(self._drawer_owed) else self._drawer_owed,
+                "drawer_session": self.desk.state()}
 
     def _pulsing(self, sale: str | None) -> bool:
         return self._pulse is not None and self._pulse.sale == sale
@@ -137,6 +146,8 @@ class TillActor(Actor):
     def add_line(self, barcode: str, quantity: int) -> dict[str, Any] | Rejected:
         if (refused := self._no_session()) is not None:
             return refused
+        if (closed := self.desk.may_sell(self._drawer is not None)) is not None:
+            return closed
         offer = self._catalog.offer(barcode, int(time.time() * 1000))
         if isinstance(offer, str):
             return Rejected("not_found", offer)
@@ -204,6 +215,8 @@ class TillActor(Actor):
         body = cart.checkout(self.till_id, self._session["id"], self._session["cashier"])
         if isinstance(body, Rejected):
             return body
+        if (drawer_session := self._drawer_session()) is not None:  # v3 declares it; v2 carries it unchecked
+            body["drawer_session"] = drawer_session
         try:
             committed = self.registry.ask("outbox", "append", "sale.completed", 2, body, print_on=self._printer,
                                           key=cart.id, timeout=COMMIT_TIMEOUT_S)
@@ -362,6 +375,62 @@ class TillActor(Actor):
         """Tell the cashier (the page also offers Open drawer for the last sale while the pulse is owed)."""
         log.warning("till %s: %s; open it with its key", self.till_id, what)
         self._notify({"type": "till_message", "till": self.till_id, "error": f"{what}: open it with its key"})
+
+    @property
+    def desk(self) -> DrawerDesk:
+        assert self._desk is not None, "till used before it started"
+        return self._desk
+
+    def _drawer_session(self) -> str | None:
+        """The till's open drawer session, which its sales and returns carry (sale.completed v3 drawer_session)."""
+        return self.desk.session_id
+
+    def drawer_state(self) -> dict[str, Any]:
+        return {"till": self.till_id, "drawer_session": self.desk.state(), "has_drawer": self._drawer is not None}
+
+    def drawer_open(self, cashier: str, counts: dict[int, int]) -> dict[str, Any] | Rejected:
+        """Open the drawer session with a float counted by denomination."""
+        committed = self.desk.open(self.registry, cashier, counts)
+        return committed if isinstance(committed, Rejected) else self._changed(show=False)
+
+    def drawer_move(self, kind: str, amount_minor: int, reason: str | None, actor: str,
+                    approver: str | None) -> dict[str, Any] | Rejected:
+        """A pay-in, pay-out or cash drop with its reason (the route checked the role or the override)."""
+        if kind not in MOVES:
+            return Rejected("invalid", f"kind must be one of {', '.join(MOVES)}")
+        committed = self.desk.move(self.registry, kind, amount_minor, reason, actor, approver)
+        return committed if isinstance(committed, Rejected) else self._changed(show=False)
+
+    def drawer_no_sale(self, actor: str, approver: str | None, reason: str | None) -> dict[str, Any] | Rejected:
+        """Open the drawer without a sale: counted and audited (drawer.no_sale), then pulsed through its actor."""
+        if self._drawer is None:
+            return Rejected("conflict", f"till {self.till_id} has no cash drawer")
+        committed = self.desk.move(self.registry, "no_sale", 0, reason, actor, approver)
+        if isinstance(committed, Rejected):
+            return committed
+        try:
+            self.registry.tell(device_actor_name(self._drawer), "kick", sale=str(committed.id), till=self.actor_name)
+        except LookupError:
+            self._drawer_trouble(f"drawer {self._drawer} is unplugged")
+        return self._changed(show=False)
+
+    def drawer_x_report(self, print_it: bool = False) -> dict[str, Any] | Rejected:
+        """The X report (mid-shift, nothing resets); with print_it, queued on the till's printer too."""
+        if not print_it:
+            return self.desk.report()
+        answer = self.desk.print_report(self._printer)
+        if not isinstance(answer, Rejected) and self._printer is not None:
+            self.registry.tell(SPOOLER, "printer_ready", self._printer)
+        return answer
+
+    def drawer_close(self, cashier: str, counts: dict[int, int], approver: str | None) -> dict[str, Any] | Rejected:
+        """The blind close; refused while a cart has lines or money taken. The answer is the Z report."""
+        if self._cart.lines or self._cart.tendered:
+            return Rejected("conflict", "a sale is open: complete it or void the cart before closing the drawer")
+        z = self.desk.close(self.registry, cashier, counts, approver, self._printer)
+        if not isinstance(z, Rejected):
+            self._changed(show=False)
+        return z
 
     def _save(self) -> None:
         assert self._saved is not None

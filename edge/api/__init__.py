@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
+from edge.api.drawer import drawer_routes
 from edge.api.hardware import hardware_routes
 from edge.api.kpis import kpi_routes, timed_completion
 from edge.api.page import page_routes
@@ -26,5 +27,5 @@ def build_api(config: StoreConfig, tree: Tree, events: EventHub) -> Starlette:
     return with_api_errors(Starlette(routes=[
         *page_routes(config), *service_routes(tree), *hardware_routes(tree, events),
         *timed_completion(till_routes(tree, tuple(config.tills)), config), *stock_routes(tree),
-        *kpi_routes(tree, config),
+        *kpi_routes(tree, config), *drawer_routes(tree, config),
     ]))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from novapos import validators
+from novapos.config.cash import CASH_SETTINGS, CashConfig, load_cash
 from novapos.config.devices import DevicesConfig, load_devices
 from novapos.config.reading import (
     ConfigError,
@@ -33,6 +34,7 @@ SETTINGS: Settings = {
     "http": frozenset({"host", "port"}), "nats": frozenset({"url", "credentials"}), "state": frozenset({"dir"}),
     "devices": frozenset(setting.name for setting in fields(DevicesConfig)),  # a rule's own: load_devices
     "health": frozenset({"report_interval_s"}),
+    "cash": CASH_SETTINGS,
 }
 """Every setting the store reads, by table: a mistyped one is refused, not silently ignored."""
 
@@ -60,6 +62,8 @@ class StoreConfig:
     what a mistyped or hostile tender can make the drawer pay out."""
     staff_refresh_s: float = 60.0
     """How often the store asks the hub for its staff list besides the hub's pushes (a push lost in transit)."""
+    cash: CashConfig = CashConfig()
+    """Cash control: denominations, the close count's tolerance, whether selling needs an open drawer session."""
 
     def __post_init__(self) -> None:
         if self.max_change_minor is None:
@@ -110,4 +114,5 @@ def load_store(path: Path) -> StoreConfig:
         state_dir=state_dir,
         devices=load_devices(devices, where, tills),
         max_change_minor=max_change, health_interval_s=health_interval, staff_refresh_s=float(staff_refresh),
+        cash=load_cash(sections["cash"], where),
     )

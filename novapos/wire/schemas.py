@@ -179,7 +179,66 @@ AUDIT_RECORDED_V1 = Declaration("audit.recorded", 1, Map((
     "why. A field without a value is left out (approver, target, reason). The hub records it at the event's "
     "time, for the event's store.")
 
-DECLARATIONS: tuple[Declaration, ...] = (SALE_COMPLETED_V1, SALE_COMPLETED_V2, AUDIT_RECORDED_V1)
+
+MAX_DENOMINATIONS = 40
+MAX_PIECES = 100_000
+"""The most pieces of one denomination in a count (novapos.config.cash.MAX_COUNT)."""
+
+
+def _counts(count: Mapping[str, Any], where: str) -> None:
+    counts = count["counts"]
+    if len(counts) > MAX_DENOMINATIONS:
+        raise SchemaError(f"{where}.counts", f"may hold at most {MAX_DENOMINATIONS} denominations")
+    total = 0
+    for denomination, pieces in counts.items():
+        if not isinstance(denomination, str) or not denomination.isascii() or not denomination.isdigit() \
+                or len(denomination) > 13 or int(denomination) < 1:
+            raise SchemaError(f"{where}.counts", f"keys must be denominations in minor units, got {denomination!r}")
+        validators.integer(f"{where}.counts.{denomination}", pieces, 0, MAX_PIECES)
+        total += int(denomination) * pieces
+    if count["total"]["minor"] != total:
+        raise SchemaError(f"{where}.total", f"{count['total']['minor']} is not the sum of the counts ({total})")
+
+
+COUNTS = Rule("counts", f"counts maps at most {MAX_DENOMINATIONS} denominations (decimal minor units >= 1) to "
+                        f"0..{MAX_PIECES} pieces; total.minor = sum of denomination x pieces", _counts)
+_COUNT = Map((Field("counts", Map(())), Field("total", Money())), rules=(COUNTS,))
+_DRAWER_HEAD = (Field("session", Token()), Field("till", Token()), Field("currency", Currency()))
+_SIGNED = Integer(-MAX_BIGINT, MAX_BIGINT)
+_TALLY = Map((Field("count", Integer(0, MAX_BIGINT)), Field("total", Money())))
+_BY_METHOD = List(Map((Field("method", Token()), Field("scheme", Token(), required=False),
+                       Field("count", Integer(0, MAX_BIGINT)), Field("amount", Money()))))
+
+DRAWER_OPENED_V1 = Declaration("drawer.opened", 1, Map((
+    *_DRAWER_HEAD, Field("cashier", Text(64)), Field("float", _COUNT))),
+    "A till's drawer session opened with its float counted by denomination (counts: {minor units: pieces}). "
+    "A till has at most one open session; its cash sales, refunds and moves belong to it until it closes.")
+
+DRAWER_MOVED_V1 = Declaration("drawer.moved", 1, Map((
+    *_DRAWER_HEAD, Field("kind", Choice(("pay_in", "pay_out", "drop", "no_sale"))), Field("amount", Money()),
+    Field("reason", Text(500), required=False), Field("actor", Text(64)), Field("approver", Text(64), required=False))),
+    "Cash in or out of an open drawer session besides sales: a pay-in, a pay-out, a cash drop to the safe (each "
+    "with a reason), or a no-sale opening (amount 0). approver: the manager whose override allowed it.")
+
+DRAWER_CLOSED_V1 = Declaration("drawer.closed", 1, Map((
+    *_DRAWER_HEAD, Field("cashier", Text(64)), Field("counted", _COUNT), Field("expected", Money()),
+    Field("difference", _SIGNED), Field("approver", Text(64), required=False),
+    Field("z", Map((
+        Field("number", Integer(1, MAX_BIGINT)), Field("opened_at", Integer(0, MAX_BIGINT)),
+        Field("opened_by", Text(64)), Field("float", Money()),
+        Field("sales", _TALLY), Field("returns", _TALLY), Field("tenders", _BY_METHOD),
+        Field("refunds", _BY_METHOD), Field("change", Money()), Field("discounts", Money()),
+        Field("voids", Integer(0, MAX_BIGINT)), Field("no_sales", Integer(0, MAX_BIGINT)),
+        Field("pay_ins", _TALLY), Field("pay_outs", _TALLY), Field("drops", _TALLY),
+        Field("tax", List(Map((Field("rate_ppm", Integer(0, PPM)), Field("amount", Money()))))),
+    ))))),
+    "A drawer session closed by a blind count: counted by denomination, the expected cash (float + cash taken - "
+    "change + pay-ins - pay-outs - drops - cash refunds), difference = counted - expected (minor units, negative: "
+    "short), approver when beyond the store's tolerance, and the Z report's figures (z.number counts the till's "
+    "closes). A closed session takes no more drawer events.")
+
+DECLARATIONS: tuple[Declaration, ...] = (SALE_COMPLETED_V1, SALE_COMPLETED_V2, AUDIT_RECORDED_V1,
+                                          DRAWER_OPENED_V1, DRAWER_MOVED_V1, DRAWER_CLOSED_V1)
 SCHEMAS: dict[tuple[str, int], Schema] = {(d.type, d.v): compile_schema(d) for d in DECLARATIONS}
 sale_completed_v1 = SCHEMAS[("sale.completed", 1)]
 sale_completed_v2 = SCHEMAS[("sale.completed", 2)]

@@ -301,6 +301,7 @@ const SECTIONS = {
   catalog: { permission: "catalog.view", list: catalog, item: product },
   stock: { permission: "stock.view", list: stock },
   orders: { permission: "sales.view", list: orders, item: order },
+  drawers: { permission: "sales.view", list: drawers, item: drawer },
   "dead-letters": { permission: "dead_letters.view", list: deadLetters },
   users: { permission: "users.view", list: users, item: user },
   audit: { permission: "audit.view", list: audit },
@@ -649,6 +650,58 @@ async function order(id, parts) {
     .map(([key, value]) => [key.replace(/_minor$/, "").replace(/_/g, " "), key.endsWith("_minor") ? money(value, o.currency) : value]))));
   parts.push(generic("Lines", o.lines, o.currency), generic("Tenders", o.tenders, o.currency),
              generic("Replay diffs (the hub's catalog against what the till charged)", o.price_diffs, o.currency));
+}
+
+// Drawers: the tills' drawer sessions per store and day; one session's Z report, moves and late sales.
+async function drawers(parts) {
+  const store = input("drawer-store", { maxlength: 64, placeholder: "all" });
+  const day = input("drawer-day", { type: "date" });
+  const list = listing("Drawer sessions, newest opened first", [
+    { label: "Opened", value: d => when(d.opened_ms) }, { label: "Store", value: d => d.store },
+    { label: "Till", value: d => d.till }, { label: "Opened by", value: d => d.opened_by },
+    { label: "Float", value: d => money(d.float_minor, d.currency) },
+    { label: "Z", value: d => (d.z_number === null ? "open" : `#${d.z_number}`) },
+    { label: "Expected", value: d => money(d.expected_minor, d.currency) },
+    { label: "Counted", value: d => money(d.counted_minor, d.currency) },
+    { label: "Over/short", value: d => money(d.difference_minor, d.currency) },
+    { label: "Approved by", value: d => d.approver || "" },
+    { label: "Sales", value: d => d.sales },
+    { label: "Late", value: d => (d.late_sales ? `${d.late_sales} after the Z` : "") },
+  ], after => api("GET", query("/api/drawer-sessions", { store: store.value.trim(), day: day.value, after, limit: LIMIT })), {
+    id: "drawer-sessions",
+    open: d => { location.hash = `#drawers/${encodeURIComponent(d.session)}`; },
+    before: form([field("Store", store), field("Day", day)], "Show", () => list.reload(), { id: "drawers-filter" }),
+  });
+  parts.push(list);
+  await list.reload();
+}
+
+async function drawer(id, parts) {
+  parts.push(back("#drawers", "← all drawer sessions"));
+  const d = await api("GET", `/api/drawer-sessions/${encodeURIComponent(id)}`);
+  const m = minor => money(minor, d.currency);
+  const r = d.z;
+  const pairs = [["Store", d.store], ["Till", d.till], ["Opened by", d.opened_by],
+    ["Opened", when(d.opened_ms)], ["Float", m(d.float_minor)]];
+  if (r) {
+    pairs.push(["Z number", r.number], ["Closed by", d.closed_by], ["Closed", when(d.closed_ms)],
+      ["Sales", `${r.sales.count}: ${m(r.sales.total.minor)}`], ["Returns", `${r.returns.count}: ${m(r.returns.total.minor)}`],
+      ["Change given", m(r.change.minor)], ["Discounts", m(r.discounts.minor)], ["Voids", r.voids], ["No-sales", r.no_sales],
+      ["Pay-ins", `${r.pay_ins.count}: ${m(r.pay_ins.total.minor)}`], ["Pay-outs", `${r.pay_outs.count}: ${m(r.pay_outs.total.minor)}`],
+      ["Drops", `${r.drops.count}: ${m(r.drops.total.minor)}`], ["Expected", m(d.expected_minor)],
+      ["Counted", m(d.counted_minor)], ["Over/short", m(d.difference_minor)], ["Approved by", d.approver || "not needed"]);
+  } else {
+    pairs.push(["Z report", "the session is still open"]);
+  }
+  parts.push(card(r ? `Z report #${r.number}` : "Open drawer session", facts(pairs)));
+  if (r) {
+    const method = t => `${t.method}${t.scheme ? " " + t.scheme : ""}`;
+    parts.push(generic("Tenders", r.tenders.map(t => ({ method: method(t), count: t.count, amount_minor: t.amount.minor })), d.currency),
+      generic("Refunds", r.refunds.map(t => ({ method: method(t), count: t.count, amount_minor: t.amount.minor })), d.currency),
+      generic("Tax per rate", r.tax.map(t => ({ rate: `${t.rate_ppm / 10000} %`, amount_minor: t.amount.minor })), d.currency));
+  }
+  parts.push(generic("Pay-ins, pay-outs, drops and no-sales", d.moves, d.currency),
+    generic("Sales that reached the hub after this Z report (late)", d.late, d.currency));
 }
 
 // Dead letters: why each was refused, and a re-drive.
