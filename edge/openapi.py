@@ -179,7 +179,8 @@ def openapi_document() -> dict[str, Any]:
                     {"name": "limit", "in": "query",
                      "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}}],
                 "responses": {"200": _json("products"), **_errors(422)}}},
-            "/api/store": _read("Tenant, store and tills", _json("store")),
+            "/api/store": _read("Tenant, store and tills; the currency and the notes and coins a drawer is counted in "
+                                "(minor units)", _json("store")),
             "/static/{name}": {"get": {
                 "summary": "The web till's stylesheet and script (the page at / loads them; nothing else is served)",
                 "parameters": [{"name": "name", "in": "path", "required": True,

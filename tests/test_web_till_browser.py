@@ -197,6 +197,12 @@ def layouts(url: str, cookies: httpx.Cookies, size: tuple[int, int]) -> dict[str
         seen["returns"] = page.layout()
         page.screenshot(f"layout-{name}-returns")
         page.tap("#returns button.close")
+        page.tap("#open-drawer")
+        page.until_visible("drawer")
+        page.find("#count input[data-denom='1000']")
+        seen["drawer"] = page.layout()
+        page.screenshot(f"layout-{name}-drawer")
+        page.tap("#drawer button.close")
         page.find("#catalog summary").click()
         page.until(lambda b: b.execute_script("return document.querySelectorAll('#products button').length") == 5,
                    "the products")

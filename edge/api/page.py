@@ -62,7 +62,9 @@ def page_routes(config: StoreConfig) -> list[Route]:
         return FileResponse(STATIC / name, media_type=ASSETS[name], headers={"cache-control": "no-cache"})
 
     async def store(_request: Request) -> Response:
-        return JSONResponse({"tenant": config.tenant, "store": config.store, "tills": list(config.tills)})
+        return JSONResponse({"tenant": config.tenant, "store": config.store, "tills": list(config.tills),
+                             "currency": config.currency,
+                             "denominations": list(config.cash.for_currency(config.currency))})
 
     def read_page(query: str, after: str, limit: int) -> dict[str, Any]:
         catalog = LocalCatalog(path, config.store, config.region)

@@ -622,7 +622,6 @@ async function openDrawerPanel() {
   const answer = await call("GET", api("/drawer-session"));
   if (!answer.ok && answer.status !== 404) { say(answer.error, false); return; }
   const data = answer.ok ? answer.data : null;
-  if (data && Array.isArray(data.denominations)) denominations = data.denominations;
   drawerSession = data ? data.drawer_session || null : null;
   if (!drawerSession && state && state.drawer_session) drawerSession = state.drawer_session;
   const isOpen = Boolean(drawerSession && drawerSession.id && !drawerSession.closed_at);
@@ -728,6 +727,8 @@ $("till").onchange = () => { localStorage.setItem("novapos.till", till()); $("gi
   if (!answer.ok) { say(answer.error, false); return; }
   const store = answer.data;
   $("title").textContent = `NovaPOS · ${store.store}`;
+  currency = store.currency || currency;
+  if (Array.isArray(store.denominations) && store.denominations.length) denominations = [...store.denominations].sort((a, b) => b - a);
   for (const t of store.tills) $("till").add(new Option(t, t));
   const wanted = new URLSearchParams(location.search).get("till") || localStorage.getItem("novapos.till");
   if (store.tills.includes(wanted)) $("till").value = wanted;
