@@ -26,6 +26,9 @@ from actors.devices.context import MANAGER, SPOOLER, SUPERVISOR, DeviceContext, 
 from actors.devices.manager import DeviceManagerActor
 from actors.health.reporter import HealthReporter
 from actors.printing.spooler import PrintSpoolerActor
+from actors.returns import journal as sales_journal
+from actors.returns.lookup import NAME as RETURNS
+from actors.returns.lookup import ReturnsLookupActor
 from actors.staff.actor import StaffActor
 from actors.stock.actor import StockActor
 from actors.storage import db as local_db
@@ -46,7 +49,7 @@ from novapos.config import ConfigError, StoreConfig
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "edge.lock"
-JOURNALS: tuple[Journal, ...] = (cash_journal,)
+JOURNALS: tuple[Journal, ...] = (cash_journal, sales_journal.journal)
 """The domain tables kept in step with the outbox, in the transaction of each event (actors.storage.outbox.Journal)."""
 LINK_CLOSE_TIMEOUT_S = 3.0
 
@@ -89,8 +92,9 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: Nats
     db_path = config.state_dir / local_db.FILE_NAME
     catalog = (catalog_path(config.state_dir), config.region)
     tills = [ChildSpec(f"till.{till}", TillActor, (till, config.currency, catalog, config.store,
-                                                    serving(till), notify, db_path, config.max_change_minor,
-                                                    config.cash))
+                                                    serving(till), notify, db_path, config.max_change_minor),
+                       {"cash": config.cash, "returns": config.returns,
+                        "terminal": getattr(devices.for_till("terminal", till), "name", None)})
              for till in config.tills]
     return SupervisorSpec("edge", strategy=Strategy.ONE_FOR_ONE, intensity=5, period=10.0, children=[
         ChildSpec("outbox", OutboxActor, (db_path, config.tenant, config.store, JOURNALS)),
@@ -98,6 +102,7 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: Nats
                   (db_path, config.store, [rule.name for rule in devices.rules if rule.kind == "printer"])),
         ChildSpec("forwarder", ForwarderActor, (seam, link, config.forward_batch)),
         ChildSpec(STOCK, StockActor, (link, seam, config.tenant, config.store)),
+        ChildSpec(RETURNS, ReturnsLookupActor, (db_path, link, seam, config.tenant, config.store)),
         ChildSpec("catalog", CatalogSyncActor, (seam, link, config.state_dir, config.tenant)),
         ChildSpec("staff", StaffActor, (seam, link, config.state_dir, config.tenant, config.store,
                                         config.staff_refresh_s)),

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from actors.till.cart import Stage
+from edge.returns_openapi import RETURN_STATE, RETURNS_OPENAPI
 from novapos.adapters.http import MAX_BODY_BYTES
 from novapos.validators import (
     CURRENCY_PATTERN,
@@ -131,6 +132,7 @@ def openapi_document() -> dict[str, Any]:
                                 "Requests that change anything are application/json, from this server's own "
                                 f"origin, of at most {MAX_BODY_BYTES} bytes; every error is JSON {{error}}."},
         "paths": {
+            **RETURNS_OPENAPI,
             "/api/tills/{till}": {"get": {"summary": "Till state: session, cart lines, total, tendered, due",
                                           "parameters": [_TILL], "responses": {"200": _STATE, **_errors(*_ASKS)}}},
             "/api/tills/{till}/session": {
@@ -233,7 +235,8 @@ def openapi_document() -> dict[str, Any]:
                 "drawer_owed": {"type": ["string", "null"], "format": "uuid",
                                 "description": "a cash sale whose drawer did not open: POST .../drawer opens it once"},
                 "drawer_session": {"type": ["object", "null"], "description": "the open drawer session {id, opened_at "
-                                   "(ms), opened_by}, or null (POST .../drawer-session opens one)"}}},
+                                   "(ms), opened_by}, or null (POST .../drawer-session opens one)"},
+                **RETURN_STATE}},
             "StockAt": {"type": "object", "properties": {
                 "location": _TOKEN, "name": _TEXT, "kind": {"type": "string", "enum": list(LOCATION_KINDS)},
                 "store": {"type": ["string", "null"]},

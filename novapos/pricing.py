@@ -56,3 +56,13 @@ def line_tax(amount: int, rate_ppm: int, included: bool) -> int:
     if included:
         return amount - round_half_up(amount * PPM, PPM + rate_ppm)
     return round_half_up(amount * rate_ppm, PPM)
+
+
+def pro_rata(amount: int, quantity: int, already: int, returning: int) -> int:
+    """What `returning` of a line's `quantity` units are worth when `already` were returned before: the
+    cumulative share round_half_up(amount x units, quantity) taken up to already + returning, minus the share
+    taken up to `already`. So all the returns of a line sum to its `amount` exactly (the last unit takes what
+    rounding left), and returning units one at a time or all at once refunds the same."""
+    if not 0 <= already <= already + returning <= quantity or quantity < 1:
+        raise ValueError("pro_rata needs 0 <= already <= already + returning <= quantity, quantity >= 1")
+    return round_half_up(amount * (already + returning), quantity) - round_half_up(amount * already, quantity)

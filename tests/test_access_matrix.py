@@ -199,6 +199,13 @@ ACTIONS: tuple[Action, ...] = (
     Action("GET", "/api/drawer-sessions/{id}", "/api/drawer-sessions/{id}", TENANT_WIDE,
            fresh="drawer session of store-003"),
     Action("GET", "/api/drawer-sessions/{id}", "/api/drawer-sessions/{id}", NO_TENANT, fresh="drawer session of o-1"),
+    # returns (hub/returns): sales.view, narrowed to the stores in reach
+    Action("GET", "/api/returns", "/api/returns", EVERYONE),
+    Action("GET", "/api/returns", "/api/returns?tenant=other", NO_TENANT),
+    Action("GET", "/api/returns", "/api/returns?store=store-001", EVERYONE),
+    Action("GET", "/api/returns", "/api/returns?store=store-002", IN_NORTH),
+    Action("GET", "/api/returns", "/api/returns?store=store-003", TENANT_WIDE),
+    Action("GET", "/api/returns", "/api/returns?store=o-1", NO_TENANT, note="other's store"),
     # users (hub/identity): users.view to read, users.manage within scope to change; {role} in a body: the caller
     Action("GET", "/api/users", "/api/users", by(200, 200, 200, 403)),
     Action("GET", "/api/users", "/api/users?tenant=other", by(404, 404, 404, 403)),

@@ -131,9 +131,33 @@ def test_an_unchanged_contract_has_no_changes() -> None:
 def _good(declaration: Declaration) -> dict[str, Any]:
     """A body each declaration accepts."""
     return {("sale.completed", 1): sale_event().body, ("sale.completed", 2): _v2_body(),
-            ("audit.recorded", 1): AUDIT_BODY, ("drawer.opened", 1): drawer_events.opened(),
-            ("drawer.moved", 1): drawer_events.moved(), ("drawer.closed", 1): drawer_events.closed(),
-            }[(declaration.type, declaration.v)]
+            ("audit.recorded", 1): AUDIT_BODY, ("return.completed", 1): RETURN_BODY,
+            ("drawer.opened", 1): drawer_events.opened(), ("drawer.moved", 1): drawer_events.moved(),
+            ("drawer.closed", 1): drawer_events.closed()}[(declaration.type, declaration.v)]
+
+
+def _eur(minor: int) -> dict[str, Any]:
+    return {"minor": minor, "currency": "EUR"}
+
+
+RETURN_BODY = {
+    "till": "till-1", "session": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "cashier": "bob", "currency": "EUR",
+    "drawer_session": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c",
+    "original": {"order": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5d", "store": "store-001"}, "approver": "mia",
+    "reason": "too small",
+    "returned": [{"original_line": 1, "sku": "COF-250", "name": "Coffee", "quantity": 1, "unit_price": _eur(499),
+                  "amount": _eur(499), "tax": {"class": "standard", "rate_ppm": 200_000, "included": True,
+                                               "amount": _eur(83)}, "condition": "resaleable", "restock": True}],
+    "restocking_fee": _eur(0),
+    "lines": [{"sku": "MLK-1L", "name": "Milk", "quantity": 1, "unit_price": _eur(129), "amount": _eur(129),
+               "catalog_version": 7, "tax": {"class": "standard", "rate_ppm": 200_000, "included": True,
+                                             "amount": _eur(21)}}],
+    "tenders": [{"id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5e", "method": "cash", "amount": _eur(100)}],
+    "refunds": [{"id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5f", "method": "card", "amount": _eur(470),
+                 "card": {"reference": "R1", "original_reference": "P1", "scheme": "visa", "masked": "****4242"}}],
+    "change": _eur(0), "total": _eur(-370)}
+"""A return.completed v1 the schema accepts: a coffee back, a milk taken, the customer refunded 4.70 to the
+card after handing over 1.00 cash (every optional field present, so every bound is reached)."""
 
 
 def _required_paths(kind: Map, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

@@ -87,6 +87,11 @@ ENDPOINTS = (
     Endpoint("GET", "/api/stock/{sku}"),
     Endpoint("GET", "/static/{name}"),
     Endpoint("POST", "/api/tills/{till}/kpis", {"cart": A_UUID, "latency_ms": "4000", "taps": "4"}),
+    Endpoint("GET", "/api/tills/{till}/returns/lookup"),
+    Endpoint("POST", "/api/tills/{till}/returns", {"order": A_UUID, "no_receipt": "false", "reason": '"changed mind"'},
+             accepts={"reason": ("null",), "order": ("another till's cart id",)}),
+    Endpoint("POST", "/api/tills/{till}/returns/lines", {"original_line": "1", "quantity": "1",
+                                                         "condition": '"resaleable"'}),
 )
 VALID_PATH = {"till": "till-2", "sku": "MLK-1L", "name": "till.js"}
 
@@ -486,6 +491,7 @@ HUB_ENDPOINTS = (
     Endpoint("GET", "/api/audit/verify"),
     Endpoint("GET", "/api/drawer-sessions"),
     Endpoint("GET", "/api/drawer-sessions/{id}"),
+    Endpoint("GET", "/api/returns"),
 )
 """Every route of the hub console; the values a client controls are its path ids and query parameters. They
 are sent signed in as a tenant admin (with the session's CSRF header), so that what answers is the door's
@@ -512,7 +518,7 @@ def _hub_attacks(endpoint: Endpoint, port: int, session: dict[str, str]) -> Iter
     for label, segment in HOSTILE_IDS if "{id}" in endpoint.path else []:
         yield f"id {label}", 404, request(endpoint.method, segment)
     for limit in HOSTILE_LIMITS if endpoint.path in ("/api/sales", "/api/price-diffs", "/api/orders",
-                                                                "/api/drawer-sessions") else []:
+                                                                "/api/drawer-sessions", "/api/returns") else []:
         yield f"limit={limit[:12]}", 400, request("GET", query=f"?limit={limit}", content=None, headers={})
     for method in {"PUT", "PATCH", "DELETE", "POST", "GET"} - _served(endpoint.path):
         yield f"{method} without a body", 405, request(method, content=None, headers={})

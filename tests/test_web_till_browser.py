@@ -370,8 +370,6 @@ def return_and_exchange(url: str, cookies: httpx.Cookies, order: str) -> str:
         return str(page.js("return document.getElementById('given').textContent"))
 
 
-@pytest.mark.xfail(strict=False, reason="needs GET /api/returns/lookup and POST /api/tills/{till}/returns, "
-                                        "/returns/lines (returns helper)")
 async def test_a_return_by_the_receipts_qr_code_and_an_exchange(store_config: StoreConfig, http: httpx.AsyncClient) -> None:
     async with trio.open_nursery() as nursery:
         edge = await nursery.start(run_edge, store_config)

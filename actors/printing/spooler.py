@@ -39,6 +39,7 @@ from actors.devices.context import device_actor_name
 from actors.printing.document import PrintDocument
 from actors.printing.jobs import document_to_wire
 from actors.printing.receipt import late_heading, render_receipt
+from actors.returns.receipt import render_return_receipt
 from actors.storage.db import LockWatch, connect, is_busy
 from edge_runtime import Actor, Backoff
 
@@ -52,6 +53,7 @@ RENDERERS: dict[str, Callable[[str, dict[str, Any], datetime], PrintDocument]] =
     "sale.completed": render_receipt,
     "drawer.closed": render_z,
     X_KIND: render_x,
+    "return.completed": render_return_receipt,
 }
 
 RETRY_BACKOFF = Backoff(initial=0.25, maximum=10.0)

@@ -150,7 +150,43 @@ CREATE INDEX IF NOT EXISTS cash_ledger_report ON cash_ledger (session, kind, met
 """)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_version_1, _version_2, _version_3, _version_4]
+def _version_5(db: sqlite3.Connection) -> None:
+    """The store's own sales journal (actors.returns.journal): every sale's lines with what is still returnable,
+    and its tenders, kept in each event's transaction, so a line is never refunded twice."""
+    _run(db, """
+CREATE TABLE IF NOT EXISTS store_sales (
+    order_id   TEXT PRIMARY KEY,
+    ts         INTEGER NOT NULL,
+    till       TEXT NOT NULL,
+    currency   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS store_sale_lines (
+    order_id    TEXT NOT NULL REFERENCES store_sales (order_id),
+    line_no     INTEGER NOT NULL,
+    sku         TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    quantity    INTEGER NOT NULL,
+    unit_minor  INTEGER NOT NULL,
+    amount      INTEGER NOT NULL,
+    tax_class   TEXT,
+    rate_ppm    INTEGER,
+    included    INTEGER,
+    returnable  INTEGER NOT NULL CHECK (returnable >= 0),
+    PRIMARY KEY (order_id, line_no)
+);
+CREATE TABLE IF NOT EXISTS store_sale_tenders (
+    order_id   TEXT NOT NULL REFERENCES store_sales (order_id),
+    tender_no  INTEGER NOT NULL,
+    method     TEXT NOT NULL,
+    amount     INTEGER NOT NULL,
+    reference  TEXT,
+    PRIMARY KEY (order_id, tender_no)
+)
+""")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_version_1, _version_2, _version_3, _version_4,
+                                                           _version_5]
 """Migration N+1 takes a file at user_version N to N+1. Append; never edit one that has shipped."""
 
 

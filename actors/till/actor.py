@@ -36,13 +36,17 @@ from actors.cash.desk import MOVES, DrawerDesk
 from actors.catalog.local import LocalCatalog
 from actors.devices.context import SPOOLER, Notify, device_actor_name
 from actors.protocol import Rejected
+from actors.returns.lookup import NAME as RETURNS_NAME
+from actors.storage.audit import record_at_store
 from actors.storage.outbox import Committed
 from actors.storage.saved_tills import SavedTills
 from actors.till import customer_screen
 from actors.till.cart import SAVING_MESSAGE, Cart, restore
+from actors.till.returning import NO_RETURN, ReturnCart, restore_return
 from edge_runtime import Actor
 from novapos import validators
 from novapos.config.cash import CashConfig
+from novapos.config.returns import ReturnsPolicy
 from novapos.wire.ids import uuid7
 
 log = logging.getLogger(__name__)
@@ -78,9 +82,12 @@ class TillActor(Actor):
     """State of one till; its public methods are the till's protocol (answers are plain dicts)."""
 
     def __init__(self, till_id: str, currency: str, catalog: tuple[Path, str], store_name: str,
-                 devices: TillDevices, notify: Notify, db_path: Path, max_change_minor: int,
-                 cash: CashConfig | None = None) -> None:
-        """`catalog`: the local catalog's file and the store's region (its prices and tax rates)."""
+                 devices: TillDevices, notify: Notify, db_path: Path, max_change_minor: int, *,
+                 cash: CashConfig | None = None, returns: ReturnsPolicy | None = None,
+                 terminal: str | None = None) -> None:
+        """`catalog`: the local catalog's file and the store's region (its prices and tax rates). `cash`: the
+        store's cash control; `returns`: the store's returns policy; `terminal`: the payment terminal a card
+        refund goes through."""
         super().__init__()
         self._db_path = db_path
         self._saved: SavedTills | None = None
@@ -99,6 +106,9 @@ class TillActor(Actor):
         self._pulse: Pulse | None = None
         self._cash = cash or CashConfig()
         self._desk: DrawerDesk | None = None  # the drawer session (actors.cash): opened in started()
+        self._returns = returns or ReturnsPolicy()
+        self._terminal = terminal
+        self._return: ReturnCart | None = None  # the till holds a sale cart, or this return in its place
 
     def started(self) -> None:
         self._saved = SavedTills(self._db_path)
@@ -121,9 +131,15 @@ class TillActor(Actor):
     def state(self) -> dict[str, Any]:
         """`drawer_owed`: the sale whose drawer the cashier may open (POST .../drawer); None while its
         pulse is on its way to the drawer."""
-        return {"till": self.till_id, "session": self._session, **self._cart.summary(),
+        cart = {**NO_RETURN, **self._cart.summary()} if self._return is None else self._return.summary()
+        return {"till": self.till_id, "session": self._session, **cart,
                 "drawer_owed": None if self._pulsing(self._drawer_owed) else self._drawer_owed,
                 "drawer_session": self.desk.state()}
+
+    @property
+    def _open_cart(self) -> Cart | ReturnCart:
+        """The cart the till holds: the sale's, or the return's in its place."""
+        return self._cart if self._return is None else self._return
 
     def _pulsing(self, sale: str | None) -> bool:
         return self._pulse is not None and self._pulse.sale == sale
@@ -151,16 +167,18 @@ class TillActor(Actor):
         offer = self._catalog.offer(barcode, int(time.time() * 1000))
         if isinstance(offer, str):
             return Rejected("not_found", offer)
-        return self._cart.add(offer, quantity) or self._changed()
+        return self._open_cart.add(offer, quantity) or self._changed()
 
     def remove_line(self, sku: str) -> dict[str, Any] | Rejected:
         """Take a line off the cart: scanned by mistake, or the customer changed their mind."""
-        return self._no_session() or self._cart.remove(sku) or self._changed()
+        return self._no_session() or self._open_cart.remove(sku) or self._changed()
 
     def void_cart(self) -> dict[str, Any] | Rejected:
         """Abandon the cart (the customer left): its lines and any cash taken go, and a new cart begins.
 
         Nothing is committed, so the old cart's id can never complete; it is logged and counted."""
+        if self._return is not None:
+            return self.cancel_return()
         if (refused := self._no_session() or self._cart.may_void()) is not None:
             return refused
         assert self._session is not None
@@ -175,7 +193,7 @@ class TillActor(Actor):
         if (refused := self._no_session()) is not None:
             return refused
         assert self._session is not None
-        if self._cart.lines:
+        if self._cart.lines or self._return is not None:
             return Rejected("conflict", "the cart is not empty: complete the sale or void the cart first")
         log.info("till %s: session of %s closed", self.till_id, self._session["cashier"])
         self._session = None
@@ -183,7 +201,7 @@ class TillActor(Actor):
 
     def void_tenders(self) -> dict[str, Any] | Rejected:
         """Undo the tenders taken for the current cart (the cash goes back to the customer)."""
-        return self._cart.give_cash_back() or self._changed()
+        return self._open_cart.give_cash_back() or self._changed()
 
     def scan(self, barcode: str, scanner: str) -> dict[str, Any] | Rejected:
         """A barcode from a scanner bound to this till: one of that item, and the page hears of it."""
@@ -194,7 +212,7 @@ class TillActor(Actor):
 
     def tender_cash(self, amount_minor: int, tender_id: str | None = None) -> dict[str, Any] | Rejected:
         """Take cash; a tender whose id the cart already took (a resend) changes nothing and answers the state."""
-        return self._no_session() or self._cart.tender_cash(amount_minor, tender_id) or self._changed()
+        return self._no_session() or self._open_cart.tender_cash(amount_minor, tender_id) or self._changed()
 
     def complete(self, cart_id: str | None = None) -> dict[str, Any] | Rejected:
         """Commit the sale, with the cart's id as its idempotency key in the same transaction.
@@ -203,7 +221,7 @@ class TillActor(Actor):
         browser resending after a timeout, a second tab, or a resend after the till or the whole
         process restarted, never makes a second sale. A commit slower than COMMIT_TIMEOUT_S is answered
         with a refusal to send again; the cart is held until a resend finds out how it ended."""
-        if cart_id is not None and cart_id != self._cart.id:
+        if cart_id is not None and cart_id != self._open_cart.id:
             done = self.registry.ask("outbox", "committed", cart_id)
             if done is not None and done.body.get("till") == self.till_id:  # another till's receipt stays hidden
                 return self._resent(done, cart_id)
@@ -211,6 +229,8 @@ class TillActor(Actor):
         if (refused := self._no_session()) is not None:
             return refused
         assert self._session is not None
+        if self._return is not None:
+            return self._complete_return(self._return)
         cart = self._cart
         body = cart.checkout(self.till_id, self._session["id"], self._session["cashier"])
         if isinstance(body, Rejected):
@@ -270,6 +290,148 @@ class TillActor(Actor):
             self._changed(show=False)
         return self._receipt(done, cart_id)
 
+    # --- returns and exchanges: the return cart (actors.till.returning) in place of the sale cart
+
+    def start_return(self, sale: dict[str, Any] | None, approver: str | None,
+                     reason: str | None) -> dict[str, Any] | Rejected:
+        """Enter return mode for `sale` (found by its receipt), or without a receipt (sale None: `approver` is the
+        manager who allowed it)."""
+        if (refused := self._no_session()) is not None:
+            return refused
+        if self._return is not None:
+            return Rejected("conflict", "a return is already open at this till: complete or cancel it first")
+        if not self._cart.is_empty() or self._cart.saving:
+            return Rejected("conflict", "the cart is not empty: complete the sale or void the cart before a return")
+        if sale is None:
+            started: ReturnCart | Rejected = ReturnCart(self.currency, self._max_change, self._returns, None,
+                                                        approver, reason)
+        else:
+            started = ReturnCart.for_sale(sale, self.currency, self._max_change, self._returns,
+                                          int(time.time() * 1000), approver)
+        if isinstance(started, Rejected):
+            return started
+        started.reason = reason
+        self._return = started
+        return self._changed()
+
+    def _open_return(self) -> ReturnCart | Rejected:
+        if self._return is None:
+            return Rejected("conflict", f"till {self.till_id} has no return open: start one with the receipt")
+        return self._return
+
+    def take_back(self, original_line: int, quantity: int, condition: str) -> dict[str, Any] | Rejected:
+        """Units of the original sale's line the customer brings back."""
+        ret = self._open_return()
+        if isinstance(ret, Rejected):
+            return ret
+        return ret.take_line(original_line, quantity, condition) or self._changed()
+
+    def take_back_item(self, barcode: str, quantity: int, condition: str) -> dict[str, Any] | Rejected:
+        """Without a receipt: an item brought back, scanned, refunded at today's price."""
+        ret = self._open_return()
+        if isinstance(ret, Rejected):
+            return ret
+        offer = self._catalog.offer(barcode, int(time.time() * 1000))
+        if isinstance(offer, str):
+            return Rejected("not_found", offer)
+        return ret.take_item(offer, quantity, condition) or self._changed()
+
+    def cancel_return(self) -> dict[str, Any] | Rejected:
+        ret = self._open_return()
+        if isinstance(ret, Rejected):
+            return ret
+        if ret.saving or ret.tendered or ret.card_refund is not None:
+            return Rejected("conflict", "money has moved for this return (cash taken or a card refunded): give the "
+                                        "cash back, or complete the return")
+        self._return = None
+        log.info("till %s: return %s cancelled", self.till_id, ret.id)
+        return self._changed()
+
+    def _complete_return(self, ret: ReturnCart) -> dict[str, Any] | Rejected:
+        """Refund the card through the terminal first when the policy sends the money there (once: its result is
+        kept with the cart), then commit return.completed, its receipt and its audit record."""
+        assert self._session is not None
+        method, original = ret.refund_method()
+        if ret.refund() and method == "card" and ret.card_refund is None and ret.taken and not ret.due():
+            refused = self._refund_card(ret, original)
+            if refused is not None:
+                return refused
+        body = ret.checkout(self.till_id, self._session["id"], self._session["cashier"], ret.card_refund)
+        if isinstance(body, Rejected):
+            return body
+        if (drawer_session := self._drawer_session()) is not None:  # the cash it moved is the session's
+            body["drawer_session"] = drawer_session
+        try:
+            committed = self.registry.ask("outbox", "append", "return.completed", 1, body, print_on=self._printer,
+                                          key=ret.id, timeout=COMMIT_TIMEOUT_S)
+        except pykka.Timeout:
+            return Rejected("conflict", SAVING_MESSAGE)
+        if isinstance(committed, Rejected):
+            ret.saving = False
+            self._save()
+            return committed
+        self._return = None
+        cash_moved = bool(ret.tendered) or any(refund["method"] == "cash" for refund in body["refunds"])
+        self._drawer_owed = str(committed.id) if self._drawer is not None and cash_moved else None
+        self._save()
+        self._audit_return(committed, body)
+        self.registry.tell("forwarder", "kick")
+        if self._printer is not None:
+            self.registry.tell(SPOOLER, "printer_ready", self._printer)
+        if self._drawer_owed is not None:
+            self._open_drawer(self._drawer_owed, recovery=False)
+        log.info("till %s: return %s (seq %d) committed, total %d", self.till_id, committed.id, committed.seq,
+                 body["total"]["minor"])
+        self._changed(show=False)
+        return self._receipt(committed, ret.id)
+
+    def _refund_card(self, ret: ReturnCart, original: str | None) -> Rejected | None:
+        if self._terminal is None:
+            return Rejected("conflict", "the sale was paid by card and the store refunds to the original card, but "
+                                        "this till has no payment terminal: take the return at a till with one")
+        assert self._session is not None
+        trial = ret.checkout(self.till_id, self._session["id"], self._session["cashier"],
+                             {"id": str(uuid7()), "reference": "check", "original_reference": original or "check",
+                              "scheme": "card", "masked": "****"})
+        ret.saving = False  # only a dry run of the body the commit will carry
+        if isinstance(trial, Rejected):
+            return trial
+        refused = self.registry.ask(RETURNS_NAME, "check", trial, timeout=COMMIT_TIMEOUT_S)
+        if refused is not None:
+            return refused
+        refund_id = str(uuid7())
+        reference = refund_id.replace("-", "")
+        try:
+            status = self.registry.ask(device_actor_name(self._terminal), "refund", ret.refund(), self.currency,
+                                       reference, timeout=COMMIT_TIMEOUT_S)
+        except (LookupError, pykka.Timeout):
+            return Rejected("conflict", f"payment terminal {self._terminal} is not answering: check it, then "
+                                        "complete the return again")
+        if status.get("stage") != "approved":
+            return Rejected("conflict", f"the card refund was not made ({status.get('message') or status.get('stage')})"
+                                        ": complete the return again to retry")
+        ret.card_refund = {"id": refund_id, "reference": reference, "original_reference": original or reference,
+                           "scheme": "card", "masked": status.get("masked_card") or "****"}
+        self._save()
+        return None
+
+    def _audit_return(self, committed: Committed, body: dict[str, Any]) -> None:
+        """till.refund for every return; till.return_no_receipt besides when there was no receipt."""
+        refunded = sum(refund["amount"]["minor"] for refund in body["refunds"])
+        order = body.get("original", {}).get("order")
+        details = {"refund_minor": refunded, "total_minor": body["total"]["minor"],
+                   "method": body["refunds"][0]["method"] if body["refunds"] else "none"}
+        if order is not None:
+            details["order"] = order
+        actions = ["till.refund"] if order is not None else ["till.refund", "till.return_no_receipt"]
+        for action in actions:
+            recorded = record_at_store(self.registry, action, body["cashier"], self.till_id,
+                                       approver=body.get("approver"), target=str(committed.id),
+                                       reason=body.get("reason"), details=details, key=f"{committed.id}:{action}")
+            if isinstance(recorded, Rejected):
+                log.warning("till %s: the %s record of return %s was refused: %s", self.till_id, action,
+                            committed.id, recorded.message)
+
     def _restore(self, saved: Mapping[str, Any]) -> None:
         """Take up the saved session and cart, every field checked with novapos.validators as if a
         client had sent it. What fails is dropped with a log line, never a failed start: a poisoned
@@ -312,8 +474,35 @@ class TillActor(Actor):
         for problem in problems:
             log.warning("till %s: dropping part of its saved cart: %s", self.till_id, problem)
         self._cart = cart
+        self._restore_return(saved.get("return"))
         log.info("till %s: carried on after a restart: session of %s, %d lines, %s tendered", self.till_id,
                  self._session["cashier"], len(cart.lines), cart.paid().format())
+
+    def _restore_return(self, saved: Any) -> None:
+        """Take up a saved return cart, checked like the sale cart; one that was committed before the restart (its
+        return is on disk) gives way, its drawer owed if cash moved."""
+        if saved is None:
+            return
+        try:
+            if not isinstance(saved, dict):
+                raise validators.Invalid("saved return", "must be an object")
+            ret, problems = restore_return(saved, self.currency, self._max_change, self._returns)
+        except validators.Invalid as exc:
+            log.warning("till %s: dropping its saved return: %s", self.till_id, exc)
+            return
+        try:
+            done = self.registry.ask("outbox", "committed", ret.id, timeout=RESTORE_ASK_S)
+        except pykka.Timeout:
+            ret.saving = True
+            done = None
+        if done is not None:
+            log.info("till %s: return %s was completed before the restart", self.till_id, ret.id)
+            return
+        for problem in problems:
+            log.warning("till %s: dropping part of its saved return: %s", self.till_id, problem)
+        self._return = ret
+        log.info("till %s: carried on with return %s after a restart%s", self.till_id, ret.id,
+                 " (its card refund is already made)" if ret.card_refund is not None else "")
 
     @staticmethod
     def _receipt(committed: Committed, cart_id: str) -> dict[str, Any]:
@@ -435,12 +624,14 @@ class TillActor(Actor):
     def _save(self) -> None:
         assert self._saved is not None
         self._saved.save(self.till_id, {"session": self._session, "cart": self._cart.to_saved(),
-                                        "drawer_owed": self._drawer_owed})
+                                        "drawer_owed": self._drawer_owed,
+                                        "return": None if self._return is None else self._return.to_saved()})
 
     def _changed(self, show: bool = True) -> dict[str, Any]:
         self._save()
         state = self.state()
         self._notify({"type": "till", "till": self.till_id, "state": state})
         if show:
-            self._show(*customer_screen.for_state(state, self._store_name))
+            self._show(*(customer_screen.for_state(state, self._store_name) if self._return is None
+                         else self._return.screen()))
         return state

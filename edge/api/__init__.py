@@ -14,6 +14,7 @@ from edge.api.drawer import drawer_routes
 from edge.api.hardware import hardware_routes
 from edge.api.kpis import kpi_routes, timed_completion
 from edge.api.page import page_routes
+from edge.api.returns import return_routes
 from edge.api.service import service_routes
 from edge.api.stock import stock_routes
 from edge.api.tills import till_routes
@@ -27,5 +28,5 @@ def build_api(config: StoreConfig, tree: Tree, events: EventHub) -> Starlette:
     return with_api_errors(Starlette(routes=[
         *page_routes(config), *service_routes(tree), *hardware_routes(tree, events),
         *timed_completion(till_routes(tree, tuple(config.tills)), config), *stock_routes(tree),
-        *kpi_routes(tree, config), *drawer_routes(tree, config),
+        *kpi_routes(tree, config), *drawer_routes(tree, config), *return_routes(tree, tuple(config.tills)),
     ]))

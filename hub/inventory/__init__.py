@@ -6,11 +6,12 @@ from pathlib import Path
 
 from hub.domains import Domain
 from hub.inventory.answers import answer_stock
+from hub.inventory.returns import move_returned_stock
 from hub.inventory.routes import OPENAPI, routes
 from hub.inventory.sales import move_sold_stock
 from hub.inventory.services import publish_low_stock, sweep_reservations
 from novapos.wire.stock import STOCK_REQUESTS
 
 DOMAIN = Domain("inventory", migrations=Path(__file__).parent / "migrations",
-                appliers={"sale.completed": move_sold_stock}, responders={STOCK_REQUESTS: answer_stock},
+                appliers={"sale.completed": move_sold_stock, "return.completed": move_returned_stock}, responders={STOCK_REQUESTS: answer_stock},
                 routes=routes, services=(sweep_reservations, publish_low_stock), openapi=OPENAPI)

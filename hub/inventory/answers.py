@@ -24,7 +24,7 @@ NEARBY_SQL = (
     "SELECT l.location, l.name, l.kind, l.store, coalesce(l.store = $2, false) AS own,"
     " coalesce(b.on_hand, 0) AS on_hand, coalesce(b.reserved, 0) AS reserved"
     " FROM locations l LEFT JOIN stock_balances b ON b.location_id = l.id AND b.sku = $4"
-    " WHERE l.tenant = $1 AND (l.store = $2 OR l.region = $3)"
+    " WHERE l.tenant = $1 AND (l.store = $2 OR l.region = $3) AND l.kind <> 'damaged'"  # not for sale
     f" ORDER BY own DESC, l.kind = 'warehouse', l.location LIMIT {MAX_LOCATIONS}")
 
 

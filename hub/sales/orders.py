@@ -41,8 +41,13 @@ SALE_SQL = (
     " (SELECT coalesce(json_agg(json_build_object('line_no', line_no, 'sku', sku, 'sold_at', sold_at,"
     "   'found_at', found_at, 'diff', diff::json) ORDER BY line_no), '[]')"
     "   FROM sale_price_diffs d WHERE d.event_id = sales.event_id)::text AS price_diffs"
+    " , (SELECT coalesce(json_agg(json_build_object('event_id', r.event_id, 'store', r.store, 'till', r.till,"
+    "   'returned_at', r.returned_at, 'refunded_minor', r.refunded_minor, 'total_minor', r.total_minor,"
+    "   'review', r.review) ORDER BY r.id), '[]')"
+    "   FROM returns r WHERE r.original_order = sales.event_id AND r.tenant = sales.tenant)::text AS returns"
     " FROM sales LEFT JOIN stores st USING (tenant, store) WHERE tenant = $1 AND event_id = $2")
-"""The sale with its lines, tenders and diffs as JSON arrays: one statement, each part by its key."""
+"""The sale with its lines, tenders, diffs and returns (hub.returns) as JSON arrays: one statement, each part by its
+key."""
 
 @dataclass(frozen=True)
 class Cursor:
@@ -172,4 +177,4 @@ async def detail(pool: asyncpg.Pool, tenant: str, event_id: uuid.UUID) -> dict[s
         sale = await conn.fetchrow(SALE_SQL, tenant, event_id)
     if sale is None:
         return None
-    return {**jsonable(sale), **{part: json.loads(sale[part]) for part in ("lines", "tenders", "price_diffs")}}
+    return {**jsonable(sale), **{part: json.loads(sale[part]) for part in ("lines", "tenders", "price_diffs", "returns")}}

@@ -133,7 +133,9 @@ OPENAPI = {"paths": {
         "price_diffs": {"type": "array", "items": {"type": "object", "properties": {
             "line_no": {"type": "integer"}, "sku": {"type": "string"}, "sold_at": {"type": "string", "format": "date-time"},
             "found_at": {"type": "string", "format": "date-time"},
-            "diff": {"type": "object", "description": "as in PriceDiff"}}}}}}]},
+            "diff": {"type": "object", "description": "as in PriceDiff"}}}},
+        "returns": {"type": "array", "description": "its returns from any store (hub.returns; GET /api/returns)",
+                    "items": {"type": "object"}}}}]},
     "PriceDiff": {"type": "object", "properties": {
         "event_id": {"type": "string", "format": "uuid"}, "line_no": {"type": "integer", "minimum": 1},
         "tenant": {"type": "string"}, "store": {"type": "string"}, "till": {"type": "string"},

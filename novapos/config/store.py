@@ -24,6 +24,8 @@ from novapos.config.reading import (
     token_list,
     url_setting,
 )
+from novapos.config.returns import SETTINGS as RETURNS_SETTINGS
+from novapos.config.returns import ReturnsPolicy, load_returns
 
 LARGEST_BANKNOTE = {"EUR": 50000, "USD": 10000, "GBP": 5000, "CHF": 100000, "CAD": 10000, "AUD": 10000,
                     "SEK": 100000, "NOK": 100000, "DKK": 100000, "PLN": 50000, "CZK": 500000}
@@ -35,6 +37,7 @@ SETTINGS: Settings = {
     "devices": frozenset(setting.name for setting in fields(DevicesConfig)),  # a rule's own: load_devices
     "health": frozenset({"report_interval_s"}),
     "cash": CASH_SETTINGS,
+    "returns": RETURNS_SETTINGS,
 }
 """Every setting the store reads, by table: a mistyped one is refused, not silently ignored."""
 
@@ -64,6 +67,7 @@ class StoreConfig:
     """How often the store asks the hub for its staff list besides the hub's pushes (a push lost in transit)."""
     cash: CashConfig = CashConfig()
     """Cash control: denominations, the close count's tolerance, whether selling needs an open drawer session."""
+    returns: ReturnsPolicy = ReturnsPolicy()
 
     def __post_init__(self) -> None:
         if self.max_change_minor is None:
@@ -115,4 +119,5 @@ def load_store(path: Path) -> StoreConfig:
         devices=load_devices(devices, where, tills),
         max_change_minor=max_change, health_interval_s=health_interval, staff_refresh_s=float(staff_refresh),
         cash=load_cash(sections["cash"], where),
+        returns=load_returns(sections["returns"], where),
     )

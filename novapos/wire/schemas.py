@@ -21,7 +21,7 @@ from typing import Any
 
 from novapos import validators
 from novapos.pricing import PPM, line_tax
-from novapos.validators import MAX_BIGINT, MAX_LINE_QUANTITY
+from novapos.validators import MAX_BIGINT, MAX_LINE_QUANTITY, MAX_MINOR
 from novapos.wire.contract import (
     Boolean,
     Choice,
@@ -41,8 +41,8 @@ from novapos.wire.contract import (
     freeze_missing,
 )
 
-__all__ = ["DECLARATIONS", "SCHEMAS", "Schema", "SchemaError", "audit_recorded_v1", "sale_completed_v1",
-           "sale_completed_v2"]
+__all__ = ["DECLARATIONS", "SCHEMAS", "Schema", "SchemaError", "audit_recorded_v1", "return_completed_v1",
+           "sale_completed_v1", "sale_completed_v2"]
 
 
 def _line_amount(line: Mapping[str, Any], where: str) -> None:
@@ -122,6 +122,74 @@ SALE_COMPLETED_V2 = Declaration("sale.completed", 2, Map((
     "A completed sale whose every line carries its price lock (P5-05): the catalog version it was priced from "
     "and its tax rule {class, rate_ppm, included, amount}; a line adds its tax to the total when shelf prices "
     "exclude tax; `tax_total` is the lines' tax.")
+
+def _return_total(body: Mapping[str, Any], _where: str) -> None:
+    total = (sum(_adds(line) for line in body["lines"]) - sum(_adds(line) for line in body["returned"])
+             + body["restocking_fee"]["minor"])
+    if body["total"]["minor"] != total:
+        raise SchemaError("total", f"does not equal the new lines minus the returned ones plus the fee ({total})")
+
+
+def _return_settled(body: Mapping[str, Any], _where: str) -> None:
+    taken = sum(tender["amount"]["minor"] for tender in body["tenders"])
+    given = sum(refund["amount"]["minor"] for refund in body["refunds"])
+    if taken - given - body["change"]["minor"] != body["total"]["minor"]:
+        raise SchemaError("change", f"tenders {taken} minus refunds {given} minus change {body['change']['minor']} "
+                                    f"must equal the total {body['total']['minor']}")
+    cash = sum(tender["amount"]["minor"] for tender in body["tenders"] if tender["method"] == "cash")
+    if body["change"]["minor"] > cash:
+        raise SchemaError("change", f"may not exceed the cash tendered ({cash})")
+
+
+def _card_iff_card(body: Mapping[str, Any], _where: str) -> None:
+    for name in ("tenders", "refunds"):
+        for index, item in enumerate(body[name]):
+            if (item["method"] == "card") != ("card" in item):
+                raise SchemaError(f"{name}[{index}].card", "must be present exactly when the method is card")
+
+
+def _approved_without_receipt(body: Mapping[str, Any], _where: str) -> None:
+    if "original" not in body and "approver" not in body:
+        raise SchemaError("approver", "a return without a receipt (no original) needs a manager's approval")
+    if "original" not in body and any("original_line" in line for line in body["returned"]):
+        raise SchemaError("returned", "an original_line needs the original order")
+
+
+RETURN_TOTAL = Rule("return_total", "total.minor = sum of lines[] adds - sum of returned[] adds + restocking_fee.minor "
+                                    "(a line adds amount.minor, + tax.amount.minor where not tax.included)",
+                    _return_total)
+RETURN_SETTLED = Rule("return_settled", "sum of tenders[].amount.minor - sum of refunds[].amount.minor - change.minor "
+                                        "= total.minor; change.minor <= the cash tenders' sum", _return_settled)
+CARD_IFF_CARD = Rule("card_iff_card", "tenders[] and refunds[] carry card exactly when method = card", _card_iff_card)
+APPROVED_WITHOUT_RECEIPT = Rule("approved_without_receipt", "without original, approver is present and no "
+                                                            "returned[] line has original_line",
+                                _approved_without_receipt)
+_PAYMENT = (Field("id", Token()), Field("method", Choice(("cash", "card"))), Field("amount", Money(minimum=1)))
+_RETURNED = Map((Field("original_line", Integer(1, MAX_LINE_QUANTITY), required=False), Field("sku", Token()),
+                 Field("name", Text()), Field("quantity", Integer(1, MAX_LINE_QUANTITY)), Field("unit_price", Money()),
+                 Field("amount", Money()), Field("tax", _TAX), Field("condition", Choice(("resaleable", "damaged"))),
+                 Field("restock", Boolean())), rules=(LINE_TAX,))
+
+RETURN_COMPLETED_V1 = Declaration("return.completed", 1, Map((
+    *_HEAD, Field("drawer_session", Token(), required=False),
+    Field("original", Map((Field("order", Token()), Field("store", Token()))), required=False),
+    Field("approver", Text(64), required=False), Field("reason", Text(500), required=False),
+    Field("returned", List(_RETURNED, 1, "must hold at least one returned item: a return needs one")),
+    Field("restocking_fee", Money()),
+    Field("lines", List(Map((*_LINE_V1, Field("catalog_version", Integer(0, MAX_BIGINT)), Field("tax", _TAX)),
+                            rules=(LINE_TAX,)))),
+    Field("tenders", List(Map((*_PAYMENT, Field("card", Map(()), required=False))))),
+    Field("refunds", List(Map((*_PAYMENT, Field("card", Map((
+        Field("reference", Text(64)), Field("original_reference", Text(64), required=False),
+        Field("scheme", Text(32)), Field("masked", Text(32)))), required=False))))),
+    Field("change", Money()), Field("total", Money(minimum=-MAX_MINOR))),
+    rules=(RETURN_TOTAL, RETURN_SETTLED, CARD_IFF_CARD, APPROVED_WITHOUT_RECEIPT)),
+    "Items brought back to a store, and an exchange's new lines, settled in one event: `returned` are the items "
+    "taken back (each refunded its original line's amount pro rata: novapos.pricing.pro_rata; `original_line` the "
+    "1-based line of the original sale when there was a receipt), `total` = new lines - returned + restocking fee "
+    "(negative: the store pays back), paid by `tenders` when positive, given back by `refunds` when negative "
+    "(to the original card, or cash). Without `original` (no receipt) a manager approved it (`approver`).")
+
 
 AUDIT_ACTION_PATTERN = r"(till|drawer)\.[a-z][a-z_]{0,39}"
 """A store's audit actions: till.override, till.void, drawer.no_sale, till.refund, till.offline_login and
@@ -238,11 +306,12 @@ DRAWER_CLOSED_V1 = Declaration("drawer.closed", 1, Map((
     "closes). A closed session takes no more drawer events.")
 
 DECLARATIONS: tuple[Declaration, ...] = (SALE_COMPLETED_V1, SALE_COMPLETED_V2, AUDIT_RECORDED_V1,
-                                          DRAWER_OPENED_V1, DRAWER_MOVED_V1, DRAWER_CLOSED_V1)
+                                          RETURN_COMPLETED_V1, DRAWER_OPENED_V1, DRAWER_MOVED_V1, DRAWER_CLOSED_V1)
 SCHEMAS: dict[tuple[str, int], Schema] = {(d.type, d.v): compile_schema(d) for d in DECLARATIONS}
 sale_completed_v1 = SCHEMAS[("sale.completed", 1)]
 sale_completed_v2 = SCHEMAS[("sale.completed", 2)]
 audit_recorded_v1 = SCHEMAS[("audit.recorded", 1)]
+return_completed_v1 = SCHEMAS[("return.completed", 1)]
 
 
 if __name__ == "__main__":

@@ -1,0 +1,409 @@
+"""A till's return cart: items taken back (from a sale found by its receipt, or without one), an exchange's new
+lines, and how the net is settled. A domain model without I/O, like actors.till.cart.
+
+Each item taken back is refunded its original line's amount pro rata (novapos.pricing.pro_rata), counting the
+units returned before, so every return of a line sums to the line's amount exactly; the store's journal checks
+the same figure when the return is committed. Without a receipt the item is scanned and refunded at today's
+price. The store's policy (novapos.config.returns) says which conditions it takes, the restocking fee kept per
+condition, and where a refund goes. The net (new lines - returned + fee) is paid in cash when positive, and
+given back when negative: to the original card when the policy says so and the sale was paid by card, else cash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from actors.catalog.local import Offer
+from actors.protocol import Rejected
+from actors.returns.lookup import checked_sale
+from actors.till.cart import SAVING_MESSAGE, Line, _saved_line
+from actors.till.customer_screen import WIDTH as SCREEN_WIDTH
+from novapos import validators
+from novapos.config.returns import BP, CONDITIONS, ReturnsPolicy
+from novapos.money import Money
+from novapos.pricing import PPM, line_tax, pro_rata, round_half_up
+from novapos.wire.ids import uuid7
+
+DAY_MS = 86_400_000
+UNTAXED = ("untaxed", 0, True)
+"""The tax rule of a line sold before price locks (sale.completed v1): none recorded, none refunded."""
+
+NO_RETURN: dict[str, Any] = {"mode": "sale", "original": None, "returned": [], "restocking_fee": None, "refund": None,
+                             "refund_to": None}
+"""The return fields of a till's state while it sells (the same keys in either mode)."""
+
+
+@dataclass
+class Taken:
+    """Units taken back: of an original line (`line_no`), or scanned without a receipt (line_no None)."""
+    line_no: int | None
+    sku: str
+    name: str
+    quantity: int
+    unit_minor: int
+    tax: tuple[str, int, bool]
+    condition: str
+    amount: int = 0  # its refund before tax: set by ReturnCart._price
+
+
+@dataclass
+class ReturnCart:
+    currency: str
+    max_change: int
+    policy: ReturnsPolicy
+    sale: dict[str, Any] | None
+    """The original sale (actors.returns.journal.find_sale's shape); None: a return without a receipt."""
+    approver: str | None = None
+    reason: str | None = None
+    id: str = field(default_factory=lambda: str(uuid7()))
+    taken: list[Taken] = field(default_factory=list)
+    lines: list[Line] = field(default_factory=list)
+    tendered: list[tuple[str, int]] = field(default_factory=list)
+    """(tender id, cash amount) taken."""
+    tender_ids: list[str] = field(default_factory=list)
+    """Every tender id the page sent, given back or not: a resend is taken once."""
+    saving: bool = False
+    card_refund: dict[str, Any] | None = None
+    """The card refund the terminal made for this return (ReturnCart.checkout's `card_refund`), once made."""
+
+    @classmethod
+    def for_sale(cls, sale: dict[str, Any], currency: str, max_change: int, policy: ReturnsPolicy, now_ms: int,
+                 approver: str | None) -> ReturnCart | Rejected:
+        """A return of `sale`, refused when the policy's days are past or nothing is left to return."""
+        if sale["currency"] != currency:
+            return Rejected("conflict", f"that sale was in {sale['currency']}, this till takes {currency}")
+        if now_ms - sale["ts"] > policy.days * DAY_MS:
+            day = datetime.fromtimestamp(sale["ts"] / 1000, UTC).strftime("%Y-%m-%d")
+            return Rejected("conflict", f"that sale was on {day}, more than the {policy.days} days within which the "
+                                        "store takes items back")
+        if not any(line["returnable"] for line in sale["lines"]):
+            return Rejected("conflict", "every item of that sale was returned already")
+        return cls(currency, max_change, policy, sale, approver)
+
+    # --- what the return adds up to
+
+    def _fee(self, taken: Taken) -> int:
+        return round_half_up(self._adds(taken) * self.policy.restocking_fee_bp.get(taken.condition, 0), BP)
+
+    @staticmethod
+    def _tax(taken: Taken) -> int:
+        return line_tax(taken.amount, taken.tax[1], taken.tax[2])
+
+    def _adds(self, taken: Taken) -> int:
+        return taken.amount + (0 if taken.tax[2] else self._tax(taken))
+
+    def _price(self) -> None:
+        """Each item's refund: pro rata of its original line, after the units returned before and those taken
+        earlier in this cart (the order the journal checks them in); today's price without a receipt."""
+        so_far: dict[int, int] = {}
+        for taken in self.taken:
+            if taken.line_no is None:
+                taken.amount = taken.unit_minor * taken.quantity
+                continue
+            line = self._line(taken.line_no)
+            assert line is not None
+            already = line["quantity"] - line["returnable"] + so_far.get(taken.line_no, 0)
+            taken.amount = pro_rata(line["amount"], line["quantity"], already, taken.quantity)
+            so_far[taken.line_no] = so_far.get(taken.line_no, 0) + taken.quantity
+
+    def returned_total(self) -> int:
+        return sum(self._adds(taken) for taken in self.taken)
+
+    def fee(self) -> int:
+        return sum(self._fee(taken) for taken in self.taken)
+
+    def total(self) -> int:
+        """New lines - returned + fee: negative when the store pays back."""
+        return sum(line.adds for line in self.lines) - self.returned_total() + self.fee()
+
+    def paid(self) -> int:
+        return sum(amount for _id, amount in self.tendered)
+
+    def due(self) -> int:
+        return max(0, self.total() - self.paid())
+
+    def change(self) -> int:
+        return max(0, self.paid() - self.total()) if self.tendered else 0
+
+    def refund(self) -> int:
+        return max(0, -self.total())
+
+    def refund_method(self) -> tuple[str, str | None]:
+        """("card", the original card payment's reference) when the policy refunds to the original tender and the
+        sale was paid by card; else ("cash", None)."""
+        if self.policy.refund_to == "original" and self.sale is not None:
+            card = next((t for t in self.sale["tenders"] if t["method"] == "card" and t.get("reference")), None)
+            if card is not None:
+                return "card", card["reference"]
+        return "cash", None
+
+    def _line(self, line_no: int) -> dict[str, Any] | None:
+        assert self.sale is not None
+        return next((line for line in self.sale["lines"] if line["line_no"] == line_no), None)
+
+    def _taken_of(self, line_no: int) -> int:
+        return sum(taken.quantity for taken in self.taken if taken.line_no == line_no)
+
+    # --- what the cashier does
+
+    def _frozen(self) -> Rejected | None:
+        if self.saving:
+            return Rejected("conflict", SAVING_MESSAGE)
+        if self.card_refund is not None:
+            return Rejected("conflict", "the card was refunded already: complete the return")
+        if self.tendered:
+            return Rejected("conflict", "payment has started: void the tenders (give the cash back) before changing "
+                                        "the return")
+        return None
+
+    def _condition(self, condition: str) -> Rejected | None:
+        if condition not in self.policy.conditions:
+            return Rejected("conflict", f"the store does not take items back {condition}: its policy takes "
+                                        f"{', '.join(self.policy.conditions)}")
+        return None
+
+    def take_line(self, line_no: int, quantity: int, condition: str) -> Rejected | None:
+        """Take back `quantity` units of the original sale's line `line_no`, in `condition`."""
+        if (refused := self._frozen() or self._condition(condition)) is not None:
+            return refused
+        if self.sale is None:
+            return Rejected("conflict", "this return has no receipt: scan the items brought back instead")
+        line = self._line(line_no)
+        if line is None:
+            return Rejected("not_found", f"the sale has no line {line_no} (it has {len(self.sale['lines'])})")
+        left = line["returnable"] - self._taken_of(line_no)
+        if quantity > left:
+            return Rejected("conflict", f"{line['name']} (line {line_no}): only {left} of {line['quantity']} may "
+                                        f"still be returned" + (", the rest was returned already"
+                                                                if left < line["quantity"] else ""))
+        tax = UNTAXED if line["tax_class"] is None else (line["tax_class"], line["rate_ppm"], line["included"])
+        self.taken.append(Taken(line_no, line["sku"], line["name"], quantity, line["unit_minor"], tax, condition))
+        self._price()
+        return None
+
+    def take_item(self, offer: Offer, quantity: int, condition: str) -> Rejected | None:
+        """Without a receipt: an item scanned now, refunded at today's price."""
+        if (refused := self._frozen() or self._condition(condition)) is not None:
+            return refused
+        if self.sale is not None:
+            return Rejected("conflict", "this return has a receipt: pick the lines of the sale")
+        if self.returned_total() + offer.unit_minor * quantity * 2 > validators.MAX_MINOR:
+            return Rejected("invalid", "the return would be more than a till can take: split it")
+        self.taken.append(Taken(None, offer.sku, offer.name, quantity, offer.unit_minor,
+                                (offer.tax_class, offer.rate_ppm, offer.included), condition))
+        self._price()
+        return None
+
+    def add(self, offer: Offer, quantity: int) -> Rejected | None:
+        """An exchange's new line, scanned as for a sale."""
+        if (refused := self._frozen()) is not None:
+            return refused
+        if offer.currency != self.currency:
+            return Rejected("invalid", f"{offer.name} is priced in {offer.currency}, the till sells in {self.currency}")
+        if self.total() + Line(offer, quantity).adds > validators.MAX_MINOR:
+            return Rejected("invalid", "the exchange's total would be more than a till can take")
+        self.lines.append(Line(offer, quantity))
+        return None
+
+    def remove(self, sku: str) -> Rejected | None:
+        """Take off the last new line or item taken back of this SKU."""
+        if (refused := self._frozen()) is not None:
+            return refused
+        line = next((line for line in reversed(self.lines) if line.sku == sku), None)
+        if line is not None:
+            self.lines.remove(line)
+            return None
+        taken = next((taken for taken in reversed(self.taken) if taken.sku == sku), None)
+        if taken is not None:
+            self.taken.remove(taken)
+            self._price()
+            return None
+        return Rejected("not_found", f"the return has no line for {sku!r}")
+
+    def tender_cash(self, amount: int, tender_id: str | None) -> Rejected | None:
+        if tender_id is not None and tender_id in self.tender_ids:
+            return None
+        if self.saving:
+            return Rejected("conflict", SAVING_MESSAGE)
+        if self.due() == 0:
+            return Rejected("conflict", "nothing is due from the customer: complete the return")
+        if amount - self.due() > self.max_change:
+            return Rejected("invalid", "that would need more change than a till gives back: check the amount typed")
+        self.tendered.append((tender_id or str(uuid7()), amount))
+        if tender_id is not None:
+            self.tender_ids.append(tender_id)
+        return None
+
+    def give_cash_back(self) -> Rejected | None:
+        if self.saving:
+            return Rejected("conflict", SAVING_MESSAGE)
+        if not self.tendered:
+            return Rejected("conflict", "no tender has been taken for this return")
+        self.tendered.clear()
+        return None
+
+    def summary(self) -> dict[str, Any]:
+        """The till state's return fields (mode "return")."""
+        money = self._money
+        method, _reference = self.refund_method()
+        return {"mode": "return", "cart": self.id, "stage": "saving" if self.saving else
+                ("paying" if self.tendered else "scanning"),
+                "original": None if self.sale is None else {"order": self.sale["order"], "store": self.sale["store"],
+                                                            "lines": self.sale["lines"]},
+                "returned": [self._returned_wire(taken) for taken in self.taken],
+                "lines": [line.to_wire() for line in self.lines], "restocking_fee": money(self.fee()),
+                "total": money(self.total()), "tax_total": money(sum(line.tax.minor for line in self.lines)
+                                                                 - sum(self._tax(t) for t in self.taken)),
+                "tendered": money(self.paid()), "due": money(self.due()), "change": money(self.change()),
+                "refund": money(self.refund()), "refund_to": method}
+
+    def screen(self) -> tuple[str, str]:
+        """What the customer display shows during the return: what came back, and what is paid back or due."""
+        items = sum(taken.quantity for taken in self.taken)
+        top = f"Return: {items} item{'s' if items != 1 else ''}"
+        if self.due():
+            return top, _screen_row("DUE", self.due(), self.currency)
+        return top, _screen_row("REFUND" if self.refund() else "TOTAL", self.refund(), self.currency)
+
+    def _money(self, minor: int) -> dict[str, Any]:
+        return {"minor": minor, "currency": self.currency}
+
+    def _returned_wire(self, taken: Taken) -> dict[str, Any]:
+        item: dict[str, Any] = {} if taken.line_no is None else {"original_line": taken.line_no}
+        return {**item, "sku": taken.sku, "name": taken.name, "quantity": taken.quantity,
+                "unit_price": self._money(taken.unit_minor), "amount": self._money(taken.amount),
+                "tax": {"class": taken.tax[0], "rate_ppm": taken.tax[1], "included": taken.tax[2],
+                        "amount": self._money(self._tax(taken))},
+                "condition": taken.condition, "restock": self.policy.restocks(taken.condition)}
+
+    def checkout(self, till: str, session: str, cashier: str,
+                 card_refund: dict[str, Any] | None = None) -> dict[str, Any] | Rejected:
+        """The return.completed body; SAVING from then on until the outbox answers. `card_refund`: the card part
+        of the refund as the terminal did it ({id, reference, original_reference, scheme, masked})."""
+        if not self.taken:
+            return Rejected("conflict", "nothing is taken back yet: pick the items the customer returns")
+        if self.due() > 0:
+            return Rejected("conflict", f"{Money(self.due(), self.currency).format()} is still due: take a tender")
+        refunds: list[dict[str, Any]] = []
+        if self.refund():
+            if card_refund is not None:
+                card = {key: card_refund[key] for key in ("reference", "original_reference", "scheme", "masked")}
+                refunds.append({"id": card_refund["id"], "method": "card", "amount": self._money(self.refund()),
+                                "card": card})
+            else:
+                refunds.append({"id": str(uuid7()), "method": "cash", "amount": self._money(self.refund())})
+        body: dict[str, Any] = {
+            "till": till, "session": session, "cashier": cashier, "currency": self.currency,
+            "returned": [self._returned_wire(taken) for taken in self.taken],
+            "restocking_fee": self._money(self.fee()), "lines": [line.to_wire() for line in self.lines],
+            "tenders": [{"id": tender_id, "method": "cash", "amount": self._money(amount)}
+                        for tender_id, amount in self.tendered],
+            "refunds": refunds, "change": self._money(self.change()), "total": self._money(self.total())}
+        if self.sale is not None:
+            body["original"] = {"order": self.sale["order"], "store": self.sale["store"]}
+        if self.approver is not None:
+            body["approver"] = self.approver
+        if self.reason is not None:
+            body["reason"] = self.reason
+        self.saving = True
+        return body
+
+    def to_saved(self) -> dict[str, Any]:
+        """What the till saves on every change, so a restart carries on with the return (and a card refund already
+        made is never forgotten)."""
+        return {"id": self.id, "sale": self.sale, "approver": self.approver, "reason": self.reason,
+                "taken": [{"line_no": t.line_no, "sku": t.sku, "name": t.name, "quantity": t.quantity,
+                           "unit": t.unit_minor, "tax": list(t.tax), "condition": t.condition} for t in self.taken],
+                "lines": [line.to_saved() for line in self.lines], "tendered": [list(t) for t in self.tendered],
+                "tender_ids": list(self.tender_ids), "card_refund": self.card_refund}
+
+
+def restore_return(saved: Mapping[str, Any], currency: str, max_change: int,
+                   policy: ReturnsPolicy) -> tuple[ReturnCart, list[str]]:
+    """A return cart from its saved form, every field checked as if a client sent it (Invalid when it cannot be
+    taken up at all: its id, its sale or its card refund), with the problems of the parts dropped, for the log."""
+    v = validators
+    raw_sale = saved.get("sale")
+    sale = None if raw_sale is None else checked_sale(raw_sale if isinstance(raw_sale, dict) else {})
+    card = saved.get("card_refund")
+    if card is not None:
+        if not isinstance(card, dict):
+            raise v.Invalid("saved card refund", "must be an object")
+        card = {"id": v.uuid_text("saved card refund id", card.get("id")),
+                **{key: v.text(f"saved card refund {key}", card.get(key), max_length=64)
+                   for key in ("reference", "original_reference", "scheme", "masked")}}
+    approver, reason = saved.get("approver"), saved.get("reason")
+    cart = ReturnCart(currency, max_change, policy, sale,
+                      None if approver is None else v.text("saved approver", approver, max_length=64),
+                      None if reason is None else v.text("saved reason", reason, max_length=500),
+                      v.uuid_text("saved return id", saved.get("id")))
+    problems: list[str] = []
+    for index, raw in enumerate(_list(saved.get("taken"))):
+        try:
+            taken = _saved_taken(f"saved return item {index}", raw)
+        except v.Invalid as exc:
+            problems.append(str(exc))
+            continue
+        if taken.line_no is not None:  # checked against the sale again, and priced
+            refused = cart.take_line(taken.line_no, taken.quantity, taken.condition)
+        elif sale is not None:
+            refused = Rejected("invalid", "an item without its line in a return with a receipt")
+        else:
+            cart.taken.append(taken)
+            refused = None
+        if refused is not None:
+            problems.append(f"saved return item {index}: {refused.message}")
+    for index, raw in enumerate(_list(saved.get("lines"))):
+        try:
+            offer, quantity = _saved_line(f"saved return line {index}", raw, currency)
+        except v.Invalid as exc:
+            problems.append(str(exc))
+            continue
+        cart.lines.append(Line(offer, quantity))
+    cart._price()
+    cart.card_refund = card  # after the items: a card refund freezes the cart
+    for index, raw in enumerate(_list(saved.get("tendered"))):
+        try:
+            if not isinstance(raw, list) or len(raw) != 2:
+                raise v.Invalid(f"saved return tender {index}", "must be [id, amount]")
+            cart.tendered.append((v.uuid_text(f"saved return tender {index} id", raw[0]),
+                                  v.minor_units(f"saved return tender {index}", raw[1], minimum=1)))
+        except v.Invalid as exc:
+            problems.append(str(exc))
+    for index, raw in enumerate(_list(saved.get("tender_ids"))):
+        try:
+            cart.tender_ids.append(v.uuid_text(f"saved return tender id {index}", raw))
+        except v.Invalid as exc:
+            problems.append(str(exc))
+    return cart, problems
+
+
+def _screen_row(label: str, minor: int, currency: str) -> str:
+    amount = Money(minor, currency).format().split(" ")[0]  # no room for the currency on 20 columns
+    return f"{label:<{SCREEN_WIDTH - len(amount) - 1}} {amount}"
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _saved_taken(where: str, raw: Any) -> Taken:
+    v = validators
+    if not isinstance(raw, dict):
+        raise v.Invalid(where, "must be an object")
+    tax = raw.get("tax")
+    if not isinstance(tax, list) or len(tax) != 3 or not isinstance(tax[2], bool):
+        raise v.Invalid(f"{where} tax", "must be [class, rate, included]")
+    condition = raw.get("condition")
+    if condition not in CONDITIONS:
+        raise v.Invalid(f"{where} condition", f"must be one of {', '.join(CONDITIONS)}")
+    line_no = raw.get("line_no")
+    return Taken(None if line_no is None else v.integer(f"{where} line", line_no, 1, v.MAX_LINE_QUANTITY),
+                 v.token(f"{where} sku", raw.get("sku")), v.text(f"{where} name", raw.get("name")),
+                 v.integer(f"{where} quantity", raw.get("quantity"), 1, v.MAX_LINE_QUANTITY),
+                 v.minor_units(f"{where} unit", raw.get("unit")),
+                 (v.token(f"{where} tax class", tax[0]), v.integer(f"{where} tax rate", tax[1], 0, PPM), tax[2]),
+                 str(condition))
