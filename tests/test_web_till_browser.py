@@ -452,3 +452,37 @@ async def test_a_cashiers_price_override_is_approved_with_a_managers_pin(
         seen = await trio.to_thread.run_sync(price_override_approved_by_a_manager, edge.url, http.cookies)
         assert "manager" in seen["why"] and seen["total"] == "3.50 EUR"
         nursery.cancel_scope.cancel()
+
+
+def return_without_a_receipt(url: str, cookies: httpx.Cookies) -> dict[str, Any]:
+    with TillPage(url) as page:
+        page.open(cookies)
+        page.logged_in("alice")
+        page.tap("#open-returns")
+        page.type_in("order", "a gift, the receipt is lost")
+        page.tap("#no-receipt")
+        page.until(lambda _b: page.visible("approve"), "a manager's approval for a return without a receipt")
+        why = str(page.js("return document.getElementById('approve-why').textContent"))
+        page.type_in("approve-login", "manager")
+        page.pin("approve", "2580")
+        page.until_visible("mode")
+        page.text_in("mode", "Return without a receipt")
+        page.scan(COFFEE)  # what comes back
+        page.text_in("returned", "Ground coffee")
+        page.text_in("refund", "Refund 4.99 EUR")
+        page.screenshot("11-return-without-receipt")
+        page.tap("#refund")
+        page.text_in("given", "refund 4.99 EUR")
+        return {"why": why, "given": page.js("return document.getElementById('given').textContent")}
+
+
+async def test_a_return_without_a_receipt_needs_a_manager_and_refunds_what_is_scanned(
+        store_config: StoreConfig, http: httpx.AsyncClient) -> None:
+    async with trio.open_nursery() as nursery:
+        edge = await nursery.start(run_edge, store_config)
+        await log_in(http, edge.url, "till-1", "alice")
+        seen = await trio.to_thread.run_sync(return_without_a_receipt, edge.url, http.cookies)
+        assert "manager" in seen["why"].lower() and "cash" in seen["given"]
+        state = (await http.get(f"{edge.url}/api/tills/till-1")).json()
+        assert state.get("mode", "sale") == "sale" and state["lines"] == []
+        nursery.cancel_scope.cancel()

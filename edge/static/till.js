@@ -330,7 +330,8 @@ function render(s) {
   else { $("login").hidden = true; $("locked").hidden = true; }
   showOffline();
   $("mode").hidden = s.mode !== "return";
-  $("mode").textContent = "Return" + (s.original ? ` of order ${s.original.order}` : "") + ": scan new items for an exchange";
+  $("mode").textContent = s.original ? `Return of order ${s.original.order}: scan new items for an exchange`
+    : "Return without a receipt: scan the items coming back";
   renderLines(s);
   renderTenders(s);
   $("sum-total").textContent = money(s.total);
@@ -376,7 +377,11 @@ async function scan(code, quantity) {
   if (order) { $("order").value = order[1]; openReturns(); findOrder(); return; }
   if (state && kpi.cart !== state.cart) kpi = {cart: state.cart, start: performance.now(), taps: 0};
   kpi.taps += 1;
-  const s = await act("POST", api("/lines"), {barcode: code, quantity: quantity || 1});
+  /* A return without a receipt: what is scanned is coming back (POST .../returns/lines {barcode}). */
+  const takingBack = state && state.mode === "return" && !state.original;
+  const s = takingBack
+    ? await act("POST", api("/returns/lines"), {barcode: code, quantity: quantity || 1, condition: "resaleable"})
+    : await act("POST", api("/lines"), {barcode: code, quantity: quantity || 1});
   if (s) { render(s); say("", true); }
 }
 $("scan-form").onsubmit = async (e) => {
