@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.audit
 	$(BIN)/python -m bench.console
 	$(BIN)/python -m bench.shift
+	$(BIN)/python -m bench.cart
 
 clean:
 	rm -rf $(VENV) .state build *.egg-info

@@ -31,9 +31,11 @@ from drivers.serial_port import SerialDevice
 
 log = logging.getLogger(__name__)
 
-Stage = Literal["idle", "waiting_for_card", "processing", "approved", "declined", "cancelled", "error"]
+Stage = Literal["idle", "waiting_for_card", "processing", "approved", "declined", "cancelled", "error", "reversed"]
 STAGES: frozenset[str] = frozenset(get_args(Stage))
-FINAL_STAGES: frozenset[str] = frozenset({"approved", "declined", "cancelled", "error"})
+FINAL_STAGES: frozenset[str] = frozenset({"approved", "declined", "cancelled", "error", "reversed"})
+STATUS_FIELDS = {8: 1, 10: 2}  # a STATUS line's fields (verb included) -> the protocol version that sends it
+SCHEME = re.compile(r"[A-Z0-9_]{0,16}")
 
 MAX_LINE = 200  # bytes, CRLF included
 MAX_SEQ = 9999
@@ -64,7 +66,10 @@ class TerminalStatus:
 
     stage 'idle' means the terminal knows nothing under this reference.
     auth_code and masked_card are set once approved; message explains a
-    decline, cancel or error in words for the cashier.
+    decline, cancel or error in words for the cashier. scheme (VISA,
+    MASTERCARD...) and signature (the scheme asks the customer to sign) come
+    from a protocol version 2 terminal once a card was read; empty and False
+    from a version 1 terminal.
     """
 
     reference: str
@@ -74,6 +79,8 @@ class TerminalStatus:
     auth_code: str = ""
     masked_card: str = ""
     message: str = ""
+    scheme: str = ""
+    signature: bool = False
 
     @property
     def final(self) -> bool:
@@ -106,6 +113,9 @@ class PaymentTerminal(Protocol):
 
     def refund(self, amount_minor: int, currency: str, reference: str) -> TerminalStatus:
         """Refund to a card; `reference` names the refund itself."""
+
+    def void(self, reference: str) -> TerminalStatus:
+        """Reverse the approved payment `reference` in full (protocol version 2); idempotent."""
 
 
 class SerialPaymentTerminal(SerialDevice):
@@ -153,14 +163,22 @@ class SerialPaymentTerminal(SerialDevice):
             "REFUND", _check_reference(reference), str(_check_amount(amount_minor)), _check_currency(currency)
         )
 
+    def void(self, reference: str) -> TerminalStatus:
+        """Send VOID: an approved payment becomes reversed (the money goes back); a payment still
+        waiting for a card is cancelled; anything else answers its status. A version 1 terminal
+        answers ERR UNKNOWN (TerminalRefused)."""
+        return self._status_request("VOID", _check_reference(reference))
+
     # -- internals ---------------------------------------------------------------
 
     def _status_request(self, verb: str, reference: str, *fields: str) -> TerminalStatus:
         answer = self._request([verb, reference, *fields])
-        if answer[0] != "STATUS" or len(answer) != 8 or answer[1] != reference:
+        if answer[0] != "STATUS" or len(answer) not in STATUS_FIELDS or answer[1] != reference:
             raise DeviceProtocolError(f"payment terminal answered {verb} {reference} with {'|'.join(answer)!r}")
-        _, _, stage, amount, currency, auth_code, masked_card, message = answer
-        if stage not in STAGES or not (amount == "" or amount.isdigit()):
+        _, _, stage, amount, currency, auth_code, masked_card, message = answer[:8]
+        scheme, signature = answer[8:] if len(answer) == 10 else ("", "")
+        if (stage not in STAGES or not (amount == "" or amount.isdigit()) or not SCHEME.fullmatch(scheme)
+                or signature not in ("", "Y", "N")):
             raise DeviceProtocolError(f"payment terminal sent a malformed status: {'|'.join(answer)!r}")
         return TerminalStatus(
             reference=reference,
@@ -170,6 +188,8 @@ class SerialPaymentTerminal(SerialDevice):
             auth_code=auth_code,
             masked_card=masked_card,
             message=message,
+            scheme=scheme,
+            signature=signature == "Y",
         )
 
     def _request(self, fields: list[str]) -> list[str]:

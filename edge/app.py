@@ -88,13 +88,12 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: Nats
     devices = config.devices
     def serving(till: str) -> TillDevices:
         return TillDevices(*(getattr(devices.for_till(kind, till), "name", None)
-                             for kind in ("printer", "drawer", "display")))
+                             for kind in ("printer", "drawer", "display", "terminal")))
     db_path = config.state_dir / local_db.FILE_NAME
     catalog = (catalog_path(config.state_dir), config.region)
     tills = [ChildSpec(f"till.{till}", TillActor, (till, config.currency, catalog, config.store,
                                                     serving(till), notify, db_path, config.max_change_minor),
-                       {"cash": config.cash, "returns": config.returns,
-                        "terminal": getattr(devices.for_till("terminal", till), "name", None)})
+                       {"terminal": config.terminal, "cash": config.cash, "returns": config.returns})
              for till in config.tills]
     return SupervisorSpec("edge", strategy=Strategy.ONE_FOR_ONE, intensity=5, period=10.0, children=[
         ChildSpec("outbox", OutboxActor, (db_path, config.tenant, config.store, JOURNALS)),

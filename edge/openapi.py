@@ -8,8 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from actors.till.cart import Stage
+from actors.till.tenders import STATES as TENDER_STATES
 from edge.returns_openapi import RETURN_STATE, RETURNS_OPENAPI
 from novapos.adapters.http import MAX_BODY_BYTES
+from novapos.pricing import BASIS_POINTS
 from novapos.validators import (
     CURRENCY_PATTERN,
     MAX_BARCODE_LENGTH,
@@ -34,6 +36,19 @@ _STATE = {"description": "the till's state after the request",
           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TillState"}}}}
 _TILL = {"name": "till", "in": "path", "required": True, "schema": _TOKEN}
 _SKU = {"name": "sku", "in": "path", "required": True, "schema": _TOKEN}
+_LINE = {"name": "line", "in": "path", "required": True,
+         "description": "the line's id (`line` in the till state); while a return is open, DELETE takes the SKU of "
+                        "an item taken back or of a new line", "schema": _TOKEN}
+_OVERRIDE = {"type": "object", "required": ["login", "pin"], "description": "a manager's PIN for this one action",
+             "properties": {"login": _TEXT, "pin": {"type": "string", "pattern": "^[0-9]{4,12}$"}}}
+_DISCOUNT = {"type": "object", "required": ["kind", "value", "reason"], "properties": {
+    "kind": {"type": "string", "enum": ["percent", "amount"]},
+    "value": {"type": "integer", "minimum": 1, "maximum": MAX_MINOR,
+              "description": f"percent: basis points, 1 to {BASIS_POINTS} (100 %); amount: minor units"},
+    "reason": _TEXT, "override": _OVERRIDE}}
+_TENDER = {"name": "tender", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"},
+           "description": "a tender's id from the till state's tenders"}
+_AUTH = (401, 403)  # nobody logged in at the till; the role may not (the answer names the roles that may)
 _ASKS = (404, 503)  # every till request: no such till; the till did not answer in time (send it again)
 _WRITES = (403, 409, 415)  # another origin; refused in the till's state; not application/json
 _BODIES = (400, 413, 422)  # not a JSON object; more than MAX_BODY_BYTES; a value out of bounds
@@ -56,6 +71,20 @@ def _post(summary: str, body: dict[str, Any], ok: dict[str, Any]) -> dict[str, A
 def _delete(summary: str, *more: dict[str, Any]) -> dict[str, Any]:
     return {"summary": summary, "parameters": [_TILL, *more],
             "responses": {"200": _STATE, **_errors(*_ASKS, *_WRITES)}}
+
+
+def _signed(operation: dict[str, Any], *more: dict[str, Any]) -> dict[str, Any]:
+    """An operation that asks who is logged in at the till (401) and whether their role may (403)."""
+    return {**operation, "parameters": [*operation["parameters"], *more],
+            "responses": {**operation["responses"], "401": {**_ERROR, "description": "nobody is logged in at the till"},
+                          "403": {**_ERROR, "description": "another origin, or the user's role may not (and no "
+                                                           "manager's override allowed it)"}}}
+
+
+def _void(summary: str, *more: dict[str, Any]) -> dict[str, Any]:
+    """A void: a DELETE whose optional body carries a manager's override."""
+    return _signed({**_delete(summary, *more), "requestBody": {"required": False, "content": {"application/json": {
+        "schema": _object([], override=_OVERRIDE)}}}})
 
 
 def _read(summary: str, ok: dict[str, Any], *errors: int) -> dict[str, Any]:
@@ -141,18 +170,47 @@ def openapi_document() -> dict[str, Any]:
             "/api/tills/{till}/lines": {"post": _post("Add a line by barcode", _object(
                 ["barcode"], barcode={**_TEXT, "maxLength": MAX_BARCODE_LENGTH},
                 quantity={"type": "integer", "minimum": 1, "maximum": MAX_LINE_QUANTITY, "default": 1}), _STATE)},
-            "/api/tills/{till}/lines/{sku}": {"delete": _delete(
-                "Remove a line from the cart (before any tender)", _SKU)},
-            "/api/tills/{till}/cart": {"delete": _delete(
-                "Void the cart: its lines and tenders go (cash back), a new cart begins; nothing is sold")},
+            "/api/tills/{till}/lines/{line}": {
+                "patch": _signed(_post("Set a line's quantity (before any tender)", _object(
+                    ["quantity"], quantity={"type": "integer", "minimum": 1, "maximum": MAX_LINE_QUANTITY}), _STATE),
+                    _LINE),
+                "delete": _signed(_delete("Remove a line from the cart by its id (before any tender)", _LINE))},
+            "/api/tills/{till}/lines/{line}/price": {"post": _signed(_post(
+                "Override a line's unit price, with a reason (till.override: a cashier needs a manager's PIN in "
+                "`override`); audited as till.price_override with the old and new price", _object(
+                    ["unit_minor", "reason"], unit_minor={"type": "integer", "minimum": 0, "maximum": MAX_MINOR},
+                    reason=_TEXT, override=_OVERRIDE), _STATE), _LINE)},
+            "/api/tills/{till}/lines/{line}/discount": {
+                "post": _signed(_post("Discount a line, percent or amount, with a reason (till.discount, or a "
+                                      "manager's PIN); at most 100 % and at most the line's amount; audited as "
+                                      "till.discount", _DISCOUNT, _STATE), _LINE),
+                "delete": _signed(_delete("Take a line's discount off", _LINE))},
+            "/api/tills/{till}/discount": {
+                "post": _signed(_post("Discount the whole order, percent or amount, with a reason (till.discount, or "
+                                      "a manager's PIN); shared over the lines by the largest remainder; audited as "
+                                      "till.discount", _DISCOUNT, _STATE)),
+                "delete": _signed(_delete("Take the order discount off"))},
+            "/api/tills/{till}/cart": {"delete": _void(
+                "Void the cart: its lines and tenders go (cash back, approved cards reversed at the terminal), a "
+                "new cart begins; nothing is sold. Once tendering began it needs till.override (or `override`)")},
             "/api/tills/{till}/tenders": {
-                "post": _post("Take a cash tender", _object(
-                    ["amount_minor"], method={"type": "string", "enum": ["cash"], "default": "cash"},
+                "post": _signed(_post("Take a tender: cash (change up to the store's max_change_minor), or a card "
+                                      "for at most what is due, run at the till's terminal; the card's stage shows "
+                                      "in tenders[] until it is approved, declined, cancelled or failed", _object(
+                    ["amount_minor"], method={"type": "string", "enum": ["cash", "card"], "default": "cash"},
                     amount_minor={"type": "integer", "minimum": 1, "maximum": MAX_MINOR},
                     id={"type": "string", "format": "uuid",
-                        "description": "the client's id for this tender: sent again, it takes the cash once and "
-                                       "answers the till's state"}), _STATE),
-                "delete": _delete("Void the cart's tenders (cash back)")},
+                        "description": "the client's id for this tender (required for a card: it names the payment "
+                                       "at the terminal): sent again, it takes the money once and answers the "
+                                       "till's state"}), _STATE)),
+                "delete": _void("Void the cart's tenders: cash back, approved cards reversed at the terminal "
+                                "(needs till.override or `override`)")},
+            "/api/tills/{till}/tenders/{tender}": {"delete": _void(
+                "Give back one approved tender: cash by hand, a card reversed at the terminal (owed and retried "
+                "until it is); needs till.override or `override`", _TENDER)},
+            "/api/tills/{till}/tenders/{tender}/cancel": {"post": _signed(_post(
+                "Cancel a card payment still waiting for the card (the customer's cancel); one already processing "
+                "is not cut short", _object([]), _STATE), _TENDER)},
             "/api/tills/{till}/complete": {"post": _post(
                 "Complete the sale (durably committed before the answer)",
                 _object([], cart={"type": "string", "format": "uuid",
@@ -216,9 +274,20 @@ def openapi_document() -> dict[str, Any]:
         "components": {"schemas": {
             "Money": _MONEY,
             "Error": _object(["error"], error={"type": "string"}),
-            "Line": {"type": "object", "properties": {
+            "Line": {"type": "object", "description": "a sale.completed v3 line", "properties": {
+                "line": {"type": "string", "description": "the line's id in its cart"},
                 "sku": _TOKEN, "name": _TEXT, "quantity": {"type": "integer", "minimum": 1, "maximum": MAX_LINE_QUANTITY},
-                "unit_price": {"$ref": "#/components/schemas/Money"}, "amount": {"$ref": "#/components/schemas/Money"},
+                "attributes": {"type": "array", "maxItems": 3, "description": "the variant's [name, value] pairs",
+                               "items": {"type": "array", "minItems": 2, "maxItems": 2, "items": _TEXT}},
+                "list_price": {"$ref": "#/components/schemas/Money"},
+                "unit_price": {"$ref": "#/components/schemas/Money"},
+                "override": {"type": "object", "description": "present when unit_price is not the list price",
+                             "properties": {"reason": _TEXT, "approver": _TOKEN}},
+                "discount": {"type": "object", "description": "the line's discount, when it has one",
+                             "properties": {"kind": {"type": "string"}, "value": {"type": "integer"}, "reason": _TEXT,
+                                            "amount": {"$ref": "#/components/schemas/Money"}}},
+                "order_discount": {"$ref": "#/components/schemas/Money"},
+                "amount": {"$ref": "#/components/schemas/Money"},
                 "catalog_version": {"type": "integer", "description": "the catalog version the price was locked at"},
                 "tax": {"type": "object", "description": "the line's tax rule and amount (novapos.pricing's rounding)",
                         "properties": {"class": _TOKEN, "rate_ppm": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
@@ -227,6 +296,7 @@ def openapi_document() -> dict[str, Any]:
             "TillState": {"type": "object", "properties": {
                 "till": _TOKEN, "session": {"type": ["object", "null"]}, "cart": {"type": "string", "format": "uuid"},
                 "lines": {"type": "array", "items": {"$ref": "#/components/schemas/Line"}},
+                "order_discount": {"type": ["object", "null"], "description": "{kind, value, reason, amount}"},
                 "stage": {"type": "string", "enum": [stage.value for stage in Stage],
                           "description": "scanning; paying (cash taken: lines frozen); saving (being committed)"},
                 "total": {"$ref": "#/components/schemas/Money"}, "tendered": {"$ref": "#/components/schemas/Money"},
@@ -236,7 +306,22 @@ def openapi_document() -> dict[str, Any]:
                                 "description": "a cash sale whose drawer did not open: POST .../drawer opens it once"},
                 "drawer_session": {"type": ["object", "null"], "description": "the open drawer session {id, opened_at "
                                    "(ms), opened_by}, or null (POST .../drawer-session opens one)"},
-                **RETURN_STATE}},
+                **RETURN_STATE,
+                "paid": {"$ref": "#/components/schemas/Money"},
+                "tenders": {"type": "array", "items": {"$ref": "#/components/schemas/Tender"}},
+                "card_reversals": {"type": "array", "description": "approved cards of abandoned sales, owed back "
+                                   "to the customer until the terminal confirms the reversal (retried)",
+                                   "items": {"type": "object"}}}},
+            "Tender": {"type": "object", "properties": {
+                "id": {"type": "string", "format": "uuid"}, "method": {"type": "string", "enum": ["cash", "card"]},
+                "amount": {"$ref": "#/components/schemas/Money"},
+                "state": {"type": "string", "enum": list(TENDER_STATES)},
+                "stage": {"type": ["string", "null"], "description": "while pending: starting, waiting_for_card "
+                          "(\"insert or tap card\"), processing, unreachable (the terminal is not answering)"},
+                "message": {"type": "string", "description": "what to tell the cashier"},
+                "card": {"type": ["object", "null"], "properties": {"scheme": {"type": "string"},
+                                                                     "masked": {"type": "string"},
+                                                                     "auth_code": {"type": "string"}}}}},
             "StockAt": {"type": "object", "properties": {
                 "location": _TOKEN, "name": _TEXT, "kind": {"type": "string", "enum": list(LOCATION_KINDS)},
                 "store": {"type": ["string", "null"]},

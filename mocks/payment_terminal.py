@@ -3,7 +3,10 @@
 It implements the terminal side of docs/payment-terminal-protocol.md, with
 controls standing in for the customer: `present_card` moves the payment
 waiting for a card to processing, then approved or declined after
-`processing_time`; `auto_approve_after` does that by itself for the demo.
+`processing_time`; `auto_approve_after` does that by itself for the demo; `customer_cancel` is the
+customer pressing cancel on the keypad. It speaks protocol version 2: STATUS
+carries the card's scheme and whether it asks for a signature, and VOID
+reverses an approved payment.
 Time-driven changes are worked out when someone looks (a request, a
 control), so the terminal needs no thread of its own.
 
@@ -33,6 +36,7 @@ from drivers.payment_terminal import (
 from mocks.pty_device import PtySerialDevice
 
 MASKED_CARD = "************4242"
+MASKED_CARDS = {"VISA": MASKED_CARD, "MASTERCARD": "************4444", "AMEX": "***********0005"}
 _ACTIVE: frozenset[Stage] = frozenset({"waiting_for_card", "processing"})
 
 
@@ -48,6 +52,8 @@ class _Transaction:
     auth_code: str = ""
     masked_card: str = ""
     message: str = ""
+    scheme: str = ""  # set once a card is read
+    signature: bool = False
 
 
 class _Refused(Exception):
@@ -78,22 +84,35 @@ class PaymentTerminalMock(PtySerialDevice):
         self._lock = threading.Lock()  # guards the transactions
         self._transactions: dict[str, _Transaction] = {}
         self._auth_codes = itertools.count(100001)
+        self._voided: list[str] = []
         self._rx = bytearray()  # the line being received; only the reader thread uses it
 
     # -- controls and observations -------------------------------------------
 
-    def present_card(self, approve: bool = True) -> str:
-        """The customer presents a card to the payment waiting for one; its reference.
+    def present_card(self, approve: bool = True, scheme: str = "VISA", signature: bool = False) -> str:
+        """The customer presents a card of `scheme` (whose rules ask for a signature or not) to the
+        payment waiting for one; its reference.
 
         RuntimeError if no payment is waiting for a card.
         """
         with self._lock:
-            now = time.monotonic()
-            for reference, tx in self._transactions.items():
-                self._advance(tx, now)
-                if tx.stage == "waiting_for_card":
-                    self._start_processing(tx, now, approve)
-                    return reference
+            tx, reference = self._waiting()
+            self._start_processing(tx, time.monotonic(), approve, scheme, signature)
+            return reference
+
+    def customer_cancel(self) -> str:
+        """The customer presses cancel on the keypad of the payment waiting for a card; its reference."""
+        with self._lock:
+            tx, reference = self._waiting()
+            tx.stage, tx.message = "cancelled", "CANCELLED BY CUSTOMER"
+            return reference
+
+    def _waiting(self) -> tuple[_Transaction, str]:
+        now = time.monotonic()
+        for reference, tx in self._transactions.items():
+            self._advance(tx, now)
+            if tx.stage == "waiting_for_card":
+                return tx, reference
         raise RuntimeError("no payment is waiting for a card")
 
     @property
@@ -101,6 +120,12 @@ class PaymentTerminalMock(PtySerialDevice):
         """Every reference a payment or refund was started under, oldest first."""
         with self._lock:
             return list(self._transactions)
+
+    @property
+    def voids(self) -> list[str]:
+        """The references of the payments VOID reversed, in the order they were reversed."""
+        with self._lock:
+            return list(self._voided)
 
     def status_of(self, reference: str) -> TerminalStatus:
         """What the terminal would answer to STATUS for `reference`."""
@@ -143,12 +168,14 @@ class PaymentTerminalMock(PtySerialDevice):
             reference, amount, currency = args
             _check(reference, amount, currency)
             return self._start(verb, reference, int(amount), currency)
-        if verb in ("STATUS", "CANCEL"):
+        if verb in ("STATUS", "CANCEL", "VOID"):
             if len(args) != 1:
                 raise _Refused("SYNTAX", f"{verb} takes a reference")
             _check(args[0])
             if verb == "CANCEL":
                 self._cancel(args[0])
+            elif verb == "VOID":
+                self._void(args[0])
             return self._status_fields(args[0])
         raise _Refused("UNKNOWN", f"unknown request {verb[:20]}")
 
@@ -166,7 +193,7 @@ class PaymentTerminalMock(PtySerialDevice):
         if kind == "PAY":
             tx = _Transaction(kind, amount, currency, "waiting_for_card", now)
         else:
-            tx = _Transaction(kind, amount, currency, "processing", now)
+            tx = _Transaction(kind, amount, currency, "processing", now, scheme="VISA")
             self._decide(tx, self.approve_refunds)  # refunds settle at once
         self._transactions[reference] = tx
         return self._status_fields(reference)
@@ -178,12 +205,25 @@ class PaymentTerminalMock(PtySerialDevice):
             if tx.stage == "waiting_for_card":
                 tx.stage, tx.message = "cancelled", "CANCELLED BY HOST"
 
+    def _void(self, reference: str) -> None:
+        """Reverse an approved payment (once: a repeat finds it reversed); one waiting for a card is cancelled."""
+        tx = self._transactions.get(reference)
+        if tx is None or tx.kind != "PAY":
+            return
+        self._advance(tx, time.monotonic())
+        if tx.stage == "approved":
+            tx.stage, tx.message = "reversed", "REVERSED"
+            self._voided.append(reference)
+        elif tx.stage == "waiting_for_card":
+            tx.stage, tx.message = "cancelled", "CANCELLED BY HOST"
+
     def _status_fields(self, reference: str) -> list[str]:
         status = self._status(reference)
         amount = "" if status.amount_minor is None else str(status.amount_minor)
         return [
             "STATUS", reference, status.stage, amount, status.currency or "",
-            status.auth_code, status.masked_card, status.message,
+            status.auth_code, status.masked_card, status.message, status.scheme,
+            ("Y" if status.signature else "N") if status.scheme else "",
         ]
 
     def _status(self, reference: str) -> TerminalStatus:
@@ -199,6 +239,8 @@ class PaymentTerminalMock(PtySerialDevice):
             auth_code=tx.auth_code,
             masked_card=tx.masked_card,
             message=tx.message,
+            scheme=tx.scheme,
+            signature=tx.signature,
         )
 
     # -- simulated time --------------------------------------------------------
@@ -212,11 +254,13 @@ class PaymentTerminalMock(PtySerialDevice):
         if tx.stage == "processing" and tx.decide_at is not None and now >= tx.decide_at:
             self._decide(tx, tx.approve)
 
-    def _start_processing(self, tx: _Transaction, at: float, approve: bool) -> None:
+    def _start_processing(self, tx: _Transaction, at: float, approve: bool, scheme: str = "VISA",
+                          signature: bool = False) -> None:
         tx.stage, tx.decide_at, tx.approve = "processing", at + self.processing_time, approve
+        tx.scheme, tx.signature = scheme, signature
 
     def _decide(self, tx: _Transaction, approve: bool) -> None:
-        tx.masked_card = MASKED_CARD
+        tx.masked_card = MASKED_CARDS.get(tx.scheme, MASKED_CARD)
         if approve:
             tx.stage, tx.auth_code, tx.message = "approved", str(next(self._auth_codes)), "APPROVED"
         else:

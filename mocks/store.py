@@ -33,7 +33,9 @@ HELP = """commands:
   paper NAME ok|near_end|out     the printer's paper sensor
   fault NAME cover_open|cutter|unrecoverable|recoverable|none   a printer fault, or clear it
   close-drawer NAME              the cashier pushes a drawer shut
-  card NAME approve|decline      present a card to a terminal waiting for one
+  card NAME approve|decline [SCHEME] [sign]   present a card (VISA, MASTERCARD, AMEX; sign: the scheme
+                                 asks for a signature) to a terminal waiting for one
+  card NAME cancel               the customer presses cancel on the terminal's keypad
   screen NAME                    what the customer display shows now
   receipt NAME [N]               the N-th last receipt the printer cut (default 1: the last one)
   kicks NAME                     how many drawer pulses the printer ran (a drawer on the printer)"""
@@ -152,11 +154,8 @@ class SimulatedStore:
             assert isinstance(drawer, SerialDrawerMock)
             drawer.close_drawer()
             return "drawer-2 closed"
-        if verb == "card" and len(args) == 2 and args[0] == "terminal-1" and args[1] in ("approve", "decline"):
-            terminal = self.serial["terminal-1"]
-            assert isinstance(terminal, PaymentTerminalMock)
-            terminal.present_card(approve=args[1] == "approve")
-            return f"card presented to terminal-1 ({args[1]})"
+        if verb == "card" and 2 <= len(args) <= 4 and args[0] == "terminal-1":
+            return self._card(args[1:])
         if verb == "screen" and args == ["display-1"]:
             display = self.serial["display-1"]
             assert isinstance(display, CustomerDisplayMock)
@@ -167,6 +166,21 @@ class SimulatedStore:
         if verb == "kicks" and args == ["receipt-printer"]:
             return f"receipt-printer ran {len(self.printer.drawer_kicks)} drawer pulse(s)"
         raise CommandError(f"cannot do {' '.join(words)!r}\n{HELP}")
+
+    def _card(self, args: list[str]) -> str:
+        terminal = self.serial["terminal-1"]
+        assert isinstance(terminal, PaymentTerminalMock)
+        try:
+            if args == ["cancel"]:
+                terminal.customer_cancel()
+                return "the customer cancelled at terminal-1"
+            scheme = args[1].upper() if len(args) > 1 else "VISA"
+            if args[0] not in ("approve", "decline") or not scheme.isalpha() or args[2:] not in ([], ["sign"]):
+                raise CommandError("card terminal-1 approve|decline [SCHEME] [sign], or card terminal-1 cancel")
+            terminal.present_card(approve=args[0] == "approve", scheme=scheme, signature=args[2:] == ["sign"])
+        except RuntimeError as exc:
+            raise CommandError(str(exc)) from None
+        return f"{scheme} card presented to terminal-1 ({args[0]})"
 
     def _receipt(self, back: str) -> str:
         receipts = self.printer.receipts

@@ -7,6 +7,16 @@ times quantity), and rounded to the nearest minor unit, halves away from zero ("
 non-negative amounts a sale has). With shelf prices that include tax, the line's tax is its amount
 minus the net amount rounded that way; without, it is the net amount times the rate, rounded that way,
 and it is added to the sale's total.
+
+Discounts (sale.completed v3) come off a line's amount before its tax is computed, so tax is always on what
+the customer pays. A percent discount is in basis points (10000 = 100 %) of the gross it applies to, rounded
+by the same rule: `percent_of(gross, bp) = round_half_up(gross x bp, 10000)`; an amount discount is minor
+units. An order discount is shared over the lines in proportion to their amounts after line discounts, by the
+largest-remainder rule (`allocate`): each line first gets the floor of its exact share, then the minor units
+left over go one each to the lines with the largest remainders, ties to the earlier line. The shares always
+sum to the discount, no share exceeds its line's amount, and the same inputs give the same shares.
+Example: 1.00 off lines of 3.00, 3.00 and 3.00 gives exact shares of 33.33... each: floors 33, 33, 33, and the
+one minor unit left goes to the first line (all remainders tie): 34, 33, 33.
 """
 
 from __future__ import annotations
@@ -56,6 +66,33 @@ def line_tax(amount: int, rate_ppm: int, included: bool) -> int:
     if included:
         return amount - round_half_up(amount * PPM, PPM + rate_ppm)
     return round_half_up(amount * rate_ppm, PPM)
+
+
+BASIS_POINTS = 10_000
+"""100 % in basis points: a percent discount's value is from 1 to BASIS_POINTS."""
+
+
+def percent_of(gross: int, basis_points: int) -> int:
+    """`basis_points` (10000 = 100 %) of `gross` minor units, by the module's rounding rule."""
+    if not 0 <= basis_points <= BASIS_POINTS:
+        raise ValueError("a percentage is from 0 to 10000 basis points")
+    return round_half_up(gross * basis_points, BASIS_POINTS)
+
+
+def allocate(total: int, amounts: list[int]) -> list[int]:
+    """`total` shared over `amounts` in proportion to them, by the largest-remainder rule (ties to the earlier
+    amount): the shares sum to `total` and none exceeds its amount. `total` must be from 0 to sum(amounts)."""
+    whole = sum(amounts)
+    if total < 0 or any(amount < 0 for amount in amounts) or total > whole:
+        raise ValueError("allocate takes non-negative amounts and a total from 0 to their sum")
+    if total == 0:
+        return [0] * len(amounts)
+    shares = [total * amount // whole for amount in amounts]
+    remainders = [total * amount % whole for amount in amounts]
+    left = total - sum(shares)
+    for index in sorted(range(len(amounts)), key=lambda i: (-remainders[i], i))[:left]:
+        shares[index] += 1
+    return shares
 
 
 def pro_rata(amount: int, quantity: int, already: int, returning: int) -> int:

@@ -24,6 +24,40 @@ def sale_event(seq: int = 1, store: str = "store-001", total: int = 499) -> Enve
                           "change": {"minor": 0, "currency": "EUR"}})
 
 
+def _eur(minor: int) -> dict[str, Any]:
+    return {"minor": minor, "currency": "EUR"}
+
+
+def sale_v3_body() -> dict[str, Any]:
+    """A sale.completed v3 body with every optional part: a price override and a 10 % line discount on the
+    coffee (2 x 4.50 = 9.00, less 0.90), milk with an attribute, a 1.00 order discount shared 86 / 14 by
+    the largest remainder, tax included at 7 %, a card tender of 5.00 and 4.00 cash (0.61 change)."""
+    tax = {"class": "food", "rate_ppm": 70_000, "included": True}
+    return {
+        "till": "till-1", "session": "s-1", "cashier": "alice", "currency": "EUR",
+        "drawer_session": "0190a3c4-7e1f-7b2a-9c3d-4e5f60718293",
+        "lines": [
+            {"line": "a1b2c3d4e5f6", "sku": "COF-250", "name": "Ground coffee 250 g", "attributes": [["size", "250 g"]],
+             "quantity": 2, "list_price": _eur(499), "unit_price": _eur(450),
+             "override": {"reason": "price match", "approver": "manager"},
+             "discount": {"kind": "percent", "value": 1000, "reason": "loyalty", "amount": _eur(90)},
+             "order_discount": _eur(86), "amount": _eur(724), "catalog_version": 1, "tax": {**tax, "amount": _eur(47)}},
+            {"line": "0f1e2d3c4b5a", "sku": "MLK-1L", "name": "Whole milk 1 l", "attributes": [["size", "1 l"]],
+             "quantity": 1, "list_price": _eur(129), "unit_price": _eur(129), "order_discount": _eur(14),
+             "amount": _eur(115), "catalog_version": 1, "tax": {**tax, "amount": _eur(8)}},
+        ],
+        "order_discount": {"kind": "amount", "value": 100, "reason": "complaint", "amount": _eur(100)},
+        "total": _eur(839), "tax_total": _eur(55),
+        "tenders": [
+            {"id": "0190a3c4-7e1f-7b2a-9c3d-000000000001", "method": "card", "amount": _eur(500),
+             "card": {"reference": "T1-000123", "scheme": "visa", "masked": "************4242", "auth_code": "A1B2C3",
+                      "terminal": "terminal-1", "signature": False}},
+            {"id": "0190a3c4-7e1f-7b2a-9c3d-000000000002", "method": "cash", "amount": _eur(400)},
+        ],
+        "change": _eur(61),
+    }
+
+
 def with_quantity(body: dict[str, Any], quantity: int) -> dict[str, Any]:
     """A sale_event body whose one line sells `quantity` at its unit price, with totals that still add up."""
     line = body["lines"][0]

@@ -28,9 +28,16 @@ from novapos.wire.contract import (
     freeze_missing,
 )
 from novapos.wire.envelope import decode
-from novapos.wire.schemas import DECLARATIONS, SALE_COMPLETED_V1, SALE_COMPLETED_V2, SCHEMAS, SchemaError
+from novapos.wire.schemas import (
+    DECLARATIONS,
+    SALE_COMPLETED_V1,
+    SALE_COMPLETED_V2,
+    SALE_COMPLETED_V3,
+    SCHEMAS,
+    SchemaError,
+)
 from tests import drawer_events
-from tests.events import sale_event
+from tests.events import sale_event, sale_v3_body
 
 AUDIT_BODY = {"action": "till.override", "actor": "bob", "approver": "mia", "till": "till-1", "target": "COF-250",
               "reason": "damaged box", "details": {"from_minor": 499, "to_minor": 399}}
@@ -85,10 +92,10 @@ def test_an_incompatible_change_to_a_frozen_version_fails_naming_the_field(  # t
         tmp_path: Path, path, change, says: str) -> None:
     folder = _frozen_now(tmp_path)
     changed = dataclasses.replace(SALE_COMPLETED_V1, body=_with_field(SALE_COMPLETED_V1.body, path, change))
-    [found] = departures((changed, SALE_COMPLETED_V2, *OTHERS), folder)
+    [found] = departures((changed, SALE_COMPLETED_V2, SALE_COMPLETED_V3, *OTHERS), folder)
     assert found.startswith("sale.completed v1 changed since it was frozen")
     assert says in found
-    assert "add version 3 instead" in found and "keep v1 as frozen" in found
+    assert "add version 4 instead" in found and "keep v1 as frozen" in found
 
 
 def test_a_changed_rule_or_order_is_a_changed_contract(tmp_path: Path) -> None:
@@ -100,19 +107,19 @@ def test_a_changed_rule_or_order_is_a_changed_contract(tmp_path: Path) -> None:
     for variant, says in [(loosened, "body rule 'tax_total': removed"),
                           (reworded, "body rule 'tax_total': formula"),
                           (reordered, "body: its fields are checked in another order")]:
-        [found] = departures((SALE_COMPLETED_V1, dataclasses.replace(SALE_COMPLETED_V2, body=variant), *OTHERS),
-                             folder)
+        [found] = departures((SALE_COMPLETED_V1, dataclasses.replace(SALE_COMPLETED_V2, body=variant),
+                              SALE_COMPLETED_V3, *OTHERS), folder)
         assert found.startswith("sale.completed v2 changed") and says in found, found
 
 
 def test_a_new_version_needs_its_file_and_an_old_one_never_goes(tmp_path: Path) -> None:
     folder = _frozen_now(tmp_path)
-    v3 = Declaration("sale.completed", 3, SALE_COMPLETED_V2.body, "next")
-    [missing] = departures((*DECLARATIONS, v3), folder)
-    assert "sale.completed v3 has no contract file sale.completed.v3.json" in missing
-    assert freeze_missing((*DECLARATIONS, v3), folder) == [folder / "sale.completed.v3.json"]
-    assert departures((*DECLARATIONS, v3), folder) == []
-    [dropped] = departures((SALE_COMPLETED_V2, v3, *OTHERS), folder)
+    v4 = Declaration("sale.completed", 4, SALE_COMPLETED_V3.body, "next")
+    [missing] = departures((*DECLARATIONS, v4), folder)
+    assert "sale.completed v4 has no contract file sale.completed.v4.json" in missing
+    assert freeze_missing((*DECLARATIONS, v4), folder) == [folder / "sale.completed.v4.json"]
+    assert departures((*DECLARATIONS, v4), folder) == []
+    [dropped] = departures((SALE_COMPLETED_V2, SALE_COMPLETED_V3, v4, *OTHERS), folder)
     assert "sale.completed v1 is frozen but no longer declared" in dropped
 
 
@@ -131,7 +138,8 @@ def test_an_unchanged_contract_has_no_changes() -> None:
 def _good(declaration: Declaration) -> dict[str, Any]:
     """A body each declaration accepts."""
     return {("sale.completed", 1): sale_event().body, ("sale.completed", 2): _v2_body(),
-            ("audit.recorded", 1): AUDIT_BODY, ("return.completed", 1): RETURN_BODY,
+            ("sale.completed", 3): sale_v3_body(), ("audit.recorded", 1): AUDIT_BODY,
+            ("return.completed", 1): RETURN_BODY,
             ("drawer.opened", 1): drawer_events.opened(), ("drawer.moved", 1): drawer_events.moved(),
             ("drawer.closed", 1): drawer_events.closed()}[(declaration.type, declaration.v)]
 

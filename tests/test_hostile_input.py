@@ -34,7 +34,7 @@ from novapos.config import HubConfig, StoreConfig
 from novapos.logs import JsonFormatter, PlainFormatter, escape
 from tests.conftest import wait_until
 from tests.console_access import sign_in_admin
-from tests.pos import COFFEE, MILK, sell
+from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, sell
 
 A_UUID = '"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"'
 
@@ -68,11 +68,24 @@ ENDPOINTS = (
     Endpoint("POST", "/api/tills/{till}/session", {"cashier": '"carol"'}),
     Endpoint("DELETE", "/api/tills/{till}/session"),
     Endpoint("POST", "/api/tills/{till}/lines", {"barcode": json.dumps(COFFEE), "quantity": "1"}),
-    Endpoint("DELETE", "/api/tills/{till}/lines/{sku}"),
+    Endpoint("PATCH", "/api/tills/{till}/lines/{line}", {"quantity": "2"}),
+    Endpoint("DELETE", "/api/tills/{till}/lines/{line}"),
+    Endpoint("POST", "/api/tills/{till}/lines/{line}/price",
+             {"unit_minor": "100", "reason": '"price match"', "override": json.dumps(MANAGER_OVERRIDE)},
+             accepts={"override": ("null",)}),
+    Endpoint("POST", "/api/tills/{till}/lines/{line}/discount",
+             {"kind": '"percent"', "value": "1000", "reason": '"loyalty"', "override": json.dumps(MANAGER_OVERRIDE)},
+             accepts={"override": ("null",)}),
+    Endpoint("DELETE", "/api/tills/{till}/lines/{line}/discount"),
+    Endpoint("POST", "/api/tills/{till}/discount", {"kind": '"percent"', "value": "1000", "reason": '"loyalty"'},
+             accepts={"reason": ("another till's cart id",)}),  # a reason is free text: any UUID is one
+    Endpoint("DELETE", "/api/tills/{till}/discount"),
     Endpoint("DELETE", "/api/tills/{till}/cart"),
     Endpoint("POST", "/api/tills/{till}/tenders", {"method": '"cash"', "amount_minor": "100", "id": A_UUID},
              accepts={"id": ("null", "another till's cart id")}),
     Endpoint("DELETE", "/api/tills/{till}/tenders"),
+    Endpoint("DELETE", "/api/tills/{till}/tenders/{tender}"),
+    Endpoint("POST", "/api/tills/{till}/tenders/{tender}/cancel"),
     Endpoint("POST", "/api/tills/{till}/complete", {"cart": A_UUID}),
     Endpoint("POST", "/api/tills/{till}/drawer", {"sale": A_UUID}),
     Endpoint("GET", "/api/tills/{till}/drawer-session"),
@@ -93,7 +106,9 @@ ENDPOINTS = (
     Endpoint("POST", "/api/tills/{till}/returns/lines", {"original_line": "1", "quantity": "1",
                                                          "condition": '"resaleable"'}),
 )
-VALID_PATH = {"till": "till-2", "sku": "MLK-1L", "name": "till.js"}
+VALID_PATH = {"till": "till-2", "sku": "MLK-1L", "name": "till.js", "line": "0123456789ab",
+              "tender": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"}
+"""`line`: a well-formed line id till-2 does not have (a valid price or discount sent to it changes nothing)."""
 
 # (what it is, its JSON text): values a client may put where a name, a number or an id belongs
 HOSTILE_VALUES = [

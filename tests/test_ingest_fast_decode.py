@@ -13,13 +13,15 @@ from typing import Any
 import msgpack
 import pytest
 
+from bench.cart import discounted_v3_body, plain_v3
 from bench.ingest import order
 from hub.ingest import fast_decode
 from novapos.pricing import line_tax
 from novapos.validators import MAX_BIGINT, MAX_LINE_QUANTITY, MAX_MINOR, MAX_TEXT_LENGTH, MAX_TOKEN_LENGTH
 from novapos.wire import schemas
-from novapos.wire.envelope import MAX_TS_MS, MIN_TS_MS, decode
-from tests.events import sale_event, with_quantity
+from novapos.wire.envelope import MAX_TS_MS, MIN_TS_MS, Envelope, decode
+from novapos.wire.ids import uuid7
+from tests.events import sale_event, sale_v3_body, with_quantity
 
 HOSTILE: list[Any] = [
     None, True, False, 0, 1, -1, 2, 3, 9, 1.5, "", " ", "x", "EUR", "eur", "USD", "cash", "card", "a b", "a\x00b",
@@ -45,10 +47,16 @@ def _valid() -> list[dict[str, Any]]:
     excluded.body["change"]["minor"] = 7
     one = sale_event(seq=3)
     three = dataclasses.replace(one, body=with_quantity(copy.deepcopy(one.body), 3))
-    events = [*v2, excluded, one, three]
+    events = [*v2, excluded, one, three, plain_v3(v2[0]), plain_v3(excluded, drawer_session="ds-1"),
+              _v3(sale_v3_body()), _v3(discounted_v3_body(excluded=True))]
     for event in events:
         decode(event.encode())  # each is valid to begin with
     return [msgpack.unpackb(event.encode(), raw=False) for event in events]
+
+
+def _v3(body: dict[str, Any]) -> Envelope:
+    return Envelope(id=uuid7(), type="sale.completed", v=3, tenant="demo", store="store-001", seq=1,
+                    ts=1_700_000_000_000, body=body)
 
 
 def _paths(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
@@ -81,7 +89,7 @@ def _agree(data: bytes) -> bool:
     return fast is None or fast == slow
 
 
-def test_valid_sales_of_both_versions_take_the_fast_path_to_the_same_event() -> None:
+def test_valid_sales_of_every_version_take_the_fast_path_to_the_same_event() -> None:
     for raw in _valid():
         data = bytes(msgpack.packb(raw))
         assert fast_decode.decode(data) == decode(data) is not None

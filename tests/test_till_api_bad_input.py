@@ -86,8 +86,8 @@ async def test_openapi_document_describes_the_sale_flow(store_config: StoreConfi
         assert body("/api/tills/{till}/tenders")["id"]["format"] == "uuid"
         state = (await http.get(f"{edge.url}/api/tills/till-1")).json()
         assert set(document["components"]["schemas"]["TillState"]["properties"]) == set(state)
-        sku = document["paths"]["/api/tills/{till}/lines/{sku}"]["delete"]["parameters"][1]["schema"]
-        assert sku["maxLength"] == MAX_TOKEN_LENGTH and sku["pattern"]
+        line = document["paths"]["/api/tills/{till}/lines/{line}"]["delete"]["parameters"][1]["schema"]
+        assert line["maxLength"] == MAX_TOKEN_LENGTH and line["pattern"]
         page = await http.get(f"{edge.url}/")
         assert page.status_code == 200 and "Complete sale" in page.text
         nursery.cancel_scope.cancel()

@@ -72,10 +72,10 @@ async def test_a_price_change_leaves_the_open_line_at_its_snapshot_and_the_next_
         assert state["total"]["minor"] == 499 + 549
         await http.post(f"{till}/tenders", json={"amount_minor": state["due"]["minor"]})
         receipt = (await http.post(f"{till}/complete", json={"cart": state["cart"]})).json()
-        SCHEMAS[("sale.completed", 2)](without_receipt_fields(receipt))
+        SCHEMAS[("sale.completed", 3)](without_receipt_fields(receipt))
         [event] = await edge.tree.ask("outbox", "pending", 10)
         envelope = decode(event.payload)
-        assert (envelope.type, envelope.v) == ("sale.completed", 2)
+        assert (envelope.type, envelope.v) == ("sale.completed", 3)
         assert envelope.body["lines"] == receipt["lines"] and envelope.body["tax_total"] == receipt["tax_total"]
 
         receipt = await sell(http, edge.url, [(COFFEE, 1)])  # the next customer pays the new price
@@ -100,7 +100,7 @@ async def test_prices_that_exclude_tax_add_it_to_the_total_and_the_sale_passes_t
         {"class": "food", "rate_ppm": 70_000, "included": False, "amount": {"minor": 9, "currency": "EUR"}}]
     assert (receipt["total"]["minor"], receipt["tax_total"]["minor"]) == (998 + 129 + 79, 79)
     assert {line["catalog_version"] for line in receipt["lines"]} == {2}
-    SCHEMAS[("sale.completed", 2)](without_receipt_fields(receipt))
+    SCHEMAS[("sale.completed", 3)](without_receipt_fields(receipt))
     printed = "\n".join(line.text for line in render_receipt(
         "store", {"id": receipt["sale"], "seq": 1, "body": receipt}, datetime(2026, 12, 2, 9, 0)).lines)
     assert "Subtotal" in printed and "11.27 EUR" in printed

@@ -123,7 +123,7 @@ def commit_as_the_till_would(config: StoreConfig, paid: dict[str, Any]) -> str:
     assert isinstance(body, dict)
     outbox = Outbox(config.state_dir / local_db.FILE_NAME, config.tenant, config.store)
     try:
-        return str(outbox.append("sale.completed", 2, body, print_on="receipt-printer", key=cart.id).id)
+        return str(outbox.append("sale.completed", 3, body, print_on="receipt-printer", key=cart.id).id)
     finally:
         outbox.close()
 

@@ -334,8 +334,6 @@ def card_sale_with_cancel_and_split(url: str, cookies: httpx.Cookies, terminal: 
     return stages
 
 
-@pytest.mark.xfail(strict=False, reason="needs card tenders: POST /api/tills/{till}/tenders {method card} and "
-                                        "/tenders/{id}/cancel with live stages (card helper)")
 async def test_a_card_sale_shows_the_terminals_stages_can_be_cancelled_and_splits_with_cash(
         store_config: StoreConfig, tmp_path: Path, http: httpx.AsyncClient) -> None:
     with PaymentTerminalMock(tmp_path / "dev" / "terminal", processing_time=1.0) as terminal:
@@ -519,8 +517,6 @@ def quantities_and_an_order_discount(url: str, cookies: httpx.Cookies) -> dict[s
         return page.summary()
 
 
-@pytest.mark.xfail(strict=False, reason="needs PATCH /api/tills/{till}/lines/{line} and POST /api/tills/{till}/discount "
-                                        "(cart helper)")
 async def test_quantity_buttons_and_an_order_discount(store_config: StoreConfig, http: httpx.AsyncClient) -> None:
     async with trio.open_nursery() as nursery:
         edge = await nursery.start(run_edge, store_config)

@@ -127,6 +127,8 @@ class Offer:
     tax_class: str
     rate_ppm: int
     included: bool
+    attributes: tuple[tuple[str, str], ...] = ()
+    """The variant's (attribute, value) pairs (size, colour), at most 3, shown on its line and receipt."""
 
 
 def catalog_path(state_dir: Path) -> Path:
@@ -293,16 +295,17 @@ class LocalCatalog:
             return str(exc)
 
     def _offer(self, db: sqlite3.Connection, code: str, at_ms: int) -> Offer | str:
-        row = db.execute("SELECT i.sku, i.name, i.tax_class, i.active FROM barcodes b JOIN items i ON i.sku = b.sku "
-                         "WHERE b.barcode = ?", (code,)).fetchone()
+        row = db.execute("SELECT i.sku, i.name, i.tax_class, i.active, i.attributes FROM barcodes b JOIN items i "
+                         "ON i.sku = b.sku WHERE b.barcode = ?", (code,)).fetchone()
         if row is None:
-            row = db.execute("SELECT sku, name, tax_class, active FROM items WHERE sku = ?", (code,)).fetchone()
+            row = db.execute("SELECT sku, name, tax_class, active, attributes FROM items WHERE sku = ?",
+                             (code,)).fetchone()
         if row is None:
             return f"no item has barcode or SKU {code!r} in this store's catalog"
         return self._sellable(db, row, at_ms)
 
-    def _sellable(self, db: sqlite3.Connection, row: tuple[str, str, str, int], at_ms: int) -> Offer | str:
-        sku, name, tax_class, active = row
+    def _sellable(self, db: sqlite3.Connection, row: tuple[str, str, str, int, str], at_ms: int) -> Offer | str:
+        sku, name, tax_class, active, attributes = row
         if not active:
             return f"{name} ({sku}) is no longer sold: it is inactive in the catalog"
         prices = [Price(*price) for price in db.execute(
@@ -320,7 +323,8 @@ class LocalCatalog:
             return "the catalog has no settings (currency, tax) yet: wait for the hub's next version"
         version = db.execute("SELECT catalog_version FROM meta").fetchone()[0]
         return Offer(sku=sku, name=name, catalog_version=version, unit_minor=price.minor, currency=settings[0],
-                     tax_class=tax_class, rate_ppm=rate[0], included=bool(settings[1]))
+                     tax_class=tax_class, rate_ppm=rate[0], included=bool(settings[1]),
+                     attributes=tuple((str(a), str(v)) for a, v in json.loads(attributes)))
 
     def page(self, query: str, after: str, limit: int, at_ms: int) -> tuple[list[Offer | str], list[str], str | None]:
         """Up to `limit` active items whose SKU follows `after`, matching `query` (a SKU or barcode prefix,
@@ -338,8 +342,8 @@ class LocalCatalog:
                 rows = db.execute("SELECT sku FROM items WHERE active AND sku > ? ORDER BY sku LIMIT ?",
                                   (after, limit + 1)).fetchall()
             skus = [row[0] for row in rows[:limit]]
-            offers = [self._sellable(db, db.execute("SELECT sku, name, tax_class, active FROM items WHERE sku = ?",
-                                                    (sku,)).fetchone(), at_ms) for sku in skus]
+            offers = [self._sellable(db, db.execute(
+                "SELECT sku, name, tax_class, active, attributes FROM items WHERE sku = ?", (sku,)).fetchone(), at_ms) for sku in skus]
             barcodes = [(db.execute("SELECT min(barcode) FROM barcodes WHERE sku = ?", (sku,)).fetchone()[0] or "")
                         for sku in skus]
         return offers, barcodes, skus[-1] if len(rows) > limit else None

@@ -1,5 +1,7 @@
 """A completed sale laid out as a printed receipt (42 columns, the common 80 mm font A width).
 
+A v3 line shows its variant (size, colour), a price override and its discounts under it.
+
 A sale of v2 (price locks) shows its tax per class and rate: "incl." under the total when shelf prices
 include it, or a subtotal, the tax and the total when it is added. A v1 sale (printed late, after an
 upgrade) has no tax to show."""
@@ -35,7 +37,7 @@ def render_receipt(store_name: str, event: dict[str, Any], sold_at: datetime) ->
              PrintLine(f"Cashier {sale['cashier']}", align="center"),
              PrintLine("-" * WIDTH)]
     for item in sale["lines"]:
-        lines.append(PrintLine(_row(f"{item['quantity']} x {item['name']}", _money(item["amount"]))))
+        lines.extend(_item_rows(item))
     lines.append(PrintLine("-" * WIDTH))
     lines.extend(_tax_lines(sale))
     for tender in sale["tenders"]:
@@ -43,6 +45,28 @@ def render_receipt(store_name: str, event: dict[str, Any], sold_at: datetime) ->
     lines.append(PrintLine(_row("Change", _money(sale["change"]))))
     lines.append(PrintLine(f"Sale {event['seq']}  {event['id']}", align="center"))
     return PrintDocument(lines=tuple(lines), cut=True)  # the till opens the drawer itself, not via the print queue
+
+
+def _item_rows(item: dict[str, Any]) -> list[PrintLine]:
+    """A sold line: its price before discounts, then (v3) its variant, a price override and each discount it
+    had, so the customer sees what they were given; a plain line is one row."""
+    currency = item["amount"]["currency"]
+    gross = Money(item["unit_price"]["minor"] * item["quantity"], currency).format()
+    rows = [PrintLine(_row(f"{item['quantity']} x {item['name']}", gross))]
+    if item.get("attributes"):
+        rows.append(PrintLine("  " + ", ".join(value for _name, value in item["attributes"])))
+    if "override" in item:
+        rows.append(PrintLine(f"  price {_money(item['list_price'])} -> {_money(item['unit_price'])} "
+                              f"{item['override']['reason']}"[:WIDTH]))
+    if "discount" in item:
+        discount = item["discount"]
+        value = discount["value"]
+        what = (f"{value // 100}%" if value % 100 == 0 else f"{value // 100}.{value % 100:02d}%") \
+            if discount["kind"] == "percent" else "discount"
+        rows.append(PrintLine(_row(f"  {what} {discount['reason']}", f"-{_money(discount['amount'])}")))
+    if item.get("order_discount", {}).get("minor"):
+        rows.append(PrintLine(_row("  order discount", f"-{_money(item['order_discount'])}")))
+    return rows
 
 
 def _percent(rate_ppm: int) -> str:

@@ -22,10 +22,12 @@ new version at any moment; a till reads one whole version per scan.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
+import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,24 +43,32 @@ from actors.storage.audit import record_at_store
 from actors.storage.outbox import Committed
 from actors.storage.saved_tills import SavedTills
 from actors.till import customer_screen
-from actors.till.cart import SAVING_MESSAGE, Cart, restore
+from actors.till import tenders as tendering
+from actors.till.cart import SAVING_MESSAGE, Cart, Discount, restore
 from actors.till.returning import NO_RETURN, ReturnCart, restore_return
+from actors.till.tenders import Tender
 from edge_runtime import Actor
 from novapos import validators
 from novapos.config.cash import CashConfig
 from novapos.config.returns import ReturnsPolicy
+from novapos.config.terminal import TerminalSettings
+from novapos.money import Money
 from novapos.wire.ids import uuid7
 
 log = logging.getLogger(__name__)
 
 SALES = Counter("novapos_edge_sales_completed_total", "Sales committed to the outbox", ["till"])
 VOIDED = Counter("novapos_edge_carts_voided_total", "Carts voided before completion", ["till"])
+CARD_TENDERS = Counter("novapos_edge_card_tenders_total", "Card tenders by how they ended (approved, declined, "
+                       "cancelled, failed) and card reversals done (reversed)", ["till", "outcome"])
 DRAWER_RECOVERIES = Counter("novapos_edge_drawer_recoveries_total",
                             "Drawers opened after their sale, for a pulse lost to a restart", ["till"])
 
 COMMIT_TIMEOUT_S = 30.0  # a slow disk must not turn a committed sale into a crashed till
 RESTORE_ASK_S = 2.0  # how long a starting till waits to learn whether its saved cart was sold
 PULSE_CONFIRM_S = 10.0  # a drawer pulsed through its printer waits up to 5 s for a printer mid-job
+INFLIGHT_STALE_S = 10.0  # a terminal request unanswered this long was lost with its actor: ask again
+REVERSAL_RETRY_S = 2.0  # an owed card reversal the terminal did not confirm is sent again after this
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,7 @@ class TillDevices:
     printer: str | None = None
     drawer: str | None = None
     display: str | None = None
+    terminal: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,16 +89,44 @@ class Pulse:
     deadline: float  # time.monotonic() past which the drawer's answer is overdue
 
 
+@dataclass
+class Reversal:
+    """An approved card whose sale was abandoned: owed back to the customer until the terminal says reversed.
+    Saved with the till, so a restart retries it; `by` and `approver` are audited with it."""
+    tender: Tender
+    by: str
+    approver: str | None
+    next_try: float = 0.0  # time.monotonic() before which it is not sent again
+    failures: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": self.tender.id, "amount_minor": self.tender.amount, "failures": self.failures}
+
+    def to_saved(self) -> dict[str, Any]:
+        return {"tender": self.tender.to_saved(), "by": self.by, "approver": self.approver}
+
+
+@dataclass
+class CardWork:
+    """The till's business with its card terminal: which one, how, what was asked and not yet answered
+    (tender id -> time.monotonic() of the request), and the reversals owed."""
+    terminal: str | None
+    settings: TerminalSettings
+    inflight: dict[str, float] = field(default_factory=dict)
+    reversals: list[Reversal] = field(default_factory=list)
+    ticking: bool = False
+
+
 class TillActor(Actor):
     """State of one till; its public methods are the till's protocol (answers are plain dicts)."""
 
     def __init__(self, till_id: str, currency: str, catalog: tuple[Path, str], store_name: str,
                  devices: TillDevices, notify: Notify, db_path: Path, max_change_minor: int, *,
-                 cash: CashConfig | None = None, returns: ReturnsPolicy | None = None,
-                 terminal: str | None = None) -> None:
-        """`catalog`: the local catalog's file and the store's region (its prices and tax rates). `cash`: the
-        store's cash control; `returns`: the store's returns policy; `terminal`: the payment terminal a card
-        refund goes through."""
+                 terminal: TerminalSettings, cash: CashConfig | None = None,
+                 returns: ReturnsPolicy | None = None) -> None:
+        """`catalog`: the local catalog's file and the store's region (its prices and tax rates); `terminal`: how
+        the till works its card terminal (the store's [terminal] settings); `cash`: the store's cash control;
+        `returns`: the store's returns policy."""
         super().__init__()
         self._db_path = db_path
         self._saved: SavedTills | None = None
@@ -107,8 +146,8 @@ class TillActor(Actor):
         self._cash = cash or CashConfig()
         self._desk: DrawerDesk | None = None  # the drawer session (actors.cash): opened in started()
         self._returns = returns or ReturnsPolicy()
-        self._terminal = terminal
         self._return: ReturnCart | None = None  # the till holds a sale cart, or this return in its place
+        self._cards = CardWork(devices.terminal, terminal)
 
     def started(self) -> None:
         self._saved = SavedTills(self._db_path)
@@ -117,6 +156,7 @@ class TillActor(Actor):
         if saved is not None:
             self._restore(saved)
             self._save()  # what the restore dropped stays dropped: its warnings are not repeated every start
+        self._card_work()  # a card pending or a reversal owed before the restart: ask the terminal how it ended
 
     def stopping(self) -> None:
         self._catalog.close()
@@ -134,7 +174,8 @@ class TillActor(Actor):
         cart = {**NO_RETURN, **self._cart.summary()} if self._return is None else self._return.summary()
         return {"till": self.till_id, "session": self._session, **cart,
                 "drawer_owed": None if self._pulsing(self._drawer_owed) else self._drawer_owed,
-                "drawer_session": self.desk.state()}
+                "drawer_session": self.desk.state(),
+                "card_reversals": [owed.summary() for owed in self._cards.reversals]}
 
     @property
     def _open_cart(self) -> Cart | ReturnCart:
@@ -169,12 +210,83 @@ class TillActor(Actor):
             return Rejected("not_found", offer)
         return self._open_cart.add(offer, quantity) or self._changed()
 
-    def remove_line(self, sku: str) -> dict[str, Any] | Rejected:
-        """Take a line off the cart: scanned by mistake, or the customer changed their mind."""
-        return self._no_session() or self._open_cart.remove(sku) or self._changed()
+    def remove_line(self, line: str) -> dict[str, Any] | Rejected:
+        """Take a line off the cart by its id: scanned by mistake, or the customer changed their mind. While a
+        return is open, the return cart takes items off by SKU: a new line's id is its SKU there."""
+        if self._return is not None:
+            line = next((new.sku for new in self._return.lines if new.id == line), line)
+        return self._no_session() or self._open_cart.remove(line) or self._changed()
 
-    def void_cart(self) -> dict[str, Any] | Rejected:
-        """Abandon the cart (the customer left): its lines and any cash taken go, and a new cart begins.
+    def _selling(self) -> Rejected | None:
+        """Quantities, price overrides and discounts are for a sale's lines, not while a return is open."""
+        if self._return is not None:
+            return Rejected("conflict", "a return is open at this till: complete or cancel it before changing "
+                                        "quantities, prices or discounts")
+        return self._no_session()
+
+    def set_quantity(self, line_id: str, quantity: int) -> dict[str, Any] | Rejected:
+        return self._selling() or self._cart.set_quantity(line_id, quantity) or self._changed()
+
+    def override_price(self, line_id: str, unit_minor: int, reason: str, actor: str,
+                       approver: str | None) -> dict[str, Any] | Rejected:
+        """Sell a line at another unit price, with a reason; audited as till.price_override (old and new price,
+        who did it and the manager who approved it). The line records its approver (the actor when their own
+        role allows overrides)."""
+        def change() -> Rejected | None:
+            before = self._cart.override_price(line_id, unit_minor, reason, approver or actor)
+            if isinstance(before, Rejected):
+                return before
+            return self._audit("till.price_override", actor, approver, before.sku, reason, {
+                "line": line_id, "list_minor": before.offer.unit_minor, "old_minor": before.unit_minor,
+                "new_minor": unit_minor, "quantity": before.quantity})
+        return self._selling() or self._audited(change) or self._changed()
+
+    def discount_line(self, line_id: str, discount: Discount | None, actor: str,
+                      approver: str | None) -> dict[str, Any] | Rejected:
+        """Set (a Discount) or take off (None) a line's discount; a discount given is audited as till.discount."""
+        def change() -> Rejected | None:
+            if (refused := self._cart.discount_line(line_id, discount)) is not None or discount is None:
+                return refused
+            line = self._cart.line(line_id)
+            assert not isinstance(line, Rejected)
+            return self._audit("till.discount", actor, approver, line.sku, discount.reason, {
+                "scope": "line", "line": line_id, "kind": discount.kind, "value": discount.value,
+                "amount_minor": line.discount_minor})
+        return self._selling() or self._audited(change) or self._changed()
+
+    def discount_order(self, discount: Discount | None, actor: str,
+                       approver: str | None) -> dict[str, Any] | Rejected:
+        """Set or take off the order discount; a discount given is audited as till.discount."""
+        def change() -> Rejected | None:
+            if (refused := self._cart.discount_order(discount)) is not None or discount is None:
+                return refused
+            return self._audit("till.discount", actor, approver, self._cart.id, discount.reason, {
+                "scope": "order", "kind": discount.kind, "value": discount.value,
+                "amount_minor": sum(line.order_share for line in self._cart.lines)})
+        return self._selling() or self._audited(change) or self._changed()
+
+    def _audited(self, change: Any) -> Rejected | None:
+        """Run a privileged change of the cart and its audit record together: when the record cannot be
+        written, the cart is put back as it was (no unaudited override or discount)."""
+        before = copy.deepcopy(self._cart)
+        refused: Rejected | None = change()
+        if refused is not None:
+            self._cart = before
+        return refused
+
+    def _audit(self, action: str, actor: str, approver: str | None, target: str, reason: str,
+               details: dict[str, Any]) -> Rejected | None:
+        recorded = record_at_store(self.registry, action, actor, self.till_id, approver=approver, target=target,
+                                   reason=reason, details=details)
+        if isinstance(recorded, Rejected):
+            log.warning("till %s: %s not recorded, so not done: %s", self.till_id, action, recorded.message)
+            return recorded
+        return None
+
+    def void_cart(self, by: str | None = None, approver: str | None = None) -> dict[str, Any] | Rejected:
+        """Abandon the cart (the customer left): its lines and any cash taken go, every approved card is
+        reversed at the terminal (owed, saved and retried until it is), and a new cart begins. A void after
+        tendering began is audited (till.void) with `by` and the `approver` whose override allowed it.
 
         Nothing is committed, so the old cart's id can never complete; it is logged and counted."""
         if self._return is not None:
@@ -182,6 +294,10 @@ class TillActor(Actor):
         if (refused := self._no_session() or self._cart.may_void()) is not None:
             return refused
         assert self._session is not None
+        if self._cart.tenders.began():
+            taken = self._cart.void_tenders()
+            assert not isinstance(taken, Rejected)  # may_void refused a pending card; something was taken
+            self._owe_reversals(taken, by or self._session["cashier"], approver, f"cart {self._cart.id} voided")
         voided, self._cart = self._cart, self._new_cart()
         VOIDED.labels(self.till_id).inc()
         log.warning("till %s: cart %s voided by %s: %d lines, total %s, cash given back %s", self.till_id,
@@ -199,9 +315,221 @@ class TillActor(Actor):
         self._session = None
         return self._changed()
 
-    def void_tenders(self) -> dict[str, Any] | Rejected:
-        """Undo the tenders taken for the current cart (the cash goes back to the customer)."""
-        return self._open_cart.give_cash_back() or self._changed()
+    def void_tenders(self, by: str | None = None, approver: str | None = None) -> dict[str, Any] | Rejected:
+        """Undo the tenders taken for the current cart: the cash goes back to the customer, approved cards
+        are reversed at the terminal (audited till.void with `by` and `approver`)."""
+        if (refused := self._no_session()) is not None:
+            return refused
+        assert self._session is not None
+        if self._return is not None:  # a return takes cash only (an exchange that costs more)
+            return self._return.give_cash_back() or self._changed()
+        taken = self._cart.void_tenders()
+        if isinstance(taken, Rejected):
+            return taken
+        self._owe_reversals(taken, by or self._session["cashier"], approver, f"tenders of cart {self._cart.id} voided")
+        return self._changed()
+
+    # -- cards -------------------------------------------------------------------------------
+
+    def tender_card(self, amount_minor: int, tender_id: str) -> dict[str, Any] | Rejected:
+        """Start a card payment of `amount_minor` (at most what is due) at the till's terminal, under the
+        reference derived from `tender_id`. Saved before the terminal hears of it, so a crash leaves a
+        pending tender whose STATUS tells how it ended; a resend of the same id starts nothing."""
+        if (refused := self._no_session()) is not None:
+            return refused
+        if self._cards.terminal is None:
+            return Rejected("conflict", f"till {self.till_id} has no card terminal: take cash")
+        known = self._cart.tenders.find(tender_id) is not None
+        tender = self._cart.start_card(amount_minor, tender_id, self._cards.terminal, int(time.time() * 1000))
+        if isinstance(tender, Rejected):
+            return tender
+        if known:
+            return self.state()
+        state = self._changed()
+        log.info("till %s: card tender %s of %s started", self.till_id, tender.id, self._money(tender.amount))
+        self._to_terminal(tender, "pay")
+        return state
+
+    def cancel_tender(self, tender_id: str) -> dict[str, Any] | Rejected:
+        """Cancel a card payment still waiting for the card (the customer changed their mind): the terminal
+        cancels it, and the tender shows cancelled once its STATUS says so. A payment already processing
+        cannot be cancelled: the issuer decides, and an approval is then voided like any other."""
+        tender = self._cart.tenders.find(tender_id)
+        if tender is None:
+            return Rejected("not_found", "this cart has no such tender")
+        if tender.state != "pending":
+            return self.state() if tender.state == "cancelled" else Rejected(
+                "conflict", f"this tender is {tender.state}: only a card payment in progress can be cancelled")
+        if tender.stage == "processing":
+            return Rejected("conflict", "the card is being processed: wait for the answer, then void it if needed")
+        if tender.cancel is None:
+            tender.cancel = "cashier"
+            self._save()
+        self._to_terminal(tender, "cancel")
+        return self.state()
+
+    def remove_tender(self, tender_id: str, by: str | None = None, approver: str | None = None) -> dict[str, Any] | Rejected:
+        """Give back one tender: cash by hand, a card approval reversed at the terminal (audited till.void)."""
+        if (refused := self._no_session()) is not None:
+            return refused
+        assert self._session is not None
+        tender = self._cart.remove_tender(tender_id)
+        if isinstance(tender, Rejected):
+            return tender
+        self._owe_reversals([tender] if tender.method == "card" else [], by or self._session["cashier"], approver,
+                            f"tender {tender.id} of cart {self._cart.id} voided")
+        return self._changed()
+
+    def _owe_reversals(self, cards: list[Tender], by: str, approver: str | None, what: str) -> None:
+        """Audit the void (till.void) and owe a reversal for each approved card: saved with the till at the
+        caller's _changed(), sent now, and retried until the terminal says reversed."""
+        card_minor = sum(card.amount for card in cards)
+        self._record("till.void", by, approver, target=self._cart.id, reason=what,
+                    details={"cards": len(cards), "card_minor": card_minor})
+        for card in cards:
+            self._cards.reversals.append(Reversal(card, by, approver))
+        self._card_work()
+
+    def refund_to_card(self, amount_minor: int, reference: str, refund_id: str) -> dict[str, Any]:
+        """The returns' path to the terminal: refund `amount_minor` to the card of the payment `reference`,
+        under the terminal reference derived from `refund_id` (idempotent: a resend refunds once). Answers
+        the terminal's answer (actors.devices.terminal: `answered`, stage...); an unanswered refund is asked
+        again with the same refund_id, never a new one. Blocks this till's mailbox for one terminal round
+        trip (at most its gone-detection, about 3 s)."""
+        if self._cards.terminal is None:
+            return {"answered": False, "refused": None, "message": f"till {self.till_id} has no card terminal"}
+        log.info("till %s: refund %s of %s to the card of payment %s", self.till_id, refund_id,
+                 self._money(amount_minor), reference)
+        try:
+            answer: dict[str, Any] = self.registry.ask(
+                device_actor_name(self._cards.terminal), "refund", amount_minor, self.currency,
+                tendering.reference_for(refund_id), timeout=10.0)
+        except (LookupError, pykka.Timeout) as exc:
+            return {"answered": False, "refused": None, "message": f"terminal unreachable: {type(exc).__name__}"}
+        return answer
+
+    def _to_terminal(self, tender: Tender, op: str) -> None:
+        """Tell the terminal actor to do `op` for this tender; it answers through terminal_answer."""
+        assert tender.card is not None and self._cards.terminal is not None
+        self._cards.inflight[tender.id] = time.monotonic()
+        try:
+            told = self.registry.tell(device_actor_name(self._cards.terminal), "request", op, tender.card.reference,
+                                      tender.amount, self.currency, self.actor_name, tender.id)
+        except LookupError:
+            told = False
+        if not told:  # unplugged: the card stays as it was, and the next round asks again
+            del self._cards.inflight[tender.id]
+            self._terminal_silent(tender, "the terminal is unplugged")
+        self._card_work()
+
+    def _terminal_silent(self, tender: Tender, why: str) -> None:
+        if tender.state == "pending" and tender.stage != "unreachable":
+            log.warning("till %s: card tender %s: %s; it stays pending until the terminal answers", self.till_id,
+                        tender.id, why)
+            tender.stage, tender.message = "unreachable", tendering.STAGE_WORDS["unreachable"]
+            self._changed(show=False)
+
+    def terminal_answer(self, tender_id: str, op: str, answer: dict[str, Any]) -> None:
+        """From the terminal actor: how `op` for the tender `tender_id` went (a pending card or an owed reversal)."""
+        self._cards.inflight.pop(tender_id, None)
+        owed = next((owed for owed in self._cards.reversals if owed.tender.id == tender_id), None)
+        if owed is not None:
+            self._reversal_answer(owed, answer)
+            return
+        tender = self._cart.tenders.find(tender_id)
+        if tender is None or tender.state != "pending":
+            return  # an answer for a tender already settled (a late duplicate)
+        if not answer.get("answered"):
+            if op == "pay" and answer.get("refused"):  # the terminal refused to start it: nothing was charged
+                tender.state, tender.stage = "failed", ""
+                tender.message = ("the terminal is busy with another payment: finish it there, then try again"
+                                  if answer["refused"] == "BUSY" else f"the terminal refused: {answer.get('message')}")
+                CARD_TENDERS.labels(self.till_id, "failed").inc()
+                self._changed()
+            else:
+                self._terminal_silent(tender, str(answer.get("message")))
+            return
+        if tendering.settle(tender, answer):
+            if tender.state != "pending":
+                CARD_TENDERS.labels(self.till_id, tender.state).inc()
+                log.info("till %s: card tender %s %s (%s)", self.till_id, tender.id, tender.state, tender.message)
+            self._changed()
+
+    def _reversal_answer(self, owed: Reversal, answer: dict[str, Any]) -> None:
+        stage = answer.get("stage")
+        if answer.get("answered") and stage in ("reversed", "cancelled", "declined", "error", "idle"):
+            self._cards.reversals.remove(owed)
+            card = owed.tender
+            if stage == "reversed":
+                self._record("till.card_reversed", owed.by, owed.approver, target=card.id,
+                            reason="sale abandoned after the card was approved", key=f"card_reversed:{card.id}",
+                            details={"amount_minor": card.amount, "reference": card.card.reference if card.card else ""})
+                CARD_TENDERS.labels(self.till_id, "reversed").inc()
+                log.info("till %s: card tender %s reversed at the terminal", self.till_id, card.id)
+            else:  # never approved after all: nothing to give back
+                log.warning("till %s: card tender %s needs no reversal: the terminal says %s", self.till_id, card.id, stage)
+            self._changed(show=False)
+            return
+        owed.next_try = time.monotonic() + REVERSAL_RETRY_S
+        if owed.failures == 0:
+            log.warning("till %s: the reversal of card tender %s is owed and will be retried: %s", self.till_id,
+                        owed.tender.id, answer.get("message") or f"the terminal says {stage}")
+        owed.failures += 1
+
+    def card_tick(self) -> None:
+        """Every poll_ms while a card is pending or a reversal owed: ask the terminal what is not asked yet."""
+        self._cards.ticking = False
+        now = time.monotonic()
+        for owed in list(self._cards.reversals):
+            if owed.tender.id not in self._cards.inflight and now >= owed.next_try:
+                self._send_reversal(owed)
+        tender = self._cart.tenders.pending()
+        if tender is not None and now - self._cards.inflight.get(tender.id, -INFLIGHT_STALE_S) >= INFLIGHT_STALE_S:
+            waited_s = time.time() - tender.started_ms / 1000
+            if tender.cancel is None and waited_s > self._cards.settings.timeout_s and tender.stage == "waiting_for_card":
+                tender.cancel = "timeout"
+                self._save()
+                log.warning("till %s: card tender %s timed out after %.0f s without a card: cancelling it",
+                            self.till_id, tender.id, waited_s)
+            self._to_terminal(tender, "cancel" if tender.cancel and tender.stage == "waiting_for_card" else "status")
+        self._card_work()
+
+    def _send_reversal(self, owed: Reversal) -> None:
+        assert owed.tender.card is not None and self._cards.terminal is not None
+        self._cards.inflight[owed.tender.id] = time.monotonic()
+        try:
+            told = self.registry.tell(device_actor_name(self._cards.terminal), "request", "void",
+                                      owed.tender.card.reference, owed.tender.amount, self.currency,
+                                      self.actor_name, owed.tender.id)
+        except LookupError:
+            told = False
+        if not told:
+            del self._cards.inflight[owed.tender.id]
+            owed.next_try = time.monotonic() + REVERSAL_RETRY_S
+
+    def _card_work(self) -> None:
+        """Schedule the next card_tick if a card is pending or a reversal owed (one tick at a time); never
+        without a terminal (a config that lost it: the restore logged what is owed)."""
+        if self._cards.terminal is None:
+            return
+        if not self._cards.ticking and (self._cart.tenders.pending() is not None or self._cards.reversals):
+            self._cards.ticking = True
+            self.send_after(self._cards.settings.poll_ms / 1000, "card_tick")
+
+    def _record(self, action: str, by: str, approver: str | None, **record: Any) -> None:
+        """Record `action` in the store's audit log; a refusal (a name that is not a login) is logged, not raised:
+        the money side has happened and must not be undone by its record."""
+        try:
+            done = record_at_store(self.registry, action, by, self.till_id, approver=approver, **record)
+        except pykka.Timeout:  # a busy disk: the record may still land; the cashier is not held up for it
+            log.error("till %s: the audit record %s by %s is not confirmed saved (the outbox is slow)", self.till_id,
+                      action, by)
+            return
+        if isinstance(done, Rejected):
+            log.error("till %s: could not audit %s by %s: %s", self.till_id, action, by, done.message)
+
+    def _money(self, minor: int) -> str:
+        return Money(minor, self.currency).format()
 
     def scan(self, barcode: str, scanner: str) -> dict[str, Any] | Rejected:
         """A barcode from a scanner bound to this till: one of that item, and the page hears of it."""
@@ -232,13 +560,11 @@ class TillActor(Actor):
         if self._return is not None:
             return self._complete_return(self._return)
         cart = self._cart
-        body = cart.checkout(self.till_id, self._session["id"], self._session["cashier"])
+        body = cart.checkout(self.till_id, self._session["id"], self._session["cashier"], self._drawer_session())
         if isinstance(body, Rejected):
             return body
-        if (drawer_session := self._drawer_session()) is not None:  # v3 declares it; v2 carries it unchecked
-            body["drawer_session"] = drawer_session
         try:
-            committed = self.registry.ask("outbox", "append", "sale.completed", 2, body, print_on=self._printer,
+            committed = self.registry.ask("outbox", "append", "sale.completed", 3, body, print_on=self._printer,
                                           key=cart.id, timeout=COMMIT_TIMEOUT_S)
         except pykka.Timeout:
             log.warning("till %s: the sale of cart %s is not saved after %.0f s (a slow or locked disk); the cart is "
@@ -268,7 +594,7 @@ class TillActor(Actor):
         done yet either."""
         sale = str(committed.id)
         self._cart = self._new_cart()
-        self._drawer_owed = sale if self._drawer is not None and cart.tendered else None  # no cash, no drawer
+        self._drawer_owed = sale if self._drawer is not None and cart.took_cash() else None  # no cash, no drawer
         self._save()  # before any pulse: a kill -9 from here on leaves the pulse owed, not forgotten
         receipt = self._receipt(committed, cart.id)
         SALES.labels(self.till_id).inc()
@@ -386,7 +712,7 @@ class TillActor(Actor):
         return self._receipt(committed, ret.id)
 
     def _refund_card(self, ret: ReturnCart, original: str | None) -> Rejected | None:
-        if self._terminal is None:
+        if self._cards.terminal is None:
             return Rejected("conflict", "the sale was paid by card and the store refunds to the original card, but "
                                         "this till has no payment terminal: take the return at a till with one")
         assert self._session is not None
@@ -399,19 +725,17 @@ class TillActor(Actor):
         refused = self.registry.ask(RETURNS_NAME, "check", trial, timeout=COMMIT_TIMEOUT_S)
         if refused is not None:
             return refused
-        refund_id = str(uuid7())
-        reference = refund_id.replace("-", "")
-        try:
-            status = self.registry.ask(device_actor_name(self._terminal), "refund", ret.refund(), self.currency,
-                                       reference, timeout=COMMIT_TIMEOUT_S)
-        except (LookupError, pykka.Timeout):
-            return Rejected("conflict", f"payment terminal {self._terminal} is not answering: check it, then "
-                                        "complete the return again")
+        refund_id = str(uuid.uuid5(uuid.UUID(ret.id), "card refund"))  # a retry refunds under the same reference
+        reference = tendering.reference_for(refund_id)
+        status = self.refund_to_card(ret.refund(), original or reference, refund_id)
+        if not status.get("answered"):
+            return Rejected("conflict", f"payment terminal {self._cards.terminal} did not answer: check it, then "
+                                        "complete the return again (the card is refunded once, whatever happened)")
         if status.get("stage") != "approved":
             return Rejected("conflict", f"the card refund was not made ({status.get('message') or status.get('stage')})"
                                         ": complete the return again to retry")
         ret.card_refund = {"id": refund_id, "reference": reference, "original_reference": original or reference,
-                           "scheme": "card", "masked": status.get("masked_card") or "****"}
+                           "scheme": status.get("scheme") or "card", "masked": status.get("masked_card") or "****"}
         self._save()
         return None
 
@@ -438,6 +762,7 @@ class TillActor(Actor):
         cashier name ends the session, a line without a valid price lock is lost, and a cart that
         was completed just before the restart (its sale is on disk) gives way to a new one, its drawer
         pulse owed."""
+        self._restore_reversals(saved.get("card_reversals"))
         owed = saved.get("drawer_owed")
         try:
             self._drawer_owed = None if owed is None else validators.uuid_text("saved drawer_owed", owed)
@@ -466,7 +791,7 @@ class TillActor(Actor):
             done = None
         if done is not None:
             log.info("till %s: cart %s was completed before the restart; starting a new cart", self.till_id, cart.id)
-            if self._drawer is not None and cart.tendered and self._drawer_owed != str(done.id):
+            if self._drawer is not None and cart.took_cash() and self._drawer_owed != str(done.id):
                 self._drawer_owed = str(done.id)
                 log.warning("till %s: the drawer of sale %s may not have opened before the restart: a resent "
                             "completion, or open_drawer_for_sale, opens it once", self.till_id, done.id)
@@ -503,6 +828,27 @@ class TillActor(Actor):
         self._return = ret
         log.info("till %s: carried on with return %s after a restart%s", self.till_id, ret.id,
                  " (its card refund is already made)" if ret.card_refund is not None else "")
+
+    def _restore_reversals(self, saved: Any) -> None:
+        """The card reversals owed before the restart: each is sent again (VOID is idempotent)."""
+        for index, raw in enumerate(saved if isinstance(saved, list) else []):
+            try:
+                if not isinstance(raw, dict):
+                    raise validators.Invalid(f"saved reversal {index}", "must be an object")
+                problems: list[str] = []
+                tenders = tendering.restore([raw.get("tender")], self.currency, self._max_change, problems)
+                if problems:
+                    raise validators.Invalid(f"saved reversal {index}", problems[0])
+                approver = raw.get("approver")
+                self._cards.reversals.append(Reversal(
+                    tenders.items[0], validators.text(f"saved reversal {index} by", raw.get("by")),
+                    None if approver is None else validators.text(f"saved reversal {index} approver", approver)))
+            except validators.Invalid as exc:  # never silently: the money may still be on the customer's card
+                log.error("till %s: a saved card reversal cannot be read, reverse it at the terminal by hand: %s",
+                          self.till_id, exc)
+        if self._cards.reversals and self._cards.terminal is None:
+            log.error("till %s: %d card reversals are owed but the till has no terminal configured: they wait until "
+                      "one is", self.till_id, len(self._cards.reversals))
 
     @staticmethod
     def _receipt(committed: Committed, cart_id: str) -> dict[str, Any]:
@@ -614,7 +960,7 @@ class TillActor(Actor):
 
     def drawer_close(self, cashier: str, counts: dict[int, int], approver: str | None) -> dict[str, Any] | Rejected:
         """The blind close; refused while a cart has lines or money taken. The answer is the Z report."""
-        if self._cart.lines or self._cart.tendered:
+        if self._cart.lines or self._cart.tenders.began():
             return Rejected("conflict", "a sale is open: complete it or void the cart before closing the drawer")
         z = self.desk.close(self.registry, cashier, counts, approver, self._printer)
         if not isinstance(z, Rejected):
@@ -625,7 +971,8 @@ class TillActor(Actor):
         assert self._saved is not None
         self._saved.save(self.till_id, {"session": self._session, "cart": self._cart.to_saved(),
                                         "drawer_owed": self._drawer_owed,
-                                        "return": None if self._return is None else self._return.to_saved()})
+                                        "return": None if self._return is None else self._return.to_saved(),
+                                        "card_reversals": [owed.to_saved() for owed in self._cards.reversals]})
 
     def _changed(self, show: bool = True) -> dict[str, Any]:
         self._save()

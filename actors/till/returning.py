@@ -358,11 +358,11 @@ def restore_return(saved: Mapping[str, Any], currency: str, max_change: int,
             problems.append(f"saved return item {index}: {refused.message}")
     for index, raw in enumerate(_list(saved.get("lines"))):
         try:
-            offer, quantity = _saved_line(f"saved return line {index}", raw, currency)
+            line = _saved_line(f"saved return line {index}", raw, currency)  # with its id, as saved
         except v.Invalid as exc:
             problems.append(str(exc))
             continue
-        cart.lines.append(Line(offer, quantity))
+        cart.lines.append(line)
     cart._price()
     cart.card_refund = card  # after the items: a card refund freezes the cart
     for index, raw in enumerate(_list(saved.get("tendered"))):

@@ -1,4 +1,4 @@
-"""Ingested sales move stock: each line of a sale.completed (v1 or v2) takes its quantity off the selling
+"""Ingested sales move stock: each line of a sale.completed (v1, v2 or v3) takes its quantity off the selling
 store's floor location, in the inbox's transaction (so exactly once: a replayed event never reaches here).
 
 Nothing is refused: a sale happened. A SKU the catalog does not know moves stock all the same (flag

@@ -1,4 +1,5 @@
-"""Sales: completed sales from the stores (sale.completed v1 and v2), their lines with price locks and tenders, the
+"""Sales: completed sales from the stores (sale.completed v1, v2 and v3), their lines with price locks, overrides and
+discounts, and tenders, the
 per-store takings, and the price differences replay validation found (hub/sales/replay.py), listed for review."""
 
 from pathlib import Path

@@ -1,13 +1,16 @@
 """Completed sales from the stores, written to PostgreSQL as sales, lines and tenders, with the
 per-store takings the console shows kept current in the same transaction.
 
-Both versions of sale.completed land while stores upgrade: a v2 line keeps its price lock (catalog version,
-tax class, rate, included, tax amount) and a v2 sale its tax total; a v1 sale has NULL there. Every line is
-then checked against the catalog (hub.sales.replay) in the same transaction. Set-based throughout: one COPY
+Every version of sale.completed lands while stores upgrade: a v2 line keeps its price lock (catalog version,
+tax class, rate, included, tax amount) and a v2 sale its tax total; a v1 sale has NULL there. A v3 line adds its
+list price (the lock), attributes, price override, discount and order discount share, a v3 sale its order
+discount and drawer session, a v3 tender its id and card details: what changed a price is stored as such.
+Every line is then checked against the catalog (hub.sales.replay) in the same transaction. Set-based throughout: one COPY
 per table per batch, one query for the catalog, one statement for the takings."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -42,20 +45,26 @@ async def apply_sales(conn: asyncpg.Connection, events: Sequence[Envelope]) -> N
             event.id, event.tenant, event.store, event.seq, body["till"], body["session"], body["cashier"],
             body["currency"], body["total"]["minor"], tendered, body["change"]["minor"],
             datetime.fromtimestamp(event.ts / 1000, tz=UTC), clock_suspect(event.ts, now_ms),
-            event.v, None if tax_total is None else tax_total["minor"],
+            event.v, None if tax_total is None else tax_total["minor"], body.get("drawer_session"),
+            *_discount(body.get("order_discount")),
         ))
         for number, line in enumerate(body["lines"], 1):
             lines.append((event.id, number, line["sku"], line["name"], line["quantity"],
-                          line["unit_price"]["minor"], line["amount"]["minor"], *_price_lock(line)))
+                          line["unit_price"]["minor"], line["amount"]["minor"], *_price_lock(line), *_changes(line)))
         for number, tender in enumerate(body["tenders"], 1):
-            tenders.append((event.id, number, tender["method"], tender["amount"]["minor"]))
+            card = tender.get("card")
+            tenders.append((event.id, number, tender["method"], tender["amount"]["minor"], tender.get("id"),
+                            *((None,) * len(CARD_FIELDS) if card is None else (card[name] for name in CARD_FIELDS))))
     await conn.copy_records_to_table("sales", records=sales, columns=[
         "event_id", "tenant", "store", "seq", "till", "session", "cashier", "currency",
-        "total_minor", "tendered_minor", "change_minor", "completed_at", "clock_suspect", "v", "tax_total_minor"])
+        "total_minor", "tendered_minor", "change_minor", "completed_at", "clock_suspect", "v", "tax_total_minor",
+        "drawer_session", "order_discount_kind", "order_discount_value", "order_discount_reason",
+        "order_discount_minor"])
     await conn.copy_records_to_table("sale_lines", records=lines, columns=[
-        "event_id", "line_no", "sku", "name", "quantity", "unit_price_minor", "amount_minor", *PRICE_LOCK_COLUMNS])
+        "event_id", "line_no", "sku", "name", "quantity", "unit_price_minor", "amount_minor", *PRICE_LOCK_COLUMNS,
+        *CHANGE_COLUMNS])
     await conn.copy_records_to_table("sale_tenders", records=tenders, columns=[
-        "event_id", "tender_no", "method", "amount_minor"])
+        "event_id", "tender_no", "method", "amount_minor", "tender_id", *(f"card_{name}" for name in CARD_FIELDS)])
     await _count_takings(conn, events)
     await replay.validate(conn, events)
 
@@ -69,6 +78,27 @@ def _price_lock(line: dict[str, Any]) -> tuple[Any, ...]:
     if tax is None:
         return (None,) * len(PRICE_LOCK_COLUMNS)
     return line["catalog_version"], tax["class"], tax["rate_ppm"], tax["included"], tax["amount"]["minor"]
+
+
+CHANGE_COLUMNS = ("line_id", "attributes", "list_price_minor", "override_reason", "override_approver", "discount_kind",
+                  "discount_value", "discount_reason", "discount_minor", "order_discount_minor")
+CARD_FIELDS = ("reference", "scheme", "masked", "auth_code", "terminal", "signature")
+
+
+def _discount(discount: dict[str, Any] | None) -> tuple[Any, ...]:
+    """A v3 discount as (kind, value, reason, amount); (NULL, NULL, NULL, 0) when there is none."""
+    if discount is None:
+        return None, None, None, 0
+    return discount["kind"], discount["value"], discount["reason"], discount["amount"]["minor"]
+
+
+def _changes(line: dict[str, Any]) -> tuple[Any, ...]:
+    """A v3 line's id, attributes, list price, override and discounts as their columns (NULLs and 0s before v3)."""
+    if "list_price" not in line:
+        return None, None, None, None, None, None, None, None, 0, 0
+    override = line.get("override") or {}
+    return (line["line"], json.dumps(line["attributes"]), line["list_price"]["minor"], override.get("reason"),
+            override.get("approver"), *_discount(line.get("discount")), line["order_discount"]["minor"])
 
 
 async def _count_takings(conn: asyncpg.Connection, events: Sequence[Envelope]) -> None:

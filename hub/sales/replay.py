@@ -5,7 +5,10 @@ the order for a person to review, and the sale stays as sold (never silently cor
 The authority for a line of store s (of region r) sold at time t: the SKU's price in force at t by
 novapos.pricing.effective_price (store over region over tenant, latest effective_from <= t), its product's
 tax class, that class's rate in r (tax_rates), and the tenant's prices_include_tax. A v2 line is checked on
-all of these; a v1 line (an older store's, no price lock) on its unit price only. A tenant whose catalog the
+all of these; a v1 line (an older store's, no price lock) on its unit price only. A v3 line is checked on its
+LIST price (the price lock it was scanned at), not its unit price: a price override or a discount is a recorded
+decision of the store (stored with the line, its approver and reason), not a difference from the catalog, while
+a list price the catalog never had (a tampered lock) is one ("list_price"). A tenant whose catalog the
 hub does not hold yet (no catalog version) is not validated: the hub is not yet its catalog's authority.
 
 Cost: the catalog is read in one small query per batch (the tenant's version, regions, tax rates) plus one for
@@ -178,11 +181,12 @@ def line_diff(event: Envelope, line_no: int, line: Mapping[str, Any], catalog: C
         differences["unknown_sku"] = {"till": line["sku"], "catalog": None}
     else:
         price = effective_price(entry.prices, region or "", event.store, event.ts)
-        unit = line["unit_price"]["minor"]
+        checked = "list_price" if "list_price" in line else "unit_price"  # v3: the lock, whatever was overridden
+        unit = line[checked]["minor"]
         if price is None:
             differences["no_price_in_force"] = {"till": unit, "catalog": None}
         elif unit != price.minor:
-            differences["unit_price"] = {"till": unit, "catalog": price.minor}
+            differences[checked] = {"till": unit, "catalog": price.minor}
         tax = line.get("tax")
         if tax is not None:  # v2: the price lock's tax rule too
             rate = None if region is None else catalog.rates.get((entry.tax_class, region))

@@ -122,14 +122,33 @@ OPENAPI = {"paths": {
         "session": {"type": "string"}, "tendered_minor": {"type": "integer"}, "change_minor": {"type": "integer"},
         "v": {"type": "integer", "description": "the sale.completed version: 1 carried no price locks"},
         "store_name": {"type": ["string", "null"]}, "region": {"type": ["string", "null"]},
+        "drawer_session": {"type": ["string", "null"], "description": "v3: the till's drawer session, if open"},
+        "order_discount_kind": {"type": ["string", "null"], "enum": ["percent", "amount", None]},
+        "order_discount_value": {"type": ["integer", "null"],
+                                 "description": "basis points (10000 = 100 %) or minor units, by kind"},
+        "order_discount_reason": {"type": ["string", "null"]},
+        "order_discount_minor": {"type": "integer", "minimum": 0, "description": "0 when none (and before v3)"},
         "lines": {"type": "array", "items": {"type": "object", "properties": {
             "line_no": {"type": "integer"}, "sku": {"type": "string"}, "name": {"type": "string"},
             "quantity": {"type": "integer"}, "unit_price_minor": {"type": "integer"}, "amount_minor": {"type": "integer"},
             "catalog_version": {"type": ["integer", "null"]}, "tax_class": {"type": ["string", "null"]},
             "tax_rate_ppm": {"type": ["integer", "null"]}, "tax_included": {"type": ["boolean", "null"]},
-            "tax_minor": {"type": ["integer", "null"]}}}},
+            "tax_minor": {"type": ["integer", "null"]},
+            "line_id": {"type": ["string", "null"], "description": "v3 on: the till's line id"},
+            "attributes": {"type": ["array", "null"], "description": "v3 on: [[name, value], ...] (size, colour)"},
+            "list_price_minor": {"type": ["integer", "null"], "description": "v3 on: the price lock's unit price"},
+            "override_reason": {"type": ["string", "null"]}, "override_approver": {"type": ["string", "null"]},
+            "discount_kind": {"type": ["string", "null"]}, "discount_value": {"type": ["integer", "null"]},
+            "discount_reason": {"type": ["string", "null"]}, "discount_minor": {"type": "integer", "minimum": 0},
+            "order_discount_minor": {"type": "integer", "minimum": 0,
+                                     "description": "the line's share of the order discount"}}}},
         "tenders": {"type": "array", "items": {"type": "object", "properties": {
-            "tender_no": {"type": "integer"}, "method": {"type": "string"}, "amount_minor": {"type": "integer"}}}},
+            "tender_no": {"type": "integer"}, "method": {"type": "string"}, "amount_minor": {"type": "integer"},
+            "tender_id": {"type": ["string", "null"], "description": "v3 on"},
+            "card_reference": {"type": ["string", "null"]}, "card_scheme": {"type": ["string", "null"]},
+            "card_masked": {"type": ["string", "null"], "description": "never the full number"},
+            "card_auth_code": {"type": ["string", "null"]}, "card_terminal": {"type": ["string", "null"]},
+            "card_signature": {"type": ["boolean", "null"]}}}},
         "price_diffs": {"type": "array", "items": {"type": "object", "properties": {
             "line_no": {"type": "integer"}, "sku": {"type": "string"}, "sold_at": {"type": "string", "format": "date-time"},
             "found_at": {"type": "string", "format": "date-time"},
@@ -144,7 +163,8 @@ OPENAPI = {"paths": {
         "found_at": {"type": "string", "format": "date-time", "description": "when the hub ingested the sale"},
         "diff": {"type": "object", "description": "canonical JSON as stored: line, sku, sold_at, v, catalog_version, "
                  "price (the catalog's price in force: scope, scope_id, effective_from, or null) and differences: "
-                 "{name: {till, catalog}} for unknown_store, unknown_sku, no_price_in_force, unit_price, tax_class, "
+                 "{name: {till, catalog}} for unknown_store, unknown_sku, no_price_in_force, unit_price (v1, v2), "
+                 "list_price (v3: the lock; overrides and discounts are not differences), tax_class, "
                  "tax_rate_ppm, tax_included",
                  "properties": {"differences": {"type": "object", "additionalProperties": {
                      "type": "object", "properties": {"till": {}, "catalog": {}}}}}}}},

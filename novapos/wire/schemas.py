@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from novapos import validators
-from novapos.pricing import PPM, line_tax
+from novapos.pricing import BASIS_POINTS, PPM, allocate, line_tax, percent_of
 from novapos.validators import MAX_BIGINT, MAX_LINE_QUANTITY, MAX_MINOR
 from novapos.wire.contract import (
     Boolean,
@@ -42,7 +42,7 @@ from novapos.wire.contract import (
 )
 
 __all__ = ["DECLARATIONS", "SCHEMAS", "Schema", "SchemaError", "audit_recorded_v1", "return_completed_v1",
-           "sale_completed_v1", "sale_completed_v2"]
+           "sale_completed_v1", "sale_completed_v2", "sale_completed_v3"]
 
 
 def _line_amount(line: Mapping[str, Any], where: str) -> None:
@@ -122,6 +122,116 @@ SALE_COMPLETED_V2 = Declaration("sale.completed", 2, Map((
     "A completed sale whose every line carries its price lock (P5-05): the catalog version it was priced from "
     "and its tax rule {class, rate_ppm, included, amount}; a line adds its tax to the total when shelf prices "
     "exclude tax; `tax_total` is the lines' tax.")
+
+# sale.completed v3: discounts, price overrides, variants' attributes, tender ids and card details.
+
+MAX_SALE_ATTRIBUTES = 3
+
+
+def _v3_price(line: Mapping[str, Any], where: str) -> None:
+    unit, listed = line["unit_price"]["minor"], line["list_price"]["minor"]
+    if "override" not in line and unit != listed:
+        raise SchemaError(f"{where}.unit_price", f"{unit} is not the list price {listed}: a line sold at another "
+                                                 "price carries its override")
+    if len(line["attributes"]) > MAX_SALE_ATTRIBUTES or any(len(pair) != 2 for pair in line["attributes"]):
+        raise SchemaError(f"{where}.attributes", f"must be at most {MAX_SALE_ATTRIBUTES} [name, value] pairs")
+
+
+def _discount_amount(discount: Mapping[str, Any], gross: int, where: str) -> int:
+    """A discount's amount as its kind and value say; refused when it says otherwise or is more than `gross`."""
+    value, amount = int(discount["value"]), int(discount["amount"]["minor"])
+    if discount["kind"] == "percent":
+        if value > BASIS_POINTS:
+            raise SchemaError(f"{where}.value", f"a percentage is at most {BASIS_POINTS} basis points (100 %)")
+        expected = percent_of(gross, value)
+    else:
+        expected = value
+    if amount != expected:
+        raise SchemaError(f"{where}.amount", f"{amount} is not {discount['kind']} {value} of {gross} ({expected})")
+    if amount > gross:
+        raise SchemaError(f"{where}.amount", f"{amount} is more than the {gross} it discounts")
+    return amount
+
+
+def _net(line: Mapping[str, Any]) -> int:
+    """A v3 line's amount before its order discount share: unit price x quantity - its own discount."""
+    gross = int(line["unit_price"]["minor"]) * int(line["quantity"])
+    return gross - (int(line["discount"]["amount"]["minor"]) if "discount" in line else 0)
+
+
+def _v3_line_amount(line: Mapping[str, Any], where: str) -> None:
+    gross = line["unit_price"]["minor"] * line["quantity"]
+    if "discount" in line:
+        _discount_amount(line["discount"], gross, f"{where}.discount")
+    expected = _net(line) - line["order_discount"]["minor"]
+    if line["amount"]["minor"] != expected:
+        raise SchemaError(f"{where}.amount", f"{line['amount']['minor']} is not unit price x quantity - discount - "
+                                             f"order discount ({expected})")
+
+
+def _order_discount(body: Mapping[str, Any], _where: str) -> None:
+    nets = [_net(line) for line in body["lines"]]
+    shares = [line["order_discount"]["minor"] for line in body["lines"]]
+    total = 0 if "order_discount" not in body else _discount_amount(body["order_discount"], sum(nets),
+                                                                    "order_discount")
+    expected = allocate(total, nets)
+    if shares != expected:
+        raise SchemaError("lines", f"the lines' order discount shares {shares} are not the order discount {total} "
+                                   f"shared by the largest remainder rule ({expected})")
+
+
+def _v3_tenders(body: Mapping[str, Any], _where: str) -> None:
+    cash = card = 0
+    for index, tender in enumerate(body["tenders"]):
+        is_card = tender["method"] == "card"
+        if is_card != ("card" in tender):
+            raise SchemaError(f"tenders[{index}].card", "is present on a card tender, and only there")
+        card, cash = (card + tender["amount"]["minor"], cash) if is_card else (card, cash + tender["amount"]["minor"])
+    if body["change"]["minor"] > cash:
+        raise SchemaError("change", f"{body['change']['minor']} is more than the cash tendered ({cash})")
+    if card > body["total"]["minor"]:
+        raise SchemaError("tenders", f"cards took {card}, more than the total {body['total']['minor']}")
+
+
+V3_PRICE = Rule("v3_price", f"unit_price = list_price unless override is present; attributes holds at most "
+                            f"{MAX_SALE_ATTRIBUTES} pairs of exactly 2", _v3_price)
+V3_LINE_AMOUNT = Rule("v3_line_amount", "discount.amount.minor = pricing.percent_of(unit_price.minor x quantity, "
+                                        "value) for a percent, = value for an amount, <= unit_price.minor x "
+                                        "quantity; amount.minor = unit_price.minor x quantity - discount.amount.minor "
+                                        "- order_discount.minor", _v3_line_amount)
+ORDER_DISCOUNT = Rule("order_discount", "order_discount.amount.minor = percent_of(N, value) or value, <= N, where N "
+                                        "is the sum of the lines' unit_price x quantity - discount; lines[]."
+                                        "order_discount.minor = pricing.allocate(order_discount.amount.minor (0 when "
+                                        "absent), each line's unit_price x quantity - discount)", _order_discount)
+V3_TENDERS = Rule("v3_tenders", "card present iff method = card; change.minor <= sum of cash tenders; sum of card "
+                                "tenders <= total.minor", _v3_tenders)
+
+_DISCOUNT = Map((Field("kind", Choice(("percent", "amount"))), Field("value", Integer(1, MAX_MINOR)),
+                 Field("reason", Text()), Field("amount", Money())), closed=True)
+_LINE_V3 = Map((
+    Field("line", Token()), Field("sku", Token()), Field("name", Text()),
+    Field("attributes", List(List(Text(), 2, "must be a [name, value] pair"))),
+    Field("quantity", Integer(1, MAX_LINE_QUANTITY)), Field("list_price", Money()), Field("unit_price", Money()),
+    Field("override", Map((Field("reason", Text()), Field("approver", Text(64))), closed=True), required=False),
+    Field("discount", _DISCOUNT, required=False), Field("order_discount", Money()), Field("amount", Money()),
+    Field("catalog_version", Integer(0, MAX_BIGINT)), Field("tax", _TAX)),
+    rules=(V3_PRICE, V3_LINE_AMOUNT, LINE_TAX))
+_CARD = Map((Field("reference", Text()), Field("scheme", Token()), Field("masked", Text(32)),
+             Field("auth_code", Text(32)), Field("terminal", Token()), Field("signature", Boolean())), closed=True)
+_TENDER_V3 = Map((Field("id", Token()), Field("method", Choice(("cash", "card"))), Field("amount", Money(minimum=1)),
+                  Field("card", _CARD, required=False)))
+
+SALE_COMPLETED_V3 = Declaration("sale.completed", 3, Map((
+    *_HEAD, Field("drawer_session", Token(), required=False),
+    Field("lines", List(_LINE_V3, 1, _LINES)),
+    Field("order_discount", _DISCOUNT, required=False),
+    Field("total", Money()), Field("tax_total", Money()), Field("tenders", List(_TENDER_V3)), Field("change", Money())),
+    rules=(ORDER_DISCOUNT, TOTAL, TENDER_WHEN_DUE, CHANGE, TAX_TOTAL, V3_TENDERS)),
+    "A completed sale with what changed its prices: each line keeps its price lock (list_price, catalog version, "
+    "tax rule) and its variant's attributes, and carries its price override {reason, approver}, its discount "
+    "{kind, value (basis points or minor units), reason, amount} and its share of the order discount; the line's "
+    "amount is what is left, and its tax is on that. Tenders carry ids, and a card tender its card details. "
+    "`drawer_session` names the till's open drawer session, absent when it has none.")
 
 def _return_total(body: Mapping[str, Any], _where: str) -> None:
     total = (sum(_adds(line) for line in body["lines"]) - sum(_adds(line) for line in body["returned"])
@@ -305,11 +415,15 @@ DRAWER_CLOSED_V1 = Declaration("drawer.closed", 1, Map((
     "short), approver when beyond the store's tolerance, and the Z report's figures (z.number counts the till's "
     "closes). A closed session takes no more drawer events.")
 
-DECLARATIONS: tuple[Declaration, ...] = (SALE_COMPLETED_V1, SALE_COMPLETED_V2, AUDIT_RECORDED_V1,
+DECLARATIONS: tuple[Declaration, ...] = (SALE_COMPLETED_V1, SALE_COMPLETED_V2, SALE_COMPLETED_V3, AUDIT_RECORDED_V1,
                                           RETURN_COMPLETED_V1, DRAWER_OPENED_V1, DRAWER_MOVED_V1, DRAWER_CLOSED_V1)
 SCHEMAS: dict[tuple[str, int], Schema] = {(d.type, d.v): compile_schema(d) for d in DECLARATIONS}
+INTERIM: frozenset[tuple[str, int]] = frozenset({("sale.completed", 3)})
+"""Versions validated but not declared (the card helper's interim sale.completed v3): none once v3 is declared."""
+SCHEMAS[("sale.completed", 3)] = compile_schema(SALE_COMPLETED_V3)
 sale_completed_v1 = SCHEMAS[("sale.completed", 1)]
 sale_completed_v2 = SCHEMAS[("sale.completed", 2)]
+sale_completed_v3 = SCHEMAS[("sale.completed", 3)]
 audit_recorded_v1 = SCHEMAS[("audit.recorded", 1)]
 return_completed_v1 = SCHEMAS[("return.completed", 1)]
 

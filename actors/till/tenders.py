@@ -1,0 +1,243 @@
+"""The money side of a cart: its tenders (cash, and cards through the payment terminal), what they paid,
+what is still due and the change, as a domain model without I/O (the till actor talks to the terminal).
+
+A tender is one attempt to take money: cash is approved as it is handed over; a card is `pending` from the
+moment the till asks the terminal for it until the terminal says how it ended (approved, declined,
+cancelled, failed) and `reversed` once an approval was given back. Only approved tenders pay. While a card
+is pending nothing else may be tendered (the terminal runs one payment at a time, and the customer is at
+it), and the sale cannot complete.
+
+The reference a card payment runs under at the terminal is derived from the tender's id (its 32 hex
+digits: the protocol allows 32 characters of A-Z a-z 0-9 . _ -), so the same tender always asks about the
+same payment, across restarts too: a lost answer is resolved by asking STATUS of that reference, never by
+paying again under a new one.
+
+Rules: cash may exceed what is due by at most `max_change` (the store's max_change_minor); a card never
+exceeds what is due (no change is given on a card). Everything is integer minor units of one currency.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from actors.protocol import Rejected
+from novapos import validators
+from novapos.money import Money
+from novapos.wire.ids import uuid7
+
+Method = Literal["cash", "card"]
+State = Literal["pending", "approved", "declined", "cancelled", "failed", "reversed"]
+STATES: tuple[State, ...] = ("pending", "approved", "declined", "cancelled", "failed", "reversed")
+MAX_TENDERS = 20  # per cart, attempts included: a runaway client cannot grow the saved cart without bound
+PENDING_MESSAGE = "a card payment is in progress: wait for the terminal, or cancel it"
+WAITING_FOR_CARD = "waiting_for_card"
+STAGE_WORDS = {"starting": "starting the payment", WAITING_FOR_CARD: "insert or tap card", "processing": "processing",
+               "unreachable": "the terminal does not answer: waiting for it (the card is not charged twice)"}
+"""What the till shows for a pending card's stage (tenders[].message while pending)."""
+
+
+def reference_for(tender_id: str) -> str:
+    """The terminal reference of a card tender: its id's 32 hex digits (a protocol reference holds 32)."""
+    return uuid.UUID(tender_id).hex
+
+
+@dataclass
+class Card:
+    """What the terminal said about the card: kept with the tender, printed on the receipt, sent to the hub."""
+    reference: str
+    terminal: str
+    scheme: str = ""
+    masked: str = ""
+    auth_code: str = ""
+    signature: bool = False
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"reference": self.reference, "scheme": self.scheme or "UNKNOWN", "masked": self.masked,
+                "auth_code": self.auth_code, "terminal": self.terminal, "signature": self.signature}
+
+
+@dataclass
+class Tender:
+    """One attempt to take money. `stage`: the terminal's stage while a card is pending; `started_ms`: when
+    the till asked the terminal (wall clock, so a timeout counts across restarts); `cancel`: why the till
+    asked the terminal to cancel ("cashier" or "timeout"), None while it has not."""
+    id: str
+    method: Method
+    amount: int
+    state: State
+    stage: str = ""
+    message: str = ""
+    card: Card | None = None
+    started_ms: int = 0
+    cancel: str | None = None
+
+    def to_wire(self, currency: str) -> dict[str, Any]:
+        """The sale.completed v3 tender: {id, method, amount, card?}."""
+        wire: dict[str, Any] = {"id": self.id, "method": self.method, "amount": Money(self.amount, currency).to_wire()}
+        if self.card is not None:
+            wire["card"] = self.card.to_wire()
+        return wire
+
+    def summary(self, currency: str) -> dict[str, Any]:
+        """What the till shows: state, stage and message; the card's scheme, masked number and auth code."""
+        card = self.card
+        return {"id": self.id, "method": self.method, "amount": Money(self.amount, currency).to_wire(),
+                "state": self.state, "stage": self.stage if self.state == "pending" else None, "message": self.message,
+                "card": None if card is None or not card.masked else
+                {"scheme": card.scheme, "masked": card.masked, "auth_code": card.auth_code}}
+
+    def to_saved(self) -> dict[str, Any]:
+        return {"id": self.id, "method": self.method, "amount": self.amount, "state": self.state, "stage": self.stage,
+                "message": self.message, "started_ms": self.started_ms, "cancel": self.cancel,
+                "card": None if self.card is None else {**self.card.to_wire()}}
+
+
+@dataclass
+class Tenders:
+    """A cart's tenders, oldest first."""
+    currency: str
+    max_change: int
+    items: list[Tender] = field(default_factory=list)
+
+    def paid(self) -> int:
+        return sum(tender.amount for tender in self.items if tender.state == "approved")
+
+    def approved(self) -> list[Tender]:
+        return [tender for tender in self.items if tender.state == "approved"]
+
+    def pending(self) -> Tender | None:
+        return next((tender for tender in self.items if tender.state == "pending"), None)
+
+    def began(self) -> bool:
+        """Whether money was taken or is being taken: the lines are frozen from then on."""
+        return any(tender.state in ("approved", "pending") for tender in self.items)
+
+    def find(self, tender_id: str) -> Tender | None:
+        return next((tender for tender in self.items if tender.id == tender_id), None)
+
+    def _may_take(self, amount: int, due: int, method: str) -> Rejected | None:
+        if self.pending() is not None:
+            return Rejected("conflict", PENDING_MESSAGE)
+        if len(self.items) >= MAX_TENDERS:
+            return Rejected("conflict", f"this cart has had {MAX_TENDERS} tenders: void the tenders and start again")
+        if amount < 1:
+            return Rejected("invalid", f"a {method} tender must be a positive amount")
+        if due == 0:
+            return Rejected("conflict", "nothing is due: complete the sale")
+        return None
+
+    def take_cash(self, amount: int, due: int, tender_id: str | None) -> Rejected | None:
+        """Take cash against `due`; refused when the change it calls for is more than a till gives back."""
+        if (refused := self._may_take(amount, due, "cash")) is not None:
+            return refused
+        change = amount - due
+        if change > self.max_change:
+            money = lambda minor: Money(minor, self.currency).format()  # noqa: E731
+            return Rejected("invalid", f"{money(amount)} for {money(due)} due would need {money(change)} change, "
+                                       f"more than the {money(self.max_change)} a till gives back: check the amount typed")
+        self.items.append(Tender(tender_id or _new_id(), "cash", amount, "approved"))
+        return None
+
+    def start_card(self, amount: int, due: int, tender_id: str, terminal: str, now_ms: int) -> Tender | Rejected:
+        """A pending card tender for `amount` (at most `due`: no change is given on a card)."""
+        if (refused := self._may_take(amount, due, "card")) is not None:
+            return refused
+        if amount > due:
+            return Rejected("invalid", f"a card pays at most what is due ({Money(due, self.currency).format()}), "
+                                       f"not {Money(amount, self.currency).format()}: a card gives no change")
+        tender = Tender(tender_id, "card", amount, "pending", "starting", STAGE_WORDS["starting"],
+                        Card(reference_for(tender_id), terminal), started_ms=now_ms)
+        self.items.append(tender)
+        return tender
+
+    def to_wire(self) -> list[dict[str, Any]]:
+        """The approved tenders, as sale.completed v3 has them."""
+        return [tender.to_wire(self.currency) for tender in self.approved()]
+
+    def summary(self) -> list[dict[str, Any]]:
+        return [tender.summary(self.currency) for tender in self.items]
+
+    def to_saved(self) -> list[dict[str, Any]]:
+        return [tender.to_saved() for tender in self.items]
+
+
+def settle(tender: Tender, answer: Mapping[str, Any]) -> bool:
+    """Apply the terminal's STATUS answer (actors.devices.terminal: `answered: True`, stage, auth_code,
+    masked_card, scheme, signature, message) to a pending card tender; True if the tender changed.
+    `idle` means the terminal never started the payment: it failed, and nothing was charged."""
+    stage, before = str(answer.get("stage")), (tender.state, tender.stage, tender.message)
+    assert tender.card is not None
+    if stage in ("starting", WAITING_FOR_CARD, "processing"):
+        tender.stage, tender.message = stage, STAGE_WORDS[stage]
+    elif stage == "approved":
+        amount = answer.get("amount_minor")
+        if amount != tender.amount:  # the terminal took another amount: a bug somewhere, never a sale
+            tender.state, tender.message = "failed", f"the terminal approved {amount}, not {tender.amount}: call support"
+        else:
+            tender.state, tender.stage, tender.message = "approved", "", str(answer.get("message") or "approved")
+        tender.card.scheme, tender.card.masked = str(answer.get("scheme") or ""), str(answer.get("masked_card") or "")
+        tender.card.auth_code, tender.card.signature = str(answer.get("auth_code") or ""), bool(answer.get("signature"))
+    elif stage == "declined":
+        tender.state, tender.stage, tender.message = "declined", "", f"declined: {answer.get('message') or 'by the bank'}"
+    elif stage == "cancelled":
+        said = str(answer.get("message") or "")
+        why = {"timeout": "timed out: no card was presented", "cashier": "cancelled at the till",
+               "": "cancelled by the customer" if "CUSTOMER" in said.upper() else f"cancelled at the terminal: {said}"}
+        tender.state, tender.stage, tender.message = "cancelled", "", why.get(tender.cancel or "", why[""])
+    elif stage == "reversed":
+        tender.state, tender.stage, tender.message = "reversed", "", "reversed: the money went back to the card"
+    elif stage in ("idle", "error"):
+        tender.state, tender.stage = "failed", ""
+        tender.message = ("the terminal did not start the payment: nothing was charged, try again" if stage == "idle"
+                          else f"the terminal failed: {answer.get('message') or 'no money moved'}")
+    return (tender.state, tender.stage, tender.message) != before
+
+
+def _new_id() -> str:
+    return str(uuid7())
+
+
+def restore(saved: Any, currency: str, max_change: int, problems: list[str]) -> Tenders:
+    """Tenders from a cart's saved form, every field checked as if a client had sent it; what fails is
+    dropped with its problem appended to `problems`. A pending card comes back pending, with its reference:
+    the till asks the terminal how it ended."""
+    tenders = Tenders(currency, max_change)
+    for index, raw in enumerate(saved if isinstance(saved, list) else []):
+        where = f"saved tender {index}"
+        try:
+            tenders.items.append(_saved_tender(where, raw))
+        except validators.Invalid as exc:
+            problems.append(str(exc))
+    return tenders
+
+
+def _optional_text(where: str, value: Any, max_length: int = validators.MAX_TEXT_LENGTH) -> str:
+    return "" if value in (None, "") else validators.text(where, value, max_length=max_length)
+
+
+def _saved_tender(where: str, raw: Any) -> Tender:
+    if not isinstance(raw, dict):
+        raise validators.Invalid(where, "must be an object")
+    method, state = raw.get("method"), raw.get("state")
+    if method not in ("cash", "card") or state not in STATES:
+        raise validators.Invalid(where, "has an unknown method or state")
+    card = raw.get("card")
+    if (method == "card") != isinstance(card, dict):
+        raise validators.Invalid(where, "must have card details exactly when it is a card")
+    tender_id = validators.uuid_text(f"{where} id", raw.get("id"))
+    cancel = raw.get("cancel")
+    return Tender(
+        id=tender_id, method=method, amount=validators.minor_units(f"{where} amount", raw.get("amount"), minimum=1),
+        state=state, stage=_optional_text(f"{where} stage", raw.get("stage"), max_length=32),
+        message=_optional_text(f"{where} message", raw.get("message")),
+        started_ms=validators.integer(f"{where} started_ms", raw.get("started_ms", 0), 0, validators.MAX_BIGINT),
+        cancel=None if cancel is None else validators.token(f"{where} cancel", cancel),
+        card=None if not isinstance(card, dict) else Card(
+            reference=reference_for(tender_id), terminal=validators.token(f"{where} terminal", card.get("terminal")),
+            scheme=_optional_text(f"{where} scheme", card.get("scheme"), max_length=16),
+            masked=_optional_text(f"{where} masked", card.get("masked"), max_length=32),
+            auth_code=_optional_text(f"{where} auth_code", card.get("auth_code"), max_length=32),
+            signature=card.get("signature") is True))

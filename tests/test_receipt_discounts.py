@@ -1,0 +1,26 @@
+"""A receipt shows what the customer was given: a v3 line's variant, price override and discounts under it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from actors.printing.receipt import render_receipt
+from tests.events import sale_v3_body
+
+
+def test_a_discounted_sale_prints_each_override_and_discount_under_its_line() -> None:
+    body = sale_v3_body()
+    body["lines"][0]["discount"]["value"] = 1050  # 10.50 %: printed in integers, as the basis points say
+    printed = [line.text for line in render_receipt("Demo", {"id": "x", "seq": 1, "body": body},
+                                                    datetime(2026, 12, 2)).lines]
+    start = printed.index("2 x Ground coffee 250 g           9.00 EUR")
+    assert printed[start:start + 8] == [
+        "2 x Ground coffee 250 g           9.00 EUR",
+        "  250 g",
+        "  price 4.99 EUR -> 4.50 EUR price match",
+        "  10.50% loyalty                 -0.90 EUR",
+        "  order discount                 -0.86 EUR",
+        "1 x Whole milk 1 l                1.29 EUR",
+        "  1 l",
+        "  order discount                 -0.14 EUR"]
+    assert "TOTAL                             8.39 EUR" in printed
