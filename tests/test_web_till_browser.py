@@ -349,6 +349,15 @@ async def test_a_card_sale_shows_the_terminals_stages_can_be_cancelled_and_split
             nursery.cancel_scope.cancel()
 
 
+def approve_if_asked(page: TillPage, dialog: str) -> None:
+    """A cashier's discount or return needs a manager's PIN once PIN login is in (the foundation's stub asks
+    nobody): approve when asked, else the `dialog` closes on its own answer."""
+    page.until(lambda _b: page.visible("approve") or not page.visible(dialog), f"the answer to #{dialog}", SHORT)
+    if page.visible("approve"):
+        page.type_in("approve-login", "manager")
+        page.pin("approve", "2580")
+
+
 def return_and_exchange(url: str, cookies: httpx.Cookies, order: str) -> str:
     with TillPage(url) as page:
         page.open(cookies)
@@ -358,6 +367,7 @@ def return_and_exchange(url: str, cookies: httpx.Cookies, order: str) -> str:
                    "the original sale's lines", SHORT)
         page.js("document.querySelector(\"#original tr[data-line='1'] .return-qty\").value = '1'")
         page.tap("#return-start")
+        approve_if_asked(page, "returns")
         page.until_visible("mode")
         page.text_in("returned", "Ground coffee", SHORT)
         page.scan(MILK)  # the exchange: milk for the coffee
@@ -486,14 +496,6 @@ async def test_a_return_without_a_receipt_needs_a_manager_and_refunds_what_is_sc
         nursery.cancel_scope.cancel()
 
 
-def approve_if_asked(page: TillPage) -> None:
-    """A cashier's discount needs a manager's PIN once PIN login is in; the foundation's stub asks nobody."""
-    page.until(lambda _b: page.visible("approve") or not page.visible("order-edit"), "the discount's answer", SHORT)
-    if page.visible("approve"):
-        page.type_in("approve-login", "manager")
-        page.pin("approve", "2580")
-
-
 def quantities_and_an_order_discount(url: str, cookies: httpx.Cookies) -> dict[str, str]:
     with TillPage(url) as page:
         page.open(cookies)
@@ -511,7 +513,7 @@ def quantities_and_an_order_discount(url: str, cookies: httpx.Cookies) -> dict[s
         page.type_in("order-value", "10")
         page.type_in("order-reason", "loyal customer")
         page.tap("#order-discount-set")
-        approve_if_asked(page)
+        approve_if_asked(page, "order-edit")
         page.text_in("sum-total", "5.65 EUR", SHORT)  # 6.28 - 10 % (0.628, half up: 0.63)
         page.screenshot("12-order-discount")
         return page.summary()
