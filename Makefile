@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.sync
 	$(BIN)/python -m bench.checkout
 	$(BIN)/python -m bench.auth
+	$(BIN)/python -m bench.login
 	$(BIN)/python -m bench.contracts
 	$(BIN)/python -m bench.catalog
 	$(BIN)/python -m bench.stock

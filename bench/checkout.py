@@ -46,6 +46,7 @@ from novapos.config import DeviceRule, DevicesConfig, StoreConfig, load_store
 from novapos.config.terminal import TerminalSettings
 from novapos.demo.embedded_nats import EmbeddedNats
 from tests.catalog import seed_catalog
+from tests.pos import log_in, seed_staff
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 BARCODES = ("4006381333931", "5000112637922", "7622210449283")
@@ -115,11 +116,12 @@ async def main(sales: int, card_sales: int) -> dict[str, object]:
                                     "state_dir": state / "edge", "devices": devices,
                                     "terminal": TerminalSettings(poll_ms=TERMINAL_POLL_MS)})
             seed_catalog(config.state_dir)  # the demo's products, as if synced from the hub's catalog
+            seed_staff(config.state_dir)  # alice and the others, as if the hub's staff list had come
             checkouts, completes, floors = [], [], []
             async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=10) as http:
                 edge = await nursery.start(run_edge, config)
                 till = f"{edge.url}/api/tills/till-1"
-                await http.post(f"{till}/session", json={"cashier": "bench"})
+                await log_in(http, edge.url)  # alice, with her PIN: every request below carries the cookie
                 with trio.fail_after(10):
                     while any(device["state"] != "ready" for device in (await http.get(f"{edge.url}/api/devices")).json()):
                         await trio.sleep(0.05)

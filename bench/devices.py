@@ -43,6 +43,7 @@ from edge.app import RunningEdge, run_edge
 from mocks.store import SimulatedStore
 from novapos.config import StoreConfig, load_devices, load_store
 from novapos.demo.embedded_nats import EmbeddedNats
+from novapos.wire.ids import uuid7
 from tests.catalog import seed_catalog
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -98,7 +99,8 @@ def detection_floor(config: StoreConfig, hardware: SimulatedStore, rounds: int =
 
 async def receipts(edge: RunningEdge, hardware: SimulatedStore, count: int) -> list[float]:
     printer, samples = hardware.printer, []
-    await edge.tree.ask("till.till-1", "open_session", "bench")
+    await edge.tree.ask("till.till-1", "log_in", {"id": str(uuid7()), "cashier": "bench", "name": "Bench",
+                                                   "roles": ["cashier"], "offline": False})
     for _ in range(count):
         already = len(printer.receipts)
         await edge.tree.ask("till.till-1", "add_line", "4006381333931", 2)

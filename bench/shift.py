@@ -43,6 +43,7 @@ from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.wire.envelope import Envelope
 from novapos.wire.ids import uuid7
 from tests.catalog import seed_catalog
+from tests.pos import log_in, seed_staff
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 FLOOR_SQL = "SELECT count(*), sum(amount), sum(cash) FROM cash_ledger WHERE session = ?"
@@ -99,12 +100,13 @@ async def main(sales: int, rounds: int) -> dict[str, object]:
             config = StoreConfig(**{**vars(demo), "http_port": 0, "nats_url": nats_server.url,
                                     "state_dir": state / "edge", "devices": devices})
             seed_catalog(config.state_dir)
+            seed_staff(config.state_dir)  # alice and the others, as if the hub's staff list had come
             db_path = config.state_dir / local_db.FILE_NAME
             closes, printed, floors = [], [], []
             async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=30) as http:
                 edge = await nursery.start(run_edge, config)
                 drawer = f"{edge.url}/api/tills/till-1/drawer-session"
-                await http.post(f"{edge.url}/api/tills/till-1/session", json={"cashier": "alice"})
+                await log_in(http, edge.url)  # alice, with her PIN: every request below carries the cookie
                 with trio.fail_after(10):
                     while (await http.get(f"{edge.url}/api/devices")).json()[0]["state"] != "ready":
                         await trio.sleep(0.05)

@@ -30,6 +30,7 @@ from actors.returns import journal as sales_journal
 from actors.returns.lookup import NAME as RETURNS
 from actors.returns.lookup import ReturnsLookupActor
 from actors.staff.actor import StaffActor
+from actors.staff.logins import LOGINS, LoginActor
 from actors.stock.actor import StockActor
 from actors.storage import db as local_db
 from actors.storage.forwarder import ForwarderActor
@@ -104,7 +105,8 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: Nats
         ChildSpec(RETURNS, ReturnsLookupActor, (db_path, link, seam, config.tenant, config.store)),
         ChildSpec("catalog", CatalogSyncActor, (seam, link, config.state_dir, config.tenant)),
         ChildSpec("staff", StaffActor, (seam, link, config.state_dir, config.tenant, config.store,
-                                        config.staff_refresh_s)),
+                                        config.staff_refresh_s, config.login.offline_after_s)),
+        ChildSpec(LOGINS, LoginActor, (config.state_dir, config.login)),
         # rest_for_one: if the device supervisor gives up and restarts (empty), the manager restarts
         # after it and plugs in what is present again.
         SupervisorSpec("hardware", strategy=Strategy.REST_FOR_ONE, intensity=5, period=10.0, children=[

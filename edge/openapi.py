@@ -49,7 +49,8 @@ _DISCOUNT = {"type": "object", "required": ["kind", "value", "reason"], "propert
 _TENDER = {"name": "tender", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"},
            "description": "a tender's id from the till state's tenders"}
 _AUTH = (401, 403)  # nobody logged in at the till; the role may not (the answer names the roles that may)
-_ASKS = (404, 503)  # every till request: no such till; the till did not answer in time (send it again)
+_ASKS = (401, 404, 423, 503)  # every till request: no login (or a wrong PIN); no such till; locked; not answered
+_PIN = {"type": "string", "minLength": 1, "maxLength": 32, "pattern": "^[0-9]+$"}
 _WRITES = (403, 409, 415)  # another origin; refused in the till's state; not application/json
 _BODIES = (400, 413, 422)  # not a JSON object; more than MAX_BODY_BYTES; a value out of bounds
 
@@ -101,6 +102,10 @@ def _object(required: list[str], **properties: dict[str, Any]) -> dict[str, Any]
     return {"type": "object", "required": required, "properties": properties}
 
 
+_WHOAMI = _object(["till", "login", "name", "roles", "session", "offline", "locked"], till=_TOKEN, login=_TOKEN,
+                  name=_TEXT, roles={"type": "array", "items": {"type": "string"}}, session={"type": "string"},
+                  offline={"type": "boolean", "description": "the hub has not confirmed the staff list lately"},
+                  locked={"type": "boolean", "description": "the screen is locked: only this user's PIN unlocks it"})
 _COUNT = {"type": "object", "maxProperties": 40, "description": "a count by denomination: {minor units of a note or "
            "coin of the store's currency ([cash] denominations): pieces}, pieces 0..100000; unknown denominations "
            "and negative counts are refused",
@@ -156,17 +161,36 @@ def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "NovaPOS store edge: till API", "version": "1",
-                 "description": "Open a session, scan lines, take cash, complete. A completed sale is on disk "
-                                "before the answer; completing the same cart again returns the same receipt. "
+                 "description": "Log in with a PIN, scan lines, take cash, complete. Every /api/ route but "
+                                "/api/store and .../login needs the login's cookie (401 without it, 423 while the "
+                                "till is locked); a till's routes need that till's own cookie. A completed sale is "
+                                "on disk before the answer; completing the same cart again returns the same receipt. "
                                 "Requests that change anything are application/json, from this server's own "
                                 f"origin, of at most {MAX_BODY_BYTES} bytes; every error is JSON {{error}}."},
         "paths": {
             **RETURNS_OPENAPI,
             "/api/tills/{till}": {"get": {"summary": "Till state: session, cart lines, total, tendered, due",
                                           "parameters": [_TILL], "responses": {"200": _STATE, **_errors(*_ASKS)}}},
-            "/api/tills/{till}/session": {
-                "post": _post("Open a cashier session", _object(["cashier"], cashier=_TEXT), _STATE),
-                "delete": _delete("Close the session (the cart must be empty)")},
+            "/api/tills/{till}/login": {"post": _post(
+                "Log in with a PIN (no cookie needed): sets the till's HttpOnly SameSite=Strict cookie "
+                "novapos_till_<till>, replaces whoever was logged in at the till (the cart stays). 401 wrong login "
+                "or PIN (counts toward a lockout), 423 locked out (with until when), 403 the till has been away from "
+                "the hub past [login] offline_grace_s",
+                _object(["login", "pin"], login={**_TEXT, "maxLength": 64}, pin=_PIN), _STATE)},
+            "/api/tills/{till}/logout": {"post": _post(
+                "End the login (allowed while locked); the open cart stays with the till for the next login",
+                _object([]), _STATE)},
+            "/api/tills/{till}/lock": {"post": _post(
+                "Lock the screen: the login stays, every till request is 423 until unlocked", _object([]),
+                {"description": "who is logged in", "content": {"application/json": {"schema": _WHOAMI}}})},
+            "/api/tills/{till}/unlock": {"post": _post(
+                "Unlock with the logged-in user's own PIN (a wrong one counts toward their lockout)",
+                _object(["pin"], pin=_PIN),
+                {"description": "who is logged in", "content": {"application/json": {"schema": _WHOAMI}}})},
+            "/api/tills/{till}/whoami": {"get": {
+                "summary": "Who is logged in at this till with this device's cookie, and whether the till is offline",
+                "parameters": [_TILL], "responses": {"200": {"description": "who is logged in", "content": {
+                    "application/json": {"schema": _WHOAMI}}}, **_errors(*_ASKS)}}},
             "/api/tills/{till}/lines": {"post": _post("Add a line by barcode", _object(
                 ["barcode"], barcode={**_TEXT, "maxLength": MAX_BARCODE_LENGTH},
                 quantity={"type": "integer", "minimum": 1, "maximum": MAX_LINE_QUANTITY, "default": 1}), _STATE)},
@@ -228,7 +252,7 @@ def openapi_document() -> dict[str, Any]:
                 "parameters": [_SKU],
                 "responses": {"200": {"description": "status known, refused or offline; what the till shows",
                                       "content": {"application/json": {"schema": {
-                                          "$ref": "#/components/schemas/Stock"}}}}, **_errors(422)}}},
+                                          "$ref": "#/components/schemas/Stock"}}}}, **_errors(401, 422)}}},
             "/api/products": {"get": {
                 "summary": "The store's products from its local catalog, a page at a time, with the price in force "
                            "now and the tax rule; `next` is the `after` of the following page (null at the end)",
@@ -238,7 +262,7 @@ def openapi_document() -> dict[str, Any]:
                     {"name": "after", "in": "query", "schema": _TOKEN, "description": "the last SKU of the page before"},
                     {"name": "limit", "in": "query",
                      "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}}],
-                "responses": {"200": _json("products"), **_errors(422)}}},
+                "responses": {"200": _json("products"), **_errors(401, 422)}}},
             "/api/store": _read("Tenant, store and tills; the currency and the notes and coins a drawer is counted in "
                                 "(minor units)", _json("store")),
             "/static/{name}": {"get": {
@@ -256,16 +280,19 @@ def openapi_document() -> dict[str, Any]:
                                     "description": "at most the cart's life on the server plus 5 s"},
                         taps={"type": "integer", "minimum": 1, "maximum": 500}),
                 _json("{recorded: bool}; false when that cart was reported already")))},
-            "/api/devices": _read("Each device's status (plugged, ready, paper, faults)", _json("devices"), 503),
-            "/api/print-jobs": _read("Receipts waiting for or sent to a printer", _json("print jobs"), 503),
-            "/api/events": _read("Server-sent events: device status and till state as they change",
-                                 {"description": "an event stream", "content": {"text/event-stream": {}}}),
+            "/api/devices": _read("Each device's status (plugged, ready, paper, faults)", _json("devices"), 401, 503),
+            "/api/print-jobs": _read("Receipts waiting for or sent to a printer", _json("print jobs"), 401, 503),
+            "/api/events": _read("Server-sent events: device status and till state as they change (any till's "
+                                 "login cookie)",
+                                 {"description": "an event stream", "content": {"text/event-stream": {}}}, 401),
             "/healthz": _read("200 while the store can sell: status ok, or degraded when the hub link is down "
                               "(outbox depth and oldest unsent age say what waits) or NATS refuses or denies the "
                               "store's credentials (`nats`, `nats_problem` say which and what to do); 503 when it "
                               "cannot sell. catalog_version: the catalog the tills sell from; catalog_sync: following "
                               "the hub's, or offline; staff_version, staff_age_s, staff_people: the staff list the "
-                              "till logins use, seconds since the hub last confirmed it, how many people it holds",
+                              "till logins use, seconds since the hub last confirmed it, how many people it holds; "
+                              "logins_offline: logins now are offline (that confirmation older than [login] "
+                              "offline_after_s)",
                               _json("health"), 503),
             "/metrics": _read("Prometheus metrics", {"description": "text",
                                                      "content": {"text/plain": {}}}),
@@ -294,7 +321,12 @@ def openapi_document() -> dict[str, Any]:
                                        "included": {"type": "boolean", "description": "in the shelf price, or added"},
                                        "amount": {"$ref": "#/components/schemas/Money"}}}}},
             "TillState": {"type": "object", "properties": {
-                "till": _TOKEN, "session": {"type": ["object", "null"]}, "cart": {"type": "string", "format": "uuid"},
+                "till": _TOKEN, "session": {
+                    "type": ["object", "null"], "description": "who is logged in at the till (null: nobody)",
+                    "properties": {"id": {"type": "string", "format": "uuid"}, "cashier": {"type": "string"},
+                                   "name": _TEXT, "roles": {"type": "array", "items": {"type": "string"}},
+                                   "offline": {"type": "boolean", "description": "logged in while offline"}}},
+                "cart": {"type": "string", "format": "uuid"},
                 "lines": {"type": "array", "items": {"$ref": "#/components/schemas/Line"}},
                 "order_discount": {"type": ["object", "null"], "description": "{kind, value, reason, amount}"},
                 "stage": {"type": "string", "enum": [stage.value for stage in Stage],

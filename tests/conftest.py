@@ -26,6 +26,7 @@ from novapos.config.hub import AuditSettings
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.embedded_postgres import EmbeddedPostgres
 from tests.catalog import seed_catalog
+from tests.pos import seed_staff
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -91,6 +92,7 @@ def printer() -> Iterator[MockNetworkPrinter]:
 def store_config(tmp_path: Path, nats_server: EmbeddedNats, printer: MockNetworkPrinter) -> StoreConfig:
     demo = load_store(CONFIGS / "demo-store.toml")
     seed_catalog(tmp_path / "edge")  # the demo's products, as if the hub's catalog had synced
+    seed_staff(tmp_path / "edge")  # alice, bob, sam, manager (tests.pos.STAFF), as if the hub's staff list had come
     return StoreConfig(
         tenant=demo.tenant, store=demo.store, currency=demo.currency, tills=demo.tills, region=demo.region,
         http_port=0, nats_url=nats_server.url, nats_credentials=nats_server.store_credentials(demo.tenant, demo.store),

@@ -15,7 +15,7 @@ from novapos.demo.processes import free_port
 from novapos.demo.run import write_store_config
 from novapos.wire.envelope import Envelope, decode
 from tests.catalog import seed_catalog
-from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in
+from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in, seed_staff
 from tests.test_edge_kill9 import _start_edge
 
 
@@ -34,6 +34,7 @@ async def test_a_discounted_cart_survives_kill_9_and_sells_once_as_discounted(
     write_store_config(config, tmp_path, port, {"scan_interval": 0.1, "rules": [
         {"name": "receipt-printer", "driver": "escpos-network", "host": "127.0.0.1", "port": printer.port}]})
     seed_catalog(tmp_path / "store-001")
+    seed_staff(tmp_path / "store-001")
     url = f"http://127.0.0.1:{port}"
     till = f"{url}/api/tills/till-1"
     edge = await _start_edge(config, nats_server, url, http)
@@ -43,8 +44,10 @@ async def test_a_discounted_cart_survives_kill_9_and_sells_once_as_discounted(
         coffee, milk = (await http.post(f"{till}/lines", json={"barcode": MILK, "quantity": 3})).json()["lines"]
         for path, body in ((f"lines/{coffee['line']}/price", {"unit_minor": 450, "reason": "price match",
                                                               "override": MANAGER_OVERRIDE}),
-                           (f"lines/{milk['line']}/discount", {"kind": "percent", "value": 3333, "reason": "dented"}),
-                           ("discount", {"kind": "amount", "value": 77, "reason": "complaint"})):
+                           (f"lines/{milk['line']}/discount", {"kind": "percent", "value": 3333, "reason": "dented",
+                                                                 "override": MANAGER_OVERRIDE}),  # alice: a cashier
+                           ("discount", {"kind": "amount", "value": 77, "reason": "complaint",
+                                         "override": MANAGER_OVERRIDE})):
             response = await http.post(f"{till}/{path}", json=body)
             assert response.status_code == 200, response.text
         before = response.json()

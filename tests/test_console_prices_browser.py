@@ -17,6 +17,7 @@ from novapos.config import HubConfig, StoreConfig
 from tests.catalog_support import add_tenancy
 from tests.conftest import wait_until
 from tests.identity import add_user, grant
+from tests.pos import log_in
 from tests.test_web_till_browser import headless_chromium  # noqa: F401  (skips this module without a browser)
 
 from tests.console_page import Page  # isort: skip  (imports selenium: after the skip above)
@@ -55,6 +56,8 @@ def _set_prices(url: str, tomorrow: str) -> dict[str, object]:
 def _till_page(url: str) -> str:
     with Page(url) as page:
         page.open()
+        page.find("#pin").send_keys("1111")  # alice logs in (tests.pos.STAFF): the products are behind the login
+        page.find("#open").click()
         page.find(f"#products button[data-barcode='{COFFEE}']")
         page.screenshot("07-till-shows-the-new-price")
         return page.find("#products").text
@@ -68,6 +71,7 @@ async def test_a_price_set_in_the_console_reaches_the_demo_stores_till(
         await trio.to_thread.run_sync(asyncio.run, _seed(hub_config.database_url))
         await add_user(hub_config.database_url, "ada", grant("tenant_admin"))
         edge = await nursery.start(run_edge, store_config)
+        await log_in(http, edge.url)  # the product list is behind the till login
 
         async def till_price(code: str) -> int | None:
             answer = (await http.get(f"{edge.url}/api/products", params={"q": code})).json()

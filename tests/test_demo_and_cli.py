@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -18,12 +20,24 @@ from novapos.demo.processes import free_port
 from novapos.demo.provision import DEMO_USERS
 from tests.pos import COFFEE
 
+_TILL_BROWSER = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+"""Keeps the till login's cookie, as the web till's browser does."""
+
 
 def _http(method: str, url: str, body: dict | None = None) -> tuple[int, dict | list]:
     request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None,
                                      headers={"content-type": "application/json"})
-    with urllib.request.urlopen(request, timeout=5) as response:
+    with _TILL_BROWSER.open(request, timeout=5) as response:
         return response.status, json.loads(response.read())
+
+
+def _logged_in(till: str) -> bool:
+    """The demo's cashier logs in with the PIN the banner prints, once the hub's staff list has reached the store."""
+    cashier = next(user for user in DEMO_USERS if user.pin is not None)
+    try:
+        return _http("POST", f"{till}/api/tills/till-1/login", {"login": cashier.login, "pin": cashier.pin})[0] == 200
+    except urllib.error.HTTPError:
+        return False
 
 
 def _wait(condition, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
@@ -80,10 +94,10 @@ def test_demo_runs_both_processes_and_a_sale_lands_once(tmp_path: Path) -> None:
         assert "store demo/store-001" in (tmp_path / "state" / "credentials" / "authorization.conf").read_text()
         # the store sells from the hub's catalog (configs/demo-catalog.csv, seeded by the demo), synced over NATS
         _wait(lambda: (_http("GET", f"{till}/healthz")[1].get("catalog_version") or 0) >= 1, 30)  # type: ignore[union-attr]
+        _wait(lambda: _logged_in(till), 30)
         _, products = _http("GET", f"{till}/api/products?q=Ground")
         assert [p["sku"] for p in products["products"]] == ["COF-250"]  # type: ignore[index]
 
-        _http("POST", f"{till}/api/tills/till-1/session", {"cashier": "demo"})
         _, state = _http("POST", f"{till}/api/tills/till-1/lines", {"barcode": COFFEE, "quantity": 3})
         _http("POST", f"{till}/api/tills/till-1/tenders", {"amount_minor": 1500})
         _, receipt = _http("POST", f"{till}/api/tills/till-1/complete", {"cart": state["cart"]})  # type: ignore[index]

@@ -19,7 +19,7 @@ from edge.app import run_edge
 from mocks.store import HID_SCANNER, SimulatedStore
 from novapos.config import StoreConfig, load_devices
 from tests.conftest import CONFIGS, wait_until
-from tests.pos import COFFEE, MILK, sell
+from tests.pos import COFFEE, MILK, log_in_at, sell
 
 SCAN_INTERVAL = 0.1
 DEBOUNCE = 3
@@ -73,6 +73,14 @@ async def all_ready(edge) -> None:  # type: ignore[no-untyped-def]
         await wait_state(edge, device, "ready", "closed")
 
 
+@pytest.fixture
+async def http(edge) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+    """A client logged in at till-1 (devices, print jobs and events are behind the till login)."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        await log_in_at(client, f"{edge.url}/api/tills/till-1", "alice")
+        yield client
+
+
 @asynccontextmanager
 async def live_events(http: httpx.AsyncClient, edge) -> AsyncIterator[list[dict]]:  # type: ignore[no-untyped-def]
     """The web till's event stream, read in the background into the list yielded."""
@@ -89,7 +97,7 @@ async def live_events(http: httpx.AsyncClient, edge) -> AsyncIterator[list[dict]
 
 
 async def open_till(http: httpx.AsyncClient, edge, till: str) -> None:  # type: ignore[no-untyped-def]
-    assert (await http.post(f"{edge.url}/api/tills/{till}/session", json={"cashier": "dev"})).status_code == 200
+    await log_in_at(http, f"{edge.url}/api/tills/{till}", "alice")
 
 
 async def test_every_simulated_device_is_found_and_comes_up(edge, http: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]

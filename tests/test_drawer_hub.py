@@ -33,7 +33,8 @@ async def test_a_shift_reaches_the_console_and_a_late_sale_is_flagged(
         session = (await http.post(drawer, json={"float": {"1000": 10}})).json()["drawer_session"]["id"]
         sales = [await sell(http, edge.url, [(COFFEE, 1)], cash=1000), await sell(http, edge.url, [(MILK, 2)])]
         assert all(sale["drawer_session"] == session for sale in sales)
-        moved = await http.post(f"{drawer}/moves", json={"kind": "pay_out", "amount_minor": 300, "reason": "milk"})
+        moved = await http.post(f"{drawer}/moves", json={"kind": "pay_out", "amount_minor": 300, "reason": "milk",
+                                                          "override": MANAGER_OVERRIDE})  # alice is a cashier
         assert moved.status_code == 200, moved.text
         expected = 10000 + 499 + 258 - 300
         z = await http.post(f"{drawer}/close", json={"counted": {"1000": 10, "200": 2}, "override": MANAGER_OVERRIDE})

@@ -16,7 +16,7 @@ from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.processes import free_port
 from novapos.demo.run import write_store_config
 from tests.catalog import seed_catalog
-from tests.pos import COFFEE, log_in, sell
+from tests.pos import COFFEE, MANAGER_OVERRIDE, log_in, seed_staff, sell
 from tests.test_edge_kill9 import _start_edge
 
 
@@ -28,6 +28,7 @@ async def test_kill_9_mid_shift_keeps_the_drawer_session(
         {"name": "receipt-printer", "driver": "escpos-network", "host": "127.0.0.1", "port": printer.port},
         {"name": "drawer-1", "driver": "printer-drawer", "printer": "receipt-printer", "till": "till-1"}]})
     seed_catalog(tmp_path / "store-001")
+    seed_staff(tmp_path / "store-001")
     url = f"http://127.0.0.1:{port}"
     drawer = f"{url}/api/tills/till-1/drawer-session"
     await trio.to_thread.run_sync(nats_server.stop)  # offline: everything waits in the outbox
@@ -39,7 +40,8 @@ async def test_kill_9_mid_shift_keeps_the_drawer_session(
         for _ in range(3):
             await sell(http, url, [(COFFEE, 1)], cash=500)
         assert (await http.post(f"{drawer}/moves", json={"kind": "drop", "amount_minor": 5000,
-                                                         "reason": "to the safe"})).status_code == 200
+                                                         "reason": "to the safe", "override": MANAGER_OVERRIDE})
+                ).status_code == 200
         before = (await http.get(f"{drawer}/x-report")).json()
         os.kill(edge.pid, signal.SIGKILL)
         edge.wait()

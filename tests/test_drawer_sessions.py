@@ -69,7 +69,8 @@ async def test_a_shift_from_float_to_z(cash_config: StoreConfig, nats_server: Em
         moves = [("pay_in", 5000, "change from the bank"), ("pay_out", 1250, "window cleaner"),
                  ("drop", 10000, "to the safe")]
         for kind, amount, reason in moves:
-            response = await http.post(f"{drawer}/moves", json={"kind": kind, "amount_minor": amount, "reason": reason})
+            response = await http.post(f"{drawer}/moves", json={"kind": kind, "amount_minor": amount, "reason": reason,
+                                                                "override": MANAGER_OVERRIDE})  # alice is a cashier
             assert response.status_code == 200, response.text
         no_sale = await http.post(f"{drawer}/no-sale", json={"override": MANAGER_OVERRIDE, "reason": "change a note"})
         assert no_sale.status_code == 200, no_sale.text
@@ -95,7 +96,8 @@ async def test_a_shift_from_float_to_z(cash_config: StoreConfig, nats_server: Em
         assert report["difference"] == -50 and report["expected"]["minor"] == expected
         assert report["z"]["number"] == 1 and report["z"]["sales"] == x["sales"] and "approver" not in report
         assert (await http.get(f"{edge.url}/api/tills/till-1")).json()["drawer_session"] is None
-        late = await http.post(f"{drawer}/moves", json={"kind": "pay_in", "amount_minor": 100, "reason": "late"})
+        late = await http.post(f"{drawer}/moves", json={"kind": "pay_in", "amount_minor": 100, "reason": "late",
+                                                         "override": MANAGER_OVERRIDE})
         assert late.status_code == 409  # the session is closed
 
         texts = await trio.to_thread.run_sync(printer.wait_for_receipts, 4, 10.0)  # two sales, the X, the Z
@@ -108,7 +110,7 @@ async def test_a_shift_from_float_to_z(cash_config: StoreConfig, nats_server: Em
     assert [body["kind"] for body in outbox_events(cash_config, "drawer.moved")] == [
         "pay_in", "pay_out", "drop", "no_sale"]
     audits = [(body["action"], body.get("approver")) for body in outbox_events(cash_config, "audit.recorded")]
-    assert audits == [("drawer.pay_in", None), ("drawer.pay_out", None), ("drawer.drop", None),
+    assert audits == [("drawer.pay_in", "manager"), ("drawer.pay_out", "manager"), ("drawer.drop", "manager"),
                       ("drawer.no_sale", "manager")]
 
 
@@ -177,12 +179,15 @@ async def test_refusals_of_the_shift(cash_config: StoreConfig, nats_server: Embe
         with_cart = await http.post(f"{till}/drawer-session/close", json={"counted": {"1000": 1}})
         assert with_cart.status_code == 409 and "sale is open" in with_cart.json()["error"]
         too_much = await http.post(f"{till}/drawer-session/moves",
-                                   json={"kind": "pay_out", "amount_minor": 1001, "reason": "more than held"})
+                                   json={"kind": "pay_out", "amount_minor": 1001, "reason": "more than held",
+                                         "override": MANAGER_OVERRIDE})
         assert too_much.status_code == 409 and "10.00 EUR" in too_much.json()["error"]
         # till-2 has no drawer: no no-sale there; and nobody logged in there is a 401
         assert (await http.post(f"{edge.url}/api/tills/till-2/drawer-session/no-sale", json={})).status_code == 401
         await log_in(http, edge.url, "till-2", "bob")
-        assert (await http.post(f"{edge.url}/api/tills/till-2/drawer-session/no-sale", json={})).status_code == 409
+        no_drawer = await http.post(f"{edge.url}/api/tills/till-2/drawer-session/no-sale",
+                                    json={"override": MANAGER_OVERRIDE})
+        assert no_drawer.status_code == 409
         assert (await http.get(f"{edge.url}/api/tills/till-9/drawer-session")).status_code == 404
 
 

@@ -21,7 +21,7 @@ from novapos.demo.processes import free_port
 from novapos.demo.run import write_store_config
 from tests.catalog import seed_catalog
 from tests.conftest import query, wait_until
-from tests.pos import COFFEE, MILK, sell
+from tests.pos import COFFEE, MILK, log_in_at, seed_staff, sell
 
 
 async def _start_edge(config: Path, nats_server: EmbeddedNats, url: str, http: httpx.AsyncClient) -> subprocess.Popen[bytes]:
@@ -48,6 +48,7 @@ async def test_completed_sales_survive_kill_9_and_land_once(
         {"name": "receipt-printer", "driver": "escpos-network", "host": "127.0.0.1", "port": printer.port},
         {"name": "drawer-1", "driver": "printer-drawer", "printer": "receipt-printer", "till": "till-1"}]})
     seed_catalog(tmp_path / "store-001")  # the store's catalog, as if synced from the hub
+    seed_staff(tmp_path / "store-001")  # alice and bob, as if the hub's staff list had come
     url = f"http://127.0.0.1:{port}"
     async with trio.open_nursery() as nursery:
         await nursery.start(run_hub, hub_config)
@@ -57,7 +58,7 @@ async def test_completed_sales_survive_kill_9_and_land_once(
         receipts = [await sell(http, url, [(COFFEE, n), (MILK, 1)]) for n in (1, 2, 3)]
         # Meanwhile on till-2 a basket is half scanned: the cashier must not have to scan it again.
         till_2 = f"{url}/api/tills/till-2"
-        assert (await http.post(f"{till_2}/session", json={"cashier": "bob"})).status_code == 200
+        await log_in_at(http, f"{till_2}", "bob")
         for barcode, quantity in ((COFFEE, 2), (MILK, 1)):
             open_cart = (await http.post(f"{till_2}/lines", json={"barcode": barcode, "quantity": quantity})).json()
         edge.send_signal(signal.SIGKILL)  # receipts may still be spooled: they must print after the restart

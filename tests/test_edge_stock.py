@@ -16,6 +16,7 @@ from novapos.config import HubConfig, StoreConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from tests.conftest import wait_until
 from tests.console_access import sign_in_admin
+from tests.pos import log_in
 from tests.stock_world import build_world
 
 
@@ -25,6 +26,7 @@ async def test_a_till_sees_stock_here_and_nearby_and_not_known_while_offline(
     await build_world(database_url)
     async with trio.open_nursery() as nursery:
         edge = await nursery.start(run_edge, store_config)
+        await log_in(http, edge.url)  # stock is asked behind the till login
         hub_scope = trio.CancelScope()
 
         async def hub_until_stopped(task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:

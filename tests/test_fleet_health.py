@@ -22,7 +22,7 @@ from novapos.wire.subjects import EVENTS_STREAM
 from tests.conftest import query, wait_until
 from tests.fleet import fleet_world
 from tests.identity import add_user, grant, signed_in
-from tests.pos import COFFEE, sell
+from tests.pos import COFFEE, log_in_at, sell
 
 
 async def _stream_full(nats_server: EmbeddedNats, full: bool) -> None:
@@ -138,7 +138,7 @@ async def test_a_change_is_reported_at_once_whatever_the_interval(
         await trio.sleep(2)  # the devices come up after the first report: that change is reported too
         settled = await status()
         await sell(http, edge.url, [(COFFEE, 1)])
-        assert (await http.post(f"{edge.url}/api/tills/till-2/session", json={"cashier": "bob"})).status_code == 200
+        await log_in_at(http, f"{edge.url}/api/tills/till-2", "bob")
         opened = await wait_until(lambda: _when(status, lambda s: s["open_tills"] == ["till-1", "till-2"]), timeout=4)
         assert opened["last_seen"] > settled["last_seen"] >= started["last_seen"]
         await sell(http, edge.url, [(COFFEE, 2)])  # till-1 was open already: nothing a person needs changed

@@ -34,7 +34,7 @@ from novapos.config import HubConfig, StoreConfig
 from novapos.logs import JsonFormatter, PlainFormatter, escape
 from tests.conftest import wait_until
 from tests.console_access import sign_in_admin
-from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, sell
+from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in_at, sell
 
 A_UUID = '"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"'
 
@@ -65,8 +65,11 @@ ENDPOINTS = (
     Endpoint("GET", "/api/print-jobs"),
     Endpoint("GET", "/api/events", streams=True),
     Endpoint("GET", "/api/tills/{till}"),
-    Endpoint("POST", "/api/tills/{till}/session", {"cashier": '"carol"'}),
-    Endpoint("DELETE", "/api/tills/{till}/session"),
+    Endpoint("POST", "/api/tills/{till}/login", {"login": '"bob"', "pin": '"0000"'}),  # a wrong PIN: never in
+    Endpoint("POST", "/api/tills/{till}/logout"),
+    Endpoint("POST", "/api/tills/{till}/lock"),
+    Endpoint("POST", "/api/tills/{till}/unlock", {"pin": '"0000"'}),
+    Endpoint("GET", "/api/tills/{till}/whoami"),
     Endpoint("POST", "/api/tills/{till}/lines", {"barcode": json.dumps(COFFEE), "quantity": "1"}),
     Endpoint("PATCH", "/api/tills/{till}/lines/{line}", {"quantity": "2"}),
     Endpoint("DELETE", "/api/tills/{till}/lines/{line}"),
@@ -232,14 +235,14 @@ async def test_hostile_values_at_every_endpoint_are_refused_and_the_store_keeps_
         edge: Any, http: httpx.AsyncClient) -> None:
     other_tills_cart = (await sell(http, edge.url, [(COFFEE, 1)], till="till-1"))["cart"]
     till2 = f"{edge.url}/api/tills/till-2"
-    assert (await http.post(f"{till2}/session", json={"cashier": "bob"})).status_code == 200
+    await log_in_at(http, f"{till2}", "bob")
     before = (await http.post(f"{till2}/lines", json={"barcode": MILK})).json()
     restarts = edge.tree.restarts
     port = int(edge.url.rsplit(":", 1)[1])
 
     problems: list[str] = []
     sent = 0
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(timeout=10, cookies=http.cookies) as client:  # logged in: the validators answer
         for endpoint in ENDPOINTS:
             for label, request in _attacks(endpoint, port, other_tills_cart):
                 sent += 1
@@ -264,27 +267,28 @@ async def test_a_poisoned_name_is_refused_at_the_door_and_cannot_stop_the_store(
         edge: Any, http: httpx.AsyncClient, cashier: str) -> None:
     till = f"{edge.url}/api/tills/till-1"
     restarts = edge.tree.restarts
-    response = await http.post(f"{till}/session", content=json.dumps({"cashier": cashier}),
+    response = await http.post(f"{till}/login", content=json.dumps({"login": cashier, "pin": "1111"}),
                                headers={"content-type": "application/json"})
     assert response.status_code == 422, response.text
-    assert response.json()["error"].startswith("cashier must not contain")
-    assert (await http.get(till)).json()["session"] is None
+    assert response.json()["error"].startswith("login must not contain")
+    assert (await edge.tree.ask("till.till-1", "state"))["session"] is None
     for _ in range(6):
-        assert (await http.post(f"{till}/complete", json={})).status_code == 409  # nothing to complete
+        assert (await http.post(f"{till}/complete", json={})).status_code == 401  # nobody logged in
     assert edge.tree.restarts == restarts and edge.tree.healthy()
     assert (await sell(http, edge.url, [(COFFEE, 1)]))["seq"] == 1
 
 
 async def test_only_the_tills_own_page_can_change_it(edge: Any, http: httpx.AsyncClient) -> None:
     till = f"{edge.url}/api/tills/till-1"
-    simple = await http.post(f"{till}/session", content=b'{"cashier": "mallory"}', headers={"content-type": "text/plain"})
+    alice = {"login": "alice", "pin": "1111"}
+    simple = await http.post(f"{till}/login", content=json.dumps(alice).encode(), headers={"content-type": "text/plain"})
     assert simple.status_code == 415 and "application/json" in simple.json()["error"]
-    foreign = await http.post(f"{till}/session", json={"cashier": "mallory"}, headers={"origin": "http://evil.example"})
+    foreign = await http.post(f"{till}/login", json=alice, headers={"origin": "http://evil.example"})
     assert foreign.status_code == 403 and "origin" in foreign.json()["error"]
     rebound = await http.get(till, headers={"host": "evil.example"})
     assert rebound.status_code == 421 and "evil.example" in rebound.json()["error"]
-    assert (await http.get(till)).json()["session"] is None
-    own = await http.post(f"{till}/session", json={"cashier": "alice"}, headers={"origin": edge.url})
+    assert (await edge.tree.ask("till.till-1", "state"))["session"] is None
+    own = await http.post(f"{till}/login", json=alice, headers={"origin": edge.url})
     assert own.status_code == 200 and own.json()["session"]["cashier"] == "alice"
     local_name = edge.url.replace("127.0.0.1", "localhost")
     assert (await http.get(till, headers={"host": local_name.removeprefix("http://")})).status_code == 200
@@ -313,14 +317,14 @@ async def test_a_huge_body_is_refused_without_being_read(edge: Any, http: httpx.
 
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     try:
-        response = await http.post(f"{edge.url}/api/tills/till-1/session", content=endless(),
+        response = await http.post(f"{edge.url}/api/tills/till-1/login", content=endless(),
                                     headers={"content-type": "application/json"})
         assert response.status_code == 413 and "too large" in response.json()["error"]
     except httpx.TransportError:
         pass  # the server may close the connection once it has answered 413 and stopped reading
     assert streamed < 64 * 2**20, "the server read on long past the limit"
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 64 * 1024
-    declared = await http.post(f"{edge.url}/api/tills/till-1/session", content=b"{" + b" " * 2**20 + b"}",
+    declared = await http.post(f"{edge.url}/api/tills/till-1/login", content=b"{" + b" " * 2**20 + b"}",
                                headers={"content-type": "application/json"})
     assert declared.status_code == 413 and "too large" in declared.json()["error"]
     assert edge.tree.healthy()
@@ -333,13 +337,14 @@ async def test_a_huge_body_is_refused_without_being_read(edge: Any, http: httpx.
     (b'{"barcode": "4006381333931", "quantity": NaN}', "not valid JSON"),
 ])
 async def test_pathological_json_is_a_400_not_a_500(edge: Any, http: httpx.AsyncClient, body: bytes, says: str) -> None:
-    await http.post(f"{edge.url}/api/tills/till-1/session", json={"cashier": "alice"})
+    await log_in_at(http, f"{edge.url}/api/tills/till-1")
     response = await http.post(f"{edge.url}/api/tills/till-1/lines", content=body,
                                headers={"content-type": "application/json"})
     assert response.status_code in (400, 413) and says in response.json()["error"], response.text
 
 
 async def test_every_error_the_page_can_meet_is_json(edge: Any, http: httpx.AsyncClient) -> None:
+    await log_in_at(http, f"{edge.url}/api/tills/till-1")  # the page meets them logged in (else: 401)
     missing = await http.get(f"{edge.url}/api/nothing-here")
     assert missing.status_code == 404 and "/api/nothing-here" in missing.json()["error"]
     wrong = await http.put(f"{edge.url}/api/tills/till-1/tenders", json={})
@@ -352,7 +357,7 @@ async def test_every_error_the_page_can_meet_is_json(edge: Any, http: httpx.Asyn
 
 async def test_another_tills_cart_id_does_not_reveal_its_receipt(edge: Any, http: httpx.AsyncClient) -> None:
     receipt = await sell(http, edge.url, [(COFFEE, 1)], till="till-1")
-    await http.post(f"{edge.url}/api/tills/till-2/session", json={"cashier": "mallory"})
+    await log_in_at(http, f"{edge.url}/api/tills/till-2", "bob")
     response = await http.post(f"{edge.url}/api/tills/till-2/complete", json={"cart": receipt["cart"]})
     assert response.status_code in (404, 409), response.text
     assert set(response.json()) == {"error"} and receipt["sale"] not in response.text
@@ -364,6 +369,8 @@ async def test_another_tills_cart_id_does_not_reveal_its_receipt(edge: Any, http
 @pytest.mark.parametrize("path", ["/api/devices", "/api/print-jobs", "/healthz", "/api/tills/till-1"])
 async def test_an_internal_timeout_is_a_503_that_says_what_to_do(
         edge: Any, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    await log_in_at(http, f"{edge.url}/api/tills/till-1")  # past the login door, which asks too
+
     async def no_answer(self: Tree, name: str, method: str, *args: Any, **kwargs: Any) -> Any:
         raise pykka.Timeout(f"ask {name}.{method} got no reply")
     monkeypatch.setattr(Tree, "ask", no_answer)
@@ -431,12 +438,6 @@ def test_every_invisible_format_character_but_the_joiners_is_refused_and_escaped
     assert not wrongly_accepted and not not_escaped, (wrongly_accepted, not_escaped)
     for name in ["\U0001f469\u200d\U0001f4bb Dana", "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"]:
         assert validators.text("cashier", name) == name and escape(name) == name
-
-
-async def test_names_with_joiners_open_a_session_as_typed(edge: Any, http: httpx.AsyncClient) -> None:
-    name = "\U0001f469\u200d\U0001f4bb \u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"
-    response = await http.post(f"{edge.url}/api/tills/till-1/session", json={"cashier": name})
-    assert response.status_code == 200 and response.json()["session"]["cashier"] == name
 
 
 async def test_the_hub_console_shares_the_door(hub_config: HubConfig, http: httpx.AsyncClient) -> None:
@@ -588,6 +589,7 @@ def test_every_hub_route_is_in_the_hostile_table() -> None:
 
 async def test_a_method_a_route_does_not_serve_is_a_405_whatever_its_body(edge: Any, http: httpx.AsyncClient) -> None:
     """The content type is checked only where the method is served: a body-less PUT is a 405, not a 415."""
+    await log_in_at(http, f"{edge.url}/api/tills/{VALID_PATH['till']}", "bob")  # past the login door
     methods: dict[str, set[str]] = {}
     for endpoint in ENDPOINTS:
         methods.setdefault(endpoint.path.format(**VALID_PATH), set()).add(endpoint.method)
@@ -600,16 +602,15 @@ async def test_a_method_a_route_does_not_serve_is_a_405_whatever_its_body(edge: 
                 assert set(wrong.headers["allow"].split(", ")) == allowed and method in wrong.json()["error"]
         options = await http.options(f"{edge.url}{path}")
         assert options.status_code == 204 and set(options.headers["allow"].split(", ")) == allowed - {"HEAD"}
-    simple = await http.post(f"{edge.url}/api/tills/till-1/session", content=b'{"cashier": "m"}')
+    simple = await http.post(f"{edge.url}/api/tills/till-1/login", content=b'{"login": "m"}')
     assert simple.status_code == 415 and "not nothing" in simple.json()["error"]  # a served POST still needs JSON
 
 
 async def test_the_largest_values_the_door_accepts_can_be_sold(edge: Any, http: httpx.AsyncClient) -> None:
     """The door and the wire schema share their bounds: what the door lets through is never refused at commit."""
-    cashier = "C" * validators.MAX_TEXT_LENGTH
-    receipt = await sell(http, edge.url, [(COFFEE, validators.MAX_LINE_QUANTITY)], cashier=cashier)
-    assert receipt["cashier"] == cashier and receipt["lines"][0]["quantity"] == validators.MAX_LINE_QUANTITY
-    too_long = await http.post(f"{edge.url}/api/tills/till-2/session", json={"cashier": cashier + "C"})
+    receipt = await sell(http, edge.url, [(COFFEE, validators.MAX_LINE_QUANTITY)], cashier="manager")
+    assert receipt["cashier"] == "manager" and receipt["lines"][0]["quantity"] == validators.MAX_LINE_QUANTITY
+    too_long = await http.post(f"{edge.url}/api/tills/till-2/login", json={"login": "m" * 65, "pin": "2580"})
     assert too_long.status_code == 422
 
 

@@ -30,7 +30,7 @@ from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.processes import free_port
 from novapos.demo.run import write_store_config
 from tests.conftest import ensure_stream, wait_until
-from tests.pos import COFFEE
+from tests.pos import COFFEE, log_in_at
 
 LOCK_S = 12.0  # longer than any wait of the store's for a lock (db.LOCK_WAIT_S)
 START_WITHIN_S = 10.0  # an edge starts in about a second; a start stuck on the lock never does
@@ -49,7 +49,7 @@ async def test_a_locked_store_file_is_ridden_out_and_the_same_complete_sells_onc
             with trio.fail_after(START_WITHIN_S):  # no actor's started() fails, nor waits out, the lock
                 edge = await nursery.start(run_edge, store_config)
             url = f"{edge.url}/api/tills/till-1"
-            assert (await http.post(f"{url}/session", json={"cashier": "alice"})).status_code == 200
+            await log_in_at(http, f"{url}", "alice")
             assert (await http.post(f"{url}/lines", json={"barcode": COFFEE})).status_code == 200
             paid = (await http.post(f"{url}/tenders", json={"amount_minor": 500})).json()
 

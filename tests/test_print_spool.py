@@ -27,7 +27,7 @@ from edge.app import run_edge
 from mocks.network_printer import MockNetworkPrinter
 from novapos.config import StoreConfig
 from tests.conftest import wait_until
-from tests.pos import MILK, sell
+from tests.pos import MILK, log_in, sell
 
 LATE = re.compile(r"LATE RECEIPT - sale #(\d+) (\d{4}-\d\d-\d\d \d\d:\d\d)")
 
@@ -66,6 +66,7 @@ def job_row(config: StoreConfig, job_id: str) -> dict[str, Any]:
 
 async def printer_ready(http: httpx.AsyncClient, url: str) -> None:
     """Wait until the receipt printer is up, so a sale's receipt is printed at its sale, not after."""
+    await log_in(http, url)  # alice: devices are behind the till login too
     async def ready() -> bool:
         devices = (await http.get(f"{url}/api/devices")).json()
         return any(device["device"] == "receipt-printer" and device["state"] == "ready" for device in devices)

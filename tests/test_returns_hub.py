@@ -29,7 +29,7 @@ from tests.catalog import seed_catalog
 from tests.conftest import printer_only, query, wait_until
 from tests.console_access import sign_in_admin
 from tests.events import publish
-from tests.pos import COFFEE, MANAGER_OVERRIDE, sell
+from tests.pos import COFFEE, MANAGER_OVERRIDE, seed_staff, sell
 from tests.stock_world import build_world, sale
 
 STORES = (("demo", "store-001"), ("demo", "store-002"), ("other", "o-1"))
@@ -158,6 +158,7 @@ async def test_a_store_takes_back_another_stores_sale_through_the_hub(
         http: httpx.AsyncClient, tmp_path: Path) -> None:
     with MockNetworkPrinter() as printer_two:
         seed_catalog(tmp_path / "edge-2")
+        seed_staff(tmp_path / "edge-2", store="store-002")
         two = dataclasses.replace(store_config, store="store-002", state_dir=tmp_path / "edge-2",
                                   nats_credentials=nats_server.store_credentials("demo", "store-002"),
                                   devices=printer_only(printer_two.port))

@@ -19,7 +19,7 @@ from novapos.demo.processes import free_port
 from novapos.demo.run import write_store_config
 from tests.catalog import seed_catalog
 from tests.conftest import query, wait_until
-from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in, sell
+from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in, seed_staff, sell
 from tests.test_edge_kill9 import _start_edge
 from tests.test_returns_hub import _ask
 
@@ -39,6 +39,7 @@ async def test_a_completed_return_survives_kill_9_and_lands_once(
     write_store_config(config, tmp_path, port, {"scan_interval": 0.1, "rules": [
         {"name": "receipt-printer", "driver": "escpos-network", "host": "127.0.0.1", "port": printer.port}]})
     seed_catalog(tmp_path / "store-001")
+    seed_staff(tmp_path / "store-001")
     url = f"http://127.0.0.1:{port}"
     async with trio.open_nursery() as nursery:
         await nursery.start(run_hub, hub_config)

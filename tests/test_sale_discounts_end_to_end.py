@@ -29,8 +29,10 @@ async def test_a_discounted_sale_lands_at_the_hub_with_its_discounts_override_an
         coffee, milk = (await http.post(f"{url}/lines", json={"barcode": MILK})).json()["lines"]
         for path, body in ((f"lines/{coffee['line']}/price", {"unit_minor": 450, "reason": "price match",
                                                               "override": MANAGER_OVERRIDE}),
-                           (f"lines/{milk['line']}/discount", {"kind": "amount", "value": 29, "reason": "dented"}),
-                           ("discount", {"kind": "percent", "value": 500, "reason": "staff"})):
+                           (f"lines/{milk['line']}/discount", {"kind": "amount", "value": 29, "reason": "dented",
+                                                                 "override": MANAGER_OVERRIDE}),  # alice: a cashier
+                           ("discount", {"kind": "percent", "value": 500, "reason": "staff",
+                                         "override": MANAGER_OVERRIDE})):
             response = await http.post(f"{url}/{path}", json=body)
             assert response.status_code == 200, response.text
         state = response.json()

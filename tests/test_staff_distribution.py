@@ -22,6 +22,7 @@ from novapos.passwords import check
 from novapos.wire.staff import decode_list, staff_request_subject, staff_subject
 from tests.conftest import wait_until
 from tests.identity import PIN, add_user, grant, signed_in
+from tests.pos import unseed_staff
 from tests.stock_world import build_world
 
 REACHES_WITHIN_S = 5.0
@@ -38,6 +39,7 @@ async def _world(database_url: str) -> None:
 
 async def test_a_deactivation_reaches_the_running_edge_within_seconds(hub_config: HubConfig,
                                                                      store_config: StoreConfig) -> None:
+    unseed_staff(store_config.state_dir)  # the hub's own list, not the tests' alice and bob
     async with trio.open_nursery() as nursery:
         hub = await nursery.start(run_hub, hub_config)
         await _world(hub_config.database_url)

@@ -20,6 +20,7 @@ from novapos.config import ConfigError, StoreConfig, load_store
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.wire.staff import StaffList, StaffMember, encode_list, staff_request_subject, staff_subject
 from tests.conftest import CONFIGS, wait_until
+from tests.pos import unseed_staff
 
 VERIFIER = "scrypt$14$8$1$c2FsdA$aGFzaA"
 
@@ -32,6 +33,7 @@ def _list(version: int, *logins: str, store: str = "store-001") -> StaffList:
 async def test_the_edge_asks_again_when_its_link_is_back_and_keeps_only_newer_lists(
         nats_server: EmbeddedNats, store_config: StoreConfig) -> None:
     config = dataclasses.replace(store_config, staff_refresh_s=3600.0)  # only a reconnect may ask again
+    unseed_staff(config.state_dir)  # the stand-in hub's lists, from version 1
     answer = {"list": _list(1, "carl", "eve")}
     link = nats_server.hub_link("stand-in-hub")
 

@@ -8,8 +8,8 @@ import trio
 
 from edge.app import run_edge
 from novapos.config import StoreConfig
-from novapos.validators import MAX_BARCODE_LENGTH, MAX_LINE_QUANTITY, MAX_MINOR, MAX_TEXT_LENGTH, MAX_TOKEN_LENGTH
-from tests.pos import COFFEE
+from novapos.validators import MAX_BARCODE_LENGTH, MAX_LINE_QUANTITY, MAX_MINOR, MAX_TOKEN_LENGTH
+from tests.pos import COFFEE, MANAGER_OVERRIDE, log_in_at
 
 
 @pytest.mark.parametrize(("path", "body", "status", "says"), [
@@ -27,8 +27,11 @@ from tests.pos import COFFEE
     ("tenders", {"method": "cash", "amount_minor": "500"}, 422, "must be a whole number"),
     ("tenders", {"method": "bitcoin", "amount_minor": 500}, 422, "use 'cash'"),
     ("complete", {}, 409, "cart is empty"),
-    ("session", {"cashier": ""}, 422, "cashier must not be empty"),
-    ("session", {"cashier": "c" * 201}, 422, "cashier must be at most 200 characters"),
+    ("login", {"login": "", "pin": "1111"}, 422, "login must not be empty"),
+    ("login", {"login": "c" * 65, "pin": "1111"}, 422, "login must be at most 64 characters"),
+    ("login", {"login": "alice", "pin": "11a1"}, 422, "pin must be digits only"),
+    ("login", {"login": "alice", "pin": 1111}, 422, "pin must be text"),
+    ("login", {"login": "alice", "pin": "2222"}, 401, "login or PIN is wrong"),
     ("complete", {"cart": "not-a-cart"}, 422, "cart must be an id like"),
 ])
 async def test_bad_request_is_refused_and_changes_nothing(
@@ -37,7 +40,7 @@ async def test_bad_request_is_refused_and_changes_nothing(
     async with trio.open_nursery() as nursery:
         edge = await nursery.start(run_edge, store_config)
         till = f"{edge.url}/api/tills/till-1"
-        assert (await http.post(f"{till}/session", json={"cashier": "alice"})).status_code == 200
+        await log_in_at(http, f"{till}", "alice")
         before = (await http.get(till)).json()
 
         if isinstance(body, bytes):
@@ -59,7 +62,8 @@ async def test_unknown_till_and_scan_without_session(store_config: StoreConfig, 
         response = await http.post(f"{edge.url}/api/tills/till-9/lines", json={"barcode": COFFEE})
         assert response.status_code == 404 and "no till 'till-9'" in response.json()["error"]
         response = await http.post(f"{edge.url}/api/tills/till-2/lines", json={"barcode": COFFEE})
-        assert response.status_code == 409 and "no open session" in response.json()["error"]
+        assert response.status_code == 401 and "log in with your PIN" in response.json()["error"]
+        await log_in_at(http, f"{edge.url}/api/tills/till-1")
         response = await http.post(f"{edge.url}/api/tills/till-1/complete", json={"cart": 7})
         assert response.status_code == 422
         nursery.cancel_scope.cancel()
@@ -70,7 +74,7 @@ async def test_openapi_document_describes_the_sale_flow(store_config: StoreConfi
         edge = await nursery.start(run_edge, store_config)
         document = (await http.get(f"{edge.url}/openapi.json")).json()
         assert document["openapi"].startswith("3.")
-        for path in ("session", "lines", "tenders", "complete"):
+        for path in ("login", "logout", "lock", "unlock", "lines", "tenders", "complete"):
             assert "post" in document["paths"][f"/api/tills/{{till}}/{path}"]
         for path in ("/api/devices", "/api/print-jobs", "/api/events"):
             assert "get" in document["paths"][path]
@@ -78,13 +82,14 @@ async def test_openapi_document_describes_the_sale_flow(store_config: StoreConfi
         def body(path: str) -> dict:
             return document["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
         # the bounds the server enforces, as the validators define them
-        assert body("/api/tills/{till}/session")["cashier"]["maxLength"] == MAX_TEXT_LENGTH
+        assert body("/api/tills/{till}/login")["login"]["maxLength"] == 64
+        assert body("/api/tills/{till}/login")["pin"]["pattern"] == "^[0-9]+$"
         assert body("/api/tills/{till}/lines")["barcode"]["maxLength"] == MAX_BARCODE_LENGTH
         assert body("/api/tills/{till}/lines")["quantity"]["maximum"] == MAX_LINE_QUANTITY
         assert body("/api/tills/{till}/tenders")["amount_minor"]["maximum"] == MAX_MINOR
         assert body("/api/tills/{till}/complete")["cart"]["format"] == "uuid"
         assert body("/api/tills/{till}/tenders")["id"]["format"] == "uuid"
-        state = (await http.get(f"{edge.url}/api/tills/till-1")).json()
+        state = (await log_in_at(http, f"{edge.url}/api/tills/till-1"))
         assert set(document["components"]["schemas"]["TillState"]["properties"]) == set(state)
         line = document["paths"]["/api/tills/{till}/lines/{line}"]["delete"]["parameters"][1]["schema"]
         assert line["maxLength"] == MAX_TOKEN_LENGTH and line["pattern"]
@@ -93,25 +98,25 @@ async def test_openapi_document_describes_the_sale_flow(store_config: StoreConfi
         nursery.cancel_scope.cancel()
 
 
-async def test_tenders_can_be_voided_and_sessions_closed_only_when_it_makes_sense(
+async def test_tenders_can_be_voided_and_a_logout_keeps_the_cart(
         store_config: StoreConfig, http: httpx.AsyncClient) -> None:
     async with trio.open_nursery() as nursery:
         edge = await nursery.start(run_edge, store_config)
         till = f"{edge.url}/api/tills/till-1"
-        assert (await http.delete(f"{till}/session")).status_code == 409  # nothing open yet
-        await http.post(f"{till}/session", json={"cashier": "alice"})
+        assert (await http.post(f"{till}/logout", json={})).status_code == 401  # nobody logged in yet
+        await log_in_at(http, till, "alice")
         await http.post(f"{till}/lines", json={"barcode": COFFEE})
         assert (await http.delete(f"{till}/tenders")).json()["error"] == "no tender has been taken for this cart"
         await http.post(f"{till}/tenders", json={"amount_minor": 9999})  # a slip of the finger
         refused = await http.post(f"{till}/lines", json={"barcode": COFFEE})
         assert refused.status_code == 409 and "void the tenders" in refused.json()["error"]
-        state = (await http.delete(f"{till}/tenders")).json()
+        state = (await http.request("DELETE", f"{till}/tenders", json={"override": MANAGER_OVERRIDE})).json()
         assert state["tendered"]["minor"] == 0 and state["due"]["minor"] == 499
-        closing = await http.delete(f"{till}/session")
-        assert closing.status_code == 409 and "complete the sale or void the cart first" in closing.json()["error"]
+        left = (await http.post(f"{till}/logout", json={})).json()
+        assert left["session"] is None and left["cart"] == state["cart"] and left["due"]["minor"] == 499
+        taken = await log_in_at(http, till, "bob")
+        assert taken["session"]["cashier"] == "bob" and taken["cart"] == state["cart"]
         await http.post(f"{till}/tenders", json={"amount_minor": 500})
-        await http.post(f"{till}/complete", json={"cart": state["cart"]})
-        assert (await http.delete(f"{till}/session")).json()["session"] is None
-        taken = await http.post(f"{till}/session", json={"cashier": "bob"})
-        assert taken.status_code == 200 and taken.json()["session"]["cashier"] == "bob"
+        sold = await http.post(f"{till}/complete", json={"cart": state["cart"]})
+        assert sold.status_code == 200 and sold.json()["cashier"] == "bob"
         nursery.cancel_scope.cancel()

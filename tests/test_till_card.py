@@ -43,6 +43,7 @@ async def edge(store_config: StoreConfig, terminal: PaymentTerminalMock) -> Asyn
     async with trio.open_nursery() as nursery:
         running = await nursery.start(run_edge, config)
         async with httpx.AsyncClient(timeout=10) as http:
+            await log_in(http, running.url, TILL)  # devices are behind the till login
             await wait_until(lambda: _device_ready(http, running.url, "terminal-1"))
         yield running
         nursery.cancel_scope.cancel()
@@ -243,7 +244,8 @@ async def test_one_approved_card_given_back_alone_is_reversed(till: Till, termin
     await till.tender_when(tender_id, stage_is("waiting_for_card"))
     await trio.to_thread.run_sync(terminal.present_card)
     await till.tender_when(tender_id, state_is("approved"))
-    pending = await till.http.request("DELETE", f"{till.url}/tenders/{uuid.uuid4()}", json={})
+    pending = await till.http.request("DELETE", f"{till.url}/tenders/{uuid.uuid4()}",
+                                      json={"override": MANAGER_OVERRIDE})
     assert pending.status_code == 404
     given_back = await till.http.request("DELETE", f"{till.url}/tenders/{tender_id}", json={"override": MANAGER_OVERRIDE})
     assert given_back.status_code == 200 and given_back.json()["due"]["minor"] == 499

@@ -19,7 +19,7 @@ from novapos.demo.processes import free_port
 from novapos.demo.run import write_store_config
 from tests.catalog import seed_catalog
 from tests.conftest import wait_until
-from tests.pos import COFFEE, log_in
+from tests.pos import COFFEE, log_in, seed_staff
 from tests.test_edge_kill9 import _start_edge
 
 
@@ -35,6 +35,7 @@ async def test_a_card_approved_while_the_edge_was_killed_is_found_by_status_and_
         data["terminal"] = {"timeout_s": 30, "poll_ms": 50}
         config.write_text(tomli_w.dumps(data))
         seed_catalog(tmp_path / "store-001")
+        seed_staff(tmp_path / "store-001")
         url = f"http://127.0.0.1:{port}"
         till = f"{url}/api/tills/till-1"
         tender_id = str(uuid.uuid4())

@@ -11,6 +11,7 @@ import pytest
 import trio
 from prometheus_client import REGISTRY
 
+from actors.till.actor import VOIDED
 from edge.app import run_edge
 from hub.app import run_hub
 from mocks.network_printer import MockNetworkPrinter
@@ -18,7 +19,7 @@ from novapos.config import HubConfig, StoreConfig
 from novapos.wire.catalog import VersionMarker
 from tests.catalog import demo_catalog, item, seed_catalog
 from tests.conftest import query, wait_until
-from tests.pos import COFFEE, MILK, sell
+from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in_at, sell
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ async def till(store_config: StoreConfig, http: httpx.AsyncClient) -> AsyncItera
     async with trio.open_nursery() as nursery:
         edge = await nursery.start(run_edge, store_config)
         url = f"{edge.url}/api/tills/till-1"
-        assert (await http.post(f"{url}/session", json={"cashier": "alice"})).status_code == 200
+        await log_in_at(http, f"{url}", "alice")
         yield edge, url
         nursery.cancel_scope.cancel()
 
@@ -65,16 +66,18 @@ async def test_removing_a_line_is_refused_without_changes_when_it_cannot_be(
     response = await http.delete(f"{url}/lines/{coffee}")
     assert response.status_code == 409 and "void the tenders" in response.json()["error"]
     assert (await http.get(url)).json() == tendered
-    await http.delete(f"{url}/tenders")  # the cash goes back: now the line can go
+    await http.request("DELETE", f"{url}/tenders", json={"override": MANAGER_OVERRIDE})  # the cash goes back: now
+    # the line can go (alice is a cashier: a void once tendering began takes a manager's PIN)
     assert (await http.delete(f"{url}/lines/{coffee}")).json()["lines"] == []
 
 
 async def test_a_voided_cart_is_gone_for_good_and_sells_nothing(
         till: tuple[Any, str], http: httpx.AsyncClient) -> None:
     edge, url = till
+    voids_before = VOIDED.labels("till-1")._value.get()
     state = await scan(http, url, COFFEE, 3)
     await http.post(f"{url}/tenders", json={"amount_minor": 2000})
-    response = await http.delete(f"{url}/cart")
+    response = await http.request("DELETE", f"{url}/cart", json={"override": MANAGER_OVERRIDE})  # cash was taken
     assert response.status_code == 200, response.text
     voided = response.json()
     assert voided["cart"] != state["cart"] and voided["lines"] == [] and voided["tendered"]["minor"] == 0
@@ -84,26 +87,26 @@ async def test_a_voided_cart_is_gone_for_good_and_sells_nothing(
     assert response.status_code == 409 and "not the till's current cart" in response.json()["error"]
     assert await edge.tree.ask("outbox", "depth") <= 1  # at most the till.void audit record (it may be sent already)
     metrics = (await http.get(f"{edge.url}/metrics")).text
-    assert 'novapos_edge_carts_voided_total{till="till-1"} 1.0' in metrics
+    assert f'novapos_edge_carts_voided_total{{till="till-1"}} {voids_before + 1}' in metrics  # this process counts all
 
     receipt = await sell(http, edge.url, [(MILK, 1)])
     assert receipt["seq"] == 2  # after the till.void audit record (seq 1): the hub sees no gap
     assert (await http.delete(f"{url}/cart")).status_code == 409  # the new cart is empty
-    assert (await http.delete(f"{url}/session")).status_code == 200
+    assert (await http.post(f"{url}/logout", json={})).status_code == 200
 
 
-async def test_a_cart_with_lines_holds_the_session_until_voided(
+async def test_a_logout_leaves_the_cart_with_the_till_for_the_next_cashier(
         till: tuple[Any, str], http: httpx.AsyncClient) -> None:
     edge, url = till
-    await scan(http, url, MILK)
-    response = await http.delete(f"{url}/session")
-    assert response.status_code == 409 and "void the cart" in response.json()["error"]
-    await http.delete(f"{url}/cart")
-    assert (await http.delete(f"{url}/session")).json()["session"] is None
-    response = await http.delete(f"{url}/lines/0123456789ab")  # who is asking comes first: nobody
-    assert response.status_code == 401 and "log in" in response.json()["error"]
-    response = await http.delete(f"{url}/cart")  # a void asks who is voiding (edge.api.auth)
-    assert response.status_code == 401 and "nobody is logged in" in response.json()["error"]
+    state = await scan(http, url, MILK)
+    response = await http.post(f"{url}/logout", json={})
+    assert response.status_code == 200 and response.json()["session"] is None
+    assert response.json()["cart"] == state["cart"] and len(response.json()["lines"]) == 1
+    for path in ("cart", "lines/MLK-1L"):
+        response = await http.delete(f"{url}/{path}")
+        assert response.status_code == 401 and "log in with your PIN" in response.json()["error"]
+    bob = await log_in_at(http, url, "bob")
+    assert bob["session"]["cashier"] == "bob" and bob["cart"] == state["cart"] and len(bob["lines"]) == 1
 
 
 async def test_cash_is_refused_once_nothing_is_due_and_change_is_capped(
@@ -160,7 +163,7 @@ async def test_a_free_item_sells_with_no_tender_and_lands_in_the_hub(
         await nursery.start(run_hub, hub_config)
         edge = await nursery.start(run_edge, store_config)
         url = f"{edge.url}/api/tills/till-1"
-        assert (await http.post(f"{url}/session", json={"cashier": "alice"})).status_code == 200
+        await log_in_at(http, f"{url}", "alice")
         state = await scan(http, url, bag.barcodes[0], 2)
         assert (state["total"]["minor"], state["due"]["minor"]) == (0, 0)
         pulses = drawer_pulses()
@@ -172,7 +175,7 @@ async def test_a_free_item_sells_with_no_tender_and_lands_in_the_hub(
         assert drawer_pulses() == pulses
         after = (await http.get(url)).json()
         assert after["lines"] == [] and after["drawer_owed"] is None
-        assert (await http.delete(f"{url}/session")).status_code == 200
+        assert (await http.post(f"{url}/logout", json={})).status_code == 200
 
         sale = uuid.UUID(receipt["sale"])
         rows = await wait_until(lambda: query(database_url, "SELECT * FROM sales WHERE event_id = $1", sale))

@@ -23,7 +23,7 @@ from novapos.wire.envelope import decode
 from novapos.wire.schemas import SCHEMAS
 from tests.catalog import DEMO_PRODUCTS, demo_catalog, item, publish_catalog, seed_catalog
 from tests.conftest import wait_until
-from tests.pos import COFFEE, MILK, sell
+from tests.pos import COFFEE, MILK, log_in, log_in_at, seed_staff, sell
 
 
 @pytest.fixture
@@ -46,15 +46,16 @@ def without_receipt_fields(receipt: dict[str, Any]) -> dict[str, Any]:
 
 async def test_a_price_change_leaves_the_open_line_at_its_snapshot_and_the_next_cart_sells_at_the_new_price(
         store_config: StoreConfig, nats_server: EmbeddedNats, http: httpx.AsyncClient) -> None:
-    config = replace(store_config, state_dir=store_config.state_dir.parent / "new-store")  # nothing seeded
+    config = replace(store_config, state_dir=store_config.state_dir.parent / "new-store")  # no catalog seeded
+    seed_staff(config.state_dir)  # its people, though
     await publish_catalog(nats_server, demo_catalog())
     async with trio.open_nursery() as nursery:
         edge = await nursery.start(run_edge, config)
         till = f"{edge.url}/api/tills/till-1"
+        await log_in_at(http, f"{till}", "alice")
         await wait_until(lambda: catalog_version(http, edge, 1))  # the cold sync of a new store
         health = (await http.get(f"{edge.url}/healthz")).json()
         assert (health["catalog_version"], health["catalog_sync"]) == (1, "following")
-        assert (await http.post(f"{till}/session", json={"cashier": "alice"})).status_code == 200
         first = (await http.post(f"{till}/lines", json={"barcode": COFFEE})).json()
         assert [line["unit_price"]["minor"] for line in first["lines"]] == [499]
 
@@ -127,6 +128,7 @@ async def test_products_come_a_page_at_a_time_and_can_be_searched(
                                           item("GONE", "2000000000999", "Gone", 1, active=False), VersionMarker(1, 0)])
     async with trio.open_nursery() as nursery:
         edge = await nursery.start(run_edge, store_config)
+        await log_in(http, edge.url)  # the product list is behind the login too
         first = await products(http, edge)
         assert len(first["products"]) == 50 and first["next"] == first["products"][-1]["sku"]
         seen, after = [p["sku"] for p in first["products"]], first["next"]

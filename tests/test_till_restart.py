@@ -16,7 +16,7 @@ from actors.storage import db as local_db
 from edge.app import run_edge
 from novapos.config import StoreConfig
 from tests.conftest import wait_until
-from tests.pos import COFFEE, MILK, sell
+from tests.pos import COFFEE, MILK, log_in_at, sell
 
 
 @asynccontextmanager
@@ -34,7 +34,7 @@ def save_directly(config: StoreConfig, till: str, state: str) -> None:
 
 
 async def half_scanned(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
-    assert (await http.post(f"{url}/session", json={"cashier": "alice"})).status_code == 200
+    await log_in_at(http, f"{url}", "alice")
     await http.post(f"{url}/lines", json={"barcode": COFFEE, "quantity": 2})
     await http.post(f"{url}/lines", json={"barcode": MILK})
     return (await http.post(f"{url}/tenders", json={"amount_minor": 500})).json()
@@ -91,6 +91,8 @@ async def test_a_cart_completed_just_before_a_crash_is_not_taken_up_again(
 
 
 SESSION, CART = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c"
+BOB = {"id": SESSION, "cashier": "bob", "name": "bob", "roles": [], "offline": False}
+"""A session saved before PIN logins ({id, cashier}), as it is restored."""
 
 
 def milk(quantity: object) -> dict[str, object]:
@@ -111,11 +113,11 @@ async def test_an_unreadable_or_stale_saved_cart_never_stops_a_till(
             milk(0), {**milk(1), "sku": ["MLK-1L"]}, "junk", milk(3)]}}))
     with caplog.at_level(logging.WARNING, logger="actors"):
         async with running_edge(store_config) as edge:
-            till_1 = (await http.get(f"{edge.url}/api/tills/till-1")).json()
-            till_2 = (await http.get(f"{edge.url}/api/tills/till-2")).json()
+            till_1 = await edge.tree.ask("till.till-1", "state")  # as restored, before anyone logs in
+            till_2 = await edge.tree.ask("till.till-2", "state")
             assert edge.tree.healthy() and edge.tree.restarts == 0
     assert till_1["session"] is None and till_1["lines"] == []
-    assert till_2["session"] == {"id": SESSION, "cashier": "bob"} and till_2["cart"] == CART
+    assert till_2["session"] == BOB and till_2["cart"] == CART
     assert [(line["sku"], line["quantity"]) for line in till_2["lines"]] == [("MLK-1L", 3)]
     assert till_2["tendered"]["minor"] == 0
     messages = "\n".join(record.getMessage() for record in caplog.records)
@@ -141,12 +143,12 @@ async def test_a_poisoned_saved_till_is_dropped_field_by_field_never_restored(
     save_directly(store_config, "till-2", json.dumps({"session": session, "cart": cart}))
     with caplog.at_level(logging.WARNING, logger="actors"):
         async with running_edge(store_config) as edge:
-            state = (await http.get(f"{edge.url}/api/tills/till-2")).json()
+            state = await edge.tree.ask("till.till-2", "state")
             assert edge.tree.healthy() and edge.tree.restarts == 0
     if kept == "nothing":
         assert state["session"] is None
     else:
-        assert state["session"] == {"id": SESSION, "cashier": "bob"}
+        assert state["session"] == BOB
     if kept == "cart":
         assert state["cart"] == CART and [(line["sku"], line["quantity"]) for line in state["lines"]] == [("MLK-1L", 1)]
         assert state["tendered"]["minor"] == 200  # 10^15 is out of bounds, 10^9 would need too much change
@@ -157,7 +159,7 @@ async def test_a_poisoned_saved_till_is_dropped_field_by_field_never_restored(
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="actors"):
         async with running_edge(store_config) as edge:  # what was dropped was saved back: said once, not every start
-            again = (await http.get(f"{edge.url}/api/tills/till-2")).json()
+            again = await edge.tree.ask("till.till-2", "state")
     assert [again[key] for key in ("session", "lines", "tendered")] == [state[key] for key in ("session", "lines",
                                                                                                  "tendered")]
     assert not [record.getMessage() for record in caplog.records if "dropping" in record.getMessage()]

@@ -30,7 +30,7 @@ from actors.till.cart import Cart
 from edge.app import run_edge
 from novapos.config import StoreConfig
 from tests.conftest import wait_until
-from tests.pos import COFFEE
+from tests.pos import COFFEE, log_in, log_in_at
 
 DRAWER = "device.drawer-1"
 
@@ -40,6 +40,7 @@ async def running_edge(config: StoreConfig, http: httpx.AsyncClient) -> AsyncIte
     """A running edge whose till-1 drawer (on the receipt printer) is up."""
     async with trio.open_nursery() as nursery:
         edge = await nursery.start(run_edge, config)
+        await log_in(http, edge.url)  # alice: devices are behind the till login too
 
         async def drawer_ready() -> bool:
             devices = (await http.get(f"{edge.url}/api/devices")).json()
@@ -69,7 +70,7 @@ async def recovered_to(count: float) -> None:
 
 
 async def paid_cart(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
-    assert (await http.post(f"{url}/session", json={"cashier": "alice"})).status_code == 200
+    await log_in_at(http, f"{url}", "alice")
     assert (await http.post(f"{url}/lines", json={"barcode": COFFEE})).status_code == 200
     response = await http.post(f"{url}/tenders", json={"amount_minor": 500})
     assert response.status_code == 200, response.text

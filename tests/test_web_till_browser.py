@@ -296,7 +296,6 @@ def pin_login_lock_and_switch(url: str) -> dict[str, Any]:
         return {"wrong": wrong, "who": page.js("return document.getElementById('who').textContent")}
 
 
-@pytest.mark.xfail(strict=False, reason="needs POST /api/tills/{till}/login, /lock, /unlock, /logout (auth helper)")
 async def test_pin_login_lock_screen_and_cashier_switch_keep_the_cart(store_config: StoreConfig) -> None:
     async with trio.open_nursery() as nursery:
         edge = await nursery.start(run_edge, store_config)
@@ -450,8 +449,6 @@ def price_override_approved_by_a_manager(url: str, cookies: httpx.Cookies) -> di
         return {"why": why, "total": page.summary()["total"]}
 
 
-@pytest.mark.xfail(strict=False, reason="needs POST /api/tills/{till}/lines/{line}/price (cart helper) and a 403 "
-                                        "for a cashier from edge.api.auth.authorized (auth helper)")
 async def test_a_cashiers_price_override_is_approved_with_a_managers_pin(
         store_config: StoreConfig, http: httpx.AsyncClient) -> None:
     async with trio.open_nursery() as nursery:

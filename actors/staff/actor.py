@@ -38,7 +38,8 @@ class StaffActor(Actor):
     """One per store. `lookup(login)` for the till login; `status()` for /healthz."""
 
     def __init__(self, seam: AsyncioSeam, link: NatsLink, state_dir: Path, tenant: str, store: str,
-                 refresh_s: float = 60.0) -> None:
+                 refresh_s: float = 60.0, offline_after_s: float = 180.0) -> None:
+        """`offline_after_s`: how old the hub's last confirmation may be before the tills log in offline."""
         super().__init__()
         self._seam = seam
         self._link = link
@@ -46,6 +47,7 @@ class StaffActor(Actor):
         self._tenant = tenant
         self._store = store
         self._refresh_s = refresh_s
+        self._offline_after_s = offline_after_s
         self._cache: StaffCache | None = None
         self._subscription: Any = None
         self._next_ask = 0.0
@@ -78,11 +80,12 @@ class StaffActor(Actor):
                                             "pin_verifier": member.pin_verifier}
 
     def status(self) -> dict[str, Any]:
-        """For /healthz: the list's version, how long since the hub confirmed it, how many people it holds."""
+        """For /healthz: the list's version, how long since the hub confirmed it, how many people it holds, and
+        whether the tills' logins are offline (that confirmation older than offline_after_s)."""
         assert self._cache is not None
         version, age, people = self._cache.status()
         return {"staff_version": version, "staff_age_s": None if age is None else round(age, 1),
-                "staff_people": people}
+                "staff_people": people, "logins_offline": age is None or age > self._offline_after_s}
 
     def tick(self) -> None:
         """Subscribe once connected; ask for the list when due or just reconnected; then again in TICK_S."""

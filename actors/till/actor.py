@@ -139,7 +139,7 @@ class TillActor(Actor):
         self._display = devices.display
         self._notify = notify
         self._catalog = LocalCatalog(catalog[0], store_name, catalog[1])
-        self._session: dict[str, str] | None = None
+        self._session: dict[str, Any] | None = None
         self._cart = self._new_cart()
         self._drawer_owed: str | None = None  # the sale whose drawer pulse no drawer actor has confirmed yet
         self._pulse: Pulse | None = None
@@ -187,18 +187,38 @@ class TillActor(Actor):
 
     def _no_session(self) -> Rejected | None:
         if self._session is None:
-            return Rejected("conflict", f"till {self.till_id} has no open session: open one first")
+            return Rejected("conflict", f"nobody is logged in at till {self.till_id}: log in with your PIN first")
         return None
 
-    def open_session(self, cashier: str) -> dict[str, Any] | Rejected:
-        if self._session is not None:
-            if self._session["cashier"] == cashier:
-                return self.state()
-            return Rejected("conflict", f"till {self.till_id} is open for {self._session['cashier']}; "
-                                        "they must close their session first")
-        self._session = {"id": str(uuid7()), "cashier": cashier}
-        log.info("till %s: session opened for %s", self.till_id, cashier)
+    def log_in(self, session: dict[str, Any]) -> dict[str, Any]:
+        """A user logged in at this till with their PIN (edge.api.login): {id, cashier (login), name, roles,
+        offline}. It replaces the session of whoever was logged in before; the open cart stays with the till."""
+        before = self._session
+        self._session = session
+        log.info("till %s: %s logged in%s%s", self.till_id, session["cashier"], " offline" if session["offline"] else "",
+                 f" after {before['cashier']}" if before is not None and before["cashier"] != session["cashier"] else "")
         return self._changed()
+
+    def log_out(self) -> dict[str, Any]:
+        """Nobody is logged in any more; the open cart, its lines and tenders stay for the next login."""
+        if self._session is not None:
+            log.info("till %s: %s logged out, %d lines left in the cart", self.till_id, self._session["cashier"],
+                     len(self._cart.lines))
+            self._session = None
+            return self._changed()
+        return self.state()
+
+    @staticmethod
+    def restored_session(saved: dict[str, Any]) -> dict[str, Any]:
+        """A saved login session checked as if a client had sent it (Invalid names the bad field)."""
+        roles = saved.get("roles", [])
+        if not isinstance(roles, list) or len(roles) > 8:
+            raise validators.Invalid("saved roles", "must be a list of at most 8 roles")
+        cashier = validators.text("saved cashier", saved.get("cashier"), max_length=64)
+        return {"id": validators.uuid_text("saved session id", saved.get("id")), "cashier": cashier,
+                "name": validators.text("saved name", saved.get("name", cashier)),
+                "roles": [validators.token("saved role", role) for role in roles],
+                "offline": saved.get("offline") is True}
 
     def add_line(self, barcode: str, quantity: int) -> dict[str, Any] | Rejected:
         if (refused := self._no_session()) is not None:
@@ -303,16 +323,6 @@ class TillActor(Actor):
         log.warning("till %s: cart %s voided by %s: %d lines, total %s, cash given back %s", self.till_id,
                     voided.id, self._session["cashier"], len(voided.lines), voided.total().format(),
                     voided.paid().format())
-        return self._changed()
-
-    def close_session(self) -> dict[str, Any] | Rejected:
-        if (refused := self._no_session()) is not None:
-            return refused
-        assert self._session is not None
-        if self._cart.lines or self._return is not None:
-            return Rejected("conflict", "the cart is not empty: complete the sale or void the cart first")
-        log.info("till %s: session of %s closed", self.till_id, self._session["cashier"])
-        self._session = None
         return self._changed()
 
     def void_tenders(self, by: str | None = None, approver: str | None = None) -> dict[str, Any] | Rejected:
@@ -774,8 +784,7 @@ class TillActor(Actor):
         try:
             if not isinstance(session, dict):
                 raise validators.Invalid("saved session", "must be an object")
-            self._session = {"id": validators.uuid_text("saved session id", session.get("id")),
-                             "cashier": validators.text("saved cashier", session.get("cashier"))}
+            self._session = self.restored_session(session)
             if not isinstance(saved_cart, dict):
                 raise validators.Invalid("saved cart", "must be an object")
             cart, problems = restore(saved_cart, self.currency, self._max_change)

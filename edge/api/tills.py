@@ -1,4 +1,5 @@
-"""The till API: one till's session, cart lines, tenders (cash, and cards through its terminal) and completing the sale.
+"""The till API (behind the PIN login: edge.api.login, edge.api.auth): one till's cart lines, tenders (cash,
+and cards through its terminal) and completing the sale.
 
 Every value a client sends is checked here with novapos.validators, before any actor hears of it,
 against the same bounds the wire schema holds a sale to: what passes here can always be committed.
@@ -53,13 +54,6 @@ def till_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
 
     async def state(request: Request) -> Response:
         return await ask_till(request, "state")
-
-    async def open_session(request: Request) -> Response:
-        body = await json_body(request)
-        return await ask_till(request, "open_session", text("cashier", body.get("cashier")))
-
-    async def close_session(request: Request) -> Response:
-        return await ask_till(request, "close_session")
 
     async def add_line(request: Request) -> Response:
         body = await json_body(request)
@@ -179,7 +173,6 @@ def till_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
 
     return [
         route("/api/tills/{till}", GET=state),
-        route("/api/tills/{till}/session", POST=open_session, DELETE=close_session),
         route("/api/tills/{till}/lines", POST=add_line),
         route("/api/tills/{till}/lines/{line}", PATCH=set_quantity, DELETE=remove_line),
         route("/api/tills/{till}/lines/{line}/price", POST=override_price),

@@ -14,6 +14,7 @@ from pathlib import Path
 from novapos import validators
 from novapos.config.cash import CASH_SETTINGS, CashConfig, load_cash
 from novapos.config.devices import DevicesConfig, load_devices
+from novapos.config.login import LOGIN_SETTINGS, LoginSettings, load_login
 from novapos.config.reading import (
     ConfigError,
     Settings,
@@ -38,6 +39,7 @@ SETTINGS: Settings = {
     "http": frozenset({"host", "port"}), "nats": frozenset({"url", "credentials"}), "state": frozenset({"dir"}),
     "devices": frozenset(setting.name for setting in fields(DevicesConfig)),  # a rule's own: load_devices
     "health": frozenset({"report_interval_s"}),
+    "login": LOGIN_SETTINGS,
     "cash": CASH_SETTINGS,
     "returns": RETURNS_SETTINGS,
     "terminal": TERMINAL_KEYS,
@@ -68,6 +70,8 @@ class StoreConfig:
     what a mistyped or hostile tender can make the drawer pay out."""
     staff_refresh_s: float = 60.0
     """How often the store asks the hub for its staff list besides the hub's pushes (a push lost in transit)."""
+    login: LoginSettings = LoginSettings()
+    """PIN lockout and offline login windows at the tills (novapos.config.login)."""
     cash: CashConfig = CashConfig()
     """Cash control: denominations, the close count's tolerance, whether selling needs an open drawer session."""
     returns: ReturnsPolicy = ReturnsPolicy()
@@ -122,6 +126,7 @@ def load_store(path: Path) -> StoreConfig:
         state_dir=state_dir,
         devices=load_devices(devices, where, tills),
         max_change_minor=max_change, health_interval_s=health_interval, staff_refresh_s=float(staff_refresh),
+        login=load_login(sections["login"], where),
         cash=load_cash(sections["cash"], where),
         returns=load_returns(sections["returns"], where),
         terminal=load_terminal(sections["terminal"], where),

@@ -3,8 +3,9 @@ north, store store-001 with its NKEY, and the NATS authorization generated from 
 catalog (configs/demo-catalog.csv), which the hub publishes and the store syncs and sells from.
 
 Its people (demo-only secrets, printed in the README and the demo's banner; DEMO_USERS): `admin`, the
-tenant admin; `north`, the regional admin of region north; `manager`, the store manager of store-001;
-`cashier`, a cashier of store-001 with a till PIN and no console password.
+tenant admin; `north`, the regional admin of region north; `manager`, the store manager of store-001 (a console
+password, and till PIN 1357 for logins and overrides); `cashier`, a cashier of store-001 with till PIN 2580 and
+no console password.
 
 Idempotent: a second `novapos demo` on the same state folder keeps the records and the store's seed when
 they still match (a seed whose public key is not the store's, or a revoked store, gets new credentials).
@@ -45,7 +46,7 @@ class DemoUser:
 DEMO_USERS = (
     DemoUser("admin", "Ada Admin", Grant(Role.TENANT_ADMIN), "novapos-admin"),
     DemoUser("north", "Nora North", Grant(Role.REGIONAL_ADMIN, region=REGION), "novapos-north"),
-    DemoUser("manager", "Max Manager", Grant(Role.STORE_MANAGER, store=STORE), "novapos-manager"),
+    DemoUser("manager", "Max Manager", Grant(Role.STORE_MANAGER, store=STORE), "novapos-manager", pin="1357"),
     DemoUser("cashier", "Cleo Cashier", Grant(Role.CASHIER, store=STORE), None, pin="2580"),
 )
 """The demo's people and their demo-only secrets (never use them anywhere else)."""

@@ -163,5 +163,5 @@ class Demo:
 
 def _demo_people() -> str:
     """The demo's sign-ins for the banner, from the one list the demo provisions (demo-only secrets)."""
-    return "; ".join(f"{user.login} / {user.password or 'PIN ' + (user.pin or '')} ({user.grant.role.value})"
-                     for user in DEMO_USERS)
+    return "; ".join(f"{user.login} / {', '.join(filter(None, (user.password, user.pin and 'till PIN ' + user.pin)))} "
+                     f"({user.grant.role.value})" for user in DEMO_USERS)
