@@ -92,6 +92,12 @@ def _read(summary: str, ok: dict[str, Any], *errors: int) -> dict[str, Any]:
     return {"get": {"summary": summary, "responses": {"200": ok, **_errors(*errors)}}}
 
 
+def _with_401(operation: dict[str, Any]) -> dict[str, Any]:
+    """An operation that needs the till's login: 401 without it (403: the role may not)."""
+    operation["responses"]["401"] = _ERROR
+    return operation
+
+
 def _object(required: list[str], **properties: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "required": required, "properties": properties}
 
@@ -271,7 +277,23 @@ def openapi_document() -> dict[str, Any]:
                     {"name": "limit", "in": "query",
                      "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}}],
                 "responses": {"200": _json("products"), **_errors(401, 422)}}},
-            "/api/store": _read("Tenant, store and tills", _json("store")),
+            "/api/store": _read("Tenant, store and tills; the currency and the notes and coins a drawer is counted in "
+                                "(minor units)", _json("store")),
+            "/static/{name}": {"get": {
+                "summary": "The web till's stylesheet and script (the page at / loads them; nothing else is served)",
+                "parameters": [{"name": "name", "in": "path", "required": True,
+                                "schema": {"type": "string", "enum": ["till.css", "till.js"]}}],
+                "responses": {"200": {"description": "the file", "content": {"text/css": {}, "text/javascript": {}}},
+                              **_errors(404)}}},
+            "/api/tills/{till}/kpis": {"post": _with_401(_post(
+                "Report a completed sale's checkout latency (first scan to completion, ms) and taps, as the web "
+                "till measured them; once per cart, within 10 minutes of its sale (edge.api.kpis)",
+                _object(["cart", "latency_ms", "taps"],
+                        cart={"type": "string", "format": "uuid", "description": "the completed cart's id"},
+                        latency_ms={"type": "integer", "minimum": 0, "maximum": 3_600_000,
+                                    "description": "at most the cart's life on the server plus 5 s"},
+                        taps={"type": "integer", "minimum": 1, "maximum": 500}),
+                _json("{recorded: bool}; false when that cart was reported already")))},
             "/api/devices": _read("Each device's status (plugged, ready, paper, faults)", _json("devices"), 401, 503),
             "/api/print-jobs": _read("Receipts waiting for or sent to a printer", _json("print jobs"), 401, 503),
             "/api/events": _read("Server-sent events: device status and till state as they change (any till's "
