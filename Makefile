@@ -59,6 +59,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.console
 	$(BIN)/python -m bench.shift
 	$(BIN)/python -m bench.cart
+	$(BIN)/python -m bench.returns
 
 clean:
 	rm -rf $(VENV) .state build *.egg-info
