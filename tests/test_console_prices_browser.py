@@ -21,6 +21,7 @@ from tests.pos import log_in
 from tests.test_web_till_browser import headless_chromium  # noqa: F401  (skips this module without a browser)
 
 from tests.console_page import Page  # isort: skip  (imports selenium: after the skip above)
+from tests.till_page import TillPage  # isort: skip
 
 COFFEE, MILK = "4006381333931", "5000112637922"
 
@@ -53,14 +54,15 @@ def _set_prices(url: str, tomorrow: str) -> dict[str, object]:
         return {"variants": variants, "scheduled": scheduled}
 
 
-def _till_page(url: str) -> str:
-    with Page(url) as page:
-        page.open()
-        page.find("#pin").send_keys("1111")  # alice logs in (tests.pos.STAFF): the products are behind the login
-        page.find("#open").click()
+def _till_page(url: str, cookies: httpx.Cookies) -> str:
+    """The till page, logged in as alice over the API, with its product list open."""
+    with TillPage(url) as page:
+        page.open(cookies)
+        page.logged_in("alice")
+        page.find("#catalog summary").click()
         page.find(f"#products button[data-barcode='{COFFEE}']")
         page.screenshot("07-till-shows-the-new-price")
-        return page.find("#products").text
+        return str(page.find("#products").text)
 
 
 async def test_a_price_set_in_the_console_reaches_the_demo_stores_till(
@@ -88,7 +90,7 @@ async def test_a_price_set_in_the_console_reaches_the_demo_stores_till(
         await wait_until(new_price_at_the_till, timeout=10)
         await trio.sleep(0.5)
         assert await till_price(MILK) == 129  # tomorrow's price is not today's
-        shown = await trio.to_thread.run_sync(_till_page, edge.url)
+        shown = await trio.to_thread.run_sync(_till_page, edge.url, http.cookies)
         nursery.cancel_scope.cancel()
 
     assert any("store store-001: 5.49 EUR" in " ".join(row) for row in seen["variants"]), seen  # type: ignore[union-attr]

@@ -41,7 +41,7 @@ def test_a_second_demo_start_keeps_the_records_and_seeds_and_a_stray_seed_is_rei
         " u.pin_verifier IS NOT NULL AS till FROM users u JOIN user_roles r ON r.user_id = u.id ORDER BY u.id"))
     assert [tuple(row) for row in users] == [  # made once, kept on later starts
         ("admin", "tenant_admin", None, True, False), ("north", "regional_admin", "north", True, False),
-        ("manager", "store_manager", "store-001", True, False), ("cashier", "cashier", "store-001", False, True)]
+        ("manager", "store_manager", "store-001", True, True), ("cashier", "cashier", "store-001", False, True)]
     for user in DEMO_USERS:  # the demo's secrets pass the rules the console enforces
         assert user.password is None or password("password", user.password) == user.password
         assert user.pin is None or pin("pin", user.pin) == user.pin
