@@ -35,10 +35,10 @@ async def test_kill_9_mid_shift_keeps_the_drawer_session(
 
     edge = await _start_edge(config, nats_server, url, http)
     try:
-        await log_in(http, url)
+        await log_in(http, url, cashier="sam")  # a supervisor: the X report shows the cash expected
         opened = (await http.post(drawer, json={"float": {"2000": 5}})).json()["drawer_session"]
         for _ in range(3):
-            await sell(http, url, [(COFFEE, 1)], cash=500)
+            await sell(http, url, [(COFFEE, 1)], cashier="sam", cash=500)
         assert (await http.post(f"{drawer}/moves", json={"kind": "drop", "amount_minor": 5000,
                                                          "reason": "to the safe", "override": MANAGER_OVERRIDE})
                 ).status_code == 200

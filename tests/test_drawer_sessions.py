@@ -76,6 +76,9 @@ async def test_a_shift_from_float_to_z(cash_config: StoreConfig, nats_server: Em
         assert no_sale.status_code == 200, no_sale.text
         await trio.to_thread.run_sync(printer.wait_for_drawer_kicks, 3, 10.0)  # two cash sales and the no-sale
 
+        blind = (await http.get(f"{drawer}/x-report")).json()
+        assert "expected" not in blind and blind["sales"]["count"] == 2  # alice will count: her X keeps it blind
+        await log_in(http, edge.url, "till-1", "sam")  # a supervisor's X report shows the cash expected
         x = (await http.get(f"{drawer}/x-report")).json()
         expected = FLOAT_MINOR + 998 + 129 + 5000 - 1250 - 10000
         assert x["expected"]["minor"] == expected

@@ -137,20 +137,23 @@ class DrawerDesk:
                      actor, f" approved by {approver}" if approver else "")
         return committed
 
-    def report(self) -> dict[str, Any] | Rejected:
-        """The X report: the open session's figures and the cash expected now (nothing resets)."""
+    def report(self, blind: bool = False) -> dict[str, Any] | Rejected:
+        """The X report: the open session's figures and the cash expected now (nothing resets); `blind`: without
+        the cash expected, so that a cashier who will count the drawer does not learn it first."""
         session = self._open_session()
         if isinstance(session, Rejected):
             return session
         x = figures(self._db, session)
         x.pop("expected_minor")
+        if blind:
+            x.pop("expected")
         return {"kind": "x", "session": session["id"], "till": self._till, "at": int(time.time() * 1000), **x}
 
-    def print_report(self, printer: str | None) -> dict[str, Any] | Rejected:
+    def print_report(self, printer: str | None, blind: bool = False) -> dict[str, Any] | Rejected:
         """Queue the X report on the till's printer (a print job, not an event: it commits nothing)."""
         if printer is None:
             return Rejected("conflict", f"till {self._till} has no printer")
-        x = self.report()
+        x = self.report(blind)
         if isinstance(x, Rejected):
             return x
         job = str(uuid7())

@@ -958,11 +958,12 @@ class TillActor(Actor):
             self._drawer_trouble(f"drawer {self._drawer} is unplugged")
         return self._changed(show=False)
 
-    def drawer_x_report(self, print_it: bool = False) -> dict[str, Any] | Rejected:
-        """The X report (mid-shift, nothing resets); with print_it, queued on the till's printer too."""
+    def drawer_x_report(self, print_it: bool = False, blind: bool = False) -> dict[str, Any] | Rejected:
+        """The X report (mid-shift, nothing resets); with print_it, queued on the till's printer too. `blind`: without
+        the cash expected (for whoever may not approve a close beyond tolerance: the close count stays blind)."""
         if not print_it:
-            return self.desk.report()
-        answer = self.desk.print_report(self._printer)
+            return self.desk.report(blind)
+        answer = self.desk.print_report(self._printer, blind)
         if not isinstance(answer, Rejected) and self._printer is not None:
             self.registry.tell(SPOOLER, "printer_ready", self._printer)
         return answer

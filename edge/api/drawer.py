@@ -110,14 +110,14 @@ def drawer_routes(tree: Tree, config: StoreConfig) -> list[Route]:
 
     async def x_report(request: Request) -> Response:
         known(request)
-        await signed_in(request, tree, Permission.SELL)
-        return await ask_till(request, "drawer_x_report")
+        user = await signed_in(request, tree, Permission.SELL)
+        return await ask_till(request, "drawer_x_report", False, not user.may(Permission.OVERRIDE))
 
     async def print_x(request: Request) -> Response:
         known(request)
         await json_body(request)
-        await signed_in(request, tree, Permission.SELL)
-        return await ask_till(request, "drawer_x_report", True)
+        user = await signed_in(request, tree, Permission.SELL)
+        return await ask_till(request, "drawer_x_report", True, not user.may(Permission.OVERRIDE))
 
     async def close(request: Request) -> Response:
         known(request)
