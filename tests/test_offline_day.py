@@ -23,6 +23,7 @@ import trio
 
 from edge.app import run_edge
 from hub.app import run_hub
+from mocks.network_printer import MockNetworkPrinter
 from mocks.payment_terminal import PaymentTerminalMock
 from novapos.config import DeviceRule, HubConfig, StoreConfig
 from novapos.config.login import LoginSettings
@@ -218,7 +219,7 @@ async def _depth(edge: Any) -> bool:
 
 async def test_a_whole_day_offline_reaches_the_hub_once_and_reconciles(
         store_config: StoreConfig, hub_config: HubConfig, nats_server: EmbeddedNats, database_url: str,
-        terminal: PaymentTerminalMock, http: httpx.AsyncClient) -> None:
+        terminal: PaymentTerminalMock, printer: MockNetworkPrinter, http: httpx.AsyncClient) -> None:
     started = time.perf_counter()
     rules = (*store_config.devices.rules,
              DeviceRule("terminal-1", "serial-terminal", path=str(terminal.path), till="till-1"))
@@ -256,6 +257,7 @@ async def test_a_whole_day_offline_reaches_the_hub_once_and_reconciles(
         await till.post("/drawer-session/no-sale", {"reason": "change a note", "override": MANAGER_OVERRIDE})
         x = dict((await http.get(f"{till.url}/drawer-session/x-report")).json())
         _check_figures(x, day)
+        assert (await till.post("/drawer-session/x-report/print", {}))["print_job"]
         expected = day.expected_cash()
         counted = {"5000": expected // 5000, "1": expected % 5000}  # the cashier counts exactly what is there
         z = await till.post("/drawer-session/close", {"counted": counted})
@@ -263,6 +265,11 @@ async def test_a_whole_day_offline_reaches_the_hub_once_and_reconciles(
         assert z["expected"]["minor"] == expected
         _check_figures({**z["z"], "expected": z["expected"]}, day)
         offline_s = time.perf_counter() - offline_at
+        printed = await trio.to_thread.run_sync(printer.wait_for_receipts, SALES + len(day.returns) + 2, 60.0)
+        assert sum(1 for text in printed if "Sale #" in text) == SALES
+        [x_text] = [text for text in printed if "X REPORT" in text]
+        [z_text] = [text for text in printed if "Z REPORT #1" in text]
+        assert all(f"{expected // 100}.{expected % 100:02d} EUR" in text for text in (x_text, z_text))
         depth = await edge.tree.ask("outbox", "depth")
         assert depth > SALES + len(day.returns)  # all of it waited in the outbox
 
