@@ -32,7 +32,7 @@ def _age_staff_list(config: StoreConfig, seconds: float) -> None:
         db.execute("UPDATE meta SET confirmed_at = confirmed_at - ?", (seconds,))
 
 
-# (what, till, method, path under /api/tills/<till>, body or query, status, words the sentence must hold)
+# (what, till, method, path under /api/tills/<till> (LINE: the cart's line), body, status, words the sentence holds)
 REFUSALS: list[tuple[str, str, str, str, Any, int, str]] = [
     ("a wrong PIN", "till-1", "POST", "/login", {"login": "alice", "pin": "9999"}, 401, "PIN"),
     ("a locked user", "till-1", "POST", "/login", {"login": "bob", "pin": STAFF["bob"][2]}, 423, "locked"),
@@ -52,6 +52,18 @@ REFUSALS: list[tuple[str, str, str, str, Any, int, str]] = [
      {"order": UNKNOWN_ORDER, "override": MANAGER_OVERRIDE}, 404, "this sale"),
     ("a blind count with a negative number of notes", "till-1", "POST", "/drawer-session/close",
      {"counted": {"1000": -2}}, 422, "cannot be negative"),
+    # and a few more of the shift's own
+    ("a no-sale by a cashier", "till-1", "POST", "/drawer-session/no-sale", {}, 403,
+     "ask one to approve with their PIN"),
+    ("a cashier approving for a cashier", "till-1", "POST", "/drawer-session/no-sale",
+     {"override": {"login": "alice", "pin": STAFF["alice"][2]}}, 403, "may not approve this"),
+    ("a card payment without its id", "till-1", "POST", "/tenders", {"method": "card", "amount_minor": 100}, 422,
+     "a card tender needs its id"),
+    ("a line the sale does not have", "till-2", "POST", "/returns/lines", {"original_line": 99, "quantity": 1}, 404,
+     "has no line 99"),
+    ("completing while money is due", "till-1", "POST", "/complete", {"cart": None}, 409, "still due"),
+    ("a line discount larger than the line", "till-1", "POST", "/lines/LINE/discount",
+     {"kind": "amount", "value": 500, "reason": "dented", "override": MANAGER_OVERRIDE}, 422, "more than the line's"),
 ]
 
 
@@ -87,6 +99,7 @@ async def test_every_refusal_of_the_shift_says_why_and_changes_nothing(
                 _age_staff_list(config, 2 * config.login.offline_grace_s)
             before = await _snapshot(http, edge)
             started = time.perf_counter()
+            path = path.replace("LINE", before["till-1"]["lines"][0]["line"])  # the coffee in the cart
             response = await http.request(method, f"{till}/{at}{path}", json=body)
             assert response.status_code == status, (what, response.text)
             sentence = response.json()["error"]
