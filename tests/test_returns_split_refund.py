@@ -55,9 +55,12 @@ async def test_a_split_sale_refunds_its_card_at_most_what_the_card_paid(
             await wait_until(approved, timeout=10, interval=0.02)
             order = (await _post(http, f"{till}/complete", {"cart": state["cart"]}))["sale"]
 
+            shown: list[tuple[int, str, int]] = []  # what the till showed: refund, refund_to, the card's part
+
             async def give_back(units: int) -> dict[str, Any]:
                 await _post(http, f"{till}/returns", {"order": order, "override": MANAGER_OVERRIDE})
                 state = await _post(http, f"{till}/returns/lines", {"original_line": 1, "quantity": units})
+                shown.append((state["refund"]["minor"], state["refund_to"], state["refund_card"]["minor"]))
                 return await _post(http, f"{till}/complete", {"cart": state["cart"]})
 
             first = await give_back(2)  # 9.98 back: 4.96 to the card (all it paid), 5.02 in cash
@@ -66,6 +69,7 @@ async def test_a_split_sale_refunds_its_card_at_most_what_the_card_paid(
             assert terminal.status_of(reference).amount_minor == 496  # the terminal refunded only the card's part
             second = await give_back(1)  # the card has nothing left: cash
             assert [(r["method"], r["amount"]["minor"]) for r in second["refunds"]] == [("cash", 499)]
+            assert shown == [(998, "card", 496), (499, "cash", 0)]
             assert len(terminal.references) == 2  # the payment and one refund, no second refund
             nursery.cancel_scope.cancel()
     bodies = [event["body"] for event in outbox(config.state_dir) if event["type"] == "return.completed"]

@@ -32,7 +32,7 @@ UNTAXED = ("untaxed", 0, True)
 """The tax rule of a line sold before price locks (sale.completed v1): none recorded, none refunded."""
 
 NO_RETURN: dict[str, Any] = {"mode": "sale", "original": None, "returned": [], "restocking_fee": None, "refund": None,
-                             "refund_to": None}
+                             "refund_to": None, "refund_card": None}
 """The return fields of a till's state while it sells (the same keys in either mode)."""
 
 
@@ -277,7 +277,7 @@ class ReturnCart:
                 "total": money(self.total()), "tax_total": money(sum(line.tax.minor for line in self.lines)
                                                                  - sum(self._tax(t) for t in self.taken)),
                 "tendered": money(self.paid()), "due": money(self.due()), "change": money(self.change()),
-                "refund": money(self.refund()), "refund_to": method}
+                "refund": money(self.refund()), "refund_to": method, "refund_card": money(self.card_part())}
 
     def screen(self) -> tuple[str, str]:
         """What the customer display shows during the return: what came back, and what is paid back or due."""
