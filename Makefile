@@ -45,6 +45,7 @@ tools:
 bench: $(STAMP)
 	$(BIN)/python -m bench.kernel
 	$(BIN)/python -m bench.devices
+	$(BIN)/python -m bench.receipts
 	$(BIN)/python -m bench.sync
 	$(BIN)/python -m bench.checkout
 	$(BIN)/python -m bench.auth
@@ -58,6 +59,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.console
 	$(BIN)/python -m bench.shift
 	$(BIN)/python -m bench.cart
+	$(BIN)/python -m bench.returns
 
 clean:
 	rm -rf $(VENV) .state build *.egg-info

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import trio
 
-from actors.printing.receipt import render_receipt
+from actors.printing.receipt import ReceiptContext, render_receipt
 from bench.figures import progress, ratio, summary
 from drivers.buses import probe_network, scan_hid, scan_serial
 from drivers.escpos_printer import EscPosPrinter
@@ -42,6 +42,7 @@ from drivers.serial_scanner import SerialScanner
 from edge.app import RunningEdge, run_edge
 from mocks.store import SimulatedStore
 from novapos.config import StoreConfig, load_devices, load_store
+from novapos.config.receipt import ReceiptSettings
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.wire.ids import uuid7
 from tests.catalog import seed_catalog
@@ -114,9 +115,10 @@ async def receipts(edge: RunningEdge, hardware: SimulatedStore, count: int) -> l
 
 def receipt_floor(hardware: SimulatedStore, count: int) -> list[float]:
     body = {"till": "till-1", "cashier": "bench", "currency": "EUR", "change": {"minor": 2, "currency": "EUR"},
-            "lines": [{"quantity": 2, "name": "Ground coffee 250 g", "amount": {"minor": 998, "currency": "EUR"}}],
+            "lines": [{"quantity": 2, "name": "Ground coffee 250 g", "unit_price": {"minor": 499, "currency": "EUR"},
+                       "amount": {"minor": 998, "currency": "EUR"}}],
             "total": {"minor": 998, "currency": "EUR"}, "tenders": [{"method": "cash", "amount": {"minor": 1000, "currency": "EUR"}}]}
-    document = render_receipt("store-001", {"id": "0" * 36, "seq": 1, "body": body}, datetime.now())
+    document = render_receipt(ReceiptContext(ReceiptSettings("store-001")), {"id": "0" * 36, "seq": 1, "body": body}, datetime.now())
     samples = []
     with EscPosPrinter.network("127.0.0.1", hardware.printer.port, timeout=2.0) as printer:
         for _ in range(count):

@@ -37,6 +37,8 @@ _SUBSTITUTES = {
 
 def transliterate(text: str, codec: str) -> str:
     """`text` in characters the code page `codec` (a Python codec name) can print, see the module docstring."""
+    if text.isascii() and text.isprintable():
+        return text  # the common case, kept as is: printable ASCII (0x20-0x7E) is the same in every code page here
     return "".join(_transliterate_char(char, codec) for char in unicodedata.normalize("NFC", text))
 
 

@@ -38,6 +38,7 @@ PaperState = Literal["ok", "near_end", "out", "unknown"]
 
 _CODE_PAGES = ("CP858", "CP437")  # preferred first; names as in python-escpos' printer profiles
 _INTERNATIONAL_USA = b"\x1bR\x00"  # ESC R 0: 0x20-0x7E are plain ASCII, whatever the printer's DIP switches say
+QR_DOT_SIZE = 6  # dots a module: about 2 cm wide for an order id, easy for a handheld scanner
 _DRAWER_PULSE = {2: CD_KICK_2, 5: CD_KICK_5}  # ESC p 0 / ESC p 1, 100 ms on, 100 ms off
 # Every DLE EOT reply has bits 1 and 4 set and bits 0 and 7 clear: this is
 # how a status byte is told apart from anything else the printer sends.
@@ -71,6 +72,8 @@ class PrintableLine(Protocol):
     def bold(self) -> bool: ...
     @property
     def double(self) -> bool: ...  # double width and height
+    @property
+    def kind(self) -> str: ...  # "text"; "qr": the text as a QR code; "cut": a cut mid-job
 
 
 class Printable(Protocol):
@@ -165,6 +168,7 @@ class EscPosPrinter:
         self._profile = profile
         self._drawer_pin = drawer_pin
         self._code_page, self._codec = _code_page(profile)
+        self._native_qr = get_profile(profile).supports("qrCode")  # else the QR code is sent as a raster image
         self._connected = False
         self._lock = threading.Lock()
 
@@ -241,11 +245,22 @@ class EscPosPrinter:
 
         Text never goes through python-escpos' text encoder (which passes control characters on,
         and switches code pages by itself): each line is made safe for the one code page selected
-        here, by drivers.device_text, so a name on a receipt cannot pulse the drawer or cut."""
+        here, by drivers.device_text, so a name on a receipt cannot pulse the drawer or cut. A QR code
+        holds only printable ASCII: rendered by the printer (GS ( k, a block of declared length) when its
+        profile has QR codes, else drawn here and sent as a raster image (GS v 0)."""
         job = Dummy(profile=self._profile)
         job.hw("INIT")
         job._raw(CODEPAGE_CHANGE + bytes((self._code_page,)) + _INTERNATIONAL_USA)
         for line in doc.lines:
+            if line.kind == "cut":
+                job.cut()
+                continue
+            if line.kind == "qr":
+                job.set(align=line.align)
+                job.qr(device_text.encode(line.text, "ascii").decode("ascii"), native=self._native_qr,
+                       size=QR_DOT_SIZE)
+                job._raw(b"\n")
+                continue
             job.set(
                 align=line.align,
                 bold=line.bold,

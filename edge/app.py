@@ -46,6 +46,7 @@ from edge_runtime import AsyncioSeam, ChildSpec, Notifier, Strategy, SupervisorS
 from novapos.adapters.http import serve
 from novapos.adapters.nats import NatsLink, store_inbox_prefix
 from novapos.config import ConfigError, StoreConfig
+from novapos.config.receipt import ReceiptSettings
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,8 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: Nats
     return SupervisorSpec("edge", strategy=Strategy.ONE_FOR_ONE, intensity=5, period=10.0, children=[
         ChildSpec("outbox", OutboxActor, (db_path, config.tenant, config.store, JOURNALS)),
         ChildSpec(SPOOLER, PrintSpoolerActor,
-                  (db_path, config.store, [rule.name for rule in devices.rules if rule.kind == "printer"])),
+                  (db_path, config.receipt or ReceiptSettings(name=config.store),
+                   [rule.name for rule in devices.rules if rule.kind == "printer"])),
         ChildSpec("forwarder", ForwarderActor, (seam, link, config.forward_batch)),
         ChildSpec(STOCK, StockActor, (link, seam, config.tenant, config.store)),
         ChildSpec(RETURNS, ReturnsLookupActor, (db_path, link, seam, config.tenant, config.store)),

@@ -92,6 +92,12 @@ def _read(summary: str, ok: dict[str, Any], *errors: int) -> dict[str, Any]:
     return {"get": {"summary": summary, "responses": {"200": ok, **_errors(*errors)}}}
 
 
+def _with_401(operation: dict[str, Any]) -> dict[str, Any]:
+    """An operation that needs the till's login: 401 without it (403: the role may not)."""
+    operation["responses"]["401"] = _ERROR
+    return operation
+
+
 def _object(required: list[str], **properties: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "required": required, "properties": properties}
 
@@ -239,6 +245,20 @@ def openapi_document() -> dict[str, Any]:
                 "Open the drawer a cash sale still owes (its pulse was lost to a restart); once, logged and counted",
                 _object(["sale"], sale={"type": "string", "format": "uuid",
                                         "description": "the sale id in the till state's drawer_owed"}), _STATE)},
+            "/api/tills/{till}/receipts/last": {"get": {
+                "summary": "The till's last receipt (sale or return) as a reprint would print it, and how its print "
+                           "job went (state printed|queued|failed, attempts, reason); the signed-in user's role must "
+                           "allow selling",
+                "parameters": [_TILL], "responses": {"200": _json("order, seq, kind, printer, state, document"),
+                                                     **_errors(401, 403, 409, *_ASKS)}}},
+            "/api/tills/{till}/receipts/last/print": {"post": {
+                "summary": "Print the till's last receipt again after a printer fault, marked REPRINT - COPY; audited "
+                           "(till.reprint with the order id) before it is queued; the signed-in user's role must "
+                           "allow selling",
+                "parameters": [_TILL],
+                "requestBody": {"required": False, "content": {"application/json": {"schema": _object([])}}},
+                "responses": {"200": _json("order, seq, kind, printer and the copy's print job id"),
+                              **_errors(401, *_ASKS, *_WRITES, 400, 413)}}},
             **drawer_paths(),
             "/api/stock/{sku}": {"get": {
                 "summary": "An item's stock here and nearby as the hub knows it, or \"not known while offline\" "
@@ -257,7 +277,23 @@ def openapi_document() -> dict[str, Any]:
                     {"name": "limit", "in": "query",
                      "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}}],
                 "responses": {"200": _json("products"), **_errors(401, 422)}}},
-            "/api/store": _read("Tenant, store and tills", _json("store")),
+            "/api/store": _read("Tenant, store and tills; the currency and the notes and coins a drawer is counted in "
+                                "(minor units)", _json("store")),
+            "/static/{name}": {"get": {
+                "summary": "The web till's stylesheet and script (the page at / loads them; nothing else is served)",
+                "parameters": [{"name": "name", "in": "path", "required": True,
+                                "schema": {"type": "string", "enum": ["till.css", "till.js"]}}],
+                "responses": {"200": {"description": "the file", "content": {"text/css": {}, "text/javascript": {}}},
+                              **_errors(404)}}},
+            "/api/tills/{till}/kpis": {"post": _with_401(_post(
+                "Report a completed sale's checkout latency (first scan to completion, ms) and taps, as the web "
+                "till measured them; once per cart, within 10 minutes of its sale (edge.api.kpis)",
+                _object(["cart", "latency_ms", "taps"],
+                        cart={"type": "string", "format": "uuid", "description": "the completed cart's id"},
+                        latency_ms={"type": "integer", "minimum": 0, "maximum": 3_600_000,
+                                    "description": "at most the cart's life on the server plus 5 s"},
+                        taps={"type": "integer", "minimum": 1, "maximum": 500}),
+                _json("{recorded: bool}; false when that cart was reported already")))},
             "/api/devices": _read("Each device's status (plugged, ready, paper, faults)", _json("devices"), 401, 503),
             "/api/print-jobs": _read("Receipts waiting for or sent to a printer", _json("print jobs"), 401, 503),
             "/api/events": _read("Server-sent events: device status and till state as they change (any till's "

@@ -18,7 +18,7 @@ import trio
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from edge_runtime import AsyncioSeam
+from edge_runtime import AsyncioSeam, Backoff
 from hub.domains import Domain, Responder
 from novapos.adapters.nats import NatsLink
 from novapos.logs import escape
@@ -28,6 +28,7 @@ from novapos.wire.replies import ERROR_CODE_HEADER, ERROR_HEADER
 log = logging.getLogger(__name__)
 
 QUEUE_GROUP = "novapos-hub"
+RETRY = Backoff(initial=0.5, maximum=15.0)
 
 
 def _handler(client: Client, pool: asyncpg.Pool, subject: str, responder: Responder) -> Any:
@@ -58,11 +59,23 @@ def _handler(client: Client, pool: asyncpg.Pool, subject: str, responder: Respon
 
 
 async def _subscribe(link: NatsLink, pool: asyncpg.Pool, of: Sequence[Domain]) -> list[Any]:
-    """(asyncio side) One queue subscription per responder; nats-py renews them after a reconnect."""
+    """(asyncio side) One queue subscription per responder; nats-py renews them after a reconnect. A subscribe
+    that fails (the connection closed meanwhile) takes back those already made and raises, to be tried again."""
     client = link.client
-    subscriptions = [await client.subscribe(subject, queue=QUEUE_GROUP, cb=_handler(client, pool, subject, responder))
-                     for domain in of for subject, responder in domain.responders.items()]
-    await client.flush()  # the server has them: from here on, a request finds a responder
+    subscriptions: list[Any] = []
+    try:
+        for domain in of:
+            for subject, responder in domain.responders.items():
+                subscriptions.append(await client.subscribe(subject, queue=QUEUE_GROUP,
+                                                            cb=_handler(client, pool, subject, responder)))
+    except BaseException:
+        await _unsubscribe(subscriptions)
+        raise
+    try:
+        await client.flush()  # the server has them: from here on, a request finds a responder
+    except Exception as exc:  # NATS went away meanwhile: the client holds them and sends them again at reconnect
+        log.warning("NATS did not confirm the responders' subscriptions (%s: %s); they are sent again when it is "
+                    "back, and requests wait until then", type(exc).__name__, exc)
     return subscriptions
 
 
@@ -76,7 +89,17 @@ async def _unsubscribe(subscriptions: Sequence[Any]) -> None:
 
 async def run_responders(seam: AsyncioSeam, link: NatsLink, pool: asyncpg.Pool, of: Sequence[Domain]) -> None:
     """(trio side) Serve every responder of `of` until cancelled; the hub must be connected to NATS."""
-    subscriptions = await seam.run(_subscribe, link, pool, of)
+    failures = 0
+    while True:
+        try:
+            subscriptions = await seam.run(_subscribe, link, pool, of)
+            break
+        except Exception as exc:  # the hub stays up: requests go unanswered until NATS is back
+            failures += 1
+            delay = RETRY.delay(failures + 1)
+            log.warning("cannot subscribe the responders (%s: %s): stores' requests go unanswered until NATS is "
+                        "back; retrying in %.1f s", type(exc).__name__, exc, delay)
+            await trio.sleep(delay)
     if subscriptions:
         log.info("answering %d request subject(s) in queue group %s", len(subscriptions), QUEUE_GROUP)
     try:

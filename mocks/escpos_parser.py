@@ -11,7 +11,7 @@ and it never buffers more than one command header, whatever length a
 malformed header declares.
 
 `SimulatedPrinter` is the printer those events drive (receipts, drawer
-kicks, paper sensors, DLE EOT answers), shared by the network and the serial
+kicks, QR codes, paper sensors, DLE EOT answers), shared by the network and the serial
 simulated printers, which only add a transport.
 """
 from __future__ import annotations
@@ -73,7 +73,14 @@ class StatusRequest:
     n: int
 
 
-Event = Text | Feed | Init | Cut | DrawerPulse | StatusRequest
+@dataclass(frozen=True)
+class QrCode:
+    """GS ( k: a QR code printed, with the payload the host stored for it (decoded as UTF-8)."""
+
+    payload: str
+
+
+Event = Text | Feed | Init | Cut | DrawerPulse | StatusRequest | QrCode
 
 # A command's size, read from the parameter bytes seen so far (after the two
 # command bytes): None = need more bytes, else (parameter bytes, data bytes to
@@ -189,6 +196,8 @@ _COMMANDS: dict[bytes, Callable[[bytes], _Size]] = {
     bytes((DLE, 0x14)): _realtime_request,
 }
 
+_TWO_D_BLOCK = bytes((GS, ord("("))), ord("k")  # GS ( k pL pH cn fn ...: a 2D code function
+_QR, _QR_STORE, _QR_PRINT = 49, 80, 81  # cn 49: QR; fn 80: store the data (after m); fn 81: print it
 _CUTS = {bytes((GS, ord("V"))), bytes((ESC, ord("i"))), bytes((ESC, ord("m")))}
 _PULSE_PINS = {0: 2, 48: 2, 1: 5, 49: 5}  # ESC p m: connector pin for m
 _CONTROL_BYTE = re.compile(rb"[\x00-\x1f]")
@@ -202,6 +211,8 @@ class EscPosParser:
         self._skip = 0  # data bytes of the last command still to discard
         self._skip_to_nul = False
         self._codec = _DEFAULT_CODEC
+        self._block: bytearray | None = None  # the data of a GS ( k block being read, kept while skipped
+        self._qr_data = b""  # what the last QR "store" function held
 
     def feed(self, data: bytes) -> list[Event]:
         """Parse the next chunk; return the events it completes."""
@@ -211,8 +222,13 @@ class EscPosParser:
         while i < len(buf):
             if self._skip:
                 taken = min(self._skip, len(buf) - i)
+                if self._block is not None:
+                    self._block += buf[i : i + taken]
                 self._skip -= taken
                 i += taken
+                if not self._skip and self._block is not None:
+                    self._two_d_code(bytes(self._block), events)
+                    self._block = None
             elif self._skip_to_nul:
                 end = buf.find(0, i)
                 self._skip_to_nul = end < 0
@@ -254,8 +270,19 @@ class EscPosParser:
             self._skip_to_nul = True
         else:
             self._skip = data
+            if data and key == _TWO_D_BLOCK[0] and params[0] == _TWO_D_BLOCK[1]:
+                self._block = bytearray()  # at most 65535 bytes, the largest length a header declares
         self._apply(key, params[:n], events)
         return 2 + n
+
+    def _two_d_code(self, block: bytes, events: list[Event]) -> None:
+        """A complete GS ( k block (cn fn [m] data): keep a QR's data, print it as a QrCode event."""
+        if len(block) < 2 or block[0] != _QR:
+            return
+        if block[1] == _QR_STORE:
+            self._qr_data = block[3:]
+        elif block[1] == _QR_PRINT:
+            events.append(QrCode(self._qr_data.decode("utf-8", "replace")))
 
     def _apply(self, key: bytes, params: bytes, events: list[Event]) -> None:
         """Turn a complete command into state changes and events."""

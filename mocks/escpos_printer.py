@@ -10,9 +10,11 @@ import threading
 from collections.abc import Callable
 from typing import Literal
 
-from mocks.escpos_parser import Cut, DrawerPulse, EscPosParser, Feed, Init, StatusRequest, Text
+from mocks.escpos_parser import Cut, DrawerPulse, EscPosParser, Feed, Init, QrCode, StatusRequest, Text
 
 PaperState = Literal["ok", "near_end", "out"]
+QR_MARK = "[QR "
+"""A QR code shows in a receipt's text as one line "[QR <payload>]" (see qr_payloads)."""
 Fault = Literal["cover_open", "cutter", "unrecoverable", "recoverable"]
 _FAULT_BITS: dict[str, tuple[int, int]] = {  # fault: (DLE EOT 2 byte bits, DLE EOT 3 byte bits)
     "cover_open": (0x04, 0), "cutter": (0x40, 0x08), "unrecoverable": (0x40, 0x20), "recoverable": (0x40, 0x40),
@@ -24,6 +26,11 @@ _OFFLINE = 0x08  # n=1: printer offline
 _PAPER_END_STOP = 0x20  # n=2: printing stopped by paper end
 _NEAR_END = 0x0C  # n=4: near-end sensor
 _PAPER_END = 0x60  # n=4: paper-end sensor
+
+
+def qr_payloads(receipt: str) -> list[str]:
+    """The payloads of the QR codes printed on `receipt` (one of SimulatedPrinter.receipts), in order."""
+    return [line[len(QR_MARK):-1] for line in receipt.splitlines() if line.startswith(QR_MARK) and line.endswith("]")]
 
 
 class SimulatedPrinter:
@@ -133,6 +140,9 @@ class SimulatedPrinter:
                     self._line.clear()
                 elif isinstance(event, Cut):
                     self._cut()
+                elif isinstance(event, QrCode):
+                    self._feed(0)
+                    self._printed.append(f"{QR_MARK}{event.payload}]")
             self._cond.notify_all()
         return bytes(reply)
 

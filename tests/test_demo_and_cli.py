@@ -128,7 +128,7 @@ def test_demo_runs_both_processes_and_a_sale_lands_once(tmp_path: Path) -> None:
         _wait(lambda: subprocess.run([*mock, "receipt", "receipt-printer"], capture_output=True, text=True,
                                      timeout=30).returncode == 0)
         printed = subprocess.run([*mock, "receipt", "receipt-printer"], capture_output=True, text=True, timeout=30)
-        assert f"Sale #{receipt['seq']}" in printed.stdout and "store-001" in printed.stdout  # type: ignore[index]
+        assert f"Sale #{receipt['seq']}" in printed.stdout and "NovaPOS Demo Store" in printed.stdout  # type: ignore[index]
         second = subprocess.run([*mock, "receipt", "receipt-printer", "2"], capture_output=True, text=True, timeout=30)
         assert second.returncode == 1 and "cut 1 receipt(s)" in second.stderr
         unplugged = subprocess.run([*mock, "unplug", "receipt-printer"], capture_output=True, text=True, timeout=30)

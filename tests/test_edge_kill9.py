@@ -86,7 +86,8 @@ async def test_completed_sales_survive_kill_9_and_land_once(
             next_sale = await sell(http, url, [(MILK, 1)])
             assert next_sale["seq"] == 4  # the sequence continues after the crash, no gap, no reuse
             async def all_printed() -> dict[int, int]:
-                copies = {seq: sum(f"Sale {seq} " in receipt for receipt in printer.receipts) for seq in (1, 2, 3, 4)}
+                copies = {seq: sum(f"Sale #{seq}" in receipt.splitlines() for receipt in printer.receipts)
+                          for seq in (1, 2, 3, 4)}
                 return copies if all(copies.values()) else {}
             copies = await wait_until(all_printed)
             await trio.sleep(1.0)  # any further copy would have printed by now

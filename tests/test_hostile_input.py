@@ -101,13 +101,18 @@ ENDPOINTS = (
     Endpoint("POST", "/api/tills/{till}/drawer-session/x-report/print", {}),
     Endpoint("POST", "/api/tills/{till}/drawer-session/close", {"counted": '{"1000": 2}'}),
     Endpoint("GET", "/api/stock/{sku}"),
+    Endpoint("GET", "/api/tills/{till}/receipts/last"),
+    Endpoint("POST", "/api/tills/{till}/receipts/last/print"),
+    Endpoint("GET", "/static/{name}"),
+    Endpoint("POST", "/api/tills/{till}/kpis", {"cart": A_UUID, "latency_ms": "4000", "taps": "4"}),
     Endpoint("GET", "/api/tills/{till}/returns/lookup"),
     Endpoint("POST", "/api/tills/{till}/returns", {"order": A_UUID, "no_receipt": "false", "reason": '"changed mind"'},
              accepts={"reason": ("null",), "order": ("another till's cart id",)}),
     Endpoint("POST", "/api/tills/{till}/returns/lines", {"original_line": "1", "quantity": "1",
                                                          "condition": '"resaleable"'}),
 )
-VALID_PATH = {"till": "till-2", "sku": "MLK-1L", "line": "0123456789ab", "tender": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"}
+VALID_PATH = {"till": "till-2", "sku": "MLK-1L", "name": "till.js", "line": "0123456789ab",
+              "tender": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"}
 """`line`: a well-formed line id till-2 does not have (a valid price or discount sent to it changes nothing)."""
 
 # (what it is, its JSON text): values a client may put where a name, a number or an id belongs

@@ -12,8 +12,10 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import msgpack
@@ -26,6 +28,7 @@ from actors.storage.outbox import Outbox
 from edge.app import run_edge
 from mocks.network_printer import MockNetworkPrinter
 from novapos.config import StoreConfig
+from novapos.config.receipt import ReceiptSettings
 from tests.conftest import wait_until
 from tests.pos import MILK, log_in, sell
 
@@ -96,7 +99,7 @@ async def test_an_unrenderable_job_fails_alone_and_the_receipts_behind_it_print(
 
 @pytest.fixture
 def kathmandu(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The store box in UTC+05:45, so a receipt stamped in UTC (or any other zone) shows."""
+    """The store box in UTC+05:45, so a receipt stamped in the box's zone instead of the store's shows."""
     monkeypatch.setenv("TZ", "Asia/Kathmandu")
     time.tzset()
     yield
@@ -106,19 +109,21 @@ def kathmandu(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 async def test_the_receipt_shows_the_store_the_local_date_and_time_the_sale_and_the_till(
         store_config: StoreConfig, printer: MockNetworkPrinter, http: httpx.AsyncClient, kathmandu: None) -> None:
+    zone = ZoneInfo("America/New_York")
+    store_config = replace(store_config, receipt=ReceiptSettings("Corner Shop", ("1 Main St",), timezone=zone.key))
     async with trio.open_nursery() as nursery:
         edge = await nursery.start(run_edge, store_config)
         await printer_ready(http, edge.url)
-        before = datetime.now().astimezone().replace(second=0, microsecond=0)
+        before = datetime.now(zone).replace(second=0, microsecond=0)
         await sell(http, edge.url, [(MILK, 1)], till="till-2")
         printed = (await trio.to_thread.run_sync(printer.wait_for_receipts, 1, 10.0))[0]
-        after = datetime.now().astimezone()
+        after = datetime.now(zone)
         nursery.cancel_scope.cancel()
-    heading = printed.splitlines()[:4]
-    assert heading[0].strip() == store_config.store
-    stamp = re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", "\n".join(heading))
+    heading = printed.splitlines()[:5]
+    assert [line.strip() for line in heading[:2]] == ["Corner Shop", "1 Main St"]
+    stamp = re.search(r"(\d{4}-\d\d-\d\d \d\d:\d\d) E[SD]T", "\n".join(heading))
     assert stamp is not None, heading
-    assert before <= datetime.strptime(stamp[0], "%Y-%m-%d %H:%M").astimezone() <= after  # the box's local time
+    assert before <= datetime.strptime(stamp[1], "%Y-%m-%d %H:%M").replace(tzinfo=zone) <= after  # the store's zone
     assert re.search(r"Sale #1\b", "\n".join(heading)) and "Till till-2" in "\n".join(heading)
     assert "LATE" not in printed  # printed at its sale
 

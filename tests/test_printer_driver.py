@@ -17,10 +17,11 @@ from escpos.printer import Dummy, Network
 from PIL import Image
 
 from actors.printing.document import PrintDocument, PrintLine
-from actors.printing.receipt import render_receipt
+from actors.printing.receipt import ReceiptContext, render_receipt
 from drivers.escpos_printer import EscPosPrinter, PrinterStatus, PrinterUnavailable
 from mocks.escpos_parser import Cut, DrawerPulse, EscPosParser, Event, Feed, Text
 from mocks.network_printer import MockNetworkPrinter
+from novapos.config.receipt import ReceiptSettings
 
 TIMEOUT = 0.5  # driver socket timeout; the mock answers in well under 1 ms
 WAIT = 2.0  # upper bound for the mock to process what was sent
@@ -397,14 +398,14 @@ def _printed(document: PrintDocument) -> tuple[str, bytes]:
 
 
 def test_hostile_text_in_every_receipt_field_prints_as_text(mock: MockNetworkPrinter, driver: EscPosPrinter) -> None:
-    driver.print_document(render_receipt(HOSTILE, _sale(HOSTILE), SOLD_AT))
+    driver.print_document(render_receipt(ReceiptContext(ReceiptSettings(HOSTILE)), _sale(HOSTILE), SOLD_AT))
     hostile = mock.wait_for_receipts(1, WAIT)[0]
     hostile_raw = mock.raw
     events = _parse(hostile_raw)
     assert [event for event in events if isinstance(event, DrawerPulse)] == []
     assert [event for event in events if isinstance(event, Cut)] == [Cut()]  # the receipt's own
     assert "x?p0???V0y" in hostile  # shown, so a tampered name is seen, not obeyed
-    plain_receipt, plain_raw = _printed(render_receipt("x?p0???V0y", _sale("x?p0???V0y"), SOLD_AT))
+    plain_receipt, plain_raw = _printed(render_receipt(ReceiptContext(ReceiptSettings("x?p0???V0y")), _sale("x?p0???V0y"), SOLD_AT))
     assert plain_receipt == hostile
     assert _commands(hostile_raw) == _commands(plain_raw)  # not one command more
 

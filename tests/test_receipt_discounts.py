@@ -4,23 +4,28 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from actors.printing.receipt import render_receipt
+from actors.printing.receipt import ReceiptContext, render_receipt
+from novapos.config.receipt import ReceiptSettings
 from tests.events import sale_v3_body
 
 
 def test_a_discounted_sale_prints_each_override_and_discount_under_its_line() -> None:
     body = sale_v3_body()
     body["lines"][0]["discount"]["value"] = 1050  # 10.50 %: printed in integers, as the basis points say
-    printed = [line.text for line in render_receipt("Demo", {"id": "x", "seq": 1, "body": body},
-                                                    datetime(2026, 12, 2)).lines]
+    printed = [line.text for line in render_receipt(ReceiptContext(ReceiptSettings("Demo")),
+                                                    {"id": "x", "seq": 1, "body": body}, datetime(2026, 12, 2)).lines]
     start = printed.index("2 x Ground coffee 250 g           9.00 EUR")
-    assert printed[start:start + 8] == [
+    assert printed[start:start + 12] == [
         "2 x Ground coffee 250 g           9.00 EUR",
-        "  250 g",
-        "  price 4.99 EUR -> 4.50 EUR price match",
-        "  10.50% loyalty                 -0.90 EUR",
-        "  order discount                 -0.86 EUR",
+        "  Size: 250 g",
+        "  @ 4.50 EUR",
+        "  Price changed from 4.99 EUR",
+        "  Reason: price match",
+        "  Discount 10.50%                -0.90 EUR",
+        "  loyalty",
         "1 x Whole milk 1 l                1.29 EUR",
-        "  1 l",
-        "  order discount                 -0.14 EUR"]
+        "  Size: 1 l",
+        "------------------------------------------",
+        "Order discount                   -1.00 EUR",
+        "  complaint"]
     assert "TOTAL                             8.39 EUR" in printed

@@ -130,9 +130,9 @@ async def test_an_exchange_nets_in_one_event_and_one_receipt(
     receipt = (await complete(http, edge.url)).json()
     assert receipt["total"]["minor"] == 370 and receipt["change"]["minor"] == 130 and receipt["refunds"] == []
     assert len(receipt["lines"]) == 1 and receipt["lines"][0]["amount"]["minor"] == 499
-    printed = await wait_until(lambda: _printed(printer, f"Return {receipt['seq']} "))
-    assert "Exchange #" in printed and "1 x " in printed and "-1.29" in printed and "TOTAL" in printed
-    assert sum(f"Return {receipt['seq']} " in text for text in printer.receipts) == 1  # one receipt for both
+    printed = await wait_until(lambda: _printed(printer, f"EXCHANGE #{receipt['seq']}\n"))
+    assert "1 x " in printed and "-1.29" in printed and "TOTAL TO PAY" in printed and receipt["sale"] in printed
+    assert sum(f"EXCHANGE #{receipt['seq']}\n" in text for text in printer.receipts) == 1  # one receipt for both
     # the new line is itself returnable, under the return's id
     assert returnable(store_config, receipt["sale"]) == [1]
     assert returnable(store_config, order) == [1]

@@ -1,2 +1,2 @@
 """Cash control at the store: drawer sessions (float, moves, no-sales, blind close), their ledger kept in the
-outbox's transactions (journal), the X and Z reports (report) and their print layout (report_print)."""
+outbox's transactions (journal) and the X and Z reports (report); actors.printing.reports prints them."""

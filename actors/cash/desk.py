@@ -19,8 +19,8 @@ from typing import Any
 import msgpack
 
 from actors.cash.report import figures, next_z_number, session_row
-from actors.cash.report_print import X_KIND
 from actors.devices.context import SPOOLER
+from actors.printing.reports import X_KIND
 from actors.protocol import Rejected
 from actors.storage import audit
 from actors.storage.db import connect, immediate, is_busy

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 Align = Literal["left", "center", "right"]
+Kind = Literal["text", "qr", "cut"]
 
 
 @dataclass(frozen=True)
@@ -20,10 +21,15 @@ class PrintLine:
     align: Align = "left"
     bold: bool = False
     double: bool = False  # double width and height
+    kind: Kind = "text"
+    """"qr": `text` printed as a QR code (a receipt's order id, scanned back for a return); "cut": the paper
+    is cut here and the job goes on (a card sale's merchant copy after the customer's receipt)."""
 
     def __post_init__(self) -> None:
         if self.align not in ("left", "center", "right"):
             raise ValueError(f"align must be left, center or right, not {self.align!r}")
+        if self.kind not in ("text", "qr", "cut"):
+            raise ValueError(f"kind must be text, qr or cut, not {self.kind!r}")
 
 
 @dataclass(frozen=True)

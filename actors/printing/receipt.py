@@ -1,97 +1,335 @@
-"""A completed sale laid out as a printed receipt (42 columns, the common 80 mm font A width).
+"""A completed sale or return laid out as a printed receipt (42 columns, the common 80 mm font A width).
 
-A v3 line shows its variant (size, colour), a price override and its discounts under it.
+The head says which store (name, address, tax id from [receipt]), when (the store's time zone), which till
+and who served (the cashier's name when the staff list knows it, else the login). A sale lists each line
+with its variant (size, colour), a price override and a discount with their reasons, then the order
+discount, the tax per rate (rate, net, tax), the total, the tenders (a card's scheme, masked number and
+authorization code), the change, and the order id twice: as a QR code (scanned back for a return) and as
+text (typed in when the code will not scan). A card sale prints a merchant copy after a cut, with a
+signature line for each card whose scheme asks for one. A v1 sale (printed late, after an upgrade) has no
+tax to show; a v2 sale has no discounts or cards.
 
-A sale of v2 (price locks) shows its tax per class and rate: "incl." under the total when shelf prices
-include it, or a subtotal, the tax and the total when it is added. A v1 sale (printed late, after an
-upgrade) has no tax to show."""
+A return (return.completed v1) lists what came back (with its tax when prices exclude it), the restocking fee,
+an exchange's new lines, the net, what was taken and what was refunded; card payments or refunds add a merchant
+copy. An exchange's receipt has the return's id as a QR code too: its new lines are an order of their own,
+which may come back in turn. A reprint is marked "REPRINT - COPY" at the top and the bottom of
+every part, so it is never taken for a second sale.
+
+Every text here reaches the printer through drivers.device_text: a hostile name or setting prints as
+characters, never as a command.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from actors.printing.document import PrintDocument, PrintLine
+from drivers import device_text
+from novapos.config.receipt import ReceiptSettings
 from novapos.money import Money
 
 WIDTH = 42
 TIME_FORMAT = "%Y-%m-%d %H:%M"
+ORDER_QR_PREFIX = "novapos:order:"
+"""The QR code of a receipt holds this and the sale's event id (the order id the returns lookup takes)."""
+MAX_QR_TEXT = 200
+RULE = "-" * WIDTH
+LAYOUT_CODEC = "cp858"
+"""The code page columns are measured in (the driver prints in PC858 where the printer has it, else PC437)."""
+REPRINT = "*** REPRINT - COPY ***"
 
 
-def _money(wire: dict[str, Any]) -> str:
+@dataclass(frozen=True)
+class ReceiptContext:
+    """What a receipt needs besides its event: the store's receipt settings and who a login is."""
+
+    settings: ReceiptSettings
+    name_of: Callable[[str], str | None] = lambda _login: None
+    """A login's full name, when the staff list knows it."""
+
+    def person(self, login: str) -> str:
+        return self.name_of(login) or login
+
+
+Renderer = Callable[[ReceiptContext, dict[str, Any], datetime], PrintDocument]
+"""A print job's renderer: (context, the job as the spool keeps it {id, seq, body, reprint?}, its time in the
+store's zone) -> the document to print."""
+
+
+def order_qr(order: str) -> str:
+    return ORDER_QR_PREFIX + order
+
+
+def order_from_qr(scanned: str) -> str:
+    """The order id a scanned receipt code holds: the QR text, or the id typed in from the receipt."""
+    return scanned.strip().removeprefix(ORDER_QR_PREFIX)
+
+
+def money(wire: Mapping[str, Any]) -> str:
     return Money(wire["minor"], wire["currency"]).format()
 
 
-def _row(left: str, right: str) -> str:
-    room = WIDTH - len(right) - 1
+def row(left: str, right: str) -> str:
+    """`left` and `right` on one line, `left` cut short so `right` (an amount) is always whole. Measured as
+    printed (drivers.device_text drops invisible characters and spells out some), so columns line up."""
+    left, right = device_text.transliterate(left, LAYOUT_CODEC), device_text.transliterate(right, LAYOUT_CODEC)
+    room = max(WIDTH - len(right) - 1, 1)
     return f"{left[:room]:<{room}} {right}"
 
 
-def render_receipt(store_name: str, event: dict[str, Any], sold_at: datetime) -> PrintDocument:
-    """The receipt of a sale.completed event ({id, seq, body}, as the print spool keeps it), sold at
-    `sold_at` in the store's local time: whoever holds it can tell which store, sale, till and moment."""
-    sale = event["body"]
-    lines = [PrintLine(store_name, align="center", bold=True, double=True),
-             PrintLine(sold_at.strftime(TIME_FORMAT), align="center"),
-             PrintLine(f"Sale #{event['seq']}  Till {sale['till']}", align="center"),
-             PrintLine(f"Cashier {sale['cashier']}", align="center"),
-             PrintLine("-" * WIDTH)]
-    for item in sale["lines"]:
-        lines.extend(_item_rows(item))
-    lines.append(PrintLine("-" * WIDTH))
-    lines.extend(_tax_lines(sale))
-    for tender in sale["tenders"]:
-        lines.append(PrintLine(_row(tender["method"].capitalize(), _money(tender["amount"]))))
-    lines.append(PrintLine(_row("Change", _money(sale["change"]))))
-    lines.append(PrintLine(f"Sale {event['seq']}  {event['id']}", align="center"))
+def percent(rate_ppm: int) -> str:
+    """A rate in parts per million as a percentage, in integers: two decimals, more only when the rate has them
+    (70000 -> 7.00%, 88750 -> 8.875%)."""
+    decimals = f"{rate_ppm % 10_000:04d}".rstrip("0").ljust(2, "0")
+    return f"{rate_ppm // 10_000}.{decimals}%"
+
+
+def _basis_points(value: int) -> str:
+    """A percent discount in basis points (1050 -> 10.50%)."""
+    return f"{value // 100}.{value % 100:02d}%"
+
+
+def store_head(context: ReceiptContext, at: datetime, *titles: str) -> list[PrintLine]:
+    """The store's name, address and tax id, then the time and the given titles, centred."""
+    settings = context.settings
+    lines = [PrintLine(settings.name, align="center", bold=True, double=True)]
+    lines += [PrintLine(line, align="center") for line in settings.address]
+    if settings.tax_id:
+        lines.append(PrintLine(f"Tax ID {settings.tax_id}", align="center"))
+    lines.append(PrintLine(" ".join(filter(None, (at.strftime(TIME_FORMAT), at.tzname()))), align="center"))
+    lines += [PrintLine(title, align="center") for title in titles]
+    return lines
+
+
+def _marked(parts: Iterable[list[PrintLine]], reprint: bool) -> PrintDocument:
+    """The parts, cut apart (each ends at a cut), each marked as a reprint at top and bottom when it is one."""
+    lines: list[PrintLine] = []
+    for index, part in enumerate(parts):
+        if index:
+            lines.append(PrintLine("", kind="cut"))
+        mark = [PrintLine(REPRINT, align="center", bold=True)] if reprint else []
+        lines += [*mark, *part, *mark]
     return PrintDocument(lines=tuple(lines), cut=True)  # the till opens the drawer itself, not via the print queue
 
 
-def _item_rows(item: dict[str, Any]) -> list[PrintLine]:
-    """A sold line: its price before discounts, then (v3) its variant, a price override and each discount it
-    had, so the customer sees what they were given; a plain line is one row."""
-    currency = item["amount"]["currency"]
-    gross = Money(item["unit_price"]["minor"] * item["quantity"], currency).format()
-    rows = [PrintLine(_row(f"{item['quantity']} x {item['name']}", gross))]
-    if item.get("attributes"):
-        rows.append(PrintLine("  " + ", ".join(value for _name, value in item["attributes"])))
+# -- sales -------------------------------------------------------------------------------------------
+
+
+def render_receipt(context: ReceiptContext, job: dict[str, Any], at: datetime) -> PrintDocument:
+    """A sale.completed job ({id, seq, body}, v1 to v3): the customer's receipt, and a merchant copy after a
+    cut when a card paid."""
+    sale = job["body"]
+    parts = [_customer_copy(context, job, at)]
+    cards = [tender for tender in sale["tenders"] if "card" in tender]
+    if cards:
+        parts.append(_merchant_copy(context, job, at, cards))
+    return _marked(parts, bool(job.get("reprint")))
+
+
+def _who(context: ReceiptContext, body: Mapping[str, Any]) -> str:
+    return f"Till {body['till']}  Cashier {context.person(body['cashier'])}"
+
+
+def _customer_copy(context: ReceiptContext, job: dict[str, Any], at: datetime) -> list[PrintLine]:
+    sale = job["body"]
+    lines = store_head(context, at, f"Sale #{job['seq']}", _who(context, sale))
+    lines.append(PrintLine(RULE))
+    for item in sale["lines"]:
+        lines += sale_line(item)
+    lines.append(PrintLine(RULE))
+    if "order_discount" in sale:
+        discount = sale["order_discount"]
+        lines.append(PrintLine(row(f"Order discount {_discount_rate(discount)}", "-" + money(discount["amount"]))))
+        lines.append(PrintLine(f"  {discount['reason']}"))
+    lines += _totals(sale)
+    lines += tender_lines(sale["tenders"])
+    lines.append(PrintLine(row("Change", money(sale["change"]))))
+    lines += _order_id(job["id"], qr=True)
+    lines += [PrintLine(line, align="center") for line in context.settings.footer]
+    return lines
+
+
+def sale_line(item: Mapping[str, Any]) -> list[PrintLine]:
+    """One sold line: quantity, name and its price before discounts, then its variant, price override and
+    discount (each on its own line, with the reason)."""
+    quantity, currency = item["quantity"], item["unit_price"]["currency"]
+    gross = Money(item["unit_price"]["minor"] * quantity, currency)
+    lines = [PrintLine(row(f"{quantity} x {item['name']}", gross.format()))]
+    attributes = item.get("attributes") or []
+    if attributes:
+        lines.append(PrintLine("  " + ", ".join(f"{name[:1].upper()}{name[1:]}: {value}" for name, value in attributes)))
+    if quantity > 1:
+        lines.append(PrintLine(f"  @ {money(item['unit_price'])}"))
     if "override" in item:
-        rows.append(PrintLine(f"  price {_money(item['list_price'])} -> {_money(item['unit_price'])} "
-                              f"{item['override']['reason']}"[:WIDTH]))
+        lines.append(PrintLine(f"  Price changed from {money(item['list_price'])}"))
+        lines.append(PrintLine(f"  Reason: {item['override']['reason']}"))
     if "discount" in item:
         discount = item["discount"]
-        value = discount["value"]
-        what = (f"{value // 100}%" if value % 100 == 0 else f"{value // 100}.{value % 100:02d}%") \
-            if discount["kind"] == "percent" else "discount"
-        rows.append(PrintLine(_row(f"  {what} {discount['reason']}", f"-{_money(discount['amount'])}")))
-    if item.get("order_discount", {}).get("minor"):
-        rows.append(PrintLine(_row("  order discount", f"-{_money(item['order_discount'])}")))
-    return rows
+        lines.append(PrintLine(row(f"  Discount {_discount_rate(discount)}", "-" + money(discount["amount"]))))
+        lines.append(PrintLine(f"  {discount['reason']}"))
+    return lines
 
 
-def _percent(rate_ppm: int) -> str:
-    """A rate in parts per million as a percentage with two decimals, in integers (70000 -> 7.00%)."""
-    return f"{rate_ppm // 10_000}.{rate_ppm % 10_000 // 100:02d}%"
+def _discount_rate(discount: Mapping[str, Any]) -> str:
+    return _basis_points(discount["value"]) if discount["kind"] == "percent" else ""
 
 
-def _tax_lines(sale: dict[str, Any]) -> list[PrintLine]:
-    """The total, with the tax of each (included, class, rate) group of lines: before it when added, under it when included."""
-    groups: dict[tuple[bool, str, int], int] = {}
-    for item in sale["lines"]:
-        if "tax" in item:
-            tax = item["tax"]
-            key = (tax["included"], tax["class"], tax["rate_ppm"])
-            groups[key] = groups.get(key, 0) + tax["amount"]["minor"]
+def _totals(sale: Mapping[str, Any]) -> list[PrintLine]:
+    """The tax per rate (rate, net, tax), then the subtotal when tax is added, and the total."""
     currency = sale["currency"]
-    total = PrintLine(_row("TOTAL", _money(sale["total"])), bold=True)
-    added = [PrintLine(_row(f"Tax {cls} {_percent(rate)}", Money(amount, currency).format()))
-             for (included, cls, rate), amount in sorted(groups.items()) if not included]
-    inside = [PrintLine(_row(f"  incl. tax {cls} {_percent(rate)}", Money(amount, currency).format()))
-              for (included, cls, rate), amount in sorted(groups.items()) if included]
-    if added:
+    table = tax_table(sale["lines"], currency)
+    lines = [*table]
+    if any("tax" in item and not item["tax"]["included"] for item in sale["lines"]):
         subtotal = sum(item["amount"]["minor"] for item in sale["lines"])
-        added.insert(0, PrintLine(_row("Subtotal", Money(subtotal, currency).format())))
-    return [*added, total, *inside]
+        lines.append(PrintLine(row("Subtotal", Money(subtotal, currency).format())))
+        lines.append(PrintLine(row("Tax", money(sale["tax_total"]))))
+    lines.append(PrintLine(row("TOTAL", money(sale["total"])), bold=True))
+    return lines
+
+
+def tax_table(items: Iterable[Mapping[str, Any]], currency: str, sign: int = 1) -> list[PrintLine]:
+    """Tax grouped by rate and by whether prices include it: the rate, the net amount and the tax.
+    `sign` -1 for returned lines (their tax is given back)."""
+    groups: dict[tuple[int, bool], tuple[int, int]] = {}
+    for item in items:
+        if "tax" not in item:
+            continue
+        tax = item["tax"]
+        amount, taxed = item["amount"]["minor"], tax["amount"]["minor"]
+        net = amount - taxed if tax["included"] else amount
+        key = (tax["rate_ppm"], tax["included"])
+        before = groups.get(key, (0, 0))
+        groups[key] = (before[0] + sign * net, before[1] + sign * taxed)
+    if not groups:
+        return []
+    lines = [PrintLine(f"{'Tax rate':<12}{'Net':>15}{'Tax':>15}")]
+    for (rate, included), (net, taxed) in sorted(groups.items()):
+        label = percent(rate) + (" incl." if included else "")
+        lines.append(PrintLine(f"{label:<12}{Money(net, currency).format():>15}{Money(taxed, currency).format():>15}"))
+    return lines
+
+
+def tender_lines(tenders: Iterable[Mapping[str, Any]], title: str = "") -> list[PrintLine]:
+    """Each tender's method and amount; a card's scheme and masked number, and its authorization code."""
+    lines: list[PrintLine] = []
+    for tender in tenders:
+        card = tender.get("card")
+        if card is None:
+            lines.append(PrintLine(row(f"{title}{tender['method'].capitalize()}", money(tender["amount"]))))
+            continue
+        lines.append(PrintLine(row(f"{title}Card {card.get('scheme', '').upper()} {card.get('masked', '')}",
+                                   money(tender["amount"]))))
+        if card.get("auth_code"):
+            lines.append(PrintLine(f"  Auth code {card['auth_code']}"))
+    return lines
+
+
+def _order_id(order: str, *, qr: bool, label: str = "Order") -> list[PrintLine]:
+    """The order id as a QR code (when `qr`) and as text on its own line, for typing in."""
+    lines = [PrintLine(order_qr(order)[:MAX_QR_TEXT], align="center", kind="qr")] if qr else []
+    return [*lines, PrintLine(label, align="center"), PrintLine(order, align="center")]
+
+
+def _merchant_copy(context: ReceiptContext, job: dict[str, Any], at: datetime,
+                   cards: list[dict[str, Any]]) -> list[PrintLine]:
+    """What the store keeps of a card sale: each card's details, and a line to sign where the scheme asks."""
+    sale = job["body"]
+    lines = [PrintLine("MERCHANT COPY", align="center", bold=True),
+             *store_head(context, at, f"Sale #{job['seq']}", _who(context, sale)), PrintLine(RULE),
+             PrintLine(row("TOTAL", money(sale["total"])), bold=True)]
+    lines += _merchant_cards(cards)
+    lines += _order_id(job["id"], qr=False)
+    return lines
+
+
+def _merchant_cards(cards: list[dict[str, Any]]) -> list[PrintLine]:
+    """Each card payment's details for the store, and a line to sign for a card whose scheme asks."""
+    lines: list[PrintLine] = []
+    for tender in cards:
+        card = tender["card"]
+        lines.append(PrintLine(row(f"Card {card.get('scheme', '').upper()} {card.get('masked', '')}", money(tender["amount"]))))
+        for label, key in (("Auth code", "auth_code"), ("Terminal", "terminal"), ("Reference", "reference")):
+            if card.get(key):
+                lines.append(PrintLine(f"  {label} {card[key]}"))
+        if card.get("signature"):
+            lines += [PrintLine(""), PrintLine(""), PrintLine("X" + "_" * (WIDTH - 2)),
+                      PrintLine("Cardholder signature"), PrintLine("I agree to pay the above amount")]
+    return lines
+
+
+# -- returns -----------------------------------------------------------------------------------------
+
+
+def render_return(context: ReceiptContext, job: dict[str, Any], at: datetime) -> PrintDocument:
+    """A return.completed job: what came back and what was refunded; an exchange's new lines and the net
+    on the same receipt."""
+    back = job["body"]
+    currency = back["currency"]
+    title = "EXCHANGE" if back.get("lines") else "RETURN"
+    lines = store_head(context, at, f"{title} #{job['seq']}", _who(context, back))
+    original = back.get("original")
+    if original is not None:
+        lines += [PrintLine("Original order", align="center"), PrintLine(original["order"], align="center")]
+    else:
+        lines.append(PrintLine("No receipt", align="center"))
+    if "approver" in back:
+        lines.append(PrintLine(f"Approved by {context.person(back['approver'])}", align="center"))
+    if "reason" in back:
+        lines.append(PrintLine(f"Reason: {back['reason']}"))
+    lines += [PrintLine(RULE), PrintLine("Returned", bold=True)]
+    for item in back["returned"]:
+        tax = item.get("tax")
+        refunded = item["amount"]["minor"] + (tax["amount"]["minor"] if tax and not tax["included"] else 0)
+        lines.append(PrintLine(row(f"{item['quantity']} x {item['name']}", Money(-refunded, currency).format())))
+        restock = "back to stock" if item.get("restock") else "not restocked"
+        lines.append(PrintLine(f"  {item.get('condition', 'resaleable').capitalize()}, {restock}"))
+    fee = back.get("restocking_fee", {"minor": 0, "currency": currency})
+    if fee["minor"]:
+        lines.append(PrintLine(row("Restocking fee", money(fee))))
+    if back.get("lines"):
+        lines += [PrintLine(RULE), PrintLine("New items", bold=True)]
+        for item in back["lines"]:
+            lines += sale_line(item)
+    lines.append(PrintLine(RULE))
+    lines += tax_table(back["returned"], currency, sign=-1) + tax_table(back.get("lines", []), currency)
+    total = back["total"]
+    label = "TOTAL TO PAY" if total["minor"] > 0 else "TOTAL REFUNDED" if total["minor"] < 0 else "TOTAL"
+    shown = Money(abs(total["minor"]), total["currency"]).format()
+    lines.append(PrintLine(row(label, shown), bold=True))
+    lines += tender_lines(back.get("tenders", []), title="Paid ")
+    for refund in back.get("refunds", []):
+        card = refund.get("card")
+        method = f"Card {card.get('scheme', '').upper()} {card.get('masked', '')}" if card else refund["method"].capitalize()
+        lines.append(PrintLine(row(f"Refund {method}", money(refund["amount"]))))
+    if back.get("change", {}).get("minor"):
+        lines.append(PrintLine(row("Change", money(back["change"]))))
+    lines += _order_id(job["id"], qr=bool(back.get("lines")), label="Return")  # an exchange's new items may come back
+    lines += [PrintLine(line, align="center") for line in context.settings.footer]
+    cards = [tender for tender in back.get("tenders", []) if "card" in tender]
+    card_refunds = [refund for refund in back.get("refunds", []) if "card" in refund]
+    parts = [lines]
+    if cards or card_refunds:
+        parts.append(_return_merchant_copy(context, job, at, cards, card_refunds))
+    return _marked(parts, bool(job.get("reprint")))
+
+
+def _return_merchant_copy(context: ReceiptContext, job: dict[str, Any], at: datetime, cards: list[dict[str, Any]],
+                          refunds: list[dict[str, Any]]) -> list[PrintLine]:
+    """What the store keeps of a return's card payments and refunds: a refund names the payment it returns."""
+    back = job["body"]
+    lines = [PrintLine("MERCHANT COPY", align="center", bold=True),
+             *store_head(context, at, f"Return #{job['seq']}", _who(context, back)), PrintLine(RULE)]
+    lines += _merchant_cards(cards)
+    for refund in refunds:
+        card = refund["card"]
+        lines.append(PrintLine(row(f"Refund {card.get('scheme', '').upper()} {card.get('masked', '')}", money(refund["amount"]))))
+        for label, key in (("Reference", "reference"), ("Refund of", "original_reference")):
+            if card.get(key):
+                lines.append(PrintLine(f"  {label} {card[key]}"))
+    return [*lines, *_order_id(job["id"], qr=False, label="Return")]
 
 
 def late_heading(seq: int, sold_at: datetime) -> tuple[PrintLine, ...]:

@@ -15,6 +15,12 @@ print it) is headed "LATE RECEIPT - sale #..." so it is never taken for the next
 a printer that is no longer in the config (renamed, removed) can never print: they are failed with
 the reason, once, with a warning, instead of being retried for ever.
 
+Each job kind has its renderer (RENDERERS: a sale's receipt, a return's, the drawer's X and Z reports), given
+the store's receipt settings and who a login is (the staff list, asked with a short timeout: a name the list
+cannot give in time prints as the login). Dates are the store's wall-clock time ([receipt] timezone). After a
+printer fault the cashier may reprint the till's last receipt (`reprint`): a new job for the same event,
+marked as a copy, audited (till.reprint) before it is queued, so no copy prints unrecorded.
+
 A store file another program holds locked stops no receipt for good and crashes nothing: the
 sweep still reads the queue; a job whose printer confirmed it while its "printed" mark could not be
 written is remembered here (never printed twice) and marked at the next sweep; other marks (an
@@ -26,7 +32,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,14 +40,17 @@ from typing import Any
 import msgpack
 from prometheus_client import Counter, Gauge
 
-from actors.cash.report_print import X_KIND, render_x, render_z
 from actors.devices.context import device_actor_name
 from actors.printing.document import PrintDocument
 from actors.printing.jobs import document_to_wire
-from actors.printing.receipt import late_heading, render_receipt
-from actors.returns.receipt import render_return_receipt
+from actors.printing.receipt import ReceiptContext, Renderer, late_heading, render_receipt, render_return
+from actors.printing.reports import X_KIND, render_x, render_z
+from actors.protocol import Rejected
+from actors.storage.audit import record_at_store
 from actors.storage.db import LockWatch, connect, is_busy
 from edge_runtime import Actor, Backoff
+from novapos.config.receipt import ReceiptSettings
+from novapos.wire.ids import uuid7
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +58,14 @@ PRINT_JOBS = Counter("novapos_edge_print_jobs_total", "Print jobs by result", ["
 PRINT_RETRIES = Counter("novapos_edge_print_retries_total", "Print attempts that left a job queued")
 PRINT_QUEUE = Gauge("novapos_edge_print_queue_depth", "Print jobs waiting for their printer", ["printer"])
 
-RENDERERS: dict[str, Callable[[str, dict[str, Any], datetime], PrintDocument]] = {
+RENDERERS: dict[str, Renderer] = {
     "sale.completed": render_receipt,
+    "return.completed": render_return,
     "drawer.closed": render_z,
     X_KIND: render_x,
-    "return.completed": render_return_receipt,
 }
+RECEIPTS = ("sale.completed", "return.completed")
+"""The kinds of job a customer takes away: the ones a cashier may reprint."""
 
 RETRY_BACKOFF = Backoff(initial=0.25, maximum=10.0)
 SWEEP_S = 2.0
@@ -63,18 +74,23 @@ PRINT_TIMEOUT_S = 15.0
 KEEP_PRINTED_S = 7 * 86400
 PURGE_EVERY_S = 3600.0
 LISTED_SALES = 10  # sales named in one log line
+NAME_TIMEOUT_S = 0.5  # the staff list's answer for a cashier's name; a receipt never waits longer for it
+NAME_KEEP_S = 300.0  # a name (or that there is none) is asked again after this; a renamed cashier shows soon
+NAME_RETRY_S = 30.0  # after no answer in time, the name is asked again after this
+LAST_RECEIPT_SCAN = 200  # recent jobs of a printer searched for a till's last receipt (printers may be shared)
 
 
 class PrintSpoolerActor(Actor):
-    def __init__(self, path: Path, store_name: str, printers: Collection[str]) -> None:
-        """printers: the configured printers' names (receipts are dated in the box's local time)."""
+    def __init__(self, path: Path, receipt: ReceiptSettings, printers: Collection[str]) -> None:
+        """receipt: what receipts print about the store; printers: the configured printers' names."""
         super().__init__()
         self._path = path
-        self._store_name = store_name
+        self._context = ReceiptContext(receipt, self._name_of)
         self._printers = frozenset(printers)
         self._failures: dict[str, int] = {}  # attempts in a row that left a printer's jobs queued
         self._retry_pending: set[str] = set()
         self._unmarked: dict[str, float] = {}  # job id -> when its printer confirmed it, not yet written
+        self._names: dict[str, tuple[float, str | None]] = {}  # login -> (when asked, full name or None)
         self._lock = LockWatch(path, "the print spooler", "receipts wait, and none prints twice")
 
     def started(self) -> None:
@@ -123,6 +139,45 @@ class PrintSpoolerActor(Actor):
                 self._dispatch(printer)
         self.send_after(SWEEP_S, "sweep")
 
+    def last_receipt(self, till: str, printer: str) -> dict[str, Any] | Rejected:
+        """The till's last receipt on `printer` as a reprint would print it, with how its job went."""
+        found = self._last_receipt(till, printer)
+        if isinstance(found, Rejected):
+            return found
+        job, row = found
+        document = self._render(row["id"], row["kind"], {**job, "reprint": True}, row["queued_at"], preview=True)
+        if document is None:
+            return Rejected("conflict", f"the last receipt of till {till} cannot be printed: {row['reason']}")
+        return {"order": job["id"], "seq": job["seq"], "kind": row["kind"], "printer": printer,
+                "state": row["state"], "reason": row["reason"], "attempts": row["attempts"],
+                "document": document_to_wire(document)}
+
+    def reprint(self, till: str, printer: str, actor: str) -> dict[str, Any] | Rejected:
+        """Print the till's last receipt again, marked as a copy: audited first (till.reprint, by `actor`),
+        then queued as a job of its own and printed as soon as the printer can. Refused while that receipt
+        (or a copy) still waits for the printer: it will print by itself, and twice is one too many."""
+        found = self._last_receipt(till, printer)
+        if isinstance(found, Rejected):
+            return found
+        job, row = found
+        if self._waiting(printer, job["id"]):
+            return Rejected("conflict", f"the receipt of {row['kind'].split('.')[0]} #{job['seq']} is still waiting for "
+                                        f"printer {printer}: it prints by itself once the printer is ready (paper "
+                                        f"loaded, cover closed), so it is not queued twice")
+        audited = record_at_store(self.registry, "till.reprint", actor, till, target=job["id"],
+                                  details={"seq": job["seq"], "kind": row["kind"], "printer": printer})
+        if isinstance(audited, Rejected):
+            return audited
+        copy = str(uuid7())
+        payload = msgpack.packb({**job, "reprint": True, "at": job.get("at", row["queued_at"])})
+        if not self._write("INSERT INTO print_jobs (id, printer, kind, payload, seq, queued_at) VALUES (?, ?, ?, ?, ?, ?)",
+                           (copy, printer, row["kind"], payload, row["seq"], time.time())):
+            return Rejected("busy", "the store's file is locked by another program: the reprint was not queued; "
+                                    "press reprint again in a moment")
+        log.info("till %s: receipt of %s (#%s) reprinted on %s by %s", till, job["id"], job["seq"], printer, actor)
+        self._dispatch(printer)
+        return {"order": job["id"], "seq": job["seq"], "kind": row["kind"], "printer": printer, "job": copy}
+
     def jobs(self) -> list[dict[str, Any]]:
         """The latest 100 jobs, newest first."""
         columns = ("id", "printer", "kind", "seq", "state", "attempts", "reason", "queued_at", "printed_at")
@@ -130,6 +185,51 @@ class PrintSpoolerActor(Actor):
         return [dict(zip(columns, row, strict=False)) for row in rows]
 
     # -- work ------------------------------------------------------------------------------
+
+    def _name_of(self, login: str) -> str | None:
+        """The full name the staff list gives `login`, or None (no list, not on it, no answer in time). Kept
+        for NAME_KEEP_S, so a staff actor stuck on an unreachable hub delays one receipt at most, not each."""
+        asked, name = self._names.get(login, (float("-inf"), None))
+        if time.monotonic() - asked < NAME_KEEP_S:
+            return name
+        now = time.monotonic()
+        try:
+            member = self.registry.ask("staff", "lookup", login, timeout=NAME_TIMEOUT_S)
+        except Exception:  # no staff actor, or busy: the login is printed, and asked again sooner
+            member, now = None, now - NAME_KEEP_S + NAME_RETRY_S
+        name = str(member["name"]) if isinstance(member, dict) and member.get("name") else None
+        if len(self._names) > 1000:
+            self._names.clear()  # bounded: a store has far fewer people
+        self._names[login] = (now, name)
+        return name
+
+    def _waiting(self, printer: str, order: str) -> bool:
+        """Whether a job printing `order` (the original or a copy) still waits for `printer`."""
+        for (payload,) in self._db.execute("SELECT payload FROM print_jobs WHERE printer = ? AND state = 'queued'",
+                                           (printer,)):
+            try:
+                if msgpack.unpackb(payload).get("id") == order:
+                    return True
+            except Exception:  # a broken payload is failed by the sweep, and is no receipt of this order
+                continue
+        return False
+
+    def _last_receipt(self, till: str, printer: str) -> tuple[dict[str, Any], dict[str, Any]] | Rejected:
+        """The newest customer receipt job of `till` on `printer` (its payload, its row)."""
+        columns = ("id", "kind", "payload", "seq", "state", "attempts", "reason", "queued_at")
+        rows = self._db.execute(
+            f"SELECT {', '.join(columns)} FROM print_jobs WHERE printer = ? AND kind IN ({', '.join('?' * len(RECEIPTS))}) "
+            "ORDER BY seq DESC, queued_at DESC LIMIT ?", (printer, *RECEIPTS, LAST_RECEIPT_SCAN)).fetchall()
+        for values in rows:
+            row = dict(zip(columns, values, strict=True))
+            try:
+                job = msgpack.unpackb(row["payload"])
+            except Exception:  # a broken payload: that job failed already; look further back
+                continue
+            if isinstance(job, dict) and isinstance(job.get("body"), dict) and job["body"].get("till") == till:
+                return job, row
+        return Rejected("not_found", f"till {till} has no receipt to print again: no sale or return was "
+                                     f"printed there recently")
 
     def _queued(self, printer: str) -> list[tuple[str, str, bytes, int, float, int]]:
         rows = self._db.execute("SELECT id, kind, payload, seq, queued_at, attempts FROM print_jobs "
@@ -162,26 +262,33 @@ class PrintSpoolerActor(Actor):
                     "renamed, nothing else is needed (the sales are recorded); the configured printers are: %s",
                     len(sales), printer, listed, more, ", ".join(sorted(self._printers)) or "none")
 
-    def _render(self, job_id: str, kind: str, payload: bytes, sold_at: datetime) -> PrintDocument | None:
-        """The job as a print document, or None after marking it failed (an unknown kind, a broken payload)."""
+    def _render(self, job_id: str, kind: str, payload: bytes | dict[str, Any], queued_at: float, *,
+                retried: bool = False, preview: bool = False) -> PrintDocument | None:
+        """The job as a print document, or None after marking it failed (an unknown kind, a broken payload;
+        a preview marks nothing). A reprint is dated at its sale (`at` in its payload), a job at its queueing
+        (in the sale's own transaction); one retried or printed late is headed so, a reprint has its own mark."""
         try:
-            return RENDERERS[kind](self._store_name, msgpack.unpackb(payload), sold_at)
+            job = msgpack.unpackb(payload) if isinstance(payload, bytes) else payload
+            at = datetime.fromtimestamp(float(job.get("at", queued_at)), self._context.settings.zone)
+            document = RENDERERS[kind](self._context, job, at)
         except Exception as exc:  # one bad job must not stop the receipts behind it, nor crash the store
+            if preview:
+                return None
             reason = f"cannot render a {kind!r} job: {type(exc).__name__}: {exc}"
             if not self._write("UPDATE print_jobs SET state = 'failed', reason = ? WHERE id = ?", (reason, job_id)):
                 return None  # failed again, and marked, at a later sweep
             PRINT_JOBS.labels("failed").inc()
             log.error("print job %s failed for good: %r", job_id, reason)  # %r: the payload's text stays one line
             return None
+        if not preview and not job.get("reprint") and (retried or time.time() - queued_at > LATE_AFTER_S):
+            document = document.headed(*late_heading(int(job.get("seq", 0)), at))
+        return document
 
     def _dispatch(self, printer: str) -> None:
-        for job_id, kind, payload, seq, queued_at, attempts in self._queued(printer):
-            sold_at = datetime.fromtimestamp(queued_at)  # queued in the sale's own transaction
-            document = self._render(job_id, kind, payload, sold_at)
+        for job_id, kind, payload, _seq, queued_at, attempts in self._queued(printer):
+            document = self._render(job_id, kind, payload, queued_at, retried=bool(attempts))
             if document is None:
                 continue
-            if attempts or time.time() - queued_at > LATE_AFTER_S:
-                document = document.headed(*late_heading(seq, sold_at))
             outcome = self._attempt(printer, job_id, document_to_wire(document))
             if outcome != "printed":
                 self._write("UPDATE print_jobs SET attempts = attempts + 1 WHERE id = ?", (job_id,))

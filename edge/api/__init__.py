@@ -14,8 +14,10 @@ from starlette.middleware import Middleware
 from edge.api.auth import LoginDoor
 from edge.api.drawer import drawer_routes
 from edge.api.hardware import hardware_routes
+from edge.api.kpis import kpi_routes, timed_completion
 from edge.api.login import login_routes
 from edge.api.page import page_routes
+from edge.api.receipts import receipt_routes
 from edge.api.returns import return_routes
 from edge.api.service import service_routes
 from edge.api.stock import stock_routes
@@ -30,6 +32,7 @@ def build_api(config: StoreConfig, tree: Tree, events: EventHub) -> Starlette:
     return with_api_errors(Starlette(routes=[
         *page_routes(config), *service_routes(tree), *hardware_routes(tree, events),
         *login_routes(tree, tuple(config.tills)),
-        *till_routes(tree, tuple(config.tills)), *stock_routes(tree), *drawer_routes(tree, config),
-        *return_routes(tree, tuple(config.tills)),
+        *timed_completion(till_routes(tree, tuple(config.tills)), config), *stock_routes(tree),
+        *kpi_routes(tree, config), *drawer_routes(tree, config), *return_routes(tree, tuple(config.tills)),
+        *receipt_routes(tree, config),
     ], middleware=[Middleware(LoginDoor, tree=tree, tills=tuple(config.tills))]))

@@ -1,4 +1,8 @@
-"""The web till page and what it loads first: the store (its tills) and the catalog.
+"""The web till page and what it loads first: its stylesheet and script, the store (its tills) and the catalog.
+
+The page is plain files (edge/static: till.html, till.css, till.js; no build step). /static/{name} serves
+only the files named in ASSETS, so no path a client sends ever reaches the file system; they are revalidated
+on every load (no-cache), so a till picks up a new page as soon as the edge is updated.
 
 /api/products reads the store's local catalog (actors.catalog.local), a page at a time: 100,000 items
 are never one answer. `?q=` searches (a SKU or barcode prefix, or part of the name), `?after=<sku>`
@@ -20,12 +24,13 @@ from starlette.routing import Route
 from actors.catalog.local import LocalCatalog, Offer, catalog_path
 from novapos.adapters.http import ApiError, route
 from novapos.config import StoreConfig
-from novapos.validators import MAX_BARCODE_LENGTH, Invalid, integer, text, token
+from novapos.validators import MAX_BARCODE_LENGTH, Invalid, describe, integer, text, token
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 QUERY_PARAMETERS = frozenset({"q", "after", "limit"})
+ASSETS = {"till.css": "text/css; charset=utf-8", "till.js": "text/javascript; charset=utf-8"}
 
 
 def _product(offer: Offer | str, barcode: str) -> dict[str, Any] | None:
@@ -48,10 +53,18 @@ def page_routes(config: StoreConfig) -> list[Route]:
     path = catalog_path(config.state_dir)
 
     async def index(_request: Request) -> Response:
-        return FileResponse(STATIC / "till.html")
+        return FileResponse(STATIC / "till.html", headers={"cache-control": "no-cache"})
+
+    async def asset(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in ASSETS:
+            raise ApiError(404, f"the till page has no file {describe(name)}")
+        return FileResponse(STATIC / name, media_type=ASSETS[name], headers={"cache-control": "no-cache"})
 
     async def store(_request: Request) -> Response:
-        return JSONResponse({"tenant": config.tenant, "store": config.store, "tills": list(config.tills)})
+        return JSONResponse({"tenant": config.tenant, "store": config.store, "tills": list(config.tills),
+                             "currency": config.currency,
+                             "denominations": list(config.cash.for_currency(config.currency))})
 
     def read_page(query: str, after: str, limit: int) -> dict[str, Any]:
         catalog = LocalCatalog(path, config.store, config.region)
@@ -80,6 +93,7 @@ def page_routes(config: StoreConfig) -> list[Route]:
 
     return [
         route("/", GET=index),
+        route("/static/{name}", GET=asset),
         route("/api/store", GET=store),
         route("/api/products", GET=products),
     ]

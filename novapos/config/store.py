@@ -25,6 +25,8 @@ from novapos.config.reading import (
     token_list,
     url_setting,
 )
+from novapos.config.receipt import KEYS as RECEIPT_KEYS
+from novapos.config.receipt import ReceiptSettings, load_receipt
 from novapos.config.returns import SETTINGS as RETURNS_SETTINGS
 from novapos.config.returns import ReturnsPolicy, load_returns
 from novapos.config.terminal import KEYS as TERMINAL_KEYS
@@ -39,6 +41,7 @@ SETTINGS: Settings = {
     "http": frozenset({"host", "port"}), "nats": frozenset({"url", "credentials"}), "state": frozenset({"dir"}),
     "devices": frozenset(setting.name for setting in fields(DevicesConfig)),  # a rule's own: load_devices
     "health": frozenset({"report_interval_s"}),
+    "receipt": RECEIPT_KEYS,
     "login": LOGIN_SETTINGS,
     "cash": CASH_SETTINGS,
     "returns": RETURNS_SETTINGS,
@@ -70,6 +73,8 @@ class StoreConfig:
     what a mistyped or hostile tender can make the drawer pay out."""
     staff_refresh_s: float = 60.0
     """How often the store asks the hub for its staff list besides the hub's pushes (a push lost in transit)."""
+    receipt: ReceiptSettings | None = None
+    """What receipts print about the store ([receipt]); None: the store's id as its name, UTC."""
     login: LoginSettings = LoginSettings()
     """PIN lockout and offline login windows at the tills (novapos.config.login)."""
     cash: CashConfig = CashConfig()
@@ -126,6 +131,7 @@ def load_store(path: Path) -> StoreConfig:
         state_dir=state_dir,
         devices=load_devices(devices, where, tills),
         max_change_minor=max_change, health_interval_s=health_interval, staff_refresh_s=float(staff_refresh),
+        receipt=load_receipt(sections["receipt"], where, store),
         login=load_login(sections["login"], where),
         cash=load_cash(sections["cash"], where),
         returns=load_returns(sections["returns"], where),
