@@ -265,8 +265,12 @@ async def test_a_whole_day_offline_reaches_the_hub_once_and_reconciles(
         assert z["expected"]["minor"] == expected
         _check_figures({**z["z"], "expected": z["expected"]}, day)
         offline_s = time.perf_counter() - offline_at
-        printed = await trio.to_thread.run_sync(printer.wait_for_receipts, SALES + len(day.returns) + 2, 60.0)
-        assert sum(1 for text in printed if "Sale #" in text) == SALES
+        # each sale and return, a merchant copy of each card payment and card refund, the X and the Z
+        slips = SALES + len(day.returns) + day.card_tenders + day.refund_count["card"] + 2
+        printed = await trio.to_thread.run_sync(printer.wait_for_receipts, slips, 60.0)
+        merchant = [text for text in printed if "MERCHANT COPY" in text]
+        assert sum(1 for text in printed if "Sale #" in text and text not in merchant) == SALES
+        assert len(merchant) == day.card_tenders + day.refund_count["card"]
         [x_text] = [text for text in printed if "X REPORT" in text]
         [z_text] = [text for text in printed if "Z REPORT #1" in text]
         assert all(f"{expected // 100}.{expected % 100:02d} EUR" in text for text in (x_text, z_text))
