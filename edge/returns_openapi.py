@@ -65,5 +65,7 @@ RETURN_STATE: dict[str, Any] = {
     "returned": {"type": "array", "description": "the items taken back, as return.completed v1 `returned`"},
     "restocking_fee": _MONEY_OR_NULL, "refund": {**_MONEY_OR_NULL, "description": "what the store pays back"},
     "refund_to": {"enum": ["cash", "card", None], "description": "where the refund goes (the store's policy)"},
+    "refund_card": {**_MONEY_OR_NULL, "description": "the part of the refund that goes back to the original card "
+                                                     "(at most what it paid); the rest of `refund` is cash"},
 }
 """The till state's return fields (TillState), present in either mode."""

@@ -737,14 +737,15 @@ class TillActor(Actor):
             return refused
         refund_id = str(uuid.uuid5(uuid.UUID(ret.id), "card refund"))  # a retry refunds under the same reference
         reference = tendering.reference_for(refund_id)
-        status = self.refund_to_card(ret.refund(), original or reference, refund_id)
+        status = self.refund_to_card(ret.card_part(), original or reference, refund_id)
         if not status.get("answered"):
             return Rejected("conflict", f"payment terminal {self._cards.terminal} did not answer: check it, then "
                                         "complete the return again (the card is refunded once, whatever happened)")
         if status.get("stage") != "approved":
             return Rejected("conflict", f"the card refund was not made ({status.get('message') or status.get('stage')})"
                                         ": complete the return again to retry")
-        ret.card_refund = {"id": refund_id, "reference": reference, "original_reference": original or reference,
+        ret.card_refund = {"id": refund_id, "amount": ret.card_part(), "reference": reference,
+                           "original_reference": original or reference,
                            "scheme": status.get("scheme") or "card", "masked": status.get("masked_card") or "****"}
         self._save()
         return None

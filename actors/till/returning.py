@@ -32,7 +32,7 @@ UNTAXED = ("untaxed", 0, True)
 """The tax rule of a line sold before price locks (sale.completed v1): none recorded, none refunded."""
 
 NO_RETURN: dict[str, Any] = {"mode": "sale", "original": None, "returned": [], "restocking_fee": None, "refund": None,
-                             "refund_to": None}
+                             "refund_to": None, "refund_card": None}
 """The return fields of a till's state while it sells (the same keys in either mode)."""
 
 
@@ -133,12 +133,31 @@ class ReturnCart:
 
     def refund_method(self) -> tuple[str, str | None]:
         """("card", the original card payment's reference) when the policy refunds to the original tender and the
-        sale was paid by card; else ("cash", None)."""
-        if self.policy.refund_to == "original" and self.sale is not None:
-            card = next((t for t in self.sale["tenders"] if t["method"] == "card" and t.get("reference")), None)
-            if card is not None:
-                return "card", card["reference"]
+        sale was paid by card (and that card has something left to refund); else ("cash", None)."""
+        card = self._original_card()
+        if card is not None and self._card_left(card) > 0:
+            return "card", card["reference"]
         return "cash", None
+
+    def card_part(self) -> int:
+        """What of the refund goes back to the original card: never more than that card paid, less what earlier
+        returns of the sale refunded (card first, so their value counts against the card); the rest is cash. A
+        split sale's card is thus never refunded the cash part too (an acquirer refuses a refund above its payment,
+        and the drawer would keep the cash)."""
+        card = self._original_card()
+        return 0 if card is None else min(self.refund(), self._card_left(card))
+
+    def _original_card(self) -> dict[str, Any] | None:
+        if self.policy.refund_to != "original" or self.sale is None:
+            return None
+        return next((t for t in self.sale["tenders"] if t["method"] == "card" and t.get("reference")), None)
+
+    def _card_left(self, card: dict[str, Any]) -> int:
+        assert self.sale is not None
+        earlier = sum(pro_rata(line["amount"], line["quantity"], 0,
+                               min(line["quantity"], max(0, line["quantity"] - line["returnable"])))
+                      for line in self.sale["lines"])
+        return max(0, int(card["amount"]) - earlier)
 
     def _line(self, line_no: int) -> dict[str, Any] | None:
         assert self.sale is not None
@@ -258,7 +277,7 @@ class ReturnCart:
                 "total": money(self.total()), "tax_total": money(sum(line.tax.minor for line in self.lines)
                                                                  - sum(self._tax(t) for t in self.taken)),
                 "tendered": money(self.paid()), "due": money(self.due()), "change": money(self.change()),
-                "refund": money(self.refund()), "refund_to": method}
+                "refund": money(self.refund()), "refund_to": method, "refund_card": money(self.card_part())}
 
     def screen(self) -> tuple[str, str]:
         """What the customer display shows during the return: what came back, and what is paid back or due."""
@@ -288,13 +307,14 @@ class ReturnCart:
         if self.due() > 0:
             return Rejected("conflict", f"{Money(self.due(), self.currency).format()} is still due: take a tender")
         refunds: list[dict[str, Any]] = []
-        if self.refund():
-            if card_refund is not None:
-                card = {key: card_refund[key] for key in ("reference", "original_reference", "scheme", "masked")}
-                refunds.append({"id": card_refund["id"], "method": "card", "amount": self._money(self.refund()),
-                                "card": card})
-            else:
-                refunds.append({"id": str(uuid7()), "method": "cash", "amount": self._money(self.refund())})
+        card_minor = 0
+        if self.refund() and card_refund is not None:
+            card_minor = int(card_refund.get("amount", self.card_part()))  # as the terminal refunded it
+            card = {key: card_refund[key] for key in ("reference", "original_reference", "scheme", "masked")}
+            refunds.append({"id": card_refund["id"], "method": "card", "amount": self._money(card_minor),
+                            "card": card})
+        if self.refund() > card_minor:
+            refunds.append({"id": str(uuid7()), "method": "cash", "amount": self._money(self.refund() - card_minor)})
         body: dict[str, Any] = {
             "till": till, "session": session, "cashier": cashier, "currency": self.currency,
             "returned": [self._returned_wire(taken) for taken in self.taken],
@@ -334,7 +354,9 @@ def restore_return(saved: Mapping[str, Any], currency: str, max_change: int,
             raise v.Invalid("saved card refund", "must be an object")
         card = {"id": v.uuid_text("saved card refund id", card.get("id")),
                 **{key: v.text(f"saved card refund {key}", card.get(key), max_length=64)
-                   for key in ("reference", "original_reference", "scheme", "masked")}}
+                   for key in ("reference", "original_reference", "scheme", "masked")},
+                **({"amount": v.integer("saved card refund amount", card["amount"], 1, 10**12)}
+                   if "amount" in card else {})}  # saved before refunds were split: the whole refund
     approver, reason = saved.get("approver"), saved.get("reason")
     cart = ReturnCart(currency, max_change, policy, sale,
                       None if approver is None else v.text("saved approver", approver, max_length=64),

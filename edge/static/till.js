@@ -351,7 +351,10 @@ function render(s) {
   if (!$("quick").hidden) renderQuick(s);
   const refund = Boolean(s.refund && s.refund.minor > 0);
   $("refund").hidden = !refund;
-  if (refund) $("refund").textContent = `Refund ${money(s.refund)}` + (s.refund_to ? ` to ${s.refund_to}` : "");
+  const toCard = s.refund_card ? s.refund_card.minor : 0;  // a split sale: the card gets what it paid, the rest cash
+  if (refund) $("refund").textContent = `Refund ${money(s.refund)}` + (toCard > 0 && toCard < s.refund.minor
+    ? `: ${money(s.refund_card)} to card, ${money({...s.refund, minor: s.refund.minor - toCard})} in cash`
+    : (s.refund_to ? ` to ${s.refund_to}` : ""));
   $("complete").hidden = refund || owes || waiting || (!s.lines.length && !(s.returned || []).length);
   $("cashback").hidden = paid(s).minor === 0;
   $("void").hidden = !s.lines.length && paid(s).minor === 0 && !(s.returned || []).length;
