@@ -86,7 +86,11 @@ async def test_the_wheel_installs_into_a_fresh_venv_and_its_demo_sells(tmp_path:
         await wait_until(catalog_synced, timeout=60)
         assert "NovaPOS" in (await http.get(f"{till}/")).text  # the web till's page came with the wheel
 
-        receipt = await sell(http, till, [(COFFEE, 2)])
+        cashier = next(user for user in DEMO_USERS if user.login == "cashier")  # the demo's, as its banner says
+        login = await http.post(f"{till}/api/tills/till-1/login", json={"login": cashier.login, "pin": cashier.pin})
+        assert login.status_code == 200, login.text
+        assert (await http.get(f"{till}/static/till.js")).status_code == 200  # the page's script came with the wheel
+        receipt = await sell(http, till, [(COFFEE, 2)], cashier=cashier.login)
 
         async with signed_in(console, DEMO_USERS[0].login, DEMO_USERS[0].password or "") as admin:  # the demo's admin, as its banner says
             async def in_console() -> list[dict[str, object]]:
