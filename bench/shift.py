@@ -106,7 +106,7 @@ async def main(sales: int, rounds: int) -> dict[str, object]:
             async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=30) as http:
                 edge = await nursery.start(run_edge, config)
                 drawer = f"{edge.url}/api/tills/till-1/drawer-session"
-                await log_in(http, edge.url)  # alice, with her PIN: every request below carries the cookie
+                await log_in(http, edge.url, cashier="sam")  # a supervisor, PIN from the staff list: his X report shows the cash expected
                 with trio.fail_after(10):
                     while (await http.get(f"{edge.url}/api/devices")).json()[0]["state"] != "ready":
                         await trio.sleep(0.05)
