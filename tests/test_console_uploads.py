@@ -102,7 +102,9 @@ async def test_a_large_csv_is_uploaded_imported_with_progress_and_audited(hub_co
         async with httpx.AsyncClient(base_url=hub.url, timeout=10) as anonymous:
             cashier = await anonymous.post("/api/login", json={"login": "carl", "password": PASSWORD})
             assert cashier.status_code == 403  # a cashier has no console session to upload with
-            assert (await anonymous.post("/api/catalog/imports", content=data, headers=csv)).status_code == 401
+            refused_upload = await anonymous.post("/api/catalog/imports", content=data,
+                                                  headers={**csv, "connection": "close"})  # refused unread: not reused
+            assert refused_upload.status_code == 401
             assert (await anonymous.get(f"/api/catalog/imports/{job['id']}")).status_code == 401
         nursery.cancel_scope.cancel()
 

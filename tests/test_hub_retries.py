@@ -97,7 +97,7 @@ async def test_a_lock_timeout_retries_the_batch_instead_of_dead_lettering_valid_
 
             async def tried_twice_or_dead_lettered() -> bool:
                 return retries("LockNotAvailableError") >= before + 2 or (await _counts(database_url))[1] > 0
-            await wait_until(tried_twice_or_dead_lettered)
+            await wait_until(tried_twice_or_dead_lettered, timeout=45)  # two lock timeouts and a backoff, on a busy machine
             assert await _counts(database_url) == (0, 0)
         await wait_until(lambda: _equal(_counts(database_url), (3, 0)), timeout=30)
         nursery.cancel_scope.cancel()
@@ -119,7 +119,7 @@ async def test_a_bug_in_an_applier_dead_letters_nothing_and_the_events_land_once
 
             async def tried_twice_or_dead_lettered() -> bool:
                 return retries("KeyError") >= before + 2 or (await _counts(database_url))[1] > 0
-            await wait_until(tried_twice_or_dead_lettered)
+            await wait_until(tried_twice_or_dead_lettered, timeout=45)  # two lock timeouts and a backoff, on a busy machine
             assert await _counts(database_url) == (0, 0)
         # the fix is deployed: the same events, still in the stream, land exactly once
         await wait_until(lambda: _equal(_counts(database_url), (2, 0)), timeout=30)
