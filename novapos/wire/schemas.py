@@ -418,9 +418,6 @@ DRAWER_CLOSED_V1 = Declaration("drawer.closed", 1, Map((
 DECLARATIONS: tuple[Declaration, ...] = (SALE_COMPLETED_V1, SALE_COMPLETED_V2, SALE_COMPLETED_V3, AUDIT_RECORDED_V1,
                                           RETURN_COMPLETED_V1, DRAWER_OPENED_V1, DRAWER_MOVED_V1, DRAWER_CLOSED_V1)
 SCHEMAS: dict[tuple[str, int], Schema] = {(d.type, d.v): compile_schema(d) for d in DECLARATIONS}
-INTERIM: frozenset[tuple[str, int]] = frozenset({("sale.completed", 3)})
-"""Versions validated but not declared (the card helper's interim sale.completed v3): none once v3 is declared."""
-SCHEMAS[("sale.completed", 3)] = compile_schema(SALE_COMPLETED_V3)
 sale_completed_v1 = SCHEMAS[("sale.completed", 1)]
 sale_completed_v2 = SCHEMAS[("sale.completed", 2)]
 sale_completed_v3 = SCHEMAS[("sale.completed", 3)]
