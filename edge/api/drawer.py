@@ -16,10 +16,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from actors.cash.desk import MOVES
-from actors.protocol import Rejected
-from edge.api.asking import ask
+from edge.api.asking import ask, known_till, unless_refused
 from edge.api.auth import authorized, signed_in
-from edge.api.tills import STATUS
 from edge_runtime import Tree
 from novapos.adapters.http import ApiError, json_body, route
 from novapos.config import StoreConfig
@@ -65,33 +63,23 @@ def drawer_routes(tree: Tree, config: StoreConfig) -> list[Route]:
     denominations = config.cash.for_currency(config.currency)
 
     async def ask_till(request: Request, method: str, *args: Any) -> JSONResponse:
-        till = request.path_params["till"]
-        if till not in tills:
-            raise ApiError(404, f"this store has no till {describe(till)} (tills: {', '.join(tills)})")
-        answer = await ask(tree, f"till.{till}", method, *args)
-        if isinstance(answer, Rejected):
-            raise ApiError(STATUS[answer.reason], answer.message)
-        return JSONResponse(answer)
-
-    def known(request: Request) -> None:
-        if request.path_params["till"] not in tills:
-            raise ApiError(404, f"this store has no till {describe(request.path_params['till'])} "
-                                f"(tills: {', '.join(tills)})")
+        till = known_till(request, tills)
+        return JSONResponse(unless_refused(await ask(tree, f"till.{till}", method, *args)))
 
     async def session(request: Request) -> Response:
-        known(request)
+        known_till(request, tills)
         await signed_in(request, tree, Permission.SELL)
         return await ask_till(request, "drawer_state")
 
     async def open_session(request: Request) -> Response:
-        known(request)
+        known_till(request, tills)
         body = await json_body(request)
         user = await signed_in(request, tree, Permission.SELL)
         counts = parse_count("float", body.get("float"), denominations, config.currency)
         return await ask_till(request, "drawer_open", user.login, counts)
 
     async def move(request: Request) -> Response:
-        known(request)
+        known_till(request, tills)
         body = await json_body(request)
         kind = token("kind", body.get("kind"))
         if kind not in MOVES:
@@ -102,25 +90,25 @@ def drawer_routes(tree: Tree, config: StoreConfig) -> list[Route]:
         return await ask_till(request, "drawer_move", kind, amount, reason, user.login, approver)
 
     async def no_sale(request: Request) -> Response:
-        known(request)
+        known_till(request, tills)
         body = await json_body(request)
         reason = _reason(body, required=False)
         user, approver = await authorized(request, tree, body, Permission.NO_SALE)
         return await ask_till(request, "drawer_no_sale", user.login, approver, reason)
 
     async def x_report(request: Request) -> Response:
-        known(request)
+        known_till(request, tills)
         user = await signed_in(request, tree, Permission.SELL)
         return await ask_till(request, "drawer_x_report", False, not user.may(Permission.OVERRIDE))
 
     async def print_x(request: Request) -> Response:
-        known(request)
+        known_till(request, tills)
         await json_body(request)
         user = await signed_in(request, tree, Permission.SELL)
         return await ask_till(request, "drawer_x_report", True, not user.may(Permission.OVERRIDE))
 
     async def close(request: Request) -> Response:
-        known(request)
+        known_till(request, tills)
         body = await json_body(request)
         counts = parse_count("counted", body.get("counted"), denominations, config.currency)
         if "override" in body:

@@ -27,13 +27,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from actors.storage.outbox import Committed
-from edge.api.asking import ask
+from edge.api.asking import ask, known_till
 from edge.api.auth import signed_in
 from edge_runtime import Tree
 from novapos.adapters.http import ApiError, json_body, route
 from novapos.config import StoreConfig
 from novapos.roles import Permission
-from novapos.validators import describe, integer, uuid_text
+from novapos.validators import integer, uuid_text
 
 MAX_TAPS = 500
 """More taps than any sale needs: a 100-line cart scanned one by one and paid in ten tenders is far below."""
@@ -68,9 +68,7 @@ def kpi_routes(tree: Tree, config: StoreConfig) -> list[Route]:
     reported: OrderedDict[str, None] = OrderedDict()
 
     async def report(request: Request) -> Response:
-        till = request.path_params["till"]
-        if till not in config.tills:
-            raise ApiError(404, f"this store has no till {describe(till)} (tills: {', '.join(config.tills)})")
+        till = known_till(request, config.tills)
         body = await json_body(request)
         cart = uuid_text("cart", body.get("cart"))
         latency_ms = integer("latency_ms", body.get("latency_ms"), 0, MAX_LATENCY_MS)

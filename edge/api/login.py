@@ -18,20 +18,14 @@ from starlette.routing import Route
 
 from actors.protocol import Rejected
 from actors.staff.logins import LOGINS, token_hash
-from edge.api.asking import ask
+from edge.api.asking import ask, known_till
 from edge.api.auth import check_pin, cookie_name, current_user, pin_text
 from edge_runtime import Tree
 from novapos.adapters.http import ApiError, json_body, route
-from novapos.validators import describe, text
+from novapos.validators import text
 
 
 def login_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
-    def till_of(request: Request) -> str:
-        till: str = request.path_params["till"]
-        if till not in tills:
-            raise ApiError(404, f"this store has no till {describe(till)} (tills: {', '.join(tills)})")
-        return till
-
     async def till_state(till: str, method: str, *args: Any) -> dict[str, Any]:
         answer = await ask(tree, f"till.{till}", method, *args)
         if isinstance(answer, Rejected):
@@ -43,7 +37,7 @@ def login_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
         return token_hash(request.cookies.get(cookie_name(till), ""))
 
     async def log_in(request: Request) -> Response:
-        till = till_of(request)
+        till = known_till(request, tills)
         body = await json_body(request)
         login = text("login", body.get("login"), max_length=64).lower()
         pin = pin_text("pin", body.get("pin"))
@@ -60,7 +54,7 @@ def login_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
         return response
 
     async def log_out(request: Request) -> Response:
-        till = till_of(request)
+        till = known_till(request, tills)
         current_user(request)
         await ask(tree, LOGINS, "log_out", till, token_of(request, till))
         response = JSONResponse(await till_state(till, "log_out"))
@@ -69,13 +63,13 @@ def login_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
         return response
 
     async def lock(request: Request) -> Response:
-        till = till_of(request)
+        till = known_till(request, tills)
         user = current_user(request)
         await ask(tree, LOGINS, "lock", till, token_of(request, till), True)
         return JSONResponse(whoami_of(user, locked=True))
 
     async def unlock(request: Request) -> Response:
-        till = till_of(request)
+        till = known_till(request, tills)
         user = current_user(request)
         pin = pin_text("pin", (await json_body(request)).get("pin"))
         await check_pin(tree, user.login, pin, till)
@@ -83,7 +77,7 @@ def login_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
         return JSONResponse(whoami_of(user, locked=False))
 
     async def whoami(request: Request) -> Response:
-        till_of(request)
+        known_till(request, tills)
         return JSONResponse(whoami_of(current_user(request), locked=None))
 
     def whoami_of(user: Any, locked: bool | None) -> dict[str, Any]:

@@ -13,16 +13,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from actors.devices.context import SPOOLER
-from actors.protocol import Rejected
-from edge.api.asking import ask
+from edge.api.asking import ask, known_till, unless_refused
 from edge.api.auth import signed_in
 from edge_runtime import Tree
 from novapos.adapters.http import ApiError, json_body, route
 from novapos.config import StoreConfig
 from novapos.roles import Permission
-from novapos.validators import describe
 
-STATUS = {"not_found": 404, "conflict": 409, "invalid": 422, "busy": 503}
 SPOOLER_TIMEOUT_S = 10.0
 """The spooler answers from its file; a reprint also waits for the audit record's commit."""
 
@@ -32,18 +29,14 @@ def receipt_routes(tree: Tree, config: StoreConfig) -> list[Route]:
 
     async def asked(request: Request, method: str, *args: str) -> JSONResponse:
         """The spooler's answer about the path's till, once its user may sell there."""
-        till = request.path_params["till"]
-        if till not in printers:
-            raise ApiError(404, f"this store has no till {describe(till)} (tills: {', '.join(printers)})")
+        till = known_till(request, printers)
         user = await signed_in(request, tree, Permission.SELL)
         printer = printers[till]
         if printer is None:
             raise ApiError(409, f"till {till} has no receipt printer in the store config")
         extra = (user.login,) if method == "reprint" else ()
-        answer = await ask(tree, SPOOLER, method, till, printer, *args, *extra, timeout=SPOOLER_TIMEOUT_S)
-        if isinstance(answer, Rejected):
-            raise ApiError(STATUS.get(answer.reason, 409), answer.message)
-        return JSONResponse(answer)
+        return JSONResponse(unless_refused(await ask(tree, SPOOLER, method, till, printer, *args, *extra,
+                                                     timeout=SPOOLER_TIMEOUT_S)))
 
     async def last(request: Request) -> Response:
         return await asked(request, "last_receipt")

@@ -19,11 +19,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from actors.protocol import Rejected
 from actors.returns.lookup import NAME
-from edge.api.asking import ask
+from edge.api.asking import ask, known_till, unless_refused
 from edge.api.auth import authorized, signed_in
-from edge.api.tills import STATUS
 from edge_runtime import Tree
 from novapos.adapters.http import ApiError, json_body, route
 from novapos.config.returns import CONDITIONS
@@ -43,30 +41,19 @@ def _condition(body: dict[str, Any]) -> str:
 
 
 def return_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
-    def till_of(request: Request) -> str:
-        till = request.path_params["till"]
-        if till not in tills:
-            raise ApiError(404, f"this store has no till {describe(till)} (tills: {', '.join(tills)})")
-        return str(till)
-
     async def answered(answer: Any) -> JSONResponse:
-        if isinstance(answer, Rejected):
-            raise ApiError(STATUS[answer.reason], answer.message)
-        return JSONResponse(answer)
+        return JSONResponse(unless_refused(answer))
 
     async def find(order: str) -> dict[str, Any]:
-        sale = await ask(tree, NAME, "sale", order, timeout=LOOKUP_TIMEOUT_S)
-        if isinstance(sale, Rejected):
-            raise ApiError(STATUS[sale.reason], sale.message)
-        return dict(sale)
+        return dict(unless_refused(await ask(tree, NAME, "sale", order, timeout=LOOKUP_TIMEOUT_S)))
 
     async def lookup(request: Request) -> Response:
-        till_of(request)
+        known_till(request, tills)
         await signed_in(request, tree, Permission.SELL)
         return JSONResponse(await find(order_id("order", request.query_params.get("order"))))
 
     async def start(request: Request) -> Response:
-        till = till_of(request)
+        till = known_till(request, tills)
         body = await json_body(request)
         user, approver = await authorized(request, tree, body, Permission.REFUND)
         reason = None if body.get("reason") is None else text("reason", body.get("reason"), max_length=500)
@@ -85,7 +72,7 @@ def return_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
         return await answered(await ask(tree, f"till.{till}", "start_return", sale, approver, reason))
 
     async def take_back(request: Request) -> Response:
-        till = till_of(request)
+        till = known_till(request, tills)
         body = await json_body(request)
         await signed_in(request, tree, Permission.SELL)  # the return itself was allowed when it started
         quantity = integer("quantity", body.get("quantity", 1), 1, MAX_LINE_QUANTITY)

@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from actors.protocol import Rejected
 from actors.till.cart import Discount, discount
-from edge.api.asking import ask
+from edge.api.asking import ask, known_till, unless_refused
 from edge.api.auth import authorized, signed_in
 from edge_runtime import Tree
 from novapos.adapters.http import ApiError, json_body, route
@@ -26,7 +26,6 @@ from novapos.validators import (
     MAX_BARCODE_LENGTH,
     MAX_LINE_QUANTITY,
     MAX_MINOR,
-    describe,
     integer,
     minor_units,
     text,
@@ -34,23 +33,11 @@ from novapos.validators import (
     uuid_text,
 )
 
-STATUS = {"not_found": 404, "conflict": 409, "invalid": 422, "busy": 503}
-
 
 def till_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
-    def known_till(request: Request) -> str:
-        """An unknown till is a 404 before anyone is asked who is logged in there."""
-        till: str = request.path_params["till"]
-        if till not in tills:
-            raise ApiError(404, f"this store has no till {describe(till)} (tills: {', '.join(tills)})")
-        return till
-
     async def ask_till(request: Request, method: str, *args: Any) -> JSONResponse:
-        till = known_till(request)
-        answer = await ask(tree, f"till.{till}", method, *args)
-        if isinstance(answer, Rejected):
-            raise ApiError(STATUS[answer.reason], answer.message)
-        return JSONResponse(answer)
+        till = known_till(request, tills)
+        return JSONResponse(unless_refused(await ask(tree, f"till.{till}", method, *args)))
 
     async def state(request: Request) -> Response:
         return await ask_till(request, "state")
@@ -63,7 +50,7 @@ def till_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
 
     def line_id(request: Request) -> str:
         """The path's line id (or, while a return is open, an SKU: see TillActor.remove_line)."""
-        known_till(request)
+        known_till(request, tills)
         return token("line", request.path_params["line"])
 
     def asked_discount(body: dict[str, Any]) -> Discount:
@@ -103,21 +90,21 @@ def till_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
         return await ask_till(request, "discount_line", line, None, user.login, None)
 
     async def discount_order(request: Request) -> Response:
-        known_till(request)
+        known_till(request, tills)
         body = await json_body(request)
         asked = asked_discount(body)
         user, approver = await authorized(request, tree, body, Permission.DISCOUNT)
         return await ask_till(request, "discount_order", asked, user.login, approver)
 
     async def undiscount_order(request: Request) -> Response:
-        known_till(request)
+        known_till(request, tills)
         user = await signed_in(request, tree, Permission.SELL)
         return await ask_till(request, "discount_order", None, user.login, None)
 
     async def voider(request: Request, body: dict[str, Any]) -> tuple[str, str | None]:
         """Who voids, and the approver: once tendering began (money taken or a card pending), a void needs
         Permission.OVERRIDE (a manager's PIN for a cashier); before it, selling is enough."""
-        state = await ask(tree, f"till.{known_till(request)}", "state")
+        state = await ask(tree, f"till.{known_till(request, tills)}", "state")
         if any(tender["state"] in ("approved", "pending") for tender in state.get("tenders", [])):
             user, approver = await authorized(request, tree, body, Permission.OVERRIDE)
             return user.login, approver
@@ -129,7 +116,7 @@ def till_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
 
     async def tender(request: Request) -> Response:
         body = await json_body(request)
-        known_till(request)
+        known_till(request, tills)
         await signed_in(request, tree, Permission.SELL)
         method = token("method", body.get("method", "cash"))
         if method not in ("cash", "card"):
@@ -150,7 +137,7 @@ def till_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
     async def cancel_tender(request: Request) -> Response:
         """The customer cancels a card payment still waiting for the card (the page's Cancel button)."""
         tender_id = uuid_text("tender", request.path_params["tender"])
-        known_till(request)
+        known_till(request, tills)
         await signed_in(request, tree, Permission.SELL)
         return await ask_till(request, "cancel_tender", tender_id)
 
@@ -158,7 +145,7 @@ def till_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
         """Give back one tender: cash by hand, a card approval reversed at the terminal (an override)."""
         body = await json_body(request)
         tender_id = uuid_text("tender", request.path_params["tender"])
-        known_till(request)
+        known_till(request, tills)
         user, approver = await authorized(request, tree, body, Permission.OVERRIDE)
         return await ask_till(request, "remove_tender", tender_id, user.login, approver)
 
