@@ -760,12 +760,8 @@ class TillActor(Actor):
             details["order"] = order
         actions = ["till.refund"] if order is not None else ["till.refund", "till.return_no_receipt"]
         for action in actions:
-            recorded = record_at_store(self.registry, action, body["cashier"], self.till_id,
-                                       approver=body.get("approver"), target=str(committed.id),
-                                       reason=body.get("reason"), details=details, key=f"{committed.id}:{action}")
-            if isinstance(recorded, Rejected):
-                log.warning("till %s: the %s record of return %s was refused: %s", self.till_id, action,
-                            committed.id, recorded.message)
+            self._record(action, body["cashier"], body.get("approver"), target=str(committed.id),
+                         reason=body.get("reason"), details=details, key=f"{committed.id}:{action}")
 
     def _restore(self, saved: Mapping[str, Any]) -> None:
         """Take up the saved session and cart, every field checked with novapos.validators as if a
