@@ -38,17 +38,16 @@ import httpx
 import trio
 
 from bench.figures import progress, ratio, summary
+from bench.store import demo_store
 from drivers.payment_terminal import SerialPaymentTerminal
 from edge.app import run_edge
 from mocks.network_printer import MockNetworkPrinter
 from mocks.payment_terminal import PaymentTerminalMock
-from novapos.config import DeviceRule, DevicesConfig, StoreConfig, load_store
+from novapos.config import DeviceRule, DevicesConfig
 from novapos.config.terminal import TerminalSettings
 from novapos.demo.embedded_nats import EmbeddedNats
-from tests.catalog import seed_catalog
-from tests.pos import log_in, seed_staff
+from tests.pos import log_in
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 BARCODES = ("4006381333931", "5000112637922", "7622210449283")
 ISSUER_S = 0.02  # the simulated issuer's decision time, once the card is read
 TERMINAL_POLL_MS = 50
@@ -108,15 +107,11 @@ async def main(sales: int, card_sales: int) -> dict[str, object]:
         state = Path(folder)
         with EmbeddedNats(state / "nats") as nats_server, MockNetworkPrinter() as printer, \
                 PaymentTerminalMock(state / "terminal-1", auto_approve_after=0.0, processing_time=ISSUER_S) as card:
-            demo = load_store(CONFIGS / "demo-store.toml")
             devices = DevicesConfig(rules=(
                 DeviceRule("receipt-printer", "escpos-network", host="127.0.0.1", port=printer.port),
                 DeviceRule("terminal-1", "serial-terminal", path=str(card.path), till="till-1")))
-            config = StoreConfig(**{**vars(demo), "http_port": 0, "nats_url": nats_server.url,
-                                    "state_dir": state / "edge", "devices": devices,
-                                    "terminal": TerminalSettings(poll_ms=TERMINAL_POLL_MS)})
-            seed_catalog(config.state_dir)  # the demo's products, as if synced from the hub's catalog
-            seed_staff(config.state_dir)  # alice and the others, as if the hub's staff list had come
+            config = demo_store(nats_server.url, state / "edge", devices,
+                                terminal=TerminalSettings(poll_ms=TERMINAL_POLL_MS))
             checkouts, completes, floors = [], [], []
             async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=10) as http:
                 edge = await nursery.start(run_edge, config)

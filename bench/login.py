@@ -28,28 +28,22 @@ import httpx
 import trio
 
 from bench.figures import progress, ratio, summary
+from bench.store import demo_store
 from edge.app import run_edge
 from mocks.network_printer import MockNetworkPrinter
-from novapos.config import DeviceRule, DevicesConfig, StoreConfig, load_store
+from novapos.config import DeviceRule, DevicesConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.passwords import check
-from tests.catalog import seed_catalog
-from tests.pos import STAFF, seed_staff, staff_list
-
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+from tests.pos import STAFF, staff_list
 
 
 async def main(logins: int, requests: int) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="novapos-bench-login-") as folder:
         state = Path(folder)
         with EmbeddedNats(state / "nats") as nats_server, MockNetworkPrinter() as printer:
-            demo = load_store(CONFIGS / "demo-store.toml")
             devices = DevicesConfig(rules=(DeviceRule("receipt-printer", "escpos-network", host="127.0.0.1",
                                                       port=printer.port),))
-            config = StoreConfig(**{**vars(demo), "http_port": 0, "nats_url": nats_server.url,
-                                    "state_dir": state / "edge", "devices": devices})
-            seed_catalog(config.state_dir)
-            seed_staff(config.state_dir)
+            config = demo_store(nats_server.url, state / "edge", devices)
             verifier = next(user.pin_verifier for user in staff_list().users if user.login == "alice")
             floors_check, login_times, state_times, floor_times = [], [], [], []
             async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=10) as http:

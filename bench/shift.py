@@ -36,16 +36,15 @@ import trio
 from actors.cash.journal import cash_journal
 from actors.storage import db as local_db
 from bench.figures import progress, ratio, summary
+from bench.store import demo_store
 from edge.app import run_edge
 from mocks.network_printer import MockNetworkPrinter
-from novapos.config import DeviceRule, DevicesConfig, StoreConfig, load_store
+from novapos.config import DeviceRule, DevicesConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.wire.envelope import Envelope
 from novapos.wire.ids import uuid7
-from tests.catalog import seed_catalog
-from tests.pos import log_in, seed_staff
+from tests.pos import log_in
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 FLOOR_SQL = "SELECT count(*), sum(amount), sum(cash) FROM cash_ledger WHERE session = ?"
 
 
@@ -94,13 +93,9 @@ async def main(sales: int, rounds: int) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="novapos-bench-shift-") as folder:
         state = Path(folder)
         with EmbeddedNats(state / "nats") as nats_server, MockNetworkPrinter() as printer:
-            demo = load_store(CONFIGS / "demo-store.toml")
             devices = DevicesConfig(rules=(DeviceRule("receipt-printer", "escpos-network", host="127.0.0.1",
                                                       port=printer.port),))
-            config = StoreConfig(**{**vars(demo), "http_port": 0, "nats_url": nats_server.url,
-                                    "state_dir": state / "edge", "devices": devices})
-            seed_catalog(config.state_dir)
-            seed_staff(config.state_dir)  # alice and the others, as if the hub's staff list had come
+            config = demo_store(nats_server.url, state / "edge", devices)
             db_path = config.state_dir / local_db.FILE_NAME
             closes, printed, floors = [], [], []
             async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=30) as http:
