@@ -4,61 +4,35 @@ test-artifacts/console/ (NOVAPOS_ARTIFACTS names another folder instead of test-
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import Any
-
-from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.browser import BrowserPage
 from tests.identity import PASSWORD
-from tests.test_web_till_browser import headless_chromium
+from tests.test_web_till_browser import headless_chromium  # noqa: F401  (skips the importer without a browser)
 
 DESKTOP = (1366, 768)
 TABLET = (768, 1024)
 
 
-def artifacts() -> Path:
-    folder = Path(os.environ.get("NOVAPOS_ARTIFACTS") or Path(__file__).parent.parent / "test-artifacts") / "console"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
-
-class Page:
+class Page(BrowserPage):
     """One browser on the console: every wait fails with what the page showed instead."""
 
+    ARTIFACTS = "console"
+
     def __init__(self, url: str, size: tuple[int, int] = DESKTOP) -> None:
-        self.url = url.rstrip("/")
-        self.browser = headless_chromium()
+        super().__init__(url)
         self.browser.set_window_size(*size)
-        self.wait = WebDriverWait(self.browser, 20)
 
     def __enter__(self) -> Page:
         return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.browser.quit()
-
-    def js(self, script: str, *args: Any) -> Any:
-        return self.browser.execute_script(script, *args)
 
     def shown(self) -> str:
         """What the page says now: its problem line, its status line and the view's text, for a failure."""
         return str(self.js("return ['problem', 'status', 'view'].map(id => id + ': ' + "
                            "document.getElementById(id).innerText.slice(0, 600)).join(' | ')"))
-
-    def until(self, condition: Any, what: str) -> Any:
-        try:
-            return self.wait.until(condition)
-        except TimeoutException:
-            raise AssertionError(f"waited for {what}; the page shows {self.shown()}") from None
-
-    def text_in(self, element_id: str, text: str) -> None:
-        self.until(expected_conditions.text_to_be_present_in_element((By.ID, element_id), text),
-                   f"{text!r} in #{element_id}")
 
     def find(self, css: str) -> WebElement:
         return self.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, css)), css)
@@ -105,8 +79,3 @@ class Page:
     def overflow(self) -> int:
         """How many pixels the page is wider than the window (0: nothing scrolls sideways but tables)."""
         return int(self.js("return document.documentElement.scrollWidth - document.documentElement.clientWidth"))
-
-    def screenshot(self, name: str) -> Path:
-        path = artifacts() / f"{name}.png"
-        self.browser.save_screenshot(str(path))
-        return path

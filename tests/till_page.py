@@ -4,42 +4,21 @@ test-artifacts/till/ (NOVAPOS_ARTIFACTS names another folder instead of test-art
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import httpx
-from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import WebDriverWait
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+from tests.browser import CHROMEDRIVER, CHROMIUM, BrowserPage, headless_chromium
+
+__all__ = ["CHROMEDRIVER", "CHROMIUM", "LANDSCAPE", "PORTRAIT", "TillPage", "headless_chromium"]
+
 LANDSCAPE = (1024, 768)
 PORTRAIT = (768, 1024)
 MIN_TARGET_PX = 44
-
-
-def headless_chromium() -> webdriver.Chrome:
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM  # type: ignore[assignment]
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", f"--user-data-dir={tempfile.mkdtemp(prefix='novapos-chromium-')}"):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)  # type: ignore[arg-type]
-
-
-def artifacts() -> Path:
-    folder = Path(os.environ.get("NOVAPOS_ARTIFACTS") or Path(__file__).parent.parent / "test-artifacts") / "till"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 # The window's inner size is what a till's screen shows: set through the device metrics, not the window frame.
@@ -56,41 +35,25 @@ return {overflow: document.documentElement.scrollWidth - document.documentElemen
 """
 
 
-class TillPage:
+class TillPage(BrowserPage):
     """One browser on the web till; every wait fails with what the page showed instead. `taps` counts the
     cashier's scans and taps since `taps` was last set to 0."""
 
+    ARTIFACTS = "till"
+
     def __init__(self, url: str, size: tuple[int, int] = LANDSCAPE) -> None:
-        self.url = url.rstrip("/")
-        self.browser = headless_chromium()
+        super().__init__(url)
         self.browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                                      {"width": size[0], "height": size[1], "deviceScaleFactor": 1, "mobile": False})
-        self.wait = WebDriverWait(self.browser, 20)
         self.taps = 0
 
     def __enter__(self) -> TillPage:
         return self
 
-    def __exit__(self, *_exc: object) -> None:
-        self.browser.quit()
-
-    def js(self, script: str, *args: Any) -> Any:
-        return self.browser.execute_script(script, *args)
-
     def shown(self) -> str:
         return str(self.js("return ['message', 'who', 'summary', 'lines', 'login-error', 'card-stage']"
                            ".map(id => id + ': ' + (document.getElementById(id).innerText || '').slice(0, 300)"
                            ".replaceAll('\\n', ' ')).join(' | ')"))
-
-    def until(self, condition: Any, what: str, timeout: float = 20) -> Any:
-        try:
-            return WebDriverWait(self.browser, timeout).until(condition)
-        except TimeoutException:
-            raise AssertionError(f"waited for {what}; the page shows {self.shown()}") from None
-
-    def text_in(self, element_id: str, text: str, timeout: float = 20) -> None:
-        self.until(expected_conditions.text_to_be_present_in_element((By.ID, element_id), text),
-                   f"{text!r} in #{element_id}", timeout)
 
     def logged_in(self, login: str) -> None:
         """Wait for `login` to be the till's cashier (shown by name once the staff list names them: Alice Archer)."""
@@ -148,8 +111,3 @@ class TillPage:
     def layout(self) -> dict[str, Any]:
         """Horizontal overflow (px), the window's size and every visible control smaller than 44 px."""
         return dict(self.js(_LAYOUT, MIN_TARGET_PX))
-
-    def screenshot(self, name: str) -> Path:
-        path = artifacts() / f"{name}.png"
-        self.browser.save_screenshot(str(path))
-        return path
