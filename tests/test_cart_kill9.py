@@ -8,36 +8,18 @@ from pathlib import Path
 
 import httpx
 
-from actors.storage import db as local_db
 from mocks.network_printer import MockNetworkPrinter
 from novapos.demo.embedded_nats import EmbeddedNats
-from novapos.demo.processes import free_port
-from novapos.demo.run import write_store_config
-from novapos.wire.envelope import Envelope, decode
-from tests.catalog import seed_catalog
-from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in, seed_staff
-from tests.test_edge_kill9 import _start_edge
-
-
-def outbox(state_dir: Path) -> list[Envelope]:
-    db = local_db.connect(state_dir / local_db.FILE_NAME)
-    try:
-        return [decode(payload) for (payload,) in db.execute("SELECT payload FROM outbox ORDER BY seq")]
-    finally:
-        db.close()
+from tests.edges import printer_rule, start_edge, store_box, waiting_events
+from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in
 
 
 async def test_a_discounted_cart_survives_kill_9_and_sells_once_as_discounted(
         tmp_path: Path, nats_server: EmbeddedNats, printer: MockNetworkPrinter, http: httpx.AsyncClient) -> None:
-    port = free_port()
-    config = tmp_path / "store.toml"
-    write_store_config(config, tmp_path, port, {"scan_interval": 0.1, "rules": [
-        {"name": "receipt-printer", "driver": "escpos-network", "host": "127.0.0.1", "port": printer.port}]})
-    seed_catalog(tmp_path / "store-001")
-    seed_staff(tmp_path / "store-001")
-    url = f"http://127.0.0.1:{port}"
+    box = store_box(tmp_path, [printer_rule(printer.port)])
+    config, url = box.config, box.url
     till = f"{url}/api/tills/till-1"
-    edge = await _start_edge(config, nats_server, url, http)
+    edge = await start_edge(config, nats_server, url, http)
     try:
         await log_in(http, url)
         await http.post(f"{till}/lines", json={"barcode": COFFEE, "quantity": 2})
@@ -54,7 +36,7 @@ async def test_a_discounted_cart_survives_kill_9_and_sells_once_as_discounted(
         edge.send_signal(signal.SIGKILL)
         edge.wait()
 
-        edge = await _start_edge(config, nats_server, url, http)
+        edge = await start_edge(config, nats_server, url, http)
         after = (await http.get(till)).json()
         assert {key: after[key] for key in ("cart", "lines", "order_discount", "total", "tax_total")} == {
             key: before[key] for key in ("cart", "lines", "order_discount", "total", "tax_total")}
@@ -67,7 +49,7 @@ async def test_a_discounted_cart_survives_kill_9_and_sells_once_as_discounted(
     finally:
         edge.send_signal(signal.SIGKILL)
         edge.wait()
-    events = outbox(tmp_path / "store-001")
+    events = waiting_events(tmp_path / "store-001")
     assert [(event.type, event.v) for event in events] == [("audit.recorded", 1)] * 3 + [("sale.completed", 3)]
     assert [event.body["action"] for event in events[:3]] == ["till.price_override", "till.discount", "till.discount"]
     assert [line.get("override", {}).get("approver") for line in events[3].body["lines"]] == ["manager", None]

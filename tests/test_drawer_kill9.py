@@ -13,27 +13,19 @@ import trio
 from actors.storage import db as local_db
 from mocks.network_printer import MockNetworkPrinter
 from novapos.demo.embedded_nats import EmbeddedNats
-from novapos.demo.processes import free_port
-from novapos.demo.run import write_store_config
-from tests.catalog import seed_catalog
-from tests.pos import COFFEE, MANAGER_OVERRIDE, log_in, seed_staff, sell
-from tests.test_edge_kill9 import _start_edge
+from tests.edges import printer_rule, start_edge, store_box
+from tests.pos import COFFEE, MANAGER_OVERRIDE, log_in, sell
 
 
 async def test_kill_9_mid_shift_keeps_the_drawer_session(
         tmp_path: Path, nats_server: EmbeddedNats, printer: MockNetworkPrinter, http: httpx.AsyncClient) -> None:
-    port = free_port()
-    config = tmp_path / "store.toml"
-    write_store_config(config, tmp_path, port, {"scan_interval": 0.1, "rules": [
-        {"name": "receipt-printer", "driver": "escpos-network", "host": "127.0.0.1", "port": printer.port},
-        {"name": "drawer-1", "driver": "printer-drawer", "printer": "receipt-printer", "till": "till-1"}]})
-    seed_catalog(tmp_path / "store-001")
-    seed_staff(tmp_path / "store-001")
-    url = f"http://127.0.0.1:{port}"
+    box = store_box(tmp_path, [printer_rule(printer.port), {"name": "drawer-1", "driver": "printer-drawer",
+                                                             "printer": "receipt-printer", "till": "till-1"}])
+    config, url = box.config, box.url
     drawer = f"{url}/api/tills/till-1/drawer-session"
     await trio.to_thread.run_sync(nats_server.stop)  # offline: everything waits in the outbox
 
-    edge = await _start_edge(config, nats_server, url, http)
+    edge = await start_edge(config, nats_server, url, http)
     try:
         await log_in(http, url, cashier="sam")  # a supervisor: the X report shows the cash expected
         opened = (await http.post(drawer, json={"float": {"2000": 5}})).json()["drawer_session"]
@@ -49,7 +41,7 @@ async def test_kill_9_mid_shift_keeps_the_drawer_session(
         if edge.poll() is None:
             edge.kill()
 
-    edge = await _start_edge(config, nats_server, url, http)
+    edge = await start_edge(config, nats_server, url, http)
     try:
         assert (await http.get(drawer)).json()["drawer_session"] == opened
         after = (await http.get(f"{drawer}/x-report")).json()

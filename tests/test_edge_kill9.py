@@ -3,10 +3,7 @@ does a cart still being scanned."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -17,44 +14,22 @@ from hub.app import run_hub
 from mocks.network_printer import MockNetworkPrinter
 from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
-from novapos.demo.processes import free_port
-from novapos.demo.run import write_store_config
-from tests.catalog import seed_catalog
 from tests.conftest import query, wait_until
-from tests.pos import COFFEE, MILK, log_in_at, seed_staff, sell
-
-
-async def _start_edge(config: Path, nats_server: EmbeddedNats, url: str, http: httpx.AsyncClient) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "NOVAPOS_NATS_URL": nats_server.url,
-           "NOVAPOS_NATS_CREDENTIALS": str(nats_server.store_credentials("demo", "store-001"))}
-    edge = subprocess.Popen([sys.executable, "-m", "novapos.cli", "edge", "--config", str(config)], env=env)
-
-    async def healthy() -> bool:
-        assert edge.poll() is None, f"edge exited with {edge.returncode}"
-        try:
-            return (await http.get(f"{url}/healthz")).status_code == 200
-        except httpx.TransportError:
-            return False
-    await wait_until(healthy, timeout=30)
-    return edge
+from tests.edges import printer_rule, start_edge, store_box
+from tests.pos import COFFEE, MILK, log_in_at, sell
 
 
 async def test_completed_sales_survive_kill_9_and_land_once(
         tmp_path: Path, hub_config: HubConfig, nats_server: EmbeddedNats, database_url: str,
         printer: MockNetworkPrinter, http: httpx.AsyncClient) -> None:
-    port = free_port()
-    config = tmp_path / "store.toml"
-    write_store_config(config, tmp_path, port, {"scan_interval": 0.1, "rules": [
-        {"name": "receipt-printer", "driver": "escpos-network", "host": "127.0.0.1", "port": printer.port},
-        {"name": "drawer-1", "driver": "printer-drawer", "printer": "receipt-printer", "till": "till-1"}]})
-    seed_catalog(tmp_path / "store-001")  # the store's catalog, as if synced from the hub
-    seed_staff(tmp_path / "store-001")  # alice and bob, as if the hub's staff list had come
-    url = f"http://127.0.0.1:{port}"
+    box = store_box(tmp_path, [printer_rule(printer.port), {"name": "drawer-1", "driver": "printer-drawer",
+                                                             "printer": "receipt-printer", "till": "till-1"}])
+    config, url = box.config, box.url
     async with trio.open_nursery() as nursery:
         await nursery.start(run_hub, hub_config)
         await trio.to_thread.run_sync(nats_server.stop)
 
-        edge = await _start_edge(config, nats_server, url, http)
+        edge = await start_edge(config, nats_server, url, http)
         receipts = [await sell(http, url, [(COFFEE, n), (MILK, 1)]) for n in (1, 2, 3)]
         # Meanwhile on till-2 a basket is half scanned: the cashier must not have to scan it again.
         till_2 = f"{url}/api/tills/till-2"
@@ -68,7 +43,7 @@ async def test_completed_sales_survive_kill_9_and_land_once(
         spool.close()
 
         await trio.to_thread.run_sync(nats_server.start)
-        edge = await _start_edge(config, nats_server, url, http)
+        edge = await start_edge(config, nats_server, url, http)
         try:
             assert (await http.get(till_2)).json() == open_cart  # same session, cart id, lines and total
             # The cashier never saw the last answer (the box died): resending it finds the sale on disk.

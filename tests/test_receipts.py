@@ -48,15 +48,11 @@ from novapos.config import ConfigError, DeviceRule, StoreConfig, load_store
 from novapos.config.receipt import ReceiptSettings
 from novapos.config.terminal import TerminalSettings
 from novapos.demo.embedded_nats import EmbeddedNats
-from novapos.demo.processes import free_port
-from novapos.demo.run import write_store_config
 from novapos.money import Money
-from novapos.wire.envelope import decode
-from tests.catalog import seed_catalog
 from tests.conftest import CONFIGS, wait_until
-from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in, seed_staff, sell
+from tests.edges import printer_rule, start_edge, store_box, waiting_events
+from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in, sell
 from tests.receipt_bodies import card, cash, eur, line, return_body, returned, sale
-from tests.test_edge_kill9 import _start_edge
 
 ORDER = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
 SETTINGS = ReceiptSettings("Nova Sports", ("12 Market Street", "75001 Paris"), "FR 12 345678901",
@@ -253,12 +249,7 @@ def outbox_events(config: StoreConfig, event_type: str) -> list[dict[str, Any]]:
 
 
 def outbox_events_at(state_dir: Path, event_type: str) -> list[dict[str, Any]]:
-    db = sqlite3.connect(state_dir / local_db.FILE_NAME)
-    try:
-        events = [decode(payload) for (payload,) in db.execute("SELECT payload FROM outbox ORDER BY seq")]
-    finally:
-        db.close()
-    return [event.body for event in events if event.type == event_type]
+    return [event.body for event in waiting_events(state_dir) if event.type == event_type]
 
 
 def job_states(config: StoreConfig) -> Iterator[str]:
@@ -361,14 +352,9 @@ def test_a_store_without_receipt_settings_prints_its_id_in_utc(tmp_path: Path) -
 
 async def test_a_reprint_accepted_before_kill_9_prints_once_after_the_restart(
         tmp_path: Path, nats_server: EmbeddedNats, printer: MockNetworkPrinter, http: httpx.AsyncClient) -> None:
-    port = free_port()
-    config = tmp_path / "store.toml"
-    write_store_config(config, tmp_path, port, {"scan_interval": 0.1, "rules": [
-        {"name": "receipt-printer", "driver": "escpos-network", "host": "127.0.0.1", "port": printer.port}]})
-    seed_catalog(tmp_path / "store-001")
-    seed_staff(tmp_path / "store-001")  # alice, as if the hub's staff list had come
-    url = f"http://127.0.0.1:{port}"
-    edge = await _start_edge(config, nats_server, url, http)
+    box = store_box(tmp_path, [printer_rule(printer.port)])
+    config, url = box.config, box.url
+    edge = await start_edge(config, nats_server, url, http)
     try:
         sold = await sell(http, url, [(MILK, 1)])
         first = (await trio.to_thread.run_sync(printer.wait_for_receipts, 1, 10.0))[0]
@@ -382,7 +368,7 @@ async def test_a_reprint_accepted_before_kill_9_prints_once_after_the_restart(
         edge.send_signal(signal.SIGKILL)  # the copy was accepted: it is on disk, waiting for paper
         edge.wait()
         printer.set_paper("ok")
-        edge = await _start_edge(config, nats_server, url, http)
+        edge = await start_edge(config, nats_server, url, http)
         copy = (await trio.to_thread.run_sync(printer.wait_for_receipts, 2, 15.0))[1]
         assert rows(copy)[0] == REPRINT and qr_payloads(copy) == [ORDER_QR_PREFIX + sold["sale"]]
         await trio.sleep(2 * SWEEP_S)  # sweeps that would print it again, if it were not marked

@@ -24,14 +24,14 @@ from novapos.config.devices import DeviceRule
 from novapos.config.returns import ReturnsPolicy
 from novapos.demo.embedded_nats import EmbeddedNats
 from tests.conftest import printer_only, wait_until
+from tests.edges import running_edge
 from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in, sell
 
 
 @pytest.fixture
 async def edge(store_config: StoreConfig) -> AsyncIterator[Any]:
-    async with trio.open_nursery() as nursery:
-        yield await nursery.start(run_edge, store_config)
-        nursery.cancel_scope.cancel()
+    async with running_edge(store_config) as running:
+        yield running
 
 
 def returnable(config: StoreConfig, order: str) -> list[int]:

@@ -15,12 +15,9 @@ from hub.app import run_hub
 from mocks.network_printer import MockNetworkPrinter
 from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
-from novapos.demo.processes import free_port
-from novapos.demo.run import write_store_config
-from tests.catalog import seed_catalog
 from tests.conftest import query, wait_until
-from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in, seed_staff, sell
-from tests.test_edge_kill9 import _start_edge
+from tests.edges import printer_rule, start_edge, store_box
+from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in, sell
 from tests.test_returns_hub import _ask
 
 
@@ -34,19 +31,14 @@ async def _return(http: httpx.AsyncClient, till: str, order: str, line: int, qua
 async def test_a_completed_return_survives_kill_9_and_lands_once(
         tmp_path: Path, hub_config: HubConfig, nats_server: EmbeddedNats, database_url: str,
         printer: MockNetworkPrinter, http: httpx.AsyncClient) -> None:
-    port = free_port()
-    config = tmp_path / "store.toml"
-    write_store_config(config, tmp_path, port, {"scan_interval": 0.1, "rules": [
-        {"name": "receipt-printer", "driver": "escpos-network", "host": "127.0.0.1", "port": printer.port}]})
-    seed_catalog(tmp_path / "store-001")
-    seed_staff(tmp_path / "store-001")
-    url = f"http://127.0.0.1:{port}"
+    box = store_box(tmp_path, [printer_rule(printer.port)])
+    config, url = box.config, box.url
     async with trio.open_nursery() as nursery:
         await nursery.start(run_hub, hub_config)
         # the hub answers requests (its responders subscribed) before NATS goes away
         await wait_until(lambda: _ask(nats_server, "demo", "store-001", "0190a5b0-0000-7000-8000-000000000000"))
         await trio.to_thread.run_sync(nats_server.stop)
-        edge = await _start_edge(config, nats_server, url, http)
+        edge = await start_edge(config, nats_server, url, http)
         first = (await sell(http, url, [(COFFEE, 2)]))["sale"]
         second = (await sell(http, url, [(MILK, 3)]))["sale"]
         till_1, till_2 = f"{url}/api/tills/till-1", f"{url}/api/tills/till-2"
@@ -58,7 +50,7 @@ async def test_a_completed_return_survives_kill_9_and_lands_once(
         edge.wait()
 
         await trio.to_thread.run_sync(nats_server.start)
-        edge = await _start_edge(config, nats_server, url, http)
+        edge = await start_edge(config, nats_server, url, http)
         try:
             assert (await http.get(till_2)).json() == open_return  # the same return, its item still taken
             # the cashier never saw the answer: resending finds the return on disk, never a second refund

@@ -15,28 +15,20 @@ import trio
 from mocks.network_printer import MockNetworkPrinter
 from mocks.payment_terminal import PaymentTerminalMock
 from novapos.demo.embedded_nats import EmbeddedNats
-from novapos.demo.processes import free_port
-from novapos.demo.run import write_store_config
-from tests.catalog import seed_catalog
 from tests.conftest import wait_until
-from tests.pos import COFFEE, log_in, seed_staff
-from tests.test_edge_kill9 import _start_edge
+from tests.edges import printer_rule, start_edge, store_box
+from tests.pos import COFFEE, log_in
 
 
 async def test_a_card_approved_while_the_edge_was_killed_is_found_by_status_and_sold_once(
         tmp_path: Path, nats_server: EmbeddedNats, printer: MockNetworkPrinter, http: httpx.AsyncClient) -> None:
-    port = free_port()
-    config = tmp_path / "store.toml"
     with PaymentTerminalMock(tmp_path / "terminal-1", processing_time=2.0) as terminal:
-        write_store_config(config, tmp_path, port, {"scan_interval": 0.1, "rules": [
-            {"name": "receipt-printer", "driver": "escpos-network", "host": "127.0.0.1", "port": printer.port},
-            {"name": "terminal-1", "driver": "serial-terminal", "path": str(terminal.path), "till": "till-1"}]})
+        box = store_box(tmp_path, [printer_rule(printer.port), {"name": "terminal-1", "driver": "serial-terminal",
+                                                                 "path": str(terminal.path), "till": "till-1"}])
+        config, url = box.config, box.url
         data = tomllib.loads(config.read_text())
         data["terminal"] = {"timeout_s": 30, "poll_ms": 50}
         config.write_text(tomli_w.dumps(data))
-        seed_catalog(tmp_path / "store-001")
-        seed_staff(tmp_path / "store-001")
-        url = f"http://127.0.0.1:{port}"
         till = f"{url}/api/tills/till-1"
         tender_id = str(uuid.uuid4())
         reference = uuid.UUID(tender_id).hex
@@ -44,7 +36,7 @@ async def test_a_card_approved_while_the_edge_was_killed_is_found_by_status_and_
         async def tender() -> dict:
             return next(t for t in (await http.get(till)).json()["tenders"] if t["id"] == tender_id)
 
-        edge = await _start_edge(config, nats_server, url, http)
+        edge = await start_edge(config, nats_server, url, http)
         try:
             await log_in(http, url)
             cart = (await http.post(f"{till}/lines", json={"barcode": COFFEE, "quantity": 3})).json()
@@ -58,7 +50,7 @@ async def test_a_card_approved_while_the_edge_was_killed_is_found_by_status_and_
             edge.wait()
             await wait_until(lambda: _approved_at(terminal, reference), timeout=10)
 
-            edge = await _start_edge(config, nats_server, url, http)
+            edge = await start_edge(config, nats_server, url, http)
             approved = await wait_until(lambda: _is(tender, None, "approved"), timeout=15)
             assert approved["card"]["auth_code"] == terminal.status_of(reference).auth_code
             receipt = (await http.post(f"{till}/complete", json={"cart": cart["cart"]})).json()

@@ -4,30 +4,19 @@ restart that keeps them, and the sale.completed v3 the till commits."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-import trio
 
-from actors.storage import db as local_db
-from edge.app import run_edge
 from novapos.config import StoreConfig
 from novapos.pricing import Price
 from novapos.wire.catalog import Item, VersionMarker
-from novapos.wire.envelope import Envelope, decode
+from novapos.wire.envelope import Envelope
 from tests.catalog import demo_catalog, seed_catalog
+from tests.edges import running_edge, waiting_events
 from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in
 
 TEE = "2000000000992"
-
-
-@asynccontextmanager
-async def running_edge(config: StoreConfig) -> AsyncIterator[Any]:
-    async with trio.open_nursery() as nursery:
-        yield await nursery.start(run_edge, config)
-        nursery.cancel_scope.cancel()
 
 
 def with_a_variant(config: StoreConfig) -> StoreConfig:
@@ -39,11 +28,7 @@ def with_a_variant(config: StoreConfig) -> StoreConfig:
 
 
 def outbox(config: StoreConfig) -> list[Envelope]:
-    db = local_db.connect(config.state_dir / local_db.FILE_NAME)
-    try:
-        return [decode(payload) for (payload,) in db.execute("SELECT payload FROM outbox ORDER BY seq")]
-    finally:
-        db.close()
+    return waiting_events(config.state_dir)
 
 
 async def scan(http: httpx.AsyncClient, url: str, barcode: str, quantity: int = 1) -> dict[str, Any]:

@@ -9,8 +9,6 @@ import re
 import signal
 import sqlite3
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +22,10 @@ from starlette.responses import JSONResponse, Response
 
 from actors.staff.cache import StaffCache, staff_path
 from actors.staff.logins import LoginActor
-from actors.storage import db as local_db
 from edge.api import build_api
 from edge.api.auth import LoginDoor, authorized, signed_in
 from edge.api.login import login_routes
-from edge.app import RunningEdge, run_edge
+from edge.app import RunningEdge
 from edge.events import EventHub
 from hub.app import run_hub
 from mocks.network_printer import MockNetworkPrinter
@@ -36,40 +33,25 @@ from novapos.adapters.http import json_body, route, serve, with_api_errors
 from novapos.config import ConfigError, HubConfig, StoreConfig, load_store
 from novapos.config.login import LoginSettings
 from novapos.demo.embedded_nats import EmbeddedNats
-from novapos.demo.processes import free_port
-from novapos.demo.run import write_store_config
 from novapos.roles import Permission
-from novapos.wire.envelope import decode
-from tests.catalog import seed_catalog
 from tests.conftest import CONFIGS, query, wait_until
+from tests.edges import printer_rule, running_edge, start_edge, store_box, waiting_events
 from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, SEED_VERSION, log_in, log_in_at, seed_staff, staff_list
-from tests.test_edge_kill9 import _start_edge as start_edge
 
 ALICE = {"login": "alice", "pin": "1111"}
 NOT_LOGGED_IN = "log in with your PIN at this till"
 
 
-@asynccontextmanager
-async def edge_of(config: StoreConfig) -> AsyncIterator[RunningEdge]:
-    async with trio.open_nursery() as nursery:
-        yield await nursery.start(run_edge, config)
-        nursery.cancel_scope.cancel()
-
-
 def audited(config: StoreConfig, action: str) -> list[dict[str, Any]]:
     """The audit records of `action` waiting in the store's outbox (committed, not yet sent)."""
-    db = local_db.connect(config.state_dir / local_db.FILE_NAME)
-    try:
-        events = [decode(payload) for (payload,) in db.execute("SELECT payload FROM outbox ORDER BY seq")]
-    finally:
-        db.close()
-    return [event.body for event in events if event.type == "audit.recorded" and event.body["action"] == action]
+    return [event.body for event in waiting_events(config.state_dir)
+            if event.type == "audit.recorded" and event.body["action"] == action]
 
 
 async def test_a_wrong_pin_is_refused_five_lock_the_user_out_across_a_restart_until_the_lockout_ends(
         store_config: StoreConfig, http: httpx.AsyncClient) -> None:
     config = dataclasses.replace(store_config, login=LoginSettings(lockout_after=5, lockout_s=4))
-    async with edge_of(config) as edge:
+    async with running_edge(config) as edge:
         till = f"{edge.url}/api/tills/till-1"
         before = await edge.tree.ask("till.till-1", "state")
         for attempt in range(4):
@@ -88,7 +70,7 @@ async def test_a_wrong_pin_is_refused_five_lock_the_user_out_across_a_restart_un
         assert (record["actor"], record["till"], record["details"]["failures"]) == ("alice", "till-1", 5)
         bob = await log_in_at(http, till, "bob")  # only alice is locked out
         assert bob["session"]["cashier"] == "bob"
-    async with edge_of(config) as edge:  # a restart does not reset the lockout
+    async with running_edge(config) as edge:  # a restart does not reset the lockout
         till = f"{edge.url}/api/tills/till-1"
         assert (await http.post(f"{till}/login", json=ALICE)).status_code == 423
         await trio.sleep(max(0.0, locked_at + 4.2 - time.time()))
@@ -100,7 +82,7 @@ async def test_a_wrong_pin_is_refused_five_lock_the_user_out_across_a_restart_un
 
 async def test_an_unknown_login_is_refused_like_a_wrong_pin_and_locks_out_alike(
         store_config: StoreConfig, http: httpx.AsyncClient) -> None:
-    async with edge_of(store_config) as edge:
+    async with running_edge(store_config) as edge:
         till = f"{edge.url}/api/tills/till-1"
         took = {}
         for login in ("alice", "nobody"):
@@ -118,7 +100,7 @@ async def test_an_unknown_login_is_refused_like_a_wrong_pin_and_locks_out_alike(
 async def test_an_offline_login_is_audited_and_past_the_grace_window_logins_are_refused(
         store_config: StoreConfig, http: httpx.AsyncClient) -> None:
     config = dataclasses.replace(store_config, login=LoginSettings(offline_after_s=1, offline_grace_s=3))
-    async with edge_of(config) as edge:  # no hub answers: the list's last confirmation is the seed's
+    async with running_edge(config) as edge:  # no hub answers: the list's last confirmation is the seed's
         till = f"{edge.url}/api/tills/till-1"
         await trio.sleep(1.2)
         state = await log_in_at(http, till, "alice")
@@ -156,7 +138,7 @@ def probe_app(edge: RunningEdge, config: StoreConfig) -> Starlette:
 
 async def test_a_role_that_may_not_is_refused_naming_who_may_and_a_managers_pin_approves_once(
         store_config: StoreConfig) -> None:
-    async with edge_of(store_config) as edge, trio.open_nursery() as nursery:
+    async with running_edge(store_config) as edge, trio.open_nursery() as nursery:
         urls = await nursery.start(serve, probe_app(edge, store_config), "127.0.0.1", 0)
         async with httpx.AsyncClient(base_url=urls[0], timeout=10) as till:
             await log_in(till, "", "till-1", "alice")
@@ -190,7 +172,7 @@ async def test_a_role_that_may_not_is_refused_naming_who_may_and_a_managers_pin_
 
 async def test_a_tills_cookie_is_refused_at_another_till_and_every_api_route_needs_one(
         store_config: StoreConfig, http: httpx.AsyncClient) -> None:
-    async with edge_of(store_config) as edge:
+    async with running_edge(store_config) as edge:
         await log_in(http, edge.url, "till-1", "alice")
         token = http.cookies["novapos_till_till-1"]
         async with httpx.AsyncClient(timeout=10, cookies={"novapos_till_till-2": token}) as thief:
@@ -218,7 +200,7 @@ async def test_a_tills_cookie_is_refused_at_another_till_and_every_api_route_nee
 
 async def test_the_lock_screen_keeps_the_login_and_only_the_users_pin_unlocks_it(
         store_config: StoreConfig, http: httpx.AsyncClient) -> None:
-    async with edge_of(store_config) as edge:
+    async with running_edge(store_config) as edge:
         till = f"{edge.url}/api/tills/till-1"
         await log_in_at(http, till, "alice")
         await http.post(f"{till}/lines", json={"barcode": COFFEE})
@@ -239,7 +221,7 @@ async def test_the_lock_screen_keeps_the_login_and_only_the_users_pin_unlocks_it
 
 async def test_a_logout_leaves_the_cart_and_the_next_cashiers_sale_is_theirs(
         store_config: StoreConfig, http: httpx.AsyncClient) -> None:
-    async with edge_of(store_config) as edge:
+    async with running_edge(store_config) as edge:
         till = f"{edge.url}/api/tills/till-1"
         await log_in_at(http, till, "alice")
         cart = (await http.post(f"{till}/lines", json={"barcode": COFFEE})).json()
@@ -258,7 +240,7 @@ async def test_a_logout_leaves_the_cart_and_the_next_cashiers_sale_is_theirs(
 
 async def test_a_user_the_hub_deactivates_is_logged_out_at_their_next_request(
         store_config: StoreConfig, http: httpx.AsyncClient) -> None:
-    async with edge_of(store_config) as edge:
+    async with running_edge(store_config) as edge:
         till = f"{edge.url}/api/tills/till-1"
         await log_in_at(http, till, "alice")
         without_alice = staff_list(SEED_VERSION + 1)
@@ -276,13 +258,8 @@ async def test_a_user_the_hub_deactivates_is_logged_out_at_their_next_request(
 
 async def test_a_login_survives_a_kill_9_of_the_edge(
         tmp_path: Path, nats_server: EmbeddedNats, printer: MockNetworkPrinter, http: httpx.AsyncClient) -> None:
-    port = free_port()
-    config = tmp_path / "store.toml"
-    write_store_config(config, tmp_path, port, {"scan_interval": 0.1, "rules": [
-        {"name": "receipt-printer", "driver": "escpos-network", "host": "127.0.0.1", "port": printer.port}]})
-    seed_catalog(tmp_path / "store-001")
-    seed_staff(tmp_path / "store-001")
-    url = f"http://127.0.0.1:{port}"
+    box = store_box(tmp_path, [printer_rule(printer.port)])
+    config, url = box.config, box.url
     till = f"{url}/api/tills/till-1"
     edge = await start_edge(config, nats_server, url, http)
     try:
@@ -307,7 +284,7 @@ async def test_an_offline_login_reaches_the_hubs_audit_log_when_nats_is_back(
     async with trio.open_nursery() as nursery:
         await nursery.start(run_hub, hub_config)
         await trio.to_thread.run_sync(nats_server.stop)
-        async with edge_of(config) as edge:
+        async with running_edge(config) as edge:
             await trio.sleep(1.2)  # the hub has not confirmed the staff list for longer than offline_after_s
             state = await log_in(http, edge.url, "till-2", "sam")
             assert state["session"]["offline"] is True
