@@ -45,6 +45,11 @@ class Permission(StrEnum):
     VIEW_AUDIT = "audit.view"
     VERIFY_AUDIT = "audit.verify"
     MANAGE_STORES = "stores.manage"
+    VIEW_PAYMENTS = "payments.view"
+    """Payment intents, their refunds, the follow-ups (offline approvals declined later) and reconciliation."""
+    MANAGE_PAYMENTS = "payments.manage"
+    """Capture, void and refund through the provider from the console, the offline card limits, a reconciliation
+    run: audited."""
     # At the till (the cashier's shift builds on these).
     SELL = "till.sell"
     OVERRIDE = "till.override"
@@ -75,9 +80,10 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.TENANT_ADMIN: frozenset(Permission) - _TILL,
     Role.REGIONAL_ADMIN: frozenset(_SEE | {
         Permission.SET_PRICES, Permission.ADJUST_STOCK, Permission.VIEW_DEAD_LETTERS, Permission.REDRIVE,
-        Permission.VIEW_USERS, Permission.MANAGE_USERS, Permission.VIEW_AUDIT, Permission.VERIFY_AUDIT}),
+        Permission.VIEW_USERS, Permission.MANAGE_USERS, Permission.VIEW_AUDIT, Permission.VERIFY_AUDIT,
+        Permission.VIEW_PAYMENTS, Permission.MANAGE_PAYMENTS}),
     Role.STORE_MANAGER: frozenset(_SEE | _TILL | {
-        Permission.ADJUST_STOCK, Permission.VIEW_USERS, Permission.VIEW_AUDIT}),
+        Permission.ADJUST_STOCK, Permission.VIEW_USERS, Permission.VIEW_AUDIT, Permission.VIEW_PAYMENTS}),
     Role.SUPERVISOR: frozenset(_SEE | _TILL),
     Role.CASHIER: frozenset({Permission.SELL}),
 }

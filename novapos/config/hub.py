@@ -6,6 +6,8 @@ ConfigError names the file and the setting and says what is allowed.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -32,6 +34,8 @@ SETTINGS: Settings = {
     "dead_letters": frozenset({"retention_days"}), "fleet": frozenset({"offline_after_s"}),
     "console": frozenset({"session_idle_minutes", "session_absolute_minutes", "lock_after", "lock_for_minutes"}),
     "audit": frozenset({"checkpoint_dir", "key_file", "checkpoint_interval_s", "personal", "personal_retention_days"}),
+    "payments": frozenset({"gateway_url", "provider", "timeout_s", "capture_window_s", "watchdog_after_s",
+                           "webhook_tolerance_s", "webhook_secrets_file", "reconcile_at"}),
 }
 """Every setting the hub reads, by table: a mistyped one is refused, not silently ignored."""
 
@@ -86,6 +90,28 @@ class AuditSettings:
 
 
 @dataclass(frozen=True)
+class PaymentSettings:
+    """The payment provider the hub talks to (hub.payments.gateway) and the timers of the intents' life."""
+    gateway_url: str = ""
+    """The provider's API (the acquirer simulator's in the demo); empty: no provider, card tenders are recorded
+    as the terminals approved them and nothing is captured, voided or refunded through the hub."""
+    provider: str = "simulator"
+    """The provider's name: stored on every intent, and the name its webhooks are posted under."""
+    timeout_s: int = 10
+    """A provider call unanswered after this has an unknown outcome: its status is asked before any retry."""
+    capture_window_s: int = 2 * 86400
+    """An authorization left uncaptured this long is voided (card-present holds last two to five days)."""
+    watchdog_after_s: int = 60
+    """An intent processing this long is resolved by asking the provider, or surfaced for a person."""
+    webhook_tolerance_s: int = 300
+    """A webhook whose signed timestamp is further than this from the hub's clock is refused (a replay)."""
+    webhook_secrets_file: Path | None = None
+    """The provider's webhook signing secrets (one per line, newest first; two during a rotation's overlap)."""
+    reconcile_at: str = "02:30"
+    """When (UTC, HH:MM) the nightly reconciliation of the day before runs."""
+
+
+@dataclass(frozen=True)
 class HubConfig:
     tenants: tuple[str, ...] = ("demo",)
     http_host: str = "127.0.0.1"
@@ -105,6 +131,7 @@ class HubConfig:
     stream: StreamLimits = StreamLimits()
     console: ConsoleSettings = ConsoleSettings()
     audit: AuditSettings = AuditSettings()
+    payments: PaymentSettings = PaymentSettings()
 
     def check_runnable(self) -> None:
         if not self.nats_url or not self.database_url:
@@ -168,6 +195,27 @@ def load_hub(path: Path) -> HubConfig:
                 personal_retention_days=whole("audit", "personal_retention_days",
                                               AuditSettings.personal_retention_days, 1, 36500),
             ),
+            payments=_payments(str(path), sections["payments"], whole),
         )
     except validators.Invalid as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _payments(where: str, table: dict[str, object], whole: Callable[[str, str, int, int, int], int]) -> PaymentSettings:
+    url = table.get("gateway_url", "")
+    if url and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+        raise validators.Invalid(f"{where}: [payments] gateway_url", "must be an http:// or https:// address")
+    at = validators.text(f"{where}: [payments] reconcile_at", table.get("reconcile_at", PaymentSettings.reconcile_at))
+    if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", at):
+        raise validators.Invalid(f"{where}: [payments] reconcile_at", "must be a time of day, HH:MM (UTC)")
+    secrets = table.get("webhook_secrets_file", "")
+    return PaymentSettings(
+        gateway_url=validators.text(f"{where}: [payments] gateway_url", url, max_length=1024) if url else "",
+        provider=validators.token(f"{where}: [payments] provider", table.get("provider", PaymentSettings.provider)),
+        timeout_s=whole("payments", "timeout_s", PaymentSettings.timeout_s, 1, 120),
+        capture_window_s=whole("payments", "capture_window_s", PaymentSettings.capture_window_s, 1, 30 * 86400),
+        watchdog_after_s=whole("payments", "watchdog_after_s", PaymentSettings.watchdog_after_s, 1, 86400),
+        webhook_tolerance_s=whole("payments", "webhook_tolerance_s", PaymentSettings.webhook_tolerance_s, 1, 3600),
+        webhook_secrets_file=Path(validators.text(f"{where}: [payments] webhook_secrets_file", secrets,
+                                                  max_length=1024)) if secrets else None,
+        reconcile_at=at)

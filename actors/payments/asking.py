@@ -1,0 +1,64 @@
+"""One request to the hub's payments, from an actor's thread: the answer, or a sentence for why there is none.
+
+Payment requests are online-only by nature (a QR payment, a refund through the provider): a hub that does not
+answer in time is `HubUnreachable`, with a reason a cashier can read, never an error page. What the hub sends is
+checked by the caller like client input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import nats.errors
+
+from edge_runtime import AsyncioSeam
+from novapos.adapters.nats import NatsLink
+from novapos.wire.payments import decode, encode, payment_request_subject
+from novapos.wire.replies import ERROR_CODE_HEADER, ERROR_HEADER
+
+CONNECT_WITHIN_S = 0.5
+
+
+class HubUnreachable(Exception):
+    """No answer from the hub: the store is offline, no hub is answering, or the answer came too late."""
+
+
+class HubRefused(Exception):
+    """The hub answered with a refusal: `code` (400, 404, 409, 500) and its sentence."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def ask_hub(link: NatsLink, seam: AsyncioSeam, tenant: str, store: str, kind: str, body: dict[str, Any],
+            within: float) -> dict[str, Any]:
+    """Ask the hub's `kind` payment request with `body`; its answer's object (unchecked)."""
+    subject = payment_request_subject(tenant, store, kind)
+    try:
+        return seam.run_blocking(_ask, link, subject, encode(body), within, timeout=within + CONNECT_WITHIN_S + 0.5)
+    except (TimeoutError, OSError, nats.errors.Error) as exc:
+        raise HubUnreachable(why(exc)) from None
+
+
+async def _ask(link: NatsLink, subject: str, data: bytes, within: float) -> dict[str, Any]:
+    started = asyncio.get_running_loop().time()
+    if not link.connected:
+        await link.connect(timeout=CONNECT_WITHIN_S)
+    left = within - (asyncio.get_running_loop().time() - started)
+    reply = await link.client.request(subject, data, timeout=max(left, 0.1))
+    headers = reply.headers or {}
+    if ERROR_CODE_HEADER in headers:
+        code = headers[ERROR_CODE_HEADER]
+        raise HubRefused(int(code) if code.isdigit() else 500, headers.get(ERROR_HEADER, code))
+    return decode("the hub's answer", reply.data)
+
+
+def why(exc: BaseException) -> str:
+    """Why the hub gave no answer, for a cashier."""
+    if isinstance(exc, TimeoutError | nats.errors.TimeoutError):
+        return "the hub did not answer in time"
+    if isinstance(exc, nats.errors.NoRespondersError):
+        return "no hub is answering"
+    return "the store is offline"

@@ -1,0 +1,9 @@
+"""Payments: the hub's payment intents (one per tender, hub.payments.model), the provider behind them
+(hub.payments.gateway), the stores' payment requests, webhooks, the payments outbox down to the stores, and the
+nightly reconciliation with the provider's settlement report."""
+
+from pathlib import Path
+
+from hub.domains import Domain
+
+DOMAIN = Domain("payments", migrations=Path(__file__).parent / "migrations")
