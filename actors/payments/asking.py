@@ -25,7 +25,8 @@ class HubUnreachable(Exception):
 
 
 class HubRefused(Exception):
-    """The hub answered with a refusal: `code` (400, 404, 409, 500) and its sentence."""
+    """The hub answered with a refusal: `code` (400, 404, 409, 500, 503) and its sentence (checked before it is shown:
+    it came over the network)."""
 
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
@@ -52,7 +53,12 @@ async def _ask(link: NatsLink, subject: str, data: bytes, within: float) -> dict
     if ERROR_CODE_HEADER in headers:
         code = headers[ERROR_CODE_HEADER]
         raise HubRefused(int(code) if code.isdigit() else 500, headers.get(ERROR_HEADER, code))
-    return decode("the hub's answer", reply.data)
+    answer = decode("the hub's answer", reply.data)
+    refused = answer.get("refused")
+    if isinstance(refused, dict):  # the payments responders' refusal: {"refused": {"code", "message", "state"?}}
+        code = refused.get("code")
+        raise HubRefused(code if isinstance(code, int) and 400 <= code < 600 else 500, str(refused.get("message", "")))
+    return answer
 
 
 def why(exc: BaseException) -> str:
