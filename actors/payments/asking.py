@@ -56,8 +56,9 @@ async def _ask(link: NatsLink, subject: str, data: bytes, within: float) -> dict
     answer = decode("the hub's answer", reply.data)
     refused = answer.get("refused")
     if isinstance(refused, dict):  # the payments responders' refusal: {"refused": {"code", "message", "state"?}}
-        code = refused.get("code")
-        raise HubRefused(code if isinstance(code, int) and 400 <= code < 600 else 500, str(refused.get("message", "")))
+        status = refused.get("code")
+        raise HubRefused(status if isinstance(status, int) and 400 <= status < 600 else 500,
+                         str(refused.get("message", "")))
     return answer
 
 
