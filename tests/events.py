@@ -58,6 +58,19 @@ def sale_v3_body() -> dict[str, Any]:
     }
 
 
+QR_TENDER = {"id": "0190a3c4-7e1f-7b2a-9c3d-000000000003", "method": "qr", "amount": _eur(200),
+             "qr": {"intent": "0190a3c4-7e1f-7b2a-9c3d-0000000000a1", "provider_ref": "qr_3f9a1c"}}
+
+
+def sale_v4_body() -> dict[str, Any]:
+    """The v3 sale paid by QR code first (2.00), then card (3.00) and cash (4.00, 0.61 change): sale.completed v4."""
+    body = sale_v3_body()
+    card, cash = body["tenders"]
+    card["amount"] = _eur(300)
+    body["tenders"] = [{**QR_TENDER, "amount": _eur(200), "qr": dict(QR_TENDER["qr"])}, card, cash]
+    return body
+
+
 def with_quantity(body: dict[str, Any], quantity: int) -> dict[str, Any]:
     """A sale_event body whose one line sells `quantity` at its unit price, with totals that still add up."""
     line = body["lines"][0]

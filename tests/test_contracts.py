@@ -33,11 +33,12 @@ from novapos.wire.schemas import (
     SALE_COMPLETED_V1,
     SALE_COMPLETED_V2,
     SALE_COMPLETED_V3,
+    SALE_COMPLETED_V4,
     SCHEMAS,
     SchemaError,
 )
 from tests import drawer_events
-from tests.events import sale_event, sale_v3_body
+from tests.events import sale_event, sale_v3_body, sale_v4_body
 
 AUDIT_BODY = {"action": "till.override", "actor": "bob", "approver": "mia", "till": "till-1", "target": "COF-250",
               "reason": "damaged box", "details": {"from_minor": 499, "to_minor": 399}}
@@ -92,10 +93,10 @@ def test_an_incompatible_change_to_a_frozen_version_fails_naming_the_field(  # t
         tmp_path: Path, path, change, says: str) -> None:
     folder = _frozen_now(tmp_path)
     changed = dataclasses.replace(SALE_COMPLETED_V1, body=_with_field(SALE_COMPLETED_V1.body, path, change))
-    [found] = departures((changed, SALE_COMPLETED_V2, SALE_COMPLETED_V3, *OTHERS), folder)
+    [found] = departures((changed, SALE_COMPLETED_V2, SALE_COMPLETED_V3, SALE_COMPLETED_V4, *OTHERS), folder)
     assert found.startswith("sale.completed v1 changed since it was frozen")
     assert says in found
-    assert "add version 4 instead" in found and "keep v1 as frozen" in found
+    assert "add version 5 instead" in found and "keep v1 as frozen" in found
 
 
 def test_a_changed_rule_or_order_is_a_changed_contract(tmp_path: Path) -> None:
@@ -108,18 +109,18 @@ def test_a_changed_rule_or_order_is_a_changed_contract(tmp_path: Path) -> None:
                           (reworded, "body rule 'tax_total': formula"),
                           (reordered, "body: its fields are checked in another order")]:
         [found] = departures((SALE_COMPLETED_V1, dataclasses.replace(SALE_COMPLETED_V2, body=variant),
-                              SALE_COMPLETED_V3, *OTHERS), folder)
+                              SALE_COMPLETED_V3, SALE_COMPLETED_V4, *OTHERS), folder)
         assert found.startswith("sale.completed v2 changed") and says in found, found
 
 
 def test_a_new_version_needs_its_file_and_an_old_one_never_goes(tmp_path: Path) -> None:
     folder = _frozen_now(tmp_path)
-    v4 = Declaration("sale.completed", 4, SALE_COMPLETED_V3.body, "next")
-    [missing] = departures((*DECLARATIONS, v4), folder)
-    assert "sale.completed v4 has no contract file sale.completed.v4.json" in missing
-    assert freeze_missing((*DECLARATIONS, v4), folder) == [folder / "sale.completed.v4.json"]
-    assert departures((*DECLARATIONS, v4), folder) == []
-    [dropped] = departures((SALE_COMPLETED_V2, SALE_COMPLETED_V3, v4, *OTHERS), folder)
+    v5 = Declaration("sale.completed", 5, SALE_COMPLETED_V4.body, "next")
+    [missing] = departures((*DECLARATIONS, v5), folder)
+    assert "sale.completed v5 has no contract file sale.completed.v5.json" in missing
+    assert freeze_missing((*DECLARATIONS, v5), folder) == [folder / "sale.completed.v5.json"]
+    assert departures((*DECLARATIONS, v5), folder) == []
+    [dropped] = departures((SALE_COMPLETED_V2, SALE_COMPLETED_V3, SALE_COMPLETED_V4, v5, *OTHERS), folder)
     assert "sale.completed v1 is frozen but no longer declared" in dropped
 
 
@@ -135,13 +136,20 @@ def test_an_unchanged_contract_has_no_changes() -> None:
     assert changes(contract(SALE_COMPLETED_V2)["body"], contract(SALE_COMPLETED_V2)["body"]) == []
 
 
+def _goods(declaration: Declaration) -> list[dict[str, Any]]:
+    """Bodies each declaration accepts; where a list's items come in kinds (a QR or a card tender), one body per kind
+    first in its list, so that every declared field is reached through a first item."""
+    return {("sale.completed", 1): [sale_event().body], ("sale.completed", 2): [_v2_body()],
+            ("sale.completed", 3): [sale_v3_body()], ("sale.completed", 4): [sale_v4_body(), sale_v3_body()],
+            ("audit.recorded", 1): [AUDIT_BODY], ("return.completed", 1): [RETURN_BODY],
+            ("return.completed", 2): [RETURN_BODY_QR, RETURN_BODY],
+            ("drawer.opened", 1): [drawer_events.opened()], ("drawer.moved", 1): [drawer_events.moved()],
+            ("drawer.closed", 1): [drawer_events.closed()]}[(declaration.type, declaration.v)]
+
+
 def _good(declaration: Declaration) -> dict[str, Any]:
     """A body each declaration accepts."""
-    return {("sale.completed", 1): sale_event().body, ("sale.completed", 2): _v2_body(),
-            ("sale.completed", 3): sale_v3_body(), ("audit.recorded", 1): AUDIT_BODY,
-            ("return.completed", 1): RETURN_BODY,
-            ("drawer.opened", 1): drawer_events.opened(), ("drawer.moved", 1): drawer_events.moved(),
-            ("drawer.closed", 1): drawer_events.closed()}[(declaration.type, declaration.v)]
+    return _goods(declaration)[0]
 
 
 def _eur(minor: int) -> dict[str, Any]:
@@ -166,6 +174,10 @@ RETURN_BODY = {
     "change": _eur(0), "total": _eur(-370)}
 """A return.completed v1 the schema accepts: a coffee back, a milk taken, the customer refunded 4.70 to the
 card after handing over 1.00 cash (every optional field present, so every bound is reached)."""
+RETURN_BODY_QR = {**RETURN_BODY, "refunds": [
+    {"id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a60", "method": "qr", "amount": _eur(470),
+     "qr": {"intent": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a61", "provider_ref": "qr_3f9a1c"}}]}
+"""The same return refunded to the sale's QR payment through the hub: return.completed v2."""
 
 
 def _required_paths(kind: Map, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -237,6 +249,17 @@ def _leaves(kind: Map, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple
             yield where, inner
 
 
+def _reaches(body: Any, path: tuple[str | int, ...]) -> bool:
+    """Whether `body` holds something at `path` (the parent of a leaf)."""
+    for step in path:
+        if isinstance(step, int) and isinstance(body, list) and len(body) > step or \
+                isinstance(step, str) and isinstance(body, dict) and step in body:
+            body = body[step]
+        else:
+            return False
+    return True
+
+
 def _outside(kind: Any) -> list[Any]:
     """Values just outside what a leaf kind declares."""
     if isinstance(kind, Integer):
@@ -258,11 +281,12 @@ def _outside(kind: Any) -> list[Any]:
 @pytest.mark.parametrize("declaration", DECLARATIONS, ids=lambda d: f"{d.type}.v{d.v}")
 def test_every_declared_bound_is_enforced_naming_its_field(declaration: Declaration) -> None:
     """What the contract file says a field accepts is what the generated validator accepts, field by field."""
-    good = _good(declaration)
+    goods = _goods(declaration)
     schema = SCHEMAS[(declaration.type, declaration.v)]
     checked = 0
     for path, kind in _leaves(declaration.body):
         where = "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path).lstrip(".")
+        good = next(body for body in goods if _reaches(body, path[:-1]))
         for value in _outside(kind):
             body = _copy(good)
             holder = body

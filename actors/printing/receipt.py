@@ -4,14 +4,14 @@ The head says which store (name, address, tax id from [receipt]), when (the stor
 and who served (the cashier's name when the staff list knows it, else the login). A sale lists each line
 with its variant (size, colour), a price override and a discount with their reasons, then the order
 discount, the tax per rate (rate, net, tax), the total, the tenders (a card's scheme, masked number and
-authorization code), the change, and the order id twice: as a QR code (scanned back for a return) and as
+authorization code; a QR payment's provider reference), the change, and the order id twice: as a QR code (scanned back for a return) and as
 text (typed in when the code will not scan). A card sale prints a merchant copy after a cut, with a
 signature line for each card whose scheme asks for one. A v1 sale (printed late, after an upgrade) has no
 tax to show; a v2 sale has no discounts or cards.
 
 A return (return.completed v1) lists what came back (with its tax when prices exclude it), the restocking fee,
-an exchange's new lines, the net, what was taken and what was refunded; card payments or refunds add a merchant
-copy. An exchange's receipt has the return's id as a QR code too: its new lines are an order of their own,
+an exchange's new lines, the net, what was taken and what was refunded (to a card, to a QR payment with its
+provider reference, or cash); card payments or refunds add a merchant copy. An exchange's receipt has the return's id as a QR code too: its new lines are an order of their own,
 which may come back in turn. A reprint is marked "REPRINT - COPY" at the top and the bottom of
 every part, so it is never taken for a second sale.
 
@@ -213,10 +213,14 @@ def tax_table(items: Iterable[Mapping[str, Any]], currency: str, sign: int = 1) 
 
 
 def tender_lines(tenders: Iterable[Mapping[str, Any]], title: str = "") -> list[PrintLine]:
-    """Each tender's method and amount; a card's scheme and masked number, and its authorization code."""
+    """Each tender's method and amount; a card's scheme and masked number, and its authorization code; a QR
+    payment's provider reference (what the customer's phone shows, to match a question later)."""
     lines: list[PrintLine] = []
     for tender in tenders:
-        card = tender.get("card")
+        card, qr = tender.get("card"), tender.get("qr")
+        if qr is not None:
+            lines += qr_lines("Paid by QR", tender["amount"], qr)
+            continue
         if card is None:
             lines.append(PrintLine(row(f"{title}{tender['method'].capitalize()}", money(tender["amount"]))))
             continue
@@ -225,6 +229,11 @@ def tender_lines(tenders: Iterable[Mapping[str, Any]], title: str = "") -> list[
         if card.get("auth_code"):
             lines.append(PrintLine(f"  Auth code {card['auth_code']}"))
     return lines
+
+
+def qr_lines(label: str, amount: Mapping[str, Any], qr: Mapping[str, Any]) -> list[PrintLine]:
+    """A QR payment (or a refund to one): its label and amount, and the provider's reference on the next line."""
+    return [PrintLine(row(label, money(amount))), PrintLine(f"  Ref {qr.get('provider_ref', '')}")]
 
 
 def _order_id(order: str, *, qr: bool, label: str = "Order") -> list[PrintLine]:
@@ -301,6 +310,9 @@ def render_return(context: ReceiptContext, job: dict[str, Any], at: datetime) ->
     lines.append(PrintLine(row(label, shown), bold=True))
     lines += tender_lines(back.get("tenders", []), title="Paid ")
     for refund in back.get("refunds", []):
+        if (qr := refund.get("qr")) is not None:
+            lines += qr_lines("Refund to QR payment", refund["amount"], qr)
+            continue
         card = refund.get("card")
         method = f"Card {card.get('scheme', '').upper()} {card.get('masked', '')}" if card else refund["method"].capitalize()
         lines.append(PrintLine(row(f"Refund {method}", money(refund["amount"]))))

@@ -2,7 +2,9 @@
 
 Only a sale of the asking store's own tenant is found (the subject says who asks: NATS confines a store to its own
 subjects); another tenant's is "not found", like an unknown id. Each line carries what is still returnable at the
-hub, which counts the returns of every store (hub.returns.applier).
+hub, which counts the returns of every store (hub.returns.applier). A tender's `reference` is a QR payment's tender
+id (its key at the hub, so the store refunds it through the hub's payments); a card's is not kept here (the card
+goes back at the store that took it) and cash has none.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ SALE_SQL = (
     "   'returnable', greatest(0, l.quantity - coalesce(r.returned, 0))) ORDER BY l.line_no), '[]')"
     "   FROM sale_lines l LEFT JOIN sale_line_returns r ON r.sale_event_id = l.event_id AND r.line_no = l.line_no"
     "   WHERE l.event_id = s.event_id)::text AS lines,"
-    " (SELECT coalesce(json_agg(json_build_object('method', t.method, 'amount', t.amount_minor, 'reference', NULL)"
+    " (SELECT coalesce(json_agg(json_build_object('method', t.method, 'amount', t.amount_minor,"
+    "   'reference', CASE WHEN t.method = 'qr' THEN t.tender_id END)"
     "   ORDER BY t.tender_no), '[]') FROM sale_tenders t WHERE t.event_id = s.event_id)::text AS tenders"
     " FROM sales s WHERE s.tenant = $1 AND s.event_id = $2")
 

@@ -4,7 +4,8 @@ per-store takings the console shows kept current in the same transaction.
 Every version of sale.completed lands while stores upgrade: a v2 line keeps its price lock (catalog version,
 tax class, rate, included, tax amount) and a v2 sale its tax total; a v1 sale has NULL there. A v3 line adds its
 list price (the lock), attributes, price override, discount and order discount share, a v3 sale its order
-discount and drawer session, a v3 tender its id and card details: what changed a price is stored as such.
+discount and drawer session, a v3 tender its id and card details, a v4 tender paid by QR code its intent and the
+provider's reference: what changed a price is stored as such.
 Every line is then checked against the catalog (hub.sales.replay) in the same transaction. Set-based throughout: one COPY
 per table per batch, one query for the catalog, one statement for the takings."""
 
@@ -52,9 +53,10 @@ async def apply_sales(conn: asyncpg.Connection, events: Sequence[Envelope]) -> N
             lines.append((event.id, number, line["sku"], line["name"], line["quantity"],
                           line["unit_price"]["minor"], line["amount"]["minor"], *_price_lock(line), *_changes(line)))
         for number, tender in enumerate(body["tenders"], 1):
-            card = tender.get("card")
+            card, qr = tender.get("card"), tender.get("qr")
             tenders.append((event.id, number, tender["method"], tender["amount"]["minor"], tender.get("id"),
-                            *((None,) * len(CARD_FIELDS) if card is None else (card[name] for name in CARD_FIELDS))))
+                            *((None,) * len(CARD_FIELDS) if card is None else (card[name] for name in CARD_FIELDS)),
+                            *((None,) * len(QR_FIELDS) if qr is None else (qr[name] for name in QR_FIELDS))))
     await conn.copy_records_to_table("sales", records=sales, columns=[
         "event_id", "tenant", "store", "seq", "till", "session", "cashier", "currency",
         "total_minor", "tendered_minor", "change_minor", "completed_at", "clock_suspect", "v", "tax_total_minor",
@@ -64,7 +66,8 @@ async def apply_sales(conn: asyncpg.Connection, events: Sequence[Envelope]) -> N
         "event_id", "line_no", "sku", "name", "quantity", "unit_price_minor", "amount_minor", *PRICE_LOCK_COLUMNS,
         *CHANGE_COLUMNS])
     await conn.copy_records_to_table("sale_tenders", records=tenders, columns=[
-        "event_id", "tender_no", "method", "amount_minor", "tender_id", *(f"card_{name}" for name in CARD_FIELDS)])
+        "event_id", "tender_no", "method", "amount_minor", "tender_id", *(f"card_{name}" for name in CARD_FIELDS),
+        *(f"qr_{name}" for name in QR_FIELDS)])
     await _count_takings(conn, events)
     await replay.validate(conn, events)
 
@@ -83,6 +86,7 @@ def _price_lock(line: dict[str, Any]) -> tuple[Any, ...]:
 CHANGE_COLUMNS = ("line_id", "attributes", "list_price_minor", "override_reason", "override_approver", "discount_kind",
                   "discount_value", "discount_reason", "discount_minor", "order_discount_minor")
 CARD_FIELDS = ("reference", "scheme", "masked", "auth_code", "terminal", "signature")
+QR_FIELDS = ("intent", "provider_ref")
 
 
 def _discount(discount: dict[str, Any] | None) -> tuple[Any, ...]:

@@ -143,12 +143,15 @@ OPENAPI = {"paths": {
             "order_discount_minor": {"type": "integer", "minimum": 0,
                                      "description": "the line's share of the order discount"}}}},
         "tenders": {"type": "array", "items": {"type": "object", "properties": {
-            "tender_no": {"type": "integer"}, "method": {"type": "string"}, "amount_minor": {"type": "integer"},
+            "tender_no": {"type": "integer"}, "method": {"type": "string", "enum": ["cash", "card", "qr"]},
+            "amount_minor": {"type": "integer"},
             "tender_id": {"type": ["string", "null"], "description": "v3 on"},
             "card_reference": {"type": ["string", "null"]}, "card_scheme": {"type": ["string", "null"]},
             "card_masked": {"type": ["string", "null"], "description": "never the full number"},
             "card_auth_code": {"type": ["string", "null"]}, "card_terminal": {"type": ["string", "null"]},
-            "card_signature": {"type": ["boolean", "null"]}}}},
+            "card_signature": {"type": ["boolean", "null"]},
+            "qr_intent": {"type": ["string", "null"], "description": "v4: a QR payment's intent at the hub"},
+            "qr_provider_ref": {"type": ["string", "null"], "description": "v4: the provider's reference of it"}}}},
         "price_diffs": {"type": "array", "items": {"type": "object", "properties": {
             "line_no": {"type": "integer"}, "sku": {"type": "string"}, "sold_at": {"type": "string", "format": "date-time"},
             "found_at": {"type": "string", "format": "date-time"},

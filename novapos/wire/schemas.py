@@ -42,7 +42,7 @@ from novapos.wire.contract import (
 )
 
 __all__ = ["DECLARATIONS", "SCHEMAS", "Schema", "SchemaError", "audit_recorded_v1", "return_completed_v1",
-           "sale_completed_v1", "sale_completed_v2", "sale_completed_v3"]
+           "return_completed_v2", "sale_completed_v1", "sale_completed_v2", "sale_completed_v3", "sale_completed_v4"]
 
 
 def _line_amount(line: Mapping[str, Any], where: str) -> None:
@@ -233,6 +233,44 @@ SALE_COMPLETED_V3 = Declaration("sale.completed", 3, Map((
     "amount is what is left, and its tax is on that. Tenders carry ids, and a card tender its card details. "
     "`drawer_session` names the till's open drawer session, absent when it has none.")
 
+# sale.completed v4: v3 plus a tender paid by QR code through the hub (its intent and the provider's reference).
+
+_QR = Map((Field("intent", Token()), Field("provider_ref", Text(64))), closed=True)
+
+
+def _v4_tenders(body: Mapping[str, Any], _where: str) -> None:
+    cash = other = 0
+    for index, tender in enumerate(body["tenders"]):
+        for details in ("card", "qr"):
+            if (tender["method"] == details) != (details in tender):
+                raise SchemaError(f"tenders[{index}].{details}", f"is present on a {details} tender, and only there")
+        if tender["method"] == "cash":
+            cash += tender["amount"]["minor"]
+        else:
+            other += tender["amount"]["minor"]
+    if body["change"]["minor"] > cash:
+        raise SchemaError("change", f"{body['change']['minor']} is more than the cash tendered ({cash})")
+    if other > body["total"]["minor"]:
+        raise SchemaError("tenders", f"cards and QR payments took {other}, more than the total {body['total']['minor']}")
+
+
+V4_TENDERS = Rule("v4_tenders", "card present iff method = card; qr present iff method = qr; change.minor <= sum of "
+                                "cash tenders; sum of card and qr tenders <= total.minor", _v4_tenders)
+_TENDER_V4 = Map((Field("id", Token()), Field("method", Choice(("cash", "card", "qr"))),
+                  Field("amount", Money(minimum=1)), Field("card", _CARD, required=False),
+                  Field("qr", _QR, required=False)))
+
+SALE_COMPLETED_V4 = Declaration("sale.completed", 4, Map((
+    *_HEAD, Field("drawer_session", Token(), required=False),
+    Field("lines", List(_LINE_V3, 1, _LINES)),
+    Field("order_discount", _DISCOUNT, required=False),
+    Field("total", Money()), Field("tax_total", Money()), Field("tenders", List(_TENDER_V4)), Field("change", Money())),
+    rules=(ORDER_DISCOUNT, TOTAL, TENDER_WHEN_DUE, CHANGE, TAX_TOTAL, V4_TENDERS)),
+    "A v3 sale that was paid (in part) by QR code: a tender of method `qr` carries `qr` {intent (the hub's payment "
+    "intent), provider_ref (the provider's reference of the payment)}; like a card, a QR payment gives no change. "
+    "A till emits v4 only for a sale with a QR tender: every other sale stays v3.")
+
+
 def _return_total(body: Mapping[str, Any], _where: str) -> None:
     total = (sum(_adds(line) for line in body["lines"]) - sum(_adds(line) for line in body["returned"])
              + body["restocking_fee"]["minor"])
@@ -256,6 +294,12 @@ def _card_iff_card(body: Mapping[str, Any], _where: str) -> None:
         for index, item in enumerate(body[name]):
             if (item["method"] == "card") != ("card" in item):
                 raise SchemaError(f"{name}[{index}].card", "must be present exactly when the method is card")
+
+
+def _qr_iff_qr(body: Mapping[str, Any], _where: str) -> None:
+    for index, item in enumerate(body["refunds"]):
+        if (item["method"] == "qr") != ("qr" in item):
+            raise SchemaError(f"refunds[{index}].qr", "must be present exactly when the method is qr")
 
 
 def _approved_without_receipt(body: Mapping[str, Any], _where: str) -> None:
@@ -299,6 +343,30 @@ RETURN_COMPLETED_V1 = Declaration("return.completed", 1, Map((
     "1-based line of the original sale when there was a receipt), `total` = new lines - returned + restocking fee "
     "(negative: the store pays back), paid by `tenders` when positive, given back by `refunds` when negative "
     "(to the original card, or cash). Without `original` (no receipt) a manager approved it (`approver`).")
+
+
+QR_IFF_QR = Rule("qr_iff_qr", "refunds[] carry qr exactly when method = qr", _qr_iff_qr)
+_CARD_REFUND = Map((Field("reference", Text(64)), Field("original_reference", Text(64), required=False),
+                    Field("scheme", Text(32)), Field("masked", Text(32))))
+
+RETURN_COMPLETED_V2 = Declaration("return.completed", 2, Map((
+    *_HEAD, Field("drawer_session", Token(), required=False),
+    Field("original", Map((Field("order", Token()), Field("store", Token()))), required=False),
+    Field("approver", Text(64), required=False), Field("reason", Text(500), required=False),
+    Field("returned", List(_RETURNED, 1, "must hold at least one returned item: a return needs one")),
+    Field("restocking_fee", Money()),
+    Field("lines", List(Map((*_LINE_V1, Field("catalog_version", Integer(0, MAX_BIGINT)), Field("tax", _TAX)),
+                            rules=(LINE_TAX,)))),
+    Field("tenders", List(Map((*_PAYMENT, Field("card", Map(()), required=False))))),
+    Field("refunds", List(Map((Field("id", Token()), Field("method", Choice(("cash", "card", "qr"))),
+                               Field("amount", Money(minimum=1)), Field("card", _CARD_REFUND, required=False),
+                               Field("qr", _QR, required=False))))),
+    Field("change", Money()), Field("total", Money(minimum=-MAX_MINOR))),
+    rules=(RETURN_TOTAL, RETURN_SETTLED, CARD_IFF_CARD, QR_IFF_QR, APPROVED_WITHOUT_RECEIPT)),
+    "A v1 return whose refund may go back to the QR payment of the original sale, through the hub: a refund of "
+    "method `qr` carries `qr` {intent (the original payment's intent at the hub), provider_ref (the provider's "
+    "reference of that payment)}. A till emits v2 only for a return refunded to a QR payment: every other return "
+    "stays v1.")
 
 
 AUDIT_ACTION_PATTERN = r"(till|drawer)\.[a-z][a-z_]{0,39}"
@@ -415,14 +483,17 @@ DRAWER_CLOSED_V1 = Declaration("drawer.closed", 1, Map((
     "short), approver when beyond the store's tolerance, and the Z report's figures (z.number counts the till's "
     "closes). A closed session takes no more drawer events.")
 
-DECLARATIONS: tuple[Declaration, ...] = (SALE_COMPLETED_V1, SALE_COMPLETED_V2, SALE_COMPLETED_V3, AUDIT_RECORDED_V1,
-                                          RETURN_COMPLETED_V1, DRAWER_OPENED_V1, DRAWER_MOVED_V1, DRAWER_CLOSED_V1)
+DECLARATIONS: tuple[Declaration, ...] = (SALE_COMPLETED_V1, SALE_COMPLETED_V2, SALE_COMPLETED_V3, SALE_COMPLETED_V4,
+                                          AUDIT_RECORDED_V1, RETURN_COMPLETED_V1, RETURN_COMPLETED_V2,
+                                          DRAWER_OPENED_V1, DRAWER_MOVED_V1, DRAWER_CLOSED_V1)
 SCHEMAS: dict[tuple[str, int], Schema] = {(d.type, d.v): compile_schema(d) for d in DECLARATIONS}
 sale_completed_v1 = SCHEMAS[("sale.completed", 1)]
 sale_completed_v2 = SCHEMAS[("sale.completed", 2)]
 sale_completed_v3 = SCHEMAS[("sale.completed", 3)]
+sale_completed_v4 = SCHEMAS[("sale.completed", 4)]
 audit_recorded_v1 = SCHEMAS[("audit.recorded", 1)]
 return_completed_v1 = SCHEMAS[("return.completed", 1)]
+return_completed_v2 = SCHEMAS[("return.completed", 2)]
 
 
 if __name__ == "__main__":
