@@ -28,6 +28,7 @@ from actors.health.reporter import HealthReporter
 from actors.printing.spooler import PrintSpoolerActor
 from actors.returns import journal as sales_journal
 from actors.returns.lookup import NAME as RETURNS
+from actors.payments.asking import PaymentsHub
 from actors.returns.lookup import ReturnsLookupActor
 from actors.staff.actor import StaffActor
 from actors.staff.logins import LOGINS, LoginActor
@@ -95,7 +96,8 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: Nats
     catalog = (catalog_path(config.state_dir), config.region)
     tills = [ChildSpec(f"till.{till}", TillActor, (till, config.currency, catalog, config.store,
                                                     serving(till), notify, db_path, config.max_change_minor),
-                       {"terminal": config.terminal, "cash": config.cash, "returns": config.returns})
+                       {"terminal": config.terminal, "cash": config.cash, "returns": config.returns,
+                        "payments": PaymentsHub(link, seam, config.tenant, config.store)})
              for till in config.tills]
     return SupervisorSpec("edge", strategy=Strategy.ONE_FOR_ONE, intensity=5, period=10.0, children=[
         ChildSpec("outbox", OutboxActor, (db_path, config.tenant, config.store, JOURNALS)),

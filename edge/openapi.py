@@ -232,9 +232,24 @@ def openapi_document() -> dict[str, Any]:
             "/api/tills/{till}/tenders/{tender}": {"delete": _void(
                 "Give back one approved tender: cash by hand, a card reversed at the terminal (owed and retried "
                 "until it is); needs till.override or `override`", _TENDER)},
+            "/api/tills/{till}/tenders/qr": {"post": _signed(_post(
+                "Pay by QR code: the hub makes a QR payment of `amount_minor` (at most what is due) and the tender "
+                "shows in tenders[], pending, with qr.pay_url (the page shows GET .../tenders/{tender}/qr.svg) until "
+                "the customer's phone pays (approved), it fails (declined) or it is cancelled or expires; needs the "
+                "hub (offline: 409 with a sentence, nothing started)", _object(
+                    ["amount_minor", "tender_id"], amount_minor={"type": "integer", "minimum": 1, "maximum": MAX_MINOR},
+                    tender_id={"type": "string", "format": "uuid",
+                               "description": "the client's id for this tender: it names the payment at the hub, so "
+                                              "a resend never makes a second one"}), _STATE))},
+            "/api/tills/{till}/tenders/{tender}/qr.svg": {"get": _signed({
+                "summary": "A pending QR payment's pay URL as an SVG QR code, for the customer's phone to scan",
+                "parameters": [_TILL, _TENDER],
+                "responses": {"200": {"description": "the QR code", "content": {"image/svg+xml": {}}},
+                              **_errors(*_ASKS)}})},
             "/api/tills/{till}/tenders/{tender}/cancel": {"post": _signed(_post(
                 "Cancel a card payment still waiting for the card (the customer's cancel); one already processing "
-                "is not cut short", _object([]), _STATE), _TENDER)},
+                "is not cut short. A pending QR payment is cancelled at the hub (a customer who paid meanwhile "
+                "leaves it approved)", _object([]), _STATE), _TENDER)},
             "/api/tills/{till}/complete": {"post": _post(
                 "Complete the sale (durably committed before the answer)",
                 _object([], cart={"type": "string", "format": "uuid",
@@ -359,15 +374,22 @@ def openapi_document() -> dict[str, Any]:
                                    "to the customer until the terminal confirms the reversal (retried)",
                                    "items": {"type": "object"}}}},
             "Tender": {"type": "object", "properties": {
-                "id": {"type": "string", "format": "uuid"}, "method": {"type": "string", "enum": ["cash", "card"]},
+                "id": {"type": "string", "format": "uuid"},
+                "method": {"type": "string", "enum": ["cash", "card", "qr"]},
                 "amount": {"$ref": "#/components/schemas/Money"},
                 "state": {"type": "string", "enum": list(TENDER_STATES)},
                 "stage": {"type": ["string", "null"], "description": "while pending: starting, waiting_for_card "
-                          "(\"insert or tap card\"), processing, unreachable (the terminal is not answering)"},
+                          "(\"insert or tap card\"), processing, unreachable (the terminal is not answering); "
+                          "waiting_for_phone (a QR payment)"},
                 "message": {"type": "string", "description": "what to tell the cashier"},
                 "card": {"type": ["object", "null"], "properties": {"scheme": {"type": "string"},
                                                                      "masked": {"type": "string"},
-                                                                     "auth_code": {"type": "string"}}}}},
+                                                                     "auth_code": {"type": "string"}}},
+                "qr": {"type": "object", "description": "a QR payment (method qr) only", "properties": {
+                    "provider_ref": {"type": "string", "description": "the provider's reference of the payment"},
+                    "pay_url": {"type": ["string", "null"], "description": "while pending: what the QR code holds"},
+                    "expires_at": {"type": ["string", "null"], "description": "while pending: when the code expires "
+                                   "at the hub (ISO 8601)"}}}}},
             "StockAt": {"type": "object", "properties": {
                 "location": _TOKEN, "name": _TEXT, "kind": {"type": "string", "enum": list(LOCATION_KINDS)},
                 "store": {"type": ["string", "null"]},

@@ -8,6 +8,7 @@ checked by the caller like client input.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 import nats.errors
@@ -31,6 +32,20 @@ class HubRefused(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+@dataclass(frozen=True)
+class PaymentsHub:
+    """The store's way to the hub's payments, handed to the actors that need it (the tills): the store's NATS link,
+    the seam it runs on, and who the store is."""
+    link: NatsLink
+    seam: AsyncioSeam
+    tenant: str
+    store: str
+
+    def ask(self, kind: str, body: dict[str, Any], within: float) -> dict[str, Any]:
+        """ask_hub for this store."""
+        return ask_hub(self.link, self.seam, self.tenant, self.store, kind, body, within)
 
 
 def ask_hub(link: NatsLink, seam: AsyncioSeam, tenant: str, store: str, kind: str, body: dict[str, Any],

@@ -37,12 +37,13 @@ from prometheus_client import Counter
 from actors.cash.desk import MOVES, DrawerDesk
 from actors.catalog.local import LocalCatalog
 from actors.devices.context import SPOOLER, Notify, device_actor_name
+from actors.payments.asking import PaymentsHub
 from actors.protocol import Rejected
 from actors.returns.lookup import NAME as RETURNS_NAME
 from actors.storage.audit import record_at_store
 from actors.storage.outbox import Committed
 from actors.storage.saved_tills import SavedTills
-from actors.till import customer_screen
+from actors.till import customer_screen, qr
 from actors.till import tenders as tendering
 from actors.till.cart import SAVING_MESSAGE, Cart, Discount, restore
 from actors.till.returning import NO_RETURN, ReturnCart, restore_return
@@ -123,10 +124,11 @@ class TillActor(Actor):
     def __init__(self, till_id: str, currency: str, catalog: tuple[Path, str], store_name: str,
                  devices: TillDevices, notify: Notify, db_path: Path, max_change_minor: int, *,
                  terminal: TerminalSettings, cash: CashConfig | None = None,
-                 returns: ReturnsPolicy | None = None) -> None:
+                 returns: ReturnsPolicy | None = None, payments: PaymentsHub | None = None) -> None:
         """`catalog`: the local catalog's file and the store's region (its prices and tax rates); `terminal`: how
         the till works its card terminal (the store's [terminal] settings); `cash`: the store's cash control;
-        `returns`: the store's returns policy."""
+        `returns`: the store's returns policy; `payments`: the way to the hub's payments (QR payments and their
+        refunds; None: the till takes none)."""
         super().__init__()
         self._db_path = db_path
         self._saved: SavedTills | None = None
@@ -148,6 +150,8 @@ class TillActor(Actor):
         self._returns = returns or ReturnsPolicy()
         self._return: ReturnCart | None = None  # the till holds a sale cart, or this return in its place
         self._cards = CardWork(devices.terminal, terminal)
+        self._payments = payments
+        self._qr_polling = False  # a qr_tick is scheduled
 
     def started(self) -> None:
         self._saved = SavedTills(self._db_path)
@@ -157,6 +161,7 @@ class TillActor(Actor):
             self._restore(saved)
             self._save()  # what the restore dropped stays dropped: its warnings are not repeated every start
         self._card_work()  # a card pending or a reversal owed before the restart: ask the terminal how it ended
+        self._qr_work()  # a QR payment pending before the restart: ask the hub how it ended
 
     def stopping(self) -> None:
         self._catalog.close()
@@ -314,6 +319,9 @@ class TillActor(Actor):
         if (refused := self._no_session() or self._cart.may_void()) is not None:
             return refused
         assert self._session is not None
+        if (refused := self._give_back_qr(self._cart.tenders.items, by or self._session["cashier"], approver,
+                                          f"cart {self._cart.id} voided")) is not None:
+            return refused
         if self._cart.tenders.began():
             taken = self._cart.void_tenders()
             assert not isinstance(taken, Rejected)  # may_void refused a pending card; something was taken
@@ -333,9 +341,13 @@ class TillActor(Actor):
         assert self._session is not None
         if self._return is not None:  # a return takes cash only (an exchange that costs more)
             return self._return.give_cash_back() or self._changed()
+        paid_by_qr = any(tender.method == "qr" and tender.state == "approved" for tender in self._cart.tenders.items)
+        if (refused := self._give_back_qr(self._cart.tenders.items, by or self._session["cashier"], approver,
+                                          f"tenders of cart {self._cart.id} voided")) is not None:
+            return refused
         taken = self._cart.void_tenders()
         if isinstance(taken, Rejected):
-            return taken
+            return self._changed() if paid_by_qr and self._cart.tenders.pending() is None else taken
         self._owe_reversals(taken, by or self._session["cashier"], approver, f"tenders of cart {self._cart.id} voided")
         return self._changed()
 
@@ -369,7 +381,9 @@ class TillActor(Actor):
             return Rejected("not_found", "this cart has no such tender")
         if tender.state != "pending":
             return self.state() if tender.state == "cancelled" else Rejected(
-                "conflict", f"this tender is {tender.state}: only a card payment in progress can be cancelled")
+                "conflict", f"this tender is {tender.state}: only a payment in progress can be cancelled")
+        if tender.method == "qr":
+            return self._cancel_qr(tender)
         if tender.stage == "processing":
             return Rejected("conflict", "the card is being processed: wait for the answer, then void it if needed")
         if tender.cancel is None:
@@ -383,6 +397,9 @@ class TillActor(Actor):
         if (refused := self._no_session()) is not None:
             return refused
         assert self._session is not None
+        if (paid := self._cart.tenders.find(tender_id)) is not None and paid.method == "qr" and paid.state == "approved":
+            return self._give_back_qr([paid], by or self._session["cashier"], approver,
+                                      f"tender {paid.id} of cart {self._cart.id} voided") or self._changed()
         tender = self._cart.remove_tender(tender_id)
         if isinstance(tender, Rejected):
             return tender
@@ -526,6 +543,83 @@ class TillActor(Actor):
             self._cards.ticking = True
             self.send_after(self._cards.settings.poll_ms / 1000, "card_tick")
 
+    # -- QR payments (actors.till.qr) ------------------------------------------------------------
+
+    def tender_qr(self, amount_minor: int, tender_id: str) -> dict[str, Any] | Rejected:
+        """Start a QR payment of `amount_minor` (at most what is due) through the hub, under `tender_id` (a resend
+        starts nothing); the till's state then holds the tender, pending, with the pay URL to show as a QR code."""
+        if (refused := self._selling()) is not None:
+            return refused
+        assert self._session is not None
+        known = self._cart.tenders.find(tender_id) is not None
+        tender = qr.start(self._payments, self._cart, amount_minor, tender_id, self.till_id, self._session["cashier"])
+        if isinstance(tender, Rejected):
+            return tender
+        if known:
+            return self.state()
+        log.info("till %s: QR tender %s of %s started (intent %s)", self.till_id, tender.id,
+                 self._money(tender.amount), tender.qr and tender.qr.intent)
+        self._qr_work()
+        return self._changed()
+
+    def qr_code(self, tender_id: str) -> bytes | Rejected:
+        """The pending QR tender's pay URL as an SVG QR code, for the page to show."""
+        tender = self._cart.tenders.find(tender_id)
+        if tender is None or tender.qr is None or tender.state != "pending":
+            return Rejected("not_found", "this cart has no QR payment in progress with that id")
+        return qr.svg(tender.qr.pay_url)
+
+    def payment_event(self, event_type: str, body: dict[str, Any]) -> None:
+        """From the store's payment-event consumer (actors.payments.events): the hub's payment.<state> event. One about
+        this till's pending QR tender settles it at once (paid, failed, cancelled); any other is not the till's."""
+        intent = qr.event_intent(event_type, body)
+        tender = None if intent is None else self._cart.tenders.find(intent["tender_id"])
+        if intent is not None and tender is not None and qr.settle(tender, intent):
+            self._qr_settled(tender, f"event {event_type}")
+
+    def qr_tick(self) -> None:
+        """Every qr.POLL_S while a QR tender is pending: ask the hub how it stands (in case an event is late)."""
+        self._qr_polling = False
+        tender = self._cart.tenders.pending()
+        if tender is not None and tender.method == "qr" and qr.poll(self._payments, tender, self.till_id):
+            self._qr_settled(tender, "pay_status")
+        self._qr_work()
+
+    def _qr_work(self) -> None:
+        pending = self._cart.tenders.pending()
+        if not self._qr_polling and pending is not None and pending.method == "qr":
+            self._qr_polling = True
+            self.send_after(qr.POLL_S, "qr_tick")
+
+    def _qr_settled(self, tender: Tender, how: str) -> None:
+        log.info("till %s: QR tender %s %s (%s), learnt from %s", self.till_id, tender.id, tender.state,
+                 tender.message, how)
+        self._changed()
+
+    def _cancel_qr(self, tender: Tender) -> dict[str, Any] | Rejected:
+        """Cancel a pending QR payment at the hub (pay_cancel); a customer who paid meanwhile leaves it paid."""
+        actor = self._session["cashier"] if self._session is not None else f"till:{self.till_id}"
+        refused = qr.cancel(self._payments, tender, actor, self.till_id)
+        if tender.state != "pending":
+            self._qr_settled(tender, "pay_cancel")
+        else:
+            self._save()
+        return refused or self.state()
+
+    def _give_back_qr(self, tenders: list[Tender], by: str, approver: str | None, why: str) -> Rejected | None:
+        """Refund the approved QR tenders among `tenders` through the hub before the till lets them go (each is
+        then `reversed`), audited as till.void; refused (nothing more given back) when the hub cannot do it."""
+        paid = [tender for tender in tenders if tender.method == "qr" and tender.state == "approved"]
+        if not paid:
+            return None
+        refused = qr.give_back(self._payments, paid, by, why, self.currency)
+        given = [tender for tender in paid if tender.state == "reversed"]
+        if given:
+            self._record("till.void", by, approver, target=self._cart.id, reason=why,
+                         details={"qr": len(given), "qr_minor": sum(tender.amount for tender in given)})
+            self._changed()
+        return refused
+
     def _record(self, action: str, by: str, approver: str | None, **record: Any) -> None:
         """Record `action` in the store's audit log; a refusal (a name that is not a login) is logged, not raised:
         the money side has happened and must not be undone by its record."""
@@ -574,8 +668,8 @@ class TillActor(Actor):
         if isinstance(body, Rejected):
             return body
         try:
-            committed = self.registry.ask("outbox", "append", "sale.completed", 3, body, print_on=self._printer,
-                                          key=cart.id, timeout=COMMIT_TIMEOUT_S)
+            committed = self.registry.ask("outbox", "append", "sale.completed", qr.sale_version(body), body,
+                                          print_on=self._printer, key=cart.id, timeout=COMMIT_TIMEOUT_S)
         except pykka.Timeout:
             log.warning("till %s: the sale of cart %s is not saved after %.0f s (a slow or locked disk); the cart is "
                         "held until the cashier sends complete again", self.till_id, cart.id, COMMIT_TIMEOUT_S)

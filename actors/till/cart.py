@@ -397,6 +397,10 @@ class Cart:
             return known
         return self._may_tender() or self.tenders.start_card(amount, self.due().minor, tender_id, terminal, now_ms)
 
+    def may_pay_by_qr(self, amount: int) -> Rejected | None:
+        """Whether a QR payment of `amount` may start now (asked before the hub is asked for one: actors.till.qr)."""
+        return self._may_tender() or self.tenders.may_pay_by_qr(amount, self.due().minor)
+
     def void_tenders(self) -> list[Tender] | Rejected:
         """Give back every tender taken: cash goes back by hand; the approved cards are returned, for the till
         to reverse at the terminal. Refused while a card is pending (cancel it first)."""

@@ -1,5 +1,6 @@
-"""The money side of a cart: its tenders (cash, and cards through the payment terminal), what they paid,
-what is still due and the change, as a domain model without I/O (the till actor talks to the terminal).
+"""The money side of a cart: its tenders (cash, cards through the payment terminal, QR payments through the hub),
+what they paid, what is still due and the change, as a domain model without I/O (the till actor talks to the
+terminal, actors.till.qr to the hub).
 
 A tender is one attempt to take money: cash is approved as it is handed over; a card is `pending` from the
 moment the till asks the terminal for it until the terminal says how it ended (approved, declined,
@@ -12,8 +13,11 @@ digits: the protocol allows 32 characters of A-Z a-z 0-9 . _ -), so the same ten
 same payment, across restarts too: a lost answer is resolved by asking STATUS of that reference, never by
 paying again under a new one.
 
-Rules: cash may exceed what is due by at most `max_change` (the store's max_change_minor); a card never
-exceeds what is due (no change is given on a card). Everything is integer minor units of one currency.
+A QR tender is `pending` from the moment the hub gave its pay URL (shown as a QR code) until the hub says the
+customer paid (approved), the payment failed (declined) or it was cancelled or expired (cancelled).
+
+Rules: cash may exceed what is due by at most `max_change` (the store's max_change_minor); a card or a QR payment
+never exceeds what is due (no change is given on either). Everything is integer minor units of one currency.
 """
 
 from __future__ import annotations
@@ -28,11 +32,13 @@ from novapos import validators
 from novapos.money import Money
 from novapos.wire.ids import uuid7
 
-Method = Literal["cash", "card"]
+Method = Literal["cash", "card", "qr"]
 State = Literal["pending", "approved", "declined", "cancelled", "failed", "reversed"]
 STATES: tuple[State, ...] = ("pending", "approved", "declined", "cancelled", "failed", "reversed")
+MAX_PAY_URL = 2000  # a QR code of 2000 characters still scans at till-screen size
 MAX_TENDERS = 20  # per cart, attempts included: a runaway client cannot grow the saved cart without bound
 PENDING_MESSAGE = "a card payment is in progress: wait for the terminal, or cancel it"
+QR_PENDING_MESSAGE = "a QR payment is in progress: wait for the customer's phone, or cancel it"
 WAITING_FOR_CARD = "waiting_for_card"
 STAGE_WORDS = {"starting": "starting the payment", WAITING_FOR_CARD: "insert or tap card", "processing": "processing",
                "unreachable": "the terminal does not answer: waiting for it (the card is not charged twice)"}
@@ -60,6 +66,22 @@ class Card:
 
 
 @dataclass
+class Qr:
+    """A QR payment through the hub: its intent there, the provider's reference, the URL the customer's phone opens
+    (shown as a QR code while the tender is pending) and when the hub says that URL expires (ISO 8601 text)."""
+    intent: str
+    provider_ref: str
+    pay_url: str
+    expires_at: str = ""
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"intent": self.intent, "provider_ref": self.provider_ref}
+
+    def to_saved(self) -> dict[str, Any]:
+        return {**self.to_wire(), "pay_url": self.pay_url, "expires_at": self.expires_at}
+
+
+@dataclass
 class Tender:
     """One attempt to take money. `stage`: the terminal's stage while a card is pending; `started_ms`: when
     the till asked the terminal (wall clock, so a timeout counts across restarts); `cancel`: why the till
@@ -73,26 +95,34 @@ class Tender:
     card: Card | None = None
     started_ms: int = 0
     cancel: str | None = None
+    qr: Qr | None = None
 
     def to_wire(self, currency: str) -> dict[str, Any]:
-        """The sale.completed v3 tender: {id, method, amount, card?}."""
+        """The sale.completed v3 tender: {id, method, amount, card?} (v4: or qr)."""
         wire: dict[str, Any] = {"id": self.id, "method": self.method, "amount": Money(self.amount, currency).to_wire()}
         if self.card is not None:
             wire["card"] = self.card.to_wire()
+        if self.qr is not None:
+            wire["qr"] = self.qr.to_wire()
         return wire
 
     def summary(self, currency: str) -> dict[str, Any]:
-        """What the till shows: state, stage and message; the card's scheme, masked number and auth code."""
-        card = self.card
+        """What the till shows: state, stage and message; the card's scheme, masked number and auth code; a QR
+        payment's provider reference, and its pay URL and expiry while it is pending (the page shows the code)."""
+        card, qr = self.card, self.qr
         return {"id": self.id, "method": self.method, "amount": Money(self.amount, currency).to_wire(),
                 "state": self.state, "stage": self.stage if self.state == "pending" else None, "message": self.message,
                 "card": None if card is None or not card.masked else
-                {"scheme": card.scheme, "masked": card.masked, "auth_code": card.auth_code}}
+                {"scheme": card.scheme, "masked": card.masked, "auth_code": card.auth_code},
+                **({} if qr is None else {"qr": {
+                    "provider_ref": qr.provider_ref, "pay_url": qr.pay_url if self.state == "pending" else None,
+                    "expires_at": qr.expires_at if self.state == "pending" else None}})}
 
     def to_saved(self) -> dict[str, Any]:
         return {"id": self.id, "method": self.method, "amount": self.amount, "state": self.state, "stage": self.stage,
                 "message": self.message, "started_ms": self.started_ms, "cancel": self.cancel,
-                "card": None if self.card is None else {**self.card.to_wire()}}
+                "card": None if self.card is None else {**self.card.to_wire()},
+                **({} if self.qr is None else {"qr": self.qr.to_saved()})}
 
 
 @dataclass
@@ -119,8 +149,8 @@ class Tenders:
         return next((tender for tender in self.items if tender.id == tender_id), None)
 
     def _may_take(self, amount: int, due: int, method: str) -> Rejected | None:
-        if self.pending() is not None:
-            return Rejected("conflict", PENDING_MESSAGE)
+        if (pending := self.pending()) is not None:
+            return Rejected("conflict", QR_PENDING_MESSAGE if pending.method == "qr" else PENDING_MESSAGE)
         if len(self.items) >= MAX_TENDERS:
             return Rejected("conflict", f"this cart has had {MAX_TENDERS} tenders: void the tenders and start again")
         if amount < 1:
@@ -153,8 +183,17 @@ class Tenders:
         self.items.append(tender)
         return tender
 
+    def may_pay_by_qr(self, amount: int, due: int) -> Rejected | None:
+        """Whether a QR payment of `amount` may start (asked before the hub is asked for one)."""
+        if (refused := self._may_take(amount, due, "QR")) is not None:
+            return refused
+        if amount > due:
+            return Rejected("invalid", f"a QR payment pays at most what is due ({Money(due, self.currency).format()}), "
+                                       f"not {Money(amount, self.currency).format()}: it gives no change")
+        return None
+
     def to_wire(self) -> list[dict[str, Any]]:
-        """The approved tenders, as sale.completed v3 has them."""
+        """The approved tenders, as sale.completed v3 has them (v4 with a QR payment)."""
         return [tender.to_wire(self.currency) for tender in self.approved()]
 
     def summary(self) -> list[dict[str, Any]]:
@@ -222,11 +261,11 @@ def _saved_tender(where: str, raw: Any) -> Tender:
     if not isinstance(raw, dict):
         raise validators.Invalid(where, "must be an object")
     method, state = raw.get("method"), raw.get("state")
-    if method not in ("cash", "card") or state not in STATES:
+    if method not in ("cash", "card", "qr") or state not in STATES:
         raise validators.Invalid(where, "has an unknown method or state")
-    card = raw.get("card")
-    if (method == "card") != isinstance(card, dict):
-        raise validators.Invalid(where, "must have card details exactly when it is a card")
+    card, qr = raw.get("card"), raw.get("qr")
+    if (method == "card") != isinstance(card, dict) or (method == "qr") != isinstance(qr, dict):
+        raise validators.Invalid(where, "must have card details exactly when it is a card, QR details when QR")
     tender_id = validators.uuid_text(f"{where} id", raw.get("id"))
     cancel = raw.get("cancel")
     return Tender(
@@ -240,4 +279,9 @@ def _saved_tender(where: str, raw: Any) -> Tender:
             scheme=_optional_text(f"{where} scheme", card.get("scheme"), max_length=16),
             masked=_optional_text(f"{where} masked", card.get("masked"), max_length=32),
             auth_code=_optional_text(f"{where} auth_code", card.get("auth_code"), max_length=32),
-            signature=card.get("signature") is True))
+            signature=card.get("signature") is True),
+        qr=None if not isinstance(qr, dict) else Qr(
+            intent=validators.token(f"{where} intent", qr.get("intent"), max_length=64),
+            provider_ref=validators.text(f"{where} provider_ref", qr.get("provider_ref"), max_length=64),
+            pay_url=validators.text(f"{where} pay_url", qr.get("pay_url"), max_length=MAX_PAY_URL),
+            expires_at=_optional_text(f"{where} expires_at", qr.get("expires_at"), max_length=40)))

@@ -1,5 +1,5 @@
 """The till API (behind the PIN login: edge.api.login, edge.api.auth): one till's cart lines, tenders (cash,
-and cards through its terminal) and completing the sale.
+cards through its terminal, QR payments through the hub: actors.till.qr) and completing the sale.
 
 Every value a client sends is checked here with novapos.validators, before any actor hears of it,
 against the same bounds the wire schema holds a sale to: what passes here can always be committed.
@@ -130,6 +130,23 @@ def till_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
             return await ask_till(request, "tender_card", amount, uuid_text("id", tender_id))
         return await ask_till(request, "tender_cash", amount, None if tender_id is None else uuid_text("id", tender_id))
 
+    async def tender_qr(request: Request) -> Response:
+        """A QR payment through the hub: the answer's state holds the tender, pending, with its pay URL."""
+        body = await json_body(request)
+        known_till(request, tills)
+        amount = minor_units("amount_minor", body.get("amount_minor"), minimum=1)
+        tender_id = uuid_text("tender_id", body.get("tender_id"))
+        await signed_in(request, tree, Permission.SELL)
+        return await ask_till(request, "tender_qr", amount, tender_id)
+
+    async def qr_code(request: Request) -> Response:
+        """The pending QR payment's pay URL as an SVG QR code (the page shows it as an image)."""
+        tender_id = uuid_text("tender", request.path_params["tender"])
+        till = known_till(request, tills)
+        await signed_in(request, tree, Permission.SELL)
+        image = unless_refused(await ask(tree, f"till.{till}", "qr_code", tender_id))
+        return Response(image, media_type="image/svg+xml", headers={"cache-control": "no-store"})
+
     async def void_tenders(request: Request) -> Response:
         by, approver = await voider(request, await json_body(request))
         return await ask_till(request, "void_tenders", by, approver)
@@ -167,6 +184,8 @@ def till_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
         route("/api/tills/{till}/discount", POST=discount_order, DELETE=undiscount_order),
         route("/api/tills/{till}/cart", DELETE=void_cart),
         route("/api/tills/{till}/tenders", POST=tender, DELETE=void_tenders),
+        route("/api/tills/{till}/tenders/qr", POST=tender_qr),
+        route("/api/tills/{till}/tenders/{tender}/qr.svg", GET=qr_code),
         route("/api/tills/{till}/tenders/{tender}", DELETE=remove_tender),
         route("/api/tills/{till}/tenders/{tender}/cancel", POST=cancel_tender),
         route("/api/tills/{till}/complete", POST=complete),
