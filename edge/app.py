@@ -25,10 +25,10 @@ from actors.catalog.sync import CatalogSyncActor
 from actors.devices.context import MANAGER, SPOOLER, SUPERVISOR, DeviceContext, Notify
 from actors.devices.manager import DeviceManagerActor
 from actors.health.reporter import HealthReporter
+from actors.payments.asking import PaymentsHub
 from actors.printing.spooler import PrintSpoolerActor
 from actors.returns import journal as sales_journal
 from actors.returns.lookup import NAME as RETURNS
-from actors.payments.asking import PaymentsHub
 from actors.returns.lookup import ReturnsLookupActor
 from actors.staff.actor import StaffActor
 from actors.staff.logins import LOGINS, LoginActor

@@ -252,8 +252,8 @@ def _leaves(kind: Map, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple
 def _reaches(body: Any, path: tuple[str | int, ...]) -> bool:
     """Whether `body` holds something at `path` (the parent of a leaf)."""
     for step in path:
-        if isinstance(step, int) and isinstance(body, list) and len(body) > step or \
-                isinstance(step, str) and isinstance(body, dict) and step in body:
+        if (isinstance(step, int) and isinstance(body, list) and len(body) > step) or \
+                (isinstance(step, str) and isinstance(body, dict) and step in body):
             body = body[step]
         else:
             return False
