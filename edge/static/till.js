@@ -289,7 +289,8 @@ function renderTenders(s) {
   $("tenders").innerHTML = "";
   for (const t of s.tenders || []) {
     const li = document.createElement("li"); li.dataset.state = t.state; li.dataset.method = t.method;
-    const what = t.method === "card" ? `Card${t.card ? ` ${t.card.scheme || ""} ${t.card.masked || ""}` : ""}` : "Cash";
+    const what = t.method === "card" ? `Card${t.card ? ` ${t.card.scheme || ""} ${t.card.masked || ""}` : ""}`
+      : t.method === "qr" ? `QR${t.qr && t.qr.provider_ref ? ` ${t.qr.provider_ref}` : ""}` : "Cash";
     const left = document.createElement("span"); left.textContent = `${what} · ${t.state}` + (t.message ? `: ${t.message}` : "");
     const right = document.createElement("span"); right.textContent = money(t.amount);
     li.append(left, right); $("tenders").append(li);
@@ -301,6 +302,18 @@ function renderTenders(s) {
     $("card-stage").dataset.stage = waiting.stage || "";
     $("card-stage-text").textContent = STAGE_TEXT[waiting.stage] || waiting.message || "Follow the terminal";
   }
+  renderQr(pending(s).find((t) => t.method === "qr"));
+}
+
+/* A pending QR payment: its code (an SVG the edge draws from the hub's pay URL), the amount, and Cancel. The result
+   comes with the till's state (the hub's payment event, or the till asking the hub). */
+function renderQr(t) {
+  $("qr-stage").hidden = !t;
+  if (!t) { $("qr-code").removeAttribute("src"); return; }
+  const src = api(`/tenders/${encodeURIComponent(t.id)}/qr.svg`);
+  if ($("qr-stage").dataset.tender !== t.id) { $("qr-code").src = src; $("qr-stage").dataset.tender = t.id; }
+  $("qr-amount").textContent = money(t.amount);
+  $("qr-text").textContent = t.message || "Scan the code with the phone to pay";
 }
 
 /* Exact, the next whole unit, the next notes up: what a customer usually hands over. */
@@ -346,7 +359,7 @@ function render(s) {
   $("sum-change").textContent = money(s.change);
   const waiting = pending(s).length > 0;
   const owes = s.due.minor > 0;
-  for (const id of ["cash", "card"]) $(id).disabled = busy || !owes || waiting;
+  for (const id of ["cash", "card", "qr"]) $(id).disabled = busy || !owes || waiting;
   if (!owes) $("quick").hidden = true;
   if (!$("quick").hidden) renderQuick(s);
   const refund = Boolean(s.refund && s.refund.minor > 0);
@@ -471,6 +484,22 @@ $("cash").onclick = () => {
   if (!$("quick").hidden && state) renderQuick(state);
 };
 $("card").onclick = () => tender("card", typedAmount());
+$("qr").onclick = async () => {
+  const amount = typedAmount();
+  if (!state || amount === null) return;
+  const cart = state.cart;
+  const s = await act("POST", api("/tenders/qr"), {amount_minor: amount, tender_id: newId()});
+  if (!s) return;
+  $("amount").value = ""; $("quick").hidden = true;
+  autoComplete = cart;
+  render(s);
+  say("Show the QR code to the customer", true);
+};
+$("qr-cancel").onclick = async () => {
+  const id = $("qr-stage").dataset.tender;
+  const s = await act("POST", api(`/tenders/${encodeURIComponent(id)}/cancel`), {});
+  if (s) { render(s); say("QR payment cancelled", true); }
+};
 $("card-cancel").onclick = async () => {
   const id = $("card-stage").dataset.tender;
   const s = await act("POST", api(`/tenders/${encodeURIComponent(id)}/cancel`), {});
