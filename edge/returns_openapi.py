@@ -41,7 +41,7 @@ RETURNS_OPENAPI: dict[str, Any] = {
         "Enter return mode: with the sale's order (needs till.refund: a cashier sends a manager's override), or "
         "no_receipt with a reason (a manager's override always; audited till.return_no_receipt). Then .../lines "
         "scans an exchange's new lines, .../tenders takes cash when the customer owes, .../complete settles "
-        "(commits return.completed v1, prints one receipt), DELETE .../cart cancels",
+        "(commits return.completed v1, v2 when refunded to a QR payment; prints one receipt), DELETE .../cart cancels",
         {"order": _ORDER, "no_receipt": {"type": "boolean"},
          "reason": {"type": "string", "minLength": 1, "maxLength": 500}}),
     "/api/tills/{till}/returns/lines": _post(
@@ -52,6 +52,10 @@ RETURNS_OPENAPI: dict[str, Any] = {
          "barcode": {"type": "string", "maxLength": MAX_BARCODE_LENGTH},
          "quantity": {"type": "integer", "minimum": 1, "maximum": MAX_LINE_QUANTITY, "default": 1},
          "condition": {"enum": list(CONDITIONS), "default": "resaleable"}}),
+    "/api/tills/{till}/returns/refund-in-cash": _post(
+        "Refund in cash what the policy would give back to the sale's QR payment (refund_to qr): for when the hub "
+        "is away (a refund to a QR payment goes through the hub). 409 when the refund goes elsewhere or is made",
+        {}),
 }
 """The returns routes' OpenAPI paths, merged into edge.openapi's document."""
 
@@ -64,7 +68,8 @@ RETURN_STATE: dict[str, Any] = {
                                                             "receipt or while selling"},
     "returned": {"type": "array", "description": "the items taken back, as return.completed v1 `returned`"},
     "restocking_fee": _MONEY_OR_NULL, "refund": {**_MONEY_OR_NULL, "description": "what the store pays back"},
-    "refund_to": {"enum": ["cash", "card", None], "description": "where the refund goes (the store's policy)"},
+    "refund_to": {"enum": ["cash", "card", "qr", None],
+                  "description": "where the refund goes (the store's policy; qr: the sale's QR payment, through the hub)"},
     "refund_card": {**_MONEY_OR_NULL, "description": "the part of the refund that goes back to the original card "
                                                      "(at most what it paid); the rest of `refund` is cash"},
 }

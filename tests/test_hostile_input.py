@@ -113,6 +113,7 @@ ENDPOINTS = (
              accepts={"reason": ("null",), "order": ("another till's cart id",)}),
     Endpoint("POST", "/api/tills/{till}/returns/lines", {"original_line": "1", "quantity": "1",
                                                          "condition": '"resaleable"'}),
+    Endpoint("POST", "/api/tills/{till}/returns/refund-in-cash"),
 )
 VALID_PATH = {"till": "till-2", "sku": "MLK-1L", "name": "till.js", "line": "0123456789ab",
               "tender": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"}

@@ -2,7 +2,8 @@
 kept by the outbox in the transaction of each event (actors.storage.outbox.Journal).
 
 A sale.completed (any version) records its lines (line_no 1-based, as the hub numbers them) with all their
-units returnable, and its tenders (method, amount, card reference). A return.completed takes the returned units
+units returnable, and its tenders (method, amount, reference: a card's payment reference, a QR payment's tender id,
+its key at the hub). A return.completed takes the returned units
 off their lines in the same transaction, and is REFUSED (JournalRefused: nothing is committed, the till says
 why) when a line has fewer units left than it returns, or when the refund is not the line's pro-rata share
 (novapos.pricing.pro_rata). The outbox is one actor over one file, so two tills returning the same line at
@@ -44,8 +45,13 @@ def _record_sale(db: sqlite3.Connection, order: str, ts: int, body: dict[str, An
          for number, line in enumerate(body["lines"], 1)])
     db.executemany(
         "INSERT INTO store_sale_tenders (order_id, tender_no, method, amount, reference) VALUES (?, ?, ?, ?, ?)",
-        [(order, number, tender["method"], tender["amount"]["minor"], (tender.get("card") or {}).get("reference"))
+        [(order, number, tender["method"], tender["amount"]["minor"], _reference(tender))
          for number, tender in enumerate(body["tenders"], 1)])
+
+
+def _reference(tender: dict[str, Any]) -> str | None:
+    """What a refund to this tender goes by: a card's payment reference; a QR payment's tender id (the hub's key)."""
+    return str(tender["id"]) if tender["method"] == "qr" else (tender.get("card") or {}).get("reference")
 
 
 def _tax_rule(line: dict[str, Any]) -> tuple[Any, Any, Any]:

@@ -155,8 +155,8 @@ def checked_sale(raw: dict[str, Any]) -> dict[str, Any]:
                                                               quantity)}
 
     def tender(index: int, item: Any) -> dict[str, Any]:
-        if not isinstance(item, dict) or item.get("method") not in ("cash", "card"):
-            raise v.Invalid(f"tender {index}", "must be a cash or card tender")
+        if not isinstance(item, dict) or item.get("method") not in ("cash", "card", "qr"):
+            raise v.Invalid(f"tender {index}", "must be a cash, card or QR tender")
         reference = item.get("reference")
         return {"method": item["method"], "amount": v.minor_units(f"tender {index} amount", item.get("amount")),
                 "reference": None if reference is None else v.text(f"tender {index} reference", reference,

@@ -786,14 +786,18 @@ class TillActor(Actor):
             refused = self._refund_card(ret, original)
             if refused is not None:
                 return refused
+        if ret.refund() and method == "qr" and ret.card_refund is None and ret.taken and not ret.due():
+            assert original is not None
+            if (refused := self._refund_qr(ret, original)) is not None:
+                return refused
         body = ret.checkout(self.till_id, self._session["id"], self._session["cashier"], ret.card_refund)
         if isinstance(body, Rejected):
             return body
         if (drawer_session := self._drawer_session()) is not None:  # the cash it moved is the session's
             body["drawer_session"] = drawer_session
         try:
-            committed = self.registry.ask("outbox", "append", "return.completed", 1, body, print_on=self._printer,
-                                          key=ret.id, timeout=COMMIT_TIMEOUT_S)
+            committed = self.registry.ask("outbox", "append", "return.completed", qr.return_version(body), body,
+                                          print_on=self._printer, key=ret.id, timeout=COMMIT_TIMEOUT_S)
         except pykka.Timeout:
             return Rejected("conflict", SAVING_MESSAGE)
         if isinstance(committed, Rejected):
@@ -843,6 +847,38 @@ class TillActor(Actor):
                            "scheme": status.get("scheme") or "card", "masked": status.get("masked_card") or "****"}
         self._save()
         return None
+
+    def _refund_qr(self, ret: ReturnCart, tender_id: str) -> Rejected | None:
+        """Refund the QR part of the return to the sale's QR payment through the hub (pay_refund, once: a retry uses the
+        same refund key), after the store's journal said it would take the return; kept with the cart. Offline:
+        refused with qr.REFUND_OFFLINE (the cashier may refund in cash instead: refund_in_cash)."""
+        assert self._session is not None
+        trial = ret.checkout(self.till_id, self._session["id"], self._session["cashier"],
+                             {"id": str(uuid7()), "method": "qr", "amount": ret.card_part(),
+                              "qr": {"intent": "check", "provider_ref": "check"}})
+        ret.saving = False  # only a dry run of the body the commit will carry
+        if isinstance(trial, Rejected):
+            return trial
+        if (refused := self.registry.ask(RETURNS_NAME, "check", trial, timeout=COMMIT_TIMEOUT_S)) is not None:
+            return refused
+        refund_id = str(uuid.uuid5(uuid.UUID(ret.id), "qr refund"))
+        done = qr.refund(self._payments, tender_id, ret.card_part(), refund_id, self._session["cashier"],
+                         ret.reason or "items returned", qr.REFUND_OFFLINE)
+        if isinstance(done, Rejected):
+            return done
+        ret.card_refund = {"id": refund_id, "method": "qr", "amount": ret.card_part(),
+                           "qr": {"intent": done["id"], "provider_ref": done["provider_ref"] or done["id"]}}
+        self._save()
+        log.info("till %s: return %s refunded %s to QR payment %s through the hub", self.till_id, ret.id,
+                 self._money(ret.card_part()), done["id"])
+        return None
+
+    def refund_in_cash(self) -> dict[str, Any] | Rejected:
+        """The open return's refund goes to cash instead of the sale's QR payment (the hub is away)."""
+        ret = self._open_return()
+        if isinstance(ret, Rejected):
+            return ret
+        return ret.refund_in_cash() or self._changed()
 
     def _audit_return(self, committed: Committed, body: dict[str, Any]) -> None:
         """till.refund for every return; till.return_no_receipt besides when there was no receipt."""

@@ -6,7 +6,9 @@ units returned before, so every return of a line sums to the line's amount exact
 the same figure when the return is committed. Without a receipt the item is scanned and refunded at today's
 price. The store's policy (novapos.config.returns) says which conditions it takes, the restocking fee kept per
 condition, and where a refund goes. The net (new lines - returned + fee) is paid in cash when positive, and
-given back when negative: to the original card when the policy says so and the sale was paid by card, else cash.
+given back when negative: to the original card (or QR payment, through the hub) when the policy says so and the
+sale was paid that way, else cash; a cashier may send a QR payment's refund to cash instead (`cash_instead`: the hub
+is away).
 """
 
 from __future__ import annotations
@@ -67,7 +69,10 @@ class ReturnCart:
     """Every tender id the page sent, given back or not: a resend is taken once."""
     saving: bool = False
     card_refund: dict[str, Any] | None = None
-    """The card refund the terminal made for this return (ReturnCart.checkout's `card_refund`), once made."""
+    """The card refund the terminal made for this return (ReturnCart.checkout's `card_refund`), once made; or the
+    refund to the QR payment the hub made ({id, method: "qr", amount, qr: {intent, provider_ref}})."""
+    cash_instead: bool = False
+    """The cashier sends the refund the policy would give back to a QR payment to cash instead."""
 
     @classmethod
     def for_sale(cls, sale: dict[str, Any], currency: str, max_change: int, policy: ReturnsPolicy, now_ms: int,
@@ -133,10 +138,11 @@ class ReturnCart:
 
     def refund_method(self) -> tuple[str, str | None]:
         """("card", the original card payment's reference) when the policy refunds to the original tender and the
-        sale was paid by card (and that card has something left to refund); else ("cash", None)."""
+        sale was paid by card (and that card has something left to refund); ("qr", the QR payment's tender id) the
+        same way for a QR payment; else ("cash", None)."""
         card = self._original_card()
         if card is not None and self._card_left(card) > 0:
-            return "card", card["reference"]
+            return card["method"], card["reference"]
         return "cash", None
 
     def card_part(self) -> int:
@@ -147,10 +153,20 @@ class ReturnCart:
         card = self._original_card()
         return 0 if card is None else min(self.refund(), self._card_left(card))
 
+    def refund_in_cash(self) -> Rejected | None:
+        """Send the refund the policy gives back to a QR payment to cash instead (the hub is away)."""
+        if self.saving or self.card_refund is not None:
+            return Rejected("conflict", "the refund is already made: complete the return")
+        if self.refund_method()[0] != "qr":
+            return Rejected("conflict", "this return's refund does not go to a QR payment")
+        self.cash_instead = True
+        return None
+
     def _original_card(self) -> dict[str, Any] | None:
         if self.policy.refund_to != "original" or self.sale is None:
             return None
-        return next((t for t in self.sale["tenders"] if t["method"] == "card" and t.get("reference")), None)
+        method = ("card",) if self.cash_instead else ("card", "qr")
+        return next((t for t in self.sale["tenders"] if t["method"] in method and t.get("reference")), None)
 
     def _card_left(self, card: dict[str, Any]) -> int:
         assert self.sale is not None
@@ -308,7 +324,11 @@ class ReturnCart:
             return Rejected("conflict", f"{Money(self.due(), self.currency).format()} is still due: take a tender")
         refunds: list[dict[str, Any]] = []
         card_minor = 0
-        if self.refund() and card_refund is not None:
+        if self.refund() and card_refund is not None and card_refund.get("method") == "qr":
+            card_minor = int(card_refund["amount"])  # as the hub refunded it
+            refunds.append({"id": card_refund["id"], "method": "qr", "amount": self._money(card_minor),
+                            "qr": dict(card_refund["qr"])})
+        elif self.refund() and card_refund is not None:
             card_minor = int(card_refund.get("amount", self.card_part()))  # as the terminal refunded it
             card = {key: card_refund[key] for key in ("reference", "original_reference", "scheme", "masked")}
             refunds.append({"id": card_refund["id"], "method": "card", "amount": self._money(card_minor),
@@ -338,7 +358,7 @@ class ReturnCart:
                 "taken": [{"line_no": t.line_no, "sku": t.sku, "name": t.name, "quantity": t.quantity,
                            "unit": t.unit_minor, "tax": list(t.tax), "condition": t.condition} for t in self.taken],
                 "lines": [line.to_saved() for line in self.lines], "tendered": [list(t) for t in self.tendered],
-                "tender_ids": list(self.tender_ids), "card_refund": self.card_refund}
+                "tender_ids": list(self.tender_ids), "card_refund": self.card_refund, "cash_instead": self.cash_instead}
 
 
 def restore_return(saved: Mapping[str, Any], currency: str, max_change: int,
@@ -349,7 +369,9 @@ def restore_return(saved: Mapping[str, Any], currency: str, max_change: int,
     raw_sale = saved.get("sale")
     sale = None if raw_sale is None else checked_sale(raw_sale if isinstance(raw_sale, dict) else {})
     card = saved.get("card_refund")
-    if card is not None:
+    if isinstance(card, dict) and card.get("method") == "qr":
+        card = _saved_qr_refund(card)
+    elif card is not None:
         if not isinstance(card, dict):
             raise v.Invalid("saved card refund", "must be an object")
         card = {"id": v.uuid_text("saved card refund id", card.get("id")),
@@ -387,6 +409,7 @@ def restore_return(saved: Mapping[str, Any], currency: str, max_change: int,
         cart.lines.append(line)
     cart._price()
     cart.card_refund = card  # after the items: a card refund freezes the cart
+    cart.cash_instead = saved.get("cash_instead") is True
     for index, raw in enumerate(_list(saved.get("tendered"))):
         try:
             if not isinstance(raw, list) or len(raw) != 2:
@@ -401,6 +424,18 @@ def restore_return(saved: Mapping[str, Any], currency: str, max_change: int,
         except v.Invalid as exc:
             problems.append(str(exc))
     return cart, problems
+
+
+def _saved_qr_refund(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved refund to a QR payment, checked (Invalid otherwise)."""
+    v = validators
+    qr = saved.get("qr")
+    if not isinstance(qr, dict):
+        raise v.Invalid("saved QR refund", "must have its QR payment")
+    return {"id": v.uuid_text("saved QR refund id", saved.get("id")), "method": "qr",
+            "amount": v.integer("saved QR refund amount", saved.get("amount"), 1, v.MAX_MINOR),
+            "qr": {"intent": v.token("saved QR refund intent", qr.get("intent"), max_length=64),
+                   "provider_ref": v.text("saved QR refund provider_ref", qr.get("provider_ref"), max_length=64)}}
 
 
 def _screen_row(label: str, minor: int, currency: str) -> str:

@@ -83,8 +83,15 @@ def return_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
         barcode = text("barcode", body.get("barcode"), max_length=MAX_BARCODE_LENGTH)
         return await answered(await ask(tree, f"till.{till}", "take_back_item", barcode, quantity, condition))
 
+    async def refund_in_cash(request: Request) -> Response:
+        """The refund the policy sends to the sale's QR payment goes to cash instead (the hub is away)."""
+        till = known_till(request, tills)
+        await signed_in(request, tree, Permission.SELL)
+        return await answered(await ask(tree, f"till.{till}", "refund_in_cash"))
+
     return [
         route("/api/tills/{till}/returns/lookup", GET=lookup),
+        route("/api/tills/{till}/returns/refund-in-cash", POST=refund_in_cash),
         route("/api/tills/{till}/returns", POST=start),
         route("/api/tills/{till}/returns/lines", POST=take_back),
     ]

@@ -367,7 +367,8 @@ function render(s) {
   const toCard = s.refund_card ? s.refund_card.minor : 0;  // a split sale: the card gets what it paid, the rest cash
   if (refund) $("refund").textContent = `Refund ${money(s.refund)}` + (toCard > 0 && toCard < s.refund.minor
     ? `: ${money(s.refund_card)} to card, ${money({...s.refund, minor: s.refund.minor - toCard})} in cash`
-    : (s.refund_to ? ` to ${s.refund_to}` : ""));
+    : (s.refund_to ? ` to ${s.refund_to === "qr" ? "the QR payment" : s.refund_to}` : ""));
+  $("refund-cash").hidden = !refund || s.refund_to !== "qr";
   $("complete").hidden = refund || owes || waiting || (!s.lines.length && !(s.returned || []).length);
   $("cashback").hidden = paid(s).minor === 0;
   $("void").hidden = !s.lines.length && paid(s).minor === 0 && !(s.returned || []).length;
@@ -484,6 +485,10 @@ $("cash").onclick = () => {
   if (!$("quick").hidden && state) renderQuick(state);
 };
 $("card").onclick = () => tender("card", typedAmount());
+$("refund-cash").onclick = async () => {
+  const s = await act("POST", api("/returns/refund-in-cash"), {});
+  if (s) { render(s); say("The refund goes back in cash", true); }
+};
 $("qr").onclick = async () => {
   const amount = typedAmount();
   if (!state || amount === null) return;
