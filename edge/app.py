@@ -24,10 +24,10 @@ from actors.catalog.local import catalog_path
 from actors.catalog.sync import CatalogSyncActor
 from actors.devices.context import MANAGER, SPOOLER, SUPERVISOR, DeviceContext, Notify
 from actors.devices.manager import DeviceManagerActor
+from actors.health.reporter import HealthReporter
 from actors.payments import offline as offline_cards
 from actors.payments.cards import NAME as CARDS
 from actors.payments.cards import CardsActor
-from actors.health.reporter import HealthReporter
 from actors.printing.spooler import PrintSpoolerActor
 from actors.returns import journal as sales_journal
 from actors.returns.lookup import NAME as RETURNS
