@@ -38,12 +38,15 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from mocks.payment_terminal import Approval
 
 log = logging.getLogger("mocks.acquirer")
 
@@ -59,7 +62,7 @@ TEST_TOKENS = {
     "tok_partial": PARTIAL,
     "tok_settlementFails": SETTLEMENT_FAILS,
 }
-"""Stripe-style test tokens the simulator knows without a terminal having reported them."""
+"""Stripe-style test tokens; `tok_<card number>` (what the mock terminal stores offline) is known too."""
 LOST_ANSWER = 91
 """An amount whose last two digits are this is charged, but its answer never comes."""
 SLOW_ANSWER = 92
@@ -172,7 +175,6 @@ class Acquirer:
         self.refunds: list[Refund] = []
         self.checkouts: dict[str, QrCheckout] = {}
         self.webhooks: dict[str, Webhook] = {}
-        self.tokens: dict[str, str] = dict(TEST_TOKENS)
         self.drift: dict[date, list[Drift]] = {}
         self.delay_s = 0.0
         self.delay_count: int | None = None
@@ -197,13 +199,11 @@ class Acquirer:
             self._capture(payment, held)
         return _payment_json(payment)
 
-    def terminal_authorization(self, reference: str, amount: int, currency: str, card: str, token: str,
+    def terminal_authorization(self, reference: str, amount: int, currency: str, card: str,
                                auth_code: str) -> dict[str, Any]:
         if reference in self.payments:
             raise _Refusal(409, "reference_in_use", f"a payment {reference} already exists")
         number = self._card_number(card)
-        if token:
-            self.tokens[token] = number
         payment = Payment(reference, amount, currency, number, "authorized", authorized_minor=amount,
                           auth_code=auth_code or str(next(self._auth_codes)), source="terminal")
         self.payments[reference] = payment
@@ -321,7 +321,9 @@ class Acquirer:
     def _card_number(self, card: str) -> str:
         if _CARD_NUMBER.fullmatch(card):
             return card
-        number = self.tokens.get(card)
+        number = TEST_TOKENS.get(card)
+        if number is None and card.startswith("tok_") and _CARD_NUMBER.fullmatch(card[4:]):
+            number = card[4:]  # what the mock terminal stores offline (mocks.payment_terminal)
         if number is None:
             raise _Refusal(402, "invalid_card", "this card token is unknown")
         return number
@@ -602,9 +604,9 @@ def _operation(acquirer: Acquirer, path: str, body: dict[str, Any]) -> tuple[str
         return "qr_checkout", lambda: acquirer.qr_checkout(amount, currency, description), amount
     amount, currency = _amount(body), _currency(body)
     reference, card = _text(body, "reference"), _text(body, "card")
-    token, auth_code = str(body.get("token", ""))[:64], str(body.get("auth_code", ""))[:16]
+    auth_code = _text(body, "auth_code") if body.get("auth_code") else ""
     return ("terminal_authorization",
-            lambda: acquirer.terminal_authorization(reference, amount, currency, card, token, auth_code), amount)
+            lambda: acquirer.terminal_authorization(reference, amount, currency, card, auth_code), amount)
 
 
 def _amount(body: dict[str, Any]) -> int:
@@ -733,6 +735,25 @@ def deliver(acquirer: Acquirer, webhook: Webhook, attempts: int = 3) -> int | st
         if attempt + 1 < attempts and acquirer.stopping.wait(1.0):
             break
     return outcome
+
+
+def terminal_reporter(url: str, timeout: float = 2.0) -> Callable[[Approval], None]:
+    """The mock payment terminal's `report_approval` for the simulator at `url`: each approval becomes a
+    terminal authorization there (its reference the provider_ref), so the hub can capture, void and refund it.
+    A simulator that cannot be reached is logged and the approval stands (the hub's capture will then be
+    declined, as a real acquirer that never saw the authorization would)."""
+    def report(approval: Approval) -> None:
+        body = json.dumps({"reference": approval.reference, "amount_minor": approval.amount_minor,
+                           "currency": approval.currency, "card": approval.card,
+                           "auth_code": approval.auth_code}).encode()
+        request = urllib.request.Request(f"{url}/v1/terminal_authorizations", data=body, method="POST", headers={
+            "Content-Type": "application/json", "Idempotency-Key": f"terminal-{approval.reference}"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout):
+                pass
+        except OSError as error:
+            log.warning("the terminal's approval %s did not reach the acquirer: %s", approval.reference, error)
+    return report
 
 
 def main(argv: list[str] | None = None) -> None:

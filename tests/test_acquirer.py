@@ -15,9 +15,11 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from drivers.payment_terminal import SerialPaymentTerminal
 from hub.payments.acquirer import GATEWAY_SECONDS, BadAnswer, HttpGateway
 from hub.payments.gateway import GatewayTimeout, GatewayUnavailable, Outcome
-from mocks.acquirer import APPROVE, DECLINE, PARTIAL, SETTLEMENT_FAILS, read_secrets
+from mocks.acquirer import APPROVE, DECLINE, PARTIAL, SETTLEMENT_FAILS, read_secrets, terminal_reporter
+from mocks.payment_terminal import PaymentTerminalMock
 from tests.acquirer_support import TEST_SECRET, receiving_webhooks, running_acquirer
 
 T = TypeVar("T")
@@ -229,9 +231,32 @@ def test_rotation_signs_with_the_new_secret_and_keeps_the_old_listed(tmp_path: P
 
 def test_terminal_authorizations_are_captured_like_any_other() -> None:
     with running_acquirer() as acquirer:
-        acquirer.report_terminal_approval("T-0001.1", 2500, token="tok_terminal_1")
+        acquirer.report_terminal_approval("T-0001.1", 2500)
         captured = gateway_call(acquirer.url, "capture", "cap-t", "T-0001.1", 2500)
         assert captured.outcome is Outcome.CAPTURED and captured.provider_ref == "T-0001.1"
-        # the token the terminal reported authorizes later (an offline approval)
-        later = gateway_call(acquirer.url, "authorize", "off-1", 800, "EUR", "tok_terminal_1")
+        # a card the terminal stored offline is authorized later by its token
+        later = gateway_call(acquirer.url, "authorize", "off-1", 800, "EUR", f"tok_{APPROVE}")
         assert later.outcome is Outcome.AUTHORIZED
+        assert gateway_call(acquirer.url, "authorize", "off-2", 800, "EUR", f"tok_{DECLINE}").outcome is Outcome.DECLINED
+
+
+def test_the_mock_terminal_reports_its_approvals_so_the_hub_can_capture_them(tmp_path: Path) -> None:
+    with running_acquirer() as acquirer, PaymentTerminalMock(
+            tmp_path / "terminal", processing_time=0.05, report_approval=terminal_reporter(acquirer.url)) as mock, \
+            SerialPaymentTerminal(str(mock.path), response_timeout=2.0) as terminal:
+        terminal.start_payment(1250, "EUR", "sale-1")
+        mock.present_card(scheme="MASTERCARD")
+        deadline = time.monotonic() + 5
+        while not (status := terminal.status("sale-1")).final and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert status.stage == "approved"
+        payment = acquirer.payment("sale-1")
+        assert (payment["status"], payment["authorized_minor"], payment["auth_code"], payment["source"]) == (
+            "authorized", 1250, status.auth_code, "terminal")
+        terminal.start_payment(700, "EUR", "sale-2")
+        mock.present_card(approve=False)
+        while not terminal.status("sale-2").final:
+            time.sleep(0.01)
+        assert "sale-2" not in acquirer.state()["payments"]  # a decline is not an authorization
+        captured = gateway_call(acquirer.url, "capture", "cap-1", "sale-1", 1250)
+        assert (captured.outcome, captured.amount_minor) == (Outcome.CAPTURED, 1250)
