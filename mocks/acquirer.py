@@ -411,6 +411,12 @@ class AcquirerServer:
         self._thread.start()
         return self
 
+    def __enter__(self) -> AcquirerServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         self.acquirer.stopping.set()
         self.acquirer.released.set()
@@ -436,6 +442,9 @@ def _handler(acquirer: Acquirer) -> type[BaseHTTPRequestHandler]:
             key = self.headers.get("Idempotency-Key", "")
             try:
                 body = self._body() if method == "POST" else {}
+                if method == "GET" and path == "/":
+                    self._index()
+                    return
                 if method == "GET" and path.startswith("/pay/"):
                     self._page(path.removeprefix("/pay/"))
                     return
@@ -539,6 +548,18 @@ def _handler(acquirer: Acquirer) -> type[BaseHTTPRequestHandler]:
                 f"<h1>Pay {amount}</h1><p>{html.escape(checkout.description)}</p>"
                 f'<form method="post" action="/pay/{ref}/pay"><button id="pay">Pay</button></form>'
                 f'<form method="post" action="/pay/{ref}/decline"><button id="decline">Decline</button></form>'))
+
+        def _index(self) -> None:
+            """The QR payments waiting for a customer, for a person running the demo without a phone at hand."""
+            with acquirer.lock:
+                for checkout in acquirer.checkouts.values():
+                    acquirer._expire(checkout)
+                waiting = [(c.ref, c.amount_minor, c.currency) for c in acquirer.checkouts.values()
+                           if c.status == "pending"]
+            items = "".join(f'<li><a href="/pay/{ref}">{amount / 100:.2f} {currency}</a></li>'
+                            for ref, amount, currency in reversed(waiting))
+            self._html(200, "<h1>Simulated acquirer</h1><p>QR payments waiting for the customer's phone:</p>"
+                       f"<ul>{items or '<li>none</li>'}</ul>")
 
         def _customer(self, rest: str) -> None:
             ref, _, choice = rest.partition("/")
