@@ -179,6 +179,8 @@ class Acquirer:
         self.delay_s = 0.0
         self.delay_count: int | None = None
         self.hold_count = 0
+        self.drop_count = 0
+        self.drop_mode = "close"
         self.released = threading.Event()
         self.stopping = threading.Event()
         self._auth_codes = itertools.count(200001)
@@ -463,6 +465,9 @@ def _handler(acquirer: Acquirer) -> type[BaseHTTPRequestHandler]:
                 raise _Refusal(404, "resource_missing", "no such endpoint", kept=False)
             except _Refusal as refusal:
                 self._json(method, path, key, refusal.status, refusal.body)
+            except (ValueError, TypeError, KeyError) as error:  # a control's malformed value
+                self._json(method, path, key, 400, {"error": {"type": "invalid_request_error",
+                                                              "code": "parameter_invalid", "message": repr(error)[:200]}})
 
         def _body(self) -> dict[str, Any]:
             length = self.headers.get("Content-Length", "0")
@@ -490,28 +495,22 @@ def _handler(acquirer: Acquirer) -> type[BaseHTTPRequestHandler]:
             name, run, amount = _operation(acquirer, path, body)
             fingerprint = json.dumps([path, body], sort_keys=True)
             with acquirer.lock:
-                known = acquirer.calls.get(key)
-                if known is not None and known.fingerprint != fingerprint:
-                    raise _Refusal(409, "idempotency_key_in_use",
-                                   "this Idempotency-Key was used for a different request", kept=False)
-                if known is None:
-                    known = acquirer.calls[key] = Call(name, fingerprint)
-                    known.executions += 1
-                    try:
-                        known.status, known.answer = 200, run()
-                    except _Refusal as refusal:
-                        if not refusal.kept:
-                            del acquirer.calls[key]
-                            raise
-                        known.status, known.answer = refusal.status, refusal.body
-                status, answer = known.status, known.answer
-                held = acquirer.hold_count > 0
-                if held:
-                    acquirer.hold_count -= 1
-                delay = acquirer.delay_s if acquirer.delay_count != 0 else 0.0
-                if acquirer.delay_count:
-                    acquirer.delay_count -= 1
-            if amount % 100 == LOST_ANSWER:
+                dropped = acquirer.drop_count > 0
+                if dropped:
+                    acquirer.drop_count -= 1
+                else:
+                    known, executed = self._execute(key, name, fingerprint, run)
+                    status, answer = known.status, known.answer
+                    held = acquirer.hold_count > 0
+                    if held:
+                        acquirer.hold_count -= 1
+                    delay = acquirer.delay_s if acquirer.delay_count != 0 else 0.0
+                    if acquirer.delay_count:
+                        acquirer.delay_count -= 1
+            if dropped:
+                self._drop(path, key)
+                return
+            if executed and amount % 100 == LOST_ANSWER:
                 self._lose(path, key)
                 return
             if amount % 100 == SLOW_ANSWER:
@@ -524,6 +523,38 @@ def _handler(acquirer: Acquirer) -> type[BaseHTTPRequestHandler]:
             if delay:
                 acquirer.stopping.wait(delay)
             self._json("POST", path, key, status, answer)
+
+        def _execute(self, key: str, name: str, fingerprint: str, run: Callable[[], dict[str, Any]]
+                     ) -> tuple[Call, bool]:
+            """The call made with `key` (made now, or found made before: the bool says which); under the lock."""
+            known = acquirer.calls.get(key)
+            if known is not None:
+                if known.fingerprint != fingerprint:
+                    raise _Refusal(409, "idempotency_key_in_use",
+                                   "this Idempotency-Key was used for a different request", kept=False)
+                return known, False
+            known = acquirer.calls[key] = Call(name, fingerprint, executions=1)
+            try:
+                known.status, known.answer = 200, run()
+            except _Refusal as refusal:
+                if not refusal.kept:
+                    del acquirer.calls[key]
+                    raise
+                known.status, known.answer = refusal.status, refusal.body
+            except BaseException:
+                del acquirer.calls[key]
+                raise
+            return known, True
+
+        def _drop(self, path: str, key: str) -> None:
+            """The call never reached the provider: nothing is done or kept (status says 404), and the client
+            sees its connection closed, or a 503, as the drop control asked."""
+            log.info("POST %s key=%s -> dropped (%s)", path, key, acquirer.drop_mode)
+            if acquirer.drop_mode == "503":
+                self._json("POST", path, key, 503, {"error": {"type": "api_error", "code": "unavailable",
+                                                               "message": "the service is unavailable"}})
+            else:
+                self.close_connection = True
 
         def _lose(self, path: str, key: str) -> None:
             """The call was made; its answer never comes (the connection is dropped after a long silence)."""
@@ -698,6 +729,9 @@ def _control(acquirer: Acquirer, method: str, command: str, body: dict[str, Any]
         elif command == "hold":
             acquirer.hold_count = int(body.get("count", 1))
             acquirer.released.clear()
+        elif command == "drop":
+            acquirer.drop_count = int(body.get("count", 1))
+            acquirer.drop_mode = "503" if body.get("mode") == "503" else "close"
         elif command == "release":
             acquirer.hold_count = 0
             acquirer.released.set()

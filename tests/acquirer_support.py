@@ -70,6 +70,11 @@ class RunningAcquirer:
         times out)."""
         self.control("hold", count=count)
 
+    def drop(self, count: int = 1, mode: str = "close") -> None:
+        """Lose the next `count` calls before they reach the provider (nothing is done; status says never seen):
+        the connection is closed unanswered, or (mode "503") answered 503."""
+        self.control("drop", count=count, mode=mode)
+
     def release(self) -> None:
         self.control("release")
 
