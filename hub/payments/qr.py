@@ -21,10 +21,11 @@ import asyncpg
 import trio
 
 from hub.console.context import Console
-from hub.payments import intents, provider
+from hub.payments import intents, provider, requests
 from hub.payments.gateway import GatewayTimeout, GatewayUnavailable, Outcome
 from hub.payments.model import Refused, State
-from hub.payments.service import Conflict, NoProvider, NotFound, Payments
+from hub.payments.intents import Intent
+from hub.payments.service import SYSTEM, Conflict, NoProvider, NotFound, Payments
 from novapos import validators
 from novapos.wire.payments import QR, decode, encode
 from novapos.wire.subjects import parse_request_subject
@@ -35,7 +36,7 @@ QR_REQUESTS = f"novapos.*.*.req.{QR}"
 SWEEP_EVERY_S = 10.0
 """How often unpaid checkouts past their expiry are looked for (a QR code lives for minutes)."""
 SWEEP_BATCH = 100
-EXPIRY_ACTOR = "system:qr-expiry"
+EXPIRY_ACTOR = f"{SYSTEM}qr-expiry"
 
 
 def checkout_key(intent_id: object) -> str:
@@ -48,30 +49,26 @@ async def answer_qr(pool: asyncpg.Pool, subject: str, data: bytes) -> bytes:
     {intent, pay_url, expires_at}, or {"refused": {code, message, state?}}."""
     tenant, store = parse_request_subject(subject, QR)
     body = decode("a pay_qr request", data)
-    tender_id = validators.text("tender_id", body.get("tender_id"), max_length=validators.MAX_TOKEN_LENGTH)
+    tender_id = validators.token("tender_id", body.get("tender_id"))
     till = validators.token("till", body.get("till"))
     amount = validators.minor_units("amount_minor", body.get("amount_minor"), minimum=1)
     currency = validators.currency("currency", body.get("currency"))
-    actor = validators.text("actor", body.get("actor"))
+    who = requests.actor("actor", body.get("actor"))
     payments = provider.current()
     try:
         if payments.gateway is None:
             raise NoProvider("QR payments need a payment provider, and this hub has none: take card or cash")
         intent = await payments.create(tenant, store, tender_id=tender_id, method="qr", amount_minor=amount,
-                                       currency=currency, actor=actor, till=till)
+                                       currency=currency, actor=who, till=till)
         return encode(await _checkout(pool, payments, intent, f"{store} {till}"))
-    except Refused as exc:
-        return encode({"refused": {"code": 409, "message": str(exc), "state": str(exc.state)}})
-    except NotFound as exc:
-        return encode({"refused": {"code": 404, "message": str(exc)}})
-    except Conflict as exc:
-        return encode({"refused": {"code": 409, "message": str(exc)}})
-    except (NoProvider, GatewayUnavailable, GatewayTimeout) as exc:
-        return encode({"refused": {"code": 503, "message": str(exc) or "the payment provider did not answer: "
-                                                                       "try again, or take card or cash"}})
+    except (Refused, NotFound, Conflict, NoProvider) as exc:
+        return encode({"refused": requests.refusal(exc)})
+    except (GatewayUnavailable, GatewayTimeout):
+        return encode({"refused": {"code": 503, "message": "the payment provider did not answer: try again, or "
+                                                           "take card or cash"}})
 
 
-async def _checkout(pool: asyncpg.Pool, payments: Payments, intent: Any, description: str) -> dict[str, Any]:
+async def _checkout(pool: asyncpg.Pool, payments: Payments, intent: Intent, description: str) -> dict[str, Any]:
     """The intent's checkout: the one kept, or a new one asked of the provider and kept with its reference."""
     async with pool.acquire() as conn:
         kept = await conn.fetchrow("SELECT pay_url, expires_at FROM payment_qr_checkouts WHERE intent_id = $1",
@@ -91,8 +88,8 @@ async def _checkout(pool: asyncpg.Pool, payments: Payments, intent: Any, descrip
             kept = await conn.fetchrow("SELECT pay_url, expires_at FROM payment_qr_checkouts WHERE intent_id = $1",
                                        intent.id)
     async with pool.acquire() as conn:
-        intent = await intents.by_id(conn, intent.tenant, intent.id)
-    return {"intent": intent.to_json(), "pay_url": kept["pay_url"], "expires_at": kept["expires_at"].isoformat()}
+        now = await intents.by_id(conn, intent.tenant, intent.id)
+    return {"intent": (now or intent).to_json(), "pay_url": kept["pay_url"], "expires_at": kept["expires_at"].isoformat()}
 
 
 async def expire(pool: asyncpg.Pool, payments: Payments) -> int:

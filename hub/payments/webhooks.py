@@ -8,7 +8,8 @@ timestamp further than [payments] webhook_tolerance_s from the hub's clock is re
 cannot be replayed later; inside the tolerance, the event's id is looked up in webhook_events, so the same event
 posted twice moves a payment once.
 
-Secrets come from [payments] webhook_secrets_file, one per line, newest first. Rotation is an overlap: list the
+Secrets come from [payments] webhook_secrets_file, one per line, newest first (blank lines and lines starting
+with # are skipped). Rotation is an overlap: list the
 new secret above the old one, switch the provider to the new one, then remove the old line; the file is read
 again whenever it changes, with no restart. A missing or empty file refuses every webhook (503, logged): the
 provider retries later, and nothing unauthenticated is ever applied.
@@ -118,7 +119,8 @@ class Secrets:
             seen = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
             if seen != self._seen:
                 lines = self.path.read_text(encoding="utf-8").splitlines()
-                self._secrets, self._seen = tuple(line.strip() for line in lines if line.strip()), seen
+                self._secrets = tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+                self._seen = seen
                 log.info("webhook secrets read from %s: %d active", self.path, len(self._secrets))
         except (OSError, UnicodeDecodeError) as exc:
             self._seen, self._secrets = None, ()
