@@ -7,9 +7,10 @@ key "qr:<intent id>", which the provider keeps: a till that asks again after a l
 checkout, never a second one. The checkout (its pay_url and expiry) is kept beside the intent, so that a
 repeated request is answered from PostgreSQL without calling the provider again.
 
-Expiry asks the provider first (status of the checkout's key): a payment made just before the code expired, whose
-webhook is still on its way, is captured rather than cancelled; only a checkout the provider says is unpaid is
-cancelled, through the provider (Payments.cancel), so that the customer's page can no longer take the money.
+Expiry asks the provider by cancelling the checkout there (Payments.cancel): the provider ends an unpaid checkout
+(its page takes no money after that) and refuses to cancel one the customer has paid, so a payment made just
+before the code expired, whose webhook is still on its way, is never cancelled at the hub. Asking for a status
+and cancelling after would leave a window between the two; the provider's one answer leaves none.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import trio
 
 from hub.console.context import Console
 from hub.payments import intents, provider, requests
-from hub.payments.gateway import GatewayTimeout, GatewayUnavailable, Outcome
+from hub.payments.gateway import GatewayTimeout, GatewayUnavailable
 from hub.payments.model import Refused, State
 from hub.payments.intents import Intent
 from hub.payments.service import SYSTEM, Conflict, NoProvider, NotFound, Payments
@@ -36,6 +37,8 @@ QR_REQUESTS = f"novapos.*.*.req.{QR}"
 SWEEP_EVERY_S = 10.0
 """How often unpaid checkouts past their expiry are looked for (a QR code lives for minutes)."""
 SWEEP_BATCH = 100
+RETRY_REFUSED_S = 300
+"""A checkout whose cancel the provider refused (paid, its webhook not here yet) is asked about again after this."""
 EXPIRY_ACTOR = f"{SYSTEM}qr-expiry"
 
 
@@ -93,32 +96,31 @@ async def _checkout(pool: asyncpg.Pool, payments: Payments, intent: Intent, desc
 
 
 async def expire(pool: asyncpg.Pool, payments: Payments) -> int:
-    """(asyncio side) Settle the unpaid checkouts past their expiry: what the provider says happened, or a
-    cancel. How many were settled."""
+    """(asyncio side) Cancel the unpaid checkouts past their expiry, at the provider; how many were cancelled. The
+    provider's cancel is the question and the answer at once: it refuses to cancel a checkout the customer has
+    paid (or declined), whose webhook then settles the intent; such a checkout is looked at again later."""
     async with pool.acquire() as conn:
         rows = await conn.fetch(
-            "SELECT c.intent_id, c.tenant, c.provider_ref FROM payment_qr_checkouts c"
-            " JOIN payment_intents i ON i.id = c.intent_id"
+            "SELECT c.intent_id, c.tenant FROM payment_qr_checkouts c JOIN payment_intents i ON i.id = c.intent_id"
             " WHERE c.expires_at < now() AND i.state = 'awaiting_payment_method' ORDER BY c.expires_at LIMIT $1",
             SWEEP_BATCH)
-    if not rows or payments.gateway is None:
-        return 0
-    settled = 0
+    cancelled = 0
     for row in rows:
         try:
-            answer = await payments.gateway.status(checkout_key(row["intent_id"]))
-            if answer is not None and answer.outcome == Outcome.CAPTURED:
-                await payments.provider_says(payments.gateway.name, row["provider_ref"], Outcome.CAPTURED,
-                                             answer.amount_minor)
-            elif answer is not None and answer.outcome in (Outcome.DECLINED, Outcome.FAILED):
-                await payments.provider_says(payments.gateway.name, row["provider_ref"], Outcome.FAILED, 0)
-            else:
-                await payments.cancel(row["tenant"], row["intent_id"], actor=EXPIRY_ACTOR,
-                                      reason="the QR code expired unpaid")
-            settled += 1
-        except (Refused, NotFound, GatewayUnavailable, GatewayTimeout) as exc:
-            log.info("QR payment %s past its expiry is left for the next sweep: %s", row["intent_id"], exc)
-    return settled
+            intent = await payments.cancel(row["tenant"], row["intent_id"], actor=EXPIRY_ACTOR,
+                                           reason="the QR code expired unpaid")
+        except (Refused, NotFound, NoProvider) as exc:  # settled meanwhile (its webhook), or no provider to ask
+            log.info("QR payment %s past its expiry was not cancelled: %s", row["intent_id"], exc)
+            continue
+        if intent.state == State.CANCELLED:
+            cancelled += 1
+            continue
+        log.warning("the provider would not cancel QR payment %s past its expiry (%s): its webhook should settle "
+                    "it; asking again in %d s", intent.id, intent.last_error or intent.state, RETRY_REFUSED_S)
+        async with pool.acquire() as conn:
+            await conn.execute("UPDATE payment_qr_checkouts SET expires_at = now() + make_interval(secs => $2)"
+                               " WHERE intent_id = $1", intent.id, RETRY_REFUSED_S)
+    return cancelled
 
 
 async def expire_checkouts(console: Console) -> None:
