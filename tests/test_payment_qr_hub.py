@@ -16,7 +16,7 @@ from novapos.config import HubConfig
 from novapos.wire.ids import uuid7
 from novapos.wire.payments import QR, REFUND, STATUS
 from tests.conftest import query, wait_until
-from tests.payments_hub import STORE, ask, audit_actions, intent_state, payments_hub
+from tests.payments_hub import STORE, ask, audit_actions, intent_state, payments_hub, webhook_url
 
 
 def _request(amount_minor: int = 1250, tender_id: str | None = None) -> dict[str, Any]:
@@ -85,14 +85,26 @@ async def test_bad_qr_requests_are_refused_and_change_nothing(hub_config: HubCon
         assert len(await query(hub_config.database_url, "SELECT 1 FROM payment_intents")) == 1
 
 
-async def test_a_checkout_expired_unpaid_is_cancelled_after_asking_the_provider(
+async def test_a_checkout_expired_unpaid_is_cancelled_at_the_provider_and_one_paid_is_not(
         hub_config: HubConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(qr, "SWEEP_EVERY_S", 0.2)
-    async with payments_hub(hub_config, tmp_path) as (_hub, acquirer, _secrets):
+    async with payments_hub(hub_config, tmp_path) as (hub, acquirer, _secrets):
         unpaid = (await ask(hub_config, "demo", STORE, QR, _request(700)))["intent"]
-        await trio.to_thread.run_sync(acquirer.expire, unpaid["provider_ref"])
+        paid = (await ask(hub_config, "demo", STORE, QR, _request(800)))["intent"]
+        # the customer pays the second just before it expires, and its webhook is held up on the way
+        await trio.to_thread.run_sync(lambda: acquirer.control("webhook_url", url=""))
+        assert "Paid" in await trio.to_thread.run_sync(acquirer.pay, paid["provider_ref"])
         await query(hub_config.database_url, "UPDATE payment_qr_checkouts SET expires_at = now() - interval '1 s'")
 
-        async def cancelled() -> bool:
-            return await intent_state(hub_config.database_url, unpaid["id"]) == "cancelled"
-        await wait_until(cancelled)
+        async def swept() -> bool:  # the paid one's cancel refused by the provider: asked again later, not cancelled
+            [held] = await query(hub_config.database_url, "SELECT expires_at > now() AS later FROM"
+                                                          " payment_qr_checkouts WHERE intent_id = $1::uuid", paid["id"])
+            return held["later"] and await intent_state(hub_config.database_url, unpaid["id"]) == "cancelled"
+        await wait_until(swept)
+        assert acquirer.acquirer.checkouts[unpaid["provider_ref"]].status == "cancelled"  # its page takes no money
+        assert "cancelled" in await trio.to_thread.run_sync(acquirer.pay, unpaid["provider_ref"])
+        assert await intent_state(hub_config.database_url, paid["id"]) == "awaiting_payment_method"
+        [event] = (await trio.to_thread.run_sync(acquirer.state))["webhooks"]
+        await trio.to_thread.run_sync(lambda: acquirer.control("webhook_url", url=webhook_url(hub)))
+        assert await trio.to_thread.run_sync(acquirer.replay, event) == 200  # the provider's retry arrives
+        assert await intent_state(hub_config.database_url, paid["id"]) == "captured"

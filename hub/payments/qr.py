@@ -24,8 +24,8 @@ import trio
 from hub.console.context import Console
 from hub.payments import intents, provider, requests
 from hub.payments.gateway import GatewayTimeout, GatewayUnavailable
-from hub.payments.model import Refused, State
 from hub.payments.intents import Intent
+from hub.payments.model import Refused, State
 from hub.payments.service import SYSTEM, Conflict, NoProvider, NotFound, Payments
 from novapos import validators
 from novapos.wire.payments import QR, decode, encode

@@ -31,7 +31,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncpg
 from starlette.requests import Request
@@ -42,7 +42,7 @@ from hub.audit.chain import Entry, record
 from hub.console.context import Console
 from hub.payments import intents, provider
 from hub.payments.gateway import Outcome
-from hub.payments.model import Refused
+from hub.payments.model import State
 from novapos import validators
 from novapos.adapters.http import ApiError, route
 from novapos.logs import escape
@@ -56,6 +56,8 @@ MAX_SIGNATURES = 8
 """v1 entries looked at in one header: two during a rotation, a few more would be a provider's odd choice."""
 OUTCOMES = {"payment.succeeded": Outcome.CAPTURED, "payment.failed": Outcome.FAILED}
 """The event types that move a payment, and where they move it; any other type is accepted and ignored."""
+SETTLES = {"payment.succeeded": frozenset({State.CAPTURED, State.REFUNDED}), "payment.failed": frozenset({State.FAILED})}
+"""Where a payment is once an event of that type has been applied to it (or was, before)."""
 
 
 class Refusal(Exception):
@@ -186,7 +188,7 @@ async def _audit(conn: asyncpg.Connection, received: Received, action: str, acto
                              details=received.details(**details)))
 
 
-async def refuse(pool: asyncpg.Pool, received: Received, refusal: Refusal, *, verified: bool,
+async def refuse(pool: asyncpg.Pool, received: Received, refusal: Refusal, verified: bool,
                  event_id: str | None = None) -> None:
     """(asyncio side) Audit a refused webhook in its tenant's chain; nothing else changes. Its actor says
     whether the signature had verified (the provider's, then) or not (anyone's)."""
@@ -201,40 +203,46 @@ async def take(pool: asyncpg.Pool, received: Received, event: Event) -> dict[str
     or Refusal (audited) when it names no payment of this tenant. The payment moves first (provider_says is
     idempotent), then the event id is kept: a hub that dies in between applies the provider's retry again,
     harmlessly, where keeping the id first would have ignored the retry and lost the payment."""
-    actor = f"provider:{received.provider}"
     async with pool.acquire() as conn:
         seen = await conn.fetchrow("SELECT received_at FROM webhook_events WHERE provider = $1 AND event_id = $2",
                                    received.provider, event.id)
         if seen is not None:
             return await _replayed(conn, received, event, seen["received_at"])
-        outcome, reason, store, target = "ignored", f"{event.type} events are not acted on", None, None
-        if event.type in OUTCOMES:
-            intent = await intents.by_provider_ref(conn, received.provider, event.provider_ref)
-            if intent is None or intent.tenant != received.tenant:
-                refusal = Refusal(400, f"tenant {received.tenant} has no payment with the provider's reference "
-                                       f"{validators.describe(event.provider_ref)}")
-                await refuse(pool, received, refusal, verified=True, event_id=event.id)
-                raise refusal
-            try:
-                moved = await provider.current().provider_says(received.provider, event.provider_ref,
-                                                               OUTCOMES[event.type], event.amount_minor)
-            except Refused as exc:
-                refusal = Refusal(409, f"the payment cannot take this event: {exc}")
-                await refuse(pool, received, refusal, verified=True, event_id=event.id)
-                raise refusal from None
-            intent = moved or intent
-            outcome, store, target = "applied", intent.store, str(intent.id)
-            reason = f"payment {intent.id} is {intent.state}"
-        async with conn.transaction():
-            kept = await conn.fetchval(
-                "INSERT INTO webhook_events (provider, event_id, tenant, type, outcome, reason)"
-                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING received_at",
-                received.provider, event.id, received.tenant, event.type, outcome, reason)
-            if kept is None:  # the same event, delivered twice at once, was kept by the other delivery
-                return await _replayed(conn, received, event, None)
-            await _audit(conn, received, "payment.webhook_accepted", actor, store=store, target=target,
-                         event_id=event.id, type=event.type, outcome=outcome, reason=reason)
+        intent = None if event.type not in OUTCOMES else \
+            await intents.by_provider_ref(conn, received.provider, event.provider_ref)
+    outcome, reason, store, target = "ignored", f"{event.type} events are not acted on", None, None
+    if event.type in OUTCOMES:
+        if intent is None or intent.tenant != received.tenant:
+            await _refuse(pool, received, event, 400, f"tenant {received.tenant} has no payment with the provider's "
+                                                      f"reference {validators.describe(event.provider_ref)}")
+        moved = await provider.current().provider_says(received.provider, event.provider_ref,
+                                                       OUTCOMES[event.type], event.amount_minor) or intent
+        if moved.state == State.PROCESSING:  # a call about it is out (the expiry's cancel): not news yet
+            await _refuse(pool, received, event, 503, f"payment {moved.id} is waiting for the provider's answer to "
+                                                      f"its {moved.pending}: send this event again shortly")
+        store, target = moved.store, str(moved.id)
+        if moved.state in SETTLES[event.type]:
+            outcome, reason = "applied", f"payment {moved.id} is {moved.state}"
+        else:
+            reason = f"payment {moved.id} is {moved.state}, which {event.type} cannot change: a person must look"
+            log.warning("a verified %s webhook (%s) names payment %s, which is %s; left for a person",
+                        event.type, escape(event.id), moved.id, moved.state)
+    async with pool.acquire() as conn, conn.transaction():
+        kept = await conn.fetchval(
+            "INSERT INTO webhook_events (provider, event_id, tenant, type, outcome, reason)"
+            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING received_at",
+            received.provider, event.id, received.tenant, event.type, outcome, reason)
+        if kept is None:  # the same event, delivered twice at once, was kept by the other delivery
+            return await _replayed(conn, received, event, None)
+        await _audit(conn, received, "payment.webhook_accepted", f"provider:{received.provider}", store=store,
+                     target=target, event_id=event.id, type=event.type, outcome=outcome, reason=reason)
     return {"outcome": outcome, "event": event.id, "message": reason}
+
+
+async def _refuse(pool: asyncpg.Pool, received: Received, event: Event, status: int, reason: str) -> NoReturn:
+    refusal = Refusal(status, reason)
+    await refuse(pool, received, refusal, True, event.id)
+    raise refusal
 
 
 async def _replayed(conn: asyncpg.Connection, received: Received, event: Event, first: Any) -> dict[str, Any]:
@@ -284,7 +292,7 @@ def routes(console: Console) -> list[BaseRoute]:
             verified = True
             event = parse_event(raw)
         except Refusal as refusal:
-            await console.seam.run(refuse, pool, received, refusal, verified=verified)
+            await console.seam.run(refuse, pool, received, refusal, verified)
             raise _answer(tenant, refusal) from None
         try:
             return JSONResponse(await console.seam.run(take, pool, received, event))
