@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import asyncpg
+from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
@@ -58,6 +59,11 @@ OUTCOMES = {"payment.succeeded": Outcome.CAPTURED, "payment.failed": Outcome.FAI
 """The event types that move a payment, and where they move it; any other type is accepted and ignored."""
 SETTLES = {"payment.succeeded": frozenset({State.CAPTURED, State.REFUNDED}), "payment.failed": frozenset({State.FAILED})}
 """Where a payment is once an event of that type has been applied to it (or was, before)."""
+
+
+WEBHOOKS = Counter("novapos_hub_payment_webhooks_total", "Payment provider webhooks by result",
+                   ["result"])
+"""accepted, replayed, refused: a rise in refusals is a misconfigured secret, or someone knocking."""
 
 
 class Refusal(Exception):
@@ -186,6 +192,7 @@ async def _audit(conn: asyncpg.Connection, received: Received, action: str, acto
                  target: str | None = None, **details: Any) -> None:
     await record(conn, Entry(received.tenant, actor, action, store=store, target=target,
                              details=received.details(**details)))
+    WEBHOOKS.labels(action.removeprefix("payment.webhook_")).inc()
 
 
 async def refuse(pool: asyncpg.Pool, received: Received, refusal: Refusal, verified: bool,
@@ -277,6 +284,7 @@ def routes(console: Console) -> list[BaseRoute]:
         tenant, named = request.path_params["tenant"], request.path_params["provider"]
         if tenant not in console.tenants:
             log.info("refused a payment webhook for %s, a tenant this hub does not serve", escape(tenant))
+            WEBHOOKS.labels("refused").inc()
             raise ApiError(404, f"this hub serves no tenant {validators.describe(tenant)}")
         pool = console.ready_pool()
         raw, cut_off = await _body(request)
