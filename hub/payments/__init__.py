@@ -10,6 +10,7 @@ from starlette.routing import BaseRoute
 from hub.console.context import Console
 from hub.domains import Domain
 from hub.payments import qr, webhooks
+from hub.payments.requests import RESPONDERS
 
 
 def _routes(console: Console) -> Sequence[BaseRoute]:
@@ -17,5 +18,5 @@ def _routes(console: Console) -> Sequence[BaseRoute]:
 
 
 DOMAIN = Domain("payments", migrations=Path(__file__).parent / "migrations",
-                responders={qr.QR_REQUESTS: qr.answer_qr}, routes=_routes, services=(qr.expire_checkouts,),
-                openapi=webhooks.OPENAPI)
+                responders={**RESPONDERS, qr.QR_REQUESTS: qr.answer_qr}, routes=_routes,
+                services=(qr.expire_checkouts,), openapi=webhooks.OPENAPI)
