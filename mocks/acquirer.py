@@ -122,7 +122,7 @@ class QrCheckout:
     description: str
     expires_at: datetime
     status: str = "pending"
-    """pending, succeeded, failed or expired."""
+    """pending, succeeded, failed, expired or cancelled (by the hub, once expired unpaid)."""
 
 
 @dataclass
@@ -227,6 +227,14 @@ class Acquirer:
         payment.status, payment.captured_minor, payment.captured_on = "captured", amount, _today()
 
     def cancel(self, ref: str) -> dict[str, Any]:
+        checkout = self.checkouts.get(ref)
+        if checkout is not None and ref not in self.payments:  # a QR code nobody paid: its page takes no more money
+            self._expire(checkout)
+            if checkout.status not in ("pending", "expired"):
+                raise _Refusal(402, "payment_unexpected_state", f"this QR payment is {checkout.status}: it cannot "
+                                                                "be cancelled", provider_ref=ref)
+            checkout.status = "cancelled"
+            return {**_checkout_json(checkout, self.base_url), "authorized_minor": 0}
         payment = self._payment(ref)
         if payment.status != "authorized":
             raise _Refusal(402, "payment_unexpected_state", f"this payment is {payment.status}: it cannot be cancelled",

@@ -238,6 +238,8 @@ ELSEWHERE: dict[tuple[str, str], str] = {
     ("POST", "/api/logout"): "tests/test_identity_login.py (it would end the sessions this table uses)",
     ("POST", "/api/catalog/imports"): "tests/test_console_uploads.py (a text/csv body, not JSON; each role there)",
     ("GET", "/api/catalog/imports/{id}"): "tests/test_console_uploads.py (a job of the hub process; each role there)",
+    ("POST", "/api/payments/webhooks/{tenant}/{provider}"): "tests/test_payment_webhooks.py (no session: the "
+                                                             "provider's signature is the authentication)",
 }
 """Console routes whose role matrix lives in another test, or is added by their domain's owner."""
 

@@ -514,10 +514,13 @@ HUB_ENDPOINTS = (
     Endpoint("GET", "/api/drawer-sessions"),
     Endpoint("GET", "/api/drawer-sessions/{id}"),
     Endpoint("GET", "/api/returns"),
+    Endpoint("POST", "/api/payments/webhooks/{tenant}/{provider}"),  # signatures: tests/test_payment_webhooks.py
 )
 """Every route of the hub console; the values a client controls are its path ids and query parameters. They
 are sent signed in as a tenant admin (with the session's CSRF header), so that what answers is the door's
 validation, not the refusal of an anonymous client (tests/test_access_matrix.py covers who may do what)."""
+PATH_NAMES = {"login": "ada", "tenant": "demo", "provider": "simulator"}
+"""The path parameters that are names, not ids: valid ones, so the attack is the request's other parts."""
 HOSTILE_IDS = [*HOSTILE_SEGMENTS, ("zero", "0"), ("negative", "-1"), ("past bigint", str(2**63)),
                ("5000 digits", "9" * 5000), ("decimal", "1.5"), ("not a dead letter", "999999")]
 HOSTILE_LIMITS = ["0", "-1", "501", "1.5", "abc", "9" * 5000, "%00", "%E2%80%AE"]
@@ -533,7 +536,7 @@ def _hub_attacks(endpoint: Endpoint, port: int, session: dict[str, str]) -> Iter
     carries `session` (the signed-in admin's cookie and CSRF headers)."""
     def request(method: str, ids: str = "1", query: str = "", content: bytes | None = b"{}",
                 headers: dict[str, str] | None = None) -> httpx.Request:
-        url = f"http://127.0.0.1:{port}{endpoint.path.replace('{store}', ids).format(id=ids, login='ada')}{query}"
+        url = f"http://127.0.0.1:{port}{endpoint.path.replace('{store}', ids).format(id=ids, **PATH_NAMES)}{query}"
         return httpx.Request(method, url, content=content, headers={
             **session, **({"content-type": "application/json"} if headers is None else headers)})
 
@@ -575,7 +578,7 @@ async def test_hostile_requests_at_every_hub_route_are_refused_with_the_right_st
                     problems.append(f"{label}: status {response.status_code}, not {status}: {response.text[:80]}")
                 if status == 405 and endpoint.method not in response.headers.get("allow", ""):
                     problems.append(f"{label}: Allow is {response.headers.get('allow')!r}")
-            options = await http.options(f"{hub.url}{endpoint.path.replace('{store}', '1').format(id=1, login='ada')}")
+            options = await http.options(f"{hub.url}{endpoint.path.replace('{store}', '1').format(id=1, **PATH_NAMES)}")
             if options.status_code != 204 or \
                     set(options.headers.get("allow", "").split(", ")) != {*_served(endpoint.path), "OPTIONS"} or \
                     "access-control-allow-origin" in options.headers or \

@@ -2,9 +2,21 @@
 (hub.payments.gateway), the stores' payment requests, webhooks, the payments outbox down to the stores, and the
 nightly reconciliation with the provider's settlement report."""
 
+from collections.abc import Sequence
 from pathlib import Path
 
+from starlette.routing import BaseRoute
+
+from hub.console.context import Console
 from hub.domains import Domain
+from hub.payments import qr, webhooks
 from hub.payments.requests import RESPONDERS
 
-DOMAIN = Domain("payments", migrations=Path(__file__).parent / "migrations", responders=RESPONDERS)
+
+def _routes(console: Console) -> Sequence[BaseRoute]:
+    return [*webhooks.routes(console)]
+
+
+DOMAIN = Domain("payments", migrations=Path(__file__).parent / "migrations",
+                responders={**RESPONDERS, qr.QR_REQUESTS: qr.answer_qr}, routes=_routes,
+                services=(qr.expire_checkouts,), openapi=webhooks.OPENAPI)
