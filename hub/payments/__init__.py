@@ -5,5 +5,8 @@ nightly reconciliation with the provider's settlement report."""
 from pathlib import Path
 
 from hub.domains import Domain
+from hub.payments.catchup import EVENTS_REQUESTS, answer_events
+from hub.payments.relay import relay_payment_events
 
-DOMAIN = Domain("payments", migrations=Path(__file__).parent / "migrations")
+DOMAIN = Domain("payments", migrations=Path(__file__).parent / "migrations",
+                responders={EVENTS_REQUESTS: answer_events}, services=(relay_payment_events,))
