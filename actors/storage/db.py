@@ -185,8 +185,34 @@ CREATE TABLE IF NOT EXISTS store_sale_tenders (
 """)
 
 
+def _version_6(db: sqlite3.Connection) -> None:
+    """The hub's payment events (actors.payments.events): the inbox of every event applied, by id (a second copy is
+    dropped) and by its position in the store's numbering (the last one is where a catch-up starts), and the store's
+    follow-ups: offline card approvals the provider declined later, for a person to collect the money."""
+    _run(db, """
+CREATE TABLE IF NOT EXISTS payment_inbox (
+    id          TEXT PRIMARY KEY,
+    position    INTEGER NOT NULL UNIQUE,
+    type        TEXT NOT NULL,
+    applied_at  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS payment_followups (
+    intent        TEXT PRIMARY KEY,
+    event_id      TEXT NOT NULL,
+    tender_id     TEXT,
+    order_id      TEXT,
+    till          TEXT,
+    amount_minor  INTEGER NOT NULL,
+    currency      TEXT NOT NULL,
+    scheme        TEXT,
+    masked        TEXT,
+    declined_at   REAL NOT NULL
+)
+""")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_version_1, _version_2, _version_3, _version_4,
-                                                           _version_5]
+                                                           _version_5, _version_6]
 """Migration N+1 takes a file at user_version N to N+1. Append; never edit one that has shipped."""
 
 
