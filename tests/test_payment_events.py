@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from novapos.wire.payments import MAX_MESSAGE_BYTES
 from tests.conftest import query, wait_until
 from tests.payment_events import emit_async, emit_events, inbox, intent, tills_told
 from tests.pos import COFFEE, log_in
+from tests.test_hub_process import HubProcess, until
 
 SUBJECT = "novapos.demo.store-001.req.pay_events"
 
@@ -218,3 +220,62 @@ async def test_the_relay_survives_nats_going_away_and_publishes_what_waited(
     assert message.headers["Nats-Msg-Id"] == event_id
     received = json.loads(message.data)
     assert (received["id"], received["position"], received["type"]) == (event_id, 6, "payment.failed")
+
+
+def test_two_hub_processes_relay_each_event_once(tmp_path: Path, nats_server: EmbeddedNats, database_url: str) -> None:
+    hubs: list[HubProcess] = []
+    try:
+        _relay_with(hubs, tmp_path, nats_server, database_url)
+    finally:
+        for hub in hubs:
+            hub.kill()
+
+
+def _relay_with(hubs: list[HubProcess], tmp_path: Path, nats_server: EmbeddedNats, database_url: str) -> None:
+    for number in (1, 2):
+        folder = tmp_path / f"hub-{number}"
+        folder.mkdir()
+        hubs.append(HubProcess(folder, nats_server.url, database_url, nats_server.hub_credentials))
+    for hub in hubs:
+        until(lambda hub=hub: (hub.health() or (0, {}))[0] == 200, timeout=60, what="both hubs ready")  # type: ignore[misc]
+    stores = ("store-001", "store-002", "store-003")
+    count = 900
+
+    async def scenario() -> tuple[list[str], list[Any]]:
+        client = await _as_hub(nats_server)
+        received: list[Any] = []
+
+        async def keep(message: Any) -> None:
+            received.append(message)
+        await client.subscribe("novapos.*.*.pay.>", cb=keep)
+        await client.flush()
+        ids: list[str] = []
+        for start in range(0, count, 30):  # while both relays run, in many transactions
+            ids += await emit_async(database_url, [(stores[n % 3], "payment.captured", {"intent": intent()})
+                                                   for n in range(start, start + 30)], each_own=False)
+            await asyncio.sleep(0.02)
+        deadline = asyncio.get_running_loop().time() + 30
+        while len(received) < count and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # a second copy would have come by now
+        await client.close()
+        return ids, received
+    ids, received = asyncio.run(scenario())
+    assert sorted(message.headers["Nats-Msg-Id"] for message in received) == sorted(ids)  # each once, none missed
+    assert all(json.loads(message.data)["id"] == message.headers["Nats-Msg-Id"] for message in received)
+    by_store: dict[str, list[int]] = {}
+    for message in received:
+        by_store.setdefault(message.subject.split(".")[2], []).append(json.loads(message.data)["position"])
+    assert {store: sorted(positions) for store, positions in by_store.items()} == \
+        {store: list(range(1, count // 3 + 1)) for store in stores}
+    shares = [_published_by(hub) for hub in hubs]
+    assert sum(shares) == count and all(shares), shares  # both hubs took part
+    for hub in hubs:
+        assert hub.stop() == 0 and "Traceback" not in hub.log, hub.log
+
+
+def _published_by(hub: HubProcess) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{hub.port}/metrics", timeout=5) as response:
+        metrics = response.read().decode()
+    [line] = [line for line in metrics.splitlines() if line.startswith("novapos_hub_payment_events_published_total")]
+    return int(float(line.split()[-1]))
