@@ -16,7 +16,10 @@ import nats
 import pytest
 import trio
 
+from actors.payments import offline
+from actors.payments.cards import NAME as CARDS
 from actors.payments.events import NAME as PAYMENT_EVENTS
+from actors.storage import db as local_db
 from edge.app import run_edge
 from hub.app import run_hub
 from hub.db import close_pool, create_pool, migrate
@@ -43,6 +46,7 @@ async def test_a_store_away_catches_up_on_start_and_on_reconnect_with_nothing_mi
         monkeypatch: pytest.MonkeyPatch) -> None:
     state = store_config.state_dir
     declined = intent(state="failed", offline=True, amount=4200)
+    await trio.to_thread.run_sync(_taken_offline, state, declined)
     with tills_told(monkeypatch) as told:
         async with trio.open_nursery() as nursery:
             await nursery.start(run_hub, hub_config)
@@ -80,7 +84,7 @@ async def test_a_store_away_catches_up_on_start_and_on_reconnect_with_nothing_mi
             await trio.sleep(1.5)
             assert await _inbox(state, 9) == applied
 
-            followups = await edge.tree.ask(PAYMENT_EVENTS, "followups")
+            followups = await edge.tree.ask(CARDS, "follow_ups")
             nursery.cancel_scope.cancel()
 
     assert [position for position, _, _ in applied] == list(range(1, 10))
@@ -92,8 +96,17 @@ async def test_a_store_away_catches_up_on_start_and_on_reconnect_with_nothing_mi
                 + [("till.till-2", "payment.authorized", body["id"]) for body in live]
                 + [("till.till-1", "payment.refunded", body["id"]) for body in away])
     assert told.of() == expected  # each till told once per event, in order
-    assert [(f["intent"], f["amount_minor"], f["currency"], f["till"], f["masked"]) for f in followups] == \
-        [(declined["id"], 4200, "EUR", "till-1", "**** 4242")]
+    assert [(f["tender_id"], f["amount"], f["till"]) for f in followups] == \
+        [(declined["tender_id"], {"minor": 4200, "currency": "EUR"}, "till-1")]  # the cards actor was told
+
+
+def _taken_offline(state: Path, declined: dict[str, Any]) -> None:
+    """The card of `declined` taken at till-1 while the hub was away: in the store's offline ledger."""
+    db = local_db.connect(state / local_db.FILE_NAME)
+    try:
+        assert offline.reserve(db, declined["tender_id"], "till-1", 4200, "EUR") is None
+    finally:
+        db.close()
 
 
 async def _publish(server: EmbeddedNats, data: bytes) -> None:

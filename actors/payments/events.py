@@ -8,11 +8,11 @@ link has reconnected, when a live event arrives with a gap before it, and every 
 burst lost in transit has no successor to show the gap). An event whose id is in the inbox is dropped: the
 relay's second publish after a hub crash, the live copy of one a catch-up already brought.
 
-Applying an event, in one SQLite transaction, is recording it in the inbox and, for a declined offline approval
-(payment.failed of an intent taken offline), keeping it as the store's follow-up (`followups`): the customer left
-with goods the provider would not pay for, and someone must collect. After the commit the till the event is
-about hears of it (its actor's `payment_event(type, body)`, when it has one), at most once: a till that is down
-meanwhile learns the outcome by asking the hub (pay_status).
+Applying an event is recording it in the inbox (one SQLite transaction). After the commit, those it concerns hear
+of it through their actor's `payment_event(type, body)` (when it has one), at most once: the till the intent
+belongs to (a QR payment's result on its screen), and, for an intent taken offline, the cards actor
+(actors.payments.cards), whose ledger settles the approval; a declined one is the store's follow-up there. One
+that is down meanwhile learns the outcome by asking the hub (pay_status).
 
 NATS or the hub away: said once, asked again; the tills sell on. A bad event from the hub is refused with its
 reason, never a crash.
@@ -28,9 +28,10 @@ from typing import Any
 
 import nats.errors
 from nats.aio.msg import Msg
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter
 
 from actors.payments.asking import HubRefused, HubUnreachable, ask_hub
+from actors.payments.cards import NAME as CARDS
 from actors.storage import db as local_db
 from edge_runtime import Actor, AsyncioSeam
 from novapos import validators
@@ -40,12 +41,11 @@ from novapos.wire.payments import EVENTS, decode, payment_events_subject
 log = logging.getLogger(__name__)
 
 NAME = "payment_events"
-"""Its name in the edge's actor tree (ask it `followups()`)."""
+"""Its name in the edge's actor tree."""
 
 APPLIED = Counter("novapos_edge_payment_events_applied_total", "Payment events from the hub applied at the store")
 DUPLICATES = Counter("novapos_edge_payment_events_duplicates_total",
                      "Payment events from the hub dropped as already applied (the same id again)")
-FOLLOWUPS = Gauge("novapos_edge_payment_followups", "Offline card approvals declined later, kept for the store")
 
 TICK_S = 1.0
 """How often the actor looks at the link (a reconnect catches up at once)."""
@@ -84,53 +84,16 @@ def last_position(db: sqlite3.Connection) -> int:
     return int(db.execute("SELECT coalesce(max(position), 0) FROM payment_inbox").fetchone()[0])
 
 
-def read_followups(db: sqlite3.Connection) -> list[dict[str, Any]]:
-    """The store's follow-ups, oldest first: each a declined offline approval (the intent's id, tender, order,
-    till, amount, currency, card scheme and masked number, and when the store learnt of the decline)."""
-    rows = db.execute("SELECT intent, tender_id, order_id, till, amount_minor, currency, scheme, masked, declined_at"
-                      " FROM payment_followups ORDER BY declined_at, intent").fetchall()
-    return [{"intent": intent, "tender_id": tender, "order_id": order, "till": till, "amount_minor": amount,
-             "currency": currency, "scheme": scheme, "masked": masked,
-             "declined_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(declined_at))}
-            for intent, tender, order, till, amount, currency, scheme, masked, declined_at in rows]
-
-
-def is_declined_offline(event: Event) -> bool:
-    return event.type == "payment.failed" and event.intent().get("offline") is True
-
-
-def _optional(where: str, value: Any) -> str | None:
-    return None if value is None else validators.text(where, value, max_length=200)
-
-
-def followup(event: Event) -> tuple[Any, ...] | None:
-    """The follow-up row a declined offline approval makes (None for any other event); Invalid when its intent
-    lacks what a person needs to collect the money."""
-    if not is_declined_offline(event):
-        return None
-    intent = event.intent()
-    return (validators.uuid_text("intent id", intent.get("id")), event.id,
-            _optional("tender id", intent.get("tender_id")), _optional("order id", intent.get("order_id")),
-            _optional("till", intent.get("till")), validators.minor_units("amount_minor", intent.get("amount_minor")),
-            validators.currency("currency", intent.get("currency")), _optional("scheme", intent.get("scheme")),
-            _optional("masked", intent.get("masked")), time.time())
-
-
-def apply(db: sqlite3.Connection, event: Event, row: tuple[Any, ...] | None) -> bool:
-    """Record `event` in the inbox and its follow-up `row` (if any) in one transaction; False (nothing done) if its
-    id or its position is there already."""
+def apply(db: sqlite3.Connection, event: Event) -> bool:
+    """Record `event` in the inbox; False (nothing done) if its id or its position is there already."""
     with local_db.immediate(db):
-        inserted = db.execute("INSERT INTO payment_inbox (id, position, type, applied_at) VALUES (?, ?, ?, ?)"
-                              " ON CONFLICT DO NOTHING", (event.id, event.position, event.type, time.time())).rowcount
-        if inserted and row is not None:
-            db.execute("INSERT INTO payment_followups (intent, event_id, tender_id, order_id, till, amount_minor,"
-                       " currency, scheme, masked, declined_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                       " ON CONFLICT DO NOTHING", row)
-    return bool(inserted)
+        return bool(db.execute("INSERT INTO payment_inbox (id, position, type, applied_at) VALUES (?, ?, ?, ?)"
+                               " ON CONFLICT DO NOTHING", (event.id, event.position, event.type,
+                                                          time.time())).rowcount)
 
 
 class PaymentEventsActor(Actor):
-    """One per store. `followups()` for the edge API."""
+    """One per store, after the tills and the cards actor in the edge's tree."""
 
     def __init__(self, seam: AsyncioSeam, link: NatsLink, db_path: Path, tenant: str, store: str,
                  refresh_s: float = 30.0) -> None:
@@ -151,7 +114,6 @@ class PaymentEventsActor(Actor):
     def started(self) -> None:
         self._db = local_db.connect(self._path)
         self._last = last_position(self._db)
-        FOLLOWUPS.set(len(read_followups(self._db)))
         log.info("payment events: %d applied so far; following %s", self._last,
                  payment_events_subject(self._tenant, self._store))
         self.send_after(0.0, "tick")
@@ -164,11 +126,6 @@ class PaymentEventsActor(Actor):
                 log.debug("payment events: unsubscribing: %s", exc)
         if self._db is not None:
             self._db.close()
-
-    def followups(self) -> list[dict[str, Any]]:
-        """The store's declined offline approvals (read_followups)."""
-        assert self._db is not None
-        return read_followups(self._db)
 
     def tick(self) -> None:
         """Subscribe once connected; catch up when due or just reconnected; then again in TICK_S."""
@@ -249,15 +206,9 @@ class PaymentEventsActor(Actor):
                 self._apply(event)
 
     def _apply(self, event: Event) -> None:
-        """Apply one event (SQLite busy: raised, for the caller to ask for it again), then tell its till."""
+        """Apply one event (SQLite busy: raised, for the caller to ask for it again), then tell those it concerns."""
         assert self._db is not None
-        try:
-            row = followup(event)
-        except validators.Invalid as exc:  # the hub's bug: recorded as seen, so the store's numbering goes on
-            log.warning("payment events: event %s (position %d, %s) is not a follow-up a person could act on (%s); "
-                        "recorded as seen", event.id, event.position, event.type, exc)
-            row = None
-        if not apply(self._db, event, row):
+        if not apply(self._db, event):
             DUPLICATES.inc()
             return
         if event.position != self._last + 1:
@@ -265,22 +216,19 @@ class PaymentEventsActor(Actor):
                         event.position, self._last)
         self._last = max(self._last, event.position)
         APPLIED.inc()
-        if row is not None:
-            FOLLOWUPS.inc()
-            log.warning("payment events: the offline card payment %s of %d %s at till %s was declined by the "
-                        "provider: kept as a follow-up for the store", row[0], row[5], row[6], row[4])
-        self._tell_till(event)
+        intent = event.intent()
+        till = intent.get("till")
+        if isinstance(till, str):
+            self._tell(f"till.{till}", event)
+        if intent.get("offline") is True:
+            self._tell(CARDS, event)
 
-    def _tell_till(self, event: Event) -> None:
-        """Tell the till the event is about, if it runs and has a `payment_event` method (a till without one does
-        not follow payments live)."""
-        till = event.intent().get("till")
-        if not isinstance(till, str):
-            return
-        name = f"till.{till}"
+    def _tell(self, name: str, event: Event) -> None:
+        """Tell actor `name` of `event` if it runs and has a `payment_event` method (a till without one does not
+        follow payments live)."""
         try:
             ref = self.registry.get(name)
-        except LookupError:  # not a till of this store, or restarting: it asks the hub when it needs to know
+        except LookupError:  # not an actor of this store, or restarting: it asks the hub when it needs to know
             log.debug("payment events: %s is not running; event %s not told", name, event.id)
             return
         if callable(getattr(ref.actor_class, "payment_event", None)):
