@@ -10,6 +10,8 @@ from starlette.routing import BaseRoute
 from hub.console.context import Console
 from hub.domains import Domain
 from hub.payments import qr, webhooks
+from hub.payments.catchup import EVENTS_REQUESTS, answer_events
+from hub.payments.relay import relay_payment_events
 from hub.payments.requests import RESPONDERS
 
 
@@ -18,5 +20,5 @@ def _routes(console: Console) -> Sequence[BaseRoute]:
 
 
 DOMAIN = Domain("payments", migrations=Path(__file__).parent / "migrations",
-                responders={**RESPONDERS, qr.QR_REQUESTS: qr.answer_qr}, routes=_routes,
-                services=(qr.expire_checkouts,), openapi=webhooks.OPENAPI)
+                responders={**RESPONDERS, qr.QR_REQUESTS: qr.answer_qr, EVENTS_REQUESTS: answer_events},
+                routes=_routes, services=(qr.expire_checkouts, relay_payment_events), openapi=webhooks.OPENAPI)
