@@ -141,7 +141,8 @@ def _good(declaration: Declaration) -> dict[str, Any]:
             ("sale.completed", 3): sale_v3_body(), ("audit.recorded", 1): AUDIT_BODY,
             ("return.completed", 1): RETURN_BODY,
             ("drawer.opened", 1): drawer_events.opened(), ("drawer.moved", 1): drawer_events.moved(),
-            ("drawer.closed", 1): drawer_events.closed()}[(declaration.type, declaration.v)]
+            ("drawer.closed", 1): drawer_events.closed(),
+            ("card.approved", 1): CARD_APPROVED_BODY}[(declaration.type, declaration.v)]
 
 
 def _eur(minor: int) -> dict[str, Any]:
@@ -166,6 +167,25 @@ RETURN_BODY = {
     "change": _eur(0), "total": _eur(-370)}
 """A return.completed v1 the schema accepts: a coffee back, a milk taken, the customer refunded 4.70 to the
 card after handing over 1.00 cash (every optional field present, so every bound is reached)."""
+
+
+CARD_APPROVED_BODY = {
+    "till": "till-1", "tender": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a60", "currency": "EUR", "amount": _eur(1250),
+    "card": {"reference": "0190a1b2c3d47e5f8a9b0c1d2e3f4a60", "scheme": "VISA", "masked": "************0002",
+             "auth_code": "100001", "terminal": "term-1"},
+    "offline": True, "card_token": "tok_4000000000000002"}
+"""A card.approved v1 taken offline (its card token present), with every optional field."""
+
+
+def test_a_card_approval_carries_its_card_token_exactly_when_offline() -> None:
+    SCHEMAS[("card.approved", 1)](CARD_APPROVED_BODY)
+    online = {**_copy(CARD_APPROVED_BODY), "offline": False}
+    with pytest.raises(SchemaError, match="offline"):
+        SCHEMAS[("card.approved", 1)](online)
+    del online["card_token"]
+    SCHEMAS[("card.approved", 1)](online)
+    with pytest.raises(SchemaError, match="offline"):
+        SCHEMAS[("card.approved", 1)]({**_copy(online), "offline": True})
 
 
 def _required_paths(kind: Map, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

@@ -355,7 +355,8 @@ class TillActor(Actor):
             return tender
         if known:
             return self.state()
-        offline = card_hub.begin(self.registry, self.till_id, tender, self.currency)
+        offline = (card_hub.begin(self.registry, self.till_id, tender, self.currency)
+                   if self._cards.settings.offline_cards else False)
         if isinstance(offline, Rejected):  # the hub is away and the card is over the offline limits
             self._cart.tenders.items.remove(tender)
             return offline

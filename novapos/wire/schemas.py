@@ -426,7 +426,7 @@ TOKEN_IFF_OFFLINE = Rule("token_iff_offline", "card_token is present exactly whe
 CARD_APPROVED_V1 = Declaration("card.approved", 1, Map((
     Field("till", Token()), Field("tender", Token()), Field("currency", Currency()), Field("amount", Money(minimum=1)),
     Field("card", Map((Field("reference", Text(64)), Field("scheme", Token()), Field("masked", Text(32)),
-                       Field("auth_code", Text(32), required=False), Field("terminal", Token())), closed=True)),
+                       Field("auth_code", Text(32), required=False), Field("terminal", Token())))),
     Field("offline", Boolean()), Field("card_token", Token(), required=False)),
     rules=(TOKEN_IFF_OFFLINE,)),
     "A card the till's terminal approved, committed as it was approved (before its sale completes, and whether "
