@@ -22,6 +22,7 @@ import itertools
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from drivers.payment_terminal import (
@@ -62,6 +63,19 @@ class _Transaction:
     number: str = ""  # the card presented (the mock's stand-in for what the chip holds)
 
 
+@dataclass(frozen=True)
+class Approval:
+    """An online payment approval, as the terminal's acquirer learns it."""
+    reference: str
+    amount_minor: int
+    currency: str
+    card: str
+    """The card's number (a test card number: the mock's stand-in for what the chip holds)."""
+    masked: str
+    auth_code: str
+    scheme: str
+
+
 class _Refused(Exception):
     """A request answered with ERR code message."""
 
@@ -80,10 +94,14 @@ class PaymentTerminalMock(PtySerialDevice):
         auto_approve_after: float | None = None,
         processing_time: float = 0.3,
         approve_refunds: bool = True,
+        report_approval: Callable[[Approval], None] | None = None,
     ) -> None:
         """auto_approve_after: seconds after PAY at which a card that approves
-        is presented by itself (None: wait for present_card)."""
+        is presented by itself (None: wait for present_card). report_approval: told of each online
+        payment approval as it happens, while the terminal waits (the acquirer simulator learns it there,
+        mocks.acquirer.terminal_reporter, so that the hub can capture it)."""
         super().__init__(path)
+        self.report_approval = report_approval
         self.auto_approve_after = auto_approve_after
         self.processing_time = processing_time
         self.approve_refunds = approve_refunds
@@ -266,6 +284,10 @@ class PaymentTerminalMock(PtySerialDevice):
                 self._start_processing(tx, presented, approve=True)
         if tx.stage == "processing" and tx.decide_at is not None and now >= tx.decide_at:
             self._decide(tx, tx.approve)
+            if self.report_approval is not None and tx.kind == "PAY" and tx.stage == "approved" and not tx.offline:
+                reference = next(ref for ref, known in self._transactions.items() if known is tx)
+                self.report_approval(Approval(reference, tx.amount_minor, tx.currency, tx.number, tx.masked_card,
+                                              tx.auth_code, tx.scheme))
 
     def _start_processing(self, tx: _Transaction, at: float, approve: bool, scheme: str = "VISA",
                           signature: bool = False, number: str | None = None) -> None:
