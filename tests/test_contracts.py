@@ -142,7 +142,7 @@ def _good(declaration: Declaration) -> dict[str, Any]:
             ("return.completed", 1): RETURN_BODY,
             ("drawer.opened", 1): drawer_events.opened(), ("drawer.moved", 1): drawer_events.moved(),
             ("drawer.closed", 1): drawer_events.closed(),
-            ("card.approved", 1): CARD_APPROVED_BODY}[(declaration.type, declaration.v)]
+            ("card.approved", 1): CARD_APPROVED_BODY, ("card.declined", 1): CARD_DECLINED_BODY}[(declaration.type, declaration.v)]
 
 
 def _eur(minor: int) -> dict[str, Any]:
@@ -175,6 +175,11 @@ CARD_APPROVED_BODY = {
              "auth_code": "100001", "terminal": "term-1"},
     "offline": True, "card_token": "tok_4000000000000002"}
 """A card.approved v1 taken offline (its card token present), with every optional field."""
+CARD_DECLINED_BODY = {
+    "till": "till-1", "tender": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a61", "currency": "EUR", "amount": _eur(400),
+    "card": {"reference": "0190a1b2c3d47e5f8a9b0c1d2e3f4a61", "scheme": "VISA", "masked": "************0002",
+             "terminal": "term-1"},
+    "message": "DECLINED BY ISSUER"}
 
 
 def test_a_card_approval_carries_its_card_token_exactly_when_offline() -> None:

@@ -464,7 +464,7 @@ class TillActor(Actor):
                 tender.message = ("the terminal is busy with another payment: finish it there, then try again"
                                   if answer["refused"] == "BUSY" else f"the terminal refused: {answer.get('message')}")
                 CARD_TENDERS.labels(self.till_id, "failed").inc()
-                card_hub.ended(self.registry, tender)
+                card_hub.ended(self.registry, self.till_id, tender, self.currency)
                 self._changed()
             else:
                 self._terminal_silent(tender, str(answer.get("message")))
@@ -476,7 +476,7 @@ class TillActor(Actor):
                 if tender.state == "approved":
                     card_hub.approved(self.registry, self.till_id, tender, self.currency)
                 else:
-                    card_hub.ended(self.registry, tender)
+                    card_hub.ended(self.registry, self.till_id, tender, self.currency)
             self._changed()
 
     def _reversal_answer(self, owed: Reversal, answer: dict[str, Any]) -> None:

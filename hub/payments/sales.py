@@ -5,6 +5,7 @@ Appliers (inside the ingest's inbox transaction; no provider call there, hub.pay
 
 - `card.approved`: the intent of the tender (AUTHORIZED, or AWAITING_PAYMENT_METHOD holding the card token of a
   card taken offline). The till's fast path (pay_intent) may have made it already: then it is the same intent.
+- `card.declined`: the attempt, a FAILED intent (a split with a decline in the middle keeps every attempt).
 - `sale.completed`: each card (and QR) tender's intent is linked to the order, and the split is checked (P6-04):
   the tenders add up to the total, and each card tender's intent holds the tender's amount. A mismatch is marked
   `attention` for a person, never refused: the store has sold already. A tender whose card.approved has not been
@@ -81,6 +82,18 @@ async def apply_card_approved(conn: asyncpg.Connection, events: Sequence[Envelop
                                     " linked_at IS NULL FOR UPDATE", event.tenant, body["tender"])
         if claim is not None:
             await _link(conn, intent, claim["order_id"], claim["amount_minor"], claim["currency"])
+
+
+async def apply_card_declined(conn: asyncpg.Connection, events: Sequence[Envelope]) -> None:
+    """card.declined v1: the attempt, as a FAILED intent of its tender (nothing was taken)."""
+    name, _ = _settings()
+    for event in events:
+        body, card = event.body, event.body["card"]
+        await intents.insert(conn, event.tenant, event.store, tender_id=body["tender"], method="card_present",
+                             currency=body["currency"], amount_minor=body["amount"]["minor"], state=State.FAILED,
+                             provider=name, till=body["till"], provider_ref=card["reference"],
+                             scheme=card.get("scheme"), masked=card.get("masked"),
+                             last_error=body.get("message") or "declined at the terminal")
 
 
 async def apply_sales(conn: asyncpg.Connection, events: Sequence[Envelope]) -> None:
