@@ -5,10 +5,10 @@ nightly reconciliation with the provider's settlement report."""
 from pathlib import Path
 
 from hub.domains import Domain
+from hub.payments.requests import RESPONDERS
 from hub.payments.sales import apply_card_approved, apply_card_declined, apply_returns, apply_sales, capture_sales
 
-DOMAIN = Domain("payments", migrations=Path(__file__).parent / "migrations",
+DOMAIN = Domain("payments", migrations=Path(__file__).parent / "migrations", responders=RESPONDERS,
                 appliers={"card.approved": apply_card_approved, "card.declined": apply_card_declined,
-                          "sale.completed": apply_sales,
-                          "return.completed": apply_returns},
+                          "sale.completed": apply_sales, "return.completed": apply_returns},
                 services=(capture_sales,))
