@@ -28,6 +28,8 @@ from actors.health.reporter import HealthReporter
 from actors.payments import offline as offline_cards
 from actors.payments.cards import NAME as CARDS
 from actors.payments.cards import CardsActor
+from actors.payments.events import NAME as PAYMENT_EVENTS
+from actors.payments.events import PaymentEventsActor
 from actors.printing.spooler import PrintSpoolerActor
 from actors.returns import journal as sales_journal
 from actors.returns.lookup import NAME as RETURNS
@@ -83,7 +85,7 @@ def store_link(config: StoreConfig) -> NatsLink:
 
 def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: NatsLink) -> SupervisorSpec:
     """Outbox first (everything else writes to it), the catalog sync before the tills (they read its
-    file), tills last (they use everything else).
+    file), tills after what they use, the payment events after the tills (it tells them).
 
     `link` (store_link) outlives the tree: its owner closes it after the tree stops.
     Devices have their own supervisor, started empty: the device manager adds a device actor when a
@@ -120,6 +122,8 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: Nats
             ChildSpec(MANAGER, DeviceManagerActor, (devices, DeviceContext(hid_backend(devices.hid_backend), notify))),
         ]),
         SupervisorSpec("tills", strategy=Strategy.ONE_FOR_ONE, intensity=10, period=10.0, children=tills),
+        # after the tills, which it tells of their payments' outcomes; a crash of it restarts it alone
+        ChildSpec(PAYMENT_EVENTS, PaymentEventsActor, (seam, link, db_path, config.tenant, config.store)),
         ChildSpec("health", HealthReporter, (seam, link, config.tenant, config.store, config.tills, db_path,
                                              config.health_interval_s)),
     ])

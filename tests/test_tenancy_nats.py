@@ -26,6 +26,7 @@ from novapos.config import AuditSettings, HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.validators import Invalid
 from novapos.wire.catalog import catalog_stream
+from novapos.wire.payments import payment_events_subject
 from novapos.wire.subjects import EVENTS_STREAM, event_subject
 
 DENIED_WITHIN_S = 1.0  # a denied publish or request shows only as a timeout: keep it short
@@ -201,6 +202,41 @@ def test_a_store_publishes_its_own_events_and_nats_refuses_it_everything_else(hu
                         "_INBOX.demo.store-002.>", "$JS.API.STREAM.CREATE.MINE", "$JS.API.STREAM.PURGE.NOVAPOS_EVENTS",
                         "$JS.API.STREAM.DELETE.NOVAPOS_EVENTS", "$JS.API.STREAM.INFO.CATALOG_other"):
             assert subject.lower() in violations.lower(), (subject, violations)
+        await client.close()
+        await admin.close()
+    asyncio.run(scenario())
+
+
+def test_a_store_receives_its_own_payment_events_and_nats_refuses_it_another_stores(hub: Hub) -> None:
+    seed_1 = hub.provision("demo", "store-001")
+    hub.provision("demo", "store-002")
+    hub.provision("other", "store-001", region="south")
+
+    async def scenario() -> None:
+        admin = await _as_hub(hub.nats)
+        store = Store()
+        client = await store.connect(hub.nats.url, seed_1, "demo", "store-001")
+        mine = await client.subscribe(payment_events_subject("demo", "store-001"))
+        snooped: list[str] = []
+
+        async def keep(message: Any) -> None:
+            snooped.append(message.subject)
+        for subject in (payment_events_subject("demo", "store-002"), payment_events_subject("other", "store-001"),
+                        "novapos.demo.*.pay.*", "novapos.*.*.pay.>"):
+            await client.subscribe(subject, cb=keep)
+        await client.flush()
+        for tenant, store_name in (("demo", "store-001"), ("demo", "store-002"), ("other", "store-001")):
+            await admin.publish(payment_events_subject(tenant, store_name, "payment.captured"),
+                                f"{tenant}/{store_name}".encode())
+        await admin.flush()
+        received = await mine.next_msg(timeout=5)
+        assert (received.subject, received.data) == ("novapos.demo.store-001.pay.payment_captured", b"demo/store-001")
+        await asyncio.sleep(0.3)  # anything that could have leaked has arrived by now
+        assert snooped == []
+        violations = " ".join(store.violations()).lower()
+        for subject in ("novapos.demo.store-002.pay.*", "novapos.other.store-001.pay.*", "novapos.demo.*.pay.*",
+                        "novapos.*.*.pay.>"):
+            assert f'subscription to "{subject}"' in violations, (subject, violations)
         await client.close()
         await admin.close()
     asyncio.run(scenario())

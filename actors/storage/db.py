@@ -185,6 +185,19 @@ CREATE TABLE IF NOT EXISTS store_sale_tenders (
 """)
 
 
+def _version_6(db: sqlite3.Connection) -> None:
+    """The hub's payment events (actors.payments.events): the inbox of every event applied, by id (a second copy is
+    dropped) and by its position in the store's numbering (the last one is where a catch-up starts)."""
+    _run(db, """
+CREATE TABLE IF NOT EXISTS payment_inbox (
+    id          TEXT PRIMARY KEY,
+    position    INTEGER NOT NULL UNIQUE,
+    type        TEXT NOT NULL,
+    applied_at  REAL NOT NULL
+)
+""")
+
+
 def _version_7(db: sqlite3.Connection) -> None:
     """Offline cards (actors.payments.offline): the tenant's offline limits as the hub last gave them, and the ledger
     of card approvals taken while the hub was away, counted against the store's total until the hub confirms them
@@ -213,7 +226,7 @@ CREATE INDEX IF NOT EXISTS offline_cards_state ON offline_cards (state, taken_at
 
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_version_1, _version_2, _version_3, _version_4,
-                                                           _version_5, _version_7]
+                                                           _version_5, _version_6, _version_7]
 """Migration N+1 takes a file at user_version N to N+1. Append; never edit one that has shipped."""
 
 

@@ -44,7 +44,7 @@ PENDING_SQL = (
     " ORDER BY e.id LIMIT $1 FOR UPDATE OF e SKIP LOCKED")
 
 
-async def _repeat(what: str, step: Callable[[], Awaitable[int]], idle_s: float, full: int) -> None:
+async def repeat(what: str, step: Callable[[], Awaitable[int]], idle_s: float, full: int) -> None:
     """Run `step` for ever: again at once while it does a full batch, after `idle_s` otherwise, and after a
     growing backoff while it fails (said once when it starts failing, once when it works again)."""
     failures = 0
@@ -75,7 +75,7 @@ async def _expire(pool: asyncpg.Pool) -> int:
 
 async def sweep_reservations(console: Console) -> None:
     pool = console.ready_pool()
-    await _repeat("expiring reservations", lambda: console.seam.run(_expire, pool), SWEEP_EVERY_S, SWEEP_BATCH)
+    await repeat("expiring reservations", lambda: console.seam.run(_expire, pool), SWEEP_EVERY_S, SWEEP_BATCH)
 
 
 async def _ensure_stream(link: NatsLink) -> None:
@@ -117,4 +117,4 @@ async def publish_low_stock(console: Console) -> None:
         except nats.js.errors.NoStreamResponseError:  # the stream was deleted: make it again, then publish
             stream_ready = False
             raise
-    await _repeat("publishing low-stock alerts", step, PUBLISH_EVERY_S, PUBLISH_BATCH)
+    await repeat("publishing low-stock alerts", step, PUBLISH_EVERY_S, PUBLISH_BATCH)

@@ -5,10 +5,13 @@ nightly reconciliation with the provider's settlement report."""
 from pathlib import Path
 
 from hub.domains import Domain
+from hub.payments.catchup import EVENTS_REQUESTS, answer_events
+from hub.payments.relay import relay_payment_events
 from hub.payments.requests import RESPONDERS
 from hub.payments.sales import apply_card_approved, apply_card_declined, apply_returns, apply_sales, capture_sales
 
-DOMAIN = Domain("payments", migrations=Path(__file__).parent / "migrations", responders=RESPONDERS,
+DOMAIN = Domain("payments", migrations=Path(__file__).parent / "migrations",
+                responders={**RESPONDERS, EVENTS_REQUESTS: answer_events},
                 appliers={"card.approved": apply_card_approved, "card.declined": apply_card_declined,
                           "sale.completed": apply_sales, "return.completed": apply_returns},
-                services=(capture_sales,))
+                services=(relay_payment_events, capture_sales))

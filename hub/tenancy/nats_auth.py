@@ -11,8 +11,9 @@ A store user (tenant t, store s) may publish only its own events and requests, `
 tenant's catalog stream `CATALOG_t` through exactly the JetStream API calls that an ordered push consumer
 or a pull consumer makes on that one stream; it may subscribe only under its own inbox prefix
 `_INBOX.t.s` (the link connects with that prefix), so no store reads another's replies or deliveries,
-and to its own staff list's subject `novapos.t.s.staff` (novapos.wire.staff), so no store receives the PIN
-verifiers of another store's people.
+to its own staff list's subject `novapos.t.s.staff` (novapos.wire.staff), so no store receives the PIN
+verifiers of another store's people, and to its own payment events `novapos.t.s.pay.*` (novapos.wire.payments),
+so no store learns of another's payments.
 Nothing lets a store create, change, purge or delete a stream.
 """
 
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from novapos.adapters.nats import store_inbox_prefix
 from novapos.wire.catalog import catalog_stream
+from novapos.wire.payments import payment_events_subject
 from novapos.wire.staff import staff_subject
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,8 @@ def store_permissions(tenant: str, store: str) -> dict[str, dict[str, list[str]]
         f"$JS.ACK.{stream}.>",
         f"$JS.FC.{stream}.>",                         # flow control replies of a push consumer
     ]
-    subscribe = [f"{store_inbox_prefix(tenant, store)}.>", staff_subject(tenant, store)]
+    subscribe = [f"{store_inbox_prefix(tenant, store)}.>", staff_subject(tenant, store),
+                 payment_events_subject(tenant, store)]
     return {"publish": {"allow": publish}, "subscribe": {"allow": subscribe}}
 
 

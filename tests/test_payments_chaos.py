@@ -1,0 +1,136 @@
+"""The chaos test of payments: a hub process killed with -9 between the provider's answer and its own commit.
+
+The acquirer simulator carries out the hub's call and holds its answer; the hub (a real `novapos hub` process)
+has committed the intent as processing with the call's idempotency key, and waits. It is killed. A new hub
+process starts; its watchdog asks the provider how the call ended and settles the intent. The payment is not
+lost (settled as the provider did it), not doubled at the provider (one execution of the key), not left
+unknown (no attention needed), and the store (a real edge, following its payment events) has the outcome's
+event once, its till told once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+import trio
+
+from edge.app import run_edge
+from novapos.adapters.nats import store_inbox_prefix
+from novapos.config import StoreConfig
+from novapos.demo.embedded_nats import EmbeddedNats
+from novapos.wire.payments import CANCEL, INTENT, encode, payment_request_subject
+from tests.acquirer_support import RunningAcquirer, running_acquirer
+from tests.conftest import query, wait_until
+from tests.payment_events import inbox, tills_told
+from tests.test_hub_process import HubProcess
+
+AMOUNT = 2350
+
+
+def _hub(folder: Path, nats_server: EmbeddedNats, database_url: str, acquirer: RunningAcquirer) -> HubProcess:
+    """A hub process whose provider waits long for an answer (the test kills it meanwhile), and whose watchdog
+    looks at a processing intent after a second."""
+    folder.mkdir()
+    return HubProcess(folder, nats_server.url, database_url, nats_server.hub_credentials, settings=(
+        f'[payments]\ngateway_url = "{acquirer.url}"\ntimeout_s = 60\nwatchdog_after_s = 1\n'))
+
+
+async def _ask_as_store(nats_server: EmbeddedNats, kind: str, body: dict[str, Any], timeout: float) -> Any:
+    """(asyncio) A payment request from store-001, with its own credentials; the answer's object, or the exception."""
+    client = await nats.connect(nats_server.url, nkeys_seed=str(nats_server.store_credentials("demo", "store-001")),
+                                inbox_prefix=store_inbox_prefix("demo", "store-001"))
+    try:
+        reply = await client.request(payment_request_subject("demo", "store-001", kind), encode(body), timeout=timeout)
+        return json.loads(reply.data) if reply.data else dict(reply.headers or {})
+    except Exception as exc:
+        return exc
+    finally:
+        await client.close()
+
+
+def _ask(nats_server: EmbeddedNats, kind: str, body: dict[str, Any], timeout: float = 10.0) -> Any:
+    return asyncio.run(_ask_as_store(nats_server, kind, body, timeout))
+
+
+async def _intent(database_url: str, tender: str) -> dict[str, Any] | None:
+    rows = await query(database_url, "SELECT id::text AS id, state, pending_key, attention, provider_ref "
+                                     "FROM payment_intents WHERE tender_id = $1", tender)
+    return dict(rows[0]) if rows else None
+
+
+async def test_a_hub_killed_between_the_providers_answer_and_its_commit_loses_doubles_and_leaves_nothing(
+        tmp_path: Path, nats_server: EmbeddedNats, database_url: str, store_config: StoreConfig,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    hubs: list[HubProcess] = []
+    tender = str(uuid.uuid4())
+    with running_acquirer() as acquirer, tills_told(monkeypatch) as told:
+        try:
+            hubs.append(_hub(tmp_path / "hub-1", nats_server, database_url, acquirer))
+            await wait_until(lambda: _ready(hubs[0]), timeout=60)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(run_edge, store_config)
+
+                # a card the terminal approved, known to the provider, recorded at the hub as authorized
+                approval = await trio.to_thread.run_sync(acquirer.report_terminal_approval, tender, AMOUNT)
+                answer = await trio.to_thread.run_sync(_ask, nats_server, INTENT, {
+                    "tender_id": tender, "till": "till-1", "amount_minor": AMOUNT, "authorized_minor": AMOUNT,
+                    "currency": "EUR", "provider_ref": approval["provider_ref"], "auth_code": "123456",
+                    "scheme": "visa", "masked": "**** 4242", "offline": False})
+                assert answer["intent"]["state"] == "authorized", answer
+
+                # the sale is abandoned: the store voids it; the provider carries it out and holds its answer
+                await trio.to_thread.run_sync(acquirer.hold, 1)
+                nursery.start_soon(trio.to_thread.run_sync, _ask, nats_server, CANCEL,
+                                   {"tender_id": tender, "reason": "abandoned", "actor": "alice"}, 30.0)
+                pending = await wait_until(lambda: _pending(database_url, tender, acquirer), timeout=20)
+                hubs[0].kill()  # kill -9: the provider has voided it, the hub never committed the answer
+                assert (await _intent(database_url, tender) or {})["state"] == "processing"
+
+                hubs.append(_hub(tmp_path / "hub-2", nats_server, database_url, acquirer))
+                settled = await wait_until(lambda: _settled(database_url, tender), timeout=60)
+                await wait_until(lambda: _in_inbox(store_config.state_dir, "payment.cancelled"), timeout=30)
+                await trio.sleep(1.5)  # a second copy would have come by now
+                applied = await trio.to_thread.run_sync(inbox, store_config.state_dir)
+                nursery.cancel_scope.cancel()
+            state = await trio.to_thread.run_sync(acquirer.state)
+        finally:
+            for hub in hubs:
+                hub.kill()
+    assert settled["state"] == "cancelled" and settled["attention"] is None and settled["pending_key"] is None
+    assert state["executions"][pending] == 1  # carried out once at the provider, never again
+    assert state["payments"][settled["provider_ref"]]["status"] in ("canceled", "cancelled")
+    events = await query(database_url, "SELECT type FROM payment_outbox WHERE body->'intent'->>'tender_id' = $1 "
+                                       "ORDER BY position", tender)
+    assert [row["type"] for row in events] == ["payment.authorized", "payment.processing", "payment.cancelled"]
+    assert [kind for _, _, kind in applied] == ["payment.authorized", "payment.processing", "payment.cancelled"]
+    assert [(till, kind) for till, kind, _ in told.of()] == [
+        ("till.till-1", "payment.authorized"), ("till.till-1", "payment.processing"),
+        ("till.till-1", "payment.cancelled")]
+
+
+async def _ready(hub: HubProcess) -> bool:
+    assert hub.process.poll() is None, hub.log
+    return (await trio.to_thread.run_sync(hub.health) or (0, {}))[0] == 200
+
+
+async def _pending(database_url: str, tender: str, acquirer: RunningAcquirer) -> str | None:
+    """The pending call's key, once the hub has committed it as processing and the provider has carried it out."""
+    intent = await _intent(database_url, tender)
+    if intent is None or intent["state"] != "processing" or not intent["pending_key"]:
+        return None
+    key: str = intent["pending_key"]
+    return key if await trio.to_thread.run_sync(acquirer.executions, key) == 1 else None
+
+
+async def _settled(database_url: str, tender: str) -> dict[str, Any] | None:
+    intent = await _intent(database_url, tender)
+    return intent if intent is not None and intent["state"] != "processing" else None
+
+
+async def _in_inbox(state_dir: Path, kind: str) -> bool:
+    return any(applied == kind for _, _, applied in await trio.to_thread.run_sync(inbox, state_dir))
