@@ -9,6 +9,7 @@ from typing import Any
 
 from actors.till.cart import Stage
 from actors.till.tenders import STATES as TENDER_STATES
+from edge.api.card_follow_ups import FOLLOW_UPS_OPENAPI
 from edge.returns_openapi import RETURN_STATE, RETURNS_OPENAPI
 from novapos.adapters.http import MAX_BODY_BYTES
 from novapos.pricing import BASIS_POINTS
@@ -168,7 +169,7 @@ def openapi_document() -> dict[str, Any]:
                                 "Requests that change anything are application/json, from this server's own "
                                 f"origin, of at most {MAX_BODY_BYTES} bytes; every error is JSON {{error}}."},
         "paths": {
-            **RETURNS_OPENAPI,
+            **RETURNS_OPENAPI, **FOLLOW_UPS_OPENAPI,
             "/api/tills/{till}": {"get": {"summary": "Till state: session, cart lines, total, tendered, due",
                                           "parameters": [_TILL], "responses": {"200": _STATE, **_errors(*_ASKS)}}},
             "/api/tills/{till}/login": {"post": _post(

@@ -144,7 +144,8 @@ def _goods(declaration: Declaration) -> list[dict[str, Any]]:
             ("audit.recorded", 1): [AUDIT_BODY], ("return.completed", 1): [RETURN_BODY],
             ("return.completed", 2): [RETURN_BODY_QR, RETURN_BODY],
             ("drawer.opened", 1): [drawer_events.opened()], ("drawer.moved", 1): [drawer_events.moved()],
-            ("drawer.closed", 1): [drawer_events.closed()]}[(declaration.type, declaration.v)]
+            ("drawer.closed", 1): [drawer_events.closed()], ("card.approved", 1): [CARD_APPROVED_BODY],
+            ("card.declined", 1): [CARD_DECLINED_BODY]}[(declaration.type, declaration.v)]
 
 
 def _good(declaration: Declaration) -> dict[str, Any]:
@@ -178,6 +179,30 @@ RETURN_BODY_QR = {**RETURN_BODY, "refunds": [
     {"id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a60", "method": "qr", "amount": _eur(470),
      "qr": {"intent": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a61", "provider_ref": "qr_3f9a1c"}}]}
 """The same return refunded to the sale's QR payment through the hub: return.completed v2."""
+
+
+CARD_APPROVED_BODY = {
+    "till": "till-1", "tender": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a60", "currency": "EUR", "amount": _eur(1250),
+    "card": {"reference": "0190a1b2c3d47e5f8a9b0c1d2e3f4a60", "scheme": "VISA", "masked": "************0002",
+             "auth_code": "100001", "terminal": "term-1"},
+    "offline": True, "card_token": "tok_4000000000000002"}
+"""A card.approved v1 taken offline (its card token present), with every optional field."""
+CARD_DECLINED_BODY = {
+    "till": "till-1", "tender": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a61", "currency": "EUR", "amount": _eur(400),
+    "card": {"reference": "0190a1b2c3d47e5f8a9b0c1d2e3f4a61", "scheme": "VISA", "masked": "************0002",
+             "terminal": "term-1"},
+    "message": "DECLINED BY ISSUER"}
+
+
+def test_a_card_approval_carries_its_card_token_exactly_when_offline() -> None:
+    SCHEMAS[("card.approved", 1)](CARD_APPROVED_BODY)
+    online = {**_copy(CARD_APPROVED_BODY), "offline": False}
+    with pytest.raises(SchemaError, match="offline"):
+        SCHEMAS[("card.approved", 1)](online)
+    del online["card_token"]
+    SCHEMAS[("card.approved", 1)](online)
+    with pytest.raises(SchemaError, match="offline"):
+        SCHEMAS[("card.approved", 1)]({**_copy(online), "offline": True})
 
 
 def _required_paths(kind: Map, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

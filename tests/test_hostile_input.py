@@ -104,6 +104,7 @@ ENDPOINTS = (
     Endpoint("POST", "/api/tills/{till}/drawer-session/x-report/print", {}),
     Endpoint("POST", "/api/tills/{till}/drawer-session/close", {"counted": '{"1000": 2}'}),
     Endpoint("GET", "/api/stock/{sku}"),
+    Endpoint("GET", "/api/payments/follow-ups"),
     Endpoint("GET", "/api/tills/{till}/receipts/last"),
     Endpoint("POST", "/api/tills/{till}/receipts/last/print"),
     Endpoint("GET", "/static/{name}"),

@@ -367,7 +367,8 @@ class TillActor(Actor):
             return tender
         if known:
             return self.state()
-        offline = card_hub.begin(self.registry, self.till_id, tender, self.currency)
+        offline = (card_hub.begin(self.registry, self.till_id, tender, self.currency)
+                   if self._cards.settings.offline_cards else False)
         if isinstance(offline, Rejected):  # the hub is away and the card is over the offline limits
             self._cart.tenders.items.remove(tender)
             return offline
@@ -480,7 +481,7 @@ class TillActor(Actor):
                 tender.message = ("the terminal is busy with another payment: finish it there, then try again"
                                   if answer["refused"] == "BUSY" else f"the terminal refused: {answer.get('message')}")
                 CARD_TENDERS.labels(self.till_id, "failed").inc()
-                card_hub.ended(self.registry, tender)
+                card_hub.ended(self.registry, self.till_id, tender, self.currency)
                 self._changed()
             else:
                 self._terminal_silent(tender, str(answer.get("message")))
@@ -492,7 +493,7 @@ class TillActor(Actor):
                 if tender.state == "approved":
                     card_hub.approved(self.registry, self.till_id, tender, self.currency)
                 else:
-                    card_hub.ended(self.registry, tender)
+                    card_hub.ended(self.registry, self.till_id, tender, self.currency)
             self._changed()
 
     def _reversal_answer(self, owed: Reversal, answer: dict[str, Any]) -> None:

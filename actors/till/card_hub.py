@@ -60,28 +60,45 @@ def approval(tender: Tender, till: str, currency: str) -> dict[str, Any]:
     return body
 
 
+def declined(tender: Tender, till: str, currency: str) -> dict[str, Any]:
+    """The card.declined v1 body of a card tender the terminal declined."""
+    card = tender.card
+    assert card is not None
+    return {"till": till, "tender": tender.id, "currency": currency, "amount": Money(tender.amount, currency).to_wire(),
+            "card": {"reference": card.reference, "terminal": card.terminal,
+                     **({"scheme": card.scheme} if card.scheme else {}), **({"masked": card.masked} if card.masked else {})},
+            **({"message": tender.message[:200]} if tender.message else {})}
+
+
 def approved(registry: Registry, till: str, tender: Tender, currency: str) -> None:
     """Commit card.approved (durable: the hub's intent comes from it whatever else happens), then tell the cards
-    actor (the fast path to the hub). An approval the outbox cannot take is logged loudly: the money is taken, the
-    sale carries the card tender, and the hub flags the sale's card as missing its intent."""
+    actor (the fast path to the hub). An approval the outbox cannot take is logged loudly: the money is taken and
+    the sale carries the card tender, but the hub has no intent to capture."""
     body = approval(tender, till, currency)
+    _commit(registry, "card.approved", body, tender.id)
+    _tell(registry, "approved", body)
+
+
+def ended(registry: Registry, till: str, tender: Tender, currency: str) -> None:
+    """A card that ended without an approval: a decline is committed (card.declined: the hub keeps the attempt), and
+    an offline reservation is freed."""
+    if tender.state == "declined":
+        _commit(registry, "card.declined", declined(tender, till, currency), tender.id)
+    if tender.card is not None and tender.card.offline:
+        _tell(registry, "ended", tender.id)
+
+
+def _commit(registry: Registry, event_type: str, body: dict[str, Any], tender_id: str) -> None:
     try:
-        committed = registry.ask("outbox", "append", "card.approved", 1, body, key=f"card.approved:{tender.id}",
+        committed = registry.ask("outbox", "append", event_type, 1, body, key=f"{event_type}:{tender_id}",
                                  timeout=30.0)
     except pykka.Timeout:
         committed = Rejected("busy", "the outbox did not answer in 30 s")
     if isinstance(committed, Rejected):
-        log.error("till %s: the approval of card tender %s was not committed (%s): the hub will learn of it from the "
-                  "sale only", till, tender.id, committed.message)
+        log.error("till %s: %s of card tender %s was not committed (%s)", body["till"], event_type, tender_id,
+                  committed.message)
     else:
         registry.tell("forwarder", "kick")
-    _tell(registry, "approved", body)
-
-
-def ended(registry: Registry, tender: Tender) -> None:
-    """A card that ended without an approval: an offline reservation is freed."""
-    if tender.card is not None and tender.card.offline:
-        _tell(registry, "ended", tender.id)
 
 
 def abandoned(registry: Registry, tender: Tender, by: str) -> None:

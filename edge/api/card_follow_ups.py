@@ -7,6 +7,8 @@ them now (actors.payments.cards). Any till's login may ask; the role decides.
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -17,6 +19,17 @@ from edge.api.auth import signed_in
 from edge_runtime import Tree
 from novapos.adapters.http import route
 from novapos.roles import Permission
+
+_ERR = {"description": "refused; `error` says why", "content": {"application/json": {"schema": {
+    "$ref": "#/components/schemas/Error"}}}}
+FOLLOW_UPS_OPENAPI: dict[str, Any] = {"/api/payments/follow-ups": {"get": {
+    "summary": "The store's card payments taken offline that the provider declined later (tender, till, amount, card, "
+               "why), newest first, and the offline card limits with what counts against them now; a store manager's "
+               "(payments.view)",
+    "responses": {"200": {"description": "{follow_ups: [...], offline: {per_payment_minor, store_total_minor, "
+                                         "outstanding, outstanding_minor}}",
+                          "content": {"application/json": {"schema": {"type": "object"}}}},
+                  **{str(code): _ERR for code in (401, 403, 503)}}}}}
 
 
 def follow_up_routes(tree: Tree) -> list[Route]:

@@ -13,6 +13,7 @@ from hub.payments import qr, webhooks
 from hub.payments.catchup import EVENTS_REQUESTS, answer_events
 from hub.payments.relay import relay_payment_events
 from hub.payments.requests import RESPONDERS
+from hub.payments.sales import apply_card_approved, apply_card_declined, apply_returns, apply_sales, capture_sales
 
 
 def _routes(console: Console) -> Sequence[BaseRoute]:
@@ -21,4 +22,7 @@ def _routes(console: Console) -> Sequence[BaseRoute]:
 
 DOMAIN = Domain("payments", migrations=Path(__file__).parent / "migrations",
                 responders={**RESPONDERS, qr.QR_REQUESTS: qr.answer_qr, EVENTS_REQUESTS: answer_events},
-                routes=_routes, services=(qr.expire_checkouts, relay_payment_events), openapi=webhooks.OPENAPI)
+                appliers={"card.approved": apply_card_approved, "card.declined": apply_card_declined,
+                          "sale.completed": apply_sales, "return.completed": apply_returns},
+                routes=_routes, services=(qr.expire_checkouts, relay_payment_events, capture_sales),
+                openapi=webhooks.OPENAPI)

@@ -42,8 +42,8 @@ from novapos.wire.contract import (
 )
 
 __all__ = ["DECLARATIONS", "SCHEMAS", "Schema", "SchemaError", "audit_recorded_v1", "card_approved_v1",
-           "return_completed_v1", "return_completed_v2", "sale_completed_v1", "sale_completed_v2", "sale_completed_v3",
-           "sale_completed_v4"]
+           "card_declined_v1", "return_completed_v1", "return_completed_v2", "sale_completed_v1", "sale_completed_v2",
+           "sale_completed_v3", "sale_completed_v4"]
 
 
 def _line_amount(line: Mapping[str, Any], where: str) -> None:
@@ -495,7 +495,7 @@ TOKEN_IFF_OFFLINE = Rule("token_iff_offline", "card_token is present exactly whe
 CARD_APPROVED_V1 = Declaration("card.approved", 1, Map((
     Field("till", Token()), Field("tender", Token()), Field("currency", Currency()), Field("amount", Money(minimum=1)),
     Field("card", Map((Field("reference", Text(64)), Field("scheme", Token()), Field("masked", Text(32)),
-                       Field("auth_code", Text(32), required=False), Field("terminal", Token())), closed=True)),
+                       Field("auth_code", Text(32), required=False), Field("terminal", Token())))),
     Field("offline", Boolean()), Field("card_token", Token(), required=False)),
     rules=(TOKEN_IFF_OFFLINE,)),
     "A card the till's terminal approved, committed as it was approved (before its sale completes, and whether "
@@ -504,9 +504,19 @@ CARD_APPROVED_V1 = Declaration("card.approved", 1, Map((
     "away, the terminal only stored the card (`card_token`) and the money is asked for when the event arrives; "
     "auth_code is absent then.")
 
+CARD_DECLINED_V1 = Declaration("card.declined", 1, Map((
+    Field("till", Token()), Field("tender", Token()), Field("currency", Currency()), Field("amount", Money(minimum=1)),
+    Field("card", Map((Field("reference", Text(64)), Field("scheme", Token(), required=False),
+                       Field("masked", Text(32), required=False), Field("terminal", Token())))),
+    Field("message", Text(200), required=False))),
+    "A card the till's terminal declined (the issuer or the card said no; nothing was taken): the hub keeps the "
+    "attempt as a failed payment intent of `tender`, beside the sale's other tenders (a split with a decline in the "
+    "middle shows every attempt). `message` is the terminal's reason.")
+
 DECLARATIONS: tuple[Declaration, ...] = (SALE_COMPLETED_V1, SALE_COMPLETED_V2, SALE_COMPLETED_V3, SALE_COMPLETED_V4,
                                           AUDIT_RECORDED_V1, RETURN_COMPLETED_V1, RETURN_COMPLETED_V2,
-                                          DRAWER_OPENED_V1, DRAWER_MOVED_V1, DRAWER_CLOSED_V1, CARD_APPROVED_V1)
+                                          DRAWER_OPENED_V1, DRAWER_MOVED_V1, DRAWER_CLOSED_V1, CARD_APPROVED_V1,
+                                          CARD_DECLINED_V1)
 SCHEMAS: dict[tuple[str, int], Schema] = {(d.type, d.v): compile_schema(d) for d in DECLARATIONS}
 sale_completed_v1 = SCHEMAS[("sale.completed", 1)]
 sale_completed_v2 = SCHEMAS[("sale.completed", 2)]
@@ -516,6 +526,7 @@ audit_recorded_v1 = SCHEMAS[("audit.recorded", 1)]
 return_completed_v1 = SCHEMAS[("return.completed", 1)]
 return_completed_v2 = SCHEMAS[("return.completed", 2)]
 card_approved_v1 = SCHEMAS[("card.approved", 1)]
+card_declined_v1 = SCHEMAS[("card.declined", 1)]
 
 
 if __name__ == "__main__":
