@@ -407,7 +407,7 @@ class Cart:
         if self.saving:
             return Rejected("conflict", SAVING_MESSAGE)
         if self.tenders.pending() is not None:
-            return Rejected("conflict", tendering.PENDING_MESSAGE)
+            return Rejected("conflict", self.tenders.pending_message())
         taken = self.tenders.approved()
         if not taken:
             return Rejected("conflict", "no tender has been taken for this cart")
@@ -432,7 +432,7 @@ class Cart:
         if self.saving:
             return Rejected("conflict", SAVING_MESSAGE)
         if self.tenders.pending() is not None:
-            return Rejected("conflict", tendering.PENDING_MESSAGE)
+            return Rejected("conflict", self.tenders.pending_message())
         if self.is_empty():
             return Rejected("conflict", "the cart is already empty")
         return None
@@ -445,7 +445,7 @@ class Cart:
         if not self.lines:
             return Rejected("conflict", "the cart is empty: nothing to complete")
         if self.tenders.pending() is not None:
-            return Rejected("conflict", tendering.PENDING_MESSAGE)
+            return Rejected("conflict", self.tenders.pending_message())
         if (due := self.due()).minor > 0:
             return Rejected("conflict", f"{due.format()} is still due: take a tender first")
         self.saving = True

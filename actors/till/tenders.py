@@ -145,6 +145,11 @@ class Tenders:
     def pending(self) -> Tender | None:
         return next((tender for tender in self.items if tender.state == "pending"), None)
 
+    def pending_message(self) -> str:
+        """What the cashier is told while a payment is pending: a card's, or a QR payment's."""
+        pending = self.pending()
+        return QR_PENDING_MESSAGE if pending is not None and pending.method == "qr" else PENDING_MESSAGE
+
     def began(self) -> bool:
         """Whether money was taken or is being taken: the lines are frozen from then on."""
         return any(tender.state in ("approved", "pending") for tender in self.items)
@@ -153,8 +158,8 @@ class Tenders:
         return next((tender for tender in self.items if tender.id == tender_id), None)
 
     def _may_take(self, amount: int, due: int, method: str) -> Rejected | None:
-        if (pending := self.pending()) is not None:
-            return Rejected("conflict", QR_PENDING_MESSAGE if pending.method == "qr" else PENDING_MESSAGE)
+        if self.pending() is not None:
+            return Rejected("conflict", self.pending_message())
         if len(self.items) >= MAX_TENDERS:
             return Rejected("conflict", f"this cart has had {MAX_TENDERS} tenders: void the tenders and start again")
         if amount < 1:

@@ -1,0 +1,160 @@
+"""Pay by QR code at the till, end to end: web till API -> till actor -> the hub's pay_qr over real NATS -> the
+acquirer simulator's checkout on a real socket; the test stands in for the customer's phone by posting the pay
+page's button; the simulator's signed webhook reaches the hub, whose payment event comes down to the store and tells
+the till live. A split with cash, a decline, a cancel, a refund through the hub in a return, and the store offline.
+Real PostgreSQL, NATS, SQLite and sockets."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from actors.till import qr
+from edge.app import RunningEdge, run_edge
+from mocks.network_printer import MockNetworkPrinter
+from novapos.config import HubConfig, StoreConfig
+from tests.conftest import query, wait_until
+from tests.payments_hub import intent_state, payments_hub
+from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in
+
+TILL = "/api/tills/till-1"
+
+
+async def _cart(http: httpx.AsyncClient, edge: RunningEdge, items: list[tuple[str, int]]) -> dict[str, Any]:
+    await log_in(http, edge.url)
+    for barcode, quantity in items:
+        response = await http.post(f"{edge.url}{TILL}/lines", json={"barcode": barcode, "quantity": quantity})
+        assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def _pay_by_qr(http: httpx.AsyncClient, edge: RunningEdge, amount: int) -> dict[str, Any]:
+    """Start a QR payment of `amount`; the pending tender (with its pay URL) from the till's answer."""
+    tender_id = str(uuid.uuid4())
+    response = await http.post(f"{edge.url}{TILL}/tenders/qr", json={"amount_minor": amount, "tender_id": tender_id})
+    assert response.status_code == 200, response.text
+    [tender] = [t for t in response.json()["tenders"] if t["id"] == tender_id]
+    assert (tender["method"], tender["state"], tender["amount"]["minor"]) == ("qr", "pending", amount)
+    return dict(tender)
+
+
+async def _tender(http: httpx.AsyncClient, edge: RunningEdge, tender_id: str, state: str) -> dict[str, Any]:
+    async def settled() -> dict[str, Any] | None:
+        tenders = (await http.get(f"{edge.url}{TILL}")).json()["tenders"]
+        found = next(t for t in tenders if t["id"] == tender_id)
+        return found if found["state"] == state else None
+    return await wait_until(settled, timeout=10)
+
+
+def _ref(tender: dict[str, Any]) -> str:
+    return str(tender["qr"]["pay_url"]).rsplit("/", 1)[1]
+
+
+async def test_a_split_cash_and_qr_sale_is_paid_on_the_phone_learnt_live_and_refunded_through_the_hub(
+        store_config: StoreConfig, hub_config: HubConfig, tmp_path: Path, http: httpx.AsyncClient,
+        printer: MockNetworkPrinter, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(qr, "POLL_S", 600.0)  # no pay_status fallback here: only the live event can tell the till
+    async with payments_hub(hub_config, tmp_path) as (_hub, acquirer, _secrets), trio.open_nursery() as nursery:
+        edge = await nursery.start(run_edge, store_config)
+        state = await _cart(http, edge, [(COFFEE, 2), (MILK, 1)])  # 2 x 4.99 + 1.29 = 11.27
+        cash = await http.post(f"{edge.url}{TILL}/tenders", json={"method": "cash", "amount_minor": 500})
+        assert cash.status_code == 200, cash.text
+        tender = await _pay_by_qr(http, edge, 627)
+        assert tender["qr"]["pay_url"].startswith(acquirer.url)
+        svg = await http.get(f"{edge.url}{TILL}/tenders/{tender['id']}/qr.svg")
+        assert svg.status_code == 200 and svg.headers["content-type"] == "image/svg+xml"
+        assert svg.content.startswith(b"<?xml") and b"<svg" in svg.content
+        early = await http.post(f"{edge.url}{TILL}/complete", json={"cart": state["cart"]})
+        assert early.status_code == 409 and "QR payment is in progress" in early.json()["error"]
+
+        paid_at = time.monotonic()
+        assert "Paid" in await trio.to_thread.run_sync(acquirer.pay, _ref(tender))  # the customer's phone
+        approved = await _tender(http, edge, tender["id"], "approved")
+        learnt_s = time.monotonic() - paid_at
+        assert learnt_s < 5, learnt_s
+        assert approved["qr"]["provider_ref"] == _ref(tender) and approved["qr"]["pay_url"] is None
+        receipt = (await http.post(f"{edge.url}{TILL}/complete", json={"cart": state["cart"]})).json()
+        assert [(t["method"], t["amount"]["minor"]) for t in receipt["tenders"]] == [("cash", 500), ("qr", 627)]
+        assert receipt["tenders"][1]["qr"]["provider_ref"] == _ref(tender)
+        assert receipt["change"]["minor"] == 0
+
+        sale = uuid.UUID(receipt["sale"])
+        [row] = await wait_until(lambda: query(hub_config.database_url, "SELECT v FROM sales WHERE event_id = $1",
+                                               sale), timeout=15)
+        assert row["v"] == 4
+        tenders = await query(hub_config.database_url, "SELECT method, amount_minor, qr_intent, qr_provider_ref "
+                                                       "FROM sale_tenders WHERE event_id = $1 ORDER BY tender_no", sale)
+        intent_id = receipt["tenders"][1]["qr"]["intent"]
+        assert [tuple(t) for t in tenders] == [("cash", 500, None, None), ("qr", 627, intent_id, _ref(tender))]
+        assert await intent_state(hub_config.database_url, intent_id) == "captured"
+        printed = await trio.to_thread.run_sync(printer.wait_for_receipts, 1, 10.0)
+        assert "Paid by QR" in printed[0] and f"Ref {_ref(tender)}" in printed[0]
+
+        # a coffee comes back: its 4.99 goes back to the QR payment, through the hub
+        started = await http.post(f"{edge.url}{TILL}/returns", json={"order": str(sale), "override": MANAGER_OVERRIDE})
+        assert started.status_code == 200, started.text
+        taken = await http.post(f"{edge.url}{TILL}/returns/lines", json={"original_line": 1, "quantity": 1})
+        assert taken.json()["refund_to"] == "qr" and taken.json()["refund_card"]["minor"] == 499
+        done = await http.post(f"{edge.url}{TILL}/complete", json={})
+        assert done.status_code == 200, done.text
+        [refund] = done.json()["refunds"]
+        assert (refund["method"], refund["amount"]["minor"], refund["qr"]["intent"]) == ("qr", 499, intent_id)
+        [intent] = await query(hub_config.database_url, "SELECT state, refunded_minor FROM payment_intents "
+                                                        "WHERE id = $1::uuid", intent_id)
+        assert (intent["state"], intent["refunded_minor"]) == ("captured", 499)
+        assert (await trio.to_thread.run_sync(acquirer.payment, _ref(tender)))["refunded_minor"] == 499
+        back = uuid.UUID(done.json()["sale"])
+        [row] = await wait_until(lambda: query(hub_config.database_url, "SELECT refund_methods FROM returns "
+                                                                        "WHERE event_id = $1", back), timeout=15)
+        assert row["refund_methods"] == ["qr"]
+        printed = await trio.to_thread.run_sync(printer.wait_for_receipts, 2, 10.0)
+        assert "Refund to QR payment" in printed[1]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_declined_qr_payment_and_a_cancelled_one_leave_the_sale_to_cash_as_v3(
+        store_config: StoreConfig, hub_config: HubConfig, tmp_path: Path, http: httpx.AsyncClient) -> None:
+    async with payments_hub(hub_config, tmp_path) as (_hub, acquirer, _secrets), trio.open_nursery() as nursery:
+        edge = await nursery.start(run_edge, store_config)
+        state = await _cart(http, edge, [(COFFEE, 1)])
+        declined = await _pay_by_qr(http, edge, 499)
+        assert "declined" in await trio.to_thread.run_sync(acquirer.decline, _ref(declined))
+        seen = await _tender(http, edge, declined["id"], "declined")
+        assert "failed" in seen["message"]
+
+        cancelled = await _pay_by_qr(http, edge, 499)
+        response = await http.post(f"{edge.url}{TILL}/tenders/{cancelled['id']}/cancel", json={})
+        assert response.status_code == 200, response.text
+        [after] = [t for t in response.json()["tenders"] if t["id"] == cancelled["id"]]
+        assert (after["state"], after["message"]) == ("cancelled", "cancelled at the till")
+        intent = await query(hub_config.database_url, "SELECT state FROM payment_intents WHERE tender_id = $1",
+                             cancelled["id"])
+        assert [row["state"] for row in intent] == ["cancelled"]
+        assert "cancelled" in await trio.to_thread.run_sync(acquirer.pay, _ref(cancelled))  # the code is dead now
+
+        await http.post(f"{edge.url}{TILL}/tenders", json={"method": "cash", "amount_minor": 499})
+        receipt = (await http.post(f"{edge.url}{TILL}/complete", json={"cart": state["cart"]})).json()
+        [row] = await wait_until(lambda: query(hub_config.database_url, "SELECT v FROM sales WHERE event_id = $1",
+                                               uuid.UUID(receipt["sale"])), timeout=15)
+        assert row["v"] == 3  # no QR tender paid: the sale stays v3
+        nursery.cancel_scope.cancel()
+
+
+async def test_qr_while_the_hub_is_away_is_refused_with_a_sentence_and_nothing_starts(
+        store_config: StoreConfig, http: httpx.AsyncClient) -> None:
+    async with trio.open_nursery() as nursery:
+        edge = await nursery.start(run_edge, store_config)  # NATS runs, no hub answers
+        state = await _cart(http, edge, [(COFFEE, 1)])
+        response = await http.post(f"{edge.url}{TILL}/tenders/qr",
+                                   json={"amount_minor": 499, "tender_id": str(uuid.uuid4())})
+        assert response.status_code == 409
+        assert response.json()["error"] == qr.QR_OFFLINE
+        after = (await http.get(f"{edge.url}{TILL}")).json()
+        assert (after["tenders"], after["due"]["minor"], after["cart"]) == ([], 499, state["cart"])
+        nursery.cancel_scope.cancel()
