@@ -15,11 +15,13 @@ import httpx
 import pytest
 import trio
 
+from actors.payments.events import PaymentEventsActor
 from actors.till import qr
 from edge.app import RunningEdge, run_edge
 from mocks.network_printer import MockNetworkPrinter
 from novapos.config import HubConfig, StoreConfig
 from tests.conftest import query, wait_until
+from tests.edges import running_edge
 from tests.payments_hub import intent_state, payments_hub
 from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in
 
@@ -158,3 +160,47 @@ async def test_qr_while_the_hub_is_away_is_refused_with_a_sentence_and_nothing_s
         after = (await http.get(f"{edge.url}{TILL}")).json()
         assert (after["tenders"], after["due"]["minor"], after["cart"]) == ([], 499, state["cart"])
         nursery.cancel_scope.cancel()
+
+
+async def test_a_pending_qr_payment_survives_a_restart_and_is_settled_by_asking_the_hub_when_no_event_comes(
+        store_config: StoreConfig, hub_config: HubConfig, tmp_path: Path, http: httpx.AsyncClient,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(PaymentEventsActor, "_tell", lambda *_args: None)  # the live events never reach the till
+    async with payments_hub(hub_config, tmp_path) as (_hub, acquirer, _secrets):
+        async with running_edge(store_config) as edge:
+            state = await _cart(http, edge, [(COFFEE, 1)])
+            tender = await _pay_by_qr(http, edge, 499)
+        async with running_edge(store_config) as edge:  # the till comes back with its pending QR payment
+            after = (await http.get(f"{edge.url}{TILL}")).json()
+            assert [(t["id"], t["state"], t["qr"]["pay_url"]) for t in after["tenders"]] == \
+                [(tender["id"], "pending", tender["qr"]["pay_url"])]
+            svg = await http.get(f"{edge.url}{TILL}/tenders/{tender['id']}/qr.svg")
+            assert svg.status_code == 200
+            await trio.to_thread.run_sync(acquirer.pay, _ref(tender))
+            await _tender(http, edge, tender["id"], "approved")  # pay_status, every 2 s
+            receipt = (await http.post(f"{edge.url}{TILL}/complete", json={"cart": state["cart"]})).json()
+            assert [t["method"] for t in receipt["tenders"]] == ["qr"]
+
+
+async def test_a_refund_to_a_qr_payment_while_the_hub_is_away_is_refused_with_a_sentence_or_given_in_cash(
+        store_config: StoreConfig, hub_config: HubConfig, tmp_path: Path, http: httpx.AsyncClient) -> None:
+    async with payments_hub(hub_config, tmp_path) as (_hub, acquirer, _secrets), running_edge(store_config) as edge:
+        state = await _cart(http, edge, [(COFFEE, 1)])
+        tender = await _pay_by_qr(http, edge, 499)
+        await trio.to_thread.run_sync(acquirer.pay, _ref(tender))
+        await _tender(http, edge, tender["id"], "approved")
+        sale = (await http.post(f"{edge.url}{TILL}/complete", json={"cart": state["cart"]})).json()["sale"]
+    async with running_edge(store_config) as edge:  # the hub is gone
+        await log_in(http, edge.url)
+        started = await http.post(f"{edge.url}{TILL}/returns", json={"order": sale, "override": MANAGER_OVERRIDE})
+        assert started.status_code == 200, started.text
+        taken = await http.post(f"{edge.url}{TILL}/returns/lines", json={"original_line": 1, "quantity": 1})
+        assert taken.json()["refund_to"] == "qr"
+        refused = await http.post(f"{edge.url}{TILL}/complete", json={})
+        assert refused.status_code == 409 and refused.json()["error"] == qr.REFUND_OFFLINE
+        assert (await http.get(f"{edge.url}{TILL}")).json()["mode"] == "return"  # nothing committed
+        cash = await http.post(f"{edge.url}{TILL}/returns/refund-in-cash", json={})
+        assert cash.status_code == 200 and cash.json()["refund_to"] == "cash"
+        done = await http.post(f"{edge.url}{TILL}/complete", json={})
+        assert done.status_code == 200, done.text
+        assert [(r["method"], r["amount"]["minor"]) for r in done.json()["refunds"]] == [("cash", 499)]
