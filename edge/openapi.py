@@ -221,27 +221,22 @@ def openapi_document() -> dict[str, Any]:
             "/api/tills/{till}/tenders": {
                 "post": _signed(_post("Take a tender: cash (change up to the store's max_change_minor), or a card "
                                       "for at most what is due, run at the till's terminal; the card's stage shows "
-                                      "in tenders[] until it is approved, declined, cancelled or failed", _object(
-                    ["amount_minor"], method={"type": "string", "enum": ["cash", "card"], "default": "cash"},
+                                      "in tenders[] until it is approved, declined, cancelled or failed. Or qr: the "
+                                      "hub makes a QR payment of at most what is due, pending in tenders[] with "
+                                      "qr.pay_url (the page shows .../tenders/{tender}/qr.svg) until the customer's "
+                                      "phone pays (approved), it fails (declined), or it is cancelled or expires; "
+                                      "QR needs the hub (offline: 409 with a sentence, nothing started)", _object(
+                    ["amount_minor"], method={"type": "string", "enum": ["cash", "card", "qr"], "default": "cash"},
                     amount_minor={"type": "integer", "minimum": 1, "maximum": MAX_MINOR},
                     id={"type": "string", "format": "uuid",
-                        "description": "the client's id for this tender (required for a card: it names the payment "
-                                       "at the terminal): sent again, it takes the money once and answers the "
-                                       "till's state"}), _STATE)),
+                        "description": "the client's id for this tender (required for a card or a QR payment: it "
+                                       "names the payment at the terminal or the hub): sent again, it takes the "
+                                       "money once and answers the till's state"}), _STATE)),
                 "delete": _void("Void the cart's tenders: cash back, approved cards reversed at the terminal "
                                 "(needs till.override or `override`)")},
             "/api/tills/{till}/tenders/{tender}": {"delete": _void(
                 "Give back one approved tender: cash by hand, a card reversed at the terminal (owed and retried "
                 "until it is); needs till.override or `override`", _TENDER)},
-            "/api/tills/{till}/tenders/qr": {"post": _signed(_post(
-                "Pay by QR code: the hub makes a QR payment of `amount_minor` (at most what is due) and the tender "
-                "shows in tenders[], pending, with qr.pay_url (the page shows GET .../tenders/{tender}/qr.svg) until "
-                "the customer's phone pays (approved), it fails (declined) or it is cancelled or expires; needs the "
-                "hub (offline: 409 with a sentence, nothing started)", _object(
-                    ["amount_minor", "tender_id"], amount_minor={"type": "integer", "minimum": 1, "maximum": MAX_MINOR},
-                    tender_id={"type": "string", "format": "uuid",
-                               "description": "the client's id for this tender: it names the payment at the hub, so "
-                                              "a resend never makes a second one"}), _STATE))},
             "/api/tills/{till}/tenders/{tender}/qr.svg": {"get": _signed({
                 "summary": "A pending QR payment's pay URL as an SVG QR code, for the customer's phone to scan",
                 "parameters": [_TILL, _TENDER],

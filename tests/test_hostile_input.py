@@ -89,8 +89,6 @@ ENDPOINTS = (
     Endpoint("DELETE", "/api/tills/{till}/tenders"),
     Endpoint("DELETE", "/api/tills/{till}/tenders/{tender}"),
     Endpoint("POST", "/api/tills/{till}/tenders/{tender}/cancel"),
-    Endpoint("POST", "/api/tills/{till}/tenders/qr", {"amount_minor": "100", "tender_id": A_UUID},
-             accepts={"tender_id": ("another till's cart id",)}),
     Endpoint("GET", "/api/tills/{till}/tenders/{tender}/qr.svg"),
     Endpoint("POST", "/api/tills/{till}/complete", {"cart": A_UUID}),
     Endpoint("POST", "/api/tills/{till}/drawer", {"sale": A_UUID}),

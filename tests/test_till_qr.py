@@ -39,7 +39,7 @@ async def _cart(http: httpx.AsyncClient, edge: RunningEdge, items: list[tuple[st
 async def _pay_by_qr(http: httpx.AsyncClient, edge: RunningEdge, amount: int) -> dict[str, Any]:
     """Start a QR payment of `amount`; the pending tender (with its pay URL) from the till's answer."""
     tender_id = str(uuid.uuid4())
-    response = await http.post(f"{edge.url}{TILL}/tenders/qr", json={"amount_minor": amount, "tender_id": tender_id})
+    response = await http.post(f"{edge.url}{TILL}/tenders", json={"method": "qr", "amount_minor": amount, "id": tender_id})
     assert response.status_code == 200, response.text
     [tender] = [t for t in response.json()["tenders"] if t["id"] == tender_id]
     assert (tender["method"], tender["state"], tender["amount"]["minor"]) == ("qr", "pending", amount)
@@ -153,8 +153,8 @@ async def test_qr_while_the_hub_is_away_is_refused_with_a_sentence_and_nothing_s
     async with trio.open_nursery() as nursery:
         edge = await nursery.start(run_edge, store_config)  # NATS runs, no hub answers
         state = await _cart(http, edge, [(COFFEE, 1)])
-        response = await http.post(f"{edge.url}{TILL}/tenders/qr",
-                                   json={"amount_minor": 499, "tender_id": str(uuid.uuid4())})
+        response = await http.post(f"{edge.url}{TILL}/tenders",
+                                   json={"method": "qr", "amount_minor": 499, "id": str(uuid.uuid4())})
         assert response.status_code == 409
         assert response.json()["error"] == qr.QR_OFFLINE
         after = (await http.get(f"{edge.url}{TILL}")).json()
@@ -204,3 +204,21 @@ async def test_a_refund_to_a_qr_payment_while_the_hub_is_away_is_refused_with_a_
         done = await http.post(f"{edge.url}{TILL}/complete", json={})
         assert done.status_code == 200, done.text
         assert [(r["method"], r["amount"]["minor"]) for r in done.json()["refunds"]] == [("cash", 499)]
+
+
+@pytest.mark.parametrize(("body", "status", "says"), [
+    ({"method": "qr", "amount_minor": 500}, 422, "at most what is due"),
+    ({"method": "qr", "amount_minor": 0}, 422, "amount_minor"),
+    ({"method": "qr", "amount_minor": 100, "id": None}, 422, "needs its id"),
+    ({"method": "qr", "amount_minor": 100, "id": "not-a-uuid"}, 422, "id"),
+])
+async def test_bad_qr_tenders_are_refused_before_the_hub_is_asked_and_change_nothing(
+        store_config: StoreConfig, http: httpx.AsyncClient, body: dict[str, Any], status: int, says: str) -> None:
+    async with running_edge(store_config) as edge:
+        await _cart(http, edge, [(COFFEE, 1)])
+        before = (await http.get(f"{edge.url}{TILL}")).json()
+        response = await http.post(f"{edge.url}{TILL}/tenders", json={"id": str(uuid.uuid4()), **body})
+        assert response.status_code == status and says in response.json()["error"], response.text
+        assert (await http.get(f"{edge.url}{TILL}")).json() == before
+        svg = await http.get(f"{edge.url}{TILL}/tenders/{uuid.uuid4()}/qr.svg")
+        assert svg.status_code == 404 and "no QR payment in progress" in svg.json()["error"]

@@ -119,25 +119,17 @@ def till_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
         known_till(request, tills)
         await signed_in(request, tree, Permission.SELL)
         method = token("method", body.get("method", "cash"))
-        if method not in ("cash", "card"):
-            raise ApiError(422, f"tender method {method!r} is not accepted here: use 'cash' or 'card'")
+        if method not in ("cash", "card", "qr"):
+            raise ApiError(422, f"tender method {method!r} is not accepted here: use 'cash', 'card' or 'qr'")
         amount = minor_units("amount_minor", body.get("amount_minor"), minimum=1)
         tender_id = body.get("id")  # the page's id for this tender: a resend of it takes the money once
-        if method == "card":
+        if method in ("card", "qr"):
             if tender_id is None:
-                raise ApiError(422, "a card tender needs its id (a UUID the page makes): it names the payment at "
-                                    "the terminal, so a resend never charges the card twice")
-            return await ask_till(request, "tender_card", amount, uuid_text("id", tender_id))
+                raise ApiError(422, f"a {method} tender needs its id (a UUID the page makes): it names the payment at "
+                                    f"the {'terminal' if method == 'card' else 'hub'}, so a resend never charges twice")
+            return await ask_till(request, "tender_card" if method == "card" else "tender_qr", amount,
+                                  uuid_text("id", tender_id))
         return await ask_till(request, "tender_cash", amount, None if tender_id is None else uuid_text("id", tender_id))
-
-    async def tender_qr(request: Request) -> Response:
-        """A QR payment through the hub: the answer's state holds the tender, pending, with its pay URL."""
-        body = await json_body(request)
-        known_till(request, tills)
-        amount = minor_units("amount_minor", body.get("amount_minor"), minimum=1)
-        tender_id = uuid_text("tender_id", body.get("tender_id"))
-        await signed_in(request, tree, Permission.SELL)
-        return await ask_till(request, "tender_qr", amount, tender_id)
 
     async def qr_code(request: Request) -> Response:
         """The pending QR payment's pay URL as an SVG QR code (the page shows it as an image)."""
@@ -184,7 +176,6 @@ def till_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
         route("/api/tills/{till}/discount", POST=discount_order, DELETE=undiscount_order),
         route("/api/tills/{till}/cart", DELETE=void_cart),
         route("/api/tills/{till}/tenders", POST=tender, DELETE=void_tenders),
-        route("/api/tills/{till}/tenders/qr", POST=tender_qr),
         route("/api/tills/{till}/tenders/{tender}/qr.svg", GET=qr_code),
         route("/api/tills/{till}/tenders/{tender}", DELETE=remove_tender),
         route("/api/tills/{till}/tenders/{tender}/cancel", POST=cancel_tender),

@@ -493,7 +493,7 @@ $("qr").onclick = async () => {
   const amount = typedAmount();
   if (!state || amount === null) return;
   const cart = state.cart;
-  const s = await act("POST", api("/tenders/qr"), {amount_minor: amount, tender_id: newId()});
+  const s = await act("POST", api("/tenders"), {method: "qr", amount_minor: amount, id: newId()});
   if (!s) return;
   $("amount").value = ""; $("quick").hidden = true;
   autoComplete = cart;
