@@ -80,6 +80,7 @@ async def test_a_split_cash_and_qr_sale_is_paid_on_the_phone_learnt_live_and_ref
         approved = await _tender(http, edge, tender["id"], "approved")
         learnt_s = time.monotonic() - paid_at
         assert learnt_s < 5, learnt_s
+        print(f"QR paid on the phone -> the till's tender approved (webhook, hub, event, till): {learnt_s * 1000:.0f} ms")
         assert approved["qr"]["provider_ref"] == _ref(tender) and approved["qr"]["pay_url"] is None
         receipt = (await http.post(f"{edge.url}{TILL}/complete", json={"cart": state["cart"]})).json()
         assert [(t["method"], t["amount"]["minor"]) for t in receipt["tenders"]] == [("cash", 500), ("qr", 627)]
@@ -222,3 +223,19 @@ async def test_bad_qr_tenders_are_refused_before_the_hub_is_asked_and_change_not
         assert (await http.get(f"{edge.url}{TILL}")).json() == before
         svg = await http.get(f"{edge.url}{TILL}/tenders/{uuid.uuid4()}/qr.svg")
         assert svg.status_code == 404 and "no QR payment in progress" in svg.json()["error"]
+
+
+async def test_a_paid_qr_tender_voided_goes_back_to_the_phone_through_the_hub(
+        store_config: StoreConfig, hub_config: HubConfig, tmp_path: Path, http: httpx.AsyncClient) -> None:
+    async with payments_hub(hub_config, tmp_path) as (_hub, acquirer, _secrets), running_edge(store_config) as edge:
+        await _cart(http, edge, [(COFFEE, 1)])
+        tender = await _pay_by_qr(http, edge, 499)
+        await trio.to_thread.run_sync(acquirer.pay, _ref(tender))
+        await _tender(http, edge, tender["id"], "approved")
+        voided = await http.request("DELETE", f"{edge.url}{TILL}/cart", json={"override": MANAGER_OVERRIDE})
+        assert voided.status_code == 200, voided.text
+        assert voided.json()["lines"] == [] and voided.json()["tenders"] == []
+        [intent] = await query(hub_config.database_url, "SELECT state, refunded_minor FROM payment_intents "
+                                                        "WHERE tender_id = $1", tender["id"])
+        assert (intent["state"], intent["refunded_minor"]) == ("refunded", 499)
+        assert (await trio.to_thread.run_sync(acquirer.payment, _ref(tender)))["refunded_minor"] == 499

@@ -41,7 +41,8 @@ def _figures(figures: Mapping[str, Any], currency: str) -> list[PrintLine]:
         if figures.get(key):
             lines.append(PrintLine(title, bold=True))
         for entry in figures.get(key, []):
-            name = entry["method"].capitalize() + (f" {entry['scheme']}" if entry.get("scheme") else "")
+            method = "QR" if entry["method"] == "qr" else entry["method"].capitalize()
+            name = method + (f" {entry['scheme']}" if entry.get("scheme") else "")
             lines.append(PrintLine(row(f"  {name} ({entry['count']})", money(entry["amount"]))))
     for title, key in (("Change given", "change"), ("Discounts", "discounts")):
         if key in figures:

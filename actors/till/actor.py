@@ -606,6 +606,7 @@ class TillActor(Actor):
             self.send_after(qr.POLL_S, "qr_tick")
 
     def _qr_settled(self, tender: Tender, how: str) -> None:
+        qr.QR_TENDERS.labels(self.till_id, tender.state).inc()
         log.info("till %s: QR tender %s %s (%s), learnt from %s", self.till_id, tender.id, tender.state,
                  tender.message, how)
         self._changed()
@@ -629,6 +630,7 @@ class TillActor(Actor):
         refused = qr.give_back(self._payments, paid, by, why, self.currency)
         given = [tender for tender in paid if tender.state == "reversed"]
         if given:
+            qr.QR_TENDERS.labels(self.till_id, "reversed").inc(len(given))
             self._record("till.void", by, approver, target=self._cart.id, reason=why,
                          details={"qr": len(given), "qr_minor": sum(tender.amount for tender in given)})
             self._changed()

@@ -26,6 +26,7 @@ from typing import Any
 
 import qrcode
 import qrcode.image.svg
+from prometheus_client import Counter
 
 from actors.payments.asking import HubRefused, HubUnreachable, PaymentsHub
 from actors.protocol import Rejected
@@ -36,6 +37,9 @@ from novapos.money import Money
 from novapos.wire.payments import CANCEL, QR, REFUND, STATUS
 
 log = logging.getLogger(__name__)
+
+QR_TENDERS = Counter("novapos_edge_payment_qr_tenders_total", "QR tenders by how they ended (approved, declined, "
+                     "cancelled, failed; reversed: given back through the hub)", ["till", "outcome"])
 
 QR_OFFLINE = "QR payments need the hub and the store is offline: take card or cash"
 REFUND_OFFLINE = ("the refund to the QR payment needs the hub and the store is offline: refund to cash instead, "
