@@ -34,3 +34,12 @@ def test_idle_and_after_a_sale() -> None:
     assert customer_screen.for_state({**idle, "session": None}, "store-001")[0] == "Till closed"
     change = customer_screen.for_receipt({"change": {"minor": 873, "currency": "EUR"}})
     assert change == ("CHANGE          8.73", "Thank you!")
+
+
+def test_a_qr_payment_waiting_for_the_phone_asks_the_customer_to_scan() -> None:
+    state = _state([("Ground coffee 250 g", 2, 499)], tendered=500)
+    state["tenders"] = [{"method": "cash", "state": "approved", "amount": {"minor": 500, "currency": "EUR"}},
+                        {"method": "qr", "state": "pending", "amount": {"minor": 498, "currency": "EUR"}}]
+    assert customer_screen.for_state(state, "store-001") == ("Scan the QR code", "TO PAY          4.98")
+    state["tenders"][1]["state"] = "approved"
+    assert customer_screen.for_state(state, "store-001")[0] == "2x Ground coffe 9.98"

@@ -20,7 +20,11 @@ def _row(left: str, right: str) -> str:
 
 
 def for_state(state: dict[str, Any], store_name: str) -> tuple[str, str]:
-    """The cart as it stands: the last item scanned and the total, or what is still due."""
+    """The cart as it stands: the last item scanned and the total, or what is still due; the QR code to scan while
+    a QR payment waits for the customer's phone."""
+    waiting = next((t for t in state.get("tenders", []) if t["method"] == "qr" and t["state"] == "pending"), None)
+    if waiting is not None:
+        return "Scan the QR code", _row("TO PAY", _money(waiting["amount"]))
     if not state["lines"]:
         return ("Welcome", store_name) if state["session"] else ("Till closed", store_name)
     last = state["lines"][-1]
