@@ -278,7 +278,7 @@ class Acquirer:
         checkout = self.checkouts.get(ref)
         if checkout is None:
             raise _Refusal(404, "resource_missing", "no such payment")
-        self._expire(checkout)
+        self.expire_if_due(checkout)
         if checkout.status != "pending":
             return f"This payment is {checkout.status}.", None
         checkout.status = "succeeded" if paid else "failed"
@@ -310,7 +310,7 @@ class Acquirer:
             write_secrets(self.secrets_file, self.secrets)
         return list(self.secrets)
 
-    def _expire(self, checkout: QrCheckout) -> None:
+    def expire_if_due(self, checkout: QrCheckout) -> None:
         if checkout.status == "pending" and datetime.now(UTC) >= checkout.expires_at:
             checkout.status = "expired"
 
@@ -398,13 +398,18 @@ _MUTATING = re.compile(r"/v1/(authorizations|authorizations/([A-Za-z0-9._-]{1,64
                        r"qr_checkouts|terminal_authorizations)")
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+    """Connections waiting to be accepted: the default 5 resets a client's pool opening 32 at once."""
+
+
 class AcquirerServer:
     """The simulator on 127.0.0.1:`port` (0: a free port), served from a daemon thread."""
 
     def __init__(self, acquirer: Acquirer, host: str = "127.0.0.1", port: int = 0) -> None:
         self.acquirer = acquirer
-        self._server = ThreadingHTTPServer((host, port), _handler(acquirer))
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), _handler(acquirer))
         self.url = f"http://{host}:{self._server.server_address[1]}"
         acquirer.base_url = self.url
         self._thread = threading.Thread(target=self._server.serve_forever, name="acquirer", daemon=True)
@@ -429,6 +434,7 @@ class AcquirerServer:
 def _handler(acquirer: Acquirer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go in two writes: no 40 ms wait for a delayed ACK
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # each call is logged on one line by _json and _html
@@ -566,7 +572,7 @@ def _handler(acquirer: Acquirer) -> type[BaseHTTPRequestHandler]:
             with acquirer.lock:
                 checkout = acquirer.checkouts.get(ref)
                 if checkout is not None:
-                    acquirer._expire(checkout)
+                    acquirer.expire_if_due(checkout)
                     snapshot = _checkout_json(checkout, acquirer.base_url)
             if checkout is None:
                 self._html(404, "<p>No such payment.</p>")
@@ -584,7 +590,7 @@ def _handler(acquirer: Acquirer) -> type[BaseHTTPRequestHandler]:
             """The QR payments waiting for a customer, for a person running the demo without a phone at hand."""
             with acquirer.lock:
                 for checkout in acquirer.checkouts.values():
-                    acquirer._expire(checkout)
+                    acquirer.expire_if_due(checkout)
                 waiting = [(c.ref, c.amount_minor, c.currency) for c in acquirer.checkouts.values()
                            if c.status == "pending"]
             items = "".join(f'<li><a href="/pay/{ref}">{amount / 100:.2f} {currency}</a></li>'
@@ -703,7 +709,7 @@ def _read(acquirer: Acquirer, path: str) -> dict[str, Any]:
             return _payment_json(acquirer._payment(parts[1]))
         if len(parts) == 2 and parts[0] == "qr_checkouts" and parts[1] in acquirer.checkouts:
             checkout = acquirer.checkouts[parts[1]]
-            acquirer._expire(checkout)
+            acquirer.expire_if_due(checkout)
             return _checkout_json(checkout, acquirer.base_url)
     raise _Refusal(404, "resource_missing", "no such resource", kept=False)
 

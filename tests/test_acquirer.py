@@ -50,6 +50,7 @@ def test_scripted_cards_authorize_decline_partial() -> None:
         declined = gateway_call(acquirer.url, "authorize", "k-decline", 1250, "EUR", DECLINE)
         assert declined.outcome is Outcome.DECLINED and declined.amount_minor == 0
         assert "declined" in declined.message
+        assert GATEWAY_SECONDS.labels("authorize", "declined")._sum.get() > 0
         partial = gateway_call(acquirer.url, "authorize", "k-partial", 1250, "EUR", PARTIAL)
         assert partial.outcome is Outcome.AUTHORIZED and partial.amount_minor == 625
         taken = gateway_call(acquirer.url, "authorize", "k-capture", 700, "EUR", "tok_visa", capture=True)
