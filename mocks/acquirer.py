@@ -122,7 +122,7 @@ class QrCheckout:
     description: str
     expires_at: datetime
     status: str = "pending"
-    """pending, succeeded, failed or expired."""
+    """pending, succeeded, failed, expired or cancelled (by the hub, once expired unpaid)."""
 
 
 @dataclass
@@ -227,6 +227,14 @@ class Acquirer:
         payment.status, payment.captured_minor, payment.captured_on = "captured", amount, _today()
 
     def cancel(self, ref: str) -> dict[str, Any]:
+        checkout = self.checkouts.get(ref)
+        if checkout is not None and ref not in self.payments:  # a QR code nobody paid: its page takes no more money
+            self._expire(checkout)
+            if checkout.status not in ("pending", "expired"):
+                raise _Refusal(402, "payment_unexpected_state", f"this QR payment is {checkout.status}: it cannot "
+                                                                "be cancelled", provider_ref=ref)
+            checkout.status = "cancelled"
+            return {**_checkout_json(checkout, self.base_url), "authorized_minor": 0}
         payment = self._payment(ref)
         if payment.status != "authorized":
             raise _Refusal(402, "payment_unexpected_state", f"this payment is {payment.status}: it cannot be cancelled",
@@ -278,7 +286,7 @@ class Acquirer:
         checkout = self.checkouts.get(ref)
         if checkout is None:
             raise _Refusal(404, "resource_missing", "no such payment")
-        self.expire_if_due(checkout)
+        self._expire(checkout)
         if checkout.status != "pending":
             return f"This payment is {checkout.status}.", None
         checkout.status = "succeeded" if paid else "failed"
@@ -310,7 +318,7 @@ class Acquirer:
             write_secrets(self.secrets_file, self.secrets)
         return list(self.secrets)
 
-    def expire_if_due(self, checkout: QrCheckout) -> None:
+    def _expire(self, checkout: QrCheckout) -> None:
         if checkout.status == "pending" and datetime.now(UTC) >= checkout.expires_at:
             checkout.status = "expired"
 
@@ -434,7 +442,7 @@ class AcquirerServer:
 def _handler(acquirer: Acquirer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # headers and body go in two writes: no 40 ms wait for a delayed ACK
+        disable_nagle_algorithm = True  # headers and body leave as separate writes: no 40 ms delayed-ACK stall
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # each call is logged on one line by _json and _html
@@ -572,7 +580,7 @@ def _handler(acquirer: Acquirer) -> type[BaseHTTPRequestHandler]:
             with acquirer.lock:
                 checkout = acquirer.checkouts.get(ref)
                 if checkout is not None:
-                    acquirer.expire_if_due(checkout)
+                    acquirer._expire(checkout)
                     snapshot = _checkout_json(checkout, acquirer.base_url)
             if checkout is None:
                 self._html(404, "<p>No such payment.</p>")
@@ -590,7 +598,7 @@ def _handler(acquirer: Acquirer) -> type[BaseHTTPRequestHandler]:
             """The QR payments waiting for a customer, for a person running the demo without a phone at hand."""
             with acquirer.lock:
                 for checkout in acquirer.checkouts.values():
-                    acquirer.expire_if_due(checkout)
+                    acquirer._expire(checkout)
                 waiting = [(c.ref, c.amount_minor, c.currency) for c in acquirer.checkouts.values()
                            if c.status == "pending"]
             items = "".join(f'<li><a href="/pay/{ref}">{amount / 100:.2f} {currency}</a></li>'
@@ -709,7 +717,7 @@ def _read(acquirer: Acquirer, path: str) -> dict[str, Any]:
             return _payment_json(acquirer._payment(parts[1]))
         if len(parts) == 2 and parts[0] == "qr_checkouts" and parts[1] in acquirer.checkouts:
             checkout = acquirer.checkouts[parts[1]]
-            acquirer.expire_if_due(checkout)
+            acquirer._expire(checkout)
             return _checkout_json(checkout, acquirer.base_url)
     raise _Refusal(404, "resource_missing", "no such resource", kept=False)
 

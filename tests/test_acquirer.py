@@ -310,3 +310,14 @@ def test_the_demo_webhook_secret_is_made_once_and_kept_private(tmp_path: Path) -
         assert settings["gateway_url"] == server.url and httpx.get(f"{server.url}/").status_code == 200
         assert server.acquirer.webhook_url == "http://127.0.0.1:8700/api/payments/webhooks/demo/simulator"
     assert webhook_secrets(secrets_file) == read_secrets(secrets_file) == server.acquirer.secrets
+
+
+def test_a_qr_checkout_nobody_paid_is_cancelled_and_a_paid_one_is_not() -> None:
+    with receiving_webhooks() as hub, running_acquirer(webhook_url=hub.url) as acquirer:
+        unpaid = gateway_call(acquirer.url, "qr_checkout", "qr-1", 500, "EUR", "")
+        cancelled = gateway_call(acquirer.url, "cancel", "qr-1-cancel", unpaid.provider_ref)
+        assert (cancelled.outcome, cancelled.amount_minor) == (Outcome.CANCELLED, 0)
+        assert "cancelled" in acquirer.pay(unpaid.provider_ref) and hub.received == []
+        paid = gateway_call(acquirer.url, "qr_checkout", "qr-2", 500, "EUR", "")
+        acquirer.pay(paid.provider_ref)
+        assert gateway_call(acquirer.url, "cancel", "qr-2-cancel", paid.provider_ref).outcome is Outcome.DECLINED
