@@ -20,6 +20,7 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
@@ -68,11 +69,11 @@ class HttpGateway:
     async def authorize(self, key: str, amount_minor: int, currency: str, card: str, *,
                         capture: bool = False) -> Answer:
         body = {"amount_minor": amount_minor, "currency": currency, "card": card, "capture": capture}
-        return await self._call("authorize", key, "/v1/authorizations", body, "")
+        return await self._call("authorize", key, "/v1/authorizations", body, "", Asked(amount_minor, currency))
 
     async def capture(self, key: str, provider_ref: str, amount_minor: int) -> Answer:
         return await self._call("capture", key, f"/v1/authorizations/{_provider_ref(provider_ref)}/capture",
-                                {"amount_minor": amount_minor}, provider_ref)
+                                {"amount_minor": amount_minor}, provider_ref, Asked(amount_minor))
 
     async def cancel(self, key: str, provider_ref: str) -> Answer:
         return await self._call("cancel", key, f"/v1/authorizations/{_provider_ref(provider_ref)}/cancel", {},
@@ -80,7 +81,8 @@ class HttpGateway:
 
     async def refund(self, key: str, provider_ref: str, amount_minor: int) -> Answer:
         return await self._call("refund", key, "/v1/refunds",
-                                {"payment": _provider_ref(provider_ref), "amount_minor": amount_minor}, provider_ref)
+                                {"payment": _provider_ref(provider_ref), "amount_minor": amount_minor}, provider_ref,
+                                Asked(amount_minor))
 
     async def status(self, key: str) -> Answer | None:
         with _observed("status") as outcome:
@@ -129,7 +131,8 @@ class HttpGateway:
 
     # -- the wire ------------------------------------------------------------------------------------
 
-    async def _call(self, name: str, key: str, path: str, body: dict[str, Any], provider_ref: str) -> Answer:
+    async def _call(self, name: str, key: str, path: str, body: dict[str, Any], provider_ref: str,
+                    asked: Asked | None = None) -> Answer:
         with _observed(name) as outcome:
             response = await self._send(name, "POST", path, body, key)
             try:
@@ -138,7 +141,7 @@ class HttpGateway:
                 raise BadAnswer(f"the provider's answer to {name} is not JSON") from None
             if not isinstance(payload, dict):
                 raise BadAnswer(f"the provider's answer to {name} is not a JSON object")
-            answer = _answer(name, response.status_code, payload, provider_ref)
+            answer = _answer(name, response.status_code, payload, provider_ref, asked)
             outcome[0] = answer.outcome.value
             return answer
 
@@ -192,8 +195,18 @@ def _observed(call: str) -> Iterator[list[str]]:
         GATEWAY_SECONDS.labels(call, outcome[0]).observe(time.monotonic() - started)
 
 
-def _answer(name: str, status: int, payload: dict[str, Any], provider_ref: str) -> Answer:
-    """A call's answer (its HTTP status and JSON body) as an Answer; BadAnswer for one the hub cannot believe."""
+@dataclass(frozen=True)
+class Asked:
+    """What a call asked for, which its answer must agree with."""
+    amount_minor: int
+    """An authorization may hold less (a partial approval), never more; a capture or refund moves exactly this."""
+    currency: str = ""
+
+
+def _answer(name: str, status: int, payload: dict[str, Any], provider_ref: str, asked: Asked | None = None
+            ) -> Answer:
+    """A call's answer (its HTTP status and JSON body) as an Answer; BadAnswer for one the hub cannot believe.
+    `asked`: what the call asked for (None for an answer found by status, whose request the hub has not here)."""
     try:
         if status == 200:
             ends = _ENDS.get(name)
@@ -211,6 +224,8 @@ def _answer(name: str, status: int, payload: dict[str, Any], provider_ref: str) 
                     raise validators.Invalid("id", "is not the payment the call was about")
                 field = {Outcome.CAPTURED: "captured_minor"}.get(outcome, "authorized_minor")
                 amount = validators.minor_units(field, payload.get(field))
+            if asked is not None:
+                _agrees(name, asked, amount, payload.get("currency"))
             auth_code = _optional_text("auth_code", payload.get("auth_code"), 32)
             return Answer(outcome, ref, amount, auth_code)
         error = payload.get("error")
@@ -225,6 +240,15 @@ def _answer(name: str, status: int, payload: dict[str, Any], provider_ref: str) 
         raise validators.Invalid("status", f"{status} is not an answer the provider gives")
     except ValueError as error:
         raise BadAnswer(f"the provider's answer to {name} cannot be believed: {error}") from None
+
+
+def _agrees(name: str, asked: Asked, amount: int, currency: Any) -> None:
+    """validators.Invalid unless an answer's amount and currency fit what the call asked for."""
+    if asked.currency and currency != asked.currency:
+        raise validators.Invalid("currency", f"is not the {asked.currency} asked for")
+    fits = 0 < amount <= asked.amount_minor if name == "authorize" else amount == asked.amount_minor
+    if not fits:
+        raise validators.Invalid("amount", f"{amount} does not fit the {asked.amount_minor} asked for")
 
 
 def _line(line: Any) -> SettlementLine:
