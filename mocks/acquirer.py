@@ -355,10 +355,13 @@ def write_secrets(path: Path, secrets: list[str]) -> None:
 
 
 def read_secrets(path: Path) -> list[str]:
+    """The secrets in a secrets file, newest first (blank lines and # comments skipped)."""
     return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
 
 
 def _drifted(lines: list[dict[str, Any]], drift: Drift) -> list[dict[str, Any]]:
+    """The report's lines with one drift applied: to the line of drift.provider_ref (the first line when none
+    is named; nothing when the named one is absent), or an extra line."""
     index = next((i for i, line in enumerate(lines) if line["provider_ref"] == drift.provider_ref), None)
     if drift.change == "extra":
         extra = {"provider_ref": drift.provider_ref or _new_ref("pay"), "kind": "capture",

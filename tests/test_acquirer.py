@@ -245,8 +245,9 @@ def test_settlement_report_and_drift() -> None:
         acquirer.drift("drop", provider_ref=failing)
         acquirer.drift("amount", provider_ref=good, amount_minor=999)
         acquirer.drift("extra", provider_ref="pay_stranger", amount_minor=77)
+        acquirer.drift("state", provider_ref=good, state="failed")
         drifted = run(report())
-        assert (good, "capture", 999, "settled", "") in drifted
+        assert (good, "capture", 999, "failed", "") in drifted
         assert ("pay_stranger", "capture", 77, "settled", "") in drifted
         assert all(line[0] != failing for line in drifted)
         assert httpx.get(f"{url}/v1/settlements/2026-02-30").status_code == 400
