@@ -355,10 +355,13 @@ def write_secrets(path: Path, secrets: list[str]) -> None:
 
 
 def read_secrets(path: Path) -> list[str]:
+    """The secrets in a secrets file, newest first (blank lines and # comments skipped)."""
     return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
 
 
 def _drifted(lines: list[dict[str, Any]], drift: Drift) -> list[dict[str, Any]]:
+    """The report's lines with one drift applied: to the line of drift.provider_ref (the first line when none
+    is named; nothing when the named one is absent), or an extra line."""
     index = next((i for i, line in enumerate(lines) if line["provider_ref"] == drift.provider_ref), None)
     if drift.change == "extra":
         extra = {"provider_ref": drift.provider_ref or _new_ref("pay"), "kind": "capture",
@@ -406,13 +409,18 @@ _MUTATING = re.compile(r"/v1/(authorizations|authorizations/([A-Za-z0-9._-]{1,64
                        r"qr_checkouts|terminal_authorizations)")
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+    """Connections waiting to be accepted: the default 5 resets a client's pool opening 32 at once."""
+
+
 class AcquirerServer:
     """The simulator on 127.0.0.1:`port` (0: a free port), served from a daemon thread."""
 
     def __init__(self, acquirer: Acquirer, host: str = "127.0.0.1", port: int = 0) -> None:
         self.acquirer = acquirer
-        self._server = ThreadingHTTPServer((host, port), _handler(acquirer))
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), _handler(acquirer))
         self.url = f"http://{host}:{self._server.server_address[1]}"
         acquirer.base_url = self.url
         self._thread = threading.Thread(target=self._server.serve_forever, name="acquirer", daemon=True)
@@ -437,6 +445,7 @@ class AcquirerServer:
 def _handler(acquirer: Acquirer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body leave as separate writes: no 40 ms delayed-ACK stall
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # each call is logged on one line by _json and _html
