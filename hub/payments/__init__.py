@@ -6,5 +6,8 @@ from pathlib import Path
 
 from hub.domains import Domain
 from hub.payments.requests import RESPONDERS
+from hub.payments.routes import OPENAPI, routes
+from hub.payments.watchdog import auto_void, watch_pending
 
-DOMAIN = Domain("payments", migrations=Path(__file__).parent / "migrations", responders=RESPONDERS)
+DOMAIN = Domain("payments", migrations=Path(__file__).parent / "migrations", responders=RESPONDERS, routes=routes,
+                services=(auto_void, watch_pending), openapi=OPENAPI)
