@@ -60,6 +60,9 @@ async def test_a_person_captures_voids_and_refunds_once(nats_server: EmbeddedNat
             assert (again.status_code, again.json()) == (200, captured.json())  # the first answer, kept
             other = await http.post(f"{api}/intents/{one['id']}/capture", json={"amount_minor": 5}, headers=key)
             assert other.status_code == 409 and other.json()["code"] == "conflict"
+            too_long = await http.post(f"{api}/intents/{one['id']}/capture", json={},
+                                       headers={"idempotency-key": "k" * 256})
+            assert too_long.status_code == 422 and "Idempotency-Key" in too_long.json()["error"]
             twice = await http.post(f"{api}/intents/{one['id']}/capture", json={})
             assert twice.status_code == 409
             assert twice.json()["code"] == "invalid_state_transition" and twice.json()["state"] == "captured"

@@ -5,6 +5,7 @@ watchdog's attention, auto-void, webhooks' news, and the outbox events and audit
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from hub.payments import intents
+from hub.payments.acquirer import HttpGateway
 from hub.payments.gateway import Outcome
 from hub.payments.intents import Intent
 from hub.payments.model import ENDS, STARTS, Action, Refused, State
@@ -306,6 +308,24 @@ def test_auto_void_of_authorizations_past_the_capture_window(database_url: str, 
     in_payments(database_url, acquirer.url, work)
     audit = rows(database_url, "SELECT actor, action, target FROM audit_records")
     assert [(row["actor"], row["action"]) for row in audit] == [(AUTO_VOID, "payment.auto_voided")]
+
+
+def test_two_hubs_auto_voiding_side_by_side_void_each_once(database_url: str, acquirer: RunningAcquirer) -> None:
+    async def work(payments: Payments) -> None:
+        for n in range(6):
+            await approved(payments, acquirer, f"expired-{n}")
+        async with payments.pool.acquire() as conn:
+            await conn.execute("UPDATE payment_intents SET capture_before = now() - interval '1 second'")
+        other_hub = Payments(payments.pool, HttpGateway(acquirer.url, "simulator", 5), payments.settings)
+        counts = await asyncio.gather(payments.void_expired(3), other_hub.void_expired(3),
+                                      payments.void_expired(3), other_hub.void_expired(3))
+        await other_hub.gateway.aclose()  # type: ignore[union-attr]
+        assert sum(counts) == 6
+        async with payments.pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM payment_intents WHERE state = 'cancelled'") == 6
+            assert await conn.fetchval("SELECT count(*) FROM audit_records WHERE action = 'payment.auto_voided'") == 6
+        assert all(acquirer.payment(f"pay_expired-{n}")["status"] == "cancelled" for n in range(6))
+    in_payments(database_url, acquirer.url, work)
 
 
 def test_stale_intents_are_claimed_by_one_watchdog_at_a_time(database_url: str, acquirer: RunningAcquirer) -> None:
