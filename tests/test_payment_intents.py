@@ -15,6 +15,7 @@ import pytest
 from hub.payments import intents
 from hub.payments.acquirer import HttpGateway
 from hub.payments.gateway import Outcome
+from hub.payments.idempotency import fingerprint, once, purge
 from hub.payments.intents import Intent
 from hub.payments.model import ENDS, STARTS, Action, Refused, State
 from hub.payments.service import AUTO_VOID, Conflict, NoProvider, NotFound, Payments
@@ -337,3 +338,37 @@ def test_stale_intents_are_claimed_by_one_watchdog_at_a_time(database_url: str, 
         assert await payments.stale(10) == [lost.id]
         assert await payments.stale(10) == []  # another hub's turn comes after watchdog_after_s
     in_payments(database_url, acquirer.url, work, watchdog_after_s=30)
+
+
+def test_an_idempotency_key_answers_once(database_url: str) -> None:
+    async def work(payments: Payments) -> None:
+        pool, calls = payments.pool, []
+
+        async def run() -> tuple[int, dict[str, Any]]:
+            calls.append(1)
+            return 200, {"n": len(calls)}
+
+        async def busy() -> tuple[int, dict[str, Any]]:
+            return 503, {"error": "the provider could not be reached"}
+        first = fingerprint("POST", "/api/payments/intents/x/capture", {"amount_minor": 1}, "ada")
+        assert await once(pool, T, "k", first, run) == (200, {"n": 1})
+        assert await once(pool, T, "k", first, run) == (200, {"n": 1})
+        with pytest.raises(Conflict, match="different request"):
+            await once(pool, T, "k", fingerprint("POST", "/api/payments/intents/x/capture", {}, "ada"), run)
+        with pytest.raises(Conflict, match="different request"):  # another person's request
+            await once(pool, T, "k", fingerprint("POST", "/api/payments/intents/x/capture", {"amount_minor": 1},
+                                                 "bob"), run)
+        assert await once(pool, "other", "k", first, run) == (200, {"n": 2})  # another tenant's key is its own
+        await pool.execute("INSERT INTO payment_idempotency (tenant, key, request_hash) VALUES ($1, 'dead', $2)",
+                           T, first)  # its hub died while answering
+        with pytest.raises(Conflict, match="still being answered"):
+            await once(pool, T, "dead", first, run)
+        await pool.execute("UPDATE payment_idempotency SET created_at = now() - interval '6 minutes'"
+                           " WHERE key = 'dead'")
+        assert await once(pool, T, "dead", first, run) == (200, {"n": 3})
+        assert (await once(pool, T, "busy", first, busy))[0] == 503  # the hub's trouble is not kept
+        assert await once(pool, T, "busy", first, run) == (200, {"n": 4})
+        await pool.execute("UPDATE payment_idempotency SET created_at = now() - interval '25 hours' WHERE key = 'k'")
+        assert await once(pool, T, "k", first, run) == (200, {"n": 5})  # kept 24 hours
+        assert await purge(pool) == 1  # the other tenant's k, past its 24 hours too
+    in_payments(database_url, "", work)

@@ -337,9 +337,9 @@ class Payments:
                      begin: Callable[[asyncpg.Connection, Intent], Awaitable[Intent]]) -> Intent:
         """Lock the intent, check the action may begin (`begin` raises Refused otherwise) and commit it PROCESSING."""
         async with self.pool.acquire() as conn, conn.transaction():
-            intent = await self._locked(conn, tenant, intent_id)
-            self._gateway("do this: nothing was done")
-            return await begin(conn, intent)
+            claimed = await begin(conn, await self._locked(conn, tenant, intent_id))
+            self._gateway(f"{claimed.pending}: nothing was done")  # NoProvider rolls the claim back
+            return claimed
 
     async def _begin(self, conn: asyncpg.Connection, intent: Intent, action: Action, *, amount: int | None,
                      actor: str, reason: str | None, key: str | None = None, card_token: str | None = None) -> Intent:
