@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from hub.payments import intents
 from hub.payments.acquirer import HttpGateway
@@ -19,6 +20,7 @@ from hub.payments.idempotency import fingerprint, once, purge
 from hub.payments.intents import Intent
 from hub.payments.model import ENDS, STARTS, Action, Refused, State
 from hub.payments.service import AUTO_VOID, Conflict, NoProvider, NotFound, Payments
+from hub.payments.watchdog import refresh_gauges
 from tests.acquirer_support import RunningAcquirer, running_acquirer
 from tests.payment_support import in_payments, rows
 
@@ -269,6 +271,27 @@ def test_declines_and_offline_approvals(database_url: str, acquirer: RunningAcqu
         assert (authorized.state, authorized.authorized_minor, authorized.card_token) == (State.AUTHORIZED, 800, None)
         assert authorized.capture_before is not None
     in_payments(database_url, acquirer.url, work)
+
+
+def test_the_gauges_count_intents_by_state_and_offline_cards_outstanding(database_url: str,
+                                                                         acquirer: RunningAcquirer) -> None:
+    async def work(payments: Payments) -> None:
+        await approved(payments, acquirer, "g1")
+        for n, amount in enumerate((700, 1200)):
+            await payments.record_terminal_approval(
+                T, S, tender_id=f"off-{n}", till="till-1", amount_minor=amount, authorized_minor=amount,
+                currency="EUR", provider_ref=None, auth_code=None, scheme=None, masked=None, offline=True,
+                card_token="tok_visa", actor="till:till-1")
+        await refresh_gauges(payments.pool)
+    in_payments(database_url, acquirer.url, work)
+
+    def gauge(name: str, **labels: str) -> float | None:
+        return REGISTRY.get_sample_value(name, labels)
+    assert gauge("novapos_hub_payment_intents", state="authorized") == 1
+    assert gauge("novapos_hub_payment_intents", state="awaiting_payment_method") == 2
+    assert gauge("novapos_hub_payment_intents", state="captured") == 0
+    assert gauge("novapos_hub_payment_offline_outstanding") == 2
+    assert gauge("novapos_hub_payment_offline_outstanding_minor") == 1900
 
 
 def test_refunds_at_the_terminal_and_webhook_news(database_url: str, acquirer: RunningAcquirer) -> None:
