@@ -270,6 +270,12 @@ def test_declines_and_offline_approvals(database_url: str, acquirer: RunningAcqu
         authorized = await payments.authorize(T, good.id, actor="hub:offline")
         assert (authorized.state, authorized.authorized_minor, authorized.card_token) == (State.AUTHORIZED, 800, None)
         assert authorized.capture_before is not None
+        abandoned = await payments.record_terminal_approval(
+            T, S, tender_id="off-3", till="till-1", amount_minor=900, authorized_minor=900, currency="EUR",
+            provider_ref="terminal-offline-3", auth_code=None, scheme="visa", masked="**** 4242", offline=True,
+            card_token="tok_visa", actor="till:till-1")
+        voided = await payments.cancel(T, abandoned.id, actor="bob", reason="sale abandoned")
+        assert (voided.state, voided.card_token) == (State.CANCELLED, None)  # the provider never held it: no call
     in_payments(database_url, acquirer.url, work)
 
 

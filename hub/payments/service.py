@@ -161,12 +161,12 @@ class Payments:
         return await self._run(await self._claim(tenant, intent_id, begin))
 
     async def cancel(self, tenant: str, intent_id: uuid.UUID, *, actor: str, reason: str) -> Intent:
-        """Void an intent not yet captured. One the provider never held (waiting, no provider reference) is
-        cancelled at once, without a call."""
+        """Void an intent not yet captured. One the provider never held (a card taken offline not yet authorized,
+        or one waiting with no provider reference) is cancelled at once, without a call."""
         async with self.pool.acquire() as conn, conn.transaction():
             intent = await self._locked(conn, tenant, intent_id)
             model.allowed(intent.state, Action.CANCEL)
-            if intent.state == State.AWAITING_PAYMENT_METHOD and not intent.provider_ref:
+            if intent.state == State.AWAITING_PAYMENT_METHOD and (intent.offline or not intent.provider_ref):
                 cancelled = await intents.change(conn, intent, State.CANCELLED, card_token=None)
                 await self._audit(conn, cancelled, Action.CANCEL, actor, reason, intent.amount_minor)
                 metrics.action("cancel", "cancelled")
