@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import nats.errors
 import trio
 
 from hub.app import RunningHub, run_hub
@@ -64,7 +65,13 @@ async def ask(hub_config: HubConfig, tenant: str, store: str, kind: str, body: d
             return await client.request(payment_request_subject(tenant, store, kind), encode(body), timeout=10)
         finally:
             await client.close()
-    reply = await trio.to_thread.run_sync(asyncio.run, run())
+    with trio.fail_after(10):
+        while True:  # the hub subscribes its responders just after it reports ready
+            try:
+                reply = await trio.to_thread.run_sync(asyncio.run, run())
+                break
+            except nats.errors.NoRespondersError:
+                await trio.sleep(0.05)
     headers = reply.headers or {}
     if ERROR_CODE_HEADER in headers:
         return {"error": {"code": int(headers[ERROR_CODE_HEADER]), "message": headers.get(ERROR_HEADER, "")}}
