@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import nats.errors
 import trio
 
 from hub.app import RunningHub, run_hub
+from hub.payments.webhooks import signature
 from mocks.acquirer import write_secrets
 from novapos.config import HubConfig
 from novapos.config.hub import PaymentSettings
@@ -31,6 +32,11 @@ from tests.acquirer_support import TEST_SECRET, RunningAcquirer, running_acquire
 from tests.conftest import query
 
 STORE = "store-001"
+
+
+def signed_header(secrets: Sequence[str], timestamp: int, raw: bytes) -> str:
+    """The signature header a provider signing with each of `secrets` sends (one v1 each, as during a rotation)."""
+    return ",".join([f"t={timestamp}", *(f"v1={signature(secret, timestamp, raw)}" for secret in secrets)])
 
 
 def webhook_url(hub: RunningHub, tenant: str = "demo", provider: str = "simulator") -> str:
