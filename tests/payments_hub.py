@@ -12,15 +12,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import nats
+import nats.errors
 import trio
 
 from hub.app import RunningHub, run_hub
+from hub.payments.webhooks import signature
 from mocks.acquirer import write_secrets
 from novapos.config import HubConfig
 from novapos.config.hub import PaymentSettings
@@ -30,6 +32,11 @@ from tests.acquirer_support import TEST_SECRET, RunningAcquirer, running_acquire
 from tests.conftest import query
 
 STORE = "store-001"
+
+
+def signed_header(secrets: Sequence[str], timestamp: int, raw: bytes) -> str:
+    """The signature header a provider signing with each of `secrets` sends (one v1 each, as during a rotation)."""
+    return ",".join([f"t={timestamp}", *(f"v1={signature(secret, timestamp, raw)}" for secret in secrets)])
 
 
 def webhook_url(hub: RunningHub, tenant: str = "demo", provider: str = "simulator") -> str:
@@ -64,7 +71,13 @@ async def ask(hub_config: HubConfig, tenant: str, store: str, kind: str, body: d
             return await client.request(payment_request_subject(tenant, store, kind), encode(body), timeout=10)
         finally:
             await client.close()
-    reply = await trio.to_thread.run_sync(asyncio.run, run())
+    with trio.fail_after(10):
+        while True:  # the hub subscribes its responders just after it reports ready
+            try:
+                reply = await trio.to_thread.run_sync(asyncio.run, run())
+                break
+            except nats.errors.NoRespondersError:
+                await trio.sleep(0.05)
     headers = reply.headers or {}
     if ERROR_CODE_HEADER in headers:
         return {"error": {"code": int(headers[ERROR_CODE_HEADER]), "message": headers.get(ERROR_HEADER, "")}}

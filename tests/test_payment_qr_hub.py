@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import trio
 
+from hub.app import run_hub
 from hub.payments import qr
 from novapos.config import HubConfig
 from novapos.wire.ids import uuid7
@@ -108,3 +109,12 @@ async def test_a_checkout_expired_unpaid_is_cancelled_at_the_provider_and_one_pa
         await trio.to_thread.run_sync(lambda: acquirer.control("webhook_url", url=webhook_url(hub)))
         assert await trio.to_thread.run_sync(acquirer.replay, event) == 200  # the provider's retry arrives
         assert await intent_state(hub_config.database_url, paid["id"]) == "captured"
+
+
+async def test_a_hub_with_no_provider_refuses_qr_payments_and_records_nothing(hub_config: HubConfig) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run_hub, hub_config)
+        answer = await ask(hub_config, "demo", STORE, QR, _request())
+        nursery.cancel_scope.cancel()
+    assert answer["refused"]["code"] == 503 and "take card or cash" in answer["refused"]["message"], answer
+    assert not await query(hub_config.database_url, "SELECT 1 FROM payment_intents")

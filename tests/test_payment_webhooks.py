@@ -14,14 +14,14 @@ import httpx
 import pytest
 import trio
 
-from hub.payments.webhooks import HEADER, Refusal, signed_header, verify
+from hub.payments.webhooks import HEADER, Refusal, verify
 from mocks.acquirer import write_secrets
 from novapos.config import HubConfig
 from novapos.wire.ids import uuid7
 from novapos.wire.payments import QR
 from tests.acquirer_support import TEST_SECRET
 from tests.conftest import query
-from tests.payments_hub import STORE, ask, audit_actions, intent_state, payments_hub, webhook_url
+from tests.payments_hub import STORE, ask, audit_actions, intent_state, payments_hub, signed_header, webhook_url
 
 NOW = 1_800_000_000
 

@@ -73,9 +73,9 @@ async def answer_qr(pool: asyncpg.Pool, subject: str, data: bytes) -> bytes:
 
 async def _checkout(pool: asyncpg.Pool, payments: Payments, intent: Intent, description: str) -> dict[str, Any]:
     """The intent's checkout: the one kept, or a new one asked of the provider and kept with its reference."""
+    kept_sql = "SELECT pay_url, expires_at FROM payment_qr_checkouts WHERE intent_id = $1"
     async with pool.acquire() as conn:
-        kept = await conn.fetchrow("SELECT pay_url, expires_at FROM payment_qr_checkouts WHERE intent_id = $1",
-                                   intent.id)
+        kept = await conn.fetchrow(kept_sql, intent.id)
     if kept is None:
         if intent.state != State.AWAITING_PAYMENT_METHOD:
             raise Refused("authorize", intent.state, f"this QR payment is {intent.state}: it has no code to show")
@@ -83,16 +83,15 @@ async def _checkout(pool: asyncpg.Pool, payments: Payments, intent: Intent, desc
         checkout = await payments.gateway.qr_checkout(checkout_key(intent.id), intent.amount_minor,
                                                       intent.currency, description)
         async with pool.acquire() as conn, conn.transaction():
-            await conn.execute("UPDATE payment_intents SET provider_ref = $2, updated_at = now() WHERE id = $1",
-                               intent.id, checkout.provider_ref)
+            locked = await intents.by_id(conn, intent.tenant, intent.id, lock=True)
+            if locked is not None:  # the reference is a note, not a state change: no event
+                intent = locked if locked.provider_ref else \
+                    await intents.change(conn, locked, locked.state, provider_ref=checkout.provider_ref)
             await conn.execute("INSERT INTO payment_qr_checkouts (intent_id, tenant, provider_ref, pay_url, expires_at)"
                                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (intent_id) DO NOTHING", intent.id,
                                intent.tenant, checkout.provider_ref, checkout.pay_url, checkout.expires_at)
-            kept = await conn.fetchrow("SELECT pay_url, expires_at FROM payment_qr_checkouts WHERE intent_id = $1",
-                                       intent.id)
-    async with pool.acquire() as conn:
-        now = await intents.by_id(conn, intent.tenant, intent.id)
-    return {"intent": (now or intent).to_json(), "pay_url": kept["pay_url"], "expires_at": kept["expires_at"].isoformat()}
+            kept = await conn.fetchrow(kept_sql, intent.id)
+    return {"intent": intent.to_json(), "pay_url": kept["pay_url"], "expires_at": kept["expires_at"].isoformat()}
 
 
 async def expire(pool: asyncpg.Pool, payments: Payments) -> int:

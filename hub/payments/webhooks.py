@@ -6,12 +6,11 @@ carries HMAC-SHA256(secret, f"{t}.{raw body}"); the hub recomputes it over the b
 re-encoding of the JSON) with each active secret and compares in constant time (hmac.compare_digest). A
 timestamp further than [payments] webhook_tolerance_s from the hub's clock is refused, so a captured request
 cannot be replayed later; inside the tolerance, the event's id is looked up in webhook_events, so the same event
-posted twice moves a payment once.
+posted twice moves a payment once (a replay is answered 200 "replayed": the provider may stop sending it).
 
 Secrets come from [payments] webhook_secrets_file, one per line, newest first (blank lines and lines starting
-with # are skipped). Rotation is an overlap: list the
-new secret above the old one, switch the provider to the new one, then remove the old line; the file is read
-again whenever it changes, with no restart. A missing or empty file refuses every webhook (503, logged): the
+with # are skipped). Rotation is an overlap: list the new secret above the old one, switch the provider to the
+new one, then remove the old line; the file is read again whenever it changes, with no restart. A missing or empty file refuses every webhook (503, logged): the
 provider retries later, and nothing unauthenticated is ever applied.
 
 Every webhook is audited in the addressed tenant's chain: payment.webhook_accepted, payment.webhook_replayed or
@@ -59,10 +58,7 @@ OUTCOMES = {"payment.succeeded": Outcome.CAPTURED, "payment.failed": Outcome.FAI
 """The event types that move a payment, and where they move it; any other type is accepted and ignored."""
 SETTLES = {"payment.succeeded": frozenset({State.CAPTURED, State.REFUNDED}), "payment.failed": frozenset({State.FAILED})}
 """Where a payment is once an event of that type has been applied to it (or was, before)."""
-
-
-WEBHOOKS = Counter("novapos_hub_payment_webhooks_total", "Payment provider webhooks by result",
-                   ["result"])
+WEBHOOKS = Counter("novapos_hub_payment_webhooks_total", "Payment provider webhooks by result", ["result"])
 """accepted, replayed, refused: a rise in refusals is a misconfigured secret, or someone knocking."""
 
 
@@ -77,11 +73,6 @@ class Refusal(Exception):
 def signature(secret: str, timestamp: int, raw: bytes) -> str:
     """The v1 signature of a body sent at `timestamp` (what the provider computes, and the hub again)."""
     return hmac.new(secret.encode(), b"%d.%s" % (timestamp, raw), hashlib.sha256).hexdigest()
-
-
-def signed_header(secrets: Sequence[str], timestamp: int, raw: bytes) -> str:
-    """The header value a provider signing with `secrets` sends (one v1 each)."""
-    return ",".join([f"t={timestamp}", *(f"v1={signature(secret, timestamp, raw)}" for secret in secrets)])
 
 
 def verify(header: str | None, raw: bytes, secrets: Sequence[str], now: float, tolerance_s: int) -> None:
