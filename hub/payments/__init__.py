@@ -7,6 +7,7 @@ from pathlib import Path
 from hub.domains import Domain
 from hub.payments.catchup import EVENTS_REQUESTS, answer_events
 from hub.payments.relay import relay_payment_events
+from hub.payments.requests import RESPONDERS
 
 DOMAIN = Domain("payments", migrations=Path(__file__).parent / "migrations",
-                responders={EVENTS_REQUESTS: answer_events}, services=(relay_payment_events,))
+                responders={**RESPONDERS, EVENTS_REQUESTS: answer_events}, services=(relay_payment_events,))
