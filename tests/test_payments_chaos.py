@@ -79,7 +79,7 @@ async def test_a_hub_killed_between_the_providers_answer_and_its_commit_loses_do
                 approval = await trio.to_thread.run_sync(acquirer.report_terminal_approval, tender, AMOUNT)
                 answer = await trio.to_thread.run_sync(_ask, nats_server, INTENT, {
                     "tender_id": tender, "till": "till-1", "amount_minor": AMOUNT, "authorized_minor": AMOUNT,
-                    "currency": "EUR", "provider_ref": approval["provider_ref"], "auth_code": "123456",
+                    "currency": "EUR", "provider_ref": approval["id"], "auth_code": "123456",
                     "scheme": "visa", "masked": "**** 4242", "offline": False})
                 assert answer["intent"]["state"] == "authorized", answer
 
