@@ -8,6 +8,9 @@ from hub.domains import Domain
 from hub.payments.catchup import EVENTS_REQUESTS, answer_events
 from hub.payments.relay import relay_payment_events
 from hub.payments.requests import RESPONDERS
+from hub.payments.routes import OPENAPI, routes
+from hub.payments.watchdog import auto_void, watch_pending
 
 DOMAIN = Domain("payments", migrations=Path(__file__).parent / "migrations",
-                responders={**RESPONDERS, EVENTS_REQUESTS: answer_events}, services=(relay_payment_events,))
+                responders={**RESPONDERS, EVENTS_REQUESTS: answer_events}, routes=routes,
+                services=(auto_void, watch_pending, relay_payment_events), openapi=OPENAPI)
