@@ -96,7 +96,7 @@ async def test_a_hub_killed_between_the_providers_answer_and_its_commit_loses_do
                                        f"{answer['intent']['id']}/capture")
                 else:
                     nursery.start_soon(trio.to_thread.run_sync, _ask, nats_server, CANCEL,
-                                       {"tender_id": tender, "reason": "abandoned", "actor": "alice"}, 30.0)
+                                       {"tender_id": tender, "reason": "abandoned", "actor": "alice"}, 5.0)
                 pending = await wait_until(lambda: _pending(database_url, tender, acquirer), timeout=20)
                 hubs[0].kill()  # kill -9: the provider has done it, the hub never committed the answer
                 assert (await _intent(database_url, tender) or {})["state"] == "processing"
