@@ -34,7 +34,8 @@ def intent(till: str = "till-1", *, state: str = "captured", offline: bool = Fal
             "updated_at": "2026-12-02T10:00:01+00:00"}
 
 
-async def emit_async(database_url: str, events: list[tuple[str, str, dict[str, Any]]], each_own: bool) -> list[str]:
+async def emit_async(database_url: str, events: list[tuple[str, str, dict[str, Any]]], each_own: bool,
+                     lost: bool = False) -> list[str]:
     """emit_events, from an asyncio loop."""
     pool = await create_pool(database_url, max_size=2)
     try:
@@ -49,15 +50,19 @@ async def emit_async(database_url: str, events: list[tuple[str, str, dict[str, A
                 async with conn.transaction():
                     for store, event_type, body in events:
                         ids.append(str(await emit(conn, "demo", store, event_type, body)))
+                    if lost:  # as if published and lost in transit: the relay never sends them
+                        await conn.execute("UPDATE payment_outbox SET published_at = now() WHERE id = ANY($1::uuid[])",
+                                           ids)
         return ids
     finally:
         await close_pool(pool)
 
 
 async def emit_events(database_url: str, events: list[tuple[str, str, dict[str, Any]]],
-                      each_own: bool = True) -> list[str]:
-    """Emit (store, type, body) events of tenant demo, each in its own transaction (or all in one); their ids."""
-    return await trio.to_thread.run_sync(asyncio.run, emit_async(database_url, events, each_own))
+                      each_own: bool = True, lost: bool = False) -> list[str]:
+    """Emit (store, type, body) events of tenant demo, each in its own transaction (or all in one, `lost` in
+    transit if asked); their ids."""
+    return await trio.to_thread.run_sync(asyncio.run, emit_async(database_url, events, each_own, lost))
 
 
 def inbox(state_dir: Path) -> list[tuple[int, str, str]]:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +133,35 @@ async def _published(database_url: str, count: int) -> bool:
 
 async def _republish_all(database_url: str) -> None:
     await query(database_url, "UPDATE payment_outbox SET published_at = NULL RETURNING 1")
+
+
+async def test_a_live_event_after_a_gap_brings_the_missing_ones_at_once_and_bad_ones_are_refused(
+        store_config: StoreConfig, hub_config: HubConfig, nats_server: EmbeddedNats, database_url: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="actors.payments.events")
+    state = store_config.state_dir
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run_hub, hub_config)
+        await nursery.start(run_edge, store_config)
+        await emit_events(database_url, [("store-001", "payment.captured", {"intent": intent()})])
+        await wait_until(lambda: _inbox(state, 1))
+        # garbage on the store's subject (the hub's bug, or bytes damaged): refused with its reason, nothing applied
+        for garbage in (b"not json", b'{"id": "x", "position": 2}', json.dumps(
+                {"id": str(uuid.uuid4()), "position": 2, "type": "payment.captured", "body": []}).encode()):
+            await trio.to_thread.run_sync(lambda data=garbage: asyncio.run(_publish(nats_server, data)))
+        # two events lost in transit, then one published: the gap before it brings them at once, not in 30 s
+        await emit_events(database_url, [("store-001", "payment.captured", {"intent": intent()})] * 2,
+                          each_own=False, lost=True)
+        with trio.fail_after(5):
+            await emit_events(database_url, [("store-001", "payment.refunded", {"intent": intent()})])
+            applied = await wait_until(lambda: _inbox(state, 4), timeout=5)
+        nursery.cancel_scope.cancel()
+    assert [(position, kind) for position, _, kind in applied] == [
+        (1, "payment.captured"), (2, "payment.captured"), (3, "payment.captured"), (4, "payment.refunded")]
+    refused = [r.getMessage() for r in caplog.records if "refused a live event" in r.getMessage()]
+    assert len(refused) == 3 and "is not JSON" in refused[0] and "payment event id must be an id" in refused[1] \
+        and "payment event body must be a JSON object" in refused[2], refused
+    assert any("event 4 arrived after 1" in r.getMessage() for r in caplog.records)
 
 
 async def test_the_payment_events_actor_crashing_restarts_alone_and_the_tills_sell_on(

@@ -84,12 +84,16 @@ def last_position(db: sqlite3.Connection) -> int:
     return int(db.execute("SELECT coalesce(max(position), 0) FROM payment_inbox").fetchone()[0])
 
 
-def apply(db: sqlite3.Connection, event: Event) -> bool:
-    """Record `event` in the inbox; False (nothing done) if its id or its position is there already."""
+def apply(db: sqlite3.Connection, events: list[Event]) -> list[Event]:
+    """Record `events` in the inbox in one transaction (one fsync for a catch-up's page); those that were not there
+    already (by id or position), in order."""
+    fresh = []
     with local_db.immediate(db):
-        return bool(db.execute("INSERT INTO payment_inbox (id, position, type, applied_at) VALUES (?, ?, ?, ?)"
-                               " ON CONFLICT DO NOTHING", (event.id, event.position, event.type,
-                                                          time.time())).rowcount)
+        for event in events:
+            if db.execute("INSERT INTO payment_inbox (id, position, type, applied_at) VALUES (?, ?, ?, ?)"
+                          " ON CONFLICT DO NOTHING", (event.id, event.position, event.type, time.time())).rowcount:
+                fresh.append(event)
+    return fresh
 
 
 class PaymentEventsActor(Actor):
@@ -158,7 +162,7 @@ class PaymentEventsActor(Actor):
                 DUPLICATES.inc()
         else:
             try:
-                self._apply(event)
+                self._apply([event])
             except sqlite3.OperationalError as exc:
                 if not local_db.is_busy(exc):
                     raise
@@ -198,30 +202,31 @@ class PaymentEventsActor(Actor):
                 raise validators.Invalid("the hub's pay_events answer", "must hold a list of events")
             if not events:
                 return
-            for message in events:
-                event = Event(message)
-                if event.position <= self._last:
-                    raise validators.Invalid("the hub's pay_events answer",
-                                             f"holds position {event.position}, not after {self._last}")
-                self._apply(event)
+            page = [Event(message) for message in events]
+            if any(before.position >= after.position for before, after in zip(page, page[1:], strict=False)) or \
+                    page[0].position <= self._last:
+                raise validators.Invalid("the hub's pay_events answer", f"must hold positions after {self._last}, "
+                                         "in order")
+            self._apply(page)
 
-    def _apply(self, event: Event) -> None:
-        """Apply one event (SQLite busy: raised, for the caller to ask for it again), then tell those it concerns."""
+    def _apply(self, events: list[Event]) -> None:
+        """Apply events in one transaction (SQLite busy: raised, for the caller to ask for them again), then tell
+        those each concerns."""
         assert self._db is not None
-        if not apply(self._db, event):
-            DUPLICATES.inc()
-            return
-        if event.position != self._last + 1:
-            log.warning("payment events: event %d applied after %d: the hub no longer had those in between",
-                        event.position, self._last)
-        self._last = max(self._last, event.position)
-        APPLIED.inc()
-        intent = event.intent()
-        till = intent.get("till")
-        if isinstance(till, str):
-            self._tell(f"till.{till}", event)
-        if intent.get("offline") is True:
-            self._tell(CARDS, event)
+        fresh = apply(self._db, events)
+        DUPLICATES.inc(len(events) - len(fresh))
+        for event in fresh:
+            if event.position != self._last + 1:
+                log.warning("payment events: event %d applied after %d: the hub no longer had those in between",
+                            event.position, self._last)
+            self._last = max(self._last, event.position)
+            APPLIED.inc()
+            intent = event.intent()
+            till = intent.get("till")
+            if isinstance(till, str):
+                self._tell(f"till.{till}", event)
+            if intent.get("offline") is True:
+                self._tell(CARDS, event)
 
     def _tell(self, name: str, event: Event) -> None:
         """Tell actor `name` of `event` if it runs and has a `payment_event` method (a till without one does not
