@@ -1,0 +1,237 @@
+"""The acquirer simulator (mocks.acquirer) and the hub's HttpGateway against it, over a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from hub.payments.acquirer import GATEWAY_SECONDS, BadAnswer, HttpGateway
+from hub.payments.gateway import GatewayTimeout, GatewayUnavailable, Outcome
+from mocks.acquirer import APPROVE, DECLINE, PARTIAL, SETTLEMENT_FAILS, read_secrets
+from tests.acquirer_support import TEST_SECRET, receiving_webhooks, running_acquirer
+
+T = TypeVar("T")
+
+
+def run(coroutine: Awaitable[T]) -> T:
+    async def main() -> T:
+        return await coroutine
+    return asyncio.run(main())
+
+
+def gateway_call(url: str, name: str, *args: object, timeout_s: float = 5.0, **kwargs: object) -> Any:
+    """One gateway call in a fresh event loop (each test is a plain function): its Answer, QrCheckout..."""
+    async def call() -> Any:
+        gateway = HttpGateway(url, "simulator", timeout_s)
+        try:
+            return await getattr(gateway, name)(*args, **kwargs)
+        finally:
+            await gateway.aclose()
+    return asyncio.run(call())
+
+
+def test_scripted_cards_authorize_decline_partial() -> None:
+    with running_acquirer() as acquirer:
+        approved = gateway_call(acquirer.url, "authorize", "k-approve", 1250, "EUR", APPROVE)
+        assert approved.outcome is Outcome.AUTHORIZED and approved.amount_minor == 1250 and approved.auth_code
+        declined = gateway_call(acquirer.url, "authorize", "k-decline", 1250, "EUR", DECLINE)
+        assert declined.outcome is Outcome.DECLINED and declined.amount_minor == 0
+        assert "declined" in declined.message
+        partial = gateway_call(acquirer.url, "authorize", "k-partial", 1250, "EUR", PARTIAL)
+        assert partial.outcome is Outcome.AUTHORIZED and partial.amount_minor == 625
+        taken = gateway_call(acquirer.url, "authorize", "k-capture", 700, "EUR", "tok_visa", capture=True)
+        assert taken.outcome is Outcome.CAPTURED and taken.amount_minor == 700
+        unknown = gateway_call(acquirer.url, "authorize", "k-unknown", 700, "EUR", "tok_nobody")
+        assert unknown.outcome is Outcome.DECLINED
+
+
+def test_capture_cancel_refund_and_their_refusals() -> None:
+    with running_acquirer() as acquirer:
+        url = acquirer.url
+        ref = gateway_call(url, "authorize", "a1", 5000, "EUR", APPROVE).provider_ref
+        too_much = gateway_call(url, "capture", "c0", ref, 5001)
+        assert too_much.outcome is Outcome.DECLINED and "5000" in too_much.message
+        captured = gateway_call(url, "capture", "c1", ref, 4000)
+        assert (captured.outcome, captured.provider_ref, captured.amount_minor) == (Outcome.CAPTURED, ref, 4000)
+        assert gateway_call(url, "cancel", "x1", ref).outcome is Outcome.DECLINED  # captured: too late
+        first = gateway_call(url, "refund", "r1", ref, 1500)
+        assert first.outcome is Outcome.REFUNDED and first.amount_minor == 1500 and first.provider_ref != ref
+        assert gateway_call(url, "refund", "r2", ref, 2501).outcome is Outcome.DECLINED
+        assert gateway_call(url, "refund", "r3", ref, 2500).outcome is Outcome.REFUNDED
+        assert acquirer.payment(ref)["status"] == "refunded"
+        other = gateway_call(url, "authorize", "a2", 900, "EUR", APPROVE).provider_ref
+        cancelled = gateway_call(url, "cancel", "x2", other)
+        assert cancelled.outcome is Outcome.CANCELLED and cancelled.amount_minor == 900
+        assert gateway_call(url, "capture", "c2", other, 900).outcome is Outcome.DECLINED
+        assert gateway_call(url, "capture", "c3", "pay_nothing", 900).outcome is Outcome.DECLINED
+
+
+def test_idempotency_same_key_one_charge_and_a_different_request_refused() -> None:
+    with running_acquirer() as acquirer:
+        first = gateway_call(acquirer.url, "authorize", "same-key", 1000, "EUR", APPROVE)
+        again = gateway_call(acquirer.url, "authorize", "same-key", 1000, "EUR", APPROVE)
+        assert first == again
+        assert acquirer.executions("same-key") == 1
+        assert len(acquirer.state()["payments"]) == 1
+        different = gateway_call(acquirer.url, "authorize", "same-key", 2000, "EUR", APPROVE)
+        assert different.outcome is Outcome.FAILED and "Idempotency-Key" in different.message
+        assert len(acquirer.state()["payments"]) == 1
+        # a malformed request is not kept: the key may then be used properly
+        response = httpx.post(f"{acquirer.url}/v1/authorizations", headers={"Idempotency-Key": "k2"},
+                              json={"amount_minor": -1, "currency": "EUR", "card": APPROVE})
+        assert response.status_code == 400 and "amount_minor" in response.json()["error"]["message"]
+        assert acquirer.executions("k2") == 0
+        missing = httpx.post(f"{acquirer.url}/v1/authorizations",
+                             json={"amount_minor": 1, "currency": "EUR", "card": APPROVE})
+        assert missing.status_code == 400 and "Idempotency-Key" in missing.json()["error"]["message"]
+
+
+def test_a_lost_answer_times_out_and_status_then_says_what_happened() -> None:
+    with running_acquirer() as acquirer:
+        started = time.monotonic()
+        with pytest.raises(GatewayTimeout):
+            gateway_call(acquirer.url, "authorize", "lost-1", 1091, "EUR", APPROVE, timeout_s=0.5)
+        assert time.monotonic() - started < 5
+        assert acquirer.executions("lost-1") == 1  # the charge was made
+        status = gateway_call(acquirer.url, "status", "lost-1")
+        assert status is not None and status.outcome is Outcome.AUTHORIZED and status.amount_minor == 1091
+        assert gateway_call(acquirer.url, "status", "never-sent") is None
+        assert GATEWAY_SECONDS.labels("authorize", "timeout")._sum.get() > 0.4
+
+
+def test_slow_answers_held_answers_and_delays() -> None:
+    with running_acquirer(slow_s=0.3) as acquirer:
+        started = time.monotonic()
+        slow = gateway_call(acquirer.url, "authorize", "slow-1", 1092, "EUR", APPROVE)
+        assert slow.outcome is Outcome.AUTHORIZED and time.monotonic() - started >= 0.3
+        acquirer.hold()
+        with pytest.raises(GatewayTimeout):
+            gateway_call(acquirer.url, "authorize", "held-1", 500, "EUR", APPROVE, timeout_s=0.5)
+        acquirer.release()
+        assert gateway_call(acquirer.url, "authorize", "held-1", 500, "EUR", APPROVE).outcome is Outcome.AUTHORIZED
+        assert acquirer.executions("held-1") == 1
+        acquirer.delay(0.8, count=1)
+        with pytest.raises(GatewayTimeout):
+            gateway_call(acquirer.url, "authorize", "late-1", 600, "EUR", APPROVE, timeout_s=0.3)
+        assert gateway_call(acquirer.url, "authorize", "late-2", 600, "EUR", APPROVE).outcome is Outcome.AUTHORIZED
+
+
+def test_a_provider_that_cannot_be_reached_is_unavailable() -> None:
+    with running_acquirer() as acquirer:
+        url = acquirer.url
+    with pytest.raises(GatewayUnavailable):
+        gateway_call(url, "authorize", "k", 100, "EUR", APPROVE)
+
+
+def test_answers_the_hub_cannot_believe() -> None:
+    with receiving_webhooks() as liar:  # answers 200 with no body to everything
+        with pytest.raises(BadAnswer):
+            gateway_call(liar.url.removesuffix("/hooks"), "authorize", "k", 100, "EUR", APPROVE)
+        liar.status = 503
+        with pytest.raises(GatewayTimeout):
+            gateway_call(liar.url.removesuffix("/hooks"), "capture", "k", "pay_x", 100)
+        liar.status = 429
+        with pytest.raises(GatewayUnavailable):
+            gateway_call(liar.url.removesuffix("/hooks"), "refund", "k", "pay_x", 100)
+
+
+def test_settlement_report_and_drift() -> None:
+    with running_acquirer() as acquirer:
+        url = acquirer.url
+        good = gateway_call(url, "authorize", "a1", 1000, "EUR", APPROVE, capture=True).provider_ref
+        failing = gateway_call(url, "authorize", "a2", 2000, "EUR", SETTLEMENT_FAILS, capture=True).provider_ref
+        refund = gateway_call(url, "refund", "r1", good, 300)
+        gateway_call(url, "authorize", "a3", 4000, "EUR", APPROVE)  # authorized only: not settled
+        today = datetime.now(UTC).date()
+
+        async def report() -> list[tuple[str, str, int, str, str]]:
+            gateway = HttpGateway(url, "simulator", 5)
+            lines = await gateway.settlement(today)
+            await gateway.aclose()
+            return sorted((line.provider_ref, line.kind, line.amount_minor, line.state, line.refund_ref)
+                          for line in lines)
+
+        assert run(report()) == sorted([(good, "capture", 1000, "settled", ""), (failing, "capture", 2000, "failed", ""),
+                                        (good, "refund", 300, "settled", refund.provider_ref)])
+        acquirer.drift("drop", provider_ref=failing)
+        acquirer.drift("amount", provider_ref=good, amount_minor=999)
+        acquirer.drift("extra", provider_ref="pay_stranger", amount_minor=77)
+        drifted = run(report())
+        assert (good, "capture", 999, "settled", "") in drifted
+        assert ("pay_stranger", "capture", 77, "settled", "") in drifted
+        assert all(line[0] != failing for line in drifted)
+        assert httpx.get(f"{url}/v1/settlements/2026-02-30").status_code == 400
+
+
+def test_qr_pay_page_sends_a_signed_webhook_to_a_real_socket() -> None:
+    with receiving_webhooks() as hub, running_acquirer(webhook_url=hub.url) as acquirer:
+        checkout = gateway_call(acquirer.url, "qr_checkout", "qr-1", 1234, "EUR", "Order 17")
+        assert checkout.pay_url == f"{acquirer.url}/pay/{checkout.provider_ref}"
+        assert checkout.expires_at > datetime.now(UTC)
+        page = httpx.get(checkout.pay_url)
+        assert page.status_code == 200 and "12.34 EUR" in page.text and 'id="pay"' in page.text
+        assert "Paid" in acquirer.pay(checkout.provider_ref)
+        [received] = hub.wait_for(1)
+        event = received.json()
+        assert event["type"] == "payment.succeeded"
+        assert event["data"] == {"provider_ref": checkout.provider_ref, "amount_minor": 1234, "currency": "EUR"}
+        timestamp, _, signature = received.headers["NovaPOS-Signature"].partition(",v1=")
+        created = int(timestamp.removeprefix("t="))
+        assert created == event["created"] and abs(created - time.time()) < 10
+        expected = hmac.new(TEST_SECRET.encode(), f"{created}.".encode() + received.body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(signature, expected)
+        assert "succeeded" in acquirer.pay(checkout.provider_ref)  # a second press: no second webhook
+        # the QR payment is captured: refundable and in the settlement
+        assert gateway_call(acquirer.url, "refund", "qr-r", checkout.provider_ref, 234).outcome is Outcome.REFUNDED
+        # a replay sends the same bytes and signature again
+        assert acquirer.replay(event["id"]) == 200
+        replayed = hub.wait_for(2)[1]
+        assert (replayed.body, replayed.headers["NovaPOS-Signature"]) == (received.body,
+                                                                           received.headers["NovaPOS-Signature"])
+        other = gateway_call(acquirer.url, "qr_checkout", "qr-2", 500, "EUR", "")
+        acquirer.decline(other.provider_ref)
+        assert hub.wait_for(3)[2].json()["type"] == "payment.failed"
+        late = gateway_call(acquirer.url, "qr_checkout", "qr-3", 500, "EUR", "")
+        acquirer.expire(late.provider_ref)
+        assert "expired" in acquirer.pay(late.provider_ref)
+        assert len(hub.received) == 3
+
+
+def test_rotation_signs_with_the_new_secret_and_keeps_the_old_listed(tmp_path: Path) -> None:
+    secrets_file = tmp_path / "webhook-secrets"
+    with receiving_webhooks() as hub, running_acquirer(webhook_url=hub.url, secrets_file=secrets_file) as acquirer:
+        rotated = acquirer.rotate("whsec_new")
+        assert rotated == ["whsec_new", TEST_SECRET] == read_secrets(secrets_file)
+        assert secrets_file.stat().st_mode & 0o777 == 0o600
+        checkout = gateway_call(acquirer.url, "qr_checkout", "qr-1", 100, "EUR", "")
+        acquirer.pay(checkout.provider_ref)
+        [received] = hub.wait_for(1)
+        timestamp, _, signature = received.headers["NovaPOS-Signature"].partition(",v1=")
+        body = f"{timestamp.removeprefix('t=')}.".encode() + received.body
+        assert signature == hmac.new(b"whsec_new", body, hashlib.sha256).hexdigest()
+        # a hub that refuses gets the webhook again (three attempts in all)
+        hub.status = 500
+        other = gateway_call(acquirer.url, "qr_checkout", "qr-2", 100, "EUR", "")
+        acquirer.pay(other.provider_ref)
+        event = json.loads(hub.wait_for(4)[3].body)
+        assert acquirer.state()["webhooks"][event["id"]]["deliveries"] == [500, 500, 500]
+
+
+def test_terminal_authorizations_are_captured_like_any_other() -> None:
+    with running_acquirer() as acquirer:
+        acquirer.report_terminal_approval("T-0001.1", 2500, token="tok_terminal_1")
+        captured = gateway_call(acquirer.url, "capture", "cap-t", "T-0001.1", 2500)
+        assert captured.outcome is Outcome.CAPTURED and captured.provider_ref == "T-0001.1"
+        # the token the terminal reported authorizes later (an offline approval)
+        later = gateway_call(acquirer.url, "authorize", "off-1", 800, "EUR", "tok_terminal_1")
+        assert later.outcome is Outcome.AUTHORIZED
