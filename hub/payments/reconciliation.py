@@ -7,6 +7,8 @@ so in one log line. The nightly service, the command and the console's "run now"
 
 The provider's account may serve several tenants: a line naming another tenant's payment is left to that
 tenant's report; a line naming no payment of any tenant is extra in each report (nobody can say whose it is).
+Refunds made at a till's terminal with the card present are expected in the report only when the provider
+names them (the terminal's own acquirer may settle them apart): the hub asks for the refunds it made itself.
 A run that cannot read the report (the provider away) is kept as failed, with the reason, and compares nothing.
 """
 
@@ -47,9 +49,10 @@ FROM payment_intents WHERE tenant = $1 AND provider = $2 AND provider_ref = ANY(
 """
 _REFUNDS = """
 SELECT i.id::text AS intent_id, i.store, i.provider_ref, coalesce(r.provider_ref, '') AS refund_ref, r.amount_minor,
-       i.currency, r.state, coalesce(r.succeeded_at >= $3 AND r.succeeded_at < $4, false) AS on_day
+       i.currency, r.state, coalesce(r.via = 'provider' AND r.succeeded_at >= $3 AND r.succeeded_at < $4, false)
+       AS on_day
 FROM payment_refunds r JOIN payment_intents i ON i.id = r.intent_id
-WHERE r.tenant = $1 AND i.provider = $2 AND ((r.succeeded_at >= $3 AND r.succeeded_at < $4)
+WHERE r.tenant = $1 AND i.provider = $2 AND ((r.via = 'provider' AND r.succeeded_at >= $3 AND r.succeeded_at < $4)
                                              OR r.provider_ref = ANY($5::text[]))
 """
 _OTHERS = "SELECT DISTINCT provider_ref FROM payment_intents WHERE provider = $1 AND tenant <> $2 " \
