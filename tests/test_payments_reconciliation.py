@@ -5,12 +5,17 @@ lost), the nightly run made once however many hubs claim it, and a provider that
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
+import tomli_w
 
 from hub.db import close_pool, create_pool, migrate
 from hub.payments.acquirer import HttpGateway
@@ -144,3 +149,32 @@ def test_a_provider_out_of_reach_is_a_failed_run_that_the_nightly_may_try_again(
         assert "could not be read" in failed.run["error"]
         assert await run(pool, gateway, "demo", day, trigger="nightly", actor="system") is not None
     with_world(database_url, url, test)
+
+
+def reconcile_command(config: Path, database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NOVAPOS_DATABASE_URL": database_url}
+    return subprocess.run([sys.executable, "-m", "novapos.cli", "hub", "--config", str(config), "payments",
+                           "reconcile", *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_the_command_prints_the_report_and_exits_1_on_drift(database_url: str, tmp_path: Path) -> None:
+    with running_acquirer() as acquirer:
+        config = tmp_path / "hub.toml"
+        config.write_text(tomli_w.dumps({"tenants": ["demo"], "payments": {"gateway_url": acquirer.url}}))
+
+        async def pay(pool: asyncpg.Pool, gateway: HttpGateway) -> str:
+            return await captured(pool, gateway, 1999)
+        ref = with_world(database_url, acquirer.url, pay)
+        day = TODAY.isoformat()
+        clean = reconcile_command(config, database_url, "--day", day)
+        assert clean.returncode == 0, clean.stderr
+        assert f"demo {day} (simulator): 0 drift item(s) in 1 hub movement(s) and 1 settlement line(s)" in clean.stdout
+        inject(acquirer, "amount", ref, amount_minor=1990)
+        drift = reconcile_command(config, database_url, "--day", day, "--tenant", "demo")
+        assert drift.returncode == 1, drift.stderr
+        assert "1 drift item(s)" in drift.stdout and f"amount  capture {ref} at store-001" in drift.stdout
+        for bad in (("--day", "2026-13-01"), ("--day", "yesterday"), ("--tenant", "de mo")):
+            refused = reconcile_command(config, database_url, *bad)
+            assert refused.returncode == 2 and "novapos hub payments reconcile: " in refused.stderr
+    away = reconcile_command(config, database_url, "--day", day)  # the simulator has stopped
+    assert away.returncode == 2 and "not reconciled: the provider's settlement report" in away.stderr
