@@ -3,8 +3,13 @@ item naming each mismatch (missing, extra, amount, state) when they do not."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import yaml
+
 from hub.payments.gateway import SettlementLine
 from hub.payments.reconcile import CAPTURE, REFUND, DriftKind, HubMovement, compare, counts
+from hub.payments.reconciliation import DRIFT_ITEMS
 
 
 def capture(ref: str, amount: int = 1250, state: str = "captured", on_day: bool = True) -> HubMovement:
@@ -98,3 +103,11 @@ def test_one_mismatch_of_each_kind_names_each_once() -> None:
     assert sorted((item.kind.value, item.provider_ref) for item in drift) == [
         ("amount", "pi_1"), ("extra", "pi_7"), ("missing", "pi_6"), ("state", "pi_2")]
     assert all(item.to_json()["kind"] == item.kind.value for item in drift)
+
+
+def test_the_drift_alert_rule_reads_the_gauge_each_run_sets() -> None:
+    rules = yaml.safe_load((Path(__file__).resolve().parent.parent / "configs/prometheus/payments.rules.yml")
+                           .read_text())
+    [rule] = [rule for group in rules["groups"] for rule in group["rules"]]
+    assert rule["alert"] == "PaymentsReconciliationDrift" and DRIFT_ITEMS._name in rule["expr"]
+    assert "docs/payments.md" in rule["annotations"]["description"]
