@@ -3,12 +3,14 @@ item naming each mismatch (missing, extra, amount, state) when they do not."""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import yaml
 
 from hub.payments.gateway import SettlementLine
 from hub.payments.reconcile import CAPTURE, REFUND, DriftKind, HubMovement, compare, counts
+from hub.payments.nightly import at_time, due_day, next_due
 from hub.payments.reconciliation import DRIFT_ITEMS
 
 
@@ -111,3 +113,12 @@ def test_the_drift_alert_rule_reads_the_gauge_each_run_sets() -> None:
     [rule] = [rule for group in rules["groups"] for rule in group["rules"]]
     assert rule["alert"] == "PaymentsReconciliationDrift" and DRIFT_ITEMS._name in rule["expr"]
     assert "docs/payments.md" in rule["annotations"]["description"]
+
+
+def test_the_nightly_run_is_due_for_the_day_before_once_reconcile_at_has_passed() -> None:
+    at = at_time("02:30")
+    assert due_day(datetime(2026, 3, 10, 2, 30, tzinfo=UTC), at) == date(2026, 3, 9)
+    assert due_day(datetime(2026, 3, 10, 2, 29, 59, tzinfo=UTC), at) == date(2026, 3, 8)  # not yet: still the 8th
+    assert due_day(datetime(2026, 3, 10, 23, 59, tzinfo=UTC), at) == date(2026, 3, 9)
+    assert next_due(date(2026, 3, 9), at) == datetime(2026, 3, 11, 2, 30, tzinfo=UTC)
+    assert due_day(datetime(2026, 1, 1, 0, 0, tzinfo=UTC), at_time("00:00")) == date(2025, 12, 31)
