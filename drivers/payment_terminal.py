@@ -34,8 +34,10 @@ log = logging.getLogger(__name__)
 Stage = Literal["idle", "waiting_for_card", "processing", "approved", "declined", "cancelled", "error", "reversed"]
 STAGES: frozenset[str] = frozenset(get_args(Stage))
 FINAL_STAGES: frozenset[str] = frozenset({"approved", "declined", "cancelled", "error", "reversed"})
-STATUS_FIELDS = {8: 1, 10: 2}  # a STATUS line's fields (verb included) -> the protocol version that sends it
+STATUS_FIELDS = {8: 1, 10: 2, 11: 3}  # a STATUS line's fields (verb included) -> the protocol version that sends it
 SCHEME = re.compile(r"[A-Z0-9_]{0,16}")
+CARD_TOKEN = re.compile(r"[A-Za-z0-9_-]{0,48}")
+OFFLINE = "OFFLINE"  # (v3) PAY's fourth field: store the card for authorization later, ask no issuer now
 
 MAX_LINE = 200  # bytes, CRLF included
 MAX_SEQ = 9999
@@ -81,6 +83,8 @@ class TerminalStatus:
     message: str = ""
     scheme: str = ""
     signature: bool = False
+    card_token: str = ""
+    """(v3) The stored card of a payment approved offline, for the hub to authorize later; empty otherwise."""
 
     @property
     def final(self) -> bool:
@@ -102,8 +106,9 @@ class PaymentTerminal(Protocol):
     def close(self) -> None:
         """Disconnect; never raises."""
 
-    def start_payment(self, amount_minor: int, currency: str, reference: str) -> None:
-        """Ask for a card payment; a reference already known is not started again."""
+    def start_payment(self, amount_minor: int, currency: str, reference: str, offline: bool = False) -> None:
+        """Ask for a card payment; a reference already known is not started again. `offline` (v3): the terminal
+        stores the card (STATUS card_token) instead of asking the issuer."""
 
     def status(self, reference: str) -> TerminalStatus:
         """The payment or refund under `reference`."""
@@ -143,10 +148,11 @@ class SerialPaymentTerminal(SerialDevice):
         """Bytes from the last connection are no part of any response on this one."""
         self._rx.clear()
 
-    def start_payment(self, amount_minor: int, currency: str, reference: str) -> None:
-        """Send PAY; the terminal then waits for the card (poll status())."""
+    def start_payment(self, amount_minor: int, currency: str, reference: str, offline: bool = False) -> None:
+        """Send PAY (with OFFLINE: store the card, v3); the terminal then waits for the card (poll status())."""
         self._status_request(
-            "PAY", _check_reference(reference), str(_check_amount(amount_minor)), _check_currency(currency)
+            "PAY", _check_reference(reference), str(_check_amount(amount_minor)), _check_currency(currency),
+            *((OFFLINE,) if offline else ()),
         )
 
     def status(self, reference: str) -> TerminalStatus:
@@ -176,9 +182,10 @@ class SerialPaymentTerminal(SerialDevice):
         if answer[0] != "STATUS" or len(answer) not in STATUS_FIELDS or answer[1] != reference:
             raise DeviceProtocolError(f"payment terminal answered {verb} {reference} with {'|'.join(answer)!r}")
         _, _, stage, amount, currency, auth_code, masked_card, message = answer[:8]
-        scheme, signature = answer[8:] if len(answer) == 10 else ("", "")
+        scheme, signature = answer[8:10] if len(answer) >= 10 else ("", "")
+        card_token = answer[10] if len(answer) == 11 else ""
         if (stage not in STAGES or not (amount == "" or amount.isdigit()) or not SCHEME.fullmatch(scheme)
-                or signature not in ("", "Y", "N")):
+                or signature not in ("", "Y", "N") or not CARD_TOKEN.fullmatch(card_token)):
             raise DeviceProtocolError(f"payment terminal sent a malformed status: {'|'.join(answer)!r}")
         return TerminalStatus(
             reference=reference,
@@ -190,6 +197,7 @@ class SerialPaymentTerminal(SerialDevice):
             message=message,
             scheme=scheme,
             signature=signature == "Y",
+            card_token=card_token,
         )
 
     def _request(self, fields: list[str]) -> list[str]:

@@ -25,6 +25,9 @@ from actors.catalog.sync import CatalogSyncActor
 from actors.devices.context import MANAGER, SPOOLER, SUPERVISOR, DeviceContext, Notify
 from actors.devices.manager import DeviceManagerActor
 from actors.health.reporter import HealthReporter
+from actors.payments import offline as offline_cards
+from actors.payments.cards import NAME as CARDS
+from actors.payments.cards import CardsActor
 from actors.printing.spooler import PrintSpoolerActor
 from actors.returns import journal as sales_journal
 from actors.returns.lookup import NAME as RETURNS
@@ -51,7 +54,7 @@ from novapos.config.receipt import ReceiptSettings
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "edge.lock"
-JOURNALS: tuple[Journal, ...] = (cash_journal, sales_journal.journal)
+JOURNALS: tuple[Journal, ...] = (cash_journal, sales_journal.journal, offline_cards.journal)
 """The domain tables kept in step with the outbox, in the transaction of each event (actors.storage.outbox.Journal)."""
 LINK_CLOSE_TIMEOUT_S = 3.0
 
@@ -105,6 +108,7 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: Nats
         ChildSpec("forwarder", ForwarderActor, (seam, link, config.forward_batch)),
         ChildSpec(STOCK, StockActor, (link, seam, config.tenant, config.store)),
         ChildSpec(RETURNS, ReturnsLookupActor, (db_path, link, seam, config.tenant, config.store)),
+        ChildSpec(CARDS, CardsActor, (db_path, link, seam, config.tenant, config.store)),
         ChildSpec("catalog", CatalogSyncActor, (seam, link, config.state_dir, config.tenant)),
         ChildSpec("staff", StaffActor, (seam, link, config.state_dir, config.tenant, config.store,
                                         config.staff_refresh_s, config.login.offline_after_s)),

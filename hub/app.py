@@ -26,6 +26,7 @@ from hub.ingest.dead_letters import run_purge
 from hub.ingest.store_stats import restore_skews
 from hub.ingest.worker import InFlight, run_ingest
 from hub.nats_watch import watch_nats
+from hub.payments import provider as payments_provider
 from hub.responders import run_responders
 from novapos.adapters.http import serve
 from novapos.adapters.nats import NatsLink
@@ -109,6 +110,7 @@ async def run_hub(config: HubConfig, *, task_status: trio.TaskStatus[RunningHub]
                     f"PostgreSQL at {where(config.database_url)}",
                     "check that PostgreSQL runs, accepts connections and writes there and [database] url is right",
                     lambda: seam.run(_prepare_database, config.database_url), console, notifier)
+                payments_provider.install(pool, config.payments)
                 await _until_reached(
                     f"NATS at {where(config.nats_url)}",
                     "check that nats-server runs there with JetStream enabled (-js) and that JetStream has a "

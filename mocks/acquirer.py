@@ -38,12 +38,15 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from mocks.payment_terminal import Approval
 
 log = logging.getLogger("mocks.acquirer")
 
@@ -59,7 +62,7 @@ TEST_TOKENS = {
     "tok_partial": PARTIAL,
     "tok_settlementFails": SETTLEMENT_FAILS,
 }
-"""Stripe-style test tokens the simulator knows without a terminal having reported them."""
+"""Stripe-style test tokens; `tok_<card number>` (what the mock terminal stores offline) is known too."""
 LOST_ANSWER = 91
 """An amount whose last two digits are this is charged, but its answer never comes."""
 SLOW_ANSWER = 92
@@ -172,11 +175,12 @@ class Acquirer:
         self.refunds: list[Refund] = []
         self.checkouts: dict[str, QrCheckout] = {}
         self.webhooks: dict[str, Webhook] = {}
-        self.tokens: dict[str, str] = dict(TEST_TOKENS)
         self.drift: dict[date, list[Drift]] = {}
         self.delay_s = 0.0
         self.delay_count: int | None = None
         self.hold_count = 0
+        self.drop_count = 0
+        self.drop_mode = "close"
         self.released = threading.Event()
         self.stopping = threading.Event()
         self._auth_codes = itertools.count(200001)
@@ -197,13 +201,11 @@ class Acquirer:
             self._capture(payment, held)
         return _payment_json(payment)
 
-    def terminal_authorization(self, reference: str, amount: int, currency: str, card: str, token: str,
+    def terminal_authorization(self, reference: str, amount: int, currency: str, card: str,
                                auth_code: str) -> dict[str, Any]:
         if reference in self.payments:
             raise _Refusal(409, "reference_in_use", f"a payment {reference} already exists")
         number = self._card_number(card)
-        if token:
-            self.tokens[token] = number
         payment = Payment(reference, amount, currency, number, "authorized", authorized_minor=amount,
                           auth_code=auth_code or str(next(self._auth_codes)), source="terminal")
         self.payments[reference] = payment
@@ -321,7 +323,9 @@ class Acquirer:
     def _card_number(self, card: str) -> str:
         if _CARD_NUMBER.fullmatch(card):
             return card
-        number = self.tokens.get(card)
+        number = TEST_TOKENS.get(card)
+        if number is None and card.startswith("tok_") and _CARD_NUMBER.fullmatch(card[4:]):
+            number = card[4:]  # what the mock terminal stores offline (mocks.payment_terminal)
         if number is None:
             raise _Refusal(402, "invalid_card", "this card token is unknown")
         return number
@@ -409,6 +413,12 @@ class AcquirerServer:
         self._thread.start()
         return self
 
+    def __enter__(self) -> AcquirerServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         self.acquirer.stopping.set()
         self.acquirer.released.set()
@@ -434,6 +444,9 @@ def _handler(acquirer: Acquirer) -> type[BaseHTTPRequestHandler]:
             key = self.headers.get("Idempotency-Key", "")
             try:
                 body = self._body() if method == "POST" else {}
+                if method == "GET" and path == "/":
+                    self._index()
+                    return
                 if method == "GET" and path.startswith("/pay/"):
                     self._page(path.removeprefix("/pay/"))
                     return
@@ -452,6 +465,9 @@ def _handler(acquirer: Acquirer) -> type[BaseHTTPRequestHandler]:
                 raise _Refusal(404, "resource_missing", "no such endpoint", kept=False)
             except _Refusal as refusal:
                 self._json(method, path, key, refusal.status, refusal.body)
+            except (ValueError, TypeError, KeyError) as error:  # a control's malformed value
+                self._json(method, path, key, 400, {"error": {"type": "invalid_request_error",
+                                                              "code": "parameter_invalid", "message": repr(error)[:200]}})
 
         def _body(self) -> dict[str, Any]:
             length = self.headers.get("Content-Length", "0")
@@ -479,28 +495,22 @@ def _handler(acquirer: Acquirer) -> type[BaseHTTPRequestHandler]:
             name, run, amount = _operation(acquirer, path, body)
             fingerprint = json.dumps([path, body], sort_keys=True)
             with acquirer.lock:
-                known = acquirer.calls.get(key)
-                if known is not None and known.fingerprint != fingerprint:
-                    raise _Refusal(409, "idempotency_key_in_use",
-                                   "this Idempotency-Key was used for a different request", kept=False)
-                if known is None:
-                    known = acquirer.calls[key] = Call(name, fingerprint)
-                    known.executions += 1
-                    try:
-                        known.status, known.answer = 200, run()
-                    except _Refusal as refusal:
-                        if not refusal.kept:
-                            del acquirer.calls[key]
-                            raise
-                        known.status, known.answer = refusal.status, refusal.body
-                status, answer = known.status, known.answer
-                held = acquirer.hold_count > 0
-                if held:
-                    acquirer.hold_count -= 1
-                delay = acquirer.delay_s if acquirer.delay_count != 0 else 0.0
-                if acquirer.delay_count:
-                    acquirer.delay_count -= 1
-            if amount % 100 == LOST_ANSWER:
+                dropped = acquirer.drop_count > 0
+                if dropped:
+                    acquirer.drop_count -= 1
+                else:
+                    known, executed = self._execute(key, name, fingerprint, run)
+                    status, answer = known.status, known.answer
+                    held = acquirer.hold_count > 0
+                    if held:
+                        acquirer.hold_count -= 1
+                    delay = acquirer.delay_s if acquirer.delay_count != 0 else 0.0
+                    if acquirer.delay_count:
+                        acquirer.delay_count -= 1
+            if dropped:
+                self._drop(path, key)
+                return
+            if executed and amount % 100 == LOST_ANSWER:
                 self._lose(path, key)
                 return
             if amount % 100 == SLOW_ANSWER:
@@ -513,6 +523,38 @@ def _handler(acquirer: Acquirer) -> type[BaseHTTPRequestHandler]:
             if delay:
                 acquirer.stopping.wait(delay)
             self._json("POST", path, key, status, answer)
+
+        def _execute(self, key: str, name: str, fingerprint: str, run: Callable[[], dict[str, Any]]
+                     ) -> tuple[Call, bool]:
+            """The call made with `key` (made now, or found made before: the bool says which); under the lock."""
+            known = acquirer.calls.get(key)
+            if known is not None:
+                if known.fingerprint != fingerprint:
+                    raise _Refusal(409, "idempotency_key_in_use",
+                                   "this Idempotency-Key was used for a different request", kept=False)
+                return known, False
+            known = acquirer.calls[key] = Call(name, fingerprint, executions=1)
+            try:
+                known.status, known.answer = 200, run()
+            except _Refusal as refusal:
+                if not refusal.kept:
+                    del acquirer.calls[key]
+                    raise
+                known.status, known.answer = refusal.status, refusal.body
+            except BaseException:
+                del acquirer.calls[key]
+                raise
+            return known, True
+
+        def _drop(self, path: str, key: str) -> None:
+            """The call never reached the provider: nothing is done or kept (status says 404), and the client
+            sees its connection closed, or a 503, as the drop control asked."""
+            log.info("POST %s key=%s -> dropped (%s)", path, key, acquirer.drop_mode)
+            if acquirer.drop_mode == "503":
+                self._json("POST", path, key, 503, {"error": {"type": "api_error", "code": "unavailable",
+                                                               "message": "the service is unavailable"}})
+            else:
+                self.close_connection = True
 
         def _lose(self, path: str, key: str) -> None:
             """The call was made; its answer never comes (the connection is dropped after a long silence)."""
@@ -537,6 +579,18 @@ def _handler(acquirer: Acquirer) -> type[BaseHTTPRequestHandler]:
                 f"<h1>Pay {amount}</h1><p>{html.escape(checkout.description)}</p>"
                 f'<form method="post" action="/pay/{ref}/pay"><button id="pay">Pay</button></form>'
                 f'<form method="post" action="/pay/{ref}/decline"><button id="decline">Decline</button></form>'))
+
+        def _index(self) -> None:
+            """The QR payments waiting for a customer, for a person running the demo without a phone at hand."""
+            with acquirer.lock:
+                for checkout in acquirer.checkouts.values():
+                    acquirer._expire(checkout)
+                waiting = [(c.ref, c.amount_minor, c.currency) for c in acquirer.checkouts.values()
+                           if c.status == "pending"]
+            items = "".join(f'<li><a href="/pay/{ref}">{amount / 100:.2f} {currency}</a></li>'
+                            for ref, amount, currency in reversed(waiting))
+            self._html(200, "<h1>Simulated acquirer</h1><p>QR payments waiting for the customer's phone:</p>"
+                       f"<ul>{items or '<li>none</li>'}</ul>")
 
         def _customer(self, rest: str) -> None:
             ref, _, choice = rest.partition("/")
@@ -602,9 +656,9 @@ def _operation(acquirer: Acquirer, path: str, body: dict[str, Any]) -> tuple[str
         return "qr_checkout", lambda: acquirer.qr_checkout(amount, currency, description), amount
     amount, currency = _amount(body), _currency(body)
     reference, card = _text(body, "reference"), _text(body, "card")
-    token, auth_code = str(body.get("token", ""))[:64], str(body.get("auth_code", ""))[:16]
+    auth_code = _text(body, "auth_code") if body.get("auth_code") else ""
     return ("terminal_authorization",
-            lambda: acquirer.terminal_authorization(reference, amount, currency, card, token, auth_code), amount)
+            lambda: acquirer.terminal_authorization(reference, amount, currency, card, auth_code), amount)
 
 
 def _amount(body: dict[str, Any]) -> int:
@@ -675,6 +729,9 @@ def _control(acquirer: Acquirer, method: str, command: str, body: dict[str, Any]
         elif command == "hold":
             acquirer.hold_count = int(body.get("count", 1))
             acquirer.released.clear()
+        elif command == "drop":
+            acquirer.drop_count = int(body.get("count", 1))
+            acquirer.drop_mode = "503" if body.get("mode") == "503" else "close"
         elif command == "release":
             acquirer.hold_count = 0
             acquirer.released.set()
@@ -733,6 +790,25 @@ def deliver(acquirer: Acquirer, webhook: Webhook, attempts: int = 3) -> int | st
         if attempt + 1 < attempts and acquirer.stopping.wait(1.0):
             break
     return outcome
+
+
+def terminal_reporter(url: str, timeout: float = 2.0) -> Callable[[Approval], None]:
+    """The mock payment terminal's `report_approval` for the simulator at `url`: each approval becomes a
+    terminal authorization there (its reference the provider_ref), so the hub can capture, void and refund it.
+    A simulator that cannot be reached is logged and the approval stands (the hub's capture will then be
+    declined, as a real acquirer that never saw the authorization would)."""
+    def report(approval: Approval) -> None:
+        body = json.dumps({"reference": approval.reference, "amount_minor": approval.amount_minor,
+                           "currency": approval.currency, "card": approval.card,
+                           "auth_code": approval.auth_code}).encode()
+        request = urllib.request.Request(f"{url}/v1/terminal_authorizations", data=body, method="POST", headers={
+            "Content-Type": "application/json", "Idempotency-Key": f"terminal-{approval.reference}"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout):
+                pass
+        except OSError as error:
+            log.warning("the terminal's approval %s did not reach the acquirer: %s", approval.reference, error)
+    return report
 
 
 def main(argv: list[str] | None = None) -> None:

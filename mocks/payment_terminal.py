@@ -4,9 +4,11 @@ It implements the terminal side of docs/payment-terminal-protocol.md, with
 controls standing in for the customer: `present_card` moves the payment
 waiting for a card to processing, then approved or declined after
 `processing_time`; `auto_approve_after` does that by itself for the demo; `customer_cancel` is the
-customer pressing cancel on the keypad. It speaks protocol version 2: STATUS
-carries the card's scheme and whether it asks for a signature, and VOID
-reverses an approved payment.
+customer pressing cancel on the keypad. It speaks protocol version 3: STATUS
+carries the card's scheme and whether it asks for a signature, VOID
+reverses an approved payment, and a PAY marked OFFLINE stores the card
+(STATUS card_token `tok_<card number>`, which mocks.acquirer understands)
+instead of asking the issuer.
 Time-driven changes are worked out when someone looks (a request, a
 control), so the terminal needs no thread of its own.
 
@@ -20,12 +22,14 @@ import itertools
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from drivers.payment_terminal import (
     CURRENCY,
     MAX_AMOUNT,
     MAX_LINE,
+    OFFLINE,
     REFERENCE,
     FrameError,
     Stage,
@@ -37,6 +41,7 @@ from mocks.pty_device import PtySerialDevice
 
 MASKED_CARD = "************4242"
 MASKED_CARDS = {"VISA": MASKED_CARD, "MASTERCARD": "************4444", "AMEX": "***********0005"}
+CARD_NUMBERS = {"VISA": "4242424242424242", "MASTERCARD": "5555555555554444", "AMEX": "378282246310005"}
 _ACTIVE: frozenset[Stage] = frozenset({"waiting_for_card", "processing"})
 
 
@@ -54,6 +59,21 @@ class _Transaction:
     message: str = ""
     scheme: str = ""  # set once a card is read
     signature: bool = False
+    offline: bool = False  # PAY ... OFFLINE: the card is stored, no issuer is asked
+    number: str = ""  # the card presented (the mock's stand-in for what the chip holds)
+
+
+@dataclass(frozen=True)
+class Approval:
+    """An online payment approval, as the terminal's acquirer learns it."""
+    reference: str
+    amount_minor: int
+    currency: str
+    card: str
+    """The card's number (a test card number: the mock's stand-in for what the chip holds)."""
+    masked: str
+    auth_code: str
+    scheme: str
 
 
 class _Refused(Exception):
@@ -74,10 +94,14 @@ class PaymentTerminalMock(PtySerialDevice):
         auto_approve_after: float | None = None,
         processing_time: float = 0.3,
         approve_refunds: bool = True,
+        report_approval: Callable[[Approval], None] | None = None,
     ) -> None:
         """auto_approve_after: seconds after PAY at which a card that approves
-        is presented by itself (None: wait for present_card)."""
+        is presented by itself (None: wait for present_card). report_approval: told of each online
+        payment approval as it happens, while the terminal waits (the acquirer simulator learns it there,
+        mocks.acquirer.terminal_reporter, so that the hub can capture it)."""
         super().__init__(path)
+        self.report_approval = report_approval
         self.auto_approve_after = auto_approve_after
         self.processing_time = processing_time
         self.approve_refunds = approve_refunds
@@ -89,15 +113,17 @@ class PaymentTerminalMock(PtySerialDevice):
 
     # -- controls and observations -------------------------------------------
 
-    def present_card(self, approve: bool = True, scheme: str = "VISA", signature: bool = False) -> str:
-        """The customer presents a card of `scheme` (whose rules ask for a signature or not) to the
-        payment waiting for one; its reference.
+    def present_card(self, approve: bool = True, scheme: str = "VISA", signature: bool = False,
+                     number: str | None = None) -> str:
+        """The customer presents a card of `scheme` (whose rules ask for a signature or not; `number`, a test
+        card number, defaults to the scheme's approving one) to the payment waiting for one; its reference.
+        Offline, `approve` is the card's own verdict (its chip): the issuer is asked later, by the hub.
 
         RuntimeError if no payment is waiting for a card.
         """
         with self._lock:
             tx, reference = self._waiting()
-            self._start_processing(tx, time.monotonic(), approve, scheme, signature)
+            self._start_processing(tx, time.monotonic(), approve, scheme, signature, number)
             return reference
 
     def customer_cancel(self) -> str:
@@ -163,11 +189,15 @@ class PaymentTerminalMock(PtySerialDevice):
         """The response fields for a request's fields; _Refused for ERR."""
         verb, args = fields[0], fields[1:]
         if verb in ("PAY", "REFUND"):
+            if len(args) == 4 and verb == "PAY" and args[3] == OFFLINE:
+                args, offline = args[:3], True
+            else:
+                offline = False
             if len(args) != 3:
                 raise _Refused("SYNTAX", f"{verb} takes reference, amount, currency")
             reference, amount, currency = args
             _check(reference, amount, currency)
-            return self._start(verb, reference, int(amount), currency)
+            return self._start(verb, reference, int(amount), currency, offline)
         if verb in ("STATUS", "CANCEL", "VOID"):
             if len(args) != 1:
                 raise _Refused("SYNTAX", f"{verb} takes a reference")
@@ -179,11 +209,11 @@ class PaymentTerminalMock(PtySerialDevice):
             return self._status_fields(args[0])
         raise _Refused("UNKNOWN", f"unknown request {verb[:20]}")
 
-    def _start(self, kind: str, reference: str, amount: int, currency: str) -> list[str]:
+    def _start(self, kind: str, reference: str, amount: int, currency: str, offline: bool = False) -> list[str]:
         now = time.monotonic()
         known = self._transactions.get(reference)
         if known is not None:
-            if (known.kind, known.amount_minor, known.currency) != (kind, amount, currency):
+            if (known.kind, known.amount_minor, known.currency, known.offline) != (kind, amount, currency, offline):
                 raise _Refused("CONFLICT", f"reference {reference} is a different {known.kind.lower()}")
             return self._status_fields(reference)  # a repeat: the same payment, never a second one
         for tx in self._transactions.values():
@@ -191,7 +221,7 @@ class PaymentTerminalMock(PtySerialDevice):
             if tx.stage in _ACTIVE:
                 raise _Refused("BUSY", "another transaction is in progress")
         if kind == "PAY":
-            tx = _Transaction(kind, amount, currency, "waiting_for_card", now)
+            tx = _Transaction(kind, amount, currency, "waiting_for_card", now, offline=offline)
         else:
             tx = _Transaction(kind, amount, currency, "processing", now, scheme="VISA")
             self._decide(tx, self.approve_refunds)  # refunds settle at once
@@ -223,7 +253,7 @@ class PaymentTerminalMock(PtySerialDevice):
         return [
             "STATUS", reference, status.stage, amount, status.currency or "",
             status.auth_code, status.masked_card, status.message, status.scheme,
-            ("Y" if status.signature else "N") if status.scheme else "",
+            ("Y" if status.signature else "N") if status.scheme else "", status.card_token,
         ]
 
     def _status(self, reference: str) -> TerminalStatus:
@@ -241,6 +271,7 @@ class PaymentTerminalMock(PtySerialDevice):
             message=tx.message,
             scheme=tx.scheme,
             signature=tx.signature,
+            card_token=f"tok_{tx.number}" if tx.offline and tx.stage in ("approved", "reversed") else "",
         )
 
     # -- simulated time --------------------------------------------------------
@@ -253,15 +284,23 @@ class PaymentTerminalMock(PtySerialDevice):
                 self._start_processing(tx, presented, approve=True)
         if tx.stage == "processing" and tx.decide_at is not None and now >= tx.decide_at:
             self._decide(tx, tx.approve)
+            if self.report_approval is not None and tx.kind == "PAY" and tx.stage == "approved" and not tx.offline:
+                reference = next(ref for ref, known in self._transactions.items() if known is tx)
+                self.report_approval(Approval(reference, tx.amount_minor, tx.currency, tx.number, tx.masked_card,
+                                              tx.auth_code, tx.scheme))
 
     def _start_processing(self, tx: _Transaction, at: float, approve: bool, scheme: str = "VISA",
-                          signature: bool = False) -> None:
+                          signature: bool = False, number: str | None = None) -> None:
         tx.stage, tx.decide_at, tx.approve = "processing", at + self.processing_time, approve
         tx.scheme, tx.signature = scheme, signature
+        tx.number = number or CARD_NUMBERS.get(scheme, CARD_NUMBERS["VISA"])
 
     def _decide(self, tx: _Transaction, approve: bool) -> None:
-        tx.masked_card = MASKED_CARDS.get(tx.scheme, MASKED_CARD)
-        if approve:
+        tx.masked_card = "*" * (len(tx.number) - 4) + tx.number[-4:] if tx.number else MASKED_CARDS.get(
+            tx.scheme, MASKED_CARD)
+        if approve and tx.offline:
+            tx.stage, tx.message = "approved", "STORED OFFLINE"
+        elif approve:
             tx.stage, tx.auth_code, tx.message = "approved", str(next(self._auth_codes)), "APPROVED"
         else:
             tx.stage, tx.message = "declined", "DECLINED BY ISSUER"

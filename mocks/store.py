@@ -10,6 +10,7 @@ rewrites the store's device rules to point at them; `command()` is what `novapos
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from mocks.control import CommandError, ControlServer
 from mocks.customer_display import CustomerDisplayMock
 from mocks.hid_bus import HidBusServer, SimulatedHidBus
 from mocks.network_printer import MockNetworkPrinter
-from mocks.payment_terminal import PaymentTerminalMock
+from mocks.payment_terminal import Approval, PaymentTerminalMock
 from mocks.pty_device import PtySerialDevice
 from mocks.serial_scanner import SerialScannerMock
 
@@ -42,7 +43,9 @@ HELP = """commands:
 
 
 class SimulatedStore:
-    def __init__(self, state_dir: Path, printer_port: int = 0, terminal_auto_approve: float | None = 3.0) -> None:
+    def __init__(self, state_dir: Path, printer_port: int = 0, terminal_auto_approve: float | None = 3.0,
+                 report_approval: Callable[[Approval], None] | None = None) -> None:
+        """report_approval: told of each payment the terminal approves (the demo's acquirer simulator)."""
         dev = state_dir / "dev"
         dev.mkdir(parents=True, exist_ok=True)
         self.control_socket = state_dir / "mock.sock"
@@ -52,7 +55,8 @@ class SimulatedStore:
         self.serial: dict[str, PtySerialDevice] = {
             "scanner-2": SerialScannerMock(dev / "scanner-2"),
             "drawer-2": SerialDrawerMock(dev / "drawer-2"),
-            "terminal-1": PaymentTerminalMock(dev / "terminal-1", auto_approve_after=terminal_auto_approve),
+            "terminal-1": PaymentTerminalMock(dev / "terminal-1", auto_approve_after=terminal_auto_approve,
+                                              report_approval=report_approval),
             "display-1": CustomerDisplayMock(dev / "display-1"),
         }
         self._hid_plugged = False

@@ -70,6 +70,11 @@ class RunningAcquirer:
         times out)."""
         self.control("hold", count=count)
 
+    def drop(self, count: int = 1, mode: str = "close") -> None:
+        """Lose the next `count` calls before they reach the provider (nothing is done; status says never seen):
+        the connection is closed unanswered, or (mode "503") answered 503."""
+        self.control("drop", count=count, mode=mode)
+
     def release(self) -> None:
         self.control("release")
 
@@ -106,12 +111,12 @@ class RunningAcquirer:
         return response.text
 
     def report_terminal_approval(self, reference: str, amount_minor: int, currency: str = "EUR",
-                                 card: str = "4242424242424242", token: str = "") -> dict[str, Any]:
+                                 card: str = "4242424242424242") -> dict[str, Any]:
         """What the mock terminal's hook posts for an approval."""
         response = httpx.post(f"{self.url}/v1/terminal_authorizations", timeout=10,
                               headers={"Idempotency-Key": f"terminal-{reference}"},
                               json={"reference": reference, "amount_minor": amount_minor, "currency": currency,
-                                    "card": card, "token": token})
+                                    "card": card})
         assert response.status_code == 200, response.text
         answer: dict[str, Any] = response.json()
         return answer

@@ -15,9 +15,12 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from drivers.payment_terminal import SerialPaymentTerminal
 from hub.payments.acquirer import GATEWAY_SECONDS, BadAnswer, HttpGateway
 from hub.payments.gateway import GatewayTimeout, GatewayUnavailable, Outcome
-from mocks.acquirer import APPROVE, DECLINE, PARTIAL, SETTLEMENT_FAILS, read_secrets
+from mocks.acquirer import APPROVE, DECLINE, PARTIAL, SETTLEMENT_FAILS, read_secrets, terminal_reporter
+from mocks.payment_terminal import PaymentTerminalMock
+from novapos.demo.payments import demo_acquirer, hub_settings, webhook_secrets
 from tests.acquirer_support import TEST_SECRET, receiving_webhooks, running_acquirer
 
 T = TypeVar("T")
@@ -106,6 +109,8 @@ def test_a_lost_answer_times_out_and_status_then_says_what_happened() -> None:
         status = gateway_call(acquirer.url, "status", "lost-1")
         assert status is not None and status.outcome is Outcome.AUTHORIZED and status.amount_minor == 1091
         assert gateway_call(acquirer.url, "status", "never-sent") is None
+        again = gateway_call(acquirer.url, "authorize", "lost-1", 1091, "EUR", APPROVE)  # the same key: the answer
+        assert again == status and acquirer.executions("lost-1") == 1
         assert GATEWAY_SECONDS.labels("authorize", "timeout")._sum.get() > 0.4
 
 
@@ -229,9 +234,78 @@ def test_rotation_signs_with_the_new_secret_and_keeps_the_old_listed(tmp_path: P
 
 def test_terminal_authorizations_are_captured_like_any_other() -> None:
     with running_acquirer() as acquirer:
-        acquirer.report_terminal_approval("T-0001.1", 2500, token="tok_terminal_1")
+        acquirer.report_terminal_approval("T-0001.1", 2500)
         captured = gateway_call(acquirer.url, "capture", "cap-t", "T-0001.1", 2500)
         assert captured.outcome is Outcome.CAPTURED and captured.provider_ref == "T-0001.1"
-        # the token the terminal reported authorizes later (an offline approval)
-        later = gateway_call(acquirer.url, "authorize", "off-1", 800, "EUR", "tok_terminal_1")
+        # a card the terminal stored offline is authorized later by its token
+        later = gateway_call(acquirer.url, "authorize", "off-1", 800, "EUR", f"tok_{APPROVE}")
         assert later.outcome is Outcome.AUTHORIZED
+        assert gateway_call(acquirer.url, "authorize", "off-2", 800, "EUR", f"tok_{DECLINE}").outcome is Outcome.DECLINED
+
+
+def test_the_mock_terminal_reports_its_approvals_so_the_hub_can_capture_them(tmp_path: Path) -> None:
+    with running_acquirer() as acquirer, PaymentTerminalMock(
+            tmp_path / "terminal", processing_time=0.05, report_approval=terminal_reporter(acquirer.url)) as mock, \
+            SerialPaymentTerminal(str(mock.path), response_timeout=2.0) as terminal:
+        terminal.start_payment(1250, "EUR", "sale-1")
+        mock.present_card(scheme="MASTERCARD")
+        deadline = time.monotonic() + 5
+        while not (status := terminal.status("sale-1")).final and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert status.stage == "approved"
+        payment = acquirer.payment("sale-1")
+        assert (payment["status"], payment["authorized_minor"], payment["auth_code"], payment["source"]) == (
+            "authorized", 1250, status.auth_code, "terminal")
+        terminal.start_payment(700, "EUR", "sale-2")
+        mock.present_card(approve=False)
+        while not terminal.status("sale-2").final:
+            time.sleep(0.01)
+        assert "sale-2" not in acquirer.state()["payments"]  # a decline is not an authorization
+        captured = gateway_call(acquirer.url, "capture", "cap-1", "sale-1", 1250)
+        assert (captured.outcome, captured.amount_minor) == (Outcome.CAPTURED, 1250)
+
+
+def test_a_call_lost_on_the_way_was_never_made_and_may_be_made_again() -> None:
+    with running_acquirer() as acquirer:
+        acquirer.drop()
+        with pytest.raises(GatewayTimeout):
+            gateway_call(acquirer.url, "authorize", "drop-1", 1000, "EUR", APPROVE)
+        assert gateway_call(acquirer.url, "status", "drop-1") is None
+        assert gateway_call(acquirer.url, "authorize", "drop-1", 1000, "EUR", APPROVE).outcome is Outcome.AUTHORIZED
+        acquirer.drop(mode="503")
+        with pytest.raises(GatewayTimeout):
+            gateway_call(acquirer.url, "authorize", "drop-2", 1000, "EUR", APPROVE)
+        assert gateway_call(acquirer.url, "status", "drop-2") is None
+        assert acquirer.executions("drop-1") == 1 and acquirer.executions("drop-2") == 0
+        assert len(acquirer.state()["payments"]) == 1
+
+
+@pytest.mark.parametrize("body", [
+    b"not json", b"[1, 2]", b'{"amount_minor": "12", "currency": "EUR", "card": "4242424242424242"}',
+    b'{"amount_minor": 1e3, "currency": "EUR", "card": "4242424242424242"}',
+    b'{"amount_minor": 100, "currency": "eur", "card": "4242424242424242"}',
+    b'{"amount_minor": 100, "currency": "EUR", "card": "4242\\u0000"}',
+    b'{"amount_minor": 100, "currency": "EUR", "card": "4242424242424242", "capture": "yes"}',
+    b'{"amount_minor": 10000000000000, "currency": "EUR", "card": "4242424242424242"}',
+])
+def test_the_simulator_refuses_malformed_calls_and_changes_nothing(body: bytes) -> None:
+    with running_acquirer() as acquirer:
+        response = httpx.post(f"{acquirer.url}/v1/authorizations", content=body,
+                              headers={"Idempotency-Key": "k", "Content-Type": "application/json"})
+        assert response.status_code == 400 and response.json()["error"]["message"]
+        assert acquirer.state()["payments"] == {} and acquirer.executions("k") == 0
+        huge = httpx.post(f"{acquirer.url}/v1/refunds", content=b"x" * 70_000, headers={"Idempotency-Key": "k"})
+        assert huge.status_code == 413
+        assert httpx.post(f"{acquirer.url}/control/delay", json={"seconds": "soon"}).status_code == 400
+        assert httpx.get(f"{acquirer.url}/v1/nothing").status_code == 404
+        assert httpx.get(f"{acquirer.url}/pay/%3Cscript%3E").status_code == 404
+
+
+def test_the_demo_webhook_secret_is_made_once_and_kept_private(tmp_path: Path) -> None:
+    with demo_acquirer(tmp_path, 0, "http://127.0.0.1:8700") as server:
+        settings = hub_settings(server)
+        secrets_file = Path(settings["webhook_secrets_file"])
+        assert secrets_file.stat().st_mode & 0o777 == 0o600
+        assert settings["gateway_url"] == server.url and httpx.get(f"{server.url}/").status_code == 200
+        assert server.acquirer.webhook_url == "http://127.0.0.1:8700/api/payments/webhooks/demo/simulator"
+    assert webhook_secrets(secrets_file) == read_secrets(secrets_file) == server.acquirer.secrets

@@ -5,10 +5,12 @@ from __future__ import annotations
 import http.cookiejar
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -92,6 +94,12 @@ def test_demo_runs_both_processes_and_a_sale_lands_once(tmp_path: Path) -> None:
         # the embedded NATS runs with the hub's authorization; the hub and the store log in with their own keys
         assert f"(per-store NKEY credentials in {(tmp_path / 'state' / 'credentials').resolve()})" in banner
         assert "store demo/store-001" in (tmp_path / "state" / "credentials" / "authorization.conf").read_text()
+        # the acquirer simulator answers where the banner says, and the hub is pointed at it
+        acquirer = re.search(r"QR wallet at (http://127\.0\.0\.1:\d+)/", banner)
+        assert acquirer is not None and httpx.get(f"{acquirer[1]}/").status_code == 200
+        payments = tomllib.loads((tmp_path / "state" / "hub.toml").read_text())["payments"]
+        assert payments["gateway_url"] == acquirer[1]
+        assert Path(payments["webhook_secrets_file"]).stat().st_mode & 0o777 == 0o600
         # the store sells from the hub's catalog (configs/demo-catalog.csv, seeded by the demo), synced over NATS
         _wait(lambda: (_http("GET", f"{till}/healthz")[1].get("catalog_version") or 0) >= 1, 30)  # type: ignore[union-attr]
         _wait(lambda: _logged_in(till), 30)

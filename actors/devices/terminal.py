@@ -50,9 +50,9 @@ class TerminalDevice(DeviceActor):
         self.report("ready")
         return {"answered": True, **asdict(status)}
 
-    def start_payment(self, amount_minor: int, currency: str, reference: str) -> dict[str, Any]:
+    def start_payment(self, amount_minor: int, currency: str, reference: str, offline: bool = False) -> dict[str, Any]:
         def start() -> TerminalStatus:
-            self._terminal.start_payment(amount_minor, currency, reference)
+            self._terminal.start_payment(amount_minor, currency, reference, offline)
             return self._terminal.status(reference)
         return self._answer(start)
 
@@ -69,10 +69,10 @@ class TerminalDevice(DeviceActor):
         return self._answer(lambda: self._terminal.refund(amount_minor, currency, reference))
 
     def request(self, op: str, reference: str, amount_minor: int, currency: str, till: str, tender: str) -> None:
-        """Told by a till (an actor name): do `op` ("pay", "status", "cancel", "void" or "refund") for
-        `reference`, then tell the till `terminal_answer(tender, op, answer)`."""
-        if op == "pay":
-            answer = self.start_payment(amount_minor, currency, reference)
+        """Told by a till (an actor name): do `op` ("pay", "pay_offline": store the card, "status", "cancel", "void"
+        or "refund") for `reference`, then tell the till `terminal_answer(tender, op, answer)`."""
+        if op in ("pay", "pay_offline"):
+            answer = self.start_payment(amount_minor, currency, reference, op == "pay_offline")
         elif op == "refund":
             answer = self.refund(amount_minor, currency, reference)
         else:

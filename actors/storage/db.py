@@ -185,8 +185,35 @@ CREATE TABLE IF NOT EXISTS store_sale_tenders (
 """)
 
 
+def _version_7(db: sqlite3.Connection) -> None:
+    """Offline cards (actors.payments.offline): the tenant's offline limits as the hub last gave them, and the ledger
+    of card approvals taken while the hub was away, counted against the store's total until the hub confirms them
+    (so a restart cannot reset the total); a declined one stays as the store's follow-up."""
+    _run(db, """
+CREATE TABLE IF NOT EXISTS offline_card_settings (
+    only_row              INTEGER PRIMARY KEY CHECK (only_row = 1),
+    per_payment_minor     INTEGER NOT NULL,
+    store_total_minor     INTEGER NOT NULL,
+    fetched_at            REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS offline_cards (
+    tender_id    TEXT PRIMARY KEY,
+    till         TEXT NOT NULL,
+    amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
+    currency     TEXT NOT NULL,
+    state        TEXT NOT NULL CHECK (state IN ('reserved', 'outstanding', 'authorized', 'declined', 'released')),
+    scheme       TEXT NOT NULL DEFAULT '',
+    masked       TEXT NOT NULL DEFAULT '',
+    message      TEXT NOT NULL DEFAULT '',
+    taken_at     REAL NOT NULL,
+    settled_at   REAL
+);
+CREATE INDEX IF NOT EXISTS offline_cards_state ON offline_cards (state, taken_at)
+""")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_version_1, _version_2, _version_3, _version_4,
-                                                           _version_5]
+                                                           _version_5, _version_7]
 """Migration N+1 takes a file at user_version N to N+1. Append; never edit one that has shipped."""
 
 

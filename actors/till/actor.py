@@ -42,7 +42,7 @@ from actors.returns.lookup import NAME as RETURNS_NAME
 from actors.storage.audit import record_at_store
 from actors.storage.outbox import Committed
 from actors.storage.saved_tills import SavedTills
-from actors.till import customer_screen
+from actors.till import card_hub, customer_screen
 from actors.till import tenders as tendering
 from actors.till.cart import SAVING_MESSAGE, Cart, Discount, restore
 from actors.till.returning import NO_RETURN, ReturnCart, restore_return
@@ -355,9 +355,16 @@ class TillActor(Actor):
             return tender
         if known:
             return self.state()
+        offline = card_hub.begin(self.registry, self.till_id, tender, self.currency)
+        if isinstance(offline, Rejected):  # the hub is away and the card is over the offline limits
+            self._cart.tenders.items.remove(tender)
+            return offline
+        assert tender.card is not None
+        tender.card.offline = offline
         state = self._changed()
-        log.info("till %s: card tender %s of %s started", self.till_id, tender.id, self._money(tender.amount))
-        self._to_terminal(tender, "pay")
+        log.info("till %s: card tender %s of %s started%s", self.till_id, tender.id, self._money(tender.amount),
+                 " offline (the terminal stores the card)" if offline else "")
+        self._to_terminal(tender, "pay_offline" if offline else "pay")
         return state
 
     def cancel_tender(self, tender_id: str) -> dict[str, Any] | Rejected:
@@ -398,6 +405,7 @@ class TillActor(Actor):
                     details={"cards": len(cards), "card_minor": card_minor})
         for card in cards:
             self._cards.reversals.append(Reversal(card, by, approver))
+            card_hub.abandoned(self.registry, card, by)
         self._card_work()
 
     def refund_to_card(self, amount_minor: int, reference: str, refund_id: str) -> dict[str, Any]:
@@ -450,11 +458,12 @@ class TillActor(Actor):
         if tender is None or tender.state != "pending":
             return  # an answer for a tender already settled (a late duplicate)
         if not answer.get("answered"):
-            if op == "pay" and answer.get("refused"):  # the terminal refused to start it: nothing was charged
+            if op in ("pay", "pay_offline") and answer.get("refused"):  # the terminal refused it: nothing was charged
                 tender.state, tender.stage = "failed", ""
                 tender.message = ("the terminal is busy with another payment: finish it there, then try again"
                                   if answer["refused"] == "BUSY" else f"the terminal refused: {answer.get('message')}")
                 CARD_TENDERS.labels(self.till_id, "failed").inc()
+                card_hub.ended(self.registry, tender)
                 self._changed()
             else:
                 self._terminal_silent(tender, str(answer.get("message")))
@@ -463,6 +472,10 @@ class TillActor(Actor):
             if tender.state != "pending":
                 CARD_TENDERS.labels(self.till_id, tender.state).inc()
                 log.info("till %s: card tender %s %s (%s)", self.till_id, tender.id, tender.state, tender.message)
+                if tender.state == "approved":
+                    card_hub.approved(self.registry, self.till_id, tender, self.currency)
+                else:
+                    card_hub.ended(self.registry, tender)
             self._changed()
 
     def _reversal_answer(self, owed: Reversal, answer: dict[str, Any]) -> None:
@@ -722,9 +735,8 @@ class TillActor(Actor):
         return self._receipt(committed, ret.id)
 
     def _refund_card(self, ret: ReturnCart, original: str | None) -> Rejected | None:
-        if self._cards.terminal is None:
-            return Rejected("conflict", "the sale was paid by card and the store refunds to the original card, but "
-                                        "this till has no payment terminal: take the return at a till with one")
+        """Refund the card part to the original card: through the hub (the provider) when it answers, else at the
+        terminal with the card present."""
         assert self._session is not None
         trial = ret.checkout(self.till_id, self._session["id"], self._session["cashier"],
                              {"id": str(uuid7()), "reference": "check", "original_reference": original or "check",
@@ -736,6 +748,18 @@ class TillActor(Actor):
         if refused is not None:
             return refused
         refund_id = str(uuid.uuid5(uuid.UUID(ret.id), "card refund"))  # a retry refunds under the same reference
+        through_hub = card_hub.refund_through_hub(self.registry, original, ret.card_part(), refund_id,
+                                                  self._session["cashier"], ret.reason or "returned items")
+        if isinstance(through_hub, Rejected):
+            return through_hub
+        if through_hub is not None:  # refunded by the provider, to the original card: no card needed here
+            ret.card_refund = through_hub
+            self._save()
+            return None
+        if self._cards.terminal is None:
+            return Rejected("conflict", "the sale was paid by card and the store refunds to the original card, but "
+                                        "the hub cannot refund it now and this till has no payment terminal: take the "
+                                        "return at a till with one")
         reference = tendering.reference_for(refund_id)
         status = self.refund_to_card(ret.card_part(), original or reference, refund_id)
         if not status.get("answered"):

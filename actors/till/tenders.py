@@ -53,6 +53,9 @@ class Card:
     masked: str = ""
     auth_code: str = ""
     signature: bool = False
+    offline: bool = False
+    """Taken while the hub was away: the terminal stored the card (`token`) for the hub to authorize later."""
+    token: str = ""
 
     def to_wire(self) -> dict[str, Any]:
         return {"reference": self.reference, "scheme": self.scheme or "UNKNOWN", "masked": self.masked,
@@ -92,7 +95,8 @@ class Tender:
     def to_saved(self) -> dict[str, Any]:
         return {"id": self.id, "method": self.method, "amount": self.amount, "state": self.state, "stage": self.stage,
                 "message": self.message, "started_ms": self.started_ms, "cancel": self.cancel,
-                "card": None if self.card is None else {**self.card.to_wire()}}
+                "card": None if self.card is None else {**self.card.to_wire(), "offline": self.card.offline,
+                                                        "token": self.card.token}}
 
 
 @dataclass
@@ -180,6 +184,9 @@ def settle(tender: Tender, answer: Mapping[str, Any]) -> bool:
             tender.state, tender.stage, tender.message = "approved", "", str(answer.get("message") or "approved")
         tender.card.scheme, tender.card.masked = str(answer.get("scheme") or ""), str(answer.get("masked_card") or "")
         tender.card.auth_code, tender.card.signature = str(answer.get("auth_code") or ""), bool(answer.get("signature"))
+        tender.card.token = str(answer.get("card_token") or "")
+        if tender.card.offline and tender.state == "approved" and not tender.card.token:
+            tender.state, tender.message = "failed", "the terminal did not store the card offline: call support"
     elif stage == "declined":
         tender.state, tender.stage, tender.message = "declined", "", f"declined: {answer.get('message') or 'by the bank'}"
     elif stage == "cancelled":
@@ -240,4 +247,5 @@ def _saved_tender(where: str, raw: Any) -> Tender:
             scheme=_optional_text(f"{where} scheme", card.get("scheme"), max_length=16),
             masked=_optional_text(f"{where} masked", card.get("masked"), max_length=32),
             auth_code=_optional_text(f"{where} auth_code", card.get("auth_code"), max_length=32),
-            signature=card.get("signature") is True))
+            signature=card.get("signature") is True, offline=card.get("offline") is True,
+            token="" if not card.get("token") else validators.token(f"{where} token", card.get("token"))))

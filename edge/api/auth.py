@@ -50,7 +50,8 @@ TILL_PATH = re.compile(r"/api/tills/([^/]+)(?:/.*)?")
 ROLE_WORDS = {Role.STORE_MANAGER: "store manager", Role.SUPERVISOR: "supervisor", Role.CASHIER: "cashier"}
 ACTION_WORDS = {Permission.SELL: "selling", Permission.OVERRIDE: "this override",
                 Permission.NO_SALE: "opening the drawer without a sale", Permission.REFUND: "a refund",
-                Permission.DISCOUNT: "a discount", Permission.CASH_MOVES: "a pay-in, pay-out or drop"}
+                Permission.DISCOUNT: "a discount", Permission.CASH_MOVES: "a pay-in, pay-out or drop",
+                Permission.VIEW_PAYMENTS: "the payment follow-ups"}
 
 
 @dataclass(frozen=True)

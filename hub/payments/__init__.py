@@ -5,5 +5,6 @@ nightly reconciliation with the provider's settlement report."""
 from pathlib import Path
 
 from hub.domains import Domain
+from hub.payments.requests import RESPONDERS
 
-DOMAIN = Domain("payments", migrations=Path(__file__).parent / "migrations")
+DOMAIN = Domain("payments", migrations=Path(__file__).parent / "migrations", responders=RESPONDERS)

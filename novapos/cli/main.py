@@ -119,7 +119,7 @@ def _add_hub_dead_letters(hub_commands: Any) -> None:
 def _demo(args: argparse.Namespace) -> int:
     from novapos.demo.run import Demo
     return Demo(args.state_dir, till_port=args.till_port, console_port=args.console_port,
-                printer_port=args.printer_port).run()
+                printer_port=args.printer_port, acquirer_port=args.acquirer_port).run()
 
 
 def _mock(args: argparse.Namespace) -> int:
@@ -174,6 +174,8 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--till-port", type=_port, default=8600, help="web till port (default: %(default)s)")
     demo.add_argument("--console-port", type=_port, default=8700, help="hub console port (default: %(default)s)")
     demo.add_argument("--printer-port", type=_port, default=0, help="simulated printer port (default: any free port)")
+    demo.add_argument("--acquirer-port", type=_port, default=0,
+                      help="simulated card acquirer and QR wallet port (default: any free port)")
     demo.set_defaults(run=_demo)
 
     mock = commands.add_parser("mock", help="plug, unplug and scan on the running demo's simulated devices",

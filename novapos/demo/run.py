@@ -23,10 +23,12 @@ from typing import Any
 
 import tomli_w
 
+from mocks.acquirer import terminal_reporter
 from mocks.store import SimulatedStore
 from novapos.cli.main import CONFIGS
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.embedded_postgres import EmbeddedPostgres
+from novapos.demo.payments import demo_acquirer, hub_settings
 from novapos.demo.provision import DEMO_USERS, provision_demo
 
 log = logging.getLogger(__name__)
@@ -48,11 +50,13 @@ def write_store_config(path: Path, state_dir: Path, till_port: int, devices: dic
     path.write_text(tomli_w.dumps(data))
 
 
-def write_hub_config(state_dir: Path) -> Path:
+def write_hub_config(state_dir: Path, payments: dict[str, str] | None = None) -> Path:
     """The shipped hub config with the audit checkpoints (and their signing key) under the demo's state folder:
-    `novapos hub audit verify --config <state>/hub.toml` checks the demo's chain against them."""
+    `novapos hub audit verify --config <state>/hub.toml` checks the demo's chain against them; and, when
+    given, the [payments] settings of the demo's acquirer simulator."""
     data = tomllib.loads((CONFIGS / "hub.toml").read_text())
     data["audit"]["checkpoint_dir"] = str((state_dir / "audit-checkpoints").resolve())
+    data["payments"].update(payments or {})
     path = state_dir / "hub.toml"
     path.write_text(tomli_w.dumps(data))
     return path
@@ -82,11 +86,12 @@ class Demo:
         return f"{command} mock" + ("" if default else f" --state-dir {self.state_dir}")
 
     def __init__(self, state_dir: Path, *, till_port: int = 8600, console_port: int = 8700,
-                 printer_port: int = 0) -> None:
+                 printer_port: int = 0, acquirer_port: int = 0) -> None:
         self.state_dir = state_dir.resolve()
         self.till_port = till_port
         self.console_port = console_port
         self.printer_port = printer_port
+        self.acquirer_port = acquirer_port
         self._stop_requested = False
 
     def _request_stop(self, signum: int, _frame: FrameType | None) -> None:
@@ -126,15 +131,18 @@ class Demo:
                 env["NOVAPOS_NATS_URL"] = stack.enter_context(EmbeddedNats(
                     self.state_dir / "nats", authorization=credentials.authorization,
                     hub_credentials=credentials.hub)).url
-            hardware = stack.enter_context(SimulatedStore(self.state_dir, printer_port=self.printer_port))
+            console_url = f"http://127.0.0.1:{self.console_port}"
+            acquirer = stack.enter_context(demo_acquirer(self.state_dir, self.acquirer_port, console_url))
+            hardware = stack.enter_context(SimulatedStore(self.state_dir, printer_port=self.printer_port,
+                                                          report_approval=terminal_reporter(acquirer.url)))
             store_config = self.state_dir / "store.toml"
             base_devices = tomllib.loads((CONFIGS / "demo-store.toml").read_text())["devices"]
             write_store_config(store_config, self.state_dir, self.till_port, hardware.devices(base_devices),
                                credentials.store if credentials else None)
-            hub_config = ["--config", str(write_hub_config(self.state_dir)), "--http-port", str(self.console_port)]
+            hub_config = ["--config", str(write_hub_config(self.state_dir, hub_settings(acquirer))),
+                          "--http-port", str(self.console_port)]
             hub_env = {**env, "NOVAPOS_NATS_CREDENTIALS": str(credentials.hub)} if credentials else env
             hub = self._spawn(stack, "hub", ["hub", *hub_config], hub_env)
-            console_url = f"http://127.0.0.1:{self.console_port}"
             wait_healthy(console_url, hub, "the hub")
             edge = self._spawn(stack, "store edge", ["edge", "--config", str(store_config)], env)
             till_url = f"http://127.0.0.1:{self.till_port}"
@@ -147,6 +155,8 @@ class Demo:
                   f"    devices      simulated: printer on 127.0.0.1:{hardware.printer.port}, HID and serial scanners, drawers,\n"
                   f"                 a payment terminal and a customer display; play with them from another\n"
                   f"                 terminal: {self._mock_command()} help\n"
+                  f"    payments     simulated card acquirer and QR wallet at {acquirer.url}/ : a QR payment's\n"
+                  f"                 pay page ({acquirer.url}/pay/<ref>) is listed there while it waits\n"
                   f"    NATS         {env['NOVAPOS_NATS_URL']}"
                   f"{f' (per-store NKEY credentials in {credentials.hub.parent})' if credentials else ''}\n"
                   f"    PostgreSQL   {env['NOVAPOS_DATABASE_URL']}\n"

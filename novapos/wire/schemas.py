@@ -41,8 +41,8 @@ from novapos.wire.contract import (
     freeze_missing,
 )
 
-__all__ = ["DECLARATIONS", "SCHEMAS", "Schema", "SchemaError", "audit_recorded_v1", "return_completed_v1",
-           "sale_completed_v1", "sale_completed_v2", "sale_completed_v3"]
+__all__ = ["DECLARATIONS", "SCHEMAS", "Schema", "SchemaError", "audit_recorded_v1", "card_approved_v1",
+           "return_completed_v1", "sale_completed_v1", "sale_completed_v2", "sale_completed_v3"]
 
 
 def _line_amount(line: Mapping[str, Any], where: str) -> None:
@@ -415,14 +415,36 @@ DRAWER_CLOSED_V1 = Declaration("drawer.closed", 1, Map((
     "short), approver when beyond the store's tolerance, and the Z report's figures (z.number counts the till's "
     "closes). A closed session takes no more drawer events.")
 
+
+def _token_iff_offline(body: Mapping[str, Any], _where: str) -> None:
+    if body["offline"] != ("card_token" in body):
+        raise SchemaError("card_token", "must be present exactly when the approval was taken offline")
+
+
+TOKEN_IFF_OFFLINE = Rule("token_iff_offline", "card_token is present exactly when offline is true", _token_iff_offline)
+
+CARD_APPROVED_V1 = Declaration("card.approved", 1, Map((
+    Field("till", Token()), Field("tender", Token()), Field("currency", Currency()), Field("amount", Money(minimum=1)),
+    Field("card", Map((Field("reference", Text(64)), Field("scheme", Token()), Field("masked", Text(32)),
+                       Field("auth_code", Text(32), required=False), Field("terminal", Token())), closed=True)),
+    Field("offline", Boolean()), Field("card_token", Token(), required=False)),
+    rules=(TOKEN_IFF_OFFLINE,)),
+    "A card the till's terminal approved, committed as it was approved (before its sale completes, and whether "
+    "or not the sale ever does): the hub's payment intent for `tender` (the tender's id, its key). `card.reference` "
+    "is the terminal's reference of the payment (the provider's for an online approval). `offline`: the hub was "
+    "away, the terminal only stored the card (`card_token`) and the money is asked for when the event arrives; "
+    "auth_code is absent then.")
+
 DECLARATIONS: tuple[Declaration, ...] = (SALE_COMPLETED_V1, SALE_COMPLETED_V2, SALE_COMPLETED_V3, AUDIT_RECORDED_V1,
-                                          RETURN_COMPLETED_V1, DRAWER_OPENED_V1, DRAWER_MOVED_V1, DRAWER_CLOSED_V1)
+                                          RETURN_COMPLETED_V1, DRAWER_OPENED_V1, DRAWER_MOVED_V1, DRAWER_CLOSED_V1,
+                                          CARD_APPROVED_V1)
 SCHEMAS: dict[tuple[str, int], Schema] = {(d.type, d.v): compile_schema(d) for d in DECLARATIONS}
 sale_completed_v1 = SCHEMAS[("sale.completed", 1)]
 sale_completed_v2 = SCHEMAS[("sale.completed", 2)]
 sale_completed_v3 = SCHEMAS[("sale.completed", 3)]
 audit_recorded_v1 = SCHEMAS[("audit.recorded", 1)]
 return_completed_v1 = SCHEMAS[("return.completed", 1)]
+card_approved_v1 = SCHEMAS[("card.approved", 1)]
 
 
 if __name__ == "__main__":
