@@ -9,8 +9,8 @@ from pathlib import Path
 import yaml
 
 from hub.payments.gateway import SettlementLine
-from hub.payments.reconcile import CAPTURE, REFUND, DriftKind, HubMovement, compare, counts
 from hub.payments.nightly import at_time, due_day, next_due
+from hub.payments.reconcile import CAPTURE, REFUND, DriftKind, HubMovement, compare, counts
 from hub.payments.reconciliation import DRIFT_ITEMS
 
 

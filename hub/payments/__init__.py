@@ -5,6 +5,10 @@ nightly reconciliation with the provider's settlement report."""
 from pathlib import Path
 
 from hub.domains import Domain
+from hub.payments import reconciliation_routes
+from hub.payments.nightly import reconcile_nightly
 from hub.payments.requests import RESPONDERS
 
-DOMAIN = Domain("payments", migrations=Path(__file__).parent / "migrations", responders=RESPONDERS)
+DOMAIN = Domain("payments", migrations=Path(__file__).parent / "migrations", responders=RESPONDERS,
+                routes=reconciliation_routes.routes, services=(reconcile_nightly,),
+                openapi=reconciliation_routes.OPENAPI)

@@ -59,7 +59,7 @@ async def reconcile_nightly(console: Console) -> None:
         day = due_day(datetime.now(UTC), at)
         try:
             for tenant in sorted(console.tenants):
-                report = await console.seam.run(run, pool, gateway, tenant, day, trigger="nightly", actor="system")
+                report = await console.seam.run(run, pool, gateway, tenant, day, "nightly", "system")
                 if report is not None and report.failed:
                     raise RuntimeError(report.run["error"])
         except Exception as exc:

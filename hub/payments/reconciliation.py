@@ -111,7 +111,7 @@ async def _ours(conn: asyncpg.Connection, tenant: str, provider: str,
     return [line for line in lines if line.provider_ref not in others]
 
 
-async def run(pool: asyncpg.Pool, gateway: Gateway, tenant: str, day: date, *, trigger: str,
+async def run(pool: asyncpg.Pool, gateway: Gateway, tenant: str, day: date, trigger: str,
               actor: str) -> Report | None:
     """Reconcile `tenant`'s `day` now and keep the report. A nightly run is made once per (tenant, provider,
     day) by whichever hub claims it first: None when another already has (or is running it)."""

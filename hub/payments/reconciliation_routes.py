@@ -176,8 +176,8 @@ def routes(console: Console) -> Sequence[BaseRoute]:
         gateway = provider.current().gateway
         if gateway is None:
             raise ApiError(503, "no payment provider is configured ([payments] gateway_url): nothing to reconcile")
-        report = await console.seam.run(reconciliation.run, pool, gateway, principal.tenant, day,
-                                        trigger="console", actor=principal.login)
+        report = await console.seam.run(reconciliation.run, pool, gateway, principal.tenant, day, "console",
+                                        principal.login)
         assert report is not None  # only a nightly run can find its day already claimed
         if report.failed:
             raise ApiError(502, f"{report.run['error']}; the run is kept as failed: try again later")
