@@ -926,31 +926,28 @@ async function payments(parts) {
   parts.push(el("p", {}, el("a", { href: "#payments/reconciliations", id: "to-reconciliations",
     text: "Reconciliation with the provider's settlement reports →" })), followUps, list);
   const waits = [followUps.reload(), list.reload()];
-  if (can("payments.manage")) {
-    const limits = await offlineLimits();
-    if (limits) parts.push(limits);
-  }
+  parts.push(await offlineLimits());
   await Promise.all(waits);
   state.refresh = () => Promise.all([followUps.refresh(), list.refresh()]);
 }
 
 async function offlineLimits() {
-  // The tenant's offline card limits: what a store may accept by card while the hub is out of reach.
-  let settings;
-  try {
-    settings = await api("GET", "/api/payments/settings");
-  } catch (exc) {
-    if (exc instanceof Refused && exc.status === 403) return null;  // a store's manager: not theirs to set
-    throw exc;
+  // The tenant's offline card limits: what a store may accept by card while the hub is out of reach. Changing them
+  // needs payments.manage across the tenant: the hub refuses anyone else with a sentence saying who may.
+  const settings = await api("GET", "/api/payments/settings");
+  const currency = await tenantCurrency();
+  const note = el("p", { class: "note", text:
+    "While a store cannot reach the hub it accepts a card only under the per-payment limit, and only while its " +
+    "approvals not yet sent stay under the store total; a restart of the store does not reset them." });
+  if (!can("payments.manage")) {
+    return card("Offline card limits", note, facts([["Per payment", money(settings.offline_per_payment_minor, currency)],
+      ["Store total", money(settings.offline_store_total_minor, currency)]]));
   }
-  const currency = settings.currency || await tenantCurrency();
   const perPayment = input("offline-per-payment", { inputmode: "decimal", required: true,
     value: money(settings.offline_per_payment_minor, null) });
   const storeTotal = input("offline-store-total", { inputmode: "decimal", required: true,
     value: money(settings.offline_store_total_minor, null) });
-  return card("Offline card limits", el("p", { class: "note", text:
-    "While a store cannot reach the hub it accepts a card only under the per-payment limit, and only while its " +
-    "approvals not yet sent stay under the store total; a restart of the store does not reset them." }),
+  return card("Offline card limits", note,
     form([field(`Per payment (${currency})`, perPayment), field(`Store total (${currency})`, storeTotal)], "Save limits", async () => {
       const per = parseAmount(perPayment.value, currency);
       const total = parseAmount(storeTotal.value, currency);
@@ -963,7 +960,8 @@ async function offlineLimits() {
 
 async function payment(id, parts) {
   parts.push(back("#payments", "← all payments"));
-  const i = await api("GET", `/api/payments/intents/${encodeURIComponent(id)}`);
+  const answer = await api("GET", `/api/payments/intents/${encodeURIComponent(id)}`);
+  const i = answer.intent;
   const m = minor => money(minor, i.currency);
   parts.push(card(`Payment ${i.tender_id || i.id}`, facts([
     ["State", i.pending ? `${i.state}, waiting for the provider's answer to ${i.pending}` : i.state],
@@ -974,7 +972,7 @@ async function payment(id, parts) {
     ["Provider", `${i.provider || ""} ${i.provider_ref || ""}`.trim()], ["Authorization code", i.auth_code || ""],
     ["Order", i.order_id || ""], ["Created", when(i.created_at)], ["Updated", when(i.updated_at)], ["Intent id", i.id],
   ])));
-  if (Array.isArray(i.refunds)) parts.push(generic("Refunds", i.refunds, i.currency));
+  parts.push(generic("Refunds", answer.refunds, i.currency));
   if (can("payments.manage")) parts.push(paymentActions(i));
 }
 
