@@ -19,4 +19,5 @@ def test_bench_payments_reports_its_figures_beside_their_floors() -> None:
     assert figures["pay_cancel_ms"]["median"] > figures["gateway_floor_ms"]["median"]
     assert figures["pay_intent_to_floor_ratio"] > 0 and figures["pay_cancel_to_floor_ratio"] > 0
     assert figures["intents_per_s"] > 0 and figures["insert_floor_per_s"] > 0 and figures["intents_to_floor_ratio"] > 0
+    assert 0 < figures["commit_floor_ms"]["median"] <= figures["commit_floor_ms"]["p99"]
     assert "card tenders: 20" in done.stderr and "intents: 50" in done.stderr
