@@ -62,7 +62,7 @@ _ONE = {"allOf": [{"$ref": "#/components/schemas/ReconciliationRun"}, {"type": "
     "drift": {"type": "array", "items": {"$ref": "#/components/schemas/DriftItem"}},
     "hidden": {"type": "integer", "description": "items at stores outside the user's reach, left out"}}}]}
 _ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}]
-OPENAPI = {"paths": {
+OPENAPI: dict[str, Any] = {"paths": {
     "/api/payments/reconciliations": {
         "get": {
             "summary": "Reconciliation runs, newest first, one keyset page at a time",
