@@ -64,7 +64,7 @@ def test_a_line_the_hub_does_not_have_is_extra_and_so_is_a_line_settled_twice() 
 def test_a_different_amount_or_currency_is_an_amount_drift() -> None:
     [item] = compare(HAPPY_HUB, [line("pi_1", 1205), *HAPPY_LINES[:1], *HAPPY_LINES[2:]])
     assert (item.kind, item.hub_amount_minor, item.provider_amount_minor) == (DriftKind.AMOUNT, 1250, 1205)
-    assert "1250 EUR" in item.message and "1205 EUR" in item.message
+    assert "12.50 EUR" in item.message and "12.05 EUR" in item.message
     [item] = compare(HAPPY_HUB, [line("pi_1", currency="USD"), *HAPPY_LINES[:1], *HAPPY_LINES[2:]])
     assert (item.kind, item.currency) == (DriftKind.AMOUNT, "USD")
     [item] = compare(HAPPY_HUB, [*HAPPY_LINES[:3], line("pi_2", 401, REFUND, refund_ref="re_1")])

@@ -25,6 +25,7 @@ from typing import Any
 
 from hub.payments.gateway import SettlementLine
 from hub.payments.model import State
+from novapos.money import Money
 
 CAPTURE, REFUND = "capture", "refund"
 SETTLED, FAILED = "settled", "failed"
@@ -119,8 +120,9 @@ def _one(movement: HubMovement, line: SettlementLine | None) -> Drift | None:
     if line is None:
         if not (movement.done and movement.on_day):
             return None
-        return _drift(DriftKind.MISSING, movement, None, f"the hub has the {name} ({movement.amount_minor} "
-                      f"{movement.currency}) but the provider's settlement has no line for it")
+        return _drift(DriftKind.MISSING, movement, None, f"the hub has the {name} "
+                      f"({_money(movement.amount_minor, movement.currency)}) but the provider's settlement has no "
+                      "line for it")
     if movement.done and line.state == FAILED:
         return _drift(DriftKind.STATE, movement, line, f"the provider says the {name} failed; the hub has it "
                       f"{movement.state}")
@@ -128,8 +130,9 @@ def _one(movement: HubMovement, line: SettlementLine | None) -> Drift | None:
         return _drift(DriftKind.STATE, movement, line, f"the provider settled the {name}; the hub has it "
                       f"{movement.state}")
     if movement.done and (line.amount_minor, line.currency) != (movement.amount_minor, movement.currency):
-        return _drift(DriftKind.AMOUNT, movement, line, f"the hub has the {name} at {movement.amount_minor} "
-                      f"{movement.currency}, the provider settled {line.amount_minor} {line.currency}")
+        return _drift(DriftKind.AMOUNT, movement, line, f"the hub has the {name} at "
+                      f"{_money(movement.amount_minor, movement.currency)}, the provider settled "
+                      f"{_money(line.amount_minor, line.currency)}")
     return None
 
 
@@ -145,8 +148,12 @@ def _drift(kind: DriftKind, movement: HubMovement, line: SettlementLine | None, 
 def _extra(line: SettlementLine, why: str) -> Drift:
     return Drift(DriftKind.EXTRA, movement=line.kind, provider_ref=line.provider_ref, refund_ref=line.refund_ref,
                  message=f"the provider {line.state} the {_name(line.kind, line.provider_ref, line.refund_ref)} "
-                 f"({line.amount_minor} {line.currency}): {why}", currency=line.currency,
+                 f"({_money(line.amount_minor, line.currency)}): {why}", currency=line.currency,
                  provider_amount_minor=line.amount_minor, provider_state=line.state)
+
+
+def _money(minor: int, currency: str) -> str:
+    return Money(minor, currency).format()
 
 
 def counts(drift: Sequence[Drift]) -> dict[str, int]:
