@@ -21,6 +21,8 @@ from novapos.config.hub import PaymentSettings
 from tests.acquirer_support import RunningAcquirer
 from tests.conftest import query, wait_until
 from tests.console_access import sign_in_admin
+from tests.identity import add_user, grant, signed_in
+from tests.stock_world import build_world
 
 YESTERDAY = (datetime.now(UTC) - timedelta(days=1)).date()
 PAST = "00:00"  # reconcile_at already passed today, whenever the test runs
@@ -47,6 +49,7 @@ async def test_two_hubs_reconcile_the_day_before_once(hub_config: HubConfig, htt
             await trio.sleep(1.0)  # the second hub has had its chance too
             assert await nightly_runs(hub_config.database_url) == [("clean", "")]
 
+            await build_world(hub_config.database_url)
             async with httpx.AsyncClient(base_url=first.url, timeout=30) as admin:
                 await sign_in_admin(admin, first.url, hub_config.database_url)
                 listed = (await admin.get("/api/payments/reconciliations")).json()
@@ -63,6 +66,12 @@ async def test_two_hubs_reconcile_the_day_before_once(hub_config: HubConfig, htt
                 shown = (await admin.get(f"/api/payments/reconciliations/{body['id']}")).json()
                 assert [(item["kind"], item["provider_ref"], item["provider_amount_minor"]) for item in shown["drift"]] \
                     == [("extra", "pay_unknown", 4200)] and shown["hidden"] == 0
+                await add_user(hub_config.database_url, "mona", grant("store_manager", "store-001"))
+                async with signed_in(first.url, "mona") as manager:  # the item names no store: not in her reach
+                    narrowed = (await manager.get(f"/api/payments/reconciliations/{body['id']}")).json()
+                    assert (narrowed["items"], narrowed["drift"], narrowed["hidden"]) == (1, [], 1)
+                    refused = await manager.post("/api/payments/reconciliations", json={"day": today})
+                    assert refused.status_code == 403 and "payments.manage" in refused.json()["error"]
                 refused = await admin.post("/api/payments/reconciliations", json={"day": "2020-01-01"})
                 assert refused.status_code == 400 and "day must be from" in refused.json()["error"]
                 refused = await admin.post("/api/payments/reconciliations", json={"day": today, "x": 1})
