@@ -889,8 +889,7 @@ async function audit(parts) {
 }
 
 // Payments: the intents (store and state filters), the follow-ups a person must look at, the offline card limits;
-// one intent's detail with capture, void and refund (payments.manage). Each change carries an Idempotency-Key made
-// once per click, so a retried request is answered with the first answer, never done twice.
+// one intent's detail with capture, void and refund (payments.manage), each sent with an Idempotency-Key.
 const INTENT_STATES = ["awaiting_payment_method", "processing", "authorized", "captured", "refunded", "cancelled", "failed"];
 const intentColumns = [
   { label: "Created", value: i => when(i.created_at) }, { label: "Store", value: i => i.store },
@@ -979,9 +978,16 @@ async function payment(id, parts) {
 function paymentActions(i) {
   // Only the actions the intent's state allows are offered; the hub refuses any other with the state it is in.
   const path = action => `/api/payments/intents/${encodeURIComponent(i.id)}/${action}`;
-  const key = () => (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`);
+  // One Idempotency-Key per action and body on this page: sending the same again (the answer was lost, a double
+  // click) is answered with the first answer, never done twice; a corrected amount is a new request.
+  const keys = new Map();
+  const keyOf = (action, body) => {
+    const asked = `${action} ${JSON.stringify(body)}`;
+    if (!keys.has(asked)) keys.set(asked, crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`);
+    return keys.get(asked);
+  };
   const done = async (action, body, what) => {
-    const answer = await api("POST", path(action), body, undefined, { "Idempotency-Key": key() });
+    const answer = await api("POST", path(action), body, undefined, { "Idempotency-Key": keyOf(action, body) });
     await render();
     const after = answer && answer.intent ? answer.intent : answer;
     status(`${what}: the payment is ${after && after.state ? after.state : "updated"}`);
