@@ -55,7 +55,7 @@ async def test_two_hubs_reconcile_the_day_before_once(hub_config: HubConfig, htt
                 listed = (await admin.get("/api/payments/reconciliations")).json()
                 [run] = listed["items"]
                 assert (run["day"], run["trigger"], run["actor"], run["status"]) == (
-                    YESTERDAY.isoformat(), "nightly", "system", "clean")
+                    YESTERDAY.isoformat(), "nightly", "hub:reconcile", "clean")
                 today = datetime.now(UTC).date().isoformat()
                 await trio.to_thread.run_sync(lambda: RunningAcquirer(server).drift(
                     "extra", day=today, provider_ref="pay_unknown", amount_minor=4200))

@@ -123,18 +123,19 @@ def test_the_nightly_run_is_made_once_however_many_hubs_claim_it(database_url: s
     with running_acquirer() as acquirer:
         async def test(pool: asyncpg.Pool, gateway: HttpGateway) -> None:
             await captured(pool, gateway, 700)
-            reports = await asyncio.gather(*(run(pool, gateway, "demo", TODAY, trigger="nightly", actor="system")
+            reports = await asyncio.gather(*(run(pool, gateway, "demo", TODAY, trigger="nightly", actor="hub:reconcile")
                                              for _ in range(4)))
             assert sum(report is not None for report in reports) == 1
-            assert await run(pool, gateway, "demo", TODAY, trigger="nightly", actor="system") is None
+            assert await run(pool, gateway, "demo", TODAY, trigger="nightly", actor="hub:reconcile") is None
             # a run cut short (its hub killed) is tried again an hour later
             await pool.execute("UPDATE reconciliation_runs SET status = 'running', finished_at = NULL, started_at ="
                                " now() - interval '2 hours'")
-            again = await run(pool, gateway, "demo", TODAY, trigger="nightly", actor="system")
+            again = await run(pool, gateway, "demo", TODAY, trigger="nightly", actor="hub:reconcile")
             assert again is not None and again.run["status"] == "clean"
             statuses = await pool.fetch("SELECT status, error FROM reconciliation_runs ORDER BY id")
             assert [row["status"] for row in statuses] == ["failed", "clean"]
             assert "cut short" in statuses[0]["error"]
+            assert await pool.fetchval("SELECT count(*) FROM audit_records") == 0  # the hub's own runs: not audited
         with_world(database_url, acquirer.url, test)
 
 
@@ -144,10 +145,10 @@ def test_a_provider_out_of_reach_is_a_failed_run_that_the_nightly_may_try_again(
     day = TODAY - timedelta(days=1)
 
     async def test(pool: asyncpg.Pool, gateway: HttpGateway) -> None:
-        failed = await run(pool, gateway, "demo", day, trigger="nightly", actor="system")
+        failed = await run(pool, gateway, "demo", day, trigger="nightly", actor="hub:reconcile")
         assert failed is not None and failed.failed and failed.drift == []
         assert "could not be read" in failed.run["error"]
-        assert await run(pool, gateway, "demo", day, trigger="nightly", actor="system") is not None
+        assert await run(pool, gateway, "demo", day, trigger="nightly", actor="hub:reconcile") is not None
     with_world(database_url, url, test)
 
 

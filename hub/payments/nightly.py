@@ -19,10 +19,13 @@ from hub.console.context import Console
 from hub.payments import provider
 from hub.payments.gateway import Gateway
 from hub.payments.reconciliation import run
+from hub.payments.service import SYSTEM
 
 log = logging.getLogger(__name__)
 
 RETRY = Backoff(initial=30.0, maximum=900.0)
+NIGHTLY = f"{SYSTEM}reconcile"
+"""The nightly runs' actor: the hub's own, so not audited (a person's run from the console or the command is)."""
 LOOK_AGAIN_S = 3600.0
 """At most this long between looks (a clock changed, a run another hub claimed then abandoned)."""
 
@@ -59,7 +62,7 @@ async def reconcile_nightly(console: Console) -> None:
         day = due_day(datetime.now(UTC), at)
         try:
             for tenant in sorted(console.tenants):
-                report = await console.seam.run(run, pool, gateway, tenant, day, "nightly", "system")
+                report = await console.seam.run(run, pool, gateway, tenant, day, "nightly", NIGHTLY)
                 if report is not None and report.failed:
                     raise RuntimeError(report.run["error"])
         except Exception as exc:

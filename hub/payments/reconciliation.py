@@ -2,8 +2,9 @@
 
 A run loads the hub's movements of one tenant and day (UTC) from PostgreSQL and the provider's settlement report
 of that day from the gateway, compares them, and keeps the run with its drift items (reconciliation_runs,
-reconciliation_drift), an audit record (payment.reconciled) and the drift gauge, in one transaction, then says
-so in one log line. The nightly service, the command and the console's "run now" all come here.
+reconciliation_drift), an audit record (payment.reconciled) when a person ran it (the console, the command; the
+nightly run is the hub's own, like its captures) and the drift gauge, in one transaction, then says so in one log
+line. The nightly service, the command and the console's "run now" all come here.
 
 The provider's account may serve several tenants: a line naming another tenant's payment is left to that
 tenant's report; a line naming no payment of any tenant is extra in each report (nobody can say whose it is).
@@ -27,6 +28,7 @@ from prometheus_client import Gauge
 from hub.audit.chain import Entry, record
 from hub.payments.gateway import Gateway, SettlementLine
 from hub.payments.reconcile import CAPTURE, REFUND, Drift, HubMovement, compare, counts
+from hub.payments.service import is_person
 from novapos.wire.ids import uuid7
 
 log = logging.getLogger(__name__)
@@ -146,9 +148,10 @@ async def _finish(pool: asyncpg.Pool, run_id: uuid.UUID, tenant: str, provider: 
              item.currency, item.hub_amount_minor, item.provider_amount_minor, item.hub_state, item.provider_state,
              item.message) for n, item in enumerate(drift, 1)])
         await conn.execute(_FINISH, run_id, status, len(drift), movements, lines, error)
-        await record(conn, Entry(tenant, actor, "payment.reconciled", target=str(run_id), details={
-            "day": day.isoformat(), "provider": provider, "status": status, "items": len(drift), **counts(drift),
-            **({"error": error} if error else {})}))
+        if is_person(actor):
+            await record(conn, Entry(tenant, actor, "payment.reconciled", target=str(run_id), details={
+                "day": day.isoformat(), "provider": provider, "status": status, "items": len(drift),
+                **counts(drift), **({"error": error} if error else {})}))
         row = await conn.fetchrow(f"SELECT {RUN_COLUMNS} FROM reconciliation_runs WHERE id = $1", run_id)
     if not error:
         DRIFT_ITEMS.labels(tenant).set(len(drift))

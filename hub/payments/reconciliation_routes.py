@@ -40,7 +40,7 @@ _RUN = {"type": "object", "properties": {
     "id": {"type": "string", "format": "uuid"}, "tenant": {"type": "string"},
     "provider": {"type": "string"}, "day": {"type": "string", "format": "date", "description": "the day (UTC)"},
     "trigger": {"type": "string", "enum": ["nightly", "command", "console"]},
-    "actor": {"type": "string", "description": "who ran it: system (nightly), cli:<user>, a console login"},
+    "actor": {"type": "string", "description": "who ran it: hub:reconcile (nightly), cli:<user>, a console login"},
     "started_at": {"type": "string", "format": "date-time"},
     "finished_at": {"type": ["string", "null"], "format": "date-time"},
     "status": {"type": "string", "enum": ["running", "clean", "drift", "failed"]},
