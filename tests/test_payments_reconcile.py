@@ -10,7 +10,7 @@ import yaml
 
 from hub.payments.gateway import SettlementLine
 from hub.payments.nightly import at_time, due_day, next_due
-from hub.payments.reconcile import CAPTURE, REFUND, DriftKind, HubMovement, compare, counts
+from hub.payments.reconcile import CAPTURE, REFUND, DriftKind, HubMovement, compare, counts, needs_day_before
 from hub.payments.reconciliation import DRIFT_ITEMS
 
 
@@ -95,6 +95,17 @@ def test_what_agrees_beside_the_day_is_no_drift() -> None:
     pending = refund("pi_1", "re_9", 100, state="processing")
     assert compare([*HAPPY_HUB, yesterday, failed_both, pending],
                    [*HAPPY_LINES, line("pi_4"), line("pi_5", state="failed")]) == []
+
+
+def test_a_movement_the_provider_settled_the_day_before_is_not_missing() -> None:
+    """Captured at the provider at 23:59:59.9, recorded by the hub after midnight: in the provider's report of
+    the day before (where it was matched), not missing today; one in neither report still is."""
+    drift = compare(HAPPY_HUB, HAPPY_LINES[:1] + HAPPY_LINES[2:])
+    assert needs_day_before(drift)
+    assert compare(HAPPY_HUB, HAPPY_LINES[:1] + HAPPY_LINES[2:], [line("pi_1")]) == []
+    [item] = compare(HAPPY_HUB, HAPPY_LINES[:1] + HAPPY_LINES[2:], [line("pi_8")])
+    assert (item.kind, item.provider_ref) == (DriftKind.MISSING, "pi_1")
+    assert not needs_day_before(compare(HAPPY_HUB, [*HAPPY_LINES, line("pi_9")]))
 
 
 def test_one_mismatch_of_each_kind_names_each_once() -> None:

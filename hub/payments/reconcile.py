@@ -96,9 +96,15 @@ def _name(kind: str, provider_ref: str, refund_ref: str) -> str:
     return f"refund {refund_ref} of payment {provider_ref}" if kind == REFUND else f"capture of payment {provider_ref}"
 
 
-def compare(hub: Iterable[HubMovement], lines: Iterable[SettlementLine]) -> list[Drift]:
+def compare(hub: Iterable[HubMovement], lines: Iterable[SettlementLine],
+            day_before: Iterable[SettlementLine] = ()) -> list[Drift]:
     """Every mismatch between the hub's movements and the provider's settlement lines of one day, in the order
-    of the hub's movements, then the provider's extra lines; empty when they agree."""
+    of the hub's movements, then the provider's extra lines; empty when they agree.
+
+    `day_before`: the provider's lines of the day before, when asked for (see `needs_day_before`). The hub records
+    a movement once the provider has answered, so one made just before midnight can reach the hub's books after
+    it: the provider settled it the day before (where it was matched by its reference), and it is not missing."""
+    earlier = {_key(line.kind, line.provider_ref, line.refund_ref) for line in day_before}
     settled: dict[tuple[str, str, str], SettlementLine] = {}
     drift: list[Drift] = []
     for line in lines:
@@ -108,11 +114,19 @@ def compare(hub: Iterable[HubMovement], lines: Iterable[SettlementLine]) -> list
         else:
             settled[key] = line
     for movement in hub:
-        matched = settled.pop(_key(movement.kind, movement.provider_ref, movement.refund_ref), None)
+        key = _key(movement.kind, movement.provider_ref, movement.refund_ref)
+        matched = settled.pop(key, None)
+        if matched is None and key in earlier:
+            continue
         if (found := _one(movement, matched)) is not None:
             drift.append(found)
     drift.extend(_extra(line, "the hub has no such movement") for line in settled.values())
     return drift
+
+
+def needs_day_before(drift: Sequence[Drift]) -> bool:
+    """Whether the day before's lines could explain some of `drift` (a movement missing today)."""
+    return any(item.kind == DriftKind.MISSING for item in drift)
 
 
 def _one(movement: HubMovement, line: SettlementLine | None) -> Drift | None:

@@ -27,7 +27,7 @@ from prometheus_client import Gauge
 
 from hub.audit.chain import Entry, record
 from hub.payments.gateway import Gateway, SettlementLine
-from hub.payments.reconcile import CAPTURE, REFUND, Drift, HubMovement, compare, counts
+from hub.payments.reconcile import CAPTURE, REFUND, Drift, HubMovement, compare, counts, needs_day_before
 from hub.payments.service import is_person
 from novapos.wire.ids import uuid7
 
@@ -135,8 +135,15 @@ async def run(pool: asyncpg.Pool, gateway: Gateway, tenant: str, day: date, trig
         lines = await _ours(conn, tenant, gateway.name, lines)
         hub = await hub_movements(conn, tenant, gateway.name, day, lines)
     counted = sum(1 for movement in hub if movement.on_day and movement.done)
-    return await _finish(pool, run_id, tenant, gateway.name, day, actor, compare(hub, lines), counted, len(lines),
-                         None, started)
+    drift = compare(hub, lines)
+    if needs_day_before(drift):
+        try:
+            drift = compare(hub, lines, await gateway.settlement(day - timedelta(days=1)))
+        except Exception as exc:
+            error = f"the provider's settlement report of {day - timedelta(days=1)} could not be read " \
+                    f"({type(exc).__name__}: {exc})"
+            return await _finish(pool, run_id, tenant, gateway.name, day, actor, [], 0, 0, error, started)
+    return await _finish(pool, run_id, tenant, gateway.name, day, actor, drift, counted, len(lines), None, started)
 
 
 async def _finish(pool: asyncpg.Pool, run_id: uuid.UUID, tenant: str, provider: str, day: date, actor: str,
