@@ -22,7 +22,7 @@ from tests.identity import add_user, grant
 from tests.stock_world import build_world
 from tests.test_web_till_browser import headless_chromium  # noqa: F401  (skips this module without a browser)
 
-from tests.console_page import Page  # isort: skip  (imports selenium: after the skip above)
+from tests.console_page import TABLET, Page  # isort: skip  (imports selenium: after the skip above)
 
 DECLINED = "the offline approval was declined later (card declined): ask the customer to pay again"
 
@@ -81,11 +81,16 @@ def _admin(url: str, intent: str, today: str, acquirer: RunningAcquirer, ref: st
 
 
 def _manager(url: str, intent: str) -> dict[str, Any]:
-    with Page(url) as page:
+    with Page(url, size=TABLET) as page:
         page.open(f"#payments/{intent}")
         page.sign_in("mona")
         page.text_in("view", "Refunded")
-        return {"view": page.find("#view").text, "forms": page.js("return document.querySelectorAll('#view form').length")}
+        seen = {"view": page.find("#view").text, "forms": page.js("return document.querySelectorAll('#view form').length")}
+        page.go("#payments")
+        page.until(lambda b: "12.50 EUR" in str(page.rows("payment-intents")), "her store's payments")
+        seen["overflow"] = page.overflow()
+        page.screenshot("63-payments-tablet")
+        return seen
 
 
 async def test_an_admin_captures_refunds_sets_limits_and_reads_the_drift(hub_config: HubConfig) -> None:
@@ -120,3 +125,4 @@ async def test_an_admin_captures_refunds_sets_limits_and_reads_the_drift(hub_con
     [limits] = await query(url, "SELECT offline_per_payment_minor, offline_store_total_minor FROM payment_settings")
     assert tuple(limits) == (3000, 15000)
     assert "Capture, void or refund" not in managed["view"] and managed["forms"] == 0, managed
+    assert managed["overflow"] == 0, managed
