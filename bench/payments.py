@@ -121,8 +121,8 @@ async def _echo(link: NatsLink, data: bytes) -> bytes:
     return bytes(reply.data)
 
 
-async def _record(number: int) -> None:
-    payments = provider.current()
+async def _record(pool: asyncpg.Pool, number: int) -> None:
+    payments = provider.serving(pool)
     await payments.record_terminal_approval(
         TENANT, "store-002", tender_id=f"bench-{number}", till=TILL, amount_minor=1250, authorized_minor=1250,
         currency="EUR", provider_ref=f"bench_ref_{number}", auth_code="123456", scheme="visa", masked="**** 4242",
@@ -144,7 +144,7 @@ async def intent_rates(hub: RunningHub, count: int) -> dict[str, Any]:
     """Intents recorded one after another through the hub's service, then the raw INSERT floor of the same rows."""
     started = time.perf_counter()
     for number in range(count):
-        await hub.seam.run(_record, number)
+        await hub.seam.run(_record, hub.pool, number)
     recorded = time.perf_counter() - started
     rows = await hub.seam.run(_scratch, hub.pool)
     assert len(rows) == count, len(rows)

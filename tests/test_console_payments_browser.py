@@ -34,7 +34,7 @@ async def approved(hub: RunningHub, acquirer: RunningAcquirer, amount: int, *, o
         await trio.to_thread.run_sync(acquirer.report_terminal_approval, reference, amount)
 
     async def record() -> str:
-        intent = await provider.current().record_terminal_approval(
+        intent = await provider.serving(hub.pool).record_terminal_approval(
             "demo", "store-001", tender_id=str(uuid.uuid4()), till="till-1", amount_minor=amount,
             authorized_minor=amount, currency="EUR", provider_ref=None if offline else reference, auth_code="123456",
             scheme="visa", masked="**** 4242", offline=offline, card_token="tok_chargeDeclined" if offline else None,

@@ -53,7 +53,7 @@ def next_due(day: date, at: time) -> datetime:
 async def reconcile_nightly(console: Console) -> None:
     at = at_time(console.config.payments.reconcile_at)
     pool = console.ready_pool()
-    gateway: Gateway | None = provider.current().gateway
+    gateway: Gateway | None = provider.serving(pool).gateway
     if gateway is None:
         log.info("no payment provider ([payments] gateway_url is empty): nothing to reconcile nightly")
         return

@@ -173,7 +173,7 @@ def routes(console: Console) -> Sequence[BaseRoute]:
         principal = await authorize(console, request, Permission.MANAGE_PAYMENTS, tenant_wide=True)
         day = _day(await json_body(request))
         pool = console.ready_pool()
-        gateway = provider.current().gateway
+        gateway = provider.serving(pool).gateway
         if gateway is None:
             raise ApiError(503, "no payment provider is configured ([payments] gateway_url): nothing to reconcile")
         report = await console.seam.run(reconciliation.run, pool, gateway, principal.tenant, day, "console",
