@@ -60,6 +60,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.shift
 	$(BIN)/python -m bench.cart
 	$(BIN)/python -m bench.returns
+	$(BIN)/python -m bench.payments
 
 clean:
 	rm -rf $(VENV) .state build *.egg-info

@@ -207,6 +207,16 @@ ACTIONS: tuple[Action, ...] = (
     Action("GET", "/api/returns", "/api/returns?store=store-002", IN_NORTH),
     Action("GET", "/api/returns", "/api/returns?store=store-003", TENANT_WIDE),
     Action("GET", "/api/returns", "/api/returns?store=o-1", NO_TENANT, note="other's store"),
+    # reconciliation runs (hub/payments): payments.view anywhere to read (items narrowed to the stores in reach);
+    # a run now needs payments.manage across the tenant (this hub has no provider: 503 for the one allowed)
+    Action("GET", "/api/payments/reconciliations", "/api/payments/reconciliations", by(200, 200, 200, 403)),
+    Action("GET", "/api/payments/reconciliations", "/api/payments/reconciliations?tenant=other",
+           by(404, 404, 404, 403)),
+    Action("GET", "/api/payments/reconciliations/{id}", "/api/payments/reconciliations/{id}", by(200, 200, 200, 403),
+           fresh="reconciliation run of demo"),
+    Action("GET", "/api/payments/reconciliations/{id}", "/api/payments/reconciliations/{id}", by(404, 404, 404, 403),
+           fresh="reconciliation run of other"),
+    Action("POST", "/api/payments/reconciliations", "/api/payments/reconciliations", by(503, 403, 403, 403), {}),
     # payments (hub/payments): payments.view where the store is; payments.manage there to change; limits tenant-wide
     Action("GET", "/api/payments/intents", "/api/payments/intents", by(200, 200, 200, 403)),
     Action("GET", "/api/payments/intents", "/api/payments/intents?tenant=other", by(404, 404, 404, 403)),
@@ -302,6 +312,13 @@ async def _drawer_session(database_url: str, tenant: str, store: str) -> str:
     return str(rows[0]["session"])
 
 
+async def _reconciliation(database_url: str, tenant: str) -> str:
+    rows = await query(database_url, "INSERT INTO reconciliation_runs (id, tenant, provider, day, trigger, actor,"
+                                     " status, finished_at) VALUES (gen_random_uuid(), $1, 'simulator', current_date,"
+                                     " 'command', 'cli:test', 'clean', now()) RETURNING id::text", tenant)
+    return str(rows[0]["id"])
+
+
 async def _reservation(client: httpx.AsyncClient, location: str, sku: str) -> int:
     answer = await client.post("/api/stock/reservations", json={"location": location, "sku": sku, "quantity": 1,
                                                                 "expires_in_s": 600})
@@ -340,6 +357,8 @@ class World:
                 "drawer session of store-001": lambda: _drawer_session(url, "demo", "store-001"),
                 "drawer session of store-003": lambda: _drawer_session(url, "demo", "store-003"),
                 "drawer session of o-1": lambda: _drawer_session(url, "other", "o-1"),
+                "reconciliation run of demo": lambda: _reconciliation(url, "demo"),
+                "reconciliation run of other": lambda: _reconciliation(url, "other"),
                 "user at store-001": lambda: _user(url, "store-001"),
                 "user at store-003": lambda: _user(url, "store-003")}
 

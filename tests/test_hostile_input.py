@@ -514,6 +514,9 @@ HUB_ENDPOINTS = (
     Endpoint("GET", "/api/drawer-sessions/{id}"),
     Endpoint("GET", "/api/returns"),
     Endpoint("POST", "/api/payments/webhooks/{tenant}/{provider}"),  # signatures: tests/test_payment_webhooks.py
+    Endpoint("GET", "/api/payments/reconciliations"),
+    Endpoint("POST", "/api/payments/reconciliations"),
+    Endpoint("GET", "/api/payments/reconciliations/{id}"),
     Endpoint("GET", "/api/payments/intents"),
     Endpoint("POST", "/api/payments/intents"),
     Endpoint("GET", "/api/payments/intents/{id}"),
@@ -551,6 +554,7 @@ def _hub_attacks(endpoint: Endpoint, port: int, session: dict[str, str]) -> Iter
         yield f"id {label}", 404, request(endpoint.method, segment)
     for limit in HOSTILE_LIMITS if endpoint.path in ("/api/sales", "/api/price-diffs", "/api/orders",
                                                                 "/api/drawer-sessions", "/api/returns",
+                                                                "/api/payments/reconciliations",
                                                                 "/api/payments/intents") else []:
         yield f"limit={limit[:12]}", 400, request("GET", query=f"?limit={limit}", content=None, headers={})
     for method in {"PUT", "PATCH", "DELETE", "POST", "GET"} - _served(endpoint.path):

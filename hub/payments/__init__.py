@@ -9,14 +9,15 @@ from starlette.routing import BaseRoute
 
 from hub.console.context import Console
 from hub.domains import Domain
-from hub.payments import qr, routes, webhooks
+from hub.payments import qr, reconciliation_routes, routes, webhooks
 from hub.payments.catchup import EVENTS_REQUESTS, answer_events
+from hub.payments.nightly import reconcile_nightly
 from hub.payments.relay import relay_payment_events
 from hub.payments.requests import RESPONDERS
 from hub.payments.sales import apply_card_approved, apply_card_declined, apply_returns, apply_sales, capture_sales
 from hub.payments.watchdog import auto_void, watch_pending
 
-_ROUTED = (routes, webhooks)
+_ROUTED = (routes, webhooks, reconciliation_routes)
 
 
 def _routes(console: Console) -> Sequence[BaseRoute]:
@@ -28,6 +29,7 @@ DOMAIN = Domain("payments", migrations=Path(__file__).parent / "migrations",
                 appliers={"card.approved": apply_card_approved, "card.declined": apply_card_declined,
                           "sale.completed": apply_sales, "return.completed": apply_returns},
                 routes=_routes,
-                services=(auto_void, watch_pending, qr.expire_checkouts, relay_payment_events, capture_sales),
+                services=(auto_void, watch_pending, qr.expire_checkouts, relay_payment_events, capture_sales,
+                          reconcile_nightly),
                 openapi={key: {k: v for module in _ROUTED for k, v in module.OPENAPI.get(key, {}).items()}
                          for key in ("paths", "schemas")})

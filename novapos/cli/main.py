@@ -14,6 +14,7 @@ from typing import Any
 
 from novapos.cli.audit import add_audit_commands
 from novapos.cli.catalog import add_catalog_commands
+from novapos.cli.payments import add_payments_commands
 from novapos.cli.tenancy import add_tenancy_commands
 from novapos.cli.users import add_user_commands
 
@@ -162,6 +163,7 @@ def parser() -> argparse.ArgumentParser:
     add_catalog_commands(hub_commands)
     add_user_commands(hub_commands)
     add_audit_commands(hub_commands)
+    add_payments_commands(hub_commands)
 
     demo = commands.add_parser("demo", help="run everything here: embedded NATS and PostgreSQL, hub, one store",
                                description="Start embedded NATS (JetStream) and PostgreSQL (unless NOVAPOS_NATS_URL / "

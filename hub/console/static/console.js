@@ -103,8 +103,8 @@ class Refused extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
 
-async function api(method, path, body, contentType) {
-  const options = { method, credentials: "same-origin", headers: {} };
+async function api(method, path, body, contentType, headers = {}) {
+  const options = { method, credentials: "same-origin", headers: { ...headers } };
   if (method !== "GET") {
     options.headers["X-CSRF-Token"] = state.csrf;
     options.headers["Content-Type"] = contentType || "application/json";
@@ -305,6 +305,7 @@ const SECTIONS = {
   "dead-letters": { permission: "dead_letters.view", list: deadLetters },
   users: { permission: "users.view", list: users, item: user },
   audit: { permission: "audit.view", list: audit },
+  payments: { permission: "payments.view", list: payments, item: paymentsItem },
 };
 
 function firstSection() {
@@ -885,6 +886,194 @@ async function audit(parts) {
   });
   parts.push(list);
   await list.reload();
+}
+
+// Payments: the intents (store and state filters), the follow-ups a person must look at, the offline card limits;
+// one intent's detail with capture, void and refund (payments.manage), each sent with an Idempotency-Key.
+const INTENT_STATES = ["awaiting_payment_method", "processing", "authorized", "captured", "refunded", "cancelled", "failed"];
+const intentColumns = [
+  { label: "Created", value: i => when(i.created_at) }, { label: "Store", value: i => i.store },
+  { label: "Till", value: i => i.till || "" }, { label: "Method", value: i => i.method },
+  { label: "Amount", value: i => money(i.amount_minor, i.currency) },
+  { label: "Captured", value: i => money(i.captured_minor, i.currency) },
+  { label: "Refunded", value: i => money(i.refunded_minor, i.currency) },
+  { label: "State", value: i => el("span", { class: i.state === "failed" ? "bad" : i.state === "captured" ? "ok" : null,
+                                            text: i.pending ? `${i.state} (${i.pending})` : i.state }) },
+  { label: "Card", value: i => [i.scheme, i.masked].filter(Boolean).join(" ") },
+  { label: "Offline", value: i => (i.offline ? "offline approval" : "") },
+  { label: "Attention", value: i => i.attention || "", wrap: true },
+];
+function paymentsItem(arg, parts) {
+  // #payments/<intent id>, #payments/reconciliations, #payments/reconciliations/<run id>
+  const [first, ...rest] = arg.split("/");
+  if (first !== "reconciliations") return payment(arg, parts);
+  return rest.length ? reconciliationRun(rest.join("/"), parts) : reconciliations(parts);
+}
+const openIntent = i => { location.hash = `#payments/${encodeURIComponent(i.id)}`; };
+
+async function payments(parts) {
+  const store = input("pay-store", { maxlength: 64, placeholder: "all" });
+  const which = select("pay-state", [["", "all"], ...INTENT_STATES.map(s => [s, s.replace(/_/g, " ")])]);
+  const followUps = listing("Follow-ups: payments a person must look at", intentColumns,
+    after => api("GET", query("/api/payments/intents", { attention: "true", after, limit: LIMIT })),
+    { id: "payment-follow-ups", open: openIntent });
+  const list = listing("Payment intents, newest first", intentColumns,
+    after => api("GET", query("/api/payments/intents", { store: store.value.trim(), state: which.value, after, limit: LIMIT })), {
+      id: "payment-intents", open: openIntent,
+      before: form([field("Store", store), field("State", which)], "Show", () => list.reload(), { id: "payments-filter" }),
+    });
+  parts.push(el("p", {}, el("a", { href: "#payments/reconciliations", id: "to-reconciliations",
+    text: "Reconciliation with the provider's settlement reports →" })), followUps, list);
+  const waits = [followUps.reload(), list.reload()];
+  parts.push(await offlineLimits());
+  await Promise.all(waits);
+  state.refresh = () => Promise.all([followUps.refresh(), list.refresh()]);
+}
+
+async function offlineLimits() {
+  // The tenant's offline card limits: what a store may accept by card while the hub is out of reach. Changing them
+  // needs payments.manage across the tenant: the hub refuses anyone else with a sentence saying who may.
+  const settings = await api("GET", "/api/payments/settings");
+  const currency = await tenantCurrency();
+  const note = el("p", { class: "note", text:
+    "While a store cannot reach the hub it accepts a card only under the per-payment limit, and only while its " +
+    "approvals not yet sent stay under the store total; a restart of the store does not reset them." });
+  if (!can("payments.manage")) {
+    return card("Offline card limits", note, facts([["Per payment", money(settings.offline_per_payment_minor, currency)],
+      ["Store total", money(settings.offline_store_total_minor, currency)]]));
+  }
+  const perPayment = input("offline-per-payment", { inputmode: "decimal", required: true,
+    value: money(settings.offline_per_payment_minor, null) });
+  const storeTotal = input("offline-store-total", { inputmode: "decimal", required: true,
+    value: money(settings.offline_store_total_minor, null) });
+  return card("Offline card limits", note,
+    form([field(`Per payment (${currency})`, perPayment), field(`Store total (${currency})`, storeTotal)], "Save limits", async () => {
+      const per = parseAmount(perPayment.value, currency);
+      const total = parseAmount(storeTotal.value, currency);
+      if (per === null || total === null) throw new Refused(0, `write each limit as an amount, e.g. 50.00 (${currency})`);
+      const saved = await api("PUT", "/api/payments/settings", { offline_per_payment_minor: per, offline_store_total_minor: total });
+      status(`Offline card limits saved: ${money(saved.offline_per_payment_minor, currency)} per payment, ` +
+        `${money(saved.offline_store_total_minor, currency)} per store`);
+    }, { id: "offline-limits" }));
+}
+
+async function payment(id, parts) {
+  parts.push(back("#payments", "← all payments"));
+  const answer = await api("GET", `/api/payments/intents/${encodeURIComponent(id)}`);
+  const i = answer.intent;
+  const m = minor => money(minor, i.currency);
+  parts.push(card(`Payment ${i.tender_id || i.id}`, facts([
+    ["State", i.pending ? `${i.state}, waiting for the provider's answer to ${i.pending}` : i.state],
+    ["Attention", i.attention || "none"], ["Store", i.store], ["Till", i.till || ""], ["Method", i.method],
+    ["Amount", m(i.amount_minor)], ["Authorized", m(i.authorized_minor)], ["Captured", m(i.captured_minor)],
+    ["Refunded", m(i.refunded_minor)], ["Card", [i.scheme, i.masked].filter(Boolean).join(" ")],
+    ["Offline approval", i.offline ? "yes" : "no"], ["Capture before", when(i.capture_before)],
+    ["Provider", `${i.provider || ""} ${i.provider_ref || ""}`.trim()], ["Authorization code", i.auth_code || ""],
+    ["Order", i.order_id || ""], ["Created", when(i.created_at)], ["Updated", when(i.updated_at)], ["Intent id", i.id],
+  ])));
+  parts.push(generic("Refunds", answer.refunds, i.currency));
+  if (can("payments.manage")) parts.push(paymentActions(i));
+}
+
+function paymentActions(i) {
+  // Only the actions the intent's state allows are offered; the hub refuses any other with the state it is in.
+  const path = action => `/api/payments/intents/${encodeURIComponent(i.id)}/${action}`;
+  // One Idempotency-Key per action and body on this page: sending the same again (the answer was lost, a double
+  // click) is answered with the first answer, never done twice; a corrected amount is a new request.
+  const keys = new Map();
+  const keyOf = (action, body) => {
+    const asked = `${action} ${JSON.stringify(body)}`;
+    if (!keys.has(asked)) keys.set(asked, crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`);
+    return keys.get(asked);
+  };
+  const done = async (action, body, what) => {
+    const answer = await api("POST", path(action), body, undefined, { "Idempotency-Key": keyOf(action, body) });
+    await render();
+    const after = answer && answer.intent ? answer.intent : answer;
+    status(`${what}: the payment is ${after && after.state ? after.state : "updated"}`);
+  };
+  const boxes = [];
+  if (i.state === "authorized") {
+    const amount = input("capture-amount", { inputmode: "decimal", value: money(i.authorized_minor, null) });
+    boxes.push(form([field(`Capture (${i.currency}, at most ${money(i.authorized_minor, i.currency)})`, amount)], "Capture",
+      () => {
+        const minor = parseAmount(amount.value, i.currency);
+        if (minor === null || minor <= 0) throw new Refused(0, `write the amount to capture, e.g. ${money(i.authorized_minor, null)}`);
+        return done("capture", { amount_minor: minor }, "Captured");
+      }, { id: "capture-form" }));
+  }
+  if (i.state === "authorized" || i.state === "awaiting_payment_method") {
+    const reason = input("void-reason", { required: true, maxlength: 200, placeholder: "why (required)" });
+    boxes.push(form([field("Void: reason", reason)], "Void", () => {
+      if (!reason.value.trim()) throw new Refused(0, "say why: a void needs a reason");
+      return done("cancel", { reason: reason.value.trim() }, "Voided");
+    }, { id: "void-form" }));
+  }
+  if (i.state === "captured") {
+    const left = i.captured_minor - i.refunded_minor;
+    const amount = input("refund-amount", { inputmode: "decimal", value: money(left, null) });
+    const reason = input("refund-reason", { required: true, maxlength: 200, placeholder: "why (required)" });
+    boxes.push(form([field(`Refund (${i.currency}, at most ${money(left, i.currency)})`, amount), field("Reason", reason)],
+      "Refund", () => {
+        const minor = parseAmount(amount.value, i.currency);
+        if (minor === null || minor <= 0) throw new Refused(0, `write the amount to refund, e.g. ${money(left, null)}`);
+        if (!reason.value.trim()) throw new Refused(0, "say why: a refund needs a reason");
+        return done("refund", { amount_minor: minor, reason: reason.value.trim() }, "Refunded");
+      }, { id: "refund-form" }));
+  }
+  if (!boxes.length) boxes.push(el("p", { class: "note", text: `Nothing can be done with a payment that is ${i.state}.` }));
+  return card("Capture, void or refund", ...boxes);
+}
+
+// Reconciliation: each run held the hub's captures and refunds of a day against the provider's settlement report.
+const runStatus = r => el("span", { class: r.status === "clean" ? "ok" : r.status === "running" ? null : "bad",
+  text: r.status === "drift" ? `${r.items} drift item(s)` : r.status });
+
+async function reconciliations(parts) {
+  parts.push(back("#payments", "← payments"));
+  const list = listing("Reconciliation runs, newest first", [
+    { label: "Day", value: r => r.day }, { label: "Result", value: runStatus },
+    { label: "Hub movements", value: r => r.hub_movements }, { label: "Settlement lines", value: r => r.provider_lines },
+    { label: "Run", value: r => r.trigger }, { label: "By", value: r => r.actor },
+    { label: "Started", value: r => when(r.started_at) }, { label: "Error", value: r => r.error || "", wrap: true },
+  ], after => api("GET", query("/api/payments/reconciliations", { after, limit: LIMIT })), {
+    id: "reconciliation-runs",
+    open: r => { location.hash = `#payments/reconciliations/${encodeURIComponent(r.id)}`; },
+  });
+  if (can("payments.manage")) {
+    const day = input("reconcile-day", { type: "date", required: true,
+      value: new Date(Date.now() - 86400000).toISOString().slice(0, 10) });
+    parts.push(card("Reconcile now", el("p", { class: "note", text:
+      "Reads the provider's settlement report of the day (UTC) and compares it with the hub's captures and refunds. " +
+      "The hub does this every night for the day before." }),
+      form([field("Day", day)], "Reconcile", async () => {
+        const run = await api("POST", "/api/payments/reconciliations", { day: day.value });
+        location.hash = `#payments/reconciliations/${encodeURIComponent(run.id)}`;  // the run's page says what differed
+      }, { id: "reconcile-form" })));
+  }
+  parts.push(list);
+  await list.reload();
+}
+
+async function reconciliationRun(id, parts) {
+  parts.push(back("#payments/reconciliations", "← all reconciliation runs"));
+  const r = await api("GET", `/api/payments/reconciliations/${encodeURIComponent(id)}`);
+  parts.push(card(`Reconciliation of ${r.day}`, facts([
+    ["Result", runStatus(r)], ["Provider", r.provider], ["Hub movements", r.hub_movements],
+    ["Settlement lines", r.provider_lines], ["Run", `${r.trigger} by ${r.actor}`], ["Started", when(r.started_at)],
+    ["Finished", when(r.finished_at)], ["Error", r.error || "none"],
+    ...(r.hidden ? [["Not shown", `${r.hidden} item(s) at stores outside your reach`]] : []),
+  ])));
+  const table = el("table", { id: "drift-items", "aria-label": "Drift items" });
+  fill(table, [
+    { label: "Kind", value: d => d.kind }, { label: "Movement", value: d => d.movement },
+    { label: "Provider reference", value: d => (d.refund_ref ? `${d.provider_ref} / ${d.refund_ref}` : d.provider_ref) },
+    { label: "Store", value: d => d.store || "" },
+    { label: "Hub", value: d => [money(d.hub_amount_minor, d.currency), d.hub_state].filter(Boolean).join(", ") },
+    { label: "Provider", value: d => [money(d.provider_amount_minor, d.currency), d.provider_state].filter(Boolean).join(", ") },
+    { label: "What differs", value: d => d.message, wrap: true },
+  ], r.drift, d => { if (d.intent_id) location.hash = `#payments/${encodeURIComponent(d.intent_id)}`; });
+  parts.push(card(r.drift.length ? "Drift items" : "Drift items: none, the provider agrees", el("div", { class: "scroll" }, table)));
 }
 
 // ---- the frame -----------------------------------------------------------------------------------------

@@ -1,0 +1,79 @@
+"""The nightly reconciliation (a hub.domains.Service every hub process runs): once [payments] reconcile_at (UTC)
+has passed, each tenant's day before is reconciled with the provider's settlement report
+(hub.payments.reconciliation.run).
+
+Every hub process tries; the run's row is claimed by one (a unique index), so a day is reconciled once per tenant
+however many hubs there are. A hub that was down at reconcile_at catches up when it starts. PostgreSQL or the
+provider away: said once, retried with backoff, never the end of the hub. No provider configured: nothing to do.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, time, timedelta
+
+import trio
+
+from edge_runtime import Backoff
+from hub.console.context import Console
+from hub.payments import provider
+from hub.payments.gateway import Gateway
+from hub.payments.reconciliation import run
+from hub.payments.service import SYSTEM
+
+log = logging.getLogger(__name__)
+
+RETRY = Backoff(initial=30.0, maximum=900.0)
+NIGHTLY = f"{SYSTEM}reconcile"
+"""The nightly runs' actor: the hub's own, so not audited (a person's run from the console or the command is)."""
+LOOK_AGAIN_S = 3600.0
+"""At most this long between looks (a clock changed, a run another hub claimed then abandoned)."""
+
+
+def at_time(text: str) -> time:
+    """[payments] reconcile_at (HH:MM, UTC) as a time; ValueError for anything else."""
+    hours, _, minutes = text.partition(":")
+    if not (len(hours) == 2 and len(minutes) == 2 and hours.isdigit() and minutes.isdigit()):
+        raise ValueError(f"reconcile_at={text!r} is not HH:MM")
+    return time(int(hours), int(minutes), tzinfo=UTC)
+
+
+def due_day(now: datetime, at: time) -> date:
+    """The latest day whose reconciliation is due at `now`: yesterday once today's `at` has passed, else the
+    day before yesterday."""
+    shifted = now - timedelta(hours=at.hour, minutes=at.minute)
+    return shifted.date() - timedelta(days=1)
+
+
+def next_due(day: date, at: time) -> datetime:
+    """When the day after `day` becomes due."""
+    return datetime.combine(day + timedelta(days=2), at)
+
+
+async def reconcile_nightly(console: Console) -> None:
+    at = at_time(console.config.payments.reconcile_at)
+    pool = console.ready_pool()
+    gateway: Gateway | None = provider.serving(pool).gateway
+    if gateway is None:
+        log.info("no payment provider ([payments] gateway_url is empty): nothing to reconcile nightly")
+        return
+    failures = 0
+    while True:
+        day = due_day(datetime.now(UTC), at)
+        try:
+            for tenant in sorted(console.tenants):
+                report = await console.seam.run(run, pool, gateway, tenant, day, "nightly", NIGHTLY)
+                if report is not None and report.failed:
+                    raise RuntimeError(report.run["error"])
+        except Exception as exc:
+            failures += 1
+            if failures == 1:
+                log.warning("the nightly reconciliation of %s failed (%s: %s); retrying with backoff: check "
+                            "PostgreSQL and the payment provider if this lasts", day, type(exc).__name__, exc)
+            await trio.sleep(RETRY.delay(failures))
+            continue
+        if failures:
+            log.info("the nightly reconciliation of %s works again after %d failed attempts", day, failures)
+            failures = 0
+        wait = (next_due(day, at) - datetime.now(UTC)).total_seconds()
+        await trio.sleep(min(max(wait, 1.0), LOOK_AGAIN_S))
