@@ -122,7 +122,7 @@ class QrCheckout:
     description: str
     expires_at: datetime
     status: str = "pending"
-    """pending, succeeded, failed or expired."""
+    """pending, succeeded, failed, expired or cancelled (by the hub, once expired unpaid)."""
 
 
 @dataclass
@@ -227,6 +227,14 @@ class Acquirer:
         payment.status, payment.captured_minor, payment.captured_on = "captured", amount, _today()
 
     def cancel(self, ref: str) -> dict[str, Any]:
+        checkout = self.checkouts.get(ref)
+        if checkout is not None and ref not in self.payments:  # a QR code nobody paid: its page takes no more money
+            self._expire(checkout)
+            if checkout.status not in ("pending", "expired"):
+                raise _Refusal(402, "payment_unexpected_state", f"this QR payment is {checkout.status}: it cannot "
+                                                                "be cancelled", provider_ref=ref)
+            checkout.status = "cancelled"
+            return {**_checkout_json(checkout, self.base_url), "authorized_minor": 0}
         payment = self._payment(ref)
         if payment.status != "authorized":
             raise _Refusal(402, "payment_unexpected_state", f"this payment is {payment.status}: it cannot be cancelled",
@@ -398,13 +406,18 @@ _MUTATING = re.compile(r"/v1/(authorizations|authorizations/([A-Za-z0-9._-]{1,64
                        r"qr_checkouts|terminal_authorizations)")
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+    """Connections waiting to be accepted: the default 5 resets a client's pool opening 32 at once."""
+
+
 class AcquirerServer:
     """The simulator on 127.0.0.1:`port` (0: a free port), served from a daemon thread."""
 
     def __init__(self, acquirer: Acquirer, host: str = "127.0.0.1", port: int = 0) -> None:
         self.acquirer = acquirer
-        self._server = ThreadingHTTPServer((host, port), _handler(acquirer))
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), _handler(acquirer))
         self.url = f"http://{host}:{self._server.server_address[1]}"
         acquirer.base_url = self.url
         self._thread = threading.Thread(target=self._server.serve_forever, name="acquirer", daemon=True)
@@ -429,6 +442,7 @@ class AcquirerServer:
 def _handler(acquirer: Acquirer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body leave as separate writes: no 40 ms delayed-ACK stall
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # each call is logged on one line by _json and _html

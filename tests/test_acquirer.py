@@ -6,9 +6,12 @@ import asyncio
 import hashlib
 import hmac
 import json
+import threading
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,6 +53,7 @@ def test_scripted_cards_authorize_decline_partial() -> None:
         declined = gateway_call(acquirer.url, "authorize", "k-decline", 1250, "EUR", DECLINE)
         assert declined.outcome is Outcome.DECLINED and declined.amount_minor == 0
         assert "declined" in declined.message
+        assert GATEWAY_SECONDS.labels("authorize", "declined")._sum.get() > 0
         partial = gateway_call(acquirer.url, "authorize", "k-partial", 1250, "EUR", PARTIAL)
         assert partial.outcome is Outcome.AUTHORIZED and partial.amount_minor == 625
         taken = gateway_call(acquirer.url, "authorize", "k-capture", 700, "EUR", "tok_visa", capture=True)
@@ -138,16 +142,86 @@ def test_a_provider_that_cannot_be_reached_is_unavailable() -> None:
         gateway_call(url, "authorize", "k", 100, "EUR", APPROVE)
 
 
-def test_answers_the_hub_cannot_believe() -> None:
-    with receiving_webhooks() as liar:  # answers 200 with no body to everything
+@contextmanager
+def lying_provider() -> Iterator[tuple[str, list[tuple[int, bytes]]]]:
+    """A provider on a real socket that answers each request with the next (status, body) the test queued."""
+    answers: list[tuple[int, bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def _answer(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            status, body = answers.pop(0)
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", answers
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+AUTHORIZED = {"id": "pay_1", "status": "authorized", "amount_minor": 100, "authorized_minor": 100, "currency": "EUR"}
+
+
+@pytest.mark.parametrize(("call", "status", "body"), [
+    (("authorize", "k", 100, "EUR", APPROVE), 200, b""),
+    (("authorize", "k", 100, "EUR", APPROVE), 200, b"[]"),
+    (("authorize", "k", 100, "EUR", APPROVE), 200, json.dumps({**AUTHORIZED, "authorized_minor": 101}).encode()),
+    (("authorize", "k", 100, "EUR", APPROVE), 200, json.dumps({**AUTHORIZED, "authorized_minor": 0}).encode()),
+    (("authorize", "k", 100, "EUR", APPROVE), 200, json.dumps({**AUTHORIZED, "currency": "USD"}).encode()),
+    (("authorize", "k", 100, "EUR", APPROVE), 200, json.dumps({**AUTHORIZED, "status": "refunded"}).encode()),
+    (("authorize", "k", 100, "EUR", APPROVE), 200, json.dumps({**AUTHORIZED, "id": "../admin"}).encode()),
+    (("authorize", "k", 100, "EUR", APPROVE), 200, json.dumps({**AUTHORIZED, "auth_code": "12\u202e34"}).encode()),
+    (("authorize", "k", 100, "EUR", APPROVE), 418, b'{"error": {"message": "teapot"}}'),
+    (("authorize", "k", 100, "EUR", APPROVE), 402, b'{"no": "error"}'),
+    (("capture", "k", "pay_1", 100), 200, json.dumps({**AUTHORIZED, "captured_minor": 100}).encode()),
+    (("capture", "k", "pay_1", 100), 200,
+     json.dumps({**AUTHORIZED, "id": "pay_2", "status": "captured", "captured_minor": 100}).encode()),
+    (("capture", "k", "pay_1", 100), 200, json.dumps({**AUTHORIZED, "status": "captured", "captured_minor": 99}).encode()),
+    (("refund", "k", "pay_1", 50), 200,
+     b'{"id": "re_1", "status": "refunded", "payment": "pay_2", "amount_minor": 50, "currency": "EUR"}'),
+    (("refund", "k", "pay_1", 50), 200,
+     b'{"id": "re_1", "status": "refunded", "payment": "pay_1", "amount_minor": -50, "currency": "EUR"}'),
+    (("status", "k"), 200, b'{"call": "authorize", "status": 200, "answer": []}'),
+    (("status", "k"), 200, b'{"call": "launder", "status": 200, "answer": {}}'),
+    (("settlement", datetime(2026, 1, 2).date()), 200, b'{"day": "2026-01-01", "lines": []}'),
+    (("settlement", datetime(2026, 1, 2).date()), 200,
+     b'{"day": "2026-01-02", "lines": [{"provider_ref": "p", "kind": "gift", "amount_minor": 1, "currency": "EUR",'
+     b' "state": "settled"}]}'),
+    (("qr_checkout", "k", 100, "EUR", ""), 200,
+     b'{"id": "qr_1", "pay_url": "javascript:alert(1)", "expires_at": "2030-01-01T00:00:00+00:00",'
+     b' "amount_minor": 100, "currency": "EUR"}'),
+    (("qr_checkout", "k", 100, "EUR", ""), 200,
+     b'{"id": "qr_1", "pay_url": "https://pay", "expires_at": "2030-01-01T00:00:00", "amount_minor": 100,'
+     b' "currency": "EUR"}'),
+])
+def test_answers_the_hub_cannot_believe(call: tuple[Any, ...], status: int, body: bytes) -> None:
+    with lying_provider() as (url, answers):
+        answers.append((status, body))
         with pytest.raises(BadAnswer):
-            gateway_call(liar.url.removesuffix("/hooks"), "authorize", "k", 100, "EUR", APPROVE)
-        liar.status = 503
+            gateway_call(url, *call)
+
+
+def test_a_provider_failing_or_busy() -> None:
+    with lying_provider() as (url, answers):
+        answers.extend([(503, b""), (500, b'{"error": {}}'), (429, b"")])
+        with pytest.raises(GatewayTimeout) as unknown:
+            gateway_call(url, "capture", "k", "pay_x", 100)
+        assert not isinstance(unknown.value, BadAnswer)
         with pytest.raises(GatewayTimeout):
-            gateway_call(liar.url.removesuffix("/hooks"), "capture", "k", "pay_x", 100)
-        liar.status = 429
+            gateway_call(url, "refund", "k", "pay_x", 100)
         with pytest.raises(GatewayUnavailable):
-            gateway_call(liar.url.removesuffix("/hooks"), "refund", "k", "pay_x", 100)
+            gateway_call(url, "refund", "k", "pay_x", 100)
 
 
 def test_settlement_report_and_drift() -> None:
@@ -309,3 +383,14 @@ def test_the_demo_webhook_secret_is_made_once_and_kept_private(tmp_path: Path) -
         assert settings["gateway_url"] == server.url and httpx.get(f"{server.url}/").status_code == 200
         assert server.acquirer.webhook_url == "http://127.0.0.1:8700/api/payments/webhooks/demo/simulator"
     assert webhook_secrets(secrets_file) == read_secrets(secrets_file) == server.acquirer.secrets
+
+
+def test_a_qr_checkout_nobody_paid_is_cancelled_and_a_paid_one_is_not() -> None:
+    with receiving_webhooks() as hub, running_acquirer(webhook_url=hub.url) as acquirer:
+        unpaid = gateway_call(acquirer.url, "qr_checkout", "qr-1", 500, "EUR", "")
+        cancelled = gateway_call(acquirer.url, "cancel", "qr-1-cancel", unpaid.provider_ref)
+        assert (cancelled.outcome, cancelled.amount_minor) == (Outcome.CANCELLED, 0)
+        assert "cancelled" in acquirer.pay(unpaid.provider_ref) and hub.received == []
+        paid = gateway_call(acquirer.url, "qr_checkout", "qr-2", 500, "EUR", "")
+        acquirer.pay(paid.provider_ref)
+        assert gateway_call(acquirer.url, "cancel", "qr-2-cancel", paid.provider_ref).outcome is Outcome.DECLINED

@@ -8,7 +8,9 @@ does not make sense) has an unknown outcome: `GatewayTimeout`, and the caller as
 else. The provider is an outside party: its answers are checked like a client's input (types, bounds, the
 states a call can end in) before the hub believes them.
 
-Each call's latency is observed in `novapos_hub_payment_gateway_seconds{call, outcome}`.
+Each call's latency is observed in `novapos_hub_payment_gateway_seconds{call, outcome}` (outcome: the answer's,
+such as authorized or declined, or timeout, unavailable, bad_answer, never_seen); the histogram is defined here,
+with the one module that observes it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
@@ -64,56 +69,60 @@ class HttpGateway:
     async def authorize(self, key: str, amount_minor: int, currency: str, card: str, *,
                         capture: bool = False) -> Answer:
         body = {"amount_minor": amount_minor, "currency": currency, "card": card, "capture": capture}
-        return await self._call("authorize", key, "/v1/authorizations", body, "")
+        return await self._call("authorize", key, "/v1/authorizations", body, "", Asked(amount_minor, currency))
 
     async def capture(self, key: str, provider_ref: str, amount_minor: int) -> Answer:
         return await self._call("capture", key, f"/v1/authorizations/{_provider_ref(provider_ref)}/capture",
-                                {"amount_minor": amount_minor}, provider_ref)
+                                {"amount_minor": amount_minor}, provider_ref, Asked(amount_minor))
 
     async def cancel(self, key: str, provider_ref: str) -> Answer:
-        return await self._call("cancel", key, f"/v1/authorizations/{_provider_ref(provider_ref)}/cancel", {}, provider_ref)
+        return await self._call("cancel", key, f"/v1/authorizations/{_provider_ref(provider_ref)}/cancel", {},
+                                provider_ref)
 
     async def refund(self, key: str, provider_ref: str, amount_minor: int) -> Answer:
         return await self._call("refund", key, "/v1/refunds",
-                                {"payment": _provider_ref(provider_ref), "amount_minor": amount_minor}, provider_ref)
+                                {"payment": _provider_ref(provider_ref), "amount_minor": amount_minor}, provider_ref,
+                                Asked(amount_minor))
 
     async def status(self, key: str) -> Answer | None:
-        response = await self._send("status", "GET", f"/v1/calls/{quote(_key(key), safe='')}")
-        if response.status_code == 404:
-            return None
-        call = _object(response, "status")
-        name = call.get("call")
-        if name not in _ENDS:
-            raise BadAnswer(f"the provider's record of call {key} names no known call")
-        status, answer = call.get("status"), call.get("answer")
-        if type(status) is not int or not isinstance(answer, dict):
-            raise BadAnswer(f"the provider's record of call {key} has no status and answer")
-        return _answer(str(name), status, answer, "")
+        with _observed("status") as outcome:
+            response = await self._send("status", "GET", f"/v1/calls/{quote(_key(key), safe='')}")
+            if response.status_code == 404:
+                outcome[0] = "never_seen"
+                return None
+            call = _object(response, "status")
+            name, status, answer = call.get("call"), call.get("status"), call.get("answer")
+            if name not in _ENDS or type(status) is not int or not isinstance(answer, dict):
+                raise BadAnswer(f"the provider's record of call {key} is not a payment call's answer")
+            found = _answer(str(name), status, answer, "")
+            outcome[0] = found.outcome.value
+            return found
 
     async def settlement(self, day: date) -> list[SettlementLine]:
-        response = await self._send("settlement", "GET", f"/v1/settlements/{day.isoformat()}")
-        report = _object(response, "settlement")
-        lines = report.get("lines")
-        if report.get("day") != day.isoformat() or not isinstance(lines, list):
-            raise BadAnswer(f"the provider's settlement report for {day} is not one")
-        return [_line(line) for line in lines]
+        with _observed("settlement"):
+            response = await self._send("settlement", "GET", f"/v1/settlements/{day.isoformat()}")
+            report = _object(response, "settlement")
+            lines = report.get("lines")
+            if report.get("day") != day.isoformat() or not isinstance(lines, list):
+                raise BadAnswer(f"the provider's settlement report for {day} is not one")
+            return [_line(line) for line in lines]
 
     async def qr_checkout(self, key: str, amount_minor: int, currency: str, description: str) -> QrCheckout:
         body = {"amount_minor": amount_minor, "currency": currency, "description": description}
-        response = await self._send("qr_checkout", "POST", "/v1/qr_checkouts", body, key)
-        checkout = _object(response, "qr_checkout")
-        try:
-            pay_url = validators.text("pay_url", checkout.get("pay_url"), max_length=500)
-            if not pay_url.startswith(("https://", "http://")):
-                raise validators.Invalid("pay_url", "must be an http(s) address")
-            expires_at = datetime.fromisoformat(validators.text("expires_at", checkout.get("expires_at")))
-            if expires_at.tzinfo is None:
-                raise validators.Invalid("expires_at", "must carry its time zone")
-            if (checkout.get("amount_minor"), checkout.get("currency")) != (amount_minor, currency):
-                raise validators.Invalid("amount_minor", "is not the amount asked for")
-            return QrCheckout(_provider_ref(checkout.get("id")), pay_url, expires_at)
-        except ValueError as error:
-            raise BadAnswer(f"the provider's QR checkout is not one: {error}") from None
+        with _observed("qr_checkout"):
+            checkout = _object(await self._send("qr_checkout", "POST", "/v1/qr_checkouts", body, key), "qr_checkout")
+            try:
+                pay_url = validators.text("pay_url", checkout.get("pay_url"), max_length=500)
+                if not pay_url.startswith(("https://", "http://")):
+                    raise validators.Invalid("pay_url", "must be an http(s) address")
+                expires_at = datetime.fromisoformat(validators.text("expires_at", checkout.get("expires_at")))
+                if expires_at.tzinfo is None:
+                    raise validators.Invalid("expires_at", "must carry its time zone")
+                if (checkout.get("amount_minor"), checkout.get("currency")) != (amount_minor, currency):
+                    raise validators.Invalid("amount_minor", "is not the amount asked for")
+                return QrCheckout(_provider_ref(checkout.get("id")), pay_url, expires_at)
+            except ValueError as error:
+                raise BadAnswer(f"the provider's QR checkout is not one: {error}") from None
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -122,44 +131,39 @@ class HttpGateway:
 
     # -- the wire ------------------------------------------------------------------------------------
 
-    async def _call(self, name: str, key: str, path: str, body: dict[str, Any], provider_ref: str) -> Answer:
-        response = await self._send(name, "POST", path, body, key)
-        try:
-            payload = response.json()
-        except ValueError:
-            raise BadAnswer(f"the provider's answer to {name} is not JSON") from None
-        if not isinstance(payload, dict):
-            raise BadAnswer(f"the provider's answer to {name} is not a JSON object")
-        return _answer(name, response.status_code, payload, provider_ref)
+    async def _call(self, name: str, key: str, path: str, body: dict[str, Any], provider_ref: str,
+                    asked: Asked | None = None) -> Answer:
+        with _observed(name) as outcome:
+            response = await self._send(name, "POST", path, body, key)
+            try:
+                payload = response.json()
+            except ValueError:
+                raise BadAnswer(f"the provider's answer to {name} is not JSON") from None
+            if not isinstance(payload, dict):
+                raise BadAnswer(f"the provider's answer to {name} is not a JSON object")
+            answer = _answer(name, response.status_code, payload, provider_ref, asked)
+            outcome[0] = answer.outcome.value
+            return answer
 
     async def _send(self, name: str, method: str, path: str, body: dict[str, Any] | None = None,
                     key: str = "") -> httpx.Response:
         """The provider's response (any status but 429 and 5xx); GatewayUnavailable when nothing was sent,
-        GatewayTimeout when the outcome is unknown. Observes the call's time under its outcome."""
+        GatewayTimeout when the outcome is unknown."""
         headers = {"Idempotency-Key": _key(key)} if method == "POST" else {}
-        started = time.monotonic()
-        outcome = "answered"
         try:
             response = await asyncio.wait_for(
                 self._http().request(method, self.base_url + path, json=body, headers=headers), self.timeout_s)
-            if response.status_code == 429:
-                outcome = "unavailable"
-                raise GatewayUnavailable(f"the payment provider is busy (429) and did not {name}")
-            if response.status_code >= 500:
-                outcome = "timeout"
-                raise GatewayTimeout(f"the payment provider failed ({response.status_code}) on {name}: "
-                                     "the outcome is unknown")
-            outcome = str(response.status_code)
-            return response
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol) as error:
-            outcome = "unavailable"
             raise GatewayUnavailable(f"the payment provider could not be reached: {error!r}") from None
         except (TimeoutError, httpx.TransportError) as error:
-            outcome = "timeout"
             raise GatewayTimeout(f"the payment provider did not answer {name} in {self.timeout_s} s "
                                  f"({error!r}): the outcome is unknown") from None
-        finally:
-            GATEWAY_SECONDS.labels(name, outcome).observe(time.monotonic() - started)
+        if response.status_code == 429:
+            raise GatewayUnavailable(f"the payment provider is busy (429) and did not {name}")
+        if response.status_code >= 500:
+            raise GatewayTimeout(f"the payment provider failed ({response.status_code}) on {name}: "
+                                 "the outcome is unknown")
+        return response
 
     def _http(self) -> httpx.AsyncClient:
         """One client (and connection pool) for the gateway's life, made in the event loop that uses it."""
@@ -170,8 +174,39 @@ class HttpGateway:
         return self._client
 
 
-def _answer(name: str, status: int, payload: dict[str, Any], provider_ref: str) -> Answer:
-    """A call's answer (its HTTP status and JSON body) as an Answer; BadAnswer for one the hub cannot believe."""
+@contextmanager
+def _observed(call: str) -> Iterator[list[str]]:
+    """Observe the block's time in GATEWAY_SECONDS under `call` and its outcome: the one the block sets in the
+    list it is given (the answer's), or how it failed (timeout, unavailable, bad_answer)."""
+    started = time.monotonic()
+    outcome = ["answered"]
+    try:
+        yield outcome
+    except BadAnswer:
+        outcome[0] = "bad_answer"
+        raise
+    except GatewayTimeout:
+        outcome[0] = "timeout"
+        raise
+    except GatewayUnavailable:
+        outcome[0] = "unavailable"
+        raise
+    finally:
+        GATEWAY_SECONDS.labels(call, outcome[0]).observe(time.monotonic() - started)
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What a call asked for, which its answer must agree with."""
+    amount_minor: int
+    """An authorization may hold less (a partial approval), never more; a capture or refund moves exactly this."""
+    currency: str = ""
+
+
+def _answer(name: str, status: int, payload: dict[str, Any], provider_ref: str, asked: Asked | None = None
+            ) -> Answer:
+    """A call's answer (its HTTP status and JSON body) as an Answer; BadAnswer for one the hub cannot believe.
+    `asked`: what the call asked for (None for an answer found by status, whose request the hub has not here)."""
     try:
         if status == 200:
             ends = _ENDS.get(name)
@@ -189,6 +224,8 @@ def _answer(name: str, status: int, payload: dict[str, Any], provider_ref: str) 
                     raise validators.Invalid("id", "is not the payment the call was about")
                 field = {Outcome.CAPTURED: "captured_minor"}.get(outcome, "authorized_minor")
                 amount = validators.minor_units(field, payload.get(field))
+            if asked is not None:
+                _agrees(name, asked, amount, payload.get("currency"))
             auth_code = _optional_text("auth_code", payload.get("auth_code"), 32)
             return Answer(outcome, ref, amount, auth_code)
         error = payload.get("error")
@@ -203,6 +240,15 @@ def _answer(name: str, status: int, payload: dict[str, Any], provider_ref: str) 
         raise validators.Invalid("status", f"{status} is not an answer the provider gives")
     except ValueError as error:
         raise BadAnswer(f"the provider's answer to {name} cannot be believed: {error}") from None
+
+
+def _agrees(name: str, asked: Asked, amount: int, currency: Any) -> None:
+    """validators.Invalid unless an answer's amount and currency fit what the call asked for."""
+    if asked.currency and currency != asked.currency:
+        raise validators.Invalid("currency", f"is not the {asked.currency} asked for")
+    fits = 0 < amount <= asked.amount_minor if name == "authorize" else amount == asked.amount_minor
+    if not fits:
+        raise validators.Invalid("amount", f"{amount} does not fit the {asked.amount_minor} asked for")
 
 
 def _line(line: Any) -> SettlementLine:
