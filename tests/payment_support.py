@@ -13,11 +13,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import asyncpg
+import trio
 
+from actors.payments.asking import HubUnreachable, ask_hub
+from edge_runtime import AsyncioSeam
 from hub.db import create_pool, migrate
 from hub.payments import provider
 from hub.payments.service import Payments
+from novapos.adapters.nats import NatsLink, store_inbox_prefix
+from novapos.config import HubConfig
 from novapos.config.hub import PaymentSettings
+from novapos.demo.embedded_nats import EmbeddedNats
 
 T = TypeVar("T")
 
@@ -50,3 +56,40 @@ def rows(database_url: str, sql: str, *args: object) -> list[asyncpg.Record]:
         finally:
             await conn.close()
     return asyncio.run(run())
+
+
+def hub_settings(config: HubConfig, gateway_url: str, **settings: Any) -> HubConfig:
+    """`config` with the payment settings of these tests, talking to the provider at `gateway_url`."""
+    return dataclasses.replace(config, payments=dataclasses.replace(SETTINGS, gateway_url=gateway_url, **settings))
+
+
+async def ask_store(nats_server: EmbeddedNats, kind: str, body: dict[str, Any], *, tenant: str = "demo",
+                    store: str = "store-001") -> dict[str, Any]:
+    """Ask the hub's payment request `kind` as the store does (its own NATS user, actors.payments.asking)."""
+    def ask() -> dict[str, Any]:
+        with AsyncioSeam() as seam:
+            link = NatsLink(nats_server.url, f"test-{store}", credentials=nats_server.store_credentials(tenant, store),
+                            inbox_prefix=store_inbox_prefix(tenant, store))
+            try:
+                return ask_hub(link, seam, tenant, store, kind, body, within=10)
+            finally:
+                seam.run_blocking(link.close, timeout=5)
+    return await trio.to_thread.run_sync(ask)
+
+
+def approval(tender: str, amount: int = 1000, **changes: Any) -> dict[str, Any]:
+    """A pay_intent request for a card the terminal approved online as provider reference pay_<tender>."""
+    return {"tender_id": tender, "till": "till-1", "amount_minor": amount, "authorized_minor": amount,
+            "currency": "EUR", "provider_ref": f"pay_{tender}", "auth_code": "123456", "scheme": "visa",
+            "masked": "**** 4242", "offline": False, **changes}
+
+
+async def answering(nats_server: EmbeddedNats) -> None:
+    """Wait for the started hub's payment responders (they subscribe once the hub has reached NATS)."""
+    with trio.fail_after(15):
+        while True:
+            try:
+                await ask_store(nats_server, "pay_settings", {})
+                return
+            except HubUnreachable:
+                await trio.sleep(0.1)

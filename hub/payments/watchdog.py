@@ -1,0 +1,109 @@
+"""The payments' long-running tasks, started by every hub process (see hub.domains.Service):
+
+- auto-void cancels authorizations left uncaptured past their capture window (a sale that never completed at the
+  hub): the card's hold is released rather than left to lapse at the bank, and it is audited;
+- the pending watchdog resolves intents PROCESSING for longer than [payments] watchdog_after_s by asking the
+  provider how their call ended (hub.payments.service.Payments.resolve), surfacing those still unknown for a
+  person; it also refreshes the intents' gauges and forgets idempotency keys past their 24 hours.
+
+Several hubs run both side by side: auto-void claims its intents with FOR UPDATE SKIP LOCKED and the watchdog
+marks each intent it takes (`checked_at`), so each is handled by one hub at a time. Both outlive PostgreSQL,
+NATS or the provider going away: they say so once, back off, and carry on when it is back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+import trio
+
+from edge_runtime import Backoff
+from hub.console.context import Console
+from hub.payments import idempotency, metrics, provider
+from hub.payments.service import NoProvider, Payments
+
+log = logging.getLogger(__name__)
+
+VOID_EVERY_S = 30.0
+BATCH = 100
+GAUGES_EVERY_S = 30.0
+RETRY = Backoff(initial=1.0, maximum=60.0)
+
+GAUGES_SQL = """
+SELECT (SELECT coalesce(jsonb_object_agg(state, n), '{}') FROM
+            (SELECT state, count(*) AS n FROM payment_intents GROUP BY state) AS s)::text AS states,
+       (SELECT count(*) FROM payment_intents WHERE attention IS NOT NULL) AS attention,
+       (SELECT count(*) FROM payment_intents WHERE offline AND state IN ('awaiting_payment_method', 'processing'))
+           AS offline,
+       (SELECT coalesce(sum(amount_minor), 0) FROM payment_intents
+            WHERE offline AND state IN ('awaiting_payment_method', 'processing')) AS offline_minor
+"""
+
+
+async def _repeat(what: str, step: Callable[[], Awaitable[bool]], every_s: float) -> None:
+    """Run `step` for ever: again at once while it says there is more, after `every_s` otherwise, after a growing
+    backoff while it fails (said once when it starts failing, once when it works again)."""
+    failures = 0
+    while True:
+        try:
+            more = await step()
+        except Exception as exc:
+            failures += 1
+            if failures == 1:
+                log.warning("%s failed (%s: %s); retrying with backoff: check PostgreSQL and the payment provider "
+                            "if this lasts", what, type(exc).__name__, exc)
+            await trio.sleep(max(every_s, RETRY.delay(failures)))
+            continue
+        if failures:
+            log.info("%s works again after %d failed attempts", what, failures)
+            failures = 0
+        if not more:
+            await trio.sleep(every_s)
+
+
+async def refresh_gauges(pool: asyncpg.Pool) -> None:
+    row = await pool.fetchrow(GAUGES_SQL)
+    metrics.intents_by_state(json.loads(row["states"]), row["attention"], row["offline"], row["offline_minor"])
+
+
+async def resolve_stale(payments: Payments) -> int:
+    """Resolve up to BATCH stale PROCESSING intents; how many were taken."""
+    if payments.gateway is None:
+        return 0
+    taken = await payments.stale(BATCH)
+    for intent_id in taken:
+        try:
+            resolved = await payments.resolve(intent_id)
+        except NoProvider as exc:
+            log.warning("payment %s is still processing: %s", intent_id, exc)
+            continue
+        log.info("payment %s resolved by the watchdog: %s%s", intent_id, resolved.state,
+                 f" (attention: {resolved.attention})" if resolved.attention else "")
+    return len(taken)
+
+
+async def auto_void(console: Console) -> None:
+    payments = provider.current()
+
+    async def step() -> bool:
+        return await console.seam.run(payments.void_expired, BATCH) == BATCH
+    await _repeat("voiding authorizations past their capture window", step, VOID_EVERY_S)
+
+
+async def watch_pending(console: Console) -> None:
+    payments = provider.current()
+    every_s = max(1.0, payments.settings.watchdog_after_s / 2)
+    gauges_due = 0.0
+
+    async def step() -> bool:
+        nonlocal gauges_due
+        taken = await console.seam.run(resolve_stale, payments)
+        if trio.current_time() >= gauges_due:
+            await console.seam.run(refresh_gauges, payments.pool)
+            await console.seam.run(idempotency.purge, payments.pool)
+            gauges_due = trio.current_time() + GAUGES_EVERY_S
+        return taken == BATCH
+    await _repeat("resolving payments whose provider call is unknown", step, every_s)

@@ -1,0 +1,77 @@
+"""The stores' payment requests answered by a running hub over real NATS, asked as a store asks them (its own NATS
+user, actors.payments.asking), with the acquirer simulator as the provider: approvals recorded once, cancels and
+refunds through the provider, status and settings, and refusals in the answer's body."""
+
+from __future__ import annotations
+
+import httpx
+import trio
+
+from actors.payments.asking import HubRefused
+from hub.app import run_hub
+from novapos.config import HubConfig
+from novapos.demo.embedded_nats import EmbeddedNats
+from tests.acquirer_support import running_acquirer
+from tests.conftest import query
+from tests.console_access import sign_in_admin
+from tests.fleet import fleet_world
+from tests.payment_support import answering, approval, ask_store, hub_settings
+
+
+async def refused(nats_server: EmbeddedNats, kind: str, body: dict[str, object]) -> HubRefused:
+    try:
+        answer = await ask_store(nats_server, kind, body)
+    except HubRefused as exc:
+        return exc
+    raise AssertionError(f"{kind} {body} was answered {answer}")
+
+
+async def test_a_stores_payment_requests(nats_server: EmbeddedNats, hub_config: HubConfig) -> None:
+    with running_acquirer(lost_answer_s=3) as acquirer:
+        async with trio.open_nursery() as nursery:
+            hub = await nursery.start(run_hub, hub_settings(hub_config, acquirer.url))
+            await fleet_world(hub_config.database_url)
+            await answering(nats_server)
+            assert await ask_store(nats_server, "pay_settings", {}) == {
+                "offline_per_payment_minor": 5000, "offline_store_total_minor": 20000}
+
+            acquirer.report_terminal_approval("pay_t1", 1000)
+            first = (await ask_store(nats_server, "pay_intent", approval("t1")))["intent"]
+            assert (first["state"], first["authorized_minor"], first["till"]) == ("authorized", 1000, "till-1")
+            assert (await ask_store(nats_server, "pay_intent", approval("t1")))["intent"]["id"] == first["id"]
+            other = await refused(nats_server, "pay_intent", approval("t1", 999))
+            assert other.code == 409 and "amount_minor" in str(other)
+            assert (await ask_store(nats_server, "pay_status", {"tender_id": "t1"}))["intent"] == first
+            assert await ask_store(nats_server, "pay_status", {"tender_id": "nobody"}) == {"intent": None}
+
+            cancelled = await ask_store(nats_server, "pay_cancel", {"tender_id": "t1", "actor": "bob",
+                                                                    "reason": "customer left"})
+            assert cancelled["intent"]["state"] == "cancelled"
+            assert acquirer.payment("pay_t1")["status"] == "cancelled"
+            again = await refused(nats_server, "pay_cancel", {"tender_id": "t1", "actor": "bob", "reason": "x"})
+            assert again.code == 409 and "cancelled" in str(again)
+            assert (await refused(nats_server, "pay_cancel", {"tender_id": "t9", "actor": "bob"})).code == 404
+            assert (await refused(nats_server, "pay_refund", {"tender_id": "t1", "amount_minor": 1,
+                                                              "refund_key": "r0", "actor": "bob"})).code == 409
+
+            acquirer.report_terminal_approval("pay_t2", 2000)
+            intent = (await ask_store(nats_server, "pay_intent", approval("t2", 2000)))["intent"]
+            async with httpx.AsyncClient(timeout=10) as console:  # captured as a person would from the console
+                await sign_in_admin(console, hub.url, hub_config.database_url)
+                captured = await console.post(f"{hub.url}/api/payments/intents/{intent['id']}/capture", json={})
+                assert captured.status_code == 200 and captured.json()["intent"]["state"] == "captured"
+            refund = {"tender_id": "t2", "amount_minor": 500, "refund_key": "ret-1", "actor": "bob", "reason": "ret"}
+            refunded = await ask_store(nats_server, "pay_refund", refund)
+            assert refunded["refund"] == {"key": "ret-1", "amount_minor": 500, "state": "succeeded", "via": "provider"}
+            assert refunded["intent"]["refunded_minor"] == 500
+            assert await ask_store(nats_server, "pay_refund", refund) == refunded  # the same key: once
+
+            for kind, bad in [("pay_intent", approval("t3", "ten")), ("pay_intent", approval("t3", currency="euro")),
+                              ("pay_intent", approval("t3", authorized_minor=2000)),
+                              ("pay_intent", approval("t3", offline=True)),
+                              ("pay_cancel", {"tender_id": "t2", "actor": "hub:auto-void"}),
+                              ("pay_refund", {**refund, "amount_minor": -1}),
+                              ("pay_status", {"tender_id": "a.b"})]:
+                assert (await refused(nats_server, kind, bad)).code == 400, (kind, bad)
+            assert len(await query(hub_config.database_url, "SELECT 1 FROM payment_intents")) == 2
+            nursery.cancel_scope.cancel()
