@@ -10,11 +10,13 @@ event once, its till told once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import nats
 import pytest
 import trio
@@ -26,6 +28,7 @@ from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.wire.payments import CANCEL, INTENT, encode, payment_request_subject
 from tests.acquirer_support import RunningAcquirer, running_acquirer
 from tests.conftest import query, wait_until
+from tests.console_access import sign_in_admin
 from tests.payment_events import inbox, tills_told
 from tests.test_hub_process import HubProcess
 
@@ -63,9 +66,11 @@ async def _intent(database_url: str, tender: str) -> dict[str, Any] | None:
     return dict(rows[0]) if rows else None
 
 
+@pytest.mark.parametrize(("call", "outcome"), [("capture", "captured"), ("cancel", "cancelled")])
 async def test_a_hub_killed_between_the_providers_answer_and_its_commit_loses_doubles_and_leaves_nothing(
-        tmp_path: Path, nats_server: EmbeddedNats, database_url: str, store_config: StoreConfig,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        call: str, outcome: str, tmp_path: Path, nats_server: EmbeddedNats, database_url: str,
+        store_config: StoreConfig, monkeypatch: pytest.MonkeyPatch, http: httpx.AsyncClient) -> None:
+    """capture: a person captures in the console (a charge); cancel: the store voids an abandoned sale's card."""
     hubs: list[HubProcess] = []
     tender = str(uuid.uuid4())
     with running_acquirer() as acquirer, tills_told(monkeypatch) as told:
@@ -79,21 +84,26 @@ async def test_a_hub_killed_between_the_providers_answer_and_its_commit_loses_do
                 approval = await trio.to_thread.run_sync(acquirer.report_terminal_approval, tender, AMOUNT)
                 answer = await trio.to_thread.run_sync(_ask, nats_server, INTENT, {
                     "tender_id": tender, "till": "till-1", "amount_minor": AMOUNT, "authorized_minor": AMOUNT,
-                    "currency": "EUR", "provider_ref": approval["provider_ref"], "auth_code": "123456",
+                    "currency": "EUR", "provider_ref": approval["id"], "auth_code": "123456",
                     "scheme": "visa", "masked": "**** 4242", "offline": False})
                 assert answer["intent"]["state"] == "authorized", answer
 
-                # the sale is abandoned: the store voids it; the provider carries it out and holds its answer
+                # the call goes out; the provider carries it out and holds its answer
                 await trio.to_thread.run_sync(acquirer.hold, 1)
-                nursery.start_soon(trio.to_thread.run_sync, _ask, nats_server, CANCEL,
-                                   {"tender_id": tender, "reason": "abandoned", "actor": "alice"}, 30.0)
+                if call == "capture":
+                    await sign_in_admin(http, f"http://127.0.0.1:{hubs[0].port}", database_url)
+                    nursery.start_soon(_post_quietly, http, f"http://127.0.0.1:{hubs[0].port}/api/payments/intents/"
+                                       f"{answer['intent']['id']}/capture")
+                else:
+                    nursery.start_soon(trio.to_thread.run_sync, _ask, nats_server, CANCEL,
+                                       {"tender_id": tender, "reason": "abandoned", "actor": "alice"}, 30.0)
                 pending = await wait_until(lambda: _pending(database_url, tender, acquirer), timeout=20)
-                hubs[0].kill()  # kill -9: the provider has voided it, the hub never committed the answer
+                hubs[0].kill()  # kill -9: the provider has done it, the hub never committed the answer
                 assert (await _intent(database_url, tender) or {})["state"] == "processing"
 
                 hubs.append(_hub(tmp_path / "hub-2", nats_server, database_url, acquirer))
                 settled = await wait_until(lambda: _settled(database_url, tender), timeout=60)
-                await wait_until(lambda: _in_inbox(store_config.state_dir, "payment.cancelled"), timeout=30)
+                await wait_until(lambda: _in_inbox(store_config.state_dir, f"payment.{outcome}"), timeout=30)
                 await trio.sleep(1.5)  # a second copy would have come by now
                 applied = await trio.to_thread.run_sync(inbox, store_config.state_dir)
                 nursery.cancel_scope.cancel()
@@ -101,16 +111,26 @@ async def test_a_hub_killed_between_the_providers_answer_and_its_commit_loses_do
         finally:
             for hub in hubs:
                 hub.kill()
-    assert settled["state"] == "cancelled" and settled["attention"] is None and settled["pending_key"] is None
+    assert settled["state"] == outcome and settled["attention"] is None and settled["pending_key"] is None
     assert state["executions"][pending] == 1  # carried out once at the provider, never again
-    assert state["payments"][settled["provider_ref"]]["status"] in ("canceled", "cancelled")
+    payment = state["payments"][settled["provider_ref"]]
+    assert payment["status"] in ({"captured"} if call == "capture" else {"canceled", "cancelled"}), payment
+    if call == "capture":
+        assert payment["captured_minor"] == AMOUNT
+        audited = await query(database_url, "SELECT actor FROM audit_records WHERE action = 'payment.captured'")
+        assert [row["actor"] for row in audited] == ["admin-demo"]  # the person's capture, audited once
     events = await query(database_url, "SELECT type FROM payment_outbox WHERE body->'intent'->>'tender_id' = $1 "
                                        "ORDER BY position", tender)
-    assert [row["type"] for row in events] == ["payment.authorized", "payment.processing", "payment.cancelled"]
-    assert [kind for _, _, kind in applied] == ["payment.authorized", "payment.processing", "payment.cancelled"]
-    assert [(till, kind) for till, kind, _ in told.of()] == [
-        ("till.till-1", "payment.authorized"), ("till.till-1", "payment.processing"),
-        ("till.till-1", "payment.cancelled")]
+    expected = ["payment.authorized", "payment.processing", f"payment.{outcome}"]
+    assert [row["type"] for row in events] == expected
+    assert [kind for _, _, kind in applied] == expected  # the store has each once
+    assert told.of() == [("till.till-1", kind, settled["id"]) for kind in expected]
+
+
+async def _post_quietly(http: httpx.AsyncClient, url: str) -> None:
+    """A console request whose hub is killed before it answers."""
+    with contextlib.suppress(httpx.HTTPError):
+        await http.post(url, json={}, timeout=60)
 
 
 async def _ready(hub: HubProcess) -> bool:
