@@ -8,6 +8,7 @@ terminal's online approvals as a real acquirer would).
   away, one at the terminal with the card present, recorded on the same intent when the hub is back.
 - Cards taken while the hub is away (the terminal stores them): authorized when their sale reaches the hub, one
   declined (test card 4000000000000002) surfacing as the store's follow-up and as an intent needing attention.
+- An abandoned sale: its approval reversed at the terminal and cancelled at the hub (pay_cancel) and the provider.
 """
 
 from __future__ import annotations
@@ -197,3 +198,22 @@ async def test_offline_cards_are_authorized_when_their_sale_arrives_and_a_declin
         (bad["id"], 1000, "************0002")]
     assert (answer["offline"]["outstanding"], answer["offline"]["outstanding_minor"]) == (0, 0)
     assert answer["offline"]["per_payment_minor"] == 5000  # the hub's default, none fetched yet
+
+
+async def test_an_abandoned_sale_has_its_approval_reversed_at_the_terminal_and_cancelled_at_the_hub(
+        store_config: StoreConfig, hub_with_provider: HubConfig, database_url: str, acquirer: RunningAcquirer,
+        terminal: PaymentTerminalMock, http: httpx.AsyncClient, nursery: trio.Nursery) -> None:
+    await start(nursery, run_hub, hub_with_provider)
+    edge, _ = await start(nursery, run_edge, edge_config(store_config, terminal, offline_cards=False))
+    till = await open_till(http, edge.url)
+    await till.basket((COFFEE, 1))
+    approved = await card(till, terminal, 499)
+    await intent_is(database_url, approved["id"], "authorized")  # the fast path (pay_intent): no sale yet
+    voided = await http.request("DELETE", f"{till.url}/cart", json={"override": MANAGER_OVERRIDE})
+    assert voided.status_code == 200, voided.text
+    cancelled = await intent_is(database_url, approved["id"], "cancelled", captured_minor=0)
+    assert acquirer.payment(cancelled["provider_ref"])["status"] in ("cancelled", "canceled")
+
+    async def reversed_at_terminal() -> bool:
+        return terminal.voids == [uuid.UUID(approved["id"]).hex]
+    await wait_until(reversed_at_terminal)
