@@ -146,10 +146,10 @@ class CardsActor(Actor):
     def refund(self, tender_id: str, amount_minor: int, refund_key: str, actor: str,
                reason: str) -> dict[str, Any] | Rejected | None:
         """Refund `amount_minor` of the card tender `tender_id` through the hub (the provider, no card needed): the
-        hub's {"intent", "refund"}; None when the hub cannot do it (offline, or it does not know that payment): the
-        till refunds at its terminal. Rejected when the hub may have done it without saying (a timeout): the
+        hub's {"intent", "refund"}; None when the hub cannot do it (offline, or it does not know that payment, or has
+        not captured it yet): the till refunds at its terminal. Rejected when the hub may have done it without saying (a timeout): the
         cashier sends the return again, under the same refund_key, never a second refund."""
-        if offline.is_offline(self._db, tender_id) or not self._link.connected:
+        if not self._link.connected:
             return None
         body = {"tender_id": tender_id, "amount_minor": amount_minor, "refund_key": refund_key, "actor": actor,
                 "reason": reason}

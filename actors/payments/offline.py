@@ -106,10 +106,6 @@ def outstanding(db: sqlite3.Connection, limit: int) -> list[str]:
                                          " ORDER BY taken_at LIMIT ?", (limit,))]
 
 
-def is_offline(db: sqlite3.Connection, tender_id: str) -> bool:
-    return db.execute("SELECT 1 FROM offline_cards WHERE tender_id = ?", (tender_id,)).fetchone() is not None
-
-
 def follow_ups(db: sqlite3.Connection, limit: int = 200) -> list[dict[str, Any]]:
     """The declined offline approvals, newest first: the customers who owe the store."""
     rows = db.execute("SELECT tender_id, till, amount_minor, currency, scheme, masked, message, taken_at, settled_at"
