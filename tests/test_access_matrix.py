@@ -29,6 +29,7 @@ from hub.console.app import build_console
 from hub.console.context import Console
 from hub.console.openapi import SIGN_IN, document
 from hub.domains import domains
+from novapos.adapters.http import STATE_CHANGING
 from novapos.config import HubConfig
 from tests.conftest import query
 from tests.identity import PASSWORD, add_user, grant, signed_in
@@ -206,6 +207,21 @@ ACTIONS: tuple[Action, ...] = (
     Action("GET", "/api/returns", "/api/returns?store=store-002", IN_NORTH),
     Action("GET", "/api/returns", "/api/returns?store=store-003", TENANT_WIDE),
     Action("GET", "/api/returns", "/api/returns?store=o-1", NO_TENANT, note="other's store"),
+    # payments (hub/payments): payments.view where the store is; payments.manage there to change; limits tenant-wide
+    Action("GET", "/api/payments/intents", "/api/payments/intents", by(200, 200, 200, 403)),
+    Action("GET", "/api/payments/intents", "/api/payments/intents?tenant=other", by(404, 404, 404, 403)),
+    Action("GET", "/api/payments/intents", "/api/payments/intents?store=store-003", by(200, 403, 403, 403)),
+    Action("GET", "/api/payments/intents", "/api/payments/intents?store=o-1", by(404, 404, 404, 403),
+           note="other's store"),
+    Action("POST", "/api/payments/intents", "/api/payments/intents", by(201, 201, 403, 403),
+           {"store": "store-001", "tender_id": "access-1", "amount_minor": 100, "currency": "EUR"}),
+    Action("POST", "/api/payments/intents", "/api/payments/intents", by(201, 403, 403, 403),
+           {"store": "store-003", "tender_id": "access-3", "amount_minor": 100, "currency": "EUR"}),
+    Action("POST", "/api/payments/intents", "/api/payments/intents", by(404, 403, 403, 403),
+           {"store": "o-1", "tender_id": "access-o", "amount_minor": 100, "currency": "EUR"}, note="other's store"),
+    Action("GET", "/api/payments/settings", "/api/payments/settings", by(200, 200, 200, 403)),
+    Action("PUT", "/api/payments/settings", "/api/payments/settings", TENANT_WIDE,
+           {"offline_per_payment_minor": 4000, "offline_store_total_minor": 16000}),
     # users (hub/identity): users.view to read, users.manage within scope to change; {role} in a body: the caller
     Action("GET", "/api/users", "/api/users", by(200, 200, 200, 403)),
     Action("GET", "/api/users", "/api/users?tenant=other", by(404, 404, 404, 403)),
@@ -238,6 +254,9 @@ ELSEWHERE: dict[tuple[str, str], str] = {
     ("POST", "/api/logout"): "tests/test_identity_login.py (it would end the sessions this table uses)",
     ("POST", "/api/catalog/imports"): "tests/test_console_uploads.py (a text/csv body, not JSON; each role there)",
     ("GET", "/api/catalog/imports/{id}"): "tests/test_console_uploads.py (a job of the hub process; each role there)",
+    **{(method, f"/api/payments/intents/{{id}}{action}"): "tests/test_payment_api.py (an intent authorized through "
+       "the acquirer simulator; a store manager views but may not change, another store's is 403, another tenant's 404)"
+       for method, action in [("GET", ""), ("POST", "/capture"), ("POST", "/cancel"), ("POST", "/refund")]},
 }
 """Console routes whose role matrix lives in another test, or is added by their domain's owner."""
 
@@ -366,7 +385,7 @@ async def test_every_role_against_every_console_action_and_refusals_change_nothi
         for action in ACTIONS:
             for role in ROLES:
                 expected = action.expect.get(role) if role != FORGED else (
-                    403 if action.method == "POST" else action.expect[ADMIN])
+                    403 if action.method in STATE_CHANGING else action.expect[ADMIN])
                 url = action.url
                 if action.fresh is not None:
                     url = url.replace("{id}", str(await makers[action.fresh]()))

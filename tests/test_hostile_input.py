@@ -511,6 +511,14 @@ HUB_ENDPOINTS = (
     Endpoint("GET", "/api/drawer-sessions"),
     Endpoint("GET", "/api/drawer-sessions/{id}"),
     Endpoint("GET", "/api/returns"),
+    Endpoint("GET", "/api/payments/intents"),
+    Endpoint("POST", "/api/payments/intents"),
+    Endpoint("GET", "/api/payments/intents/{id}"),
+    Endpoint("POST", "/api/payments/intents/{id}/capture"),
+    Endpoint("POST", "/api/payments/intents/{id}/cancel"),
+    Endpoint("POST", "/api/payments/intents/{id}/refund"),
+    Endpoint("GET", "/api/payments/settings"),
+    Endpoint("PUT", "/api/payments/settings"),
 )
 """Every route of the hub console; the values a client controls are its path ids and query parameters. They
 are sent signed in as a tenant admin (with the session's CSRF header), so that what answers is the door's
@@ -537,7 +545,8 @@ def _hub_attacks(endpoint: Endpoint, port: int, session: dict[str, str]) -> Iter
     for label, segment in HOSTILE_IDS if "{id}" in endpoint.path else []:
         yield f"id {label}", 404, request(endpoint.method, segment)
     for limit in HOSTILE_LIMITS if endpoint.path in ("/api/sales", "/api/price-diffs", "/api/orders",
-                                                                "/api/drawer-sessions", "/api/returns") else []:
+                                                                "/api/drawer-sessions", "/api/returns",
+                                                                "/api/payments/intents") else []:
         yield f"limit={limit[:12]}", 400, request("GET", query=f"?limit={limit}", content=None, headers={})
     for method in {"PUT", "PATCH", "DELETE", "POST", "GET"} - _served(endpoint.path):
         yield f"{method} without a body", 405, request(method, content=None, headers={})

@@ -5,17 +5,22 @@ watchdog's attention, auto-void, webhooks' news, and the outbox events and audit
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from hub.payments import intents
+from hub.payments.acquirer import HttpGateway
 from hub.payments.gateway import Outcome
+from hub.payments.idempotency import fingerprint, once, purge
 from hub.payments.intents import Intent
 from hub.payments.model import ENDS, STARTS, Action, Refused, State
 from hub.payments.service import AUTO_VOID, Conflict, NoProvider, NotFound, Payments
+from hub.payments.watchdog import refresh_gauges
 from tests.acquirer_support import RunningAcquirer, running_acquirer
 from tests.payment_support import in_payments, rows
 
@@ -265,7 +270,34 @@ def test_declines_and_offline_approvals(database_url: str, acquirer: RunningAcqu
         authorized = await payments.authorize(T, good.id, actor="hub:offline")
         assert (authorized.state, authorized.authorized_minor, authorized.card_token) == (State.AUTHORIZED, 800, None)
         assert authorized.capture_before is not None
+        abandoned = await payments.record_terminal_approval(
+            T, S, tender_id="off-3", till="till-1", amount_minor=900, authorized_minor=900, currency="EUR",
+            provider_ref="terminal-offline-3", auth_code=None, scheme="visa", masked="**** 4242", offline=True,
+            card_token="tok_visa", actor="till:till-1")
+        voided = await payments.cancel(T, abandoned.id, actor="bob", reason="sale abandoned")
+        assert (voided.state, voided.card_token) == (State.CANCELLED, None)  # the provider never held it: no call
     in_payments(database_url, acquirer.url, work)
+
+
+def test_the_gauges_count_intents_by_state_and_offline_cards_outstanding(database_url: str,
+                                                                         acquirer: RunningAcquirer) -> None:
+    async def work(payments: Payments) -> None:
+        await approved(payments, acquirer, "g1")
+        for n, amount in enumerate((700, 1200)):
+            await payments.record_terminal_approval(
+                T, S, tender_id=f"off-{n}", till="till-1", amount_minor=amount, authorized_minor=amount,
+                currency="EUR", provider_ref=None, auth_code=None, scheme=None, masked=None, offline=True,
+                card_token="tok_visa", actor="till:till-1")
+        await refresh_gauges(payments.pool)
+    in_payments(database_url, acquirer.url, work)
+
+    def gauge(name: str, **labels: str) -> float | None:
+        return REGISTRY.get_sample_value(name, labels)
+    assert gauge("novapos_hub_payment_intents", state="authorized") == 1
+    assert gauge("novapos_hub_payment_intents", state="awaiting_payment_method") == 2
+    assert gauge("novapos_hub_payment_intents", state="captured") == 0
+    assert gauge("novapos_hub_payment_offline_outstanding") == 2
+    assert gauge("novapos_hub_payment_offline_outstanding_minor") == 1900
 
 
 def test_refunds_at_the_terminal_and_webhook_news(database_url: str, acquirer: RunningAcquirer) -> None:
@@ -308,6 +340,24 @@ def test_auto_void_of_authorizations_past_the_capture_window(database_url: str, 
     assert [(row["actor"], row["action"]) for row in audit] == [(AUTO_VOID, "payment.auto_voided")]
 
 
+def test_two_hubs_auto_voiding_side_by_side_void_each_once(database_url: str, acquirer: RunningAcquirer) -> None:
+    async def work(payments: Payments) -> None:
+        for n in range(6):
+            await approved(payments, acquirer, f"expired-{n}")
+        async with payments.pool.acquire() as conn:
+            await conn.execute("UPDATE payment_intents SET capture_before = now() - interval '1 second'")
+        other_hub = Payments(payments.pool, HttpGateway(acquirer.url, "simulator", 5), payments.settings)
+        counts = await asyncio.gather(payments.void_expired(3), other_hub.void_expired(3),
+                                      payments.void_expired(3), other_hub.void_expired(3))
+        await other_hub.gateway.aclose()  # type: ignore[union-attr]
+        assert sum(counts) == 6
+        async with payments.pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM payment_intents WHERE state = 'cancelled'") == 6
+            assert await conn.fetchval("SELECT count(*) FROM audit_records WHERE action = 'payment.auto_voided'") == 6
+        assert all(acquirer.payment(f"pay_expired-{n}")["status"] == "cancelled" for n in range(6))
+    in_payments(database_url, acquirer.url, work)
+
+
 def test_stale_intents_are_claimed_by_one_watchdog_at_a_time(database_url: str, acquirer: RunningAcquirer) -> None:
     async def work(payments: Payments) -> None:
         lost = await in_state(payments, acquirer, State.PROCESSING, "stale")
@@ -317,3 +367,37 @@ def test_stale_intents_are_claimed_by_one_watchdog_at_a_time(database_url: str, 
         assert await payments.stale(10) == [lost.id]
         assert await payments.stale(10) == []  # another hub's turn comes after watchdog_after_s
     in_payments(database_url, acquirer.url, work, watchdog_after_s=30)
+
+
+def test_an_idempotency_key_answers_once(database_url: str) -> None:
+    async def work(payments: Payments) -> None:
+        pool, calls = payments.pool, []
+
+        async def run() -> tuple[int, dict[str, Any]]:
+            calls.append(1)
+            return 200, {"n": len(calls)}
+
+        async def busy() -> tuple[int, dict[str, Any]]:
+            return 503, {"error": "the provider could not be reached"}
+        first = fingerprint("POST", "/api/payments/intents/x/capture", {"amount_minor": 1}, "ada")
+        assert await once(pool, T, "k", first, run) == (200, {"n": 1})
+        assert await once(pool, T, "k", first, run) == (200, {"n": 1})
+        with pytest.raises(Conflict, match="different request"):
+            await once(pool, T, "k", fingerprint("POST", "/api/payments/intents/x/capture", {}, "ada"), run)
+        with pytest.raises(Conflict, match="different request"):  # another person's request
+            await once(pool, T, "k", fingerprint("POST", "/api/payments/intents/x/capture", {"amount_minor": 1},
+                                                 "bob"), run)
+        assert await once(pool, "other", "k", first, run) == (200, {"n": 2})  # another tenant's key is its own
+        await pool.execute("INSERT INTO payment_idempotency (tenant, key, request_hash) VALUES ($1, 'dead', $2)",
+                           T, first)  # its hub died while answering
+        with pytest.raises(Conflict, match="still being answered"):
+            await once(pool, T, "dead", first, run)
+        await pool.execute("UPDATE payment_idempotency SET created_at = now() - interval '6 minutes'"
+                           " WHERE key = 'dead'")
+        assert await once(pool, T, "dead", first, run) == (200, {"n": 3})
+        assert (await once(pool, T, "busy", first, busy))[0] == 503  # the hub's trouble is not kept
+        assert await once(pool, T, "busy", first, run) == (200, {"n": 4})
+        await pool.execute("UPDATE payment_idempotency SET created_at = now() - interval '25 hours' WHERE key = 'k'")
+        assert await once(pool, T, "k", first, run) == (200, {"n": 5})  # kept 24 hours
+        assert await purge(pool) == 1  # the other tenant's k, past its 24 hours too
+    in_payments(database_url, "", work)

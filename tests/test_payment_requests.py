@@ -73,5 +73,13 @@ async def test_a_stores_payment_requests(nats_server: EmbeddedNats, hub_config: 
                               ("pay_refund", {**refund, "amount_minor": -1}),
                               ("pay_status", {"tender_id": "a.b"})]:
                 assert (await refused(nats_server, kind, bad)).code == 400, (kind, bad)
-            assert len(await query(hub_config.database_url, "SELECT 1 FROM payment_intents")) == 2
+            offline = await ask_store(nats_server, "pay_intent", approval("t4", 800, offline=True, provider_ref=None,
+                                                                          card_token="tok_4242424242424242"))
+            assert (offline["intent"]["state"], offline["intent"]["offline"]) == ("awaiting_payment_method", True)
+            assert "card_token" not in offline["intent"]
+            assert len(await query(hub_config.database_url, "SELECT 1 FROM payment_intents")) == 3
+            audited = await query(hub_config.database_url, "SELECT actor, action FROM audit_records"
+                                  " WHERE action LIKE 'payment.%' ORDER BY seq")
+            assert [(row["actor"], row["action"]) for row in audited] == [
+                ("bob", "payment.voided"), ("admin-demo", "payment.captured"), ("bob", "payment.refunded")]
             nursery.cancel_scope.cancel()

@@ -16,6 +16,7 @@ from hub.payments.service import Payments
 from novapos.config.hub import PaymentSettings
 
 _installed: Payments | None = None
+_by_pool: dict[asyncpg.Pool, Payments] = {}
 
 
 def install(pool: asyncpg.Pool, settings: PaymentSettings, gateway: Gateway | None = None) -> Payments:
@@ -24,7 +25,7 @@ def install(pool: asyncpg.Pool, settings: PaymentSettings, gateway: Gateway | No
     global _installed
     if gateway is None and settings.gateway_url:
         gateway = HttpGateway(settings.gateway_url, settings.provider, settings.timeout_s)
-    _installed = Payments(pool, gateway, settings)
+    _installed = _by_pool[pool] = Payments(pool, gateway, settings)
     return _installed
 
 
@@ -33,3 +34,9 @@ def current() -> Payments:
     if _installed is None:
         raise RuntimeError("the payment service is not installed yet: the hub is still waiting for PostgreSQL")
     return _installed
+
+
+def serving(pool: asyncpg.Pool) -> Payments:
+    """The service installed over `pool` (the responders' and services' own hub, when a test runs several hubs in
+    one process); the installed one otherwise."""
+    return _by_pool.get(pool) or current()

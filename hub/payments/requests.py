@@ -136,7 +136,7 @@ def _responder(kind: str, handle: Handler) -> Callable[[asyncpg.Pool, str, bytes
         tenant, store = parse_request_subject(subject, kind)
         body = decode(f"the {kind} request", data)
         try:
-            answer = await handle(provider.current(), pool, tenant, store, body)
+            answer = await handle(provider.serving(pool), pool, tenant, store, body)
         except (Refused, NotFound, Conflict, NoProvider) as exc:
             answer = {"refused": refusal(exc)}
         return encode(answer)

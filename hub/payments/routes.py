@@ -143,7 +143,7 @@ def routes(console: Console) -> Sequence[BaseRoute]:
 
         async def run() -> idempotency.Answer:
             try:
-                intent, answer = await act(provider.current())
+                intent, answer = await act(provider.serving(console.ready_pool()))
             except (Refused, NotFound, Conflict, NoProvider) as exc:
                 return _refused(exc)
             return (202 if intent.state == State.PROCESSING else done), answer

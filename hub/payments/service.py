@@ -161,12 +161,12 @@ class Payments:
         return await self._run(await self._claim(tenant, intent_id, begin))
 
     async def cancel(self, tenant: str, intent_id: uuid.UUID, *, actor: str, reason: str) -> Intent:
-        """Void an intent not yet captured. One the provider never held (waiting, no provider reference) is
-        cancelled at once, without a call."""
+        """Void an intent not yet captured. One the provider never held (a card taken offline not yet authorized,
+        or one waiting with no provider reference) is cancelled at once, without a call."""
         async with self.pool.acquire() as conn, conn.transaction():
             intent = await self._locked(conn, tenant, intent_id)
             model.allowed(intent.state, Action.CANCEL)
-            if intent.state == State.AWAITING_PAYMENT_METHOD and not intent.provider_ref:
+            if intent.state == State.AWAITING_PAYMENT_METHOD and (intent.offline or not intent.provider_ref):
                 cancelled = await intents.change(conn, intent, State.CANCELLED, card_token=None)
                 await self._audit(conn, cancelled, Action.CANCEL, actor, reason, intent.amount_minor)
                 metrics.action("cancel", "cancelled")
@@ -337,9 +337,9 @@ class Payments:
                      begin: Callable[[asyncpg.Connection, Intent], Awaitable[Intent]]) -> Intent:
         """Lock the intent, check the action may begin (`begin` raises Refused otherwise) and commit it PROCESSING."""
         async with self.pool.acquire() as conn, conn.transaction():
-            intent = await self._locked(conn, tenant, intent_id)
-            self._gateway("do this: nothing was done")
-            return await begin(conn, intent)
+            claimed = await begin(conn, await self._locked(conn, tenant, intent_id))
+            self._gateway(f"{claimed.pending}: nothing was done")  # NoProvider rolls the claim back
+            return claimed
 
     async def _begin(self, conn: asyncpg.Connection, intent: Intent, action: Action, *, amount: int | None,
                      actor: str, reason: str | None, key: str | None = None, card_token: str | None = None) -> Intent:

@@ -86,7 +86,7 @@ async def resolve_stale(payments: Payments) -> int:
 
 
 async def auto_void(console: Console) -> None:
-    payments = provider.current()
+    payments = provider.serving(console.ready_pool())
 
     async def step() -> bool:
         return await console.seam.run(payments.void_expired, BATCH) == BATCH
@@ -94,7 +94,7 @@ async def auto_void(console: Console) -> None:
 
 
 async def watch_pending(console: Console) -> None:
-    payments = provider.current()
+    payments = provider.serving(console.ready_pool())
     every_s = max(1.0, payments.settings.watchdog_after_s / 2)
     gauges_due = 0.0
 
