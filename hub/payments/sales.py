@@ -223,7 +223,7 @@ async def capture_sales(console: Console) -> None:
     quiet = False
     while True:
         try:
-            payments = provider.current()
+            payments = provider.serving(console.ready_pool())
             done = await console.seam.run(capture_round, payments)
             quiet = False
         except NoProvider as exc:
