@@ -7,7 +7,8 @@ terminal's online approvals as a real acquirer would).
 - A refund to the original card through the hub (the provider refunds, no card at the till), then, with the hub
   away, one at the terminal with the card present, recorded on the same intent when the hub is back.
 - Cards taken while the hub is away (the terminal stores them): authorized when their sale reaches the hub, one
-  declined (test card 4000000000000002) surfacing as the store's follow-up and as an intent needing attention.
+  declined (test card 4000000000000002) surfacing as the store's follow-up and as an intent needing attention; with
+  the hub back, a card over the offline limit is taken online.
 - An abandoned sale: its approval reversed at the terminal and cancelled at the hub (pay_cancel) and the provider.
 """
 
@@ -198,6 +199,13 @@ async def test_offline_cards_are_authorized_when_their_sale_arrives_and_a_declin
         (bad["id"], 1000, "************0002")]
     assert (answer["offline"]["outstanding"], answer["offline"]["outstanding_minor"]) == (0, 0)
     assert answer["offline"]["per_payment_minor"] == 5000  # the hub's default, none fetched yet
+
+    basket = await till.basket((COFFEE, 20))  # with the hub back, a card over the offline limit goes online
+    online = await card(till, terminal, 9980)
+    assert online["state"] == "approved" and online["card"]["auth_code"] not in ("", "OFFLINE")
+    await intent_is(database_url, online["id"], "authorized", offline=False)
+    assert (await till.complete(basket["cart"])).status_code == 200
+    await intent_is(database_url, online["id"], "captured", captured_minor=9980)
 
 
 async def test_an_abandoned_sale_has_its_approval_reversed_at_the_terminal_and_cancelled_at_the_hub(
