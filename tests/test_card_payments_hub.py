@@ -9,7 +9,9 @@ terminal's online approvals as a real acquirer would).
 - Cards taken while the hub is away (the terminal stores them): authorized when their sale reaches the hub, one
   declined (test card 4000000000000002) surfacing as the store's follow-up and as an intent needing attention; with
   the hub back, a card over the offline limit is taken online.
-- An abandoned sale: its approval reversed at the terminal and cancelled at the hub (pay_cancel) and the provider.
+- An abandoned sale: its approval reversed at the terminal and cancelled at the hub (pay_cancel) and the provider;
+  an offline approval abandoned while the hub is away stops counting at once and is cancelled at the hub once it is
+  back.
 """
 
 from __future__ import annotations
@@ -225,3 +227,27 @@ async def test_an_abandoned_sale_has_its_approval_reversed_at_the_terminal_and_c
     async def reversed_at_terminal() -> bool:
         return terminal.voids == [uuid.UUID(approved["id"]).hex]
     await wait_until(reversed_at_terminal)
+
+
+async def test_an_offline_approval_abandoned_while_the_hub_is_away_is_cancelled_there_when_it_is_back(
+        store_config: StoreConfig, hub_with_provider: HubConfig, database_url: str,
+        terminal: PaymentTerminalMock, http: httpx.AsyncClient, nursery: trio.Nursery) -> None:
+    edge, _ = await start(nursery, run_edge, edge_config(store_config, terminal, offline_cards=True))
+    till = await open_till(http, edge.url)
+    await till.basket((COFFEE, 1))
+    stored = await card(till, terminal, 499)
+    assert stored["state"] == "approved" and stored["card"]["auth_code"] == ""
+    voided = await http.request("DELETE", f"{till.url}/cart", json={"override": MANAGER_OVERRIDE})
+    assert voided.status_code == 200, voided.text
+
+    async def reversed_at_terminal() -> bool:
+        return terminal.voids == [uuid.UUID(stored["id"]).hex]
+    await wait_until(reversed_at_terminal)
+    await log_in(http, edge.url, TILL, "manager")
+    offline = (await http.get(f"{edge.url}/api/payments/follow-ups")).json()["offline"]
+    assert (offline["outstanding"], offline["outstanding_minor"]) == (0, 0)  # no longer counted: nothing to charge
+
+    await start(nursery, run_hub, hub_with_provider)  # its card.approved arrives; the store tells the hub again
+    cancelled = await intent_is(database_url, stored["id"], "cancelled")
+    assert (cancelled["offline"], cancelled["captured_minor"], cancelled["authorized_minor"]) == (True, 0, 0)
+    assert (await http.get(f"{edge.url}/api/payments/follow-ups")).json()["follow_ups"] == []
