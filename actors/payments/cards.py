@@ -116,7 +116,7 @@ class CardsActor(Actor):
             return
         body = {"tender_id": approval["tender"], "till": approval["till"], "amount_minor": approval["amount"]["minor"],
                 "authorized_minor": approval["amount"]["minor"], "currency": approval["currency"],
-                "provider_ref": card["reference"], "auth_code": card["auth_code"], "scheme": card["scheme"],
+                "provider_ref": card["reference"], "auth_code": card.get("auth_code"), "scheme": card["scheme"],
                 "masked": card["masked"], "offline": False}
         try:
             self._ask(INTENT, body)
