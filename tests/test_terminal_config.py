@@ -29,12 +29,13 @@ def test_the_demo_documents_the_defaults_and_an_absent_table_means_them(tmp_path
     assert load_store(DEMO).terminal == TerminalSettings() == TerminalSettings(timeout_s=90, poll_ms=300)
     assert load_store(_with_terminal(tmp_path, None)).terminal == TerminalSettings()
     assert load_store(_with_terminal(tmp_path, {"timeout_s": 30, "poll_ms": 250})).terminal == TerminalSettings(30, 250)
+    assert load_store(_with_terminal(tmp_path, {"offline_cards": True})).terminal == TerminalSettings(offline_cards=True)
 
 
 @pytest.mark.parametrize(("terminal", "says"), [
     ({"timeout_s": 0}, "[terminal] timeout_s"), ({"timeout_s": 601}, "[terminal] timeout_s"),
     ({"poll_ms": 10}, "[terminal] poll_ms"), ({"poll_ms": "300"}, "[terminal] poll_ms"),
-    ({"timeout": 30}, "timeout"),
+    ({"timeout": 30}, "timeout"), ({"offline_cards": "yes"}, "[terminal] offline_cards"),
 ])
 def test_a_bad_or_misspelled_setting_is_refused_naming_it(tmp_path: Path, terminal: dict[str, object], says: str) -> None:
     with pytest.raises(ConfigError) as refused:

@@ -116,7 +116,7 @@ class CardsActor(Actor):
             return
         body = {"tender_id": approval["tender"], "till": approval["till"], "amount_minor": approval["amount"]["minor"],
                 "authorized_minor": approval["amount"]["minor"], "currency": approval["currency"],
-                "provider_ref": card["reference"], "auth_code": card["auth_code"], "scheme": card["scheme"],
+                "provider_ref": card["reference"], "auth_code": card.get("auth_code"), "scheme": card["scheme"],
                 "masked": card["masked"], "offline": False}
         try:
             self._ask(INTENT, body)
@@ -131,25 +131,34 @@ class CardsActor(Actor):
 
     def abandoned(self, tender_id: str, actor: str) -> None:
         """An approved card given back at the terminal (its sale abandoned): cancelled at the hub when it answers
-        (the hub voids what is left authorized past its capture window otherwise); an offline one is freed."""
-        if offline.settle(self._db, tender_id, "released", "the sale was abandoned"):
+        (an online approval left authorized is voided by the hub's auto-void otherwise); an offline one stops counting
+        at once and is told to the hub again (settle_tick) until the hub has cancelled it, so its money is never
+        asked for."""
+        if offline.settle(self._db, tender_id, "abandoned", actor):  # the message keeps who abandoned it
             self._measure()
+        try:
+            self._cancel(tender_id, actor)
+        except HubUnreachable as exc:
+            log.info("card %s: the hub could not be told it was abandoned (%s)", tender_id, exc)
+
+    def _cancel(self, tender_id: str, actor: str) -> None:
+        """pay_cancel; an offline approval is released once the hub has cancelled it (or refused: it is final
+        there). HubUnreachable when the hub does not answer."""
         try:
             self._ask(CANCEL, {"tender_id": tender_id, "reason": "sale abandoned at the till", "actor": actor})
         except HubRefused as exc:
-            if exc.code != 404:  # 404: the hub has not heard of it yet; its auto-void or nothing at all covers it
-                log.warning("card %s: the hub refused to cancel it: %s", tender_id, exc)
-        except HubUnreachable as exc:
-            log.info("card %s: the hub could not be told it was abandoned (%s): its auto-void cancels it", tender_id,
-                     exc)
+            if exc.code == 404:  # the hub has not heard of it yet: an offline one is told again later
+                return
+            log.warning("card %s: the hub refused to cancel it: %s", tender_id, exc)
+        offline.settle(self._db, tender_id, "released", "the sale was abandoned", settling=("abandoned",))
 
     def refund(self, tender_id: str, amount_minor: int, refund_key: str, actor: str,
                reason: str) -> dict[str, Any] | Rejected | None:
         """Refund `amount_minor` of the card tender `tender_id` through the hub (the provider, no card needed): the
-        hub's {"intent", "refund"}; None when the hub cannot do it (offline, or it does not know that payment): the
-        till refunds at its terminal. Rejected when the hub may have done it without saying (a timeout): the
+        hub's {"intent", "refund"}; None when the hub cannot do it (offline, or it does not know that payment, or has
+        not captured it yet): the till refunds at its terminal. Rejected when the hub may have done it without saying (a timeout): the
         cashier sends the return again, under the same refund_key, never a second refund."""
-        if offline.is_offline(self._db, tender_id) or not self._link.connected:
+        if not self._link.connected:
             return None
         body = {"tender_id": tender_id, "amount_minor": amount_minor, "refund_key": refund_key, "actor": actor,
                 "reason": reason}
@@ -165,9 +174,12 @@ class CardsActor(Actor):
             return None
 
     def settle_tick(self) -> None:
-        """Ask the hub how the outstanding offline approvals ended; again in settle_every seconds."""
+        """Tell the hub again of the abandoned offline approvals, ask it how the outstanding ones ended; again in
+        settle_every seconds."""
         try:
-            for tender_id in offline.outstanding(self._db, SETTLE_BATCH):
+            for tender_id, actor in offline.waiting(self._db, "abandoned", SETTLE_BATCH):
+                self._cancel(tender_id, actor)
+            for tender_id, _ in offline.waiting(self._db, "outstanding", SETTLE_BATCH):
                 answer = self._ask(STATUS, {"tender_id": tender_id})
                 self._settle(tender_id, answer.get("intent"))
         except (HubUnreachable, HubRefused) as exc:
@@ -189,7 +201,7 @@ class CardsActor(Actor):
             return  # not heard of yet, or not authorized yet
         message = "" if settled != "declined" else str(intent.get("attention") or "declined when the hub asked "
                                                                                      "for the money")[:200]
-        if offline.settle(self._db, tender_id, settled, message):
+        if offline.settle(self._db, tender_id, settled, message, settling=(*offline.COUNTED, "abandoned")):
             (log.warning if settled == "declined" else log.info)(
                 "offline card %s %s at the hub%s", tender_id, settled, f": {message}" if message else "")
             self._measure()

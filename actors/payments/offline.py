@@ -10,7 +10,8 @@ what it took before: the limit cannot be reset by a restart.
 A row is `reserved` from the moment the till asks the terminal (two tills cannot both squeeze under the total),
 `outstanding` once the terminal stored the card, and settled when the hub says how its authorization ended:
 `authorized`, `declined` (the store's follow-up: the customer owes the money) or `released` (never charged: the
-sale was abandoned, or the terminal did not take the card). Only reserved and outstanding rows count.
+terminal did not take the card, or the sale was abandoned and the hub has cancelled it; `abandoned` until then, so
+the hub is told again until it has, and never asks for that money). Only reserved and outstanding rows count.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ DEFAULT_PER_PAYMENT_MINOR = 5000
 DEFAULT_STORE_TOTAL_MINOR = 20000
 """The hub's defaults (pay_settings answers them for a tenant that set none): used until the hub was asked once."""
 COUNTED = ("reserved", "outstanding")
-SETTLED = ("authorized", "declined", "released")
+SETTLED = ("authorized", "declined", "abandoned", "released")
 
 
 @dataclass(frozen=True)
@@ -92,22 +93,21 @@ def journal(db: sqlite3.Connection, event: Envelope) -> None:
                                 card["scheme"], card["masked"], time.time()))
 
 
-def settle(db: sqlite3.Connection, tender_id: str, state: str, message: str = "") -> bool:
-    """Settle a counted row (`state` one of SETTLED); True if it changed."""
+def settle(db: sqlite3.Connection, tender_id: str, state: str, message: str = "",
+           settling: tuple[str, ...] = COUNTED) -> bool:
+    """Settle a row in one of the `settling` states (`state` one of SETTLED); True if it changed."""
     assert state in SETTLED
     with immediate(db):
         return db.execute("UPDATE offline_cards SET state = ?, message = ?, settled_at = ? WHERE tender_id = ? AND"
-                          f" state IN {COUNTED}", (state, message, time.time(), tender_id)).rowcount > 0
+                          f" state IN ({', '.join('?' for _ in settling)})",
+                          (state, message, time.time(), tender_id, *settling)).rowcount > 0
 
 
-def outstanding(db: sqlite3.Connection, limit: int) -> list[str]:
-    """The oldest approvals the hub has not confirmed yet (reserved ones are the till's business)."""
-    return [row[0] for row in db.execute("SELECT tender_id FROM offline_cards WHERE state = 'outstanding'"
-                                         " ORDER BY taken_at LIMIT ?", (limit,))]
-
-
-def is_offline(db: sqlite3.Connection, tender_id: str) -> bool:
-    return db.execute("SELECT 1 FROM offline_cards WHERE tender_id = ?", (tender_id,)).fetchone() is not None
+def waiting(db: sqlite3.Connection, state: str, limit: int) -> list[tuple[str, str]]:
+    """The oldest rows in `state` ("outstanding": not confirmed by the hub yet; "abandoned": not cancelled there yet;
+    reserved ones are the till's business), as (tender_id, message)."""
+    return [(tender, message) for tender, message in db.execute(
+        "SELECT tender_id, message FROM offline_cards WHERE state = ? ORDER BY taken_at LIMIT ?", (state, limit))]
 
 
 def follow_ups(db: sqlite3.Connection, limit: int = 200) -> list[dict[str, Any]]:

@@ -201,7 +201,8 @@ CREATE TABLE IF NOT EXISTS payment_inbox (
 def _version_7(db: sqlite3.Connection) -> None:
     """Offline cards (actors.payments.offline): the tenant's offline limits as the hub last gave them, and the ledger
     of card approvals taken while the hub was away, counted against the store's total until the hub confirms them
-    (so a restart cannot reset the total); a declined one stays as the store's follow-up."""
+    (so a restart cannot reset the total); a declined one stays as the store's follow-up, an abandoned one until the
+    hub has cancelled it."""
     _run(db, """
 CREATE TABLE IF NOT EXISTS offline_card_settings (
     only_row              INTEGER PRIMARY KEY CHECK (only_row = 1),
@@ -214,7 +215,8 @@ CREATE TABLE IF NOT EXISTS offline_cards (
     till         TEXT NOT NULL,
     amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
     currency     TEXT NOT NULL,
-    state        TEXT NOT NULL CHECK (state IN ('reserved', 'outstanding', 'authorized', 'declined', 'released')),
+    state        TEXT NOT NULL CHECK (state IN ('reserved', 'outstanding', 'authorized', 'declined', 'abandoned',
+                                                'released')),
     scheme       TEXT NOT NULL DEFAULT '',
     masked       TEXT NOT NULL DEFAULT '',
     message      TEXT NOT NULL DEFAULT '',

@@ -45,6 +45,10 @@ STAGE_WORDS = {"starting": "starting the payment", WAITING_FOR_CARD: "insert or 
 """What the till shows for a pending card's stage (tenders[].message while pending)."""
 
 
+OFFLINE_AUTH_CODE = "OFFLINE"
+"""The auth code a sale and its receipt show for a card stored offline (the issuer is asked later, by the hub)."""
+
+
 def reference_for(tender_id: str) -> str:
     """The terminal reference of a card tender: its id's 32 hex digits (a protocol reference holds 32)."""
     return uuid.UUID(tender_id).hex
@@ -64,8 +68,11 @@ class Card:
     token: str = ""
 
     def to_wire(self) -> dict[str, Any]:
+        """The sale's card: a card stored offline has no issuer's auth code yet, and says OFFLINE there (and on the
+        receipt)."""
         return {"reference": self.reference, "scheme": self.scheme or "UNKNOWN", "masked": self.masked,
-                "auth_code": self.auth_code, "terminal": self.terminal, "signature": self.signature}
+                "auth_code": self.auth_code or (OFFLINE_AUTH_CODE if self.offline else ""), "terminal": self.terminal,
+                "signature": self.signature}
 
 
 @dataclass
@@ -124,8 +131,8 @@ class Tender:
     def to_saved(self) -> dict[str, Any]:
         return {"id": self.id, "method": self.method, "amount": self.amount, "state": self.state, "stage": self.stage,
                 "message": self.message, "started_ms": self.started_ms, "cancel": self.cancel,
-                "card": None if self.card is None else {**self.card.to_wire(), "offline": self.card.offline,
-                                                        "token": self.card.token},
+                "card": None if self.card is None else {**self.card.to_wire(), "auth_code": self.card.auth_code,
+                                                        "offline": self.card.offline, "token": self.card.token},
                 **({} if self.qr is None else {"qr": self.qr.to_saved()})}
 
 

@@ -28,10 +28,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import trio
 from prometheus_client import Counter
 
 from hub.console.context import Console
+from hub.inventory.services import repeat
 from hub.payments import intents, model, outbox, provider
 from hub.payments.intents import Intent
 from hub.payments.model import State
@@ -218,21 +218,17 @@ async def _move(payments: Payments, tenant: str, intent_id: uuid.UUID, state: St
 
 
 async def capture_sales(console: Console) -> None:
-    """The capture service: a round every CAPTURE_EVERY_S (at once while rounds are full); a hub without a provider
-    ([payments] gateway_url empty) says so once and waits; failures back off."""
-    quiet = False
-    while True:
+    """The capture service: a round every CAPTURE_EVERY_S (at once while rounds are full), backing off while
+    PostgreSQL is away; a hub without a provider ([payments] gateway_url empty), or whose provider cannot be reached,
+    says so once and moves nothing until it can."""
+    told: list[str] = []
+
+    async def step() -> int:
         try:
-            payments = provider.current()
-            done = await console.seam.run(capture_round, payments)
-            quiet = False
+            return await console.seam.run(capture_round, provider.serving(console.ready_pool()))
         except NoProvider as exc:
-            if not quiet:
+            if str(exc) not in told[-1:]:  # said when it starts, not every round
+                told.append(str(exc))
                 log.warning("completed sales' card payments are not captured: %s", exc)
-            quiet, done = True, 0
-        except Exception as exc:  # PostgreSQL or the provider away: the next round tries again
-            log.warning("capturing completed sales failed (%s: %s); retrying", type(exc).__name__, exc)
-            done = 0
-            await trio.sleep(CAPTURE_EVERY_S * 5)
-        if done < CAPTURE_BATCH:
-            await trio.sleep(CAPTURE_EVERY_S)
+            return 0
+    await repeat("capturing completed sales' card payments", step, CAPTURE_EVERY_S, CAPTURE_BATCH)
