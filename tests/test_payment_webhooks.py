@@ -178,3 +178,15 @@ async def test_secrets_rotate_with_an_overlap_read_again_as_the_file_changes(
                    await audit_actions(hub_config.database_url)]
         assert actions == ["accepted", "refused", "accepted", "accepted", "accepted", "refused", "refused",
                            "accepted"]
+
+
+async def test_a_payment_for_another_amount_than_asked_is_applied_as_the_provider_took_it_and_flagged(
+        hub_config: HubConfig, tmp_path: Path, http: httpx.AsyncClient) -> None:
+    async with payments_hub(hub_config, tmp_path) as (hub, _acquirer, _secrets):
+        answer = await _qr(hub_config)
+        raw = _event(answer["intent"]["provider_ref"], amount_minor=1000)
+        response = await _post(http, webhook_url(hub), raw, signed_header([TEST_SECRET], int(time.time()), raw))
+        assert response.status_code == 200, response.text
+        [row] = await query(hub_config.database_url, "SELECT state, captured_minor, attention FROM payment_intents")
+        assert (row["state"], row["captured_minor"]) == ("captured", 1000)
+        assert "took 1000 where 1250 was asked" in row["attention"]

@@ -439,7 +439,7 @@ def test_one_payment_at_a_time(terminal_mock: PaymentTerminalMock, terminal: Ser
 def test_bad_requests_get_error_lines(terminal_mock: PaymentTerminalMock) -> None:
     with serial.Serial(str(terminal_mock.path), timeout=WAIT) as port:
         port.write(b"1|STATUS|sale-1*407A\r\n")  # CRC-16/CCITT-FALSE, computed independently
-        assert parse_line(port.readline()) == (1, ["STATUS", "sale-1", "idle", "", "", "", "", "", "", ""])  # protocol v2
+        assert parse_line(port.readline()) == (1, ["STATUS", "sale-1", "idle", *[""] * 8])  # protocol v3: 11 fields
         port.write(b"2|STATUS|sale-1*407A\r\n")  # checksum no longer matches
         seq, fields = parse_line(port.readline())
         assert (seq, fields[:2]) == (0, ["ERR", "FRAME"])
@@ -525,6 +525,6 @@ def test_protocol_document_examples_are_valid_lines() -> None:
     text = (Path(__file__).parent.parent / "docs" / "payment-terminal-protocol.md").read_text()
     examples = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith(("host:", "terminal:"))]
     intact = [line for line in examples if "damaged" not in line]
-    assert len(intact) == 19  # protocol v2: VOID, and scheme and signature in STATUS
+    assert len(intact) == 23  # v2: VOID, and scheme and signature in STATUS; v3: PAY OFFLINE and a stored card
     for line in intact:
         parse_line(line.encode("ascii") + b"\r\n")

@@ -22,7 +22,13 @@ CONNECT_WITHIN_S = 0.5
 
 
 class HubUnreachable(Exception):
-    """No answer from the hub: the store is offline, no hub is answering, or the answer came too late."""
+    """No answer from the hub: the store is offline, no hub is answering, or the answer came too late.
+    `maybe_done`: the request may have reached the hub (it timed out waiting for the answer), so what it asked
+    for may have happened: ask again under the same key, never do it another way."""
+
+    def __init__(self, why: str, *, maybe_done: bool = False) -> None:
+        super().__init__(why)
+        self.maybe_done = maybe_done
 
 
 class HubRefused(Exception):
@@ -55,7 +61,7 @@ def ask_hub(link: NatsLink, seam: AsyncioSeam, tenant: str, store: str, kind: st
     try:
         return seam.run_blocking(_ask, link, subject, encode(body), within, timeout=within + CONNECT_WITHIN_S + 0.5)
     except (TimeoutError, OSError, nats.errors.Error) as exc:
-        raise HubUnreachable(why(exc)) from None
+        raise HubUnreachable(why(exc), maybe_done=isinstance(exc, TimeoutError | nats.errors.TimeoutError)) from None
 
 
 async def _ask(link: NatsLink, subject: str, data: bytes, within: float) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Any
 from prometheus_client import Gauge
 
 from actors.payments import offline
-from actors.payments.asking import HubRefused, HubUnreachable, ask_hub, why
+from actors.payments.asking import HubRefused, HubUnreachable, ask_hub
 from actors.protocol import Rejected
 from actors.storage.db import connect, is_busy
 from edge_runtime import Actor, AsyncioSeam
@@ -47,7 +47,6 @@ SETTLE_BATCH = 50
 SETTLED_STATES = {"authorized": "authorized", "captured": "authorized", "refunded": "authorized",
                   "failed": "declined", "cancelled": "released"}
 """An offline approval's intent state at the hub -> how the ledger settles it (other states: not confirmed yet)."""
-UNKNOWN_OUTCOME = why(TimeoutError())
 
 
 class CardsActor(Actor):
@@ -168,7 +167,7 @@ class CardsActor(Actor):
             log.info("refund %s: the hub refused it (%d %s): refunding at the terminal", refund_key, exc.code, exc)
             return None
         except HubUnreachable as exc:
-            if str(exc) == UNKNOWN_OUTCOME:
+            if exc.maybe_done:
                 return Rejected("conflict", "the hub did not confirm the card refund in time: complete the return "
                                             "again (the card is refunded once, whatever happened)")
             return None

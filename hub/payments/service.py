@@ -236,8 +236,11 @@ class Payments:
                 return intent
             if outcome in (Outcome.AUTHORIZED, Outcome.CAPTURED):
                 state = State(outcome)
+                other = None if amount_minor == intent.amounts.amount else (
+                    f"the provider took {amount_minor} where {intent.amounts.amount} was asked (minor units): "
+                    "check the payment with the provider and refund or collect the difference")
                 settled = await intents.change(
-                    conn, intent, state, authorized_minor=amount_minor,
+                    conn, intent, state, **({"attention": other} if other else {}), authorized_minor=amount_minor,
                     captured_minor=amount_minor if state == State.CAPTURED else 0,
                     capture_before=now() + timedelta(seconds=self.settings.capture_window_s)
                     if state == State.AUTHORIZED else None)
