@@ -12,18 +12,16 @@ Both outlive PostgreSQL or NATS going away: they say so once, back off, and carr
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import asyncpg
 import nats.js.errors
-import trio
 from nats.js.api import StorageType, StreamConfig
 from prometheus_client import Counter
 
-from edge_runtime import Backoff
 from hub.console.context import Console
 from hub.inventory.operations import expire_due
+from hub.repeating import repeat
 from novapos.adapters.nats import NatsLink
 from novapos.wire.stock import LOW_STOCK_STREAM, LOW_STOCK_SUBJECTS, LowStock, encode_low_stock, low_stock_subject
 
@@ -35,34 +33,12 @@ PUBLISH_EVERY_S = 0.25
 PUBLISH_BATCH = 100
 PUBLISH_TIMEOUT_S = 2.0
 LOW_STOCK_KEPT = timedelta(days=30)
-RETRY = Backoff(initial=0.5, maximum=15.0)
 LOW_STOCK_PUBLISHED = Counter("novapos_hub_stock_low_published_total", "Low-stock events put on NATS")
 
 PENDING_SQL = (
     "SELECT e.id, e.tenant, l.location, e.sku, e.available, e.threshold, e.created_at"
     " FROM stock_low_events e JOIN locations l ON l.id = e.location_id WHERE e.published_at IS NULL"
     " ORDER BY e.id LIMIT $1 FOR UPDATE OF e SKIP LOCKED")
-
-
-async def repeat(what: str, step: Callable[[], Awaitable[int]], idle_s: float, full: int) -> None:
-    """Run `step` for ever: again at once while it does a full batch, after `idle_s` otherwise, and after a
-    growing backoff while it fails (said once when it starts failing, once when it works again)."""
-    failures = 0
-    while True:
-        try:
-            done = await step()
-        except Exception as exc:
-            failures += 1
-            if failures == 1:
-                log.warning("%s failed (%s: %s); retrying with backoff until PostgreSQL and NATS answer: "
-                            "check both if this lasts", what, type(exc).__name__, exc)
-            await trio.sleep(max(idle_s, RETRY.delay(failures)))
-            continue
-        if failures:
-            log.info("%s works again after %d failed attempts", what, failures)
-            failures = 0
-        if done < full:
-            await trio.sleep(idle_s)
 
 
 async def _expire(pool: asyncpg.Pool) -> int:

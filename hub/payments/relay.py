@@ -12,7 +12,7 @@ its last position (`answer_events`, the pay_events request) when it starts, when
 arrives with a gap before it, and every little while. PostgreSQL is the store's durable log; a stream would keep
 a second copy of it and need stores to create consumers on it.
 
-It outlives PostgreSQL and NATS going away (hub.inventory.services' pattern): said once, backed off, resumed.
+It outlives PostgreSQL and NATS going away (hub.repeating): said once, backed off, resumed.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import asyncpg
 from prometheus_client import Counter
 
 from hub.console.context import Console
-from hub.inventory.services import repeat
+from hub.repeating import repeat
 from novapos.adapters.nats import NatsLink
 from novapos.wire.payments import encode, payment_events_subject
 

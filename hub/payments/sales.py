@@ -31,11 +31,11 @@ import asyncpg
 from prometheus_client import Counter
 
 from hub.console.context import Console
-from hub.inventory.services import repeat
 from hub.payments import intents, model, outbox, provider
 from hub.payments.intents import Intent
 from hub.payments.model import State
 from hub.payments.service import NoProvider, Payments
+from hub.repeating import repeat
 from novapos.config.hub import PaymentSettings
 from novapos.wire.envelope import Envelope
 from novapos.wire.ids import uuid7

@@ -15,22 +15,20 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
 
 import asyncpg
 import trio
 
-from edge_runtime import Backoff
 from hub.console.context import Console
 from hub.payments import idempotency, metrics, provider
 from hub.payments.service import NoProvider, Payments
+from hub.repeating import repeat
 
 log = logging.getLogger(__name__)
 
 VOID_EVERY_S = 30.0
 BATCH = 100
 GAUGES_EVERY_S = 30.0
-RETRY = Backoff(initial=1.0, maximum=60.0)
 
 GAUGES_SQL = """
 SELECT (SELECT coalesce(jsonb_object_agg(state, n), '{}') FROM
@@ -41,27 +39,6 @@ SELECT (SELECT coalesce(jsonb_object_agg(state, n), '{}') FROM
        (SELECT coalesce(sum(amount_minor), 0) FROM payment_intents
             WHERE offline AND state IN ('awaiting_payment_method', 'processing')) AS offline_minor
 """
-
-
-async def _repeat(what: str, step: Callable[[], Awaitable[bool]], every_s: float) -> None:
-    """Run `step` for ever: again at once while it says there is more, after `every_s` otherwise, after a growing
-    backoff while it fails (said once when it starts failing, once when it works again)."""
-    failures = 0
-    while True:
-        try:
-            more = await step()
-        except Exception as exc:
-            failures += 1
-            if failures == 1:
-                log.warning("%s failed (%s: %s); retrying with backoff: check PostgreSQL and the payment provider "
-                            "if this lasts", what, type(exc).__name__, exc)
-            await trio.sleep(max(every_s, RETRY.delay(failures)))
-            continue
-        if failures:
-            log.info("%s works again after %d failed attempts", what, failures)
-            failures = 0
-        if not more:
-            await trio.sleep(every_s)
 
 
 async def refresh_gauges(pool: asyncpg.Pool) -> None:
@@ -88,9 +65,9 @@ async def resolve_stale(payments: Payments) -> int:
 async def auto_void(console: Console) -> None:
     payments = provider.serving(console.ready_pool())
 
-    async def step() -> bool:
-        return await console.seam.run(payments.void_expired, BATCH) == BATCH
-    await _repeat("voiding authorizations past their capture window", step, VOID_EVERY_S)
+    async def step() -> int:
+        return await console.seam.run(payments.void_expired, BATCH)
+    await repeat("voiding authorizations past their capture window", step, VOID_EVERY_S, BATCH)
 
 
 async def watch_pending(console: Console) -> None:
@@ -98,12 +75,12 @@ async def watch_pending(console: Console) -> None:
     every_s = max(1.0, payments.settings.watchdog_after_s / 2)
     gauges_due = 0.0
 
-    async def step() -> bool:
+    async def step() -> int:
         nonlocal gauges_due
         taken = await console.seam.run(resolve_stale, payments)
         if trio.current_time() >= gauges_due:
             await console.seam.run(refresh_gauges, payments.pool)
             await console.seam.run(idempotency.purge, payments.pool)
             gauges_due = trio.current_time() + GAUGES_EVERY_S
-        return taken == BATCH
-    await _repeat("resolving payments whose provider call is unknown", step, every_s)
+        return taken
+    await repeat("resolving payments whose provider call is unknown", step, every_s, BATCH)
