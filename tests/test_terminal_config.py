@@ -25,8 +25,9 @@ def _with_terminal(tmp_path: Path, terminal: dict[str, object] | None) -> Path:
     return path
 
 
-def test_the_demo_documents_the_defaults_and_an_absent_table_means_them(tmp_path: Path) -> None:
-    assert load_store(DEMO).terminal == TerminalSettings() == TerminalSettings(timeout_s=90, poll_ms=300)
+def test_the_demo_documents_the_defaults_takes_cards_offline_and_an_absent_table_means_the_defaults(tmp_path: Path) -> None:
+    assert TerminalSettings() == TerminalSettings(timeout_s=90, poll_ms=300, offline_cards=False)
+    assert load_store(DEMO).terminal == TerminalSettings(offline_cards=True)  # the demo takes cards offline, limited
     assert load_store(_with_terminal(tmp_path, None)).terminal == TerminalSettings()
     assert load_store(_with_terminal(tmp_path, {"timeout_s": 30, "poll_ms": 250})).terminal == TerminalSettings(30, 250)
     assert load_store(_with_terminal(tmp_path, {"offline_cards": True})).terminal == TerminalSettings(offline_cards=True)
