@@ -4,11 +4,14 @@ refunds through the provider, status and settings, and refusals in the answer's 
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import trio
 
 from actors.payments.asking import HubRefused
 from hub.app import run_hub
+from hub.payments.routes import console_refund_key
 from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from tests.acquirer_support import running_acquirer
@@ -83,3 +86,46 @@ async def test_a_stores_payment_requests(nats_server: EmbeddedNats, hub_config: 
             assert [(row["actor"], row["action"]) for row in audited] == [
                 ("bob", "payment.voided"), ("admin-demo", "payment.captured"), ("bob", "payment.refunded")]
             nursery.cancel_scope.cancel()
+
+
+async def test_a_refund_not_done_is_never_answered_as_refunded(nats_server: EmbeddedNats,
+                                                                hub_config: HubConfig) -> None:
+    with running_acquirer() as acquirer:
+        async with trio.open_nursery() as nursery:
+            hub = await nursery.start(run_hub, hub_settings(hub_config, acquirer.url))
+            await fleet_world(hub_config.database_url)
+            await answering(nats_server)
+            ids = {}
+            for tender in ("t5", "t6"):
+                acquirer.report_terminal_approval(f"pay_{tender}", 2000)
+                ids[tender] = (await ask_store(nats_server, "pay_intent", approval(tender, 2000)))["intent"]["id"]
+            async with httpx.AsyncClient(timeout=10) as console:
+                await sign_in_admin(console, hub.url, hub_config.database_url)
+                for intent_id in ids.values():
+                    captured = await console.post(f"{hub.url}/api/payments/intents/{intent_id}/capture", json={})
+                    assert captured.status_code == 200
+                elsewhere = httpx.post(f"{acquirer.url}/v1/refunds", headers={"Idempotency-Key": "elsewhere"},
+                                       json={"payment": "pay_t5", "amount_minor": 2000}, timeout=10)
+                assert elsewhere.status_code == 200  # nothing left for the hub to refund: the provider declines
+                refund = {"tender_id": "t5", "amount_minor": 500, "refund_key": "ret-5", "actor": "bob"}
+                no = await refused(nats_server, "pay_refund", refund)
+                assert no.code == 402 and "declined" in str(no)
+                assert (await refused(nats_server, "pay_refund", refund)).code == 402  # the same key: the same
+                answered = await console.post(f"{hub.url}/api/payments/intents/{ids['t5']}/refund",
+                                              json={"amount_minor": 500})
+                assert answered.status_code == 402 and "declined" in answered.json()["error"]
+
+                late = await refused(nats_server, "pay_refund", {**refund, "tender_id": "t6", "amount_minor": 191,
+                                                                 "refund_key": "ret-6"})
+                assert late.code == 504  # the provider never answered: maybe done, ask again with the key
+                busy = await console.post(f"{hub.url}/api/payments/intents/{ids['t6']}/refund",
+                                          json={"amount_minor": 100})
+                assert busy.status_code == 409  # the refund still out holds the payment
+            nursery.cancel_scope.cancel()
+
+
+def test_console_refund_keys_are_the_persons_and_the_payments() -> None:
+    intent, other = uuid.uuid4(), uuid.uuid4()
+    assert console_refund_key("ann", intent, "k") == console_refund_key("ann", intent, "k")
+    assert len({console_refund_key("ann", intent, "k"), console_refund_key("bob", intent, "k"),
+                console_refund_key("ann", other, "k")}) == 3

@@ -112,6 +112,29 @@ def test_a_terminal_refund_is_recorded_once_on_the_original_intent(database_url:
     in_payments(database_url, "", work)
 
 
+def test_a_refund_the_provider_declined_does_not_block_the_terminals_under_its_key(database_url: str) -> None:
+    async def work(payments: Payments) -> None:
+        await _apply(payments, apply_card_approved, _event("card.approved", _approval()))
+        async with payments.pool.acquire() as conn, conn.transaction():
+            intent = await intents.by_tender(conn, "demo", CARD_TENDER, lock=True)
+            assert intent is not None
+            await intents.change(conn, intent, intents.State.CAPTURED, captured_minor=500)
+            refund_id = str(uuid7())  # pay_refund under the till's key, declined by the provider
+            await conn.execute("INSERT INTO payment_refunds (id, intent_id, tenant, refund_key, amount_minor, state,"
+                               " via, actor) VALUES ($1, $2, 'demo', $3, 200, 'failed', 'provider', 'alice')",
+                               uuid7(), intent.id, refund_id)
+        body = {"till": "till-1", "cashier": "alice", "reason": "too small", "refunds": [
+            {"id": refund_id, "method": "card", "amount": {"minor": 200, "currency": "EUR"},
+             "card": {"reference": "r1", "original_reference": uuid.UUID(CARD_TENDER).hex, "scheme": "VISA",
+                      "masked": "************4242"}}]}
+        await _apply(payments, apply_returns, _event("return.completed", body))
+        assert (await _intent(payments)).refunded_minor == 200
+        refunds = await _rows(payments, "SELECT refund_key, state, via FROM payment_refunds ORDER BY created_at")
+        assert [(row["refund_key"].split(":")[:2], row["state"], row["via"]) for row in refunds] == [
+            ([refund_id, "declined"], "failed", "provider"), ([refund_id], "succeeded", "terminal")]
+    in_payments(database_url, "", work)
+
+
 def test_a_declined_card_is_a_failed_intent(database_url: str) -> None:
     async def work(payments: Payments) -> None:
         tender = str(uuid.uuid4())

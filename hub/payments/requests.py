@@ -3,14 +3,17 @@ client input, answered through the process's payment service (hub.payments.provi
 
 The subject says who asks (NATS confines a store to its own subjects): the tenant's intents only. A request the
 intent's state or the provider refuses is answered in the body, {"refused": {"code", "message", "state"?}}
-(404 no such tender, 409 not in a state that allows it or a key reused, 503 no provider reachable: nothing done),
+(402 the provider declined a refund, 404 no such tender, 409 not in a state that allows it or a key reused, 503 no
+provider reachable: nothing done, 504 a refund not confirmed yet: maybe done),
 which actors.payments.asking raises as HubRefused; a malformed request is validators.Invalid, the hub's 400 reply.
 
 - pay_intent {tender_id, till, amount_minor, authorized_minor, currency, provider_ref, auth_code, scheme, masked,
   offline, card_token?} -> {"intent"}: a card the terminal approved (or took offline), actor "till:<till>";
 - pay_cancel {tender_id, reason, actor} -> {"intent"}: an abandoned sale's approval voided (this store's only);
 - pay_refund {tender_id, amount_minor, refund_key, actor, reason} -> {"intent", "refund"}: to the card, through
-  the provider (a sale of any of the tenant's stores: returns cross stores);
+  the provider (a sale of any of the tenant's stores: returns cross stores), only once it succeeded: a refund the
+  provider declined is refused 402 (the till refunds at its terminal under the same key), one it has not
+  confirmed yet 504 (maybe done: ask again with the same key);
 - pay_status {tender_id} -> {"intent": ... or null};
 - pay_settings {} -> {"offline_per_payment_minor", "offline_store_total_minor"}.
 """
@@ -25,7 +28,7 @@ import asyncpg
 from hub.payments import intents, offline_limits, provider
 from hub.payments.intents import Intent
 from hub.payments.model import Refused
-from hub.payments.service import SYSTEM, Conflict, NoProvider, NotFound, Payments
+from hub.payments.service import SYSTEM, Conflict, Declined, NoProvider, NotFound, Payments, declined
 from novapos import validators
 from novapos.wire.payments import CANCEL, INTENT, REFUND, SETTINGS, STATUS, decode, encode
 from novapos.wire.subjects import parse_request_subject
@@ -100,6 +103,10 @@ async def _refund(payments: Payments, pool: asyncpg.Pool, tenant: str, _store: s
     intent = await _tender(pool, tenant, body)
     refunded, refund = await payments.refund(tenant, intent.id, amount_minor=amount, refund_key=key, actor=who,
                                              reason=why)
+    declined(refunded, refund)
+    if refund.state == "processing":
+        return {"refused": {"code": 504, "message": f"the provider has not confirmed refund {key} yet: ask again "
+                                                    "with the same refund key (it refunds once)"}}
     return {"intent": refunded.to_json(), "refund": refund.to_json()}
 
 
@@ -128,6 +135,8 @@ def refusal(exc: Exception) -> dict[str, Any] | None:
         return {"code": 409, "message": str(exc)}
     if isinstance(exc, NoProvider):
         return {"code": 503, "message": str(exc)}
+    if isinstance(exc, Declined):
+        return {"code": 402, "message": str(exc)}
     return None
 
 
@@ -137,7 +146,7 @@ def _responder(kind: str, handle: Handler) -> Callable[[asyncpg.Pool, str, bytes
         body = decode(f"the {kind} request", data)
         try:
             answer = await handle(provider.serving(pool), pool, tenant, store, body)
-        except (Refused, NotFound, Conflict, NoProvider) as exc:
+        except (Refused, NotFound, Conflict, NoProvider, Declined) as exc:
             answer = {"refused": refusal(exc)}
         return encode(answer)
     respond.__name__ = f"answer_{kind}"

@@ -34,7 +34,7 @@ from hub.console.context import Console
 from hub.payments import intents, model, outbox, provider
 from hub.payments.intents import Intent
 from hub.payments.model import State
-from hub.payments.service import NoProvider, Payments
+from hub.payments.service import NoProvider, Payments, free_declined_key
 from hub.repeating import repeat
 from novapos.config.hub import PaymentSettings
 from novapos.wire.envelope import Envelope
@@ -159,6 +159,7 @@ async def _terminal_refund(conn: asyncpg.Connection, event: Envelope, refund: di
     if intent is None:
         return  # a sale paid before the hub kept intents
     key, amount = refund["id"], refund["amount"]["minor"]
+    await free_declined_key(conn, event.tenant, key)
     if await conn.fetchval("SELECT 1 FROM payment_refunds WHERE tenant = $1 AND refund_key = $2", event.tenant, key):
         return  # refunded through the hub (pay_refund) under this key: already recorded
     try:

@@ -57,6 +57,25 @@ class NoProvider(Exception):
     """No provider is configured, or it could not be reached: nothing was done (503)."""
 
 
+class Declined(Exception):
+    """The provider declined a refund: nothing was refunded (402), so no answer may read as refunded."""
+
+
+def declined(intent: Intent, refund: Refund) -> None:
+    """Declined for a refund the provider declined (the same key again says so again)."""
+    if refund.state == "failed":
+        raise Declined(f"the provider declined refund {refund.key}: {intent.last_error or 'no reason given'}; "
+                       "nothing was refunded")
+
+
+async def free_declined_key(conn: asyncpg.Connection, tenant: str, refund_key: str) -> None:
+    """Move a refund the provider declined off its key (the row stays, for the record), so that the refund the
+    till then makes at its terminal under that key can be recorded."""
+    await conn.execute("UPDATE payment_refunds SET refund_key = refund_key || ':declined:' || id::text,"
+                       " updated_at = now() WHERE tenant = $1 AND refund_key = $2 AND state = 'failed'"
+                       " AND via = 'provider'", tenant, refund_key)
+
+
 @dataclass(frozen=True)
 class Refund:
     """One refund of an intent, as its row holds it."""
@@ -206,6 +225,7 @@ class Payments:
         """A refund the till's terminal made with the card present: recorded, no provider call."""
         async with self.pool.acquire() as conn, conn.transaction():
             intent = await self._locked(conn, tenant, intent_id)
+            await free_declined_key(conn, tenant, refund_key)
             earlier = await _refund_by_key(conn, tenant, refund_key)
             if earlier is not None:
                 return intent, _same_refund(earlier, intent, amount_minor)
