@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from prometheus_client import REGISTRY
 
@@ -19,8 +20,9 @@ from hub.payments.gateway import Outcome
 from hub.payments.idempotency import fingerprint, once, purge
 from hub.payments.intents import Intent
 from hub.payments.model import ENDS, STARTS, Action, Refused, State
+from hub.payments.sales import capture_round
 from hub.payments.service import AUTO_VOID, Conflict, NoProvider, NotFound, Payments
-from hub.payments.watchdog import refresh_gauges
+from hub.payments.watchdog import refresh_gauges, resolve_stale
 from tests.acquirer_support import RunningAcquirer, running_acquirer
 from tests.payment_support import in_payments, rows
 
@@ -367,6 +369,53 @@ def test_stale_intents_are_claimed_by_one_watchdog_at_a_time(database_url: str, 
         assert await payments.stale(10) == [lost.id]
         assert await payments.stale(10) == []  # another hub's turn comes after watchdog_after_s
     in_payments(database_url, acquirer.url, work, watchdog_after_s=30)
+
+
+def test_one_intent_the_provider_call_raises_on_does_not_stall_the_watchdog(database_url: str,
+                                                                           acquirer: RunningAcquirer) -> None:
+    async def work(payments: Payments) -> None:
+        bad = await payments.record_terminal_approval(  # a reference the gateway refuses to send (before the door)
+            T, S, tender_id="bad", till="till-1", amount_minor=1000, authorized_minor=1000, currency="EUR",
+            provider_ref="pay bad/..", auth_code=None, scheme="visa", masked="**** 4242", offline=False,
+            card_token=None, actor="till:till-1")
+        with pytest.raises(ValueError):
+            await payments.capture(T, bad.id, actor="alice")
+        lost = await in_state(payments, acquirer, State.PROCESSING, "lost")
+        async with payments.pool.acquire() as conn:
+            await conn.execute("UPDATE payment_intents SET pending_since = now() - interval '60 seconds' - "
+                               "make_interval(secs => CASE WHEN id = $1 THEN 10 ELSE 0 END)", bad.id)
+        assert await resolve_stale(payments) == 2  # the oldest raises: surfaced, and the others are resolved
+        async with payments.pool.acquire() as conn:
+            stuck, resolved = await intents.by_id(conn, T, bad.id), await intents.by_id(conn, T, lost.id)
+        assert stuck is not None and stuck.state == State.PROCESSING
+        assert stuck.attention and "could not resolve" in stuck.attention
+        assert resolved is not None and resolved.state == State.AUTHORIZED
+    in_payments(database_url, acquirer.url, work)
+
+
+def test_a_capture_or_void_the_provider_declined_is_left_to_a_person(database_url: str,
+                                                                      acquirer: RunningAcquirer) -> None:
+    async def work(payments: Payments) -> None:
+        sold, expired = await approved(payments, acquirer, "sold"), await approved(payments, acquirer, "expired")
+        for ref, action in (("pay_sold", "cancel"), ("pay_expired", "capture")):  # moved at the provider meanwhile
+            done = httpx.post(f"{acquirer.url}/v1/authorizations/{ref}/{action}", json={}, timeout=10,
+                              headers={"Idempotency-Key": f"elsewhere-{ref}"})
+            assert done.status_code == 200, done.text
+        async with payments.pool.acquire() as conn:
+            await conn.execute("UPDATE payment_intents SET order_id = $2 WHERE id = $1", sold.id, sold.id)
+            await conn.execute("UPDATE payment_intents SET capture_before = now() - interval '1 second'"
+                               " WHERE id = $1", expired.id)
+        assert await capture_round(payments) == 1 and await payments.void_expired(10) == 1
+        async with payments.pool.acquire() as conn:
+            before = await conn.fetchval("SELECT count(*) FROM payment_outbox")
+        assert await capture_round(payments) == 0 and await payments.void_expired(10) == 0  # not every round
+        async with payments.pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM payment_outbox") == before
+            for intent in (sold, expired):
+                left = await intents.by_id(conn, T, intent.id)
+                assert left is not None and left.state == State.AUTHORIZED
+                assert left.attention and "declined" in left.attention
+    in_payments(database_url, acquirer.url, work)
 
 
 def test_an_idempotency_key_answers_once(database_url: str) -> None:

@@ -72,6 +72,8 @@ async def test_a_stores_payment_requests(nats_server: EmbeddedNats, hub_config: 
             for kind, bad in [("pay_intent", approval("t3", "ten")), ("pay_intent", approval("t3", currency="euro")),
                               ("pay_intent", approval("t3", authorized_minor=2000)),
                               ("pay_intent", approval("t3", offline=True)),
+                              ("pay_intent", approval("t3", provider_ref="pay t3/../x")),
+                              ("pay_intent", approval("t3", provider_ref=None)),
                               ("pay_cancel", {"tender_id": "t2", "actor": "hub:auto-void"}),
                               ("pay_refund", {**refund, "amount_minor": -1}),
                               ("pay_status", {"tender_id": "a.b"})]:

@@ -29,6 +29,7 @@ import httpx
 from prometheus_client import Histogram
 
 from hub.payments.gateway import (
+    PROVIDER_REF,
     Answer,
     GatewayTimeout,
     GatewayUnavailable,
@@ -42,7 +43,6 @@ GATEWAY_SECONDS = Histogram(
     "novapos_hub_payment_gateway_seconds", "Time the payment provider took to answer one call",
     ["call", "outcome"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
-_REF = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _ENDS: dict[str, dict[str, Outcome]] = {
     "authorize": {"authorized": Outcome.AUTHORIZED, "captured": Outcome.CAPTURED},
     "terminal_authorization": {"authorized": Outcome.AUTHORIZED},
@@ -286,7 +286,7 @@ def _optional_text(where: str, value: Any, max_length: int) -> str:
 
 
 def _provider_ref(value: Any) -> str:
-    if not isinstance(value, str) or not _REF.fullmatch(value):
+    if not isinstance(value, str) or not PROVIDER_REF.fullmatch(value):
         raise validators.Invalid("provider_ref", "must be 1 to 64 letters, digits, ., _ or -")
     return value
 

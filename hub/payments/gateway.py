@@ -12,6 +12,7 @@ demo and the tests.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -63,6 +64,11 @@ class SettlementLine:
     state: str
     """"settled", or "failed" (a capture the scheme later refused)."""
     refund_ref: str = ""
+
+
+PROVIDER_REF = re.compile(r"[A-Za-z0-9._-]{1,64}")
+"""A provider's payment reference as the hub sends it back in a call's path and body (HttpGateway checks each, the
+stores' requests check them at the door, so that no intent holds one the hub cannot capture or void)."""
 
 
 class GatewayTimeout(Exception):

@@ -26,6 +26,7 @@ from typing import Any
 import asyncpg
 
 from hub.payments import intents, offline_limits, provider
+from hub.payments.gateway import PROVIDER_REF
 from hub.payments.intents import Intent
 from hub.payments.model import Refused
 from hub.payments.service import SYSTEM, Conflict, Declined, NoProvider, NotFound, Payments, declined
@@ -51,6 +52,19 @@ def actor(where: str, value: Any) -> str:
     return checked
 
 
+def provider_ref(where: str, value: Any, *, offline: bool) -> str | None:
+    """The provider's reference of an approval: required for an online one (it is what the hub captures and voids),
+    optional for a card taken offline (the provider's authorization names it later); the gateway's form either way,
+    so that no intent holds one the hub cannot send back."""
+    if value is None or value == "":
+        if offline:
+            return None
+        raise validators.Invalid(where, "is needed for a card the terminal approved online")
+    if not isinstance(value, str) or not PROVIDER_REF.fullmatch(value):
+        raise validators.Invalid(where, "must be 1 to 64 letters, digits, ., _ or -")
+    return value
+
+
 def flag(where: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise validators.Invalid(where, f"must be true or false, got {validators.describe(value)}")
@@ -74,15 +88,16 @@ async def _intent(payments: Payments, _pool: asyncpg.Pool, tenant: str, store: s
                   body: dict[str, Any]) -> dict[str, Any]:
     amount = validators.minor_units("amount_minor", body.get("amount_minor"), minimum=1)
     till = validators.token("till", body.get("till"))
+    offline = flag("offline", body.get("offline", False))
     intent = await payments.record_terminal_approval(
         tenant, store, tender_id=validators.token("tender_id", body.get("tender_id")), till=till,
         amount_minor=amount, authorized_minor=validators.minor_units(
             "authorized_minor", body.get("authorized_minor", amount), maximum=amount),
         currency=validators.currency("currency", body.get("currency")),
-        provider_ref=optional_text("provider_ref", body.get("provider_ref")),
+        provider_ref=provider_ref("provider_ref", body.get("provider_ref"), offline=offline),
         auth_code=optional_text("auth_code", body.get("auth_code")),
         scheme=optional_text("scheme", body.get("scheme")), masked=optional_text("masked", body.get("masked")),
-        offline=flag("offline", body.get("offline", False)),
+        offline=offline,
         card_token=optional_text("card_token", body.get("card_token"), MAX_CARD_TOKEN_LENGTH), actor=f"till:{till}")
     return {"intent": intent.to_json()}
 

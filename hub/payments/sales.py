@@ -34,7 +34,7 @@ from hub.console.context import Console
 from hub.payments import intents, model, outbox, provider
 from hub.payments.intents import Intent
 from hub.payments.model import State
-from hub.payments.service import NoProvider, Payments, free_declined_key
+from hub.payments.service import RETRIED_BY_ITSELF, NoProvider, Payments, free_declined_key
 from hub.repeating import repeat
 from novapos.config.hub import PaymentSettings
 from novapos.wire.envelope import Envelope
@@ -182,7 +182,8 @@ async def _terminal_refund(conn: asyncpg.Connection, event: Envelope, refund: di
 
 DUE = ("SELECT tenant, id, state, till FROM payment_intents WHERE order_id IS NOT NULL AND"
        " (state = 'authorized' OR (state = 'awaiting_payment_method' AND offline AND card_token IS NOT NULL))"
-       " ORDER BY updated_at LIMIT $1")
+       f" AND {RETRIED_BY_ITSELF} ORDER BY updated_at LIMIT $1")
+"""Intents of completed sales to move; not one whose capture the provider declined (a person's, not every round's)."""
 
 
 async def capture_round(payments: Payments) -> int:

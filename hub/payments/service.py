@@ -41,6 +41,10 @@ SYSTEM = "hub:"
 person's and are not audited, but for the auto-void, which is."""
 AUTO_VOID = "hub:auto-void"
 ATTENTION_AFTER = 10
+RETRIED_BY_ITSELF = "(last_error IS NULL OR attention IS NULL)"
+"""Intents the capture service and auto-void may move on their own: not one whose capture or void the provider
+declined (it then holds both the reason and `attention`), which a person sees to, rather than a retry every round
+(a provider that could not be reached sets only last_error: that is tried again)."""
 """A call still unknown after this many watchdog periods is surfaced for a person."""
 _AUDITED = {Action.CAPTURE: "payment.captured", Action.CANCEL: "payment.voided", Action.REFUND: "payment.refunded"}
 
@@ -316,20 +320,39 @@ class Payments:
 
     async def void_expired(self, batch: int) -> int:
         """Cancel up to `batch` authorizations left uncaptured past their capture window (audited as
-        payment.auto_voided); how many were claimed. Several hubs share the work (SKIP LOCKED)."""
+        payment.auto_voided); how many were claimed. Each is claimed right before its own call (a claim made for a
+        whole batch would wait PROCESSING behind the others' calls, where the watchdog may make it again). Several
+        hubs share the work (SKIP LOCKED); a void the provider declined is left to a person (`attention`), not
+        tried again every round; one that raised is surfaced for a person and the others carry on."""
         if self.gateway is None:
             return 0
-        async with self.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch("SELECT * FROM payment_intents WHERE state = 'authorized' AND capture_before < now()"
-                                    " ORDER BY capture_before LIMIT $1 FOR UPDATE SKIP LOCKED", batch)
-            claimed = [await self._begin(conn, Intent.of(row), Action.CANCEL, amount=None, actor=AUTO_VOID,
-                                         reason="not captured within the capture window") for row in rows]
-        for intent in claimed:
+        for claimed_so_far in range(batch):
+            async with self.pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow("SELECT * FROM payment_intents WHERE state = 'authorized' AND"
+                                          f" capture_before < now() AND {RETRIED_BY_ITSELF}"
+                                          " ORDER BY capture_before LIMIT 1 FOR UPDATE SKIP LOCKED")
+                if row is None:
+                    return claimed_so_far
+                intent = await self._begin(conn, Intent.of(row), Action.CANCEL, amount=None, actor=AUTO_VOID,
+                                           reason="not captured within the capture window")
             try:
                 await self._run(intent)
             except NoProvider as exc:
                 log.warning("auto-void of payment %s: %s; tried again on the next round", intent.id, exc)
-        return len(claimed)
+                return claimed_so_far + 1
+            except Exception as exc:  # this intent's trouble (a reference the provider cannot take): not the others'
+                await self.attend(intent.id, f"the auto-void failed: {type(exc).__name__}: {exc}")
+        return batch
+
+    async def attend(self, intent_id: uuid.UUID, why: str) -> None:
+        """Surface an intent whose call raised for a person (logged with the trace; the first reason stays), so
+        that the watchdog and auto-void carry on with the others."""
+        log.exception("payment %s needs attention: %s", intent_id, why)
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow("SELECT * FROM payment_intents WHERE id = $1 FOR UPDATE", intent_id)
+            if row is not None and row["attention"] is None:
+                intent = Intent.of(row)
+                await intents.change(conn, intent, intent.state, attention=why[:500])
 
     async def stale(self, batch: int) -> list[uuid.UUID]:
         """Up to `batch` intents processing for longer than watchdog_after_s that no watchdog looked at in that
@@ -513,8 +536,7 @@ class Payments:
             changed = await intents.change(conn, intent, back, last_error=why)
             await _emit_refund(conn, changed, refund)
             return changed
-        return await intents.change(conn, intent, back, last_error=why,
-                                    attention=why if action == Action.CAPTURE else intent.attention)
+        return await intents.change(conn, intent, back, last_error=why, attention=intent.attention or why)
 
     async def _audit(self, conn: asyncpg.Connection, intent: Intent, action: Action, actor: str | None,
                      reason: str | None, amount_minor: int, **details: Any) -> None:

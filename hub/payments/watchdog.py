@@ -47,7 +47,8 @@ async def refresh_gauges(pool: asyncpg.Pool) -> None:
 
 
 async def resolve_stale(payments: Payments) -> int:
-    """Resolve up to BATCH stale PROCESSING intents; how many were taken."""
+    """Resolve up to BATCH stale PROCESSING intents; how many were taken. One that raises is surfaced for a person
+    and the batch carries on (else the oldest would stop every batch)."""
     if payments.gateway is None:
         return 0
     taken = await payments.stale(BATCH)
@@ -56,6 +57,9 @@ async def resolve_stale(payments: Payments) -> int:
             resolved = await payments.resolve(intent_id)
         except NoProvider as exc:
             log.warning("payment %s is still processing: %s", intent_id, exc)
+            continue
+        except Exception as exc:  # this intent's trouble (a reference the provider cannot take): not the others'
+            await payments.attend(intent_id, f"the watchdog could not resolve it: {type(exc).__name__}: {exc}")
             continue
         log.info("payment %s resolved by the watchdog: %s%s", intent_id, resolved.state,
                  f" (attention: {resolved.attention})" if resolved.attention else "")
