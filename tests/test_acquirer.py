@@ -90,8 +90,8 @@ def test_idempotency_same_key_one_charge_and_a_different_request_refused() -> No
         assert first == again
         assert acquirer.executions("same-key") == 1
         assert len(acquirer.state()["payments"]) == 1
-        different = gateway_call(acquirer.url, "authorize", "same-key", 2000, "EUR", APPROVE)
-        assert different.outcome is Outcome.FAILED and "Idempotency-Key" in different.message
+        with pytest.raises(GatewayTimeout, match="in use"):  # the key's call may be out still: unknown, not failed
+            gateway_call(acquirer.url, "authorize", "same-key", 2000, "EUR", APPROVE)
         assert len(acquirer.state()["payments"]) == 1
         # a malformed request is not kept: the key may then be used properly
         response = httpx.post(f"{acquirer.url}/v1/authorizations", headers={"Idempotency-Key": "k2"},

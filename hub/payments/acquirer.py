@@ -4,7 +4,8 @@ acquirer simulator, mocks.acquirer, in the demo and the tests).
 Transport failures are sorted by what they mean for the money. A provider that could not be reached (no
 connection, no free connection in the pool, or it said 429 "not processed") did nothing:
 `GatewayUnavailable`. Anything later (no answer in `timeout_s`, a dropped connection, a 5xx, an answer that
-does not make sense) has an unknown outcome: `GatewayTimeout`, and the caller asks `status(key)` before anything
+does not make sense, or 409 "idempotency key in use": the key's call may still be out) has an unknown outcome:
+`GatewayTimeout`, and the caller asks `status(key)` before anything
 else. The provider is an outside party: its answers are checked like a client's input (types, bounds, the
 states a call can end in) before the hub believes them.
 
@@ -232,6 +233,9 @@ def _answer(name: str, status: int, payload: dict[str, Any], provider_ref: str, 
         if not isinstance(error, dict):
             raise validators.Invalid("error", "is missing from a refusal")
         message = _optional_text("error.message", error.get("message"), 200)
+        if status == 409 and error.get("code") == "idempotency_key_in_use":
+            raise GatewayTimeout(f"the provider says the key of {name} is in use (a call still out, or another "
+                                 "request): the outcome is unknown")
         if status in (402, 404):
             ref = error.get("provider_ref") or provider_ref
             return Answer(Outcome.DECLINED, _provider_ref(ref) if ref else "", 0, message=message)
