@@ -11,14 +11,17 @@ import trio
 
 from actors.payments.asking import HubRefused
 from hub.app import run_hub
+from hub.payments.requests import RESPONDERS
 from hub.payments.routes import console_refund_key
+from hub.payments.service import Payments
 from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
+from novapos.wire.payments import decode, encode
 from tests.acquirer_support import running_acquirer
 from tests.conftest import query
 from tests.console_access import sign_in_admin
 from tests.fleet import fleet_world
-from tests.payment_support import answering, approval, ask_store, hub_settings
+from tests.payment_support import answering, approval, ask_store, hub_settings, in_payments
 
 
 async def refused(nats_server: EmbeddedNats, kind: str, body: dict[str, object]) -> HubRefused:
@@ -131,3 +134,19 @@ def test_console_refund_keys_are_the_persons_and_the_payments() -> None:
     assert console_refund_key("ann", intent, "k") == console_refund_key("ann", intent, "k")
     assert len({console_refund_key("ann", intent, "k"), console_refund_key("bob", intent, "k"),
                 console_refund_key("ann", other, "k")}) == 3
+
+
+def test_a_store_reads_the_status_of_its_own_payments_only(database_url: str) -> None:
+    async def work(payments: Payments) -> None:
+        intent = await payments.record_terminal_approval(
+            "demo", "store-001", tender_id="t7", till="till-1", amount_minor=700, authorized_minor=700,
+            currency="EUR", provider_ref="pay_t7", auth_code=None, scheme="visa", masked="**** 4242", offline=False,
+            card_token=None, actor="till:till-1")
+        status = RESPONDERS["novapos.*.*.req.pay_status"]
+        own = decode("answer", await status(payments.pool, "novapos.demo.store-001.req.pay_status",
+                                            encode({"tender_id": "t7"})))
+        assert own["intent"]["id"] == str(intent.id)
+        other = decode("answer", await status(payments.pool, "novapos.demo.store-002.req.pay_status",
+                                              encode({"tender_id": "t7"})))
+        assert other == {"intent": None}
+    in_payments(database_url, "", work)

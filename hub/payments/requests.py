@@ -1,7 +1,8 @@
 """The stores' payment requests (novapos.<tenant>.<store>.req.pay_*, novapos.wire.payments): each checked like
 client input, answered through the process's payment service (hub.payments.provider).
 
-The subject says who asks (NATS confines a store to its own subjects): the tenant's intents only. A request the
+The subject says who asks (NATS confines a store to its own subjects): the tenant's intents only, and for
+pay_cancel and pay_status the store's own; pay_refund reaches the tenant's (a return may be made at any store). A request the
 intent's state or the provider refuses is answered in the body, {"refused": {"code", "message", "state"?}}
 (402 the provider declined a refund, 404 no such tender, 409 not in a state that allows it or a key reused, 503 no
 provider reachable: nothing done, 504 a refund not confirmed yet: maybe done),
@@ -14,7 +15,7 @@ which actors.payments.asking raises as HubRefused; a malformed request is valida
   the provider (a sale of any of the tenant's stores: returns cross stores), only once it succeeded: a refund the
   provider declined is refused 402 (the till refunds at its terminal under the same key), one it has not
   confirmed yet 504 (maybe done: ask again with the same key);
-- pay_status {tender_id} -> {"intent": ... or null};
+- pay_status {tender_id} -> {"intent": ... or null}: the asking store's intents only;
 - pay_settings {} -> {"offline_per_payment_minor", "offline_store_total_minor"}.
 """
 
@@ -125,10 +126,11 @@ async def _refund(payments: Payments, pool: asyncpg.Pool, tenant: str, _store: s
     return {"intent": refunded.to_json(), "refund": refund.to_json()}
 
 
-async def _status(_payments: Payments, pool: asyncpg.Pool, tenant: str, _store: str,
+async def _status(_payments: Payments, pool: asyncpg.Pool, tenant: str, store: str,
                   body: dict[str, Any]) -> dict[str, Any]:
+    """The asking store's own intent only (another store's is null, like an unknown tender)."""
     try:
-        intent = await _tender(pool, tenant, body)
+        intent = await _tender(pool, tenant, body, store)
     except NotFound:
         return {"intent": None}
     return {"intent": intent.to_json()}
