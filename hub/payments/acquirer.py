@@ -85,17 +85,21 @@ class HttpGateway:
                                 {"payment": _provider_ref(provider_ref), "amount_minor": amount_minor}, provider_ref,
                                 Asked(amount_minor))
 
-    async def status(self, key: str) -> Answer | None:
+    async def status(self, key: str, call: str, provider_ref: str, amount_minor: int | None,
+                     currency: str) -> Answer | None:
         with _observed("status") as outcome:
             response = await self._send("status", "GET", f"/v1/calls/{quote(_key(key), safe='')}")
             if response.status_code == 404:
                 outcome[0] = "never_seen"
                 return None
-            call = _object(response, "status")
-            name, status, answer = call.get("call"), call.get("status"), call.get("answer")
+            record = _object(response, "status")
+            name, status, answer = record.get("call"), record.get("status"), record.get("answer")
             if name not in _ENDS or type(status) is not int or not isinstance(answer, dict):
                 raise BadAnswer(f"the provider's record of call {key} is not a payment call's answer")
-            found = _answer(str(name), status, answer, "")
+            if name != call:
+                raise BadAnswer(f"the provider's record of call {key} is a {name}, not the {call} asked")
+            found = _answer(call, status, answer, provider_ref,
+                            None if amount_minor is None else Asked(amount_minor, currency))
             outcome[0] = found.outcome.value
             return found
 
@@ -207,7 +211,7 @@ class Asked:
 def _answer(name: str, status: int, payload: dict[str, Any], provider_ref: str, asked: Asked | None = None
             ) -> Answer:
     """A call's answer (its HTTP status and JSON body) as an Answer; BadAnswer for one the hub cannot believe.
-    `asked`: what the call asked for (None for an answer found by status, whose request the hub has not here)."""
+    `asked`: what the call asked for (None for a void: it moves no amount of its own)."""
     try:
         if status == 200:
             ends = _ENDS.get(name)

@@ -96,8 +96,12 @@ class Gateway(Protocol):
         """Refund part or all of a captured payment; the answer's provider_ref names the refund."""
         ...
 
-    async def status(self, key: str) -> Answer | None:
-        """How the call made with `key` ended; None: the provider never saw it (safe to make it again)."""
+    async def status(self, key: str, call: str, provider_ref: str, amount_minor: int | None,
+                     currency: str) -> Answer | None:
+        """How the call made with `key` ended; None: the provider never saw it (safe to make it again). What the
+        call asked (`call`: authorize, capture, cancel or refund, its payment's `provider_ref` ("" when not known
+        yet), `amount_minor` (None for a void) and `currency`) is checked against the answer before it is believed:
+        the watchdog writes it to the intent."""
         ...
 
     async def settlement(self, day: date) -> list[SettlementLine]: ...

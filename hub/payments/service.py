@@ -293,7 +293,10 @@ class Payments:
         gateway = self._gateway("resolve")
         assert intent.pending_key is not None
         try:
-            answer = await self._timed(gateway.status(intent.pending_key))
+            answer = await self._timed(gateway.status(
+                intent.pending_key, str(intent.pending),
+                "" if intent.pending == Action.AUTHORIZE else intent.provider_ref or "", intent.pending_minor,
+                intent.currency))
         except (GatewayTimeout, GatewayUnavailable) as exc:
             metrics.action("resolve", "unknown")
             return await self._still_unknown(intent, f"the provider could not say how it ended ({exc or 'no answer'})")
