@@ -4,7 +4,7 @@
   hub): the card's hold is released rather than left to lapse at the bank, and it is audited;
 - the pending watchdog resolves intents PROCESSING for longer than [payments] watchdog_after_s by asking the
   provider how their call ended (hub.payments.service.Payments.resolve), surfacing those still unknown for a
-  person; it also refreshes the intents' gauges and forgets idempotency keys past their 24 hours.
+  person; it also refreshes the intents' gauges and the reconciliation drift gauge (from the database) and forgets idempotency keys past their 24 hours.
 
 Several hubs run both side by side: auto-void claims its intents with FOR UPDATE SKIP LOCKED and the watchdog
 marks each intent it takes (`checked_at`), so each is handled by one hub at a time. Both outlive PostgreSQL,
@@ -20,7 +20,7 @@ import asyncpg
 import trio
 
 from hub.console.context import Console
-from hub.payments import idempotency, metrics, provider
+from hub.payments import idempotency, metrics, provider, reconciliation
 from hub.payments.service import NoProvider, Payments
 from hub.repeating import repeat
 
@@ -42,8 +42,11 @@ SELECT (SELECT coalesce(jsonb_object_agg(state, n), '{}') FROM
 
 
 async def refresh_gauges(pool: asyncpg.Pool) -> None:
-    row = await pool.fetchrow(GAUGES_SQL)
-    metrics.intents_by_state(json.loads(row["states"]), row["attention"], row["offline"], row["offline_minor"])
+    """The intents' gauges and the reconciliation drift, from the database: the same in every hub process."""
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(GAUGES_SQL)
+        metrics.intents_by_state(json.loads(row["states"]), row["attention"], row["offline"], row["offline_minor"])
+        await reconciliation.refresh_drift(conn)
 
 
 async def resolve_stale(payments: Payments) -> int:
