@@ -5,9 +5,9 @@ Transport failures are sorted by what they mean for the money. A provider that c
 connection, no free connection in the pool, or it said 429 "not processed") did nothing:
 `GatewayUnavailable`. Anything later (no answer in `timeout_s`, a dropped connection, a 5xx, an answer that
 does not make sense, or 409 "idempotency key in use": the key's call may still be out) has an unknown outcome:
-`GatewayTimeout`, and the caller asks `status(key)` before anything
-else. The provider is an outside party: its answers are checked like a client's input (types, bounds, the
-states a call can end in) before the hub believes them.
+`GatewayTimeout`, and the caller asks `status(key)` before anything else. The provider is an outside party: its
+answers are checked like a client's input (types, bounds, the states a call can end in, what the call asked)
+before the hub believes them.
 
 Each call's latency is observed in `novapos_hub_payment_gateway_seconds{call, outcome}` (outcome: the answer's,
 such as authorized or declined, or timeout, unavailable, bad_answer, never_seen); the histogram is defined here,

@@ -2,8 +2,8 @@
 client input, answered through the process's payment service (hub.payments.provider).
 
 The subject says who asks (NATS confines a store to its own subjects): the tenant's intents only, and for
-pay_cancel and pay_status the store's own; pay_refund reaches the tenant's (a return may be made at any store). A request the
-intent's state or the provider refuses is answered in the body, {"refused": {"code", "message", "state"?}}
+pay_cancel and pay_status the store's own; pay_refund reaches the tenant's (a return may be made at any store). A
+request the intent's state or the provider refuses is answered in the body, {"refused": {"code", "message", "state"?}}
 (402 the provider declined a refund, 404 no such tender, 409 not in a state that allows it or a key reused, 503 no
 provider reachable: nothing done, 504 a refund not confirmed yet: maybe done),
 which actors.payments.asking raises as HubRefused; a malformed request is validators.Invalid, the hub's 400 reply.

@@ -41,11 +41,11 @@ SYSTEM = "hub:"
 person's and are not audited, but for the auto-void, which is."""
 AUTO_VOID = "hub:auto-void"
 ATTENTION_AFTER = 10
+"""A call still unknown after this many watchdog periods is surfaced for a person."""
 RETRIED_BY_ITSELF = "(last_error IS NULL OR attention IS NULL)"
 """Intents the capture service and auto-void may move on their own: not one whose capture or void the provider
 declined (it then holds both the reason and `attention`), which a person sees to, rather than a retry every round
 (a provider that could not be reached sets only last_error: that is tried again)."""
-"""A call still unknown after this many watchdog periods is surfaced for a person."""
 _AUDITED = {Action.CAPTURE: "payment.captured", Action.CANCEL: "payment.voided", Action.REFUND: "payment.refunded"}
 
 

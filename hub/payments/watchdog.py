@@ -4,7 +4,8 @@
   hub): the card's hold is released rather than left to lapse at the bank, and it is audited;
 - the pending watchdog resolves intents PROCESSING for longer than [payments] watchdog_after_s by asking the
   provider how their call ended (hub.payments.service.Payments.resolve), surfacing those still unknown for a
-  person; it also refreshes the intents' gauges and the reconciliation drift gauge (from the database) and forgets idempotency keys past their 24 hours.
+  person; it also refreshes the intents' gauges and the reconciliation drift gauge (from the database) and
+  forgets idempotency keys past their 24 hours.
 
 Several hubs run both side by side: auto-void claims its intents with FOR UPDATE SKIP LOCKED and the watchdog
 marks each intent it takes (`checked_at`), so each is handled by one hub at a time. Both outlive PostgreSQL,
