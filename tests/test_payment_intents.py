@@ -342,6 +342,24 @@ def test_auto_void_of_authorizations_past_the_capture_window(database_url: str, 
     assert [(row["actor"], row["action"]) for row in audit] == [(AUTO_VOID, "payment.auto_voided")]
 
 
+def test_auto_void_claims_each_intent_right_before_its_call(database_url: str, acquirer: RunningAcquirer) -> None:
+    """A claim made for the whole batch would leave the later intents processing behind the earlier calls."""
+    async def work(payments: Payments) -> None:
+        first = await approved(payments, acquirer, "first")
+        await approved(payments, acquirer, "second")
+        async with payments.pool.acquire() as conn:
+            await conn.execute("UPDATE payment_intents SET capture_before = now() - make_interval(secs =>"
+                               " CASE WHEN id = $1 THEN 2 ELSE 1 END)", first.id)
+        assert await payments.void_expired(10) == 2
+        async with payments.pool.acquire() as conn:
+            written = await conn.fetch("SELECT type, body->'intent'->>'tender_id' AS tender FROM payment_outbox"
+                                       " WHERE type IN ('payment.processing', 'payment.cancelled') ORDER BY position")
+        assert [(row["type"], row["tender"]) for row in written] == [
+            ("payment.processing", "first"), ("payment.cancelled", "first"),
+            ("payment.processing", "second"), ("payment.cancelled", "second")]
+    in_payments(database_url, acquirer.url, work)
+
+
 def test_two_hubs_auto_voiding_side_by_side_void_each_once(database_url: str, acquirer: RunningAcquirer) -> None:
     async def work(payments: Payments) -> None:
         for n in range(6):
