@@ -254,6 +254,28 @@ def test_a_provider_out_of_reach_does_nothing(database_url: str, acquirer: Runni
     assert not rows(database_url, "SELECT 1 FROM payment_refunds")
 
 
+def test_a_capture_put_back_unreached_is_tried_again_even_when_flagged(database_url: str,
+                                                                        acquirer: RunningAcquirer) -> None:
+    async def flagged(payments: Payments) -> Intent:
+        intent = await approved(payments, acquirer, "flagged")
+        async with payments.pool.acquire() as conn:  # a completed sale whose split a person is asked to check
+            await conn.execute("UPDATE payment_intents SET order_id = id, attention = 'the split is off'")
+        return intent
+    intent = in_payments(database_url, acquirer.url, flagged)
+
+    async def unreachable(payments: Payments) -> None:
+        with pytest.raises(NoProvider):
+            await capture_round(payments)
+    in_payments(database_url, "http://127.0.0.1:9", unreachable)
+
+    async def back(payments: Payments) -> None:
+        assert await capture_round(payments) == 1
+        async with payments.pool.acquire() as conn:
+            captured = await intents.by_id(conn, T, intent.id)
+        assert captured is not None and captured.state == State.CAPTURED
+    in_payments(database_url, acquirer.url, back)
+
+
 def test_declines_and_offline_approvals(database_url: str, acquirer: RunningAcquirer) -> None:
     async def work(payments: Payments) -> None:
         offline = await payments.record_terminal_approval(

@@ -42,10 +42,12 @@ person's and are not audited, but for the auto-void, which is."""
 AUTO_VOID = "hub:auto-void"
 ATTENTION_AFTER = 10
 """A call still unknown after this many watchdog periods is surfaced for a person."""
-RETRIED_BY_ITSELF = "(last_error IS NULL OR attention IS NULL)"
+UNREACHED = "the provider could not be reached"
+"""How a call that never reached the provider is put back (last_error): nothing was done, so it is tried again."""
+RETRIED_BY_ITSELF = f"(last_error IS NULL OR attention IS NULL OR last_error LIKE '{UNREACHED}%')"
 """Intents the capture service and auto-void may move on their own: not one whose capture or void the provider
-declined (it then holds both the reason and `attention`), which a person sees to, rather than a retry every round
-(a provider that could not be reached sets only last_error: that is tried again)."""
+declined (it then holds both the reason and `attention`), which a person sees to, rather than a retry every round;
+one put back because the provider could not be reached is (whatever else a person was asked to look at)."""
 _AUDITED = {Action.CAPTURE: "payment.captured", Action.CANCEL: "payment.voided", Action.REFUND: "payment.refunded"}
 
 
@@ -403,7 +405,7 @@ class Payments:
         try:
             answer = await self._call(intent)
         except GatewayUnavailable as exc:
-            await self._put_back(intent, f"the provider could not be reached ({exc}): nothing was done")
+            await self._put_back(intent, f"{UNREACHED} ({exc}): nothing was done")
             raise NoProvider(f"the payment provider could not be reached ({exc}): nothing was done; try again") \
                 from None
         if answer is None:
