@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from novapos.config import ConfigError, load_devices, load_store
+from novapos.config import ConfigError, load_devices, load_hub, load_store
 from novapos.demo.run import write_store_config
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -121,3 +121,12 @@ def test_the_edge_refuses_a_bad_store_config_with_exit_code_2_and_a_sentence(tmp
     assert f"configuration problem: {path} store may use only letters, digits, '-' and '_', got 'paris.1'" \
         in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_payments_watchdog_that_could_resend_a_call_in_flight_is_refused(tmp_path: Path) -> None:
+    hub = (CONFIGS / "hub.toml").read_text()
+    assert load_hub(CONFIGS / "hub.toml").payments.watchdog_after_s == 60
+    path = tmp_path / "hub.toml"
+    path.write_text(hub.replace("watchdog_after_s = 60", "watchdog_after_s = 11"))
+    with pytest.raises(ConfigError, match=r"watchdog_after_s.*more than timeout_s \+ 1 \(11\)"):
+        load_hub(path)

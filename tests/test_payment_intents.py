@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from prometheus_client import REGISTRY
 
@@ -19,8 +20,9 @@ from hub.payments.gateway import Outcome
 from hub.payments.idempotency import fingerprint, once, purge
 from hub.payments.intents import Intent
 from hub.payments.model import ENDS, STARTS, Action, Refused, State
+from hub.payments.sales import capture_round
 from hub.payments.service import AUTO_VOID, Conflict, NoProvider, NotFound, Payments
-from hub.payments.watchdog import refresh_gauges
+from hub.payments.watchdog import refresh_gauges, resolve_stale
 from tests.acquirer_support import RunningAcquirer, running_acquirer
 from tests.payment_support import in_payments, rows
 
@@ -252,6 +254,28 @@ def test_a_provider_out_of_reach_does_nothing(database_url: str, acquirer: Runni
     assert not rows(database_url, "SELECT 1 FROM payment_refunds")
 
 
+def test_a_capture_put_back_unreached_is_tried_again_even_when_flagged(database_url: str,
+                                                                        acquirer: RunningAcquirer) -> None:
+    async def flagged(payments: Payments) -> Intent:
+        intent = await approved(payments, acquirer, "flagged")
+        async with payments.pool.acquire() as conn:  # a completed sale whose split a person is asked to check
+            await conn.execute("UPDATE payment_intents SET order_id = id, attention = 'the split is off'")
+        return intent
+    intent = in_payments(database_url, acquirer.url, flagged)
+
+    async def unreachable(payments: Payments) -> None:
+        with pytest.raises(NoProvider):
+            await capture_round(payments)
+    in_payments(database_url, "http://127.0.0.1:9", unreachable)
+
+    async def back(payments: Payments) -> None:
+        assert await capture_round(payments) == 1
+        async with payments.pool.acquire() as conn:
+            captured = await intents.by_id(conn, T, intent.id)
+        assert captured is not None and captured.state == State.CAPTURED
+    in_payments(database_url, acquirer.url, back)
+
+
 def test_declines_and_offline_approvals(database_url: str, acquirer: RunningAcquirer) -> None:
     async def work(payments: Payments) -> None:
         offline = await payments.record_terminal_approval(
@@ -340,6 +364,24 @@ def test_auto_void_of_authorizations_past_the_capture_window(database_url: str, 
     assert [(row["actor"], row["action"]) for row in audit] == [(AUTO_VOID, "payment.auto_voided")]
 
 
+def test_auto_void_claims_each_intent_right_before_its_call(database_url: str, acquirer: RunningAcquirer) -> None:
+    """A claim made for the whole batch would leave the later intents processing behind the earlier calls."""
+    async def work(payments: Payments) -> None:
+        first = await approved(payments, acquirer, "first")
+        await approved(payments, acquirer, "second")
+        async with payments.pool.acquire() as conn:
+            await conn.execute("UPDATE payment_intents SET capture_before = now() - make_interval(secs =>"
+                               " CASE WHEN id = $1 THEN 2 ELSE 1 END)", first.id)
+        assert await payments.void_expired(10) == 2
+        async with payments.pool.acquire() as conn:
+            written = await conn.fetch("SELECT type, body->'intent'->>'tender_id' AS tender FROM payment_outbox"
+                                       " WHERE type IN ('payment.processing', 'payment.cancelled') ORDER BY position")
+        assert [(row["type"], row["tender"]) for row in written] == [
+            ("payment.processing", "first"), ("payment.cancelled", "first"),
+            ("payment.processing", "second"), ("payment.cancelled", "second")]
+    in_payments(database_url, acquirer.url, work)
+
+
 def test_two_hubs_auto_voiding_side_by_side_void_each_once(database_url: str, acquirer: RunningAcquirer) -> None:
     async def work(payments: Payments) -> None:
         for n in range(6):
@@ -367,6 +409,53 @@ def test_stale_intents_are_claimed_by_one_watchdog_at_a_time(database_url: str, 
         assert await payments.stale(10) == [lost.id]
         assert await payments.stale(10) == []  # another hub's turn comes after watchdog_after_s
     in_payments(database_url, acquirer.url, work, watchdog_after_s=30)
+
+
+def test_one_intent_the_provider_call_raises_on_does_not_stall_the_watchdog(database_url: str,
+                                                                           acquirer: RunningAcquirer) -> None:
+    async def work(payments: Payments) -> None:
+        bad = await payments.record_terminal_approval(  # a reference the gateway refuses to send (before the door)
+            T, S, tender_id="bad", till="till-1", amount_minor=1000, authorized_minor=1000, currency="EUR",
+            provider_ref="pay bad/..", auth_code=None, scheme="visa", masked="**** 4242", offline=False,
+            card_token=None, actor="till:till-1")
+        with pytest.raises(ValueError):
+            await payments.capture(T, bad.id, actor="alice")
+        lost = await in_state(payments, acquirer, State.PROCESSING, "lost")
+        async with payments.pool.acquire() as conn:
+            await conn.execute("UPDATE payment_intents SET pending_since = now() - interval '60 seconds' - "
+                               "make_interval(secs => CASE WHEN id = $1 THEN 10 ELSE 0 END)", bad.id)
+        assert await resolve_stale(payments) == 2  # the oldest raises: surfaced, and the others are resolved
+        async with payments.pool.acquire() as conn:
+            stuck, resolved = await intents.by_id(conn, T, bad.id), await intents.by_id(conn, T, lost.id)
+        assert stuck is not None and stuck.state == State.PROCESSING
+        assert stuck.attention and "could not resolve" in stuck.attention
+        assert resolved is not None and resolved.state == State.AUTHORIZED
+    in_payments(database_url, acquirer.url, work)
+
+
+def test_a_capture_or_void_the_provider_declined_is_left_to_a_person(database_url: str,
+                                                                      acquirer: RunningAcquirer) -> None:
+    async def work(payments: Payments) -> None:
+        sold, expired = await approved(payments, acquirer, "sold"), await approved(payments, acquirer, "expired")
+        for ref, action in (("pay_sold", "cancel"), ("pay_expired", "capture")):  # moved at the provider meanwhile
+            done = httpx.post(f"{acquirer.url}/v1/authorizations/{ref}/{action}", json={}, timeout=10,
+                              headers={"Idempotency-Key": f"elsewhere-{ref}"})
+            assert done.status_code == 200, done.text
+        async with payments.pool.acquire() as conn:
+            await conn.execute("UPDATE payment_intents SET order_id = $2 WHERE id = $1", sold.id, sold.id)
+            await conn.execute("UPDATE payment_intents SET capture_before = now() - interval '1 second'"
+                               " WHERE id = $1", expired.id)
+        assert await capture_round(payments) == 1 and await payments.void_expired(10) == 1
+        async with payments.pool.acquire() as conn:
+            before = await conn.fetchval("SELECT count(*) FROM payment_outbox")
+        assert await capture_round(payments) == 0 and await payments.void_expired(10) == 0  # not every round
+        async with payments.pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM payment_outbox") == before
+            for intent in (sold, expired):
+                left = await intents.by_id(conn, T, intent.id)
+                assert left is not None and left.state == State.AUTHORIZED
+                assert left.attention and "declined" in left.attention
+    in_payments(database_url, acquirer.url, work)
 
 
 def test_an_idempotency_key_answers_once(database_url: str) -> None:

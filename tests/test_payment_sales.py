@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
+import pytest
 
 from hub.payments import intents
-from hub.payments.sales import apply_card_approved, apply_card_declined, apply_returns, apply_sales
+from hub.payments.sales import apply_card_approved, apply_card_declined, apply_returns, apply_sales, capture_round
 from hub.payments.service import Payments
 from novapos.wire.envelope import Envelope
 from novapos.wire.ids import uuid7
@@ -24,9 +25,9 @@ from tests.payment_support import in_payments
 CARD_TENDER = "0190a3c4-7e1f-7b2a-9c3d-000000000001"  # sale_v3_body's card tender: 5.00
 
 
-def _event(event_type: str, body: dict[str, Any], seq: int = 1) -> Envelope:
+def _event(event_type: str, body: dict[str, Any], seq: int = 1, store: str = "store-001") -> Envelope:
     return Envelope(id=uuid7(), type=event_type, v=1 if event_type != "sale.completed" else 3, tenant="demo",
-                    store="store-001", seq=seq, ts=1_760_000_000_000, body=body)
+                    store=store, seq=seq, ts=1_760_000_000_000, body=body)
 
 
 def _approval(tender: str = CARD_TENDER, amount: int = 500) -> dict[str, Any]:
@@ -109,6 +110,44 @@ def test_a_terminal_refund_is_recorded_once_on_the_original_intent(database_url:
         assert [tuple(row) for row in refunds] == [(refund_id, "terminal", 200, "till-user:alice")]
         events = await _rows(payments, "SELECT type FROM payment_outbox ORDER BY position")
         assert [row["type"] for row in events] == ["payment.authorized", "payment.captured", "payment.refund"]
+    in_payments(database_url, "", work)
+
+
+def test_a_refund_the_provider_declined_does_not_block_the_terminals_under_its_key(database_url: str) -> None:
+    async def work(payments: Payments) -> None:
+        await _apply(payments, apply_card_approved, _event("card.approved", _approval()))
+        async with payments.pool.acquire() as conn, conn.transaction():
+            intent = await intents.by_tender(conn, "demo", CARD_TENDER, lock=True)
+            assert intent is not None
+            await intents.change(conn, intent, intents.State.CAPTURED, captured_minor=500)
+            refund_id = str(uuid7())  # pay_refund under the till's key, declined by the provider
+            await conn.execute("INSERT INTO payment_refunds (id, intent_id, tenant, refund_key, amount_minor, state,"
+                               " via, actor) VALUES ($1, $2, 'demo', $3, 200, 'failed', 'provider', 'alice')",
+                               uuid7(), intent.id, refund_id)
+        body = {"till": "till-1", "cashier": "alice", "reason": "too small", "refunds": [
+            {"id": refund_id, "method": "card", "amount": {"minor": 200, "currency": "EUR"},
+             "card": {"reference": "r1", "original_reference": uuid.UUID(CARD_TENDER).hex, "scheme": "VISA",
+                      "masked": "************4242"}}]}
+        await _apply(payments, apply_returns, _event("return.completed", body))
+        assert (await _intent(payments)).refunded_minor == 200
+        refunds = await _rows(payments, "SELECT refund_key, state, via FROM payment_refunds ORDER BY created_at")
+        assert [(row["refund_key"].split(":")[:2], row["state"], row["via"]) for row in refunds] == [
+            ([refund_id, "declined"], "failed", "provider"), ([refund_id], "succeeded", "terminal")]
+    in_payments(database_url, "", work)
+
+
+@pytest.mark.parametrize("sale_first", [False, True])
+def test_a_sale_of_another_store_never_links_or_captures_a_stores_card(database_url: str, sale_first: bool) -> None:
+    async def work(payments: Payments) -> None:
+        approval = _event("card.approved", _approval(), store="store-002")
+        sale = _event("sale.completed", sale_v3_body())  # store-001's sale names store-002's tender
+        for applier, event in ([(apply_sales, sale), (apply_card_approved, approval)] if sale_first else
+                               [(apply_card_approved, approval), (apply_sales, sale)]):
+            await _apply(payments, applier, event)
+        intent = await _intent(payments)
+        assert (intent.store, intent.order_id) == ("store-002", None)
+        assert await capture_round(payments) == 0
+        assert intent.attention and "a sale of store-001" in intent.attention
     in_payments(database_url, "", work)
 
 

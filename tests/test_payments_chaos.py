@@ -35,12 +35,14 @@ from tests.test_hub_process import HubProcess
 AMOUNT = 2350
 
 
-def _hub(folder: Path, nats_server: EmbeddedNats, database_url: str, acquirer: RunningAcquirer) -> HubProcess:
-    """A hub process whose provider waits long for an answer (the test kills it meanwhile), and whose watchdog
-    looks at a processing intent after a second."""
+def _hub(folder: Path, nats_server: EmbeddedNats, database_url: str, acquirer: RunningAcquirer, *,
+         timeout_s: int, watchdog_after_s: int) -> HubProcess:
+    """A hub process with these provider timers (the config refuses a watchdog that could look before a call
+    times out)."""
     folder.mkdir()
     return HubProcess(folder, nats_server.url, database_url, nats_server.hub_credentials, settings=(
-        f'[payments]\ngateway_url = "{acquirer.url}"\ntimeout_s = 60\nwatchdog_after_s = 1\n'))
+        f'[payments]\ngateway_url = "{acquirer.url}"\ntimeout_s = {timeout_s}\n'
+        f'watchdog_after_s = {watchdog_after_s}\n'))
 
 
 async def _ask_as_store(nats_server: EmbeddedNats, kind: str, body: dict[str, Any], timeout: float) -> Any:
@@ -75,7 +77,9 @@ async def test_a_hub_killed_between_the_providers_answer_and_its_commit_loses_do
     tender = str(uuid.uuid4())
     with running_acquirer() as acquirer, tills_told(monkeypatch) as told:
         try:
-            hubs.append(_hub(tmp_path / "hub-1", nats_server, database_url, acquirer))
+            # the first waits long for the provider's answer (the test kills it meanwhile)
+            hubs.append(_hub(tmp_path / "hub-1", nats_server, database_url, acquirer, timeout_s=60,
+                             watchdog_after_s=62))
             await wait_until(lambda: _ready(hubs[0]), timeout=60)
             async with trio.open_nursery() as nursery:
                 await nursery.start(run_edge, store_config)
@@ -101,7 +105,9 @@ async def test_a_hub_killed_between_the_providers_answer_and_its_commit_loses_do
                 hubs[0].kill()  # kill -9: the provider has done it, the hub never committed the answer
                 assert (await _intent(database_url, tender) or {})["state"] == "processing"
 
-                hubs.append(_hub(tmp_path / "hub-2", nats_server, database_url, acquirer))
+                # the next one's watchdog looks at the processing intent after a few seconds
+                hubs.append(_hub(tmp_path / "hub-2", nats_server, database_url, acquirer, timeout_s=1,
+                                 watchdog_after_s=3))
                 settled = await wait_until(lambda: _settled(database_url, tender), timeout=60)
                 await wait_until(lambda: _in_inbox(store_config.state_dir, f"payment.{outcome}"), timeout=30)
                 await trio.sleep(1.5)  # a second copy would have come by now

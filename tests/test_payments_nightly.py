@@ -15,13 +15,16 @@ import trio
 
 from hub.app import run_hub
 from hub.payments import nightly
+from hub.payments.service import Payments
 from mocks.acquirer import Acquirer, AcquirerServer
 from novapos.config import HubConfig
 from novapos.config.hub import PaymentSettings
+from novapos.wire.ids import uuid7
 from tests.acquirer_support import RunningAcquirer
 from tests.conftest import query, wait_until
 from tests.console_access import sign_in_admin
 from tests.identity import add_user, grant, signed_in
+from tests.payment_support import in_payments
 from tests.stock_world import build_world
 
 YESTERDAY = (datetime.now(UTC) - timedelta(days=1)).date()
@@ -112,3 +115,22 @@ async def test_a_provider_away_is_said_once_and_tried_again_until_it_answers(
     warnings = [r.getMessage() for r in caplog.records if r.name == "hub.payments.nightly" and r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "check PostgreSQL and the payment provider" in warnings[0]
     assert any("works again" in r.getMessage() for r in caplog.records if r.name == "hub.payments.nightly")
+
+
+def test_the_nightly_run_catches_up_the_days_since_its_last_one_at_most_a_week(database_url: str) -> None:
+    due = datetime(2026, 3, 10, tzinfo=UTC).date()
+
+    async def owed(payments: Payments) -> list[list[str]]:
+        days = [[day.isoformat() for day in await nightly.days_owed(payments.pool, "demo", "simulator", due)]]
+        for day, status in ((due - timedelta(days=30), "clean"), (due - timedelta(days=3), "drift"),
+                            (due - timedelta(days=1), "failed")):
+            await payments.pool.execute(
+                "INSERT INTO reconciliation_runs (id, tenant, provider, day, trigger, actor, status, finished_at)"
+                " VALUES ($1, 'demo', 'simulator', $2, 'nightly', 'hub:reconcile', $3, now())", uuid7(), day, status)
+            days.append([day.isoformat() for day in await nightly.days_owed(payments.pool, "demo", "simulator",
+                                                                            due)])
+        return days
+    never, month, days, failed = in_payments(database_url, "", owed)
+    assert never == ["2026-03-10"]  # never reconciled nightly: only the due day
+    assert month == [f"2026-03-{n:02}" for n in range(4, 11)]  # a month ago: the last week only
+    assert days == failed == ["2026-03-08", "2026-03-09", "2026-03-10"]  # a failed run is owed again

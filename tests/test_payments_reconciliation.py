@@ -20,6 +20,7 @@ import tomli_w
 from hub.db import close_pool, create_pool, migrate
 from hub.payments.acquirer import HttpGateway
 from hub.payments.reconciliation import DRIFT_ITEMS, one, run
+from hub.payments.watchdog import refresh_gauges
 from tests.acquirer_support import RunningAcquirer, running_acquirer
 
 T = TypeVar("T")
@@ -100,6 +101,13 @@ def test_a_clean_day_then_one_mismatch_of_each_kind(database_url: str) -> None:
             assert [(row["actor"], row["target"]) for row in audited] == [("cli:test", clean.run["id"]),
                                                                           ("admin", report.run["id"])]
             assert '"extra": 1' in audited[1]["details"] and '"items": 4' in audited[1]["details"]
+
+            DRIFT_ITEMS.labels("demo").set(0)  # as in another hub process, which ran nothing
+            await refresh_gauges(pool)
+            assert DRIFT_ITEMS.labels("demo")._value.get() == 4
+            older = await run(pool, gateway, "demo", TODAY - timedelta(days=1), trigger="command", actor="cli:test")
+            assert older is not None and older.run["status"] == "clean"
+            assert DRIFT_ITEMS.labels("demo")._value.get() == 4  # the latest day's figure stands
         with_world(database_url, acquirer.url, test)
 
 
@@ -117,6 +125,21 @@ def test_a_payment_voided_at_the_hub_but_settled_by_the_provider_is_a_state_drif
             assert report is not None
             return [(item.kind.value, item.hub_state, item.provider_state) for item in report.drift]
         assert with_world(database_url, acquirer.url, test) == [("state", "cancelled", "settled")]
+
+
+def test_a_line_another_tenant_also_holds_is_still_compared_for_this_one(database_url: str) -> None:
+    with running_acquirer() as acquirer:
+        async def test(pool: asyncpg.Pool, gateway: HttpGateway) -> None:
+            ref = await captured(pool, gateway, 700)
+            await pool.execute(  # the same reference at another tenant (a provider's or a store's mistake)
+                "INSERT INTO payment_intents (id, tenant, store, tender_id, method, currency, amount_minor,"
+                " authorized_minor, captured_minor, state, provider, provider_ref) VALUES ($1, 'other', 'o-1', 't-o',"
+                " 'card', 'EUR', 700, 700, 700, 'captured', 'simulator', $2)", uuid.uuid4(), ref)
+            inject(acquirer, "amount", ref, amount_minor=701)
+            report = await run(pool, gateway, "demo", TODAY, trigger="command", actor="cli:test")
+            assert report is not None
+            assert [(item.kind.value, item.provider_ref) for item in report.drift] == [("amount", ref)]
+        with_world(database_url, acquirer.url, test)
 
 
 def test_the_nightly_run_is_made_once_however_many_hubs_claim_it(database_url: str) -> None:

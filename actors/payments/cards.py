@@ -155,8 +155,9 @@ class CardsActor(Actor):
                reason: str) -> dict[str, Any] | Rejected | None:
         """Refund `amount_minor` of the card tender `tender_id` through the hub (the provider, no card needed): the
         hub's {"intent", "refund"}; None when the hub cannot do it (offline, or it does not know that payment, or has
-        not captured it yet): the till refunds at its terminal. Rejected when the hub may have done it without saying (a timeout): the
-        cashier sends the return again, under the same refund_key, never a second refund."""
+        not captured it yet, or the provider declined it): the till refunds at its terminal. Rejected when the hub may
+        have done it without saying (a timeout, or 504: the provider has not confirmed it): the cashier sends the
+        return again, under the same refund_key, never a second refund."""
         if not self._link.connected:
             return None
         body = {"tender_id": tender_id, "amount_minor": amount_minor, "refund_key": refund_key, "actor": actor,
@@ -164,6 +165,9 @@ class CardsActor(Actor):
         try:
             return self._ask(REFUND, body)
         except HubRefused as exc:
+            if exc.code == 504:  # the provider has not confirmed it yet: it may be done
+                return Rejected("conflict", "the card refund is not confirmed yet: complete the return again (the "
+                                            "card is refunded once, whatever happened)")
             log.info("refund %s: the hub refused it (%d %s): refunding at the terminal", refund_key, exc.code, exc)
             return None
         except HubUnreachable as exc:

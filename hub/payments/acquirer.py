@@ -4,9 +4,10 @@ acquirer simulator, mocks.acquirer, in the demo and the tests).
 Transport failures are sorted by what they mean for the money. A provider that could not be reached (no
 connection, no free connection in the pool, or it said 429 "not processed") did nothing:
 `GatewayUnavailable`. Anything later (no answer in `timeout_s`, a dropped connection, a 5xx, an answer that
-does not make sense) has an unknown outcome: `GatewayTimeout`, and the caller asks `status(key)` before anything
-else. The provider is an outside party: its answers are checked like a client's input (types, bounds, the
-states a call can end in) before the hub believes them.
+does not make sense, or 409 "idempotency key in use": the key's call may still be out) has an unknown outcome:
+`GatewayTimeout`, and the caller asks `status(key)` before anything else. The provider is an outside party: its
+answers are checked like a client's input (types, bounds, the states a call can end in, what the call asked)
+before the hub believes them.
 
 Each call's latency is observed in `novapos_hub_payment_gateway_seconds{call, outcome}` (outcome: the answer's,
 such as authorized or declined, or timeout, unavailable, bad_answer, never_seen); the histogram is defined here,
@@ -29,6 +30,7 @@ import httpx
 from prometheus_client import Histogram
 
 from hub.payments.gateway import (
+    PROVIDER_REF,
     Answer,
     GatewayTimeout,
     GatewayUnavailable,
@@ -42,7 +44,6 @@ GATEWAY_SECONDS = Histogram(
     "novapos_hub_payment_gateway_seconds", "Time the payment provider took to answer one call",
     ["call", "outcome"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
-_REF = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _ENDS: dict[str, dict[str, Outcome]] = {
     "authorize": {"authorized": Outcome.AUTHORIZED, "captured": Outcome.CAPTURED},
     "terminal_authorization": {"authorized": Outcome.AUTHORIZED},
@@ -84,17 +85,21 @@ class HttpGateway:
                                 {"payment": _provider_ref(provider_ref), "amount_minor": amount_minor}, provider_ref,
                                 Asked(amount_minor))
 
-    async def status(self, key: str) -> Answer | None:
+    async def status(self, key: str, call: str, provider_ref: str, amount_minor: int | None,
+                     currency: str) -> Answer | None:
         with _observed("status") as outcome:
             response = await self._send("status", "GET", f"/v1/calls/{quote(_key(key), safe='')}")
             if response.status_code == 404:
                 outcome[0] = "never_seen"
                 return None
-            call = _object(response, "status")
-            name, status, answer = call.get("call"), call.get("status"), call.get("answer")
+            record = _object(response, "status")
+            name, status, answer = record.get("call"), record.get("status"), record.get("answer")
             if name not in _ENDS or type(status) is not int or not isinstance(answer, dict):
                 raise BadAnswer(f"the provider's record of call {key} is not a payment call's answer")
-            found = _answer(str(name), status, answer, "")
+            if name != call:
+                raise BadAnswer(f"the provider's record of call {key} is a {name}, not the {call} asked")
+            found = _answer(call, status, answer, provider_ref,
+                            None if amount_minor is None else Asked(amount_minor, currency))
             outcome[0] = found.outcome.value
             return found
 
@@ -206,7 +211,7 @@ class Asked:
 def _answer(name: str, status: int, payload: dict[str, Any], provider_ref: str, asked: Asked | None = None
             ) -> Answer:
     """A call's answer (its HTTP status and JSON body) as an Answer; BadAnswer for one the hub cannot believe.
-    `asked`: what the call asked for (None for an answer found by status, whose request the hub has not here)."""
+    `asked`: what the call asked for (None for a void: it moves no amount of its own)."""
     try:
         if status == 200:
             ends = _ENDS.get(name)
@@ -232,6 +237,9 @@ def _answer(name: str, status: int, payload: dict[str, Any], provider_ref: str, 
         if not isinstance(error, dict):
             raise validators.Invalid("error", "is missing from a refusal")
         message = _optional_text("error.message", error.get("message"), 200)
+        if status == 409 and error.get("code") == "idempotency_key_in_use":
+            raise GatewayTimeout(f"the provider says the key of {name} is in use (a call still out, or another "
+                                 "request): the outcome is unknown")
         if status in (402, 404):
             ref = error.get("provider_ref") or provider_ref
             return Answer(Outcome.DECLINED, _provider_ref(ref) if ref else "", 0, message=message)
@@ -286,7 +294,7 @@ def _optional_text(where: str, value: Any, max_length: int) -> str:
 
 
 def _provider_ref(value: Any) -> str:
-    if not isinstance(value, str) or not _REF.fullmatch(value):
+    if not isinstance(value, str) or not PROVIDER_REF.fullmatch(value):
         raise validators.Invalid("provider_ref", "must be 1 to 64 letters, digits, ., _ or -")
     return value
 

@@ -12,6 +12,7 @@ demo and the tests.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -65,6 +66,11 @@ class SettlementLine:
     refund_ref: str = ""
 
 
+PROVIDER_REF = re.compile(r"[A-Za-z0-9._-]{1,64}")
+"""A provider's payment reference as the hub sends it back in a call's path and body (HttpGateway checks each, the
+stores' requests check them at the door, so that no intent holds one the hub cannot capture or void)."""
+
+
 class GatewayTimeout(Exception):
     """The call's outcome is unknown: ask `status` with the same key before anything else."""
 
@@ -90,8 +96,12 @@ class Gateway(Protocol):
         """Refund part or all of a captured payment; the answer's provider_ref names the refund."""
         ...
 
-    async def status(self, key: str) -> Answer | None:
-        """How the call made with `key` ended; None: the provider never saw it (safe to make it again)."""
+    async def status(self, key: str, call: str, provider_ref: str, amount_minor: int | None,
+                     currency: str) -> Answer | None:
+        """How the call made with `key` ended; None: the provider never saw it (safe to make it again). What the
+        call asked (`call`: authorize, capture, cancel or refund, its payment's `provider_ref` ("" when not known
+        yet), `amount_minor` (None for a void) and `currency`) is checked against the answer before it is believed:
+        the watchdog writes it to the intent."""
         ...
 
     async def settlement(self, day: date) -> list[SettlementLine]: ...

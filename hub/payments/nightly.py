@@ -3,7 +3,8 @@ has passed, each tenant's day before is reconciled with the provider's settlemen
 (hub.payments.reconciliation.run).
 
 Every hub process tries; the run's row is claimed by one (a unique index), so a day is reconciled once per tenant
-however many hubs there are. A hub that was down at reconcile_at catches up when it starts. PostgreSQL or the
+however many hubs there are. A hub that was down at reconcile_at catches up when it starts, with every day since
+the tenant's last finished nightly run (at most CATCH_UP_DAYS). PostgreSQL or the
 provider away: said once, retried with backoff, never the end of the hub. No provider configured: nothing to do.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, date, datetime, time, timedelta
 
+import asyncpg
 import trio
 
 from edge_runtime import Backoff
@@ -26,6 +28,10 @@ log = logging.getLogger(__name__)
 RETRY = Backoff(initial=30.0, maximum=900.0)
 NIGHTLY = f"{SYSTEM}reconcile"
 """The nightly runs' actor: the hub's own, so not audited (a person's run from the console or the command is)."""
+CATCH_UP_DAYS = 7
+"""At most this many days are reconciled nightly at once, the due day included (a hub down longer: the command)."""
+_LAST_FINISHED = ("SELECT max(day) FROM reconciliation_runs WHERE tenant = $1 AND provider = $2 AND trigger = 'nightly'"
+                  " AND status IN ('clean', 'drift')")
 LOOK_AGAIN_S = 3600.0
 """At most this long between looks (a clock changed, a run another hub claimed then abandoned)."""
 
@@ -50,6 +56,25 @@ def next_due(day: date, at: time) -> datetime:
     return datetime.combine(day + timedelta(days=2), at)
 
 
+async def days_owed(pool: asyncpg.Pool, tenant: str, provider_name: str, due: date) -> list[date]:
+    """The days the nightly run owes `tenant`, oldest first: each after its last finished nightly run up to `due`,
+    at most CATCH_UP_DAYS of them (hubs down over a weekend catch up); only `due` for a tenant never reconciled
+    nightly (older days are the command's)."""
+    last = await pool.fetchval(_LAST_FINISHED, tenant, provider_name)
+    first = due if last is None else max(last + timedelta(days=1), due - timedelta(days=CATCH_UP_DAYS - 1))
+    return [first + timedelta(days=n) for n in range((due - first).days + 1)]
+
+
+async def reconcile_owed(pool: asyncpg.Pool, gateway: Gateway, tenant: str, due: date) -> str | None:
+    """Reconcile each day owed to `tenant` up to `due`, oldest first; the first failed run's error (the later days
+    wait for it), else None."""
+    for day in await days_owed(pool, tenant, gateway.name, due):
+        report = await run(pool, gateway, tenant, day, "nightly", NIGHTLY)
+        if report is not None and report.failed:
+            return str(report.run["error"])
+    return None
+
+
 async def reconcile_nightly(console: Console) -> None:
     at = at_time(console.config.payments.reconcile_at)
     pool = console.ready_pool()
@@ -62,9 +87,9 @@ async def reconcile_nightly(console: Console) -> None:
         day = due_day(datetime.now(UTC), at)
         try:
             for tenant in sorted(console.tenants):
-                report = await console.seam.run(run, pool, gateway, tenant, day, "nightly", NIGHTLY)
-                if report is not None and report.failed:
-                    raise RuntimeError(report.run["error"])
+                error = await console.seam.run(reconcile_owed, pool, gateway, tenant, day)
+                if error is not None:
+                    raise RuntimeError(error)
         except Exception as exc:
             failures += 1
             if failures == 1:

@@ -2,8 +2,8 @@
 
 A run loads the hub's movements of one tenant and day (UTC) from PostgreSQL and the provider's settlement report
 of that day from the gateway, compares them, and keeps the run with its drift items (reconciliation_runs,
-reconciliation_drift), an audit record (payment.reconciled) when a person ran it (the console, the command; the
-nightly run is the hub's own, like its captures) and the drift gauge, in one transaction, then says so in one log
+reconciliation_drift) and an audit record (payment.reconciled) when a person ran it (the console, the command; the
+nightly run is the hub's own, like its captures), in one transaction, refreshes the drift gauge from the database, then says so in one log
 line. The nightly service, the command and the console's "run now" all come here.
 
 The provider's account may serve several tenants: a line naming another tenant's payment is left to that
@@ -34,7 +34,7 @@ from novapos.wire.ids import uuid7
 log = logging.getLogger(__name__)
 
 DRIFT_ITEMS = Gauge("novapos_hub_payment_drift_items",
-                    "Drift items in the tenant's latest reconciliation run (0: the provider's settlement agrees)",
+                    "Drift items in the latest run of the tenant's latest reconciled day (0: the provider's settlement agrees)",
                     ["tenant"])
 ABANDONED_AFTER = timedelta(hours=1)
 """A nightly run still `running` after this was cut short (its hub died): it may be run again."""
@@ -57,8 +57,13 @@ FROM payment_refunds r JOIN payment_intents i ON i.id = r.intent_id
 WHERE r.tenant = $1 AND i.provider = $2 AND ((r.via = 'provider' AND r.succeeded_at >= $3 AND r.succeeded_at < $4)
                                              OR r.provider_ref = ANY($5::text[]))
 """
-_OTHERS = "SELECT DISTINCT provider_ref FROM payment_intents WHERE provider = $1 AND tenant <> $2 " \
-          "AND provider_ref = ANY($3::text[])"
+_OTHERS = ("SELECT DISTINCT provider_ref FROM payment_intents p WHERE provider = $1 AND tenant <> $2"
+           " AND provider_ref = ANY($3::text[]) AND NOT EXISTS (SELECT 1 FROM payment_intents o WHERE"
+           " o.provider = $1 AND o.tenant = $2 AND o.provider_ref = p.provider_ref)")
+"""References the lines name that another tenant holds and this one does not (one this tenant holds is compared
+here, whoever else holds it: dropping it would hide its mismatch)."""
+_LATEST = ("SELECT DISTINCT ON (tenant) tenant, items FROM reconciliation_runs WHERE status IN ('clean', 'drift')"
+           " ORDER BY tenant, day DESC, finished_at DESC")
 _START = ("INSERT INTO reconciliation_runs (id, tenant, provider, day, trigger, actor, status) "
           "VALUES ($1, $2, $3, $4, $5, $6, 'running')")
 _CLAIM = (_START + " ON CONFLICT (tenant, provider, day) WHERE trigger = 'nightly' AND status <> 'failed' DO NOTHING"
@@ -160,14 +165,21 @@ async def _finish(pool: asyncpg.Pool, run_id: uuid.UUID, tenant: str, provider: 
                 "day": day.isoformat(), "provider": provider, "status": status, "items": len(drift),
                 **counts(drift), **({"error": error} if error else {})}))
         row = await conn.fetchrow(f"SELECT {RUN_COLUMNS} FROM reconciliation_runs WHERE id = $1", run_id)
-    if not error:
-        DRIFT_ITEMS.labels(tenant).set(len(drift))
+        await refresh_drift(conn)
     by_kind = " ".join(f"{kind}={count}" for kind, count in counts(drift).items())
     (log.error if error else log.warning if drift else log.info)(
         "payments reconciled run=%s tenant=%s provider=%s day=%s status=%s items=%d %s hub_movements=%d "
         "provider_lines=%d took_ms=%d%s", run_id, tenant, provider, day, status, len(drift), by_kind, movements,
         lines, (time.monotonic() - started) * 1000, f" error={error!r}" if error else "")
     return Report(_jsonable(dict(row)), drift)
+
+
+async def refresh_drift(conn: asyncpg.Connection) -> None:
+    """DRIFT_ITEMS from the database: per tenant, the latest finished run of the latest day reconciled (a failed
+    run compared nothing), so that every hub process shows the same figure, and a run that finds the fix clears
+    it wherever the alert looks (the watchdog refreshes it with the intents' gauges)."""
+    for row in await conn.fetch(_LATEST):
+        DRIFT_ITEMS.labels(row["tenant"]).set(row["items"])
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from hub.payments.intents import Intent
 from hub.payments.model import Refused, State
 from hub.payments.offline_limits import OfflineLimits
 from hub.payments.requests import reason, refusal
-from hub.payments.service import Conflict, NoProvider, NotFound, Payments
+from hub.payments.service import Conflict, Declined, NoProvider, NotFound, Payments, declined
 from novapos import validators
 from novapos.adapters.http import ApiError, json_body, route
 from novapos.roles import Permission
@@ -127,6 +127,12 @@ def _refused(exc: Exception) -> tuple[int, dict[str, Any]]:
     return int(said["code"]), body
 
 
+def console_refund_key(login: str, intent_id: uuid.UUID, key: str) -> str:
+    """The refund key of a console refund sent with an Idempotency-Key: the person's and the intent's, so that
+    another person's (or another payment's) refund under the same key is never answered as theirs."""
+    return hashlib.sha256(f"{login}\n{intent_id}\n{key}".encode()).hexdigest()[:40]
+
+
 def routes(console: Console) -> Sequence[BaseRoute]:
     async def find(principal: Principal, raw_id: str, permission: Permission) -> Intent:
         """The tenant's intent (404 otherwise), if `permission` reaches its store (403 otherwise)."""
@@ -144,7 +150,7 @@ def routes(console: Console) -> Sequence[BaseRoute]:
         async def run() -> idempotency.Answer:
             try:
                 intent, answer = await act(provider.serving(console.ready_pool()))
-            except (Refused, NotFound, Conflict, NoProvider) as exc:
+            except (Refused, NotFound, Conflict, NoProvider, Declined) as exc:
                 return _refused(exc)
             return (202 if intent.state == State.PROCESSING else done), answer
 
@@ -235,11 +241,12 @@ def routes(console: Console) -> Sequence[BaseRoute]:
         why = reason("reason", body.get("reason"))
         key = idempotency.key_of(request.headers.get(idempotency.HEADER))
         refund_key = validators.token("refund_key", body["refund_key"], max_length=128) if "refund_key" in body \
-            else "console-" + (hashlib.sha256(key.encode()).hexdigest()[:40] if key else str(uuid.uuid4()))
+            else "console-" + (console_refund_key(principal.login, intent.id, key) if key else str(uuid.uuid4()))
 
         async def act(payments: Payments) -> tuple[Intent, dict[str, Any]]:
             refunded, made = await payments.refund(principal.tenant, intent.id, amount_minor=amount,
                                                    refund_key=refund_key, actor=principal.login, reason=why)
+            declined(refunded, made)
             return refunded, {"intent": refunded.to_json(), "refund": made.to_json()}
         return await change(request, principal, body, act)
 
@@ -278,6 +285,7 @@ _CHANGE_ANSWERS = {
     "200": {"description": "done: the intent as it is now", **_INTENT_ANSWER},
     "202": {"description": "the provider did not answer in time: the intent is processing until the watchdog "
                            "learns how it ended", **_INTENT_ANSWER},
+    "402": {"description": "the provider declined the refund: nothing was refunded", "content": _ERROR},
     "404": {"description": "no such payment", "content": _ERROR},
     "409": {"description": "the payment's state does not allow this (code invalid_state_transition, with its "
                            "state), or the Idempotency-Key was used for another request (code conflict)",

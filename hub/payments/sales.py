@@ -34,7 +34,7 @@ from hub.console.context import Console
 from hub.payments import intents, model, outbox, provider
 from hub.payments.intents import Intent
 from hub.payments.model import State
-from hub.payments.service import NoProvider, Payments
+from hub.payments.service import RETRIED_BY_ITSELF, NoProvider, Payments, free_declined_key
 from hub.repeating import repeat
 from novapos.config.hub import PaymentSettings
 from novapos.wire.envelope import Envelope
@@ -80,7 +80,10 @@ async def apply_card_approved(conn: asyncpg.Connection, events: Sequence[Envelop
                                         f"for this tender, recorded as {intent.amount_minor} {intent.currency}")
         claim = await conn.fetchrow("SELECT * FROM payment_tender_sales WHERE tenant = $1 AND tender_id = $2 AND"
                                     " linked_at IS NULL FOR UPDATE", event.tenant, body["tender"])
-        if claim is not None:
+        if claim is not None and claim["store"] != intent.store:  # never capture another store's card payment
+            await _attend(conn, intent, f"a sale of {claim['store']} ({claim['order_id']}) claims this "
+                                        f"{intent.store} payment's tender: not linked")
+        elif claim is not None:
             await _link(conn, intent, claim["order_id"], claim["amount_minor"], claim["currency"])
 
 
@@ -97,7 +100,8 @@ async def apply_card_declined(conn: asyncpg.Connection, events: Sequence[Envelop
 
 
 async def apply_sales(conn: asyncpg.Connection, events: Sequence[Envelope]) -> None:
-    """sale.completed (v3 on: tenders with ids): link each card/QR tender's intent to the order, check the split."""
+    """sale.completed (v3 on: tenders with ids): link each card/QR tender's intent to the order, check the split;
+    a tender whose intent is another store's is flagged, not linked (nor captured)."""
     for event in events:
         body = event.body
         tenders = [tender for tender in body["tenders"] if tender.get("id") and tender["method"] in LINKED_METHODS]
@@ -115,6 +119,10 @@ async def apply_sales(conn: asyncpg.Connection, events: Sequence[Envelope]) -> N
             intent = await intents.by_tender(conn, event.tenant, tender["id"], lock=True)
             if intent is None:
                 continue  # its card.approved comes later in this batch or the next: linked then
+            if intent.store != event.store:  # never capture another store's card payment
+                await _attend(conn, intent, f"a sale of {event.store} ({event.id}) claims this {intent.store} "
+                                            "payment's tender: not linked")
+                continue
             intent = await _link(conn, intent, event.id, amount, currency)
             if split_off is not None:
                 await _attend(conn, intent, split_off)
@@ -159,6 +167,7 @@ async def _terminal_refund(conn: asyncpg.Connection, event: Envelope, refund: di
     if intent is None:
         return  # a sale paid before the hub kept intents
     key, amount = refund["id"], refund["amount"]["minor"]
+    await free_declined_key(conn, event.tenant, key)
     if await conn.fetchval("SELECT 1 FROM payment_refunds WHERE tenant = $1 AND refund_key = $2", event.tenant, key):
         return  # refunded through the hub (pay_refund) under this key: already recorded
     try:
@@ -181,7 +190,8 @@ async def _terminal_refund(conn: asyncpg.Connection, event: Envelope, refund: di
 
 DUE = ("SELECT tenant, id, state, till FROM payment_intents WHERE order_id IS NOT NULL AND"
        " (state = 'authorized' OR (state = 'awaiting_payment_method' AND offline AND card_token IS NOT NULL))"
-       " ORDER BY updated_at LIMIT $1")
+       f" AND {RETRIED_BY_ITSELF} ORDER BY updated_at LIMIT $1")
+"""Intents of completed sales to move; not one whose capture the provider declined (a person's, not every round's)."""
 
 
 async def capture_round(payments: Payments) -> int:

@@ -42,6 +42,12 @@ person's and are not audited, but for the auto-void, which is."""
 AUTO_VOID = "hub:auto-void"
 ATTENTION_AFTER = 10
 """A call still unknown after this many watchdog periods is surfaced for a person."""
+UNREACHED = "the provider could not be reached"
+"""How a call that never reached the provider is put back (last_error): nothing was done, so it is tried again."""
+RETRIED_BY_ITSELF = f"(last_error IS NULL OR attention IS NULL OR last_error LIKE '{UNREACHED}%')"
+"""Intents the capture service and auto-void may move on their own: not one whose capture or void the provider
+declined (it then holds both the reason and `attention`), which a person sees to, rather than a retry every round;
+one put back because the provider could not be reached is (whatever else a person was asked to look at)."""
 _AUDITED = {Action.CAPTURE: "payment.captured", Action.CANCEL: "payment.voided", Action.REFUND: "payment.refunded"}
 
 
@@ -55,6 +61,25 @@ class Conflict(Exception):
 
 class NoProvider(Exception):
     """No provider is configured, or it could not be reached: nothing was done (503)."""
+
+
+class Declined(Exception):
+    """The provider declined a refund: nothing was refunded (402), so no answer may read as refunded."""
+
+
+def declined(intent: Intent, refund: Refund) -> None:
+    """Declined for a refund the provider declined (the same key again says so again)."""
+    if refund.state == "failed":
+        raise Declined(f"the provider declined refund {refund.key}: {intent.last_error or 'no reason given'}; "
+                       "nothing was refunded")
+
+
+async def free_declined_key(conn: asyncpg.Connection, tenant: str, refund_key: str) -> None:
+    """Move a refund the provider declined off its key (the row stays, for the record), so that the refund the
+    till then makes at its terminal under that key can be recorded."""
+    await conn.execute("UPDATE payment_refunds SET refund_key = refund_key || ':declined:' || id::text,"
+                       " updated_at = now() WHERE tenant = $1 AND refund_key = $2 AND state = 'failed'"
+                       " AND via = 'provider'", tenant, refund_key)
 
 
 @dataclass(frozen=True)
@@ -206,6 +231,7 @@ class Payments:
         """A refund the till's terminal made with the card present: recorded, no provider call."""
         async with self.pool.acquire() as conn, conn.transaction():
             intent = await self._locked(conn, tenant, intent_id)
+            await free_declined_key(conn, tenant, refund_key)
             earlier = await _refund_by_key(conn, tenant, refund_key)
             if earlier is not None:
                 return intent, _same_refund(earlier, intent, amount_minor)
@@ -269,7 +295,10 @@ class Payments:
         gateway = self._gateway("resolve")
         assert intent.pending_key is not None
         try:
-            answer = await self._timed(gateway.status(intent.pending_key))
+            answer = await self._timed(gateway.status(
+                intent.pending_key, str(intent.pending),
+                "" if intent.pending == Action.AUTHORIZE else intent.provider_ref or "", intent.pending_minor,
+                intent.currency))
         except (GatewayTimeout, GatewayUnavailable) as exc:
             metrics.action("resolve", "unknown")
             return await self._still_unknown(intent, f"the provider could not say how it ended ({exc or 'no answer'})")
@@ -296,20 +325,39 @@ class Payments:
 
     async def void_expired(self, batch: int) -> int:
         """Cancel up to `batch` authorizations left uncaptured past their capture window (audited as
-        payment.auto_voided); how many were claimed. Several hubs share the work (SKIP LOCKED)."""
+        payment.auto_voided); how many were claimed. Each is claimed right before its own call (a claim made for a
+        whole batch would wait PROCESSING behind the others' calls, where the watchdog may make it again). Several
+        hubs share the work (SKIP LOCKED); a void the provider declined is left to a person (`attention`), not
+        tried again every round; one that raised is surfaced for a person and the others carry on."""
         if self.gateway is None:
             return 0
-        async with self.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch("SELECT * FROM payment_intents WHERE state = 'authorized' AND capture_before < now()"
-                                    " ORDER BY capture_before LIMIT $1 FOR UPDATE SKIP LOCKED", batch)
-            claimed = [await self._begin(conn, Intent.of(row), Action.CANCEL, amount=None, actor=AUTO_VOID,
-                                         reason="not captured within the capture window") for row in rows]
-        for intent in claimed:
+        for claimed_so_far in range(batch):
+            async with self.pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow("SELECT * FROM payment_intents WHERE state = 'authorized' AND"
+                                          f" capture_before < now() AND {RETRIED_BY_ITSELF}"
+                                          " ORDER BY capture_before LIMIT 1 FOR UPDATE SKIP LOCKED")
+                if row is None:
+                    return claimed_so_far
+                intent = await self._begin(conn, Intent.of(row), Action.CANCEL, amount=None, actor=AUTO_VOID,
+                                           reason="not captured within the capture window")
             try:
                 await self._run(intent)
             except NoProvider as exc:
                 log.warning("auto-void of payment %s: %s; tried again on the next round", intent.id, exc)
-        return len(claimed)
+                return claimed_so_far + 1
+            except Exception as exc:  # this intent's trouble (a reference the provider cannot take): not the others'
+                await self.attend(intent.id, f"the auto-void failed: {type(exc).__name__}: {exc}")
+        return batch
+
+    async def attend(self, intent_id: uuid.UUID, why: str) -> None:
+        """Surface an intent whose call raised for a person (logged with the trace; the first reason stays), so
+        that the watchdog and auto-void carry on with the others."""
+        log.exception("payment %s needs attention: %s", intent_id, why)
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow("SELECT * FROM payment_intents WHERE id = $1 FOR UPDATE", intent_id)
+            if row is not None and row["attention"] is None:
+                intent = Intent.of(row)
+                await intents.change(conn, intent, intent.state, attention=why[:500])
 
     async def stale(self, batch: int) -> list[uuid.UUID]:
         """Up to `batch` intents processing for longer than watchdog_after_s that no watchdog looked at in that
@@ -357,7 +405,7 @@ class Payments:
         try:
             answer = await self._call(intent)
         except GatewayUnavailable as exc:
-            await self._put_back(intent, f"the provider could not be reached ({exc}): nothing was done")
+            await self._put_back(intent, f"{UNREACHED} ({exc}): nothing was done")
             raise NoProvider(f"the payment provider could not be reached ({exc}): nothing was done; try again") \
                 from None
         if answer is None:
@@ -493,8 +541,7 @@ class Payments:
             changed = await intents.change(conn, intent, back, last_error=why)
             await _emit_refund(conn, changed, refund)
             return changed
-        return await intents.change(conn, intent, back, last_error=why,
-                                    attention=why if action == Action.CAPTURE else intent.attention)
+        return await intents.change(conn, intent, back, last_error=why, attention=intent.attention or why)
 
     async def _audit(self, conn: asyncpg.Connection, intent: Intent, action: Action, actor: str | None,
                      reason: str | None, amount_minor: int, **details: Any) -> None:

@@ -4,7 +4,8 @@
   hub): the card's hold is released rather than left to lapse at the bank, and it is audited;
 - the pending watchdog resolves intents PROCESSING for longer than [payments] watchdog_after_s by asking the
   provider how their call ended (hub.payments.service.Payments.resolve), surfacing those still unknown for a
-  person; it also refreshes the intents' gauges and forgets idempotency keys past their 24 hours.
+  person; it also refreshes the intents' gauges and the reconciliation drift gauge (from the database) and
+  forgets idempotency keys past their 24 hours.
 
 Several hubs run both side by side: auto-void claims its intents with FOR UPDATE SKIP LOCKED and the watchdog
 marks each intent it takes (`checked_at`), so each is handled by one hub at a time. Both outlive PostgreSQL,
@@ -20,7 +21,7 @@ import asyncpg
 import trio
 
 from hub.console.context import Console
-from hub.payments import idempotency, metrics, provider
+from hub.payments import idempotency, metrics, provider, reconciliation
 from hub.payments.service import NoProvider, Payments
 from hub.repeating import repeat
 
@@ -42,12 +43,16 @@ SELECT (SELECT coalesce(jsonb_object_agg(state, n), '{}') FROM
 
 
 async def refresh_gauges(pool: asyncpg.Pool) -> None:
-    row = await pool.fetchrow(GAUGES_SQL)
-    metrics.intents_by_state(json.loads(row["states"]), row["attention"], row["offline"], row["offline_minor"])
+    """The intents' gauges and the reconciliation drift, from the database: the same in every hub process."""
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(GAUGES_SQL)
+        metrics.intents_by_state(json.loads(row["states"]), row["attention"], row["offline"], row["offline_minor"])
+        await reconciliation.refresh_drift(conn)
 
 
 async def resolve_stale(payments: Payments) -> int:
-    """Resolve up to BATCH stale PROCESSING intents; how many were taken."""
+    """Resolve up to BATCH stale PROCESSING intents; how many were taken. One that raises is surfaced for a person
+    and the batch carries on (else the oldest would stop every batch)."""
     if payments.gateway is None:
         return 0
     taken = await payments.stale(BATCH)
@@ -56,6 +61,9 @@ async def resolve_stale(payments: Payments) -> int:
             resolved = await payments.resolve(intent_id)
         except NoProvider as exc:
             log.warning("payment %s is still processing: %s", intent_id, exc)
+            continue
+        except Exception as exc:  # this intent's trouble (a reference the provider cannot take): not the others'
+            await payments.attend(intent_id, f"the watchdog could not resolve it: {type(exc).__name__}: {exc}")
             continue
         log.info("payment %s resolved by the watchdog: %s%s", intent_id, resolved.state,
                  f" (attention: {resolved.attention})" if resolved.attention else "")

@@ -102,7 +102,8 @@ class PaymentSettings:
     capture_window_s: int = 2 * 86400
     """An authorization left uncaptured this long is voided (card-present holds last two to five days)."""
     watchdog_after_s: int = 60
-    """An intent processing this long is resolved by asking the provider, or surfaced for a person."""
+    """An intent processing this long is resolved by asking the provider, or surfaced for a person; more than
+    timeout_s + 1 (the longest a call may still be out), checked when the config loads."""
     webhook_tolerance_s: int = 300
     """A webhook whose signed timestamp is further than this from the hub's clock is refused (a replay)."""
     webhook_secrets_file: Path | None = None
@@ -209,12 +210,17 @@ def _payments(where: str, table: dict[str, object], whole: Callable[[str, str, i
     if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", at):
         raise validators.Invalid(f"{where}: [payments] reconcile_at", "must be a time of day, HH:MM (UTC)")
     secrets = table.get("webhook_secrets_file", "")
+    timeout_s = whole("payments", "timeout_s", PaymentSettings.timeout_s, 1, 120)
+    watchdog_after_s = whole("payments", "watchdog_after_s", PaymentSettings.watchdog_after_s, 1, 86400)
+    if watchdog_after_s <= timeout_s + 1:
+        raise validators.Invalid(f"{where}: [payments] watchdog_after_s", f"must be more than timeout_s + 1 "
+                                 f"({timeout_s + 1}): the watchdog would make a call again while it is still out")
     return PaymentSettings(
         gateway_url=validators.text(f"{where}: [payments] gateway_url", url, max_length=1024) if url else "",
         provider=validators.token(f"{where}: [payments] provider", table.get("provider", PaymentSettings.provider)),
-        timeout_s=whole("payments", "timeout_s", PaymentSettings.timeout_s, 1, 120),
+        timeout_s=timeout_s,
         capture_window_s=whole("payments", "capture_window_s", PaymentSettings.capture_window_s, 1, 30 * 86400),
-        watchdog_after_s=whole("payments", "watchdog_after_s", PaymentSettings.watchdog_after_s, 1, 86400),
+        watchdog_after_s=watchdog_after_s,
         webhook_tolerance_s=whole("payments", "webhook_tolerance_s", PaymentSettings.webhook_tolerance_s, 1, 3600),
         webhook_secrets_file=Path(validators.text(f"{where}: [payments] webhook_secrets_file", secrets,
                                                   max_length=1024)) if secrets else None,
