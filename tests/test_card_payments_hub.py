@@ -251,3 +251,48 @@ async def test_an_offline_approval_abandoned_while_the_hub_is_away_is_cancelled_
     cancelled = await intent_is(database_url, stored["id"], "cancelled")
     assert (cancelled["offline"], cancelled["captured_minor"], cancelled["authorized_minor"]) == (True, 0, 0)
     assert (await http.get(f"{edge.url}/api/payments/follow-ups")).json()["follow_ups"] == []
+
+
+async def test_a_card_refund_the_hub_did_not_confirm_is_only_asked_of_the_hub_again(
+        store_config: StoreConfig, hub_with_provider: HubConfig, database_url: str, acquirer: RunningAcquirer,
+        terminal: PaymentTerminalMock, http: httpx.AsyncClient, nursery: trio.Nursery) -> None:
+    _, hub_scope = await start(nursery, run_hub, hub_with_provider)
+    edge, _ = await start(nursery, run_edge, edge_config(store_config, terminal, offline_cards=False))
+    till = await open_till(http, edge.url)
+    basket = await till.basket((COFFEE, 1))
+    approved = await card(till, terminal, 499)
+    sale = await till.complete(basket["cart"])
+    assert sale.status_code == 200, sale.text
+    captured = await intent_is(database_url, approved["id"], "captured", captured_minor=499)
+
+    acquirer.hold()  # the provider refunds, but its answer comes after the till stopped waiting
+    started = await http.post(f"{till.url}/returns", json={"order": sale.json()["sale"], "override": MANAGER_OVERRIDE})
+    assert started.status_code == 200, started.text
+    taken = await http.post(f"{till.url}/returns/lines", json={"original_line": 1, "quantity": 1})
+    assert taken.status_code == 200, taken.text
+    cart = taken.json()["cart"]
+    unconfirmed = await http.post(f"{till.url}/complete", json={"cart": cart})
+    assert unconfirmed.status_code == 409, unconfirmed.text
+    cancelled = await http.request("DELETE", f"{till.url}/cart", json={"override": MANAGER_OVERRIDE})
+    assert cancelled.status_code == 409, cancelled.text  # the return keeps its refund key
+
+    hub_scope.cancel()  # no hub answering now: still never the terminal
+    await trio.sleep(0.5)
+    away = await http.post(f"{till.url}/complete", json={"cart": cart})
+    assert away.status_code == 409 and "has not confirmed" in away.text, away.text  # never the terminal
+    assert len(terminal.references) == 1  # the sale's payment only
+
+    acquirer.release()
+    await start(nursery, run_hub, replace(hub_with_provider, payments=replace(hub_with_provider.payments,
+                                                                              watchdog_after_s=1)))
+
+    async def completed() -> dict[str, Any] | None:
+        done = await http.post(f"{till.url}/complete", json={"cart": cart})
+        assert done.status_code in (200, 409), done.text
+        return dict(done.json()) if done.status_code == 200 else None
+    done = await wait_until(completed, timeout=30, interval=0.5)
+    assert [(r["method"], r["amount"]["minor"]) for r in done["refunds"]] == [("card", 499)]
+    assert len(terminal.references) == 1
+    assert acquirer.payment(captured["provider_ref"])["refunded_minor"] == 499
+    refunds = await query(database_url, "SELECT via, state, amount_minor FROM payment_refunds")
+    assert [tuple(row) for row in refunds] == [("provider", "succeeded", 499)]

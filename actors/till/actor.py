@@ -37,7 +37,7 @@ from prometheus_client import Counter
 from actors.cash.desk import MOVES, DrawerDesk
 from actors.catalog.local import LocalCatalog
 from actors.devices.context import SPOOLER, Notify, device_actor_name
-from actors.payments.asking import PaymentsHub
+from actors.payments.asking import UNCONFIRMED, PaymentsHub, Unconfirmed
 from actors.protocol import Rejected
 from actors.returns.lookup import NAME as RETURNS_NAME
 from actors.storage.audit import record_at_store
@@ -789,6 +789,8 @@ class TillActor(Actor):
         if ret.saving or ret.tendered or ret.card_refund is not None:
             return Rejected("conflict", "money has moved for this return (cash taken or a card refunded): give the "
                                         "cash back, or complete the return")
+        if ret.hub_refund is not None:
+            return Rejected("conflict", UNCONFIRMED)
         self._return = None
         log.info("till %s: return %s cancelled", self.till_id, ret.id)
         return self._changed()
@@ -849,14 +851,17 @@ class TillActor(Actor):
         if refused is not None:
             return refused
         refund_id = str(uuid.uuid5(uuid.UUID(ret.id), "card refund"))  # a retry refunds under the same reference
+        asked_before = self._hub_refund_asked(ret, refund_id)
         through_hub = card_hub.refund_through_hub(self.registry, original, ret.card_part(), refund_id,
-                                                  self._session["cashier"], ret.reason or "returned items")
-        if isinstance(through_hub, Rejected):
+                                                  self._session["cashier"], ret.reason or "returned items", asked_before)
+        if isinstance(through_hub, Unconfirmed):
             return through_hub
+        ret.hub_refund = None  # answered: refunded, or nothing was
         if through_hub is not None:  # refunded by the provider, to the original card: no card needed here
             ret.card_refund = through_hub
             self._save()
             return None
+        self._save()
         if self._cards.terminal is None:
             return Rejected("conflict", "the sale was paid by card and the store refunds to the original card, but "
                                         "the hub cannot refund it now and this till has no payment terminal: take the "
@@ -875,6 +880,14 @@ class TillActor(Actor):
         self._save()
         return None
 
+    def _hub_refund_asked(self, ret: ReturnCart, refund_id: str) -> bool:
+        """Keep `refund_id` as the return's pending hub refund, saved before the hub is asked (a restart still knows
+        the hub may have refunded); whether an earlier ask was left unconfirmed."""
+        asked_before = ret.hub_refund is not None
+        ret.hub_refund = refund_id
+        self._save()
+        return asked_before
+
     def _refund_qr(self, ret: ReturnCart, tender_id: str) -> Rejected | None:
         """Refund the QR part of the return to the sale's QR payment through the hub (pay_refund, once: a retry uses the
         same refund key), after the store's journal said it would take the return; kept with the cart. Offline:
@@ -889,9 +902,14 @@ class TillActor(Actor):
         if (refused := self.registry.ask(RETURNS_NAME, "check", trial, timeout=COMMIT_TIMEOUT_S)) is not None:
             return refused
         refund_id = str(uuid.uuid5(uuid.UUID(ret.id), "qr refund"))
+        asked_before = self._hub_refund_asked(ret, refund_id)
         done = qr.refund(self._payments, tender_id, ret.card_part(), refund_id, self._session["cashier"],
-                         ret.reason or "items returned", qr.REFUND_OFFLINE)
+                         ret.reason or "items returned", qr.REFUND_OFFLINE, asked_before)
+        if isinstance(done, Unconfirmed):
+            return done
+        ret.hub_refund = None  # answered: refunded, or nothing was
         if isinstance(done, Rejected):
+            self._save()
             return done
         ret.card_refund = {"id": refund_id, "method": "qr", "amount": ret.card_part(),
                            "qr": {"intent": done["id"], "provider_ref": done["provider_ref"] or done["id"]}}

@@ -18,11 +18,13 @@ from typing import Any
 
 import pykka
 
+from actors.payments.asking import Unconfirmed
 from actors.payments.cards import ANSWER_WITHIN_S
 from actors.payments.cards import NAME as CARDS
 from actors.protocol import Rejected
 from actors.till.tenders import Tender
 from edge_runtime import Registry
+from novapos import validators
 from novapos.money import Money
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 BEGIN_WAIT_S = ANSWER_WITHIN_S + 3.0
 REFUND_WAIT_S = ANSWER_WITHIN_S + 3.0
 ASK_AGAIN = "the store's card service is busy: try the card again"
+NOT_ASKED = Unconfirmed("conflict", "the hub has not confirmed the card refund and the store's card service is "
+                                    "not running: complete the return again later (the card is refunded once)")
 
 
 def begin(registry: Registry, till: str, tender: Tender, currency: str) -> bool | Rejected:
@@ -107,9 +111,10 @@ def abandoned(registry: Registry, tender: Tender, by: str) -> None:
 
 
 def refund_through_hub(registry: Registry, original_reference: str | None, amount_minor: int, refund_id: str,
-                       cashier: str, reason: str) -> dict[str, Any] | Rejected | None:
-    """Refund `amount_minor` to the card of the original payment through the hub: the return's card_refund, or None
-    when the till must refund at its terminal (the hub is away or does not know that payment)."""
+                       cashier: str, reason: str, asked_before: bool = False) -> dict[str, Any] | Unconfirmed | None:
+    """Refund `amount_minor` to the card of the original payment through the hub: the return's card_refund once the
+    hub's refund succeeded; None when the till must refund at its terminal (the hub refunded nothing); Unconfirmed
+    when it may have refunded (`asked_before`: an earlier ask was not confirmed): ask again under the same key."""
     if original_reference is None:
         return None
     try:
@@ -118,18 +123,27 @@ def refund_through_hub(registry: Registry, original_reference: str | None, amoun
         return None
     try:
         answer = registry.ask(CARDS, "refund", tender_id, amount_minor, refund_id, f"till-user:{cashier}", reason,
-                              timeout=REFUND_WAIT_S)
+                              asked_before, timeout=REFUND_WAIT_S)
     except LookupError:
-        return None
+        return NOT_ASKED if asked_before else None
     except pykka.Timeout:
-        return Rejected("busy", "the store's card service is busy: complete the return again (the card is refunded "
-                                "once)")
-    if answer is None or isinstance(answer, Rejected):
+        return Unconfirmed("conflict", "the store's card service is busy: complete the return again (the card is "
+                                       "refunded once)")
+    if answer is None or isinstance(answer, Unconfirmed):
         return answer
-    intent = answer.get("intent") or {}
+    intent = answer.get("intent")
+    intent = intent if isinstance(intent, dict) else {}
     return {"id": refund_id, "amount": amount_minor, "reference": uuid.UUID(refund_id).hex,
-            "original_reference": original_reference, "scheme": str(intent.get("scheme") or "card")[:32],
-            "masked": str(intent.get("masked") or "****")[:32]}
+            "original_reference": original_reference, "scheme": _shown(intent.get("scheme"), "card"),
+            "masked": _shown(intent.get("masked"), "****")}
+
+
+def _shown(value: Any, default: str) -> str:
+    """A card's scheme or masked number from the hub as the return's event may carry it; `default` otherwise."""
+    try:
+        return validators.text("the hub's card detail", value, max_length=32)
+    except validators.Invalid:
+        return default
 
 
 def _tell(registry: Registry, method: str, *args: Any) -> None:
