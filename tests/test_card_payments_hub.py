@@ -296,3 +296,26 @@ async def test_a_card_refund_the_hub_did_not_confirm_is_only_asked_of_the_hub_ag
     assert acquirer.payment(captured["provider_ref"])["refunded_minor"] == 499
     refunds = await query(database_url, "SELECT via, state, amount_minor FROM payment_refunds")
     assert [tuple(row) for row in refunds] == [("provider", "succeeded", 499)]
+
+
+async def test_a_card_refund_the_provider_declined_is_made_at_the_terminal_not_recorded_as_done(
+        store_config: StoreConfig, hub_with_provider: HubConfig, database_url: str, acquirer: RunningAcquirer,
+        terminal: PaymentTerminalMock, http: httpx.AsyncClient, nursery: trio.Nursery) -> None:
+    await start(nursery, run_hub, hub_with_provider)
+    edge, _ = await start(nursery, run_edge, edge_config(store_config, terminal, offline_cards=False))
+    till = await open_till(http, edge.url)
+    basket = await till.basket((COFFEE, 1))
+    approved = await card(till, terminal, 499)
+    sale = await till.complete(basket["cart"])
+    assert sale.status_code == 200, sale.text
+    captured = await intent_is(database_url, approved["id"], "captured", captured_minor=499)
+    elsewhere = httpx.post(f"{acquirer.url}/v1/refunds", json={"payment": captured["provider_ref"], "amount_minor": 499},
+                           headers={"Idempotency-Key": "refunded-elsewhere"}, timeout=10)
+    assert elsewhere.status_code == 200, elsewhere.text  # the provider has nothing left to refund: it declines
+
+    done = await give_back(http, edge.url, sale.json()["sale"], 1)
+    assert [(r["method"], r["amount"]["minor"]) for r in done["refunds"]] == [("card", 499)]
+    [refund_reference] = terminal.references[1:]  # made at the terminal, with the card present
+    assert terminal.status_of(refund_reference).stage == "approved"
+    refunds = await query(database_url, "SELECT via, state FROM payment_refunds ORDER BY created_at")
+    assert (refunds[0]["via"], refunds[0]["state"]) == ("provider", "failed")

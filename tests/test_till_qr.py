@@ -272,3 +272,25 @@ async def test_a_refund_to_a_qr_payment_the_hub_did_not_confirm_is_never_given_i
         done = await wait_until(completed, timeout=20, interval=0.5)
         assert [(r["method"], r["amount"]["minor"]) for r in done["refunds"]] == [("qr", 499)]
         assert (await trio.to_thread.run_sync(acquirer.payment, _ref(tender)))["refunded_minor"] == 499
+
+
+async def test_a_refund_to_a_qr_payment_the_provider_declined_is_not_recorded_and_may_go_to_cash(
+        store_config: StoreConfig, hub_config: HubConfig, tmp_path: Path, http: httpx.AsyncClient) -> None:
+    async with payments_hub(hub_config, tmp_path) as (_hub, acquirer, _secrets), running_edge(store_config) as edge:
+        state = await _cart(http, edge, [(COFFEE, 1)])
+        tender = await _pay_by_qr(http, edge, 499)
+        await trio.to_thread.run_sync(acquirer.pay, _ref(tender))
+        await _tender(http, edge, tender["id"], "approved")
+        sale = (await http.post(f"{edge.url}{TILL}/complete", json={"cart": state["cart"]})).json()["sale"]
+        elsewhere = await http.post(f"{acquirer.url}/v1/refunds", json={"payment": _ref(tender), "amount_minor": 499},
+                                    headers={"Idempotency-Key": "refunded-elsewhere"})
+        assert elsewhere.status_code == 200, elsewhere.text  # the provider has nothing left to refund: it declines
+        started = await http.post(f"{edge.url}{TILL}/returns", json={"order": sale, "override": MANAGER_OVERRIDE})
+        assert started.status_code == 200, started.text
+        taken = await http.post(f"{edge.url}{TILL}/returns/lines", json={"original_line": 1, "quantity": 1})
+        assert taken.json()["refund_to"] == "qr"
+        declined = await http.post(f"{edge.url}{TILL}/complete", json={})
+        assert declined.status_code == 409 and "declined" in declined.json()["error"], declined.text
+        assert (await http.post(f"{edge.url}{TILL}/returns/refund-in-cash", json={})).status_code == 200
+        done = await http.post(f"{edge.url}{TILL}/complete", json={})
+        assert [(r["method"], r["amount"]["minor"]) for r in done.json()["refunds"]] == [("cash", 499)], done.text
