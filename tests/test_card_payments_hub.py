@@ -16,6 +16,8 @@ terminal's online approvals as a real acquirer would).
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 import pytest
 import trio
 
@@ -33,6 +36,7 @@ from mocks.payment_terminal import PaymentTerminalMock
 from novapos.config import DeviceRule, HubConfig, StoreConfig
 from novapos.config.hub import PaymentSettings
 from novapos.config.terminal import TerminalSettings
+from novapos.wire.payments import payment_request_subject
 from tests.acquirer_support import RunningAcquirer, running_acquirer
 from tests.conftest import query, wait_until
 from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in
@@ -319,3 +323,42 @@ async def test_a_card_refund_the_provider_declined_is_made_at_the_terminal_not_r
     assert terminal.status_of(refund_reference).stage == "approved"
     refunds = await query(database_url, "SELECT via, state FROM payment_refunds ORDER BY created_at")
     assert (refunds[0]["via"], refunds[0]["state"]) == ("provider", "failed")
+
+
+@pytest.fixture
+def garbage_hub(hub_config: HubConfig) -> Iterator[None]:
+    """A hub that answers every payment request of the store with bytes that are not JSON (a broken hub, or
+    something else on its subjects), on the real NATS, until the test ends."""
+    ready, stop = threading.Event(), threading.Event()
+
+    async def answer() -> None:
+        client = await nats.connect(hub_config.nats_url, **({"nkeys_seed": str(hub_config.nats_credentials)}
+                                                            if hub_config.nats_credentials else {}))
+
+        async def garbage(msg: Any) -> None:
+            await msg.respond(b"<html>bad gateway</html>")
+        await client.subscribe(payment_request_subject("demo", "store-001", "pay_settings").rsplit(".", 1)[0] + ".*",
+                               cb=garbage)
+        await client.flush()
+        ready.set()
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+        await client.close()
+    thread = threading.Thread(target=asyncio.run, args=(answer(),), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    yield
+    stop.set()
+    thread.join(10)
+
+
+async def test_a_hub_answer_that_cannot_be_read_crashes_neither_the_cards_actor_nor_the_till(
+        store_config: StoreConfig, garbage_hub: None, terminal: PaymentTerminalMock, http: httpx.AsyncClient,
+        nursery: trio.Nursery) -> None:
+    edge, _ = await start(nursery, run_edge, edge_config(store_config, terminal, offline_cards=True))
+    till = await open_till(http, edge.url)
+    basket = await till.basket((COFFEE, 1))
+    approved = await card(till, terminal, 499)  # the hub "answered": online, as for any refusal
+    assert approved["state"] == "approved" and approved["card"]["auth_code"] not in ("", "OFFLINE")
+    sale = await till.complete(basket["cart"])
+    assert sale.status_code == 200, sale.text

@@ -45,6 +45,9 @@ def begin(registry: Registry, till: str, tender: Tender, currency: str) -> bool 
         return False
     except pykka.Timeout:
         return Rejected("busy", ASK_AGAIN)
+    except Exception:  # the cards actor failed on it (it restarts): the till goes on, the cashier tries again
+        log.exception("till %s: the cards actor failed before card %s", till, tender.id)
+        return Rejected("busy", ASK_AGAIN)
     if isinstance(answer, Rejected):
         return answer
     return bool(answer["offline"])
@@ -128,6 +131,10 @@ def refund_through_hub(registry: Registry, original_reference: str | None, amoun
         return NOT_ASKED if asked_before else None
     except pykka.Timeout:
         return Unconfirmed("conflict", "the store's card service is busy: complete the return again (the card is "
+                                       "refunded once)")
+    except Exception:  # the cards actor failed on it, maybe after the hub refunded: asked again, never elsewhere
+        log.exception("refund %s: the cards actor failed", refund_id)
+        return Unconfirmed("conflict", "the store's card service failed: complete the return again (the card is "
                                        "refunded once)")
     if answer is None or isinstance(answer, Unconfirmed):
         return answer
