@@ -22,7 +22,7 @@ from mocks.network_printer import MockNetworkPrinter
 from novapos.config import HubConfig, StoreConfig
 from tests.conftest import query, wait_until
 from tests.edges import running_edge
-from tests.payments_hub import intent_state, payments_hub
+from tests.payments_hub import ask, intent_state, payments_hub
 from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in
 
 TILL = "/api/tills/till-1"
@@ -294,3 +294,27 @@ async def test_a_refund_to_a_qr_payment_the_provider_declined_is_not_recorded_an
         assert (await http.post(f"{edge.url}{TILL}/returns/refund-in-cash", json={})).status_code == 200
         done = await http.post(f"{edge.url}{TILL}/complete", json={})
         assert [(r["method"], r["amount"]["minor"]) for r in done.json()["refunds"]] == [("cash", 499)], done.text
+
+
+async def test_a_pending_qr_payment_refunded_at_the_hub_meanwhile_ends_instead_of_waiting_forever(
+        store_config: StoreConfig, hub_config: HubConfig, tmp_path: Path, http: httpx.AsyncClient,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(PaymentEventsActor, "_tell", lambda *_args: None)  # the live events never reach the till
+    async with payments_hub(hub_config, tmp_path) as (_hub, acquirer, _secrets):
+        async with running_edge(store_config) as edge:
+            await _cart(http, edge, [(COFFEE, 1)])
+            tender = await _pay_by_qr(http, edge, 499)
+        await trio.to_thread.run_sync(acquirer.pay, _ref(tender))  # paid while the store was down...
+        await wait_until(lambda: intent_captured(hub_config, tender["id"]), timeout=10)
+        refunded = await ask(hub_config, "demo", "store-001", "pay_refund", {  # ...and refunded from elsewhere
+            "tender_id": tender["id"], "amount_minor": 499, "refund_key": "from-the-console", "actor": "test",
+            "reason": "test"})
+        assert refunded["intent"]["state"] == "refunded", refunded
+        async with running_edge(store_config) as edge:
+            ended = await _tender(http, edge, tender["id"], "reversed")  # pay_status, every 2 s
+            assert "refunded" in ended["message"]
+
+
+async def intent_captured(hub_config: HubConfig, tender_id: str) -> bool:
+    rows = await query(hub_config.database_url, "SELECT state FROM payment_intents WHERE tender_id = $1", tender_id)
+    return bool(rows) and rows[0]["state"] == "captured"

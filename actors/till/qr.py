@@ -56,6 +56,8 @@ POLL_WITHIN_S = 1.0
 CHANGE_WITHIN_S = 5.0
 """pay_cancel and pay_refund: the hub asks the provider before it answers."""
 PAID = ("captured", "authorized")
+WAITING_STATES = ("awaiting_payment_method", "processing")
+"""An intent's states that are not an end yet: its QR tender stays pending."""
 """An intent's states in which the customer has paid (a QR payment is captured at once; authorized is held)."""
 
 
@@ -143,6 +145,10 @@ def settle(tender: Tender, intent: Mapping[str, Any]) -> bool:
         tender.state = "cancelled"
         tender.message = ("cancelled at the till" if tender.cancel == "cashier"
                           else "the QR code expired or the customer cancelled the payment")
+    elif state == "refunded":
+        tender.state, tender.message = "reversed", "the QR payment was refunded at the hub: ask for another way to pay"
+    elif state not in WAITING_STATES:  # any other end the hub may name: never pending forever
+        tender.state, tender.message = "failed", f"the QR payment ended {state} at the hub: ask for another way to pay"
     if tender.state != "pending":
         tender.stage = ""
     return (tender.state, tender.message) != before
