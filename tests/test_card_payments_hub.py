@@ -93,8 +93,9 @@ async def open_till(http: httpx.AsyncClient, url: str) -> Till:
 
 
 async def card(till: Till, terminal: PaymentTerminalMock, amount: int, *, approve: bool = True,
-               number: str | None = None) -> dict[str, Any]:
-    """A card tender of `amount` the customer pays with `number` (the terminal's answer once it settled)."""
+               number: str | None = None, charged_minor: int | None = None) -> dict[str, Any]:
+    """A card tender of `amount` the customer pays with `number` (the terminal's answer once it settled; a faulty
+    terminal charges `charged_minor` instead)."""
     tender_id = str(uuid.uuid4())
     response = await till.card(amount, tender_id)
     assert response.status_code == 200, response.text
@@ -102,7 +103,7 @@ async def card(till: Till, terminal: PaymentTerminalMock, amount: int, *, approv
     async def waiting() -> bool:
         return any(terminal.status_of(ref).stage == "waiting_for_card" for ref in terminal.references)
     await wait_until(waiting, interval=0.02)
-    terminal.present_card(approve=approve, number=number)
+    terminal.present_card(approve=approve, number=number, charged_minor=charged_minor)
     return await till.tender_when(tender_id, lambda tender: tender["state"] != "pending")
 
 
@@ -362,3 +363,17 @@ async def test_a_hub_answer_that_cannot_be_read_crashes_neither_the_cards_actor_
     assert approved["state"] == "approved" and approved["card"]["auth_code"] not in ("", "OFFLINE")
     sale = await till.complete(basket["cart"])
     assert sale.status_code == 200, sale.text
+
+
+async def test_an_approval_the_till_refuses_is_reversed_at_the_terminal(
+        store_config: StoreConfig, terminal: PaymentTerminalMock, http: httpx.AsyncClient,
+        nursery: trio.Nursery) -> None:
+    edge, _ = await start(nursery, run_edge, edge_config(store_config, terminal, offline_cards=False))
+    till = await open_till(http, edge.url)
+    await till.basket((COFFEE, 1))
+    refused = await card(till, terminal, 499, charged_minor=500)  # the terminal charged another amount
+    assert refused["state"] == "failed" and "call support" in refused["message"]
+
+    async def reversed_at_terminal() -> bool:
+        return terminal.voids == [uuid.UUID(refused["id"]).hex]
+    await wait_until(reversed_at_terminal)

@@ -90,6 +90,9 @@ class Pulse:
     deadline: float  # time.monotonic() past which the drawer's answer is overdue
 
 
+ABANDONED = "sale abandoned after the card was approved"
+
+
 @dataclass
 class Reversal:
     """An approved card whose sale was abandoned: owed back to the customer until the terminal says reversed.
@@ -97,6 +100,8 @@ class Reversal:
     tender: Tender
     by: str
     approver: str | None
+    reason: str = ABANDONED
+    """Why the money goes back, for the audit record: an abandoned sale, or an approval the till refused."""
     next_try: float = 0.0  # time.monotonic() before which it is not sent again
     failures: int = 0
 
@@ -104,7 +109,7 @@ class Reversal:
         return {"id": self.tender.id, "amount_minor": self.tender.amount, "failures": self.failures}
 
     def to_saved(self) -> dict[str, Any]:
-        return {"tender": self.tender.to_saved(), "by": self.by, "approver": self.approver}
+        return {"tender": self.tender.to_saved(), "by": self.by, "approver": self.approver, "reason": self.reason}
 
 
 @dataclass
@@ -494,7 +499,18 @@ class TillActor(Actor):
                     card_hub.approved(self.registry, self.till_id, tender, self.currency)
                 else:
                     card_hub.ended(self.registry, self.till_id, tender, self.currency)
+                if tender.state == "failed" and answer.get("stage") == "approved":  # charged, yet no sale's
+                    self._owe_refused_approval(tender)
             self._changed()
+
+    def _owe_refused_approval(self, tender: Tender) -> None:
+        """An approval the till refused (another amount than asked, an offline one without its card token) still
+        charged the card: owe its reversal (VOID) as for an abandoned sale, saved and retried until reversed."""
+        by = self._session["cashier"] if self._session is not None else "till"
+        self._cards.reversals.append(Reversal(tender, by, None, f"the till refused the approval: {tender.message}"))
+        log.warning("till %s: card tender %s was approved but refused by the till (%s): reversing it", self.till_id,
+                    tender.id, tender.message)
+        self._card_work()
 
     def _reversal_answer(self, owed: Reversal, answer: dict[str, Any]) -> None:
         stage = answer.get("stage")
@@ -503,7 +519,7 @@ class TillActor(Actor):
             card = owed.tender
             if stage == "reversed":
                 self._record("till.card_reversed", owed.by, owed.approver, target=card.id,
-                            reason="sale abandoned after the card was approved", key=f"card_reversed:{card.id}",
+                            reason=owed.reason, key=f"card_reversed:{card.id}",
                             details={"amount_minor": card.amount, "reference": card.card.reference if card.card else ""})
                 CARD_TENDERS.labels(self.till_id, "reversed").inc()
                 log.info("till %s: card tender %s reversed at the terminal", self.till_id, card.id)
@@ -1020,10 +1036,11 @@ class TillActor(Actor):
                 tenders = tendering.restore([raw.get("tender")], self.currency, self._max_change, problems)
                 if problems:
                     raise validators.Invalid(f"saved reversal {index}", problems[0])
-                approver = raw.get("approver")
+                approver, reason = raw.get("approver"), raw.get("reason", ABANDONED)
                 self._cards.reversals.append(Reversal(
                     tenders.items[0], validators.text(f"saved reversal {index} by", raw.get("by")),
-                    None if approver is None else validators.text(f"saved reversal {index} approver", approver)))
+                    None if approver is None else validators.text(f"saved reversal {index} approver", approver),
+                    validators.text(f"saved reversal {index} reason", reason, max_length=200)))
             except validators.Invalid as exc:  # never silently: the money may still be on the customer's card
                 log.error("till %s: a saved card reversal cannot be read, reverse it at the terminal by hand: %s",
                           self.till_id, exc)
