@@ -6,6 +6,7 @@ edge is stopped and started again."""
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -16,6 +17,7 @@ import httpx
 import pytest
 import trio
 
+from actors.storage import db as local_db
 from edge.app import run_edge
 from mocks.payment_terminal import PaymentTerminalMock
 from novapos.config import DeviceRule, StoreConfig
@@ -129,4 +131,28 @@ async def test_a_card_tender_resent_offline_is_counted_once(
     await wait_until(lambda: _waiting_for_card(terminal), interval=0.02)
     terminal.present_card()
     await till.tender_when(tender_id, state_is("approved"))
+    assert await _gauges(http, running.url) == (1, 4000)
+
+
+async def test_an_offline_approval_the_busy_outbox_refused_is_committed_once_the_disk_is_free(
+        config: StoreConfig, terminal: PaymentTerminalMock, http: httpx.AsyncClient, nursery: trio.Nursery) -> None:
+    running, _ = await _edge(config, http, nursery)
+    till = Till(http, running.url)
+    await till.basket((COFFEE, 10))
+    tender_id = str(uuid.uuid4())
+    assert (await till.card(4000, tender_id)).status_code == 200
+    await wait_until(lambda: _waiting_for_card(terminal), interval=0.02)
+    backup = sqlite3.connect(config.state_dir / local_db.FILE_NAME, isolation_level=None)
+    backup.execute("BEGIN IMMEDIATE")  # a backup, a sqlite3 shell left in a transaction
+    terminal.present_card()
+    await till.tender_when(tender_id, state_is("approved"))
+    await trio.sleep(local_db.LOCK_WAIT_S + 1.0)  # the outbox has refused card.approved once
+    assert not [event for event in waiting_events(config.state_dir) if event.type == "card.approved"]
+    backup.execute("ROLLBACK")
+    backup.close()
+
+    async def committed() -> list[Any]:
+        return [event for event in waiting_events(config.state_dir) if event.type == "card.approved"]
+    [approval] = await wait_until(committed, timeout=15)
+    assert approval.body["tender"] == tender_id and approval.body["offline"]
     assert await _gauges(http, running.url) == (1, 4000)

@@ -120,6 +120,10 @@ class CardWork:
     settings: TerminalSettings
     inflight: dict[str, float] = field(default_factory=dict)
     reversals: list[Reversal] = field(default_factory=list)
+    approvals: list[Tender] = field(default_factory=list)
+    """Approved cards whose card.approved the outbox has not taken yet (busy): committed again every
+    REVERSAL_RETRY_S until it is, saved with the till."""
+    approvals_retry_at: float = 0.0
     ticking: bool = False
 
 
@@ -496,7 +500,10 @@ class TillActor(Actor):
                 CARD_TENDERS.labels(self.till_id, tender.state).inc()
                 log.info("till %s: card tender %s %s (%s)", self.till_id, tender.id, tender.state, tender.message)
                 if tender.state == "approved":
-                    card_hub.approved(self.registry, self.till_id, tender, self.currency)
+                    if not card_hub.approved(self.registry, self.till_id, tender, self.currency):
+                        self._cards.approvals.append(tender)
+                        self._cards.approvals_retry_at = time.monotonic() + REVERSAL_RETRY_S
+                        self._card_work()
                 else:
                     card_hub.ended(self.registry, self.till_id, tender, self.currency)
                 if tender.state == "failed" and answer.get("stage") == "approved":  # charged, yet no sale's
@@ -537,6 +544,8 @@ class TillActor(Actor):
         """Every poll_ms while a card is pending or a reversal owed: ask the terminal what is not asked yet."""
         self._cards.ticking = False
         now = time.monotonic()
+        if self._cards.approvals and now >= self._cards.approvals_retry_at:
+            self._commit_owed_approvals(now)
         for owed in list(self._cards.reversals):
             if owed.tender.id not in self._cards.inflight and now >= owed.next_try:
                 self._send_reversal(owed)
@@ -550,6 +559,16 @@ class TillActor(Actor):
                             self.till_id, tender.id, waited_s)
             self._to_terminal(tender, "cancel" if tender.cancel and tender.stage == "waiting_for_card" else "status")
         self._card_work()
+
+    def _commit_owed_approvals(self, now: float) -> None:
+        """Commit the approvals the outbox refused before, in order; the first refused again waits another round."""
+        for tender in list(self._cards.approvals):
+            if not card_hub.commit_approval(self.registry, self.till_id, tender, self.currency):
+                self._cards.approvals_retry_at = now + REVERSAL_RETRY_S
+                break
+            self._cards.approvals.remove(tender)
+            log.info("till %s: card.approved of card tender %s committed at last", self.till_id, tender.id)
+            self._save()
 
     def _send_reversal(self, owed: Reversal) -> None:
         assert owed.tender.card is not None and self._cards.terminal is not None
@@ -569,7 +588,8 @@ class TillActor(Actor):
         without a terminal (a config that lost it: the restore logged what is owed)."""
         if self._cards.terminal is None:
             return
-        if not self._cards.ticking and (self._cart.tenders.pending() is not None or self._cards.reversals):
+        if not self._cards.ticking and (self._cart.tenders.pending() is not None or self._cards.reversals
+                                        or self._cards.approvals):
             self._cards.ticking = True
             self.send_after(self._cards.settings.poll_ms / 1000, "card_tick")
 
@@ -961,6 +981,7 @@ class TillActor(Actor):
         was completed just before the restart (its sale is on disk) gives way to a new one, its drawer
         pulse owed."""
         self._restore_reversals(saved.get("card_reversals"))
+        self._restore_approvals(saved.get("card_approvals"))
         owed = saved.get("drawer_owed")
         try:
             self._drawer_owed = None if owed is None else validators.uuid_text("saved drawer_owed", owed)
@@ -1025,6 +1046,15 @@ class TillActor(Actor):
         self._return = ret
         log.info("till %s: carried on with return %s after a restart%s", self.till_id, ret.id,
                  " (its card refund is already made)" if ret.card_refund is not None else "")
+
+    def _restore_approvals(self, saved: Any) -> None:
+        """The approvals whose card.approved was still owed before the restart: committed again from card_tick."""
+        problems: list[str] = []
+        self._cards.approvals = tendering.restore(saved if isinstance(saved, list) else [], self.currency,
+                                                  self._max_change, problems).items
+        for problem in problems:  # never silently: the hub learns of that approval from nothing else
+            log.error("till %s: a card approval owed to the outbox cannot be read, tell the hub by hand: %s",
+                      self.till_id, problem)
 
     def _restore_reversals(self, saved: Any) -> None:
         """The card reversals owed before the restart: each is sent again (VOID is idempotent)."""
@@ -1171,7 +1201,8 @@ class TillActor(Actor):
         self._saved.save(self.till_id, {"session": self._session, "cart": self._cart.to_saved(),
                                         "drawer_owed": self._drawer_owed,
                                         "return": None if self._return is None else self._return.to_saved(),
-                                        "card_reversals": [owed.to_saved() for owed in self._cards.reversals]})
+                                        "card_reversals": [owed.to_saved() for owed in self._cards.reversals],
+                                        "card_approvals": [tender.to_saved() for tender in self._cards.approvals]})
 
     def _changed(self, show: bool = True) -> dict[str, Any]:
         self._save()

@@ -77,13 +77,18 @@ def declined(tender: Tender, till: str, currency: str) -> dict[str, Any]:
             **({"message": tender.message[:200]} if tender.message else {})}
 
 
-def approved(registry: Registry, till: str, tender: Tender, currency: str) -> None:
+def approved(registry: Registry, till: str, tender: Tender, currency: str) -> bool:
     """Commit card.approved (durable: the hub's intent comes from it whatever else happens), then tell the cards
-    actor (the fast path to the hub). An approval the outbox cannot take is logged loudly: the money is taken and
-    the sale carries the card tender, but the hub has no intent to capture."""
-    body = approval(tender, till, currency)
-    _commit(registry, "card.approved", body, tender.id)
-    _tell(registry, "approved", body)
+    actor (the fast path to the hub). False when the outbox did not take it (busy): the till keeps the approval owed
+    and commits it again (commit_approval) until it does, so an approval taken offline is never lost."""
+    committed = commit_approval(registry, till, tender, currency)
+    _tell(registry, "approved", approval(tender, till, currency))
+    return committed
+
+
+def commit_approval(registry: Registry, till: str, tender: Tender, currency: str) -> bool:
+    """Commit the tender's card.approved (under its key: committed once however often asked); whether it is."""
+    return _commit(registry, "card.approved", approval(tender, till, currency), tender.id)
 
 
 def ended(registry: Registry, till: str, tender: Tender, currency: str) -> None:
@@ -95,7 +100,7 @@ def ended(registry: Registry, till: str, tender: Tender, currency: str) -> None:
         _tell(registry, "ended", tender.id)
 
 
-def _commit(registry: Registry, event_type: str, body: dict[str, Any], tender_id: str) -> None:
+def _commit(registry: Registry, event_type: str, body: dict[str, Any], tender_id: str) -> bool:
     try:
         committed = registry.ask("outbox", "append", event_type, 1, body, key=f"{event_type}:{tender_id}",
                                  timeout=30.0)
@@ -104,8 +109,9 @@ def _commit(registry: Registry, event_type: str, body: dict[str, Any], tender_id
     if isinstance(committed, Rejected):
         log.error("till %s: %s of card tender %s was not committed (%s)", body["till"], event_type, tender_id,
                   committed.message)
-    else:
-        registry.tell("forwarder", "kick")
+        return False
+    registry.tell("forwarder", "kick")
+    return True
 
 
 def abandoned(registry: Registry, tender: Tender, by: str) -> None:
