@@ -17,6 +17,7 @@ import httpx
 import pytest
 import trio
 
+from actors.payments import offline
 from actors.storage import db as local_db
 from edge.app import run_edge
 from mocks.payment_terminal import PaymentTerminalMock
@@ -156,3 +157,18 @@ async def test_an_offline_approval_the_busy_outbox_refused_is_committed_once_the
     [approval] = await wait_until(committed, timeout=15)
     assert approval.body["tender"] == tender_id and approval.body["offline"]
     assert await _gauges(http, running.url) == (1, 4000)
+
+
+async def test_offline_limits_kept_in_another_currency_than_the_stores_give_way_to_the_defaults(
+        config: StoreConfig, terminal: PaymentTerminalMock, http: httpx.AsyncClient, nursery: trio.Nursery) -> None:
+    db = local_db.connect(config.state_dir / local_db.FILE_NAME)
+    try:  # kept when the store sold in another currency: 10 000.00 in its minor units
+        offline.keep_limits(db, offline.Limits(1_000_000, 5_000_000, "JPY"))
+    finally:
+        db.close()
+    running, _ = await _edge(config, http, nursery)
+    till = Till(http, running.url)
+    await till.basket((COFFEE, 20))
+    over = await till.card(5001)
+    assert over.status_code == 409 and "cards over 50.00 EUR cannot be taken offline" in over.text, over.text
+    assert terminal.references == []

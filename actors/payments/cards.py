@@ -52,10 +52,12 @@ ASK_AGAIN = "complete the return again when the hub answers (the card is refunde
 
 
 class CardsActor(Actor):
-    def __init__(self, db_path: Path, link: NatsLink, seam: AsyncioSeam, tenant: str, store: str, *,
+    def __init__(self, db_path: Path, link: NatsLink, seam: AsyncioSeam, tenant: str, store: str, currency: str, *,
                  answer_within: float = ANSWER_WITHIN_S, settle_every: float = SETTLE_EVERY_S) -> None:
+        """`currency`: the store's, that of the offline limits in force (actors.payments.offline.limits)."""
         super().__init__()
         self._db_path, self._link, self._seam, self._tenant, self._store = db_path, link, seam, tenant, store
+        self._currency = currency
         self._within, self._settle_every = answer_within, settle_every
         self._connection: sqlite3.Connection | None = None
 
@@ -102,7 +104,8 @@ class CardsActor(Actor):
         try:
             given = offline.Limits(
                 validators.minor_units("offline_per_payment_minor", answer.get("offline_per_payment_minor")),
-                validators.minor_units("offline_store_total_minor", answer.get("offline_store_total_minor")))
+                validators.minor_units("offline_store_total_minor", answer.get("offline_store_total_minor")),
+                currency)
             offline.keep_limits(self._db, given)
         except (validators.Invalid, sqlite3.OperationalError) as exc:  # keep the last good ones
             log.warning("the hub's payment settings were not kept: %s", exc)
@@ -227,7 +230,7 @@ class CardsActor(Actor):
     def offline_state(self) -> dict[str, Any]:
         """The offline limits in force and what counts against them."""
         count, total = offline.counted(self._db)
-        given = offline.limits(self._db)
+        given = offline.limits(self._db, self._currency)
         return {"per_payment_minor": given.per_payment_minor, "store_total_minor": given.store_total_minor,
                 "outstanding": count, "outstanding_minor": total}
 

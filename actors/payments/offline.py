@@ -36,21 +36,26 @@ SETTLED = ("authorized", "declined", "abandoned", "released")
 class Limits:
     per_payment_minor: int
     store_total_minor: int
+    currency: str
+    """The currency whose minor units these are (the store's when the hub gave them)."""
 
 
-def limits(db: sqlite3.Connection) -> Limits:
-    """The limits the hub last gave, or its defaults."""
-    row = db.execute("SELECT per_payment_minor, store_total_minor FROM offline_card_settings").fetchone()
-    return Limits(DEFAULT_PER_PAYMENT_MINOR, DEFAULT_STORE_TOTAL_MINOR) if row is None else Limits(*row)
+def limits(db: sqlite3.Connection, currency: str) -> Limits:
+    """The limits the hub last gave, or its defaults when it has not yet or gave them in another currency than the
+    store's `currency` now (amounts in another currency's minor units are no limit at all)."""
+    row = db.execute("SELECT per_payment_minor, store_total_minor, currency FROM offline_card_settings").fetchone()
+    if row is None or row[2] != currency:
+        return Limits(DEFAULT_PER_PAYMENT_MINOR, DEFAULT_STORE_TOTAL_MINOR, currency)
+    return Limits(*row)
 
 
 def keep_limits(db: sqlite3.Connection, given: Limits) -> None:
     with immediate(db):
-        db.execute("INSERT INTO offline_card_settings (only_row, per_payment_minor, store_total_minor, fetched_at)"
-                   " VALUES (1, ?, ?, ?) ON CONFLICT (only_row) DO UPDATE SET per_payment_minor ="
+        db.execute("INSERT INTO offline_card_settings (only_row, per_payment_minor, store_total_minor, currency,"
+                   " fetched_at) VALUES (1, ?, ?, ?, ?) ON CONFLICT (only_row) DO UPDATE SET per_payment_minor ="
                    " excluded.per_payment_minor, store_total_minor = excluded.store_total_minor,"
-                   " fetched_at = excluded.fetched_at",
-                   (given.per_payment_minor, given.store_total_minor, time.time()))
+                   " currency = excluded.currency, fetched_at = excluded.fetched_at",
+                   (given.per_payment_minor, given.store_total_minor, given.currency, time.time()))
 
 
 def counted(db: sqlite3.Connection) -> tuple[int, int]:
@@ -67,7 +72,7 @@ def reserve(db: sqlite3.Connection, tender_id: str, till: str, amount_minor: int
     with immediate(db):
         if db.execute("SELECT 1 FROM offline_cards WHERE tender_id = ?", (tender_id,)).fetchone() is not None:
             return None
-        given = limits(db)
+        given = limits(db, currency)
         if amount_minor > given.per_payment_minor:
             return (f"the store is offline: cards over {money(given.per_payment_minor)} cannot be taken offline, "
                     "take cash")

@@ -210,6 +210,7 @@ CREATE TABLE IF NOT EXISTS offline_card_settings (
     only_row              INTEGER PRIMARY KEY CHECK (only_row = 1),
     per_payment_minor     INTEGER NOT NULL,
     store_total_minor     INTEGER NOT NULL,
+    currency              TEXT NOT NULL,
     fetched_at            REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS offline_cards (
