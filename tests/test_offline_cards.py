@@ -172,3 +172,24 @@ async def test_offline_limits_kept_in_another_currency_than_the_stores_give_way_
     over = await till.card(5001)
     assert over.status_code == 409 and "cards over 50.00 EUR cannot be taken offline" in over.text, over.text
     assert terminal.references == []
+
+
+async def test_a_reservation_no_till_approved_in_time_stops_counting_and_a_late_approval_counts_again(
+        config: StoreConfig, terminal: PaymentTerminalMock, http: httpx.AsyncClient, nursery: trio.Nursery,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(offline, "RESERVED_FOR_S", 0.5)
+    config = replace(config, terminal=replace(config.terminal, timeout_s=60))
+    running, _ = await _edge(config, http, nursery)
+    till = Till(http, running.url)
+    await till.basket((COFFEE, 10))
+    tender_id = str(uuid.uuid4())
+    assert (await till.card(4000, tender_id)).status_code == 200
+    await wait_until(lambda: _waiting_for_card(terminal), interval=0.02)
+    assert await _gauges(http, running.url) == (1, 4000)
+
+    async def released() -> bool:
+        return await _gauges(http, running.url) == (0, 0)
+    await wait_until(released, timeout=15)  # the cards actor's next settle round
+    terminal.present_card()  # the customer was slow, but the card is stored: it counts again
+    await till.tender_when(tender_id, state_is("approved"))
+    assert await _gauges(http, running.url) == (1, 4000)

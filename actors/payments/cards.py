@@ -192,9 +192,12 @@ class CardsActor(Actor):
         return answer
 
     def settle_tick(self) -> None:
-        """Tell the hub again of the abandoned offline approvals, ask it how the outstanding ones ended; again in
-        settle_every seconds."""
+        """Release the reservations no till holds any more (by age), tell the hub again of the abandoned offline
+        approvals, ask it how the outstanding ones ended; again in settle_every seconds."""
         try:
+            if expired := offline.expire(self._db, offline.RESERVED_FOR_S):
+                log.warning("%d offline card reservations expired: %s", expired, offline.EXPIRED)
+                self._measure()
             for tender_id, actor in offline.waiting(self._db, "abandoned", SETTLE_BATCH):
                 self._cancel(tender_id, actor)
             for tender_id, _ in offline.waiting(self._db, "outstanding", SETTLE_BATCH):

@@ -30,6 +30,11 @@ DEFAULT_STORE_TOTAL_MINOR = 20000
 """The hub's defaults (pay_settings answers them for a tenant that set none): used until the hub was asked once."""
 COUNTED = ("reserved", "outstanding")
 SETTLED = ("authorized", "declined", "abandoned", "released")
+EXPIRED = "reserved and never approved at the till"
+"""The message of a reservation released by age (`expire`): its till no longer holds the card (a till that gave up
+waiting for the cards actor, or crashed before it saved the tender)."""
+RESERVED_FOR_S = 900.0
+"""How long a reservation counts without its approval: well past the longest a card waits at a terminal (600 s)."""
 
 
 @dataclass(frozen=True)
@@ -93,9 +98,19 @@ def journal(db: sqlite3.Connection, event: Envelope) -> None:
     body, card = event.body, event.body["card"]
     db.execute("INSERT INTO offline_cards (tender_id, till, amount_minor, currency, state, scheme, masked, taken_at)"
                " VALUES (?, ?, ?, ?, 'outstanding', ?, ?, ?) ON CONFLICT (tender_id) DO UPDATE SET state ="
-               " 'outstanding', scheme = excluded.scheme, masked = excluded.masked WHERE offline_cards.state IN"
-               f" {COUNTED}", (body["tender"], body["till"], body["amount"]["minor"], body["currency"],
-                                card["scheme"], card["masked"], time.time()))
+               " 'outstanding', scheme = excluded.scheme, masked = excluded.masked, message = '' WHERE"
+               f" offline_cards.state IN {COUNTED} OR (offline_cards.state = 'released' AND offline_cards.message = ?)",
+               (body["tender"], body["till"], body["amount"]["minor"], body["currency"], card["scheme"], card["masked"],
+                time.time(), EXPIRED))
+
+
+def expire(db: sqlite3.Connection, older_than_s: float) -> int:
+    """Release the reservations older than `older_than_s` (EXPIRED): their till no longer holds the card, and they
+    would count against the store's total for good. An approval that comes after all counts again (journal).
+    How many were released."""
+    with immediate(db):
+        return db.execute("UPDATE offline_cards SET state = 'released', message = ?, settled_at = ? WHERE state ="
+                          " 'reserved' AND taken_at < ?", (EXPIRED, time.time(), time.time() - older_than_s)).rowcount
 
 
 def settle(db: sqlite3.Connection, tender_id: str, state: str, message: str = "",
