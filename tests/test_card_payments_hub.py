@@ -262,7 +262,7 @@ async def test_a_card_refund_the_hub_did_not_confirm_is_only_asked_of_the_hub_ag
         store_config: StoreConfig, hub_with_provider: HubConfig, database_url: str, acquirer: RunningAcquirer,
         terminal: PaymentTerminalMock, http: httpx.AsyncClient, nursery: trio.Nursery) -> None:
     _, hub_scope = await start(nursery, run_hub, hub_with_provider)
-    edge, _ = await start(nursery, run_edge, edge_config(store_config, terminal, offline_cards=False))
+    edge, edge_scope = await start(nursery, run_edge, edge_config(store_config, terminal, offline_cards=False))
     till = await open_till(http, edge.url)
     basket = await till.basket((COFFEE, 1))
     approved = await card(till, terminal, 499)
@@ -282,10 +282,15 @@ async def test_a_card_refund_the_hub_did_not_confirm_is_only_asked_of_the_hub_ag
     assert cancelled.status_code == 409, cancelled.text  # the return keeps its refund key
 
     hub_scope.cancel()  # no hub answering now: still never the terminal
+    edge_scope.cancel()  # nor after a restart: the pending refund is saved with the till
     await trio.sleep(0.5)
+    edge, _ = await start(nursery, run_edge, edge_config(store_config, terminal, offline_cards=False))
+    till = await open_till(http, edge.url)
     away = await http.post(f"{till.url}/complete", json={"cart": cart})
-    assert away.status_code == 409 and "has not confirmed" in away.text, away.text  # never the terminal
+    assert away.status_code == 409 and "has not confirmed" in away.text, away.text
     assert len(terminal.references) == 1  # the sale's payment only
+    cancelled = await http.request("DELETE", f"{till.url}/cart", json={"override": MANAGER_OVERRIDE})
+    assert cancelled.status_code == 409, cancelled.text
 
     acquirer.release()
     await start(nursery, run_hub, replace(hub_with_provider, payments=replace(hub_with_provider.payments,
