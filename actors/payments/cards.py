@@ -44,7 +44,9 @@ OFFLINE_APPROVALS_MINOR = Gauge("novapos_edge_payment_offline_approvals_minor",
 ANSWER_WITHIN_S = 1.5
 """How long a card waits for the hub before the till treats the store as offline (the cashier waits this once)."""
 SETTLE_EVERY_S = 5.0
-SETTLE_BATCH = 50
+SETTLE_BATCH = 5
+"""The most hub requests one settle round makes (up to ANSWER_WITHIN_S each): a cashier's `begin` waits behind
+them in the mailbox, so the rest wait for the next rounds."""
 SETTLED_STATES = {"authorized": "authorized", "captured": "authorized", "refunded": "authorized",
                   "failed": "declined", "cancelled": "released"}
 """An offline approval's intent state at the hub -> how the ledger settles it (other states: not confirmed yet)."""
@@ -198,9 +200,10 @@ class CardsActor(Actor):
             if expired := offline.expire(self._db, offline.RESERVED_FOR_S):
                 log.warning("%d offline card reservations expired: %s", expired, offline.EXPIRED)
                 self._measure()
-            for tender_id, actor in offline.waiting(self._db, "abandoned", SETTLE_BATCH):
+            abandoned = offline.waiting(self._db, "abandoned", SETTLE_BATCH)
+            for tender_id, actor in abandoned:
                 self._cancel(tender_id, actor)
-            for tender_id, _ in offline.waiting(self._db, "outstanding", SETTLE_BATCH):
+            for tender_id, _ in offline.waiting(self._db, "outstanding", SETTLE_BATCH - len(abandoned)):
                 answer = self._ask(STATUS, {"tender_id": tender_id})
                 self._settle(tender_id, answer.get("intent"))
         except (HubUnreachable, HubRefused) as exc:
