@@ -374,7 +374,8 @@ class ReturnCart:
 def restore_return(saved: Mapping[str, Any], currency: str, max_change: int,
                    policy: ReturnsPolicy) -> tuple[ReturnCart, list[str]]:
     """A return cart from its saved form, every field checked as if a client sent it (Invalid when it cannot be
-    taken up at all: its id, its sale or its card refund), with the problems of the parts dropped, for the log."""
+    taken up at all: its id, its sale, its card refund or the hub refund it waits for), with the problems of the parts
+    dropped, for the log."""
     v = validators
     raw_sale = saved.get("sale")
     sale = None if raw_sale is None else checked_sale(raw_sale if isinstance(raw_sale, dict) else {})
