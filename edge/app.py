@@ -112,7 +112,7 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: Nats
         ChildSpec("forwarder", ForwarderActor, (seam, link, config.forward_batch)),
         ChildSpec(STOCK, StockActor, (link, seam, config.tenant, config.store)),
         ChildSpec(RETURNS, ReturnsLookupActor, (db_path, link, seam, config.tenant, config.store)),
-        ChildSpec(CARDS, CardsActor, (db_path, link, seam, config.tenant, config.store)),
+        ChildSpec(CARDS, CardsActor, (db_path, link, seam, config.tenant, config.store, config.currency)),
         ChildSpec("catalog", CatalogSyncActor, (seam, link, config.state_dir, config.tenant)),
         ChildSpec("staff", StaffActor, (seam, link, config.state_dir, config.tenant, config.store,
                                         config.staff_refresh_s, config.login.offline_after_s)),

@@ -114,16 +114,19 @@ class PaymentTerminalMock(PtySerialDevice):
     # -- controls and observations -------------------------------------------
 
     def present_card(self, approve: bool = True, scheme: str = "VISA", signature: bool = False,
-                     number: str | None = None) -> str:
+                     number: str | None = None, charged_minor: int | None = None) -> str:
         """The customer presents a card of `scheme` (whose rules ask for a signature or not; `number`, a test
         card number, defaults to the scheme's approving one) to the payment waiting for one; its reference.
         Offline, `approve` is the card's own verdict (its chip): the issuer is asked later, by the hub.
+        `charged_minor`: a faulty terminal charges this instead of the amount asked.
 
         RuntimeError if no payment is waiting for a card.
         """
         with self._lock:
             tx, reference = self._waiting()
             self._start_processing(tx, time.monotonic(), approve, scheme, signature, number)
+            if charged_minor is not None:
+                tx.amount_minor = charged_minor
             return reference
 
     def customer_cancel(self) -> str:

@@ -16,6 +16,8 @@ terminal's online approvals as a real acquirer would).
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 import pytest
 import trio
 
@@ -33,6 +36,7 @@ from mocks.payment_terminal import PaymentTerminalMock
 from novapos.config import DeviceRule, HubConfig, StoreConfig
 from novapos.config.hub import PaymentSettings
 from novapos.config.terminal import TerminalSettings
+from novapos.wire.payments import payment_request_subject
 from tests.acquirer_support import RunningAcquirer, running_acquirer
 from tests.conftest import query, wait_until
 from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in
@@ -89,8 +93,9 @@ async def open_till(http: httpx.AsyncClient, url: str) -> Till:
 
 
 async def card(till: Till, terminal: PaymentTerminalMock, amount: int, *, approve: bool = True,
-               number: str | None = None) -> dict[str, Any]:
-    """A card tender of `amount` the customer pays with `number` (the terminal's answer once it settled)."""
+               number: str | None = None, charged_minor: int | None = None) -> dict[str, Any]:
+    """A card tender of `amount` the customer pays with `number` (the terminal's answer once it settled; a faulty
+    terminal charges `charged_minor` instead)."""
     tender_id = str(uuid.uuid4())
     response = await till.card(amount, tender_id)
     assert response.status_code == 200, response.text
@@ -98,7 +103,7 @@ async def card(till: Till, terminal: PaymentTerminalMock, amount: int, *, approv
     async def waiting() -> bool:
         return any(terminal.status_of(ref).stage == "waiting_for_card" for ref in terminal.references)
     await wait_until(waiting, interval=0.02)
-    terminal.present_card(approve=approve, number=number)
+    terminal.present_card(approve=approve, number=number, charged_minor=charged_minor)
     return await till.tender_when(tender_id, lambda tender: tender["state"] != "pending")
 
 
@@ -251,3 +256,129 @@ async def test_an_offline_approval_abandoned_while_the_hub_is_away_is_cancelled_
     cancelled = await intent_is(database_url, stored["id"], "cancelled")
     assert (cancelled["offline"], cancelled["captured_minor"], cancelled["authorized_minor"]) == (True, 0, 0)
     assert (await http.get(f"{edge.url}/api/payments/follow-ups")).json()["follow_ups"] == []
+
+
+async def test_a_card_refund_the_hub_did_not_confirm_is_only_asked_of_the_hub_again(
+        store_config: StoreConfig, hub_with_provider: HubConfig, database_url: str, acquirer: RunningAcquirer,
+        terminal: PaymentTerminalMock, http: httpx.AsyncClient, nursery: trio.Nursery) -> None:
+    _, hub_scope = await start(nursery, run_hub, hub_with_provider)
+    edge, edge_scope = await start(nursery, run_edge, edge_config(store_config, terminal, offline_cards=False))
+    till = await open_till(http, edge.url)
+    basket = await till.basket((COFFEE, 1))
+    approved = await card(till, terminal, 499)
+    sale = await till.complete(basket["cart"])
+    assert sale.status_code == 200, sale.text
+    captured = await intent_is(database_url, approved["id"], "captured", captured_minor=499)
+
+    acquirer.hold()  # the provider refunds, but its answer comes after the till stopped waiting
+    started = await http.post(f"{till.url}/returns", json={"order": sale.json()["sale"], "override": MANAGER_OVERRIDE})
+    assert started.status_code == 200, started.text
+    taken = await http.post(f"{till.url}/returns/lines", json={"original_line": 1, "quantity": 1})
+    assert taken.status_code == 200, taken.text
+    cart = taken.json()["cart"]
+    unconfirmed = await http.post(f"{till.url}/complete", json={"cart": cart})
+    assert unconfirmed.status_code == 409, unconfirmed.text
+    cancelled = await http.request("DELETE", f"{till.url}/cart", json={"override": MANAGER_OVERRIDE})
+    assert cancelled.status_code == 409, cancelled.text  # the return keeps its refund key
+
+    hub_scope.cancel()  # no hub answering now: still never the terminal
+    edge_scope.cancel()  # nor after a restart: the pending refund is saved with the till
+    await trio.sleep(0.5)
+    edge, _ = await start(nursery, run_edge, edge_config(store_config, terminal, offline_cards=False))
+    till = await open_till(http, edge.url)
+    away = await http.post(f"{till.url}/complete", json={"cart": cart})
+    assert away.status_code == 409 and "has not confirmed" in away.text, away.text
+    assert len(terminal.references) == 1  # the sale's payment only
+    cancelled = await http.request("DELETE", f"{till.url}/cart", json={"override": MANAGER_OVERRIDE})
+    assert cancelled.status_code == 409, cancelled.text
+
+    acquirer.release()
+    await start(nursery, run_hub, replace(hub_with_provider, payments=replace(hub_with_provider.payments,
+                                                                              watchdog_after_s=1)))
+
+    async def completed() -> dict[str, Any] | None:
+        done = await http.post(f"{till.url}/complete", json={"cart": cart})
+        assert done.status_code in (200, 409), done.text
+        return dict(done.json()) if done.status_code == 200 else None
+    done = await wait_until(completed, timeout=30, interval=0.5)
+    assert [(r["method"], r["amount"]["minor"]) for r in done["refunds"]] == [("card", 499)]
+    assert len(terminal.references) == 1
+    assert acquirer.payment(captured["provider_ref"])["refunded_minor"] == 499
+    refunds = await query(database_url, "SELECT via, state, amount_minor FROM payment_refunds")
+    assert [tuple(row) for row in refunds] == [("provider", "succeeded", 499)]
+
+
+async def test_a_card_refund_the_provider_declined_is_made_at_the_terminal_not_recorded_as_done(
+        store_config: StoreConfig, hub_with_provider: HubConfig, database_url: str, acquirer: RunningAcquirer,
+        terminal: PaymentTerminalMock, http: httpx.AsyncClient, nursery: trio.Nursery) -> None:
+    await start(nursery, run_hub, hub_with_provider)
+    edge, _ = await start(nursery, run_edge, edge_config(store_config, terminal, offline_cards=False))
+    till = await open_till(http, edge.url)
+    basket = await till.basket((COFFEE, 1))
+    approved = await card(till, terminal, 499)
+    sale = await till.complete(basket["cart"])
+    assert sale.status_code == 200, sale.text
+    captured = await intent_is(database_url, approved["id"], "captured", captured_minor=499)
+    elsewhere = httpx.post(f"{acquirer.url}/v1/refunds", json={"payment": captured["provider_ref"], "amount_minor": 499},
+                           headers={"Idempotency-Key": "refunded-elsewhere"}, timeout=10)
+    assert elsewhere.status_code == 200, elsewhere.text  # the provider has nothing left to refund: it declines
+
+    done = await give_back(http, edge.url, sale.json()["sale"], 1)
+    assert [(r["method"], r["amount"]["minor"]) for r in done["refunds"]] == [("card", 499)]
+    [refund_reference] = terminal.references[1:]  # made at the terminal, with the card present
+    assert terminal.status_of(refund_reference).stage == "approved"
+    refunds = await query(database_url, "SELECT via, state FROM payment_refunds ORDER BY created_at")
+    assert (refunds[0]["via"], refunds[0]["state"]) == ("provider", "failed")
+
+
+@pytest.fixture
+def garbage_hub(hub_config: HubConfig) -> Iterator[None]:
+    """A hub that answers every payment request of the store with bytes that are not JSON (a broken hub, or
+    something else on its subjects), on the real NATS, until the test ends."""
+    ready, stop = threading.Event(), threading.Event()
+
+    async def answer() -> None:
+        client = await nats.connect(hub_config.nats_url, **({"nkeys_seed": str(hub_config.nats_credentials)}
+                                                            if hub_config.nats_credentials else {}))
+
+        async def garbage(msg: Any) -> None:
+            await msg.respond(b"<html>bad gateway</html>")
+        await client.subscribe(payment_request_subject("demo", "store-001", "pay_settings").rsplit(".", 1)[0] + ".*",
+                               cb=garbage)
+        await client.flush()
+        ready.set()
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+        await client.close()
+    thread = threading.Thread(target=asyncio.run, args=(answer(),), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    yield
+    stop.set()
+    thread.join(10)
+
+
+async def test_a_hub_answer_that_cannot_be_read_crashes_neither_the_cards_actor_nor_the_till(
+        store_config: StoreConfig, garbage_hub: None, terminal: PaymentTerminalMock, http: httpx.AsyncClient,
+        nursery: trio.Nursery) -> None:
+    edge, _ = await start(nursery, run_edge, edge_config(store_config, terminal, offline_cards=True))
+    till = await open_till(http, edge.url)
+    basket = await till.basket((COFFEE, 1))
+    approved = await card(till, terminal, 499)  # the hub "answered": online, as for any refusal
+    assert approved["state"] == "approved" and approved["card"]["auth_code"] not in ("", "OFFLINE")
+    sale = await till.complete(basket["cart"])
+    assert sale.status_code == 200, sale.text
+
+
+async def test_an_approval_the_till_refuses_is_reversed_at_the_terminal(
+        store_config: StoreConfig, terminal: PaymentTerminalMock, http: httpx.AsyncClient,
+        nursery: trio.Nursery) -> None:
+    edge, _ = await start(nursery, run_edge, edge_config(store_config, terminal, offline_cards=False))
+    till = await open_till(http, edge.url)
+    await till.basket((COFFEE, 1))
+    refused = await card(till, terminal, 499, charged_minor=500)  # the terminal charged another amount
+    assert refused["state"] == "failed" and "call support" in refused["message"]
+
+    async def reversed_at_terminal() -> bool:
+        return terminal.voids == [uuid.UUID(refused["id"]).hex]
+    await wait_until(reversed_at_terminal)

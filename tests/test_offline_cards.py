@@ -6,20 +6,29 @@ edge is stopped and started again."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 import pytest
 import trio
 
+from actors.payments import offline
+from actors.storage import db as local_db
 from edge.app import run_edge
 from mocks.payment_terminal import PaymentTerminalMock
-from novapos.config import DeviceRule, StoreConfig
+from novapos.config import DeviceRule, HubConfig, StoreConfig
 from novapos.config.terminal import TerminalSettings
+from novapos.wire.payments import payment_request_subject
 from tests.conftest import wait_until
 from tests.edges import waiting_events
 from tests.pos import COFFEE, log_in
@@ -130,3 +139,117 @@ async def test_a_card_tender_resent_offline_is_counted_once(
     terminal.present_card()
     await till.tender_when(tender_id, state_is("approved"))
     assert await _gauges(http, running.url) == (1, 4000)
+
+
+async def test_an_offline_approval_the_busy_outbox_refused_is_committed_once_the_disk_is_free(
+        config: StoreConfig, terminal: PaymentTerminalMock, http: httpx.AsyncClient, nursery: trio.Nursery) -> None:
+    running, _ = await _edge(config, http, nursery)
+    till = Till(http, running.url)
+    await till.basket((COFFEE, 10))
+    tender_id = str(uuid.uuid4())
+    assert (await till.card(4000, tender_id)).status_code == 200
+    await wait_until(lambda: _waiting_for_card(terminal), interval=0.02)
+    backup = sqlite3.connect(config.state_dir / local_db.FILE_NAME, isolation_level=None)
+    backup.execute("BEGIN IMMEDIATE")  # a backup, a sqlite3 shell left in a transaction
+    terminal.present_card()
+    await till.tender_when(tender_id, state_is("approved"))
+    await trio.sleep(local_db.LOCK_WAIT_S + 1.0)  # the outbox has refused card.approved once
+    assert not [event for event in waiting_events(config.state_dir) if event.type == "card.approved"]
+    backup.execute("ROLLBACK")
+    backup.close()
+
+    async def committed() -> list[Any]:
+        return [event for event in waiting_events(config.state_dir) if event.type == "card.approved"]
+    [approval] = await wait_until(committed, timeout=15)
+    assert approval.body["tender"] == tender_id and approval.body["offline"]
+    assert await _gauges(http, running.url) == (1, 4000)
+
+
+async def test_offline_limits_kept_in_another_currency_than_the_stores_give_way_to_the_defaults(
+        config: StoreConfig, terminal: PaymentTerminalMock, http: httpx.AsyncClient, nursery: trio.Nursery) -> None:
+    db = local_db.connect(config.state_dir / local_db.FILE_NAME)
+    try:  # kept when the store sold in another currency: 10 000.00 in its minor units
+        offline.keep_limits(db, offline.Limits(1_000_000, 5_000_000, "JPY"))
+    finally:
+        db.close()
+    running, _ = await _edge(config, http, nursery)
+    till = Till(http, running.url)
+    await till.basket((COFFEE, 20))
+    over = await till.card(5001)
+    assert over.status_code == 409 and "cards over 50.00 EUR cannot be taken offline" in over.text, over.text
+    assert terminal.references == []
+
+
+async def test_a_reservation_no_till_approved_in_time_stops_counting_and_a_late_approval_counts_again(
+        config: StoreConfig, terminal: PaymentTerminalMock, http: httpx.AsyncClient, nursery: trio.Nursery,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(offline, "RESERVED_FOR_S", 0.5)
+    config = replace(config, terminal=replace(config.terminal, timeout_s=60))
+    running, _ = await _edge(config, http, nursery)
+    till = Till(http, running.url)
+    await till.basket((COFFEE, 10))
+    tender_id = str(uuid.uuid4())
+    assert (await till.card(4000, tender_id)).status_code == 200
+    await wait_until(lambda: _waiting_for_card(terminal), interval=0.02)
+    assert await _gauges(http, running.url) == (1, 4000)
+
+    async def released() -> bool:
+        return await _gauges(http, running.url) == (0, 0)
+    await wait_until(released, timeout=15)  # the cards actor's next settle round
+    terminal.present_card()  # the customer was slow, but the card is stored: it counts again
+    await till.tender_when(tender_id, state_is("approved"))
+    assert await _gauges(http, running.url) == (1, 4000)
+
+
+async def test_a_slow_hub_holds_the_cards_actor_for_a_few_requests_per_settle_round_only(
+        config: StoreConfig, hub_config: HubConfig, terminal: PaymentTerminalMock, http: httpx.AsyncClient,
+        nursery: trio.Nursery) -> None:
+    db = local_db.connect(config.state_dir / local_db.FILE_NAME)
+    try:  # twenty approvals taken offline earlier, none confirmed by the hub yet
+        for _ in range(20):
+            tender_id = str(uuid.uuid4())
+            assert offline.reserve(db, tender_id, TILL, 100, "EUR") is None
+            db.execute("UPDATE offline_cards SET state = 'outstanding' WHERE tender_id = ?", (tender_id,))
+    finally:
+        db.close()
+    asked: list[float] = []
+    with slow_hub(hub_config, asked):  # each pay_status answered "not heard of yet", 0.3 s late
+        await _edge(config, http, nursery)
+        await wait_until(lambda: _asked(asked, 1), timeout=15)
+        await trio.sleep(3.0)
+    first_round = [at for at in asked if at - asked[0] < 3.0]
+    assert len(first_round) <= 5, len(first_round)
+
+
+async def _asked(asked: list[float], count: int) -> bool:
+    return len(asked) >= count
+
+
+@contextmanager
+def slow_hub(hub_config: HubConfig, asked: list[float]) -> Iterator[None]:
+    """A hub on the real NATS that answers the store's pay_status {"intent": null} after 0.3 s, noting when each
+    was asked, until the block ends."""
+    ready, stop = threading.Event(), threading.Event()
+
+    async def answer() -> None:
+        client = await nats.connect(hub_config.nats_url, **({"nkeys_seed": str(hub_config.nats_credentials)}
+                                                            if hub_config.nats_credentials else {}))
+
+        async def status(msg: Any) -> None:
+            asked.append(time.monotonic())
+            await asyncio.sleep(0.3)
+            await msg.respond(b'{"intent": null}')
+        await client.subscribe(payment_request_subject("demo", "store-001", "pay_status"), cb=status)
+        await client.flush()
+        ready.set()
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+        await client.close()
+    thread = threading.Thread(target=asyncio.run, args=(answer(),), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)

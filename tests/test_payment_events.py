@@ -323,3 +323,29 @@ def _published_by(hub: HubProcess) -> int:
         metrics = response.read().decode()
     [line] = [line for line in metrics.splitlines() if line.startswith("novapos_hub_payment_events_published_total")]
     return int(float(line.split()[-1]))
+
+
+async def test_a_bad_event_in_a_catch_up_is_refused_at_its_place_and_those_after_it_still_apply(
+        store_config: StoreConfig, hub_config: HubConfig, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = store_config.state_dir
+    with tills_told(monkeypatch) as told:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(run_hub, hub_config)
+            bodies = [intent() for _ in range(3)]
+            ids = await emit_events(database_url, [("store-001", "payment.captured", {"intent": body})
+                                                   for body in bodies])
+            await query(database_url, "UPDATE payment_outbox SET body = '[1]'::jsonb WHERE id = $1::uuid RETURNING 1",
+                        ids[1])  # the hub's bug: an event no store can read
+            await wait_until(lambda: _published(database_url, 3))
+            await nursery.start(run_edge, store_config)  # it catches up: one page with the bad event in the middle
+            applied = await wait_until(lambda: _inbox(state, 3))
+            nursery.cancel_scope.cancel()
+    assert [(position, event_id) for position, event_id, _ in applied] == [(1, ids[0]), (2, "refused:2"), (3, ids[2])]
+    assert told.of() == [("till.till-1", "payment.captured", bodies[0]["id"]),
+                         ("till.till-1", "payment.captured", bodies[2]["id"])]
+    db = local_db.connect(state / local_db.FILE_NAME)
+    try:
+        [(reason,)] = db.execute("SELECT refused FROM payment_inbox WHERE refused IS NOT NULL").fetchall()
+    finally:
+        db.close()
+    assert "body must be a JSON object" in reason

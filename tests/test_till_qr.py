@@ -22,7 +22,7 @@ from mocks.network_printer import MockNetworkPrinter
 from novapos.config import HubConfig, StoreConfig
 from tests.conftest import query, wait_until
 from tests.edges import running_edge
-from tests.payments_hub import intent_state, payments_hub
+from tests.payments_hub import ask, intent_state, payments_hub
 from tests.pos import COFFEE, MANAGER_OVERRIDE, MILK, log_in
 
 TILL = "/api/tills/till-1"
@@ -239,3 +239,82 @@ async def test_a_paid_qr_tender_voided_goes_back_to_the_phone_through_the_hub(
                                                         "WHERE tender_id = $1", tender["id"])
         assert (intent["state"], intent["refunded_minor"]) == ("refunded", 499)
         assert (await trio.to_thread.run_sync(acquirer.payment, _ref(tender)))["refunded_minor"] == 499
+
+
+async def test_a_refund_to_a_qr_payment_the_hub_did_not_confirm_is_never_given_in_cash_meanwhile(
+        store_config: StoreConfig, hub_config: HubConfig, tmp_path: Path, http: httpx.AsyncClient,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(qr, "CHANGE_WITHIN_S", 1.0)  # the till stops waiting before the hub hears the provider
+    async with payments_hub(hub_config, tmp_path) as (_hub, acquirer, _secrets), running_edge(store_config) as edge:
+        state = await _cart(http, edge, [(COFFEE, 1)])
+        tender = await _pay_by_qr(http, edge, 499)
+        await trio.to_thread.run_sync(acquirer.pay, _ref(tender))
+        await _tender(http, edge, tender["id"], "approved")
+        sale = (await http.post(f"{edge.url}{TILL}/complete", json={"cart": state["cart"]})).json()["sale"]
+        started = await http.post(f"{edge.url}{TILL}/returns", json={"order": sale, "override": MANAGER_OVERRIDE})
+        assert started.status_code == 200, started.text
+        taken = await http.post(f"{edge.url}{TILL}/returns/lines", json={"original_line": 1, "quantity": 1})
+        assert taken.json()["refund_to"] == "qr"
+
+        await trio.to_thread.run_sync(acquirer.hold)  # the provider refunds; its answer waits
+        unconfirmed = await http.post(f"{edge.url}{TILL}/complete", json={})
+        assert unconfirmed.status_code == 409 and "has not confirmed" in unconfirmed.json()["error"], unconfirmed.text
+        cash = await http.post(f"{edge.url}{TILL}/returns/refund-in-cash", json={})
+        assert cash.status_code == 409, cash.text
+        cancelled = await http.request("DELETE", f"{edge.url}{TILL}/cart", json={"override": MANAGER_OVERRIDE})
+        assert cancelled.status_code == 409, cancelled.text
+        await trio.to_thread.run_sync(acquirer.release)
+
+        async def completed() -> dict[str, Any] | None:
+            done = await http.post(f"{edge.url}{TILL}/complete", json={})
+            assert done.status_code in (200, 409), done.text
+            return dict(done.json()) if done.status_code == 200 else None
+        done = await wait_until(completed, timeout=20, interval=0.5)
+        assert [(r["method"], r["amount"]["minor"]) for r in done["refunds"]] == [("qr", 499)]
+        assert (await trio.to_thread.run_sync(acquirer.payment, _ref(tender)))["refunded_minor"] == 499
+
+
+async def test_a_refund_to_a_qr_payment_the_provider_declined_is_not_recorded_and_may_go_to_cash(
+        store_config: StoreConfig, hub_config: HubConfig, tmp_path: Path, http: httpx.AsyncClient) -> None:
+    async with payments_hub(hub_config, tmp_path) as (_hub, acquirer, _secrets), running_edge(store_config) as edge:
+        state = await _cart(http, edge, [(COFFEE, 1)])
+        tender = await _pay_by_qr(http, edge, 499)
+        await trio.to_thread.run_sync(acquirer.pay, _ref(tender))
+        await _tender(http, edge, tender["id"], "approved")
+        sale = (await http.post(f"{edge.url}{TILL}/complete", json={"cart": state["cart"]})).json()["sale"]
+        elsewhere = await http.post(f"{acquirer.url}/v1/refunds", json={"payment": _ref(tender), "amount_minor": 499},
+                                    headers={"Idempotency-Key": "refunded-elsewhere"})
+        assert elsewhere.status_code == 200, elsewhere.text  # the provider has nothing left to refund: it declines
+        started = await http.post(f"{edge.url}{TILL}/returns", json={"order": sale, "override": MANAGER_OVERRIDE})
+        assert started.status_code == 200, started.text
+        taken = await http.post(f"{edge.url}{TILL}/returns/lines", json={"original_line": 1, "quantity": 1})
+        assert taken.json()["refund_to"] == "qr"
+        declined = await http.post(f"{edge.url}{TILL}/complete", json={})
+        assert declined.status_code == 409 and "declined" in declined.json()["error"], declined.text
+        assert (await http.post(f"{edge.url}{TILL}/returns/refund-in-cash", json={})).status_code == 200
+        done = await http.post(f"{edge.url}{TILL}/complete", json={})
+        assert [(r["method"], r["amount"]["minor"]) for r in done.json()["refunds"]] == [("cash", 499)], done.text
+
+
+async def test_a_pending_qr_payment_refunded_at_the_hub_meanwhile_ends_instead_of_waiting_forever(
+        store_config: StoreConfig, hub_config: HubConfig, tmp_path: Path, http: httpx.AsyncClient,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(PaymentEventsActor, "_tell", lambda *_args: None)  # the live events never reach the till
+    async with payments_hub(hub_config, tmp_path) as (_hub, acquirer, _secrets):
+        async with running_edge(store_config) as edge:
+            await _cart(http, edge, [(COFFEE, 1)])
+            tender = await _pay_by_qr(http, edge, 499)
+        await trio.to_thread.run_sync(acquirer.pay, _ref(tender))  # paid while the store was down...
+        await wait_until(lambda: intent_captured(hub_config, tender["id"]), timeout=10)
+        refunded = await ask(hub_config, "demo", "store-001", "pay_refund", {  # ...and refunded from elsewhere
+            "tender_id": tender["id"], "amount_minor": 499, "refund_key": "from-the-console", "actor": "test",
+            "reason": "test"})
+        assert refunded["intent"]["state"] == "refunded", refunded
+        async with running_edge(store_config) as edge:
+            ended = await _tender(http, edge, tender["id"], "reversed")  # pay_status, every 2 s
+            assert "refunded" in ended["message"]
+
+
+async def intent_captured(hub_config: HubConfig, tender_id: str) -> bool:
+    rows = await query(hub_config.database_url, "SELECT state FROM payment_intents WHERE tender_id = $1", tender_id)
+    return bool(rows) and rows[0]["state"] == "captured"

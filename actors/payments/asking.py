@@ -13,7 +13,9 @@ from typing import Any
 
 import nats.errors
 
+from actors.protocol import Rejected
 from edge_runtime import AsyncioSeam
+from novapos import validators
 from novapos.adapters.nats import NatsLink
 from novapos.wire.payments import decode, encode, payment_request_subject
 from novapos.wire.replies import ERROR_CODE_HEADER, ERROR_HEADER
@@ -32,12 +34,33 @@ class HubUnreachable(Exception):
 
 
 class HubRefused(Exception):
-    """The hub answered with a refusal: `code` (400, 404, 409, 500, 503) and its sentence (checked before it is shown:
-    it came over the network)."""
+    """The hub answered with a refusal: `code` (400, 402, 404, 409, 500, 503; 502 when its answer could not be read)
+    and its sentence (checked before it is shown: it came over the network)."""
 
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+UNCONFIRMED = "the hub has not confirmed the refund: try again (it is made once, whatever happened)"
+NOTHING_REFUNDED = frozenset({402, 404, 409, 503})
+"""The hub's refusals of a refund that say nothing was refunded: the provider declined it, the hub does not know the
+payment, the payment's state allows no refund (not captured yet, voided) or the key was used for another request,
+or it has no provider. Any other refusal (504: still being made) may follow a refund made under the same key."""
+
+
+@dataclass(frozen=True)
+class Unconfirmed(Rejected):
+    """A refund the hub may have made without confirming it (a timeout, a refund still processing, an answer that
+    cannot be read): the till asks again under the same refund key, and refunds no other way meanwhile."""
+
+
+def refund_state(answer: dict[str, Any]) -> str:
+    """The state of the refund in a pay_refund answer: "succeeded" (done), "failed" (declined: nothing refunded),
+    anything else (processing, or an answer without one) not confirmed."""
+    refund = answer.get("refund")
+    state = refund.get("state") if isinstance(refund, dict) else None
+    return state if state in ("succeeded", "failed") else "processing"
 
 
 @dataclass(frozen=True)
@@ -56,7 +79,8 @@ class PaymentsHub:
 
 def ask_hub(link: NatsLink, seam: AsyncioSeam, tenant: str, store: str, kind: str, body: dict[str, Any],
             within: float) -> dict[str, Any]:
-    """Ask the hub's `kind` payment request with `body`; its answer's object (unchecked)."""
+    """Ask the hub's `kind` payment request with `body`; its answer's object (its fields unchecked). An answer that is
+    not a JSON object is HubRefused 502, so a caller never crashes on it."""
     subject = payment_request_subject(tenant, store, kind)
     try:
         return seam.run_blocking(_ask, link, subject, encode(body), within, timeout=within + CONNECT_WITHIN_S + 0.5)
@@ -74,7 +98,10 @@ async def _ask(link: NatsLink, subject: str, data: bytes, within: float) -> dict
     if ERROR_CODE_HEADER in headers:
         code = headers[ERROR_CODE_HEADER]
         raise HubRefused(int(code) if code.isdigit() else 500, headers.get(ERROR_HEADER, code))
-    answer = decode("the hub's answer", reply.data)
+    try:
+        answer = decode("the hub's answer", reply.data)
+    except validators.Invalid as exc:
+        raise HubRefused(502, f"the hub's answer could not be read: {exc}") from None
     refused = answer.get("refused")
     if isinstance(refused, dict):  # the payments responders' refusal: {"refused": {"code", "message", "state"?}}
         status = refused.get("code")

@@ -11,7 +11,8 @@ while any are outstanding; the payments event consumer may tell `payment_event` 
 the store's follow-up (`follow_ups`, GET /api/payments/follow-ups).
 
 A refund to the original card goes through the hub (`refund`: pay_refund, the provider refunds without the card)
-when the hub answers; `None` sends the till to its terminal, with the card present.
+when the hub answers; `None` (the hub refunded nothing) sends the till to its terminal, with the card present;
+`Unconfirmed` (it may have refunded) has the till ask again under the same key, and nothing else.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 from prometheus_client import Gauge
 
 from actors.payments import offline
-from actors.payments.asking import HubRefused, HubUnreachable, ask_hub
+from actors.payments.asking import NOTHING_REFUNDED, HubRefused, HubUnreachable, Unconfirmed, ask_hub, refund_state
 from actors.protocol import Rejected
 from actors.storage.db import connect, is_busy
 from edge_runtime import Actor, AsyncioSeam
@@ -43,17 +44,22 @@ OFFLINE_APPROVALS_MINOR = Gauge("novapos_edge_payment_offline_approvals_minor",
 ANSWER_WITHIN_S = 1.5
 """How long a card waits for the hub before the till treats the store as offline (the cashier waits this once)."""
 SETTLE_EVERY_S = 5.0
-SETTLE_BATCH = 50
+SETTLE_BATCH = 5
+"""The most hub requests one settle round makes (up to ANSWER_WITHIN_S each): a cashier's `begin` waits behind
+them in the mailbox, so the rest wait for the next rounds."""
 SETTLED_STATES = {"authorized": "authorized", "captured": "authorized", "refunded": "authorized",
                   "failed": "declined", "cancelled": "released"}
 """An offline approval's intent state at the hub -> how the ledger settles it (other states: not confirmed yet)."""
+ASK_AGAIN = "complete the return again when the hub answers (the card is refunded once, whatever happened)"
 
 
 class CardsActor(Actor):
-    def __init__(self, db_path: Path, link: NatsLink, seam: AsyncioSeam, tenant: str, store: str, *,
+    def __init__(self, db_path: Path, link: NatsLink, seam: AsyncioSeam, tenant: str, store: str, currency: str, *,
                  answer_within: float = ANSWER_WITHIN_S, settle_every: float = SETTLE_EVERY_S) -> None:
+        """`currency`: the store's, that of the offline limits in force (actors.payments.offline.limits)."""
         super().__init__()
         self._db_path, self._link, self._seam, self._tenant, self._store = db_path, link, seam, tenant, store
+        self._currency = currency
         self._within, self._settle_every = answer_within, settle_every
         self._connection: sqlite3.Connection | None = None
 
@@ -100,7 +106,8 @@ class CardsActor(Actor):
         try:
             given = offline.Limits(
                 validators.minor_units("offline_per_payment_minor", answer.get("offline_per_payment_minor")),
-                validators.minor_units("offline_store_total_minor", answer.get("offline_store_total_minor")))
+                validators.minor_units("offline_store_total_minor", answer.get("offline_store_total_minor")),
+                currency)
             offline.keep_limits(self._db, given)
         except (validators.Invalid, sqlite3.OperationalError) as exc:  # keep the last good ones
             log.warning("the hub's payment settings were not kept: %s", exc)
@@ -151,38 +158,52 @@ class CardsActor(Actor):
             log.warning("card %s: the hub refused to cancel it: %s", tender_id, exc)
         offline.settle(self._db, tender_id, "released", "the sale was abandoned", settling=("abandoned",))
 
-    def refund(self, tender_id: str, amount_minor: int, refund_key: str, actor: str,
-               reason: str) -> dict[str, Any] | Rejected | None:
+    def refund(self, tender_id: str, amount_minor: int, refund_key: str, actor: str, reason: str,
+               asked_before: bool = False) -> dict[str, Any] | Unconfirmed | None:
         """Refund `amount_minor` of the card tender `tender_id` through the hub (the provider, no card needed): the
-        hub's {"intent", "refund"}; None when the hub cannot do it (offline, or it does not know that payment, or has
-        not captured it yet, or the provider declined it): the till refunds at its terminal. Rejected when the hub may
-        have done it without saying (a timeout, or 504: the provider has not confirmed it): the cashier sends the
-        return again, under the same refund_key, never a second refund."""
-        if not self._link.connected:
+        hub's {"intent", "refund"} once its refund succeeded; None when the hub refunded nothing (it did not get the
+        request, does not know the payment, has no provider, or the provider declined): the till refunds at its
+        terminal. Unconfirmed when the hub may have refunded it (a timeout, a refund still processing, any other
+        refusal, or no answer to a request asked before: `asked_before`): the cashier completes the return again,
+        under the same refund_key, and the card is refunded once."""
+        if not self._link.connected and not asked_before:
             return None
         body = {"tender_id": tender_id, "amount_minor": amount_minor, "refund_key": refund_key, "actor": actor,
                 "reason": reason}
         try:
-            return self._ask(REFUND, body)
+            answer = self._ask(REFUND, body)
         except HubRefused as exc:
-            if exc.code == 504:  # the provider has not confirmed it yet: it may be done
-                return Rejected("conflict", "the card refund is not confirmed yet: complete the return again (the "
-                                            "card is refunded once, whatever happened)")
-            log.info("refund %s: the hub refused it (%d %s): refunding at the terminal", refund_key, exc.code, exc)
-            return None
+            if exc.code in NOTHING_REFUNDED:
+                log.info("refund %s: the hub refunded nothing (%d %s): refunding at the terminal", refund_key,
+                         exc.code, exc)
+                return None
+            log.warning("refund %s: the hub refused it (%d %s): asked again under the same key", refund_key,
+                        exc.code, exc)
+            return Unconfirmed("conflict", f"the hub has not confirmed the card refund ({validators.describe(str(exc))})"
+                                           f": {ASK_AGAIN}")
         except HubUnreachable as exc:
-            if exc.maybe_done:
-                return Rejected("conflict", "the hub did not confirm the card refund in time: complete the return "
-                                            "again (the card is refunded once, whatever happened)")
+            if exc.maybe_done or asked_before:
+                return Unconfirmed("conflict", f"the hub has not confirmed the card refund ({exc}): {ASK_AGAIN}")
             return None
+        state = refund_state(answer)
+        if state == "failed":
+            log.warning("refund %s: the provider declined it: refunding at the terminal", refund_key)
+            return None
+        if state != "succeeded":
+            return Unconfirmed("conflict", f"the hub has not confirmed the card refund (still processing): {ASK_AGAIN}")
+        return answer
 
     def settle_tick(self) -> None:
-        """Tell the hub again of the abandoned offline approvals, ask it how the outstanding ones ended; again in
-        settle_every seconds."""
+        """Release the reservations no till holds any more (by age), tell the hub again of the abandoned offline
+        approvals, ask it how the outstanding ones ended; again in settle_every seconds."""
         try:
-            for tender_id, actor in offline.waiting(self._db, "abandoned", SETTLE_BATCH):
+            if expired := offline.expire(self._db, offline.RESERVED_FOR_S):
+                log.warning("%d offline card reservations expired: %s", expired, offline.EXPIRED)
+                self._measure()
+            abandoned = offline.waiting(self._db, "abandoned", SETTLE_BATCH)
+            for tender_id, actor in abandoned:
                 self._cancel(tender_id, actor)
-            for tender_id, _ in offline.waiting(self._db, "outstanding", SETTLE_BATCH):
+            for tender_id, _ in offline.waiting(self._db, "outstanding", SETTLE_BATCH - len(abandoned)):
                 answer = self._ask(STATUS, {"tender_id": tender_id})
                 self._settle(tender_id, answer.get("intent"))
         except (HubUnreachable, HubRefused) as exc:
@@ -215,7 +236,7 @@ class CardsActor(Actor):
     def offline_state(self) -> dict[str, Any]:
         """The offline limits in force and what counts against them."""
         count, total = offline.counted(self._db)
-        given = offline.limits(self._db)
+        given = offline.limits(self._db, self._currency)
         return {"per_payment_minor": given.per_payment_minor, "store_total_minor": given.store_total_minor,
                 "outstanding": count, "outstanding_minor": total}
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,20 +80,32 @@ class Event:
         return intent if isinstance(intent, dict) else {}
 
 
+@dataclass(frozen=True)
+class Refused:
+    """An event of a catch-up page that cannot be read but whose position can: recorded as refused, so the
+    catch-up moves past it instead of asking for it forever."""
+    position: int
+    reason: str
+
+
 def last_position(db: sqlite3.Connection) -> int:
     """The position of the last event applied (0: none yet): a catch-up asks for those after it."""
     return int(db.execute("SELECT coalesce(max(position), 0) FROM payment_inbox").fetchone()[0])
 
 
-def apply(db: sqlite3.Connection, events: list[Event]) -> list[Event]:
-    """Record `events` in the inbox in one transaction (one fsync for a catch-up's page); those that were not there
-    already (by id or position), in order."""
+def apply(db: sqlite3.Connection, events: list[Event], refused: list[Refused] | None = None) -> list[Event]:
+    """Record `events` in the inbox in one transaction (one fsync for a catch-up's page), with the `refused` ones
+    of the same page at their positions (never told to anyone); those events that were not there already (by id or
+    position), in order."""
     fresh = []
     with local_db.immediate(db):
         for event in events:
             if db.execute("INSERT INTO payment_inbox (id, position, type, applied_at) VALUES (?, ?, ?, ?)"
                           " ON CONFLICT DO NOTHING", (event.id, event.position, event.type, time.time())).rowcount:
                 fresh.append(event)
+        for bad in refused or []:
+            db.execute("INSERT INTO payment_inbox (id, position, type, applied_at, refused) VALUES (?, ?, '', ?, ?)"
+                       " ON CONFLICT DO NOTHING", (f"refused:{bad.position}", bad.position, time.time(), bad.reason))
     return fresh
 
 
@@ -193,27 +206,45 @@ class PaymentEventsActor(Actor):
             self._next_catch_up = time.monotonic() + RETRY_S
 
     def _catch_up(self) -> None:
-        """Ask for the events after the last applied one, page after page, until the hub has none more."""
+        """Ask for the events after the last applied one, page after page, until a page brings nothing new (none
+        left, or only events applied already or refused without a position)."""
         while True:
             answer = ask_hub(self._link, self._seam, self._tenant, self._store, EVENTS,
                              {"after": self._last, "limit": PAGE}, ASK_WITHIN_S)
             events = answer.get("events")
             if not isinstance(events, list):
                 raise validators.Invalid("the hub's pay_events answer", "must hold a list of events")
-            if not events:
+            before = self._last
+            self._apply(*self._read(events))
+            if self._last == before:
                 return
-            page = [Event(message) for message in events]
-            if any(before.position >= after.position for before, after in zip(page, page[1:], strict=False)) or \
-                    page[0].position <= self._last:
-                raise validators.Invalid("the hub's pay_events answer", f"must hold positions after {self._last}, "
-                                         "in order")
-            self._apply(page)
 
-    def _apply(self, events: list[Event]) -> None:
-        """Apply events in one transaction (SQLite busy: raised, for the caller to ask for them again), then tell
-        those each concerns."""
+    def _read(self, messages: list[Any]) -> tuple[list[Event], list[Refused]]:
+        """A page's events after the last applied one, by position; one that cannot be read is refused at its
+        position (logged with the reason), or dropped when even that cannot be read."""
+        events: dict[int, Event] = {}
+        refused: dict[int, Refused] = {}
+        for message in messages:
+            try:
+                event = Event(message)
+            except validators.Invalid as exc:
+                position = message.get("position") if isinstance(message, dict) else None
+                if isinstance(position, int) and not isinstance(position, bool) and self._last < position <= MAX_POSITION:
+                    log.error("payment events: refused event %d from the hub, recorded as refused and passed: %s",
+                              position, exc)
+                    refused[position] = Refused(position, str(exc)[:500])
+                else:
+                    log.error("payment events: refused an event from the hub without a usable position: %s", exc)
+                continue
+            if event.position > self._last:
+                events.setdefault(event.position, event)
+        return [events[p] for p in sorted(events)], [refused[p] for p in sorted(refused) if p not in events]
+
+    def _apply(self, events: list[Event], refused: list[Refused] | None = None) -> None:
+        """Apply events in one transaction, the refused ones recorded beside them (SQLite busy: raised, for the
+        caller to ask for them again), then tell those each concerns."""
         assert self._db is not None
-        fresh = apply(self._db, events)
+        fresh = apply(self._db, events, refused or [])
         DUPLICATES.inc(len(events) - len(fresh))
         for event in fresh:
             if event.position != self._last + 1:
@@ -227,6 +258,7 @@ class PaymentEventsActor(Actor):
                 self._tell(f"till.{till}", event)
             if intent.get("offline") is True:
                 self._tell(CARDS, event)
+        self._last = max([self._last, *(bad.position for bad in refused or [])])
 
     def _tell(self, name: str, event: Event) -> None:
         """Tell actor `name` of `event` if it runs and has a `payment_event` method (a till without one does not

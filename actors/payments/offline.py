@@ -30,27 +30,37 @@ DEFAULT_STORE_TOTAL_MINOR = 20000
 """The hub's defaults (pay_settings answers them for a tenant that set none): used until the hub was asked once."""
 COUNTED = ("reserved", "outstanding")
 SETTLED = ("authorized", "declined", "abandoned", "released")
+EXPIRED = "reserved and never approved at the till"
+"""The message of a reservation released by age (`expire`): its till no longer holds the card (a till that gave up
+waiting for the cards actor, or crashed before it saved the tender)."""
+RESERVED_FOR_S = 900.0
+"""How long a reservation counts without its approval: well past the longest a card waits at a terminal (600 s)."""
 
 
 @dataclass(frozen=True)
 class Limits:
     per_payment_minor: int
     store_total_minor: int
+    currency: str
+    """The currency whose minor units these are (the store's when the hub gave them)."""
 
 
-def limits(db: sqlite3.Connection) -> Limits:
-    """The limits the hub last gave, or its defaults."""
-    row = db.execute("SELECT per_payment_minor, store_total_minor FROM offline_card_settings").fetchone()
-    return Limits(DEFAULT_PER_PAYMENT_MINOR, DEFAULT_STORE_TOTAL_MINOR) if row is None else Limits(*row)
+def limits(db: sqlite3.Connection, currency: str) -> Limits:
+    """The limits the hub last gave, or its defaults when it has not yet or gave them in another currency than the
+    store's `currency` now (amounts in another currency's minor units are no limit at all)."""
+    row = db.execute("SELECT per_payment_minor, store_total_minor, currency FROM offline_card_settings").fetchone()
+    if row is None or row[2] != currency:
+        return Limits(DEFAULT_PER_PAYMENT_MINOR, DEFAULT_STORE_TOTAL_MINOR, currency)
+    return Limits(*row)
 
 
 def keep_limits(db: sqlite3.Connection, given: Limits) -> None:
     with immediate(db):
-        db.execute("INSERT INTO offline_card_settings (only_row, per_payment_minor, store_total_minor, fetched_at)"
-                   " VALUES (1, ?, ?, ?) ON CONFLICT (only_row) DO UPDATE SET per_payment_minor ="
+        db.execute("INSERT INTO offline_card_settings (only_row, per_payment_minor, store_total_minor, currency,"
+                   " fetched_at) VALUES (1, ?, ?, ?, ?) ON CONFLICT (only_row) DO UPDATE SET per_payment_minor ="
                    " excluded.per_payment_minor, store_total_minor = excluded.store_total_minor,"
-                   " fetched_at = excluded.fetched_at",
-                   (given.per_payment_minor, given.store_total_minor, time.time()))
+                   " currency = excluded.currency, fetched_at = excluded.fetched_at",
+                   (given.per_payment_minor, given.store_total_minor, given.currency, time.time()))
 
 
 def counted(db: sqlite3.Connection) -> tuple[int, int]:
@@ -67,7 +77,7 @@ def reserve(db: sqlite3.Connection, tender_id: str, till: str, amount_minor: int
     with immediate(db):
         if db.execute("SELECT 1 FROM offline_cards WHERE tender_id = ?", (tender_id,)).fetchone() is not None:
             return None
-        given = limits(db)
+        given = limits(db, currency)
         if amount_minor > given.per_payment_minor:
             return (f"the store is offline: cards over {money(given.per_payment_minor)} cannot be taken offline, "
                     "take cash")
@@ -88,9 +98,19 @@ def journal(db: sqlite3.Connection, event: Envelope) -> None:
     body, card = event.body, event.body["card"]
     db.execute("INSERT INTO offline_cards (tender_id, till, amount_minor, currency, state, scheme, masked, taken_at)"
                " VALUES (?, ?, ?, ?, 'outstanding', ?, ?, ?) ON CONFLICT (tender_id) DO UPDATE SET state ="
-               " 'outstanding', scheme = excluded.scheme, masked = excluded.masked WHERE offline_cards.state IN"
-               f" {COUNTED}", (body["tender"], body["till"], body["amount"]["minor"], body["currency"],
-                                card["scheme"], card["masked"], time.time()))
+               " 'outstanding', scheme = excluded.scheme, masked = excluded.masked, message = '' WHERE"
+               f" offline_cards.state IN {COUNTED} OR (offline_cards.state = 'released' AND offline_cards.message = ?)",
+               (body["tender"], body["till"], body["amount"]["minor"], body["currency"], card["scheme"], card["masked"],
+                time.time(), EXPIRED))
+
+
+def expire(db: sqlite3.Connection, older_than_s: float) -> int:
+    """Release the reservations older than `older_than_s` (EXPIRED): their till no longer holds the card, and they
+    would count against the store's total for good. An approval that comes after all counts again (journal).
+    How many were released."""
+    with immediate(db):
+        return db.execute("UPDATE offline_cards SET state = 'released', message = ?, settled_at = ? WHERE state ="
+                          " 'reserved' AND taken_at < ?", (EXPIRED, time.time(), time.time() - older_than_s)).rowcount
 
 
 def settle(db: sqlite3.Connection, tender_id: str, state: str, message: str = "",

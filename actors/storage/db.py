@@ -202,12 +202,15 @@ def _version_7(db: sqlite3.Connection) -> None:
     """Offline cards (actors.payments.offline): the tenant's offline limits as the hub last gave them, and the ledger
     of card approvals taken while the hub was away, counted against the store's total until the hub confirms them
     (so a restart cannot reset the total); a declined one stays as the store's follow-up, an abandoned one until the
-    hub has cancelled it."""
+    hub has cancelled it. A payment event the store refused (actors.payments.events) keeps its place in the inbox
+    with the reason, so the events after it still apply."""
     _run(db, """
+ALTER TABLE payment_inbox ADD COLUMN refused TEXT;
 CREATE TABLE IF NOT EXISTS offline_card_settings (
     only_row              INTEGER PRIMARY KEY CHECK (only_row = 1),
     per_payment_minor     INTEGER NOT NULL,
     store_total_minor     INTEGER NOT NULL,
+    currency              TEXT NOT NULL,
     fetched_at            REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS offline_cards (

@@ -37,7 +37,7 @@ from prometheus_client import Counter
 from actors.cash.desk import MOVES, DrawerDesk
 from actors.catalog.local import LocalCatalog
 from actors.devices.context import SPOOLER, Notify, device_actor_name
-from actors.payments.asking import PaymentsHub
+from actors.payments.asking import UNCONFIRMED, PaymentsHub, Unconfirmed
 from actors.protocol import Rejected
 from actors.returns.lookup import NAME as RETURNS_NAME
 from actors.storage.audit import record_at_store
@@ -90,6 +90,9 @@ class Pulse:
     deadline: float  # time.monotonic() past which the drawer's answer is overdue
 
 
+ABANDONED = "sale abandoned after the card was approved"
+
+
 @dataclass
 class Reversal:
     """An approved card whose sale was abandoned: owed back to the customer until the terminal says reversed.
@@ -97,6 +100,8 @@ class Reversal:
     tender: Tender
     by: str
     approver: str | None
+    reason: str = ABANDONED
+    """Why the money goes back, for the audit record: an abandoned sale, or an approval the till refused."""
     next_try: float = 0.0  # time.monotonic() before which it is not sent again
     failures: int = 0
 
@@ -104,7 +109,7 @@ class Reversal:
         return {"id": self.tender.id, "amount_minor": self.tender.amount, "failures": self.failures}
 
     def to_saved(self) -> dict[str, Any]:
-        return {"tender": self.tender.to_saved(), "by": self.by, "approver": self.approver}
+        return {"tender": self.tender.to_saved(), "by": self.by, "approver": self.approver, "reason": self.reason}
 
 
 @dataclass
@@ -115,6 +120,10 @@ class CardWork:
     settings: TerminalSettings
     inflight: dict[str, float] = field(default_factory=dict)
     reversals: list[Reversal] = field(default_factory=list)
+    approvals: list[Tender] = field(default_factory=list)
+    """Approved cards whose card.approved the outbox has not taken yet (busy): committed again every
+    REVERSAL_RETRY_S until it is, saved with the till."""
+    approvals_retry_at: float = 0.0
     ticking: bool = False
 
 
@@ -491,10 +500,24 @@ class TillActor(Actor):
                 CARD_TENDERS.labels(self.till_id, tender.state).inc()
                 log.info("till %s: card tender %s %s (%s)", self.till_id, tender.id, tender.state, tender.message)
                 if tender.state == "approved":
-                    card_hub.approved(self.registry, self.till_id, tender, self.currency)
+                    if not card_hub.approved(self.registry, self.till_id, tender, self.currency):
+                        self._cards.approvals.append(tender)
+                        self._cards.approvals_retry_at = time.monotonic() + REVERSAL_RETRY_S
+                        self._card_work()
                 else:
                     card_hub.ended(self.registry, self.till_id, tender, self.currency)
+                if tender.state == "failed" and answer.get("stage") == "approved":  # charged, yet no sale's
+                    self._owe_refused_approval(tender)
             self._changed()
+
+    def _owe_refused_approval(self, tender: Tender) -> None:
+        """An approval the till refused (another amount than asked, an offline one without its card token) still
+        charged the card: owe its reversal (VOID) as for an abandoned sale, saved and retried until reversed."""
+        by = self._session["cashier"] if self._session is not None else "till"
+        self._cards.reversals.append(Reversal(tender, by, None, f"the till refused the approval: {tender.message}"))
+        log.warning("till %s: card tender %s was approved but refused by the till (%s): reversing it", self.till_id,
+                    tender.id, tender.message)
+        self._card_work()
 
     def _reversal_answer(self, owed: Reversal, answer: dict[str, Any]) -> None:
         stage = answer.get("stage")
@@ -503,7 +526,7 @@ class TillActor(Actor):
             card = owed.tender
             if stage == "reversed":
                 self._record("till.card_reversed", owed.by, owed.approver, target=card.id,
-                            reason="sale abandoned after the card was approved", key=f"card_reversed:{card.id}",
+                            reason=owed.reason, key=f"card_reversed:{card.id}",
                             details={"amount_minor": card.amount, "reference": card.card.reference if card.card else ""})
                 CARD_TENDERS.labels(self.till_id, "reversed").inc()
                 log.info("till %s: card tender %s reversed at the terminal", self.till_id, card.id)
@@ -521,6 +544,8 @@ class TillActor(Actor):
         """Every poll_ms while a card is pending or a reversal owed: ask the terminal what is not asked yet."""
         self._cards.ticking = False
         now = time.monotonic()
+        if self._cards.approvals and now >= self._cards.approvals_retry_at:
+            self._commit_owed_approvals(now)
         for owed in list(self._cards.reversals):
             if owed.tender.id not in self._cards.inflight and now >= owed.next_try:
                 self._send_reversal(owed)
@@ -534,6 +559,16 @@ class TillActor(Actor):
                             self.till_id, tender.id, waited_s)
             self._to_terminal(tender, "cancel" if tender.cancel and tender.stage == "waiting_for_card" else "status")
         self._card_work()
+
+    def _commit_owed_approvals(self, now: float) -> None:
+        """Commit the approvals the outbox refused before, in order; the first refused again waits another round."""
+        for tender in list(self._cards.approvals):
+            if not card_hub.commit_approval(self.registry, self.till_id, tender, self.currency):
+                self._cards.approvals_retry_at = now + REVERSAL_RETRY_S
+                break
+            self._cards.approvals.remove(tender)
+            log.info("till %s: card.approved of card tender %s committed at last", self.till_id, tender.id)
+            self._save()
 
     def _send_reversal(self, owed: Reversal) -> None:
         assert owed.tender.card is not None and self._cards.terminal is not None
@@ -553,7 +588,8 @@ class TillActor(Actor):
         without a terminal (a config that lost it: the restore logged what is owed)."""
         if self._cards.terminal is None:
             return
-        if not self._cards.ticking and (self._cart.tenders.pending() is not None or self._cards.reversals):
+        if not self._cards.ticking and (self._cart.tenders.pending() is not None or self._cards.reversals
+                                        or self._cards.approvals):
             self._cards.ticking = True
             self.send_after(self._cards.settings.poll_ms / 1000, "card_tick")
 
@@ -789,6 +825,8 @@ class TillActor(Actor):
         if ret.saving or ret.tendered or ret.card_refund is not None:
             return Rejected("conflict", "money has moved for this return (cash taken or a card refunded): give the "
                                         "cash back, or complete the return")
+        if ret.hub_refund is not None:
+            return Rejected("conflict", UNCONFIRMED)
         self._return = None
         log.info("till %s: return %s cancelled", self.till_id, ret.id)
         return self._changed()
@@ -849,14 +887,17 @@ class TillActor(Actor):
         if refused is not None:
             return refused
         refund_id = str(uuid.uuid5(uuid.UUID(ret.id), "card refund"))  # a retry refunds under the same reference
+        asked_before = self._hub_refund_asked(ret, refund_id)
         through_hub = card_hub.refund_through_hub(self.registry, original, ret.card_part(), refund_id,
-                                                  self._session["cashier"], ret.reason or "returned items")
-        if isinstance(through_hub, Rejected):
+                                                  self._session["cashier"], ret.reason or "returned items", asked_before)
+        if isinstance(through_hub, Unconfirmed):
             return through_hub
+        ret.hub_refund = None  # answered: refunded, or nothing was
         if through_hub is not None:  # refunded by the provider, to the original card: no card needed here
             ret.card_refund = through_hub
             self._save()
             return None
+        self._save()
         if self._cards.terminal is None:
             return Rejected("conflict", "the sale was paid by card and the store refunds to the original card, but "
                                         "the hub cannot refund it now and this till has no payment terminal: take the "
@@ -875,6 +916,14 @@ class TillActor(Actor):
         self._save()
         return None
 
+    def _hub_refund_asked(self, ret: ReturnCart, refund_id: str) -> bool:
+        """Keep `refund_id` as the return's pending hub refund, saved before the hub is asked (a restart still knows
+        the hub may have refunded); whether an earlier ask was left unconfirmed."""
+        asked_before = ret.hub_refund is not None
+        ret.hub_refund = refund_id
+        self._save()
+        return asked_before
+
     def _refund_qr(self, ret: ReturnCart, tender_id: str) -> Rejected | None:
         """Refund the QR part of the return to the sale's QR payment through the hub (pay_refund, once: a retry uses the
         same refund key), after the store's journal said it would take the return; kept with the cart. Offline:
@@ -889,9 +938,14 @@ class TillActor(Actor):
         if (refused := self.registry.ask(RETURNS_NAME, "check", trial, timeout=COMMIT_TIMEOUT_S)) is not None:
             return refused
         refund_id = str(uuid.uuid5(uuid.UUID(ret.id), "qr refund"))
+        asked_before = self._hub_refund_asked(ret, refund_id)
         done = qr.refund(self._payments, tender_id, ret.card_part(), refund_id, self._session["cashier"],
-                         ret.reason or "items returned", qr.REFUND_OFFLINE)
+                         ret.reason or "items returned", qr.REFUND_OFFLINE, asked_before)
+        if isinstance(done, Unconfirmed):
+            return done
+        ret.hub_refund = None  # answered: refunded, or nothing was
         if isinstance(done, Rejected):
+            self._save()
             return done
         ret.card_refund = {"id": refund_id, "method": "qr", "amount": ret.card_part(),
                            "qr": {"intent": done["id"], "provider_ref": done["provider_ref"] or done["id"]}}
@@ -927,6 +981,7 @@ class TillActor(Actor):
         was completed just before the restart (its sale is on disk) gives way to a new one, its drawer
         pulse owed."""
         self._restore_reversals(saved.get("card_reversals"))
+        self._restore_approvals(saved.get("card_approvals"))
         owed = saved.get("drawer_owed")
         try:
             self._drawer_owed = None if owed is None else validators.uuid_text("saved drawer_owed", owed)
@@ -992,6 +1047,15 @@ class TillActor(Actor):
         log.info("till %s: carried on with return %s after a restart%s", self.till_id, ret.id,
                  " (its card refund is already made)" if ret.card_refund is not None else "")
 
+    def _restore_approvals(self, saved: Any) -> None:
+        """The approvals whose card.approved was still owed before the restart: committed again from card_tick."""
+        problems: list[str] = []
+        self._cards.approvals = tendering.restore(saved if isinstance(saved, list) else [], self.currency,
+                                                  self._max_change, problems).items
+        for problem in problems:  # never silently: the hub learns of that approval from nothing else
+            log.error("till %s: a card approval owed to the outbox cannot be read, tell the hub by hand: %s",
+                      self.till_id, problem)
+
     def _restore_reversals(self, saved: Any) -> None:
         """The card reversals owed before the restart: each is sent again (VOID is idempotent)."""
         for index, raw in enumerate(saved if isinstance(saved, list) else []):
@@ -1002,10 +1066,11 @@ class TillActor(Actor):
                 tenders = tendering.restore([raw.get("tender")], self.currency, self._max_change, problems)
                 if problems:
                     raise validators.Invalid(f"saved reversal {index}", problems[0])
-                approver = raw.get("approver")
+                approver, reason = raw.get("approver"), raw.get("reason", ABANDONED)
                 self._cards.reversals.append(Reversal(
                     tenders.items[0], validators.text(f"saved reversal {index} by", raw.get("by")),
-                    None if approver is None else validators.text(f"saved reversal {index} approver", approver)))
+                    None if approver is None else validators.text(f"saved reversal {index} approver", approver),
+                    validators.text(f"saved reversal {index} reason", reason, max_length=200)))
             except validators.Invalid as exc:  # never silently: the money may still be on the customer's card
                 log.error("till %s: a saved card reversal cannot be read, reverse it at the terminal by hand: %s",
                           self.till_id, exc)
@@ -1136,7 +1201,8 @@ class TillActor(Actor):
         self._saved.save(self.till_id, {"session": self._session, "cart": self._cart.to_saved(),
                                         "drawer_owed": self._drawer_owed,
                                         "return": None if self._return is None else self._return.to_saved(),
-                                        "card_reversals": [owed.to_saved() for owed in self._cards.reversals]})
+                                        "card_reversals": [owed.to_saved() for owed in self._cards.reversals],
+                                        "card_approvals": [tender.to_saved() for tender in self._cards.approvals]})
 
     def _changed(self, show: bool = True) -> dict[str, Any]:
         self._save()

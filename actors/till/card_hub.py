@@ -18,11 +18,13 @@ from typing import Any
 
 import pykka
 
+from actors.payments.asking import Unconfirmed
 from actors.payments.cards import ANSWER_WITHIN_S
 from actors.payments.cards import NAME as CARDS
 from actors.protocol import Rejected
 from actors.till.tenders import Tender
 from edge_runtime import Registry
+from novapos import validators
 from novapos.money import Money
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 BEGIN_WAIT_S = ANSWER_WITHIN_S + 3.0
 REFUND_WAIT_S = ANSWER_WITHIN_S + 3.0
 ASK_AGAIN = "the store's card service is busy: try the card again"
+NOT_ASKED = Unconfirmed("conflict", "the hub has not confirmed the card refund and the store's card service is "
+                                    "not running: complete the return again later (the card is refunded once)")
 
 
 def begin(registry: Registry, till: str, tender: Tender, currency: str) -> bool | Rejected:
@@ -40,6 +44,9 @@ def begin(registry: Registry, till: str, tender: Tender, currency: str) -> bool 
     except LookupError:
         return False
     except pykka.Timeout:
+        return Rejected("busy", ASK_AGAIN)
+    except Exception:  # the cards actor failed on it (it restarts): the till goes on, the cashier tries again
+        log.exception("till %s: the cards actor failed before card %s", till, tender.id)
         return Rejected("busy", ASK_AGAIN)
     if isinstance(answer, Rejected):
         return answer
@@ -70,13 +77,18 @@ def declined(tender: Tender, till: str, currency: str) -> dict[str, Any]:
             **({"message": tender.message[:200]} if tender.message else {})}
 
 
-def approved(registry: Registry, till: str, tender: Tender, currency: str) -> None:
+def approved(registry: Registry, till: str, tender: Tender, currency: str) -> bool:
     """Commit card.approved (durable: the hub's intent comes from it whatever else happens), then tell the cards
-    actor (the fast path to the hub). An approval the outbox cannot take is logged loudly: the money is taken and
-    the sale carries the card tender, but the hub has no intent to capture."""
-    body = approval(tender, till, currency)
-    _commit(registry, "card.approved", body, tender.id)
-    _tell(registry, "approved", body)
+    actor (the fast path to the hub). False when the outbox did not take it (busy): the till keeps the approval owed
+    and commits it again (commit_approval) until it does, so an approval taken offline is never lost."""
+    committed = commit_approval(registry, till, tender, currency)
+    _tell(registry, "approved", approval(tender, till, currency))
+    return committed
+
+
+def commit_approval(registry: Registry, till: str, tender: Tender, currency: str) -> bool:
+    """Commit the tender's card.approved (under its key: committed once however often asked); whether it is."""
+    return _commit(registry, "card.approved", approval(tender, till, currency), tender.id)
 
 
 def ended(registry: Registry, till: str, tender: Tender, currency: str) -> None:
@@ -88,7 +100,7 @@ def ended(registry: Registry, till: str, tender: Tender, currency: str) -> None:
         _tell(registry, "ended", tender.id)
 
 
-def _commit(registry: Registry, event_type: str, body: dict[str, Any], tender_id: str) -> None:
+def _commit(registry: Registry, event_type: str, body: dict[str, Any], tender_id: str) -> bool:
     try:
         committed = registry.ask("outbox", "append", event_type, 1, body, key=f"{event_type}:{tender_id}",
                                  timeout=30.0)
@@ -97,8 +109,9 @@ def _commit(registry: Registry, event_type: str, body: dict[str, Any], tender_id
     if isinstance(committed, Rejected):
         log.error("till %s: %s of card tender %s was not committed (%s)", body["till"], event_type, tender_id,
                   committed.message)
-    else:
-        registry.tell("forwarder", "kick")
+        return False
+    registry.tell("forwarder", "kick")
+    return True
 
 
 def abandoned(registry: Registry, tender: Tender, by: str) -> None:
@@ -107,9 +120,10 @@ def abandoned(registry: Registry, tender: Tender, by: str) -> None:
 
 
 def refund_through_hub(registry: Registry, original_reference: str | None, amount_minor: int, refund_id: str,
-                       cashier: str, reason: str) -> dict[str, Any] | Rejected | None:
-    """Refund `amount_minor` to the card of the original payment through the hub: the return's card_refund, or None
-    when the till must refund at its terminal (the hub is away or does not know that payment)."""
+                       cashier: str, reason: str, asked_before: bool = False) -> dict[str, Any] | Unconfirmed | None:
+    """Refund `amount_minor` to the card of the original payment through the hub: the return's card_refund once the
+    hub's refund succeeded; None when the till must refund at its terminal (the hub refunded nothing); Unconfirmed
+    when it may have refunded (`asked_before`: an earlier ask was not confirmed): ask again under the same key."""
     if original_reference is None:
         return None
     try:
@@ -118,18 +132,31 @@ def refund_through_hub(registry: Registry, original_reference: str | None, amoun
         return None
     try:
         answer = registry.ask(CARDS, "refund", tender_id, amount_minor, refund_id, f"till-user:{cashier}", reason,
-                              timeout=REFUND_WAIT_S)
+                              asked_before, timeout=REFUND_WAIT_S)
     except LookupError:
-        return None
+        return NOT_ASKED if asked_before else None
     except pykka.Timeout:
-        return Rejected("busy", "the store's card service is busy: complete the return again (the card is refunded "
-                                "once)")
-    if answer is None or isinstance(answer, Rejected):
+        return Unconfirmed("conflict", "the store's card service is busy: complete the return again (the card is "
+                                       "refunded once)")
+    except Exception:  # the cards actor failed on it, maybe after the hub refunded: asked again, never elsewhere
+        log.exception("refund %s: the cards actor failed", refund_id)
+        return Unconfirmed("conflict", "the store's card service failed: complete the return again (the card is "
+                                       "refunded once)")
+    if answer is None or isinstance(answer, Unconfirmed):
         return answer
-    intent = answer.get("intent") or {}
+    intent = answer.get("intent")
+    intent = intent if isinstance(intent, dict) else {}
     return {"id": refund_id, "amount": amount_minor, "reference": uuid.UUID(refund_id).hex,
-            "original_reference": original_reference, "scheme": str(intent.get("scheme") or "card")[:32],
-            "masked": str(intent.get("masked") or "****")[:32]}
+            "original_reference": original_reference, "scheme": _shown(intent.get("scheme"), "card"),
+            "masked": _shown(intent.get("masked"), "****")}
+
+
+def _shown(value: Any, default: str) -> str:
+    """A card's scheme or masked number from the hub as the return's event may carry it; `default` otherwise."""
+    try:
+        return validators.text("the hub's card detail", value, max_length=32)
+    except validators.Invalid:
+        return default
 
 
 def _tell(registry: Registry, method: str, *args: Any) -> None:

@@ -28,7 +28,8 @@ import qrcode
 import qrcode.image.svg
 from prometheus_client import Counter
 
-from actors.payments.asking import HubRefused, HubUnreachable, PaymentsHub
+from actors.payments import asking
+from actors.payments.asking import HubRefused, HubUnreachable, PaymentsHub, Unconfirmed
 from actors.protocol import Rejected
 from actors.till.cart import Cart
 from actors.till.tenders import MAX_PAY_URL, Qr, Tender
@@ -55,6 +56,8 @@ POLL_WITHIN_S = 1.0
 CHANGE_WITHIN_S = 5.0
 """pay_cancel and pay_refund: the hub asks the provider before it answers."""
 PAID = ("captured", "authorized")
+WAITING_STATES = ("awaiting_payment_method", "processing")
+"""An intent's states that are not an end yet: its QR tender stays pending."""
 """An intent's states in which the customer has paid (a QR payment is captured at once; authorized is held)."""
 
 
@@ -142,6 +145,10 @@ def settle(tender: Tender, intent: Mapping[str, Any]) -> bool:
         tender.state = "cancelled"
         tender.message = ("cancelled at the till" if tender.cancel == "cashier"
                           else "the QR code expired or the customer cancelled the payment")
+    elif state == "refunded":
+        tender.state, tender.message = "reversed", "the QR payment was refunded at the hub: ask for another way to pay"
+    elif state not in WAITING_STATES:  # any other end the hub may name: never pending forever
+        tender.state, tender.message = "failed", f"the QR payment ended {state} at the hub: ask for another way to pay"
     if tender.state != "pending":
         tender.stage = ""
     return (tender.state, tender.message) != before
@@ -206,22 +213,29 @@ def cancel(hub: PaymentsHub | None, tender: Tender, actor: str, till: str) -> Re
 
 
 def refund(hub: PaymentsHub | None, tender_id: str, amount: int, refund_key: str, actor: str, reason: str,
-           offline: str) -> dict[str, Any] | Rejected:
+           offline: str, asked_before: bool = False) -> dict[str, Any] | Rejected:
     """Refund `amount` of the QR payment of tender `tender_id` through the hub (pay_refund), under `refund_key`
-    (the same key refunds once, however often it is asked); the refunded intent, or a refusal: `offline` when the
-    hub does not answer."""
+    (the same key refunds once, however often it is asked); the refunded intent once the refund succeeded, a
+    refusal when nothing was refunded (`offline` when the hub did not get the request), or Unconfirmed when it may
+    have been (a timeout, a refund still processing, an unreadable answer, no answer to a request `asked_before`):
+    ask again under the same key, never refund another way meanwhile."""
     if hub is None:
         return Rejected("conflict", offline)
     body = {"tender_id": tender_id, "amount_minor": amount, "refund_key": refund_key, "actor": actor, "reason": reason}
     try:
         answer = hub.ask(REFUND, body, CHANGE_WITHIN_S)
-        return checked_intent(answer.get("intent"))
-    except HubUnreachable:
-        return Rejected("conflict", offline)
+        state = asking.refund_state(answer)
+        intent = checked_intent(answer.get("intent"))
+    except HubUnreachable as exc:
+        return Unconfirmed("conflict", asking.UNCONFIRMED) if exc.maybe_done or asked_before else Rejected("conflict", offline)
     except HubRefused as exc:
-        return Rejected("conflict", f"the hub refused the refund to the QR payment: {validators.describe(str(exc))}")
+        refused = f"the hub refused the refund to the QR payment: {validators.describe(str(exc))}"
+        return Rejected("conflict", refused) if exc.code in asking.NOTHING_REFUNDED else Unconfirmed("conflict", refused)
     except validators.Invalid as exc:
-        return Rejected("conflict", f"the hub's answer to the refund could not be used ({exc}): try again")
+        return Unconfirmed("conflict", f"the hub's answer to the refund could not be used ({exc}): try again")
+    if state == "failed":
+        return Rejected("conflict", "the provider declined the refund to the QR payment: refund in cash instead")
+    return intent if state == "succeeded" else Unconfirmed("conflict", asking.UNCONFIRMED)
 
 
 def give_back(hub: PaymentsHub | None, tenders: list[Tender], actor: str, why: str, currency: str) -> Rejected | None:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from actors.catalog.local import Offer
+from actors.payments.asking import UNCONFIRMED
 from actors.protocol import Rejected
 from actors.returns.lookup import checked_sale
 from actors.till.cart import SAVING_MESSAGE, Line, _saved_line
@@ -73,6 +74,10 @@ class ReturnCart:
     refund to the QR payment the hub made ({id, method: "qr", amount, qr: {intent, provider_ref}})."""
     cash_instead: bool = False
     """The cashier sends the refund the policy would give back to a QR payment to cash instead."""
+    hub_refund: str | None = None
+    """The refund key of a refund asked of the hub and not yet answered either way (saved before it is asked): while
+    set, the refund is only asked of the hub again under this key, never made at the terminal or in cash, and the
+    return is neither changed nor cancelled."""
 
     @classmethod
     def for_sale(cls, sale: dict[str, Any], currency: str, max_change: int, policy: ReturnsPolicy, now_ms: int,
@@ -157,6 +162,8 @@ class ReturnCart:
         """Send the refund the policy gives back to a QR payment to cash instead (the hub is away)."""
         if self.saving or self.card_refund is not None:
             return Rejected("conflict", "the refund is already made: complete the return")
+        if self.hub_refund is not None:
+            return Rejected("conflict", UNCONFIRMED)
         if self.refund_method()[0] != "qr":
             return Rejected("conflict", "this return's refund does not go to a QR payment")
         self.cash_instead = True
@@ -189,6 +196,8 @@ class ReturnCart:
             return Rejected("conflict", SAVING_MESSAGE)
         if self.card_refund is not None:
             return Rejected("conflict", "the card was refunded already: complete the return")
+        if self.hub_refund is not None:
+            return Rejected("conflict", UNCONFIRMED)
         if self.tendered:
             return Rejected("conflict", "payment has started: void the tenders (give the cash back) before changing "
                                         "the return")
@@ -358,13 +367,15 @@ class ReturnCart:
                 "taken": [{"line_no": t.line_no, "sku": t.sku, "name": t.name, "quantity": t.quantity,
                            "unit": t.unit_minor, "tax": list(t.tax), "condition": t.condition} for t in self.taken],
                 "lines": [line.to_saved() for line in self.lines], "tendered": [list(t) for t in self.tendered],
-                "tender_ids": list(self.tender_ids), "card_refund": self.card_refund, "cash_instead": self.cash_instead}
+                "tender_ids": list(self.tender_ids), "card_refund": self.card_refund, "cash_instead": self.cash_instead,
+                "hub_refund": self.hub_refund}
 
 
 def restore_return(saved: Mapping[str, Any], currency: str, max_change: int,
                    policy: ReturnsPolicy) -> tuple[ReturnCart, list[str]]:
     """A return cart from its saved form, every field checked as if a client sent it (Invalid when it cannot be
-    taken up at all: its id, its sale or its card refund), with the problems of the parts dropped, for the log."""
+    taken up at all: its id, its sale, its card refund or the hub refund it waits for), with the problems of the parts
+    dropped, for the log."""
     v = validators
     raw_sale = saved.get("sale")
     sale = None if raw_sale is None else checked_sale(raw_sale if isinstance(raw_sale, dict) else {})
@@ -410,6 +421,8 @@ def restore_return(saved: Mapping[str, Any], currency: str, max_change: int,
     cart._price()
     cart.card_refund = card  # after the items: a card refund freezes the cart
     cart.cash_instead = saved.get("cash_instead") is True
+    hub_refund = saved.get("hub_refund")
+    cart.hub_refund = None if hub_refund is None else v.uuid_text("saved hub refund", hub_refund)
     for index, raw in enumerate(_list(saved.get("tendered"))):
         try:
             if not isinstance(raw, list) or len(raw) != 2:
