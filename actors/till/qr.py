@@ -212,6 +212,9 @@ def cancel(hub: PaymentsHub | None, tender: Tender, actor: str, till: str) -> Re
     return None
 
 
+DECLINED = "the provider declined the refund to the QR payment: refund in cash instead"
+
+
 def refund(hub: PaymentsHub | None, tender_id: str, amount: int, refund_key: str, actor: str, reason: str,
            offline: str, asked_before: bool = False) -> dict[str, Any] | Rejected:
     """Refund `amount` of the QR payment of tender `tender_id` through the hub (pay_refund), under `refund_key`
@@ -229,12 +232,15 @@ def refund(hub: PaymentsHub | None, tender_id: str, amount: int, refund_key: str
     except HubUnreachable as exc:
         return Unconfirmed("conflict", asking.UNCONFIRMED) if exc.maybe_done or asked_before else Rejected("conflict", offline)
     except HubRefused as exc:
-        refused = f"the hub refused the refund to the QR payment: {validators.describe(str(exc))}"
+        if exc.code == 402:
+            return Rejected("conflict", DECLINED)
+        said = str(exc) if validators.is_text(str(exc), 300) else validators.describe(str(exc))
+        refused = f"the hub refused the refund to the QR payment: {said}"
         return Rejected("conflict", refused) if exc.code in asking.NOTHING_REFUNDED else Unconfirmed("conflict", refused)
     except validators.Invalid as exc:
         return Unconfirmed("conflict", f"the hub's answer to the refund could not be used ({exc}): try again")
     if state == "failed":
-        return Rejected("conflict", "the provider declined the refund to the QR payment: refund in cash instead")
+        return Rejected("conflict", DECLINED)
     return intent if state == "succeeded" else Unconfirmed("conflict", asking.UNCONFIRMED)
 
 
