@@ -4,33 +4,13 @@ idempotency, and a version 2 host beside a version 1 terminal."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from drivers.payment_terminal import SerialPaymentTerminal, TerminalRefused, TerminalStatus
+from drivers.payment_terminal import SerialPaymentTerminal, TerminalRefused
 from mocks.payment_terminal import MASKED_CARDS, PaymentTerminalMock, _Refused
-
-
-@pytest.fixture
-def mock(tmp_path: Path) -> Iterator[PaymentTerminalMock]:
-    with PaymentTerminalMock(tmp_path / "terminal", processing_time=0.05) as terminal:
-        yield terminal
-
-
-@pytest.fixture
-def driver(mock: PaymentTerminalMock) -> Iterator[SerialPaymentTerminal]:
-    with SerialPaymentTerminal(str(mock.path), response_timeout=0.3) as terminal:
-        yield terminal
-
-
-def settled(driver: SerialPaymentTerminal, reference: str) -> TerminalStatus:
-    deadline = time.monotonic() + 2
-    while not (status := driver.status(reference)).final and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return status
+from tests.terminal_support import driver_fixture, mock_fixture, settled  # noqa: F401 (fixtures)
 
 
 def test_status_carries_the_scheme_and_whether_it_asks_for_a_signature(

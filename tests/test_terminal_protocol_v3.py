@@ -5,33 +5,11 @@ payment carries no token."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from drivers.payment_terminal import SerialPaymentTerminal, TerminalRefused, TerminalStatus
+from drivers.payment_terminal import SerialPaymentTerminal, TerminalRefused
 from mocks.payment_terminal import PaymentTerminalMock
-
-
-@pytest.fixture
-def mock(tmp_path: Path) -> Iterator[PaymentTerminalMock]:
-    with PaymentTerminalMock(tmp_path / "terminal", processing_time=0.05) as terminal:
-        yield terminal
-
-
-@pytest.fixture
-def driver(mock: PaymentTerminalMock) -> Iterator[SerialPaymentTerminal]:
-    with SerialPaymentTerminal(str(mock.path), response_timeout=0.3) as terminal:
-        yield terminal
-
-
-def settled(driver: SerialPaymentTerminal, reference: str) -> TerminalStatus:
-    deadline = time.monotonic() + 2
-    while not (status := driver.status(reference)).final and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return status
+from tests.terminal_support import driver_fixture, mock_fixture, settled  # noqa: F401 (fixtures)
 
 
 def test_an_offline_payment_stores_the_card_and_answers_its_token(
