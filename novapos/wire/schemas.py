@@ -222,12 +222,19 @@ _CARD = Map((Field("reference", Text()), Field("scheme", Token()), Field("masked
 _TENDER_V3 = Map((Field("id", Token()), Field("method", Choice(("cash", "card"))), Field("amount", Money(minimum=1)),
                   Field("card", _CARD, required=False)))
 
-SALE_COMPLETED_V3 = Declaration("sale.completed", 3, Map((
-    *_HEAD, Field("drawer_session", Token(), required=False),
-    Field("lines", List(_LINE_V3, 1, _LINES)),
-    Field("order_discount", _DISCOUNT, required=False),
-    Field("total", Money()), Field("tax_total", Money()), Field("tenders", List(_TENDER_V3)), Field("change", Money())),
-    rules=(ORDER_DISCOUNT, TOTAL, TENDER_WHEN_DUE, CHANGE, TAX_TOTAL, V3_TENDERS)),
+
+
+def _priced_sale(tender: Map, tenders: Rule) -> Map:
+    """A sale with v3's priced lines (v3 and v4 differ only in what their tenders may be)."""
+    return Map((
+        *_HEAD, Field("drawer_session", Token(), required=False),
+        Field("lines", List(_LINE_V3, 1, _LINES)),
+        Field("order_discount", _DISCOUNT, required=False),
+        Field("total", Money()), Field("tax_total", Money()), Field("tenders", List(tender)), Field("change", Money())),
+        rules=(ORDER_DISCOUNT, TOTAL, TENDER_WHEN_DUE, CHANGE, TAX_TOTAL, tenders))
+
+
+SALE_COMPLETED_V3 = Declaration("sale.completed", 3, _priced_sale(_TENDER_V3, V3_TENDERS),
     "A completed sale with what changed its prices: each line keeps its price lock (list_price, catalog version, "
     "tax rule) and its variant's attributes, and carries its price override {reason, approver}, its discount "
     "{kind, value (basis points or minor units), reason, amount} and its share of the order discount; the line's "
@@ -261,12 +268,7 @@ _TENDER_V4 = Map((Field("id", Token()), Field("method", Choice(("cash", "card", 
                   Field("amount", Money(minimum=1)), Field("card", _CARD, required=False),
                   Field("qr", _QR, required=False)))
 
-SALE_COMPLETED_V4 = Declaration("sale.completed", 4, Map((
-    *_HEAD, Field("drawer_session", Token(), required=False),
-    Field("lines", List(_LINE_V3, 1, _LINES)),
-    Field("order_discount", _DISCOUNT, required=False),
-    Field("total", Money()), Field("tax_total", Money()), Field("tenders", List(_TENDER_V4)), Field("change", Money())),
-    rules=(ORDER_DISCOUNT, TOTAL, TENDER_WHEN_DUE, CHANGE, TAX_TOTAL, V4_TENDERS)),
+SALE_COMPLETED_V4 = Declaration("sale.completed", 4, _priced_sale(_TENDER_V4, V4_TENDERS),
     "A v3 sale that was paid (in part) by QR code: a tender of method `qr` carries `qr` {intent (the hub's payment "
     "intent), provider_ref (the provider's reference of the payment)}; like a card, a QR payment gives no change. "
     "A till emits v4 only for a sale with a QR tender: every other sale stays v3.")
