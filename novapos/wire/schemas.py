@@ -223,7 +223,6 @@ _TENDER_V3 = Map((Field("id", Token()), Field("method", Choice(("cash", "card"))
                   Field("card", _CARD, required=False)))
 
 
-
 def _priced_sale(tender: Map, tenders: Rule) -> Map:
     """A sale with v3's priced lines (v3 and v4 differ only in what their tenders may be)."""
     return Map((
