@@ -50,6 +50,18 @@ class Permission(StrEnum):
     MANAGE_PAYMENTS = "payments.manage"
     """Capture, void and refund through the provider from the console, the offline card limits, a reconciliation
     run: audited."""
+    VIEW_CUSTOMERS = "customers.view"
+    """Customer records, their 360 view (points, tier, orders across stores)."""
+    MANAGE_CUSTOMERS = "customers.manage"
+    """Create and change customer records; points adjustments (audited)."""
+    CUSTOMER_PRIVACY = "customers.privacy"
+    """Data subject requests: export everything about a customer, erase them (audited)."""
+    VIEW_PROMOTIONS = "promotions.view"
+    MANAGE_PROMOTIONS = "promotions.manage"
+    """Promotions, coupon codes, the loyalty program's rules and tiers: draft, simulate, schedule, end. A promotion
+    whose simulated cost passes the tenant's threshold goes live only when a second holder approves it (audited)."""
+    MANAGE_GIFT_CARDS = "gift_cards.manage"
+    """Issue, top up, block and refund gift cards from the console (audited)."""
     # At the till (the cashier's shift builds on these).
     SELL = "till.sell"
     OVERRIDE = "till.override"
@@ -81,9 +93,11 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.REGIONAL_ADMIN: frozenset(_SEE | {
         Permission.SET_PRICES, Permission.ADJUST_STOCK, Permission.VIEW_DEAD_LETTERS, Permission.REDRIVE,
         Permission.VIEW_USERS, Permission.MANAGE_USERS, Permission.VIEW_AUDIT, Permission.VERIFY_AUDIT,
-        Permission.VIEW_PAYMENTS, Permission.MANAGE_PAYMENTS}),
+        Permission.VIEW_PAYMENTS, Permission.MANAGE_PAYMENTS, Permission.VIEW_CUSTOMERS, Permission.MANAGE_CUSTOMERS,
+        Permission.VIEW_PROMOTIONS, Permission.MANAGE_PROMOTIONS, Permission.MANAGE_GIFT_CARDS}),
     Role.STORE_MANAGER: frozenset(_SEE | _TILL | {
-        Permission.ADJUST_STOCK, Permission.VIEW_USERS, Permission.VIEW_AUDIT, Permission.VIEW_PAYMENTS}),
+        Permission.ADJUST_STOCK, Permission.VIEW_USERS, Permission.VIEW_AUDIT, Permission.VIEW_PAYMENTS,
+        Permission.VIEW_CUSTOMERS, Permission.VIEW_PROMOTIONS}),
     Role.SUPERVISOR: frozenset(_SEE | _TILL),
     Role.CASHIER: frozenset({Permission.SELL}),
 }

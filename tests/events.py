@@ -71,6 +71,35 @@ def sale_v4_body() -> dict[str, Any]:
     return body
 
 
+CUSTOMER = "0190a3c4-7e1f-7b2a-9c3d-0000000000c1"
+POINTS_TENDER = {"id": "0190a3c4-7e1f-7b2a-9c3d-000000000004", "method": "points", "amount": _eur(200),
+                 "points": {"customer": CUSTOMER, "points": 200, "redemption": "0190a3c4-7e1f-7b2a-9c3d-0000000000d1",
+                            "offline": False}}
+GIFT_CARD_TENDER = {"id": "0190a3c4-7e1f-7b2a-9c3d-000000000005", "method": "gift_card", "amount": _eur(300),
+                    "gift_card": {"card": "************1234", "redemption": "0190a3c4-7e1f-7b2a-9c3d-0000000000e1"}}
+
+
+def sale_v5_body(gift_card_first: bool = False) -> dict[str, Any]:
+    """The v3 sale made for a customer: a promotion takes 0.30 off the coffee before its 10 % discount (87 now) and
+    the order discount (shared 86 / 14), a coupon was used, and it is paid by points (2.00), gift card (3.00), card
+    (1.00) and cash (4.00, 1.88 change): sale.completed v5 with every optional part."""
+    body = sale_v3_body()
+    coffee, milk = body["lines"]
+    coffee["promotions"] = [{"promotion": "0190a3c4-7e1f-7b2a-9c3d-0000000000f1", "name": "Coffee 0.30 off",
+                             "amount": _eur(30)}]
+    coffee["discount"]["amount"], coffee["order_discount"], coffee["amount"] = _eur(87), _eur(86), _eur(697)
+    coffee["tax"]["amount"] = _eur(46)
+    card, cash = body["tenders"]
+    card["amount"] = _eur(100)
+    points = dict(POINTS_TENDER, points=dict(POINTS_TENDER["points"]))
+    gift_card = dict(GIFT_CARD_TENDER, gift_card=dict(GIFT_CARD_TENDER["gift_card"]))
+    body.update({"customer": {"id": CUSTOMER}, "promotions_version": 3, "total": _eur(812), "tax_total": _eur(54),
+                 "coupons": [{"code": "WELCOME-7Q2X", "promotion": "0190a3c4-7e1f-7b2a-9c3d-0000000000f1",
+                              "redemption": "0190a3c4-7e1f-7b2a-9c3d-0000000000f2", "offline": False}],
+                 "tenders": [gift_card, points, card, cash] if gift_card_first else [points, gift_card, card, cash],
+                 "change": _eur(188)})
+    return body
+
 def with_quantity(body: dict[str, Any], quantity: int) -> dict[str, Any]:
     """A sale_event body whose one line sells `quantity` at its unit price, with totals that still add up."""
     line = body["lines"][0]

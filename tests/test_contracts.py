@@ -32,17 +32,21 @@ from novapos.wire.schemas import (
     DECLARATIONS,
     SALE_COMPLETED_V1,
     SALE_COMPLETED_V2,
-    SALE_COMPLETED_V3,
     SALE_COMPLETED_V4,
     SCHEMAS,
     SchemaError,
 )
 from tests import drawer_events
-from tests.events import sale_event, sale_v3_body, sale_v4_body
+from tests.events import sale_event, sale_v3_body, sale_v4_body, sale_v5_body
 
 AUDIT_BODY = {"action": "till.override", "actor": "bob", "approver": "mia", "till": "till-1", "target": "COF-250",
               "reason": "damaged box", "details": {"from_minor": 499, "to_minor": 399}}
 OTHERS = tuple(d for d in DECLARATIONS if d.type != "sale.completed")
+
+
+def _replacing(declared: Declaration, *by: Declaration) -> tuple[Declaration, ...]:
+    """Every declaration, with `declared` swapped for `by` (dropped when `by` is empty)."""
+    return tuple(d for known in DECLARATIONS for d in ((*by,) if known is declared else (known,)))
 """The other events' declarations, unchanged beside the sale's variants below."""
 
 
@@ -93,10 +97,11 @@ def test_an_incompatible_change_to_a_frozen_version_fails_naming_the_field(  # t
         tmp_path: Path, path, change, says: str) -> None:
     folder = _frozen_now(tmp_path)
     changed = dataclasses.replace(SALE_COMPLETED_V1, body=_with_field(SALE_COMPLETED_V1.body, path, change))
-    [found] = departures((changed, SALE_COMPLETED_V2, SALE_COMPLETED_V3, SALE_COMPLETED_V4, *OTHERS), folder)
+    [found] = departures(_replacing(SALE_COMPLETED_V1, changed), folder)
     assert found.startswith("sale.completed v1 changed since it was frozen")
     assert says in found
-    assert "add version 5 instead" in found and "keep v1 as frozen" in found
+    latest = max(d.v for d in DECLARATIONS if d.type == "sale.completed")
+    assert f"add version {latest + 1} instead" in found and "keep v1 as frozen" in found
 
 
 def test_a_changed_rule_or_order_is_a_changed_contract(tmp_path: Path) -> None:
@@ -108,19 +113,19 @@ def test_a_changed_rule_or_order_is_a_changed_contract(tmp_path: Path) -> None:
     for variant, says in [(loosened, "body rule 'tax_total': removed"),
                           (reworded, "body rule 'tax_total': formula"),
                           (reordered, "body: its fields are checked in another order")]:
-        [found] = departures((SALE_COMPLETED_V1, dataclasses.replace(SALE_COMPLETED_V2, body=variant),
-                              SALE_COMPLETED_V3, SALE_COMPLETED_V4, *OTHERS), folder)
+        [found] = departures(_replacing(SALE_COMPLETED_V2, dataclasses.replace(SALE_COMPLETED_V2, body=variant)),
+                             folder)
         assert found.startswith("sale.completed v2 changed") and says in found, found
 
 
 def test_a_new_version_needs_its_file_and_an_old_one_never_goes(tmp_path: Path) -> None:
     folder = _frozen_now(tmp_path)
-    v5 = Declaration("sale.completed", 5, SALE_COMPLETED_V4.body, "next")
-    [missing] = departures((*DECLARATIONS, v5), folder)
-    assert "sale.completed v5 has no contract file sale.completed.v5.json" in missing
-    assert freeze_missing((*DECLARATIONS, v5), folder) == [folder / "sale.completed.v5.json"]
-    assert departures((*DECLARATIONS, v5), folder) == []
-    [dropped] = departures((SALE_COMPLETED_V2, SALE_COMPLETED_V3, SALE_COMPLETED_V4, v5, *OTHERS), folder)
+    nxt = Declaration("sale.completed", 99, SALE_COMPLETED_V4.body, "next")
+    [missing] = departures((*DECLARATIONS, nxt), folder)
+    assert "sale.completed v99 has no contract file sale.completed.v99.json" in missing
+    assert freeze_missing((*DECLARATIONS, nxt), folder) == [folder / "sale.completed.v99.json"]
+    assert departures((*DECLARATIONS, nxt), folder) == []
+    [dropped] = departures((*_replacing(SALE_COMPLETED_V1), nxt), folder)
     assert "sale.completed v1 is frozen but no longer declared" in dropped
 
 
@@ -141,8 +146,12 @@ def _goods(declaration: Declaration) -> list[dict[str, Any]]:
     first in its list, so that every declared field is reached through a first item."""
     return {("sale.completed", 1): [sale_event().body], ("sale.completed", 2): [_v2_body()],
             ("sale.completed", 3): [sale_v3_body()], ("sale.completed", 4): [sale_v4_body(), sale_v3_body()],
+            ("sale.completed", 5): [sale_v5_body(), sale_v5_body(gift_card_first=True),
+                                     {**sale_v4_body(), "promotions_version": 0},
+                                     {**sale_v3_body(), "promotions_version": 0}],
             ("audit.recorded", 1): [AUDIT_BODY], ("return.completed", 1): [RETURN_BODY],
             ("return.completed", 2): [RETURN_BODY_QR, RETURN_BODY],
+            ("return.completed", 3): [RETURN_BODY_LOYALTY, RETURN_BODY_GIFT_CARD, RETURN_BODY_QR, RETURN_BODY],
             ("drawer.opened", 1): [drawer_events.opened()], ("drawer.moved", 1): [drawer_events.moved()],
             ("drawer.closed", 1): [drawer_events.closed()], ("card.approved", 1): [CARD_APPROVED_BODY],
             ("card.declined", 1): [CARD_DECLINED_BODY]}[(declaration.type, declaration.v)]
@@ -179,6 +188,14 @@ RETURN_BODY_QR = {**RETURN_BODY, "refunds": [
     {"id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a60", "method": "qr", "amount": _eur(470),
      "qr": {"intent": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a61", "provider_ref": "qr_3f9a1c"}}]}
 """The same return refunded to the sale's QR payment through the hub: return.completed v2."""
+
+RETURN_BODY_LOYALTY = {**RETURN_BODY, "customer": {"id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a70"}, "refunds": [
+    {"id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a71", "method": "points", "amount": _eur(470),
+     "points": {"customer": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a70", "points": 470}}]}
+"""The same return, of a sale made for a customer, refunded to the points it was paid with: return.completed v3."""
+RETURN_BODY_GIFT_CARD = {**RETURN_BODY, "refunds": [
+    {"id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a72", "method": "gift_card", "amount": _eur(470),
+     "gift_card": {"card": "************1234", "redemption": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a73"}}]}
 
 
 CARD_APPROVED_BODY = {

@@ -17,7 +17,8 @@ from actors.protocol import Rejected
 from edge_runtime import AsyncioSeam
 from novapos import validators
 from novapos.adapters.nats import NatsLink
-from novapos.wire.payments import decode, encode, payment_request_subject
+from novapos.wire import loyalty, payments
+from novapos.wire.payments import decode, encode
 from novapos.wire.replies import ERROR_CODE_HEADER, ERROR_HEADER
 
 CONNECT_WITHIN_S = 0.5
@@ -79,9 +80,11 @@ class PaymentsHub:
 
 def ask_hub(link: NatsLink, seam: AsyncioSeam, tenant: str, store: str, kind: str, body: dict[str, Any],
             within: float) -> dict[str, Any]:
-    """Ask the hub's `kind` payment request with `body`; its answer's object (its fields unchecked). An answer that is
-    not a JSON object is HubRefused 502, so a caller never crashes on it."""
-    subject = payment_request_subject(tenant, store, kind)
+    """Ask the hub's `kind` request (a payment's, or a customer's, loyalty's, coupon's or gift card's:
+    novapos.wire.loyalty) with `body`; its answer's object (its fields unchecked). An answer that is not a JSON object
+    is HubRefused 502, so a caller never crashes on it."""
+    subject = (loyalty.loyalty_request_subject(tenant, store, kind) if kind in loyalty.KINDS
+               else payments.payment_request_subject(tenant, store, kind))
     try:
         return seam.run_blocking(_ask, link, subject, encode(body), within, timeout=within + CONNECT_WITHIN_S + 0.5)
     except (TimeoutError, OSError, nats.errors.Error) as exc:

@@ -43,7 +43,8 @@ from novapos.wire.contract import (
 
 __all__ = ["DECLARATIONS", "SCHEMAS", "Schema", "SchemaError", "audit_recorded_v1", "card_approved_v1",
            "card_declined_v1", "return_completed_v1", "return_completed_v2", "sale_completed_v1", "sale_completed_v2",
-           "sale_completed_v3", "sale_completed_v4"]
+           "sale_completed_v3", "sale_completed_v4",
+           "sale_completed_v5", "return_completed_v3"]
 
 
 def _line_amount(line: Mapping[str, Any], where: str) -> None:
@@ -273,6 +274,119 @@ SALE_COMPLETED_V4 = Declaration("sale.completed", 4, _priced_sale(_TENDER_V4, V4
     "A till emits v4 only for a sale with a QR tender: every other sale stays v3.")
 
 
+# sale.completed v5: v4 plus a customer, promotions on lines, coupons, and tenders paid by loyalty points or gift card.
+
+MAX_PROMOTIONS_PER_LINE = 8
+_PROMOTION = Map((Field("promotion", Token()), Field("name", Text(120)), Field("amount", Money(minimum=1))),
+                 closed=True)
+
+
+def _promoted(line: Mapping[str, Any]) -> int:
+    """A v5 line's gross after its promotions: unit price x quantity - the promotions' amounts (what a line
+    discount's percentage is of)."""
+    return (int(line["unit_price"]["minor"]) * int(line["quantity"])
+            - sum(int(promotion["amount"]["minor"]) for promotion in line.get("promotions", ())))
+
+
+def _v5_net(line: Mapping[str, Any]) -> int:
+    """A v5 line's amount before its order discount share: gross - promotions - its own discount."""
+    return _promoted(line) - (int(line["discount"]["amount"]["minor"]) if "discount" in line else 0)
+
+
+def _v5_line_amount(line: Mapping[str, Any], where: str) -> None:
+    promotions = line.get("promotions", [])
+    if len(promotions) > MAX_PROMOTIONS_PER_LINE:
+        raise SchemaError(f"{where}.promotions", f"holds at most {MAX_PROMOTIONS_PER_LINE} promotions")
+    if len({promotion["promotion"] for promotion in promotions}) != len(promotions):
+        raise SchemaError(f"{where}.promotions", "names a promotion twice")
+    promoted = _promoted(line)
+    if promoted < 0:
+        raise SchemaError(f"{where}.promotions", "take off more than unit price x quantity")
+    if "discount" in line:
+        _discount_amount(line["discount"], promoted, f"{where}.discount")
+    expected = _v5_net(line) - line["order_discount"]["minor"]
+    if line["amount"]["minor"] != expected:
+        raise SchemaError(f"{where}.amount", f"{line['amount']['minor']} is not unit price x quantity - promotions - "
+                                             f"discount - order discount ({expected})")
+
+
+def _v5_order_discount(body: Mapping[str, Any], _where: str) -> None:
+    nets = [_v5_net(line) for line in body["lines"]]
+    shares = [line["order_discount"]["minor"] for line in body["lines"]]
+    total = 0 if "order_discount" not in body else _discount_amount(body["order_discount"], sum(nets),
+                                                                    "order_discount")
+    expected = allocate(total, nets)
+    if shares != expected:
+        raise SchemaError("lines", f"the lines' order discount shares {shares} are not the order discount {total} "
+                                   f"shared by the largest remainder rule ({expected})")
+
+
+TENDER_DETAILS = ("card", "qr", "points", "gift_card")
+"""A tender of each of these methods carries an object of the same name with its details, and no other does."""
+
+
+def _v5_tenders(body: Mapping[str, Any], _where: str) -> None:
+    cash = other = 0
+    customer = body.get("customer", {}).get("id")
+    for index, tender in enumerate(body["tenders"]):
+        for details in TENDER_DETAILS:
+            if (tender["method"] == details) != (details in tender):
+                raise SchemaError(f"tenders[{index}].{details}", f"is present on a {details} tender, and only there")
+        if tender["method"] == "points" and tender["points"]["customer"] != customer:
+            raise SchemaError(f"tenders[{index}].points.customer", "must be the sale's customer")
+        if tender["method"] == "cash":
+            cash += tender["amount"]["minor"]
+        else:
+            other += tender["amount"]["minor"]
+    if body["change"]["minor"] > cash:
+        raise SchemaError("change", f"{body['change']['minor']} is more than the cash tendered ({cash})")
+    if other > body["total"]["minor"]:
+        raise SchemaError("tenders", f"tenders other than cash took {other}, more than the total "
+                                     f"{body['total']['minor']}")
+
+
+V5_LINE_AMOUNT = Rule("v5_line_amount", f"promotions[] names each promotion once, at most {MAX_PROMOTIONS_PER_LINE}, "
+                                        "their amounts <= unit_price.minor x quantity = G; discount.amount.minor = "
+                                        "pricing.percent_of(G - promotions, value) for a percent, = value for an "
+                                        "amount, <= G - promotions; amount.minor = G - promotions - "
+                                        "discount.amount.minor - order_discount.minor", _v5_line_amount)
+V5_ORDER_DISCOUNT = Rule("v5_order_discount", "as order_discount, with each line's N = unit_price x quantity - "
+                                              "promotions - discount", _v5_order_discount)
+V5_TENDERS = Rule("v5_tenders", "card, qr, points and gift_card are present exactly on a tender of that method; a "
+                                "points tender's customer is the sale's customer; change.minor <= sum of cash "
+                                "tenders; sum of the other tenders <= total.minor", _v5_tenders)
+_LINE_V5 = Map((*_LINE_V3.fields[:8], Field("promotions", List(_PROMOTION), required=False), *_LINE_V3.fields[8:]),
+               rules=(V3_PRICE, V5_LINE_AMOUNT, LINE_TAX))
+_POINTS = Map((Field("customer", Token()), Field("points", Integer(1, MAX_BIGINT)), Field("redemption", Token()),
+               Field("offline", Boolean())), closed=True)
+_GIFT_CARD = Map((Field("card", Text(32)), Field("redemption", Token())), closed=True)
+_TENDER_V5 = Map((Field("id", Token()), Field("method", Choice(("cash", "card", "qr", "points", "gift_card"))),
+                  Field("amount", Money(minimum=1)), Field("card", _CARD, required=False),
+                  Field("qr", _QR, required=False), Field("points", _POINTS, required=False),
+                  Field("gift_card", _GIFT_CARD, required=False)))
+_COUPON = Map((Field("code", Text(64)), Field("promotion", Token()), Field("redemption", Token()),
+               Field("offline", Boolean())), closed=True)
+
+SALE_COMPLETED_V5 = Declaration("sale.completed", 5, Map((
+    *_HEAD, Field("drawer_session", Token(), required=False),
+    Field("customer", Map((Field("id", Token()),), closed=True), required=False),
+    Field("lines", List(_LINE_V5, 1, _LINES)),
+    Field("order_discount", _DISCOUNT, required=False),
+    Field("promotions_version", Integer(0, MAX_BIGINT)),
+    Field("coupons", List(_COUPON), required=False),
+    Field("total", Money()), Field("tax_total", Money()), Field("tenders", List(_TENDER_V5)), Field("change", Money())),
+    rules=(V5_ORDER_DISCOUNT, TOTAL, TENDER_WHEN_DUE, CHANGE, TAX_TOTAL, V5_TENDERS)),
+    "A v4 sale with what issue 11 adds. `customer` {id}: the hub's customer the sale was made for (an id only: no "
+    "personal data travels in a sale). Each line may carry `promotions` [{promotion, name, amount}]: what each "
+    "promotion took off it (an order-level promotion shared over its lines by pricing.allocate), before the line "
+    "discount, whose percentage is of what the promotions left. `promotions_version`: the version of the store's "
+    "copy of the promotions the till evaluated (the hub re-evaluates and records a diff when it disagrees). "
+    "`coupons` [{code, promotion, redemption, offline}]: the codes used, with the hub's redemption id. A tender of "
+    "method `points` carries `points` {customer, points, redemption, offline} (points redeemed; offline: within "
+    "the store's budget while the hub was away, reconciled when the sale arrives), of method `gift_card` carries "
+    "`gift_card` {card (masked), redemption}. A till emits v5 for a sale with any of these; every other sale stays "
+    "v3 (v4 with a QR tender).")
+
 def _return_total(body: Mapping[str, Any], _where: str) -> None:
     total = (sum(_adds(line) for line in body["lines"]) - sum(_adds(line) for line in body["returned"])
              + body["restocking_fee"]["minor"])
@@ -311,6 +425,15 @@ def _approved_without_receipt(body: Mapping[str, Any], _where: str) -> None:
         raise SchemaError("returned", "an original_line needs the original order")
 
 
+
+def _return_details(body: Mapping[str, Any], _where: str) -> None:
+    for index, item in enumerate(body["refunds"]):
+        for details in TENDER_DETAILS:
+            if (item["method"] == details) != (details in item):
+                raise SchemaError(f"refunds[{index}].{details}", "must be present exactly when the method is "
+                                                                 f"{details}")
+    _card_iff_card({"tenders": body["tenders"], "refunds": []}, "")
+
 RETURN_TOTAL = Rule("return_total", "total.minor = sum of lines[] adds - sum of returned[] adds + restocking_fee.minor "
                                     "(a line adds amount.minor, + tax.amount.minor where not tax.included)",
                     _return_total)
@@ -347,6 +470,7 @@ RETURN_COMPLETED_V1 = Declaration("return.completed", 1, Map((
     "(to the original card, or cash). Without `original` (no receipt) a manager approved it (`approver`).")
 
 
+RETURN_DETAILS = Rule("return_details", "refunds[] carry card, qr, points or gift_card exactly when the method is that; tenders[] carry card exactly when method = card", _return_details)
 QR_IFF_QR = Rule("qr_iff_qr", "refunds[] carry qr exactly when method = qr", _qr_iff_qr)
 _CARD_REFUND = Map((Field("reference", Text(64)), Field("original_reference", Text(64), required=False),
                     Field("scheme", Text(32)), Field("masked", Text(32))))
@@ -493,6 +617,33 @@ def _token_iff_offline(body: Mapping[str, Any], _where: str) -> None:
 
 TOKEN_IFF_OFFLINE = Rule("token_iff_offline", "card_token is present exactly when offline is true", _token_iff_offline)
 
+# return.completed v3: v2 plus refunds to loyalty points and gift cards, and the sale's customer.
+
+RETURN_COMPLETED_V3 = Declaration("return.completed", 3, Map((
+    *_HEAD, Field("drawer_session", Token(), required=False),
+    Field("original", Map((Field("order", Token()), Field("store", Token()))), required=False),
+    Field("customer", Map((Field("id", Token()),), closed=True), required=False),
+    Field("approver", Text(64), required=False), Field("reason", Text(500), required=False),
+    Field("returned", List(_RETURNED, 1, "must hold at least one returned item: a return needs one")),
+    Field("restocking_fee", Money()),
+    Field("lines", List(Map((*_LINE_V1, Field("catalog_version", Integer(0, MAX_BIGINT)), Field("tax", _TAX)),
+                            rules=(LINE_TAX,)))),
+    Field("tenders", List(Map((*_PAYMENT, Field("card", Map(()), required=False))))),
+    Field("refunds", List(Map((Field("id", Token()),
+                               Field("method", Choice(("cash", "card", "qr", "points", "gift_card"))),
+                               Field("amount", Money(minimum=1)), Field("card", _CARD_REFUND, required=False),
+                               Field("qr", _QR, required=False),
+                               Field("points", Map((Field("customer", Token()), Field("points", Integer(1, MAX_BIGINT))),
+                                                   closed=True), required=False),
+                               Field("gift_card", _GIFT_CARD, required=False))))),
+    Field("change", Money()), Field("total", Money(minimum=-MAX_MINOR))),
+    rules=(RETURN_TOTAL, RETURN_SETTLED, RETURN_DETAILS, APPROVED_WITHOUT_RECEIPT)),
+    "A v2 return whose refund may also go back to the loyalty points or the gift card the original sale was paid "
+    "with: a refund of method `points` carries `points` {customer, points} (points given back), of method "
+    "`gift_card` carries `gift_card` {card (masked), redemption (the hub's id of the credit)}. `customer`: the "
+    "original sale's customer, whose points earned on the returned items the hub reverses pro rata. A till emits "
+    "v3 only for a return with either; every other return stays v1 (v2 with a QR refund).")
+
 CARD_APPROVED_V1 = Declaration("card.approved", 1, Map((
     Field("till", Token()), Field("tender", Token()), Field("currency", Currency()), Field("amount", Money(minimum=1)),
     Field("card", Map((Field("reference", Text(64)), Field("scheme", Token()), Field("masked", Text(32)),
@@ -515,7 +666,8 @@ CARD_DECLINED_V1 = Declaration("card.declined", 1, Map((
     "middle shows every attempt). `message` is the terminal's reason.")
 
 DECLARATIONS: tuple[Declaration, ...] = (SALE_COMPLETED_V1, SALE_COMPLETED_V2, SALE_COMPLETED_V3, SALE_COMPLETED_V4,
-                                          AUDIT_RECORDED_V1, RETURN_COMPLETED_V1, RETURN_COMPLETED_V2,
+                                          SALE_COMPLETED_V5, AUDIT_RECORDED_V1, RETURN_COMPLETED_V1,
+                                          RETURN_COMPLETED_V2, RETURN_COMPLETED_V3,
                                           DRAWER_OPENED_V1, DRAWER_MOVED_V1, DRAWER_CLOSED_V1, CARD_APPROVED_V1,
                                           CARD_DECLINED_V1)
 SCHEMAS: dict[tuple[str, int], Schema] = {(d.type, d.v): compile_schema(d) for d in DECLARATIONS}
@@ -523,9 +675,11 @@ sale_completed_v1 = SCHEMAS[("sale.completed", 1)]
 sale_completed_v2 = SCHEMAS[("sale.completed", 2)]
 sale_completed_v3 = SCHEMAS[("sale.completed", 3)]
 sale_completed_v4 = SCHEMAS[("sale.completed", 4)]
+sale_completed_v5 = SCHEMAS[("sale.completed", 5)]
 audit_recorded_v1 = SCHEMAS[("audit.recorded", 1)]
 return_completed_v1 = SCHEMAS[("return.completed", 1)]
 return_completed_v2 = SCHEMAS[("return.completed", 2)]
+return_completed_v3 = SCHEMAS[("return.completed", 3)]
 card_approved_v1 = SCHEMAS[("card.approved", 1)]
 card_declined_v1 = SCHEMAS[("card.declined", 1)]
 
