@@ -206,6 +206,8 @@ class Cart:
     order_discount: Discount | None = None
     tenders: Tenders = field(init=False)
     saving: bool = False
+    customer: str | None = None
+    """The hub's id of the customer the sale is made for (attached at the till: actors.till.customers), or None."""
 
     def __post_init__(self) -> None:
         self.tenders = Tenders(self.currency, self.max_change)
@@ -468,7 +470,8 @@ class Cart:
 
     def to_saved(self) -> dict[str, Any]:
         return {"id": self.id, "tenders": self.tenders.to_saved(), "lines": [line.to_saved() for line in self.lines],
-                "order_discount": None if self.order_discount is None else self.order_discount.to_saved()}
+                "order_discount": None if self.order_discount is None else self.order_discount.to_saved(),
+                "customer": self.customer}
 
 
 def _saved_discount(where: str, raw: Any) -> Discount | None:
@@ -529,6 +532,11 @@ def restore(saved: Mapping[str, Any], currency: str, max_change: int) -> tuple[C
     taken up at all (Invalid)."""
     cart = Cart(currency, max_change, validators.uuid_text("saved cart id", saved.get("id")))
     problems: list[str] = []
+    if saved.get("customer") is not None:
+        try:
+            cart.customer = validators.uuid_text("saved customer", saved["customer"])
+        except validators.Invalid as exc:
+            problems.append(str(exc))
     lines = saved.get("lines")
     for index, raw in enumerate(lines if isinstance(lines, list) else []):
         where = f"saved line {index}"
