@@ -403,6 +403,11 @@ class Cart:
         """Whether a QR payment of `amount` may start now (asked before the hub is asked for one: actors.till.qr)."""
         return self._may_tender() or self.tenders.may_pay_by_qr(amount, self.due().minor)
 
+    def may_redeem(self, amount: int, method: str) -> Rejected | None:
+        """Whether a points or gift card tender of `amount` may be taken now (asked before the hub: actors.till.rewards);
+        a tender id the cart already took is the caller's to answer."""
+        return self._may_tender() or self.tenders.may_redeem(amount, self.due().minor, method)
+
     def void_tenders(self) -> list[Tender] | Rejected:
         """Give back every tender taken: cash goes back by hand; the approved cards are returned, for the till
         to reverse at the terminal. Refused while a card is pending (cancel it first)."""
@@ -454,6 +459,8 @@ class Cart:
         body: dict[str, Any] = {"till": till, "session": session, "cashier": cashier, "currency": self.currency}
         if drawer_session is not None:
             body["drawer_session"] = drawer_session
+        if self.customer is not None:
+            body["customer"] = {"id": self.customer}
         body["lines"] = [line.to_wire() for line in self.lines]
         if (order_discount := self._order_discount_wire()) is not None:
             body["order_discount"] = order_discount
@@ -462,6 +469,8 @@ class Cart:
             "tenders": self.tenders.to_wire(),
             "change": self.change().to_wire(),
         })
+        if self.customer is not None or self.tenders.redeemed():
+            body["promotions_version"] = 0  # sale.completed v5 (edgepromo's checkout gives the real one)
         return body
 
     def saving_refused(self) -> None:

@@ -25,6 +25,8 @@ from novapos.config.reading import (
     token_list,
     url_setting,
 )
+from novapos.config.loyalty import KEYS as LOYALTY_KEYS
+from novapos.config.loyalty import LoyaltySettings, load_loyalty
 from novapos.config.receipt import KEYS as RECEIPT_KEYS
 from novapos.config.receipt import ReceiptSettings, load_receipt
 from novapos.config.returns import SETTINGS as RETURNS_SETTINGS
@@ -46,6 +48,7 @@ SETTINGS: Settings = {
     "cash": CASH_SETTINGS,
     "returns": RETURNS_SETTINGS,
     "terminal": TERMINAL_KEYS,
+    "loyalty": LOYALTY_KEYS,
 }
 """Every setting the store reads, by table: a mistyped one is refused, not silently ignored."""
 
@@ -81,6 +84,7 @@ class StoreConfig:
     """Cash control: denominations, the close count's tolerance, whether selling needs an open drawer session."""
     returns: ReturnsPolicy = ReturnsPolicy()
     terminal: TerminalSettings = TerminalSettings()
+    loyalty: LoyaltySettings = LoyaltySettings()
 
     def __post_init__(self) -> None:
         if self.max_change_minor is None:
@@ -136,4 +140,5 @@ def load_store(path: Path) -> StoreConfig:
         cash=load_cash(sections["cash"], where),
         returns=load_returns(sections["returns"], where),
         terminal=load_terminal(sections["terminal"], where),
+        loyalty=load_loyalty(sections["loyalty"], where),
     )
