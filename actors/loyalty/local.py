@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.storage.db import immediate
+from novapos import validators
 
 DEFAULT_CACHE_SIZE = 500
 
@@ -49,8 +50,25 @@ class Profile:
     points: int
 
     def to_wire(self) -> dict[str, Any]:
-        return {"id": self.id, "card_number": self.card_number, "card": mask(self.card_number), "name": self.name,
-                "tier": self.tier, "points": self.points}
+        """What the till's page shows: the card number masked (as on the receipt)."""
+        return {"id": self.id, "card": mask(self.card_number), "name": self.name, "tier": self.tier,
+                "points": self.points}
+
+    def to_saved(self) -> dict[str, Any]:
+        return {"id": self.id, "card_number": self.card_number, "name": self.name, "tier": self.tier,
+                "points": self.points}
+
+
+def restore_profile(raw: Any) -> Profile:
+    """A profile from a till's saved state, every field checked (validators.Invalid)."""
+    if not isinstance(raw, dict):
+        raise validators.Invalid("saved customer", "must be an object")
+    texts = {name: "" if raw.get(name) in (None, "") else validators.text(f"saved customer {name}", raw[name],
+                                                                          max_length=200)
+             for name in ("card_number", "name", "tier")}
+    return Profile(validators.uuid_text("saved customer id", raw.get("id")), texts["card_number"], texts["name"],
+                   texts["tier"], validators.integer("saved customer points", raw.get("points", 0),
+                                                     -validators.MAX_BIGINT, validators.MAX_BIGINT))
 
 
 def mask(number: str) -> str:

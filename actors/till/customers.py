@@ -107,7 +107,8 @@ def overview(hub: PaymentsHub | None, db: sqlite3.Connection, customer: str, siz
     found = _profiles(db, [answer.get("customer")], size)
     if not found:
         return Rejected("not_found", "the hub has no such customer (or they were erased)")
-    loyalty = answer.get("loyalty") if isinstance(answer.get("loyalty"), dict) else {}
+    raw = answer.get("loyalty")
+    loyalty: dict[str, Any] = raw if isinstance(raw, dict) else {}
     expiring = [{"points": int(item["points"]), "expires_at": str(item["expires_at"])[:40]}
                 for item in loyalty.get("expiring", []) if isinstance(item, dict)
                 and isinstance(item.get("points"), int) and "expires_at" in item][:10]

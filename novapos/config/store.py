@@ -15,6 +15,8 @@ from novapos import validators
 from novapos.config.cash import CASH_SETTINGS, CashConfig, load_cash
 from novapos.config.devices import DevicesConfig, load_devices
 from novapos.config.login import LOGIN_SETTINGS, LoginSettings, load_login
+from novapos.config.loyalty import KEYS as LOYALTY_KEYS
+from novapos.config.loyalty import LoyaltySettings, load_loyalty
 from novapos.config.reading import (
     ConfigError,
     Settings,
@@ -25,8 +27,6 @@ from novapos.config.reading import (
     token_list,
     url_setting,
 )
-from novapos.config.loyalty import KEYS as LOYALTY_KEYS
-from novapos.config.loyalty import LoyaltySettings, load_loyalty
 from novapos.config.receipt import KEYS as RECEIPT_KEYS
 from novapos.config.receipt import ReceiptSettings, load_receipt
 from novapos.config.returns import SETTINGS as RETURNS_SETTINGS
