@@ -35,7 +35,7 @@ def _profiles(db: sqlite3.Connection, raw: Any, size: int) -> list[local.Profile
             customer = validators.uuid_text("customer id", item.get("id"))
             validators.integer("points", item.get("points", 0), -validators.MAX_BIGINT, validators.MAX_BIGINT)
             for name in ("name", "card_number", "tier"):
-                if item.get(name) is not None:
+                if item.get(name) not in (None, ""):
                     validators.text(name, item[name], max_length=200)
         except validators.Invalid:
             continue
