@@ -54,3 +54,8 @@ TENDER_PROPERTIES: dict[str, Any] = {
 TENDER_SUMMARY = (" Or points: the attached customer's points, as many as whole points buy of amount_minor (online "
                   "through the hub; offline within the store's daily budget and the customer's daily cap). Or "
                   "gift_card: `card`, through the hub only (offline: 409 \"gift cards need the hub\").")
+TILL_STATE_LOYALTY: dict[str, Any] = {
+    "customer": {"type": ["object", "null"], "description": "the sale's customer: {id, card (masked), name, tier, "
+                 "points (as last seen)}; null when none is attached"},
+    "loyalty_reversals_owed": {"type": "integer", "description": "points and gift card redemptions given back (a "
+                               "void) that the hub has not confirmed yet: asked again until it does"}}

@@ -10,7 +10,13 @@ from typing import Any
 from actors.till.cart import Stage
 from actors.till.tenders import STATES as TENDER_STATES
 from edge.api.card_follow_ups import FOLLOW_UPS_OPENAPI
-from edge.loyalty_openapi import LOYALTY_OPENAPI, TENDER_METHODS, TENDER_PROPERTIES, TENDER_SUMMARY
+from edge.loyalty_openapi import (
+    LOYALTY_OPENAPI,
+    TENDER_METHODS,
+    TENDER_PROPERTIES,
+    TENDER_SUMMARY,
+    TILL_STATE_LOYALTY,
+)
 from edge.returns_openapi import RETURN_STATE, RETURNS_OPENAPI
 from novapos.adapters.http import MAX_BODY_BYTES
 from novapos.pricing import BASIS_POINTS
@@ -371,7 +377,7 @@ def openapi_document() -> dict[str, Any]:
                 "tenders": {"type": "array", "items": {"$ref": "#/components/schemas/Tender"}},
                 "card_reversals": {"type": "array", "description": "approved cards of abandoned sales, owed back "
                                    "to the customer until the terminal confirms the reversal (retried)",
-                                   "items": {"type": "object"}}}},
+                                   "items": {"type": "object"}}, **TILL_STATE_LOYALTY}},
             "Tender": {"type": "object", "properties": {
                 "id": {"type": "string", "format": "uuid"},
                 "method": {"type": "string", "enum": TENDER_METHODS},
