@@ -162,7 +162,8 @@ class TillActor(Actor):
         self._cards = CardWork(devices.terminal, terminal)
         self._payments = payments
         self._qr_polling = False  # a qr_tick is scheduled
-        self._promotions: tuple[int, tuple[Any, ...]] = (-1, ())  # the local copy's version and its promotions
+        self._promotions: tuple[int, promoting.engine.Rules] = (-1, promoting.NO_PRICING.rules)  # the local copy's
+        # version, and its promotions indexed for evaluation
         self._coupon_releases: list[coupons.Release] = []
         self._releasing = False  # a coupon_tick is scheduled
 
@@ -189,16 +190,16 @@ class TillActor(Actor):
 
     # -- promotions and coupons (actors.till.promoting, actors.till.coupons) ------------------------
 
-    def _rules(self) -> promoting.Rules:
+    def _rules(self) -> promoting.Pricing:
         """The promotions the cart is priced with now: the local copy's, read again only when its version moved."""
         now_ms = int(time.time() * 1000)
         try:
             version = self._catalog.version()
             if version != self._promotions[0]:
-                self._promotions = (version, tuple(self._catalog.promotions()))
+                self._promotions = (version, promoting.engine.Rules(self._catalog.promotions()))
         except CatalogMissing:
-            return promoting.Rules(0, (), self._store_name, self._region, now_ms)
-        return promoting.Rules(version, self._promotions[1], self._store_name, self._region, now_ms)
+            return promoting.Pricing(0, promoting.NO_PRICING.rules, self._store_name, self._region, now_ms)
+        return promoting.Pricing(version, self._promotions[1], self._store_name, self._region, now_ms)
 
     def add_coupon(self, code: str) -> dict[str, Any] | Rejected:
         """A coupon code for the sale: reserved at the hub (online), or a promotion's public code (offline too); its

@@ -40,7 +40,7 @@ from actors.catalog.local import Offer
 from actors.protocol import Rejected
 from actors.till import promoting
 from actors.till import tenders as tendering
-from actors.till.promoting import NO_RULES, Coupon, Given, Rules
+from actors.till.promoting import NO_PRICING, Coupon, Given, Pricing
 from actors.till.tenders import Tender, Tenders
 from novapos import validators
 from novapos.money import Money
@@ -224,7 +224,7 @@ class Cart:
     order_discount: Discount | None = None
     tenders: Tenders = field(init=False)
     saving: bool = False
-    source: Callable[[], Rules] = field(default=lambda: NO_RULES, repr=False, compare=False)
+    source: Callable[[], Pricing] = field(default=lambda: NO_PRICING, repr=False, compare=False)
     coupons: list[Coupon] = field(default_factory=list)
     priced: promoting.Priced = field(default_factory=lambda: promoting.Priced(0, {}, ()))
     """The last evaluation of the promotions (what the lines' `promotions` came from)."""
@@ -307,7 +307,8 @@ class Cart:
                                            f"{line.quantity} would be more than a till can take: split the sale")
         eligible = [promoting.engine.CartLine(line.id, line.sku, line.offer.category, line.unit_minor, line.quantity)
                     for line in self.lines if line.override is None]
-        self.priced = promoting.evaluate(self.source(), eligible, self.coupons, self.customer, self.tier)
+        self.priced = promoting.evaluate(self.source(), eligible, self.coupons, self.customer, self.tier,
+                                         self.currency)
         for line in self.lines:
             line.promotions = self.priced.lines.get(line.id, ())
         return None

@@ -21,7 +21,7 @@ from typing import Any
 
 from actors.payments.asking import HubRefused, HubUnreachable, PaymentsHub
 from actors.protocol import Rejected
-from actors.till.promoting import COUPONS, Coupon, Rules, normalised_code, public_coupon, saved_coupon
+from actors.till.promoting import COUPONS, Coupon, Pricing, normalised_code, public_coupon, saved_coupon
 from novapos import validators
 from novapos.wire.ids import uuid7
 from novapos.wire.loyalty import COUPON_RELEASE, COUPON_RESERVE
@@ -59,7 +59,7 @@ def checked_code(raw: Any) -> str:
     return normalised_code(validators.text("code", raw, max_length=64))
 
 
-def reserve(hub: PaymentsHub | None, rules: Rules, code: str, till: str, actor: str,
+def reserve(hub: PaymentsHub | None, rules: Pricing, code: str, till: str, actor: str,
             customer: str | None) -> Coupon | Release | Rejected:
     """The coupon for `code`: reserved at the hub, or (the hub unreachable) one of a promotion's public codes
     accepted offline. A Release when the hub did not answer in time and may have reserved it (the caller owes it

@@ -1,7 +1,7 @@
-"""Promotions and coupons in a till's cart: what the cart is priced with (Rules), the coupons it holds, and the one
+"""Promotions and coupons in a till's cart: what the cart is priced with (Pricing), the coupons it holds, and the one
 call into the engine (novapos.promotions), timed and counted.
 
-The cart (actors.till.cart) asks its `source` for Rules at every change of its lines, discounts, coupons or
+The cart (actors.till.cart) asks its `source` for Pricing at every change of its lines, discounts, coupons or
 customer and re-evaluates: the promotions in force in the store's local copy (actors.catalog.local, offline too)
 at that moment, with their catalog version. Between changes nothing moves: a promotion that starts, ends or
 changes while a cart is open takes effect at that cart's next change, like a price at the next scan. From the
@@ -48,17 +48,17 @@ MAX_APPLIED = 64
 
 
 @dataclass(frozen=True)
-class Rules:
-    """What a cart is priced with: the store's local copy of the promotions in force (and its catalog version),
-    for this store and region, at this time."""
+class Pricing:
+    """What a cart is priced with: the store's local copy of the promotions (indexed once per catalog version:
+    engine.Rules) and its catalog version, for this store and region, at this time."""
     version: int
-    promotions: tuple[engine.Promotion, ...]
+    rules: engine.Rules
     store: str
     region: str
     at_ms: int
 
 
-NO_RULES = Rules(0, (), "", "", 0)
+NO_PRICING = Pricing(0, engine.Rules(()), "", "", 0)
 
 
 @dataclass(frozen=True)
@@ -89,9 +89,9 @@ def normalised_code(code: str) -> str:
     return code.strip().upper()
 
 
-def public_coupon(rules: Rules, code: str) -> engine.Promotion | None:
+def public_coupon(rules: Pricing, code: str) -> engine.Promotion | None:
     """The code_only promotion in force whose public codes include `code` (the first by priority, then id)."""
-    found = [promotion for promotion in rules.promotions if promotion.code_only
+    found = [promotion for promotion in rules.rules.promotions if promotion.code_only
              and code in {normalised_code(public) for public in promotion.public_codes}]
     return min(found, key=lambda promotion: (-promotion.priority, promotion.id), default=None)
 
@@ -108,16 +108,17 @@ class Priced:
     applied: tuple[engine.Applied, ...]
 
 
-def evaluate(rules: Rules, lines: Sequence[engine.CartLine], coupons: Sequence[Coupon], customer: str | None,
-             tier: str | None) -> Priced:
+def evaluate(rules: Pricing, lines: Sequence[engine.CartLine], coupons: Sequence[Coupon], customer: str | None,
+             tier: str | None, currency: str) -> Priced:
     """The engine on these lines (those without a price override), timed. A line never carries more than the v5
     wire allows (MAX_PROMOTIONS_PER_LINE): the engine's stacking keeps far fewer."""
-    if not rules.promotions or not lines:
+    if not len(rules.rules) or not lines:
         return Priced(rules.version, {}, ())
     context = engine.Context(store=rules.store, region=rules.region, at_ms=rules.at_ms,
-                             coupons=frozenset(coupon.promotion for coupon in coupons), customer=customer, tier=tier)
+                             coupons=frozenset(coupon.promotion for coupon in coupons), customer=customer, tier=tier,
+                             currency=currency)
     started = time.perf_counter()
-    evaluation = engine.evaluate(rules.promotions, lines, context)
+    evaluation = engine.evaluate(rules.rules, lines, context)
     EVALUATIONS.observe(time.perf_counter() - started)
     given = {line.line: tuple((promotion, name, amount) for promotion, name, amount in evaluation.for_line(line.line)
                               if amount > 0)[:MAX_PROMOTIONS_PER_LINE] for line in lines}
