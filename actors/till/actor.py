@@ -27,7 +27,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -162,8 +162,6 @@ class TillActor(Actor):
         self._cards = CardWork(devices.terminal, terminal)
         self._payments = payments
         self._qr_polling = False  # a qr_tick is scheduled
-        self._promotions: tuple[int, promoting.engine.Rules] = (-1, promoting.NO_PRICING.rules)  # the local copy's
-        # version, and its promotions indexed for evaluation
         self._coupon_releases: list[coupons.Release] = []
         self._releasing = False  # a coupon_tick is scheduled
 
@@ -191,15 +189,14 @@ class TillActor(Actor):
     # -- promotions and coupons (actors.till.promoting, actors.till.coupons) ------------------------
 
     def _rules(self) -> promoting.Pricing:
-        """The promotions the cart is priced with now: the local copy's, read again only when its version moved."""
+        """The promotions the cart is priced with now: the store's local copy (indexed once per catalog version by
+        LocalCatalog.promotions), at this moment, for this store and region."""
         now_ms = int(time.time() * 1000)
         try:
-            version = self._catalog.version()
-            if version != self._promotions[0]:
-                self._promotions = (version, promoting.engine.Rules(self._catalog.promotions()))
+            store = self._catalog.promotions()
         except CatalogMissing:
-            return promoting.Pricing(0, promoting.NO_PRICING.rules, self._store_name, self._region, now_ms)
-        return promoting.Pricing(version, self._promotions[1], self._store_name, self._region, now_ms)
+            return replace(promoting.NO_PRICING, store=self._store_name, region=self._region, at_ms=now_ms)
+        return promoting.Pricing(store.catalog_version, store.rules, self._store_name, self._region, now_ms)
 
     def add_coupon(self, code: str) -> dict[str, Any] | Rejected:
         """A coupon code for the sale: reserved at the hub (online), or a promotion's public code (offline too); its

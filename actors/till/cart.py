@@ -199,6 +199,8 @@ class Line:
             saved["discount"] = self.discount.to_saved()
         if self.promotions:
             saved["promotions"] = [list(given) for given in self.promotions]
+        if offer.category:
+            saved["category"] = offer.category
         return saved
 
 
@@ -633,7 +635,9 @@ def _saved_line(where: str, raw: Any, currency: str) -> Line:
                   rate_ppm=validators.integer(f"{where} rate_ppm", raw.get("rate_ppm"), 0, PPM),
                   included=raw["included"],
                   attributes=tuple((validators.text(f"{where} attribute", name),
-                                    validators.text(f"{where} attribute value", value)) for name, value in attributes))
+                                    validators.text(f"{where} attribute value", value)) for name, value in attributes),
+                  category="" if raw.get("category", "") == "" else validators.category(f"{where} category",
+                                                                                        raw["category"]))
     line = Line(offer, validators.integer(f"{where} quantity", raw.get("quantity"), 1, validators.MAX_LINE_QUANTITY))
     if "line" in raw:
         line.id = validators.token(f"{where} line", raw["line"], max_length=LINE_ID_LENGTH)
