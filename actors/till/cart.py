@@ -30,6 +30,7 @@ under an amount discount, a line removed under an order discount) is refused, an
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -238,6 +239,13 @@ class Cart:
     def __post_init__(self) -> None:
         self.tenders = Tenders(self.currency, self.max_change)
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Cart:
+        """A copy of the cart's state that shares its source (the till's reader of promotions, not state)."""
+        clone = copy.copy(self)
+        clone.__dict__.update(copy.deepcopy({name: value for name, value in self.__dict__.items() if name != "source"},
+                                            memo))
+        return clone
+
     @property
     def stage(self) -> Stage:
         if self.saving:
@@ -386,14 +394,9 @@ class Cart:
     def remove_coupon(self, code: str) -> Coupon | Rejected:
         """Take a coupon off (the caller releases it at the hub)."""
         found = next((held for held in self.coupons if held.code == code), None)
-
-        def change() -> Rejected | None:
-            if found is None:
-                return Rejected("not_found", f"coupon {code} is not on this sale")
-            self.coupons.remove(found)
-            return None
-        refused = self._changing("taking coupons off", change)
-        return refused if refused is not None or found is None else found
+        if found is None:
+            return Rejected("not_found", f"coupon {code} is not on this sale")
+        return self._changing("taking coupons off", lambda: self.coupons.remove(found)) or found
 
     def reprice(self) -> Rejected | None:
         """Evaluate the promotions again without another change (a customer attached, the till's own nudge)."""
