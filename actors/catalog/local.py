@@ -129,6 +129,8 @@ class Offer:
     included: bool
     attributes: tuple[tuple[str, str], ...] = ()
     """The variant's (attribute, value) pairs (size, colour), at most 3, shown on its line and receipt."""
+    category: str = ""
+    """The product's category path ("food/dairy"), "" for none: what promotions target besides the SKU."""
 
 
 def catalog_path(state_dir: Path) -> Path:

@@ -27,7 +27,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ import pykka
 from prometheus_client import Counter
 
 from actors.cash.desk import MOVES, DrawerDesk
-from actors.catalog.local import LocalCatalog
+from actors.catalog.local import CatalogMissing, LocalCatalog
 from actors.devices.context import SPOOLER, Notify, device_actor_name
 from actors.loyalty import local as loyalty_local
 from actors.payments.asking import UNCONFIRMED, PaymentsHub, Unconfirmed
@@ -45,7 +45,7 @@ from actors.storage.audit import record_at_store
 from actors.storage.db import connect
 from actors.storage.outbox import Committed
 from actors.storage.saved_tills import SavedTills
-from actors.till import card_hub, customer_screen, customers, qr, rewards
+from actors.till import card_hub, coupons, customer_screen, customers, promoting, qr, rewards
 from actors.till import tenders as tendering
 from actors.till.cart import SAVING_MESSAGE, Cart, Discount, restore
 from actors.till.returning import NO_RETURN, ReturnCart, restore_return
@@ -154,6 +154,7 @@ class TillActor(Actor):
         self._display = devices.display
         self._notify = notify
         self._catalog = LocalCatalog(catalog[0], store_name, catalog[1])
+        self._region = catalog[1]
         self._session: dict[str, Any] | None = None
         self._cart = self._new_cart()
         self._drawer_owed: str | None = None  # the sale whose drawer pulse no drawer actor has confirmed yet
@@ -170,6 +171,8 @@ class TillActor(Actor):
         self._customer: loyalty_local.Profile | None = None  # who the cart's customer is, as the till shows them
         self._owed: list[rewards.Owed] = []  # redemptions given back and not yet confirmed by the hub
         self._owed_ticking = False
+        self._coupon_releases: list[coupons.Release] = []
+        self._releasing = False  # a coupon_tick is scheduled
 
     def started(self) -> None:
         self._saved = SavedTills(self._db_path)
@@ -182,6 +185,7 @@ class TillActor(Actor):
         self._card_work()  # a card pending or a reversal owed before the restart: ask the terminal how it ended
         self._qr_work()  # a QR payment pending before the restart: ask the hub how it ended
         self._owed_work()  # redemptions given back before the restart and not confirmed by the hub
+        self._coupon_work()  # coupon releases owed before the restart
 
     def stopping(self) -> None:
         self._catalog.close()
@@ -193,7 +197,97 @@ class TillActor(Actor):
             self._saved.close()
 
     def _new_cart(self) -> Cart:
-        return Cart(self.currency, self._max_change)
+        return Cart(self.currency, self._max_change, source=self._rules)
+
+    # -- promotions and coupons (actors.till.promoting, actors.till.coupons) ------------------------
+
+    def _rules(self) -> promoting.Pricing:
+        """The promotions the cart is priced with now: the store's local copy (indexed once per catalog version by
+        LocalCatalog.promotions), at this moment, for this store and region."""
+        now_ms = int(time.time() * 1000)
+        try:
+            store = self._catalog.promotions()
+        except CatalogMissing:
+            return replace(promoting.NO_PRICING, store=self._store_name, region=self._region, at_ms=now_ms)
+        return promoting.Pricing(store.catalog_version, store.rules, self._store_name, self._region, now_ms)
+
+    def add_coupon(self, code: str) -> dict[str, Any] | Rejected:
+        """A coupon code for the sale: reserved at the hub (online), or a promotion's public code (offline too); its
+        promotion applies from now on when its rules allow (re-evaluated at every change)."""
+        if (refused := self._selling()) is not None:
+            return refused
+        assert self._session is not None
+        if (refused := self._cart.may_add_coupon(code)) is not None:
+            return refused
+        found = coupons.reserve(self._payments, self._rules(), code, self.till_id, self._session["cashier"],
+                                self._cart.customer)
+        if isinstance(found, coupons.Release):
+            self._owe_releases([found.coupon], found.reason)
+            self._save()
+            return Rejected("conflict", f"the hub did not confirm coupon {code}: try again")
+        if isinstance(found, Rejected):
+            return found
+        if (refused := self._cart.add_coupon(found)) is not None:
+            self._owe_releases([found], "the cart refused it")
+            self._save()
+            return refused
+        applied = next((a for a in self._cart.priced.applied if a.promotion == found.promotion), None)
+        log.info("till %s: coupon for promotion %s added to cart %s%s (%s)", self.till_id, found.promotion,
+                 self._cart.id, " offline" if found.offline else "", "applied" if applied else "not applied yet")
+        return self._changed()
+
+    def remove_coupon(self, code: str) -> dict[str, Any] | Rejected:
+        """Take a coupon off the sale; its reservation is released at the hub (owed until confirmed)."""
+        if (refused := self._selling()) is not None:
+            return refused
+        removed = self._cart.remove_coupon(code)
+        if isinstance(removed, Rejected):
+            return removed
+        self._owe_releases([removed], "taken off the sale")
+        return self._changed()
+
+    def _owe_releases(self, held: list[promoting.Coupon], reason: str) -> None:
+        """Owe a release for each reservation at the hub (saved at the caller's _changed/_save, tried now)."""
+        by = self._session["cashier"] if self._session is not None else f"till:{self.till_id}"
+        for coupon in held:
+            if not coupon.offline:
+                self._coupon_releases.append(coupons.Release(coupon, by, reason))
+                promoting.COUPONS.labels(self.till_id, "release_owed").inc()
+        self._coupon_work()
+
+    def coupon_tick(self) -> None:
+        """Every coupons.RETRY_S while a release is owed: ask the hub again."""
+        self._releasing = False
+        self._coupon_work()
+
+    def _coupon_work(self) -> None:
+        """Ask the hub for each owed release that is due; those it did not confirm are asked again later."""
+        now, settled = time.monotonic(), False
+        for owed in list(self._coupon_releases):
+            if now < owed.next_try:
+                continue
+            if coupons.release(self._payments, owed, self.till_id):
+                self._coupon_releases.remove(owed)
+                settled = True
+                continue
+            if owed.failures == 0:
+                log.warning("till %s: the release of coupon reservation %s is owed and will be retried",
+                            self.till_id, owed.coupon.redemption)
+            owed.failures += 1
+            owed.next_try = now + coupons.RETRY_S
+        if settled and self._saved is not None:
+            self._save()
+        if self._coupon_releases and not self._releasing:
+            self._releasing = True
+            self.send_after(coupons.RETRY_S, "coupon_tick")
+
+    def _restore_releases(self, saved: Any) -> None:
+        for index, raw in enumerate(saved if isinstance(saved, list) else []):
+            try:
+                self._coupon_releases.append(coupons.saved_release(f"saved coupon release {index}", raw))
+            except validators.Invalid as exc:  # never silently: the hub releases it after its hold time
+                log.error("till %s: a saved coupon release cannot be read (the hub's hold time frees it): %s",
+                          self.till_id, exc)
 
     def state(self) -> dict[str, Any]:
         """`drawer_owed`: the sale whose drawer the cashier may open (POST .../drawer); None while its
@@ -351,6 +445,7 @@ class TillActor(Actor):
             taken = self._cart.void_tenders()
             assert not isinstance(taken, Rejected)  # may_void refused a pending card; something was taken
             self._owe_reversals(taken, by or self._session["cashier"], approver, f"cart {self._cart.id} voided")
+        self._owe_releases(self._cart.coupons, f"cart {self._cart.id} voided")
         voided, self._cart = self._cart, self._new_cart()
         VOIDED.labels(self.till_id).inc()
         log.warning("till %s: cart %s voided by %s: %d lines, total %s, cash given back %s", self.till_id,
@@ -657,7 +752,12 @@ class TillActor(Actor):
         known = customers.profile(self._payments, self._loyalty_db, customer, self._loyalty.customer_cache_size)
         if known is None:
             return Rejected("not_found", "this customer is not known here: find them first")
-        self._cart.customer, self._customer = known.id, known
+        before = (self._cart.customer, self._cart.tier)
+        self._cart.customer, self._cart.tier = known.id, known.tier or None
+        if (refused := self._cart.reprice()) is not None:  # the customer's promotions, refused once lines froze
+            self._cart.customer, self._cart.tier = before
+            return refused
+        self._customer = known
         return self._changed()
 
     def detach_customer(self) -> dict[str, Any] | Rejected:
@@ -667,7 +767,12 @@ class TillActor(Actor):
             return Rejected("conflict", SAVING_MESSAGE)
         if any(tender.method == "points" for tender in self._cart.tenders.redeemed()):
             return Rejected("conflict", "the customer's points paid part of this sale: void that tender first")
-        self._cart.customer, self._customer = None, None
+        before = (self._cart.customer, self._cart.tier)
+        self._cart.customer, self._cart.tier = None, None
+        if (refused := self._cart.reprice()) is not None:
+            self._cart.customer, self._cart.tier = before
+            return refused
+        self._customer = None
         return self._changed()
 
     def tender_points(self, amount_minor: int, tender_id: str) -> dict[str, Any] | Rejected:
@@ -897,7 +1002,8 @@ class TillActor(Actor):
         if isinstance(body, Rejected):
             return body
         try:
-            committed = self.registry.ask("outbox", "append", "sale.completed", qr.sale_version(body), body,
+            version = promoting.sale_version(body, qr.sale_version(body))
+            committed = self.registry.ask("outbox", "append", "sale.completed", version, body,
                                           print_on=self._printer, key=cart.id, timeout=COMMIT_TIMEOUT_S)
         except pykka.Timeout:
             log.warning("till %s: the sale of cart %s is not saved after %.0f s (a slow or locked disk); the cart is "
@@ -927,6 +1033,8 @@ class TillActor(Actor):
         done yet either."""
         sale = str(committed.id)
         self._cart = self._new_cart()
+        promoting.counted(self.till_id, committed.body)
+        self._owe_releases(cart.unapplied_coupons(), f"its promotion gave nothing to sale {sale}")
         self._drawer_owed = sale if self._drawer is not None and cart.took_cash() else None  # no cash, no drawer
         self._save()  # before any pulse: a kill -9 from here on leaves the pulse owed, not forgotten
         receipt = {**self._receipt(committed, cart.id), **self._loyalty_receipt(cart)}
@@ -1159,6 +1267,7 @@ class TillActor(Actor):
         pulse owed."""
         self._restore_reversals(saved.get("card_reversals"))
         self._restore_loyalty(saved)
+        self._restore_releases(saved.get("coupon_releases"))
         self._restore_approvals(saved.get("card_approvals"))
         owed = saved.get("drawer_owed")
         try:
@@ -1194,6 +1303,7 @@ class TillActor(Actor):
             return
         for problem in problems:
             log.warning("till %s: dropping part of its saved cart: %s", self.till_id, problem)
+        cart.source = self._rules
         self._cart = cart
         self._restore_return(saved.get("return"))
         log.info("till %s: carried on after a restart: session of %s, %d lines, %s tendered", self.till_id,
@@ -1382,7 +1492,8 @@ class TillActor(Actor):
                                         "card_reversals": [owed.to_saved() for owed in self._cards.reversals],
                                         "card_approvals": [tender.to_saved() for tender in self._cards.approvals],
                                         "customer": None if self._customer is None else self._customer.to_saved(),
-                                        "loyalty_reversals": [owed.to_saved() for owed in self._owed]})
+                                        "loyalty_reversals": [owed.to_saved() for owed in self._owed],
+                                        "coupon_releases": [owed.to_saved() for owed in self._coupon_releases]})
 
     def _changed(self, show: bool = True) -> dict[str, Any]:
         self._save()

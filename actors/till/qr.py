@@ -62,10 +62,7 @@ WAITING_STATES = ("awaiting_payment_method", "processing")
 
 
 def sale_version(body: Mapping[str, Any]) -> int:
-    """The sale.completed version of a sale body: 5 with a customer or a points or gift card tender (edgepromo's
-    checkout adds promotions and coupons), 4 when a QR payment paid part of it, else 3."""
-    if "customer" in body or any(tender["method"] in ("points", "gift_card") for tender in body["tenders"]):
-        return 5
+    """The sale.completed version of a sale body: 4 when a QR payment paid part of it, else 3."""
     return 4 if any(tender["method"] == "qr" for tender in body["tenders"]) else 3
 
 
