@@ -57,5 +57,7 @@ TENDER_SUMMARY = (" Or points: the attached customer's points, as many as whole 
 TILL_STATE_LOYALTY: dict[str, Any] = {
     "customer": {"type": ["object", "null"], "description": "the sale's customer: {id, card (masked), name, tier, "
                  "points (as last seen)}; null when none is attached"},
+    "refund_points": {"type": ["object", "null"], "description": "in a return: the part of the refund given back to "
+                      "the customer's points (whole points; return.completed v3), as money"},
     "loyalty_reversals_owed": {"type": "integer", "description": "points and gift card redemptions given back (a "
                                "void) that the hub has not confirmed yet: asked again until it does"}}

@@ -35,7 +35,7 @@ UNTAXED = ("untaxed", 0, True)
 """The tax rule of a line sold before price locks (sale.completed v1): none recorded, none refunded."""
 
 NO_RETURN: dict[str, Any] = {"mode": "sale", "original": None, "returned": [], "restocking_fee": None, "refund": None,
-                             "refund_to": None, "refund_card": None}
+                             "refund_to": None, "refund_card": None, "refund_points": None}
 """The return fields of a till's state while it sells (the same keys in either mode)."""
 
 
@@ -175,12 +175,36 @@ class ReturnCart:
         method = ("card",) if self.cash_instead else ("card", "qr")
         return next((t for t in self.sale["tenders"] if t["method"] in method and t.get("reference")), None)
 
-    def _card_left(self, card: dict[str, Any]) -> int:
+    def _earlier(self) -> int:
+        """What earlier returns of the sale refunded (the lines' units no longer returnable, pro rata)."""
         assert self.sale is not None
-        earlier = sum(pro_rata(line["amount"], line["quantity"], 0,
-                               min(line["quantity"], max(0, line["quantity"] - line["returnable"])))
-                      for line in self.sale["lines"])
-        return max(0, int(card["amount"]) - earlier)
+        return sum(pro_rata(line["amount"], line["quantity"], 0,
+                            min(line["quantity"], max(0, line["quantity"] - line["returnable"])))
+                   for line in self.sale["lines"])
+
+    def _card_left(self, card: dict[str, Any]) -> int:
+        return max(0, int(card["amount"]) - self._earlier())
+
+    def _points_tender(self) -> dict[str, Any] | None:
+        if self.policy.refund_to != "original" or self.sale is None or "customer" not in self.sale:
+            return None
+        return next((t for t in self.sale["tenders"] if t["method"] == "points" and t.get("points")), None)
+
+    def points_part(self) -> tuple[int, int]:
+        """(points, minor units) of the refund given back to the customer's points (return.completed v3): what is
+        left after the card's part, at most what the points paid less what earlier returns refunded beyond the card
+        (card first, then points, as this return), in whole points at the value a point had in the sale; the rest
+        is cash."""
+        tender = self._points_tender()
+        if tender is None:
+            return 0, 0
+        card = self._original_card()
+        beyond_card = max(0, self._earlier() - (0 if card is None else int(card["amount"])))
+        left = max(0, int(tender["amount"]) - beyond_card)
+        minor = min(self.refund() - self.card_part(), left)
+        value = int(tender["amount"]) // int(tender["points"])  # a points tender is whole points x their value
+        points = minor // value
+        return points, points * value
 
     def _line(self, line_no: int) -> dict[str, Any] | None:
         assert self.sale is not None
@@ -302,7 +326,8 @@ class ReturnCart:
                 "total": money(self.total()), "tax_total": money(sum(line.tax.minor for line in self.lines)
                                                                  - sum(self._tax(t) for t in self.taken)),
                 "tendered": money(self.paid()), "due": money(self.due()), "change": money(self.change()),
-                "refund": money(self.refund()), "refund_to": method, "refund_card": money(self.card_part())}
+                "refund": money(self.refund()), "refund_to": method, "refund_card": money(self.card_part()),
+                "refund_points": money(self.points_part()[1])}
 
     def screen(self) -> tuple[str, str]:
         """What the customer display shows during the return: what came back, and what is paid back or due."""
@@ -342,8 +367,14 @@ class ReturnCart:
             card = {key: card_refund[key] for key in ("reference", "original_reference", "scheme", "masked")}
             refunds.append({"id": card_refund["id"], "method": "card", "amount": self._money(card_minor),
                             "card": card})
-        if self.refund() > card_minor:
-            refunds.append({"id": str(uuid7()), "method": "cash", "amount": self._money(self.refund() - card_minor)})
+        points, points_minor = self.points_part()
+        if points:
+            assert self.sale is not None
+            refunds.append({"id": str(uuid7()), "method": "points", "amount": self._money(points_minor),
+                            "points": {"customer": self.sale["customer"], "points": points}})
+        if self.refund() > card_minor + points_minor:
+            refunds.append({"id": str(uuid7()), "method": "cash",
+                            "amount": self._money(self.refund() - card_minor - points_minor)})
         body: dict[str, Any] = {
             "till": till, "session": session, "cashier": cashier, "currency": self.currency,
             "returned": [self._returned_wire(taken) for taken in self.taken],
@@ -353,6 +384,8 @@ class ReturnCart:
             "refunds": refunds, "change": self._money(self.change()), "total": self._money(self.total())}
         if self.sale is not None:
             body["original"] = {"order": self.sale["order"], "store": self.sale["store"]}
+            if "customer" in self.sale:
+                body["customer"] = {"id": self.sale["customer"]}
         if self.approver is not None:
             body["approver"] = self.approver
         if self.reason is not None:
