@@ -10,6 +10,13 @@ from typing import Any
 from actors.till.cart import Stage
 from actors.till.tenders import STATES as TENDER_STATES
 from edge.api.card_follow_ups import FOLLOW_UPS_OPENAPI
+from edge.loyalty_openapi import (
+    LOYALTY_OPENAPI,
+    TENDER_METHODS,
+    TENDER_PROPERTIES,
+    TENDER_SUMMARY,
+    TILL_STATE_LOYALTY,
+)
 from edge.returns_openapi import RETURN_STATE, RETURNS_OPENAPI
 from novapos.adapters.http import MAX_BODY_BYTES
 from novapos.pricing import BASIS_POINTS
@@ -171,7 +178,7 @@ def openapi_document() -> dict[str, Any]:
                                 "Requests that change anything are application/json, from this server's own "
                                 f"origin, of at most {MAX_BODY_BYTES} bytes; every error is JSON {{error}}."},
         "paths": {
-            **RETURNS_OPENAPI, **FOLLOW_UPS_OPENAPI,
+            **RETURNS_OPENAPI, **FOLLOW_UPS_OPENAPI, **LOYALTY_OPENAPI,
             "/api/tills/{till}": {"get": {"summary": "Till state: session, cart lines, total, tendered, due",
                                           "parameters": [_TILL], "responses": {"200": _STATE, **_errors(*_ASKS)}}},
             "/api/tills/{till}/login": {"post": _post(
@@ -227,8 +234,10 @@ def openapi_document() -> dict[str, Any]:
                                       "hub makes a QR payment of at most what is due, pending in tenders[] with "
                                       "qr.pay_url (the page shows .../tenders/{tender}/qr.svg) until the customer's "
                                       "phone pays (approved), it fails (declined), or it is cancelled or expires; "
-                                      "QR needs the hub (offline: 409 with a sentence, nothing started)", _object(
-                    ["amount_minor"], method={"type": "string", "enum": ["cash", "card", "qr"], "default": "cash"},
+                                      "QR needs the hub (offline: 409 with a sentence, nothing started)."
+                                      + TENDER_SUMMARY, _object(
+                    ["amount_minor"], method={"type": "string", "enum": TENDER_METHODS, "default": "cash"},
+                    **TENDER_PROPERTIES,
                     amount_minor={"type": "integer", "minimum": 1, "maximum": MAX_MINOR},
                     id={"type": "string", "format": "uuid",
                         "description": "the client's id for this tender (required for a card or a QR payment: it "
@@ -389,10 +398,10 @@ def openapi_document() -> dict[str, Any]:
                 "tenders": {"type": "array", "items": {"$ref": "#/components/schemas/Tender"}},
                 "card_reversals": {"type": "array", "description": "approved cards of abandoned sales, owed back "
                                    "to the customer until the terminal confirms the reversal (retried)",
-                                   "items": {"type": "object"}}}},
+                                   "items": {"type": "object"}}, **TILL_STATE_LOYALTY}},
             "Tender": {"type": "object", "properties": {
                 "id": {"type": "string", "format": "uuid"},
-                "method": {"type": "string", "enum": ["cash", "card", "qr"]},
+                "method": {"type": "string", "enum": TENDER_METHODS},
                 "amount": {"$ref": "#/components/schemas/Money"},
                 "state": {"type": "string", "enum": list(TENDER_STATES)},
                 "stage": {"type": ["string", "null"], "description": "while pending: starting, waiting_for_card "

@@ -510,6 +510,11 @@ class Cart:
         """Whether a QR payment of `amount` may start now (asked before the hub is asked for one: actors.till.qr)."""
         return self._may_tender() or self.tenders.may_pay_by_qr(amount, self.due().minor)
 
+    def may_redeem(self, amount: int, method: str) -> Rejected | None:
+        """Whether a points or gift card tender of `amount` may be taken now (asked before the hub: actors.till.rewards);
+        a tender id the cart already took is the caller's to answer."""
+        return self._may_tender() or self.tenders.may_redeem(amount, self.due().minor, method)
+
     def void_tenders(self) -> list[Tender] | Rejected:
         """Give back every tender taken: cash goes back by hand; the approved cards are returned, for the till
         to reverse at the terminal. Refused while a card is pending (cancel it first)."""
