@@ -241,3 +241,32 @@ async def test_enrol_attach_and_the_360_at_the_till(store_config: StoreConfig, h
         assert offline["offline"] is True and offline["message"] == OFFLINE and offline["loyalty"]["points"] == 5000
         detached = (await http.delete(f"{till.url}/customer")).json()
         assert detached["customer"] is None
+
+
+async def test_a_return_of_a_sale_paid_with_points_gives_the_points_back_and_carries_the_customer(
+        store_config: StoreConfig, hub: LoyaltyHub, http: httpx.AsyncClient) -> None:
+    async with running_edge(store_config) as edge:
+        till = Till(http, edge.url)
+        await till.start((COFFEE, 2))  # 9.98: 3.00 by 300 points, 6.98 cash
+        await till.find("ann@example.com")
+        await till.attach(ANN)
+        await till.points(300)
+        order = (await till.cash_and_complete())["sale"]
+        started = await http.post(f"{till.url}/returns", json={"order": order, "override": MANAGER_OVERRIDE})
+        assert started.status_code == 200, started.text
+        taken = await http.post(f"{till.url}/returns/lines", json={"original_line": 1, "quantity": 1,
+                                                                   "override": MANAGER_OVERRIDE})
+        assert taken.json()["refund"]["minor"] == 499 and taken.json()["refund_points"]["minor"] == 300
+        done = await http.post(f"{till.url}/complete", json={"cart": taken.json()["cart"]})
+        assert done.status_code == 200, done.text
+        # the second coffee: the points were given back already, so its refund is all cash
+        await http.post(f"{till.url}/returns", json={"order": order, "override": MANAGER_OVERRIDE})
+        taken = await http.post(f"{till.url}/returns/lines", json={"original_line": 1, "quantity": 1,
+                                                                   "override": MANAGER_OVERRIDE})
+        assert taken.json()["refund_points"]["minor"] == 0
+        assert (await http.post(f"{till.url}/complete", json={"cart": taken.json()["cart"]})).status_code == 200
+    first, second = [event for event in waiting_events(store_config.state_dir) if event.type == "return.completed"]
+    assert first.v == 3 and first.body["customer"] == {"id": ANN}
+    assert [(r["method"], r["amount"]["minor"], r.get("points")) for r in first.body["refunds"]] == [
+        ("points", 300, {"customer": ANN, "points": 300}), ("cash", 199, None)]
+    assert second.v == 3 and [r["method"] for r in second.body["refunds"]] == ["cash"]
