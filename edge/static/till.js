@@ -291,7 +291,9 @@ function renderTenders(s) {
   for (const t of s.tenders || []) {
     const li = document.createElement("li"); li.dataset.state = t.state; li.dataset.method = t.method;
     const what = t.method === "card" ? `Card${t.card ? ` ${t.card.scheme || ""} ${t.card.masked || ""}` : ""}`
-      : t.method === "qr" ? `QR${t.qr && t.qr.provider_ref ? ` ${t.qr.provider_ref}` : ""}` : "Cash";
+      : t.method === "qr" ? `QR${t.qr && t.qr.provider_ref ? ` ${t.qr.provider_ref}` : ""}`
+      : t.method === "points" ? `Points${t.points ? ` ${t.points.points}${t.points.offline ? " (offline)" : ""}` : ""}`
+      : t.method === "gift_card" ? `Gift card${t.gift_card ? ` ${t.gift_card.card}` : ""}` : "Cash";
     const left = document.createElement("span"); left.textContent = `${what} · ${t.state}` + (t.message ? `: ${t.message}` : "");
     const right = document.createElement("span"); right.textContent = money(t.amount);
     li.append(left, right); $("tenders").append(li);
@@ -349,6 +351,7 @@ function render(s) {
   renderLines(s);
   renderTenders(s);
   renderPromotions(s);
+  renderCustomer(s);  /* till-customer.js */
   $("sum-total").textContent = money(s.total);
   const included = s.lines.length > 0 && s.lines.every((l) => l.tax && l.tax.included);
   $("sum-tax-label").textContent = included ? "incl. tax" : "Tax";
