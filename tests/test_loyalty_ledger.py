@@ -15,8 +15,16 @@ from hub.loyalty import program as programs
 from hub.loyalty.redemptions import Redemption
 from hub.loyalty.sales import apply_returns
 from hub.loyalty.upkeep import expire_due, retier_due
-from tests.loyalty_support import (ALICE, BOB, STRANGER, apply, balance_and_ledger, customer_return, customer_sale,
-                                   in_loyalty)
+from tests.loyalty_support import (
+    ALICE,
+    BOB,
+    STRANGER,
+    apply,
+    balance_and_ledger,
+    customer_return,
+    customer_sale,
+    in_loyalty,
+)
 
 
 def test_a_customer_without_an_account_has_a_summary_of_zeros(database_url: str) -> None:
