@@ -90,14 +90,16 @@ async def test_a_stores_loyalty_requests_over_nats(nats_server: EmbeddedNats, hu
         balance = await query(hub_config.database_url, "SELECT customer, balance FROM loyalty_accounts")
         assert {row["customer"]: row["balance"] for row in balance} == {ALICE: 500, STRANGER: 500}
 
-        for kind, bad in [("points_redeem", {**_redeem("r-5", 1), "points": 0}),
+        malformed: list[tuple[str, dict[str, object]]] = [
+                          ("points_redeem", {**_redeem("r-5", 1), "points": 0}),
                           ("points_redeem", {**_redeem("r-5", 1), "points": 1.5}),
                           ("points_redeem", {**_redeem("r-5", 1), "customer": "alice"}),
                           ("points_redeem", {**_redeem("r-5", 1), "redemption": "../x"}),
                           ("points_redeem", {**_redeem("r-5", 1), "actor": "hub:me"}),
                           ("points_redeem", {**_redeem("r-5", 1), "till": None}),
                           ("points_reverse", {"redemption": "r\n1", "actor": "bob"}),
-                          ("points_reverse", {"redemption": "r-1"})]:
+                          ("points_reverse", {"redemption": "r-1"})]
+        for kind, bad in malformed:
             assert (await _refused(nats_server, kind, bad)).code == 400, (kind, bad)
         ledger = await query(hub_config.database_url, "SELECT count(*) AS n FROM loyalty_ledger")
         assert ledger[0]["n"] == 4  # two seeds, the redemption and its reversal
