@@ -5,13 +5,15 @@ follow the rolling 12-month spend; an account's balance always equals its ledger
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from hub.loyalty import accounts, redemptions
+from hub.loyalty import accounts, privacy, redemptions
 from hub.loyalty import program as programs
+from hub.loyalty.demo import seed_demo_loyalty
 from hub.loyalty.redemptions import Redemption
 from hub.loyalty.sales import apply_returns
 from hub.loyalty.upkeep import expire_due, retier_due
@@ -166,4 +168,23 @@ def test_a_sale_naming_another_tenants_customer_earns_nothing(database_url: str)
     async def work(pool: asyncpg.Pool) -> None:
         await apply(pool, customer_sale(STRANGER, [("MILK-1L", 1, 1000)]))
         assert await pool.fetchval("SELECT count(*) FROM loyalty_accounts") == 0
+    in_loyalty(database_url, work)
+
+
+def test_the_demo_seed_gives_customers_points_once_and_the_export_holds_the_account(database_url: str) -> None:
+    async def work(pool: asyncpg.Pool) -> None:
+        assert await seed_demo_loyalty(pool, "demo") == 2
+        assert await seed_demo_loyalty(pool, "demo") == 0  # a second demo start changes nothing
+        assert await balance_and_ledger(pool, BOB) == (1540, 1540, 1540)  # the first customer (by id)
+        assert await balance_and_ledger(pool, ALICE) == (820, 820, 820)
+        async with pool.acquire() as conn:
+            summary = await accounts.summary(conn, "demo", ALICE)
+            assert [lot["points"] for lot in summary["expiring"]] == [800]  # the year-old lot, within the notice
+            exported = await privacy.export(conn, "demo", str(ALICE))
+            nothing = await privacy.export(conn, "demo", STRANGER)  # another tenant's customer: none of theirs
+        assert exported["account"] == summary
+        assert [entry["points"] for entry in exported["ledger"]] == [800, 20]
+        assert [lot["remaining"] for lot in exported["lots"]] == [800, 20]
+        assert nothing["ledger"] == [] and nothing["account"]["points"] == 0
+        json.dumps(exported)  # one JSON document with the customer's other data
     in_loyalty(database_url, work)
