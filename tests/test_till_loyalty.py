@@ -158,6 +158,9 @@ async def test_points_offline_stay_within_the_cap_and_the_budget_and_a_restart_d
         assert over_budget.status_code == 409 and "the store may redeem at most 500 points a day and has 0 left" \
             in over_budget.text
         await till.cash_and_complete()
+        metrics = (await http.get(f"{edge.url}/metrics")).text
+        assert 'novapos_edge_loyalty_redemptions_total{method="points",outcome="offline"}' in metrics
+        assert 'novapos_edge_loyalty_lookups_total{source="hub"}' in metrics
     offline = [t["points"] for sale in _sales(store_config) for t in sale.body["tenders"] if t["method"] == "points"]
     assert [(p["customer"], p["points"], p["offline"]) for p in offline] == [(ANN, 100, False), (ANN, 250, True),
                                                                               (BEN, 250, True)]
