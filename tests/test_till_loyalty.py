@@ -273,3 +273,43 @@ async def test_a_return_of_a_sale_paid_with_points_gives_the_points_back_and_car
     assert [(r["method"], r["amount"]["minor"], r.get("points")) for r in first.body["refunds"]] == [
         ("points", 300, {"customer": ANN, "points": 300}), ("cash", 199, None)]
     assert second.v == 3 and [r["method"] for r in second.body["refunds"]] == ["cash"]
+
+
+async def test_a_return_of_a_sale_paid_by_gift_card_refunds_to_the_card_scanned_or_in_cash(
+        store_config: StoreConfig, hub: LoyaltyHub, http: httpx.AsyncClient) -> None:
+    async with running_edge(store_config) as edge:
+        till = Till(http, edge.url)
+        orders = []
+        for _ in range(2):
+            await till.start((COFFEE, 1))  # 4.99: 4.00 by gift card, 0.99 cash
+            await till.gift_card(GIFT_CARD, 400)
+            orders.append((await till.cash_and_complete())["sale"])
+        assert hub.gift_cards[GIFT_CARD] == 1700
+
+        async def take_back(order: str) -> dict[str, Any]:
+            await http.post(f"{till.url}/returns", json={"order": order, "override": MANAGER_OVERRIDE})
+            taken = await http.post(f"{till.url}/returns/lines", json={"original_line": 1, "quantity": 1,
+                                                                       "override": MANAGER_OVERRIDE})
+            return dict(taken.json())
+        state = await take_back(orders[0])
+        assert state["refund_gift_card"]["minor"] == 400
+        unscanned = await http.post(f"{till.url}/complete", json={"cart": state["cart"]})
+        assert unscanned.status_code == 409 and "scan the gift card, or refund in cash instead" in unscanned.text
+        refunded = await http.post(f"{till.url}/returns/gift-card", json={"card": GIFT_CARD})
+        assert refunded.status_code == 200, refunded.text
+        assert hub.gift_cards[GIFT_CARD] == 2100
+        again = await http.post(f"{till.url}/returns/gift-card", json={"card": GIFT_CARD})
+        assert again.status_code == 409 and hub.gift_cards[GIFT_CARD] == 2100  # refunded once
+        assert (await http.post(f"{till.url}/complete", json={"cart": state["cart"]})).status_code == 200
+
+        hub.down()  # the second return: the card cannot be refunded offline, so the cashier refunds in cash
+        state = await take_back(orders[1])
+        offline = await http.post(f"{till.url}/returns/gift-card", json={"card": GIFT_CARD})
+        assert offline.status_code == 409 and "refund in cash" in offline.text
+        assert (await http.post(f"{till.url}/returns/refund-in-cash", json={})).json()["refund_gift_card"]["minor"] == 0
+        assert (await http.post(f"{till.url}/complete", json={"cart": state["cart"]})).status_code == 200
+    first, second = [event for event in waiting_events(store_config.state_dir) if event.type == "return.completed"]
+    assert first.v == 3 and [(r["method"], r["amount"]["minor"]) for r in first.body["refunds"]] == [
+        ("gift_card", 400), ("cash", 99)]
+    assert first.body["refunds"][0]["gift_card"]["card"] == "************7890" and GIFT_CARD not in str(first.body)
+    assert second.v == 1 and [(r["method"], r["amount"]["minor"]) for r in second.body["refunds"]] == [("cash", 499)]

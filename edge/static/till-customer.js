@@ -29,8 +29,11 @@ function renderCustomer(s) {
   const waiting = (s.tenders || []).some((t) => t.state === "pending");
   $("points").hidden = !attached;
   $("points").disabled = busy || !owes || waiting;
-  $("gift-card").disabled = busy || !owes || waiting;
-  $("gift-card-number").closest(".gift-card").hidden = !owes;
+  /* a return whose refund goes back to a gift card: scan the card (or refund in cash instead) */
+  const toGiftCard = s.mode === "return" && s.refund_gift_card && s.refund_gift_card.minor > 0;
+  $("gift-card").disabled = busy || (!owes && !toGiftCard) || waiting;
+  $("gift-card").textContent = toGiftCard ? `Refund ${money(s.refund_gift_card)} to gift card` : "Gift card";
+  $("gift-card-number").closest(".gift-card").hidden = !owes && !toGiftCard;
 }
 
 $("customer-form").onsubmit = async (e) => {
@@ -96,6 +99,11 @@ $("points").onclick = () => tender("points", typedAmount());
 $("gift-card").onclick = async () => {
   const card = $("gift-card-number").value.replace(/[\s-]/g, "");
   if (!card) { say("Scan or type the gift card's number first", false); $("gift-card-number").focus(); return; }
+  if (state && state.mode === "return") {
+    const back = await act("POST", api("/returns/gift-card"), {card});
+    if (back) { $("gift-card-number").value = ""; render(back); say("Refunded to the gift card: complete the return", true); }
+    return;
+  }
   const amount = typedAmount();
   if (!state || amount === null) return;
   const cart = state.cart;

@@ -373,7 +373,7 @@ function render(s) {
   if (refund) $("refund").textContent = `Refund ${money(s.refund)}` + (toCard > 0 && toCard < s.refund.minor
     ? `: ${money(s.refund_card)} to card, ${money({...s.refund, minor: s.refund.minor - toCard})} in cash`
     : (s.refund_to ? ` to ${s.refund_to === "qr" ? "the QR payment" : s.refund_to}` : ""));
-  $("refund-cash").hidden = !refund || s.refund_to !== "qr";
+  $("refund-cash").hidden = !refund || (s.refund_to !== "qr" && !(s.refund_gift_card && s.refund_gift_card.minor > 0));
   $("complete").hidden = refund || owes || waiting || (!s.lines.length && !(s.returned || []).length);
   $("cashback").hidden = paid(s).minor === 0;
   $("void").hidden = !s.lines.length && paid(s).minor === 0 && !(s.returned || []).length;
