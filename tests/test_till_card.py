@@ -279,7 +279,7 @@ async def test_a_terminal_unplugged_mid_payment_is_asked_again_never_charged_twi
     ({"method": "card", "amount_minor": 100, "id": None}, 422, "needs its id"),
     ({"method": "card", "amount_minor": 100, "id": "not-a-uuid"}, 422, "id"),
     ({"method": "cash", "amount_minor": 499 + 50001}, 422, "a till gives back"),
-    ({"method": "voucher", "amount_minor": 100}, 422, "use 'cash', 'card' or 'qr'"),
+    ({"method": "voucher", "amount_minor": 100}, 422, "use 'cash', 'card', 'qr', 'points' or 'gift_card'"),
 ])
 async def test_bad_tenders_are_refused_and_change_nothing(
         till: Till, terminal: PaymentTerminalMock, body: dict[str, Any], status: int, says: str) -> None:

@@ -57,6 +57,8 @@ def customer_sale(url: str, cookies: httpx.Cookies, hub: LoyaltyHub) -> dict[str
         page.tap("#cash")
         page.tap("#exact")
         page.text_in("message", "Sale 1 complete")
+        page.text_in("given", "Ann Example (*********0017) · 300 points redeemed, balance 4700 points · "
+                              "gift card ************7890: 21.00 EUR left")
 
         hub.down()
         page.scan(COFFEE)

@@ -115,3 +115,15 @@ $("gift-card").onclick = async () => {
   const paid = s.tenders[s.tenders.length - 1];
   say(paid && paid.message ? paid.message : "Gift card taken", true);
 };
+
+/* What the receipt answer says about the customer, their points and gift cards, after a sale (shown under it). */
+function loyaltyNote(r) {
+  const l = r.loyalty;
+  if (!l) return "";
+  const parts = [];
+  if (l.customer) parts.push(`${l.customer.name || "customer"} (${l.customer.card})`);
+  if (l.points) parts.push(`${l.points.redeemed} points redeemed` + (l.points.balance === null ? " offline"
+    : `, balance ${l.points.balance} points`));
+  for (const g of l.gift_cards || []) parts.push(`gift card ${g.card}: ${money({minor: g.balance_minor, currency: r.currency})} left`);
+  return parts.length ? " · " + parts.join(" · ") : "";
+}

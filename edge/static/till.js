@@ -597,6 +597,7 @@ async function complete() {
     $("given").textContent = refunded.minor
       ? `${kind} ${r.seq || ""}: refund ${money(refunded)} (${r.refunds.map((t) => t.method).join(" and ")})`
       : `${kind} ${r.seq || ""}: paid ${money(sum(r.tenders))}, change to give ${money(r.change)}`;
+    $("given").textContent += loyaltyNote(r);  /* till-customer.js */
     $("given").hidden = false;
     await refresh();
   } finally { completing = false; }
