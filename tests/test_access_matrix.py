@@ -244,13 +244,13 @@ ACTIONS: tuple[Action, ...] = (
     # program; another tenant's customer is not found
     Action("GET", "/api/loyalty/program", "/api/loyalty/program", by(200, 200, 200, 403)),
     Action("PUT", "/api/loyalty/program", "/api/loyalty/program", TENANT_WIDE, LOYALTY_PROGRAM),
-    Action("GET", "/api/loyalty/accounts/{customer}", "/api/loyalty/accounts/{id}", by(200, 200, 200, 403),
+    Action("GET", "/api/loyalty/accounts/{id}", "/api/loyalty/accounts/{id}", by(200, 200, 200, 403),
            fresh="customer of demo"),
-    Action("GET", "/api/loyalty/accounts/{customer}", "/api/loyalty/accounts/{id}", by(404, 404, 404, 403),
+    Action("GET", "/api/loyalty/accounts/{id}", "/api/loyalty/accounts/{id}", by(404, 404, 404, 403),
            fresh="customer of other"),
-    Action("POST", "/api/loyalty/accounts/{customer}/adjust", "/api/loyalty/accounts/{id}/adjust",
+    Action("POST", "/api/loyalty/accounts/{id}/adjust", "/api/loyalty/accounts/{id}/adjust",
            by(200, 200, 403, 403), {"points": 5, "reason": "goodwill"}, fresh="customer of demo"),
-    Action("POST", "/api/loyalty/accounts/{customer}/adjust", "/api/loyalty/accounts/{id}/adjust",
+    Action("POST", "/api/loyalty/accounts/{id}/adjust", "/api/loyalty/accounts/{id}/adjust",
            by(404, 404, 403, 403), {"points": 5, "reason": "goodwill"}, fresh="customer of other"),
     # users (hub/identity): users.view to read, users.manage within scope to change; {role} in a body: the caller
     Action("GET", "/api/users", "/api/users", by(200, 200, 200, 403)),

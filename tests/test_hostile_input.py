@@ -525,6 +525,10 @@ HUB_ENDPOINTS = (
     Endpoint("POST", "/api/payments/intents/{id}/refund"),
     Endpoint("GET", "/api/payments/settings"),
     Endpoint("PUT", "/api/payments/settings"),
+    Endpoint("GET", "/api/loyalty/program"),
+    Endpoint("PUT", "/api/loyalty/program"),
+    Endpoint("GET", "/api/loyalty/accounts/{id}"),
+    Endpoint("POST", "/api/loyalty/accounts/{id}/adjust"),
 )
 """Every route of the hub console; the values a client controls are its path ids and query parameters. They
 are sent signed in as a tenant admin (with the session's CSRF header), so that what answers is the door's
