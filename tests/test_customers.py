@@ -9,15 +9,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import trio
 
-from actors.payments.asking import HubRefused, HubUnreachable
+from actors.payments.asking import HubRefused
 from hub.app import run_hub
 from hub.audit.verify import verify
 from hub.customers import records
@@ -31,21 +29,11 @@ from novapos.wire.ids import uuid7
 from novapos.wire.subjects import event_subject
 from tests.conftest import query, wait_until
 from tests.console_access import sign_in_admin
+from tests.customer_world import answering, two_tenants_nats  # noqa: F401  (the fixture: stores of two tenants)
 from tests.events import publish, sale_v5_body
 from tests.identity import add_user, grant, signed_in
 from tests.payment_support import ask_store
 from tests.stock_world import build_world
-
-STORES = (("demo", "store-001"), ("demo", "store-003"), ("other", "o-1"))
-
-
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[EmbeddedNats]:
-    server = EmbeddedNats.authorized(tmp_path / "nats", stores=STORES).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_phone_and_email_are_normalised_and_every_field_is_checked() -> None:
@@ -67,16 +55,6 @@ def test_phone_and_email_are_normalised_and_every_field_is_checked() -> None:
         with pytest.raises(Invalid) as refused:
             records.fields(body, creating=True)
         assert refused.value.where == field, (body, refused.value)
-
-
-async def _answering(nats_server: EmbeddedNats) -> None:
-    with trio.fail_after(20):
-        while True:
-            try:
-                await ask_store(nats_server, "customer_find", {"query": "+0000000"})
-                return
-            except HubUnreachable:
-                await trio.sleep(0.1)
 
 
 def _sold_to(customer: str, seq: int, store: str) -> Envelope:
@@ -105,7 +83,7 @@ async def test_customers_at_the_till_and_in_the_console_with_export_and_erasure(
     async with trio.open_nursery() as nursery:
         hub = await nursery.start(run_hub, dataclasses.replace(hub_config, tenants=("demo", "other")))
         await sign_in_admin(http, hub.url, database_url)
-        await _answering(nats_server)
+        await answering(nats_server)
 
         # the console creates one, the till enrols another; both normalised, card numbers generated and distinct
         answer = await http.post(f"{hub.url}/api/customers", json={

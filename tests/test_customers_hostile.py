@@ -4,24 +4,22 @@ the field (the console's 422, the till's 400), and nothing is created, changed o
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import trio
 
-from actors.payments.asking import HubRefused, HubUnreachable
+from actors.payments.asking import HubRefused
 from hub.app import run_hub
 from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from tests.conftest import query
 from tests.console_access import sign_in_admin
+from tests.customer_world import answering, two_tenants_nats  # noqa: F401  (the fixture: stores of two tenants)
 from tests.payment_support import ask_store
 from tests.stock_world import build_world
 
-STORES = (("demo", "store-001"), ("other", "o-1"))
 HOSTILE_FIELDS: list[tuple[str, Any]] = [
     ("name", None), ("name", ""), ("name", " "), ("name", "x" * 5000), ("name", "Anna\u202eBob"),
     ("name", "Anna\nBob"), ("name", "\x00"), ("name", ["Anna"]), ("name", {"$ne": ""}), ("name", 42),
@@ -36,14 +34,6 @@ HOSTILE_FIELDS: list[tuple[str, Any]] = [
     ("consents", "all"), ("is_admin", True), ("tenant_id", "other")]
 """(field, value): every one refused; home_store o-1 is another tenant's store, which this tenant does not have."""
 
-
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[EmbeddedNats]:
-    server = EmbeddedNats.authorized(tmp_path / "nats", stores=STORES).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def _state(database_url: str) -> tuple[Any, ...]:
@@ -81,12 +71,7 @@ async def test_hostile_customer_fields_are_refused_and_change_nothing(
             asked = await http.get(f"{hub.url}/api/customers", params={"q": query_text} if isinstance(
                 query_text, str) else {})
             assert asked.status_code in (200, 422), (query_text, asked.text)
-        while True:
-            try:
-                await ask_store(nats_server, "customer_find", {"query": "+4930123456"})
-                break
-            except HubUnreachable:
-                await trio.sleep(0.1)
+        await answering(nats_server)
         for body in ({"name": "A", "phone": "12", "actor": "alice"}, {"name": "A"},
                      {"name": "A", "actor": "hub:sweeper"}, {"name": "A", "home_store": "o-1", "actor": "alice"}):
             with pytest.raises(HubRefused) as refused:
