@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +35,8 @@ from hub.audit.services import PERSONAL_PURGED
 from hub.customers import records
 from hub.domains import domains
 from hub.loyalty import accounts
+
+log = logging.getLogger(__name__)
 
 EXPORT_FORMAT = 1
 ORDERS_SQL = (
@@ -103,6 +106,7 @@ async def export(pool: asyncpg.Pool, tenant: str, customer: uuid.UUID, *, actor:
         async with conn.transaction():
             await record(conn, Entry(tenant, actor, "customer.exported", target=key,
                                      details={"orders": len(orders), "parts": ",".join(sorted(parts))}))
+    log.info("customer %s exported by %s: %d orders, parts %s", key, actor, len(orders), ",".join(sorted(parts)))
     return {"format": EXPORT_FORMAT, "exported_at": datetime.now(UTC).isoformat(), "tenant": tenant,
             "customer": found, **parts, "orders": orders, "returns": returns, "audit": audit}
 
@@ -138,4 +142,5 @@ async def erase(pool: asyncpg.Pool, tenant: str, customer: uuid.UUID, *, actor: 
         PERSONAL_PURGED.labels("erasure").inc(len(kept))
     for value in sorted(values):
         erased += await personal.erase(pool, tenant, value, actor)
+    log.info("customer %s erased by %s: %d audit personal values erased", key, actor, erased)
     return {"customer": key, "erased_at": erased_at.isoformat(), "audit_values_erased": erased}

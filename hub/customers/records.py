@@ -17,6 +17,7 @@ erasing a customer can delete them while the chain still verifies (hub.customers
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 import uuid
@@ -30,6 +31,8 @@ from hub.audit.chain import Entry, record
 from novapos import validators
 from novapos.validators import Invalid, describe
 from novapos.wire.ids import uuid7
+
+log = logging.getLogger(__name__)
 
 MAX_NAME = 120
 MAX_EMAIL = 254
@@ -247,6 +250,7 @@ async def create(conn: asyncpg.Connection, tenant: str, body: Mapping[str, Any],
                            "no free card number was found: try again")
         await record(conn, Entry(tenant, actor, "customer.created", store=store, target=str(customer),
                                  details=_audited(checked)))
+    log.info("customer %s created by %s", customer, actor)  # the id only: never a name, phone or email
     return profile(row)
 
 
@@ -276,6 +280,7 @@ async def update(conn: asyncpg.Connection, tenant: str, customer: uuid.UUID, bod
             raise Conflict(f"card number {checked.get('card_number')} is another customer's") from None
         await record(conn, Entry(tenant, actor, "customer.updated", target=str(customer),
                                  details=_audited(checked)))
+    log.info("customer %s changed by %s: %s", customer, actor, ",".join(sorted(checked)))
     return profile(row)
 
 
