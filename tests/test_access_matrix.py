@@ -15,6 +15,7 @@ fails until every /api route of the built console is in the table or in ELSEWHER
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -72,6 +73,13 @@ class Action:
 
 def _stock(path: str, expect: Mapping[str, int], **body: Any) -> Action:
     return Action("POST", path, path, expect, {"sku": "COF-250", **body})
+
+
+LOYALTY_PROGRAM = {"point_value_minor": 1, "earn_points_per_unit": 1, "earn_unit_minor": 100,
+                   "earn_per_order_points": 0, "earn_bonuses": [],
+                   "tiers": [{"name": "Member", "min_spend_minor": 0, "multiplier_ppm": 1_000_000}],
+                   "expiry_months": 12, "notice_days": 30, "offline_store_budget_points": 100,
+                   "offline_customer_cap_points": 10}
 
 
 def _new_user(role: str, **where: str) -> dict[str, Any]:
@@ -232,6 +240,18 @@ ACTIONS: tuple[Action, ...] = (
     Action("GET", "/api/payments/settings", "/api/payments/settings", by(200, 200, 200, 403)),
     Action("PUT", "/api/payments/settings", "/api/payments/settings", TENANT_WIDE,
            {"offline_per_payment_minor": 4000, "offline_store_total_minor": 16000}),
+    # loyalty (hub/loyalty): customers.view anywhere to read; customers.manage to adjust, across the tenant for the
+    # program; another tenant's customer is not found
+    Action("GET", "/api/loyalty/program", "/api/loyalty/program", by(200, 200, 200, 403)),
+    Action("PUT", "/api/loyalty/program", "/api/loyalty/program", TENANT_WIDE, LOYALTY_PROGRAM),
+    Action("GET", "/api/loyalty/accounts/{customer}", "/api/loyalty/accounts/{id}", by(200, 200, 200, 403),
+           fresh="customer of demo"),
+    Action("GET", "/api/loyalty/accounts/{customer}", "/api/loyalty/accounts/{id}", by(404, 404, 404, 403),
+           fresh="customer of other"),
+    Action("POST", "/api/loyalty/accounts/{customer}/adjust", "/api/loyalty/accounts/{id}/adjust",
+           by(200, 200, 403, 403), {"points": 5, "reason": "goodwill"}, fresh="customer of demo"),
+    Action("POST", "/api/loyalty/accounts/{customer}/adjust", "/api/loyalty/accounts/{id}/adjust",
+           by(404, 404, 403, 403), {"points": 5, "reason": "goodwill"}, fresh="customer of other"),
     # users (hub/identity): users.view to read, users.manage within scope to change; {role} in a body: the caller
     Action("GET", "/api/users", "/api/users", by(200, 200, 200, 403)),
     Action("GET", "/api/users", "/api/users?tenant=other", by(404, 404, 404, 403)),
@@ -304,6 +324,7 @@ SELECT (SELECT coalesce(sum(version), 0) FROM catalog_versions) AS catalog,
        (SELECT count(*) FROM dead_letters WHERE redriven_at IS NOT NULL) AS redriven,
        (SELECT coalesce(sum(seq), 0) FROM audit_heads) AS audited,
        (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM user_roles) AS roles,
+       (SELECT count(*) FROM loyalty_ledger) AS loyalty, (SELECT count(*) FROM loyalty_programs) AS programs,
        (SELECT coalesce(sum(hashtext(name || active::text || coalesce(password_hash, ''))), 0) FROM users) AS people,
        (SELECT coalesce(sum(hashtext(coalesce(name, '') || coalesce(erased_at::text, ''))), 0) FROM customers)
            AS customers
@@ -324,12 +345,6 @@ async def _sale(database_url: str, tenant: str, store: str) -> str:
                                      " (gen_random_uuid(), $1, $2, 1, 'till-1', 's', 'alice', 'EUR', 499, 499, 0, now())"
                                      " RETURNING event_id::text", tenant, store)
     return str(rows[0]["event_id"])
-
-
-async def _customer(database_url: str, tenant: str) -> str:
-    rows = await query(database_url, "INSERT INTO customers (tenant, id, name, created_by) VALUES"
-                                     " ($1, gen_random_uuid(), 'Fresh Customer', 'test') RETURNING id::text", tenant)
-    return str(rows[0]["id"])
 
 
 async def _drawer_session(database_url: str, tenant: str, store: str) -> str:
@@ -365,6 +380,13 @@ async def _user(database_url: str, store: str) -> str:
     return login
 
 
+async def _customer(database_url: str, tenant: str) -> str:
+    made = str(uuid.uuid4())
+    await query(database_url, "INSERT INTO customers (tenant, id, created_by) VALUES ($1, $2, 'test')", tenant,
+                uuid.UUID(made))
+    return made
+
+
 @dataclass
 class World:
     hub_url: str
@@ -390,9 +412,9 @@ class World:
                 "reconciliation run of demo": lambda: _reconciliation(url, "demo"),
                 "reconciliation run of other": lambda: _reconciliation(url, "other"),
                 "user at store-001": lambda: _user(url, "store-001"),
+                "user at store-003": lambda: _user(url, "store-003"),
                 "customer of demo": lambda: _customer(url, "demo"),
-                "customer of other": lambda: _customer(url, "other"),
-                "user at store-003": lambda: _user(url, "store-003")}
+                "customer of other": lambda: _customer(url, "other")}
 
 
 async def _world(stack: AsyncExitStack, hub_url: str, database_url: str) -> World:
