@@ -161,7 +161,8 @@ async def test_customers_at_the_till_and_in_the_console_with_export_and_erasure(
         exported = await http.post(f"{hub.url}/api/customers/{anna['id']}/export", json={})
         assert exported.status_code == 200
         document = exported.json()
-        assert document["customer"]["name"] == "Anna Schmidt" and "loyalty" in document
+        assert document["customer"]["name"] == "Anna Schmidt"
+        assert set(document["loyalty"]) >= {"account", "ledger", "lots", "redemptions"}
         assert sorted(o["event_id"] for o in document["orders"]) == sorted(str(s.id) for s in sales)
         assert [a["action"] for a in document["audit"]][:2] == ["customer.created", "customer.updated"]
         assert document["audit"][0]["personal"]["customer_name"] == "Anna Schmidt"

@@ -34,7 +34,6 @@ from hub.audit.chain import Entry, record
 from hub.audit.services import PERSONAL_PURGED
 from hub.customers import records
 from hub.domains import domains
-from hub.loyalty import accounts
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +100,6 @@ async def export(pool: asyncpg.Pool, tenant: str, customer: uuid.UUID, *, actor:
                       "store": row["store"], "details": json.loads(row["details"]),
                       "personal": json.loads(row["personal"])} for row in await conn.fetch(AUDIT_SQL, tenant, key)]
             parts = await domain_parts(conn, tenant, customer)
-            if "loyalty" not in parts:  # a loyalty domain without its privacy module yet: the account at least
-                parts["loyalty"] = {"account": await accounts.summary(conn, tenant, customer)}
         async with conn.transaction():
             await record(conn, Entry(tenant, actor, "customer.exported", target=key,
                                      details={"orders": len(orders), "parts": ",".join(sorted(parts))}))
