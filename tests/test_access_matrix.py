@@ -244,13 +244,13 @@ ACTIONS: tuple[Action, ...] = (
     # program; another tenant's customer is not found
     Action("GET", "/api/loyalty/program", "/api/loyalty/program", by(200, 200, 200, 403)),
     Action("PUT", "/api/loyalty/program", "/api/loyalty/program", TENANT_WIDE, LOYALTY_PROGRAM),
-    Action("GET", "/api/loyalty/accounts/{customer}", "/api/loyalty/accounts/{id}", by(200, 200, 200, 403),
+    Action("GET", "/api/loyalty/accounts/{id}", "/api/loyalty/accounts/{id}", by(200, 200, 200, 403),
            fresh="customer of demo"),
-    Action("GET", "/api/loyalty/accounts/{customer}", "/api/loyalty/accounts/{id}", by(404, 404, 404, 403),
+    Action("GET", "/api/loyalty/accounts/{id}", "/api/loyalty/accounts/{id}", by(404, 404, 404, 403),
            fresh="customer of other"),
-    Action("POST", "/api/loyalty/accounts/{customer}/adjust", "/api/loyalty/accounts/{id}/adjust",
+    Action("POST", "/api/loyalty/accounts/{id}/adjust", "/api/loyalty/accounts/{id}/adjust",
            by(200, 200, 403, 403), {"points": 5, "reason": "goodwill"}, fresh="customer of demo"),
-    Action("POST", "/api/loyalty/accounts/{customer}/adjust", "/api/loyalty/accounts/{id}/adjust",
+    Action("POST", "/api/loyalty/accounts/{id}/adjust", "/api/loyalty/accounts/{id}/adjust",
            by(404, 404, 403, 403), {"points": 5, "reason": "goodwill"}, fresh="customer of other"),
     # users (hub/identity): users.view to read, users.manage within scope to change; {role} in a body: the caller
     Action("GET", "/api/users", "/api/users", by(200, 200, 200, 403)),
@@ -277,6 +277,28 @@ ACTIONS: tuple[Action, ...] = (
            {"role": "cashier", "store": "store-001"}, fresh="user at store-001"),
     Action("POST", "/api/users/{login}/roles/revoke", "/api/users/otto/roles/revoke", by(404, 404, 403, 403),
            {"role": "tenant_admin"}),
+    # customers (hub/customers): records are the tenant's (customers.view anywhere reads them all; customers.manage
+    # anywhere changes them, a home store in reach); export and erase need customers.privacy tenant-wide
+    Action("GET", "/api/customers", "/api/customers", by(200, 200, 200, 403)),
+    Action("GET", "/api/customers", "/api/customers?tenant=other", by(404, 404, 404, 403)),
+    Action("POST", "/api/customers", "/api/customers", by(201, 201, 403, 403), {"name": "Matrix Person"}),
+    Action("POST", "/api/customers", "/api/customers", by(201, 403, 403, 403),
+           {"name": "Matrix South", "home_store": "store-003"}),
+    Action("POST", "/api/customers", "/api/customers", by(404, 404, 403, 403), {"tenant": "other", "name": "X"}),
+    Action("GET", "/api/customers/{id}", "/api/customers/{id}", by(200, 200, 200, 403), fresh="customer of demo"),
+    Action("GET", "/api/customers/{id}", "/api/customers/{id}", by(404, 404, 404, 403), fresh="customer of other"),
+    Action("PATCH", "/api/customers/{id}", "/api/customers/{id}", by(200, 200, 403, 403), {"name": "Renamed"},
+           fresh="customer of demo"),
+    Action("PATCH", "/api/customers/{id}", "/api/customers/{id}", by(404, 404, 403, 403), {"name": "Renamed"},
+           fresh="customer of other"),
+    Action("POST", "/api/customers/{id}/export", "/api/customers/{id}/export", TENANT_WIDE, {},
+           fresh="customer of demo"),
+    Action("POST", "/api/customers/{id}/export", "/api/customers/{id}/export", by(404, 403, 403, 403), {},
+           fresh="customer of other"),
+    Action("POST", "/api/customers/{id}/erase", "/api/customers/{id}/erase", TENANT_WIDE, {"reason": "matrix"},
+           fresh="customer of demo"),
+    Action("POST", "/api/customers/{id}/erase", "/api/customers/{id}/erase", by(404, 403, 403, 403),
+           {"reason": "matrix"}, fresh="customer of other"),
 )
 
 ELSEWHERE: dict[tuple[str, str], str] = {
@@ -303,7 +325,9 @@ SELECT (SELECT coalesce(sum(version), 0) FROM catalog_versions) AS catalog,
        (SELECT coalesce(sum(seq), 0) FROM audit_heads) AS audited,
        (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM user_roles) AS roles,
        (SELECT count(*) FROM loyalty_ledger) AS loyalty, (SELECT count(*) FROM loyalty_programs) AS programs,
-       (SELECT coalesce(sum(hashtext(name || active::text || coalesce(password_hash, ''))), 0) FROM users) AS people
+       (SELECT coalesce(sum(hashtext(name || active::text || coalesce(password_hash, ''))), 0) FROM users) AS people,
+       (SELECT coalesce(sum(hashtext(coalesce(name, '') || coalesce(erased_at::text, ''))), 0) FROM customers)
+           AS customers
 """
 """Everything a console change could touch, in one row: a refused request must leave it as it was."""
 

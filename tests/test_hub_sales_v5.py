@@ -6,12 +6,9 @@ not; the drawer session's takings count every method; a v3 return keeps the cust
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import trio
 
 from hub.app import run_hub
@@ -23,20 +20,12 @@ from novapos.wire.ids import uuid7
 from novapos.wire.subjects import event_subject
 from tests.conftest import query, wait_until
 from tests.console_access import sign_in_admin
+from tests.customer_world import two_tenants_nats  # noqa: F401  (the fixture: stores of two tenants)
 from tests.events import CUSTOMER, publish, sale_v5_body
 from tests.stock_world import build_world
 
 SESSION = "0190a3c4-7e1f-7b2a-9c3d-4e5f60718293"  # sale_v3_body's drawer session
-STORES = (("demo", "store-001"), ("other", "o-1"))
 
-
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[EmbeddedNats]:
-    server = EmbeddedNats.authorized(tmp_path / "nats", stores=STORES).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _eur(minor: int) -> dict[str, Any]:

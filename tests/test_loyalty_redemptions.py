@@ -117,3 +117,23 @@ def test_an_offline_day_of_redemptions_is_reconciled_exactly_and_replays_count_o
         async with pool.acquire() as conn:
             assert (await accounts.summary(conn, "demo", ALICE))["points"] == 113
     in_loyalty(database_url, work)
+
+
+def test_a_sale_that_uses_a_reversed_redemption_is_debited_once_as_a_correction(database_url: str) -> None:
+    """A void reversed the redemption, yet the sale completed with it (the till's void raced its own sale): the
+    sale is the truth, so the points are taken again, once, and counted."""
+    async def work(pool: asyncpg.Pool) -> None:
+        await _give(pool, 100)
+        await _redeem(pool, "raced", 30)
+        async with pool.acquire() as conn:
+            await redemptions.reverse(conn, "demo", "store-001", "raced", "bob", "void")
+        before = CORRECTIONS.labels("reversed_then_sold")._value.get()
+        sale = customer_sale(ALICE, [("MILK-1L", 1, 30)], points=("raced", 30, False))
+        await apply(pool, sale)
+        await apply(pool, sale)  # again: once
+        assert await balance_and_ledger(pool, ALICE) == (70, 70, 70)
+        assert CORRECTIONS.labels("reversed_then_sold")._value.get() - before == 1
+        keys = await pool.fetch("SELECT key, points FROM loyalty_ledger WHERE key LIKE '%raced' ORDER BY at, id")
+        assert [(row["key"], row["points"]) for row in keys] == [("raced", -30), ("reversed:raced", 30),
+                                                                 ("sold:raced", -30)]
+    in_loyalty(database_url, work)

@@ -57,7 +57,7 @@ def routes(console: Console) -> Sequence[BaseRoute]:
 
     async def account(request: Request) -> Response:
         principal = await authorize(console, request, Permission.VIEW_CUSTOMERS)
-        customer = _customer(request.path_params["customer"])
+        customer = _customer(request.path_params["id"])
         raw = request.query_params.get("limit", "50")
         limit = validators.integer("limit", int(raw) if raw.isdigit() and len(raw) < 8 else raw, 1, MAX_PAGE)
 
@@ -75,7 +75,7 @@ def routes(console: Console) -> Sequence[BaseRoute]:
 
     async def adjust(request: Request) -> Response:
         principal = await authorize(console, request, Permission.MANAGE_CUSTOMERS)
-        customer = _customer(request.path_params["customer"])
+        customer = _customer(request.path_params["id"])
         body = await json_body(request)
         points = validators.integer("points", body.get("points"), -MAX_POINTS, MAX_POINTS)
         if points == 0:
@@ -89,12 +89,12 @@ def routes(console: Console) -> Sequence[BaseRoute]:
         return JSONResponse({"customer": str(customer), "summary": summary})
 
     return [route("/api/loyalty/program", GET=program, PUT=program),
-            route("/api/loyalty/accounts/{customer}", GET=account),
-            route("/api/loyalty/accounts/{customer}/adjust", POST=adjust)]
+            route("/api/loyalty/accounts/{id}", GET=account),
+            route("/api/loyalty/accounts/{id}/adjust", POST=adjust)]
 
 
 _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-_CUSTOMER = {"name": "customer", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+_CUSTOMER = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 _POINTS = {"type": "integer", "minimum": 0, "maximum": MAX_POINTS}
 _PROGRAM = {"application/json": {"schema": {"$ref": "#/components/schemas/LoyaltyProgram"}}}
 _SUMMARY = {"type": "object", "required": ["points", "tier", "multiplier_ppm", "spend_12m_minor", "expiring"],
@@ -112,7 +112,7 @@ OPENAPI: dict[str, Any] = {"paths": {
                 "responses": {"200": {"description": "the program now", "content": _PROGRAM},
                               "422": {"description": "a field out of bounds; the error says which",
                                       "content": _ERROR}}}},
-    "/api/loyalty/accounts/{customer}": {"get": {
+    "/api/loyalty/accounts/{id}": {"get": {
         "summary": "A customer's loyalty account: summary (points, tier, what expires soon) and ledger, newest first",
         "parameters": [_CUSTOMER, {"name": "limit", "in": "query", "required": False,
                                    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 50}}],
@@ -120,7 +120,7 @@ OPENAPI: dict[str, Any] = {"paths": {
             "type": "object", "properties": {"customer": {"type": "string"}, "summary": _SUMMARY,
                                              "ledger": {"type": "array", "items": {"type": "object"}}}}}}},
             "404": {"description": "no such customer", "content": _ERROR}}}},
-    "/api/loyalty/accounts/{customer}/adjust": {"post": {
+    "/api/loyalty/accounts/{id}/adjust": {"post": {
         "summary": "Add (positive) or take (negative) points with a reason; audited (loyalty.adjusted)",
         "parameters": [_CUSTOMER],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {

@@ -68,8 +68,9 @@ async def _spend(conn: asyncpg.Connection, event: Envelope, customer: uuid.UUID,
 
 
 async def apply_sales(conn: asyncpg.Connection, events: Sequence[Envelope]) -> None:
-    """sale.completed v5 with a customer: settle its points tenders, earn, count its spend."""
-    for event in events:
+    """sale.completed v5 with a customer: settle its points tenders, earn, count its spend. By customer (a stable
+    sort: each customer's sales keep their order), so that two batches lock accounts in one order."""
+    for event in sorted(events, key=lambda event: str((event.body.get("customer") or {}).get("id", ""))):
         body = event.body
         if event.v < 5 or "customer" not in body:
             continue
