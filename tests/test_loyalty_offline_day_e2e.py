@@ -1,5 +1,6 @@
 """An offline day of points redemptions at a real edge, reconciled at a real hub exactly (real NATS, PostgreSQL,
-SQLite): a redemption online, then the hub goes away and the till takes points offline within the store's budget
+SQLite): the customer found by their card through the hub's customer_find, a redemption online, then the hub goes
+away (the till attaches her from the store's recent customers) and the till takes points offline within the store's budget
 and the customer's cap (one over the cap refused with a sentence, one voided and struck from the store's ledger),
 the edge restarts in the middle of the day and still counts what it took; when the hub is back the sales arrive,
 the hub debits each offline redemption once, and the ledger and the balance agree to the point."""
@@ -14,7 +15,6 @@ import asyncpg
 import httpx
 import trio
 
-from actors.loyalty import local
 from actors.storage import db as local_db
 from edge.app import run_edge
 from hub.app import run_hub
@@ -46,20 +46,13 @@ async def _seed(database_url: str) -> None:
     await on_database(database_url, seed)
 
 
-def _remember_ann(config: StoreConfig) -> None:
-    """Ann is among the store's recent customers (found here before: the cache the till attaches her from)."""
-    db = local_db.connect(config.state_dir / local_db.FILE_NAME)
-    try:
-        local.remember(db, {"id": str(ANN), "card_number": "2900000000017", "name": "Ann", "tier": "Member",
-                            "points": SEED}, 500)
-    finally:
-        db.close()
-
-
 async def _online_points(till: Till, points: int) -> dict[str, Any] | None:
     """A sale paid in part with points through the hub, once the hub answers (before it does, the till has no
     loyalty settings and refuses points: nothing is taken); the points tender."""
     await till.start((COFFEE, 1))
+    found = (await till.find("2900000000017")).json()  # the loyalty card, scanned: the hub's customer_find
+    if found.get("offline") is not False or [c["id"] for c in found["customers"]] != [str(ANN)]:
+        return None
     await till.attach(str(ANN))
     paid = await till.points(points)
     if paid.status_code != 200:
@@ -93,7 +86,6 @@ async def _ledger(database_url: str) -> dict[str, Any]:
 async def test_an_offline_day_of_redemptions_at_the_edge_is_reconciled_at_the_hub_exactly(
         store_config: StoreConfig, hub_config: HubConfig, database_url: str, http: httpx.AsyncClient) -> None:
     await _seed(database_url)
-    _remember_ann(store_config)
     async with trio.open_nursery() as nursery:
         hub_scope = trio.CancelScope()
 

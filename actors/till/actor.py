@@ -784,7 +784,7 @@ class TillActor(Actor):
         if self._cart.tenders.find(tender_id) is not None:
             return self.state()
         tender = rewards.redeem_points(self._payments, self._loyalty_db, self._cart, amount_minor, tender_id,
-                                       self.till_id, f"till-user:{self._session['cashier']}")
+                                       self.till_id, self._session["cashier"])
         return self._redeemed(tender, "points", tender_id)
 
     def tender_gift_card(self, card: str, amount_minor: int, tender_id: str) -> dict[str, Any] | Rejected:
@@ -795,7 +795,7 @@ class TillActor(Actor):
         if self._cart.tenders.find(tender_id) is not None:
             return self.state()
         tender = rewards.redeem_gift_card(self._payments, self._cart, card, amount_minor, tender_id, self.till_id,
-                                          f"till-user:{self._session['cashier']}")
+                                          self._session["cashier"])
         return self._redeemed(tender, "gift_card", tender_id)
 
     def _redeemed(self, tender: Tender | Rejected, kind: rewards.Kind, tender_id: str) -> dict[str, Any] | Rejected:
@@ -1256,7 +1256,7 @@ class TillActor(Actor):
             return Rejected("conflict", "nothing of this return goes back to a gift card")
         redemption = str(uuid.uuid5(uuid.UUID(ret.id), "gift card refund"))
         done = rewards.refund_gift_card(self._payments, card, redemption, amount, self.currency, self.till_id,
-                                        f"till-user:{self._session['cashier']}",
+                                        self._session["cashier"],
                                         None if ret.sale is None else ret.sale["order"])
         if isinstance(done, Rejected):
             return done

@@ -255,7 +255,7 @@ def reverse(hub: PaymentsHub | None, owed: Owed) -> bool:
         return False
     kind = POINTS_REVERSE if owed.kind == "points" else GIFT_CARD_REVERSE
     try:
-        hub.ask(kind, {"redemption": owed.redemption, "actor": f"till-user:{owed.by}", "reason": owed.reason},
+        hub.ask(kind, {"redemption": owed.redemption, "actor": owed.by, "reason": owed.reason},
                 ASK_WITHIN_S)
     except HubUnreachable:
         return False

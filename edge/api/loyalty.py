@@ -93,7 +93,7 @@ def loyalty_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
         if len(details) == 1:
             raise ApiError(422, "a customer needs a phone or an email to be found again")
         user = await signed_in(request, tree, Permission.SELL)
-        return await ask_till(request, "enrol_customer", details, f"till-user:{user.login}")
+        return await ask_till(request, "enrol_customer", details, user.login)
 
     async def attach(request: Request) -> Response:
         known_till(request, tills)
