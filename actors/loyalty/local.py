@@ -28,8 +28,6 @@ from typing import Any
 from actors.storage.db import immediate
 from novapos import validators
 
-DEFAULT_CACHE_SIZE = 500
-
 
 @dataclass(frozen=True)
 class Settings:
