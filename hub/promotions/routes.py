@@ -271,3 +271,116 @@ def routes(console: Console) -> Sequence[BaseRoute]:
             route("/api/promotions/{id}/reject", POST=decision(False)),
             route("/api/promotions/{id}/schedule", POST=schedule),
             route("/api/promotions/{id}/end", POST=end)]
+
+
+_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+_DETAIL = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Promotion"}}}}
+_REFUSALS = {
+    "403": {"description": "the person's promotions.manage does not cover the promotion's whole scope",
+            "content": _ERROR},
+    "404": {"description": "no such promotion (or not one the person may see)", "content": _ERROR},
+    "409": {"description": "the promotion's state does not allow this (code invalid_state_transition, with its "
+                           "state), or the approver wrote or submitted it", "content": _ERROR},
+    "422": {"description": "a field is out of bounds; the error says which", "content": _ERROR}}
+_REASON = {"required": False, "content": {"application/json": {"schema": {"type": "object", "properties": {
+    "reason": {"type": "string", "maxLength": validators.MAX_TEXT_LENGTH}}}}}}
+_BODY = {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PromotionBody"}}}}
+
+
+def _action(summary: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"post": {"summary": summary, "parameters": [_ID], **({"requestBody": body} if body else {}),
+                     "responses": {"200": {"description": "the promotion as it is now", **_DETAIL}, **_REFUSALS}}}
+
+
+def _paged(item: str) -> dict[str, Any]:
+    return {"type": "object", "required": ["items", "next"], "properties": {
+        "items": {"type": "array", "maxItems": MAX_PAGE, "items": {"$ref": f"#/components/schemas/{item}"}},
+        "next": {"type": ["string", "null"]}}}
+
+
+_LIMIT = {"name": "limit", "in": "query", "required": False,
+          "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 50}}
+_SETTINGS = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/PromotionSettings"}}}}
+OPENAPI: dict[str, Any] = {"paths": {
+    "/api/promotions": {
+        "get": {"summary": "Promotions that apply where the person's reach covers, newest first",
+                "parameters": [{"name": "state", "in": "query", "required": False,
+                                "schema": {"type": "string", "enum": list(STATES)}},
+                               keyset.parameter("creation time and id, newest first"), _LIMIT],
+                "responses": {"200": {"description": "a page of promotions", "content": {"application/json": {
+                    "schema": _paged("PromotionHead")}}},
+                    "400": {"description": "a bad filter, limit or cursor", "content": _ERROR}}},
+        "post": {"summary": "Create a draft (revision 1); audited", "requestBody": _BODY,
+                 "responses": {"201": {"description": "the draft", **_DETAIL}, **_REFUSALS}}},
+    "/api/promotions/settings": {
+        "get": {"summary": "The tenant's approval threshold, time zone and simulation days",
+                "responses": {"200": {"description": "the settings", **_SETTINGS}}},
+        "put": {"summary": "Set them (tenant-wide promotions managers); audited",
+                "requestBody": {"required": True, **_SETTINGS},
+                "responses": {"200": {"description": "the settings now", **_SETTINGS},
+                              "422": {"description": "a value out of bounds", "content": _ERROR}}}},
+    "/api/promotions/diffs": {"get": {
+        "summary": "Replay validation: sales whose promotions the hub computed differently, newest first",
+        "parameters": [keyset.parameter("sale time and event id, newest first"), _LIMIT],
+        "responses": {"200": {"description": "a page of diffs (each canonical JSON at rest)", "content": {
+            "application/json": {"schema": _paged("PromotionDiff")}}},
+            "400": {"description": "a bad limit or cursor", "content": _ERROR}}}},
+    "/api/promotions/{id}": {
+        "get": {"summary": "A promotion: its latest revision, the live one, its last simulation and decisions",
+                "parameters": [_ID], "responses": {"200": {"description": "the promotion", **_DETAIL},
+                                                   "404": _REFUSALS["404"]}},
+        "put": {"summary": "Edit: a new revision, a draft to simulate and submit again (a live revision stays "
+                           "what the stores hold meanwhile); audited", "parameters": [_ID], "requestBody": _BODY,
+                "responses": {"200": {"description": "the promotion as it is now", **_DETAIL}, **_REFUSALS}}},
+    "/api/promotions/{id}/revisions": {"get": {
+        "summary": "Every revision (immutable), with when and at which catalog versions each was live",
+        "parameters": [_ID], "responses": {"200": {"description": "the revisions, oldest first", "content": {
+            "application/json": {"schema": {"type": "object", "properties": {"items": {"type": "array"}}}}}},
+            "404": _REFUSALS["404"]}}},
+    "/api/promotions/{id}/simulate": {"post": {
+        "summary": "Replay the latest revision over the last simulation_days of sales: its predicted cost, the sales "
+                   "it touches, per store", "parameters": [_ID],
+        "responses": {"200": {"description": "the simulation", "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/PromotionSimulation"}}}}, **_REFUSALS}}},
+    "/api/promotions/{id}/submit": _action(
+        "Simulate and submit the draft: live at once within the threshold, else pending a second person's approval; "
+        "audited"),
+    "/api/promotions/{id}/approve": _action(
+        "Approve a pending promotion (someone else than its author and submitter): it goes live; audited", _REASON),
+    "/api/promotions/{id}/reject": _action("Reject a pending promotion back to draft; audited", _REASON),
+    "/api/promotions/{id}/schedule": _action(
+        "Set when it starts and ends (ISO 8601 with offset, null: open) as a new revision; a live promotion only "
+        "narrows at once; audited", {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"starts_at": {"type": ["string", "null"], "format": "date-time"},
+                                             "ends_at": {"type": ["string", "null"], "format": "date-time"}}}}}}),
+    "/api/promotions/{id}/end": _action("End it: the stores receive it inactive; audited", _REASON)},
+    "schemas": {
+        "PromotionBody": {"type": "object", "required": ["name", "kind"], "description": "novapos.promotions' wire "
+                          "form (id, version, currency and timezone are the hub's)", "properties": {
+                              "name": {"type": "string"}, "kind": {"type": "string", "enum": list(engine.KINDS)},
+                              "applies_to": {"type": "string", "enum": ["items", "order"]},
+                              "value": {"type": "integer"}, "target": {"type": "object"},
+                              "stacking": {"type": "string", "enum": list(engine.STACKINGS)},
+                              "priority": {"type": "integer"}, "regions": {"type": "array"},
+                              "stores": {"type": "array"}}},
+        "PromotionHead": {"type": "object", "required": ["id", "name", "state", "revision"], "properties": {
+            "id": {"type": "string", "format": "uuid"}, "name": {"type": "string"},
+            "state": {"type": "string", "enum": list(STATES)}, "revision": {"type": "integer"},
+            "live_revision": {"type": ["integer", "null"]}}},
+        "Promotion": {"allOf": [{"$ref": "#/components/schemas/PromotionHead"}, {"type": "object", "properties": {
+            "promotion": {"$ref": "#/components/schemas/PromotionBody"},
+            "simulation": {"oneOf": [{"$ref": "#/components/schemas/PromotionSimulation"}, {"type": "null"}]},
+            "decisions": {"type": "array"}}}]},
+        "PromotionSimulation": {"type": "object", "required": ["cost_minor", "sales", "sales_touched",
+                                                               "needs_approval"], "properties": {
+            "cost_minor": {"type": "integer"}, "sales": {"type": "integer"}, "sales_touched": {"type": "integer"},
+            "per_store": {"type": "object"}, "threshold_minor": {"type": "integer"},
+            "needs_approval": {"type": "boolean"}, "days": {"type": "integer"}}},
+        "PromotionSettings": {"type": "object", "required": ["approval_threshold_minor", "timezone",
+                                                             "simulation_days"], "properties": {
+            "approval_threshold_minor": {"type": "integer", "minimum": 0, "maximum": validators.MAX_MINOR},
+            "timezone": {"type": "string"}, "simulation_days": {"type": "integer", "minimum": 1, "maximum": 366}}},
+        "PromotionDiff": {"type": "object", "properties": {
+            "event_id": {"type": "string", "format": "uuid"}, "store": {"type": "string"},
+            "sold_at": {"type": "string", "format": "date-time"}, "diff": {"type": "object"}}}}}

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import asyncpg
 
 from hub.audit.chain import Entry, record
+from novapos import promotions as engine
 from novapos import validators
-from novapos.validators import Invalid, describe
 
 MAX_THRESHOLD_MINOR = validators.MAX_MINOR
 MAX_SIMULATION_DAYS = 366
@@ -34,22 +33,11 @@ class Settings:
 DEFAULTS = Settings(approval_threshold_minor=50_000, timezone="UTC", simulation_days=28)
 
 
-def timezone(where: str, value: Any) -> str:
-    """An IANA time zone name this machine knows ("Europe/Paris"): days and hours of promotions are local there."""
-    if not isinstance(value, str) or not 1 <= len(value) <= 64 or value not in available_timezones() and value != "UTC":
-        raise Invalid(where, f"must be an IANA time zone such as 'Europe/Paris', got {describe(value)}")
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise Invalid(where, f"must be an IANA time zone such as 'Europe/Paris', got {describe(value)}") from None
-    return value
-
-
 def from_json(body: dict[str, Any]) -> Settings:
     return Settings(
         approval_threshold_minor=validators.minor_units("approval_threshold_minor", body.get("approval_threshold_minor"),
                                                         maximum=MAX_THRESHOLD_MINOR),
-        timezone=timezone("timezone", body.get("timezone")),
+        timezone=engine.timezone("timezone", body.get("timezone")),
         simulation_days=validators.integer("simulation_days", body.get("simulation_days"), 1, MAX_SIMULATION_DAYS))
 
 
