@@ -262,7 +262,7 @@ def routes(console: Console) -> Sequence[BaseRoute]:
 
     return [route("/api/promotions", GET=listed, POST=create),
             route("/api/promotions/settings", GET=chosen, PUT=chosen),
-            route("/api/promotions/diffs", GET=diffs),
+            route("/api/promotion-diffs", GET=diffs),  # beside /api/price-diffs; not under /api/promotions/{id}
             route("/api/promotions/{id}", GET=one, PUT=edit),
             route("/api/promotions/{id}/revisions", GET=revisions),
             route("/api/promotions/{id}/simulate", POST=simulate),
@@ -320,7 +320,7 @@ OPENAPI: dict[str, Any] = {"paths": {
                 "requestBody": {"required": True, **_SETTINGS},
                 "responses": {"200": {"description": "the settings now", **_SETTINGS},
                               "422": {"description": "a value out of bounds", "content": _ERROR}}}},
-    "/api/promotions/diffs": {"get": {
+    "/api/promotion-diffs": {"get": {
         "summary": "Replay validation: sales whose promotions the hub computed differently, newest first",
         "parameters": [keyset.parameter("sale time and event id, newest first"), _LIMIT],
         "responses": {"200": {"description": "a page of diffs (each canonical JSON at rest)", "content": {
