@@ -119,3 +119,33 @@ async def test_going_live_editing_and_ending_reach_the_catalog_stream(
             [held] = await wait_until(snapshotted)
             assert held.promotion.id == promotion and held.promotion.version == 1
         nursery.cancel_scope.cancel()
+
+
+async def test_a_products_category_is_set_through_the_console_and_travels_on_its_items(
+        hub_config: HubConfig, nats_server: EmbeddedNats) -> None:
+    url = hub_config.database_url
+    async with trio.open_nursery() as nursery:
+        hub = await nursery.start(run_hub, hub_config)
+        await promotion_world(url)
+        await add_user(url, "ada", grant("tenant_admin"))
+        async with signed_in(hub.url, "ada") as ada:
+            change = {"product": "tea", "name": "Tea", "tax_class": "std", "variants": [{"sku": "TEA-1"}]}
+            made = await ada.post("/api/catalog/product-changes", json={**change, "category": "food/tea/green"})
+            assert made.status_code == 200, made.text
+            renamed = await ada.post("/api/catalog/product-changes", json={**change, "name": "Green tea"})
+            assert renamed.status_code == 200  # no category given: it keeps its own
+            assert (await ada.get("/api/catalog/products/tea")).json()["category"] == "food/tea/green"
+            for bad in ("food//tea", "food/tea/", "a" * 201, 7, "thé"):
+                refused = await ada.post("/api/catalog/product-changes", json={**change, "category": bad})
+                assert refused.status_code == 422 and "category" in refused.json()["error"], (bad, refused.text)
+            version = renamed.json()["version"]
+
+            async def published() -> list[Item]:
+                return [m for _, m in await hub.seam.run(read_stream, nats_server)
+                        if isinstance(m, Item) and m.sku == "TEA-1" and m.version == version]
+            [item] = await wait_until(published)
+            assert item.category == "food/tea/green" and item.name == "Green tea"
+            cleared = await ada.post("/api/catalog/product-changes", json={**change, "category": None})
+            assert cleared.status_code == 200
+            assert (await ada.get("/api/catalog/products/tea")).json()["category"] is None
+        nursery.cancel_scope.cancel()

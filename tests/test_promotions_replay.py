@@ -19,7 +19,7 @@ from novapos.config import HubConfig
 from novapos.wire.envelope import Envelope
 from tests.conftest import query
 from tests.identity import add_user, grant, signed_in
-from tests.promotions_support import promoted_sale, percent_off, promotion_world
+from tests.promotions_support import percent_off, promoted_sale, promotion_world
 from tests.stock_world import on_database
 
 
