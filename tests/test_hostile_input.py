@@ -464,6 +464,7 @@ HUB_ENDPOINTS = (
     Endpoint("GET", "/metrics"),
     Endpoint("GET", "/openapi.json"),
     Endpoint("GET", "/static/console.js"),
+    Endpoint("GET", "/static/promotions.js"),
     Endpoint("GET", "/static/console.css"),
     Endpoint("POST", "/api/login"),
     Endpoint("POST", "/api/logout"),
