@@ -540,6 +540,12 @@ HUB_ENDPOINTS = (
     Endpoint("POST", "/api/promotions/{id}/reject"),
     Endpoint("POST", "/api/promotions/{id}/schedule"),
     Endpoint("POST", "/api/promotions/{id}/end"),
+    Endpoint("GET", "/api/customers"),
+    Endpoint("POST", "/api/customers"),
+    Endpoint("GET", "/api/customers/{id}"),
+    Endpoint("PATCH", "/api/customers/{id}"),
+    Endpoint("POST", "/api/customers/{id}/export"),
+    Endpoint("POST", "/api/customers/{id}/erase"),  # hostile fields: tests/test_customers_hostile.py
 )
 """Every route of the hub console; the values a client controls are its path ids and query parameters. They
 are sent signed in as a tenant admin (with the session's CSRF header), so that what answers is the door's
@@ -571,7 +577,7 @@ def _hub_attacks(endpoint: Endpoint, port: int, session: dict[str, str]) -> Iter
                                                                 "/api/drawer-sessions", "/api/returns",
                                                                 "/api/payments/reconciliations",
                                                                 "/api/payments/intents", "/api/promotions",
-                                                                "/api/promotion-diffs") else []:
+                                                                "/api/promotion-diffs", "/api/customers") else []:
         yield f"limit={limit[:12]}", 400, request("GET", query=f"?limit={limit}", content=None, headers={})
     for method in {"PUT", "PATCH", "DELETE", "POST", "GET"} - _served(endpoint.path):
         yield f"{method} without a body", 405, request(method, content=None, headers={})

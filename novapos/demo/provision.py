@@ -21,6 +21,7 @@ from pathlib import Path
 import asyncpg
 
 from hub.catalog.demo import seed_demo_catalog
+from hub.customers.demo import seed_demo_customers
 from hub.db import close_pool, create_pool, migrate
 from hub.identity.users import Grant, create_user
 from hub.tenancy import service
@@ -115,6 +116,7 @@ def provision_demo(database_url: str, folder: Path) -> DemoCredentials:
             await migrate(pool)
             credentials = await _provision(pool, folder)
             await seed_demo_catalog(pool, TENANT)  # only while the tenant has no products: an admin's edits stay
+            await seed_demo_customers(pool, TENANT)
             return credentials
         finally:
             await close_pool(pool)
