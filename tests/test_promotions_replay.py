@@ -16,8 +16,11 @@ from hub.app import run_hub
 from hub.promotions.replay import apply_sales
 from hub.sales.replay import canonical
 from novapos.config import HubConfig
+from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.wire.envelope import Envelope
-from tests.conftest import query
+from novapos.wire.subjects import event_subject
+from tests.conftest import query, wait_until
+from tests.events import publish
 from tests.identity import add_user, grant, signed_in
 from tests.promotions_support import percent_off, promoted_sale, promotion_world
 from tests.stock_world import on_database
@@ -93,3 +96,30 @@ async def test_a_sale_that_disagrees_with_the_hub_leaves_one_canonical_diff(hub_
             await apply_sales(conn, [again])
     await on_database(url, reapply)
     assert (await query(url, "SELECT diff FROM promotion_diffs WHERE event_id = $1", overpaid.id))[0][0] == text
+
+
+async def test_sales_arriving_through_ingest_are_validated_once(hub_config: HubConfig,
+                                                                nats_server: EmbeddedNats) -> None:
+    """End to end: v5 sales published to the hub's stream are stored as sales and validated in the same inbox
+    transaction; a replayed event (the same id) neither applies twice nor adds a second diff."""
+    url = hub_config.database_url
+    async with trio.open_nursery() as nursery:
+        hub = await nursery.start(run_hub, hub_config)
+        await promotion_world(url)
+        await add_user(url, "ada", grant("tenant_admin"))
+        async with signed_in(hub.url, "ada") as ada:
+            promotion = (await ada.post("/api/promotions", json=percent_off("Coffee 10 % off", 1000))).json()["id"]
+            version = (await ada.post(f"/api/promotions/{promotion}/submit", json={})).json()["catalog_version"]
+        good = promoted_sale([(promotion, "Coffee 10 % off", 100)], version=version, seq=1)
+        wrong = promoted_sale([(promotion, "Coffee 10 % off", 120)], version=version, seq=2)
+        subject = event_subject("demo", "store-001", "sale.completed")
+        await publish(nats_server, [(subject, good.encode(), None), (subject, wrong.encode(), None),
+                                    (subject, wrong.encode(), None)])
+
+        async def stored() -> bool:
+            return (await query(url, "SELECT count(*) FROM sales WHERE tenant = 'demo'"))[0][0] == 2
+        await wait_until(stored)
+        await trio.sleep(0.5)  # a replay of `wrong` would have landed by now
+        nursery.cancel_scope.cancel()
+    diffs = await query(url, "SELECT event_id FROM promotion_diffs")
+    assert [row["event_id"] for row in diffs] == [wrong.id]
