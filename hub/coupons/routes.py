@@ -8,6 +8,7 @@ region's admin cannot give out codes of a promotion that reaches other regions).
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -78,7 +79,7 @@ def _code_in_path(request: Request) -> str:
 def routes(console: Console) -> Sequence[BaseRoute]:
     async def change(work: Any, *args: Any, status: int = 200, **kwargs: Any) -> Response:
         try:
-            answer = await console.seam.run(work, console.ready_pool(), *args, **kwargs)
+            answer = await console.seam.run(functools.partial(work, **kwargs), console.ready_pool(), *args)
         except Refused as exc:
             raise ApiError(exc.code, str(exc)) from None
         return JSONResponse(answer, status_code=status)

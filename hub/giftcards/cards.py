@@ -88,9 +88,11 @@ async def balance(pool: asyncpg.Pool, tenant: str, number: str) -> dict[str, Any
             **({"expires_at": card["expires_at"].isoformat()} if card["expires_at"] else {})}
 
 
-def _same(entry: asyncpg.Record, card: asyncpg.Record, amount: int, kind: str, operation: str) -> dict[str, Any]:
-    """The answer to a redemption id seen before: the first answer when it is the same request, else 409."""
-    if entry["card"] != card["id"] or abs(entry["amount_minor"]) != amount:
+def _same(entry: asyncpg.Record, card: asyncpg.Record, store: str, amount: int, kind: str,
+          operation: str) -> dict[str, Any]:
+    """The answer to a redemption id seen before: the first answer when it is the same request (the same store,
+    card and amount), else 409."""
+    if entry["card"] != card["id"] or entry["store"] != store or abs(entry["amount_minor"]) != amount:
         metrics.OPERATIONS.labels(operation, "conflict").inc()
         raise Refused(409, f"redemption {entry['redemption']} was another {kind}: use a new redemption id")
     metrics.OPERATIONS.labels(operation, "again").inc()
@@ -109,7 +111,7 @@ async def redeem(pool: asyncpg.Pool, tenant: str, store: str, *, number: str, re
                 if await conn.fetchval(_ENTRY, tenant, redemption, "reverse"):
                     metrics.OPERATIONS.labels("redeem", "conflict").inc()
                     raise Refused(409, f"redemption {redemption} was reversed: use a new redemption id")
-                return _same(prior, card, amount_minor, "redemption", "redeem")
+                return _same(prior, card, store, amount_minor, "redemption", "redeem")
             if (refused := _unusable(card, currency, "redeem")) is not None:
                 raise refused
             try:
@@ -173,7 +175,7 @@ async def refund(pool: asyncpg.Pool, tenant: str, store: str, *, number: str, re
         card = await _card(conn, tenant, number, "refund")
         for _ in range(2):
             if (prior := await conn.fetchrow(_ENTRY, tenant, redemption, "refund")) is not None:
-                answer = _same(prior, card, amount_minor, "refund", "refund")
+                answer = _same(prior, card, store, amount_minor, "refund", "refund")
                 return {key: answer[key] for key in ("redemption", "card", "balance_minor")}
             if (refused := _unusable(card, currency, "refund")) is not None:
                 raise refused

@@ -9,6 +9,7 @@ four digits. Another tenant's card is not found.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -57,7 +58,7 @@ def _last4(request: Request) -> str | None:
 def routes(console: Console) -> Sequence[BaseRoute]:
     async def run(work: Any, *args: Any, status: int = 200, **kwargs: Any) -> Response:
         try:
-            answer = await console.seam.run(work, console.ready_pool(), *args, **kwargs)
+            answer = await console.seam.run(functools.partial(work, **kwargs), console.ready_pool(), *args)
         except Refused as exc:
             raise ApiError(exc.code, str(exc)) from None
         if answer is None:
