@@ -35,6 +35,13 @@ TOKEN_PATTERN = r"[A-Za-z0-9_-]+"
 _TOKEN = re.compile(TOKEN_PATTERN)
 TOKEN = _TOKEN
 """TOKEN_PATTERN compiled, for hot paths that inline token()'s checks (novapos.wire.catalog's items)."""
+MAX_CATEGORY_LENGTH = 200
+"""A product category path ("food/dairy/cheese"), at most MAX_CATEGORY_DEPTH names deep."""
+MAX_CATEGORY_DEPTH = 8
+CATEGORY_PATTERN = rf"{TOKEN_PATTERN}(/{TOKEN_PATTERN}){{0,{MAX_CATEGORY_DEPTH - 1}}}"
+_CATEGORY = re.compile(CATEGORY_PATTERN)
+CATEGORY = _CATEGORY
+"""CATEGORY_PATTERN compiled, for hot paths that inline category()'s checks."""
 CURRENCY_PATTERN = r"[A-Z]{3}"
 """ISO 4217 codes; the hub stores them as char(3)."""
 _CURRENCY = re.compile(CURRENCY_PATTERN)
@@ -102,12 +109,29 @@ def token(where: str, value: Any, *, max_length: int = MAX_TOKEN_LENGTH) -> str:
     return value
 
 
+def category(where: str, value: Any) -> str:
+    """A category path: names (letters, digits, '-' and '_') joined by '/', "food/dairy/cheese"; a
+    promotion's category matches itself and every category below it, so the path is the hierarchy."""
+    if not isinstance(value, str) or len(value) > MAX_CATEGORY_LENGTH or not _CATEGORY.fullmatch(value):
+        raise Invalid(where, f"must be a category path such as 'food/dairy/cheese' (names of letters, digits, "
+                             f"'-' and '_' joined by '/', at most {MAX_CATEGORY_DEPTH} deep and "
+                             f"{MAX_CATEGORY_LENGTH} characters), got {describe(value)}")
+    return value
+
+
 def integer(where: str, value: Any, minimum: int, maximum: int) -> int:
     """A whole number (not a bool, not a float) from minimum to maximum."""
     if not isinstance(value, int) or isinstance(value, bool):
         raise Invalid(where, f"must be a whole number, got {describe(value)}")
     if not minimum <= value <= maximum:
         raise Invalid(where, f"must be from {minimum} to {maximum}, got {_short_number(value)}")
+    return value
+
+
+def boolean(where: str, value: Any) -> bool:
+    """true or false, nothing else (not 0 or 1, not "yes")."""
+    if not isinstance(value, bool):
+        raise Invalid(where, f"must be true or false, got {describe(value)}")
     return value
 
 

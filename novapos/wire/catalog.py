@@ -6,6 +6,11 @@ Stream `CATALOG_<tenant>`, max one message per subject, file storage; subjects:
 - `catalog.<tenant>.item.<sku>`: everything a till needs to sell one variant (its names, barcodes, every
   price with its scope and start, its tax class, whether it is active). A change to any of these
   republishes the whole item, so the last message of a subject is the item's whole truth.
+  An item may name its `category` (a path, "food/dairy/cheese", which promotions target); an item of a hub
+  from before categories has none (""), and such an item's body carries no `category` key at all.
+- `catalog.<tenant>.promotion.<id>`: a promotion (novapos.promotions' to_wire map) and `active` (false once
+  ended or withdrawn: the store keeps it but never applies it). A promotion change bumps the catalog version
+  like a price change, so a till never sees a promotion without the catalog version it came with.
 - `catalog.<tenant>.tax.<tax_class>`: a tax class and its rate per region.
 - `catalog.<tenant>.settings`: the tenant's currency and whether shelf prices include tax.
 - `catalog.<tenant>.version`: published last for each catalog version. A store applies everything it
@@ -19,7 +24,8 @@ Stream `CATALOG_<tenant>`, max one message per subject, file storage; subjects:
   publishes the chunks first and the head last; the head names the snapshot, its catalog version, the
   stream sequence of that version's marker (a store continues from the next one) and the chunk count.
   Each chunk holds item bodies (the item encoding above) with the snapshot id and its index; chunk 0 also
-  holds the tax classes and settings. The per-item path skips these subjects.
+  holds the tax classes and settings; chunks after the items' hold the promotions (`promotions`: their
+  message bodies). The per-item path skips these subjects.
 
 Stores may read their own tenant's stream and nothing else (NATS permissions; they can publish nothing
 here). Bodies are msgpack maps, validated on decode like events: a bad message is refused with a reason.
@@ -33,7 +39,7 @@ from typing import Any, cast
 
 import msgpack
 
-from novapos import validators
+from novapos import promotions, validators
 from novapos.pricing import Price
 from novapos.validators import (
     MAX_BARCODE_LENGTH,
@@ -62,11 +68,16 @@ def following_subjects(tenant: str) -> list[str]:
     """What a store that has its catalog follows: every subject but the snapshot's, so that a republished
     snapshot (megabytes) never travels to stores that do not need it."""
     prefix = f"catalog.{validators.token('tenant', tenant)}"
-    return [f"{prefix}.item.>", f"{prefix}.tax.>", f"{prefix}.settings", f"{prefix}.version"]
+    return [f"{prefix}.item.>", f"{prefix}.tax.>", f"{prefix}.promotion.>", f"{prefix}.settings",
+            f"{prefix}.version"]
 
 
 def item_subject(tenant: str, sku: str) -> str:
     return f"catalog.{validators.token('tenant', tenant)}.item.{validators.token('sku', sku)}"
+
+
+def promotion_subject(tenant: str, promotion: str) -> str:
+    return f"catalog.{validators.token('tenant', tenant)}.promotion.{validators.token('promotion', promotion)}"
 
 
 def tax_subject(tenant: str, tax_class: str) -> str:
@@ -111,6 +122,15 @@ class Item:
     prices: tuple[Price, ...]
     active: bool
     version: int
+    category: str = ""
+    """The product's category path ("food/dairy/cheese"), "" for none."""
+
+
+@dataclass(frozen=True)
+class PromotionMessage:
+    """A promotion as the catalog carries it: its definition and whether it may still apply."""
+    promotion: promotions.Promotion
+    active: bool
 
 
 @dataclass(frozen=True)
@@ -135,7 +155,9 @@ class VersionMarker:
     published_ms: int
 
 
-Message = Item | TaxClass | Settings | VersionMarker
+Message = Item | PromotionMessage | TaxClass | Settings | VersionMarker
+Other = TaxClass | Settings | PromotionMessage
+"""What is not an item nor a marker: applied as it comes, each its subject's whole truth."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +177,7 @@ class SnapshotChunk:
     snapshot: str
     index: int
     items: list[dict[str, Any]]
-    others: tuple[TaxClass | Settings, ...]
+    others: tuple[Other, ...]
 
 
 def _body(message: Message) -> dict[str, Any]:
@@ -165,6 +187,10 @@ def _body(message: Message) -> dict[str, Any]:
             "attributes": [list(pair) for pair in message.attributes], "tax_class": message.tax_class,
             "barcodes": list(message.barcodes), "active": message.active, "version": message.version,
             "prices": [[p.scope, p.scope_id, p.effective_from_ms, p.minor] for p in message.prices]}
+        if message.category:
+            body["category"] = message.category
+    elif isinstance(message, PromotionMessage):
+        body = {**promotions.to_wire(message.promotion), "active": message.active}
     elif isinstance(message, TaxClass):
         body = {"tax_class": message.tax_class, "name": message.name,
                 "rates": [list(pair) for pair in message.rates], "version": message.version}
@@ -182,6 +208,8 @@ def subject_of(tenant: str, message: Message) -> str:
         return item_subject(tenant, message.sku)
     if isinstance(message, TaxClass):
         return tax_subject(tenant, message.tax_class)
+    if isinstance(message, PromotionMessage):
+        return promotion_subject(tenant, message.promotion.id)
     if isinstance(message, Settings):
         return settings_subject(tenant)
     return version_subject(tenant)
@@ -220,6 +248,31 @@ def encode_chunks(snapshot: str, items: Sequence[Item], others: Sequence[TaxClas
     return chunks
 
 
+PROMOTIONS_PER_CHUNK = 500
+"""Promotions per snapshot chunk: about 300 KB at a kilobyte each (most are far smaller)."""
+MAX_CHUNK_PROMOTIONS = 5000
+
+
+def encode_promotion_chunks(snapshot: str, messages: Sequence[PromotionMessage], first: int,
+                            per_chunk: int = PROMOTIONS_PER_CHUNK) -> list[bytes]:
+    """The chunks holding a snapshot's promotions, indexed from `first` (the chunks of its items so far):
+    `per_chunk` each, fewer where they would pass MAX_CHUNK_BYTES; none when there are no promotions."""
+    bodies = [_body(message) for message in messages]
+    chunks: list[bytes] = []
+
+    def add(at: int, end: int) -> None:
+        data = cast(bytes, msgpack.packb({"snapshot": snapshot, "index": first + len(chunks), "items": [],
+                                          "promotions": bodies[at:end]}))
+        if len(data) > MAX_CHUNK_BYTES and end - at > 1:
+            add(at, (at + end) // 2)
+            add((at + end) // 2, end)
+        else:
+            chunks.append(data)
+    for at in range(0, len(bodies), per_chunk):
+        add(at, min(at + per_chunk, len(bodies)))
+    return chunks
+
+
 def decode_head(data: bytes) -> SnapshotHead:
     """A snapshot head; raises Invalid with the reason for anything malformed."""
     body = unpack(data)
@@ -229,19 +282,20 @@ def decode_head(data: bytes) -> SnapshotHead:
 
 
 def decode_chunk(data: bytes) -> SnapshotChunk:
-    """A snapshot chunk, its tax classes and settings decoded, its items left as maps (see SnapshotChunk);
-    raises Invalid with the reason for anything malformed around them."""
+    """A snapshot chunk, its tax classes, settings and promotions decoded, its items left as maps (see
+    SnapshotChunk); raises Invalid with the reason for anything malformed around them."""
     body = unpack(data)
     items = _list("items", body.get("items"), MAX_CHUNK_ITEMS)
     if not all(type(item) is dict for item in items):
         raise Invalid("items", "must be a list of maps")
-    others: list[TaxClass | Settings] = []
-    for kind, key in (("tax", "tax"), ("settings", "settings")):
-        for each in _list(key, body.get(key, []), 4096):
+    others: list[Other] = []
+    for kind, key, most in (("tax", "tax", 4096), ("settings", "settings", 4096),
+                            ("promotion", "promotions", MAX_CHUNK_PROMOTIONS)):
+        for each in _list(key, body.get(key, []), most):
             if type(each) is not dict:
                 raise Invalid(key, "must be a list of maps")
             message = decode_body(kind, each)
-            assert isinstance(message, TaxClass | Settings)
+            assert isinstance(message, TaxClass | Settings | PromotionMessage)
             others.append(message)
     return SnapshotChunk(snapshot=validators.token("snapshot", body.get("snapshot")),
                          index=validators.integer("index", body.get("index"), 0, MAX_CHUNKS), items=items,
@@ -274,6 +328,7 @@ def _price(where: str, value: Any) -> Price:
 
 _SCOPES = ("tenant", "region", "store")
 _token = TOKEN.fullmatch
+_category = validators.CATEGORY.fullmatch
 
 
 def is_well_formed_item(body: dict[str, Any]) -> bool:
@@ -291,6 +346,10 @@ def is_well_formed_item(body: dict[str, Any]) -> bool:
             and type(attributes) is list and len(attributes) <= MAX_ATTRIBUTES
             and type(barcodes) is list and len(barcodes) <= MAX_BARCODES
             and type(prices) is list and len(prices) <= MAX_PRICES):
+        return False
+    category = get("category")
+    if category is not None and not (type(category) is str and len(category) <= validators.MAX_CATEGORY_LENGTH
+                                     and _category(category)):
         return False
     for pair in attributes:
         if not (type(pair) is list and len(pair) == 2 and is_text(pair[0]) and is_text(pair[1])):
@@ -335,7 +394,8 @@ def checked_item(body: dict[str, Any]) -> Item:
                        for code in _list("barcodes", body.get("barcodes"), MAX_BARCODES)),
         prices=tuple(_price(f"prices[{index}]", price)
                      for index, price in enumerate(_list("prices", body.get("prices"), MAX_PRICES))),
-        active=body.get("active") is True, version=_version(body))
+        active=body.get("active") is True, version=_version(body),
+        category="" if body.get("category") is None else validators.category("category", body.get("category")))
 
 
 def decode(subject_kind: str, data: bytes) -> Message:
@@ -351,8 +411,11 @@ def decode_body(subject_kind: str, body: dict[str, Any]) -> Message:
             return Item(sku=body["sku"], product=body["product"], name=body["name"],
                         attributes=tuple((a, v) for a, v in body["attributes"]), tax_class=body["tax_class"],
                         barcodes=tuple(body["barcodes"]), prices=tuple(Price(*price) for price in body["prices"]),
-                        active=body.get("active") is True, version=body["version"])
+                        active=body.get("active") is True, version=body["version"],
+                        category=body.get("category") or "")
         return checked_item(body)
+    if subject_kind == "promotion":
+        return PromotionMessage(promotions.from_wire(body), active=validators.boolean("active", body.get("active")))
     if subject_kind == "tax":
         return TaxClass(
             tax_class=validators.token("tax_class", body.get("tax_class")), name=validators.text("name", body.get("name")),
@@ -365,4 +428,5 @@ def decode_body(subject_kind: str, body: dict[str, Any]) -> Message:
     if subject_kind == "version":
         return VersionMarker(version=_version(body),
                              published_ms=validators.integer("published_ms", body.get("published_ms"), 0, validators.MAX_BIGINT))
-    raise Invalid("catalog subject", f"kind {validators.describe(subject_kind)} is not item, tax, settings or version")
+    raise Invalid("catalog subject", f"kind {validators.describe(subject_kind)} is not item, promotion, tax, settings "
+                                     "or version")

@@ -1,0 +1,614 @@
+"""The promotions engine: which promotions a cart gets and what each takes off each line. The ONE engine the
+till, the hub's replay validation and the hub's simulation all call, so a store and the hub agree to the minor
+unit. Pure functions on integers (no I/O, no clock, no float), deterministic: the same promotions, lines and
+context give the same Evaluation on any machine.
+
+Matching. A `Target` names SKUs and categories; both empty means every item. A category is a path
+("food/dairy/cheese"); a target category matches itself and everything below it ("food/dairy" matches
+"food/dairy" and "food/dairy/cheese", not "food/dairyfree"). A line matches a target when its SKU is named or
+its category is (or is below) a named one. A promotion's matched lines are the lines matching its target (a
+bundle's: the lines matching any of its components).
+
+In force (`in_force`): at `context.at_ms` within [starts_at_ms, ends_at_ms) (None: open); on one of `days`
+(0 = Monday) and within `minutes` [from, to) after local midnight, both in the promotion's `timezone` (a window
+with from > to runs past midnight: 22:00-02:00 is from 1320 to 120, its day is the local day of the moment);
+in one of `stores` or in a store of one of `regions` (both empty: the whole tenant); `code_only`: only with a
+coupon of it (its id in `context.coupons`); `customers_only`: only with a customer (in one of `tiers`, when
+given); in the context's currency (when the context names one).
+
+Conditions, checked when the promotion's turn comes (see stacking): its matched lines hold at least
+`min_quantity` units and at least `min_spend_minor` of what earlier promotions left of them.
+
+Kinds. "Left" is what a line still costs when the promotion's turn comes (unit price x quantity minus what
+earlier promotions took off it); no promotion takes more than a line's left, so no line ever gets more off
+than its unit price x quantity. A share of a line's left for r of its q units is round_half_up(left x r, q).
+- percent, items: each matched line gets pricing.percent_of(left, value) off (value in basis points).
+- percent, order: percent_of(the matched lines' left, value) off, shared over them by pricing.allocate.
+- amount, items: `value` minor units off each matched unit (a line: min(value x quantity, left)).
+- amount, order: `value` off the matched lines' left (at most all of it), shared by pricing.allocate.
+- fixed_price (items only): each matched unit sells at `value`: a line gets max(0, left - value x quantity).
+- buy_x_get_y (items only): of the matched units, (units // (buy + get)) x get are rewarded, the cheapest
+  ones (by unit price, ties to the earlier line): a line with r rewarded units gets percent_of(its share of
+  left for r units, reward_bp) off (reward_bp 10000: free). "3 for 2" is buy 2 get 1 at 10000.
+- bundle (items only): `bundle` lists components (a target and a quantity); a bundle is one set of them, sold
+  together for `value`. Bundles are made one after the other while every component can be filled, each
+  component taking the most expensive matched units not yet in a bundle (ties to the earlier line); the
+  discount is the bundled units' share of left minus value x bundles (none when that is not positive),
+  shared over the bundled lines by pricing.allocate in proportion to their shares.
+- max_discount_minor caps a promotion's total: a capped total is shared over what it took off each line by
+  pricing.allocate (so the cap never gives a line more than before).
+A line carries at most MAX_PER_LINE promotions (sale.completed v5's bound): a promotion whose turn comes
+when a line already has that many does not match that line.
+
+Stacking. Order: higher `priority` first, then `id` (text order). The in-force promotions are split by
+`stacking`:
+- combinable: they stack: applied one after the other in that order, each on what the earlier left.
+- best: at most one of them applies, the one best for the customer: for each best promotion B, the chain
+  "the combinable ones plus B" (B in its place in the order) is evaluated; a cart with no best promotion
+  has the one chain of the combinable ones.
+- exclusive: applies alone (nothing else on the cart) when that is the best choice for the customer.
+The options are those chains (in the order of their B) followed by each exclusive promotion alone (in the
+order); the result is the option with the largest total discount, the first of them on a tie. A promotion
+that takes nothing off is not in the result.
+
+Indexing. `Rules` indexes promotions by SKU and category, so a cart looks only at the promotions that can
+match one of its lines (plus those targeting every item): evaluating against 1,000 promotions costs about what
+the few candidates cost (bench/promotions.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any, Literal, cast, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from novapos import validators
+from novapos.money import Money
+from novapos.pricing import BASIS_POINTS, allocate, percent_of, round_half_up
+from novapos.validators import MAX_BIGINT, MAX_LINE_QUANTITY, MAX_MINOR, Invalid
+
+Kind = Literal["percent", "amount", "fixed_price", "buy_x_get_y", "bundle"]
+AppliesTo = Literal["items", "order"]
+Stacking = Literal["exclusive", "combinable", "best"]
+KINDS: tuple[Kind, ...] = get_args(Kind)
+STACKINGS: tuple[Stacking, ...] = get_args(Stacking)
+ORDER_KINDS = ("percent", "amount")
+"""The kinds that may apply to the order (the others are about units of items)."""
+
+MAX_PER_LINE = 8
+"""Promotions one line may carry (novapos.wire.schemas.MAX_PROMOTIONS_PER_LINE)."""
+MAX_NAME_LENGTH = 120
+MAX_TARGET_SKUS = 1000
+MAX_TARGET_CATEGORIES = 100
+MAX_BUNDLE_COMPONENTS = 10
+MAX_SCOPES = 1000
+MAX_PUBLIC_CODES = 100
+MAX_CODE_LENGTH = 64
+MAX_TIERS = 20
+MAX_PRIORITY = 10_000
+MINUTES_PER_DAY = 24 * 60
+_TIMEZONE = re.compile(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a promotion looks at: these SKUs and these categories (and everything below them); both empty:
+    every item."""
+    skus: frozenset[str] = frozenset()
+    categories: frozenset[str] = frozenset()
+
+    def everything(self) -> bool:
+        return not self.skus and not self.categories
+
+    def matches(self, sku: str, category: str) -> bool:
+        if not self.skus and not self.categories:
+            return True
+        if sku in self.skus:
+            return True
+        return bool(self.categories) and any(path in self.categories for path in _paths(category))
+
+
+@dataclass(frozen=True)
+class Promotion:
+    id: str
+    name: str
+    version: int
+    currency: str
+    kind: Kind
+    applies_to: AppliesTo = "items"
+    target: Target = Target()
+    value: int = 0
+    """Basis points (percent), minor units (amount off, fixed unit price, bundle price); 0 for buy_x_get_y."""
+    buy: int = 0
+    get: int = 0
+    reward_bp: int = 0
+    """buy_x_get_y: per `buy` + `get` matched units, the `get` cheapest at reward_bp off."""
+    bundle: tuple[tuple[Target, int], ...] = ()
+    min_spend_minor: int = 0
+    min_quantity: int = 0
+    max_discount_minor: int | None = None
+    starts_at_ms: int | None = None
+    ends_at_ms: int | None = None
+    days: frozenset[int] = frozenset()
+    """0 = Monday .. 6; empty: every day."""
+    minutes: tuple[int, int] | None = None
+    """Local window [from, to) in minutes after midnight."""
+    timezone: str = "UTC"
+    """IANA, the tenant's: days and minutes are local there."""
+    stores: frozenset[str] = frozenset()
+    regions: frozenset[str] = frozenset()
+    code_only: bool = False
+    public_codes: frozenset[str] = frozenset()
+    customers_only: bool = False
+    tiers: frozenset[str] = frozenset()
+    priority: int = 0
+    stacking: Stacking = "combinable"
+
+
+@dataclass(frozen=True)
+class CartLine:
+    line: str
+    sku: str
+    category: str
+    """"" when the item has none (it then matches only targets of every item or of its SKU)."""
+    unit_minor: int
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Context:
+    store: str
+    region: str
+    at_ms: int
+    coupons: frozenset[str] = frozenset()
+    """The ids of the promotions the cart holds a coupon of (a reserved code or a public code)."""
+    customer: str | None = None
+    tier: str | None = None
+    currency: str | None = None
+    """The cart's currency: promotions in another are not in force (None: not checked)."""
+
+
+@dataclass(frozen=True)
+class Applied:
+    promotion: str
+    name: str
+    amounts: Mapping[str, int]
+    """Line id -> minor units taken off it (only lines it took something off)."""
+    total: int
+    explanation: str
+    """A sentence for the receipt and the till: "Croissants: buy 2 get 1 free"."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    applied: tuple[Applied, ...] = ()
+
+    @property
+    def total(self) -> int:
+        return sum(applied.total for applied in self.applied)
+
+    def for_line(self, line: str) -> list[tuple[str, str, int]]:
+        """(promotion, name, amount) of each promotion on `line`, in the order they applied: a v5 line's
+        promotions[]."""
+        return [(applied.promotion, applied.name, applied.amounts[line])
+                for applied in self.applied if line in applied.amounts]
+
+    def off(self, line: str) -> int:
+        """What the promotions took off `line` together."""
+        return sum(applied.amounts.get(line, 0) for applied in self.applied)
+
+
+def _paths(category: str) -> list[str]:
+    """A category and every category above it: "a/b/c" -> ["a", "a/b", "a/b/c"]; "" -> []."""
+    if not category:
+        return []
+    parts = category.split("/")
+    return ["/".join(parts[:depth]) for depth in range(1, len(parts) + 1)]
+
+
+def _order(promotion: Promotion) -> tuple[int, str]:
+    return (-promotion.priority, promotion.id)
+
+
+def _targets(promotion: Promotion) -> list[Target]:
+    return [target for target, _ in promotion.bundle] if promotion.kind == "bundle" else [promotion.target]
+
+
+class Rules:
+    """Promotions ready to evaluate: in stacking order, indexed by the SKUs and categories they target. Build
+    one per set of promotions (the till per catalog version, the hub per replay) and evaluate many carts."""
+
+    def __init__(self, promotions: Iterable[Promotion]) -> None:
+        self.promotions: tuple[Promotion, ...] = tuple(sorted(promotions, key=_order))
+        ids = [promotion.id for promotion in self.promotions]
+        if len(set(ids)) != len(ids):
+            raise ValueError("a set of promotions names a promotion id twice")
+        self._everything: list[int] = []
+        self._by_sku: dict[str, list[int]] = {}
+        self._by_category: dict[str, list[int]] = {}
+        for rank, promotion in enumerate(self.promotions):
+            targets = _targets(promotion)
+            if any(target.everything() for target in targets):
+                self._everything.append(rank)
+                continue
+            for target in targets:
+                for sku in target.skus:
+                    self._by_sku.setdefault(sku, []).append(rank)
+                for category in target.categories:
+                    self._by_category.setdefault(category, []).append(rank)
+
+    def __len__(self) -> int:
+        return len(self.promotions)
+
+    def candidates(self, lines: Sequence[CartLine]) -> list[Promotion]:
+        """The promotions that can match one of `lines`, in stacking order."""
+        ranks = set(self._everything)
+        by_sku, by_category = self._by_sku, self._by_category
+        seen: set[str] = set()
+        for line in lines:
+            ranks.update(by_sku.get(line.sku, ()))
+            if line.category and line.category not in seen:
+                seen.add(line.category)
+                for path in _paths(line.category):
+                    ranks.update(by_category.get(path, ()))
+        return [self.promotions[rank] for rank in sorted(ranks)]
+
+
+@lru_cache(maxsize=256)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def _local(timezone: str, at_ms: int) -> tuple[int, int]:
+    """(weekday, minutes after midnight) at `at_ms` in `timezone`."""
+    moment = datetime.fromtimestamp(at_ms // 1000, _zone(timezone))
+    return moment.weekday(), moment.hour * 60 + moment.minute
+
+
+def in_force(promotion: Promotion, context: Context) -> bool:
+    """Whether `promotion` may apply to a cart in `context` (see the module's "In force")."""
+    if promotion.starts_at_ms is not None and context.at_ms < promotion.starts_at_ms:
+        return False
+    if promotion.ends_at_ms is not None and context.at_ms >= promotion.ends_at_ms:
+        return False
+    if ((promotion.stores or promotion.regions)
+            and context.store not in promotion.stores and context.region not in promotion.regions):
+        return False
+    if promotion.code_only and promotion.id not in context.coupons:
+        return False
+    if promotion.customers_only and (
+            context.customer is None or (promotion.tiers and context.tier not in promotion.tiers)):
+        return False
+    if context.currency is not None and promotion.currency != context.currency:
+        return False
+    if promotion.days or promotion.minutes is not None:
+        day, minute = _local(promotion.timezone, context.at_ms)
+        if promotion.days and day not in promotion.days:
+            return False
+        if promotion.minutes is not None:
+            start, end = promotion.minutes
+            if not (start <= minute < end if start < end else minute >= start or minute < end):
+                return False
+    return True
+
+
+def _share(left: int, units: int, quantity: int) -> int:
+    return left if units == quantity else round_half_up(left * units, quantity)
+
+
+def _apply(promotion: Promotion, lines: Sequence[CartLine], left: list[int], counts: list[int]) -> dict[int, int]:
+    """What `promotion` takes off each line (index -> minor units, nothing when its conditions fail), given
+    what earlier promotions left of each line and how many each carries."""
+    if promotion.kind == "bundle":
+        components = [target for target, _ in promotion.bundle]
+        matched = [index for index, line in enumerate(lines) if counts[index] < MAX_PER_LINE
+                   and any(target.matches(line.sku, line.category) for target in components)]
+    else:
+        target = promotion.target
+        matched = [index for index, line in enumerate(lines)
+                   if counts[index] < MAX_PER_LINE and target.matches(line.sku, line.category)]
+    if not matched:
+        return {}
+    units = sum(lines[index].quantity for index in matched)
+    spend = sum(left[index] for index in matched)
+    if units < promotion.min_quantity or spend < promotion.min_spend_minor or spend == 0:
+        return {}
+    kind, value = promotion.kind, promotion.value
+    off: dict[int, int]
+    if kind in ORDER_KINDS and promotion.applies_to == "order":
+        total = percent_of(spend, value) if kind == "percent" else min(value, spend)
+        off = dict(zip(matched, allocate(total, [left[index] for index in matched]), strict=True))
+    elif kind == "percent":
+        off = {index: percent_of(left[index], value) for index in matched}
+    elif kind == "amount":
+        off = {index: min(value * lines[index].quantity, left[index]) for index in matched}
+    elif kind == "fixed_price":
+        off = {index: max(0, left[index] - value * lines[index].quantity) for index in matched}
+    elif kind == "buy_x_get_y":
+        off = _buy_x_get_y(promotion, lines, left, matched, units)
+    else:
+        off = _bundle(promotion, lines, left, matched)
+    cap = promotion.max_discount_minor
+    if cap is not None and sum(off.values()) > cap:
+        indexes = list(off)
+        off = dict(zip(indexes, allocate(cap, [off[index] for index in indexes]), strict=True))
+    return {index: amount for index, amount in off.items() if amount > 0}
+
+
+def _buy_x_get_y(promotion: Promotion, lines: Sequence[CartLine], left: list[int], matched: list[int],
+                 units: int) -> dict[int, int]:
+    rewarded = units // (promotion.buy + promotion.get) * promotion.get
+    off: dict[int, int] = {}
+    for index in sorted(matched, key=lambda index: (lines[index].unit_minor, index)):
+        if rewarded == 0:
+            break
+        line = lines[index]
+        taken = min(rewarded, line.quantity)
+        rewarded -= taken
+        off[index] = percent_of(_share(left[index], taken, line.quantity), promotion.reward_bp)
+    return off
+
+
+def _bundle(promotion: Promotion, lines: Sequence[CartLine], left: list[int],
+            matched: list[int]) -> dict[int, int]:
+    """The bundles made greedily (see the module), a repeating pattern of units taken at once: once one bundle
+    takes `take[i]` units from lines that all still hold that many, the next bundle takes the same."""
+    order = sorted(matched, key=lambda index: (-lines[index].unit_minor, index))
+    available = {index: lines[index].quantity for index in order}
+    taken = dict.fromkeys(order, 0)
+    bundles = 0
+    while True:
+        take: dict[int, int] = {}
+        for target, quantity in promotion.bundle:
+            need = quantity
+            for index in order:
+                free = available[index] - take.get(index, 0)
+                if free > 0 and target.matches(lines[index].sku, lines[index].category):
+                    step = min(need, free)
+                    take[index] = take.get(index, 0) + step
+                    need -= step
+                    if need == 0:
+                        break
+            if need:
+                break
+        else:
+            repeats = min(available[index] // units for index, units in take.items())
+            for index, units in take.items():
+                available[index] -= units * repeats
+                taken[index] += units * repeats
+            bundles += repeats
+            continue
+        break
+    if bundles == 0:
+        return {}
+    bundled = [index for index in order if taken[index]]
+    worth = [_share(left[index], taken[index], lines[index].quantity) for index in bundled]
+    discount = max(0, sum(worth) - promotion.value * bundles)
+    return dict(zip(bundled, allocate(discount, worth), strict=True))
+
+
+def _percent_text(basis_points: int) -> str:
+    whole, hundredths = divmod(basis_points, 100)
+    return f"{whole}.{hundredths:02d}".rstrip("0").rstrip(".") + " %"
+
+
+def explain(promotion: Promotion) -> str:
+    """The sentence a receipt shows for a promotion: its name and what it gives."""
+    money = Money(promotion.value, promotion.currency).format()
+    kind = promotion.kind
+    if kind == "percent":
+        terms = f"{_percent_text(promotion.value)} off" + (" the order" if promotion.applies_to == "order" else "")
+    elif kind == "amount":
+        terms = f"{money} off" + (" the order" if promotion.applies_to == "order" else " each")
+    elif kind == "fixed_price":
+        terms = f"{money} each"
+    elif kind == "buy_x_get_y":
+        reward = "free" if promotion.reward_bp == BASIS_POINTS else f"at {_percent_text(promotion.reward_bp)} off"
+        terms = f"buy {promotion.buy} get {promotion.get} {reward}"
+    else:
+        size = sum(quantity for _, quantity in promotion.bundle)
+        terms = f"{size} for {money}"
+    return f"{promotion.name}: {terms}"
+
+
+def _chain(chain: Sequence[Promotion], lines: Sequence[CartLine]) -> tuple[Applied, ...]:
+    left = [line.unit_minor * line.quantity for line in lines]
+    counts = [0] * len(lines)
+    applied: list[Applied] = []
+    for promotion in chain:
+        off = _apply(promotion, lines, left, counts)
+        if not off:
+            continue
+        for index, amount in off.items():
+            left[index] -= amount
+            counts[index] += 1
+        applied.append(Applied(promotion.id, promotion.name,
+                               {lines[index].line: amount for index, amount in sorted(off.items())},
+                               sum(off.values()), explain(promotion)))
+    return tuple(applied)
+
+
+def evaluate(promotions: Rules | Sequence[Promotion], lines: Sequence[CartLine], context: Context) -> Evaluation:
+    """What `promotions` take off `lines` in `context` (see the module's stacking). Lines' ids must be
+    distinct, their unit prices non-negative and quantities positive."""
+    if len({line.line for line in lines}) != len(lines):
+        raise ValueError("cart lines must have distinct ids")
+    if any(line.unit_minor < 0 or line.quantity < 1 for line in lines):
+        raise ValueError("cart lines need a non-negative unit price and a positive quantity")
+    rules = promotions if isinstance(promotions, Rules) else Rules(promotions)
+    live = [promotion for promotion in rules.candidates(lines) if in_force(promotion, context)]
+    if not live:
+        return Evaluation()
+    combinable = [promotion for promotion in live if promotion.stacking == "combinable"]
+    chains: list[list[Promotion]] = [
+        sorted([*combinable, best], key=_order) for best in live if best.stacking == "best"] or [combinable]
+    chains += [[promotion] for promotion in live if promotion.stacking == "exclusive"]
+    chosen: tuple[Applied, ...] = ()
+    most = 0
+    for chain in chains:
+        option = _chain(chain, lines)
+        total = sum(applied.total for applied in option)
+        if total > most:
+            chosen, most = option, total
+    return Evaluation(chosen)
+
+
+# The wire: what the hub publishes on the catalog stream and stores, and what its console takes.
+
+def _sorted(values: frozenset[str] | frozenset[int]) -> list[Any]:
+    return sorted(values)
+
+
+def _target_wire(target: Target) -> dict[str, Any]:
+    return {"skus": _sorted(target.skus), "categories": _sorted(target.categories)}
+
+
+def to_wire(promotion: Promotion) -> dict[str, Any]:
+    """The promotion as a JSON/msgpack map, canonical (sets sorted): from_wire(to_wire(p)) == p."""
+    return {
+        "id": promotion.id, "name": promotion.name, "version": promotion.version, "currency": promotion.currency,
+        "kind": promotion.kind, "applies_to": promotion.applies_to, "target": _target_wire(promotion.target),
+        "value": promotion.value, "buy": promotion.buy, "get": promotion.get, "reward_bp": promotion.reward_bp,
+        "bundle": [{"target": _target_wire(target), "quantity": quantity} for target, quantity in promotion.bundle],
+        "min_spend_minor": promotion.min_spend_minor, "min_quantity": promotion.min_quantity,
+        "max_discount_minor": promotion.max_discount_minor, "starts_at_ms": promotion.starts_at_ms,
+        "ends_at_ms": promotion.ends_at_ms, "days": _sorted(promotion.days),
+        "minutes": None if promotion.minutes is None else list(promotion.minutes), "timezone": promotion.timezone,
+        "stores": _sorted(promotion.stores), "regions": _sorted(promotion.regions),
+        "code_only": promotion.code_only, "public_codes": _sorted(promotion.public_codes),
+        "customers_only": promotion.customers_only, "tiers": _sorted(promotion.tiers),
+        "priority": promotion.priority, "stacking": promotion.stacking}
+
+
+def _list(where: str, value: Any, most: int) -> list[Any]:
+    if not isinstance(value, list):
+        raise Invalid(where, f"must be a list, got {validators.describe(value)}")
+    if len(value) > most:
+        raise Invalid(where, f"holds at most {most} entries, got {len(value)}")
+    return value
+
+
+def _tokens(where: str, value: Any, most: int) -> frozenset[str]:
+    return frozenset(validators.token(where, each) for each in _list(where, value, most))
+
+
+def _optional(where: str, value: Any, minimum: int, maximum: int) -> int | None:
+    return None if value is None else validators.integer(where, value, minimum, maximum)
+
+
+def _choice(where: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices or not isinstance(value, str):
+        raise Invalid(where, f"must be one of {', '.join(choices)}, got {validators.describe(value)}")
+    return value
+
+
+def _map(where: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise Invalid(where, f"must be an object, got {validators.describe(value)}")
+    return value
+
+
+def _target(where: str, value: Any) -> Target:
+    body = _map(where, value)
+    return Target(skus=_tokens(f"{where}.skus", body.get("skus", []), MAX_TARGET_SKUS),
+                  categories=frozenset(validators.category(f"{where}.categories", each) for each
+                                       in _list(f"{where}.categories", body.get("categories", []),
+                                                MAX_TARGET_CATEGORIES)))
+
+
+def timezone(where: str, value: Any) -> str:
+    """An IANA time zone name this machine knows ("Europe/Paris")."""
+    if not isinstance(value, str) or len(value) > 64 or not _TIMEZONE.fullmatch(value) or ".." in value:
+        raise Invalid(where, f"must be an IANA time zone such as 'Europe/Paris', got {validators.describe(value)}")
+    try:
+        _zone(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise Invalid(where, f"names no known time zone: {value!r}") from None
+    return value
+
+
+def _value(kind: str, value: Any) -> int:
+    if kind == "percent":
+        return validators.integer("value", value, 1, BASIS_POINTS)
+    if kind == "amount":
+        return validators.minor_units("value", value, minimum=1)
+    if kind == "buy_x_get_y":
+        return validators.integer("value", value, 0, 0)
+    return validators.minor_units("value", value)
+
+
+def from_wire(body: Any) -> Promotion:
+    """A promotion from its wire map (the catalog stream, the hub's store, the console), every field checked
+    by novapos.validators and the kind's rules; raises Invalid with a sentence for the first one refused.
+    Optional fields (all but id, name, version, currency, kind, value) take their defaults when absent;
+    unknown keys are ignored (a newer hub may add some)."""
+    body = _map("promotion", body)
+    get = body.get
+    kind = cast(Kind, _choice("kind", get("kind"), KINDS))
+    applies_to = cast(AppliesTo, _choice("applies_to", get("applies_to", "items"), get_args(AppliesTo)))
+    if applies_to == "order" and kind not in ORDER_KINDS:
+        raise Invalid("applies_to", f"may be order only for {' and '.join(ORDER_KINDS)} promotions")
+    is_bxgy, is_bundle = kind == "buy_x_get_y", kind == "bundle"
+    bundle = tuple((_target(f"bundle[{index}].target", _map(f"bundle[{index}]", each).get("target")),
+                    validators.integer(f"bundle[{index}].quantity", each.get("quantity"), 1, MAX_LINE_QUANTITY))
+                   for index, each in enumerate(_list("bundle", get("bundle", []), MAX_BUNDLE_COMPONENTS)))
+    if is_bundle != bool(bundle):
+        raise Invalid("bundle", "lists the components of a bundle promotion (one or more), and only of one")
+    target = _target("target", get("target", {}))
+    if is_bundle and not target.everything():
+        raise Invalid("target", "must be empty for a bundle: its components say what it takes")
+    minutes = get("minutes")
+    if minutes is not None:
+        pair = _list("minutes", minutes, 2)
+        if len(pair) != 2:
+            raise Invalid("minutes", "must be [from, to] in minutes after local midnight")
+        minutes = (validators.integer("minutes[0]", pair[0], 0, MINUTES_PER_DAY - 1),
+                   validators.integer("minutes[1]", pair[1], 0, MINUTES_PER_DAY))
+        if minutes[0] == minutes[1] % MINUTES_PER_DAY:
+            raise Invalid("minutes", "must be a window of at least one minute")
+    starts = _optional("starts_at_ms", get("starts_at_ms"), 0, MAX_BIGINT)
+    ends = _optional("ends_at_ms", get("ends_at_ms"), 0, MAX_BIGINT)
+    if starts is not None and ends is not None and ends <= starts:
+        raise Invalid("ends_at_ms", "must be after starts_at_ms")
+    code_only = validators.boolean("code_only", get("code_only", False))
+    public_codes = frozenset(validators.text("public_codes", code, max_length=MAX_CODE_LENGTH)
+                             for code in _list("public_codes", get("public_codes", []), MAX_PUBLIC_CODES))
+    if public_codes and not code_only:
+        raise Invalid("public_codes", "are for a code_only promotion")
+    customers_only = validators.boolean("customers_only", get("customers_only", False))
+    tiers = _tokens("tiers", get("tiers", []), MAX_TIERS)
+    if tiers and not customers_only:
+        raise Invalid("tiers", "are for a customers_only promotion")
+    return Promotion(
+        id=validators.token("id", get("id")),
+        name=validators.text("name", get("name"), max_length=MAX_NAME_LENGTH),
+        version=validators.integer("version", get("version"), 0, MAX_BIGINT),
+        currency=validators.currency("currency", get("currency")), kind=kind, applies_to=applies_to,
+        target=target, value=_value(kind, get("value")),
+        buy=validators.integer("buy", get("buy", 0), 1 if is_bxgy else 0, MAX_LINE_QUANTITY if is_bxgy else 0),
+        get=validators.integer("get", get("get", 0), 1 if is_bxgy else 0, MAX_LINE_QUANTITY if is_bxgy else 0),
+        reward_bp=validators.integer("reward_bp", get("reward_bp", 0), 1 if is_bxgy else 0,
+                                     BASIS_POINTS if is_bxgy else 0),
+        bundle=bundle,
+        min_spend_minor=validators.minor_units("min_spend_minor", get("min_spend_minor", 0)),
+        min_quantity=validators.integer("min_quantity", get("min_quantity", 0), 0, MAX_LINE_QUANTITY),
+        max_discount_minor=_optional("max_discount_minor", get("max_discount_minor"), 1, MAX_MINOR),
+        starts_at_ms=starts, ends_at_ms=ends,
+        days=frozenset(validators.integer("days", day, 0, 6) for day in _list("days", get("days", []), 7)),
+        minutes=minutes, timezone=timezone("timezone", get("timezone", "UTC")),
+        stores=_tokens("stores", get("stores", []), MAX_SCOPES),
+        regions=_tokens("regions", get("regions", []), MAX_SCOPES),
+        code_only=code_only, public_codes=public_codes, customers_only=customers_only, tiers=tiers,
+        priority=validators.integer("priority", get("priority", 0), 0, MAX_PRIORITY),
+        stacking=cast(Stacking, _choice("stacking", get("stacking", "combinable"), STACKINGS)))
+
+
+def checked(promotion: Promotion) -> Promotion:
+    """`promotion` if from_wire accepts it as it is (a promotion built in code, such as the demo's), else
+    Invalid: the engine assumes the rules from_wire enforces."""
+    return from_wire(to_wire(promotion))
+
