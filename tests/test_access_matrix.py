@@ -232,6 +232,20 @@ ACTIONS: tuple[Action, ...] = (
     Action("GET", "/api/payments/settings", "/api/payments/settings", by(200, 200, 200, 403)),
     Action("PUT", "/api/payments/settings", "/api/payments/settings", TENANT_WIDE,
            {"offline_per_payment_minor": 4000, "offline_store_total_minor": 16000}),
+    # promotions (hub/promotions): promotions.view to read, promotions.manage over the promotion's whole scope to
+    # change (the {id} routes: tests/test_promotions_workflow.py); settings tenant-wide
+    Action("GET", "/api/promotions", "/api/promotions", by(200, 200, 200, 403)),
+    Action("GET", "/api/promotions", "/api/promotions?tenant=other", by(404, 404, 404, 403)),
+    Action("POST", "/api/promotions", "/api/promotions", by(201, 201, 403, 403),
+           {"name": "North coffee", "kind": "percent", "value": 500, "regions": ["north"]}),
+    Action("POST", "/api/promotions", "/api/promotions", by(201, 403, 403, 403),
+           {"name": "All coffee", "kind": "percent", "value": 500}),
+    Action("POST", "/api/promotions", "/api/promotions", by(422, 422, 403, 403),
+           {"name": "Too much", "kind": "percent", "value": 10001}),
+    Action("GET", "/api/promotions/settings", "/api/promotions/settings", by(200, 200, 200, 403)),
+    Action("PUT", "/api/promotions/settings", "/api/promotions/settings", TENANT_WIDE,
+           {"approval_threshold_minor": 20000, "timezone": "Europe/Paris", "simulation_days": 14}),
+    Action("GET", "/api/promotion-diffs", "/api/promotion-diffs", by(200, 200, 200, 403)),
     # users (hub/identity): users.view to read, users.manage within scope to change; {role} in a body: the caller
     Action("GET", "/api/users", "/api/users", by(200, 200, 200, 403)),
     Action("GET", "/api/users", "/api/users?tenant=other", by(404, 404, 404, 403)),
@@ -269,6 +283,12 @@ ELSEWHERE: dict[tuple[str, str], str] = {
     **{(method, f"/api/payments/intents/{{id}}{action}"): "tests/test_payment_api.py (an intent authorized through "
        "the acquirer simulator; a store manager views but may not change, another store's is 403, another tenant's 404)"
        for method, action in [("GET", ""), ("POST", "/capture"), ("POST", "/cancel"), ("POST", "/refund")]},
+    **{(method, f"/api/promotions/{{id}}{action}"): "tests/test_promotions_workflow.py (a region admin works only "
+       "on promotions within her regions, and sees no other region's; a store manager reads, changes nothing; "
+       "approval by a second person only)"
+       for method, action in [("GET", ""), ("PUT", ""), ("GET", "/revisions"), ("POST", "/simulate"),
+                              ("POST", "/submit"), ("POST", "/approve"), ("POST", "/reject"), ("POST", "/schedule"),
+                              ("POST", "/end")]},
 }
 """Console routes whose role matrix lives in another test, or is added by their domain's owner."""
 

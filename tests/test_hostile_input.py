@@ -540,6 +540,20 @@ HUB_ENDPOINTS = (
     Endpoint("POST", "/api/payments/intents/{id}/refund"),
     Endpoint("GET", "/api/payments/settings"),
     Endpoint("PUT", "/api/payments/settings"),
+    Endpoint("GET", "/api/promotions"),
+    Endpoint("POST", "/api/promotions"),
+    Endpoint("GET", "/api/promotions/settings"),
+    Endpoint("PUT", "/api/promotions/settings"),
+    Endpoint("GET", "/api/promotion-diffs"),
+    Endpoint("GET", "/api/promotions/{id}"),
+    Endpoint("PUT", "/api/promotions/{id}"),
+    Endpoint("GET", "/api/promotions/{id}/revisions"),
+    Endpoint("POST", "/api/promotions/{id}/simulate"),
+    Endpoint("POST", "/api/promotions/{id}/submit"),
+    Endpoint("POST", "/api/promotions/{id}/approve"),
+    Endpoint("POST", "/api/promotions/{id}/reject"),
+    Endpoint("POST", "/api/promotions/{id}/schedule"),
+    Endpoint("POST", "/api/promotions/{id}/end"),
 )
 """Every route of the hub console; the values a client controls are its path ids and query parameters. They
 are sent signed in as a tenant admin (with the session's CSRF header), so that what answers is the door's
@@ -570,7 +584,8 @@ def _hub_attacks(endpoint: Endpoint, port: int, session: dict[str, str]) -> Iter
     for limit in HOSTILE_LIMITS if endpoint.path in ("/api/sales", "/api/price-diffs", "/api/orders",
                                                                 "/api/drawer-sessions", "/api/returns",
                                                                 "/api/payments/reconciliations",
-                                                                "/api/payments/intents") else []:
+                                                                "/api/payments/intents", "/api/promotions",
+                                                                "/api/promotion-diffs") else []:
         yield f"limit={limit[:12]}", 400, request("GET", query=f"?limit={limit}", content=None, headers={})
     for method in {"PUT", "PATCH", "DELETE", "POST", "GET"} - _served(endpoint.path):
         yield f"{method} without a body", 405, request(method, content=None, headers={})

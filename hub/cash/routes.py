@@ -48,6 +48,18 @@ MOVES_SQL = ("SELECT event_id, seq, kind, amount_minor, reason, actor, approver,
              "WHERE tenant = $1 AND session = $2 ORDER BY seq")
 LATE_SQL = ("SELECT event_id, seq, kind, total_minor, received_at FROM drawer_sales "
             "WHERE tenant = $1 AND session = $2 AND late ORDER BY seq")
+TAKINGS_SQL = (
+    "SELECT method, sum(taken)::bigint AS taken_minor, sum(refunded)::bigint AS refunded_minor FROM ("
+    " SELECT t.method, t.amount_minor AS taken, 0 AS refunded FROM drawer_sales d JOIN sale_tenders t USING (event_id)"
+    "  WHERE d.tenant = $1 AND d.session = $2 AND d.kind = 'sale'"
+    " UNION ALL SELECT 'cash', -s.change_minor, 0 FROM drawer_sales d JOIN sales s USING (event_id)"
+    "  WHERE d.tenant = $1 AND d.session = $2 AND d.kind = 'sale' AND s.change_minor > 0"
+    " UNION ALL SELECT r.refund->>'method', 0, (r.refund->>'amount_minor')::bigint FROM drawer_sales d"
+    "  JOIN returns x USING (event_id) CROSS JOIN jsonb_array_elements(x.refunds) AS r(refund)"
+    "  WHERE d.tenant = $1 AND d.session = $2 AND d.kind = 'return'"
+    ") m GROUP BY method ORDER BY method")
+"""A session's takings by tender method (cash net of change; card, qr, points, gift_card as tendered) and its
+returns' refunds by method: what the drawer and the other instruments took, as the hub has it."""
 
 _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 _AUTH = {"401": {"description": "not signed in, or the session ended: sign in (POST /api/login)", "content": _ERROR},
@@ -90,7 +102,11 @@ OPENAPI = {"paths": {
             "allOf": [{"$ref": "#/components/schemas/DrawerSession"}, {"type": "object", "properties": {
                 "float_counts": {"type": "object"}, "counted": {"type": ["object", "null"]},
                 "z": {"type": ["object", "null"], "description": "the drawer.closed event's z figures"},
-                "moves": {"type": "array"}, "late": {"type": "array"}}}]}}}},
+                "moves": {"type": "array"}, "late": {"type": "array"},
+                "takings": {"type": "array", "description": "by tender method: taken (cash net of change) and "
+                            "refunded", "items": {"type": "object", "properties": {
+                                "method": {"type": "string"}, "taken_minor": {"type": "integer"},
+                                "refunded_minor": {"type": "integer"}}}}}}]}}}},
             **_AUTH, "404": {"description": "the user's tenant has no such drawer session", "content": _ERROR}}}},
 }, "schemas": {"DrawerSession": _SESSION}}
 
@@ -159,6 +175,7 @@ def routes(console: Console) -> Sequence[BaseRoute]:
             found[name] = None if found[name] is None else json.loads(found[name])
         found["moves"] = await console.query(MOVES_SQL, principal.tenant, session)
         found["late"] = await console.query(LATE_SQL, principal.tenant, session)
+        found["takings"] = await console.query(TAKINGS_SQL, principal.tenant, session)
         return JSONResponse(found)
 
     return [route("/api/drawer-sessions", GET=sessions), route("/api/drawer-sessions/{id}", GET=one)]

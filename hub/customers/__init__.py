@@ -3,6 +3,9 @@ and data subject requests (export everything about a customer; erase them)."""
 
 from pathlib import Path
 
+from hub.customers import routes
+from hub.customers.requests import RESPONDERS
 from hub.domains import Domain
 
-DOMAIN = Domain("customers", migrations=Path(__file__).parent / "migrations")
+DOMAIN = Domain("customers", migrations=Path(__file__).parent / "migrations", responders=RESPONDERS,
+                routes=routes.routes, openapi=routes.OPENAPI)

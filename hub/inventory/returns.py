@@ -1,4 +1,5 @@
-"""Returns move stock (return.completed v1), in the inbox's transaction like sales (hub.inventory.sales).
+"""Returns move stock (return.completed, any version: v1 to v3), in the inbox's transaction like sales
+(hub.inventory.sales).
 
 An item taken back with `restock` goes back on the returning store's floor; one not fit to sell goes to the
 store's 'damaged' location, or, where the store has none, is written off (a movement in no balance, flagged

@@ -1,5 +1,5 @@
-"""Ingested sales move stock: each line of a sale.completed (v1, v2 or v3) takes its quantity off the selling
-store's floor location, in the inbox's transaction (so exactly once: a replayed event never reaches here).
+"""Ingested sales move stock: each line of a sale.completed (any version, v1 to v5) takes its quantity off the
+selling store's floor location, in the inbox's transaction (so exactly once: a replayed event never reaches here).
 
 Nothing is refused: a sale happened. A SKU the catalog does not know moves stock all the same (flag
 unknown_sku); a store with no floor location records the movement in no balance (flag no_location); a sale

@@ -1,14 +1,17 @@
-"""Returns from the stores (return.completed v1) written to PostgreSQL in the inbox's transaction: the return, its
+"""Returns from the stores (return.completed v1 to v3) written to PostgreSQL in the inbox's transaction: the return, its
 items and an exchange's new lines, and the units of each original sale line returned so far at the hub.
 
 The hub's count is the authority across stores (hub.returns.orders answers it). Nothing is refused: the store
 has already paid out, so a return of more units than were sold, of a sale the hub does not know (yet), or of
-another SKU than the sale's line lands all the same, flagged in `review` for a person to look at. Returns are
+another SKU than the sale's line lands all the same, flagged in `review` for a person to look at. Each refund is kept
+with its method and amount (a v3 refund to points or a gift card with its details), and a v3 return keeps the
+original sale's customer (an id only; hub.loyalty reverses the points in its own applier). Returns are
 few next to sales: per-event statements, in (sale, line) order so two transactions never deadlock on a line.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -16,12 +19,13 @@ from typing import Any
 
 import asyncpg
 
+from hub.sales.applier import customer_id
 from novapos.wire.envelope import Envelope
 
 INSERT_RETURN = (
     "INSERT INTO returns (event_id, tenant, store, seq, till, cashier, approver, reason, currency, original_order,"
-    " original_store, total_minor, refunded_minor, restocking_fee_minor, refund_methods, returned_at)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)")
+    " original_store, total_minor, refunded_minor, restocking_fee_minor, refund_methods, returned_at, customer_id,"
+    " refunds) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)")
 LINE_COLUMNS = ["event_id", "line_no", "kind", "original_line", "sku", "name", "quantity", "unit_price_minor",
                 "amount_minor", "tax_class", "tax_rate_ppm", "tax_included", "tax_minor", "condition", "restock"]
 COUNT_RETURNED = (
@@ -49,7 +53,8 @@ async def _apply(conn: asyncpg.Connection, event: Envelope) -> None:
         body.get("approver"), body.get("reason"), body["currency"], order,
         None if original is None else original["store"], body["total"]["minor"],
         sum(refund["amount"]["minor"] for refund in body["refunds"]), body["restocking_fee"]["minor"],
-        [refund["method"] for refund in body["refunds"]], datetime.fromtimestamp(event.ts / 1000, tz=UTC))
+        [refund["method"] for refund in body["refunds"]], datetime.fromtimestamp(event.ts / 1000, tz=UTC),
+        customer_id(body.get("customer")), json.dumps([_refund(refund) for refund in body["refunds"]]))
     rows: list[tuple[Any, ...]] = []
     for number, item in enumerate(body["returned"], 1):
         rows.append((event.id, number, "returned", item.get("original_line"), item["sku"], item["name"],
@@ -62,6 +67,16 @@ async def _apply(conn: asyncpg.Connection, event: Envelope) -> None:
     review = [] if order is None else await _count(conn, event.tenant, order, body["returned"])
     if review:
         await conn.execute("UPDATE returns SET review = $2 WHERE event_id = $1", event.id, review)
+
+
+def _refund(refund: dict[str, Any]) -> dict[str, Any]:
+    """A refund as kept: method and amount, and a points or gift card refund's details (a card's are the payments
+    domain's, on its intent)."""
+    kept: dict[str, Any] = {"method": refund["method"], "amount_minor": refund["amount"]["minor"]}
+    for details in ("points", "gift_card"):
+        if details in refund:
+            kept[details] = refund[details]
+    return kept
 
 
 def _tax(line: dict[str, Any]) -> tuple[str, int, bool, int]:

@@ -22,6 +22,7 @@ MAX_PAGE = 200
 LISTED = (
     "SELECT id, event_id, store, till, cashier, approver, reason, currency, original_order, original_store,"
     " total_minor, refunded_minor, restocking_fee_minor, refund_methods, review, returned_at, received_at,"
+    " customer_id, refunds::text AS refunds,"
     " (SELECT coalesce(json_agg(json_build_object('kind', kind, 'line_no', line_no, 'original_line', original_line,"
     "   'sku', sku, 'name', name, 'quantity', quantity, 'amount_minor', amount_minor, 'condition', condition,"
     "   'restock', restock) ORDER BY kind DESC, line_no), '[]') FROM return_lines l"
@@ -82,7 +83,7 @@ def routes(console: Console) -> Sequence[BaseRoute]:
             stores = [store]
         rows = [] if stores == [] else await console.query(LISTED, principal.tenant, stores,
                                                            None if after is None else after[0], limit + 1)
-        rows = [{**row, "lines": json.loads(row["lines"])} for row in rows]
+        rows = [{**row, "lines": json.loads(row["lines"]), "refunds": json.loads(row["refunds"])} for row in rows]
         return JSONResponse(keyset.page(rows, limit, lambda item: (item["id"],)))
 
     return [route("/api/returns", GET=returns)]

@@ -1,6 +1,6 @@
-"""Sales: completed sales from the stores (sale.completed v1, v2 and v3), their lines with price locks, overrides and
-discounts, and tenders, the
-per-store takings, and the price differences replay validation found (hub/sales/replay.py), listed for review."""
+"""Sales: completed sales from the stores (sale.completed v1 to v5), their lines with price locks, overrides and
+discounts, and tenders (v5: a customer, promotions, coupons, points and gift card tenders), the per-store takings,
+and the price differences replay validation found (hub/sales/replay.py), listed for review."""
 
 from pathlib import Path
 

@@ -5,7 +5,9 @@ Every version of sale.completed lands while stores upgrade: a v2 line keeps its 
 tax class, rate, included, tax amount) and a v2 sale its tax total; a v1 sale has NULL there. A v3 line adds its
 list price (the lock), attributes, price override, discount and order discount share, a v3 sale its order
 discount and drawer session, a v3 tender its id and card details, a v4 tender paid by QR code its intent and the
-provider's reference: what changed a price is stored as such.
+provider's reference: what changed a price is stored as such. A v5 sale adds its customer (an id only), the
+promotions version its till evaluated and its coupons; a v5 line what each promotion took off it, a v5 tender paid by
+loyalty points or gift card its details (the loyalty and gift card domains act on them in their own appliers).
 Every line is then checked against the catalog (hub.sales.replay) in the same transaction. Set-based throughout: one COPY
 per table per batch, one query for the catalog, one statement for the takings."""
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -47,27 +50,30 @@ async def apply_sales(conn: asyncpg.Connection, events: Sequence[Envelope]) -> N
             body["currency"], body["total"]["minor"], tendered, body["change"]["minor"],
             datetime.fromtimestamp(event.ts / 1000, tz=UTC), clock_suspect(event.ts, now_ms),
             event.v, None if tax_total is None else tax_total["minor"], body.get("drawer_session"),
-            *_discount(body.get("order_discount")),
+            *_discount(body.get("order_discount")), customer_id(body.get("customer")),
+            body.get("promotions_version"), json.dumps(body.get("coupons", [])),
         ))
         for number, line in enumerate(body["lines"], 1):
             lines.append((event.id, number, line["sku"], line["name"], line["quantity"],
-                          line["unit_price"]["minor"], line["amount"]["minor"], *_price_lock(line), *_changes(line)))
+                          line["unit_price"]["minor"], line["amount"]["minor"], *_price_lock(line), *_changes(line),
+                          *_promotions(line)))
         for number, tender in enumerate(body["tenders"], 1):
-            card, qr = tender.get("card"), tender.get("qr")
             tenders.append((event.id, number, tender["method"], tender["amount"]["minor"], tender.get("id"),
-                            *((None,) * len(CARD_FIELDS) if card is None else (card[name] for name in CARD_FIELDS)),
-                            *((None,) * len(QR_FIELDS) if qr is None else (qr[name] for name in QR_FIELDS))))
+                            *_details(tender.get("card"), CARD_FIELDS), *_details(tender.get("qr"), QR_FIELDS),
+                            *_details(tender.get("points"), POINTS_FIELDS),
+                            *_details(tender.get("gift_card"), GIFT_CARD_FIELDS)))
     await conn.copy_records_to_table("sales", records=sales, columns=[
         "event_id", "tenant", "store", "seq", "till", "session", "cashier", "currency",
         "total_minor", "tendered_minor", "change_minor", "completed_at", "clock_suspect", "v", "tax_total_minor",
         "drawer_session", "order_discount_kind", "order_discount_value", "order_discount_reason",
-        "order_discount_minor"])
+        "order_discount_minor", "customer_id", "promotions_version", "coupons"])
     await conn.copy_records_to_table("sale_lines", records=lines, columns=[
         "event_id", "line_no", "sku", "name", "quantity", "unit_price_minor", "amount_minor", *PRICE_LOCK_COLUMNS,
-        *CHANGE_COLUMNS])
+        *CHANGE_COLUMNS, "promotions", "promotions_minor"])
     await conn.copy_records_to_table("sale_tenders", records=tenders, columns=[
         "event_id", "tender_no", "method", "amount_minor", "tender_id", *(f"card_{name}" for name in CARD_FIELDS),
-        *(f"qr_{name}" for name in QR_FIELDS)])
+        *(f"qr_{name}" for name in QR_FIELDS), *(f"points_{name}" for name in POINTS_FIELDS),
+        "gift_card_masked", "gift_card_redemption"])
     await _count_takings(conn, events)
     await replay.validate(conn, events)
 
@@ -87,6 +93,31 @@ CHANGE_COLUMNS = ("line_id", "attributes", "list_price_minor", "override_reason"
                   "discount_value", "discount_reason", "discount_minor", "order_discount_minor")
 CARD_FIELDS = ("reference", "scheme", "masked", "auth_code", "terminal", "signature")
 QR_FIELDS = ("intent", "provider_ref")
+POINTS_FIELDS = ("customer", "points", "redemption", "offline")
+GIFT_CARD_FIELDS = ("card", "redemption")
+
+
+def customer_id(customer: dict[str, Any] | None) -> str | None:
+    """A v5 sale's (or v3 return's) customer id as kept: a UUID in its canonical text, anything else as sent (the
+    sale is never refused: the store has sold already; an id the hub does not know matches no customer)."""
+    if customer is None:
+        return None
+    try:
+        return str(uuid.UUID(customer["id"]))
+    except ValueError:
+        return str(customer["id"])
+
+
+def _details(details: dict[str, Any] | None, fields: tuple[str, ...]) -> tuple[Any, ...]:
+    """A tender's details object (card, qr, points, gift_card) as its columns; NULLs on a tender without it."""
+    return (None,) * len(fields) if details is None else tuple(details[name] for name in fields)
+
+
+def _promotions(line: dict[str, Any]) -> tuple[str, int]:
+    """A v5 line's promotions [{promotion, name, amount_minor}] and what they took off together ('[]', 0 before)."""
+    promotions = [{"promotion": promotion["promotion"], "name": promotion["name"],
+                   "amount_minor": promotion["amount"]["minor"]} for promotion in line.get("promotions", ())]
+    return json.dumps(promotions), sum(promotion["amount_minor"] for promotion in promotions)
 
 
 def _discount(discount: dict[str, Any] | None) -> tuple[Any, ...]:

@@ -34,14 +34,16 @@ STORE_EXISTS_SQL = "SELECT EXISTS (SELECT 1 FROM stores WHERE tenant = $1 AND st
 SALE_SQL = (
     f"SELECT {LISTED}, session, tendered_minor, change_minor, v, st.name AS store_name, st.region, drawer_session,"
     " order_discount_kind, order_discount_value, order_discount_reason, order_discount_minor,"
+    " customer_id, promotions_version, coupons::text AS coupons,"
     " (SELECT coalesce(json_agg(l ORDER BY l.line_no), '[]') FROM (SELECT line_no, sku, name, quantity,"
     "   unit_price_minor, amount_minor, catalog_version, tax_class, tax_rate_ppm, tax_included, tax_minor,"
     "   line_id, attributes, list_price_minor, override_reason, override_approver, discount_kind, discount_value,"
-    "   discount_reason, discount_minor, order_discount_minor"
+    "   discount_reason, discount_minor, order_discount_minor, promotions, promotions_minor"
     "   FROM sale_lines WHERE sale_lines.event_id = sales.event_id) l)::text AS lines,"
     " (SELECT coalesce(json_agg(t ORDER BY t.tender_no), '[]') FROM (SELECT tender_no, method, amount_minor,"
     "   tender_id, card_reference, card_scheme, card_masked, card_auth_code, card_terminal, card_signature,"
-    "   qr_intent, qr_provider_ref"
+    "   qr_intent, qr_provider_ref, points_customer, points_points, points_redemption, points_offline,"
+    "   gift_card_masked, gift_card_redemption"
     "   FROM sale_tenders WHERE sale_tenders.event_id = sales.event_id) t)::text AS tenders,"
     " (SELECT coalesce(json_agg(json_build_object('line_no', line_no, 'sku', sku, 'sold_at', sold_at,"
     "   'found_at', found_at, 'diff', diff::json) ORDER BY line_no), '[]')"
@@ -182,4 +184,5 @@ async def detail(pool: asyncpg.Pool, tenant: str, event_id: uuid.UUID) -> dict[s
         sale = await conn.fetchrow(SALE_SQL, tenant, event_id)
     if sale is None:
         return None
-    return {**jsonable(sale), **{part: json.loads(sale[part]) for part in ("lines", "tenders", "price_diffs", "returns")}}
+    parts = ("lines", "tenders", "price_diffs", "returns", "coupons")
+    return {**jsonable(sale), **{part: json.loads(sale[part]) for part in parts}}

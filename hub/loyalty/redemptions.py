@@ -1,0 +1,160 @@
+"""Points as a tender: redeemed online (points_redeem), given back on a void (points_reverse), settled when the sale
+arrives (the applier of sale.completed), including redemptions a store made offline.
+
+Online, one conditional UPDATE (balance >= points) under the account's row takes the points, so concurrent
+redemptions on one account never overspend; the redemption id is the table's key and the ledger entry's, so a
+repeated request answers the same and a replayed sale changes nothing. Offline, the store redeemed within its
+budget and the customer's cap without asking: the hub debits the redemption once when its sale arrives, even when
+that takes the balance below zero (the customer spent the same points elsewhere meanwhile); such a debit is a
+correction, counted by reason, and future earnings pay it back first (hub.loyalty.accounts)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from hub.loyalty import accounts
+from hub.loyalty import program as programs
+from hub.loyalty.metrics import CORRECTIONS, REDEMPTIONS, posted
+from hub.loyalty.program import Program
+from novapos.wire.ids import uuid7
+
+log = logging.getLogger(__name__)
+
+
+class Refusal(Exception):
+    """A request the ledger refuses: answered {"refused": {"code", "message"}} (a sentence for the cashier)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Redemption:
+    redemption: str
+    customer: uuid.UUID
+    points: int
+    till: str
+    actor: str
+
+
+TAKE = ("UPDATE loyalty_accounts SET balance = balance - $3, updated_at = now() WHERE tenant = $1 AND customer = $2"
+        " AND balance >= $3 RETURNING balance")
+
+
+def _answer(redemption: str, points: int, balance: int, program: Program) -> dict[str, Any]:
+    return {"redemption": redemption, "points": points, "balance": balance,
+            "value_minor": points * program.point_value_minor, "currency": program.currency}
+
+
+async def redeem(conn: asyncpg.Connection, tenant: str, store: str, asked: Redemption) -> dict[str, Any]:
+    """Take the points now (held until the sale arrives); the same request again answers the same."""
+    async with conn.transaction():
+        program = await programs.load(conn, tenant)
+        if not await accounts.exists(conn, tenant, asked.customer):
+            raise Refusal(404, "there is no such customer")
+        added = await conn.fetchval(
+            "INSERT INTO loyalty_redemptions (tenant, redemption, customer, points, state, store, till, actor)"
+            " VALUES ($1, $2, $3, $4, 'held', $5, $6, $7) ON CONFLICT (tenant, redemption) DO NOTHING RETURNING 1",
+            tenant, asked.redemption, asked.customer, asked.points, store, asked.till, asked.actor)
+        if not added:
+            return await _repeated(conn, tenant, asked, program)
+        balance = await conn.fetchval(TAKE, tenant, asked.customer, asked.points)
+        if balance is None:
+            have = await conn.fetchval("SELECT balance FROM loyalty_accounts WHERE tenant = $1 AND customer = $2",
+                                       tenant, asked.customer) or 0
+            REDEMPTIONS.labels("refused", "false").inc()
+            raise Refusal(409, f"the customer has {have} points, fewer than the {asked.points} asked")
+        await conn.execute(accounts.LEDGER, tenant, uuid7(), asked.customer, asked.redemption, "redeem",
+                           -asked.points, balance, None, store, asked.actor, None, None)
+        await conn.execute(accounts.CONSUME_OLDEST, tenant, asked.customer, asked.points)
+    REDEMPTIONS.labels("taken", "false").inc()
+    posted("redeem", -asked.points)
+    return _answer(asked.redemption, asked.points, int(balance), program)
+
+
+async def _repeated(conn: asyncpg.Connection, tenant: str, asked: Redemption, program: Program) -> dict[str, Any]:
+    row = await conn.fetchrow("SELECT customer, points, state FROM loyalty_redemptions WHERE tenant = $1 AND"
+                              " redemption = $2", tenant, asked.redemption)
+    if row["state"] == "reversed":
+        raise Refusal(409, f"redemption {asked.redemption} was reversed: start a new one")
+    if (row["customer"], row["points"]) != (asked.customer, asked.points):
+        raise Refusal(409, f"redemption {asked.redemption} was made for other points: start a new one")
+    REDEMPTIONS.labels("repeated", "false").inc()
+    balance = await conn.fetchval("SELECT balance FROM loyalty_accounts WHERE tenant = $1 AND customer = $2",
+                                  tenant, asked.customer)
+    return _answer(asked.redemption, asked.points, int(balance), program)
+
+
+async def reverse(conn: asyncpg.Connection, tenant: str, store: str, redemption: str, actor: str,
+                  reason: str | None) -> dict[str, Any]:
+    """Give back a held redemption (its sale was voided); again is the same. A redemption the hub never saw is
+    recorded reversed (nothing to give back) so that a late points_redeem under its id cannot take points."""
+    async with conn.transaction():
+        row = await conn.fetchrow("SELECT customer, points, state, store FROM loyalty_redemptions WHERE tenant = $1"
+                                  " AND redemption = $2 FOR UPDATE", tenant, redemption)
+        if row is None:
+            await conn.execute("INSERT INTO loyalty_redemptions (tenant, redemption, points, state, store, actor)"
+                               " VALUES ($1, $2, 0, 'reversed', $3, $4)", tenant, redemption, store, actor)
+            return {"redemption": redemption, "reversed": True}
+        if row["store"] != store:
+            raise Refusal(404, f"there is no redemption {redemption} at this store")
+        if row["state"] == "used":
+            raise Refusal(409, f"redemption {redemption} is part of a completed sale: refund it with a return")
+        if row["state"] == "held":
+            program = await programs.load(conn, tenant)
+            await accounts.post(conn, tenant, row["customer"], int(row["points"]), kind="redeem_reversed",
+                                key=f"reversed:{redemption}", actor=actor, program=program, store=store,
+                                reason=reason)
+            await conn.execute("UPDATE loyalty_redemptions SET state = 'reversed', updated_at = now() WHERE"
+                               " tenant = $1 AND redemption = $2", tenant, redemption)
+            posted("redeem_reversed", int(row["points"]))
+    return {"redemption": redemption, "reversed": True}
+
+
+async def settle(conn: asyncpg.Connection, tenant: str, store: str, order_id: uuid.UUID, customer: uuid.UUID,
+                 tender: dict[str, Any], program: Program, actor: str) -> None:
+    """A sale's points tender: an online redemption becomes used; an offline one (or one the hub had reversed or
+    never saw) is debited once, by its redemption id, whatever the balance: a debit below zero is a correction."""
+    redemption, points, offline = tender["redemption"], int(tender["points"]), bool(tender["offline"])
+    row = await conn.fetchrow("SELECT customer, points, state FROM loyalty_redemptions WHERE tenant = $1 AND"
+                              " redemption = $2 FOR UPDATE", tenant, redemption)
+    if row is not None and row["state"] == "used":
+        return  # settled by an earlier sale: a replay, counted once
+    if row is not None and row["state"] == "held" and (row["customer"], row["points"]) == (customer, points):
+        await conn.execute("UPDATE loyalty_redemptions SET state = 'used', order_id = $3, updated_at = now() WHERE"
+                           " tenant = $1 AND redemption = $2", tenant, redemption, order_id)
+        return
+    if row is None:
+        await conn.execute(
+            "INSERT INTO loyalty_redemptions (tenant, redemption, customer, points, state, offline, store, order_id,"
+            " actor) VALUES ($1, $2, $3, $4, 'used', $5, $6, $7, $8)",
+            tenant, redemption, customer, points, offline, store, order_id, actor)
+        key, reason = redemption, None if offline else "unknown_redemption"
+    else:  # reversed by a void (or held for other points) yet sold: the sale is the truth
+        if row["state"] == "held":
+            await accounts.post(conn, tenant, row["customer"], int(row["points"]), kind="redeem_reversed",
+                                key=f"reversed:{redemption}", actor=actor, program=program, store=store,
+                                reason="the sale used other points than were held")
+        await conn.execute("UPDATE loyalty_redemptions SET state = 'used', customer = $3, points = $4, order_id = $5,"
+                           " updated_at = now() WHERE tenant = $1 AND redemption = $2",
+                           tenant, redemption, customer, points, order_id)
+        key, reason = f"sold:{redemption}", "reversed_then_sold" if row["state"] == "reversed" else "held_differs"
+    balance = await accounts.post(conn, tenant, customer, -points, kind="redeem", key=key, actor=actor,
+                                  program=program, order_id=order_id, store=store,
+                                  reason="redeemed offline" if offline else reason)
+    if balance is None:
+        return
+    posted("redeem", -points)
+    REDEMPTIONS.labels("taken", str(offline).lower()).inc()
+    if balance < 0 and reason is None:
+        reason = "offline_overspend"
+    if reason is not None:
+        CORRECTIONS.labels(reason).inc()
+        log.info("loyalty correction %s: redemption %s of %d points, balance now %d", reason, redemption, points,
+                 balance)
