@@ -346,9 +346,8 @@ SELECT (SELECT coalesce(sum(version), 0) FROM catalog_versions) AS catalog,
        (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM user_roles) AS roles,
        (SELECT coalesce(sum(hashtext(name || active::text || coalesce(password_hash, ''))), 0) FROM users) AS people,
        (SELECT coalesce(sum(hashtext(coalesce(name, '') || coalesce(erased_at::text, ''))), 0) FROM customers)
-           AS customers
-       (SELECT count(*) FROM loyalty_ledger) AS loyalty, (SELECT count(*) FROM loyalty_programs) AS programs,
-       (SELECT coalesce(sum(hashtext(name || active::text || coalesce(password_hash, ''))), 0) FROM users) AS people
+           AS customers,
+       (SELECT count(*) FROM loyalty_ledger) AS loyalty, (SELECT count(*) FROM loyalty_programs) AS programs
 """
 """Everything a console change could touch, in one row: a refused request must leave it as it was."""
 
