@@ -240,6 +240,20 @@ ACTIONS: tuple[Action, ...] = (
     Action("GET", "/api/payments/settings", "/api/payments/settings", by(200, 200, 200, 403)),
     Action("PUT", "/api/payments/settings", "/api/payments/settings", TENANT_WIDE,
            {"offline_per_payment_minor": 4000, "offline_store_total_minor": 16000}),
+    # promotions (hub/promotions): promotions.view to read, promotions.manage over the promotion's whole scope to
+    # change (the {id} routes: tests/test_promotions_workflow.py); settings tenant-wide
+    Action("GET", "/api/promotions", "/api/promotions", by(200, 200, 200, 403)),
+    Action("GET", "/api/promotions", "/api/promotions?tenant=other", by(404, 404, 404, 403)),
+    Action("POST", "/api/promotions", "/api/promotions", by(201, 201, 403, 403),
+           {"name": "North coffee", "kind": "percent", "value": 500, "regions": ["north"]}),
+    Action("POST", "/api/promotions", "/api/promotions", by(201, 403, 403, 403),
+           {"name": "All coffee", "kind": "percent", "value": 500}),
+    Action("POST", "/api/promotions", "/api/promotions", by(422, 422, 403, 403),
+           {"name": "Too much", "kind": "percent", "value": 10001}),
+    Action("GET", "/api/promotions/settings", "/api/promotions/settings", by(200, 200, 200, 403)),
+    Action("PUT", "/api/promotions/settings", "/api/promotions/settings", TENANT_WIDE,
+           {"approval_threshold_minor": 20000, "timezone": "Europe/Paris", "simulation_days": 14}),
+    Action("GET", "/api/promotion-diffs", "/api/promotion-diffs", by(200, 200, 200, 403)),
     # loyalty (hub/loyalty): customers.view anywhere to read; customers.manage to adjust, across the tenant for the
     # program; another tenant's customer is not found
     Action("GET", "/api/loyalty/program", "/api/loyalty/program", by(200, 200, 200, 403)),
@@ -311,6 +325,12 @@ ELSEWHERE: dict[tuple[str, str], str] = {
     **{(method, f"/api/payments/intents/{{id}}{action}"): "tests/test_payment_api.py (an intent authorized through "
        "the acquirer simulator; a store manager views but may not change, another store's is 403, another tenant's 404)"
        for method, action in [("GET", ""), ("POST", "/capture"), ("POST", "/cancel"), ("POST", "/refund")]},
+    **{(method, f"/api/promotions/{{id}}{action}"): "tests/test_promotions_workflow.py (a region admin works only "
+       "on promotions within her regions, and sees no other region's; a store manager reads, changes nothing; "
+       "approval by a second person only)"
+       for method, action in [("GET", ""), ("PUT", ""), ("GET", "/revisions"), ("POST", "/simulate"),
+                              ("POST", "/submit"), ("POST", "/approve"), ("POST", "/reject"), ("POST", "/schedule"),
+                              ("POST", "/end")]},
 }
 """Console routes whose role matrix lives in another test, or is added by their domain's owner."""
 
@@ -324,10 +344,10 @@ SELECT (SELECT coalesce(sum(version), 0) FROM catalog_versions) AS catalog,
        (SELECT count(*) FROM dead_letters WHERE redriven_at IS NOT NULL) AS redriven,
        (SELECT coalesce(sum(seq), 0) FROM audit_heads) AS audited,
        (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM user_roles) AS roles,
-       (SELECT count(*) FROM loyalty_ledger) AS loyalty, (SELECT count(*) FROM loyalty_programs) AS programs,
        (SELECT coalesce(sum(hashtext(name || active::text || coalesce(password_hash, ''))), 0) FROM users) AS people,
        (SELECT coalesce(sum(hashtext(coalesce(name, '') || coalesce(erased_at::text, ''))), 0) FROM customers)
-           AS customers
+           AS customers,
+       (SELECT count(*) FROM loyalty_ledger) AS loyalty, (SELECT count(*) FROM loyalty_programs) AS programs
 """
 """Everything a console change could touch, in one row: a refused request must leave it as it was."""
 
@@ -412,9 +432,9 @@ class World:
                 "reconciliation run of demo": lambda: _reconciliation(url, "demo"),
                 "reconciliation run of other": lambda: _reconciliation(url, "other"),
                 "user at store-001": lambda: _user(url, "store-001"),
-                "user at store-003": lambda: _user(url, "store-003"),
                 "customer of demo": lambda: _customer(url, "demo"),
-                "customer of other": lambda: _customer(url, "other")}
+                "customer of other": lambda: _customer(url, "other"),
+                "user at store-003": lambda: _user(url, "store-003")}
 
 
 async def _world(stack: AsyncExitStack, hub_url: str, database_url: str) -> World:

@@ -480,6 +480,7 @@ HUB_ENDPOINTS = (
     Endpoint("GET", "/metrics"),
     Endpoint("GET", "/openapi.json"),
     Endpoint("GET", "/static/console.js"),
+    Endpoint("GET", "/static/promotions.js"),
     Endpoint("GET", "/static/console.css"),
     Endpoint("POST", "/api/login"),
     Endpoint("POST", "/api/logout"),
@@ -545,6 +546,20 @@ HUB_ENDPOINTS = (
     Endpoint("PUT", "/api/loyalty/program"),
     Endpoint("GET", "/api/loyalty/accounts/{id}"),
     Endpoint("POST", "/api/loyalty/accounts/{id}/adjust"),
+    Endpoint("GET", "/api/promotions"),
+    Endpoint("POST", "/api/promotions"),
+    Endpoint("GET", "/api/promotions/settings"),
+    Endpoint("PUT", "/api/promotions/settings"),
+    Endpoint("GET", "/api/promotion-diffs"),
+    Endpoint("GET", "/api/promotions/{id}"),
+    Endpoint("PUT", "/api/promotions/{id}"),
+    Endpoint("GET", "/api/promotions/{id}/revisions"),
+    Endpoint("POST", "/api/promotions/{id}/simulate"),
+    Endpoint("POST", "/api/promotions/{id}/submit"),
+    Endpoint("POST", "/api/promotions/{id}/approve"),
+    Endpoint("POST", "/api/promotions/{id}/reject"),
+    Endpoint("POST", "/api/promotions/{id}/schedule"),
+    Endpoint("POST", "/api/promotions/{id}/end"),
     Endpoint("GET", "/api/customers"),
     Endpoint("POST", "/api/customers"),
     Endpoint("GET", "/api/customers/{id}"),
@@ -581,7 +596,8 @@ def _hub_attacks(endpoint: Endpoint, port: int, session: dict[str, str]) -> Iter
     for limit in HOSTILE_LIMITS if endpoint.path in ("/api/sales", "/api/price-diffs", "/api/orders",
                                                                 "/api/drawer-sessions", "/api/returns",
                                                                 "/api/payments/reconciliations",
-                                                                "/api/payments/intents", "/api/customers") else []:
+                                                                "/api/payments/intents", "/api/promotions",
+                                                                "/api/promotion-diffs", "/api/customers") else []:
         yield f"limit={limit[:12]}", 400, request("GET", query=f"?limit={limit}", content=None, headers={})
     for method in {"PUT", "PATCH", "DELETE", "POST", "GET"} - _served(endpoint.path):
         yield f"{method} without a body", 405, request(method, content=None, headers={})

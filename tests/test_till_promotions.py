@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from prometheus_client import REGISTRY
 
 from actors.till import coupons
 from mocks.network_printer import MockNetworkPrinter
@@ -67,6 +68,11 @@ async def _pay_and_complete(http: httpx.AsyncClient, base: str, state: dict[str,
     return dict(done.json())
 
 
+def _discounts() -> float:
+    return REGISTRY.get_sample_value("novapos_edge_promotion_discount_minor_total",
+                                     {"till": "till-1", "currency": "EUR"}) or 0.0
+
+
 async def _asked(hub: CouponHub, kind: str) -> bool:
     return kind in hub.kinds()
 
@@ -100,7 +106,12 @@ async def test_a_promotion_and_a_reserved_coupon_are_sold_as_v5_and_explained_on
             await _scan(http, edge.url, MILK)  # every change evaluates again: 10 % of the milk too
             state = (await http.get(f"{edge.url}{TILL}")).json()
             assert state["total"]["minor"] == 998 + 129 - 113
+            before = _discounts()
             receipt = await _pay_and_complete(http, edge.url, state)
+            assert _discounts() - before == 612
+            metrics = (await http.get(f"{edge.url}/metrics")).text
+            assert 'novapos_edge_promotion_coupons_total{outcome="reserved",till="till-1"}' in metrics
+            assert "novapos_edge_promotion_evaluation_seconds_count" in metrics
 
             [event] = [e for e in waiting_events(promoted_store.state_dir) if e.type == "sale.completed"]
             assert event.v == 5 and str(event.id) == receipt["sale"]

@@ -247,12 +247,17 @@ class TillActor(Actor):
         return self._changed()
 
     def _owe_releases(self, held: list[promoting.Coupon], reason: str) -> None:
-        """Owe a release for each reservation at the hub (saved at the caller's _changed/_save, tried now)."""
+        """Owe a release for each reservation at the hub (saved at the caller's _changed/_save), asked as soon as
+        the till's mailbox is free: the cashier never waits for the hub to give a coupon back."""
         by = self._session["cashier"] if self._session is not None else f"till:{self.till_id}"
-        for coupon in held:
-            if not coupon.offline:
-                self._coupon_releases.append(coupons.Release(coupon, by, reason))
-                promoting.COUPONS.labels(self.till_id, "release_owed").inc()
+        owed = [coupons.Release(coupon, by, reason) for coupon in held if not coupon.offline]
+        self._coupon_releases += owed
+        promoting.COUPONS.labels(self.till_id, "release_owed").inc(len(owed))
+        if owed:
+            self.send_after(0.0, "coupon_release_now")
+
+    def coupon_release_now(self) -> None:
+        """Ask the hub for the releases owed (just after a void or a coupon taken off)."""
         self._coupon_work()
 
     def coupon_tick(self) -> None:

@@ -85,8 +85,9 @@ def saved_coupon(where: str, raw: Any) -> Coupon:
 
 
 def normalised_code(code: str) -> str:
-    """A code as typed (spaces around, lower case) as the hub and the public codes spell it."""
-    return code.strip().upper()
+    """A code as typed (spaces, lower case) as the hub stores it (hub.coupons.codes.normalise, whose format check
+    stays the hub's): upper case, without spaces."""
+    return code.replace(" ", "").upper()
 
 
 def public_coupon(rules: Pricing, code: str) -> engine.Promotion | None:

@@ -1,10 +1,11 @@
 """The catalog publisher: keeps each tenant's catalog stream (novapos.wire.catalog) equal to PostgreSQL.
 
 Every hub process runs one (a Domain service). For each tenant of the hub it publishes what changed since
-the version the stream holds: the settings, the tax classes and every variant (Item) stamped with a later
-version, then the VersionMarker that lets stores apply the version whole. Publishes are pipelined (JetStream
-acks asked for every hundred messages and checked against the stream's sequence, not awaited one by one), and
-the marker goes only once all of them are stored.
+the version the stream holds: the settings, the tax classes, every variant (Item) and every promotion
+(hub.promotions: the revision the stores hold, inactive once ended) stamped with a later version, then the
+VersionMarker that lets stores apply the version whole. Publishes are pipelined (JetStream acks asked for every
+hundred messages and checked against the stream's sequence, not awaited one by one), and the marker goes only
+once all of them are stored.
 `catalog_published` records the version only once the stream acked the marker too, so a publisher that dies
 mid-way, or a hub restarted, resumes from there (the stream keeps one message per subject: a message
 published twice is harmless).
@@ -22,7 +23,7 @@ published twice is harmless).
   or when SNAPSHOT_BEHIND messages came after it (what a new store would read one by one), for catalogs of at least
   SNAPSHOT_MIN_ITEMS items (below that, reading item by item takes a store well under a tenth of a
   second). It runs as its own task under its own advisory lock, reading the catalog at the version whose
-  marker is the stream's last, so it never delays a marker; a store that finds it torn (republished
+  marker is the stream's last (its promotions in chunks after the items'), so it never delays a marker; a store that finds it torn (republished
   meanwhile) reads every item instead.
 """
 
@@ -43,6 +44,7 @@ from nats.aio.msg import Msg
 
 from edge_runtime import Backoff
 from hub.console.context import Console
+from novapos import promotions
 from novapos.adapters.nats import NatsLink
 from novapos.pricing import Price
 from novapos.validators import Invalid
@@ -50,6 +52,7 @@ from novapos.wire.catalog import (
     SNAPSHOT_ITEMS,
     Item,
     Message,
+    PromotionMessage,
     Settings,
     SnapshotHead,
     TaxClass,
@@ -60,6 +63,7 @@ from novapos.wire.catalog import (
     encode,
     encode_chunks,
     encode_head,
+    encode_promotion_chunks,
     snapshot_chunk_subject,
     snapshot_subject,
     subject_of,
@@ -90,7 +94,8 @@ TROUBLE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, nats.errors.E
 
 ITEMS_SQL = (
     "SELECT v.sku, v.product, v.name, v.attribute_values, p.attributes, p.tax_class, v.active AND p.active AS active,"
-    " v.version FROM variants v JOIN products p USING (tenant, product) WHERE v.tenant = $1 AND v.version > $2"
+    " v.version, coalesce(p.category, '') AS category FROM variants v JOIN products p USING (tenant, product)"
+    " WHERE v.tenant = $1 AND v.version > $2"
     " ORDER BY v.version, v.sku")
 BARCODES_SQL = ("SELECT b.sku, b.barcode FROM barcodes b JOIN variants v USING (tenant, sku)"
                 " WHERE v.tenant = $1 AND v.version > $2 ORDER BY b.sku, b.barcode")
@@ -109,13 +114,18 @@ TAX_SQL = (
     " WHERE c.tenant = $1 AND c.version > $2 GROUP BY c.tax_class, c.name, c.version ORDER BY c.tax_class")
 ITEMS_PAGE_SQL = (
     "SELECT v.sku, v.product, v.name, v.attribute_values, p.attributes, p.tax_class, v.active AND p.active AS active,"
-    " v.version FROM variants v JOIN products p USING (tenant, product) WHERE v.tenant = $1 AND v.sku > $2"
+    " v.version, coalesce(p.category, '') AS category FROM variants v JOIN products p USING (tenant, product)"
+    " WHERE v.tenant = $1 AND v.sku > $2"
     " ORDER BY v.sku LIMIT $3")
 BARCODES_PAGE_SQL = ("SELECT sku, barcode FROM barcodes WHERE tenant = $1 AND sku = ANY($2::text[])"
                      " ORDER BY sku, barcode")
 PRICES_PAGE_SQL = PRICES_SQL.replace(
     "FROM prices pr JOIN variants v USING (tenant, sku) WHERE v.tenant = $1 AND v.version > $2",
     "FROM prices pr WHERE pr.tenant = $1 AND pr.sku = ANY($2::text[])")
+PROMOTIONS_SQL = (
+    # Each promotion the stores hold (or held: an ended one goes as inactive), at the revision they hold.
+    "SELECT r.body, p.state <> 'ended' AS active FROM promotions p JOIN promotion_revisions r ON (r.tenant, r.promotion,"
+    " r.revision) = (p.tenant, p.id, p.live_revision) WHERE p.tenant = $1 AND p.version > $2 ORDER BY p.version, p.id")
 BEHIND_SQL = ("SELECT v.tenant FROM catalog_versions v LEFT JOIN catalog_published p USING (tenant)"
               " WHERE v.tenant = ANY($1::text[]) AND v.version > coalesce(p.version, 0) ORDER BY v.tenant")
 CATALOGS_SQL = "SELECT tenant FROM catalog_versions WHERE tenant = ANY($1::text[]) AND version > 0 ORDER BY tenant"
@@ -232,6 +242,7 @@ async def _publish_locked(conn: asyncpg.Connection, link: NatsLink, tenant: str)
             messages.append(Settings(row["currency"], row["prices_include_tax"], row["settings_version"]))
         messages += await _tax_classes(conn, tenant, since)
         messages += await items_since(conn, tenant, since)
+        messages += await promotions_since(conn, tenant, since)
         stream = await link.js.stream_info(catalog_stream(tenant))
         await publish_pipelined(link.client, [(subject_of(tenant, message), encode(message)) for message in messages],
                                 stream.state.last_seq)
@@ -270,9 +281,12 @@ async def snapshot_due(link: NatsLink, tenant: str) -> bool:
         return True
     try:
         head = decode_head(stored.data or b"")
-        version = decode("version", marker.data or b"").version
-    except (Invalid, AttributeError):
+        last = decode("version", marker.data or b"")
+    except Invalid:
         return True
+    if not isinstance(last, VersionMarker):
+        return True
+    version = last.version
     if head.stream_seq > (marker.seq or 0) or head.version > version:
         return True  # a head from before the stream was rebuilt
     return (marker.seq or 0) - (stored.seq or 0) >= SNAPSHOT_BEHIND
@@ -337,6 +351,7 @@ async def _snapshot_locked(conn: asyncpg.Connection, link: NatsLink, tenant: str
                 break
             after = skus[-1]
             await asyncio.sleep(0)
+        chunks += encode_promotion_chunks(snapshot, await promotions_since(conn, tenant, 0), first=len(chunks))
     for index, data in enumerate(chunks):
         await link.js.publish(snapshot_chunk_subject(tenant, index), data, timeout=ACK_TIMEOUT_S)
     head = SnapshotHead(snapshot, row["version"], marker.seq, len(chunks))
@@ -421,5 +436,12 @@ def _items(rows: Sequence[asyncpg.Record], barcodes: Sequence[asyncpg.Record],
     return [Item(sku=row["sku"], product=row["product"], name=row["name"],
                  attributes=tuple(zip(row["attributes"], row["attribute_values"], strict=False)),
                  tax_class=row["tax_class"], barcodes=tuple(codes[row["sku"]]), prices=tuple(prices[row["sku"]]),
-                 active=row["active"], version=row["version"])
+                 active=row["active"], version=row["version"], category=row["category"])
             for row in rows]
+
+
+async def promotions_since(conn: asyncpg.Connection, tenant: str, since: int) -> list[PromotionMessage]:
+    """Every promotion stamped after `since` (hub.promotions: going live, a new live revision, ending), as the
+    stores receive it."""
+    return [PromotionMessage(promotions.from_wire(json.loads(row["body"])), row["active"])
+            for row in await conn.fetch(PROMOTIONS_SQL, tenant, since)]
