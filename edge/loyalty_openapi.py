@@ -46,6 +46,11 @@ LOYALTY_OPENAPI: dict[str, Any] = {
                 "responses": {"200": _STATE, **_errors(400, 401, 403, 404, 409, 413, 415, 422, 503)}},
         "delete": {"summary": "Detach the customer (refused while their points pay part of the sale)",
                    "parameters": [_TILL], "responses": {"200": _STATE, **_errors(401, 403, 404, 409, 503)}}},
+    "/api/tills/{till}/returns/gift-card": {
+        "post": {"summary": "In a return: put the part of the refund the sale paid by gift card back on the card "
+                            "scanned, through the hub (once; offline refused: refund in cash instead)",
+                 "parameters": [_TILL], "requestBody": _body(["card"], card={"type": "string", "maxLength": 40}),
+                 "responses": {"200": _STATE, **_errors(400, 401, 403, 404, 409, 413, 415, 422, 503)}}},
 }
 TENDER_METHODS = ["cash", "card", "qr", "points", "gift_card"]
 TENDER_PROPERTIES: dict[str, Any] = {
@@ -57,5 +62,10 @@ TENDER_SUMMARY = (" Or points: the attached customer's points, as many as whole 
 TILL_STATE_LOYALTY: dict[str, Any] = {
     "customer": {"type": ["object", "null"], "description": "the sale's customer: {id, card (masked), name, tier, "
                  "points (as last seen)}; null when none is attached"},
+    "refund_points": {"type": ["object", "null"], "description": "in a return: the part of the refund given back to "
+                      "the customer's points (whole points; return.completed v3), as money"},
+    "refund_gift_card": {"type": ["object", "null"], "description": "in a return: the part of the refund that goes "
+                         "back to the gift card the sale was paid with (scan the card: POST .../returns/gift-card), "
+                         "as money"},
     "loyalty_reversals_owed": {"type": "integer", "description": "points and gift card redemptions given back (a "
                                "void) that the hub has not confirmed yet: asked again until it does"}}

@@ -15,6 +15,7 @@ fails until every /api route of the built console is in the table or in ELSEWHER
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -72,6 +73,13 @@ class Action:
 
 def _stock(path: str, expect: Mapping[str, int], **body: Any) -> Action:
     return Action("POST", path, path, expect, {"sku": "COF-250", **body})
+
+
+LOYALTY_PROGRAM = {"point_value_minor": 1, "earn_points_per_unit": 1, "earn_unit_minor": 100,
+                   "earn_per_order_points": 0, "earn_bonuses": [],
+                   "tiers": [{"name": "Member", "min_spend_minor": 0, "multiplier_ppm": 1_000_000}],
+                   "expiry_months": 12, "notice_days": 30, "offline_store_budget_points": 100,
+                   "offline_customer_cap_points": 10}
 
 
 def _new_user(role: str, **where: str) -> dict[str, Any]:
@@ -246,6 +254,18 @@ ACTIONS: tuple[Action, ...] = (
     Action("PUT", "/api/promotions/settings", "/api/promotions/settings", TENANT_WIDE,
            {"approval_threshold_minor": 20000, "timezone": "Europe/Paris", "simulation_days": 14}),
     Action("GET", "/api/promotion-diffs", "/api/promotion-diffs", by(200, 200, 200, 403)),
+    # loyalty (hub/loyalty): customers.view anywhere to read; customers.manage to adjust, across the tenant for the
+    # program; another tenant's customer is not found
+    Action("GET", "/api/loyalty/program", "/api/loyalty/program", by(200, 200, 200, 403)),
+    Action("PUT", "/api/loyalty/program", "/api/loyalty/program", TENANT_WIDE, LOYALTY_PROGRAM),
+    Action("GET", "/api/loyalty/accounts/{customer}", "/api/loyalty/accounts/{id}", by(200, 200, 200, 403),
+           fresh="customer of demo"),
+    Action("GET", "/api/loyalty/accounts/{customer}", "/api/loyalty/accounts/{id}", by(404, 404, 404, 403),
+           fresh="customer of other"),
+    Action("POST", "/api/loyalty/accounts/{customer}/adjust", "/api/loyalty/accounts/{id}/adjust",
+           by(200, 200, 403, 403), {"points": 5, "reason": "goodwill"}, fresh="customer of demo"),
+    Action("POST", "/api/loyalty/accounts/{customer}/adjust", "/api/loyalty/accounts/{id}/adjust",
+           by(404, 404, 403, 403), {"points": 5, "reason": "goodwill"}, fresh="customer of other"),
     # users (hub/identity): users.view to read, users.manage within scope to change; {role} in a body: the caller
     Action("GET", "/api/users", "/api/users", by(200, 200, 200, 403)),
     Action("GET", "/api/users", "/api/users?tenant=other", by(404, 404, 404, 403)),
@@ -326,7 +346,8 @@ SELECT (SELECT coalesce(sum(version), 0) FROM catalog_versions) AS catalog,
        (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM user_roles) AS roles,
        (SELECT coalesce(sum(hashtext(name || active::text || coalesce(password_hash, ''))), 0) FROM users) AS people,
        (SELECT coalesce(sum(hashtext(coalesce(name, '') || coalesce(erased_at::text, ''))), 0) FROM customers)
-           AS customers
+           AS customers,
+       (SELECT count(*) FROM loyalty_ledger) AS loyalty, (SELECT count(*) FROM loyalty_programs) AS programs
 """
 """Everything a console change could touch, in one row: a refused request must leave it as it was."""
 
@@ -383,6 +404,13 @@ async def _user(database_url: str, store: str) -> str:
     login = f"fresh-{next(_MADE)}"
     await add_user(database_url, login, grant("cashier", store))
     return login
+
+
+async def _customer(database_url: str, tenant: str) -> str:
+    made = str(uuid.uuid4())
+    await query(database_url, "INSERT INTO customers (tenant, id, created_by) VALUES ($1, $2, 'test')", tenant,
+                uuid.UUID(made))
+    return made
 
 
 @dataclass

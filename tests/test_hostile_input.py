@@ -116,6 +116,7 @@ ENDPOINTS = (
                                                          "condition": '"resaleable"'}),
     Endpoint("POST", "/api/tills/{till}/returns/refund-in-cash"),
     Endpoint("GET", "/api/tills/{till}/customers"),
+    Endpoint("POST", "/api/tills/{till}/returns/gift-card", {"card": '"6006491234567890"'}),
     Endpoint("POST", "/api/tills/{till}/customers", {"name": '"Ann Example"', "phone": '"+44 1234 567890"',
                                                       "email": '"ann@example.com"'},
              accepts={"name": ("another till's cart id",), "phone": ("null", "empty string"),

@@ -102,7 +102,6 @@ async def test_a_hub_coupon_is_reserved_sold_confirmed_and_validated_without_a_d
         assert held.status_code == 200, held.text
         redemption = held.json()["coupons"][0]["redemption"]
         assert (await http.delete(f"{edge.url}{TILL}/cart")).status_code == 200
-        [row] = await query(hub_config.database_url, "SELECT state FROM coupon_redemptions WHERE redemption = $1",
-                            redemption)
-        assert row["state"] == "released"
+        assert await wait_until(functools.partial(query, hub_config.database_url, "SELECT 1 FROM coupon_redemptions"
+                                                  " WHERE redemption = $1 AND state = 'released'", redemption))
         nursery.cancel_scope.cancel()

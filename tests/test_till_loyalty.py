@@ -158,6 +158,9 @@ async def test_points_offline_stay_within_the_cap_and_the_budget_and_a_restart_d
         assert over_budget.status_code == 409 and "the store may redeem at most 500 points a day and has 0 left" \
             in over_budget.text
         await till.cash_and_complete()
+        metrics = (await http.get(f"{edge.url}/metrics")).text
+        assert 'novapos_edge_loyalty_redemptions_total{method="points",outcome="offline"}' in metrics
+        assert 'novapos_edge_loyalty_lookups_total{source="hub"}' in metrics
     offline = [t["points"] for sale in _sales(store_config) for t in sale.body["tenders"] if t["method"] == "points"]
     assert [(p["customer"], p["points"], p["offline"]) for p in offline] == [(ANN, 100, False), (ANN, 250, True),
                                                                               (BEN, 250, True)]
@@ -241,3 +244,72 @@ async def test_enrol_attach_and_the_360_at_the_till(store_config: StoreConfig, h
         assert offline["offline"] is True and offline["message"] == OFFLINE and offline["loyalty"]["points"] == 5000
         detached = (await http.delete(f"{till.url}/customer")).json()
         assert detached["customer"] is None
+
+
+async def test_a_return_of_a_sale_paid_with_points_gives_the_points_back_and_carries_the_customer(
+        store_config: StoreConfig, hub: LoyaltyHub, http: httpx.AsyncClient) -> None:
+    async with running_edge(store_config) as edge:
+        till = Till(http, edge.url)
+        await till.start((COFFEE, 2))  # 9.98: 3.00 by 300 points, 6.98 cash
+        await till.find("ann@example.com")
+        await till.attach(ANN)
+        await till.points(300)
+        order = (await till.cash_and_complete())["sale"]
+        started = await http.post(f"{till.url}/returns", json={"order": order, "override": MANAGER_OVERRIDE})
+        assert started.status_code == 200, started.text
+        taken = await http.post(f"{till.url}/returns/lines", json={"original_line": 1, "quantity": 1,
+                                                                   "override": MANAGER_OVERRIDE})
+        assert taken.json()["refund"]["minor"] == 499 and taken.json()["refund_points"]["minor"] == 300
+        done = await http.post(f"{till.url}/complete", json={"cart": taken.json()["cart"]})
+        assert done.status_code == 200, done.text
+        # the second coffee: the points were given back already, so its refund is all cash
+        await http.post(f"{till.url}/returns", json={"order": order, "override": MANAGER_OVERRIDE})
+        taken = await http.post(f"{till.url}/returns/lines", json={"original_line": 1, "quantity": 1,
+                                                                   "override": MANAGER_OVERRIDE})
+        assert taken.json()["refund_points"]["minor"] == 0
+        assert (await http.post(f"{till.url}/complete", json={"cart": taken.json()["cart"]})).status_code == 200
+    first, second = [event for event in waiting_events(store_config.state_dir) if event.type == "return.completed"]
+    assert first.v == 3 and first.body["customer"] == {"id": ANN}
+    assert [(r["method"], r["amount"]["minor"], r.get("points")) for r in first.body["refunds"]] == [
+        ("points", 300, {"customer": ANN, "points": 300}), ("cash", 199, None)]
+    assert second.v == 3 and [r["method"] for r in second.body["refunds"]] == ["cash"]
+
+
+async def test_a_return_of_a_sale_paid_by_gift_card_refunds_to_the_card_scanned_or_in_cash(
+        store_config: StoreConfig, hub: LoyaltyHub, http: httpx.AsyncClient) -> None:
+    async with running_edge(store_config) as edge:
+        till = Till(http, edge.url)
+        orders = []
+        for _ in range(2):
+            await till.start((COFFEE, 1))  # 4.99: 4.00 by gift card, 0.99 cash
+            await till.gift_card(GIFT_CARD, 400)
+            orders.append((await till.cash_and_complete())["sale"])
+        assert hub.gift_cards[GIFT_CARD] == 1700
+
+        async def take_back(order: str) -> dict[str, Any]:
+            await http.post(f"{till.url}/returns", json={"order": order, "override": MANAGER_OVERRIDE})
+            taken = await http.post(f"{till.url}/returns/lines", json={"original_line": 1, "quantity": 1,
+                                                                       "override": MANAGER_OVERRIDE})
+            return dict(taken.json())
+        state = await take_back(orders[0])
+        assert state["refund_gift_card"]["minor"] == 400
+        unscanned = await http.post(f"{till.url}/complete", json={"cart": state["cart"]})
+        assert unscanned.status_code == 409 and "scan the gift card, or refund in cash instead" in unscanned.text
+        refunded = await http.post(f"{till.url}/returns/gift-card", json={"card": GIFT_CARD})
+        assert refunded.status_code == 200, refunded.text
+        assert hub.gift_cards[GIFT_CARD] == 2100
+        again = await http.post(f"{till.url}/returns/gift-card", json={"card": GIFT_CARD})
+        assert again.status_code == 409 and hub.gift_cards[GIFT_CARD] == 2100  # refunded once
+        assert (await http.post(f"{till.url}/complete", json={"cart": state["cart"]})).status_code == 200
+
+        hub.down()  # the second return: the card cannot be refunded offline, so the cashier refunds in cash
+        state = await take_back(orders[1])
+        offline = await http.post(f"{till.url}/returns/gift-card", json={"card": GIFT_CARD})
+        assert offline.status_code == 409 and "refund in cash" in offline.text
+        assert (await http.post(f"{till.url}/returns/refund-in-cash", json={})).json()["refund_gift_card"]["minor"] == 0
+        assert (await http.post(f"{till.url}/complete", json={"cart": state["cart"]})).status_code == 200
+    first, second = [event for event in waiting_events(store_config.state_dir) if event.type == "return.completed"]
+    assert first.v == 3 and [(r["method"], r["amount"]["minor"]) for r in first.body["refunds"]] == [
+        ("gift_card", 400), ("cash", 99)]
+    assert first.body["refunds"][0]["gift_card"]["card"] == "************7890" and GIFT_CARD not in str(first.body)
+    assert second.v == 1 and [(r["method"], r["amount"]["minor"]) for r in second.body["refunds"]] == [("cash", 499)]

@@ -224,12 +224,21 @@ def tax_table(items: Iterable[Mapping[str, Any]], currency: str, sign: int = 1) 
 
 def tender_lines(tenders: Iterable[Mapping[str, Any]], title: str = "") -> list[PrintLine]:
     """Each tender's method and amount; a card's scheme and masked number, and its authorization code; a QR
-    payment's provider reference (what the customer's phone shows, to match a question later)."""
+    payment's provider reference (what the customer's phone shows, to match a question later); the points a points
+    tender redeemed; a gift card's masked number."""
     lines: list[PrintLine] = []
     for tender in tenders:
         card, qr = tender.get("card"), tender.get("qr")
         if qr is not None:
             lines += qr_lines("Paid by QR", tender["amount"], qr)
+            continue
+        if tender.get("points") is not None:  # loyalty points: how many, and whether taken offline
+            points = tender["points"]
+            lines.append(PrintLine(row(f"{title}Points {points['points']}{' (offline)' if points['offline'] else ''}",
+                                       money(tender["amount"]))))
+            continue
+        if tender.get("gift_card") is not None:  # the card masked, as the sale carries it
+            lines.append(PrintLine(row(f"{title}Gift card {tender['gift_card']['card']}", money(tender["amount"]))))
             continue
         if card is None:
             lines.append(PrintLine(row(f"{title}{tender['method'].capitalize()}", money(tender["amount"]))))

@@ -35,8 +35,8 @@ def journal(db: sqlite3.Connection, event: Envelope) -> None:
 
 
 def _record_sale(db: sqlite3.Connection, order: str, ts: int, body: dict[str, Any]) -> None:
-    db.execute("INSERT INTO store_sales (order_id, ts, till, currency) VALUES (?, ?, ?, ?)",
-               (order, ts, body["till"], body["currency"]))
+    db.execute("INSERT INTO store_sales (order_id, ts, till, currency, customer) VALUES (?, ?, ?, ?, ?)",
+               (order, ts, body["till"], body["currency"], (body.get("customer") or {}).get("id")))
     db.executemany(
         "INSERT INTO store_sale_lines (order_id, line_no, sku, name, quantity, unit_minor, amount, tax_class, "
         "rate_ppm, included, returnable) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -44,13 +44,18 @@ def _record_sale(db: sqlite3.Connection, order: str, ts: int, body: dict[str, An
           line["amount"]["minor"], *_tax_rule(line), line["quantity"])
          for number, line in enumerate(body["lines"], 1)])
     db.executemany(
-        "INSERT INTO store_sale_tenders (order_id, tender_no, method, amount, reference) VALUES (?, ?, ?, ?, ?)",
-        [(order, number, tender["method"], tender["amount"]["minor"], _reference(tender))
+        "INSERT INTO store_sale_tenders (order_id, tender_no, method, amount, reference, points) VALUES (?, ?, ?, ?, ?,"
+        " ?)",
+        [(order, number, tender["method"], tender["amount"]["minor"], _reference(tender),
+          (tender.get("points") or {}).get("points"))
          for number, tender in enumerate(body["tenders"], 1)])
 
 
 def _reference(tender: dict[str, Any]) -> str | None:
-    """What a refund to this tender goes by: a card's payment reference; a QR payment's tender id (the hub's key)."""
+    """What a refund to this tender goes by: a card's payment reference; a QR payment's tender id (the hub's key); a
+    points or gift card tender's redemption (a gift card's number is never kept whole outside the hub)."""
+    if tender["method"] in ("points", "gift_card"):
+        return str(tender[tender["method"]]["redemption"])
     return str(tender["id"]) if tender["method"] == "qr" else (tender.get("card") or {}).get("reference")
 
 
@@ -91,17 +96,19 @@ def _take_back(db: sqlite3.Connection, store: str, body: dict[str, Any]) -> None
 
 def find_sale(db: sqlite3.Connection, order: str, store: str) -> dict[str, Any] | None:
     """A sale of this store as the till's return needs it (see actors.returns.sale), None when unknown here."""
-    head = db.execute("SELECT ts, till, currency FROM store_sales WHERE order_id = ?", (order,)).fetchone()
+    head = db.execute("SELECT ts, till, currency, customer FROM store_sales WHERE order_id = ?", (order,)).fetchone()
     if head is None:
         return None
     lines = db.execute("SELECT line_no, sku, name, quantity, unit_minor, amount, tax_class, rate_ppm, included, "
                        "returnable FROM store_sale_lines WHERE order_id = ? ORDER BY line_no", (order,)).fetchall()
-    tenders = db.execute("SELECT method, amount, reference FROM store_sale_tenders WHERE order_id = ? "
+    tenders = db.execute("SELECT method, amount, reference, points FROM store_sale_tenders WHERE order_id = ? "
                          "ORDER BY tender_no", (order,)).fetchall()
     return {"order": order, "store": store, "ts": head[0], "till": head[1], "currency": head[2],
+            **({} if head[3] is None else {"customer": head[3]}),
             "lines": [{"line_no": n, "sku": sku, "name": name, "quantity": q, "unit_minor": unit, "amount": amount,
                        "tax_class": tax_class, "rate_ppm": rate, "included": None if included is None else
                        bool(included), "returnable": returnable}
                       for n, sku, name, q, unit, amount, tax_class, rate, included, returnable in lines],
-            "tenders": [{"method": method, "amount": amount, "reference": reference}
-                        for method, amount, reference in tenders]}
+            "tenders": [{"method": method, "amount": amount, "reference": reference,
+                         **({} if points is None else {"points": points})}
+                        for method, amount, reference, points in tenders]}

@@ -155,13 +155,16 @@ def checked_sale(raw: dict[str, Any]) -> dict[str, Any]:
                                                               quantity)}
 
     def tender(index: int, item: Any) -> dict[str, Any]:
-        if not isinstance(item, dict) or item.get("method") not in ("cash", "card", "qr"):
-            raise v.Invalid(f"tender {index}", "must be a cash, card or QR tender")
-        reference = item.get("reference")
+        if not isinstance(item, dict) or item.get("method") not in ("cash", "card", "qr", "points", "gift_card"):
+            raise v.Invalid(f"tender {index}", "must be a cash, card, QR, points or gift card tender")
+        reference, points = item.get("reference"), item.get("points")
         return {"method": item["method"], "amount": v.minor_units(f"tender {index} amount", item.get("amount")),
                 "reference": None if reference is None else v.text(f"tender {index} reference", reference,
-                                                                   max_length=64)}
+                                                                   max_length=64),
+                **({} if points is None else {"points": v.integer(f"tender {index} points", points, 1, v.MAX_BIGINT)})}
+    customer = raw.get("customer")
     return {"order": v.uuid_text("order", raw.get("order")), "store": v.token("store", raw.get("store")),
+            **({} if customer is None else {"customer": v.uuid_text("customer", customer)}),
             "ts": v.integer("ts", raw.get("ts"), 0, v.MAX_BIGINT), "till": v.token("till", raw.get("till")),
             "currency": v.currency("currency", raw.get("currency")),
             "lines": [line(index, item) for index, item in enumerate(lines)],

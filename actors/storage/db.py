@@ -234,7 +234,9 @@ def _version_8(db: sqlite3.Connection) -> None:
     """Customers and loyalty at the store (actors.loyalty.local): a bounded cache of the store's recent customers for
     offline lookup (phone and email kept only as hashes of their normalised form: found, never shown), the tenant's
     loyalty settings as the hub last gave them, and the ledger of points redeemed offline, counted against the
-    store's daily budget and each customer's cap (so a restart cannot reset them)."""
+    store's daily budget and each customer's cap (so a restart cannot reset them). The sales journal keeps each
+    sale's customer and the points a points tender redeemed, for a return's refund to points (return.completed
+    v3)."""
     _run(db, """
 CREATE TABLE IF NOT EXISTS loyalty_customers (
     id           TEXT PRIMARY KEY,
@@ -267,7 +269,9 @@ CREATE TABLE IF NOT EXISTS loyalty_offline_redemptions (
     state        TEXT NOT NULL CHECK (state IN ('taken', 'reversed')),
     taken_at     REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS loyalty_offline_day ON loyalty_offline_redemptions (day, customer)
+CREATE INDEX IF NOT EXISTS loyalty_offline_day ON loyalty_offline_redemptions (day, customer);
+ALTER TABLE store_sales ADD COLUMN customer TEXT;
+ALTER TABLE store_sale_tenders ADD COLUMN points INTEGER
 """)
 
 

@@ -247,12 +247,17 @@ class TillActor(Actor):
         return self._changed()
 
     def _owe_releases(self, held: list[promoting.Coupon], reason: str) -> None:
-        """Owe a release for each reservation at the hub (saved at the caller's _changed/_save, tried now)."""
+        """Owe a release for each reservation at the hub (saved at the caller's _changed/_save), asked as soon as
+        the till's mailbox is free: the cashier never waits for the hub to give a coupon back."""
         by = self._session["cashier"] if self._session is not None else f"till:{self.till_id}"
-        for coupon in held:
-            if not coupon.offline:
-                self._coupon_releases.append(coupons.Release(coupon, by, reason))
-                promoting.COUPONS.labels(self.till_id, "release_owed").inc()
+        owed = [coupons.Release(coupon, by, reason) for coupon in held if not coupon.offline]
+        self._coupon_releases += owed
+        promoting.COUPONS.labels(self.till_id, "release_owed").inc(len(owed))
+        if owed:
+            self.send_after(0.0, "coupon_release_now")
+
+    def coupon_release_now(self) -> None:
+        """Ask the hub for the releases owed (just after a void or a coupon taken off)."""
         self._coupon_work()
 
     def coupon_tick(self) -> None:
@@ -1107,7 +1112,7 @@ class TillActor(Actor):
         ret = self._open_return()
         if isinstance(ret, Rejected):
             return ret
-        if ret.saving or ret.tendered or ret.card_refund is not None:
+        if ret.saving or ret.tendered or ret.card_refund is not None or ret.gift_card_refund is not None:
             return Rejected("conflict", "money has moved for this return (cash taken or a card refunded): give the "
                                         "cash back, or complete the return")
         if ret.hub_refund is not None:
@@ -1129,6 +1134,9 @@ class TillActor(Actor):
             assert original is not None
             if (refused := self._refund_qr(ret, original)) is not None:
                 return refused
+        if ret.refund() and ret.gift_card_part() and ret.gift_card_refund is None and ret.taken and not ret.due():
+            return Rejected("conflict", f"{self._money(ret.gift_card_part())} goes back to the gift card the sale was "
+                                        "paid with: scan the gift card, or refund in cash instead")
         body = ret.checkout(self.till_id, self._session["id"], self._session["cashier"], ret.card_refund)
         if isinstance(body, Rejected):
             return body
@@ -1238,6 +1246,29 @@ class TillActor(Actor):
         log.info("till %s: return %s refunded %s to QR payment %s through the hub", self.till_id, ret.id,
                  self._money(ret.card_part()), done["id"])
         return None
+
+    def refund_to_gift_card(self, card: str) -> dict[str, Any] | Rejected:
+        """Put the open return's gift card part back on the card the cashier scanned, through the hub (once: under
+        a redemption derived from the return's id); then complete the return as usual."""
+        ret = self._open_return()
+        if isinstance(ret, Rejected):
+            return ret
+        assert self._session is not None
+        amount = ret.gift_card_part()
+        if ret.gift_card_refund is not None or ret.saving:
+            return Rejected("conflict", "the gift card was refunded already: complete the return")
+        if amount <= 0 or ret.due():
+            return Rejected("conflict", "nothing of this return goes back to a gift card")
+        redemption = str(uuid.uuid5(uuid.UUID(ret.id), "gift card refund"))
+        done = rewards.refund_gift_card(self._payments, card, redemption, amount, self.currency, self.till_id,
+                                        f"till-user:{self._session['cashier']}",
+                                        None if ret.sale is None else ret.sale["order"])
+        if isinstance(done, Rejected):
+            return done
+        ret.gift_card_refund = {"id": str(uuid7()), "amount": amount, **done}
+        log.info("till %s: %s refunded to gift card %s for return %s", self.till_id, self._money(amount),
+                 done["card"], ret.id)
+        return self._changed()
 
     def refund_in_cash(self) -> dict[str, Any] | Rejected:
         """The open return's refund goes to cash instead of the sale's QR payment (the hub is away)."""

@@ -67,7 +67,10 @@ def sale_version(body: Mapping[str, Any]) -> int:
 
 
 def return_version(body: Mapping[str, Any]) -> int:
-    """The return.completed version of a return body: 2 when it refunds to a QR payment, else 1."""
+    """The return.completed version of a return body: 3 when the sale had a customer or the refund goes to points or
+    a gift card, 2 when it refunds to a QR payment, else 1."""
+    if "customer" in body or any(refund["method"] in ("points", "gift_card") for refund in body["refunds"]):
+        return 3
     return 2 if any(refund["method"] == "qr" for refund in body["refunds"]) else 1
 
 

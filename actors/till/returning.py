@@ -35,7 +35,7 @@ UNTAXED = ("untaxed", 0, True)
 """The tax rule of a line sold before price locks (sale.completed v1): none recorded, none refunded."""
 
 NO_RETURN: dict[str, Any] = {"mode": "sale", "original": None, "returned": [], "restocking_fee": None, "refund": None,
-                             "refund_to": None, "refund_card": None}
+                             "refund_to": None, "refund_card": None, "refund_points": None, "refund_gift_card": None}
 """The return fields of a till's state while it sells (the same keys in either mode)."""
 
 
@@ -74,6 +74,11 @@ class ReturnCart:
     refund to the QR payment the hub made ({id, method: "qr", amount, qr: {intent, provider_ref}})."""
     cash_instead: bool = False
     """The cashier sends the refund the policy would give back to a QR payment to cash instead."""
+    gift_card_refund: dict[str, Any] | None = None
+    """The refund the hub put on a gift card for this return ({id, amount, card (masked), redemption, balance_minor}),
+    once made (gift_card_refund)."""
+    gift_card_to_cash: bool = False
+    """The cashier sends the refund the policy gives back to a gift card to cash instead (no card, or no hub)."""
     hub_refund: str | None = None
     """The refund key of a refund asked of the hub and not yet answered either way (saved before it is asked): while
     set, the refund is only asked of the hub again under this key, never made at the terminal or in cash, and the
@@ -159,14 +164,18 @@ class ReturnCart:
         return 0 if card is None else min(self.refund(), self._card_left(card))
 
     def refund_in_cash(self) -> Rejected | None:
-        """Send the refund the policy gives back to a QR payment to cash instead (the hub is away)."""
-        if self.saving or self.card_refund is not None:
-            return Rejected("conflict", "the refund is already made: complete the return")
+        """Send the refund the policy gives back to a QR payment, or to a gift card, to cash instead (the hub is away,
+        or the customer has not the card with them)."""
+        if self.saving:
+            return Rejected("conflict", SAVING_MESSAGE)
         if self.hub_refund is not None:
             return Rejected("conflict", UNCONFIRMED)
-        if self.refund_method()[0] != "qr":
-            return Rejected("conflict", "this return's refund does not go to a QR payment")
-        self.cash_instead = True
+        to_qr = self.card_refund is None and self.refund_method()[0] == "qr"
+        to_gift_card = self.gift_card_refund is None and self.gift_card_part() > 0
+        if not to_qr and not to_gift_card:
+            return Rejected("conflict", "this return's refund goes to no QR payment or gift card (or is made already)")
+        self.cash_instead = self.cash_instead or to_qr
+        self.gift_card_to_cash = self.gift_card_to_cash or to_gift_card
         return None
 
     def _original_card(self) -> dict[str, Any] | None:
@@ -175,12 +184,51 @@ class ReturnCart:
         method = ("card",) if self.cash_instead else ("card", "qr")
         return next((t for t in self.sale["tenders"] if t["method"] in method and t.get("reference")), None)
 
-    def _card_left(self, card: dict[str, Any]) -> int:
+    def _earlier(self) -> int:
+        """What earlier returns of the sale refunded (the lines' units no longer returnable, pro rata)."""
         assert self.sale is not None
-        earlier = sum(pro_rata(line["amount"], line["quantity"], 0,
-                               min(line["quantity"], max(0, line["quantity"] - line["returnable"])))
-                      for line in self.sale["lines"])
-        return max(0, int(card["amount"]) - earlier)
+        return sum(pro_rata(line["amount"], line["quantity"], 0,
+                            min(line["quantity"], max(0, line["quantity"] - line["returnable"])))
+                   for line in self.sale["lines"])
+
+    def _card_left(self, card: dict[str, Any]) -> int:
+        return max(0, int(card["amount"]) - self._earlier())
+
+    def _points_tender(self) -> dict[str, Any] | None:
+        if self.policy.refund_to != "original" or self.sale is None or "customer" not in self.sale:
+            return None
+        return next((t for t in self.sale["tenders"] if t["method"] == "points" and t.get("points")), None)
+
+    def points_part(self) -> tuple[int, int]:
+        """(points, minor units) of the refund given back to the customer's points (return.completed v3): what is
+        left after the card's part, at most what the points paid less what earlier returns refunded beyond the card
+        (card first, then points, as this return), in whole points at the value a point had in the sale; the rest
+        is cash."""
+        tender = self._points_tender()
+        if tender is None:
+            return 0, 0
+        card = self._original_card()
+        beyond_card = max(0, self._earlier() - (0 if card is None else int(card["amount"])))
+        left = max(0, int(tender["amount"]) - beyond_card)
+        minor = min(self.refund() - self.card_part(), left)
+        value = int(tender["amount"]) // int(tender["points"])  # a points tender is whole points x their value
+        points = minor // value
+        return points, points * value
+
+    def gift_card_part(self) -> int:
+        """What of the refund goes back to the gift card the sale was paid with (through the hub, to a card the
+        cashier scans): after the card's and the points' parts, at most what the gift card paid less what earlier
+        returns refunded beyond those (in that order); none once sent to cash."""
+        if self.policy.refund_to != "original" or self.sale is None or self.gift_card_to_cash:
+            return 0
+        tender = next((t for t in self.sale["tenders"] if t["method"] == "gift_card"), None)
+        if tender is None:
+            return 0
+        card = self._original_card()
+        points = self._points_tender()
+        before = (0 if card is None else int(card["amount"])) + (0 if points is None else int(points["amount"]))
+        left = max(0, int(tender["amount"]) - max(0, self._earlier() - before))
+        return min(self.refund() - self.card_part() - self.points_part()[1], left)
 
     def _line(self, line_no: int) -> dict[str, Any] | None:
         assert self.sale is not None
@@ -196,6 +244,8 @@ class ReturnCart:
             return Rejected("conflict", SAVING_MESSAGE)
         if self.card_refund is not None:
             return Rejected("conflict", "the card was refunded already: complete the return")
+        if self.gift_card_refund is not None:
+            return Rejected("conflict", "the gift card was refunded already: complete the return")
         if self.hub_refund is not None:
             return Rejected("conflict", UNCONFIRMED)
         if self.tendered:
@@ -302,7 +352,8 @@ class ReturnCart:
                 "total": money(self.total()), "tax_total": money(sum(line.tax.minor for line in self.lines)
                                                                  - sum(self._tax(t) for t in self.taken)),
                 "tendered": money(self.paid()), "due": money(self.due()), "change": money(self.change()),
-                "refund": money(self.refund()), "refund_to": method, "refund_card": money(self.card_part())}
+                "refund": money(self.refund()), "refund_to": method, "refund_card": money(self.card_part()),
+                "refund_points": money(self.points_part()[1]), "refund_gift_card": money(self.gift_card_part())}
 
     def screen(self) -> tuple[str, str]:
         """What the customer display shows during the return: what came back, and what is paid back or due."""
@@ -342,8 +393,19 @@ class ReturnCart:
             card = {key: card_refund[key] for key in ("reference", "original_reference", "scheme", "masked")}
             refunds.append({"id": card_refund["id"], "method": "card", "amount": self._money(card_minor),
                             "card": card})
-        if self.refund() > card_minor:
-            refunds.append({"id": str(uuid7()), "method": "cash", "amount": self._money(self.refund() - card_minor)})
+        points, points_minor = self.points_part()
+        if points:
+            assert self.sale is not None
+            refunds.append({"id": str(uuid7()), "method": "points", "amount": self._money(points_minor),
+                            "points": {"customer": self.sale["customer"], "points": points}})
+        gift_minor = 0
+        if (gift := self.gift_card_refund) is not None:
+            gift_minor = int(gift["amount"])
+            refunds.append({"id": gift["id"], "method": "gift_card", "amount": self._money(gift_minor),
+                            "gift_card": {"card": gift["card"], "redemption": gift["redemption"]}})
+        if self.refund() > card_minor + points_minor + gift_minor:
+            refunds.append({"id": str(uuid7()), "method": "cash",
+                            "amount": self._money(self.refund() - card_minor - points_minor - gift_minor)})
         body: dict[str, Any] = {
             "till": till, "session": session, "cashier": cashier, "currency": self.currency,
             "returned": [self._returned_wire(taken) for taken in self.taken],
@@ -353,6 +415,8 @@ class ReturnCart:
             "refunds": refunds, "change": self._money(self.change()), "total": self._money(self.total())}
         if self.sale is not None:
             body["original"] = {"order": self.sale["order"], "store": self.sale["store"]}
+            if "customer" in self.sale:
+                body["customer"] = {"id": self.sale["customer"]}
         if self.approver is not None:
             body["approver"] = self.approver
         if self.reason is not None:
@@ -368,7 +432,8 @@ class ReturnCart:
                            "unit": t.unit_minor, "tax": list(t.tax), "condition": t.condition} for t in self.taken],
                 "lines": [line.to_saved() for line in self.lines], "tendered": [list(t) for t in self.tendered],
                 "tender_ids": list(self.tender_ids), "card_refund": self.card_refund, "cash_instead": self.cash_instead,
-                "hub_refund": self.hub_refund}
+                "hub_refund": self.hub_refund, "gift_card_refund": self.gift_card_refund,
+                "gift_card_to_cash": self.gift_card_to_cash}
 
 
 def restore_return(saved: Mapping[str, Any], currency: str, max_change: int,
@@ -421,6 +486,14 @@ def restore_return(saved: Mapping[str, Any], currency: str, max_change: int,
     cart._price()
     cart.card_refund = card  # after the items: a card refund freezes the cart
     cart.cash_instead = saved.get("cash_instead") is True
+    cart.gift_card_to_cash = saved.get("gift_card_to_cash") is True
+    gift = saved.get("gift_card_refund")
+    if isinstance(gift, dict):
+        cart.gift_card_refund = {"id": v.uuid_text("saved gift card refund id", gift.get("id")),
+                                 "amount": v.integer("saved gift card refund amount", gift.get("amount"), 1, v.MAX_MINOR),
+                                 "card": v.text("saved gift card", gift.get("card"), max_length=32),
+                                 "redemption": v.uuid_text("saved gift card redemption", gift.get("redemption")),
+                                 "balance_minor": v.minor_units("saved gift card balance", gift.get("balance_minor"))}
     hub_refund = saved.get("hub_refund")
     cart.hub_refund = None if hub_refund is None else v.uuid_text("saved hub refund", hub_refund)
     for index, raw in enumerate(_list(saved.get("tendered"))):

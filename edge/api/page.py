@@ -30,7 +30,8 @@ STATIC = Path(__file__).resolve().parent.parent / "static"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 QUERY_PARAMETERS = frozenset({"q", "after", "limit"})
-ASSETS = {"till.css": "text/css; charset=utf-8", "till.js": "text/javascript; charset=utf-8"}
+ASSETS = {"till.css": "text/css; charset=utf-8", "till.js": "text/javascript; charset=utf-8",
+          "till-customer.js": "text/javascript; charset=utf-8"}
 
 
 def _product(offer: Offer | str, barcode: str) -> dict[str, Any] | None:

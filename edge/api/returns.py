@@ -3,6 +3,8 @@
 GET  /api/tills/{till}/returns/lookup?order=ID   the sale and what is still returnable (this store's journal,
                                                  else the hub; the receipt's QR text "novapos:order:ID" or the id)
 POST /api/tills/{till}/returns                   {order} or {no_receipt: true, reason}: the till enters return mode
+POST /api/tills/{till}/returns/gift-card         {card}: the part of the refund the sale paid by gift card goes back
+                                                 to the card scanned (through the hub; refund-in-cash otherwise)
 POST /api/tills/{till}/returns/lines             {original_line, quantity, condition} (with a receipt) or
                                                  {barcode, quantity, condition} (without)
 Then the sale routes serve the return: POST .../lines scans an exchange's new line, .../tenders takes cash when
@@ -22,6 +24,7 @@ from starlette.routing import Route
 from actors.returns.lookup import NAME
 from edge.api.asking import ask, known_till, unless_refused
 from edge.api.auth import authorized, signed_in
+from edge.api.loyalty import gift_card_number
 from edge_runtime import Tree
 from novapos.adapters.http import ApiError, json_body, route
 from novapos.config.returns import CONDITIONS
@@ -89,9 +92,17 @@ def return_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
         await signed_in(request, tree, Permission.SELL)
         return await answered(await ask(tree, f"till.{till}", "refund_in_cash"))
 
+    async def refund_to_gift_card(request: Request) -> Response:
+        """The part of the refund the sale paid by gift card goes back to the card scanned, through the hub."""
+        till = known_till(request, tills)
+        card = gift_card_number((await json_body(request)).get("card"))
+        await signed_in(request, tree, Permission.SELL)
+        return await answered(await ask(tree, f"till.{till}", "refund_to_gift_card", card))
+
     return [
         route("/api/tills/{till}/returns/lookup", GET=lookup),
         route("/api/tills/{till}/returns/refund-in-cash", POST=refund_in_cash),
+        route("/api/tills/{till}/returns/gift-card", POST=refund_to_gift_card),
         route("/api/tills/{till}/returns", POST=start),
         route("/api/tills/{till}/returns/lines", POST=take_back),
     ]

@@ -291,7 +291,9 @@ function renderTenders(s) {
   for (const t of s.tenders || []) {
     const li = document.createElement("li"); li.dataset.state = t.state; li.dataset.method = t.method;
     const what = t.method === "card" ? `Card${t.card ? ` ${t.card.scheme || ""} ${t.card.masked || ""}` : ""}`
-      : t.method === "qr" ? `QR${t.qr && t.qr.provider_ref ? ` ${t.qr.provider_ref}` : ""}` : "Cash";
+      : t.method === "qr" ? `QR${t.qr && t.qr.provider_ref ? ` ${t.qr.provider_ref}` : ""}`
+      : t.method === "points" ? `Points${t.points ? ` ${t.points.points}${t.points.offline ? " (offline)" : ""}` : ""}`
+      : t.method === "gift_card" ? `Gift card${t.gift_card ? ` ${t.gift_card.card}` : ""}` : "Cash";
     const left = document.createElement("span"); left.textContent = `${what} · ${t.state}` + (t.message ? `: ${t.message}` : "");
     const right = document.createElement("span"); right.textContent = money(t.amount);
     li.append(left, right); $("tenders").append(li);
@@ -349,6 +351,7 @@ function render(s) {
   renderLines(s);
   renderTenders(s);
   renderPromotions(s);
+  renderCustomer(s);  /* till-customer.js */
   $("sum-total").textContent = money(s.total);
   const included = s.lines.length > 0 && s.lines.every((l) => l.tax && l.tax.included);
   $("sum-tax-label").textContent = included ? "incl. tax" : "Tax";
@@ -370,7 +373,7 @@ function render(s) {
   if (refund) $("refund").textContent = `Refund ${money(s.refund)}` + (toCard > 0 && toCard < s.refund.minor
     ? `: ${money(s.refund_card)} to card, ${money({...s.refund, minor: s.refund.minor - toCard})} in cash`
     : (s.refund_to ? ` to ${s.refund_to === "qr" ? "the QR payment" : s.refund_to}` : ""));
-  $("refund-cash").hidden = !refund || s.refund_to !== "qr";
+  $("refund-cash").hidden = !refund || (s.refund_to !== "qr" && !(s.refund_gift_card && s.refund_gift_card.minor > 0));
   $("complete").hidden = refund || owes || waiting || (!s.lines.length && !(s.returned || []).length);
   $("cashback").hidden = paid(s).minor === 0;
   $("void").hidden = !s.lines.length && paid(s).minor === 0 && !(s.returned || []).length;

@@ -7,5 +7,11 @@ balance, tier and 12-month spend are caches written in the same transaction."""
 from pathlib import Path
 
 from hub.domains import Domain
+from hub.loyalty import routes
+from hub.loyalty.requests import RESPONDERS
+from hub.loyalty.sales import apply_returns, apply_sales
+from hub.loyalty.upkeep import expire_points, recompute_tiers
 
-DOMAIN = Domain("loyalty", migrations=Path(__file__).parent / "migrations")
+DOMAIN = Domain("loyalty", migrations=Path(__file__).parent / "migrations", responders=RESPONDERS,
+                appliers={"sale.completed": apply_sales, "return.completed": apply_returns},
+                routes=routes.routes, services=(expire_points, recompute_tiers), openapi=routes.OPENAPI)

@@ -85,7 +85,7 @@ async def retier(conn: asyncpg.Connection, tenant: str, customer: uuid.UUID, pro
     at = now or datetime.now(UTC)
     spend = int(await conn.fetchval(
         "SELECT coalesce(sum(spend_minor), 0) FROM loyalty_spend WHERE tenant = $1 AND customer = $2"
-        " AND at > $3::timestamptz - interval '12 months' AND at <= $3", tenant, customer, at))
+        " AND at > $3::timestamptz - interval '12 months'", tenant, customer, at))
     tier = program.tier_for(spend)
     await conn.execute("UPDATE loyalty_accounts SET spend_12m_minor = $3, tier = $4, multiplier_ppm = $5,"
                        " tier_checked_at = $6 WHERE tenant = $1 AND customer = $2",

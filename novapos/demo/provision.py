@@ -24,6 +24,7 @@ from hub.catalog.demo import seed_demo_catalog
 from hub.customers.demo import seed_demo_customers
 from hub.db import close_pool, create_pool, migrate
 from hub.identity.users import Grant, create_user
+from hub.loyalty.demo import seed_demo_loyalty
 from hub.promotions.demo import seed_demo_promotions
 from hub.tenancy import service
 from hub.tenancy.credentials import new_seed, public_key, read_seed, write_seed
@@ -119,6 +120,7 @@ def provision_demo(database_url: str, folder: Path) -> DemoCredentials:
             await seed_demo_catalog(pool, TENANT)  # only while the tenant has no products: an admin's edits stay
             await seed_demo_customers(pool, TENANT)
             await seed_demo_promotions(pool, TENANT)  # categories and promotions, while it has none
+            await seed_demo_loyalty(pool, TENANT)  # after the demo customers: their starting points, once
             return credentials
         finally:
             await close_pool(pool)

@@ -307,6 +307,7 @@ const SECTIONS = {
   audit: { permission: "audit.view", list: audit },
   payments: { permission: "payments.view", list: payments, item: paymentsItem },
   customers: { permission: "customers.view", list: customers, item: customer360 },
+  loyalty: { permission: "customers.view", list: loyalty, item: loyaltyAccount },
 };
 
 function firstSection() {
@@ -1167,6 +1168,131 @@ async function customer360(id, parts) {
 }
 
 // ---- the frame -----------------------------------------------------------------------------------------
+// Loyalty: the tenant's program (earn rules, tiers, expiry, what a store may redeem offline), and one customer's
+// account (#loyalty/<customer id>): points, tier, what expires soon, the ledger, and adjustments with a reason.
+// Changing needs customers.manage (the program: across the tenant); the hub refuses anyone else with a sentence.
+const multiplier = ppm => `×${(ppm / 1_000_000).toFixed(2).replace(/\.?0+$/, "")}`;
+
+function tiersText(tiers) {
+  return tiers.map(t => `${t.name}; ${money(t.min_spend_minor, null)}; ${(t.multiplier_ppm / 1_000_000)}`).join("\n");
+}
+
+function parseTiers(text, currency) {
+  // One tier a line: "name; spend over 12 months; multiplier", e.g. "Gold; 1500.00; 1.5"
+  return text.split("\n").map(line => line.trim()).filter(Boolean).map((line, index) => {
+    const [name, spend, times] = line.split(";").map(part => (part || "").trim());
+    const min = parseAmount(spend, currency);
+    const ppm = Math.round(Number(times) * 1_000_000);
+    if (!name || min === null || !Number.isFinite(ppm)) {
+      throw new Refused(0, `tier line ${index + 1}: write "name; spend; multiplier", e.g. "Gold; 1500.00; 1.5"`);
+    }
+    return { name, min_spend_minor: min, multiplier_ppm: ppm };
+  });
+}
+
+function parseBonuses(text) {
+  // One bonus a line: "sku COF-250 3" or "category food/dairy 5" (points per unit sold)
+  return text.split("\n").map(line => line.trim()).filter(Boolean).map((line, index) => {
+    const [kind, target, points] = line.split(/\s+/);
+    if (!["sku", "category"].includes(kind) || !target || !/^\d+$/.test(points || "")) {
+      throw new Refused(0, `bonus line ${index + 1}: write "sku COF-250 3" or "category food/dairy 5"`);
+    }
+    return { [kind]: target, points_per_unit: Number(points) };
+  });
+}
+
+async function loyalty(parts) {
+  const p = await api("GET", "/api/loyalty/program");
+  const c = p.currency;
+  const find = input("loyalty-customer", { required: true, placeholder: "customer id", size: 38 });
+  parts.push(card("A customer's points", form([field("Customer id", find)], "Open account", () => {
+    location.hash = `#loyalty/${encodeURIComponent(find.value.trim())}`;
+  }, { id: "loyalty-find" })));
+  const rules = [
+    ["A point is worth", money(p.point_value_minor, c)],
+    ["Earn", `${p.earn_points_per_unit} point(s) per ${money(p.earn_unit_minor, c)} spent, + ${p.earn_per_order_points} per order`],
+    ["Bonuses", p.earn_bonuses.map(b => `${b.sku ? "sku " + b.sku : "category " + b.category}: +${b.points_per_unit} per unit`).join("; ") || "none"],
+    ["Tiers (12-month spend)", p.tiers.map(t => `${t.name} from ${money(t.min_spend_minor, c)} ${multiplier(t.multiplier_ppm)}`).join(", ")],
+    ["Points expire", p.expiry_months ? `${p.expiry_months} months after they were earned (notice ${p.notice_days} days before)` : "never"],
+    ["Offline, per store", `${p.offline_store_budget_points} points until it reaches the hub again`],
+    ["Offline, per customer", `${p.offline_customer_cap_points} points`],
+  ];
+  parts.push(card("Loyalty program", facts(rules)));
+  if (!can("customers.manage")) return;
+  const number = (name, value) => input(name, { inputmode: "numeric", required: true, value: String(value) });
+  const f = {
+    value: input("point-value", { inputmode: "decimal", required: true, value: money(p.point_value_minor, null) }),
+    per: number("earn-points", p.earn_points_per_unit),
+    unit: input("earn-unit", { inputmode: "decimal", required: true, value: money(p.earn_unit_minor, null) }),
+    order: number("earn-order", p.earn_per_order_points),
+    expiry: number("expiry-months", p.expiry_months), notice: number("notice-days", p.notice_days),
+    budget: number("offline-budget", p.offline_store_budget_points), cap: number("offline-cap", p.offline_customer_cap_points),
+    bonuses: el("textarea", { name: "bonuses", id: "f-bonuses", rows: 3 }),
+    tiers: el("textarea", { name: "tiers", id: "f-tiers", rows: 4 }),
+  };
+  f.bonuses.value = p.earn_bonuses.map(b => `${b.sku ? "sku " + b.sku : "category " + b.category} ${b.points_per_unit}`).join("\n");
+  f.tiers.value = tiersText(p.tiers);
+  const whole = (value, what) => {
+    if (!/^\d+$/.test(value.trim())) throw new Refused(0, `${what}: write a whole number`);
+    return Number(value.trim());
+  };
+  parts.push(card("Change the program", el("p", { class: "note", text:
+    "Tiers: one a line, \"name; spend over 12 months; multiplier\", the first from 0.00. Bonuses: one a line, " +
+    "\"sku COF-250 3\" or \"category food/dairy 5\" (points per unit sold). Saved changes apply to the next sales." }),
+    form([field(`A point is worth (${c})`, f.value), field("Points earned", f.per), field(`per (${c})`, f.unit),
+      field("Points per order", f.order), field("Bonuses", f.bonuses), field("Tiers", f.tiers),
+      field("Expire after (months, 0 = never)", f.expiry), field("Notice (days)", f.notice),
+      field("Offline budget per store (points)", f.budget), field("Offline cap per customer (points)", f.cap)],
+    "Save program", async () => {
+      const value = parseAmount(f.value.value, c);
+      const unit = parseAmount(f.unit.value, c);
+      if (value === null || unit === null) throw new Refused(0, `write amounts like 0.01 (${c})`);
+      await api("PUT", "/api/loyalty/program", {
+        point_value_minor: value, earn_points_per_unit: whole(f.per.value, "points earned"), earn_unit_minor: unit,
+        earn_per_order_points: whole(f.order.value, "points per order"), earn_bonuses: parseBonuses(f.bonuses.value),
+        tiers: parseTiers(f.tiers.value, c), expiry_months: whole(f.expiry.value, "expiry"),
+        notice_days: whole(f.notice.value, "notice"), offline_store_budget_points: whole(f.budget.value, "offline budget"),
+        offline_customer_cap_points: whole(f.cap.value, "offline cap"),
+      });
+      await render();
+      status("Loyalty program saved");
+    }, { id: "loyalty-program" })));
+}
+
+async function loyaltyAccount(id, parts) {
+  parts.push(back("#loyalty", "← loyalty program"));
+  const a = await api("GET", `/api/loyalty/accounts/${encodeURIComponent(id)}`);
+  const s = a.summary;
+  const next = s.next_tier ? `${s.next_tier.name} after ${money(s.next_tier.spend_to_go_minor, await tenantCurrency())} more` : "top tier";
+  parts.push(card(`Loyalty account of ${a.customer}`, facts([
+    ["Points", String(s.points)], ["Tier", `${s.tier} ${multiplier(s.multiplier_ppm)}`],
+    ["Spend, last 12 months", money(s.spend_12m_minor, await tenantCurrency())], ["Next tier", next],
+    ["Expiring soon", s.expiring.map(e => `${e.points} on ${when(e.expires_at)}`).join(", ") || "nothing"],
+  ])));
+  const table = el("table", { id: "loyalty-ledger", "aria-label": "Ledger" });
+  fill(table, [
+    { label: "When", value: e => when(e.at) }, { label: "What", value: e => e.kind.replace(/_/g, " ") },
+    { label: "Points", value: e => (e.points > 0 ? `+${e.points}` : String(e.points)) },
+    { label: "Balance", value: e => String(e.balance) }, { label: "Store", value: e => e.store || "" },
+    { label: "Order", value: e => e.order || "" }, { label: "By", value: e => e.actor },
+    { label: "Reason", value: e => e.reason || "", wrap: true },
+  ], a.ledger);
+  parts.push(card("Ledger (newest first)", el("div", { class: "scroll" }, table)));
+  if (!can("customers.manage")) return;
+  const points = input("adjust-points", { inputmode: "numeric", required: true, placeholder: "+100 or -50" });
+  const why = input("adjust-reason", { required: true, maxlength: 200 });
+  parts.push(card("Adjust points", el("p", { class: "note", text: "Added or taken with a reason; audited. " +
+    "Taking more than the account holds is refused." }),
+    form([field("Points", points), field("Reason", why)], "Adjust", async () => {
+      const n = points.value.trim();
+      if (!/^[+-]?\d+$/.test(n)) throw new Refused(0, "points: a whole number, + to add, - to take");
+      const done = await api("POST", `/api/loyalty/accounts/${encodeURIComponent(id)}/adjust`,
+        { points: Number(n), reason: why.value.trim() });
+      await render();
+      status(`Adjusted: ${done.summary.points} points now`);
+    }, { id: "loyalty-adjust" })));
+}
+
 function toggleMenu(open) {
   const nav = $("nav");
   const opened = open === undefined ? !nav.classList.contains("open") : open;
