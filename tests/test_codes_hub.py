@@ -1,0 +1,204 @@
+"""Coupons and gift cards through a running hub: two stores' own NATS identities racing for one single-use code
+(honoured once), the stores' gift card requests, and the console's Coupons and Gift cards APIs (audited changes,
+hostile input refused with a sentence and nothing changed)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from actors.payments.asking import HubRefused, HubUnreachable
+from hub.app import run_hub
+from novapos.config import HubConfig
+from novapos.demo.embedded_nats import EmbeddedNats
+from tests.codes_support import PROMOTION, two_store_nats
+from tests.conftest import query
+from tests.console_access import sign_in_admin
+from tests.fleet import fleet_world
+from tests.payment_support import ask_store
+
+
+@pytest.fixture
+def stores_nats(tmp_path: Path) -> Iterator[EmbeddedNats]:
+    server = two_store_nats(tmp_path / "nats2")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def codes_hub(hub_config: HubConfig, stores_nats: EmbeddedNats) -> HubConfig:
+    return dataclasses.replace(hub_config, nats_url=stores_nats.url, nats_credentials=stores_nats.hub_credentials)
+
+
+async def _ask(nats: EmbeddedNats, kind: str, body: dict[str, Any], store: str = "store-001") -> dict[str, Any] | int:
+    """The answer, or the refusal's code."""
+    try:
+        return await ask_store(nats, kind, body, store=store)
+    except HubRefused as exc:
+        return exc.code
+
+
+async def _answering(nats: EmbeddedNats) -> None:
+    with trio.fail_after(20):
+        while True:
+            try:
+                await ask_store(nats, "coupon_release", {"redemption": "warm-up", "actor": "alice"})
+                return
+            except HubUnreachable:
+                await trio.sleep(0.1)
+
+
+def _reserve(code: str, redemption: str) -> dict[str, Any]:
+    return {"code": code, "redemption": redemption, "till": "till-1", "actor": "alice"}
+
+
+async def test_one_single_use_code_from_two_stores_at_once_is_honoured_once(
+        codes_hub: HubConfig, stores_nats: EmbeddedNats) -> None:
+    async with trio.open_nursery() as nursery:
+        hub = await nursery.start(run_hub, codes_hub)
+        await fleet_world(codes_hub.database_url)
+        async with httpx.AsyncClient(timeout=10) as console:
+            await sign_in_admin(console, hub.url, codes_hub.database_url)
+            made = await console.post(f"{hub.url}/api/coupons/batches", json={"promotion": PROMOTION, "count": 8})
+            assert made.status_code == 201, made.text
+        await _answering(stores_nats)
+        results: dict[tuple[str, str], dict[str, Any] | int] = {}
+
+        async def race(code: str, store: str) -> None:
+            results[code, store] = await _ask(stores_nats, "coupon_reserve", _reserve(code, f"{store}-{code}"), store)
+        async with trio.open_nursery() as racing:  # each code asked by both stores at the same moment
+            for code in made.json()["codes"]:
+                for store in ("store-001", "store-002"):
+                    racing.start_soon(race, code, store)
+        for code in made.json()["codes"]:
+            answers = [results[code, store] for store in ("store-001", "store-002")]
+            assert sorted(map(type, answers), key=str) == sorted([dict, int], key=str), answers
+            won = next(answer for answer in answers if isinstance(answer, dict))
+            assert won["code"] == code and won["promotion"] == PROMOTION
+            assert 409 in answers
+        rows = await query(codes_hub.database_url, "SELECT code, count(*) AS held, max(uses) AS uses FROM"
+                                                   " coupon_codes JOIN coupon_redemptions USING (tenant, code)"
+                                                   " GROUP BY code")
+        assert len(rows) == 8 and all((row["held"], row["uses"]) == (1, 1) for row in rows)
+
+        code = made.json()["codes"][0]
+        winner = next(store for store in ("store-001", "store-002") if isinstance(results[code, store], dict))
+        loser = "store-002" if winner == "store-001" else "store-001"
+        again = await _ask(stores_nats, "coupon_reserve", _reserve(code, f"{winner}-{code}"), winner)
+        assert again == results[code, winner]  # the same redemption again: the same answer
+        assert await _ask(stores_nats, "coupon_release", {"redemption": f"{winner}-{code}", "actor": "alice"},
+                          winner) == {"released": True}
+        assert isinstance(await _ask(stores_nats, "coupon_reserve", _reserve(code, f"{loser}-{code}-2"), loser), dict)
+        for bad in ({"code": "bad/code", "redemption": "x", "till": "till-1", "actor": "a"},
+                    {"code": code, "redemption": "a.b", "till": "till-1", "actor": "a"},
+                    {"code": code, "redemption": "x", "till": "till-1", "actor": "hub:sweeper"},
+                    {**_reserve(code, "x"), "customer": "not-a-uuid"}):
+            assert await _ask(stores_nats, "coupon_reserve", bad) == 400
+        nursery.cancel_scope.cancel()
+
+
+async def test_gift_cards_from_the_console_to_the_till(codes_hub: HubConfig, stores_nats: EmbeddedNats) -> None:
+    async with trio.open_nursery() as nursery:
+        hub = await nursery.start(run_hub, codes_hub)
+        await fleet_world(codes_hub.database_url)
+        async with httpx.AsyncClient(timeout=10, base_url=hub.url) as console:
+            await sign_in_admin(console, hub.url, codes_hub.database_url)
+            issued = await console.post("/api/gift-cards", json={"amount_minor": 2500})
+            assert issued.status_code == 201, issued.text
+            number, card = issued.json()["number"], issued.json()["card"]
+            digits = number.replace(" ", "")
+            assert (card["balance_minor"], card["currency"], card["card"]) == (2500, "EUR", "**** " + digits[-4:])
+            for bad in ({"amount_minor": 0}, {"amount_minor": 10**9}, {"amount_minor": "10"},
+                        {"amount_minor": 100, "currency": "euro"}, {"amount_minor": 100, "customer": "x"},
+                        {"amount_minor": 100, "expires_at": "2001-01-01T00:00:00Z"}):
+                refused = await console.post("/api/gift-cards", json=bad)
+                assert refused.status_code == 422 and refused.json()["error"], (bad, refused.text)
+            assert (await console.post("/api/gift-cards/lookup", json={"number": number})).json()["id"] == card["id"]
+            assert (await console.post("/api/gift-cards/lookup", json={"number": "12"})).status_code == 422
+            topped = await console.post(f"/api/gift-cards/{card['id']}/top-ups", json={"amount_minor": 500,
+                                                                                      "reason": "birthday"})
+            assert topped.status_code == 200 and topped.json()["balance_minor"] == 3000
+
+            await _answering(stores_nats)
+            assert await _ask(stores_nats, "gift_card_balance", {"card": number}) == {
+                "card": "**** " + digits[-4:], "balance_minor": 3000, "currency": "EUR", "active": True}
+            redeem = {"card": digits, "redemption": "t-1", "amount_minor": 1200, "currency": "EUR", "till": "till-1",
+                      "actor": "alice"}
+            taken = await _ask(stores_nats, "gift_card_redeem", redeem)
+            assert taken == {"redemption": "t-1", "card": "**** " + digits[-4:], "amount_minor": 1200,
+                             "balance_minor": 1800}
+            assert await _ask(stores_nats, "gift_card_redeem", redeem, "store-002") == 409  # another store's id
+            short = await _ask(stores_nats, "gift_card_redeem", {**redeem, "redemption": "t-2", "amount_minor": 1801})
+            assert short == 402
+            assert await _ask(stores_nats, "gift_card_reverse", {"redemption": "t-1", "actor": "alice"}) == {
+                "redemption": "t-1", "reversed": True, "balance_minor": 3000}
+            refund = {"card": digits, "redemption": "rf-1", "amount_minor": 300, "currency": "EUR",
+                      "till": "till-2", "actor": "bob"}
+            assert (await _ask(stores_nats, "gift_card_refund", refund, "store-002"))["balance_minor"] == 3300
+            assert await _ask(stores_nats, "gift_card_balance", {"card": "4242424242424242"}) == 404
+            assert await _ask(stores_nats, "gift_card_balance", {"card": digits[:-1] + "x"}) == 400
+
+            blocked = await console.post(f"/api/gift-cards/{card['id']}/block", json={"reason": "reported stolen"})
+            assert blocked.status_code == 200 and blocked.json()["active"] is False
+            assert await _ask(stores_nats, "gift_card_redeem", {**redeem, "redemption": "t-3"}) == 409
+            assert (await console.post(f"/api/gift-cards/{card['id']}/block", json={})).status_code == 422
+            detail = (await console.get(f"/api/gift-cards/{card['id']}")).json()
+            assert [entry["kind"] for entry in detail["ledger"]] == ["refund", "reverse", "redeem", "top_up", "issue"]
+            listed = (await console.get("/api/gift-cards", params={"last4": digits[-4:]})).json()
+            assert [item["id"] for item in listed["items"]] == [card["id"]]
+            assert (await console.get("/api/gift-cards/not-a-card")).status_code == 404
+            assert (await console.get("/api/gift-cards", params={"last4": "12a4"})).status_code == 400
+        audited = await query(codes_hub.database_url, "SELECT action, details::text FROM audit_records ORDER BY seq")
+        assert [row["action"] for row in audited if row["action"].startswith("gift_card")] == [
+            "gift_card.issued", "gift_card.topped_up", "gift_card.blocked"]
+        stored = await query(codes_hub.database_url, "SELECT g.*, l.* FROM gift_cards g JOIN gift_card_ledger l"
+                                                     " ON l.card = g.id")
+        assert digits not in repr([dict(row) for row in stored]) + repr([dict(row) for row in audited])
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_coupons_console(codes_hub: HubConfig, stores_nats: EmbeddedNats) -> None:
+    async with trio.open_nursery() as nursery:
+        hub = await nursery.start(run_hub, codes_hub)
+        await fleet_world(codes_hub.database_url)
+        async with httpx.AsyncClient(timeout=10, base_url=hub.url) as console:
+            await sign_in_admin(console, hub.url, codes_hub.database_url)
+            named = await console.post("/api/coupons", json={"promotion": PROMOTION, "code": "summer10",
+                                                             "max_uses": 100, "per_customer": 1,
+                                                             "expires_at": "2099-01-01T00:00:00Z"})
+            assert named.status_code == 201 and named.json()["code"] == "SUMMER10"
+            assert (await console.post("/api/coupons", json={"promotion": PROMOTION, "code": "SUMMER10",
+                                                             "max_uses": 1})).status_code == 409
+            before = await query(codes_hub.database_url, "SELECT count(*) AS n FROM coupon_codes")
+            for path, bad in (("/api/coupons/batches", {"promotion": PROMOTION, "count": 0}),
+                              ("/api/coupons/batches", {"promotion": PROMOTION, "count": 10_001}),
+                              ("/api/coupons/batches", {"promotion": "not-a-uuid", "count": 5}),
+                              ("/api/coupons/batches", {"promotion": PROMOTION, "count": 5, "expires_at": "tomorrow"}),
+                              ("/api/coupons", {"promotion": PROMOTION, "code": "bad code!", "max_uses": 2}),
+                              ("/api/coupons", {"promotion": PROMOTION, "max_uses": 0}),
+                              ("/api/coupons", {"promotion": PROMOTION, "max_uses": 2, "per_customer": -1})):
+                refused = await console.post(path, json=bad)
+                assert refused.status_code == 422 and refused.json()["error"], (bad, refused.text)
+            assert await query(codes_hub.database_url, "SELECT count(*) AS n FROM coupon_codes") == before
+            batch = (await console.post("/api/coupons/batches", json={"promotion": PROMOTION, "count": 30})).json()
+            first = (await console.get("/api/coupons", params={"batch": batch["batch"], "limit": 20})).json()
+            second = (await console.get("/api/coupons", params={"batch": batch["batch"], "after": first["next"]}))
+            assert [item["code"] for item in first["items"] + second.json()["items"]] == batch["codes"]
+            assert (await console.post("/api/coupons/SUMMER10/block", json={"reason": "leaked"})).json()["active"] \
+                is False
+            detail = (await console.get("/api/coupons/summer10")).json()
+            assert detail["coupon"]["active"] is False and detail["uses"] == []
+            assert (await console.get("/api/coupons/NOPE")).status_code == 404
+            assert (await console.get("/api/coupons", params={"promotion": "x"})).status_code == 400
+        audited = await query(codes_hub.database_url, "SELECT action FROM audit_records WHERE action LIKE 'coupon.%'"
+                                                      " ORDER BY seq")
+        assert [row["action"] for row in audited] == ["coupon.created", "coupon.batch_created", "coupon.blocked"]
+        nursery.cancel_scope.cancel()
