@@ -106,11 +106,12 @@ class Target:
         return not self.skus and not self.categories
 
     def matches(self, sku: str, category: str) -> bool:
-        if not self.skus and not self.categories:
-            return True
-        if sku in self.skus:
-            return True
-        return bool(self.categories) and any(path in self.categories for path in _paths(category))
+        """Whether an item of `sku` in `category` is one this target looks at."""
+        return self.covers(sku, frozenset(_paths(category)))
+
+    def covers(self, sku: str, paths: frozenset[str]) -> bool:
+        """matches() with the category's paths already made (_paths): the engine makes them once per line."""
+        return (not self.skus and not self.categories) or sku in self.skus or not self.categories.isdisjoint(paths)
 
 
 @dataclass(frozen=True)
@@ -197,10 +198,6 @@ class Evaluation:
         promotions[]."""
         return [(applied.promotion, applied.name, applied.amounts[line])
                 for applied in self.applied if line in applied.amounts]
-
-    def off(self, line: str) -> int:
-        """What the promotions took off `line` together."""
-        return sum(applied.amounts.get(line, 0) for applied in self.applied)
 
 
 def _paths(category: str) -> list[str]:
@@ -311,23 +308,17 @@ class _Cart:
         self.paths = [frozenset(_paths(line.category)) for line in lines]
         self._matched: dict[str, list[int]] = {}
 
-    def matches(self, target: Target, index: int) -> bool:
-        return ((not target.skus and not target.categories) or self.lines[index].sku in target.skus
-                or not target.categories.isdisjoint(self.paths[index]))
-
     def matched(self, promotion: Promotion) -> list[int]:
         found = self._matched.get(promotion.id)
         if found is None:
+            lines, paths = self.lines, self.paths
             if promotion.kind == "bundle":
                 targets = _targets(promotion)
-                found = [index for index in range(len(self.lines))
-                         if any(self.matches(target, index) for target in targets)]
-            elif promotion.target.everything():
-                found = list(range(len(self.lines)))
-            else:
-                skus, categories, lines, paths = promotion.target.skus, promotion.target.categories, self.lines, self.paths
                 found = [index for index in range(len(lines))
-                         if lines[index].sku in skus or not categories.isdisjoint(paths[index])]
+                         if any(target.covers(lines[index].sku, paths[index]) for target in targets)]
+            else:
+                covers = promotion.target.covers
+                found = [index for index in range(len(lines)) if covers(lines[index].sku, paths[index])]
             self._matched[promotion.id] = found
         return found
 
@@ -427,7 +418,7 @@ def _bundle(promotion: Promotion, cart: _Cart, left: list[int], matched: list[in
             need = quantity
             for index in order:
                 free = available[index] - take.get(index, 0)
-                if free > 0 and cart.matches(target, index):
+                if free > 0 and target.covers(lines[index].sku, cart.paths[index]):
                     step = min(need, free)
                     take[index] = take.get(index, 0) + step
                     need -= step
@@ -458,8 +449,8 @@ def _percent_text(basis_points: int) -> str:
 
 def explain(promotion: Promotion) -> str:
     """The sentence a receipt shows for a promotion: its name and what it gives."""
-    money = Money(promotion.value, promotion.currency).format()
     kind = promotion.kind
+    money = "" if kind in ("percent", "buy_x_get_y") else Money(promotion.value, promotion.currency).format()
     if kind == "percent":
         terms = f"{_percent_text(promotion.value)} off" + (" the order" if promotion.applies_to == "order" else "")
     elif kind == "amount":
