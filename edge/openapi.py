@@ -384,6 +384,8 @@ def openapi_document() -> dict[str, Any]:
                 "coupons": {"type": "array", "description": "the coupons on the sale {code, promotion, redemption, "
                             "offline, applied}", "items": {"type": "object"}},
                 "saved": {"$ref": "#/components/schemas/Money", "description": "You saved: promotions and discounts"},
+                "coupon_releases_owed": {"type": "integer", "description": "coupon reservations of voided carts (or "
+                                         "coupons taken off) the hub has not confirmed released yet (retried)"},
                 "stage": {"type": "string", "enum": [stage.value for stage in Stage],
                           "description": "scanning; paying (cash taken: lines frozen); saving (being committed)"},
                 "total": {"$ref": "#/components/schemas/Money"}, "tendered": {"$ref": "#/components/schemas/Money"},

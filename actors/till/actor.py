@@ -302,7 +302,7 @@ class TillActor(Actor):
                 "drawer_owed": None if self._pulsing(self._drawer_owed) else self._drawer_owed,
                 "drawer_session": self.desk.state(),
                 "card_reversals": [owed.summary() for owed in self._cards.reversals],
-                **self._loyalty_state()}
+                **self._loyalty_state(), "coupon_releases_owed": len(self._coupon_releases)}
 
     @property
     def _open_cart(self) -> Cart | ReturnCart:
