@@ -18,6 +18,11 @@ read-only connection: the price in force now for this store and region, and the 
 item's class in this region; the line locks that offer (actors.till.cart). An unknown code, an
 inactive item or one with no price in force is refused with a sentence. The catalog sync may apply a
 new version at any moment; a till reads one whole version per scan.
+
+The cart is priced with the promotions of the same local copy at every change (its source is the till's
+_rules: actors.till.promoting); coupons are reserved at the hub or taken as public codes offline, and a
+reservation the sale will not use is released, owed and saved with the till until the hub confirms
+(actors.till.coupons).
 """
 
 from __future__ import annotations
