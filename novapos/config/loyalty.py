@@ -16,12 +16,12 @@ KEYS = frozenset({"customer_cache_size"})
 class LoyaltySettings:
     customer_cache_size: int = 500
     """The store's recent customers kept for offline lookup (id, card number, name, tier, points): the oldest seen
-    is dropped first. 0 keeps none (no offline lookup)."""
+    is dropped first. At least 1: the customer being attached is read back from it."""
 
 
 def load_loyalty(table: Mapping[str, Any], where: str) -> LoyaltySettings:
     try:
         return LoyaltySettings(validators.integer(f"{where}: [loyalty] customer_cache_size",
-                                                  table.get("customer_cache_size", 500), 0, 100_000))
+                                                  table.get("customer_cache_size", 500), 1, 100_000))
     except validators.Invalid as exc:
         raise ConfigError(str(exc)) from None
