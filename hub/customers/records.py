@@ -124,7 +124,7 @@ def _flat_map(where: str, value: Any, *, booleans: bool) -> dict[str, Any]:
 def fields(body: Mapping[str, Any], *, creating: bool) -> dict[str, Any]:
     """The customer fields of a request body, checked and normalised. Creating needs a name; a change names only
     what it changes (null clears an optional field). An unknown field is refused, not ignored."""
-    if unknown := sorted(set(body) - set(FIELDS) - {"tenant", "actor"}):
+    if unknown := sorted(set(body) - set(FIELDS)):
         raise Invalid(unknown[0], f"is not a customer field; use {', '.join(FIELDS)}")
     if creating and body.get("name") is None:
         raise Invalid("name", "is needed: the customer's name")
