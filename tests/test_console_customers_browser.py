@@ -43,6 +43,7 @@ def _walk(url: str) -> dict[str, object]:
         page.go(f"#customers/{MARTA}")
         page.until(lambda b: len(page.rows("customer-orders")) == 1, "Marta's order")
         seen["360"] = page.find("#view").text
+        seen["ledger"] = page.find("#customer-ledger").get_attribute("href")
         page.screenshot("30-customer-360")
         page.find("#customer-export button[type=submit]").click()
         page.until(lambda b: "Exported" in page.find("#status").text, "the export")
@@ -86,6 +87,7 @@ async def test_the_customers_tab_searches_shows_the_360_exports_and_erases(
     assert "+46701234567" in str(seen["created"]) and "27" in str(seen["created"]), seen
     shown = str(seen["360"])
     assert "Marta Nilsson" in shown and "marta@example.se" in shown and "oat" in shown and "8.12 EUR" in shown, shown
+    assert str(seen["ledger"]).endswith(f"#loyalty/{MARTA}"), seen
     assert "Marta" not in str(seen["erased"]) and "marta@example.se" not in str(seen["erased"]), seen
     actions = [row["action"] for row in await query(url, "SELECT action FROM audit_records WHERE target = $1"
                                                          " ORDER BY seq", MARTA)]

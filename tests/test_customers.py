@@ -17,6 +17,7 @@ import trio
 
 from actors.payments.asking import HubRefused
 from hub.app import run_hub
+from hub.audit import chain
 from hub.audit.verify import verify
 from hub.customers import records
 from hub.customers.demo import DEMO_CUSTOMERS, seed_demo_customers
@@ -209,3 +210,14 @@ async def test_the_demo_customers_are_seeded_once_and_found_as_a_till_would(data
     first, again, cards = await trio.to_thread.run_sync(asyncio.run, run())
     assert (first, again, cards) == (3, 0, ["27000000000017"])
     assert all(records.luhn_digit(card[:-1]) == int(card[-1]) for _, card, *_ in DEMO_CUSTOMERS)
+
+
+def test_a_personal_value_the_audit_would_not_keep_aside_is_left_out_of_the_record() -> None:
+    """With [audit] personal not listing phone, a change's audit record names the phone field but never holds it."""
+    kept = chain.PERSONAL
+    try:
+        chain.set_personal(("email", "customer_name"))
+        details = records._audited({"name": "Anna", "phone": "+4930123456", "email": "a@example.org"})
+    finally:
+        chain.set_personal(kept)
+    assert details == {"fields": "email,name,phone", "customer_name": "Anna", "email": "a@example.org"}

@@ -5,10 +5,12 @@ not; the drawer session's takings count every method; a v3 return keeps the cust
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
 import httpx
+import nats
 import trio
 
 from hub.app import run_hub
@@ -17,6 +19,7 @@ from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.wire.envelope import Envelope, decode
 from novapos.wire.ids import uuid7
+from novapos.wire.orders import decode_answer, encode_request, order_subject
 from novapos.wire.subjects import event_subject
 from tests.conftest import query, wait_until
 from tests.console_access import sign_in_admin
@@ -53,6 +56,19 @@ def _return_v3(order: Envelope) -> Envelope:
                          "gift_card": {"card": "************1234", "redemption": str(uuid7())}}],
             "change": _eur(0), "total": _eur(-115)}
     return _event("return.completed", 3, body, 3)
+
+
+async def _ask_order(nats_server: EmbeddedNats, order: str) -> dict[str, Any]:
+    async def run() -> Any:
+        client = await nats.connect(nats_server.url, **nats_server.hub_options())
+        try:
+            return await client.request(order_subject("demo", "store-003"), encode_request(order), timeout=5)
+        finally:
+            await client.close()
+    reply = await trio.to_thread.run_sync(asyncio.run, run())
+    sale = decode_answer(reply.data)
+    assert sale is not None
+    return sale
 
 
 async def _count(database_url: str, sql: str, expected: int) -> bool:
@@ -96,6 +112,12 @@ async def test_a_v5_sale_and_a_v3_return_land_everywhere_a_v4_and_v2_do(
             CUSTOMER, ["points", "gift_card"],
             [{"method": "points", "amount_minor": 65, "points": {"customer": CUSTOMER, "points": 65}},
              {"method": "gift_card", "amount_minor": 50, "gift_card": back.body["refunds"][1]["gift_card"]}])]
+
+        asked = await _ask_order(nats_server, str(sold.id))  # what a store taking it back is told
+        assert asked["customer"] == CUSTOMER
+        assert [(t["method"], t["points"], t["card"], t["redemption"]) for t in asked["tenders"]] == [
+            ("points", 200, None, None), ("gift_card", None, "************1234", "0190a3c4-7e1f-7b2a-9c3d-0000000000e1"),
+            ("card", None, None, None), ("cash", None, None, None)]
 
         session = (await http.get(f"{hub.url}/api/drawer-sessions/{SESSION}")).json()
         assert session["takings"] == [  # cash 4.00 less 1.88 change; the return refunded to points and gift card

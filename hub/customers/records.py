@@ -27,6 +27,7 @@ from typing import Any
 
 import asyncpg
 
+from hub.audit import chain
 from hub.audit.chain import Entry, record
 from novapos import validators
 from novapos.validators import Invalid, describe
@@ -123,7 +124,7 @@ def _flat_map(where: str, value: Any, *, booleans: bool) -> dict[str, Any]:
 def fields(body: Mapping[str, Any], *, creating: bool) -> dict[str, Any]:
     """The customer fields of a request body, checked and normalised. Creating needs a name; a change names only
     what it changes (null clears an optional field). An unknown field is refused, not ignored."""
-    if unknown := sorted(set(body) - set(FIELDS) - {"tenant", "actor"}):
+    if unknown := sorted(set(body) - set(FIELDS)):
         raise Invalid(unknown[0], f"is not a customer field; use {', '.join(FIELDS)}")
     if creating and body.get("name") is None:
         raise Invalid("name", "is needed: the customer's name")
@@ -213,10 +214,11 @@ async def _check_store(conn: asyncpg.Connection, tenant: str, store: str | None)
 
 def _audited(changed: Mapping[str, Any]) -> dict[str, Any]:
     """What an audit record says of a change: which fields, and the personal values under the audit's personal
-    field names (kept aside from the chain); a birthday or a card number is named, never recorded."""
+    field names (kept aside from the chain); a birthday or a card number is named, never recorded. A value whose
+    field the hub's [audit] personal does not list is left out: it would otherwise enter the chain for good."""
     details: dict[str, Any] = {"fields": ",".join(sorted(changed))}
     for name, audited in _AUDITED_AS.items():
-        if changed.get(name) is not None:
+        if changed.get(name) is not None and audited in chain.PERSONAL:
             details[audited] = changed[name]
     return details
 

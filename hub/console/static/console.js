@@ -1124,7 +1124,8 @@ async function customer360(id, parts) {
   parts.push(card("Loyalty", facts([
     ["Points", l.points], ["Tier", l.tier], ["Spend, last 12 months", money(l.spend_12m_minor, currency)],
     ["Next tier", l.next_tier ? `${l.next_tier.name}` : "top tier"], ["Expiring soon", expiring || "none"],
-  ])));
+  ]), el("p", {}, el("a", { href: `#loyalty/${encodeURIComponent(c.id)}`, id: "customer-ledger",
+    text: "the ledger and adjustments" }))));
   const orders = el("table", { id: "customer-orders", "aria-label": "Recent orders" });
   fill(orders, [
     { label: "At", value: o => when(o.at) }, { label: "Store", value: o => o.store_name || o.store },
