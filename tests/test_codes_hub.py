@@ -17,11 +17,15 @@ from actors.payments.asking import HubRefused, HubUnreachable
 from hub.app import run_hub
 from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
-from tests.codes_support import PROMOTION, two_store_nats
-from tests.conftest import query
+from novapos.wire.subjects import event_subject
+from tests.codes_support import PROMOTION, code_only_promotion, coupon, sale, two_store_nats
+from tests.conftest import query, wait_until
 from tests.console_access import sign_in_admin
+from tests.events import publish
 from tests.fleet import fleet_world
 from tests.payment_support import ask_store
+from tests.stock_world import build_world, on_database
+from tests.test_gift_cards import _return as _return_v3
 
 
 @pytest.fixture
@@ -65,6 +69,7 @@ async def test_one_single_use_code_from_two_stores_at_once_is_honoured_once(
     async with trio.open_nursery() as nursery:
         hub = await nursery.start(run_hub, codes_hub)
         await fleet_world(codes_hub.database_url)
+        await on_database(codes_hub.database_url, code_only_promotion)
         async with httpx.AsyncClient(timeout=10) as console:
             await sign_in_admin(console, hub.url, codes_hub.database_url)
             made = await console.post(f"{hub.url}/api/coupons/batches", json={"promotion": PROMOTION, "count": 8})
@@ -169,6 +174,7 @@ async def test_the_coupons_console(codes_hub: HubConfig, stores_nats: EmbeddedNa
     async with trio.open_nursery() as nursery:
         hub = await nursery.start(run_hub, codes_hub)
         await fleet_world(codes_hub.database_url)
+        await on_database(codes_hub.database_url, code_only_promotion)
         async with httpx.AsyncClient(timeout=10, base_url=hub.url) as console:
             await sign_in_admin(console, hub.url, codes_hub.database_url)
             named = await console.post("/api/coupons", json={"promotion": PROMOTION, "code": "summer10",
@@ -202,3 +208,50 @@ async def test_the_coupons_console(codes_hub: HubConfig, stores_nats: EmbeddedNa
                                                       " ORDER BY seq")
         assert [row["action"] for row in audited] == ["coupon.created", "coupon.batch_created", "coupon.blocked"]
         nursery.cancel_scope.cancel()
+
+
+async def test_a_sale_through_ingest_confirms_its_coupon_and_gift_card(
+        codes_hub: HubConfig, stores_nats: EmbeddedNats) -> None:
+    """The till's path end to end: reserve a code and redeem a gift card over NATS, then the sale.completed v5 and a
+    return.completed v3 through JetStream and the hub's ingest confirm them (once, however often replayed)."""
+    await build_world(codes_hub.database_url)
+    await on_database(codes_hub.database_url, code_only_promotion)
+    async with trio.open_nursery() as nursery:
+        hub = await nursery.start(run_hub, codes_hub)
+        async with httpx.AsyncClient(timeout=10, base_url=hub.url) as console:
+            await sign_in_admin(console, hub.url, codes_hub.database_url)
+            code = (await console.post("/api/coupons/batches", json={"promotion": PROMOTION, "count": 1})).json()[
+                "codes"][0]
+            issued = (await console.post("/api/gift-cards", json={"amount_minor": 1000})).json()
+        digits = issued["number"].replace(" ", "")
+        await _answering(stores_nats)
+        assert isinstance(await _ask(stores_nats, "coupon_reserve", _reserve(code, "c-1")), dict)
+        assert isinstance(await _ask(stores_nats, "gift_card_redeem", {
+            "card": digits, "redemption": "g-1", "amount_minor": 500, "currency": "EUR", "till": "till-1",
+            "actor": "alice"}), dict)
+        assert isinstance(await _ask(stores_nats, "gift_card_refund", {
+            "card": digits, "redemption": "f-1", "amount_minor": 120, "currency": "EUR", "till": "till-1",
+            "actor": "alice"}), dict)
+        sold = sale([coupon(code, "c-1"), coupon("SPRING", "o-1", offline=True)], gift_card=("g-1", 500))
+        back = _return_v3("f-1", 120)
+        events = [(event_subject("demo", "store-001", event.type), event.encode(), None) for event in (sold, back)]
+        await publish(stores_nats, events + events)  # sent twice: the inbox applies each once
+        await wait_until(lambda: _all_confirmed(codes_hub.database_url))
+        await trio.sleep(0.5)
+        used = await query(codes_hub.database_url, "SELECT redemption, state, sale_event FROM coupon_redemptions"
+                                                   " ORDER BY redemption")
+        assert [(row["redemption"], row["state"], row["sale_event"]) for row in used] == [
+            ("c-1", "used", sold.id), ("o-1", "used", sold.id)]
+        assert (await query(codes_hub.database_url, "SELECT uses FROM coupon_codes"))[0]["uses"] == 1
+        ledger = await query(codes_hub.database_url, "SELECT kind, sale_event FROM gift_card_ledger ORDER BY id")
+        assert [(row["kind"], row["sale_event"]) for row in ledger] == [
+            ("issue", None), ("redeem", sold.id), ("refund", back.id)]
+        assert (await _ask(stores_nats, "gift_card_reverse", {"redemption": "g-1", "actor": "alice"})) == 409
+        assert (await _ask(stores_nats, "coupon_release", {"redemption": "c-1", "actor": "alice"})) == 409
+        nursery.cancel_scope.cancel()
+
+
+async def _all_confirmed(database_url: str) -> bool:
+    rows = await query(database_url, "SELECT (SELECT count(*) FROM coupon_redemptions WHERE state = 'used')"
+                                     " + (SELECT count(*) FROM gift_card_ledger WHERE sale_event IS NOT NULL) AS n")
+    return bool(rows[0]["n"] == 4)

@@ -16,8 +16,10 @@ from hub.giftcards import cards, numbers
 from hub.giftcards.privacy import export
 from hub.giftcards.sales import apply_returns, apply_sales
 from novapos import validators
+from novapos.pricing import line_tax
 from novapos.wire.envelope import Envelope
 from novapos.wire.ids import uuid7
+from novapos.wire.schemas import SCHEMAS
 from tests.codes_support import sale
 from tests.events import CUSTOMER
 from tests.fleet import FLEET_WORLD
@@ -154,13 +156,18 @@ async def test_redeem_reverse_refund_are_idempotent(database_url: str) -> None:
 
 
 def _return(redemption: str, amount: int) -> Envelope:
+    """A valid return.completed v3 of one item, refunded `amount` to a gift card by the credit `redemption`."""
     money = {"minor": amount, "currency": "EUR"}
-    body = {"till": "till-2", "session": "s-2", "cashier": "bob", "currency": "EUR",
+    body = {"till": "till-2", "session": "s-2", "cashier": "bob", "currency": "EUR", "approver": "manager",
             "returned": [{"sku": "COF-250", "name": "Ground coffee 250 g", "quantity": 1, "unit_price": money,
-                          "amount": money}], "restocking_fee": {"minor": 0, "currency": "EUR"}, "lines": [],
-            "tenders": [], "refunds": [{"id": "rf-1", "method": "gift_card", "amount": money,
-                                        "gift_card": {"card": "**** 0000", "redemption": redemption}}],
-            "change": {"minor": 0, "currency": "EUR"}, "total": {"minor": -amount, "currency": "EUR"},
-            "approver": "manager"}
-    return Envelope(id=uuid7(), type="return.completed", v=3, tenant="demo", store="store-002", seq=1,
+                          "amount": money, "tax": {"class": "food", "rate_ppm": 70_000, "included": True,
+                                                   "amount": {"minor": line_tax(amount, 70_000, True),
+                                                              "currency": "EUR"}},
+                          "condition": "resaleable", "restock": True}],
+            "restocking_fee": {"minor": 0, "currency": "EUR"}, "lines": [], "tenders": [],
+            "refunds": [{"id": "rf-1", "method": "gift_card", "amount": money,
+                         "gift_card": {"card": "**** 0000", "redemption": redemption}}],
+            "change": {"minor": 0, "currency": "EUR"}, "total": {"minor": -amount, "currency": "EUR"}}
+    SCHEMAS[("return.completed", 3)](body)
+    return Envelope(id=uuid7(), type="return.completed", v=3, tenant="demo", store="store-001", seq=2,
                     ts=1_700_000_000_000, body=body)
