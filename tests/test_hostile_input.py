@@ -539,6 +539,19 @@ HUB_ENDPOINTS = (
     Endpoint("POST", "/api/promotions/{id}/reject"),
     Endpoint("POST", "/api/promotions/{id}/schedule"),
     Endpoint("POST", "/api/promotions/{id}/end"),
+    Endpoint("GET", "/api/coupons"),
+    Endpoint("POST", "/api/coupons"),
+    Endpoint("POST", "/api/coupon-batches"),
+    Endpoint("GET", "/api/coupons/{id}"),
+    Endpoint("POST", "/api/coupons/{id}/block"),
+    Endpoint("POST", "/api/coupons/{id}/unblock"),
+    Endpoint("GET", "/api/gift-cards"),
+    Endpoint("POST", "/api/gift-cards"),
+    Endpoint("POST", "/api/gift-card-lookups"),
+    Endpoint("GET", "/api/gift-cards/{id}"),
+    Endpoint("POST", "/api/gift-cards/{id}/top-ups"),
+    Endpoint("POST", "/api/gift-cards/{id}/block"),
+    Endpoint("POST", "/api/gift-cards/{id}/unblock"),
 )
 """Every route of the hub console; the values a client controls are its path ids and query parameters. They
 are sent signed in as a tenant admin (with the session's CSRF header), so that what answers is the door's
@@ -570,7 +583,8 @@ def _hub_attacks(endpoint: Endpoint, port: int, session: dict[str, str]) -> Iter
                                                                 "/api/drawer-sessions", "/api/returns",
                                                                 "/api/payments/reconciliations",
                                                                 "/api/payments/intents", "/api/promotions",
-                                                                "/api/promotion-diffs") else []:
+                                                                "/api/promotion-diffs", "/api/coupons",
+                                                                "/api/gift-cards") else []:
         yield f"limit={limit[:12]}", 400, request("GET", query=f"?limit={limit}", content=None, headers={})
     for method in {"PUT", "PATCH", "DELETE", "POST", "GET"} - _served(endpoint.path):
         yield f"{method} without a body", 405, request(method, content=None, headers={})
