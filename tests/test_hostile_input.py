@@ -465,6 +465,7 @@ HUB_ENDPOINTS = (
     Endpoint("GET", "/openapi.json"),
     Endpoint("GET", "/static/console.js"),
     Endpoint("GET", "/static/console.css"),
+    Endpoint("GET", "/static/codes.js"),
     Endpoint("POST", "/api/login"),
     Endpoint("POST", "/api/logout"),
     Endpoint("GET", "/api/session"),
