@@ -44,12 +44,13 @@ Stacking. Order: higher `priority` first, then `id` (text order). The in-force p
 `stacking`:
 - combinable: they stack: applied one after the other in that order, each on what the earlier left.
 - best: at most one of them applies, the one best for the customer: for each best promotion B, the chain
-  "the combinable ones plus B" (B in its place in the order) is evaluated; a cart with no best promotion
-  has the one chain of the combinable ones.
+  "the combinable ones plus B" (B in its place in the order) is an option, as is the chain of the combinable
+  ones alone (a B can leave the customer worse off: it can take a line's last place, or spend a later
+  promotion's threshold away).
 - exclusive: applies alone (nothing else on the cart) when that is the best choice for the customer.
-The options are those chains (in the order of their B) followed by each exclusive promotion alone (in the
-order); the result is the option with the largest total discount, the first of them on a tie. A promotion
-that takes nothing off is not in the result.
+The options, in this order: the combinable chain, the chains with each B (in the order of their B), each
+exclusive promotion alone (in the order); the result is the option with the largest total discount, the
+first of them on a tie. A promotion that takes nothing off is not in the result.
 
 Indexing. `Rules` indexes promotions by SKU and category, so a cart looks only at the promotions that can
 match one of its lines (plus those targeting every item): evaluating against 1,000 promotions costs about what
@@ -444,8 +445,8 @@ def evaluate(promotions: Rules | Sequence[Promotion], lines: Sequence[CartLine],
     if not live:
         return Evaluation()
     combinable = [promotion for promotion in live if promotion.stacking == "combinable"]
-    chains: list[list[Promotion]] = [
-        sorted([*combinable, best], key=_order) for best in live if best.stacking == "best"] or [combinable]
+    chains: list[list[Promotion]] = [combinable]
+    chains += [sorted([*combinable, best], key=_order) for best in live if best.stacking == "best"]
     chains += [[promotion] for promotion in live if promotion.stacking == "exclusive"]
     chosen: tuple[Applied, ...] = ()
     most = 0

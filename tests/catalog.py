@@ -16,6 +16,7 @@ from novapos.pricing import Price
 from novapos.wire.catalog import (
     Item,
     Message,
+    PromotionMessage,
     Settings,
     SnapshotHead,
     TaxClass,
@@ -23,6 +24,7 @@ from novapos.wire.catalog import (
     encode,
     encode_chunks,
     encode_head,
+    encode_promotion_chunks,
     snapshot_chunk_subject,
     snapshot_subject,
     subject_of,
@@ -86,12 +88,14 @@ async def publish_catalog(server: EmbeddedNats | str, messages: Iterable[Message
 
 def snapshot_messages(messages: Iterable[Message], snapshot: str, stream_seq: int, *, per_chunk: int = 100,
                       tenant: str = TENANT) -> list[tuple[str, bytes]]:
-    """A snapshot of `messages` (items, tax classes, settings, their last marker giving the version) as the
-    hub publishes it: the chunks, then the head naming `stream_seq` (that marker's sequence on the stream)."""
+    """A snapshot of `messages` (items, tax classes, settings, promotions, their last marker giving the version)
+    as the hub publishes it: the chunks, then the head naming `stream_seq` (that marker's sequence on the
+    stream)."""
     listed = list(messages)
     items = [m for m in listed if isinstance(m, Item)]
     others = [m for m in listed if isinstance(m, TaxClass | Settings)]
     version = [m for m in listed if isinstance(m, VersionMarker)][-1].version
     chunks = encode_chunks(snapshot, items, others, per_chunk)
+    chunks += encode_promotion_chunks(snapshot, [m for m in listed if isinstance(m, PromotionMessage)], len(chunks))
     return [*((snapshot_chunk_subject(tenant, index), data) for index, data in enumerate(chunks)),
             (snapshot_subject(tenant), encode_head(SnapshotHead(snapshot, version, stream_seq, len(chunks))))]

@@ -3,10 +3,13 @@ the sales applier would (for the simulation to replay), and a promotion body as 
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from novapos.wire.envelope import Envelope
+from novapos.wire.ids import uuid7
 from tests.conftest import query
 from tests.stock_world import build_world
 
@@ -41,3 +44,27 @@ async def past_sales(database_url: str, store: str, count: int, *, quantity: int
 def percent_off(name: str, basis_points: int, **more: Any) -> dict[str, Any]:
     return {"name": name, "kind": "percent", "value": basis_points,
             "target": {"skus": [], "categories": ["food/coffee"]}, **more}
+
+
+def _eur(minor: int) -> dict[str, Any]:
+    return {"minor": minor, "currency": "EUR"}
+
+
+def promoted_sale(promotions: list[tuple[str, str, int]], *, version: int, seq: int = 1, store: str = "store-001",
+                  at_ms: int | None = None, quantity: int = 2, sku: str = "COF-250") -> Envelope:
+    """A sale.completed v5 of `quantity` x `sku` at UNIT, the till having applied `promotions` (id, name, amount)
+    with its promotions at catalog version `version`; tax-free, paid in cash."""
+    off = sum(amount for _, _, amount in promotions)
+    amount = UNIT * quantity - off
+    line = {"line": "l1", "sku": sku, "name": "Ground coffee 250 g", "attributes": [], "quantity": quantity,
+            "list_price": _eur(UNIT), "unit_price": _eur(UNIT),
+            "promotions": [{"promotion": p, "name": n, "amount": _eur(a)} for p, n, a in promotions],
+            "order_discount": _eur(0), "amount": _eur(amount), "catalog_version": version,
+            "tax": {"class": "std", "rate_ppm": 0, "included": True, "amount": _eur(0)}}
+    if not promotions:
+        del line["promotions"]
+    body = {"till": "till-1", "session": "s-1", "cashier": "alice", "currency": "EUR", "lines": [line],
+            "promotions_version": version, "total": _eur(amount), "tax_total": _eur(0),
+            "tenders": [{"id": f"t-{seq}", "method": "cash", "amount": _eur(amount)}], "change": _eur(0)}
+    return Envelope(id=uuid7(), type="sale.completed", v=5, tenant="demo", store=store, seq=seq,
+                    ts=at_ms if at_ms is not None else int(time.time() * 1000), body=body)

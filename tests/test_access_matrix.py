@@ -286,6 +286,28 @@ ACTIONS: tuple[Action, ...] = (
            {"role": "cashier", "store": "store-001"}, fresh="user at store-001"),
     Action("POST", "/api/users/{login}/roles/revoke", "/api/users/otto/roles/revoke", by(404, 404, 403, 403),
            {"role": "tenant_admin"}),
+    # customers (hub/customers): records are the tenant's (customers.view anywhere reads them all; customers.manage
+    # anywhere changes them, a home store in reach); export and erase need customers.privacy tenant-wide
+    Action("GET", "/api/customers", "/api/customers", by(200, 200, 200, 403)),
+    Action("GET", "/api/customers", "/api/customers?tenant=other", by(404, 404, 404, 403)),
+    Action("POST", "/api/customers", "/api/customers", by(201, 201, 403, 403), {"name": "Matrix Person"}),
+    Action("POST", "/api/customers", "/api/customers", by(201, 403, 403, 403),
+           {"name": "Matrix South", "home_store": "store-003"}),
+    Action("POST", "/api/customers", "/api/customers", by(404, 404, 403, 403), {"tenant": "other", "name": "X"}),
+    Action("GET", "/api/customers/{id}", "/api/customers/{id}", by(200, 200, 200, 403), fresh="customer of demo"),
+    Action("GET", "/api/customers/{id}", "/api/customers/{id}", by(404, 404, 404, 403), fresh="customer of other"),
+    Action("PATCH", "/api/customers/{id}", "/api/customers/{id}", by(200, 200, 403, 403), {"name": "Renamed"},
+           fresh="customer of demo"),
+    Action("PATCH", "/api/customers/{id}", "/api/customers/{id}", by(404, 404, 403, 403), {"name": "Renamed"},
+           fresh="customer of other"),
+    Action("POST", "/api/customers/{id}/export", "/api/customers/{id}/export", TENANT_WIDE, {},
+           fresh="customer of demo"),
+    Action("POST", "/api/customers/{id}/export", "/api/customers/{id}/export", by(404, 403, 403, 403), {},
+           fresh="customer of other"),
+    Action("POST", "/api/customers/{id}/erase", "/api/customers/{id}/erase", TENANT_WIDE, {"reason": "matrix"},
+           fresh="customer of demo"),
+    Action("POST", "/api/customers/{id}/erase", "/api/customers/{id}/erase", by(404, 403, 403, 403),
+           {"reason": "matrix"}, fresh="customer of other"),
 )
 
 ELSEWHERE: dict[tuple[str, str], str] = {
@@ -323,7 +345,9 @@ SELECT (SELECT coalesce(sum(version), 0) FROM catalog_versions) AS catalog,
        (SELECT count(*) FROM dead_letters WHERE redriven_at IS NOT NULL) AS redriven,
        (SELECT coalesce(sum(seq), 0) FROM audit_heads) AS audited,
        (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM user_roles) AS roles,
-       (SELECT coalesce(sum(hashtext(name || active::text || coalesce(password_hash, ''))), 0) FROM users) AS people
+       (SELECT coalesce(sum(hashtext(name || active::text || coalesce(password_hash, ''))), 0) FROM users) AS people,
+       (SELECT coalesce(sum(hashtext(coalesce(name, '') || coalesce(erased_at::text, ''))), 0) FROM customers)
+           AS customers
 """
 """Everything a console change could touch, in one row: a refused request must leave it as it was."""
 
@@ -341,6 +365,12 @@ async def _sale(database_url: str, tenant: str, store: str) -> str:
                                      " (gen_random_uuid(), $1, $2, 1, 'till-1', 's', 'alice', 'EUR', 499, 499, 0, now())"
                                      " RETURNING event_id::text", tenant, store)
     return str(rows[0]["event_id"])
+
+
+async def _customer(database_url: str, tenant: str) -> str:
+    rows = await query(database_url, "INSERT INTO customers (tenant, id, name, created_by) VALUES"
+                                     " ($1, gen_random_uuid(), 'Fresh Customer', 'test') RETURNING id::text", tenant)
+    return str(rows[0]["id"])
 
 
 async def _drawer_session(database_url: str, tenant: str, store: str) -> str:
@@ -401,6 +431,8 @@ class World:
                 "reconciliation run of demo": lambda: _reconciliation(url, "demo"),
                 "reconciliation run of other": lambda: _reconciliation(url, "other"),
                 "user at store-001": lambda: _user(url, "store-001"),
+                "customer of demo": lambda: _customer(url, "demo"),
+                "customer of other": lambda: _customer(url, "other"),
                 "user at store-003": lambda: _user(url, "store-003")}
 
 

@@ -30,14 +30,16 @@ HOSTILE: list[Any] = [
     [["galaxy", "s-1", 0, 1]], [["tenant", "", 0]], [["tenant", "", 0, 1.0]], [["tenant", None, 0, 1]],
     [["region", "north\n", 0, 1]], [("tenant", "", 0, 1)],
     [["size", "M"]] * (MAX_ATTRIBUTES + 1), ["0" * 13] * (MAX_BARCODES + 1), ["0" * 13, "bad code"],
+    "food/dairy", "food//dairy", "/food", "food/", "a/b/c/d/e/f/g/h", "a/b/c/d/e/f/g/h/i", "/".join(["x" * 60] * 4),
+    "food/da iry", "food/é",
 ]
-FIELDS = ("sku", "product", "name", "attributes", "tax_class", "barcodes", "prices", "active", "version")
+FIELDS = ("sku", "product", "name", "attributes", "tax_class", "barcodes", "prices", "active", "version", "category")
 
 
 def good_body() -> dict[str, Any]:
     return {"sku": "SKU-1", "product": "P-1", "name": "Ground coffee 250 g",
             "attributes": [["size", "M"], ["colour", "rouge fonc\u00e9"]], "tax_class": "food",
-            "barcodes": ["4006381333931", "0" * 128], "active": True, "version": 7,
+            "barcodes": ["4006381333931", "0" * 128], "active": True, "version": 7, "category": "food/dairy/cheese",
             "prices": [["tenant", "", 0, 499], ["region", "north", 1_700_000_000_000, 459], ["store", "s-1", 0, 0]]}
 
 

@@ -21,6 +21,7 @@ from actors.payments.asking import HubRefused, HubUnreachable
 from hub.app import run_hub
 from hub.audit.verify import verify
 from hub.customers import records
+from hub.customers.demo import DEMO_CUSTOMERS, seed_demo_customers
 from hub.db import create_pool
 from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
@@ -212,3 +213,20 @@ async def test_customers_at_the_till_and_in_the_console_with_export_and_erasure(
 
 async def _has(database_url: str, sql: str, expected: int, *args: Any) -> bool:
     return (await query(database_url, sql, *args))[0][0] == expected
+
+
+async def test_the_demo_customers_are_seeded_once_and_found_as_a_till_would(database_url: str) -> None:
+    await build_world(database_url)
+
+    async def run() -> tuple[int, int, list[str]]:
+        pool = await create_pool(database_url)
+        try:
+            first, again = await seed_demo_customers(pool, "demo"), await seed_demo_customers(pool, "demo")
+            async with pool.acquire() as conn:
+                found = await records.find(conn, "demo", "0049 30 1234 5678")
+            return first, again, [customer["card_number"] for customer in found]
+        finally:
+            await pool.close()
+    first, again, cards = await trio.to_thread.run_sync(asyncio.run, run())
+    assert (first, again, cards) == (3, 0, ["27000000000017"])
+    assert all(records.luhn_digit(card[:-1]) == int(card[-1]) for _, card, *_ in DEMO_CUSTOMERS)

@@ -464,6 +464,7 @@ HUB_ENDPOINTS = (
     Endpoint("GET", "/metrics"),
     Endpoint("GET", "/openapi.json"),
     Endpoint("GET", "/static/console.js"),
+    Endpoint("GET", "/static/promotions.js"),
     Endpoint("GET", "/static/console.css"),
     Endpoint("GET", "/static/codes.js"),
     Endpoint("POST", "/api/login"),
@@ -540,6 +541,12 @@ HUB_ENDPOINTS = (
     Endpoint("POST", "/api/promotions/{id}/reject"),
     Endpoint("POST", "/api/promotions/{id}/schedule"),
     Endpoint("POST", "/api/promotions/{id}/end"),
+    Endpoint("GET", "/api/customers"),
+    Endpoint("POST", "/api/customers"),
+    Endpoint("GET", "/api/customers/{id}"),
+    Endpoint("PATCH", "/api/customers/{id}"),
+    Endpoint("POST", "/api/customers/{id}/export"),
+    Endpoint("POST", "/api/customers/{id}/erase"),  # hostile fields: tests/test_customers_hostile.py
     Endpoint("GET", "/api/coupons"),
     Endpoint("POST", "/api/coupons"),
     Endpoint("POST", "/api/coupon-batches"),
@@ -584,8 +591,8 @@ def _hub_attacks(endpoint: Endpoint, port: int, session: dict[str, str]) -> Iter
                                                                 "/api/drawer-sessions", "/api/returns",
                                                                 "/api/payments/reconciliations",
                                                                 "/api/payments/intents", "/api/promotions",
-                                                                "/api/promotion-diffs", "/api/coupons",
-                                                                "/api/gift-cards") else []:
+                                                                "/api/promotion-diffs", "/api/customers",
+                                                                "/api/coupons", "/api/gift-cards") else []:
         yield f"limit={limit[:12]}", 400, request("GET", query=f"?limit={limit}", content=None, headers={})
     for method in {"PUT", "PATCH", "DELETE", "POST", "GET"} - _served(endpoint.path):
         yield f"{method} without a body", 405, request(method, content=None, headers={})

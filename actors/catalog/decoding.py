@@ -17,6 +17,7 @@ from actors.catalog.local import ItemRow, attributes_json, item_row
 from novapos.validators import Invalid
 from novapos.wire.catalog import (
     Item,
+    PromotionMessage,
     Settings,
     TaxClass,
     VersionMarker,
@@ -26,7 +27,7 @@ from novapos.wire.catalog import (
     unpack,
 )
 
-Decoded = ItemRow | TaxClass | Settings | VersionMarker | str | None
+Decoded = ItemRow | TaxClass | Settings | PromotionMessage | VersionMarker | str | None
 """A message as the sync applies it; a str says why the message was refused; None: a snapshot's message,
 not the per-item path's (the sync reads snapshots apart, actors.catalog.snapshot)."""
 
@@ -44,11 +45,11 @@ def snapshot_item(body: dict[str, Any]) -> ItemRow | str:
 def _row(body: dict[str, Any]) -> ItemRow:
     return (body["sku"], body["product"], body["name"], attributes_json(tuple((a, v) for a, v in body["attributes"])),
             body["tax_class"], body.get("active") is True, body["version"], tuple(body["barcodes"]),
-            tuple([field for price in body["prices"] for field in price]))
+            tuple([field for price in body["prices"] for field in price]), body.get("category") or "")
 
 
 def decode_one(subject: str, data: bytes) -> Decoded:
-    """One message of catalog.<tenant>.<kind>[.<id>]: an item's row, a tax class, settings, a marker, or
+    """One message of catalog.<tenant>.<kind>[.<id>]: an item's row, a tax class, a promotion, settings, a marker, or
     the reason it is malformed (whatever a hostile body raises is a reason, never a crash)."""
     parts = subject.split(".")
     try:
@@ -66,6 +67,8 @@ def decode_one(subject: str, data: bytes) -> Decoded:
             return item_row(message)
         if isinstance(message, TaxClass) and parts[3:] != [message.tax_class]:
             raise Invalid("tax class", f"{message.tax_class} came on another subject")
+        if isinstance(message, PromotionMessage) and parts[3:] != [message.promotion.id]:
+            raise Invalid("promotion", f"{message.promotion.id} came on another subject")
         return message
     except (Invalid, ValueError, TypeError) as exc:
         return str(exc) or type(exc).__name__

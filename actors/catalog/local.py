@@ -10,6 +10,11 @@ a change. Each till reads through its own read-only connection, every lookup in 
 A scan is two primary-key lookups (barcode -> sku -> item) plus the item's prices and its tax rate:
 well under a millisecond at 100,000 items (bench/catalog_sync.py measures it).
 
+Promotions travel with the catalog (novapos.wire.catalog): a promotion's row (its wire body as JSON) is
+applied in the same transaction as its catalog version, so a till never evaluates a promotion against a
+catalog of another version. `LocalCatalog.promotions` gives a till the store's active promotions, indexed
+for the engine (novapos.promotions.Rules) once per catalog version, offline too.
+
 The meta row says which catalog version is applied, the last stream sequence applied (where the sync
 resumes) and the stream's identity (its creation time: a stream rebuilt on the hub has another one).
 """
@@ -17,6 +22,7 @@ resumes) and the stream's identity (its creation time: a stream rebuilt on the h
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -26,7 +32,11 @@ from pathlib import Path
 
 from actors.storage.db import immediate
 from novapos.pricing import Price, effective_price
-from novapos.wire.catalog import Item, Message, Settings, TaxClass, VersionMarker
+from novapos.promotions import Context, Promotion, Rules, from_wire, in_force, to_wire
+from novapos.validators import Invalid
+from novapos.wire.catalog import Item, Message, Other, PromotionMessage, TaxClass, VersionMarker
+
+log = logging.getLogger(__name__)
 
 FILE_NAME = "catalog.sqlite3"
 BUSY_WAIT_S = 2.0  # a reader waits this long for a checkpoint; only the sync writes here
@@ -39,7 +49,8 @@ CREATE TABLE IF NOT EXISTS items (
     attributes TEXT NOT NULL,
     tax_class  TEXT NOT NULL,
     active     INTEGER NOT NULL,
-    version    INTEGER NOT NULL
+    version    INTEGER NOT NULL,
+    category   TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS barcodes (
     barcode TEXT PRIMARY KEY,
@@ -65,6 +76,12 @@ CREATE TABLE IF NOT EXISTS tax_rates (
     rate_ppm  INTEGER NOT NULL,
     PRIMARY KEY (tax_class, region)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS promotions (
+    id      TEXT PRIMARY KEY,
+    active  INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    body    TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS settings (
     only_row           INTEGER PRIMARY KEY CHECK (only_row = 1),
     currency           TEXT NOT NULL,
@@ -80,12 +97,15 @@ CREATE TABLE IF NOT EXISTS meta (
 INSERT OR IGNORE INTO meta (only_row, catalog_version, stream_seq, stream_id) VALUES (1, 0, 0, '');
 """
 
-_TABLES = ("items", "barcodes", "prices", "tax_classes", "tax_rates", "settings")
+_TABLES = ("items", "barcodes", "prices", "tax_classes", "tax_rates", "promotions", "settings")
+BEFORE_CATEGORIES = "before-categories"
+"""The stream identity a file made before items had a category is given when its items table gains the column:
+no stream has it, so the sync resyncs in full (every item again, with its category) while the tills sell on."""
 
 
-ItemRow = tuple[str, str, str, str, str, bool, int, tuple[str, ...], tuple[str | int, ...]]
+ItemRow = tuple[str, str, str, str, str, bool, int, tuple[str, ...], tuple[str | int, ...], str]
 """An item as the local catalog stores it: sku, product, name, attributes (JSON), tax class, active,
-version, barcodes, prices flat (scope, scope_id, effective_from_ms, minor, then the next price's).
+version, barcodes, prices flat (scope, scope_id, effective_from_ms, minor, then the next price's), category.
 
 Plain values nested at most two deep, so that the garbage collector stops tracking a row at its
 second pass: a tuple of tuples of tuples stays tracked into the oldest generation, and a cold sync's
@@ -96,7 +116,7 @@ def item_row(item: Item) -> ItemRow:
     return (item.sku, item.product, item.name, attributes_json(item.attributes), item.tax_class, item.active,
             item.version, item.barcodes,
             tuple([field for price in item.prices for field in (price.scope, price.scope_id, price.effective_from_ms,
-                                                                 price.minor)]))
+                                                                 price.minor)]), item.category)
 
 
 @lru_cache(maxsize=4096)
@@ -129,6 +149,25 @@ class Offer:
     included: bool
     attributes: tuple[tuple[str, str], ...] = ()
     """The variant's (attribute, value) pairs (size, colour), at most 3, shown on its line and receipt."""
+    category: str = ""
+    """The product's category path ("food/dairy"), "" for none: what promotions target besides the SKU."""
+
+
+@dataclass(frozen=True)
+class StorePromotions:
+    """The promotions a store may apply, read in one snapshot with the catalog version they came with."""
+    catalog_version: int
+    rules: Rules
+    """The store's active promotions (those scoped to it or to the whole tenant), indexed for evaluate();
+    evaluate() checks each one's time window, coupon and customer conditions per cart."""
+
+    def by_public_code(self, code: str) -> Promotion | None:
+        """The active promotion one of whose public codes is `code` (which a till may accept offline)."""
+        return next((promotion for promotion in self.rules.promotions if code in promotion.public_codes), None)
+
+    def in_force(self, context: Context) -> list[Promotion]:
+        """The promotions in force in `context` (for the till's list of today's promotions)."""
+        return [promotion for promotion in self.rules.promotions if in_force(promotion, context)]
 
 
 def catalog_path(state_dir: Path) -> Path:
@@ -158,9 +197,13 @@ class CatalogWriter:
         self._staged: set[str] | None = None
         """SKUs staged into tables that were empty when the transaction began (None: they were not)."""
         with immediate(self._db):
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(items)")}
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
+            if columns and "category" not in columns:
+                self._db.execute("ALTER TABLE items ADD COLUMN category TEXT NOT NULL DEFAULT ''")
+                self._db.execute("UPDATE meta SET stream_id = ?", (BEFORE_CATEGORIES,))
 
 
     def meta(self) -> Meta:
@@ -181,9 +224,9 @@ class CatalogWriter:
             self._db.execute(f"DELETE FROM {table}")
         self._staged = set()
 
-    def stage(self, items: Sequence[ItemRow], others: Iterable[TaxClass | Settings] = ()) -> None:
-        """Apply items (as item_row made them), tax classes and settings in the open transaction (opened if
-        need be): each is its subject's whole truth, so it replaces what was there."""
+    def stage(self, items: Sequence[ItemRow], others: Iterable[Other] = ()) -> None:
+        """Apply items (as item_row made them), tax classes, promotions and settings in the open transaction
+        (opened if need be): each is its subject's whole truth, so it replaces what was there."""
         self._begin()
         rows = list({row[0]: row for row in items}.values())  # an item twice in one batch: its last
         if rows:
@@ -196,8 +239,8 @@ class CatalogWriter:
                 self._db.executemany("DELETE FROM barcodes WHERE sku = ?", skus)
                 self._db.executemany("DELETE FROM prices WHERE sku = ?", skus)
             self._db.executemany(
-                "INSERT OR REPLACE INTO items (sku, product, name, attributes, tax_class, active, version) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)", [row[:7] for row in rows])
+                "INSERT OR REPLACE INTO items (sku, product, name, attributes, tax_class, active, version, category) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(*row[:7], row[9]) for row in rows])
             self._db.executemany("INSERT OR REPLACE INTO barcodes (barcode, sku) VALUES (?, ?)",
                                  [(code, row[0]) for row in rows for code in row[7]])
             self._db.executemany(
@@ -210,6 +253,10 @@ class CatalogWriter:
                 self._db.execute("DELETE FROM tax_rates WHERE tax_class = ?", (message.tax_class,))
                 self._db.executemany("INSERT INTO tax_rates (tax_class, region, rate_ppm) VALUES (?, ?, ?)",
                                      [(message.tax_class, region, rate) for region, rate in message.rates])
+            elif isinstance(message, PromotionMessage):
+                self._db.execute("INSERT OR REPLACE INTO promotions (id, active, version, body) VALUES (?, ?, ?, ?)",
+                                 (message.promotion.id, message.active, message.promotion.version,
+                                  json.dumps(to_wire(message.promotion), separators=(",", ":"))))
             else:
                 self._db.execute("INSERT OR REPLACE INTO settings (only_row, currency, prices_include_tax, version) "
                                  "VALUES (1, ?, ?, ?)", (message.currency, message.prices_include_tax, message.version))
@@ -237,7 +284,7 @@ def write_catalog(state_dir: Path, messages: Iterable[Message], stream_id: str =
     writer = CatalogWriter(catalog_path(state_dir))
     try:
         items: list[ItemRow] = []
-        others: list[TaxClass | Settings] = []
+        others: list[Other] = []
         for message in messages:
             if isinstance(message, VersionMarker):
                 writer.stage(items, others)
@@ -263,6 +310,7 @@ class LocalCatalog:
         self._store = store
         self._region = region
         self._db: sqlite3.Connection | None = None
+        self._promotions: StorePromotions | None = None
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
@@ -285,6 +333,29 @@ class LocalCatalog:
         with self._snapshot() as db:
             return int(db.execute("SELECT catalog_version FROM meta").fetchone()[0])
 
+    def promotions(self) -> StorePromotions:
+        """The store's active promotions at the catalog version the tills sell from (see StorePromotions),
+        decoded and indexed once per version. Each body is checked again by from_wire: a row that no longer
+        passes (a file edited by hand, a newer hub's rule this code does not know) is left out and logged,
+        never applied half-understood."""
+        with self._snapshot() as db:
+            version = int(db.execute("SELECT catalog_version FROM meta").fetchone()[0])
+            if self._promotions is not None and self._promotions.catalog_version == version:
+                return self._promotions
+            bodies = db.execute("SELECT id, body FROM promotions WHERE active ORDER BY id").fetchall()
+        store: list[Promotion] = []
+        for promotion_id, body in bodies:
+            try:
+                promotion = from_wire(json.loads(body))
+            except (Invalid, ValueError) as exc:
+                log.warning("catalog: promotion %s of catalog version %d left out: %s", promotion_id, version, exc)
+                continue
+            if (not promotion.stores and not promotion.regions) or self._store in promotion.stores \
+                    or self._region in promotion.regions:
+                store.append(promotion)
+        self._promotions = StorePromotions(version, Rules(store))
+        return self._promotions
+
     def offer(self, code: str, at_ms: int) -> Offer | str:
         """What a scan of `code` (a barcode, else a SKU) sells at `at_ms`: an Offer, or a sentence saying
         why it cannot be sold (unknown, inactive, no price in force, no tax rate for this region)."""
@@ -295,17 +366,17 @@ class LocalCatalog:
             return str(exc)
 
     def _offer(self, db: sqlite3.Connection, code: str, at_ms: int) -> Offer | str:
-        row = db.execute("SELECT i.sku, i.name, i.tax_class, i.active, i.attributes FROM barcodes b JOIN items i "
-                         "ON i.sku = b.sku WHERE b.barcode = ?", (code,)).fetchone()
+        row = db.execute("SELECT i.sku, i.name, i.tax_class, i.active, i.attributes, i.category FROM barcodes b "
+                         "JOIN items i ON i.sku = b.sku WHERE b.barcode = ?", (code,)).fetchone()
         if row is None:
-            row = db.execute("SELECT sku, name, tax_class, active, attributes FROM items WHERE sku = ?",
+            row = db.execute("SELECT sku, name, tax_class, active, attributes, category FROM items WHERE sku = ?",
                              (code,)).fetchone()
         if row is None:
             return f"no item has barcode or SKU {code!r} in this store's catalog"
         return self._sellable(db, row, at_ms)
 
-    def _sellable(self, db: sqlite3.Connection, row: tuple[str, str, str, int, str], at_ms: int) -> Offer | str:
-        sku, name, tax_class, active, attributes = row
+    def _sellable(self, db: sqlite3.Connection, row: tuple[str, str, str, int, str, str], at_ms: int) -> Offer | str:
+        sku, name, tax_class, active, attributes, category = row
         if not active:
             return f"{name} ({sku}) is no longer sold: it is inactive in the catalog"
         prices = [Price(*price) for price in db.execute(
@@ -324,7 +395,7 @@ class LocalCatalog:
         version = db.execute("SELECT catalog_version FROM meta").fetchone()[0]
         return Offer(sku=sku, name=name, catalog_version=version, unit_minor=price.minor, currency=settings[0],
                      tax_class=tax_class, rate_ppm=rate[0], included=bool(settings[1]),
-                     attributes=tuple((str(a), str(v)) for a, v in json.loads(attributes)))
+                     attributes=tuple((str(a), str(v)) for a, v in json.loads(attributes)), category=category)
 
     def page(self, query: str, after: str, limit: int, at_ms: int) -> tuple[list[Offer | str], list[str], str | None]:
         """Up to `limit` active items whose SKU follows `after`, matching `query` (a SKU or barcode prefix,
@@ -343,7 +414,8 @@ class LocalCatalog:
                                   (after, limit + 1)).fetchall()
             skus = [row[0] for row in rows[:limit]]
             offers = [self._sellable(db, db.execute(
-                "SELECT sku, name, tax_class, active, attributes FROM items WHERE sku = ?", (sku,)).fetchone(), at_ms) for sku in skus]
+                "SELECT sku, name, tax_class, active, attributes, category FROM items WHERE sku = ?",
+                (sku,)).fetchone(), at_ms) for sku in skus]
             barcodes = [(db.execute("SELECT min(barcode) FROM barcodes WHERE sku = ?", (sku,)).fetchone()[0] or "")
                         for sku in skus]
         return offers, barcodes, skus[-1] if len(rows) > limit else None

@@ -24,9 +24,8 @@ from actors.catalog.pull import Puller
 from novapos.adapters.nats import NatsLink
 from novapos.validators import Invalid
 from novapos.wire.catalog import (
-    Settings,
+    Other,
     SnapshotHead,
-    TaxClass,
     catalog_stream,
     decode_chunk,
     decode_head,
@@ -36,8 +35,9 @@ from novapos.wire.catalog import (
 READ_TIMEOUT_S = 30.0  # a snapshot of 100,000 items is about 13 MB: a second or two on a store's link
 CHUNK_BATCH = 64
 
-Loaded = tuple[SnapshotHead, list[ItemRow], list[TaxClass | Settings], list[str]]
-"""A usable snapshot: its head, its item rows, tax classes and settings, and the reasons items were refused."""
+Loaded = tuple[SnapshotHead, list[ItemRow], list[Other], list[str]]
+"""A usable snapshot: its head, its item rows, tax classes, settings and promotions, and the reasons items were
+refused."""
 
 
 async def last_per_subject(link: NatsLink, tenant: str, subjects: str, batch: int) -> list[bytes]:
@@ -105,7 +105,7 @@ def without_cycle_collection() -> Iterator[None]:
 
 
 def _rows(head: SnapshotHead, chunks: list[bytes]) -> Loaded | str:
-    found: dict[int, tuple[list[ItemRow], tuple[TaxClass | Settings, ...]]] = {}
+    found: dict[int, tuple[list[ItemRow], tuple[Other, ...]]] = {}
     refused: list[str] = []
     for data in chunks:
         try:

@@ -46,7 +46,7 @@ from actors.catalog.snapshot import READ_TIMEOUT_S, read_snapshot, snapshot_rows
 from actors.storage.db import is_busy
 from edge_runtime import Actor, AsyncioSeam, Backoff
 from novapos.adapters.nats import NatsLink
-from novapos.wire.catalog import Settings, TaxClass, VersionMarker, catalog_stream, following_subjects
+from novapos.wire.catalog import Other, VersionMarker, catalog_stream, following_subjects
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class CatalogSyncActor(Actor):
         self._writer: CatalogWriter | None = None
         self._reading: Reading | None = None
         self._items: list[ItemRow] = []  # received after the last marker, staged at the next
-        self._others: list[TaxClass | Settings] = []
+        self._others: list[Other] = []
         self._failures = 0
         self._since = time.monotonic()
 

@@ -39,6 +39,9 @@ class ProductChange:
     attributes: tuple[str, ...]
     active: bool
     variants: tuple[VariantChange, ...]
+    category: str | None = None
+    """A path such as "food/dairy/cheese" (promotions target it and everything below it); "": none; None (the
+    field left out): the product keeps the one it has."""
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,9 @@ def product_from_json(body: dict[str, Any]) -> ProductChange:
         _unique("variants' attribute values", [" / ".join(variant.values) for variant in variants])
     return ProductChange(product=validators.token("product", body.get("product")), name=name,
                          tax_class=validators.token("tax_class", body.get("tax_class")), attributes=names,
-                         active=_flag("active", body.get("active"), True), variants=tuple(variants))
+                         active=_flag("active", body.get("active"), True), variants=tuple(variants),
+                         category=None if "category" not in body else "" if body["category"] in (None, "") else
+                         validators.category("category", body["category"]))
 
 
 def barcodes_from_json(body: dict[str, Any]) -> BarcodesChange:

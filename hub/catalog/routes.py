@@ -104,7 +104,7 @@ OPENAPI: dict[str, Any] = {"paths": {
         "product": _TOKEN, "name": _TEXT, "tax_class": _TOKEN, "attributes": {"type": "array", "items": {"type": "string"}},
         "active": {"type": "boolean"}, "version": {"type": "integer"}, "variants": {"type": "integer"}}},
     "Product": {"type": "object", "properties": {
-        "product": _TOKEN, "name": _TEXT, "tax_class": _TOKEN, "attributes": {"type": "array", "items": {"type": "string"}},
+        "product": _TOKEN, "name": _TEXT, "tax_class": _TOKEN, "category": {"type": ["string", "null"]}, "attributes": {"type": "array", "items": {"type": "string"}},
         "active": {"type": "boolean"}, "version": {"type": "integer"},
         "variants": {"type": "array", "items": {"type": "object", "properties": {
             "sku": _TOKEN, "name": _TEXT, "values": {"type": "array", "items": {"type": "string"}},
@@ -124,6 +124,9 @@ OPENAPI: dict[str, Any] = {"paths": {
         "published_version": {"type": "integer", "minimum": 0, "description": "the version on the stores' stream"}}},
     "ProductChange": {"type": "object", "required": ["product", "name", "tax_class"], "properties": {
         "tenant": _TENANT_FIELD, "product": _TOKEN, "name": _TEXT, "tax_class": _TOKEN,
+        "category": {"type": ["string", "null"], "maxLength": validators.MAX_CATEGORY_LENGTH,
+                     "pattern": f"^({validators.CATEGORY_PATTERN})?$", "description": "a path, food/dairy/cheese "
+                     "(promotions target it and everything below it); null or '': none; left out: unchanged"},
         "attributes": {"type": "array", "maxItems": 3, "items": {"type": "string"}, "description": "size, colour..."},
         "active": {"type": "boolean", "default": True},
         "variants": {"type": "array", "maxItems": changes.MAX_VARIANTS, "items": {"type": "object",

@@ -77,11 +77,13 @@ async def save_product(pool: asyncpg.Pool, tenant: str, change: ProductChange, a
                 raise Invalid("attributes", f"change from {', '.join(old) or 'none'} to {', '.join(change.attributes) or 'none'} "
                                             f"needs new values for every variant; list {', '.join(r['sku'] for r in left)} too")
         await conn.execute(
-            "INSERT INTO products (tenant, product, name, tax_class, attributes, active, version)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant, product) DO UPDATE SET name = EXCLUDED.name,"
-            " tax_class = EXCLUDED.tax_class, attributes = EXCLUDED.attributes, active = EXCLUDED.active,"
-            " version = EXCLUDED.version",
-            tenant, change.product, change.name, change.tax_class, list(change.attributes), change.active, version)
+            "INSERT INTO products (tenant, product, name, tax_class, attributes, active, version, category)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8::text, '')) ON CONFLICT (tenant, product) DO UPDATE SET"
+            " name = EXCLUDED.name, tax_class = EXCLUDED.tax_class, attributes = EXCLUDED.attributes,"
+            " active = EXCLUDED.active, version = EXCLUDED.version,"
+            " category = CASE WHEN $8::text IS NULL THEN products.category ELSE EXCLUDED.category END",
+            tenant, change.product, change.name, change.tax_class, list(change.attributes), change.active, version,
+            change.category)
         await conn.executemany(
             "INSERT INTO variants (tenant, sku, product, attribute_values, name, active, version)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant, sku) DO UPDATE SET"
@@ -93,7 +95,8 @@ async def save_product(pool: asyncpg.Pool, tenant: str, change: ProductChange, a
         await conn.execute("UPDATE variants SET version = $3 WHERE tenant = $1 AND product = $2",
                            tenant, change.product, version)
         await record(conn, Entry(tenant, actor, "catalog.product_saved", target=change.product, details={
-            "name": change.name, "tax_class": change.tax_class, "active": change.active, "version": version,
+            "name": change.name, "tax_class": change.tax_class, "category": change.category, "active": change.active,
+            "version": version,
             "skus": [variant.sku for variant in change.variants][:50], "variants": len(change.variants)}))
         return version
 
@@ -187,7 +190,7 @@ async def settings(pool: asyncpg.Pool, tenant: str) -> dict[str, Any]:
 
 
 SEARCH_SQL = (
-    "SELECT p.product, p.name, p.tax_class, p.attributes, p.active, p.version,"
+    "SELECT p.product, p.name, p.tax_class, p.category, p.attributes, p.active, p.version,"
     " (SELECT count(*) FROM variants v WHERE v.tenant = p.tenant AND v.product = p.product) AS variants"
     " FROM products p WHERE p.tenant = $1 AND p.product > $2 AND ($3 = '' OR p.product = $3"
     "  OR p.name ILIKE '%' || $4 || '%'"
@@ -209,7 +212,7 @@ async def product(pool: asyncpg.Pool, tenant: str, product: str) -> dict[str, An
     """One product with its variants, each with its barcodes and every price (scope, start, amount)."""
     async with pool.acquire() as conn:
         await tenant_row(conn, tenant)
-        row = await conn.fetchrow("SELECT product, name, tax_class, attributes, active, version FROM products"
+        row = await conn.fetchrow("SELECT product, name, tax_class, category, attributes, active, version FROM products"
                                   " WHERE tenant = $1 AND product = $2", tenant, product)
         if row is None:
             raise NotFound(f"there is no product {validators.describe(product)} in {tenant}")

@@ -130,18 +130,19 @@ AT_VERSION_SQL = (
     " (tenant, promotion, revision) WHERE l.tenant = $1 AND l.from_version <= $2"
     " AND (l.until_version IS NULL OR l.until_version > $2) ORDER BY r.promotion")
 
-_at_version: dict[tuple[str, str, int], tuple[engine.Promotion, ...]] = {}
+_at_version: dict[tuple[str, str, int], engine.Rules] = {}
 MAX_CACHED_VERSIONS = 4096
 
 
-async def at_version(conn: asyncpg.Connection, tenant: str, version: int, current: int) -> tuple[engine.Promotion, ...]:
-    """The revisions a store's copy held at catalog version `version` (the tenant's catalog being at `current`).
-    Cached per (database, tenant, version) once `version` <= `current`: a past version's set never changes."""
+async def at_version(conn: asyncpg.Connection, tenant: str, version: int, current: int) -> engine.Rules:
+    """The revisions a store's copy held at catalog version `version` (the tenant's catalog being at `current`), as
+    the engine's Rules (built once per version). Cached per (database, tenant, version) once `version` <=
+    `current`: a past version's set never changes."""
     database = await conn.fetchval("SELECT current_database()") if version <= current else None
     key = (str(database), tenant, version)
     if database is not None and key in _at_version:
         return _at_version[key]
-    found = tuple(promotion_of(row["body"]) for row in await conn.fetch(AT_VERSION_SQL, tenant, version))
+    found = engine.Rules(promotion_of(row["body"]) for row in await conn.fetch(AT_VERSION_SQL, tenant, version))
     if database is not None:
         if len(_at_version) >= MAX_CACHED_VERSIONS:
             _at_version.clear()

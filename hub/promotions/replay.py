@@ -50,11 +50,11 @@ def cart(body: Mapping[str, Any], categories: Mapping[str, str]) -> list[engine.
             for line in body["lines"] if "override" not in line]
 
 
-def context(event: Envelope, region: str, currency: str, promotions: Sequence[engine.Promotion]) -> engine.Context:
+def context(event: Envelope, region: str, currency: str, promotions: engine.Rules) -> engine.Context:
     body = event.body
     customer = body.get("customer", {}).get("id")
     applied = {promotion["promotion"] for line in body["lines"] for promotion in line.get("promotions", ())}
-    tiers = [tier for promotion in promotions if promotion.id in applied for tier in sorted(promotion.tiers)]
+    tiers = [tier for promotion in promotions.promotions if promotion.id in applied for tier in sorted(promotion.tiers)]
     return engine.Context(store=event.store, region=region, at_ms=event.ts,
                           coupons=frozenset(coupon["promotion"] for coupon in body.get("coupons", ())),
                           customer=customer, tier=tiers[0] if customer is not None and tiers else None,

@@ -83,8 +83,10 @@ async def _write_revision(conn: asyncpg.Connection, tenant: str, promotion: engi
         sorted(promotion.stores), state)
 
 
-async def create(pool: asyncpg.Pool, tenant: str, body: dict[str, Any], actor: str, check: Check) -> dict[str, Any]:
-    promotion_id = uuid.uuid4()
+async def create(pool: asyncpg.Pool, tenant: str, body: dict[str, Any], actor: str, check: Check,
+                 promotion_id: uuid.UUID | None = None) -> dict[str, Any]:
+    """A draft, revision 1 (its id made here unless given: the demo's are fixed)."""
+    promotion_id = promotion_id or uuid.uuid4()
     async with pool.acquire() as conn, conn.transaction():
         currency, timezone = await _tenant(conn, tenant)
         promotion = parse(body, promotion=promotion_id, revision=1, currency=currency, timezone=timezone)

@@ -21,8 +21,10 @@ from pathlib import Path
 import asyncpg
 
 from hub.catalog.demo import seed_demo_catalog
+from hub.customers.demo import seed_demo_customers
 from hub.db import close_pool, create_pool, migrate
 from hub.identity.users import Grant, create_user
+from hub.promotions.demo import seed_demo_promotions
 from hub.tenancy import service
 from hub.tenancy.credentials import new_seed, public_key, read_seed, write_seed
 from hub.tenancy.nats_auth import authorization, write_atomically
@@ -115,6 +117,8 @@ def provision_demo(database_url: str, folder: Path) -> DemoCredentials:
             await migrate(pool)
             credentials = await _provision(pool, folder)
             await seed_demo_catalog(pool, TENANT)  # only while the tenant has no products: an admin's edits stay
+            await seed_demo_customers(pool, TENANT)
+            await seed_demo_promotions(pool, TENANT)  # categories and promotions, while it has none
             return credentials
         finally:
             await close_pool(pool)

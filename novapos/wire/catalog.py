@@ -132,6 +132,11 @@ class PromotionMessage:
     promotion: promotions.Promotion
     active: bool
 
+    @property
+    def version(self) -> int:
+        """The promotion's version, as every catalog message has one."""
+        return self.promotion.version
+
 
 @dataclass(frozen=True)
 class TaxClass:

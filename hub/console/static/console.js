@@ -306,6 +306,7 @@ const SECTIONS = {
   users: { permission: "users.view", list: users, item: user },
   audit: { permission: "audit.view", list: audit },
   payments: { permission: "payments.view", list: payments, item: paymentsItem },
+  customers: { permission: "customers.view", list: customers, item: customer360 },
 };
 
 function firstSection() {
@@ -1074,6 +1075,95 @@ async function reconciliationRun(id, parts) {
     { label: "What differs", value: d => d.message, wrap: true },
   ], r.drift, d => { if (d.intent_id) location.hash = `#payments/${encodeURIComponent(d.intent_id)}`; });
   parts.push(card(r.drift.length ? "Drift items" : "Drift items: none, the provider agrees", el("div", { class: "scroll" }, table)));
+}
+
+// ---- customers (hub/customers) -------------------------------------------------------------------------
+// Search, create, the 360 (profile, points, recent orders, preferences), edit, and the data subject requests
+// (export as a JSON download; erase after typing the customer's name as confirmation).
+async function customers(parts) {
+  const q = input("customer-q", { type: "search", maxlength: 254, placeholder: "name, phone, email or card number" });
+  const list = listing("Customers, newest first", [
+    { label: "Name", value: c => c.name }, { label: "Card", value: c => c.card_number },
+    { label: "Phone", value: c => c.phone }, { label: "Email", value: c => c.email },
+    { label: "Home store", value: c => c.home_store }, { label: "Since", value: c => when(c.created_at) },
+  ], () => api("GET", query("/api/customers", { q: q.value, limit: LIMIT })), {
+    id: "customers",
+    open: c => { location.hash = `#customers/${encodeURIComponent(c.id)}`; },
+    before: form([field("Search", q)], "Search", () => list.reload(), { id: "customers-search" }),
+  });
+  parts.push(list);
+  if (can("customers.manage")) {
+    const name = input("customer-name", { required: true, maxlength: 120 });
+    const phone = input("customer-phone", { type: "tel", maxlength: 40 });
+    const email = input("customer-email", { type: "email", maxlength: 254 });
+    parts.push(card("New customer", form([field("Name", name), field("Phone", phone), field("Email", email)], "Create",
+      async () => {
+        const body = { name: name.value };
+        if (phone.value.trim()) body.phone = phone.value;
+        if (email.value.trim()) body.email = email.value;
+        const made = await api("POST", "/api/customers", body);
+        location.hash = `#customers/${encodeURIComponent(made.id)}`;
+      }, { id: "customer-create" })));
+  }
+  await list.reload();
+}
+
+async function customer360(id, parts) {
+  parts.push(back("#customers", "← all customers"));
+  const path = `/api/customers/${encodeURIComponent(id)}`;
+  const [v, currency] = await Promise.all([api("GET", path), tenantCurrency().catch(() => null)]);
+  const c = v.customer;
+  const l = v.loyalty || {};
+  parts.push(card(c.erased ? "Erased customer" : c.name, facts([
+    ["Card number", c.card_number], ["Phone", c.phone], ["Email", c.email], ["Birthday", c.birthday],
+    ["Home store", c.home_store], ["Created", `${when(c.created_at)} by ${c.created_by}`],
+    ["Erased", c.erased ? when(c.erased_at) : "no"],
+  ])));
+  const expiring = (l.expiring || []).map(x => `${x.points} on ${when(x.expires_at)}`).join(", ");
+  parts.push(card("Loyalty", facts([
+    ["Points", l.points], ["Tier", l.tier], ["Spend, last 12 months", money(l.spend_12m_minor, currency)],
+    ["Next tier", l.next_tier ? `${l.next_tier.name}` : "top tier"], ["Expiring soon", expiring || "none"],
+  ])));
+  const orders = el("table", { id: "customer-orders", "aria-label": "Recent orders" });
+  fill(orders, [
+    { label: "At", value: o => when(o.at) }, { label: "Store", value: o => o.store_name || o.store },
+    { label: "Till", value: o => o.till }, { label: "Total", value: o => money(o.total_minor, o.currency) },
+  ], v.orders || [], o => { location.hash = `#orders/${encodeURIComponent(o.order)}`; });
+  parts.push(card("Recent orders, all stores you may see", el("div", { class: "scroll" }, orders),
+    v.orders_elsewhere ? el("p", { class: "note", text: `${v.orders_elsewhere} more at stores outside your reach` }) : null));
+  parts.push(card("Preferences", facts(Object.entries(v.preferences || {}))));
+  if (can("customers.manage") && !c.erased) {
+    const name = input("edit-name", { value: c.name, required: true, maxlength: 120 });
+    const phone = input("edit-phone", { value: c.phone || "", type: "tel", maxlength: 40 });
+    const email = input("edit-email", { value: c.email || "", type: "email", maxlength: 254 });
+    parts.push(card("Edit", form([field("Name", name), field("Phone", phone), field("Email", email)], "Save", async () => {
+      await api("PATCH", path, { name: name.value, phone: phone.value.trim() || null, email: email.value.trim() || null });
+      status("Saved.");
+      await render();
+    }, { id: "customer-edit" })));
+  }
+  if (can("customers.privacy")) {
+    const download = form([], "Export everything (JSON)", async () => {
+      const document_ = await api("POST", `${path}/export`, {});
+      const link = el("a", { href: URL.createObjectURL(new Blob([JSON.stringify(document_, null, 2)],
+        { type: "application/json" })), download: `customer-${c.id}.json`, id: "customer-export-link", text: "download" });
+      $("view").append(link);
+      link.click();
+      status("Exported: the download holds the record, loyalty, orders, gift cards, coupons and audit records.");
+    }, { id: "customer-export" });
+    const confirm = input("erase-confirm", { maxlength: 120, placeholder: c.erased ? "" : c.name || "" });
+    const reason = input("erase-reason", { required: true, maxlength: 200, placeholder: "the request's reference" });
+    const erase = form([field("Type the customer's name to confirm", confirm), field("Reason", reason)],
+      "Erase personal data", async () => {
+        if (!c.erased && confirm.value.trim() !== c.name) {
+          throw new Refused(0, "type the customer's name exactly to confirm the erasure");
+        }
+        const done = await api("POST", `${path}/erase`, { reason: reason.value });
+        status(`Erased: ${done.audit_values_erased} personal values removed from the audit log.`);
+        await render();
+      }, { id: "customer-erase" });
+    parts.push(card("Data subject requests", download, erase));
+  }
 }
 
 // ---- the frame -----------------------------------------------------------------------------------------
