@@ -250,6 +250,14 @@ async def test_a_sale_through_ingest_confirms_its_coupon_and_gift_card(
             ("issue", None), ("redeem", sold.id), ("refund", back.id)]
         assert (await _ask(stores_nats, "gift_card_reverse", {"redemption": "g-1", "actor": "alice"})) == 409
         assert (await _ask(stores_nats, "coupon_release", {"redemption": "c-1", "actor": "alice"})) == 409
+        async with httpx.AsyncClient(timeout=10) as scrape:
+            metrics = (await scrape.get(f"{hub.url}/metrics")).text
+        for line in ('novapos_hub_coupon_uses_total{how="held"}', 'novapos_hub_coupon_uses_total{how="offline"}',
+                     'novapos_hub_gift_card_confirmations_total{kind="redeem",result="confirmed"}',
+                     'novapos_hub_gift_card_confirmations_total{kind="refund",result="confirmed"}',
+                     'novapos_hub_gift_card_operations_total{operation="redeem",result="done"}',
+                     'novapos_hub_coupon_reservations_total{result="held"}'):
+            assert line in metrics, line
         nursery.cancel_scope.cancel()
 
 

@@ -177,6 +177,8 @@ def _withdrawal(summary: str) -> dict[str, Any]:
 
 
 OPENAPI: dict[str, Any] = {"paths": {
+    "/static/codes.js": {"get": {"summary": "The console page's Coupons and Gift cards tabs (a script of the page)",
+                                 "responses": {"200": {"description": "text/javascript"}}}},
     "/api/coupons": {
         "get": {"summary": "Coupon codes, by code, a keyset page at a time", "parameters": [
             {"name": "promotion", "in": "query", "required": False, "schema": {"type": "string", "format": "uuid"}},
