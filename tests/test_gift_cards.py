@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from hub.coupons.refusal import Refused
+from hub.customers.privacy import domain_parts
 from hub.giftcards import cards, numbers
 from hub.giftcards.privacy import export
 from hub.giftcards.sales import apply_returns, apply_sales
@@ -149,6 +150,8 @@ async def test_redeem_reverse_refund_are_idempotent(database_url: str) -> None:
 
         async with pool.acquire() as conn:
             exported = await export(conn, "demo", CUSTOMER)
+            parts = await domain_parts(conn, "demo", uuid.UUID(CUSTOMER))  # what the customer's DSR export holds
+        assert parts["giftcards"] == exported and parts["coupons"] == {"coupon_uses": []}
         assert [entry["kind"] for entry in exported["gift_cards"][0]["ledger"]] == [
             "issue", "redeem", "reverse", "redeem", "refund", "top_up"]
         assert number not in repr(exported)
