@@ -104,6 +104,11 @@ async def test_one_single_use_code_from_two_stores_at_once_is_honoured_once(
         assert await _ask(stores_nats, "coupon_release", {"redemption": f"{winner}-{code}", "actor": "alice"},
                           winner) == {"released": True}
         assert isinstance(await _ask(stores_nats, "coupon_reserve", _reserve(code, f"{loser}-{code}-2"), loser), dict)
+        other = made.json()["codes"][1]  # a hold its sale never confirmed: the hub's sweeper gives the use back
+        await query(codes_hub.database_url, "UPDATE coupon_redemptions SET held_until = now() - interval '1 s'"
+                                            " WHERE code = $1", other)
+        await wait_until(lambda: _uses(codes_hub.database_url, other, 0), timeout=20)
+        assert isinstance(await _ask(stores_nats, "coupon_reserve", _reserve(other, "after-sweep")), dict)
         for bad in ({"code": "bad/code", "redemption": "x", "till": "till-1", "actor": "a"},
                     {"code": code, "redemption": "a.b", "till": "till-1", "actor": "a"},
                     {"code": code, "redemption": "x", "till": "till-1", "actor": "hub:sweeper"},
@@ -300,3 +305,8 @@ async def test_who_may_see_and_change_a_code_or_a_card(codes_hub: HubConfig, sto
             await people["ada"].post(f"/api/gift-cards/{card}/unblock", json=why)
         assert (await people["ada"].get(f"/api/gift-cards/{card}")).json()["card"]["balance_minor"] == 102
         nursery.cancel_scope.cancel()
+
+
+async def _uses(database_url: str, code: str, expected: int) -> bool:
+    return bool((await query(database_url, "SELECT uses FROM coupon_codes WHERE code = $1", code))[0]["uses"]
+                == expected)

@@ -169,6 +169,12 @@ async def test_many_reservations_of_one_code_at_once_take_exactly_its_limit(data
         assert (len(won), len(lost)) == (25, 15) and all(exc.code == 409 for exc in lost)
         assert (await _code(pool, "RUSH25"))["uses"] == 25
         assert await pool.fetchval("SELECT count(*) FROM coupon_redemptions WHERE state = 'held'") == 25
+
+        [single] = (await issuing.create_batch(pool, "demo", promotion=uuid.UUID(PROMOTION), count=1,
+                                               expires_at=None, per_customer=None, actor="ada"))["codes"]
+        answers = await asyncio.gather(*(_reserve(pool, single, "retried") for _ in range(5)))  # one request, 5 times
+        assert answers == [{"redemption": "retried", "promotion": PROMOTION, "code": single}] * 5
+        assert (await _code(pool, single))["uses"] == 1
     await on_database(database_url, work)
 
 

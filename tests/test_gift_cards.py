@@ -88,6 +88,11 @@ async def test_fifty_concurrent_redemptions_never_overspend(database_url: str) -
         assert await pool.fetchval("SELECT balance_minor FROM gift_cards") == 10
         assert await pool.fetchval("SELECT count(*) FROM gift_card_ledger WHERE kind = 'redeem'") == 33
         await _ledger_agrees(pool)
+
+        again, _card = await _issue(pool, 500)  # one redemption sent five times at once (a till's retries)
+        answers = await asyncio.gather(*(_redeem(pool, again, "same", 500) for _ in range(5)))
+        assert len({repr(answer) for answer in answers}) == 1 and answers[0]["balance_minor"] == 0
+        assert await pool.fetchval("SELECT count(*) FROM gift_card_ledger WHERE redemption = 'same'") == 1
     await on_database(database_url, work)
 
 
