@@ -102,7 +102,7 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: Nats
     tills = [ChildSpec(f"till.{till}", TillActor, (till, config.currency, catalog, config.store,
                                                     serving(till), notify, db_path, config.max_change_minor),
                        {"terminal": config.terminal, "cash": config.cash, "returns": config.returns,
-                        "payments": PaymentsHub(link, seam, config.tenant, config.store)})
+                        "payments": PaymentsHub(link, seam, config.tenant, config.store), "loyalty": config.loyalty})
              for till in config.tills]
     return SupervisorSpec("edge", strategy=Strategy.ONE_FOR_ONE, intensity=5, period=10.0, children=[
         ChildSpec("outbox", OutboxActor, (db_path, config.tenant, config.store, JOURNALS)),

@@ -10,6 +10,13 @@ from typing import Any
 from actors.till.cart import Stage
 from actors.till.tenders import STATES as TENDER_STATES
 from edge.api.card_follow_ups import FOLLOW_UPS_OPENAPI
+from edge.loyalty_openapi import (
+    LOYALTY_OPENAPI,
+    TENDER_METHODS,
+    TENDER_PROPERTIES,
+    TENDER_SUMMARY,
+    TILL_STATE_LOYALTY,
+)
 from edge.returns_openapi import RETURN_STATE, RETURNS_OPENAPI
 from novapos.adapters.http import MAX_BODY_BYTES
 from novapos.pricing import BASIS_POINTS
@@ -49,6 +56,8 @@ _DISCOUNT = {"type": "object", "required": ["kind", "value", "reason"], "propert
     "reason": _TEXT, "override": _OVERRIDE}}
 _TENDER = {"name": "tender", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"},
            "description": "a tender's id from the till state's tenders"}
+_COUPON = {"name": "code", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64},
+           "description": "a coupon code on the sale (the till state's coupons[].code)"}
 _AUTH = (401, 403)  # nobody logged in at the till; the role may not (the answer names the roles that may)
 _ASKS = (401, 404, 423, 503)  # every till request: no login (or a wrong PIN); no such till; locked; not answered
 _PIN = {"type": "string", "minLength": 1, "maxLength": 32, "pattern": "^[0-9]+$"}
@@ -169,7 +178,7 @@ def openapi_document() -> dict[str, Any]:
                                 "Requests that change anything are application/json, from this server's own "
                                 f"origin, of at most {MAX_BODY_BYTES} bytes; every error is JSON {{error}}."},
         "paths": {
-            **RETURNS_OPENAPI, **FOLLOW_UPS_OPENAPI,
+            **RETURNS_OPENAPI, **FOLLOW_UPS_OPENAPI, **LOYALTY_OPENAPI,
             "/api/tills/{till}": {"get": {"summary": "Till state: session, cart lines, total, tendered, due",
                                           "parameters": [_TILL], "responses": {"200": _STATE, **_errors(*_ASKS)}}},
             "/api/tills/{till}/login": {"post": _post(
@@ -225,8 +234,10 @@ def openapi_document() -> dict[str, Any]:
                                       "hub makes a QR payment of at most what is due, pending in tenders[] with "
                                       "qr.pay_url (the page shows .../tenders/{tender}/qr.svg) until the customer's "
                                       "phone pays (approved), it fails (declined), or it is cancelled or expires; "
-                                      "QR needs the hub (offline: 409 with a sentence, nothing started)", _object(
-                    ["amount_minor"], method={"type": "string", "enum": ["cash", "card", "qr"], "default": "cash"},
+                                      "QR needs the hub (offline: 409 with a sentence, nothing started)."
+                                      + TENDER_SUMMARY, _object(
+                    ["amount_minor"], method={"type": "string", "enum": TENDER_METHODS, "default": "cash"},
+                    **TENDER_PROPERTIES,
                     amount_minor={"type": "integer", "minimum": 1, "maximum": MAX_MINOR},
                     id={"type": "string", "format": "uuid",
                         "description": "the client's id for this tender (required for a card or a QR payment: it "
@@ -246,6 +257,15 @@ def openapi_document() -> dict[str, Any]:
                 "Cancel a card payment still waiting for the card (the customer's cancel); one already processing "
                 "is not cut short. A pending QR payment is cancelled at the hub (a customer who paid meanwhile "
                 "leaves it approved)", _object([]), _STATE), _TENDER)},
+            "/api/tills/{till}/coupons": {"post": _signed(_post(
+                "Enter a coupon code for the sale: reserved at the hub (404 unknown, 409 used up, expired or the "
+                "customer's limit reached); offline only a promotion's public code is accepted (a hub code is 409 "
+                "with a sentence). Its promotion applies from now on when its rules allow; the till state's coupons[] "
+                "says whether it does", _object(["code"], code={"type": "string", "minLength": 1, "maxLength": 64}),
+                _STATE))},
+            "/api/tills/{till}/coupons/{code}": {"delete": _signed(_delete(
+                "Take a coupon off the sale: its reservation is released at the hub (owed until the hub confirms)",
+                _COUPON))},
             "/api/tills/{till}/complete": {"post": _post(
                 "Complete the sale (durably committed before the answer)",
                 _object([], cart={"type": "string", "format": "uuid",
@@ -326,13 +346,15 @@ def openapi_document() -> dict[str, Any]:
         "components": {"schemas": {
             "Money": _MONEY,
             "Error": _object(["error"], error={"type": "string"}),
-            "Line": {"type": "object", "description": "a sale.completed v3 line", "properties": {
+            "Line": {"type": "object", "description": "a sale.completed v5 line (v3 without promotions)", "properties": {
                 "line": {"type": "string", "description": "the line's id in its cart"},
                 "sku": _TOKEN, "name": _TEXT, "quantity": {"type": "integer", "minimum": 1, "maximum": MAX_LINE_QUANTITY},
                 "attributes": {"type": "array", "maxItems": 3, "description": "the variant's [name, value] pairs",
                                "items": {"type": "array", "minItems": 2, "maxItems": 2, "items": _TEXT}},
                 "list_price": {"$ref": "#/components/schemas/Money"},
                 "unit_price": {"$ref": "#/components/schemas/Money"},
+                "promotions": {"type": "array", "description": "what each promotion took off the line, before its "
+                               "discount: [{promotion, name, amount}]", "items": {"type": "object"}},
                 "override": {"type": "object", "description": "present when unit_price is not the list price",
                              "properties": {"reason": _TEXT, "approver": _TOKEN}},
                 "discount": {"type": "object", "description": "the line's discount, when it has one",
@@ -354,6 +376,14 @@ def openapi_document() -> dict[str, Any]:
                 "cart": {"type": "string", "format": "uuid"},
                 "lines": {"type": "array", "items": {"$ref": "#/components/schemas/Line"}},
                 "order_discount": {"type": ["object", "null"], "description": "{kind, value, reason, amount}"},
+                "promotions": {"type": "array", "description": "the promotions applied to the cart at its last change "
+                               "{promotion, name, explanation, amount}; each line's promotions[] says what each took "
+                               "off it", "items": {"type": "object"}},
+                "promotions_version": {"type": "integer", "description": "the catalog version of the store's copy "
+                                       "of the promotions the cart was priced with"},
+                "coupons": {"type": "array", "description": "the coupons on the sale {code, promotion, redemption, "
+                            "offline, applied}", "items": {"type": "object"}},
+                "saved": {"$ref": "#/components/schemas/Money", "description": "You saved: promotions and discounts"},
                 "stage": {"type": "string", "enum": [stage.value for stage in Stage],
                           "description": "scanning; paying (cash taken: lines frozen); saving (being committed)"},
                 "total": {"$ref": "#/components/schemas/Money"}, "tendered": {"$ref": "#/components/schemas/Money"},
@@ -368,10 +398,10 @@ def openapi_document() -> dict[str, Any]:
                 "tenders": {"type": "array", "items": {"$ref": "#/components/schemas/Tender"}},
                 "card_reversals": {"type": "array", "description": "approved cards of abandoned sales, owed back "
                                    "to the customer until the terminal confirms the reversal (retried)",
-                                   "items": {"type": "object"}}}},
+                                   "items": {"type": "object"}}, **TILL_STATE_LOYALTY}},
             "Tender": {"type": "object", "properties": {
                 "id": {"type": "string", "format": "uuid"},
-                "method": {"type": "string", "enum": ["cash", "card", "qr"]},
+                "method": {"type": "string", "enum": TENDER_METHODS},
                 "amount": {"$ref": "#/components/schemas/Money"},
                 "state": {"type": "string", "enum": list(TENDER_STATES)},
                 "stage": {"type": ["string", "null"], "description": "while pending: starting, waiting_for_card "

@@ -106,11 +106,12 @@ class Target:
         return not self.skus and not self.categories
 
     def matches(self, sku: str, category: str) -> bool:
-        if not self.skus and not self.categories:
-            return True
-        if sku in self.skus:
-            return True
-        return bool(self.categories) and any(path in self.categories for path in _paths(category))
+        """Whether an item of `sku` in `category` is one this target looks at."""
+        return self.covers(sku, frozenset(_paths(category)))
+
+    def covers(self, sku: str, paths: frozenset[str]) -> bool:
+        """matches() with the category's paths already made (_paths): the engine makes them once per line."""
+        return (not self.skus and not self.categories) or sku in self.skus or not self.categories.isdisjoint(paths)
 
 
 @dataclass(frozen=True)
@@ -198,10 +199,6 @@ class Evaluation:
         return [(applied.promotion, applied.name, applied.amounts[line])
                 for applied in self.applied if line in applied.amounts]
 
-    def off(self, line: str) -> int:
-        """What the promotions took off `line` together."""
-        return sum(applied.amounts.get(line, 0) for applied in self.applied)
-
 
 def _paths(category: str) -> list[str]:
     """A category and every category above it: "a/b/c" -> ["a", "a/b", "a/b/c"]; "" -> []."""
@@ -264,6 +261,7 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+@lru_cache(maxsize=1024)
 def _local(timezone: str, at_ms: int) -> tuple[int, int]:
     """(weekday, minutes after midnight) at `at_ms` in `timezone`."""
     moment = datetime.fromtimestamp(at_ms // 1000, _zone(timezone))
@@ -301,19 +299,71 @@ def _share(left: int, units: int, quantity: int) -> int:
     return left if units == quantity else round_half_up(left * units, quantity)
 
 
-def _apply(promotion: Promotion, lines: Sequence[CartLine], left: list[int], counts: list[int]) -> dict[int, int]:
-    """What `promotion` takes off each line (index -> minor units, nothing when its conditions fail), given
-    what earlier promotions left of each line and how many each carries."""
-    if promotion.kind == "bundle":
-        components = [target for target, _ in promotion.bundle]
-        matched = [index for index, line in enumerate(lines) if counts[index] < MAX_PER_LINE
-                   and any(target.matches(line.sku, line.category) for target in components)]
-    else:
-        target = promotion.target
-        matched = [index for index, line in enumerate(lines)
-                   if counts[index] < MAX_PER_LINE and target.matches(line.sku, line.category)]
-    if not matched:
-        return {}
+class _Cart:
+    """One evaluation's lines with what does not change along a chain: each line's category paths, and the
+    lines each promotion matches (computed once, however many options apply the promotion)."""
+
+    def __init__(self, lines: Sequence[CartLine]) -> None:
+        self.lines = lines
+        self.paths = [frozenset(_paths(line.category)) for line in lines]
+        self._matched: dict[str, list[int]] = {}
+
+    def matched(self, promotion: Promotion) -> list[int]:
+        found = self._matched.get(promotion.id)
+        if found is None:
+            lines, paths = self.lines, self.paths
+            if promotion.kind == "bundle":
+                targets = _targets(promotion)
+                found = [index for index in range(len(lines))
+                         if any(target.covers(lines[index].sku, paths[index]) for target in targets)]
+            else:
+                covers = promotion.target.covers
+                found = [index for index in range(len(lines)) if covers(lines[index].sku, paths[index])]
+            self._matched[promotion.id] = found
+        return found
+
+
+class _State:
+    """A chain part-way: what each line has left, how many promotions each carries, what applied."""
+
+    def __init__(self, left: list[int], counts: list[int], steps: list[tuple[Promotion, dict[int, int]]],
+                 total: int, crowded: bool) -> None:
+        self.left, self.counts, self.steps, self.total = left, counts, steps, total
+        self.crowded = crowded
+        """Whether a line carries MAX_PER_LINE promotions (until then nothing needs to check)."""
+
+    @classmethod
+    def fresh(cls, cart: _Cart) -> _State:
+        return cls([line.unit_minor * line.quantity for line in cart.lines], [0] * len(cart.lines), [], 0, False)
+
+    def copy(self) -> _State:
+        return _State(list(self.left), list(self.counts), list(self.steps), self.total, self.crowded)
+
+    def apply(self, cart: _Cart, promotion: Promotion) -> dict[int, int]:
+        """Apply `promotion`; what it took off each line."""
+        matched = cart.matched(promotion)
+        if self.crowded:
+            matched = [index for index in matched if self.counts[index] < MAX_PER_LINE]
+        off = _apply(promotion, cart, self.left, matched) if matched else {}
+        self.take(promotion, off)
+        return off
+
+    def take(self, promotion: Promotion, off: dict[int, int]) -> None:
+        """Record what `promotion` takes off (known from another option where its lines were the same)."""
+        if off:
+            left, counts = self.left, self.counts
+            for index, amount in off.items():
+                left[index] -= amount
+                counts[index] += 1
+                self.crowded = self.crowded or counts[index] >= MAX_PER_LINE
+            self.steps.append((promotion, off))
+            self.total += sum(off.values())
+
+
+def _apply(promotion: Promotion, cart: _Cart, left: list[int], matched: list[int]) -> dict[int, int]:
+    """What `promotion` takes off each of its `matched` lines that may still carry one (index -> minor units,
+    nothing when its conditions fail), given what earlier promotions left of each line."""
+    lines = cart.lines
     units = sum(lines[index].quantity for index in matched)
     spend = sum(left[index] for index in matched)
     if units < promotion.min_quantity or spend < promotion.min_spend_minor or spend == 0:
@@ -332,7 +382,7 @@ def _apply(promotion: Promotion, lines: Sequence[CartLine], left: list[int], cou
     elif kind == "buy_x_get_y":
         off = _buy_x_get_y(promotion, lines, left, matched, units)
     else:
-        off = _bundle(promotion, lines, left, matched)
+        off = _bundle(promotion, cart, left, matched)
     cap = promotion.max_discount_minor
     if cap is not None and sum(off.values()) > cap:
         indexes = list(off)
@@ -354,10 +404,10 @@ def _buy_x_get_y(promotion: Promotion, lines: Sequence[CartLine], left: list[int
     return off
 
 
-def _bundle(promotion: Promotion, lines: Sequence[CartLine], left: list[int],
-            matched: list[int]) -> dict[int, int]:
+def _bundle(promotion: Promotion, cart: _Cart, left: list[int], matched: list[int]) -> dict[int, int]:
     """The bundles made greedily (see the module), a repeating pattern of units taken at once: once one bundle
     takes `take[i]` units from lines that all still hold that many, the next bundle takes the same."""
+    lines = cart.lines
     order = sorted(matched, key=lambda index: (-lines[index].unit_minor, index))
     available = {index: lines[index].quantity for index in order}
     taken = dict.fromkeys(order, 0)
@@ -368,7 +418,7 @@ def _bundle(promotion: Promotion, lines: Sequence[CartLine], left: list[int],
             need = quantity
             for index in order:
                 free = available[index] - take.get(index, 0)
-                if free > 0 and target.matches(lines[index].sku, lines[index].category):
+                if free > 0 and target.covers(lines[index].sku, cart.paths[index]):
                     step = min(need, free)
                     take[index] = take.get(index, 0) + step
                     need -= step
@@ -399,8 +449,8 @@ def _percent_text(basis_points: int) -> str:
 
 def explain(promotion: Promotion) -> str:
     """The sentence a receipt shows for a promotion: its name and what it gives."""
-    money = Money(promotion.value, promotion.currency).format()
     kind = promotion.kind
+    money = "" if kind in ("percent", "buy_x_get_y") else Money(promotion.value, promotion.currency).format()
     if kind == "percent":
         terms = f"{_percent_text(promotion.value)} off" + (" the order" if promotion.applies_to == "order" else "")
     elif kind == "amount":
@@ -416,26 +466,21 @@ def explain(promotion: Promotion) -> str:
     return f"{promotion.name}: {terms}"
 
 
-def _chain(chain: Sequence[Promotion], lines: Sequence[CartLine]) -> tuple[Applied, ...]:
-    left = [line.unit_minor * line.quantity for line in lines]
-    counts = [0] * len(lines)
-    applied: list[Applied] = []
-    for promotion in chain:
-        off = _apply(promotion, lines, left, counts)
-        if not off:
-            continue
-        for index, amount in off.items():
-            left[index] -= amount
-            counts[index] += 1
-        applied.append(Applied(promotion.id, promotion.name,
-                               {lines[index].line: amount for index, amount in sorted(off.items())},
-                               sum(off.values()), explain(promotion)))
-    return tuple(applied)
+def _bound(promotion: Promotion, cart: _Cart) -> int:
+    """The most `promotion` alone could take off the cart: all its matched lines (or its cap)."""
+    most = sum(cart.lines[index].unit_minor * cart.lines[index].quantity for index in cart.matched(promotion))
+    return most if promotion.max_discount_minor is None else min(most, promotion.max_discount_minor)
 
 
 def evaluate(promotions: Rules | Sequence[Promotion], lines: Sequence[CartLine], context: Context) -> Evaluation:
     """What `promotions` take off `lines` in `context` (see the module's stacking). Lines' ids must be
-    distinct, their unit prices non-negative and quantities positive."""
+    distinct, their unit prices non-negative and quantities positive.
+
+    The options share their work: the combinable chain is applied once, keeping its state where a best
+    promotion takes its place, and each best option resumes from there, recomputing only the promotions that
+    match a line the option changed (a promotion reads nothing but its matched lines, so on unchanged lines
+    it takes what it took in the chain); an exclusive promotion that could not beat the best option so far
+    even taking everything it matches is not evaluated."""
     if len({line.line for line in lines}) != len(lines):
         raise ValueError("cart lines must have distinct ids")
     if any(line.unit_minor < 0 or line.quantity < 1 for line in lines):
@@ -444,18 +489,47 @@ def evaluate(promotions: Rules | Sequence[Promotion], lines: Sequence[CartLine],
     live = [promotion for promotion in rules.candidates(lines) if in_force(promotion, context)]
     if not live:
         return Evaluation()
-    combinable = [promotion for promotion in live if promotion.stacking == "combinable"]
-    chains: list[list[Promotion]] = [combinable]
-    chains += [sorted([*combinable, best], key=_order) for best in live if best.stacking == "best"]
-    chains += [[promotion] for promotion in live if promotion.stacking == "exclusive"]
-    chosen: tuple[Applied, ...] = ()
-    most = 0
-    for chain in chains:
-        option = _chain(chain, lines)
-        total = sum(applied.total for applied in option)
-        if total > most:
-            chosen, most = option, total
-    return Evaluation(chosen)
+    cart = _Cart(lines)
+    combinable: list[Promotion] = []
+    best: list[tuple[Promotion, int]] = []  # each with the number of combinable ones before it in the order
+    for promotion in live:  # in stacking order
+        if promotion.stacking == "combinable":
+            combinable.append(promotion)
+        elif promotion.stacking == "best":
+            best.append((promotion, len(combinable)))
+    resume_at = {position for _, position in best}
+    state = _State.fresh(cart)
+    saved: dict[int, _State] = {}
+    chain: list[dict[int, int]] = []  # what each combinable promotion took in the chain
+    for position, promotion in enumerate(combinable):
+        if position in resume_at:
+            saved[position] = state.copy()
+        chain.append(state.apply(cart, promotion))
+    if len(combinable) in resume_at:
+        saved[len(combinable)] = state.copy()
+    chosen = state
+    for promotion, position in best:
+        option = saved[position].copy()
+        changed = set(option.apply(cart, promotion))
+        if not changed:
+            continue  # the chain itself
+        for later, before in zip(combinable[position:], chain[position:], strict=True):
+            if changed.isdisjoint(cart.matched(later)):
+                option.take(later, before)
+            else:
+                off = option.apply(cart, later)
+                changed.update(index for index in off.keys() | before.keys() if off.get(index) != before.get(index))
+        if option.total > chosen.total:
+            chosen = option
+    for promotion in live:
+        if promotion.stacking == "exclusive" and _bound(promotion, cart) > chosen.total:
+            option = _State.fresh(cart)
+            option.apply(cart, promotion)
+            if option.total > chosen.total:
+                chosen = option
+    return Evaluation(tuple(
+        Applied(promotion.id, promotion.name, {lines[index].line: amount for index, amount in sorted(off.items())},
+                sum(off.values()), explain(promotion)) for promotion, off in chosen.steps))
 
 
 # The wire: what the hub publishes on the catalog stream and stores, and what its console takes.

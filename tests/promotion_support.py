@@ -15,6 +15,8 @@ CATEGORIES = ("food", "food/dairy", "food/dairy/cheese", "food/dairy/milk", "foo
 """Item categories ("" for an item with none, as an old hub's)."""
 STORES = ("store-001", "store-002", "store-003")
 REGIONS = ("north", "south")
+REGION_OF = {"store-001": "north", "store-002": "north", "store-003": "south"}
+"""The stores' regions, as tests/stock_world.py has them."""
 TIERS = ("silver", "gold")
 TIMEZONES = ("UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata")
 DAY_MS = 86_400_000
@@ -43,8 +45,9 @@ def _target(rng: random.Random, catalog: list[Product], everything: float = 0.15
     return Target(skus, categories) if skus or categories else Target(skus=frozenset({rng.choice(catalog).sku}))
 
 
-def promotion(rng: random.Random, id: str, catalog: list[Product], currency: str = "EUR") -> Promotion:
-    """A random valid promotion (checked by from_wire)."""
+def promotion(rng: random.Random, id: str, catalog: list[Product], currency: str = "EUR",
+              start_ms: int = START_MS) -> Promotion:
+    """A random valid promotion (checked by from_wire); dated ones start within 20 days of `start_ms`."""
     kind = rng.choice(("percent", "percent", "amount", "fixed_price", "buy_x_get_y", "buy_x_get_y", "bundle"))
     fields: dict[str, object] = {"priority": rng.randrange(0, 4),
                                  "stacking": rng.choice(("combinable", "combinable", "combinable", "best", "exclusive"))}
@@ -70,7 +73,7 @@ def promotion(rng: random.Random, id: str, catalog: list[Product], currency: str
     if rng.random() < 0.2:
         fields["max_discount_minor"] = rng.choice((1, 100, 500))
     if rng.random() < 0.2:
-        fields["starts_at_ms"] = START_MS + rng.randrange(0, 20) * DAY_MS
+        fields["starts_at_ms"] = start_ms + rng.randrange(0, 20) * DAY_MS
         fields["ends_at_ms"] = int(fields["starts_at_ms"]) + rng.randrange(1, 10) * DAY_MS  # type: ignore[call-overload]
     if rng.random() < 0.2:
         fields["days"] = frozenset(rng.sample(range(7), rng.randrange(1, 6)))
@@ -102,13 +105,14 @@ def cart(rng: random.Random, catalog: list[Product], most: int = 12) -> list[Car
             for number, product in enumerate(rng.choice(catalog) for _ in range(rng.randrange(1, most + 1)))]
 
 
-def context(rng: random.Random, promotions: list[Promotion]) -> Context:
-    """A random moment, store, customer and coupons (some of the code-only promotions' ids)."""
+def context(rng: random.Random, promotions: list[Promotion], start_ms: int = START_MS,
+            store: str | None = None) -> Context:
+    """A random moment (in the 30 days from `start_ms`), store (unless given), customer and coupons (some of
+    the code-only promotions' ids)."""
     coded = [p.id for p in promotions if p.code_only]
     customer = rng.random() < 0.5
-    store = rng.choice(STORES)
-    return Context(store=store, region=REGIONS[STORES.index(store) % 2],
-                   at_ms=START_MS + rng.randrange(0, 30 * DAY_MS),
+    store = store or rng.choice(STORES)
+    return Context(store=store, region=REGION_OF[store], at_ms=start_ms + rng.randrange(0, 30 * DAY_MS),
                    coupons=frozenset(rng.sample(coded, min(len(coded), rng.randrange(0, 3)))),
                    customer="0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b" if customer else None,
                    tier=rng.choice((None, *TIERS)) if customer else None)

@@ -17,9 +17,13 @@ UNIT = 499
 
 
 async def promotion_world(database_url: str) -> None:
-    """stock_world, its coffee in category food/coffee."""
+    """stock_world, its coffee in category food/coffee (as a catalog change: a new version, stamped, so that a
+    publisher that already sent the items sends them again)."""
     await build_world(database_url)
-    await query(database_url, "UPDATE products SET category = 'food/coffee' WHERE tenant = 'demo'")
+    await query(database_url, "WITH v AS (UPDATE catalog_versions SET version = version + 1 WHERE tenant = 'demo'"
+                              " RETURNING version), p AS (UPDATE products SET category = 'food/coffee', version ="
+                              " (SELECT version FROM v) WHERE tenant = 'demo') UPDATE variants SET version ="
+                              " (SELECT version FROM v) WHERE tenant = 'demo'")
 
 
 async def past_sales(database_url: str, store: str, count: int, *, quantity: int = 2, days_ago: float = 1.0,

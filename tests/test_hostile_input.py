@@ -90,6 +90,8 @@ ENDPOINTS = (
     Endpoint("DELETE", "/api/tills/{till}/tenders/{tender}"),
     Endpoint("POST", "/api/tills/{till}/tenders/{tender}/cancel"),
     Endpoint("GET", "/api/tills/{till}/tenders/{tender}/qr.svg"),
+    Endpoint("POST", "/api/tills/{till}/coupons", {"code": '"WELCOME10"'}),
+    Endpoint("DELETE", "/api/tills/{till}/coupons/{code}"),
     Endpoint("POST", "/api/tills/{till}/complete", {"cart": A_UUID}),
     Endpoint("POST", "/api/tills/{till}/drawer", {"sale": A_UUID}),
     Endpoint("GET", "/api/tills/{till}/drawer-session"),
@@ -113,8 +115,21 @@ ENDPOINTS = (
     Endpoint("POST", "/api/tills/{till}/returns/lines", {"original_line": "1", "quantity": "1",
                                                          "condition": '"resaleable"'}),
     Endpoint("POST", "/api/tills/{till}/returns/refund-in-cash"),
+    Endpoint("GET", "/api/tills/{till}/customers"),
+    Endpoint("POST", "/api/tills/{till}/customers", {"name": '"Ann Example"', "phone": '"+44 1234 567890"',
+                                                      "email": '"ann@example.com"'},
+             accepts={"name": ("another till's cart id",), "phone": ("null", "empty string"),
+                      "email": ("null", "empty string")}),
+    Endpoint("PUT", "/api/tills/{till}/customer", {"customer": A_UUID}),
+    Endpoint("GET", "/api/tills/{till}/customer"),
+    Endpoint("DELETE", "/api/tills/{till}/customer"),
+    Endpoint("POST", "/api/tills/{till}/tenders", {"method": '"points"', "amount_minor": "100", "id": A_UUID},
+             accepts={"id": ("another till's cart id",)}),
+    Endpoint("POST", "/api/tills/{till}/tenders", {"method": '"gift_card"', "card": '"6006491234567890"',
+                                                    "amount_minor": "100", "id": A_UUID},
+             accepts={"id": ("another till's cart id",)}),
 )
-VALID_PATH = {"till": "till-2", "sku": "MLK-1L", "name": "till.js", "line": "0123456789ab",
+VALID_PATH = {"till": "till-2", "sku": "MLK-1L", "name": "till.js", "line": "0123456789ab", "code": "NOSUCHCODE",
               "tender": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"}
 """`line`: a well-formed line id till-2 does not have (a valid price or discount sent to it changes nothing)."""
 

@@ -5,6 +5,7 @@ promotion sends nothing (the stores keep the live revision); snapshots carry the
 
 from __future__ import annotations
 
+import asyncpg
 import nats
 import pytest
 import trio
@@ -12,6 +13,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from hub.app import run_hub
 from hub.catalog import publisher
+from hub.catalog.importer import import_catalog
 from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.wire.catalog import (
@@ -28,6 +30,7 @@ from novapos.wire.catalog import (
 from tests.conftest import wait_until
 from tests.identity import add_user, grant, signed_in
 from tests.promotions_support import percent_off, promotion_world
+from tests.stock_world import on_database
 from tests.test_catalog_publisher import Seen, _kind
 
 
@@ -149,3 +152,24 @@ async def test_a_products_category_is_set_through_the_console_and_travels_on_its
             assert cleared.status_code == 200
             assert (await ada.get("/api/catalog/products/tea")).json()["category"] is None
         nursery.cancel_scope.cancel()
+
+
+async def test_the_catalog_csv_sets_categories_and_a_file_without_the_column_keeps_them(hub_config: HubConfig) -> None:
+    async def run(pool: asyncpg.Pool) -> tuple[list[str], list[asyncpg.Record], list[asyncpg.Record]]:
+        await pool.execute("INSERT INTO tenants (tenant, name, currency) VALUES ('shop', 'Shop', 'EUR');"
+                           "INSERT INTO tax_classes (tenant, tax_class, name, version) VALUES ('shop', 'std', 'Std', 0)")
+        first = await import_catalog(pool, "shop", (
+            b"product,product_name,tax_class,sku,price,category\n"
+            b"COF,Coffee,std,COF-1,4.99,food/coffee\n"
+            b"TEE,T-shirt,std,TEE-M,19.90,clothing/tops\n"
+            b"TEE,T-shirt,std,TEE-L,19.90,clothing/shirts\n"  # the product described two ways
+            b"BAD,Bad,std,BAD-1,1.00,food//x\n"
+            b"NONE,Plain,std,NONE-1,1.00,\n"))
+        seen = await pool.fetch("SELECT product, category FROM products WHERE tenant = 'shop' ORDER BY product")
+        await import_catalog(pool, "shop", b"product,product_name,tax_class,sku,price\nCOF,Coffee beans,std,COF-1,4.99\n")
+        kept = await pool.fetch("SELECT product, name, category FROM products WHERE tenant = 'shop' ORDER BY product")
+        return [f"{error.line} {error.column}" for error in first.errors], seen, kept
+    errors, seen, kept = await on_database(hub_config.database_url, run)
+    assert errors == ["4 category", "5 category"]
+    assert [tuple(row) for row in seen] == [("COF", "food/coffee"), ("NONE", None), ("TEE", "clothing/tops")]
+    assert tuple(kept[0]) == ("COF", "Coffee beans", "food/coffee")

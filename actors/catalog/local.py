@@ -32,7 +32,7 @@ from pathlib import Path
 
 from actors.storage.db import immediate
 from novapos.pricing import Price, effective_price
-from novapos.promotions import Context, Promotion, Rules, from_wire, in_force, to_wire
+from novapos.promotions import Promotion, Rules, from_wire, to_wire
 from novapos.validators import Invalid
 from novapos.wire.catalog import Item, Message, Other, PromotionMessage, TaxClass, VersionMarker
 
@@ -160,14 +160,6 @@ class StorePromotions:
     rules: Rules
     """The store's active promotions (those scoped to it or to the whole tenant), indexed for evaluate();
     evaluate() checks each one's time window, coupon and customer conditions per cart."""
-
-    def by_public_code(self, code: str) -> Promotion | None:
-        """The active promotion one of whose public codes is `code` (which a till may accept offline)."""
-        return next((promotion for promotion in self.rules.promotions if code in promotion.public_codes), None)
-
-    def in_force(self, context: Context) -> list[Promotion]:
-        """The promotions in force in `context` (for the till's list of today's promotions)."""
-        return [promotion for promotion in self.rules.promotions if in_force(promotion, context)]
 
 
 def catalog_path(state_dir: Path) -> Path:

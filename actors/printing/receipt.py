@@ -2,8 +2,9 @@
 
 The head says which store (name, address, tax id from [receipt]), when (the store's time zone), which till
 and who served (the cashier's name when the staff list knows it, else the login). A sale lists each line
-with its variant (size, colour), a price override and a discount with their reasons, then the order
-discount, the tax per rate (rate, net, tax), the total, the tenders (a card's scheme, masked number and
+with its variant (size, colour), a price override, each promotion that took something off it (its name and
+amount) and a discount with their reasons, then the order discount, what the customer saved in all
+(promotions and discounts: "You saved"), the tax per rate (rate, net, tax), the total, the tenders (a card's scheme, masked number and
 authorization code; a QR payment's provider reference), the change, and the order id twice: as a QR code (scanned back for a return) and as
 text (typed in when the code will not scan). A card sale prints a merchant copy after a cut, with a
 signature line for each card whose scheme asks for one. A v1 sale (printed late, after an upgrade) has no
@@ -144,6 +145,7 @@ def _customer_copy(context: ReceiptContext, job: dict[str, Any], at: datetime) -
         discount = sale["order_discount"]
         lines.append(PrintLine(row(f"Order discount {_discount_rate(discount)}", "-" + money(discount["amount"]))))
         lines.append(PrintLine(f"  {discount['reason']}"))
+    lines += _you_saved(sale)
     lines += _totals(sale)
     lines += tender_lines(sale["tenders"])
     lines.append(PrintLine(row("Change", money(sale["change"]))))
@@ -166,11 +168,19 @@ def sale_line(item: Mapping[str, Any]) -> list[PrintLine]:
     if "override" in item:
         lines.append(PrintLine(f"  Price changed from {money(item['list_price'])}"))
         lines.append(PrintLine(f"  Reason: {item['override']['reason']}"))
+    for promotion in item.get("promotions", ()):
+        lines.append(PrintLine(row(f"  {promotion['name']}", "-" + money(promotion["amount"]))))
     if "discount" in item:
         discount = item["discount"]
         lines.append(PrintLine(row(f"  Discount {_discount_rate(discount)}", "-" + money(discount["amount"]))))
         lines.append(PrintLine(f"  {discount['reason']}"))
     return lines
+
+
+def _you_saved(sale: Mapping[str, Any]) -> list[PrintLine]:
+    """What the promotions and discounts took off the list of prices sold at, when they took anything."""
+    saved = sum(item["unit_price"]["minor"] * item["quantity"] - item["amount"]["minor"] for item in sale["lines"])
+    return [PrintLine(row("You saved", Money(saved, sale["currency"]).format()), bold=True)] if saved > 0 else []
 
 
 def _discount_rate(discount: Mapping[str, Any]) -> str:

@@ -230,8 +230,49 @@ CREATE INDEX IF NOT EXISTS offline_cards_state ON offline_cards (state, taken_at
 """)
 
 
+def _version_8(db: sqlite3.Connection) -> None:
+    """Customers and loyalty at the store (actors.loyalty.local): a bounded cache of the store's recent customers for
+    offline lookup (phone and email kept only as hashes of their normalised form: found, never shown), the tenant's
+    loyalty settings as the hub last gave them, and the ledger of points redeemed offline, counted against the
+    store's daily budget and each customer's cap (so a restart cannot reset them)."""
+    _run(db, """
+CREATE TABLE IF NOT EXISTS loyalty_customers (
+    id           TEXT PRIMARY KEY,
+    card_number  TEXT,
+    name         TEXT NOT NULL DEFAULT '',
+    phone_hash   TEXT,
+    email_hash   TEXT,
+    tier         TEXT NOT NULL DEFAULT '',
+    points       INTEGER NOT NULL DEFAULT 0,
+    seen_at      REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS loyalty_customers_card ON loyalty_customers (card_number);
+CREATE INDEX IF NOT EXISTS loyalty_customers_phone ON loyalty_customers (phone_hash);
+CREATE INDEX IF NOT EXISTS loyalty_customers_email ON loyalty_customers (email_hash);
+CREATE INDEX IF NOT EXISTS loyalty_customers_seen ON loyalty_customers (seen_at);
+CREATE TABLE IF NOT EXISTS loyalty_settings (
+    only_row                INTEGER PRIMARY KEY CHECK (only_row = 1),
+    point_value_minor       INTEGER NOT NULL CHECK (point_value_minor > 0),
+    currency                TEXT NOT NULL,
+    offline_budget_points   INTEGER NOT NULL CHECK (offline_budget_points >= 0),
+    offline_cap_points      INTEGER NOT NULL CHECK (offline_cap_points >= 0),
+    fetched_at              REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS loyalty_offline_redemptions (
+    redemption   TEXT PRIMARY KEY,
+    till         TEXT NOT NULL,
+    customer     TEXT NOT NULL,
+    points       INTEGER NOT NULL CHECK (points > 0),
+    day          TEXT NOT NULL,
+    state        TEXT NOT NULL CHECK (state IN ('taken', 'reversed')),
+    taken_at     REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS loyalty_offline_day ON loyalty_offline_redemptions (day, customer)
+""")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_version_1, _version_2, _version_3, _version_4,
-                                                           _version_5, _version_6, _version_7]
+                                                           _version_5, _version_6, _version_7, _version_8]
 """Migration N+1 takes a file at user_version N to N+1. Append; never edit one that has shipped."""
 
 

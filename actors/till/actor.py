@@ -27,7 +27,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +35,17 @@ import pykka
 from prometheus_client import Counter
 
 from actors.cash.desk import MOVES, DrawerDesk
-from actors.catalog.local import LocalCatalog
+from actors.catalog.local import CatalogMissing, LocalCatalog
 from actors.devices.context import SPOOLER, Notify, device_actor_name
+from actors.loyalty import local as loyalty_local
 from actors.payments.asking import UNCONFIRMED, PaymentsHub, Unconfirmed
 from actors.protocol import Rejected
 from actors.returns.lookup import NAME as RETURNS_NAME
 from actors.storage.audit import record_at_store
+from actors.storage.db import connect
 from actors.storage.outbox import Committed
 from actors.storage.saved_tills import SavedTills
-from actors.till import card_hub, customer_screen, qr
+from actors.till import card_hub, coupons, customer_screen, customers, promoting, qr, rewards
 from actors.till import tenders as tendering
 from actors.till.cart import SAVING_MESSAGE, Cart, Discount, restore
 from actors.till.returning import NO_RETURN, ReturnCart, restore_return
@@ -51,6 +53,7 @@ from actors.till.tenders import Tender
 from edge_runtime import Actor
 from novapos import validators
 from novapos.config.cash import CashConfig
+from novapos.config.loyalty import LoyaltySettings
 from novapos.config.returns import ReturnsPolicy
 from novapos.config.terminal import TerminalSettings
 from novapos.money import Money
@@ -133,7 +136,8 @@ class TillActor(Actor):
     def __init__(self, till_id: str, currency: str, catalog: tuple[Path, str], store_name: str,
                  devices: TillDevices, notify: Notify, db_path: Path, max_change_minor: int, *,
                  terminal: TerminalSettings, cash: CashConfig | None = None,
-                 returns: ReturnsPolicy | None = None, payments: PaymentsHub | None = None) -> None:
+                 returns: ReturnsPolicy | None = None, payments: PaymentsHub | None = None,
+                 loyalty: LoyaltySettings | None = None) -> None:
         """`catalog`: the local catalog's file and the store's region (its prices and tax rates); `terminal`: how
         the till works its card terminal (the store's [terminal] settings); `cash`: the store's cash control;
         `returns`: the store's returns policy; `payments`: the way to the hub's payments (QR payments and their
@@ -150,6 +154,7 @@ class TillActor(Actor):
         self._display = devices.display
         self._notify = notify
         self._catalog = LocalCatalog(catalog[0], store_name, catalog[1])
+        self._region = catalog[1]
         self._session: dict[str, Any] | None = None
         self._cart = self._new_cart()
         self._drawer_owed: str | None = None  # the sale whose drawer pulse no drawer actor has confirmed yet
@@ -161,9 +166,17 @@ class TillActor(Actor):
         self._cards = CardWork(devices.terminal, terminal)
         self._payments = payments
         self._qr_polling = False  # a qr_tick is scheduled
+        self._loyalty = loyalty or LoyaltySettings()
+        self._loyalty_db: Any = None  # the store's customer cache and offline points ledger: opened in started()
+        self._customer: loyalty_local.Profile | None = None  # who the cart's customer is, as the till shows them
+        self._owed: list[rewards.Owed] = []  # redemptions given back and not yet confirmed by the hub
+        self._owed_ticking = False
+        self._coupon_releases: list[coupons.Release] = []
+        self._releasing = False  # a coupon_tick is scheduled
 
     def started(self) -> None:
         self._saved = SavedTills(self._db_path)
+        self._loyalty_db = connect(self._db_path)
         self._desk = DrawerDesk(self._db_path, self.till_id, self.currency, self._cash)
         saved = self._saved.load(self.till_id)
         if saved is not None:
@@ -171,16 +184,110 @@ class TillActor(Actor):
             self._save()  # what the restore dropped stays dropped: its warnings are not repeated every start
         self._card_work()  # a card pending or a reversal owed before the restart: ask the terminal how it ended
         self._qr_work()  # a QR payment pending before the restart: ask the hub how it ended
+        self._owed_work()  # redemptions given back before the restart and not confirmed by the hub
+        self._coupon_work()  # coupon releases owed before the restart
 
     def stopping(self) -> None:
         self._catalog.close()
+        if self._loyalty_db is not None:
+            self._loyalty_db.close()
         if self._desk is not None:
             self._desk.close_db()
         if self._saved is not None:
             self._saved.close()
 
     def _new_cart(self) -> Cart:
-        return Cart(self.currency, self._max_change)
+        return Cart(self.currency, self._max_change, source=self._rules)
+
+    # -- promotions and coupons (actors.till.promoting, actors.till.coupons) ------------------------
+
+    def _rules(self) -> promoting.Pricing:
+        """The promotions the cart is priced with now: the store's local copy (indexed once per catalog version by
+        LocalCatalog.promotions), at this moment, for this store and region."""
+        now_ms = int(time.time() * 1000)
+        try:
+            store = self._catalog.promotions()
+        except CatalogMissing:
+            return replace(promoting.NO_PRICING, store=self._store_name, region=self._region, at_ms=now_ms)
+        return promoting.Pricing(store.catalog_version, store.rules, self._store_name, self._region, now_ms)
+
+    def add_coupon(self, code: str) -> dict[str, Any] | Rejected:
+        """A coupon code for the sale: reserved at the hub (online), or a promotion's public code (offline too); its
+        promotion applies from now on when its rules allow (re-evaluated at every change)."""
+        if (refused := self._selling()) is not None:
+            return refused
+        assert self._session is not None
+        if (refused := self._cart.may_add_coupon(code)) is not None:
+            return refused
+        found = coupons.reserve(self._payments, self._rules(), code, self.till_id, self._session["cashier"],
+                                self._cart.customer)
+        if isinstance(found, coupons.Release):
+            self._owe_releases([found.coupon], found.reason)
+            self._save()
+            return Rejected("conflict", f"the hub did not confirm coupon {code}: try again")
+        if isinstance(found, Rejected):
+            return found
+        if (refused := self._cart.add_coupon(found)) is not None:
+            self._owe_releases([found], "the cart refused it")
+            self._save()
+            return refused
+        applied = next((a for a in self._cart.priced.applied if a.promotion == found.promotion), None)
+        log.info("till %s: coupon for promotion %s added to cart %s%s (%s)", self.till_id, found.promotion,
+                 self._cart.id, " offline" if found.offline else "", "applied" if applied else "not applied yet")
+        return self._changed()
+
+    def remove_coupon(self, code: str) -> dict[str, Any] | Rejected:
+        """Take a coupon off the sale; its reservation is released at the hub (owed until confirmed)."""
+        if (refused := self._selling()) is not None:
+            return refused
+        removed = self._cart.remove_coupon(code)
+        if isinstance(removed, Rejected):
+            return removed
+        self._owe_releases([removed], "taken off the sale")
+        return self._changed()
+
+    def _owe_releases(self, held: list[promoting.Coupon], reason: str) -> None:
+        """Owe a release for each reservation at the hub (saved at the caller's _changed/_save, tried now)."""
+        by = self._session["cashier"] if self._session is not None else f"till:{self.till_id}"
+        for coupon in held:
+            if not coupon.offline:
+                self._coupon_releases.append(coupons.Release(coupon, by, reason))
+                promoting.COUPONS.labels(self.till_id, "release_owed").inc()
+        self._coupon_work()
+
+    def coupon_tick(self) -> None:
+        """Every coupons.RETRY_S while a release is owed: ask the hub again."""
+        self._releasing = False
+        self._coupon_work()
+
+    def _coupon_work(self) -> None:
+        """Ask the hub for each owed release that is due; those it did not confirm are asked again later."""
+        now, settled = time.monotonic(), False
+        for owed in list(self._coupon_releases):
+            if now < owed.next_try:
+                continue
+            if coupons.release(self._payments, owed, self.till_id):
+                self._coupon_releases.remove(owed)
+                settled = True
+                continue
+            if owed.failures == 0:
+                log.warning("till %s: the release of coupon reservation %s is owed and will be retried",
+                            self.till_id, owed.coupon.redemption)
+            owed.failures += 1
+            owed.next_try = now + coupons.RETRY_S
+        if settled and self._saved is not None:
+            self._save()
+        if self._coupon_releases and not self._releasing:
+            self._releasing = True
+            self.send_after(coupons.RETRY_S, "coupon_tick")
+
+    def _restore_releases(self, saved: Any) -> None:
+        for index, raw in enumerate(saved if isinstance(saved, list) else []):
+            try:
+                self._coupon_releases.append(coupons.saved_release(f"saved coupon release {index}", raw))
+            except validators.Invalid as exc:  # never silently: the hub releases it after its hold time
+                log.error("till %s: a saved coupon release cannot be read (the hub's hold time frees it): %s",
+                          self.till_id, exc)
 
     def state(self) -> dict[str, Any]:
         """`drawer_owed`: the sale whose drawer the cashier may open (POST .../drawer); None while its
@@ -189,7 +296,8 @@ class TillActor(Actor):
         return {"till": self.till_id, "session": self._session, **cart,
                 "drawer_owed": None if self._pulsing(self._drawer_owed) else self._drawer_owed,
                 "drawer_session": self.desk.state(),
-                "card_reversals": [owed.summary() for owed in self._cards.reversals]}
+                "card_reversals": [owed.summary() for owed in self._cards.reversals],
+                **self._loyalty_state()}
 
     @property
     def _open_cart(self) -> Cart | ReturnCart:
@@ -331,10 +439,13 @@ class TillActor(Actor):
         if (refused := self._give_back_qr(self._cart.tenders.items, by or self._session["cashier"], approver,
                                           f"cart {self._cart.id} voided")) is not None:
             return refused
+        self._give_back_rewards(self._cart.tenders.redeemed(), by or self._session["cashier"],
+                                f"cart {self._cart.id} voided")
         if self._cart.tenders.began():
             taken = self._cart.void_tenders()
             assert not isinstance(taken, Rejected)  # may_void refused a pending card; something was taken
             self._owe_reversals(taken, by or self._session["cashier"], approver, f"cart {self._cart.id} voided")
+        self._owe_releases(self._cart.coupons, f"cart {self._cart.id} voided")
         voided, self._cart = self._cart, self._new_cart()
         VOIDED.labels(self.till_id).inc()
         log.warning("till %s: cart %s voided by %s: %d lines, total %s, cash given back %s", self.till_id,
@@ -354,9 +465,11 @@ class TillActor(Actor):
         if (refused := self._give_back_qr(self._cart.tenders.items, by or self._session["cashier"], approver,
                                           f"tenders of cart {self._cart.id} voided")) is not None:
             return refused
+        redeemed = self._cart.tenders.redeemed()
         taken = self._cart.void_tenders()
         if isinstance(taken, Rejected):
             return self._changed() if paid_by_qr and self._cart.tenders.pending() is None else taken
+        self._give_back_rewards(redeemed, by or self._session["cashier"], f"tenders of cart {self._cart.id} voided")
         self._owe_reversals(taken, by or self._session["cashier"], approver, f"tenders of cart {self._cart.id} voided")
         return self._changed()
 
@@ -420,6 +533,8 @@ class TillActor(Actor):
         tender = self._cart.remove_tender(tender_id)
         if isinstance(tender, Rejected):
             return tender
+        self._give_back_rewards([tender], by or self._session["cashier"],
+                                f"tender {tender.id} of cart {self._cart.id} voided")
         self._owe_reversals([tender] if tender.method == "card" else [], by or self._session["cashier"], approver,
                             f"tender {tender.id} of cart {self._cart.id} voided")
         return self._changed()
@@ -593,6 +708,173 @@ class TillActor(Actor):
             self._cards.ticking = True
             self.send_after(self._cards.settings.poll_ms / 1000, "card_tick")
 
+    # -- customers, points and gift cards (actors.till.customers, actors.till.rewards) ------------
+
+    def _loyalty_state(self) -> dict[str, Any]:
+        """The cart's customer as the till shows them (None when none is attached), and how many redemptions given
+        back the hub has not confirmed yet."""
+        attached = self._customer if self._customer is not None and self._customer.id == self._cart.customer else None
+        return {"customer": None if attached is None else attached.to_wire(), "loyalty_reversals_owed": len(self._owed)}
+
+    def find_customer(self, query: str) -> dict[str, Any] | Rejected:
+        """Customers a phone, an email or a (scanned) card number names: the hub's answer, or offline the store's
+        recent customers (said so)."""
+        return self._no_session() or customers.find(self._payments, self._loyalty_db, query,
+                                                     self._loyalty.customer_cache_size)
+
+    def enrol_customer(self, details: dict[str, str], actor: str) -> dict[str, Any] | Rejected:
+        """Enrol a new customer at the hub and attach them to the cart."""
+        if (refused := self._no_session()) is not None:
+            return refused
+        made = customers.enrol(self._payments, self._loyalty_db, details, actor, self._loyalty.customer_cache_size)
+        if isinstance(made, Rejected):
+            return made
+        log.info("till %s: customer %s enrolled by %s", self.till_id, made.id, actor)
+        return self.attach_customer(made.id)
+
+    def customer_overview(self, customer: str | None = None) -> dict[str, Any] | Rejected:
+        """The 360 of `customer` (or of the cart's): points, tier, what expires soon, recent orders."""
+        customer = customer or self._cart.customer
+        if customer is None:
+            return Rejected("conflict", "no customer is attached to this sale")
+        return self._no_session() or customers.overview(self._payments, self._loyalty_db, customer,
+                                                        self._loyalty.customer_cache_size)
+
+    def attach_customer(self, customer: str) -> dict[str, Any] | Rejected:
+        """Make the sale the customer's (found or enrolled lately); refused once their points paid part of it."""
+        if (refused := self._selling()) is not None:
+            return refused
+        if self._cart.saving:
+            return Rejected("conflict", SAVING_MESSAGE)
+        if self._cart.customer != customer and any(t.method == "points" for t in self._cart.tenders.redeemed()):
+            return Rejected("conflict", "points of the attached customer paid part of this sale: void that tender "
+                                        "before changing the customer")
+        known = customers.profile(self._payments, self._loyalty_db, customer, self._loyalty.customer_cache_size)
+        if known is None:
+            return Rejected("not_found", "this customer is not known here: find them first")
+        before = (self._cart.customer, self._cart.tier)
+        self._cart.customer, self._cart.tier = known.id, known.tier or None
+        if (refused := self._cart.reprice()) is not None:  # the customer's promotions, refused once lines froze
+            self._cart.customer, self._cart.tier = before
+            return refused
+        self._customer = known
+        return self._changed()
+
+    def detach_customer(self) -> dict[str, Any] | Rejected:
+        if (refused := self._selling()) is not None:
+            return refused
+        if self._cart.saving:
+            return Rejected("conflict", SAVING_MESSAGE)
+        if any(tender.method == "points" for tender in self._cart.tenders.redeemed()):
+            return Rejected("conflict", "the customer's points paid part of this sale: void that tender first")
+        before = (self._cart.customer, self._cart.tier)
+        self._cart.customer, self._cart.tier = None, None
+        if (refused := self._cart.reprice()) is not None:
+            self._cart.customer, self._cart.tier = before
+            return refused
+        self._customer = None
+        return self._changed()
+
+    def tender_points(self, amount_minor: int, tender_id: str) -> dict[str, Any] | Rejected:
+        """Pay up to `amount_minor` with the attached customer's points (what whole points buy): online through the
+        hub, offline within the store's budget and the customer's cap. A resend of the same id takes them once."""
+        if (refused := self._selling()) is not None:
+            return refused
+        assert self._session is not None
+        if self._cart.tenders.find(tender_id) is not None:
+            return self.state()
+        tender = rewards.redeem_points(self._payments, self._loyalty_db, self._cart, amount_minor, tender_id,
+                                       self.till_id, f"till-user:{self._session['cashier']}")
+        return self._redeemed(tender, "points", tender_id)
+
+    def tender_gift_card(self, card: str, amount_minor: int, tender_id: str) -> dict[str, Any] | Rejected:
+        """Pay `amount_minor` from a gift card, through the hub (never offline). A resend takes it once."""
+        if (refused := self._selling()) is not None:
+            return refused
+        assert self._session is not None
+        if self._cart.tenders.find(tender_id) is not None:
+            return self.state()
+        tender = rewards.redeem_gift_card(self._payments, self._cart, card, amount_minor, tender_id, self.till_id,
+                                          f"till-user:{self._session['cashier']}")
+        return self._redeemed(tender, "gift_card", tender_id)
+
+    def _redeemed(self, tender: Tender | Rejected, kind: rewards.Kind, tender_id: str) -> dict[str, Any] | Rejected:
+        """After a points or gift card ask: an unconfirmed one is owed back (after a grace for the retry), one the
+        retry confirmed is owed no more."""
+        redemption = rewards.redemption_for(tender_id)
+        if isinstance(tender, Unconfirmed):
+            if not any(owed.redemption == redemption for owed in self._owed):
+                assert self._session is not None
+                self._owed.append(rewards.Owed(kind, redemption, self._session["cashier"],
+                                               f"unconfirmed {kind} tender {tender_id}",
+                                               time.time() + rewards.UNCONFIRMED_GRACE_S))
+                self._save()
+                self._owed_work()
+            return tender
+        if isinstance(tender, Rejected):
+            return tender
+        self._owed = [owed for owed in self._owed if owed.redemption != redemption]
+        log.info("till %s: %s tender %s of %s taken", self.till_id, kind, tender.id, self._money(tender.amount))
+        return self._changed()
+
+    def _give_back_rewards(self, tenders: list[Tender], by: str, why: str) -> None:
+        """Points and gift card tenders given back: offline points struck from the store's ledger, the rest owed to
+        the hub (saved by the caller's _changed, asked now and until confirmed)."""
+        owed = rewards.give_back(self._loyalty_db, [t for t in tenders if t.state == "approved"], by, why)
+        if owed:
+            self._owed += owed
+            self._owed_work()
+
+    def loyalty_tick(self) -> None:
+        """Every rewards.RETRY_S while reversals are owed: ask the hub for each one due."""
+        self._owed_ticking = False
+        now, before = time.time(), len(self._owed)
+        for owed in list(self._owed):
+            if now >= owed.next_try and rewards.reverse(self._payments, owed):
+                self._owed.remove(owed)
+                log.info("till %s: %s redemption %s given back at the hub", self.till_id, owed.kind, owed.redemption)
+            elif now >= owed.next_try:
+                owed.next_try = now + rewards.RETRY_S
+        if len(self._owed) != before:
+            self._changed(show=False)
+        self._owed_work()
+
+    def _owed_work(self) -> None:
+        rewards.OWED.labels(self.till_id).set(len(self._owed))
+        if self._owed and not self._owed_ticking:
+            self._owed_ticking = True
+            self.send_after(rewards.RETRY_S if all(o.next_try > time.time() for o in self._owed) else 0.05,
+                            "loyalty_tick")
+
+    def _loyalty_receipt(self, cart: Cart) -> dict[str, Any]:
+        """What the receipt shows beside the sale: the customer (card masked), the points redeemed and their
+        balance after, each gift card (masked) with what is left on it."""
+        paid = cart.tenders.redeemed()
+        points = [tender.points for tender in paid if tender.points is not None]
+        shown: dict[str, Any] = {}
+        if cart.customer is not None and self._customer is not None and self._customer.id == cart.customer:
+            shown["customer"] = {"name": self._customer.name, "card": loyalty_local.mask(self._customer.card_number),
+                                 "tier": self._customer.tier}
+        if points:
+            shown["points"] = {"redeemed": sum(p.points for p in points), "balance": points[-1].balance,
+                               "offline": any(p.offline for p in points)}
+        cards = [{"card": t.gift_card.card, "amount": t.amount, "balance_minor": t.gift_card.balance_minor}
+                 for t in paid if t.gift_card is not None]
+        if cards:
+            shown["gift_cards"] = cards
+        return {"loyalty": shown} if shown else {}
+
+    def _restore_loyalty(self, saved: Mapping[str, Any]) -> None:
+        problems: list[str] = []
+        self._owed = rewards.restore_owed(saved.get("loyalty_reversals"), problems)
+        if saved.get("customer") is not None:
+            try:
+                self._customer = loyalty_local.restore_profile(saved["customer"])
+            except validators.Invalid as exc:
+                problems.append(str(exc))
+        for problem in problems:
+            log.error("till %s: dropping what it saved about loyalty: %s", self.till_id, problem)
+
     # -- QR payments (actors.till.qr) ------------------------------------------------------------
 
     def tender_qr(self, amount_minor: int, tender_id: str) -> dict[str, Any] | Rejected:
@@ -720,7 +1002,8 @@ class TillActor(Actor):
         if isinstance(body, Rejected):
             return body
         try:
-            committed = self.registry.ask("outbox", "append", "sale.completed", qr.sale_version(body), body,
+            version = promoting.sale_version(body, qr.sale_version(body))
+            committed = self.registry.ask("outbox", "append", "sale.completed", version, body,
                                           print_on=self._printer, key=cart.id, timeout=COMMIT_TIMEOUT_S)
         except pykka.Timeout:
             log.warning("till %s: the sale of cart %s is not saved after %.0f s (a slow or locked disk); the cart is "
@@ -750,9 +1033,11 @@ class TillActor(Actor):
         done yet either."""
         sale = str(committed.id)
         self._cart = self._new_cart()
+        promoting.counted(self.till_id, committed.body)
+        self._owe_releases(cart.unapplied_coupons(), f"its promotion gave nothing to sale {sale}")
         self._drawer_owed = sale if self._drawer is not None and cart.took_cash() else None  # no cash, no drawer
         self._save()  # before any pulse: a kill -9 from here on leaves the pulse owed, not forgotten
-        receipt = self._receipt(committed, cart.id)
+        receipt = {**self._receipt(committed, cart.id), **self._loyalty_receipt(cart)}
         SALES.labels(self.till_id).inc()
         self.registry.tell("forwarder", "kick")
         if self._printer is not None:
@@ -981,6 +1266,8 @@ class TillActor(Actor):
         was completed just before the restart (its sale is on disk) gives way to a new one, its drawer
         pulse owed."""
         self._restore_reversals(saved.get("card_reversals"))
+        self._restore_loyalty(saved)
+        self._restore_releases(saved.get("coupon_releases"))
         self._restore_approvals(saved.get("card_approvals"))
         owed = saved.get("drawer_owed")
         try:
@@ -1016,6 +1303,7 @@ class TillActor(Actor):
             return
         for problem in problems:
             log.warning("till %s: dropping part of its saved cart: %s", self.till_id, problem)
+        cart.source = self._rules
         self._cart = cart
         self._restore_return(saved.get("return"))
         log.info("till %s: carried on after a restart: session of %s, %d lines, %s tendered", self.till_id,
@@ -1202,7 +1490,10 @@ class TillActor(Actor):
                                         "drawer_owed": self._drawer_owed,
                                         "return": None if self._return is None else self._return.to_saved(),
                                         "card_reversals": [owed.to_saved() for owed in self._cards.reversals],
-                                        "card_approvals": [tender.to_saved() for tender in self._cards.approvals]})
+                                        "card_approvals": [tender.to_saved() for tender in self._cards.approvals],
+                                        "customer": None if self._customer is None else self._customer.to_saved(),
+                                        "loyalty_reversals": [owed.to_saved() for owed in self._owed],
+                                        "coupon_releases": [owed.to_saved() for owed in self._coupon_releases]})
 
     def _changed(self, show: bool = True) -> dict[str, Any]:
         self._save()

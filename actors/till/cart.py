@@ -18,9 +18,11 @@ line has no price override or discount of its own; otherwise it opens a new line
 shelf label said when it was scanned and a discount given to one item is not given to the next.
 
 What changes a line's price, each with a reason: a price override (the unit price it sells at instead of the
-list price, and who approved it), a line discount and the order discount (percent in basis points, or an amount;
-novapos.pricing.percent_of), the order discount shared over the lines by novapos.pricing.allocate. A line's
-amount is unit price x quantity - its discount - its share of the order discount, and its tax is computed on that
+list price, and who approved it), the promotions in force (actors.till.promoting: re-evaluated by the engine at
+every change, on the lines without an override), a line discount (of what the promotions left) and the order
+discount (percent in basis points, or an amount; novapos.pricing.percent_of), the order discount shared over the
+lines by novapos.pricing.allocate. A line's amount is unit price x quantity - its promotions - its discount - its
+share of the order discount, and its tax is computed on that
 amount by novapos.pricing's one rounding rule: shown inside the total when shelf prices include it, added to the
 total when they do not. A change that would make a discount more than what it applies to (a quantity lowered
 under an amount discount, a line removed under an order discount) is refused, and changes nothing.
@@ -28,15 +30,18 @@ under an amount discount, a line removed under an order discount) is refused, an
 
 from __future__ import annotations
 
+import copy
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Literal
 
 from actors.catalog.local import Offer
 from actors.protocol import Rejected
+from actors.till import promoting
 from actors.till import tenders as tendering
+from actors.till.promoting import NO_PRICING, Coupon, Given, Pricing
 from actors.till.tenders import Tender, Tenders
 from novapos import validators
 from novapos.money import Money
@@ -112,6 +117,8 @@ class Line:
     override: Override | None = None
     discount: Discount | None = None
     order_share: int = 0
+    promotions: tuple[Given, ...] = ()
+    """What each promotion took off this line at the cart's last evaluation (set by the cart)."""
 
     @property
     def sku(self) -> str:
@@ -127,13 +134,18 @@ class Line:
         return self.unit_minor * self.quantity
 
     @property
+    def promoted(self) -> int:
+        """After the promotions: what a line discount applies to."""
+        return self.gross - sum(amount for _promotion, _name, amount in self.promotions)
+
+    @property
     def discount_minor(self) -> int:
-        return 0 if self.discount is None else self.discount.amount_of(self.gross)
+        return 0 if self.discount is None else self.discount.amount_of(self.promoted)
 
     @property
     def net(self) -> int:
-        """After the line discount: what the order discount is shared in proportion to."""
-        return self.gross - self.discount_minor
+        """After the promotions and the line discount: what the order discount is shared in proportion to."""
+        return self.promoted - self.discount_minor
 
     @property
     def amount(self) -> Money:
@@ -153,18 +165,22 @@ class Line:
         return self.override is None and self.discount is None
 
     def to_wire(self) -> dict[str, Any]:
-        """The sale.completed v3 line: the price lock (list price, catalog version, tax rule), what changed the
-        price (override, discount, order discount share) and the amount and tax that result."""
+        """The sale.completed v5 line (v3 when it has no promotions): the price lock (list price, catalog version,
+        tax rule), what changed the price (override, promotions, discount, order discount share) and the amount
+        and tax that result."""
         offer, currency = self.offer, self.offer.currency
         wire: dict[str, Any] = {
             "line": self.id, "sku": offer.sku, "name": offer.name,
             "attributes": [list(pair) for pair in offer.attributes], "quantity": self.quantity,
             "list_price": Money(offer.unit_minor, currency).to_wire(),
             "unit_price": Money(self.unit_minor, currency).to_wire()}
+        if self.promotions:
+            wire["promotions"] = [{"promotion": promotion, "name": name, "amount": Money(amount, currency).to_wire()}
+                                  for promotion, name, amount in self.promotions]
         if self.override is not None:
             wire["override"] = {"reason": self.override.reason, "approver": self.override.approver}
         if self.discount is not None:
-            wire["discount"] = self.discount.to_wire(self.gross, currency)
+            wire["discount"] = self.discount.to_wire(self.promoted, currency)
         wire.update({"order_discount": Money(self.order_share, currency).to_wire(), "amount": self.amount.to_wire(),
                      "catalog_version": offer.catalog_version,
                      "tax": {"class": offer.tax_class, "rate_ppm": offer.rate_ppm, "included": offer.included,
@@ -182,6 +198,10 @@ class Line:
                                  "approver": self.override.approver}
         if self.discount is not None:
             saved["discount"] = self.discount.to_saved()
+        if self.promotions:
+            saved["promotions"] = [list(given) for given in self.promotions]
+        if offer.category:
+            saved["category"] = offer.category
         return saved
 
 
@@ -198,7 +218,8 @@ def _new_id() -> str:
 class Cart:
     """One customer's basket and what they paid with. `max_change` caps the change a tender may call for
     (the store's max_change_minor): a mistyped 10^9 is refused, not paid out. A tender sent again with
-    the same id (a retry, a double tap) is taken once."""
+    the same id (a retry, a double tap) is taken once. `source` gives the promotions to price with, asked at
+    every change (actors.till.promoting)."""
     currency: str
     max_change: int
     id: str = field(default_factory=_new_id)
@@ -206,9 +227,24 @@ class Cart:
     order_discount: Discount | None = None
     tenders: Tenders = field(init=False)
     saving: bool = False
+    source: Callable[[], Pricing] = field(default=lambda: NO_PRICING, repr=False, compare=False)
+    coupons: list[Coupon] = field(default_factory=list)
+    priced: promoting.Priced = field(default_factory=lambda: promoting.Priced(0, {}, ()))
+    """The last evaluation of the promotions (what the lines' `promotions` came from)."""
+    customer: str | None = None
+    """The hub's id of the customer the sale is for (attached by actors.till's customer flow)."""
+    tier: str | None = None
+    """That customer's loyalty tier when attached (tier-only promotions need it)."""
 
     def __post_init__(self) -> None:
         self.tenders = Tenders(self.currency, self.max_change)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Cart:
+        """A copy of the cart's state that shares its source (the till's reader of promotions, not state)."""
+        clone = copy.copy(self)
+        clone.__dict__.update(copy.deepcopy({name: value for name, value in self.__dict__.items() if name != "source"},
+                                            memo))
+        return clone
 
     @property
     def stage(self) -> Stage:
@@ -238,10 +274,22 @@ class Cart:
     def is_empty(self) -> bool:
         return not self.lines and not self.tenders.began()
 
+    def saved_minor(self) -> int:
+        """What the customer saves: promotions, line discounts and the order discount (an override is a price)."""
+        return sum(line.gross - line.amount.minor for line in self.lines)
+
     def summary(self) -> dict[str, Any]:
-        """What the till shows: lines, Total, Paid, Due and Change, as wire money, and every tender."""
+        """What the till shows: lines (with what each promotion took off each), Total, Paid, Due and Change, as wire
+        money, every tender, the promotions applied with their explanation, the coupons and "You saved"."""
         return {"cart": self.id, "stage": self.stage.value, "lines": [line.to_wire() for line in self.lines],
                 "order_discount": self._order_discount_wire(),
+                "promotions": [{"promotion": applied.promotion, "name": applied.name,
+                                "explanation": applied.explanation,
+                                "amount": Money(applied.total, self.currency).to_wire()}
+                               for applied in self.priced.applied],
+                "promotions_version": self.priced.version,
+                "coupons": [{**coupon.to_wire(), "applied": self._applied(coupon)} for coupon in self.coupons],
+                "saved": Money(self.saved_minor(), self.currency).to_wire(),
                 "total": self.total().to_wire(), "tax_total": self.tax_total().to_wire(),
                 "paid": self.paid().to_wire(), "tendered": self.paid().to_wire(), "due": self.due().to_wire(),
                 "change": self.change().to_wire(), "tenders": self.tenders.summary()}
@@ -258,18 +306,41 @@ class Cart:
             return None
         return self.order_discount.to_wire(sum(line.net for line in self.lines), self.currency)
 
-    def _settle(self) -> Rejected | None:
-        """Share the order discount over the lines (novapos.pricing.allocate) and check that every discount
-        still fits what it applies to and the total what a till can take; a Rejected says which does not."""
+    def _applied(self, coupon: Coupon) -> bool:
+        return any(applied.promotion == coupon.promotion for applied in self.priced.applied)
+
+    def _evaluate(self) -> Rejected | None:
+        """Price the lines without an override with the promotions the source gives now (actors.till.promoting)."""
+        for line in self.lines:
+            if line.gross > validators.MAX_MINOR:
+                return Rejected("invalid", f"{line.offer.name} at {Money(line.unit_minor, self.currency).format()} x "
+                                           f"{line.quantity} would be more than a till can take: split the sale")
+        eligible = [promoting.engine.CartLine(line.id, line.sku, line.offer.category, line.unit_minor, line.quantity)
+                    for line in self.lines if line.override is None]
+        self.priced = promoting.evaluate(self.source(), eligible, self.coupons, self.customer, self.tier,
+                                         self.currency)
+        for line in self.lines:
+            line.promotions = self.priced.lines.get(line.id, ())
+        return None
+
+    def _settle(self, evaluate: bool = True) -> Rejected | None:
+        """Evaluate the promotions (unless `evaluate` is False: a restored cart keeps what it was priced at), share
+        the order discount over the lines (novapos.pricing.allocate) and check that every discount still fits what
+        it applies to and the total what a till can take; a Rejected says which does not."""
+        if evaluate and (refused := self._evaluate()) is not None:
+            return refused
         for line in self.lines:
             line.order_share = 0
             if line.gross > validators.MAX_MINOR:
                 return Rejected("invalid", f"{line.offer.name} at {Money(line.unit_minor, self.currency).format()} x "
                                            f"{line.quantity} would be more than a till can take: split the sale")
-            if line.discount is not None and line.discount_minor > line.gross:
+            if line.promoted < 0:
+                return Rejected("invalid", f"the promotions on {line.offer.name} would take more than the line")
+            if line.discount is not None and line.discount_minor > line.promoted:
                 return Rejected("invalid", f"the {Money(line.discount_minor, self.currency).format()} discount on "
                                            f"{line.offer.name} would be more than the line's "
-                                           f"{Money(line.gross, self.currency).format()}")
+                                           f"{Money(line.promoted, self.currency).format()}"
+                                           + (" after its promotions" if line.promotions else ""))
         if self.order_discount is not None:
             nets = [line.net for line in self.lines]
             off = self.order_discount.amount_of(sum(nets))
@@ -282,16 +353,54 @@ class Cart:
             return Rejected("invalid", "the cart's total would be more than a till can take: split the sale")
         return None
 
-    def _changing(self, doing: str, change: Any) -> Rejected | None:
+    def _changing(self, doing: str, change: Any, evaluate: bool = True) -> Rejected | None:
         """Run `change` (a function of no arguments that may return a Rejected) on the lines, then settle the
-        cart; any refusal puts the lines and the order discount back as they were."""
+        cart (promotions evaluated again); any refusal puts the lines, the order discount, the coupons, the
+        customer and the evaluation back as they were."""
         if (refused := self._frozen(doing)) is not None:
             return refused
-        lines, order_discount = [replace(line) for line in self.lines], self.order_discount  # their fields are
-        refused = change() or self._settle()  # immutable values: a copy of each line is a copy of the cart's lines
+        lines = [replace(line) for line in self.lines]  # their fields are immutable values: a copy of each line
+        before = (self.order_discount, list(self.coupons), self.priced, self.customer, self.tier)  # is a copy
+        refused = change() or self._settle(evaluate)
         if refused is not None:
-            self.lines, self.order_discount = lines, order_discount
+            self.lines = lines
+            self.order_discount, self.coupons, self.priced, self.customer, self.tier = before
         return refused
+
+    def add_coupon(self, coupon: Coupon) -> Rejected | None:
+        """Hold a coupon (reserved at the hub, or a public code): its promotion applies from now when its rules
+        allow. The same code twice, or a sixth coupon, is refused."""
+        def change() -> Rejected | None:
+            if any(held.code == coupon.code for held in self.coupons):
+                return Rejected("conflict", f"coupon {coupon.code} is already on this sale")
+            if len(self.coupons) >= promoting.MAX_COUPONS:
+                return Rejected("conflict", f"a sale holds at most {promoting.MAX_COUPONS} coupons")
+            self.coupons.append(coupon)
+            return None
+        return self._changing("adding coupons", change)
+
+    def may_add_coupon(self, code: str) -> Rejected | None:
+        """Whether a coupon may be added now (asked before the hub reserves one)."""
+        if (refused := self._frozen("adding coupons")) is not None:
+            return refused
+        if not self.lines:
+            return Rejected("conflict", "the cart is empty: scan the items before the coupon")
+        if any(held.code == code for held in self.coupons):
+            return Rejected("conflict", f"coupon {code} is already on this sale")
+        if len(self.coupons) >= promoting.MAX_COUPONS:
+            return Rejected("conflict", f"a sale holds at most {promoting.MAX_COUPONS} coupons")
+        return None
+
+    def remove_coupon(self, code: str) -> Coupon | Rejected:
+        """Take a coupon off (the caller releases it at the hub)."""
+        found = next((held for held in self.coupons if held.code == code), None)
+        if found is None:
+            return Rejected("not_found", f"coupon {code} is not on this sale")
+        return self._changing("taking coupons off", lambda: self.coupons.remove(found)) or found
+
+    def reprice(self) -> Rejected | None:
+        """Evaluate the promotions again without another change (a customer attached, the till's own nudge)."""
+        return self._changing("changing the sale", lambda: None)
 
     def line(self, line_id: str) -> Line | Rejected:
         found = next((line for line in self.lines if line.id == line_id), None)
@@ -401,6 +510,11 @@ class Cart:
         """Whether a QR payment of `amount` may start now (asked before the hub is asked for one: actors.till.qr)."""
         return self._may_tender() or self.tenders.may_pay_by_qr(amount, self.due().minor)
 
+    def may_redeem(self, amount: int, method: str) -> Rejected | None:
+        """Whether a points or gift card tender of `amount` may be taken now (asked before the hub: actors.till.rewards);
+        a tender id the cart already took is the caller's to answer."""
+        return self._may_tender() or self.tenders.may_redeem(amount, self.due().minor, method)
+
     def void_tenders(self) -> list[Tender] | Rejected:
         """Give back every tender taken: cash goes back by hand; the approved cards are returned, for the till
         to reverse at the terminal. Refused while a card is pending (cancel it first)."""
@@ -437,9 +551,20 @@ class Cart:
             return Rejected("conflict", "the cart is already empty")
         return None
 
+    def unapplied_coupons(self) -> list[Coupon]:
+        """The coupons whose promotion gives nothing to this cart (left off the sale, and released)."""
+        return [coupon for coupon in self.coupons if not self._applied(coupon)]
+
+    def is_v5(self) -> bool:
+        """Whether the sale is a sale.completed v5: a customer, a promotion, a coupon, or a points or gift card
+        tender (every other sale stays v3, or v4 with a QR tender)."""
+        return (self.customer is not None or bool(self.priced.applied) or bool(self.coupons)
+                or any(tender.method in ("points", "gift_card") for tender in self.tenders.items))
+
     def checkout(self, till: str, session: str, cashier: str,
                  drawer_session: str | None = None) -> dict[str, Any] | Rejected:
-        """The sale.completed v3 body, once everything is paid (a free cart, total 0, needs no tender); the
+        """The sale.completed body (v5 when is_v5, with customer, promotions_version and the applied coupons;
+        else v3, v4 by its tenders), once everything is paid (a free cart, total 0, needs no tender); the
         cart is SAVING from then on, until the outbox answers (sold, or saving_refused). `drawer_session`:
         the till's open drawer session, left out when it has none."""
         if not self.lines:
@@ -452,9 +577,16 @@ class Cart:
         body: dict[str, Any] = {"till": till, "session": session, "cashier": cashier, "currency": self.currency}
         if drawer_session is not None:
             body["drawer_session"] = drawer_session
+        v5 = self.is_v5()
+        if v5 and self.customer is not None:
+            body["customer"] = {"id": self.customer}
         body["lines"] = [line.to_wire() for line in self.lines]
         if (order_discount := self._order_discount_wire()) is not None:
             body["order_discount"] = order_discount
+        if v5:
+            body["promotions_version"] = self.priced.version
+            if coupons := [coupon.to_wire() for coupon in self.coupons if self._applied(coupon)]:
+                body["coupons"] = coupons
         body.update({
             "total": self.total().to_wire(), "tax_total": self.tax_total().to_wire(),
             "tenders": self.tenders.to_wire(),
@@ -467,8 +599,14 @@ class Cart:
         self.saving = False
 
     def to_saved(self) -> dict[str, Any]:
+        """The cart as the till saves it: its lines with the promotions they were priced at (and the version), so a
+        restarted till shows and sells what the customer was shown; its coupons."""
         return {"id": self.id, "tenders": self.tenders.to_saved(), "lines": [line.to_saved() for line in self.lines],
-                "order_discount": None if self.order_discount is None else self.order_discount.to_saved()}
+                "order_discount": None if self.order_discount is None else self.order_discount.to_saved(),
+                "coupons": [coupon.to_wire() for coupon in self.coupons],
+                "promotions": {"version": self.priced.version,
+                               "applied": [promoting.applied_to_saved(applied) for applied in self.priced.applied]},
+                "customer": self.customer, "tier": self.tier}
 
 
 def _saved_discount(where: str, raw: Any) -> Discount | None:
@@ -505,7 +643,9 @@ def _saved_line(where: str, raw: Any, currency: str) -> Line:
                   rate_ppm=validators.integer(f"{where} rate_ppm", raw.get("rate_ppm"), 0, PPM),
                   included=raw["included"],
                   attributes=tuple((validators.text(f"{where} attribute", name),
-                                    validators.text(f"{where} attribute value", value)) for name, value in attributes))
+                                    validators.text(f"{where} attribute value", value)) for name, value in attributes),
+                  category="" if raw.get("category", "") == "" else validators.category(f"{where} category",
+                                                                                        raw["category"]))
     line = Line(offer, validators.integer(f"{where} quantity", raw.get("quantity"), 1, validators.MAX_LINE_QUANTITY))
     if "line" in raw:
         line.id = validators.token(f"{where} line", raw["line"], max_length=LINE_ID_LENGTH)
@@ -517,18 +657,21 @@ def _saved_line(where: str, raw: Any, currency: str) -> Line:
                                  validators.text(f"{where} override reason", override.get("reason")),
                                  validators.text(f"{where} override approver", override.get("approver")))
     line.discount = _saved_discount(f"{where} discount", raw.get("discount"))
+    line.promotions = promoting.saved_given(f"{where} promotions", raw.get("promotions", []))
     return line
 
 
 def restore(saved: Mapping[str, Any], currency: str, max_change: int) -> tuple[Cart, list[str]]:
     """A cart from its saved form, every field checked as if it came from a client; with the
-    problems found (for the log). Lines come back at their saved price lock, override and discounts,
-    whatever the catalog says now. What fails is dropped: a line that is malformed or has no lock (or whose
+    problems found (for the log). Lines come back at their saved price lock, override, promotions and
+    discounts, whatever the catalog says now (the promotions are evaluated again at the cart's next change),
+    with its coupons and customer. What fails is dropped: a line that is malformed or has no lock (or whose
     discount no longer fits it), an order discount that no longer fits the cart, a tender the rules
     would refuse now, a tender id that is not one. The id must be a UUID, or the cart cannot be
     taken up at all (Invalid)."""
     cart = Cart(currency, max_change, validators.uuid_text("saved cart id", saved.get("id")))
     problems: list[str] = []
+    _restore_promotions(cart, saved, problems)
     lines = saved.get("lines")
     for index, raw in enumerate(lines if isinstance(lines, list) else []):
         where = f"saved line {index}"
@@ -540,14 +683,15 @@ def restore(saved: Mapping[str, Any], currency: str, max_change: int) -> tuple[C
         if any(other.id == line.id for other in cart.lines):
             problems.append(f"{where} line: the id of an earlier line (a copy of it, not sold twice)")
             continue
-        if (refused := cart._changing("restoring", lambda line=line: cart.lines.append(line))) is not None:
+        if (refused := cart._changing("restoring", lambda line=line: cart.lines.append(line), evaluate=False)):
             problems.append(f"{where}: {refused.message}")
     try:
         order_discount = _saved_discount("saved order discount", saved.get("order_discount"))
     except validators.Invalid as exc:
         problems.append(str(exc))
         order_discount = None
-    if order_discount is not None and (refused := cart.discount_order(order_discount)) is not None:
+    if order_discount is not None and (refused := cart._changing(
+            "restoring", lambda: setattr(cart, "order_discount", order_discount), evaluate=False)) is not None:
         problems.append(f"saved order discount: {refused.message}")
     if "tenders" in saved:
         cart.tenders = tendering.restore(saved["tenders"], currency, max_change, problems)
@@ -562,3 +706,20 @@ def restore(saved: Mapping[str, Any], currency: str, max_change: int) -> tuple[C
         if (refused := cart.tender_cash(amount)) is not None:
             problems.append(f"saved tender {index}: {refused.message}")
     return cart, problems
+
+
+def _restore_promotions(cart: Cart, saved: Mapping[str, Any], problems: list[str]) -> None:
+    """The saved cart's coupons, customer and last evaluation (what its lines' promotions came from)."""
+    coupons = saved.get("coupons", [])
+    for index, raw in enumerate(coupons[:promoting.MAX_COUPONS] if isinstance(coupons, list) else []):
+        try:
+            cart.coupons.append(promoting.saved_coupon(f"saved coupon {index}", raw))
+        except validators.Invalid as exc:
+            problems.append(str(exc))
+    try:
+        if saved.get("customer") is not None:
+            cart.customer = validators.token("saved customer", saved["customer"])
+            cart.tier = None if saved.get("tier") is None else validators.token("saved tier", saved["tier"])
+        cart.priced = promoting.saved_priced(saved.get("promotions"))
+    except validators.Invalid as exc:
+        problems.append(str(exc))

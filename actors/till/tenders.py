@@ -13,6 +13,11 @@ digits: the protocol allows 32 characters of A-Z a-z 0-9 . _ -), so the same ten
 same payment, across restarts too: a lost answer is resolved by asking STATUS of that reference, never by
 paying again under a new one.
 
+Points and gift card tenders (actors.till.rewards asks the hub) are approved as they are made: the hub has taken
+the points or the money off the card (`points_redeem`, `gift_card_redeem`) under the tender's redemption id, or the
+points were taken offline within the store's budget (actors.loyalty.local). Given back (a void, a removed tender),
+they are `reversed` and the till owes the hub the reversal until it confirms it.
+
 A QR tender is `pending` from the moment the hub gave its pay URL (shown as a QR code) until the hub says the
 customer paid (approved), the payment failed (declined) or it was cancelled or expired (cancelled).
 
@@ -32,7 +37,8 @@ from novapos import validators
 from novapos.money import Money
 from novapos.wire.ids import uuid7
 
-Method = Literal["cash", "card", "qr"]
+Method = Literal["cash", "card", "qr", "points", "gift_card"]
+METHODS: tuple[Method, ...] = ("cash", "card", "qr", "points", "gift_card")
 State = Literal["pending", "approved", "declined", "cancelled", "failed", "reversed"]
 STATES: tuple[State, ...] = ("pending", "approved", "declined", "cancelled", "failed", "reversed")
 MAX_PAY_URL = 2000  # a QR code of 2000 characters still scans at till-screen size
@@ -92,6 +98,39 @@ class Qr:
 
 
 @dataclass
+class Points:
+    """Loyalty points redeemed as a tender: whose, how many, the redemption's id (the hub's key for it) and whether
+    they were taken offline; `balance`: the customer's points after it, as the hub said (None offline)."""
+    customer: str
+    points: int
+    redemption: str
+    offline: bool
+    balance: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"customer": self.customer, "points": self.points, "redemption": self.redemption,
+                "offline": self.offline}
+
+    def to_saved(self) -> dict[str, Any]:
+        return {**self.to_wire(), "balance": self.balance}
+
+
+@dataclass
+class GiftCard:
+    """A gift card redeemed as a tender: its masked number (never the whole), the hub's redemption id and the card's
+    balance after it."""
+    card: str
+    redemption: str
+    balance_minor: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"card": self.card, "redemption": self.redemption}
+
+    def to_saved(self) -> dict[str, Any]:
+        return {**self.to_wire(), "balance_minor": self.balance_minor}
+
+
+@dataclass
 class Tender:
     """One attempt to take money. `stage`: the terminal's stage while a card is pending; `started_ms`: when
     the till asked the terminal (wall clock, so a timeout counts across restarts); `cancel`: why the till
@@ -106,14 +145,20 @@ class Tender:
     started_ms: int = 0
     cancel: str | None = None
     qr: Qr | None = None
+    points: Points | None = None
+    gift_card: GiftCard | None = None
 
     def to_wire(self, currency: str) -> dict[str, Any]:
-        """The sale.completed v3 tender: {id, method, amount, card?} (v4: or qr)."""
+        """The sale.completed v3 tender: {id, method, amount, card?} (v4: or qr; v5: or points, gift_card)."""
         wire: dict[str, Any] = {"id": self.id, "method": self.method, "amount": Money(self.amount, currency).to_wire()}
         if self.card is not None:
             wire["card"] = self.card.to_wire()
         if self.qr is not None:
             wire["qr"] = self.qr.to_wire()
+        if self.points is not None:
+            wire["points"] = self.points.to_wire()
+        if self.gift_card is not None:
+            wire["gift_card"] = self.gift_card.to_wire()
         return wire
 
     def summary(self, currency: str) -> dict[str, Any]:
@@ -126,14 +171,18 @@ class Tender:
                 {"scheme": card.scheme, "masked": card.masked, "auth_code": card.auth_code},
                 **({} if qr is None else {"qr": {
                     "provider_ref": qr.provider_ref, "pay_url": qr.pay_url if self.state == "pending" else None,
-                    "expires_at": qr.expires_at if self.state == "pending" else None}})}
+                    "expires_at": qr.expires_at if self.state == "pending" else None}}),
+                **({} if self.points is None else {"points": self.points.to_saved()}),
+                **({} if self.gift_card is None else {"gift_card": self.gift_card.to_saved()})}
 
     def to_saved(self) -> dict[str, Any]:
         return {"id": self.id, "method": self.method, "amount": self.amount, "state": self.state, "stage": self.stage,
                 "message": self.message, "started_ms": self.started_ms, "cancel": self.cancel,
                 "card": None if self.card is None else {**self.card.to_wire(), "auth_code": self.card.auth_code,
                                                         "offline": self.card.offline, "token": self.card.token},
-                **({} if self.qr is None else {"qr": self.qr.to_saved()})}
+                **({} if self.qr is None else {"qr": self.qr.to_saved()}),
+                **({} if self.points is None else {"points": self.points.to_saved()}),
+                **({} if self.gift_card is None else {"gift_card": self.gift_card.to_saved()})}
 
 
 @dataclass
@@ -156,6 +205,10 @@ class Tenders:
         """What the cashier is told while a payment is pending: a card's, or a QR payment's."""
         pending = self.pending()
         return QR_PENDING_MESSAGE if pending is not None and pending.method == "qr" else PENDING_MESSAGE
+
+    def redeemed(self) -> list[Tender]:
+        """The approved points and gift card tenders: what the hub (or the store's offline ledger) took."""
+        return [tender for tender in self.approved() if tender.method in ("points", "gift_card")]
 
     def began(self) -> bool:
         """Whether money was taken or is being taken: the lines are frozen from then on."""
@@ -206,6 +259,17 @@ class Tenders:
         if amount > due:
             return Rejected("invalid", f"a QR payment pays at most what is due ({Money(due, self.currency).format()}), "
                                        f"not {Money(amount, self.currency).format()}: it gives no change")
+        return None
+
+    def may_redeem(self, amount: int, due: int, method: str) -> Rejected | None:
+        """Whether a points or gift card tender of `amount` may be taken now (asked before the hub is): like a card,
+        it never exceeds what is due (no change is given on either)."""
+        words = "points" if method == "points" else "a gift card"
+        if (refused := self._may_take(amount, due, words)) is not None:
+            return refused
+        if amount > due:
+            return Rejected("invalid", f"{words} pay at most what is due ({Money(due, self.currency).format()}), "
+                                       f"not {Money(amount, self.currency).format()}: no change is given on them")
         return None
 
     def to_wire(self) -> list[dict[str, Any]]:
@@ -280,11 +344,12 @@ def _saved_tender(where: str, raw: Any) -> Tender:
     if not isinstance(raw, dict):
         raise validators.Invalid(where, "must be an object")
     method, state = raw.get("method"), raw.get("state")
-    if method not in ("cash", "card", "qr") or state not in STATES:
+    if method not in METHODS or state not in STATES:
         raise validators.Invalid(where, "has an unknown method or state")
-    card, qr = raw.get("card"), raw.get("qr")
-    if (method == "card") != isinstance(card, dict) or (method == "qr") != isinstance(qr, dict):
-        raise validators.Invalid(where, "must have card details exactly when it is a card, QR details when QR")
+    card, qr, points, gift_card = raw.get("card"), raw.get("qr"), raw.get("points"), raw.get("gift_card")
+    if any((method == name) != isinstance(details, dict)
+           for name, details in (("card", card), ("qr", qr), ("points", points), ("gift_card", gift_card))):
+        raise validators.Invalid(where, "must have card, QR, points or gift card details exactly when it is one")
     tender_id = validators.uuid_text(f"{where} id", raw.get("id"))
     cancel = raw.get("cancel")
     return Tender(
@@ -304,4 +369,19 @@ def _saved_tender(where: str, raw: Any) -> Tender:
             intent=validators.token(f"{where} intent", qr.get("intent"), max_length=64),
             provider_ref=validators.text(f"{where} provider_ref", qr.get("provider_ref"), max_length=64),
             pay_url=validators.text(f"{where} pay_url", qr.get("pay_url"), max_length=MAX_PAY_URL),
-            expires_at=_optional_text(f"{where} expires_at", qr.get("expires_at"), max_length=40)))
+            expires_at=_optional_text(f"{where} expires_at", qr.get("expires_at"), max_length=40)),
+        points=None if not isinstance(points, dict) else _saved_points(where, points),
+        gift_card=None if not isinstance(gift_card, dict) else GiftCard(
+            card=validators.text(f"{where} gift card", gift_card.get("card"), max_length=32),
+            redemption=validators.uuid_text(f"{where} redemption", gift_card.get("redemption")),
+            balance_minor=validators.minor_units(f"{where} balance", gift_card.get("balance_minor"))))
+
+
+def _saved_points(where: str, raw: dict[str, Any]) -> Points:
+    balance = raw.get("balance")
+    return Points(customer=validators.uuid_text(f"{where} customer", raw.get("customer")),
+                  points=validators.integer(f"{where} points", raw.get("points"), 1, validators.MAX_BIGINT),
+                  redemption=validators.uuid_text(f"{where} redemption", raw.get("redemption")),
+                  offline=raw.get("offline") is True,
+                  balance=None if balance is None else validators.integer(f"{where} balance", balance,
+                                                                         -validators.MAX_BIGINT, validators.MAX_BIGINT))

@@ -13,10 +13,12 @@ from starlette.middleware import Middleware
 
 from edge.api.auth import LoginDoor
 from edge.api.card_follow_ups import follow_up_routes
+from edge.api.coupons import coupon_routes
 from edge.api.drawer import drawer_routes
 from edge.api.hardware import hardware_routes
 from edge.api.kpis import kpi_routes, timed_completion
 from edge.api.login import login_routes
+from edge.api.loyalty import loyalty_routes
 from edge.api.page import page_routes
 from edge.api.receipts import receipt_routes
 from edge.api.returns import return_routes
@@ -35,5 +37,6 @@ def build_api(config: StoreConfig, tree: Tree, events: EventHub) -> Starlette:
         *login_routes(tree, tuple(config.tills)),
         *timed_completion(till_routes(tree, tuple(config.tills)), config), *stock_routes(tree),
         *kpi_routes(tree, config), *drawer_routes(tree, config), *return_routes(tree, tuple(config.tills)),
-        *receipt_routes(tree, config), *follow_up_routes(tree),
+        *receipt_routes(tree, config), *follow_up_routes(tree), *coupon_routes(tree, tuple(config.tills)),
+        *loyalty_routes(tree, tuple(config.tills)),
     ], middleware=[Middleware(LoginDoor, tree=tree, tills=tuple(config.tills))]))

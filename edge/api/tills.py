@@ -19,6 +19,7 @@ from actors.protocol import Rejected
 from actors.till.cart import Discount, discount
 from edge.api.asking import ask, known_till, unless_refused
 from edge.api.auth import authorized, signed_in
+from edge.api.loyalty import redeeming
 from edge_runtime import Tree
 from novapos.adapters.http import ApiError, json_body, route
 from novapos.roles import Permission
@@ -119,8 +120,12 @@ def till_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
         known_till(request, tills)
         await signed_in(request, tree, Permission.SELL)
         method = token("method", body.get("method", "cash"))
+        if method in ("points", "gift_card"):
+            name, args = redeeming(body, method)
+            return await ask_till(request, name, *args)
         if method not in ("cash", "card", "qr"):
-            raise ApiError(422, f"tender method {method!r} is not accepted here: use 'cash', 'card' or 'qr'")
+            raise ApiError(422, f"tender method {method!r} is not accepted here: use 'cash', 'card', 'qr', 'points' "
+                                "or 'gift_card'")
         amount = minor_units("amount_minor", body.get("amount_minor"), minimum=1)
         tender_id = body.get("id")  # the page's id for this tender: a resend of it takes the money once
         if method in ("card", "qr"):

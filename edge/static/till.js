@@ -237,6 +237,7 @@ let autoComplete = null;  /* the cart to complete as soon as it is paid (the cas
 function describeLine(line) {
   const notes = [];
   if (line.override) notes.push(`price ${money(line.unit_price)}, was ${money(line.list_price)}: ${line.override.reason}`);
+  for (const p of line.promotions || []) notes.push(`${p.name} -${money(p.amount)}`);
   if (line.discount) notes.push(`discount ${line.discount.kind === "percent" ? percent(line.discount.value) : money(line.discount.amount)}`
                                 + ` (-${money(line.discount.amount)}): ${line.discount.reason}`);
   if (line.order_discount && line.order_discount.minor) notes.push(`order discount -${money(line.order_discount)}`);
@@ -347,6 +348,7 @@ function render(s) {
     : "Return without a receipt: scan the items coming back";
   renderLines(s);
   renderTenders(s);
+  renderPromotions(s);
   $("sum-total").textContent = money(s.total);
   const included = s.lines.length > 0 && s.lines.every((l) => l.tax && l.tax.included);
   $("sum-tax-label").textContent = included ? "incl. tax" : "Tax";
@@ -460,6 +462,56 @@ $("order-discount-remove").onclick = async () => {
   const s = await act("DELETE", api("/discount"));
   if (s) { render(s); close("order-edit"); }
 };
+
+/* ---------- promotions and coupons ---------- */
+/* Each line's notes say what each promotion took off it; this lists the promotions applied with their
+   explanation, the coupons on the sale (and whether their promotion applies yet), and "You saved". */
+function renderPromotions(s) {
+  const applied = s.promotions || [], coupons = s.coupons || [];
+  const saved = s.saved && s.saved.minor > 0 ? s.saved : null;
+  $("sum-saved-label").hidden = $("sum-saved").hidden = !saved;
+  if (saved) $("sum-saved").textContent = money(saved);
+  $("promotions").hidden = !applied.length;
+  $("promotions").innerHTML = "";
+  for (const p of applied) {
+    const li = document.createElement("li");
+    const name = document.createElement("span"); name.className = "name"; name.textContent = p.name;
+    const why = document.createElement("span"); why.className = "note"; why.textContent = p.explanation; name.append(why);
+    const amount = document.createElement("span"); amount.className = "amount"; amount.textContent = `-${money(p.amount)}`;
+    li.append(name, amount);
+    $("promotions").append(li);
+  }
+  $("coupons").innerHTML = "";
+  const frozen = paid(s).minor > 0 || pending(s).length > 0;
+  for (const c of coupons) {
+    const li = document.createElement("li");
+    li.dataset.code = c.code;
+    const name = document.createElement("span"); name.className = "name";
+    name.textContent = `Coupon ${c.code}` + (c.applied ? "" : ": not applied (its conditions are not met yet)")
+      + (c.offline ? " · offline" : "");
+    const remove = button("×", () => removeCoupon(c.code), "remove");
+    remove.setAttribute("aria-label", `take coupon ${c.code} off`);
+    remove.disabled = busy || frozen;
+    li.append(name, remove);
+    $("coupons").append(li);
+  }
+  $("coupon-form").hidden = s.mode === "return" || frozen;
+}
+$("coupon-form").onsubmit = async (e) => {
+  e.preventDefault();
+  const code = $("coupon").value.trim();
+  if (!code) { say("Type or scan the coupon code first", false); return; }
+  const s = await act("POST", api("/coupons"), {code});
+  if (s) {
+    render(s); $("coupon").value = "";
+    const held = (s.coupons || []).find((c) => c.code === code.toUpperCase());
+    say(held && held.applied ? `Coupon ${held.code} applied` : `Coupon ${code} added: its promotion applies once its conditions are met`, true);
+  }
+};
+async function removeCoupon(code) {
+  const s = await act("DELETE", api(`/coupons/${encodeURIComponent(code)}`));
+  if (s) { render(s); say(`Coupon ${code} taken off`, true); }
+}
 
 /* ---------- tenders ---------- */
 function typedAmount() {

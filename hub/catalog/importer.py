@@ -29,8 +29,9 @@ from novapos.validators import UNSAFE_CHARACTERS, Invalid
 from novapos.wire.catalog import MAX_ATTRIBUTES, MAX_BARCODES
 
 REQUIRED = ("product", "product_name", "tax_class", "sku", "price")
-OPTIONAL = ("attributes", "barcodes", "price_overrides")
-COLUMNS = ("product", "product_name", "tax_class", "attributes", "sku", "barcodes", "price", "price_overrides")
+OPTIONAL = ("attributes", "barcodes", "price_overrides", "category")
+COLUMNS = ("product", "product_name", "tax_class", "attributes", "sku", "barcodes", "price", "price_overrides",
+           "category")
 MAX_ROWS = 2_000_000
 MAX_OVERRIDES = 64
 _TOKEN = re.compile(f"{validators.TOKEN_PATTERN}")
@@ -69,7 +70,9 @@ class Imported:
 @dataclass
 class _Rows:
     """Good rows as COPY records: variants, their barcodes, their prices (tenant and overrides)."""
-    variants: list[tuple[int, str, str, str, list[str], list[str], str, str]] = field(default_factory=list)
+    variants: list[tuple[int, str, str, str, list[str], list[str], str, str, str | None]] = field(default_factory=list)
+    """(line, product, product name, tax class, attribute names, values, sku, variant name, category: None when the
+    file has no category column, the product keeping its own; "" for none)."""
     barcodes: list[tuple[int, str, str]] = field(default_factory=list)
     prices: list[tuple[int, str, str, str, int]] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
@@ -171,11 +174,13 @@ def parse(data: bytes, currency: str, progress: Progress = lambda _: None) -> _R
     price = price_parser(currency)
     cents = MINOR_DIGITS.get(currency, 2) == 2
     rows = _Rows()
+    categorised = False
     try:
         header = next(reader, None)
         if header is None:
             raise Malformed("the file is empty: its first line must be the header naming the columns")
         columns = _header(header)
+        categorised = "category" in columns
         width = len(header)
         cells = operator.itemgetter(*(columns.get(name, width) for name in COLUMNS))  # width: the padding ""
         line = reader.line_num + 1
@@ -190,7 +195,7 @@ def parse(data: bytes, currency: str, progress: Progress = lambda _: None) -> _R
             if rows.read > MAX_ROWS:
                 raise Malformed(f"the file has more than {MAX_ROWS} rows: split it into several imports")
             record.append("")
-            _row(rows, first_line, cells(record), price, cents)
+            _row(rows, first_line, cells(record), price, cents, categorised)
             if rows.read % 50_000 == 0:
                 progress(f"read {rows.read} rows ({len(rows.errors)} refused so far)")
     except csv.Error as exc:
@@ -201,31 +206,35 @@ def parse(data: bytes, currency: str, progress: Progress = lambda _: None) -> _R
 
 _FAST_NAMES = re.compile(r"[A-Za-z0-9_-]{1,64}\t[A-Za-z0-9_-]{1,64}\t[A-Za-z0-9_-]{1,64}")
 _FAST_PRICE = re.compile(r"\d{1,9}(?:\.\d\d)?")
+_CATEGORY = validators.CATEGORY
 
 
-def _row(rows: _Rows, line: int, cells: tuple[str, ...], price: Callable[[str, str], int], cents: bool) -> None:
+def _row(rows: _Rows, line: int, cells: tuple[str, ...], price: Callable[[str, str], int], cents: bool,
+         categorised: bool) -> None:
     """One row checked: most rows are plain (names, a name without odd characters, codes, a price in a
     two-decimal currency) and pass one quick look; any other goes through every validator, which says
     what is wrong with it."""
-    product, name, tax_class, attributes, sku, codes, amount, overrides = cells
+    product, name, tax_class, attributes, sku, codes, amount, overrides, category = cells
     if not attributes and not overrides and _FAST_NAMES.fullmatch(f"{product}\t{sku}\t{tax_class}") \
             and 0 < len(name) <= validators.MAX_TEXT_LENGTH and name == name.strip() \
-            and UNSAFE_CHARACTERS.search(name) is None and cents and _FAST_PRICE.fullmatch(amount):
+            and UNSAFE_CHARACTERS.search(name) is None and cents and _FAST_PRICE.fullmatch(amount) \
+            and (not category or (len(category) <= validators.MAX_CATEGORY_LENGTH and _CATEGORY.fullmatch(category))):
         barcodes = codes.split(";") if codes else []
         plain = len(set(barcodes)) == len(barcodes) <= MAX_BARCODES
         for code in barcodes:
             plain = plain and code.isdigit() and len(code) in (8, 12, 13) and gs1_check_digit(code[:-1]) == int(code[-1])
         if plain:
             whole, _, hundredths = amount.partition(".")
-            rows.variants.append((line, product, name, tax_class, [], [], sku, name))
+            rows.variants.append((line, product, name, tax_class, [], [], sku, name, category if categorised else None))
             rows.barcodes.extend((line, sku, code) for code in barcodes)
             rows.prices.append((line, sku, "tenant", "", int(whole) * 100 + int(hundredths or 0)))
             return
-    _checked_row(rows, line, cells, price)
+    _checked_row(rows, line, cells, price, categorised)
 
 
-def _checked_row(rows: _Rows, line: int, cells: tuple[str, ...], price: Callable[[str, str], int]) -> None:
-    product, name, tax_class, attributes, sku, codes, amount, overrides = cells
+def _checked_row(rows: _Rows, line: int, cells: tuple[str, ...], price: Callable[[str, str], int],
+                 categorised: bool) -> None:
+    product, name, tax_class, attributes, sku, codes, amount, overrides, category = cells
     column = "product"
     try:
         product = _token("product", product.strip())
@@ -245,10 +254,13 @@ def _checked_row(rows: _Rows, line: int, cells: tuple[str, ...], price: Callable
         minor = price("price", amount)
         column = "price_overrides"
         found = _overrides(overrides, price)
+        column = "category"
+        category = category.strip() and validators.category("category", category.strip())
     except Invalid as exc:
         rows.errors.append(RowError(line, column, str(exc)))
         return
-    rows.variants.append((line, product, name, tax_class, names, values, sku, variant_name(name, tuple(values))))
+    rows.variants.append((line, product, name, tax_class, names, values, sku, variant_name(name, tuple(values)),
+                          category if categorised else None))
     rows.barcodes.extend((line, sku, code) for code in barcodes)
     rows.prices.append((line, sku, "tenant", "", minor))
     rows.prices.extend((line, sku, scope, scope_id, each) for scope, scope_id, each in found)
@@ -256,7 +268,7 @@ def _checked_row(rows: _Rows, line: int, cells: tuple[str, ...], price: Callable
 
 TEMP_TABLES = """
 CREATE TEMP TABLE import_variants (line int PRIMARY KEY, product text, product_name text, tax_class text,
-    attributes text[], attribute_values text[], sku text, name text) ON COMMIT DROP;
+    attributes text[], attribute_values text[], sku text, name text, category text) ON COMMIT DROP;
 CREATE TEMP TABLE import_barcodes (line int, sku text, barcode text) ON COMMIT DROP;
 CREATE TEMP TABLE import_prices (line int, sku text, scope text, scope_id text, amount_minor bigint) ON COMMIT DROP;
 CREATE TEMP TABLE import_errors (line int, col text, reason text) ON COMMIT DROP;
@@ -280,11 +292,13 @@ CHECKS = [
     """INSERT INTO import_errors SELECT line, 'sku', format('SKU %s is also on line %s: one row per variant', sku, first)
        FROM (SELECT line, sku, min(line) OVER (PARTITION BY sku) AS first FROM import_variants) r WHERE line > first""",
     """INSERT INTO import_errors SELECT r.line, CASE WHEN r.product_name <> f.product_name THEN 'product_name'
-           WHEN r.tax_class <> f.tax_class THEN 'tax_class' ELSE 'attributes' END,
-         format('product %s is described differently on line %s (name, tax class and attribute names must agree on every row of a product)', r.product, f.line)
+           WHEN r.tax_class <> f.tax_class THEN 'tax_class' WHEN r.attributes <> f.attributes THEN 'attributes'
+           ELSE 'category' END,
+         format('product %s is described differently on line %s (name, tax class, attribute names and category must agree on every row of a product)', r.product, f.line)
        FROM import_variants r JOIN (SELECT DISTINCT ON (product) * FROM import_variants ORDER BY product, line) f
          ON f.product = r.product AND f.line < r.line
-       WHERE (r.product_name, r.tax_class, r.attributes) IS DISTINCT FROM (f.product_name, f.tax_class, f.attributes)""",
+       WHERE (r.product_name, r.tax_class, r.attributes, r.category)
+             IS DISTINCT FROM (f.product_name, f.tax_class, f.attributes, f.category)""",
     """INSERT INTO import_errors SELECT r.line, 'sku', format('SKU %s is a variant of product %s already: an SKU names one item', r.sku, v.product)
        FROM import_variants r JOIN variants v ON v.tenant = $1::text AND v.sku = r.sku WHERE v.product <> r.product""",
     """INSERT INTO import_errors SELECT r.line, 'attributes', format('product %s has variants this file does not list (%s, ...): changing its attributes needs new values for all of them', r.product, v.sku)
@@ -310,16 +324,18 @@ DROP_BAD = [
 MERGE = [
     # $1 tenant, $2 the import's version. Only real changes are written and stamped: each statement first joins
     # the file's rows with the catalog (one hash join) and writes only the new or different ones.
-    """WITH src AS (SELECT DISTINCT ON (product) product, product_name, tax_class, attributes FROM import_variants
-                    ORDER BY product, line),
+    """WITH src AS (SELECT DISTINCT ON (i.product) i.product, i.product_name, i.tax_class, i.attributes,
+                      CASE WHEN i.category IS NULL THEN p.category ELSE nullif(i.category, '') END AS category
+                    FROM import_variants i LEFT JOIN products p ON p.tenant = $1::text AND p.product = i.product
+                    ORDER BY i.product, i.line),
        changed AS (
-         INSERT INTO products (tenant, product, name, tax_class, attributes, active, version)
-         SELECT $1::text, s.product, s.product_name, s.tax_class, s.attributes, true, $2::bigint FROM src s
+         INSERT INTO products (tenant, product, name, tax_class, attributes, active, version, category)
+         SELECT $1::text, s.product, s.product_name, s.tax_class, s.attributes, true, $2::bigint, s.category FROM src s
          LEFT JOIN products p ON p.tenant = $1::text AND p.product = s.product
-         WHERE p.product IS NULL OR (p.name, p.tax_class, p.attributes, p.active)
-                                    IS DISTINCT FROM (s.product_name, s.tax_class, s.attributes, true)
+         WHERE p.product IS NULL OR (p.name, p.tax_class, p.attributes, p.active, p.category)
+                                    IS DISTINCT FROM (s.product_name, s.tax_class, s.attributes, true, s.category)
          ON CONFLICT (tenant, product) DO UPDATE SET name = EXCLUDED.name, tax_class = EXCLUDED.tax_class,
-           attributes = EXCLUDED.attributes, active = true, version = EXCLUDED.version
+           attributes = EXCLUDED.attributes, active = true, version = EXCLUDED.version, category = EXCLUDED.category
          RETURNING product)
        INSERT INTO import_touched SELECT v.sku FROM variants v JOIN changed c ON v.tenant = $1::text AND v.product = c.product""",
     """WITH changed AS (

@@ -303,6 +303,8 @@ _LIMIT = {"name": "limit", "in": "query", "required": False,
           "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 50}}
 _SETTINGS = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/PromotionSettings"}}}}
 OPENAPI: dict[str, Any] = {"paths": {
+    "/static/promotions.js": {"get": {"summary": "The console page's Promotions tab (hub/console/static)",
+                                      "responses": {"200": {"description": "text/javascript"}}}},
     "/api/promotions": {
         "get": {"summary": "Promotions that apply where the person's reach covers, newest first",
                 "parameters": [{"name": "state", "in": "query", "required": False,

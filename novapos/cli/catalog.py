@@ -25,6 +25,8 @@ FORMAT = """The file (UTF-8, comma-separated, a header row naming the columns in
 - price: the tenant price in the currency's units (4.99), in force from the import on when it differs from
   the price in force now.
 - price_overrides (optional): ';'-separated region:NAME=PRICE or store:NAME=PRICE.
+- category (optional): the product's category path (food/dairy/cheese), which promotions target; empty: none.
+  Without the column, products keep the category they have.
 
 A file that is not a CSV of that shape (wrong header, ragged rows, not UTF-8, NUL bytes, huge fields) is
 refused whole with the reason, changing nothing.

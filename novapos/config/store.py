@@ -15,6 +15,8 @@ from novapos import validators
 from novapos.config.cash import CASH_SETTINGS, CashConfig, load_cash
 from novapos.config.devices import DevicesConfig, load_devices
 from novapos.config.login import LOGIN_SETTINGS, LoginSettings, load_login
+from novapos.config.loyalty import KEYS as LOYALTY_KEYS
+from novapos.config.loyalty import LoyaltySettings, load_loyalty
 from novapos.config.reading import (
     ConfigError,
     Settings,
@@ -46,6 +48,7 @@ SETTINGS: Settings = {
     "cash": CASH_SETTINGS,
     "returns": RETURNS_SETTINGS,
     "terminal": TERMINAL_KEYS,
+    "loyalty": LOYALTY_KEYS,
 }
 """Every setting the store reads, by table: a mistyped one is refused, not silently ignored."""
 
@@ -81,6 +84,7 @@ class StoreConfig:
     """Cash control: denominations, the close count's tolerance, whether selling needs an open drawer session."""
     returns: ReturnsPolicy = ReturnsPolicy()
     terminal: TerminalSettings = TerminalSettings()
+    loyalty: LoyaltySettings = LoyaltySettings()
 
     def __post_init__(self) -> None:
         if self.max_change_minor is None:
@@ -136,4 +140,5 @@ def load_store(path: Path) -> StoreConfig:
         cash=load_cash(sections["cash"], where),
         returns=load_returns(sections["returns"], where),
         terminal=load_terminal(sections["terminal"], where),
+        loyalty=load_loyalty(sections["loyalty"], where),
     )
