@@ -4,10 +4,15 @@ a hub whose NATS has two stores of one tenant (two real store identities to race
 from __future__ import annotations
 
 import dataclasses
+import json
+import uuid
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from hub.coupons.codes import generate
+from novapos import promotions as engine
 from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.wire.envelope import Envelope
@@ -16,6 +21,7 @@ from novapos.wire.schemas import SCHEMAS
 from tests.events import CUSTOMER, GIFT_CARD_TENDER, sale_v5_body
 
 PROMOTION = "0190a3c4-7e1f-7b2a-9c3d-0000000000f1"
+"""The promotion tests.events' v5 sale names; code_only_promotion makes it the tenant's."""
 STORES = (("demo", "store-001"), ("demo", "store-002"))
 
 
@@ -59,3 +65,20 @@ def coupon(code: str, redemption: str, offline: bool = False, promotion: str = P
 
 def fresh_code() -> str:
     return generate()
+
+
+async def code_only_promotion(pool: asyncpg.Pool, *, code_only: bool = True, public_codes: tuple[str, ...] = (),
+                              state: str = "draft", promotion: str = PROMOTION) -> uuid.UUID:
+    """A promotion of demo (10 % off the order) with the id `promotion`, in `state`, written as hub.promotions
+    writes one (its head and revision 1, the engine's wire body): going live by approval is hub.promotions' to test."""
+    body = engine.to_wire(engine.from_wire({
+        "id": promotion, "version": 1, "currency": "EUR", "timezone": "Europe/Paris", "name": "Ten off with a code",
+        "kind": "percent", "applies_to": "order", "value": 1000, "code_only": code_only,
+        "public_codes": list(public_codes)}))
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("INSERT INTO promotions (tenant, id, name, state, revision, live_revision, created_by)"
+                           " VALUES ('demo', $1, $2, $3, 1, $4, 'ada')", uuid.UUID(promotion), body["name"], state,
+                           1 if state == "live" else None)
+        await conn.execute("INSERT INTO promotion_revisions (tenant, promotion, revision, body, author)"
+                           " VALUES ('demo', $1, 1, $2::jsonb, 'ada')", uuid.UUID(promotion), json.dumps(body))
+    return uuid.UUID(promotion)

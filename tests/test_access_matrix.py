@@ -266,6 +266,21 @@ ACTIONS: tuple[Action, ...] = (
            by(200, 200, 403, 403), {"points": 5, "reason": "goodwill"}, fresh="customer of demo"),
     Action("POST", "/api/loyalty/accounts/{id}/adjust", "/api/loyalty/accounts/{id}/adjust",
            by(404, 404, 403, 403), {"points": 5, "reason": "goodwill"}, fresh="customer of other"),
+    # coupons (hub/coupons): promotions.view to read; promotions.manage across the tenant to make codes (this world
+    # has no promotion: the one allowed is told so); the {id} routes: tests/test_codes_hub.py
+    Action("GET", "/api/coupons", "/api/coupons", by(200, 200, 200, 403)),
+    Action("GET", "/api/coupons", "/api/coupons?tenant=other", by(404, 404, 404, 403)),
+    Action("POST", "/api/coupons", "/api/coupons", by(404, 403, 403, 403),
+           {"promotion": "0190a3c4-7e1f-7b2a-9c3d-0000000000f1", "code": "ACCESS10", "max_uses": 5}),
+    Action("POST", "/api/coupon-batches", "/api/coupon-batches", by(404, 403, 403, 403),
+           {"promotion": "0190a3c4-7e1f-7b2a-9c3d-0000000000f1", "count": 5}),
+    # gift cards (hub/giftcards): gift_cards.manage for everything (a region's admin has it); the {id} routes:
+    # tests/test_codes_hub.py
+    Action("GET", "/api/gift-cards", "/api/gift-cards", by(200, 200, 403, 403)),
+    Action("GET", "/api/gift-cards", "/api/gift-cards?tenant=other", by(404, 404, 403, 403)),
+    Action("POST", "/api/gift-cards", "/api/gift-cards", by(201, 201, 403, 403), {"amount_minor": 500}),
+    Action("POST", "/api/gift-card-lookups", "/api/gift-card-lookups", by(404, 404, 403, 403),
+           {"number": "4242424242424242"}),
     # users (hub/identity): users.view to read, users.manage within scope to change; {role} in a body: the caller
     Action("GET", "/api/users", "/api/users", by(200, 200, 200, 403)),
     Action("GET", "/api/users", "/api/users?tenant=other", by(404, 404, 404, 403)),
@@ -331,6 +346,12 @@ ELSEWHERE: dict[tuple[str, str], str] = {
        for method, action in [("GET", ""), ("PUT", ""), ("GET", "/revisions"), ("POST", "/simulate"),
                               ("POST", "/submit"), ("POST", "/approve"), ("POST", "/reject"), ("POST", "/schedule"),
                               ("POST", "/end")]},
+    **{(method, path): "tests/test_codes_hub.py (a store manager reads a code but may not withdraw it, a supervisor "
+       "neither; a region's admin manages gift cards, a store manager none; another tenant's code or card is 404)"
+       for method, path in [("GET", "/api/coupons/{id}"), ("POST", "/api/coupons/{id}/block"),
+                            ("POST", "/api/coupons/{id}/unblock"), ("GET", "/api/gift-cards/{id}"),
+                            ("POST", "/api/gift-cards/{id}/top-ups"), ("POST", "/api/gift-cards/{id}/block"),
+                            ("POST", "/api/gift-cards/{id}/unblock")]},
 }
 """Console routes whose role matrix lives in another test, or is added by their domain's owner."""
 

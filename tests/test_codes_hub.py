@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,16 @@ from actors.payments.asking import HubRefused, HubUnreachable
 from hub.app import run_hub
 from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
-from tests.codes_support import PROMOTION, two_store_nats
-from tests.conftest import query
+from novapos.wire.subjects import event_subject
+from tests.codes_support import PROMOTION, code_only_promotion, coupon, sale, two_store_nats
+from tests.conftest import query, wait_until
 from tests.console_access import sign_in_admin
+from tests.events import publish
 from tests.fleet import fleet_world
+from tests.identity import add_user, grant, signed_in
 from tests.payment_support import ask_store
+from tests.stock_world import build_world, on_database
+from tests.test_gift_cards import _return as _return_v3
 
 
 @pytest.fixture
@@ -65,9 +71,10 @@ async def test_one_single_use_code_from_two_stores_at_once_is_honoured_once(
     async with trio.open_nursery() as nursery:
         hub = await nursery.start(run_hub, codes_hub)
         await fleet_world(codes_hub.database_url)
+        await on_database(codes_hub.database_url, code_only_promotion)
         async with httpx.AsyncClient(timeout=10) as console:
             await sign_in_admin(console, hub.url, codes_hub.database_url)
-            made = await console.post(f"{hub.url}/api/coupons/batches", json={"promotion": PROMOTION, "count": 8})
+            made = await console.post(f"{hub.url}/api/coupon-batches", json={"promotion": PROMOTION, "count": 8})
             assert made.status_code == 201, made.text
         await _answering(stores_nats)
         results: dict[tuple[str, str], dict[str, Any] | int] = {}
@@ -97,6 +104,11 @@ async def test_one_single_use_code_from_two_stores_at_once_is_honoured_once(
         assert await _ask(stores_nats, "coupon_release", {"redemption": f"{winner}-{code}", "actor": "alice"},
                           winner) == {"released": True}
         assert isinstance(await _ask(stores_nats, "coupon_reserve", _reserve(code, f"{loser}-{code}-2"), loser), dict)
+        other = made.json()["codes"][1]  # a hold its sale never confirmed: the hub's sweeper gives the use back
+        await query(codes_hub.database_url, "UPDATE coupon_redemptions SET held_until = now() - interval '1 s'"
+                                            " WHERE code = $1", other)
+        await wait_until(lambda: _uses(codes_hub.database_url, other, 0), timeout=20)
+        assert isinstance(await _ask(stores_nats, "coupon_reserve", _reserve(other, "after-sweep")), dict)
         for bad in ({"code": "bad/code", "redemption": "x", "till": "till-1", "actor": "a"},
                     {"code": code, "redemption": "a.b", "till": "till-1", "actor": "a"},
                     {"code": code, "redemption": "x", "till": "till-1", "actor": "hub:sweeper"},
@@ -121,8 +133,8 @@ async def test_gift_cards_from_the_console_to_the_till(codes_hub: HubConfig, sto
                         {"amount_minor": 100, "expires_at": "2001-01-01T00:00:00Z"}):
                 refused = await console.post("/api/gift-cards", json=bad)
                 assert refused.status_code == 422 and refused.json()["error"], (bad, refused.text)
-            assert (await console.post("/api/gift-cards/lookup", json={"number": number})).json()["id"] == card["id"]
-            assert (await console.post("/api/gift-cards/lookup", json={"number": "12"})).status_code == 422
+            assert (await console.post("/api/gift-card-lookups", json={"number": number})).json()["id"] == card["id"]
+            assert (await console.post("/api/gift-card-lookups", json={"number": "12"})).status_code == 422
             topped = await console.post(f"/api/gift-cards/{card['id']}/top-ups", json={"amount_minor": 500,
                                                                                       "reason": "birthday"})
             assert topped.status_code == 200 and topped.json()["balance_minor"] == 3000
@@ -169,6 +181,7 @@ async def test_the_coupons_console(codes_hub: HubConfig, stores_nats: EmbeddedNa
     async with trio.open_nursery() as nursery:
         hub = await nursery.start(run_hub, codes_hub)
         await fleet_world(codes_hub.database_url)
+        await on_database(codes_hub.database_url, code_only_promotion)
         async with httpx.AsyncClient(timeout=10, base_url=hub.url) as console:
             await sign_in_admin(console, hub.url, codes_hub.database_url)
             named = await console.post("/api/coupons", json={"promotion": PROMOTION, "code": "summer10",
@@ -178,17 +191,17 @@ async def test_the_coupons_console(codes_hub: HubConfig, stores_nats: EmbeddedNa
             assert (await console.post("/api/coupons", json={"promotion": PROMOTION, "code": "SUMMER10",
                                                              "max_uses": 1})).status_code == 409
             before = await query(codes_hub.database_url, "SELECT count(*) AS n FROM coupon_codes")
-            for path, bad in (("/api/coupons/batches", {"promotion": PROMOTION, "count": 0}),
-                              ("/api/coupons/batches", {"promotion": PROMOTION, "count": 10_001}),
-                              ("/api/coupons/batches", {"promotion": "not-a-uuid", "count": 5}),
-                              ("/api/coupons/batches", {"promotion": PROMOTION, "count": 5, "expires_at": "tomorrow"}),
+            for path, bad in (("/api/coupon-batches", {"promotion": PROMOTION, "count": 0}),
+                              ("/api/coupon-batches", {"promotion": PROMOTION, "count": 10_001}),
+                              ("/api/coupon-batches", {"promotion": "not-a-uuid", "count": 5}),
+                              ("/api/coupon-batches", {"promotion": PROMOTION, "count": 5, "expires_at": "tomorrow"}),
                               ("/api/coupons", {"promotion": PROMOTION, "code": "bad code!", "max_uses": 2}),
                               ("/api/coupons", {"promotion": PROMOTION, "max_uses": 0}),
                               ("/api/coupons", {"promotion": PROMOTION, "max_uses": 2, "per_customer": -1})):
                 refused = await console.post(path, json=bad)
                 assert refused.status_code == 422 and refused.json()["error"], (bad, refused.text)
             assert await query(codes_hub.database_url, "SELECT count(*) AS n FROM coupon_codes") == before
-            batch = (await console.post("/api/coupons/batches", json={"promotion": PROMOTION, "count": 30})).json()
+            batch = (await console.post("/api/coupon-batches", json={"promotion": PROMOTION, "count": 30})).json()
             first = (await console.get("/api/coupons", params={"batch": batch["batch"], "limit": 20})).json()
             second = (await console.get("/api/coupons", params={"batch": batch["batch"], "after": first["next"]}))
             assert [item["code"] for item in first["items"] + second.json()["items"]] == batch["codes"]
@@ -202,3 +215,98 @@ async def test_the_coupons_console(codes_hub: HubConfig, stores_nats: EmbeddedNa
                                                       " ORDER BY seq")
         assert [row["action"] for row in audited] == ["coupon.created", "coupon.batch_created", "coupon.blocked"]
         nursery.cancel_scope.cancel()
+
+
+async def test_a_sale_through_ingest_confirms_its_coupon_and_gift_card(
+        codes_hub: HubConfig, stores_nats: EmbeddedNats) -> None:
+    """The till's path end to end: reserve a code and redeem a gift card over NATS, then the sale.completed v5 and a
+    return.completed v3 through JetStream and the hub's ingest confirm them (once, however often replayed)."""
+    await build_world(codes_hub.database_url)
+    await on_database(codes_hub.database_url, code_only_promotion)
+    async with trio.open_nursery() as nursery:
+        hub = await nursery.start(run_hub, codes_hub)
+        async with httpx.AsyncClient(timeout=10, base_url=hub.url) as console:
+            await sign_in_admin(console, hub.url, codes_hub.database_url)
+            code = (await console.post("/api/coupon-batches", json={"promotion": PROMOTION, "count": 1})).json()[
+                "codes"][0]
+            issued = (await console.post("/api/gift-cards", json={"amount_minor": 1000})).json()
+        digits = issued["number"].replace(" ", "")
+        await _answering(stores_nats)
+        assert isinstance(await _ask(stores_nats, "coupon_reserve", _reserve(code, "c-1")), dict)
+        assert isinstance(await _ask(stores_nats, "gift_card_redeem", {
+            "card": digits, "redemption": "g-1", "amount_minor": 500, "currency": "EUR", "till": "till-1",
+            "actor": "alice"}), dict)
+        assert isinstance(await _ask(stores_nats, "gift_card_refund", {
+            "card": digits, "redemption": "f-1", "amount_minor": 120, "currency": "EUR", "till": "till-1",
+            "actor": "alice"}), dict)
+        sold = sale([coupon(code, "c-1"), coupon("SPRING", "o-1", offline=True)], gift_card=("g-1", 500))
+        back = _return_v3("f-1", 120)
+        events = [(event_subject("demo", "store-001", event.type), event.encode(), None) for event in (sold, back)]
+        await publish(stores_nats, events + events)  # sent twice: the inbox applies each once
+        await wait_until(lambda: _all_confirmed(codes_hub.database_url))
+        await trio.sleep(0.5)
+        used = await query(codes_hub.database_url, "SELECT redemption, state, sale_event FROM coupon_redemptions"
+                                                   " ORDER BY redemption")
+        assert [(row["redemption"], row["state"], row["sale_event"]) for row in used] == [
+            ("c-1", "used", sold.id), ("o-1", "used", sold.id)]
+        assert (await query(codes_hub.database_url, "SELECT uses FROM coupon_codes"))[0]["uses"] == 1
+        ledger = await query(codes_hub.database_url, "SELECT kind, sale_event FROM gift_card_ledger ORDER BY id")
+        assert [(row["kind"], row["sale_event"]) for row in ledger] == [
+            ("issue", None), ("redeem", sold.id), ("refund", back.id)]
+        assert (await _ask(stores_nats, "gift_card_reverse", {"redemption": "g-1", "actor": "alice"})) == 409
+        assert (await _ask(stores_nats, "coupon_release", {"redemption": "c-1", "actor": "alice"})) == 409
+        async with httpx.AsyncClient(timeout=10) as scrape:
+            metrics = (await scrape.get(f"{hub.url}/metrics")).text
+        for line in ('novapos_hub_coupon_uses_total{how="held"}', 'novapos_hub_coupon_uses_total{how="offline"}',
+                     'novapos_hub_gift_card_confirmations_total{kind="redeem",result="confirmed"}',
+                     'novapos_hub_gift_card_confirmations_total{kind="refund",result="confirmed"}',
+                     'novapos_hub_gift_card_operations_total{operation="redeem",result="done"}',
+                     'novapos_hub_coupon_reservations_total{result="held"}'):
+            assert line in metrics, line
+        nursery.cancel_scope.cancel()
+
+
+async def _all_confirmed(database_url: str) -> bool:
+    rows = await query(database_url, "SELECT (SELECT count(*) FROM coupon_redemptions WHERE state = 'used')"
+                                     " + (SELECT count(*) FROM gift_card_ledger WHERE sale_event IS NOT NULL) AS n")
+    return bool(rows[0]["n"] == 4)
+
+
+async def test_who_may_see_and_change_a_code_or_a_card(codes_hub: HubConfig, stores_nats: EmbeddedNats) -> None:
+    """The {id} routes by role: promotions.view reads a code, only a tenant-wide promotions.manage withdraws it;
+    gift_cards.manage (a tenant or region admin) for every card route; another tenant's code or card is 404."""
+    url = codes_hub.database_url
+    await build_world(url)
+    await on_database(url, code_only_promotion)
+    for login, role, where in (("ada", "tenant_admin", None), ("nora", "regional_admin", "north"),
+                               ("mona", "store_manager", "store-001"), ("sam", "supervisor", "store-001")):
+        await add_user(url, login, grant(role, where))
+    await add_user(url, "otto", grant("tenant_admin"), tenant="other")
+    async with trio.open_nursery() as nursery, AsyncExitStack() as stack:
+        hub = await nursery.start(run_hub, codes_hub)
+        people = {login: await stack.enter_async_context(signed_in(hub.url, login))
+                  for login in ("ada", "nora", "mona", "sam", "otto")}
+        assert (await people["ada"].post("/api/coupons", json={"promotion": PROMOTION, "code": "ROLE1",
+                                                               "max_uses": 2})).status_code == 201
+        card = (await people["ada"].post("/api/gift-cards", json={"amount_minor": 100})).json()["card"]["id"]
+        why = {"reason": "checking roles"}
+        expected = {  # login: (GET code, block code, GET card, top up card, block card)
+            "ada": (200, 200, 200, 200, 200), "nora": (200, 403, 200, 200, 200), "mona": (200, 403, 403, 403, 403),
+            "sam": (403, 403, 403, 403, 403), "otto": (404, 404, 404, 404, 404)}
+        for login, statuses in expected.items():
+            client = people[login]
+            got = ((await client.get("/api/coupons/ROLE1")).status_code,
+                   (await client.post("/api/coupons/ROLE1/block", json=why)).status_code,
+                   (await client.get(f"/api/gift-cards/{card}")).status_code,
+                   (await client.post(f"/api/gift-cards/{card}/top-ups", json={"amount_minor": 1})).status_code,
+                   (await client.post(f"/api/gift-cards/{card}/block", json=why)).status_code)
+            assert got == statuses, (login, got)
+            await people["ada"].post("/api/coupons/ROLE1/unblock", json=why)
+            await people["ada"].post(f"/api/gift-cards/{card}/unblock", json=why)
+        assert (await people["ada"].get(f"/api/gift-cards/{card}")).json()["card"]["balance_minor"] == 102
+        nursery.cancel_scope.cancel()
+
+
+async def _uses(database_url: str, code: str, expected: int) -> bool:
+    return bool((await query(database_url, "SELECT uses FROM coupon_codes WHERE code = $1", code))[0]["uses"]
+                == expected)

@@ -15,7 +15,7 @@ from hub.coupons.privacy import export
 from hub.coupons.refusal import Refused
 from hub.coupons.sales import apply_sales
 from novapos import validators
-from tests.codes_support import PROMOTION, coupon, sale
+from tests.codes_support import PROMOTION, code_only_promotion, coupon, sale
 from tests.events import CUSTOMER
 from tests.fleet import FLEET_WORLD
 from tests.stock_world import on_database
@@ -54,6 +54,7 @@ def test_codes_are_unguessable_and_readable() -> None:
 async def test_a_single_use_batch_and_a_multi_use_code(database_url: str) -> None:
     async def work(pool: asyncpg.Pool) -> None:
         await pool.execute(FLEET_WORLD)
+        await code_only_promotion(pool)
         batch = await issuing.create_batch(pool, "demo", promotion=uuid.UUID(PROMOTION), count=3, expires_at=None,
                                            per_customer=None, actor="ada")
         first, second, _third = batch["codes"]
@@ -110,6 +111,7 @@ async def test_a_single_use_batch_and_a_multi_use_code(database_url: str) -> Non
 async def test_holds_end_and_sales_confirm_uses(database_url: str) -> None:
     async def work(pool: asyncpg.Pool) -> None:
         await pool.execute(FLEET_WORLD)
+        await code_only_promotion(pool)
         made = (await issuing.create_batch(pool, "demo", promotion=uuid.UUID(PROMOTION), count=4, expires_at=None,
                                            per_customer=None, actor="ada"))["codes"]
         for index, code in enumerate(made):
@@ -153,6 +155,7 @@ async def test_many_reservations_of_one_code_at_once_take_exactly_its_limit(data
     """40 tills reserving a 25-use code at the same moment, on a pool of 20 connections: 25 win, never 26."""
     async def work(pool: asyncpg.Pool) -> None:
         await pool.execute(FLEET_WORLD)
+        await code_only_promotion(pool)
         await issuing.create_code(pool, "demo", promotion=uuid.UUID(PROMOTION), code="RUSH25", max_uses=25,
                                   per_customer=None, expires_at=None, actor="ada")
         wide = await asyncpg.create_pool(database_url, min_size=20, max_size=20)
@@ -166,4 +169,30 @@ async def test_many_reservations_of_one_code_at_once_take_exactly_its_limit(data
         assert (len(won), len(lost)) == (25, 15) and all(exc.code == 409 for exc in lost)
         assert (await _code(pool, "RUSH25"))["uses"] == 25
         assert await pool.fetchval("SELECT count(*) FROM coupon_redemptions WHERE state = 'held'") == 25
+
+        [single] = (await issuing.create_batch(pool, "demo", promotion=uuid.UUID(PROMOTION), count=1,
+                                               expires_at=None, per_customer=None, actor="ada"))["codes"]
+        answers = await asyncio.gather(*(_reserve(pool, single, "retried") for _ in range(5)))  # one request, 5 times
+        assert answers == [{"redemption": "retried", "promotion": PROMOTION, "code": single}] * 5
+        assert (await _code(pool, single))["uses"] == 1
+    await on_database(database_url, work)
+
+
+async def test_codes_only_for_code_only_promotions_and_public_codes_online(database_url: str) -> None:
+    async def work(pool: asyncpg.Pool) -> None:
+        await pool.execute(FLEET_WORLD)
+        plain = await code_only_promotion(pool, code_only=False, promotion=str(uuid.uuid4()))
+        live = await code_only_promotion(pool, public_codes=("Spring 24",), state="live", promotion=str(uuid.uuid4()))
+        ended = await code_only_promotion(pool, state="ended", promotion=str(uuid.uuid4()))
+        for promotion, code, words in ((plain, 409, "without a code"), (ended, 409, "has ended"),
+                                       (uuid.uuid4(), 404, "no promotion")):
+            refused = await _refused(issuing.create_batch(pool, "demo", promotion=promotion, count=2, expires_at=None,
+                                                          per_customer=None, actor="ada"))
+            assert refused.code == code and words in str(refused)
+        assert await pool.fetchval("SELECT count(*) FROM coupon_codes") == 0
+        held = await _reserve(pool, codes.normalise("code", "spring 24"), "p1")
+        assert held == {"redemption": "p1", "promotion": str(live), "code": "SPRING24"}
+        await _reserve(pool, "SPRING24", "p2", store="store-002")  # a public code has no limit
+        await pool.execute("UPDATE promotions SET state = 'ended' WHERE id = $1", live)
+        assert (await _refused(_reserve(pool, "SPRING24", "p3"))).code == 404  # ended: no longer a code
     await on_database(database_url, work)

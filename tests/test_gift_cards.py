@@ -12,12 +12,15 @@ import asyncpg
 import pytest
 
 from hub.coupons.refusal import Refused
+from hub.customers.privacy import domain_parts
 from hub.giftcards import cards, numbers
 from hub.giftcards.privacy import export
 from hub.giftcards.sales import apply_returns, apply_sales
 from novapos import validators
+from novapos.pricing import line_tax
 from novapos.wire.envelope import Envelope
 from novapos.wire.ids import uuid7
+from novapos.wire.schemas import SCHEMAS
 from tests.codes_support import sale
 from tests.events import CUSTOMER
 from tests.fleet import FLEET_WORLD
@@ -85,6 +88,11 @@ async def test_fifty_concurrent_redemptions_never_overspend(database_url: str) -
         assert await pool.fetchval("SELECT balance_minor FROM gift_cards") == 10
         assert await pool.fetchval("SELECT count(*) FROM gift_card_ledger WHERE kind = 'redeem'") == 33
         await _ledger_agrees(pool)
+
+        again, _card = await _issue(pool, 500)  # one redemption sent five times at once (a till's retries)
+        answers = await asyncio.gather(*(_redeem(pool, again, "same", 500) for _ in range(5)))
+        assert len({repr(answer) for answer in answers}) == 1 and answers[0]["balance_minor"] == 0
+        assert await pool.fetchval("SELECT count(*) FROM gift_card_ledger WHERE redemption = 'same'") == 1
     await on_database(database_url, work)
 
 
@@ -147,6 +155,8 @@ async def test_redeem_reverse_refund_are_idempotent(database_url: str) -> None:
 
         async with pool.acquire() as conn:
             exported = await export(conn, "demo", CUSTOMER)
+            parts = await domain_parts(conn, "demo", uuid.UUID(CUSTOMER))  # what the customer's DSR export holds
+        assert parts["giftcards"] == exported and parts["coupons"] == {"coupon_uses": []}
         assert [entry["kind"] for entry in exported["gift_cards"][0]["ledger"]] == [
             "issue", "redeem", "reverse", "redeem", "refund", "top_up"]
         assert number not in repr(exported)
@@ -154,13 +164,18 @@ async def test_redeem_reverse_refund_are_idempotent(database_url: str) -> None:
 
 
 def _return(redemption: str, amount: int) -> Envelope:
+    """A valid return.completed v3 of one item, refunded `amount` to a gift card by the credit `redemption`."""
     money = {"minor": amount, "currency": "EUR"}
-    body = {"till": "till-2", "session": "s-2", "cashier": "bob", "currency": "EUR",
+    body = {"till": "till-2", "session": "s-2", "cashier": "bob", "currency": "EUR", "approver": "manager",
             "returned": [{"sku": "COF-250", "name": "Ground coffee 250 g", "quantity": 1, "unit_price": money,
-                          "amount": money}], "restocking_fee": {"minor": 0, "currency": "EUR"}, "lines": [],
-            "tenders": [], "refunds": [{"id": "rf-1", "method": "gift_card", "amount": money,
-                                        "gift_card": {"card": "**** 0000", "redemption": redemption}}],
-            "change": {"minor": 0, "currency": "EUR"}, "total": {"minor": -amount, "currency": "EUR"},
-            "approver": "manager"}
-    return Envelope(id=uuid7(), type="return.completed", v=3, tenant="demo", store="store-002", seq=1,
+                          "amount": money, "tax": {"class": "food", "rate_ppm": 70_000, "included": True,
+                                                   "amount": {"minor": line_tax(amount, 70_000, True),
+                                                              "currency": "EUR"}},
+                          "condition": "resaleable", "restock": True}],
+            "restocking_fee": {"minor": 0, "currency": "EUR"}, "lines": [], "tenders": [],
+            "refunds": [{"id": "rf-1", "method": "gift_card", "amount": money,
+                         "gift_card": {"card": "**** 0000", "redemption": redemption}}],
+            "change": {"minor": 0, "currency": "EUR"}, "total": {"minor": -amount, "currency": "EUR"}}
+    SCHEMAS[("return.completed", 3)](body)
+    return Envelope(id=uuid7(), type="return.completed", v=3, tenant="demo", store="store-001", seq=2,
                     ts=1_700_000_000_000, body=body)

@@ -482,6 +482,7 @@ HUB_ENDPOINTS = (
     Endpoint("GET", "/static/console.js"),
     Endpoint("GET", "/static/promotions.js"),
     Endpoint("GET", "/static/console.css"),
+    Endpoint("GET", "/static/codes.js"),
     Endpoint("POST", "/api/login"),
     Endpoint("POST", "/api/logout"),
     Endpoint("GET", "/api/session"),
@@ -566,6 +567,19 @@ HUB_ENDPOINTS = (
     Endpoint("PATCH", "/api/customers/{id}"),
     Endpoint("POST", "/api/customers/{id}/export"),
     Endpoint("POST", "/api/customers/{id}/erase"),  # hostile fields: tests/test_customers_hostile.py
+    Endpoint("GET", "/api/coupons"),
+    Endpoint("POST", "/api/coupons"),
+    Endpoint("POST", "/api/coupon-batches"),
+    Endpoint("GET", "/api/coupons/{id}"),
+    Endpoint("POST", "/api/coupons/{id}/block"),
+    Endpoint("POST", "/api/coupons/{id}/unblock"),
+    Endpoint("GET", "/api/gift-cards"),
+    Endpoint("POST", "/api/gift-cards"),
+    Endpoint("POST", "/api/gift-card-lookups"),
+    Endpoint("GET", "/api/gift-cards/{id}"),
+    Endpoint("POST", "/api/gift-cards/{id}/top-ups"),
+    Endpoint("POST", "/api/gift-cards/{id}/block"),
+    Endpoint("POST", "/api/gift-cards/{id}/unblock"),
 )
 """Every route of the hub console; the values a client controls are its path ids and query parameters. They
 are sent signed in as a tenant admin (with the session's CSRF header), so that what answers is the door's
@@ -597,7 +611,8 @@ def _hub_attacks(endpoint: Endpoint, port: int, session: dict[str, str]) -> Iter
                                                                 "/api/drawer-sessions", "/api/returns",
                                                                 "/api/payments/reconciliations",
                                                                 "/api/payments/intents", "/api/promotions",
-                                                                "/api/promotion-diffs", "/api/customers") else []:
+                                                                "/api/promotion-diffs", "/api/customers",
+                                                                "/api/coupons", "/api/gift-cards") else []:
         yield f"limit={limit[:12]}", 400, request("GET", query=f"?limit={limit}", content=None, headers={})
     for method in {"PUT", "PATCH", "DELETE", "POST", "GET"} - _served(endpoint.path):
         yield f"{method} without a body", 405, request(method, content=None, headers={})

@@ -17,7 +17,8 @@ from hub.domains import domains
 from novapos.adapters.http import metrics, route, with_api_errors
 
 PAGE = Path(__file__).parent / "console.html"
-STATIC = {name: Path(__file__).parent / "static" / name for name in ("console.js", "console.css", "promotions.js")}
+STATIC = {name: Path(__file__).parent / "static" / name
+          for name in ("console.js", "console.css", "promotions.js", "codes.js")}
 """The page's script and style, one route each: no other file under the package can be asked for."""
 
 

@@ -9,6 +9,7 @@ batch id and size, never its codes (they are bearer vouchers).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -31,20 +32,22 @@ def code_json(row: asyncpg.Record) -> dict[str, Any]:
 
 
 async def create_batch(pool: asyncpg.Pool, tenant: str, *, promotion: uuid.UUID, count: int,
-                       expires_at: datetime | None, per_customer: int | None, actor: str) -> dict[str, Any]:
-    """`count` fresh single-use codes: {batch, promotion, codes, expires_at}."""
+                       expires_at: datetime | None, per_customer: int | None, actor: str,
+                       given: Sequence[str] = ()) -> dict[str, Any]:
+    """`count` fresh single-use codes: {batch, promotion, codes, expires_at}. `given`: these codes instead (the
+    demo's, printed in its README); one taken already is left out."""
     batch = uuid.uuid4()
     made: list[str] = []
     async with pool.acquire() as conn, conn.transaction():
         await check_takes_codes(conn, tenant, promotion)
         for _ in range(_ATTEMPTS):
-            wanted = list({codes.generate() for _ in range(count - len(made))})
+            wanted = list(given) or list({codes.generate() for _ in range(count - len(made))})
             made += await conn.fetchval(
                 "WITH made AS (INSERT INTO coupon_codes (tenant, code, promotion, batch, max_uses, per_customer,"
                 " expires_at, created_by) SELECT $1, code, $2, $3, 1, $4, $5, $6 FROM unnest($7::text[]) code"
                 " ON CONFLICT DO NOTHING RETURNING code) SELECT coalesce(array_agg(code), '{}') FROM made",
                 tenant, promotion, batch, per_customer, expires_at, actor, wanted)
-            if len(made) == count:
+            if len(made) == count or given:
                 break
         else:  # pragma: no cover: 2^60 codes
             raise RuntimeError("could not draw enough distinct coupon codes")

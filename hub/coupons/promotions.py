@@ -1,9 +1,6 @@
-"""What the coupons read of promohub's promotions (hub.promotions): whether a promotion takes codes, and which
-live promotion a public code belongs to. Read from its latest revision's body (novapos.promotions.to_wire).
-
-Until promohub's tables exist in this database (their migrations are another package's), every promotion id is
-taken as it is given and there are no public codes: `_HAS_PROMOTIONS` asks PostgreSQL once per call.
-"""
+"""What the coupons read of the promotions (hub.promotions): whether a promotion takes codes (from its latest
+revision's body, novapos.promotions.to_wire), and which live promotion a public code belongs to (from the
+revision the stores hold)."""
 
 from __future__ import annotations
 
@@ -13,7 +10,6 @@ import asyncpg
 
 from hub.coupons.refusal import Refused
 
-_HAS_PROMOTIONS = "SELECT to_regclass('promotion_revisions') IS NOT NULL"
 _LATEST = ("SELECT p.name, p.state, coalesce((r.body->>'code_only')::boolean, false) AS code_only FROM promotions p"
            " JOIN promotion_revisions r ON r.tenant = p.tenant AND r.promotion = p.id AND r.revision = p.revision"
            " WHERE p.tenant = $1 AND p.id = $2")
@@ -25,8 +21,6 @@ _PUBLIC = ("SELECT p.id::text FROM promotions p JOIN promotion_revisions r ON r.
 
 async def check_takes_codes(conn: asyncpg.Connection, tenant: str, promotion: uuid.UUID) -> None:
     """Refused (404) unless `promotion` is the tenant's, (409) unless it is code_only and not ended."""
-    if not await conn.fetchval(_HAS_PROMOTIONS):
-        return
     row = await conn.fetchrow(_LATEST, tenant, promotion)
     if row is None:
         raise Refused(404, f"there is no promotion {promotion}")
@@ -38,7 +32,5 @@ async def check_takes_codes(conn: asyncpg.Connection, tenant: str, promotion: uu
 
 async def public_code(conn: asyncpg.Connection, tenant: str, code: str) -> str | None:
     """The live promotion whose public codes hold `code` (normalised), or None."""
-    if not await conn.fetchval(_HAS_PROMOTIONS):
-        return None
     found: str | None = await conn.fetchval(_PUBLIC, tenant, code)
     return found

@@ -35,6 +35,7 @@ MAX_USES = 10_000_000
 USES_SHOWN = 100
 LISTED = ("SELECT * FROM coupon_codes WHERE tenant = $1 AND ($2::uuid IS NULL OR promotion = $2)"
           " AND ($3::uuid IS NULL OR batch = $3) AND ($4::text IS NULL OR code > $4) ORDER BY code LIMIT $5")
+EXISTS = "SELECT 1 FROM coupon_codes WHERE tenant = $1 AND code = $2"
 USES = ("SELECT redemption, state, offline, store, till, customer::text, held_until, created_at, updated_at FROM"
         " coupon_redemptions WHERE tenant = $1 AND code = $2 ORDER BY created_at DESC, redemption LIMIT $3")
 
@@ -71,9 +72,9 @@ def optional_count(where: str, value: Any, maximum: int) -> int | None:
 
 def _code_in_path(request: Request) -> str:
     try:
-        return codes.normalise("code", request.path_params["code"])
+        return codes.normalise("code", request.path_params["id"])
     except validators.Invalid:
-        raise ApiError(404, f"there is no coupon {validators.describe(request.path_params['code'])}") from None
+        raise ApiError(404, f"there is no coupon {validators.describe(request.path_params['id'])}") from None
 
 
 def routes(console: Console) -> Sequence[BaseRoute]:
@@ -118,13 +119,15 @@ def routes(console: Console) -> Sequence[BaseRoute]:
         principal = await authorize(console, request, Permission.VIEW_PROMOTIONS)
         found = await console.seam.run(_one, console.ready_pool(), principal.tenant, _code_in_path(request))
         if found is None:
-            raise ApiError(404, f"there is no coupon {validators.describe(request.path_params['code'])}")
+            raise ApiError(404, f"there is no coupon {validators.describe(request.path_params['id'])}")
         return JSONResponse(found)
 
     def withdrawal(active: bool) -> Any:
         async def handle(request: Request) -> Response:
             principal = await authorize(console, request, Permission.MANAGE_PROMOTIONS, tenant_wide=True)
             code = _code_in_path(request)
+            if not await console.query(EXISTS, principal.tenant, code):
+                raise ApiError(404, f"there is no coupon {code}")
             body = await json_body(request)
             why = reason("reason", body.get("reason"))
             if not why:
@@ -134,10 +137,10 @@ def routes(console: Console) -> Sequence[BaseRoute]:
         return handle
 
     return [route("/api/coupons", GET=listed, POST=create),
-            route("/api/coupons/batches", POST=batch),
-            route("/api/coupons/{code}", GET=one),
-            route("/api/coupons/{code}/block", POST=withdrawal(False)),
-            route("/api/coupons/{code}/unblock", POST=withdrawal(True))]
+            route("/api/coupon-batches", POST=batch),
+            route("/api/coupons/{id}", GET=one),
+            route("/api/coupons/{id}/block", POST=withdrawal(False)),
+            route("/api/coupons/{id}/unblock", POST=withdrawal(True))]
 
 
 async def _page(pool: asyncpg.Pool, tenant: str, promotion: uuid.UUID | None, batch: uuid.UUID | None,
@@ -157,7 +160,7 @@ async def _one(pool: asyncpg.Pool, tenant: str, code: str) -> dict[str, Any] | N
 
 
 _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-_CODE = {"name": "code", "in": "path", "required": True, "schema": {"type": "string", "pattern": codes.CODE.pattern}}
+_CODE = {"name": "id", "in": "path", "description": "the code", "required": True, "schema": {"type": "string", "pattern": codes.CODE.pattern}}
 _COUPON = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Coupon"}}}}
 _WHEN = {"type": ["string", "null"], "format": "date-time", "description": "ISO 8601 with its offset, in the future"}
 _REASON = {"type": "object", "required": ["reason"], "properties": {
@@ -174,6 +177,8 @@ def _withdrawal(summary: str) -> dict[str, Any]:
 
 
 OPENAPI: dict[str, Any] = {"paths": {
+    "/static/codes.js": {"get": {"summary": "The console page's Coupons and Gift cards tabs (a script of the page)",
+                                 "responses": {"200": {"description": "text/javascript"}}}},
     "/api/coupons": {
         "get": {"summary": "Coupon codes, by code, a keyset page at a time", "parameters": [
             {"name": "promotion", "in": "query", "required": False, "schema": {"type": "string", "format": "uuid"}},
@@ -193,7 +198,7 @@ OPENAPI: dict[str, Any] = {"paths": {
                                     "per_customer": {"type": ["integer", "null"], "minimum": 1},
                                     "expires_at": _WHEN}}}}},
                  "responses": {"201": {"description": "the code", **_COUPON}, **_REFUSED}}},
-    "/api/coupons/batches": {"post": {
+    "/api/coupon-batches": {"post": {
         "summary": "A batch of single-use codes of a code_only promotion (unguessable, no 0/O/1/I); audited without "
                    "the codes", "requestBody": {"required": True, "content": {"application/json": {"schema": {
                        "type": "object", "required": ["promotion", "count"], "properties": {
@@ -205,16 +210,16 @@ OPENAPI: dict[str, Any] = {"paths": {
                 "batch": {"type": "string", "format": "uuid"}, "promotion": {"type": "string"},
                 "codes": {"type": "array", "items": {"type": "string"}},
                 "expires_at": {"type": ["string", "null"]}}}}}}, **_REFUSED}}},
-    "/api/coupons/{code}": {"get": {
+    "/api/coupons/{id}": {"get": {
         "summary": "One code with its latest uses (held, used, released)", "parameters": [_CODE],
         "responses": {"200": {"description": "the code and its uses", "content": {"application/json": {"schema": {
             "type": "object", "required": ["coupon", "uses"], "properties": {
                 "coupon": {"$ref": "#/components/schemas/Coupon"},
                 "uses": {"type": "array", "items": {"type": "object"}}}}}}},
             "404": {"description": "no such code", "content": _ERROR}}}},
-    "/api/coupons/{code}/block": _withdrawal("Withdraw a code: no new use is reserved (held ones still complete); "
+    "/api/coupons/{id}/block": _withdrawal("Withdraw a code: no new use is reserved (held ones still complete); "
                                              "audited"),
-    "/api/coupons/{code}/unblock": _withdrawal("Put a withdrawn code back; audited")},
+    "/api/coupons/{id}/unblock": _withdrawal("Put a withdrawn code back; audited")},
     "schemas": {"Coupon": {"type": "object", "required": ["code", "promotion", "max_uses", "uses", "active"],
                            "properties": {"code": {"type": "string"}, "promotion": {"type": "string"},
                                           "batch": {"type": ["string", "null"]}, "max_uses": {"type": "integer"},

@@ -37,6 +37,7 @@ HOLD = timedelta(minutes=20)
 _TAKE = ("UPDATE coupon_codes SET uses = uses + 1 WHERE tenant = $1 AND code = $2 AND active"
          " AND (expires_at IS NULL OR expires_at > now()) AND uses < max_uses"
          " RETURNING promotion::text, per_customer")
+_KNOWN = "SELECT 1 FROM coupon_redemptions WHERE tenant = $1 AND redemption = $2"
 _CUSTOMER_USES = ("SELECT count(*) FROM coupon_redemptions WHERE tenant = $1 AND code = $2 AND customer = $3"
                   " AND state <> 'released' AND redemption <> $4")
 
@@ -82,8 +83,7 @@ async def reserve(pool: asyncpg.Pool, tenant: str, store: str, *, code: str, red
                   customer: uuid.UUID | None, till: str, actor: str) -> dict[str, Any]:
     """Hold one use of `code` for the sale `redemption` belongs to: {redemption, promotion, code}, or Refused."""
     async with pool.acquire() as conn:
-        if await conn.fetchval("SELECT 1 FROM coupon_redemptions WHERE tenant = $1 AND redemption = $2",
-                               tenant, redemption):
+        if await conn.fetchval(_KNOWN, tenant, redemption):
             return await _again(conn, tenant, store, redemption, code)
         try:
             async with conn.transaction():
@@ -91,6 +91,8 @@ async def reserve(pool: asyncpg.Pool, tenant: str, store: str, *, code: str, red
                 if taken is None:
                     public = await public_code(conn, tenant, code)
                     if public is None:
+                        if await conn.fetchval(_KNOWN, tenant, redemption):  # the same id, reserved meanwhile
+                            raise asyncpg.UniqueViolationError(f"redemption {redemption} exists")
                         raise await _why_not(conn, tenant, code)
                     taken = {"promotion": public, "per_customer": None}  # a public code: no limit to take from
                 if taken["per_customer"] is not None:

@@ -121,6 +121,8 @@ async def redeem(pool: asyncpg.Pool, tenant: str, store: str, *, number: str, re
                         " AND id = $2 AND active AND (expires_at IS NULL OR expires_at > now()) AND currency = $4"
                         " AND balance_minor >= $3 RETURNING balance_minor", tenant, card["id"], amount_minor, currency)
                     if left is None:
+                        if await conn.fetchval(_ENTRY.replace("*", "1"), tenant, redemption, "redeem"):
+                            raise asyncpg.UniqueViolationError(f"redemption {redemption} exists")  # the same id, meanwhile
                         card = await conn.fetchrow("SELECT * FROM gift_cards WHERE tenant = $1 AND id = $2",
                                                    tenant, card["id"])
                         if (refused := _unusable(card, currency, "redeem")) is not None:

@@ -34,6 +34,7 @@ MAX_PAGE = 200
 MAX_CARD_MINOR = 10**8
 """At most 1,000,000.00 on one card: a typo of a few zeros is refused rather than issued."""
 LEDGER_SHOWN = 200
+EXISTS = "SELECT 1 FROM gift_cards WHERE tenant = $1 AND id = $2"
 LISTED = ("SELECT * FROM gift_cards WHERE tenant = $1 AND ($2::text IS NULL OR last4 = $2)"
           " AND ($3::uuid IS NULL OR id > $3) ORDER BY id LIMIT $4")
 
@@ -114,6 +115,8 @@ def routes(console: Console) -> Sequence[BaseRoute]:
     async def top_up(request: Request) -> Response:
         principal = await authorize(console, request, Permission.MANAGE_GIFT_CARDS)
         card_id = _card_id(request)
+        if not await console.query(EXISTS, principal.tenant, card_id):
+            raise ApiError(404, f"there is no gift card {card_id}")
         body = await json_body(request)
         return await run(cards.top_up, principal.tenant, card_id,
                          amount_minor=validators.minor_units("amount_minor", body.get("amount_minor"), minimum=1,
@@ -124,6 +127,8 @@ def routes(console: Console) -> Sequence[BaseRoute]:
         async def handle(request: Request) -> Response:
             principal = await authorize(console, request, Permission.MANAGE_GIFT_CARDS)
             card_id = _card_id(request)
+            if not await console.query(EXISTS, principal.tenant, card_id):
+                raise ApiError(404, f"there is no gift card {card_id}")
             why = reason("reason", (await json_body(request)).get("reason"))
             if not why:
                 raise validators.Invalid("reason", "is needed: say why")
@@ -132,7 +137,7 @@ def routes(console: Console) -> Sequence[BaseRoute]:
         return handle
 
     return [route("/api/gift-cards", GET=listed, POST=issue),
-            route("/api/gift-cards/lookup", POST=lookup),
+            route("/api/gift-card-lookups", POST=lookup),
             route("/api/gift-cards/{id}", GET=one),
             route("/api/gift-cards/{id}/top-ups", POST=top_up),
             route("/api/gift-cards/{id}/block", POST=blocking(False)),
@@ -188,7 +193,7 @@ OPENAPI: dict[str, Any] = {"paths": {
                                                "card": {"$ref": "#/components/schemas/GiftCard"},
                                                "number": {"type": "string"}}}}}},
                                "422": {"description": "a field is out of bounds", "content": _ERROR}}}},
-    "/api/gift-cards/lookup": {"post": {
+    "/api/gift-card-lookups": {"post": {
         "summary": "Find a card by its number (in the body, never a URL)", "requestBody": {
             "required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["number"], "properties": {"number": {"type": "string"}}}}}},

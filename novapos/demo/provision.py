@@ -21,8 +21,10 @@ from pathlib import Path
 import asyncpg
 
 from hub.catalog.demo import seed_demo_catalog
+from hub.coupons.demo import seed_demo_coupons
 from hub.customers.demo import seed_demo_customers
 from hub.db import close_pool, create_pool, migrate
+from hub.giftcards.demo import seed_demo_gift_cards
 from hub.identity.users import Grant, create_user
 from hub.loyalty.demo import seed_demo_loyalty
 from hub.promotions.demo import seed_demo_promotions
@@ -121,6 +123,8 @@ def provision_demo(database_url: str, folder: Path) -> DemoCredentials:
             await seed_demo_customers(pool, TENANT)
             await seed_demo_promotions(pool, TENANT)  # categories and promotions, while it has none
             await seed_demo_loyalty(pool, TENANT)  # after the demo customers: their starting points, once
+            await seed_demo_coupons(pool, TENANT)  # the welcome promotion's codes, while it has none
+            await seed_demo_gift_cards(pool, TENANT)  # the README's gift card, while it has none
             return credentials
         finally:
             await close_pool(pool)

@@ -1,6 +1,7 @@
 -- Coupon codes (hub.coupons): codes of a code_only promotion, each with how often it may be used, and the uses
 -- reserved by tills (held until the sale confirms them or the hold ends) and confirmed by sales.
--- The promotion is promohub's promotions(tenant, id); referenced by id only, so either migration may come first.
+-- A code's promotion is hub.promotions' (its latest revision says whether it is code_only); a use names the
+-- promotion as the sale did (text, no foreign key: a sale is never refused).
 CREATE TABLE coupon_codes (
     tenant        text NOT NULL REFERENCES tenants,
     code          text NOT NULL CHECK (code ~ '^[A-Z0-9][A-Z0-9-]{2,31}$'),
@@ -13,7 +14,8 @@ CREATE TABLE coupon_codes (
     active        boolean NOT NULL DEFAULT true,
     created_by    text NOT NULL,
     created_at    timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (tenant, code)
+    PRIMARY KEY (tenant, code),
+    FOREIGN KEY (tenant, promotion) REFERENCES promotions (tenant, id)
 );
 COMMENT ON COLUMN coupon_codes.code IS 'upper-case; a batch''s single-use codes use an alphabet without 0/O/1/I';
 COMMENT ON COLUMN coupon_codes.batch IS 'the batch of single-use codes it was made in (max_uses 1); null: a code made alone';
