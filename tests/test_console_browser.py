@@ -48,7 +48,7 @@ def _admin_session(url: str, csv: Path, database_url: str, token: trio.lowlevel.
         page.text_in("who", "Ada (ada) · demo · tenant admin")
         links = page.js("return [...document.querySelectorAll('#nav a')].filter(a => !a.hidden).map(a => a.textContent)")
         assert links == ["Fleet", "Catalog and prices", "Stock", "Orders", "Drawers and Z reports", "Dead letters", "Users and roles", "Audit",
-                         "Payments", "Customers", "Loyalty"]
+                         "Payments", "Customers", "Loyalty", "Promotions", "Coupons", "Gift cards"]
 
         page.go("#catalog")
         page.fill({"f-q": "Beans"})

@@ -161,3 +161,56 @@ async def test_region_admins_work_within_their_regions_and_managers_only_read(hu
             assert bad_zone.status_code == 422
         nursery.cancel_scope.cancel()
     assert (await query(url, "SELECT count(*) FROM promotions"))[0][0] == 4
+
+
+async def test_the_simulation_counts_what_the_promotions_in_force_then_already_gave(hub_config: HubConfig) -> None:
+    """A 20 % exclusive promotion live for the last 10 days: a 10 % proposal adds nothing to the sales it covered (the
+    engine picks the exclusive one, best for the customer) and 1.00 to each sale before it went live."""
+    url = hub_config.database_url
+    async with trio.open_nursery() as nursery:
+        hub = await nursery.start(run_hub, hub_config)
+        await promotion_world(url)
+        await past_sales(url, "store-001", 6, days_ago=5)
+        await past_sales(url, "store-001", 4, days_ago=20)
+        await add_user(url, "ada", grant("tenant_admin"))
+        async with signed_in(hub.url, "ada") as ada:
+            exclusive = (await ada.post("/api/promotions", json=percent_off("Coffee 20 % alone", 2000,
+                                                                            stacking="exclusive"))).json()["id"]
+            assert (await ada.post(f"/api/promotions/{exclusive}/submit", json={})).json()["state"] == "live"
+            await query(url, "UPDATE promotion_live SET live_from = now() - interval '10 days'")
+            proposal = (await ada.post("/api/promotions", json=percent_off("Coffee 10 % off", 1000))).json()["id"]
+            figures = (await ada.post(f"/api/promotions/{proposal}/simulate", json={})).json()
+            assert (figures["sales"], figures["sales_touched"], figures["cost_minor"]) == (10, 4, 400), figures
+            again = (await ada.post(f"/api/promotions/{proposal}/simulate", json={})).json()
+            assert {k: again[k] for k in ("cost_minor", "per_store", "sales_touched")} == \
+                {k: figures[k] for k in ("cost_minor", "per_store", "sales_touched")}
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_rejected_promotion_goes_back_to_draft_and_an_edit_needs_a_new_simulation(hub_config: HubConfig) -> None:
+    url = hub_config.database_url
+    async with trio.open_nursery() as nursery:
+        hub = await nursery.start(run_hub, hub_config)
+        await promotion_world(url)
+        await past_sales(url, "store-001", 2)
+        for login in ("ada", "bob"):
+            await add_user(url, login, grant("tenant_admin"))
+        async with signed_in(hub.url, "ada") as ada, signed_in(hub.url, "bob") as bob:
+            await ada.put("/api/promotions/settings", json={"approval_threshold_minor": 0, "timezone": "UTC",
+                                                            "simulation_days": 7})
+            promotion = (await ada.post("/api/promotions", json=percent_off("Coffee 10 % off", 1000))).json()["id"]
+            assert (await ada.post(f"/api/promotions/{promotion}/submit", json={})).json()["state"] == "pending"
+            rejected = await bob.post(f"/api/promotions/{promotion}/reject", json={"reason": "too generous"})
+            assert rejected.status_code == 200 and rejected.json()["state"] == "draft", rejected.text
+            assert rejected.json()["decisions"][0]["decision"] == "rejected"
+            edited = (await ada.put(f"/api/promotions/{promotion}", json=percent_off("Coffee 5 % off", 500))).json()
+            assert edited["revision"] == 2 and edited["simulation"] is None  # the old figures were revision 1's
+            resubmitted = (await ada.post(f"/api/promotions/{promotion}/submit", json={})).json()
+            assert (resubmitted["state"], resubmitted["simulation"]["revision"]) == ("pending", 2)
+            assert resubmitted["simulation"]["cost_minor"] == 100  # 2 x 5 % of 9.98
+            assert (await bob.post(f"/api/promotions/{promotion}/approve", json={})).json()["live_revision"] == 2
+        nursery.cancel_scope.cancel()
+    actions = [row[0] for row in await query(url, "SELECT action FROM audit_records WHERE action LIKE 'promotion.%'"
+                                                  " ORDER BY seq")]
+    assert actions == ["promotion.settings_set", "promotion.created", "promotion.submitted", "promotion.rejected",
+                       "promotion.edited", "promotion.submitted", "promotion.approved"]

@@ -1,6 +1,6 @@
 // The console's Promotions tab (hub.promotions): list, draft, simulate (the predicted cost), submit, approve or
 // reject (a second person), schedule and end a promotion; the tenant's settings; replay validation's diffs.
-// It uses console.js's helpers (el, card, form, listing, api...) and adds itself to its SECTIONS and the menu, so
+// It uses console.js's helpers (el, card, form, listing, api...) and adds itself to its SECTIONS (its menu link is in console.html), so
 // console.js itself does not change for it. Every refusal is the hub's: the page offers what the state allows.
 "use strict";
 
@@ -219,4 +219,3 @@ function promotionActions(p, currency) {
 }
 
 SECTIONS.promotions = { permission: "promotions.view", list: promotions, item: promotion };
-$("nav").append(el("a", { href: "#promotions", "data-permission": "promotions.view", text: "Promotions" }));
