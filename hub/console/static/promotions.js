@@ -1,7 +1,7 @@
 // The console's Promotions tab (hub.promotions): list, draft, simulate (the predicted cost), submit, approve or
 // reject (a second person), schedule and end a promotion; the tenant's settings; replay validation's diffs.
-// It uses console.js's helpers (el, card, form, listing, api...) and adds itself to its SECTIONS (its menu link is in console.html), so
-// console.js itself does not change for it. Every refusal is the hub's: the page offers what the state allows.
+// It uses console.js's helpers (el, card, form, listing, api...) and adds itself to its SECTIONS (its menu link is
+// in console.html), so console.js itself does not change for it. Every refusal is the hub's: the page offers what the state allows.
 "use strict";
 
 const PROMOTION_STATES = ["draft", "pending", "live", "ended"];
