@@ -68,7 +68,8 @@ async def test_a_regional_admin_sees_only_their_region_and_is_refused_elsewhere(
         nursery.cancel_scope.cancel()
 
     assert seen["nav"] == ["Fleet", "Catalog and prices", "Stock", "Orders", "Drawers and Z reports", "Dead letters",
-                           "Users and roles", "Audit", "Payments"], seen
+                           "Users and roles", "Audit", "Payments", "Customers", "Loyalty", "Promotions", "Coupons",
+                           "Gift cards"], seen
     fleet = {row[0]: row for row in seen["fleet"]}  # type: ignore[attr-defined]
     assert "store-001" in fleet and set(fleet) <= {"store-001", "store-002", "store-bare"}, seen  # not south's
     assert fleet["store-001"][3] == "online", seen
