@@ -36,6 +36,9 @@ A card number is never logged or stored whole outside hub.giftcards: events and 
 
 from __future__ import annotations
 
+from typing import Any
+
+from novapos import validators
 from novapos.wire.subjects import request_subject
 
 CUSTOMER_FIND = "customer_find"
@@ -52,6 +55,15 @@ GIFT_CARD_REVERSE = "gift_card_reverse"
 GIFT_CARD_REFUND = "gift_card_refund"
 KINDS = (CUSTOMER_FIND, CUSTOMER_CREATE, CUSTOMER_360, POINTS_REDEEM, POINTS_REVERSE, LOYALTY_SETTINGS,
          COUPON_RESERVE, COUPON_RELEASE, GIFT_CARD_BALANCE, GIFT_CARD_REDEEM, GIFT_CARD_REVERSE, GIFT_CARD_REFUND)
+
+MAX_TIER_NAME = 40
+
+
+def tier_name(where: str, value: Any) -> str:
+    """A loyalty tier's name, as an administrator may give it in the program (hub.loyalty.program) and as a till
+    keeps it (a saved cart's tier): printable text of at most MAX_TIER_NAME characters ("Gold", "Very Important").
+    One check on both sides, so a name the hub accepts always survives at the till."""
+    return validators.text(where, value, max_length=MAX_TIER_NAME)
 
 
 def loyalty_request_subject(tenant: str, store: str, kind: str) -> str:
