@@ -57,7 +57,8 @@ TENDER_PROPERTIES: dict[str, Any] = {
     "card": {"type": "string", "maxLength": 40, "description": "gift_card only: the gift card's number (scanned or "
              "typed; never stored or shown whole)"}}
 TENDER_SUMMARY = (" Or points: the attached customer's points, as many as whole points buy of amount_minor (online "
-                  "through the hub; offline within the store's daily budget and the customer's daily cap). Or "
+                  "through the hub; offline within the store's budget and the customer's cap of points not yet sent to the "
+                  "hub). Or "
                   "gift_card: `card`, through the hub only (offline: 409 \"gift cards need the hub\").")
 TILL_STATE_LOYALTY: dict[str, Any] = {
     "customer": {"type": ["object", "null"], "description": "the sale's customer: {id, card (masked), name, tier, "

@@ -16,7 +16,7 @@ import pytest
 from novapos.config import StoreConfig
 from novapos.config.loyalty import LoyaltySettings
 from novapos.demo.embedded_nats import EmbeddedNats
-from tests.conftest import wait_until
+from tests.conftest import ensure_stream, wait_until
 from tests.edges import running_edge, waiting_events
 from tests.loyalty_hub import ANN, BEN, GIFT_CARD, LoyaltyHub
 from tests.pos import COFFEE, MANAGER_OVERRIDE, log_in
@@ -144,19 +144,19 @@ async def test_points_offline_stay_within_the_cap_and_the_budget_and_a_restart_d
         hub.down()
         assert (await till.points(250)).status_code == 200  # offline: 250 of Ann's 300
         over_cap = await till.points(51)
-        assert over_cap.status_code == 409 and "this one has 50 left today" in over_cap.text
+        assert over_cap.status_code == 409 and "this one has 50 left" in over_cap.text
         receipt = await till.cash_and_complete()
         assert receipt["loyalty"]["points"] == {"redeemed": 350, "balance": 4650, "offline": True}
-    async with running_edge(store_config) as edge:  # the same store, restarted: the day's ledger stands
+    async with running_edge(store_config) as edge:  # restarted: the sales have not left the store, so they count
         till = Till(http, edge.url)
         await till.start((COFFEE, 3))
         await till.attach(ANN)
-        assert "this one has 50 left today" in (await till.points(51)).text
+        assert "this one has 50 left" in (await till.points(51)).text
         await till.attach(BEN)
         assert (await till.points(250)).status_code == 200  # the store: 500 - 250 taken by Ann
         over_budget = await till.points(1)
-        assert over_budget.status_code == 409 and "the store may redeem at most 500 points a day and has 0 left" \
-            in over_budget.text
+        assert over_budget.status_code == 409 and "the store may redeem at most 500 points until the hub has the sales" \
+            in over_budget.text and "and has 0 left" in over_budget.text
         await till.cash_and_complete()
         metrics = (await http.get(f"{edge.url}/metrics")).text
         assert 'novapos_edge_loyalty_redemptions_total{method="points",outcome="offline"}' in metrics
@@ -165,6 +165,47 @@ async def test_points_offline_stay_within_the_cap_and_the_budget_and_a_restart_d
     assert [(p["customer"], p["points"], p["offline"]) for p in offline] == [(ANN, 100, False), (ANN, 250, True),
                                                                               (BEN, 250, True)]
     assert len({p["redemption"] for p in offline}) == 3
+
+
+async def test_offline_points_count_until_their_sale_reaches_the_hubs_stream_and_a_void_frees_them_at_once(
+        store_config: StoreConfig, hub: LoyaltyHub, nats_server: EmbeddedNats, http: httpx.AsyncClient) -> None:
+    """The budget and the cap bound what the hub has not received (a per-outage exposure, not a day): a void frees
+    its points at once, a restart frees nothing, and the sale's arrival in the hub's stream frees them although
+    the hub's loyalty service is still away."""
+    hub.budget, hub.cap = 500, 300
+    async with running_edge(store_config) as edge:
+        till = Till(http, edge.url)
+        await till.start((COFFEE, 3))
+        await till.find("ann@example.com")
+        await till.attach(ANN)
+        assert (await till.points(100)).status_code == 200  # online: the settings are kept; not counted
+        await till.cash_and_complete()
+        hub.down()
+        await till.start((COFFEE, 3))
+        await till.attach(ANN)
+        assert (await till.points(300)).status_code == 200  # offline: all of Ann's cap
+        assert "this one has 0 left" in (await till.points(1)).text
+        voided = await http.request("DELETE", f"{till.url}/cart", json={"override": MANAGER_OVERRIDE})
+        assert voided.status_code == 200, voided.text
+        await till.start((COFFEE, 3))
+        await till.attach(ANN)
+        assert (await till.points(300)).status_code == 200, "the void gave the cap back at once"
+        await till.cash_and_complete()
+        assert len(_sales(store_config)) == 2  # no stream to take them: both wait in the outbox
+    async with running_edge(store_config) as edge:
+        till = Till(http, edge.url)
+        await till.start((COFFEE, 3))
+        await till.attach(ANN)
+        refused = await till.points(1)
+        assert refused.status_code == 409 and "this one has 0 left" in refused.text  # a restart frees nothing
+        await ensure_stream(nats_server)  # the link to the hub's stream is back (its loyalty service is not)
+
+        async def sent() -> bool:
+            return not _sales(store_config)
+        await wait_until(sent, timeout=20)
+        assert (await till.points(300)).status_code == 200  # the hub has the sale: Ann's cap is free again
+        over = await till.points(1)
+        assert over.status_code == 409 and "this one has 0 left" in over.text  # and counts this one until it has
 
 
 async def test_a_gift_card_pays_online_only(store_config: StoreConfig, hub: LoyaltyHub,
