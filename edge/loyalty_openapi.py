@@ -34,7 +34,10 @@ LOYALTY_OPENAPI: dict[str, Any] = {
                  "parameters": [_TILL],
                  "requestBody": _body(["name"], name={"type": "string", "maxLength": 120},
                                       phone={"type": "string", "maxLength": 32},
-                                      email={"type": "string", "maxLength": 254}),
+                                      email={"type": "string", "maxLength": 254},
+                                      request={"type": "string", "format": "uuid", "description": "the enrolment's "
+                                               "id, made once and sent again with every retry of it: the hub "
+                                               "enrols the customer once"}),
                  "responses": {"200": _STATE, **_errors(400, 401, 403, 404, 409, 413, 415, 422, 503)}}},
     "/api/tills/{till}/customer": {
         "get": {"summary": "The attached customer's 360: points, tier, next tier, points expiring soon, recent "

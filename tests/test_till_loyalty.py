@@ -276,6 +276,17 @@ async def test_enrol_attach_and_the_360_at_the_till(store_config: StoreConfig, h
         enrolled = await http.post(f"{till.url}/customers", json={"name": "Cy Example", "email": "cy@example.com"})
         assert enrolled.status_code == 200 and enrolled.json()["customer"]["name"] == "Cy Example", enrolled.text
         assert hub.kinds("customer_create")[0]["actor"] == "alice"
+        made = hub.kinds("customer_create")[0]["request"]
+        assert str(uuid.UUID(made)) == made  # the till names every enrolment, so the hub enrols it once
+        retry = str(uuid.uuid4())  # the page's enrolment id, sent again with the cashier's retry
+        for _ in range(2):
+            again = await http.post(f"{till.url}/customers", json={"name": "Cy Example", "email": "cy@example.com",
+                                                                    "request": retry})
+            assert again.status_code == 200, again.text
+        assert [asked["request"] for asked in hub.kinds("customer_create")[1:]] == [retry, retry]
+        bad = await http.post(f"{till.url}/customers", json={"name": "Cy", "email": "cy@example.com",
+                                                              "request": "again"})
+        assert bad.status_code == 422 and len(hub.kinds("customer_create")) == 3
         await till.attach(ANN)
         seen = (await http.get(f"{till.url}/customer")).json()
         assert seen["loyalty"]["points"] == 5000 and seen["loyalty"]["expiring"] == [

@@ -732,11 +732,13 @@ class TillActor(Actor):
         return self._no_session() or customers.find(self._payments, self._loyalty_db, query,
                                                      self._loyalty.customer_cache_size)
 
-    def enrol_customer(self, details: dict[str, str], actor: str) -> dict[str, Any] | Rejected:
-        """Enrol a new customer at the hub and attach them to the cart."""
+    def enrol_customer(self, details: dict[str, str], actor: str, request: str | None = None) -> dict[str, Any] | Rejected:
+        """Enrol a new customer at the hub and attach them to the cart; `request`: the enrolment's id, kept by the
+        page across its retries (customers.enrol makes one when none is given)."""
         if (refused := self._no_session()) is not None:
             return refused
-        made = customers.enrol(self._payments, self._loyalty_db, details, actor, self._loyalty.customer_cache_size)
+        made = customers.enrol(self._payments, self._loyalty_db, details, actor, self._loyalty.customer_cache_size,
+                               request or str(uuid7()))
         if isinstance(made, Rejected):
             return made
         log.info("till %s: customer %s enrolled by %s", self.till_id, made.id, actor)

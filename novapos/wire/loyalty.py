@@ -8,7 +8,10 @@ hub's 400 reply. What each holds:
 
 - customer_find {query}: a phone, an email or a loyalty card number -> {"customers": [profile...]} (at most 10).
   A profile is {id, card_number, name, phone, email, tier, points, home_store, erased} (what a till shows).
-- customer_create {name, phone?, email?, card_number?, actor}: enrol at the till -> {"customer": profile}.
+- customer_create {name, phone?, email?, card_number?, actor, request?}: enrol at the till -> {"customer": profile}.
+  `request` is a UUID the till makes once per enrolment and keeps across its retries (a retry after a timeout may
+  follow a request that reached the hub): the hub answers the same customer for the same (tenant, request), so a
+  person is never enrolled twice by one enrolment. Without it every request enrols.
 - customer_360 {customer} -> {"customer": profile, "loyalty": {points, tier, multiplier_ppm, spend_12m_minor,
   next_tier?, expiring: [{points, expires_at}]}, "orders": [{order, store, at, total_minor, currency}...],
   "preferences": {...}}.
