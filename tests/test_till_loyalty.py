@@ -12,7 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
+import trio
 
+from mocks.network_printer import MockNetworkPrinter
 from novapos.config import StoreConfig
 from novapos.config.loyalty import LoyaltySettings
 from novapos.demo.embedded_nats import EmbeddedNats
@@ -226,6 +228,30 @@ async def test_a_gift_card_pays_online_only(store_config: StoreConfig, hub: Loya
     [sale] = _sales(store_config)
     card = next(t for t in sale.body["tenders"] if t["method"] == "gift_card")
     assert sale.v == 5 and card["gift_card"]["card"] == "************7890" and GIFT_CARD not in str(sale.body)
+
+
+async def test_the_printed_receipt_shows_the_card_the_points_and_the_gift_card_left_even_after_a_restart(
+        store_config: StoreConfig, hub: LoyaltyHub, printer: MockNetworkPrinter, http: httpx.AsyncClient) -> None:
+    """What the till learnt at the redemptions (the balances the hub answered) prints with the sale, though the sale
+    event does not carry it: kept in the till's saved cart across a restart, then in the print job."""
+    async with running_edge(store_config) as edge:
+        till = Till(http, edge.url)
+        await till.start((COFFEE, 2))  # 9.98
+        await till.find("2900000000017")
+        await till.attach(ANN)
+        assert (await till.points(300)).status_code == 200
+        assert (await till.gift_card(GIFT_CARD, 400)).status_code == 200
+    async with running_edge(store_config) as edge:  # restarted between the redemptions and the sale
+        till = Till(http, edge.url)
+        await log_in(http, edge.url)
+        await till.cash_and_complete()
+        [printed] = await trio.to_thread.run_sync(printer.wait_for_receipts, 1, 10.0)
+    lines = [" ".join(line.split()) for line in printed.splitlines()]
+    assert "Loyalty card *********0017" in lines and "Points redeemed 300" in lines and "Points balance 4700" in lines
+    assert "Gift card ************7890" in lines and "Left on the card 21.00 EUR" in lines
+    assert "Ann" not in printed and "2900000000017" not in printed and GIFT_CARD not in printed
+    [sale] = _sales(store_config)
+    assert "balance" not in str(sale.body)  # the sale event is the v5 contract's, unchanged
 
 
 async def test_a_void_gives_redemptions_back_and_one_the_hub_missed_is_owed_across_a_restart(

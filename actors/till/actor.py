@@ -876,6 +876,24 @@ class TillActor(Actor):
             shown["gift_cards"] = cards
         return {"loyalty": shown} if shown else {}
 
+    def _loyalty_printed(self, cart: Cart) -> dict[str, Any] | None:
+        """What the printed receipt shows of loyalty beside the sale (which carries only ids and masked numbers):
+        the customer's card masked, the points redeemed and the balance after them when the till learnt it, and
+        each gift card masked with what is left on it. From the cart's tenders and the attached customer, both in
+        the till's saved state, so a restart between a redemption and the sale still prints them; written in the
+        print job, in the sale's transaction (the sale event stays as its contract says). No name: a receipt is
+        left on counters and in bins."""
+        shown = self._loyalty_receipt(cart).get("loyalty", {})
+        printed: dict[str, Any] = {}
+        if "customer" in shown:
+            printed["card"] = shown["customer"]["card"]
+        if "points" in shown:
+            printed["points"] = {"redeemed": shown["points"]["redeemed"], "balance": shown["points"]["balance"]}
+        if "gift_cards" in shown:
+            printed["gift_cards"] = [{"card": card["card"], "balance_minor": card["balance_minor"]}
+                                     for card in shown["gift_cards"]]
+        return {"loyalty": printed} if printed else None
+
     def _restore_loyalty(self, saved: Mapping[str, Any]) -> None:
         problems: list[str] = []
         self._owed = rewards.restore_owed(saved.get("loyalty_reversals"), problems)
@@ -1016,7 +1034,8 @@ class TillActor(Actor):
         try:
             version = promoting.sale_version(body, qr.sale_version(body))
             committed = self.registry.ask("outbox", "append", "sale.completed", version, body,
-                                          print_on=self._printer, key=cart.id, timeout=COMMIT_TIMEOUT_S)
+                                          print_on=self._printer, key=cart.id, timeout=COMMIT_TIMEOUT_S,
+                                          print_with=self._loyalty_printed(cart))
         except pykka.Timeout:
             log.warning("till %s: the sale of cart %s is not saved after %.0f s (a slow or locked disk); the cart is "
                         "held until the cashier sends complete again", self.till_id, cart.id, COMMIT_TIMEOUT_S)
