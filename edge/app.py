@@ -25,6 +25,7 @@ from actors.catalog.sync import CatalogSyncActor
 from actors.devices.context import MANAGER, SPOOLER, SUPERVISOR, DeviceContext, Notify
 from actors.devices.manager import DeviceManagerActor
 from actors.health.reporter import HealthReporter
+from actors.loyalty import local as loyalty_local
 from actors.payments import offline as offline_cards
 from actors.payments.asking import PaymentsHub
 from actors.payments.cards import NAME as CARDS
@@ -57,7 +58,7 @@ from novapos.config.receipt import ReceiptSettings
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "edge.lock"
-JOURNALS: tuple[Journal, ...] = (cash_journal, sales_journal.journal, offline_cards.journal)
+JOURNALS: tuple[Journal, ...] = (cash_journal, sales_journal.journal, offline_cards.journal, loyalty_local.journal)
 """The domain tables kept in step with the outbox, in the transaction of each event (actors.storage.outbox.Journal)."""
 LINK_CLOSE_TIMEOUT_S = 3.0
 

@@ -34,7 +34,10 @@ LOYALTY_OPENAPI: dict[str, Any] = {
                  "parameters": [_TILL],
                  "requestBody": _body(["name"], name={"type": "string", "maxLength": 120},
                                       phone={"type": "string", "maxLength": 32},
-                                      email={"type": "string", "maxLength": 254}),
+                                      email={"type": "string", "maxLength": 254},
+                                      request={"type": "string", "format": "uuid", "description": "the enrolment's "
+                                               "id, made once and sent again with every retry of it: the hub "
+                                               "enrols the customer once"}),
                  "responses": {"200": _STATE, **_errors(400, 401, 403, 404, 409, 413, 415, 422, 503)}}},
     "/api/tills/{till}/customer": {
         "get": {"summary": "The attached customer's 360: points, tier, next tier, points expiring soon, recent "
@@ -57,7 +60,8 @@ TENDER_PROPERTIES: dict[str, Any] = {
     "card": {"type": "string", "maxLength": 40, "description": "gift_card only: the gift card's number (scanned or "
              "typed; never stored or shown whole)"}}
 TENDER_SUMMARY = (" Or points: the attached customer's points, as many as whole points buy of amount_minor (online "
-                  "through the hub; offline within the store's daily budget and the customer's daily cap). Or "
+                  "through the hub; offline within the store's budget and the customer's cap of points not yet sent to the "
+                  "hub). Or "
                   "gift_card: `card`, through the hub only (offline: 409 \"gift cards need the hub\").")
 TILL_STATE_LOYALTY: dict[str, Any] = {
     "customer": {"type": ["object", "null"], "description": "the sale's customer: {id, card (masked), name, tier, "

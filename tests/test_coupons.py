@@ -10,11 +10,14 @@ from typing import Any
 import asyncpg
 import pytest
 
+from actors.till.coupons import checked_code
+from actors.till.promoting import Pricing, public_coupon
 from hub.coupons import codes, issuing, uses
 from hub.coupons.privacy import export
 from hub.coupons.refusal import Refused
 from hub.coupons.sales import apply_sales
-from novapos import validators
+from novapos import coupon_codes, validators
+from novapos import promotions as engine
 from tests.codes_support import PROMOTION, code_only_promotion, coupon, sale
 from tests.events import CUSTOMER
 from tests.fleet import FLEET_WORLD
@@ -43,12 +46,32 @@ def test_codes_are_unguessable_and_readable() -> None:
     made = {codes.generate() for _ in range(2000)}
     assert len(made) == 2000
     for code in made:
-        assert codes.CODE.fullmatch(code) and len(code) == 14
+        assert coupon_codes.CODE.fullmatch(code) and len(code) == 14
         assert not set(code.replace("-", "")) & set("01OI")
-    assert codes.normalise("code", " welcome 10 ") == "WELCOME10"
+    assert coupon_codes.normalise("code", " welcome 10 ") == "WELCOME10"
     for bad in ("", "a", "WEL/COME", "-ABC", "X" * 40, 12, None):
         with pytest.raises(validators.Invalid):
-            codes.normalise("code", bad)
+            coupon_codes.normalise("code", bad)
+
+
+def test_the_till_reads_a_code_as_the_hub_does() -> None:
+    """One normalisation (novapos.coupon_codes) on both sides: what the till sends is what the hub stores, a code the
+    hub would refuse is refused at the till before the hub is asked, and a public code typed loosely matches offline."""
+    for typed in (" welcome 10 ", "spring-24", "ab c", "a", "WEL/COME", "-ABC", "X" * 40, "É10", 12, None):
+        try:
+            hub_reads: str | None = coupon_codes.normalise("code", typed)
+        except validators.Invalid:
+            hub_reads = None
+        try:
+            till_reads: str | None = checked_code(typed)
+        except validators.Invalid:
+            till_reads = None
+        assert till_reads == hub_reads, typed
+    promotion = engine.from_wire({"id": "p-hello", "version": 1, "currency": "EUR", "timezone": "Europe/Paris",
+                                  "name": "Hello", "kind": "percent", "applies_to": "order", "value": 1000,
+                                  "code_only": True, "public_codes": ["Hello 24"]})
+    pricing = Pricing(1, engine.Rules((promotion,)), "s1", "north", 0)
+    assert public_coupon(pricing, checked_code("hello24")) == promotion
 
 
 async def test_a_single_use_batch_and_a_multi_use_code(database_url: str) -> None:
@@ -190,7 +213,7 @@ async def test_codes_only_for_code_only_promotions_and_public_codes_online(datab
                                                           per_customer=None, actor="ada"))
             assert refused.code == code and words in str(refused)
         assert await pool.fetchval("SELECT count(*) FROM coupon_codes") == 0
-        held = await _reserve(pool, codes.normalise("code", "spring 24"), "p1")
+        held = await _reserve(pool, coupon_codes.normalise("code", "spring 24"), "p1")
         assert held == {"redemption": "p1", "promotion": str(live), "code": "SPRING24"}
         await _reserve(pool, "SPRING24", "p2", store="store-002")  # a public code has no limit
         await pool.execute("UPDATE promotions SET state = 'ended' WHERE id = $1", live)

@@ -221,3 +221,40 @@ def test_a_personal_value_the_audit_would_not_keep_aside_is_left_out_of_the_reco
     finally:
         chain.set_personal(kept)
     assert details == {"fields": "email,name,phone", "customer_name": "Anna", "email": "a@example.org"}
+
+
+async def test_an_enrolment_retried_under_its_request_id_enrols_the_customer_once(
+        hub_config: HubConfig, nats_server: EmbeddedNats, database_url: str) -> None:
+    """customer_create's `request` (novapos.wire.loyalty): a till retrying after a timeout, or several tries racing,
+    get the same customer, made and audited once; the id is scoped to the tenant, and one that is not a UUID is
+    refused without enrolling anyone."""
+    await build_world(database_url)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run_hub, dataclasses.replace(hub_config, tenants=("demo", "other")))
+        await answering(nats_server)
+        request = str(uuid7())
+        enrol = {"name": "Cleo Park", "phone": "0301112223", "actor": "alice", "request": request}
+        first = (await ask_store(nats_server, "customer_create", enrol))["customer"]
+        again = (await ask_store(nats_server, "customer_create", enrol))["customer"]  # the retry after a timeout
+        assert again == first
+        racing, answers = str(uuid7()), []
+
+        async def try_once() -> None:
+            answer = await ask_store(nats_server, "customer_create", {**enrol, "name": "Dan Roe", "request": racing})
+            answers.append(answer["customer"]["id"])
+        async with trio.open_nursery() as tries:
+            for _ in range(6):
+                tries.start_soon(try_once)
+        assert len(answers) == 6 and len(set(answers)) == 1
+        rows = await query(database_url, "SELECT enrol_request::text AS request, count(*) AS n FROM customers WHERE"
+                           " tenant = 'demo' AND enrol_request IS NOT NULL GROUP BY 1 ORDER BY 1")
+        assert sorted((row["request"], row["n"]) for row in rows) == sorted([(request, 1), (racing, 1)])
+        audited = await query(database_url, "SELECT count(*) AS n FROM audit_records WHERE action ="
+                              " 'customer.created' AND target = ANY($1::text[])", [first["id"], answers[0]])
+        assert audited[0]["n"] == 2
+        elsewhere = (await ask_store(nats_server, "customer_create", enrol, tenant="other", store="o-1"))["customer"]
+        assert elsewhere["id"] != first["id"]  # the same id at another tenant is that tenant's own enrolment
+        with pytest.raises(HubRefused) as malformed:
+            await ask_store(nats_server, "customer_create", {**enrol, "request": "not-a-uuid"})
+        assert malformed.value.code == 400
+        nursery.cancel_scope.cancel()

@@ -170,6 +170,30 @@ def test_hostile_names_reasons_and_store_settings_print_as_text_never_as_command
         assert device_text.encode(text, "cp858").isascii() and b"\x00" not in device_text.encode(text, "cp858")
 
 
+def test_the_loyalty_block_prints_as_text_and_leaves_off_what_the_till_never_writes() -> None:
+    """The print job's `loyalty` (the till's, beside the sale): a hostile masked number prints as characters, never
+    as a command; a piece of the wrong shape is left off instead of failing the receipt."""
+    body = shoe_and_socks([cash(8000)])
+
+    def job(card_text: str, points: Any) -> dict[str, Any]:
+        return {"id": ORDER, "seq": 4, "body": body, "loyalty": {
+            "card": card_text, "points": points, "gift_cards": [{"card": card_text, "balance_minor": 2100}, "x"]}}
+    plain = device_text.transliterate(HOSTILE, "cp858")
+    [hostile], hostile_raw = printed(render_receipt(CONTEXT, job(HOSTILE, {"redeemed": 300, "balance": 4700}),
+                                                    SOLD_AT), 1)
+    [same], plain_raw = printed(render_receipt(CONTEXT, job(plain, {"redeemed": 300, "balance": 4700}), SOLD_AT), 1)
+    assert hostile == same and row("Loyalty card", plain) in rows(hostile)
+    assert row("Points redeemed", "300") in rows(hostile) and row("Points balance", "4700") in rows(hostile)
+    assert row("  Left on the card", "21.00 EUR") in rows(hostile)
+    assert [event for event in parse(hostile_raw) if isinstance(event, DrawerPulse)] == []
+    assert bytes(b for b in hostile_raw if b < 0x20) == bytes(b for b in plain_raw if b < 0x20)
+    [odd], _ = printed(render_receipt(CONTEXT, job("*********0017", {"redeemed": "300", "balance": None}),
+                                      SOLD_AT), 1)
+    assert "Points" not in odd and row("Loyalty card", "*********0017") in rows(odd)
+    [none], _ = printed(render_receipt(CONTEXT, {"id": ORDER, "seq": 5, "body": body}, SOLD_AT), 1)
+    assert "*****" not in none and "Points" not in none and "Left on the card" not in none
+
+
 def test_a_return_to_the_card_prints_what_came_back_the_tax_given_back_and_the_refund() -> None:
     body = return_body([returned(1, "Running shoe", 1, 6765)],
                        refunds=[{"id": "00000000-0000-7000-8000-000000000009", "method": "card", "amount": eur(6765),

@@ -10,6 +10,7 @@ from dataclasses import replace
 from actors.catalog.local import Offer
 from actors.till.cart import Cart, Discount, restore
 from actors.till.promoting import Coupon, Pricing, public_coupon, sale_version
+from hub.loyalty.program import DEFAULT, from_json
 from novapos import promotions as engine
 from novapos.wire.schemas import SCHEMAS
 from tests.test_till_cart_rules import BIG_NOTE, MILK, refused
@@ -187,6 +188,24 @@ def test_a_saved_cart_comes_back_priced_as_it_was_shown_until_its_next_change() 
     body = paid_body(back)
     sale_v5(body)
     assert body["total"] == shown["total"] and body["promotions_version"] == 7
+
+
+def test_a_saved_cart_keeps_any_tier_name_the_hub_accepts() -> None:
+    """The hub names tiers with printable text ("Very Important", up to 40 characters: hub.loyalty.program); a saved
+    cart's tier is checked with the same validator, so a restart never drops the customer of a valid tier, and a
+    poisoned one is still refused with a sentence."""
+    customer = "0190a3c4-7e1f-7b2a-9c3d-0000000000c1"
+    for name in ("Very Important", "Or · Gold", "T" * 40):
+        program = from_json("EUR", {**DEFAULT.to_json(), "tiers": [{"name": name, "min_spend_minor": 0,
+                                                                     "multiplier_ppm": 1_000_000}]})
+        cart = promoted_cart(Source(THREE_FOR_TWO), (CROISSANT, 1))
+        cart.customer, cart.tier = customer, program.tiers[0].name
+        back, problems = restore(cart.to_saved(), "EUR", BIG_NOTE)
+        assert problems == [] and (back.customer, back.tier) == (customer, name)
+    saved = cart.to_saved()
+    saved["tier"] = "Gold\x1b[2J"
+    back, problems = restore(saved, "EUR", BIG_NOTE)
+    assert back.tier is None and "saved tier" in problems[0]
 
 
 def test_a_saved_cart_with_poisoned_promotions_drops_them_with_a_sentence() -> None:

@@ -12,11 +12,13 @@ from typing import Any
 
 import httpx
 import pytest
+import trio
 
+from mocks.network_printer import MockNetworkPrinter
 from novapos.config import StoreConfig
 from novapos.config.loyalty import LoyaltySettings
 from novapos.demo.embedded_nats import EmbeddedNats
-from tests.conftest import wait_until
+from tests.conftest import ensure_stream, wait_until
 from tests.edges import running_edge, waiting_events
 from tests.loyalty_hub import ANN, BEN, GIFT_CARD, LoyaltyHub
 from tests.pos import COFFEE, MANAGER_OVERRIDE, log_in
@@ -144,19 +146,19 @@ async def test_points_offline_stay_within_the_cap_and_the_budget_and_a_restart_d
         hub.down()
         assert (await till.points(250)).status_code == 200  # offline: 250 of Ann's 300
         over_cap = await till.points(51)
-        assert over_cap.status_code == 409 and "this one has 50 left today" in over_cap.text
+        assert over_cap.status_code == 409 and "this one has 50 left" in over_cap.text
         receipt = await till.cash_and_complete()
         assert receipt["loyalty"]["points"] == {"redeemed": 350, "balance": 4650, "offline": True}
-    async with running_edge(store_config) as edge:  # the same store, restarted: the day's ledger stands
+    async with running_edge(store_config) as edge:  # restarted: the sales have not left the store, so they count
         till = Till(http, edge.url)
         await till.start((COFFEE, 3))
         await till.attach(ANN)
-        assert "this one has 50 left today" in (await till.points(51)).text
+        assert "this one has 50 left" in (await till.points(51)).text
         await till.attach(BEN)
         assert (await till.points(250)).status_code == 200  # the store: 500 - 250 taken by Ann
         over_budget = await till.points(1)
-        assert over_budget.status_code == 409 and "the store may redeem at most 500 points a day and has 0 left" \
-            in over_budget.text
+        assert over_budget.status_code == 409 and "the store may redeem at most 500 points until the hub has the sales" \
+            in over_budget.text and "and has 0 left" in over_budget.text
         await till.cash_and_complete()
         metrics = (await http.get(f"{edge.url}/metrics")).text
         assert 'novapos_edge_loyalty_redemptions_total{method="points",outcome="offline"}' in metrics
@@ -165,6 +167,47 @@ async def test_points_offline_stay_within_the_cap_and_the_budget_and_a_restart_d
     assert [(p["customer"], p["points"], p["offline"]) for p in offline] == [(ANN, 100, False), (ANN, 250, True),
                                                                               (BEN, 250, True)]
     assert len({p["redemption"] for p in offline}) == 3
+
+
+async def test_offline_points_count_until_their_sale_reaches_the_hubs_stream_and_a_void_frees_them_at_once(
+        store_config: StoreConfig, hub: LoyaltyHub, nats_server: EmbeddedNats, http: httpx.AsyncClient) -> None:
+    """The budget and the cap bound what the hub has not received (a per-outage exposure, not a day): a void frees
+    its points at once, a restart frees nothing, and the sale's arrival in the hub's stream frees them although
+    the hub's loyalty service is still away."""
+    hub.budget, hub.cap = 500, 300
+    async with running_edge(store_config) as edge:
+        till = Till(http, edge.url)
+        await till.start((COFFEE, 3))
+        await till.find("ann@example.com")
+        await till.attach(ANN)
+        assert (await till.points(100)).status_code == 200  # online: the settings are kept; not counted
+        await till.cash_and_complete()
+        hub.down()
+        await till.start((COFFEE, 3))
+        await till.attach(ANN)
+        assert (await till.points(300)).status_code == 200  # offline: all of Ann's cap
+        assert "this one has 0 left" in (await till.points(1)).text
+        voided = await http.request("DELETE", f"{till.url}/cart", json={"override": MANAGER_OVERRIDE})
+        assert voided.status_code == 200, voided.text
+        await till.start((COFFEE, 3))
+        await till.attach(ANN)
+        assert (await till.points(300)).status_code == 200, "the void gave the cap back at once"
+        await till.cash_and_complete()
+        assert len(_sales(store_config)) == 2  # no stream to take them: both wait in the outbox
+    async with running_edge(store_config) as edge:
+        till = Till(http, edge.url)
+        await till.start((COFFEE, 3))
+        await till.attach(ANN)
+        refused = await till.points(1)
+        assert refused.status_code == 409 and "this one has 0 left" in refused.text  # a restart frees nothing
+        await ensure_stream(nats_server)  # the link to the hub's stream is back (its loyalty service is not)
+
+        async def sent() -> bool:
+            return not _sales(store_config)
+        await wait_until(sent, timeout=20)
+        assert (await till.points(300)).status_code == 200  # the hub has the sale: Ann's cap is free again
+        over = await till.points(1)
+        assert over.status_code == 409 and "this one has 0 left" in over.text  # and counts this one until it has
 
 
 async def test_a_gift_card_pays_online_only(store_config: StoreConfig, hub: LoyaltyHub,
@@ -185,6 +228,30 @@ async def test_a_gift_card_pays_online_only(store_config: StoreConfig, hub: Loya
     [sale] = _sales(store_config)
     card = next(t for t in sale.body["tenders"] if t["method"] == "gift_card")
     assert sale.v == 5 and card["gift_card"]["card"] == "************7890" and GIFT_CARD not in str(sale.body)
+
+
+async def test_the_printed_receipt_shows_the_card_the_points_and_the_gift_card_left_even_after_a_restart(
+        store_config: StoreConfig, hub: LoyaltyHub, printer: MockNetworkPrinter, http: httpx.AsyncClient) -> None:
+    """What the till learnt at the redemptions (the balances the hub answered) prints with the sale, though the sale
+    event does not carry it: kept in the till's saved cart across a restart, then in the print job."""
+    async with running_edge(store_config) as edge:
+        till = Till(http, edge.url)
+        await till.start((COFFEE, 2))  # 9.98
+        await till.find("2900000000017")
+        await till.attach(ANN)
+        assert (await till.points(300)).status_code == 200
+        assert (await till.gift_card(GIFT_CARD, 400)).status_code == 200
+    async with running_edge(store_config) as edge:  # restarted between the redemptions and the sale
+        till = Till(http, edge.url)
+        await log_in(http, edge.url)
+        await till.cash_and_complete()
+        [printed] = await trio.to_thread.run_sync(printer.wait_for_receipts, 1, 10.0)
+    lines = [" ".join(line.split()) for line in printed.splitlines()]
+    assert "Loyalty card *********0017" in lines and "Points redeemed 300" in lines and "Points balance 4700" in lines
+    assert "Gift card ************7890" in lines and "Left on the card 21.00 EUR" in lines
+    assert "Ann" not in printed and "2900000000017" not in printed and GIFT_CARD not in printed
+    [sale] = _sales(store_config)
+    assert "balance" not in str(sale.body)  # the sale event is the v5 contract's, unchanged
 
 
 async def test_a_void_gives_redemptions_back_and_one_the_hub_missed_is_owed_across_a_restart(
@@ -235,6 +302,17 @@ async def test_enrol_attach_and_the_360_at_the_till(store_config: StoreConfig, h
         enrolled = await http.post(f"{till.url}/customers", json={"name": "Cy Example", "email": "cy@example.com"})
         assert enrolled.status_code == 200 and enrolled.json()["customer"]["name"] == "Cy Example", enrolled.text
         assert hub.kinds("customer_create")[0]["actor"] == "alice"
+        made = hub.kinds("customer_create")[0]["request"]
+        assert str(uuid.UUID(made)) == made  # the till names every enrolment, so the hub enrols it once
+        retry = str(uuid.uuid4())  # the page's enrolment id, sent again with the cashier's retry
+        for _ in range(2):
+            again = await http.post(f"{till.url}/customers", json={"name": "Cy Example", "email": "cy@example.com",
+                                                                    "request": retry})
+            assert again.status_code == 200, again.text
+        assert [asked["request"] for asked in hub.kinds("customer_create")[1:]] == [retry, retry]
+        bad = await http.post(f"{till.url}/customers", json={"name": "Cy", "email": "cy@example.com",
+                                                              "request": "again"})
+        assert bad.status_code == 422 and len(hub.kinds("customer_create")) == 3
         await till.attach(ANN)
         seen = (await http.get(f"{till.url}/customer")).json()
         assert seen["loyalty"]["points"] == 5000 and seen["loyalty"]["expiring"] == [

@@ -6,14 +6,21 @@ Three things, in the store's SQLite file:
   id, card number, name, tier and points as the hub last said. Phone and email are kept only as a hash of their
   normalised form, so an offline lookup by phone or email finds a customer without the store holding either;
 - the tenant's loyalty settings as the hub last gave them (`loyalty_settings`): a point's value, and the offline
-  budget (points the whole store may redeem offline in a day) and per-customer cap (points one customer may redeem
-  offline in a day);
-- the ledger of points redeemed offline, one row per redemption id, counted against the day's budget and cap until
-  given back (a void): a restart cannot reset what was taken, and two tills cannot both squeeze under the budget
-  (each check and insert is one write transaction).
+  budget (points the whole store may have redeemed offline that the hub has not received yet) and per-customer cap
+  (the same, for one customer);
+- the ledger of points redeemed offline, one row per redemption id (edge schema versions 8 and 9).
 
-The day is the UTC date of the redemption: a budget that renews daily, simple to explain ("the store may give
-300 points offline a day") and the same after any restart.
+What the budget and the cap bound is the store's exposure: points taken offline that the hub cannot yet know of
+(the customer may be spending the same points at another store meanwhile). A redemption counts from the moment it
+is taken until the sale that carries it has reached the hub's stream, or until it is given back (a void stops it
+counting at once). The sale's event id is written on the row in the transaction that commits the sale (`journal`,
+an outbox Journal), and the outbox releases an event only when JetStream has acknowledged it
+(actors.storage.forwarder), so "its event is no longer in the outbox" is exactly "the hub has it"; those rows are
+then stamped `forwarded_at` (so the rows still counted stay few however long the store runs). Why not a budget per
+day: a day's budget bounds nothing over a long outage (three days offline is three budgets at risk) and renews at
+midnight while nothing has been reconciled; this one bounds the exposure whatever the outage's length, and frees
+itself as soon as the link is back. Everything is in the store's SQLite file, so a restart resets nothing, and two
+tills cannot both squeeze under the budget (each check and insert is one write transaction).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from typing import Any
 
 from actors.storage.db import immediate
 from novapos import validators
+from novapos.wire.envelope import Envelope
 
 
 @dataclass(frozen=True)
@@ -161,14 +169,20 @@ def keep_settings(db: sqlite3.Connection, given: Settings) -> None:
                     time.time()))
 
 
-def today() -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime())
+def _mark_forwarded(db: sqlite3.Connection) -> None:
+    """Stamp the counted redemptions whose sale has left the outbox (JetStream acknowledged it: the hub has it)."""
+    db.execute("UPDATE loyalty_offline_redemptions SET forwarded_at = ? WHERE state = 'taken' AND forwarded_at IS NULL"
+               " AND event IS NOT NULL AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.id ="
+               " loyalty_offline_redemptions.event)", (time.time(),))
 
 
-def offline_used(db: sqlite3.Connection, day: str, customer: str | None = None) -> int:
-    """Points redeemed offline on `day` (by the store, or by one customer) and not given back."""
-    row = db.execute("SELECT coalesce(sum(points), 0) FROM loyalty_offline_redemptions WHERE day = ? AND state ="
-                     " 'taken' AND (? IS NULL OR customer = ?)", (day, customer, customer)).fetchone()
+def offline_unsent(db: sqlite3.Connection, customer: str | None = None) -> int:
+    """Points redeemed offline (at this store, or by one customer) that the hub has not received: taken, not given
+    back, and their sale not yet acknowledged by the hub's stream (not sold yet, or still in the outbox)."""
+    row = db.execute("SELECT coalesce(sum(points), 0) FROM loyalty_offline_redemptions WHERE state = 'taken' AND"
+                     " forwarded_at IS NULL AND (event IS NULL OR EXISTS (SELECT 1 FROM outbox WHERE outbox.id ="
+                     " loyalty_offline_redemptions.event)) AND (? IS NULL OR customer = ?)",
+                     (customer, customer)).fetchone()
     return int(row[0])
 
 
@@ -176,23 +190,42 @@ def redeem_offline(db: sqlite3.Connection, given: Settings, redemption: str, til
                    points: int) -> str | None:
     """Count `points` redeemed offline now; None when they may be, else the sentence for the cashier (and nothing
     is counted). A redemption already in the ledger is not counted twice."""
-    day = today()
     with immediate(db):
         if db.execute("SELECT 1 FROM loyalty_offline_redemptions WHERE redemption = ?",
                       (redemption,)).fetchone() is not None:
             return None
-        theirs, store = offline_used(db, day, customer), offline_used(db, day)
+        _mark_forwarded(db)
+        theirs, store = offline_unsent(db, customer), offline_unsent(db)
         if theirs + points > given.offline_cap_points:
             left = max(0, given.offline_cap_points - theirs)
-            return (f"offline, a customer may redeem at most {given.offline_cap_points} points a day and this one has "
-                    f"{left} left today: take another tender, or wait for the hub")
+            return (f"offline, a customer may redeem at most {given.offline_cap_points} points until the hub has the "
+                    f"sales that took them, and this one has {left} left: take another tender, or wait for the hub")
         if store + points > given.offline_budget_points:
             left = max(0, given.offline_budget_points - store)
-            return (f"offline, the store may redeem at most {given.offline_budget_points} points a day and has {left} "
-                    "left today: take another tender, or wait for the hub")
+            return (f"offline, the store may redeem at most {given.offline_budget_points} points until the hub has "
+                    f"the sales that took them, and has {left} left: take another tender, or wait for the hub")
         db.execute("INSERT INTO loyalty_offline_redemptions (redemption, till, customer, points, day, state, taken_at)"
-                   " VALUES (?, ?, ?, ?, ?, 'taken', ?)", (redemption, till, customer, points, day, time.time()))
+                   " VALUES (?, ?, ?, ?, ?, 'taken', ?)",
+                   (redemption, till, customer, points, time.strftime("%Y-%m-%d", time.gmtime()), time.time()))
     return None
+
+
+def journal(db: sqlite3.Connection, event: Envelope) -> None:
+    """The outbox's hook (actors.storage.outbox.Journal): a sale with a points tender taken offline names its event
+    on the redemption's row, in the sale's own transaction, so the redemption counts until that event has left the
+    outbox (acknowledged by the hub's stream). A row that is missing, or was given back, counts again: the sale
+    carries it, so the hub will debit it."""
+    if event.type != "sale.completed":
+        return
+    for tender in event.body["tenders"]:
+        points = tender.get("points")
+        if tender["method"] != "points" or not points or not points.get("offline"):
+            continue
+        db.execute("INSERT INTO loyalty_offline_redemptions (redemption, till, customer, points, day, state, taken_at,"
+                   " event) VALUES (?, ?, ?, ?, ?, 'taken', ?, ?) ON CONFLICT (redemption) DO UPDATE SET state ="
+                   " 'taken', event = excluded.event, forwarded_at = NULL",
+                   (points["redemption"], event.body["till"], points["customer"], points["points"],
+                    time.strftime("%Y-%m-%d", time.gmtime(event.ts / 1000)), time.time(), str(event.id)))
 
 
 def give_back_offline(db: sqlite3.Connection, redemption: str) -> bool:

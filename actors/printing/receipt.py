@@ -8,7 +8,9 @@ amount) and a discount with their reasons, then the order discount, what the cus
 authorization code; a QR payment's provider reference), the change, and the order id twice: as a QR code (scanned back for a return) and as
 text (typed in when the code will not scan). A card sale prints a merchant copy after a cut, with a
 signature line for each card whose scheme asks for one. A v1 sale (printed late, after an upgrade) has no
-tax to show; a v2 sale has no discounts or cards.
+tax to show; a v2 sale has no discounts or cards. A sale with a customer or a gift card prints what the till learnt
+beside it (the print job's `loyalty`, not the event: the loyalty card masked, points redeemed and the balance
+after, each gift card masked with what is left on it).
 
 A return (return.completed v1) lists what came back (with its tax when prices exclude it), the restocking fee,
 an exchange's new lines, the net, what was taken and what was refunded (to a card, to a QR payment with its
@@ -149,6 +151,7 @@ def _customer_copy(context: ReceiptContext, job: dict[str, Any], at: datetime) -
     lines += _totals(sale)
     lines += tender_lines(sale["tenders"])
     lines.append(PrintLine(row("Change", money(sale["change"]))))
+    lines += loyalty_lines(job.get("loyalty"), sale["currency"])
     lines += _order_id(job["id"], qr=True)
     lines += [PrintLine(line, align="center") for line in context.settings.footer]
     return lines
@@ -248,6 +251,28 @@ def tender_lines(tenders: Iterable[Mapping[str, Any]], title: str = "") -> list[
         if card.get("auth_code"):
             lines.append(PrintLine(f"  Auth code {card['auth_code']}"))
     return lines
+
+
+def loyalty_lines(loyalty: Any, currency: str) -> list[PrintLine]:
+    """What the till learnt at the sale that its event does not carry (the print job's `loyalty`, written by the
+    till: actors.till.actor): the customer's loyalty card masked, the points redeemed and the balance after them
+    (when the hub said it, or the till counted it offline), and each gift card masked with what is left on it. A
+    piece that is not what the till writes is left off, never printed raw."""
+    if not isinstance(loyalty, Mapping):
+        return []
+    lines = [PrintLine(RULE)]
+    if isinstance(loyalty.get("card"), str):
+        lines.append(PrintLine(row("Loyalty card", loyalty["card"])))
+    points = loyalty.get("points")
+    if isinstance(points, Mapping) and type(points.get("redeemed")) is int:
+        lines.append(PrintLine(row("Points redeemed", str(points["redeemed"]))))
+        if type(points.get("balance")) is int:
+            lines.append(PrintLine(row("Points balance", str(points["balance"]))))
+    for card in loyalty.get("gift_cards", ()) if isinstance(loyalty.get("gift_cards"), list) else ():
+        if isinstance(card, Mapping) and isinstance(card.get("card"), str) and type(card.get("balance_minor")) is int:
+            lines.append(PrintLine(row(f"Gift card {card['card']}", "")))
+            lines.append(PrintLine(row("  Left on the card", Money(card["balance_minor"], currency).format())))
+    return lines if len(lines) > 1 else []
 
 
 def qr_lines(label: str, amount: Mapping[str, Any], qr: Mapping[str, Any]) -> list[PrintLine]:

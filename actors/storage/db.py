@@ -275,8 +275,23 @@ ALTER TABLE store_sale_tenders ADD COLUMN points INTEGER
 """)
 
 
+def _version_9(db: sqlite3.Connection) -> None:
+    """Offline points bound the store's exposure, not a day (actors.loyalty.local): a redemption counts against the
+    budget and the cap until the sale carrying it has reached the hub's stream. Each row names that sale's event
+    (while it is in the outbox, the hub does not have it) and when it was seen forwarded; the partial index keeps the
+    rows still counted quick to sum however long the store runs."""
+    _run(db, """
+ALTER TABLE loyalty_offline_redemptions ADD COLUMN event TEXT;
+ALTER TABLE loyalty_offline_redemptions ADD COLUMN forwarded_at REAL;
+DROP INDEX IF EXISTS loyalty_offline_day;
+CREATE INDEX IF NOT EXISTS loyalty_offline_unsent ON loyalty_offline_redemptions (customer)
+    WHERE state = 'taken' AND forwarded_at IS NULL
+""")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_version_1, _version_2, _version_3, _version_4,
-                                                           _version_5, _version_6, _version_7, _version_8]
+                                                           _version_5, _version_6, _version_7, _version_8,
+                                                           _version_9]
 """Migration N+1 takes a file at user_version N to N+1. Append; never edit one that has shipped."""
 
 

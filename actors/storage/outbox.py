@@ -19,7 +19,7 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,9 +97,10 @@ class Outbox:
         self._ahead_warned = False  # the last event's time leads the clock by more than a day: said once
 
     def append(self, event_type: str, version: int, body: dict[str, Any], *, print_on: str | None = None,
-               key: str | None = None) -> Committed | Rejected:
+               key: str | None = None, print_with: Mapping[str, Any] | None = None) -> Committed | Rejected:
         """Validate, number and durably commit one event; with `print_on`, also the job that prints it
-        on that printer (the event's id is the job's id). Every journal sees the new event in the same
+        on that printer (the event's id is the job's id), carrying `print_with` beside the event (what the
+        receipt shows that the event does not carry, such as a customer's points balance). Every journal sees the new event in the same
         transaction; a journal's refusal writes nothing and is answered Rejected. With `key`, an idempotency key: if an event
         was already committed under it, nothing new is written and that event is returned. A body its
         schema refuses is answered with Rejected("invalid", why), and nothing is written; so is a file
@@ -129,7 +130,8 @@ class Outbox:
                 self._db.execute(
                     "INSERT INTO print_jobs (id, printer, kind, payload, seq, queued_at) VALUES (?, ?, ?, ?, ?, ?)",
                     (str(envelope.id), print_on, event_type,
-                     msgpack.packb({"id": str(envelope.id), "seq": seq, "body": body}), seq, ts / 1000))
+                     msgpack.packb({**(print_with or {}), "id": str(envelope.id), "seq": seq, "body": body}), seq,
+                     ts / 1000))
             for journal in self._journals:
                 journal(self._db, envelope)
             if key is not None:
@@ -271,8 +273,8 @@ class OutboxActor(Actor):
         return self._outbox
 
     def append(self, event_type: str, version: int, body: dict[str, Any], *, print_on: str | None = None,
-               key: str | None = None) -> Committed | Rejected:
-        return self.outbox.append(event_type, version, body, print_on=print_on, key=key)
+               key: str | None = None, print_with: Mapping[str, Any] | None = None) -> Committed | Rejected:
+        return self.outbox.append(event_type, version, body, print_on=print_on, key=key, print_with=print_with)
 
     def committed(self, key: str) -> Committed | None:
         return self.outbox.committed(key)

@@ -732,11 +732,13 @@ class TillActor(Actor):
         return self._no_session() or customers.find(self._payments, self._loyalty_db, query,
                                                      self._loyalty.customer_cache_size)
 
-    def enrol_customer(self, details: dict[str, str], actor: str) -> dict[str, Any] | Rejected:
-        """Enrol a new customer at the hub and attach them to the cart."""
+    def enrol_customer(self, details: dict[str, str], actor: str, request: str | None = None) -> dict[str, Any] | Rejected:
+        """Enrol a new customer at the hub and attach them to the cart; `request`: the enrolment's id, kept by the
+        page across its retries (customers.enrol makes one when none is given)."""
         if (refused := self._no_session()) is not None:
             return refused
-        made = customers.enrol(self._payments, self._loyalty_db, details, actor, self._loyalty.customer_cache_size)
+        made = customers.enrol(self._payments, self._loyalty_db, details, actor, self._loyalty.customer_cache_size,
+                               request or str(uuid7()))
         if isinstance(made, Rejected):
             return made
         log.info("till %s: customer %s enrolled by %s", self.till_id, made.id, actor)
@@ -873,6 +875,24 @@ class TillActor(Actor):
         if cards:
             shown["gift_cards"] = cards
         return {"loyalty": shown} if shown else {}
+
+    def _loyalty_printed(self, cart: Cart) -> dict[str, Any] | None:
+        """What the printed receipt shows of loyalty beside the sale (which carries only ids and masked numbers):
+        the customer's card masked, the points redeemed and the balance after them when the till learnt it, and
+        each gift card masked with what is left on it. From the cart's tenders and the attached customer, both in
+        the till's saved state, so a restart between a redemption and the sale still prints them; written in the
+        print job, in the sale's transaction (the sale event stays as its contract says). No name: a receipt is
+        left on counters and in bins."""
+        shown = self._loyalty_receipt(cart).get("loyalty", {})
+        printed: dict[str, Any] = {}
+        if "customer" in shown:
+            printed["card"] = shown["customer"]["card"]
+        if "points" in shown:
+            printed["points"] = {"redeemed": shown["points"]["redeemed"], "balance": shown["points"]["balance"]}
+        if "gift_cards" in shown:
+            printed["gift_cards"] = [{"card": card["card"], "balance_minor": card["balance_minor"]}
+                                     for card in shown["gift_cards"]]
+        return {"loyalty": printed} if printed else None
 
     def _restore_loyalty(self, saved: Mapping[str, Any]) -> None:
         problems: list[str] = []
@@ -1014,7 +1034,8 @@ class TillActor(Actor):
         try:
             version = promoting.sale_version(body, qr.sale_version(body))
             committed = self.registry.ask("outbox", "append", "sale.completed", version, body,
-                                          print_on=self._printer, key=cart.id, timeout=COMMIT_TIMEOUT_S)
+                                          print_on=self._printer, key=cart.id, timeout=COMMIT_TIMEOUT_S,
+                                          print_with=self._loyalty_printed(cart))
         except pykka.Timeout:
             log.warning("till %s: the sale of cart %s is not saved after %.0f s (a slow or locked disk); the cart is "
                         "held until the cashier sends complete again", self.till_id, cart.id, COMMIT_TIMEOUT_S)

@@ -48,6 +48,7 @@ from novapos.money import Money
 from novapos.pricing import BASIS_POINTS, PPM, allocate, line_tax, percent_of
 from novapos.wire.catalog import MAX_ATTRIBUTES
 from novapos.wire.ids import uuid7
+from novapos.wire.loyalty import tier_name
 
 SAVING_MESSAGE = "the sale is being saved: send complete again (it will not be sold twice)"
 
@@ -719,7 +720,7 @@ def _restore_promotions(cart: Cart, saved: Mapping[str, Any], problems: list[str
     try:
         if saved.get("customer") is not None:
             cart.customer = validators.token("saved customer", saved["customer"])
-            cart.tier = None if saved.get("tier") is None else validators.token("saved tier", saved["tier"])
+            cart.tier = None if saved.get("tier") is None else tier_name("saved tier", saved["tier"])
         cart.priced = promoting.saved_priced(saved.get("promotions"))
     except validators.Invalid as exc:
         problems.append(str(exc))

@@ -21,8 +21,8 @@ from typing import Any
 
 from actors.payments.asking import HubRefused, HubUnreachable, PaymentsHub
 from actors.protocol import Rejected
-from actors.till.promoting import COUPONS, Coupon, Pricing, normalised_code, public_coupon, saved_coupon
-from novapos import validators
+from actors.till.promoting import COUPONS, Coupon, Pricing, public_coupon, saved_coupon
+from novapos import coupon_codes, validators
 from novapos.wire.ids import uuid7
 from novapos.wire.loyalty import COUPON_RELEASE, COUPON_RESERVE
 
@@ -55,8 +55,9 @@ def saved_release(where: str, raw: Any) -> Release:
 
 
 def checked_code(raw: Any) -> str:
-    """A code as a cashier typed or scanned it, normalised; Invalid for anything that cannot be one."""
-    return normalised_code(validators.text("code", raw, max_length=64))
+    """A code as a cashier typed or scanned it, normalised as the hub does (novapos.coupon_codes); Invalid for
+    anything that cannot be one, before the hub is asked."""
+    return coupon_codes.normalise("code", raw)
 
 
 def reserve(hub: PaymentsHub | None, rules: Pricing, code: str, till: str, actor: str,

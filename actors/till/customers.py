@@ -64,13 +64,21 @@ def find(hub: PaymentsHub | None, db: sqlite3.Connection, query: str, size: int)
             "offline": False}
 
 
-def enrol(hub: PaymentsHub | None, db: sqlite3.Connection, details: dict[str, str], actor: str,
-          size: int) -> local.Profile | Rejected:
-    """A new customer enrolled at the till (`details`: name, and phone and/or email, checked by the caller)."""
+def enrol(hub: PaymentsHub | None, db: sqlite3.Connection, details: dict[str, str], actor: str, size: int,
+          request: str) -> local.Profile | Rejected:
+    """A new customer enrolled at the till (`details`: name, and phone and/or email, checked by the caller) under
+    the enrolment's `request` id: the hub answers the same customer for the same id, so a request whose answer was
+    lost is asked once more at once, and the cashier's retry (the page keeps the id) cannot enrol them twice."""
+    body = {**details, "actor": actor, "request": request}
     try:
         if hub is None:
             raise HubUnreachable("the till has no link to the hub")
-        answer = hub.ask(CUSTOMER_CREATE, {**details, "actor": actor}, ASK_WITHIN_S)
+        try:
+            answer = hub.ask(CUSTOMER_CREATE, body, ASK_WITHIN_S)
+        except HubUnreachable as exc:
+            if not exc.maybe_done:
+                raise
+            answer = hub.ask(CUSTOMER_CREATE, body, ASK_WITHIN_S)  # the same enrolment: never a second customer
     except HubUnreachable:
         return Rejected("conflict", "enrolling a customer needs the hub, and the store is offline: try again later")
     except HubRefused as exc:

@@ -27,8 +27,8 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram
 
+from novapos import coupon_codes, validators
 from novapos import promotions as engine
-from novapos import validators
 from novapos.wire.schemas import MAX_PROMOTIONS_PER_LINE
 
 EVALUATIONS = Histogram("novapos_edge_promotion_evaluation_seconds", "One evaluation of a cart's promotions",
@@ -84,16 +84,10 @@ def saved_coupon(where: str, raw: Any) -> Coupon:
                   validators.token(f"{where} redemption", raw.get("redemption")), bool(raw.get("offline", False)))
 
 
-def normalised_code(code: str) -> str:
-    """A code as typed (spaces, lower case) as the hub stores it (hub.coupons.codes.normalise, whose format check
-    stays the hub's): upper case, without spaces."""
-    return code.replace(" ", "").upper()
-
-
 def public_coupon(rules: Pricing, code: str) -> engine.Promotion | None:
     """The code_only promotion in force whose public codes include `code` (the first by priority, then id)."""
     found = [promotion for promotion in rules.rules.promotions if promotion.code_only
-             and code in {normalised_code(public) for public in promotion.public_codes}]
+             and code in {coupon_codes.canonical(public) for public in promotion.public_codes}]
     return min(found, key=lambda promotion: (-promotion.priority, promotion.id), default=None)
 
 

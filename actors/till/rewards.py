@@ -1,8 +1,8 @@
 """A till's points and gift card tenders and the hub: redeeming, giving back and refunding (novapos.wire.loyalty).
 
 Points: online the hub takes them (`points_redeem`, idempotent on the redemption id); while the hub cannot be
-reached they are taken offline within the store's daily budget and the customer's daily cap (actors.loyalty.local,
-from the `loyalty_settings` the hub last gave), and the sale carries `points.offline = true` for the hub to debit
+reached they are taken offline within the store's budget and the customer's cap of points the hub has not
+received yet (actors.loyalty.local, from the `loyalty_settings` the hub last gave), and the sale carries `points.offline = true` for the hub to debit
 when it arrives. A gift card is online only: a bearer instrument with no owner to recover a double spend from, so
 offline it is refused ("gift cards need the hub").
 

@@ -3,7 +3,8 @@ card tenders (actors.till.customers, actors.till.rewards). Everyday till work: P
 
 GET    /api/tills/{till}/customers?q=QUERY     a phone, an email or a (scanned) loyalty card number: {customers,
                                                offline, message?} (offline: the store's recent customers, said so)
-POST   /api/tills/{till}/customers             {name, phone?, email?}: enrol at the hub, attached to the sale
+POST   /api/tills/{till}/customers             {name, phone?, email?, request?}: enrol at the hub, attached to the
+                                               sale (request: a UUID kept across retries of one enrolment)
 PUT    /api/tills/{till}/customer              {customer}: attach a customer found to the sale
 DELETE /api/tills/{till}/customer              detach
 GET    /api/tills/{till}/customer              the attached customer's 360 (points, tier, expiring soon, orders)
@@ -92,8 +93,9 @@ def loyalty_routes(tree: Tree, tills: tuple[str, ...]) -> list[Route]:
             details["email"] = _email(body["email"])
         if len(details) == 1:
             raise ApiError(422, "a customer needs a phone or an email to be found again")
+        enrolment = None if body.get("request") in (None, "") else uuid_text("request", body["request"])
         user = await signed_in(request, tree, Permission.SELL)
-        return await ask_till(request, "enrol_customer", details, user.login)
+        return await ask_till(request, "enrol_customer", details, user.login, enrolment)
 
     async def attach(request: Request) -> Response:
         known_till(request, tills)

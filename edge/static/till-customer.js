@@ -65,13 +65,18 @@ $("customer-enrol-open").onclick = () => {
   $("enrol-form").hidden = !$("enrol-form").hidden;
   if (!$("enrol-form").hidden) $("enrol-name").focus();
 };
+/* One enrolment, one request id, kept across the cashier's retries (a timeout may hide an enrolment the hub made):
+ * the hub answers the same customer for it. A new one once this enrolment succeeded. */
+let enrolRequest = null;
 $("enrol-form").onsubmit = async (e) => {
   e.preventDefault();
-  const body = {name: $("enrol-name").value.trim()};
+  enrolRequest = enrolRequest || newId();
+  const body = {name: $("enrol-name").value.trim(), request: enrolRequest};
   if ($("enrol-phone").value.trim()) body.phone = $("enrol-phone").value.trim();
   if ($("enrol-email").value.trim()) body.email = $("enrol-email").value.trim();
   const s = await act("POST", api("/customers"), body);
   if (!s) return;
+  enrolRequest = null;
   for (const id of ["enrol-name", "enrol-phone", "enrol-email"]) $(id).value = "";
   $("enrol-form").hidden = true;
   render(s);

@@ -3,39 +3,24 @@
 A batch's single-use codes are drawn from `secrets` over ALPHABET (digits and capitals without 0, O, 1 and I,
 which people misread on a printed voucher), in groups of four joined by '-': 12 characters of a 32-letter
 alphabet are 60 bits, so guessing one of a million issued codes takes ~10^12 tries against a hub that answers
-each over the network. A code typed at a till is normalised (upper case, spaces dropped) before it is looked up,
-so "wel come10" finds WELCOME10.
+each over the network. A code typed at a till is normalised before it is looked up (novapos.coupon_codes, which the till
+uses too), so "wel come10" finds WELCOME10.
 """
 
 from __future__ import annotations
 
-import re
 import secrets
-from typing import Any
-
-from novapos import validators
 
 ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 """32 symbols: no 0/O, no 1/I."""
 GROUPS = 3
 GROUP = 4
-CODE = re.compile(r"[A-Z0-9][A-Z0-9-]{2,31}")
-"""What a code may be (a named multi-use code like SUMMER10 too); the database checks the same."""
 MAX_BATCH = 10_000
 
 
 def generate() -> str:
     """One fresh single-use code, e.g. 7QX2-MH4K-PZ9D."""
     return "-".join("".join(secrets.choice(ALPHABET) for _ in range(GROUP)) for _ in range(GROUPS))
-
-
-def normalise(where: str, value: Any) -> str:
-    """A code as typed (any case, spaces) as stored; Invalid when it cannot be one."""
-    raw = validators.text(where, value, max_length=64)
-    code = raw.replace(" ", "").upper()
-    if not CODE.fullmatch(code):
-        raise validators.Invalid(where, "must be 3 to 32 letters, digits or '-', starting with a letter or digit")
-    return code
 
 
 def mask(code: str) -> str:

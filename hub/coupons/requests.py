@@ -9,10 +9,9 @@ from typing import Any
 import asyncpg
 
 from hub.coupons import uses
-from hub.coupons.codes import normalise
 from hub.coupons.refusal import responder
 from hub.payments.requests import actor
-from novapos import validators
+from novapos import coupon_codes, validators
 from novapos.wire.loyalty import COUPON_RELEASE, COUPON_RESERVE, responder_subject
 
 
@@ -22,7 +21,7 @@ def optional_customer(where: str, value: Any) -> uuid.UUID | None:
 
 
 async def _reserve(pool: asyncpg.Pool, tenant: str, store: str, body: dict[str, Any]) -> dict[str, Any]:
-    return await uses.reserve(pool, tenant, store, code=normalise("code", body.get("code")),
+    return await uses.reserve(pool, tenant, store, code=coupon_codes.normalise("code", body.get("code")),
                               redemption=validators.token("redemption", body.get("redemption")),
                               customer=optional_customer("customer", body.get("customer")),
                               till=validators.token("till", body.get("till")), actor=actor("actor", body.get("actor")))

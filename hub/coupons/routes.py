@@ -26,7 +26,7 @@ from hub.coupons import codes, issuing
 from hub.coupons.refusal import Refused
 from hub.identity.access import authorize, tenant_of
 from hub.payments.requests import reason
-from novapos import validators
+from novapos import coupon_codes, validators
 from novapos.adapters.http import ApiError, json_body, route
 from novapos.roles import Permission
 
@@ -72,7 +72,7 @@ def optional_count(where: str, value: Any, maximum: int) -> int | None:
 
 def _code_in_path(request: Request) -> str:
     try:
-        return codes.normalise("code", request.path_params["id"])
+        return coupon_codes.normalise("code", request.path_params["id"])
     except validators.Invalid:
         raise ApiError(404, f"there is no coupon {validators.describe(request.path_params['id'])}") from None
 
@@ -98,7 +98,7 @@ def routes(console: Console) -> Sequence[BaseRoute]:
         principal = await authorize(console, request, Permission.MANAGE_PROMOTIONS, tenant_wide=True)
         body = await json_body(request)
         promotion = uuid.UUID(validators.uuid_text("promotion", body.get("promotion")))
-        code = None if body.get("code") in (None, "") else codes.normalise("code", body.get("code"))
+        code = None if body.get("code") in (None, "") else coupon_codes.normalise("code", body.get("code"))
         return await change(issuing.create_code, principal.tenant, promotion=promotion, code=code,
                             max_uses=validators.integer("max_uses", body.get("max_uses"), 1, MAX_USES),
                             per_customer=optional_count("per_customer", body.get("per_customer"), MAX_USES),
@@ -160,7 +160,7 @@ async def _one(pool: asyncpg.Pool, tenant: str, code: str) -> dict[str, Any] | N
 
 
 _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-_CODE = {"name": "id", "in": "path", "description": "the code", "required": True, "schema": {"type": "string", "pattern": codes.CODE.pattern}}
+_CODE = {"name": "id", "in": "path", "description": "the code", "required": True, "schema": {"type": "string", "pattern": coupon_codes.CODE.pattern}}
 _COUPON = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Coupon"}}}}
 _WHEN = {"type": ["string", "null"], "format": "date-time", "description": "ISO 8601 with its offset, in the future"}
 _REASON = {"type": "object", "required": ["reason"], "properties": {
@@ -193,7 +193,7 @@ OPENAPI: dict[str, Any] = {"paths": {
                             "absent); audited", "requestBody": {"required": True, "content": {"application/json": {
                                 "schema": {"type": "object", "required": ["promotion", "max_uses"], "properties": {
                                     "promotion": {"type": "string", "format": "uuid"},
-                                    "code": {"type": "string", "pattern": codes.CODE.pattern},
+                                    "code": {"type": "string", "pattern": coupon_codes.CODE.pattern},
                                     "max_uses": {"type": "integer", "minimum": 1, "maximum": MAX_USES},
                                     "per_customer": {"type": ["integer", "null"], "minimum": 1},
                                     "expires_at": _WHEN}}}}},

@@ -227,31 +227,49 @@ class Conflict(Exception):
     """A card number another customer of the tenant holds (a 409)."""
 
 
+async def _enrolled(conn: asyncpg.Connection, tenant: str, request: uuid.UUID) -> dict[str, Any] | None:
+    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM customers WHERE tenant = $1 AND enrol_request = $2",
+                              tenant, request)
+    return None if row is None else profile(row)
+
+
 async def create(conn: asyncpg.Connection, tenant: str, body: Mapping[str, Any], *, actor: str,
-                 store: str | None = None) -> dict[str, Any]:
+                 store: str | None = None, request: uuid.UUID | None = None) -> dict[str, Any]:
     """A new customer from a request body (checked here); audited as customer.created. Conflict when the card
-    number given is another customer's."""
+    number given is another customer's. With `request` (a till's enrolment id, kept across its retries): the
+    customer that request already made, if any, instead of a second one (also when two tries race: the unique
+    index on (tenant, enrol_request) lets one insert, the other reads it)."""
     checked = fields(body, creating=True)
+    if request is not None and (done := await _enrolled(conn, tenant, request)) is not None:
+        return done
     await _check_store(conn, tenant, checked.get("home_store"))
     customer = uuid7()
     given = checked.get("card_number")
-    async with conn.transaction():
-        for _ in range(1 if given else CARD_ATTEMPTS):
-            number = given or new_card_number()
-            row = await conn.fetchrow(
-                "INSERT INTO customers (tenant, id, card_number, name, phone, email, birthday, preferences, consents,"
-                " home_store, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11)"
-                f" ON CONFLICT (tenant, card_number) WHERE card_number IS NOT NULL DO NOTHING RETURNING {COLUMNS}",
-                tenant, customer, number, checked["name"], checked.get("phone"), checked.get("email"),
-                checked.get("birthday"), json.dumps(checked.get("preferences") or {}),
-                json.dumps(checked.get("consents") or {}), checked.get("home_store"), actor)
-            if row is not None:
-                break
-        else:
-            raise Conflict(f"card number {given} is another customer's" if given else
-                           "no free card number was found: try again")
-        await record(conn, Entry(tenant, actor, "customer.created", store=store, target=str(customer),
-                                 details=_audited(checked)))
+    try:
+        async with conn.transaction():
+            for _ in range(1 if given else CARD_ATTEMPTS):
+                number = given or new_card_number()
+                row = await conn.fetchrow(
+                    "INSERT INTO customers (tenant, id, card_number, name, phone, email, birthday, preferences,"
+                    " consents, home_store, created_by, enrol_request) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb,"
+                    " $9::jsonb, $10, $11, $12) ON CONFLICT (tenant, card_number) WHERE card_number IS NOT NULL DO"
+                    f" NOTHING RETURNING {COLUMNS}",
+                    tenant, customer, number, checked["name"], checked.get("phone"), checked.get("email"),
+                    checked.get("birthday"), json.dumps(checked.get("preferences") or {}),
+                    json.dumps(checked.get("consents") or {}), checked.get("home_store"), actor, request)
+                if row is not None:
+                    break
+            else:
+                raise Conflict(f"card number {given} is another customer's" if given else
+                               "no free card number was found: try again")
+            await record(conn, Entry(tenant, actor, "customer.created", store=store, target=str(customer),
+                                     details=_audited(checked)))
+    except asyncpg.UniqueViolationError as exc:
+        if request is None or exc.constraint_name != "customers_enrol_request":
+            raise
+        done = await _enrolled(conn, tenant, request)  # the same enrolment's other try won the race
+        assert done is not None, "the unique index named a request no row holds"
+        return done
     log.info("customer %s created by %s", customer, actor)  # the id only: never a name, phone or email
     return profile(row)
 

@@ -4,9 +4,10 @@ tenant only (the subject says who asks: NATS confines a store to its own subject
 
 - customer_find {query} -> {"customers": [profile...]}: by phone, email or card number (exact, normalised), at most
   records.MAX_FOUND; never an erased customer.
-- customer_create {name, phone?, email?, card_number?, birthday?, preferences?, consents?, actor} ->
+- customer_create {name, phone?, email?, card_number?, birthday?, preferences?, consents?, actor, request?} ->
   {"customer": profile}: enrolled at the asking store (its home store), audited with the cashier as actor; a card
-  number another customer holds is refused 409.
+  number another customer holds is refused 409. `request` (a UUID the till makes once per enrolment and keeps
+  across its retries) makes it idempotent: the same (tenant, request) answers the same customer, enrolled once.
 - customer_360 {customer} -> the 360 (hub.customers.view) with every store's orders; 404 when the tenant has no
   such customer.
 
@@ -47,10 +48,12 @@ async def _find(conn: asyncpg.Connection, tenant: str, _store: str, body: dict[s
 
 async def _create(conn: asyncpg.Connection, tenant: str, store: str, body: dict[str, Any]) -> dict[str, Any]:
     cashier = store_actor("actor", body.get("actor"))
-    fields = {name: value for name, value in body.items() if name != "actor"}
+    request = None if body.get("request") is None else records.customer_uuid("request", body["request"])
+    fields = {name: value for name, value in body.items() if name not in ("actor", "request")}
     fields.setdefault("home_store", store)
     try:
-        created = await records.create(conn, tenant, fields, actor=f"till-user:{cashier}", store=store)
+        created = await records.create(conn, tenant, fields, actor=f"till-user:{cashier}", store=store,
+                                       request=request)
     except records.Conflict as exc:
         return {"refused": {"code": 409, "message": str(exc)}}
     metrics.CREATED.labels("till").inc()

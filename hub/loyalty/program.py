@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from novapos import validators
+from novapos.wire.loyalty import tier_name
 
 PPM = 1_000_000
 MAX_POINTS = 10**12
@@ -94,7 +95,7 @@ def _bonus(where: str, value: Any) -> Bonus:
 def _tier(where: str, value: Any) -> Tier:
     if not isinstance(value, dict) or set(value) != {"name", "min_spend_minor", "multiplier_ppm"}:
         raise validators.Invalid(where, "must be {name, min_spend_minor, multiplier_ppm}")
-    return Tier(validators.text(f"{where}.name", value["name"], max_length=40),
+    return Tier(tier_name(f"{where}.name", value["name"]),
                 validators.minor_units(f"{where}.min_spend_minor", value["min_spend_minor"]),
                 _count(f"{where}.multiplier_ppm", value["multiplier_ppm"], MAX_MULTIPLIER_PPM, PPM))
 

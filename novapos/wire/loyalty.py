@@ -8,7 +8,10 @@ hub's 400 reply. What each holds:
 
 - customer_find {query}: a phone, an email or a loyalty card number -> {"customers": [profile...]} (at most 10).
   A profile is {id, card_number, name, phone, email, tier, points, home_store, erased} (what a till shows).
-- customer_create {name, phone?, email?, card_number?, actor}: enrol at the till -> {"customer": profile}.
+- customer_create {name, phone?, email?, card_number?, actor, request?}: enrol at the till -> {"customer": profile}.
+  `request` is a UUID the till makes once per enrolment and keeps across its retries (a retry after a timeout may
+  follow a request that reached the hub): the hub answers the same customer for the same (tenant, request), so a
+  person is never enrolled twice by one enrolment. Without it every request enrols.
 - customer_360 {customer} -> {"customer": profile, "loyalty": {points, tier, multiplier_ppm, spend_12m_minor,
   next_tier?, expiring: [{points, expires_at}]}, "orders": [{order, store, at, total_minor, currency}...],
   "preferences": {...}}.
@@ -36,6 +39,9 @@ A card number is never logged or stored whole outside hub.giftcards: events and 
 
 from __future__ import annotations
 
+from typing import Any
+
+from novapos import validators
 from novapos.wire.subjects import request_subject
 
 CUSTOMER_FIND = "customer_find"
@@ -52,6 +58,15 @@ GIFT_CARD_REVERSE = "gift_card_reverse"
 GIFT_CARD_REFUND = "gift_card_refund"
 KINDS = (CUSTOMER_FIND, CUSTOMER_CREATE, CUSTOMER_360, POINTS_REDEEM, POINTS_REVERSE, LOYALTY_SETTINGS,
          COUPON_RESERVE, COUPON_RELEASE, GIFT_CARD_BALANCE, GIFT_CARD_REDEEM, GIFT_CARD_REVERSE, GIFT_CARD_REFUND)
+
+MAX_TIER_NAME = 40
+
+
+def tier_name(where: str, value: Any) -> str:
+    """A loyalty tier's name, as an administrator may give it in the program (hub.loyalty.program) and as a till
+    keeps it (a saved cart's tier): printable text of at most MAX_TIER_NAME characters ("Gold", "Very Important").
+    One check on both sides, so a name the hub accepts always survives at the till."""
+    return validators.text(where, value, max_length=MAX_TIER_NAME)
 
 
 def loyalty_request_subject(tenant: str, store: str, kind: str) -> str:
