@@ -20,8 +20,10 @@ from novapos.wire.ids import uuid7
 
 
 async def adjust(pool: asyncpg.Pool, tenant: str, customer: uuid.UUID, points: int, reason: str,
-                 actor: str) -> dict[str, Any]:
-    """Post the adjustment and its audit record; the account's summary after it."""
+                 actor: str, entry: str | None = None) -> dict[str, Any]:
+    """Post the adjustment and its audit record; the account's summary after it. `entry` names the ledger entry
+    (derived from the request's Idempotency-Key: posted once whatever happens to the answer); more points than the
+    program's adjust_max_points either way is refused (409)."""
     async with pool.acquire() as conn, conn.transaction():
         if not await accounts.exists(conn, tenant, customer):
             raise Refusal(404, "there is no such customer")
@@ -29,9 +31,14 @@ async def adjust(pool: asyncpg.Pool, tenant: str, customer: uuid.UUID, points: i
         await accounts.ensure(conn, tenant, customer, program)
         have = await conn.fetchval("SELECT balance FROM loyalty_accounts WHERE tenant = $1 AND customer = $2"
                                    " FOR UPDATE", tenant, customer)
+        if abs(points) > program.adjust_max_points:
+            raise Refusal(409, f"one adjustment adds or takes at most {program.adjust_max_points} points (the"
+                               " program's adjust_max_points)")
         if points < 0 and have + points < 0:
             raise Refusal(409, f"the account has {have} points: {-points} cannot be taken")
-        key = f"adjust:{uuid7()}"
+        key = f"adjust:{entry or uuid7()}"
+        if await conn.fetchval("SELECT 1 FROM loyalty_ledger WHERE tenant = $1 AND key = $2", tenant, key):
+            return await accounts.summary(conn, tenant, customer)  # made already (its first answer was lost)
         balance = await accounts.post(conn, tenant, customer, points, kind="adjust", key=key, actor=actor,
                                       program=program, reason=reason)
         await record(conn, Entry(tenant, actor, "loyalty.adjusted", target=str(customer),
