@@ -125,9 +125,9 @@ async def _restore(conn: asyncpg.Connection, tenant: str, keys: list[str], point
             await conn.execute("UPDATE loyalty_lots SET remaining = remaining + $3 WHERE tenant = $1 AND id = $2",
                                tenant, take["lot"], give)
         await conn.execute("UPDATE loyalty_lot_takes SET points = points - $4 WHERE tenant = $1 AND key = $2 AND"
-                           " lot = $3", tenant, take["key"], take["lot"], give)
-    await conn.execute("DELETE FROM loyalty_lot_takes WHERE tenant = $1 AND key = ANY($2::text[]) AND points = 0",
-                       tenant, keys)
+                           " lot = $3 AND points > $4", tenant, take["key"], take["lot"], give)
+        await conn.execute("DELETE FROM loyalty_lot_takes WHERE tenant = $1 AND key = $2 AND lot = $3 AND"
+                           " points = $4", tenant, take["key"], take["lot"], give)
     return restored, burnt
 
 
