@@ -116,7 +116,6 @@ def test_a_refund_to_points_goes_back_into_the_lots_the_sale_took(database_url: 
         await apply(pool, customer_sale(ALICE, [("MILK-1L", 1, 100_00)]))
         (_, _, expires), = await _lots(pool)
         assert isinstance(await _redeem(pool, "p1", 30), dict)
-        sale = customer_sale(BOB, [("COF-250", 1, 30)])  # a sale by Alice paid with her points
         sale = customer_sale(ALICE, [("COF-250", 1, 30)], points=("p1", 30, False))
         await apply(pool, sale)
         await apply(pool, customer_return(sale, [(1, 1)], refund_points=30))
