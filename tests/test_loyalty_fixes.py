@@ -192,3 +192,22 @@ def test_an_adjustment_has_a_ceiling_and_posts_once_per_entry(database_url: str)
             assert (await programs.load(conn, "demo")).adjust_max_points == 500
         assert programs.from_json("EUR", PROGRAM).adjust_max_points == programs.DEFAULT.adjust_max_points
     in_loyalty(database_url, work)
+
+
+def test_a_return_is_reversed_by_the_sales_earnings_alone_even_when_it_arrives_first(database_url: str) -> None:
+    async def work(pool: asyncpg.Pool) -> None:
+        sale = customer_sale(ALICE, [("MILK-1L", 2, 50_00)])  # 100 points
+        await apply(pool, sale)
+        anonymous = customer_return(sale, [(1, 1)])
+        del anonymous.body["customer"]  # a return that does not name the customer: the sale's earnings do
+        await apply(pool, anonymous)
+        assert await balance_and_ledger(pool, ALICE) == (50, 50, 50)
+        # sold offline at store-002, returned at store-001 before the sale reached the hub
+        early = customer_sale(BOB, [("COF-250", 4, 10_00)], store="store-002")  # 40 points
+        await apply(pool, customer_return(early, [(1, 3)]))
+        assert await pool.fetchval("SELECT count(*) FROM loyalty_pending_returns") == 1
+        await apply(pool, early)
+        assert await balance_and_ledger(pool, BOB) == (10, 10, 10)
+        assert await pool.fetchval("SELECT count(*) FROM loyalty_pending_returns") == 0
+        assert await pool.fetchval("SELECT spend_12m_minor FROM loyalty_accounts WHERE customer = $1", BOB) == 10_00
+    in_loyalty(database_url, work)

@@ -9,6 +9,9 @@
   returned before, so all the returns of a sale reverse exactly what it earned); the returned share of the
   spend the sale counted taken off the tier's.
 
+A return naming the sale's customer that arrives before the sale is kept (loyalty_pending_returns) and reversed
+when the sale arrives.
+
 An event naming a customer the tenant does not have (or an id that is not one) is logged and left: the store has
 sold already, and a sale is never refused for its loyalty part."""
 
@@ -27,7 +30,7 @@ from hub.loyalty import program as programs
 from hub.loyalty.metrics import CORRECTIONS, posted
 from hub.loyalty.program import Program
 from novapos.pricing import allocate, pro_rata, round_half_up
-from novapos.wire.envelope import Envelope
+from novapos.wire.envelope import Envelope, decode
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +109,7 @@ async def apply_sales(conn: asyncpg.Connection, events: Sequence[Envelope]) -> N
                 program=program, order_id=event.id, store=event.store, at=_at(event)) is not None:
             posted("earn", total)
         await _spend(conn, event, customer, sum(counted), program)
+        await _returned_before(conn, event, program)
 
 
 def _line_spend(lines: Sequence[dict[str, Any]], total_minor: int, points_paid_minor: int) -> list[int]:
@@ -135,8 +139,23 @@ async def apply_returns(conn: asyncpg.Connection, events: Sequence[Envelope]) ->
                                        store=event.store, reason="a return refunded to points",
                                        restore=await _redeemed_keys(conn, event.tenant, original)) is not None:
                     posted("refund", points)
-        if original is not None:
+        if original is None:
+            continue
+        if await conn.fetchval("SELECT 1 FROM loyalty_earnings WHERE tenant = $1 AND order_id = $2 LIMIT 1",
+                               event.tenant, original):
             await _reverse_earned(conn, event, original, program, actor)
+        elif "customer" in body:  # the sale had a customer but has not arrived yet: reversed when it does
+            await conn.execute("INSERT INTO loyalty_pending_returns (tenant, original, event, event_id) VALUES"
+                               " ($1, $2, $3, $4) ON CONFLICT DO NOTHING", event.tenant, original, event.encode(),
+                               event.id)
+
+
+async def _returned_before(conn: asyncpg.Connection, sale: Envelope, program: Program) -> None:
+    """The returns of `sale` that arrived before it (kept by apply_returns): their points reversed now."""
+    for row in await conn.fetch("DELETE FROM loyalty_pending_returns WHERE tenant = $1 AND original = $2"
+                                " RETURNING event", sale.tenant, sale.id):
+        returned = decode(bytes(row["event"]))
+        await _reverse_earned(conn, returned, sale.id, program, f"till:{returned.body['till']}")
 
 
 async def _redeemed_keys(conn: asyncpg.Connection, tenant: str, original: uuid.UUID | None) -> list[str]:

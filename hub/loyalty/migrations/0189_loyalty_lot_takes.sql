@@ -21,3 +21,14 @@ ALTER TABLE loyalty_programs ADD COLUMN adjust_max_points bigint NOT NULL DEFAUL
 -- What each line of a sale counted toward the customer's tier (its amount without tax, less its share of any
 -- points tender), so that a return takes off exactly the returned share of what was counted.
 ALTER TABLE loyalty_earnings ADD COLUMN spend_minor bigint NOT NULL DEFAULT 0;
+
+-- A return naming the sale's customer that arrived before its sale (sold offline at one store, returned at another
+-- first): kept whole, and applied when the sale arrives, so the sale does not keep the returned items' points.
+CREATE TABLE loyalty_pending_returns (
+    tenant    text NOT NULL,
+    original  uuid NOT NULL,
+    event     bytea NOT NULL,
+    event_id  uuid NOT NULL,
+    PRIMARY KEY (tenant, event_id)
+);
+CREATE INDEX loyalty_pending_returns_original ON loyalty_pending_returns (tenant, original);
