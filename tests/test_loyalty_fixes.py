@@ -17,6 +17,7 @@ from hub.loyalty import accounts, adjustments, redemptions
 from hub.loyalty import program as programs
 from hub.loyalty.metrics import CORRECTIONS
 from hub.loyalty.redemptions import Redemption, Refusal
+from hub.loyalty.upkeep import retier_due
 from novapos.pricing import share
 from tests.loyalty_support import ALICE, BOB, apply, balance_and_ledger, customer_return, customer_sale, in_loyalty
 from tests.test_loyalty_ledger import PROGRAM
@@ -210,4 +211,21 @@ def test_a_return_is_reversed_by_the_sales_earnings_alone_even_when_it_arrives_f
         assert await balance_and_ledger(pool, BOB) == (10, 10, 10)
         assert await pool.fetchval("SELECT count(*) FROM loyalty_pending_returns") == 0
         assert await pool.fetchval("SELECT spend_12m_minor FROM loyalty_accounts WHERE customer = $1", BOB) == 10_00
+    in_loyalty(database_url, work)
+
+
+def test_new_tiers_apply_to_the_next_earning_and_every_account_is_retiered(database_url: str) -> None:
+    async def work(pool: asyncpg.Pool) -> None:
+        await _program(pool, earn_bonuses=[], earn_per_order_points=0)
+        await apply(pool, customer_sale(ALICE, [("MILK-1L", 1, 10_00)]))  # 10 points, 10.00 spent: Member
+        tiers = [{"name": "Member", "min_spend_minor": 0, "multiplier_ppm": 1_000_000},
+                 {"name": "Gold", "min_spend_minor": 500, "multiplier_ppm": 2_000_000}]
+        current = programs.from_json("EUR", {**PROGRAM, "earn_bonuses": [], "earn_per_order_points": 0})
+        await adjustments.change_program(pool, "demo", programs.from_json("EUR", {**current.to_json(),
+                                                                                 "tiers": tiers}), "admin")
+        await apply(pool, customer_sale(ALICE, [("MILK-1L", 1, 10_00)]))  # at Gold at once: 20 points
+        assert await balance_and_ledger(pool, ALICE) == (30, 30, 30)
+        await apply(pool, customer_sale(BOB, [("MILK-1L", 1, 1_00)]))
+        await adjustments.change_program(pool, "demo", current, "admin")
+        assert await retier_due(pool) == 2  # both accounts due again after a change of tiers
     in_loyalty(database_url, work)

@@ -49,9 +49,13 @@ async def adjust(pool: asyncpg.Pool, tenant: str, customer: uuid.UUID, points: i
 
 
 async def change_program(pool: asyncpg.Pool, tenant: str, new: Program, actor: str) -> Program:
+    """Save the program, audited with what it was; new tiers make every account's tier due for recomputation
+    (earning already uses the new tiers at once: hub.loyalty.sales takes the multiplier from today's program)."""
     async with pool.acquire() as conn, conn.transaction():
         before = await programs.load(conn, tenant)
         await programs.save(conn, tenant, new, actor)
+        if before.tiers != new.tiers:  # every account's tier is due again (the recompute_tiers service, in batches)
+            await conn.execute("UPDATE loyalty_accounts SET tier_checked_at = '-infinity' WHERE tenant = $1", tenant)
         await record(conn, Entry(tenant, actor, "loyalty.program_changed",
                                  details={"before": before.to_json(), "after": new.to_json()}))
     return new
