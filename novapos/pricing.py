@@ -17,6 +17,8 @@ left over go one each to the lines with the largest remainders, ties to the earl
 sum to the discount, no share exceeds its line's amount, and the same inputs give the same shares.
 Example: 1.00 off lines of 3.00, 3.00 and 3.00 gives exact shares of 33.33... each: floors 33, 33, 33, and the
 one minor unit left goes to the first line (all remainders tie): 34, 33, 33.
+What is not money capped by its amounts (loyalty points earned over a sale's lines) is shared by `share`: the same
+floors and largest remainders, but the total may exceed the amounts' sum (100 points over a 0.50 sale).
 """
 
 from __future__ import annotations
@@ -91,6 +93,25 @@ def allocate(total: int, amounts: list[int]) -> list[int]:
     remainders = [total * amount % whole for amount in amounts]
     left = total - sum(shares)
     for index in sorted(range(len(amounts)), key=lambda i: (-remainders[i], i))[:left]:
+        shares[index] += 1
+    return shares
+
+
+def share(total: int, weights: list[int]) -> list[int]:
+    """`total` (any non-negative integer, even more than sum(weights)) shared over non-negative `weights` in
+    proportion to them, by the largest-remainder rule of `allocate` (floors of the exact shares, then one each to
+    the largest remainders, ties to the earlier weight): the shares sum to `total`. With no weight above 0, the
+    shares are even (the same rule on equal weights) so nothing is lost; with no weights at all, there are none."""
+    if total < 0 or any(weight < 0 for weight in weights):
+        raise ValueError("share takes a non-negative total and non-negative weights")
+    whole = sum(weights)
+    if whole == 0:
+        weights, whole = [1] * len(weights), len(weights)
+    if whole == 0:
+        return []
+    shares = [total * weight // whole for weight in weights]
+    remainders = [total * weight % whole for weight in weights]
+    for index in sorted(range(len(weights)), key=lambda i: (-remainders[i], i))[:total - sum(shares)]:
         shares[index] += 1
     return shares
 

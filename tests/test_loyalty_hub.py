@@ -127,7 +127,7 @@ async def test_the_console_sets_the_program_shows_a_ledger_and_adjusts_with_audi
         api = f"{hub.url}/api/loyalty"
         assert (await http.get(f"{api}/program")).json()["expiry_months"] == 12  # the default
         saved = await http.put(f"{api}/program", json=PROGRAM)
-        assert saved.status_code == 200 and saved.json() == {**PROGRAM, "currency": "EUR"}
+        assert saved.status_code == 200 and saved.json() == {**PROGRAM, "currency": "EUR", "adjust_max_points": 100_000}
         assert (await http.get(f"{api}/program")).json() == saved.json()
         await _answering(nats_server)
         assert (await ask_store(nats_server, "loyalty_settings", {}))["offline_store_budget_points"] == 800
@@ -136,16 +136,26 @@ async def test_the_console_sets_the_program_shows_a_ledger_and_adjusts_with_audi
         assert adjusted.status_code == 200 and adjusted.json()["summary"]["points"] == 450
         assert (await http.post(f"{api}/accounts/{ALICE}/adjust", json={"points": -451, "reason": "x"})).status_code \
             == 409
+        assert (await http.post(f"{api}/accounts/{ALICE}/adjust", json={"points": 100_001, "reason": "x"})) \
+            .status_code == 409  # over the program's adjust_max_points
+        once = {"Idempotency-Key": "adjust-once-1"}  # a double click: the second gets the first answer
+        twice = [await http.post(f"{api}/accounts/{ALICE}/adjust", json={"points": 50, "reason": "goodwill fix"},
+                                 headers=once) for _ in range(2)]
+        assert [answer.json()["summary"]["points"] for answer in twice] == [500, 500]
+        other = await http.post(f"{api}/accounts/{ALICE}/adjust", json={"points": 51, "reason": "x"}, headers=once)
+        assert other.status_code == 409  # the key was another request's
+        assert (await http.post(f"{api}/accounts/{ALICE}/adjust", json={"points": -50, "reason": "undo"})) \
+            .json()["summary"]["points"] == 450
         account = (await http.get(f"{api}/accounts/{ALICE}")).json()
         assert [(entry["kind"], entry["points"], entry["balance"]) for entry in account["ledger"]] == [
-            ("adjust", -50, 450), ("adjust", 500, 500)]
+            ("adjust", -50, 450), ("adjust", 50, 500), ("adjust", -50, 450), ("adjust", 500, 500)]
         assert account["ledger"][0]["actor"] == "admin-demo"
         assert (await http.get(f"{api}/accounts/{STRANGER}")).status_code == 404  # another tenant's
         assert (await http.post(f"{api}/accounts/{STRANGER}/adjust", json={"points": 5, "reason": "x"})) \
             .status_code == 404
         audit = await query(hub_config.database_url, "SELECT action, target, details FROM audit_records WHERE"
                                                      " action LIKE 'loyalty.%' ORDER BY seq")
-        assert [row["action"] for row in audit] == ["loyalty.program_changed", "loyalty.adjusted"]
+        assert [row["action"] for row in audit] == ["loyalty.program_changed"] + ["loyalty.adjusted"] * 3
         assert json.loads(audit[1]["details"])["reason"] == "goodwill fix" and audit[1]["target"] == str(ALICE)
 
         problems = []
@@ -167,7 +177,7 @@ async def test_the_console_sets_the_program_shows_a_ledger_and_adjusts_with_audi
         for segment in ("alice", "..%2F..", "0" * 5000):
             if (await http.get(f"{api}/accounts/{segment}")).status_code != 404:
                 problems.append(f"GET accounts/{segment[:20]}")
-        for limit in ("0", "-1", "abc", "9" * 50):
+        for limit in ("0", "-1", "abc", "9" * 50, "\u00b2", "\u0663"):
             if (await http.get(f"{api}/accounts/{ALICE}", params={"limit": limit})).status_code != 422:
                 problems.append(f"limit={limit[:20]}")
         assert not problems, "\n".join(problems)
@@ -197,8 +207,10 @@ async def test_an_offline_day_arrives_through_the_ingest_and_is_reconciled_once(
         nats_server: EmbeddedNats, hub_config: HubConfig) -> None:
     """Alice has 500 points; store-001 redeems 12 x 50 offline while she redeems 100 online (points_redeem) and
     uses it in a sale: the day's sales reach the hub through NATS JetStream and the ingest, twice (the store
-    resent them), and one offline redemption comes again inside another sale event: each redemption is debited
-    once, the balance ends at 500 - 100 - 600 = -200 plus what the cash paid earned, the ledger sums to it."""
+    resent them): each redemption is debited once. One offline redemption comes again inside another sale (a
+    till reusing an id): that sale paid with points too, so it is debited again, under its own key, and counted as
+    a correction (reused_redemption). The balance ends at 500 - 100 - 600 - 50 = -250 plus what the cash paid
+    earned, the ledger sums to it."""
     async with trio.open_nursery() as nursery:
         await nursery.start(run_hub, hub_config)
         await fleet_world(hub_config.database_url)
@@ -207,7 +219,7 @@ async def test_an_offline_day_arrives_through_the_ingest_and_is_reconciled_once(
         await ask_store(nats_server, "points_redeem", _redeem("online-1", 100))
         day = [customer_sale(ALICE, [("MILK-1L", 1, 60)], points=(f"off-{n}", 50, True)) for n in range(12)]
         day.append(customer_sale(ALICE, [("MILK-1L", 1, 250)], points=("online-1", 100, False)))
-        again = customer_sale(ALICE, [("MILK-1L", 1, 50)], points=("off-0", 50, True))  # the same redemption
+        again = customer_sale(ALICE, [("MILK-1L", 1, 50)], points=("off-0", 50, True))  # the same id, another sale
         for seq, event in enumerate([*day, *day, again], start=1):
             event = dataclasses.replace(event, seq=seq if seq <= len(day) else seq - len(day))
             await publish(nats_server, [(event_subject("demo", "store-001", "sale.completed"), event.encode(), None)])
@@ -216,11 +228,12 @@ async def test_an_offline_day_arrives_through_the_ingest_and_is_reconciled_once(
             rows = await query(hub_config.database_url, "SELECT count(*) FROM loyalty_spend")
             return int(rows[0][0]) >= 14  # every sale event applied: the day's 13 and the one repeating off-0
         await wait_until(settled, timeout=30)
-        await trio.sleep(1.0)  # the replays and the repeated redemption, had they counted, would land by now
+        await trio.sleep(1.0)  # the replays, had they counted, would land by now
         # earned: 12 x 0.10 cash (0 points each) + 1.50 cash (1 point) + the last sale's 0 cash = 1 point
-        assert await _balance(hub_config.database_url, ALICE) == (-199, -199)
+        assert await _balance(hub_config.database_url, ALICE) == (-249, -249)
         debits = await query(hub_config.database_url, "SELECT key FROM loyalty_ledger WHERE kind = 'redeem'")
-        assert sorted(row["key"] for row in debits) == sorted([f"off-{n}" for n in range(12)] + ["online-1"])
+        assert sorted(row["key"] for row in debits) == sorted([f"off-{n}" for n in range(12)] + ["online-1"]
+                                                              + [f"sold:off-0:{again.id}"])
         used = await query(hub_config.database_url, "SELECT state, order_id FROM loyalty_redemptions WHERE"
                                                     " redemption = 'online-1'")
         assert (used[0]["state"], used[0]["order_id"]) == ("used", day[-1].id)

@@ -54,6 +54,8 @@ class Program:
     notice_days: int
     offline_store_budget_points: int
     offline_customer_cap_points: int
+    adjust_max_points: int = 100_000
+    """The most points one console adjustment may add or take (a mistyped or malicious adjustment is bounded)."""
 
     def tier_for(self, spend_minor: int) -> Tier:
         """The highest tier whose threshold the spend reaches (the first tier starts at 0)."""
@@ -75,6 +77,10 @@ DEFAULT = Program(currency="EUR", point_value_minor=1, earn_points_per_unit=1, e
                   expiry_months=12, notice_days=30, offline_store_budget_points=5_000,
                   offline_customer_cap_points=1_000)
 """The program of a tenant that has not set one: 1 point per currency unit, a point worth one minor unit."""
+
+
+OPTIONAL = frozenset({"adjust_max_points"})
+"""Fields a program may leave out (added after the first programs were saved): the default, or what was saved."""
 
 
 def _count(where: str, value: Any, maximum: int = MAX_POINTS, minimum: int = 0) -> int:
@@ -114,7 +120,7 @@ def from_json(currency: str, body: Any) -> Program:
     known = set(DEFAULT.to_json()) - {"currency"}
     if unknown := sorted(set(body) - known - {"currency"}):
         raise validators.Invalid(unknown[0], "is not a field of a loyalty program")
-    if missing := sorted(known - set(body)):
+    if missing := sorted(known - set(body) - OPTIONAL):
         raise validators.Invalid(missing[0], "is needed")
     tiers = tuple(_tier(f"tiers[{i}]", tier) for i, tier in enumerate(_items("tiers", body["tiers"], MAX_TIERS)))
     if not tiers or tiers[0].min_spend_minor != 0:
@@ -135,7 +141,9 @@ def from_json(currency: str, body: Any) -> Program:
         expiry_months=_count("expiry_months", body["expiry_months"], 120),
         notice_days=_count("notice_days", body["notice_days"], 365),
         offline_store_budget_points=_count("offline_store_budget_points", body["offline_store_budget_points"]),
-        offline_customer_cap_points=_count("offline_customer_cap_points", body["offline_customer_cap_points"]))
+        offline_customer_cap_points=_count("offline_customer_cap_points", body["offline_customer_cap_points"]),
+        adjust_max_points=_count("adjust_max_points", body.get("adjust_max_points", DEFAULT.adjust_max_points),
+                                 minimum=1))
 
 
 async def load(conn: asyncpg.Connection, tenant: str) -> Program:
@@ -154,12 +162,12 @@ async def save(conn: asyncpg.Connection, tenant: str, program: Program, actor: s
     await conn.execute(
         "INSERT INTO loyalty_programs (tenant, point_value_minor, earn_points_per_unit, earn_unit_minor,"
         " earn_per_order_points, earn_bonuses, tiers, expiry_months, notice_days, offline_store_budget_points,"
-        " offline_customer_cap_points, updated_by) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10,"
-        " $11, $12) ON CONFLICT (tenant) DO UPDATE SET point_value_minor = $2, earn_points_per_unit = $3,"
+        " offline_customer_cap_points, updated_by, adjust_max_points) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb,"
+        " $8, $9, $10, $11, $12, $13) ON CONFLICT (tenant) DO UPDATE SET point_value_minor = $2, earn_points_per_unit = $3,"
         " earn_unit_minor = $4, earn_per_order_points = $5, earn_bonuses = $6::jsonb, tiers = $7::jsonb,"
         " expiry_months = $8, notice_days = $9, offline_store_budget_points = $10,"
-        " offline_customer_cap_points = $11, updated_by = $12, updated_at = now()",
+        " offline_customer_cap_points = $11, updated_by = $12, adjust_max_points = $13, updated_at = now()",
         tenant, program.point_value_minor, program.earn_points_per_unit, program.earn_unit_minor,
         program.earn_per_order_points, json.dumps(body["earn_bonuses"]), json.dumps(body["tiers"]),
         program.expiry_months, program.notice_days, program.offline_store_budget_points,
-        program.offline_customer_cap_points, actor)
+        program.offline_customer_cap_points, actor, program.adjust_max_points)

@@ -21,6 +21,8 @@ from hub.loyalty import accounts, adjustments
 from hub.loyalty import program as programs
 from hub.loyalty.program import MAX_POINTS, Program
 from hub.loyalty.redemptions import Refusal
+from hub.payments import idempotency
+from hub.payments.service import Conflict
 from novapos import validators
 from novapos.adapters.http import ApiError, json_body, route
 from novapos.roles import Permission
@@ -50,16 +52,17 @@ def routes(console: Console) -> Sequence[BaseRoute]:
         async def write(pool: asyncpg.Pool) -> Program:
             async with pool.acquire() as conn:
                 current = await programs.load(conn, principal.tenant)
-            return await adjustments.change_program(pool, principal.tenant, programs.from_json(current.currency,
-                                                                                               body),
-                                                    principal.login)
+            kept = {name: getattr(current, name) for name in programs.OPTIONAL}  # not sent: as saved
+            changed = programs.from_json(current.currency, {**kept, **body} if isinstance(body, dict) else body)
+            return await adjustments.change_program(pool, principal.tenant, changed, principal.login)
         return JSONResponse((await console.seam.run(write, console.ready_pool())).to_json())
 
     async def account(request: Request) -> Response:
         principal = await authorize(console, request, Permission.VIEW_CUSTOMERS)
         customer = _customer(request.path_params["id"])
         raw = request.query_params.get("limit", "50")
-        limit = validators.integer("limit", int(raw) if raw.isdigit() and len(raw) < 8 else raw, 1, MAX_PAGE)
+        limit = validators.integer("limit", int(raw) if raw.isdecimal() and raw.isascii() and len(raw) < 8 else raw,
+                                   1, MAX_PAGE)
 
         async def read(pool: asyncpg.Pool) -> dict[str, Any] | None:
             async with pool.acquire() as conn:
@@ -81,12 +84,27 @@ def routes(console: Console) -> Sequence[BaseRoute]:
         if points == 0:
             raise validators.Invalid("points", "must not be 0: add (positive) or take (negative) points")
         why = validators.text("reason", body.get("reason"))
-        try:
-            summary = await console.seam.run(adjustments.adjust, console.ready_pool(), principal.tenant, customer,
-                                             points, why, principal.login)
-        except Refusal as refused:
-            raise ApiError(refused.code, str(refused)) from None
-        return JSONResponse({"customer": str(customer), "summary": summary})
+        key = idempotency.key_of(request.headers.get(idempotency.HEADER))
+
+        async def run() -> idempotency.Answer:
+            seen = idempotency.fingerprint(request.method, request.url.path, body, principal.login)
+            try:
+                summary = await adjustments.adjust(console.ready_pool(), principal.tenant, customer, points, why,
+                                                   principal.login, None if key is None else seen.hex()[:32])
+            except Refusal as refused:
+                return refused.code, {"error": str(refused)}
+            return 200, {"customer": str(customer), "summary": summary}
+
+        async def once() -> idempotency.Answer:
+            if key is None:
+                return await run()
+            seen = idempotency.fingerprint(request.method, request.url.path, body, principal.login)
+            try:
+                return await idempotency.once(console.ready_pool(), principal.tenant, key, seen, run)
+            except Conflict as conflict:
+                return 409, {"error": str(conflict), "code": "conflict"}
+        status, answer = await console.seam.run(once)
+        return JSONResponse(answer, status_code=status)
 
     return [route("/api/loyalty/program", GET=program, PUT=program),
             route("/api/loyalty/accounts/{id}", GET=account),
@@ -122,7 +140,8 @@ OPENAPI: dict[str, Any] = {"paths": {
             "404": {"description": "no such customer", "content": _ERROR}}}},
     "/api/loyalty/accounts/{id}/adjust": {"post": {
         "summary": "Add (positive) or take (negative) points with a reason; audited (loyalty.adjusted)",
-        "parameters": [_CUSTOMER],
+        "parameters": [_CUSTOMER, {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {
+            "type": "string", "minLength": 1, "maxLength": idempotency.MAX_KEY_LENGTH}}],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["points", "reason"],
             "properties": {"points": {"type": "integer", "minimum": -MAX_POINTS, "maximum": MAX_POINTS},
@@ -130,7 +149,8 @@ OPENAPI: dict[str, Any] = {"paths": {
         "responses": {"200": {"description": "the account's summary after it", "content": {"application/json": {
             "schema": {"type": "object", "properties": {"customer": {"type": "string"}, "summary": _SUMMARY}}}}},
             "404": {"description": "no such customer", "content": _ERROR},
-            "409": {"description": "it would take more points than the account holds", "content": _ERROR},
+            "409": {"description": "more points than the account holds or than adjust_max_points, or the"
+                                   " Idempotency-Key was another request's", "content": _ERROR},
             "422": {"description": "points 0 or out of bounds, or no reason", "content": _ERROR}}}}},
     "schemas": {"LoyaltyProgram": {"type": "object", "required": [
         "point_value_minor", "earn_points_per_unit", "earn_unit_minor", "earn_per_order_points", "earn_bonuses",
@@ -150,4 +170,6 @@ OPENAPI: dict[str, Any] = {"paths": {
                 "multiplier_ppm": {"type": "integer", "minimum": 1_000_000}}}},
             "expiry_months": {"type": "integer", "minimum": 0, "maximum": 120},
             "notice_days": {"type": "integer", "minimum": 0, "maximum": 365},
-            "offline_store_budget_points": _POINTS, "offline_customer_cap_points": _POINTS}}}}
+            "offline_store_budget_points": _POINTS, "offline_customer_cap_points": _POINTS,
+            "adjust_max_points": {"type": "integer", "minimum": 1, "maximum": MAX_POINTS,
+                                  "description": "the most points one adjustment adds or takes; kept when left out"}}}}}

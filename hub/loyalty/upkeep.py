@@ -2,7 +2,9 @@
 one ledger entry per lot, keyed by the lot so two hub processes expire it once) and the daily tier recomputation
 (a customer's rolling 12-month spend falls as old sales leave the window, with no sale to trigger it).
 
-Both take a batch with SKIP LOCKED, so N hub processes share the work, and run again at once after a full batch."""
+The tier recomputation takes a batch with SKIP LOCKED, so N hub processes share the work; expiry takes the due lots
+without it (two processes may pick the same lot: the second finds it emptied under the account's lock and its
+ledger key taken, and leaves it). Both run again at once after a full batch."""
 
 from __future__ import annotations
 

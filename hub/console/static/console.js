@@ -1282,13 +1282,18 @@ async function loyaltyAccount(id, parts) {
   if (!can("customers.manage")) return;
   const points = input("adjust-points", { inputmode: "numeric", required: true, placeholder: "+100 or -50" });
   const why = input("adjust-reason", { required: true, maxlength: 200 });
+  const adjustKeys = new Map();
   parts.push(card("Adjust points", el("p", { class: "note", text: "Added or taken with a reason; audited. " +
     "Taking more than the account holds is refused." }),
     form([field("Points", points), field("Reason", why)], "Adjust", async () => {
       const n = points.value.trim();
       if (!/^[+-]?\d+$/.test(n)) throw new Refused(0, "points: a whole number, + to add, - to take");
-      const done = await api("POST", `/api/loyalty/accounts/${encodeURIComponent(id)}/adjust`,
-        { points: Number(n), reason: why.value.trim() });
+      // One Idempotency-Key per body on this page: a double click or a lost answer never adjusts twice.
+      const body = { points: Number(n), reason: why.value.trim() };
+      const asked = JSON.stringify(body);
+      if (!adjustKeys.has(asked)) adjustKeys.set(asked, crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`);
+      const done = await api("POST", `/api/loyalty/accounts/${encodeURIComponent(id)}/adjust`, body, undefined,
+        { "Idempotency-Key": adjustKeys.get(asked) });
       await render();
       status(`Adjusted: ${done.summary.points} points now`);
     }, { id: "loyalty-adjust" })));
