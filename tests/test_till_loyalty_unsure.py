@@ -169,3 +169,23 @@ async def test_a_customer_360_of_an_unexpected_shape_shows_what_it_can(
             assert seen.status_code == 200, seen.text
             assert seen.json()["loyalty"]["expiring"] == [] and seen.json()["orders"] == []
         assert (await http.get(till)).json()["customer"]["id"] == ANN  # the till carried on
+
+
+async def test_a_cart_paid_only_with_points_voided_is_audited_and_the_points_given_back(
+        store_config: StoreConfig, hub: UnsureHub, http: httpx.AsyncClient) -> None:
+    async with running_edge(store_config) as edge:
+        till = await _start(http, edge.url, (COFFEE, 1))
+        await http.get(f"{till}/customers", params={"q": "ann@example.com"})
+        await http.put(f"{till}/customer", json={"customer": ANN})
+        paid = await http.post(f"{till}/tenders", json={"method": "points", "amount_minor": 200,
+                                                        "id": str(uuid.uuid4())})
+        assert paid.status_code == 200 and hub.customers[ANN].points == 4800
+        voided = await http.request("DELETE", f"{till}/cart", json={"override": MANAGER_OVERRIDE})
+        assert voided.status_code == 200, voided.text
+
+        async def given_back() -> bool:
+            return hub.customers[ANN].points == 5000
+        await wait_until(given_back, timeout=10)
+    audited = [event.body for event in waiting_events(store_config.state_dir) if event.type == "audit.recorded"]
+    assert [(body["action"], body["actor"], body["approver"]) for body in audited
+            if body["action"] == "till.void"] == [("till.void", "alice", "manager")]

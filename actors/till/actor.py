@@ -462,11 +462,11 @@ class TillActor(Actor):
         if (refused := self._give_back_qr(self._cart.tenders.items, by or self._session["cashier"], approver,
                                           f"cart {self._cart.id} voided")) is not None:
             return refused
-        self._give_back_rewards(self._cart.tenders.redeemed(), by or self._session["cashier"],
-                                f"cart {self._cart.id} voided")
         if self._cart.tenders.began():
+            redeemed = self._cart.tenders.redeemed()  # points and gift cards: given back after the void (audited)
             taken = self._cart.void_tenders()
             assert not isinstance(taken, Rejected)  # may_void refused a pending card; something was taken
+            self._give_back_rewards(redeemed, by or self._session["cashier"], f"cart {self._cart.id} voided")
             self._owe_reversals(taken, by or self._session["cashier"], approver, f"cart {self._cart.id} voided")
         self._owe_releases(self._cart.coupons, f"cart {self._cart.id} voided")
         voided, self._cart = self._cart, self._new_cart()
