@@ -225,6 +225,8 @@ class ReturnCart:
         left = max(0, int(tender["amount"]) - beyond_card)
         minor = min(self.refund() - self.card_part(), left)
         value = int(tender["amount"]) // int(tender["points"])  # a points tender is whole points x their value
+        if value < 1:  # not a sale a till makes (a hub's answer): what a point was worth is unknown, so cash
+            return 0, 0
         points = minor // value
         return points, points * value
 
