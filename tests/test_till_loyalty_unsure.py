@@ -189,3 +189,30 @@ async def test_a_cart_paid_only_with_points_voided_is_audited_and_the_points_giv
     audited = [event.body for event in waiting_events(store_config.state_dir) if event.type == "audit.recorded"]
     assert [(body["action"], body["actor"], body["approver"]) for body in audited
             if body["action"] == "till.void"] == [("till.void", "alice", "manager")]
+
+
+async def test_a_lost_gift_card_refund_still_blocks_cash_after_a_restart(
+        store_config: StoreConfig, hub: UnsureHub, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rewards, "ASK_WITHIN_S", 0.5)
+    card = "6" * 36 + "7890"  # the longest number the till takes (40)
+    hub.gift_cards[card] = 1000
+    async with running_edge(store_config) as edge:
+        till = await _start(http, edge.url, (COFFEE, 1))
+        paid = await http.post(f"{till}/tenders", json={"method": "gift_card", "card": card, "amount_minor": 499,
+                                                        "id": str(uuid.uuid4())})
+        order = (await http.post(f"{till}/complete", json={"cart": paid.json()["cart"]})).json()["sale"]
+        await http.post(f"{till}/returns", json={"order": order, "override": MANAGER_OVERRIDE})
+        await http.post(f"{till}/returns/lines", json={"original_line": 1, "quantity": 1,
+                                                       "override": MANAGER_OVERRIDE})
+        hub.spoil["gift_card_refund"] = "silent"
+        assert (await http.post(f"{till}/returns/gift-card", json={"card": card})).status_code == 409
+    assert hub.gift_cards[card] == 1000  # refunded at the hub; the till never heard
+    async with running_edge(store_config) as edge:  # restarted: the return is still unconfirmed
+        await log_in(http, edge.url)
+        till = f"{edge.url}/api/tills/till-1"
+        cash = await http.post(f"{till}/returns/refund-in-cash", json={})
+        assert cash.status_code == 409 and "scan the same card" in cash.text
+        confirmed = await http.post(f"{till}/returns/gift-card", json={"card": card})
+        assert confirmed.status_code == 200, confirmed.text
+        assert (await http.post(f"{till}/complete", json={"cart": confirmed.json()["cart"]})).status_code == 200
+    assert hub.gift_cards[card] == 1000  # once

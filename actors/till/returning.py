@@ -512,7 +512,7 @@ def restore_return(saved: Mapping[str, Any], currency: str, max_change: int,
                                  "redemption": v.uuid_text("saved gift card redemption", gift.get("redemption")),
                                  "balance_minor": v.minor_units("saved gift card balance", gift.get("balance_minor"))}
     asked = saved.get("gift_card_asked")
-    cart.gift_card_asked = None if asked is None else v.text("saved gift card asked", asked, max_length=32)
+    cart.gift_card_asked = None if asked is None else v.text("saved gift card asked", asked, max_length=40)
     hub_refund = saved.get("hub_refund")
     cart.hub_refund = None if hub_refund is None else v.uuid_text("saved hub refund", hub_refund)
     for index, raw in enumerate(_list(saved.get("tendered"))):
