@@ -135,6 +135,19 @@ class CardWork:
     ticking: bool = False
 
 
+class _Asked:
+    """Called by actors.till.rewards just before it asks the hub for a redemption: the till owes its reversal and saves
+    that first, so a till that dies before the answer is saved gives it back after the restart (the hub holds a
+    redemption until a sale uses it or the till gives it back). `added`: whether this ask made the owed entry (the
+    answer then settles it), rather than an earlier unconfirmed ask of the same tender."""
+
+    def __init__(self, till: TillActor, kind: rewards.Kind, tender_id: str) -> None:
+        self.till, self.kind, self.tender_id, self.added = till, kind, tender_id, False
+
+    def __call__(self) -> None:
+        self.added = self.till._owe_unconfirmed(self.kind, self.tender_id)
+
+
 class TillActor(Actor):
     """State of one till; its public methods are the till's protocol (answers are plain dicts)."""
 
@@ -449,11 +462,11 @@ class TillActor(Actor):
         if (refused := self._give_back_qr(self._cart.tenders.items, by or self._session["cashier"], approver,
                                           f"cart {self._cart.id} voided")) is not None:
             return refused
-        self._give_back_rewards(self._cart.tenders.redeemed(), by or self._session["cashier"],
-                                f"cart {self._cart.id} voided")
         if self._cart.tenders.began():
+            redeemed = self._cart.tenders.redeemed()  # points and gift cards: given back after the void (audited)
             taken = self._cart.void_tenders()
             assert not isinstance(taken, Rejected)  # may_void refused a pending card; something was taken
+            self._give_back_rewards(redeemed, by or self._session["cashier"], f"cart {self._cart.id} voided")
             self._owe_reversals(taken, by or self._session["cashier"], approver, f"cart {self._cart.id} voided")
         self._owe_releases(self._cart.coupons, f"cart {self._cart.id} voided")
         voided, self._cart = self._cart, self._new_cart()
@@ -795,9 +808,10 @@ class TillActor(Actor):
         assert self._session is not None
         if self._cart.tenders.find(tender_id) is not None:
             return self.state()
+        asked = _Asked(self, "points", tender_id)
         tender = rewards.redeem_points(self._payments, self._loyalty_db, self._cart, amount_minor, tender_id,
-                                       self.till_id, self._session["cashier"])
-        return self._redeemed(tender, "points", tender_id)
+                                       self.till_id, self._session["cashier"], asked)
+        return self._redeemed(tender, "points", tender_id, asked)
 
     def tender_gift_card(self, card: str, amount_minor: int, tender_id: str) -> dict[str, Any] | Rejected:
         """Pay `amount_minor` from a gift card, through the hub (never offline). A resend takes it once."""
@@ -806,24 +820,37 @@ class TillActor(Actor):
         assert self._session is not None
         if self._cart.tenders.find(tender_id) is not None:
             return self.state()
+        asked = _Asked(self, "gift_card", tender_id)
         tender = rewards.redeem_gift_card(self._payments, self._cart, card, amount_minor, tender_id, self.till_id,
-                                          self._session["cashier"])
-        return self._redeemed(tender, "gift_card", tender_id)
+                                          self._session["cashier"], asked)
+        return self._redeemed(tender, "gift_card", tender_id, asked)
 
-    def _redeemed(self, tender: Tender | Rejected, kind: rewards.Kind, tender_id: str) -> dict[str, Any] | Rejected:
-        """After a points or gift card ask: an unconfirmed one is owed back (after a grace for the retry), one the
-        retry confirmed is owed no more."""
+    def _owe_unconfirmed(self, kind: rewards.Kind, tender_id: str) -> bool:
+        """Owe the hub the reversal of the tender's redemption after the grace (a retry of the same tender confirms
+        it instead), saved at once; False when it is owed already."""
+        redemption = rewards.redemption_for(tender_id)
+        if any(owed.redemption == redemption for owed in self._owed):
+            return False
+        assert self._session is not None
+        self._owed.append(rewards.Owed(kind, redemption, self._session["cashier"], f"unconfirmed {kind} tender {tender_id}",
+                                       time.time() + rewards.UNCONFIRMED_GRACE_S))
+        self._save()
+        return True
+
+    def _redeemed(self, tender: Tender | Rejected, kind: rewards.Kind, tender_id: str,
+                  asked: _Asked) -> dict[str, Any] | Rejected:
+        """After a points or gift card ask: an unconfirmed one stays owed back (after a grace for the retry), one the
+        retry confirmed is owed no more, and the reversal owed while this ask was made (_Asked) is dropped when the
+        hub said it took nothing (a refusal, or the store offline)."""
         redemption = rewards.redemption_for(tender_id)
         if isinstance(tender, Unconfirmed):
-            if not any(owed.redemption == redemption for owed in self._owed):
-                assert self._session is not None
-                self._owed.append(rewards.Owed(kind, redemption, self._session["cashier"],
-                                               f"unconfirmed {kind} tender {tender_id}",
-                                               time.time() + rewards.UNCONFIRMED_GRACE_S))
-                self._save()
-                self._owed_work()
+            self._owe_unconfirmed(kind, tender_id)
+            self._owed_work()
             return tender
         if isinstance(tender, Rejected):
+            if asked.added:
+                self._owed = [owed for owed in self._owed if owed.redemption != redemption]
+                self._save()
             return tender
         self._owed = [owed for owed in self._owed if owed.redemption != redemption]
         log.info("till %s: %s tender %s of %s taken", self.till_id, kind, tender.id, self._money(tender.amount))
@@ -1143,6 +1170,8 @@ class TillActor(Actor):
                                         "cash back, or complete the return")
         if ret.hub_refund is not None:
             return Rejected("conflict", UNCONFIRMED)
+        if (unsure := ret.gift_card_unconfirmed()) is not None:
+            return unsure
         self._return = None
         log.info("till %s: return %s cancelled", self.till_id, ret.id)
         return self._changed()
@@ -1286,11 +1315,21 @@ class TillActor(Actor):
         if amount <= 0 or ret.due():
             return Rejected("conflict", "nothing of this return goes back to a gift card")
         redemption = str(uuid.uuid5(uuid.UUID(ret.id), "gift card refund"))
+        asked_before = ret.gift_card_asked is not None
+        if not asked_before:  # saved before the hub hears of it: a lost answer never lets the refund go to cash too
+            ret.gift_card_asked = loyalty_local.mask(card)
+            self._save()
         done = rewards.refund_gift_card(self._payments, card, redemption, amount, self.currency, self.till_id,
                                         self._session["cashier"],
                                         None if ret.sale is None else ret.sale["order"])
-        if isinstance(done, Rejected):
+        if isinstance(done, Unconfirmed):
             return done
+        if isinstance(done, Rejected):
+            if not asked_before:  # the hub refunded nothing: the cashier may refund in cash instead
+                ret.gift_card_asked = None
+                self._save()
+            return done
+        ret.gift_card_asked = None
         ret.gift_card_refund = {"id": str(uuid7()), "amount": amount, **done}
         log.info("till %s: %s refunded to gift card %s for return %s", self.till_id, self._money(amount),
                  done["card"], ret.id)

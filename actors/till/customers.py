@@ -118,15 +118,21 @@ def overview(hub: PaymentsHub | None, db: sqlite3.Connection, customer: str, siz
     raw = answer.get("loyalty")
     loyalty: dict[str, Any] = raw if isinstance(raw, dict) else {}
     expiring = [{"points": int(item["points"]), "expires_at": str(item["expires_at"])[:40]}
-                for item in loyalty.get("expiring", []) if isinstance(item, dict)
+                for item in _listed(loyalty.get("expiring")) if isinstance(item, dict)
                 and isinstance(item.get("points"), int) and "expires_at" in item][:10]
     orders = [{"order": str(order.get("order"))[:64], "store": str(order.get("store"))[:64],
                "at": str(order.get("at"))[:40], "total_minor": order.get("total_minor"),
                "currency": str(order.get("currency"))[:3]}
-              for order in answer.get("orders", []) if isinstance(order, dict)][:10]
+              for order in _listed(answer.get("orders")) if isinstance(order, dict)][:10]
     points = loyalty.get("points", found[0].points)
     return {"customer": found[0].to_wire(), "offline": False, "orders": orders,
             "loyalty": {"points": points if isinstance(points, int) else found[0].points,
                         "tier": str(loyalty.get("tier") or found[0].tier)[:64],
                         "next_tier": loyalty.get("next_tier") if isinstance(loyalty.get("next_tier"), (str, dict))
                         else None, "expiring": expiring}}
+
+
+def _listed(raw: Any) -> list[Any]:
+    """A list from the hub's answer, or none: anything else (null, an object, a number) shows as nothing rather than
+    crash the till actor on a hub that answers otherwise."""
+    return raw if isinstance(raw, list) else []

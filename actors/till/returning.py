@@ -79,6 +79,10 @@ class ReturnCart:
     once made (gift_card_refund)."""
     gift_card_to_cash: bool = False
     """The cashier sends the refund the policy gives back to a gift card to cash instead (no card, or no hub)."""
+    gift_card_asked: str | None = None
+    """The (masked) gift card a refund was asked for and the hub has not answered either way (saved before it is
+    asked): while set the hub may have refunded the card, so the refund is only asked again (the same card, the same
+    redemption: made once), never sent to cash, and the return is neither changed nor cancelled."""
     hub_refund: str | None = None
     """The refund key of a refund asked of the hub and not yet answered either way (saved before it is asked): while
     set, the refund is only asked of the hub again under this key, never made at the terminal or in cash, and the
@@ -170,6 +174,8 @@ class ReturnCart:
             return Rejected("conflict", SAVING_MESSAGE)
         if self.hub_refund is not None:
             return Rejected("conflict", UNCONFIRMED)
+        if (unsure := self.gift_card_unconfirmed()) is not None:
+            return unsure
         to_qr = self.card_refund is None and self.refund_method()[0] == "qr"
         to_gift_card = self.gift_card_refund is None and self.gift_card_part() > 0
         if not to_qr and not to_gift_card:
@@ -177,6 +183,13 @@ class ReturnCart:
         self.cash_instead = self.cash_instead or to_qr
         self.gift_card_to_cash = self.gift_card_to_cash or to_gift_card
         return None
+
+    def gift_card_unconfirmed(self) -> Rejected | None:
+        """The refusal while a gift card refund is asked and unconfirmed (gift_card_asked), else None."""
+        if self.gift_card_asked is None or self.gift_card_refund is not None:
+            return None
+        return Rejected("conflict", f"the hub has not confirmed the refund to gift card {self.gift_card_asked} and may "
+                                    "have made it: scan the same card again (it is refunded once, whatever happened)")
 
     def _original_card(self) -> dict[str, Any] | None:
         if self.policy.refund_to != "original" or self.sale is None:
@@ -212,6 +225,8 @@ class ReturnCart:
         left = max(0, int(tender["amount"]) - beyond_card)
         minor = min(self.refund() - self.card_part(), left)
         value = int(tender["amount"]) // int(tender["points"])  # a points tender is whole points x their value
+        if value < 1:  # not a sale a till makes (a hub's answer): what a point was worth is unknown, so cash
+            return 0, 0
         points = minor // value
         return points, points * value
 
@@ -248,6 +263,8 @@ class ReturnCart:
             return Rejected("conflict", "the gift card was refunded already: complete the return")
         if self.hub_refund is not None:
             return Rejected("conflict", UNCONFIRMED)
+        if (unsure := self.gift_card_unconfirmed()) is not None:
+            return unsure
         if self.tendered:
             return Rejected("conflict", "payment has started: void the tenders (give the cash back) before changing "
                                         "the return")
@@ -433,7 +450,7 @@ class ReturnCart:
                 "lines": [line.to_saved() for line in self.lines], "tendered": [list(t) for t in self.tendered],
                 "tender_ids": list(self.tender_ids), "card_refund": self.card_refund, "cash_instead": self.cash_instead,
                 "hub_refund": self.hub_refund, "gift_card_refund": self.gift_card_refund,
-                "gift_card_to_cash": self.gift_card_to_cash}
+                "gift_card_to_cash": self.gift_card_to_cash, "gift_card_asked": self.gift_card_asked}
 
 
 def restore_return(saved: Mapping[str, Any], currency: str, max_change: int,
@@ -494,6 +511,8 @@ def restore_return(saved: Mapping[str, Any], currency: str, max_change: int,
                                  "card": v.text("saved gift card", gift.get("card"), max_length=32),
                                  "redemption": v.uuid_text("saved gift card redemption", gift.get("redemption")),
                                  "balance_minor": v.minor_units("saved gift card balance", gift.get("balance_minor"))}
+    asked = saved.get("gift_card_asked")
+    cart.gift_card_asked = None if asked is None else v.text("saved gift card asked", asked, max_length=40)
     hub_refund = saved.get("hub_refund")
     cart.hub_refund = None if hub_refund is None else v.uuid_text("saved hub refund", hub_refund)
     for index, raw in enumerate(_list(saved.get("tendered"))):

@@ -9,8 +9,12 @@ offline it is refused ("gift cards need the hub").
 The redemption id is derived from the tender's id, so a resent tender asks the hub about the same redemption: a
 lost answer (the request may have reached the hub) is never a second redemption. Such an answer is Unconfirmed:
 the till owes the hub a reversal of that redemption (saved with the till, asked again until the hub confirms it),
-which a successful retry of the same tender cancels. A redemption given back (a void, a removed tender) is owed the
-same way; one taken offline is only struck from the store's ledger (the hub never heard of it).
+which a successful retry of the same tender cancels. The reversal is owed (and saved) *before* the hub is asked
+(the caller's `asking`), so a till that dies between the hub taking the points and the till saving its answer finds
+it owed after the restart: the hub keeps a held redemption until a sale uses it or the till gives it back, so only
+the till can. A 5xx from the hub is Unconfirmed too (its answer may be what failed). A redemption given back (a
+void, a removed tender) is owed the same way; one taken offline is only struck from the store's ledger (the hub
+never heard of it).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import logging
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -127,11 +132,23 @@ def _said(exc: HubRefused) -> str:
     return str(exc) if validators.is_text(str(exc), 300) else validators.describe(str(exc))
 
 
+def _maybe_done(exc: HubRefused, kind: Kind) -> Unconfirmed | None:
+    """A 5xx refusal of a redemption: the hub's side failed, perhaps after taking it (an answer it could not send or
+    the till could not read is 502), so it is Unconfirmed, owed back after the grace; a 4xx took nothing (None)."""
+    if exc.code < 500:
+        return None
+    REDEMPTIONS.labels(kind, "unconfirmed").inc()
+    log.warning("the hub failed on a %s redemption (%s): owed back unless the same tender confirms it", kind,
+                _said(exc))
+    return Unconfirmed("conflict", NOT_CONFIRMED.format(what="points" if kind == "points" else "gift card"))
+
+
 def redeem_points(hub: PaymentsHub | None, db: sqlite3.Connection, cart: Cart, amount_minor: int, tender_id: str,
-                  till: str, actor: str) -> Tender | Rejected:
+                  till: str, actor: str, asking: Callable[[], None]) -> Tender | Rejected:
     """A points tender worth at most `amount_minor` (what whole points buy) for the cart's customer: online through
     the hub, offline within the store's budget and the customer's cap. Unconfirmed when the hub may have taken the
-    points without saying so (the caller owes their reversal until a retry confirms them)."""
+    points without saying so (the caller owes their reversal until a retry confirms them). `asking` is called just
+    before the hub is asked (the caller saves the reversal as owed, in case it never hears the answer)."""
     if cart.customer is None:
         return Rejected("conflict", "attach the customer first: points are redeemed from their account")
     if (refused := cart.may_redeem(amount_minor, "points")) is not None:
@@ -148,6 +165,7 @@ def redeem_points(hub: PaymentsHub | None, db: sqlite3.Connection, cart: Cart, a
     try:
         if hub is None:
             raise HubUnreachable("the till has no link to the hub")
+        asking()
         answer = hub.ask(POINTS_REDEEM, {"redemption": redemption, "customer": cart.customer, "points": points,
                                          "till": till, "actor": actor}, ASK_WITHIN_S)
     except HubUnreachable as exc:
@@ -156,6 +174,8 @@ def redeem_points(hub: PaymentsHub | None, db: sqlite3.Connection, cart: Cart, a
             return Unconfirmed("conflict", NOT_CONFIRMED.format(what="points"))
         return _offline_points(db, given, cart, points, value, tender_id, redemption, till)
     except HubRefused as exc:
+        if (unsure := _maybe_done(exc, "points")) is not None:
+            return unsure
         REDEMPTIONS.labels("points", "refused").inc()
         return Rejected("conflict", f"the hub refused the points: {_said(exc)}")
     try:
@@ -193,14 +213,16 @@ def _offline_points(db: sqlite3.Connection, given: local.Settings, cart: Cart, p
 
 
 def redeem_gift_card(hub: PaymentsHub | None, cart: Cart, card: str, amount_minor: int, tender_id: str, till: str,
-                     actor: str) -> Tender | Rejected:
-    """A gift card tender of `amount_minor` through the hub (never offline); Unconfirmed as for points."""
+                     actor: str, asking: Callable[[], None]) -> Tender | Rejected:
+    """A gift card tender of `amount_minor` through the hub (never offline); Unconfirmed and `asking` as for
+    points."""
     if (refused := cart.may_redeem(amount_minor, "gift_card")) is not None:
         return refused
     redemption = redemption_for(tender_id)
     try:
         if hub is None:
             raise HubUnreachable("the till has no link to the hub")
+        asking()
         answer = hub.ask(GIFT_CARD_REDEEM, {"card": card, "redemption": redemption, "amount_minor": amount_minor,
                                             "currency": cart.currency, "till": till, "actor": actor}, ASK_WITHIN_S)
     except HubUnreachable as exc:
@@ -210,6 +232,8 @@ def redeem_gift_card(hub: PaymentsHub | None, cart: Cart, card: str, amount_mino
         REDEMPTIONS.labels("gift_card", "refused").inc()
         return Rejected("conflict", GIFT_CARDS_NEED_THE_HUB)
     except HubRefused as exc:
+        if (unsure := _maybe_done(exc, "gift_card")) is not None:
+            return unsure
         REDEMPTIONS.labels("gift_card", "refused").inc()
         return Rejected("conflict", f"the hub refused the gift card: {_said(exc)}")
     try:
@@ -294,6 +318,8 @@ def refund_gift_card(hub: PaymentsHub | None, card: str, redemption: str, amount
         return Rejected("conflict", "a refund to a gift card needs the hub, and the store is offline: refund in cash "
                                     "instead, or wait for the hub")
     except HubRefused as exc:
+        if exc.code >= 500:  # the hub's side failed, perhaps after the refund was made
+            return Unconfirmed("conflict", NOT_CONFIRMED.format(what="gift card refund"))
         return Rejected("conflict", f"the hub refused the refund to the gift card: {_said(exc)}")
     except validators.Invalid as exc:
         return Unconfirmed("conflict", f"the hub's answer to the gift card refund could not be used ({exc})")

@@ -100,6 +100,26 @@ $("customer-detach").onclick = async () => {
   if (s) { render(s); say("Customer removed from the sale", true); }
 };
 
+/* A points or gift card tender the hub did not confirm (its answer lost: it may have taken them) is asked again under
+   the SAME id when the cashier taps the same tender (method, amount, card, cart) again, as the till's sentence says:
+   the hub then confirms the first redemption instead of taking a second one (which a card's balance or a customer's
+   points might not even cover). Only within UNCONFIRMED_REUSE_MS of the first ask: after the till's grace (60 s) it
+   gives an unconfirmed redemption back, and a new id is needed. */
+const UNCONFIRMED_REUSE_MS = 50000;
+let unconfirmedTender = null;
+function redemptionId(method, amount, card) {
+  const u = unconfirmedTender, cart = state ? state.cart : null;
+  if (u && u.method === method && u.amount === amount && u.card === card && u.cart === cart
+      && Date.now() - u.at < UNCONFIRMED_REUSE_MS) return u.id;
+  return newId();
+}
+function redemptionAnswered(method, amount, card, id, ok) {
+  const f = ok ? null : lastFailure;
+  const unsure = f !== null && (f.status === 0 || f.status === 503 || /did not confirm|could not be used/.test(f.error || ""));
+  const first = unconfirmedTender && unconfirmedTender.id === id ? unconfirmedTender.at : Date.now();
+  unconfirmedTender = unsure ? {method, amount, card, id, cart: state ? state.cart : null, at: first} : null;
+}
+
 $("points").onclick = () => tender("points", typedAmount());
 $("gift-card").onclick = async () => {
   const card = $("gift-card-number").value.replace(/[\s-]/g, "");
@@ -112,7 +132,9 @@ $("gift-card").onclick = async () => {
   const amount = typedAmount();
   if (!state || amount === null) return;
   const cart = state.cart;
-  const s = await act("POST", api("/tenders"), {method: "gift_card", card, amount_minor: amount, id: newId()});
+  const id = redemptionId("gift_card", amount, card);
+  const s = await act("POST", api("/tenders"), {method: "gift_card", card, amount_minor: amount, id});
+  redemptionAnswered("gift_card", amount, card, id, s !== null);
   if (!s) return;
   $("gift-card-number").value = ""; $("amount").value = "";
   autoComplete = cart;

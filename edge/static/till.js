@@ -85,6 +85,7 @@ async function call(method, path, body) {
 /* A change to the till: one at a time, every button disabled until the answer is in, so a double tap
    cannot take cash twice. A 403 asks for a manager's PIN and sends the same request again with it. */
 let busy = false;
+let lastFailure = null;  /* the last change's failure {status, error}, null once one succeeds (redemptionId) */
 function setBusy(value) {
   busy = value;
   for (const b of document.querySelectorAll("main button, header button")) b.disabled = value;
@@ -99,6 +100,7 @@ async function act(method, path, body) {
       if (!override) { say("Not approved: nothing was changed", false); return null; }
       answer = await call(method, path, {...(body || {}), override});
     }
+    lastFailure = answer.ok ? null : {status: answer.status, error: answer.error};
     if (!answer.ok) { if (answer.status !== 401 && answer.status !== 423) say(answer.error, false); return null; }
     return answer.data;
   } finally { setBusy(false); }
@@ -527,7 +529,9 @@ function typedAmount() {
 async function tender(method, amount) {
   if (!state || amount === null) return;
   const cart = state.cart;
-  const s = await act("POST", api("/tenders"), {method, amount_minor: amount, id: newId()});
+  const id = method === "points" ? redemptionId(method, amount, "") : newId();
+  const s = await act("POST", api("/tenders"), {method, amount_minor: amount, id});
+  if (method === "points") redemptionAnswered(method, amount, "", id, s !== null);
   if (!s) return;
   $("amount").value = ""; $("quick").hidden = true;
   autoComplete = cart;
