@@ -5,6 +5,7 @@ hostile input refused with a sentence and nothing changed)."""
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -154,7 +155,9 @@ async def test_gift_cards_from_the_console_to_the_till(codes_hub: HubConfig, sto
                 "redemption": "t-1", "reversed": True, "balance_minor": 3000}
             refund = {"card": digits, "redemption": "rf-1", "amount_minor": 300, "currency": "EUR",
                       "till": "till-2", "actor": "bob"}
-            assert (await _ask(stores_nats, "gift_card_refund", refund, "store-002"))["balance_minor"] == 3300
+            assert await _ask(stores_nats, "gift_card_refund", refund, "store-002") == 400  # no original order
+            refund["order"] = str(uuid.uuid4())  # an order no gift card paid: nothing to give back to a card
+            assert await _ask(stores_nats, "gift_card_refund", refund, "store-002") == 409
             assert await _ask(stores_nats, "gift_card_balance", {"card": "4242424242424242"}) == 404
             assert await _ask(stores_nats, "gift_card_balance", {"card": digits[:-1] + "x"}) == 400
 
@@ -163,7 +166,7 @@ async def test_gift_cards_from_the_console_to_the_till(codes_hub: HubConfig, sto
             assert await _ask(stores_nats, "gift_card_redeem", {**redeem, "redemption": "t-3"}) == 409
             assert (await console.post(f"/api/gift-cards/{card['id']}/block", json={})).status_code == 422
             detail = (await console.get(f"/api/gift-cards/{card['id']}")).json()
-            assert [entry["kind"] for entry in detail["ledger"]] == ["refund", "reverse", "redeem", "top_up", "issue"]
+            assert [entry["kind"] for entry in detail["ledger"]] == ["reverse", "redeem", "top_up", "issue"]
             listed = (await console.get("/api/gift-cards", params={"last4": digits[-4:]})).json()
             assert [item["id"] for item in listed["items"]] == [card["id"]]
             assert (await console.get("/api/gift-cards/not-a-card")).status_code == 404
@@ -236,13 +239,18 @@ async def test_a_sale_through_ingest_confirms_its_coupon_and_gift_card(
         assert isinstance(await _ask(stores_nats, "gift_card_redeem", {
             "card": digits, "redemption": "g-1", "amount_minor": 500, "currency": "EUR", "till": "till-1",
             "actor": "alice"}), dict)
-        assert isinstance(await _ask(stores_nats, "gift_card_refund", {
-            "card": digits, "redemption": "f-1", "amount_minor": 120, "currency": "EUR", "till": "till-1",
-            "actor": "alice"}), dict)
         sold = sale([coupon(code, "c-1"), coupon("SPRING", "o-1", offline=True)], gift_card=("g-1", 500))
+        sale_events = [(event_subject("demo", "store-001", sold.type), sold.encode(), None)]
+        await publish(stores_nats, sale_events + sale_events)  # sent twice: the inbox applies each once
+        await wait_until(lambda: _sale_confirmed(codes_hub.database_url))
+        refund = {"card": digits, "redemption": "f-1", "amount_minor": 120, "currency": "EUR", "till": "till-1",
+                  "actor": "alice", "order": str(sold.id)}
+        assert await _ask(stores_nats, "gift_card_refund", {**refund, "redemption": "f-0", "amount_minor": 501}) \
+            == 409  # more than the sale's gift card tender took
+        assert isinstance(await _ask(stores_nats, "gift_card_refund", refund), dict)
         back = _return_v3("f-1", 120)
-        events = [(event_subject("demo", "store-001", event.type), event.encode(), None) for event in (sold, back)]
-        await publish(stores_nats, events + events)  # sent twice: the inbox applies each once
+        events = [(event_subject("demo", "store-001", back.type), back.encode(), None)]
+        await publish(stores_nats, events + events)
         await wait_until(lambda: _all_confirmed(codes_hub.database_url))
         await trio.sleep(0.5)
         used = await query(codes_hub.database_url, "SELECT redemption, state, sale_event FROM coupon_redemptions"
@@ -264,6 +272,11 @@ async def test_a_sale_through_ingest_confirms_its_coupon_and_gift_card(
                      'novapos_hub_coupon_reservations_total{result="held"}'):
             assert line in metrics, line
         nursery.cancel_scope.cancel()
+
+
+async def _sale_confirmed(database_url: str) -> bool:
+    rows = await query(database_url, "SELECT count(*) AS n FROM gift_card_ledger WHERE sale_event IS NOT NULL")
+    return bool(rows[0]["n"] == 1)
 
 
 async def _all_confirmed(database_url: str) -> bool:

