@@ -89,3 +89,73 @@ async def test_refunds_are_capped_by_the_orders_gift_card_tenders(database_url: 
                                               actor="ada"))
         assert expired.code == 409 and "expired" in str(expired)
     await on_database(database_url, work)
+
+
+async def _coupons(pool: asyncpg.Pool, count: int, per_customer: int | None = None) -> list[str]:
+    await pool.execute(FLEET_WORLD)
+    await code_only_promotion(pool)
+    made = await issuing.create_batch(pool, "demo", promotion=uuid.UUID(PROMOTION), count=count, expires_at=None,
+                                      per_customer=per_customer, actor="ada")
+    return list(made["codes"])
+
+
+def _reserve(pool: asyncpg.Pool, code: str, redemption: str, store: str = "store-001", till_ms: int | None = None,
+             customer: uuid.UUID | None = None) -> Any:
+    return uses.reserve(pool, "demo", store, code=code, redemption=redemption, customer=customer, till="t",
+                        actor="x", till_ms=till_ms)
+
+
+async def _delivered(pool: asyncpg.Pool, store: str, ts_ms: int) -> None:
+    """As the ingest leaves store_stats once `store`'s event stamped `ts_ms` arrived."""
+    await pool.execute("INSERT INTO store_stats (tenant, store, events, seqs, last_seq, last_received_at, last_ts_ms)"
+                       " VALUES ('demo', $1, 1, 1, 1, now(), $2) ON CONFLICT (tenant, store) DO UPDATE SET"
+                       " last_ts_ms = $2", store, ts_ms)
+
+
+async def test_a_hold_is_kept_while_its_sale_may_still_arrive(database_url: str) -> None:
+    async def work(pool: asyncpg.Pool) -> None:
+        [code] = await _coupons(pool, 1)
+        held = await _reserve(pool, code, "a1", till_ms=1_000_000)
+        assert held["held_until_ms"] == 1_000_000 + uses.HOLD_MS
+        await pool.execute("UPDATE coupon_redemptions SET held_until = now() - interval '1 s'")
+        assert await uses.release_expired(pool, 10) == 0  # store-001 delivered nothing since: its sale may come
+        await _delivered(pool, "store-001", 1_000_000 + uses.HOLD_MS)  # not after the deadline on its clock
+        assert await uses.release_expired(pool, 10) == 0
+        assert (await _refused(_reserve(pool, code, "b1", "store-002"))).code == 409  # still held
+        renewed = await _reserve(pool, code, "a1", till_ms=2_000_000)  # the till renews before completing
+        assert renewed["held_until_ms"] == 2_000_000 + uses.HOLD_MS
+        await pool.execute("UPDATE coupon_redemptions SET held_until = now() - interval '1 s'")
+        await _delivered(pool, "store-001", 2_000_001 + uses.HOLD_MS)  # an event after it: no sale used it
+        assert await uses.release_expired(pool, 10) == 1
+        assert (await _reserve(pool, code, "a1", till_ms=3_000_000))["redemption"] == "a1"  # swept: taken again
+        assert await pool.fetchval("SELECT uses FROM coupon_codes") == 1
+        assert (await _refused(_reserve(pool, code, "b1", "store-002"))).code == 409
+    await on_database(database_url, work)
+
+
+async def test_a_coupon_use_named_by_two_sales_is_reused(database_url: str) -> None:
+    async def work(pool: asyncpg.Pool) -> None:
+        [code] = await _coupons(pool, 1)
+        await _reserve(pool, code, "a1")
+        async with pool.acquire() as conn, conn.transaction():
+            await coupon_sales(conn, [sale([coupon(code, "a1")]), sale([coupon(code, "a1")], store="store-002")])
+        row = await pool.fetchrow("SELECT state, reused FROM coupon_redemptions")
+        assert row["state"] == "used" and row["reused"] is True
+        assert await pool.fetchval("SELECT uses FROM coupon_codes") == 1
+    await on_database(database_url, work)
+
+
+async def test_limits_customers_and_ended_promotions(database_url: str) -> None:
+    async def work(pool: asyncpg.Pool) -> None:
+        made = await _coupons(pool, 3, per_customer=1)
+        who = uuid.uuid4()
+        assert (await _refused(_reserve(pool, made[0], "c0", customer=who))).code == 404  # not the tenant's
+        await pool.execute("INSERT INTO customers (tenant, id, created_by) VALUES ('demo', $1, 'test')", who)
+        await _reserve(pool, made[0], "c0", customer=who)
+        limit = await _refused(_reserve(pool, made[1], "c1", customer=who))  # another code of the batch
+        assert limit.code == 409 and "as often" in str(limit)
+        await pool.execute("UPDATE promotions SET state = 'ended'")
+        ended = await _refused(_reserve(pool, made[2], "c2", customer=uuid.UUID(str(who))))
+        assert ended.code == 409 and "ended" in str(ended)
+        assert await pool.fetchval("SELECT sum(uses) FROM coupon_codes") == 1  # the refusals took nothing
+    await on_database(database_url, work)

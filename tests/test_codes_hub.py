@@ -108,6 +108,10 @@ async def test_one_single_use_code_from_two_stores_at_once_is_honoured_once(
         other = made.json()["codes"][1]  # a hold its sale never confirmed: the hub's sweeper gives the use back
         await query(codes_hub.database_url, "UPDATE coupon_redemptions SET held_until = now() - interval '1 s'"
                                             " WHERE code = $1", other)
+        await query(codes_hub.database_url, "INSERT INTO store_stats (tenant, store, events, seqs, last_seq,"
+                    " last_received_at, last_ts_ms) SELECT 'demo', store, 1, 1, 1, now(), till_deadline_ms + 1"
+                    " FROM coupon_redemptions WHERE code = $1 ON CONFLICT (tenant, store) DO UPDATE SET last_ts_ms ="
+                    " EXCLUDED.last_ts_ms", other)  # its store sent an event after the hold
         await wait_until(lambda: _uses(codes_hub.database_url, other, 0), timeout=20)
         assert isinstance(await _ask(stores_nats, "coupon_reserve", _reserve(other, "after-sweep")), dict)
         for bad in ({"code": "bad/code", "redemption": "x", "till": "till-1", "actor": "a"},
