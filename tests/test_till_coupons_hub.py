@@ -63,7 +63,7 @@ async def test_a_hub_coupon_is_reserved_sold_confirmed_and_validated_without_a_d
         await on_database(hub_config.database_url, _live)
         async with httpx.AsyncClient(timeout=10) as console:
             await sign_in_admin(console, hub.url, hub_config.database_url)
-            made = await console.post(f"{hub.url}/api/coupons/batches", json={"promotion": PROMOTION, "count": 2})
+            made = await console.post(f"{hub.url}/api/coupon-batches", json={"promotion": PROMOTION, "count": 2})
             assert made.status_code == 201, made.text
         code, other = made.json()["codes"]
         messages = demo_catalog(CATALOG_VERSION)
