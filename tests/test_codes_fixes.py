@@ -4,17 +4,23 @@ still arrive, per-customer limits across a batch, codes of an ended promotion, t
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 import asyncpg
 import pytest
+import trio
 
 from hub.coupons import issuing, uses
 from hub.coupons.refusal import Refused
 from hub.coupons.sales import apply_sales as coupon_sales
-from hub.giftcards import cards
+from hub.domains import Domain
+from hub.giftcards import cards, metrics, numbers
 from hub.giftcards.sales import apply_sales as card_sales
+from hub.responders import _subscribe, _unsubscribe
+from novapos.adapters.nats import NatsLink
+from novapos.demo.embedded_nats import EmbeddedNats
 from tests.codes_support import PROMOTION, code_only_promotion, coupon, sale
 from tests.fleet import FLEET_WORLD
 from tests.stock_world import on_database
@@ -158,4 +164,58 @@ async def test_limits_customers_and_ended_promotions(database_url: str) -> None:
         ended = await _refused(_reserve(pool, made[2], "c2", customer=uuid.UUID(str(who))))
         assert ended.code == 409 and "ended" in str(ended)
         assert await pool.fetchval("SELECT sum(uses) FROM coupon_codes") == 1  # the refusals took nothing
+    await on_database(database_url, work)
+
+
+def test_numbers_are_found_by_a_keyed_hash_and_refused_without_a_key() -> None:
+    number = "6280000000000000010"
+    digest = numbers.number_hash("demo", number)
+    numbers.use_key(b"\x01" * 32)
+    assert numbers.number_hash("demo", number) != digest  # another hub's key finds nothing here
+    numbers.use_key(None)
+    with pytest.raises(Refused) as refused:
+        numbers.number_hash("demo", number)
+    assert refused.value.code == 503 and "[gift_cards] key_file" in str(refused.value)
+
+
+async def test_one_slow_request_holds_no_other_behind_it(nats_server: EmbeddedNats) -> None:
+    """nats-py calls one subscription's callback one message at a time: the hub answers each in its own task."""
+    async def answer(_pool: Any, subject: str, data: bytes) -> bytes:
+        await asyncio.sleep(1.0 if data == b"slow" else 0.0)
+        return data
+
+    async def work() -> list[bytes]:
+        link = NatsLink(nats_server.url, "hub-test", credentials=nats_server.hub_credentials)
+        await link.connect()
+        try:
+            subscriptions = await _subscribe(link, None, [Domain("slowness", responders={"novapos.t.s.req.x": answer})])
+            done: list[bytes] = []
+
+            async def ask(data: bytes) -> None:
+                done.append((await link.client.request("novapos.t.s.req.x", data, timeout=5)).data)
+            slow = asyncio.create_task(ask(b"slow"))
+            await asyncio.sleep(0.1)
+            await asyncio.wait_for(ask(b"fast"), 0.5)  # answered while the slow one is still being worked on
+            await slow
+            await _unsubscribe(subscriptions)
+            return done
+        finally:
+            await link.client.close()
+    assert await trio.to_thread.run_sync(asyncio.run, work()) == [b"fast", b"slow"]
+
+
+async def test_entries_no_sale_confirmed_within_a_day_are_listed(database_url: str) -> None:
+    async def work(pool: asyncpg.Pool) -> None:
+        number, _ = await _card(pool, 1000)
+        for redemption in ("left", "voided", "sold"):
+            await _redeem(pool, number, redemption, 100)
+        await cards.reverse(pool, "demo", "store-001", redemption="voided", actor="a", reason=None)
+        async with pool.acquire() as conn, conn.transaction():
+            await card_sales(conn, [sale(gift_card=("sold", 100))])
+        assert (await cards.unconfirmed(pool, "demo"))["total"] == 0  # within the day: a sale may still come
+        await pool.execute("UPDATE gift_card_ledger SET at = at - interval '25 hours'")
+        listed = await cards.unconfirmed(pool, "demo")
+        assert listed["total"] == 1 and [item["redemption"] for item in listed["items"]] == ["left"]
+        assert listed["items"][0]["card"] == f"**** {number[-4:]}"
+        assert metrics.UNCONFIRMED.labels("demo")._value.get() == 1
     await on_database(database_url, work)

@@ -171,6 +171,9 @@ async def test_gift_cards_from_the_console_to_the_till(codes_hub: HubConfig, sto
             assert (await console.post(f"/api/gift-cards/{card['id']}/block", json={})).status_code == 422
             detail = (await console.get(f"/api/gift-cards/{card['id']}")).json()
             assert [entry["kind"] for entry in detail["ledger"]] == ["reverse", "redeem", "top_up", "issue"]
+            unconfirmed = await console.get("/api/gift-cards", params={"unconfirmed": "true"})
+            assert unconfirmed.status_code == 200 and unconfirmed.json()["total"] == 0  # none older than a day
+            assert (await console.get("/api/gift-cards", params={"unconfirmed": "x"})).status_code == 400
             listed = (await console.get("/api/gift-cards", params={"last4": digits[-4:]})).json()
             assert [item["id"] for item in listed["items"]] == [card["id"]]
             assert (await console.get("/api/gift-cards/not-a-card")).status_code == 404
@@ -181,6 +184,25 @@ async def test_gift_cards_from_the_console_to_the_till(codes_hub: HubConfig, sto
         stored = await query(codes_hub.database_url, "SELECT g.*, l.* FROM gift_cards g JOIN gift_card_ledger l"
                                                      " ON l.card = g.id")
         assert digits not in repr([dict(row) for row in stored]) + repr([dict(row) for row in audited])
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_hub_without_a_gift_card_key_says_what_to_configure(codes_hub: HubConfig,
+                                                                     stores_nats: EmbeddedNats) -> None:
+    async with trio.open_nursery() as nursery:
+        hub = await nursery.start(run_hub, dataclasses.replace(codes_hub, gift_card_key_file=None))
+        await fleet_world(codes_hub.database_url)
+        async with httpx.AsyncClient(timeout=10, base_url=hub.url) as console:
+            await sign_in_admin(console, hub.url, codes_hub.database_url)
+            for answer in (await console.post("/api/gift-cards", json={"amount_minor": 2500}),
+                           await console.get("/api/gift-cards")):
+                assert answer.status_code == 503 and "[gift_cards] key_file" in answer.json()["error"], answer.text
+        await _answering(stores_nats)
+        for kind, body in (("gift_card_balance", {"card": "4242424242424242"}),
+                           ("gift_card_reverse", {"redemption": "r-1", "actor": "alice"})):
+            with pytest.raises(HubRefused) as refused:
+                await ask_store(stores_nats, kind, body)
+            assert refused.value.code == 503 and "key_file" in str(refused.value)
         nursery.cancel_scope.cancel()
 
 

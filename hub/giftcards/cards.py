@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -233,6 +233,26 @@ async def refund(pool: asyncpg.Pool, tenant: str, store: str, *, number: str, re
             metrics.MOVED_MINOR.labels("refund").inc(amount_minor)
             return {"redemption": redemption, "card": numbers.masked(card["last4"]), "balance_minor": left}
     raise RuntimeError(f"refund {redemption} neither found nor made")  # pragma: no cover
+
+
+UNCONFIRMED_AFTER = timedelta(days=1)
+"""A redemption or refund no completed sale or return confirmed within this is listed for a person: a sale voided
+without its reversal reaching the hub, or a return abandoned after its refund (the card keeps the credit)."""
+
+
+async def unconfirmed(pool: asyncpg.Pool, tenant: str, limit: int = 200) -> dict[str, Any]:
+    """The tenant's redemptions and refunds unconfirmed after UNCONFIRMED_AFTER (not reversed), oldest first, with
+    their count (also the gauge novapos_hub_gift_card_unconfirmed_entries)."""
+    rows = await pool.fetch(
+        "SELECT l.*, c.last4, count(*) OVER () AS total FROM gift_card_ledger l JOIN gift_cards c ON c.tenant = l.tenant"
+        " AND c.id = l.card WHERE l.tenant = $1 AND l.sale_event IS NULL AND l.kind IN ('redeem', 'refund')"
+        " AND l.at < now() - $2::interval AND NOT EXISTS (SELECT 1 FROM gift_card_ledger r WHERE r.tenant = l.tenant"
+        " AND r.redemption = l.redemption AND r.kind = 'reverse') ORDER BY l.at LIMIT $3", tenant, UNCONFIRMED_AFTER,
+        limit)
+    total = rows[0]["total"] if rows else 0
+    metrics.UNCONFIRMED.labels(tenant).set(total)
+    return {"total": total, "items": [{**entry_json(row), "card": numbers.masked(row["last4"]),
+                                       "card_id": str(row["card"])} for row in rows]}
 
 
 # ---- the console's changes: each audited in its own transaction ---------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from hub.coupons.refusal import responder
+from hub.coupons.refusal import Handler, responder
 from hub.giftcards import cards, numbers
 from hub.payments.requests import actor, reason
 from novapos import validators
@@ -54,6 +54,14 @@ async def _refund(pool: asyncpg.Pool, tenant: str, store: str, body: dict[str, A
                                order=uuid.UUID(validators.uuid_text("order", body.get("order"))))
 
 
-RESPONDERS = {responder_subject(kind): responder(kind, handle) for kind, handle in (
+def _keyed(handle: Handler) -> Handler:
+    """`handle`, refused 503 (what to configure) while the hub has no gift card key."""
+    async def keyed(pool: asyncpg.Pool, tenant: str, store: str, body: dict[str, Any]) -> dict[str, Any]:
+        numbers.configured()
+        return await handle(pool, tenant, store, body)
+    return keyed
+
+
+RESPONDERS = {responder_subject(kind): responder(kind, _keyed(handle)) for kind, handle in (
     (GIFT_CARD_BALANCE, _balance), (GIFT_CARD_REDEEM, _redeem), (GIFT_CARD_REVERSE, _reverse),
     (GIFT_CARD_REFUND, _refund))}
