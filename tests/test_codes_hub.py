@@ -343,6 +343,13 @@ async def test_who_may_see_and_change_a_code_or_a_card(codes_hub: HubConfig, sto
             await people["ada"].post("/api/coupons/ROLE1/unblock", json=why)
             await people["ada"].post(f"/api/gift-cards/{card}/unblock", json=why)
         assert (await people["ada"].get(f"/api/gift-cards/{card}")).json()["card"]["balance_minor"] == 102
+        # unused codes are bearer secrets: listed in full only with promotions.manage across the tenant
+        assert [item["code"] for item in (await people["ada"].get("/api/coupons")).json()["items"]] == ["ROLE1"]
+        for login in ("nora", "mona"):
+            listed = (await people[login].get("/api/coupons")).json()
+            assert [item["code"] for item in listed["items"]] == ["…OLE1"] and listed["next"] is None, login
+        targets = await query(url, "SELECT target FROM audit_records WHERE action LIKE 'coupon.%'")
+        assert targets and all("ROLE1" not in row["target"] for row in targets)
         nursery.cancel_scope.cancel()
 
 
