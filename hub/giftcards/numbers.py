@@ -99,10 +99,11 @@ def masked(last4: str) -> str:
 
 
 def as_sent(card: str) -> str:
-    """A gift card as a store's event names it, masked whatever the till sent ("**** 1234"; a till bug that sent
-    the whole number must not leave a spendable credential in the hub's tables, exports or console)."""
+    """A gift card as a store's event names it, masked whatever the till sent: more than four digits (a till bug
+    that sent the whole number) become "**** 1234", so no spendable credential stays in the hub's tables, exports
+    or console; a masked card stays as sent."""
     digits = "".join(char for char in card if char.isdigit())
-    return masked(digits[-4:]) if len(digits) >= 4 else "****"
+    return card if len(digits) <= 4 else masked(digits[-4:])  # masked already: as the till showed it
 
 
 def grouped(number: str) -> str:
