@@ -5,6 +5,7 @@ still arrive, per-customer limits across a batch, codes of an ended promotion, t
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from typing import Any
 
@@ -19,8 +20,10 @@ from hub.domains import Domain
 from hub.giftcards import cards, metrics, numbers
 from hub.giftcards.sales import apply_sales as card_sales
 from hub.responders import _subscribe, _unsubscribe
+from novapos import validators
 from novapos.adapters.nats import NatsLink
 from novapos.demo.embedded_nats import EmbeddedNats
+from novapos.wire.replies import ERROR_CODE_HEADER
 from tests.codes_support import PROMOTION, code_only_promotion, coupon, sale
 from tests.fleet import FLEET_WORLD
 from tests.stock_world import on_database
@@ -219,3 +222,32 @@ async def test_entries_no_sale_confirmed_within_a_day_are_listed(database_url: s
         assert listed["items"][0]["card"] == f"**** {number[-4:]}"
         assert metrics.UNCONFIRMED.labels("demo")._value.get() == 1
     await on_database(database_url, work)
+
+
+async def test_a_refused_request_is_logged_without_the_values_it_carried(nats_server: EmbeddedNats,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    async def refuse(_pool: Any, subject: str, data: bytes) -> bytes:
+        raise validators.Invalid("name", f"must be shorter, not {validators.describe(data.decode())}")
+
+    async def fail(_pool: Any, subject: str, data: bytes) -> bytes:
+        raise RuntimeError(f"broke on {data.decode()}")
+
+    async def work() -> list[str]:
+        link = NatsLink(nats_server.url, "hub-test", credentials=nats_server.hub_credentials)
+        await link.connect()
+        try:
+            subscriptions = await _subscribe(link, None, [Domain("privacy", responders={
+                "novapos.t.s.req.find": refuse, "novapos.t.s.req.make": fail})])
+            errors = []
+            for subject in ("novapos.t.s.req.find", "novapos.t.s.req.make"):
+                reply = await link.client.request(subject, b"Anna Schmidt", timeout=5)
+                errors.append(reply.headers[ERROR_CODE_HEADER])
+            await _unsubscribe(subscriptions)
+            return errors
+        finally:
+            await link.client.close()
+    with caplog.at_level(logging.INFO, logger="hub.responders"):
+        assert await trio.to_thread.run_sync(asyncio.run, work()) == ["400", "500"]
+    logged = " ".join(record.getMessage() for record in caplog.records if record.name == "hub.responders")
+    assert "novapos.t.s.req.find" in logged and "its name is not valid" in logged and "RuntimeError" in logged
+    assert "Anna" not in logged
