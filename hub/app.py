@@ -22,6 +22,7 @@ from hub.console.app import build_console
 from hub.console.context import Console
 from hub.db import close_pool, create_pool, migrate
 from hub.domains import domains
+from hub.giftcards import numbers as giftcard_numbers
 from hub.ingest.dead_letters import run_purge
 from hub.ingest.store_stats import restore_skews
 from hub.ingest.worker import InFlight, run_ingest
@@ -32,6 +33,7 @@ from novapos.adapters.http import serve
 from novapos.adapters.nats import NatsLink
 from novapos.config import HubConfig
 from novapos.config.hub import StreamLimits
+from novapos.validators import Invalid
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +95,24 @@ async def _until_reached(what: str, check: str, attempt: Callable[[], Awaitable[
             await trio.sleep(delay)
 
 
+def _gift_card_key(config: HubConfig) -> None:
+    """The gift card numbers' HMAC key from [gift_cards] key_file; without a readable one the hub runs, and gift
+    cards answer 503 saying what to configure (hub.giftcards.numbers)."""
+    key = None
+    if config.gift_card_key_file is not None:
+        try:
+            key = giftcard_numbers.read_key(config.gift_card_key_file)
+        except (OSError, Invalid) as exc:
+            log.error("cannot read the gift card key [gift_cards] key_file %s (%s): gift cards are refused until it "
+                      "is fixed and the hub restarted", config.gift_card_key_file, exc)
+    else:
+        log.warning("no [gift_cards] key_file in the hub's config: gift card requests and routes answer 503")
+    giftcard_numbers.use_key(key)
+
+
 async def run_hub(config: HubConfig, *, task_status: trio.TaskStatus[RunningHub] = trio.TASK_STATUS_IGNORED) -> None:
     config.check_runnable()
+    _gift_card_key(config)
     notifier = Notifier()
     tenants = frozenset(config.tenants)
     in_flight = InFlight()

@@ -9,7 +9,9 @@ responder that failed (logged): the requester learns at once, and the hub stays 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,23 +30,39 @@ from novapos.wire.replies import ERROR_CODE_HEADER, ERROR_HEADER
 log = logging.getLogger(__name__)
 
 QUEUE_GROUP = "novapos-hub"
+_RUNNING: set[asyncio.Task[None]] = set()
+"""The answers being worked on (asyncio keeps only weak references to tasks)."""
 RETRY = Backoff(initial=0.5, maximum=15.0)
 
 
-def _handler(client: Client, pool: asyncpg.Pool, subject: str, responder: Responder) -> Any:
+IN_FLIGHT = 64
+"""Requests one hub process answers at once, across its subscriptions: nats-py calls a subscription's callback one
+message at a time, so each message is answered in its own task (a slow request holds nobody behind it) and the
+callback waits only when this many are in flight (backpressure on NATS, bounded pool demand)."""
+
+
+def _where(exc: BaseException) -> str:
+    """Where an exception was raised (file:line), to find a bug without logging its message (which may hold a
+    customer's data that a request carried)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
+
+
+def _handler(client: Client, pool: asyncpg.Pool, subject: str, responder: Responder,
+             slots: asyncio.Semaphore, running: set[asyncio.Task[None]]) -> Any:
     async def handle(message: Msg) -> None:
         if not message.reply:  # published without a reply subject: nobody to answer
             return
         try:
             answer = await responder(pool, message.subject, message.data)
-        except Invalid as exc:
-            log.info("refused a request on %s: %s", message.subject, exc)
+        except Invalid as exc:  # the sentence goes to the asker; the log names the field, never the value
+            log.info("refused a request on %s: its %s is not valid", message.subject, exc.where)
             await client.publish(message.reply, b"", headers={ERROR_HEADER: escape(str(exc)), ERROR_CODE_HEADER: "400"})
             return
         except Exception as exc:
-            log.warning("answering %s failed (%s: %r); the requester got an error reply. This is the hub's bug "
-                        "or PostgreSQL's trouble: check the hub's log and PostgreSQL", subject, type(exc).__name__,
-                        str(exc))
+            log.warning("answering %s failed (%s at %s); the requester got an error reply. This is the hub's bug "
+                        "or PostgreSQL's trouble: check the hub's log and PostgreSQL", message.subject,
+                        type(exc).__name__, _where(exc))
             await client.publish(message.reply, b"", headers={
                 ERROR_HEADER: f"the hub could not answer {subject} ({type(exc).__name__})", ERROR_CODE_HEADER: "500"})
             return
@@ -55,7 +73,15 @@ def _handler(client: Client, pool: asyncpg.Pool, subject: str, responder: Respon
             await handle(message)
         except Exception as exc:
             log.warning("could not reply on %s (%s: %s); the requester will time out", subject, type(exc).__name__, exc)
-    return guarded
+        finally:
+            slots.release()
+
+    async def dispatch(message: Msg) -> None:
+        await slots.acquire()  # waits (holding this subscription's queue) only when IN_FLIGHT are being answered
+        task = asyncio.create_task(guarded(message))
+        running.add(task)  # a strong reference until it ends
+        task.add_done_callback(running.discard)
+    return dispatch
 
 
 async def _subscribe(link: NatsLink, pool: asyncpg.Pool, of: Sequence[Domain]) -> list[Any]:
@@ -63,11 +89,13 @@ async def _subscribe(link: NatsLink, pool: asyncpg.Pool, of: Sequence[Domain]) -
     that fails (the connection closed meanwhile) takes back those already made and raises, to be tried again."""
     client = link.client
     subscriptions: list[Any] = []
+    slots, running = asyncio.Semaphore(IN_FLIGHT), _RUNNING
     try:
         for domain in of:
             for subject, responder in domain.responders.items():
                 subscriptions.append(await client.subscribe(subject, queue=QUEUE_GROUP,
-                                                            cb=_handler(client, pool, subject, responder)))
+                                                            cb=_handler(client, pool, subject, responder, slots,
+                                                                        running)))
     except BaseException:
         await _unsubscribe(subscriptions)
         raise

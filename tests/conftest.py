@@ -20,6 +20,7 @@ import httpx
 import pytest
 import trio
 
+from hub.giftcards import numbers as giftcard_numbers
 from mocks.network_printer import MockNetworkPrinter
 from novapos.config import DeviceRule, DevicesConfig, HubConfig, StoreConfig, load_store
 from novapos.config.hub import AuditSettings
@@ -109,11 +110,24 @@ def printer_only(port: int) -> DevicesConfig:
     ), scan_interval=0.1, debounce_scans=3)
 
 
+GIFT_CARD_KEY = bytes(range(32))
+"""The tests' gift card HMAC key (hub.giftcards.numbers): set for every test, and in hub_config's key file."""
+
+
+@pytest.fixture(autouse=True)
+def gift_card_key() -> Iterator[None]:
+    giftcard_numbers.use_key(GIFT_CARD_KEY)
+    yield
+    giftcard_numbers.use_key(None)
+
+
 @pytest.fixture
 def hub_config(nats_server: EmbeddedNats, database_url: str, tmp_path: Path) -> HubConfig:
+    key_file = tmp_path / "gift-cards.key"
+    key_file.write_text(GIFT_CARD_KEY.hex())
     return HubConfig(tenants=("demo",), http_port=0, nats_url=nats_server.url, database_url=database_url,
                      nats_credentials=nats_server.hub_credentials,
-                     audit=AuditSettings(checkpoint_dir=tmp_path / "audit-checkpoints"))
+                     audit=AuditSettings(checkpoint_dir=tmp_path / "audit-checkpoints"), gift_card_key_file=key_file)
 
 
 async def query(database_url: str, sql: str, *args: object) -> list[asyncpg.Record]:

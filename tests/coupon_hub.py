@@ -24,6 +24,8 @@ class CouponHub:
     """redemption -> code of the holds it keeps."""
     asked: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     answering: threading.Event = field(default_factory=threading.Event)
+    hold_ms: int = 20 * 60 * 1000
+    """The hold it answers (held_until_ms: the till's till_ms + this), like hub.coupons.uses."""
 
     def answer(self, kind: str, request: dict[str, Any]) -> dict[str, Any]:
         self.asked.append((kind, request))
@@ -38,7 +40,8 @@ class CouponHub:
         if redemption not in self.reserved and code in self.reserved.values():
             return {"refused": {"code": 409, "message": "this coupon has been used"}}
         self.reserved[redemption] = code
-        return {"redemption": redemption, "promotion": self.codes[code], "code": code}
+        held = {"redemption": redemption, "promotion": self.codes[code], "code": code}
+        return held if request.get("till_ms") is None else {**held, "held_until_ms": request["till_ms"] + self.hold_ms}
 
     def kinds(self) -> list[str]:
         return [kind for kind, _ in self.asked]

@@ -4,6 +4,7 @@ idempotency on the redemption id), releases, the sweeper, and the sale.completed
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -23,7 +24,7 @@ from tests.events import CUSTOMER
 from tests.fleet import FLEET_WORLD
 from tests.stock_world import on_database
 
-ANN, BOB = uuid.UUID(CUSTOMER), uuid.uuid4()
+ANN, BOB, CAROL, DAN, EVE = uuid.UUID(CUSTOMER), uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 
 
 async def _refused(work: Any) -> Refused:
@@ -105,20 +106,22 @@ async def test_a_single_use_batch_and_a_multi_use_code(database_url: str) -> Non
         taken = await _refused(issuing.create_code(pool, "demo", promotion=uuid.UUID(PROMOTION), code="SUMMER10",
                                                    max_uses=1, per_customer=None, expires_at=None, actor="ada"))
         assert taken.code == 409
+        await pool.executemany("INSERT INTO customers (tenant, id, created_by) VALUES ('demo', $1, 'test')",
+                               [(ANN,), (BOB,), (CAROL,), (DAN,), (EVE,)])  # a customer named must be the tenant's
         anonymous = await _refused(_reserve(pool, "SUMMER10", "s0"))
         assert anonymous.code == 409 and "attach the customer" in str(anonymous)
         await _reserve(pool, "SUMMER10", "s1", ANN)
         limit = await _refused(_reserve(pool, "SUMMER10", "s2", ANN))
         assert limit.code == 409 and "as often as it allows (1)" in str(limit)
         await _reserve(pool, "SUMMER10", "s3", BOB)
-        await _reserve(pool, "SUMMER10", "s4", uuid.uuid4())
-        assert (await _refused(_reserve(pool, "SUMMER10", "s5", uuid.uuid4()))).code == 409  # 3 uses taken
+        await _reserve(pool, "SUMMER10", "s4", CAROL)
+        assert (await _refused(_reserve(pool, "SUMMER10", "s5", DAN))).code == 409  # 3 uses taken
         await uses.release(pool, "demo", "store-001", "s3")
-        await _reserve(pool, "SUMMER10", "s5", uuid.uuid4())  # a released use is free again
+        await _reserve(pool, "SUMMER10", "s5", DAN)  # a released use is free again
 
         await issuing.set_active(pool, "demo", "SUMMER10", active=False, reason="leaked online", actor="ada")
         await uses.release(pool, "demo", "store-001", "s5")
-        withdrawn = await _refused(_reserve(pool, "SUMMER10", "s6", uuid.uuid4()))
+        withdrawn = await _refused(_reserve(pool, "SUMMER10", "s6", EVE))
         assert withdrawn.code == 409 and "withdrawn" in str(withdrawn)
         audited = await pool.fetch("SELECT action, target, details::text FROM audit_records ORDER BY seq")
         assert [row["action"] for row in audited] == ["coupon.batch_created", "coupon.created", "coupon.blocked"]
@@ -141,6 +144,10 @@ async def test_holds_end_and_sales_confirm_uses(database_url: str) -> None:
             await _reserve(pool, code, f"h{index}")
         await pool.execute("UPDATE coupon_redemptions SET held_until = now() - interval '1 s' WHERE redemption"
                            " IN ('h1', 'h2')")
+        assert await uses.release_expired(pool, 100) == 0  # the stores sent nothing since: a sale may still come
+        await pool.execute("INSERT INTO store_stats (tenant, store, events, seqs, last_seq, last_received_at,"
+                           " last_ts_ms) VALUES ('demo', 'store-001', 1, 1, 1, now(), $1)",
+                           int(time.time() * 1000) + uses.HOLD_MS + 60_000)  # an event after the holds' deadline
         assert await uses.release_expired(pool, 100) == 2
         assert await uses.release_expired(pool, 100) == 0
         assert [row["uses"] for row in await pool.fetch("SELECT uses FROM coupon_codes ORDER BY code")] \

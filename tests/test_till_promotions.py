@@ -168,3 +168,36 @@ async def test_a_used_code_is_refused_and_a_void_releases_a_reservation_owed_unt
             assert kind == "coupon_release" and release["redemption"] == redemption
             state = (await http.get(f"{edge.url}{TILL}")).json()
             assert state["lines"] == [] and state["coupons"] == [] and state["coupon_releases_owed"] == 0
+
+
+async def test_a_coupon_whose_hold_ended_is_renewed_before_the_sale_or_dropped_with_a_sentence(
+        promoted_store: StoreConfig, nats_server: EmbeddedNats, http: httpx.AsyncClient) -> None:
+    """The hub keeps a hold's end on the till's clock; a sale completing after it renews the hold (the same
+    redemption id) first, and without the hub the coupon comes off the sale with a sentence (never sold unheld)."""
+    async with running_edge(promoted_store) as edge:
+        await log_in(http, edge.url)
+        with coupon_hub(nats_server, {HUB_CODE: SAVE_10.id}) as hub:
+            hub.hold_ms = 0  # every hold has ended by the time the sale completes
+            await _scan(http, edge.url, MILK)
+            added = await http.post(f"{edge.url}{TILL}/coupons", json={"code": HUB_CODE})
+            assert added.status_code == 200, added.text
+            await _pay_and_complete(http, edge.url, added.json())
+            (_, first), (kind, renewal) = hub.asked
+            assert kind == "coupon_reserve" and renewal["redemption"] == first["redemption"]
+            assert renewal["till_ms"] >= first["till_ms"]
+
+            await _scan(http, edge.url, MILK)
+            hub.codes["SAVE-7Q2Y"] = SAVE_10.id
+            added = await http.post(f"{edge.url}{TILL}/coupons", json={"code": "SAVE-7Q2Y"})
+            assert added.status_code == 200, added.text
+        paid = await http.post(f"{edge.url}{TILL}/tenders", json={"method": "cash",
+                                                                  "amount_minor": added.json()["due"]["minor"]})
+        assert paid.status_code == 200, paid.text
+        dropped = await http.post(f"{edge.url}{TILL}/complete", json={"cart": added.json()["cart"]})
+        assert dropped.status_code == 409 and "taken off the sale" in dropped.text, dropped.text
+        state = (await http.get(f"{edge.url}{TILL}")).json()
+        assert state["coupons"] == [] and state["due"]["minor"] == 13  # the 10 % it gave is due now
+        done = await _pay_and_complete(http, edge.url, state)
+        [event] = [e for e in waiting_events(promoted_store.state_dir)
+                   if e.type == "sale.completed" and str(e.id) == done["sale"]]
+        assert "coupons" not in event.body or event.body["coupons"] == []

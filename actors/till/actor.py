@@ -1055,6 +1055,8 @@ class TillActor(Actor):
         if self._return is not None:
             return self._complete_return(self._return)
         cart = self._cart
+        if (dropped := self._renew_coupons(cart)) is not None:
+            return dropped
         body = cart.checkout(self.till_id, self._session["id"], self._session["cashier"], self._drawer_session())
         if isinstance(body, Rejected):
             return body
@@ -1072,6 +1074,23 @@ class TillActor(Actor):
             self._save()
             return committed
         return self._sold(committed, cart, late=not committed.new)
+
+    def _renew_coupons(self, cart: Cart) -> Rejected | None:
+        """Coupons whose hold at the hub may have ended are renewed before the sale completes (actors.till.coupons:
+        the hub may release an ended hold once this store sends a later event). One the hub cannot renew now is
+        taken off the sale and the cashier told (the sale is not completed this time: the total changed)."""
+        assert self._session is not None
+        for held in [coupon for coupon in cart.coupons if coupons.needs_renewal(coupon)]:
+            renewed = coupons.renew(self._payments, held, self.till_id, self._session["cashier"], cart.customer)
+            if isinstance(renewed, Rejected):
+                cart.drop_coupon(held)
+                self._owe_releases([held], "its hold could not be renewed")
+                self._changed()
+                log.info("till %s: coupon for promotion %s dropped from cart %s (its hold could not be renewed)",
+                         self.till_id, held.promotion, cart.id)
+                return renewed
+            cart.renewed_coupon(renewed)
+        return None
 
     def open_drawer_for_sale(self, sale_id: str) -> dict[str, Any] | Rejected:
         """Open the drawer of a cash sale whose pulse was lost (a restart between its commit and the

@@ -380,6 +380,17 @@ class Cart:
             return None
         return self._changing("adding coupons", change)
 
+    def drop_coupon(self, coupon: Coupon) -> None:
+        """Take a coupon off even after payment began (its hold at the hub ended and could not be renewed: the sale
+        cannot rely on it): the promotions are evaluated again, and what is due grows by what it gave."""
+        if coupon in self.coupons:
+            self.coupons.remove(coupon)
+            self._settle()
+
+    def renewed_coupon(self, coupon: Coupon) -> None:
+        """The hub extended `coupon`'s hold: keep its new end."""
+        self.coupons = [coupon if held.redemption == coupon.redemption else held for held in self.coupons]
+
     def may_add_coupon(self, code: str) -> Rejected | None:
         """Whether a coupon may be added now (asked before the hub reserves one)."""
         if (refused := self._frozen("adding coupons")) is not None:

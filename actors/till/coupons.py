@@ -11,12 +11,19 @@ A reservation the sale will not use (the cart voided, the coupon taken off, its 
 checkout, or an ask that timed out and may have reserved) is released: the till saves it as owed and asks again
 every RETRY_S until the hub confirms, across restarts (the hub would release it after its hold time anyway; the
 release gives the code back at once).
+
+Holds: the till sends its clock (`till_ms`) with each coupon_reserve, and the hub answers when the hold ends on that
+clock (`held_until_ms`). The hub's sweeper releases a hold only after that deadline AND once the store has delivered
+an event stamped after it (a sale using the coupon would have arrived first). So a sale completing after the deadline
+renews the hold first (the same coupon_reserve under the same redemption id); when the hub cannot be reached then,
+the coupon is dropped from the cart with a sentence, and the cashier completes without it.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from typing import Any
 
 from actors.payments.asking import HubRefused, HubUnreachable, PaymentsHub
@@ -31,6 +38,8 @@ log = logging.getLogger(__name__)
 RESERVE_WITHIN_S = 3.0
 RELEASE_WITHIN_S = 3.0
 RETRY_S = 5.0
+RENEW_MARGIN_MS = 30_000
+"""A hold ending within this of a sale's completion is renewed first (the sale's ts comes a moment later)."""
 OFFLINE = "this coupon needs the hub: try again when the store is online"
 
 
@@ -66,14 +75,15 @@ def reserve(hub: PaymentsHub | None, rules: Pricing, code: str, till: str, actor
     accepted offline. A Release when the hub did not answer in time and may have reserved it (the caller owes it
     back and refuses the coupon for now). Blocks the caller for the hub's answer (at most RESERVE_WITHIN_S)."""
     redemption = str(uuid7())
-    request: dict[str, Any] = {"code": code, "redemption": redemption, "till": till, "actor": actor}
+    request: dict[str, Any] = {"code": code, "redemption": redemption, "till": till, "actor": actor,
+                               "till_ms": _now_ms()}
     if customer is not None:
         request["customer"] = customer
     why_offline = f"till {till} has no link to the hub"
     if hub is not None:
         try:
             answer = hub.ask(COUPON_RESERVE, request, RESERVE_WITHIN_S)
-            coupon = saved_coupon("the hub's coupon", {**answer, "code": code, "offline": False})
+            coupon = _held(answer, code)
         except HubUnreachable as exc:
             if exc.maybe_done:  # the hub may hold a use of the code for this redemption: give it back
                 return Release(Coupon(code, "unknown", redemption, False), actor, "the reservation was not confirmed")
@@ -99,6 +109,49 @@ def reserve(hub: PaymentsHub | None, rules: Pricing, code: str, till: str, actor
         return Rejected("conflict", OFFLINE)
     COUPONS.labels(till, "offline").inc()
     return Coupon(code, promotion.id, redemption, True)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _held(answer: dict[str, Any], code: str) -> Coupon:
+    """The hub's reservation as the cart's coupon, with the hold's end on this till's clock."""
+    coupon = saved_coupon("the hub's coupon", {**answer, "code": code, "offline": False})
+    until = answer.get("held_until_ms")
+    return replace(coupon, held_until_ms=None if until is None else validators.integer(
+        "the hub's held_until_ms", until, 0, 2**53))
+
+
+def needs_renewal(coupon: Coupon) -> bool:
+    """Whether the hub's hold of `coupon` may have ended (or its end is unknown) before a sale completes now: the hub
+    may then release it once the store sends a later event, so the till renews it first."""
+    return not coupon.offline and (coupon.held_until_ms is None or _now_ms() + RENEW_MARGIN_MS >= coupon.held_until_ms)
+
+
+def renew(hub: PaymentsHub | None, coupon: Coupon, till: str, actor: str, customer: str | None) -> Coupon | Rejected:
+    """Ask the hub again for `coupon`'s use under the same redemption id (which extends its hold, or takes the use
+    again if the hub had released it): the renewed coupon, or Rejected with a sentence (the caller drops it)."""
+    request: dict[str, Any] = {"code": coupon.code, "redemption": coupon.redemption, "till": till, "actor": actor,
+                               "till_ms": _now_ms()}
+    if customer is not None:
+        request["customer"] = customer
+    why = f"coupon {coupon.code} was taken off the sale: its hold at the hub ended"
+    if hub is None:
+        return Rejected("conflict", f"{why} and the hub cannot be reached now; check the total and complete again")
+    try:
+        renewed = _held(hub.ask(COUPON_RESERVE, request, RESERVE_WITHIN_S), coupon.code)
+    except HubUnreachable:
+        return Rejected("conflict", f"{why} and the hub cannot be reached now; check the total and complete again")
+    except HubRefused as exc:
+        return Rejected("conflict", f"{why} and the hub refused it again ({validators.describe(str(exc))}); check "
+                                    "the total and complete again")
+    except validators.Invalid as exc:
+        log.warning("till %s: the hub's answer to a coupon renewal was refused: %s", till, exc)
+        return Rejected("conflict", f"{why} and the hub's answer could not be used; check the total and complete "
+                                    "again")
+    COUPONS.labels(till, "renewed").inc()
+    return replace(coupon, held_until_ms=renewed.held_until_ms)
 
 
 def release(hub: PaymentsHub | None, owed: Release, till: str) -> bool:

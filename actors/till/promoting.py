@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -38,7 +38,8 @@ DISCOUNTS = Counter("novapos_edge_promotion_discount_minor_total",
 PROMOTED_SALES = Counter("novapos_edge_promotion_sales_total", "Completed sales with at least one promotion",
                          ["till"])
 COUPONS = Counter("novapos_edge_promotion_coupons_total", "Coupons at the till by outcome: reserved (at the hub), "
-                  "offline (a public code without the hub), refused, released, release_owed", ["till", "outcome"])
+                  "offline (a public code without the hub), refused, released, release_owed, renewed (a hold "
+                  "renewed before its sale completed)", ["till", "outcome"])
 
 MAX_COUPONS = 5
 """Coupons one cart may hold (a till is not a coupon-stacking machine; the engine decides which apply)."""
@@ -69,6 +70,9 @@ class Coupon:
     promotion: str
     redemption: str
     offline: bool
+    held_until_ms: int | None = field(default=None, compare=False)
+    """When the hub's hold ends, on this till's clock (None: unknown, e.g. a restored cart): a sale completing
+    after it renews the hold first (actors.till.coupons.renew). Not part of the wire or the saved cart."""
 
     def to_wire(self) -> dict[str, Any]:
         """The sale.completed v5 coupon (also how a cart saves it)."""

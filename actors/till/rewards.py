@@ -302,10 +302,11 @@ def refund_gift_card(hub: PaymentsHub | None, card: str, redemption: str, amount
                      till: str, actor: str, order: str | None) -> dict[str, Any] | Rejected:
     """Put `amount_minor` back on a gift card (a return of a sale it paid): the return's refund {card, redemption,
     balance_minor}; refused offline (the card's balance lives at the hub), Unconfirmed when it may have happened."""
+    if order is None:  # the hub caps a gift card refund at what the original order's gift card tenders took
+        return Rejected("conflict", "a return without its original sale cannot be refunded to a gift card: refund "
+                                    "another way")
     body: dict[str, Any] = {"card": card, "redemption": redemption, "amount_minor": amount_minor,
-                            "currency": currency, "till": till, "actor": actor}
-    if order is not None:
-        body["order"] = order
+                            "currency": currency, "till": till, "actor": actor, "order": order}
     try:
         if hub is None:
             raise HubUnreachable("the till has no link to the hub")

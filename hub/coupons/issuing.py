@@ -69,7 +69,7 @@ async def create_code(pool: asyncpg.Pool, tenant: str, *, promotion: uuid.UUID, 
             tenant, code or codes.generate(), promotion, max_uses, per_customer, expires_at, actor)
         if row is None:
             raise Refused(409, f"coupon {code} exists already: choose another code")
-        await record(conn, Entry(tenant, actor, "coupon.created", target=row["code"], details={
+        await record(conn, Entry(tenant, actor, "coupon.created", target=codes.mask(row["code"]), details={
             "promotion": str(promotion), "max_uses": max_uses, "per_customer": per_customer,
             "expires_at": expires_at.isoformat() if expires_at else None}))
     return code_json(row)
@@ -83,6 +83,6 @@ async def set_active(pool: asyncpg.Pool, tenant: str, code: str, *, active: bool
                                   tenant, code, active)
         if row is None:
             raise Refused(404, f"there is no coupon {code}")
-        await record(conn, Entry(tenant, actor, "coupon.unblocked" if active else "coupon.blocked", target=code,
+        await record(conn, Entry(tenant, actor, "coupon.unblocked" if active else "coupon.blocked", target=codes.mask(code),
                                  details={"promotion": str(row["promotion"]), "reason": reason}))
     return code_json(row)

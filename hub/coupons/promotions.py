@@ -34,3 +34,10 @@ async def public_code(conn: asyncpg.Connection, tenant: str, code: str) -> str |
     """The live promotion whose public codes hold `code` (normalised), or None."""
     found: str | None = await conn.fetchval(_PUBLIC, tenant, code)
     return found
+
+
+async def takes_codes(conn: asyncpg.Connection, tenant: str, promotion: uuid.UUID) -> bool:
+    """Whether a code of `promotion` may be reserved now: the promotion has not ended (an ended promotion's code
+    would give nothing, and a hold would count a use of nothing)."""
+    return bool(await conn.fetchval("SELECT state <> 'ended' FROM promotions WHERE tenant = $1 AND id = $2",
+                                    tenant, promotion))

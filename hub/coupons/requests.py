@@ -24,7 +24,9 @@ async def _reserve(pool: asyncpg.Pool, tenant: str, store: str, body: dict[str, 
     return await uses.reserve(pool, tenant, store, code=coupon_codes.normalise("code", body.get("code")),
                               redemption=validators.token("redemption", body.get("redemption")),
                               customer=optional_customer("customer", body.get("customer")),
-                              till=validators.token("till", body.get("till")), actor=actor("actor", body.get("actor")))
+                              till=validators.token("till", body.get("till")), actor=actor("actor", body.get("actor")),
+                              till_ms=None if body.get("till_ms") is None else validators.integer(
+                                  "till_ms", body.get("till_ms"), 0, 2**53))
 
 
 async def _release(pool: asyncpg.Pool, tenant: str, store: str, body: dict[str, Any]) -> dict[str, Any]:

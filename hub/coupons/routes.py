@@ -1,7 +1,9 @@
 """The console's coupons API: a promotion's codes (list, one with its uses), batches of single-use codes, named
 multi-use codes, and withdrawing or restoring a code.
 
-Reading needs promotions.view; changing needs promotions.manage across the tenant (codes are the tenant's: a
+Reading needs promotions.view, but only promotions.manage across the tenant lists codes in full (an unused code is a
+bearer secret: a store manager sees each code masked to its last four, with its uses); changing needs
+promotions.manage across the tenant (codes are the tenant's: a
 region's admin cannot give out codes of a promotion that reaches other regions). Every change is audited
 (coupon.batch_created, coupon.created, coupon.blocked, coupon.unblocked). Another tenant's code is not found.
 """
@@ -92,7 +94,11 @@ def routes(console: Console) -> Sequence[BaseRoute]:
         after = keyset.after(request.query_params, "token")
         rows = await console.seam.run(_page, console.ready_pool(), principal.tenant, promotion, batch,
                                       after[0] if after else None, limit)
-        return JSONResponse(keyset.page(rows, limit, lambda item: (item["code"],)))
+        page = keyset.page(rows, limit, lambda item: (item["code"],))
+        if not principal.reach(Permission.MANAGE_PROMOTIONS).tenant_wide:  # bearer codes: uses, not codes
+            page = {"items": [{**item, "code": codes.mask(item["code"]), "masked": True} for item in page["items"]],
+                    "next": None}  # the cursor is a code: the first page only
+        return JSONResponse(page)
 
     async def create(request: Request) -> Response:
         principal = await authorize(console, request, Permission.MANAGE_PROMOTIONS, tenant_wide=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -31,8 +31,12 @@ log = logging.getLogger(__name__)
 
 _BY_HASH = "SELECT * FROM gift_cards WHERE tenant = $1 AND number_hash = $2"
 _ENTRY = "SELECT * FROM gift_card_ledger WHERE tenant = $1 AND redemption = $2 AND kind = $3"
+_TOMBSTONE = "SELECT 1 FROM gift_card_tombstones WHERE tenant = $1 AND redemption = $2"
+_REFUNDABLE = ("SELECT coalesce(sum(-amount_minor) FILTER (WHERE kind = 'redeem' AND sale_event = $2), 0)"
+               " - coalesce(sum(amount_minor) FILTER (WHERE kind = 'refund' AND refund_order = $2::text), 0)"
+               " FROM gift_card_ledger WHERE tenant = $1 AND (sale_event = $2 OR refund_order = $2::text)")
 _APPEND = ("INSERT INTO gift_card_ledger (tenant, card, kind, amount_minor, balance_minor, redemption, store, till,"
-           " actor, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *")
+           " actor, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id")
 
 
 def card_json(card: asyncpg.Record) -> dict[str, Any]:
@@ -100,6 +104,13 @@ def _same(entry: asyncpg.Record, card: asyncpg.Record, store: str, amount: int, 
             "balance_minor": entry["balance_minor"]}
 
 
+async def _claim(conn: asyncpg.Connection, tenant: str, redemption: str) -> bool:
+    """Serialise everything done under one redemption id (a redeem against the reversal that may overtake it) until
+    the transaction ends; True when a reversal of the id came first (a tombstone: the redeem must not take money)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"gift-card:{tenant}:{redemption}")
+    return bool(await conn.fetchval(_TOMBSTONE, tenant, redemption))
+
+
 async def redeem(pool: asyncpg.Pool, tenant: str, store: str, *, number: str, redemption: str, amount_minor: int,
                  currency: str, till: str, actor: str) -> dict[str, Any]:
     """Take `amount_minor` off the card now (a tender): {redemption, card, amount_minor, balance_minor}; 402 when
@@ -116,6 +127,10 @@ async def redeem(pool: asyncpg.Pool, tenant: str, store: str, *, number: str, re
                 raise refused
             try:
                 async with conn.transaction():
+                    if await _claim(conn, tenant, redemption):
+                        metrics.OPERATIONS.labels("redeem", "reversed").inc()
+                        raise Refused(409, f"redemption {redemption} was reversed before it arrived: nothing was "
+                                           "taken, use a new redemption id")
                     left = await conn.fetchval(
                         "UPDATE gift_cards SET balance_minor = balance_minor - $3, updated_at = now() WHERE tenant = $1"
                         " AND id = $2 AND active AND (expires_at IS NULL OR expires_at > now()) AND currency = $4"
@@ -146,13 +161,23 @@ async def redeem(pool: asyncpg.Pool, tenant: str, store: str, *, number: str, re
 
 async def reverse(pool: asyncpg.Pool, tenant: str, store: str, *, redemption: str, actor: str,
                   reason: str | None) -> dict[str, Any]:
-    """Give back a redemption of this store whose sale did not complete. Idempotent; 404 when the hub never made it
-    (nothing was taken), 409 when a completed sale confirmed it."""
+    """Give back a redemption of this store whose sale did not complete. Idempotent; 409 when a completed sale
+    confirmed it. A redemption id the hub has not seen (its redeem may still be queued behind others) is recorded as
+    reversed, a tombstone, and answered as reversed (nothing was taken): the redeem arriving later is 409."""
     async with pool.acquire() as conn, conn.transaction():
+        tombstoned = await _claim(conn, tenant, redemption)
         taken = await conn.fetchrow(_ENTRY + " FOR UPDATE", tenant, redemption, "redeem")
-        if taken is None or taken["store"] != store:
+        if taken is None:
+            if not tombstoned:
+                await conn.execute("INSERT INTO gift_card_tombstones (tenant, redemption, store, actor)"
+                                   " VALUES ($1, $2, $3, $4)", tenant, redemption, store, actor)
+            metrics.OPERATIONS.labels("reverse", "unseen").inc()
+            log.info("gift card redemption %s reversed before the hub saw it tenant=%s store=%s", redemption, tenant,
+                     store)
+            return {"redemption": redemption, "reversed": True, "balance_minor": None}
+        if taken["store"] != store:
             metrics.OPERATIONS.labels("reverse", "unknown").inc()
-            raise Refused(404, f"there is no gift card redemption {redemption}: nothing was taken")
+            raise Refused(404, f"there is no gift card redemption {redemption} of this store: nothing was taken")
         if (done := await conn.fetchrow(_ENTRY, tenant, redemption, "reverse")) is not None:
             metrics.OPERATIONS.labels("reverse", "again").inc()
             return {"redemption": redemption, "reversed": True, "balance_minor": done["balance_minor"]}
@@ -171,8 +196,10 @@ async def reverse(pool: asyncpg.Pool, tenant: str, store: str, *, redemption: st
 
 
 async def refund(pool: asyncpg.Pool, tenant: str, store: str, *, number: str, redemption: str, amount_minor: int,
-                 currency: str, till: str, actor: str, order: str | None) -> dict[str, Any]:
-    """Put money back on a card (a return refunded to it): {redemption, card, balance_minor}. Idempotent."""
+                 currency: str, till: str, actor: str, order: uuid.UUID) -> dict[str, Any]:
+    """Put money back on a card (a return of `order` refunded to it): {redemption, card, balance_minor}.
+    Idempotent. What an order's refunds put on gift cards is capped at what its gift card tenders took (the redeem
+    entries its sale confirmed) less its earlier gift card refunds: more is 409, so no till mints value."""
     async with pool.acquire() as conn:
         card = await _card(conn, tenant, number, "refund")
         for _ in range(2):
@@ -183,19 +210,49 @@ async def refund(pool: asyncpg.Pool, tenant: str, store: str, *, number: str, re
                 raise refused
             try:
                 async with conn.transaction():
+                    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                                       f"gift-card-order:{tenant}:{order}")  # one order's refunds, one at a time
+                    room = await conn.fetchval(_REFUNDABLE, tenant, order)
+                    if amount_minor > room:
+                        metrics.OPERATIONS.labels("refund", "over").inc()
+                        raise Refused(409, f"order {order} can take back only {room} {currency} (minor units) to gift "
+                                           "cards (what its gift card tenders paid, less earlier refunds): refund the "
+                                           "rest another way")
                     left = await conn.fetchval(
                         "UPDATE gift_cards SET balance_minor = balance_minor + $3, updated_at = now() WHERE tenant = $1"
                         " AND id = $2 AND active RETURNING balance_minor", tenant, card["id"], amount_minor)
                     if left is None:
                         raise Refused(409, f"gift card {numbers.masked(card['last4'])} is blocked: refund another way")
-                    await conn.execute(_APPEND, tenant, card["id"], "refund", amount_minor, left, redemption, store,
-                                       till, actor, f"return of order {order}" if order else None)
+                    entry = await conn.fetchval(_APPEND, tenant, card["id"], "refund", amount_minor, left, redemption,
+                                                store, till, actor, f"return of order {order}")
+                    await conn.execute("UPDATE gift_card_ledger SET refund_order = $3 WHERE tenant = $1 AND id = $2",
+                                       tenant, entry, str(order))
             except asyncpg.UniqueViolationError:
                 continue
             metrics.OPERATIONS.labels("refund", "done").inc()
             metrics.MOVED_MINOR.labels("refund").inc(amount_minor)
             return {"redemption": redemption, "card": numbers.masked(card["last4"]), "balance_minor": left}
     raise RuntimeError(f"refund {redemption} neither found nor made")  # pragma: no cover
+
+
+UNCONFIRMED_AFTER = timedelta(days=1)
+"""A redemption or refund no completed sale or return confirmed within this is listed for a person: a sale voided
+without its reversal reaching the hub, or a return abandoned after its refund (the card keeps the credit)."""
+
+
+async def unconfirmed(pool: asyncpg.Pool, tenant: str, limit: int = 200) -> dict[str, Any]:
+    """The tenant's redemptions and refunds unconfirmed after UNCONFIRMED_AFTER (not reversed), oldest first, with
+    their count (also the gauge novapos_hub_gift_card_unconfirmed_entries)."""
+    rows = await pool.fetch(
+        "SELECT l.*, c.last4, count(*) OVER () AS total FROM gift_card_ledger l JOIN gift_cards c ON c.tenant = l.tenant"
+        " AND c.id = l.card WHERE l.tenant = $1 AND l.sale_event IS NULL AND l.kind IN ('redeem', 'refund')"
+        " AND l.at < now() - $2::interval AND NOT EXISTS (SELECT 1 FROM gift_card_ledger r WHERE r.tenant = l.tenant"
+        " AND r.redemption = l.redemption AND r.kind = 'reverse') ORDER BY l.at LIMIT $3", tenant, UNCONFIRMED_AFTER,
+        limit)
+    total = rows[0]["total"] if rows else 0
+    metrics.UNCONFIRMED.labels(tenant).set(total)
+    return {"total": total, "items": [{**entry_json(row), "card": numbers.masked(row["last4"]),
+                                       "card_id": str(row["card"])} for row in rows]}
 
 
 # ---- the console's changes: each audited in its own transaction ---------------------------------------------
@@ -231,12 +288,12 @@ async def top_up(pool: asyncpg.Pool, tenant: str, card_id: uuid.UUID, *, amount_
                  actor: str) -> dict[str, Any]:
     async with pool.acquire() as conn, conn.transaction():
         card = await conn.fetchrow("UPDATE gift_cards SET balance_minor = balance_minor + $3, updated_at = now()"
-                                   " WHERE tenant = $1 AND id = $2 AND active RETURNING *", tenant, card_id,
-                                   amount_minor)
+                                   " WHERE tenant = $1 AND id = $2 AND active AND (expires_at IS NULL OR expires_at >"
+                                   " now()) RETURNING *", tenant, card_id, amount_minor)
         if card is None:
             await _exists(conn, tenant, card_id)
             metrics.OPERATIONS.labels("top_up", "blocked").inc()
-            raise Refused(409, "this gift card is blocked: unblock it before topping it up")
+            raise Refused(409, "this gift card is blocked or expired: money put on it could not be spent")
         await conn.execute(_APPEND, tenant, card_id, "top_up", amount_minor, card["balance_minor"], None, None, None,
                            actor, reason)
         await record(conn, Entry(tenant, actor, "gift_card.topped_up", target=str(card_id), details={
@@ -270,21 +327,26 @@ async def set_active(pool: asyncpg.Pool, tenant: str, card_id: uuid.UUID, *, act
 
 # ---- what completed sales and returns confirm (inside the ingest's transaction) -----------------------------
 
-async def confirm(conn: asyncpg.Connection, tenant: str, event_id: uuid.UUID, kind: str, redemption: str,
-                  amount_minor: int) -> str:
-    """Mark the redeem (a sale's gift_card tender) or refund (a return's) entry as its event's; the result label."""
+async def confirm(conn: asyncpg.Connection, tenant: str, store: str, event_id: uuid.UUID, kind: str,
+                  redemption: str, amount_minor: int) -> str:
+    """Mark the redeem (a sale's gift_card tender) or refund (a return's) entry as its event's; the result label.
+    An entry an event confirmed already, named again (by another sale or return, or a second tender of one), is
+    marked reused: the money was taken once, so the store may be short."""
     entry = await conn.fetchrow("UPDATE gift_card_ledger SET sale_event = $4 WHERE tenant = $1 AND redemption = $2"
-                                " AND kind = $3 AND sale_event IS NULL RETURNING amount_minor", tenant, redemption,
+                                " AND kind = $3 AND sale_event IS NULL RETURNING amount_minor, store", tenant, redemption,
                                 kind, event_id)
     if entry is None:
-        known = await conn.fetchval(_ENTRY.replace("*", "sale_event"), tenant, redemption, kind)
-        result = "unknown" if known is None else "confirmed"  # confirmed already: another event named it
+        reused = await conn.fetchval("UPDATE gift_card_ledger SET reused = true WHERE tenant = $1 AND redemption = $2"
+                                     " AND kind = $3 RETURNING true", tenant, redemption, kind)
+        result = "reused" if reused else "unknown"
     elif kind == "redeem" and await conn.fetchval(_ENTRY.replace("*", "1"), tenant, redemption, "reverse"):
         result = "reversed"
+    elif abs(entry["amount_minor"]) != amount_minor or entry["store"] != store:
+        result = "mismatch"
     else:
-        result = "confirmed" if abs(entry["amount_minor"]) == amount_minor else "mismatch"
+        result = "confirmed"
     metrics.CONFIRMATIONS.labels(kind, result).inc()
     if result != "confirmed":
-        log.warning("a %s of gift card redemption %s is %s at the hub (tenant=%s event=%s): look at the card's "
-                    "ledger", kind, redemption, result, tenant, event_id)
+        log.warning("a %s of gift card redemption %s is %s at the hub (tenant=%s store=%s event=%s): look at the "
+                    "card's ledger", kind, redemption, result, tenant, store, event_id)
     return result

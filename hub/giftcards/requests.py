@@ -3,13 +3,14 @@ asking store's tenant. The card's number arrives whole (typed or scanned at the 
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import asyncpg
 
-from hub.coupons.refusal import responder
+from hub.coupons.refusal import Handler, responder
 from hub.giftcards import cards, numbers
-from hub.payments.requests import actor, optional_text, reason
+from hub.payments.requests import actor, reason
 from novapos import validators
 from novapos.wire.loyalty import (
     GIFT_CARD_BALANCE,
@@ -49,9 +50,18 @@ async def _refund(pool: asyncpg.Pool, tenant: str, store: str, body: dict[str, A
     return await cards.refund(pool, tenant, store, number=number,
                               redemption=validators.token("redemption", body.get("redemption")),
                               amount_minor=amount, currency=currency, till=validators.token("till", body.get("till")),
-                              actor=actor("actor", body.get("actor")), order=optional_text("order", body.get("order")))
+                              actor=actor("actor", body.get("actor")),
+                               order=uuid.UUID(validators.uuid_text("order", body.get("order"))))
 
 
-RESPONDERS = {responder_subject(kind): responder(kind, handle) for kind, handle in (
+def _keyed(handle: Handler) -> Handler:
+    """`handle`, refused 503 (what to configure) while the hub has no gift card key."""
+    async def keyed(pool: asyncpg.Pool, tenant: str, store: str, body: dict[str, Any]) -> dict[str, Any]:
+        numbers.configured()
+        return await handle(pool, tenant, store, body)
+    return keyed
+
+
+RESPONDERS = {responder_subject(kind): responder(kind, _keyed(handle)) for kind, handle in (
     (GIFT_CARD_BALANCE, _balance), (GIFT_CARD_REDEEM, _redeem), (GIFT_CARD_REVERSE, _reverse),
     (GIFT_CARD_REFUND, _refund))}

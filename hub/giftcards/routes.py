@@ -4,7 +4,8 @@ top up, block and unblock.
 Everything needs gift_cards.manage (a gift card is money: who may see balances may move them). Every change is
 audited in its transaction (gift_card.issued, gift_card.topped_up, gift_card.blocked, gift_card.unblocked). A card
 is found by its number with a POST (a number never travels in a URL, where logs would keep it), or by its last
-four digits. Another tenant's card is not found.
+four digits. Another tenant's card is not found. `GET /api/gift-cards?unconfirmed=true` lists the redemptions and
+refunds that no completed sale or return confirmed within a day (hub.giftcards.cards.unconfirmed), for a person.
 """
 
 from __future__ import annotations
@@ -57,7 +58,14 @@ def _last4(request: Request) -> str | None:
 
 
 def routes(console: Console) -> Sequence[BaseRoute]:
+    def keyed() -> None:
+        try:
+            numbers.configured()  # without the hub's key no card can be found: say what to configure
+        except Refused as exc:
+            raise ApiError(exc.code, str(exc)) from None
+
     async def run(work: Any, *args: Any, status: int = 200, **kwargs: Any) -> Response:
+        keyed()
         try:
             answer = await console.seam.run(functools.partial(work, **kwargs), console.ready_pool(), *args)
         except Refused as exc:
@@ -69,6 +77,11 @@ def routes(console: Console) -> Sequence[BaseRoute]:
     async def listed(request: Request) -> Response:
         principal = await authorize(console, request, Permission.MANAGE_GIFT_CARDS)
         tenant_of(principal, request.query_params.get("tenant"))
+        keyed()
+        if request.query_params.get("unconfirmed") is not None:
+            if request.query_params["unconfirmed"] not in ("true", "1"):
+                raise ApiError(400, "unconfirmed must be true: the cards whose ledger holds unconfirmed entries")
+            return JSONResponse(await console.seam.run(cards.unconfirmed, console.ready_pool(), principal.tenant))
         limit, last4 = limit_of(request), _last4(request)
         after = keyset.after(request.query_params, "token")
         try:

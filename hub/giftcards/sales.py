@@ -20,8 +20,8 @@ async def apply_sales(conn: asyncpg.Connection, events: Sequence[Envelope]) -> N
             continue
         for tender in event.body["tenders"]:
             if tender["method"] == "gift_card":
-                await cards.confirm(conn, event.tenant, event.id, "redeem", tender["gift_card"]["redemption"],
-                                    tender["amount"]["minor"])
+                await cards.confirm(conn, event.tenant, event.store, event.id, "redeem",
+                                    tender["gift_card"]["redemption"], tender["amount"]["minor"])
 
 
 async def apply_returns(conn: asyncpg.Connection, events: Sequence[Envelope]) -> None:
@@ -30,5 +30,5 @@ async def apply_returns(conn: asyncpg.Connection, events: Sequence[Envelope]) ->
             continue
         for refund in event.body["refunds"]:
             if refund["method"] == "gift_card":
-                await cards.confirm(conn, event.tenant, event.id, "refund", refund["gift_card"]["redemption"],
-                                    refund["amount"]["minor"])
+                await cards.confirm(conn, event.tenant, event.store, event.id, "refund",
+                                    refund["gift_card"]["redemption"], refund["amount"]["minor"])

@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncpg
 
+from hub.giftcards.numbers import as_sent
 from hub.sales.applier import customer_id
 from novapos.wire.envelope import Envelope
 
@@ -73,9 +74,10 @@ def _refund(refund: dict[str, Any]) -> dict[str, Any]:
     """A refund as kept: method and amount, and a points or gift card refund's details (a card's are the payments
     domain's, on its intent)."""
     kept: dict[str, Any] = {"method": refund["method"], "amount_minor": refund["amount"]["minor"]}
-    for details in ("points", "gift_card"):
-        if details in refund:
-            kept[details] = refund[details]
+    if "points" in refund:
+        kept["points"] = refund["points"]
+    if "gift_card" in refund:  # masked whatever the till sent (hub.giftcards.numbers.as_sent)
+        kept["gift_card"] = {**refund["gift_card"], "card": as_sent(refund["gift_card"]["card"])}
     return kept
 
 

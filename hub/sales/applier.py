@@ -22,6 +22,7 @@ from typing import Any
 
 import asyncpg
 
+from hub.giftcards.numbers import as_sent
 from hub.sales import replay
 from novapos.wire.envelope import Envelope
 
@@ -61,7 +62,7 @@ async def apply_sales(conn: asyncpg.Connection, events: Sequence[Envelope]) -> N
             tenders.append((event.id, number, tender["method"], tender["amount"]["minor"], tender.get("id"),
                             *_details(tender.get("card"), CARD_FIELDS), *_details(tender.get("qr"), QR_FIELDS),
                             *_details(tender.get("points"), POINTS_FIELDS),
-                            *_details(tender.get("gift_card"), GIFT_CARD_FIELDS)))
+                            *_details(_gift_card(tender.get("gift_card")), GIFT_CARD_FIELDS)))
     await conn.copy_records_to_table("sales", records=sales, columns=[
         "event_id", "tenant", "store", "seq", "till", "session", "cashier", "currency",
         "total_minor", "tendered_minor", "change_minor", "completed_at", "clock_suspect", "v", "tax_total_minor",
@@ -111,6 +112,11 @@ def customer_id(customer: dict[str, Any] | None) -> str | None:
 def _details(details: dict[str, Any] | None, fields: tuple[str, ...]) -> tuple[Any, ...]:
     """A tender's details object (card, qr, points, gift_card) as its columns; NULLs on a tender without it."""
     return (None,) * len(fields) if details is None else tuple(details[name] for name in fields)
+
+
+def _gift_card(details: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A gift card tender's details with its card masked as the hub keeps it (hub.giftcards.numbers.as_sent)."""
+    return None if details is None else {**details, "card": as_sent(details["card"])}
 
 
 def _promotions(line: dict[str, Any]) -> tuple[str, int]:

@@ -33,6 +33,7 @@ SETTINGS: Settings = {
     "stream": frozenset({"max_age_days", "max_bytes", "replicas", "duplicate_window_s"}),
     "dead_letters": frozenset({"retention_days"}), "fleet": frozenset({"offline_after_s"}),
     "console": frozenset({"session_idle_minutes", "session_absolute_minutes", "lock_after", "lock_for_minutes"}),
+    "gift_cards": frozenset({"key_file"}),
     "audit": frozenset({"checkpoint_dir", "key_file", "checkpoint_interval_s", "personal", "personal_retention_days"}),
     "payments": frozenset({"gateway_url", "provider", "timeout_s", "capture_window_s", "watchdog_after_s",
                            "webhook_tolerance_s", "webhook_secrets_file", "reconcile_at"}),
@@ -133,6 +134,9 @@ class HubConfig:
     console: ConsoleSettings = ConsoleSettings()
     audit: AuditSettings = AuditSettings()
     payments: PaymentSettings = PaymentSettings()
+    gift_card_key_file: Path | None = None
+    """[gift_cards] key_file: the hex HMAC key gift card numbers are looked up with (hub.giftcards.numbers); None:
+    gift card requests and routes answer 503."""
 
     def check_runnable(self) -> None:
         if not self.nats_url or not self.database_url:
@@ -197,6 +201,8 @@ def load_hub(path: Path) -> HubConfig:
                                               AuditSettings.personal_retention_days, 1, 36500),
             ),
             payments=_payments(str(path), sections["payments"], whole),
+            gift_card_key_file=Path(validators.text(f"{path}: [gift_cards] key_file", key_file, max_length=1024))
+            if (key_file := sections["gift_cards"].get("key_file", "")) else None,
         )
     except validators.Invalid as exc:
         raise ConfigError(str(exc)) from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -52,11 +53,17 @@ def write_store_config(path: Path, state_dir: Path, till_port: int, devices: dic
 
 def write_hub_config(state_dir: Path, payments: dict[str, str] | None = None) -> Path:
     """The shipped hub config with the audit checkpoints (and their signing key) under the demo's state folder:
-    `novapos hub audit verify --config <state>/hub.toml` checks the demo's chain against them; and, when
-    given, the [payments] settings of the demo's acquirer simulator."""
+    `novapos hub audit verify --config <state>/hub.toml` checks the demo's chain against them; the gift card
+    numbers' HMAC key (made once, in the state folder); and, when given, the [payments] settings of the demo's
+    acquirer simulator."""
     data = tomllib.loads((CONFIGS / "hub.toml").read_text())
     data["audit"]["checkpoint_dir"] = str((state_dir / "audit-checkpoints").resolve())
     data["payments"].update(payments or {})
+    gift_card_key = state_dir / "gift-cards.key"  # the demo's own HMAC key for gift card numbers, kept across runs
+    if not gift_card_key.exists():
+        gift_card_key.write_text(secrets.token_hex(32) + "\n")
+        gift_card_key.chmod(0o600)
+    data["gift_cards"] = {"key_file": str(gift_card_key.resolve())}
     path = state_dir / "hub.toml"
     path.write_text(tomli_w.dumps(data))
     return path

@@ -22,17 +22,21 @@ hub's 400 reply. What each holds:
   {"redemption", "reversed": true}; idempotent; a redemption already part of a completed sale is 409.
 - loyalty_settings {} -> {"point_value_minor", "currency", "offline_store_budget_points",
   "offline_customer_cap_points", "earn": {...}, "tiers": [...]}: what the store keeps for offline redemption.
-- coupon_reserve {code, redemption, customer?, till, actor}: hold one use of a code for this sale ->
-  {"redemption", "promotion", "code"}; 404 unknown code, 409 used up / expired / the customer's limit reached.
-  Idempotent on `redemption`; a reservation not confirmed by a sale within the hub's hold time is released.
+- coupon_reserve {code, redemption, customer?, till, actor, till_ms?}: hold one use of a code for this sale ->
+  {"redemption", "promotion", "code", "held_until_ms"?}; 404 unknown code or customer, 409 used up / expired / the
+  customer's limit reached. Idempotent on `redemption` (asked again with a later till_ms: the hold is extended);
+  held_until_ms is the hold's end on the till's clock (till_ms + the hold), after which the till renews it before
+  completing a sale: the hub releases a hold once its store delivered an event stamped after that end.
 - coupon_release {redemption, actor}: the sale did not complete -> {"released": true}; idempotent.
 - gift_card_balance {card} -> {"card": masked, "balance_minor", "currency", "expires_at"?, "active"}.
 - gift_card_redeem {card, redemption, amount_minor, currency, till, actor}: take money off the card now ->
   {"redemption", "card": masked, "amount_minor", "balance_minor"}; idempotent on `redemption`; 402 when the
   balance is short (the sentence says what is left).
-- gift_card_reverse {redemption, actor, reason}: give back a redemption whose sale did not complete; idempotent.
-- gift_card_refund {card, redemption, amount_minor, currency, till, actor, order?}: put money back on a card (a
-  return refunded to the gift card it was paid with) -> {"redemption", "card", "balance_minor"}; idempotent.
+- gift_card_reverse {redemption, actor, reason}: give back a redemption whose sale did not complete; idempotent (an
+  id the hub has not seen is recorded reversed: its redeem arriving later is refused).
+- gift_card_refund {card, redemption, amount_minor, currency, till, actor, order}: put money back on a card (a
+  return of `order` refunded to the gift card it was paid with) -> {"redemption", "card", "balance_minor"};
+  idempotent; capped at what the order's gift card tenders took.
 
 A card number is never logged or stored whole outside hub.giftcards: events and receipts carry it masked.
 """
