@@ -14,7 +14,8 @@ In force (`in_force`): at `context.at_ms` within [starts_at_ms, ends_at_ms) (Non
 with from > to runs past midnight: 22:00-02:00 is from 1320 to 120, its day is the local day of the moment);
 in one of `stores` or in a store of one of `regions` (both empty: the whole tenant); `code_only`: only with a
 coupon of it (its id in `context.coupons`); `customers_only`: only with a customer (in one of `tiers`, when
-given); in the context's currency (when the context names one).
+given); in the context's currency (when the context names one). A moment with no local date (outside the years
+1 to 9999 in the promotion's zone) is in no `days` or `minutes` window.
 
 Conditions, checked when the promotion's turn comes (see stacking): its matched lines hold at least
 `min_quantity` units and at least `min_spend_minor` of what earlier promotions left of them.
@@ -262,9 +263,13 @@ def _zone(name: str) -> ZoneInfo:
 
 
 @lru_cache(maxsize=1024)
-def _local(timezone: str, at_ms: int) -> tuple[int, int]:
-    """(weekday, minutes after midnight) at `at_ms` in `timezone`."""
-    moment = datetime.fromtimestamp(at_ms // 1000, _zone(timezone))
+def _local(timezone: str, at_ms: int) -> tuple[int, int] | None:
+    """(weekday, minutes after midnight) at `at_ms` in `timezone`; None for a moment whose local date lies
+    outside the years 1 to 9999 (a till's broken clock: an event's ts may be anywhere in them)."""
+    try:
+        moment = datetime.fromtimestamp(at_ms // 1000, _zone(timezone))
+    except (OverflowError, ValueError, OSError):
+        return None
     return moment.weekday(), moment.hour * 60 + moment.minute
 
 
@@ -285,7 +290,10 @@ def in_force(promotion: Promotion, context: Context) -> bool:
     if context.currency is not None and promotion.currency != context.currency:
         return False
     if promotion.days or promotion.minutes is not None:
-        day, minute = _local(promotion.timezone, context.at_ms)
+        local = _local(promotion.timezone, context.at_ms)
+        if local is None:
+            return False  # no local day or time to be in
+        day, minute = local
         if promotion.days and day not in promotion.days:
             return False
         if promotion.minutes is not None:
