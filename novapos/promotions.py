@@ -308,26 +308,40 @@ def _share(left: int, units: int, quantity: int) -> int:
 
 
 class _Cart:
-    """One evaluation's lines with what does not change along a chain: each line's category paths, and the
-    lines each promotion matches (computed once, however many options apply the promotion)."""
+    """One evaluation's lines with what does not change along a chain: each line's category paths, the lines by
+    SKU and by category path, and the lines each promotion matches (computed once per evaluate(), however many
+    options apply the promotion)."""
 
     def __init__(self, lines: Sequence[CartLine]) -> None:
         self.lines = lines
         self.paths = [frozenset(_paths(line.category)) for line in lines]
+        self._everything = list(range(len(lines)))
+        self._by_sku: dict[str, list[int]] = {}
+        self._by_path: dict[str, list[int]] = {}
+        for index, line in enumerate(lines):
+            self._by_sku.setdefault(line.sku, []).append(index)
+            for path in self.paths[index]:
+                self._by_path.setdefault(path, []).append(index)
         self._matched: dict[str, list[int]] = {}
 
     def matched(self, promotion: Promotion) -> list[int]:
+        """The indexes of the lines `promotion` matches (Target.covers), in order: looked up from the cart's
+        few SKUs and category paths into the target's sets, not by testing every line."""
         found = self._matched.get(promotion.id)
         if found is None:
-            lines, paths = self.lines, self.paths
-            if promotion.kind == "bundle":
-                targets = _targets(promotion)
-                found = [index for index in range(len(lines))
-                         if any(target.covers(lines[index].sku, paths[index]) for target in targets)]
-            else:
-                covers = promotion.target.covers
-                found = [index for index in range(len(lines)) if covers(lines[index].sku, paths[index])]
-            self._matched[promotion.id] = found
+            indexes: set[int] = set()
+            for target in _targets(promotion):
+                if target.everything():
+                    indexes.update(self._everything)
+                    break
+                for sku, at in self._by_sku.items():
+                    if sku in target.skus:
+                        indexes.update(at)
+                if target.categories:
+                    for path, at in self._by_path.items():
+                        if path in target.categories:
+                            indexes.update(at)
+            found = self._matched[promotion.id] = sorted(indexes)
         return found
 
 
