@@ -4,7 +4,8 @@
   outside the years 1-9999), which would stall ingest;
 - a v3 sale (the till applied nothing: a stale or missing copy) is checked against what was live at its time;
 - a customer's tier is the one hub.loyalty knew before the sale, not guessed from what the till applied;
-- a regional admin cannot submit or end a promotion whose live revision reaches beyond her regions.
+- a regional admin cannot submit or end a promotion whose live revision reaches beyond her regions;
+- the author of a promotion's terms cannot approve it because a colleague rescheduled and submitted it.
 (An approval names the revision the approver saw: tests/test_promotions_workflow.py.)"""
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from novapos.config import HubConfig
 from novapos.wire.envelope import MAX_TS_MS, Envelope, decode
 from tests.conftest import query
 from tests.identity import add_user, grant, signed_in
-from tests.promotions_support import percent_off, promoted_sale, promotion_world
+from tests.promotions_support import past_sales, percent_off, promoted_sale, promotion_world
 from tests.stock_world import on_database
 
 
@@ -169,4 +170,30 @@ async def test_a_region_admin_cannot_change_what_stores_outside_her_region_hold(
             assert (after["state"], after["live_revision"]) == ("draft", 1)
             # A tenant admin may.
             assert (await ada.post(f"/api/promotions/{promotion}/submit", json={})).json()["live_revision"] == 2
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_author_of_the_terms_cannot_approve_them_after_a_colleagues_edit(hub_config: HubConfig) -> None:
+    """Ada writes a costly promotion; Bob only schedules it (a revision of his) and submits it: Ada, author of
+    its terms, may not approve it; Carol may."""
+    url = hub_config.database_url
+    async with trio.open_nursery() as nursery:
+        hub = await nursery.start(run_hub, hub_config)
+        await promotion_world(url)
+        for login in ("ada", "bob", "carol"):
+            await add_user(url, login, grant("tenant_admin"))
+        async with signed_in(hub.url, "ada") as ada, signed_in(hub.url, "bob") as bob, \
+                signed_in(hub.url, "carol") as carol:
+            await ada.put("/api/promotions/settings", json={"approval_threshold_minor": 0, "timezone": "UTC",
+                                                            "simulation_days": 7})
+            await past_sales(url, "store-001", 2)
+            promotion = (await ada.post("/api/promotions", json=percent_off("Coffee 90 % off", 9000))).json()["id"]
+            scheduled = await bob.post(f"/api/promotions/{promotion}/schedule",
+                                       json={"starts_at": "2030-01-01T00:00:00+00:00", "ends_at": None})
+            assert scheduled.json()["revision"] == 2, scheduled.text
+            assert (await bob.post(f"/api/promotions/{promotion}/submit", json={})).json()["state"] == "pending"
+            own = await ada.post(f"/api/promotions/{promotion}/approve", json={"revision": 2})
+            assert own.status_code == 409 and "second person" in own.json()["error"], own.text
+            approved = await carol.post(f"/api/promotions/{promotion}/approve", json={"revision": 2})
+            assert approved.json()["live_revision"] == 2, approved.text
         nursery.cancel_scope.cancel()

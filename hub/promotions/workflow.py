@@ -204,8 +204,8 @@ async def submit(pool: asyncpg.Pool, tenant: str, promotion_id: uuid.UUID, simul
 
 async def decide(pool: asyncpg.Pool, tenant: str, promotion_id: uuid.UUID, approve: bool, reason: str | None,
                  actor: str, check: Check, revision: int | None = None) -> dict[str, Any]:
-    """Approve (live) or reject (back to draft) a pending promotion. Approval is a second person's: never the
-    revision's author nor its submitter (a rejection may be anyone's, the submitter withdrawing it too), and of
+    """Approve (live) or reject (back to draft) a pending promotion. Approval is a second person's: never an
+    author of a revision since the live one nor its submitter (a rejection may be anyone's, the submitter withdrawing it too), and of
     the `revision` the approver saw (required to approve: a promotion rejected, edited and submitted again
     meanwhile is another revision, refused)."""
     async with pool.acquire() as conn, conn.transaction():
@@ -219,7 +219,12 @@ async def decide(pool: asyncpg.Pool, tenant: str, promotion_id: uuid.UUID, appro
         await _check_scopes(conn, tenant, head, check)
         author = await conn.fetchval("SELECT author FROM promotion_revisions WHERE tenant = $1 AND promotion = $2"
                                      " AND revision = $3", tenant, promotion_id, head.revision)
-        if approve and actor in (author, head.submitted_by):
+        # Everyone who wrote what is pending: each revision since the live one (all of them if none went live), so
+        # that a colleague's small edit (a schedule) does not make the author of the terms their approver.
+        authors = {row["author"] for row in await conn.fetch(
+            "SELECT author FROM promotion_revisions WHERE tenant = $1 AND promotion = $2 AND revision > $3",
+            tenant, promotion_id, head.live_revision or 0)}
+        if approve and (actor in authors or actor == head.submitted_by):
             raise Conflict(f"{actor} wrote or submitted this revision: a second person with promotions.manage "
                            "must approve it", head.state)
         simulation = await conn.fetchrow(
