@@ -14,7 +14,8 @@ In force (`in_force`): at `context.at_ms` within [starts_at_ms, ends_at_ms) (Non
 with from > to runs past midnight: 22:00-02:00 is from 1320 to 120, its day is the local day of the moment);
 in one of `stores` or in a store of one of `regions` (both empty: the whole tenant); `code_only`: only with a
 coupon of it (its id in `context.coupons`); `customers_only`: only with a customer (in one of `tiers`, when
-given); in the context's currency (when the context names one).
+given); in the context's currency (when the context names one). A moment with no local date (outside the years
+1 to 9999 in the promotion's zone) is in no `days` or `minutes` window.
 
 Conditions, checked when the promotion's turn comes (see stacking): its matched lines hold at least
 `min_quantity` units and at least `min_spend_minor` of what earlier promotions left of them.
@@ -262,9 +263,13 @@ def _zone(name: str) -> ZoneInfo:
 
 
 @lru_cache(maxsize=1024)
-def _local(timezone: str, at_ms: int) -> tuple[int, int]:
-    """(weekday, minutes after midnight) at `at_ms` in `timezone`."""
-    moment = datetime.fromtimestamp(at_ms // 1000, _zone(timezone))
+def _local(timezone: str, at_ms: int) -> tuple[int, int] | None:
+    """(weekday, minutes after midnight) at `at_ms` in `timezone`; None for a moment whose local date lies
+    outside the years 1 to 9999 (a till's broken clock: an event's ts may be anywhere in them)."""
+    try:
+        moment = datetime.fromtimestamp(at_ms // 1000, _zone(timezone))
+    except (OverflowError, ValueError, OSError):
+        return None
     return moment.weekday(), moment.hour * 60 + moment.minute
 
 
@@ -285,7 +290,10 @@ def in_force(promotion: Promotion, context: Context) -> bool:
     if context.currency is not None and promotion.currency != context.currency:
         return False
     if promotion.days or promotion.minutes is not None:
-        day, minute = _local(promotion.timezone, context.at_ms)
+        local = _local(promotion.timezone, context.at_ms)
+        if local is None:
+            return False  # no local day or time to be in
+        day, minute = local
         if promotion.days and day not in promotion.days:
             return False
         if promotion.minutes is not None:
@@ -300,26 +308,40 @@ def _share(left: int, units: int, quantity: int) -> int:
 
 
 class _Cart:
-    """One evaluation's lines with what does not change along a chain: each line's category paths, and the
-    lines each promotion matches (computed once, however many options apply the promotion)."""
+    """One evaluation's lines with what does not change along a chain: each line's category paths, the lines by
+    SKU and by category path, and the lines each promotion matches (computed once per evaluate(), however many
+    options apply the promotion)."""
 
     def __init__(self, lines: Sequence[CartLine]) -> None:
         self.lines = lines
         self.paths = [frozenset(_paths(line.category)) for line in lines]
+        self._everything = list(range(len(lines)))
+        self._by_sku: dict[str, list[int]] = {}
+        self._by_path: dict[str, list[int]] = {}
+        for index, line in enumerate(lines):
+            self._by_sku.setdefault(line.sku, []).append(index)
+            for path in self.paths[index]:
+                self._by_path.setdefault(path, []).append(index)
         self._matched: dict[str, list[int]] = {}
 
     def matched(self, promotion: Promotion) -> list[int]:
+        """The indexes of the lines `promotion` matches (Target.covers), in order: looked up from the cart's
+        few SKUs and category paths into the target's sets, not by testing every line."""
         found = self._matched.get(promotion.id)
         if found is None:
-            lines, paths = self.lines, self.paths
-            if promotion.kind == "bundle":
-                targets = _targets(promotion)
-                found = [index for index in range(len(lines))
-                         if any(target.covers(lines[index].sku, paths[index]) for target in targets)]
-            else:
-                covers = promotion.target.covers
-                found = [index for index in range(len(lines)) if covers(lines[index].sku, paths[index])]
-            self._matched[promotion.id] = found
+            indexes: set[int] = set()
+            for target in _targets(promotion):
+                if target.everything():
+                    indexes.update(self._everything)
+                    break
+                for sku, at in self._by_sku.items():
+                    if sku in target.skus:
+                        indexes.update(at)
+                if target.categories:
+                    for path, at in self._by_path.items():
+                        if path in target.categories:
+                            indexes.update(at)
+            found = self._matched[promotion.id] = sorted(indexes)
         return found
 
 
@@ -335,9 +357,6 @@ class _State:
     @classmethod
     def fresh(cls, cart: _Cart) -> _State:
         return cls([line.unit_minor * line.quantity for line in cart.lines], [0] * len(cart.lines), [], 0, False)
-
-    def copy(self) -> _State:
-        return _State(list(self.left), list(self.counts), list(self.steps), self.total, self.crowded)
 
     def apply(self, cart: _Cart, promotion: Promotion) -> dict[int, int]:
         """Apply `promotion`; what it took off each line."""
@@ -476,11 +495,13 @@ def evaluate(promotions: Rules | Sequence[Promotion], lines: Sequence[CartLine],
     """What `promotions` take off `lines` in `context` (see the module's stacking). Lines' ids must be
     distinct, their unit prices non-negative and quantities positive.
 
-    The options share their work: the combinable chain is applied once, keeping its state where a best
-    promotion takes its place, and each best option resumes from there, recomputing only the promotions that
-    match a line the option changed (a promotion reads nothing but its matched lines, so on unchanged lines
-    it takes what it took in the chain); an exclusive promotion that could not beat the best option so far
-    even taking everything it matches is not evaluated."""
+    The options share their work: each candidate's matched lines are found once (_Cart); the combinable chain
+    is applied once, keeping snapshots of its lines from the first place a best promotion takes; each best
+    option starts from its place's snapshot and applies again only the later promotions that match a line the
+    option changed (a promotion reads nothing but its matched lines, so on unchanged lines it takes what it took
+    in the chain): an option is its total and what differs, and only the chosen one becomes steps, with their
+    explanations; an exclusive promotion that could not beat the best option so far even taking everything it
+    matches is not evaluated."""
     if len({line.line for line in lines}) != len(lines):
         raise ValueError("cart lines must have distinct ids")
     if any(line.unit_minor < 0 or line.quantity < 1 for line in lines):
@@ -497,39 +518,94 @@ def evaluate(promotions: Rules | Sequence[Promotion], lines: Sequence[CartLine],
             combinable.append(promotion)
         elif promotion.stacking == "best":
             best.append((promotion, len(combinable)))
-    resume_at = {position for _, position in best}
+    first = min((position for _, position in best), default=len(combinable))
     state = _State.fresh(cart)
-    saved: dict[int, _State] = {}
+    snapshots: list[tuple[list[int], list[int], bool, int]] = []  # the chain before each position from `first`
     chain: list[dict[int, int]] = []  # what each combinable promotion took in the chain
     for position, promotion in enumerate(combinable):
-        if position in resume_at:
-            saved[position] = state.copy()
+        if position >= first:
+            snapshots.append((list(state.left), list(state.counts), state.crowded, state.total))
         chain.append(state.apply(cart, promotion))
-    if len(combinable) in resume_at:
-        saved[len(combinable)] = state.copy()
-    chosen = state
+    snapshots.append((list(state.left), list(state.counts), state.crowded, state.total))
+    chosen: _Option | None = None  # None: the combinable chain itself
+    chosen_total = state.total
     for promotion, position in best:
-        option = saved[position].copy()
-        changed = set(option.apply(cart, promotion))
-        if not changed:
-            continue  # the chain itself
-        for later, before in zip(combinable[position:], chain[position:], strict=True):
-            if changed.isdisjoint(cart.matched(later)):
-                option.take(later, before)
-            else:
-                off = option.apply(cart, later)
-                changed.update(index for index in off.keys() | before.keys() if off.get(index) != before.get(index))
-        if option.total > chosen.total:
-            chosen = option
+        option = _best_option(cart, promotion, position, combinable, chain, snapshots[position - first:])
+        if option is not None and option.total > chosen_total:
+            chosen, chosen_total = option, option.total
+    steps: list[tuple[Promotion, dict[int, int]]] | None = None
     for promotion in live:
-        if promotion.stacking == "exclusive" and _bound(promotion, cart) > chosen.total:
-            option = _State.fresh(cart)
-            option.apply(cart, promotion)
-            if option.total > chosen.total:
-                chosen = option
+        if promotion.stacking == "exclusive" and _bound(promotion, cart) > chosen_total:
+            alone = _State.fresh(cart)
+            alone.apply(cart, promotion)
+            if alone.total > chosen_total:
+                steps, chosen_total = alone.steps, alone.total
+    if steps is None:
+        steps = state.steps if chosen is None else chosen.steps(combinable, chain)
     return Evaluation(tuple(
         Applied(promotion.id, promotion.name, {lines[index].line: amount for index, amount in sorted(off.items())},
-                sum(off.values()), explain(promotion)) for promotion, off in chosen.steps))
+                sum(off.values()), explain(promotion)) for promotion, off in steps))
+
+
+@dataclass(frozen=True)
+class _Option:
+    """A best promotion's option, kept as what differs from the chain: its promotion and place, what it took,
+    and what each later combinable promotion it changed took instead (the others took what they took in the
+    chain). Its steps are made only for the option chosen."""
+    promotion: Promotion
+    position: int
+    off: dict[int, int]
+    recomputed: dict[int, dict[int, int]]
+    total: int
+
+    def steps(self, combinable: Sequence[Promotion], chain: Sequence[dict[int, int]]) \
+            -> list[tuple[Promotion, dict[int, int]]]:
+        taken = [(promotion, off) for promotion, off in zip(combinable[:self.position], chain, strict=False)]
+        taken.append((self.promotion, self.off))
+        taken += [(later, self.recomputed.get(position, chain[position]))
+                  for position, later in enumerate(combinable[self.position:], self.position)]
+        return [(promotion, off) for promotion, off in taken if off]
+
+
+def _best_option(cart: _Cart, promotion: Promotion, position: int, combinable: Sequence[Promotion],
+                 chain: Sequence[dict[int, int]], snapshots: Sequence[tuple[list[int], list[int], bool, int]]) \
+        -> _Option | None:
+    """The chain with `promotion` in its place (`position`: the combinable ones before it), from the chain's
+    snapshots there and after: a later promotion none of whose lines the option changed takes what it took in
+    the chain (it reads nothing else) and costs one check; only the others are applied again, on the chain's
+    lines with the option's changed ones laid over them. None when the promotion takes nothing (the chain)."""
+    left, counts, crowded, total = snapshots[0]
+    matched = cart.matched(promotion)
+    if crowded:
+        matched = [index for index in matched if counts[index] < MAX_PER_LINE]
+    off = _apply(promotion, cart, left, matched) if matched else {}
+    if not off:
+        return None
+    own_left = {index: left[index] - amount for index, amount in off.items()}  # the changed lines, as they are
+    own_counts = {index: counts[index] + 1 for index in off}
+    total += sum(off.values())
+    recomputed: dict[int, dict[int, int]] = {}
+    for step, (later, before) in enumerate(zip(combinable[position:], chain[position:], strict=True)):
+        later_matched = cart.matched(later)
+        if own_left.keys().isdisjoint(later_matched):
+            total += sum(before.values())
+            continue
+        left, counts, crowded, _ = snapshots[step]
+        left, counts = list(left), list(counts)
+        for index, amount in own_left.items():
+            left[index] = amount
+        for index, count in own_counts.items():
+            counts[index] = count
+        if crowded or any(count >= MAX_PER_LINE for count in own_counts.values()):
+            later_matched = [index for index in later_matched if counts[index] < MAX_PER_LINE]
+        taken = _apply(later, cart, left, later_matched) if later_matched else {}
+        for index in taken.keys() | before.keys():
+            if index in own_left or taken.get(index) != before.get(index):
+                own_left[index] = left[index] - taken.get(index, 0)
+                own_counts[index] = counts[index] + (1 if index in taken else 0)
+        recomputed[position + step] = taken
+        total += sum(taken.values())
+    return _Option(promotion, position, off, recomputed, total)
 
 
 # The wire: what the hub publishes on the catalog stream and stores, and what its console takes.

@@ -11,9 +11,10 @@ Both sides go through what they really run, from the same published definitions:
   paid and checked out into its sale.completed body, encoded and decoded by the wire's schemas;
 - the hub again: its applier of sale.completed v5 (hub.promotions.replay.apply_sales), re-evaluating each
   sale with the revisions live at the catalog version the sale names; a disagreement leaves a diff.
-No diff may appear. A sale the till kept v3 (no promotion, customer or coupon) is not one the hub replays, so
-it is replayed as the v5 it would have been (its body plus promotions_version): the hub must find no
-promotion for it either."""
+No diff may appear. A sale the till kept v3 (no promotion, customer or coupon) is replayed as the v5 it would
+have been (its body plus promotions_version), so it is checked at the version the till held: the hub must find
+no promotion for it either. (The hub also checks a real v3/v4 against what was live at its time:
+tests/test_promotions_review.py.)"""
 
 from __future__ import annotations
 

@@ -54,12 +54,12 @@ async def test_a_costly_promotion_goes_live_only_once_a_second_admin_approves(hu
             submitted = await ada.post(f"/api/promotions/{promotion}/submit", json={})
             assert submitted.status_code == 200 and submitted.json()["state"] == "pending", submitted.text
             assert await _version(url) == before  # nothing went to the stores
-            own = await ada.post(f"/api/promotions/{promotion}/approve", json={})
+            own = await ada.post(f"/api/promotions/{promotion}/approve", json={"revision": 1})
             assert own.status_code == 409 and "second person" in own.json()["error"], own.text
             edit_pending = await ada.put(f"/api/promotions/{promotion}", json=percent_off("Coffee 20 % off", 2000))
             assert edit_pending.status_code == 409 and edit_pending.json()["state"] == "pending"
 
-            approved = await bob.post(f"/api/promotions/{promotion}/approve", json={"reason": "fine for December"})
+            approved = await bob.post(f"/api/promotions/{promotion}/approve", json={"revision": 1, "reason": "fine for December"})
             assert approved.status_code == 200, approved.text
             live = approved.json()
             assert (live["state"], live["live_revision"]) == ("live", 1)
@@ -68,7 +68,7 @@ async def test_a_costly_promotion_goes_live_only_once_a_second_admin_approves(hu
             version = await _version(url)
             assert version == before + 1 and live["catalog_version"] == version
 
-            again = await bob.post(f"/api/promotions/{promotion}/approve", json={})
+            again = await bob.post(f"/api/promotions/{promotion}/approve", json={"revision": 1})
             assert again.status_code == 409 and again.json()["code"] == "invalid_state_transition"
 
             # A live promotion's schedule narrows at once (a new revision, live); widening it is an edit.
@@ -208,7 +208,14 @@ async def test_a_rejected_promotion_goes_back_to_draft_and_an_edit_needs_a_new_s
             resubmitted = (await ada.post(f"/api/promotions/{promotion}/submit", json={})).json()
             assert (resubmitted["state"], resubmitted["simulation"]["revision"]) == ("pending", 2)
             assert resubmitted["simulation"]["cost_minor"] == 100  # 2 x 5 % of 9.98
-            assert (await bob.post(f"/api/promotions/{promotion}/approve", json={})).json()["live_revision"] == 2
+            # Bob saw revision 1; approving it now would put revision 2 live unseen: refused, nothing changes.
+            stale = await bob.post(f"/api/promotions/{promotion}/approve", json={"revision": 1})
+            assert stale.status_code == 409 and "changed since you saw it" in stale.json()["error"], stale.text
+            unnamed = await bob.post(f"/api/promotions/{promotion}/approve", json={})
+            assert unnamed.status_code == 422 and "revision" in unnamed.text, unnamed.text
+            assert (await bob.get(f"/api/promotions/{promotion}")).json()["state"] == "pending"
+            approved = await bob.post(f"/api/promotions/{promotion}/approve", json={"revision": 2})
+            assert approved.json()["live_revision"] == 2, approved.text
         nursery.cancel_scope.cancel()
     actions = [row[0] for row in await query(url, "SELECT action FROM audit_records WHERE action LIKE 'promotion.%'"
                                                   " ORDER BY seq")]

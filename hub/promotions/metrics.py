@@ -7,4 +7,4 @@ from prometheus_client import Counter
 DIFFS = Counter("novapos_hub_promotion_diffs_total",
                 "Sales whose promotions the hub's engine computed differently from the till (replay validation)")
 VALIDATED = Counter("novapos_hub_promotion_sales_validated_total",
-                    "sale.completed v5 whose promotions replay validation re-evaluated")
+                    "sale.completed (v5, and v3/v4 while promotions were live) whose promotions replay validation re-evaluated")

@@ -150,6 +150,26 @@ async def at_version(conn: asyncpg.Connection, tenant: str, version: int, curren
     return found
 
 
+_revisions_rules: dict[tuple[str, str, tuple[tuple[uuid.UUID, int], ...]], engine.Rules] = {}
+
+
+async def revisions_rules(conn: asyncpg.Connection, tenant: str,
+                          revisions: Sequence[tuple[uuid.UUID, int]]) -> engine.Rules:
+    """These (promotion, revision)s as the engine's Rules, built once per set (revisions are immutable, so a
+    set's Rules never change: cached per database, tenant and set)."""
+    key = (str(await conn.fetchval("SELECT current_database()")), tenant, tuple(sorted(revisions)))
+    found = _revisions_rules.get(key)
+    if found is None:
+        rows = await conn.fetch("SELECT r.body FROM unnest($2::uuid[], $3::int[]) AS w(promotion, revision)"
+                                " JOIN promotion_revisions r ON (r.tenant, r.promotion, r.revision) ="
+                                " ($1, w.promotion, w.revision)", tenant, [p for p, _ in key[2]], [r for _, r in key[2]])
+        found = engine.Rules(promotion_of(row["body"]) for row in rows)
+        if len(_revisions_rules) >= MAX_CACHED_VERSIONS:
+            _revisions_rules.clear()
+        _revisions_rules[key] = found
+    return found
+
+
 @dataclass(frozen=True)
 class Period:
     """A revision and the time it was live (until None: still)."""

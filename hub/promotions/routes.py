@@ -215,8 +215,11 @@ def routes(console: Console) -> Sequence[BaseRoute]:
     def decision(approve: bool) -> Callable[[Request], Awaitable[Response]]:
         async def decide(request: Request) -> Response:
             async def act(principal: Principal, promotion: uuid.UUID | None, body: dict[str, Any]) -> dict[str, Any]:
+                # Approval names the revision the approver saw (hub.promotions.workflow.decide).
+                seen = validators.integer("revision", body.get("revision"), 1, validators.MAX_BIGINT) if approve \
+                    else None
                 return dict(await console.seam.run(workflow.decide, console.ready_pool(), principal.tenant, promotion,
-                                                   approve, _reason(body), principal.login, checker(principal)))
+                                                   approve, _reason(body), principal.login, checker(principal), seen))
             return await changing(request, act)
         return decide
 
@@ -285,6 +288,10 @@ _REFUSALS = {
     "422": {"description": "a field is out of bounds; the error says which", "content": _ERROR}}
 _REASON = {"required": False, "content": {"application/json": {"schema": {"type": "object", "properties": {
     "reason": {"type": "string", "maxLength": validators.MAX_TEXT_LENGTH}}}}}}
+_APPROVAL = {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["revision"], "properties": {
+        "revision": {"type": "integer", "minimum": 1, "description": "the pending revision the approver saw"},
+        "reason": {"type": "string", "maxLength": validators.MAX_TEXT_LENGTH}}}}}}
 _BODY = {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PromotionBody"}}}}
 
 
@@ -349,7 +356,8 @@ OPENAPI: dict[str, Any] = {"paths": {
         "Simulate and submit the draft: live at once within the threshold, else pending a second person's approval; "
         "audited"),
     "/api/promotions/{id}/approve": _action(
-        "Approve a pending promotion (someone else than its author and submitter): it goes live; audited", _REASON),
+        "Approve the pending revision the approver saw (someone else than its author and submitter): it goes live; "
+        "another revision pending now is 409; audited", _APPROVAL),
     "/api/promotions/{id}/reject": _action("Reject a pending promotion back to draft; audited", _REASON),
     "/api/promotions/{id}/schedule": _action(
         "Set when it starts and ends (ISO 8601 with offset, null: open) as a new revision; a live promotion only "

@@ -60,6 +60,15 @@ def parse(body: dict[str, Any], *, promotion: uuid.UUID, revision: int, currency
                              "timezone": timezone})
 
 
+async def _check_scopes(conn: asyncpg.Connection, tenant: str, head: records.Head, check: Check) -> None:
+    """`check` over the promotion's scope as its latest revision has it and as the stores hold it (a live
+    revision with a draft edit may have another scope: a change reaching the stores must be within both)."""
+    check(head.regions, head.stores)
+    if head.live_revision is not None and head.live_revision != head.revision and head.state != "ended":
+        held = records.promotion_of(await records.revision_body(conn, tenant, head.id, head.live_revision))
+        check(tuple(sorted(held.regions)), tuple(sorted(held.stores)))
+
+
 def _wire(promotion: engine.Promotion) -> str:
     return json.dumps(engine.to_wire(promotion), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -173,7 +182,7 @@ async def submit(pool: asyncpg.Pool, tenant: str, promotion_id: uuid.UUID, simul
         head = await records.head(conn, tenant, promotion_id, lock=True)
         if head.state != "draft":
             raise Conflict(f"only a draft can be submitted; this promotion is {head.state}", head.state)
-        check(head.regions, head.stores)
+        await _check_scopes(conn, tenant, head, check)
         simulated = await conn.fetchrow("SELECT revision, cost_minor, threshold_minor, needs_approval"
                                         " FROM promotion_simulations WHERE id = $1 AND tenant = $2 AND promotion = $3",
                                         simulation, tenant, promotion_id)
@@ -194,18 +203,28 @@ async def submit(pool: asyncpg.Pool, tenant: str, promotion_id: uuid.UUID, simul
 
 
 async def decide(pool: asyncpg.Pool, tenant: str, promotion_id: uuid.UUID, approve: bool, reason: str | None,
-                 actor: str, check: Check) -> dict[str, Any]:
-    """Approve (live) or reject (back to draft) a pending promotion. Approval is a second person's: never the
-    revision's author nor its submitter (a rejection may be anyone's, the submitter withdrawing it too)."""
+                 actor: str, check: Check, revision: int | None = None) -> dict[str, Any]:
+    """Approve (live) or reject (back to draft) a pending promotion. Approval is a second person's: never an
+    author of a revision since the live one nor its submitter (a rejection may be anyone's, the submitter withdrawing it too), and of
+    the `revision` the approver saw (required to approve: a promotion rejected, edited and submitted again
+    meanwhile is another revision, refused)."""
     async with pool.acquire() as conn, conn.transaction():
         head = await records.head(conn, tenant, promotion_id, lock=True)
         if head.state != "pending":
             raise Conflict(f"only a pending promotion can be approved or rejected; this one is {head.state}",
                            head.state)
-        check(head.regions, head.stores)
+        if approve and revision != head.revision:
+            raise Conflict(f"the promotion changed since you saw it: revision {head.revision} is pending now, not "
+                           f"{revision}; look at it again before approving", head.state)
+        await _check_scopes(conn, tenant, head, check)
         author = await conn.fetchval("SELECT author FROM promotion_revisions WHERE tenant = $1 AND promotion = $2"
                                      " AND revision = $3", tenant, promotion_id, head.revision)
-        if approve and actor in (author, head.submitted_by):
+        # Everyone who wrote what is pending: each revision since the live one (all of them if none went live), so
+        # that a colleague's small edit (a schedule) does not make the author of the terms their approver.
+        authors = {row["author"] for row in await conn.fetch(
+            "SELECT author FROM promotion_revisions WHERE tenant = $1 AND promotion = $2 AND revision > $3",
+            tenant, promotion_id, head.live_revision or 0)}
+        if approve and (actor in authors or actor == head.submitted_by):
             raise Conflict(f"{actor} wrote or submitted this revision: a second person with promotions.manage "
                            "must approve it", head.state)
         simulation = await conn.fetchrow(
@@ -238,7 +257,7 @@ async def end(pool: asyncpg.Pool, tenant: str, promotion_id: uuid.UUID, reason: 
             raise Conflict("only a promotion the stores hold can be ended"
                            + ("" if head.state == "ended" else ": this one never went live; leave the draft as is"),
                            head.state)
-        check(head.regions, head.stores)
+        await _check_scopes(conn, tenant, head, check)
         version = await bump(conn, tenant)
         await _close_period(conn, tenant, promotion_id, version)
         await conn.execute("UPDATE promotions SET state = 'ended', version = $3, submitted_by = NULL,"

@@ -196,7 +196,7 @@ function promotionActions(p, currency) {
   if (p.state === "pending") {
     const note = el("p", { class: "note", text: `Waiting for a second person's approval (submitted by ${p.submitted_by}).` });
     const reason = input("promotion-reason", { maxlength: 200, placeholder: "optional" });
-    boxes.push(note, form([field("Reason", reason)], "Approve", () => act("approve", { reason: reason.value.trim() }, "Approved"),
+    boxes.push(note, form([field("Reason", reason)], "Approve", () => act("approve", { revision: p.revision, reason: reason.value.trim() }, "Approved"),
       { id: "promotion-approve" }));
     boxes.push(form([], "Reject", () => act("reject", { reason: reason.value.trim() }, "Rejected"), { id: "promotion-reject" }));
   }
