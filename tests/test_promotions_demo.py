@@ -9,6 +9,7 @@ import json
 import asyncpg
 
 from hub.catalog.demo import seed_demo_catalog
+from hub.promotions import records, settings, simulation, workflow
 from hub.promotions.demo import CHOCOLATE, COFFEE, WELCOME, seed_demo_promotions
 from novapos import promotions
 from novapos.config import HubConfig
@@ -30,6 +31,15 @@ async def test_the_demo_seed_makes_live_promotions_once(hub_config: HubConfig) -
                                  " product) WHERE v.tenant = 'shop' AND v.sku IN ('COF-250', 'TEE-M-WHT')")
         audited = await pool.fetchval("SELECT count(*) FROM audit_records WHERE tenant = 'shop' AND action ="
                                       " 'promotion.submitted'")
+        # A person submitting the chocolate draft: the demo asks for a second person's approval of every promotion.
+        async with pool.acquire() as conn:
+            assert (await settings.settings(conn, "shop")).approval_threshold_minor == 0
+            proposal = records.promotion_of(await records.revision_body(conn, "shop", CHOCOLATE, 1))
+            assert proposal.regions == frozenset({"north"})  # so that north, the region's admin, may approve it
+            past = await simulation.history(conn, "shop", proposal)
+            saved = await simulation.save(conn, "shop", proposal, past, simulation.predict(proposal, past), "admin")
+        submitted = await workflow.submit(pool, "shop", CHOCOLATE, saved["id"], "admin", lambda _regions, _stores: None)
+        assert submitted["state"] == "pending", submitted
         return first, second, rows, items, audited
     first, second, rows, items, audited = await on_database(hub_config.database_url, run)
     assert (first, second, audited) == (4, 0, 3)

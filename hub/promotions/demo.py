@@ -1,19 +1,22 @@
 """The demo tenant's promotions (`make demo`): its products put in categories, and three promotions live through
 the real workflow (created, simulated, submitted by `demo`; each under the approval threshold): buy 2 get 1 free
 on coffee, 10 % off clothing, and a coupon promotion (5.00 off an order of 20.00 or more, public code WELCOME5;
-the coupon helper makes hub codes for it too). A fourth, half price on chocolate, stays a draft for a person to
-simulate, submit and have approved in the console. Seeded only while the tenant has no promotion: an admin's
+the coupon helper makes hub codes for it too). A fourth, half price on chocolate in region north, stays a draft
+for a person to simulate, submit and have approved in the console: once the live ones are in, the demo tenant's
+approval threshold is set to 0, so every promotion submitted in the demo waits for a second person (`admin`
+submits, `north`, the region's admin, approves). Seeded only while the tenant has no promotion: an admin's
 changes stay."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
 
 from hub.catalog.service import bump
-from hub.promotions import records, simulation, workflow
+from hub.promotions import records, settings, simulation, workflow
 
 CATEGORIES = {"COF": "food/coffee", "MLK": "food/dairy/milk", "BRD": "food/bakery", "APL": "food/fruit",
               "CHO": "food/sweets", "OJ": "drinks/juice", "OIL": "food/pantry", "H2O": "drinks/water",
@@ -31,7 +34,7 @@ DEMO_PROMOTIONS: tuple[tuple[uuid.UUID, dict[str, Any], bool], ...] = (
     (WELCOME, {"name": "Welcome 5.00 off", "kind": "amount", "applies_to": "order", "value": 500,
                "min_spend_minor": 2000, "code_only": True, "public_codes": ["WELCOME5"], "stacking": "best"}, True),
     (CHOCOLATE, {"name": "Chocolate half price", "kind": "percent", "value": 5000,
-                 "target": {"categories": ["food/sweets"]}}, False),
+                 "target": {"categories": ["food/sweets"]}, "regions": ["north"]}, False),
 )
 
 
@@ -64,4 +67,7 @@ async def seed_demo_promotions(pool: asyncpg.Pool, tenant: str) -> int:
                 past = await simulation.history(conn, tenant, proposal)
                 saved = await simulation.save(conn, tenant, proposal, past, simulation.predict(proposal, past), "demo")
             await workflow.submit(pool, tenant, promotion_id, saved["id"], "demo", _anyone)
+    async with pool.acquire() as conn:
+        chosen = await settings.settings(conn, tenant)
+    await settings.set_settings(pool, tenant, replace(chosen, approval_threshold_minor=0), "demo")
     return len(DEMO_PROMOTIONS)

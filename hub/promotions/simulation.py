@@ -3,9 +3,12 @@ engine (novapos.promotions) and the promotions that were in force at each sale, 
 
 For each sale, the lines the till would have promoted (those without a price override, at their list price) are
 evaluated twice at the sale's store, region and time: with the promotions live then (promotion_live), and with
-the proposal added. The cost is the difference in discount given, summed (in the tenant's currency, minor
-units), with the sales it touched, overall and per store. Interactions are the engine's: a proposal that beats an
-exclusive promotion costs only what it adds.
+the proposal added. The cost is what the proposal adds to the discount given, sale by sale, summed (in the
+tenant's currency, minor units), with the sales it touched, overall and per store. Interactions are the engine's: a
+proposal that beats an exclusive promotion costs only what it adds; a sale where it gives less than before (it takes
+a line out of another promotion's threshold) counts 0, never a saving netted against the others, so a promotion
+cannot hide its cost behind the discounts it displaces. A promotion whose cost reaches the tenant's threshold
+(cost >= threshold: 0 asks for a second person on every promotion) waits for approval.
 
 The prediction is deliberately an upper bound where the history cannot say: the proposal is simulated as if its
 schedule covered the whole period (its days and hours still apply), as if every sale had a customer of a
@@ -139,7 +142,7 @@ def predict(promotion: engine.Promotion, past: History) -> Prediction:
             if any(applied.promotion == proposal.id for applied in after.applied):
                 touched += 1
                 store["sales_touched"] += 1
-            extra = after.total - before.total
+            extra = max(0, after.total - before.total)
             cost += extra
             store["cost_minor"] += extra
         if index % PROGRESS_EVERY == 0:
@@ -157,5 +160,5 @@ async def save(conn: asyncpg.Connection, tenant: str, promotion: engine.Promotio
         " $9, $10::jsonb, $11, $12, $13) RETURNING *", tenant, uuid.UUID(promotion.id), promotion.version, past.days,
         past.since, past.until, prediction.sales, prediction.sales_touched, prediction.cost_minor,
         json.dumps(prediction.per_store, sort_keys=True), past.threshold_minor,
-        prediction.cost_minor > past.threshold_minor, actor)
+        prediction.cost_minor >= past.threshold_minor, actor)
     return {**records.simulation_json(row), "more_sales_than_replayed": past.more}
