@@ -14,11 +14,11 @@ import pytest
 import trio
 
 from hub.coupons import issuing, uses
-from hub.coupons.refusal import Refused
 from hub.coupons.sales import apply_sales as coupon_sales
 from hub.domains import Domain
 from hub.giftcards import cards, metrics, numbers
 from hub.giftcards.sales import apply_sales as card_sales
+from hub.refusals import Refused
 from hub.responders import _subscribe, _unsubscribe
 from novapos import validators
 from novapos.adapters.nats import NatsLink

@@ -15,8 +15,8 @@ from actors.till.coupons import checked_code
 from actors.till.promoting import Pricing, public_coupon
 from hub.coupons import codes, issuing, uses
 from hub.coupons.privacy import export
-from hub.coupons.refusal import Refused
 from hub.coupons.sales import apply_sales
+from hub.refusals import Refused
 from novapos import coupon_codes, validators
 from novapos import promotions as engine
 from tests.codes_support import PROMOTION, code_only_promotion, coupon, sale

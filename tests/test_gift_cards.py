@@ -11,11 +11,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from hub.coupons.refusal import Refused
 from hub.customers.privacy import domain_parts
 from hub.giftcards import cards, numbers
 from hub.giftcards.privacy import export
 from hub.giftcards.sales import apply_returns, apply_sales
+from hub.refusals import Refused
 from novapos import validators
 from novapos.pricing import line_tax
 from novapos.wire.envelope import Envelope

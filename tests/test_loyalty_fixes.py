@@ -16,8 +16,9 @@ import pytest
 from hub.loyalty import accounts, adjustments, redemptions
 from hub.loyalty import program as programs
 from hub.loyalty.metrics import CORRECTIONS
-from hub.loyalty.redemptions import Redemption, Refusal
+from hub.loyalty.redemptions import Redemption
 from hub.loyalty.upkeep import retier_due
+from hub.refusals import Refused
 from novapos.pricing import share
 from tests.loyalty_support import ALICE, BOB, apply, balance_and_ledger, customer_return, customer_sale, in_loyalty
 from tests.test_loyalty_ledger import PROGRAM
@@ -36,7 +37,7 @@ async def _redeem(pool: asyncpg.Pool, redemption: str, points: int, *, store: st
     async with pool.acquire() as conn:
         try:
             return await redemptions.redeem(conn, "demo", store, Redemption(redemption, ALICE, points, "till-1", "bob"))
-        except Refusal as refused:
+        except Refused as refused:
             return refused
 
 
@@ -74,10 +75,10 @@ def test_a_used_redemption_asked_again_is_refused_and_sold_again_is_debited_and_
         await apply(pool, customer_sale(ALICE, [("MILK-1L", 1, 100_00)]))  # 100 points
         assert isinstance(await _redeem(pool, "r1", 40), dict)
         moved = await _redeem(pool, "r1", 40, store="store-002")  # another store under a held id
-        assert isinstance(moved, Refusal) and moved.code == 409
+        assert isinstance(moved, Refused) and moved.code == 409
         await apply(pool, customer_sale(ALICE, [("MILK-1L", 1, 40)], points=("r1", 40, False)))
         again = await _redeem(pool, "r1", 40)  # the same request after its sale: no silent success
-        assert isinstance(again, Refusal) and again.code == 409 and "already paid" in str(again)
+        assert isinstance(again, Refused) and again.code == 409 and "already paid" in str(again)
         assert await balance_and_ledger(pool, ALICE) == (60, 60, 60)
         reused = _corrections("reused_redemption")
         await apply(pool, customer_sale(ALICE, [("MILK-1L", 1, 40)], points=("r1", 40, False)))  # another sale
@@ -179,7 +180,7 @@ def test_tier_spend_counts_the_same_on_a_sale_and_its_return(database_url: str) 
 def test_an_adjustment_has_a_ceiling_and_posts_once_per_entry(database_url: str) -> None:
     async def work(pool: asyncpg.Pool) -> None:
         await _program(pool, adjust_max_points=500)
-        with pytest.raises(Refusal) as refused:
+        with pytest.raises(Refused) as refused:
             await adjustments.adjust(pool, "demo", ALICE, 501, "goodwill", "admin")
         assert refused.value.code == 409 and "500" in str(refused.value)
         entry = uuid.uuid4().hex

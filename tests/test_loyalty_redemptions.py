@@ -13,7 +13,8 @@ import pytest
 
 from hub.loyalty import accounts, redemptions
 from hub.loyalty.metrics import CORRECTIONS
-from hub.loyalty.redemptions import Redemption, Refusal
+from hub.loyalty.redemptions import Redemption
+from hub.refusals import Refused
 from tests.loyalty_support import ALICE, BOB, apply, balance_and_ledger, customer_sale, in_loyalty
 
 
@@ -23,12 +24,12 @@ async def _give(pool: asyncpg.Pool, points: int, customer: object = ALICE) -> No
 
 
 async def _redeem(pool: asyncpg.Pool, redemption: str, points: int, *, store: str = "store-001",
-                  customer: object = ALICE) -> dict[str, object] | Refusal:
+                  customer: object = ALICE) -> dict[str, object] | Refused:
     async with pool.acquire() as conn:
         try:
             return await redemptions.redeem(conn, "demo", store, Redemption(redemption, customer, points,  # type: ignore[arg-type]
                                                                             "till-1", "bob"))
-        except Refusal as refused:
+        except Refused as refused:
             return refused
 
 
@@ -37,7 +38,7 @@ def test_fifty_concurrent_redemptions_on_one_account_never_overspend(database_ur
         await _give(pool, 1000)
         answers = await asyncio.gather(*(_redeem(pool, f"r{n}", 30) for n in range(50)))
         taken = [answer for answer in answers if isinstance(answer, dict)]
-        refused = [answer for answer in answers if isinstance(answer, Refusal)]
+        refused = [answer for answer in answers if isinstance(answer, Refused)]
         assert (len(taken), len(refused)) == (33, 17)  # 33 x 30 = 990 <= 1000 < 34 x 30
         assert {refusal.code for refusal in refused} == {409}
         assert "has 10 points" in str(refused[-1])
@@ -48,7 +49,7 @@ def test_fifty_concurrent_redemptions_on_one_account_never_overspend(database_ur
         assert sum(isinstance(answer, dict) for answer in again) == 33
         assert await balance_and_ledger(pool, ALICE) == (10, 10, 10)
         reused = await _redeem(pool, "r0", 31)  # another request under a used id
-        assert isinstance(reused, Refusal) and reused.code == 409
+        assert isinstance(reused, Refused) and reused.code == 409
     in_loyalty(database_url, work, pool_size=20)
 
 
@@ -63,10 +64,10 @@ def test_a_void_gives_held_points_back_and_a_sold_redemption_stays(database_url:
                 "redemption": "held", "reversed": True}  # again: once
         assert await balance_and_ledger(pool, ALICE) == (100, 100, 100)
         late = await _redeem(pool, "held", 40)  # the reversed id cannot take points again
-        assert isinstance(late, Refusal) and late.code == 409
+        assert isinstance(late, Refused) and late.code == 409
         async with pool.acquire() as conn:  # a reversal that overtook its redemption: the id is spent
             await redemptions.reverse(conn, "demo", "store-001", "never-seen", "bob", "void")
-        assert isinstance(await _redeem(pool, "never-seen", 10), Refusal)
+        assert isinstance(await _redeem(pool, "never-seen", 10), Refused)
 
         answer = await _redeem(pool, "sold", 25)
         assert isinstance(answer, dict) and answer["value_minor"] == 25 and answer["currency"] == "EUR"
@@ -74,16 +75,16 @@ def test_a_void_gives_held_points_back_and_a_sold_redemption_stays(database_url:
         state = await pool.fetchval("SELECT state FROM loyalty_redemptions WHERE redemption = 'sold'")
         assert state == "used"
         async with pool.acquire() as conn:
-            with pytest.raises(Refusal) as refused:
+            with pytest.raises(Refused) as refused:
                 await redemptions.reverse(conn, "demo", "store-001", "sold", "bob", "void")
             assert refused.value.code == 409
-            with pytest.raises(Refusal) as elsewhere:  # another store cannot reverse this store's redemption
+            with pytest.raises(Refused) as elsewhere:  # another store cannot reverse this store's redemption
                 await redemptions.reverse(conn, "demo", "store-002", "sold", "bob", "void")
             assert elsewhere.value.code == 404
         # 100 - 25 + (1.00 - 0.25 paid by points: 0 points, 75 minor floored)
         assert await balance_and_ledger(pool, ALICE) == (75, 75, 75)
         unknown = await _redeem(pool, "x", 5, customer=BOB)  # Bob has no points
-        assert isinstance(unknown, Refusal) and "has 0 points" in str(unknown)
+        assert isinstance(unknown, Refused) and "has 0 points" in str(unknown)
     in_loyalty(database_url, work)
 
 

@@ -18,7 +18,7 @@ import asyncpg
 from hub.audit.chain import Entry, record
 from hub.coupons import codes
 from hub.coupons.promotions import check_takes_codes
-from hub.coupons.refusal import Refused
+from hub.refusals import Refused
 
 _ATTEMPTS = 5
 

@@ -8,7 +8,7 @@ import uuid
 
 import asyncpg
 
-from hub.coupons.refusal import Refused
+from hub.refusals import Refused
 
 _LATEST = ("SELECT p.name, p.state, coalesce((r.body->>'code_only')::boolean, false) AS code_only FROM promotions p"
            " JOIN promotion_revisions r ON r.tenant = p.tenant AND r.promotion = p.id AND r.revision = p.revision"

@@ -9,8 +9,8 @@ from typing import Any
 import asyncpg
 
 from hub.coupons import uses
-from hub.coupons.refusal import responder
 from hub.payments.requests import actor
+from hub.refusals import responder
 from novapos import coupon_codes, validators
 from novapos.wire.loyalty import COUPON_RELEASE, COUPON_RESERVE, responder_subject
 

@@ -25,9 +25,9 @@ from hub.catalog.changes import timestamp
 from hub.console import keyset
 from hub.console.context import Console
 from hub.coupons import codes, issuing
-from hub.coupons.refusal import Refused
 from hub.identity.access import authorize, tenant_of
 from hub.payments.requests import reason
+from hub.refusals import Refused
 from novapos import coupon_codes, validators
 from novapos.adapters.http import ApiError, json_body, route
 from novapos.roles import Permission

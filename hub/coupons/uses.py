@@ -27,8 +27,8 @@ import asyncpg
 from hub.coupons import metrics
 from hub.coupons.codes import mask
 from hub.coupons.promotions import public_code, takes_codes
-from hub.coupons.refusal import Refused
 from hub.customers.records import exists as customer_exists
+from hub.refusals import Refused
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from typing import Any
 import asyncpg
 
 from hub.audit.chain import Entry, record
-from hub.coupons.refusal import Refused
 from hub.giftcards import metrics, numbers
+from hub.refusals import Refused
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from hub.coupons.refusal import Refused
+from hub.refusals import Refused
 from novapos import validators
 
 DIGITS = 19

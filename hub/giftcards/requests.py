@@ -8,9 +8,9 @@ from typing import Any
 
 import asyncpg
 
-from hub.coupons.refusal import Handler, responder
 from hub.giftcards import cards, numbers
 from hub.payments.requests import actor, reason
+from hub.refusals import Handler, responder
 from novapos import validators
 from novapos.wire.loyalty import (
     GIFT_CARD_BALANCE,

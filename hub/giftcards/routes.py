@@ -22,11 +22,11 @@ from starlette.routing import BaseRoute
 
 from hub.console import keyset
 from hub.console.context import Console
-from hub.coupons.refusal import Refused
 from hub.coupons.routes import limit_of, optional_time
 from hub.giftcards import cards, numbers
 from hub.identity.access import authorize, tenant_of
 from hub.payments.requests import reason
+from hub.refusals import Refused
 from novapos import validators
 from novapos.adapters.http import ApiError, json_body, route
 from novapos.roles import Permission

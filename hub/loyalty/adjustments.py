@@ -15,7 +15,7 @@ from hub.loyalty import accounts
 from hub.loyalty import program as programs
 from hub.loyalty.metrics import posted
 from hub.loyalty.program import Program
-from hub.loyalty.redemptions import Refusal
+from hub.refusals import Refused
 from novapos.wire.ids import uuid7
 
 
@@ -26,16 +26,16 @@ async def adjust(pool: asyncpg.Pool, tenant: str, customer: uuid.UUID, points: i
     program's adjust_max_points either way is refused (409)."""
     async with pool.acquire() as conn, conn.transaction():
         if not await accounts.exists(conn, tenant, customer):
-            raise Refusal(404, "there is no such customer")
+            raise Refused(404, "there is no such customer")
         program = await programs.load(conn, tenant)
         await accounts.ensure(conn, tenant, customer, program)
         have = await conn.fetchval("SELECT balance FROM loyalty_accounts WHERE tenant = $1 AND customer = $2"
                                    " FOR UPDATE", tenant, customer)
         if abs(points) > program.adjust_max_points:
-            raise Refusal(409, f"one adjustment adds or takes at most {program.adjust_max_points} points (the"
+            raise Refused(409, f"one adjustment adds or takes at most {program.adjust_max_points} points (the"
                                " program's adjust_max_points)")
         if points < 0 and have + points < 0:
-            raise Refusal(409, f"the account has {have} points: {-points} cannot be taken")
+            raise Refused(409, f"the account has {have} points: {-points} cannot be taken")
         key = f"adjust:{entry or uuid7()}"
         if await conn.fetchval("SELECT 1 FROM loyalty_ledger WHERE tenant = $1 AND key = $2", tenant, key):
             return await accounts.summary(conn, tenant, customer)  # made already (its first answer was lost)

@@ -22,17 +22,10 @@ from hub.loyalty import accounts
 from hub.loyalty import program as programs
 from hub.loyalty.metrics import CORRECTIONS, REDEMPTIONS, posted
 from hub.loyalty.program import Program
+from hub.refusals import Refused
 from novapos.wire.ids import uuid7
 
 log = logging.getLogger(__name__)
-
-
-class Refusal(Exception):
-    """A request the ledger refuses: answered {"refused": {"code", "message"}} (a sentence for the cashier)."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -73,10 +66,10 @@ async def redeem(conn: asyncpg.Connection, tenant: str, store: str, asked: Redem
         if balance is None:  # too few points, no account yet, or no such customer (of this tenant)
             REDEMPTIONS.labels("refused", "false").inc()
             if not await accounts.exists(conn, tenant, asked.customer):
-                raise Refusal(404, "there is no such customer")
+                raise Refused(404, "there is no such customer")
             have = await conn.fetchval("SELECT balance FROM loyalty_accounts WHERE tenant = $1 AND customer = $2",
                                        tenant, asked.customer) or 0
-            raise Refusal(409, f"the customer has {have} points, fewer than the {asked.points} asked")
+            raise Refused(409, f"the customer has {have} points, fewer than the {asked.points} asked")
         await conn.execute(accounts.CONSUME_OLDEST, tenant, asked.customer, asked.points, None, asked.redemption)
     REDEMPTIONS.labels("taken", "false").inc()
     posted("redeem", -asked.points)
@@ -89,11 +82,11 @@ async def _repeated(conn: asyncpg.Connection, tenant: str, store: str, asked: Re
     row = await conn.fetchrow("SELECT customer, points, state, store FROM loyalty_redemptions WHERE tenant = $1 AND"
                               " redemption = $2", tenant, asked.redemption)
     if row["state"] == "reversed":
-        raise Refusal(409, f"redemption {asked.redemption} was reversed: start a new one")
+        raise Refused(409, f"redemption {asked.redemption} was reversed: start a new one")
     if row["state"] == "used":
-        raise Refusal(409, f"redemption {asked.redemption} already paid for a sale: start a new one")
+        raise Refused(409, f"redemption {asked.redemption} already paid for a sale: start a new one")
     if row["store"] != store or (row["customer"], row["points"]) != (asked.customer, asked.points):
-        raise Refusal(409, f"redemption {asked.redemption} was made for other points: start a new one")
+        raise Refused(409, f"redemption {asked.redemption} was made for other points: start a new one")
     REDEMPTIONS.labels("repeated", "false").inc()
     balance = await conn.fetchval("SELECT balance FROM loyalty_accounts WHERE tenant = $1 AND customer = $2",
                                   tenant, asked.customer)
@@ -113,9 +106,9 @@ async def reverse(conn: asyncpg.Connection, tenant: str, store: str, redemption:
                                tenant, redemption, store, actor)
             return {"redemption": redemption, "reversed": True}
         if row["store"] != store:
-            raise Refusal(404, f"there is no redemption {redemption} at this store")
+            raise Refused(404, f"there is no redemption {redemption} at this store")
         if row["state"] == "used":
-            raise Refusal(409, f"redemption {redemption} is part of a completed sale: refund it with a return")
+            raise Refused(409, f"redemption {redemption} is part of a completed sale: refund it with a return")
         if row["state"] == "held":
             program = await programs.load(conn, tenant)
             await accounts.post(conn, tenant, row["customer"], int(row["points"]), kind="redeem_reversed",

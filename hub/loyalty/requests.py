@@ -12,7 +12,6 @@ reused), which actors.payments.asking raises as HubRefused; a malformed request 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -20,14 +19,11 @@ import asyncpg
 from hub.loyalty import program as programs
 from hub.loyalty import redemptions
 from hub.loyalty.program import MAX_POINTS
-from hub.loyalty.redemptions import Redemption, Refusal
+from hub.loyalty.redemptions import Redemption
 from hub.payments.requests import actor, reason
+from hub.refusals import responder
 from novapos import validators
 from novapos.wire.loyalty import LOYALTY_SETTINGS, POINTS_REDEEM, POINTS_REVERSE, responder_subject
-from novapos.wire.payments import decode, encode
-from novapos.wire.subjects import parse_request_subject
-
-Handler = Callable[[asyncpg.Pool, str, str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 async def _redeem(pool: asyncpg.Pool, tenant: str, store: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -57,18 +53,5 @@ async def _settings(pool: asyncpg.Pool, tenant: str, _store: str, _body: dict[st
             "tiers": program["tiers"]}
 
 
-def _responder(kind: str, handle: Handler) -> Callable[[asyncpg.Pool, str, bytes], Awaitable[bytes]]:
-    async def respond(pool: asyncpg.Pool, subject: str, data: bytes) -> bytes:
-        tenant, store = parse_request_subject(subject, kind)
-        body = decode(f"the {kind} request", data)
-        try:
-            answer = await handle(pool, tenant, store, body)
-        except Refusal as refused:
-            answer = {"refused": {"code": refused.code, "message": str(refused)}}
-        return encode(answer)
-    respond.__name__ = f"answer_{kind}"
-    return respond
-
-
-RESPONDERS = {responder_subject(kind): _responder(kind, handle) for kind, handle in (
+RESPONDERS = {responder_subject(kind): responder(kind, handle) for kind, handle in (
     (POINTS_REDEEM, _redeem), (POINTS_REVERSE, _reverse), (LOYALTY_SETTINGS, _settings))}

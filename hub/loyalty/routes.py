@@ -20,9 +20,9 @@ from hub.identity.access import authorize
 from hub.loyalty import accounts, adjustments
 from hub.loyalty import program as programs
 from hub.loyalty.program import MAX_POINTS, Program
-from hub.loyalty.redemptions import Refusal
 from hub.payments import idempotency
 from hub.payments.service import Conflict
+from hub.refusals import Refused
 from novapos import validators
 from novapos.adapters.http import ApiError, json_body, route
 from novapos.roles import Permission
@@ -91,7 +91,7 @@ def routes(console: Console) -> Sequence[BaseRoute]:
             try:
                 summary = await adjustments.adjust(console.ready_pool(), principal.tenant, customer, points, why,
                                                    principal.login, None if key is None else seen.hex()[:32])
-            except Refusal as refused:
+            except Refused as refused:
                 return refused.code, {"error": str(refused)}
             return 200, {"customer": str(customer), "summary": summary}
 

@@ -1,4 +1,5 @@
-"""A store's coupon or gift card request refused with a sentence, and the responder shape both packages share.
+"""A store's request refused with a sentence, and the responder shape the customer, loyalty, coupon and gift card
+domains share.
 
 A refusal is an answer, not an error: {"refused": {"code": 402|404|409, "message": "..."}} (novapos.wire.loyalty),
 which the till's ask_hub raises as HubRefused with the sentence for the cashier. A malformed request is
