@@ -24,6 +24,7 @@ from hub.catalog.demo import seed_demo_catalog
 from hub.coupons.demo import seed_demo_coupons
 from hub.customers.demo import seed_demo_customers
 from hub.db import close_pool, create_pool, migrate
+from hub.giftcards import numbers
 from hub.giftcards.demo import seed_demo_gift_cards
 from hub.identity.users import Grant, create_user
 from hub.loyalty.demo import seed_demo_loyalty
@@ -112,8 +113,13 @@ async def _people(pool: asyncpg.Pool) -> None:
         log.info("demo user %s added (%s)", user.login, user.grant.role.value)
 
 
-def provision_demo(database_url: str, folder: Path) -> DemoCredentials:
-    """Records, seeds (under `folder`, mode 0600) and the authorization file, before NATS starts."""
+def provision_demo(database_url: str, folder: Path, gift_card_key: Path | None = None) -> DemoCredentials:
+    """Records, seeds (under `folder`, mode 0600) and the authorization file, before NATS starts. `gift_card_key`:
+    the hub's [gift_cards] key_file, which the demo card's number is hashed with (the hub process reads the same
+    file); without it the process's key is used as it is (tests set one)."""
+    if gift_card_key is not None:
+        numbers.use_key(numbers.read_key(gift_card_key))
+
     async def run() -> DemoCredentials:
         pool = await create_pool(database_url, max_size=2)
         try:

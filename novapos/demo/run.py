@@ -51,6 +51,16 @@ def write_store_config(path: Path, state_dir: Path, till_port: int, devices: dic
     path.write_text(tomli_w.dumps(data))
 
 
+def demo_gift_card_key(state_dir: Path) -> Path:
+    """The demo's own HMAC key for gift card numbers (hub.giftcards.numbers), made once in the state folder and kept
+    across runs: the seeded demo card and the hub must hash its number with the same key."""
+    key = state_dir / "gift-cards.key"
+    if not key.exists():
+        key.write_text(secrets.token_hex(32) + "\n")
+        key.chmod(0o600)
+    return key
+
+
 def write_hub_config(state_dir: Path, payments: dict[str, str] | None = None) -> Path:
     """The shipped hub config with the audit checkpoints (and their signing key) under the demo's state folder:
     `novapos hub audit verify --config <state>/hub.toml` checks the demo's chain against them; the gift card
@@ -59,11 +69,7 @@ def write_hub_config(state_dir: Path, payments: dict[str, str] | None = None) ->
     data = tomllib.loads((CONFIGS / "hub.toml").read_text())
     data["audit"]["checkpoint_dir"] = str((state_dir / "audit-checkpoints").resolve())
     data["payments"].update(payments or {})
-    gift_card_key = state_dir / "gift-cards.key"  # the demo's own HMAC key for gift card numbers, kept across runs
-    if not gift_card_key.exists():
-        gift_card_key.write_text(secrets.token_hex(32) + "\n")
-        gift_card_key.chmod(0o600)
-    data["gift_cards"] = {"key_file": str(gift_card_key.resolve())}
+    data["gift_cards"] = {"key_file": str(demo_gift_card_key(state_dir).resolve())}
     path = state_dir / "hub.toml"
     path.write_text(tomli_w.dumps(data))
     return path
@@ -133,7 +139,8 @@ class Demo:
                 env["NOVAPOS_DATABASE_URL"] = stack.enter_context(EmbeddedPostgres(self.state_dir / "postgres")).url()
             credentials = None
             if not env.get("NOVAPOS_NATS_URL"):  # ours: it runs with the authorization of the hub's records
-                credentials = provision_demo(env["NOVAPOS_DATABASE_URL"], self.state_dir / "credentials")
+                credentials = provision_demo(env["NOVAPOS_DATABASE_URL"], self.state_dir / "credentials",
+                                             demo_gift_card_key(self.state_dir))
                 log.info("starting embedded NATS (JetStream) under %s, with per-store credentials", self.state_dir)
                 env["NOVAPOS_NATS_URL"] = stack.enter_context(EmbeddedNats(
                     self.state_dir / "nats", authorization=credentials.authorization,
