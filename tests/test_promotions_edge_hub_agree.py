@@ -36,7 +36,7 @@ from actors.till import promoting
 from actors.till.cart import Cart
 from hub.app import run_hub
 from hub.catalog.demo import seed_demo_catalog
-from hub.promotions import records, simulation, workflow
+from hub.promotions import records, settings, simulation, workflow
 from hub.promotions.demo import seed_demo_promotions
 from hub.promotions.replay import apply_sales
 from novapos import promotions as engine
@@ -75,6 +75,8 @@ async def _publish(pool: asyncpg.Pool, start_ms: int) -> int:
     """The demo catalog, its categories and promotions, and RANDOM_PROMOTIONS random ones live; how many live."""
     await seed_demo_catalog(pool)
     await seed_demo_promotions(pool, "demo")
+    # The demo asks for a second person's approval of every promotion; this test's promotions go live at submit.
+    await settings.set_settings(pool, "demo", settings.DEFAULTS, "tester")
     products = [support.Product(row["sku"], row["category"], 0) for row in await pool.fetch(
         "SELECT v.sku, coalesce(p.category, '') AS category FROM variants v JOIN products p USING (tenant, product)"
         " WHERE v.tenant = 'demo' ORDER BY v.sku")]
