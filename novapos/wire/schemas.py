@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from novapos import validators
@@ -171,15 +171,22 @@ def _v3_line_amount(line: Mapping[str, Any], where: str) -> None:
                                              f"order discount ({expected})")
 
 
-def _order_discount(body: Mapping[str, Any], _where: str) -> None:
-    nets = [_net(line) for line in body["lines"]]
-    shares = [line["order_discount"]["minor"] for line in body["lines"]]
-    total = 0 if "order_discount" not in body else _discount_amount(body["order_discount"], sum(nets),
-                                                                    "order_discount")
-    expected = allocate(total, nets)
-    if shares != expected:
-        raise SchemaError("lines", f"the lines' order discount shares {shares} are not the order discount {total} "
-                                   f"shared by the largest remainder rule ({expected})")
+def _order_discount_by(net: Callable[[Mapping[str, Any]], int]) -> Callable[[Mapping[str, Any], str], None]:
+    """The order discount rule for lines whose amount before their share is `net(line)` (v3: after the line
+    discount; v5: after the promotions and the line discount)."""
+    def check(body: Mapping[str, Any], _where: str) -> None:
+        nets = [net(line) for line in body["lines"]]
+        shares = [line["order_discount"]["minor"] for line in body["lines"]]
+        total = 0 if "order_discount" not in body else _discount_amount(body["order_discount"], sum(nets),
+                                                                        "order_discount")
+        expected = allocate(total, nets)
+        if shares != expected:
+            raise SchemaError("lines", f"the lines' order discount shares {shares} are not the order discount "
+                                       f"{total} shared by the largest remainder rule ({expected})")
+    return check
+
+
+_order_discount = _order_discount_by(_net)
 
 
 def _v3_tenders(body: Mapping[str, Any], _where: str) -> None:
@@ -246,12 +253,14 @@ SALE_COMPLETED_V3 = Declaration("sale.completed", 3, _priced_sale(_TENDER_V3, V3
 _QR = Map((Field("intent", Token()), Field("provider_ref", Text(64))), closed=True)
 
 
-def _v4_tenders(body: Mapping[str, Any], _where: str) -> None:
+def _tenders_with(body: Mapping[str, Any], details: tuple[str, ...], others: str) -> None:
+    """Each tender of a method in `details` carries that object and no other does; change comes out of cash only;
+    the other tenders (`others`, for the sentence) take at most the total."""
     cash = other = 0
     for index, tender in enumerate(body["tenders"]):
-        for details in ("card", "qr"):
-            if (tender["method"] == details) != (details in tender):
-                raise SchemaError(f"tenders[{index}].{details}", f"is present on a {details} tender, and only there")
+        for name in details:
+            if (tender["method"] == name) != (name in tender):
+                raise SchemaError(f"tenders[{index}].{name}", f"is present on a {name} tender, and only there")
         if tender["method"] == "cash":
             cash += tender["amount"]["minor"]
         else:
@@ -259,7 +268,11 @@ def _v4_tenders(body: Mapping[str, Any], _where: str) -> None:
     if body["change"]["minor"] > cash:
         raise SchemaError("change", f"{body['change']['minor']} is more than the cash tendered ({cash})")
     if other > body["total"]["minor"]:
-        raise SchemaError("tenders", f"cards and QR payments took {other}, more than the total {body['total']['minor']}")
+        raise SchemaError("tenders", f"{others} took {other}, more than the total {body['total']['minor']}")
+
+
+def _v4_tenders(body: Mapping[str, Any], _where: str) -> None:
+    _tenders_with(body, ("card", "qr"), "cards and QR payments")
 
 
 V4_TENDERS = Rule("v4_tenders", "card present iff method = card; qr present iff method = qr; change.minor <= sum of "
@@ -310,15 +323,7 @@ def _v5_line_amount(line: Mapping[str, Any], where: str) -> None:
                                              f"discount - order discount ({expected})")
 
 
-def _v5_order_discount(body: Mapping[str, Any], _where: str) -> None:
-    nets = [_v5_net(line) for line in body["lines"]]
-    shares = [line["order_discount"]["minor"] for line in body["lines"]]
-    total = 0 if "order_discount" not in body else _discount_amount(body["order_discount"], sum(nets),
-                                                                    "order_discount")
-    expected = allocate(total, nets)
-    if shares != expected:
-        raise SchemaError("lines", f"the lines' order discount shares {shares} are not the order discount {total} "
-                                   f"shared by the largest remainder rule ({expected})")
+_v5_order_discount = _order_discount_by(_v5_net)
 
 
 TENDER_DETAILS = ("card", "qr", "points", "gift_card")
@@ -326,23 +331,11 @@ TENDER_DETAILS = ("card", "qr", "points", "gift_card")
 
 
 def _v5_tenders(body: Mapping[str, Any], _where: str) -> None:
-    cash = other = 0
+    _tenders_with(body, TENDER_DETAILS, "tenders other than cash")
     customer = body.get("customer", {}).get("id")
     for index, tender in enumerate(body["tenders"]):
-        for details in TENDER_DETAILS:
-            if (tender["method"] == details) != (details in tender):
-                raise SchemaError(f"tenders[{index}].{details}", f"is present on a {details} tender, and only there")
         if tender["method"] == "points" and tender["points"]["customer"] != customer:
             raise SchemaError(f"tenders[{index}].points.customer", "must be the sale's customer")
-        if tender["method"] == "cash":
-            cash += tender["amount"]["minor"]
-        else:
-            other += tender["amount"]["minor"]
-    if body["change"]["minor"] > cash:
-        raise SchemaError("change", f"{body['change']['minor']} is more than the cash tendered ({cash})")
-    if other > body["total"]["minor"]:
-        raise SchemaError("tenders", f"tenders other than cash took {other}, more than the total "
-                                     f"{body['total']['minor']}")
 
 
 V5_LINE_AMOUNT = Rule("v5_line_amount", f"promotions[] names each promotion once, at most {MAX_PROMOTIONS_PER_LINE}, "
