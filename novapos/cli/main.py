@@ -10,13 +10,17 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from novapos.cli.audit import add_audit_commands
+from novapos.cli.backup import add_edge_backup_commands
 from novapos.cli.catalog import add_catalog_commands
 from novapos.cli.payments import add_payments_commands
 from novapos.cli.tenancy import add_tenancy_commands
 from novapos.cli.users import add_user_commands
+
+if TYPE_CHECKING:
+    from novapos.config import StoreConfig
 
 CONFIGS = Path(str(files("configs")))
 """The shipped configs: the repository's configs/ folder, installed as the package `configs`."""
@@ -58,13 +62,19 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _edge(args: argparse.Namespace) -> int:
-    from edge.app import StateFolderInUse, run_edge
+def load_edge_config(path: Path) -> StoreConfig:
+    """The store config at `path`, a relative [state] dir kept under $STATE_DIRECTORY when systemd sets it."""
     from novapos.config import load_store
-    config = load_store(args.config)
+    config = load_store(path)
     state_directory = os.environ.get("STATE_DIRECTORY")  # systemd's StateDirectory=: the one writable place
     if state_directory and not config.state_dir.is_absolute():
         config = replace(config, state_dir=Path(state_directory.split(":")[0]) / config.state_dir)
+    return config
+
+
+def _edge(args: argparse.Namespace) -> int:
+    from edge.app import StateFolderInUse, run_edge
+    config = load_edge_config(args.config)
     config.check_runnable()
     try:
         return _serve("edge", lambda: run_edge(config), config.http_host, config.http_port,
@@ -147,6 +157,7 @@ def parser() -> argparse.ArgumentParser:
                       help="store TOML (default: %(default)s); NOVAPOS_NATS_URL overrides its [nats] url, and a "
                       "relative [state] dir is kept under $STATE_DIRECTORY when systemd sets it")
     edge.set_defaults(run=_edge)
+    add_edge_backup_commands(edge.add_subparsers(dest="edge_command", metavar="SUBCOMMAND"))
 
     hub = commands.add_parser("hub", help="run the hub (ingest to PostgreSQL, hub console)",
                               description="Run a hub process: applies store events from JetStream to PostgreSQL "
