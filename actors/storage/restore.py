@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from actors.storage import db as local_db
-from actors.storage.backup import copy_database
+from actors.storage.backup import BackupFailed, copy_database
 from novapos.wire.restore import HeldEvent, HubHolds
+from novapos.wire.subjects import event_subject
 
 STAGED_SUFFIX = ".restoring"
 SKIP = 100
@@ -53,14 +54,32 @@ class Restored:
     set_aside_prints: int
 
 
-def stage(backup: Path, db_path: Path) -> Path:
+def stage(backup: Path, db_path: Path, tenant: str, store: str) -> Path:
     """Copy `backup` beside `db_path` (checked, migrated to this release's schema); the staged file's path.
-    BackupFailed when the backup is not a readable SQLite file."""
+    BackupFailed when the backup is not a readable store file, or its unsent events are another store's."""
     staged = db_path.with_name(db_path.name + STAGED_SUFFIX)
     staged.unlink(missing_ok=True)
-    copy_database(backup, staged)
-    local_db.connect(staged).close()
+    try:
+        copy_database(backup, staged)
+        local_db.connect(staged).close()
+        resend_floor(staged)  # it has the store's tables
+        _check_store(staged, event_subject(tenant, store, "x").removesuffix(".x"))
+    except (BackupFailed, sqlite3.Error) as exc:
+        staged.unlink(missing_ok=True)
+        raise BackupFailed(str(exc)) from exc
     return staged
+
+
+def _check_store(staged: Path, prefix: str) -> None:
+    """Refuse a backup whose unsent events are not this store's (another store's box restored here by mistake)."""
+    db = sqlite3.connect(staged)
+    try:
+        row = db.execute("SELECT subject FROM outbox WHERE substr(subject, 1, length(?1) + 1) <> ?1 || '.' LIMIT 1",
+                         (prefix,)).fetchone()
+    finally:
+        db.close()
+    if row is not None:
+        raise BackupFailed(f"it holds events of another store ({row[0]}), not of {prefix}: is it this store's backup?")
 
 
 def resend_floor(staged: Path) -> int:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from novapos.config import StoreConfig
     from novapos.wire.restore import HubHolds
 
+CONNECT_WITHIN_S = 5.0
 ASK_WITHIN_S = 10.0
 
 
@@ -70,7 +71,7 @@ async def _ask_hub(config: StoreConfig, after: int) -> HubHolds:
     from novapos.wire.restore import decode_answer, encode_request, restore_subject
     link = store_link(config)
     try:
-        await link.connect(timeout=ASK_WITHIN_S)
+        await link.connect(timeout=CONNECT_WITHIN_S)
         reply = await link.client.request(restore_subject(config.tenant, config.store), encode_request(after),
                                           timeout=ASK_WITHIN_S)
         if reply.headers and ERROR_HEADER in reply.headers:
@@ -104,7 +105,7 @@ def _restore(args: argparse.Namespace) -> int:
                       file=sys.stderr)
                 return 2
             try:
-                staged = stage(args.backup, db_path)
+                staged = stage(args.backup, db_path, config.tenant, config.store)
             except BackupFailed as exc:
                 print(f"novapos edge restore: {args.backup} cannot be restored: {exc}", file=sys.stderr)
                 return 1
