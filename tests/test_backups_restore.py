@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -20,13 +21,13 @@ import trio
 
 from hub.app import run_hub
 from mocks.network_printer import MockNetworkPrinter
-from novapos.config import HubConfig
+from novapos.config import HubConfig, StoreConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.processes import free_port
 from novapos.demo.run import write_store_config
 from tests.catalog import seed_catalog
 from tests.conftest import query, wait_until
-from tests.edges import printer_rule, start_edge, store_box
+from tests.edges import printer_rule, running_edge, start_edge, store_box
 from tests.pos import COFFEE, MILK, seed_staff, sell
 
 
@@ -108,3 +109,40 @@ async def test_a_restored_box_goes_on_numbering_and_knows_what_its_backup_missed
     assert (stats["events"], stats["seqs"], stats["last_seq"]) == (5, 5, 105)
     gaps = await query(database_url, "SELECT first_seq, last_seq FROM store_seq_gaps WHERE store = 'store-001'")
     assert [(gap["first_seq"], gap["last_seq"]) for gap in gaps] == [(5, 104)]  # the numbers the restore skipped
+
+
+async def test_after_restoring_the_hub_s_database_to_an_earlier_point_the_stream_gives_back_what_it_lost(
+        tmp_path: Path, hub_config: HubConfig, nats_server: EmbeddedNats, database_url: str,
+        store_config: StoreConfig, http: httpx.AsyncClient) -> None:
+    earlier = f"{database_url}_earlier"
+    async with running_edge(store_config) as edge:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(run_hub, hub_config)
+            first = await sell(http, edge.url, [(COFFEE, 1)])
+            await wait_until(lambda: landed(database_url, 1), timeout=30)
+            nursery.cancel_scope.cancel()
+        # the database as a backup recovered to this point would have it (the hub stopped: nothing connected)
+        await query(database_url, f'CREATE DATABASE "{earlier.rpartition("/")[2]}" TEMPLATE '
+                                  f'"{database_url.rpartition("/")[2]}"')
+        async with trio.open_nursery() as nursery:
+            await nursery.start(run_hub, hub_config)
+            later = [await sell(http, edge.url, [(MILK, 1)]), await sell(http, edge.url, [(COFFEE, 2)])]
+            await wait_until(lambda: landed(database_url, 3), timeout=30)
+            nursery.cancel_scope.cancel()
+    try:
+        async with trio.open_nursery() as nursery:  # the hub on the recovered database: it lacks the later sales
+            await nursery.start(run_hub, replace(hub_config, database_url=earlier))
+            await trio.sleep(1.0)
+            assert len(await query(earlier, "SELECT 1 FROM sales")) == 1
+            replay = await trio.to_thread.run_sync(lambda: subprocess.run(
+                [sys.executable, "-m", "novapos.cli", "hub", "replay-events"], capture_output=True, text=True,
+                timeout=60, env={**os.environ, "NOVAPOS_NATS_URL": nats_server.url,
+                                 "NOVAPOS_NATS_CREDENTIALS": str(nats_server.hub_credentials)}))
+            assert replay.returncode == 0, replay.stderr
+            ids = await wait_until(lambda: landed(earlier, 3), timeout=30)
+            assert ids == [first["sale"], *(sale["sale"] for sale in later)]
+            nursery.cancel_scope.cancel()
+        (stats,) = await query(earlier, "SELECT events, seqs, last_seq FROM store_stats")
+        assert (stats["events"], stats["seqs"], stats["last_seq"]) == (3, 3, 3)  # each once
+    finally:
+        await query(database_url, f'DROP DATABASE IF EXISTS "{earlier.rpartition("/")[2]}" WITH (FORCE)')
