@@ -7,6 +7,7 @@ backup, recovered with restore_command up to a time before the mistake, has ever
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -69,12 +70,19 @@ def test_a_base_backup_and_the_wal_archive_recover_to_a_point_in_time(work: Path
         run(primary, "pg_basebackup", "-h", primary.host, "-p", str(primary.port), "-U", "postgres", "-D", str(base),
             "-Fp", "-X", "stream", "-c", "fast")
         run(primary, "pg_verifybackup", str(base))
+        label = (base / "backup_label").read_text()
+        first_needed = re.search(r"START WAL LOCATION: \S+ \(file ([0-9A-F]{24})\)", label)
+        assert first_needed is not None, label
         psql(primary, "INSERT INTO sales SELECT generate_series(4, 6)")  # after the backup: in the WAL alone
         target = psql(primary, "SELECT clock_timestamp()")
         time.sleep(1.1)
         psql(primary, "DROP TABLE sales")  # the mistake
         segment = psql(primary, "SELECT pg_walfile_name(pg_switch_wal())")
         wait_for(lambda: (archive / segment).exists())
+        older = sorted(path.name for path in archive.iterdir() if path.name < first_needed[1])
+        assert older  # the segments before the base backup were archived
+        run(primary, "pg_archivecleanup", str(archive), first_needed[1])  # the base backup does not need them
+        assert not [path for path in archive.iterdir() if path.name in older]
     finally:
         primary.kill()  # the primary is gone (its disk with it)
 
