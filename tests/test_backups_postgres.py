@@ -2,8 +2,9 @@
 command lines of docs/backups.md, on the pgserver wheel's binaries.
 
 A primary archives its WAL (archive_command); pg_basebackup copies it while it runs, pg_verifybackup checks the
-copy (and pg_archivecleanup then drops the WAL it does not need); rows are written after the backup (only the WAL archive has them), then a mistake destroys the table. The
-backup, recovered with restore_command up to a time before the mistake, has every row and the table."""
+copy, pg_archivecleanup drops the WAL it does not need; rows are written after the backup (only the WAL archive
+has them), then a mistake destroys the table. The backup, recovered with restore_command up to a time before the
+mistake, has every row and the table."""
 
 from __future__ import annotations
 
