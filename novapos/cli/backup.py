@@ -45,51 +45,6 @@ def add_edge_backup_commands(edge_commands: argparse._SubParsersAction) -> None:
     restore.set_defaults(run=_restore)
 
 
-def add_hub_replay_command(hub_commands: argparse._SubParsersAction) -> None:
-    replay = hub_commands.add_parser(
-        "replay-events", help="after restoring PostgreSQL to an earlier point: apply the stream's events again",
-        description="Delete the hub's durable consumer on the events stream. Every running hub rebuilds it "
-        "from the start of the stream (its limits keep 14 days by default) and applies again what PostgreSQL "
-        "lost; the inbox skips every event it already has. Run it after a point-in-time recovery of the hub's "
-        "database (docs/backups.md).")
-    replay.set_defaults(run=_replay)
-
-
-def _replay(args: argparse.Namespace) -> int:
-    import nats.errors
-    import nats.js.errors
-
-    from novapos.adapters.nats import INGEST_CONSUMER, NatsLink
-    from novapos.config import load_hub
-    from novapos.config.reading import check_credentials_file
-    from novapos.wire.subjects import EVENTS_STREAM
-    config = load_hub(args.config)
-    if not config.nats_url:
-        print("novapos hub replay-events: set NOVAPOS_NATS_URL or [nats] url in the hub config", file=sys.stderr)
-        return 2
-    check_credentials_file(config.nats_credentials)
-
-    async def delete() -> bool:
-        link = NatsLink(config.nats_url, "hub-replay", credentials=config.nats_credentials)
-        try:
-            await link.connect(timeout=CONNECT_WITHIN_S)
-            try:
-                await link.js.delete_consumer(EVENTS_STREAM, INGEST_CONSUMER)
-            except nats.js.errors.NotFoundError:
-                return False
-            return True
-        finally:
-            await link.close()
-    try:
-        deleted = asyncio.run(delete())
-    except (ConnectionError, TimeoutError, OSError, nats.errors.Error) as exc:
-        print(f"novapos hub replay-events: cannot reach NATS at {config.nats_url} ({exc})", file=sys.stderr)
-        return 1
-    print(f"{'deleted' if deleted else 'there was no'} consumer {INGEST_CONSUMER} on {EVENTS_STREAM}: the hubs "
-          "apply the stream's events again from its start (those already in PostgreSQL are skipped)")
-    return 0
-
-
 def _config(args: argparse.Namespace) -> StoreConfig:
     from novapos.cli.main import load_edge_config
     return load_edge_config(args.config)

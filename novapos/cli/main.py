@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from novapos.cli.audit import add_audit_commands
-from novapos.cli.backup import add_edge_backup_commands, add_hub_replay_command
+from novapos.cli.backup import add_edge_backup_commands
 from novapos.cli.catalog import add_catalog_commands
 from novapos.cli.payments import add_payments_commands
 from novapos.cli.tenancy import add_tenancy_commands
@@ -175,7 +175,6 @@ def parser() -> argparse.ArgumentParser:
     add_user_commands(hub_commands)
     add_audit_commands(hub_commands)
     add_payments_commands(hub_commands)
-    add_hub_replay_command(hub_commands)
 
     demo = commands.add_parser("demo", help="run everything here: embedded NATS and PostgreSQL, hub, one store",
                                description="Start embedded NATS (JetStream) and PostgreSQL (unless NOVAPOS_NATS_URL / "
