@@ -3,7 +3,8 @@ number, and the sales the backup missed are known (the hub has them and the rest
 
 The old box sells (one sale sent, one kept unsent while NATS is away), is backed up, sells more once NATS is back
 (forwarded), and is killed with SIGKILL. `novapos edge restore` puts the backup on a new state folder; the new box
-sells again."""
+sells again. Then the hub's database is recovered to an earlier point while the hub runs, and `novapos hub replay`
+gives back the sales it lost, once."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -111,7 +113,7 @@ async def test_a_restored_box_goes_on_numbering_and_knows_what_its_backup_missed
     assert [(gap["first_seq"], gap["last_seq"]) for gap in gaps] == [(5, 104)]  # the numbers the restore skipped
 
 
-async def test_after_restoring_the_hub_s_database_to_an_earlier_point_the_stream_gives_back_what_it_lost(
+async def test_after_restoring_the_hub_s_database_to_an_earlier_point_a_replay_gives_back_what_it_lost(
         tmp_path: Path, hub_config: HubConfig, nats_server: EmbeddedNats, database_url: str,
         store_config: StoreConfig, http: httpx.AsyncClient) -> None:
     earlier = f"{database_url}_earlier"
@@ -122,6 +124,7 @@ async def test_after_restoring_the_hub_s_database_to_an_earlier_point_the_stream
             await wait_until(lambda: landed(database_url, 1), timeout=30)
             nursery.cancel_scope.cancel()
         # the database as a backup recovered to this point would have it (the hub stopped: nothing connected)
+        recovery_target = datetime.now(UTC)
         await query(database_url, f'CREATE DATABASE "{earlier.rpartition("/")[2]}" TEMPLATE '
                                   f'"{database_url.rpartition("/")[2]}"')
         async with trio.open_nursery() as nursery:
@@ -134,12 +137,14 @@ async def test_after_restoring_the_hub_s_database_to_an_earlier_point_the_stream
             await nursery.start(run_hub, replace(hub_config, database_url=earlier))
             await trio.sleep(1.0)
             assert len(await query(earlier, "SELECT 1 FROM sales")) == 1
+            since = (recovery_target - timedelta(seconds=1)).isoformat()  # the recovery target, and a margin
             replay = await trio.to_thread.run_sync(lambda: subprocess.run(
-                [sys.executable, "-m", "novapos.cli", "hub", "replay-events"], capture_output=True, text=True,
-                timeout=60, env={**os.environ, "NOVAPOS_NATS_URL": nats_server.url,
-                                 "NOVAPOS_NATS_CREDENTIALS": str(nats_server.hub_credentials)}))
+                [sys.executable, "-m", "novapos.cli", "hub", "replay", "--since", since], capture_output=True,
+                text=True, timeout=60, env={**os.environ, "NOVAPOS_NATS_URL": nats_server.url,
+                                            "NOVAPOS_DATABASE_URL": earlier,
+                                            "NOVAPOS_NATS_CREDENTIALS": str(nats_server.hub_credentials)}))
             assert replay.returncode == 0, replay.stderr
-            ids = await wait_until(lambda: landed(earlier, 3), timeout=30)
+            ids = await landed(earlier, 3)
             assert ids == [first["sale"], *(sale["sale"] for sale in later)]
             nursery.cancel_scope.cancel()
         (stats,) = await query(earlier, "SELECT events, seqs, last_seq FROM store_stats")
