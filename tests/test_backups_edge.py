@@ -29,7 +29,7 @@ from novapos.config.backup import BackupSettings
 from novapos.demo.processes import free_port
 from novapos.demo.run import write_store_config
 from novapos.validators import Invalid
-from novapos.wire.restore import decode_answer
+from novapos.wire.restore import MAX_EVENTS, decode_answer, encode_answer
 from tests.audit_support import migrated
 from tests.conftest import wait_until
 from tests.edges import running_edge
@@ -188,4 +188,10 @@ def test_the_hub_counts_a_dead_letter_s_number_as_held(database_url: str) -> Non
             assert [(e.seq, e.id, e.type) for e in held.events] == [(2, str(ids[1]), "drawer.opened"),
                                                                     (3, str(ids[3]), "dead letter")]
             assert (await holds(pool, "demo", "store-009", 0)).last_seq == 0
+            await pool.executemany("INSERT INTO inbox (event_id, tenant, store, seq, type) VALUES ($1, $2, $3, $4, $5)",
+                                   [(uuid.uuid4(), "demo", "store-003", seq, "sale.completed")
+                                    for seq in range(1, MAX_EVENTS + 2)])
+            many = await holds(pool, "demo", "store-003", 0)
+            assert many.more and len(many.events) == MAX_EVENTS and many.last_seq == MAX_EVENTS + 1
+            assert len(encode_answer(many)) < 1024 * 1024  # NATS's default largest message
     asyncio.run(scenario())

@@ -119,9 +119,13 @@ def take_backup(source: Path, folder: Path, keep: int) -> Backup:
         raise BackupFailed(f"cannot write in {folder} ({exc.strerror})") from exc
     finally:
         partial.unlink(missing_ok=True)
-    for old in backups(folder)[:-keep]:
-        old.unlink(missing_ok=True)
-    return Backup(final, last_seq, final.stat().st_size)
+    taken = Backup(final, last_seq, final.stat().st_size)
+    try:
+        for old in backups(folder)[:-keep]:
+            old.unlink(missing_ok=True)
+    except OSError as exc:  # the backup is whole: keeping too many is the lesser trouble
+        log.warning("cannot delete old backups in %s (%s); it keeps more than [backup] keep", folder, exc.strerror)
+    return taken
 
 
 def record(outcome: Backup | BackupFailed) -> None:

@@ -18,8 +18,9 @@ from novapos.wire.envelope import MAX_SEQ
 from novapos.wire.subjects import request_subject
 
 KIND = "restore"
-MAX_EVENTS = 10_000
-"""The most events one answer lists: a backup misses minutes of sales, not days; beyond it, `more` says so."""
+MAX_EVENTS = 5_000
+"""The most events one answer lists (about 400 kB of JSON, under NATS's 1 MB message limit): a backup misses
+minutes of sales, not days; beyond it, `more` says so."""
 
 
 @dataclass(frozen=True)
