@@ -19,7 +19,7 @@ from contextlib import contextmanager
 
 from nats.aio.msg import Msg
 from opentelemetry import trace
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace import Link, SpanKind, StatusCode
 
 from hub.ingest.inbox import Delivery, Sorted
 from novapos import tracing
@@ -50,10 +50,20 @@ class IngestSpans:
                                           attributes={"messaging.system": "nats",
                                                       "messaging.batch.message_count": len(self._messages)}) as batch:
             self._batch = batch.get_span_context()
-            with tracer.start_as_current_span("postgresql apply", kind=SpanKind.CLIENT, attributes=DATABASE):
-                started = time.time_ns()
-                yield
-                self._applied = started, time.time_ns()
+            started = time.time_ns()  # kept, with the end, for the events' own copies of this span
+            database = tracer.start_span("postgresql apply", kind=SpanKind.CLIENT, attributes=DATABASE,
+                                         start_time=started)
+            try:
+                with trace.use_span(database, record_exception=False, set_status_on_exception=False):
+                    yield
+            except BaseException as exc:
+                database.record_exception(exc)
+                database.set_status(StatusCode.ERROR, type(exc).__name__)
+                raise
+            finally:
+                ended = time.time_ns()
+                database.end(end_time=ended)
+            self._applied = started, ended
 
     def settled(self, deliveries: Sequence[Delivery], batch: Sorted) -> None:
         """Each event's span, once its message is acked (or nak'ed to come back later: held)."""
