@@ -102,6 +102,8 @@ def setup(settings: TelemetrySettings, default_service: str) -> TracerProvider |
 
 def traceparent() -> str | None:
     """The current span's W3C traceparent, or None when there is none (traces off, no span)."""
+    if not enabled():
+        return None
     carrier: dict[str, str] = {}
     _PROPAGATOR.inject(carrier)
     return carrier.get(TRACEPARENT)

@@ -253,13 +253,15 @@ def test_the_sampling_decision_is_made_where_a_trace_starts_and_followed_downstr
     """A store keeping no traces (ratio 0) tells the hub so (ratio 1): the sale's spans there are not kept either."""
     store = tracing.provider_for(TelemetrySettings("http://127.0.0.1:9/", "", 0.0), "novapos-edge")
     hub = tracing.provider_for(TelemetrySettings("http://127.0.0.1:9/", "", 1.0), "novapos-hub")
+    tracing.install(store)
     try:
-        with store.get_tracer("test").start_as_current_span("request") as request:
+        with tracing.tracer().start_as_current_span("request") as request:
             assert not request.is_recording()
             value = tracing.traceparent()
         assert value is not None and int(value.rsplit("-", 1)[1], 16) & 1 == 0
         assert not hub.get_tracer("test").start_span("ingest", context=tracing.parent(value)).is_recording()
         assert hub.get_tracer("test").start_span("ingest", context=tracing.parent(None)).is_recording()
     finally:
+        tracing.uninstall()
         store.shutdown()
         hub.shutdown()

@@ -101,6 +101,8 @@ class Outbox:
     def append(self, event_type: str, version: int, body: dict[str, Any], *, print_on: str | None = None,
                key: str | None = None, print_with: Mapping[str, Any] | None = None) -> Committed | Rejected:
         """`_append` in a span, the sale's local commit: its trace context is stored with the row (see novapos.tracing)."""
+        if not tracing.enabled():
+            return self._append(event_type, version, body, print_on=print_on, key=key, print_with=print_with)
         with tracing.tracer().start_as_current_span("outbox commit", attributes={"novapos.event.type": event_type,
                                                                                   "novapos.store": self.store}) as span:
             committed = self._append(event_type, version, body, print_on=print_on, key=key, print_with=print_with)
