@@ -7,6 +7,7 @@ import http.cookiejar
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -57,7 +58,10 @@ def collector() -> Iterator[str]:
         server.shutdown()
 
 
-_TILL = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+_TRUST = ssl.create_default_context()
+"""The browser's trust: the demo's CA is added if the demo serves HTTPS (a browser told to trust it)."""
+_TILL = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+                                    urllib.request.HTTPSHandler(context=_TRUST))
 
 
 def _post(url: str, body: dict[str, object]) -> dict[str, object]:
@@ -91,13 +95,17 @@ def test_the_demo_sends_one_trace_per_sale_from_both_processes(tmp_path: Path, c
     demo = subprocess.Popen([sys.executable, "-m", "novapos.cli", "demo", "--state-dir", str(tmp_path / "state"),
                              "--till-port", str(till_port), "--console-port", str(console_port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    till = f"http://127.0.0.1:{till_port}"
     try:
         banner = ""
         while "Press Ctrl-C" not in banner:
             line = demo.stdout.readline()  # type: ignore[union-attr]
             assert line, f"demo exited early:\n{banner}"
             banner += line
+        till = f"https://127.0.0.1:{till_port}"
+        if till in banner:  # the demo runs with TLS: trust its CA
+            _TRUST.load_verify_locations(cafile=tmp_path / "state" / "tls" / "ca.pem")
+        else:
+            till = f"http://127.0.0.1:{till_port}"
         _wait(lambda: _logged_in(till), 60)
         cart = _post(f"{till}/api/tills/till-1/lines", {"barcode": COFFEE, "quantity": 1})["cart"]
         _post(f"{till}/api/tills/till-1/tenders", {"amount_minor": 500})
