@@ -33,6 +33,8 @@ from novapos.config.receipt import KEYS as RECEIPT_KEYS
 from novapos.config.receipt import ReceiptSettings, load_receipt
 from novapos.config.returns import SETTINGS as RETURNS_SETTINGS
 from novapos.config.returns import ReturnsPolicy, load_returns
+from novapos.config.telemetry import KEYS as TELEMETRY_KEYS
+from novapos.config.telemetry import TelemetrySettings, load_telemetry
 from novapos.config.terminal import KEYS as TERMINAL_KEYS
 from novapos.config.terminal import TerminalSettings, load_terminal
 
@@ -52,6 +54,7 @@ SETTINGS: Settings = {
     "terminal": TERMINAL_KEYS,
     "loyalty": LOYALTY_KEYS,
     "backup": BACKUP_KEYS,
+    "telemetry": TELEMETRY_KEYS,
 }
 """Every setting the store reads, by table: a mistyped one is refused, not silently ignored."""
 
@@ -90,6 +93,8 @@ class StoreConfig:
     loyalty: LoyaltySettings = LoyaltySettings()
     backup: BackupSettings = BackupSettings()
     """Scheduled backups of the store's SQLite file ([backup]; actors.storage.backup)."""
+    telemetry: TelemetrySettings = TelemetrySettings()
+    """Where traces go ([telemetry], novapos.tracing); off by default."""
 
     def __post_init__(self) -> None:
         if self.max_change_minor is None:
@@ -147,4 +152,5 @@ def load_store(path: Path) -> StoreConfig:
         terminal=load_terminal(sections["terminal"], where),
         loyalty=load_loyalty(sections["loyalty"], where),
         backup=load_backup(sections["backup"], where),
+        telemetry=load_telemetry(sections["telemetry"], where),
     )
