@@ -10,6 +10,9 @@ NATS runs without TLS here: the previous release knows none."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
+import tomllib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+from packaging.version import Version
 
 from actors.storage import db as local_db
 from edge.app import run_edge
@@ -31,7 +35,16 @@ from novapos.demo.processes import ManagedProcess
 from tests.catalog import seed_catalog
 from tests.conftest import query, wait_until
 from tests.pos import COFFEE, MILK, seed_staff, sell
-from tests.releases import PREVIOUS_EDGE_SCHEMA, PREVIOUS_RELEASE, Release, extract, files_at, hub_config, store_config
+from tests.releases import (
+    PREVIOUS_EDGE_SCHEMA,
+    PREVIOUS_RELEASE,
+    REPOSITORY,
+    Release,
+    extract,
+    files_at,
+    hub_config,
+    store_config,
+)
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +193,14 @@ def test_no_migration_numbered_as_shipped_before_the_online_rule_was_added_since
     low = {m.path.name for m in planned(domains()) if not judged(m.number)}
     assert low <= shipped, f"added since {PREVIOUS_RELEASE} with a number at or below the shipped ones: " \
         f"{sorted(low - shipped)}"
+
+
+def test_novapos_version_names_this_release_which_is_newer_than_the_previous_one(previous: Release) -> None:
+    """pyproject's version is the release: `novapos --version` says it (the installed metadata, as each store's
+    health report does), and it moved on from the previous release's."""
+    ours = tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["project"]["version"]
+    theirs = tomllib.loads((previous.root / "pyproject.toml").read_text())["project"]["version"]
+    said = subprocess.run([sys.executable, "-m", "novapos.cli", "--version"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert said == f"novapos {ours}", f"{said!r}: reinstall (pip install -e .) after changing pyproject's version"
+    assert Version(ours) > Version(theirs)
