@@ -120,6 +120,7 @@ def test_an_alter_waiting_behind_a_long_transaction_gives_up_and_retries_so_writ
         applied, longest = asyncio.run(_writes_during(database_url, work))
     report.join()
     assert applied == ["probe/9001_note"]
+    print(f"\nlock_timeout {lock_timeout_s} s: longest wait between two inserts {longest:.2f} s")
     if lock_timeout_s:
         assert longest < lock_timeout_s + 0.5, f"writes stalled {longest:.2f} s"
         retries = [r.getMessage() for r in caplog.records if "waited 0.3 s for a lock" in r.getMessage()]
@@ -238,8 +239,10 @@ async def test_ingest_keeps_flowing_while_another_hub_migrates_the_database_unde
     assert sorted(row[0] for row in rows) == sorted(sent) and all(row[2] for row in rows)
     during = [received - sent[event] for event, received, _ in rows if began <= sent[event] <= began + took]
     assert len(during) > REPORT_S / RATE_S / 2, "too few sales during the migration to judge"
-    stall = max(received - sent[event] for event, received, _ in rows)
+    latencies = sorted(received - sent[event] for event, received, _ in rows)
+    stall = latencies[-1]
     print(f"\nmigration took {took:.1f} s (a report held sales {REPORT_S:.0f} s); {len(during)} sales during it; "
-          f"longest publish-to-applied {stall:.2f} s (lock_timeout {LOCK_TIMEOUT_S} s)")
+          f"publish-to-applied median {latencies[len(latencies) // 2]:.2f} s, longest {stall:.2f} s "
+          f"(lock_timeout {LOCK_TIMEOUT_S} s)")
     assert took >= REPORT_S - 0.5, "the migration did not wait for the report: the test proves nothing"
     assert stall < LOCK_TIMEOUT_S + 1.0, f"ingest stalled {stall:.2f} s during the migration"
