@@ -107,7 +107,8 @@ async def _ledger(conn: asyncpg.Connection) -> set[tuple[str, str]]:
 
 async def migrate(pool: asyncpg.Pool, of: Sequence[Domain] | None = None, *, lock_timeout_s: float = LOCK_TIMEOUT_S,
                   attempts: int = ATTEMPTS) -> list[str]:
-    """Apply the migrations this database has not seen; returns them as domain/name."""
+    """Apply the migrations this database has not seen; returns them as domain/name. `lock_timeout_s` 0 waits for
+    a lock as long as it takes (PostgreSQL's own default, which the online rule exists to avoid)."""
     applied: list[str] = []
     async with pool.acquire() as conn:
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _MIGRATION_LOCK):
