@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nats
 from nats.aio.client import Client
@@ -19,6 +21,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DiscardPolicy, StorageType, StreamConfig
 
 from novapos.config.hub import StreamLimits
+from novapos.tls import EXPIRY
 from novapos.validators import token
 from novapos.wire.catalog import catalog_stream, catalog_subjects
 from novapos.wire.subjects import EVENTS_FILTER, EVENTS_STREAM
@@ -101,11 +104,14 @@ class NatsLink:
     """A nats-py client that reconnects on its own once it has connected the first time.
 
     `credentials`: the NKEY seed file it logs in with (checked: owner-only); `inbox_prefix`: where its
-    replies and deliveries arrive; a store's user may subscribe under `_INBOX.<tenant>.<store>` only."""
+    replies and deliveries arrive; a store's user may subscribe under `_INBOX.<tenant>.<store>` only;
+    `tls`: the context it verifies the server with and presents its certificate from (novapos.tls.Certificates
+    reloads it in place: a reconnect uses the new certificate), for a tls:// URL or a server requiring TLS."""
 
     def __init__(self, url: str, name: str, *, credentials: Path | None = None,
-                 inbox_prefix: str | None = None) -> None:
+                 inbox_prefix: str | None = None, tls: ssl.SSLContext | None = None) -> None:
         self.url = url
+        self.tls = tls
         self.name = name
         self.credentials = credentials
         self.inbox_prefix = inbox_prefix
@@ -119,8 +125,8 @@ class NatsLink:
     def connected(self) -> bool:
         return self._client is not None and self._client.is_connected
 
-    def _auth_options(self) -> dict[str, str]:
-        options: dict[str, str] = {}
+    def _auth_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {} if self.tls is None else {"tls": self.tls}
         if self.credentials is not None:
             options["nkeys_seed"] = str(check_credentials(self.credentials))
         if self.inbox_prefix is not None:
@@ -153,6 +159,7 @@ class NatsLink:
                 self._refused(Refusal("refused", "authorization violation"))
             raise ConnectionError(self._last_error or str(exc) or f"no answer within {timeout:g} s") from exc
         self._js = self._client.jetstream()
+        _record_server_expiry(self._client)
         if self.refusal is not None and self.refusal.kind == "refused":
             log.info("NATS accepts this box's credentials again")
             self.refusal = None
@@ -180,6 +187,8 @@ class NatsLink:
 
     async def _on_reconnected(self) -> None:
         log.info("reconnected to NATS at %s", self.url)
+        if self._client is not None:
+            _record_server_expiry(self._client)
         if self.refusal is not None and self.refusal.kind == "refused":
             log.info("NATS accepts this box's credentials again")
             self.refusal = None
@@ -284,6 +293,15 @@ class NatsLink:
             except Exception as exc:
                 log.debug("closing a lost NATS connection: %s", exc)
         self._closing = False
+
+
+def _record_server_expiry(client: Client) -> None:
+    """The NATS server's certificate end, from the handshake just made, in the expiry gauge (use=nats_server).
+    nats-py does not expose its TLS connection: its transport's stream writer does (none on plain TCP)."""
+    writer = getattr(getattr(client, "_transport", None), "_io_writer", None)
+    peer = writer.get_extra_info("peercert") if writer is not None else None
+    if peer and "notAfter" in peer:
+        EXPIRY.labels("nats_server").set(ssl.cert_time_to_seconds(peer["notAfter"]))
 
 
 async def fetch(subscription: JetStreamContext.PullSubscription, batch: int, timeout: float) -> list[Msg]:

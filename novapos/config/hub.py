@@ -17,12 +17,15 @@ from novapos.config.reading import (
     ConfigError,
     Settings,
     check_credentials_file,
+    check_tls,
     credentials_setting,
     read_toml,
     tables,
     token_list,
     url_setting,
 )
+from novapos.tls import KEYS as TLS_KEYS
+from novapos.tls import TlsSettings, load_tls
 
 MAX_INGEST_BATCH = 4096
 """Most events the hub fetches and applies in one PostgreSQL transaction."""
@@ -37,6 +40,7 @@ SETTINGS: Settings = {
     "audit": frozenset({"checkpoint_dir", "key_file", "checkpoint_interval_s", "personal", "personal_retention_days"}),
     "payments": frozenset({"gateway_url", "provider", "timeout_s", "capture_window_s", "watchdog_after_s",
                            "webhook_tolerance_s", "webhook_secrets_file", "reconcile_at"}),
+    "tls": TLS_KEYS,
 }
 """Every setting the hub reads, by table: a mistyped one is refused, not silently ignored."""
 
@@ -137,12 +141,15 @@ class HubConfig:
     gift_card_key_file: Path | None = None
     """[gift_cards] key_file: the hex HMAC key gift card numbers are looked up with (hub.giftcards.numbers); None:
     gift card requests and routes answer 503."""
+    tls: TlsSettings = TlsSettings()
+    """[tls] (novapos.tls): HTTPS for the console, TLS to NATS."""
 
     def check_runnable(self) -> None:
         if not self.nats_url or not self.database_url:
             raise ConfigError("the hub needs NOVAPOS_NATS_URL and NOVAPOS_DATABASE_URL (or [nats] url and "
                               "[database] url in its config), or run `novapos demo` for embedded servers")
         check_credentials_file(self.nats_credentials)
+        check_tls(self.tls)
 
 
 def load_hub(path: Path) -> HubConfig:
@@ -203,6 +210,7 @@ def load_hub(path: Path) -> HubConfig:
             payments=_payments(str(path), sections["payments"], whole),
             gift_card_key_file=Path(validators.text(f"{path}: [gift_cards] key_file", key_file, max_length=1024))
             if (key_file := sections["gift_cards"].get("key_file", "")) else None,
+            tls=load_tls(sections["tls"], str(path)),
         )
     except validators.Invalid as exc:
         raise ConfigError(str(exc)) from None
