@@ -172,12 +172,14 @@ class NatsLink:
         self.refusal = refusal
 
     async def _on_error(self, exc: Exception) -> None:
-        self._last_error = str(exc) or type(exc).__name__
-        text = self._last_error.lower()
+        text = (str(exc) or type(exc).__name__).lower()
+        if not ("authorization violation" in (self._last_error or "").lower() and "broken pipe" in text):
+            # over TLS the server's refusal is followed by the closed connection's broken pipe: keep the reason
+            self._last_error = str(exc) or type(exc).__name__
         if isinstance(exc, nats.errors.AuthorizationError) or "authorization violation" in text:
             self._refused(Refusal("refused", "authorization violation"))
         elif "permissions violation" in text:
-            self._refused(Refusal("denied", self._last_error.removeprefix("nats: ")))
+            self._refused(Refusal("denied", (str(exc) or type(exc).__name__).removeprefix("nats: ")))
         log.debug("NATS client error (%s): %s", self.name, exc)
 
     async def _on_disconnected(self) -> None:
