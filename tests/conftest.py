@@ -134,11 +134,16 @@ def hub_config(nats_server: EmbeddedNats, database_url: str, tmp_path: Path) -> 
                      tls=nats_server.tls_settings())
 
 
-def tls_toml(settings: TlsSettings) -> str:
-    """The [tls] table of a config file written by a test (empty for settings that are off)."""
+def tls_table(settings: TlsSettings) -> dict[str, str]:
+    """The [tls] table of a config file written by a test, as data (its files)."""
     files = {"cert_file": settings.cert_file, "key_file": settings.key_file, "ca_file": settings.ca_file}
-    lines = [f'{key} = "{path}"' for key, path in files.items() if path is not None]
-    return "" if not lines else "[tls]\n" + "\n".join(lines) + "\n"
+    return {key: str(path) for key, path in files.items() if path is not None}
+
+
+def tls_toml(settings: TlsSettings) -> str:
+    """The [tls] table of a config file written by a test, as TOML text (empty for settings that are off)."""
+    table = tls_table(settings)
+    return "" if not table else "[tls]\n" + "".join(f'{key} = "{path}"\n' for key, path in table.items())
 
 
 async def query(database_url: str, sql: str, *args: object) -> list[asyncpg.Record]:

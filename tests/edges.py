@@ -27,7 +27,7 @@ from novapos.demo.processes import free_port
 from novapos.demo.run import write_store_config
 from novapos.wire.envelope import Envelope, decode
 from tests.catalog import seed_catalog
-from tests.conftest import wait_until
+from tests.conftest import tls_table, wait_until
 from tests.pos import seed_staff
 
 
@@ -75,8 +75,7 @@ async def start_edge(config: Path, nats_server: EmbeddedNats, url: str,
     """`novapos edge` on `config` with the store's NATS credentials and TLS (its [tls] set to the server's CA),
     once its /healthz answers."""
     data = tomllib.loads(config.read_text())
-    data["tls"] = {key: str(value) for key, value in vars(nats_server.tls_settings()).items()
-                   if isinstance(value, Path)}
+    data["tls"] = tls_table(nats_server.tls_settings())
     config.write_text(tomli_w.dumps(data))
     env = {**os.environ, "NOVAPOS_NATS_URL": nats_server.url,
            "NOVAPOS_NATS_CREDENTIALS": str(nats_server.store_credentials("demo", "store-001"))}
