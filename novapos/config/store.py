@@ -22,6 +22,7 @@ from novapos.config.reading import (
     Settings,
     check_credentials_file,
     credentials_setting,
+    path_setting,
     read_toml,
     tables,
     token_list,
@@ -126,7 +127,9 @@ def load_store(path: Path) -> StoreConfig:
         nats_credentials = credentials_setting(nats, f"{where}: [nats] credentials")
         health_interval = validators.integer(f"{where}: [health] report_interval_s",
                                              health.get("report_interval_s", 5), 1, 3600)
-        state_dir = Path(validators.text(f"{where}: [state] dir", state.get("dir", f".state/{store}"), max_length=1024))
+        state_dir = path_setting(f"{where}: [state] dir", state.get("dir", f".state/{store}"))
+        if state_dir is None:
+            raise validators.Invalid(f"{where}: [state] dir", "must not be empty")
     except validators.Invalid as exc:
         raise ConfigError(str(exc)) from None
     return StoreConfig(
