@@ -23,23 +23,18 @@ import logging
 import os
 import ssl
 import stat
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import trio
 from cryptography import x509
 from prometheus_client import Gauge
-
-from novapos import validators
 
 log = logging.getLogger(__name__)
 
 EXPIRY = Gauge("novapos_tls_certificate_expiry_timestamp_seconds",
                "When a TLS certificate in use ends (Unix time): use is http (this process's HTTPS), "
                "nats_client (this process's certificate towards NATS) or nats_server (the NATS server's)", ["use"])
-KEYS = frozenset({"cert_file", "key_file", "ca_file", "client_auth", "check_every_s"})
 ALPN = ["h2", "http/1.1"]
 
 
@@ -62,27 +57,6 @@ class TlsSettings:
 
     def files(self) -> tuple[Path, ...]:
         return tuple(path for path in (self.cert_file, self.key_file, self.ca_file) if path is not None)
-
-
-def load_tls(section: Mapping[str, Any], where: str) -> TlsSettings:
-    """[tls] from a config file's table; validators.Invalid names the setting that cannot be used."""
-    def path(key: str) -> Path | None:
-        value = section.get(key, "")
-        return Path(validators.text(f"{where}: [tls] {key}", value, max_length=1024)) if value else None
-
-    client_auth = section.get("client_auth", False)
-    if not isinstance(client_auth, bool):
-        raise validators.Invalid(f"{where}: [tls] client_auth", "must be true or false")
-    settings = TlsSettings(cert_file=path("cert_file"), key_file=path("key_file"), ca_file=path("ca_file"),
-                           client_auth=client_auth,
-                           check_every_s=float(validators.integer(f"{where}: [tls] check_every_s",
-                                                                  section.get("check_every_s", 30), 1, 86400)))
-    if (settings.cert_file is None) != (settings.key_file is None):
-        raise validators.Invalid(f"{where}: [tls] cert_file and key_file", "set both (the certificate and its key) or neither")
-    if client_auth and (settings.ca_file is None or settings.cert_file is None):
-        raise validators.Invalid(f"{where}: [tls] client_auth",
-                                 "needs cert_file and key_file (HTTPS) and ca_file (the CA client certificates come from)")
-    return settings
 
 
 def expiry(cert_file: Path) -> float:

@@ -171,7 +171,7 @@ def test_nats_refuses_plain_tcp_and_with_client_verification_a_client_without_a_
         asyncio.run(attempts())
 
 
-def test_tls_settings_that_cannot_work_are_refused_at_load(tmp_path: Path) -> None:
+def test_tls_settings_that_cannot_work_are_refused_at_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_ca(tmp_path / "ca")
     made = issue(tmp_path / "ca", "box", HOSTS)
     base = 'tenant = "demo"\nstore = "s1"\ncurrency = "EUR"\n[nats]\nurl = "tls://127.0.0.1:4222"\n'
@@ -197,6 +197,10 @@ def test_tls_settings_that_cannot_work_are_refused_at_load(tmp_path: Path) -> No
     loaded = load_store(config)
     with pytest.raises(ConfigError, match="cannot use the \\[tls\\] files"):  # `novapos edge` exits 2 before starting
         loaded.check_runnable()
+    # the key as systemd's LoadCredential= hands it over (configs/systemd): a path under its credentials folder
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "ca"))
+    config.write_text(f'{base}[tls]\ncert_file = "{made.cert_file}"\nkey_file = "${{CREDENTIALS_DIRECTORY}}/box.key"\n')
+    assert load_store(config).tls.key_file == made.key_file
 
 
 def test_novapos_certs_makes_a_ca_and_certificates_openssl_accepts(tmp_path: Path) -> None:

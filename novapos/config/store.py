@@ -23,6 +23,7 @@ from novapos.config.reading import (
     check_credentials_file,
     check_tls,
     credentials_setting,
+    path_setting,
     read_toml,
     tables,
     token_list,
@@ -34,8 +35,9 @@ from novapos.config.returns import SETTINGS as RETURNS_SETTINGS
 from novapos.config.returns import ReturnsPolicy, load_returns
 from novapos.config.terminal import KEYS as TERMINAL_KEYS
 from novapos.config.terminal import TerminalSettings, load_terminal
-from novapos.tls import KEYS as TLS_KEYS
-from novapos.tls import TlsSettings, load_tls
+from novapos.config.tls import KEYS as TLS_KEYS
+from novapos.config.tls import load_tls
+from novapos.tls import TlsSettings
 
 LARGEST_BANKNOTE = {"EUR": 50000, "USD": 10000, "GBP": 5000, "CHF": 100000, "CAD": 10000, "AUD": 10000,
                     "SEK": 100000, "NOK": 100000, "DKK": 100000, "PLN": 50000, "CZK": 500000}
@@ -133,7 +135,9 @@ def load_store(path: Path) -> StoreConfig:
         nats_credentials = credentials_setting(nats, f"{where}: [nats] credentials")
         health_interval = validators.integer(f"{where}: [health] report_interval_s",
                                              health.get("report_interval_s", 5), 1, 3600)
-        state_dir = Path(validators.text(f"{where}: [state] dir", state.get("dir", f".state/{store}"), max_length=1024))
+        state_dir = path_setting(f"{where}: [state] dir", state.get("dir", f".state/{store}"))
+        if state_dir is None:
+            raise validators.Invalid(f"{where}: [state] dir", "must not be empty")
         tls = load_tls(sections["tls"], where)
     except validators.Invalid as exc:
         raise ConfigError(str(exc)) from None
