@@ -28,6 +28,17 @@ from novapos.wire.subjects import EVENTS_FILTER, EVENTS_STREAM
 
 log = logging.getLogger(__name__)
 
+
+class _QuietTlsClose(logging.Filter):
+    """nats-py's stream protocol asks asyncio to keep a TLS connection half-open at its end, which asyncio
+    refuses with a warning on every close of a tls:// connection: noise in the journal, dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "returning true from eof_received() has no effect when using ssl" not in record.getMessage()
+
+
+logging.getLogger("asyncio").addFilter(_QuietTlsClose())
+
 INGEST_CONSUMER = "hub-ingest"
 SHIPPED_LIMITS = StreamLimits()
 
