@@ -57,7 +57,7 @@ def previous(tmp_path_factory: pytest.TempPathFactory) -> Release:
 @pytest.fixture
 def plain_nats(tmp_path: Path) -> Iterator[EmbeddedNats]:
     """NATS with the production authorization and no TLS (the previous release speaks plain NATS)."""
-    server = EmbeddedNats.authorized(tmp_path / "nats").start()
+    server = EmbeddedNats.authorized(tmp_path / "nats", tls=False).start()
     try:
         yield server
     finally:
