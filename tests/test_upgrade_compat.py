@@ -204,3 +204,11 @@ def test_novapos_version_names_this_release_which_is_newer_than_the_previous_one
                           check=True).stdout.strip()
     assert said == f"novapos {ours}", f"{said!r}: reinstall (pip install -e .) after changing pyproject's version"
     assert Version(ours) > Version(theirs)
+
+
+def test_the_previous_releases_shipped_configs_load_in_this_one(previous: Release) -> None:
+    """An operator keeps /etc/novapos/*.toml across the upgrade: every setting added since has a default."""
+    hub = load_hub(previous.root / "configs" / "hub.toml")
+    store = load_store(previous.root / "configs" / "demo-store.toml")
+    assert (hub.tenants, store.store) == (("demo",), "store-001")
+    assert not hub.tls.cert_file and not store.tls.ca_file  # TLS stays off until configured
