@@ -70,13 +70,18 @@ def store_box(tmp_path: Path, rules: list[dict[str, Any]]) -> StoreBox:
     return StoreBox(config, f"http://127.0.0.1:{port}")
 
 
-async def start_edge(config: Path, nats_server: EmbeddedNats, url: str,
-                     http: httpx.AsyncClient) -> subprocess.Popen[bytes]:
-    """`novapos edge` on `config` with the store's NATS credentials and TLS (its [tls] set to the server's CA),
-    once its /healthz answers."""
+def trust_nats(config: Path, nats_server: EmbeddedNats) -> None:
+    """Set the store config's [tls] to the test NATS server's CA, as an installer would."""
     data = tomllib.loads(config.read_text())
     data["tls"] = tls_table(nats_server.tls_settings())
     config.write_text(tomli_w.dumps(data))
+
+
+async def start_edge(config: Path, nats_server: EmbeddedNats, url: str,
+                     http: httpx.AsyncClient) -> subprocess.Popen[bytes]:
+    """`novapos edge` on `config` with the store's NATS credentials and TLS (see trust_nats), once its /healthz
+    answers."""
+    trust_nats(config, nats_server)
     env = {**os.environ, "NOVAPOS_NATS_URL": nats_server.url,
            "NOVAPOS_NATS_CREDENTIALS": str(nats_server.store_credentials("demo", "store-001"))}
     edge = subprocess.Popen([sys.executable, "-m", "novapos.cli", "edge", "--config", str(config)], env=env)
