@@ -26,6 +26,7 @@ from prometheus_client import Counter, Gauge
 from actors.protocol import Rejected
 from actors.storage.outbox import Backlog
 from edge_runtime import Actor, AsyncioSeam, Backoff
+from novapos import logs
 from novapos.adapters.nats import NatsLink, Outgoing, Published
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,22 @@ RETRY = Backoff(initial=0.25, maximum=5.0)
 REFUSED_RETRY_S = 60.0  # NATS refused the credentials: only a person fixes that, so try again rarely
 OUTBOX_TIMEOUT_S = 4.0  # more than the outbox's longest wait for a lock (db.LOCK_WAIT_S)
 STATUS_TIMEOUT_S = 2.0  # within /healthz's own wait for status()
+
+
+def event_fields(event: Outgoing) -> dict[str, str]:
+    """The log context of one event: which (a sale's id is its sale.completed event's)."""
+    fields = {"event": event.event_id}
+    if event.subject.endswith(".sale_completed"):
+        fields["sale"] = event.event_id
+    return fields
+
+
+def _forwarded(batch: list[Outgoing], published: Published) -> None:
+    """At DEBUG, a line per event JetStream acknowledged, with its ids."""
+    if log.isEnabledFor(logging.DEBUG):
+        for event in batch[:len(published.acked)]:
+            with logs.bound(**event_fields(event)):
+                log.debug("event %s forwarded on %s", event.event_id, event.subject)
 
 
 class ForwarderActor(Actor):
@@ -69,7 +86,8 @@ class ForwarderActor(Actor):
     def wake(self, token: int) -> None:
         if token == self._token:
             self._due = math.inf
-            self._drain()
+            with logs.detached():  # a drain forwards whatever waits, not only the sale whose kick woke it
+                self._drain()
 
     def status(self) -> dict[str, Any]:
         """The hub link for /healthz: a store sells either way; an unreachable link is degraded."""
@@ -104,6 +122,7 @@ class ForwarderActor(Actor):
         try:
             batch = self.registry.ask("outbox", "pending", self._batch, timeout=OUTBOX_TIMEOUT_S)
             published = self._publish(batch)
+            _forwarded(batch, published)
             if published.acked:
                 refused = self.registry.ask("outbox", "remove", published.acked, timeout=OUTBOX_TIMEOUT_S)
                 if refused is None:
@@ -116,7 +135,9 @@ class ForwarderActor(Actor):
         if published.failure is None:
             self._link_works(depth)
         else:
-            self._link_fails(published, depth)
+            stuck = batch[len(published.acked):len(published.acked) + 1]  # the event publishing stopped at
+            with logs.bound(**(event_fields(stuck[0]) if stuck else {})):
+                self._link_fails(published, depth)
         if refused is not None:
             self._outbox_stalls(f"cannot release what the hub's stream took: {refused.message}")
             return
