@@ -10,13 +10,16 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from novapos.cli.audit import add_audit_commands
 from novapos.cli.catalog import add_catalog_commands
 from novapos.cli.payments import add_payments_commands
 from novapos.cli.tenancy import add_tenancy_commands
 from novapos.cli.users import add_user_commands
+
+if TYPE_CHECKING:
+    from novapos.config.telemetry import TelemetrySettings
 
 CONFIGS = Path(str(files("configs")))
 """The shipped configs: the repository's configs/ folder, installed as the package `configs`."""
@@ -36,9 +39,13 @@ def _address_in_use(exc: BaseException) -> bool:
     return any(isinstance(leaf, OSError) and leaf.errno == errno.EADDRINUSE for leaf in _leaves(exc))
 
 
-def _serve(command: str, main: Callable[[], Awaitable[None]], host: str, port: int, setting: str) -> int:
-    """Run a serving process; a port already taken is exit 2 and one sentence, not a traceback."""
+def _serve(command: str, main: Callable[[], Awaitable[None]], host: str, port: int, setting: str,
+           telemetry: TelemetrySettings) -> int:
+    """Run a serving process, with traces if [telemetry] says where (sent on to the end, however it ends); a port
+    already taken is exit 2 and one sentence, not a traceback."""
     from edge_runtime import run
+    from novapos import tracing
+    provider = tracing.setup(telemetry, f"novapos-{command}")
     try:
         return run(main)
     except (OSError, BaseExceptionGroup) as exc:
@@ -47,6 +54,9 @@ def _serve(command: str, main: Callable[[], Awaitable[None]], host: str, port: i
         print(f"novapos {command}: port {port} on {host} is already in use: stop the other process or set {setting}",
               file=sys.stderr)
         return 2
+    finally:
+        if provider is not None:
+            provider.shutdown()
 
 
 def _port(text: str) -> int:
@@ -68,7 +78,7 @@ def _edge(args: argparse.Namespace) -> int:
     config.check_runnable()
     try:
         return _serve("edge", lambda: run_edge(config), config.http_host, config.http_port,
-                      f"[http] port in {args.config}")
+                      f"[http] port in {args.config}", config.telemetry)
     except (StateFolderInUse, BaseExceptionGroup) as exc:
         in_use = next((leaf for leaf in _leaves(exc) if isinstance(leaf, StateFolderInUse)), None)
         if in_use is None:
@@ -85,7 +95,7 @@ def _hub(args: argparse.Namespace) -> int:
         config = replace(config, http_port=args.http_port)
     config.check_runnable()
     setting = "another --http-port" if args.http_port is not None else f"[http] port in {args.config}"
-    return _serve("hub", lambda: run_hub(config), config.http_host, config.http_port, setting)
+    return _serve("hub", lambda: run_hub(config), config.http_host, config.http_port, setting, config.telemetry)
 
 
 def _hub_dead_letters(args: argparse.Namespace) -> int:

@@ -31,6 +31,8 @@ from novapos.config.receipt import KEYS as RECEIPT_KEYS
 from novapos.config.receipt import ReceiptSettings, load_receipt
 from novapos.config.returns import SETTINGS as RETURNS_SETTINGS
 from novapos.config.returns import ReturnsPolicy, load_returns
+from novapos.config.telemetry import KEYS as TELEMETRY_KEYS
+from novapos.config.telemetry import TelemetrySettings, load_telemetry
 from novapos.config.terminal import KEYS as TERMINAL_KEYS
 from novapos.config.terminal import TerminalSettings, load_terminal
 
@@ -49,6 +51,7 @@ SETTINGS: Settings = {
     "returns": RETURNS_SETTINGS,
     "terminal": TERMINAL_KEYS,
     "loyalty": LOYALTY_KEYS,
+    "telemetry": TELEMETRY_KEYS,
 }
 """Every setting the store reads, by table: a mistyped one is refused, not silently ignored."""
 
@@ -85,6 +88,8 @@ class StoreConfig:
     returns: ReturnsPolicy = ReturnsPolicy()
     terminal: TerminalSettings = TerminalSettings()
     loyalty: LoyaltySettings = LoyaltySettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
+    """Where traces go ([telemetry], novapos.tracing); off by default."""
 
     def __post_init__(self) -> None:
         if self.max_change_minor is None:
@@ -141,4 +146,5 @@ def load_store(path: Path) -> StoreConfig:
         returns=load_returns(sections["returns"], where),
         terminal=load_terminal(sections["terminal"], where),
         loyalty=load_loyalty(sections["loyalty"], where),
+        telemetry=load_telemetry(sections["telemetry"], where),
     )
