@@ -1,7 +1,8 @@
 """The logs of a full run: the demo's hub and store edge as real processes, JSON logs at DEBUG, driven through
 everything that handles a secret (till PINs, console passwords, a card, gift cards, customers' names, emails and
 phones), right and wrong. Every line the processes wrote must be one JSON object, none may hold a secret, and the
-lines written while serving carry their context (tenant, store, till, request, sale, event)."""
+lines written while serving carry their context (tenant, store, till, request, sale, event, and the trace: the run
+exports its spans to a sink standing in for a collector)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ import json
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +91,9 @@ def _gift_card_sale(till: httpx.Client, number: str) -> tuple[str, str]:
     return customer, str(_ok(till.post(f"{TILL}/complete", json={"cart": state["cart"]}))["sale"])
 
 
-def _override(till_url: str) -> None:
+def _override(till_url: str, trust: ssl.SSLContext | bool) -> None:
     """The demo's cashier at till-2 has a price overridden, approved by the manager's PIN (a wrong one first)."""
-    with httpx.Client(base_url=till_url, timeout=10) as till:
+    with httpx.Client(base_url=till_url, timeout=10, verify=trust) as till:
         url = "/api/tills/till-2"
         _ok(till.post(f"{url}/login", json={"login": CASHIER.login, "pin": CASHIER.pin}))
         line = _ok(till.post(f"{url}/lines", json={"barcode": COFFEE, "quantity": 1}))["lines"][0]["line"]
@@ -98,10 +103,11 @@ def _override(till_url: str) -> None:
         _ok(till.post(f"{url}/lines/{line}/price", json={**change, "override": {"login": "olive", "pin": PIN}}))
 
 
-def _drive(till_url: str, console_url: str) -> tuple[dict[str, str], dict[str, Any]]:
+def _drive(till_url: str, console_url: str, trust: ssl.SSLContext | bool) -> tuple[dict[str, str], dict[str, Any]]:
     """The run: the secrets it handled, and the ids of what it did."""
-    with httpx.Client(base_url=console_url, timeout=10) as console, \
-            httpx.Client(base_url=console_url, timeout=10) as manager, httpx.Client(base_url=till_url, timeout=10) as till:
+    with httpx.Client(base_url=console_url, timeout=10, verify=trust) as console, \
+            httpx.Client(base_url=console_url, timeout=10, verify=trust) as manager, \
+            httpx.Client(base_url=till_url, timeout=10, verify=trust) as till:
         assert console.post("/api/login", json={"login": ADMIN.login, "password": WRONG_PASSWORD}).status_code == 401
         _signed_in(console, ADMIN.login, str(ADMIN.password))
         _ok(console.post("/api/users", json={"login": "olive", "name": "Olive Oakes", "password": PASSWORD, "pin": PIN,
@@ -118,7 +124,7 @@ def _drive(till_url: str, console_url: str) -> tuple[dict[str, str], dict[str, A
         _ok(till.post(f"{TILL}/unlock", json={"pin": PIN}))
         card_sale = _card_sale(till)
         customer, gift_sale = _gift_card_sale(till, gift_card)
-        _override(till_url)
+        _override(till_url, trust)
 
         sales = {card_sale, gift_sale}
         _wait(lambda: sales <= {sale["event_id"] for sale in _ok(console.get("/api/sales"))})
@@ -136,11 +142,49 @@ def _drive(till_url: str, console_url: str) -> tuple[dict[str, str], dict[str, A
                      "created customer": created["id"]}
 
 
+class _Sink(BaseHTTPRequestHandler):
+    """Takes OTLP/HTTP exports and throws them away: traces are on, what they hold is tests/test_traces*'s."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@contextmanager
+def _collector() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+def _addresses(banner: str, state: Path) -> tuple[str, str, ssl.SSLContext | bool]:
+    """The web till's and the console's addresses as the banner prints them, and what to trust there (the demo's
+    own CA when it runs with TLS)."""
+    till, console = (re.search(rf"{name}\s+(https?://\S+)/", banner) for name in ("web till", "hub console"))
+    assert till is not None and console is not None, banner
+    tls = till[1].startswith("https")
+    return till[1], console[1], ssl.create_default_context(cafile=state / "tls" / "ca.pem") if tls else True
+
+
 def _run(tmp_path: Path) -> tuple[list[str], dict[str, str], dict[str, Any]]:
-    """The demo run through `_drive` with JSON logs at DEBUG; every line its processes logged."""
+    """The demo run through `_drive` with JSON logs at DEBUG and traces on; every line its processes logged."""
+    with _collector() as collector:
+        return _demo(tmp_path, {"NOVAPOS_LOG_FORMAT": "json", "NOVAPOS_LOG_LEVEL": "DEBUG",
+                                "OTEL_EXPORTER_OTLP_ENDPOINT": collector})
+
+
+def _demo(tmp_path: Path, settings: dict[str, str]) -> tuple[list[str], dict[str, str], dict[str, Any]]:
     till_port, console_port = free_port(), free_port()
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("NOVAPOS_")},
-           "NOVAPOS_LOG_FORMAT": "json", "NOVAPOS_LOG_LEVEL": "DEBUG"}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("NOVAPOS_", "OTEL_"))}, **settings}
     banner, logs = tmp_path / "banner.txt", tmp_path / "logs.jsonl"
     with banner.open("w") as out, logs.open("w") as err:
         demo = subprocess.Popen([sys.executable, "-m", "novapos.cli", "demo", "--state-dir", str(tmp_path / "state"),
@@ -149,7 +193,7 @@ def _run(tmp_path: Path) -> tuple[list[str], dict[str, str], dict[str, Any]]:
     try:
         _wait(lambda: demo.poll() is not None or "Press Ctrl-C" in banner.read_text(), 90)
         assert demo.poll() is None, logs.read_text()[-5000:]
-        secrets, done = _drive(f"http://127.0.0.1:{till_port}", f"http://127.0.0.1:{console_port}")
+        secrets, done = _drive(*_addresses(banner.read_text(), tmp_path / "state"))
     finally:
         demo.send_signal(signal.SIGINT)
         demo.wait(60)
@@ -187,8 +231,11 @@ def test_a_full_run_logs_one_json_object_per_line_with_its_context_and_no_secret
     assert all(entry.items() >= store.items() for entry in edge[started:])
     for sale in (done["card sale"], done["gift card sale"]):
         ids = {"sale": sale, "event": sale}
-        # the edge's commit, its forwarding and the hub's ingest of it: found by the sale's id alone
-        assert _lines(entries, "edge", f"sale {sale} (seq")[0].items() >= {"till": "till-1", "sale": sale}.items()
+        # the edge's commit (in the till's request, and its trace), its forwarding and the hub's ingest of it: found
+        # by the sale's id alone
+        committed = _lines(entries, "edge", f"sale {sale} (seq")[0]
+        assert committed.items() >= {"till": "till-1", "sale": sale}.items()
+        assert re.fullmatch(r"[0-9a-f]{16}", committed["request"]) and re.fullmatch(r"[0-9a-f]{32}", committed["trace_id"])
         assert _lines(entries, "edge", f"event {sale} forwarded")[0].items() >= ids.items()
         assert _lines(entries, "hub", f"event {sale} (sale.completed")[0].items() >= {**store, **ids}.items()
         assert {entry["process"] for entry in entries if entry.get("sale") == sale} == {"edge", "hub"}
@@ -196,6 +243,8 @@ def test_a_full_run_logs_one_json_object_per_line_with_its_context_and_no_secret
     # (the enrolment, the refused gift card) and the console's requests carry their own ids
     approval = _lines(entries, "edge", "login: olive approved till.override for cashier")[0]
     assert approval["till"] == "till-2" and re.fullmatch(r"[0-9a-f]{16}", approval["request"])
+    wrong_pins = _lines(entries, "edge", "login: a wrong PIN at till")  # logged by an actor the request asked
+    assert len({entry["request"] for entry in wrong_pins}) == len(wrong_pins) == 3
     enrolment = _lines(entries, "hub", f"customer {done['customer']} created by till-user:olive")[0]
     refusal = _lines(entries, "hub", "gift_card_redeem: its card is not valid")[0]
     assert enrolment.items() >= store.items() and refusal.items() >= store.items()
