@@ -37,6 +37,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from types import MappingProxyType, TracebackType
+from urllib.parse import urlsplit
 
 from opentelemetry import trace
 
@@ -112,6 +113,21 @@ def current() -> dict[str, str]:
     if span.is_valid:
         fields["trace_id"], fields["span_id"] = f"{span.trace_id:032x}", f"{span.span_id:016x}"
     return fields
+
+
+def address(url: str) -> str:
+    """A server's URL (or a comma-separated list of them) as a log line may show it: scheme, host and port, never
+    the user, password or token it may carry (nats://user:password@host:4222 is a valid NATS URL)."""
+    shown = []
+    for one in url.split(","):
+        parts = urlsplit(one.strip())
+        try:
+            port = parts.port
+        except ValueError:  # not a number: not worth showing
+            port = None
+        host = parts.hostname or "?"
+        shown.append(f"{parts.scheme}://{f'[{host}]' if ':' in host else host}{'' if port is None else f':{port}'}")
+    return ",".join(shown)
 
 
 def request_id(sent: str | None = None) -> str:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -23,6 +24,8 @@ from starlette.responses import JSONResponse, Response
 from edge_runtime import AsyncioSeam
 from novapos import logs
 from novapos.adapters.http import route, serve, with_api_errors
+from novapos.adapters.nats import NatsLink
+from novapos.demo.embedded_nats import EmbeddedNats
 
 
 class Lines(logging.Handler):
@@ -179,3 +182,21 @@ def test_in_json_mode_stderr_holds_only_json_lines() -> None:
     assert entries[0]["till"] == "till-1" and all(entry["process"] == "probe" for entry in entries)
     assert "ZeroDivisionError" in entries[2]["exc"] and "worker" in entries[2]["msg"]
     assert "in __del__" in entries[3]["exc"] and "KeyError: 'the end'" in entries[4]["exc"]
+
+
+def test_a_server_address_is_logged_without_the_credentials_it_carries() -> None:
+    assert logs.address("nats://alice:s3cret@127.0.0.1:4222, tls://t0ken@[::1]:4443") == \
+        "nats://127.0.0.1:4222,tls://[::1]:4443"
+    assert logs.address("postgresql://novapos:pw@db.internal/novapos?sslmode=require") == "postgresql://db.internal"
+
+
+async def test_the_nats_link_says_where_it_connected_and_never_the_password(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "users.conf").write_text('authorization { users = [{user: "alice", password: "s3cret"}] }\n')
+    caplog.set_level(logging.INFO, "novapos.adapters.nats")
+    with EmbeddedNats(tmp_path / "nats", authorization=tmp_path / "users.conf") as server, AsyncioSeam() as seam:
+        link = NatsLink(server.url.replace("://", "://alice:s3cret@", 1), "probe")
+        await seam.run(link.connect, 5.0)
+        await seam.run(link.close)
+    assert f"connected to NATS at {logs.address(server.url)} as probe" in caplog.text
+    assert "s3cret" not in caplog.text and "alice" not in caplog.text

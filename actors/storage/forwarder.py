@@ -174,7 +174,7 @@ class ForwarderActor(Actor):
         if not self._reached:
             if self._failures:
                 log.info("reached NATS at %s again after %.0f s; the outbox is draining (%d left)",
-                         self._link.url, time.monotonic() - self._since[0], depth)
+                         logs.address(self._link.url), time.monotonic() - self._since[0], depth)
             self._reached, self._since = True, (time.monotonic(), datetime.now(UTC))
         self._failures = 0
 
@@ -184,14 +184,14 @@ class ForwarderActor(Actor):
         if self._reached or not self._failures:  # said once per loss, not at every retry
             if self._link.refusal is not None:
                 log.warning("NATS at %s refuses this store's credentials: sales stay in the outbox (%d), retrying "
-                            "every %.0f s, not sooner. %s", self._link.url, depth, REFUSED_RETRY_S,
+                            "every %.0f s, not sooner. %s", logs.address(self._link.url), depth, REFUSED_RETRY_S,
                             self._link.refusal.advice())
             elif published.refused:
                 log.warning("the hub's stream at %s refused %s: it and the sales after it stay in the outbox, "
-                            "in order (%d); check the stream's limits and subjects", self._link.url,
+                            "in order (%d); check the stream's limits and subjects", logs.address(self._link.url),
                             published.failure, depth)
             else:
                 log.warning("cannot reach NATS at %s (%s): sales stay in the outbox (%d); check the network "
-                            "and the hub's NATS", self._link.url, published.failure, depth)
+                            "and the hub's NATS", logs.address(self._link.url), published.failure, depth)
             self._reached, self._since = False, (time.monotonic(), datetime.now(UTC))
         self._failures += 1
