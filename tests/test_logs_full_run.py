@@ -1,6 +1,6 @@
 """The logs of a full run: the demo's hub and store edge as real processes, JSON logs at DEBUG, driven through
 everything that handles a secret (till PINs, console passwords, a card, gift cards, customers' names, emails and
-phones), right and wrong. Every line the processes wrote must be one JSON object, none may hold a secret, and the
+phones, cards scanned as if they were products), right and wrong. Every line the processes wrote must be one JSON object, none may hold a secret, and the
 lines written while serving carry their context (tenant, store, till, request, sale, event, and the trace: the run
 exports its spans to a sink standing in for a collector)."""
 
@@ -103,7 +103,20 @@ def _override(till_url: str, trust: ssl.SSLContext | bool) -> None:
         _ok(till.post(f"{url}/lines/{line}/price", json={**change, "override": {"login": "olive", "pin": PIN}}))
 
 
-def _drive(till_url: str, console_url: str, trust: ssl.SSLContext | bool) -> tuple[dict[str, str], dict[str, Any]]:
+def _scanned(till: httpx.Client, state: Path, codes: list[str]) -> None:
+    """Cards scanned on the till's scanner as if they were products (the till refuses them)."""
+    def refused() -> float:
+        found = re.search(r'novapos_edge_scans_total\{device="scanner-1",result="rejected"\} (\S+)', till.get("/metrics").text)
+        return float(found[1]) if found else 0.0
+    before = refused()
+    for code in codes:
+        subprocess.run([sys.executable, "-m", "novapos.cli", "mock", "--state-dir", str(state), "scan", "scanner-1", code],
+                       check=True, capture_output=True, timeout=30)
+    _wait(lambda: refused() >= before + len(codes))
+
+
+def _drive(till_url: str, console_url: str, trust: ssl.SSLContext | bool,
+           state: Path) -> tuple[dict[str, str], dict[str, Any]]:
     """The run: the secrets it handled, and the ids of what it did."""
     with httpx.Client(base_url=console_url, timeout=10, verify=trust) as console, \
             httpx.Client(base_url=console_url, timeout=10, verify=trust) as manager, \
@@ -129,6 +142,7 @@ def _drive(till_url: str, console_url: str, trust: ssl.SSLContext | bool) -> tup
         sales = {card_sale, gift_sale}
         _wait(lambda: sales <= {sale["event_id"] for sale in _ok(console.get("/api/sales"))})
         enrolled = _ok(manager.get(f"/api/customers/{customer}"))["customer"]
+        _scanned(till, state, [gift_card.replace(" ", ""), enrolled["card_number"]])
         _ok(console.post("/api/gift-card-lookups", json={"number": gift_card}))
     secrets = {"PIN": PIN, "wrong PIN": WRONG_PIN, "password": PASSWORD, "wrong password": WRONG_PASSWORD,
                "admin's password": str(ADMIN.password), "card number": CARD_NUMBER, "gift card number": gift_card,
@@ -193,7 +207,7 @@ def _demo(tmp_path: Path, settings: dict[str, str]) -> tuple[list[str], dict[str
     try:
         _wait(lambda: demo.poll() is not None or "Press Ctrl-C" in banner.read_text(), 90)
         assert demo.poll() is None, logs.read_text()[-5000:]
-        secrets, done = _drive(*_addresses(banner.read_text(), tmp_path / "state"))
+        secrets, done = _drive(*_addresses(banner.read_text(), tmp_path / "state"), tmp_path / "state")
     finally:
         demo.send_signal(signal.SIGINT)
         demo.wait(60)
