@@ -42,7 +42,7 @@ OUTBOX_TIMEOUT_S = 4.0  # more than the outbox's longest wait for a lock (db.LOC
 STATUS_TIMEOUT_S = 2.0  # within /healthz's own wait for status()
 
 
-def event_fields(event: Outgoing) -> dict[str, str]:
+def _event_fields(event: Outgoing) -> dict[str, str]:
     """The log context of one event: which (a sale's id is its sale.completed event's)."""
     fields = {"event": event.event_id}
     if event.subject.endswith(".sale_completed"):
@@ -54,7 +54,7 @@ def _forwarded(batch: list[Outgoing], published: Published) -> None:
     """At DEBUG, a line per event JetStream acknowledged, with its ids."""
     if log.isEnabledFor(logging.DEBUG):
         for event in batch[:len(published.acked)]:
-            with logs.bound(**event_fields(event)):
+            with logs.bound(**_event_fields(event)):
                 log.debug("event %s forwarded on %s", event.event_id, event.subject)
 
 
@@ -136,7 +136,7 @@ class ForwarderActor(Actor):
             self._link_works(depth)
         else:
             stuck = batch[len(published.acked):len(published.acked) + 1]  # the event publishing stopped at
-            with logs.bound(**(event_fields(stuck[0]) if stuck else {})):
+            with logs.bound(**(_event_fields(stuck[0]) if stuck else {})):
                 self._link_fails(published, depth)
         if refused is not None:
             self._outbox_stalls(f"cannot release what the hub's stream took: {refused.message}")

@@ -125,7 +125,7 @@ def _check(delivery: Delivery, tenants: frozenset[str]) -> Envelope:
     return envelope
 
 
-def event_fields(event: Envelope) -> dict[str, str]:
+def _event_fields(event: Envelope) -> dict[str, str]:
     """The log context of one event: whose it is and which (a sale's id is its sale.completed event's)."""
     fields = {"tenant": event.tenant, "store": event.store, "event": str(event.id)}
     if event.type == "sale.completed":
@@ -230,9 +230,9 @@ async def _apply(conn: asyncpg.Connection, events: Sequence[Event], rejections: 
         result.applied = len(fresh)
         if log.isEnabledFor(logging.DEBUG):
             for event in fresh:
-                with logs.bound(**event_fields(event)):
-                    log.debug("event %s (%s v%d, seq %d) applied in its batch's transaction", event.id, event.type,
-                              event.v, event.seq)
+                with logs.bound(**_event_fields(event)):
+                    log.debug("event %s (%s v%d, seq %d) is new: applied in its batch's transaction, acked once that "
+                              "commits", event.id, event.type, event.v, event.seq)
     if dead:
         await conn.executemany(
             "INSERT INTO dead_letters (event_id, subject, reason, payload) VALUES ($1, $2, $3, $4)",
@@ -254,7 +254,7 @@ async def _one_by_one(pool: asyncpg.Pool, events: Sequence[Event], rejections: S
             except Exception as exc:
                 if not events_fault(exc):
                     raise
-                with logs.bound(**event_fields(event)):
+                with logs.bound(**_event_fields(event)):
                     log.warning("event %s from %s/%s dead-lettered: %s", event.id, event.tenant, event.store, exc)
                 async with conn.transaction():
                     result += await _apply(conn, [], [Rejection(delivery, f"database refused it: {exc}", str(event.id))])
