@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from novapos.cli.audit import add_audit_commands
+from novapos.cli.backup import add_edge_backup_commands
 from novapos.cli.catalog import add_catalog_commands
+from novapos.cli.certs import add_certs_commands
 from novapos.cli.payments import add_payments_commands
 from novapos.cli.tenancy import add_tenancy_commands
 from novapos.cli.users import add_user_commands
 
 if TYPE_CHECKING:
+    from novapos.config import StoreConfig
     from novapos.config.telemetry import TelemetrySettings
 
 CONFIGS = Path(str(files("configs")))
@@ -68,13 +71,19 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _edge(args: argparse.Namespace) -> int:
-    from edge.app import StateFolderInUse, run_edge
+def load_edge_config(path: Path) -> StoreConfig:
+    """The store config at `path`, a relative [state] dir kept under $STATE_DIRECTORY when systemd sets it."""
     from novapos.config import load_store
-    config = load_store(args.config)
+    config = load_store(path)
     state_directory = os.environ.get("STATE_DIRECTORY")  # systemd's StateDirectory=: the one writable place
     if state_directory and not config.state_dir.is_absolute():
         config = replace(config, state_dir=Path(state_directory.split(":")[0]) / config.state_dir)
+    return config
+
+
+def _edge(args: argparse.Namespace) -> int:
+    from edge.app import StateFolderInUse, run_edge
+    config = load_edge_config(args.config)
     config.check_runnable()
     try:
         return _serve("edge", lambda: run_edge(config), config.http_host, config.http_port,
@@ -107,6 +116,40 @@ def _hub_dead_letters(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     return dead_letters(config, args.action, args.ids, args.all, args.reason_like)
+
+
+def _hub_replay(args: argparse.Namespace) -> int:
+    from hub.ingest.replay import parse_since, run_replay
+    from novapos.config import load_hub
+    config = load_hub(args.config)
+    try:
+        since = parse_since(args.since)
+    except ValueError:
+        print(f"novapos hub replay: --since takes an ISO 8601 time such as 2026-12-01T09:30:00Z, not {args.since!r}",
+              file=sys.stderr)
+        return 2
+    if not config.database_url or not config.nats_url:
+        print("novapos hub replay: needs both NATS and PostgreSQL: set [nats] url and [database] url in the hub "
+              "config (or NOVAPOS_NATS_URL / NOVAPOS_DATABASE_URL)", file=sys.stderr)
+        return 2
+    done = run_replay(config, since, lambda line: print(line, flush=True))
+    print(f"{done.seen} events read since {since.isoformat()}: {done.applied} applied, {done.duplicates} already "
+          f"there, {done.rejected} dead-lettered, {done.held} waiting for a newer hub, {done.to_go} not reached")
+    return 0 if done.to_go == 0 else 1
+
+
+def _add_hub_replay(hub_commands: Any) -> None:
+    """`novapos hub replay --since TIME`: after a database restore, apply the stream's kept history again."""
+    replay = hub_commands.add_parser(
+        "replay", help="apply the events stream again from a point in time (after restoring PostgreSQL)",
+        description="After PostgreSQL was restored to an earlier point (point-in-time recovery, a standby promoted "
+        "before it caught up), apply every event the NATS events stream still holds from TIME on, through the same "
+        "ingest path as the hub: events the database already has are skipped, so a TIME too early costs only "
+        "time. The hubs may keep running. Exit 0 once caught up, 1 if the stream's end was not reached.")
+    replay.add_argument("--since", required=True, metavar="TIME",
+                        help="ISO 8601, e.g. 2026-12-01T09:30:00Z (no zone: UTC); take it a few minutes before the "
+                        "time the database was restored to")
+    replay.set_defaults(run=_hub_replay)
 
 
 def _add_hub_dead_letters(hub_commands: Any) -> None:
@@ -157,6 +200,7 @@ def parser() -> argparse.ArgumentParser:
                       help="store TOML (default: %(default)s); NOVAPOS_NATS_URL overrides its [nats] url, and a "
                       "relative [state] dir is kept under $STATE_DIRECTORY when systemd sets it")
     edge.set_defaults(run=_edge)
+    add_edge_backup_commands(edge.add_subparsers(dest="edge_command", metavar="SUBCOMMAND"))
 
     hub = commands.add_parser("hub", help="run the hub (ingest to PostgreSQL, hub console)",
                               description="Run a hub process: applies store events from JetStream to PostgreSQL "
@@ -169,6 +213,7 @@ def parser() -> argparse.ArgumentParser:
     hub.set_defaults(run=_hub)
     hub_commands = hub.add_subparsers(dest="hub_command", metavar="SUBCOMMAND")
     _add_hub_dead_letters(hub_commands)
+    _add_hub_replay(hub_commands)
     add_tenancy_commands(hub_commands)
     add_catalog_commands(hub_commands)
     add_user_commands(hub_commands)
@@ -197,6 +242,7 @@ def parser() -> argparse.ArgumentParser:
     mock.add_argument("--state-dir", type=Path, default=Path(".state/demo"), help="the demo's state folder")
     mock.add_argument("words", nargs="*", metavar="COMMAND", help="e.g. list, plug NAME, unplug NAME, scan NAME BARCODE")
     mock.set_defaults(run=_mock)
+    add_certs_commands(commands)
     return root
 
 
