@@ -195,7 +195,7 @@ async def test_the_nats_link_says_where_it_connected_and_never_the_password(
     (tmp_path / "users.conf").write_text('authorization { users = [{user: "alice", password: "s3cret"}] }\n')
     caplog.set_level(logging.INFO, "novapos.adapters.nats")
     with EmbeddedNats(tmp_path / "nats", authorization=tmp_path / "users.conf") as server, AsyncioSeam() as seam:
-        link = NatsLink(server.url.replace("://", "://alice:s3cret@", 1), "probe")
+        link = NatsLink(server.url.replace("://", "://alice:s3cret@", 1), "probe", tls=server.client_tls())
         await seam.run(link.connect, 5.0)
         await seam.run(link.close)
     assert f"connected to NATS at {logs.address(server.url)} as probe" in caplog.text

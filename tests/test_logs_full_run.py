@@ -1,6 +1,7 @@
 """The logs of a full run: the demo's hub and store edge as real processes, JSON logs at DEBUG, driven through
 everything that handles a secret (till PINs, console passwords, a card, gift cards, customers' names, emails and
-phones, cards scanned as if they were products), right and wrong. Every line the processes wrote must be one JSON object, none may hold a secret, and the
+phones, cards scanned as if they were products), right and wrong; the keys the demo keeps in files must not show
+either. Every line the processes wrote must be one JSON object, none may hold a secret, and the
 lines written while serving carry their context (tenant, store, till, request, sale, event, and the trace: the run
 exports its spans to a sink standing in for a collector)."""
 
@@ -215,6 +216,17 @@ def _demo(tmp_path: Path, settings: dict[str, str]) -> tuple[list[str], dict[str
     return logs.read_text().splitlines(), secrets, done
 
 
+def _key_files(state: Path) -> dict[str, str]:
+    """The secrets the demo keeps in files (NATS seeds, TLS keys, the gift card and audit keys, webhook secrets),
+    line by line (a PEM's header and footer lines say nothing)."""
+    files = [*state.glob("credentials/*.seed"), *state.glob("tls/*.key"), state / "gift-cards.key",
+             state / "audit-checkpoints" / "checkpoint.key", state / "payments" / "webhook-secrets"]
+    assert all(path.exists() for path in files) and len(files) >= 7, files
+    return {f"{path.relative_to(state)} line {number}": line.strip()
+            for path in files for number, line in enumerate(path.read_text().splitlines(), 1)
+            if len(line.strip()) >= 16 and not line.startswith("-----")}
+
+
 def _lines(entries: list[dict[str, Any]], process: str, text: str) -> list[dict[str, Any]]:
     found = [entry for entry in entries if entry.get("process") == process and text in entry["msg"]]
     assert found, f"no {process} line says {text!r}"
@@ -223,6 +235,7 @@ def _lines(entries: list[dict[str, Any]], process: str, text: str) -> list[dict[
 
 def test_a_full_run_logs_one_json_object_per_line_with_its_context_and_no_secret(tmp_path: Path) -> None:
     lines, secrets, done = _run(tmp_path)
+    secrets.update(_key_files(tmp_path / "state"))
     entries = []
     for number, line in enumerate(lines, 1):
         try:
