@@ -197,9 +197,9 @@ async def run_edge(config: StoreConfig, *, task_status: trio.TaskStatus[RunningE
     StateFolderInUse (before anything starts) if another edge runs on the same state folder.
     Every line the process logs from here on names the store's tenant and store (an edge serves one store)."""
     config.check_runnable()
-    logs.bind_process(tenant=config.tenant, store=config.store)
     notifier = Notifier()
     events = EventHub()
+    logs.bind_process(tenant=config.tenant, store=config.store)
     with state_folder_lock(config.state_dir), AsyncioSeam() as seam:
         refuse_busy_port(config.http_host, config.http_port)
         certificates = Certificates(config.tls)

@@ -46,6 +46,7 @@ import asyncpg
 from hub.domains import appliers
 from hub.ingest import fast_decode, store_stats
 from novapos import logs
+from novapos.logs import escape
 from novapos.wire.envelope import Envelope, UnknownEvent, decode
 from novapos.wire.subjects import parse_event_subject
 
@@ -238,7 +239,7 @@ async def _apply(conn: asyncpg.Connection, events: Sequence[Event], rejections: 
             "INSERT INTO dead_letters (event_id, subject, reason, payload) VALUES ($1, $2, $3, $4)",
             # Subject and reason may quote what a store sent: escaped once, here, they are safe in PostgreSQL
             # text (no NUL), the console, the CLI and logs alike; a valid subject is tokens and stays as it is.
-            [(r.event_id, logs.escape(r.delivery.subject), logs.escape(r.reason), r.delivery.data) for r in dead])
+            [(r.event_id, escape(r.delivery.subject), escape(r.reason), r.delivery.data) for r in dead])
         result.rejected = len(dead)
     return result
 
