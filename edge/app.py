@@ -57,6 +57,7 @@ from novapos.adapters.http import serve
 from novapos.adapters.nats import NatsLink, store_inbox_prefix
 from novapos.config import ConfigError, StoreConfig
 from novapos.config.receipt import ReceiptSettings
+from novapos.metrics import install as install_metrics
 from novapos.tls import Certificates
 
 log = logging.getLogger(__name__)
@@ -197,6 +198,7 @@ async def run_edge(config: StoreConfig, *, task_status: trio.TaskStatus[RunningE
     StateFolderInUse (before anything starts) if another edge runs on the same state folder.
     Every line the process logs from here on names the store's tenant and store (an edge serves one store)."""
     config.check_runnable()
+    install_metrics()
     notifier = Notifier()
     events = EventHub()
     logs.bind_process(tenant=config.tenant, store=config.store)

@@ -45,8 +45,8 @@ SETTINGS: Settings = {
     "audit": frozenset({"checkpoint_dir", "key_file", "checkpoint_interval_s", "personal", "personal_retention_days"}),
     "payments": frozenset({"gateway_url", "provider", "timeout_s", "capture_window_s", "watchdog_after_s",
                            "webhook_tolerance_s", "webhook_secrets_file", "reconcile_at"}),
-    "tls": TLS_KEYS,
     "telemetry": TELEMETRY_KEYS,
+    "tls": TLS_KEYS,
 }
 """Every setting the hub reads, by table: a mistyped one is refused, not silently ignored."""
 
@@ -147,10 +147,10 @@ class HubConfig:
     gift_card_key_file: Path | None = None
     """[gift_cards] key_file: the hex HMAC key gift card numbers are looked up with (hub.giftcards.numbers); None:
     gift card requests and routes answer 503."""
-    tls: TlsSettings = TlsSettings()
-    """[tls] (novapos.tls): HTTPS for the console, TLS to NATS."""
     telemetry: TelemetrySettings = TelemetrySettings()
     """Where traces go ([telemetry], novapos.tracing); off by default."""
+    tls: TlsSettings = TlsSettings()
+    """[tls] (novapos.tls): HTTPS for the console, TLS to NATS."""
 
     def check_runnable(self) -> None:
         if not self.nats_url or not self.database_url:

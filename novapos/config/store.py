@@ -58,9 +58,9 @@ SETTINGS: Settings = {
     "returns": RETURNS_SETTINGS,
     "terminal": TERMINAL_KEYS,
     "loyalty": LOYALTY_KEYS,
-    "tls": TLS_KEYS,
     "backup": BACKUP_KEYS,
     "telemetry": TELEMETRY_KEYS,
+    "tls": TLS_KEYS,
 }
 """Every setting the store reads, by table: a mistyped one is refused, not silently ignored."""
 
@@ -97,12 +97,12 @@ class StoreConfig:
     returns: ReturnsPolicy = ReturnsPolicy()
     terminal: TerminalSettings = TerminalSettings()
     loyalty: LoyaltySettings = LoyaltySettings()
-    tls: TlsSettings = TlsSettings()
-    """[tls] (novapos.tls): HTTPS for the tills, TLS to NATS."""
     backup: BackupSettings = BackupSettings()
     """Scheduled backups of the store's SQLite file ([backup]; actors.storage.backup)."""
     telemetry: TelemetrySettings = TelemetrySettings()
     """Where traces go ([telemetry], novapos.tracing); off by default."""
+    tls: TlsSettings = TlsSettings()
+    """[tls] (novapos.tls): HTTPS for the tills, TLS to NATS."""
 
     def __post_init__(self) -> None:
         if self.max_change_minor is None:
@@ -163,7 +163,7 @@ def load_store(path: Path) -> StoreConfig:
         returns=load_returns(sections["returns"], where),
         terminal=load_terminal(sections["terminal"], where),
         loyalty=load_loyalty(sections["loyalty"], where),
-        tls=tls,
         backup=load_backup(sections["backup"], where),
         telemetry=load_telemetry(sections["telemetry"], where),
+        tls=tls,
     )
