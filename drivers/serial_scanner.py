@@ -90,7 +90,8 @@ class SerialScanner(SerialDevice):
             self._discarding = False
             return None
         if any(not (0x20 <= byte < 0x7F or byte == _GS) for byte in line):
-            log.warning("scanner %s: discarding %d bytes that are not a barcode: %r", self.port, len(line), line[:32])
+            # never the bytes: a card reader on a serial port sends a card's track data this way
+            log.warning("scanner %s: discarding %d bytes that are not a barcode", self.port, len(line))
             return None
         return line.decode("ascii") or None
 

@@ -52,6 +52,7 @@ from edge.api import build_api
 from edge.api.stock import STOCK
 from edge.events import EventHub
 from edge_runtime import AsyncioSeam, ChildSpec, Notifier, Strategy, SupervisorSpec, Tree, supervision_tree
+from novapos import logs
 from novapos.adapters.http import serve
 from novapos.adapters.nats import NatsLink, store_inbox_prefix
 from novapos.config import ConfigError, StoreConfig
@@ -194,11 +195,13 @@ async def _closing(seam: AsyncioSeam, link: NatsLink) -> AsyncIterator[None]:
 
 async def run_edge(config: StoreConfig, *, task_status: trio.TaskStatus[RunningEdge] = trio.TASK_STATUS_IGNORED) -> None:
     """Run one store's edge until cancelled; stops the tree in reverse order on the way out.
-    StateFolderInUse (before anything starts) if another edge runs on the same state folder."""
+    StateFolderInUse (before anything starts) if another edge runs on the same state folder.
+    Every line the process logs from here on names the store's tenant and store (an edge serves one store)."""
     config.check_runnable()
     install_metrics()
     notifier = Notifier()
     events = EventHub()
+    logs.bind_process(tenant=config.tenant, store=config.store)
     with state_folder_lock(config.state_dir), AsyncioSeam() as seam:
         refuse_busy_port(config.http_host, config.http_port)
         certificates = Certificates(config.tls)

@@ -4,12 +4,15 @@ Some libraries (nats-py, asyncpg) only speak asyncio. Rather than mixing loops, 
 runs one asyncio loop on one daemon thread and crosses into it through this narrow seam:
 trio tasks `await seam.run(fn, ...)`, actor threads call `seam.run_blocking(fn, ...)`.
 A crossing costs two thread wake-ups, so cross per batch or per request, never per row.
+The call runs in its caller's context variables (a copy, as a trio or asyncio task gets its
+parent's): what the caller bound (the fields its log lines carry, its trace) is bound there too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import threading
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -22,7 +25,9 @@ from edge_runtime._bridge import call_soon
 T = TypeVar("T")
 
 
-async def _call(fn: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
+async def _call(fn: Callable[..., Awaitable[T]], args: tuple[Any, ...], context: contextvars.Context) -> T:
+    for variable, value in context.items():  # into this task's own context: the caller's is left as it is
+        variable.set(value)
     # fn itself is called on the loop thread: some asyncio APIs do loop work when called.
     return await fn(*args)
 
@@ -94,7 +99,7 @@ class AsyncioSeam:
     def _submit(self, fn: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> concurrent.futures.Future[T]:
         if self._thread is None:
             raise RuntimeError("AsyncioSeam is not running: call start() first")
-        return asyncio.run_coroutine_threadsafe(_call(fn, args), self.loop)
+        return asyncio.run_coroutine_threadsafe(_call(fn, args, contextvars.copy_context()), self.loop)
 
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)

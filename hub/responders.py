@@ -4,7 +4,8 @@ All hub processes subscribe in one queue group, so each request is answered once
 responder is given the subject the request came on (its subscription may be a wildcard: the subject says
 which store asks). A refusal is answered with an error reply (the NATS services headers Nats-Service-Error
 and Nats-Service-Error-Code, empty body): 400 with the validator's sentence for a bad request, 500 for a
-responder that failed (logged): the requester learns at once, and the hub stays up.
+responder that failed (logged): the requester learns at once, and the hub stays up. Each answer's log
+lines carry the asking tenant and store (from the subject) and an id of their own.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from nats.aio.msg import Msg
 
 from edge_runtime import AsyncioSeam, Backoff
 from hub.domains import Domain, Responder
+from novapos import logs
 from novapos.adapters.nats import NatsLink
-from novapos.logs import escape
 from novapos.validators import Invalid
 from novapos.wire.replies import ERROR_CODE_HEADER, ERROR_HEADER
+from novapos.wire.subjects import parse_request_subject
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,15 @@ def _where(exc: BaseException) -> str:
     return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
 
 
+def _asker(subject: str) -> dict[str, str]:
+    """The tenant and store a request subject names (novapos.<tenant>.<store>.req.<kind>), for its log lines."""
+    try:
+        tenant, store = parse_request_subject(subject, subject.rsplit(".", 1)[-1])
+    except Invalid:
+        return {}
+    return {"tenant": tenant, "store": store}
+
+
 def _handler(client: Client, pool: asyncpg.Pool, subject: str, responder: Responder,
              slots: asyncio.Semaphore, running: set[asyncio.Task[None]]) -> Any:
     async def handle(message: Msg) -> None:
@@ -57,7 +68,7 @@ def _handler(client: Client, pool: asyncpg.Pool, subject: str, responder: Respon
             answer = await responder(pool, message.subject, message.data)
         except Invalid as exc:  # the sentence goes to the asker; the log names the field, never the value
             log.info("refused a request on %s: its %s is not valid", message.subject, exc.where)
-            await client.publish(message.reply, b"", headers={ERROR_HEADER: escape(str(exc)), ERROR_CODE_HEADER: "400"})
+            await client.publish(message.reply, b"", headers={ERROR_HEADER: logs.escape(str(exc)), ERROR_CODE_HEADER: "400"})
             return
         except Exception as exc:
             log.warning("answering %s failed (%s at %s); the requester got an error reply. This is the hub's bug "
@@ -69,12 +80,14 @@ def _handler(client: Client, pool: asyncpg.Pool, subject: str, responder: Respon
         await message.respond(answer)
 
     async def guarded(message: Msg) -> None:  # a reply lost with the connection is the requester's timeout
-        try:
-            await handle(message)
-        except Exception as exc:
-            log.warning("could not reply on %s (%s: %s); the requester will time out", subject, type(exc).__name__, exc)
-        finally:
-            slots.release()
+        with logs.detached(**_asker(message.subject), request=logs.request_id()):
+            try:
+                await handle(message)
+            except Exception as exc:
+                log.warning("could not reply on %s (%s: %s); the requester will time out", subject, type(exc).__name__,
+                            exc)
+            finally:
+                slots.release()
 
     async def dispatch(message: Msg) -> None:
         await slots.acquire()  # waits (holding this subscription's queue) only when IN_FLIGHT are being answered

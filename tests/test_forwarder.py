@@ -24,6 +24,7 @@ from actors.storage.db import FILE_NAME
 from actors.storage.forwarder import ForwarderActor
 from actors.storage.outbox import Outbox, OutboxActor
 from edge_runtime import AsyncioSeam, Backoff, ChildSpec, SupervisorSpec, Tree, supervision_tree
+from novapos import logs
 from novapos.adapters.nats import SHIPPED_LIMITS, NatsLink, store_inbox_prefix
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.wire.subjects import EVENTS_FILTER, EVENTS_STREAM
@@ -101,14 +102,15 @@ async def test_a_sale_committed_without_a_wake_up_reaches_jetstream_within_the_i
 
 
 async def test_a_refused_publish_mid_batch_never_lets_a_later_sale_overtake_it(
-        tmp_path: Path, nats_server: EmbeddedNats) -> None:
+        tmp_path: Path, nats_server: EmbeddedNats, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger=forwarder.__name__)
+    caplog.handler.addFilter(logs.ContextFilter())
     async def small_messages_only(js: Any) -> None:
         await js.add_stream(name=EVENTS_STREAM, subjects=[EVENTS_FILTER], duplicate_window=SHIPPED_LIMITS.duplicate_window_s,
                             max_msg_size=1000)
     await _on_nats(nats_server, small_messages_only)
     outbox = Outbox(tmp_path / FILE_NAME, "demo", "store-001")  # a backlog of 8, the third too big for the stream
-    for number in range(1, 9):
-        outbox.append("sale.completed", 1, _big_sale(20) if number == 3 else SALE)
+    sales = [outbox.append("sale.completed", 1, _big_sale(20) if number == 3 else SALE) for number in range(1, 9)]
     outbox.close()
     failures = _failures()
     async with _edge(tmp_path / FILE_NAME, nats_server) as tree:
@@ -121,6 +123,9 @@ async def test_a_refused_publish_mid_batch_never_lets_a_later_sale_overtake_it(
         await _on_nats(nats_server, lift_the_limit)
         await wait_until(lambda: _depth(tree, 0), timeout=30)
     assert await _stream_seqs(nats_server) == [1, 2, 3, 4, 5, 6, 7, 8]
+    refusal = next(record for record in caplog.records if "stream at" in record.getMessage())
+    third = str(sales[2].id)  # type: ignore[union-attr]
+    assert refusal.context.items() >= {"event": third, "sale": third}.items()  # type: ignore[attr-defined]
 
 
 async def test_a_lost_hub_link_is_said_once_reported_and_its_recovery_said_once(

@@ -1,4 +1,8 @@
-"""A barcode scanner that is plugged in: every scan becomes a line on the till it is bound to."""
+"""A barcode scanner that is plugged in: every scan becomes a line on the till it is bound to.
+
+What a scanner reads is never logged: besides products it reads gift cards, loyalty cards and coupons, and
+a refusal's sentence quotes the code (the till's page shows it; the log says the scan was refused, and why
+in one word)."""
 
 from __future__ import annotations
 
@@ -73,17 +77,17 @@ class ScannerDevice(DeviceActor):
     def _deliver(self, barcode: str) -> None:
         if self.rule.till is None:
             SCANS.labels(self.rule.name, "unbound").inc()
-            log.warning("scanner %s read %r but is bound to no till: set `till` in its rule", self.rule.name, barcode)
+            log.warning("scanner %s read a code but is bound to no till: set `till` in its rule", self.rule.name)
             return
         try:
             answer = self.registry.ask(f"till.{self.rule.till}", "scan", barcode, self.rule.name, timeout=TILL_WAIT_S)
         except (pykka.Timeout, LookupError) as exc:  # the till is busy or restarting: this scan is lost, say so
             SCANS.labels(self.rule.name, "lost").inc()
-            log.warning("scanner %s: till %s did not take %r (%s); scan it again", self.rule.name, self.rule.till,
-                        barcode, type(exc).__name__)
+            log.warning("scanner %s: till %s did not take a scan (%s); scan it again", self.rule.name, self.rule.till,
+                        type(exc).__name__)
             return
         if isinstance(answer, Rejected):
             SCANS.labels(self.rule.name, "rejected").inc()
-            log.info("scanner %s: %s", self.rule.name, answer.message)
+            log.info("scanner %s: till %s refused a scan (%s)", self.rule.name, self.rule.till, answer.reason)
         else:
             SCANS.labels(self.rule.name, "added").inc()

@@ -26,6 +26,7 @@ from prometheus_client import Counter, Gauge
 from actors.protocol import Rejected
 from actors.storage.outbox import Backlog
 from edge_runtime import Actor, AsyncioSeam, Backoff
+from novapos import logs
 from novapos.adapters.nats import NatsLink, Outgoing, Published
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,22 @@ RETRY = Backoff(initial=0.25, maximum=5.0)
 REFUSED_RETRY_S = 60.0  # NATS refused the credentials: only a person fixes that, so try again rarely
 OUTBOX_TIMEOUT_S = 4.0  # more than the outbox's longest wait for a lock (db.LOCK_WAIT_S)
 STATUS_TIMEOUT_S = 2.0  # within /healthz's own wait for status()
+
+
+def _event_fields(event: Outgoing) -> dict[str, str]:
+    """The log context of one event: which (a sale's id is its sale.completed event's)."""
+    fields = {"event": event.event_id}
+    if event.subject.endswith(".sale_completed"):
+        fields["sale"] = event.event_id
+    return fields
+
+
+def _forwarded(batch: list[Outgoing], published: Published) -> None:
+    """At DEBUG, a line per event JetStream acknowledged, with its ids."""
+    if log.isEnabledFor(logging.DEBUG):
+        for event in batch[:len(published.acked)]:
+            with logs.bound(**_event_fields(event)):
+                log.debug("event %s forwarded on %s", event.event_id, event.subject)
 
 
 class ForwarderActor(Actor):
@@ -73,7 +90,8 @@ class ForwarderActor(Actor):
     def wake(self, token: int) -> None:
         if token == self._token:
             self._due = math.inf
-            self._drain()
+            with logs.detached():  # a drain forwards whatever waits, not only the sale whose kick woke it
+                self._drain()
 
     def status(self) -> dict[str, Any]:
         """The hub link for /healthz: a store sells either way; an unreachable link is degraded."""
@@ -108,6 +126,7 @@ class ForwarderActor(Actor):
         try:
             batch = self.registry.ask("outbox", "pending", self._batch, timeout=OUTBOX_TIMEOUT_S)
             published = self._publish(batch)
+            _forwarded(batch, published)
             if published.acked:
                 refused = self.registry.ask("outbox", "remove", published.acked, timeout=OUTBOX_TIMEOUT_S)
                 if refused is None:
@@ -123,7 +142,9 @@ class ForwarderActor(Actor):
         if published.failure is None:
             self._link_works(depth)
         else:
-            self._link_fails(published, depth)
+            stuck = batch[len(published.acked):len(published.acked) + 1]  # the event publishing stopped at
+            with logs.bound(**(_event_fields(stuck[0]) if stuck else {})):
+                self._link_fails(published, depth)
         if refused is not None:
             self._outbox_stalls(f"cannot release what the hub's stream took: {refused.message}")
             return
@@ -160,7 +181,7 @@ class ForwarderActor(Actor):
         if not self._reached:
             if self._failures:
                 log.info("reached NATS at %s again after %.0f s; the outbox is draining (%d left)",
-                         self._link.url, time.monotonic() - self._since[0], depth)
+                         logs.address(self._link.url), time.monotonic() - self._since[0], depth)
             self._reached, self._since = True, (time.monotonic(), datetime.now(UTC))
         self._failures = 0
 
@@ -170,14 +191,14 @@ class ForwarderActor(Actor):
         if self._reached or not self._failures:  # said once per loss, not at every retry
             if self._link.refusal is not None:
                 log.warning("NATS at %s refuses this store's credentials: sales stay in the outbox (%d), retrying "
-                            "every %.0f s, not sooner. %s", self._link.url, depth, REFUSED_RETRY_S,
+                            "every %.0f s, not sooner. %s", logs.address(self._link.url), depth, REFUSED_RETRY_S,
                             self._link.refusal.advice())
             elif published.refused:
                 log.warning("the hub's stream at %s refused %s: it and the sales after it stay in the outbox, "
-                            "in order (%d); check the stream's limits and subjects", self._link.url,
+                            "in order (%d); check the stream's limits and subjects", logs.address(self._link.url),
                             published.failure, depth)
             else:
                 log.warning("cannot reach NATS at %s (%s): sales stay in the outbox (%d); check the network "
-                            "and the hub's NATS", self._link.url, published.failure, depth)
+                            "and the hub's NATS", logs.address(self._link.url), published.failure, depth)
             self._reached, self._since = False, (time.monotonic(), datetime.now(UTC))
         self._failures += 1

@@ -56,7 +56,7 @@ from actors.till.cart import SAVING_MESSAGE, Cart, Discount, restore
 from actors.till.returning import NO_RETURN, ReturnCart, restore_return
 from actors.till.tenders import Tender
 from edge_runtime import Actor
-from novapos import validators
+from novapos import logs, validators
 from novapos.config.cash import CashConfig
 from novapos.config.loyalty import LoyaltySettings
 from novapos.config.returns import ReturnsPolicy
@@ -1073,7 +1073,8 @@ class TillActor(Actor):
             cart.saving_refused()
             self._save()
             return committed
-        return self._sold(committed, cart, late=not committed.new)
+        with logs.bound(till=self.till_id, sale=str(committed.id)):  # what the sale sets off says which sale
+            return self._sold(committed, cart, late=not committed.new)
 
     def _renew_coupons(self, cart: Cart) -> Rejected | None:
         """Coupons whose hold at the hub may have ended are renewed before the sale completes (actors.till.coupons:

@@ -17,6 +17,7 @@ from starlette.requests import Request
 
 from actors.protocol import Rejected
 from edge_runtime import Tree
+from novapos import logs
 from novapos.adapters.http import ApiError
 from novapos.validators import describe
 
@@ -47,6 +48,7 @@ def known_till(request: Request, tills: Collection[str]) -> str:
     till: str = request.path_params["till"]
     if till not in tills:
         raise ApiError(404, f"this store has no till {describe(till)} (tills: {', '.join(tills)})")
+    logs.bind(till=till)
     return till
 
 

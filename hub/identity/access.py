@@ -15,6 +15,7 @@ from starlette.requests import Request
 from hub.console.context import Console
 from hub.identity.principal import Principal
 from hub.identity.sessions import principal_for
+from novapos import logs
 from novapos.adapters.http import STATE_CHANGING, ApiError
 from novapos.roles import Permission
 
@@ -37,6 +38,7 @@ async def signed_in(console: Console, request: Request) -> Principal:
             request.headers.get(CSRF_HEADER, "").encode("utf-8", "surrogateescape"), principal.csrf.encode()):
         raise ApiError(403, "this change lacks the console's CSRF token (X-CSRF-Token): reload the console and retry")
     request.state.principal = principal
+    logs.bind(tenant=principal.tenant)
     return principal
 
 

@@ -46,6 +46,7 @@ import asyncpg
 
 from hub.domains import appliers
 from hub.ingest import fast_decode, store_stats
+from novapos import logs
 from novapos.logs import escape
 from novapos.wire.envelope import Envelope, UnknownEvent, decode
 from novapos.wire.subjects import parse_event_subject
@@ -138,6 +139,14 @@ def _check(delivery: Delivery, tenants: frozenset[str]) -> Envelope:
     if envelope.type not in appliers():
         raise NotApplicableYet(f"no hub domain applies event type {envelope.type!r}; upgrade the hub to apply it")
     return envelope
+
+
+def _event_fields(event: Envelope) -> dict[str, str]:
+    """The log context of one event: whose it is and which (a sale's id is its sale.completed event's)."""
+    fields = {"tenant": event.tenant, "store": event.store, "event": str(event.id)}
+    if event.type == "sale.completed":
+        fields["sale"] = str(event.id)
+    return fields
 
 
 def _same_origin(event: Envelope, tenant: str, store: str, event_type: str) -> bool:
@@ -235,6 +244,11 @@ async def _apply(conn: asyncpg.Connection, events: Sequence[Event], rejections: 
                     await applier(conn, events_of_type)
         result.clock_skews = await store_stats.record(conn, fresh)  # last: its store locks are held to the commit
         result.applied = len(fresh)
+        if log.isEnabledFor(logging.DEBUG):
+            for event in fresh:
+                with logs.bound(**_event_fields(event)):
+                    log.debug("event %s (%s v%d, seq %d) is new: applied in its batch's transaction, acked once that "
+                              "commits", event.id, event.type, event.v, event.seq)
     if dead:
         await conn.executemany(
             "INSERT INTO dead_letters (event_id, subject, reason, payload) VALUES ($1, $2, $3, $4)",
@@ -256,7 +270,8 @@ async def _one_by_one(pool: asyncpg.Pool, events: Sequence[Event], rejections: S
             except Exception as exc:
                 if not events_fault(exc):
                     raise
-                log.warning("event %s from %s/%s dead-lettered: %s", event.id, event.tenant, event.store, exc)
+                with logs.bound(**_event_fields(event)):
+                    log.warning("event %s from %s/%s dead-lettered: %s", event.id, event.tenant, event.store, exc)
                 async with conn.transaction():
                     result += await _apply(conn, [], [Rejection(delivery, f"database refused it: {exc}", str(event.id))])
         if rejections:

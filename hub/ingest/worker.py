@@ -38,8 +38,10 @@ from hub.ingest.inbox import BatchResult, Delivery, Sorted, Sorter, apply_sorted
 from hub.ingest.pull import fetch_batch
 from hub.ingest.store_stats import CLOCK_SKEW
 from hub.ingest.traces import IngestSpans
+from novapos import logs
 from novapos.adapters.nats import NatsLink
 from novapos.config.hub import StreamLimits
+from novapos.wire.subjects import parse_event_subject
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +155,15 @@ async def ingest_once(subscription: Any, pool: asyncpg.Pool, tenants: frozenset[
     return result
 
 
+def _sender(subject: str) -> dict[str, str]:
+    """The tenant and store an event's subject names, for the log lines about it."""
+    try:
+        tenant, store, _ = parse_event_subject(subject)
+    except ValueError:
+        return {}
+    return {"tenant": tenant, "store": store}
+
+
 async def subscribe(link: NatsLink, limits: StreamLimits, batch: int) -> Any:
     """(asyncio side) Make sure the events stream exists, then bind to (or recreate) the durable consumer."""
     await link.ensure_event_stream(limits)
@@ -210,7 +221,8 @@ async def run_ingest(seam: AsyncioSeam, link: NatsLink, pool: asyncpg.Pool, tena
         if result.held:
             EVENTS.labels("held").inc(len(result.held))
         for hold in result.held:
-            log.warning("event on %r held, offered again in %.0f s: %s", hold.delivery.subject, HELD_DELAY_S,
-                        hold.reason)
+            with logs.bound(**_sender(hold.delivery.subject)):
+                log.warning("event on %r held, offered again in %.0f s: %s", hold.delivery.subject, HELD_DELAY_S,
+                            hold.reason)
         if result.rejected:
             log.warning("%d event(s) dead-lettered; see the console's dead letters for reasons", result.rejected)

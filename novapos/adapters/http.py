@@ -45,7 +45,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from novapos import tracing
+from novapos import logs, tracing
 from novapos.validators import Invalid, describe
 
 log = logging.getLogger(__name__)
@@ -268,20 +268,28 @@ def with_api_errors(app: Starlette, large_bodies: Mapping[str, int] | None = Non
 
 def _served(app: ASGIApp, host: str) -> ASGIApp:
     """`app` as `serve` runs it: each request learns the host name the server was bound to (the door
-    accepts it in Host), and a request that failed with an unexpected exception is logged once, with
-    its traceback. The app has already answered it (with_api_errors' generic 500); Starlette re-raises
-    so that the server may log it, which hypercorn would do again without saying which request it was."""
+    accepts it in Host), has an id that its log lines carry and its answer names (X-Request-Id), and a
+    request that failed with an unexpected exception is logged once, with its traceback. The app has
+    already answered it (with_api_errors' generic 500); Starlette re-raises so that the server may log
+    it, which hypercorn would do again without saying which request it was."""
     async def logged(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
         scope[_BIND_HOST] = host
-        try:
-            await app(scope, receive, send)
-        except Exception:
-            log.exception("%s %s failed with an unexpected error and was answered 500: a bug; "
-                          "report it with this traceback",
-                          scope["method"], describe(scope["path"]))
+        request = logs.request_id(Headers(scope=scope).get("x-request-id"))
+
+        async def named(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["x-request-id"] = request
+            await send(message)
+        with logs.bound(request=request):
+            try:
+                await app(scope, receive, named)
+            except Exception:
+                log.exception("%s %s failed with an unexpected error and was answered 500: a bug; "
+                              "report it with this traceback",
+                              scope["method"], describe(scope["path"]))
     return logged
 
 

@@ -20,7 +20,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DiscardPolicy, StorageType, StreamConfig
 
-from novapos import tracing
+from novapos import logs, tracing
 from novapos.config.hub import StreamLimits
 from novapos.tls import EXPIRY
 from novapos.validators import token
@@ -177,7 +177,7 @@ class NatsLink:
         if self.refusal is not None and self.refusal.kind == "refused":
             log.info("NATS accepts this box's credentials again")
             self.refusal = None
-        log.info("connected to NATS at %s as %s", self.url, self.name)
+        log.info("connected to NATS at %s as %s", logs.address(self.url), self.name)
 
     def _refused(self, refusal: Refusal) -> None:
         """Remember the refusal; log it once per kind (a hammering retry must not flood the log)."""
@@ -199,10 +199,10 @@ class NatsLink:
     async def _on_disconnected(self) -> None:
         if self._closing:
             return
-        log.info("lost the connection to NATS at %s; reconnecting in the background", self.url)
+        log.info("lost the connection to NATS at %s; reconnecting in the background", logs.address(self.url))
 
     async def _on_reconnected(self) -> None:
-        log.info("reconnected to NATS at %s", self.url)
+        log.info("reconnected to NATS at %s", logs.address(self.url))
         if self._client is not None:
             _record_server_expiry(self._client)
         if self.refusal is not None and self.refusal.kind == "refused":
