@@ -54,6 +54,7 @@ from novapos.adapters.http import serve
 from novapos.adapters.nats import NatsLink, store_inbox_prefix
 from novapos.config import ConfigError, StoreConfig
 from novapos.config.receipt import ReceiptSettings
+from novapos.metrics import install as install_metrics
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +188,7 @@ async def run_edge(config: StoreConfig, *, task_status: trio.TaskStatus[RunningE
     """Run one store's edge until cancelled; stops the tree in reverse order on the way out.
     StateFolderInUse (before anything starts) if another edge runs on the same state folder."""
     config.check_runnable()
+    install_metrics()
     notifier = Notifier()
     events = EventHub()
     with state_folder_lock(config.state_dir), AsyncioSeam() as seam:

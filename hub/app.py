@@ -33,6 +33,7 @@ from novapos.adapters.http import serve
 from novapos.adapters.nats import NatsLink
 from novapos.config import HubConfig
 from novapos.config.hub import StreamLimits
+from novapos.metrics import install as install_metrics
 from novapos.validators import Invalid
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ def _gift_card_key(config: HubConfig) -> None:
 
 async def run_hub(config: HubConfig, *, task_status: trio.TaskStatus[RunningHub] = trio.TASK_STATUS_IGNORED) -> None:
     config.check_runnable()
+    install_metrics()
     _gift_card_key(config)
     notifier = Notifier()
     tenants = frozenset(config.tenants)

@@ -99,6 +99,40 @@ def _hub_dead_letters(args: argparse.Namespace) -> int:
     return dead_letters(config, args.action, args.ids, args.all, args.reason_like)
 
 
+def _hub_replay(args: argparse.Namespace) -> int:
+    from hub.ingest.replay import parse_since, run_replay
+    from novapos.config import load_hub
+    config = load_hub(args.config)
+    try:
+        since = parse_since(args.since)
+    except ValueError:
+        print(f"novapos hub replay: --since takes an ISO 8601 time such as 2026-12-01T09:30:00Z, not {args.since!r}",
+              file=sys.stderr)
+        return 2
+    if not config.database_url or not config.nats_url:
+        print("novapos hub replay: needs both NATS and PostgreSQL: set [nats] url and [database] url in the hub "
+              "config (or NOVAPOS_NATS_URL / NOVAPOS_DATABASE_URL)", file=sys.stderr)
+        return 2
+    done = run_replay(config, since, lambda line: print(line, flush=True))
+    print(f"{done.seen} events read since {since.isoformat()}: {done.applied} applied, {done.duplicates} already "
+          f"there, {done.rejected} dead-lettered, {done.held} waiting for a newer hub, {done.to_go} not reached")
+    return 0 if done.to_go == 0 else 1
+
+
+def _add_hub_replay(hub_commands: Any) -> None:
+    """`novapos hub replay --since TIME`: after a database restore, apply the stream's kept history again."""
+    replay = hub_commands.add_parser(
+        "replay", help="apply the events stream again from a point in time (after restoring PostgreSQL)",
+        description="After PostgreSQL was restored to an earlier point (point-in-time recovery, a standby promoted "
+        "before it caught up), apply every event the NATS events stream still holds from TIME on, through the same "
+        "ingest path as the hub: events the database already has are skipped, so a TIME too early costs only "
+        "time. The hubs may keep running. Exit 0 once caught up, 1 if the stream's end was not reached.")
+    replay.add_argument("--since", required=True, metavar="TIME",
+                        help="ISO 8601, e.g. 2026-12-01T09:30:00Z (no zone: UTC); take it a few minutes before the "
+                        "time the database was restored to")
+    replay.set_defaults(run=_hub_replay)
+
+
 def _add_hub_dead_letters(hub_commands: Any) -> None:
     """`novapos hub dead-letters list|redrive`: see and re-drive the events the hub refused."""
     dead = hub_commands.add_parser(
@@ -159,6 +193,7 @@ def parser() -> argparse.ArgumentParser:
     hub.set_defaults(run=_hub)
     hub_commands = hub.add_subparsers(dest="hub_command", metavar="SUBCOMMAND")
     _add_hub_dead_letters(hub_commands)
+    _add_hub_replay(hub_commands)
     add_tenancy_commands(hub_commands)
     add_catalog_commands(hub_commands)
     add_user_commands(hub_commands)
