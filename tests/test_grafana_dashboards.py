@@ -160,7 +160,7 @@ class Prometheus:
         for rules in PROMETHEUS.glob("*.rules.yml"):
             shutil.copy(rules, folder)
         config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
-        config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
+        config["global"].update(scrape_interval="2s", scrape_timeout="2s", evaluation_interval="1s")
         for job in config["scrape_configs"]:
             job["scheme"] = "http"
             del job["tls_config"]
