@@ -40,6 +40,7 @@ from actors.staff.actor import StaffActor
 from actors.staff.logins import LOGINS, LoginActor
 from actors.stock.actor import StockActor
 from actors.storage import db as local_db
+from actors.storage.backup import BackupActor
 from actors.storage.forwarder import ForwarderActor
 from actors.storage.outbox import Journal, OutboxActor
 from actors.till.actor import TillActor, TillDevices
@@ -130,6 +131,8 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: Nats
         ChildSpec(PAYMENT_EVENTS, PaymentEventsActor, (seam, link, db_path, config.tenant, config.store)),
         ChildSpec("health", HealthReporter, (seam, link, config.tenant, config.store, config.tills, db_path,
                                              config.health_interval_s)),
+        *([ChildSpec("backup", BackupActor, (db_path, config.state_dir, config.backup))]
+          if config.backup.every_s else []),
     ])
 
 

@@ -37,6 +37,7 @@ from edge_runtime import AsyncioSeam, Backoff
 from hub.ingest.inbox import BatchResult, Delivery, Sorted, Sorter, apply_sorted
 from hub.ingest.pull import fetch_batch
 from hub.ingest.store_stats import CLOCK_SKEW
+from hub.ingest.traces import IngestSpans
 from novapos.adapters.nats import NatsLink
 from novapos.config.hub import StreamLimits
 
@@ -137,7 +138,9 @@ async def ingest_once(subscription: Any, pool: asyncpg.Pool, tenants: frozenset[
             return None
         in_flight.messages = fetched.messages
         in_flight.fetch_ahead(subscription, tenants, batch, wait)
-        result = await apply_sorted(pool, fetched.sorted)
+        spans = IngestSpans(fetched.messages)
+        with spans.applying():
+            result = await apply_sorted(pool, fetched.sorted)
     except BaseException:  # stopping, or the hub's trouble: redelivered first, to this hub or another
         await in_flight.give_back()
         raise
@@ -146,6 +149,7 @@ async def ingest_once(subscription: Any, pool: asyncpg.Pool, tenants: frozenset[
     for message, delivery in zip(fetched.messages, fetched.deliveries, strict=True):
         # publishes into the client's buffer, flushed by its own task: no round trip, no task per message
         await (message.nak(delay=HELD_DELAY_S) if delivery in held else message.ack())
+    spans.settled(fetched.deliveries, fetched.sorted)
     return result
 
 

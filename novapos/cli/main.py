@@ -10,13 +10,18 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from novapos.cli.audit import add_audit_commands
+from novapos.cli.backup import add_edge_backup_commands
 from novapos.cli.catalog import add_catalog_commands
 from novapos.cli.payments import add_payments_commands
 from novapos.cli.tenancy import add_tenancy_commands
 from novapos.cli.users import add_user_commands
+
+if TYPE_CHECKING:
+    from novapos.config import StoreConfig
+    from novapos.config.telemetry import TelemetrySettings
 
 CONFIGS = Path(str(files("configs")))
 """The shipped configs: the repository's configs/ folder, installed as the package `configs`."""
@@ -36,9 +41,13 @@ def _address_in_use(exc: BaseException) -> bool:
     return any(isinstance(leaf, OSError) and leaf.errno == errno.EADDRINUSE for leaf in _leaves(exc))
 
 
-def _serve(command: str, main: Callable[[], Awaitable[None]], host: str, port: int, setting: str) -> int:
-    """Run a serving process; a port already taken is exit 2 and one sentence, not a traceback."""
+def _serve(command: str, main: Callable[[], Awaitable[None]], host: str, port: int, setting: str,
+           telemetry: TelemetrySettings) -> int:
+    """Run a serving process, with traces if [telemetry] says where (sent on to the end, however it ends); a port
+    already taken is exit 2 and one sentence, not a traceback."""
     from edge_runtime import run
+    from novapos import tracing
+    provider = tracing.setup(telemetry, f"novapos-{command}")
     try:
         return run(main)
     except (OSError, BaseExceptionGroup) as exc:
@@ -47,6 +56,9 @@ def _serve(command: str, main: Callable[[], Awaitable[None]], host: str, port: i
         print(f"novapos {command}: port {port} on {host} is already in use: stop the other process or set {setting}",
               file=sys.stderr)
         return 2
+    finally:
+        if provider is not None:
+            provider.shutdown()
 
 
 def _port(text: str) -> int:
@@ -58,17 +70,23 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _edge(args: argparse.Namespace) -> int:
-    from edge.app import StateFolderInUse, run_edge
+def load_edge_config(path: Path) -> StoreConfig:
+    """The store config at `path`, a relative [state] dir kept under $STATE_DIRECTORY when systemd sets it."""
     from novapos.config import load_store
-    config = load_store(args.config)
+    config = load_store(path)
     state_directory = os.environ.get("STATE_DIRECTORY")  # systemd's StateDirectory=: the one writable place
     if state_directory and not config.state_dir.is_absolute():
         config = replace(config, state_dir=Path(state_directory.split(":")[0]) / config.state_dir)
+    return config
+
+
+def _edge(args: argparse.Namespace) -> int:
+    from edge.app import StateFolderInUse, run_edge
+    config = load_edge_config(args.config)
     config.check_runnable()
     try:
         return _serve("edge", lambda: run_edge(config), config.http_host, config.http_port,
-                      f"[http] port in {args.config}")
+                      f"[http] port in {args.config}", config.telemetry)
     except (StateFolderInUse, BaseExceptionGroup) as exc:
         in_use = next((leaf for leaf in _leaves(exc) if isinstance(leaf, StateFolderInUse)), None)
         if in_use is None:
@@ -85,7 +103,7 @@ def _hub(args: argparse.Namespace) -> int:
         config = replace(config, http_port=args.http_port)
     config.check_runnable()
     setting = "another --http-port" if args.http_port is not None else f"[http] port in {args.config}"
-    return _serve("hub", lambda: run_hub(config), config.http_host, config.http_port, setting)
+    return _serve("hub", lambda: run_hub(config), config.http_host, config.http_port, setting, config.telemetry)
 
 
 def _hub_dead_letters(args: argparse.Namespace) -> int:
@@ -181,6 +199,7 @@ def parser() -> argparse.ArgumentParser:
                       help="store TOML (default: %(default)s); NOVAPOS_NATS_URL overrides its [nats] url, and a "
                       "relative [state] dir is kept under $STATE_DIRECTORY when systemd sets it")
     edge.set_defaults(run=_edge)
+    add_edge_backup_commands(edge.add_subparsers(dest="edge_command", metavar="SUBCOMMAND"))
 
     hub = commands.add_parser("hub", help="run the hub (ingest to PostgreSQL, hub console)",
                               description="Run a hub process: applies store events from JetStream to PostgreSQL "

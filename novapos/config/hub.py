@@ -23,6 +23,8 @@ from novapos.config.reading import (
     token_list,
     url_setting,
 )
+from novapos.config.telemetry import KEYS as TELEMETRY_KEYS
+from novapos.config.telemetry import TelemetrySettings, load_telemetry
 
 MAX_INGEST_BATCH = 4096
 """Most events the hub fetches and applies in one PostgreSQL transaction."""
@@ -37,6 +39,7 @@ SETTINGS: Settings = {
     "audit": frozenset({"checkpoint_dir", "key_file", "checkpoint_interval_s", "personal", "personal_retention_days"}),
     "payments": frozenset({"gateway_url", "provider", "timeout_s", "capture_window_s", "watchdog_after_s",
                            "webhook_tolerance_s", "webhook_secrets_file", "reconcile_at"}),
+    "telemetry": TELEMETRY_KEYS,
 }
 """Every setting the hub reads, by table: a mistyped one is refused, not silently ignored."""
 
@@ -137,6 +140,8 @@ class HubConfig:
     gift_card_key_file: Path | None = None
     """[gift_cards] key_file: the hex HMAC key gift card numbers are looked up with (hub.giftcards.numbers); None:
     gift card requests and routes answer 503."""
+    telemetry: TelemetrySettings = TelemetrySettings()
+    """Where traces go ([telemetry], novapos.tracing); off by default."""
 
     def check_runnable(self) -> None:
         if not self.nats_url or not self.database_url:
@@ -203,6 +208,7 @@ def load_hub(path: Path) -> HubConfig:
             payments=_payments(str(path), sections["payments"], whole),
             gift_card_key_file=Path(validators.text(f"{path}: [gift_cards] key_file", key_file, max_length=1024))
             if (key_file := sections["gift_cards"].get("key_file", "")) else None,
+            telemetry=load_telemetry(sections["telemetry"], str(path)),
         )
     except validators.Invalid as exc:
         raise ConfigError(str(exc)) from None
