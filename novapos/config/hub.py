@@ -17,21 +17,27 @@ from novapos.config.reading import (
     ConfigError,
     Settings,
     check_credentials_file,
+    check_tls,
     credentials_setting,
+    path_setting,
     read_toml,
+    secret_url_setting,
     tables,
     token_list,
     url_setting,
 )
 from novapos.config.telemetry import KEYS as TELEMETRY_KEYS
 from novapos.config.telemetry import TelemetrySettings, load_telemetry
+from novapos.config.tls import KEYS as TLS_KEYS
+from novapos.config.tls import load_tls
+from novapos.tls import TlsSettings
 
 MAX_INGEST_BATCH = 4096
 """Most events the hub fetches and applies in one PostgreSQL transaction."""
 
 SETTINGS: Settings = {
     "tenants": None, "http": frozenset({"host", "port"}), "nats": frozenset({"url", "credentials", "authorization", "pid_file"}),
-    "database": frozenset({"url"}), "ingest": frozenset({"batch"}),
+    "database": frozenset({"url", "url_file"}), "ingest": frozenset({"batch"}),
     "stream": frozenset({"max_age_days", "max_bytes", "replicas", "duplicate_window_s"}),
     "dead_letters": frozenset({"retention_days"}), "fleet": frozenset({"offline_after_s"}),
     "console": frozenset({"session_idle_minutes", "session_absolute_minutes", "lock_after", "lock_for_minutes"}),
@@ -40,6 +46,7 @@ SETTINGS: Settings = {
     "payments": frozenset({"gateway_url", "provider", "timeout_s", "capture_window_s", "watchdog_after_s",
                            "webhook_tolerance_s", "webhook_secrets_file", "reconcile_at"}),
     "telemetry": TELEMETRY_KEYS,
+    "tls": TLS_KEYS,
 }
 """Every setting the hub reads, by table: a mistyped one is refused, not silently ignored."""
 
@@ -142,12 +149,15 @@ class HubConfig:
     gift card requests and routes answer 503."""
     telemetry: TelemetrySettings = TelemetrySettings()
     """Where traces go ([telemetry], novapos.tracing); off by default."""
+    tls: TlsSettings = TlsSettings()
+    """[tls] (novapos.tls): HTTPS for the console, TLS to NATS."""
 
     def check_runnable(self) -> None:
         if not self.nats_url or not self.database_url:
             raise ConfigError("the hub needs NOVAPOS_NATS_URL and NOVAPOS_DATABASE_URL (or [nats] url and "
                               "[database] url in its config), or run `novapos demo` for embedded servers")
         check_credentials_file(self.nats_credentials)
+        check_tls(self.tls)
 
 
 def load_hub(path: Path) -> HubConfig:
@@ -159,12 +169,10 @@ def load_hub(path: Path) -> HubConfig:
         return validators.integer(f"{path}: [{table_key}] {key}", sections[table_key].get(key, default), minimum, maximum)
 
     def audit_path(key: str) -> Path | None:
-        value = sections["audit"].get(key, "")
-        return Path(validators.text(f"{path}: [audit] {key}", value, max_length=1024)) if value else None
+        return path_setting(f"{path}: [audit] {key}", sections["audit"].get(key, ""))
 
     def optional_path(key: str) -> Path | None:
-        value = nats.get(key, "")
-        return Path(validators.text(f"{path}: [nats] {key}", value, max_length=1024)) if value else None
+        return path_setting(f"{path}: [nats] {key}", nats.get(key, ""))
 
     try:
         return HubConfig(
@@ -175,7 +183,7 @@ def load_hub(path: Path) -> HubConfig:
             nats_credentials=credentials_setting(nats, f"{path}: [nats] credentials"),
             nats_authorization=optional_path("authorization"),
             nats_pid_file=optional_path("pid_file"),
-            database_url=url_setting(database, "NOVAPOS_DATABASE_URL", f"{path}: [database] url"),
+            database_url=secret_url_setting(database, "NOVAPOS_DATABASE_URL", f"{path}: [database]"),
             ingest_batch=validators.integer(f"{path}: [ingest] batch", ingest.get("batch", HubConfig.ingest_batch), 1, MAX_INGEST_BATCH),
             dead_letter_retention_days=whole("dead_letters", "retention_days",
                                              HubConfig.dead_letter_retention_days, 1, 36500),
@@ -206,9 +214,9 @@ def load_hub(path: Path) -> HubConfig:
                                               AuditSettings.personal_retention_days, 1, 36500),
             ),
             payments=_payments(str(path), sections["payments"], whole),
-            gift_card_key_file=Path(validators.text(f"{path}: [gift_cards] key_file", key_file, max_length=1024))
-            if (key_file := sections["gift_cards"].get("key_file", "")) else None,
+            gift_card_key_file=path_setting(f"{path}: [gift_cards] key_file", sections["gift_cards"].get("key_file", "")),
             telemetry=load_telemetry(sections["telemetry"], str(path)),
+            tls=load_tls(sections["tls"], str(path)),
         )
     except validators.Invalid as exc:
         raise ConfigError(str(exc)) from None
@@ -221,7 +229,6 @@ def _payments(where: str, table: dict[str, object], whole: Callable[[str, str, i
     at = validators.text(f"{where}: [payments] reconcile_at", table.get("reconcile_at", PaymentSettings.reconcile_at))
     if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", at):
         raise validators.Invalid(f"{where}: [payments] reconcile_at", "must be a time of day, HH:MM (UTC)")
-    secrets = table.get("webhook_secrets_file", "")
     timeout_s = whole("payments", "timeout_s", PaymentSettings.timeout_s, 1, 120)
     watchdog_after_s = whole("payments", "watchdog_after_s", PaymentSettings.watchdog_after_s, 1, 86400)
     if watchdog_after_s <= timeout_s + 1:
@@ -234,6 +241,5 @@ def _payments(where: str, table: dict[str, object], whole: Callable[[str, str, i
         capture_window_s=whole("payments", "capture_window_s", PaymentSettings.capture_window_s, 1, 30 * 86400),
         watchdog_after_s=watchdog_after_s,
         webhook_tolerance_s=whole("payments", "webhook_tolerance_s", PaymentSettings.webhook_tolerance_s, 1, 3600),
-        webhook_secrets_file=Path(validators.text(f"{where}: [payments] webhook_secrets_file", secrets,
-                                                  max_length=1024)) if secrets else None,
+        webhook_secrets_file=path_setting(f"{where}: [payments] webhook_secrets_file", table.get("webhook_secrets_file", "")),
         reconcile_at=at)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 from novapos import validators
+from novapos.tls import Certificates, TlsError, TlsSettings
 
 
 class ConfigError(ValueError):
@@ -64,11 +66,67 @@ def url_setting(section: dict[str, Any], env: str, where: str) -> str:
     return "" if url == "" else validators.text(where, url, max_length=2000)
 
 
+CREDENTIALS_DIRECTORY = "${CREDENTIALS_DIRECTORY}"
+_VARIABLE = re.compile(r"\$\{([^}]*)\}")
+
+
+def path_setting(where: str, value: Any) -> Path | None:
+    """A file or folder setting (empty: None), with `${CREDENTIALS_DIRECTORY}` replaced by the folder systemd
+    loads the unit's LoadCredential= secrets into (its CREDENTIALS_DIRECTORY variable). Every path setting reads
+    through here. Any other `${...}` is refused (a misspelled variable never becomes a literal folder name), and
+    so is the variable when it is unset: outside systemd, set CREDENTIALS_DIRECTORY to the folder holding the
+    credentials (e.g. /etc/novapos/credentials/hub) to run a command with the service's config.
+
+    Raises validators.Invalid for a value that is not printable text, ConfigError for the variables."""
+    if value == "":
+        return None
+    text = validators.text(where, value, max_length=1024)
+    for name in _VARIABLE.findall(text):
+        if name != "CREDENTIALS_DIRECTORY":
+            raise ConfigError(f"{where}: unknown variable ${{{name}}} in {text!r}; the only one is "
+                              f"{CREDENTIALS_DIRECTORY} (systemd's LoadCredential= folder)")
+    if CREDENTIALS_DIRECTORY in text:
+        folder = os.environ.get("CREDENTIALS_DIRECTORY", "")
+        if not os.path.isabs(folder):
+            raise ConfigError(f"{where}: {text!r} uses {CREDENTIALS_DIRECTORY}, which is "
+                              f"{'not set' if not folder else f'not an absolute path ({folder!r})'}: run it as "
+                              f"the systemd unit (its LoadCredential= lines set it), or set CREDENTIALS_DIRECTORY "
+                              f"to the folder holding the credentials")
+        text = text.replace(CREDENTIALS_DIRECTORY, folder.rstrip("/") or "/")
+    return Path(text)
+
+
+MAX_URL_FILE_BYTES = 4096
+
+
+def secret_url_setting(section: dict[str, Any], env: str, where: str) -> str:
+    """A URL that carries a secret (the database's, with its password): the environment's if set, else the
+    first line of the section's `url_file` (a LoadCredential= file: `${CREDENTIALS_DIRECTORY}/database-url`),
+    else its `url`; `url` and `url_file` together are refused (which one would win is a guess).
+
+    Raises validators.Invalid for a URL that is not printable text, ConfigError for an unreadable file."""
+    if os.environ.get(env):
+        return os.environ[env]
+    url_file = path_setting(f"{where} url_file", section.get("url_file", ""))
+    if url_file is None:
+        return url_setting(section, env, f"{where} url")
+    if section.get("url", ""):
+        raise ConfigError(f"{where}: set url or url_file, not both")
+    try:
+        with url_file.open("rb") as file:
+            content = file.read(MAX_URL_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{where} url_file: cannot read {url_file}: {exc.strerror}") from None
+    if len(content) > MAX_URL_FILE_BYTES:
+        raise ConfigError(f"{where} url_file: {url_file} is over {MAX_URL_FILE_BYTES} bytes: it must hold one URL")
+    lines = content.decode("utf-8", errors="replace").splitlines()
+    return validators.text(f"{where} url_file {url_file}", lines[0] if lines else "", max_length=2000)
+
+
 def credentials_setting(section: dict[str, Any], where: str) -> Path | None:
     """The NATS credentials (seed) file: NOVAPOS_NATS_CREDENTIALS if set, else the config's `credentials`
     (none: connect without credentials, for a NATS that has no authorization)."""
-    value = os.environ.get("NOVAPOS_NATS_CREDENTIALS") or section.get("credentials", "")
-    return Path(validators.text(where, value, max_length=1024)) if value else None
+    return path_setting(where, os.environ.get("NOVAPOS_NATS_CREDENTIALS") or section.get("credentials", ""))
 
 
 def check_credentials_file(path: Path | None) -> None:
@@ -79,6 +137,15 @@ def check_credentials_file(path: Path | None) -> None:
             check_credentials(path)
         except CredentialsError as exc:
             raise ConfigError(str(exc)) from None
+
+
+def check_tls(settings: TlsSettings) -> None:
+    """ConfigError, before anything starts, for [tls] files that are missing, unreadable, open to others or
+    that do not match (a key that is not the certificate's)."""
+    try:
+        Certificates(settings)
+    except TlsError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def read_toml(path: Path) -> dict[str, Any]:

@@ -23,7 +23,9 @@ from novapos.config.reading import (
     ConfigError,
     Settings,
     check_credentials_file,
+    check_tls,
     credentials_setting,
+    path_setting,
     read_toml,
     tables,
     token_list,
@@ -37,6 +39,9 @@ from novapos.config.telemetry import KEYS as TELEMETRY_KEYS
 from novapos.config.telemetry import TelemetrySettings, load_telemetry
 from novapos.config.terminal import KEYS as TERMINAL_KEYS
 from novapos.config.terminal import TerminalSettings, load_terminal
+from novapos.config.tls import KEYS as TLS_KEYS
+from novapos.config.tls import load_tls
+from novapos.tls import TlsSettings
 
 LARGEST_BANKNOTE = {"EUR": 50000, "USD": 10000, "GBP": 5000, "CHF": 100000, "CAD": 10000, "AUD": 10000,
                     "SEK": 100000, "NOK": 100000, "DKK": 100000, "PLN": 50000, "CZK": 500000}
@@ -55,6 +60,7 @@ SETTINGS: Settings = {
     "loyalty": LOYALTY_KEYS,
     "backup": BACKUP_KEYS,
     "telemetry": TELEMETRY_KEYS,
+    "tls": TLS_KEYS,
 }
 """Every setting the store reads, by table: a mistyped one is refused, not silently ignored."""
 
@@ -95,6 +101,8 @@ class StoreConfig:
     """Scheduled backups of the store's SQLite file ([backup]; actors.storage.backup)."""
     telemetry: TelemetrySettings = TelemetrySettings()
     """Where traces go ([telemetry], novapos.tracing); off by default."""
+    tls: TlsSettings = TlsSettings()
+    """[tls] (novapos.tls): HTTPS for the tills, TLS to NATS."""
 
     def __post_init__(self) -> None:
         if self.max_change_minor is None:
@@ -109,6 +117,7 @@ class StoreConfig:
             raise ConfigError("no NATS address: set NOVAPOS_NATS_URL or [nats] url in the store config, "
                               "or run `novapos demo` for embedded servers")
         check_credentials_file(self.nats_credentials)
+        check_tls(self.tls)
         for till in self.tills:
             if self.devices.for_till("printer", till) is None:
                 raise ConfigError(f"no receipt printer serves till {till!r}: add a [[devices.rules]] printer")
@@ -136,7 +145,10 @@ def load_store(path: Path) -> StoreConfig:
         nats_credentials = credentials_setting(nats, f"{where}: [nats] credentials")
         health_interval = validators.integer(f"{where}: [health] report_interval_s",
                                              health.get("report_interval_s", 5), 1, 3600)
-        state_dir = Path(validators.text(f"{where}: [state] dir", state.get("dir", f".state/{store}"), max_length=1024))
+        state_dir = path_setting(f"{where}: [state] dir", state.get("dir", f".state/{store}"))
+        if state_dir is None:
+            raise validators.Invalid(f"{where}: [state] dir", "must not be empty")
+        tls = load_tls(sections["tls"], where)
     except validators.Invalid as exc:
         raise ConfigError(str(exc)) from None
     return StoreConfig(
@@ -153,4 +165,5 @@ def load_store(path: Path) -> StoreConfig:
         loyalty=load_loyalty(sections["loyalty"], where),
         backup=load_backup(sections["backup"], where),
         telemetry=load_telemetry(sections["telemetry"], where),
+        tls=tls,
     )
