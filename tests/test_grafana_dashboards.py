@@ -1,6 +1,6 @@
 """The Grafana dashboards of configs/grafana: well formed, and every query they make answers with data from a real
-Prometheus (Debian's `prometheus`) that scrapes a running `novapos demo` (its hub and its store box) with the
-shipped scrape config and rules."""
+Prometheus (Debian's `prometheus`) that scrapes a running `novapos demo` (its hub and its store box, over HTTPS with
+the demo's CA) with the shipped scrape config and rules."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -117,8 +118,10 @@ class Demo:
             line = self.process.stdout.readline()  # type: ignore[union-attr]
             assert line and time.monotonic() - started < 90, f"the demo did not start:\n{banner}"
             banner += line
-        self.nats_url = re.search(r"NATS\s+((?:nats|tls)://\S+)", banner)[1]  # type: ignore[index]
-        self.till = httpx.Client(base_url=f"http://127.0.0.1:{self.till_port}", timeout=10)
+        self.nats_url = re.search(r"NATS\s+(tls://\S+)", banner)[1]  # type: ignore[index]
+        self.ca_file = state / "tls" / "ca.pem"  # the demo's local CA: its HTTPS and NATS certificates
+        self.tls = ssl.create_default_context(cafile=self.ca_file)
+        self.till = httpx.Client(base_url=f"https://127.0.0.1:{self.till_port}", timeout=10, verify=self.tls)
 
     def stop(self) -> None:
         self.till.close()
@@ -144,7 +147,8 @@ class Demo:
     def dead_letter(self) -> None:
         """An event the hub cannot read, published on the store's subjects (with the hub's NATS user)."""
         async def publish() -> None:
-            client = await nats.connect(self.nats_url, nkeys_seed=str(self.state / "credentials" / "hub.seed"))
+            client = await nats.connect(self.nats_url, tls=self.tls,
+                                        nkeys_seed=str(self.state / "credentials" / "hub.seed"))
             await client.jetstream().publish("novapos.demo.store-001.evt.sale.completed", b"not msgpack")
             await client.close()
         asyncio.run(publish())
@@ -161,9 +165,9 @@ class Prometheus:
             shutil.copy(rules, folder)
         config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
         config["global"].update(scrape_interval="2s", scrape_timeout="2s", evaluation_interval="1s")
-        for job in config["scrape_configs"]:
-            job["scheme"] = "http"
-            del job["tls_config"]
+        for job in config["scrape_configs"]:  # as shipped (HTTPS), with the demo's CA
+            assert job["scheme"] == "https"
+            job["tls_config"]["ca_file"] = str(demo.ca_file)
         (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
         (folder / "hubs.yml").write_text(yaml.safe_dump([{"targets": [f"127.0.0.1:{demo.console_port}"]}]))
         (folder / "stores.yml").write_text(yaml.safe_dump([{"targets": [f"127.0.0.1:{demo.till_port}"],
