@@ -17,7 +17,7 @@ import trio
 from hub.db import close_pool, create_pool, migrate
 from hub.ingest.inbox import Delivery, ingest
 from novapos.demo.embedded_nats import EmbeddedNats
-from tests.conftest import ensure_stream, query
+from tests.conftest import ensure_stream, query, tls_toml
 from tests.events import SUBJECT, publish, sale_event
 
 
@@ -48,7 +48,8 @@ async def test_replay_applies_what_a_restored_database_lacks_once(
     await _restored_copy(database_url, [Delivery(SUBJECT, e.encode()) for e in events[:4]])
     config = tmp_path / "hub.toml"
     config.write_text(tomli_w.dumps({"tenants": ["demo"], "nats": {
-        "url": nats_server.url, "credentials": str(nats_server.hub_credentials)}}))
+        "url": nats_server.url, "credentials": str(nats_server.hub_credentials)}})
+                      + tls_toml(nats_server.tls_settings()))
 
     done = _replay(config, database_url, "--since", started.isoformat())
     assert done.returncode == 0, done.stderr

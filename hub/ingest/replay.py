@@ -25,6 +25,7 @@ from hub.ingest.inbox import Delivery, ingest
 from hub.ingest.pull import fetch_batch
 from novapos.adapters.nats import NatsLink
 from novapos.config import HubConfig
+from novapos.tls import Certificates
 from novapos.wire.subjects import EVENTS_FILTER, EVENTS_STREAM
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,8 @@ def parse_since(text: str) -> datetime:
 async def _asyncio_main(config: HubConfig, since: datetime, write: Callable[[str], None]) -> Replayed:
     from hub.db import close_pool, create_pool, migrate
     pool = await create_pool(config.database_url, max_size=2)
-    link = NatsLink(config.nats_url, "novapos-hub-replay", credentials=config.nats_credentials)
+    link = NatsLink(config.nats_url, "novapos-hub-replay", credentials=config.nats_credentials,
+                    tls=Certificates(config.tls).client)
     try:
         await migrate(pool)
         await link.connect(timeout=5.0)

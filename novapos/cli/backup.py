@@ -67,9 +67,10 @@ def _backup(args: argparse.Namespace) -> int:
 
 async def _ask_hub(config: StoreConfig, after: int) -> HubHolds:
     from edge.app import store_link
+    from novapos.tls import Certificates
     from novapos.wire.replies import ERROR_HEADER
     from novapos.wire.restore import decode_answer, encode_request, restore_subject
-    link = store_link(config)
+    link = store_link(config, Certificates(config.tls))
     try:
         await link.connect(timeout=CONNECT_WITHIN_S)
         reply = await link.client.request(restore_subject(config.tenant, config.store), encode_request(after),

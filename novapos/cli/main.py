@@ -188,7 +188,10 @@ def _mock(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    from novapos.__about__ import VERSION
     root = argparse.ArgumentParser(prog="novapos", description="NovaPOS: store edge runtime and hub.")
+    root.add_argument("--version", action="version", version=f"%(prog)s {VERSION}",
+                      help="the installed release (say it when reporting a problem; docs/upgrading.md)")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     edge = commands.add_parser("edge", help="run one store's edge runtime (tills, devices, offline queue, web till)",

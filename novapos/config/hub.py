@@ -215,8 +215,8 @@ def load_hub(path: Path) -> HubConfig:
             ),
             payments=_payments(str(path), sections["payments"], whole),
             gift_card_key_file=path_setting(f"{path}: [gift_cards] key_file", sections["gift_cards"].get("key_file", "")),
-            telemetry=load_telemetry(sections["telemetry"], str(path)),
             tls=load_tls(sections["tls"], str(path)),
+            telemetry=load_telemetry(sections["telemetry"], str(path)),
         )
     except validators.Invalid as exc:
         raise ConfigError(str(exc)) from None
