@@ -82,12 +82,14 @@ def hid_backend(setting: str) -> HidBackend:
     raise ConfigError(f"devices.hid_backend must be 'hidapi' or '{HID_SOCKET}<socket path>', got {setting!r}")
 
 
-def store_link(config: StoreConfig, certificates: Certificates) -> NatsLink:
+def store_link(config: StoreConfig, certificates: Certificates | None = None) -> NatsLink:
     """The store's one NATS link, shared by every edge actor that talks to the hub: logged in with the
     store's credentials, its replies under the store's own inbox prefix (all its user may subscribe to),
-    over TLS with the store's certificates."""
+    over TLS with the store's certificates (`certificates`, the running edge's, reloaded; else loaded now
+    from [tls], for a command that connects once)."""
+    tls = (certificates or Certificates(config.tls)).client
     return NatsLink(config.nats_url, f"edge-{config.tenant}-{config.store}", credentials=config.nats_credentials,
-                    inbox_prefix=store_inbox_prefix(config.tenant, config.store), tls=certificates.client)
+                    inbox_prefix=store_inbox_prefix(config.tenant, config.store), tls=tls)
 
 
 def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: NatsLink) -> SupervisorSpec:

@@ -28,7 +28,7 @@ from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.processes import free_port
 from novapos.demo.run import write_store_config
 from tests.catalog import seed_catalog
-from tests.conftest import query, wait_until
+from tests.conftest import query, tls_table, tls_toml, wait_until
 from tests.edges import printer_rule, running_edge, start_edge, store_box
 from tests.pos import COFFEE, MILK, seed_staff, sell
 
@@ -77,7 +77,8 @@ async def test_a_restored_box_goes_on_numbering_and_knows_what_its_backup_missed
         port = free_port()
         new_config = tmp_path / "new.toml"
         write_store_config(new_config, tmp_path / "new", port, {"scan_interval": 0.1,
-                                                                "rules": [printer_rule(printer.port)]})
+                                                                "rules": [printer_rule(printer.port)]},
+                           tls=tls_table(nats_server.tls_settings()))
         seed_catalog(tmp_path / "new" / "store-001")  # the catalog and staff come from the hub at first start
         seed_staff(tmp_path / "new" / "store-001")
         restore = await trio.to_thread.run_sync(novapos, nats_server, "edge", "--config", str(new_config),
@@ -138,8 +139,11 @@ async def test_after_restoring_the_hub_s_database_to_an_earlier_point_a_replay_g
             await trio.sleep(1.0)
             assert len(await query(earlier, "SELECT 1 FROM sales")) == 1
             since = (recovery_target - timedelta(seconds=1)).isoformat()  # the recovery target, and a margin
+            hub_toml = tmp_path / "hub.toml"
+            hub_toml.write_text(tls_toml(nats_server.tls_settings()))
             replay = await trio.to_thread.run_sync(lambda: subprocess.run(
-                [sys.executable, "-m", "novapos.cli", "hub", "replay", "--since", since], capture_output=True,
+                [sys.executable, "-m", "novapos.cli", "hub", "--config", str(hub_toml), "replay", "--since", since],
+                capture_output=True,
                 text=True, timeout=60, env={**os.environ, "NOVAPOS_NATS_URL": nats_server.url,
                                             "NOVAPOS_DATABASE_URL": earlier,
                                             "NOVAPOS_NATS_CREDENTIALS": str(nats_server.hub_credentials)}))
