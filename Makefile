@@ -42,7 +42,7 @@ debian = if ! { $(foreach c,$(1),command -v $(c) >/dev/null &&) true; }; then \
 tools:
 	@$(call debian,chromium chromedriver,chromium chromium-driver,the web till UI test)
 	@$(call debian,systemd-analyze,systemd,the systemd units test)
-	@$(call debian,promtool prometheus,prometheus,the metrics and alert rules tests)
+	@$(call debian,promtool prometheus,prometheus,the metrics and alert rules tests and the dashboards test)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.kernel
