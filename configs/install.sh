@@ -81,6 +81,9 @@ install -d -o 0 -g 0 -m 0700 "$CREDENTIALS"
 # 4. Configs and secrets (novapos/deploy.py): nothing present is replaced but the store's seed from a bundle.
 "$VENV/bin/python" -m novapos.deploy "$R/etc/novapos" --gid "$GID" \
     ${HUB_TEMPLATE:+--hub "$HUB_TEMPLATE"} ${BUNDLE:+--bundle "$BUNDLE"}
+# Secrets the operator put there too: root's alone (systemd reads them as root and hands the service its copy).
+chown -R 0:0 "$CREDENTIALS"
+find "$CREDENTIALS" -type f -exec chmod 0600 {} +
 
 # 5. The units; on this machine, systemd reads them at once.
 install -m 0644 "$HERE"/systemd/*.service "$R/etc/systemd/system/"

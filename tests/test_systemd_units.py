@@ -17,9 +17,15 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
+from hub.audit.checkpoints import load_signing_key
+from hub.tenancy.provisioning import write_bundle
+from hub.tenancy.service import StoreRecord
+from mocks.network_printer import MockNetworkPrinter
 from novapos.cli.main import CONFIGS, parser
+from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.processes import free_port
 from novapos.deploy import hub_config
 
@@ -177,3 +183,127 @@ def test_every_secret_the_installed_hub_config_names_is_a_credential_of_its_unit
     assert set(credentials("novapos-edge.service")) == {"nats.seed", "tls.key"}
     for name, source in (*loaded.items(), *credentials("novapos-edge.service").items()):
         assert source.startswith("/etc/novapos/credentials/") and source.endswith(f"/{name}"), source
+
+
+MDWE = ("import ctypes, os, sys\n"
+        "assert ctypes.CDLL(None, use_errno=True).prctl(65, 1, 0, 0, 0) == 0, os.strerror(ctypes.get_errno())\n"
+        "os.execv(sys.argv[1], sys.argv[1:])\n")
+"""Run argv under the kernel's memory-deny-write-execute (PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN): what the units'
+MemoryDenyWriteExecute=yes enforces, so a library that needs writable code fails here, not on a store box."""
+
+
+def wheel(tmp_path: Path) -> Path:
+    """This checkout's wheel, built from a copy (a build/ folder must not appear in the worktree)."""
+    repo = Path(__file__).resolve().parent.parent
+    sources = tmp_path / "sources"
+    shutil.copytree(repo, sources, ignore=shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", tmp_path / "dist", sources],
+                   check=True, capture_output=True, timeout=300)
+    return next((tmp_path / "dist").glob("novapos-*.whl"))
+
+
+def start_as_unit(root: Path, name: str, run: Path, env: dict[str, str], instance: str = "") -> subprocess.Popen[str]:
+    """Start the installed service as systemd would: its ExecStart (under root), its WorkingDirectory and
+    STATE_DIRECTORY, its LoadCredential= files copied (0400) into a fresh CREDENTIALS_DIRECTORY, MDWE on."""
+    service = settings((root / "etc/systemd/system" / name).read_text())
+    credentials_directory = run / "credentials"
+    credentials_directory.mkdir(parents=True, mode=0o500)
+    for credential, source in (line.split(":", 1) for line in service["LoadCredential"]):
+        shutil.copyfile(root / source.lstrip("/"), credentials_directory / credential)
+        (credentials_directory / credential).chmod(0o400)
+    argv = [str(root / arg.lstrip("/")) if arg.startswith(("/opt/", "/etc/")) else arg
+            for arg in shlex.split(service["ExecStart"][0].replace("%i", instance))]
+    state = root / "var/lib" / service["StateDirectory"][0]
+    return subprocess.Popen([sys.executable, "-c", MDWE, *argv], cwd=state, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **env, "CREDENTIALS_DIRECTORY": str(credentials_directory),
+                                 "STATE_DIRECTORY": str(state), "NOVAPOS_LOG_FORMAT": "json"})
+
+
+def healthy(process: subprocess.Popen[str], port: int, key: str, ready: str) -> None:
+    """Wait for the process's /healthz to say `key`: `ready` (a failure message with its log otherwise)."""
+    deadline = time.monotonic() + 90
+    while True:
+        assert process.poll() is None, process.stderr.read()  # type: ignore[union-attr]
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json().get(key) == ready:
+                return
+        except (httpx.HTTPError, ValueError):
+            pass
+        assert time.monotonic() < deadline, f"/healthz had no {key}: {ready} in 90 s"
+        time.sleep(0.2)
+
+
+@pytest.mark.install
+def test_install_sh_makes_the_layout_and_the_installed_hub_and_edge_start_from_it(
+        tmp_path: Path, nats_server: EmbeddedNats, database_url: str, printer: MockNetworkPrinter) -> None:
+    root = tmp_path / "root"
+    hub_secrets = root / "etc/novapos/credentials/hub"
+    hub_secrets.mkdir(parents=True)
+    # What the operator provides: the hub's NATS identity (here the test server's), the database's URL, a TLS key.
+    shutil.copyfile(nats_server.hub_credentials, hub_secrets / "nats.seed")  # type: ignore[arg-type]
+    (hub_secrets / "database-url").write_text(database_url + "\n")
+    (hub_secrets / "tls.key").write_text("the hub's TLS key\n")
+    bundle = tmp_path / "bundle"
+    write_bundle(bundle, StoreRecord("demo", "store-001", "north", "Store 1", "active", None, None), "EUR",
+                 ["till-1"], nats_server.url, nats_server.store_credentials("demo", "store-001").read_text().strip())
+    install = [str(CONFIGS / "install.sh"), "--root", str(root), "--hub", "--edge", "--store-bundle", str(bundle),
+               "--package", str(wheel(tmp_path))]
+    result = subprocess.run(install, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "made" in result.stdout and "credentials/hub/nats.seed" not in result.stdout  # the operator's kept
+    assert f"{root}/etc/novapos/credentials/edge/tls.key" in result.stdout  # said to be missing
+    (root / "etc/novapos/credentials/edge/tls.key").write_text("the store's TLS key\n")
+
+    # The layout: a system user without a login, root-only secrets, configs its group reads, state it owns.
+    user = next(line.split(":") for line in (root / "etc/passwd").read_text().splitlines()
+                if line.startswith("novapos:"))
+    assert int(user[2]) < 1000 and user[6].endswith("nologin")
+    for folder, mode, uid, gid in (("etc/novapos", 0o750, 0, user[3]), ("etc/novapos/credentials", 0o700, 0, 0),
+                                   ("etc/novapos/credentials/hub", 0o700, 0, 0),
+                                   ("var/lib/novapos", 0o700, user[2], user[3]),
+                                   ("var/lib/novapos-hub", 0o700, user[2], user[3])):
+        info = (root / folder).stat()
+        assert (info.st_mode & 0o777, info.st_uid, info.st_gid) == (mode, int(uid), int(gid)), folder
+    made = {path.name: path.read_text() for path in hub_secrets.iterdir()}
+    assert re.fullmatch(r"[0-9a-f]{64}\n", made["gift-cards.key"])
+    load_signing_key(hub_secrets / "audit-signing.key", tmp_path / "checkpoints")  # a valid Ed25519 key
+
+    # A second run (an upgrade) keeps every secret and config (a new gift card key would lose every card), and
+    # makes the secrets the operator added (0644 here) root's alone.
+    configs = {name: (root / "etc/novapos" / name).read_text() for name in ("hub.toml", "store.toml")}
+    result = subprocess.run(install, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert {path.name: path.read_text() for path in hub_secrets.iterdir()} == made
+    assert {name: (root / "etc/novapos" / name).read_text() for name in configs} == configs
+    for path in (*hub_secrets.iterdir(), *(root / "etc/novapos/credentials/edge").iterdir()):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+
+    # systemd accepts the installed units against the installed layout (the venv's real novapos command).
+    system_units = next(p for p in (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system")) if p.is_dir())
+    shutil.copytree(system_units, root / "usr/lib/systemd/system", symlinks=True)
+    installed = root / "etc/systemd/system"
+    (installed / "novapos-hub@8700.service").symlink_to("novapos-hub@.service")
+    for name in ("novapos-edge.service", "novapos-hub@8700.service"):
+        verified = subprocess.run(["systemd-analyze", "verify", f"--root={root}", str(installed / name)],
+                                  capture_output=True, text=True, timeout=60)
+        assert verified.returncode == 0 and not verified.stderr.strip(), verified.stderr
+
+    # Started as the units start them, every secret read from $CREDENTIALS_DIRECTORY: the hub reaches PostgreSQL
+    # (its URL is nowhere else) and NATS (as the hub user), the edge reaches the hub's NATS as its store.
+    edge_port, hub_port = free_port(), free_port()
+    with (root / "etc/novapos/store.toml").open("a") as store_toml:  # what the operator adds to the bundle's
+        store_toml.write(f'\n[http]\nport = {edge_port}\n\n[[devices.rules]]\nname = "receipt-printer"\n'
+                         f'driver = "escpos-network"\nhost = "127.0.0.1"\nport = {printer.port}\n')
+    hub = start_as_unit(root, "novapos-hub@.service", tmp_path / "run-hub", {"NOVAPOS_NATS_URL": nats_server.url},
+                        instance=str(hub_port))
+    edge = start_as_unit(root, "novapos-edge.service", tmp_path / "run-edge", {})
+    try:
+        healthy(hub, hub_port, "status", "ok")
+        healthy(edge, edge_port, "hub_link", "connected")
+        assert (root / "var/lib/novapos/.state/store-001/edge.sqlite3").exists()
+    finally:
+        for process in (edge, hub):
+            process.send_signal(signal.SIGTERM)
+        logs = [process.communicate(timeout=60)[1] for process in (edge, hub)]
+    assert (edge.returncode, hub.returncode) == (0, 0), logs
