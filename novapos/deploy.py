@@ -39,8 +39,8 @@ HUB_SETTINGS = {("nats", "credentials"): f'credentials = "{CREDENTIAL}nats.seed"
                 ("gift_cards", "key_file"): f'key_file = "{CREDENTIAL}gift-cards.key"',
                 ("audit", "key_file"): f'key_file = "{CREDENTIAL}audit-signing.key"',
                 ("tls", "key_file"): f'key_file = "{CREDENTIAL}tls.key"',
-                ("tls", "cert_file"): 'cert_file = "/etc/novapos/tls/hub.crt"',
-                ("tls", "ca_file"): 'ca_file = "/etc/novapos/tls/ca.crt"'}
+                ("tls", "cert_file"): 'cert_file = "/etc/novapos/tls/hub.pem"',
+                ("tls", "ca_file"): 'ca_file = "/etc/novapos/tls/ca.pem"'}
 """The lines of the shipped hub.toml replaced for an installed hub, by (table, key)."""
 
 
@@ -112,16 +112,16 @@ def install_bundle(etc: Path, bundle: Path, gid: int) -> list[str]:
         raise DeployError(f"{bundle}/store.toml is not valid TOML: {exc}") from None
     store.setdefault("nats", {})["credentials"] = f"{CREDENTIAL}nats.seed"
     tls = store.get("tls", {})
-    for key, name, folder, mode in (("cert_file", "store.crt", etc / "tls", 0o644),
-                                    ("ca_file", "ca.crt", etc / "tls", 0o644),
-                                    ("key_file", "tls.key", etc / "credentials/edge", 0o600)):
+    for key in ("cert_file", "ca_file", "key_file"):
         if tls.get(key):
             source = bundle / Path(tls[key]).name  # written on the hub: found in the bundle by its name
             if not source.is_file():
                 raise DeployError(f"{bundle}/store.toml [tls] {key} names {source.name}, which is not in the bundle")
-            shutil.copyfile(source, folder / name)
-            (folder / name).chmod(mode)
-            tls[key] = f"{CREDENTIAL}tls.key" if key == "key_file" else f"/etc/novapos/tls/{name}"
+            secret = key == "key_file"
+            target = etc / "credentials/edge/tls.key" if secret else etc / "tls" / source.name
+            shutil.copyfile(source, target)
+            target.chmod(0o600 if secret else 0o644)
+            tls[key] = f"{CREDENTIAL}tls.key" if secret else f"/etc/novapos/tls/{source.name}"
     if write_config(etc / "store.toml", "# From the store's bundle (configs/install.sh): add its [devices] rules.\n"
                     + tomli_w.dumps(store), gid):
         notes.append(f"wrote {etc}/store.toml")
