@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -74,7 +75,7 @@ def test_a_rotation_bundle_replaces_the_seed_and_keeps_the_operators_config(tmp_
     (lambda folder: (folder / "store.seed").unlink(), "must hold one seed file"),
     (lambda folder: (folder / "store.toml").write_text("tenant = "), "is not valid TOML"),
 ])
-def test_a_spoilt_bundle_is_refused_before_anything_is_installed(tmp_path: Path, etc: Path, spoil, says: str) -> None:
+def test_a_spoilt_bundle_is_refused_before_anything_is_installed(tmp_path: Path, etc: Path, spoil: Callable[[Path], object], says: str) -> None:
     source = bundle(tmp_path)
     spoil(source)
     with pytest.raises(DeployError, match=says):
