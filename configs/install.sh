@@ -3,7 +3,7 @@
 #   the package in a venv at /opt/novapos, the system user novapos (systemd-sysusers), the configs in
 #   /etc/novapos (kept when present), the secrets in /etc/novapos/credentials/{edge,hub} (root-only; the units
 #   hand them to the service with LoadCredential=), the state directories under /var/lib, and the units in
-#   /etc/systemd/system. Running it again upgrades the package and keeps every config and secret.
+#   /etc/systemd/system (and, for the edge, a udev rule giving its HID and USB devices to plugdev). Running it again upgrades the package and keeps every config and secret.
 #
 #   sudo configs/install.sh --hub [--package novapos-X.whl]
 #   sudo configs/install.sh --edge --store-bundle /media/usb/store-042   (the folder `novapos hub store add` wrote)
@@ -85,9 +85,13 @@ install -d -o 0 -g 0 -m 0700 "$CREDENTIALS"
 chown -R 0:0 "$CREDENTIALS"
 find "$CREDENTIALS" -type f -exec chmod 0600 {} +
 
-# 5. The units; on this machine, systemd reads them at once.
+# 5. The units (and the edge's udev rule: HID and USB nodes to plugdev); on this machine, read at once.
 install -m 0644 "$HERE"/systemd/*.service "$R/etc/systemd/system/"
 [ -n "$R" ] || systemctl daemon-reload
+if [ $EDGE = 1 ]; then
+    install -D -m 0644 "$HERE/udev/70-novapos.rules" "$R/etc/udev/rules.d/70-novapos.rules"
+    [ -n "$R" ] || { udevadm control --reload && udevadm trigger --subsystem-match=hidraw --subsystem-match=usb; }
+fi
 
 missing=()
 if [ $HUB = 1 ]; then

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -170,7 +171,7 @@ def test_the_edge_still_reaches_serial_hid_and_usb_devices_and_the_network() -> 
     assert edge["SupplementaryGroups"] == ["dialout plugdev"]
     assert edge["DevicePolicy"] == ["closed"]
     allowed = dict(line.split() for line in edge["DeviceAllow"])
-    for kind in ("char-ttyS", "char-ttyUSB", "char-ttyACM", "char-hidraw", "char-usb_device", "char-usb"):
+    for kind in ("char-ttyS", "char-ttyUSB", "char-ttyACM", "char-hidraw", "char-usb_device"):
         assert allowed.get(kind) == "rw", kind
     assert {"AF_UNIX", "AF_INET", "AF_INET6"} <= set(edge["RestrictAddressFamilies"][-1].split())
 
@@ -247,8 +248,11 @@ def test_install_sh_makes_the_layout_and_the_installed_hub_and_edge_start_from_i
     bundle = tmp_path / "bundle"
     write_bundle(bundle, StoreRecord("demo", "store-001", "north", "Store 1", "active", None, None), "EUR",
                  ["till-1"], nats_server.url, nats_server.store_credentials("demo", "store-001").read_text().strip())
+    package = wheel(tmp_path)
+    shipped = zipfile.ZipFile(package).namelist()
+    assert "configs/install.sh" in shipped and "configs/udev/70-novapos.rules" in shipped  # an upgrade runs it
     install = [str(CONFIGS / "install.sh"), "--root", str(root), "--hub", "--edge", "--store-bundle", str(bundle),
-               "--package", str(wheel(tmp_path))]
+               "--package", str(package)]
     result = subprocess.run(install, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "made" in result.stdout and "credentials/hub/nats.seed" not in result.stdout  # the operator's kept
@@ -265,6 +269,7 @@ def test_install_sh_makes_the_layout_and_the_installed_hub_and_edge_start_from_i
                                    ("var/lib/novapos-hub", 0o700, user[2], user[3])):
         info = (root / folder).stat()
         assert (info.st_mode & 0o777, info.st_uid, info.st_gid) == (mode, int(uid), int(gid)), folder
+    assert (root / "etc/udev/rules.d/70-novapos.rules").read_text() == (CONFIGS / "udev/70-novapos.rules").read_text()
     made = {path.name: path.read_text() for path in hub_secrets.iterdir()}
     assert re.fullmatch(r"[0-9a-f]{64}\n", made["gift-cards.key"])
     load_signing_key(hub_secrets / "audit-signing.key", tmp_path / "checkpoints")  # a valid Ed25519 key
