@@ -22,6 +22,9 @@ number of stores: their user JWTs live on the stores), jwt_connect_ms (a login w
 (signing one store's user JWT) and jwt_revoke_ms (the account JWT re-issued with a revocation, reloaded,
 until the store's login is refused).
 
+Every server here runs without TLS: the figures are the authorization's own cost (TLS adds the same
+handshake to every login, authorized or not).
+
 Progress goes to stderr; the last line of stdout is one JSON object.
 """
 
@@ -131,7 +134,8 @@ def measure(count: int, connects: int, state: Path, hub_seed: str, hub_file: Pat
     generated = time.perf_counter() - started
     auth = state / "authorization.conf"
     write_atomically(auth, text)
-    server = EmbeddedNats(state / "nats", authorization=auth, hub_credentials=hub_file)
+    # without TLS, as the floor and the JWT server: the figures are the authorization's own cost
+    server = EmbeddedNats(state / "nats", authorization=auth, hub_credentials=hub_file, tls=False)
     started = time.perf_counter()
     server.start(timeout=120)
     try:
@@ -165,7 +169,7 @@ def measure(count: int, connects: int, state: Path, hub_seed: str, hub_file: Pat
 
 def floor(connects: int, state: Path) -> dict[str, object]:
     """The same server with no authorization: its memory and an anonymous login."""
-    server = EmbeddedNats(state / "open")
+    server = EmbeddedNats(state / "open", tls=False)
     server.start()
     try:
         logins = [asyncio.run(login(server.url, None)) for _ in range(connects + 1)][1:]

@@ -110,9 +110,9 @@ async def publish_floor(link: NatsLink, payloads: list[tuple[str, bytes]]) -> fl
     return time.perf_counter() - started
 
 
-async def price_changes(pool: asyncpg.Pool, link: NatsLink, nats_url: str, count: int) -> list[float]:
+async def price_changes(pool: asyncpg.Pool, link: NatsLink, server: EmbeddedNats, count: int) -> list[float]:
     """Price changes through the service, each timed until its marker is on the stream, the publisher running."""
-    client = await nats.connect(nats_url)
+    client = await nats.connect(server.url, **server.client_options())
     markers: asyncio.Queue[float] = asyncio.Queue()
 
     async def marker(_message: object) -> None:
@@ -152,7 +152,7 @@ async def main(products: int, changes_count: int) -> dict[str, object]:
             assert again.changed_variants == 0
             progress("floor: the same rows by raw COPY into scratch tables")
             floor = await copy_floor(pool, data)
-            link = NatsLink(nats_server.url, "bench")
+            link = nats_server.hub_link("bench")
             await link.connect()
             progress("publish: the whole catalog to a new stream")
             started = time.perf_counter()
@@ -163,7 +163,7 @@ async def main(products: int, changes_count: int) -> dict[str, object]:
             progress("floor: the same bytes published raw, pipelined")
             raw = await publish_floor(link, payloads)
             progress(f"price changes: {changes_count}, each until its marker is on the stream")
-            latencies = await price_changes(pool, link, nats_server.url, changes_count)
+            latencies = await price_changes(pool, link, nats_server, changes_count)
             await link.close()
             await pool.close()
     return {

@@ -231,13 +231,13 @@ async def price_changes(link: NatsLink, path: Path, items: int, changes: int) ->
     return samples
 
 
-async def measure(nats_url: str, folder: Path, items: int = 100_000, changes: int = 20,
+async def measure(server: EmbeddedNats, folder: Path, items: int = 100_000, changes: int = 20,
                   per_item: bool = False) -> dict[str, Any]:
-    """Every figure of this benchmark against the NATS at `nats_url`, with state under `folder` (the
+    """Every figure of this benchmark against the NATS `server`, with state under `folder` (the
     tenant `bench`'s catalog stream is created there): for `python -m bench.catalog` to call as well."""
     state = folder / "edge"
     with AsyncioSeam() as seam:
-        link = NatsLink(nats_url, "bench-catalog")
+        link = server.hub_link("bench-catalog")
         await seam.run(link.connect)
         messages = catalog_messages(items)
         progress(f"hub side: publishing {items} items, settings, a tax class and the version marker "
@@ -254,7 +254,7 @@ async def measure(nats_url: str, folder: Path, items: int = 100_000, changes: in
             progress("floor: the snapshot read raw")
             floor_snapshot = await seam.run(snapshot_floor, link, last_seq)
         progress("cold sync: a new store's catalog sync actor until the tills see version 1")
-        sync_link = NatsLink(nats_url, "bench-edge-catalog")
+        sync_link = server.hub_link("bench-edge-catalog")
         spec = SupervisorSpec("bench", children=[ChildSpec("catalog", CatalogSyncActor,
                                                            (seam, sync_link, state, TENANT, BATCH))])
         started = time.perf_counter()
@@ -289,7 +289,7 @@ async def measure(nats_url: str, folder: Path, items: int = 100_000, changes: in
 async def main(items: int, changes: int, per_item: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="novapos-bench-catalog-") as folder:
         with EmbeddedNats(Path(folder) / "nats") as nats_server:
-            return await measure(nats_server.url, Path(folder), items, changes, per_item)
+            return await measure(nats_server, Path(folder), items, changes, per_item)
 
 
 if __name__ == "__main__":

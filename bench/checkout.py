@@ -110,7 +110,7 @@ async def main(sales: int, card_sales: int) -> dict[str, object]:
             devices = DevicesConfig(rules=(
                 DeviceRule("receipt-printer", "escpos-network", host="127.0.0.1", port=printer.port),
                 DeviceRule("terminal-1", "serial-terminal", path=str(card.path), till="till-1")))
-            config = demo_store(nats_server.url, state / "edge", devices,
+            config = demo_store(nats_server, state / "edge", devices,
                                 terminal=TerminalSettings(poll_ms=TERMINAL_POLL_MS))
             checkouts, completes, floors = [], [], []
             async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=10) as http:

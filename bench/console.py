@@ -268,8 +268,9 @@ async def main(sales: int, stores: int, audit: int, count: int) -> dict[str, Any
             filled_s = time.monotonic() - started
             size = await trio.to_thread.run_sync(asyncio.run, _database_size(url))
             progress(f"filled in {filled_s:.0f} s ({size / 2**30:.1f} GiB); starting the hub")
-            config = HubConfig(tenants=("demo", "other"), http_port=0, nats_url=nats_server.url, database_url=url,
-                                   audit=AuditSettings(checkpoint_dir=state / "audit-checkpoints"))
+            config = HubConfig(tenants=("demo", "other"), http_port=0, nats_url=nats_server.url,
+                               tls=nats_server.tls_settings(), database_url=url,
+                               audit=AuditSettings(checkpoint_dir=state / "audit-checkpoints"))
             async with trio.open_nursery() as nursery:
                 hub = await nursery.start(run_hub, config)
                 figures = await measure(hub.url, world, count, stores)

@@ -136,7 +136,8 @@ async def main(cycles: int, count: int) -> dict[str, object]:
         with EmbeddedNats(state / "nats") as nats, SimulatedStore(state / "hw", terminal_auto_approve=None) as hardware:
             demo = load_store(CONFIGS / "demo-store.toml")
             devices = hardware.devices(tomllib.loads((CONFIGS / "demo-store.toml").read_text())["devices"])
-            config = StoreConfig(**{**vars(demo), "http_port": 0, "nats_url": nats.url, "state_dir": state / "edge",
+            config = StoreConfig(**{**vars(demo), "http_port": 0, "nats_url": nats.url, "tls": nats.tls_settings(),
+                                    "state_dir": state / "edge",
                                     "devices": load_devices(devices, "bench", demo.tills)})
             seed_catalog(config.state_dir)  # the demo's products, as if synced from the hub's catalog
             async with trio.open_nursery() as nursery:

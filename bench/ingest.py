@@ -50,7 +50,7 @@ from bench.figures import progress
 from bench.floors import copy_floor, table_counts
 from hub.db import close_pool, create_pool, migrate
 from hub.ingest.worker import InFlight, ingest_once, subscribe
-from novapos.adapters.nats import INGEST_CONSUMER, NatsLink, Outgoing
+from novapos.adapters.nats import INGEST_CONSUMER, Outgoing
 from novapos.config.hub import HubConfig, StreamLimits
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.embedded_postgres import EmbeddedPostgres
@@ -124,13 +124,13 @@ async def seed(conn: asyncpg.Connection, stores: int) -> None:
     await conn.execute("INSERT INTO catalog_versions (tenant, version) VALUES ($1, 1)", TENANT)
 
 
-async def publish(url: str, events: Sequence[Envelope]) -> None:
+async def publish(server: EmbeddedNats, events: Sequence[Envelope]) -> None:
     """Into the events stream as stores' forwarders would (Nats-Msg-Id set), many publishes in flight."""
-    link = NatsLink(url, "bench-setup")
+    link = server.hub_link("bench-setup")
     await link.connect()
     await link.ensure_event_stream()
     await link.close()
-    client = await nats.connect(url)
+    client = await nats.connect(server.url, **server.client_options())
     js = client.jetstream()
     for first in range(0, len(events), 1000):
         chunk = events[first:first + 1000]
@@ -141,9 +141,9 @@ async def publish(url: str, events: Sequence[Envelope]) -> None:
     await client.close()
 
 
-async def rewind(url: str) -> None:
+async def rewind(server: EmbeddedNats) -> None:
     """Delete the hubs' durable consumer, so the next hubs start from the beginning of the stream."""
-    client = await nats.connect(url)
+    client = await nats.connect(server.url, **server.client_options())
     try:
         await client.jetstream().delete_consumer(EVENTS_STREAM, INGEST_CONSUMER)
     except nats.js.errors.NotFoundError:
@@ -154,10 +154,10 @@ async def rewind(url: str) -> None:
 class Hub:
     """`novapos hub` in a child process, as systemd runs it; its log kept in a file."""
 
-    def __init__(self, folder: Path, nats_url: str, database_url: str, batch: int) -> None:
+    def __init__(self, folder: Path, server: EmbeddedNats, database_url: str, batch: int) -> None:
         config = folder / "hub.toml"
-        config.write_text(f'tenants = ["{TENANT}"]\n[http]\nport = {free_port()}\n[nats]\nurl = "{nats_url}"\n'
-                          f'[database]\nurl = "{database_url}"\n[ingest]\nbatch = {batch}\n')
+        config.write_text(f'tenants = ["{TENANT}"]\n[http]\nport = {free_port()}\n[nats]\nurl = "{server.url}"\n'
+                          f'[tls]\nca_file = "{server.tls_settings().ca_file}"\n[database]\nurl = "{database_url}"\n[ingest]\nbatch = {batch}\n')
         self.log = folder / "hub.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("NOVAPOS_")}
         with self.log.open("w") as log:
@@ -181,7 +181,7 @@ class Hub:
         return self.log.read_text()
 
 
-async def run(folder: Path, nats_url: str, postgres: EmbeddedPostgres, events: Sequence[Envelope], stores: int,
+async def run(folder: Path, server: EmbeddedNats, postgres: EmbeddedPostgres, events: Sequence[Envelope], stores: int,
               hubs: int, batch: int) -> tuple[float, float, dict[str, int], str]:
     """A fresh database, `hubs` hub processes ingesting the whole stream; (orders/s, hub CPU µs per order,
     rows added per table, url)."""
@@ -196,12 +196,12 @@ async def run(folder: Path, nats_url: str, postgres: EmbeddedPostgres, events: S
     async with pool.acquire() as conn:
         await seed(conn, stores)
         before = await table_counts(conn)
-    await rewind(nats_url)
+    await rewind(server)
     progress(f"{hubs} hub process(es) ingesting {len(events)} orders")
     processes = []
     for number in range(hubs):
         (folder / f"hub-{hubs}-{number}").mkdir()
-        processes.append(Hub(folder / f"hub-{hubs}-{number}", nats_url, url, batch))
+        processes.append(Hub(folder / f"hub-{hubs}-{number}", server, url, batch))
     try:
         async with pool.acquire() as conn:
             first_seen, landed_then, landed, cpu_then = 0.0, 0, 0, 0.0
@@ -247,7 +247,7 @@ async def exactly_once(conn: asyncpg.Connection, events: Sequence[Envelope]) -> 
     assert dead == 0, f"{dead} dead letter(s)"
 
 
-async def profiled(nats_url: str, postgres: EmbeddedPostgres, count: int, stores: int, batch: int,
+async def profiled(server: EmbeddedNats, postgres: EmbeddedPostgres, count: int, stores: int, batch: int,
                    into: Path) -> None:
     """The hub's ingest loop in this process (its asyncio side, where the work is) under cProfile, into `into`:
     where a batch's time goes, without the hub's threads hiding it from the profiler."""
@@ -260,8 +260,8 @@ async def profiled(nats_url: str, postgres: EmbeddedPostgres, count: int, stores
     await migrate(pool)
     async with pool.acquire() as conn:
         await seed(conn, stores)
-    await rewind(nats_url)
-    link = NatsLink(nats_url, "bench-profile")
+    await rewind(server)
+    link = server.hub_link("bench-profile")
     await link.connect()
     subscription = await subscribe(link, StreamLimits(), batch)
     in_flight, applied = InFlight(), 0
@@ -284,14 +284,14 @@ async def main(count: int, stores: int, batch: int, profile: Path | None) -> dic
         with EmbeddedNats(folder / "nats") as nats_server, EmbeddedPostgres(folder / "pg") as postgres:
             events = orders(count, stores)
             progress(f"publishing {count} orders of 3 lines from {stores} stores to JetStream")
-            await publish(nats_server.url, events)
+            await publish(nats_server, events)
             if profile:
-                await profiled(nats_server.url, postgres, count, stores, batch, profile)
+                await profiled(nats_server, postgres, count, stores, batch, profile)
             floors = []
-            one, one_cpu, added, url = await run(folder, nats_server.url, postgres, events, stores, 1, batch)
+            one, one_cpu, added, url = await run(folder, nats_server, postgres, events, stores, 1, batch)
             progress("floor: the same rows by raw COPY, in the same number of transactions")
             floors.append(await copy_floor(url, added, -(-count // batch)))
-            two, two_cpu, added_two, url = await run(folder, nats_server.url, postgres, events, stores, 2, batch)
+            two, two_cpu, added_two, url = await run(folder, nats_server, postgres, events, stores, 2, batch)
             assert added == added_two, f"two hubs wrote other row counts than one: {added_two} != {added}"
             progress("floor again, after the two hubs' run")
             floors.append(await copy_floor(url, added, -(-count // batch)))

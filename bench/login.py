@@ -43,7 +43,7 @@ async def main(logins: int, requests: int) -> dict[str, object]:
         with EmbeddedNats(state / "nats") as nats_server, MockNetworkPrinter() as printer:
             devices = DevicesConfig(rules=(DeviceRule("receipt-printer", "escpos-network", host="127.0.0.1",
                                                       port=printer.port),))
-            config = demo_store(nats_server.url, state / "edge", devices)
+            config = demo_store(nats_server, state / "edge", devices)
             verifier = next(user.pin_verifier for user in staff_list().users if user.login == "alice")
             floors_check, login_times, state_times, floor_times = [], [], [], []
             async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=10) as http:

@@ -73,12 +73,12 @@ def approval(acquirer_url: str, http: httpx.Client, number: int) -> dict[str, An
             "masked": "**** 4242", "offline": False}
 
 
-def round_trips(nats_url: str, acquirer_url: str, tenders: int) -> dict[str, Any]:
+def round_trips(server: EmbeddedNats, acquirer_url: str, tenders: int) -> dict[str, Any]:
     """(a worker thread, as a till actor) Each tender's pay_intent then pay_cancel, then the floors."""
     intents, cancels, floors, gateway_floors = [], [], [], []
     with AsyncioSeam() as seam, httpx.Client(timeout=10) as http:
-        link = NatsLink(nats_url, "bench-store")
-        echo = NatsLink(nats_url, "bench-echo")
+        link = server.hub_link("bench-store")
+        echo = server.hub_link("bench-echo")
 
         async def answer(message: Any) -> None:
             await message.respond(message.data)
@@ -167,14 +167,14 @@ async def main(tenders: int, intents: int) -> dict[str, object]:
         acquirer = AcquirerServer(Acquirer(["whsec_bench"])).start()
         try:
             with EmbeddedNats(state / "nats") as nats_server, EmbeddedPostgres(state / "pg") as postgres:
-                config = HubConfig(tenants=(TENANT,), http_port=0, nats_url=nats_server.url,
+                config = HubConfig(tenants=(TENANT,), http_port=0, nats_url=nats_server.url, tls=nats_server.tls_settings(),
                                    database_url=postgres.url(),
                                    audit=AuditSettings(checkpoint_dir=state / "audit-checkpoints"),
                                    payments=PaymentSettings(gateway_url=acquirer.url))
                 async with trio.open_nursery() as nursery:
                     hub = await nursery.start(run_hub, config)
                     progress(f"card tenders: {tenders} pay_intent and pay_cancel requests, then as many floors")
-                    trips = await trio.to_thread.run_sync(round_trips, nats_server.url, acquirer.url, tenders)
+                    trips = await trio.to_thread.run_sync(round_trips, nats_server, acquirer.url, tenders)
                     progress(f"intents: {intents} recorded at the hub, then the same rows by raw INSERT")
                     rates = await intent_rates(hub, intents)
                     nursery.cancel_scope.cancel()

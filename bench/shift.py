@@ -95,7 +95,7 @@ async def main(sales: int, rounds: int) -> dict[str, object]:
         with EmbeddedNats(state / "nats") as nats_server, MockNetworkPrinter() as printer:
             devices = DevicesConfig(rules=(DeviceRule("receipt-printer", "escpos-network", host="127.0.0.1",
                                                       port=printer.port),))
-            config = demo_store(nats_server.url, state / "edge", devices)
+            config = demo_store(nats_server, state / "edge", devices)
             db_path = config.state_dir / local_db.FILE_NAME
             closes, printed, floors = [], [], []
             async with trio.open_nursery() as nursery, httpx.AsyncClient(timeout=30) as http:

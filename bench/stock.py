@@ -141,9 +141,9 @@ async def apply_figures(url: str, count: int) -> dict[str, Any]:
             "apply_to_floor_ratio": ratio(floor, one), "ledger_mismatches": mismatches}
 
 
-async def ask_figures(nats_url: str, asks: int) -> dict[str, Any]:
+async def ask_figures(server: EmbeddedNats, asks: int) -> dict[str, Any]:
     """(asyncio) A till's questions to the running hub, then the same number to a bare echo responder."""
-    client = await nats.connect(nats_url)
+    client = await nats.connect(server.url, **server.client_options())
     try:
         subject = stock_request_subject("demo", "store-0")
         for _ in range(200):  # until the hub's responder is subscribed
@@ -182,10 +182,11 @@ async def main(count: int, asks: int) -> dict[str, object]:
             applied = await trio.to_thread.run_sync(asyncio.run, apply_figures(url, count))
             progress(f"asking: {asks} stock questions to a running hub, then {asks} bare NATS echoes")
             config = HubConfig(tenants=("demo",), http_port=0, nats_url=nats_server.url, database_url=url,
-                                   audit=AuditSettings(checkpoint_dir=state / "audit-checkpoints"))
+                               tls=nats_server.tls_settings(),
+                               audit=AuditSettings(checkpoint_dir=state / "audit-checkpoints"))
             async with trio.open_nursery() as nursery:
                 await nursery.start(run_hub, config)
-                asked = await trio.to_thread.run_sync(asyncio.run, ask_figures(nats_server.url, asks))
+                asked = await trio.to_thread.run_sync(asyncio.run, ask_figures(nats_server, asks))
                 nursery.cancel_scope.cancel()
     return {**applied, **asked, "sales": count, "lines_per_sale": 3, "batch": BATCH, "skus": SKUS,
             "python": platform.python_version()}

@@ -7,16 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from novapos.config import DevicesConfig, StoreConfig, load_store
+from novapos.demo.embedded_nats import EmbeddedNats
 from tests.catalog import seed_catalog
 from tests.pos import seed_staff
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
-def demo_store(nats_url: str, state_dir: Path, devices: DevicesConfig, **settings: Any) -> StoreConfig:
+def demo_store(server: EmbeddedNats, state_dir: Path, devices: DevicesConfig, **settings: Any) -> StoreConfig:
     """The demo store's config with these devices (and any other setting replaced), its state folder seeded."""
     demo = load_store(CONFIGS / "demo-store.toml")
-    config = StoreConfig(**{**vars(demo), "http_port": 0, "nats_url": nats_url, "state_dir": state_dir,
+    config = StoreConfig(**{**vars(demo), "http_port": 0, "nats_url": server.url, "tls": server.tls_settings(), "state_dir": state_dir,
                             "devices": devices, **settings})
     seed_catalog(config.state_dir)
     seed_staff(config.state_dir)

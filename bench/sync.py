@@ -39,7 +39,7 @@ from bench.figures import progress, ratio, summary
 from bench.floors import copy_floor
 from edge_runtime import AsyncioSeam, ChildSpec, SupervisorSpec, supervision_tree
 from hub.app import run_hub
-from novapos.adapters.nats import INGEST_CONSUMER, NatsLink
+from novapos.adapters.nats import INGEST_CONSUMER
 from novapos.config import AuditSettings, HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.embedded_postgres import EmbeddedPostgres
@@ -88,9 +88,9 @@ async def wait_for_sales(url: str, events: int) -> float:
     return time.perf_counter() - started
 
 
-async def drain(outbox_path: Path, nats_url: str) -> float:
+async def drain(outbox_path: Path, server: EmbeddedNats) -> float:
     """The edge's outbox and forwarder actors, from start until the outbox is empty."""
-    link = NatsLink(nats_url, "bench-edge")
+    link = server.hub_link("bench-edge")
     with AsyncioSeam() as seam:
         spec = SupervisorSpec("bench", children=[
             ChildSpec("outbox", OutboxActor, (outbox_path, "demo", "store-001")),
@@ -105,19 +105,19 @@ async def drain(outbox_path: Path, nats_url: str) -> float:
         return elapsed
 
 
-async def create_stream(nats_url: str) -> None:
+async def create_stream(server: EmbeddedNats) -> None:
     async def run() -> None:
-        link = NatsLink(nats_url, "bench-setup")
+        link = server.hub_link("bench-setup")
         await link.connect()
         await link.ensure_event_stream()
         await link.close()
     await trio.to_thread.run_sync(asyncio.run, run())
 
 
-async def replay(nats_url: str) -> None:
+async def replay(server: EmbeddedNats) -> None:
     """Rewind the hub's durable consumer to the start of the stream, as a disaster-recovery replay would."""
     async def run() -> None:
-        client = await nats.connect(nats_url)
+        client = await nats.connect(server.url, **server.client_options())
         await client.jetstream().delete_consumer("NOVAPOS_EVENTS", INGEST_CONSUMER)
         await client.close()
     await trio.to_thread.run_sync(asyncio.run, run())
@@ -130,23 +130,24 @@ async def main(events: int) -> dict[str, object]:
         with EmbeddedNats(state / "nats") as nats_server, EmbeddedPostgres(state / "pg") as postgres:
             url = postgres.url()
             hub_config = HubConfig(tenants=("demo",), http_port=0, nats_url=nats_server.url, database_url=url,
+                                   tls=nats_server.tls_settings(),
                                    audit=AuditSettings(checkpoint_dir=state / "audit-checkpoints"))
             progress(f"outbox: committing {events} sales one by one (fsync each), as checkouts would")
             commits = await trio.to_thread.run_sync(make_backlog, state / "edge.sqlite3", events)
-            await create_stream(nats_server.url)
+            await create_stream(nats_server)
             progress("forwarder: draining the backlog to JetStream")
-            drained = await drain(state / "edge.sqlite3", nats_server.url)
+            drained = await drain(state / "edge.sqlite3", nats_server)
             progress("hub: ingesting the stream into PostgreSQL")
             async with trio.open_nursery() as nursery:
                 await nursery.start(run_hub, hub_config)
                 ingested = await wait_for_sales(url, events)
                 nursery.cancel_scope.cancel()
             progress("replay: the whole stream again from the start")
-            await replay(nats_server.url)
+            await replay(nats_server)
             async with trio.open_nursery() as nursery:
                 await nursery.start(run_hub, hub_config)
                 started = time.perf_counter()
-                while await _pending(nats_server.url) > 0:
+                while await _pending(nats_server) > 0:
                     await trio.sleep(0.02)
                 replayed = time.perf_counter() - started
                 nursery.cancel_scope.cancel()
@@ -165,9 +166,9 @@ async def main(events: int) -> dict[str, object]:
     }
 
 
-async def _pending(nats_url: str) -> int:
+async def _pending(server: EmbeddedNats) -> int:
     async def run() -> int:
-        client = await nats.connect(nats_url)
+        client = await nats.connect(server.url, **server.client_options())
         try:
             info = await client.jetstream().consumer_info("NOVAPOS_EVENTS", INGEST_CONSUMER)
             return int(info.num_pending + info.num_ack_pending)

@@ -15,6 +15,7 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -54,6 +55,7 @@ from novapos.adapters.http import serve
 from novapos.adapters.nats import NatsLink, store_inbox_prefix
 from novapos.config import ConfigError, StoreConfig
 from novapos.config.receipt import ReceiptSettings
+from novapos.tls import Certificates
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +80,12 @@ def hid_backend(setting: str) -> HidBackend:
     raise ConfigError(f"devices.hid_backend must be 'hidapi' or '{HID_SOCKET}<socket path>', got {setting!r}")
 
 
-def store_link(config: StoreConfig) -> NatsLink:
+def store_link(config: StoreConfig, certificates: Certificates) -> NatsLink:
     """The store's one NATS link, shared by every edge actor that talks to the hub: logged in with the
-    store's credentials, its replies under the store's own inbox prefix (all its user may subscribe to)."""
+    store's credentials, its replies under the store's own inbox prefix (all its user may subscribe to),
+    over TLS with the store's certificates."""
     return NatsLink(config.nats_url, f"edge-{config.tenant}-{config.store}", credentials=config.nats_credentials,
-                    inbox_prefix=store_inbox_prefix(config.tenant, config.store))
+                    inbox_prefix=store_inbox_prefix(config.tenant, config.store), tls=certificates.client)
 
 
 def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: NatsLink) -> SupervisorSpec:
@@ -191,16 +194,20 @@ async def run_edge(config: StoreConfig, *, task_status: trio.TaskStatus[RunningE
     events = EventHub()
     with state_folder_lock(config.state_dir), AsyncioSeam() as seam:
         refuse_busy_port(config.http_host, config.http_port)
-        link = store_link(config)
+        certificates = Certificates(config.tls)
+        certificates.warn_if_off("store edge")
+        link = store_link(config, certificates)
         async with _closing(seam, link), supervision_tree(edge_tree(config, seam, events.publish, link)) as tree:
-            await _serve(config, tree, events, notifier, task_status)
+            await _serve(config, tree, events, notifier, certificates, task_status)
 
 
-async def _serve(config: StoreConfig, tree: Tree, events: EventHub, notifier: Notifier,
+async def _serve(config: StoreConfig, tree: Tree, events: EventHub, notifier: Notifier, certificates: Certificates,
                  task_status: trio.TaskStatus[RunningEdge]) -> None:
-    """The till's HTTP server and the watchdog, until cancelled."""
+    """The till's HTTP server (HTTPS with [tls]), the certificates' reload and the watchdog, until cancelled."""
     async with trio.open_nursery() as nursery:
-        urls = await nursery.start(serve, build_api(config, tree, events), config.http_host, config.http_port)
+        urls = await nursery.start(partial(serve, tls=certificates.server), build_api(config, tree, events),
+                                   config.http_host, config.http_port)
+        nursery.start_soon(certificates.watch)
         nursery.start_soon(notifier.run_watchdog, tree.healthy)
         notifier.ready()
         notifier.status(f"store {config.tenant}/{config.store} selling at {urls[0]}")

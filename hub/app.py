@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -33,6 +34,7 @@ from novapos.adapters.http import serve
 from novapos.adapters.nats import NatsLink
 from novapos.config import HubConfig
 from novapos.config.hub import StreamLimits
+from novapos.tls import Certificates
 from novapos.validators import Invalid
 
 log = logging.getLogger(__name__)
@@ -117,11 +119,15 @@ async def run_hub(config: HubConfig, *, task_status: trio.TaskStatus[RunningHub]
     tenants = frozenset(config.tenants)
     in_flight = InFlight()
     with AsyncioSeam() as seam:
-        link = NatsLink(config.nats_url, "hub", credentials=config.nats_credentials)
+        certificates = Certificates(config.tls)
+        certificates.warn_if_off("hub")
+        link = NatsLink(config.nats_url, "hub", credentials=config.nats_credentials, tls=certificates.client)
         console = Console(seam, link, tenants, config=config)
         try:
             async with trio.open_nursery() as nursery:
-                urls = await nursery.start(serve, build_console(console), config.http_host, config.http_port)
+                urls = await nursery.start(partial(serve, tls=certificates.server), build_console(console),
+                                           config.http_host, config.http_port)
+                nursery.start_soon(certificates.watch)
                 # Every hub task runs in this nursery: if one fails the process exits, so "alive" is "healthy".
                 nursery.start_soon(notifier.run_watchdog, lambda: True)
                 pool = console.pool = await _until_reached(

@@ -34,6 +34,7 @@ import json
 import logging
 import re
 import secrets as secrets_module
+import ssl
 import threading
 import time
 import urllib.error
@@ -159,13 +160,16 @@ class Acquirer:
     """The simulator's state and rules, apart from HTTP (the handler below is its only caller)."""
 
     def __init__(self, secrets: list[str], *, secrets_file: Path | None = None, webhook_url: str = "",
-                 slow_s: float = 2.0, lost_answer_s: float = 60.0, qr_ttl_s: int = 900) -> None:
+                 webhook_ca: Path | None = None, slow_s: float = 2.0, lost_answer_s: float = 60.0,
+                 qr_ttl_s: int = 900) -> None:
         if not secrets:
             raise ValueError("the acquirer needs at least one webhook signing secret")
         self.lock = threading.Lock()
         self.secrets = list(secrets)
         self.secrets_file = secrets_file
         self.webhook_url = webhook_url
+        self.webhook_tls = ssl.create_default_context(cafile=webhook_ca) if webhook_ca else None
+        """How an https:// webhook URL's certificate is checked: against `webhook_ca` (the demo's local CA)."""
         self.slow_s = slow_s
         self.lost_answer_s = lost_answer_s
         self.qr_ttl_s = qr_ttl_s
@@ -793,7 +797,7 @@ def deliver(acquirer: Acquirer, webhook: Webhook, attempts: int = 3) -> int | st
         request = urllib.request.Request(acquirer.webhook_url, data=webhook.body, method="POST", headers={
             "Content-Type": "application/json", "NovaPOS-Signature": webhook.signature})
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
+            with urllib.request.urlopen(request, timeout=10, context=acquirer.webhook_tls) as response:
                 outcome = response.status
         except urllib.error.HTTPError as error:
             outcome = error.code

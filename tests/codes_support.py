@@ -31,7 +31,8 @@ def two_store_nats(folder: Path) -> EmbeddedNats:
 
 
 def hub_on(config: HubConfig, nats: EmbeddedNats) -> HubConfig:
-    return dataclasses.replace(config, nats_url=nats.url, nats_credentials=nats.hub_credentials)
+    return dataclasses.replace(config, nats_url=nats.url, nats_credentials=nats.hub_credentials,
+                               tls=nats.tls_settings())
 
 
 def sale(coupons: list[dict[str, Any]] | None = None, gift_card: tuple[str, int] | None = None,

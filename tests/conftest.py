@@ -26,6 +26,7 @@ from novapos.config import DeviceRule, DevicesConfig, HubConfig, StoreConfig, lo
 from novapos.config.hub import AuditSettings
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.embedded_postgres import EmbeddedPostgres
+from novapos.tls import TlsSettings
 from tests.catalog import seed_catalog
 from tests.pos import seed_staff
 
@@ -73,9 +74,11 @@ def database_url(postgres_server_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def nats_server(tmp_path: Path) -> Iterator[EmbeddedNats]:
-    """NATS with the production authorization: a hub user (`nats_server.hub_link(name)`, or
-    `nats.connect(url, **nats_server.hub_options())`) and a store user for demo/store-001
-    (`nats_server.store_credentials("demo", "store-001")`, which store_config carries)."""
+    """NATS with the production authorization and TLS (a tls:// URL, a local CA under tmp_path/nats/tls): a hub
+    user (`nats_server.hub_link(name)`, or `nats.connect(url, **nats_server.hub_options())`) and a store user for
+    demo/store-001 (`nats_server.store_credentials("demo", "store-001")`, which store_config carries). Any other
+    client needs the server's TLS: `NatsLink(..., tls=nats_server.client_tls())` or
+    `nats.connect(url, **nats_server.client_options(), ...)`; a config, `tls=nats_server.tls_settings()`."""
     server = EmbeddedNats.authorized(tmp_path / "nats").start()
     try:
         yield server
@@ -98,7 +101,7 @@ def store_config(tmp_path: Path, nats_server: EmbeddedNats, printer: MockNetwork
         tenant=demo.tenant, store=demo.store, currency=demo.currency, tills=demo.tills, region=demo.region,
         http_port=0, nats_url=nats_server.url, nats_credentials=nats_server.store_credentials(demo.tenant, demo.store),
         state_dir=tmp_path / "edge",
-        devices=printer_only(printer.port),
+        devices=printer_only(printer.port), tls=nats_server.tls_settings(),
     )
 
 
@@ -127,7 +130,20 @@ def hub_config(nats_server: EmbeddedNats, database_url: str, tmp_path: Path) -> 
     key_file.write_text(GIFT_CARD_KEY.hex())
     return HubConfig(tenants=("demo",), http_port=0, nats_url=nats_server.url, database_url=database_url,
                      nats_credentials=nats_server.hub_credentials,
-                     audit=AuditSettings(checkpoint_dir=tmp_path / "audit-checkpoints"), gift_card_key_file=key_file)
+                     audit=AuditSettings(checkpoint_dir=tmp_path / "audit-checkpoints"), gift_card_key_file=key_file,
+                     tls=nats_server.tls_settings())
+
+
+def tls_table(settings: TlsSettings) -> dict[str, str]:
+    """The [tls] table of a config file written by a test, as data (its files)."""
+    files = {"cert_file": settings.cert_file, "key_file": settings.key_file, "ca_file": settings.ca_file}
+    return {key: str(path) for key, path in files.items() if path is not None}
+
+
+def tls_toml(settings: TlsSettings) -> str:
+    """The [tls] table of a config file written by a test, as TOML text (empty for settings that are off)."""
+    table = tls_table(settings)
+    return "" if not table else "[tls]\n" + "".join(f'{key} = "{path}"\n' for key, path in table.items())
 
 
 async def query(database_url: str, sql: str, *args: object) -> list[asyncpg.Record]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import tomli_w
 import trio
 
 from actors.storage import db as local_db
@@ -25,7 +27,7 @@ from novapos.demo.processes import free_port
 from novapos.demo.run import write_store_config
 from novapos.wire.envelope import Envelope, decode
 from tests.catalog import seed_catalog
-from tests.conftest import wait_until
+from tests.conftest import tls_table, wait_until
 from tests.pos import seed_staff
 
 
@@ -70,7 +72,11 @@ def store_box(tmp_path: Path, rules: list[dict[str, Any]]) -> StoreBox:
 
 async def start_edge(config: Path, nats_server: EmbeddedNats, url: str,
                      http: httpx.AsyncClient) -> subprocess.Popen[bytes]:
-    """`novapos edge` on `config` with the store's NATS credentials, once its /healthz answers."""
+    """`novapos edge` on `config` with the store's NATS credentials and TLS (its [tls] set to the server's CA),
+    once its /healthz answers."""
+    data = tomllib.loads(config.read_text())
+    data["tls"] = tls_table(nats_server.tls_settings())
+    config.write_text(tomli_w.dumps(data))
     env = {**os.environ, "NOVAPOS_NATS_URL": nats_server.url,
            "NOVAPOS_NATS_CREDENTIALS": str(nats_server.store_credentials("demo", "store-001"))}
     edge = subprocess.Popen([sys.executable, "-m", "novapos.cli", "edge", "--config", str(config)], env=env)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -51,9 +52,11 @@ async def add_user(database_url: str, login: str, *grants: Grant, tenant: str = 
 
 
 @asynccontextmanager
-async def signed_in(base_url: str, login: str, password: str = PASSWORD) -> AsyncIterator[httpx.AsyncClient]:
-    """A console client signed in as `login` (the cookie kept, X-CSRF-Token sent with every request)."""
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+async def signed_in(base_url: str, login: str, password: str = PASSWORD,
+                    verify: ssl.SSLContext | bool = True) -> AsyncIterator[httpx.AsyncClient]:
+    """A console client signed in as `login` (the cookie kept, X-CSRF-Token sent with every request); `verify`:
+    what it trusts, for an https:// console (the demo's CA)."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=10, verify=verify) as client:
         answer = await client.post("/api/login", json={"login": login, "password": password})
         assert answer.status_code == 200, answer.text
         client.headers["x-csrf-token"] = answer.json()["csrf"]

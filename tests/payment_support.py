@@ -69,7 +69,7 @@ async def ask_store(nats_server: EmbeddedNats, kind: str, body: dict[str, Any], 
     def ask() -> dict[str, Any]:
         with AsyncioSeam() as seam:
             link = NatsLink(nats_server.url, f"test-{store}", credentials=nats_server.store_credentials(tenant, store),
-                            inbox_prefix=store_inbox_prefix(tenant, store))
+                            inbox_prefix=store_inbox_prefix(tenant, store), tls=nats_server.client_tls())
             try:
                 return ask_hub(link, seam, tenant, store, kind, body, within=10)
             finally:

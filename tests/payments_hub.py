@@ -26,6 +26,7 @@ from hub.payments.webhooks import signature
 from mocks.acquirer import write_secrets
 from novapos.config import HubConfig
 from novapos.config.hub import PaymentSettings
+from novapos.tls import Certificates
 from novapos.wire.payments import decode, encode, payment_request_subject
 from novapos.wire.replies import ERROR_CODE_HEADER, ERROR_HEADER
 from tests.acquirer_support import TEST_SECRET, RunningAcquirer, running_acquirer
@@ -65,8 +66,9 @@ async def ask(hub_config: HubConfig, tenant: str, store: str, kind: str, body: d
     """A store's payment request to the hub (with the hub's NATS rights); the answer's object, or
     {"error": {code, message}} for an error reply."""
     async def run() -> Any:
-        client = await nats.connect(hub_config.nats_url, **({"nkeys_seed": str(hub_config.nats_credentials)}
-                                                            if hub_config.nats_credentials else {}))
+        client = await nats.connect(hub_config.nats_url, tls=Certificates(hub_config.tls).client,
+                                    **({"nkeys_seed": str(hub_config.nats_credentials)}
+                                       if hub_config.nats_credentials else {}))
         try:
             return await client.request(payment_request_subject(tenant, store, kind), encode(body), timeout=10)
         finally:

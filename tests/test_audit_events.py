@@ -39,7 +39,7 @@ from tests.stock_world import build_world
 async def _store(path: Path, nats_server: EmbeddedNats) -> AsyncIterator[Tree]:
     """store-001's outbox and forwarder, logged in to NATS with the store's own credentials."""
     link = NatsLink(nats_server.url, "test-edge", credentials=nats_server.store_credentials("demo", "store-001"),
-                    inbox_prefix=store_inbox_prefix("demo", "store-001"))
+                    inbox_prefix=store_inbox_prefix("demo", "store-001"), tls=nats_server.client_tls())
     with AsyncioSeam() as seam:
         spec = SupervisorSpec("test", children=[ChildSpec("outbox", OutboxActor, (path, "demo", "store-001")),
                                                 ChildSpec("forwarder", ForwarderActor, (seam, link))])

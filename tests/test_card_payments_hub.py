@@ -36,6 +36,7 @@ from mocks.payment_terminal import PaymentTerminalMock
 from novapos.config import DeviceRule, HubConfig, StoreConfig
 from novapos.config.hub import PaymentSettings
 from novapos.config.terminal import TerminalSettings
+from novapos.tls import Certificates
 from novapos.wire.payments import payment_request_subject
 from tests.acquirer_support import RunningAcquirer, running_acquirer
 from tests.conftest import query, wait_until
@@ -338,8 +339,9 @@ def garbage_hub(hub_config: HubConfig) -> Iterator[None]:
     ready, stop = threading.Event(), threading.Event()
 
     async def answer() -> None:
-        client = await nats.connect(hub_config.nats_url, **({"nkeys_seed": str(hub_config.nats_credentials)}
-                                                            if hub_config.nats_credentials else {}))
+        client = await nats.connect(hub_config.nats_url, tls=Certificates(hub_config.tls).client,
+                                    **({"nkeys_seed": str(hub_config.nats_credentials)}
+                                       if hub_config.nats_credentials else {}))
 
         async def garbage(msg: Any) -> None:
             await msg.respond(b"<html>bad gateway</html>")

@@ -45,7 +45,7 @@ async def syncing(server: EmbeddedNats | str, state_dir: Path) -> AsyncIterator[
     with AsyncioSeam() as seam:
         link = NatsLink(server, "test-catalog-sync") if isinstance(server, str) else NatsLink(
             server.url, "test-catalog-sync", credentials=server.store_credentials(TENANT, STORE),
-            inbox_prefix=store_inbox_prefix(TENANT, STORE))
+            inbox_prefix=store_inbox_prefix(TENANT, STORE), tls=server.client_tls())
         spec = SupervisorSpec("test", children=[ChildSpec("catalog", CatalogSyncActor,
                                                           (seam, link, state_dir, TENANT, 4096, 0.2))])
         try:

@@ -21,7 +21,6 @@ from hub.giftcards.sales import apply_sales as card_sales
 from hub.refusals import Refused
 from hub.responders import _subscribe, _unsubscribe
 from novapos import validators
-from novapos.adapters.nats import NatsLink
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.wire.replies import ERROR_CODE_HEADER
 from tests.codes_support import PROMOTION, code_only_promotion, coupon, sale
@@ -188,7 +187,7 @@ async def test_one_slow_request_holds_no_other_behind_it(nats_server: EmbeddedNa
         return data
 
     async def work() -> list[bytes]:
-        link = NatsLink(nats_server.url, "hub-test", credentials=nats_server.hub_credentials)
+        link = nats_server.hub_link("hub-test")
         await link.connect()
         try:
             subscriptions = await _subscribe(link, None, [Domain("slowness", responders={"novapos.t.s.req.x": answer})])
@@ -233,7 +232,7 @@ async def test_a_refused_request_is_logged_without_the_values_it_carried(nats_se
         raise RuntimeError(f"broke on {data.decode()}")
 
     async def work() -> list[str]:
-        link = NatsLink(nats_server.url, "hub-test", credentials=nats_server.hub_credentials)
+        link = nats_server.hub_link("hub-test")
         await link.connect()
         try:
             subscriptions = await _subscribe(link, None, [Domain("privacy", responders={

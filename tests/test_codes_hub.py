@@ -42,7 +42,8 @@ def stores_nats(tmp_path: Path) -> Iterator[EmbeddedNats]:
 
 @pytest.fixture
 def codes_hub(hub_config: HubConfig, stores_nats: EmbeddedNats) -> HubConfig:
-    return dataclasses.replace(hub_config, nats_url=stores_nats.url, nats_credentials=stores_nats.hub_credentials)
+    return dataclasses.replace(hub_config, nats_url=stores_nats.url, nats_credentials=stores_nats.hub_credentials,
+                               tls=stores_nats.tls_settings())
 
 
 async def _ask(nats: EmbeddedNats, kind: str, body: dict[str, Any], store: str = "store-001") -> dict[str, Any] | int:

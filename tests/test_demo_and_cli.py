@@ -7,11 +7,11 @@ import json
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import time
 import tomllib
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -22,7 +22,10 @@ from novapos.demo.processes import free_port
 from novapos.demo.provision import DEMO_USERS
 from tests.pos import COFFEE
 
-_TILL_BROWSER = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+_TRUST = ssl.create_default_context()
+"""The browser's trust: the demo's CA is added once the demo has made it (a browser told to trust it)."""
+_TILL_BROWSER = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+                                            urllib.request.HTTPSHandler(context=_TRUST))
 """Keeps the till login's cookie, as the web till's browser does."""
 
 
@@ -77,7 +80,7 @@ def test_demo_runs_both_processes_and_a_sale_lands_once(tmp_path: Path) -> None:
     demo = subprocess.Popen([sys.executable, "-m", "novapos.cli", "demo", "--state-dir", str(tmp_path / "state"),
                              "--till-port", str(till_port), "--console-port", str(console_port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    till, console = f"http://127.0.0.1:{till_port}", f"http://127.0.0.1:{console_port}"
+    till, console = f"https://127.0.0.1:{till_port}", f"https://127.0.0.1:{console_port}"
     try:
         started = time.monotonic()
         banner = ""
@@ -87,6 +90,11 @@ def test_demo_runs_both_processes_and_a_sale_lands_once(tmp_path: Path) -> None:
             banner += line
             assert time.monotonic() - started < 60, banner
         assert f"{till}/" in banner and f"{console}/" in banner
+        ca_file = (tmp_path / "state" / "tls" / "ca.pem").resolve()
+        assert str(ca_file) in banner  # the CA to trust, where the banner says
+        _TRUST.load_verify_locations(cafile=ca_file)
+        with pytest.raises(OSError):  # plain HTTP is not served: the connection closes without an answer
+            urllib.request.urlopen(f"http://127.0.0.1:{till_port}/healthz", timeout=5)
         # the way to the simulated devices works as printed, wherever the demo was installed and run from
         assert f"mock --state-dir {(tmp_path / 'state').resolve()} help" in banner
         assert _http("GET", f"{till}/healthz")[0] == 200
@@ -113,7 +121,7 @@ def test_demo_runs_both_processes_and_a_sale_lands_once(tmp_path: Path) -> None:
 
         deadline = time.monotonic() + 20
         sales: list = []
-        with httpx.Client(base_url=console, timeout=5) as admin:  # the console is for its signed-in people
+        with httpx.Client(base_url=console, timeout=5, verify=_TRUST) as admin:  # the console is for its signed-in people
             demo_admin = DEMO_USERS[0]
             answer = admin.post("/api/login", json={"login": demo_admin.login, "password": demo_admin.password})
             assert answer.status_code == 200, answer.text
@@ -152,7 +160,7 @@ def test_demo_runs_both_processes_and_a_sale_lands_once(tmp_path: Path) -> None:
     assert demo.returncode == 0, output
     for port in (till_port, console_port):
         with pytest.raises(OSError):
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", timeout=1, context=_TRUST)
 
 
 def test_embedded_postgres_starts_in_a_deep_state_folder(tmp_path: Path) -> None:

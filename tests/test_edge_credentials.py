@@ -53,7 +53,7 @@ async def test_a_store_with_another_stores_credentials_is_denied_says_so_once_an
     caplog.set_level(logging.DEBUG, logger="novapos.adapters.nats")
     caplog.set_level(logging.INFO, logger="actors.storage.forwarder")
     # store-001's box holding store-002's seed: NATS lets it in, and denies it store-001's subjects
-    config = replace(store_config, nats_url=two_stores.url,
+    config = replace(store_config, nats_url=two_stores.url, tls=two_stores.tls_settings(),
                      nats_credentials=two_stores.store_credentials("demo", "store-002"))
     async with trio.open_nursery() as nursery:
         edge = await nursery.start(run_edge, config)
@@ -76,7 +76,7 @@ async def test_a_store_with_another_stores_credentials_is_denied_says_so_once_an
 
 async def test_a_revoked_store_shows_refused_credentials_and_sells_on(
         store_config: StoreConfig, two_stores: EmbeddedNats, http: httpx.AsyncClient) -> None:
-    config = replace(store_config, nats_url=two_stores.url,
+    config = replace(store_config, nats_url=two_stores.url, tls=two_stores.tls_settings(),
                      nats_credentials=two_stores.store_credentials("demo", "store-001"))
     assert two_stores.hub_credentials is not None and two_stores.authorization is not None
     await ensure_stream(two_stores)
@@ -104,7 +104,7 @@ def test_a_seed_file_others_may_read_is_refused_before_use(tmp_path: Path, store
     seed = tmp_path / "store.seed"
     seed.write_text(store_config.nats_credentials.read_text())  # type: ignore[union-attr]
     seed.chmod(0o644)
-    link = NatsLink(store_config.nats_url, "test", credentials=seed)
+    link = NatsLink(store_config.nats_url, "test", credentials=seed)  # refused before any connection: no TLS needed
     with pytest.raises(ConnectionError, match=f"open to group or others \\(mode 0644\\).*chmod 600 {seed}"):
         asyncio.run(link.connect())
     assert link.refusal is not None and link.refusal.kind == "unusable"

@@ -21,7 +21,7 @@ from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.processes import free_port
 from novapos.demo.run import write_store_config
 from tests.catalog import seed_catalog
-from tests.conftest import query, wait_until
+from tests.conftest import query, tls_table, wait_until
 from tests.fleet import fleet_world
 
 
@@ -32,7 +32,8 @@ async def test_a_killed_edge_is_marked_offline_once(
     port = free_port()
     config = tmp_path / "store.toml"
     write_store_config(config, tmp_path, port, {"scan_interval": 0.1, "rules": [
-        {"name": "receipt-printer", "driver": "escpos-network", "host": "127.0.0.1", "port": printer.port}]})
+        {"name": "receipt-printer", "driver": "escpos-network", "host": "127.0.0.1", "port": printer.port}]},
+        tls=tls_table(nats_server.tls_settings()))
     config.write_text(config.read_text() + "\n[health]\nreport_interval_s = 1\n")
     seed_catalog(tmp_path / "store-001")
     env = {**os.environ, "NOVAPOS_NATS_URL": nats_server.url,

@@ -77,7 +77,7 @@ async def _ask(nats_server: EmbeddedNats, store: str, subject: str, payloads: li
     """Send reports with `store`'s credentials (demo tenant) on `subject`; each answer or the exception."""
     async def run() -> list[object]:
         link = NatsLink(nats_server.url, f"test-{store}", credentials=nats_server.store_credentials("demo", store),
-                        inbox_prefix=store_inbox_prefix("demo", store))
+                        inbox_prefix=store_inbox_prefix("demo", store), tls=nats_server.client_tls())
         await link.connect()
         answers: list[object] = []
         try:

@@ -47,7 +47,7 @@ def _big_sale(lines: int) -> dict[str, Any]:
 async def _edge(path: Path, nats_server: EmbeddedNats) -> AsyncIterator[Tree]:
     """The store's outbox and its forwarder, as the edge runs them: logged in as the store."""
     link = NatsLink(nats_server.url, "test-edge", credentials=nats_server.store_credentials("demo", "store-001"),
-                    inbox_prefix=store_inbox_prefix("demo", "store-001"))
+                    inbox_prefix=store_inbox_prefix("demo", "store-001"), tls=nats_server.client_tls())
     with AsyncioSeam() as seam:
         spec = SupervisorSpec("test", children=[
             ChildSpec("outbox", OutboxActor, (path, "demo", "store-001")),

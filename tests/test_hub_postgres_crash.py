@@ -47,7 +47,7 @@ async def test_sales_land_exactly_once_across_a_postgres_kill_9(
         http: httpx.AsyncClient, tmp_path: Path) -> None:
     url = own_postgres.url()
     hub_config = HubConfig(tenants=("demo",), http_port=0, nats_url=nats_server.url, database_url=url,
-                           nats_credentials=nats_server.hub_credentials,
+                           nats_credentials=nats_server.hub_credentials, tls=nats_server.tls_settings(),
                            audit=AuditSettings(checkpoint_dir=tmp_path / "audit-checkpoints"))
     async with trio.open_nursery() as nursery:
         hub = await nursery.start(run_hub, hub_config)

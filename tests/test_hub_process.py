@@ -24,23 +24,27 @@ import pytest
 from novapos.adapters.nats import INGEST_CONSUMER, NatsLink
 from novapos.demo.embedded_nats import EmbeddedNats, nats_server_binary
 from novapos.demo.processes import ManagedProcess, free_port, wait_for_port
+from novapos.tls import TlsSettings
 from novapos.wire.envelope import decode
 from novapos.wire.subjects import EVENTS_FILTER, EVENTS_STREAM
+from tests.conftest import tls_toml
 from tests.events import SUBJECT, sale_event
 from tests.test_hub_retries import TableLock
+
+NO_TLS = TlsSettings()
 
 
 class HubProcess:
     """`novapos hub` in a child process, its log lines collected as they come."""
 
     def __init__(self, tmp_path: Path, nats_url: str, database_url: str, credentials: Path | None = None,
-                 settings: str = "") -> None:
-        """`settings`: more of hub.toml, such as an [ingest] table."""
+                 settings: str = "", tls: TlsSettings = NO_TLS) -> None:
+        """`settings`: more of hub.toml, such as an [ingest] table; `tls`: its [tls] (a TLS NATS's CA)."""
         self.port = free_port()
         config = tmp_path / "hub.toml"
         config.write_text(f'tenants = ["demo"]\n[http]\nport = {self.port}\n'
                           f'[nats]\nurl = "{nats_url}"\ncredentials = "{credentials or ""}"\n'
-                          f'[database]\nurl = "{database_url}"\n{settings}')
+                          f'[database]\nurl = "{database_url}"\n{tls_toml(tls)}{settings}')
         env = {k: v for k, v in os.environ.items() if not k.startswith("NOVAPOS_")}
         self.process = subprocess.Popen([sys.executable, "-m", "novapos.cli", "hub", "--config", str(config)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
@@ -105,7 +109,7 @@ def test_a_hub_started_while_nats_is_down_says_so_answers_not_ready_and_starts_o
     status, body = until(hub.health, what="the console answering")
     assert status == 503 and "NATS" in body["waiting_for"]
 
-    server = EmbeddedNats(tmp_path / "nats", port=nats_port).start()
+    server = EmbeddedNats(tmp_path / "nats", port=nats_port, tls=False).start()  # the hub was given nats://
     try:
         until(lambda: (hub.health() or (0, {}))[0] == 200, timeout=30, what="ready once NATS is up")
         assert hub.stop() == 0, hub.log
@@ -132,7 +136,7 @@ def test_a_hub_started_against_nats_without_jetstream_waits_for_it_and_starts_on
         assert hub.process.poll() is None, hub.log
     finally:
         plain.stop()
-    server = EmbeddedNats(tmp_path / "nats", port=nats_port).start()
+    server = EmbeddedNats(tmp_path / "nats", port=nats_port, tls=False).start()  # the hub was given nats://
     try:
         until(lambda: (hub.health() or (0, {}))[0] == 200, timeout=30, what="ready once JetStream is up")
         assert hub.stop() == 0, hub.log
@@ -144,7 +148,8 @@ def test_a_hub_started_against_nats_without_jetstream_waits_for_it_and_starts_on
 def test_a_hub_started_while_postgresql_is_down_says_so_and_stops_cleanly(
         tmp_path: Path, nats_server: EmbeddedNats, hubs: list[HubProcess]) -> None:
     database = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
-    hub = HubProcess(tmp_path, nats_server.url, database, nats_server.hub_credentials)
+    hub = HubProcess(tmp_path, nats_server.url, database, nats_server.hub_credentials,
+                     tls=nats_server.tls_settings())
     hubs.append(hub)
     until(lambda: "waiting for PostgreSQL" in hub.log, what="a warning naming PostgreSQL")
     status, body = until(hub.health, what="the console answering")
@@ -155,7 +160,8 @@ def test_a_hub_started_while_postgresql_is_down_says_so_and_stops_cleanly(
 
 def test_sigterm_with_the_nats_connection_lost_exits_0(
         tmp_path: Path, nats_server: EmbeddedNats, database_url: str, hubs: list[HubProcess]) -> None:
-    hub = HubProcess(tmp_path, nats_server.url, database_url, nats_server.hub_credentials)
+    hub = HubProcess(tmp_path, nats_server.url, database_url, nats_server.hub_credentials,
+                     tls=nats_server.tls_settings())
     hubs.append(hub)
     until(lambda: (hub.health() or (0, {}))[0] == 200, what="ready")
     nats_server.stop()
@@ -204,7 +210,8 @@ def _redelivered_within(nats_server: EmbeddedNats, timeout: float) -> int:
 
 def test_a_batch_cut_off_by_the_stop_is_given_back_at_once(
         tmp_path: Path, nats_server: EmbeddedNats, database_url: str, hubs: list[HubProcess]) -> None:
-    hub = HubProcess(tmp_path, nats_server.url, database_url, nats_server.hub_credentials)
+    hub = HubProcess(tmp_path, nats_server.url, database_url, nats_server.hub_credentials,
+                     tls=nats_server.tls_settings())
     hubs.append(hub)
     until(lambda: (hub.health() or (0, {}))[0] == 200, what="ready")
     pending = lambda: _consumer(nats_server, lambda js: js.consumer_info(EVENTS_STREAM, INGEST_CONSUMER))  # noqa: E731
@@ -222,7 +229,8 @@ def test_a_batch_cut_off_by_the_stop_is_given_back_at_once(
 
 def test_the_batch_fetched_ahead_is_given_back_at_once_too_behind_the_one_cut_off(
         tmp_path: Path, nats_server: EmbeddedNats, database_url: str, hubs: list[HubProcess]) -> None:
-    hub = HubProcess(tmp_path, nats_server.url, database_url, nats_server.hub_credentials)
+    hub = HubProcess(tmp_path, nats_server.url, database_url, nats_server.hub_credentials,
+                     tls=nats_server.tls_settings())
     hubs.append(hub)
     until(lambda: (hub.health() or (0, {}))[0] == 200, what="ready")
     pending = lambda: _consumer(nats_server, lambda js: js.consumer_info(EVENTS_STREAM, INGEST_CONSUMER))  # noqa: E731

@@ -16,6 +16,7 @@ import nats
 from hub.db import close_pool, create_pool, migrate
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.wire.staff import decode_list, staff_subject
+from tests.conftest import tls_toml
 from tests.stock_world import WORLD_SQL
 
 
@@ -43,7 +44,8 @@ async def _scenario(tmp_path: Path, database_url: str, nats_server: EmbeddedNats
         await close_pool(pool)
     config = tmp_path / "hub.toml"
     config.write_text(f'tenants = ["demo"]\n[nats]\nurl = "{nats_server.url}"\n'
-                      f'credentials = "{nats_server.hub_credentials}"\n[database]\nurl = "{database_url}"\n')
+                      f'credentials = "{nats_server.hub_credentials}"\n[database]\nurl = "{database_url}"\n'
+                      f'{tls_toml(nats_server.tls_settings())}')
     listener = await nats.connect(nats_server.url, **nats_server.hub_options())
     lists = await listener.subscribe(staff_subject("demo", "store-001"))
     try:

@@ -79,7 +79,7 @@ def test_two_hubs_share_the_stream_with_every_sale_once_exact_figures_and_no_dea
         for name in ("a", "b"):
             (tmp_path / name).mkdir()
             hubs.append(HubProcess(tmp_path / name, nats_server.url, database_url, nats_server.hub_credentials,
-                                     "[ingest]\nbatch = 32\n"))
+                                   "[ingest]\nbatch = 32\n", tls=nats_server.tls_settings()))
         for hub in hubs:
             until(lambda hub=hub: (hub.health() or (0, {}))[0] == 200, timeout=60, what="both hubs ready")
         asyncio.run(_publish(nats_server, published))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import zipfile
@@ -43,7 +44,7 @@ def _logs(demo_log: Path, state: Path) -> str:
                      for path in [demo_log, *state.glob("*/*.log")] if path.is_file())
 
 
-async def test_the_wheel_installs_into_a_fresh_venv_and_its_demo_sells(tmp_path: Path, http: httpx.AsyncClient) -> None:
+async def test_the_wheel_installs_into_a_fresh_venv_and_its_demo_sells(tmp_path: Path) -> None:
     outside = tmp_path / "elsewhere"  # not the source tree: nothing can be imported or read from it
     outside.mkdir()
     # From a copy of the sources: a build/ left in the worktree by an earlier build would leak into the wheel.
@@ -69,10 +70,14 @@ async def test_the_wheel_installs_into_a_fresh_venv_and_its_demo_sells(tmp_path:
         demo = subprocess.Popen([venv / "bin" / "novapos", "demo", "--state-dir", "state", "--till-port",
                                  str(till_port), "--console-port", str(console_port)],
                                 cwd=outside, env=env, stdout=log, stderr=subprocess.STDOUT)
-    till, console = f"http://127.0.0.1:{till_port}", f"http://127.0.0.1:{console_port}"
+    till, console = f"https://127.0.0.1:{till_port}", f"https://127.0.0.1:{console_port}"
+    trust = ssl.create_default_context()  # the demo's CA joins it once the demo has made it
+    http = httpx.AsyncClient(timeout=10, verify=trust)
     try:
         async def healthy(url: str) -> bool:
             assert demo.poll() is None, f"the demo exited with {demo.returncode}:\n{_logs(log_path, outside / 'state')}"
+            if (ca_file := outside / "state" / "tls" / "ca.pem").exists() and not trust.get_ca_certs():
+                trust.load_verify_locations(cafile=ca_file)
             try:
                 return (await http.get(f"{url}/healthz")).status_code == 200
             except httpx.TransportError:
@@ -92,7 +97,7 @@ async def test_the_wheel_installs_into_a_fresh_venv_and_its_demo_sells(tmp_path:
         assert (await http.get(f"{till}/static/till.js")).status_code == 200  # the page's script came with the wheel
         receipt = await sell(http, till, [(COFFEE, 2)], cashier=cashier.login)
 
-        async with signed_in(console, DEMO_USERS[0].login, DEMO_USERS[0].password or "") as admin:  # the demo's admin, as its banner says
+        async with signed_in(console, DEMO_USERS[0].login, DEMO_USERS[0].password or "", verify=trust) as admin:  # the demo's admin, as its banner says
             async def in_console() -> list[dict[str, object]]:
                 sales = (await admin.get("/api/sales")).json()
                 return [sale for sale in sales if sale["event_id"] == receipt["sale"]]
@@ -100,6 +105,7 @@ async def test_the_wheel_installs_into_a_fresh_venv_and_its_demo_sells(tmp_path:
             [sale] = await wait_until(in_console, timeout=30)
         assert sale["total_minor"] == 2 * 499
     finally:
+        await http.aclose()
         demo.send_signal(signal.SIGINT)
         returncode = await trio.to_thread.run_sync(demo.wait, 60)
     assert returncode == 0, _logs(log_path, outside / "state")

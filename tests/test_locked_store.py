@@ -29,7 +29,7 @@ from novapos.config import StoreConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.processes import free_port
 from novapos.demo.run import write_store_config
-from tests.conftest import ensure_stream, wait_until
+from tests.conftest import ensure_stream, tls_table, wait_until
 from tests.pos import COFFEE, log_in_at
 
 LOCK_S = 12.0  # longer than any wait of the store's for a lock (db.LOCK_WAIT_S)
@@ -104,7 +104,8 @@ async def test_a_second_edge_on_the_same_state_folder_exits_2_before_starting_an
     port = free_port()
     config_file = tmp_path / "store.toml"
     write_store_config(config_file, tmp_path, port, {"scan_interval": 0.1, "rules": [
-        {"name": "receipt-printer", "driver": "escpos-network", "host": "127.0.0.1", "port": printer.port}]})
+        {"name": "receipt-printer", "driver": "escpos-network", "host": "127.0.0.1", "port": printer.port}]},
+        tls=tls_table(nats_server.tls_settings()))
     state_dir = tmp_path / "store-001"
     first = _edge_process(config_file, nats_server, tmp_path / "first.log")
     try:

@@ -28,6 +28,7 @@ from edge.app import run_edge
 from mocks.payment_terminal import PaymentTerminalMock
 from novapos.config import DeviceRule, HubConfig, StoreConfig
 from novapos.config.terminal import TerminalSettings
+from novapos.tls import Certificates
 from novapos.wire.payments import payment_request_subject
 from tests.conftest import wait_until
 from tests.edges import waiting_events
@@ -232,8 +233,9 @@ def slow_hub(hub_config: HubConfig, asked: list[float]) -> Iterator[None]:
     ready, stop = threading.Event(), threading.Event()
 
     async def answer() -> None:
-        client = await nats.connect(hub_config.nats_url, **({"nkeys_seed": str(hub_config.nats_credentials)}
-                                                            if hub_config.nats_credentials else {}))
+        client = await nats.connect(hub_config.nats_url, tls=Certificates(hub_config.tls).client,
+                                    **({"nkeys_seed": str(hub_config.nats_credentials)}
+                                       if hub_config.nats_credentials else {}))
 
         async def status(msg: Any) -> None:
             asked.append(time.monotonic())

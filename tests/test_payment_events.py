@@ -279,7 +279,7 @@ def _relay_with(hubs: list[HubProcess], tmp_path: Path, nats_server: EmbeddedNat
     for number in (1, 2):
         folder = tmp_path / f"hub-{number}"
         folder.mkdir()
-        hubs.append(HubProcess(folder, nats_server.url, database_url, nats_server.hub_credentials))
+        hubs.append(HubProcess(folder, nats_server.url, database_url, nats_server.hub_credentials, tls=nats_server.tls_settings()))
     for hub in hubs:
         until(lambda hub=hub: (hub.health() or (0, {}))[0] == 200, timeout=60, what="both hubs ready")  # type: ignore[misc]
     stores = ("store-001", "store-002", "store-003")

@@ -40,7 +40,8 @@ def _hub(folder: Path, nats_server: EmbeddedNats, database_url: str, acquirer: R
     """A hub process with these provider timers (the config refuses a watchdog that could look before a call
     times out)."""
     folder.mkdir()
-    return HubProcess(folder, nats_server.url, database_url, nats_server.hub_credentials, settings=(
+    return HubProcess(folder, nats_server.url, database_url, nats_server.hub_credentials, tls=nats_server.tls_settings(),
+                      settings=(
         f'[payments]\ngateway_url = "{acquirer.url}"\ntimeout_s = {timeout_s}\n'
         f'watchdog_after_s = {watchdog_after_s}\n'))
 
@@ -48,7 +49,7 @@ def _hub(folder: Path, nats_server: EmbeddedNats, database_url: str, acquirer: R
 async def _ask_as_store(nats_server: EmbeddedNats, kind: str, body: dict[str, Any], timeout: float) -> Any:
     """(asyncio) A payment request from store-001, with its own credentials; the answer's object, or the exception."""
     client = await nats.connect(nats_server.url, nkeys_seed=str(nats_server.store_credentials("demo", "store-001")),
-                                inbox_prefix=store_inbox_prefix("demo", "store-001"))
+                                inbox_prefix=store_inbox_prefix("demo", "store-001"), **nats_server.client_options())
     try:
         reply = await client.request(payment_request_subject("demo", "store-001", kind), encode(body), timeout=timeout)
         return json.loads(reply.data) if reply.data else dict(reply.headers or {})

@@ -102,7 +102,8 @@ async def test_a_store_cannot_receive_another_stores_list(hub_config: HubConfig,
                 async def record(exc: Exception) -> None:
                     errors.append(str(exc).lower())
                 client = await nats.connect(nats_server.url, nkeys_seed=str(seed), error_cb=record,
-                                            inbox_prefix=store_inbox_prefix("demo", "store-001"))
+                                            inbox_prefix=store_inbox_prefix("demo", "store-001"),
+                                            **nats_server.client_options())
                 try:
                     own = await client.request(staff_request_subject("demo", "store-001"), b"", timeout=5)
                     await client.subscribe(staff_subject("demo", "store-002"))

@@ -17,6 +17,8 @@ from pathlib import Path
 from hub.tenancy.credentials import public_key, read_seed
 from novapos.adapters.nats import NatsLink, store_inbox_prefix
 from novapos.config import load_store
+from novapos.tls import Certificates, TlsSettings
+from tests.conftest import tls_toml
 from tests.test_tenancy_nats import Hub, hub  # noqa: F401  (the fixture)
 
 
@@ -24,17 +26,19 @@ def _novapos(at: Hub, *words: str) -> subprocess.CompletedProcess[str]:
     config = at.out.parent / "hub.toml"
     config.write_text(f'tenants = ["demo"]\n[nats]\nurl = "{at.config.nats_url}"\n'
                       f'credentials = "{at.config.nats_credentials}"\nauthorization = "{at.config.nats_authorization}"\n'
-                      f'pid_file = "{at.config.nats_pid_file}"\n[database]\nurl = "{at.config.database_url}"\n')
+                      f'pid_file = "{at.config.nats_pid_file}"\n[database]\nurl = "{at.config.database_url}"\n'
+                      f'{tls_toml(at.config.tls)}')
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOVAPOS_")}
     return subprocess.run([sys.executable, "-m", "novapos.cli", "hub", "--config", str(config), *words],
                           capture_output=True, text=True, timeout=60, env=env)
 
 
-def _connects(url: str, seed: Path, tenant: str, store: str) -> str:
+def _connects(url: str, seed: Path, tenant: str, store: str, tls: TlsSettings) -> str:
     """"" when the store logs in, else why not. A connection reset while the server is still reloading its
     authorization says nothing yet: that attempt is made again, a few times."""
     async def attempt() -> str:
-        link = NatsLink(url, "cli-test", credentials=seed, inbox_prefix=store_inbox_prefix(tenant, store))
+        link = NatsLink(url, "cli-test", credentials=seed, inbox_prefix=store_inbox_prefix(tenant, store),
+                        tls=Certificates(tls).client)
         try:
             await link.connect()
         except ConnectionError as exc:
@@ -69,7 +73,8 @@ def test_store_add_writes_a_bundle_the_edge_loads_and_nats_accepts(hub: Hub) -> 
         ("demo", "store-001", "north", "EUR", ("till-1", "till-2"))
     assert (config.nats_url, config.nats_credentials) == (hub.config.nats_url, seed.resolve())
     assert public_key(read_seed(seed)) in hub.config.nats_authorization.read_text()  # type: ignore[union-attr]
-    assert _connects(hub.config.nats_url, seed, "demo", "store-001") == ""
+    assert config.nats_url.startswith("tls://") and config.tls.ca_file == (out / "ca.pem").resolve()
+    assert _connects(config.nats_url, seed, "demo", "store-001", config.tls) == ""  # with the bundle's CA alone
 
     listed = _novapos(hub, "store", "list", "demo")
     assert listed.returncode == 0 and listed.stdout.startswith("demo/store-001  region north  active  credentials ")
@@ -85,10 +90,10 @@ def test_store_add_writes_a_bundle_the_edge_loads_and_nats_accepts(hub: Hub) -> 
 
     revoked = _novapos(hub, "store", "revoke", "demo", "store-001")
     assert revoked.returncode == 0 and "revoked" in revoked.stdout
-    assert "authorization violation" in _connects(hub.config.nats_url, seed, "demo", "store-001").lower()
+    assert "authorization violation" in _connects(hub.config.nats_url, seed, "demo", "store-001", hub.config.tls).lower()
     rotated = _novapos(hub, "store", "rotate", "demo", "store-001", "--out", str(hub.out / "rotated"))
     assert rotated.returncode == 0, rotated.stderr
-    assert _connects(hub.config.nats_url, hub.out / "rotated" / "store.seed", "demo", "store-001") == ""
+    assert _connects(hub.config.nats_url, hub.out / "rotated" / "store.seed", "demo", "store-001", hub.config.tls) == ""
     assert "active" in _novapos(hub, "store", "list").stdout
     audited = hub.run(lambda pool: pool.fetch("SELECT actor, action, store, details FROM audit_records"
                                               " WHERE tenant = 'demo' ORDER BY seq"))
@@ -97,6 +102,30 @@ def test_store_add_writes_a_bundle_the_edge_loads_and_nats_accepts(hub: Hub) -> 
         for action in ("store.provisioned", "store.revoked", "store.credentials_rotated")]
     assert json.loads(audited[0]["details"])["tills"] == ["till-1", "till-2"]
     assert json.loads(audited[2]["details"])["nkey_public"] == public_key(read_seed(hub.out / "rotated" / "store.seed"))
+
+
+def test_store_add_with_a_ca_issues_the_stores_certificate_into_its_bundle(hub: Hub) -> None:  # noqa: F811
+    assert _novapos(hub, "tenant", "add", "demo", "--currency", "EUR").returncode == 0
+    assert _novapos(hub, "region", "add", "demo", "north").returncode == 0
+    assert hub.config.tls.ca_file is not None
+    ca_dir = hub.config.tls.ca_file.parent  # the embedded server's local CA
+    out = hub.out / "store-002"
+    added = _novapos(hub, "store", "add", "demo", "store-002", "--region", "north", "--out", str(out),
+                     "--ca-dir", str(ca_dir), "--host", "store-002.lan", "--credentials-path", "/etc/novapos/store.seed")
+    assert added.returncode == 0, added.stderr
+    tls = load_store(out / "store.toml").tls
+    assert (tls.ca_file, tls.cert_file, tls.key_file) == (  # where the files will be once the folder is copied
+        Path("/etc/novapos/ca.pem"), Path("/etc/novapos/store-002.pem"), Path("/etc/novapos/store-002.key"))
+    assert (out / "store-002.key").stat().st_mode & 0o777 == 0o600
+    box = TlsSettings(cert_file=out / "store-002.pem", key_file=out / "store-002.key", ca_file=out / "ca.pem")
+    assert Certificates(box).server is not None  # the pair matches and the CA loads
+    assert "store-002.lan" in _certs_show(out / "store-002.pem")
+    assert _connects(hub.config.nats_url, out / "store.seed", "demo", "store-002", box) == ""
+
+
+def _certs_show(path: Path) -> str:
+    return subprocess.run([sys.executable, "-m", "novapos.cli", "certs", "show", str(path)], capture_output=True,
+                          text=True, timeout=60).stdout
 
 
 def test_a_hub_config_without_an_authorization_file_is_refused_with_what_to_set(hub: Hub) -> None:  # noqa: F811

@@ -72,6 +72,7 @@ def hub(tmp_path: Path, database_url: str) -> Iterator[Hub]:
     write_atomically(auth, authorization(public_key(hub_seed), []))
     server = EmbeddedNats(tmp_path / "nats", authorization=auth, hub_credentials=tmp_path / "hub.seed").start()
     config = HubConfig(nats_url=server.url, database_url=database_url, nats_credentials=tmp_path / "hub.seed",
+                       tls=server.tls_settings(),
                        nats_authorization=auth, nats_pid_file=server.pid_file,
                        audit=AuditSettings(checkpoint_dir=tmp_path / "audit-checkpoints"))
     try:
@@ -87,10 +88,11 @@ class Store:
         self.errors: list[str] = []
         self.client: Client | None = None
 
-    async def connect(self, url: str, seed: Path, tenant: str, store: str) -> Client:
+    async def connect(self, server: EmbeddedNats, seed: Path, tenant: str, store: str) -> Client:
         async def record(exc: Exception) -> None:
             self.errors.append(str(exc))
-        self.client = await nats.connect(url, nkeys_seed=str(seed), inbox_prefix=store_inbox_prefix(tenant, store),
+        self.client = await nats.connect(server.url, nkeys_seed=str(seed), inbox_prefix=store_inbox_prefix(tenant, store),
+                                         **server.client_options(),
                                          error_cb=record, connect_timeout=2, max_reconnect_attempts=2,
                                          reconnect_time_wait=0.2)
         return self.client
@@ -103,12 +105,13 @@ async def _as_hub(server: EmbeddedNats) -> Client:
     return await nats.connect(server.url, **server.hub_options())
 
 
-async def _refused(url: str, seed: Path) -> str:
+async def _refused(server: EmbeddedNats, seed: Path) -> str:
     """Why NATS refuses a login with `seed` ("" if it accepts it). A connection reset while the server is
     still reloading its authorization says nothing yet: that attempt is made again, a few times."""
     for _ in range(5):
         try:
-            client = await nats.connect(url, nkeys_seed=str(seed), allow_reconnect=False, connect_timeout=2)
+            client = await nats.connect(server.url, nkeys_seed=str(seed), allow_reconnect=False, connect_timeout=2,
+                                        **server.client_options())
         except Exception as exc:
             if "reset by peer" in str(exc):
                 await asyncio.sleep(0.2)
@@ -141,7 +144,7 @@ def test_a_store_publishes_its_own_events_and_nats_refuses_it_everything_else(hu
             await js_hub.publish(f"catalog.{tenant}.version", f"{tenant}-1".encode())
 
         store = Store()
-        client = await store.connect(hub.nats.url, seed_1, "demo", "store-001")
+        client = await store.connect(hub.nats, seed_1, "demo", "store-001")
         js = client.jetstream(timeout=DENIED_WITHIN_S)
 
         # its own events: stored, with the PubAck back on its own inbox
@@ -215,7 +218,7 @@ def test_a_store_receives_its_own_payment_events_and_nats_refuses_it_another_sto
     async def scenario() -> None:
         admin = await _as_hub(hub.nats)
         store = Store()
-        client = await store.connect(hub.nats.url, seed_1, "demo", "store-001")
+        client = await store.connect(hub.nats, seed_1, "demo", "store-001")
         mine = await client.subscribe(payment_events_subject("demo", "store-001"))
         snooped: list[str] = []
 
@@ -248,17 +251,17 @@ def test_a_revoked_store_cannot_log_in_again_and_keeps_its_record(hub: Hub) -> N
     hub.run(lambda pool: provisioning.revoke_store(pool, hub.config, "demo", "store-001"))
 
     async def after() -> None:
-        await _until(lambda: _refused_soon(hub.nats.url, seed))
-        assert "authorization violation" in (await _refused(hub.nats.url, seed)).lower()
-        assert await _refused(hub.nats.url, other) == ""  # the other store is untouched
+        await _until(lambda: _refused_soon(hub.nats, seed))
+        assert "authorization violation" in (await _refused(hub.nats, seed)).lower()
+        assert await _refused(hub.nats, other) == ""  # the other store is untouched
     asyncio.run(after())
     rows = hub.run(lambda pool: pool.fetch("SELECT status, nkey_public FROM stores WHERE store = 'store-001'"))
     assert [tuple(row) for row in rows] == [("revoked", None)]  # the record stays: its sales stay attributable
     assert public_key(seed.read_text()) not in hub.config.nats_authorization.read_text()  # type: ignore[union-attr]
 
 
-async def _refused_soon(url: str, seed: Path) -> bool:
-    return await _refused(url, seed) != ""
+async def _refused_soon(server: EmbeddedNats, seed: Path) -> bool:
+    return await _refused(server, seed) != ""
 
 
 def test_a_connected_store_is_cut_off_by_its_revocation(hub: Hub) -> None:
@@ -266,7 +269,7 @@ def test_a_connected_store_is_cut_off_by_its_revocation(hub: Hub) -> None:
 
     async def scenario() -> None:
         store = Store()
-        client = await store.connect(hub.nats.url, seed, "demo", "store-001")
+        client = await store.connect(hub.nats, seed, "demo", "store-001")
         assert client.is_connected
         async with asyncpg.create_pool(hub.config.database_url, min_size=1, max_size=1) as pool:
             await provisioning.revoke_store(pool, hub.config, "demo", "store-001")
@@ -291,8 +294,8 @@ def test_after_a_rotation_the_old_seed_is_refused_and_the_new_one_works(hub: Hub
     assert new.read_text() != old_seed and new.stat().st_mode & 0o777 == 0o600
 
     async def check() -> None:
-        await _until(lambda: _refused_soon(hub.nats.url, kept))
-        assert await _refused(hub.nats.url, new) == ""
+        await _until(lambda: _refused_soon(hub.nats, kept))
+        assert await _refused(hub.nats, new) == ""
     asyncio.run(check())
 
 

@@ -1,5 +1,6 @@
 """Provisioning a store end to end: its record, a fresh NKEY, the NATS authorization regenerated from the
-records (and the server reloaded), and the config bundle its box needs (store.toml and the seed file).
+records (and the server reloaded), and the config bundle its box needs (store.toml and the seed file; with
+TLS the CA certificate and, issued from a local CA, the store's own certificate and key).
 
 The seed exists in exactly one place, the bundle (mode 0600, owned by the service user when `owner` is
 given): the hub keeps the public key only. The authorization is always regenerated from every active
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +28,23 @@ from hub.tenancy.nats_auth import authorization, install
 from hub.tenancy.service import TenancyError
 from novapos import validators
 from novapos.config import HubConfig
+from novapos.local_ca import CA_CERT, issue
+from novapos.tls import TlsSettings
 
 CONFIG_FILE = "store.toml"
 SEED_FILE = "store.seed"
 AUTHORIZATION_LOCK = 0x6E6B6579  # "nkey": PostgreSQL advisory lock serialising authorization rewrites
+
+
+@dataclass(frozen=True)
+class StoreCertificates:
+    """Where `store add` issues the store's TLS certificate: a local CA's folder (novapos.local_ca), and the
+    names the store's box answers to on its LAN (its HTTPS for the tills)."""
+    ca_dir: Path
+    hosts: tuple[str, ...] = ()
+
+
+NO_TLS = TlsSettings()
 
 
 @dataclass(frozen=True)
@@ -84,20 +99,44 @@ def _check_owner(owner: str | None) -> None:
                            "and chown the bundle yourself")
 
 
+def _bundle_tls(folder: Path, store: str, hub_tls: TlsSettings, certificates: StoreCertificates | None,
+                on_box: Path, owner: str | None) -> dict[str, str]:
+    """The store's [tls], its files in `folder` (`on_box`: that folder's path on the box): the CA the hub's
+    [tls] ca_file names (the store verifies NATS with it) and, from `certificates`, the store's own
+    certificate and key (its HTTPS for the tills, its identity to a NATS that verifies clients)."""
+    table: dict[str, str] = {}
+    ca_file = hub_tls.ca_file or (certificates.ca_dir / CA_CERT if certificates else None)
+    if ca_file is not None:
+        shutil.copyfile(ca_file, folder / CA_CERT)
+        _owned(folder / CA_CERT, owner)
+        table["ca_file"] = str(on_box / CA_CERT)
+    if certificates is not None:
+        made = issue(certificates.ca_dir, store, certificates.hosts or (store, "localhost", "127.0.0.1"), out=folder)
+        for path in (made.cert_file, made.key_file):
+            _owned(path, owner)
+        table.update(cert_file=str(on_box / made.cert_file.name), key_file=str(on_box / made.key_file.name))
+    return table
+
+
 def write_bundle(folder: Path, record: service.StoreRecord, currency: str, tills: Sequence[str], nats_url: str,
-                 seed: str, *, owner: str | None = None, credentials_path: Path | None = None) -> Bundle:
-    """store.toml and the seed file in `folder` (created 0700). `credentials_path`: where the seed will be on
-    the box, when not at this folder's path (the bundle is copied elsewhere)."""
+                 seed: str, *, owner: str | None = None, credentials_path: Path | None = None,
+                 hub_tls: TlsSettings = NO_TLS, certificates: StoreCertificates | None = None) -> Bundle:
+    """store.toml and the seed file in `folder` (created 0700), and with TLS the CA and the store's certificate
+    (_bundle_tls). `credentials_path`: where the seed will be on the box, when not at this folder's path (the
+    bundle is copied elsewhere; the TLS files go beside it)."""
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     _owned(folder, owner)
     seed_file = folder / SEED_FILE
     write_seed(seed_file, seed, owner)
     config = folder / CONFIG_FILE
+    on_box = credentials_path.parent if credentials_path else folder.resolve()
+    tls = _bundle_tls(folder, record.store, hub_tls, certificates, on_box, owner)
     config.write_text(tomli_w.dumps({
         "tenant": record.tenant, "store": record.store, "region": record.region, "currency": currency,
         "tills": list(tills),
         "nats": {"url": nats_url, "credentials": str(credentials_path or seed_file.resolve())},
         "state": {"dir": f".state/{record.store}"},
+        **({"tls": tls} if tls else {}),
     }))
     _owned(config, owner)
     return Bundle(folder, config, seed_file)
@@ -105,7 +144,8 @@ def write_bundle(folder: Path, record: service.StoreRecord, currency: str, tills
 
 async def provision_store(pool: asyncpg.Pool, config: HubConfig, tenant: str, store: str, region: str, name: str,
                           tills: Sequence[str], folder: Path, *, nats_url: str | None = None, owner: str | None = None,
-                          credentials_path: Path | None = None, actor: str = "system") -> Bundle:
+                          credentials_path: Path | None = None, certificates: StoreCertificates | None = None,
+                          actor: str = "system") -> Bundle:
     """Record the store, write its bundle, then let NATS know it. Nothing is recorded if the bundle cannot be
     written; a failed reload leaves the record and the file (the sentence says how to reload)."""
     for till in tills:
@@ -122,7 +162,8 @@ async def provision_store(pool: asyncpg.Pool, config: HubConfig, tenant: str, st
                 "region": region, "name": name, "tills": list(tills), "nkey_public": public_key(seed)}))
             bundle = write_bundle(folder, await service.store(conn, tenant, store), currency, tills,
                                   nats_url if nats_url is not None else config.nats_url, seed,
-                                  owner=owner, credentials_path=credentials_path)
+                                  owner=owner, credentials_path=credentials_path, hub_tls=config.tls,
+                                  certificates=certificates)
         await sync_authorization(conn, config)
     return bundle
 

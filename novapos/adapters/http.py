@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -283,10 +284,27 @@ def _served(app: ASGIApp, host: str) -> ASGIApp:
     return logged
 
 
-async def serve(app: Starlette, host: str, port: int, *,
+class _TlsConfig(Config):
+    """hypercorn's settings serving HTTPS with a context we keep (novapos.tls.Certificates reloads its
+    certificate in place), rather than one hypercorn builds once from file names."""
+
+    def __init__(self, context: ssl.SSLContext | None) -> None:
+        super().__init__()
+        self._context = context
+
+    @property
+    def ssl_enabled(self) -> bool:
+        return self._context is not None
+
+    def create_ssl_context(self) -> ssl.SSLContext | None:
+        return self._context
+
+
+async def serve(app: Starlette, host: str, port: int, *, tls: ssl.SSLContext | None = None,
                 task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
-    """Serve until cancelled; reports the bound addresses through task_status once listening."""
-    config = Config()
+    """Serve until cancelled, over HTTPS with `tls` (novapos.tls.server_context); reports the bound addresses
+    (https:// ones with `tls`) through task_status once listening."""
+    config = _TlsConfig(tls)
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("novapos.adapters.http")

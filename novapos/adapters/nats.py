@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nats
 from nats.aio.client import Client
@@ -19,11 +21,23 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DiscardPolicy, StorageType, StreamConfig
 
 from novapos.config.hub import StreamLimits
+from novapos.tls import EXPIRY
 from novapos.validators import token
 from novapos.wire.catalog import catalog_stream, catalog_subjects
 from novapos.wire.subjects import EVENTS_FILTER, EVENTS_STREAM
 
 log = logging.getLogger(__name__)
+
+
+class _QuietTlsClose(logging.Filter):
+    """nats-py's stream protocol asks asyncio to keep a TLS connection half-open at its end, which asyncio
+    refuses with a warning on every close of a tls:// connection: noise in the journal, dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "returning true from eof_received() has no effect when using ssl" not in record.getMessage()
+
+
+logging.getLogger("asyncio").addFilter(_QuietTlsClose())
 
 INGEST_CONSUMER = "hub-ingest"
 SHIPPED_LIMITS = StreamLimits()
@@ -101,11 +115,14 @@ class NatsLink:
     """A nats-py client that reconnects on its own once it has connected the first time.
 
     `credentials`: the NKEY seed file it logs in with (checked: owner-only); `inbox_prefix`: where its
-    replies and deliveries arrive; a store's user may subscribe under `_INBOX.<tenant>.<store>` only."""
+    replies and deliveries arrive; a store's user may subscribe under `_INBOX.<tenant>.<store>` only;
+    `tls`: the context it verifies the server with and presents its certificate from (novapos.tls.Certificates
+    reloads it in place: a reconnect uses the new certificate), for a tls:// URL or a server requiring TLS."""
 
     def __init__(self, url: str, name: str, *, credentials: Path | None = None,
-                 inbox_prefix: str | None = None) -> None:
+                 inbox_prefix: str | None = None, tls: ssl.SSLContext | None = None) -> None:
         self.url = url
+        self.tls = tls
         self.name = name
         self.credentials = credentials
         self.inbox_prefix = inbox_prefix
@@ -119,8 +136,8 @@ class NatsLink:
     def connected(self) -> bool:
         return self._client is not None and self._client.is_connected
 
-    def _auth_options(self) -> dict[str, str]:
-        options: dict[str, str] = {}
+    def _auth_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {} if self.tls is None else {"tls": self.tls}
         if self.credentials is not None:
             options["nkeys_seed"] = str(check_credentials(self.credentials))
         if self.inbox_prefix is not None:
@@ -153,6 +170,7 @@ class NatsLink:
                 self._refused(Refusal("refused", "authorization violation"))
             raise ConnectionError(self._last_error or str(exc) or f"no answer within {timeout:g} s") from exc
         self._js = self._client.jetstream()
+        _record_server_expiry(self._client)
         if self.refusal is not None and self.refusal.kind == "refused":
             log.info("NATS accepts this box's credentials again")
             self.refusal = None
@@ -165,12 +183,14 @@ class NatsLink:
         self.refusal = refusal
 
     async def _on_error(self, exc: Exception) -> None:
-        self._last_error = str(exc) or type(exc).__name__
-        text = self._last_error.lower()
+        text = (str(exc) or type(exc).__name__).lower()
+        if not ("authorization violation" in (self._last_error or "").lower() and "broken pipe" in text):
+            # over TLS the server's refusal is followed by the closed connection's broken pipe: keep the reason
+            self._last_error = str(exc) or type(exc).__name__
         if isinstance(exc, nats.errors.AuthorizationError) or "authorization violation" in text:
             self._refused(Refusal("refused", "authorization violation"))
         elif "permissions violation" in text:
-            self._refused(Refusal("denied", self._last_error.removeprefix("nats: ")))
+            self._refused(Refusal("denied", (str(exc) or type(exc).__name__).removeprefix("nats: ")))
         log.debug("NATS client error (%s): %s", self.name, exc)
 
     async def _on_disconnected(self) -> None:
@@ -180,6 +200,8 @@ class NatsLink:
 
     async def _on_reconnected(self) -> None:
         log.info("reconnected to NATS at %s", self.url)
+        if self._client is not None:
+            _record_server_expiry(self._client)
         if self.refusal is not None and self.refusal.kind == "refused":
             log.info("NATS accepts this box's credentials again")
             self.refusal = None
@@ -284,6 +306,15 @@ class NatsLink:
             except Exception as exc:
                 log.debug("closing a lost NATS connection: %s", exc)
         self._closing = False
+
+
+def _record_server_expiry(client: Client) -> None:
+    """The NATS server's certificate end, from the handshake just made, in the expiry gauge (use=nats_server).
+    nats-py does not expose its TLS connection: its transport's stream writer does (none on plain TCP)."""
+    writer = getattr(getattr(client, "_transport", None), "_io_writer", None)
+    peer = writer.get_extra_info("peercert") if writer is not None else None
+    if peer and "notAfter" in peer:
+        EXPIRY.labels("nats_server").set(ssl.cert_time_to_seconds(peer["notAfter"]))
 
 
 async def fetch(subscription: JetStreamContext.PullSubscription, batch: int, timeout: float) -> list[Msg]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from novapos.cli.audit import add_audit_commands
 from novapos.cli.catalog import add_catalog_commands
+from novapos.cli.certs import add_certs_commands
 from novapos.cli.payments import add_payments_commands
 from novapos.cli.tenancy import add_tenancy_commands
 from novapos.cli.users import add_user_commands
@@ -187,6 +188,7 @@ def parser() -> argparse.ArgumentParser:
     mock.add_argument("--state-dir", type=Path, default=Path(".state/demo"), help="the demo's state folder")
     mock.add_argument("words", nargs="*", metavar="COMMAND", help="e.g. list, plug NAME, unplug NAME, scan NAME BARCODE")
     mock.set_defaults(run=_mock)
+    add_certs_commands(commands)
     return root
 
 

@@ -59,9 +59,10 @@ def _work(args: argparse.Namespace, config: Any) -> Callable[[asyncpg.Pool], Awa
             bundle = await provisioning.provision_store(
                 pool, config, args.tenant, args.store, args.region, args.name or args.store, _tills(args.tills),
                 args.out, nats_url=args.nats_url, owner=args.owner, credentials_path=args.credentials_path,
+                certificates=provisioning.StoreCertificates(args.ca_dir, tuple(args.host or ())) if args.ca_dir else None,
                 actor=cli_actor())
             return (f"store {args.tenant}/{args.store} added, with its floor and back room; NATS authorization "
-                    f"updated.\nIts bundle: {bundle.config} and {bundle.credentials} (mode 0600): copy both to the "
+                    f"updated.\nIts bundle: {bundle.config} and {bundle.credentials} (mode 0600): copy the folder to the "
                     f"store's box and start `novapos edge --config store.toml` there (add its [devices])")
         if what == ("store", "rotate"):
             seed = await provisioning.rotate_store(pool, config, args.tenant, args.store, args.out, owner=args.owner,
@@ -143,6 +144,10 @@ def add_tenancy_commands(hub_commands: Any) -> None:
     add.add_argument("--out", type=Path, required=True, help="folder for the bundle: store.toml and store.seed")
     add.add_argument("--nats-url", help="the NATS address the store connects to (default: the hub's [nats] url)")
     add.add_argument("--owner", help="(as root) the service user who owns the bundle, e.g. novapos")
+    add.add_argument("--ca-dir", type=Path, help="a local CA's folder (`novapos certs ca`): issue the store's TLS "
+                     "certificate into the bundle (its HTTPS, and its identity to a NATS that verifies clients)")
+    add.add_argument("--host", action="append", help="a name or address the store's box answers to on its LAN, for "
+                     "its certificate (repeat; default: the store's id, localhost, 127.0.0.1)")
     add.add_argument("--credentials-path", type=Path,
                      help="where store.seed will be on the store's box (default: its path in --out)")
     rotate = store("rotate", "replace a store's credentials (the old ones are refused at once; reinstates a "

@@ -162,11 +162,13 @@ async def _publish(config: Any, tenant: str, stores: set[str], pool: asyncpg.Poo
     """Send the changed staff lists to the stores; a note for the operator when NATS cannot be reached."""
     from hub.identity.staff import publish_lists
     from novapos.adapters.nats import NatsLink
+    from novapos.tls import Certificates
     if not stores:
         return None
     if not config.nats_url:
         return "no [nats] url in the hub config: the stores fetch their new staff lists at their next refresh"
-    link = NatsLink(config.nats_url, "novapos-cli", credentials=config.nats_credentials)
+    link = NatsLink(config.nats_url, "novapos-cli", credentials=config.nats_credentials,
+                    tls=Certificates(config.tls).client)
     try:
         await link.connect(timeout=2.0)
         await publish_lists(link, pool, tenant, stores)

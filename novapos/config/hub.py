@@ -17,6 +17,7 @@ from novapos.config.reading import (
     ConfigError,
     Settings,
     check_credentials_file,
+    check_tls,
     credentials_setting,
     path_setting,
     read_toml,
@@ -25,6 +26,9 @@ from novapos.config.reading import (
     token_list,
     url_setting,
 )
+from novapos.config.tls import KEYS as TLS_KEYS
+from novapos.config.tls import load_tls
+from novapos.tls import TlsSettings
 
 MAX_INGEST_BATCH = 4096
 """Most events the hub fetches and applies in one PostgreSQL transaction."""
@@ -39,6 +43,7 @@ SETTINGS: Settings = {
     "audit": frozenset({"checkpoint_dir", "key_file", "checkpoint_interval_s", "personal", "personal_retention_days"}),
     "payments": frozenset({"gateway_url", "provider", "timeout_s", "capture_window_s", "watchdog_after_s",
                            "webhook_tolerance_s", "webhook_secrets_file", "reconcile_at"}),
+    "tls": TLS_KEYS,
 }
 """Every setting the hub reads, by table: a mistyped one is refused, not silently ignored."""
 
@@ -139,12 +144,15 @@ class HubConfig:
     gift_card_key_file: Path | None = None
     """[gift_cards] key_file: the hex HMAC key gift card numbers are looked up with (hub.giftcards.numbers); None:
     gift card requests and routes answer 503."""
+    tls: TlsSettings = TlsSettings()
+    """[tls] (novapos.tls): HTTPS for the console, TLS to NATS."""
 
     def check_runnable(self) -> None:
         if not self.nats_url or not self.database_url:
             raise ConfigError("the hub needs NOVAPOS_NATS_URL and NOVAPOS_DATABASE_URL (or [nats] url and "
                               "[database] url in its config), or run `novapos demo` for embedded servers")
         check_credentials_file(self.nats_credentials)
+        check_tls(self.tls)
 
 
 def load_hub(path: Path) -> HubConfig:
@@ -202,6 +210,7 @@ def load_hub(path: Path) -> HubConfig:
             ),
             payments=_payments(str(path), sections["payments"], whole),
             gift_card_key_file=path_setting(f"{path}: [gift_cards] key_file", sections["gift_cards"].get("key_file", "")),
+            tls=load_tls(sections["tls"], str(path)),
         )
     except validators.Invalid as exc:
         raise ConfigError(str(exc)) from None

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from novapos import validators
+from novapos.tls import Certificates, TlsError, TlsSettings
 
 
 class ConfigError(ValueError):
@@ -136,6 +137,15 @@ def check_credentials_file(path: Path | None) -> None:
             check_credentials(path)
         except CredentialsError as exc:
             raise ConfigError(str(exc)) from None
+
+
+def check_tls(settings: TlsSettings) -> None:
+    """ConfigError, before anything starts, for [tls] files that are missing, unreadable, open to others or
+    that do not match (a key that is not the certificate's)."""
+    try:
+        Certificates(settings)
+    except TlsError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def read_toml(path: Path) -> dict[str, Any]:

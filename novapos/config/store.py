@@ -21,6 +21,7 @@ from novapos.config.reading import (
     ConfigError,
     Settings,
     check_credentials_file,
+    check_tls,
     credentials_setting,
     path_setting,
     read_toml,
@@ -34,6 +35,9 @@ from novapos.config.returns import SETTINGS as RETURNS_SETTINGS
 from novapos.config.returns import ReturnsPolicy, load_returns
 from novapos.config.terminal import KEYS as TERMINAL_KEYS
 from novapos.config.terminal import TerminalSettings, load_terminal
+from novapos.config.tls import KEYS as TLS_KEYS
+from novapos.config.tls import load_tls
+from novapos.tls import TlsSettings
 
 LARGEST_BANKNOTE = {"EUR": 50000, "USD": 10000, "GBP": 5000, "CHF": 100000, "CAD": 10000, "AUD": 10000,
                     "SEK": 100000, "NOK": 100000, "DKK": 100000, "PLN": 50000, "CZK": 500000}
@@ -50,6 +54,7 @@ SETTINGS: Settings = {
     "returns": RETURNS_SETTINGS,
     "terminal": TERMINAL_KEYS,
     "loyalty": LOYALTY_KEYS,
+    "tls": TLS_KEYS,
 }
 """Every setting the store reads, by table: a mistyped one is refused, not silently ignored."""
 
@@ -86,6 +91,8 @@ class StoreConfig:
     returns: ReturnsPolicy = ReturnsPolicy()
     terminal: TerminalSettings = TerminalSettings()
     loyalty: LoyaltySettings = LoyaltySettings()
+    tls: TlsSettings = TlsSettings()
+    """[tls] (novapos.tls): HTTPS for the tills, TLS to NATS."""
 
     def __post_init__(self) -> None:
         if self.max_change_minor is None:
@@ -100,6 +107,7 @@ class StoreConfig:
             raise ConfigError("no NATS address: set NOVAPOS_NATS_URL or [nats] url in the store config, "
                               "or run `novapos demo` for embedded servers")
         check_credentials_file(self.nats_credentials)
+        check_tls(self.tls)
         for till in self.tills:
             if self.devices.for_till("printer", till) is None:
                 raise ConfigError(f"no receipt printer serves till {till!r}: add a [[devices.rules]] printer")
@@ -130,6 +138,7 @@ def load_store(path: Path) -> StoreConfig:
         state_dir = path_setting(f"{where}: [state] dir", state.get("dir", f".state/{store}"))
         if state_dir is None:
             raise validators.Invalid(f"{where}: [state] dir", "must not be empty")
+        tls = load_tls(sections["tls"], where)
     except validators.Invalid as exc:
         raise ConfigError(str(exc)) from None
     return StoreConfig(
@@ -144,4 +153,5 @@ def load_store(path: Path) -> StoreConfig:
         returns=load_returns(sections["returns"], where),
         terminal=load_terminal(sections["terminal"], where),
         loyalty=load_loyalty(sections["loyalty"], where),
+        tls=tls,
     )

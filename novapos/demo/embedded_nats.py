@@ -3,6 +3,10 @@
 In production NOVAPOS_NATS_URL points at a real cluster and none of this runs. The embedded server
 runs with the hub's generated authorization (hub.tenancy.nats_auth) when given one, as production
 does: the hub and each store log in with their own NKEY and a store may touch only its own subjects.
+
+It requires TLS (a tls:// URL) with a certificate from a local CA (novapos.local_ca) in `ca_dir`, made on
+first start; with `verify_clients` it also requires a client certificate from that CA (mutual TLS).
+`tls=False` serves plain nats:// (a previous release, which knows no TLS, talking to it).
 """
 
 from __future__ import annotations
@@ -10,15 +14,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from hub.tenancy.credentials import new_seed, public_key, write_seed
 from hub.tenancy.nats_auth import StoreUser, authorization, write_atomically
 from novapos.adapters.nats import NatsLink
 from novapos.demo.processes import EmbeddedServer, ManagedProcess, free_port
+from novapos.local_ca import ensure_ca, ensure_issued
+from novapos.tls import Certificates, TlsSettings
+
+SERVER_CERT, CLIENT_CERT = "nats-server", "nats-client"
 
 
 def nats_server_binary() -> str:
@@ -37,15 +47,22 @@ class EmbeddedNats(EmbeddedServer):
 
     `authorization`: a file holding the server's `authorization { ... }` block, included by the server's
     config (so rewriting it and calling reload() changes who may connect); `hub_credentials`: the hub
-    user's seed file, for hub_link(). Without them the server lets anyone do anything."""
+    user's seed file, for hub_link(). Without them the server lets anyone do anything.
+    `tls`: TLS required, with a server certificate from the CA in `ca_dir` (default `state_dir`/tls), made
+    when missing; `verify_clients`: a client certificate from that CA required too (client_tls() has one)."""
 
     def __init__(self, state_dir: Path, *, port: int | None = None, host: str = "127.0.0.1",
-                 authorization: Path | None = None, hub_credentials: Path | None = None) -> None:
+                 authorization: Path | None = None, hub_credentials: Path | None = None,
+                 tls: bool = True, verify_clients: bool = False, ca_dir: Path | None = None) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.state_dir = state_dir
         self.authorization = authorization
         self.hub_credentials = hub_credentials
+        self.tls = tls
+        self.verify_clients = verify_clients
+        self.ca_dir = ca_dir or state_dir / "tls"
+        self._client_tls: ssl.SSLContext | None = None
         self.config_file = state_dir / "nats-server.conf"
         self.pid_file = state_dir / "nats-server.pid"
         self._server = ManagedProcess(
@@ -53,7 +70,7 @@ class EmbeddedNats(EmbeddedServer):
 
     @classmethod
     def authorized(cls, state_dir: Path, stores: Sequence[tuple[str, str]] = (("demo", "store-001"),),
-                   port: int | None = None) -> EmbeddedNats:
+                   port: int | None = None, *, tls: bool = True, verify_clients: bool = False) -> EmbeddedNats:
         """A server whose authorization has a fresh hub user and one user per (tenant, store), their seeds
         under `state_dir`/credentials (store_credentials() finds them): for tests and benchmarks, which
         need no database of stores. The demo provisions through the hub's records instead."""
@@ -67,7 +84,8 @@ class EmbeddedNats(EmbeddedServer):
             users.append(StoreUser(tenant, store, public_key(seed)))
         write_atomically(state_dir / "authorization.conf", authorization(public_key(hub_seed), users))
         return cls(state_dir / "server", authorization=state_dir / "authorization.conf",
-                   hub_credentials=folder / "hub.seed", port=port)
+                   hub_credentials=folder / "hub.seed", port=port, tls=tls, verify_clients=verify_clients,
+                   ca_dir=state_dir / "tls")
 
     def store_credentials(self, tenant: str, store: str) -> Path:
         """The seed file of a store user made by authorized()."""
@@ -75,12 +93,19 @@ class EmbeddedNats(EmbeddedServer):
 
     @property
     def url(self) -> str:
-        return f"nats://{self.host}:{self.port}"
+        return f"{'tls' if self.tls else 'nats'}://{self.host}:{self.port}"
 
     def _config(self) -> str:
         lines = [f"listen: {json.dumps(f'{self.host}:{self.port}')}", 'server_name: "novapos-embedded"',
                  f"pid_file: {json.dumps(str(self.pid_file))}",
                  f"jetstream {{ store_dir: {json.dumps(str(self.state_dir / 'jetstream'))} }}"]
+        if self.tls:
+            ca = ensure_ca(self.ca_dir)
+            served = ensure_issued(self.ca_dir, SERVER_CERT, sorted({self.host, "127.0.0.1", "localhost",
+                                                                      socket.gethostname()}))
+            lines.append(f"tls {{ cert_file: {json.dumps(str(served.cert_file))}, "
+                         f"key_file: {json.dumps(str(served.key_file))}, ca_file: {json.dumps(str(ca.cert_file))}, "
+                         f"verify: {json.dumps(self.verify_clients)}, timeout: 5 }}")
         if self.authorization is not None:  # include paths are relative to the including file
             lines.append(f"include {json.dumps(os.path.relpath(self.authorization, self.state_dir))}")
         return "\n".join(lines) + "\n"
@@ -91,10 +116,33 @@ class EmbeddedNats(EmbeddedServer):
         self._spawn_and_wait(timeout)
         return self
 
+    def tls_settings(self) -> TlsSettings:
+        """[tls] for a process talking to this server: its CA, and with verify_clients a client certificate
+        from it (which is also that process's HTTPS certificate: novapos.tls). Empty without TLS."""
+        if not self.tls:
+            return TlsSettings()
+        ca = ensure_ca(self.ca_dir)
+        if not self.verify_clients:
+            return TlsSettings(ca_file=ca.cert_file)
+        client = ensure_issued(self.ca_dir, CLIENT_CERT, ["127.0.0.1", "localhost"])
+        return TlsSettings(cert_file=client.cert_file, key_file=client.key_file, ca_file=ca.cert_file)
+
+    def client_tls(self) -> ssl.SSLContext | None:
+        """An SSL context that connects to this server (None without TLS): one, reused."""
+        if self._client_tls is None and self.tls:
+            self._client_tls = Certificates(self.tls_settings()).client
+        return self._client_tls
+
     def hub_link(self, name: str = "test-hub") -> NatsLink:
         """A link with the hub's credentials: every right the hub has (not connected yet)."""
-        return NatsLink(self.url, name, credentials=self.hub_credentials)
+        return NatsLink(self.url, name, credentials=self.hub_credentials, tls=self.client_tls())
 
-    def hub_options(self) -> dict[str, str]:
+    def client_options(self) -> dict[str, Any]:
+        """nats.connect() keyword arguments that reach this server (its TLS), without credentials."""
+        context = self.client_tls()
+        return {} if context is None else {"tls": context}
+
+    def hub_options(self) -> dict[str, Any]:
         """nats.connect() keyword arguments for a plain client with the hub's credentials."""
-        return {} if self.hub_credentials is None else {"nkeys_seed": str(self.hub_credentials)}
+        credentials = {} if self.hub_credentials is None else {"nkeys_seed": str(self.hub_credentials)}
+        return {**self.client_options(), **credentials}

@@ -26,12 +26,12 @@ def webhook_secrets(path: Path) -> list[str]:
     return read_secrets(path)
 
 
-def demo_acquirer(state_dir: Path, port: int, console_url: str) -> AcquirerServer:
+def demo_acquirer(state_dir: Path, port: int, console_url: str, ca_file: Path | None = None) -> AcquirerServer:
     """The simulator for 127.0.0.1:`port` (0: any free port; started when entered), posting its webhooks to
-    the hub at `console_url`."""
+    the hub at `console_url` (https: its certificate checked against `ca_file`)."""
     secrets_file = state_dir / "payments" / "webhook-secrets"
     acquirer = Acquirer(webhook_secrets(secrets_file), secrets_file=secrets_file,
-                        webhook_url=f"{console_url}/api/payments/webhooks/{TENANT}/{PROVIDER}")
+                        webhook_url=f"{console_url}/api/payments/webhooks/{TENANT}/{PROVIDER}", webhook_ca=ca_file)
     return AcquirerServer(acquirer, port=port)
 
 

@@ -4,6 +4,11 @@ Order of start: embedded PostgreSQL, the demo's tenancy provisioned there (tenan
 store store-001 and its NKEY), embedded NATS with the authorization generated from it (unless external
 URLs are given), the simulated devices, the hub and the store edge, each with its own credentials. Stop is the reverse. Each process is real: the edge and the hub are
 `novapos edge` and `novapos hub` children talking over NATS, exactly as in production.
+
+TLS is on, as in production: a local CA under `<state>/tls` (made on the first run, kept after) issues the
+certificates of the embedded NATS, the hub and the store; the web till and the console answer on https://
+(a browser asks once to trust `<state>/tls/ca.pem`, or to accept the certificate) and every NATS connection
+is tls://.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import logging
 import os
 import secrets
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -31,21 +37,26 @@ from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.embedded_postgres import EmbeddedPostgres
 from novapos.demo.payments import demo_acquirer, hub_settings
 from novapos.demo.provision import DEMO_USERS, provision_demo
+from novapos.local_ca import ensure_ca, ensure_issued
 
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 60.0
+TLS_DIR = "tls"
+"""The demo's local CA and certificates, under its state folder."""
 
 
 def write_store_config(path: Path, state_dir: Path, till_port: int, devices: dict[str, Any] | None = None,
-                       credentials: Path | None = None) -> None:
-    """The demo store config, pointed at the demo's port, state folder, (when given) simulated devices and the
-    store's NATS credentials."""
+                       credentials: Path | None = None, tls: dict[str, str] | None = None) -> None:
+    """The demo store config, pointed at the demo's port, state folder, (when given) simulated devices, the
+    store's NATS credentials and its [tls]."""
     data = tomllib.loads((CONFIGS / "demo-store.toml").read_text())
     data["http"]["port"] = till_port
     data["state"]["dir"] = str(state_dir / "store-001")
     if credentials is not None:
         data["nats"]["credentials"] = str(credentials)
+    if tls is not None:
+        data["tls"] = tls
     if devices is not None:
         data["devices"] = devices
     path.write_text(tomli_w.dumps(data))
@@ -61,7 +72,19 @@ def demo_gift_card_key(state_dir: Path) -> Path:
     return key
 
 
-def write_hub_config(state_dir: Path, payments: dict[str, str] | None = None) -> Path:
+def demo_tls(state_dir: Path, name: str, nats_ca: bool) -> dict[str, str]:
+    """[tls] for the demo's `name` (hub, store-001): its certificate from the demo's CA (issued on first use)
+    for 127.0.0.1 and localhost, and the CA to verify the embedded NATS with (`nats_ca`; an external NATS has
+    its own)."""
+    folder = state_dir / TLS_DIR
+    ca = ensure_ca(folder)
+    made = ensure_issued(folder, name, ["127.0.0.1", "localhost"])
+    table = {"cert_file": str(made.cert_file), "key_file": str(made.key_file)}
+    return {**table, "ca_file": str(ca.cert_file)} if nats_ca else table
+
+
+def write_hub_config(state_dir: Path, payments: dict[str, str] | None = None,
+                     tls: dict[str, str] | None = None) -> Path:
     """The shipped hub config with the audit checkpoints (and their signing key) under the demo's state folder:
     `novapos hub audit verify --config <state>/hub.toml` checks the demo's chain against them; the gift card
     numbers' HMAC key (made once, in the state folder); and, when given, the [payments] settings of the demo's
@@ -70,18 +93,22 @@ def write_hub_config(state_dir: Path, payments: dict[str, str] | None = None) ->
     data["audit"]["checkpoint_dir"] = str((state_dir / "audit-checkpoints").resolve())
     data["payments"].update(payments or {})
     data["gift_cards"] = {"key_file": str(demo_gift_card_key(state_dir).resolve())}
+    if tls is not None:
+        data["tls"] = tls
     path = state_dir / "hub.toml"
     path.write_text(tomli_w.dumps(data))
     return path
 
 
-def wait_healthy(url: str, process: subprocess.Popen[bytes], name: str, timeout: float = READY_TIMEOUT_S) -> None:
+def wait_healthy(url: str, process: subprocess.Popen[bytes], name: str, ca_file: Path,
+                 timeout: float = READY_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout
+    context = ssl.create_default_context(cafile=ca_file)
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited with code {process.returncode} while starting; see its log above")
         try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1, context=context) as response:
                 if response.status == 200:
                     return
         except OSError:
@@ -138,29 +165,32 @@ class Demo:
                 log.info("starting embedded PostgreSQL under %s", self.state_dir)
                 env["NOVAPOS_DATABASE_URL"] = stack.enter_context(EmbeddedPostgres(self.state_dir / "postgres")).url()
             credentials = None
-            if not env.get("NOVAPOS_NATS_URL"):  # ours: it runs with the authorization of the hub's records
+            embedded = not env.get("NOVAPOS_NATS_URL")
+            ca_file = ensure_ca(self.state_dir / TLS_DIR).cert_file
+            if embedded:  # ours: it runs with the authorization of the hub's records, and TLS
                 credentials = provision_demo(env["NOVAPOS_DATABASE_URL"], self.state_dir / "credentials",
                                              demo_gift_card_key(self.state_dir))
-                log.info("starting embedded NATS (JetStream) under %s, with per-store credentials", self.state_dir)
+                log.info("starting embedded NATS (JetStream, TLS) under %s, with per-store credentials", self.state_dir)
                 env["NOVAPOS_NATS_URL"] = stack.enter_context(EmbeddedNats(
                     self.state_dir / "nats", authorization=credentials.authorization,
-                    hub_credentials=credentials.hub)).url
-            console_url = f"http://127.0.0.1:{self.console_port}"
-            acquirer = stack.enter_context(demo_acquirer(self.state_dir, self.acquirer_port, console_url))
+                    hub_credentials=credentials.hub, ca_dir=self.state_dir / TLS_DIR)).url
+            console_url = f"https://127.0.0.1:{self.console_port}"
+            acquirer = stack.enter_context(demo_acquirer(self.state_dir, self.acquirer_port, console_url, ca_file))
             hardware = stack.enter_context(SimulatedStore(self.state_dir, printer_port=self.printer_port,
                                                           report_approval=terminal_reporter(acquirer.url)))
             store_config = self.state_dir / "store.toml"
             base_devices = tomllib.loads((CONFIGS / "demo-store.toml").read_text())["devices"]
             write_store_config(store_config, self.state_dir, self.till_port, hardware.devices(base_devices),
-                               credentials.store if credentials else None)
-            hub_config = ["--config", str(write_hub_config(self.state_dir, hub_settings(acquirer))),
+                               credentials.store if credentials else None, demo_tls(self.state_dir, "store-001", embedded))
+            hub_config = ["--config", str(write_hub_config(self.state_dir, hub_settings(acquirer),
+                                                           demo_tls(self.state_dir, "hub", embedded))),
                           "--http-port", str(self.console_port)]
             hub_env = {**env, "NOVAPOS_NATS_CREDENTIALS": str(credentials.hub)} if credentials else env
             hub = self._spawn(stack, "hub", ["hub", *hub_config], hub_env)
-            wait_healthy(console_url, hub, "the hub")
+            wait_healthy(console_url, hub, "the hub", ca_file)
             edge = self._spawn(stack, "store edge", ["edge", "--config", str(store_config)], env)
-            till_url = f"http://127.0.0.1:{self.till_port}"
-            wait_healthy(till_url, edge, "the store edge")
+            till_url = f"https://127.0.0.1:{self.till_port}"
+            wait_healthy(till_url, edge, "the store edge", ca_file)
 
             print(f"\n  NovaPOS demo is running.\n"
                   f"    web till     {till_url}/\n"
@@ -171,6 +201,8 @@ class Demo:
                   f"                 terminal: {self._mock_command()} help\n"
                   f"    payments     simulated card acquirer and QR wallet at {acquirer.url}/ : a QR payment's\n"
                   f"                 pay page ({acquirer.url}/pay/<ref>) is listed there while it waits\n"
+                  f"    TLS          certificates from the demo's CA {ca_file}: trust it in the browser,\n"
+                  f"                 or accept the certificate once\n"
                   f"    NATS         {env['NOVAPOS_NATS_URL']}"
                   f"{f' (per-store NKEY credentials in {credentials.hub.parent})' if credentials else ''}\n"
                   f"    PostgreSQL   {env['NOVAPOS_DATABASE_URL']}\n"
