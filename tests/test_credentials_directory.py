@@ -34,6 +34,7 @@ def test_the_installed_hub_config_reads_every_secret_from_the_credentials_direct
     assert hub.nats_credentials == credentials / "nats.seed"
     assert hub.gift_card_key_file == credentials / "gift-cards.key"
     assert hub.audit.signing_key == credentials / "audit-signing.key"
+    assert hub.tls.key_file == credentials / "tls.key"
 
 
 def test_a_store_config_reads_its_seed_and_state_folder_through_it(tmp_path: Path, credentials: Path) -> None:

@@ -5,7 +5,6 @@ hub writes is refused with a sentence, never half-installed or read from outside
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 import tomli_w
 
 from hub.tenancy.credentials import new_seed
+from novapos.config import load_store
 from novapos.deploy import DeployError, install_bundle
 
 
@@ -38,7 +38,7 @@ def bundle(tmp_path: Path, tls: dict[str, str] | None = None, seed: str | None =
 
 
 def test_the_seed_key_and_certificates_land_where_the_unit_and_config_read_them(
-        tmp_path: Path, etc: Path) -> None:
+        tmp_path: Path, etc: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     source = bundle(tmp_path, {"ca_file": "/root/bundles/store-001/ca.pem",
                                "cert_file": "/root/bundles/store-001/store-001.pem",
                                "key_file": "/root/bundles/store-001/store-001.key"})
@@ -51,10 +51,13 @@ def test_the_seed_key_and_certificates_land_where_the_unit_and_config_read_them(
     assert sorted(path.name for path in (etc / "tls").iterdir()) == ["ca.pem", "store-001.pem"]
     assert (etc / "store.toml").stat().st_mode & 0o777 == 0o640
 
-    installed = tomllib.loads((etc / "store.toml").read_text())
-    assert installed["nats"]["credentials"] == "${CREDENTIALS_DIRECTORY}/nats.seed"
-    assert installed["tls"] == {"key_file": "${CREDENTIALS_DIRECTORY}/tls.key", "ca_file": "/etc/novapos/tls/ca.pem",
-                                "cert_file": "/etc/novapos/tls/store-001.pem"}
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", "/run/credentials/novapos-edge.service")
+    monkeypatch.delenv("NOVAPOS_NATS_CREDENTIALS", raising=False)
+    store = load_store(etc / "store.toml")  # as the unit reads it
+    assert store.nats_credentials == Path("/run/credentials/novapos-edge.service/nats.seed")
+    assert (store.tls.key_file, store.tls.cert_file, store.tls.ca_file) == (
+        Path("/run/credentials/novapos-edge.service/tls.key"), Path("/etc/novapos/tls/store-001.pem"),
+        Path("/etc/novapos/tls/ca.pem"))
 
 def test_a_rotation_bundle_replaces_the_seed_and_keeps_the_operators_config(tmp_path: Path, etc: Path) -> None:
     install_bundle(etc, bundle(tmp_path), os.getgid())

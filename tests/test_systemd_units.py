@@ -12,6 +12,7 @@ import re
 import shlex
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -22,13 +23,15 @@ import httpx
 import pytest
 
 from hub.audit.checkpoints import load_signing_key
-from hub.tenancy.provisioning import write_bundle
+from hub.tenancy.provisioning import StoreCertificates, write_bundle
 from hub.tenancy.service import StoreRecord
 from mocks.network_printer import MockNetworkPrinter
 from novapos.cli.main import CONFIGS, parser
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.processes import free_port
 from novapos.deploy import hub_config
+from novapos.local_ca import CA_CERT, issue
+from novapos.tls import TlsSettings
 
 UNITS = CONFIGS / "systemd"  # as installed: the package's copy, not the repository's
 HUB_INSTANCES = ("8700", "8701")
@@ -221,13 +224,15 @@ def start_as_unit(root: Path, name: str, run: Path, env: dict[str, str], instanc
                                  "STATE_DIRECTORY": str(state), "NOVAPOS_LOG_FORMAT": "json"})
 
 
-def healthy(process: subprocess.Popen[str], port: int, key: str, ready: str) -> None:
-    """Wait for the process's /healthz to say `key`: `ready` (a failure message with its log otherwise)."""
+def healthy(process: subprocess.Popen[str], port: int, ca: Path, key: str, ready: str) -> None:
+    """Wait for the process's /healthz (HTTPS, its certificate from `ca`) to say `key`: `ready` (a failure message
+    with its log otherwise)."""
+    verify = ssl.create_default_context(cafile=str(ca))
     deadline = time.monotonic() + 90
     while True:
         assert process.poll() is None, process.stderr.read()  # type: ignore[union-attr]
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json().get(key) == ready:
+            if httpx.get(f"https://127.0.0.1:{port}/healthz", verify=verify, timeout=5).json().get(key) == ready:
                 return
         except (httpx.HTTPError, ValueError):
             pass
@@ -241,13 +246,17 @@ def test_install_sh_makes_the_layout_and_the_installed_hub_and_edge_start_from_i
     root = tmp_path / "root"
     hub_secrets = root / "etc/novapos/credentials/hub"
     hub_secrets.mkdir(parents=True)
-    # What the operator provides: the hub's NATS identity (here the test server's), the database's URL, a TLS key.
+    # What the operator provides: the hub's NATS identity (here the test server's), the database's URL, the hub's
+    # certificate and key from the CA that signed the NATS server's; the store's come in its bundle.
     shutil.copyfile(nats_server.hub_credentials, hub_secrets / "nats.seed")  # type: ignore[arg-type]
     (hub_secrets / "database-url").write_text(database_url + "\n")
-    (hub_secrets / "tls.key").write_text("the hub's TLS key\n")
+    ca = nats_server.ca_dir / CA_CERT
+    certificate = issue(nats_server.ca_dir, "hub", ["127.0.0.1"], out=tmp_path / "hub-tls")
+    shutil.copyfile(certificate.key_file, hub_secrets / "tls.key")
     bundle = tmp_path / "bundle"
     write_bundle(bundle, StoreRecord("demo", "store-001", "north", "Store 1", "active", None, None), "EUR",
-                 ["till-1"], nats_server.url, nats_server.store_credentials("demo", "store-001").read_text().strip())
+                 ["till-1"], nats_server.url, nats_server.store_credentials("demo", "store-001").read_text().strip(),
+                 hub_tls=TlsSettings(ca_file=ca), certificates=StoreCertificates(nats_server.ca_dir, ("127.0.0.1",)))
     package = wheel(tmp_path)
     shipped = zipfile.ZipFile(package).namelist()
     assert "configs/install.sh" in shipped and "configs/udev/70-novapos.rules" in shipped  # an upgrade runs it
@@ -256,8 +265,10 @@ def test_install_sh_makes_the_layout_and_the_installed_hub_and_edge_start_from_i
     result = subprocess.run(install, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "made" in result.stdout and "credentials/hub/nats.seed" not in result.stdout  # the operator's kept
-    assert f"{root}/etc/novapos/credentials/edge/tls.key" in result.stdout  # said to be missing
-    (root / "etc/novapos/credentials/edge/tls.key").write_text("the store's TLS key\n")
+    assert "Before starting, provide" not in result.stdout  # nothing is missing
+    for name, source in (("hub.pem", certificate.cert_file), ("ca.pem", ca)):
+        shutil.copyfile(source, root / "etc/novapos/tls" / name)
+    (hub_secrets / "tls.key").chmod(0o644)  # an operator's slip, which the second run corrects
 
     # The layout: a system user without a login, root-only secrets, configs its group reads, state it owns.
     user = next(line.split(":") for line in (root / "etc/passwd").read_text().splitlines()
@@ -297,6 +308,9 @@ def test_install_sh_makes_the_layout_and_the_installed_hub_and_edge_start_from_i
     # Started as the units start them, every secret read from $CREDENTIALS_DIRECTORY: the hub reaches PostgreSQL
     # (its URL is nowhere else) and NATS (as the hub user), the edge reaches the hub's NATS as its store.
     edge_port, hub_port = free_port(), free_port()
+    for name in ("hub.toml", "store.toml"):  # the certificates' absolute paths, under the root here
+        config = root / "etc/novapos" / name
+        config.write_text(config.read_text().replace('"/etc/novapos/tls/', f'"{root}/etc/novapos/tls/'))
     with (root / "etc/novapos/store.toml").open("a") as store_toml:  # what the operator adds to the bundle's
         store_toml.write(f'\n[http]\nport = {edge_port}\n\n[[devices.rules]]\nname = "receipt-printer"\n'
                          f'driver = "escpos-network"\nhost = "127.0.0.1"\nport = {printer.port}\n')
@@ -304,8 +318,8 @@ def test_install_sh_makes_the_layout_and_the_installed_hub_and_edge_start_from_i
                         instance=str(hub_port))
     edge = start_as_unit(root, "novapos-edge.service", tmp_path / "run-edge", {})
     try:
-        healthy(hub, hub_port, "status", "ok")
-        healthy(edge, edge_port, "hub_link", "connected")
+        healthy(hub, hub_port, ca, "status", "ok")
+        healthy(edge, edge_port, ca, "hub_link", "connected")
         assert (root / "var/lib/novapos/.state/store-001/edge.sqlite3").exists()
     finally:
         for process in (edge, hub):
