@@ -3,7 +3,8 @@
 #   the package in a venv at /opt/novapos, the system user novapos (systemd-sysusers), the configs in
 #   /etc/novapos (kept when present), the secrets in /etc/novapos/credentials/{edge,hub} (root-only; the units
 #   hand them to the service with LoadCredential=), the state directories under /var/lib, and the units in
-#   /etc/systemd/system (and, for the edge, a udev rule giving its HID and USB devices to plugdev). Running it again upgrades the package and keeps every config and secret.
+#   /etc/systemd/system (and for the edge a udev rule giving its HID and USB devices to plugdev). Running it
+#   again upgrades the package and keeps every config and secret.
 #
 #   sudo configs/install.sh --hub [--package novapos-X.whl]
 #   sudo configs/install.sh --edge --store-bundle /media/usb/store-042   (the folder `novapos hub store add` wrote)

@@ -326,3 +326,18 @@ def test_install_sh_makes_the_layout_and_the_installed_hub_and_edge_start_from_i
             process.send_signal(signal.SIGTERM)
         logs = [process.communicate(timeout=60)[1] for process in (edge, hub)]
     assert (edge.returncode, hub.returncode) == (0, 0), logs
+
+
+@pytest.mark.parametrize("argv, says", [
+    ([], "say what this machine runs: --edge, --hub or both"),
+    (["--hub", "--bogus"], "unknown option --bogus"),
+    (["--hub", "--root"], "--root needs a value"),
+    (["--hub", "--store-bundle", "/tmp"], "--store-bundle is for --edge"),
+    (["--edge", "--root", "/nonexistent/folder"], "is not a folder"),
+])
+def test_install_sh_refuses_what_it_cannot_do_before_touching_anything(tmp_path: Path, argv: list[str],
+                                                                         says: str) -> None:
+    result = subprocess.run([str(CONFIGS / "install.sh"), *argv], capture_output=True, text=True, timeout=60,
+                            cwd=tmp_path)
+    assert result.returncode == 2 and says in result.stderr, result.stderr
+    assert list(tmp_path.iterdir()) == []
