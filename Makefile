@@ -37,10 +37,12 @@ debian = if ! { $(foreach c,$(1),command -v $(c) >/dev/null &&) true; }; then \
 	  fi; \
 	fi
 
-# Debian tools that tests drive: Chromium for the web till UI test, systemd-analyze for the units' test.
+# Debian tools that tests drive: Chromium for the web till UI test, systemd-analyze for the units' test,
+# promtool (and prometheus) for the metrics, rules and dashboards tests.
 tools:
 	@$(call debian,chromium chromedriver,chromium chromium-driver,the web till UI test)
 	@$(call debian,systemd-analyze,systemd,the systemd units test)
+	@$(call debian,promtool prometheus,prometheus,the metrics and alert rules tests)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.kernel

@@ -41,6 +41,7 @@ from actors.staff.actor import StaffActor
 from actors.staff.logins import LOGINS, LoginActor
 from actors.stock.actor import StockActor
 from actors.storage import db as local_db
+from actors.storage.backup import BackupActor
 from actors.storage.forwarder import ForwarderActor
 from actors.storage.outbox import Journal, OutboxActor
 from actors.till.actor import TillActor, TillDevices
@@ -55,6 +56,7 @@ from novapos.adapters.http import serve
 from novapos.adapters.nats import NatsLink, store_inbox_prefix
 from novapos.config import ConfigError, StoreConfig
 from novapos.config.receipt import ReceiptSettings
+from novapos.metrics import install as install_metrics
 from novapos.tls import Certificates
 
 log = logging.getLogger(__name__)
@@ -80,12 +82,14 @@ def hid_backend(setting: str) -> HidBackend:
     raise ConfigError(f"devices.hid_backend must be 'hidapi' or '{HID_SOCKET}<socket path>', got {setting!r}")
 
 
-def store_link(config: StoreConfig, certificates: Certificates) -> NatsLink:
+def store_link(config: StoreConfig, certificates: Certificates | None = None) -> NatsLink:
     """The store's one NATS link, shared by every edge actor that talks to the hub: logged in with the
     store's credentials, its replies under the store's own inbox prefix (all its user may subscribe to),
-    over TLS with the store's certificates."""
+    over TLS with the store's certificates (`certificates`, the running edge's, reloaded; else loaded now
+    from [tls], for a command that connects once)."""
+    tls = (certificates or Certificates(config.tls)).client
     return NatsLink(config.nats_url, f"edge-{config.tenant}-{config.store}", credentials=config.nats_credentials,
-                    inbox_prefix=store_inbox_prefix(config.tenant, config.store), tls=certificates.client)
+                    inbox_prefix=store_inbox_prefix(config.tenant, config.store), tls=tls)
 
 
 def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: NatsLink) -> SupervisorSpec:
@@ -132,6 +136,8 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: Nats
         ChildSpec(PAYMENT_EVENTS, PaymentEventsActor, (seam, link, db_path, config.tenant, config.store)),
         ChildSpec("health", HealthReporter, (seam, link, config.tenant, config.store, config.tills, db_path,
                                              config.health_interval_s)),
+        *([ChildSpec("backup", BackupActor, (db_path, config.state_dir, config.backup))]
+          if config.backup.every_s else []),
     ])
 
 
@@ -190,6 +196,7 @@ async def run_edge(config: StoreConfig, *, task_status: trio.TaskStatus[RunningE
     """Run one store's edge until cancelled; stops the tree in reverse order on the way out.
     StateFolderInUse (before anything starts) if another edge runs on the same state folder."""
     config.check_runnable()
+    install_metrics()
     notifier = Notifier()
     events = EventHub()
     with state_folder_lock(config.state_dir), AsyncioSeam() as seam:

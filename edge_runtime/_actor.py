@@ -22,7 +22,7 @@ from edge_runtime import _timers as timers
 from edge_runtime._errors import mark_crash
 from edge_runtime._future import CallbackFuture
 from edge_runtime._inbox import Inbox
-from edge_runtime._registry import Registry
+from edge_runtime._registry import InContext, Registry
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +107,8 @@ class Actor(pykka.ThreadingActor):
     def _handle_receive(self, message: Any) -> Any:
         # The one place every message passes, ask or tell: an escaping exception ends the actor.
         # Re-raised so pykka still returns it to an asker (and logs it for a tell).
+        if isinstance(message, InContext):  # an ask or tell by name: run in its sender's context variables
+            return message.context.run(self._handle_receive, message.call)
         try:
             return super()._handle_receive(message)
         except Exception as exc:

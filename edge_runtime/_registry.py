@@ -8,11 +8,12 @@ a temporary/finished child that will not come back: callers get LookupError at o
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import pykka
 from pykka.messages import ProxyCall
@@ -33,6 +34,19 @@ def proxy_call(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Pr
     if method in _HOOKS:
         raise ValueError(f"{method!r} is a lifecycle hook, not part of an actor's protocol")
     return ProxyCall(attr_path=(method,), args=args, kwargs=kwargs)
+
+
+class InContext(NamedTuple):
+    """A call with the caller's context variables: the actor runs its handler in them (a copy taken when it
+    was sent), as asyncio runs a task in its creator's. What the caller's request bound (the trace a sale
+    belongs to, the fields its log lines carry) follows it into the actor; what the handler binds stays there."""
+
+    call: ProxyCall
+    context: contextvars.Context
+
+
+def in_context(call: ProxyCall) -> InContext:
+    return InContext(call, contextvars.copy_context())
 
 
 class Registry:
@@ -67,7 +81,7 @@ class Registry:
         `timeout` (pykka.Timeout after). The handler's own exceptions come back as they are and
         are never retried: the message was handled.
         """
-        call = proxy_call(method, args, kwargs)
+        call = in_context(proxy_call(method, args, kwargs))
         deadline = time.monotonic() + timeout
         stale: pykka.ActorRef[Any] | None = None
         while True:
@@ -86,7 +100,7 @@ class Registry:
         returned (tells still queued in an actor that crashes are lost too, unseen). Use `ask`
         when the sender must know the message was handled.
         """
-        call = proxy_call(method, args, kwargs)
+        call = in_context(proxy_call(method, args, kwargs))
         with self._changed:
             if name not in self._refs:
                 raise LookupError(f"no actor named {name!r}")

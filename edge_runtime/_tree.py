@@ -22,7 +22,7 @@ from edge_runtime._bridge import call_soon, wait_future
 from edge_runtime._errors import TreeFailed, is_crash
 from edge_runtime._future import CallbackFuture
 from edge_runtime._link import Link, binding
-from edge_runtime._registry import Registry, proxy_call
+from edge_runtime._registry import Registry, in_context, proxy_call
 from edge_runtime._spec import ChildSpec, SupervisorSpec
 from edge_runtime._supervisor import Handle, Supervisor
 
@@ -70,7 +70,7 @@ class Tree:
         The reply wakes trio from the actor thread (`bridge.wait_future`). Only while the actor
         is mid-restart does a worker thread wait on the registry for its successor.
         """
-        call = proxy_call(method, args, kwargs)
+        call = in_context(proxy_call(method, args, kwargs))
         stale: pykka.ActorRef[Any] | None = None
         with trio.move_on_after(timeout):
             while True:

@@ -34,6 +34,7 @@ from novapos.adapters.http import serve
 from novapos.adapters.nats import NatsLink
 from novapos.config import HubConfig
 from novapos.config.hub import StreamLimits
+from novapos.metrics import install as install_metrics
 from novapos.tls import Certificates
 from novapos.validators import Invalid
 
@@ -114,6 +115,7 @@ def _gift_card_key(config: HubConfig) -> None:
 
 async def run_hub(config: HubConfig, *, task_status: trio.TaskStatus[RunningHub] = trio.TASK_STATUS_IGNORED) -> None:
     config.check_runnable()
+    install_metrics()
     _gift_card_key(config)
     notifier = Notifier()
     tenants = frozenset(config.tenants)

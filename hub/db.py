@@ -4,12 +4,24 @@ Each domain keeps its migrations in hub/<domain>/migrations/NNNN_name.sql. NNNN 
 across all domains, so a migration may rely on any lower-numbered one of any domain (sales' tables
 refer to ingest's inbox); they are applied in that order, each in its own transaction, recorded by
 domain and name, under an advisory lock so that N hub processes starting together apply each once.
+
+Migrations run online, while the stores sell and older hub processes ingest (docs/upgrading.md):
+hub.migration_lint keeps lock-heavy statements out of them, and every statement whose lock would
+stop others waits at most LOCK_TIMEOUT_S for it (lock_timeout). A lock not granted by then is given
+up, the migration rolled back and tried again after a pause, so a long transaction holding the table
+costs ingest a moment per attempt instead of a queue behind it for as long as it lasts. A migration
+whose first line is `-- migration: no-transaction` runs statement by statement outside a transaction
+(CREATE INDEX CONCURRENTLY), and is recorded once all of them have run; its statements are written
+to be run again (IF NOT EXISTS), and an index its failed attempt left invalid is dropped first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +29,20 @@ from pathlib import Path
 import asyncpg
 
 from hub.domains import Domain, domains
+from hub.migration_lint import NO_TRANSACTION, statements
 
 log = logging.getLogger(__name__)
 
 _MIGRATION_LOCK = 0x6E6F7661  # "nova"
+
+LOCK_TIMEOUT_S = 1.0
+"""The longest a migration's statement waits for a lock that stops others (lock_timeout): while it waits,
+every later reader or writer of that table queues behind it, ingest included."""
+ATTEMPTS = 10
+"""Tries of one migration whose lock was not granted in time before migrate() gives up (the hub's start then
+waits and calls it again, saying so in its log)."""
+PAUSE_S = (0.5, 10.0)
+"""The pause after a failed attempt: doubling from the first figure to the second, with jitter."""
 
 LEGACY_MIGRATIONS = {"0001_inbox_and_sales": (("ingest", "0001_inbox"), ("sales", "0002_sales"))}
 """Migrations recorded before the hub was split by domain (by name alone), and what they are now."""
@@ -83,23 +105,83 @@ async def _ledger(conn: asyncpg.Connection) -> set[tuple[str, str]]:
     return {(row["domain"], row["name"]) for row in await conn.fetch("SELECT domain, name FROM schema_migrations")}
 
 
-async def migrate(pool: asyncpg.Pool, of: Sequence[Domain] | None = None) -> list[str]:
-    """Apply the migrations this database has not seen; returns them as domain/name."""
+async def migrate(pool: asyncpg.Pool, of: Sequence[Domain] | None = None, *, lock_timeout_s: float = LOCK_TIMEOUT_S,
+                  attempts: int = ATTEMPTS) -> list[str]:
+    """Apply the migrations this database has not seen; returns them as domain/name. `lock_timeout_s` 0 waits for
+    a lock as long as it takes (PostgreSQL's own default, which the online rule exists to avoid)."""
     applied: list[str] = []
     async with pool.acquire() as conn:
-        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _MIGRATION_LOCK):
+            log.info("another hub process is applying migrations: waiting for it to finish")
+            await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
         try:
             done = await _ledger(conn)
             pending = [m for m in planned(domains() if of is None else of) if (m.domain, m.name) not in done]
             for number, migration in enumerate(pending, 1):
                 log.info("applying migration %s/%s (%d of %d)", migration.domain, migration.name, number, len(pending))
-                async with conn.transaction():
-                    await conn.execute(migration.path.read_text())
-                    await conn.execute("INSERT INTO schema_migrations (domain, name) VALUES ($1, $2)",
-                                       migration.domain, migration.name)
+                started = time.monotonic()
+                await _apply(conn, migration, lock_timeout_s, attempts)
+                log.info("applied migration %s/%s in %.1f s", migration.domain, migration.name,
+                         time.monotonic() - started)
                 applied.append(f"{migration.domain}/{migration.name}")
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
     if applied:
         log.info("database schema up to date after %d migration(s)", len(applied))
     return applied
+
+
+async def _apply(conn: asyncpg.Connection, migration: Migration, lock_timeout_s: float, attempts: int) -> None:
+    """One migration, tried again while a lock it needs is not granted within lock_timeout_s."""
+    sql = migration.path.read_text()
+    for attempt in range(1, attempts + 1):
+        try:
+            if sql.lstrip().lower().startswith(NO_TRANSACTION):
+                await _apply_statements(conn, migration, sql, lock_timeout_s)
+            else:
+                async with conn.transaction():
+                    await conn.execute(f"SET LOCAL lock_timeout = {round(lock_timeout_s * 1000)}")
+                    await conn.execute(sql)
+                    await _record(conn, migration)
+            return
+        except asyncpg.LockNotAvailableError as exc:
+            if attempt == attempts:
+                raise RuntimeError(
+                    f"migration {migration.domain}/{migration.name} did not get its lock within {lock_timeout_s} s "
+                    f"in {attempts} attempts ({exc}): look for a long transaction on its tables "
+                    "(SELECT pid, xact_start, query FROM pg_stat_activity WHERE state <> 'idle' ORDER BY xact_start)"
+                ) from exc
+            pause = min(PAUSE_S[0] * 2 ** (attempt - 1), PAUSE_S[1]) * random.uniform(0.5, 1.0)
+            log.warning("migration %s/%s waited %.1f s for a lock held by another transaction (%s); ingest goes on; "
+                        "attempt %d of %d failed, trying again in %.1f s", migration.domain, migration.name,
+                        lock_timeout_s, exc, attempt, attempts, pause)
+            await asyncio.sleep(pause)
+
+
+_CONCURRENT_INDEX = re.compile(r"CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+IF\s+NOT\s+EXISTS\s+(\"[^\"]+\"|\w+)",
+                               re.IGNORECASE)
+
+
+async def _apply_statements(conn: asyncpg.Connection, migration: Migration, sql: str, lock_timeout_s: float) -> None:
+    """A no-transaction migration: each statement on its own. A concurrent index build takes no lock that stops
+    others, so it waits for older transactions as long as they last; every other statement gets lock_timeout."""
+    parts = statements(sql)
+    for index in {match.group(1).strip('"') for part in parts if (match := _CONCURRENT_INDEX.match(part.text))}:
+        if await conn.fetchval("SELECT NOT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)", index):
+            log.warning("dropping index %s left invalid by an interrupted build, to build it again", index)
+            await conn.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{index}"')
+    try:
+        for number, part in enumerate(parts, 1):
+            concurrent = " CONCURRENTLY " in f" {part.text.upper()} "
+            await conn.execute(f"SET lock_timeout = {0 if concurrent else round(lock_timeout_s * 1000)}")
+            started = time.monotonic()
+            await conn.execute(part.sql)
+            log.info("migration %s/%s: statement %d of %d done in %.1f s (line %d)", migration.domain, migration.name,
+                     number, len(parts), time.monotonic() - started, part.line)
+        await _record(conn, migration)
+    finally:
+        await conn.execute("RESET lock_timeout")
+
+
+async def _record(conn: asyncpg.Connection, migration: Migration) -> None:
+    await conn.execute("INSERT INTO schema_migrations (domain, name) VALUES ($1, $2)", migration.domain, migration.name)

@@ -131,6 +131,7 @@ async def _equals(awaitable, expected) -> bool:  # type: ignore[no-untyped-def]
 async def test_a_printer_dropping_as_the_sale_completes_prints_it_once_on_return(
         edge, hardware: SimulatedStore, http: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
     await all_ready(edge)
+    before = (await http.get(f"{edge.url}/metrics")).text
     printer = hardware.printer
     printer.set_online(False)  # the printer drops just as the sale completes: the job cannot get through
     await open_till(http, edge, "till-1")
@@ -148,14 +149,19 @@ async def test_a_printer_dropping_as_the_sale_completes_prints_it_once_on_return
     metrics = (await http.get(f"{edge.url}/metrics")).text
     for sample in ('novapos_edge_device_up{device="receipt-printer",kind="printer"} 1.0',
                    'novapos_edge_device_up{device="scanner-1",kind="scanner"} 1.0',
-                   'novapos_edge_print_queue_depth{printer="receipt-printer"} 0.0'):
+                   'novapos_edge_print_queue_depth{device="receipt-printer"} 0.0'):
         assert sample in metrics, sample
     assert _metric(metrics, "novapos_edge_print_retries_total") >= 1
     assert _metric(metrics, 'novapos_edge_print_jobs_total{result="printed"}') >= 1
+    dropped = 'novapos_edge_device_errors_total{device="receipt-printer",error="offline",kind="printer"}'
+    back = 'novapos_edge_device_reconnects_total{device="receipt-printer",kind="printer"}'
+    assert _metric(metrics, dropped) - _metric(before, dropped, 0.0) == 1  # device health (P13-03)
+    assert _metric(metrics, back) - _metric(before, back) == 1
 
 
-def _metric(text: str, name: str) -> float:
-    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
+def _metric(text: str, name: str, absent: float | None = None) -> float:
+    found = (float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
+    return next(found) if absent is None else next(found, absent)
 
 
 async def _jobs_in(http: httpx.AsyncClient, edge, state: str) -> list:  # type: ignore[no-untyped-def]

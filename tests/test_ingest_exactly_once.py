@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,10 +16,11 @@ import msgpack
 import nats
 import pytest
 import trio
+from prometheus_client import REGISTRY
 
 from hub.app import run_hub
 from hub.db import create_pool, migrate
-from hub.ingest.inbox import Delivery, ingest
+from hub.ingest.inbox import BatchResult, Delivery, ingest
 from novapos.adapters.nats import INGEST_CONSUMER
 from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
@@ -54,6 +56,10 @@ async def publish_once_stored(nats_server: EmbeddedNats, subject: str, payload: 
     await trio.to_thread.run_sync(asyncio.run, run())
 
 
+
+
+def dead_letters(tenant: str) -> float:
+    return REGISTRY.get_sample_value("novapos_hub_dead_letters_total", {"tenant": tenant}) or 0.0
 
 
 def with_pool(database_url: str, body: Callable[[asyncpg.Pool], Awaitable[Any]]) -> Any:
@@ -127,6 +133,7 @@ async def test_bad_events_are_dead_lettered_with_a_reason_and_good_ones_still_la
     float_money = sale_event()
     float_money.body["total"] = {"minor": 4.99, "currency": "EUR"}
     good = sale_event(seq=3)
+    counted = dead_letters("demo")
     async with trio.open_nursery() as nursery:
         await nursery.start(run_hub, hub_config)
         await publish(nats_server, [
@@ -144,6 +151,7 @@ async def test_bad_events_are_dead_lettered_with_a_reason_and_good_ones_still_la
         assert "has no 'type'" in reasons[2]
         assert "total.minor must be a whole number" in reasons[3]
         assert (await query(database_url, "SELECT count(*) AS n FROM sales"))[0]["n"] == 1
+        assert dead_letters("demo") - counted == 4  # novapos_hub_dead_letters_total{tenant}
         nursery.cancel_scope.cancel()
 
 
@@ -297,6 +305,16 @@ async def test_an_id_reused_by_another_store_within_one_batch_is_dead_lettered(d
     assert counts == [1, 1, 1]
     assert stores == ["store-001"]
     assert len(reasons) == 1 and "already used by demo/store-001" in reasons[0] and "store-999" in reasons[0]
+
+
+async def test_dead_letters_are_counted_by_the_tenant_their_subject_names(database_url: str) -> None:
+    deliveries = [Delivery(SUBJECT, b"not msgpack"), Delivery(SUBJECT, b"nor this"),
+                  Delivery(SUBJECT + ".extra", sale_event().encode())]  # within the stream's filter, no event subject
+
+    async def run(pool: asyncpg.Pool) -> BatchResult:
+        return await ingest(pool, deliveries, frozenset({"demo"}))
+    result = await trio.to_thread.run_sync(with_pool, database_url, run)
+    assert result.dead_lettered == Counter({"demo": 2, "": 1}) and result.rejected == 3
 
 
 @pytest.mark.parametrize("lost", ["consumer", "stream"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import httpx
 import trio
@@ -36,6 +37,10 @@ async def test_edge_sells_with_nats_stopped_and_drains_when_it_returns(
         health = await wait_until(lambda: _health(http, edge.url, "degraded"))
         assert health["hub_link"] == "unreachable" and health["outbox_depth"] == 5
         assert health["oldest_unsent_age_s"] >= 0
+        # /metrics says the same for the store's scrape: the link down, the backlog and its age
+        backlog = await wait_until(lambda: _gauges(http, edge.url, lambda g: g["novapos_edge_outbox_depth"] == 5
+                                                   and g["novapos_edge_outbox_oldest_unsent_age_seconds"] > 0))
+        assert backlog["novapos_edge_hub_link_up"] == 0
 
         await trio.to_thread.run_sync(nats_server.start)
         await wait_until(lambda: _depth(edge, 0), timeout=30)
@@ -45,6 +50,9 @@ async def test_edge_sells_with_nats_stopped_and_drains_when_it_returns(
         assert seqs == [1, 2, 3, 4, 5, 6]
         health = await wait_until(lambda: _health(http, edge.url, "ok"))
         assert health["hub_link"] == "connected" and health["outbox_depth"] == 0
+        await wait_until(lambda: _gauges(http, edge.url, lambda g: g == {
+            "novapos_edge_outbox_depth": 0, "novapos_edge_outbox_oldest_unsent_age_seconds": 0,
+            "novapos_edge_hub_link_up": 1}))
         await trio.sleep(1.0)  # any resend would have landed by now
         assert await _sales_count(database_url, 6) == 6
         nursery.cancel_scope.cancel()
@@ -64,3 +72,13 @@ async def _sales_count(database_url: str, expected: int) -> int | None:
     count = (await query(database_url, "SELECT count(*) AS n FROM sales"))[0]["n"]
     assert count <= expected, f"{count} sales at the hub, more than the {expected} made"
     return count if count == expected else None
+
+
+BACKLOG_GAUGES = ("novapos_edge_outbox_depth", "novapos_edge_outbox_oldest_unsent_age_seconds", "novapos_edge_hub_link_up")
+
+
+async def _gauges(http: httpx.AsyncClient, url: str,
+                  wanted: Callable[[dict[str, float]], bool]) -> dict[str, float] | None:
+    lines = (await http.get(f"{url}/metrics")).text.splitlines()
+    gauges = {name: float(line.split()[-1]) for line in lines for name in BACKLOG_GAUGES if line.startswith(name + " ")}
+    return gauges if wanted(gauges) else None

@@ -44,7 +44,7 @@ def chip(page: TillPage, device: str) -> str:
 
 
 def metric(text: str, name: str) -> float:
-    return sum(float(value) for value in re.findall(rf"^{re.escape(name)}\{{[^}}]*\}} (\S+)$", text, re.MULTILINE))
+    return sum(float(value) for value in re.findall(rf"^{re.escape(name)}(?:\{{[^}}]*\}})? (\S+)$", text, re.MULTILINE))
 
 
 # -- a cash sale, the KPIs, the hub, live device status ------------------------------------------------------

@@ -12,16 +12,15 @@ from novapos.config import StoreConfig
 from tests.pos import COFFEE, MILK, log_in, sell
 
 
-def sample(metrics: str, name: str, config: StoreConfig) -> float:
-    """One sample of /metrics text for this store's labels (0 when absent)."""
-    labels = f'store="{config.store}",tenant="{config.tenant}"'
-    match = re.search(rf"^{re.escape(name)}\{{{re.escape(labels)}\}} (\S+)$", metrics, re.MULTILINE)
+def sample(metrics: str, name: str) -> float:
+    """One unlabelled sample of /metrics text (0 when absent): the store's tenant and store come from its scrape
+    target, never from the edge's own labels."""
+    match = re.search(rf"^{re.escape(name)} (\S+)$", metrics, re.MULTILINE)
     return float(match.group(1)) if match else 0.0
 
 
-def bucket(metrics: str, name: str, le: str, config: StoreConfig) -> float:
-    labels = f'le="{le}",store="{config.store}",tenant="{config.tenant}"'
-    match = re.search(rf"^{re.escape(name)}_bucket\{{{re.escape(labels)}\}} (\S+)$", metrics, re.MULTILINE)
+def bucket(metrics: str, name: str, le: str) -> float:
+    match = re.search(rf'^{re.escape(name)}_bucket\{{le="{re.escape(le)}"\}} (\S+)$', metrics, re.MULTILINE)
     return float(match.group(1)) if match else 0.0
 
 
@@ -59,23 +58,27 @@ async def test_a_sales_figures_are_recorded_once_and_absurd_ones_refused(
         assert again.status_code == 200 and again.json()["recorded"] is False
 
         after = (await http.get(f"{edge.url}/metrics")).text
-        delta = {name: round(sample(after, name, store_config) - sample(before, name, store_config), 6) for name in (
+        delta = {name: round(sample(after, name) - sample(before, name), 6) for name in (
             "novapos_edge_checkout_seconds_count", "novapos_edge_checkout_seconds_sum",
             "novapos_edge_checkout_taps_count", "novapos_edge_checkout_taps_sum",
             "novapos_edge_checkout_commit_seconds_count")}  # rounded: earlier tests' sums are not whole seconds
         assert delta == {"novapos_edge_checkout_seconds_count": 1, "novapos_edge_checkout_seconds_sum": 4,
                          "novapos_edge_checkout_taps_count": 1, "novapos_edge_checkout_taps_sum": 4,
                          "novapos_edge_checkout_commit_seconds_count": 1}, delta
-        assert bucket(after, "novapos_edge_checkout_taps", "4.0", store_config) - \
-            bucket(before, "novapos_edge_checkout_taps", "4.0", store_config) == 1
-        commit_sum = sample(after, "novapos_edge_checkout_commit_seconds_sum", store_config) - \
-            sample(before, "novapos_edge_checkout_commit_seconds_sum", store_config)
+        assert bucket(after, "novapos_edge_checkout_taps", "4.0") - \
+            bucket(before, "novapos_edge_checkout_taps", "4.0") == 1
+        commit_sum = sample(after, "novapos_edge_checkout_commit_seconds_sum") - \
+            sample(before, "novapos_edge_checkout_commit_seconds_sum")
         assert 0 < commit_sum < 5
         ours = [line for line in after.splitlines() if line.startswith("novapos_edge_checkout")]
-        assert ours and not [line for line in ours if "till" in line or cart in line]  # bounded labels only
+        assert ours and not [line for line in ours if "till" in line or cart in line or "store" in line
+                             or "tenant" in line]  # no labels but the buckets' le
+        assert [bucket(after, "novapos_edge_checkout_seconds", le) - bucket(before, "novapos_edge_checkout_seconds", le)
+                for le in ("2.0", "3.0", "5.0")] == [0, 0, 1]  # 4 s: above the SLO's 2 s bucket
+        assert "novapos_edge_checkout_commit_seconds_bucket{le=\"2.0\"}" in after  # the SLO's threshold is a bucket
         refused_completion = await http.post(f"{edge.url}/api/tills/till-1/complete", json={"cart": cart[:-1] + ("1" if cart.endswith("0") else "0")})  # not the sold cart
         assert refused_completion.status_code in (409, 422)
         last = (await http.get(f"{edge.url}/metrics")).text
-        assert sample(last, "novapos_edge_checkout_commit_seconds_count", store_config) == \
-            sample(after, "novapos_edge_checkout_commit_seconds_count", store_config)  # a refusal is not timed
+        assert sample(last, "novapos_edge_checkout_commit_seconds_count") == \
+            sample(after, "novapos_edge_checkout_commit_seconds_count")  # a refusal is not timed
         nursery.cancel_scope.cancel()

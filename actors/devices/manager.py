@@ -8,7 +8,9 @@ own. Identity is the rule's name, so a replugged device is the same device whate
 Devices that match no rule are logged once and left alone.
 
 The manager is also the device status board: device actors report their status here, and every
-change is published to the web till and to the device_up metric.
+change is published to the web till and to the device health metrics (roadmap P13-03): device_up, the
+times each device stopped working and why (device_errors_total), the times it worked again
+(device_reconnects_total).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 from typing import Any
 
 import pykka
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
 from actors.devices.context import SUPERVISOR, DeviceContext, device_actor_name
 from actors.devices.kinds import actor_class_for
@@ -30,9 +32,20 @@ from novapos.config import DeviceRule, DevicesConfig
 log = logging.getLogger(__name__)
 
 DEVICE_UP = Gauge("novapos_edge_device_up", "1 while a configured device is present and running", ["device", "kind"])
+DEVICE_ERRORS = Counter("novapos_edge_device_errors_total",
+                        "Times a device stopped working, by what happened: offline, error, paper_out (as its actor "
+                        "reported), unplugged (missing from its bus, or its printer gone), start_failed",
+                        ["device", "kind", "error"])
+DEVICE_RECONNECTS = Counter("novapos_edge_device_reconnects_total",
+                            "Times a device worked again after going offline, failing or being unplugged",
+                            ["device", "kind"])
 
 OFFLINE_STATES = frozenset({"offline"})
 NOT_WORKING = frozenset({"offline", "error", "down", "starting"})
+PROBLEMS = frozenset({"offline", "error", "paper_out"})
+"""Reported states counted as device errors (paper_out too: the printer works, its receipts do not come out)."""
+LOST = frozenset({"offline", "error"})
+"""Reported states after which working again counts as a reconnect."""
 START_WAIT_S = 10.0  # how long a scan waits for a device actor's start before giving up on it
 START_RETRY = Backoff(initial=1.0, maximum=30.0)  # a device whose start failed: next scan, then less often
 
@@ -52,6 +65,7 @@ class DeviceManagerActor(Actor):
         self._ignored: set[tuple[str, str]] = set()
         self._failed_starts: dict[str, int] = {}  # starts failed in a row, per device
         self._retry_at: dict[str, float] = {}  # monotonic time before which a failed start is not retried
+        self._lost: set[str] = set()  # devices that stopped working (LOST, unplugged) and have not worked since
 
     def started(self) -> None:
         # A restarted manager knows nothing of device actors its predecessor started: clear them, the
@@ -62,6 +76,7 @@ class DeviceManagerActor(Actor):
             self._remove_actor(rule)
         for rule in self._devices.rules:
             self._set_status(rule, "down", "not seen yet")
+            DEVICE_RECONNECTS.labels(rule.name, rule.kind)  # its series from the start, so rate() sees the first
         self.send_after(0.0, "scan")
 
     # -- protocol --------------------------------------------------------------------------
@@ -79,8 +94,14 @@ class DeviceManagerActor(Actor):
         device_up follows it: a device counts as up once its actor says it works, not merely started."""
         rule = self._rules.get(device)
         if rule is not None and device in self._up:
+            previous = self._status[rule.name]["state"]
             self._set_status(rule, state, detail)
             DEVICE_UP.labels(rule.name, rule.kind).set(0 if state in NOT_WORKING else 1)
+            if state in PROBLEMS and state != previous:
+                self._stopped_working(rule, state, lost=state in LOST)
+            elif state not in NOT_WORKING and state not in PROBLEMS and rule.name in self._lost:
+                self._lost.discard(rule.name)
+                DEVICE_RECONNECTS.labels(rule.name, rule.kind).inc()
 
     def statuses(self) -> list[dict[str, Any]]:
         return [self._status[rule.name] for rule in self._devices.rules]
@@ -180,6 +201,7 @@ class DeviceManagerActor(Actor):
         self._remove_actor(rule)
         when = f"in {delay:.1f} s" if delay else "on the next scan"
         self._set_status(rule, "down", f"could not start: {why}; retrying {when}")
+        self._stopped_working(rule, "start_failed", lost=False)
         log.warning("device %s (%s): could not start: %s; retrying %s (if this repeats, check its connection)",
                     rule.name, rule.driver, why, when)
 
@@ -189,7 +211,13 @@ class DeviceManagerActor(Actor):
         self._remove_actor(rule)
         DEVICE_UP.labels(rule.name, rule.kind).set(0)
         self._set_status(rule, "down", why)
+        self._stopped_working(rule, "unplugged", lost=True)
         log.warning("device %s (%s) unplugged: %s", rule.name, rule.kind, why)
+
+    def _stopped_working(self, rule: DeviceRule, error: str, *, lost: bool) -> None:
+        DEVICE_ERRORS.labels(rule.name, rule.kind, error).inc()
+        if lost:
+            self._lost.add(rule.name)
 
     def _remove_actor(self, rule: DeviceRule) -> None:
         """Have the supervisor stop and remove the device's actor, if it has one, without waiting.

@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 PRINT_JOBS = Counter("novapos_edge_print_jobs_total", "Print jobs by result", ["result"])
 PRINT_RETRIES = Counter("novapos_edge_print_retries_total", "Print attempts that left a job queued")
-PRINT_QUEUE = Gauge("novapos_edge_print_queue_depth", "Print jobs waiting for their printer", ["printer"])
+PRINT_QUEUE = Gauge("novapos_edge_print_queue_depth", "Print jobs waiting for their printer (the device)", ["device"])
 
 RENDERERS: dict[str, Renderer] = {
     "sale.completed": render_receipt,

@@ -289,9 +289,15 @@ CREATE INDEX IF NOT EXISTS loyalty_offline_unsent ON loyalty_offline_redemptions
 """)
 
 
+def _version_10(db: sqlite3.Connection) -> None:
+    """Each unsent event keeps the trace context of its commit (novapos.tracing), so its publish, however late,
+    joins the trace of the request that made it; NULL when traces were off (and for rows older than this)."""
+    db.execute("ALTER TABLE outbox ADD COLUMN traceparent TEXT")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_version_1, _version_2, _version_3, _version_4,
                                                            _version_5, _version_6, _version_7, _version_8,
-                                                           _version_9]
+                                                           _version_9, _version_10]
 """Migration N+1 takes a file at user_version N to N+1. Append; never edit one that has shipped."""
 
 

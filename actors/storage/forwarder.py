@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 FORWARDED = Counter("novapos_edge_events_forwarded_total", "Events JetStream acknowledged and the outbox released")
 FORWARD_FAILURES = Counter("novapos_edge_forward_failures_total", "Forwarding attempts that left events in the outbox")
 OUTBOX_DEPTH = Gauge("novapos_edge_outbox_depth", "Events committed locally and not yet acknowledged by the hub's stream")
+OLDEST_UNSENT = Gauge("novapos_edge_outbox_oldest_unsent_age_seconds",
+                      "Age of the oldest event in the outbox, by its own clock, as of the last drain (0: empty)")
+HUB_LINK_UP = Gauge("novapos_edge_hub_link_up", "1 while the last drain reached the hub's stream, 0 while NATS is "
+                    "unreachable or refuses the store (the store sells either way)")
 
 IDLE_POLL_S = 1.0
 RETRY = Backoff(initial=0.25, maximum=5.0)
@@ -108,11 +112,14 @@ class ForwarderActor(Actor):
                 refused = self.registry.ask("outbox", "remove", published.acked, timeout=OUTBOX_TIMEOUT_S)
                 if refused is None:
                     FORWARDED.inc(len(published.acked))
-            depth: int = self.registry.ask("outbox", "depth", timeout=OUTBOX_TIMEOUT_S)
+            backlog: Backlog = self.registry.ask("outbox", "backlog", timeout=OUTBOX_TIMEOUT_S)
         except pykka.Timeout as exc:
             self._outbox_stalls(f"did not answer ({exc})")
             return
+        depth = backlog.depth
         OUTBOX_DEPTH.set(depth)
+        OLDEST_UNSENT.set(backlog.oldest_age_s or 0.0)
+        HUB_LINK_UP.set(1 if published.failure is None else 0)
         if published.failure is None:
             self._link_works(depth)
         else:

@@ -26,10 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
+from opentelemetry.trace import StatusCode
 
 from actors.protocol import Reason, Rejected
 from actors.storage.db import LockWatch, connect, is_busy
 from edge_runtime import Actor
+from novapos import tracing
 from novapos.__about__ import BUILD_FLOOR_MS
 from novapos.adapters.nats import Outgoing
 from novapos.wire.envelope import Envelope
@@ -98,6 +100,21 @@ class Outbox:
 
     def append(self, event_type: str, version: int, body: dict[str, Any], *, print_on: str | None = None,
                key: str | None = None, print_with: Mapping[str, Any] | None = None) -> Committed | Rejected:
+        """`_append` in a span, the sale's local commit: its trace context is stored with the row (see novapos.tracing)."""
+        if not tracing.enabled():
+            return self._append(event_type, version, body, print_on=print_on, key=key, print_with=print_with)
+        with tracing.tracer().start_as_current_span("outbox commit", attributes={"novapos.event.type": event_type,
+                                                                                  "novapos.store": self.store}) as span:
+            committed = self._append(event_type, version, body, print_on=print_on, key=key, print_with=print_with)
+            if isinstance(committed, Rejected):
+                span.set_status(StatusCode.ERROR, committed.reason)
+            else:
+                span.set_attributes({"novapos.event.id": str(committed.id), "novapos.event.seq": committed.seq,
+                                     "novapos.event.new": committed.new})
+            return committed
+
+    def _append(self, event_type: str, version: int, body: dict[str, Any], *, print_on: str | None = None,
+                key: str | None = None, print_with: Mapping[str, Any] | None = None) -> Committed | Rejected:
         """Validate, number and durably commit one event; with `print_on`, also the job that prints it
         on that printer (the event's id is the job's id), carrying `print_with` beside the event (what the
         receipt shows that the event does not carry, such as a customer's points balance). Every journal sees the new event in the same
@@ -124,8 +141,8 @@ class Outbox:
                                       "RETURNING last_seq", (ts,)).fetchone()
             envelope = Envelope(id=uuid7(), type=event_type, v=version, tenant=self.tenant, store=self.store,
                                 seq=seq, ts=ts, body=body)
-            self._db.execute("INSERT INTO outbox (seq, id, subject, payload) VALUES (?, ?, ?, ?)",
-                             (seq, str(envelope.id), subject, envelope.encode()))
+            self._db.execute("INSERT INTO outbox (seq, id, subject, payload, traceparent) VALUES (?, ?, ?, ?, ?)",
+                             (seq, str(envelope.id), subject, envelope.encode(), tracing.traceparent()))
             if print_on is not None:
                 self._db.execute(
                     "INSERT INTO print_jobs (id, printer, kind, payload, seq, queued_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -205,8 +222,8 @@ class Outbox:
             return Rejected("busy", LOCKED)
 
     def pending(self, limit: int) -> list[Outgoing]:
-        rows = self._db.execute("SELECT id, subject, payload FROM outbox ORDER BY seq LIMIT ?", (limit,))
-        return [Outgoing(event_id, subject, payload) for event_id, subject, payload in rows]
+        rows = self._db.execute("SELECT id, subject, payload, traceparent FROM outbox ORDER BY seq LIMIT ?", (limit,))
+        return [Outgoing(event_id, subject, payload, trace) for event_id, subject, payload, trace in rows]
 
     def remove(self, event_ids: list[str]) -> Rejected | None:
         """Release acknowledged events, in one transaction (one fsync, not one per row); while

@@ -35,7 +35,7 @@ def build_api(config: StoreConfig, tree: Tree, events: EventHub) -> Starlette:
     return with_api_errors(Starlette(routes=[
         *page_routes(config), *service_routes(tree), *hardware_routes(tree, events),
         *login_routes(tree, tuple(config.tills)),
-        *timed_completion(till_routes(tree, tuple(config.tills)), config), *stock_routes(tree),
+        *timed_completion(till_routes(tree, tuple(config.tills))), *stock_routes(tree),
         *kpi_routes(tree, config), *drawer_routes(tree, config), *return_routes(tree, tuple(config.tills)),
         *receipt_routes(tree, config), *follow_up_routes(tree), *coupon_routes(tree, tuple(config.tills)),
         *loyalty_routes(tree, tuple(config.tills)),

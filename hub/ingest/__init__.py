@@ -4,6 +4,8 @@ processes sharing the stream; its dead letters, and each store's sequence gaps a
 from pathlib import Path
 
 from hub.domains import Domain
+from hub.ingest.jetstream import watch_jetstream
 from hub.ingest.routes import OPENAPI, routes
 
-DOMAIN = Domain("ingest", migrations=Path(__file__).parent / "migrations", routes=routes, openapi=OPENAPI)
+DOMAIN = Domain("ingest", migrations=Path(__file__).parent / "migrations", routes=routes, services=(watch_jetstream,),
+                openapi=OPENAPI)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -81,7 +82,8 @@ class Held:
 class BatchResult:
     applied: int = 0
     duplicates: int = 0
-    rejected: int = 0
+    dead_lettered: Counter[str] = field(default_factory=Counter)
+    """Events dead-lettered, by the tenant their subject names ("" when it names none)."""
     clock_skews: dict[store_stats.Store, float] = field(default_factory=dict)
     """Per store that sent new events, its clock skew in seconds (see hub.ingest.store_stats)."""
     held: list[Held] = field(default_factory=list)
@@ -90,10 +92,15 @@ class BatchResult:
     def __iadd__(self, other: BatchResult) -> BatchResult:
         self.applied += other.applied
         self.duplicates += other.duplicates
-        self.rejected += other.rejected
+        self.dead_lettered += other.dead_lettered
         self.clock_skews.update(other.clock_skews)
         self.held += other.held
         return self
+
+    @property
+    def rejected(self) -> int:
+        """Events dead-lettered."""
+        return sum(self.dead_lettered.values())
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,14 @@ class Rejection:
 
 
 Event = tuple[Envelope, Delivery]
+
+
+def _subject_tenant(subject: str) -> str:
+    """The tenant an event subject names, "" when it is not an event subject."""
+    try:
+        return parse_event_subject(subject)[0]
+    except ValueError:
+        return ""
 
 
 def _check(delivery: Delivery, tenants: frozenset[str]) -> Envelope:
@@ -226,7 +241,7 @@ async def _apply(conn: asyncpg.Connection, events: Sequence[Event], rejections: 
             # Subject and reason may quote what a store sent: escaped once, here, they are safe in PostgreSQL
             # text (no NUL), the console, the CLI and logs alike; a valid subject is tokens and stays as it is.
             [(r.event_id, escape(r.delivery.subject), escape(r.reason), r.delivery.data) for r in dead])
-        result.rejected = len(dead)
+        result.dead_lettered = Counter(_subject_tenant(r.delivery.subject) for r in dead)
     return result
 
 

@@ -37,6 +37,7 @@ from edge_runtime import AsyncioSeam, Backoff
 from hub.ingest.inbox import BatchResult, Delivery, Sorted, Sorter, apply_sorted
 from hub.ingest.pull import fetch_batch
 from hub.ingest.store_stats import CLOCK_SKEW
+from hub.ingest.traces import IngestSpans
 from novapos.adapters.nats import NatsLink
 from novapos.config.hub import StreamLimits
 
@@ -46,6 +47,9 @@ EVENTS = Counter("novapos_hub_events_total", "Events taken from the stream, by o
 RETRIES = Counter("novapos_hub_ingest_retries_total",
                   "Batches given back to the stream to retry, by the error that was not the events' fault", ["error"])
 BATCH_SECONDS = Histogram("novapos_hub_ingest_batch_seconds", "Time to apply and ack one batch")
+DEAD_LETTERS = Counter("novapos_hub_dead_letters_total", "Events dead-lettered by ingest, by the tenant their subject "
+                       "names (unknown: a subject naming no tenant this hub serves)", ["tenant"])
+OUTCOMES = ("applied", "duplicates", "rejected", "held")
 RETRY = Backoff(initial=0.5, maximum=10.0)
 SORT_STEP = 32
 """Events decoded and validated between two turns of the event loop while a batch is being applied."""
@@ -134,7 +138,9 @@ async def ingest_once(subscription: Any, pool: asyncpg.Pool, tenants: frozenset[
             return None
         in_flight.messages = fetched.messages
         in_flight.fetch_ahead(subscription, tenants, batch, wait)
-        result = await apply_sorted(pool, fetched.sorted)
+        spans = IngestSpans(fetched.messages)
+        with spans.applying():
+            result = await apply_sorted(pool, fetched.sorted)
     except BaseException:  # stopping, or the hub's trouble: redelivered first, to this hub or another
         await in_flight.give_back()
         raise
@@ -143,6 +149,7 @@ async def ingest_once(subscription: Any, pool: asyncpg.Pool, tenants: frozenset[
     for message, delivery in zip(fetched.messages, fetched.deliveries, strict=True):
         # publishes into the client's buffer, flushed by its own task: no round trip, no task per message
         await (message.nak(delay=HELD_DELAY_S) if delivery in held else message.ack())
+    spans.settled(fetched.deliveries, fetched.sorted)
     return result
 
 
@@ -165,6 +172,10 @@ async def run_ingest(seam: AsyncioSeam, link: NatsLink, pool: asyncpg.Pool, tena
     """(trio side) Forever: ingest batches; on failure (NATS or PostgreSQL away, a lock timeout, a bug, the
     consumer or stream gone) log what is wrong, drop the subscription and retry with backoff. Nothing here
     ends the hub. `in_flight` is what the hub's stop gives back to JetStream."""
+    for outcome in OUTCOMES:  # every series from the start: a first increase is then seen by rate()
+        EVENTS.labels(outcome)
+    for tenant in tenants:
+        DEAD_LETTERS.labels(tenant)
     subscription = None
     failures = 0
     while True:
@@ -192,6 +203,8 @@ async def run_ingest(seam: AsyncioSeam, link: NatsLink, pool: asyncpg.Pool, tena
         for outcome in ("applied", "duplicates", "rejected"):
             if count := getattr(result, outcome):
                 EVENTS.labels(outcome).inc(count)
+        for tenant, count in result.dead_lettered.items():
+            DEAD_LETTERS.labels(tenant if tenant in tenants else "unknown").inc(count)
         for (tenant, store), skew in result.clock_skews.items():
             CLOCK_SKEW.labels(tenant, store).set(skew)
         if result.held:

@@ -45,6 +45,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from novapos import tracing
 from novapos.validators import Invalid, describe
 
 log = logging.getLogger(__name__)
@@ -309,4 +310,4 @@ async def serve(app: Starlette, host: str, port: int, *, tls: ssl.SSLContext | N
     config.accesslog = None
     config.errorlog = logging.getLogger("novapos.adapters.http")
     config.graceful_timeout = 2.0
-    await hypercorn_serve(_served(app, host), config, task_status=task_status)  # type: ignore[arg-type]
+    await hypercorn_serve(tracing.asgi(_served(app, host)), config, task_status=task_status)  # type: ignore[arg-type]

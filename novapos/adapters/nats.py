@@ -20,6 +20,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DiscardPolicy, StorageType, StreamConfig
 
+from novapos import tracing
 from novapos.config.hub import StreamLimits
 from novapos.tls import EXPIRY
 from novapos.validators import token
@@ -49,6 +50,8 @@ class Outgoing:
     event_id: str
     subject: str
     payload: bytes
+    traceparent: str | None = None
+    """The trace context of the event's commit (novapos.tracing): its publish is a span under it."""
 
     @property
     def msg_id(self) -> str:
@@ -270,8 +273,9 @@ class NatsLink:
             if loop.time() - started > timeout:
                 break
             try:
-                await self.js.publish(item.subject, item.payload, timeout=timeout,
-                                      headers={"Nats-Msg-Id": item.msg_id})
+                with tracing.publishing(item.subject, item.event_id, item.traceparent) as headers:
+                    await self.js.publish(item.subject, item.payload, timeout=timeout,
+                                          headers={**headers, "Nats-Msg-Id": item.msg_id})
             except nats.js.errors.APIError as exc:  # the stream's own refusal (its limits, say), or busy (503)
                 refused = not isinstance(exc, nats.js.errors.ServiceUnavailableError)
                 return Published(acked, f"event {item.event_id}: {exc.description or exc}", refused=refused)

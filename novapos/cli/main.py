@@ -10,14 +10,19 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from novapos.cli.audit import add_audit_commands
+from novapos.cli.backup import add_edge_backup_commands
 from novapos.cli.catalog import add_catalog_commands
 from novapos.cli.certs import add_certs_commands
 from novapos.cli.payments import add_payments_commands
 from novapos.cli.tenancy import add_tenancy_commands
 from novapos.cli.users import add_user_commands
+
+if TYPE_CHECKING:
+    from novapos.config import StoreConfig
+    from novapos.config.telemetry import TelemetrySettings
 
 CONFIGS = Path(str(files("configs")))
 """The shipped configs: the repository's configs/ folder, installed as the package `configs`."""
@@ -37,9 +42,13 @@ def _address_in_use(exc: BaseException) -> bool:
     return any(isinstance(leaf, OSError) and leaf.errno == errno.EADDRINUSE for leaf in _leaves(exc))
 
 
-def _serve(command: str, main: Callable[[], Awaitable[None]], host: str, port: int, setting: str) -> int:
-    """Run a serving process; a port already taken is exit 2 and one sentence, not a traceback."""
+def _serve(command: str, main: Callable[[], Awaitable[None]], host: str, port: int, setting: str,
+           telemetry: TelemetrySettings) -> int:
+    """Run a serving process, with traces if [telemetry] says where (sent on to the end, however it ends); a port
+    already taken is exit 2 and one sentence, not a traceback."""
     from edge_runtime import run
+    from novapos import tracing
+    provider = tracing.setup(telemetry, f"novapos-{command}")
     try:
         return run(main)
     except (OSError, BaseExceptionGroup) as exc:
@@ -48,6 +57,9 @@ def _serve(command: str, main: Callable[[], Awaitable[None]], host: str, port: i
         print(f"novapos {command}: port {port} on {host} is already in use: stop the other process or set {setting}",
               file=sys.stderr)
         return 2
+    finally:
+        if provider is not None:
+            provider.shutdown()
 
 
 def _port(text: str) -> int:
@@ -59,17 +71,23 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _edge(args: argparse.Namespace) -> int:
-    from edge.app import StateFolderInUse, run_edge
+def load_edge_config(path: Path) -> StoreConfig:
+    """The store config at `path`, a relative [state] dir kept under $STATE_DIRECTORY when systemd sets it."""
     from novapos.config import load_store
-    config = load_store(args.config)
+    config = load_store(path)
     state_directory = os.environ.get("STATE_DIRECTORY")  # systemd's StateDirectory=: the one writable place
     if state_directory and not config.state_dir.is_absolute():
         config = replace(config, state_dir=Path(state_directory.split(":")[0]) / config.state_dir)
+    return config
+
+
+def _edge(args: argparse.Namespace) -> int:
+    from edge.app import StateFolderInUse, run_edge
+    config = load_edge_config(args.config)
     config.check_runnable()
     try:
         return _serve("edge", lambda: run_edge(config), config.http_host, config.http_port,
-                      f"[http] port in {args.config}")
+                      f"[http] port in {args.config}", config.telemetry)
     except (StateFolderInUse, BaseExceptionGroup) as exc:
         in_use = next((leaf for leaf in _leaves(exc) if isinstance(leaf, StateFolderInUse)), None)
         if in_use is None:
@@ -86,7 +104,7 @@ def _hub(args: argparse.Namespace) -> int:
         config = replace(config, http_port=args.http_port)
     config.check_runnable()
     setting = "another --http-port" if args.http_port is not None else f"[http] port in {args.config}"
-    return _serve("hub", lambda: run_hub(config), config.http_host, config.http_port, setting)
+    return _serve("hub", lambda: run_hub(config), config.http_host, config.http_port, setting, config.telemetry)
 
 
 def _hub_dead_letters(args: argparse.Namespace) -> int:
@@ -98,6 +116,40 @@ def _hub_dead_letters(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     return dead_letters(config, args.action, args.ids, args.all, args.reason_like)
+
+
+def _hub_replay(args: argparse.Namespace) -> int:
+    from hub.ingest.replay import parse_since, run_replay
+    from novapos.config import load_hub
+    config = load_hub(args.config)
+    try:
+        since = parse_since(args.since)
+    except ValueError:
+        print(f"novapos hub replay: --since takes an ISO 8601 time such as 2026-12-01T09:30:00Z, not {args.since!r}",
+              file=sys.stderr)
+        return 2
+    if not config.database_url or not config.nats_url:
+        print("novapos hub replay: needs both NATS and PostgreSQL: set [nats] url and [database] url in the hub "
+              "config (or NOVAPOS_NATS_URL / NOVAPOS_DATABASE_URL)", file=sys.stderr)
+        return 2
+    done = run_replay(config, since, lambda line: print(line, flush=True))
+    print(f"{done.seen} events read since {since.isoformat()}: {done.applied} applied, {done.duplicates} already "
+          f"there, {done.rejected} dead-lettered, {done.held} waiting for a newer hub, {done.to_go} not reached")
+    return 0 if done.to_go == 0 else 1
+
+
+def _add_hub_replay(hub_commands: Any) -> None:
+    """`novapos hub replay --since TIME`: after a database restore, apply the stream's kept history again."""
+    replay = hub_commands.add_parser(
+        "replay", help="apply the events stream again from a point in time (after restoring PostgreSQL)",
+        description="After PostgreSQL was restored to an earlier point (point-in-time recovery, a standby promoted "
+        "before it caught up), apply every event the NATS events stream still holds from TIME on, through the same "
+        "ingest path as the hub: events the database already has are skipped, so a TIME too early costs only "
+        "time. The hubs may keep running. Exit 0 once caught up, 1 if the stream's end was not reached.")
+    replay.add_argument("--since", required=True, metavar="TIME",
+                        help="ISO 8601, e.g. 2026-12-01T09:30:00Z (no zone: UTC); take it a few minutes before the "
+                        "time the database was restored to")
+    replay.set_defaults(run=_hub_replay)
 
 
 def _add_hub_dead_letters(hub_commands: Any) -> None:
@@ -136,7 +188,10 @@ def _mock(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    from novapos.__about__ import VERSION
     root = argparse.ArgumentParser(prog="novapos", description="NovaPOS: store edge runtime and hub.")
+    root.add_argument("--version", action="version", version=f"%(prog)s {VERSION}",
+                      help="the installed release (say it when reporting a problem; docs/upgrading.md)")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     edge = commands.add_parser("edge", help="run one store's edge runtime (tills, devices, offline queue, web till)",
@@ -148,6 +203,7 @@ def parser() -> argparse.ArgumentParser:
                       help="store TOML (default: %(default)s); NOVAPOS_NATS_URL overrides its [nats] url, and a "
                       "relative [state] dir is kept under $STATE_DIRECTORY when systemd sets it")
     edge.set_defaults(run=_edge)
+    add_edge_backup_commands(edge.add_subparsers(dest="edge_command", metavar="SUBCOMMAND"))
 
     hub = commands.add_parser("hub", help="run the hub (ingest to PostgreSQL, hub console)",
                               description="Run a hub process: applies store events from JetStream to PostgreSQL "
@@ -160,6 +216,7 @@ def parser() -> argparse.ArgumentParser:
     hub.set_defaults(run=_hub)
     hub_commands = hub.add_subparsers(dest="hub_command", metavar="SUBCOMMAND")
     _add_hub_dead_letters(hub_commands)
+    _add_hub_replay(hub_commands)
     add_tenancy_commands(hub_commands)
     add_catalog_commands(hub_commands)
     add_user_commands(hub_commands)

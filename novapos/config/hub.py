@@ -26,6 +26,8 @@ from novapos.config.reading import (
     token_list,
     url_setting,
 )
+from novapos.config.telemetry import KEYS as TELEMETRY_KEYS
+from novapos.config.telemetry import TelemetrySettings, load_telemetry
 from novapos.config.tls import KEYS as TLS_KEYS
 from novapos.config.tls import load_tls
 from novapos.tls import TlsSettings
@@ -43,6 +45,7 @@ SETTINGS: Settings = {
     "audit": frozenset({"checkpoint_dir", "key_file", "checkpoint_interval_s", "personal", "personal_retention_days"}),
     "payments": frozenset({"gateway_url", "provider", "timeout_s", "capture_window_s", "watchdog_after_s",
                            "webhook_tolerance_s", "webhook_secrets_file", "reconcile_at"}),
+    "telemetry": TELEMETRY_KEYS,
     "tls": TLS_KEYS,
 }
 """Every setting the hub reads, by table: a mistyped one is refused, not silently ignored."""
@@ -144,6 +147,8 @@ class HubConfig:
     gift_card_key_file: Path | None = None
     """[gift_cards] key_file: the hex HMAC key gift card numbers are looked up with (hub.giftcards.numbers); None:
     gift card requests and routes answer 503."""
+    telemetry: TelemetrySettings = TelemetrySettings()
+    """Where traces go ([telemetry], novapos.tracing); off by default."""
     tls: TlsSettings = TlsSettings()
     """[tls] (novapos.tls): HTTPS for the console, TLS to NATS."""
 
@@ -211,6 +216,7 @@ def load_hub(path: Path) -> HubConfig:
             payments=_payments(str(path), sections["payments"], whole),
             gift_card_key_file=path_setting(f"{path}: [gift_cards] key_file", sections["gift_cards"].get("key_file", "")),
             tls=load_tls(sections["tls"], str(path)),
+            telemetry=load_telemetry(sections["telemetry"], str(path)),
         )
     except validators.Invalid as exc:
         raise ConfigError(str(exc)) from None

@@ -12,6 +12,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from novapos import validators
+from novapos.config.backup import KEYS as BACKUP_KEYS
+from novapos.config.backup import BackupSettings, load_backup
 from novapos.config.cash import CASH_SETTINGS, CashConfig, load_cash
 from novapos.config.devices import DevicesConfig, load_devices
 from novapos.config.login import LOGIN_SETTINGS, LoginSettings, load_login
@@ -33,6 +35,8 @@ from novapos.config.receipt import KEYS as RECEIPT_KEYS
 from novapos.config.receipt import ReceiptSettings, load_receipt
 from novapos.config.returns import SETTINGS as RETURNS_SETTINGS
 from novapos.config.returns import ReturnsPolicy, load_returns
+from novapos.config.telemetry import KEYS as TELEMETRY_KEYS
+from novapos.config.telemetry import TelemetrySettings, load_telemetry
 from novapos.config.terminal import KEYS as TERMINAL_KEYS
 from novapos.config.terminal import TerminalSettings, load_terminal
 from novapos.config.tls import KEYS as TLS_KEYS
@@ -54,6 +58,8 @@ SETTINGS: Settings = {
     "returns": RETURNS_SETTINGS,
     "terminal": TERMINAL_KEYS,
     "loyalty": LOYALTY_KEYS,
+    "backup": BACKUP_KEYS,
+    "telemetry": TELEMETRY_KEYS,
     "tls": TLS_KEYS,
 }
 """Every setting the store reads, by table: a mistyped one is refused, not silently ignored."""
@@ -91,6 +97,10 @@ class StoreConfig:
     returns: ReturnsPolicy = ReturnsPolicy()
     terminal: TerminalSettings = TerminalSettings()
     loyalty: LoyaltySettings = LoyaltySettings()
+    backup: BackupSettings = BackupSettings()
+    """Scheduled backups of the store's SQLite file ([backup]; actors.storage.backup)."""
+    telemetry: TelemetrySettings = TelemetrySettings()
+    """Where traces go ([telemetry], novapos.tracing); off by default."""
     tls: TlsSettings = TlsSettings()
     """[tls] (novapos.tls): HTTPS for the tills, TLS to NATS."""
 
@@ -153,5 +163,7 @@ def load_store(path: Path) -> StoreConfig:
         returns=load_returns(sections["returns"], where),
         terminal=load_terminal(sections["terminal"], where),
         loyalty=load_loyalty(sections["loyalty"], where),
+        backup=load_backup(sections["backup"], where),
+        telemetry=load_telemetry(sections["telemetry"], where),
         tls=tls,
     )

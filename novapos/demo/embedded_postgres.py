@@ -13,6 +13,7 @@ import pwd
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Self
 
@@ -57,7 +58,9 @@ def _make_reachable(path: Path, user: str) -> None:
 class EmbeddedPostgres(EmbeddedServer):
     """A postgres child with its data under `state_dir/pgdata`; trust auth on loopback only."""
 
-    def __init__(self, state_dir: Path, *, port: int | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(self, state_dir: Path, *, port: int | None = None, host: str = "127.0.0.1",
+                 settings: Mapping[str, str] | None = None) -> None:
+        """settings: more server settings (name -> value), given on the command line (WAL archiving, recovery)."""
         self.host = host
         self.port = port or free_port(host)
         self.pgdata = state_dir / "pgdata"
@@ -67,7 +70,8 @@ class EmbeddedPostgres(EmbeddedServer):
             [str(postgres_bin_dir() / "postgres"), "-D", str(self.pgdata), "-h", host, "-p", str(self.port),
              # No Unix socket: clients use TCP, and a socket path is limited to 107 bytes, which a
              # deep state folder exceeds (the server would refuse to start).
-             "-k", "", "-c", "fsync=on", "-c", "max_connections=200"],
+             "-k", "", "-c", "fsync=on", "-c", "max_connections=200",
+             *(arg for name, value in (settings or {}).items() for arg in ("-c", f"{name}={value}"))],
             state_dir / "postgres.log", stop_signal=signal.SIGINT, user=self.user,
         )
 

@@ -1,0 +1,120 @@
+"""Putting a store's backup in place on a (new) store box, so that it continues the store's numbering.
+
+The backup knows the sales up to its last sequence number; the old box went on selling after it, and forwarded
+some of those sales to the hub before it died. The hub's answer (novapos.wire.restore) says which numbers it holds.
+The restored file then:
+- numbers its next event above both the backup's last number and the hub's, plus `skip`: numbers the old box may
+  have used for sales that never reached the hub (committed after the backup, unsent when it died; their paper
+  receipts carry them). They are never reused; the hub lists them as a gap (hub console, sequence issues), which
+  is where such lost sales surface;
+- drops from its outbox the events the hub already holds (the old box sent them after the backup);
+- sets aside the receipts its print spool still had queued (the old box may have printed them): failed, with the
+  reason, so that they are reprinted on demand and never twice on their own;
+- reports the sales the hub holds that the backup missed (`Restored.missed`): the hub has them, so reports and
+  returns (looked up at the hub when not in the store's own journal) know them; the box's own journal, drawer
+  counts and offline ledgers do not.
+
+Everything happens on a staged copy beside the store's file, renamed into place once complete: an interrupted
+restore leaves no half-restored file behind.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from actors.storage import db as local_db
+from actors.storage.backup import BackupFailed, copy_database
+from novapos.wire.restore import HeldEvent, HubHolds
+from novapos.wire.subjects import event_subject
+
+STAGED_SUFFIX = ".restoring"
+SKIP = 100
+"""Numbers left unused after the highest the hub or the backup knows (see the module's doc). A store whose box was
+cut off from the hub for long before it died had more unsent sales: pass a larger --skip."""
+SET_ASIDE = ("restored from a backup: the old store box may have printed this receipt; reprint it if the "
+             "customer needs it")
+
+
+@dataclass(frozen=True)
+class Restored:
+    backup: Path
+    backup_last_seq: int
+    hub_last_seq: int
+    next_seq: int
+    missed: tuple[HeldEvent, ...]
+    """Events the hub holds that the backup does not (numbered above the backup's last), oldest first."""
+    missed_more: bool
+    """The hub holds more such events than it listed."""
+    already_sent: int
+    """Events of the backup's outbox the hub holds: dropped, not sent again."""
+    still_to_send: int
+    """Events of the backup's outbox the hub lacks: the edge forwards them at start."""
+    set_aside_prints: int
+
+
+def stage(backup: Path, db_path: Path, tenant: str, store: str) -> Path:
+    """Copy `backup` beside `db_path` (checked, migrated to this release's schema); the staged file's path.
+    BackupFailed when the backup is not a readable store file, or its unsent events are another store's."""
+    staged = db_path.with_name(db_path.name + STAGED_SUFFIX)
+    staged.unlink(missing_ok=True)
+    try:
+        copy_database(backup, staged)
+        local_db.connect(staged).close()
+        resend_floor(staged)  # it has the store's tables
+        _check_store(staged, event_subject(tenant, store, "x").removesuffix(".x"))
+    except (BackupFailed, sqlite3.Error) as exc:
+        staged.unlink(missing_ok=True)
+        raise BackupFailed(str(exc)) from exc
+    return staged
+
+
+def _check_store(staged: Path, prefix: str) -> None:
+    """Refuse a backup whose unsent events are not this store's (another store's box restored here by mistake)."""
+    db = sqlite3.connect(staged)
+    try:
+        row = db.execute("SELECT subject FROM outbox WHERE substr(subject, 1, length(?1) + 1) <> ?1 || '.' LIMIT 1",
+                         (prefix,)).fetchone()
+    finally:
+        db.close()
+    if row is not None:
+        raise BackupFailed(f"it holds events of another store ({row[0]}), not of {prefix}: is it this store's backup?")
+
+
+def resend_floor(staged: Path) -> int:
+    """The number above which the hub's events matter: below the oldest unsent event of the backup (the hub may
+    hold it, sent by the old box after the backup), else the backup's last number."""
+    db = sqlite3.connect(staged)
+    try:
+        (last,) = db.execute("SELECT last_seq FROM store_sequence").fetchone()
+        (oldest,) = db.execute("SELECT min(seq) FROM outbox").fetchone()
+    finally:
+        db.close()
+    return int(last) if oldest is None else int(oldest) - 1
+
+
+def finish(backup: Path, staged: Path, db_path: Path, holds: HubHolds, skip: int = SKIP) -> Restored:
+    """Continue the numbering above what the hub holds, drop what it holds from the outbox, set the queued
+    receipts aside, and put the staged file in place of `db_path` (which must not exist)."""
+    held_ids = {event.id for event in holds.events}
+    db = local_db.connect(staged)
+    try:
+        with local_db.immediate(db):
+            (backup_last,) = db.execute("SELECT last_seq FROM store_sequence").fetchone()
+            next_seq = max(int(backup_last), holds.last_seq) + skip + 1
+            db.execute("UPDATE store_sequence SET last_seq = ?", (next_seq - 1,))
+            unsent = [event_id for (event_id,) in db.execute("SELECT id FROM outbox")]
+            sent = [event_id for event_id in unsent if event_id in held_ids]
+            db.executemany("DELETE FROM outbox WHERE id = ?", [(event_id,) for event_id in sent])
+            set_aside = db.execute("UPDATE print_jobs SET state = 'failed', reason = ? WHERE state = 'queued'",
+                                   (SET_ASIDE,)).rowcount
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        db.close()
+    for leftover in ("-wal", "-shm"):
+        db_path.with_name(db_path.name + leftover).unlink(missing_ok=True)
+    staged.rename(db_path)
+    return Restored(backup, int(backup_last), holds.last_seq, next_seq,
+                    tuple(event for event in holds.events if event.seq > int(backup_last)), holds.more,
+                    len(sent), len(unsent) - len(sent), set_aside)
