@@ -115,7 +115,8 @@ def test_the_backup_settings_are_checked(tmp_path: Path) -> None:
     assert load_store(config).backup.folder(Path("/var/lib/novapos/store")) == Path("/var/lib/novapos/store/backups")
     config.write_text(text + '\n[backup]\ndir = "/mnt/usb/novapos"\nevery_s = 0\nkeep = 4\n')
     assert load_store(config).backup == BackupSettings(Path("/mnt/usb/novapos"), 0, 4)
-    for bad, why in (("every_s = -1", "every_s"), ("keep = 0", "keep"), ('dir = ""', "dir"), ("keep_days = 3", "keep_days")):
+    for bad, why in (("every_s = -1", "every_s"), ("keep = 0", "keep"), ('dir = "${HOME}/backups"', "dir"),
+                     ('dir = "a\\u0000b"', "dir"), ("keep_days = 3", "keep_days")):
         config.write_text(text + f"\n[backup]\n{bad}\n")
         with pytest.raises(ConfigError, match=why):
             load_store(config)

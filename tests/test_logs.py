@@ -41,6 +41,12 @@ class Lines(logging.Handler):
         self.lines.append(json.loads(self.format(record)))
 
 
+@pytest.fixture(autouse=True)
+def no_process_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An edge run earlier in this test process bound its store for the whole process."""
+    monkeypatch.setattr(logs, "_process", logs._EMPTY)
+
+
 @pytest.fixture
 def lines() -> Iterator[list[dict[str, str]]]:
     handler, logger = Lines(), logging.getLogger("test.logs")
@@ -84,7 +90,6 @@ def test_a_line_carries_what_the_blocks_around_it_bound_and_no_more(lines: list[
 
 def test_process_fields_reach_every_thread_and_a_threads_binding_stays_in_it(
         lines: list[dict[str, str]], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(logs, "_process", logs._process)  # put back after the test
     logs.bind_process(tenant="demo", store="store-001")
 
     def other() -> None:

@@ -46,7 +46,7 @@ HUB_NAMES = {
     "novapos_hub_store_clock_skew_seconds"}
 LABELS = {"tenant", "store", "till", "device", "kind", "error", "result", "outcome", "state", "stream", "consumer",
           "version", "le", "method", "how", "action", "call", "source", "currency", "operation", "reason", "why", "via",
-          "direction", "offline"}
+          "direction", "offline", "use"}
 """Every label name either process may use: bounded sets, never an id (a sale, cart, cashier, customer, card)."""
 ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-|[0-9]{6,}|@")
 """What an id looks like in a label value: a UUID, a long number, an e-mail address."""
@@ -91,7 +91,8 @@ async def report_kpis(http: httpx.AsyncClient, edge_url: str, receipt: dict[str,
 async def test_a_live_edge_and_hub_pass_promtool_with_the_names_the_dashboards_use(
         tmp_path, nats_server: EmbeddedNats, database_url: str, printer: MockNetworkPrinter,  # type: ignore[no-untyped-def]
         http: httpx.AsyncClient) -> None:
-    hub = HubProcess(tmp_path, nats_server.url, database_url, nats_server.hub_credentials)
+    hub = HubProcess(tmp_path, nats_server.url, database_url, nats_server.hub_credentials,
+                     tls=nats_server.tls_settings())
     box = store_box(tmp_path, [printer_rule(printer.port)])
     edge = None
     try:

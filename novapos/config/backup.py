@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from novapos import validators
-from novapos.config.reading import ConfigError
+from novapos.config.reading import ConfigError, path_setting
 
 KEYS = frozenset({"dir", "every_s", "keep"})
 DEFAULT_FOLDER = "backups"
@@ -32,9 +32,9 @@ class BackupSettings:
 
 def load_backup(table: Mapping[str, Any], where: str) -> BackupSettings:
     try:
-        folder = validators.text(f"{where}: [backup] dir", table["dir"], max_length=1024) if "dir" in table else ""
+        folder = path_setting(f"{where}: [backup] dir", table.get("dir", ""))
         every = validators.integer(f"{where}: [backup] every_s", table.get("every_s", 900), 0, 7 * 86400)
         keep = validators.integer(f"{where}: [backup] keep", table.get("keep", 96), 1, 100_000)
     except validators.Invalid as exc:
         raise ConfigError(str(exc)) from None
-    return BackupSettings(Path(folder) if folder else None, every, keep)
+    return BackupSettings(folder, every, keep)
