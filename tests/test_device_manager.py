@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from actors.devices.context import MANAGER, SUPERVISOR, DeviceContext, device_actor_name
 from actors.devices.manager import DeviceManagerActor
@@ -69,6 +70,21 @@ async def drawer_status(tree: Tree) -> dict[str, Any]:
     return next(s for s in statuses if s["device"] == "drawer-1")
 
 
+def device_up(device: str, kind: str) -> float | None:
+    return REGISTRY.get_sample_value("novapos_edge_device_up", {"device": device, "kind": kind})
+
+
+async def test_a_configured_device_never_plugged_is_down_from_the_start(tmp_path: Path) -> None:
+    """NovaPosDeviceDown needs a 0 for a device that never came: no series at all would never alert."""
+    devices = DevicesConfig(rules=(DeviceRule(name="drawer-never", driver="serial-drawer",
+                                              path=str(tmp_path / "ttyNOTHING")),), scan_interval=0.05)
+    async with supervision_tree(hardware(devices, START_WAIT)) as tree:
+        async def scanned() -> bool:
+            return (await tree.ask(MANAGER, "statuses"))[0]["detail"] == "not seen yet"
+        await wait_until(scanned, timeout=10)
+        assert device_up("drawer-never", "drawer") == 0
+
+
 async def test_a_device_whose_start_times_out_is_retried_and_comes_up_without_crashing_the_manager(
         tree: Tree, gate: threading.Event) -> None:
     manager = tree.registry.get(MANAGER)
@@ -78,6 +94,7 @@ async def test_a_device_whose_start_times_out_is_retried_and_comes_up_without_cr
         return status if status["state"] == "down" and "could not start" in status["detail"] else None
     given_up = await wait_until(gave_up, timeout=10)
     assert "retrying" in given_up["detail"]
+    assert device_up("drawer-1", "drawer") == 0, "a device whose driver failed to start is down"
     assert tree.registry.get(MANAGER) is manager and tree.restarts == 0, "the clean-up crashed the manager"
 
     gate.set()  # the driver unblocks: a later scan brings the drawer up
@@ -139,6 +156,12 @@ async def test_a_driver_added_as_one_spec_is_validated_by_the_config_and_brought
             return (await tree.ask(MANAGER, "statuses"))[0]["state"] == "closed"
         await wait_until(closed, timeout=10)
         assert await tree.ask(device_actor_name("drawer-9"), "kick") is True
+        assert device_up("drawer-9", "drawer") == 1
+        # out of paper (what a printer reports) is down for device_up: present, but nothing comes out
+        await tree.ask(MANAGER, "report", "drawer-9", "paper_out", "paper out")
+        assert device_up("drawer-9", "drawer") == 0
+        await tree.ask(MANAGER, "report", "drawer-9", "ready", "paper ok")
+        assert device_up("drawer-9", "drawer") == 1
         assert [drawer.path for drawer in fake_drawers] == [str(port)] and fake_drawers[0].kicks == [5]
 
         port.unlink()  # unplugged: the manager takes it down like any serial device

@@ -12,9 +12,10 @@ import msgpack
 import nats.errors
 import pytest
 import trio
+from prometheus_client import REGISTRY
 
 from hub.app import run_hub
-from hub.fleet.watch import mark_offline, purge
+from hub.fleet.watch import enrol, mark_offline, purge, refresh_gauges
 from novapos.adapters.nats import NatsLink, store_inbox_prefix
 from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
@@ -173,3 +174,27 @@ async def test_a_revoked_or_unknown_store_is_told_its_report_was_not_kept(databa
         "the hub does not know store 'store-001' of tenant 'other': it must be provisioned")
     rows = await query(database_url, "SELECT tenant, version FROM fleet_status")
     assert [tuple(row) for row in rows] == [("demo", "0.1.0")]
+
+
+async def test_the_fleet_gauges_cover_active_stores_that_have_reported(database_url: str) -> None:
+    """NovaPosStoreOffline reads novapos_hub_fleet_online: a store added but never installed, or revoked, has no
+    series (it would page forever); the fleet page still lists the one never seen, offline."""
+    await fleet_world(database_url)
+    await report(database_url, "demo", "store-001", a_report())
+    await report(database_url, "demo", "store-003", a_report())
+
+    async def revoke_then_export(pool: asyncpg.Pool) -> list[str]:
+        await pool.execute("UPDATE stores SET status = 'revoked' WHERE tenant = 'demo' AND store = 'store-003'")
+        await enrol(pool)
+        await refresh_gauges(pool)
+        return [row["store"] for row in await pool.fetch(
+            "SELECT store FROM fleet_status WHERE tenant = 'demo' AND NOT online ORDER BY store")]
+    offline_rows = await on_database(database_url, revoke_then_export)
+    assert "store-002" in offline_rows  # enrolled for the console's fleet page, as before
+
+    def online(store: str) -> float | None:
+        return REGISTRY.get_sample_value("novapos_hub_fleet_online", {"tenant": "demo", "store": store})
+    assert online("store-001") == 1
+    assert online("store-002") is None, "a store that never reported must not page as offline"
+    assert online("store-003") is None, "a revoked store must not page as offline"
+    assert REGISTRY.get_sample_value("novapos_hub_fleet_outbox_depth", {"tenant": "demo", "store": "store-003"}) is None

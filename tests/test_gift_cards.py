@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from hub.customers.privacy import domain_parts
 from hub.giftcards import cards, numbers
@@ -96,7 +97,16 @@ async def test_fifty_concurrent_redemptions_never_overspend(database_url: str) -
     await on_database(database_url, work)
 
 
+def _moved(operation: str) -> float:
+    """novapos_hub_gift_card_moved_minor_total of `operation` in euros (one series per currency: no sum of two)."""
+    return REGISTRY.get_sample_value("novapos_hub_gift_card_moved_minor_total",
+                                     {"operation": operation, "currency": "EUR"}) or 0.0
+
+
 async def test_redeem_reverse_refund_are_idempotent(database_url: str) -> None:
+    operations = ("issue", "redeem", "reverse", "refund", "top_up")
+    before = {operation: _moved(operation) for operation in operations}
+
     async def work(pool: asyncpg.Pool) -> None:
         await pool.execute(FLEET_WORLD)
         await pool.execute("INSERT INTO customers (tenant, id, created_by) VALUES ('demo', $1, 'test')",
@@ -164,6 +174,8 @@ async def test_redeem_reverse_refund_are_idempotent(database_url: str) -> None:
             "issue", "redeem", "reverse", "redeem", "refund", "top_up"]
         assert number not in repr(exported)
     await on_database(database_url, work)
+    assert {operation: _moved(operation) - before[operation] for operation in operations} == {
+        "issue": 5000, "redeem": 1700, "reverse": 1200, "refund": 250, "top_up": 450}
 
 
 def _return(redemption: str, amount: int) -> Envelope:

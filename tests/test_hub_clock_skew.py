@@ -11,7 +11,7 @@ import trio
 from prometheus_client import REGISTRY
 
 from hub.app import run_hub
-from hub.ingest.store_stats import CLOCK_SKEW
+from hub.ingest.store_stats import EVENT_DELAY
 from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.wire.envelope import decode
@@ -50,17 +50,17 @@ async def test_skew_is_recorded_per_store_and_implausible_times_are_flagged_not_
         assert 85 <= stores["store-001"]["clock_skew_s"] <= 120        # the latest event (seq 3) is 90 s behind
         assert -35 <= stores["store-002"]["clock_skew_s"] <= 0          # 30 s ahead: negative skew
         assert {s["seq"]: s["clock_suspect"] for s in sales if s["store"] == "store-001"} == flagged
-        gauge = REGISTRY.get_sample_value("novapos_hub_store_clock_skew_seconds",
+        gauge = REGISTRY.get_sample_value("novapos_hub_store_event_delay_seconds",
                                           {"tenant": "demo", "store": "store-002"})
         assert gauge is not None and -35 <= gauge <= 0
         script = (await http.get(f"{hub.url}/static/console.js")).text  # the page shows both columns
         assert 'label: "Clock", value: s => skew(s.clock_skew_s)' in script and "check the till's clock" in script
         nursery.cancel_scope.cancel()
 
-    CLOCK_SKEW.clear()  # as in a freshly started hub process
+    EVENT_DELAY.clear()  # as in a freshly started hub process
     async with trio.open_nursery() as nursery:
         await nursery.start(run_hub, hub_config)
-        restored = REGISTRY.get_sample_value("novapos_hub_store_clock_skew_seconds",
+        restored = REGISTRY.get_sample_value("novapos_hub_store_event_delay_seconds",
                                              {"tenant": "demo", "store": "store-002"})
         assert restored == gauge
         nursery.cancel_scope.cancel()

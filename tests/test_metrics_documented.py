@@ -34,8 +34,8 @@ def defined_in_code() -> Defined:
                         and node.args and isinstance(node.args[0], ast.Constant)
                         and str(node.args[0].value).startswith("novapos_")):
                     name, kind = str(node.args[0].value), KINDS[node.func.id]
-                    if kind == "counter" and not name.endswith("_total"):
-                        name += "_total"  # as prometheus_client exposes it
+                    # prometheus_client would add _total; the source says it, so that grep finds what docs list
+                    assert kind != "counter" or name.endswith("_total"), f"{path}: counter {name} without _total"
                     assert name not in found, f"{name} defined twice ({path})"
                     found[name] = (kind, literal_labels(node))
     return found

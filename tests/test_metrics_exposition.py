@@ -43,7 +43,7 @@ HUB_NAMES = {
     "novapos_hub_jetstream_consumer_ack_pending_messages", "novapos_hub_jetstream_consumer_redelivered_messages",
     "novapos_hub_jetstream_stream_messages", "novapos_hub_jetstream_stream_bytes", "novapos_hub_fleet_online",
     "novapos_hub_fleet_outbox_depth", "novapos_hub_fleet_oldest_unsent_age_seconds",
-    "novapos_hub_store_clock_skew_seconds"}
+    "novapos_hub_store_event_delay_seconds"}
 LABELS = {"tenant", "store", "till", "device", "kind", "error", "result", "outcome", "state", "stream", "consumer",
           "version", "le", "method", "how", "action", "call", "source", "currency", "operation", "reason", "why", "via",
           "direction", "offline", "use"}

@@ -321,7 +321,7 @@ def test_the_gauges_count_intents_by_state_and_offline_cards_outstanding(databas
     assert gauge("novapos_hub_payment_intents", state="awaiting_payment_method") == 2
     assert gauge("novapos_hub_payment_intents", state="captured") == 0
     assert gauge("novapos_hub_payment_offline_outstanding") == 2
-    assert gauge("novapos_hub_payment_offline_outstanding_minor") == 1900
+    assert gauge("novapos_hub_payment_offline_outstanding_minor", currency="EUR") == 1900  # one series a currency
 
 
 def test_refunds_at_the_terminal_and_webhook_news(database_url: str, acquirer: RunningAcquirer) -> None:

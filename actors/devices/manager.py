@@ -31,7 +31,9 @@ from novapos.config import DeviceRule, DevicesConfig
 
 log = logging.getLogger(__name__)
 
-DEVICE_UP = Gauge("novapos_edge_device_up", "1 while a configured device is present and running", ["device", "kind"])
+DEVICE_UP = Gauge("novapos_edge_device_up",
+                  "1 while a configured device is present and working; 0 from the start until it works, and while "
+                  "it is missing, failed to start, offline, in error or out of paper", ["device", "kind"])
 DEVICE_ERRORS = Counter("novapos_edge_device_errors_total",
                         "Times a device stopped working, by what happened: offline, error, paper_out (as its actor "
                         "reported), unplugged (missing from its bus, or its printer gone), start_failed",
@@ -42,6 +44,8 @@ DEVICE_RECONNECTS = Counter("novapos_edge_device_reconnects_total",
 
 OFFLINE_STATES = frozenset({"offline"})
 NOT_WORKING = frozenset({"offline", "error", "down", "starting"})
+DOWN_STATES = NOT_WORKING | {"paper_out"}
+"""Reported states with device_up 0: a printer out of paper is present, but no receipt comes out of it."""
 PROBLEMS = frozenset({"offline", "error", "paper_out"})
 """Reported states counted as device errors (paper_out too: the printer works, its receipts do not come out)."""
 LOST = frozenset({"offline", "error"})
@@ -76,6 +80,7 @@ class DeviceManagerActor(Actor):
             self._remove_actor(rule)
         for rule in self._devices.rules:
             self._set_status(rule, "down", "not seen yet")
+            DEVICE_UP.labels(rule.name, rule.kind).set(0)  # a device never plugged is down, not absent
             DEVICE_RECONNECTS.labels(rule.name, rule.kind)  # its series from the start, so rate() sees the first
         self.send_after(0.0, "scan")
 
@@ -96,7 +101,7 @@ class DeviceManagerActor(Actor):
         if rule is not None and device in self._up:
             previous = self._status[rule.name]["state"]
             self._set_status(rule, state, detail)
-            DEVICE_UP.labels(rule.name, rule.kind).set(0 if state in NOT_WORKING else 1)
+            DEVICE_UP.labels(rule.name, rule.kind).set(0 if state in DOWN_STATES else 1)
             if state in PROBLEMS and state != previous:
                 self._stopped_working(rule, state, lost=state in LOST)
             elif state not in NOT_WORKING and state not in PROBLEMS and rule.name in self._lost:
@@ -199,6 +204,7 @@ class DeviceManagerActor(Actor):
         delay = START_RETRY.delay(failures)
         self._retry_at[rule.name] = time.monotonic() + delay
         self._remove_actor(rule)
+        DEVICE_UP.labels(rule.name, rule.kind).set(0)
         when = f"in {delay:.1f} s" if delay else "on the next scan"
         self._set_status(rule, "down", f"could not start: {why}; retrying {when}")
         self._stopped_working(rule, "start_failed", lost=False)

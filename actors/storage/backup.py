@@ -36,7 +36,7 @@ than every_s would never be backed up), once the tills are up."""
 
 LAST_SUCCESS = Gauge("novapos_edge_backup_last_success_timestamp_seconds",
                      "When the store's SQLite file was last backed up successfully (Unix time; 0: not since start)")
-FAILURES = Counter("novapos_edge_backup_failures", "Backups of the store's SQLite file that failed")
+FAILURES = Counter("novapos_edge_backup_failures_total", "Backups of the store's SQLite file that failed")
 BYTES = Gauge("novapos_edge_backup_bytes", "Size of the newest successful backup of the store's SQLite file")
 
 

@@ -6,7 +6,8 @@
 - gives every active store a fleet row, so one that never reported shows on the fleet page, offline;
 - purges history older than a day, a batch at a time;
 - keeps this process's Prometheus gauges (labels tenant and store) equal to the fleet table, so every hub
-  process exports the same figures whichever of them took a store's last report.
+  process exports the same figures whichever of them took a store's last report; only for active stores that
+  have reported at least once (GAUGE_SQL).
 
 It outlives PostgreSQL going away: says so once, backs off, carries on.
 """
@@ -35,7 +36,8 @@ KEPT = timedelta(days=1)
 PURGE_BATCH = 10_000
 RETRY = Backoff(initial=0.5, maximum=15.0)
 
-ONLINE = Gauge("novapos_hub_fleet_online", "1 while the store reports, 0 once it is marked offline",
+ONLINE = Gauge("novapos_hub_fleet_online", "1 while the store reports, 0 once it is marked offline (active stores that "
+               "have reported at least once)",
                ["tenant", "store"])
 OUTBOX_DEPTH = Gauge("novapos_hub_fleet_outbox_depth", "Events waiting in the store's outbox, as last reported",
                      ["tenant", "store"])
@@ -60,8 +62,13 @@ ENROL_SQL = (
     " AND f.store = s.store) ON CONFLICT DO NOTHING")
 PURGE_SQL = ("DELETE FROM fleet_history WHERE id IN (SELECT id FROM fleet_history WHERE at < now() - $1::interval"
              " ORDER BY at LIMIT $2)")
-GAUGE_SQL = ("SELECT tenant, store, online, outbox_depth, coalesce(oldest_unsent_ms, 0) AS oldest_ms,"
-             " coalesce(clock_skew_ms, 0) AS skew_ms, devices_down FROM fleet_status")
+GAUGE_SQL = ("SELECT f.tenant, f.store, f.online, f.outbox_depth, coalesce(f.oldest_unsent_ms, 0) AS oldest_ms,"
+             " coalesce(f.clock_skew_ms, 0) AS skew_ms, f.devices_down FROM fleet_status f"
+             " JOIN stores s ON s.tenant = f.tenant AND s.store = f.store"
+             " WHERE s.status = 'active' AND f.last_seen IS NOT NULL")
+"""The gauges' stores: active ones that have reported at least once. A store added but not installed yet has no
+figures to give (the fleet page shows it offline all the same), and a revoked one is gone for good: neither
+should page as offline."""
 
 
 async def mark_offline(pool: asyncpg.Pool, offline_after_s: float) -> int:
@@ -104,7 +111,7 @@ async def refresh_gauges(pool: asyncpg.Pool) -> None:
         OLDEST_UNSENT.labels(*labels).set(row["oldest_ms"] / 1000)
         CLOCK_SKEW.labels(*labels).set(row["skew_ms"] / 1000)
         DEVICES_DOWN.labels(*labels).set(row["devices_down"])
-    for gauge in GAUGES:  # a store no longer in the table leaves the metrics too
+    for gauge in GAUGES:  # a store no longer in the table (or revoked) leaves the metrics too
         for stale in {tuple(sample.labels.values()) for metric in gauge.collect() for sample in metric.samples}:
             if stale not in seen:
                 gauge.remove(*stale)

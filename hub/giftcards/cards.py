@@ -151,7 +151,7 @@ async def redeem(pool: asyncpg.Pool, tenant: str, store: str, *, number: str, re
             except asyncpg.UniqueViolationError:
                 continue
             metrics.OPERATIONS.labels("redeem", "done").inc()
-            metrics.MOVED_MINOR.labels("redeem").inc(amount_minor)
+            metrics.MOVED_MINOR.labels("redeem", currency).inc(amount_minor)
             log.info("gift card redeemed tenant=%s store=%s card=%s redemption=%s amount_minor=%d", tenant, store,
                      numbers.masked(card["last4"]), redemption, amount_minor)
             return {"redemption": redemption, "card": numbers.masked(card["last4"]), "amount_minor": amount_minor,
@@ -185,13 +185,15 @@ async def reverse(pool: asyncpg.Pool, tenant: str, store: str, *, redemption: st
             metrics.OPERATIONS.labels("reverse", "sold").inc()
             raise Refused(409, f"redemption {redemption} is part of a completed sale: refund it with a return")
         amount = -taken["amount_minor"]
+        currency = await conn.fetchval("SELECT currency FROM gift_cards WHERE tenant = $1 AND id = $2", tenant,
+                                       taken["card"])
         left = await conn.fetchval("UPDATE gift_cards SET balance_minor = balance_minor + $3, updated_at = now()"
                                    " WHERE tenant = $1 AND id = $2 RETURNING balance_minor", tenant, taken["card"],
                                    amount)
         await conn.execute(_APPEND, tenant, taken["card"], "reverse", amount, left, redemption, store, taken["till"],
                            actor, reason)
     metrics.OPERATIONS.labels("reverse", "done").inc()
-    metrics.MOVED_MINOR.labels("reverse").inc(amount)
+    metrics.MOVED_MINOR.labels("reverse", currency).inc(amount)
     return {"redemption": redemption, "reversed": True, "balance_minor": left}
 
 
@@ -230,7 +232,7 @@ async def refund(pool: asyncpg.Pool, tenant: str, store: str, *, number: str, re
             except asyncpg.UniqueViolationError:
                 continue
             metrics.OPERATIONS.labels("refund", "done").inc()
-            metrics.MOVED_MINOR.labels("refund").inc(amount_minor)
+            metrics.MOVED_MINOR.labels("refund", currency).inc(amount_minor)
             return {"redemption": redemption, "card": numbers.masked(card["last4"]), "balance_minor": left}
     raise RuntimeError(f"refund {redemption} neither found nor made")  # pragma: no cover
 
@@ -279,7 +281,7 @@ async def issue(pool: asyncpg.Pool, tenant: str, *, amount_minor: int, currency:
             await record(conn, Entry(tenant, actor, "gift_card.issued", target=str(card_id), details={
                 "card": numbers.masked(made[-4:]), "amount_minor": amount_minor, "currency": currency}))
         metrics.OPERATIONS.labels("issue", "done").inc()
-        metrics.MOVED_MINOR.labels("issue").inc(amount_minor)
+        metrics.MOVED_MINOR.labels("issue", currency).inc(amount_minor)
         return made, card_json(card)
     raise RuntimeError("no free gift card number in 5 draws")  # pragma: no cover: 10^18 numbers
 
@@ -300,7 +302,7 @@ async def top_up(pool: asyncpg.Pool, tenant: str, card_id: uuid.UUID, *, amount_
             "card": numbers.masked(card["last4"]), "amount_minor": amount_minor, "currency": card["currency"],
             "balance_minor": card["balance_minor"], "reason": reason}))
     metrics.OPERATIONS.labels("top_up", "done").inc()
-    metrics.MOVED_MINOR.labels("top_up").inc(amount_minor)
+    metrics.MOVED_MINOR.labels("top_up", card["currency"]).inc(amount_minor)
     return card_json(card)
 
 

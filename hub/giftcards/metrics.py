@@ -8,8 +8,8 @@ OPERATIONS = Counter("novapos_hub_gift_card_operations_total",
                      "Gift card operations (issue, top_up, block, unblock, balance, redeem, reverse, refund) by result "
                      "(done, again: the same redemption asked again, or the refusal's reason)", ["operation", "result"])
 MOVED_MINOR = Counter("novapos_hub_gift_card_moved_minor_total",
-                      "Money moved on gift cards, in minor units (every currency added up: one per tenant in "
-                      "practice), by operation", ["operation"])
+                      "Money moved on gift cards, in minor units of the card's currency, by operation",
+                      ["operation", "currency"])
 CONFIRMATIONS = Counter("novapos_hub_gift_card_confirmations_total",
                         "Gift card redemptions and refunds named by completed sales and returns, by result (confirmed; "
                         "unknown: the hub never made it; reversed: the sale completed with a redemption its till "

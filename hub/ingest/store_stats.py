@@ -20,9 +20,10 @@ from prometheus_client import Gauge
 
 from novapos.wire.envelope import Envelope
 
-CLOCK_SKEW = Gauge("novapos_hub_store_clock_skew_seconds",
-                   "Hub receive time minus the store's clock, for its latest event (positive: the store is behind)",
-                   ["tenant", "store"])
+EVENT_DELAY = Gauge("novapos_hub_store_event_delay_seconds",
+                    "Hub ingest time minus the time the store stamped its latest event: the store's clock skew plus "
+                    "how long the event waited in its outbox and the stream (the clock skew alone: "
+                    "novapos_hub_fleet_clock_skew_seconds)", ["tenant", "store"])
 
 Store = tuple[str, str]
 Gap = tuple[int, int]
@@ -152,4 +153,4 @@ async def record(conn: asyncpg.Connection, fresh: Sequence[Envelope]) -> dict[St
 async def restore_skews(pool: asyncpg.Pool) -> None:
     """Set the skew gauge from store_stats at start, so a restarted hub reports every store at once."""
     for row in await pool.fetch("SELECT tenant, store, clock_skew_ms FROM store_stats WHERE clock_skew_ms IS NOT NULL"):
-        CLOCK_SKEW.labels(row["tenant"], row["store"]).set(row["clock_skew_ms"] / 1000)
+        EVENT_DELAY.labels(row["tenant"], row["store"]).set(row["clock_skew_ms"] / 1000)

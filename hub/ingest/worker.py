@@ -36,7 +36,7 @@ from prometheus_client import Counter, Histogram
 from edge_runtime import AsyncioSeam, Backoff
 from hub.ingest.inbox import BatchResult, Delivery, Sorted, Sorter, apply_sorted
 from hub.ingest.pull import fetch_batch
-from hub.ingest.store_stats import CLOCK_SKEW
+from hub.ingest.store_stats import EVENT_DELAY
 from hub.ingest.traces import IngestSpans
 from novapos import logs
 from novapos.adapters.nats import NatsLink
@@ -217,7 +217,7 @@ async def run_ingest(seam: AsyncioSeam, link: NatsLink, pool: asyncpg.Pool, tena
         for tenant, count in result.dead_lettered.items():
             DEAD_LETTERS.labels(tenant if tenant in tenants else "unknown").inc(count)
         for (tenant, store), skew in result.clock_skews.items():
-            CLOCK_SKEW.labels(tenant, store).set(skew)
+            EVENT_DELAY.labels(tenant, store).set(skew)
         if result.held:
             EVENTS.labels("held").inc(len(result.held))
         for hold in result.held:

@@ -22,7 +22,7 @@ ATTENTION = Gauge("novapos_hub_payment_intents_attention", "Payment intents a pe
 OFFLINE_OUTSTANDING = Gauge("novapos_hub_payment_offline_outstanding",
                             "Card payments the stores took offline that the provider has not authorized yet")
 OFFLINE_OUTSTANDING_MINOR = Gauge("novapos_hub_payment_offline_outstanding_minor",
-                                  "Their amount, in minor units (every currency added up: one per tenant in practice)")
+                                  "Their amount, in minor units, by currency", ["currency"])
 
 
 def entered(state: State, method: str) -> None:
@@ -33,9 +33,15 @@ def action(name: str, result: str) -> None:
     ACTIONS.labels(name, result).inc()
 
 
-def intents_by_state(counts: dict[str, int], attention: int, offline: int, offline_minor: int) -> None:
+def intents_by_state(counts: dict[str, int], attention: int, offline: int, offline_minor: dict[str, int]) -> None:
+    """The intents' gauges; `offline_minor` is the offline amount outstanding per currency (a currency with none
+    left leaves the gauge)."""
     for state in State:
         INTENTS.labels(str(state)).set(counts.get(str(state), 0))
     ATTENTION.set(attention)
     OFFLINE_OUTSTANDING.set(offline)
-    OFFLINE_OUTSTANDING_MINOR.set(offline_minor)
+    for currency, minor in offline_minor.items():
+        OFFLINE_OUTSTANDING_MINOR.labels(currency).set(minor)
+    shown = {sample.labels["currency"] for metric in OFFLINE_OUTSTANDING_MINOR.collect() for sample in metric.samples}
+    for gone in shown - set(offline_minor):
+        OFFLINE_OUTSTANDING_MINOR.remove(gone)

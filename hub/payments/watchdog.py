@@ -37,8 +37,10 @@ SELECT (SELECT coalesce(jsonb_object_agg(state, n), '{}') FROM
        (SELECT count(*) FROM payment_intents WHERE attention IS NOT NULL) AS attention,
        (SELECT count(*) FROM payment_intents WHERE offline AND state IN ('awaiting_payment_method', 'processing'))
            AS offline,
-       (SELECT coalesce(sum(amount_minor), 0) FROM payment_intents
-            WHERE offline AND state IN ('awaiting_payment_method', 'processing')) AS offline_minor
+       (SELECT coalesce(jsonb_object_agg(currency, minor), '{}') FROM
+            (SELECT currency::text, sum(amount_minor) AS minor FROM payment_intents
+                WHERE offline AND state IN ('awaiting_payment_method', 'processing') GROUP BY currency) AS o)::text
+           AS offline_minor
 """
 
 
@@ -46,7 +48,8 @@ async def refresh_gauges(pool: asyncpg.Pool) -> None:
     """The intents' gauges and the reconciliation drift, from the database: the same in every hub process."""
     async with pool.acquire() as conn:
         row = await conn.fetchrow(GAUGES_SQL)
-        metrics.intents_by_state(json.loads(row["states"]), row["attention"], row["offline"], row["offline_minor"])
+        metrics.intents_by_state(json.loads(row["states"]), row["attention"], row["offline"],
+                                 json.loads(row["offline_minor"]))
         await reconciliation.refresh_drift(conn)
 
 
