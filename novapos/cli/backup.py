@@ -139,4 +139,8 @@ def _restore(args: argparse.Namespace) -> int:
           f"(listed in {config.state_dir / 'restore-report.json'}); {restored.still_to_send} unsent event(s) will be "
           f"forwarded, {restored.already_sent} the hub already had were dropped; {restored.set_aside_prints} queued "
           "receipt(s) set aside (see GET /api/print-jobs)")
+    for till, cart in restored.open_carts:
+        print(f"till {till} has cart {cart} open from the backup: the old box may have completed it after the "
+              "backup (check the missed sales in the report, and the customer's receipt) before completing it "
+              "again, or void it", file=sys.stderr)
     return 0
