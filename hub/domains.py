@@ -24,6 +24,7 @@ from novapos.wire.envelope import Envelope
 
 if TYPE_CHECKING:
     from hub.console.context import Console
+    from novapos.adapters.nats import NatsLink
 
 Applier = Callable[[asyncpg.Connection, Sequence[Envelope]], Awaitable[None]]
 """Applies new (never seen before) events of one type inside the inbox's transaction."""
@@ -32,6 +33,8 @@ Responder = Callable[[asyncpg.Pool, str, bytes], Awaitable[bytes]]
 A responder's subject may hold wildcards (novapos.*.*.req.stock): the subject a request came on says who asks,
 since NATS permissions confine a store to its own subjects. validators.Invalid is answered as a bad request
 (400, its sentence), any other failure as the hub's (500)."""
+LinkResponder = Callable[[asyncpg.Pool, "NatsLink", str, bytes], Awaitable[bytes]]
+"""A responder that also reads NATS (the hub's link: JetStream), as the restore answer reads the events stream."""
 Routes = Callable[["Console"], Sequence[BaseRoute]]
 """A domain's console routes, given what every route may use (the pool, the seam, the NATS link)."""
 Service = Callable[["Console"], Awaitable[None]]
@@ -49,6 +52,8 @@ class Domain:
     """Event type -> this domain's applier of it; several domains may apply one type."""
     responders: Mapping[str, Responder] = field(default_factory=dict)
     """NATS subject (wildcards allowed) -> its responder, answered by every hub process in one queue group."""
+    link_responders: Mapping[str, LinkResponder] = field(default_factory=dict)
+    """As `responders`, given the hub's NATS link too."""
     routes: Routes | None = None
     services: Sequence[Service] = ()
     openapi: Mapping[str, Any] = field(default_factory=dict)

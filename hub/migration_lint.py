@@ -13,7 +13,9 @@ lock it takes on a table that exists already (a table created in the same migrat
 A statement that must do one of these anyway says so where it stands, with its reason, in a comment inside the
 statement or just before it: ``-- lock-ok: RULE: why it is safe here`` (e.g. the table is known small, or the
 release that stopped using a column has shipped). A migration whose first line is ``-- migration: no-transaction``
-runs statement by statement outside a transaction (hub.db), as CREATE INDEX CONCURRENTLY needs.
+runs statement by statement outside a transaction (hub.db), as CREATE INDEX CONCURRENTLY needs; since a failed one
+is run again from its first statement, it may hold only statements that can run twice (concurrent index builds and
+drops with IF [NOT] EXISTS, SET). No migration may hold transaction control (BEGIN, COMMIT, ROLLBACK...).
 
 Migrations numbered up to SHIPPED_BEFORE_ONLINE shipped before this rule: every hub upgraded from that release has
 applied them already, and a new hub applies them to empty tables, so they are parsed but not judged.
@@ -39,6 +41,13 @@ RULES = {
                                    f"'{NO_TRANSACTION}'",
     "concurrently-not-idempotent": "a concurrent index build that fails (lock timeout) is retried: write "
                                    "CREATE INDEX CONCURRENTLY IF NOT EXISTS / DROP INDEX CONCURRENTLY IF EXISTS",
+    "no-transaction-not-rerunnable": "a no-transaction migration that fails midway (a lock timeout, a crash) is run "
+                                     "again from its first statement: put in it only CREATE INDEX CONCURRENTLY IF NOT "
+                                     "EXISTS, DROP INDEX CONCURRENTLY IF EXISTS and SET; anything else goes in a "
+                                     "migration of its own (one transaction, applied whole or not at all)",
+    "transaction-control": "hub.db runs each migration in its own transaction, or statement by statement: BEGIN, "
+                           "COMMIT, ROLLBACK, SAVEPOINT and the like would end or split it (a half-applied migration "
+                           "recorded or re-run); split the migration in two instead. No mark allows it",
     "column-type-change": "ALTER COLUMN ... TYPE rewrites the table under ACCESS EXCLUSIVE: add a new column, "
                           "write both, backfill in batches, switch readers, drop the old one later (expand/contract)",
     "set-not-null": "SET NOT NULL scans the table under ACCESS EXCLUSIVE: add CHECK (col IS NOT NULL) NOT VALID, "
@@ -240,18 +249,34 @@ def _alter_rules(action: str) -> list[str]:
     return []
 
 
+_TRANSACTION_CONTROL = re.compile(r"(BEGIN|COMMIT|ROLLBACK|ABORT|END|START\s+TRANSACTION|SAVEPOINT|RELEASE|"
+                                  r"PREPARE\s+TRANSACTION)\b", re.IGNORECASE)
+_RERUNNABLE = re.compile(r"((CREATE\s+(UNIQUE\s+)?INDEX|DROP\s+INDEX|REINDEX\s+\w+)\s+CONCURRENTLY|SET|RESET)\b",
+                         re.IGNORECASE)
+"""What a no-transaction migration may hold (a concurrent build or drop must say IF [NOT] EXISTS too: its own rule)."""
+UNMARKABLE = frozenset({"transaction-control"})
+"""Rules no `-- lock-ok:` comment allows."""
+
+
 def lint_sql(path: Path, sql: str) -> list[Finding]:
     """The statements of one migration that would stop ingest (or break the previous release), unless marked."""
     no_transaction = sql.lstrip().lower().startswith(NO_TRANSACTION)
     created: set[str] = set()
     findings: list[Finding] = []
     for statement in statements(sql):
+        if _TRANSACTION_CONTROL.match(statement.text):
+            findings.append(Finding(path, statement.line, "transaction-control", statement.text))
+            continue
+        if no_transaction and not _RERUNNABLE.match(statement.text) \
+                and "no-transaction-not-rerunnable" not in statement.marks:
+            findings.append(Finding(path, statement.line, "no-transaction-not-rerunnable", statement.text))
         if table := re.match(rf"CREATE\s+(?:UNLOGGED\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?({_NAME})",
                              statement.text, re.IGNORECASE):
             created.add(_bare(table.group(1)))
             continue
         findings.extend(Finding(path, statement.line, rule, statement.text)
-                        for rule in _rules(statement.text, created, no_transaction) if rule not in statement.marks)
+                        for rule in _rules(statement.text, created, no_transaction)
+                        if rule not in statement.marks or rule in UNMARKABLE)
     return findings
 
 

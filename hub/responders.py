@@ -22,7 +22,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from edge_runtime import AsyncioSeam, Backoff
-from hub.domains import Domain, Responder
+from hub.domains import Domain, LinkResponder, Responder
 from novapos import logs
 from novapos.adapters.nats import NatsLink
 from novapos.validators import Invalid
@@ -97,6 +97,12 @@ def _handler(client: Client, pool: asyncpg.Pool, subject: str, responder: Respon
     return dispatch
 
 
+def _with_link(link: NatsLink, responder: LinkResponder) -> Responder:
+    async def respond(pool: asyncpg.Pool, subject: str, data: bytes) -> bytes:
+        return await responder(pool, link, subject, data)
+    return respond
+
+
 async def _subscribe(link: NatsLink, pool: asyncpg.Pool, of: Sequence[Domain]) -> list[Any]:
     """(asyncio side) One queue subscription per responder; nats-py renews them after a reconnect. A subscribe
     that fails (the connection closed meanwhile) takes back those already made and raises, to be tried again."""
@@ -105,7 +111,9 @@ async def _subscribe(link: NatsLink, pool: asyncpg.Pool, of: Sequence[Domain]) -
     slots, running = asyncio.Semaphore(IN_FLIGHT), _RUNNING
     try:
         for domain in of:
-            for subject, responder in domain.responders.items():
+            responders = {**domain.responders, **{subject: _with_link(link, responder)
+                                                  for subject, responder in domain.link_responders.items()}}
+            for subject, responder in responders.items():
                 subscriptions.append(await client.subscribe(subject, queue=QUEUE_GROUP,
                                                             cb=_handler(client, pool, subject, responder, slots,
                                                                         running)))

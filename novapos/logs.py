@@ -39,6 +39,7 @@ from contextvars import ContextVar
 from types import MappingProxyType, TracebackType
 from urllib.parse import urlsplit
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from novapos.validators import UNSAFE_CHARACTERS
@@ -97,13 +98,47 @@ def bind(**fields: str | None) -> None:
 
 @contextmanager
 def detached(**fields: str) -> Iterator[None]:
-    """The lines logged inside the block carry `fields` and the process's, none bound outside it."""
+    """The lines logged inside the block carry `fields` and the process's, none bound outside it; nor the trace
+    of the work that started it: an empty OpenTelemetry context is current inside (a span started there is a
+    trace of its own, and the lines carry its ids, not the trigger's)."""
     _checked(fields)
     token = _context.set(MappingProxyType(dict(fields)))
+    otel_token = otel_context.attach(otel_context.Context())
     try:
         yield
     finally:
+        otel_context.detach(otel_token)
         _context.reset(token)
+
+
+DATABASE_ERROR_NAMES = ("schema_name", "table_name", "column_name", "constraint_name", "data_type_name")
+"""What a database's error names that a log line may show: where it happened, never the values."""
+
+
+def database_error(exc: BaseException) -> BaseException | None:
+    """The database's error (one carrying a SQLSTATE, as asyncpg's do) `exc` is or was caused by, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if getattr(current, "sqlstate", None):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def error_text(exc: BaseException) -> str:
+    """How a log line names an exception: "Class: message", except a database's error, whose message and DETAIL
+    may quote a row's values (a customer's phone number in "Key (phone)=(...) already exists"): its class, its
+    SQLSTATE and the schema, table, column, constraint or type it names. The full text stays where an operator
+    reads it in PostgreSQL (a dead letter's reason), not in the logs that are shipped around."""
+    database = database_error(exc)
+    if database is None:
+        return f"{type(exc).__name__}: {exc}"
+    named = [f"{name.removesuffix('_name')} {value}" for name in DATABASE_ERROR_NAMES
+             if isinstance(value := getattr(database, name, None), str) and value]
+    sqlstate = getattr(database, "sqlstate", "?")
+    return f"{type(database).__name__} (SQLSTATE {sqlstate}{''.join(', ' + n for n in named)})"
 
 
 def current() -> dict[str, str]:

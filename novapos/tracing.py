@@ -2,7 +2,7 @@
 
 Off unless [telemetry] otlp_endpoint (or OTEL_EXPORTER_OTLP_ENDPOINT) names a collector: then `setup`
 installs a tracer provider that batches spans to it over OTLP/HTTP, sampling `sample_ratio` of the
-traces where they start. Off, `tracer()` is OpenTelemetry's no-op tracer and the HTTP door adds no span.
+traces where they start (by trace id; the hub applies its own ratio under a remote parent too: `sampler`). Off, `tracer()` is OpenTelemetry's no-op tracer and the HTTP door adds no span.
 
 Where a trace goes (each hop's code starts its own span with `tracer()`):
 
@@ -31,7 +31,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.trace import SpanKind, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.datastructures import Headers
@@ -77,23 +77,36 @@ def uninstall() -> None:
     _tracer = _NO_OP
 
 
-def provider_for(settings: TelemetrySettings, default_service: str) -> TracerProvider:
-    """A provider exporting to settings.otlp_endpoint over OTLP/HTTP, in batches from a background thread."""
+def sampler(ratio: float, remote_decides: bool = True) -> Sampler:
+    """`ratio` of the traces that start here; under a parent, its decision. With `remote_decides` False a remote
+    parent's sampled flag (a store's, a browser's: whoever sent the traceparent) is not obeyed: the trace is
+    sampled by `ratio` of its id, as a trace starting here (the span still links to its parent). A caller cannot
+    make this process keep every trace it sends (the hub's span export load), nor hide it from its ratio. Sampling
+    by trace id is consistent: a trace kept by a store at ratio r is kept by a hub at ratio r or more."""
+    by_ratio = TraceIdRatioBased(ratio)
+    if remote_decides:
+        return ParentBased(by_ratio)
+    return ParentBased(by_ratio, remote_parent_sampled=by_ratio, remote_parent_not_sampled=by_ratio)
+
+
+def provider_for(settings: TelemetrySettings, default_service: str, remote_decides: bool = True) -> TracerProvider:
+    """A provider exporting to settings.otlp_endpoint over OTLP/HTTP, in batches from a background thread;
+    `remote_decides`: see sampler (False at the hub)."""
     resource = Resource.create({SERVICE_NAME: settings.service_name or default_service, SERVICE_VERSION: VERSION})
-    provider = TracerProvider(resource=resource, sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)),
+    provider = TracerProvider(resource=resource, sampler=sampler(settings.sample_ratio, remote_decides),
                               span_limits=SpanLimits(max_attribute_length=MAX_ATTRIBUTE_LENGTH))
     exporter = OTLPSpanExporter(endpoint=f"{settings.otlp_endpoint.rstrip('/')}/v1/traces", timeout=EXPORT_TIMEOUT_S)
     provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
 
 
-def setup(settings: TelemetrySettings, default_service: str) -> TracerProvider | None:
+def setup(settings: TelemetrySettings, default_service: str, remote_decides: bool = True) -> TracerProvider | None:
     """Install the exporting provider if an endpoint is set (the caller shuts it down at exit, which
     sends what is still batched); None, and traces off, otherwise."""
     if not settings.otlp_endpoint:
         log.info("traces off: set [telemetry] otlp_endpoint (or OTEL_EXPORTER_OTLP_ENDPOINT) to send them")
         return None
-    provider = provider_for(settings, default_service)
+    provider = provider_for(settings, default_service, remote_decides)
     install(provider)
     log.info("traces on: %.0f%% of them sent to %s over OTLP/HTTP as %s", settings.sample_ratio * 100,
              settings.otlp_endpoint, settings.service_name or default_service)

@@ -80,11 +80,15 @@ def test_a_marked_statement_is_allowed(sql: str, rule: str) -> None:
 
 
 def test_the_online_forms_pass() -> None:
-    sql = """-- migration: no-transaction
+    concurrent = """-- migration: no-transaction
+SET lock_timeout = '2s';
+-- a comment
 CREATE INDEX CONCURRENTLY IF NOT EXISTS sales_till ON sales (till);
 CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS sales_one ON sales (tenant, store, seq);
 DROP INDEX CONCURRENTLY IF EXISTS sales_old;
-ALTER TABLE sales ADD CONSTRAINT sales_one UNIQUE USING INDEX sales_one;
+"""
+    assert lint_sql(Path("9000_x.sql"), concurrent) == []
+    sql = """ALTER TABLE sales ADD CONSTRAINT sales_one UNIQUE USING INDEX sales_one;
 ALTER TABLE sales ADD COLUMN note text;
 ALTER TABLE sales ADD COLUMN flagged boolean NOT NULL DEFAULT false, ADD COLUMN at timestamptz DEFAULT now();
 ALTER TABLE sales ADD CONSTRAINT till_set CHECK (till IS NOT NULL) NOT VALID;
@@ -133,4 +137,26 @@ def test_a_mark_without_a_reason_or_naming_no_rule_allows_nothing() -> None:
 
 
 def test_every_rule_says_what_to_do_instead() -> None:
-    assert {rule for _, rule in REFUSED} | {"concurrently-not-idempotent"} == set(RULES)
+    assert {rule for _, rule in REFUSED} | {"concurrently-not-idempotent", "no-transaction-not-rerunnable",
+                                            "transaction-control"} == set(RULES)
+
+
+@pytest.mark.parametrize("sql", [
+    "ALTER TABLE sales ADD COLUMN note text", "INSERT INTO settings (name, value) VALUES ('a', 'b')",
+    "UPDATE sales SET note = '' WHERE note IS NULL", "CREATE TABLE notes (id bigint)",
+    "CREATE INDEX CONCURRENTLY IF NOT EXISTS a ON sales (till); ALTER TABLE sales ADD COLUMN b text"])
+def test_a_no_transaction_migration_holds_only_statements_that_run_twice(sql: str) -> None:
+    """hub.db runs a failed no-transaction migration again from its first statement: an ADD COLUMN would fail the
+    second time, an INSERT would double."""
+    findings = lint_sql(Path("9000_x.sql"), f"-- migration: no-transaction\n{sql};")
+    assert "no-transaction-not-rerunnable" in {finding.rule for finding in findings}
+    assert "no-transaction-not-rerunnable" not in {finding.rule for finding in lint_sql(Path("9000_x.sql"), sql + ";")}
+
+
+@pytest.mark.parametrize("sql", ["BEGIN", "COMMIT", "ROLLBACK", "commit work", "START TRANSACTION", "END",
+                                 "SAVEPOINT s", "RELEASE SAVEPOINT s", "ROLLBACK TO SAVEPOINT s", "ABORT"])
+def test_transaction_control_is_refused_everywhere_even_marked(sql: str) -> None:
+    for prefix in ("", "-- migration: no-transaction\n", "-- lock-ok: transaction-control: it is fine\n"):
+        findings = lint_sql(Path("9000_x.sql"), f"{prefix}ALTER TABLE sales ADD COLUMN note text;\n{sql};\n"
+                                                "ALTER TABLE sales ADD COLUMN other text;")
+        assert "transaction-control" in {finding.rule for finding in findings}, (prefix, sql)

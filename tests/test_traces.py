@@ -249,19 +249,31 @@ def test_spans_go_to_the_configured_collector_over_otlp_http() -> None:
     assert b"outbox commit" in body and b"store-7-box" in body
 
 
-def test_the_sampling_decision_is_made_where_a_trace_starts_and_followed_downstream() -> None:
-    """A store keeping no traces (ratio 0) tells the hub so (ratio 1): the sale's spans there are not kept either."""
-    store = tracing.provider_for(TelemetrySettings("http://127.0.0.1:9/", "", 0.0), "novapos-edge")
-    hub = tracing.provider_for(TelemetrySettings("http://127.0.0.1:9/", "", 1.0), "novapos-hub")
+def test_the_hub_samples_by_its_own_ratio_whatever_the_store_s_flag_says() -> None:
+    """A store cannot make the hub keep every trace (its sampled flag), nor hide one from it: the hub samples by
+    its own ratio of the trace id, its span still the store's span's child. The store follows its own parents."""
+    store = tracing.provider_for(TelemetrySettings("http://127.0.0.1:9/", "", 1.0), "novapos-edge")
+    keeps_none = tracing.provider_for(TelemetrySettings("http://127.0.0.1:9/", "", 0.0), "novapos-hub",
+                                      remote_decides=False)
+    keeps_all = tracing.provider_for(TelemetrySettings("http://127.0.0.1:9/", "", 1.0), "novapos-hub",
+                                     remote_decides=False)
     tracing.install(store)
     try:
         with tracing.tracer().start_as_current_span("request") as request:
-            assert not request.is_recording()
+            assert request.is_recording()
             value = tracing.traceparent()
-        assert value is not None and int(value.rsplit("-", 1)[1], 16) & 1 == 0
-        assert not hub.get_tracer("test").start_span("ingest", context=tracing.parent(value)).is_recording()
-        assert hub.get_tracer("test").start_span("ingest", context=tracing.parent(None)).is_recording()
+        assert value is not None and int(value.rsplit("-", 1)[1], 16) & 1 == 1  # sampled, says the store
+        assert not keeps_none.get_tracer("test").start_span("ingest", context=tracing.parent(value)).is_recording()
+        unsampled = value[:-2] + "00"
+        span = keeps_all.get_tracer("test").start_span("ingest", context=tracing.parent(unsampled))
+        assert span.is_recording()
+        assert span.parent is not None and span.parent.span_id == request.get_span_context().span_id
+        assert span.get_span_context().trace_id == request.get_span_context().trace_id
+        edge = tracing.provider_for(TelemetrySettings("http://127.0.0.1:9/", "", 0.0), "novapos-edge")
+        assert edge.get_tracer("test").start_span("x", context=tracing.parent(value)).is_recording()  # obeys
+        edge.shutdown()
     finally:
         tracing.uninstall()
         store.shutdown()
-        hub.shutdown()
+        keeps_none.shutdown()
+        keeps_all.shutdown()

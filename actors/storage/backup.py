@@ -4,7 +4,8 @@ The copy is one read transaction on the live file (sqlite3_backup_step over ever
 outbox and the spooler go on writing meanwhile, and the copy is the file as of one commit, never a torn one (a
 file copied with cp while a sale commits can be). It is written beside its final name, checked (quick_check),
 synced to disk, then renamed: a backup folder holds only whole backups, named by time and by the store's last
-sequence number at that commit (edge-20261202T211500123Z-seq000000123.sqlite3). The newest `keep` are kept.
+sequence number at that commit (edge-20261202T211500123Z-seq000000123.sqlite3). The newest `keep` are kept, by
+sequence number then time; a backup holding more of the store than the new one is never deleted (_rotate).
 
 BackupActor runs the schedule ([backup] every_s) in the edge; `novapos edge backup` takes one on demand (the edge
 may be running). Each outcome is a metric: the last success's time and size, the failures.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -56,12 +58,26 @@ def backup_name(when: datetime, last_seq: int) -> str:
     return f"{PREFIX}{when:%Y%m%dT%H%M%S}{when.microsecond // 1000:03d}Z-seq{last_seq:012d}{SUFFIX}"
 
 
+_NAME = re.compile(rf"{re.escape(PREFIX)}(\d{{8}}T\d{{9}}Z)-seq(\d+){re.escape(SUFFIX)}")
+
+
+def backup_seq(path: Path) -> int:
+    """The store's last sequence number a backup holds, from its name (backup_name)."""
+    match = _NAME.fullmatch(path.name)
+    return int(match.group(2)) if match else 0
+
+
+def _order(path: Path) -> tuple[int, str]:
+    match = _NAME.fullmatch(path.name)
+    return (int(match.group(2)), match.group(1)) if match else (0, path.name)
+
+
 def backups(folder: Path) -> list[Path]:
-    """The whole backups in `folder`, oldest first (their names sort by time)."""
+    """The whole backups in `folder`, oldest first: by the store's last sequence number they hold, then by time
+    (a clock stepped backwards does not make the newest look oldest)."""
     if not folder.is_dir():
         return []
-    return sorted(path for path in folder.iterdir()
-                  if path.name.startswith(PREFIX) and path.name.endswith(SUFFIX) and path.is_file())
+    return sorted((path for path in folder.iterdir() if _NAME.fullmatch(path.name) and path.is_file()), key=_order)
 
 
 def copy_database(source: Path, target: Path) -> int:
@@ -121,11 +137,26 @@ def take_backup(source: Path, folder: Path, keep: int) -> Backup:
         partial.unlink(missing_ok=True)
     taken = Backup(final, last_seq, final.stat().st_size)
     try:
-        for old in backups(folder)[:-keep]:
-            old.unlink(missing_ok=True)
+        _rotate(folder, taken, keep)
     except OSError as exc:  # the backup is whole: keeping too many is the lesser trouble
         log.warning("cannot delete old backups in %s (%s); it keeps more than [backup] keep", folder, exc.strerror)
     return taken
+
+
+def _rotate(folder: Path, taken: Backup, keep: int) -> None:
+    """Delete the oldest backups beyond `keep` (by sequence number, then time), never the one just taken nor one
+    holding more of the store than it (a higher sequence number): those are warned of and kept. A folder shared by
+    several boxes, or a box restored or replaced by an empty one, would otherwise replace good backups with worse."""
+    every = backups(folder)
+    higher = [path for path in every if backup_seq(path) > taken.last_seq]
+    if higher:
+        log.warning("%s holds %d backup(s) with sales beyond #%d, the store's last in the one just taken (%s, the "
+                    "highest %s): kept, not rotated. Is the [backup] dir shared with another store's box, or was this "
+                    "box replaced by an empty one? Give each box its own folder, and restore the newest backup",
+                    folder, len(higher), taken.last_seq, taken.path.name, higher[-1].name)
+    for old in every[:-keep]:  # keep >= 1 (BackupSettings)
+        if old != taken.path and backup_seq(old) <= taken.last_seq:
+            old.unlink(missing_ok=True)
 
 
 def record(outcome: Backup | BackupFailed) -> None:

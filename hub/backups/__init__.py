@@ -4,4 +4,4 @@ that the box continues the store's numbering without reusing a number and knows 
 from hub.backups.holds import answer_restore
 from hub.domains import Domain
 
-DOMAIN = Domain("backups", responders={"novapos.*.*.req.restore": answer_restore})
+DOMAIN = Domain("backups", link_responders={"novapos.*.*.req.restore": answer_restore})

@@ -271,7 +271,9 @@ async def _one_by_one(pool: asyncpg.Pool, events: Sequence[Event], rejections: S
                 if not events_fault(exc):
                     raise
                 with logs.bound(**_event_fields(event)):
-                    log.warning("event %s from %s/%s dead-lettered: %s", event.id, event.tenant, event.store, exc)
+                    log.warning("event %s from %s/%s dead-lettered: the database refused it, %s (its full "
+                                "text is the dead letter's reason)", event.id, event.tenant, event.store,
+                                logs.error_text(exc))
                 async with conn.transaction():
                     result += await _apply(conn, [], [Rejection(delivery, f"database refused it: {exc}", str(event.id))])
         if rejections:
@@ -291,8 +293,8 @@ async def apply_sorted(pool: asyncpg.Pool, batch: Sorted) -> BatchResult:
     except Exception as exc:
         if not events_fault(exc):
             raise
-        log.warning("batch of %d failed (%s: %s); applying its events one by one",
-                    len(events) + len(rejections), type(exc).__name__, exc)
+        log.warning("batch of %d failed (%s); applying its events one by one",
+                    len(events) + len(rejections), logs.error_text(exc))
         result = await _one_by_one(pool, events, rejections)
     result.duplicates += batch.duplicates
     result.held = batch.held

@@ -29,6 +29,7 @@ import json
 import logging
 import socket
 import ssl
+import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -286,10 +287,16 @@ def _served(app: ASGIApp, host: str) -> ASGIApp:
         with logs.bound(request=request):
             try:
                 await app(scope, receive, named)
-            except Exception:
-                log.exception("%s %s failed with an unexpected error and was answered 500: a bug; "
-                              "report it with this traceback",
-                              scope["method"], describe(scope["path"]))
+            except Exception as exc:
+                if logs.database_error(exc) is None:
+                    log.exception("%s %s failed with an unexpected error and was answered 500: a bug; "
+                                  "report it with this traceback",
+                                  scope["method"], describe(scope["path"]))
+                else:  # its text may quote a row's values (a customer's data): named, with where it was raised
+                    log.error("%s %s failed with a database error and was answered 500: %s; a bug, or PostgreSQL's "
+                              "trouble; report it with where it was raised:\n%s", scope["method"],
+                              describe(scope["path"]), logs.error_text(exc),
+                              "".join(traceback.format_tb(exc.__traceback__)).rstrip())
     return logged
 
 

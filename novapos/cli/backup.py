@@ -118,15 +118,19 @@ def _restore(args: argparse.Namespace) -> int:
                       f"{config.store} ({type(exc).__name__}: {exc}); nothing was changed. Check NATS "
                       f"({config.nats_url}) and the store's credentials, then run it again", file=sys.stderr)
                 return 1
-            if db_path.exists():
-                kept = db_path.with_name(f"{db_path.name}.before-restore-{time.strftime('%Y%m%dT%H%M%S')}")
-                db_path.rename(kept)
-                print(f"the previous store file is kept as {kept}")
-            restored = finish(args.backup.resolve(), staged, db_path, holds, skip)
+            try:
+                restored = finish(args.backup.resolve(), staged, db_path, holds, skip,
+                                  f".before-restore-{time.strftime('%Y%m%dT%H%M%S')}")
+            except BackupFailed as exc:
+                print(f"novapos edge restore: {exc}; nothing was changed", file=sys.stderr)
+                return 1
+            if restored.previous is not None:
+                print(f"the previous store file is kept as {restored.previous} (with its -wal and -shm, if any)")
     except StateFolderInUse as exc:
         print(f"novapos edge restore: {exc}", file=sys.stderr)
         return 2
     report = {**asdict(restored), "backup": str(restored.backup),
+              "previous": None if restored.previous is None else str(restored.previous),
               "missed": [asdict(event) for event in restored.missed]}
     (config.state_dir / "restore-report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"restored {restored.backup} (sales up to #{restored.backup_last_seq}) into {db_path}\n"
@@ -135,4 +139,8 @@ def _restore(args: argparse.Namespace) -> int:
           f"(listed in {config.state_dir / 'restore-report.json'}); {restored.still_to_send} unsent event(s) will be "
           f"forwarded, {restored.already_sent} the hub already had were dropped; {restored.set_aside_prints} queued "
           "receipt(s) set aside (see GET /api/print-jobs)")
+    for till, cart in restored.open_carts:
+        print(f"till {till} has cart {cart} open from the backup: the old box may have completed it after the "
+              "backup (check the missed sales in the report, and the customer's receipt) before completing it "
+              "again, or void it", file=sys.stderr)
     return 0

@@ -48,7 +48,8 @@ def _serve(command: str, main: Callable[[], Awaitable[None]], host: str, port: i
     already taken is exit 2 and one sentence, not a traceback."""
     from edge_runtime import run
     from novapos import tracing
-    provider = tracing.setup(telemetry, f"novapos-{command}")
+    # the hub samples by its own ratio whatever a store's (or a browser's) traceparent says (tracing.sampler)
+    provider = tracing.setup(telemetry, f"novapos-{command}", remote_decides=command != "hub")
     try:
         return run(main)
     except (OSError, BaseExceptionGroup) as exc:
