@@ -40,6 +40,35 @@ class _QuietTlsClose(logging.Filter):
 
 logging.getLogger("asyncio").addFilter(_QuietTlsClose())
 
+class TlsStripped(nats.errors.Error):
+    """The server did not set up TLS on a link that requires it: nothing was sent (no CONNECT, no credentials)."""
+
+
+class _TlsOnlyClient(Client):
+    """A nats-py client that never sends CONNECT over a connection that is not TLS when `require_tls`.
+
+    nats-py upgrades to TLS only when the server's INFO says tls_required: a man in the middle answering
+    without it would otherwise get CONNECT (and the NKEY's signature of a nonce it chose) in clear, even
+    with a tls:// URL and a TLS context. CONNECT is built right before it is written, on the first connect
+    and on every reconnect: refusing there is refusing before a byte of it leaves."""
+
+    def __init__(self, require_tls: bool) -> None:
+        super().__init__()
+        self._require_tls = require_tls
+
+    def _connect_command(self) -> bytes:
+        if self._require_tls and not _is_tls(self._transport):
+            raise TlsStripped("nats: the server did not start TLS (its INFO does not require it) though this link "
+                              "is configured for TLS: refusing to send credentials in clear (a NATS without TLS "
+                              "or someone in the middle)")
+        return super()._connect_command()
+
+
+def _is_tls(transport: Any) -> bool:
+    writer = getattr(transport, "_io_writer", None)
+    return writer is not None and writer.get_extra_info("ssl_object") is not None
+
+
 INGEST_CONSUMER = "hub-ingest"
 SHIPPED_LIMITS = StreamLimits()
 
@@ -120,7 +149,8 @@ class NatsLink:
     `credentials`: the NKEY seed file it logs in with (checked: owner-only); `inbox_prefix`: where its
     replies and deliveries arrive; a store's user may subscribe under `_INBOX.<tenant>.<store>` only;
     `tls`: the context it verifies the server with and presents its certificate from (novapos.tls.Certificates
-    reloads it in place: a reconnect uses the new certificate), for a tls:// URL or a server requiring TLS."""
+    reloads it in place: a reconnect uses the new certificate). With `tls` or a tls:// URL the link is TLS or
+    nothing: a server (or a man in the middle) that does not start TLS gets no CONNECT (TlsStripped)."""
 
     def __init__(self, url: str, name: str, *, credentials: Path | None = None,
                  inbox_prefix: str | None = None, tls: ssl.SSLContext | None = None) -> None:
@@ -161,13 +191,15 @@ class NatsLink:
         except CredentialsError as exc:  # before any attempt: no retry fixes a file's mode
             self._refused(Refusal("unusable", str(exc)))
             raise ConnectionError(str(exc)) from None
+        client = _TlsOnlyClient(require_tls=self.tls is not None or self.url.lower().startswith("tls://"))
         try:  # nats-py retries a first connect for ever when reconnecting is allowed: bound it
-            self._client = await asyncio.wait_for(nats.connect(
+            await asyncio.wait_for(client.connect(
                 self.url, name=self.name, connect_timeout=timeout, allow_reconnect=True,
                 max_reconnect_attempts=-1, reconnect_time_wait=0.5,
                 error_cb=self._on_error, disconnected_cb=self._on_disconnected, reconnected_cb=self._on_reconnected,
                 **options,
             ), timeout)
+            self._client = client
         except (TimeoutError, OSError, nats.errors.Error) as exc:
             if isinstance(exc, nats.errors.AuthorizationError) or "authorization violation" in str(exc).lower():
                 self._refused(Refusal("refused", "authorization violation"))
