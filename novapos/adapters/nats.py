@@ -22,6 +22,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DiscardPolicy, StorageType, S
 
 from novapos import logs, tracing
 from novapos.config.hub import StreamLimits
+from novapos.config.reading import too_open
 from novapos.tls import EXPIRY
 from novapos.validators import token
 from novapos.wire.catalog import catalog_stream, catalog_subjects
@@ -112,12 +113,13 @@ class CredentialsError(Exception):
 
 def check_credentials(path: Path) -> Path:
     """A seed file fit to connect with: it exists and no one but its owner may read or write it (a seed
-    readable by others lets them act as this store or hub)."""
+    readable by others lets them act as this store or hub). A LoadCredential= file's ACL (group read shown
+    under $CREDENTIALS_DIRECTORY) is the service user's alone: accepted (novapos.config.reading.too_open)."""
     try:
         mode = path.stat().st_mode
     except OSError as exc:
         raise CredentialsError(f"cannot read the NATS credentials file {path}: {exc.strerror}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if too_open(path, mode):
         raise CredentialsError(f"the NATS credentials file {path} is open to group or others (mode "
                                f"{stat.S_IMODE(mode):04o}): make it readable by the service user alone "
                                f"(chmod 600 {path})")
