@@ -124,7 +124,7 @@ class EmbeddedNats(EmbeddedServer):
         ca = ensure_ca(self.ca_dir)
         if not self.verify_clients:
             return TlsSettings(ca_file=ca.cert_file)
-        client = ensure_issued(self.ca_dir, CLIENT_CERT, ["127.0.0.1", "localhost"])
+        client = ensure_issued(self.ca_dir, CLIENT_CERT, ["127.0.0.1", "localhost"], client=True)
         return TlsSettings(cert_file=client.cert_file, key_file=client.key_file, ca_file=ca.cert_file)
 
     def client_tls(self) -> ssl.SSLContext | None:
