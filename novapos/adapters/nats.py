@@ -195,12 +195,10 @@ class NatsLink:
             raise ConnectionError(str(exc)) from None
         client = _TlsOnlyClient(require_tls=self.tls is not None or self.url.lower().startswith("tls://"))
         try:  # nats-py retries a first connect for ever when reconnecting is allowed: bound it
-            await asyncio.wait_for(client.connect(
-                self.url, name=self.name, connect_timeout=timeout, allow_reconnect=True,
-                max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                error_cb=self._on_error, disconnected_cb=self._on_disconnected, reconnected_cb=self._on_reconnected,
-                **options,
-            ), timeout)
+            options.update(name=self.name, connect_timeout=timeout, allow_reconnect=True,  # its hints say int: floats work
+                           max_reconnect_attempts=-1, reconnect_time_wait=0.5, error_cb=self._on_error,
+                           disconnected_cb=self._on_disconnected, reconnected_cb=self._on_reconnected)
+            await asyncio.wait_for(client.connect(self.url, **options), timeout)
             self._client = client
         except (TimeoutError, OSError, nats.errors.Error) as exc:
             if isinstance(exc, nats.errors.AuthorizationError) or "authorization violation" in str(exc).lower():
