@@ -3,8 +3,8 @@
 The demo and the tests make one under their state folder; `novapos certs` makes one for a chain that has
 no CA of its own. Keys are ECDSA P-256, written owner-only; every file is written whole and then renamed
 into place (a temporary file of a random name, made exclusively in the target folder), so a process reloading
-its certificate (novapos.tls) never reads half a file. A folder written into must be the caller's (or root's)
-and closed to group and others' writes: anyone who may write there could swap a key.
+its certificate (novapos.tls) never reads half a file. A folder written into must be closed to group and others'
+writes and, for a caller other than root, be the caller's or root's: anyone who may write there could swap a key.
 
 An issued certificate is a server's (serverAuth) unless asked for a client's too (`client`: serverAuth and
 clientAuth): a store box's certificate is its HTTP server's identity and its NATS client's, so `hub store add
@@ -50,7 +50,8 @@ def _check_folder(folder: Path) -> None:
     if found.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise UnsafeFolder(f"{folder} is writable by group or others (mode {stat.S_IMODE(found.st_mode):04o}): "
                            f"write certificates and keys into a private folder (e.g. `mktemp -d`)")
-    if found.st_uid not in (os.geteuid(), 0):
+    if found.st_uid not in (os.geteuid(), 0) and os.geteuid() != 0:  # root may write into a folder it gave away
+        # (a store's bundle chowned to its --owner): the files are made exclusively and renamed, never followed
         raise UnsafeFolder(f"{folder} belongs to another user (uid {found.st_uid}): write certificates and keys "
                            f"into a folder of yours (e.g. `mktemp -d`)")
 

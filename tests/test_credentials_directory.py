@@ -135,3 +135,19 @@ def test_a_group_readable_seed_elsewhere_is_refused(tmp_path: Path, credentials:
     seed.chmod(0o440)
     with pytest.raises(ConfigError, match="open to group or others"):
         check_credentials_file(load_store(path).nats_credentials)
+
+
+def test_the_audit_signing_key_through_load_credential_is_not_called_open(
+        tmp_path: Path, credentials: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from hub.audit.checkpoints import load_signing_key
+    key = credentials / "audit-signing.key"
+    load_signing_key(key, tmp_path / "checkpoints")  # made 0600
+    key.chmod(0o440)  # as systemd's ACL shows it
+    with caplog.at_level(logging.WARNING, logger="hub.audit.checkpoints"):
+        load_signing_key(key, tmp_path / "checkpoints")
+        assert not [r for r in caplog.records if "readable by others" in r.getMessage()]
+        key.chmod(0o444)
+        load_signing_key(key, tmp_path / "checkpoints")
+        assert [r for r in caplog.records if "readable by others" in r.getMessage()]

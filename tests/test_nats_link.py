@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 
+import pytest
 import trio
 
 from novapos.adapters.nats import NatsLink, Outgoing
@@ -68,12 +69,13 @@ def _fake_nats_without_tls(url_scheme: str, tls: ssl.SSLContext | None) -> tuple
     return asyncio.run(run()), bytes(received)
 
 
-def test_a_server_that_does_not_start_tls_gets_no_connect() -> None:
+def test_a_server_that_does_not_start_tls_gets_no_connect(caplog: pytest.LogCaptureFixture) -> None:
     context = ssl.create_default_context()
     for scheme, tls in (("tls", context), ("nats", context), ("tls", None)):
         outcome, received = _fake_nats_without_tls(scheme, tls)
         assert b"CONNECT" not in received, (scheme, received)
         assert "refusing to send credentials in clear" in outcome, (scheme, outcome)
+    assert "refusing to send credentials in clear" in caplog.text
 
 
 def test_without_tls_configured_a_plain_server_is_fine() -> None:

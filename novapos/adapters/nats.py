@@ -166,6 +166,7 @@ class NatsLink:
         self._js: JetStreamContext | None = None
         self._closing = False
         self._last_error: str | None = None  # why the last connection attempt failed, for the caller's log
+        self._stripped_logged = False
 
     @property
     def connected(self) -> bool:
@@ -204,6 +205,7 @@ class NatsLink:
             if isinstance(exc, nats.errors.AuthorizationError) or "authorization violation" in str(exc).lower():
                 self._refused(Refusal("refused", "authorization violation"))
             raise ConnectionError(self._last_error or str(exc) or f"no answer within {timeout:g} s") from exc
+        self._stripped_logged = False
         self._js = self._client.jetstream()
         _record_server_expiry(self._client)
         if self.refusal is not None and self.refusal.kind == "refused":
@@ -224,6 +226,9 @@ class NatsLink:
             self._last_error = str(exc) or type(exc).__name__
         if isinstance(exc, nats.errors.AuthorizationError) or "authorization violation" in text:
             self._refused(Refusal("refused", "authorization violation"))
+        elif isinstance(exc, TlsStripped) and not self._stripped_logged:  # once until a good connect (retries)
+            self._stripped_logged = True
+            log.error("NATS at %s: %s", logs.address(self.url), str(exc).removeprefix("nats: "))
         elif "permissions violation" in text:
             self._refused(Refusal("denied", (str(exc) or type(exc).__name__).removeprefix("nats: ")))
         log.debug("NATS client error (%s): %s", self.name, exc)
@@ -235,6 +240,7 @@ class NatsLink:
 
     async def _on_reconnected(self) -> None:
         log.info("reconnected to NATS at %s", logs.address(self.url))
+        self._stripped_logged = False
         if self._client is not None:
             _record_server_expiry(self._client)
         if self.refusal is not None and self.refusal.kind == "refused":
