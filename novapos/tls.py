@@ -132,6 +132,11 @@ class Certificates:
         except (OSError, ssl.SSLError, ValueError) as exc:
             raise TlsError(f"cannot use the [tls] files ({', '.join(map(str, settings.files()))}): {_reason(exc)}") from None
 
+    @property
+    def verifies_servers(self) -> bool:
+        """Whether a CA to verify servers with is configured: a NATS link must then be TLS (novapos.adapters.nats)."""
+        return self.settings.ca_file is not None
+
     def _stamps(self) -> tuple[tuple[int, int, int] | None, ...]:
         stamps: list[tuple[int, int, int] | None] = []
         for path in self.settings.files():

@@ -35,7 +35,7 @@ async def test_a_resend_is_stored_once_but_another_store_cannot_claim_the_id(nat
     assert stored == 2  # the impostor's and store-001's own; the resend was deduplicated
 
 
-def _fake_nats_without_tls(url_scheme: str, tls: ssl.SSLContext | None) -> tuple[str, bytes]:
+def _fake_nats_without_tls(url_scheme: str, tls: ssl.SSLContext | None, require_tls: bool = False) -> tuple[str, bytes]:
     """A TCP server answering as NATS would, but without tls_required in its INFO (what a man in the middle
     sends to strip TLS): what the link says (its error) and every byte it sent."""
     received = bytearray()
@@ -57,7 +57,7 @@ def _fake_nats_without_tls(url_scheme: str, tls: ssl.SSLContext | None) -> tuple
 
         server = await asyncio.start_server(serve, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        link = NatsLink(f"{url_scheme}://127.0.0.1:{port}", "stripped", tls=tls)
+        link = NatsLink(f"{url_scheme}://127.0.0.1:{port}", "stripped", tls=tls, require_tls=require_tls)
         try:
             await link.connect(timeout=1.0)
             outcome = "connected"
@@ -71,13 +71,15 @@ def _fake_nats_without_tls(url_scheme: str, tls: ssl.SSLContext | None) -> tuple
 
 def test_a_server_that_does_not_start_tls_gets_no_connect(caplog: pytest.LogCaptureFixture) -> None:
     context = ssl.create_default_context()
-    for scheme, tls in (("tls", context), ("nats", context), ("tls", None)):
-        outcome, received = _fake_nats_without_tls(scheme, tls)
+    for scheme, tls, required in (("tls", context, False), ("nats", context, True), ("tls", None, False)):
+        outcome, received = _fake_nats_without_tls(scheme, tls, required)
         assert b"CONNECT" not in received, (scheme, received)
         assert "refusing to send credentials in clear" in outcome, (scheme, outcome)
     assert "refusing to send credentials in clear" in caplog.text
 
 
-def test_without_tls_configured_a_plain_server_is_fine() -> None:
-    outcome, received = _fake_nats_without_tls("nats", None)
-    assert outcome == "connected" and b"CONNECT" in received
+def test_without_tls_required_a_plain_nats_url_connects_in_clear_as_configured() -> None:
+    """nats:// and no ca_file (HTTPS on, a NATS on the box without TLS): what the operator configured."""
+    for tls in (None, ssl.create_default_context()):
+        outcome, received = _fake_nats_without_tls("nats", tls)
+        assert outcome == "connected" and b"CONNECT" in received

@@ -151,13 +151,17 @@ class NatsLink:
     `credentials`: the NKEY seed file it logs in with (checked: owner-only); `inbox_prefix`: where its
     replies and deliveries arrive; a store's user may subscribe under `_INBOX.<tenant>.<store>` only;
     `tls`: the context it verifies the server with and presents its certificate from (novapos.tls.Certificates
-    reloads it in place: a reconnect uses the new certificate). With `tls` or a tls:// URL the link is TLS or
-    nothing: a server (or a man in the middle) that does not start TLS gets no CONNECT (TlsStripped)."""
+    reloads it in place: a reconnect uses the new certificate). With a tls:// URL or `require_tls` (the [tls]
+    ca_file set: novapos.tls.Certificates.verifies_servers) the link is TLS or nothing: a server (or a man in
+    the middle) whose INFO does not ask for TLS gets no CONNECT (TlsStripped). A nats:// URL with only a
+    certificate configured (HTTPS on, a NATS on the box without TLS) still connects in clear, as configured."""
 
     def __init__(self, url: str, name: str, *, credentials: Path | None = None,
-                 inbox_prefix: str | None = None, tls: ssl.SSLContext | None = None) -> None:
+                 inbox_prefix: str | None = None, tls: ssl.SSLContext | None = None,
+                 require_tls: bool = False) -> None:
         self.url = url
         self.tls = tls
+        self.require_tls = require_tls or url.lower().startswith("tls://")
         self.name = name
         self.credentials = credentials
         self.inbox_prefix = inbox_prefix
@@ -194,7 +198,7 @@ class NatsLink:
         except CredentialsError as exc:  # before any attempt: no retry fixes a file's mode
             self._refused(Refusal("unusable", str(exc)))
             raise ConnectionError(str(exc)) from None
-        client = _TlsOnlyClient(require_tls=self.tls is not None or self.url.lower().startswith("tls://"))
+        client = _TlsOnlyClient(require_tls=self.require_tls)
         try:  # nats-py retries a first connect for ever when reconnecting is allowed: bound it
             options.update(name=self.name, connect_timeout=timeout, allow_reconnect=True,  # its hints say int: floats work
                            max_reconnect_attempts=-1, reconnect_time_wait=0.5, error_cb=self._on_error,

@@ -135,7 +135,7 @@ class EmbeddedNats(EmbeddedServer):
 
     def hub_link(self, name: str = "test-hub") -> NatsLink:
         """A link with the hub's credentials: every right the hub has (not connected yet)."""
-        return NatsLink(self.url, name, credentials=self.hub_credentials, tls=self.client_tls())
+        return NatsLink(self.url, name, credentials=self.hub_credentials, tls=self.client_tls(), require_tls=self.tls)
 
     def client_options(self) -> dict[str, Any]:
         """nats.connect() keyword arguments that reach this server (its TLS), without credentials."""
