@@ -3,7 +3,7 @@
 #   the package in a venv at /opt/novapos, the system user novapos (systemd-sysusers), the configs in
 #   /etc/novapos (kept when present), the secrets in /etc/novapos/credentials/{edge,hub} (root-only; the units
 #   hand them to the service with LoadCredential=), the state directories under /var/lib, and the units in
-#   /etc/systemd/system (and for the edge a udev rule giving its HID and USB devices to plugdev). Running it
+#   /etc/systemd/system (and for the edge a udev rule giving its HID and USB devices to the novapos-devices group). Running it
 #   again upgrades the package and keeps every config and secret.
 #
 #   sudo configs/install.sh --hub [--package novapos-X.whl]
@@ -58,9 +58,11 @@ HUB_TEMPLATE=""
 [ $HUB = 0 ] || HUB_TEMPLATE=$HERE/hub.toml
 CREDENTIALS=$R/etc/novapos/credentials
 
-# 1. The service user (a system user with no login; the units add dialout and plugdev for the edge's devices).
+# 1. The service user (a system user with no login; the edge's unit adds dialout and novapos-devices, the group
+#    the udev rule gives the HID and USB nodes the edge opens: its own, not the shared plugdev).
 mkdir -p "$R/etc"
 systemd-sysusers --root="$ROOT" --inline 'u novapos - "NovaPOS services" /var/lib/novapos' >/dev/null
+[ $EDGE = 0 ] || systemd-sysusers --root="$ROOT" --inline 'g novapos-devices -' >/dev/null
 ids=$(awk -F: '$1 == "novapos" { print $3 ":" $4 }' "$R/etc/passwd")
 [ -n "$ids" ] || fail "systemd-sysusers made no user novapos in $R/etc/passwd"
 GID=${ids#*:}
@@ -86,7 +88,7 @@ install -d -o 0 -g 0 -m 0700 "$CREDENTIALS"
 chown -R 0:0 "$CREDENTIALS"
 find "$CREDENTIALS" -type f -exec chmod 0600 {} +
 
-# 5. The units (and the edge's udev rule: HID and USB nodes to plugdev); on this machine, read at once.
+# 5. The units (and the edge's udev rule: HID and USB nodes to novapos-devices); on this machine, read at once.
 install -m 0644 "$HERE"/systemd/*.service "$R/etc/systemd/system/"
 [ -n "$R" ] || systemctl daemon-reload
 if [ $EDGE = 1 ]; then

@@ -123,7 +123,8 @@ async def run_hub(config: HubConfig, *, task_status: trio.TaskStatus[RunningHub]
     with AsyncioSeam() as seam:
         certificates = Certificates(config.tls)
         certificates.warn_if_off("hub")
-        link = NatsLink(config.nats_url, "hub", credentials=config.nats_credentials, tls=certificates.client)
+        link = NatsLink(config.nats_url, "hub", credentials=config.nats_credentials, tls=certificates.client,
+                        require_tls=certificates.verifies_servers)
         console = Console(seam, link, tenants, config=config)
         try:
             async with trio.open_nursery() as nursery:

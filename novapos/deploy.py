@@ -5,7 +5,8 @@ Secrets go to /etc/novapos/credentials/{edge,hub}/<name> (root's, 0600): the uni
 LoadCredential=<name>:<that file>, and the configs name them as `${CREDENTIALS_DIRECTORY}/<name>`. A secret or
 config already present is never replaced (a new gift card key would make every card unfindable, a new audit key
 would not verify the old checkpoints, the operator's edits to a config stay), except a store's NATS seed from a
-bundle: installing a rotated seed is what the bundle is for.
+bundle: installing a rotated seed is what the bundle is for. A store's TLS files are installed with its first
+store.toml only (a rotated certificate is installed as the runbook says, not rolled back by a bundle).
 
 Run by install.sh with the installed venv's python: `python -m novapos.deploy ETC --gid N [--hub TEMPLATE]
 [--bundle FOLDER]`.
@@ -18,8 +19,9 @@ import base64
 import os
 import re
 import secrets
-import shutil
+import stat
 import sys
+import tempfile
 import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -91,37 +93,84 @@ def install_hub(etc: Path, template: Path, gid: int) -> list[str]:
     return notes
 
 
+def _read_in_bundle(bundle: Path, name: str) -> bytes:
+    """The bytes of the regular file `name` right in the bundle's folder: a symlink (to /etc/shadow, say), a
+    folder, a path elsewhere is refused (DeployError), never followed."""
+    if name in ("", ".", "..") or "/" in name:
+        raise DeployError(f"{bundle}: {name!r} is not a file name in the bundle")
+    path = bundle / name
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise DeployError(f"{path} is not in the bundle") from None
+    except OSError as exc:  # ELOOP: a symlink
+        raise DeployError(f"{path} is a symlink or unreadable ({exc.strerror}): the bundle must hold the files "
+                          f"themselves") from None
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise DeployError(f"{path} is not a regular file")
+        return file.read()
+
+
+def _write_atomically(target: Path, data: bytes, mode: int) -> None:
+    """`target` holding `data` with `mode`, whole or not at all (a process reloading it never reads half)."""
+    fd, part = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            os.fchmod(out.fileno(), mode)
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(part, target)
+    except BaseException:
+        Path(part).unlink(missing_ok=True)
+        raise
+
+
 def install_bundle(etc: Path, bundle: Path, gid: int) -> list[str]:
-    """A store's bundle: its seed (always: a rotation), its store.toml (when none is installed yet) with the seed
-    and the TLS key read from the unit's credentials and its certificates from /etc/novapos/tls."""
+    """A store's bundle: its seed (always: a rotation), and when no store.toml is installed yet its store.toml
+    with the seed and the TLS key read from the unit's credentials and its certificates from /etc/novapos/tls,
+    those files copied with it. An installed store keeps its config and its TLS files (a rotated certificate
+    is never rolled back by installing the first bundle again). Bundle files are read only from the bundle's
+    folder, never through a symlink, and written whole."""
     seeds = sorted(bundle.glob("*.seed"))
     if len(seeds) != 1:
         raise DeployError(f"the bundle {bundle} must hold one seed file (store.seed), found {len(seeds)}")
-    seed = seeds[0].read_text().strip()
+    seed = _read_in_bundle(bundle, seeds[0].name).decode(errors="replace").strip()
     try:
         public_key(seed)
     except ValueError as exc:
         raise DeployError(f"{seeds[0]} is not a NATS seed: {exc}") from None
+    store_text: str | None = None
+    if (bundle / "store.toml").exists() or (bundle / "store.toml").is_symlink():
+        store_text = _read_in_bundle(bundle, "store.toml").decode(errors="replace")
     write_seed(etc / "credentials/edge/nats.seed", seed)
     notes = [f"installed {seeds[0]} as {etc}/credentials/edge/nats.seed"]
-    if not (bundle / "store.toml").exists():
+    if store_text is None:
+        return notes
+    if (etc / "store.toml").exists():
+        notes.append(f"{etc}/store.toml is already installed: kept it and the TLS files it names (install new "
+                     f"certificates as the runbook's \"Rotating TLS certificates\" says)")
         return notes
     try:
-        store = tomllib.loads((bundle / "store.toml").read_text())
+        store = tomllib.loads(store_text)
     except tomllib.TOMLDecodeError as exc:
         raise DeployError(f"{bundle}/store.toml is not valid TOML: {exc}") from None
     store.setdefault("nats", {})["credentials"] = f"{CREDENTIAL}nats.seed"
     tls = store.get("tls", {})
+    copies: list[tuple[Path, bytes, int]] = []
     for key in ("cert_file", "ca_file", "key_file"):
         if tls.get(key):
-            source = bundle / Path(tls[key]).name  # written on the hub: found in the bundle by its name
-            if not source.is_file():
-                raise DeployError(f"{bundle}/store.toml [tls] {key} names {source.name}, which is not in the bundle")
+            name = Path(tls[key]).name  # written on the hub: found in the bundle by its name
+            if not (bundle / name).is_file() and not (bundle / name).is_symlink():
+                raise DeployError(f"{bundle}/store.toml [tls] {key} names {name}, which is not in the bundle")
+            data = _read_in_bundle(bundle, name)
             secret = key == "key_file"
-            target = etc / "credentials/edge/tls.key" if secret else etc / "tls" / source.name
-            shutil.copyfile(source, target)
-            target.chmod(0o600 if secret else 0o644)
-            tls[key] = f"{CREDENTIAL}tls.key" if secret else f"/etc/novapos/tls/{source.name}"
+            target = etc / "credentials/edge/tls.key" if secret else etc / "tls" / name
+            copies.append((target, data, 0o600 if secret else 0o644))
+            tls[key] = f"{CREDENTIAL}tls.key" if secret else f"/etc/novapos/tls/{name}"
+    for target, data, mode in copies:  # every file read and checked before any is written
+        _write_atomically(target, data, mode)
     if write_config(etc / "store.toml", "# From the store's bundle (configs/install.sh): add its [devices] rules.\n"
                     + tomli_w.dumps(store), gid):
         notes.append(f"wrote {etc}/store.toml")

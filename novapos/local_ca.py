@@ -2,9 +2,14 @@
 
 The demo and the tests make one under their state folder; `novapos certs` makes one for a chain that has
 no CA of its own. Keys are ECDSA P-256, written owner-only; every file is written whole and then renamed
-into place, so a process reloading its certificate (novapos.tls) never reads half a file. An issued
-certificate serves both ends of TLS (serverAuth and clientAuth): a store box's certificate is its HTTP
-server's identity and its NATS client's.
+into place (a temporary file of a random name, made exclusively in the target folder), so a process reloading
+its certificate (novapos.tls) never reads half a file. A folder written into must be closed to group and others'
+writes and, for a caller other than root, be the caller's or root's: anyone who may write there could swap a key.
+
+An issued certificate is a server's (serverAuth) unless asked for a client's too (`client`: serverAuth and
+clientAuth): a store box's certificate is its HTTP server's identity and its NATS client's, so `hub store add
+--ca-dir` issues it with both; a NATS server's or the hub's HTTPS certificate cannot then pass as a client
+where client certificates are verified.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import stat
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,14 +41,35 @@ class Issued:
     key_file: Path
 
 
+class UnsafeFolder(ValueError):
+    """A folder others could write keys into or swap them in."""
+
+
+def _check_folder(folder: Path) -> None:
+    found = os.stat(folder)
+    if found.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise UnsafeFolder(f"{folder} is writable by group or others (mode {stat.S_IMODE(found.st_mode):04o}): "
+                           f"write certificates and keys into a private folder (e.g. `mktemp -d`)")
+    if found.st_uid not in (os.geteuid(), 0) and os.geteuid() != 0:  # root may write into a folder it gave away
+        # (a store's bundle chowned to its --owner): the files are made exclusively and renamed, never followed
+        raise UnsafeFolder(f"{folder} belongs to another user (uid {found.st_uid}): write certificates and keys "
+                           f"into a folder of yours (e.g. `mktemp -d`)")
+
+
 def _write(path: Path, data: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(f".{path.name}.part")
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    os.chmod(part, mode)  # O_CREAT's mode is masked by the umask; and an existing part keeps its old mode
-    os.replace(part, path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _check_folder(path.parent)
+    fd, part = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)  # O_EXCL, 0600
+    try:
+        with os.fdopen(fd, "wb") as out:
+            os.fchmod(out.fileno(), mode)
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(part, path)
+    except BaseException:
+        Path(part).unlink(missing_ok=True)
+        raise
 
 
 def _name(common_name: str) -> x509.Name:
@@ -95,10 +123,11 @@ def _subject_alternative_names(hosts: Sequence[str]) -> list[x509.GeneralName]:
 
 
 def issue(ca_folder: Path, name: str, hosts: Sequence[str], *, out: Path | None = None,
-          days: int = LEAF_DAYS, not_before: datetime.datetime | None = None) -> Issued:
+          days: int = LEAF_DAYS, not_before: datetime.datetime | None = None, client: bool = False) -> Issued:
     """A certificate for `name` (its common name and file name: `out`/<name>.pem and .key, `out` defaulting to
     the CA's folder) valid for `hosts` (DNS names or IP addresses) for `days`, signed by the CA in `ca_folder`.
-    Replaces an earlier certificate of that name: the key first, then the certificate."""
+    Replaces an earlier certificate of that name: the key first, then the certificate. A server's certificate
+    (serverAuth) unless `client`: then a client's too (clientAuth), for a process a NATS verifies."""
     ca_cert = x509.load_pem_x509_certificate((ca_folder / CA_CERT).read_bytes())
     ca_key = serialization.load_pem_private_key((ca_folder / CA_KEY).read_bytes(), password=None)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
@@ -112,7 +141,8 @@ def issue(ca_folder: Path, name: str, hosts: Sequence[str], *, out: Path | None 
             .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.SubjectAlternativeName(_subject_alternative_names(hosts)), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]
+                                                 + ([ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])),
                            critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256()))
@@ -123,7 +153,7 @@ def issue(ca_folder: Path, name: str, hosts: Sequence[str], *, out: Path | None 
     return made
 
 
-def ensure_issued(ca_folder: Path, name: str, hosts: Sequence[str]) -> Issued:
+def ensure_issued(ca_folder: Path, name: str, hosts: Sequence[str], *, client: bool = False) -> Issued:
     """The certificate `name` in the CA's folder, issued when missing or within 30 days of its end (the demo's
     and the tests' servers, restarted on the same state)."""
     made = Issued(ca_folder / f"{name}.pem", ca_folder / f"{name}.key")
@@ -131,4 +161,4 @@ def ensure_issued(ca_folder: Path, name: str, hosts: Sequence[str]) -> Issued:
         ends = x509.load_pem_x509_certificate(made.cert_file.read_bytes()).not_valid_after_utc
         if ends - datetime.datetime.now(datetime.UTC) > datetime.timedelta(days=30):
             return made
-    return issue(ca_folder, name, hosts)
+    return issue(ca_folder, name, hosts, client=client)

@@ -23,6 +23,7 @@ import logging
 import os
 import ssl
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,8 +65,7 @@ def expiry(cert_file: Path) -> float:
     return x509.load_pem_x509_certificate(cert_file.read_bytes()).not_valid_after_utc.timestamp()
 
 
-def _check_key(key_file: Path) -> None:
-    mode = key_file.stat().st_mode
+def _check_key(key_file: Path, mode: int) -> None:
     if mode & stat.S_IRWXO:
         raise TlsError(f"the TLS key {key_file} is open to others (mode {stat.S_IMODE(mode):04o}): "
                        f"make it readable by the service user alone (chmod 600 {key_file})")
@@ -73,10 +73,11 @@ def _check_key(key_file: Path) -> None:
 
 def server_context(settings: TlsSettings) -> ssl.SSLContext | None:
     """The HTTP server's context (None: plain HTTP): TLS 1.2 or later, HTTP/2 or 1.1, and with client_auth
-    a client certificate from ca_file required."""
+    a client certificate from ca_file required (ca_file alone: not the system's CAs, which would let any
+    certificate a public CA signed in)."""
     if settings.cert_file is None:
         return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_alpn_protocols(ALPN)
     if settings.client_auth:
@@ -86,10 +87,36 @@ def server_context(settings: TlsSettings) -> ssl.SSLContext | None:
 
 def client_context(settings: TlsSettings) -> ssl.SSLContext | None:
     """The NATS client's context (None: no settings; a tls:// URL then trusts the system's CAs): the server
-    verified against ca_file (the system's CAs without one), and this process's certificate presented."""
+    verified (its name too) against ca_file alone when set, the system's CAs only without one, and this
+    process's certificate presented."""
     if settings.off:
         return None
-    return ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    if settings.ca_file is None:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    else:  # no system CA: a certificate a public CA signed for the NATS name must not pass
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # check_hostname on, CERT_REQUIRED
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+@dataclass(frozen=True)
+class _Files:
+    """The [tls] files' bytes, read once per load: the check and the live load see the same bytes."""
+    chain: bytes | None  # key then certificate, PEM
+    cert: bytes | None
+    ca: str | None
+
+
+def _read(settings: TlsSettings) -> _Files:
+    chain = cert = None
+    if settings.cert_file is not None and settings.key_file is not None:
+        with open(settings.key_file, "rb") as key:
+            _check_key(settings.key_file, os.fstat(key.fileno()).st_mode)
+            key_bytes = key.read()
+        cert = settings.cert_file.read_bytes()
+        chain = key_bytes.rstrip(b"\n") + b"\n" + cert
+    ca = None if settings.ca_file is None else settings.ca_file.read_bytes().decode("ascii", "ignore")
+    return _Files(chain, cert, ca)
 
 
 class Certificates:
@@ -105,6 +132,11 @@ class Certificates:
         except (OSError, ssl.SSLError, ValueError) as exc:
             raise TlsError(f"cannot use the [tls] files ({', '.join(map(str, settings.files()))}): {_reason(exc)}") from None
 
+    @property
+    def verifies_servers(self) -> bool:
+        """Whether a CA to verify servers with is configured: a NATS link must then be TLS (novapos.adapters.nats)."""
+        return self.settings.ca_file is not None
+
     def _stamps(self) -> tuple[tuple[int, int, int] | None, ...]:
         stamps: list[tuple[int, int, int] | None] = []
         for path in self.settings.files():
@@ -116,23 +148,30 @@ class Certificates:
         return tuple(stamps)
 
     def _load(self) -> None:
-        """Load the files into a scratch context first (a key that does not match fails there, touching
-        nothing), then into the live ones; set the expiry gauge."""
+        """Read the files once; load those bytes into a scratch context first (a key that does not match fails
+        there, touching nothing), then the same bytes into the live ones (a file changed meanwhile cannot
+        reach them unchecked); set the expiry gauge."""
         settings = self.settings
-        if settings.cert_file is not None and settings.key_file is not None:
-            _check_key(settings.key_file)
-            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(settings.cert_file, settings.key_file)
-        if settings.ca_file is not None:
-            ssl.create_default_context(cafile=settings.ca_file)
-        for context in (self.server, self.client):
-            if context is None:
-                continue
-            if settings.cert_file is not None and settings.key_file is not None:
-                context.load_cert_chain(settings.cert_file, settings.key_file)
-            if settings.ca_file is not None and (context is self.client or settings.client_auth):
-                context.load_verify_locations(cafile=settings.ca_file)
-        if settings.cert_file is not None:
-            ends = expiry(settings.cert_file)
+        files = _read(settings)
+        with tempfile.TemporaryDirectory(prefix="novapos-tls-") as scratch:  # 0700, ours; gone at once
+            chain_file = None
+            if files.chain is not None:
+                chain_file = Path(scratch) / "chain.pem"
+                descriptor = os.open(chain_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                with os.fdopen(descriptor, "wb") as out:
+                    out.write(files.chain)
+                ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(chain_file)
+            if files.ca is not None:
+                ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=files.ca)
+            for context in (self.server, self.client):
+                if context is None:
+                    continue
+                if chain_file is not None:
+                    context.load_cert_chain(chain_file)
+                if files.ca is not None and (context is self.client or settings.client_auth):
+                    context.load_verify_locations(cadata=files.ca)
+        if files.cert is not None:
+            ends = x509.load_pem_x509_certificate(files.cert).not_valid_after_utc.timestamp()
             EXPIRY.labels("http").set(ends)
             EXPIRY.labels("nats_client").set(ends)
 

@@ -9,6 +9,7 @@ import pytest
 
 from novapos.cli.main import CONFIGS
 from novapos.config import ConfigError, load_hub, load_store
+from novapos.config.reading import check_credentials_file
 from novapos.deploy import hub_config
 
 SECRET_URL = "postgresql://novapos:s3cret-Pa55@db.example:5432/novapos"
@@ -91,3 +92,62 @@ def test_the_database_url_file(tmp_path: Path, credentials: Path, monkeypatch: p
     path.write_text(f'[database]\nurl = "{SECRET_URL}"\nurl_file = "${{CREDENTIALS_DIRECTORY}}/database-url"\n')
     with pytest.raises(ConfigError, match="url or url_file, not both"):
         load_hub(path)
+
+
+@pytest.mark.parametrize("value", ["$CREDENTIALS_DIRECTORY/gift-cards.key", "/etc/$HOME/x"])
+def test_a_variable_without_braces_is_refused_not_taken_literally(tmp_path: Path, credentials: Path,
+                                                                  value: str) -> None:
+    path = tmp_path / "hub.toml"
+    path.write_text(f'[gift_cards]\nkey_file = "{value}"\n')
+    with pytest.raises(ConfigError, match=r"\[gift_cards\] key_file: \$\w+ .* is not replaced.*with braces"):
+        load_hub(path)
+
+
+def _store_with_seed(tmp_path: Path, seed: Path) -> Path:
+    seed.write_text("SUAEXAMPLE\n")
+    path = tmp_path / "store.toml"
+    path.write_text('tenant = "demo"\nstore = "store-001"\ncurrency = "EUR"\n'
+                    f'[nats]\nurl = "nats://127.0.0.1:4222"\ncredentials = "{seed}"\n')
+    return path
+
+
+def test_a_load_credential_seed_with_its_acl_mask_is_accepted(tmp_path: Path, credentials: Path) -> None:
+    """systemd >= 254 on tmpfs: 0400 plus an ACL for the service user, which stat shows as 0440."""
+    seed = credentials / "nats.seed"
+    path = _store_with_seed(tmp_path, seed)
+    seed.chmod(0o440)
+    check_credentials_file(load_store(path).nats_credentials)
+
+
+@pytest.mark.parametrize("mode", [0o444, 0o460, 0o404])
+def test_a_seed_open_to_others_or_group_write_is_refused_even_there(tmp_path: Path, credentials: Path,
+                                                                   mode: int) -> None:
+    seed = credentials / "nats.seed"
+    path = _store_with_seed(tmp_path, seed)
+    seed.chmod(mode)
+    with pytest.raises(ConfigError, match="open to group or others"):
+        check_credentials_file(load_store(path).nats_credentials)
+
+
+def test_a_group_readable_seed_elsewhere_is_refused(tmp_path: Path, credentials: Path) -> None:
+    seed = tmp_path / "nats.seed"
+    path = _store_with_seed(tmp_path, seed)
+    seed.chmod(0o440)
+    with pytest.raises(ConfigError, match="open to group or others"):
+        check_credentials_file(load_store(path).nats_credentials)
+
+
+def test_the_audit_signing_key_through_load_credential_is_not_called_open(
+        tmp_path: Path, credentials: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from hub.audit.checkpoints import load_signing_key
+    key = credentials / "audit-signing.key"
+    load_signing_key(key, tmp_path / "checkpoints")  # made 0600
+    key.chmod(0o440)  # as systemd's ACL shows it
+    with caplog.at_level(logging.WARNING, logger="hub.audit.checkpoints"):
+        load_signing_key(key, tmp_path / "checkpoints")
+        assert not [r for r in caplog.records if "readable by others" in r.getMessage()]
+        key.chmod(0o444)
+        load_signing_key(key, tmp_path / "checkpoints")
+        assert [r for r in caplog.records if "readable by others" in r.getMessage()]

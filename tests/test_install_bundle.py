@@ -93,3 +93,35 @@ def test_a_tls_path_is_looked_up_in_the_bundle_only(tmp_path: Path, etc: Path) -
     with pytest.raises(DeployError, match="names shadow, which is not in the bundle"):
         install_bundle(etc, source, os.getgid())
     assert not (etc / "credentials/edge/tls.key").exists()
+
+
+TLS = {"ca_file": "/root/bundles/store-001/ca.pem", "cert_file": "/root/bundles/store-001/store-001.pem",
+       "key_file": "/root/bundles/store-001/store-001.key"}
+
+
+def test_installing_the_bundle_again_never_rolls_back_rotated_tls_files(tmp_path: Path, etc: Path) -> None:
+    source = bundle(tmp_path, TLS)
+    install_bundle(etc, source, os.getgid())
+    rotated = {etc / "credentials/edge/tls.key": "rotated key\n", etc / "tls/store-001.pem": "rotated cert\n",
+               etc / "tls/ca.pem": "rotated ca\n"}
+    for path, text in rotated.items():
+        path.write_text(text)
+    (source / "store.seed").write_text(new_seed() + "\n")  # the same bundle again, with a new seed
+    notes = install_bundle(etc, source, os.getgid())
+    assert {path: path.read_text() for path in rotated} == rotated
+    assert (etc / "credentials/edge/nats.seed").read_text() == (source / "store.seed").read_text()
+    assert any("already installed" in note for note in notes)
+
+
+@pytest.mark.parametrize("linked", ["store-001.key", "ca.pem", "store.toml", "store.seed"])
+def test_a_symlink_in_the_bundle_is_refused_not_followed(tmp_path: Path, etc: Path, linked: str) -> None:
+    (tmp_path / "shadow").write_text(new_seed() + "\n" if linked == "store.seed" else "root:secret\n")
+    source = bundle(tmp_path, TLS)
+    if linked == "store.toml":
+        (tmp_path / "shadow").write_text((source / "store.toml").read_text())
+    (source / linked).unlink()
+    (source / linked).symlink_to(tmp_path / "shadow")
+    with pytest.raises(DeployError, match="symlink"):
+        install_bundle(etc, source, os.getgid())
+    assert not (etc / "store.toml").exists()
+    assert not (etc / "credentials/edge/tls.key").exists() and not list((etc / "tls").iterdir())

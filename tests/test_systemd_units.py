@@ -167,16 +167,33 @@ def test_each_unit_exposes_at_most_3_to_systemd_analyze_security(tmp_path: Path,
 
 def test_the_edge_still_reaches_serial_hid_and_usb_devices_and_the_network() -> None:
     edge = settings((UNITS / "novapos-edge.service").read_text())
-    # The host's /dev (hotplug: a scanner plugged in after the start appears) and its groups (dialout, plugdev own
+    # The host's /dev (hotplug: a scanner plugged in after the start appears), its groups (dialout, novapos-devices own
     # the nodes: a user namespace would map them to nobody), its network; the cgroup narrows the devices.
     for isolating in ("PrivateDevices", "PrivateUsers", "PrivateNetwork", "IPAddressDeny"):
         assert edge.get(isolating, ["no"])[-1] == "no", isolating
-    assert edge["SupplementaryGroups"] == ["dialout plugdev"]
+    assert edge["SupplementaryGroups"] == ["dialout novapos-devices"]
+    rules = (CONFIGS / "udev/70-novapos.rules").read_text()
+    assert "plugdev" not in rules.replace("not the shared plugdev", "") and rules.count('GROUP="novapos-devices"') == 2
     assert edge["DevicePolicy"] == ["closed"]
     allowed = dict(line.split() for line in edge["DeviceAllow"])
     for kind in ("char-ttyS", "char-ttyUSB", "char-ttyACM", "char-hidraw", "char-usb_device"):
         assert allowed.get(kind) == "rw", kind
     assert {"AF_UNIX", "AF_INET", "AF_INET6"} <= set(edge["RestrictAddressFamilies"][-1].split())
+
+
+def test_the_usb_serial_modules_are_loaded_before_the_edge_resolves_its_device_groups() -> None:
+    """DeviceAllow=char-ttyUSB/char-ttyACM name groups of /proc/devices, looked up when the unit starts: without
+    usbserial and cdc_acm loaded then, a reader plugged in later is refused (EPERM) until a restart."""
+    unit: dict[str, list[str]] = {}
+    in_unit = False
+    for line in (UNITS / "novapos-edge.service").read_text().splitlines():
+        if line.startswith("["):
+            in_unit = line.strip() == "[Unit]"
+        elif in_unit and "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            unit.setdefault(key, []).extend(value.split())
+    for module in ("usbserial", "cdc_acm"):
+        assert f"modprobe@{module}.service" in unit["Wants"] and f"modprobe@{module}.service" in unit["After"]
 
 
 def test_every_secret_the_installed_hub_config_names_is_a_credential_of_its_unit() -> None:
@@ -281,6 +298,7 @@ def test_install_sh_makes_the_layout_and_the_installed_hub_and_edge_start_from_i
         info = (root / folder).stat()
         assert (info.st_mode & 0o777, info.st_uid, info.st_gid) == (mode, int(uid), int(gid)), folder
     assert (root / "etc/udev/rules.d/70-novapos.rules").read_text() == (CONFIGS / "udev/70-novapos.rules").read_text()
+    assert any(line.startswith("novapos-devices:") for line in (root / "etc/group").read_text().splitlines())
     made = {path.name: path.read_text() for path in hub_secrets.iterdir()}
     assert re.fullmatch(r"[0-9a-f]{64}\n", made["gift-cards.key"])
     load_signing_key(hub_secrets / "audit-signing.key", tmp_path / "checkpoints")  # a valid Ed25519 key

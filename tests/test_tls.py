@@ -18,6 +18,7 @@ import nats
 import pytest
 import trio
 from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from prometheus_client import REGISTRY
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -28,7 +29,7 @@ from novapos.adapters.http import route, serve, with_api_errors
 from novapos.adapters.nats import NatsLink
 from novapos.config import ConfigError, StoreConfig, load_store
 from novapos.demo.embedded_nats import EmbeddedNats
-from novapos.local_ca import ensure_ca, issue, make_ca
+from novapos.local_ca import Issued, UnsafeFolder, ensure_ca, issue, make_ca
 from novapos.tls import Certificates, TlsError, TlsSettings, expiry
 from tests.conftest import wait_until
 
@@ -101,9 +102,9 @@ async def test_mutual_tls_refuses_a_client_without_a_certificate_from_the_ca(tmp
     served = issue(tmp_path / "ca", "server", HOSTS)
     certificates = Certificates(TlsSettings(cert_file=served.cert_file, key_file=served.key_file,
                                             ca_file=ca.cert_file, client_auth=True))
-    till = issue(tmp_path / "ca", "till-1", HOSTS)
+    till = issue(tmp_path / "ca", "till-1", HOSTS, client=True)
     make_ca(tmp_path / "stranger-ca")
-    stranger = issue(tmp_path / "stranger-ca", "till-x", HOSTS)
+    stranger = issue(tmp_path / "stranger-ca", "till-x", HOSTS, client=True)
     app = with_api_errors(Starlette(routes=[route("/ping", GET=_ping)]))
     async with trio.open_nursery() as nursery:
         urls = await nursery.start(lambda task_status: serve(app, "127.0.0.1", 0, tls=certificates.server,
@@ -123,7 +124,7 @@ async def test_mutual_tls_refuses_a_client_without_a_certificate_from_the_ca(tmp
 async def test_the_edge_serves_https_and_talks_to_nats_over_tls(store_config: StoreConfig, nats_server: EmbeddedNats,
                                                                 tmp_path: Path) -> None:
     ca = ensure_ca(nats_server.ca_dir)
-    box = issue(nats_server.ca_dir, "store-001", HOSTS, out=tmp_path / "box")
+    box = issue(nats_server.ca_dir, "store-001", HOSTS, out=tmp_path / "box", client=True)
     config = replace(store_config, tls=TlsSettings(cert_file=box.cert_file, key_file=box.key_file,
                                                    ca_file=ca.cert_file))
     async with trio.open_nursery() as nursery:
@@ -221,3 +222,88 @@ def test_novapos_certs_makes_a_ca_and_certificates_openssl_accepts(tmp_path: Pat
     assert "store-001.lan, 10.1.0.5" in shown.stdout and "CN=NovaPOS local CA" in shown.stdout
     hostile = certs("issue", "../../etc/x", "--dir", str(ca), "--host", "a")
     assert hostile.returncode == 1 and not (tmp_path / "etc").exists()
+
+
+def _tls_server_once(context: ssl.SSLContext) -> tuple[int, list[BaseException | None]]:
+    """A TLS server on 127.0.0.1 answering one handshake in a thread: its port and, once done, its outcome."""
+    import threading
+    listener = socket.create_server(("127.0.0.1", 0))
+    outcome: list[BaseException | None] = []
+
+    def serve() -> None:
+        with listener:
+            raw, _ = listener.accept()
+            try:
+                with context.wrap_socket(raw, server_side=True) as tls:
+                    tls.sendall(b"hello")
+                    tls.recv(16)
+                outcome.append(None)
+            except (ssl.SSLError, OSError) as exc:
+                outcome.append(exc)
+    threading.Thread(target=serve, daemon=True).start()
+    return listener.getsockname()[1], outcome
+
+
+def test_with_a_ca_file_the_system_cas_are_not_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server (or a client, under client_auth) with a certificate from a CA in the system's store but not in
+    ca_file is refused: SSL_CERT_FILE stands in for the system store here."""
+    ca = make_ca(tmp_path / "ca")
+    ours = issue(tmp_path / "ca", "ours", HOSTS, client=True)
+    public = make_ca(tmp_path / "public-ca")
+    impostor = issue(tmp_path / "public-ca", "impostor", HOSTS, client=True)
+    monkeypatch.setenv("SSL_CERT_FILE", str(public.cert_file))
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+
+    client = Certificates(TlsSettings(cert_file=ours.cert_file, key_file=ours.key_file, ca_file=ca.cert_file)).client
+    assert client is not None
+    served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    served.load_cert_chain(impostor.cert_file, impostor.key_file)
+    port, _ = _tls_server_once(served)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+            pytest.raises(ssl.SSLCertVerificationError):
+        client.wrap_socket(raw, server_hostname="127.0.0.1")
+
+    server = Certificates(TlsSettings(cert_file=ours.cert_file, key_file=ours.key_file, ca_file=ca.cert_file,
+                                      client_auth=True)).server
+    assert server is not None
+    port, outcome = _tls_server_once(server)
+    stranger = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    stranger.load_verify_locations(ca.cert_file)
+    stranger.load_cert_chain(impostor.cert_file, impostor.key_file)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        try:
+            with stranger.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                tls.recv(16)
+        except (ssl.SSLError, OSError):
+            pass
+    wait_until_done = 50
+    while not outcome and wait_until_done:
+        import time
+        time.sleep(0.1)
+        wait_until_done -= 1
+    assert outcome and isinstance(outcome[0], ssl.SSLError), outcome
+
+
+def test_certificates_are_servers_only_unless_a_client_is_asked_for(tmp_path: Path) -> None:
+    make_ca(tmp_path / "ca")
+
+    def usages(made: Issued) -> set[x509.ObjectIdentifier]:
+        cert = x509.load_pem_x509_certificate(made.cert_file.read_bytes())
+        return set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    assert usages(issue(tmp_path / "ca", "nats-server", HOSTS)) == {ExtendedKeyUsageOID.SERVER_AUTH}
+    assert usages(issue(tmp_path / "ca", "store-001", HOSTS, client=True)) == {ExtendedKeyUsageOID.SERVER_AUTH,
+                                                                                ExtendedKeyUsageOID.CLIENT_AUTH}
+
+
+def test_certificates_are_not_written_into_a_folder_others_may_write(tmp_path: Path) -> None:
+    make_ca(tmp_path / "ca")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp: anyone could have planted a link or swap the key
+    with pytest.raises(UnsafeFolder, match="writable by group or others"):
+        issue(tmp_path / "ca", "store-001", HOSTS, out=shared)
+    assert list(shared.iterdir()) == []
+    made = issue(tmp_path / "ca", "store-001", HOSTS, out=tmp_path / "private")
+    assert (made.key_file.stat().st_mode & 0o777, made.cert_file.stat().st_mode & 0o777) == (0o600, 0o644)
+    assert (tmp_path / "private").stat().st_mode & 0o777 == 0o700
+    assert sorted(path.name for path in (tmp_path / "private").iterdir()) == ["store-001.key", "store-001.pem"]

@@ -34,6 +34,7 @@ import nacl.exceptions
 import nacl.signing
 
 from novapos import validators
+from novapos.config.reading import too_open
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def load_signing_key(key_file: Path, checkpoint_dir: Path) -> nacl.signing.Signi
                 pass
         finally:
             temp.unlink(missing_ok=True)
-    if key_file.stat().st_mode & 0o077:
+    if too_open(key_file, key_file.stat().st_mode):
         log.warning("the audit checkpoint signing key %s is readable by others: chmod 600 it", key_file)
     try:
         key = nacl.signing.SigningKey(base64.b64decode(key_file.read_bytes().strip(), validate=True))

@@ -117,8 +117,9 @@ def parse_since(text: str) -> datetime:
 async def _asyncio_main(config: HubConfig, since: datetime, write: Callable[[str], None]) -> Replayed:
     from hub.db import close_pool, create_pool, migrate
     pool = await create_pool(config.database_url, max_size=2)
+    certificates = Certificates(config.tls)
     link = NatsLink(config.nats_url, "novapos-hub-replay", credentials=config.nats_credentials,
-                    tls=Certificates(config.tls).client)
+                    tls=certificates.client, require_tls=certificates.verifies_servers)
     try:
         await migrate(pool)
         await link.connect(timeout=5.0)

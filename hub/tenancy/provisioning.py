@@ -111,7 +111,8 @@ def _bundle_tls(folder: Path, store: str, hub_tls: TlsSettings, certificates: St
         _owned(folder / CA_CERT, owner)
         table["ca_file"] = str(on_box / CA_CERT)
     if certificates is not None:
-        made = issue(certificates.ca_dir, store, certificates.hosts or (store, "localhost", "127.0.0.1"), out=folder)
+        made = issue(certificates.ca_dir, store, certificates.hosts or (store, "localhost", "127.0.0.1"), out=folder,
+                     client=True)  # its HTTPS (server) and its identity to a NATS that verifies clients
         for path in (made.cert_file, made.key_file):
             _owned(path, owner)
         table.update(cert_file=str(on_box / made.cert_file.name), key_file=str(on_box / made.key_file.name))

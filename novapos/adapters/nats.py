@@ -22,6 +22,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DiscardPolicy, StorageType, S
 
 from novapos import logs, tracing
 from novapos.config.hub import StreamLimits
+from novapos.config.reading import too_open
 from novapos.tls import EXPIRY
 from novapos.validators import token
 from novapos.wire.catalog import catalog_stream, catalog_subjects
@@ -39,6 +40,35 @@ class _QuietTlsClose(logging.Filter):
 
 
 logging.getLogger("asyncio").addFilter(_QuietTlsClose())
+
+class TlsStripped(nats.errors.Error):
+    """The server did not set up TLS on a link that requires it: nothing was sent (no CONNECT, no credentials)."""
+
+
+class _TlsOnlyClient(Client):
+    """A nats-py client that never sends CONNECT over a connection that is not TLS when `require_tls`.
+
+    nats-py upgrades to TLS only when the server's INFO says tls_required: a man in the middle answering
+    without it would otherwise get CONNECT (and the NKEY's signature of a nonce it chose) in clear, even
+    with a tls:// URL and a TLS context. CONNECT is built right before it is written, on the first connect
+    and on every reconnect: refusing there is refusing before a byte of it leaves."""
+
+    def __init__(self, require_tls: bool) -> None:
+        super().__init__()
+        self._require_tls = require_tls
+
+    def _connect_command(self) -> bytes:
+        if self._require_tls and not _is_tls(self._transport):
+            raise TlsStripped("nats: the server did not start TLS (its INFO does not require it) though this link "
+                              "is configured for TLS: refusing to send credentials in clear (a NATS without TLS "
+                              "or someone in the middle)")
+        return super()._connect_command()
+
+
+def _is_tls(transport: Any) -> bool:
+    writer = getattr(transport, "_io_writer", None)
+    return writer is not None and writer.get_extra_info("ssl_object") is not None
+
 
 INGEST_CONSUMER = "hub-ingest"
 SHIPPED_LIMITS = StreamLimits()
@@ -83,12 +113,13 @@ class CredentialsError(Exception):
 
 def check_credentials(path: Path) -> Path:
     """A seed file fit to connect with: it exists and no one but its owner may read or write it (a seed
-    readable by others lets them act as this store or hub)."""
+    readable by others lets them act as this store or hub). A LoadCredential= file's ACL (group read shown
+    under $CREDENTIALS_DIRECTORY) is the service user's alone: accepted (novapos.config.reading.too_open)."""
     try:
         mode = path.stat().st_mode
     except OSError as exc:
         raise CredentialsError(f"cannot read the NATS credentials file {path}: {exc.strerror}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if too_open(path, mode):
         raise CredentialsError(f"the NATS credentials file {path} is open to group or others (mode "
                                f"{stat.S_IMODE(mode):04o}): make it readable by the service user alone "
                                f"(chmod 600 {path})")
@@ -120,12 +151,17 @@ class NatsLink:
     `credentials`: the NKEY seed file it logs in with (checked: owner-only); `inbox_prefix`: where its
     replies and deliveries arrive; a store's user may subscribe under `_INBOX.<tenant>.<store>` only;
     `tls`: the context it verifies the server with and presents its certificate from (novapos.tls.Certificates
-    reloads it in place: a reconnect uses the new certificate), for a tls:// URL or a server requiring TLS."""
+    reloads it in place: a reconnect uses the new certificate). With a tls:// URL or `require_tls` (the [tls]
+    ca_file set: novapos.tls.Certificates.verifies_servers) the link is TLS or nothing: a server (or a man in
+    the middle) whose INFO does not ask for TLS gets no CONNECT (TlsStripped). A nats:// URL with only a
+    certificate configured (HTTPS on, a NATS on the box without TLS) still connects in clear, as configured."""
 
     def __init__(self, url: str, name: str, *, credentials: Path | None = None,
-                 inbox_prefix: str | None = None, tls: ssl.SSLContext | None = None) -> None:
+                 inbox_prefix: str | None = None, tls: ssl.SSLContext | None = None,
+                 require_tls: bool = False) -> None:
         self.url = url
         self.tls = tls
+        self.require_tls = require_tls or url.lower().startswith("tls://")
         self.name = name
         self.credentials = credentials
         self.inbox_prefix = inbox_prefix
@@ -134,6 +170,7 @@ class NatsLink:
         self._js: JetStreamContext | None = None
         self._closing = False
         self._last_error: str | None = None  # why the last connection attempt failed, for the caller's log
+        self._stripped_logged = False
 
     @property
     def connected(self) -> bool:
@@ -161,17 +198,18 @@ class NatsLink:
         except CredentialsError as exc:  # before any attempt: no retry fixes a file's mode
             self._refused(Refusal("unusable", str(exc)))
             raise ConnectionError(str(exc)) from None
+        client = _TlsOnlyClient(require_tls=self.require_tls)
         try:  # nats-py retries a first connect for ever when reconnecting is allowed: bound it
-            self._client = await asyncio.wait_for(nats.connect(
-                self.url, name=self.name, connect_timeout=timeout, allow_reconnect=True,
-                max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                error_cb=self._on_error, disconnected_cb=self._on_disconnected, reconnected_cb=self._on_reconnected,
-                **options,
-            ), timeout)
+            options.update(name=self.name, connect_timeout=timeout, allow_reconnect=True,  # its hints say int: floats work
+                           max_reconnect_attempts=-1, reconnect_time_wait=0.5, error_cb=self._on_error,
+                           disconnected_cb=self._on_disconnected, reconnected_cb=self._on_reconnected)
+            await asyncio.wait_for(client.connect(self.url, **options), timeout)
+            self._client = client
         except (TimeoutError, OSError, nats.errors.Error) as exc:
             if isinstance(exc, nats.errors.AuthorizationError) or "authorization violation" in str(exc).lower():
                 self._refused(Refusal("refused", "authorization violation"))
             raise ConnectionError(self._last_error or str(exc) or f"no answer within {timeout:g} s") from exc
+        self._stripped_logged = False
         self._js = self._client.jetstream()
         _record_server_expiry(self._client)
         if self.refusal is not None and self.refusal.kind == "refused":
@@ -192,6 +230,9 @@ class NatsLink:
             self._last_error = str(exc) or type(exc).__name__
         if isinstance(exc, nats.errors.AuthorizationError) or "authorization violation" in text:
             self._refused(Refusal("refused", "authorization violation"))
+        elif isinstance(exc, TlsStripped) and not self._stripped_logged:  # once until a good connect (retries)
+            self._stripped_logged = True
+            log.error("NATS at %s: %s", logs.address(self.url), str(exc).removeprefix("nats: "))
         elif "permissions violation" in text:
             self._refused(Refusal("denied", (str(exc) or type(exc).__name__).removeprefix("nats: ")))
         log.debug("NATS client error (%s): %s", self.name, exc)
@@ -203,6 +244,7 @@ class NatsLink:
 
     async def _on_reconnected(self) -> None:
         log.info("reconnected to NATS at %s", logs.address(self.url))
+        self._stripped_logged = False
         if self._client is not None:
             _record_server_expiry(self._client)
         if self.refusal is not None and self.refusal.kind == "refused":

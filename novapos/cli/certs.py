@@ -1,10 +1,11 @@
 """`novapos certs ca|issue|show`: a local certificate authority for a chain without one (novapos.local_ca).
 
     novapos certs ca --dir /etc/novapos/ca                 a new CA: ca.pem (give it to every box), ca.key (keep it off them)
-    novapos certs issue store-001 --dir /etc/novapos/ca --host store-001.lan --host 10.1.0.5 [--out DIR] [--days N]
+    novapos certs issue store-001 --dir /etc/novapos/ca --host store-001.lan --host 10.1.0.5 [--client] [--out DIR] [--days N]
     novapos certs show /etc/novapos/tls/store-001.pem     whom a certificate names, for which hosts, until when
 
-An issued certificate is both a server's (HTTPS, nats-server) and a client's (NATS with client verification).
+An issued certificate is a server's (HTTPS, nats-server); with --client a client's too (NATS with client
+verification: a store box's, the hub's).
 Issue into the folder the process reads (`--out`), over the old files: the process reloads it within
 [tls] check_every_s. Exit 0 done, 1 refused (a CA already there, a file that is not a certificate), 2 usage.
 """
@@ -35,6 +36,9 @@ def add_certs_commands(commands: argparse._SubParsersAction) -> None:
                        help="a DNS name or IP address the certificate is valid for (repeat for each)")
     issue.add_argument("--out", type=Path, help="where to write NAME.pem and NAME.key (default: the CA's folder)")
     issue.add_argument("--days", type=int, default=LEAF_DAYS, help="validity (default: %(default)s days)")
+    issue.add_argument("--client", action="store_true",
+                       help="a client's certificate too (clientAuth): for a process a NATS verifying clients "
+                            "must accept (a store box, the hub); without it, a server's only")
     issue.set_defaults(run=_issue)
     show = actions.add_parser("show", help="print a certificate's subject, hosts, issuer and validity")
     show.add_argument("file", type=Path)
@@ -57,7 +61,7 @@ def _issue(args: argparse.Namespace) -> int:
     from novapos.validators import Invalid, token
     try:
         name = token("the certificate's name", args.name)
-        made = issue(args.dir, name, args.host, out=args.out, days=args.days)
+        made = issue(args.dir, name, args.host, out=args.out, days=args.days, client=args.client)
     except (Invalid, ValueError, OSError) as exc:
         print(f"novapos certs issue: {exc}", file=sys.stderr)
         return 1

@@ -167,8 +167,9 @@ async def _publish(config: Any, tenant: str, stores: set[str], pool: asyncpg.Poo
         return None
     if not config.nats_url:
         return "no [nats] url in the hub config: the stores fetch their new staff lists at their next refresh"
+    certificates = Certificates(config.tls)
     link = NatsLink(config.nats_url, "novapos-cli", credentials=config.nats_credentials,
-                    tls=Certificates(config.tls).client)
+                    tls=certificates.client, require_tls=certificates.verifies_servers)
     try:
         await link.connect(timeout=2.0)
         await publish_lists(link, pool, tenant, stores)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Collection, Mapping
 from pathlib import Path
@@ -68,12 +69,13 @@ def url_setting(section: dict[str, Any], env: str, where: str) -> str:
 
 CREDENTIALS_DIRECTORY = "${CREDENTIALS_DIRECTORY}"
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
+_BARE_VARIABLE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def path_setting(where: str, value: Any) -> Path | None:
     """A file or folder setting (empty: None), with `${CREDENTIALS_DIRECTORY}` replaced by the folder systemd
     loads the unit's LoadCredential= secrets into (its CREDENTIALS_DIRECTORY variable). Every path setting reads
-    through here. Any other `${...}` is refused (a misspelled variable never becomes a literal folder name), and
+    through here. Any other `${...}`, and `$NAME` without braces, is refused (a misspelled variable never becomes a literal folder name), and
     so is the variable when it is unset: outside systemd, set CREDENTIALS_DIRECTORY to the folder holding the
     credentials (e.g. /etc/novapos/credentials/hub) to run a command with the service's config.
 
@@ -85,6 +87,10 @@ def path_setting(where: str, value: Any) -> Path | None:
         if name != "CREDENTIALS_DIRECTORY":
             raise ConfigError(f"{where}: unknown variable ${{{name}}} in {text!r}; the only one is "
                               f"{CREDENTIALS_DIRECTORY} (systemd's LoadCredential= folder)")
+    bare = _BARE_VARIABLE.search(text)
+    if bare:  # `$CREDENTIALS_DIRECTORY/x` would otherwise be a literal folder named so, not the credential
+        raise ConfigError(f"{where}: ${bare.group(1)} in {text!r} is not replaced (no shell reads this file): "
+                          f"write {CREDENTIALS_DIRECTORY}, with braces, the only variable")
     if CREDENTIALS_DIRECTORY in text:
         folder = os.environ.get("CREDENTIALS_DIRECTORY", "")
         if not os.path.isabs(folder):
@@ -127,6 +133,27 @@ def credentials_setting(section: dict[str, Any], where: str) -> Path | None:
     """The NATS credentials (seed) file: NOVAPOS_NATS_CREDENTIALS if set, else the config's `credentials`
     (none: connect without credentials, for a NATS that has no authorization)."""
     return path_setting(where, os.environ.get("NOVAPOS_NATS_CREDENTIALS") or section.get("credentials", ""))
+
+
+def in_credentials_directory(path: Path) -> bool:
+    """Whether `path` is a file systemd loaded for this unit (LoadCredential=, under $CREDENTIALS_DIRECTORY).
+    systemd >= 254 on a kernel >= 6.4 puts them on a tmpfs as 0400 plus a POSIX ACL granting the service user
+    read: stat then shows the ACL's mask as group read (0440), which is no one's group but that user."""
+    folder = os.environ.get("CREDENTIALS_DIRECTORY", "")
+    if not folder:
+        return False
+    try:
+        return path.resolve().is_relative_to(Path(folder).resolve())
+    except OSError:
+        return False
+
+
+def too_open(path: Path, mode: int) -> bool:
+    """Whether a secret with `mode` is open to more than its owner: any bit for others, group write or execute,
+    and group read except on a LoadCredential= file (in_credentials_directory: that is its ACL)."""
+    if mode & (stat.S_IRWXO | stat.S_IWGRP | stat.S_IXGRP):
+        return True
+    return bool(mode & stat.S_IRGRP) and not in_credentials_directory(path)
 
 
 def check_credentials_file(path: Path | None) -> None:

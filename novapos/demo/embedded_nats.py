@@ -124,7 +124,7 @@ class EmbeddedNats(EmbeddedServer):
         ca = ensure_ca(self.ca_dir)
         if not self.verify_clients:
             return TlsSettings(ca_file=ca.cert_file)
-        client = ensure_issued(self.ca_dir, CLIENT_CERT, ["127.0.0.1", "localhost"])
+        client = ensure_issued(self.ca_dir, CLIENT_CERT, ["127.0.0.1", "localhost"], client=True)
         return TlsSettings(cert_file=client.cert_file, key_file=client.key_file, ca_file=ca.cert_file)
 
     def client_tls(self) -> ssl.SSLContext | None:
@@ -135,7 +135,7 @@ class EmbeddedNats(EmbeddedServer):
 
     def hub_link(self, name: str = "test-hub") -> NatsLink:
         """A link with the hub's credentials: every right the hub has (not connected yet)."""
-        return NatsLink(self.url, name, credentials=self.hub_credentials, tls=self.client_tls())
+        return NatsLink(self.url, name, credentials=self.hub_credentials, tls=self.client_tls(), require_tls=self.tls)
 
     def client_options(self) -> dict[str, Any]:
         """nats.connect() keyword arguments that reach this server (its TLS), without credentials."""

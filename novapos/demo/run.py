@@ -78,7 +78,7 @@ def demo_tls(state_dir: Path, name: str, nats_ca: bool) -> dict[str, str]:
     its own)."""
     folder = state_dir / TLS_DIR
     ca = ensure_ca(folder)
-    made = ensure_issued(folder, name, ["127.0.0.1", "localhost"])
+    made = ensure_issued(folder, name, ["127.0.0.1", "localhost"], client=True)  # HTTPS and NATS client
     table = {"cert_file": str(made.cert_file), "key_file": str(made.key_file)}
     return {**table, "ca_file": str(ca.cert_file)} if nats_ca else table
 
