@@ -104,7 +104,7 @@ def setup(settings: TelemetrySettings, default_service: str, remote_decides: boo
     """Install the exporting provider if an endpoint is set (the caller shuts it down at exit, which
     sends what is still batched); None, and traces off, otherwise."""
     if not settings.otlp_endpoint:
-        log.info("traces off: set [telemetry] otlp_endpoint (or OTEL_EXPORTER_OTLP_ENDPOINT) to send them")
+        log.debug("traces off: set [telemetry] otlp_endpoint (or OTEL_EXPORTER_OTLP_ENDPOINT) to send them")
         return None
     provider = provider_for(settings, default_service, remote_decides)
     install(provider)
