@@ -27,7 +27,6 @@ from tests.identity import add_user, grant, signed_in
 from tests.payment_support import in_payments
 from tests.stock_world import build_world
 
-YESTERDAY = (datetime.now(UTC) - timedelta(days=1)).date()
 PAST = "00:00"  # reconcile_at already passed today, whenever the test runs
 
 
@@ -36,8 +35,11 @@ def with_provider(config: HubConfig, url: str) -> HubConfig:
 
 
 async def nightly_runs(database_url: str) -> list[tuple[str, str]]:
+    """The nightly runs for the day before the one the hub's clock now reads (read each time: a suite may pass
+    midnight)."""
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
     rows = await query(database_url, "SELECT status, coalesce(error, '') AS error FROM reconciliation_runs WHERE"
-                                     " trigger = 'nightly' AND day = $1 ORDER BY id", YESTERDAY)
+                                     " trigger = 'nightly' AND day = $1 ORDER BY id", yesterday)
     return [(row["status"], row["error"]) for row in rows]
 
 
@@ -58,7 +60,7 @@ async def test_two_hubs_reconcile_the_day_before_once(hub_config: HubConfig, htt
                 listed = (await admin.get("/api/payments/reconciliations")).json()
                 [run] = listed["items"]
                 assert (run["day"], run["trigger"], run["actor"], run["status"]) == (
-                    YESTERDAY.isoformat(), "nightly", "hub:reconcile", "clean")
+                    (datetime.now(UTC) - timedelta(days=1)).date().isoformat(), "nightly", "hub:reconcile", "clean")
                 today = datetime.now(UTC).date().isoformat()
                 await trio.to_thread.run_sync(lambda: RunningAcquirer(server).drift(
                     "extra", day=today, provider_ref="pay_unknown", amount_minor=4200))

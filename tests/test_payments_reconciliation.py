@@ -10,7 +10,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,7 +24,11 @@ from hub.payments.watchdog import refresh_gauges
 from tests.acquirer_support import RunningAcquirer, running_acquirer
 
 T = TypeVar("T")
-TODAY = datetime.now(UTC).date()
+
+
+def today() -> date:
+    """Read when a test starts, not at import: a suite that runs past midnight must not reconcile yesterday."""
+    return datetime.now(UTC).date()
 
 
 def with_world(database_url: str, acquirer_url: str,
@@ -65,12 +69,13 @@ async def refunded(pool: asyncpg.Pool, gateway: HttpGateway, ref: str, amount: i
 
 
 def test_a_clean_day_then_one_mismatch_of_each_kind(database_url: str) -> None:
+    day = today()
     with running_acquirer() as acquirer:
         async def test(pool: asyncpg.Pool, gateway: HttpGateway) -> None:
             refs = [await captured(pool, gateway, amount) for amount in (1250, 800, 430)]
             await refunded(pool, gateway, refs[0], 250)
             await captured(pool, gateway, 999, tenant="other")  # another tenant's payment: not ours to report
-            clean = await run(pool, gateway, "demo", TODAY, trigger="command", actor="cli:test")
+            clean = await run(pool, gateway, "demo", day, trigger="command", actor="cli:test")
             assert clean is not None and clean.drift == []
             assert (clean.run["status"], clean.run["items"], clean.run["hub_movements"],
                     clean.run["provider_lines"]) == ("clean", 0, 4, 4)
@@ -78,10 +83,10 @@ def test_a_clean_day_then_one_mismatch_of_each_kind(database_url: str) -> None:
 
             failing = await captured(pool, gateway, 660, card="tok_settlementFails")  # state: failed after capture
             lost = await captured(pool, gateway, 510)
-            inject(acquirer, "drop", lost)  # missing
-            inject(acquirer, "amount", refs[1], amount_minor=801)  # amount
-            inject(acquirer, "extra", "pay_nobodyknows", amount_minor=4200)  # extra
-            report = await run(pool, gateway, "demo", TODAY, trigger="console", actor="admin")
+            inject(acquirer, "drop", lost, day)  # missing
+            inject(acquirer, "amount", refs[1], day, amount_minor=801)  # amount
+            inject(acquirer, "extra", "pay_nobodyknows", day, amount_minor=4200)  # extra
+            report = await run(pool, gateway, "demo", day, trigger="console", actor="admin")
             assert report is not None
             found = {(item.kind.value, item.provider_ref) for item in report.drift}
             assert found == {("missing", lost), ("amount", refs[1]), ("extra", "pay_nobodyknows"),
@@ -105,29 +110,31 @@ def test_a_clean_day_then_one_mismatch_of_each_kind(database_url: str) -> None:
             DRIFT_ITEMS.labels("demo").set(0)  # as in another hub process, which ran nothing
             await refresh_gauges(pool)
             assert DRIFT_ITEMS.labels("demo")._value.get() == 4
-            older = await run(pool, gateway, "demo", TODAY - timedelta(days=1), trigger="command", actor="cli:test")
+            older = await run(pool, gateway, "demo", day - timedelta(days=1), trigger="command", actor="cli:test")
             assert older is not None and older.run["status"] == "clean"
             assert DRIFT_ITEMS.labels("demo")._value.get() == 4  # the latest day's figure stands
         with_world(database_url, acquirer.url, test)
 
 
-def inject(acquirer: RunningAcquirer, change: str, ref: str, amount_minor: int = 0) -> None:
-    acquirer.drift(change, day=TODAY.isoformat(), provider_ref=ref, amount_minor=amount_minor)
+def inject(acquirer: RunningAcquirer, change: str, ref: str, day: date, amount_minor: int = 0) -> None:
+    acquirer.drift(change, day=day.isoformat(), provider_ref=ref, amount_minor=amount_minor)
 
 
 def test_a_payment_voided_at_the_hub_but_settled_by_the_provider_is_a_state_drift(database_url: str) -> None:
+    day = today()
     with running_acquirer() as acquirer:
         async def test(pool: asyncpg.Pool, gateway: HttpGateway) -> list[Any]:
             ref = await captured(pool, gateway, 1500)
             await pool.execute("UPDATE payment_intents SET state = 'cancelled', captured_minor = 0, captured_at ="
                                " now() - interval '3 days' WHERE provider_ref = $1", ref)
-            report = await run(pool, gateway, "demo", TODAY, trigger="command", actor="cli:test")
+            report = await run(pool, gateway, "demo", day, trigger="command", actor="cli:test")
             assert report is not None
             return [(item.kind.value, item.hub_state, item.provider_state) for item in report.drift]
         assert with_world(database_url, acquirer.url, test) == [("state", "cancelled", "settled")]
 
 
 def test_a_line_another_tenant_also_holds_is_still_compared_for_this_one(database_url: str) -> None:
+    day = today()
     with running_acquirer() as acquirer:
         async def test(pool: asyncpg.Pool, gateway: HttpGateway) -> None:
             ref = await captured(pool, gateway, 700)
@@ -135,25 +142,26 @@ def test_a_line_another_tenant_also_holds_is_still_compared_for_this_one(databas
                 "INSERT INTO payment_intents (id, tenant, store, tender_id, method, currency, amount_minor,"
                 " authorized_minor, captured_minor, state, provider, provider_ref) VALUES ($1, 'other', 'o-1', 't-o',"
                 " 'card', 'EUR', 700, 700, 700, 'captured', 'simulator', $2)", uuid.uuid4(), ref)
-            inject(acquirer, "amount", ref, amount_minor=701)
-            report = await run(pool, gateway, "demo", TODAY, trigger="command", actor="cli:test")
+            inject(acquirer, "amount", ref, day, amount_minor=701)
+            report = await run(pool, gateway, "demo", day, trigger="command", actor="cli:test")
             assert report is not None
             assert [(item.kind.value, item.provider_ref) for item in report.drift] == [("amount", ref)]
         with_world(database_url, acquirer.url, test)
 
 
 def test_the_nightly_run_is_made_once_however_many_hubs_claim_it(database_url: str) -> None:
+    day = today()
     with running_acquirer() as acquirer:
         async def test(pool: asyncpg.Pool, gateway: HttpGateway) -> None:
             await captured(pool, gateway, 700)
-            reports = await asyncio.gather(*(run(pool, gateway, "demo", TODAY, trigger="nightly", actor="hub:reconcile")
+            reports = await asyncio.gather(*(run(pool, gateway, "demo", day, trigger="nightly", actor="hub:reconcile")
                                              for _ in range(4)))
             assert sum(report is not None for report in reports) == 1
-            assert await run(pool, gateway, "demo", TODAY, trigger="nightly", actor="hub:reconcile") is None
+            assert await run(pool, gateway, "demo", day, trigger="nightly", actor="hub:reconcile") is None
             # a run cut short (its hub killed) is tried again an hour later
             await pool.execute("UPDATE reconciliation_runs SET status = 'running', finished_at = NULL, started_at ="
                                " now() - interval '2 hours'")
-            again = await run(pool, gateway, "demo", TODAY, trigger="nightly", actor="hub:reconcile")
+            again = await run(pool, gateway, "demo", day, trigger="nightly", actor="hub:reconcile")
             assert again is not None and again.run["status"] == "clean"
             statuses = await pool.fetch("SELECT status, error FROM reconciliation_runs ORDER BY id")
             assert [row["status"] for row in statuses] == ["failed", "clean"]
@@ -165,7 +173,7 @@ def test_the_nightly_run_is_made_once_however_many_hubs_claim_it(database_url: s
 def test_a_provider_out_of_reach_is_a_failed_run_that_the_nightly_may_try_again(database_url: str) -> None:
     with running_acquirer() as acquirer:
         url = acquirer.url
-    day = TODAY - timedelta(days=1)
+    day = today() - timedelta(days=1)
 
     async def test(pool: asyncpg.Pool, gateway: HttpGateway) -> None:
         failed = await run(pool, gateway, "demo", day, trigger="nightly", actor="hub:reconcile")
@@ -182,6 +190,7 @@ def reconcile_command(config: Path, database_url: str, *args: str) -> subprocess
 
 
 def test_the_command_prints_the_report_and_exits_1_on_drift(database_url: str, tmp_path: Path) -> None:
+    day = today()
     with running_acquirer() as acquirer:
         config = tmp_path / "hub.toml"
         config.write_text(tomli_w.dumps({"tenants": ["demo"], "payments": {"gateway_url": acquirer.url}}))
@@ -189,16 +198,15 @@ def test_the_command_prints_the_report_and_exits_1_on_drift(database_url: str, t
         async def pay(pool: asyncpg.Pool, gateway: HttpGateway) -> str:
             return await captured(pool, gateway, 1999)
         ref = with_world(database_url, acquirer.url, pay)
-        day = TODAY.isoformat()
-        clean = reconcile_command(config, database_url, "--day", day)
+        clean = reconcile_command(config, database_url, "--day", day.isoformat())
         assert clean.returncode == 0, clean.stderr
-        assert f"demo {day} (simulator): 0 drift item(s) in 1 hub movement(s) and 1 settlement line(s)" in clean.stdout
-        inject(acquirer, "amount", ref, amount_minor=1990)
-        drift = reconcile_command(config, database_url, "--day", day, "--tenant", "demo")
+        assert f"demo {day.isoformat()} (simulator): 0 drift item(s) in 1 hub movement(s) and 1 settlement line(s)" in clean.stdout
+        inject(acquirer, "amount", ref, day, amount_minor=1990)
+        drift = reconcile_command(config, database_url, "--day", day.isoformat(), "--tenant", "demo")
         assert drift.returncode == 1, drift.stderr
         assert "1 drift item(s)" in drift.stdout and f"amount  capture {ref} at store-001" in drift.stdout
         for bad in (("--day", "2026-13-01"), ("--day", "yesterday"), ("--tenant", "de mo")):
             refused = reconcile_command(config, database_url, *bad)
             assert refused.returncode == 2 and "novapos hub payments reconcile: " in refused.stderr
-    away = reconcile_command(config, database_url, "--day", day)  # the simulator has stopped
+    away = reconcile_command(config, database_url, "--day", day.isoformat())  # the simulator has stopped
     assert away.returncode == 2 and "not reconciled: the provider's settlement report" in away.stderr
