@@ -5,7 +5,8 @@ from pathlib import Path
 
 from hub.domains import Domain
 from hub.ingest.jetstream import watch_jetstream
+from hub.ingest.leaf_sources import watch_leaf_sources
 from hub.ingest.routes import OPENAPI, routes
 
-DOMAIN = Domain("ingest", migrations=Path(__file__).parent / "migrations", routes=routes, services=(watch_jetstream,),
+DOMAIN = Domain("ingest", migrations=Path(__file__).parent / "migrations", routes=routes, services=(watch_jetstream, watch_leaf_sources),
                 openapi=OPENAPI)

@@ -15,7 +15,7 @@ import os
 import pwd
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import asyncpg
@@ -77,7 +77,9 @@ async def sync_authorization(conn: asyncpg.Connection, config: HubConfig) -> boo
     assert config.nats_authorization is not None  # hub_public_key checked it
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", AUTHORIZATION_LOCK)
-        text = authorization(hub_public, await service.active_users(conn))
+        users = [replace(user, leaf=(user.tenant, user.store) in config.leaf_stores)
+                 for user in await service.active_users(conn)]
+        text = authorization(hub_public, users)
         return install(config.nats_authorization, text, config.nats_pid_file)
 
 

@@ -47,6 +47,7 @@ SETTINGS: Settings = {
                            "webhook_tolerance_s", "webhook_secrets_file", "reconcile_at"}),
     "telemetry": TELEMETRY_KEYS,
     "tls": TLS_KEYS,
+    "leaf": frozenset({"stores", "check_every_s"}),
 }
 """Every setting the hub reads, by table: a mistyped one is refused, not silently ignored."""
 
@@ -151,6 +152,11 @@ class HubConfig:
     """Where traces go ([telemetry], novapos.tracing); off by default."""
     tls: TlsSettings = TlsSettings()
     """[tls] (novapos.tls): HTTPS for the console, TLS to NATS."""
+    leaf_stores: tuple[tuple[str, str], ...] = ()
+    """[leaf] stores ("tenant/store"): stores running their own NATS leaf node (novapos.leaf): their NATS user
+    logs in as a leaf node, and the events stream sources their local stream (hub.ingest.leaf_sources)."""
+    leaf_check_every_s: int = 15
+    """[leaf] check_every_s: how often the hub checks the leaf stores' sources, restarting stalled ones."""
 
     def check_runnable(self) -> None:
         if not self.nats_url or not self.database_url:
@@ -217,9 +223,25 @@ def load_hub(path: Path) -> HubConfig:
             gift_card_key_file=path_setting(f"{path}: [gift_cards] key_file", sections["gift_cards"].get("key_file", "")),
             tls=load_tls(sections["tls"], str(path)),
             telemetry=load_telemetry(sections["telemetry"], str(path)),
+            leaf_stores=_leaf_stores(str(path), sections["leaf"].get("stores", [])),
+            leaf_check_every_s=whole("leaf", "check_every_s", HubConfig.leaf_check_every_s, 1, 3600),
         )
     except validators.Invalid as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _leaf_stores(where: str, value: object) -> tuple[tuple[str, str], ...]:
+    """[leaf] stores: a list of "tenant/store"."""
+    if not isinstance(value, list):
+        raise validators.Invalid(f"{where}: [leaf] stores", 'must be a list of "tenant/store", e.g. ["demo/store-001"]')
+    stores = []
+    for item in value:
+        tenant, slash, store = item.partition("/") if isinstance(item, str) else ("", "", "")
+        if not slash:
+            raise validators.Invalid(f"{where}: [leaf] stores", f'must name stores as "tenant/store", not {item!r}')
+        stores.append((validators.token(f"{where}: [leaf] stores tenant", tenant),
+                       validators.token(f"{where}: [leaf] stores store", store)))
+    return tuple(sorted(set(stores)))
 
 
 def _payments(where: str, table: dict[str, object], whole: Callable[[str, str, int, int, int], int]) -> PaymentSettings:

@@ -53,8 +53,11 @@ class EmbeddedNats(EmbeddedServer):
 
     def __init__(self, state_dir: Path, *, port: int | None = None, host: str = "127.0.0.1",
                  authorization: Path | None = None, hub_credentials: Path | None = None,
-                 tls: bool = True, verify_clients: bool = False, ca_dir: Path | None = None) -> None:
+                 tls: bool = True, verify_clients: bool = False, ca_dir: Path | None = None,
+                 domain: str | None = None, leafnode_port: int | None = None) -> None:
         self.host = host
+        self.domain = domain
+        self.leafnode_port = leafnode_port
         self.port = port or free_port(host)
         self.state_dir = state_dir
         self.authorization = authorization
@@ -70,22 +73,25 @@ class EmbeddedNats(EmbeddedServer):
 
     @classmethod
     def authorized(cls, state_dir: Path, stores: Sequence[tuple[str, str]] = (("demo", "store-001"),),
-                   port: int | None = None, *, tls: bool = True, verify_clients: bool = False) -> EmbeddedNats:
+                   port: int | None = None, *, tls: bool = True, verify_clients: bool = False,
+                   leaf_stores: Sequence[tuple[str, str]] = (), domain: str | None = None,
+                   leafnode_port: int | None = None) -> EmbeddedNats:
         """A server whose authorization has a fresh hub user and one user per (tenant, store), their seeds
         under `state_dir`/credentials (store_credentials() finds them): for tests and benchmarks, which
-        need no database of stores. The demo provisions through the hub's records instead."""
+        need no database of stores. The demo provisions through the hub's records instead.
+        `leaf_stores` log in as leaf nodes (novapos.leaf) on `leafnode_port`; `domain`: the JetStream domain."""
         folder = state_dir / "credentials"
         hub_seed = new_seed()
         write_seed(folder / "hub.seed", hub_seed)
         users = []
-        for tenant, store in stores:
+        for tenant, store in (*stores, *leaf_stores):
             seed = new_seed()
             write_seed(folder / f"{tenant}.{store}.seed", seed)
-            users.append(StoreUser(tenant, store, public_key(seed)))
+            users.append(StoreUser(tenant, store, public_key(seed), leaf=(tenant, store) in leaf_stores))
         write_atomically(state_dir / "authorization.conf", authorization(public_key(hub_seed), users))
         return cls(state_dir / "server", authorization=state_dir / "authorization.conf",
                    hub_credentials=folder / "hub.seed", port=port, tls=tls, verify_clients=verify_clients,
-                   ca_dir=state_dir / "tls")
+                   ca_dir=state_dir / "tls", domain=domain, leafnode_port=leafnode_port)
 
     def store_credentials(self, tenant: str, store: str) -> Path:
         """The seed file of a store user made by authorized()."""
@@ -95,17 +101,27 @@ class EmbeddedNats(EmbeddedServer):
     def url(self) -> str:
         return f"{'tls' if self.tls else 'nats'}://{self.host}:{self.port}"
 
+    @property
+    def leaf_url(self) -> str:
+        """Where a store's leaf node (novapos.leaf) logs in: the leafnode listener (leafnode_port)."""
+        return f"{'tls' if self.tls else 'nats'}://{self.host}:{self.leafnode_port}"
+
     def _config(self) -> str:
         lines = [f"listen: {json.dumps(f'{self.host}:{self.port}')}", 'server_name: "novapos-embedded"',
                  f"pid_file: {json.dumps(str(self.pid_file))}",
-                 f"jetstream {{ store_dir: {json.dumps(str(self.state_dir / 'jetstream'))} }}"]
+                 f"jetstream {{ store_dir: {json.dumps(str(self.state_dir / 'jetstream'))}"
+                 + ("" if self.domain is None else f", domain: {json.dumps(self.domain)}") + " }"]
+        tls_block = ""
         if self.tls:
             ca = ensure_ca(self.ca_dir)
             served = ensure_issued(self.ca_dir, SERVER_CERT, sorted({self.host, "127.0.0.1", "localhost",
                                                                       socket.gethostname()}))
-            lines.append(f"tls {{ cert_file: {json.dumps(str(served.cert_file))}, "
+            tls_block = (f"tls {{ cert_file: {json.dumps(str(served.cert_file))}, "
                          f"key_file: {json.dumps(str(served.key_file))}, ca_file: {json.dumps(str(ca.cert_file))}, "
                          f"verify: {json.dumps(self.verify_clients)}, timeout: 5 }}")
+            lines.append(tls_block)
+        if self.leafnode_port is not None:  # store boxes running a leaf node (novapos.leaf) log in here
+            lines.append(f"leafnodes {{ listen: {json.dumps(f'{self.host}:{self.leafnode_port}')}, no_advertise: true, {tls_block} }}")
         if self.authorization is not None:  # include paths are relative to the including file
             lines.append(f"include {json.dumps(os.path.relpath(self.authorization, self.state_dir))}")
         return "\n".join(lines) + "\n"

@@ -1,0 +1,144 @@
+"""The hub's events stream sources the local events stream of every store that runs a leaf node (novapos.leaf).
+
+A leaf store's events never reach the hub's stream by subject (its leaf user may not export them:
+hub.tenancy.nats_auth.leaf_permissions); the stream pulls them through the store's JetStream domain instead,
+one source per store, and catches up on its own after an outage (the server retries a stalled source).
+Sourced messages keep their subjects, so the ingest consumer and everything after it see a leaf store's
+events exactly as a directly connected store's.
+
+`ensure_leaf_sources` adds the sources missing for the given stores and removes none (a store that stops
+running a leaf keeps its source until `drop_leaf_source`: its leaf may still hold unsourced sales).
+The service `watch_leaf_sources` (every hub process, every [leaf] check_every_s) adds the sources of the
+[leaf] stores and restarts the stalled ones. nats-server retries a source whose leaf is unreachable after
+10 s x the failures so far, at most every 2 minutes (stream.go calculateRetryBackoff): after an outage of a
+few minutes a store's sales would reach the hub up to 2 minutes after its WAN came back. A source silent for
+STALLED_AFTER_S is dropped and re-added in one pair of stream updates for all of them: the server resumes a
+re-added source after the last message it holds from it (measured: no gap, no duplicate), so catching up
+takes at most about check_every_s after the link is back. The gauge novapos_hub_leaf_sources_stalled counts
+them; a store's stall and its recovery are each logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+
+import nats.js.errors
+import trio
+from nats.js import JetStreamContext
+from nats.js.api import ExternalStream, StreamInfo, StreamSource
+from prometheus_client import Gauge
+
+from hub.console.context import Console
+from novapos.adapters.nats import NatsLink
+from novapos.wire.leaf import leaf_api, leaf_events_stream
+from novapos.wire.subjects import EVENTS_STREAM
+
+log = logging.getLogger(__name__)
+
+STALLED_AFTER_S = 10.0
+"""A source nothing came from for this long is stalled: a live one hears its consumer's heartbeat every second or so."""
+STALLED = Gauge("novapos_hub_leaf_sources_stalled",
+                "Leaf stores whose local events stream the hub's events stream has not heard from for over "
+                f"{STALLED_AFTER_S:g} s (their WAN, their box or their leaf node is down; their sales wait there)")
+
+
+def leaf_source(tenant: str, store: str) -> StreamSource:
+    return StreamSource(name=leaf_events_stream(tenant, store), external=ExternalStream(api=leaf_api(tenant, store)))
+
+
+def _key(source: StreamSource) -> tuple[str, str | None]:
+    return source.name, None if source.external is None else source.external.api
+
+
+async def ensure_leaf_sources(js: JetStreamContext, stores: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(asyncio side) Make the events stream source every (tenant, store) given; the stores added, in order."""
+    config = (await js.stream_info(EVENTS_STREAM)).config
+    sources = list(config.sources or [])
+    have = {_key(source) for source in sources}
+    added = [(tenant, store) for tenant, store in sorted(set(stores)) if _key(leaf_source(tenant, store)) not in have]
+    if not added:
+        return []
+    config.sources = sources + [leaf_source(tenant, store) for tenant, store in added]
+    await js.update_stream(config)
+    for tenant, store in added:
+        log.info("the %s stream now sources store %s/%s's leaf node (stream %s at %s)", EVENTS_STREAM, tenant, store,
+                 leaf_events_stream(tenant, store), leaf_api(tenant, store))
+    return added
+
+
+def stalled(info: StreamInfo, stores: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The stores whose source is missing from `info` or silent for over STALLED_AFTER_S (never heard of: -1)."""
+    active = {source.name: source.active for source in info.sources or []}
+    return [(tenant, store) for tenant, store in stores
+            if (silent := active.get(leaf_events_stream(tenant, store))) is None or silent < 0
+            or silent / 1e9 > STALLED_AFTER_S]
+
+
+async def restart_leaf_sources(js: JetStreamContext, stores: Sequence[tuple[str, str]]) -> None:
+    """(asyncio side) Drop the stores' sources and add them again: two stream updates for any number."""
+    config = (await js.stream_info(EVENTS_STREAM)).config
+    restarted = {_key(leaf_source(tenant, store)) for tenant, store in stores}
+    config.sources = [source for source in config.sources or [] if _key(source) not in restarted]
+    await js.update_stream(config)
+    config.sources = [*config.sources, *(leaf_source(tenant, store) for tenant, store in stores)]
+    await js.update_stream(config)
+
+
+async def check(link: NatsLink, stores: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(asyncio side) One round: the missing sources added, the stalled ones restarted; the stalled stores.
+    Nothing while the events stream does not exist yet (the ingest creates it)."""
+    try:
+        added = await ensure_leaf_sources(link.js, stores)
+        found = stalled(await link.js.stream_info(EVENTS_STREAM), stores)
+    except nats.js.errors.NotFoundError:
+        return []
+    restart = [store for store in found if store not in added]  # just added: not started yet, not stalled
+    if restart:
+        await restart_leaf_sources(link.js, restart)
+    return restart
+
+
+async def watch_leaf_sources(console: Console) -> None:
+    """The service: check every [leaf] check_every_s; never raises (a failed round is logged once and retried)."""
+    stores = console.config.leaf_stores
+    if not stores:
+        return
+    every = console.config.leaf_check_every_s
+    known: set[tuple[str, str]] = set()
+    failing = False
+    while True:
+        try:
+            found = set(await console.seam.run(check, console.link, stores))
+        except Exception as exc:
+            if not failing:
+                log.warning("cannot check the leaf stores' sources (%s: %s): retrying every %d s; check NATS",
+                            type(exc).__name__, exc, every)
+            failing = True
+            await trio.sleep(every)
+            continue
+        failing = False
+        STALLED.set(len(found))
+        for tenant, store in sorted(found - known):
+            log.warning("store %s/%s's leaf node has sent nothing for over %g s: its sales wait on its box; the "
+                        "hub retries every %d s (check the store's WAN and its leaf nats-server)",
+                        tenant, store, STALLED_AFTER_S, every)
+        for tenant, store in sorted(known - found):
+            log.info("store %s/%s's leaf node is sourced again", tenant, store)
+        known = found
+        await trio.sleep(every)
+
+
+async def drop_leaf_source(js: JetStreamContext, tenant: str, store: str) -> bool:
+    """(asyncio side) Stop sourcing one store's leaf; False if it was not sourced."""
+    config = (await js.stream_info(EVENTS_STREAM)).config
+    sources = list(config.sources or [])
+    kept = [source for source in sources if _key(source) != _key(leaf_source(tenant, store))]
+    if len(kept) == len(sources):
+        return False
+    config.sources = kept
+    await js.update_stream(config)
+    log.info("the %s stream no longer sources store %s/%s's leaf node", EVENTS_STREAM, tenant, store)
+    return True
+
+

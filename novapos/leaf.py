@@ -1,0 +1,179 @@
+"""A store box's own nats-server, a leaf node of the hub's NATS with a JetStream domain of its own.
+
+The edge then talks to NATS on its own box only: its forwarder publishes into a local stream
+(`leaf_events_stream`, subjects `novapos.<tenant>.<store>.evt.>`) and gets its PubAck from the box, so
+selling and forwarding carry on while the WAN or the hub is away; the hub's events stream *sources* that
+local stream through the store's domain (`$JS.<domain>.API`, hub.ingest.leaf_sources) and catches up when
+the link is back. The tenant's catalog stream is *mirrored* down into the same name (`CATALOG_<tenant>`,
+sequence numbers kept), so the edge's catalog sync reads it locally exactly as it reads the hub's.
+
+Requests to the hub (stock, staff, health), their replies and the hub's pushes (staff list, payment events)
+cross the leaf connection as plain NATS traffic; the hub's authorization lets the leaf's user export only
+those and the JetStream traffic of sourcing and mirroring (hub.tenancy.nats_auth.leaf_permissions). The
+store's events are *not* exported: the hub's stream would capture them directly besides sourcing them.
+
+The leaf listens on loopback only, TLS off (it never leaves the box), and lets in one user: the store's own
+NKEY, the same seed it logs in to the hub with (the config holding it is written owner-only).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Self
+
+import nats.js.errors
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, ExternalStream, StorageType, StreamConfig, StreamSource
+
+from hub.tenancy.credentials import public_key, read_seed
+from novapos.adapters.nats import NatsLink, store_inbox_prefix
+from novapos.config.hub import StreamLimits
+from novapos.demo.embedded_nats import nats_server_binary
+from novapos.demo.processes import EmbeddedServer, ManagedProcess, free_port
+from novapos.wire.catalog import catalog_stream
+from novapos.wire.leaf import HUB_API, HUB_DOMAIN, leaf_events_stream, leaf_name, store_events_filter
+
+log = logging.getLogger(__name__)
+
+LEAF_LIMITS = StreamLimits(max_age_days=30, max_bytes=2 * 1024**3)
+"""The local events stream's: what a store box keeps while the hub cannot source it (a month of a busy store
+is far below 2 GiB); full, it refuses and the outbox keeps the sales, as with the hub's stream."""
+MIRROR_STALLED_AFTER_S = 10.0
+"""A mirror that heard nothing (not even the hub's heartbeat, every second or so) for this long is stalled."""
+
+
+@dataclass(frozen=True)
+class LeafSettings:
+    """[leaf] of a store config: `hub_url`, the hub's leafnode listener(s) (tls://host:7422, comma-separated
+    for a cluster); `port`, the loopback port the edge connects to; `state_dir`, where the server keeps its
+    config, log and JetStream files."""
+    hub_url: str
+    port: int
+    state_dir: Path
+
+
+def local_url(settings: LeafSettings) -> str:
+    return f"nats://127.0.0.1:{settings.port}"
+
+
+def leaf_config(tenant: str, store: str, settings: LeafSettings, seed: str, ca_file: Path | None,
+                pid_file: Path) -> str:
+    """The leaf's nats-server config: loopback listener with the store's key as its only user, JetStream in the
+    store's domain, one remote (the hub), logged in with the store's seed, over TLS checked against `ca_file`."""
+    urls = [url.strip() for url in settings.hub_url.split(",") if url.strip()]
+    remote: dict[str, object] = {"urls": urls, "nkey": seed}
+    if ca_file is not None:
+        remote["tls"] = {"ca_file": str(ca_file)}
+    lines = [f"listen: {json.dumps(f'127.0.0.1:{settings.port}')}",
+             f"server_name: {json.dumps('leaf-' + leaf_name(tenant, store))}",
+             f"pid_file: {json.dumps(str(pid_file))}",
+             f"jetstream {{ store_dir: {json.dumps(str(settings.state_dir / 'jetstream'))}, "
+             f"domain: {json.dumps(leaf_name(tenant, store))} }}",
+             f"authorization {{ users: [ {{ nkey: {json.dumps(public_key(seed))} }} ] }}",
+             f"leafnodes {{ remotes: [ {json.dumps(remote)} ] }}"]
+    return "\n".join(lines) + "\n"
+
+
+async def ensure_leaf_streams(js: JetStreamContext, tenant: str, store: str,
+                              limits: StreamLimits = LEAF_LIMITS) -> None:
+    """(asyncio side, on the leaf) The local events stream and the catalog mirror, created when missing;
+    existing ones are left as they are (their data is what the hub has not sourced yet)."""
+    events = leaf_events_stream(tenant, store)
+    try:
+        await js.stream_info(events)
+    except nats.js.errors.NotFoundError:
+        await js.add_stream(StreamConfig(
+            name=events, subjects=[store_events_filter(tenant, store)], storage=StorageType.FILE,
+            max_age=limits.max_age_days * 86400, max_bytes=limits.max_bytes, discard=DiscardPolicy.NEW,
+            duplicate_window=limits.duplicate_window_s))
+        log.info("created the local events stream %s (the hub sources it): kept %d days, at most %d bytes",
+                 events, limits.max_age_days, limits.max_bytes)
+    await ensure_catalog_mirror(js, tenant)
+
+
+async def ensure_catalog_mirror(js: JetStreamContext, tenant: str) -> None:
+    """(asyncio side, on the leaf) The tenant's catalog stream as a mirror of the hub's, created when missing."""
+    catalog = catalog_stream(tenant)
+    try:
+        await js.stream_info(catalog)
+    except nats.js.errors.NotFoundError:
+        await js.add_stream(StreamConfig(
+            name=catalog, storage=StorageType.FILE, max_msgs_per_subject=1,
+            mirror=StreamSource(name=catalog, external=ExternalStream(api=HUB_API))))
+        log.info("created the local catalog mirror %s of the hub's", catalog)
+
+
+async def refresh_catalog_mirror(link: NatsLink, tenant: str) -> bool:
+    """(asyncio side, on the leaf as the store) Re-create the catalog mirror when it has heard nothing from the hub
+    for over MIRROR_STALLED_AFTER_S while the hub answers and holds more than it: after a WAN outage the leaf's
+    nats-server retries a mirror only after 10 s x its failures so far, at most every 2 minutes, so a price
+    change could wait that long after the link is back. A re-created mirror copies the hub's stream again
+    (one message per subject: the catalog's size), keeping its sequence numbers; the edge's catalog sync
+    resumes after the last one it applied. True if re-created."""
+    name = catalog_stream(tenant)
+    local = await link.js.stream_info(name)
+    silent = -1 if local.mirror is None or local.mirror.active is None else local.mirror.active
+    if 0 <= silent / 1e9 <= MIRROR_STALLED_AFTER_S:
+        return False
+    try:
+        hub = await link.client.jetstream(domain=HUB_DOMAIN, timeout=2.0).stream_info(name)
+    except Exception:  # the hub is away: nothing to catch up with yet
+        return False
+    if hub.state.last_seq <= local.state.last_seq:
+        return False
+    await link.js.delete_stream(name)
+    await ensure_catalog_mirror(link.js, tenant)
+    log.info("re-created the catalog mirror %s: it had heard nothing from the hub for %.0f s while the hub holds "
+             "up to sequence %d and it %d", name, silent / 1e9, hub.state.last_seq, local.state.last_seq)
+    return True
+
+
+class LeafNode(EmbeddedServer):
+    """The store's leaf nats-server as a child process, restartable on the same port and data. start() writes
+    its config (owner-only: it holds the seed) and waits for the port; `ensure_streams()` then makes the
+    local streams (the edge may publish before that: its outbox retries until the stream answers)."""
+
+    def __init__(self, tenant: str, store: str, settings: LeafSettings, credentials: Path,
+                 ca_file: Path | None = None) -> None:
+        self.tenant, self.store = tenant, store
+        self.host = "127.0.0.1"
+        self.port = settings.port or free_port()
+        self.settings = LeafSettings(settings.hub_url, self.port, settings.state_dir)
+        self.credentials = credentials
+        self.ca_file = ca_file
+        self.config_file = settings.state_dir / "leaf-server.conf"
+        self.pid_file = settings.state_dir / "leaf-server.pid"
+        self._server = ManagedProcess("leaf nats-server", [nats_server_binary(), "-c", str(self.config_file)],
+                                      settings.state_dir / "leaf-server.log")
+
+    @property
+    def url(self) -> str:
+        return local_url(self.settings)
+
+    def start(self, timeout: float = 20.0) -> Self:
+        self.settings.state_dir.mkdir(parents=True, exist_ok=True)
+        text = leaf_config(self.tenant, self.store, self.settings, read_seed(self.credentials), self.ca_file,
+                           self.pid_file)
+        descriptor = os.open(self.config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(text)
+        self._spawn_and_wait(timeout)
+        return self
+
+    def link(self, name: str) -> NatsLink:
+        """A link to the leaf as the store (what the edge uses in leaf mode): plain loopback, the store's key."""
+        return NatsLink(self.url, name, credentials=self.credentials,
+                        inbox_prefix=store_inbox_prefix(self.tenant, self.store))
+
+    async def ensure_streams(self, limits: StreamLimits = LEAF_LIMITS) -> None:
+        """(asyncio side) Connect as the store and make the local streams."""
+        link = self.link(f"leaf-setup-{self.tenant}-{self.store}")
+        await link.connect(timeout=5.0)
+        try:
+            await ensure_leaf_streams(link.js, self.tenant, self.store, limits)
+        finally:
+            await link.close()

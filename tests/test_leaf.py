@@ -1,0 +1,242 @@
+"""A store running its own NATS leaf node (novapos.leaf) against the real hub: its forwarder publishes into the
+leaf and gets its acks there, so it sells and forwards while its WAN is cut; the hub's events stream sources the
+leaf's stream (never capturing the store's subjects directly: no duplicate), the hub restarts the stalled
+source when it has been silent too long, and every sale lands in PostgreSQL once; the catalog reaches the
+store through the leaf's mirror (same sequence numbers); requests cross the leaf connection and their
+replies come back; events another store's subjects carry never leave the leaf.
+
+One hub process, one hub NATS, one leaf for the whole file (each step builds on the previous one)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import msgpack
+import nats
+import nats.js.errors
+import pytest
+import trio
+
+from actors.storage.db import FILE_NAME
+from actors.storage.forwarder import ForwarderActor
+from actors.storage.outbox import OutboxActor
+from edge_runtime import AsyncioSeam, ChildSpec, SupervisorSpec, Tree, supervision_tree
+from hub.ingest import leaf_sources
+from novapos.demo.embedded_nats import EmbeddedNats
+from novapos.demo.processes import free_port
+from novapos.leaf import LeafNode, LeafSettings, ensure_catalog_mirror, refresh_catalog_mirror
+from novapos.wire.catalog import catalog_stream
+from novapos.wire.leaf import leaf_events_stream
+from novapos.wire.subjects import EVENTS_STREAM, event_subject, request_subject
+from tests.conftest import query, wait_until
+from tests.events import sale_event
+from tests.test_hub_process import HubProcess, until
+from tests.wan import Wan
+
+TENANT, STORE = "demo", "store-001"
+SALE = sale_event().body
+
+
+class World:
+    def __init__(self, root: Path, database_url: str) -> None:
+        self.root, self.database_url = root, database_url
+        leafnode_port = free_port()
+        self.nats = EmbeddedNats.authorized(root / "nats", stores=(("demo", "store-002"),),
+                                            leaf_stores=((TENANT, STORE),), domain="hub",
+                                            leafnode_port=leafnode_port).start()
+        self.wan = Wan(leafnode_port)
+        self.leaf = LeafNode(TENANT, STORE, LeafSettings(f"tls://127.0.0.1:{self.wan.port}", 0, root / "leaf"),
+                             self.nats.store_credentials(TENANT, STORE),
+                             ca_file=self.nats.tls_settings().ca_file).start()
+        (root / "hub").mkdir()
+        self.hub = HubProcess(root / "hub", self.nats.url, database_url, self.nats.hub_credentials,
+                              settings=f'[leaf]\nstores = ["{TENANT}/{STORE}"]\ncheck_every_s = 1\n',
+                              tls=self.nats.tls_settings())
+
+    def stop(self) -> None:
+        self.hub.stop()
+        self.leaf.stop()
+        self.wan.close()
+        self.nats.stop()
+
+    async def on_hub(self, work: Any) -> Any:
+        """`work(client)` with a plain client of the hub's rights, on a worker thread's asyncio loop."""
+        async def run() -> Any:
+            client = await nats.connect(self.nats.url, **self.nats.hub_options())
+            try:
+                return await work(client)
+            finally:
+                await client.close()
+        return await trio.to_thread.run_sync(asyncio.run, run())
+
+    async def on_leaf(self, work: Any) -> Any:
+        """`work(link)` logged in to the leaf as the store, as the edge is."""
+        async def run() -> Any:
+            link = self.leaf.link("test-leaf-client")
+            await link.connect()
+            try:
+                return await work(link)
+            finally:
+                await link.close()
+        return await trio.to_thread.run_sync(asyncio.run, run())
+
+    async def hub_stream(self) -> list[tuple[str, int]]:
+        """(store, sequence number) of each event in the hub's events stream, in stream order."""
+        async def work(client: Any) -> list[tuple[str, int]]:
+            js = client.jetstream()
+            state = (await js.stream_info(EVENTS_STREAM)).state
+            events = [msgpack.unpackb((await js.get_msg(EVENTS_STREAM, seq)).data)
+                      for seq in range(state.first_seq, state.last_seq + 1)] if state.messages else []
+            return [(event["store"], event["seq"]) for event in events]
+        return await self.on_hub(work)
+
+    async def applied(self) -> list[int]:
+        rows = await query(self.database_url, "SELECT seq FROM sales WHERE store = $1 ORDER BY seq", STORE)
+        return [row["seq"] for row in rows]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, postgres_server_url: str) -> Iterator[World]:
+    name = f"novapos_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(postgres_server_url, f'CREATE DATABASE "{name}"'))
+    built = World(tmp_path_factory.mktemp("leaf"), f"{postgres_server_url.rpartition('/')[0]}/{name}")
+    try:
+        until(lambda: (built.hub.health() or (0, {}))[0] == 200, timeout=60, what="the hub ready")
+        asyncio.run(_hub_catalog(built.nats))  # as the hub's catalog publisher makes it on its first run
+        asyncio.run(built.leaf.ensure_streams())
+        yield built
+    finally:
+        built.stop()
+        asyncio.run(_admin(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _hub_catalog(server: EmbeddedNats) -> None:
+    link = server.hub_link()
+    await link.connect()
+    try:
+        await link.ensure_catalog_stream(TENANT)
+    finally:
+        await link.close()
+
+
+async def _admin(url: str, sql: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
+async def edge(path: Path, leaf: LeafNode) -> AsyncIterator[Tree]:
+    """The store's outbox and forwarder as the edge runs them in leaf mode: publishing to the leaf."""
+    link = leaf.link("test-edge")
+    with AsyncioSeam() as seam:
+        spec = SupervisorSpec("test", children=[
+            ChildSpec("outbox", OutboxActor, (path, TENANT, STORE)),
+            ChildSpec("forwarder", ForwarderActor, (seam, link)),
+        ])
+        try:
+            async with supervision_tree(spec) as tree:
+                yield tree
+        finally:
+            await seam.run(link.close)
+
+
+async def sell(tree: Tree, count: int) -> None:
+    for _ in range(count):
+        await tree.ask("outbox", "append", "sale.completed", 1, SALE)
+    tree.tell("forwarder", "kick")
+
+
+async def drained(tree: Tree) -> bool:
+    return await tree.ask("outbox", "depth") == 0
+
+
+async def test_a_leaf_store_sells_through_a_wan_cut_and_every_sale_lands_once(world: World, tmp_path: Path) -> None:
+    async with edge(tmp_path / FILE_NAME, world.leaf) as tree:
+        await sell(tree, 5)
+        await wait_until(lambda: drained(tree))
+        await wait_until(lambda: _equal(world.applied, [1, 2, 3, 4, 5]), timeout=20)
+
+        before_cut = len(world.hub.lines)
+        world.wan.cut()  # the WAN is down: the store keeps selling, its forwarder keeps emptying the outbox
+        await sell(tree, 5)
+        await wait_until(lambda: drained(tree), timeout=5)  # acked by the leaf, not by the hub
+        cut_for = leaf_sources.STALLED_AFTER_S + 3  # long enough for the hub to see its source stalled
+        await trio.sleep(cut_for)
+        assert await world.applied() == [1, 2, 3, 4, 5]
+        world.wan.restore()
+        # the leaf reconnects within a second; the hub restarts the stalled source within check_every_s (1 s):
+        # well before nats-server's own retry (10 s x failures)
+        await wait_until(lambda: _equal(world.applied, list(range(1, 11))), timeout=8)
+
+    assert await world.hub_stream() == [(STORE, seq) for seq in range(1, 11)]  # sourced once, never captured directly
+    said = [line for line in until(lambda: "is sourced again" in "".join(world.hub.lines[before_cut:]) and
+                                   world.hub.lines[before_cut:], timeout=5, what="the recovery logged")
+            if "leaf_sources" in line]
+    stalls = [line for line in said if "has sent nothing for over" in line]
+    assert len(stalls) == 1, said  # said once per stall, not once per check
+    assert f"store {TENANT}/{STORE}'s leaf node" in stalls[0] and "check the store's WAN" in stalls[0]
+
+
+async def test_the_catalog_is_mirrored_down_and_a_stalled_mirror_is_recreated_once_the_hub_answers(
+        world: World) -> None:
+    stream = catalog_stream(TENANT)
+
+    async def publish(client: Any) -> int:
+        js = client.jetstream()
+        await js.publish(f"catalog.{TENANT}.item.LEAF-1", b"leaf item")
+        return (await js.stream_info(stream)).state.last_seq
+    first = await world.on_hub(publish)
+
+    async def mirrored(link: Any, seq: int) -> bytes | None:
+        try:
+            return (await link.js.get_msg(stream, seq)).data
+        except nats.js.errors.NotFoundError:
+            return None
+    assert await wait_until(lambda: world.on_leaf(lambda link: mirrored(link, first)), timeout=10) == b"leaf item"
+
+    async def recreate_while_cut(link: Any) -> bool:  # a mirror made while the WAN is down: its first try fails,
+        await link.js.delete_stream(stream)         # nats-server's next one comes 10 s later
+        await ensure_catalog_mirror(link.js, TENANT)
+        return await refresh_catalog_mirror(link, TENANT)
+    world.wan.cut()
+    try:
+        assert not await world.on_leaf(recreate_while_cut)  # the hub does not answer: nothing to catch up with
+        second = await world.on_hub(publish)
+    finally:
+        world.wan.restore()
+
+    async def refresh(link: Any) -> bool:  # what the leaf's runner does every check_every_s
+        return await refresh_catalog_mirror(link, TENANT)
+    assert await wait_until(lambda: world.on_leaf(refresh), timeout=5, interval=0.3)  # before the server's retry
+    assert await wait_until(lambda: world.on_leaf(lambda link: mirrored(link, second)), timeout=3) == b"leaf item"
+    assert not await world.on_leaf(refresh)  # caught up: left alone
+
+
+async def test_requests_cross_the_leaf_and_other_stores_events_never_leave_it(world: World) -> None:
+    async def leaf_stream(link: Any) -> int:
+        return (await link.js.stream_info(leaf_events_stream(TENANT, STORE))).state.messages
+    held = await world.on_leaf(leaf_stream)
+
+    async def ask_and_forge(link: Any) -> bytes:
+        await link.client.publish(event_subject(TENANT, "store-002", "sale.completed"), sale_event(store="store-002").encode())
+        await link.client.flush()
+        reply = await link.client.request(request_subject(TENANT, STORE, "staff"), b"", timeout=5)
+        return reply.data
+    assert await world.on_leaf(ask_and_forge)  # the hub's staff responder answered across the leaf connection
+
+    assert await world.on_leaf(leaf_stream) == held  # not its subject: the local stream did not take it either
+    await trio.sleep(0.5)
+    assert "store-002" not in {store for store, _ in await world.hub_stream()}  # nor may the leaf's user export it
+
+
+async def _equal(read: Any, expected: list[int]) -> bool:
+    return await read() == expected
