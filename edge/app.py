@@ -88,6 +88,10 @@ def store_link(config: StoreConfig, certificates: Certificates | None = None) ->
     store's credentials, its replies under the store's own inbox prefix (all its user may subscribe to),
     over TLS with the store's certificates (`certificates`, the running edge's, reloaded; else loaded now
     from [tls], for a command that connects once)."""
+    if config.leaf is not None:  # the box's own leaf node (novapos.leaf): loopback, no TLS, the store's key
+        return NatsLink(config.leaf.local_url, f"edge-{config.tenant}-{config.store}",
+                        credentials=config.nats_credentials,
+                        inbox_prefix=store_inbox_prefix(config.tenant, config.store))
     certificates = certificates or Certificates(config.tls)
     return NatsLink(config.nats_url, f"edge-{config.tenant}-{config.store}", credentials=config.nats_credentials,
                     inbox_prefix=store_inbox_prefix(config.tenant, config.store), tls=certificates.client,

@@ -18,10 +18,13 @@ NKEY, the same seed it logs in to the hub with (the config holding it is written
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import os
-from dataclasses import dataclass
+import signal
+from dataclasses import replace
 from pathlib import Path
 from typing import Self
 
@@ -30,10 +33,13 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, ExternalStream, StorageType, StreamConfig, StreamSource
 
 from hub.tenancy.credentials import public_key, read_seed
-from novapos.adapters.nats import NatsLink, store_inbox_prefix
+from novapos.adapters.nats import NatsLink, check_credentials, store_inbox_prefix
+from novapos.config import StoreConfig
 from novapos.config.hub import StreamLimits
+from novapos.config.leaf import LeafSettings
 from novapos.demo.embedded_nats import nats_server_binary
 from novapos.demo.processes import EmbeddedServer, ManagedProcess, free_port
+from novapos.tls import TlsSettings
 from novapos.wire.catalog import catalog_stream
 from novapos.wire.leaf import HUB_API, HUB_DOMAIN, leaf_events_stream, leaf_name, store_events_filter
 
@@ -46,28 +52,16 @@ MIRROR_STALLED_AFTER_S = 10.0
 """A mirror that heard nothing (not even the hub's heartbeat, every second or so) for this long is stalled."""
 
 
-@dataclass(frozen=True)
-class LeafSettings:
-    """[leaf] of a store config: `hub_url`, the hub's leafnode listener(s) (tls://host:7422, comma-separated
-    for a cluster); `port`, the loopback port the edge connects to; `state_dir`, where the server keeps its
-    config, log and JetStream files."""
-    hub_url: str
-    port: int
-    state_dir: Path
-
-
-def local_url(settings: LeafSettings) -> str:
-    return f"nats://127.0.0.1:{settings.port}"
-
-
-def leaf_config(tenant: str, store: str, settings: LeafSettings, seed: str, ca_file: Path | None,
+def leaf_config(tenant: str, store: str, settings: LeafSettings, seed: str, tls: TlsSettings,
                 pid_file: Path) -> str:
     """The leaf's nats-server config: loopback listener with the store's key as its only user, JetStream in the
-    store's domain, one remote (the hub), logged in with the store's seed, over TLS checked against `ca_file`."""
+    store's domain, one remote (the hub), logged in with the store's seed, over TLS as the store's [tls] says
+    (the hub's certificate checked against its ca_file; its own certificate shown when it has one)."""
     urls = [url.strip() for url in settings.hub_url.split(",") if url.strip()]
     remote: dict[str, object] = {"urls": urls, "nkey": seed}
-    if ca_file is not None:
-        remote["tls"] = {"ca_file": str(ca_file)}
+    files = {"ca_file": tls.ca_file, "cert_file": tls.cert_file, "key_file": tls.key_file}
+    if any(files.values()):
+        remote["tls"] = {key: str(path) for key, path in files.items() if path is not None}
     lines = [f"listen: {json.dumps(f'127.0.0.1:{settings.port}')}",
              f"server_name: {json.dumps('leaf-' + leaf_name(tenant, store))}",
              f"pid_file: {json.dumps(str(pid_file))}",
@@ -138,13 +132,13 @@ class LeafNode(EmbeddedServer):
     local streams (the edge may publish before that: its outbox retries until the stream answers)."""
 
     def __init__(self, tenant: str, store: str, settings: LeafSettings, credentials: Path,
-                 ca_file: Path | None = None) -> None:
+                 tls: TlsSettings | None = None) -> None:
         self.tenant, self.store = tenant, store
         self.host = "127.0.0.1"
         self.port = settings.port or free_port()
-        self.settings = LeafSettings(settings.hub_url, self.port, settings.state_dir)
+        self.settings = replace(settings, port=self.port)
         self.credentials = credentials
-        self.ca_file = ca_file
+        self.tls = tls or TlsSettings()
         self.config_file = settings.state_dir / "leaf-server.conf"
         self.pid_file = settings.state_dir / "leaf-server.pid"
         self._server = ManagedProcess("leaf nats-server", [nats_server_binary(), "-c", str(self.config_file)],
@@ -152,11 +146,11 @@ class LeafNode(EmbeddedServer):
 
     @property
     def url(self) -> str:
-        return local_url(self.settings)
+        return self.settings.local_url
 
     def start(self, timeout: float = 20.0) -> Self:
         self.settings.state_dir.mkdir(parents=True, exist_ok=True)
-        text = leaf_config(self.tenant, self.store, self.settings, read_seed(self.credentials), self.ca_file,
+        text = leaf_config(self.tenant, self.store, self.settings, read_seed(self.credentials), self.tls,
                            self.pid_file)
         descriptor = os.open(self.config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as file:
@@ -177,3 +171,58 @@ class LeafNode(EmbeddedServer):
             await ensure_leaf_streams(link.js, self.tenant, self.store, limits)
         finally:
             await link.close()
+
+
+class LeafUnusable(Exception):
+    """The store config cannot run a leaf node; the sentence says what to set."""
+
+
+def run_leaf(config: StoreConfig) -> int:
+    """`novapos leaf`: the leaf nats-server as a child, the local streams made, the catalog mirror checked every
+    [leaf] check_every_s, until SIGTERM/SIGINT (0) or the server's death (1: let systemd restart us)."""
+    if config.leaf is None:
+        raise LeafUnusable("no [leaf] table in the store config: set [leaf] hub_url (the hub's leafnode address)")
+    if config.nats_credentials is None:
+        raise LeafUnusable("no [nats] credentials in the store config: the leaf logs in to the hub with the store's "
+                           "key (`novapos hub store add` wrote it)")
+    check_credentials(config.nats_credentials)
+    leaf = LeafNode(config.tenant, config.store, config.leaf, config.nats_credentials, config.tls).start()
+    log.info("leaf node for store %s/%s listening on %s, connecting to the hub at %s", config.tenant, config.store,
+             leaf.url, config.leaf.hub_url)
+    try:
+        return asyncio.run(_keep(leaf, config.leaf.check_every_s))
+    finally:
+        leaf.stop()
+        log.info("leaf node stopped")
+
+
+async def _keep(leaf: LeafNode, every: float) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    link = leaf.link(f"leaf-{leaf.tenant}-{leaf.store}")
+    ready = failing = False
+    try:
+        while not stop.is_set():
+            if not leaf.running:
+                log.error("the leaf nats-server exited (see %s): stopping so that the service restarts",
+                          leaf.settings.state_dir / "leaf-server.log")
+                return 1
+            try:
+                await link.connect()
+                if not ready:
+                    await ensure_leaf_streams(link.js, leaf.tenant, leaf.store)
+                    ready = True
+                await refresh_catalog_mirror(link, leaf.tenant)
+                failing = False
+            except Exception as exc:
+                if not failing:
+                    log.warning("cannot set up or check the leaf's streams (%s: %s); retrying every %g s",
+                                type(exc).__name__, exc, every)
+                failing = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every if ready else 1.0)
+        return 0
+    finally:
+        await link.close()

@@ -10,6 +10,11 @@ One hub process, one hub NATS, one leaf for the whole file (each step builds on 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -26,11 +31,16 @@ import trio
 from actors.storage.db import FILE_NAME
 from actors.storage.forwarder import ForwarderActor
 from actors.storage.outbox import OutboxActor
+from edge.app import store_link
 from edge_runtime import AsyncioSeam, ChildSpec, SupervisorSpec, Tree, supervision_tree
 from hub.ingest import leaf_sources
+from hub.tenancy.credentials import new_seed, write_seed
+from novapos.adapters.nats import NatsLink
+from novapos.config import ConfigError, load_store
+from novapos.config.leaf import LeafSettings
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.processes import free_port
-from novapos.leaf import LeafNode, LeafSettings, ensure_catalog_mirror, refresh_catalog_mirror
+from novapos.leaf import LeafNode, ensure_catalog_mirror, refresh_catalog_mirror
 from novapos.wire.catalog import catalog_stream
 from novapos.wire.leaf import leaf_events_stream
 from novapos.wire.subjects import EVENTS_STREAM, event_subject, request_subject
@@ -52,8 +62,7 @@ class World:
                                             leafnode_port=leafnode_port).start()
         self.wan = Wan(leafnode_port)
         self.leaf = LeafNode(TENANT, STORE, LeafSettings(f"tls://127.0.0.1:{self.wan.port}", 0, root / "leaf"),
-                             self.nats.store_credentials(TENANT, STORE),
-                             ca_file=self.nats.tls_settings().ca_file).start()
+                             self.nats.store_credentials(TENANT, STORE), self.nats.tls_settings()).start()
         (root / "hub").mkdir()
         self.hub = HubProcess(root / "hub", self.nats.url, database_url, self.nats.hub_credentials,
                               settings=f'[leaf]\nstores = ["{TENANT}/{STORE}"]\ncheck_every_s = 1\n',
@@ -240,3 +249,62 @@ async def test_requests_cross_the_leaf_and_other_stores_events_never_leave_it(wo
 
 async def _equal(read: Any, expected: list[int]) -> bool:
     return await read() == expected
+
+
+def _store_toml(tmp_path: Path, leaf: str) -> Path:
+    seed = tmp_path / "store.seed"
+    write_seed(seed, new_seed())
+    path = tmp_path / "store.toml"
+    path.write_text(f'tenant = "{TENANT}"\nstore = "{STORE}"\ncurrency = "EUR"\n[state]\ndir = "{tmp_path / "edge"}"\n'
+                    f'[nats]\ncredentials = "{seed}"\n{leaf}')
+    return path
+
+
+def test_the_leaf_table_is_checked_and_turns_the_edge_to_its_own_leaf(tmp_path: Path) -> None:
+    for bad in ('hub_url = "http://hub:7422"', 'hub_url = ""', 'hub_url = "tls://hub:7422"\nport = 0',
+                'hub_url = "tls://hub:7422"\nsocket = "x"'):
+        with pytest.raises(ConfigError, match=r"\[leaf\]|leaf"):
+            load_store(_store_toml(tmp_path, f"[leaf]\n{bad}\n"))
+    config = load_store(_store_toml(tmp_path, '[leaf]\nhub_url = "tls://hub-a:7422, tls://hub-b:7422"\n'))
+    assert config.leaf is not None and config.leaf.state_dir == tmp_path / "edge" / "leaf"
+    link = store_link(config)
+    assert link.url == "nats://127.0.0.1:4222" and link.tls is None  # loopback: the leaf, not the hub
+    assert link.inbox_prefix == f"_INBOX.{TENANT}.{STORE}"
+    assert load_store(_store_toml(tmp_path, "")).leaf is None
+
+
+def test_novapos_leaf_runs_the_server_makes_the_local_streams_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    config = _store_toml(tmp_path, f'[leaf]\nhub_url = "tls://127.0.0.1:{free_port()}"\nport = {port}\n'
+                                   'check_every_s = 1\n')  # no hub there: the leaf serves the box all the same
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NOVAPOS_")}
+    process = subprocess.Popen([sys.executable, "-m", "novapos.cli", "leaf", "--config", str(config)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        async def streams() -> list[str]:
+            link = NatsLink(f"nats://127.0.0.1:{port}", "test", credentials=tmp_path / "store.seed")
+            await link.connect()
+            try:
+                return sorted([(await link.js.stream_info(leaf_events_stream(TENANT, STORE))).config.name or "",
+                               str((await link.js.stream_info(catalog_stream(TENANT))).config.mirror)])
+            finally:
+                await link.close()
+
+        def made() -> list[str] | None:
+            try:
+                return asyncio.run(streams())
+            except Exception:
+                return None
+        found = until(made, timeout=30, what="the leaf's streams")
+        assert leaf_events_stream(TENANT, STORE) in found and any(f"name='{catalog_stream(TENANT)}'" in f for f in found)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.stderr is not None
+    said = process.stderr.read()
+    assert "leaf node for store demo/store-001 listening on" in said and "leaf node stopped" in said
+    with pytest.raises(OSError):  # the nats-server child went with it
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()

@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 STALLED_AFTER_S = 10.0
 """A source nothing came from for this long is stalled: a live one hears its consumer's heartbeat every second or so."""
 STALLED = Gauge("novapos_hub_leaf_sources_stalled",
-                "Leaf stores whose local events stream the hub's events stream has not heard from for over "
-                f"{STALLED_AFTER_S:g} s (their WAN, their box or their leaf node is down; their sales wait there)")
+                "Leaf stores whose local events stream the hub's events stream has not heard from for over 10 s "
+                "(their WAN, their box or their leaf node is down; their sales wait there)")
 
 
 def leaf_source(tenant: str, store: str) -> StreamSource:

@@ -16,6 +16,8 @@ from novapos.config.backup import KEYS as BACKUP_KEYS
 from novapos.config.backup import BackupSettings, load_backup
 from novapos.config.cash import CASH_SETTINGS, CashConfig, load_cash
 from novapos.config.devices import DevicesConfig, load_devices
+from novapos.config.leaf import KEYS as LEAF_KEYS
+from novapos.config.leaf import LeafSettings, load_leaf
 from novapos.config.login import LOGIN_SETTINGS, LoginSettings, load_login
 from novapos.config.loyalty import KEYS as LOYALTY_KEYS
 from novapos.config.loyalty import LoyaltySettings, load_loyalty
@@ -61,6 +63,7 @@ SETTINGS: Settings = {
     "backup": BACKUP_KEYS,
     "telemetry": TELEMETRY_KEYS,
     "tls": TLS_KEYS,
+    "leaf": LEAF_KEYS,
 }
 """Every setting the store reads, by table: a mistyped one is refused, not silently ignored."""
 
@@ -103,6 +106,8 @@ class StoreConfig:
     """Where traces go ([telemetry], novapos.tracing); off by default."""
     tls: TlsSettings = TlsSettings()
     """[tls] (novapos.tls): HTTPS for the tills, TLS to NATS."""
+    leaf: LeafSettings | None = None
+    """[leaf] (novapos.config.leaf): the box's own NATS leaf node, which the edge then talks to; None: the hub's."""
 
     def __post_init__(self) -> None:
         if self.max_change_minor is None:
@@ -113,7 +118,7 @@ class StoreConfig:
 
     def check_runnable(self) -> None:
         """Refuse, with what to do, a config that `novapos edge` cannot run."""
-        if not self.nats_url:
+        if not self.nats_url and self.leaf is None:
             raise ConfigError("no NATS address: set NOVAPOS_NATS_URL or [nats] url in the store config, "
                               "or run `novapos demo` for embedded servers")
         check_credentials_file(self.nats_credentials)
@@ -149,6 +154,7 @@ def load_store(path: Path) -> StoreConfig:
         if state_dir is None:
             raise validators.Invalid(f"{where}: [state] dir", "must not be empty")
         tls = load_tls(sections["tls"], where)
+        leaf = load_leaf(sections["leaf"], where, state_dir)
     except validators.Invalid as exc:
         raise ConfigError(str(exc)) from None
     return StoreConfig(
@@ -166,4 +172,5 @@ def load_store(path: Path) -> StoreConfig:
         backup=load_backup(sections["backup"], where),
         telemetry=load_telemetry(sections["telemetry"], where),
         tls=tls,
+        leaf=leaf,
     )
