@@ -1,19 +1,25 @@
 """A WAN link that a test can cut: a TCP relay on a loopback port to a target port, in a thread of its own.
 cut() closes every relayed connection and refuses new ones (they are accepted and closed at once, as a dead
-router's NAT would leave them); restore() relays again."""
+router's NAT would leave them); restore() relays again. `delay_s` holds each chunk that long in each
+direction (a round trip costs twice that), as a long link would; bench.leaf measures with it."""
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import selectors
 import socket
 import threading
+import time
 
 from novapos.demo.processes import free_port
 
 
 class Wan:
-    def __init__(self, target_port: int, host: str = "127.0.0.1") -> None:
-        self.host, self.target_port = host, target_port
+    def __init__(self, target_port: int, host: str = "127.0.0.1", delay_s: float = 0.0) -> None:
+        self.host, self.target_port, self.delay_s = host, target_port, delay_s
+        self._due: list[tuple[float, int, socket.socket, bytes]] = []  # (when, order, to, data): held chunks
+        self._order = itertools.count()
         self.port = free_port(host)
         self._listener = socket.create_server((host, self.port))
         self._listener.setblocking(False)
@@ -60,7 +66,8 @@ class Wan:
 
     def _run(self) -> None:
         while not self._stopped:
-            for key, _ in self._selector.select(0.05):
+            wait = 0.05 if not self._due else min(0.05, max(0.0, self._due[0][0] - time.monotonic()))
+            for key, _ in self._selector.select(wait):
                 with self._lock:
                     sock = key.fileobj
                     assert isinstance(sock, socket.socket)
@@ -68,6 +75,10 @@ class Wan:
                         self._accept()
                     elif sock in self._pairs:
                         self._relay(sock)
+            with self._lock:
+                while self._due and self._due[0][0] <= time.monotonic():
+                    _, _, to, data = heapq.heappop(self._due)
+                    self._send(to, data)
 
     def _accept(self) -> None:
         try:
@@ -97,10 +108,17 @@ class Wan:
         if not data:
             self._drop(sock)
             return
-        other = self._pairs[sock]
+        if self.delay_s:
+            heapq.heappush(self._due, (time.monotonic() + self.delay_s, next(self._order), self._pairs[sock], data))
+        else:
+            self._send(self._pairs[sock], data)
+
+    def _send(self, to: socket.socket, data: bytes) -> None:
+        if to not in self._pairs:  # cut meanwhile: the chunk is lost with the connection
+            return
         try:
-            other.setblocking(True)
-            other.sendall(data)
-            other.setblocking(False)
+            to.setblocking(True)
+            to.sendall(data)
+            to.setblocking(False)
         except OSError:
-            self._drop(sock)
+            self._drop(to)
