@@ -10,6 +10,7 @@ One hub process, one hub NATS, one leaf for the whole file (each step builds on 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -18,6 +19,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +36,10 @@ from actors.storage.outbox import OutboxActor
 from edge.app import store_link
 from edge_runtime import AsyncioSeam, ChildSpec, SupervisorSpec, Tree, supervision_tree
 from hub.ingest import leaf_sources
-from hub.tenancy.credentials import new_seed, write_seed
+from hub.tenancy import provisioning
+from hub.tenancy.credentials import new_seed, public_key, write_seed
 from novapos.adapters.nats import NatsLink
-from novapos.config import ConfigError, load_store
+from novapos.config import ConfigError, HubConfig, load_store
 from novapos.config.leaf import LeafSettings
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.processes import free_port
@@ -47,6 +50,7 @@ from novapos.wire.subjects import EVENTS_STREAM, event_subject, request_subject
 from tests.conftest import query, wait_until
 from tests.events import sale_event
 from tests.test_hub_process import HubProcess, until
+from tests.test_tenancy_nats import Hub, _refused, _until, hub  # noqa: F401 (hub: the fixture)
 from tests.wan import Wan
 
 TENANT, STORE = "demo", "store-001"
@@ -308,3 +312,30 @@ def test_novapos_leaf_runs_the_server_makes_the_local_streams_and_stops_on_sigte
     assert "leaf node for store demo/store-001 listening on" in said and "leaf node stopped" in said
     with pytest.raises(OSError):  # the nats-server child went with it
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+async def _sync(pool: asyncpg.Pool, config: HubConfig) -> bool:
+    async with pool.acquire() as conn:
+        return await provisioning.sync_authorization(conn, config)
+
+
+def test_a_store_listed_as_a_leaf_logs_in_as_a_leaf_node_only_and_may_not_export_its_events(
+        hub: Hub) -> None:  # noqa: F811 (the fixture imported above)
+    seed = hub.provision(TENANT, STORE)
+    assert asyncio.run(_refused(hub.nats, seed)) == ""  # provisioned: a plain client login, as the edge's
+    leafy = replace(hub.config, leaf_stores=((TENANT, STORE),))
+    assert hub.run(lambda pool: _sync(pool, leafy))  # `novapos hub store sync` after [leaf] stores changed
+    assert not hub.run(lambda pool: _sync(pool, leafy))  # nothing more to change
+    assert hub.config.nats_authorization is not None
+    text = hub.config.nats_authorization.read_text()
+    block = next(line for line in text.splitlines() if public_key(seed.read_text()) in line)
+    assert '"LEAFNODE"' in block and '"STANDARD"' not in block
+    permissions = json.loads(block.split("permissions: ", 1)[1].split(", allowed_connection_types")[0])
+    exported = permissions["publish"]["allow"]
+    assert f"novapos.{TENANT}.{STORE}.req.>" in exported
+    assert not any(subject.startswith(("novapos.", "_INBOX", ">", "$JS.API")) and ".req." not in subject
+                   for subject in exported), exported  # its events are sourced, never captured from the leaf
+
+    async def refused_soon() -> bool:
+        return await _refused(hub.nats, seed) != ""
+    asyncio.run(_until(refused_soon))  # reloaded: a plain client login with the leaf's key is refused

@@ -69,6 +69,12 @@ def _work(args: argparse.Namespace, config: Any) -> Callable[[asyncpg.Pool], Awa
                                                   actor=cli_actor())
             return (f"store {args.tenant}/{args.store} has new credentials in {seed} (mode 0600); the old ones "
                     f"are refused from now on: install the new file on the store's box and restart its edge")
+        if what == ("store", "sync"):  # after [leaf] stores changed: those stores' users log in as leaf nodes
+            async with pool.acquire() as conn:
+                changed = await provisioning.sync_authorization(conn, config)
+            leaves = ", ".join(f"{tenant}/{store}" for tenant, store in config.leaf_stores) or "none"
+            return (f"NATS authorization {'rewritten and NATS reloaded' if changed else 'already up to date'}; "
+                    f"leaf stores ([leaf] stores): {leaves}")
         if what == ("store", "revoke"):
             await provisioning.revoke_store(pool, config, args.tenant, args.store, actor=cli_actor())
             return f"store {args.tenant}/{args.store} revoked: NATS disconnected it and refuses its credentials"
@@ -155,5 +161,7 @@ def add_tenancy_commands(hub_commands: Any) -> None:
     rotate.add_argument("--out", type=Path, required=True, help="folder for the new store.seed")
     rotate.add_argument("--owner", help="(as root) the service user who owns the seed file")
     store("revoke", "revoke a store's credentials: NATS disconnects it and refuses it", "tenant", "store")
+    store("sync", "regenerate the NATS authorization from the records and the hub config's [leaf] stores (whose "
+          "users then log in as leaf nodes only), and reload NATS")
     store("list", "the stores, their region, status and when their credentials were issued").add_argument(
         "tenant", nargs="?")
