@@ -48,8 +48,6 @@ log = logging.getLogger(__name__)
 LEAF_LIMITS = StreamLimits(max_age_days=30, max_bytes=2 * 1024**3)
 """The local events stream's: what a store box keeps while the hub cannot source it (a month of a busy store
 is far below 2 GiB); full, it refuses and the outbox keeps the sales, as with the hub's stream."""
-MIRROR_STALLED_AFTER_S = 10.0
-"""A mirror that heard nothing (not even the hub's heartbeat, every second or so) for this long is stalled."""
 
 
 def leaf_config(tenant: str, store: str, settings: LeafSettings, seed: str, tls: TlsSettings,
@@ -101,29 +99,36 @@ async def ensure_catalog_mirror(js: JetStreamContext, tenant: str) -> None:
         log.info("created the local catalog mirror %s of the hub's", catalog)
 
 
-async def refresh_catalog_mirror(link: NatsLink, tenant: str) -> bool:
-    """(asyncio side, on the leaf as the store) Re-create the catalog mirror when it has heard nothing from the hub
-    for over MIRROR_STALLED_AFTER_S while the hub answers and holds more than it: after a WAN outage the leaf's
-    nats-server retries a mirror only after 10 s x its failures so far, at most every 2 minutes, so a price
-    change could wait that long after the link is back. A re-created mirror copies the hub's stream again
+class CatalogMirrorWatch:
+    """Re-creates the catalog mirror when it is stuck: after a WAN outage the leaf's nats-server retries a mirror only
+    after 10 s x its failures so far, at most every 2 minutes, so a price change could wait that long after the
+    link is back. Stuck = the hub answers and holds more than the mirror, and the mirror has not moved since the
+    previous check (`check` runs every [leaf] check_every_s). A re-created mirror copies the hub's stream again
     (one message per subject: the catalog's size), keeping its sequence numbers; the edge's catalog sync
-    resumes after the last one it applied. True if re-created."""
-    name = catalog_stream(tenant)
-    local = await link.js.stream_info(name)
-    silent = -1 if local.mirror is None or local.mirror.active is None else local.mirror.active
-    if 0 <= silent / 1e9 <= MIRROR_STALLED_AFTER_S:
-        return False
-    try:
-        hub = await link.client.jetstream(domain=HUB_DOMAIN, timeout=2.0).stream_info(name)
-    except Exception:  # the hub is away: nothing to catch up with yet
-        return False
-    if hub.state.last_seq <= local.state.last_seq:
-        return False
-    await link.js.delete_stream(name)
-    await ensure_catalog_mirror(link.js, tenant)
-    log.info("re-created the catalog mirror %s: it had heard nothing from the hub for %.0f s while the hub holds "
-             "up to sequence %d and it %d", name, silent / 1e9, hub.state.last_seq, local.state.last_seq)
-    return True
+    resumes after the last one it applied."""
+
+    def __init__(self, tenant: str) -> None:
+        self.tenant = tenant
+        self._behind_at: int | None = None  # the mirror's last sequence when it was last seen behind the hub's
+
+    async def check(self, link: NatsLink) -> bool:
+        """(asyncio side, on the leaf as the store) One check; True if the mirror was re-created."""
+        name = catalog_stream(self.tenant)
+        local = (await link.js.stream_info(name)).state.last_seq
+        try:
+            hub = (await link.client.jetstream(domain=HUB_DOMAIN, timeout=2.0).stream_info(name)).state.last_seq
+        except Exception:  # the hub is away: nothing to catch up with yet
+            self._behind_at = None
+            return False
+        if hub <= local or self._behind_at != local:  # caught up; or behind for the first time, or moving
+            self._behind_at = None if hub <= local else local
+            return False
+        self._behind_at = None
+        await link.js.delete_stream(name)
+        await ensure_catalog_mirror(link.js, self.tenant)
+        log.info("re-created the catalog mirror %s: it stayed at sequence %d while the hub holds up to %d",
+                 name, local, hub)
+        return True
 
 
 class LeafNode(EmbeddedServer):
@@ -202,6 +207,7 @@ async def _keep(leaf: LeafNode, every: float) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     link = leaf.link(f"leaf-{leaf.tenant}-{leaf.store}")
+    mirror = CatalogMirrorWatch(leaf.tenant)
     ready = failing = False
     try:
         while not stop.is_set():
@@ -214,7 +220,7 @@ async def _keep(leaf: LeafNode, every: float) -> int:
                 if not ready:
                     await ensure_leaf_streams(link.js, leaf.tenant, leaf.store)
                     ready = True
-                await refresh_catalog_mirror(link, leaf.tenant)
+                await mirror.check(link)
                 failing = False
             except Exception as exc:
                 if not failing:

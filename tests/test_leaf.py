@@ -43,7 +43,7 @@ from novapos.config import ConfigError, HubConfig, load_store
 from novapos.config.leaf import LeafSettings
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.processes import free_port
-from novapos.leaf import LeafNode, ensure_catalog_mirror, refresh_catalog_mirror
+from novapos.leaf import CatalogMirrorWatch, LeafNode, ensure_catalog_mirror
 from novapos.wire.catalog import catalog_stream
 from novapos.wire.leaf import leaf_events_stream
 from novapos.wire.subjects import EVENTS_STREAM, event_subject, request_subject
@@ -214,12 +214,21 @@ async def test_the_catalog_is_mirrored_down_and_a_stalled_mirror_is_recreated_on
             return (await link.js.get_msg(stream, seq)).data
         except nats.js.errors.NotFoundError:
             return None
-    assert await wait_until(lambda: world.on_leaf(lambda link: mirrored(link, first)), timeout=10) == b"leaf item"
+    watch = CatalogMirrorWatch(TENANT)  # what `novapos leaf` runs every [leaf] check_every_s
+
+    async def check(link: Any) -> bool:
+        return await watch.check(link)
+
+    async def checked_then_mirrored(link: Any, seq: int) -> bytes | None:
+        await watch.check(link)  # the WAN cut of the first test may have left the mirror in the server's backoff
+        return await mirrored(link, seq)
+    assert await wait_until(lambda: world.on_leaf(lambda link: checked_then_mirrored(link, first)),
+                            timeout=5, interval=0.3) == b"leaf item"
 
     async def recreate_while_cut(link: Any) -> bool:  # a mirror made while the WAN is down: its first try fails,
         await link.js.delete_stream(stream)         # nats-server's next one comes 10 s later
         await ensure_catalog_mirror(link.js, TENANT)
-        return await refresh_catalog_mirror(link, TENANT)
+        return await watch.check(link)
     world.wan.cut()
     try:
         assert not await world.on_leaf(recreate_while_cut)  # the hub does not answer: nothing to catch up with
@@ -227,11 +236,10 @@ async def test_the_catalog_is_mirrored_down_and_a_stalled_mirror_is_recreated_on
     finally:
         world.wan.restore()
 
-    async def refresh(link: Any) -> bool:  # what the leaf's runner does every check_every_s
-        return await refresh_catalog_mirror(link, TENANT)
-    assert await wait_until(lambda: world.on_leaf(refresh), timeout=5, interval=0.3)  # before the server's retry
+    # behind the hub and not moving between two checks: re-created, well before the server's own retry
+    assert await wait_until(lambda: world.on_leaf(check), timeout=5, interval=0.3)
     assert await wait_until(lambda: world.on_leaf(lambda link: mirrored(link, second)), timeout=3) == b"leaf item"
-    assert not await world.on_leaf(refresh)  # caught up: left alone
+    assert not await world.on_leaf(check) and not await world.on_leaf(check)  # caught up: left alone
 
 
 async def test_requests_cross_the_leaf_and_other_stores_events_never_leave_it(world: World) -> None:
