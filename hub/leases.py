@@ -14,8 +14,8 @@ jobs taken over within the TTL. A process told to stop releases its leases on th
 third of the TTL. Each change is one log line; novapos_hub_lease_held{job} is 1 in the holder, 0 elsewhere (sum by
 job is 1 across the hubs while all is well).
 
-A job that returns (nothing to do in this process, such as the nightly reconciliation without a provider)
-releases its lease and is not run again by this process.
+A job that returns (nothing to do, such as the nightly reconciliation without a provider) keeps its lease: it is
+not started again while this process holds it, and the one lease-holder per job stays true for the metric.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ GIVE_UP = 0.8
 stamps the lease later than that: the job stops before the lease runs out there)."""
 RELEASE_TIMEOUT_S = 2.0
 
-HELD = Gauge("novapos_hub_lease_held", "1 while this hub process holds the periodic job's lease and runs the job, "
-             "else 0 (sum by job across the hub processes: 1)", ["job"])
+HELD = Gauge("novapos_hub_lease_held", "1 while this hub process holds the periodic job's lease (it alone runs the "
+             "job), else 0; summed by job across the hub processes: 1", ["job"])
 
 ROUND_SQL = """
 INSERT INTO hub_leases AS l (job, holder, token, acquired_at, expires_at)
@@ -105,25 +105,26 @@ class LeaseKeeper:
                 await self._rounds(pool, nursery)
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(RELEASE_TIMEOUT_S):
-                mine = sorted(self.jobs.keys() - self.finished)
                 try:
-                    await self.console.seam.run(release, pool, mine, self.holder)
+                    await self.console.seam.run(release, pool, sorted(self.jobs), self.holder)
                 except Exception as exc:
                     log.warning("could not release the job leases on the way out (%s: %s): other hub processes take "
                                 "them over once they run out, within [leases] ttl_s", type(exc).__name__, exc)
                 else:
+                    for job in self.jobs:
+                        HELD.labels(job).set(0)
                     log.info("released the job leases of hub process %s on the way out: other hub processes take "
                              "them over within %.1f s", self.holder, self.every_s)
 
     async def _rounds(self, pool: asyncpg.Pool, nursery: trio.Nursery) -> None:
         failures = 0
         while True:
-            wanted = [job for job in self.jobs if job not in self.finished]
             sent = trio.current_time()
             wait: float | None = self.every_s
             try:
                 with trio.fail_after(self.every_s):
-                    held, wait = await self.console.seam.run(lease_round, pool, wanted, self.holder, self.ttl_s)
+                    held, wait = await self.console.seam.run(lease_round, pool, list(self.jobs), self.holder,
+                                                             self.ttl_s)
             except Exception as exc:  # PostgreSQL away or too slow: the held jobs run out at their deadline
                 failures += 1
                 if failures == 1:
@@ -143,34 +144,35 @@ class LeaseKeeper:
             if job in self.running:
                 self.running[job].deadline = sent + self.ttl_s * GIVE_UP
             elif job not in self.finished:
+                HELD.labels(job).set(1)
+                log.info("lease of job %s gained by hub process %s (token %d): it runs here until this process "
+                         "stops or cannot renew it", job, self.holder, token)
                 scope = self.running[job] = trio.CancelScope(deadline=sent + self.ttl_s * GIVE_UP)
-                nursery.start_soon(self._job, job, token, scope)
+                nursery.start_soon(self._job, job, scope)
         for job in self.running.keys() - held.keys():
             log.warning("the lease of job %s was taken by another hub process while this one ran it (it stalled "
                         "past its deadline?): stopping the job here", job)
             self.running[job].cancel()
+        for job in self.finished - held.keys():
+            self.finished.discard(job)
+            HELD.labels(job).set(0)
+            log.info("lease of job %s (finished here) moved to another hub process", job)
 
-    async def _job(self, job: str, token: int, scope: trio.CancelScope) -> None:
-        HELD.labels(job).set(1)
-        log.info("lease of job %s gained by hub process %s (token %d): it runs here until this process stops or "
-                 "cannot renew it", job, self.holder, token)
+    async def _job(self, job: str, scope: trio.CancelScope) -> None:
         finished = False
         try:
             with scope:
                 await self.jobs[job](self.console)
                 finished = True
         finally:
-            HELD.labels(job).set(0)
             del self.running[job]
         if finished:
             self.finished.add(job)
-            log.info("job %s has nothing more to do in hub process %s: its lease is released", job, self.holder)
-            try:
-                await self.console.seam.run(release, self.console.ready_pool(), [job], self.holder)
-            except Exception as exc:  # it runs out by itself
-                log.warning("could not release the lease of job %s (%s: %s): another hub process takes it once it "
-                            "runs out", job, type(exc).__name__, exc)
-        elif scope.cancelled_caught:
+            log.info("job %s has nothing to do in hub process %s: it keeps the lease and does not start it again "
+                     "while it holds it", job, self.holder)
+            return
+        HELD.labels(job).set(0)
+        if scope.cancelled_caught:
             log.warning("lease of job %s lost by hub process %s (not renewed within %.1f s: PostgreSQL away or this "
                         "process stalled): the job stopped here, another hub process takes it over; check "
                         "PostgreSQL if this repeats", job, self.holder, self.ttl_s * GIVE_UP)

@@ -48,8 +48,9 @@ class Journal:
         return run
 
     def runner(self, job: str) -> str | None:
-        (only,) = self.running[job] or {None}
-        return only
+        runners = self.running[job]
+        assert len(runners) <= 1, f"{job} runs in {sorted(runners)} at once"
+        return next(iter(runners), None)
 
 
 class FreezablePool:
@@ -82,7 +83,7 @@ async def _open(seam: AsyncioSeam, database_url: str) -> asyncpg.Pool:
 
 async def _keeper(nursery: trio.Nursery, seam: AsyncioSeam, pool: FreezablePool, name: str,
                   jobs: dict[str, Service]) -> trio.CancelScope:
-    console = Console(seam, NatsLink("nats://127.0.0.1:1", "hub"), frozenset({"demo"}), pool=pool)  # type: ignore[arg-type]
+    console = Console(seam, NatsLink("nats://127.0.0.1:1", "hub"), frozenset({"demo"}), pool=pool)
     keeper = LeaseKeeper(console, jobs, TTL_S, holder=name)
     scope = trio.CancelScope()
 
