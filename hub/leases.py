@@ -93,11 +93,12 @@ class LeaseKeeper:
         self.holder = holder or holder_name()
         self.running: dict[str, trio.CancelScope] = {}
         self.finished: set[str] = set()
+        self.holding: set[str] = set()
 
     async def run(self) -> None:
         pool = self.console.ready_pool()
         for job in self.jobs:
-            HELD.labels(job).set(0)
+            HELD.labels(job)  # the series, at 0 until held
         log.info("hub process %s runs each periodic job while it holds the job's lease (%d jobs, [leases] ttl_s "
                  "%.0f): see hub_leases for who holds which", self.holder, len(self.jobs), self.ttl_s)
         try:
@@ -111,7 +112,7 @@ class LeaseKeeper:
                     log.warning("could not release the job leases on the way out (%s: %s): other hub processes take "
                                 "them over once they run out, within [leases] ttl_s", type(exc).__name__, exc)
                 else:
-                    for job in self.jobs:
+                    for job in self.holding:
                         HELD.labels(job).set(0)
                     log.info("released the job leases of hub process %s on the way out: other hub processes take "
                              "them over within %.1f s", self.holder, self.every_s)
@@ -140,6 +141,7 @@ class LeaseKeeper:
             await trio.sleep_until(sent + pause)
 
     def _apply(self, held: Mapping[str, int], sent: float, nursery: trio.Nursery) -> None:
+        self.holding = set(held)
         for job, token in held.items():
             if job in self.running:
                 self.running[job].deadline = sent + self.ttl_s * GIVE_UP
