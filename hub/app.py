@@ -19,6 +19,7 @@ import asyncpg
 import trio
 
 from edge_runtime import AsyncioSeam, Backoff, Notifier
+from hub.audit import chain as audit_chain
 from hub.console.app import build_console
 from hub.console.context import Console
 from hub.db import close_pool, create_pool, migrate
@@ -117,6 +118,7 @@ async def run_hub(config: HubConfig, *, task_status: trio.TaskStatus[RunningHub]
     config.check_runnable()
     install_metrics()
     _gift_card_key(config)
+    audit_chain.set_personal(config.audit.personal)  # every process records audit the same way, whatever it leases
     notifier = Notifier()
     tenants = frozenset(config.tenants)
     in_flight = InFlight()

@@ -19,7 +19,6 @@ import trio
 from prometheus_client import Counter
 
 from edge_runtime import Backoff
-from hub.audit import chain
 from hub.audit.verify import checkpoint_now
 from hub.console.context import Console
 from novapos.config.hub import AuditSettings
@@ -83,7 +82,6 @@ async def purge_personal(pool: asyncpg.Pool, retention_days: int) -> int:
 
 async def checkpointer(console: Console) -> None:
     settings = console.config.audit
-    chain.set_personal(settings.personal)
     pool = console.ready_pool()
 
     async def step() -> None:
