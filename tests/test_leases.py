@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 import trio
 
 from edge_runtime import AsyncioSeam
@@ -20,6 +21,7 @@ from hub.console.context import Console
 from hub.domains import Service
 from hub.leases import LeaseKeeper
 from novapos.adapters.nats import NatsLink
+from novapos.config import ConfigError, load_hub
 
 TTL_S = 1.5
 JOBS = ("sweeper", "publisher", "watch")
@@ -145,3 +147,13 @@ async def test_one_runner_per_job_a_cut_off_holder_stops_first_and_a_stopping_on
                 nursery.cancel_scope.cancel()
         finally:
             await seam.run(shared.close)
+
+
+@pytest.mark.parametrize("ttl", ["1", "601", '"15"'])
+def test_a_lease_ttl_out_of_range_is_refused_naming_the_setting(tmp_path: Path, ttl: str) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text(f"[leases]\nttl_s = {ttl}\n")
+    with pytest.raises(ConfigError, match=r"\[leases\] ttl_s"):
+        load_hub(config)
+    config.write_text("[leases]\nttl_s = 2\n")
+    assert load_hub(config).lease_ttl_s == 2
