@@ -183,14 +183,17 @@ class NatsLink:
         self._closing = False
         self._last_error: str | None = None  # why the last connection attempt failed, for the caller's log
         self._stripped_logged = False
+        self._last_server: str | None = None
         self._more_replicas_said: set[str] = set()  # streams already warned to have more replicas than configured
 
     @property
     def server(self) -> str:
         """The server this link is connected to (of the several a cluster's url lists), as a log may show it;
-        the whole list while it is not connected."""
+        while it is not, the last one it was connected to (the whole list before the first)."""
         current = self._client.connected_url if self._client is not None else None
-        return logs.address(current.geturl() if current is not None else self.url)
+        if current is not None:
+            self._last_server = logs.address(current.geturl())
+        return self._last_server or logs.address(self.url)
 
     @property
     def connected(self) -> bool:
@@ -260,7 +263,8 @@ class NatsLink:
     async def _on_disconnected(self) -> None:
         if self._closing:
             return
-        log.info("lost the connection to NATS at %s; reconnecting in the background", logs.address(self.url))
+        others = f" (to any of {logs.address(self.url)})" if len(self.servers) > 1 else ""
+        log.info("lost the connection to NATS at %s; reconnecting in the background%s", self.server, others)
 
     async def _on_reconnected(self) -> None:
         log.info("reconnected to NATS at %s", self.server)
