@@ -83,3 +83,12 @@ async def test_a_link_reaches_a_listed_server_when_the_first_is_down(nats_server
         finally:
             await link.close()
     assert await trio.to_thread.run_sync(asyncio.run, connect()) == nats_server.url
+
+
+def test_a_store_bundle_takes_a_cluster_url_and_refuses_a_bad_one(capsys: pytest.CaptureFixture[str]) -> None:
+    from novapos.cli.main import parser
+    base = ["hub", "store", "add", "demo", "store-009", "--region", "north", "--out", "/nonexistent", "--nats-url"]
+    assert parser().parse_args([*base, "tls://a:4222 , tls://b:4222"]).nats_url == "tls://a:4222,tls://b:4222"
+    with pytest.raises(SystemExit):
+        parser().parse_args([*base, "tls://a:4222,nats://b:4222"])
+    assert "--nats-url mixes tls:// and nats://" in capsys.readouterr().err
