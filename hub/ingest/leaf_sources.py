@@ -8,7 +8,7 @@ events exactly as a directly connected store's.
 
 `ensure_leaf_sources` adds the sources missing for the given stores and removes none (a store that stops
 running a leaf keeps its source until `drop_leaf_source`: its leaf may still hold unsourced sales).
-The service `watch_leaf_sources` (every hub process, every [leaf] check_every_s) adds the sources of the
+The periodic job `watch_leaf_sources` (lease `leaf_sources`: one hub process at a time, every [leaf] check_every_s) adds the sources of the
 [leaf] stores and restarts the stalled ones. nats-server retries a source whose leaf is unreachable after
 10 s x the failures so far, at most every 2 minutes (stream.go calculateRetryBackoff): after an outage of a
 few minutes a store's sales would reach the hub up to 2 minutes after its WAN came back. A source silent for
@@ -40,7 +40,8 @@ STALLED_AFTER_S = 10.0
 """A source nothing came from for this long is stalled: a live one hears its consumer's heartbeat every second or so."""
 STALLED = Gauge("novapos_hub_leaf_sources_stalled",
                 "Leaf stores whose local events stream the hub's events stream has not heard from for over 10 s "
-                "(their WAN, their box or their leaf node is down; their sales wait there)")
+                "(their WAN, their box or their leaf node is down; their sales wait there); set by the hub process "
+                "holding the leaf_sources lease")
 
 
 def leaf_source(tenant: str, store: str) -> StreamSource:
@@ -100,7 +101,7 @@ async def check(link: NatsLink, stores: Sequence[tuple[str, str]]) -> list[tuple
 
 
 async def watch_leaf_sources(console: Console) -> None:
-    """The service: check every [leaf] check_every_s; never raises (a failed round is logged once and retried)."""
+    """The job: check every [leaf] check_every_s; never raises (a failed round is logged once and retried)."""
     stores = console.config.leaf_stores
     if not stores:
         return
