@@ -39,6 +39,7 @@ from hub.ingest import leaf_sources
 from hub.tenancy import provisioning
 from hub.tenancy.credentials import new_seed, public_key, write_seed
 from novapos.adapters.nats import NatsLink
+from novapos.cli.main import load_edge_config
 from novapos.config import ConfigError, HubConfig, load_store
 from novapos.config.leaf import LeafSettings
 from novapos.demo.embedded_nats import EmbeddedNats
@@ -272,7 +273,8 @@ def _store_toml(tmp_path: Path, leaf: str) -> Path:
     return path
 
 
-def test_the_leaf_table_is_checked_and_turns_the_edge_to_its_own_leaf(tmp_path: Path) -> None:
+def test_the_leaf_table_is_checked_and_turns_the_edge_to_its_own_leaf(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for bad in ('hub_url = "http://hub:7422"', 'hub_url = ""', 'hub_url = "tls://hub:7422"\nport = 0',
                 'hub_url = "tls://hub:7422"\nsocket = "x"'):
         with pytest.raises(ConfigError, match=r"\[leaf\]|leaf"):
@@ -283,6 +285,10 @@ def test_the_leaf_table_is_checked_and_turns_the_edge_to_its_own_leaf(tmp_path: 
     assert link.url == "nats://127.0.0.1:4222" and link.tls is None  # loopback: the leaf, not the hub
     assert link.inbox_prefix == f"_INBOX.{TENANT}.{STORE}"
     assert load_store(_store_toml(tmp_path, "")).leaf is None
+    relative = _store_toml(tmp_path, '[leaf]\nhub_url = "tls://hub:7422"\ndir = "leaf-state"\n')
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "systemd"))
+    leaf = load_edge_config(relative).leaf
+    assert leaf is not None and leaf.state_dir == tmp_path / "systemd" / "leaf-state"  # under systemd's, as [state]
 
 
 def test_novapos_leaf_runs_the_server_makes_the_local_streams_and_stops_on_sigterm(tmp_path: Path) -> None:

@@ -80,6 +80,9 @@ def load_edge_config(path: Path) -> StoreConfig:
     state_directory = os.environ.get("STATE_DIRECTORY")  # systemd's StateDirectory=: the one writable place
     if state_directory and not config.state_dir.is_absolute():
         config = replace(config, state_dir=Path(state_directory.split(":")[0]) / config.state_dir)
+    if state_directory and config.leaf is not None and not config.leaf.state_dir.is_absolute():  # [leaf] dir too
+        config = replace(config, leaf=replace(config.leaf, state_dir=Path(state_directory.split(":")[0])
+                                              / config.leaf.state_dir))
     return config
 
 
