@@ -125,12 +125,13 @@ class FleetReport:
         workers = [p for p in self.processes if p.name != "sim"]
         return {
             "stores": self.spec.stores, "processes": self.spec.processes, "sale_every_s": self.spec.sale_every_s,
-            "selling_s": round(self.selling_s, 2), "drained": self.drained,
+            "started_at": round(self.started_at, 3), "selling_s": round(self.selling_s, 2), "drained": self.drained,
             "sent": self.sent, "acked": self.acked, "ingested": self.ingested, "lost": self.lost, "doubled": self.doubled,
             "sales_per_s": round(self.sent / self.selling_s, 1) if self.selling_s else None,
             "lag_samples": len(self.lag_s), "lag_p50_s": rounded(self.lag_p50_s),
             "lag_p99_s": rounded(self.lag_p99_s), "lag_max_s": rounded(self.lag_max_s),
             "worker_cpu_ms_per_store_s": round(1000 * sum(p.cpu_s for p in workers)
                                                / (self.spec.stores * self.selling_s), 3) if self.selling_s else None,
+            "catalog_synced_stores": sum(1 for versions in self.catalog_applied.values() if versions),
             "process_usage": [asdict(p) for p in self.processes],
         }
