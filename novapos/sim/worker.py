@@ -178,10 +178,12 @@ async def outage(seam: AsyncioSeam, stores: list[SimStore], start: float, lastin
 
 
 async def ticker(stores: list[SimStore], cut: set[str], cpu_from: float) -> None:
+    wall_from = time.monotonic()
     while True:
         acked = REGISTRY.get_sample_value("novapos_edge_events_forwarded_total") or 0.0
         say("tick", sent=sum(s.sent for s in stores), acked=int(acked), cut=len(cut),
-            cpu_s=round(time.process_time() - cpu_from, 3), rss=peak_rss_bytes())
+            cpu_s=round(time.process_time() - cpu_from, 3), wall_s=round(time.monotonic() - wall_from, 3),
+            rss=peak_rss_bytes())
         await trio.sleep(TICK_S)
 
 
@@ -203,6 +205,7 @@ async def sell_and_drain(job: dict[str, Any], seam: AsyncioSeam, stores: list[Si
     every = job["sale_every_s"]
     by_name = {store.name: store for store in stores}
     cut: set[str] = set()
+    await trio.sleep_until(start)
     cpu_from, roles_from = time.process_time(), cpu_by_role()
     async with trio.open_nursery() as ticking:
         ticking.start_soon(ticker, stores, cut, cpu_from)
