@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from novapos.cli.main import parser
 from novapos.sim import FleetSpec, Outage, parse_outages
 from tests.conftest import query
 
@@ -91,3 +92,30 @@ async def test_a_simulated_fleet_sells_through_a_real_hub_exactly_once(tmp_path:
     # Their health reports reached the hub as the edge's do
     reported = await query(database_url, "SELECT store FROM fleet_status WHERE online ORDER BY store")
     assert [row["store"] for row in reported] == FleetSpec(stores=STORES).store_names()
+
+
+def _command(arguments: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """`novapos sim ARGUMENTS` in this process (its parsing and checks: nothing starts when they refuse)."""
+    args = parser().parse_args(["sim", *arguments])
+    return int(args.run(args)), capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("arguments", "reason"), [
+    (["--outages", "20:10"], "expected AT:FOR:SHARE"),
+    (["--stores", "0"], "stores: 1 to 100000"),
+    (["--duration", "0"], "more than 0 s"),
+    (["--nats-url", "tls://127.0.0.1:1", "--database-url", "postgresql://x@127.0.0.1:1/x"], "--credentials DIR"),
+])
+def test_a_wrong_command_says_why_and_starts_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     arguments: list[str], reason: str) -> None:
+    status, said = _command(["--state-dir", str(tmp_path / "sim"), *arguments], capsys)
+    assert (status, reason in said) == (2, True), said
+    assert not (tmp_path / "sim").exists()
+
+
+def test_stores_without_seeds_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "seeds").mkdir()
+    status, said = _command(["--stores", "3", "--nats-url", "tls://127.0.0.1:1", "--database-url",
+                             "postgresql://x@127.0.0.1:1/x", "--credentials", str(tmp_path / "seeds")], capsys)
+    assert status == 2
+    assert "3 store(s) have no seed" in said and "demo.sim-0001.seed" in said
