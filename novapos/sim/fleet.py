@@ -77,7 +77,8 @@ class Worker:
         cpu = float(source.get("cpu_s", 0.0))
         span = selling_s if self.done else float(self.tick.get("wall_s", 0.0))
         return ProcessUsage(self.name, self.process.pid, self.stores, cpu, cpu / span if span > 0 else 0.0,
-                            int(source.get("rss", 0)), dict(self.done.get("roles", {})))
+                            int(source.get("rss", 0)), dict(self.done.get("roles", {})),
+                            float(self.done.get("late_p99_s", 0.0)))
 
 
 def _own_usage(cpu_from: float, selling_s: float) -> ProcessUsage:
@@ -220,7 +221,7 @@ def _report(spec: FleetSpec, started_at: float, selling_s: float, workers: list[
         counts = seen.get(name, {})
         stores[name] = StoreTally(sent=tally["sent"], acked=tally["sent"] - tally["left"], ingested=len(counts),
                                   doubled=sum(count - 1 for count in counts.values()), left=tally["left"],
-                                  first_seq=tally["first_seq"], last_seq=tally["last_seq"])
+                                  first_seq=tally["first_seq"], last_seq=tally["last_seq"], refused=tally["refused"])
     drained = all(w.done.get("drained") for w in workers) and sum(len(counts) for counts in seen.values()) >= released
     catalog = {store: {int(version): at for version, at in versions.items()}
                for w in workers for store, versions in w.done.get("catalog", {}).items()}

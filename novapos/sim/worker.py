@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,8 @@ class SimStore:
     refused: int = 0
     first_seq: int = 0
     last_seq: int = 0
+    late: list[float] = field(default_factory=list)
+    """How late each sale started against its schedule: a worker short of CPU sells late."""
 
 
 class CatalogTimes(logging.Handler):
@@ -147,6 +149,7 @@ async def sell(store: SimStore, start: float, every: float, until: float) -> Non
     while (at := start + count * every) < until:
         await trio.sleep_until(at)
         count += 1
+        store.late.append(trio.current_time() - at)
         try:
             committed = await store.tree.ask("outbox", "append", "sale.completed", SALE_VERSION,
                                              sale_body(store.number, count), key=cart_key(), timeout=APPEND_TIMEOUT_S)
@@ -221,7 +224,9 @@ async def sell_and_drain(job: dict[str, Any], seam: AsyncioSeam, stores: list[Si
         drained = await drain(stores, job["drain_timeout_s"])
         ticking.cancel_scope.cancel()
     left = await trio.to_thread.run_sync(lambda: {s.name: left_in_outbox(s) for s in stores})
+    late = sorted(lateness for store in stores for lateness in store.late)
     say("done", drained=drained, cpu_s=round(selling_cpu, 3), rss=peak_rss_bytes(), roles=roles,
+        late_p99_s=late[min(len(late) - 1, int(0.99 * len(late)))] if late else 0.0,
         stores={s.name: {"sent": s.sent, "refused": s.refused, "left": left[s.name], "first_seq": s.first_seq,
                          "last_seq": s.last_seq} for s in stores},
         catalog={store: {str(v): t for v, t in versions.items()} for store, versions in catalog_times.applied.items()})
