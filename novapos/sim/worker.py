@@ -61,7 +61,7 @@ class SimStore:
 
 class CatalogTimes(logging.Handler):
     """Times each catalog version a store applies, from the catalog sync's own log line (on a thread named for
-    the store: novapos.sim.store.FollowedCatalog)."""
+    the store: novapos.sim.store.StoreThread)."""
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
@@ -99,7 +99,7 @@ def cpu_by_role() -> dict[str, float]:
                 fields = stat.read().rpartition(")")[2].split()
         except OSError:  # ended meanwhile
             continue
-        role = thread.name.split("@")[0].split("-")[0] if "@" in thread.name else thread.name
+        role = thread.name.split("@")[0]
         roles[role] = roles.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
     return dict(sorted(roles.items(), key=lambda item: -item[1]))
 
