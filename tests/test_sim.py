@@ -50,6 +50,12 @@ def test_a_wrong_fleet_is_refused(changes: dict[str, object]) -> None:
         FleetSpec(**{"stores": 3, **changes})  # type: ignore[arg-type]
 
 
+def test_a_simulated_store_keeps_the_edges_journals() -> None:
+    from edge.app import JOURNALS
+    from novapos.sim.store import JOURNALS as SIMULATED
+    assert SIMULATED == JOURNALS
+
+
 def test_stores_are_dealt_round_robin_over_the_processes() -> None:
     shares = FleetSpec(stores=5, processes=2).shares()
     assert shares == [["sim-0001", "sim-0003", "sim-0005"], ["sim-0002", "sim-0004"]]

@@ -76,7 +76,7 @@ class Worker:
         source = self.done or self.tick
         cpu = float(source.get("cpu_s", 0.0))
         span = selling_s if self.done else float(self.tick.get("wall_s", 0.0))
-        return ProcessUsage(self.name, self.process.pid, self.stores, cpu, cpu / span if span > 0 else 0.0,
+        return ProcessUsage(self.name, self.process.pid, self.stores, cpu, cpu / span if span >= 0.5 else 0.0,
                             int(source.get("rss", 0)), dict(self.done.get("roles", {})),
                             float(self.done.get("late_p99_s", 0.0)))
 
@@ -100,9 +100,10 @@ async def _start_workers(spec: FleetSpec, nats_url: str, credentials: Callable[[
                "sale_every_s": spec.sale_every_s, "duration_s": duration_s, "spread": spec.stores,
                "outages": cuts, "catalog": spec.catalog, "health_interval_s": spec.health_interval_s,
                "drain_timeout_s": drain_timeout_s}
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "novapos.sim.worker", stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, limit=1 << 26)
+        with (state_dir / f"worker-{index}.log").open("ab") as log_file:  # what escapes logging (at exit) too
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "novapos.sim.worker", stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, stderr=log_file, limit=1 << 26)
         worker = Worker(f"worker-{index}", process, len(share))
         await worker.send(json.dumps(job))
         workers.append(worker)

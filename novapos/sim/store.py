@@ -16,13 +16,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from actors.cash.journal import cash_journal
 from actors.catalog.sync import CatalogSyncActor
 from actors.devices.context import MANAGER
 from actors.health.reporter import HealthReporter
+from actors.loyalty import local as loyalty_local
+from actors.payments import offline as offline_cards
+from actors.returns import journal as sales_journal
 from actors.storage import db as local_db
 from actors.storage.forwarder import ForwarderActor
-from actors.storage.outbox import OutboxActor
-from edge.app import JOURNALS
+from actors.storage.outbox import Journal, OutboxActor
 from edge_runtime import Actor, AsyncioSeam, ChildSpec, Strategy, SupervisorSpec
 from novapos.adapters.nats import NatsLink, store_inbox_prefix
 from novapos.pricing import line_tax
@@ -32,6 +35,9 @@ ITEMS = (("COF-250", "Ground coffee 250 g", 499), ("MLK-1L", "Whole milk 1 l", 1
          ("BRD-SD", "Sourdough loaf", 349), ("APL-KG", "Apples 1 kg", 279))
 """Items of the demo catalog (configs/demo-catalog.csv, hub.catalog.demo), at their seeded prices."""
 TAX_CLASS, RATE_PPM = "reduced", 55_000
+JOURNALS: tuple[Journal, ...] = (cash_journal, sales_journal.journal, offline_cards.journal, loyalty_local.journal)
+"""The edge's journals (edge.app.JOURNALS, which a test holds this to), named here so that a worker does not import
+the edge's web application."""
 CATALOG_THREAD = "catalog@"
 """The catalog sync's thread is named CATALOG_THREAD + store (StoreThread): its 'version applied' lines say whose."""
 
