@@ -41,6 +41,7 @@ TICK_S = 1.0
 APPEND_TIMEOUT_S = 10.0
 LINK_CLOSE_TIMEOUT_S = 5.0
 START_AT_ONCE = 8
+DRAIN_POLL_S = 0.5  # each poll opens every store's file: not too often at a thousand stores
 APPLIED_PREFIX = "catalog sync: version %d applied"
 
 
@@ -77,11 +78,6 @@ class CatalogTimes(logging.Handler):
 
 def say(kind: str, **fields: Any) -> None:
     print(json.dumps({"kind": kind, **fields}), flush=True)
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def peak_rss_bytes() -> int:
@@ -194,7 +190,7 @@ async def drain(stores: list[SimStore], timeout: float) -> bool:
     """Wait until this run's sales have left every outbox; False if some are still there after `timeout`."""
     with trio.move_on_after(timeout):
         while sum(await trio.to_thread.run_sync(lambda: [left_in_outbox(s) for s in stores])):
-            await trio.sleep(0.25)
+            await trio.sleep(DRAIN_POLL_S)
         return True
     return False
 
