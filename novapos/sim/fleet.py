@@ -29,8 +29,9 @@ from novapos.tls import TlsSettings
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 60.0
-READY_PER_STORE_S = 0.25
-"""How long the workers may take to start their stores: TLS handshakes and SQLite files, a few ms each."""
+READY_PER_STORE_S = 1.0
+"""How long the workers may take to start their stores (TLS, a NATS login, the SQLite files made, the first catalog
+sync): 0.1-0.3 s each, 8 at a time per worker, on a busy machine."""
 START_MARGIN_S = 1.0
 RECENT_LAG_SQL = """
 SELECT percentile_disc(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM received_at - completed_at))::float8
