@@ -97,6 +97,8 @@ def _sim(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if not args.duration > 0 or not args.drain_timeout > 0:
         return _fail("--duration and --drain-timeout: more than 0 s")
+    if any(outage.at_s + outage.for_s > args.duration for outage in spec.outages):
+        return _fail(f"every outage must end within --duration ({args.duration:g} s)")
     state_dir = args.state_dir.resolve()
     display = _Display()
     if args.nats_url:

@@ -126,6 +126,9 @@ async def run_fleet(spec: FleetSpec, nats_url: str, database_url: str, *, creden
     (kept between runs: a store's sequence numbers go on where they stopped, as a real store's do)."""
     if duration_s <= 0:
         raise ValueError(f"duration: more than 0 s, not {duration_s!r}")
+    if late := [o for o in spec.outages if o.at_s + o.for_s > duration_s]:
+        raise ValueError(f"an outage ends after the selling does ({late[0].at_s:g} + {late[0].for_s:g} s > "
+                         f"{duration_s:g} s): the drain would wait for it")
     state_dir.mkdir(parents=True, exist_ok=True)
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     workers: list[Worker] = []
