@@ -7,6 +7,7 @@ Every coroutine here runs on the seam's asyncio loop. Callers cross the seam onc
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import ssl
 import stat
@@ -20,7 +21,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DiscardPolicy, StorageType, StreamConfig
 
-from novapos import logs, tracing
+from novapos import logs, tracing, validators
 from novapos.config.hub import StreamLimits
 from novapos.config.reading import too_open
 from novapos.tls import EXPIRY
@@ -101,10 +102,20 @@ class Published:
     refused: bool = False
 
 
+def server_urls(url: str) -> list[str]:
+    """The servers a NATS url names: one, or the members of a cluster separated by commas (checked:
+    novapos.validators.nats_servers). A link connects to any of them and moves to another when it loses one."""
+    return validators.nats_servers("the NATS url", url)
+
+
 def store_inbox_prefix(tenant: str, store: str) -> str:
     """The inbox prefix a store's link connects with: the only subjects its NATS user may subscribe to are
     under it (hub.tenancy.nats_auth), so no store receives another's replies or deliveries."""
     return f"_INBOX.{token('tenant', tenant)}.{token('store', store)}"
+
+
+class ReplicasRefused(nats.errors.Error):
+    """NATS refused to give a stream the replicas configured: fewer servers with JetStream than replicas."""
 
 
 class CredentialsError(Exception):
@@ -160,8 +171,9 @@ class NatsLink:
                  inbox_prefix: str | None = None, tls: ssl.SSLContext | None = None,
                  require_tls: bool = False) -> None:
         self.url = url
+        self.servers = server_urls(url)
         self.tls = tls
-        self.require_tls = require_tls or url.lower().startswith("tls://")
+        self.require_tls = require_tls or self.servers[0].lower().startswith("tls://")
         self.name = name
         self.credentials = credentials
         self.inbox_prefix = inbox_prefix
@@ -171,6 +183,17 @@ class NatsLink:
         self._closing = False
         self._last_error: str | None = None  # why the last connection attempt failed, for the caller's log
         self._stripped_logged = False
+        self._last_server: str | None = None
+        self._more_replicas_said: set[str] = set()  # streams already warned to have more replicas than configured
+
+    @property
+    def server(self) -> str:
+        """The server this link is connected to (of the several a cluster's url lists), as a log may show it;
+        while it is not, the last one it was connected to (the whole list before the first)."""
+        current = self._client.connected_url if self._client is not None else None
+        if current is not None:
+            self._last_server = logs.address(current.geturl())
+        return self._last_server or logs.address(self.url)
 
     @property
     def connected(self) -> bool:
@@ -203,7 +226,7 @@ class NatsLink:
             options.update(name=self.name, connect_timeout=timeout, allow_reconnect=True,  # its hints say int: floats work
                            max_reconnect_attempts=-1, reconnect_time_wait=0.5, error_cb=self._on_error,
                            disconnected_cb=self._on_disconnected, reconnected_cb=self._on_reconnected)
-            await asyncio.wait_for(client.connect(self.url, **options), timeout)
+            await asyncio.wait_for(client.connect(self.servers, **options), timeout)
             self._client = client
         except (TimeoutError, OSError, nats.errors.Error) as exc:
             if isinstance(exc, nats.errors.AuthorizationError) or "authorization violation" in str(exc).lower():
@@ -215,7 +238,7 @@ class NatsLink:
         if self.refusal is not None and self.refusal.kind == "refused":
             log.info("NATS accepts this box's credentials again")
             self.refusal = None
-        log.info("connected to NATS at %s as %s", logs.address(self.url), self.name)
+        log.info("connected to NATS at %s as %s", self.server, self.name)
 
     def _refused(self, refusal: Refusal) -> None:
         """Remember the refusal; log it once per kind (a hammering retry must not flood the log)."""
@@ -240,10 +263,11 @@ class NatsLink:
     async def _on_disconnected(self) -> None:
         if self._closing:
             return
-        log.info("lost the connection to NATS at %s; reconnecting in the background", logs.address(self.url))
+        others = f" (to any of {logs.address(self.url)})" if len(self.servers) > 1 else ""
+        log.info("lost the connection to NATS at %s; reconnecting in the background%s", self.server, others)
 
     async def _on_reconnected(self) -> None:
-        log.info("reconnected to NATS at %s", logs.address(self.url))
+        log.info("reconnected to NATS at %s", self.server)
         self._stripped_logged = False
         if self._client is not None:
             _record_server_expiry(self._client)
@@ -268,12 +292,13 @@ class NatsLink:
         """Create the events stream if it is missing: file storage, `limits`, dedup on Nats-Msg-Id, and
         discard=new: a full stream refuses publishes (the store keeps them in its outbox and retries) rather
         than dropping its oldest events, which may be sales the hub has not applied yet. A stream that exists
-        is left exactly as it is: its limits are the operator's, and a hub rewriting them on every start
-        would undo the operator's changes; one that discards old events is warned about."""
+        is left as it is: its limits are the operator's, and a hub rewriting them on every start would undo the
+        operator's changes; one that discards old events is warned about. Its replicas alone follow
+        `limits.replicas` upward (see _scale_up)."""
         try:
             existing = (await self.js.stream_info(EVENTS_STREAM)).config
         except nats.js.errors.NotFoundError:
-            await self.js.add_stream(StreamConfig(
+            await self._add_stream(StreamConfig(
                 name=EVENTS_STREAM, subjects=[EVENTS_FILTER], storage=StorageType.FILE,
                 max_age=limits.max_age_days * 86400, max_bytes=limits.max_bytes, num_replicas=limits.replicas,
                 duplicate_window=limits.duplicate_window_s, discard=DiscardPolicy.NEW,
@@ -289,19 +314,51 @@ class NatsLink:
                         EVENTS_STREAM, EVENTS_STREAM)
         if not existing.max_age and (existing.max_bytes or -1) < 0 and (existing.max_msgs or -1) < 0:
             log.warning("the %s stream has no age, size or count limit and grows for ever; set them with "
-                        "`nats stream edit %s` (the hub never changes an existing stream)", EVENTS_STREAM, EVENTS_STREAM)
+                        "`nats stream edit %s` (the hub changes only an existing stream's replicas)",
+                        EVENTS_STREAM, EVENTS_STREAM)
+        await self._scale_up(existing, limits.replicas)
 
-    async def ensure_catalog_stream(self, tenant: str) -> None:
+    async def ensure_catalog_stream(self, tenant: str, replicas: int = 1) -> None:
         """Create the tenant's catalog stream if it is missing (novapos.wire.catalog): file storage, only the
-        last message of each subject kept, so a store catching up reads what changed, not the history."""
+        last message of each subject kept, so a store catching up reads what changed, not the history;
+        `replicas` copies on a cluster (the hub's [stream] replicas), an existing stream scaled up to them."""
         name = catalog_stream(tenant)
         try:
-            await self.js.stream_info(name)
+            existing = (await self.js.stream_info(name)).config
         except nats.js.errors.NotFoundError:
-            await self.js.add_stream(StreamConfig(
-                name=name, subjects=[catalog_subjects(tenant)], storage=StorageType.FILE,
+            await self._add_stream(StreamConfig(
+                name=name, subjects=[catalog_subjects(tenant)], storage=StorageType.FILE, num_replicas=replicas,
                 max_msgs_per_subject=1, discard=DiscardPolicy.OLD, allow_rollup_hdrs=True))
-            log.info("created the %s stream: the last message of each catalog subject", name)
+            log.info("created the %s stream: the last message of each catalog subject, %d replica(s)", name, replicas)
+            return
+        await self._scale_up(existing, replicas)
+
+    async def _add_stream(self, config: StreamConfig, *, update: bool = False) -> None:
+        """Create (or `update`) a stream; NATS refusing the replicas is said in words an operator acts on."""
+        try:
+            await (self.js.update_stream(config) if update else self.js.add_stream(config))
+        except nats.js.errors.APIError as exc:
+            if (config.num_replicas or 1) == 1:
+                raise
+            raise ReplicasRefused(f"NATS refuses {config.num_replicas} replicas for the {config.name} stream "
+                                  f"({exc.description or exc}): a cluster needs at least as many servers with "
+                                  f"JetStream as [stream] replicas; lower it or add servers") from None
+
+    async def _scale_up(self, existing: StreamConfig, replicas: int) -> None:
+        """A stream with fewer replicas than configured gets them (a server-side update: the cluster copies the
+        stream to the new peers while it keeps serving); one with more keeps them, said once per link, since
+        dropping copies is an operator's decision, never the hub's."""
+        have, name = existing.num_replicas or 1, str(existing.name)
+        if have < replicas:
+            await self._add_stream(dataclasses.replace(existing, num_replicas=replicas), update=True)
+            log.info("scaled the %s stream up from %d to %d replicas ([stream] replicas); the new copies catch up "
+                     "in the background (`nats stream info %s` shows them current)", name, have, replicas,
+                     name)
+        elif have > replicas and name not in self._more_replicas_said:
+            self._more_replicas_said.add(name)
+            log.warning("the %s stream has %d replicas, more than [stream] replicas = %d: left as it is (the hub "
+                        "never removes copies); if fewer are meant, `nats stream edit %s --replicas %d`",
+                        name, have, replicas, name, replicas)
 
     async def publish_batch(self, batch: list[Outgoing], timeout: float) -> Published:
         """Publish in order, each after the previous one's PubAck, and stop at the first failure, so
