@@ -18,6 +18,7 @@ from novapos.cli.catalog import add_catalog_commands
 from novapos.cli.certs import add_certs_commands
 from novapos.cli.leaf import add_leaf_command
 from novapos.cli.payments import add_payments_commands
+from novapos.cli.sim import add_sim_command
 from novapos.cli.tenancy import add_tenancy_commands
 from novapos.cli.users import add_user_commands
 
@@ -256,6 +257,7 @@ def parser() -> argparse.ArgumentParser:
     mock.set_defaults(run=_mock)
     add_certs_commands(commands)
     add_leaf_command(commands)
+    add_sim_command(commands)
     return root
 
 
