@@ -1,0 +1,163 @@
+"""Monthly partitions (hub.partitions, migrations 0200-0202): rows already there before the migration stay, in the
+legacy partition, and read as before; new rows land in their month's partition (or the default one, taken over
+when their month is made); the inbox keeps every event the stream can still redeliver, so a replay after the
+months rotated applies nothing twice; a retention shorter than the stream's max age plus the margin is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from hub.db import _apply, _ledger, create_pool, migrate, planned
+from hub.domains import domains
+from hub.ingest.inbox import Delivery, ingest
+from hub.partitions import INBOX_MARGIN_DAYS, Retention, maintain, month_start, next_month, partitions, uuid7_floor
+from novapos.wire.envelope import Envelope
+from tests.events import SUBJECT, sale_event
+
+TENANTS = frozenset({"demo"})
+
+
+def at(when: datetime, n: int) -> uuid.UUID:
+    """A UUIDv7 of `when` (the n-th of that millisecond)."""
+    return uuid.UUID(int=uuid7_floor(when).int | (0x7 << 76) | (0b10 << 62) | n)
+
+
+def sale(seq: int, event_id: uuid.UUID) -> Envelope:
+    return dataclasses.replace(sale_event(seq=seq), id=event_id)
+
+
+async def _counts(conn: asyncpg.Connection) -> dict[str, int]:
+    return {table: await conn.fetchval(f"SELECT count(*) FROM {table}")
+            for table in ("inbox", "sales", "sale_lines", "sale_tenders")}
+
+
+async def _home(conn: asyncpg.Connection, table: str, event_id: uuid.UUID) -> str:
+    """The partition a row is in."""
+    return str(await conn.fetchval(f"SELECT tableoid::regclass::text FROM {table} WHERE event_id = $1", event_id))
+
+
+def test_rows_before_the_migration_stay_and_new_rows_land_in_their_month(database_url: str) -> None:
+    now = datetime.now(UTC)
+    before = [sale(seq, at(now - timedelta(days=seq), seq)) for seq in range(1, 4)]
+    ahead = _month(now, 3).replace(day=15)  # past 0200's bound (the month after next), in a month made ahead
+    later = sale(10, at(ahead, 1))
+    far = sale(11, at(now + timedelta(days=800), 1))  # a store clock two years ahead: the default partition
+
+    async def run() -> dict[str, object]:
+        pool = await create_pool(database_url)
+        try:
+            async with pool.acquire() as conn:  # the release before: every migration below 0200
+                await _ledger(conn)
+                for migration in planned(domains()):
+                    if migration.number < 200:
+                        await _apply(conn, migration, 1.0, 3)
+            await ingest(pool, [Delivery(SUBJECT, e.encode()) for e in before], TENANTS)
+            async with pool.acquire() as conn:
+                unpartitioned = await _counts(conn)
+            applied = await migrate(pool)
+            made = await maintain(pool, Retention.for_stream(14))
+            await ingest(pool, [Delivery(SUBJECT, e.encode()) for e in (later, far)], TENANTS)
+            again = await ingest(pool, [Delivery(SUBJECT, e.encode()) for e in (*before, later, far)], TENANTS)
+            async with pool.acquire() as conn:
+                homes = {table: [await _home(conn, table, e.id) for e in (before[0], later, far)]
+                         for table in ("inbox", "sales", "sale_lines", "sale_tenders")}
+                counts = await _counts(conn)
+                kinds = dict(await conn.fetch("SELECT relname, relkind FROM pg_class WHERE relname = ANY($1)",
+                                              ["inbox", "sales", "sale_lines", "sale_tenders"]))
+            # two years on, the far sale's month is made: it takes the row over from the default partition
+            moved = await maintain(pool, Retention.for_stream(14, sales_months=0),
+                                   now=now + timedelta(days=800 - 60))
+            async with pool.acquire() as conn:
+                far_home = await _home(conn, "sales", far.id)
+                default_left = await conn.fetchval("SELECT count(*) FROM sales_default")
+                sale_total = await conn.fetchval("SELECT total_minor FROM sales WHERE event_id = $1", far.id)
+            return {"unpartitioned": unpartitioned, "applied": applied, "made": made, "again": again,
+                    "homes": homes, "counts": counts, "kinds": kinds, "moved": moved, "far_home": far_home,
+                    "default_left": default_left, "sale_total": sale_total}
+        finally:
+            await pool.close()
+
+    got = asyncio.run(run())
+    assert got["unpartitioned"] == {"inbox": 3, "sales": 3, "sale_lines": 3, "sale_tenders": 3}
+    assert {"ingest/0200_partition_bounds", "ingest/0202_partition_by_month"} <= set(got["applied"])  # type: ignore
+    assert set(got["kinds"].values()) == {b"p"}, got["kinds"]  # type: ignore[union-attr]
+    assert got["made"] == 4 * 2, got["made"]  # the two months from 0200's bound up to three months ahead
+    month = f"{ahead:%Y%m}"
+    for table, homes in got["homes"].items():  # type: ignore[union-attr]
+        assert homes == [f"{table}_legacy", f"{table}_p{month}", f"{table}_default"], (table, homes)
+    assert got["counts"] == {"inbox": 5, "sales": 5, "sale_lines": 5, "sale_tenders": 5}
+    assert (got["again"].applied, got["again"].duplicates) == (0, 5)  # type: ignore[union-attr]
+    assert got["far_home"] == f"sales_p{now + timedelta(days=800):%Y%m}" and got["default_left"] == 0
+    assert got["sale_total"] == 499 and got["moved"] > 0  # type: ignore[operator]
+
+
+def test_a_replay_after_the_months_rotated_applies_nothing_twice(database_url: str) -> None:
+    """Sales of three months A, B, C (each received when its id says, one of A's late, in D); on D's 25th the
+    inbox's months older than its retention (45 days: to C's 11th) are retired: B's, whose events the stream
+    (14 days) let go long ago; A's is kept for its late event. The stream then redelivers what it may still hold
+    and more: nothing is applied twice."""
+    a = _month(datetime.now(UTC), 3)  # past 0200's bound (the month after next): months hub.partitions makes
+    b, c, d = _month(a, 1), _month(a, 2), _month(a, 3)
+    events = [sale(n, at(month.replace(day=10), n)) for n, month in enumerate((a, a, b, b, c, c), 1)]
+    late = sale(7, at(a.replace(day=11), 7))
+    now = d.replace(day=25)
+    retention = Retention.for_stream(14)  # inbox_days = 14 + 31 = 45
+
+    async def run() -> dict[str, object]:
+        pool = await create_pool(database_url)
+        try:
+            await migrate(pool)
+            await maintain(pool, retention, now=a)
+            result = await ingest(pool, [Delivery(SUBJECT, e.encode()) for e in (*events, late)], TENANTS)
+            async with pool.acquire() as conn:
+                await conn.execute("UPDATE inbox SET received_at = uuid7_time(event_id)")
+                await conn.execute("UPDATE inbox SET received_at = $2 WHERE event_id = $1", late.id,
+                                   d.replace(day=20))
+            retired = await maintain(pool, retention, now=now)
+            async with pool.acquire() as conn:
+                after = [p.name for p in await partitions(conn, "inbox")]
+                kept = {row[0] for row in await conn.fetch("SELECT event_id FROM inbox")}
+                newest_gone = await conn.fetchval("SELECT max(received_at) FROM sales WHERE NOT event_id = ANY($1)",
+                                                  list(kept))
+            replay = await ingest(pool, [Delivery(SUBJECT, e.encode()) for e in (*events, late)], TENANTS)
+            async with pool.acquire() as conn:
+                counts = await _counts(conn)
+            return {"result": result, "after": after, "retired": retired, "kept": kept, "replay": replay,
+                    "counts": counts, "newest_gone": newest_gone}
+        finally:
+            await pool.close()
+
+    got = asyncio.run(run())
+    assert got["result"].applied == 7  # type: ignore[attr-defined]
+    after = got["after"]
+    assert f"inbox_p{a:%Y%m}" in after and f"inbox_p{b:%Y%m}" not in after, after  # type: ignore[operator]
+    assert f"inbox_p{c:%Y%m}" in after and "inbox_legacy" not in after, after  # type: ignore[operator]
+    assert got["retired"] >= 3  # type: ignore[operator]  # the legacy partition, the months up to B
+    assert got["kept"] == {e.id for e in (events[0], events[1], events[4], events[5], late)}
+    # every event the inbox forgot was received before the stream's max age plus the margin (none redeliverable)
+    assert got["newest_gone"] < now - timedelta(days=14 + INBOX_MARGIN_DAYS)  # type: ignore[operator]
+    # the replay: what the stream may hold is skipped; B's events, which it let go long before the inbox forgot
+    # them, are refused by the sale's own key if they ever came back (dead-lettered, not applied twice)
+    replay = got["replay"]
+    assert (replay.applied, replay.duplicates, sum(replay.dead_lettered.values())) == (0, 5, 2)  # type: ignore
+    assert got["counts"] == {"inbox": 5, "sales": 7, "sale_lines": 7, "sale_tenders": 7}
+
+
+def _month(start: datetime, months: int) -> datetime:
+    month = month_start(start)
+    for _ in range(months):
+        month = next_month(month)
+    return datetime(month.year, month.month, 1, tzinfo=UTC)
+
+
+def test_an_inbox_kept_no_longer_than_the_stream_is_refused() -> None:
+    assert Retention.for_stream(14).inbox_days == 45
+    assert Retention.for_stream(14, inbox_days=14 + INBOX_MARGIN_DAYS).inbox_days == 21
+    with pytest.raises(ValueError, match="max_age_days 14"):
+        Retention.for_stream(14, inbox_days=14 + INBOX_MARGIN_DAYS - 1)
