@@ -28,6 +28,7 @@ from hub.ingest.dead_letters import run_purge
 from hub.ingest.store_stats import restore_skews
 from hub.ingest.worker import InFlight, run_ingest
 from hub.nats_watch import watch_nats
+from hub.partitions import Retention, run_maintain
 from hub.payments import provider as payments_provider
 from hub.responders import run_responders
 from novapos.adapters.http import serve
@@ -146,6 +147,7 @@ async def run_hub(config: HubConfig, *, task_status: trio.TaskStatus[RunningHub]
                 nursery.start_soon(run_ingest, seam, link, pool, tenants, config.stream, in_flight,
                                    config.ingest_batch)
                 nursery.start_soon(run_purge, seam, pool, config.dead_letter_retention_days)
+                nursery.start_soon(run_maintain, seam, pool, Retention.of(config))
                 nursery.start_soon(watch_nats, console, where(config.nats_url))
                 nursery.start_soon(run_responders, seam, link, pool, domains())
                 for domain in domains():

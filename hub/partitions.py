@@ -31,6 +31,7 @@ import asyncpg
 import trio
 
 from edge_runtime import AsyncioSeam
+from novapos.config.hub import INBOX_MARGIN_DAYS, HubConfig
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +39,11 @@ BY_EVENT_ID = ("inbox", "sales", "sale_lines", "sale_tenders")
 """The tables partitioned by month of their event id, in the order they are maintained."""
 SALES_TABLES = frozenset({"sales", "sale_lines", "sale_tenders"})
 """The tables `[retention] sales_months` applies to."""
-INBOX_MARGIN_DAYS = 7
-"""The least the inbox's retention outlasts the events stream's max age by (a hub stopped for a few days before
-it ingests the stream's oldest events must still find their ids)."""
 INBOX_DEFAULT_MARGIN_DAYS = 31
 """The margin when [retention] inbox_days is not set: a month."""
 AHEAD_MONTHS = 3
 LOCK_TIMEOUT_MS = 1000
+_LOCK = 0x70617274  # "part": one hub process maintains at a time (hub.leases, when it lands, makes that one lease)
 INTERVAL_S = 3600.0
 """How often the hub maintains the partitions (and once at start)."""
 
@@ -70,6 +69,13 @@ class Retention:
                              f"{max_age_days} + {INBOX_MARGIN_DAYS} = {least}: the inbox must remember every event "
                              "the stream can still redeliver")
         return cls(inbox_days, sales_months, ahead_months)
+
+    @classmethod
+    def of(cls, config: HubConfig) -> Retention:
+        """The hub's [retention] for its [stream] (load_hub has refused an inbox kept too briefly)."""
+        return cls.for_stream(config.stream.max_age_days, inbox_days=config.retention.inbox_days or None,
+                              sales_months=config.retention.sales_months,
+                              ahead_months=config.retention.ahead_months)
 
 
 @dataclass(frozen=True)
@@ -132,9 +138,15 @@ async def maintain(pool: asyncpg.Pool, retention: Retention | None = None, *, no
     now = now or datetime.now(UTC)
     changed = 0
     async with pool.acquire() as conn:
-        for table in BY_EVENT_ID:
-            changed += await _make_ahead(conn, table, now, retention.ahead_months)
-            changed += await _retire(conn, table, now, retention)
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK):
+            log.debug("another hub process is maintaining the partitions")
+            return 0
+        try:
+            for table in BY_EVENT_ID:
+                changed += await _make_ahead(conn, table, now, retention.ahead_months)
+                changed += await _retire(conn, table, now, retention)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK)
     return changed
 
 

@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
@@ -49,7 +50,7 @@ def test_rows_before_the_migration_stay_and_new_rows_land_in_their_month(databas
     later = sale(10, at(ahead, 1))
     far = sale(11, at(now + timedelta(days=800), 1))  # a store clock two years ahead: the default partition
 
-    async def run() -> dict[str, object]:
+    async def run() -> dict[str, Any]:
         pool = await create_pool(database_url)
         try:
             async with pool.acquire() as conn:  # the release before: every migration below 0200
@@ -85,16 +86,16 @@ def test_rows_before_the_migration_stay_and_new_rows_land_in_their_month(databas
 
     got = asyncio.run(run())
     assert got["unpartitioned"] == {"inbox": 3, "sales": 3, "sale_lines": 3, "sale_tenders": 3}
-    assert {"ingest/0200_partition_bounds", "ingest/0202_partition_by_month"} <= set(got["applied"])  # type: ignore
-    assert set(got["kinds"].values()) == {b"p"}, got["kinds"]  # type: ignore[union-attr]
+    assert {"ingest/0200_partition_bounds", "ingest/0202_partition_by_month"} <= set(got["applied"])
+    assert set(got["kinds"].values()) == {b"p"}, got["kinds"]
     assert got["made"] == 4 * 2, got["made"]  # the two months from 0200's bound up to three months ahead
     month = f"{ahead:%Y%m}"
-    for table, homes in got["homes"].items():  # type: ignore[union-attr]
+    for table, homes in got["homes"].items():
         assert homes == [f"{table}_legacy", f"{table}_p{month}", f"{table}_default"], (table, homes)
     assert got["counts"] == {"inbox": 5, "sales": 5, "sale_lines": 5, "sale_tenders": 5}
-    assert (got["again"].applied, got["again"].duplicates) == (0, 5)  # type: ignore[union-attr]
+    assert (got["again"].applied, got["again"].duplicates) == (0, 5)
     assert got["far_home"] == f"sales_p{now + timedelta(days=800):%Y%m}" and got["default_left"] == 0
-    assert got["sale_total"] == 499 and got["moved"] > 0  # type: ignore[operator]
+    assert got["sale_total"] == 499 and got["moved"] > 0
 
 
 def test_a_replay_after_the_months_rotated_applies_nothing_twice(database_url: str) -> None:
@@ -109,7 +110,7 @@ def test_a_replay_after_the_months_rotated_applies_nothing_twice(database_url: s
     now = d.replace(day=25)
     retention = Retention.for_stream(14)  # inbox_days = 14 + 31 = 45
 
-    async def run() -> dict[str, object]:
+    async def run() -> dict[str, Any]:
         pool = await create_pool(database_url)
         try:
             await migrate(pool)
@@ -134,18 +135,18 @@ def test_a_replay_after_the_months_rotated_applies_nothing_twice(database_url: s
             await pool.close()
 
     got = asyncio.run(run())
-    assert got["result"].applied == 7  # type: ignore[attr-defined]
+    assert got["result"].applied == 7
     after = got["after"]
-    assert f"inbox_p{a:%Y%m}" in after and f"inbox_p{b:%Y%m}" not in after, after  # type: ignore[operator]
-    assert f"inbox_p{c:%Y%m}" in after and "inbox_legacy" not in after, after  # type: ignore[operator]
-    assert got["retired"] >= 3  # type: ignore[operator]  # the legacy partition, the months up to B
+    assert f"inbox_p{a:%Y%m}" in after and f"inbox_p{b:%Y%m}" not in after, after
+    assert f"inbox_p{c:%Y%m}" in after and "inbox_legacy" not in after, after
+    assert got["retired"] >= 3  # the legacy partition, the months up to B
     assert got["kept"] == {e.id for e in (events[0], events[1], events[4], events[5], late)}
     # every event the inbox forgot was received before the stream's max age plus the margin (none redeliverable)
-    assert got["newest_gone"] < now - timedelta(days=14 + INBOX_MARGIN_DAYS)  # type: ignore[operator]
+    assert got["newest_gone"] < now - timedelta(days=14 + INBOX_MARGIN_DAYS)
     # the replay: what the stream may hold is skipped; B's events, which it let go long before the inbox forgot
     # them, are refused by the sale's own key if they ever came back (dead-lettered, not applied twice)
     replay = got["replay"]
-    assert (replay.applied, replay.duplicates, sum(replay.dead_lettered.values())) == (0, 5, 2)  # type: ignore
+    assert (replay.applied, replay.duplicates, sum(replay.dead_lettered.values())) == (0, 5, 2)
     assert got["counts"] == {"inbox": 5, "sales": 7, "sale_lines": 7, "sale_tenders": 7}
 
 
