@@ -1,12 +1,15 @@
-"""Every console query (and the store requests) that reads the partitioned tables, EXPLAINed at ten million sales:
-each partition of any size is read through an index, never scanned whole, or (the promotions simulation, which
-reads every sale of its period) only the months of its period are read at all (partition pruning).
+"""Every console query (and the store requests) that reads the partitioned tables, EXPLAINed at volume: each
+partition of any size is read through an index, never scanned whole, or (the promotions simulation, which reads
+every sale of its period) only the months of its period are read at all (partition pruning).
 
-Ten million sales over ten months are loaded by one generate_series INSERT per month, into an UNLOGGED table
-attached as that month's partition afterwards: no WAL, and each index built once, sorted, by ATTACH instead of
-row by row (the planner sees the same tables, sizes and statistics either way). Lines, tenders and the inbox get a
-row for every tenth sale (their reads are lookups by event id, the same plan at any size). NOVAPOS_PLAN_SALES
-sets another size; the test logs how long loading took (scaling-partitions notes: ~4 min on two busy cores)."""
+The sales of ten months are loaded by one generate_series INSERT per month, into an UNLOGGED table attached as
+that month's partition afterwards: no WAL, and each index built once, sorted, by ATTACH instead of row by row (the
+planner sees the same tables, sizes and statistics either way). Lines, tenders and the inbox get a row for every
+tenth sale (their reads are lookups by event id: the same plan at any size).
+
+Size: NOVAPOS_PLAN_SALES, one million by default (make test: about a minute). Ten million
+(NOVAPOS_PLAN_SALES=10000000) passes too, but loading takes 11 minutes on two cores shared with other work
+(643 s measured; /work/scratch/scaling-partitions.md): run it before a release, not on every commit."""
 
 from __future__ import annotations
 
@@ -36,8 +39,12 @@ from hub.sales.routes import PRICE_DIFFS_SQL
 
 log = logging.getLogger(__name__)
 
-SALES = int(os.environ.get("NOVAPOS_PLAN_SALES", "10000000"))
+SALES = int(os.environ.get("NOVAPOS_PLAN_SALES", "1000000"))
 MONTHS = 10
+SMALL = 10_000
+"""A partition of at most this many rows may be read whole (the planner rightly prefers it for a few pages): at the
+default size, a month of lines, tenders or inbox rows (a drawer's takings then hash-join a month of tenders); at ten
+million sales every partition is ten times larger and is read through its index."""
 PARTITION = re.compile(r"^(inbox|sales|sale_lines|sale_tenders)_(legacy|default|p\d{6})$")
 UUID7 = ("(lpad(to_hex(ms), 12, '0') || '7' || lpad(to_hex(n % 4096), 3, '0') || '8' || lpad(to_hex(n), 15, '0'))"
          "::uuid")
@@ -111,7 +118,7 @@ def _month_after(start: datetime, months: int) -> datetime:
     return datetime(month.year, month.month, 1, tzinfo=UTC)
 
 
-async def test_every_console_query_reads_an_index_or_prunes_at_ten_million_sales(database_url: str) -> None:
+async def test_every_console_query_reads_an_index_or_prunes_at_volume(database_url: str) -> None:
     first = _month_after(datetime.now(UTC), 3)  # past 0200's bound: months of their own
     last = _month_after(first, MONTHS)
     noon = last - timedelta(days=3, hours=12)
@@ -172,7 +179,7 @@ async def test_every_console_query_reads_an_index_or_prunes_at_ten_million_sales
         scanned = [(node["Node Type"], node["Relation Name"]) for node in plan
                    if PARTITION.match(node.get("Relation Name", ""))]
         assert scanned, page
-        whole = [(kind, name) for kind, name in scanned if kind == "Seq Scan" and rows.get(name, 0) > 10_000]
+        whole = [(kind, name) for kind, name in scanned if kind == "Seq Scan" and rows.get(name, 0) > SMALL]
         if page.startswith("simulation"):  # reads its period whole: only the months it spans
             assert {name for _, name in scanned} <= {f"sales_p{noon - timedelta(days=30):%Y%m}",
                                                       f"sales_p{noon:%Y%m}"} | {

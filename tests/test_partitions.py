@@ -9,15 +9,18 @@ import asyncio
 import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
 from hub.db import _apply, _ledger, create_pool, migrate, planned
-from hub.domains import domains
+from hub.domains import Domain, domains
 from hub.ingest.inbox import Delivery, ingest
-from hub.partitions import INBOX_MARGIN_DAYS, Retention, maintain, month_start, next_month, partitions, uuid7_floor
+from hub.partitions import Retention, maintain, month_start, next_month, partitions, uuid7_floor
+from novapos.config.hub import INBOX_MARGIN_DAYS, load_hub
+from novapos.config.reading import ConfigError
 from novapos.wire.envelope import Envelope
 from tests.events import SUBJECT, sale_event
 
@@ -157,8 +160,51 @@ def _month(start: datetime, months: int) -> datetime:
     return datetime(month.year, month.month, 1, tzinfo=UTC)
 
 
-def test_an_inbox_kept_no_longer_than_the_stream_is_refused() -> None:
+def test_an_inbox_kept_no_longer_than_the_stream_is_refused(tmp_path: Path) -> None:
     assert Retention.for_stream(14).inbox_days == 45
     assert Retention.for_stream(14, inbox_days=14 + INBOX_MARGIN_DAYS).inbox_days == 21
     with pytest.raises(ValueError, match="max_age_days 14"):
         Retention.for_stream(14, inbox_days=14 + INBOX_MARGIN_DAYS - 1)
+    config = tmp_path / "hub.toml"
+    config.write_text("[stream]\nmax_age_days = 30\n[retention]\ninbox_days = 36\nsales_months = 24\n")
+    with pytest.raises(ConfigError, match=r"\[retention\] inbox_days must be at least \[stream\] max_age_days \(30\)"):
+        load_hub(config)
+    config.write_text("[stream]\nmax_age_days = 30\n[retention]\ninbox_days = 37\nsales_months = 24\n")
+    assert Retention.of(load_hub(config)) == Retention(37, 24, 3)
+    config.write_text("[stream]\nmax_age_days = 30\n")
+    assert Retention.of(load_hub(config)).inbox_days == 61
+
+
+def test_a_concurrent_index_on_a_partitioned_table_is_built_partition_by_partition(
+        tmp_path: Path, database_url: str) -> None:
+    """PostgreSQL refuses CREATE INDEX CONCURRENTLY on a partitioned table; hub.db builds it the way it allows (each
+    partition's concurrently, attached to the table's own), so a later release indexes sales as it always did. A
+    second run is a no-op; a month made afterwards gets the index with it."""
+    folder = tmp_path / "probe-migrations"
+    folder.mkdir()
+    (folder / "9001_sales_by_cashier.sql").write_text(
+        "-- migration: no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS sales_cashier ON sales (tenant, cashier);\n")
+    probe = Domain("probe", migrations=folder)
+
+    async def run() -> dict[str, Any]:
+        pool = await create_pool(database_url)
+        try:
+            await migrate(pool)
+            await ingest(pool, [Delivery(SUBJECT, sale_event(seq=1).encode())], TENANTS)
+            applied = await migrate(pool, [*domains(), probe])
+            async with pool.acquire() as conn:
+                await conn.execute("DELETE FROM schema_migrations WHERE domain = 'probe'")
+            again = await migrate(pool, [*domains(), probe])
+            await maintain(pool, Retention.for_stream(14), now=datetime.now(UTC) + timedelta(days=200))
+            async with pool.acquire() as conn:
+                valid = await conn.fetchval("SELECT indisvalid FROM pg_index WHERE indexrelid = 'sales_cashier'::regclass")
+                leaves = await conn.fetchval(
+                    "SELECT count(*) FROM pg_inherits WHERE inhparent = 'sales_cashier'::regclass")
+                parts = len(await partitions(conn, "sales"))
+            return {"applied": applied, "again": again, "valid": valid, "leaves": leaves, "parts": parts}
+        finally:
+            await pool.close()
+
+    got = asyncio.run(run())
+    assert got["applied"] == got["again"] == ["probe/9001_sales_by_cashier"]
+    assert got["valid"] is True and got["leaves"] == got["parts"] > 4, got  # every partition's, the new ones too
