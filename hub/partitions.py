@@ -2,7 +2,8 @@
 
 inbox, sales, sale_lines and sale_tenders are PARTITION BY RANGE (event_id) (migrations 0200-0202): an event id is
 a UUIDv7, whose first 48 bits are its milliseconds, so the month of an id is a range of ids and the event id stays
-unique across partitions (the inbox's key is the final guard against double application). Each table has:
+unique across partitions (the inbox's key is the final guard against double application). stock_movements is
+PARTITION BY RANGE (created_at), the hub's time of writing (0203-0206), keyed (id, created_at). Each table has:
 
 - `<table>_legacy`: the rows from before partitioning, every id below the bound 0200 chose (partition_legacy);
 - `<table>_pYYYYMM`: one month of ids each, from that bound on, made `ahead_months` before the month begins;
@@ -13,7 +14,8 @@ A month is retired (DROP TABLE) once all of it is older than the retention: the 
 (`[retention] inbox_days`) outlasts the events stream's max age by a margin, and a month of the inbox is kept
 while any row in it was received within that retention (a store whose clock ran behind), so that any event the
 stream can still redeliver is still found in the inbox and skipped. Sales, lines and tenders are kept for good
-unless `[retention] sales_months` says otherwise. The default partition is never retired.
+unless `[retention] sales_months` says otherwise; the stock ledger for good (it adds up to the balances). The
+default partition is never retired.
 
 Every step is its own transaction with a lock_timeout: making or dropping a partition takes a lock on the parent
 for a moment; one not granted waits for the next round (a log line says so) instead of queueing ingest behind it.
@@ -35,8 +37,12 @@ from novapos.config.hub import INBOX_MARGIN_DAYS, HubConfig
 
 log = logging.getLogger(__name__)
 
-BY_EVENT_ID = ("inbox", "sales", "sale_lines", "sale_tenders")
-"""The tables partitioned by month of their event id, in the order they are maintained."""
+KEYS = {"inbox": "event_id", "sales": "event_id", "sale_lines": "event_id", "sale_tenders": "event_id",
+        "stock_movements": "created_at"}
+"""The partitioned tables, in the order they are maintained, and their partition key: an event id (a UUIDv7) or
+the hub's time a row was written."""
+KEPT_FOR_GOOD = frozenset({"stock_movements"})
+"""Tables whose months are never retired (the stock ledger adds up to the balances)."""
 SALES_TABLES = frozenset({"sales", "sale_lines", "sale_tenders"})
 """The tables `[retention] sales_months` applies to."""
 INBOX_DEFAULT_MARGIN_DAYS = 31
@@ -81,9 +87,9 @@ class Retention:
 @dataclass(frozen=True)
 class Partition:
     name: str
-    low: uuid.UUID | None
+    low: datetime | None
     """None: MINVALUE (the legacy partition), or the default partition (both bounds None)."""
-    high: uuid.UUID | None
+    high: datetime | None
     default: bool = False
 
 
@@ -109,7 +115,20 @@ def _at(month: date) -> datetime:
     return datetime(month.year, month.month, 1, tzinfo=UTC)
 
 
-_BOUND = re.compile(r"FOR VALUES FROM \((MINVALUE|'[0-9a-f-]{36}')\) TO \('([0-9a-f-]{36})'\)")
+_BOUND = re.compile(r"FOR VALUES FROM \((MINVALUE|'[^']+')\) TO \('([^']+)'\)")
+
+
+def _bound(literal: str) -> datetime:
+    """A partition bound as pg_get_expr writes it: a UUIDv7 (its time) or a timestamptz."""
+    try:
+        return uuid7_time(uuid.UUID(literal))
+    except ValueError:
+        return datetime.fromisoformat(literal)
+
+
+def _literal(table: str, at: datetime) -> uuid.UUID | datetime:
+    """A bound of `table`'s partition key at `at`."""
+    return uuid7_floor(at) if KEYS[table] == "event_id" else at
 
 
 async def partitions(conn: asyncpg.Connection, table: str) -> list[Partition]:
@@ -126,9 +145,9 @@ async def partitions(conn: asyncpg.Connection, table: str) -> list[Partition]:
         if not match:
             raise RuntimeError(f"partition {row['relname']} of {table} has a bound hub.partitions does not know: "
                                f"{row['bound']}")
-        low = None if match.group(1) == "MINVALUE" else uuid.UUID(match.group(1).strip("'"))
-        found.append(Partition(row["relname"], low, uuid.UUID(match.group(2))))
-    return sorted(found, key=lambda p: (p.default, p.low is not None, p.low or uuid.UUID(int=0)))
+        low = None if match.group(1) == "MINVALUE" else _bound(match.group(1).strip("'"))
+        found.append(Partition(row["relname"], low, _bound(match.group(2))))
+    return sorted(found, key=lambda p: (p.default, p.low is not None, p.low or datetime.min.replace(tzinfo=UTC)))
 
 
 async def maintain(pool: asyncpg.Pool, retention: Retention | None = None, *, now: datetime | None = None) -> int:
@@ -142,7 +161,7 @@ async def maintain(pool: asyncpg.Pool, retention: Retention | None = None, *, no
             log.debug("another hub process is maintaining the partitions")
             return 0
         try:
-            for table in BY_EVENT_ID:
+            for table in KEYS:
                 changed += await _make_ahead(conn, table, now, retention.ahead_months)
                 changed += await _retire(conn, table, now, retention)
         finally:
@@ -153,8 +172,8 @@ async def maintain(pool: asyncpg.Pool, retention: Retention | None = None, *, no
 async def _make_ahead(conn: asyncpg.Connection, table: str, now: datetime, ahead_months: int) -> int:
     ranged = [p for p in await partitions(conn, table) if not p.default]
     if not ranged:
-        raise RuntimeError(f"{table} is not partitioned: the hub's migrations 0200-0202 have not run")
-    month = month_start(uuid7_time(max(p.high for p in ranged if p.high)))
+        raise RuntimeError(f"{table} is not partitioned: the hub's migrations 0200-0206 have not run")
+    month = month_start(max(p.high for p in ranged if p.high))
     until = month_start(now)
     for _ in range(ahead_months):
         until = next_month(until)
@@ -171,29 +190,33 @@ async def _make(conn: asyncpg.Connection, table: str, month: date) -> bool:
     ATTACH finds none left there), then attached. ATTACH takes SHARE UPDATE EXCLUSIVE on the parent: ingest and
     the console go on; it reads the new table and the default partition, both small."""
     name = f"{table}_p{month:%Y%m}"
-    low, high = uuid7_floor(_at(month)), uuid7_floor(_at(next_month(month)))
+    key = KEYS[table]
+    low, high = _literal(table, _at(month)), _literal(table, _at(next_month(month)))
     try:
         async with conn.transaction():
             await conn.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
             await conn.execute(f'CREATE TABLE "{name}" (LIKE "{table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS'
                                " INCLUDING STORAGE)")
             moved = await conn.fetchval(
-                f'WITH moved AS (DELETE FROM "{table}_default" WHERE event_id >= $1 AND event_id < $2 RETURNING *)'
+                f'WITH moved AS (DELETE FROM "{table}_default" WHERE {key} >= $1 AND {key} < $2 RETURNING *)'
                 f' , kept AS (INSERT INTO "{name}" SELECT * FROM moved RETURNING 1) SELECT count(*) FROM kept',
                 low, high)
-            await conn.execute(f'ALTER TABLE "{table}" ATTACH PARTITION "{name}" FOR VALUES FROM (\'{low}\')'
-                               f" TO ('{high}')")
+            await conn.execute(f'ALTER TABLE "{table}" ATTACH PARTITION "{name}" FOR VALUES FROM'
+                               f" ('{low.isoformat() if isinstance(low, datetime) else low}')"
+                               f" TO ('{high.isoformat() if isinstance(high, datetime) else high}')")
     except asyncpg.LockNotAvailableError:
         log.warning("partition %s not made: a lock on %s was not granted within %d ms (a long transaction); "
                     "the next round tries again, meanwhile its rows go to %s_default",
                     name, table, LOCK_TIMEOUT_MS, table)
         return False
-    log.info("partition %s made for %s (ids of %s), %d row(s) taken over from %s_default",
-             name, table, f"{month:%Y-%m}", moved, table)
+    log.info("partition %s made for %s (%s of %s), %d row(s) taken over from %s_default",
+             name, table, key, f"{month:%Y-%m}", moved, table)
     return True
 
 
 async def _retire(conn: asyncpg.Connection, table: str, now: datetime, retention: Retention) -> int:
+    if table in KEPT_FOR_GOOD:
+        return 0
     if table in SALES_TABLES:
         if not retention.sales_months:
             return 0
@@ -205,7 +228,7 @@ async def _retire(conn: asyncpg.Connection, table: str, now: datetime, retention
         cutoff = now - timedelta(days=retention.inbox_days)
     retired = 0
     for partition in await partitions(conn, table):
-        if partition.default or partition.high is None or partition.high > uuid7_floor(cutoff):
+        if partition.default or partition.high is None or partition.high > cutoff:
             continue
         if table == "inbox" and await conn.fetchval(
                 f'SELECT EXISTS (SELECT FROM "{partition.name}" WHERE received_at >= $1)', cutoff):

@@ -5,7 +5,7 @@ every sale of its period) only the months of its period are read at all (partiti
 The sales of ten months are loaded by one generate_series INSERT per month, into an UNLOGGED table attached as
 that month's partition afterwards: no WAL, and each index built once, sorted, by ATTACH instead of row by row (the
 planner sees the same tables, sizes and statistics either way). Lines, tenders and the inbox get a row for every
-tenth sale (their reads are lookups by event id: the same plan at any size).
+tenth sale (their reads are lookups by event id: the same plan at any size), the stock ledger one for every fifth.
 
 Size: NOVAPOS_PLAN_SALES, one million by default (make test: about a minute). Ten million
 (NOVAPOS_PLAN_SALES=10000000) passes too, but loading takes 11 minutes on two cores shared with other work
@@ -31,6 +31,7 @@ from hub.backups.holds import HOLDS_SQL, LAST_SQL
 from hub.cash.routes import TAKINGS_SQL
 from hub.customers import privacy, view
 from hub.db import create_pool, migrate
+from hub.inventory.routes import MOVEMENTS_SQL
 from hub.partitions import maintain, month_start, next_month
 from hub.promotions.simulation import SALES_SQL as SIMULATION_SQL
 from hub.returns.orders import SALE_SQL as RETURN_SALE_SQL
@@ -45,7 +46,7 @@ SMALL = 10_000
 """A partition of at most this many rows may be read whole (the planner rightly prefers it for a few pages): at the
 default size, a month of lines, tenders or inbox rows (a drawer's takings then hash-join a month of tenders); at ten
 million sales every partition is ten times larger and is read through its index."""
-PARTITION = re.compile(r"^(inbox|sales|sale_lines|sale_tenders)_(legacy|default|p\d{6})$")
+PARTITION = re.compile(r"^(inbox|sales|sale_lines|sale_tenders|stock_movements)_(legacy|default|p\d{6})$")
 UUID7 = ("(lpad(to_hex(ms), 12, '0') || '7' || lpad(to_hex(n % 4096), 3, '0') || '8' || lpad(to_hex(n), 15, '0'))"
          "::uuid")
 MONTH_OF_SALES = f"""
@@ -65,7 +66,12 @@ MONTH_OF = {
     "inbox": "INSERT INTO {table} (event_id, tenant, store, seq, type, received_at)"
              " SELECT event_id, tenant, store, seq, 'sale.completed', received_at FROM sales_p{month}"
              " WHERE seq % 10 = 0",
+    "stock_movements": "INSERT INTO {table} (id, tenant, sku, kind, on_hand_change, store, event_id, line_no, flags,"
+                       " created_at) SELECT seq, tenant, 'COF-' || (seq % 300), 'sale', -1, store, event_id, 1,"
+                       " CASE WHEN seq % 1000 = 0 THEN '{{negative}}'::text[] ELSE '{{}}' END, received_at"
+                       " FROM sales_p{month} WHERE seq % 5 = 0",
 }
+TABLES = ("sales", "sale_lines", "sale_tenders", "inbox", "stock_movements")
 
 
 def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -89,7 +95,7 @@ async def _load(conn: asyncpg.Connection, first: datetime) -> list[str]:
         name = f"{month:%Y%m}"
         low = index * per_month + 1
         started = time.monotonic()
-        for table in ("sales", "sale_lines", "sale_tenders", "inbox"):
+        for table in TABLES:
             part = f"{table}_p{name}"
             await conn.execute(f"CREATE UNLOGGED TABLE {part} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
             if table == "sales":
@@ -98,9 +104,11 @@ async def _load(conn: asyncpg.Connection, first: datetime) -> list[str]:
                                    int(start.timestamp() * 1000), step)
             else:
                 await conn.execute(MONTH_OF[table].format(table=part, month=name))
-        for table in ("sales", "sale_lines", "sale_tenders", "inbox"):
+        for table in TABLES:
+            low, high = (start.isoformat(), end.isoformat()) if table == "stock_movements" else (_floor(start),
+                                                                                                  _floor(end))
             await conn.execute(f"ALTER TABLE {table} ATTACH PARTITION {table}_p{name}"
-                               f" FOR VALUES FROM ('{_floor(start)}') TO ('{_floor(end)}')")
+                               f" FOR VALUES FROM ('{low}') TO ('{high}')")
         log.info("month %s: %d sales loaded and indexed in %.1f s", name, per_month, time.monotonic() - started)
         months.append(name)
         month = next_month(month)
@@ -156,6 +164,12 @@ async def test_every_console_query_reads_an_index_or_prunes_at_volume(database_u
                     "drawer takings": await _plan(conn, TAKINGS_SQL, "demo", "sess-1"),
                     "store's holds": await _plan(conn, HOLDS_SQL, "demo", "store-7", 1000, 501),
                     "store's last seq": await _plan(conn, LAST_SQL, "demo", "store-7"),
+                    "stock movements": await _plan(conn, MOVEMENTS_SQL, "demo", None, None, False, 51, None, None,
+                                                   None),
+                    "a SKU's movements": await _plan(conn, MOVEMENTS_SQL, "demo", None, "COF-7", False, 51, None,
+                                                     None, None),
+                    "flagged movements, next page": await _plan(conn, MOVEMENTS_SQL, "demo", None, None, True, 51,
+                                                                region, ["north"], SALES // 2),
                     "simulation, 30 days": await _plan(conn, SIMULATION_SQL, "demo", noon - timedelta(days=30), noon,
                                                        "EUR", 500_001),
                 }

@@ -64,6 +64,7 @@ def test_rows_before_the_migration_stay_and_new_rows_land_in_their_month(databas
             await ingest(pool, [Delivery(SUBJECT, e.encode()) for e in before], TENANTS)
             async with pool.acquire() as conn:
                 unpartitioned = await _counts(conn)
+                movements = await conn.fetchval("SELECT max(id) FROM stock_movements")
             applied = await migrate(pool)
             made = await maintain(pool, Retention.for_stream(14))
             await ingest(pool, [Delivery(SUBJECT, e.encode()) for e in (later, far)], TENANTS)
@@ -73,7 +74,9 @@ def test_rows_before_the_migration_stay_and_new_rows_land_in_their_month(databas
                          for table in ("inbox", "sales", "sale_lines", "sale_tenders")}
                 counts = await _counts(conn)
                 kinds = dict(await conn.fetch("SELECT relname, relkind FROM pg_class WHERE relname = ANY($1)",
-                                              ["inbox", "sales", "sale_lines", "sale_tenders"]))
+                                              ["inbox", "sales", "sale_lines", "sale_tenders", "stock_movements"]))
+                ledger = [(str(row[0]), row[1]) for row in await conn.fetch(
+                    "SELECT tableoid::regclass, id FROM stock_movements ORDER BY id")]
             # two years on, the far sale's month is made: it takes the row over from the default partition
             moved = await maintain(pool, Retention.for_stream(14, sales_months=0),
                                    now=now + timedelta(days=800 - 60))
@@ -81,7 +84,7 @@ def test_rows_before_the_migration_stay_and_new_rows_land_in_their_month(databas
                 far_home = await _home(conn, "sales", far.id)
                 default_left = await conn.fetchval("SELECT count(*) FROM sales_default")
                 sale_total = await conn.fetchval("SELECT total_minor FROM sales WHERE event_id = $1", far.id)
-            return {"unpartitioned": unpartitioned, "applied": applied, "made": made, "again": again,
+            return {"unpartitioned": unpartitioned, "movements": movements, "ledger": ledger, "applied": applied, "made": made, "again": again,
                     "homes": homes, "counts": counts, "kinds": kinds, "moved": moved, "far_home": far_home,
                     "default_left": default_left, "sale_total": sale_total}
         finally:
@@ -91,7 +94,10 @@ def test_rows_before_the_migration_stay_and_new_rows_land_in_their_month(databas
     assert got["unpartitioned"] == {"inbox": 3, "sales": 3, "sale_lines": 3, "sale_tenders": 3}
     assert {"ingest/0200_partition_bounds", "ingest/0202_partition_by_month"} <= set(got["applied"])
     assert set(got["kinds"].values()) == {b"p"}, got["kinds"]
-    assert got["made"] == 4 * 2, got["made"]  # the two months from 0200's bound up to three months ahead
+    assert got["made"] == 5 * 2, got["made"]  # the two months from 0200's bound up to three months ahead
+    # the stock ledger: the old movements stay (stock_movements_legacy, written now), ids go on after them
+    assert got["movements"] == 3 and [row[1] for row in got["ledger"]] == [1, 2, 3, 4, 5], got["ledger"]
+    assert {row[0] for row in got["ledger"]} == {"stock_movements_legacy"}
     month = f"{ahead:%Y%m}"
     for table, homes in got["homes"].items():
         assert homes == [f"{table}_legacy", f"{table}_p{month}", f"{table}_default"], (table, homes)
