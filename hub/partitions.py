@@ -123,7 +123,7 @@ def _bound(literal: str) -> datetime:
     try:
         return uuid7_time(uuid.UUID(literal))
     except ValueError:
-        return datetime.fromisoformat(literal)
+        return datetime.fromisoformat(literal).astimezone(UTC)  # written in the session's time zone
 
 
 def _literal(table: str, at: datetime) -> uuid.UUID | datetime:
@@ -179,8 +179,9 @@ async def _make_ahead(conn: asyncpg.Connection, table: str, now: datetime, ahead
         until = next_month(until)
     made = 0
     while month <= until:
-        if await _make(conn, table, month):
-            made += 1
+        if not await _make(conn, table, month):
+            break  # the months after it wait for it (the next month is made from the last one made)
+        made += 1
         month = next_month(month)
     return made
 

@@ -214,3 +214,13 @@ def test_a_concurrent_index_on_a_partitioned_table_is_built_partition_by_partiti
     got = asyncio.run(run())
     assert got["applied"] == got["again"] == ["probe/9001_sales_by_cashier"]
     assert got["valid"] is True and got["leaves"] == got["parts"] > 4, got  # every partition's, the new ones too
+
+
+def test_bounds_read_back_in_any_session_time_zone() -> None:
+    """pg_get_expr writes a timestamptz bound in the session's zone: 1 February UTC is 31 January in New York,
+    and must still read as February's bound (or the hub would make January again, overlapping)."""
+    from hub.partitions import _bound
+
+    assert _bound("2027-01-31 19:00:00-05") == datetime(2027, 2, 1, tzinfo=UTC)
+    assert month_start(_bound("2027-01-31 19:00:00-05")).month == 2
+    assert _bound(str(uuid7_floor(datetime(2027, 2, 1, tzinfo=UTC)))) == datetime(2027, 2, 1, tzinfo=UTC)
