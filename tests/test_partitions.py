@@ -224,3 +224,29 @@ def test_bounds_read_back_in_any_session_time_zone() -> None:
     assert _bound("2027-01-31 19:00:00-05") == datetime(2027, 2, 1, tzinfo=UTC)
     assert month_start(_bound("2027-01-31 19:00:00-05")).month == 2
     assert _bound(str(uuid7_floor(datetime(2027, 2, 1, tzinfo=UTC)))) == datetime(2027, 2, 1, tzinfo=UTC)
+
+
+def test_sales_months_retire_old_sales_and_the_stock_ledger_stays(database_url: str) -> None:
+    a = _month(datetime.now(UTC), 3)
+    old, recent = sale(1, at(a.replace(day=5), 1)), sale(2, at(_month(a, 3).replace(day=5), 2))
+    keep_two_months = Retention.for_stream(14, sales_months=2)
+
+    async def run() -> dict[str, Any]:
+        pool = await create_pool(database_url)
+        try:
+            await migrate(pool)
+            await maintain(pool, keep_two_months, now=a)
+            await ingest(pool, [Delivery(SUBJECT, e.encode()) for e in (old, recent)], TENANTS)
+            retired = await maintain(pool, keep_two_months, now=_month(a, 4).replace(day=2))
+            async with pool.acquire() as conn:
+                return {"retired": retired, "sales": [row[0] for row in await conn.fetch("SELECT event_id FROM sales")],
+                        "lines": await conn.fetchval("SELECT count(*) FROM sale_lines"),
+                        "movements": await conn.fetchval("SELECT count(*) FROM stock_movements"),
+                        "parts": [p.name for p in await partitions(conn, "sales")]}
+        finally:
+            await pool.close()
+
+    got = asyncio.run(run())
+    assert got["sales"] == [recent.id] and got["lines"] == 1, got  # months before two months ago are gone
+    assert f"sales_p{a:%Y%m}" not in got["parts"] and f"sales_p{_month(a, 3):%Y%m}" in got["parts"]
+    assert got["movements"] == 2  # the stock ledger is kept for good
