@@ -166,7 +166,7 @@ async def test_every_console_query_reads_an_index_or_prunes_at_volume(database_u
                     "store's last seq": await _plan(conn, LAST_SQL, "demo", "store-7"),
                     "stock movements": await _plan(conn, MOVEMENTS_SQL, "demo", None, None, False, 51, None, None,
                                                    None),
-                    "a SKU's movements": await _plan(conn, MOVEMENTS_SQL, "demo", None, "COF-7", False, 51, None,
+                    "a SKU's movements": await _plan(conn, MOVEMENTS_SQL, "demo", None, "COF-10", False, 51, None,
                                                      None, None),
                     "flagged movements, next page": await _plan(conn, MOVEMENTS_SQL, "demo", None, None, True, 51,
                                                                 region, ["north"], SALES // 2),
