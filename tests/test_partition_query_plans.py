@@ -8,8 +8,8 @@ planner sees the same tables, sizes and statistics either way). Lines, tenders a
 tenth sale (their reads are lookups by event id: the same plan at any size), the stock ledger one for every fifth.
 
 Size: NOVAPOS_PLAN_SALES, one million by default (make test: about a minute). Ten million
-(NOVAPOS_PLAN_SALES=10000000) passes too, but loading takes 7 to 11 minutes on two cores shared with other work
-(433-643 s measured): run it before a release, not on every commit."""
+(NOVAPOS_PLAN_SALES=10000000) passes too, but loading takes 4 to 11 minutes on two cores shared with other work
+(218-643 s measured): run it before a release, not on every commit."""
 
 from __future__ import annotations
 
