@@ -7,7 +7,7 @@ that month's partition afterwards: no WAL, and each index built once, sorted, by
 planner sees the same tables, sizes and statistics either way). Lines, tenders and the inbox get a row for every
 tenth sale (their reads are lookups by event id: the same plan at any size), the stock ledger one for every fifth.
 
-Size: NOVAPOS_PLAN_SALES, one million by default (make test: about a minute). Ten million
+Size: NOVAPOS_PLAN_SALES, one million by default (make test: 26 s quiet, up to 95 s on busy cores). Ten million
 (NOVAPOS_PLAN_SALES=10000000) passes too, but loading takes 4 to 11 minutes on two cores shared with other work
 (218-643 s measured): run it before a release, not on every commit."""
 
