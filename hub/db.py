@@ -12,7 +12,9 @@ up, the migration rolled back and tried again after a pause, so a long transacti
 costs ingest a moment per attempt instead of a queue behind it for as long as it lasts. A migration
 whose first line is `-- migration: no-transaction` runs statement by statement outside a transaction
 (CREATE INDEX CONCURRENTLY), and is recorded once all of them have run; its statements are written
-to be run again (IF NOT EXISTS), and an index its failed attempt left invalid is dropped first.
+to be run again (IF NOT EXISTS), and an index its failed attempt left invalid is dropped first. On a partitioned
+table (hub.partitions), which PostgreSQL refuses to index concurrently, such a statement builds each partition's
+index concurrently and attaches it to the table's own (ON ONLY), so migrations index sales as they always did.
 """
 
 from __future__ import annotations
@@ -167,20 +169,60 @@ async def _apply_statements(conn: asyncpg.Connection, migration: Migration, sql:
     others, so it waits for older transactions as long as they last; every other statement gets lock_timeout."""
     parts = statements(sql)
     for index in {match.group(1).strip('"') for part in parts if (match := _CONCURRENT_INDEX.match(part.text))}:
-        if await conn.fetchval("SELECT NOT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)", index):
-            log.warning("dropping index %s left invalid by an interrupted build, to build it again", index)
-            await conn.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{index}"')
+        await _drop_invalid(conn, index)
     try:
         for number, part in enumerate(parts, 1):
             concurrent = " CONCURRENTLY " in f" {part.text.upper()} "
             await conn.execute(f"SET lock_timeout = {0 if concurrent else round(lock_timeout_s * 1000)}")
             started = time.monotonic()
-            await conn.execute(part.sql)
+            if not await _partitioned_index(conn, part.sql, lock_timeout_s):
+                await conn.execute(part.sql)
             log.info("migration %s/%s: statement %d of %d done in %.1f s (line %d)", migration.domain, migration.name,
                      number, len(parts), time.monotonic() - started, part.line)
         await _record(conn, migration)
     finally:
         await conn.execute("RESET lock_timeout")
+
+
+async def _drop_invalid(conn: asyncpg.Connection, index: str) -> None:
+    """Drop `index` if an interrupted concurrent build left it invalid (a partitioned table's own index is invalid
+    until every partition's is attached: that one is completed instead, by _partitioned_index)."""
+    if await conn.fetchval("SELECT NOT x.indisvalid FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid"
+                           " WHERE x.indexrelid = to_regclass($1) AND c.relkind = 'i'", index):
+        log.warning("dropping index %s left invalid by an interrupted build, to build it again", index)
+        await conn.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{index}"')
+
+
+_INDEX_ON = re.compile(r"(CREATE\s+(?:UNIQUE\s+)?INDEX)\s+CONCURRENTLY\s+IF\s+NOT\s+EXISTS\s+(\"[^\"]+\"|\w+)\s+ON\s+"
+                       r"(?:ONLY\s+)?(\"[^\"]+\"|[\w.]+)\s+(.*)", re.IGNORECASE | re.DOTALL)
+
+
+async def _partitioned_index(conn: asyncpg.Connection, sql: str, lock_timeout_s: float) -> bool:
+    """CREATE INDEX CONCURRENTLY on a partitioned table (hub.partitions), which PostgreSQL refuses, done as it allows:
+    the table's own index (ON ONLY: no build, a moment's lock), each partition's built concurrently and attached;
+    the table's index turns valid with the last. Returns False (nothing done) for any other statement. Every step
+    can run again: a partition whose index is attached already is skipped."""
+    match = _INDEX_ON.match(sql)
+    if not match or not await conn.fetchval(
+            "SELECT relkind = 'p' FROM pg_class WHERE oid = to_regclass($1)", match.group(3)):
+        return False
+    create, name, table, rest = match.group(1), match.group(2).strip('"'), match.group(3), match.group(4)
+    await conn.execute(f"SET lock_timeout = {round(lock_timeout_s * 1000)}")
+    await conn.execute(f'{create} IF NOT EXISTS "{name}" ON ONLY {table} {rest}')
+    for partition in await conn.fetch(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent ="
+            " to_regclass($1) AND NOT EXISTS (SELECT FROM pg_inherits a JOIN pg_index x ON x.indexrelid = a.inhrelid"
+            " WHERE a.inhparent = to_regclass($2) AND x.indrelid = c.oid) ORDER BY c.relname", table, name):
+        child = f"{partition['relname']}_{name}"[:63]
+        await _drop_invalid(conn, child)
+        await conn.execute("SET lock_timeout = 0")
+        started = time.monotonic()
+        await conn.execute(f'{create} CONCURRENTLY IF NOT EXISTS "{child}" ON "{partition["relname"]}" {rest}')
+        await conn.execute(f"SET lock_timeout = {round(lock_timeout_s * 1000)}")
+        await conn.execute(f'ALTER INDEX "{name}" ATTACH PARTITION "{child}"')
+        log.info("index %s: partition %s indexed concurrently in %.1f s", name, partition["relname"],
+                 time.monotonic() - started)
+    return True
 
 
 async def _record(conn: asyncpg.Connection, migration: Migration) -> None:

@@ -31,14 +31,16 @@ async def past_sales(database_url: str, store: str, count: int, *, quantity: int
     """`count` sales of `quantity` x `sku` at UNIT each at `store`, `days_ago` days ago."""
     at = datetime.now(UTC) - timedelta(days=days_ago)
     for index in range(count):
-        event = uuid.uuid4()
+        sold = at + timedelta(seconds=index)  # its id a UUIDv7 of its time, as a till makes it (hub.partitions)
+        event = uuid.UUID(int=(int(sold.timestamp() * 1000) << 80) | (0x7 << 76) | (0b10 << 62)
+                          | (uuid.uuid4().int & ((1 << 62) - 1)))
         total = UNIT * quantity
         await query(database_url, "INSERT INTO inbox (event_id, tenant, store, seq, type) VALUES"
                                   " ($1, 'demo', $2, $3, 'sale.completed')", event, store, index + 1)
         await query(database_url,
                     "INSERT INTO sales (event_id, tenant, store, seq, till, session, cashier, currency, total_minor,"
                     " tendered_minor, change_minor, completed_at) VALUES ($1, 'demo', $2, $3, 'till-1', 's1',"
-                    " 'bob', 'EUR', $4, $4, 0, $5)", event, store, index + 1, total, at + timedelta(seconds=index))
+                    " 'bob', 'EUR', $4, $4, 0, $5)", event, store, index + 1, total, sold)
         await query(database_url,
                     "INSERT INTO sale_lines (event_id, line_no, line_id, sku, name, quantity, unit_price_minor,"
                     " list_price_minor, amount_minor) VALUES ($1, 1, 'l1', $2, 'Coffee', $3, $4, $4, $5)",

@@ -67,13 +67,15 @@ async def stream_last(link: NatsLink, tenant: str, store: str) -> int:
     return seq
 
 
+HOLDS_SQL = ("SELECT seq, event_id::text AS id, type FROM inbox WHERE tenant = $1 AND store = $2 AND seq > $3"
+             " ORDER BY seq, event_id LIMIT $4")
+LAST_SQL = "SELECT coalesce(max(seq), 0) FROM inbox WHERE tenant = $1 AND store = $2"
+
+
 async def holds(pool: asyncpg.Pool, tenant: str, store: str, after: int, in_stream: int = 0) -> HubHolds:
     async with pool.acquire() as conn:
-        rows = await conn.fetch(
-            "SELECT seq, event_id::text AS id, type FROM inbox WHERE tenant = $1 AND store = $2 AND seq > $3"
-            " ORDER BY seq, event_id LIMIT $4", tenant, store, after, MAX_EVENTS + 1)
-        last = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM inbox WHERE tenant = $1 AND store = $2",
-                                   tenant, store)
+        rows = await conn.fetch(HOLDS_SQL, tenant, store, after, MAX_EVENTS + 1)
+        last = await conn.fetchval(LAST_SQL, tenant, store)
         letters = await conn.fetch(
             "SELECT coalesce(event_id::text, '') AS event_id, substring(payload FROM 1 FOR $4) AS head"
             " FROM dead_letters WHERE tenant = $1 AND store = $2 ORDER BY id DESC LIMIT $3",

@@ -15,8 +15,11 @@ schedule covered the whole period (its days and hours still apply), as if every 
 qualifying tier, and as if a coupon of it were presented at every sale (a code_only promotion). A person approving
 it sees the most it could have cost, never less.
 
-Reading is one query on the asyncio seam; evaluating runs in a worker thread (pure Python, seconds for a large
-tenant: it must not hold up the seam), logging its progress every PROGRESS_EVERY sales.
+Reading is one query on the asyncio seam, which reads only the months of sales the period spans (sales are
+partitioned by the month of their event id, a UUIDv7 made by the till as it completes the sale: the id's time is
+the sale's, so the period's ids are looked for within a day of it; a sale whose id says otherwise by more, a till
+clock changed in between, is left out of the prediction); evaluating runs in a worker thread (pure Python,
+seconds for a large tenant: it must not hold up the seam), logging its progress every PROGRESS_EVERY sales.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ SELECT s.store, coalesce(st.region, '') AS region, (extract(epoch FROM s.complet
        array_agg(l.quantity ORDER BY l.line_no) AS quantities,
        array_agg(l.override_reason IS NOT NULL ORDER BY l.line_no) AS overridden
 FROM (SELECT * FROM sales WHERE tenant = $1 AND completed_at >= $2 AND completed_at < $3 AND currency = $4
+        AND event_id >= uuid7_floor($2 - interval '1 day') AND event_id < uuid7_floor($3 + interval '1 day')
       ORDER BY completed_at DESC LIMIT $5) s
 LEFT JOIN stores st ON (st.tenant, st.store) = (s.tenant, s.store)
 JOIN sale_lines l ON l.event_id = s.event_id

@@ -49,6 +49,7 @@ SETTINGS: Settings = {
     "telemetry": TELEMETRY_KEYS,
     "tls": TLS_KEYS,
     "leaf": frozenset({"stores", "check_every_s"}),
+    "retention": frozenset({"inbox_days", "sales_months", "ahead_months"}),
 }
 """Every setting the hub reads, by table: a mistyped one is refused, not silently ignored."""
 
@@ -83,6 +84,21 @@ class ConsoleSettings:
     @property
     def lock_for(self) -> timedelta:
         return timedelta(minutes=self.lock_for_minutes)
+
+
+INBOX_MARGIN_DAYS = 7
+"""The least the inbox's history outlasts the events stream's max age by: an event the stream can still redeliver
+(a hub stopped for days, a consumer reset) must still be found in the inbox and skipped."""
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """[retention] (hub.partitions): months of the inbox older than `inbox_days` are retired (0: the stream's max age
+    plus a month), months of sales, lines and tenders older than `sales_months` (0: kept for good); months are made
+    `ahead_months` ahead."""
+    inbox_days: int = 0
+    sales_months: int = 0
+    ahead_months: int = 3
 
 
 @dataclass(frozen=True)
@@ -161,6 +177,7 @@ class HubConfig:
     logs in as a leaf node, and the events stream sources their local stream (hub.ingest.leaf_sources)."""
     leaf_check_every_s: int = 15
     """[leaf] check_every_s: how often the hub checks the leaf stores' sources, restarting stalled ones."""
+    retention: RetentionSettings = RetentionSettings()
 
     def check_runnable(self) -> None:
         if not self.nats_url or not self.database_url:
@@ -230,6 +247,7 @@ def load_hub(path: Path) -> HubConfig:
             telemetry=load_telemetry(sections["telemetry"], str(path)),
             leaf_stores=_leaf_stores(str(path), sections["leaf"].get("stores", [])),
             leaf_check_every_s=whole("leaf", "check_every_s", HubConfig.leaf_check_every_s, 1, 3600),
+            retention=_retention(str(path), whole),
         )
     except validators.Invalid as exc:
         raise ConfigError(str(exc)) from None
@@ -247,6 +265,17 @@ def _leaf_stores(where: str, value: object) -> tuple[tuple[str, str], ...]:
         stores.append((validators.token(f"{where}: [leaf] stores tenant", tenant),
                        validators.token(f"{where}: [leaf] stores store", store)))
     return tuple(sorted(set(stores)))
+def _retention(where: str, whole: Callable[[str, str, int, int, int], int]) -> RetentionSettings:
+    max_age_days = whole("stream", "max_age_days", StreamLimits.max_age_days, 1, 3650)
+    least = max_age_days + INBOX_MARGIN_DAYS
+    inbox_days = whole("retention", "inbox_days", RetentionSettings.inbox_days, 0, 36500)
+    if inbox_days and inbox_days < least:
+        raise validators.Invalid(f"{where}: [retention] inbox_days",
+                                 f"must be at least [stream] max_age_days ({max_age_days}) + {INBOX_MARGIN_DAYS} = "
+                                 f"{least}, or 0 for the stream's max age plus a month: the inbox must remember every "
+                                 "event the stream can still redeliver, or a replay applies it twice")
+    return RetentionSettings(inbox_days, whole("retention", "sales_months", RetentionSettings.sales_months, 0, 1200),
+                             whole("retention", "ahead_months", RetentionSettings.ahead_months, 1, 24))
 
 
 def _payments(where: str, table: dict[str, object], whole: Callable[[str, str, int, int, int], int]) -> PaymentSettings:
