@@ -1,6 +1,6 @@
 """Fleet benchmark: how many store reports one hub keeps up with, and what the fleet page costs at a day of history.
 
-    python -m bench.fleet [--stores 1000] [--reports 20000]
+    python -m bench.fleet_reports [--stores 1000] [--reports 20000]
 
 Real parts: embedded PostgreSQL and the hub's own code (hub.fleet). Figures:
 
