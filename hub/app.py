@@ -55,9 +55,13 @@ class RunningHub:
 
 
 def where(url: str) -> str:
-    """host:port of a server URL, without the credentials it may carry, for logs and /healthz."""
-    parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port}" if parts.port else f"{parts.hostname}"
+    """host:port of a server URL (of each, for a NATS cluster's comma-separated list), without the credentials
+    it may carry, for logs and /healthz."""
+    shown = []
+    for one in url.split(","):
+        parts = urlsplit(one.strip())
+        shown.append(f"{parts.hostname}:{parts.port}" if parts.port else f"{parts.hostname}")
+    return ",".join(shown)
 
 
 async def _prepare_database(url: str) -> asyncpg.Pool:

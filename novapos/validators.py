@@ -15,6 +15,7 @@ import re
 import unicodedata
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 MAX_BIGINT = 2**63 - 1
 """What a PostgreSQL bigint holds: sequence numbers, catalog versions."""
@@ -126,6 +127,41 @@ def integer(where: str, value: Any, minimum: int, maximum: int) -> int:
     if not minimum <= value <= maximum:
         raise Invalid(where, f"must be from {minimum} to {maximum}, got {_short_number(value)}")
     return value
+
+
+MAX_NATS_SERVERS = 16
+"""Most servers one [nats] url lists: the seeds of a cluster (clients learn the other members from them)."""
+
+
+def nats_servers(where: str, value: Any) -> list[str]:
+    """The servers of a NATS url: one, or several separated by commas (the members of a cluster), each
+    nats://host[:port] or tls://host[:port], all with the same scheme (a cluster is TLS or not), none twice.
+    A refused entry is shown without the user and password it may carry."""
+    servers = [one.strip() for one in text(where, value, max_length=2000).split(",")]
+    if len(servers) > MAX_NATS_SERVERS:
+        raise Invalid(where, f"must list at most {MAX_NATS_SERVERS} servers, got {len(servers)}")
+    seen: set[tuple[str, int]] = set()
+    for server in servers:
+        if not server:
+            raise Invalid(where, "has an empty entry: separate servers with one comma, as in "
+                                 "tls://10.0.0.1:4222,tls://10.0.0.2:4222")
+        parts = urlsplit(server)
+        scheme, _, rest = server.rpartition("://")
+        shown = f"{scheme}://{rest.rpartition('@')[2]}" if scheme else server.rpartition("@")[2]
+        try:
+            port = 4222 if parts.port is None else parts.port
+        except ValueError:
+            port = 0
+        if port == 0:
+            raise Invalid(where, f"has a server whose port is not a number from 1 to 65535: {shown}")
+        if parts.scheme.lower() not in ("nats", "tls") or not parts.hostname or parts.path not in ("", "/"):
+            raise Invalid(where, f"must list servers as nats://host:port or tls://host:port, got {shown}")
+        if parts.scheme.lower() != urlsplit(servers[0]).scheme.lower():
+            raise Invalid(where, "mixes tls:// and nats:// servers: the members of one cluster are all TLS or none")
+        if (parts.hostname, port) in seen:
+            raise Invalid(where, f"lists {parts.hostname}:{port} twice")
+        seen.add((parts.hostname, port))
+    return servers
 
 
 def boolean(where: str, value: Any) -> bool:

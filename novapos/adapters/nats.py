@@ -20,7 +20,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DiscardPolicy, StorageType, StreamConfig
 
-from novapos import logs, tracing
+from novapos import logs, tracing, validators
 from novapos.config.hub import StreamLimits
 from novapos.config.reading import too_open
 from novapos.tls import EXPIRY
@@ -101,6 +101,12 @@ class Published:
     refused: bool = False
 
 
+def server_urls(url: str) -> list[str]:
+    """The servers a NATS url names: one, or the members of a cluster separated by commas (checked:
+    novapos.validators.nats_servers). A link connects to any of them and moves to another when it loses one."""
+    return validators.nats_servers("the NATS url", url)
+
+
 def store_inbox_prefix(tenant: str, store: str) -> str:
     """The inbox prefix a store's link connects with: the only subjects its NATS user may subscribe to are
     under it (hub.tenancy.nats_auth), so no store receives another's replies or deliveries."""
@@ -160,8 +166,9 @@ class NatsLink:
                  inbox_prefix: str | None = None, tls: ssl.SSLContext | None = None,
                  require_tls: bool = False) -> None:
         self.url = url
+        self.servers = server_urls(url)
         self.tls = tls
-        self.require_tls = require_tls or url.lower().startswith("tls://")
+        self.require_tls = require_tls or self.servers[0].lower().startswith("tls://")
         self.name = name
         self.credentials = credentials
         self.inbox_prefix = inbox_prefix
@@ -171,6 +178,13 @@ class NatsLink:
         self._closing = False
         self._last_error: str | None = None  # why the last connection attempt failed, for the caller's log
         self._stripped_logged = False
+
+    @property
+    def server(self) -> str:
+        """The server this link is connected to (of the several a cluster's url lists), as a log may show it;
+        the whole list while it is not connected."""
+        current = self._client.connected_url if self._client is not None else None
+        return logs.address(current.geturl() if current is not None else self.url)
 
     @property
     def connected(self) -> bool:
@@ -203,7 +217,7 @@ class NatsLink:
             options.update(name=self.name, connect_timeout=timeout, allow_reconnect=True,  # its hints say int: floats work
                            max_reconnect_attempts=-1, reconnect_time_wait=0.5, error_cb=self._on_error,
                            disconnected_cb=self._on_disconnected, reconnected_cb=self._on_reconnected)
-            await asyncio.wait_for(client.connect(self.url, **options), timeout)
+            await asyncio.wait_for(client.connect(self.servers, **options), timeout)
             self._client = client
         except (TimeoutError, OSError, nats.errors.Error) as exc:
             if isinstance(exc, nats.errors.AuthorizationError) or "authorization violation" in str(exc).lower():
@@ -215,7 +229,7 @@ class NatsLink:
         if self.refusal is not None and self.refusal.kind == "refused":
             log.info("NATS accepts this box's credentials again")
             self.refusal = None
-        log.info("connected to NATS at %s as %s", logs.address(self.url), self.name)
+        log.info("connected to NATS at %s as %s", self.server, self.name)
 
     def _refused(self, refusal: Refusal) -> None:
         """Remember the refusal; log it once per kind (a hammering retry must not flood the log)."""
@@ -243,7 +257,7 @@ class NatsLink:
         log.info("lost the connection to NATS at %s; reconnecting in the background", logs.address(self.url))
 
     async def _on_reconnected(self) -> None:
-        log.info("reconnected to NATS at %s", logs.address(self.url))
+        log.info("reconnected to NATS at %s", self.server)
         self._stripped_logged = False
         if self._client is not None:
             _record_server_expiry(self._client)

@@ -19,12 +19,12 @@ from novapos.config.reading import (
     check_credentials_file,
     check_tls,
     credentials_setting,
+    nats_url_setting,
     path_setting,
     read_toml,
     secret_url_setting,
     tables,
     token_list,
-    url_setting,
 )
 from novapos.config.telemetry import KEYS as TELEMETRY_KEYS
 from novapos.config.telemetry import TelemetrySettings, load_telemetry
@@ -179,7 +179,7 @@ def load_hub(path: Path) -> HubConfig:
             tenants=token_list(str(path), data.get("tenants", ["demo"]), "tenants", '"demo"'),
             http_host=validators.text(f"{path}: [http] host", http.get("host", "127.0.0.1")),
             http_port=validators.integer(f"{path}: [http] port", http.get("port", 8700), 0, 65535),
-            nats_url=url_setting(nats, "NOVAPOS_NATS_URL", f"{path}: [nats] url"),
+            nats_url=nats_url_setting(nats, f"{path}: [nats] url"),
             nats_credentials=credentials_setting(nats, f"{path}: [nats] credentials"),
             nats_authorization=optional_path("authorization"),
             nats_pid_file=optional_path("pid_file"),

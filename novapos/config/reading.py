@@ -67,6 +67,13 @@ def url_setting(section: dict[str, Any], env: str, where: str) -> str:
     return "" if url == "" else validators.text(where, url, max_length=2000)
 
 
+def nats_url_setting(section: dict[str, Any], where: str) -> str:
+    """[nats] url (or NOVAPOS_NATS_URL): one server, or the members of a cluster separated by commas, each
+    checked (validators.nats_servers); the client connects to one and moves to another when it is lost."""
+    url = url_setting(section, "NOVAPOS_NATS_URL", where)
+    return "" if url == "" else ",".join(validators.nats_servers(where, url))
+
+
 CREDENTIALS_DIRECTORY = "${CREDENTIALS_DIRECTORY}"
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
 _BARE_VARIABLE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")

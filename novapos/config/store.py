@@ -25,11 +25,11 @@ from novapos.config.reading import (
     check_credentials_file,
     check_tls,
     credentials_setting,
+    nats_url_setting,
     path_setting,
     read_toml,
     tables,
     token_list,
-    url_setting,
 )
 from novapos.config.receipt import KEYS as RECEIPT_KEYS
 from novapos.config.receipt import ReceiptSettings, load_receipt
@@ -141,7 +141,7 @@ def load_store(path: Path) -> StoreConfig:
         tills = token_list(where, data.get("tills", ["till-1"]), "tills", '"till-1", "till-2"')
         http_host = validators.text(f"{where}: [http] host", http.get("host", "127.0.0.1"), max_length=255)
         port = validators.integer(f"{where}: [http] port", http.get("port", 8600), 0, 65535)
-        nats_url = url_setting(nats, "NOVAPOS_NATS_URL", f"{where}: [nats] url")
+        nats_url = nats_url_setting(nats, f"{where}: [nats] url")
         nats_credentials = credentials_setting(nats, f"{where}: [nats] credentials")
         health_interval = validators.integer(f"{where}: [health] report_interval_s",
                                              health.get("report_interval_s", 5), 1, 3600)

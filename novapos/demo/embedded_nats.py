@@ -18,6 +18,7 @@ import socket
 import ssl
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
@@ -28,7 +29,18 @@ from novapos.demo.processes import EmbeddedServer, ManagedProcess, free_port
 from novapos.local_ca import ensure_ca, ensure_issued
 from novapos.tls import Certificates, TlsSettings
 
-SERVER_CERT, CLIENT_CERT = "nats-server", "nats-client"
+SERVER_CERT, CLIENT_CERT, ROUTE_CERT = "nats-server", "nats-client", "nats-route"
+
+
+@dataclass(frozen=True)
+class ClusterPlace:
+    """A server's place in a NATS cluster (novapos.demo.embedded_cluster): the cluster's name, this server's own
+    name (unique: JetStream's peers are known by it), the loopback port it takes routes on, and the route URLs of
+    every member, its own included (a server skips a route to itself)."""
+    cluster: str
+    server_name: str
+    route_port: int
+    routes: tuple[str, ...]
 
 
 def nats_server_binary() -> str:
@@ -42,6 +54,21 @@ def nats_server_binary() -> str:
     return found
 
 
+def write_test_authorization(state_dir: Path, stores: Sequence[tuple[str, str]]) -> tuple[Path, Path]:
+    """An authorization file with a fresh hub user and one user per (tenant, store), their seeds under
+    `state_dir`/credentials: (the authorization file, the hub's seed file)."""
+    folder = state_dir / "credentials"
+    hub_seed = new_seed()
+    write_seed(folder / "hub.seed", hub_seed)
+    users = []
+    for tenant, store in stores:
+        seed = new_seed()
+        write_seed(folder / f"{tenant}.{store}.seed", seed)
+        users.append(StoreUser(tenant, store, public_key(seed)))
+    write_atomically(state_dir / "authorization.conf", authorization(public_key(hub_seed), users))
+    return state_dir / "authorization.conf", folder / "hub.seed"
+
+
 class EmbeddedNats(EmbeddedServer):
     """A nats-server child with JetStream storing under `state_dir`; restartable on the same port and data.
 
@@ -53,8 +80,10 @@ class EmbeddedNats(EmbeddedServer):
 
     def __init__(self, state_dir: Path, *, port: int | None = None, host: str = "127.0.0.1",
                  authorization: Path | None = None, hub_credentials: Path | None = None,
-                 tls: bool = True, verify_clients: bool = False, ca_dir: Path | None = None) -> None:
+                 tls: bool = True, verify_clients: bool = False, ca_dir: Path | None = None,
+                 cluster: ClusterPlace | None = None) -> None:
         self.host = host
+        self.cluster = cluster
         self.port = port or free_port(host)
         self.state_dir = state_dir
         self.authorization = authorization
@@ -74,18 +103,9 @@ class EmbeddedNats(EmbeddedServer):
         """A server whose authorization has a fresh hub user and one user per (tenant, store), their seeds
         under `state_dir`/credentials (store_credentials() finds them): for tests and benchmarks, which
         need no database of stores. The demo provisions through the hub's records instead."""
-        folder = state_dir / "credentials"
-        hub_seed = new_seed()
-        write_seed(folder / "hub.seed", hub_seed)
-        users = []
-        for tenant, store in stores:
-            seed = new_seed()
-            write_seed(folder / f"{tenant}.{store}.seed", seed)
-            users.append(StoreUser(tenant, store, public_key(seed)))
-        write_atomically(state_dir / "authorization.conf", authorization(public_key(hub_seed), users))
-        return cls(state_dir / "server", authorization=state_dir / "authorization.conf",
-                   hub_credentials=folder / "hub.seed", port=port, tls=tls, verify_clients=verify_clients,
-                   ca_dir=state_dir / "tls")
+        rules, hub_seed = write_test_authorization(state_dir, stores)
+        return cls(state_dir / "server", authorization=rules, hub_credentials=hub_seed, port=port, tls=tls,
+                   verify_clients=verify_clients, ca_dir=state_dir / "tls")
 
     def store_credentials(self, tenant: str, store: str) -> Path:
         """The seed file of a store user made by authorized()."""
@@ -96,7 +116,8 @@ class EmbeddedNats(EmbeddedServer):
         return f"{'tls' if self.tls else 'nats'}://{self.host}:{self.port}"
 
     def _config(self) -> str:
-        lines = [f"listen: {json.dumps(f'{self.host}:{self.port}')}", 'server_name: "novapos-embedded"',
+        name = "novapos-embedded" if self.cluster is None else self.cluster.server_name
+        lines = [f"listen: {json.dumps(f'{self.host}:{self.port}')}", f"server_name: {json.dumps(name)}",
                  f"pid_file: {json.dumps(str(self.pid_file))}",
                  f"jetstream {{ store_dir: {json.dumps(str(self.state_dir / 'jetstream'))} }}"]
         if self.tls:
@@ -106,9 +127,24 @@ class EmbeddedNats(EmbeddedServer):
             lines.append(f"tls {{ cert_file: {json.dumps(str(served.cert_file))}, "
                          f"key_file: {json.dumps(str(served.key_file))}, ca_file: {json.dumps(str(ca.cert_file))}, "
                          f"verify: {json.dumps(self.verify_clients)}, timeout: 5 }}")
+        if self.cluster is not None:
+            lines.append(self._cluster_block(self.cluster))
         if self.authorization is not None:  # include paths are relative to the including file
             lines.append(f"include {json.dumps(os.path.relpath(self.authorization, self.state_dir))}")
         return "\n".join(lines) + "\n"
+
+    def _cluster_block(self, place: ClusterPlace) -> str:
+        """Routes on loopback, TLS on them when the clients have it: both ends of a route verify each other's
+        certificate (a route is mutual TLS), so the route certificate is a server's and a client's."""
+        block = [f"name: {json.dumps(place.cluster)}", f"listen: {json.dumps(f'{self.host}:{place.route_port}')}",
+                 f"routes: {json.dumps(list(place.routes))}"]
+        if self.tls:
+            ca = ensure_ca(self.ca_dir)
+            route = ensure_issued(self.ca_dir, ROUTE_CERT, sorted({self.host, "127.0.0.1", "localhost"}), client=True)
+            block.append(f"tls {{ cert_file: {json.dumps(str(route.cert_file))}, "
+                         f"key_file: {json.dumps(str(route.key_file))}, ca_file: {json.dumps(str(ca.cert_file))}, "
+                         f"timeout: 5 }}")
+        return "cluster {\n  " + "\n  ".join(block) + "\n}"
 
     def start(self, timeout: float = 20.0) -> Self:
         self.state_dir.mkdir(parents=True, exist_ok=True)
