@@ -239,7 +239,7 @@ async def fleet_run(folder: Path, postgres: EmbeddedPostgres, stores: int, optio
     server: EmbeddedNats | EmbeddedNatsCluster = (
         EmbeddedNatsCluster.authorized(folder / "nats", spec.store_ids()) if kill
         else EmbeddedNats.authorized(folder / "nats", spec.store_ids()))
-    server.start()
+    await asyncio.to_thread(server.start)  # the cluster waits for JetStream with asyncio.run: not on this loop
     state = Path(tempfile.mkdtemp(prefix="novapos-bench-fleet-", dir=options.state_dir))
     try:
         url = await fresh_database(postgres, f"fleet_{stores}{'_killed' if kill else ''}", spec)
@@ -260,7 +260,7 @@ async def fleet_run(folder: Path, postgres: EmbeddedPostgres, stores: int, optio
             since, warm = shown.since, min(10.0, options.duration / 6)
             await asyncio.sleep(max(0.0, since + warm - time.time()))
             cpu_then = cpu_by_role()
-            if kill:
+            if isinstance(server, EmbeddedNatsCluster):
                 await asyncio.sleep(max(0.0, since + options.duration / 2 - time.time()))
                 progress(f"{label} killing the events stream's leader, {await kill_stream_leader(server)}")
             await asyncio.sleep(max(0.0, since + options.duration * 2 / 3 - time.time()))
