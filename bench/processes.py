@@ -41,24 +41,29 @@ def _processes() -> dict[int, tuple[int, float, list[str]]]:
     return found
 
 
-def cpu_by_role() -> dict[str, float]:
-    """CPU seconds (user and system) used so far by this process and each live descendant, summed by role."""
+def cpu_by_process() -> dict[int, tuple[str, float]]:
+    """pid -> (role, CPU seconds used so far, user and system) of this process and each live descendant."""
     processes = _processes()
     children: dict[int, list[int]] = {}
     for pid, (parent, _, _) in processes.items():
         children.setdefault(parent, []).append(pid)
-    totals: dict[str, float] = {}
+    found = {}
     pending = [os.getpid()]
     while pending:
         pid = pending.pop()
         if pid in processes:
             _, cpu, argv = processes[pid]
-            role = _role(pid, argv)
-            totals[role] = totals.get(role, 0.0) + cpu
+            found[pid] = (_role(pid, argv), cpu)
         pending.extend(children.get(pid, ()))
-    return totals
+    return found
 
 
-def cpu_share(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
-    """Cores each role kept busy between two readings `seconds` apart (1.0: one core all the time)."""
-    return {role: round((after[role] - before.get(role, 0.0)) / seconds, 2) for role in sorted(after)}
+def cpu_share(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]],
+              seconds: float) -> dict[str, float]:
+    """Cores each role kept busy between two readings `seconds` apart (1.0: one core all the time): what each
+    process alive at the second used since the first (or since it started); a process gone meanwhile (killed)
+    counts for nothing."""
+    used: dict[str, float] = {}
+    for pid, (role, cpu) in after.items():
+        used[role] = used.get(role, 0.0) + cpu - (before[pid][1] if pid in before else 0.0)
+    return {role: round(used[role] / seconds, 2) for role in sorted(used)}
