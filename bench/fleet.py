@@ -21,6 +21,8 @@ the events stream replicated three times for the kill), `novapos hub` child proc
   fleet_floor_ratio (fleet_events_per_s / raw_ingest_floor_events_per_s) are at max_stores; `runs` has every size.
 - cpu_cores_*: cores each part kept busy over a run's window (bench.processes: nats, postgresql, hub, sim and
   this process), at max_stores and at the first size that failed: `limited_by` names the busiest.
+  hub_host_cores_per_1000_stores: what the hub host's own parts (hub, NATS, PostgreSQL) used at the largest size
+  tried, per thousand stores: the simulated stores share this machine, a chain's stores do not.
 - price_change_p50_s / p99_s: mid-run at max_stores, one price set on the hub's database as the console does
   (hub.catalog.service.set_price, its commit's wall time) until each store's catalog sync applied that version;
   price_change_stores: how many did within the run.
@@ -66,6 +68,8 @@ from novapos.wire.catalog import catalog_stream, version_subject
 from novapos.wire.subjects import EVENTS_STREAM
 
 LAG_BOUND_S = 1.0
+HUB_HOST = ("hub", "nats", "postgresql")
+"""The parts of bench.processes' roles that run on a hub host."""
 LADDER = (250, 500, 1000, 1500, 2000, 3000)
 DRAIN_S = 120.0
 """How long after selling every outbox may take to empty and PostgreSQL to hold every acknowledged sale
@@ -98,6 +102,12 @@ class Run:
     price_change_s: list[float] = field(default_factory=list)
 
     @property
+    def hub_host_cores(self) -> float:
+        """Cores the hub host's own parts kept busy (hub processes, NATS, PostgreSQL): not the simulated stores,
+        which in a chain are each a box of their own."""
+        return round(sum(self.cores.get(role, 0.0) for role in HUB_HOST), 2)
+
+    @property
     def passed(self) -> bool:
         return self.lag_p99_s < LAG_BOUND_S and self.drained and self.lost == 0 and self.doubled == 0
 
@@ -105,7 +115,7 @@ class Run:
         return {"stores": self.stores, "ingest_lag_p50_s": self.lag_p50_s, "ingest_lag_p99_s": self.lag_p99_s,
                 "events_per_s": self.events_per_s, "lost": self.lost, "doubled": self.doubled,
                 "drained": self.drained, "price_change": self.price_change(), "cpu_cores": self.cores,
-                "passed": self.passed}
+                "hub_host_cores": self.hub_host_cores, "passed": self.passed}
 
     def price_change(self) -> dict[str, float]:
         """p50_s, p99_s of the price change's way to the stores, and how many stores it reached."""
@@ -238,9 +248,9 @@ async def fleet_run(folder: Path, postgres: EmbeddedPostgres, stores: int, optio
     server: EmbeddedNats | EmbeddedNatsCluster = (
         EmbeddedNatsCluster.authorized(folder / "nats", spec.store_ids()) if kill
         else EmbeddedNats.authorized(folder / "nats", spec.store_ids()))
-    await asyncio.to_thread(server.start)  # the cluster waits for JetStream with asyncio.run: not on this loop
     state = Path(tempfile.mkdtemp(prefix="novapos-bench-fleet-", dir=options.state_dir))
     try:
+        await asyncio.to_thread(server.start)  # the cluster waits for JetStream with asyncio.run: not on this loop
         url = await fresh_database(postgres, f"fleet_{stores}{'_killed' if kill else ''}", spec)
         settings = "[stream]\nreplicas = 3\n" if kill else ""
         hubs = []
@@ -302,6 +312,7 @@ async def main(options: argparse.Namespace) -> dict[str, Any]:
             passing = [run for run in runs if run.passed]
             best = passing[-1] if passing else runs[0]
             failed = runs[-1] if not runs[-1].passed else None
+            last = runs[-1]
             killed = await fleet_run(folder / "killed", postgres, options.kill_stores or best.stores, options,
                                      kill=True)
     price, killed_price = best.price_change(), killed.price_change()
@@ -313,6 +324,7 @@ async def main(options: argparse.Namespace) -> dict[str, Any]:
         "price_change_stores": price["stores"], "cpu_cores_at_max_stores": best.cores,
         "cpu_cores_at_first_failure": failed.cores if failed else {},
         "limited_by": busiest(failed.cores if failed else best.cores),
+        "hub_host_cores_per_1000_stores": round(last.hub_host_cores / last.stores * 1000, 2),
         "node_killed_stores": killed.stores, "node_killed_ingest_lag_p50_s": killed.lag_p50_s,
         "node_killed_ingest_lag_p99_s": killed.lag_p99_s, "node_killed_lost": killed.lost,
         "node_killed_doubled": killed.doubled, "node_killed_drained": killed.drained,
