@@ -2,7 +2,7 @@
 p99 under a second, beside the raw ingest floor of the same machine in the same run; how long a price change takes
 to reach every store; and the same fleet with one NATS node of three killed mid-run.
 
-    python -m bench.fleet [--quick] [--ladder 250,500,1000,1500,2000] [--duration 60] [--processes 2]
+    python -m bench.fleet [--quick] [--ladder 100,200,300,500,...] [--duration 60] [--processes 2] [--hubs 1]
 
 Real parts throughout: embedded PostgreSQL, embedded NATS (one server for the search, a three-node cluster with
 the events stream replicated three times for the kill), `novapos hub` child processes, and the simulator
@@ -14,10 +14,11 @@ the events stream replicated three times for the kill), `novapos hub` child proc
   allow. ingest_events_per_s: the same sales drained by one real hub (bench.ingest.run, exactly once checked);
   ingest_ratio = ingest / floor; hub_cpu_us_per_event: the hub's CPU per sale.
 - max_stores: the largest size of the ladder (tried in order, stopping at the first that fails) at which the
-  fleet ran `--duration` s with ingest_lag_p99_s < 1 and every sale made in the measured window landed. Lag is
-  read from PostgreSQL after the run, for every sale minted in the window (after a warm-up): the inbox row's
-  received_at (the start of the hub's applying transaction) minus the event id's time (uuid7: the store's
-  commit of the sale). ingest_lag_p50_s / p99_s, fleet_events_per_s (sales landed per second in the window) and
+  fleet ran `--duration` s with ingest_lag_p99_s < 1, every outbox drained afterwards and nothing lost or
+  doubled. Lag is read from PostgreSQL after the run, for every sale made in the window (after a warm-up of a
+  sixth of the run, at most 10 s), as the simulator defines it: the sale's received_at (the hub's applying
+  transaction) minus its completed_at (the store's outbox commit). ingest_lag_p50_s / p99_s, fleet_events_per_s
+  (sales landed per second in the window) and
   fleet_floor_ratio (fleet_events_per_s / raw_ingest_floor_events_per_s) are at max_stores; `runs` has every size.
 - cpu_cores_*: cores each part kept busy over a run's window (bench.processes: nats, postgresql, hub, sim and
   this process), at max_stores and at the first size that failed: `limited_by` names the busiest.
@@ -27,9 +28,9 @@ the events stream replicated three times for the kill), `novapos hub` child proc
   (hub.catalog.service.set_price, its commit's wall time) until each store's catalog sync applied that version;
   price_change_stores: how many did within the run.
 - node_killed_*: `--kill-stores` stores (default max_stores) selling through a three-node cluster ([stream]
-  replicas = 3), the events stream's leader SIGKILLed halfway: ingest lag p99 over the window, and, once every
-  outbox drained and the hub caught up, node_killed_lost (sales a store saw acknowledged that PostgreSQL lacks,
-  or gaps in a store's sequence) and node_killed_doubled (a store's sequence number landed twice).
+  replicas = 3), the events stream's leader SIGKILLed halfway and the price changed after it: ingest lag over
+  the window, and, once every outbox drained, node_killed_lost (sales the stores sold that PostgreSQL lacks) and
+  node_killed_doubled (a store's sequence number landed twice), as the simulator tallies them per store.
 
 Progress goes to stderr; the last line of stdout is one JSON object.
 """
@@ -70,7 +71,7 @@ from novapos.wire.subjects import EVENTS_STREAM
 LAG_BOUND_S = 1.0
 HUB_HOST = ("hub", "nats", "postgresql")
 """The parts of bench.processes' roles that run on a hub host."""
-LADDER = (250, 500, 1000, 1500, 2000, 3000)
+LADDER = (100, 200, 300, 500, 750, 1000, 1500, 2000, 3000)
 DRAIN_S = 120.0
 """How long after selling every outbox may take to empty and PostgreSQL to hold every acknowledged sale
 (a run that needs more has failed)."""
