@@ -17,6 +17,7 @@ from novapos.cli.backup import add_edge_backup_commands
 from novapos.cli.catalog import add_catalog_commands
 from novapos.cli.certs import add_certs_commands
 from novapos.cli.payments import add_payments_commands
+from novapos.cli.sim import add_sim_command
 from novapos.cli.tenancy import add_tenancy_commands
 from novapos.cli.users import add_user_commands
 
@@ -247,6 +248,7 @@ def parser() -> argparse.ArgumentParser:
     mock.add_argument("words", nargs="*", metavar="COMMAND", help="e.g. list, plug NAME, unplug NAME, scan NAME BARCODE")
     mock.set_defaults(run=_mock)
     add_certs_commands(commands)
+    add_sim_command(commands)
     return root
 
 
