@@ -133,11 +133,13 @@ CATALOGS_SQL = "SELECT tenant FROM catalog_versions WHERE tenant = ANY($1::text[
 
 async def run_publisher(console: Console) -> None:
     """The Domain service: the publisher on the asyncio seam, for the hub's tenants, until the hub stops."""
-    await console.seam.run(publish_forever, console.ready_pool(), console.link, sorted(console.tenants))
+    await console.seam.run(publish_forever, console.ready_pool(), console.link, sorted(console.tenants),
+                           console.config.stream.replicas)
 
 
-async def publish_forever(pool: asyncpg.Pool, link: NatsLink, tenants: list[str]) -> None:
-    """(asyncio side) Publish whatever is behind, at each notification, poll and verification, for ever."""
+async def publish_forever(pool: asyncpg.Pool, link: NatsLink, tenants: list[str], replicas: int = 1) -> None:
+    """(asyncio side) Publish whatever is behind, at each notification, poll and verification, for ever, to
+    catalog streams of `replicas` copies ([stream] replicas)."""
     wake = asyncio.Event()
 
     def notified(*_: object) -> None:
@@ -154,7 +156,7 @@ async def publish_forever(pool: asyncpg.Pool, link: NatsLink, tenants: list[str]
                     listener = await _listen(pool, listener, notified)
                 verify = time.monotonic() - verified >= VERIFY_S
                 for tenant in await pool.fetch(CATALOGS_SQL if verify else BEHIND_SQL, tenants):
-                    if await publish_tenant(pool, link, tenant["tenant"]) is not None:
+                    if await publish_tenant(pool, link, tenant["tenant"], replicas) is not None:
                         await _snapshot_if_due(pool, link, tenant["tenant"], snapshots)
                 if verify:
                     verified = time.monotonic()
@@ -209,21 +211,21 @@ async def _stream_version(link: NatsLink, tenant: str) -> int | None:
     return marker.version if isinstance(marker, VersionMarker) else None
 
 
-async def publish_tenant(pool: asyncpg.Pool, link: NatsLink, tenant: str) -> int | None:
+async def publish_tenant(pool: asyncpg.Pool, link: NatsLink, tenant: str, replicas: int = 1) -> int | None:
     """(asyncio side) Bring the tenant's stream up to its catalog version; returns the version the stream then
     holds, or None when another hub process is publishing this tenant."""
     async with pool.acquire() as conn:
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))", LOCK_CLASS, tenant):
             return None
         try:
-            return await _publish_locked(conn, link, tenant)
+            return await _publish_locked(conn, link, tenant, replicas)
         finally:
             if not conn.is_closed():
                 await conn.execute("SELECT pg_advisory_unlock($1, hashtext($2))", LOCK_CLASS, tenant)
 
 
-async def _publish_locked(conn: asyncpg.Connection, link: NatsLink, tenant: str) -> int:
-    await link.ensure_catalog_stream(tenant)
+async def _publish_locked(conn: asyncpg.Connection, link: NatsLink, tenant: str, replicas: int) -> int:
+    await link.ensure_catalog_stream(tenant, replicas)
     on_stream = await _stream_version(link, tenant)
     started = time.perf_counter()
     async with conn.transaction(isolation="repeatable_read"):

@@ -7,6 +7,7 @@ Every coroutine here runs on the seam's asyncio loop. Callers cross the seam onc
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import ssl
 import stat
@@ -113,6 +114,10 @@ def store_inbox_prefix(tenant: str, store: str) -> str:
     return f"_INBOX.{token('tenant', tenant)}.{token('store', store)}"
 
 
+class ReplicasRefused(nats.errors.Error):
+    """NATS refused to give a stream the replicas configured: fewer servers with JetStream than replicas."""
+
+
 class CredentialsError(Exception):
     """A credentials file this process must not use (readable by others, missing, not a seed)."""
 
@@ -178,13 +183,17 @@ class NatsLink:
         self._closing = False
         self._last_error: str | None = None  # why the last connection attempt failed, for the caller's log
         self._stripped_logged = False
+        self._last_server: str | None = None
+        self._more_replicas_said: set[str] = set()  # streams already warned to have more replicas than configured
 
     @property
     def server(self) -> str:
         """The server this link is connected to (of the several a cluster's url lists), as a log may show it;
-        the whole list while it is not connected."""
+        while it is not, the last one it was connected to (the whole list before the first)."""
         current = self._client.connected_url if self._client is not None else None
-        return logs.address(current.geturl() if current is not None else self.url)
+        if current is not None:
+            self._last_server = logs.address(current.geturl())
+        return self._last_server or logs.address(self.url)
 
     @property
     def connected(self) -> bool:
@@ -254,7 +263,8 @@ class NatsLink:
     async def _on_disconnected(self) -> None:
         if self._closing:
             return
-        log.info("lost the connection to NATS at %s; reconnecting in the background", logs.address(self.url))
+        others = f" (to any of {logs.address(self.url)})" if len(self.servers) > 1 else ""
+        log.info("lost the connection to NATS at %s; reconnecting in the background%s", self.server, others)
 
     async def _on_reconnected(self) -> None:
         log.info("reconnected to NATS at %s", self.server)
@@ -282,12 +292,13 @@ class NatsLink:
         """Create the events stream if it is missing: file storage, `limits`, dedup on Nats-Msg-Id, and
         discard=new: a full stream refuses publishes (the store keeps them in its outbox and retries) rather
         than dropping its oldest events, which may be sales the hub has not applied yet. A stream that exists
-        is left exactly as it is: its limits are the operator's, and a hub rewriting them on every start
-        would undo the operator's changes; one that discards old events is warned about."""
+        is left as it is: its limits are the operator's, and a hub rewriting them on every start would undo the
+        operator's changes; one that discards old events is warned about. Its replicas alone follow
+        `limits.replicas` upward (see _scale_up)."""
         try:
             existing = (await self.js.stream_info(EVENTS_STREAM)).config
         except nats.js.errors.NotFoundError:
-            await self.js.add_stream(StreamConfig(
+            await self._add_stream(StreamConfig(
                 name=EVENTS_STREAM, subjects=[EVENTS_FILTER], storage=StorageType.FILE,
                 max_age=limits.max_age_days * 86400, max_bytes=limits.max_bytes, num_replicas=limits.replicas,
                 duplicate_window=limits.duplicate_window_s, discard=DiscardPolicy.NEW,
@@ -303,19 +314,51 @@ class NatsLink:
                         EVENTS_STREAM, EVENTS_STREAM)
         if not existing.max_age and (existing.max_bytes or -1) < 0 and (existing.max_msgs or -1) < 0:
             log.warning("the %s stream has no age, size or count limit and grows for ever; set them with "
-                        "`nats stream edit %s` (the hub never changes an existing stream)", EVENTS_STREAM, EVENTS_STREAM)
+                        "`nats stream edit %s` (the hub changes only an existing stream's replicas)",
+                        EVENTS_STREAM, EVENTS_STREAM)
+        await self._scale_up(existing, limits.replicas)
 
-    async def ensure_catalog_stream(self, tenant: str) -> None:
+    async def ensure_catalog_stream(self, tenant: str, replicas: int = 1) -> None:
         """Create the tenant's catalog stream if it is missing (novapos.wire.catalog): file storage, only the
-        last message of each subject kept, so a store catching up reads what changed, not the history."""
+        last message of each subject kept, so a store catching up reads what changed, not the history;
+        `replicas` copies on a cluster (the hub's [stream] replicas), an existing stream scaled up to them."""
         name = catalog_stream(tenant)
         try:
-            await self.js.stream_info(name)
+            existing = (await self.js.stream_info(name)).config
         except nats.js.errors.NotFoundError:
-            await self.js.add_stream(StreamConfig(
-                name=name, subjects=[catalog_subjects(tenant)], storage=StorageType.FILE,
+            await self._add_stream(StreamConfig(
+                name=name, subjects=[catalog_subjects(tenant)], storage=StorageType.FILE, num_replicas=replicas,
                 max_msgs_per_subject=1, discard=DiscardPolicy.OLD, allow_rollup_hdrs=True))
-            log.info("created the %s stream: the last message of each catalog subject", name)
+            log.info("created the %s stream: the last message of each catalog subject, %d replica(s)", name, replicas)
+            return
+        await self._scale_up(existing, replicas)
+
+    async def _add_stream(self, config: StreamConfig, *, update: bool = False) -> None:
+        """Create (or `update`) a stream; NATS refusing the replicas is said in words an operator acts on."""
+        try:
+            await (self.js.update_stream(config) if update else self.js.add_stream(config))
+        except nats.js.errors.APIError as exc:
+            if (config.num_replicas or 1) == 1:
+                raise
+            raise ReplicasRefused(f"NATS refuses {config.num_replicas} replicas for the {config.name} stream "
+                                  f"({exc.description or exc}): a cluster needs at least as many servers with "
+                                  f"JetStream as [stream] replicas; lower it or add servers") from None
+
+    async def _scale_up(self, existing: StreamConfig, replicas: int) -> None:
+        """A stream with fewer replicas than configured gets them (a server-side update: the cluster copies the
+        stream to the new peers while it keeps serving); one with more keeps them, said once per link, since
+        dropping copies is an operator's decision, never the hub's."""
+        have, name = existing.num_replicas or 1, str(existing.name)
+        if have < replicas:
+            await self._add_stream(dataclasses.replace(existing, num_replicas=replicas), update=True)
+            log.info("scaled the %s stream up from %d to %d replicas ([stream] replicas); the new copies catch up "
+                     "in the background (`nats stream info %s` shows them current)", name, have, replicas,
+                     name)
+        elif have > replicas and name not in self._more_replicas_said:
+            self._more_replicas_said.add(name)
+            log.warning("the %s stream has %d replicas, more than [stream] replicas = %d: left as it is (the hub "
+                        "never removes copies); if fewer are meant, `nats stream edit %s --replicas %d`",
+                        name, have, replicas, name, replicas)
 
     async def publish_batch(self, batch: list[Outgoing], timeout: float) -> Published:
         """Publish in order, each after the previous one's PubAck, and stop at the first failure, so

@@ -173,8 +173,9 @@ def _add_hub_dead_letters(hub_commands: Any) -> None:
 
 def _demo(args: argparse.Namespace) -> int:
     from novapos.demo.run import Demo
-    return Demo(args.state_dir, till_port=args.till_port, console_port=args.console_port,
-                printer_port=args.printer_port, acquirer_port=args.acquirer_port).run()
+    state_dir = args.state_dir or Path(".state/demo-cluster" if args.cluster else ".state/demo")
+    return Demo(state_dir, till_port=args.till_port, console_port=args.console_port,
+                printer_port=args.printer_port, acquirer_port=args.acquirer_port, cluster=args.cluster).run()
 
 
 def _mock(args: argparse.Namespace) -> int:
@@ -230,7 +231,10 @@ def parser() -> argparse.ArgumentParser:
                                "NOVAPOS_DATABASE_URL point elsewhere), a simulated network receipt printer, the hub and "
                                "one store edge; print the web till and hub console addresses; run until Ctrl-C, then "
                                "stop everything in reverse order.")
-    demo.add_argument("--state-dir", type=Path, default=Path(".state/demo"), help="where data lives (default: %(default)s)")
+    demo.add_argument("--state-dir", type=Path, help="where data lives (default: .state/demo, with --cluster "
+                      ".state/demo-cluster)")
+    demo.add_argument("--cluster", action="store_true",
+                      help="three embedded NATS servers in a cluster instead of one, the streams replicated on each")
     demo.add_argument("--till-port", type=_port, default=8600, help="web till port (default: %(default)s)")
     demo.add_argument("--console-port", type=_port, default=8700, help="hub console port (default: %(default)s)")
     demo.add_argument("--printer-port", type=_port, default=0, help="simulated printer port (default: any free port)")

@@ -22,6 +22,15 @@ def _tills(text: str) -> list[str]:
     return [till.strip() for till in text.split(",") if till.strip()]
 
 
+def _nats_url(text: str) -> str:
+    """--nats-url: one server or a cluster's, comma-separated, checked as the store's config will check it."""
+    from novapos.validators import Invalid, nats_servers
+    try:
+        return ",".join(nats_servers("--nats-url", text))
+    except Invalid as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 async def _with_pool(url: str, work: Callable[[asyncpg.Pool], Awaitable[str]]) -> str:
     from hub.db import close_pool, create_pool, migrate
     pool = await create_pool(url, max_size=2)
@@ -142,7 +151,8 @@ def add_tenancy_commands(hub_commands: Any) -> None:
     add.add_argument("--name", help="display name (default: the store)")
     add.add_argument("--tills", default="till-1", help="comma-separated till names (default: %(default)s)")
     add.add_argument("--out", type=Path, required=True, help="folder for the bundle: store.toml and store.seed")
-    add.add_argument("--nats-url", help="the NATS address the store connects to (default: the hub's [nats] url)")
+    add.add_argument("--nats-url", type=_nats_url, help="the NATS address the store connects to, several "
+                     "comma-separated for a cluster (default: the hub's [nats] url)")
     add.add_argument("--owner", help="(as root) the service user who owns the bundle, e.g. novapos")
     add.add_argument("--ca-dir", type=Path, help="a local CA's folder (`novapos certs ca`): issue the store's TLS "
                      "certificate into the bundle (its HTTPS, and its identity to a NATS that verifies clients)")

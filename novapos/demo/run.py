@@ -9,6 +9,10 @@ TLS is on, as in production: a local CA under `<state>/tls` (made on the first r
 certificates of the embedded NATS, the hub and the store; the web till and the console answer on https://
 (a browser asks once to trust `<state>/tls/ca.pem`, or to accept the certificate) and every NATS connection
 is tls://.
+
+`--cluster` runs three NATS servers in a cluster (novapos.demo.embedded_cluster) instead of one, the hub's
+streams replicated on each: stop one of them (its pid is in `<state>/nats-cluster/n<i>/nats-server.pid`) and the
+till sells on, the hub ingests on.
 """
 
 from __future__ import annotations
@@ -33,15 +37,18 @@ import tomli_w
 from mocks.acquirer import terminal_reporter
 from mocks.store import SimulatedStore
 from novapos.cli.main import CONFIGS
+from novapos.demo.embedded_cluster import EmbeddedNatsCluster
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.embedded_postgres import EmbeddedPostgres
 from novapos.demo.payments import demo_acquirer, hub_settings
-from novapos.demo.provision import DEMO_USERS, provision_demo
+from novapos.demo.provision import DEMO_USERS, DemoCredentials, provision_demo
 from novapos.local_ca import ensure_ca, ensure_issued
 
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 60.0
+CLUSTER_SIZE = 3
+"""Servers in `novapos demo --cluster`: the smallest cluster that keeps a majority with one server down."""
 TLS_DIR = "tls"
 """The demo's local CA and certificates, under its state folder."""
 
@@ -84,12 +91,13 @@ def demo_tls(state_dir: Path, name: str, nats_ca: bool) -> dict[str, str]:
 
 
 def write_hub_config(state_dir: Path, payments: dict[str, str] | None = None,
-                     tls: dict[str, str] | None = None) -> Path:
+                     tls: dict[str, str] | None = None, replicas: int = 1) -> Path:
     """The shipped hub config with the audit checkpoints (and their signing key) under the demo's state folder:
     `novapos hub audit verify --config <state>/hub.toml` checks the demo's chain against them; the gift card
     numbers' HMAC key (made once, in the state folder); and, when given, the [payments] settings of the demo's
-    acquirer simulator."""
+    acquirer simulator; its streams' `replicas` (3 on the demo's cluster)."""
     data = tomllib.loads((CONFIGS / "hub.toml").read_text())
+    data["stream"]["replicas"] = replicas
     data["audit"]["checkpoint_dir"] = str((state_dir / "audit-checkpoints").resolve())
     data["payments"].update(payments or {})
     data["gift_cards"] = {"key_file": str(demo_gift_card_key(state_dir).resolve())}
@@ -126,8 +134,9 @@ class Demo:
         return f"{command} mock" + ("" if default else f" --state-dir {self.state_dir}")
 
     def __init__(self, state_dir: Path, *, till_port: int = 8600, console_port: int = 8700,
-                 printer_port: int = 0, acquirer_port: int = 0) -> None:
+                 printer_port: int = 0, acquirer_port: int = 0, cluster: bool = False) -> None:
         self.state_dir = state_dir.resolve()
+        self.cluster = cluster
         self.till_port = till_port
         self.console_port = console_port
         self.printer_port = printer_port
@@ -155,6 +164,18 @@ class Demo:
         stack.callback(stop)
         return process
 
+    def _nats(self, credentials: DemoCredentials) -> EmbeddedNats | EmbeddedNatsCluster:
+        """The embedded NATS, not started: one server, or with --cluster three in a cluster on loopback."""
+        if self.cluster:
+            log.info("starting an embedded NATS cluster of %d servers (JetStream, TLS on clients and routes) under "
+                     "%s, with per-store credentials", CLUSTER_SIZE, self.state_dir)
+            return EmbeddedNatsCluster(self.state_dir / "nats-cluster", CLUSTER_SIZE,
+                                       authorization=credentials.authorization, hub_credentials=credentials.hub,
+                                       ca_dir=self.state_dir / TLS_DIR)
+        log.info("starting embedded NATS (JetStream, TLS) under %s, with per-store credentials", self.state_dir)
+        return EmbeddedNats(self.state_dir / "nats", authorization=credentials.authorization,
+                            hub_credentials=credentials.hub, ca_dir=self.state_dir / TLS_DIR)
+
     def run(self) -> int:
         signal.signal(signal.SIGINT, self._request_stop)
         signal.signal(signal.SIGTERM, self._request_stop)
@@ -170,10 +191,9 @@ class Demo:
             if embedded:  # ours: it runs with the authorization of the hub's records, and TLS
                 credentials = provision_demo(env["NOVAPOS_DATABASE_URL"], self.state_dir / "credentials",
                                              demo_gift_card_key(self.state_dir))
-                log.info("starting embedded NATS (JetStream, TLS) under %s, with per-store credentials", self.state_dir)
-                env["NOVAPOS_NATS_URL"] = stack.enter_context(EmbeddedNats(
-                    self.state_dir / "nats", authorization=credentials.authorization,
-                    hub_credentials=credentials.hub, ca_dir=self.state_dir / TLS_DIR)).url
+                nats = self._nats(credentials)
+                stack.enter_context(nats)
+                env["NOVAPOS_NATS_URL"] = nats.url
             console_url = f"https://127.0.0.1:{self.console_port}"
             acquirer = stack.enter_context(demo_acquirer(self.state_dir, self.acquirer_port, console_url, ca_file))
             hardware = stack.enter_context(SimulatedStore(self.state_dir, printer_port=self.printer_port,
@@ -183,7 +203,8 @@ class Demo:
             write_store_config(store_config, self.state_dir, self.till_port, hardware.devices(base_devices),
                                credentials.store if credentials else None, demo_tls(self.state_dir, "store-001", embedded))
             hub_config = ["--config", str(write_hub_config(self.state_dir, hub_settings(acquirer),
-                                                           demo_tls(self.state_dir, "hub", embedded))),
+                                                           demo_tls(self.state_dir, "hub", embedded),
+                                                           CLUSTER_SIZE if self.cluster and embedded else 1)),
                           "--http-port", str(self.console_port)]
             hub_env = {**env, "NOVAPOS_NATS_CREDENTIALS": str(credentials.hub)} if credentials else env
             hub = self._spawn(stack, "hub", ["hub", *hub_config], hub_env)
