@@ -23,7 +23,8 @@ the events stream replicated three times for the kill), `novapos hub` child proc
 - cpu_cores_*: cores each part kept busy over a run's window (bench.processes: nats, postgresql, hub, sim and
   this process), at max_stores and at the first size that failed: `limited_by` names the busiest.
   hub_host_cores_per_1000_stores: what the hub host's own parts (hub, NATS, PostgreSQL) used at the largest size
-  tried, per thousand stores: the simulated stores share this machine, a chain's stores do not.
+  tried, per thousand stores: the simulated stores share this machine, a chain's stores do not;
+  sim_cores_per_1000_stores: the same for the simulator's workers.
 - price_change_p50_s / p99_s: mid-run at max_stores, one price set on the hub's database as the console does
   (hub.catalog.service.set_price, its commit's wall time) until each store's catalog sync applied that version;
   price_change_stores: how many did within the run.
@@ -342,6 +343,7 @@ async def main(options: argparse.Namespace) -> dict[str, Any]:
         "cpu_cores_at_first_failure": failed.cores if failed else {},
         "limited_by": busiest(failed.cores if failed else best.cores),
         "hub_host_cores_per_1000_stores": round(last.hub_host_cores / last.stores * 1000, 2),
+        "sim_cores_per_1000_stores": round(last.cores.get("sim", 0.0) / last.stores * 1000, 2),
         "node_killed_stores": killed.stores, "node_killed_ingest_lag_p50_s": killed.lag_p50_s,
         "node_killed_ingest_lag_p99_s": killed.lag_p99_s, "node_killed_lost": killed.lost,
         "node_killed_doubled": killed.doubled, "node_killed_drained": killed.drained,
