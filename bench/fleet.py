@@ -115,16 +115,21 @@ class Run:
         return self.lag_p99_s < LAG_BOUND_S and self.drained and self.lost == 0 and self.doubled == 0
 
     def figures(self) -> dict[str, Any]:
-        return {"stores": self.stores, "ingest_lag_p50_s": self.lag_p50_s, "ingest_lag_p99_s": self.lag_p99_s,
+        return {"stores": self.stores, "ingest_lag_p50_s": measured(self.lag_p50_s),
+                "ingest_lag_p99_s": measured(self.lag_p99_s),
                 "events_per_s": self.events_per_s, "lost": self.lost, "doubled": self.doubled,
                 "drained": self.drained, "price_change": self.price_change(), "cpu_cores": self.cores,
                 "hub_host_cores": self.hub_host_cores, "passed": self.passed}
 
-    def price_change(self) -> dict[str, float]:
-        """p50_s, p99_s of the price change's way to the stores, and how many stores it reached."""
+    def price_change(self) -> dict[str, float | None]:
+        """p50_s, p99_s of the price change's way to the stores (None: it reached none), how many it reached."""
         times = summary(self.price_change_s, scale=1.0, digits=3) if self.price_change_s else {}
-        return {"p50_s": times.get("median", float("inf")), "p99_s": times.get("p99", float("inf")),
-                "stores": len(self.price_change_s)}
+        return {"p50_s": times.get("median"), "p99_s": times.get("p99"), "stores": len(self.price_change_s)}
+
+
+def measured(seconds: float) -> float | None:
+    """A figure for the JSON: None when nothing was measured (no sale landed in the window)."""
+    return None if seconds == float("inf") else seconds
 
 
 async def ingest_floor(folder: Path, postgres: EmbeddedPostgres, count: int, stores: int, batch: int,
@@ -335,8 +340,8 @@ async def main(options: argparse.Namespace) -> dict[str, Any]:
                                      kill=True)
     price, killed_price = best.price_change(), killed.price_change()
     figures.update({
-        "max_stores": best.stores if passing else 0, "ingest_lag_p50_s": best.lag_p50_s,
-        "ingest_lag_p99_s": best.lag_p99_s, "fleet_events_per_s": best.events_per_s,
+        "max_stores": best.stores if passing else 0, "ingest_lag_p50_s": measured(best.lag_p50_s),
+        "ingest_lag_p99_s": measured(best.lag_p99_s), "fleet_events_per_s": best.events_per_s,
         "fleet_floor_ratio": ratio(best.events_per_s, figures["raw_ingest_floor_events_per_s"]),
         "price_change_p50_s": price["p50_s"], "price_change_p99_s": price["p99_s"],
         "price_change_stores": price["stores"], "cpu_cores_at_max_stores": best.cores,
@@ -344,8 +349,8 @@ async def main(options: argparse.Namespace) -> dict[str, Any]:
         "limited_by": busiest(failed.cores if failed else best.cores),
         "hub_host_cores_per_1000_stores": round(last.hub_host_cores / last.stores * 1000, 2),
         "sim_cores_per_1000_stores": round(last.cores.get("sim", 0.0) / last.stores * 1000, 2),
-        "node_killed_stores": killed.stores, "node_killed_ingest_lag_p50_s": killed.lag_p50_s,
-        "node_killed_ingest_lag_p99_s": killed.lag_p99_s, "node_killed_lost": killed.lost,
+        "node_killed_stores": killed.stores, "node_killed_ingest_lag_p50_s": measured(killed.lag_p50_s),
+        "node_killed_ingest_lag_p99_s": measured(killed.lag_p99_s), "node_killed_lost": killed.lost,
         "node_killed_doubled": killed.doubled, "node_killed_drained": killed.drained,
         "node_killed_price_change_p99_s": killed_price["p99_s"],
         "node_killed_price_change_stores": killed_price["stores"],
