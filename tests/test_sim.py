@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from novapos.cli.main import parser
 from novapos.sim import FleetSpec, Outage, parse_outages
 from tests.conftest import query
 
@@ -49,6 +50,12 @@ def test_a_wrong_fleet_is_refused(changes: dict[str, object]) -> None:
         FleetSpec(**{"stores": 3, **changes})  # type: ignore[arg-type]
 
 
+def test_a_simulated_store_keeps_the_edges_journals() -> None:
+    from edge.app import JOURNALS
+    from novapos.sim.store import JOURNALS as SIMULATED
+    assert SIMULATED == JOURNALS
+
+
 def test_stores_are_dealt_round_robin_over_the_processes() -> None:
     shares = FleetSpec(stores=5, processes=2).shares()
     assert shares == [["sim-0001", "sim-0003", "sim-0005"], ["sim-0002", "sim-0004"]]
@@ -65,7 +72,7 @@ async def test_a_simulated_fleet_sells_through_a_real_hub_exactly_once(tmp_path:
     assert run.returncode == 0, run.stderr[-3000:]
     figures = json.loads(run.stdout.strip().splitlines()[-1])
     assert (figures["sent"], figures["acked"], figures["ingested"]) == (STORES * SECONDS,) * 3
-    assert (figures["lost"], figures["doubled"], figures["drained"]) == (0, 0, True)
+    assert (figures["lost"], figures["doubled"], figures["refused"], figures["drained"]) == (0, 0, 0, True)
     assert figures["lag_samples"] == STORES * SECONDS
     assert 0 < figures["lag_p50_s"] <= figures["lag_p99_s"] <= figures["lag_max_s"]
     workers = [p for p in figures["process_usage"] if p["name"].startswith("worker-")]
@@ -73,6 +80,7 @@ async def test_a_simulated_fleet_sells_through_a_real_hub_exactly_once(tmp_path:
     assert all(w["cpu_s"] > 0 and w["rss_max_bytes"] > 20 * 2**20 for w in workers)
     assert {"outbox", "forwarder", "asyncio-seam"} <= set(workers[0]["cpu_by_role"])
     assert figures["catalog_synced_stores"] == STORES  # every store applied the hub's catalog
+    assert 0 <= figures["sale_late_p99_s"] < SECONDS
     assert "ingest lag p50" in run.stderr and "worker-1" in run.stderr  # the progress and the summary
 
     # Every sale once, in sequence, in PostgreSQL: per store 1..SECONDS
@@ -91,3 +99,30 @@ async def test_a_simulated_fleet_sells_through_a_real_hub_exactly_once(tmp_path:
     # Their health reports reached the hub as the edge's do
     reported = await query(database_url, "SELECT store FROM fleet_status WHERE online ORDER BY store")
     assert [row["store"] for row in reported] == FleetSpec(stores=STORES).store_names()
+
+
+def _command(arguments: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """`novapos sim ARGUMENTS` in this process (its parsing and checks: nothing starts when they refuse)."""
+    args = parser().parse_args(["sim", *arguments])
+    return int(args.run(args)), capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("arguments", "reason"), [
+    (["--outages", "20:10"], "expected AT:FOR:SHARE"),
+    (["--stores", "0"], "stores: 1 to 100000"),
+    (["--duration", "0"], "more than 0 s"),
+    (["--nats-url", "tls://127.0.0.1:1", "--database-url", "postgresql://x@127.0.0.1:1/x"], "--credentials DIR"),
+])
+def test_a_wrong_command_says_why_and_starts_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     arguments: list[str], reason: str) -> None:
+    status, said = _command(["--state-dir", str(tmp_path / "sim"), *arguments], capsys)
+    assert (status, reason in said) == (2, True), said
+    assert not (tmp_path / "sim").exists()
+
+
+def test_stores_without_seeds_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "seeds").mkdir()
+    status, said = _command(["--stores", "3", "--nats-url", "tls://127.0.0.1:1", "--database-url",
+                             "postgresql://x@127.0.0.1:1/x", "--credentials", str(tmp_path / "seeds")], capsys)
+    assert status == 2
+    assert "3 store(s) have no seed" in said and "demo.sim-0001.seed" in said

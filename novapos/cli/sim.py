@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 PLAIN_EVERY_S = 5.0
+LATE_WARNING_S = 0.5
 
 
 def add_sim_command(commands: argparse._SubParsersAction) -> None:
@@ -128,5 +129,9 @@ def _sim(args: argparse.Namespace) -> int:
           f"{report.ingested}, lost {report.lost}, doubled {report.doubled}; ingest lag {lag}; worker CPU "
           f"{summary['worker_cpu_ms_per_store_s']} ms per store-second; logs in {state_dir / 'stores'}",
           file=sys.stderr, flush=True)
+    if summary["sale_late_p99_s"] > LATE_WARNING_S:
+        print(f"novapos sim: the workers were short of CPU: sales started up to {summary['sale_late_p99_s']:.2f} s "
+              "late (p99), which the lag does not show; use fewer stores per process or another machine",
+              file=sys.stderr, flush=True)
     print(json.dumps(summary))
     return 0 if report.drained and report.lost == 0 and report.doubled == 0 else 1

@@ -11,10 +11,12 @@ import asyncio
 import json
 import logging
 import os
+import resource
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,14 +72,16 @@ class Worker:
         await self.process.stdin.drain()
 
     def usage(self, selling_s: float) -> ProcessUsage:
+        """Its CPU and memory: over the whole selling span once it is done, else so far."""
         source = self.done or self.tick
         cpu = float(source.get("cpu_s", 0.0))
-        return ProcessUsage(self.name, self.process.pid, self.stores, cpu, cpu / selling_s if selling_s > 0 else 0.0,
-                            int(source.get("rss", 0)), dict(self.done.get("roles", {})))
+        span = selling_s if self.done else float(self.tick.get("wall_s", 0.0))
+        return ProcessUsage(self.name, self.process.pid, self.stores, cpu, cpu / span if span >= 0.5 else 0.0,
+                            int(source.get("rss", 0)), dict(self.done.get("roles", {})),
+                            float(self.done.get("late_p99_s", 0.0)))
 
 
 def _own_usage(cpu_from: float, selling_s: float) -> ProcessUsage:
-    import resource
     cpu = time.process_time() - cpu_from
     return ProcessUsage("sim", os.getpid(), 0, cpu, cpu / selling_s if selling_s > 0 else 0.0,
                         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
@@ -96,9 +100,10 @@ async def _start_workers(spec: FleetSpec, nats_url: str, credentials: Callable[[
                "sale_every_s": spec.sale_every_s, "duration_s": duration_s, "spread": spec.stores,
                "outages": cuts, "catalog": spec.catalog, "health_interval_s": spec.health_interval_s,
                "drain_timeout_s": drain_timeout_s}
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "novapos.sim.worker", stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, limit=1 << 26)
+        with (state_dir / f"worker-{index}.log").open("ab") as log_file:  # what escapes logging (at exit) too
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "novapos.sim.worker", stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, stderr=log_file, limit=1 << 26)
         worker = Worker(f"worker-{index}", process, len(share))
         await worker.send(json.dumps(job))
         workers.append(worker)
@@ -106,7 +111,6 @@ async def _start_workers(spec: FleetSpec, nats_url: str, credentials: Callable[[
 
 
 async def _recent(pool: asyncpg.Pool, spec: FleetSpec, since: float) -> tuple[int, float | None]:
-    from datetime import UTC, datetime
     names = spec.store_names()
     ingested = await pool.fetchval(INGESTED_SQL, spec.tenant, names, datetime.fromtimestamp(since, UTC))
     lag = await pool.fetchval(RECENT_LAG_SQL, spec.tenant, names)
@@ -120,7 +124,6 @@ async def run_fleet(spec: FleetSpec, nats_url: str, database_url: str, *, creden
     drain (every outbox empty, every released sale in PostgreSQL: up to `drain_timeout_s` each) and report.
     `progress` is called about once a second. The stores' SQLite files and the workers' logs go under `state_dir`
     (kept between runs: a store's sequence numbers go on where they stopped, as a real store's do)."""
-    from datetime import UTC, datetime
     if duration_s <= 0:
         raise ValueError(f"duration: more than 0 s, not {duration_s!r}")
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -134,7 +137,7 @@ async def run_fleet(spec: FleetSpec, nats_url: str, database_url: str, *, creden
     def report_progress(ingested: int, lag: float | None) -> None:
         if progress is None:
             return
-        selling = max(0.0, min(time.time() - started_at, duration_s)) if started_at else 0.0
+        selling = max(0.0, min(time.time() - started_at, duration_s)) if started_at else 0.0  # for the sim's own
         progress(Progress(phase, time.monotonic() - clock_from,
                           sum(int(w.tick.get("sent", 0)) for w in workers),
                           sum(int(w.tick.get("acked", 0)) for w in workers), ingested,
@@ -180,8 +183,11 @@ async def run_fleet(spec: FleetSpec, nats_url: str, database_url: str, *, creden
             await asyncio.sleep(0.5)
     finally:
         for worker in workers:
-            if worker.process.returncode is None and worker.process.stdin is not None:
-                worker.process.stdin.close()
+            if worker.process.returncode is None:
+                if (worker.finished.is_set() or phase == "starting") and worker.process.stdin is not None:
+                    worker.process.stdin.close()  # done, or never told to go: it stops its stores and exits
+                else:
+                    worker.process.terminate()  # given up mid-run (an error, a cancel): the outboxes keep what is unsent
         for worker in workers:
             try:
                 await asyncio.wait_for(worker.process.wait(), 30.0)
@@ -216,8 +222,8 @@ def _report(spec: FleetSpec, started_at: float, selling_s: float, workers: list[
         counts = seen.get(name, {})
         stores[name] = StoreTally(sent=tally["sent"], acked=tally["sent"] - tally["left"], ingested=len(counts),
                                   doubled=sum(count - 1 for count in counts.values()), left=tally["left"],
-                                  first_seq=tally["first_seq"], last_seq=tally["last_seq"])
-    drained = all(w.done.get("drained") for w in workers) and len(lags) >= released
+                                  first_seq=tally["first_seq"], last_seq=tally["last_seq"], refused=tally["refused"])
+    drained = all(w.done.get("drained") for w in workers) and sum(len(counts) for counts in seen.values()) >= released
     catalog = {store: {int(version): at for version, at in versions.items()}
                for w in workers for store, versions in w.done.get("catalog", {}).items()}
     return FleetReport(spec, started_at, selling_s, drained, stores, lags,

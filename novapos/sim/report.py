@@ -31,6 +31,8 @@ class StoreTally:
     left: int = 0
     first_seq: int = 0
     last_seq: int = 0
+    refused: int = 0
+    """Sales its outbox refused (nothing written: a locked file, say), as a till would be told."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,9 @@ class ProcessUsage:
     cpu_share: float
     rss_max_bytes: int
     cpu_by_role: dict[str, float] = field(default_factory=dict)
+    sale_late_p99_s: float = 0.0
+    """How late its stores' sales started against their schedule, p99 (a worker short of CPU sells late, and
+    the lag, which starts at the commit, does not show it)."""
     """A worker's CPU seconds over the selling span, by thread role (outbox, forwarder, health, catalog, asyncio-seam
     ...): where a store's cost goes."""
 
@@ -126,12 +131,13 @@ class FleetReport:
         return {
             "stores": self.spec.stores, "processes": self.spec.processes, "sale_every_s": self.spec.sale_every_s,
             "started_at": round(self.started_at, 3), "selling_s": round(self.selling_s, 2), "drained": self.drained,
-            "sent": self.sent, "acked": self.acked, "ingested": self.ingested, "lost": self.lost, "doubled": self.doubled,
+            "sent": self.sent, "refused": sum(tally.refused for tally in self.stores.values()), "acked": self.acked, "ingested": self.ingested, "lost": self.lost, "doubled": self.doubled,
             "sales_per_s": round(self.sent / self.selling_s, 1) if self.selling_s else None,
             "lag_samples": len(self.lag_s), "lag_p50_s": rounded(self.lag_p50_s),
             "lag_p99_s": rounded(self.lag_p99_s), "lag_max_s": rounded(self.lag_max_s),
             "worker_cpu_ms_per_store_s": round(1000 * sum(p.cpu_s for p in workers)
                                                / (self.spec.stores * self.selling_s), 3) if self.selling_s else None,
             "catalog_synced_stores": sum(1 for versions in self.catalog_applied.values() if versions),
+            "sale_late_p99_s": round(max((p.sale_late_p99_s for p in workers), default=0.0), 4),
             "process_usage": [asdict(p) for p in self.processes],
         }

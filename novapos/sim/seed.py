@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncpg
 
-from hub.catalog.demo import seed_demo_catalog
 from novapos.sim.spec import FleetSpec
 
 
 async def seed_fleet(pool: asyncpg.Pool, spec: FleetSpec) -> None:
     """(asyncio side) Call before the hub starts, on a migrated database."""
+    from hub.catalog.demo import seed_demo_catalog  # here: the workers, which import this package, need no hub
     names = spec.store_names()
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("INSERT INTO tenants (tenant, name, currency) VALUES ($1, $1, 'EUR') ON CONFLICT DO NOTHING",

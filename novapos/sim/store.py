@@ -16,13 +16,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from actors.cash.journal import cash_journal
 from actors.catalog.sync import CatalogSyncActor
 from actors.devices.context import MANAGER
 from actors.health.reporter import HealthReporter
+from actors.loyalty import local as loyalty_local
+from actors.payments import offline as offline_cards
+from actors.returns import journal as sales_journal
 from actors.storage import db as local_db
 from actors.storage.forwarder import ForwarderActor
-from actors.storage.outbox import OutboxActor
-from edge.app import JOURNALS
+from actors.storage.outbox import Journal, OutboxActor
 from edge_runtime import Actor, AsyncioSeam, ChildSpec, Strategy, SupervisorSpec
 from novapos.adapters.nats import NatsLink, store_inbox_prefix
 from novapos.pricing import line_tax
@@ -32,8 +35,11 @@ ITEMS = (("COF-250", "Ground coffee 250 g", 499), ("MLK-1L", "Whole milk 1 l", 1
          ("BRD-SD", "Sourdough loaf", 349), ("APL-KG", "Apples 1 kg", 279))
 """Items of the demo catalog (configs/demo-catalog.csv, hub.catalog.demo), at their seeded prices."""
 TAX_CLASS, RATE_PPM = "reduced", 55_000
+JOURNALS: tuple[Journal, ...] = (cash_journal, sales_journal.journal, offline_cards.journal, loyalty_local.journal)
+"""The edge's journals (edge.app.JOURNALS, which a test holds this to), named here so that a worker does not import
+the edge's web application."""
 CATALOG_THREAD = "catalog@"
-"""The catalog sync's thread is named CATALOG_THREAD + store: its 'version applied' lines say whose they are."""
+"""The catalog sync's thread is named CATALOG_THREAD + store (StoreThread): its 'version applied' lines say whose."""
 
 
 class CutLink(NatsLink):
@@ -59,25 +65,41 @@ class CutLink(NatsLink):
         self._cut = False
 
 
-class SimulatedDevices(Actor):
+class StoreThread(Actor):
+    """Names the actor's thread `<actor>@<store>` (many stores share a worker process): its log lines, and the
+    worker's CPU by role, say whose they are."""
+
+    def __init__(self, *args: Any, store_name: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._store_name = store_name
+
+    def started(self) -> None:
+        threading.current_thread().name = f"{self.actor_name}@{self._store_name}"
+        super().started()
+
+
+class SimOutbox(StoreThread, OutboxActor):
+    """The edge's OutboxActor."""
+
+
+class SimForwarder(StoreThread, ForwarderActor):
+    """The edge's ForwarderActor."""
+
+
+class SimHealth(StoreThread, HealthReporter):
+    """The edge's HealthReporter."""
+
+
+class SimCatalog(StoreThread, CatalogSyncActor):
+    """The edge's CatalogSyncActor; the versions it applies are timed per store from its log lines."""
+
+
+class SimulatedDevices(StoreThread):
     """Stands in for the device manager (named MANAGER), which the health reporter asks: one network receipt
     printer, ready."""
 
     def statuses(self) -> list[dict[str, Any]]:
         return [{"device": "receipt-printer", "kind": "printer", "state": "ready", "detail": "simulated"}]
-
-
-class FollowedCatalog(CatalogSyncActor):
-    """The real catalog sync; its thread carries the store's name, so the versions it applies can be timed per
-    store (novapos.sim.worker reads its log lines)."""
-
-    def __init__(self, store: str, *args: Any) -> None:
-        super().__init__(*args)
-        self._store_name = store
-
-    def started(self) -> None:
-        threading.current_thread().name = CATALOG_THREAD + self._store_name
-        super().started()
 
 
 def store_link(url: str, tenant: str, store: str, credentials: Path, tls: Any, require_tls: bool) -> CutLink:
@@ -90,12 +112,13 @@ def store_tree(state_dir: Path, tenant: str, store: str, seam: AsyncioSeam, link
                health_interval_s: int) -> SupervisorSpec:
     """The store's actors, in the edge's order and with the edge's restart settings (edge.app.edge_tree)."""
     db_path = state_dir / local_db.FILE_NAME
+    named = {"store_name": store}
     return SupervisorSpec("edge", strategy=Strategy.ONE_FOR_ONE, intensity=5, period=10.0, children=[
-        ChildSpec("outbox", OutboxActor, (db_path, tenant, store, JOURNALS)),
-        ChildSpec("forwarder", ForwarderActor, (seam, link)),
-        *([ChildSpec("catalog", FollowedCatalog, (store, seam, link, state_dir, tenant))] if catalog else []),
-        ChildSpec(MANAGER, SimulatedDevices),
-        ChildSpec("health", HealthReporter, (seam, link, tenant, store, (), db_path, health_interval_s)),
+        ChildSpec("outbox", SimOutbox, (db_path, tenant, store, JOURNALS), named),
+        ChildSpec("forwarder", SimForwarder, (seam, link), named),
+        *([ChildSpec("catalog", SimCatalog, (seam, link, state_dir, tenant), named)] if catalog else []),
+        ChildSpec(MANAGER, SimulatedDevices, (), named),
+        ChildSpec("health", SimHealth, (seam, link, tenant, store, (), db_path, health_interval_s), named),
     ])
 
 

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,11 +55,13 @@ class SimStore:
     refused: int = 0
     first_seq: int = 0
     last_seq: int = 0
+    late: list[float] = field(default_factory=list)
+    """How late each sale started against its schedule: a worker short of CPU sells late."""
 
 
 class CatalogTimes(logging.Handler):
     """Times each catalog version a store applies, from the catalog sync's own log line (on a thread named for
-    the store: novapos.sim.store.FollowedCatalog)."""
+    the store: novapos.sim.store.StoreThread)."""
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
@@ -97,7 +99,7 @@ def cpu_by_role() -> dict[str, float]:
                 fields = stat.read().rpartition(")")[2].split()
         except OSError:  # ended meanwhile
             continue
-        role = thread.name.split("@")[0].split("-")[0] if "@" in thread.name else thread.name
+        role = thread.name.split("@")[0]
         roles[role] = roles.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
     return dict(sorted(roles.items(), key=lambda item: -item[1]))
 
@@ -147,6 +149,7 @@ async def sell(store: SimStore, start: float, every: float, until: float) -> Non
     while (at := start + count * every) < until:
         await trio.sleep_until(at)
         count += 1
+        store.late.append(trio.current_time() - at)
         try:
             committed = await store.tree.ask("outbox", "append", "sale.completed", SALE_VERSION,
                                              sale_body(store.number, count), key=cart_key(), timeout=APPEND_TIMEOUT_S)
@@ -178,10 +181,12 @@ async def outage(seam: AsyncioSeam, stores: list[SimStore], start: float, lastin
 
 
 async def ticker(stores: list[SimStore], cut: set[str], cpu_from: float) -> None:
+    wall_from = time.monotonic()
     while True:
         acked = REGISTRY.get_sample_value("novapos_edge_events_forwarded_total") or 0.0
         say("tick", sent=sum(s.sent for s in stores), acked=int(acked), cut=len(cut),
-            cpu_s=round(time.process_time() - cpu_from, 3), rss=peak_rss_bytes())
+            cpu_s=round(time.process_time() - cpu_from, 3), wall_s=round(time.monotonic() - wall_from, 3),
+            rss=peak_rss_bytes())
         await trio.sleep(TICK_S)
 
 
@@ -203,6 +208,7 @@ async def sell_and_drain(job: dict[str, Any], seam: AsyncioSeam, stores: list[Si
     every = job["sale_every_s"]
     by_name = {store.name: store for store in stores}
     cut: set[str] = set()
+    await trio.sleep_until(start)
     cpu_from, roles_from = time.process_time(), cpu_by_role()
     async with trio.open_nursery() as ticking:
         ticking.start_soon(ticker, stores, cut, cpu_from)
@@ -218,7 +224,9 @@ async def sell_and_drain(job: dict[str, Any], seam: AsyncioSeam, stores: list[Si
         drained = await drain(stores, job["drain_timeout_s"])
         ticking.cancel_scope.cancel()
     left = await trio.to_thread.run_sync(lambda: {s.name: left_in_outbox(s) for s in stores})
+    late = sorted(lateness for store in stores for lateness in store.late)
     say("done", drained=drained, cpu_s=round(selling_cpu, 3), rss=peak_rss_bytes(), roles=roles,
+        late_p99_s=late[min(len(late) - 1, int(0.99 * len(late)))] if late else 0.0,
         stores={s.name: {"sent": s.sent, "refused": s.refused, "left": left[s.name], "first_seq": s.first_seq,
                          "last_seq": s.last_seq} for s in stores},
         catalog={store: {str(v): t for v, t in versions.items()} for store, versions in catalog_times.applied.items()})
