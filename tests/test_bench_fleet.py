@@ -23,7 +23,7 @@ def test_bench_fleet_quick_reports_its_figures_beside_its_floor() -> None:
     assert [run["stores"] for run in runs] == [10, 10]  # the ladder's one size, then the node-killed run
     for run in runs:
         assert run["drained"] and run["lost"] == run["doubled"] == run["refused"] == 0, run
-        assert run["events_per_s"] > 0 and 0 < run["ingest_lag_p50_s"] <= run["ingest_lag_p99_s"], run
+        assert run["events_per_s"] > 0 and 0 <= run["ingest_lag_p50_s"] <= run["ingest_lag_p99_s"], run
         assert run["price_change"]["stores"] == run["stores"], run  # every store's catalog sync applied it
         assert {"hub", "nats", "postgresql", "sim"} <= set(run["cpu_cores"]), run
     assert figures["max_stores"] == (10 if runs[0]["passed"] else 0)
