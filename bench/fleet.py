@@ -20,13 +20,15 @@ the events stream replicated three times for the kill), `novapos hub` child proc
   sixth of the run, at most 10 s), as the simulator defines it: the sale's received_at (the hub's applying
   transaction) minus its completed_at (the store's outbox commit). ingest_lag_p50_s / p99_s, fleet_events_per_s
   (sales landed per second in the window) and
-  fleet_floor_ratio (fleet_events_per_s / raw_ingest_floor_events_per_s) are at max_stores; `runs` has every size.
+  fleet_floor_ratio (fleet_events_per_s / raw_ingest_floor_events_per_s) are at max_stores (null when no size
+  passed: max_stores 0); `runs` has every size.
 - cpu_cores_*: cores each part kept busy over a run's window (bench.processes: nats, postgresql, hub, sim and
-  this process), at max_stores and at the first size that failed: `limited_by` names the busiest.
+  this process), at max_stores and at the first size that failed: `limited_by` names the busiest at the last
+  size tried.
   hub_host_cores_per_1000_stores: what the hub host's own parts (hub, NATS, PostgreSQL) used at the largest size
   tried, per thousand stores: the simulated stores share this machine, a chain's stores do not;
   sim_cores_per_1000_stores: the same for the simulator's workers.
-- price_change_p50_s / p99_s: mid-run at max_stores, one price set on the hub's database as the console does
+- price_change_p50_s / p99_s: mid-run at max_stores (the smallest size when none passed), one price set on the hub's database as the console does
   (hub.catalog.service.set_price, its commit's wall time) until each store's catalog sync applied that version;
   price_change_stores: how many did within the run.
 - node_killed_*: `--kill-stores` stores (default max_stores) selling through a three-node cluster ([stream]
@@ -344,20 +346,22 @@ async def main(options: argparse.Namespace) -> dict[str, Any]:
                 if not runs[-1].passed:
                     break
             passing = [run for run in runs if run.passed]
-            best = passing[-1] if passing else runs[0]
+            best = passing[-1] if passing else None
             failed = runs[-1] if not runs[-1].passed else None
             last = runs[-1]
-            killed = await fleet_run(folder / "killed", postgres, options.kill_stores or best.stores, options,
+            killed = await fleet_run(folder / "killed", postgres, options.kill_stores or (best or last).stores, options,
                                      kill=True)
-    price, killed_price = best.price_change(), killed.price_change()
+    price, killed_price = (best or runs[0]).price_change(), killed.price_change()
     figures.update({
-        "max_stores": best.stores if passing else 0, "ingest_lag_p50_s": measured(best.lag_p50_s),
-        "ingest_lag_p99_s": measured(best.lag_p99_s), "fleet_events_per_s": best.events_per_s,
-        "fleet_floor_ratio": ratio(best.events_per_s, figures["raw_ingest_floor_events_per_s"]),
+        "max_stores": best.stores if best else 0,
+        "ingest_lag_p50_s": measured(best.lag_p50_s) if best else None,
+        "ingest_lag_p99_s": measured(best.lag_p99_s) if best else None,
+        "fleet_events_per_s": best.events_per_s if best else None,
+        "fleet_floor_ratio": ratio(best.events_per_s, figures["raw_ingest_floor_events_per_s"]) if best else None,
         "price_change_p50_s": price["p50_s"], "price_change_p99_s": price["p99_s"],
-        "price_change_stores": price["stores"], "cpu_cores_at_max_stores": best.cores,
+        "price_change_stores": price["stores"], "cpu_cores_at_max_stores": best.cores if best else {},
         "cpu_cores_at_first_failure": failed.cores if failed else {},
-        "limited_by": busiest(failed.cores if failed else best.cores),
+        "limited_by": busiest(last.cores),
         "hub_host_cores_per_1000_stores": round(last.hub_host_cores / last.stores * 1000, 2),
         "sim_cores_per_1000_stores": round(last.cores.get("sim", 0.0) / last.stores * 1000, 2),
         "node_killed_stores": killed.stores, "node_killed_ingest_lag_p50_s": measured(killed.lag_p50_s),

@@ -26,8 +26,11 @@ def test_bench_fleet_quick_reports_its_figures_beside_its_floor() -> None:
         assert run["events_per_s"] > 0 and 0 <= run["ingest_lag_p50_s"] <= run["ingest_lag_p99_s"], run
         assert run["price_change"]["stores"] == run["stores"], run  # every store's catalog sync applied it
         assert {"hub", "nats", "postgresql", "sim"} <= set(run["cpu_cores"]), run
-    assert figures["max_stores"] == (10 if runs[0]["passed"] else 0)
-    assert figures["fleet_floor_ratio"] == round(runs[0]["events_per_s"] / floor, 2)
+    if runs[0]["passed"]:  # kept up, on a machine not too busy: its figures are the ones at max_stores
+        assert figures["max_stores"] == 10 and figures["ingest_lag_p99_s"] == runs[0]["ingest_lag_p99_s"] < 1
+        assert figures["fleet_floor_ratio"] == round(runs[0]["events_per_s"] / floor, 2)
+    else:
+        assert figures["max_stores"] == 0 and figures["ingest_lag_p99_s"] is None
     assert figures["limited_by"] == max(runs[0]["cpu_cores"], key=runs[0]["cpu_cores"].get)
     assert (figures["node_killed_lost"], figures["node_killed_doubled"]) == (0, 0)
     assert figures["node_killed_price_change_stores"] == 10
