@@ -19,14 +19,15 @@ import asyncpg
 import trio
 
 from edge_runtime import AsyncioSeam, Backoff, Notifier
+from hub.audit import chain as audit_chain
 from hub.console.app import build_console
 from hub.console.context import Console
 from hub.db import close_pool, create_pool, migrate
-from hub.domains import domains
+from hub.domains import domains, jobs
 from hub.giftcards import numbers as giftcard_numbers
-from hub.ingest.dead_letters import run_purge
 from hub.ingest.store_stats import restore_skews
 from hub.ingest.worker import InFlight, run_ingest
+from hub.leases import LeaseKeeper
 from hub.nats_watch import watch_nats
 from hub.payments import provider as payments_provider
 from hub.responders import run_responders
@@ -121,6 +122,7 @@ async def run_hub(config: HubConfig, *, task_status: trio.TaskStatus[RunningHub]
     config.check_runnable()
     install_metrics()
     _gift_card_key(config)
+    audit_chain.set_personal(config.audit.personal)  # every process records audit the same way, whatever it leases
     notifier = Notifier()
     tenants = frozenset(config.tenants)
     in_flight = InFlight()
@@ -149,12 +151,12 @@ async def run_hub(config: HubConfig, *, task_status: trio.TaskStatus[RunningHub]
                     lambda: seam.run(_prepare_nats, link, config.stream), console, notifier)
                 nursery.start_soon(run_ingest, seam, link, pool, tenants, config.stream, in_flight,
                                    config.ingest_batch)
-                nursery.start_soon(run_purge, seam, pool, config.dead_letter_retention_days)
                 nursery.start_soon(watch_nats, console, where(config.nats_url))
                 nursery.start_soon(run_responders, seam, link, pool, domains())
                 for domain in domains():
                     for service in domain.services:
                         nursery.start_soon(service, console)
+                nursery.start_soon(LeaseKeeper(console, jobs(), config.lease_ttl_s).run)
                 console.waiting_for = None
                 notifier.ready()
                 notifier.status(f"hub ingesting; console at {urls[0]}")

@@ -38,9 +38,10 @@ LinkResponder = Callable[[asyncpg.Pool, "NatsLink", str, bytes], Awaitable[bytes
 Routes = Callable[["Console"], Sequence[BaseRoute]]
 """A domain's console routes, given what every route may use (the pool, the seam, the NATS link)."""
 Service = Callable[["Console"], Awaitable[None]]
-"""A domain's long-running trio task (a publisher, a sweeper), started by every hub process once PostgreSQL
-and NATS are reached (the console's pool is set). It runs until the hub stops; it must survive PostgreSQL
-or NATS going away (log, back off, retry), since a service that raises ends the hub."""
+"""A domain's long-running trio task (a publisher, a sweeper), started once PostgreSQL and NATS are reached (the
+console's pool is set): by every hub process (Domain.services), or by the one holding its lease (Domain.jobs). It
+runs until the hub stops; it must survive PostgreSQL or NATS going away (log, back off, retry), since a service
+that raises ends the hub."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,10 @@ class Domain:
     """As `responders`, given the hub's NATS link too."""
     routes: Routes | None = None
     services: Sequence[Service] = ()
+    """Run by every hub process: what each process keeps for itself (its own gauges)."""
+    jobs: Mapping[str, Service] = field(default_factory=dict)
+    """Periodic jobs by name (unique across domains, the label of novapos_hub_lease_held): each runs in one hub
+    process at a time, the one holding its lease (hub.leases)."""
     openapi: Mapping[str, Any] = field(default_factory=dict)
     """{"paths": ..., "schemas": ...} describing the routes, merged into the console's /openapi.json."""
     applies_last: bool = False
@@ -84,4 +89,16 @@ def appliers() -> dict[str, tuple[Applier, ...]]:
     for domain in sorted(domains(), key=lambda domain: domain.applies_last):  # stable: by name otherwise
         for event_type, applier in domain.appliers.items():
             merged[event_type] = (*merged.get(event_type, ()), applier)
+    return merged
+
+
+@functools.cache
+def jobs() -> dict[str, Service]:
+    """Every domain's periodic jobs by name (hub.leases runs each in one hub process at a time)."""
+    merged: dict[str, Service] = {}
+    for domain in domains():
+        for name, job in domain.jobs.items():
+            if name in merged:
+                raise ValueError(f"periodic job {name!r} of domain {domain.name} is declared twice: name it apart")
+            merged[name] = job
     return merged

@@ -267,6 +267,8 @@ async def test_the_relay_survives_nats_going_away_and_publishes_what_waited(
 
 
 def test_two_hub_processes_relay_each_event_once(tmp_path: Path, nats_server: EmbeddedNats, database_url: str) -> None:
+    """The relay runs in the hub holding its lease (hub.leases); that hub stops halfway (SIGTERM) and the other takes
+    the relay over: each event published once, none missed, both hubs having relayed some."""
     hubs: list[HubProcess] = []
     try:
         _relay_with(hubs, tmp_path, nats_server, database_url)
@@ -279,11 +281,15 @@ def _relay_with(hubs: list[HubProcess], tmp_path: Path, nats_server: EmbeddedNat
     for number in (1, 2):
         folder = tmp_path / f"hub-{number}"
         folder.mkdir()
-        hubs.append(HubProcess(folder, nats_server.url, database_url, nats_server.hub_credentials, tls=nats_server.tls_settings()))
+        hubs.append(HubProcess(folder, nats_server.url, database_url, nats_server.hub_credentials,
+                               "[leases]\nttl_s = 3\n", tls=nats_server.tls_settings()))
     for hub in hubs:
         until(lambda hub=hub: (hub.health() or (0, {}))[0] == 200, timeout=60, what="both hubs ready")  # type: ignore[misc]
     stores = ("store-001", "store-002", "store-003")
     count = 900
+    until(lambda: any(_relays(hub) for hub in hubs), timeout=10, what="one hub holding the relay's lease")
+    holder, other = sorted(hubs, key=_relays, reverse=True)
+    stopped: list[int] = []
 
     async def scenario() -> tuple[list[str], list[Any]]:
         client = await _as_hub(nats_server)
@@ -294,10 +300,12 @@ def _relay_with(hubs: list[HubProcess], tmp_path: Path, nats_server: EmbeddedNat
         await client.subscribe("novapos.*.*.pay.>", cb=keep)
         await client.flush()
         ids: list[str] = []
-        for start in range(0, count, 30):  # while both relays run, in many transactions
+        for start in range(0, count, 30):  # in many transactions, the relay moving halfway
             ids += await emit_async(database_url, [(stores[n % 3], "payment.captured", {"intent": intent()})
                                                    for n in range(start, start + 30)], each_own=False)
             await asyncio.sleep(0.02)
+            if start == count // 2:
+                await asyncio.to_thread(lambda: stopped.append(holder.stop()))
         deadline = asyncio.get_running_loop().time() + 30
         while len(received) < count and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.1)
@@ -312,10 +320,17 @@ def _relay_with(hubs: list[HubProcess], tmp_path: Path, nats_server: EmbeddedNat
         by_store.setdefault(message.subject.split(".")[2], []).append(json.loads(message.data)["position"])
     assert {store: sorted(positions) for store, positions in by_store.items()} == \
         {store: list(range(1, count // 3 + 1)) for store in stores}
-    shares = [_published_by(hub) for hub in hubs]
-    assert sum(shares) == count and all(shares), shares  # both hubs took part
+    assert 0 < _published_by(other) < count, "the relay did not move halfway: the test proved nothing"
+    assert stopped == [0] and other.stop() == 0
     for hub in hubs:
-        assert hub.stop() == 0 and "Traceback" not in hub.log, hub.log
+        assert "Traceback" not in hub.log, hub.log
+    assert "lease of job payment_relay gained" in other.log
+
+
+def _relays(hub: HubProcess) -> bool:
+    """Whether `hub` holds the relay's lease, by its /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{hub.port}/metrics", timeout=5) as response:
+        return 'novapos_hub_lease_held{job="payment_relay"} 1.0' in response.read().decode()
 
 
 def _published_by(hub: HubProcess) -> int:

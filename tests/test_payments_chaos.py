@@ -43,7 +43,7 @@ def _hub(folder: Path, nats_server: EmbeddedNats, database_url: str, acquirer: R
     return HubProcess(folder, nats_server.url, database_url, nats_server.hub_credentials, tls=nats_server.tls_settings(),
                       settings=(
         f'[payments]\ngateway_url = "{acquirer.url}"\ntimeout_s = {timeout_s}\n'
-        f'watchdog_after_s = {watchdog_after_s}\n'))
+        f'watchdog_after_s = {watchdog_after_s}\n[leases]\nttl_s = 2\n'))  # the killed hub's watchdog moves in 2 s
 
 
 async def _ask_as_store(nats_server: EmbeddedNats, kind: str, body: dict[str, Any], timeout: float) -> Any:

@@ -111,6 +111,8 @@ def _command(arguments: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[
     (["--outages", "20:10"], "expected AT:FOR:SHARE"),
     (["--stores", "0"], "stores: 1 to 100000"),
     (["--duration", "0"], "more than 0 s"),
+    (["--duration", "10", "--outages", "8:3:0.5"], "must end within --duration"),
+    (["--cluster", "--nats-url", "tls://127.0.0.1:1"], "not with --nats-url"),
     (["--nats-url", "tls://127.0.0.1:1", "--database-url", "postgresql://x@127.0.0.1:1/x"], "--credentials DIR"),
 ])
 def test_a_wrong_command_says_why_and_starts_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],

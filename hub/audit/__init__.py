@@ -11,5 +11,5 @@ from hub.audit.services import checkpointer, retention
 from hub.domains import Domain
 
 DOMAIN = Domain("audit", migrations=Path(__file__).parent / "migrations", appliers={"audit.recorded": apply_audit},
-                routes=routes, services=(checkpointer, retention), openapi=OPENAPI,
+                routes=routes, jobs={"audit_checkpoints": checkpointer, "audit_retention": retention}, openapi=OPENAPI,
                 applies_last=True)

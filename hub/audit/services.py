@@ -1,4 +1,4 @@
-"""The audit domain's long-running tasks, started by every hub process (see hub.domains.Service):
+"""The audit domain's periodic jobs, each run by one hub process at a time (hub.leases):
 
 - the checkpointer signs, every [audit] checkpoint_interval_s, each tenant's chain that grew (after
   verifying the records since the last checkpoint); N hubs doing so at once write the same file;
@@ -6,7 +6,7 @@
   audit_personal (records keep their commitments: the chain still verifies).
 
 Both say once when they start failing (PostgreSQL away, the checkpoint folder not writable), back off and
-carry on.
+carry on. Both are safe twice at once (a lease holder stalled past its deadline and the one that took over).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import trio
 from prometheus_client import Counter
 
 from edge_runtime import Backoff
-from hub.audit import chain
 from hub.audit.verify import checkpoint_now
 from hub.console.context import Console
 from novapos.config.hub import AuditSettings
@@ -83,7 +82,6 @@ async def purge_personal(pool: asyncpg.Pool, retention_days: int) -> int:
 
 async def checkpointer(console: Console) -> None:
     settings = console.config.audit
-    chain.set_personal(settings.personal)
     pool = console.ready_pool()
 
     async def step() -> None:

@@ -12,4 +12,4 @@ from hub.domains import Domain
 DOMAIN = Domain("catalog", migrations=Path(__file__).parent / "migrations",
                 routes=lambda console: [*routes(console), *uploads.routes(console)],
                 openapi={key: {**OPENAPI[key], **uploads.OPENAPI[key]} for key in ("paths", "schemas")},
-                services=(run_publisher,))
+                jobs={"catalog_publisher": run_publisher})

@@ -1,6 +1,6 @@
 """The catalog publisher: keeps each tenant's catalog stream (novapos.wire.catalog) equal to PostgreSQL.
 
-Every hub process runs one (a Domain service). For each tenant of the hub it publishes what changed since
+One hub process at a time runs it (the periodic job catalog_publisher, hub.leases). For each tenant of the hub it publishes what changed since
 the version the stream holds: the settings, the tax classes, every variant (Item) and every promotion
 (hub.promotions: the revision the stores hold, inactive once ended) stamped with a later version, then the
 VersionMarker that lets stores apply the version whole. Publishes are pipelined (JetStream acks asked for every

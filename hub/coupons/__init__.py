@@ -22,5 +22,5 @@ async def release_holds(console: Console) -> None:
 
 
 DOMAIN = Domain("coupons", migrations=Path(__file__).parent / "migrations", responders=RESPONDERS,
-                appliers={"sale.completed": sales.apply_sales}, routes=routes.routes, services=(release_holds,),
+                appliers={"sale.completed": sales.apply_sales}, routes=routes.routes, jobs={"coupon_hold_release": release_holds},
                 openapi=routes.OPENAPI)

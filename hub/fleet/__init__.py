@@ -7,8 +7,8 @@ from pathlib import Path
 from hub.domains import Domain
 from hub.fleet.reports import take_report
 from hub.fleet.routes import OPENAPI, routes
-from hub.fleet.watch import watch_fleet
+from hub.fleet.watch import fleet_gauges, watch_fleet
 from novapos.wire.health import HEALTH_REQUESTS
 
 DOMAIN = Domain("fleet", migrations=Path(__file__).parent / "migrations", responders={HEALTH_REQUESTS: take_report},
-                routes=routes, services=(watch_fleet,), openapi=OPENAPI)
+                routes=routes, services=(fleet_gauges,), jobs={"fleet_watch": watch_fleet}, openapi=OPENAPI)

@@ -1,11 +1,11 @@
-"""The fleet watch, a service every hub process runs (hub.domains.Service):
+"""The fleet watch, a periodic job (one hub process at a time, hub.leases), and the fleet gauges (every process):
 
 - marks a store offline once its reports have stopped for `[fleet] offline_after_s`, with one conditional
-  UPDATE (`WHERE online AND last_seen < ...`): whichever of N hub processes gets there first records the
-  transition, and the others find nothing to do, so it is recorded and logged once;
+  UPDATE (`WHERE online AND last_seen < ...`): recorded and logged once, even by two processes at once (a lease
+  holder that stalled past its deadline and one that took over);
 - gives every active store a fleet row, so one that never reported shows on the fleet page, offline;
 - purges history older than a day, a batch at a time;
-- keeps this process's Prometheus gauges (labels tenant and store) equal to the fleet table, so every hub
+- keeps each process's Prometheus gauges (labels tenant and store) equal to the fleet table, so every hub
   process exports the same figures whichever of them took a store's last report; only for active stores that
   have reported at least once (GAUGE_SQL).
 
@@ -117,31 +117,44 @@ async def refresh_gauges(pool: asyncpg.Pool) -> None:
                 gauge.remove(*stale)
 
 
-async def watch_fleet(console: Console) -> None:
-    """The service: every CHECK_EVERY_S mark silent stores offline; enrol, purge and refresh gauges less often."""
-    pool = console.ready_pool()
-    offline_after_s = console.config.fleet_offline_after_s
-    due = {"enrol": 0.0, "purge": 0.0, "gauges": 0.0}
-    every = {"enrol": ENROL_EVERY_S, "purge": PURGE_EVERY_S, "gauges": GAUGES_EVERY_S}
-    steps: dict[str, Callable[[asyncpg.Pool], Awaitable[object]]] = {
-        "enrol": enrol, "purge": purge, "gauges": refresh_gauges}
+async def _forever(what: str, every_s: float, step: Callable[[], Awaitable[object]]) -> None:
     failures = 0
     while True:
         try:
-            await console.seam.run(mark_offline, pool, offline_after_s)
-            now = time.monotonic()
-            for name, step in steps.items():
-                if now >= due[name]:
-                    await console.seam.run(step, pool)
-                    due[name] = now + every[name]
+            await step()
         except Exception as exc:
             failures += 1
             if failures == 1:
-                log.warning("the fleet watch failed (%s: %s); retrying with backoff: check PostgreSQL if this lasts",
+                log.warning("%s failed (%s: %s); retrying with backoff: check PostgreSQL if this lasts", what,
                             type(exc).__name__, exc)
-            await trio.sleep(max(CHECK_EVERY_S, RETRY.delay(failures)))
+            await trio.sleep(max(every_s, RETRY.delay(failures)))
             continue
         if failures:
-            log.info("the fleet watch works again after %d failed attempts", failures)
+            log.info("%s works again after %d failed attempts", what, failures)
             failures = 0
-        await trio.sleep(CHECK_EVERY_S)
+        await trio.sleep(every_s)
+
+
+async def watch_fleet(console: Console) -> None:
+    """The job (one hub process at a time, hub.leases): every CHECK_EVERY_S mark silent stores offline; enrol and
+    purge less often."""
+    pool = console.ready_pool()
+    offline_after_s = console.config.fleet_offline_after_s
+    due = {"enrol": 0.0, "purge": 0.0}
+    every = {"enrol": ENROL_EVERY_S, "purge": PURGE_EVERY_S}
+    steps: dict[str, Callable[[asyncpg.Pool], Awaitable[object]]] = {"enrol": enrol, "purge": purge}
+
+    async def step() -> None:
+        await console.seam.run(mark_offline, pool, offline_after_s)
+        now = time.monotonic()
+        for name, each in steps.items():
+            if now >= due[name]:
+                await console.seam.run(each, pool)
+                due[name] = now + every[name]
+    await _forever("the fleet watch", CHECK_EVERY_S, step)
+
+
+async def fleet_gauges(console: Console) -> None:
+    """The service every hub process runs: its fleet gauges equal to the table every GAUGES_EVERY_S."""
+    pool = console.ready_pool()
+    await _forever("refreshing the fleet gauges", GAUGES_EVERY_S, lambda: console.seam.run(refresh_gauges, pool))

@@ -3,9 +3,16 @@ processes sharing the stream; its dead letters, and each store's sequence gaps a
 
 from pathlib import Path
 
+from hub.console.context import Console
 from hub.domains import Domain
+from hub.ingest.dead_letters import run_purge
 from hub.ingest.jetstream import watch_jetstream
 from hub.ingest.routes import OPENAPI, routes
 
+
+async def purge_dead_letters(console: Console) -> None:
+    await run_purge(console.seam, console.ready_pool(), console.config.dead_letter_retention_days)
+
+
 DOMAIN = Domain("ingest", migrations=Path(__file__).parent / "migrations", routes=routes, services=(watch_jetstream,),
-                openapi=OPENAPI)
+                jobs={"dead_letter_purge": purge_dead_letters}, openapi=OPENAPI)

@@ -14,4 +14,4 @@ from novapos.wire.stock import STOCK_REQUESTS
 
 DOMAIN = Domain("inventory", migrations=Path(__file__).parent / "migrations",
                 appliers={"sale.completed": move_sold_stock, "return.completed": move_returned_stock}, responders={STOCK_REQUESTS: answer_stock},
-                routes=routes, services=(sweep_reservations, publish_low_stock), openapi=OPENAPI)
+                routes=routes, jobs={"reservation_sweeper": sweep_reservations, "low_stock_publisher": publish_low_stock}, openapi=OPENAPI)

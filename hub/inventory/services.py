@@ -1,4 +1,4 @@
-"""The inventory domain's long-running tasks, started by every hub process (see hub.domains.Service):
+"""The inventory domain's periodic jobs, each run by one hub process at a time (hub.leases), safe twice at once:
 
 - the reservation sweeper expires due reservations and restocks them; several hubs sweep side by side
   (FOR UPDATE SKIP LOCKED: each reservation expires once);

@@ -14,4 +14,4 @@ from hub.loyalty.upkeep import expire_points, recompute_tiers
 
 DOMAIN = Domain("loyalty", migrations=Path(__file__).parent / "migrations", responders=RESPONDERS,
                 appliers={"sale.completed": apply_sales, "return.completed": apply_returns},
-                routes=routes.routes, services=(expire_points, recompute_tiers), openapi=routes.OPENAPI)
+                routes=routes.routes, jobs={"loyalty_expiry": expire_points, "loyalty_tiers": recompute_tiers}, openapi=routes.OPENAPI)

@@ -1,4 +1,4 @@
-"""The loyalty services every hub process runs: expiry (each lot whose time has come loses what is left of it,
+"""The loyalty jobs, each run by one hub process at a time (hub.leases): expiry (each lot whose time has come loses what is left of it,
 one ledger entry per lot, keyed by the lot so two hub processes expire it once) and the daily tier recomputation
 (a customer's rolling 12-month spend falls as old sales leave the window, with no sale to trigger it).
 

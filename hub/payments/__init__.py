@@ -15,7 +15,7 @@ from hub.payments.nightly import reconcile_nightly
 from hub.payments.relay import relay_payment_events
 from hub.payments.requests import RESPONDERS
 from hub.payments.sales import apply_card_approved, apply_card_declined, apply_returns, apply_sales, capture_sales
-from hub.payments.watchdog import auto_void, watch_pending
+from hub.payments.watchdog import auto_void, payment_gauges, watch_pending
 
 _ROUTED = (routes, webhooks, reconciliation_routes)
 
@@ -29,7 +29,9 @@ DOMAIN = Domain("payments", migrations=Path(__file__).parent / "migrations",
                 appliers={"card.approved": apply_card_approved, "card.declined": apply_card_declined,
                           "sale.completed": apply_sales, "return.completed": apply_returns},
                 routes=_routes,
-                services=(auto_void, watch_pending, qr.expire_checkouts, relay_payment_events, capture_sales,
-                          reconcile_nightly),
+                services=(payment_gauges,),
+                jobs={"payment_auto_void": auto_void, "payment_watchdog": watch_pending,
+                      "payment_qr_expiry": qr.expire_checkouts, "payment_relay": relay_payment_events,
+                      "payment_capture": capture_sales, "payment_reconciliation": reconcile_nightly},
                 openapi={key: {k: v for module in _ROUTED for k, v in module.OPENAPI.get(key, {}).items()}
                          for key in ("paths", "schemas")})

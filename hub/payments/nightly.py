@@ -1,9 +1,9 @@
-"""The nightly reconciliation (a hub.domains.Service every hub process runs): once [payments] reconcile_at (UTC)
+"""The nightly reconciliation (a periodic job: one hub process at a time, hub.leases): once [payments] reconcile_at (UTC)
 has passed, each tenant's day before is reconciled with the provider's settlement report
 (hub.payments.reconciliation.run).
 
-Every hub process tries; the run's row is claimed by one (a unique index), so a day is reconciled once per tenant
-however many hubs there are. A hub that was down at reconcile_at catches up when it starts, with every day since
+The run's row is claimed by one process (a unique index), so a day is reconciled once per tenant even if two
+processes tried (a lease holder stalled past its deadline and the one that took over). A hub that was down at reconcile_at catches up when it starts, with every day since
 the tenant's last finished nightly run (at most CATCH_UP_DAYS). PostgreSQL or the
 provider away: said once, retried with backoff, never the end of the hub. No provider configured: nothing to do.
 """

@@ -1,6 +1,6 @@
 """The payments relay: the payments outbox (hub.payments.outbox) published to the stores, each row once.
 
-Every hub process runs it. A pass takes a batch of unpublished rows FOR UPDATE SKIP LOCKED (several hubs side
+One hub process at a time runs it (the periodic job payment_relay, hub.leases). A pass takes a batch of unpublished rows FOR UPDATE SKIP LOCKED (several hubs side
 by side each take other rows), publishes each on novapos.<tenant>.<store>.pay.<type> (core NATS, the row id as
 Nats-Msg-Id, `{id, position, type, body}` as JSON), waits for the server to confirm it has them (a flush), and
 marks them published in the same transaction. A hub killed after the publish and before its commit leaves the

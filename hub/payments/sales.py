@@ -13,7 +13,7 @@ Appliers (inside the ingest's inbox transaction; no provider call there, hub.pay
 - `return.completed`: a card refund made at a till's terminal (with the card present) is recorded on the original
   tender's intent; one the till asked the hub for (pay_refund, the same refund key) is already there.
 
-The capture service (`capture_sales`, every hub process) then moves the money: an offline approval whose sale has
+The capture job (`capture_sales`, one hub process at a time: hub.leases) then moves the money: an offline approval whose sale has
 arrived is authorized through the provider with its stored card (a decline marks it `attention` and its
 payment.failed event reaches the store as a follow-up), and every intent of a completed sale still authorized is
 captured. An approval whose sale never comes (abandoned) is never captured: pay_cancel or the auto-void ends it.

@@ -1,14 +1,15 @@
-"""The payments' long-running tasks, started by every hub process (see hub.domains.Service):
+"""The payments' periodic jobs, each run by one hub process at a time (hub.leases), and their gauges (every process):
 
 - auto-void cancels authorizations left uncaptured past their capture window (a sale that never completed at the
   hub): the card's hold is released rather than left to lapse at the bank, and it is audited;
 - the pending watchdog resolves intents PROCESSING for longer than [payments] watchdog_after_s by asking the
   provider how their call ended (hub.payments.service.Payments.resolve), surfacing those still unknown for a
-  person; it also refreshes the intents' gauges and the reconciliation drift gauge (from the database) and
-  forgets idempotency keys past their 24 hours.
+  person; it also forgets idempotency keys past their 24 hours;
+- every hub process refreshes the intents' gauges and the reconciliation drift gauge (from the database).
 
-Several hubs run both side by side: auto-void claims its intents with FOR UPDATE SKIP LOCKED and the watchdog
-marks each intent it takes (`checked_at`), so each is handled by one hub at a time. Both outlive PostgreSQL,
+Two hubs running a job side by side (a lease holder that stalled past its deadline and the one that took over) do
+no harm: auto-void claims its intents with FOR UPDATE SKIP LOCKED and the watchdog marks each intent it takes
+(`checked_at`), so each is handled by one hub at a time. All outlive PostgreSQL,
 NATS or the provider going away: they say so once, back off, and carry on when it is back.
 """
 
@@ -84,14 +85,23 @@ async def auto_void(console: Console) -> None:
 async def watch_pending(console: Console) -> None:
     payments = provider.serving(console.ready_pool())
     every_s = max(1.0, payments.settings.watchdog_after_s / 2)
-    gauges_due = 0.0
+    purge_due = 0.0
 
     async def step() -> int:
-        nonlocal gauges_due
+        nonlocal purge_due
         taken = await console.seam.run(resolve_stale, payments)
-        if trio.current_time() >= gauges_due:
-            await console.seam.run(refresh_gauges, payments.pool)
+        if trio.current_time() >= purge_due:
             await console.seam.run(idempotency.purge, payments.pool)
-            gauges_due = trio.current_time() + GAUGES_EVERY_S
+            purge_due = trio.current_time() + GAUGES_EVERY_S
         return taken
     await repeat("resolving payments whose provider call is unknown", step, every_s, BATCH)
+
+
+async def payment_gauges(console: Console) -> None:
+    """The service every hub process runs: its intents' gauges and reconciliation drift, every GAUGES_EVERY_S."""
+    pool = console.ready_pool()
+
+    async def step() -> int:
+        await console.seam.run(refresh_gauges, pool)
+        return 0
+    await repeat("refreshing the payment gauges", step, GAUGES_EVERY_S, 1)

@@ -48,6 +48,8 @@ def add_sim_command(commands: argparse._SubParsersAction) -> None:
                      help="seconds between a store's health reports (default: %(default)s, as the edge's)")
     sim.add_argument("--drain-timeout", type=float, default=60.0, metavar="S",
                      help="after selling, how long to wait for the outboxes and the hub (default: %(default)s)")
+    sim.add_argument("--cluster", action="store_true",
+                     help="embedded NATS as a three-node cluster (the hub's streams on three replicas)")
     sim.add_argument("--nats-url", default=os.environ.get("NOVAPOS_NATS_URL"),
                      help="a running hub's NATS (default: $NOVAPOS_NATS_URL; none: embedded)")
     sim.add_argument("--database-url", default=os.environ.get("NOVAPOS_DATABASE_URL"),
@@ -97,9 +99,13 @@ def _sim(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if not args.duration > 0 or not args.drain_timeout > 0:
         return _fail("--duration and --drain-timeout: more than 0 s")
+    if any(outage.at_s + outage.for_s > args.duration for outage in spec.outages):
+        return _fail(f"every outage must end within --duration ({args.duration:g} s)")
     state_dir = args.state_dir.resolve()
     display = _Display()
     if args.nats_url:
+        if args.cluster:
+            return _fail("--cluster starts an embedded cluster: not with --nats-url")
         if not args.database_url or args.credentials is None:
             return _fail("with --nats-url (a running hub) give --database-url and --credentials DIR too")
         folder: Path = args.credentials
@@ -114,9 +120,9 @@ def _sim(args: argparse.Namespace) -> int:
                                 drain_timeout_s=args.drain_timeout, progress=display)
     else:
         from novapos.sim.embedded import embedded_world
-        print(f"novapos sim: starting embedded NATS{'' if args.database_url else ', PostgreSQL'} and a hub under "
-              f"{state_dir}", file=sys.stderr, flush=True)
-        with embedded_world(state_dir, spec, args.database_url) as world:
+        print(f"novapos sim: starting embedded NATS{' (3 nodes)' if args.cluster else ''}"
+              f"{'' if args.database_url else ', PostgreSQL'} and a hub under {state_dir}", file=sys.stderr, flush=True)
+        with embedded_world(state_dir, spec, args.database_url, cluster=args.cluster) as world:
             report = run_fleet_sync(spec, world.nats.url, world.database_url, credentials=world.nats.store_credentials,
                                     tls=world.nats.tls_settings(), duration_s=args.duration,
                                     state_dir=state_dir / "stores", drain_timeout_s=args.drain_timeout,

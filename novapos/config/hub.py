@@ -40,6 +40,7 @@ SETTINGS: Settings = {
     "database": frozenset({"url", "url_file"}), "ingest": frozenset({"batch"}),
     "stream": frozenset({"max_age_days", "max_bytes", "replicas", "duplicate_window_s"}),
     "dead_letters": frozenset({"retention_days"}), "fleet": frozenset({"offline_after_s"}),
+    "leases": frozenset({"ttl_s"}),
     "console": frozenset({"session_idle_minutes", "session_absolute_minutes", "lock_after", "lock_for_minutes"}),
     "gift_cards": frozenset({"key_file"}),
     "audit": frozenset({"checkpoint_dir", "key_file", "checkpoint_interval_s", "personal", "personal_retention_days"}),
@@ -140,6 +141,9 @@ class HubConfig:
     dead_letter_retention_days: int = 90
     fleet_offline_after_s: int = 20
     """A store whose health reports stop for this long is marked offline (it reports every few seconds)."""
+    lease_ttl_s: int = 15
+    """[leases] ttl_s: how long a periodic job's lease lasts unrenewed (hub.leases): a hub process killed while
+    running a job has it taken over by another within this; renewed every third of it."""
     stream: StreamLimits = StreamLimits()
     console: ConsoleSettings = ConsoleSettings()
     audit: AuditSettings = AuditSettings()
@@ -188,6 +192,7 @@ def load_hub(path: Path) -> HubConfig:
             dead_letter_retention_days=whole("dead_letters", "retention_days",
                                              HubConfig.dead_letter_retention_days, 1, 36500),
             fleet_offline_after_s=whole("fleet", "offline_after_s", HubConfig.fleet_offline_after_s, 2, 3600),
+            lease_ttl_s=whole("leases", "ttl_s", HubConfig.lease_ttl_s, 2, 600),
             console=ConsoleSettings(
                 session_idle_minutes=whole("console", "session_idle_minutes", ConsoleSettings.session_idle_minutes,
                                            1, 24 * 60),

@@ -1,6 +1,7 @@
 """Everything a fleet needs on this machine when no hub is given: embedded PostgreSQL (migrated, the fleet
-seeded), embedded NATS with one user per simulated store (EmbeddedNats.authorized) and TLS, and a real
-`novapos hub` child process; stopped in reverse order."""
+seeded), embedded NATS with one user per simulated store (EmbeddedNats.authorized, or a three-node
+EmbeddedNatsCluster with the hub's streams on three replicas) and TLS, and a real `novapos hub` child process;
+stopped in reverse order."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub.db import close_pool, create_pool, migrate
+from novapos.demo.embedded_cluster import EmbeddedNatsCluster
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.embedded_postgres import EmbeddedPostgres
 from novapos.demo.processes import free_port
@@ -27,11 +29,12 @@ from novapos.sim.spec import FleetSpec
 log = logging.getLogger(__name__)
 
 HUB_READY_TIMEOUT_S = 60.0
+CLUSTER_SIZE = 3
 
 
 @dataclass(frozen=True)
 class Embedded:
-    nats: EmbeddedNats
+    nats: EmbeddedNats | EmbeddedNatsCluster
     database_url: str
 
 
@@ -56,14 +59,17 @@ def _healthy(port: int) -> bool:
 
 
 @contextmanager
-def hub_process(folder: Path, spec: FleetSpec, nats: EmbeddedNats, database_url: str) -> Iterator[subprocess.Popen[bytes]]:
-    """`novapos hub` for the fleet's tenant, its log in `folder`/hub.log, once its /healthz answers."""
+def hub_process(folder: Path, spec: FleetSpec, nats: EmbeddedNats | EmbeddedNatsCluster,
+                database_url: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`novapos hub` for the fleet's tenant, its log in `folder`/hub.log, once its /healthz answers; on a cluster,
+    its streams on one replica per node."""
     port = free_port()
     config = folder / "hub.toml"
     ca_file = nats.tls_settings().ca_file
     config.write_text(f"tenants = {json.dumps([spec.tenant])}\n[http]\nport = {port}\n"
                       f"[nats]\nurl = {json.dumps(nats.url)}\ncredentials = {json.dumps(str(nats.hub_credentials))}\n"
                       f"[database]\nurl = {json.dumps(database_url)}\n"
+                      + (f"[stream]\nreplicas = {len(nats.nodes)}\n" if isinstance(nats, EmbeddedNatsCluster) else "")
                       + (f"[tls]\nca_file = {json.dumps(str(ca_file))}\n" if ca_file else ""))
     env = {key: value for key, value in os.environ.items() if not key.startswith("NOVAPOS_")}
     with (folder / "hub.log").open("ab") as hub_log:
@@ -87,12 +93,20 @@ def hub_process(folder: Path, spec: FleetSpec, nats: EmbeddedNats, database_url:
 
 
 @contextmanager
-def embedded_world(state_dir: Path, spec: FleetSpec, database_url: str | None = None) -> Iterator[Embedded]:
-    """PostgreSQL (unless `database_url` is given), NATS and a hub for `spec`, under `state_dir`."""
+def embedded_world(state_dir: Path, spec: FleetSpec, database_url: str | None = None, *,
+                   cluster: bool = False) -> Iterator[Embedded]:
+    """PostgreSQL (unless `database_url` is given), NATS (a three-node cluster with `cluster`) and a hub for
+    `spec`, under `state_dir`."""
     with ExitStack() as stack:
         if database_url is None:
             database_url = stack.enter_context(EmbeddedPostgres(state_dir / "postgres")).url()
         prepare_database(database_url, spec)
-        nats = stack.enter_context(EmbeddedNats.authorized(state_dir / "nats", stores=spec.store_ids()))
+        nats: EmbeddedNats | EmbeddedNatsCluster
+        if cluster:
+            nats = EmbeddedNatsCluster.authorized(state_dir / "nats", stores=spec.store_ids(), size=CLUSTER_SIZE)
+            nats.start()
+            stack.callback(nats.stop)
+        else:
+            nats = stack.enter_context(EmbeddedNats.authorized(state_dir / "nats", stores=spec.store_ids()))
         stack.enter_context(hub_process(state_dir, spec, nats, database_url))
         yield Embedded(nats, database_url)

@@ -29,8 +29,9 @@ from novapos.tls import TlsSettings
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 60.0
-READY_PER_STORE_S = 0.25
-"""How long the workers may take to start their stores: TLS handshakes and SQLite files, a few ms each."""
+READY_PER_STORE_S = 1.0
+"""How long the workers may take to start their stores (TLS, a NATS login, the SQLite files made, the first catalog
+sync): 0.1-0.3 s each, 8 at a time per worker, on a busy machine."""
 START_MARGIN_S = 1.0
 RECENT_LAG_SQL = """
 SELECT percentile_disc(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM received_at - completed_at))::float8
@@ -87,11 +88,11 @@ def _own_usage(cpu_from: float, selling_s: float) -> ProcessUsage:
                         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 
 
-async def _start_workers(spec: FleetSpec, nats_url: str, credentials: Callable[[str, str], Path], tls: TlsSettings,
-                         duration_s: float, state_dir: Path, drain_timeout_s: float) -> list[Worker]:
+async def _start_workers(workers: list[Worker], spec: FleetSpec, nats_url: str, credentials: Callable[[str, str], Path],
+                         tls: TlsSettings, duration_s: float, state_dir: Path, drain_timeout_s: float) -> None:
+    """Start a worker per share of the stores into `workers` (so that a failure halfway stops those started)."""
     numbers = {name: number for number, name in enumerate(spec.store_names(), 1)}
     cuts = [(o.at_s, o.for_s, o.cut(spec.store_names())) for o in spec.outages]
-    workers = []
     for index, share in enumerate(spec.shares()):
         job = {"worker": index, "tenant": spec.tenant, "nats_url": nats_url, "state_dir": str(state_dir),
                "stores": [(name, numbers[name], str(credentials(spec.tenant, name))) for name in share],
@@ -105,9 +106,8 @@ async def _start_workers(spec: FleetSpec, nats_url: str, credentials: Callable[[
                 sys.executable, "-m", "novapos.sim.worker", stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE, stderr=log_file, limit=1 << 26)
         worker = Worker(f"worker-{index}", process, len(share))
-        await worker.send(json.dumps(job))
         workers.append(worker)
-    return workers
+        await worker.send(json.dumps(job))
 
 
 async def _recent(pool: asyncpg.Pool, spec: FleetSpec, since: float) -> tuple[int, float | None]:
@@ -126,10 +126,13 @@ async def run_fleet(spec: FleetSpec, nats_url: str, database_url: str, *, creden
     (kept between runs: a store's sequence numbers go on where they stopped, as a real store's do)."""
     if duration_s <= 0:
         raise ValueError(f"duration: more than 0 s, not {duration_s!r}")
+    if late := [o for o in spec.outages if o.at_s + o.for_s > duration_s]:
+        raise ValueError(f"an outage ends after the selling does ({late[0].at_s:g} + {late[0].for_s:g} s > "
+                         f"{duration_s:g} s): the drain would wait for it")
     state_dir.mkdir(parents=True, exist_ok=True)
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    workers = await _start_workers(spec, nats_url, credentials, tls, duration_s, state_dir, drain_timeout_s)
-    listeners = [asyncio.create_task(worker.listen()) for worker in workers]
+    workers: list[Worker] = []
+    listeners: list[asyncio.Task[None]] = []
     clock_from, cpu_from = time.monotonic(), time.process_time()
     phase = "starting"
     started_at = 0.0
@@ -144,6 +147,8 @@ async def run_fleet(spec: FleetSpec, nats_url: str, database_url: str, *, creden
                           sum(int(w.tick.get("cut", 0)) for w in workers), lag,
                           [w.usage(selling) for w in workers] + [_own_usage(cpu_from, selling)]))
     try:
+        await _start_workers(workers, spec, nats_url, credentials, tls, duration_s, state_dir, drain_timeout_s)
+        listeners.extend(asyncio.create_task(worker.listen()) for worker in workers)
         ready = asyncio.gather(*(w.ready.wait() for w in workers))
         await asyncio.wait_for(ready, READY_TIMEOUT_S + READY_PER_STORE_S * spec.stores)
         for worker in workers:

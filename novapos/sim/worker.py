@@ -41,6 +41,8 @@ TICK_S = 1.0
 APPEND_TIMEOUT_S = 10.0
 LINK_CLOSE_TIMEOUT_S = 5.0
 START_AT_ONCE = 8
+FILES_PER_STORE = 12
+DRAIN_POLL_S = 0.5  # each poll opens every store's file: not too often at a thousand stores
 APPLIED_PREFIX = "catalog sync: version %d applied"
 
 
@@ -77,11 +79,6 @@ class CatalogTimes(logging.Handler):
 
 def say(kind: str, **fields: Any) -> None:
     print(json.dumps({"kind": kind, **fields}), flush=True)
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def peak_rss_bytes() -> int:
@@ -194,7 +191,7 @@ async def drain(stores: list[SimStore], timeout: float) -> bool:
     """Wait until this run's sales have left every outbox; False if some are still there after `timeout`."""
     with trio.move_on_after(timeout):
         while sum(await trio.to_thread.run_sync(lambda: [left_in_outbox(s) for s in stores])):
-            await trio.sleep(0.25)
+            await trio.sleep(DRAIN_POLL_S)
         return True
     return False
 
@@ -257,6 +254,20 @@ async def run(job: dict[str, Any]) -> None:
                 stop.set()
 
 
+def open_files_for(stores: int) -> None:
+    """Raise this process's open-file limit to what its stores need (their SQLite files, WAL and shared memory,
+    three connections, a NATS socket: about FILES_PER_STORE each), as far as the hard limit allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = FILES_PER_STORE * stores + 100
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+        if raised < wanted:
+            log.warning("open files limited to %d, and %d stores need about %d: stores will fail to start or to "
+                        "connect; raise the hard limit (ulimit -Hn) or use more worker processes", raised, stores,
+                        wanted)
+
+
 def main() -> int:
     job = json.loads(sys.stdin.readline())
     handler = logging.FileHandler(Path(job["state_dir"]) / f"worker-{job['worker']}.log")
@@ -266,6 +277,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     for noisy in logs.QUIET:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    open_files_for(len(job["stores"]))
     trio.run(run, job)
     return 0
 
