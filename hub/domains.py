@@ -59,7 +59,7 @@ class Domain:
     services: Sequence[Service] = ()
     """Run by every hub process: what each process keeps for itself (its own gauges)."""
     jobs: Mapping[str, Service] = field(default_factory=dict)
-    """Periodic jobs by name (unique across domains, the label of novapos_hub_lease_held): each runs in one hub
+    """Periodic jobs by name (unique across domains, the `lease` label of novapos_hub_lease_held): each runs in one hub
     process at a time, the one holding its lease (hub.leases)."""
     openapi: Mapping[str, Any] = field(default_factory=dict)
     """{"paths": ..., "schemas": ...} describing the routes, merged into the console's /openapi.json."""

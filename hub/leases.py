@@ -11,7 +11,7 @@ and every job's own SQL is idempotent besides (SKIP LOCKED, conditional updates,
 every hub ran every job), so that a process that stalls past its deadline and resumes mid-step does no harm. A
 process waiting for a lease looks again when the holder's lease runs out: a process killed with SIGKILL has its
 jobs taken over within the TTL. A process told to stop releases its leases on the way out: taken over within a
-third of the TTL. Each change is one log line; novapos_hub_lease_held{job} is 1 in the holder, 0 elsewhere (sum by
+third of the TTL. Each change is one log line; novapos_hub_lease_held{lease} is 1 in the holder, 0 elsewhere (sum by
 job is 1 across the hubs while all is well).
 
 A job that returns (nothing to do, such as the nightly reconciliation without a provider) keeps its lease: it is
@@ -41,7 +41,7 @@ stamps the lease later than that: the job stops before the lease runs out there)
 RELEASE_TIMEOUT_S = 2.0
 
 HELD = Gauge("novapos_hub_lease_held", "1 while this hub process holds the periodic job's lease (it alone runs the "
-             "job), else 0; summed by job across the hub processes: 1", ["job"])
+             "job), else 0; summed by lease across the hub processes: 1", ["lease"])
 
 ROUND_SQL = """
 INSERT INTO hub_leases AS l (job, holder, token, acquired_at, expires_at)

@@ -29,7 +29,7 @@ TTL_S = 2
 ACK_WAIT_S = 3.0
 """The shared consumer's ack wait, made short here (the hub makes it 30 s; it binds to an existing consumer as is)."""
 BATCH = 32
-HELD = re.compile(r'^novapos_hub_lease_held\{job="([a-z_]+)"\} (\S+)$', re.MULTILINE)
+HELD = re.compile(r'^novapos_hub_lease_held\{lease="([a-z_]+)"\} (\S+)$', re.MULTILINE)
 
 
 def _held(hub: HubProcess) -> set[str]:

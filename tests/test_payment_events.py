@@ -330,7 +330,7 @@ def _relay_with(hubs: list[HubProcess], tmp_path: Path, nats_server: EmbeddedNat
 def _relays(hub: HubProcess) -> bool:
     """Whether `hub` holds the relay's lease, by its /metrics."""
     with urllib.request.urlopen(f"http://127.0.0.1:{hub.port}/metrics", timeout=5) as response:
-        return 'novapos_hub_lease_held{job="payment_relay"} 1.0' in response.read().decode()
+        return 'novapos_hub_lease_held{lease="payment_relay"} 1.0' in response.read().decode()
 
 
 def _published_by(hub: HubProcess) -> int:
