@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.catalog
 	$(BIN)/python -m bench.stock
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.fleet_reports
 	$(BIN)/python -m bench.fleet
 	$(BIN)/python -m bench.audit
 	$(BIN)/python -m bench.console

@@ -41,7 +41,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import nats
@@ -56,6 +56,7 @@ from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.embedded_postgres import EmbeddedPostgres
 from novapos.demo.processes import free_port
 from novapos.pricing import line_tax
+from novapos.tls import TlsSettings
 from novapos.wire.envelope import Envelope
 from novapos.wire.ids import uuid7
 from novapos.wire.subjects import EVENTS_STREAM, event_subject
@@ -151,13 +152,27 @@ async def rewind(server: EmbeddedNats) -> None:
     await client.close()
 
 
-class Hub:
-    """`novapos hub` in a child process, as systemd runs it; its log kept in a file."""
+class Served(Protocol):
+    """What a hub needs of its NATS: one server (EmbeddedNats) or a cluster (EmbeddedNatsCluster)."""
 
-    def __init__(self, folder: Path, server: EmbeddedNats, database_url: str, batch: int) -> None:
+    hub_credentials: Path | None
+
+    @property
+    def url(self) -> str: ...
+
+    def tls_settings(self) -> TlsSettings: ...
+
+
+class Hub:
+    """`novapos hub` in a child process, as systemd runs it; its log kept in a file. `settings`: more of its
+    TOML, whole sections (e.g. "[stream]\\nreplicas = 3\\n")."""
+
+    def __init__(self, folder: Path, server: Served, database_url: str, batch: int, settings: str = "") -> None:
         config = folder / "hub.toml"
+        credentials = f'credentials = "{server.hub_credentials}"\n' if server.hub_credentials else ""
         config.write_text(f'tenants = ["{TENANT}"]\n[http]\nport = {free_port()}\n[nats]\nurl = "{server.url}"\n'
-                          f'[tls]\nca_file = "{server.tls_settings().ca_file}"\n[database]\nurl = "{database_url}"\n[ingest]\nbatch = {batch}\n')
+                          f'{credentials}[tls]\nca_file = "{server.tls_settings().ca_file}"\n'
+                          f'[database]\nurl = "{database_url}"\n[ingest]\nbatch = {batch}\n{settings}')
         self.log = folder / "hub.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("NOVAPOS_")}
         with self.log.open("w") as log:
@@ -182,13 +197,13 @@ class Hub:
 
 
 async def run(folder: Path, server: EmbeddedNats, postgres: EmbeddedPostgres, events: Sequence[Envelope], stores: int,
-              hubs: int, batch: int) -> tuple[float, float, dict[str, int], str]:
-    """A fresh database, `hubs` hub processes ingesting the whole stream; (orders/s, hub CPU µs per order,
-    rows added per table, url)."""
+              hubs: int, batch: int, template: str = "template1") -> tuple[float, float, dict[str, int], str]:
+    """A fresh database (a copy of `template`: an already migrated one saves the migrations' time), `hubs` hub
+    processes ingesting the whole stream; (orders/s, hub CPU µs per order, rows added per table, url)."""
     database = f"bench_{hubs}hubs"
     admin = await asyncpg.connect(postgres.url())
     await admin.execute(f"DROP DATABASE IF EXISTS {database}")
-    await admin.execute(f"CREATE DATABASE {database}")
+    await admin.execute(f"CREATE DATABASE {database} TEMPLATE {template}")
     await admin.close()
     url = postgres.url(database)
     pool = await create_pool(url, max_size=2)
