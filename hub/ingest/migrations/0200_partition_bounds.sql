@@ -27,7 +27,10 @@ CREATE TABLE partition_legacy (
 COMMENT ON TABLE partition_legacy IS
     'each partitioned table''s rows from before partitioning: its _legacy partition holds every id below bound';
 
-ALTER TABLE sale_price_diffs DROP CONSTRAINT sale_price_diffs_event_id_line_no_fkey;
+-- The four tables locked at once, in ingest's order (inbox, sales, lines, tenders: no deadlock with it), for the
+-- rest of this short transaction: dropping a key, moving the few rows above the bound (by the key's index) and
+-- adding a NOT VALID check read nothing else. Ingest waits for it (lock_timeout, retried by hub.db).
+LOCK TABLE inbox, sales, sale_lines, sale_tenders IN ACCESS EXCLUSIVE MODE;
 ALTER TABLE store_seq_reuses DROP CONSTRAINT store_seq_reuses_event_id_fkey;
 ALTER TABLE drawer_sessions DROP CONSTRAINT drawer_sessions_event_id_fkey;
 ALTER TABLE drawer_moves DROP CONSTRAINT drawer_moves_event_id_fkey;
@@ -35,6 +38,7 @@ ALTER TABLE z_reports DROP CONSTRAINT z_reports_event_id_fkey;
 ALTER TABLE drawer_sales DROP CONSTRAINT drawer_sales_event_id_fkey;
 ALTER TABLE returns DROP CONSTRAINT returns_event_id_fkey;
 ALTER TABLE promotion_diffs DROP CONSTRAINT promotion_diffs_event_id_fkey;
+ALTER TABLE sale_price_diffs DROP CONSTRAINT sale_price_diffs_event_id_line_no_fkey;
 
 -- Reckoned on a timestamp in UTC: on a timestamptz, date_trunc and + interval '2 months' count in the session's
 -- TimeZone (in Berlin the bound came out an hour before the month in UTC, and hub.partitions' months overlapped it).
