@@ -24,12 +24,12 @@ default partition is never retired.
 
 Every step is its own transaction with a lock_timeout (LOCK_TIMEOUT_MS); one not granted waits for the next round
 (a log line says so) instead of queueing ingest behind it, and a step that fails otherwise is logged and skipped:
-the other tables and steps go on. The locks: making a month takes SHARE ROW EXCLUSIVE on `<table>_default` first
-(no row can be written there until the month is attached, so none in its range slips in between the move and the
-ATTACH), then SHARE UPDATE EXCLUSIVE on the parent and ACCESS EXCLUSIVE on the default partition for ATTACH;
-retiring one takes ACCESS EXCLUSIVE on the partition, then on the parent and the default partition for DROP. While
-any of these is held or queued, ingest writing to the table, and any statement whose plan locks every partition (a
-generic plan), waits: for a moment (the default partition is small), at most LOCK_TIMEOUT_MS while queued.
+the other tables and steps go on. The locks: making a month takes SHARE ROW EXCLUSIVE on the table and its
+partitions first (reads go on, writes wait: no row can reach the default partition until the month is attached),
+then ACCESS EXCLUSIVE on the default partition for ATTACH, which reads it; retiring one takes ACCESS EXCLUSIVE on
+the partition, then on the parent and the default partition for DROP. While any of these is held or queued, ingest
+writing to the table, and for the ACCESS EXCLUSIVE ones any statement whose plan locks every partition (a generic
+plan), waits: for a moment (the default partition is small), at most LOCK_TIMEOUT_MS while queued.
 """
 
 from __future__ import annotations
@@ -228,16 +228,17 @@ async def _make_ahead(conn: asyncpg.Connection, table: str, now: datetime, ahead
 
 async def _make(conn: asyncpg.Connection, table: str, month: date, start: datetime | None = None) -> bool:
     """One month of `table` (from `start` if given, else its first instant): an empty table that takes over the
-    default partition's rows in its range, then attached. The default partition is locked first (SHARE ROW
-    EXCLUSIVE: no row can be written there until ATTACH has read it, or one in the month's range, written between
-    the move and ATTACH, would make ATTACH fail); both it and the new table are small."""
+    default partition's rows in its range, then attached. The table is locked first in SHARE ROW EXCLUSIVE (reads
+    go on; writes wait the few milliseconds the step takes): a row written into the default partition in the
+    month's range between the move and ATTACH would make ATTACH fail, and an insert begun before ATTACH that
+    routes a row there after it would fail itself (its view of the partitions is the older one)."""
     name = f"{table}_p{month:%Y%m}"
     key = KEYS[table]
     low, high = _literal(table, start or _at(month)), _literal(table, _at(next_month(month)))
     try:
         async with conn.transaction():
             await conn.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
-            await conn.execute(f'LOCK TABLE "{table}_default" IN SHARE ROW EXCLUSIVE MODE')
+            await conn.execute(f'LOCK TABLE "{table}" IN SHARE ROW EXCLUSIVE MODE')
             await conn.execute(f'CREATE TABLE "{name}" (LIKE "{table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS'
                                " INCLUDING STORAGE)")
             moved = await conn.fetchval(

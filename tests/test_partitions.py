@@ -377,8 +377,8 @@ def test_an_outlier_id_held_before_partitioning_does_not_push_the_bound_out(data
 
 def test_a_row_written_into_the_default_partition_while_a_month_is_made_is_taken_over(database_url: str) -> None:
     """A transaction writing into the default partition, in the range of a month about to be made, commits while the
-    month is made: the make waits for it (the default partition is locked first) and takes the row over, instead of
-    ATTACH failing on it. And one table's failing step (a stray table in the way of sale_tenders' month) stops
+    month is made: the make waits for it (the table is locked first) and takes the row over, instead of ATTACH
+    failing on it. And one table's failing step (a stray table in the way of sale_tenders' month) stops
     neither the other tables nor the round."""
     now = datetime.now(UTC)
     first = _month(now, 2)  # 0200's bound: the first month maintain makes

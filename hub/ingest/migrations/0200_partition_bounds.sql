@@ -30,6 +30,7 @@ COMMENT ON TABLE partition_legacy IS
 -- The four tables locked at once, in ingest's order (inbox, sales, lines, tenders: no deadlock with it), for the
 -- rest of this short transaction: dropping a key, moving the few rows above the bound (by the key's index) and
 -- adding a NOT VALID check read nothing else. Ingest waits for it (lock_timeout, retried by hub.db).
+-- lock-ok: table-rewrite: held for this short transaction only (no scan, no build), in ingest's order
 LOCK TABLE inbox, sales, sale_lines, sale_tenders IN ACCESS EXCLUSIVE MODE;
 ALTER TABLE store_seq_reuses DROP CONSTRAINT store_seq_reuses_event_id_fkey;
 ALTER TABLE drawer_sessions DROP CONSTRAINT drawer_sessions_event_id_fkey;
