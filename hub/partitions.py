@@ -5,20 +5,31 @@ a UUIDv7, whose first 48 bits are its milliseconds, so the month of an id is a r
 unique across partitions (the inbox's key is the final guard against double application). stock_movements is
 PARTITION BY RANGE (created_at), the hub's time of writing (0203-0206), keyed (id, created_at). Each table has:
 
-- `<table>_legacy`: the rows from before partitioning, every id below the bound 0200 chose (partition_legacy);
-- `<table>_pYYYYMM`: one month of ids each, from that bound on, made `ahead_months` before the month begins;
-- `<table>_default`: an id above every month made (a store clock far ahead, an id that is no UUIDv7): a month made
-  later takes its rows over from there, in the same transaction.
+- `<table>_legacy`: the rows from before partitioning, every id below the bound 0200 chose (partition_legacy): the
+  first instant of the month after next, in UTC;
+- `<table>_pYYYYMM`: one month (UTC) of ids each, from that bound on, made `ahead_months` before the month begins;
+- `<table>_default`: an id above every month made (a store clock far ahead, an id that is no UUIDv7, or such a row
+  held before partitioning: 0200 moved it aside, 0207 put it back): a month made later takes its rows over from
+  there, in the same transaction.
+
+Every month boundary is computed in UTC, in SQL and here, whatever the server's or the session's TimeZone.
 
 A month is retired (DROP TABLE) once all of it is older than the retention: the inbox's
-(`[retention] inbox_days`) outlasts the events stream's max age by a margin, and a month of the inbox is kept
+(`[retention] inbox_days`) outlasts the events stream's max age (and the leaf stores' local streams', which the
+hub's stream may source again from their start) by a margin, and a month of the inbox is kept
 while any row in it was received within that retention (a store whose clock ran behind), so that any event the
 stream can still redeliver is still found in the inbox and skipped. Sales, lines and tenders are kept for good
 unless `[retention] sales_months` says otherwise; the stock ledger for good (it adds up to the balances). The
 default partition is never retired.
 
-Every step is its own transaction with a lock_timeout: making or dropping a partition takes a lock on the parent
-for a moment; one not granted waits for the next round (a log line says so) instead of queueing ingest behind it.
+Every step is its own transaction with a lock_timeout (LOCK_TIMEOUT_MS); one not granted waits for the next round
+(a log line says so) instead of queueing ingest behind it, and a step that fails otherwise is logged and skipped:
+the other tables and steps go on. The locks: making a month takes SHARE ROW EXCLUSIVE on the table and its
+partitions first (reads go on, writes wait: no row can reach the default partition until the month is attached),
+then ACCESS EXCLUSIVE on the default partition for ATTACH, which reads it; retiring one takes ACCESS EXCLUSIVE on
+the partition, then on the parent and the default partition for DROP. While any of these is held or queued, ingest
+writing to the table, and for the ACCESS EXCLUSIVE ones any statement whose plan locks every partition (a generic
+plan), waits: for a moment (the default partition is small), at most LOCK_TIMEOUT_MS while queued.
 """
 
 from __future__ import annotations
@@ -33,7 +44,7 @@ import asyncpg
 import trio
 
 from edge_runtime import AsyncioSeam
-from novapos.config.hub import INBOX_MARGIN_DAYS, HubConfig
+from novapos.config.hub import INBOX_MARGIN_DAYS, LEAF_STREAM_MAX_AGE_DAYS, HubConfig
 
 log = logging.getLogger(__name__)
 
@@ -64,24 +75,28 @@ class Retention:
 
     @classmethod
     def for_stream(cls, max_age_days: int, *, inbox_days: int | None = None, sales_months: int = 0,
-                   ahead_months: int = AHEAD_MONTHS) -> Retention:
-        """The retention for an events stream of `max_age_days`; refuses an inbox kept no longer than the stream
-        plus INBOX_MARGIN_DAYS (a replay of the stream could then apply an event a second time)."""
-        least = max_age_days + INBOX_MARGIN_DAYS
+                   ahead_months: int = AHEAD_MONTHS, leaf: bool = False) -> Retention:
+        """The retention for an events stream of `max_age_days` (and, if `leaf`, leaf stores' local streams of
+        LEAF_STREAM_MAX_AGE_DAYS, which the hub's stream may source again from their first message); refuses an
+        inbox kept no longer than the longest of them plus INBOX_MARGIN_DAYS (a replay could then apply an event a
+        second time)."""
+        kept = max(max_age_days, LEAF_STREAM_MAX_AGE_DAYS) if leaf else max_age_days
+        least = kept + INBOX_MARGIN_DAYS
         if inbox_days is None:
-            inbox_days = max_age_days + INBOX_DEFAULT_MARGIN_DAYS
+            inbox_days = kept + INBOX_DEFAULT_MARGIN_DAYS
         if inbox_days < least:
-            raise ValueError(f"[retention] inbox_days {inbox_days} must be at least [stream] max_age_days "
-                             f"{max_age_days} + {INBOX_MARGIN_DAYS} = {least}: the inbox must remember every event "
-                             "the stream can still redeliver")
+            raise ValueError(f"[retention] inbox_days {inbox_days} must be at least {kept} days (the events stream's "
+                             f"max age{', or the leaf streams' if leaf else ''}) + {INBOX_MARGIN_DAYS} = {least}: the "
+                             "inbox must remember every event the stream can still redeliver")
         return cls(inbox_days, sales_months, ahead_months)
 
     @classmethod
     def of(cls, config: HubConfig) -> Retention:
-        """The hub's [retention] for its [stream] (load_hub has refused an inbox kept too briefly)."""
+        """The hub's [retention] for its [stream] and [leaf] stores (load_hub has refused an inbox kept too
+        briefly)."""
         return cls.for_stream(config.stream.max_age_days, inbox_days=config.retention.inbox_days or None,
                               sales_months=config.retention.sales_months,
-                              ahead_months=config.retention.ahead_months)
+                              ahead_months=config.retention.ahead_months, leaf=bool(config.leaf_stores))
 
 
 @dataclass(frozen=True)
@@ -98,9 +113,16 @@ def uuid7_floor(at: datetime) -> uuid.UUID:
     return uuid.UUID(int=(int(at.timestamp() * 1000) << 80))
 
 
+LATEST = datetime.max.replace(tzinfo=UTC)
+"""What uuid7_time gives for an id whose first 48 bits are past the year 9999 (an id that is no UUIDv7)."""
+
+
 def uuid7_time(event_id: uuid.UUID) -> datetime:
-    """The time a UUIDv7 carries (SQL: uuid7_time)."""
-    return datetime.fromtimestamp((event_id.int >> 80) / 1000, UTC)
+    """The time a UUIDv7 carries (SQL: uuid7_time); LATEST past what a datetime holds."""
+    try:
+        return datetime.fromtimestamp((event_id.int >> 80) / 1000, UTC)
+    except (ValueError, OverflowError, OSError):
+        return LATEST
 
 
 def month_start(at: datetime) -> date:
@@ -119,11 +141,18 @@ _BOUND = re.compile(r"FOR VALUES FROM \((MINVALUE|'[^']+')\) TO \('([^']+)'\)")
 
 
 def _bound(literal: str) -> datetime:
-    """A partition bound as pg_get_expr writes it: a UUIDv7 (its time) or a timestamptz."""
+    """A partition bound as pg_get_expr writes it: a UUIDv7 (its time) or a timestamptz. Never raises: a bound past
+    what a datetime holds (an id that is no UUIDv7, 'infinity') reads as LATEST, with a log line if unreadable."""
     try:
         return uuid7_time(uuid.UUID(literal))
     except ValueError:
+        pass
+    try:
         return datetime.fromisoformat(literal).astimezone(UTC)  # written in the session's time zone
+    except (ValueError, OverflowError):
+        if literal.strip().lower() != "infinity":
+            log.warning("partition bound %r read as the latest time: it is neither a UUID nor a timestamp", literal)
+        return LATEST
 
 
 def _literal(table: str, at: datetime) -> uuid.UUID | datetime:
@@ -162,8 +191,13 @@ async def maintain(pool: asyncpg.Pool, retention: Retention | None = None, *, no
             return 0
         try:
             for table in KEYS:
-                changed += await _make_ahead(conn, table, now, retention.ahead_months)
-                changed += await _retire(conn, table, now, retention)
+                for step in ("making months ahead", "retiring old months"):
+                    try:
+                        changed += await (_make_ahead(conn, table, now, retention.ahead_months)
+                                          if step == "making months ahead" else _retire(conn, table, now, retention))
+                    except (asyncpg.PostgresError, RuntimeError) as exc:
+                        log.warning("%s of %s failed (%s: %s); the other tables go on, the next round tries again",
+                                    step, table, type(exc).__name__, exc)
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK)
     return changed
@@ -173,29 +207,38 @@ async def _make_ahead(conn: asyncpg.Connection, table: str, now: datetime, ahead
     ranged = [p for p in await partitions(conn, table) if not p.default]
     if not ranged:
         raise RuntimeError(f"{table} is not partitioned: the hub's migrations 0200-0206 have not run")
-    month = month_start(max(p.high for p in ranged if p.high))
+    top = max(p.high for p in ranged if p.high)
+    if top == LATEST:
+        return 0  # a partition up to the end of time (made by hand): no month can follow it
+    month = month_start(top)
+    start: datetime | None = top if top != _at(month) else None
+    """A bound that is no month's first instant in UTC (0200 run before it computed months in UTC, on a server in
+    another time zone): the first month made starts there, not at its own first instant (which would overlap)."""
     until = month_start(now)
     for _ in range(ahead_months):
         until = next_month(until)
     made = 0
     while month <= until:
-        if not await _make(conn, table, month):
+        if not await _make(conn, table, month, start):
             break  # the months after it wait for it (the next month is made from the last one made)
         made += 1
-        month = next_month(month)
+        month, start = next_month(month), None
     return made
 
 
-async def _make(conn: asyncpg.Connection, table: str, month: date) -> bool:
-    """One month of `table`: an empty table that takes over the default partition's rows in its range (so that
-    ATTACH finds none left there), then attached. ATTACH takes SHARE UPDATE EXCLUSIVE on the parent: ingest and
-    the console go on; it reads the new table and the default partition, both small."""
+async def _make(conn: asyncpg.Connection, table: str, month: date, start: datetime | None = None) -> bool:
+    """One month of `table` (from `start` if given, else its first instant): an empty table that takes over the
+    default partition's rows in its range, then attached. The table is locked first in SHARE ROW EXCLUSIVE (reads
+    go on; writes wait the few milliseconds the step takes): a row written into the default partition in the
+    month's range between the move and ATTACH would make ATTACH fail, and an insert begun before ATTACH that
+    routes a row there after it would fail itself (its view of the partitions is the older one)."""
     name = f"{table}_p{month:%Y%m}"
     key = KEYS[table]
-    low, high = _literal(table, _at(month)), _literal(table, _at(next_month(month)))
+    low, high = _literal(table, start or _at(month)), _literal(table, _at(next_month(month)))
     try:
         async with conn.transaction():
             await conn.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
+            await conn.execute(f'LOCK TABLE "{table}" IN SHARE ROW EXCLUSIVE MODE')
             await conn.execute(f'CREATE TABLE "{name}" (LIKE "{table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS'
                                " INCLUDING STORAGE)")
             moved = await conn.fetchval(
@@ -205,7 +248,7 @@ async def _make(conn: asyncpg.Connection, table: str, month: date) -> bool:
             await conn.execute(f'ALTER TABLE "{table}" ATTACH PARTITION "{name}" FOR VALUES FROM'
                                f" ('{low.isoformat() if isinstance(low, datetime) else low}')"
                                f" TO ('{high.isoformat() if isinstance(high, datetime) else high}')")
-    except asyncpg.LockNotAvailableError:
+    except (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError):
         log.warning("partition %s not made: a lock on %s was not granted within %d ms (a long transaction); "
                     "the next round tries again, meanwhile its rows go to %s_default",
                     name, table, LOCK_TIMEOUT_MS, table)
@@ -231,20 +274,24 @@ async def _retire(conn: asyncpg.Connection, table: str, now: datetime, retention
     for partition in await partitions(conn, table):
         if partition.default or partition.high is None or partition.high > cutoff:
             continue
-        if table == "inbox" and await conn.fetchval(
-                f'SELECT EXISTS (SELECT FROM "{partition.name}" WHERE received_at >= $1)', cutoff):
-            log.info("partition %s kept past its month: it holds events received since %s (a store clock behind), "
-                     "which the stream may still redeliver", partition.name, f"{cutoff:%Y-%m-%d}")
-            continue
         try:
             async with conn.transaction():
                 await conn.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
-                rows = await conn.fetchval(
-                    "SELECT reltuples::bigint FROM pg_class WHERE oid = $1::regclass", partition.name)
-                await conn.execute(f'DROP TABLE "{partition.name}"')
-        except asyncpg.LockNotAvailableError:
+                # locked before the check: no late event can be written into it between the check and the DROP
+                await conn.execute(f'LOCK TABLE "{partition.name}" IN ACCESS EXCLUSIVE MODE')
+                recent = table == "inbox" and await conn.fetchval(
+                    f'SELECT EXISTS (SELECT FROM "{partition.name}" WHERE received_at >= $1)', cutoff)
+                if not recent:
+                    rows = await conn.fetchval(
+                        "SELECT reltuples::bigint FROM pg_class WHERE oid = $1::regclass", partition.name)
+                    await conn.execute(f'DROP TABLE "{partition.name}"')
+        except (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError):
             log.warning("partition %s not retired: a lock on %s was not granted within %d ms; the next round "
                         "tries again", partition.name, table, LOCK_TIMEOUT_MS)
+            continue
+        if recent:
+            log.info("partition %s kept past its month: it holds events received since %s (a store clock behind), "
+                     "which the stream may still redeliver", partition.name, f"{cutoff:%Y-%m-%d}")
             continue
         log.info("partition %s retired (about %d row(s), all older than %s: [retention] %s)", partition.name,
                  max(rows, 0), f"{cutoff:%Y-%m-%d}", "sales_months" if table in SALES_TABLES else "inbox_days")

@@ -35,7 +35,7 @@ from nats.js.api import DiscardPolicy, ExternalStream, StorageType, StreamConfig
 from hub.tenancy.credentials import public_key, read_seed
 from novapos.adapters.nats import NatsLink, check_credentials, store_inbox_prefix
 from novapos.config import StoreConfig
-from novapos.config.hub import StreamLimits
+from novapos.config.hub import LEAF_STREAM_MAX_AGE_DAYS, StreamLimits
 from novapos.config.leaf import LeafSettings
 from novapos.demo.embedded_nats import nats_server_binary
 from novapos.demo.processes import EmbeddedServer, ManagedProcess, free_port
@@ -45,7 +45,7 @@ from novapos.wire.leaf import HUB_API, HUB_DOMAIN, leaf_events_stream, leaf_name
 
 log = logging.getLogger(__name__)
 
-LEAF_LIMITS = StreamLimits(max_age_days=30, max_bytes=2 * 1024**3)
+LEAF_LIMITS = StreamLimits(max_age_days=LEAF_STREAM_MAX_AGE_DAYS, max_bytes=2 * 1024**3)
 """The local events stream's: what a store box keeps while the hub cannot source it (a month of a busy store
 is far below 2 GiB); full, it refuses and the outbox keeps the sales, as with the hub's stream."""
 

@@ -18,8 +18,8 @@ import pytest
 from hub.db import _apply, _ledger, create_pool, migrate, planned
 from hub.domains import Domain, domains
 from hub.ingest.inbox import Delivery, ingest
-from hub.partitions import Retention, maintain, month_start, next_month, partitions, uuid7_floor
-from novapos.config.hub import INBOX_MARGIN_DAYS, load_hub
+from hub.partitions import KEYS, LATEST, Retention, _bound, maintain, month_start, next_month, partitions, uuid7_floor
+from novapos.config.hub import INBOX_MARGIN_DAYS, LEAF_STREAM_MAX_AGE_DAYS, load_hub
 from novapos.config.reading import ConfigError
 from novapos.wire.envelope import Envelope
 from tests.events import SUBJECT, sale_event
@@ -129,6 +129,8 @@ def test_a_replay_after_the_months_rotated_applies_nothing_twice(database_url: s
                 await conn.execute("UPDATE inbox SET received_at = uuid7_time(event_id)")
                 await conn.execute("UPDATE inbox SET received_at = $2 WHERE event_id = $1", late.id,
                                    d.replace(day=20))
+            async with pool.acquire() as conn:
+                before = [p.name for p in await partitions(conn, "inbox")]
             retired = await maintain(pool, retention, now=now)
             async with pool.acquire() as conn:
                 after = [p.name for p in await partitions(conn, "inbox")]
@@ -138,7 +140,7 @@ def test_a_replay_after_the_months_rotated_applies_nothing_twice(database_url: s
             replay = await ingest(pool, [Delivery(SUBJECT, e.encode()) for e in (*events, late)], TENANTS)
             async with pool.acquire() as conn:
                 counts = await _counts(conn)
-            return {"result": result, "after": after, "retired": retired, "kept": kept, "replay": replay,
+            return {"result": result, "before": before, "after": after, "retired": retired, "kept": kept, "replay": replay,
                     "counts": counts, "newest_gone": newest_gone}
         finally:
             await pool.close()
@@ -148,7 +150,11 @@ def test_a_replay_after_the_months_rotated_applies_nothing_twice(database_url: s
     after = got["after"]
     assert f"inbox_p{a:%Y%m}" in after and f"inbox_p{b:%Y%m}" not in after, after
     assert f"inbox_p{c:%Y%m}" in after and "inbox_legacy" not in after, after
-    assert got["retired"] >= 3  # the legacy partition, the months up to B
+    # retired: the legacy partition, the month of 0200's bound and B's (A's is kept for its late event); made: the
+    # three months after D, for each of the five tables
+    bound_month = month_start(a - timedelta(days=1))  # 0200's bound: the month after next, the one before A
+    assert set(got["before"]) - set(after) == {"inbox_legacy", f"inbox_p{bound_month:%Y%m}", f"inbox_p{b:%Y%m}"}
+    assert got["retired"] == 3 + 3 * len(KEYS), got["retired"]
     assert got["kept"] == {e.id for e in (events[0], events[1], events[4], events[5], late)}
     # every event the inbox forgot was received before the stream's max age plus the margin (none redeliverable)
     assert got["newest_gone"] < now - timedelta(days=14 + INBOX_MARGIN_DAYS)
@@ -169,7 +175,7 @@ def _month(start: datetime, months: int) -> datetime:
 def test_an_inbox_kept_no_longer_than_the_stream_is_refused(tmp_path: Path) -> None:
     assert Retention.for_stream(14).inbox_days == 45
     assert Retention.for_stream(14, inbox_days=14 + INBOX_MARGIN_DAYS).inbox_days == 21
-    with pytest.raises(ValueError, match="max_age_days 14"):
+    with pytest.raises(ValueError, match="at least 14 days"):
         Retention.for_stream(14, inbox_days=14 + INBOX_MARGIN_DAYS - 1)
     config = tmp_path / "hub.toml"
     config.write_text("[stream]\nmax_age_days = 30\n[retention]\ninbox_days = 36\nsales_months = 24\n")
@@ -219,8 +225,6 @@ def test_a_concurrent_index_on_a_partitioned_table_is_built_partition_by_partiti
 def test_bounds_read_back_in_any_session_time_zone() -> None:
     """pg_get_expr writes a timestamptz bound in the session's zone: 1 February UTC is 31 January in New York,
     and must still read as February's bound (or the hub would make January again, overlapping)."""
-    from hub.partitions import _bound
-
     assert _bound("2027-01-31 19:00:00-05") == datetime(2027, 2, 1, tzinfo=UTC)
     assert month_start(_bound("2027-01-31 19:00:00-05")).month == 2
     assert _bound(str(uuid7_floor(datetime(2027, 2, 1, tzinfo=UTC)))) == datetime(2027, 2, 1, tzinfo=UTC)
@@ -250,3 +254,218 @@ def test_sales_months_retire_old_sales_and_the_stock_ledger_stays(database_url: 
     assert got["sales"] == [recent.id] and got["lines"] == 1, got  # months before two months ago are gone
     assert f"sales_p{a:%Y%m}" not in got["parts"] and f"sales_p{_month(a, 3):%Y%m}" in got["parts"]
     assert got["movements"] == 2  # the stock ledger is kept for good
+
+
+def _set_zone(database_url: str, zone: str) -> None:
+    async def run() -> None:
+        conn = await asyncpg.connect(database_url)
+        try:
+            await conn.execute(f"DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET timezone = %L', current_database(),"
+                               f" '{zone}'); END $$")
+        finally:
+            await conn.close()
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/New_York"])
+def test_upkeep_works_whatever_the_server_time_zone(database_url: str, zone: str) -> None:
+    """Every month boundary is UTC's, on a server in any time zone: 0200/0204's bound is a month's first instant in
+    UTC, the months made after it fit against it, and a sale lands in its month."""
+    _set_zone(database_url, zone)
+    now = datetime.now(UTC)
+    ahead = sale(1, at(_month(now, 2).replace(day=1), 1))  # the first millisecond of 0200's bound month
+
+    async def run() -> dict[str, Any]:
+        pool = await create_pool(database_url)
+        try:
+            await migrate(pool)
+            made = await maintain(pool, Retention.for_stream(14))
+            await ingest(pool, [Delivery(SUBJECT, ahead.encode())], TENANTS)
+            async with pool.acquire() as conn:
+                session_zone = await conn.fetchval("SHOW timezone")
+                parts = {table: await partitions(conn, table) for table in KEYS}
+                home = await _home(conn, "sales", ahead.id)
+            return {"zone": session_zone, "made": made, "parts": parts, "home": home}
+        finally:
+            await pool.close()
+
+    got = asyncio.run(run())
+    assert got["zone"] == zone
+    assert got["made"] == 2 * len(KEYS), got["made"]
+    for table, parts in got["parts"].items():
+        bounds = [bound for p in parts for bound in (p.low, p.high) if bound is not None]
+        assert bounds and all(b == _month(b, 0) for b in bounds), (table, bounds)
+        assert parts[0].name == f"{table}_legacy" and parts[0].high == _month(now, 2), (table, parts[0])
+    assert got["home"] == f"sales_p{_month(now, 2):%Y%m}"
+
+
+def test_a_legacy_bound_off_a_month_start_is_followed_without_overlap(database_url: str) -> None:
+    """A database migrated by the release that computed the bound in the server's zone (Berlin: an hour before the
+    month in UTC): the first month made starts at that bound, not at its month's first instant (an overlap)."""
+    async def run() -> dict[str, Any]:
+        pool = await create_pool(database_url)
+        try:
+            await migrate(pool)
+            async with pool.acquire() as conn:
+                for table, key in KEYS.items():
+                    [legacy] = [p for p in await partitions(conn, table) if p.name.endswith("_legacy")]
+                    assert legacy.high is not None
+                    shifted = legacy.high - timedelta(hours=1)
+                    bound = uuid7_floor(shifted) if key == "event_id" else shifted.isoformat()
+                    await conn.execute(f"ALTER TABLE {table} DETACH PARTITION {table}_legacy")
+                    await conn.execute(f"ALTER TABLE {table} ATTACH PARTITION {table}_legacy"
+                                       f" FOR VALUES FROM (MINVALUE) TO ('{bound}')")
+            made = await maintain(pool, Retention.for_stream(14))
+            async with pool.acquire() as conn:
+                parts = {table: await partitions(conn, table) for table in KEYS}
+            return {"made": made, "parts": parts}
+        finally:
+            await pool.close()
+
+    got = asyncio.run(run())
+    assert got["made"] == 3 * len(KEYS), got["made"]  # the hour before the bound's month, then two months
+    for table, parts in got["parts"].items():
+        legacy, first, second = parts[0], parts[1], parts[2]
+        assert first.low == legacy.high and first.high == second.low == _month(datetime.now(UTC), 2), (table, parts)
+
+
+def test_an_outlier_id_held_before_partitioning_does_not_push_the_bound_out(database_url: str) -> None:
+    """A store clock years ahead, an id whose time is past the year 9999: held before 0200, they are moved aside
+    and put back through the partitioned tables (their default partition); the bound stays the month after next,
+    months are made after it, and nothing is lost."""
+    now = datetime.now(UTC)
+    usual = sale(1, at(now, 1))
+    ahead = sale(2, at(now + timedelta(days=800), 2))
+    beyond = sale(3, uuid.UUID("ffffffff-ffff-7fff-bfff-ffffffffffff"))
+
+    async def run() -> dict[str, Any]:
+        pool = await create_pool(database_url)
+        try:
+            async with pool.acquire() as conn:
+                await _ledger(conn)
+                for migration in planned(domains()):
+                    if migration.number < 200:
+                        await _apply(conn, migration, 1.0, 3)
+            await ingest(pool, [Delivery(SUBJECT, e.encode()) for e in (usual, ahead, beyond)], TENANTS)
+            async with pool.acquire() as conn:
+                before = await _counts(conn)
+            await migrate(pool)
+            made = await maintain(pool, Retention.for_stream(14))
+            async with pool.acquire() as conn:
+                homes = {table: [await _home(conn, table, e.id) for e in (usual, ahead, beyond)]
+                         for table in ("inbox", "sales", "sale_lines", "sale_tenders")}
+                legacy = {table: next(p.high for p in await partitions(conn, table) if p.name.endswith("_legacy"))
+                          for table in ("inbox", "sales", "sale_lines", "sale_tenders")}
+                after = await _counts(conn)
+                held = await conn.fetchval("SELECT count(*) FROM pg_class WHERE relname LIKE 'partition_held_%'")
+            again = await ingest(pool, [Delivery(SUBJECT, e.encode()) for e in (usual, ahead, beyond)], TENANTS)
+            return {"before": before, "after": after, "made": made, "homes": homes, "legacy": legacy, "held": held,
+                    "again": again}
+        finally:
+            await pool.close()
+
+    got = asyncio.run(run())
+    assert got["before"] == got["after"] == {"inbox": 3, "sales": 3, "sale_lines": 3, "sale_tenders": 3}
+    assert set(got["legacy"].values()) == {_month(now, 2)}, got["legacy"]
+    assert got["made"] == 2 * len(KEYS) and got["held"] == 0, got
+    for table, homes in got["homes"].items():
+        assert homes == [f"{table}_legacy", f"{table}_default", f"{table}_default"], (table, homes)
+    assert (got["again"].applied, got["again"].duplicates) == (0, 3)
+    assert _bound("ffffffff-ffff-7fff-bfff-ffffffffffff") == LATEST
+    assert _bound("infinity") == LATEST and _bound("not a bound") == LATEST
+
+
+def test_a_row_written_into_the_default_partition_while_a_month_is_made_is_taken_over(database_url: str) -> None:
+    """A transaction writing into the default partition, in the range of a month about to be made, commits while the
+    month is made: the make waits for it (the table is locked first) and takes the row over, instead of ATTACH
+    failing on it. And one table's failing step (a stray table in the way of sale_tenders' month) stops
+    neither the other tables nor the round."""
+    now = datetime.now(UTC)
+    first = _month(now, 2)  # 0200's bound: the first month maintain makes
+    late = at(first.replace(day=3), 9)
+
+    async def run() -> dict[str, Any]:
+        pool = await create_pool(database_url)
+        try:
+            await migrate(pool)
+            async with pool.acquire() as conn:
+                await conn.execute(f"CREATE TABLE sale_tenders_p{first:%Y%m} (stray int)")
+            writer = await asyncpg.connect(database_url)
+            try:
+                await writer.execute("BEGIN")
+                await writer.execute("INSERT INTO inbox (event_id, tenant, store, seq, type) VALUES ($1, 'demo',"
+                                     " 'store-001', 1, 'sale.completed')", late)
+                maintaining = asyncio.ensure_future(maintain(pool, Retention.for_stream(14)))
+                await asyncio.sleep(0.3)
+                await writer.execute("COMMIT")
+                made = await maintaining
+            finally:
+                await writer.close()
+            async with pool.acquire() as conn:
+                home = await conn.fetchval("SELECT tableoid::regclass::text FROM inbox WHERE event_id = $1", late)
+                parts = {table: [p.name for p in await partitions(conn, table)] for table in KEYS}
+            return {"made": made, "home": home, "parts": parts}
+        finally:
+            await pool.close()
+
+    got = asyncio.run(run())
+    assert got["home"] == f"inbox_p{first:%Y%m}", got
+    assert got["made"] == 2 * (len(KEYS) - 1), got  # every table's two months but sale_tenders'
+    assert f"sale_tenders_p{first:%Y%m}" not in got["parts"]["sale_tenders"]
+    assert f"stock_movements_p{first:%Y%m}" in got["parts"]["stock_movements"]
+
+
+def test_a_late_event_written_while_its_month_is_retired_keeps_the_month(database_url: str) -> None:
+    """The inbox month's recent-rows check and its DROP are one locked step: an event received late into a month
+    past retention, committed while the month is being retired, keeps the month (the stream may redeliver it)."""
+    a = _month(datetime.now(UTC), 3)
+    later = _month(a, 3).replace(day=25)
+    retention = Retention.for_stream(14)  # 45 days: A's month is past it on `later`
+    late = at(a.replace(day=11), 7)
+
+    async def run() -> dict[str, Any]:
+        pool = await create_pool(database_url)
+        try:
+            await migrate(pool)
+            await maintain(pool, retention, now=a)  # every month up to `later`'s
+            # the months before A retired first: A's is the first the next round drops (none waits before it)
+            await maintain(pool, retention, now=_month(a, 1).replace(day=20))  # 45 days: to A's 6th
+            writer = await asyncpg.connect(database_url)
+            try:
+                await writer.execute("BEGIN")
+                await writer.execute("INSERT INTO inbox (event_id, tenant, store, seq, type, received_at) VALUES"
+                                     " ($1, 'demo', 'store-001', 7, 'sale.completed', $2)", late,
+                                     later - timedelta(days=1))
+                retiring = asyncio.ensure_future(maintain(pool, retention, now=later))
+                await asyncio.sleep(0.3)
+                await writer.execute("COMMIT")
+                await retiring
+            finally:
+                await writer.close()
+            async with pool.acquire() as conn:
+                parts = [p.name for p in await partitions(conn, "inbox")]
+                kept = await conn.fetchval("SELECT count(*) FROM inbox WHERE event_id = $1", late)
+            return {"parts": parts, "kept": kept}
+        finally:
+            await pool.close()
+
+    got = asyncio.run(run())
+    assert got["kept"] == 1 and f"inbox_p{a:%Y%m}" in got["parts"], got
+
+
+def test_leaf_stores_make_the_inbox_outlast_their_local_streams(tmp_path: Path) -> None:
+    """With [leaf] stores the hub's stream may source a leaf's local stream again from its start (30 days): the
+    inbox's floor is the longer of the two plus the margin."""
+    least = LEAF_STREAM_MAX_AGE_DAYS + INBOX_MARGIN_DAYS
+    assert Retention.for_stream(14, leaf=True).inbox_days == LEAF_STREAM_MAX_AGE_DAYS + 31
+    with pytest.raises(ValueError, match=f"= {least}"):
+        Retention.for_stream(14, inbox_days=least - 1, leaf=True)
+    config = tmp_path / "hub.toml"
+    config.write_text(f'[stream]\nmax_age_days = 14\n[leaf]\nstores = ["demo/store-001"]\n'
+                      f"[retention]\ninbox_days = {least - 1}\n")
+    with pytest.raises(ConfigError, match=f"leaf stores' local streams.*= {least}"):
+        load_hub(config)
+    config.write_text('[stream]\nmax_age_days = 14\n[leaf]\nstores = ["demo/store-001"]\n')
+    assert Retention.of(load_hub(config)).inbox_days == LEAF_STREAM_MAX_AGE_DAYS + 31
+    config.write_text("[stream]\nmax_age_days = 14\n[retention]\ninbox_days = 21\n")
+    assert Retention.of(load_hub(config)).inbox_days == 21

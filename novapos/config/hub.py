@@ -89,6 +89,9 @@ class ConsoleSettings:
 INBOX_MARGIN_DAYS = 7
 """The least the inbox's history outlasts the events stream's max age by: an event the stream can still redeliver
 (a hub stopped for days, a consumer reset) must still be found in the inbox and skipped."""
+LEAF_STREAM_MAX_AGE_DAYS = 30
+"""How long a leaf store's local events stream keeps its events (novapos.leaf): the hub's stream may source them
+again from the start (a source re-added after a restart), so with [leaf] stores the inbox outlasts this too."""
 
 
 @dataclass(frozen=True)
@@ -247,7 +250,7 @@ def load_hub(path: Path) -> HubConfig:
             telemetry=load_telemetry(sections["telemetry"], str(path)),
             leaf_stores=_leaf_stores(str(path), sections["leaf"].get("stores", [])),
             leaf_check_every_s=whole("leaf", "check_every_s", HubConfig.leaf_check_every_s, 1, 3600),
-            retention=_retention(str(path), whole),
+            retention=_retention(str(path), whole, bool(sections["leaf"].get("stores"))),
         )
     except validators.Invalid as exc:
         raise ConfigError(str(exc)) from None
@@ -265,14 +268,17 @@ def _leaf_stores(where: str, value: object) -> tuple[tuple[str, str], ...]:
         stores.append((validators.token(f"{where}: [leaf] stores tenant", tenant),
                        validators.token(f"{where}: [leaf] stores store", store)))
     return tuple(sorted(set(stores)))
-def _retention(where: str, whole: Callable[[str, str, int, int, int], int]) -> RetentionSettings:
+def _retention(where: str, whole: Callable[[str, str, int, int, int], int], leaf: bool) -> RetentionSettings:
     max_age_days = whole("stream", "max_age_days", StreamLimits.max_age_days, 1, 3650)
-    least = max_age_days + INBOX_MARGIN_DAYS
+    kept = max(max_age_days, LEAF_STREAM_MAX_AGE_DAYS) if leaf else max_age_days
+    least = kept + INBOX_MARGIN_DAYS
     inbox_days = whole("retention", "inbox_days", RetentionSettings.inbox_days, 0, 36500)
     if inbox_days and inbox_days < least:
+        longest = (f"the longest of [stream] max_age_days ({max_age_days}) and the leaf stores' local streams' "
+                   f"({LEAF_STREAM_MAX_AGE_DAYS} days, [leaf] stores)") if leaf else f"[stream] max_age_days ({max_age_days})"
         raise validators.Invalid(f"{where}: [retention] inbox_days",
-                                 f"must be at least [stream] max_age_days ({max_age_days}) + {INBOX_MARGIN_DAYS} = "
-                                 f"{least}, or 0 for the stream's max age plus a month: the inbox must remember every "
+                                 f"must be at least {longest} + {INBOX_MARGIN_DAYS} = "
+                                 f"{least}, or 0 for that plus a month: the inbox must remember every "
                                  "event the stream can still redeliver, or a replay applies it twice")
     return RetentionSettings(inbox_days, whole("retention", "sales_months", RetentionSettings.sales_months, 0, 1200),
                              whole("retention", "ahead_months", RetentionSettings.ahead_months, 1, 24))

@@ -7,18 +7,10 @@
 -- (ATTACH adopts an equivalent index instead of building one). The previous release's SQL names the same tables,
 -- columns and keys, so it runs on unchanged.
 --
--- Foreign keys that name these tables go: they would name the legacy partition alone (a new row in a month
--- partition would be refused), and a key from a table kept for good (returns, drawer sessions) would forbid the
--- inbox's retention. Each of those rows is written by its applier in the inbox's transaction, for an event the
+-- Foreign keys that named these tables went in 0200 (before the rows above the bound were moved aside): they would
+-- name the legacy partition alone (a new row in a month partition would be refused), and a key from a table kept for
+-- good (returns, drawer sessions) would forbid the inbox's retention. Each of those rows is written by its applier in the inbox's transaction, for an event the
 -- inbox has just let through, as sales' own rows have been since 0061 (tests/test_ingest_exactly_once.py).
-ALTER TABLE sale_price_diffs DROP CONSTRAINT sale_price_diffs_event_id_line_no_fkey;
-ALTER TABLE store_seq_reuses DROP CONSTRAINT store_seq_reuses_event_id_fkey;
-ALTER TABLE drawer_sessions DROP CONSTRAINT drawer_sessions_event_id_fkey;
-ALTER TABLE drawer_moves DROP CONSTRAINT drawer_moves_event_id_fkey;
-ALTER TABLE z_reports DROP CONSTRAINT z_reports_event_id_fkey;
-ALTER TABLE drawer_sales DROP CONSTRAINT drawer_sales_event_id_fkey;
-ALTER TABLE returns DROP CONSTRAINT returns_event_id_fkey;
-ALTER TABLE promotion_diffs DROP CONSTRAINT promotion_diffs_event_id_fkey;
 
 -- lock-ok: contract: the name is taken over in this transaction by the partitioned table, same columns and keys
 ALTER TABLE inbox RENAME TO inbox_legacy;
