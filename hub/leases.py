@@ -146,9 +146,15 @@ class LeaseKeeper:
 
     async def _release_all(self) -> None:
         try:
+            if self.conn is not None:
+                try:
+                    await self.console.seam.run(release, self.conn, sorted(self.jobs), self.holder)
+                except Exception:  # a round cancelled on it mid-statement: once more on a new connection
+                    await self.console.seam.run(drop, self.conn)
+                    self.conn = None
             if self.conn is None:
                 self.conn = await self.console.seam.run(self.connect)
-            await self.console.seam.run(release, self.conn, sorted(self.jobs), self.holder)
+                await self.console.seam.run(release, self.conn, sorted(self.jobs), self.holder)
         except Exception as exc:
             log.warning("could not release the job leases on the way out (%s: %s): other hub processes take "
                         "them over once they run out, within [leases] ttl_s", type(exc).__name__, exc)
