@@ -41,7 +41,9 @@ Service = Callable[["Console"], Awaitable[None]]
 """A domain's long-running trio task (a publisher, a sweeper), started once PostgreSQL and NATS are reached (the
 console's pool is set): by every hub process (Domain.services), or by the one holding its lease (Domain.jobs). It
 runs until the hub stops; it must survive PostgreSQL or NATS going away (log, back off, retry), since a service
-that raises ends the hub."""
+that raises ends the hub. A job (Domain.jobs) that returns has nothing to do in this process (its feature is not
+configured): its lease is released and not asked for again here; one that raises is logged, released and retried
+after a growing pause (hub.leases), the hub carrying on."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,8 @@ class Domain:
     """Run by every hub process: what each process keeps for itself (its own gauges)."""
     jobs: Mapping[str, Service] = field(default_factory=dict)
     """Periodic jobs by name (unique across domains, the `lease` label of novapos_hub_lease_held): each runs in one hub
-    process at a time, the one holding its lease (hub.leases)."""
+    process at a time, the one holding its lease (hub.leases). Return at once when this process's config lacks the
+    job's feature (the lease goes to a process that has it)."""
     openapi: Mapping[str, Any] = field(default_factory=dict)
     """{"paths": ..., "schemas": ...} describing the routes, merged into the console's /openapi.json."""
     applies_last: bool = False
