@@ -36,6 +36,7 @@ from actors.storage.outbox import OutboxActor
 from edge.app import store_link
 from edge_runtime import AsyncioSeam, ChildSpec, SupervisorSpec, Tree, supervision_tree
 from hub.ingest import leaf_sources
+from hub.ingest.inbox import Delivery, sort_out
 from hub.tenancy import provisioning
 from hub.tenancy.credentials import new_seed, public_key, write_seed
 from novapos.adapters.nats import NatsLink
@@ -46,7 +47,7 @@ from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.processes import free_port
 from novapos.leaf import CatalogMirrorWatch, LeafNode, ensure_catalog_mirror
 from novapos.wire.catalog import catalog_stream
-from novapos.wire.leaf import leaf_events_stream
+from novapos.wire.leaf import leaf_events_stream, leaf_name
 from novapos.wire.subjects import EVENTS_STREAM, event_subject, request_subject
 from tests.conftest import query, wait_until
 from tests.events import sale_event
@@ -55,6 +56,8 @@ from tests.test_tenancy_nats import Hub, _refused, _until, hub  # noqa: F401 (hu
 from tests.wan import Wan
 
 TENANT, STORE = "demo", "store-001"
+OTHER_LEAF = "store-003"
+"""A second leaf store, which the hub does not source: the one the first may try to reach."""
 SALE = sale_event().body
 
 
@@ -63,11 +66,14 @@ class World:
         self.root, self.database_url = root, database_url
         leafnode_port = free_port()
         self.nats = EmbeddedNats.authorized(root / "nats", stores=(("demo", "store-002"),),
-                                            leaf_stores=((TENANT, STORE),), domain="hub",
+                                            leaf_stores=((TENANT, STORE), (TENANT, OTHER_LEAF)), domain="hub",
                                             leafnode_port=leafnode_port).start()
         self.wan = Wan(leafnode_port)
         self.leaf = LeafNode(TENANT, STORE, LeafSettings(f"tls://127.0.0.1:{self.wan.port}", 0, root / "leaf"),
                              self.nats.store_credentials(TENANT, STORE), self.nats.tls_settings()).start()
+        self.other_leaf = LeafNode(TENANT, OTHER_LEAF, LeafSettings(f"tls://127.0.0.1:{leafnode_port}", 0,
+                                                                    root / "other-leaf"),
+                                   self.nats.store_credentials(TENANT, OTHER_LEAF), self.nats.tls_settings()).start()
         (root / "hub").mkdir()
         self.hub = HubProcess(root / "hub", self.nats.url, database_url, self.nats.hub_credentials,
                               settings=f'[leaf]\nstores = ["{TENANT}/{STORE}"]\ncheck_every_s = 1\n',
@@ -76,6 +82,7 @@ class World:
     def stop(self) -> None:
         self.hub.stop()
         self.leaf.stop()
+        self.other_leaf.stop()
         self.wan.close()
         self.nats.stop()
 
@@ -215,7 +222,7 @@ async def test_the_catalog_is_mirrored_down_and_a_stalled_mirror_is_recreated_on
             return (await link.js.get_msg(stream, seq)).data
         except nats.js.errors.NotFoundError:
             return None
-    watch = CatalogMirrorWatch(TENANT)  # what `novapos leaf` runs every [leaf] check_every_s
+    watch = CatalogMirrorWatch(TENANT, STORE)  # what `novapos leaf` runs every [leaf] check_every_s
 
     async def check(link: Any) -> bool:
         return await watch.check(link)
@@ -228,7 +235,7 @@ async def test_the_catalog_is_mirrored_down_and_a_stalled_mirror_is_recreated_on
 
     async def recreate_while_cut(link: Any) -> bool:  # a mirror made while the WAN is down: its first try fails,
         await link.js.delete_stream(stream)         # nats-server's next one comes 10 s later
-        await ensure_catalog_mirror(link.js, TENANT)
+        await ensure_catalog_mirror(link.js, TENANT, STORE)
         return await watch.check(link)
     world.wan.cut()
     try:
@@ -353,3 +360,75 @@ def test_a_store_listed_as_a_leaf_logs_in_as_a_leaf_node_only_and_may_not_export
     async def refused_soon() -> bool:
         return await _refused(hub.nats, seed) != ""
     asyncio.run(_until(refused_soon))  # reloaded: a plain client login with the leaf's key is refused
+
+
+async def test_a_leaf_box_widening_its_own_stream_cannot_forge_another_stores_events(world: World) -> None:
+    """(review) The store's user has every right on its own leaf: it adds another store's subjects to its local
+    stream and publishes there. The hub's source takes only the store's own subjects, so nothing reaches the hub."""
+    async def forge(link: Any) -> int:
+        name = leaf_events_stream(TENANT, STORE)
+        config = (await link.js.stream_info(name)).config
+        config.subjects = [*config.subjects, "novapos.demo.store-002.evt.>"]
+        await link.js.update_stream(config)
+        ack = await link.js.publish(event_subject(TENANT, "store-002", "sale.completed"),
+                                    sale_event(store="store-002").encode())
+        ours = await link.js.publish(event_subject(TENANT, STORE, "sale.completed"), sale_event(seq=1000).encode())
+        return ack.seq + ours.seq
+    assert await world.on_leaf(forge)
+    # the store's own event after the forged one arrived: the forged one was passed over, not just slow
+    await wait_until(lambda: _contains(world.applied, 1000), timeout=15)
+    assert "store-002" not in {store for store, _ in await world.hub_stream()}
+    assert not await query(world.database_url, "SELECT 1 FROM sales WHERE store = 'store-002'")
+
+
+def test_ingest_dead_letters_an_event_sourced_from_another_stores_leaf() -> None:
+    """Defence in depth behind the source's filter: what the hub's stream sourced (the Nats-Stream-Source header)
+    must come from the leaf stream of the store its subject names."""
+    subject = event_subject(TENANT, "store-002", "sale.completed")
+    data = sale_event(store="store-002").encode()
+    mine = f"{leaf_events_stream(TENANT, 'store-002')}:abcd1234 7 novapos.demo.store-002.evt.> {subject}"
+    theirs = f"{leaf_events_stream(TENANT, STORE)}:abcd1234 7 novapos.demo.store-001.evt.> {subject}"
+    assert not sort_out([Delivery(subject, data, mine)], frozenset({TENANT})).rejections
+    assert not sort_out([Delivery(subject, data)], frozenset({TENANT})).rejections  # a store connected directly
+    [rejection] = sort_out([Delivery(subject, data, theirs)], frozenset({TENANT})).rejections
+    assert "forged" in rejection.reason and leaf_events_stream(TENANT, STORE) in rejection.reason
+
+
+async def test_one_leaf_can_neither_receive_nor_publish_another_leafs_jetstream_deliveries(world: World) -> None:
+    """Each leaf's mirror deliveries and source deliveries use its own prefix, and its user is allowed only that:
+    leaf A subscribing to every mirror delivery hears only its own; publishing on B's source delivery subject (which
+    the hub's stream would stamp with B's Nats-Stream-Source) never reaches the hub."""
+    mine, theirs = (leaf_name(TENANT, store) for store in (STORE, OTHER_LEAF))
+
+    async def run() -> list[str]:
+        heard: list[str] = []
+
+        async def note(message: Any) -> None:
+            heard.append(message.subject)
+        hub_client = await nats.connect(world.nats.url, **world.nats.hub_options())
+        leaf = world.leaf.link("test-leaf-a")
+        await leaf.connect()
+        try:
+            await hub_client.subscribe("$JS.S.>", cb=note)
+            await leaf.client.subscribe("$JS.M.>", cb=note)
+            await hub_client.flush()
+            await leaf.client.flush()
+            await asyncio.sleep(0.5)  # the subscriptions' interest crosses the leaf connection
+            for prefix in (mine, theirs):
+                await hub_client.publish(f"$JS.M.{prefix}.M.test", b"mirror delivery")
+                await leaf.client.publish(f"$JS.S.{prefix}.S.test", sale_event(store=OTHER_LEAF).encode())
+            await hub_client.flush()
+            await leaf.client.flush()
+            await asyncio.sleep(1.0)
+            return heard
+        finally:
+            await leaf.close()
+            await hub_client.close()
+    heard = await trio.to_thread.run_sync(asyncio.run, run())
+    assert f"$JS.M.{mine}.M.test" in heard and f"$JS.S.{mine}.S.test" in heard, heard  # its own: allowed
+    assert f"$JS.M.{theirs}.M.test" not in heard, heard  # B's mirror deliveries never reach A
+    assert f"$JS.S.{theirs}.S.test" not in heard, heard  # nor may A publish B's source deliveries
+
+
+async def _contains(read: Any, seq: int) -> bool:
+    return seq in await read()
