@@ -33,6 +33,7 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, ExternalStream, StorageType, StreamConfig, StreamSource
 
 from hub.tenancy.credentials import public_key, read_seed
+from novapos import logs
 from novapos.adapters.nats import NatsLink, check_credentials, store_inbox_prefix
 from novapos.config import StoreConfig
 from novapos.config.hub import StreamLimits
@@ -169,14 +170,25 @@ class LeafNode(EmbeddedServer):
         return self.settings.local_url
 
     def start(self, timeout: float = 20.0) -> Self:
-        self.settings.state_dir.mkdir(parents=True, exist_ok=True)
-        text = leaf_config(self.tenant, self.store, self.settings, read_seed(self.credentials), self.tls,
-                           self.pid_file)
-        descriptor = os.open(self.config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            file.write(text)
+        self.write_config()
         self._spawn_and_wait(timeout)
         return self
+
+    def write_config(self) -> None:
+        """The server's config, which holds the store's seed: the state dir made owner-only (0700, also when it
+        existed), the file written owner-only (0600) beside it and renamed over the old one, whatever its mode was."""
+        self.settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.settings.state_dir, 0o700)
+        text = leaf_config(self.tenant, self.store, self.settings, read_seed(self.credentials), self.tls,
+                           self.pid_file)
+        partial = self.config_file.with_name(f".{self.config_file.name}.partial")
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)  # a partial left by a crash keeps its mode: O_CREAT sets it only when creating
+        with os.fdopen(descriptor, "w") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(partial, self.config_file)
 
     def link(self, name: str) -> NatsLink:
         """A link to the leaf as the store (what the edge uses in leaf mode): plain loopback, the store's key."""
@@ -208,7 +220,10 @@ def run_leaf(config: StoreConfig) -> int:
     check_credentials(config.nats_credentials)
     leaf = LeafNode(config.tenant, config.store, config.leaf, config.nats_credentials, config.tls).start()
     log.info("leaf node for store %s/%s listening on %s, connecting to the hub at %s", config.tenant, config.store,
-             leaf.url, config.leaf.hub_url)
+             leaf.url, logs.address(config.leaf.hub_url))
+    if config.leaf.allow_plaintext and not config.leaf.hub_url.startswith("tls://"):
+        log.warning("the leaf link to the hub at %s is not TLS ([leaf] allow_plaintext): anyone on the path reads "
+                    "the store's sales; use tls:// unless this network is trusted", logs.address(config.leaf.hub_url))
     try:
         return asyncio.run(_keep(leaf, config.leaf.check_every_s))
     finally:

@@ -283,9 +283,17 @@ def _store_toml(tmp_path: Path, leaf: str) -> Path:
 def test_the_leaf_table_is_checked_and_turns_the_edge_to_its_own_leaf(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for bad in ('hub_url = "http://hub:7422"', 'hub_url = ""', 'hub_url = "tls://hub:7422"\nport = 0',
-                'hub_url = "tls://hub:7422"\nsocket = "x"'):
+                'hub_url = "tls://hub:7422"\nsocket = "x"', 'hub_url = "tls://hub:7422,"',
+                'hub_url = "tls://hub:7422, tls://hub"', 'hub_url = "tls://hub:7422,nats-leaf://hub-b:7422"',
+                'hub_url = "tls://hub:port"', 'hub_url = "nats://hub:7422"', 'hub_url = "nats-leaf://hub:7422"',
+                'hub_url = "tls://hub:7422"\nallow_plaintext = "yes"'):
         with pytest.raises(ConfigError, match=r"\[leaf\]|leaf"):
             load_store(_store_toml(tmp_path, f"[leaf]\n{bad}\n"))
+    with pytest.raises(ConfigError, match="must not carry a user or password") as refused:
+        load_store(_store_toml(tmp_path, '[leaf]\nhub_url = "tls://store:s3cret@hub:7422"\n'))
+    assert "s3cret" not in str(refused.value)
+    plain = load_store(_store_toml(tmp_path, '[leaf]\nhub_url = "nats-leaf://hub:7422"\nallow_plaintext = true\n'))
+    assert plain.leaf is not None and plain.leaf.hub_url == "nats-leaf://hub:7422"  # on a trusted network, said so
     config = load_store(_store_toml(tmp_path, '[leaf]\nhub_url = "tls://hub-a:7422, tls://hub-b:7422"\n'))
     assert config.leaf is not None and config.leaf.state_dir == tmp_path / "edge" / "leaf"
     link = store_link(config)
@@ -296,6 +304,21 @@ def test_the_leaf_table_is_checked_and_turns_the_edge_to_its_own_leaf(
     monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "systemd"))
     leaf = load_edge_config(relative).leaf
     assert leaf is not None and leaf.state_dir == tmp_path / "systemd" / "leaf-state"  # under systemd's, as [state]
+
+
+def test_the_leaf_servers_config_holding_the_seed_is_owner_only_even_when_it_was_not(tmp_path: Path) -> None:
+    state = tmp_path / "leaf"
+    state.mkdir(mode=0o755)
+    state.chmod(0o755)
+    seed = tmp_path / "store.seed"
+    write_seed(seed, new_seed())
+    leaf = LeafNode(TENANT, STORE, LeafSettings("tls://hub:7422", 0, state), seed)
+    leaf.config_file.write_text("# an older, world-readable config\n")
+    leaf.config_file.chmod(0o644)
+    leaf.write_config()
+    assert (leaf.config_file.stat().st_mode & 0o777, state.stat().st_mode & 0o777) == (0o600, 0o700)
+    assert seed.read_text().strip() in leaf.config_file.read_text()  # it holds the seed: hence the mode
+    assert [path.name for path in state.iterdir()] == [leaf.config_file.name]  # no partial file left behind
 
 
 def test_novapos_leaf_runs_the_server_makes_the_local_streams_and_stops_on_sigterm(tmp_path: Path) -> None:
@@ -428,6 +451,9 @@ async def test_one_leaf_can_neither_receive_nor_publish_another_leafs_jetstream_
     assert f"$JS.M.{mine}.M.test" in heard and f"$JS.S.{mine}.S.test" in heard, heard  # its own: allowed
     assert f"$JS.M.{theirs}.M.test" not in heard, heard  # B's mirror deliveries never reach A
     assert f"$JS.S.{theirs}.S.test" not in heard, heard  # nor may A publish B's source deliveries
+    # what this cannot isolate without one NATS account per store is said once, at the hub's start
+    warned = [line for line in world.hub.lines if "leaf store(s) in [leaf] stores" in line]
+    assert len(warned) == 1 and "$JSC.R.>" in warned[0] and "one NATS account per store" in warned[0], warned
 
 
 async def _contains(read: Any, seq: int) -> bool:

@@ -119,6 +119,18 @@ async def check(link: NatsLink, stores: Sequence[tuple[str, str]]) -> list[tuple
     return restart
 
 
+ISOLATION_LIMIT = ("the leaf stores share the hub's NATS account: each may still receive every answer of the "
+                   "hub's JetStream API to any leaf ($JSC.R.>: consumer and stream info of the other leaves' sourcing "
+                   "and mirrors) and publish such answers (it can disturb, not forge, another leaf's sourcing); only "
+                   "one NATS account per store isolates that (README, leaf nodes' known limits)")
+
+
+async def warn_leaf_isolation(console: Console) -> None:
+    """The service: at start, when [leaf] stores is set, say once which isolation between leaf stores is missing."""
+    if stores := console.config.leaf_stores:
+        log.warning("%d leaf store(s) in [leaf] stores: %s", len(stores), ISOLATION_LIMIT)
+
+
 async def watch_leaf_sources(console: Console) -> None:
     """The job: check every [leaf] check_every_s; never raises (a failed round is logged once and retried)."""
     stores = console.config.leaf_stores
