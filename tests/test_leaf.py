@@ -29,6 +29,7 @@ import nats
 import nats.js.errors
 import pytest
 import trio
+from nats.js.api import ExternalStream, StreamSource
 
 from actors.storage.db import FILE_NAME
 from actors.storage.forwarder import ForwarderActor
@@ -458,3 +459,28 @@ async def test_one_leaf_can_neither_receive_nor_publish_another_leafs_jetstream_
 
 async def _contains(read: Any, seq: int) -> bool:
     return seq in await read()
+
+
+async def test_a_source_added_by_an_earlier_release_is_narrowed_in_place_and_loses_nothing(world: World) -> None:
+    """An events stream sourcing a leaf without a filter, on the fleet-wide deliver prefix (as before the leaf
+    permissions named each store's own): the hub's leaf_sources job replaces it, and the store's events keep landing
+    once each."""
+    async def downgrade(client: Any) -> None:
+        js = client.jetstream()
+        config = (await js.stream_info(EVENTS_STREAM)).config
+        config.sources = [StreamSource(name=source.name, external=ExternalStream(api=source.external.api))
+                          if source.external is not None else source for source in config.sources or []]
+        await js.update_stream(config)
+    await world.on_hub(downgrade)
+
+    async def narrowed(client: Any) -> bool:
+        sources = (await client.jetstream().stream_info(EVENTS_STREAM)).config.sources or []
+        return len(sources) == 1 and sources[0].filter_subject == f"novapos.{TENANT}.{STORE}.evt.>" and sources[0].external.deliver is not None
+    await wait_until(lambda: world.on_hub(narrowed), timeout=10, interval=0.3)
+
+    async def sell_one(link: Any) -> None:
+        await link.js.publish(event_subject(TENANT, STORE, "sale.completed"), sale_event(seq=1001).encode())
+    await world.on_leaf(sell_one)
+    await wait_until(lambda: _contains(world.applied, 1001), timeout=15)
+    stream = await world.hub_stream()
+    assert len(stream) == len(set(stream)), stream  # resumed after the last message it held: nothing sourced twice

@@ -63,28 +63,30 @@ def _key(source: StreamSource) -> tuple[str, str | None]:
 
 
 async def ensure_leaf_sources(js: JetStreamContext, stores: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """(asyncio side) Make the events stream source every (tenant, store) given; the stores added, in order."""
+    """(asyncio side) Make the events stream source every (tenant, store) given, each as leaf_source makes it; the
+    stores whose source was added or brought up to date (just (re)started: not stalled), in order."""
     config = (await js.stream_info(EVENTS_STREAM)).config
-    wanted = {_key(leaf_source(tenant, store)): leaf_source(tenant, store) for tenant, store in set(stores)}
+    wanted = {_key(leaf_source(tenant, store)): (tenant, store) for tenant, store in set(stores)}
     sources = list(config.sources or [])
-    outdated = [source for source in sources
-                if _key(source) in wanted and _shape(source) != _shape(wanted[_key(source)])]
+    outdated = {_key(source) for source in sources
+                if _key(source) in wanted and _shape(source) != _shape(leaf_source(*wanted[_key(source)]))}
     have = {_key(source) for source in sources}
     added = [(tenant, store) for tenant, store in sorted(set(stores)) if _key(leaf_source(tenant, store)) not in have]
     if not added and not outdated:
         return []
     # an outdated source (no filter, the fleet-wide deliver prefix) is replaced in place: the server resumes it after
     # the last message it holds from it, and the inbox makes anything sent twice a no-op
-    config.sources = [wanted[_key(source)] if source in outdated else source for source in sources]
+    config.sources = [leaf_source(*wanted[_key(source)]) if _key(source) in outdated else source for source in sources]
     config.sources += [leaf_source(tenant, store) for tenant, store in added]
     await js.update_stream(config)
-    for source in outdated:
-        log.info("the %s stream's source %s now takes only its store's subjects, on its own deliver prefix",
-                 EVENTS_STREAM, source.name)
+    updated = sorted(wanted[key] for key in outdated)
+    for tenant, store in updated:
+        log.info("the %s stream's source of store %s/%s's leaf node now takes only that store's subjects, on its own "
+                 "deliver prefix", EVENTS_STREAM, tenant, store)
     for tenant, store in added:
         log.info("the %s stream now sources store %s/%s's leaf node (stream %s at %s)", EVENTS_STREAM, tenant, store,
                  leaf_events_stream(tenant, store), leaf_api(tenant, store))
-    return added
+    return sorted([*added, *updated])
 
 
 def stalled(info: StreamInfo, stores: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -113,7 +115,7 @@ async def check(link: NatsLink, stores: Sequence[tuple[str, str]]) -> list[tuple
         found = stalled(await link.js.stream_info(EVENTS_STREAM), stores)
     except nats.js.errors.NotFoundError:
         return []
-    restart = [store for store in found if store not in added]  # just added: not started yet, not stalled
+    restart = [store for store in found if store not in added]  # just added or updated: not started yet, not stalled
     if restart:
         await restart_leaf_sources(link.js, restart)
     return restart
