@@ -37,7 +37,8 @@ from actors.storage.outbox import OutboxActor
 from edge.app import store_link
 from edge_runtime import AsyncioSeam, ChildSpec, SupervisorSpec, Tree, supervision_tree
 from hub.ingest import leaf_sources
-from hub.ingest.inbox import Delivery, sort_out
+from hub.ingest.dead_letters import NotRedrivable, redrive
+from hub.ingest.inbox import Delivery, ingest, sort_out
 from hub.tenancy import provisioning
 from hub.tenancy.credentials import new_seed, public_key, write_seed
 from novapos.adapters.nats import NatsLink
@@ -484,3 +485,25 @@ async def test_a_source_added_by_an_earlier_release_is_narrowed_in_place_and_los
     await wait_until(lambda: _contains(world.applied, 1001), timeout=15)
     stream = await world.hub_stream()
     assert len(stream) == len(set(stream)), stream  # resumed after the last message it held: nothing sourced twice
+
+
+async def test_a_forged_dead_letter_is_never_re_driven(world: World) -> None:
+    """Re-driven, the letter would carry no Nats-Stream-Source and pass as the other store's own event."""
+    subject = event_subject(TENANT, "store-002", "sale.completed")
+    theirs = f"{leaf_events_stream(TENANT, STORE)}:abcd1234 9 > > {subject}"
+
+    async def run() -> str:
+        pool = await asyncpg.create_pool(world.database_url, min_size=1, max_size=2)
+        try:
+            result = await ingest(pool, [Delivery(subject, sale_event(store="store-002", seq=77).encode(), theirs)],
+                                  frozenset({TENANT}))
+            assert result.rejected == 1 and not result.applied
+            letter = await pool.fetchval("SELECT id FROM dead_letters WHERE reason LIKE 'forged:%' ORDER BY id DESC")
+            with pytest.raises(NotRedrivable, match="never re-driven") as refused:
+                await redrive(pool, letter, frozenset({TENANT}))
+            assert await pool.fetchval("SELECT redriven_at FROM dead_letters WHERE id = $1", letter) is None
+            return str(refused.value)
+        finally:
+            await pool.close()
+    assert "another store's leaf node" in await trio.to_thread.run_sync(asyncio.run, run())
+    assert not await query(world.database_url, "SELECT 1 FROM sales WHERE store = 'store-002'")

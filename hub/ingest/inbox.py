@@ -69,6 +69,10 @@ SOURCE_HEADER = "Nats-Stream-Source"
 stream's name first (`name:hash-of-its-API-prefix` for an external one), then its sequence, filter and subject."""
 
 
+FORGED = "forged:"
+"""How the dead letter of an event sourced from another store's leaf begins: never re-driven (hub.ingest.dead_letters)."""
+
+
 @dataclass(frozen=True)
 class Delivery:
     """One message as JetStream delivered it: the subject is who sent it, the data what they claim; `source` the
@@ -143,7 +147,7 @@ def _check(delivery: Delivery, tenants: frozenset[str]) -> Envelope:
     if delivery.source is not None and (came_from := delivery.source.split(" ", 1)[0].split(":", 1)[0]) != (
             expected := leaf_events_stream(tenant, store)):
         # a leaf box widened its own stream to other subjects: the hub sourced them, but from the wrong leaf
-        raise ValueError(f"forged: event on the subject of {tenant}/{store} was sourced from leaf stream "
+        raise ValueError(f"{FORGED} event on the subject of {tenant}/{store} was sourced from leaf stream "
                          f"{came_from!r}, not {expected!r} (that store's own)")
     if tenant not in tenants:
         raise NotApplicableYet(f"tenant {tenant!r} is not served by this hub; add it to `tenants` in hub.toml")
