@@ -33,6 +33,7 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, ExternalStream, StorageType, StreamConfig, StreamSource
 
 from hub.tenancy.credentials import public_key, read_seed
+from novapos import logs
 from novapos.adapters.nats import NatsLink, check_credentials, store_inbox_prefix
 from novapos.config import StoreConfig
 from novapos.config.hub import LEAF_STREAM_MAX_AGE_DAYS, StreamLimits
@@ -41,7 +42,14 @@ from novapos.demo.embedded_nats import nats_server_binary
 from novapos.demo.processes import EmbeddedServer, ManagedProcess, free_port
 from novapos.tls import TlsSettings
 from novapos.wire.catalog import catalog_stream
-from novapos.wire.leaf import HUB_API, HUB_DOMAIN, leaf_events_stream, leaf_name, store_events_filter
+from novapos.wire.leaf import (
+    HUB_API,
+    HUB_DOMAIN,
+    leaf_events_stream,
+    leaf_name,
+    mirror_deliver_prefix,
+    store_events_filter,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,19 +92,27 @@ async def ensure_leaf_streams(js: JetStreamContext, tenant: str, store: str,
             duplicate_window=limits.duplicate_window_s))
         log.info("created the local events stream %s (the hub sources it): kept %d days, at most %d bytes",
                  events, limits.max_age_days, limits.max_bytes)
-    await ensure_catalog_mirror(js, tenant)
+    await ensure_catalog_mirror(js, tenant, store)
 
 
-async def ensure_catalog_mirror(js: JetStreamContext, tenant: str) -> None:
-    """(asyncio side, on the leaf) The tenant's catalog stream as a mirror of the hub's, created when missing."""
+async def ensure_catalog_mirror(js: JetStreamContext, tenant: str, store: str) -> None:
+    """(asyncio side, on the leaf) The tenant's catalog stream as a mirror of the hub's, delivered on the store's own
+    prefix (the only one the hub lets this leaf receive: hub.tenancy.nats_auth.leaf_permissions); created when
+    missing, re-created when an earlier release made it on the fleet-wide prefix (it copies the catalog again)."""
     catalog = catalog_stream(tenant)
+    deliver = mirror_deliver_prefix(tenant, store)
     try:
-        await js.stream_info(catalog)
+        mirror = (await js.stream_info(catalog)).config.mirror
+        if mirror is not None and mirror.external is not None and mirror.external.deliver == deliver:
+            return
+        await js.delete_stream(catalog)
+        log.info("re-creating the catalog mirror %s on the store's own deliver prefix %s", catalog, deliver)
     except nats.js.errors.NotFoundError:
-        await js.add_stream(StreamConfig(
-            name=catalog, storage=StorageType.FILE, max_msgs_per_subject=1,
-            mirror=StreamSource(name=catalog, external=ExternalStream(api=HUB_API))))
-        log.info("created the local catalog mirror %s of the hub's", catalog)
+        pass
+    await js.add_stream(StreamConfig(
+        name=catalog, storage=StorageType.FILE, max_msgs_per_subject=1,
+        mirror=StreamSource(name=catalog, external=ExternalStream(api=HUB_API, deliver=deliver))))
+    log.info("created the local catalog mirror %s of the hub's", catalog)
 
 
 class CatalogMirrorWatch:
@@ -107,8 +123,8 @@ class CatalogMirrorWatch:
     (one message per subject: the catalog's size), keeping its sequence numbers; the edge's catalog sync
     resumes after the last one it applied."""
 
-    def __init__(self, tenant: str) -> None:
-        self.tenant = tenant
+    def __init__(self, tenant: str, store: str) -> None:
+        self.tenant, self.store = tenant, store
         self._behind_at: int | None = None  # the mirror's last sequence when it was last seen behind the hub's
 
     async def check(self, link: NatsLink) -> bool:
@@ -125,7 +141,7 @@ class CatalogMirrorWatch:
             return False
         self._behind_at = None
         await link.js.delete_stream(name)
-        await ensure_catalog_mirror(link.js, self.tenant)
+        await ensure_catalog_mirror(link.js, self.tenant, self.store)
         log.info("re-created the catalog mirror %s: it stayed at sequence %d while the hub holds up to %d",
                  name, local, hub)
         return True
@@ -154,14 +170,25 @@ class LeafNode(EmbeddedServer):
         return self.settings.local_url
 
     def start(self, timeout: float = 20.0) -> Self:
-        self.settings.state_dir.mkdir(parents=True, exist_ok=True)
-        text = leaf_config(self.tenant, self.store, self.settings, read_seed(self.credentials), self.tls,
-                           self.pid_file)
-        descriptor = os.open(self.config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            file.write(text)
+        self.write_config()
         self._spawn_and_wait(timeout)
         return self
+
+    def write_config(self) -> None:
+        """The server's config, which holds the store's seed: the state dir made owner-only (0700, also when it
+        existed), the file written owner-only (0600) beside it and renamed over the old one, whatever its mode was."""
+        self.settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.settings.state_dir, 0o700)
+        text = leaf_config(self.tenant, self.store, self.settings, read_seed(self.credentials), self.tls,
+                           self.pid_file)
+        partial = self.config_file.with_name(f".{self.config_file.name}.partial")
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)  # a partial left by a crash keeps its mode: O_CREAT sets it only when creating
+        with os.fdopen(descriptor, "w") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(partial, self.config_file)
 
     def link(self, name: str) -> NatsLink:
         """A link to the leaf as the store (what the edge uses in leaf mode): plain loopback, the store's key."""
@@ -193,7 +220,10 @@ def run_leaf(config: StoreConfig) -> int:
     check_credentials(config.nats_credentials)
     leaf = LeafNode(config.tenant, config.store, config.leaf, config.nats_credentials, config.tls).start()
     log.info("leaf node for store %s/%s listening on %s, connecting to the hub at %s", config.tenant, config.store,
-             leaf.url, config.leaf.hub_url)
+             leaf.url, logs.address(config.leaf.hub_url))
+    if config.leaf.allow_plaintext and not config.leaf.hub_url.startswith("tls://"):
+        log.warning("the leaf link to the hub at %s is not TLS ([leaf] allow_plaintext): anyone on the path reads "
+                    "the store's sales; use tls:// unless this network is trusted", logs.address(config.leaf.hub_url))
     try:
         return asyncio.run(_keep(leaf, config.leaf.check_every_s))
     finally:
@@ -207,7 +237,7 @@ async def _keep(leaf: LeafNode, every: float) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     link = leaf.link(f"leaf-{leaf.tenant}-{leaf.store}")
-    mirror = CatalogMirrorWatch(leaf.tenant)
+    mirror = CatalogMirrorWatch(leaf.tenant, leaf.store)
     ready = failing = False
     try:
         while not stop.is_set():

@@ -29,6 +29,7 @@ import nats
 import nats.js.errors
 import pytest
 import trio
+from nats.js.api import ExternalStream, StreamSource
 
 from actors.storage.db import FILE_NAME
 from actors.storage.forwarder import ForwarderActor
@@ -36,6 +37,8 @@ from actors.storage.outbox import OutboxActor
 from edge.app import store_link
 from edge_runtime import AsyncioSeam, ChildSpec, SupervisorSpec, Tree, supervision_tree
 from hub.ingest import leaf_sources
+from hub.ingest.dead_letters import NotRedrivable, redrive
+from hub.ingest.inbox import Delivery, ingest, sort_out
 from hub.tenancy import provisioning
 from hub.tenancy.credentials import new_seed, public_key, write_seed
 from novapos.adapters.nats import NatsLink
@@ -46,7 +49,7 @@ from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.processes import free_port
 from novapos.leaf import CatalogMirrorWatch, LeafNode, ensure_catalog_mirror
 from novapos.wire.catalog import catalog_stream
-from novapos.wire.leaf import leaf_events_stream
+from novapos.wire.leaf import leaf_events_stream, leaf_name
 from novapos.wire.subjects import EVENTS_STREAM, event_subject, request_subject
 from tests.conftest import query, wait_until
 from tests.events import sale_event
@@ -55,6 +58,8 @@ from tests.test_tenancy_nats import Hub, _refused, _until, hub  # noqa: F401 (hu
 from tests.wan import Wan
 
 TENANT, STORE = "demo", "store-001"
+OTHER_LEAF = "store-003"
+"""A second leaf store, which the hub does not source: the one the first may try to reach."""
 SALE = sale_event().body
 
 
@@ -63,11 +68,14 @@ class World:
         self.root, self.database_url = root, database_url
         leafnode_port = free_port()
         self.nats = EmbeddedNats.authorized(root / "nats", stores=(("demo", "store-002"),),
-                                            leaf_stores=((TENANT, STORE),), domain="hub",
+                                            leaf_stores=((TENANT, STORE), (TENANT, OTHER_LEAF)), domain="hub",
                                             leafnode_port=leafnode_port).start()
         self.wan = Wan(leafnode_port)
         self.leaf = LeafNode(TENANT, STORE, LeafSettings(f"tls://127.0.0.1:{self.wan.port}", 0, root / "leaf"),
                              self.nats.store_credentials(TENANT, STORE), self.nats.tls_settings()).start()
+        self.other_leaf = LeafNode(TENANT, OTHER_LEAF, LeafSettings(f"tls://127.0.0.1:{leafnode_port}", 0,
+                                                                    root / "other-leaf"),
+                                   self.nats.store_credentials(TENANT, OTHER_LEAF), self.nats.tls_settings()).start()
         (root / "hub").mkdir()
         self.hub = HubProcess(root / "hub", self.nats.url, database_url, self.nats.hub_credentials,
                               settings=f'[leaf]\nstores = ["{TENANT}/{STORE}"]\ncheck_every_s = 1\n',
@@ -76,6 +84,7 @@ class World:
     def stop(self) -> None:
         self.hub.stop()
         self.leaf.stop()
+        self.other_leaf.stop()
         self.wan.close()
         self.nats.stop()
 
@@ -215,7 +224,7 @@ async def test_the_catalog_is_mirrored_down_and_a_stalled_mirror_is_recreated_on
             return (await link.js.get_msg(stream, seq)).data
         except nats.js.errors.NotFoundError:
             return None
-    watch = CatalogMirrorWatch(TENANT)  # what `novapos leaf` runs every [leaf] check_every_s
+    watch = CatalogMirrorWatch(TENANT, STORE)  # what `novapos leaf` runs every [leaf] check_every_s
 
     async def check(link: Any) -> bool:
         return await watch.check(link)
@@ -228,7 +237,7 @@ async def test_the_catalog_is_mirrored_down_and_a_stalled_mirror_is_recreated_on
 
     async def recreate_while_cut(link: Any) -> bool:  # a mirror made while the WAN is down: its first try fails,
         await link.js.delete_stream(stream)         # nats-server's next one comes 10 s later
-        await ensure_catalog_mirror(link.js, TENANT)
+        await ensure_catalog_mirror(link.js, TENANT, STORE)
         return await watch.check(link)
     world.wan.cut()
     try:
@@ -276,9 +285,17 @@ def _store_toml(tmp_path: Path, leaf: str) -> Path:
 def test_the_leaf_table_is_checked_and_turns_the_edge_to_its_own_leaf(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for bad in ('hub_url = "http://hub:7422"', 'hub_url = ""', 'hub_url = "tls://hub:7422"\nport = 0',
-                'hub_url = "tls://hub:7422"\nsocket = "x"'):
+                'hub_url = "tls://hub:7422"\nsocket = "x"', 'hub_url = "tls://hub:7422,"',
+                'hub_url = "tls://hub:7422, tls://hub"', 'hub_url = "tls://hub:7422,nats-leaf://hub-b:7422"',
+                'hub_url = "tls://hub:port"', 'hub_url = "nats://hub:7422"', 'hub_url = "nats-leaf://hub:7422"',
+                'hub_url = "tls://hub:7422"\nallow_plaintext = "yes"'):
         with pytest.raises(ConfigError, match=r"\[leaf\]|leaf"):
             load_store(_store_toml(tmp_path, f"[leaf]\n{bad}\n"))
+    with pytest.raises(ConfigError, match="must not carry a user or password") as refused:
+        load_store(_store_toml(tmp_path, '[leaf]\nhub_url = "tls://store:s3cret@hub:7422"\n'))
+    assert "s3cret" not in str(refused.value)
+    plain = load_store(_store_toml(tmp_path, '[leaf]\nhub_url = "nats-leaf://hub:7422"\nallow_plaintext = true\n'))
+    assert plain.leaf is not None and plain.leaf.hub_url == "nats-leaf://hub:7422"  # on a trusted network, said so
     config = load_store(_store_toml(tmp_path, '[leaf]\nhub_url = "tls://hub-a:7422, tls://hub-b:7422"\n'))
     assert config.leaf is not None and config.leaf.state_dir == tmp_path / "edge" / "leaf"
     link = store_link(config)
@@ -289,6 +306,21 @@ def test_the_leaf_table_is_checked_and_turns_the_edge_to_its_own_leaf(
     monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "systemd"))
     leaf = load_edge_config(relative).leaf
     assert leaf is not None and leaf.state_dir == tmp_path / "systemd" / "leaf-state"  # under systemd's, as [state]
+
+
+def test_the_leaf_servers_config_holding_the_seed_is_owner_only_even_when_it_was_not(tmp_path: Path) -> None:
+    state = tmp_path / "leaf"
+    state.mkdir(mode=0o755)
+    state.chmod(0o755)
+    seed = tmp_path / "store.seed"
+    write_seed(seed, new_seed())
+    leaf = LeafNode(TENANT, STORE, LeafSettings("tls://hub:7422", 0, state), seed)
+    leaf.config_file.write_text("# an older, world-readable config\n")
+    leaf.config_file.chmod(0o644)
+    leaf.write_config()
+    assert (leaf.config_file.stat().st_mode & 0o777, state.stat().st_mode & 0o777) == (0o600, 0o700)
+    assert seed.read_text().strip() in leaf.config_file.read_text()  # it holds the seed: hence the mode
+    assert [path.name for path in state.iterdir()] == [leaf.config_file.name]  # no partial file left behind
 
 
 def test_novapos_leaf_runs_the_server_makes_the_local_streams_and_stops_on_sigterm(tmp_path: Path) -> None:
@@ -353,3 +385,125 @@ def test_a_store_listed_as_a_leaf_logs_in_as_a_leaf_node_only_and_may_not_export
     async def refused_soon() -> bool:
         return await _refused(hub.nats, seed) != ""
     asyncio.run(_until(refused_soon))  # reloaded: a plain client login with the leaf's key is refused
+
+
+async def test_a_leaf_box_widening_its_own_stream_cannot_forge_another_stores_events(world: World) -> None:
+    """(review) The store's user has every right on its own leaf: it adds another store's subjects to its local
+    stream and publishes there. The hub's source takes only the store's own subjects, so nothing reaches the hub."""
+    async def forge(link: Any) -> int:
+        name = leaf_events_stream(TENANT, STORE)
+        config = (await link.js.stream_info(name)).config
+        config.subjects = [*config.subjects, "novapos.demo.store-002.evt.>"]
+        await link.js.update_stream(config)
+        ack = await link.js.publish(event_subject(TENANT, "store-002", "sale.completed"),
+                                    sale_event(store="store-002").encode())
+        ours = await link.js.publish(event_subject(TENANT, STORE, "sale.completed"), sale_event(seq=1000).encode())
+        return ack.seq + ours.seq
+    assert await world.on_leaf(forge)
+    # the store's own event after the forged one arrived: the forged one was passed over, not just slow
+    await wait_until(lambda: _contains(world.applied, 1000), timeout=15)
+    assert "store-002" not in {store for store, _ in await world.hub_stream()}
+    assert not await query(world.database_url, "SELECT 1 FROM sales WHERE store = 'store-002'")
+
+
+def test_ingest_dead_letters_an_event_sourced_from_another_stores_leaf() -> None:
+    """Defence in depth behind the source's filter: what the hub's stream sourced (the Nats-Stream-Source header)
+    must come from the leaf stream of the store its subject names."""
+    subject = event_subject(TENANT, "store-002", "sale.completed")
+    data = sale_event(store="store-002").encode()
+    mine = f"{leaf_events_stream(TENANT, 'store-002')}:abcd1234 7 novapos.demo.store-002.evt.> {subject}"
+    theirs = f"{leaf_events_stream(TENANT, STORE)}:abcd1234 7 novapos.demo.store-001.evt.> {subject}"
+    assert not sort_out([Delivery(subject, data, mine)], frozenset({TENANT})).rejections
+    assert not sort_out([Delivery(subject, data)], frozenset({TENANT})).rejections  # a store connected directly
+    [rejection] = sort_out([Delivery(subject, data, theirs)], frozenset({TENANT})).rejections
+    assert "forged" in rejection.reason and leaf_events_stream(TENANT, STORE) in rejection.reason
+
+
+async def test_one_leaf_can_neither_receive_nor_publish_another_leafs_jetstream_deliveries(world: World) -> None:
+    """Each leaf's mirror deliveries and source deliveries use its own prefix, and its user is allowed only that:
+    leaf A subscribing to every mirror delivery hears only its own; publishing on B's source delivery subject (which
+    the hub's stream would stamp with B's Nats-Stream-Source) never reaches the hub."""
+    mine, theirs = (leaf_name(TENANT, store) for store in (STORE, OTHER_LEAF))
+
+    async def run() -> list[str]:
+        heard: list[str] = []
+
+        async def note(message: Any) -> None:
+            heard.append(message.subject)
+        hub_client = await nats.connect(world.nats.url, **world.nats.hub_options())
+        leaf = world.leaf.link("test-leaf-a")
+        await leaf.connect()
+        try:
+            await hub_client.subscribe("$JS.S.>", cb=note)
+            await leaf.client.subscribe("$JS.M.>", cb=note)
+            await hub_client.flush()
+            await leaf.client.flush()
+            await asyncio.sleep(0.5)  # the subscriptions' interest crosses the leaf connection
+            for prefix in (mine, theirs):
+                await hub_client.publish(f"$JS.M.{prefix}.M.test", b"mirror delivery")
+                await leaf.client.publish(f"$JS.S.{prefix}.S.test", sale_event(store=OTHER_LEAF).encode())
+            await hub_client.flush()
+            await leaf.client.flush()
+            await asyncio.sleep(1.0)
+            return heard
+        finally:
+            await leaf.close()
+            await hub_client.close()
+    heard = await trio.to_thread.run_sync(asyncio.run, run())
+    assert f"$JS.M.{mine}.M.test" in heard and f"$JS.S.{mine}.S.test" in heard, heard  # its own: allowed
+    assert f"$JS.M.{theirs}.M.test" not in heard, heard  # B's mirror deliveries never reach A
+    assert f"$JS.S.{theirs}.S.test" not in heard, heard  # nor may A publish B's source deliveries
+    # what this cannot isolate without one NATS account per store is said once, at the hub's start
+    warned = [line for line in world.hub.lines if "leaf store(s) in [leaf] stores" in line]
+    assert len(warned) == 1 and "$JSC.R.>" in warned[0] and "one NATS account per store" in warned[0], warned
+
+
+async def _contains(read: Any, seq: int) -> bool:
+    return seq in await read()
+
+
+async def test_a_source_added_by_an_earlier_release_is_narrowed_in_place_and_loses_nothing(world: World) -> None:
+    """An events stream sourcing a leaf without a filter, on the fleet-wide deliver prefix (as before the leaf
+    permissions named each store's own): the hub's leaf_sources job replaces it, and the store's events keep landing
+    once each."""
+    async def downgrade(client: Any) -> None:
+        js = client.jetstream()
+        config = (await js.stream_info(EVENTS_STREAM)).config
+        config.sources = [StreamSource(name=source.name, external=ExternalStream(api=source.external.api))
+                          if source.external is not None else source for source in config.sources or []]
+        await js.update_stream(config)
+    await world.on_hub(downgrade)
+
+    async def narrowed(client: Any) -> bool:
+        sources = (await client.jetstream().stream_info(EVENTS_STREAM)).config.sources or []
+        return len(sources) == 1 and sources[0].filter_subject == f"novapos.{TENANT}.{STORE}.evt.>" and sources[0].external.deliver is not None
+    await wait_until(lambda: world.on_hub(narrowed), timeout=10, interval=0.3)
+
+    async def sell_one(link: Any) -> None:
+        await link.js.publish(event_subject(TENANT, STORE, "sale.completed"), sale_event(seq=1001).encode())
+    await world.on_leaf(sell_one)
+    await wait_until(lambda: _contains(world.applied, 1001), timeout=15)
+    stream = await world.hub_stream()
+    assert len(stream) == len(set(stream)), stream  # resumed after the last message it held: nothing sourced twice
+
+
+async def test_a_forged_dead_letter_is_never_re_driven(world: World) -> None:
+    """Re-driven, the letter would carry no Nats-Stream-Source and pass as the other store's own event."""
+    subject = event_subject(TENANT, "store-002", "sale.completed")
+    theirs = f"{leaf_events_stream(TENANT, STORE)}:abcd1234 9 > > {subject}"
+
+    async def run() -> str:
+        pool = await asyncpg.create_pool(world.database_url, min_size=1, max_size=2)
+        try:
+            result = await ingest(pool, [Delivery(subject, sale_event(store="store-002", seq=77).encode(), theirs)],
+                                  frozenset({TENANT}))
+            assert result.rejected == 1 and not result.applied
+            letter = await pool.fetchval("SELECT id FROM dead_letters WHERE reason LIKE 'forged:%' ORDER BY id DESC")
+            with pytest.raises(NotRedrivable, match="never re-driven") as refused:
+                await redrive(pool, letter, frozenset({TENANT}))
+            assert await pool.fetchval("SELECT redriven_at FROM dead_letters WHERE id = $1", letter) is None
+            return str(refused.value)
+        finally:
+            await pool.close()
+    assert "another store's leaf node" in await trio.to_thread.run_sync(asyncio.run, run())
+    assert not await query(world.database_url, "SELECT 1 FROM sales WHERE store = 'store-002'")

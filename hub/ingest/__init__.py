@@ -7,7 +7,7 @@ from hub.console.context import Console
 from hub.domains import Domain
 from hub.ingest.dead_letters import run_purge
 from hub.ingest.jetstream import watch_jetstream
-from hub.ingest.leaf_sources import watch_leaf_sources
+from hub.ingest.leaf_sources import warn_leaf_isolation, watch_leaf_sources
 from hub.ingest.routes import OPENAPI, routes
 from hub.partitions import Retention, run_maintain
 
@@ -21,6 +21,6 @@ async def maintain_partitions(console: Console) -> None:
     await run_maintain(console.seam, console.ready_pool(), Retention.of(console.config))
 
 
-DOMAIN = Domain("ingest", migrations=Path(__file__).parent / "migrations", routes=routes, services=(watch_jetstream,),
+DOMAIN = Domain("ingest", migrations=Path(__file__).parent / "migrations", routes=routes, services=(watch_jetstream, warn_leaf_isolation),
                 jobs={"dead_letter_purge": purge_dead_letters, "leaf_sources": watch_leaf_sources,
                       "partition_maintenance": maintain_partitions}, openapi=OPENAPI)

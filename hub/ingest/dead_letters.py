@@ -16,7 +16,7 @@ import trio
 
 from edge_runtime import AsyncioSeam
 from hub.audit.chain import Entry, record
-from hub.ingest.inbox import Delivery, ingest
+from hub.ingest.inbox import FORGED, Delivery, ingest
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +52,16 @@ async def pending(pool: asyncpg.Pool, *, reason_like: str | None = None) -> list
 async def redrive(pool: asyncpg.Pool, letter_id: int, tenants: frozenset[str], actor: str = "system") -> Redriven:
     """Re-apply one letter through ingest and mark it, audited as `actor`'s. Raises NotRedrivable, or whatever
     ingest raises for a failure that is not the event's fault (the letter then stays as it was)."""
-    row = await pool.fetchrow("SELECT subject, payload, redriven_at, redrive_outcome, tenant, store FROM dead_letters"
-                              " WHERE id = $1", letter_id)
+    row = await pool.fetchrow("SELECT subject, payload, redriven_at, redrive_outcome, tenant, store, reason"
+                              " FROM dead_letters WHERE id = $1", letter_id)
     if row is None:
         raise NotRedrivable(f"there is no dead letter {letter_id}", missing=True)
     if row["redriven_at"] is not None:
         raise NotRedrivable(f"dead letter {letter_id} was already re-driven at {row['redriven_at']:%Y-%m-%d %H:%M:%S} "
                             f"({row['redrive_outcome']})", missing=False)
+    if row["reason"].startswith(FORGED):  # its leaf's Nats-Stream-Source is not kept: re-driven, it would pass
+        raise NotRedrivable(f"dead letter {letter_id} came from another store's leaf node (a forgery): it is never "
+                            "re-driven; find out who controls that store's box", missing=False)
     result = await ingest(pool, [Delivery(row["subject"], bytes(row["payload"]))], tenants)
     if result.held:
         raise NotRedrivable(f"dead letter {letter_id} cannot be applied yet: {result.held[0].reason}", missing=False)

@@ -41,6 +41,7 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 
@@ -49,6 +50,7 @@ from hub.ingest import fast_decode, store_stats
 from novapos import logs
 from novapos.logs import escape
 from novapos.wire.envelope import Envelope, UnknownEvent, decode
+from novapos.wire.leaf import leaf_events_stream
 from novapos.wire.subjects import parse_event_subject
 
 log = logging.getLogger(__name__)
@@ -62,11 +64,27 @@ def events_fault(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.PostgresError) and str(exc.sqlstate)[:2] in EVENTS_FAULT_CLASSES
 
 
+SOURCE_HEADER = "Nats-Stream-Source"
+"""The header the hub's NATS puts on a message its events stream sourced (hub.ingest.leaf_sources): the source
+stream's name first (`name:hash-of-its-API-prefix` for an external one), then its sequence, filter and subject."""
+
+
+FORGED = "forged:"
+"""How the dead letter of an event sourced from another store's leaf begins: never re-driven (hub.ingest.dead_letters)."""
+
+
 @dataclass(frozen=True)
 class Delivery:
-    """One message as JetStream delivered it: the subject is who sent it, the data what they claim."""
+    """One message as JetStream delivered it: the subject is who sent it, the data what they claim; `source` the
+    SOURCE_HEADER of a message sourced from a store's leaf node (None: published straight to the hub's NATS)."""
     subject: str
     data: bytes
+    source: str | None = None
+
+    @classmethod
+    def of(cls, message: Any) -> Delivery:
+        """A nats-py message as a Delivery."""
+        return cls(message.subject, message.data, (message.headers or {}).get(SOURCE_HEADER))
 
 
 class NotApplicableYet(ValueError):
@@ -126,6 +144,11 @@ def _check(delivery: Delivery, tenants: frozenset[str]) -> Envelope:
     """Decode and validate; raises NotApplicableYet for what a newer or reconfigured hub would apply, and
     ValueError whose text becomes the dead letter's reason for what is the event's own fault."""
     tenant, store, type_token = parse_event_subject(delivery.subject)
+    if delivery.source is not None and (came_from := delivery.source.split(" ", 1)[0].split(":", 1)[0]) != (
+            expected := leaf_events_stream(tenant, store)):
+        # a leaf box widened its own stream to other subjects: the hub sourced them, but from the wrong leaf
+        raise ValueError(f"{FORGED} event on the subject of {tenant}/{store} was sourced from leaf stream "
+                         f"{came_from!r}, not {expected!r} (that store's own)")
     if tenant not in tenants:
         raise NotApplicableYet(f"tenant {tenant!r} is not served by this hub; add it to `tenants` in hub.toml")
     try:

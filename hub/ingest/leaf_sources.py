@@ -31,7 +31,7 @@ from prometheus_client import Gauge
 
 from hub.console.context import Console
 from novapos.adapters.nats import NatsLink
-from novapos.wire.leaf import leaf_api, leaf_events_stream
+from novapos.wire.leaf import leaf_api, leaf_events_stream, source_deliver_prefix, store_events_filter
 from novapos.wire.subjects import EVENTS_STREAM
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,17 @@ STALLED = Gauge("novapos_hub_leaf_sources_stalled",
 
 
 def leaf_source(tenant: str, store: str) -> StreamSource:
-    return StreamSource(name=leaf_events_stream(tenant, store), external=ExternalStream(api=leaf_api(tenant, store)))
+    """One store's source: only its own events' subjects (a leaf box may widen its local stream to any subject; the
+    ingest dead-letters what is sourced from another store's leaf all the same: hub.ingest.inbox), delivered on the
+    store's own prefix (the only one its leaf user may publish on: hub.tenancy.nats_auth.leaf_permissions)."""
+    return StreamSource(name=leaf_events_stream(tenant, store), filter_subject=store_events_filter(tenant, store),
+                        external=ExternalStream(api=leaf_api(tenant, store),
+                                                deliver=source_deliver_prefix(tenant, store)))
+
+
+def _shape(source: StreamSource) -> tuple[str | None, str | None]:
+    """What an earlier release's source may lack: its filter and its deliver prefix."""
+    return source.filter_subject, None if source.external is None else source.external.deliver
 
 
 def _key(source: StreamSource) -> tuple[str, str | None]:
@@ -53,19 +63,30 @@ def _key(source: StreamSource) -> tuple[str, str | None]:
 
 
 async def ensure_leaf_sources(js: JetStreamContext, stores: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """(asyncio side) Make the events stream source every (tenant, store) given; the stores added, in order."""
+    """(asyncio side) Make the events stream source every (tenant, store) given, each as leaf_source makes it; the
+    stores whose source was added or brought up to date (just (re)started: not stalled), in order."""
     config = (await js.stream_info(EVENTS_STREAM)).config
+    wanted = {_key(leaf_source(tenant, store)): (tenant, store) for tenant, store in set(stores)}
     sources = list(config.sources or [])
+    outdated = {_key(source) for source in sources
+                if _key(source) in wanted and _shape(source) != _shape(leaf_source(*wanted[_key(source)]))}
     have = {_key(source) for source in sources}
     added = [(tenant, store) for tenant, store in sorted(set(stores)) if _key(leaf_source(tenant, store)) not in have]
-    if not added:
+    if not added and not outdated:
         return []
-    config.sources = sources + [leaf_source(tenant, store) for tenant, store in added]
+    # an outdated source (no filter, the fleet-wide deliver prefix) is replaced in place: the server resumes it after
+    # the last message it holds from it, and the inbox makes anything sent twice a no-op
+    config.sources = [leaf_source(*wanted[_key(source)]) if _key(source) in outdated else source for source in sources]
+    config.sources += [leaf_source(tenant, store) for tenant, store in added]
     await js.update_stream(config)
+    updated = sorted(wanted[key] for key in outdated)
+    for tenant, store in updated:
+        log.info("the %s stream's source of store %s/%s's leaf node now takes only that store's subjects, on its own "
+                 "deliver prefix", EVENTS_STREAM, tenant, store)
     for tenant, store in added:
         log.info("the %s stream now sources store %s/%s's leaf node (stream %s at %s)", EVENTS_STREAM, tenant, store,
                  leaf_events_stream(tenant, store), leaf_api(tenant, store))
-    return added
+    return sorted([*added, *updated])
 
 
 def stalled(info: StreamInfo, stores: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -94,10 +115,22 @@ async def check(link: NatsLink, stores: Sequence[tuple[str, str]]) -> list[tuple
         found = stalled(await link.js.stream_info(EVENTS_STREAM), stores)
     except nats.js.errors.NotFoundError:
         return []
-    restart = [store for store in found if store not in added]  # just added: not started yet, not stalled
+    restart = [store for store in found if store not in added]  # just added or updated: not started yet, not stalled
     if restart:
         await restart_leaf_sources(link.js, restart)
     return restart
+
+
+ISOLATION_LIMIT = ("the leaf stores share the hub's NATS account: each may still receive every answer of the "
+                   "hub's JetStream API to any leaf ($JSC.R.>: consumer and stream info of the other leaves' sourcing "
+                   "and mirrors) and publish such answers (it can disturb, not forge, another leaf's sourcing); only "
+                   "one NATS account per store isolates that (README, leaf nodes' known limits)")
+
+
+async def warn_leaf_isolation(console: Console) -> None:
+    """The service: at start, when [leaf] stores is set, say once which isolation between leaf stores is missing."""
+    if stores := console.config.leaf_stores:
+        log.warning("%d leaf store(s) in [leaf] stores: %s", len(stores), ISOLATION_LIMIT)
 
 
 async def watch_leaf_sources(console: Console) -> None:

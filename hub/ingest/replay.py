@@ -69,7 +69,7 @@ async def replay(link: NatsLink, pool: asyncpg.Pool, tenants: frozenset[str], si
             messages = await fetch_batch(subscription, min(BATCH, done.to_go), FETCH_WAIT_S)
             if not messages:
                 break  # the stream was cut under us (limits): what is left is gone
-            result = await ingest(pool, [Delivery(m.subject, m.data) for m in messages], tenants)
+            result = await ingest(pool, [Delivery.of(m) for m in messages], tenants)
             for message in messages:
                 await message.ack()
             done.seen += len(messages)

@@ -70,7 +70,7 @@ class Fetched:
 async def fetch_sorted(subscription: Any, tenants: frozenset[str], batch: int, wait: float) -> Fetched:
     """(asyncio side) Fetch a batch and sort it out (see hub.ingest.inbox.Sorter)."""
     messages = await fetch_batch(subscription, batch, wait)
-    deliveries = [Delivery(m.subject, m.data) for m in messages]
+    deliveries = [Delivery.of(m) for m in messages]
     sorter = Sorter(tenants)
     for number, delivery in enumerate(deliveries, 1):
         sorter.add(delivery)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from novapos.adapters.nats import store_inbox_prefix
 from novapos.wire.catalog import catalog_stream
-from novapos.wire.leaf import HUB_API, leaf_api, leaf_events_stream
+from novapos.wire.leaf import HUB_API, leaf_api, leaf_events_stream, mirror_deliver_prefix, source_deliver_prefix
 from novapos.wire.payments import payment_events_subject
 from novapos.wire.staff import staff_subject
 
@@ -84,14 +84,15 @@ def leaf_permissions(tenant: str, store: str) -> dict[str, dict[str, list[str]]]
         f"{hub_api}.CONSUMER.CREATE.{stream}.>",
         f"{hub_api}.CONSUMER.DELETE.{stream}.>",
         f"$JS.FC.{stream}.>",
-        "$JS.S.>",      # the sourcing consumer's deliveries (the subject the hub's stream listens on)
-        "$JSC.R.>",     # answers to the hub's JetStream API calls (without it sourcing never starts, silently)
+        f"{source_deliver_prefix(tenant, store)}.>",  # the sourcing consumer's deliveries: its own store's only
+        "$JSC.R.>",     # answers to the hub's JetStream API calls (without it sourcing never starts, silently; the
+                        # server's reply subject has no per-source prefix: fleet-wide, see README's known limits)
     ]
     subscribe = [f"{store_inbox_prefix(tenant, store)}.>", staff_subject(tenant, store),
                  payment_events_subject(tenant, store), f"{leaf_api(tenant, store)}.>",
                  f"$JS.FC.{leaf_events_stream(tenant, store)}.>",
-                 "$JS.M.>",     # the catalog mirror's deliveries (without it the mirror stays empty, silently)
-                 "$JSC.R.>"]    # answers to the mirror's calls to the hub's JetStream API
+                 f"{mirror_deliver_prefix(tenant, store)}.>",  # its catalog mirror's deliveries (its own prefix)
+                 "$JSC.R.>"]    # answers to the mirror's calls to the hub's JetStream API (fleet-wide, as above)
     return {"publish": {"allow": publish}, "subscribe": {"allow": subscribe}}
 
 

@@ -27,6 +27,18 @@ def leaf_api(tenant: str, store: str) -> str:
     return f"$JS.{leaf_name(tenant, store)}.API"
 
 
+def source_deliver_prefix(tenant: str, store: str) -> str:
+    """Where the store's leaf delivers what the hub's events stream sources from it (the server appends `.S.<id>`):
+    one store's own prefix, so that the hub's authorization lets each leaf publish only its own deliveries."""
+    return f"$JS.S.{leaf_name(tenant, store)}"
+
+
+def mirror_deliver_prefix(tenant: str, store: str) -> str:
+    """Where the hub delivers the store's catalog mirror (the server appends `.M.<id>`): the store's own, so that no
+    leaf may receive another's."""
+    return f"$JS.M.{leaf_name(tenant, store)}"
+
+
 def store_events_filter(tenant: str, store: str) -> str:
     """Every event subject of one store (novapos.wire.subjects.event_subject)."""
     return f"novapos.{token('tenant', tenant)}.{token('store', store)}.evt.>"
