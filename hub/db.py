@@ -36,6 +36,8 @@ from hub.migration_lint import NO_TRANSACTION, statements
 log = logging.getLogger(__name__)
 
 _MIGRATION_LOCK = 0x6E6F7661  # "nova"
+MIGRATION_POLL_S = 0.2
+"""How often a hub process waiting for another's migrations asks for the migration lock again."""
 
 LOCK_TIMEOUT_S = 1.0
 """The longest a migration's statement waits for a lock that stops others (lock_timeout): while it waits,
@@ -115,7 +117,10 @@ async def migrate(pool: asyncpg.Pool, of: Sequence[Domain] | None = None, *, loc
     async with pool.acquire() as conn:
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _MIGRATION_LOCK):
             log.info("another hub process is applying migrations: waiting for it to finish")
-            await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _MIGRATION_LOCK):
+                # polled, not waited for in a statement: a waiting statement holds a snapshot, which the
+                # other's CREATE INDEX CONCURRENTLY waits for in turn (a deadlock PostgreSQL breaks after 1 s)
+                await asyncio.sleep(MIGRATION_POLL_S)
         try:
             done = await _ledger(conn)
             pending = [m for m in planned(domains() if of is None else of) if (m.domain, m.name) not in done]

@@ -106,6 +106,11 @@ async def test_a_store_reports_as_itself_only_and_hostile_reports_store_nothing(
                                   [encode_report(a_report())])
         reply = decode_reply(own.data)  # type: ignore[attr-defined]
         assert isinstance(reply, HealthReply) and reply.error is None and abs(reply.skew_ms) < 2000
+        with trio.fail_after(20):  # the fleet watch (a leased job, started once the lease is won) enrols every store
+            while (await query(database_url, "SELECT count(*) AS n FROM stores s WHERE s.status = 'active' AND NOT"
+                                             " EXISTS (SELECT FROM fleet_status f WHERE f.tenant = s.tenant"
+                                             " AND f.store = s.store)"))[0]["n"]:
+                await trio.sleep(0.1)
         before = await query(database_url, "SELECT store, last_seen, online FROM fleet_status ORDER BY store")
         history = await query(database_url, "SELECT count(*) AS n FROM fleet_history")
 

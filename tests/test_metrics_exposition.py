@@ -46,7 +46,7 @@ HUB_NAMES = {
     "novapos_hub_store_event_delay_seconds"}
 LABELS = {"tenant", "store", "till", "device", "kind", "error", "result", "outcome", "state", "stream", "consumer",
           "version", "le", "method", "how", "action", "call", "source", "currency", "operation", "reason", "why", "via",
-          "direction", "offline", "use"}
+          "direction", "offline", "use", "lease"}
 """Every label name either process may use: bounded sets, never an id (a sale, cart, cashier, customer, card)."""
 ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-|[0-9]{6,}|@")
 """What an id looks like in a label value: a UUID, a long number, an e-mail address."""

@@ -87,6 +87,7 @@ def test_existing_streams_scale_up_to_the_configured_replicas_and_never_down(
         await link.ensure_catalog_stream("demo", 1)
         await link.ingest_subscription(16)  # the hub's consumer, made before the scale-up
         with caplog.at_level(logging.INFO, logger="novapos.adapters.nats"):
+            caplog.clear()  # only what the scaling says (earlier lines are kept when another test left INFO on)
             await link.ensure_event_stream(StreamLimits(replicas=3))
             await link.ensure_catalog_stream("demo", 3)
             for _ in range(2):  # a hub configured for fewer: left alone, said once
