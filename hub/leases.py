@@ -36,7 +36,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import asyncpg
 import trio
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
 from hub.console.context import Console
 from hub.domains import Service
@@ -54,6 +54,8 @@ CONNECT_TIMEOUT_S = 5.0
 HELD = Gauge("novapos_hub_lease_held", "1 while this hub process holds the periodic job's lease (it alone runs the "
              "job), 0 while it wants it, absent once it does not (the job returned); summed by lease across the hub "
              "processes: 1", ["lease"])
+FAILURES = Counter("novapos_hub_lease_job_failures_total", "Times the periodic job raised in this hub process (its "
+                   "lease released, retried after a growing pause)", ["lease"])
 
 ROUND_SQL = """
 INSERT INTO hub_leases AS l (job, holder, token, acquired_at, expires_at)
@@ -212,6 +214,7 @@ class LeaseKeeper:
                 self.running[job].deadline = sent + self.ttl_s * GIVE_UP
             elif job in wanted and job not in self.releasing:  # not one that ended while the round was out
                 HELD.labels(job).set(1)
+                FAILURES.labels(job)  # the series from 0: increase() sees a first failure
                 log.info("lease of job %s gained by hub process %s (token %d): it runs here until this process "
                          "stops or cannot renew it", job, self.holder, token)
                 scope = self.running[job] = trio.CancelScope(deadline=sent + self.ttl_s * GIVE_UP)
@@ -259,6 +262,7 @@ class LeaseKeeper:
         self.releasing.add(job)
         self.wake.set()
         HELD.labels(job).set(0)
+        FAILURES.labels(job).inc()
         log.error("job %s failed in hub process %s (failure %d in a row, traceback attached): its lease is released "
                   "for another hub process and this one asks for it again in %.0f s; the other jobs and ingest carry "
                   "on; fix the cause (the traceback says where) if this repeats", job, self.holder, failures, delay,

@@ -180,6 +180,11 @@ def _held(lease: str) -> float | None:
     return REGISTRY.get_sample_value("novapos_hub_lease_held", {"lease": lease})
 
 
+def _failures(lease: str) -> float:
+    """novapos_hub_lease_job_failures_total{lease}, summed over the keepers of this process (one registry)."""
+    return REGISTRY.get_sample_value("novapos_hub_lease_job_failures_total", {"lease": lease}) or 0.0
+
+
 async def _rows(seam: AsyncioSeam, pool: asyncpg.Pool) -> dict[str, tuple[str, bool]]:
     """hub_leases: job -> (holder, still held at PostgreSQL's clock)."""
     rows = await seam.run(pool.fetch, "SELECT job, holder, expires_at > clock_timestamp() AS live FROM hub_leases")
@@ -221,6 +226,7 @@ async def test_a_job_that_raises_is_released_and_retried_after_a_growing_pause_a
         database_url: str, caplog: pytest.LogCaptureFixture) -> None:
     journal = Journal()
     caplog.set_level(logging.ERROR, "hub.leases")
+    failures_before = _failures("broken")
     with AsyncioSeam() as seam:
         shared = await _open(seam, database_url)
         try:
@@ -241,6 +247,8 @@ async def test_a_job_that_raises_is_released_and_retried_after_a_growing_pause_a
                 failed = [r.getMessage() for r in caplog.records if "job broken failed" in r.getMessage()]
                 assert len(failed) == journal.starts["broken", "a"] + journal.starts["broken", "b"]
                 assert all(r.exc_info for r in caplog.records if "job broken failed" in r.getMessage())
+                assert _failures("broken") - failures_before == len(failed)  # one per failure, both keepers
+                assert _failures("steady_a") == _failures("steady_b") == 0
                 print(f"a job raising in two keepers: {dict(journal.starts)} starts in {4 * TTL_S:.1f} s")
                 nursery.cancel_scope.cancel()
         finally:
