@@ -141,7 +141,7 @@ async def replay_floor(link: NatsLink, count: int) -> float:
     await link.js.add_consumer(catalog_stream(TENANT), ConsumerConfig(
         name="bench-floor", filter_subject=catalog_subjects(TENANT), deliver_policy=DeliverPolicy.ALL,
         ack_policy=AckPolicy.NONE, mem_storage=True, inactive_threshold=30.0))
-    puller = Puller(link.client, catalog_stream(TENANT), "bench-floor", BATCH, 1.0)
+    puller = Puller(link.client, catalog_stream(TENANT), "bench-floor", BATCH)  # as the sync pulls
     await puller.open()
     read = 0
     while read < count:

@@ -50,7 +50,7 @@ async def last_per_subject(link: NatsLink, tenant: str, subjects: str, batch: in
     count = info.num_pending or 0
     if not count:
         return []
-    puller = Puller(link.client, stream, name, min(batch, count), 1.0)
+    puller = Puller(link.client, stream, name, min(batch, count), 1.0, None)  # seconds, then closed
     await puller.open()
     try:
         found: list[bytes] = []

@@ -14,6 +14,12 @@ the snapshot's, gone by itself INACTIVE_S after the store stops pulling; the sna
 the filtered form `...CREATE.CATALOG_<tenant>.<name>.catalog.<tenant>.snapshot[.*]`) and `$JS.API.CONSUMER.MSG.NEXT.CATALOG_<tenant>.<name>`
 (the pulls), plus receiving on the store's own inbox. Nothing is acknowledged, nothing is published.
 
+An idle store keeps one long pull open (actors.catalog.pull: EXPIRES_S, with the server's idle heartbeats): a
+price change arrives the moment the hub publishes it, the store renews its pull twice a minute rather than every
+second, and the open pull keeps its consumer alive (the server drops a pull consumer only when no request is
+waiting). A pull that goes silent (no heartbeat: its server lost it) is dropped like a lost connection and
+reopened after the last applied sequence.
+
 A stream rebuilt on the hub (its creation time changed, or its last sequence is behind what the store
 applied) means the store's sequence numbers mean nothing any more: a full resync, every table emptied
 and refilled from the start in one transaction, so the tills sell from the old catalog until the new one
@@ -58,7 +64,7 @@ SNAPSHOT_READ = Counter("novapos_edge_catalog_snapshot_messages_read_total",
 RESYNCS = Counter("novapos_edge_catalog_resyncs_total", "Full catalog resyncs after the hub rebuilt its stream")
 
 RETRY = Backoff(initial=0.5, maximum=5.0)
-INACTIVE_S = 60.0  # the server drops a consumer nobody pulled from for this long
+INACTIVE_S = 60.0  # the server drops a consumer with no pull open nor asked for this long
 PROGRESS_EVERY = 20_000  # messages between progress lines of a long sync
 
 
@@ -80,7 +86,7 @@ async def stream_identity(link: NatsLink, tenant: str) -> tuple[str, int]:
     return f"{stream}@{info.created.isoformat() if info.created else '?'}", info.state.last_seq or 0
 
 
-async def open_consumer(link: NatsLink, tenant: str, start_seq: int, batch: int, expires_s: float) -> Puller:
+async def open_consumer(link: NatsLink, tenant: str, start_seq: int, batch: int) -> Puller:
     """An ephemeral consumer of the catalog's subjects but the snapshot's, from `start_seq` on, and its reader."""
     stream = catalog_stream(tenant)
     consumer = f"edge-{uuid.uuid4().hex}"
@@ -88,13 +94,14 @@ async def open_consumer(link: NatsLink, tenant: str, start_seq: int, batch: int,
         name=consumer, filter_subjects=following_subjects(tenant), deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
         opt_start_seq=start_seq, ack_policy=AckPolicy.NONE, inactive_threshold=INACTIVE_S,
         mem_storage=True, num_replicas=1))
-    puller = Puller(link.client, stream, consumer, batch, expires_s)
+    puller = Puller(link.client, stream, consumer, batch)  # long pulls, with heartbeats
     await puller.open()
     return puller
 
 
 class CatalogSyncActor(Actor):
-    """Keeps `catalog.sqlite3` in the state folder up to date with the tenant's catalog stream."""
+    """Keeps `catalog.sqlite3` in the state folder up to date with the tenant's catalog stream. `fetch_wait`: how
+    long one take waits for messages before the actor serves its mailbox again (not the pull's expiry)."""
 
     def __init__(self, seam: AsyncioSeam, link: NatsLink, state_dir: Path, tenant: str,
                  batch: int = 4096, fetch_wait: float = 1.0) -> None:
@@ -174,8 +181,7 @@ class CatalogSyncActor(Actor):
             log.info("catalog sync: first sync of %s into %s", catalog_stream(self._tenant), self._path)
         if resync or not meta.stream_id:
             start = self._load_snapshot(stream_id, last, resync)
-        puller = self._seam.run_blocking(open_consumer, self._link, self._tenant, start, self._batch, self._wait,
-                                         timeout=10.0)
+        puller = self._seam.run_blocking(open_consumer, self._link, self._tenant, start, self._batch, timeout=10.0)
         self._reading = Reading(puller, stream_id)
 
     def _load_snapshot(self, stream_id: str, last: int, resync: bool) -> int:

@@ -78,14 +78,16 @@ class EmbeddedNats(EmbeddedServer):
     config (so rewriting it and calling reload() changes who may connect); `hub_credentials`: the hub
     user's seed file, for hub_link(). Without them the server lets anyone do anything.
     `tls`: TLS required, with a server certificate from the CA in `ca_dir` (default `state_dir`/tls), made
-    when missing; `verify_clients`: a client certificate from that CA required too (client_tls() has one)."""
+    when missing; `verify_clients`: a client certificate from that CA required too (client_tls() has one).
+    `monitor_port`: nats-server's HTTP monitoring (/varz, /jsz, /connz) on the loopback there."""
 
     def __init__(self, state_dir: Path, *, port: int | None = None, host: str = "127.0.0.1",
                  authorization: Path | None = None, hub_credentials: Path | None = None,
                  tls: bool = True, verify_clients: bool = False, ca_dir: Path | None = None,
                  cluster: ClusterPlace | None = None, domain: str | None = None,
-                 leafnode_port: int | None = None) -> None:
+                 leafnode_port: int | None = None, monitor_port: int | None = None) -> None:
         self.host = host
+        self.monitor_port = monitor_port
         self.cluster = cluster
         self.domain = domain
         self.leafnode_port = leafnode_port
@@ -106,14 +108,15 @@ class EmbeddedNats(EmbeddedServer):
     def authorized(cls, state_dir: Path, stores: Sequence[tuple[str, str]] = (("demo", "store-001"),),
                    port: int | None = None, *, tls: bool = True, verify_clients: bool = False,
                    leaf_stores: Sequence[tuple[str, str]] = (), domain: str | None = None,
-                   leafnode_port: int | None = None) -> EmbeddedNats:
+                   leafnode_port: int | None = None, monitor_port: int | None = None) -> EmbeddedNats:
         """A server whose authorization has a fresh hub user and one user per (tenant, store), their seeds
         under `state_dir`/credentials (store_credentials() finds them): for tests and benchmarks, which
         need no database of stores. The demo provisions through the hub's records instead.
         `leaf_stores` log in as leaf nodes (novapos.leaf) on `leafnode_port`; `domain`: the JetStream domain."""
         rules, hub_seed = write_test_authorization(state_dir, stores, leaf_stores)
         return cls(state_dir / "server", authorization=rules, hub_credentials=hub_seed, port=port, tls=tls,
-                   verify_clients=verify_clients, ca_dir=state_dir / "tls", domain=domain, leafnode_port=leafnode_port)
+                   verify_clients=verify_clients, ca_dir=state_dir / "tls", domain=domain, leafnode_port=leafnode_port,
+                   monitor_port=monitor_port)
 
     def store_credentials(self, tenant: str, store: str) -> Path:
         """The seed file of a store user made by authorized()."""
@@ -148,6 +151,8 @@ class EmbeddedNats(EmbeddedServer):
         if self.leafnode_port is not None:  # store boxes running a leaf node (novapos.leaf) log in here
             lines.append(f"leafnodes {{ listen: {json.dumps(f'{self.host}:{self.leafnode_port}')}, no_advertise: true, "
                          f"{tls_block} }}")
+        if self.monitor_port is not None:
+            lines.append(f"http: {json.dumps(f'127.0.0.1:{self.monitor_port}')}")
         if self.authorization is not None:  # include paths are relative to the including file
             lines.append(f"include {json.dumps(os.path.relpath(self.authorization, self.state_dir))}")
         return "\n".join(lines) + "\n"
