@@ -113,7 +113,8 @@ async def delete_edge_consumers(server: EmbeddedNats) -> int:
 
 
 async def test_idle_stores_pull_a_few_times_a_minute_and_a_price_change_reaches_them_within_2_s(
-        server: EmbeddedNats, tmp_path: Path) -> None:
+        server: EmbeddedNats, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "actors.catalog.sync")
     await publish_catalog(server, demo_catalog())
     async with stores(server, tmp_path, STORES) as tree:
         await wait_until(lambda: all_at(tmp_path, STORES, 1), timeout=30)
@@ -125,6 +126,7 @@ async def test_idle_stores_pull_a_few_times_a_minute_and_a_price_change_reaches_
         print(f"{len(STORES)} idle stores, {IDLE_S:.0f} s: {requests} requests at the server "
               f"({per_store_minute:.1f} per store per minute)")
         assert per_store_minute < MAX_PULLS_PER_STORE_MINUTE
+        assert not await _logged(caplog, "cannot read")  # the heartbeats kept every open pull alive
 
         started = time.monotonic()
         await price_change(server, 589, 2)  # the pulls are open: delivered as it is published
@@ -132,7 +134,8 @@ async def test_idle_stores_pull_a_few_times_a_minute_and_a_price_change_reaches_
         print(f"a price change published while idle, applied at all {len(STORES)} stores in "
               f"{time.monotonic() - started:.2f} s")
 
-        assert await delete_edge_consumers(server) == len(STORES)  # the pulls killed at the server (409)
+        # one consumer per store, never dropped nor replaced while idle; now killed at the server (409)
+        assert await delete_edge_consumers(server) == len(STORES)
         await price_change(server, 599, 3)
         await wait_until(lambda: all_at(tmp_path, STORES, 3), timeout=15)
         assert tree.restarts == 0
@@ -149,6 +152,8 @@ async def test_an_open_pull_keeps_its_consumer_past_the_inactive_threshold_acros
             await link.js.add_consumer(stream, ConsumerConfig(name="inactive", ack_policy=AckPolicy.NONE,
                                                               inactive_threshold=1.0, mem_storage=True))
             held = (await link.js.stream_info(stream)).state.messages
+            with pytest.raises(ValueError, match="heartbeat"):  # the server would refuse every request
+                Puller(link.client, stream, "inactive", 64, expires_s=2.0, heartbeat_s=1.5)
             puller = Puller(link.client, stream, "inactive", 64, expires_s=2.0, heartbeat_s=0.5)
             await puller.open()
             taken = 0  # whatever earlier tests left on the stream, then nothing for 5 inactive thresholds
