@@ -20,7 +20,8 @@ A month is retired (DROP TABLE) once all of it is older than the retention: the 
 (`[retention] inbox_days`) outlasts the events stream's max age (and the leaf stores' local streams', which the
 hub's stream may source again from their start) by a margin, and a month of the inbox is kept
 while any row in it was received within that retention (a store whose clock ran behind), so that any event the
-stream can still redeliver is still found in the inbox and skipped. Sales, lines and tenders are kept for good
+stream can still redeliver is still found in the inbox and skipped (asked of the month's BRIN index on received_at,
+migration 0214: a few pages read under its exclusive lock, not the month). Sales, lines and tenders are kept for good
 unless `[retention] sales_months` says otherwise; the stock ledger for good (it adds up to the balances), and the
 audit log for good (records are evidence, and a chain verifies from its first record). The default partition is
 never retired.
