@@ -69,6 +69,11 @@ INBOX_DEFAULT_MARGIN_DAYS = 31
 AHEAD_MONTHS = 3
 LOCK_TIMEOUT_MS = 1000
 _LOCK = 0x70617274  # "part": one hub process maintains at a time (hub.leases, when it lands, makes that one lease)
+RECENT_SQL = 'SELECT EXISTS (SELECT FROM "{partition}" WHERE received_at >= $1)'
+"""Whether a month of the inbox holds an event received since $1, asked of its BRIN index on received_at (migration
+0214: a few pages, not the month). Planned for that $1 every time (plan_cache_mode): the statement runs again on
+the same pooled connection every round, and a generic plan, estimating a third of the rows to match, reads the
+month until the first one, which is all of it when none does."""
 INTERVAL_S = 3600.0
 """How often the hub maintains the partitions (and once at start)."""
 
@@ -290,10 +295,10 @@ async def _retire(conn: asyncpg.Connection, table: str, now: datetime, retention
         try:
             async with conn.transaction():
                 await conn.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
+                await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")  # RECENT_SQL
                 # locked before the check: no late event can be written into it between the check and the DROP
                 await conn.execute(f'LOCK TABLE "{partition.name}" IN ACCESS EXCLUSIVE MODE')
-                recent = table == "inbox" and await conn.fetchval(
-                    f'SELECT EXISTS (SELECT FROM "{partition.name}" WHERE received_at >= $1)', cutoff)
+                recent = table == "inbox" and await conn.fetchval(RECENT_SQL.format(partition=partition.name), cutoff)
                 if not recent:
                     rows = await conn.fetchval(
                         "SELECT reltuples::bigint FROM pg_class WHERE oid = $1::regclass", partition.name)
