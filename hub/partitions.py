@@ -3,7 +3,9 @@
 inbox, sales, sale_lines and sale_tenders are PARTITION BY RANGE (event_id) (migrations 0200-0202): an event id is
 a UUIDv7, whose first 48 bits are its milliseconds, so the month of an id is a range of ids and the event id stays
 unique across partitions (the inbox's key is the final guard against double application). stock_movements is
-PARTITION BY RANGE (created_at), the hub's time of writing (0203-0206), keyed (id, created_at). Each table has:
+PARTITION BY RANGE (created_at), the hub's time of writing (0203-0206), keyed (id, created_at); audit_records by
+recorded_at, the hub's time of writing too (0210-0213), keyed (tenant, seq, recorded_at), a seq still given once per
+tenant by the chain's head row (hub.audit.chain). Each table has:
 
 - `<table>_legacy`: the rows from before partitioning, every id below the bound 0200 chose (partition_legacy): the
   first instant of the month after next, in UTC;
@@ -18,9 +20,11 @@ A month is retired (DROP TABLE) once all of it is older than the retention: the 
 (`[retention] inbox_days`) outlasts the events stream's max age (and the leaf stores' local streams', which the
 hub's stream may source again from their start) by a margin, and a month of the inbox is kept
 while any row in it was received within that retention (a store whose clock ran behind), so that any event the
-stream can still redeliver is still found in the inbox and skipped. Sales, lines and tenders are kept for good
-unless `[retention] sales_months` says otherwise; the stock ledger for good (it adds up to the balances). The
-default partition is never retired.
+stream can still redeliver is still found in the inbox and skipped (asked of the month's BRIN index on received_at,
+migration 0214: a few pages read under its exclusive lock, not the month). Sales, lines and tenders are kept for good
+unless `[retention] sales_months` says otherwise; the stock ledger for good (it adds up to the balances), and the
+audit log for good (records are evidence, and a chain verifies from its first record). The default partition is
+never retired.
 
 Every step is its own transaction with a lock_timeout (LOCK_TIMEOUT_MS); one not granted waits for the next round
 (a log line says so) instead of queueing ingest behind it, and a step that fails otherwise is logged and skipped:
@@ -49,11 +53,15 @@ from novapos.config.hub import INBOX_MARGIN_DAYS, LEAF_STREAM_MAX_AGE_DAYS, HubC
 log = logging.getLogger(__name__)
 
 KEYS = {"inbox": "event_id", "sales": "event_id", "sale_lines": "event_id", "sale_tenders": "event_id",
-        "stock_movements": "created_at"}
+        "stock_movements": "created_at", "audit_records": "recorded_at"}
 """The partitioned tables, in the order they are maintained, and their partition key: an event id (a UUIDv7) or
 the hub's time a row was written."""
-KEPT_FOR_GOOD = frozenset({"stock_movements"})
-"""Tables whose months are never retired (the stock ledger adds up to the balances)."""
+KEPT_FOR_GOOD = frozenset({"stock_movements", "audit_records"})
+"""Tables whose months are never retired (the stock ledger adds up to the balances; audit records are evidence)."""
+APPEND_ONLY = {"audit_records": "audit_records_are_append_only"}
+"""Tables whose every partition refuses TRUNCATE by this trigger function (the parent's row triggers are cloned onto
+a partition as it is attached, its statement triggers are not), and whose default partition lets a move through
+only when novapos.partition_move names the table (migration 0213)."""
 SALES_TABLES = frozenset({"sales", "sale_lines", "sale_tenders"})
 """The tables `[retention] sales_months` applies to."""
 INBOX_DEFAULT_MARGIN_DAYS = 31
@@ -61,6 +69,11 @@ INBOX_DEFAULT_MARGIN_DAYS = 31
 AHEAD_MONTHS = 3
 LOCK_TIMEOUT_MS = 1000
 _LOCK = 0x70617274  # "part": one hub process maintains at a time (hub.leases, when it lands, makes that one lease)
+RECENT_SQL = 'SELECT EXISTS (SELECT FROM "{partition}" WHERE received_at >= $1)'
+"""Whether a month of the inbox holds an event received since $1, asked of its BRIN index on received_at (migration
+0214: a few pages, not the month). Planned for that $1 every time (plan_cache_mode): the statement runs again on
+the same pooled connection every round, and a generic plan, estimating a third of the rows to match, reads the
+month until the first one, which is all of it when none does."""
 INTERVAL_S = 3600.0
 """How often the hub maintains the partitions (and once at start)."""
 
@@ -206,7 +219,7 @@ async def maintain(pool: asyncpg.Pool, retention: Retention | None = None, *, no
 async def _make_ahead(conn: asyncpg.Connection, table: str, now: datetime, ahead_months: int) -> int:
     ranged = [p for p in await partitions(conn, table) if not p.default]
     if not ranged:
-        raise RuntimeError(f"{table} is not partitioned: the hub's migrations 0200-0206 have not run")
+        raise RuntimeError(f"{table} is not partitioned: the hub's migrations 0200-0213 have not run")
     top = max(p.high for p in ranged if p.high)
     if top == LATEST:
         return 0  # a partition up to the end of time (made by hand): no month can follow it
@@ -239,6 +252,8 @@ async def _make(conn: asyncpg.Connection, table: str, month: date, start: dateti
         async with conn.transaction():
             await conn.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
             await conn.execute(f'LOCK TABLE "{table}" IN SHARE ROW EXCLUSIVE MODE')
+            if table in APPEND_ONLY:
+                await conn.execute("SELECT set_config('novapos.partition_move', $1, true)", table)
             await conn.execute(f'CREATE TABLE "{name}" (LIKE "{table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS'
                                " INCLUDING STORAGE)")
             moved = await conn.fetchval(
@@ -248,6 +263,9 @@ async def _make(conn: asyncpg.Connection, table: str, month: date, start: dateti
             await conn.execute(f'ALTER TABLE "{table}" ATTACH PARTITION "{name}" FOR VALUES FROM'
                                f" ('{low.isoformat() if isinstance(low, datetime) else low}')"
                                f" TO ('{high.isoformat() if isinstance(high, datetime) else high}')")
+            if table in APPEND_ONLY:
+                await conn.execute(f'CREATE TRIGGER "{name}_no_truncate" BEFORE TRUNCATE ON "{name}"'
+                                   f" FOR EACH STATEMENT EXECUTE FUNCTION {APPEND_ONLY[table]}()")
     except (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError):
         log.warning("partition %s not made: a lock on %s was not granted within %d ms (a long transaction); "
                     "the next round tries again, meanwhile its rows go to %s_default",
@@ -277,10 +295,10 @@ async def _retire(conn: asyncpg.Connection, table: str, now: datetime, retention
         try:
             async with conn.transaction():
                 await conn.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
+                await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")  # RECENT_SQL
                 # locked before the check: no late event can be written into it between the check and the DROP
                 await conn.execute(f'LOCK TABLE "{partition.name}" IN ACCESS EXCLUSIVE MODE')
-                recent = table == "inbox" and await conn.fetchval(
-                    f'SELECT EXISTS (SELECT FROM "{partition.name}" WHERE received_at >= $1)', cutoff)
+                recent = table == "inbox" and await conn.fetchval(RECENT_SQL.format(partition=partition.name), cutoff)
                 if not recent:
                     rows = await conn.fetchval(
                         "SELECT reltuples::bigint FROM pg_class WHERE oid = $1::regclass", partition.name)

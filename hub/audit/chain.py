@@ -10,6 +10,10 @@ UTF-8 bytes (`<byte length>:<bytes>,`), an absent field as `~`:
 PostgreSQL computes both the encoding and the hash inside the appending statement (`CANONICAL_SQL`), so
 an append is one round trip, holds the chain's head row only for that statement's time, and is part of
 the caller's transaction: the privileged action and its record commit together or not at all.
+The head row's lock is also what makes a tenant's seq unique: audit_records is partitioned by month of
+recorded_at (migration 0213), so its key is (tenant, seq, recorded_at) and would take one seq twice at two
+times; every append takes the seq after the head's under FOR UPDATE and moves the head in the same
+statement (tests/test_audit_partitions.py races writers), and verify.py names a seq missing or repeated.
 `canonical` is the same encoding in Python, for verifiers outside the database and the tests that
 prove the two agree.
 

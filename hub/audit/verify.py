@@ -3,7 +3,7 @@
 PostgreSQL streams the records in seq order in big chunks with their canonical encoding computed by the
 server (chain.CANONICAL_SQL); Python hashes them one after another. Each record is checked three ways:
 
-- its seq is the one after the previous record's: otherwise records were removed;
+- its seq is the one after the previous record's: otherwise records were removed (or one was put in twice);
 - its hash is SHA-256(its prev_hash || its encoding): otherwise its content was edited;
 - its prev_hash is the previous record's hash: otherwise the chain was relinked (a record before it was
   rewritten, hash and all, or one was put in between).
@@ -99,7 +99,9 @@ def _check(rows: list[asyncpg.Record], walk: _Walk, mark: int) -> None:
     seq, previous = walk.seq, walk.hash
     for row in rows:
         if row[0] != seq + 1:
-            walk.broken = Break(seq + 1, f"record {seq + 1} is missing (removed); the next is {row[0]}")
+            walk.broken = (Break(seq, f"record {seq} is there twice (one was put in with a seq already given)")
+                           if row[0] == seq and seq > walk.seq else
+                           Break(seq + 1, f"record {seq + 1} is missing (removed); the next is {row[0]}"))
             return
         seq, stored, hashed = row  # hashed: prev_hash || encoding, one column (one decode) per record
         if sha256(hashed).digest() != stored:
