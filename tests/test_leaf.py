@@ -24,18 +24,24 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import msgpack
 import nats
 import nats.js.errors
 import pytest
 import trio
 from nats.js.api import ExternalStream, StreamSource
+from starlette.applications import Starlette
 
+from actors.devices.context import MANAGER
+from actors.health.leaf import LeafBacklog
+from actors.health.reporter import HealthReporter
 from actors.storage.db import FILE_NAME
 from actors.storage.forwarder import ForwarderActor
 from actors.storage.outbox import OutboxActor
+from edge.api.service import service_routes
 from edge.app import store_link
-from edge_runtime import AsyncioSeam, ChildSpec, SupervisorSpec, Tree, supervision_tree
+from edge_runtime import Actor, AsyncioSeam, ChildSpec, SupervisorSpec, Tree, supervision_tree
 from hub.ingest import leaf_sources
 from hub.ingest.dead_letters import NotRedrivable, redrive
 from hub.ingest.inbox import Delivery, ingest, sort_out
@@ -507,3 +513,66 @@ async def test_a_forged_dead_letter_is_never_re_driven(world: World) -> None:
             await pool.close()
     assert "another store's leaf node" in await trio.to_thread.run_sync(asyncio.run, run())
     assert not await query(world.database_url, "SELECT 1 FROM sales WHERE store = 'store-002'")
+
+
+class Quiet(Actor):
+    """Stands in for the device manager (no devices) and the catalog and staff actors /healthz asks."""
+
+    def statuses(self) -> list[dict[str, Any]]:
+        return []
+
+    def status(self) -> dict[str, Any]:
+        return {}
+
+
+async def test_healthz_and_metrics_count_the_events_waiting_on_the_leaf_while_the_wan_is_cut(
+        world: World, tmp_path: Path) -> None:
+    link = world.leaf.link("test-edge-health")
+    with AsyncioSeam() as seam:
+        spec = SupervisorSpec("test", children=[
+            ChildSpec("outbox", OutboxActor, (tmp_path / FILE_NAME, TENANT, STORE)),
+            ChildSpec("forwarder", ForwarderActor, (seam, link)),
+            *(ChildSpec(name, Quiet) for name in (MANAGER, "catalog", "staff")),
+            ChildSpec("health", HealthReporter, (seam, link, TENANT, STORE, (), tmp_path / FILE_NAME, 3600, 0.25),
+                      {"leaf": LeafBacklog(behind_alert_s=2.0)}),
+        ])
+        try:
+            async with supervision_tree(spec) as tree:
+                app = Starlette(routes=service_routes(tree))
+                async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://edge") as http:
+                    async def health() -> dict[str, Any]:
+                        answer: dict[str, Any] = (await http.get("/healthz")).json()
+                        return answer
+
+                    async def unsourced(count: int, status: str) -> bool:
+                        now = await health()
+                        return (now["leaf_unsourced_events"] == count and now["status"] == status
+                                and now["leaf_hub_answered_s_ago"] is not None)
+
+                    async def in_hub_stream(count: int) -> bool:
+                        return len(await world.hub_stream()) == count
+
+                    before = len(await world.hub_stream())
+                    await sell(tree, 2)  # (sequence numbers 1 and 2 again, of a new outbox: hence the last test)
+                    await wait_until(lambda: in_hub_stream(before + 2), timeout=10, interval=0.3)
+                    await wait_until(lambda: unsourced(0, "ok"), timeout=10)  # the hub said so
+
+                    world.wan.cut()
+                    try:
+                        await sell(tree, 4)
+                        await wait_until(lambda: drained(tree), timeout=5)  # the outbox says nothing waits ...
+                        await wait_until(lambda: unsourced(4, "degraded"), timeout=10)  # ... the leaf does
+                        cut = await health()
+                        assert cut["outbox_depth"] == 0 and cut["hub_link"] == "connected"  # the leaf's link
+                        assert cut["leaf_problem"].startswith("4 event(s) on this store's leaf node have not reached")
+                        assert "check the store's WAN" in cut["leaf_problem"]
+                        text = (await http.get("/metrics")).text
+                        assert "\nnovapos_edge_leaf_unsourced_events 4.0\n" in text
+                    finally:
+                        world.wan.restore()
+                    # the hub restarts the stalled source within check_every_s (1 s); the reporter asks every 2 s
+                    await wait_until(lambda: unsourced(0, "ok"), timeout=20)
+                    assert "leaf_problem" not in await health()
+                    assert "\nnovapos_edge_leaf_unsourced_events 0.0\n" in (await http.get("/metrics")).text
+        finally:
+            await seam.run(link.close)
