@@ -217,10 +217,14 @@ class Unsourced:
     silent_s: float | None = None
 
 
+DRAINED_WITHIN_S = 3.0
+"""A source is drained when the server heard from it this recently (its consumer beats every second) and it had
+nothing pending on the leaf then; a leaf silent longer may hold events sold since (its WAN may be down)."""
+
+
 def _drained(info: StreamSourceInfo | None) -> bool:
-    """The server heard from the source within STALLED_AFTER_S (its consumer beats every second) and it has
-    nothing pending on the leaf: everything the leaf holds is in the events stream."""
-    return info is not None and info.active is not None and 0 <= info.active / 1e9 <= STALLED_AFTER_S \
+    """Everything the leaf holds is in the events stream, as far as the server knows (DRAINED_WITHIN_S)."""
+    return info is not None and info.active is not None and 0 <= info.active / 1e9 <= DRAINED_WITHIN_S \
         and info.lag == 0
 
 
@@ -241,7 +245,7 @@ async def unsource(link: NatsLink, conn: asyncpg.Connection, tenant: str, store:
     if not drained and not force:
         raise NotUnsourced(
             f"the hub's {EVENTS_STREAM} stream may not hold all of store {tenant}/{store}'s leaf stream {name}: "
-            + (f"{lag} event(s) still pending there" if silent is not None and silent <= STALLED_AFTER_S
+            + (f"{lag} event(s) still pending there" if silent is not None and silent <= DRAINED_WITHIN_S
                else "its leaf has not answered " + ("since the hub started sourcing it" if silent is None
                                                     else f"for {silent:.0f} s"))
             + f" (the hub holds its events up to leaf sequence {sourced}). Wait while its link is up (it catches "
