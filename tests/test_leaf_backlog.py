@@ -38,6 +38,16 @@ def test_counts_what_the_hub_has_not_sourced_and_says_so_only_once_it_lasts() ->
     assert leaf.unsourced == 0 and not leaf.behind() and "leaf_problem" not in leaf.status(41.0) and gauge() == 0
 
 
+def test_before_the_hubs_first_answer_the_whole_stream_counts_and_a_hub_without_the_figure_raises_no_alarm() -> None:
+    leaf = LeafBacklog(behind_alert_s=5.0)
+    leaf.looked(1, 40, clock=0.0)
+    leaf.looked(1, 41, clock=1.0)
+    assert leaf.status(9.0)["leaf_problem"].startswith("the hub has not answered since this edge started: up to 41")
+    leaf.answered(None, clock=10.0)  # a hub older than this edge: it answers, without the figure
+    assert leaf.status(20.0) == {"leaf_unsourced_events": None, "leaf_hub_answered_s_ago": 10.0} and gauge() == 0
+    assert not leaf.behind()
+
+
 def test_events_aged_out_of_the_leaf_stream_are_not_counted() -> None:
     leaf = LeafBacklog()
     leaf.answered(0, clock=0.0)  # nothing of this store in the hub's stream (its 14 days passed)

@@ -166,7 +166,7 @@ class HealthReporter(Actor):
         if reply.error is not None and reply.error != self._refused:
             log.warning("the hub did not keep this store's health report: %s", reply.error)
         self._refused = reply.error
-        if self._leaf is not None and reply.leaf_sourced_seq is not None:
+        if self._leaf is not None:
             self._leaf.answered(reply.leaf_sourced_seq, time.monotonic())
         if abs(reply.skew_ms) > SKEW_WARNING_MS and not self._skew_said:
             self._skew_said = True
