@@ -25,6 +25,7 @@ from actors.catalog.local import catalog_path
 from actors.catalog.sync import CatalogSyncActor
 from actors.devices.context import MANAGER, SPOOLER, SUPERVISOR, DeviceContext, Notify
 from actors.devices.manager import DeviceManagerActor
+from actors.health.leaf import LeafBacklog
 from actors.health.reporter import HealthReporter
 from actors.loyalty import local as loyalty_local
 from actors.payments import offline as offline_cards
@@ -141,7 +142,8 @@ def edge_tree(config: StoreConfig, seam: AsyncioSeam, notify: Notify, link: Nats
         # after the tills, which it tells of their payments' outcomes; a crash of it restarts it alone
         ChildSpec(PAYMENT_EVENTS, PaymentEventsActor, (seam, link, db_path, config.tenant, config.store)),
         ChildSpec("health", HealthReporter, (seam, link, config.tenant, config.store, config.tills, db_path,
-                                             config.health_interval_s)),
+                                             config.health_interval_s),
+                  {"leaf": None if config.leaf is None else LeafBacklog()}),
         *([ChildSpec("backup", BackupActor, (db_path, config.state_dir, config.backup))]
           if config.backup.every_s else []),
     ])

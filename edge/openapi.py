@@ -337,7 +337,9 @@ def openapi_document() -> dict[str, Any]:
                               "the hub's, or offline; staff_version, staff_age_s, staff_people: the staff list the "
                               "till logins use, seconds since the hub last confirmed it, how many people it holds; "
                               "logins_offline: logins now are offline (that confirmation older than [login] "
-                              "offline_after_s)",
+                              "offline_after_s); with a leaf node, leaf_unsourced_events: events on it the hub has "
+                              "not sourced yet, leaf_hub_answered_s_ago, and leaf_problem (degraded) once they "
+                              "have waited over a minute",
                               _json("health"), 503),
             "/metrics": _read("Prometheus metrics", {"description": "text",
                                                      "content": {"text/plain": {}}}),

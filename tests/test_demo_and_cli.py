@@ -163,6 +163,47 @@ def test_demo_runs_both_processes_and_a_sale_lands_once(tmp_path: Path) -> None:
             urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", timeout=1, context=_TRUST)
 
 
+def test_demo_leaf_runs_the_store_through_its_own_leaf_node_and_a_sale_reaches_the_hub(tmp_path: Path) -> None:
+    till_port, console_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOVAPOS_")}
+    state = tmp_path / "state"
+    demo = subprocess.Popen([sys.executable, "-m", "novapos.cli", "demo", "--leaf", "--state-dir", str(state),
+                             "--till-port", str(till_port), "--console-port", str(console_port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    till = f"https://127.0.0.1:{till_port}"
+    try:
+        banner = ""
+        while "Press Ctrl-C" not in banner:
+            line = demo.stdout.readline()  # type: ignore[union-attr]
+            assert line, f"demo exited early:\n{banner}"
+            banner += line
+        assert "leaf node    the store's own nats-server on nats://127.0.0.1:" in banner
+        store = tomllib.loads((state / "store.toml").read_text())
+        assert store["leaf"]["hub_url"].startswith("tls://127.0.0.1:")
+        assert tomllib.loads((state / "hub.toml").read_text())["leaf"]["stores"] == ["demo/store-001"]
+        assert '"LEAFNODE"' in (state / "credentials" / "authorization.conf").read_text()  # a leaf login only
+        _TRUST.load_verify_locations(cafile=(state / "tls" / "ca.pem").resolve())
+        _wait(lambda: (_http("GET", f"{till}/healthz")[1].get("catalog_version") or 0) >= 1, 30)  # type: ignore[union-attr]  # the mirror
+        _wait(lambda: _logged_in(till), 30)
+        _, cart = _http("POST", f"{till}/api/tills/till-1/lines", {"barcode": COFFEE, "quantity": 1})
+        _http("POST", f"{till}/api/tills/till-1/tenders", {"amount_minor": 500})
+        _, receipt = _http("POST", f"{till}/api/tills/till-1/complete", {"cart": cart["cart"]})  # type: ignore[index]
+        assert "sale" in receipt, receipt
+        with httpx.Client(base_url=f"https://127.0.0.1:{console_port}", timeout=5, verify=_TRUST) as admin:
+            login = {"login": DEMO_USERS[0].login, "password": DEMO_USERS[0].password}
+            assert admin.post("/api/login", json=login).status_code == 200
+            _wait(lambda: [sale["event_id"] for sale in admin.get("/api/sales").json()] == [receipt["sale"]], 30)  # type: ignore[index]
+        # sourced by the hub from the leaf (the hub's answer to the store's health report says up to where)
+        _wait(lambda: (lambda h: h["status"] == "ok" and h.get("leaf_unsourced_events") == 0  # type: ignore[union-attr]
+                       and h.get("leaf_hub_answered_s_ago") is not None)(_http("GET", f"{till}/healthz")[1]), 30)
+        assert (state / "store-001" / "leaf" / "leaf-server.pid").exists()
+    finally:
+        demo.send_signal(signal.SIGINT)
+        output, _ = demo.communicate(timeout=60)
+    assert demo.returncode == 0, output
+    assert "store leaf node stopped" in output
+
+
 def test_embedded_postgres_starts_in_a_deep_state_folder(tmp_path: Path) -> None:
     """A Unix socket path is limited to 107 bytes; the demo's state folder may be deeper than that."""
     from novapos.demo.embedded_postgres import EmbeddedPostgres

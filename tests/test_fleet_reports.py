@@ -26,6 +26,7 @@ from novapos.wire.health import (
     HealthReply,
     decode_reply,
     decode_report,
+    encode_reply,
     encode_report,
     health_subject,
 )
@@ -60,6 +61,7 @@ def _hostile() -> list[tuple[str, bytes, str]]:
         ("an unknown reason", with_(reason="because"), "reason"),
         ("a boolean seq", with_(last_sale={"seq": True, "at_ms": 1}), "last_sale.seq"),
         ("no interval", with_(interval_s=None), "interval_s"),
+        ("a leaf flag that is a number", with_(leaf=1), "leaf"),
     ]
 
 
@@ -72,6 +74,17 @@ def test_the_wire_keeps_a_report_and_refuses_each_hostile_one() -> None:
         with pytest.raises(Invalid, match=says):
             decode_report(data)
         assert label
+
+
+def test_the_wire_keeps_a_leaf_reports_flag_and_the_hubs_sourced_figure_and_refuses_hostile_figures() -> None:
+    assert decode_report(encode_report(a_report(leaf=True))).leaf
+    assert not decode_report(GOOD).leaf and b"leaf" not in GOOD  # a direct store's report is as before
+    for sourced in (0, 7, 2**53):
+        assert decode_reply(encode_reply(HealthReply(1, 0, leaf_sourced_seq=sourced))).leaf_sourced_seq == sourced
+    assert decode_reply(encode_reply(HealthReply(1, 0))).leaf_sourced_seq is None
+    for hostile in (-1, True, 1.5, "7", 2**64 - 1):
+        with pytest.raises(Invalid, match="leaf_sourced_seq"):
+            decode_reply(bytes(msgpack.packb({"hub_time_ms": 1, "skew_ms": 0, "leaf_sourced_seq": hostile})))
 
 
 async def _ask(nats_server: EmbeddedNats, store: str, subject: str, payloads: list[bytes]) -> list[object]:
@@ -106,6 +119,7 @@ async def test_a_store_reports_as_itself_only_and_hostile_reports_store_nothing(
                                   [encode_report(a_report())])
         reply = decode_reply(own.data)  # type: ignore[attr-defined]
         assert isinstance(reply, HealthReply) and reply.error is None and abs(reply.skew_ms) < 2000
+        assert reply.leaf_sourced_seq is None  # not a leaf store: the hub looks nothing up
         with trio.fail_after(20):  # the fleet watch (a leased job, started once the lease is won) enrols every store
             while (await query(database_url, "SELECT count(*) AS n FROM stores s WHERE s.status = 'active' AND NOT"
                                              " EXISTS (SELECT FROM fleet_status f WHERE f.tenant = s.tenant"

@@ -10,8 +10,10 @@ One hub process, one hub NATS, one leaf for the whole file (each step builds on 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -24,18 +26,24 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import msgpack
 import nats
 import nats.js.errors
 import pytest
 import trio
 from nats.js.api import ExternalStream, StreamSource
+from starlette.applications import Starlette
 
+from actors.devices.context import MANAGER
+from actors.health.leaf import LeafBacklog
+from actors.health.reporter import HealthReporter
 from actors.storage.db import FILE_NAME
 from actors.storage.forwarder import ForwarderActor
 from actors.storage.outbox import OutboxActor
+from edge.api.service import service_routes
 from edge.app import store_link
-from edge_runtime import AsyncioSeam, ChildSpec, SupervisorSpec, Tree, supervision_tree
+from edge_runtime import Actor, AsyncioSeam, ChildSpec, SupervisorSpec, Tree, supervision_tree
 from hub.ingest import leaf_sources
 from hub.ingest.dead_letters import NotRedrivable, redrive
 from hub.ingest.inbox import Delivery, ingest, sort_out
@@ -507,3 +515,134 @@ async def test_a_forged_dead_letter_is_never_re_driven(world: World) -> None:
             await pool.close()
     assert "another store's leaf node" in await trio.to_thread.run_sync(asyncio.run, run())
     assert not await query(world.database_url, "SELECT 1 FROM sales WHERE store = 'store-002'")
+
+
+class Quiet(Actor):
+    """Stands in for the device manager (no devices) and the catalog and staff actors /healthz asks."""
+
+    def statuses(self) -> list[dict[str, Any]]:
+        return []
+
+    def status(self) -> dict[str, Any]:
+        return {}
+
+
+async def test_healthz_and_metrics_count_the_events_waiting_on_the_leaf_while_the_wan_is_cut(
+        world: World, tmp_path: Path) -> None:
+    link = world.leaf.link("test-edge-health")
+    with AsyncioSeam() as seam:
+        spec = SupervisorSpec("test", children=[
+            ChildSpec("outbox", OutboxActor, (tmp_path / FILE_NAME, TENANT, STORE)),
+            ChildSpec("forwarder", ForwarderActor, (seam, link)),
+            *(ChildSpec(name, Quiet) for name in (MANAGER, "catalog", "staff")),
+            ChildSpec("health", HealthReporter, (seam, link, TENANT, STORE, (), tmp_path / FILE_NAME, 3600, 0.25),
+                      {"leaf": LeafBacklog(behind_alert_s=2.0)}),
+        ])
+        try:
+            async with supervision_tree(spec) as tree:
+                app = Starlette(routes=service_routes(tree))
+                async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://edge") as http:
+                    async def health() -> dict[str, Any]:
+                        answer: dict[str, Any] = (await http.get("/healthz")).json()
+                        return answer
+
+                    async def unsourced(count: int, status: str) -> bool:
+                        now = await health()
+                        return (now["leaf_unsourced_events"] == count and now["status"] == status
+                                and now["leaf_hub_answered_s_ago"] is not None)
+
+                    async def in_hub_stream(count: int) -> bool:
+                        return len(await world.hub_stream()) == count
+
+                    before = len(await world.hub_stream())
+                    await sell(tree, 2)  # (sequence numbers 1 and 2 again, of a new outbox: hence the last test)
+                    await wait_until(lambda: in_hub_stream(before + 2), timeout=10, interval=0.3)
+                    await wait_until(lambda: unsourced(0, "ok"), timeout=10)  # the hub said so
+
+                    world.wan.cut()
+                    try:
+                        await sell(tree, 4)
+                        await wait_until(lambda: drained(tree), timeout=5)  # the outbox says nothing waits ...
+                        await wait_until(lambda: unsourced(4, "degraded"), timeout=10)  # ... the leaf does
+                        cut = await health()
+                        assert cut["outbox_depth"] == 0 and cut["hub_link"] == "connected"  # the leaf's link
+                        assert cut["leaf_problem"].startswith("4 event(s) on this store's leaf node have not reached")
+                        assert "check the store's WAN" in cut["leaf_problem"]
+                        text = (await http.get("/metrics")).text
+                        assert "\nnovapos_edge_leaf_unsourced_events 4.0\n" in text
+                    finally:
+                        world.wan.restore()
+                    # the hub restarts the stalled source within check_every_s (1 s); the reporter asks every 2 s
+                    await wait_until(lambda: unsourced(0, "ok"), timeout=20)
+                    assert "leaf_problem" not in await health()
+                    assert "\nnovapos_edge_leaf_unsourced_events 0.0\n" in (await http.get("/metrics")).text
+        finally:
+            await seam.run(link.close)
+
+
+async def test_unsource_refuses_an_undrained_leaf_forces_with_the_figures_audited_and_says_when_a_hub_adds_it_back(
+        world: World, tmp_path: Path) -> None:
+    """Last too: it drops the store's source, which the running hub (its [leaf] stores lists the store) adds back."""
+    async def with_link(work: Any) -> Any:
+        async def run() -> Any:
+            link = world.nats.hub_link("test-unsource")
+            await link.connect()
+            pool = await asyncpg.create_pool(world.database_url, min_size=1, max_size=1)
+            try:
+                async with pool.acquire() as conn, conn.transaction():
+                    return await work(link, conn)
+            finally:
+                await pool.close()
+                await link.close()
+        return await trio.to_thread.run_sync(asyncio.run, run())
+
+    def unsource(force: bool) -> Any:
+        return with_link(lambda link, conn: leaf_sources.unsource(link, conn, TENANT, STORE, force=force,
+                                                                  actor="cli:test"))
+
+    async def sourced(client: Any) -> bool:
+        sources = (await client.jetstream().stream_info(EVENTS_STREAM)).config.sources or []
+        return any(source.name == leaf_events_stream(TENANT, STORE) for source in sources)
+
+    async def sell_one(link: Any) -> None:
+        await link.js.publish(event_subject(TENANT, STORE, "sale.completed"), sale_event(seq=3001).encode())
+
+    world.wan.cut()
+    try:
+        await world.on_leaf(sell_one)  # on the leaf only: the hub cannot source it
+        await trio.sleep(leaf_sources.DRAINED_WITHIN_S + 1)
+        with pytest.raises(leaf_sources.NotUnsourced, match=r"its leaf has not answered for \d+ s .*--force"):
+            await unsource(force=False)
+        assert await world.on_hub(sourced)
+        forced = await unsource(force=True)
+        assert forced.dropped and not forced.drained and forced.silent_s is not None
+    finally:
+        world.wan.restore()
+    details = await query(world.database_url, "SELECT details FROM audit_records WHERE action = 'store.unsourced' "
+                                              "ORDER BY seq DESC LIMIT 1")
+    record = json.loads(details[0]["details"])
+    assert record["forced"] is True and record["drained"] is False
+    assert record["sourced_seq"] == forced.sourced_seq > 0 and record["leaf_stream"] == leaf_events_stream(TENANT, STORE)
+    # the hub process still lists the store: its watcher adds the source back, and the sale on the leaf arrives
+    await wait_until(lambda: world.on_hub(sourced), timeout=10, interval=0.3)
+    await wait_until(lambda: _contains(world.applied, 3001), timeout=20)
+
+    async def drained_now(link: Any, conn: Any) -> Any:
+        return await leaf_sources.unsource(link, conn, TENANT, STORE, force=False, actor="cli:test")
+    done = await wait_until(lambda: with_link(drained_now), timeout=10, interval=0.5)  # the source live, lag 0
+    assert done.dropped and done.drained and done.sourced_seq == forced.sourced_seq + 1
+    await wait_until(lambda: world.on_hub(sourced), timeout=10, interval=0.3)
+
+    listed = (world.root / "hub" / "hub.toml").read_text()
+    for text, says in [(listed, "is in this hub config's \\[leaf\\] stores"),
+                       (listed.replace(f'stores = ["{TENANT}/{STORE}"]', "stores = []"), "added back")]:
+        config = tmp_path / "hub.toml"
+        config.write_text(text)
+        run = await trio.to_thread.run_sync(functools.partial(
+            subprocess.run, [sys.executable, "-m", "novapos.cli", "hub", "--config", str(config), "store", "unsource",
+                             TENANT, STORE],
+            capture_output=True, text=True, timeout=60,
+            env={k: v for k, v in os.environ.items() if not k.startswith("NOVAPOS_")}))
+        assert run.returncode == 1, run.stderr
+        assert re.search(says, run.stderr), run.stderr
+    await wait_until(lambda: world.on_hub(sourced), timeout=10, interval=0.3)

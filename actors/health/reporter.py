@@ -7,6 +7,10 @@ changed; otherwise every `report_interval_s`. Looking once a second
 is the debounce: a burst of changes within it is one report. A report is a NATS request on the store's own
 subject, answered by the hub with its clock (the store's clock skew is logged once when it is over a minute).
 
+A store running a leaf node (novapos.leaf) says so in its reports; the hub's answer then carries how far its events
+stream has sourced the leaf's stream, and the reporter counts the events still waiting on the leaf
+(actors.health.leaf: the outbox cannot see them), reporting every RECHECK_S while the hub is behind.
+
 It never holds up selling: it is an actor of its own, asks with short timeouts (a busy till keeps its last
 known state) and, while NATS or the hub does not answer, says so once and tries again at the next look.
 """
@@ -25,6 +29,7 @@ import nats.errors
 import pykka
 
 from actors.devices.context import MANAGER
+from actors.health.leaf import RECHECK_S, LeafBacklog
 from actors.storage.outbox import Backlog
 from edge_runtime import Actor, AsyncioSeam
 from novapos.__about__ import VERSION
@@ -39,6 +44,7 @@ from novapos.wire.health import (
     health_subject,
     safe_detail,
 )
+from novapos.wire.leaf import leaf_events_stream
 from novapos.wire.replies import ERROR_CODE_HEADER, ERROR_HEADER
 
 log = logging.getLogger(__name__)
@@ -54,11 +60,15 @@ LAST_SALE_SQL = "SELECT seq, completed_at FROM completed ORDER BY rowid DESC LIM
 
 
 class HealthReporter(Actor):
-    """One per store, named "health". `link` is the edge's (the forwarder connects it; its owner closes it)."""
+    """One per store, named "health". `link` is the edge's (the forwarder connects it; its owner closes it): with
+    `leaf`, a link to the store's own leaf node, whose local events stream it reads at each look."""
 
     def __init__(self, seam: AsyncioSeam, link: NatsLink, tenant: str, store: str, tills: Sequence[str],
-                 db_path: Path, interval_s: int, check_every_s: float = CHECK_EVERY_S) -> None:
+                 db_path: Path, interval_s: int, check_every_s: float = CHECK_EVERY_S, *,
+                 leaf: LeafBacklog | None = None) -> None:
         super().__init__()
+        self._leaf = leaf
+        self._leaf_stream = leaf_events_stream(tenant, store)
         self._seam, self._link = seam, link
         self._subject = health_subject(tenant, store)
         self._tills = tuple(tills)
@@ -88,7 +98,8 @@ class HealthReporter(Actor):
             report = self._look()
             backlog = report.oldest_unsent_ms is not None and report.oldest_unsent_ms >= BACKLOG_AFTER_MS
             signature = (tuple((d.name, d.state) for d in report.devices), backlog, report.open_tills)
-            due = time.monotonic() - self._reported_at >= self._interval_s
+            since = time.monotonic() - self._reported_at
+            due = since >= self._interval_s or (self._leaf is not None and self._leaf.behind() and since >= RECHECK_S)
             if self._reported is None or signature != self._reported or due:
                 reason = "start" if self._reported is None else "change" if signature != self._reported else "interval"
                 if self._send(replace(report, reason=reason)):
@@ -114,11 +125,21 @@ class HealthReporter(Actor):
             self._backlog = self.registry.ask("outbox", "backlog", timeout=ASK_TIMEOUT_S)
         except pykka.Timeout:
             pass  # the outbox is busy (a locked file): its last answer stands
+        if self._leaf is not None and self._link.connected:
+            try:
+                first, last = self._seam.run_blocking(self._leaf_state, timeout=ASK_TIMEOUT_S)
+                self._leaf.looked(first, last, time.monotonic())
+            except (TimeoutError, OSError, nats.errors.Error) as exc:  # the stream not made yet: its last state stands
+                log.debug("reading the leaf's stream: %s", exc)
         oldest = None if self._backlog.oldest_age_s is None else round(self._backlog.oldest_age_s * 1000)
         return HealthReport(version=VERSION, sent_at_ms=int(time.time() * 1000), interval_s=self._interval_s,
                             reason="interval", outbox_depth=self._backlog.depth, oldest_unsent_ms=oldest,
                             devices=self._devices, open_tills=tuple(sorted(t for t, o in self._open.items() if o)),
-                            last_sale=self._last_sale())
+                            last_sale=self._last_sale(), leaf=self._leaf is not None)
+
+    def leaf(self) -> dict[str, Any]:
+        """/healthz's leaf fields (none without a leaf node): see LeafBacklog.status."""
+        return {} if self._leaf is None else self._leaf.status()
 
     def _last_sale(self) -> LastSale | None:
         try:
@@ -145,10 +166,16 @@ class HealthReporter(Actor):
         if reply.error is not None and reply.error != self._refused:
             log.warning("the hub did not keep this store's health report: %s", reply.error)
         self._refused = reply.error
+        if self._leaf is not None:
+            self._leaf.answered(reply.leaf_sourced_seq, time.monotonic())
         if abs(reply.skew_ms) > SKEW_WARNING_MS and not self._skew_said:
             self._skew_said = True
             log.warning("this store's clock is %+.0f s off the hub's: check NTP on the store box", reply.skew_ms / 1000)
         return True
+
+    async def _leaf_state(self) -> tuple[int, int]:
+        state = (await self._link.js.stream_info(self._leaf_stream)).state
+        return state.first_seq, state.last_seq
 
     async def _request(self, data: bytes) -> Any:
         reply = await self._link.client.request(self._subject, data, timeout=ANSWER_WITHIN_S)

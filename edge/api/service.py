@@ -3,7 +3,8 @@
 A store sells with or without its hub, so /healthz separates the two: "failing" (503) means the
 store cannot sell (its actor tree is down or its outbox does not answer); "degraded" (200) means it
 sells but its events wait in the outbox because the hub's NATS is unreachable, with how many and for
-how long, and, when NATS refuses the store's credentials or denies it an operation, a `nats` field
+how long (with a leaf node, also the events waiting on it for the hub to source them: `leaf_unsourced_events`,
+and `leaf_problem` once they have waited long), and, when NATS refuses the store's credentials or denies it an operation, a `nats` field
 ("credentials refused", "credentials denied") with `nats_problem` saying what to do. Restarting a
 store that sells offline would fix nothing, so only "failing" is a 503.
 """
@@ -43,8 +44,13 @@ def service_routes(tree: Tree) -> list[Route]:
             staff = await ask(tree, "staff", "status", timeout=HEALTH_TIMEOUT_S)
         except ApiError as unanswered:
             staff = {"staff_version": None, "staff_error": unanswered.message}
-        status = "ok" if link["hub_link"] == "connected" and "nats_problem" not in link else "degraded"
-        return JSONResponse({"status": status, "outbox_depth": depth, **link, **catalog, **staff})
+        try:  # with a leaf node: the events on it the hub has not sourced yet (the outbox cannot see them)
+            leaf = await ask(tree, "health", "leaf", timeout=HEALTH_TIMEOUT_S)
+        except ApiError as unanswered:
+            leaf = {"leaf_error": unanswered.message}
+        status = "ok" if link["hub_link"] == "connected" and "nats_problem" not in link and "leaf_problem" not in leaf \
+            else "degraded"
+        return JSONResponse({"status": status, "outbox_depth": depth, **link, **catalog, **staff, **leaf})
 
     async def openapi(_request: Request) -> Response:
         return JSONResponse(openapi_document())

@@ -10,5 +10,5 @@ from hub.fleet.routes import OPENAPI, routes
 from hub.fleet.watch import fleet_gauges, watch_fleet
 from novapos.wire.health import HEALTH_REQUESTS
 
-DOMAIN = Domain("fleet", migrations=Path(__file__).parent / "migrations", responders={HEALTH_REQUESTS: take_report},
+DOMAIN = Domain("fleet", migrations=Path(__file__).parent / "migrations", link_responders={HEALTH_REQUESTS: take_report},
                 routes=routes, services=(fleet_gauges,), jobs={"fleet_watch": watch_fleet}, openapi=OPENAPI)

@@ -16,6 +16,8 @@ from typing import Any
 
 import asyncpg
 
+from hub.ingest.leaf_sources import sourced_seq
+from novapos.adapters.nats import NatsLink
 from novapos.wire.health import (
     HealthReply,
     HealthReport,
@@ -111,12 +113,14 @@ async def apply_report(conn: asyncpg.Connection, tenant: str, store: str, report
     return None
 
 
-async def take_report(pool: asyncpg.Pool, subject: str, data: bytes) -> bytes:
-    """Responder of novapos.*.*.req.health: validate, keep, and reply with the hub's clock and the skew."""
+async def take_report(pool: asyncpg.Pool, link: NatsLink, subject: str, data: bytes) -> bytes:
+    """Responder of novapos.*.*.req.health: validate, keep, and reply with the hub's clock and the skew; to a store
+    running a leaf node, also how far the events stream has sourced its leaf's stream."""
     received_ms = int(time.time() * 1000)
     tenant, store = parse_health_subject(subject)
     report = decode_report(data)
     skew_ms = received_ms - report.sent_at_ms
     async with pool.acquire() as conn:
         error = await apply_report(conn, tenant, store, report, skew_ms)
-    return encode_reply(HealthReply(hub_time_ms=received_ms, skew_ms=skew_ms, error=error))
+    sourced = await sourced_seq(link.js, tenant, store) if report.leaf else None  # its own subjects: no leak
+    return encode_reply(HealthReply(hub_time_ms=received_ms, skew_ms=skew_ms, error=error, leaf_sourced_seq=sourced))

@@ -7,7 +7,8 @@ Sourced messages keep their subjects, so the ingest consumer and everything afte
 events exactly as a directly connected store's.
 
 `ensure_leaf_sources` adds the sources missing for the given stores and removes none (a store that stops
-running a leaf keeps its source until `drop_leaf_source`: its leaf may still hold unsourced sales).
+running a leaf keeps its source until `novapos hub store unsource`, `unsource`: its leaf may still hold unsourced
+sales).
 The periodic job `watch_leaf_sources` (lease `leaf_sources`: one hub process at a time, every [leaf] check_every_s) adds the sources of the
 [leaf] stores and restarts the stalled ones. nats-server retries a source whose leaf is unreachable after
 10 s x the failures so far, at most every 2 minutes (stream.go calculateRetryBackoff): after an outage of a
@@ -20,17 +21,24 @@ them; a store's stall and its recovery are each logged once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
+import asyncpg
 import nats.js.errors
 import trio
 from nats.js import JetStreamContext
-from nats.js.api import ExternalStream, StreamInfo, StreamSource
+from nats.js.api import ExternalStream, StreamInfo, StreamSource, StreamSourceInfo
 from prometheus_client import Gauge
 
+from hub.audit.chain import Entry, record
 from hub.console.context import Console
+from hub.ingest.inbox import SOURCE_HEADER
 from novapos.adapters.nats import NatsLink
+from novapos.config import HubConfig
+from novapos.tls import Certificates
 from novapos.wire.leaf import leaf_api, leaf_events_stream, source_deliver_prefix, store_events_filter
 from novapos.wire.subjects import EVENTS_STREAM
 
@@ -176,3 +184,107 @@ async def drop_leaf_source(js: JetStreamContext, tenant: str, store: str) -> boo
     return True
 
 
+
+
+async def sourced_seq(js: JetStreamContext, tenant: str, store: str) -> int:
+    """(asyncio side) The sequence, in the store's leaf stream, of the store's last event the events stream holds (0:
+    none of its events is there, or the last was not sourced from its leaf). One look-up of the last message on the
+    store's subjects (the server's per-subject index: a few subjects per store), whatever the stream's size; the
+    store's edge counts what its leaf holds past it (actors.health.leaf)."""
+    try:
+        last = await js.get_last_msg(EVENTS_STREAM, store_events_filter(tenant, store))
+    except nats.js.errors.NotFoundError:
+        return 0
+    source = ((last.headers or {}).get(SOURCE_HEADER) or "").split(" ")
+    if len(source) < 2 or source[0].split(":", 1)[0] != leaf_events_stream(tenant, store) or not source[1].isdigit():
+        return 0  # published straight to the hub (before the store ran a leaf)
+    return int(source[1])
+
+
+class NotUnsourced(Exception):
+    """The store's source is not known to be drained, or a hub process still lists the store in [leaf] stores: the
+    sentence says what waits and what to do."""
+
+
+@dataclass(frozen=True)
+class Unsourced:
+    """What `unsource` did: whether a source was dropped, the last leaf sequence the hub holds, and whether the
+    source was drained when dropped (False: only with force; `lag` and `silent_s` say what was known of it)."""
+    dropped: bool
+    sourced_seq: int
+    drained: bool
+    lag: int | None = None
+    silent_s: float | None = None
+
+
+DRAINED_WITHIN_S = 3.0
+"""A source is drained when the server heard from it this recently (its consumer beats every second) and it had
+nothing pending on the leaf then; a leaf silent longer may hold events sold since (its WAN may be down)."""
+
+
+def _drained(info: StreamSourceInfo | None) -> bool:
+    """Everything the leaf holds is in the events stream, as far as the server knows (DRAINED_WITHIN_S)."""
+    return info is not None and info.active is not None and 0 <= info.active / 1e9 <= DRAINED_WITHIN_S \
+        and info.lag == 0
+
+
+async def unsource(link: NatsLink, conn: asyncpg.Connection, tenant: str, store: str, *, force: bool, actor: str) -> Unsourced:
+    """(asyncio side) `novapos hub store unsource`: stop sourcing one store's leaf once it is drained (a live source
+    with nothing pending), or with `force` whatever it still holds (NotUnsourced otherwise); recorded in the audit
+    log (store.unsourced, its figures) in `conn`'s transaction. The caller first makes sure no hub process still
+    lists the store in [leaf] stores: its watcher would add the source back."""
+    info = await link.js.stream_info(EVENTS_STREAM)
+    name = leaf_events_stream(tenant, store)
+    source = next((one for one in info.sources or [] if one.name == name), None)
+    sourced = await sourced_seq(link.js, tenant, store)
+    if source is None and not any(_key(one) == _key(leaf_source(tenant, store)) for one in info.config.sources or []):
+        return Unsourced(dropped=False, sourced_seq=sourced, drained=True)
+    drained = _drained(source)
+    lag = None if source is None else source.lag
+    silent = None if source is None or source.active is None or source.active < 0 else source.active / 1e9
+    if not drained and not force:
+        raise NotUnsourced(
+            f"the hub's {EVENTS_STREAM} stream may not hold all of store {tenant}/{store}'s leaf stream {name}: "
+            + (f"{lag} event(s) still pending there" if silent is not None and silent <= DRAINED_WITHIN_S
+               else "its leaf has not answered " + ("since the hub started sourcing it" if silent is None
+                                                    else f"for {silent:.0f} s"))
+            + f" (the hub holds its events up to leaf sequence {sourced}). Wait while its link is up (it catches "
+            "up by itself), or pass --force: events on the leaf past that sequence would then never reach the hub")
+    await record(conn, Entry(tenant, actor, "store.unsourced", store=store, target=store, details={
+        "leaf_stream": name, "sourced_seq": sourced, "drained": drained, "forced": force and not drained,
+        "lag": lag, "silent_s": None if silent is None else round(silent, 1)}))  # rolled back if the drop fails
+    result = Unsourced(dropped=await drop_leaf_source(link.js, tenant, store), sourced_seq=sourced, drained=drained,
+                       lag=lag, silent_s=silent)
+    if not drained:
+        log.warning("store %s/%s's leaf is no longer sourced though it was not known to be drained (--force): its "
+                    "events past leaf sequence %d never reach the hub unless the source is added again",
+                    tenant, store, sourced)
+    return result
+
+
+async def unsource_store(pool: asyncpg.Pool, config: HubConfig, tenant: str, store: str, *, force: bool,
+                         actor: str) -> Unsourced:
+    """(asyncio side) The command's body: refused while this hub config lists the store in [leaf] stores; the
+    source dropped (`unsource`), then watched for [leaf] check_every_s + 2 s: a hub process started with the store
+    still in its [leaf] stores (they read it at start) adds it back, which is said (NotUnsourced) rather than hidden."""
+    if (tenant, store) in config.leaf_stores:
+        raise NotUnsourced(f"store {tenant}/{store} is in this hub config's [leaf] stores, so the leaf_sources job "
+                           "would add its source back: remove it there (in every hub process's config), run `novapos "
+                           "hub store sync`, restart the hub processes, then unsource it")
+    certificates = Certificates(config.tls)
+    link = NatsLink(config.nats_url, "novapos-hub-unsource", credentials=config.nats_credentials,
+                    tls=certificates.client, require_tls=certificates.verifies_servers)
+    try:
+        await link.connect(timeout=5.0)
+        async with pool.acquire() as conn, conn.transaction():
+            done = await unsource(link, conn, tenant, store, force=force, actor=actor)
+        if done.dropped:
+            await asyncio.sleep(config.leaf_check_every_s + 2)
+            sources = (await link.js.stream_info(EVENTS_STREAM)).config.sources or []
+            if any(_key(source) == _key(leaf_source(tenant, store)) for source in sources):
+                raise NotUnsourced(f"the source of store {tenant}/{store}'s leaf was dropped and added back: a running "
+                                   "hub process still lists the store in its [leaf] stores (read at start). Remove "
+                                   "it from every hub config, restart those processes, then unsource it again")
+        return done
+    finally:
+        await link.close()

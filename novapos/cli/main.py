@@ -177,9 +177,14 @@ def _add_hub_dead_letters(hub_commands: Any) -> None:
 
 def _demo(args: argparse.Namespace) -> int:
     from novapos.demo.run import Demo
-    state_dir = args.state_dir or Path(".state/demo-cluster" if args.cluster else ".state/demo")
+    if args.cluster and args.leaf:
+        print("novapos demo: --leaf runs one NATS server: not with --cluster", file=sys.stderr)
+        return 2
+    state_dir = args.state_dir or Path(".state/demo-cluster" if args.cluster else ".state/demo-leaf" if args.leaf
+                                       else ".state/demo")
     return Demo(state_dir, till_port=args.till_port, console_port=args.console_port,
-                printer_port=args.printer_port, acquirer_port=args.acquirer_port, cluster=args.cluster).run()
+                printer_port=args.printer_port, acquirer_port=args.acquirer_port, cluster=args.cluster,
+                leaf=args.leaf).run()
 
 
 def _mock(args: argparse.Namespace) -> int:
@@ -236,9 +241,11 @@ def parser() -> argparse.ArgumentParser:
                                "one store edge; print the web till and hub console addresses; run until Ctrl-C, then "
                                "stop everything in reverse order.")
     demo.add_argument("--state-dir", type=Path, help="where data lives (default: .state/demo, with --cluster "
-                      ".state/demo-cluster)")
+                      ".state/demo-cluster, with --leaf .state/demo-leaf)")
     demo.add_argument("--cluster", action="store_true",
                       help="three embedded NATS servers in a cluster instead of one, the streams replicated on each")
+    demo.add_argument("--leaf", action="store_true",
+                      help="run the store through its own NATS leaf node (`novapos leaf`), sourced by the hub")
     demo.add_argument("--till-port", type=_port, default=8600, help="web till port (default: %(default)s)")
     demo.add_argument("--console-port", type=_port, default=8700, help="hub console port (default: %(default)s)")
     demo.add_argument("--printer-port", type=_port, default=0, help="simulated printer port (default: any free port)")

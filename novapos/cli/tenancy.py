@@ -84,6 +84,18 @@ def _work(args: argparse.Namespace, config: Any) -> Callable[[asyncpg.Pool], Awa
             leaves = ", ".join(f"{tenant}/{store}" for tenant, store in config.leaf_stores) or "none"
             return (f"NATS authorization {'rewritten and NATS reloaded' if changed else 'already up to date'}; "
                     f"leaf stores ([leaf] stores): {leaves}")
+        if what == ("store", "unsource"):  # a store that left leaf mode or closed: its leaf no longer sourced
+            from hub.ingest.leaf_sources import unsource_store
+            done = await unsource_store(pool, config, args.tenant, args.store, force=args.force, actor=cli_actor())
+            if not done.dropped:
+                return f"store {args.tenant}/{args.store}'s leaf was not sourced: nothing to do"
+            if done.drained:
+                return (f"the events stream no longer sources store {args.tenant}/{args.store}'s leaf; it held all of "
+                        f"it (up to leaf sequence {done.sourced_seq})")
+            return (f"the events stream no longer sources store {args.tenant}/{args.store}'s leaf (--force): the hub "
+                    f"holds its events up to leaf sequence {done.sourced_seq}; any later one on the leaf "
+                    f"({'an unknown number' if done.lag is None else f'{done.lag} were pending'}) will not reach it "
+                    "unless the store is listed in [leaf] stores again")
         if what == ("store", "revoke"):
             await provisioning.revoke_store(pool, config, args.tenant, args.store, actor=cli_actor())
             return f"store {args.tenant}/{args.store} revoked: NATS disconnected it and refuses its credentials"
@@ -99,7 +111,9 @@ def _work(args: argparse.Namespace, config: Any) -> Callable[[asyncpg.Pool], Awa
 
 def _run(args: argparse.Namespace) -> int:
     import asyncpg
+    import nats.errors
 
+    from hub.ingest.leaf_sources import NotUnsourced
     from hub.tenancy.nats_auth import ReloadFailed
     from hub.tenancy.service import TenancyError
     from novapos.config import load_hub
@@ -111,8 +125,12 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     try:
         print(asyncio.run(_with_pool(config.database_url, _work(args, config))))
-    except (TenancyError, Invalid, ReloadFailed) as exc:
+    except (TenancyError, Invalid, ReloadFailed, NotUnsourced) as exc:
         print(f"novapos hub {args.tenancy} {args.action}: {exc}", file=sys.stderr)
+        return 1
+    except nats.errors.Error as exc:
+        print(f"novapos hub {args.tenancy} {args.action}: cannot reach NATS ({type(exc).__name__}: {exc}); check "
+              "[nats] url and credentials", file=sys.stderr)
         return 1
     except (OSError, asyncpg.PostgresError) as exc:
         print(f"novapos hub {args.tenancy} {args.action}: cannot reach PostgreSQL ({exc}); check [database] url",
@@ -122,7 +140,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def add_tenancy_commands(hub_commands: Any) -> None:
-    """Register `tenant add`, `region add`, `store add|rotate|revoke|list`, `warehouse add` under `novapos hub`
+    """Register `tenant add`, `region add`, `store add|rotate|revoke|sync|unsource|list`, `warehouse add` under `novapos hub`
     (whose --config names the hub TOML: its [database] url and [nats] credentials, authorization, pid_file)."""
     def command(tenancy: str, help_text: str) -> Callable[..., argparse.ArgumentParser]:
         group = hub_commands.add_parser(tenancy, help=help_text, description=help_text).add_subparsers(
@@ -171,6 +189,11 @@ def add_tenancy_commands(hub_commands: Any) -> None:
     rotate.add_argument("--out", type=Path, required=True, help="folder for the new store.seed")
     rotate.add_argument("--owner", help="(as root) the service user who owns the seed file")
     store("revoke", "revoke a store's credentials: NATS disconnects it and refuses it", "tenant", "store")
+    store("unsource", "stop the events stream sourcing a store's leaf node (a store that left leaf mode or closed; "
+          "remove it from [leaf] stores first): refused until the hub holds all its leaf holds, unless --force",
+          "tenant", "store").add_argument(
+        "--force", action="store_true", help="drop the source even if the leaf may hold events the hub has not "
+        "sourced (a box that is gone): they will never reach the hub; the command says up to where the hub holds them")
     store("sync", "regenerate the NATS authorization from the records and the hub config's [leaf] stores (whose "
           "users then log in as leaf nodes only), and reload NATS")
     store("list", "the stores, their region, status and when their credentials were issued").add_argument(

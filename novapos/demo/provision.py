@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import asyncpg
@@ -75,7 +75,7 @@ def _seed(path: Path) -> str:
         return seed
 
 
-async def _provision(pool: asyncpg.Pool, folder: Path) -> DemoCredentials:
+async def _provision(pool: asyncpg.Pool, folder: Path, leaf: bool) -> DemoCredentials:
     hub_seed = _seed(folder / "hub.seed")
     store_file = folder / f"{STORE}.seed"
     store_seed = _seed(store_file)
@@ -92,7 +92,8 @@ async def _provision(pool: asyncpg.Pool, folder: Path) -> DemoCredentials:
             await service.rotate(conn, TENANT, STORE, public_key(store_seed))
             log.info("store %s/%s was given the demo's credentials again (they did not match its record)",
                      TENANT, STORE)
-        users = await service.active_users(conn)
+        users = [replace(user, leaf=leaf and (user.tenant, user.store) == (TENANT, STORE))
+                 for user in await service.active_users(conn)]
     write_atomically(folder / "authorization.conf", authorization(public_key(hub_seed), users))
     await _people(pool)
     return DemoCredentials(folder / "hub.seed", store_file, folder / "authorization.conf")
@@ -113,8 +114,10 @@ async def _people(pool: asyncpg.Pool) -> None:
         log.info("demo user %s added (%s)", user.login, user.grant.role.value)
 
 
-def provision_demo(database_url: str, folder: Path, gift_card_key: Path | None = None) -> DemoCredentials:
-    """Records, seeds (under `folder`, mode 0600) and the authorization file, before NATS starts. `gift_card_key`:
+def provision_demo(database_url: str, folder: Path, gift_card_key: Path | None = None, *,
+                   leaf: bool = False) -> DemoCredentials:
+    """Records, seeds (under `folder`, mode 0600) and the authorization file, before NATS starts (with `leaf`, the
+    demo store's user logs in as its leaf node: `novapos demo --leaf`). `gift_card_key`:
     the hub's [gift_cards] key_file, which the demo card's number is hashed with (the hub process reads the same
     file); without it the process's key is used as it is (tests set one)."""
     if gift_card_key is not None:
@@ -124,7 +127,7 @@ def provision_demo(database_url: str, folder: Path, gift_card_key: Path | None =
         pool = await create_pool(database_url, max_size=2)
         try:
             await migrate(pool)
-            credentials = await _provision(pool, folder)
+            credentials = await _provision(pool, folder, leaf)
             await seed_demo_catalog(pool, TENANT)  # only while the tenant has no products: an admin's edits stay
             await seed_demo_customers(pool, TENANT)
             await seed_demo_promotions(pool, TENANT)  # categories and promotions, while it has none

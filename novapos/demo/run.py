@@ -13,6 +13,12 @@ is tls://.
 `--cluster` runs three NATS servers in a cluster (novapos.demo.embedded_cluster) instead of one, the hub's
 streams replicated on each: stop one of them (its pid is in `<state>/nats-cluster/n<i>/nats-server.pid`) and the
 till sells on, the hub ingests on.
+
+`--leaf` runs the store through a leaf node of its own (novapos.leaf, `novapos leaf` as a child before the edge):
+the embedded NATS gets JetStream domain "hub" and a leafnode listener, the store's user logs in as a leaf node,
+the hub's [leaf] stores lists the store, and the edge publishes to the leaf on loopback. Pause the hub's NATS
+(`kill -STOP $(cat <state>/nats/nats-server.pid)`, then `kill -CONT`): the till sells on, its outbox stays empty
+and its /healthz counts the sales waiting on the leaf until the hub sources them.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -41,6 +48,7 @@ from novapos.demo.embedded_cluster import EmbeddedNatsCluster
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.embedded_postgres import EmbeddedPostgres
 from novapos.demo.payments import demo_acquirer, hub_settings
+from novapos.demo.processes import free_port
 from novapos.demo.provision import DEMO_USERS, DemoCredentials, provision_demo
 from novapos.local_ca import ensure_ca, ensure_issued
 
@@ -54,9 +62,10 @@ TLS_DIR = "tls"
 
 
 def write_store_config(path: Path, state_dir: Path, till_port: int, devices: dict[str, Any] | None = None,
-                       credentials: Path | None = None, tls: dict[str, str] | None = None) -> None:
+                       credentials: Path | None = None, tls: dict[str, str] | None = None,
+                       leaf: dict[str, Any] | None = None) -> None:
     """The demo store config, pointed at the demo's port, state folder, (when given) simulated devices, the
-    store's NATS credentials and its [tls]."""
+    store's NATS credentials, its [tls] and its [leaf]."""
     data = tomllib.loads((CONFIGS / "demo-store.toml").read_text())
     data["http"]["port"] = till_port
     data["state"]["dir"] = str(state_dir / "store-001")
@@ -66,6 +75,8 @@ def write_store_config(path: Path, state_dir: Path, till_port: int, devices: dic
         data["tls"] = tls
     if devices is not None:
         data["devices"] = devices
+    if leaf is not None:
+        data["leaf"] = leaf
     path.write_text(tomli_w.dumps(data))
 
 
@@ -91,11 +102,12 @@ def demo_tls(state_dir: Path, name: str, nats_ca: bool) -> dict[str, str]:
 
 
 def write_hub_config(state_dir: Path, payments: dict[str, str] | None = None,
-                     tls: dict[str, str] | None = None, replicas: int = 1) -> Path:
+                     tls: dict[str, str] | None = None, replicas: int = 1,
+                     leaf_stores: tuple[str, ...] = ()) -> Path:
     """The shipped hub config with the audit checkpoints (and their signing key) under the demo's state folder:
     `novapos hub audit verify --config <state>/hub.toml` checks the demo's chain against them; the gift card
     numbers' HMAC key (made once, in the state folder); and, when given, the [payments] settings of the demo's
-    acquirer simulator; its streams' `replicas` (3 on the demo's cluster)."""
+    acquirer simulator; its streams' `replicas` (3 on the demo's cluster); its [leaf] stores (`--leaf`)."""
     data = tomllib.loads((CONFIGS / "hub.toml").read_text())
     data["stream"]["replicas"] = replicas
     data["audit"]["checkpoint_dir"] = str((state_dir / "audit-checkpoints").resolve())
@@ -103,6 +115,8 @@ def write_hub_config(state_dir: Path, payments: dict[str, str] | None = None,
     data["gift_cards"] = {"key_file": str(demo_gift_card_key(state_dir).resolve())}
     if tls is not None:
         data["tls"] = tls
+    if leaf_stores:
+        data["leaf"] = {"stores": list(leaf_stores), "check_every_s": 5}
     path = state_dir / "hub.toml"
     path.write_text(tomli_w.dumps(data))
     return path
@@ -125,6 +139,20 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], name: str, ca_file:
     raise TimeoutError(f"{name} did not answer {url}/healthz within {timeout:.0f} s")
 
 
+def wait_listening(port: int, process: subprocess.Popen[bytes], name: str, timeout: float = READY_TIMEOUT_S) -> None:
+    """Until something accepts on 127.0.0.1:`port` (`name`, a child that has no /healthz)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {process.returncode} while starting; see its log above")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{name} did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
+
+
 class Demo:
     def _mock_command(self) -> str:
         """How to reach this demo's simulated devices from another terminal, wherever it was installed."""
@@ -134,9 +162,12 @@ class Demo:
         return f"{command} mock" + ("" if default else f" --state-dir {self.state_dir}")
 
     def __init__(self, state_dir: Path, *, till_port: int = 8600, console_port: int = 8700,
-                 printer_port: int = 0, acquirer_port: int = 0, cluster: bool = False) -> None:
+                 printer_port: int = 0, acquirer_port: int = 0, cluster: bool = False, leaf: bool = False) -> None:
+        if leaf and cluster:
+            raise ValueError("--leaf runs one NATS server: not with --cluster")
         self.state_dir = state_dir.resolve()
         self.cluster = cluster
+        self.leaf = leaf
         self.till_port = till_port
         self.console_port = console_port
         self.printer_port = printer_port
@@ -172,9 +203,11 @@ class Demo:
             return EmbeddedNatsCluster(self.state_dir / "nats-cluster", CLUSTER_SIZE,
                                        authorization=credentials.authorization, hub_credentials=credentials.hub,
                                        ca_dir=self.state_dir / TLS_DIR)
-        log.info("starting embedded NATS (JetStream, TLS) under %s, with per-store credentials", self.state_dir)
+        log.info("starting embedded NATS (JetStream, TLS) under %s, with per-store credentials%s", self.state_dir,
+                 ", JetStream domain hub and a leafnode listener for the store's leaf node" if self.leaf else "")
         return EmbeddedNats(self.state_dir / "nats", authorization=credentials.authorization,
-                            hub_credentials=credentials.hub, ca_dir=self.state_dir / TLS_DIR)
+                            hub_credentials=credentials.hub, ca_dir=self.state_dir / TLS_DIR,
+                            domain="hub" if self.leaf else None, leafnode_port=free_port() if self.leaf else None)
 
     def run(self) -> int:
         signal.signal(signal.SIGINT, self._request_stop)
@@ -187,13 +220,21 @@ class Demo:
                 env["NOVAPOS_DATABASE_URL"] = stack.enter_context(EmbeddedPostgres(self.state_dir / "postgres")).url()
             credentials = None
             embedded = not env.get("NOVAPOS_NATS_URL")
+            if self.leaf and not embedded:
+                log.error("--leaf needs the demo's own NATS (a leafnode listener, JetStream domain hub): unset "
+                          "NOVAPOS_NATS_URL")
+                return 2
+            leaf: dict[str, Any] | None = None
             ca_file = ensure_ca(self.state_dir / TLS_DIR).cert_file
             if embedded:  # ours: it runs with the authorization of the hub's records, and TLS
                 credentials = provision_demo(env["NOVAPOS_DATABASE_URL"], self.state_dir / "credentials",
-                                             demo_gift_card_key(self.state_dir))
+                                             demo_gift_card_key(self.state_dir), leaf=self.leaf)
                 nats = self._nats(credentials)
                 stack.enter_context(nats)
                 env["NOVAPOS_NATS_URL"] = nats.url
+                if self.leaf and isinstance(nats, EmbeddedNats):
+                    leaf = {"hub_url": nats.leaf_url, "port": free_port(),
+                            "dir": str(self.state_dir / "store-001" / "leaf")}
             console_url = f"https://127.0.0.1:{self.console_port}"
             acquirer = stack.enter_context(demo_acquirer(self.state_dir, self.acquirer_port, console_url, ca_file))
             hardware = stack.enter_context(SimulatedStore(self.state_dir, printer_port=self.printer_port,
@@ -201,14 +242,21 @@ class Demo:
             store_config = self.state_dir / "store.toml"
             base_devices = tomllib.loads((CONFIGS / "demo-store.toml").read_text())["devices"]
             write_store_config(store_config, self.state_dir, self.till_port, hardware.devices(base_devices),
-                               credentials.store if credentials else None, demo_tls(self.state_dir, "store-001", embedded))
+                               credentials.store if credentials else None, demo_tls(self.state_dir, "store-001", embedded),
+                               leaf)
             hub_config = ["--config", str(write_hub_config(self.state_dir, hub_settings(acquirer),
                                                            demo_tls(self.state_dir, "hub", embedded),
-                                                           CLUSTER_SIZE if self.cluster and embedded else 1)),
+                                                           CLUSTER_SIZE if self.cluster and embedded else 1,
+                                                           ("demo/store-001",) if leaf else ())),
                           "--http-port", str(self.console_port)]
             hub_env = {**env, "NOVAPOS_NATS_CREDENTIALS": str(credentials.hub)} if credentials else env
             hub = self._spawn(stack, "hub", ["hub", *hub_config], hub_env)
             wait_healthy(console_url, hub, "the hub", ca_file)
+            children = [("hub", hub)]
+            if leaf is not None:  # the store's own nats-server, before the edge that publishes to it
+                leaf_node = self._spawn(stack, "store leaf node", ["leaf", "--config", str(store_config)], env)
+                wait_listening(leaf["port"], leaf_node, "the store's leaf node")
+                children.append(("store leaf node", leaf_node))
             edge = self._spawn(stack, "store edge", ["edge", "--config", str(store_config)], env)
             till_url = f"https://127.0.0.1:{self.till_port}"
             wait_healthy(till_url, edge, "the store edge", ca_file)
@@ -226,15 +274,18 @@ class Demo:
                   f"                 or accept the certificate once\n"
                   f"    NATS         {env['NOVAPOS_NATS_URL']}"
                   f"{f' (per-store NKEY credentials in {credentials.hub.parent})' if credentials else ''}\n"
+                  + (f"    leaf node    the store's own nats-server on nats://127.0.0.1:{leaf['port']}, a leaf of "
+                     f"{leaf['hub_url']}\n" if leaf else "") +
                   f"    PostgreSQL   {env['NOVAPOS_DATABASE_URL']}\n"
                   f"  Press Ctrl-C to stop.\n", flush=True)
             while not self._stop_requested:
-                for name, process in (("hub", hub), ("store edge", edge)):
+                for name, process in (*children, ("store edge", edge)):
                     if process.poll() is not None:
                         log.error("%s exited unexpectedly with code %s; stopping the demo", name, process.returncode)
                         return 1
                 time.sleep(0.2)
-            log.info("stopping the demo: store edge, hub, simulated devices, PostgreSQL, NATS")
+            log.info("stopping the demo: store edge, %shub, simulated devices, PostgreSQL, NATS",
+                     "leaf node, " if leaf else "")
         return 0
 
 

@@ -79,6 +79,8 @@ class HealthReport:
     devices: tuple[Device, ...]
     open_tills: tuple[str, ...]
     last_sale: LastSale | None
+    leaf: bool = False
+    """The store runs a leaf node (novapos.leaf): the hub answers how far it has sourced the leaf's stream."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,9 @@ class HealthReply:
     """The hub's receive time minus the store's clock: positive when the store's clock is behind."""
     error: str | None = None
     """Why the hub did not keep the report (the store is unknown to it): a sentence for the store's log."""
+    leaf_sourced_seq: int | None = None
+    """To a report with `leaf`: the sequence, in the store's leaf stream, of the store's last event the hub's events
+    stream holds (0: none of its events there); None to any other report."""
 
 
 def _pack(value: dict[str, Any]) -> bytes:
@@ -123,7 +128,8 @@ def encode_report(report: HealthReport) -> bytes:
         "devices": [{"name": d.name, "kind": d.kind, "state": d.state, "detail": d.detail} for d in report.devices],
         "open_tills": list(report.open_tills),
         "last_sale": None if report.last_sale is None else {"seq": report.last_sale.seq,
-                                                             "at_ms": report.last_sale.at_ms}})
+                                                             "at_ms": report.last_sale.at_ms},
+        **({"leaf": True} if report.leaf else {})})
 
 
 def _device(where: str, item: Any) -> Device:
@@ -166,11 +172,13 @@ def decode_report(data: bytes) -> HealthReport:
         devices=devices, open_tills=tuple(sorted(set(tills))),
         last_sale=None if last is None else LastSale(
             seq=validators.integer("last_sale.seq", last.get("seq"), 1, MAX_BIGINT),
-            at_ms=validators.integer("last_sale.at_ms", last.get("at_ms"), 0, MAX_MS)))
+            at_ms=validators.integer("last_sale.at_ms", last.get("at_ms"), 0, MAX_MS)),
+        leaf=validators.boolean("leaf", raw.get("leaf", False)))
 
 
 def encode_reply(reply: HealthReply) -> bytes:
-    return _pack({"hub_time_ms": reply.hub_time_ms, "skew_ms": reply.skew_ms, "error": reply.error})
+    return _pack({"hub_time_ms": reply.hub_time_ms, "skew_ms": reply.skew_ms, "error": reply.error,
+                  **({} if reply.leaf_sourced_seq is None else {"leaf_sourced_seq": reply.leaf_sourced_seq})})
 
 
 def decode_reply(data: bytes) -> HealthReply:
@@ -178,4 +186,6 @@ def decode_reply(data: bytes) -> HealthReply:
     error = raw.get("error")
     return HealthReply(hub_time_ms=validators.integer("hub_time_ms", raw.get("hub_time_ms"), 0, MAX_MS),
                        skew_ms=validators.integer("skew_ms", raw.get("skew_ms"), -MAX_MS, MAX_MS),
-                       error=None if error is None else validators.text("error", error, max_length=400))
+                       error=None if error is None else validators.text("error", error, max_length=400),
+                       leaf_sourced_seq=None if (sourced := raw.get("leaf_sourced_seq")) is None
+                       else validators.integer("leaf_sourced_seq", sourced, 0, MAX_BIGINT))
