@@ -2,7 +2,8 @@
 
 A supervisor must not sleep on its own thread during backoff (its mailbox would stall), and
 a `threading.Timer` per delay would cost a thread each time an actor polls on an interval.
-One daemon thread with a heap serves every delay in the process.
+One daemon thread with a heap serves every delay in the process, and is woken only when a new delay
+ends before every other one (a thousand actors polling every second must not wake it a thousand times more).
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ def call_later(delay: float, callback: Callable[[], None]) -> None:
     """Call `callback()` on the timer thread after `delay` seconds. It must be quick and not block."""
     global _thread
     with _condition:
-        heapq.heappush(_heap, (time.monotonic() + delay, next(_order), callback))
+        entry = (time.monotonic() + delay, next(_order), callback)
+        heapq.heappush(_heap, entry)
         if _thread is None:
             _thread = threading.Thread(target=_run, name="edge_runtime-timers", daemon=True)
             _thread.start()
-        _condition.notify()
+        if _heap[0] is entry:  # only a new earliest deadline changes the thread's wait: no wake-up per delay
+            _condition.notify()
 
 
 def _run() -> None:
