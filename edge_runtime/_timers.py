@@ -17,6 +17,10 @@ from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
 
+SLACK_S = 0.002
+"""A delay ends up to this much late: the thread sleeps a little past the earliest deadline and then fires every
+delay that has ended, so that many actors' timers (a thousand simulated stores' health checks) share wake-ups."""
+
 _condition = threading.Condition()
 _heap: list[tuple[float, int, Callable[[], None]]] = []
 _order = itertools.count()  # ties on the deadline fire in scheduling order
@@ -40,9 +44,12 @@ def _run() -> None:
     while True:
         with _condition:
             while not _heap or _heap[0][0] > time.monotonic():
-                _condition.wait(_heap[0][0] - time.monotonic() if _heap else None)
-            _, _, callback = heapq.heappop(_heap)
-        try:
-            callback()
-        except Exception:
-            logger.exception("timer callback failed callback=%r next=ignored", callback)
+                _condition.wait(_heap[0][0] - time.monotonic() + SLACK_S if _heap else None)
+            now, due = time.monotonic(), []
+            while _heap and _heap[0][0] <= now:
+                due.append(heapq.heappop(_heap)[2])
+        for callback in due:
+            try:
+                callback()
+            except Exception:
+                logger.exception("timer callback failed callback=%r next=ignored", callback)
