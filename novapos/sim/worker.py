@@ -272,6 +272,19 @@ def open_files_for(stores: int) -> None:
                         wanted)
 
 
+def pin_to_one_cpu(worker: int) -> None:
+    """Keep this process (its threads, which hand a sale to each other half a dozen times) on one CPU, the workers
+    dealt round robin over the CPUs it may use: a hand-off to a thread on the same CPU is a run-queue entry, one to
+    another CPU an inter-processor wake-up, which costs more CPU than the work handed (a third of a worker's CPU
+    per sale, measured). A worker is bound by its GIL: it loses no parallelism."""
+    if not hasattr(os, "sched_setaffinity"):  # not Linux: left to the OS
+        return
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) > 1:
+        os.sched_setaffinity(0, {cpus[worker % len(cpus)]})
+        log.info("worker %d runs on CPU %d of %d", worker, cpus[worker % len(cpus)], len(cpus))
+
+
 def main() -> int:
     job = json.loads(sys.stdin.readline())
     handler = logging.FileHandler(Path(job["state_dir"]) / f"worker-{job['worker']}.log")
@@ -282,6 +295,7 @@ def main() -> int:
     for noisy in logs.QUIET:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     open_files_for(len(job["stores"]))
+    pin_to_one_cpu(job["worker"])
     trio.run(run, job)
     return 0
 
