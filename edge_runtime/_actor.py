@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any, ClassVar, cast
 
 import pykka
@@ -68,12 +69,17 @@ class Actor(pykka.ThreadingActor):
 
     # -- API -------------------------------------------------------------------------------
 
-    def send_after(self, delay: float, method: str, *args: Any) -> None:
-        """Tell this actor `method(*args)` after `delay` seconds; dropped if it has stopped by then."""
+    def send_after(self, delay: float, method: str, *args: Any, still: Callable[[], bool] | None = None) -> None:
+        """Tell this actor `method(*args)` after `delay` seconds; dropped if it has stopped by then, or if
+        `still()`, asked on the timer thread when the delay is up, is False: a wake-up superseded meanwhile then
+        costs no hop to the actor's thread (`still` only reads, and the handler checks again: it may turn False
+        in between)."""
         ref = self.actor_ref
         call = ProxyCall(attr_path=(method,), args=args, kwargs={})
 
         def deliver() -> None:
+            if still is not None and not still():
+                return
             try:
                 ref.tell(call)
             except pykka.ActorDeadError:

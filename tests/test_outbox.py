@@ -214,3 +214,24 @@ def test_a_journal_writes_with_the_event_and_its_refusal_writes_nothing(tmp_path
         assert isinstance(after, Committed) and after.seq == 2
     finally:
         outbox.close()
+
+
+def test_the_backlog_read_beside_the_outbox_is_the_outboxs_own_and_release_reports_it(tmp_path: Path) -> None:
+    path = tmp_path / FILE_NAME
+    outbox = Outbox(path, "demo", "store-001")
+    reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True)  # the health reporter's, beside the outbox
+    try:
+        assert outbox_module.read_backlog(reader, outbox_module.quiet_event_time) == outbox.backlog() \
+            == outbox_module.Backlog(0, None)
+        sold = [outbox.append("sale.completed", 1, BODY, key=f"cart-{n}") for n in range(3)]
+        assert all(isinstance(s, Committed) for s in sold)
+        beside, own = outbox_module.read_backlog(reader, outbox_module.quiet_event_time), outbox.backlog()
+        assert beside.depth == own.depth == 3
+        assert beside.oldest_age_s is not None and own.oldest_age_s is not None
+        assert 0 <= beside.oldest_age_s < 5 and abs(beside.oldest_age_s - own.oldest_age_s) < 1
+        released = outbox.release([str(s.id) for s in sold[:2] if isinstance(s, Committed)])
+        assert released.refused is None and released.backlog.depth == 1
+        assert outbox.release([]) == outbox_module.Released(None, outbox.backlog())
+    finally:
+        reader.close()
+        outbox.close()

@@ -50,6 +50,16 @@ def test_a_wrong_fleet_is_refused(changes: dict[str, object]) -> None:
         FleetSpec(**{"stores": 3, **changes})  # type: ignore[arg-type]
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux's")
+def test_workers_are_dealt_one_cpu_each_round_robin() -> None:
+    allowed = sorted(os.sched_getaffinity(0))
+    for worker in (0, 1, 2):
+        pinned = subprocess.run([sys.executable, "-c", "import os; from novapos.sim.worker import pin_to_one_cpu; "
+                                 f"pin_to_one_cpu({worker}); print(sorted(os.sched_getaffinity(0)))"],
+                                capture_output=True, text=True, check=True, timeout=60).stdout
+        assert json.loads(pinned) == ([allowed[worker % len(allowed)]] if len(allowed) > 1 else allowed)
+
+
 def test_a_simulated_store_keeps_the_edges_journals() -> None:
     from edge.app import JOURNALS
     from novapos.sim.store import JOURNALS as SIMULATED

@@ -1,7 +1,8 @@
 """Tells the hub how this store is, every `report_interval_s` and at once when something changes.
 
-Every CHECK_EVERY_S the reporter looks (asks the device manager, the outbox and each till, reads the last sale
-from the store's file, read-only) and reports at once when a device's state, the outbox going from empty to
+Every CHECK_EVERY_S the reporter looks (asks the device manager and each till, reads the outbox's backlog and the
+last sale from the store's file, read-only: no message to the outbox, so a look never waits behind a sale) and
+reports at once when a device's state, the outbox going from empty to
 not (an event waiting BACKLOG_AFTER_MS: every sale passes through it) or back, or the set of open tills
 changed; otherwise every `report_interval_s`. Looking once a second
 is the debounce: a burst of changes within it is one report. A report is a NATS request on the store's own
@@ -30,7 +31,7 @@ import pykka
 
 from actors.devices.context import MANAGER
 from actors.health.leaf import RECHECK_S, LeafBacklog
-from actors.storage.outbox import Backlog
+from actors.storage.outbox import Backlog, quiet_event_time, read_backlog
 from edge_runtime import Actor, AsyncioSeam
 from novapos.__about__ import VERSION
 from novapos.adapters.nats import NatsLink
@@ -121,10 +122,7 @@ class HealthReporter(Actor):
                 self._open[till] = self.registry.ask(f"till.{till}", "state", timeout=ASK_TIMEOUT_S)["session"] is not None
             except pykka.Timeout:
                 pass  # a till busy selling keeps its last known state
-        try:
-            self._backlog = self.registry.ask("outbox", "backlog", timeout=ASK_TIMEOUT_S)
-        except pykka.Timeout:
-            pass  # the outbox is busy (a locked file): its last answer stands
+        self._read_backlog()
         if self._leaf is not None and self._link.connected:
             try:
                 first, last = self._seam.run_blocking(self._leaf_state, timeout=ASK_TIMEOUT_S)
@@ -141,11 +139,20 @@ class HealthReporter(Actor):
         """/healthz's leaf fields (none without a leaf node): see LeafBacklog.status."""
         return {} if self._leaf is None else self._leaf.status()
 
+    def _file(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = sqlite3.connect(f"file:{self._db_path}?mode=ro", uri=True, check_same_thread=False)
+        return self._db
+
+    def _read_backlog(self) -> None:
+        try:
+            self._backlog = read_backlog(self._file(), quiet_event_time)
+        except sqlite3.Error as exc:  # not made yet, or locked by a program holding it: the last reading stands
+            log.debug("reading the outbox's backlog: %s", exc)
+
     def _last_sale(self) -> LastSale | None:
         try:
-            if self._db is None:
-                self._db = sqlite3.connect(f"file:{self._db_path}?mode=ro", uri=True, check_same_thread=False)
-            row = self._db.execute(LAST_SALE_SQL).fetchone()
+            row = self._file().execute(LAST_SALE_SQL).fetchone()
         except sqlite3.Error as exc:  # not made yet, or locked by a program holding it: next look
             log.debug("reading the last sale: %s", exc)
             return None

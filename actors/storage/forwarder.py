@@ -24,7 +24,7 @@ import pykka
 from prometheus_client import Counter, Gauge
 
 from actors.protocol import Rejected
-from actors.storage.outbox import Backlog
+from actors.storage.outbox import Backlog, Released
 from edge_runtime import Actor, AsyncioSeam, Backoff
 from novapos import logs
 from novapos.adapters.nats import NatsLink, Outgoing, Published
@@ -116,7 +116,8 @@ class ForwarderActor(Actor):
         due = time.monotonic() + delay
         if due < self._due:
             self._due, self._token = due, self._token + 1
-            self.send_after(delay, "wake", self._token)
+            token = self._token
+            self.send_after(delay, "wake", token, still=lambda: token == self._token)  # a stale timer: no wake-up
 
     def _drain(self) -> None:
         """Publish one batch, release what JetStream acknowledged, and schedule the next drain: at
@@ -127,11 +128,10 @@ class ForwarderActor(Actor):
             batch = self.registry.ask("outbox", "pending", self._batch, timeout=OUTBOX_TIMEOUT_S)
             published = self._publish(batch)
             _forwarded(batch, published)
-            if published.acked:
-                refused = self.registry.ask("outbox", "remove", published.acked, timeout=OUTBOX_TIMEOUT_S)
-                if refused is None:
-                    FORWARDED.inc(len(published.acked))
-            backlog: Backlog = self.registry.ask("outbox", "backlog", timeout=OUTBOX_TIMEOUT_S)
+            released: Released = self.registry.ask("outbox", "release", published.acked, timeout=OUTBOX_TIMEOUT_S)
+            refused, backlog = released.refused, released.backlog
+            if published.acked and refused is None:
+                FORWARDED.inc(len(published.acked))
         except pykka.Timeout as exc:
             self._outbox_stalls(f"did not answer ({exc})")
             return
