@@ -17,6 +17,7 @@ It outlives PostgreSQL and NATS going away (hub.repeating): said once, backed of
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -33,7 +34,9 @@ log = logging.getLogger(__name__)
 EVERY_S = 0.2
 """How long an idle relay waits before it looks again; a full batch is followed by the next at once."""
 BATCH = 200
-FLUSH_TIMEOUT_S = 2
+FLUSH_TIMEOUT_S = 5
+"""How long the server may take to confirm a batch (a PING's PONG): past it the pass rolls back and the batch is sent
+again (the stores drop the second copy), so not so short that a briefly starved machine sends batches twice."""
 PUBLISHED = Counter("novapos_hub_payment_events_published_total", "Payment events the relay put on NATS for the stores")
 
 PENDING_SQL = ("SELECT id, tenant, store, position, type, body::text AS body FROM payment_outbox"
@@ -48,7 +51,13 @@ def message(row: asyncpg.Record | dict[str, Any]) -> bytes:
 
 
 async def publish_pending(pool: asyncpg.Pool, link: NatsLink, batch: int = BATCH) -> int:
-    """(asyncio side) One pass: publish a batch of unpublished rows and mark them; how many it published."""
+    """(asyncio side) One pass: publish a batch of unpublished rows and mark them; how many it published. A pass
+    begun is finished even when its caller is cancelled (the hub stopping, its lease handed over): cancelled
+    between the publish and the commit, it would roll back and the next holder would send the batch again."""
+    return await asyncio.shield(_publish_pending(pool, link, batch))
+
+
+async def _publish_pending(pool: asyncpg.Pool, link: NatsLink, batch: int) -> int:
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(PENDING_SQL, batch)
         if not rows:
