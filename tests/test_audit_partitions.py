@@ -17,10 +17,10 @@ import pytest
 from hub.audit.chain import Entry, record
 from hub.audit.checkpoints import Checkpoint
 from hub.audit.verify import checkpoint_now, verify
-from hub.db import _apply, _ledger, close_pool, create_pool, migrate, planned
-from hub.domains import domains
+from hub.db import close_pool, create_pool, migrate
 from hub.partitions import Retention, maintain, partitions
 from tests.audit_support import run
+from tests.older_schema import migrate_below
 
 
 async def _clock(conn: asyncpg.Connection, ahead: timedelta) -> None:
@@ -44,10 +44,7 @@ def test_old_records_stay_new_ones_land_in_their_month_and_the_chain_verifies_ac
         pool = await create_pool(database_url)
         try:
             async with pool.acquire() as conn:  # the release before: every migration below 0210
-                await _ledger(conn)
-                for migration in planned(domains()):
-                    if migration.number < 210:
-                        await _apply(conn, migration, 1.0, 3)
+                await migrate_below(conn, 210)
                 for n in range(5):
                     await record(conn, Entry("demo", "ada", "customer.updated", target=f"c{n}",
                                              details={"email": f"c{n}@example.com"}))

@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 
 import hub.partitions
-from hub.db import _apply, _ledger, create_pool, migrate, planned
+from hub.db import create_pool, migrate
 from hub.domains import Domain, domains
 from hub.ingest.inbox import Delivery, ingest
 from hub.partitions import KEYS, LATEST, Retention, _bound, maintain, month_start, next_month, partitions, uuid7_floor
@@ -24,6 +24,7 @@ from novapos.config.hub import INBOX_MARGIN_DAYS, LEAF_STREAM_MAX_AGE_DAYS, load
 from novapos.config.reading import ConfigError
 from novapos.wire.envelope import Envelope
 from tests.events import SUBJECT, sale_event
+from tests.older_schema import migrate_below
 
 TENANTS = frozenset({"demo"})
 
@@ -58,10 +59,7 @@ def test_rows_before_the_migration_stay_and_new_rows_land_in_their_month(databas
         pool = await create_pool(database_url)
         try:
             async with pool.acquire() as conn:  # the release before: every migration below 0200
-                await _ledger(conn)
-                for migration in planned(domains()):
-                    if migration.number < 200:
-                        await _apply(conn, migration, 1.0, 3)
+                await migrate_below(conn, 200)
             await ingest(pool, [Delivery(SUBJECT, e.encode()) for e in before], TENANTS)
             async with pool.acquire() as conn:
                 unpartitioned = await _counts(conn)
@@ -343,10 +341,7 @@ def test_an_outlier_id_held_before_partitioning_does_not_push_the_bound_out(data
         pool = await create_pool(database_url)
         try:
             async with pool.acquire() as conn:
-                await _ledger(conn)
-                for migration in planned(domains()):
-                    if migration.number < 200:
-                        await _apply(conn, migration, 1.0, 3)
+                await migrate_below(conn, 200)
             await ingest(pool, [Delivery(SUBJECT, e.encode()) for e in (usual, ahead, beyond)], TENANTS)
             async with pool.acquire() as conn:
                 before = await _counts(conn)
