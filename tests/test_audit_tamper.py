@@ -16,6 +16,7 @@ from hub.audit import checkpoints
 from hub.audit.chain import CANONICAL_SQL, GENESIS, Entry, record
 from hub.audit.checkpoints import Checkpoint, CheckpointError
 from hub.audit.verify import checkpoint_now, verify
+from hub.db import migrate
 from tests.audit_support import fill, run, tampering
 
 
@@ -175,6 +176,27 @@ def test_verify_on_a_pool_with_one_connection_uses_one_lane_and_finishes(databas
         verdict = await asyncio.wait_for(verify(pool, "demo", None, lanes=4), 30)
         assert verdict.ok and verdict.length == 30
     run(database_url, scenario, max_size=1)
+
+
+def test_a_slow_connection_reset_after_verify_does_not_fail_it(database_url: str) -> None:
+    """An extra lane is taken only if free within 50 ms; giving it back (asyncpg resets the connection) may
+    take longer on a loaded machine and must not fail the verify (asyncpg applies an acquire's timeout to
+    its release unless told otherwise: CI saw a TimeoutError answered 500)."""
+    async def slow_reset(conn: asyncpg.Connection) -> None:
+        await asyncio.sleep(0.2)
+
+    async def main() -> None:
+        pool = await asyncpg.create_pool(database_url, min_size=2, max_size=2, reset=slow_reset)
+        try:
+            await migrate(pool)
+            await fill(pool, "demo", 30)
+            verdict = await asyncio.wait_for(verify(pool, "demo", None, lanes=2), 30)
+            assert verdict.ok and verdict.length == 30
+            async with pool.acquire() as one, pool.acquire() as two:  # both lanes went back to the pool
+                assert await one.fetchval("SELECT 1") == await two.fetchval("SELECT 1") == 1
+        finally:
+            await pool.close()
+    asyncio.run(main())
 
 
 def test_two_lanes_in_small_chunks_find_the_same_first_break(database_url: str) -> None:

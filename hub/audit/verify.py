@@ -36,6 +36,11 @@ LANES = 2
 """Connections fetching chunks side by side: PostgreSQL's encoding costs more than Python's hashing."""
 
 EXTRA_LANE_WAIT_S = 0.05
+"""How long an extra lane waits for a free connection: only one free now is taken."""
+
+LANE_RELEASE_S = 60.0
+"""How long giving an extra lane's connection back may take (asyncpg would otherwise apply the acquire's
+timeout to the release's reset, and a reset slower than 50 ms on a loaded machine would fail the verify)."""
 
 _ROWS = (f"SELECT seq, hash, prev_hash || {CANONICAL_SQL} AS hashed FROM audit_records"
          " WHERE tenant = $1 AND seq > $2 AND seq <= $3 ORDER BY seq")
@@ -187,9 +192,10 @@ async def snapshot(pool: asyncpg.Pool, lanes: int) -> AsyncIterator[list[asyncpg
             exported = await first.fetchval("SELECT pg_export_snapshot()")
             for _ in range(lanes - 1):
                 try:  # only a connection free now: waiting for one while holding one could wait for ever
-                    conn = await stack.enter_async_context(pool.acquire(timeout=EXTRA_LANE_WAIT_S))
+                    conn = await pool.acquire(timeout=EXTRA_LANE_WAIT_S)
                 except TimeoutError:
                     break
+                stack.push_async_callback(pool.release, conn, timeout=LANE_RELEASE_S)
                 await stack.enter_async_context(conn.transaction(isolation="repeatable_read", readonly=True))
                 await conn.execute(f"SET TRANSACTION SNAPSHOT '{exported}'")
                 conns.append(conn)
