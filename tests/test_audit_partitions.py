@@ -35,13 +35,13 @@ async def _homes(conn: asyncpg.Connection) -> dict[int, str]:
 
 
 def test_old_records_stay_new_ones_land_in_their_month_and_the_chain_verifies_across_them(
-        database_url: str, tmp_path: Path) -> None:
+        empty_database_url: str, tmp_path: Path) -> None:
     now = datetime.now(UTC)
     soon, far = now + timedelta(days=100), now + timedelta(days=800)  # past 0211's bound (the month after next)
     folder, key = tmp_path / "checkpoints", tmp_path / "hub.key"
 
     async def scenario() -> dict[str, Any]:
-        pool = await create_pool(database_url)
+        pool = await create_pool(empty_database_url)
         try:
             async with pool.acquire() as conn:  # the release before: every migration below 0210
                 await migrate_below(conn, 210)

@@ -39,13 +39,13 @@ def test_migrations_run_by_number_across_domains(tmp_path: Path) -> None:
         ("inventory", "0001_stock"), ("catalog", "0002_products"), ("inventory", "0003_moves")]
 
 
-async def test_a_database_migrated_before_the_split_is_recognised(database_url: str) -> None:
+async def test_a_database_migrated_before_the_split_is_recognised(empty_database_url: str) -> None:
     """The pre-split hub recorded one migration by name: 0001_inbox_and_sales. It must not run again."""
     before_split = (HUB / "ingest/migrations/0001_inbox.sql").read_text() + \
         (HUB / "sales/migrations/0002_sales.sql").read_text()
 
     async def run() -> tuple[list[str], set[tuple[str, str]], int, list[tuple[str, int, int]]]:
-        conn = await asyncpg.connect(database_url)
+        conn = await asyncpg.connect(empty_database_url)
         await conn.execute(before_split)
         await conn.execute("CREATE TABLE schema_migrations (name text PRIMARY KEY,"
                            " applied_at timestamptz NOT NULL DEFAULT now())")
@@ -53,7 +53,7 @@ async def test_a_database_migrated_before_the_split_is_recognised(database_url: 
         await conn.execute("INSERT INTO inbox (event_id, tenant, store, seq, type)"
                            " VALUES (gen_random_uuid(), 'demo', 'store-001', 1, 'sale.completed')")
         await conn.close()
-        pool = await create_pool(database_url)
+        pool = await create_pool(empty_database_url)
         try:
             applied = await migrate(pool)
             again = await migrate(pool)

@@ -34,6 +34,12 @@ JOBS = ("sweeper", "publisher", "watch")
 MIGRATION = Path(__file__).resolve().parent.parent / "hub" / "fleet" / "migrations" / "0198_hub_leases.sql"
 
 
+@pytest.fixture
+def database_url(empty_database_url: str) -> str:
+    """These tests give the leases their table alone (MIGRATION), on an empty database."""
+    return empty_database_url
+
+
 class Journal:
     """What the fake jobs did: who runs each job now, every time two ran one at once, how often each started."""
 

@@ -48,7 +48,7 @@ async def _home(conn: asyncpg.Connection, table: str, event_id: uuid.UUID) -> st
     return str(await conn.fetchval(f"SELECT tableoid::regclass::text FROM {table} WHERE event_id = $1", event_id))
 
 
-def test_rows_before_the_migration_stay_and_new_rows_land_in_their_month(database_url: str) -> None:
+def test_rows_before_the_migration_stay_and_new_rows_land_in_their_month(empty_database_url: str) -> None:
     now = datetime.now(UTC)
     before = [sale(seq, at(now - timedelta(days=seq), seq)) for seq in range(1, 4)]
     ahead = _month(now, 3).replace(day=15)  # past 0200's bound (the month after next), in a month made ahead
@@ -56,7 +56,7 @@ def test_rows_before_the_migration_stay_and_new_rows_land_in_their_month(databas
     far = sale(11, at(now + timedelta(days=800), 1))  # a store clock two years ahead: the default partition
 
     async def run() -> dict[str, Any]:
-        pool = await create_pool(database_url)
+        pool = await create_pool(empty_database_url)
         try:
             async with pool.acquire() as conn:  # the release before: every migration below 0200
                 await migrate_below(conn, 200)
@@ -328,7 +328,7 @@ def test_a_legacy_bound_off_a_month_start_is_followed_without_overlap(database_u
         assert first.low == legacy.high and first.high == second.low == _month(datetime.now(UTC), 2), (table, parts)
 
 
-def test_an_outlier_id_held_before_partitioning_does_not_push_the_bound_out(database_url: str) -> None:
+def test_an_outlier_id_held_before_partitioning_does_not_push_the_bound_out(empty_database_url: str) -> None:
     """A store clock years ahead, an id whose time is past the year 9999: held before 0200, they are moved aside
     and put back through the partitioned tables (their default partition); the bound stays the month after next,
     months are made after it, and nothing is lost."""
@@ -338,7 +338,7 @@ def test_an_outlier_id_held_before_partitioning_does_not_push_the_bound_out(data
     beyond = sale(3, uuid.UUID("ffffffff-ffff-7fff-bfff-ffffffffffff"))
 
     async def run() -> dict[str, Any]:
-        pool = await create_pool(database_url)
+        pool = await create_pool(empty_database_url)
         try:
             async with pool.acquire() as conn:
                 await migrate_below(conn, 200)

@@ -55,6 +55,12 @@ def previous(tmp_path_factory: pytest.TempPathFactory) -> Release:
 
 
 @pytest.fixture
+def database_url(empty_database_url: str) -> str:
+    """An empty database: the previous release's hub makes its own schema, which this release's then migrates."""
+    return empty_database_url
+
+
+@pytest.fixture
 def plain_nats(tmp_path: Path) -> Iterator[EmbeddedNats]:
     """NATS with the production authorization and no TLS (the previous release speaks plain NATS)."""
     server = EmbeddedNats.authorized(tmp_path / "nats", tls=False).start()
