@@ -1,6 +1,7 @@
 """Every shape of audit search reads an index, never the whole table: EXPLAIN at volume (240,000 records of
 two tenants, 50 stores, 200 actors) for each filter alone and together, for tenant-wide and regional viewers. The
-records span three partitions (migration 0213: the legacy one and two months), each read through its own index."""
+records span three partitions (migration 0213: the legacy one and two months), each read through its own index.
+So are a customer's own records (target = their id: their export and erasure, hub.customers.privacy; migration 0225)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from hub.audit.query import Filters, Viewer, _sql
+from hub.customers.privacy import AUDIT_SQL, DELETE_KEPT_SQL
 from hub.partitions import maintain, partitions
 from tests.audit_support import run
 
@@ -53,7 +55,10 @@ def test_every_audit_search_reads_an_index_at_volume(database_url: str) -> None:
                 await conn.execute(FILL, tenant, 120_000, bound - timedelta(days=30))
             homes = await conn.fetchval("SELECT count(DISTINCT tableoid) FROM audit_records")
             assert homes == 3, homes
+            await conn.execute("INSERT INTO audit_personal (tenant, seq, field, value, salt, at) SELECT tenant, seq,"
+                               " 'phone', '\"+4930123\"', '\\x00', at FROM audit_records WHERE seq % 10 = 0")
             await conn.execute("ANALYZE audit_records")
+            await conn.execute("ANALYZE audit_personal")
             sizes = dict(await conn.fetch("SELECT relname, reltuples FROM pg_class"
                                           " WHERE relname LIKE 'audit\\_records\\_%' AND relkind = 'r'"))
             small = {name for name, rows in sizes.items() if rows < 1000}  # read whole in no time: months ahead
@@ -71,5 +76,11 @@ def test_every_audit_search_reads_an_index_at_volume(database_url: str) -> None:
                     if scanned or unindexed:
                         problems.append(f"{viewer.login} {filters} (scanned {sorted(scanned)}, no index or the key"
                                         f" {unindexed}):\n{plan}")
+            for name, sql in (("AUDIT_SQL", AUDIT_SQL), ("DELETE_KEPT_SQL", DELETE_KEPT_SQL)):  # a customer's own
+                plan = "\n".join(row[0] for row in await conn.fetch(f"EXPLAIN {sql}", "demo", "SKU-42"))
+                scanned = set(re.findall(r"Seq Scan on (\w+)", plan)) - small
+                unindexed = _unindexed(plan, set(sizes) - small, selective=True)
+                if scanned or unindexed:
+                    problems.append(f"privacy {name} (scanned {sorted(scanned)}, no index or the key {unindexed}):\n{plan}")
             assert not problems, "\n\n".join(problems)
     run(database_url, scenario)

@@ -5,7 +5,7 @@ The loop is a pipeline: while one batch is applied in its PostgreSQL transaction
 the hub's CPU work overlaps the database's. Each batch crosses the asyncio seam once. Acks come
 only after the commit; if applying fails (for anything that is not an event's fault, see
 hub.ingest.inbox) the batch is nak'ed at once, then the one fetched ahead, counted, logged, and the
-worker sleeps its backoff before the next fetch: JetStream hands redeliveries out before newer
+worker sleeps its backoff before the next fetch (short after a lock wait gave up, see LOCK_RETRY): JetStream hands redeliveries out before newer
 messages, so with one hub a store's events still land in the order they were published (nak'ing
 with a delay would let the later events land first). The inbox makes the second delivery of
 anything that did land a no-op. Per-store order across several hubs sharing the consumer is not
@@ -53,6 +53,15 @@ DEAD_LETTERS = Counter("novapos_hub_dead_letters_total", "Events dead-lettered b
                        "names (unknown: a subject naming no tenant this hub serves)", ["tenant"])
 OUTCOMES = ("applied", "duplicates", "rejected", "held")
 RETRY = Backoff(initial=0.5, maximum=10.0)
+"""Between attempts after a failure that may last (PostgreSQL or NATS away, a bug): a broken database is
+not hammered, at the price of up to 12 s (the cap and its jitter) between the cause going and the batch landing."""
+LOCK_RETRY = Backoff(initial=0.25, maximum=1.0)
+"""Between attempts after a lock was not granted in time (lock timeout, deadlock, serialization failure). Its
+cause is another session's transaction, which ends by itself, and a store's sales should land within a couple
+of seconds of it ending: under RETRY a lock held for half a minute left the batch waiting 10 s more. The
+database answered, and each attempt has already waited its lock_timeout there, so a 1 s cap does not hammer it."""
+LOCK_ERRORS = (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+"""Failures that are another transaction's lock in the way, retried under LOCK_RETRY."""
 SORT_STEP = 32
 """Events decoded and validated between two turns of the event loop while a batch is being applied."""
 HELD_DELAY_S = 60.0
@@ -197,7 +206,7 @@ async def run_ingest(seam: AsyncioSeam, link: NatsLink, pool: asyncpg.Pool, tena
             result = await seam.run(ingest_once, subscription, pool, tenants, batch, wait, in_flight)
         except Exception as exc:
             failures += 1
-            delay = RETRY.delay(failures)
+            delay = (LOCK_RETRY if isinstance(exc, LOCK_ERRORS) else RETRY).delay(failures)
             RETRIES.labels(type(exc).__name__).inc()
             log.warning("ingest batch failed (%s: %r); its events go back to the stream, retry %d in %.1f s. "
                         "Check PostgreSQL and NATS; any other error is the hub's bug or a lock held too long.",

@@ -4,7 +4,9 @@ Plain nats-server config has no permission templates (those exist only for JWT u
 gets its own block, generated here from the store records: a pure function from (the hub's public key,
 the active stores) to the text of an `authorization { ... }` block that the server config `include`s.
 `install` writes it atomically and makes the server reload it; a reload disconnects the users it no
-longer lists (a revoked store) and applies changed permissions to the connected ones.
+longer lists (a revoked store) and applies changed permissions to the connected ones. With the server's
+monitoring known ([nats] monitor_url) it returns only once the server shows it reloaded (its /varz
+config_load_time moved on), so a store just added logs in and a store just revoked is refused from then on.
 
 A store user (tenant t, store s) may publish only its own events and requests, `novapos.t.s.evt.>` and
 `novapos.t.s.req.>` (JetStream's PubAck comes back on its inbox, no API permission needed), and read its
@@ -23,9 +25,12 @@ import json
 import logging
 import os
 import signal
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from novapos.adapters.nats import store_inbox_prefix
 from novapos.wire.catalog import catalog_stream
@@ -133,28 +138,72 @@ def write_atomically(path: Path, text: str) -> bool:
 
 
 class ReloadFailed(Exception):
-    """The server could not be told to reload; the sentence says what to do."""
+    """The server could not be told to reload, or did not; the sentence says what to do."""
 
 
-def reload_server(pid_file: Path) -> None:
-    """Ask the nats-server whose pid is in `pid_file` to reload its config (SIGHUP, what
-    `nats-server --signal reload` sends)."""
+RELOAD_CONFIRM_S = 10.0
+"""How long `install` waits for the server to show that it reloaded. A reload takes milliseconds, a second or two on
+a host losing its CPU to steal; past this the server is not reloading (a config it cannot load, a wrong pid file)."""
+RELOAD_POLL_S = 0.05
+"""Between two reads of the server's /varz while waiting for the reload."""
+
+
+def config_load_time(monitor_url: str, timeout: float) -> str:
+    """When the server last loaded its config (/varz config_load_time, changed by every reload)."""
+    response = httpx.get(f"{monitor_url.rstrip('/')}/varz", timeout=timeout)
+    response.raise_for_status()
+    return str(response.json()["config_load_time"])
+
+
+def _load_time(monitor_url: str, timeout: float) -> str | Exception:
+    try:
+        return config_load_time(monitor_url, timeout)
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        return exc
+
+
+def reload_server(pid_file: Path, monitor_url: str = "") -> bool:
+    """Ask the nats-server whose pid is in `pid_file` to reload its config (SIGHUP, what `nats-server --signal
+    reload` sends); with `monitor_url` (its monitoring), wait until it has. True once confirmed, False when there
+    is no monitoring to ask; ReloadFailed, saying what to do, when it could not be told or did not reload in time."""
+    by_hand = f"`nats-server --signal reload={pid_file}`"
+    before = _load_time(monitor_url, RELOAD_CONFIRM_S) if monitor_url else None
     try:
         pid = int(pid_file.read_text().strip())
         os.kill(pid, signal.SIGHUP)
     except (OSError, ValueError) as exc:
         raise ReloadFailed(f"cannot signal the nats-server of pid file {pid_file} ({exc}): reload it by hand "
-                           f"(`nats-server --signal reload={pid_file}`) or check [nats] pid_file") from None
+                           f"({by_hand}) or check [nats] pid_file") from None
+    if before is None:
+        return False
+    if isinstance(before, Exception):
+        raise ReloadFailed(f"nats-server was told to reload, but its monitoring at {monitor_url} does not answer "
+                           f"({type(before).__name__}: {before}), so the reload is not confirmed: check [nats] "
+                           "monitor_url (nats-server's `http` listener) and nats-server's log")
+    deadline = time.monotonic() + RELOAD_CONFIRM_S
+    while True:
+        now = _load_time(monitor_url, max(0.5, deadline - time.monotonic()))
+        if isinstance(now, str) and now != before:
+            return True
+        if time.monotonic() >= deadline:
+            raise ReloadFailed(f"nats-server did not reload within {RELOAD_CONFIRM_S:.0f} s of being told to (its "
+                               f"monitoring at {monitor_url} still says config loaded at {before}; pid file "
+                               f"{pid_file}): the authorization is written but not in force. Check nats-server's "
+                               f"log (a config it cannot load keeps the old one) and [nats] pid_file, then {by_hand}")
+        time.sleep(RELOAD_POLL_S)
 
 
-def install(path: Path, text: str, pid_file: Path | None) -> bool:
-    """Write the authorization and, when it changed and a pid file is set, reload the server. True if changed."""
+def install(path: Path, text: str, pid_file: Path | None, monitor_url: str = "") -> bool:
+    """Write the authorization and, when it changed and a pid file is set, reload the server (confirmed through
+    `monitor_url` when given, see reload_server). True if changed."""
     changed = write_atomically(path, text)
     if changed and pid_file is not None:
-        reload_server(pid_file)
-        log.info("NATS authorization rewritten at %s and the server reloaded", path)
+        if reload_server(pid_file, monitor_url):
+            log.info("NATS authorization rewritten at %s and the server reloaded it", path)
+        else:
+            log.warning("NATS authorization rewritten at %s and the server told to reload, unconfirmed: set [nats] "
+                        "monitor_url (nats-server's monitoring) for store commands to wait until it has", path)
     elif changed:
         log.warning("NATS authorization rewritten at %s, no [nats] pid_file set: reload nats-server yourself "
                     "(`nats-server --signal reload`) for it to apply", path)
     return changed
-

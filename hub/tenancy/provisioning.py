@@ -11,6 +11,7 @@ store.revoked) naming `actor` (`cli:<os user>` from the command line).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import shutil
@@ -70,7 +71,8 @@ def hub_public_key(config: HubConfig) -> str:
 
 
 async def sync_authorization(conn: asyncpg.Connection, config: HubConfig) -> bool:
-    """Regenerate the NATS authorization from the records and install it (reload); True if it changed.
+    """Regenerate the NATS authorization from the records and install it (reload, confirmed when [nats] monitor_url
+    is set: see hub.tenancy.nats_auth.install); True if it changed.
     One at a time (a lock in PostgreSQL): each reads the records after the previous one has written, so two
     stores provisioned at once both end up in the file."""
     hub_public = hub_public_key(config)
@@ -80,7 +82,8 @@ async def sync_authorization(conn: asyncpg.Connection, config: HubConfig) -> boo
         users = [replace(user, leaf=(user.tenant, user.store) in config.leaf_stores)
                  for user in await service.active_users(conn)]
         text = authorization(hub_public, users)
-        return install(config.nats_authorization, text, config.nats_pid_file)
+        return await asyncio.to_thread(install, config.nats_authorization, text, config.nats_pid_file,
+                                       config.nats_monitor_url)
 
 
 def _owned(path: Path, owner: str | None) -> None:

@@ -36,7 +36,8 @@ MAX_INGEST_BATCH = 4096
 """Most events the hub fetches and applies in one PostgreSQL transaction."""
 
 SETTINGS: Settings = {
-    "tenants": None, "http": frozenset({"host", "port"}), "nats": frozenset({"url", "credentials", "authorization", "pid_file"}),
+    "tenants": None, "http": frozenset({"host", "port"}),
+    "nats": frozenset({"url", "credentials", "authorization", "pid_file", "monitor_url"}),
     "database": frozenset({"url", "url_file"}), "ingest": frozenset({"batch"}),
     "stream": frozenset({"max_age_days", "max_bytes", "replicas", "duplicate_window_s"}),
     "dead_letters": frozenset({"retention_days"}), "fleet": frozenset({"offline_after_s"}),
@@ -156,6 +157,9 @@ class HubConfig:
     """Where `novapos hub store ...` writes the NATS authorization block the server's config includes."""
     nats_pid_file: Path | None = None
     """The nats-server's pid file: the server is told to reload after the authorization changes."""
+    nats_monitor_url: str = ""
+    """That nats-server's monitoring (its `http` listener, e.g. http://127.0.0.1:8222): store commands wait until its
+    /varz shows the reload; empty: they signal it and return."""
     database_url: str = ""
     ingest_batch: int = 1024
     dead_letter_retention_days: int = 90
@@ -213,6 +217,7 @@ def load_hub(path: Path) -> HubConfig:
             nats_credentials=credentials_setting(nats, f"{path}: [nats] credentials"),
             nats_authorization=optional_path("authorization"),
             nats_pid_file=optional_path("pid_file"),
+            nats_monitor_url=_monitor_url(f"{path}: [nats] monitor_url", nats.get("monitor_url", "")),
             database_url=secret_url_setting(database, "NOVAPOS_DATABASE_URL", f"{path}: [database]"),
             ingest_batch=validators.integer(f"{path}: [ingest] batch", ingest.get("batch", HubConfig.ingest_batch), 1, MAX_INGEST_BATCH),
             dead_letter_retention_days=whole("dead_letters", "retention_days",
@@ -282,6 +287,16 @@ def _retention(where: str, whole: Callable[[str, str, int, int, int], int], leaf
                                  "event the stream can still redeliver, or a replay applies it twice")
     return RetentionSettings(inbox_days, whole("retention", "sales_months", RetentionSettings.sales_months, 0, 1200),
                              whole("retention", "ahead_months", RetentionSettings.ahead_months, 1, 24))
+
+
+def _monitor_url(where: str, url: object) -> str:
+    if url == "":
+        return ""
+    url = validators.text(where, url, max_length=1024)
+    if not url.startswith(("http://", "https://")):
+        raise validators.Invalid(where, "must be an http:// or https:// address, nats-server's monitoring (its "
+                                 "`http` setting), such as http://127.0.0.1:8222")
+    return url
 
 
 def _payments(where: str, table: dict[str, object], whole: Callable[[str, str, int, int, int], int]) -> PaymentSettings:
