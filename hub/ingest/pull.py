@@ -86,6 +86,10 @@ EXPIRY_MARGIN_S = 0.1
 """How much sooner than the client the server ends a lingering pull request."""
 
 
+def _server_expiry(remaining: float) -> float:
+    return remaining - min(EXPIRY_MARGIN_S, remaining / 5)
+
+
 async def _request(subscription: Any, body: dict[str, Any]) -> None:
     await subscription._nc.publish(subscription._nms, json.dumps(body).encode(), subscription._deliver)
 
@@ -99,8 +103,8 @@ async def fetch_batch(subscription: Any, batch: int, timeout: float) -> list[Msg
     if len(taken.messages) == batch:
         return taken.messages
     first: dict[str, Any] = {"batch": batch - len(taken.messages), "no_wait": True}
-    if not taken.messages:
-        first["expires"] = int(timeout * 1e9)
+    if not taken.messages:  # lingers while nothing comes: over before ours, as the second request below
+        first["expires"] = int(_server_expiry(timeout) * 1e9)
     await _request(subscription, first)
     await taken.collect(deadline)
     if taken.messages:
@@ -109,7 +113,6 @@ async def fetch_batch(subscription: Any, batch: int, timeout: float) -> list[Msg
     if remaining > 0.001:
         # The server's request must be over before ours: one still alive there after we gave up would take
         # a message nak'ed meanwhile (a stopping hub's batch) and hold it for the whole ack wait.
-        expires = remaining - min(EXPIRY_MARGIN_S, remaining / 5)
-        await _request(subscription, {"batch": batch, "expires": int(expires * 1e9)})
+        await _request(subscription, {"batch": batch, "expires": int(_server_expiry(remaining) * 1e9)})
         await taken.collect(deadline)
     return taken.messages
