@@ -177,7 +177,7 @@ async def watch_leaf_sources(console: Console) -> None:
             log.warning("store %s/%s's leaf node has sent nothing for over %g s: its sales wait on its box; the "
                         "hub retries every %d s (check the store's WAN and its leaf nats-server)",
                         tenant, store, STALLED_AFTER_S, every)
-        for tenant, store in sorted(known - found):
+        for tenant, store in sorted((known & set(stores)) - found):  # (a store turned off since is just left)
             log.info("store %s/%s's leaf node is sourced again", tenant, store)
         known = found
         await trio.sleep(every)

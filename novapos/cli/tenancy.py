@@ -88,8 +88,9 @@ def _work(args: argparse.Namespace, config: Any) -> Callable[[asyncpg.Pool], Awa
                         f"node only (NATS authorization updated); every hub process sources its leaf within [leaf] "
                         f"check_every_s ({config.leaf_check_every_s} s)")
             return (f"store {args.tenant}/{args.store} no longer runs a leaf node: its user logs in as a plain client "
-                    "again (NATS authorization updated). The hub still sources its leaf (it may hold sales): once it "
-                    f"is drained, `novapos hub store unsource {args.tenant} {args.store}`")
+                    "again (NATS authorization updated). The hub keeps sourcing its leaf (it may hold sales) but no "
+                    f"longer adds the source: once it is drained, `novapos hub store unsource {args.tenant} "
+                    f"{args.store}`")
         if what == ("store", "sync"):
             async with pool.acquire() as conn:
                 changed = await provisioning.sync_authorization(conn, config)
