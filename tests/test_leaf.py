@@ -537,13 +537,14 @@ class Quiet(Actor):
 async def test_healthz_and_metrics_count_the_events_waiting_on_the_leaf_while_the_wan_is_cut(
         world: World, tmp_path: Path) -> None:
     link = world.leaf.link("test-edge-health")
+    backlog = LeafBacklog(behind_alert_s=2.0)
     with AsyncioSeam() as seam:
         spec = SupervisorSpec("test", children=[
             ChildSpec("outbox", OutboxActor, (tmp_path / FILE_NAME, TENANT, STORE)),
             ChildSpec("forwarder", ForwarderActor, (seam, link)),
             *(ChildSpec(name, Quiet) for name in (MANAGER, "catalog", "staff")),
             ChildSpec("health", HealthReporter, (seam, link, TENANT, STORE, (), tmp_path / FILE_NAME, 3600, 0.25),
-                      {"leaf": LeafBacklog(behind_alert_s=2.0)}),
+                      {"leaf": backlog}),
         ])
         try:
             async with supervision_tree(spec) as tree:
@@ -564,7 +565,14 @@ async def test_healthz_and_metrics_count_the_events_waiting_on_the_leaf_while_th
                     before = len(await world.hub_stream())
                     await sell(tree, 2)  # (sequence numbers 1 and 2 again, of a new outbox: hence the last test)
                     await wait_until(lambda: in_hub_stream(before + 2), timeout=10, interval=0.3)
-                    await wait_until(lambda: unsourced(0, "ok"), timeout=10)  # the hub said so
+
+                    async def last_seq(leaf_link: Any) -> int:
+                        return int((await leaf_link.js.stream_info(leaf_events_stream(TENANT, STORE))).state.last_seq)
+                    holds = await world.on_leaf(last_seq)
+
+                    async def caught_up() -> bool:  # the edge has looked since the two landed (a look waits while
+                        return backlog.last_seq >= holds and await unsourced(0, "ok")  # a report is answered)
+                    await wait_until(caught_up, timeout=10)  # the hub said so
 
                     world.wan.cut()
                     try:
