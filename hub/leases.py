@@ -14,7 +14,7 @@ process that stalls past its deadline and resumes mid-step does no harm. A proce
 when the holder's lease runs out: a process killed with SIGKILL has its jobs taken over within the TTL. A process
 told to stop releases its leases on the way out: taken over within a third of the TTL.
 
-A job that returns has nothing to do in this process (its config lacks the feature: no [leaf] stores, no payment
+A job that returns has nothing to do in this process (its config lacks the feature: no payment
 provider): its lease is released at once and this process no longer asks for it, so that a process configured for
 it takes it. A job that raises is logged with its traceback, its lease released, and this process asks for it again
 after a growing pause (the TTL, doubling, at most RETRY_MAX_S): the other jobs and ingest carry on, and a job that
@@ -243,7 +243,7 @@ class LeaseKeeper:
             self.wake.set()
             HELD.remove(job)
             log.info("job %s returned in hub process %s: nothing to do here (its config lacks what it needs, such as "
-                     "[leaf] stores or a payment provider); lease released and no longer asked for here, so a hub "
+                     "a payment provider); lease released and no longer asked for here, so a hub "
                      "process configured for it takes it; restart this one after changing its config", job,
                      self.holder)
             return

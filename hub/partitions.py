@@ -48,6 +48,7 @@ import asyncpg
 import trio
 
 from edge_runtime import AsyncioSeam
+from hub.tenancy import service
 from novapos.config.hub import INBOX_MARGIN_DAYS, LEAF_STREAM_MAX_AGE_DAYS, HubConfig
 
 log = logging.getLogger(__name__)
@@ -104,12 +105,12 @@ class Retention:
         return cls(inbox_days, sales_months, ahead_months)
 
     @classmethod
-    def of(cls, config: HubConfig) -> Retention:
-        """The hub's [retention] for its [stream] and [leaf] stores (load_hub has refused an inbox kept too
-        briefly)."""
+    def of(cls, config: HubConfig, *, leaf: bool) -> Retention:
+        """The hub's [retention] for its [stream], and `leaf`: whether any store is flagged as running a leaf node
+        (ValueError if [retention] inbox_days is then too short: `novapos hub store leaf` refuses it first)."""
         return cls.for_stream(config.stream.max_age_days, inbox_days=config.retention.inbox_days or None,
                               sales_months=config.retention.sales_months,
-                              ahead_months=config.retention.ahead_months, leaf=bool(config.leaf_stores))
+                              ahead_months=config.retention.ahead_months, leaf=leaf)
 
 
 @dataclass(frozen=True)
@@ -317,11 +318,19 @@ async def _retire(conn: asyncpg.Connection, table: str, now: datetime, retention
     return retired
 
 
-async def run_maintain(seam: AsyncioSeam, pool: asyncpg.Pool, retention: Retention) -> None:
+async def maintain_for(pool: asyncpg.Pool, config: HubConfig) -> int:
+    """One round for the hub's config, its inbox outlasting the leaf stores' local streams while any store is flagged
+    as running a leaf node (read each round: `novapos hub store leaf` needs no restart)."""
+    async with pool.acquire() as conn:
+        leaf = bool(await service.leaf_stores(conn))
+    return await maintain(pool, Retention.of(config, leaf=leaf))
+
+
+async def run_maintain(seam: AsyncioSeam, pool: asyncpg.Pool, config: HubConfig) -> None:
     """(trio side) Maintain at start and then every INTERVAL_S; a failed round waits for the next."""
     while True:
         try:
-            await seam.run(maintain, pool, retention)
+            await seam.run(maintain_for, pool, config)
         except Exception as exc:
             log.warning("maintaining the monthly partitions failed (%s: %r); trying again in %.0f s",
                         type(exc).__name__, str(exc), INTERVAL_S)

@@ -47,8 +47,9 @@ def _held(hub: HubProcess) -> set[str]:
 
 
 def _one_holder_each(hubs: list[HubProcess]) -> bool:
-    """Every job some hub wants is held by exactly one (a job whose feature is not configured, such as leaf_sources
-    without [leaf] stores, returns in each hub, which then stops wanting it: no series anywhere)."""
+    """Every job some hub wants is held by exactly one (a job whose feature is not configured, such as
+    payment_reconciliation without a payment provider, returns in each hub, which then stops wanting it: no series
+    anywhere)."""
     leases = [_leases(hub) for hub in hubs]
     wanted = set().union(*leases)
     return ALWAYS <= wanted <= set(jobs()) and all(

@@ -13,7 +13,6 @@ import asyncio
 import functools
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -21,7 +20,6 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +45,11 @@ from edge_runtime import Actor, AsyncioSeam, ChildSpec, SupervisorSpec, Tree, su
 from hub.ingest import leaf_sources
 from hub.ingest.dead_letters import NotRedrivable, redrive
 from hub.ingest.inbox import Delivery, ingest, sort_out
-from hub.tenancy import provisioning
-from hub.tenancy.credentials import new_seed, public_key, write_seed
+from hub.tenancy import provisioning, service
+from hub.tenancy.credentials import new_seed, public_key, read_seed, write_seed
 from novapos.adapters.nats import NatsLink
 from novapos.cli.main import load_edge_config
-from novapos.config import ConfigError, HubConfig, load_store
+from novapos.config import ConfigError, load_store
 from novapos.config.leaf import LeafSettings
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.demo.processes import free_port
@@ -86,8 +84,21 @@ class World:
                                    self.nats.store_credentials(TENANT, OTHER_LEAF), self.nats.tls_settings()).start()
         (root / "hub").mkdir()
         self.hub = HubProcess(root / "hub", self.nats.url, database_url, self.nats.hub_credentials,
-                              settings=f'[leaf]\nstores = ["{TENANT}/{STORE}"]\ncheck_every_s = 1\n',
-                              tls=self.nats.tls_settings())
+                              settings="[leaf]\ncheck_every_s = 1\n", tls=self.nats.tls_settings())
+
+    async def flag_leaf(self) -> None:
+        """The store's record, flagged as running a leaf node (`novapos hub store leaf ... on`): the running hub
+        sources its leaf from its next round on."""
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            async with conn.transaction():
+                await service.add_tenant(conn, TENANT, "Demo", "EUR")
+                await service.add_region(conn, TENANT, "north", "North")
+                await service.add_store(conn, TENANT, STORE, "north", "Store 1",
+                                        public_key(read_seed(self.nats.store_credentials(TENANT, STORE))))
+                await service.set_leaf(conn, TENANT, STORE, True)
+        finally:
+            await conn.close()
 
     def stop(self) -> None:
         self.hub.stop()
@@ -139,6 +150,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, postgres_server_url: str) ->
     built = World(tmp_path_factory.mktemp("leaf"), f"{postgres_server_url.rpartition('/')[0]}/{name}")
     try:
         until(lambda: (built.hub.health() or (0, {}))[0] == 200, timeout=60, what="the hub ready")
+        asyncio.run(built.flag_leaf())  # its tables migrated by the hub
         asyncio.run(_hub_catalog(built.nats))  # as the hub's catalog publisher makes it on its first run
         asyncio.run(built.leaf.ensure_streams())
         yield built
@@ -368,20 +380,15 @@ def test_novapos_leaf_runs_the_server_makes_the_local_streams_and_stops_on_sigte
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
 
-async def _sync(pool: asyncpg.Pool, config: HubConfig) -> bool:
-    async with pool.acquire() as conn:
-        return await provisioning.sync_authorization(conn, config)
-
-
-def test_a_store_listed_as_a_leaf_logs_in_as_a_leaf_node_only_and_may_not_export_its_events(
+def test_a_store_flagged_as_a_leaf_logs_in_as_a_leaf_node_only_and_may_not_export_its_events(
         hub: Hub) -> None:  # noqa: F811 (the fixture imported above)
     seed = hub.provision(TENANT, STORE)
     assert asyncio.run(_refused(hub.nats, seed)) == ""  # provisioned: a plain client login, as the edge's
-    leafy = replace(hub.config, leaf_stores=((TENANT, STORE),))
-    assert hub.run(lambda pool: _sync(pool, leafy))  # `novapos hub store sync` after [leaf] stores changed
-    assert not hub.run(lambda pool: _sync(pool, leafy))  # nothing more to change
     assert hub.config.nats_authorization is not None
+    assert hub.run(lambda pool: provisioning.set_store_leaf(pool, hub.config, TENANT, STORE, True))  # `store leaf on`
     text = hub.config.nats_authorization.read_text()
+    assert not hub.run(lambda pool: provisioning.set_store_leaf(pool, hub.config, TENANT, STORE, True))  # already
+    assert hub.config.nats_authorization.read_text() == text
     block = next(line for line in text.splitlines() if public_key(seed.read_text()) in line)
     assert '"LEAFNODE"' in block and '"STANDARD"' not in block
     permissions = json.loads(block.split("permissions: ", 1)[1].split(", allowed_connection_types")[0])
@@ -461,8 +468,8 @@ async def test_one_leaf_can_neither_receive_nor_publish_another_leafs_jetstream_
     assert f"$JS.M.{mine}.M.test" in heard and f"$JS.S.{mine}.S.test" in heard, heard  # its own: allowed
     assert f"$JS.M.{theirs}.M.test" not in heard, heard  # B's mirror deliveries never reach A
     assert f"$JS.S.{theirs}.S.test" not in heard, heard  # nor may A publish B's source deliveries
-    # what this cannot isolate without one NATS account per store is said once, at the hub's start
-    warned = [line for line in world.hub.lines if "leaf store(s) in [leaf] stores" in line]
+    # what this cannot isolate without one NATS account per store is said once, when the hub first finds a leaf store
+    warned = [line for line in world.hub.lines if "store(s) flagged as running a leaf node" in line]
     assert len(warned) == 1 and "$JSC.R.>" in warned[0] and "one NATS account per store" in warned[0], warned
 
 
@@ -530,13 +537,14 @@ class Quiet(Actor):
 async def test_healthz_and_metrics_count_the_events_waiting_on_the_leaf_while_the_wan_is_cut(
         world: World, tmp_path: Path) -> None:
     link = world.leaf.link("test-edge-health")
+    backlog = LeafBacklog(behind_alert_s=2.0)
     with AsyncioSeam() as seam:
         spec = SupervisorSpec("test", children=[
             ChildSpec("outbox", OutboxActor, (tmp_path / FILE_NAME, TENANT, STORE)),
             ChildSpec("forwarder", ForwarderActor, (seam, link)),
             *(ChildSpec(name, Quiet) for name in (MANAGER, "catalog", "staff")),
             ChildSpec("health", HealthReporter, (seam, link, TENANT, STORE, (), tmp_path / FILE_NAME, 3600, 0.25),
-                      {"leaf": LeafBacklog(behind_alert_s=2.0)}),
+                      {"leaf": backlog}),
         ])
         try:
             async with supervision_tree(spec) as tree:
@@ -557,7 +565,14 @@ async def test_healthz_and_metrics_count_the_events_waiting_on_the_leaf_while_th
                     before = len(await world.hub_stream())
                     await sell(tree, 2)  # (sequence numbers 1 and 2 again, of a new outbox: hence the last test)
                     await wait_until(lambda: in_hub_stream(before + 2), timeout=10, interval=0.3)
-                    await wait_until(lambda: unsourced(0, "ok"), timeout=10)  # the hub said so
+
+                    async def last_seq(leaf_link: Any) -> int:
+                        return int((await leaf_link.js.stream_info(leaf_events_stream(TENANT, STORE))).state.last_seq)
+                    holds = await world.on_leaf(last_seq)
+
+                    async def caught_up() -> bool:  # the edge has looked since the two landed (a look waits while
+                        return backlog.last_seq >= holds and await unsourced(0, "ok")  # a report is answered)
+                    await wait_until(caught_up, timeout=10)  # the hub said so
 
                     world.wan.cut()
                     try:
@@ -580,9 +595,9 @@ async def test_healthz_and_metrics_count_the_events_waiting_on_the_leaf_while_th
             await seam.run(link.close)
 
 
-async def test_unsource_refuses_an_undrained_leaf_forces_with_the_figures_audited_and_says_when_a_hub_adds_it_back(
-        world: World, tmp_path: Path) -> None:
-    """Last too: it drops the store's source, which the running hub (its [leaf] stores lists the store) adds back."""
+async def test_unsource_refuses_an_undrained_leaf_forces_with_the_figures_audited_and_refuses_a_flagged_store(
+        world: World) -> None:
+    """Last too: it drops the store's source, which the running hub (the store is still flagged) adds back."""
     async def with_link(work: Any) -> Any:
         async def run() -> Any:
             link = world.nats.hub_link("test-unsource")
@@ -623,7 +638,7 @@ async def test_unsource_refuses_an_undrained_leaf_forces_with_the_figures_audite
     record = json.loads(details[0]["details"])
     assert record["forced"] is True and record["drained"] is False
     assert record["sourced_seq"] == forced.sourced_seq > 0 and record["leaf_stream"] == leaf_events_stream(TENANT, STORE)
-    # the hub process still lists the store: its watcher adds the source back, and the sale on the leaf arrives
+    # the store is still flagged: the hub's leaf_sources job adds the source back, and the sale on the leaf arrives
     await wait_until(lambda: world.on_hub(sourced), timeout=10, interval=0.3)
     await wait_until(lambda: _contains(world.applied, 3001), timeout=20)
 
@@ -633,16 +648,12 @@ async def test_unsource_refuses_an_undrained_leaf_forces_with_the_figures_audite
     assert done.dropped and done.drained and done.sourced_seq == forced.sourced_seq + 1
     await wait_until(lambda: world.on_hub(sourced), timeout=10, interval=0.3)
 
-    listed = (world.root / "hub" / "hub.toml").read_text()
-    for text, says in [(listed, "is in this hub config's \\[leaf\\] stores"),
-                       (listed.replace(f'stores = ["{TENANT}/{STORE}"]', "stores = []"), "added back")]:
-        config = tmp_path / "hub.toml"
-        config.write_text(text)
-        run = await trio.to_thread.run_sync(functools.partial(
-            subprocess.run, [sys.executable, "-m", "novapos.cli", "hub", "--config", str(config), "store", "unsource",
-                             TENANT, STORE],
-            capture_output=True, text=True, timeout=60,
-            env={k: v for k, v in os.environ.items() if not k.startswith("NOVAPOS_")}))
-        assert run.returncode == 1, run.stderr
-        assert re.search(says, run.stderr), run.stderr
-    await wait_until(lambda: world.on_hub(sourced), timeout=10, interval=0.3)
+    # the command itself refuses while the store is flagged, before it touches the source
+    run = await trio.to_thread.run_sync(functools.partial(
+        subprocess.run, [sys.executable, "-m", "novapos.cli", "hub", "--config", str(world.root / "hub" / "hub.toml"),
+                         "store", "unsource", TENANT, STORE],
+        capture_output=True, text=True, timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("NOVAPOS_")}))
+    assert run.returncode == 1, run.stderr
+    assert "is flagged as running a leaf node" in run.stderr and f"store leaf {TENANT} {STORE} off" in run.stderr
+    assert await world.on_hub(sourced)

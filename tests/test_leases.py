@@ -204,7 +204,7 @@ async def test_a_job_that_returns_hands_its_lease_to_a_keeper_that_runs_it_and_l
         shared = await _open(seam, database_url)
         try:
             async with trio.open_nursery() as nursery:
-                # a: its config lacks the feature (no [leaf] stores): both its jobs return at once
+                # a: its config lacks the feature: both its jobs return at once
                 await _keeper(nursery, seam, Freezable(database_url).connect, "a",
                               {"leaf_sources": journal.job("leaf_sources", "a", returns=True),
                                "lonely": journal.job("lonely", "a", returns=True)})

@@ -181,9 +181,9 @@ def test_an_inbox_kept_no_longer_than_the_stream_is_refused(tmp_path: Path) -> N
     with pytest.raises(ConfigError, match=r"\[retention\] inbox_days must be at least \[stream\] max_age_days \(30\)"):
         load_hub(config)
     config.write_text("[stream]\nmax_age_days = 30\n[retention]\ninbox_days = 37\nsales_months = 24\n")
-    assert Retention.of(load_hub(config)) == Retention(37, 24, 3)
+    assert Retention.of(load_hub(config), leaf=False) == Retention(37, 24, 3)
     config.write_text("[stream]\nmax_age_days = 30\n")
-    assert Retention.of(load_hub(config)).inbox_days == 61
+    assert Retention.of(load_hub(config), leaf=False).inbox_days == 61
 
 
 def test_a_concurrent_index_on_a_partitioned_table_is_built_partition_by_partition(
@@ -450,21 +450,22 @@ def test_a_late_event_written_while_its_month_is_retired_keeps_the_month(databas
 
 
 def test_leaf_stores_make_the_inbox_outlast_their_local_streams(tmp_path: Path) -> None:
-    """With [leaf] stores the hub's stream may source a leaf's local stream again from its start (30 days): the
-    inbox's floor is the longer of the two plus the margin."""
+    """While a store is flagged as running a leaf node the hub's stream may source its local stream again from its
+    start (30 days): the inbox's floor is the longer of the two plus the margin (hub.partitions.maintain_for reads
+    the flag each round: tests/test_leaf_flag.py)."""
     least = LEAF_STREAM_MAX_AGE_DAYS + INBOX_MARGIN_DAYS
     assert Retention.for_stream(14, leaf=True).inbox_days == LEAF_STREAM_MAX_AGE_DAYS + 31
     with pytest.raises(ValueError, match=f"= {least}"):
         Retention.for_stream(14, inbox_days=least - 1, leaf=True)
     config = tmp_path / "hub.toml"
-    config.write_text(f'[stream]\nmax_age_days = 14\n[leaf]\nstores = ["demo/store-001"]\n'
-                      f"[retention]\ninbox_days = {least - 1}\n")
-    with pytest.raises(ConfigError, match=f"leaf stores' local streams.*= {least}"):
-        load_hub(config)
-    config.write_text('[stream]\nmax_age_days = 14\n[leaf]\nstores = ["demo/store-001"]\n')
-    assert Retention.of(load_hub(config)).inbox_days == LEAF_STREAM_MAX_AGE_DAYS + 31
+    config.write_text(f"[stream]\nmax_age_days = 14\n[retention]\ninbox_days = {least - 1}\n")
+    assert Retention.of(load_hub(config), leaf=False).inbox_days == least - 1
+    with pytest.raises(ValueError, match=f"leaf streams.*= {least}"):
+        Retention.of(load_hub(config), leaf=True)
+    config.write_text("[stream]\nmax_age_days = 14\n")
+    assert Retention.of(load_hub(config), leaf=True).inbox_days == LEAF_STREAM_MAX_AGE_DAYS + 31
     config.write_text("[stream]\nmax_age_days = 14\n[retention]\ninbox_days = 21\n")
-    assert Retention.of(load_hub(config)).inbox_days == 21
+    assert Retention.of(load_hub(config), leaf=False).inbox_days == 21
 
 
 def test_the_inbox_retire_check_reads_the_months_brin_index(database_url: str) -> None:

@@ -7,9 +7,9 @@ from hub.console.context import Console
 from hub.domains import Domain
 from hub.ingest.dead_letters import run_purge
 from hub.ingest.jetstream import watch_jetstream
-from hub.ingest.leaf_sources import warn_leaf_isolation, watch_leaf_sources
+from hub.ingest.leaf_sources import watch_leaf_sources
 from hub.ingest.routes import OPENAPI, routes
-from hub.partitions import Retention, run_maintain
+from hub.partitions import run_maintain
 
 
 async def purge_dead_letters(console: Console) -> None:
@@ -18,9 +18,9 @@ async def purge_dead_letters(console: Console) -> None:
 
 async def maintain_partitions(console: Console) -> None:
     """The monthly partitions of the inbox, the sales and the stock ledger: made ahead, retired past retention."""
-    await run_maintain(console.seam, console.ready_pool(), Retention.of(console.config))
+    await run_maintain(console.seam, console.ready_pool(), console.config)
 
 
-DOMAIN = Domain("ingest", migrations=Path(__file__).parent / "migrations", routes=routes, services=(watch_jetstream, warn_leaf_isolation),
+DOMAIN = Domain("ingest", migrations=Path(__file__).parent / "migrations", routes=routes, services=(watch_jetstream,),
                 jobs={"dead_letter_purge": purge_dead_letters, "leaf_sources": watch_leaf_sources,
                       "partition_maintenance": maintain_partitions}, openapi=OPENAPI)

@@ -6,11 +6,14 @@ one source per store, and catches up on its own after an outage (the server retr
 Sourced messages keep their subjects, so the ingest consumer and everything after it see a leaf store's
 events exactly as a directly connected store's.
 
-`ensure_leaf_sources` adds the sources missing for the given stores and removes none (a store that stops
-running a leaf keeps its source until `novapos hub store unsource`, `unsource`: its leaf may still hold unsourced
-sales).
-The periodic job `watch_leaf_sources` (lease `leaf_sources`: one hub process at a time, every [leaf] check_every_s) adds the sources of the
-[leaf] stores and restarts the stalled ones. nats-server retries a source whose leaf is unreachable after
+Which stores run a leaf node is a flag on each store's record (`novapos hub store leaf`, audited), read by every
+round: every hub process agrees at once, none restarts. `ensure_leaf_sources` adds the sources missing for the
+given stores and removes none (a store whose flag is turned off keeps its source until `novapos hub store
+unsource`, `unsource`: its leaf may still hold unsourced sales; refused while the flag is on). A round and an
+unsource take SOURCES_LOCK in PostgreSQL, so a round that read the flag before it was turned off cannot add a
+source back after `unsource` dropped it.
+The periodic job `watch_leaf_sources` (lease `leaf_sources`: one hub process at a time, every [leaf] check_every_s)
+adds the sources of the flagged stores and restarts the stalled ones. nats-server retries a source whose leaf is unreachable after
 10 s x the failures so far, at most every 2 minutes (stream.go calculateRetryBackoff): after an outage of a
 few minutes a store's sales would reach the hub up to 2 minutes after its WAN came back. A source silent for
 STALLED_AFTER_S is dropped and re-added in one pair of stream updates for all of them: the server resumes a
@@ -21,7 +24,6 @@ them; a store's stall and its recovery are each logged once.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -36,6 +38,7 @@ from prometheus_client import Gauge
 from hub.audit.chain import Entry, record
 from hub.console.context import Console
 from hub.ingest.inbox import SOURCE_HEADER
+from hub.tenancy import service
 from novapos.adapters.nats import NatsLink
 from novapos.config import HubConfig
 from novapos.tls import Certificates
@@ -44,6 +47,9 @@ from novapos.wire.subjects import EVENTS_STREAM
 
 log = logging.getLogger(__name__)
 
+SOURCES_LOCK = 0x6C656166
+"""PostgreSQL advisory lock ("leaf"): one round of the leaf_sources job, or one `novapos hub store unsource`, at a
+time."""
 STALLED_AFTER_S = 10.0
 """A source nothing came from for this long is stalled: a live one hears its consumer's heartbeat every second or so."""
 STALLED = Gauge("novapos_hub_leaf_sources_stalled",
@@ -135,37 +141,43 @@ ISOLATION_LIMIT = ("the leaf stores share the hub's NATS account: each may still
                    "one NATS account per store isolates that (README, leaf nodes' known limits)")
 
 
-async def warn_leaf_isolation(console: Console) -> None:
-    """The service: at start, when [leaf] stores is set, say once which isolation between leaf stores is missing."""
-    if stores := console.config.leaf_stores:
-        log.warning("%d leaf store(s) in [leaf] stores: %s", len(stores), ISOLATION_LIMIT)
+async def flagged_round(link: NatsLink, pool: asyncpg.Pool) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(asyncio side) One round (`check`) for the stores flagged as running a leaf node, read under SOURCES_LOCK
+    and held until their sources are updated: (the flagged stores, the stalled ones)."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", SOURCES_LOCK)
+        stores = await service.leaf_stores(conn)
+        return stores, await check(link, stores) if stores else []
 
 
 async def watch_leaf_sources(console: Console) -> None:
-    """The job: check every [leaf] check_every_s; never raises (a failed round is logged once and retried)."""
-    stores = console.config.leaf_stores
-    if not stores:
-        return
+    """The job: a round every [leaf] check_every_s; never raises (a failed round is logged once and retried). Says
+    once, when it first finds a flagged store, which isolation between leaf stores is missing."""
     every = console.config.leaf_check_every_s
+    pool = console.ready_pool()
     known: set[tuple[str, str]] = set()
-    failing = False
+    failing = warned = False
     while True:
         try:
-            found = set(await console.seam.run(check, console.link, stores))
+            stores, stalled_now = await console.seam.run(flagged_round, console.link, pool)
         except Exception as exc:
             if not failing:
-                log.warning("cannot check the leaf stores' sources (%s: %s): retrying every %d s; check NATS",
-                            type(exc).__name__, exc, every)
+                log.warning("cannot check the leaf stores' sources (%s: %s): retrying every %d s; check NATS and "
+                            "PostgreSQL", type(exc).__name__, exc, every)
             failing = True
             await trio.sleep(every)
             continue
         failing = False
+        if stores and not warned:
+            log.warning("%d store(s) flagged as running a leaf node: %s", len(stores), ISOLATION_LIMIT)
+            warned = True
+        found = set(stalled_now)
         STALLED.set(len(found))
         for tenant, store in sorted(found - known):
             log.warning("store %s/%s's leaf node has sent nothing for over %g s: its sales wait on its box; the "
                         "hub retries every %d s (check the store's WAN and its leaf nats-server)",
                         tenant, store, STALLED_AFTER_S, every)
-        for tenant, store in sorted(known - found):
+        for tenant, store in sorted((known & set(stores)) - found):  # (a store turned off since is just left)
             log.info("store %s/%s's leaf node is sourced again", tenant, store)
         known = found
         await trio.sleep(every)
@@ -202,7 +214,7 @@ async def sourced_seq(js: JetStreamContext, tenant: str, store: str) -> int:
 
 
 class NotUnsourced(Exception):
-    """The store's source is not known to be drained, or a hub process still lists the store in [leaf] stores: the
+    """The store's source is not known to be drained, or the store is still flagged as running a leaf node: the
     sentence says what waits and what to do."""
 
 
@@ -231,8 +243,8 @@ def _drained(info: StreamSourceInfo | None) -> bool:
 async def unsource(link: NatsLink, conn: asyncpg.Connection, tenant: str, store: str, *, force: bool, actor: str) -> Unsourced:
     """(asyncio side) `novapos hub store unsource`: stop sourcing one store's leaf once it is drained (a live source
     with nothing pending), or with `force` whatever it still holds (NotUnsourced otherwise); recorded in the audit
-    log (store.unsourced, its figures) in `conn`'s transaction. The caller first makes sure no hub process still
-    lists the store in [leaf] stores: its watcher would add the source back."""
+    log (store.unsourced, its figures) in `conn`'s transaction. The caller first makes sure the store is not flagged
+    as running a leaf node (unsource_store): the leaf_sources job would add the source back."""
     info = await link.js.stream_info(EVENTS_STREAM)
     name = leaf_events_stream(tenant, store)
     source = next((one for one in info.sources or [] if one.name == name), None)
@@ -264,27 +276,20 @@ async def unsource(link: NatsLink, conn: asyncpg.Connection, tenant: str, store:
 
 async def unsource_store(pool: asyncpg.Pool, config: HubConfig, tenant: str, store: str, *, force: bool,
                          actor: str) -> Unsourced:
-    """(asyncio side) The command's body: refused while this hub config lists the store in [leaf] stores; the
-    source dropped (`unsource`), then watched for [leaf] check_every_s + 2 s: a hub process started with the store
-    still in its [leaf] stores (they read it at start) adds it back, which is said (NotUnsourced) rather than hidden."""
-    if (tenant, store) in config.leaf_stores:
-        raise NotUnsourced(f"store {tenant}/{store} is in this hub config's [leaf] stores, so the leaf_sources job "
-                           "would add its source back: remove it there (in every hub process's config), run `novapos "
-                           "hub store sync`, restart the hub processes, then unsource it")
+    """(asyncio side) The command's body: refused while the store is flagged as running a leaf node (every hub's
+    leaf_sources job would add its source back); the source dropped (`unsource`) under SOURCES_LOCK, after any
+    round that read the flag before it was turned off."""
     certificates = Certificates(config.tls)
     link = NatsLink(config.nats_url, "novapos-hub-unsource", credentials=config.nats_credentials,
                     tls=certificates.client, require_tls=certificates.verifies_servers)
     try:
-        await link.connect(timeout=5.0)
         async with pool.acquire() as conn, conn.transaction():
-            done = await unsource(link, conn, tenant, store, force=force, actor=actor)
-        if done.dropped:
-            await asyncio.sleep(config.leaf_check_every_s + 2)
-            sources = (await link.js.stream_info(EVENTS_STREAM)).config.sources or []
-            if any(_key(source) == _key(leaf_source(tenant, store)) for source in sources):
-                raise NotUnsourced(f"the source of store {tenant}/{store}'s leaf was dropped and added back: a running "
-                                   "hub process still lists the store in its [leaf] stores (read at start). Remove "
-                                   "it from every hub config, restart those processes, then unsource it again")
-        return done
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", SOURCES_LOCK)
+            if (await service.store(conn, tenant, store)).leaf:
+                raise NotUnsourced(f"store {tenant}/{store} is flagged as running a leaf node, so the hub's "
+                                   "leaf_sources job would add its source back: turn the flag off first (`novapos hub "
+                                   f"store leaf {tenant} {store} off`), then unsource it")
+            await link.connect(timeout=5.0)
+            return await unsource(link, conn, tenant, store, force=force, actor=actor)
     finally:
         await link.close()

@@ -6,7 +6,8 @@ The seed exists in exactly one place, the bundle (mode 0600, owned by the servic
 given): the hub keeps the public key only. The authorization is always regenerated from every active
 store, never patched, so the file on disk is a function of the records. Provisioning, rotating and revoking
 are privileged: each commits with its audit record (store.provisioned, store.credentials_rotated,
-store.revoked) naming `actor` (`cli:<os user>` from the command line).
+store.revoked; store.leaf_on / store.leaf_off for its leaf flag) naming `actor` (`cli:<os user>` from the
+command line).
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import os
 import pwd
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import tomli_w
 
 from hub.audit.chain import Entry, record
+from hub.partitions import Retention
 from hub.tenancy import service
 from hub.tenancy.credentials import new_seed, public_key, read_seed, write_seed
 from hub.tenancy.nats_auth import authorization, install
@@ -79,9 +81,7 @@ async def sync_authorization(conn: asyncpg.Connection, config: HubConfig) -> boo
     assert config.nats_authorization is not None  # hub_public_key checked it
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", AUTHORIZATION_LOCK)
-        users = [replace(user, leaf=(user.tenant, user.store) in config.leaf_stores)
-                 for user in await service.active_users(conn)]
-        text = authorization(hub_public, users)
+        text = authorization(hub_public, await service.active_users(conn))
         return await asyncio.to_thread(install, config.nats_authorization, text, config.nats_pid_file,
                                        config.nats_monitor_url)
 
@@ -201,3 +201,27 @@ async def revoke_store(pool: asyncpg.Pool, config: HubConfig, tenant: str, store
             revoked = await service.revoke(conn, tenant, store)
             await record(conn, Entry(revoked.tenant, actor, "store.revoked", store=revoked.store, target=revoked.store))
         await sync_authorization(conn, config)
+
+
+async def set_store_leaf(pool: asyncpg.Pool, config: HubConfig, tenant: str, store: str, leaf: bool, *,
+                         actor: str = "system") -> bool:
+    """`novapos hub store leaf`: flag the store as running its own NATS leaf node (novapos.leaf), or not, audited
+    (store.leaf_on / store.leaf_off); False if it already was so (nothing recorded). The authorization is rewritten
+    either way: on, its user logs in as a leaf node only; off, as a plain client again. Every hub process's
+    leaf_sources job reads the flag each round: on, the events stream sources the store's leaf within [leaf]
+    check_every_s; off, its source stays (the leaf may still hold sales) until `novapos hub store unsource`."""
+    hub_public_key(config)
+    if leaf:
+        try:
+            Retention.of(config, leaf=True)
+        except ValueError as exc:
+            raise TenancyError(f"the hub's inbox must outlast a leaf store's local stream: {exc}. Raise it (or set "
+                               "0) in every hub process's config first") from None
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            changed = await service.set_leaf(conn, tenant, store, leaf)
+            if changed is not None:
+                await record(conn, Entry(changed.tenant, actor, "store.leaf_on" if leaf else "store.leaf_off",
+                                         store=changed.store, target=changed.store))
+        await sync_authorization(conn, config)
+    return changed is not None

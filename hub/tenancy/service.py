@@ -8,7 +8,7 @@ is refused with a sentence (TenancyError) and changes nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import asyncpg
@@ -30,6 +30,9 @@ class StoreRecord:
     status: str
     nkey_public: str | None
     credentials_issued_at: datetime | None
+    leaf: bool = False
+    """The store runs its own NATS leaf node (`novapos hub store leaf`): its user logs in as one, and the hub's
+    events stream sources its local stream."""
 
 
 def floor_location(store: str) -> str:
@@ -122,7 +125,7 @@ async def add_warehouse(conn: asyncpg.Connection, tenant: str, location: str, re
 
 async def store(conn: asyncpg.Connection, tenant: str, store: str) -> StoreRecord:
     tenant, store = validators.token("tenant", tenant), validators.token("store", store)
-    row = await conn.fetchrow("SELECT tenant, store, region, name, status, nkey_public, credentials_issued_at"
+    row = await conn.fetchrow("SELECT tenant, store, region, name, status, nkey_public, credentials_issued_at, leaf"
                               " FROM stores WHERE tenant = $1 AND store = $2", tenant, store)
     if row is None:
         raise TenancyError(f"tenant {tenant!r} has no store {store!r} (see `novapos hub store list {tenant}`)")
@@ -148,17 +151,33 @@ async def revoke(conn: asyncpg.Connection, tenant: str, store_name: str) -> Stor
     return await store(conn, tenant, store_name)
 
 
+async def set_leaf(conn: asyncpg.Connection, tenant: str, store_name: str, leaf: bool) -> StoreRecord | None:
+    """Flag the store as running its own NATS leaf node, or not: its record after, None if it already was so (two
+    commands at once change it once)."""
+    record = await store(conn, tenant, store_name)
+    changed = await conn.execute("UPDATE stores SET leaf = $3 WHERE tenant = $1 AND store = $2 AND leaf <> $3",
+                                 record.tenant, record.store, leaf)
+    return replace(record, leaf=leaf) if changed == "UPDATE 1" else None
+
+
+async def leaf_stores(conn: asyncpg.Connection) -> list[tuple[str, str]]:
+    """(tenant, store) of every store flagged as running a leaf node, revoked or not (a revoked store's leaf may
+    still hold sales the hub has not sourced)."""
+    rows = await conn.fetch("SELECT tenant, store FROM stores WHERE leaf ORDER BY tenant, store")
+    return [(row["tenant"], row["store"]) for row in rows]
+
+
 async def stores(conn: asyncpg.Connection, tenant: str | None = None) -> list[StoreRecord]:
     if tenant is not None:
         validators.token("tenant", tenant)
     rows = await conn.fetch(
-        "SELECT tenant, store, region, name, status, nkey_public, credentials_issued_at FROM stores"
+        "SELECT tenant, store, region, name, status, nkey_public, credentials_issued_at, leaf FROM stores"
         " WHERE $1::text IS NULL OR tenant = $1 ORDER BY tenant, store", tenant)
     return [StoreRecord(**dict(row)) for row in rows]
 
 
 async def active_users(conn: asyncpg.Connection) -> list[StoreUser]:
     """Every store that may connect: the users of the generated NATS authorization."""
-    rows = await conn.fetch("SELECT tenant, store, nkey_public FROM stores"
+    rows = await conn.fetch("SELECT tenant, store, nkey_public, leaf FROM stores"
                             " WHERE status = 'active' AND nkey_public IS NOT NULL ORDER BY tenant, store")
-    return [StoreUser(row["tenant"], row["store"], row["nkey_public"]) for row in rows]
+    return [StoreUser(row["tenant"], row["store"], row["nkey_public"], row["leaf"]) for row in rows]

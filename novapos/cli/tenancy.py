@@ -78,12 +78,23 @@ def _work(args: argparse.Namespace, config: Any) -> Callable[[asyncpg.Pool], Awa
                                                   actor=cli_actor())
             return (f"store {args.tenant}/{args.store} has new credentials in {seed} (mode 0600); the old ones "
                     f"are refused from now on: install the new file on the store's box and restart its edge")
-        if what == ("store", "sync"):  # after [leaf] stores changed: those stores' users log in as leaf nodes
+        if what == ("store", "leaf"):
+            on = args.state == "on"
+            changed = await provisioning.set_store_leaf(pool, config, args.tenant, args.store, on, actor=cli_actor())
+            if not changed:
+                return f"store {args.tenant}/{args.store} is already flagged {args.state} as running a leaf node"
+            if on:
+                return (f"store {args.tenant}/{args.store} runs its own NATS leaf node: its user logs in as a leaf "
+                        f"node only (NATS authorization updated); every hub process sources its leaf within [leaf] "
+                        f"check_every_s ({config.leaf_check_every_s} s)")
+            return (f"store {args.tenant}/{args.store} no longer runs a leaf node: its user logs in as a plain client "
+                    "again (NATS authorization updated). The hub keeps sourcing its leaf (it may hold sales) but no "
+                    f"longer adds the source: once it is drained, `novapos hub store unsource {args.tenant} "
+                    f"{args.store}`")
+        if what == ("store", "sync"):
             async with pool.acquire() as conn:
                 changed = await provisioning.sync_authorization(conn, config)
-            leaves = ", ".join(f"{tenant}/{store}" for tenant, store in config.leaf_stores) or "none"
-            return (f"NATS authorization {'rewritten and NATS reloaded' if changed else 'already up to date'}; "
-                    f"leaf stores ([leaf] stores): {leaves}")
+            return f"NATS authorization {'rewritten and NATS reloaded' if changed else 'already up to date'}"
         if what == ("store", "unsource"):  # a store that left leaf mode or closed: its leaf no longer sourced
             from hub.ingest.leaf_sources import unsource_store
             done = await unsource_store(pool, config, args.tenant, args.store, force=args.force, actor=cli_actor())
@@ -95,15 +106,16 @@ def _work(args: argparse.Namespace, config: Any) -> Callable[[asyncpg.Pool], Awa
             return (f"the events stream no longer sources store {args.tenant}/{args.store}'s leaf (--force): the hub "
                     f"holds its events up to leaf sequence {done.sourced_seq}; any later one on the leaf "
                     f"({'an unknown number' if done.lag is None else f'{done.lag} were pending'}) will not reach it "
-                    "unless the store is listed in [leaf] stores again")
+                    "unless the store is flagged as running a leaf node again")
         if what == ("store", "revoke"):
             await provisioning.revoke_store(pool, config, args.tenant, args.store, actor=cli_actor())
             return f"store {args.tenant}/{args.store} revoked: NATS disconnected it and refuses its credentials"
         async with pool.acquire() as conn:
             rows = await service.stores(conn, args.tenant)
-        lines = [f"{r.tenant}/{r.store}  region {r.region}  {r.status}  "
+        lines = [f"{r.tenant}/{r.store}  region {r.region}  {r.status}{'  leaf' if r.leaf else ''}  "
                  f"credentials {r.credentials_issued_at:%Y-%m-%d %H:%M} UTC  {r.name}"
-                 if r.credentials_issued_at else f"{r.tenant}/{r.store}  region {r.region}  {r.status}  {r.name}"
+                 if r.credentials_issued_at else
+                 f"{r.tenant}/{r.store}  region {r.region}  {r.status}{'  leaf' if r.leaf else ''}  {r.name}"
                  for r in rows]
         return "\n".join([*lines, f"{len(rows)} store(s)"])
     return run
@@ -140,7 +152,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def add_tenancy_commands(hub_commands: Any) -> None:
-    """Register `tenant add`, `region add`, `store add|rotate|revoke|sync|unsource|list`, `warehouse add` under `novapos hub`
+    """Register `tenant add`, `region add`, `store add|rotate|revoke|leaf|sync|unsource|list`, `warehouse add` under `novapos hub`
     (whose --config names the hub TOML: its [database] url and [nats] credentials, authorization, pid_file)."""
     def command(tenancy: str, help_text: str) -> Callable[..., argparse.ArgumentParser]:
         group = hub_commands.add_parser(tenancy, help=help_text, description=help_text).add_subparsers(
@@ -189,12 +201,16 @@ def add_tenancy_commands(hub_commands: Any) -> None:
     rotate.add_argument("--out", type=Path, required=True, help="folder for the new store.seed")
     rotate.add_argument("--owner", help="(as root) the service user who owns the seed file")
     store("revoke", "revoke a store's credentials: NATS disconnects it and refuses it", "tenant", "store")
+    store("leaf", "flag whether a store runs its own NATS leaf node: on, its user logs in as a leaf node only and "
+          "every hub process sources its leaf's events stream within [leaf] check_every_s; off, a plain client again "
+          "and the source stays (its leaf may still hold sales) until `store unsource`. Audited",
+          "tenant", "store").add_argument("state", choices=("on", "off"))
     store("unsource", "stop the events stream sourcing a store's leaf node (a store that left leaf mode or closed; "
-          "remove it from [leaf] stores first): refused until the hub holds all its leaf holds, unless --force",
+          "turn its leaf flag off first): refused until the hub holds all its leaf holds, unless --force",
           "tenant", "store").add_argument(
         "--force", action="store_true", help="drop the source even if the leaf may hold events the hub has not "
         "sourced (a box that is gone): they will never reach the hub; the command says up to where the hub holds them")
-    store("sync", "regenerate the NATS authorization from the records and the hub config's [leaf] stores (whose "
-          "users then log in as leaf nodes only), and reload NATS")
-    store("list", "the stores, their region, status and when their credentials were issued").add_argument(
+    store("sync", "regenerate the NATS authorization from the records (a store flagged as running a leaf node "
+          "logs in as one only), and reload NATS")
+    store("list", "the stores, their region, status, leaf flag and when their credentials were issued").add_argument(
         "tenant", nargs="?")

@@ -49,7 +49,7 @@ SETTINGS: Settings = {
                            "webhook_tolerance_s", "webhook_secrets_file", "reconcile_at"}),
     "telemetry": TELEMETRY_KEYS,
     "tls": TLS_KEYS,
-    "leaf": frozenset({"stores", "check_every_s"}),
+    "leaf": frozenset({"stores", "check_every_s"}),  # stores: an earlier release's, refused with what to run instead
     "retention": frozenset({"inbox_days", "sales_months", "ahead_months"}),
 }
 """Every setting the hub reads, by table: a mistyped one is refused, not silently ignored."""
@@ -92,7 +92,8 @@ INBOX_MARGIN_DAYS = 7
 (a hub stopped for days, a consumer reset) must still be found in the inbox and skipped."""
 LEAF_STREAM_MAX_AGE_DAYS = 30
 """How long a leaf store's local events stream keeps its events (novapos.leaf): the hub's stream may source them
-again from the start (a source re-added after a restart), so with [leaf] stores the inbox outlasts this too."""
+again from the start (a source re-added after a restart), so while a store is flagged as running a leaf node
+(hub.partitions) the inbox outlasts this too."""
 
 
 @dataclass(frozen=True)
@@ -179,11 +180,9 @@ class HubConfig:
     """Where traces go ([telemetry], novapos.tracing); off by default."""
     tls: TlsSettings = TlsSettings()
     """[tls] (novapos.tls): HTTPS for the console, TLS to NATS."""
-    leaf_stores: tuple[tuple[str, str], ...] = ()
-    """[leaf] stores ("tenant/store"): stores running their own NATS leaf node (novapos.leaf): their NATS user
-    logs in as a leaf node, and the events stream sources their local stream (hub.ingest.leaf_sources)."""
     leaf_check_every_s: int = 15
-    """[leaf] check_every_s: how often the hub checks the leaf stores' sources, restarting stalled ones."""
+    """[leaf] check_every_s: how often the hub reads which stores run a leaf node (their flag in its records,
+    `novapos hub store leaf`) and checks their sources, adding missing ones and restarting stalled ones."""
     retention: RetentionSettings = RetentionSettings()
 
     def check_runnable(self) -> None:
@@ -197,6 +196,8 @@ class HubConfig:
 def load_hub(path: Path) -> HubConfig:
     data = read_toml(path)
     sections = tables(str(path), data, SETTINGS)
+    if "stores" in sections["leaf"]:
+        raise ConfigError(_leaf_stores_moved(str(path), sections["leaf"]["stores"]))
     http, nats, database, ingest = (sections[key] for key in ("http", "nats", "database", "ingest"))
 
     def whole(table_key: str, key: str, default: int, minimum: int, maximum: int) -> int:
@@ -253,36 +254,33 @@ def load_hub(path: Path) -> HubConfig:
             gift_card_key_file=path_setting(f"{path}: [gift_cards] key_file", sections["gift_cards"].get("key_file", "")),
             tls=load_tls(sections["tls"], str(path)),
             telemetry=load_telemetry(sections["telemetry"], str(path)),
-            leaf_stores=_leaf_stores(str(path), sections["leaf"].get("stores", [])),
             leaf_check_every_s=whole("leaf", "check_every_s", HubConfig.leaf_check_every_s, 1, 3600),
-            retention=_retention(str(path), whole, bool(sections["leaf"].get("stores"))),
+            retention=_retention(str(path), whole),
         )
     except validators.Invalid as exc:
         raise ConfigError(str(exc)) from None
 
 
-def _leaf_stores(where: str, value: object) -> tuple[tuple[str, str], ...]:
-    """[leaf] stores: a list of "tenant/store"."""
-    if not isinstance(value, list):
-        raise validators.Invalid(f"{where}: [leaf] stores", 'must be a list of "tenant/store", e.g. ["demo/store-001"]')
-    stores = []
-    for item in value:
-        tenant, slash, store = item.partition("/") if isinstance(item, str) else ("", "", "")
-        if not slash:
-            raise validators.Invalid(f"{where}: [leaf] stores", f'must name stores as "tenant/store", not {item!r}')
-        stores.append((validators.token(f"{where}: [leaf] stores tenant", tenant),
-                       validators.token(f"{where}: [leaf] stores store", store)))
-    return tuple(sorted(set(stores)))
-def _retention(where: str, whole: Callable[[str, str, int, int, int], int], leaf: bool) -> RetentionSettings:
+def _leaf_stores_moved(where: str, value: object) -> str:
+    """The sentence refusing [leaf] stores (an earlier release's list): what to run instead, store by store."""
+    listed = [item.partition("/") for item in value if isinstance(item, str)] if isinstance(value, list) else []
+    commands = [f"`novapos hub --config {where} store leaf {tenant} {store} on`" for tenant, _, store in listed
+                if validators.TOKEN.fullmatch(tenant) and validators.TOKEN.fullmatch(store)]
+    return (f"{where}: [leaf] stores is no longer read: whether a store runs its own NATS leaf node is now a flag in "
+            "the hub's records, the same for every hub process at once and audited. Remove `stores` from [leaf], "
+            "then flag each store listed there with `novapos hub store leaf TENANT STORE on`"
+            + (f" (here: {'; '.join(commands)})" if commands else ""))
+
+
+def _retention(where: str, whole: Callable[[str, str, int, int, int], int]) -> RetentionSettings:
+    """[retention]; its inbox_days checked against [stream] max_age_days here, against the leaf stores' local
+    streams where a store is flagged as running a leaf node (hub.tenancy.provisioning.set_store_leaf)."""
     max_age_days = whole("stream", "max_age_days", StreamLimits.max_age_days, 1, 3650)
-    kept = max(max_age_days, LEAF_STREAM_MAX_AGE_DAYS) if leaf else max_age_days
-    least = kept + INBOX_MARGIN_DAYS
+    least = max_age_days + INBOX_MARGIN_DAYS
     inbox_days = whole("retention", "inbox_days", RetentionSettings.inbox_days, 0, 36500)
     if inbox_days and inbox_days < least:
-        longest = (f"the longest of [stream] max_age_days ({max_age_days}) and the leaf stores' local streams' "
-                   f"({LEAF_STREAM_MAX_AGE_DAYS} days, [leaf] stores)") if leaf else f"[stream] max_age_days ({max_age_days})"
         raise validators.Invalid(f"{where}: [retention] inbox_days",
-                                 f"must be at least {longest} + {INBOX_MARGIN_DAYS} = "
+                                 f"must be at least [stream] max_age_days ({max_age_days}) + {INBOX_MARGIN_DAYS} = "
                                  f"{least}, or 0 for that plus a month: the inbox must remember every "
                                  "event the stream can still redeliver, or a replay applies it twice")
     return RetentionSettings(inbox_days, whole("retention", "sales_months", RetentionSettings.sales_months, 0, 1200),

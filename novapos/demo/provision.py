@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -92,8 +92,8 @@ async def _provision(pool: asyncpg.Pool, folder: Path, leaf: bool) -> DemoCreden
             await service.rotate(conn, TENANT, STORE, public_key(store_seed))
             log.info("store %s/%s was given the demo's credentials again (they did not match its record)",
                      TENANT, STORE)
-        users = [replace(user, leaf=leaf and (user.tenant, user.store) == (TENANT, STORE))
-                 for user in await service.active_users(conn)]
+        await service.set_leaf(conn, TENANT, STORE, leaf)  # `novapos hub store leaf`, without its audit record
+        users = await service.active_users(conn)
     write_atomically(folder / "authorization.conf", authorization(public_key(hub_seed), users))
     await _people(pool)
     return DemoCredentials(folder / "hub.seed", store_file, folder / "authorization.conf")

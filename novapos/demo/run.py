@@ -16,7 +16,7 @@ till sells on, the hub ingests on.
 
 `--leaf` runs the store through a leaf node of its own (novapos.leaf, `novapos leaf` as a child before the edge):
 the embedded NATS gets JetStream domain "hub" and a leafnode listener, the store's user logs in as a leaf node,
-the hub's [leaf] stores lists the store, and the edge publishes to the leaf on loopback. Pause the hub's NATS
+the store is flagged as running one in the hub's records, and the edge publishes to the leaf on loopback. Pause the hub's NATS
 (`kill -STOP $(cat <state>/nats/nats-server.pid)`, then `kill -CONT`): the till sells on, its outbox stays empty
 and its /healthz counts the sales waiting on the leaf until the hub sources them.
 """
@@ -103,11 +103,11 @@ def demo_tls(state_dir: Path, name: str, nats_ca: bool) -> dict[str, str]:
 
 def write_hub_config(state_dir: Path, payments: dict[str, str] | None = None,
                      tls: dict[str, str] | None = None, replicas: int = 1,
-                     leaf_stores: tuple[str, ...] = ()) -> Path:
+                     leaf: bool = False) -> Path:
     """The shipped hub config with the audit checkpoints (and their signing key) under the demo's state folder:
     `novapos hub audit verify --config <state>/hub.toml` checks the demo's chain against them; the gift card
     numbers' HMAC key (made once, in the state folder); and, when given, the [payments] settings of the demo's
-    acquirer simulator; its streams' `replicas` (3 on the demo's cluster); its [leaf] stores (`--leaf`)."""
+    acquirer simulator; its streams' `replicas` (3 on the demo's cluster); with `leaf`, [leaf] check_every_s 5 s."""
     data = tomllib.loads((CONFIGS / "hub.toml").read_text())
     data["stream"]["replicas"] = replicas
     data["audit"]["checkpoint_dir"] = str((state_dir / "audit-checkpoints").resolve())
@@ -115,8 +115,8 @@ def write_hub_config(state_dir: Path, payments: dict[str, str] | None = None,
     data["gift_cards"] = {"key_file": str(demo_gift_card_key(state_dir).resolve())}
     if tls is not None:
         data["tls"] = tls
-    if leaf_stores:
-        data["leaf"] = {"stores": list(leaf_stores), "check_every_s": 5}
+    if leaf:
+        data["leaf"] = {"check_every_s": 5}
     path = state_dir / "hub.toml"
     path.write_text(tomli_w.dumps(data))
     return path
@@ -247,7 +247,7 @@ class Demo:
             hub_config = ["--config", str(write_hub_config(self.state_dir, hub_settings(acquirer),
                                                            demo_tls(self.state_dir, "hub", embedded),
                                                            CLUSTER_SIZE if self.cluster and embedded else 1,
-                                                           ("demo/store-001",) if leaf else ())),
+                                                           leaf is not None)),
                           "--http-port", str(self.console_port)]
             hub_env = {**env, "NOVAPOS_NATS_CREDENTIALS": str(credentials.hub)} if credentials else env
             hub = self._spawn(stack, "hub", ["hub", *hub_config], hub_env)
