@@ -166,23 +166,22 @@ async def sell(folder: Path, server: EmbeddedNats, url: str, spec: FleetSpec,
                 try:
                     await asyncio.wait_for(worker.process.wait(), 30)
                 except TimeoutError:
+                    progress(f"{worker.name} did not exit within 30 s of its stores' tally: killed")
                     worker.process.kill()
                     await worker.process.wait()
         for listener in listeners:
             listener.cancel()
 
 
-async def lean_run(folder: Path, postgres: EmbeddedPostgres, stores: int,
-                   options: argparse.Namespace) -> tuple[Run, dict[str, Any]]:
-    """`stores` lean stores selling for `options.duration` s against `options.hubs` hub processes on one NATS
-    server: bench.fleet's Run (the generator's lateness as the sales' lateness, nothing refused) and the figures
-    only the lean run has."""
-    spec = FleetSpec(stores=stores, processes=min(options.processes, stores), tenant=TENANT)
-    label = f"{stores} lean stores:"
-    progress(f"{label} starting NATS, a PostgreSQL database, {options.hubs} hub(s), {spec.processes} generator(s)")
+async def lean_run(folder: Path, url: str, spec: FleetSpec, options: argparse.Namespace) -> tuple[Run, dict[str, Any]]:
+    """`spec.stores` lean stores (over `spec.processes` generators) selling for `options.duration` s against
+    `options.hubs` hub processes on one NATS server, the database at `url` seeded for `spec` (seed_fleet):
+    bench.fleet's Run (the generator's lateness as the sales' lateness, nothing refused) and the figures only the
+    lean run has."""
+    stores, label = spec.stores, f"{spec.stores} lean stores:"
+    progress(f"{label} starting NATS, {options.hubs} hub(s), {spec.processes} generator(s)")
     folder.mkdir()
     with EmbeddedNats.authorized(folder / "nats", spec.store_ids()) as server:
-        url = await fresh_database(postgres, f"lean_{stores}", spec)
         hubs = []
         for number in range(options.hubs):
             (folder / f"hub-{number}").mkdir()
@@ -227,7 +226,9 @@ async def main(options: argparse.Namespace) -> dict[str, Any]:
                                          1 if options.quick else 3)
             runs: list[tuple[Run, dict[str, Any]]] = []
             for stores in options.ladder:
-                runs.append(await lean_run(folder / f"lean-{stores}", postgres, stores, options))
+                spec = FleetSpec(stores=stores, processes=min(options.processes, stores), tenant=TENANT)
+                url = await fresh_database(postgres, f"lean_{stores}", spec)
+                runs.append(await lean_run(folder / f"lean-{stores}", url, spec, options))
                 if not runs[-1][0].passed:
                     break
     passing = [(run, extra) for run, extra in runs if run.passed]
