@@ -21,6 +21,9 @@ health every 5 s on its own subject (the hub keeps each report) and keeps one lo
   p99_s, lean_events_per_s and lean_floor_ratio (lean_events_per_s / raw_ingest_floor_events_per_s) are at it.
 - health_reports_per_s, health_failed, catalog_pull_restarts, catalog_change_p99_s (a price change set mid-run
   until each store received its version marker; catalog_change_stores received it) at lean_max_stores.
+- failed_by: what failed the first size that did ("ingest lag": the hub host fell behind; "generator late": the
+  generator ran short, so that size says nothing of the hub host; "not drained", "lost", "doubled"). The generators
+  run niced (NICE): on the cores they share with the hub host's parts, those come first.
 - cpu_cores_at_lean_max_stores / _at_first_failure: cores by part (bench.processes: hub, nats, postgresql,
   generator, bench); hub_host_cores_per_1000_stores and generator_cores_per_1000_stores at the largest size tried;
   limited_by: the busiest part there; machine_busy_cores and cpu_steal_share (the whole machine over each window:
@@ -47,6 +50,7 @@ import asyncpg
 from bench.figures import progress, ratio
 from bench.fleet import (
     DRAIN_S,
+    LAG_BOUND_S,
     Run,
     busiest,
     change_price,
@@ -69,6 +73,10 @@ LADDER = (250, 500, 750, 1000, 1250, 1500, 2000, 2500, 3000)
 READY_S = 60.0
 READY_PER_STORE_S = 0.1
 START_MARGIN_S = 1.0
+NICE = 10
+"""The generators' priority below the hub host's parts: on cores they share, the hub, NATS and PostgreSQL get what
+they need first, and a generator left short sells late, which fails the size as the generator's limit (`failed_by`
+says so), not as lag the hub host caused."""
 LANDED_SQL = """
 SELECT store, count(*) AS rows, count(DISTINCT seq) FILTER (WHERE seq BETWEEN 1 AND ($2::jsonb ->> store)::bigint)::int AS ours
 FROM sales WHERE tenant = $1 GROUP BY store"""
@@ -82,6 +90,14 @@ def landed(rows: list[asyncpg.Record], sent: dict[str, int]) -> tuple[int, int]:
     lost = sum(count - counted.get(store, (0, 0))[1] for store, count in sent.items())
     doubled = sum(total - ours for total, ours in counted.values())
     return lost, doubled
+
+
+def failed_by(run: Run) -> list[str]:
+    """What failed a size: "ingest lag" (p99 at or over LAG_BOUND_S: the hub host fell behind), "generator late"
+    (its sales started late: the generator, not the hub host, ran short), "not drained", "lost", "doubled"."""
+    checks = {"ingest lag": run.lag_p99_s >= LAG_BOUND_S, "generator late": run.late_p99_s >= LAG_BOUND_S,
+              "not drained": not run.drained, "lost": run.lost > 0, "doubled": run.doubled > 0}
+    return [reason for reason, failed in checks.items() if failed]
 
 
 async def count_landed(url: str, sent: dict[str, int], expected: int, timeout: float) -> tuple[int, int]:
@@ -108,7 +124,7 @@ async def start_workers(folder: Path, server: EmbeddedNats, spec: FleetSpec, opt
                "tls": {"cert_file": tls.cert_file and str(tls.cert_file), "key_file": tls.key_file and str(tls.key_file),
                        "ca_file": tls.ca_file and str(tls.ca_file)},
                "sale_every_s": spec.sale_every_s, "duration_s": options.duration, "spread": spec.stores,
-               "health_interval_s": spec.health_interval_s, "drain_timeout_s": DRAIN_S}
+               "health_interval_s": spec.health_interval_s, "drain_timeout_s": DRAIN_S, "nice": NICE}
         with (folder / f"generator-{index}.log").open("ab") as log_file:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bench.lean_stores", stdin=asyncio.subprocess.PIPE,
@@ -248,12 +264,13 @@ async def main(options: argparse.Namespace) -> dict[str, Any]:
         "catalog_change_p99_s": change.get("p99_s"), "catalog_change_stores": change.get("stores"),
         "cpu_cores_at_lean_max_stores": best.cores if best else {},
         "cpu_cores_at_first_failure": failed.cores if failed else {},
+        "failed_by": failed_by(failed) if failed else [],
         "limited_by": busiest(last.cores),
         "hub_host_cores_per_1000_stores": round(last.hub_host_cores / last.stores * 1000, 2),
         "generator_cores_per_1000_stores": round(last.cores.get("generator", 0.0) / last.stores * 1000, 2),
         "generator_cpu_ms_per_sale": last_extra["generator_cpu_s_per_sale_ms"],
         "machine_busy_cores": last_extra["machine_busy_cores"], "cpu_steal_share": last_extra["cpu_steal_share"],
-        "runs": [{**run.figures(), **extra} for run, extra in runs], "duration_s": options.duration,
+        "runs": [{**run.figures(), **extra, "failed_by": failed_by(run)} for run, extra in runs], "duration_s": options.duration,
         "generator_processes": options.processes, "hubs": options.hubs, "cpus": os.cpu_count(),
         "load_average_at_start": [round(value, 2) for value in load], "python": platform.python_version(),
     })

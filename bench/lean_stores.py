@@ -18,7 +18,8 @@ edge.app.store_link makes it), so NATS pays a real connection, login and subscri
   stream_identity and open_consumer: an ephemeral consumer after the stream's last sequence, one long pull with idle
   heartbeats), timing each catalog version it receives (not applied: there is no local catalog).
 
-Left out: the SQLite outbox and catalog, the actors, the tills (the store box's work). The protocol is
+Left out: the SQLite outbox and catalog, the actors, the tills (the store box's work). The worker lowers its own
+priority by the job's `nice`, so that on shared cores the hub host's parts come first. The protocol is
 novapos.sim.worker's: the job (one JSON line) on stdin, `ready` on stdout once every store is connected and
 following, `go <time>` on stdin, a `tick` a second, `done` with each store's tally once every queue is empty (or
 `drain_timeout_s` passed)."""
@@ -280,6 +281,7 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format=f"%(asctime)s %(levelname)-7s lean-worker-{job['worker']} %(name)s: %(message)s")
     open_files_for(len(job["stores"]))
+    os.nice(job["nice"])
     asyncio.run(run(job))
     return 0
 

@@ -12,7 +12,7 @@ from typing import Any
 import trio
 
 from bench.fleet import Run
-from bench.fleet_lean import arguments, landed, lean_run
+from bench.fleet_lean import arguments, failed_by, landed, lean_run
 from bench.ingest import TENANT
 from hub.db import close_pool, create_pool
 from novapos.sim import FleetSpec, seed_fleet
@@ -58,6 +58,7 @@ async def test_lean_stores_sell_through_a_real_hub_exactly_once(tmp_path: Path, 
     assert [row["store"] for row in rows] == spec.store_names()
     assert all(row["seqs"] == list(range(1, SECONDS + 1)) and row["ids"] == SECONDS for row in rows), rows
     assert (run.lost, run.doubled, run.drained, run.refused) == (0, 0, True, 0)
+    assert [reason for reason in failed_by(run) if reason not in ("ingest lag", "generator late")] == []
     assert run.events_per_s > 0 and 0 <= run.lag_p50_s <= run.lag_p99_s < SECONDS
     assert {"generator", "hub", "nats", "postgresql"} <= set(run.cores) and run.cores["generator"] > 0
     # The hub kept every store's health reports (a report at the start, then every 5 s) and answered them
