@@ -40,7 +40,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -54,18 +53,16 @@ from bench.fleet import (
     Run,
     busiest,
     change_price,
+    floored,
     fresh_database,
-    ingest_floor,
     lag,
     measured,
-    migrated_template,
     wait_catalog,
 )
 from bench.ingest import TENANT, Hub
 from bench.processes import cpu_by_process, cpu_share, machine_share, machine_ticks
 from novapos.config.hub import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
-from novapos.demo.embedded_postgres import EmbeddedPostgres
 from novapos.sim import FleetSpec
 from novapos.sim.fleet import Worker
 
@@ -233,20 +230,14 @@ async def lean_run(folder: Path, url: str, spec: FleetSpec, options: argparse.Na
 
 async def main(options: argparse.Namespace) -> dict[str, Any]:
     load = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="novapos-bench-lean-") as name:
-        folder = Path(name)
-        folder.chmod(0o755)
-        with EmbeddedPostgres(folder / "pg") as postgres:
-            await migrated_template(postgres)
-            figures = await ingest_floor(folder / "floor", postgres, options.orders, 50, options.batch,
-                                         1 if options.quick else 3)
-            runs: list[tuple[Run, dict[str, Any]]] = []
-            for stores in options.ladder:
-                spec = FleetSpec(stores=stores, processes=min(options.processes, stores), tenant=TENANT)
-                url = await fresh_database(postgres, f"lean_{stores}", spec)
-                runs.append(await lean_run(folder / f"lean-{stores}", url, spec, options))
-                if not runs[-1][0].passed:
-                    break
+    async with floored(options, "novapos-bench-lean-") as (folder, postgres, figures):
+        runs: list[tuple[Run, dict[str, Any]]] = []
+        for stores in options.ladder:
+            spec = FleetSpec(stores=stores, processes=min(options.processes, stores), tenant=TENANT)
+            url = await fresh_database(postgres, f"lean_{stores}", spec)
+            runs.append(await lean_run(folder / f"lean-{stores}", url, spec, options))
+            if not runs[-1][0].passed:
+                break
     passing = [(run, extra) for run, extra in runs if run.passed]
     best, best_extra = passing[-1] if passing else (None, {})
     last, last_extra = runs[-1]
