@@ -41,6 +41,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -138,11 +139,26 @@ async def shown(workers: list[Worker], label: str, since: float, until: float) -
         progress(f"  {label} {time.time() - since:4.0f} s: sent {sent}, acked {acked}")
 
 
-async def sell(folder: Path, server: EmbeddedNats, url: str, spec: FleetSpec,
-               options: argparse.Namespace) -> tuple[list[Worker], float, float, dict[str, float], dict[str, float],
-                                                     tuple[int, float]]:
-    """The generator's workers selling for `options.duration` s against the running hubs: (workers, selling's
-    start, warm-up, cores by part, the machine's share, the price change made mid-run (version, when))."""
+@dataclass
+class Sold:
+    """What a run's selling left: the workers (their tallies), when selling began (wall clock) and the warm-up
+    left out of the figures, cores by part and the whole machine's share over the window, and the price change
+    made mid-run (catalog version, its commit's wall time)."""
+    workers: list[Worker]
+    since: float
+    warm: float
+    cores: dict[str, float]
+    machine: dict[str, float]
+    change: tuple[int, float]
+
+
+def said(folder: Path, worker: Worker) -> str:
+    """The end of a worker's log (its folder goes with the run's)."""
+    return (folder / f"{worker.name}.log").read_text(errors="replace")[-2000:]
+
+
+async def sell(folder: Path, server: EmbeddedNats, url: str, spec: FleetSpec, options: argparse.Namespace) -> Sold:
+    """The generator's workers selling for `options.duration` s against the running hubs, then draining."""
     workers: list[Worker] = []
     listeners: list[asyncio.Task[None]] = []
     label = f"{spec.stores} lean stores:"
@@ -151,7 +167,7 @@ async def sell(folder: Path, server: EmbeddedNats, url: str, spec: FleetSpec,
         listeners.extend(asyncio.create_task(worker.listen()) for worker in workers)
         await asyncio.wait_for(asyncio.gather(*(w.ready.wait() for w in workers)), READY_S + READY_PER_STORE_S * spec.stores)
         if failed := [w for w in workers if w.process.returncode is not None]:
-            raise RuntimeError(f"{failed[0].name} exited while connecting its stores; see {folder}/{failed[0].name}.log")
+            raise RuntimeError(f"{failed[0].name} exited while connecting its stores:\n{said(folder, failed[0])}")
         since = time.time() + START_MARGIN_S
         for worker in workers:
             await worker.send(f"go {since!r}")
@@ -169,8 +185,8 @@ async def sell(folder: Path, server: EmbeddedNats, url: str, spec: FleetSpec,
         await showing
         await asyncio.wait_for(asyncio.gather(*(w.finished.wait() for w in workers)), DRAIN_S + 30)
         if missing := [w for w in workers if not w.done]:
-            raise RuntimeError(f"{missing[0].name} exited before reporting; see {folder}/{missing[0].name}.log")
-        return workers, since, warm, cores, machine, change
+            raise RuntimeError(f"{missing[0].name} exited before reporting:\n{said(folder, missing[0])}")
+        return Sold(workers, since, warm, cores, machine, change)
     finally:
         for worker in workers:
             if worker.process.returncode is None:
@@ -201,29 +217,30 @@ async def lean_run(folder: Path, url: str, spec: FleetSpec, options: argparse.Na
             hubs.append(Hub(folder / f"hub-{number}", server, url, options.batch))
         try:
             await wait_catalog(server.url, server.hub_options())
-            workers, since, warm, cores, machine, (version, changed) = await sell(folder, server, url, spec, options)
-            tallies = {name: tally for worker in workers for name, tally in worker.done["stores"].items()}
+            sold = await sell(folder, server, url, spec, options)
+            tallies = {name: tally for worker in sold.workers for name, tally in worker.done["stores"].items()}
             sent = {name: tally["sent"] for name, tally in tallies.items()}
             lost, doubled = await count_landed(url, sent, sum(t["acked"] for t in tallies.values()), DRAIN_S)
         finally:
             crashed = [text for text in (hub.stop() for hub in hubs) if "Traceback" in text]
     if crashed:
         progress(f"{label} a hub logged a traceback:\n{crashed[0][-3000:]}")
-    events, p50, p99 = await lag(url, since + warm, since + options.duration)
-    late = round(max(float(w.done["late_p99_s"]) for w in workers), 3)
-    drained = all(w.done["drained"] for w in workers) and not crashed
+    events, p50, p99 = await lag(url, sold.since + sold.warm, sold.since + options.duration)
+    late = round(max(float(w.done["late_p99_s"]) for w in sold.workers), 3)
+    drained = all(w.done["drained"] for w in sold.workers) and not crashed
+    version, changed = sold.change
     reached = [max(0.0, at - changed) for tally in tallies.values() if (at := tally["catalog"].get(str(version)))]
-    run = Run(stores, p50, p99, round(events / (options.duration - warm)), cores, lost, doubled, drained, late, 0,
-              reached)
+    run = Run(stores, p50, p99, round(events / (options.duration - sold.warm)), sold.cores, lost, doubled, drained,
+              late, 0, reached)
     extra = {"health_reports_per_s": round(sum(t["health_ok"] for t in tallies.values()) / options.duration, 1),
              "health_failed": sum(t["health_failed"] for t in tallies.values()),
              "publish_failures": sum(t["publish_failures"] for t in tallies.values()),
              "catalog_pull_restarts": sum(t["catalog_restarts"] for t in tallies.values()),
-             "generator_cpu_s_per_sale_ms": round(sum(float(w.done["cpu_s"]) for w in workers)
-                                                  / max(1, sum(sent.values())) * 1000, 3),
-             "machine_busy_cores": machine["busy_cores"], "cpu_steal_share": machine["steal_share"]}
+             "generator_cpu_ms_per_sale": round(sum(float(w.done["cpu_s"]) for w in sold.workers)
+                                                / max(1, sum(sent.values())) * 1000, 3),
+             "machine_busy_cores": sold.machine["busy_cores"], "cpu_steal_share": sold.machine["steal_share"]}
     progress(f"{label} lag p50 {p50} s, p99 {p99} s over {events} sales, generator late p99 {late} s; lost {lost}, "
-             f"doubled {doubled}, drained {drained}; price change reached {len(reached)} stores; cores {cores}; "
+             f"doubled {doubled}, drained {drained}; price change reached {len(reached)} stores; cores {sold.cores}; "
              f"{extra}")
     return run, extra
 
@@ -259,7 +276,7 @@ async def main(options: argparse.Namespace) -> dict[str, Any]:
         "limited_by": busiest(last.cores),
         "hub_host_cores_per_1000_stores": round(last.hub_host_cores / last.stores * 1000, 2),
         "generator_cores_per_1000_stores": round(last.cores.get("generator", 0.0) / last.stores * 1000, 2),
-        "generator_cpu_ms_per_sale": last_extra["generator_cpu_s_per_sale_ms"],
+        "generator_cpu_ms_per_sale": last_extra["generator_cpu_ms_per_sale"],
         "machine_busy_cores": last_extra["machine_busy_cores"], "cpu_steal_share": last_extra["cpu_steal_share"],
         "runs": [{**run.figures(), **extra, "failed_by": failed_by(run)} for run, extra in runs], "duration_s": options.duration,
         "generator_processes": options.processes, "hubs": options.hubs, "cpus": os.cpu_count(),
