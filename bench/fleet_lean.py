@@ -195,7 +195,7 @@ async def sell(folder: Path, server: EmbeddedNats, url: str, spec: FleetSpec, op
                 try:
                     await asyncio.wait_for(worker.process.wait(), 30)
                 except TimeoutError:
-                    progress(f"{worker.name} did not exit within 30 s of its stores' tally: killed")
+                    progress(f"{worker.name} still closing its stores' connections 30 s after its tally: killed (its figures are in)")
                     worker.process.kill()
                     await worker.process.wait()
         for listener in listeners:

@@ -27,7 +27,6 @@ following, `go <time>` on stdin, a `tick` a second, `done` with each store's tal
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -37,6 +36,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import nats.errors
 
 from actors.catalog.decoding import decode_one
 from actors.catalog.pull import Puller
@@ -173,22 +174,24 @@ async def report_health(store: LeanStore, start: float, interval_s: int) -> None
             log.warning("store %s: health report failed: %s", store.name, exc or type(exc).__name__)
 
 
-async def follow_catalog(store: LeanStore, puller: Puller, after: int) -> None:
-    """Take what the open pull brings, timing each version marker; a pull that dies is reopened after the last
-    stream sequence received, as the catalog sync does."""
+async def follow_catalog(store: LeanStore, puller: Puller | None, after: int) -> None:
+    """Take what the open pull brings, timing each version marker; a pull that dies (or cannot be opened: NATS
+    away) is reopened after the last stream sequence received, as the catalog sync does."""
     while True:
         try:
+            if puller is None:
+                puller = await open_consumer(store.link, store.tenant, after + 1, CATALOG_BATCH)
             for subject, data, stream_seq, _, _ in await puller.take(CATALOG_TAKE_S):
                 after = stream_seq
                 if isinstance(marker := decode_one(subject, data), VersionMarker):
                     store.catalog[marker.version] = time.time()
-        except ConnectionError as exc:
+        except (ConnectionError, TimeoutError, nats.errors.Error) as exc:
             store.catalog_restarts += 1
-            log.warning("store %s: the catalog pull ended (%s); reopening it", store.name, exc)
-            await puller.close()
+            log.warning("store %s: the catalog pull ended (%s); reopening it", store.name, exc or type(exc).__name__)
+            if puller is not None:
+                await puller.close()
+            puller = None
             await asyncio.sleep(1.0)
-            with contextlib.suppress(Exception):  # NATS away: the next round tries again
-                puller = await open_consumer(store.link, store.tenant, after + 1, CATALOG_BATCH)
 
 
 async def open_catalog(store: LeanStore, limit: asyncio.Semaphore) -> tuple[Puller, int]:
@@ -236,13 +239,11 @@ async def run(job: dict[str, Any]) -> None:
         require_tls=certificates.verifies_servers)) for name, number, credentials in job["stores"]]
     loop = asyncio.get_running_loop()
     tasks: list[asyncio.Task[None]] = []
-    pullers: list[Puller] = []
     try:
         limit = asyncio.Semaphore(CONNECT_AT_ONCE)
         await asyncio.gather(*(connect(store, limit) for store in stores))
         opened = await asyncio.gather(*(open_catalog(store, limit) for store in stores))
         for store, (puller, last) in zip(stores, opened, strict=True):
-            pullers.append(puller)
             tasks.append(asyncio.create_task(follow_catalog(store, puller, last)))
             tasks.append(asyncio.create_task(forward(store)))
         log.info("%d lean store(s) connected and following the catalog", len(stores))
@@ -273,13 +274,13 @@ async def run(job: dict[str, Any]) -> None:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         try:  # the tally is out: a close held up (a starved worker) only delays the bench, so it is bounded
-            await asyncio.wait_for(close_all(stores, pullers), CLOSE_S)
+            await asyncio.wait_for(close_all(stores), CLOSE_S)
         except TimeoutError:
             log.warning("the stores' connections did not close within %.0f s; exiting with them open", CLOSE_S)
 
 
-async def close_all(stores: list[LeanStore], pullers: list[Puller]) -> None:
-    await asyncio.gather(*(puller.close() for puller in pullers), return_exceptions=True)
+async def close_all(stores: list[LeanStore]) -> None:
+    """Each store's link (its catalog pull's subscription goes with its connection)."""
     await asyncio.gather(*(store.link.close() for store in stores), return_exceptions=True)
 
 
