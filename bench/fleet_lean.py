@@ -26,8 +26,9 @@ health every 5 s on its own subject (the hub keeps each report) and keeps one lo
   run niced (NICE): on the cores they share with the hub host's parts, those come first.
 - cpu_cores_at_lean_max_stores / _at_first_failure: cores by part (bench.processes: hub, nats, postgresql,
   generator, bench); hub_host_cores_per_1000_stores and generator_cores_per_1000_stores at the largest size tried;
-  limited_by: the busiest part there; machine_busy_cores and cpu_steal_share (the whole machine over each window:
-  anything else running shows as busy cores our parts do not account for).
+  limited_by: what ran out there ("machine" when its cores were 95 % busy or more, else the busiest part);
+  busiest_part; machine_busy_cores and cpu_steal_share (the whole machine over each window: anything else running
+  shows as busy cores our parts do not account for, and steal as CPU the hypervisor gave elsewhere).
 
 Progress goes to stderr; the last line of stdout is one JSON object.
 """
@@ -75,6 +76,7 @@ NICE = 10
 """The generators' priority below the hub host's parts: on cores they share, the hub, NATS and PostgreSQL get what
 they need first, and a generator left short sells late, which fails the size as the generator's limit (`failed_by`
 says so), not as lag the hub host caused."""
+MACHINE_FULL = 0.95
 LANDED_SQL = """
 SELECT store, count(*) AS rows, count(DISTINCT seq) FILTER (WHERE seq BETWEEN 1 AND ($2::jsonb ->> store)::bigint)::int AS ours
 FROM sales WHERE tenant = $1 GROUP BY store"""
@@ -96,6 +98,12 @@ def failed_by(run: Run) -> list[str]:
     checks = {"ingest lag": run.lag_p99_s >= LAG_BOUND_S, "generator late": run.late_p99_s >= LAG_BOUND_S,
               "not drained": not run.drained, "lost": run.lost > 0, "doubled": run.doubled > 0}
     return [reason for reason, failed in checks.items() if failed]
+
+
+def limited_by(run: Run, extra: dict[str, Any]) -> str:
+    """What ran out at a size: "machine" when its cores were all but all busy (MACHINE_FULL: every part, the
+    generator's included, then waits for a core, whichever is busiest), else the busiest part."""
+    return "machine" if extra["machine_busy_cores"] >= MACHINE_FULL * (os.cpu_count() or 1) else busiest(run.cores)
 
 
 async def count_landed(url: str, sent: dict[str, int], expected: int, timeout: float) -> tuple[int, int]:
@@ -273,7 +281,8 @@ async def main(options: argparse.Namespace) -> dict[str, Any]:
         "cpu_cores_at_lean_max_stores": best.cores if best else {},
         "cpu_cores_at_first_failure": failed.cores if failed else {},
         "failed_by": failed_by(failed) if failed else [],
-        "limited_by": busiest(last.cores),
+        "limited_by": limited_by(last, last_extra),
+        "busiest_part": busiest(last.cores),
         "hub_host_cores_per_1000_stores": round(last.hub_host_cores / last.stores * 1000, 2),
         "generator_cores_per_1000_stores": round(last.cores.get("generator", 0.0) / last.stores * 1000, 2),
         "generator_cpu_ms_per_sale": last_extra["generator_cpu_ms_per_sale"],
