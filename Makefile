@@ -58,6 +58,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.fleet_reports
 	$(BIN)/python -m bench.fleet
+	$(BIN)/python -m bench.fleet_lean
 	$(BIN)/python -m bench.audit
 	$(BIN)/python -m bench.console
 	$(BIN)/python -m bench.shift

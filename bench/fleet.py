@@ -49,6 +49,8 @@ import platform
 import shutil
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -334,25 +336,35 @@ def busiest(cores: dict[str, float]) -> str:
     return max(cores, key=lambda role: cores[role]) if cores else ""
 
 
-async def main(options: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="novapos-bench-fleet-") as name:
+@asynccontextmanager
+async def floored(options: argparse.Namespace, prefix: str) -> AsyncIterator[tuple[Path, EmbeddedPostgres,
+                                                                                   dict[str, Any]]]:
+    """A scratch folder, embedded PostgreSQL in it with TEMPLATE migrated, and the machine's ingest floor measured
+    first (`options.orders` sales, `options.batch`; once with `options.quick`): what a fleet benchmark runs its
+    sizes on and against."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as name:
         folder = Path(name)
         folder.chmod(0o755)
         with EmbeddedPostgres(folder / "pg") as postgres:
             await migrated_template(postgres)
             figures = await ingest_floor(folder / "floor", postgres, options.orders, 50, options.batch,
                                          1 if options.quick else 3)
-            runs: list[Run] = []
-            for stores in options.ladder:
-                runs.append(await fleet_run(folder / f"fleet-{stores}", postgres, stores, options, kill=False))
-                if not runs[-1].passed:
-                    break
-            passing = [run for run in runs if run.passed]
-            best = passing[-1] if passing else None
-            failed = runs[-1] if not runs[-1].passed else None
-            last = runs[-1]
-            killed = await fleet_run(folder / "killed", postgres, options.kill_stores or (best or last).stores, options,
-                                     kill=True)
+            yield folder, postgres, figures
+
+
+async def main(options: argparse.Namespace) -> dict[str, Any]:
+    async with floored(options, "novapos-bench-fleet-") as (folder, postgres, figures):
+        runs: list[Run] = []
+        for stores in options.ladder:
+            runs.append(await fleet_run(folder / f"fleet-{stores}", postgres, stores, options, kill=False))
+            if not runs[-1].passed:
+                break
+        passing = [run for run in runs if run.passed]
+        best = passing[-1] if passing else None
+        failed = runs[-1] if not runs[-1].passed else None
+        last = runs[-1]
+        killed = await fleet_run(folder / "killed", postgres, options.kill_stores or (best or last).stores, options,
+                                 kill=True)
     price, killed_price = (best or runs[0]).price_change(), killed.price_change()
     figures.update({
         "max_stores": best.stores if best else 0,
