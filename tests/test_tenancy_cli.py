@@ -10,6 +10,7 @@ import os
 import pwd
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,6 +34,10 @@ def _novapos(at: Hub, *words: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60, env=env)
 
 
+RESET_TRIES = 15
+"""A refusal's -ERR races the TLS close: on a machine losing its CPU to steal CI saw three resets in a row."""
+
+
 def _connects(url: str, seed: Path, tenant: str, store: str, tls: TlsSettings) -> str:
     """"" when the store logs in, else why not: asked once (the CLI returns once NATS has reloaded), again only
     when the refusal came as a bare connection reset (a TLS close racing the server's -ERR, which says nothing)."""
@@ -46,10 +51,11 @@ def _connects(url: str, seed: Path, tenant: str, store: str, tls: TlsSettings) -
         finally:
             await link.close()
         return ""
-    for _ in range(3):
+    for _ in range(RESET_TRIES):
         reason = asyncio.run(attempt())
         if "reset by peer" not in reason:
             break
+        time.sleep(0.2)
     return reason
 
 

@@ -113,7 +113,7 @@ async def _as_hub(server: EmbeddedNats) -> Client:
 async def _refused(server: EmbeddedNats, seed: Path) -> str:
     """Why NATS refuses a login with `seed` ("" if it accepts it). A connection reset while the server is
     still reloading its authorization says nothing yet: that attempt is made again, a few times."""
-    for _ in range(5):
+    for _ in range(15):
         try:
             client = await nats.connect(server.url, nkeys_seed=str(seed), allow_reconnect=False, connect_timeout=2,
                                         **server.client_options())
