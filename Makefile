@@ -16,9 +16,12 @@ demo: $(STAMP)
 	$(BIN)/novapos demo
 
 # The whole suite, including the install test (marked `install`: it builds the wheel and runs the
-# demo from a fresh venv; `$(BIN)/python -m pytest -m "not install"` skips it).
+# demo from a fresh venv; `$(BIN)/python -m pytest -m "not install"` skips it), on TEST_WORKERS pytest-xdist
+# workers: most tests wait on NATS, PostgreSQL, a browser or a child process, so three share two cores well.
+# Tests marked xdist_group("name") run on one worker, one after another.
+TEST_WORKERS ?= 3
 test: lint tools
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # ruff, then mypy on everything, then mypy --strict on the parts others build on.
 STRICT := edge_runtime novapos/wire novapos/money.py novapos/validators.py
