@@ -5,11 +5,12 @@
 Real parts: embedded PostgreSQL and the hub's own code (hub.fleet). Figures:
 
 - report_apply_per_s: health reports (4 devices each, steady state: what changes is the outbox and the clock)
-  kept by hub.fleet.reports.apply_report from 8 connections at once over `--stores` stores, one transaction
-  each, as the responder runs it; `stores_at_5s_interval` is how many stores that rate serves at the default
-  report interval.
-- upsert_floor_per_s: the same 8 connections each doing the least a report must (one UPDATE of the store's row
-  with the same values, in its own transaction); `apply_to_floor_ratio` compares the two.
+  kept as the responder keeps them: 64 requests in flight at once (hub.responders.IN_FLIGHT), each submitted to
+  the process's group commit (hub.fleet.reports.REPORTS), over `--stores` stores; `stores_at_5s_interval` is how
+  many stores that rate serves at the default report interval. report_unbatched_per_s: the same reports each in
+  its own transaction from 8 connections (how the hub kept them before group commit).
+- upsert_floor_per_s: the least a batch of reports must do: one bare UPDATE of each store's row with the same
+  values, 256 to a transaction (pipelined), from one connection; `apply_to_floor_ratio` compares the two.
 - fleet_page_ms: GET /api/fleet's query and row shaping (hub.fleet.routes PAGE_SQL + item) for a tenant admin,
   50 stores a page from random places in the order, with `--stores` stores and a day of history (a sample per
   store per minute: stores x 1,440 rows); fleet_region_page_ms: the same for a regional admin (a quarter of
@@ -36,13 +37,14 @@ import asyncpg
 
 from bench.figures import progress, ratio, summary
 from hub.db import create_pool, migrate
-from hub.fleet.reports import apply_report
+from hub.fleet.reports import BATCH_MOST, REPORTS, Received, apply_reports
 from hub.fleet.routes import HISTORY_SQL, PAGE_SQL, item
 from hub.fleet.watch import mark_offline
 from novapos.demo.embedded_postgres import EmbeddedPostgres
 from novapos.wire.health import Device, HealthReport
 
 WRITERS = 8
+IN_FLIGHT = 64
 PAGE = 50
 SAMPLES_PER_DAY = 1440
 DEVICES = (Device("receipt-printer", "printer", "ready", "paper ok"), Device("drawer-1", "drawer", "closed"),
@@ -65,26 +67,35 @@ async def _world(pool: asyncpg.Pool, stores: int) -> None:
 
 async def _apply_figures(pool: asyncpg.Pool, stores: int, reports: int) -> dict[str, float]:
     names = [f"s-{n:06d}" for n in range(1, stores + 1)]
-    for name in names:  # first reports: every store online, its row made, the 'online' history written
-        async with pool.acquire() as conn:
-            await apply_report(conn, "demo", name, _report(0), 0)
+    async with pool.acquire() as conn:  # first reports: every store online, its row made, the 'online' history
+        for start in range(0, stores, BATCH_MOST):
+            await apply_reports(conn, [Received("demo", name, _report(0), 0) for name in names[start:start + BATCH_MOST]])
     queue = [names[n % stores] for n in range(reports)]
 
-    async def writer(work: list[str], keep: bool) -> None:
+    async def submitter(work: list[str]) -> None:
+        for number, name in enumerate(work):
+            await REPORTS.submit(pool, Received("demo", name, _report(number % 7), 5))
+
+    async def unbatched(work: list[str]) -> None:
         async with pool.acquire() as conn:
             for number, name in enumerate(work):
-                if keep:
-                    await apply_report(conn, "demo", name, _report(number % 7), 5)
-                else:
-                    async with conn.transaction():
-                        await conn.execute(
-                            "UPDATE fleet_status SET last_seen = now(), outbox_depth = $3, clock_skew_ms = 5"
-                            " WHERE tenant = $1 AND store = $2", "demo", name, number % 7)
+                await apply_reports(conn, [Received("demo", name, _report(number % 7), 5)])
+
+    async def floor(work: list[str]) -> None:
+        async with pool.acquire() as conn:
+            for start in range(0, len(work), BATCH_MOST):
+                async with conn.transaction():
+                    await conn.executemany(
+                        "UPDATE fleet_status SET last_seen = now(), outbox_depth = $3, clock_skew_ms = 5"
+                        " WHERE tenant = $1 AND store = $2",
+                        [("demo", name, number % 7) for number, name in enumerate(work[start:start + BATCH_MOST])])
 
     figures: dict[str, float] = {}
-    for label, keep in (("report_apply_per_s", True), ("upsert_floor_per_s", False)):
+    for label, run in (("report_apply_per_s", [submitter(queue[index::IN_FLIGHT]) for index in range(IN_FLIGHT)]),
+                       ("report_unbatched_per_s", [unbatched(queue[index::WRITERS]) for index in range(WRITERS)]),
+                       ("upsert_floor_per_s", [floor(queue)])):
         started = time.perf_counter()
-        await asyncio.gather(*(writer(queue[index::WRITERS], keep) for index in range(WRITERS)))
+        await asyncio.gather(*run)
         figures[label] = round(reports / (time.perf_counter() - started))
         progress(f"{label}: {figures[label]}")
     return figures

@@ -36,6 +36,8 @@ from hub.migration_lint import NO_TRANSACTION, statements
 log = logging.getLogger(__name__)
 
 _MIGRATION_LOCK = 0x6E6F7661  # "nova"
+LOCK_ERRORS = (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+"""Failures that are another transaction's lock in the way: worth trying again after a moment."""
 MIGRATION_POLL_S = 0.2
 """How often a hub process waiting for another's migrations asks for the migration lock again."""
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from hub.fleet.reports import apply_report
+from hub.fleet.reports import Received, apply_reports
 from novapos.wire.health import Device, HealthReport
 from tests.stock_world import on_database
 
@@ -41,6 +41,6 @@ async def report(database_url: str, tenant: str, store: str, health: HealthRepor
     """Keep a report as the hub's responder would (its NATS side is tested in test_fleet_reports)."""
     async def apply(pool: asyncpg.Pool) -> str | None:
         async with pool.acquire() as conn:
-            return await apply_report(conn, tenant, store, health, skew_ms)
+            return (await apply_reports(conn, [Received(tenant, store, health, skew_ms)]))[0]
     result: str | None = await on_database(database_url, apply)
     return result

@@ -15,6 +15,8 @@ import trio
 from prometheus_client import REGISTRY
 
 from hub.app import run_hub
+from hub.db import create_pool
+from hub.fleet.reports import REPORTS, Received
 from hub.fleet.watch import enrol, mark_offline, purge, refresh_gauges
 from novapos.adapters.nats import NatsLink, store_inbox_prefix
 from novapos.config import HubConfig
@@ -165,6 +167,40 @@ async def test_a_silent_store_goes_offline_once_whichever_hub_marks_it(database_
     kinds = await query(database_url, "SELECT kind, details->>'to' AS version FROM fleet_history"
                                       " WHERE store = 'store-001' ORDER BY id")
     assert [row["kind"] for row in kinds][-2:] == ["online", "version"] and kinds[-1]["version"] == "0.2.0"
+
+
+async def test_reports_from_many_stores_at_once_are_kept_in_a_few_transactions_by_two_hubs_without_deadlock(
+        database_url: str) -> None:
+    """Group commit: 120 stores reporting at once through two hub processes' pools (each its own writer, locking
+    rows in one order) take a handful of write transactions, not 240; every report is kept, the last of each store
+    wins, an unknown store in a batch is told so and the rest of its batch is kept."""
+    await fleet_world(database_url)
+    stores = [f"s-{n:03d}" for n in range(120)]
+    await query(database_url, "INSERT INTO stores (tenant, store, region, name) SELECT 'demo', s, 'north', s"
+                              " FROM unnest($1::text[]) s", stores)
+
+    async def two_hubs(pool: asyncpg.Pool) -> tuple[int, list[str | None]]:
+        other = await create_pool(database_url)
+        try:
+            before = await pool.fetchval("SELECT pg_current_xact_id()::text::bigint")
+            answers: list[str | None] = []
+            for depth in (1, 2):  # two rounds: the first makes the rows, the second updates them
+                answers = list(await asyncio.gather(
+                    *(REPORTS.submit(hub, Received("demo", store, a_report(outbox_depth=depth), 0))
+                      for store in stores for hub in (pool, other)),
+                    REPORTS.submit(pool, Received("demo", "nobody", a_report(), 0))))
+            after = await pool.fetchval("SELECT pg_current_xact_id()::text::bigint")
+            return after - before - 1, answers
+        finally:
+            await other.close()
+    transactions, answers = await on_database(database_url, two_hubs)
+    assert answers[:-1] == [None] * 240
+    assert answers[-1] == "the hub does not know store 'nobody' of tenant 'demo': it must be provisioned"
+    assert transactions <= 16, f"{transactions} write transactions for 482 reports: not grouped"
+    rows = await query(database_url, "SELECT outbox_depth, online FROM fleet_status WHERE store LIKE 's-%'")
+    assert len(rows) == 120 and {(row["outbox_depth"], row["online"]) for row in rows} == {(2, True)}
+    online = await query(database_url, "SELECT count(*) AS n FROM fleet_history WHERE kind = 'online'")
+    assert online[0]["n"] == 120  # each store came online once, whichever hub took its first report
 
 
 async def test_history_is_kept_a_day_then_purged(database_url: str) -> None:

@@ -34,6 +34,7 @@ from nats.aio.msg import Msg
 from prometheus_client import Counter, Histogram
 
 from edge_runtime import AsyncioSeam, Backoff
+from hub.db import LOCK_ERRORS
 from hub.ingest.inbox import BatchResult, Delivery, Sorted, Sorter, apply_sorted
 from hub.ingest.pull import fetch_batch
 from hub.ingest.store_stats import EVENT_DELAY
@@ -60,8 +61,6 @@ LOCK_RETRY = Backoff(initial=0.25, maximum=1.0)
 cause is another session's transaction, which ends by itself, and a store's sales should land within a couple
 of seconds of it ending: under RETRY a lock held for half a minute left the batch waiting 10 s more. The
 database answered, and each attempt has already waited its lock_timeout there, so a 1 s cap does not hammer it."""
-LOCK_ERRORS = (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
-"""Failures that are another transaction's lock in the way, retried under LOCK_RETRY."""
 SORT_STEP = 32
 """Events decoded and validated between two turns of the event loop while a batch is being applied."""
 HELD_DELAY_S = 60.0
