@@ -3,9 +3,9 @@
 A hub process answers each request in a task of its own (hub.responders). When each of those is its own
 PostgreSQL transaction, a thousand stores reporting their health every five seconds cost two hundred commits a
 second, a WAL flush and four round trips each, and the commits, not the work, fill the cores. A GroupCommit
-hands the items to one writer per pool: the first item is written at once (no added wait when the hub is idle),
-and whatever arrives during a write goes in the next one, up to `most` items, at most one per key (two reports of
-one store are kept in the order they came, in two writes). Each caller gets its own item's result, or the
+hands the items to one writer per pool: the writer waits `linger_s` for company before each write (0: the first
+item is written at once), and whatever arrives meanwhile goes in the batch, up to `most` items, at most one per key
+(two reports of one store are kept in the order they came, in two writes). Each caller gets its own item's result, or the
 exception its batch failed with.
 """
 
@@ -32,8 +32,8 @@ class GroupCommit(Generic[Item, Result]):
     """`write(pool, items)` keeps a batch in one transaction and returns one result per item, in their order."""
 
     def __init__(self, write: Callable[[asyncpg.Pool, Sequence[Item]], Awaitable[Sequence[Result]]], *,
-                 most: int, key: Callable[[Item], Hashable]) -> None:
-        self._write, self._most, self._key = write, most, key
+                 most: int, key: Callable[[Item], Hashable], linger_s: float = 0.0) -> None:
+        self._write, self._most, self._key, self._linger_s = write, most, key, linger_s
         self._queues: dict[int, list[_Waiting[Item, Result]]] = {}
         """Items waiting, by the id of their pool: an entry lives only while its writer task runs (which holds the
         pool), so a closed pool leaves nothing behind and a new pool never finds an old one's queue."""
@@ -72,7 +72,11 @@ class GroupCommit(Generic[Item, Result]):
     async def _drain(self, pool: asyncpg.Pool, queue: list[_Waiting[Item, Result]]) -> None:
         batch: list[_Waiting[Item, Result]] = []
         try:
-            while batch := self._take(queue):
+            while True:
+                if self._linger_s > 0:
+                    await asyncio.sleep(self._linger_s)
+                if not (batch := self._take(queue)):
+                    break
                 try:
                     results = await self._write(pool, [waiting.item for waiting in batch])
                 except Exception as exc:

@@ -1,4 +1,4 @@
-"""hub.group_commit: what arrives during a write goes in the next one, each caller gets its own item's result,
+"""hub.group_commit: what arrives during a write (or its linger) goes in the next one, each caller gets its own item's result,
 two items of one key never share a batch and keep their order, and a failed batch fails only its own callers."""
 
 from __future__ import annotations
@@ -93,3 +93,18 @@ def test_a_caller_that_gives_up_is_left_out_of_the_next_batch() -> None:
         return await kept
     assert asyncio.run(run()) == 4
     assert recorder.batches == [[("a", 1)], [("b", 2)]]
+
+
+def test_a_linger_gathers_items_that_trickle_in_into_one_write() -> None:
+    recorder = Recorder()
+    commit: GroupCommit[tuple[str, int], int] = GroupCommit(recorder.write, most=100, key=lambda item: item[0],
+                                                            linger_s=0.2)
+
+    async def run() -> list[int]:
+        tasks = []
+        for n in range(5):  # one every 20 ms: without the linger the first would be written alone
+            tasks.append(asyncio.create_task(commit.submit(POOL, (f"s{n}", n))))
+            await asyncio.sleep(0.02)
+        return [await task for task in tasks]
+    assert asyncio.run(run()) == [0, 2, 4, 6, 8]
+    assert [len(batch) for batch in recorder.batches] == [5]

@@ -41,6 +41,10 @@ SKEW_ALERT_MS = 60 * 1000
 
 BATCH_MOST = 256
 """Reports one transaction keeps at most (a batch of 256 is about 30 ms of PostgreSQL's time)."""
+BATCH_LINGER_S = 0.1
+"""How long the writer waits for more reports before a write: a reply comes up to 0.1 s later (a store reports
+every few seconds and does not wait on the answer to sell), and a thousand stores' reports go 20 to a transaction
+instead of one or two."""
 
 _BATCH = " JOIN unnest($1::text[], $2::text[]) AS r(tenant, store) ON {t}.tenant = r.tenant AND {t}.store = r.store"
 PREVIOUS_SQL = ("SELECT f.tenant, f.store, s.status, f.online, f.version, f.devices::text AS devices, f.sampled_at,"
@@ -168,7 +172,7 @@ async def _keep(pool: asyncpg.Pool, received: Sequence[Received]) -> list[str | 
         return await attempt()
 
 
-REPORTS: GroupCommit[Received, str | None] = GroupCommit(_keep, most=BATCH_MOST,
+REPORTS: GroupCommit[Received, str | None] = GroupCommit(_keep, most=BATCH_MOST, linger_s=BATCH_LINGER_S,
                                                           key=lambda one: (one.tenant, one.store))
 """Every report this process takes, by group commit."""
 
