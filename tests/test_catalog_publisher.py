@@ -15,7 +15,7 @@ import httpx
 import nats
 import pytest
 import trio
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 
 from bench.catalog import HEADER
 from edge_runtime import AsyncioSeam
@@ -23,10 +23,20 @@ from hub.app import run_hub
 from hub.catalog import changes, service
 from hub.catalog.importer import import_catalog
 from hub.catalog.publisher import publish_pipelined
+from novapos.adapters.nats import CATALOG_MAX_CONSUMERS
 from novapos.config import HubConfig
 from novapos.demo.embedded_nats import EmbeddedNats
 from novapos.pricing import effective_price
-from novapos.wire.catalog import Item, Message, Settings, TaxClass, VersionMarker, catalog_stream, decode
+from novapos.wire.catalog import (
+    Item,
+    Message,
+    Settings,
+    TaxClass,
+    VersionMarker,
+    catalog_stream,
+    catalog_subjects,
+    decode,
+)
 from tests.catalog_support import catalog_pool
 from tests.conftest import wait_until
 from tests.console_access import sign_in_admin
@@ -309,3 +319,32 @@ async def test_pipelined_publishing_proves_every_message_stored_and_stops_at_a_r
     assert held == 25_001
     assert "message 10 was stored as sequence 25011, not 25010: some before it were lost" in gap
     assert "no stream takes these subjects" in refusal
+
+
+async def test_a_catalog_stream_takes_more_than_the_servers_default_1000_consumers_and_an_older_one_is_raised(
+        nats_server: EmbeddedNats) -> None:
+    """nats-server 2.15 lets a stream without a limit of its own hold 1,000 consumers; every store of a tenant
+    follows its catalog with one, so the 1,001st store would get no prices. The hub's catalog stream sets its own
+    limit, and raises the one of a stream an older release made."""
+    async def scenario() -> tuple[list[int | None], list[int]]:
+        link = nats_server.hub_link()
+        await link.connect()
+        try:
+            js = link.js
+            await js.add_stream(StreamConfig(name=catalog_stream("old"), subjects=[catalog_subjects("old")],
+                                             max_msgs_per_subject=1, allow_rollup_hdrs=True))  # as before the limit
+            for tenant in ("old", "demo"):
+                await link.ensure_catalog_stream(tenant)
+            limits = [(await js.stream_info(catalog_stream(tenant))).config.max_consumers for tenant in ("old", "demo")]
+            for tenant in ("old", "demo"):
+                for _ in range(1_010):  # in memory: NATS stops at once after
+                    await js.add_consumer(catalog_stream(tenant), ConsumerConfig(
+                        ack_policy=AckPolicy.NONE, inactive_threshold=60, mem_storage=True))
+            counts = [(await js.stream_info(catalog_stream(tenant))).state.consumer_count for tenant in ("old", "demo")]
+            return limits, counts
+        finally:
+            await link.close()
+    with AsyncioSeam() as seam:
+        limits, counts = await seam.run(scenario)
+    assert limits == [CATALOG_MAX_CONSUMERS, CATALOG_MAX_CONSUMERS]
+    assert counts == [1_010, 1_010]

@@ -156,6 +156,13 @@ class Refusal:
                 f"not cover it; check the store and tenant in its config against its credentials")
 
 
+CATALOG_MAX_CONSUMERS = 20_000
+"""Consumers a tenant's catalog stream allows. Every store follows it with one (two while it reopens its pull or
+reads a snapshot); nats-server 2.15 caps a stream that sets no limit of its own at 1,000 (its
+`jetstream.limits.default_max_consumers`), which left a tenant's 1,001st store without prices. 20,000 is four per
+store at 5,000 stores (docs/scaling.md), and still a ceiling for a store that makes consumers in a loop."""
+
+
 class NatsLink:
     """A nats-py client that reconnects on its own once it has connected the first time.
 
@@ -321,16 +328,25 @@ class NatsLink:
     async def ensure_catalog_stream(self, tenant: str, replicas: int = 1) -> None:
         """Create the tenant's catalog stream if it is missing (novapos.wire.catalog): file storage, only the
         last message of each subject kept, so a store catching up reads what changed, not the history;
-        `replicas` copies on a cluster (the hub's [stream] replicas), an existing stream scaled up to them."""
+        CATALOG_MAX_CONSUMERS consumers; `replicas` copies on a cluster (the hub's [stream] replicas). An existing
+        stream is scaled up to them, and raised to CATALOG_MAX_CONSUMERS (never lowered: a higher limit is the
+        operator's)."""
         name = catalog_stream(tenant)
         try:
             existing = (await self.js.stream_info(name)).config
         except nats.js.errors.NotFoundError:
             await self._add_stream(StreamConfig(
                 name=name, subjects=[catalog_subjects(tenant)], storage=StorageType.FILE, num_replicas=replicas,
-                max_msgs_per_subject=1, discard=DiscardPolicy.OLD, allow_rollup_hdrs=True))
-            log.info("created the %s stream: the last message of each catalog subject, %d replica(s)", name, replicas)
+                max_msgs_per_subject=1, discard=DiscardPolicy.OLD, allow_rollup_hdrs=True,
+                max_consumers=CATALOG_MAX_CONSUMERS))
+            log.info("created the %s stream: the last message of each catalog subject, %d replica(s), up to %d "
+                     "consumers", name, replicas, CATALOG_MAX_CONSUMERS)
             return
+        if (had := existing.max_consumers or -1) < CATALOG_MAX_CONSUMERS:
+            existing = dataclasses.replace(existing, max_consumers=CATALOG_MAX_CONSUMERS)
+            await self._add_stream(existing, update=True)
+            log.info("raised the %s stream's consumer limit from %s to %d: every store follows it with a consumer "
+                     "of its own", name, "the server's default" if had <= 0 else had, CATALOG_MAX_CONSUMERS)
         await self._scale_up(existing, replicas)
 
     async def _add_stream(self, config: StreamConfig, *, update: bool = False) -> None:
