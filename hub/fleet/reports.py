@@ -4,7 +4,7 @@ upserted into the store's one fleet_status row and what changed goes to fleet_hi
 The store is the one in the subject (NATS lets a store publish only on its own subjects). A report out of
 bounds raises validators.Invalid before anything is touched (the responder answers 400, nothing stored).
 Reports are kept by group commit (hub.group_commit): those arriving while one transaction writes go together in
-the next, one per store, so a thousand stores cost a few commits a second, not two hundred. The rows are locked in
+the next, one per store, so a thousand stores cost about ten commits a second, not two hundred. The rows are locked in
 one order (tenant, store) while a batch is applied, so two hub processes taking reports of the same stores apply
 them one after the other without deadlocking, and a store coming back online is recorded once.
 """
