@@ -307,3 +307,26 @@ def test_certificates_are_not_written_into_a_folder_others_may_write(tmp_path: P
     assert (made.key_file.stat().st_mode & 0o777, made.cert_file.stat().st_mode & 0o777) == (0o600, 0o644)
     assert (tmp_path / "private").stat().st_mode & 0o777 == 0o700
     assert sorted(path.name for path in (tmp_path / "private").iterdir()) == ["store-001.key", "store-001.pem"]
+
+
+async def test_an_idle_keep_alive_connection_outlives_the_clients_own_limit() -> None:
+    """httpx drops an idle connection after 5 s, hypercorn's default would close it after 5 s too: the two raced,
+    and a request sent on a connection the server was closing failed ("server disconnected"). The server now keeps
+    it KEEP_ALIVE_S, so a connection idle for longer than the clients' 5 s still answers."""
+    app = with_api_errors(Starlette(routes=[route("/ping", GET=_ping)]))
+    async with trio.open_nursery() as nursery:
+        urls = await nursery.start(lambda task_status: serve(app, "127.0.0.1", 0, task_status=task_status))
+        port = int(urls[0].rsplit(":", 1)[1])
+        request = f"GET /ping HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\r\n".encode()
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        async with stream:
+            for pause in (0.0, 6.0):
+                await trio.sleep(pause)
+                await stream.send_all(request)
+                answer = b""
+                with trio.fail_after(5):
+                    while not answer.endswith(b'{"ok":true}'):  # the whole answer, headers and body
+                        assert (chunk := await stream.receive_some(65536)), f"closed after {pause} s idle"
+                        answer += chunk
+                assert answer.startswith(b"HTTP/1.1 200"), answer[:60]
+        nursery.cancel_scope.cancel()

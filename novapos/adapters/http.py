@@ -300,6 +300,13 @@ def _served(app: ASGIApp, host: str) -> ASGIApp:
     return logged
 
 
+KEEP_ALIVE_S = 75.0
+"""How long an idle keep-alive connection stays open (hypercorn's default: 5 s). Longer than the clients' own limit
+(httpx's 5 s, a browser's or a load balancer's 60 s), so the client always drops an idle connection first: a server
+closing it at the moment the client sends its next request on it fails that request ("server disconnected without
+sending a response"), which a till or console polling every few seconds would meet now and then."""
+
+
 class _TlsConfig(Config):
     """hypercorn's settings serving HTTPS with a context we keep (novapos.tls.Certificates reloads its
     certificate in place), rather than one hypercorn builds once from file names."""
@@ -325,4 +332,5 @@ async def serve(app: Starlette, host: str, port: int, *, tls: ssl.SSLContext | N
     config.accesslog = None
     config.errorlog = logging.getLogger("novapos.adapters.http")
     config.graceful_timeout = 2.0
+    config.keep_alive_timeout = KEEP_ALIVE_S
     await hypercorn_serve(tracing.asgi(_served(app, host)), config, task_status=task_status)  # type: ignore[arg-type]
