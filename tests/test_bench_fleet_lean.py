@@ -61,9 +61,10 @@ async def test_lean_stores_sell_through_a_real_hub_exactly_once(tmp_path: Path, 
     assert [reason for reason in failed_by(run) if reason not in ("ingest lag", "generator late")] == []
     assert run.events_per_s > 0 and 0 <= run.lag_p50_s <= run.lag_p99_s < SECONDS
     assert {"generator", "hub", "nats", "postgresql"} <= set(run.cores) and run.cores["generator"] > 0
-    # The hub kept every store's health reports (a report at the start, then every 5 s) and answered them
-    online = await query(database_url, "SELECT store FROM fleet_status WHERE online ORDER BY store")
-    assert [row["store"] for row in online] == spec.store_names()
+    # The hub kept every store's health reports (a report at the start, then every 5 s) and answered them. (Whether
+    # a store is still online depends on how long the generator took to stop: 20 s silent marks it offline.)
+    seen = await query(database_url, "SELECT store FROM fleet_status WHERE last_seen IS NOT NULL ORDER BY store")
+    assert [row["store"] for row in seen] == spec.store_names()
     assert extra["health_failed"] == 0 and extra["health_reports_per_s"] >= STORES / SECONDS
     # The price change made mid-run reached every store's open catalog pull
     assert len(run.price_change_s) == STORES and extra["catalog_pull_restarts"] == 0

@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from novapos.demo.processes import free_port
 from novapos.demo.provision import DEMO_USERS
+from tests.demo_process import start_demo
 from tests.pos import COFFEE
 
 _TRUST = ssl.create_default_context()
@@ -75,20 +75,11 @@ def test_edge_without_nats_address_says_what_to_do(tmp_path: Path) -> None:
 
 
 def test_demo_runs_both_processes_and_a_sale_lands_once(tmp_path: Path) -> None:
-    till_port, console_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NOVAPOS_")}
-    demo = subprocess.Popen([sys.executable, "-m", "novapos.cli", "demo", "--state-dir", str(tmp_path / "state"),
-                             "--till-port", str(till_port), "--console-port", str(console_port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    started = start_demo(tmp_path / "state")
+    demo, till_port, console_port = started.process, started.till_port, started.console_port
     till, console = f"https://127.0.0.1:{till_port}", f"https://127.0.0.1:{console_port}"
     try:
-        started = time.monotonic()
-        banner = ""
-        while "Press Ctrl-C" not in banner:
-            line = demo.stdout.readline()  # type: ignore[union-attr]
-            assert line, f"demo exited early:\n{banner}"
-            banner += line
-            assert time.monotonic() - started < 60, banner
+        banner = started.banner()
         assert f"{till}/" in banner and f"{console}/" in banner
         ca_file = (tmp_path / "state" / "tls" / "ca.pem").resolve()
         assert str(ca_file) in banner  # the CA to trust, where the banner says
@@ -164,19 +155,12 @@ def test_demo_runs_both_processes_and_a_sale_lands_once(tmp_path: Path) -> None:
 
 
 def test_demo_leaf_runs_the_store_through_its_own_leaf_node_and_a_sale_reaches_the_hub(tmp_path: Path) -> None:
-    till_port, console_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NOVAPOS_")}
     state = tmp_path / "state"
-    demo = subprocess.Popen([sys.executable, "-m", "novapos.cli", "demo", "--leaf", "--state-dir", str(state),
-                             "--till-port", str(till_port), "--console-port", str(console_port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    started = start_demo(state, "--leaf")
+    demo, till_port, console_port = started.process, started.till_port, started.console_port
     till = f"https://127.0.0.1:{till_port}"
     try:
-        banner = ""
-        while "Press Ctrl-C" not in banner:
-            line = demo.stdout.readline()  # type: ignore[union-attr]
-            assert line, f"demo exited early:\n{banner}"
-            banner += line
+        banner = started.banner()
         assert "leaf node    the store's own nats-server on nats://127.0.0.1:" in banner
         store = tomllib.loads((state / "store.toml").read_text())
         assert store["leaf"]["hub_url"].startswith("tls://127.0.0.1:")

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import shutil
 import signal
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +24,7 @@ import yaml
 from mocks.control import send_command
 from novapos.demo.processes import free_port
 from novapos.demo.provision import DEMO_USERS
+from tests.demo_process import start_demo
 from tests.pos import COFFEE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,17 +113,9 @@ class Demo:
 
     def __init__(self, state: Path) -> None:
         self.state = state
-        self.till_port, self.console_port = free_port(), free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("NOVAPOS_")}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "novapos.cli", "demo", "--state-dir", str(state), "--till-port",
-             str(self.till_port), "--console-port", str(self.console_port)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        banner, started = "", time.monotonic()
-        while "Press Ctrl-C" not in banner:
-            line = self.process.stdout.readline()  # type: ignore[union-attr]
-            assert line and time.monotonic() - started < 90, f"the demo did not start:\n{banner}"
-            banner += line
+        started = start_demo(state)
+        self.process, self.till_port, self.console_port = started.process, started.till_port, started.console_port
+        banner = started.banner()
         self.nats_url = re.search(r"NATS\s+(tls://\S+)", banner)[1]  # type: ignore[index]
         self.ca_file = state / "tls" / "ca.pem"  # the demo's local CA: its HTTPS and NATS certificates
         self.tls = ssl.create_default_context(cafile=self.ca_file)

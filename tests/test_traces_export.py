@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import http.cookiejar
 import json
-import os
 import signal
 import ssl
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -21,8 +18,8 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from novapos.demo.processes import free_port
 from novapos.demo.provision import DEMO_USERS
+from tests.demo_process import start_demo
 from tests.pos import COFFEE
 
 Span = tuple[str, str, bytes, bytes, bytes]
@@ -89,18 +86,10 @@ def _wait(condition, timeout: float) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_the_demo_sends_one_trace_per_sale_from_both_processes(tmp_path: Path, collector: str) -> None:
-    till_port, console_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NOVAPOS_")} | {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": collector}
-    demo = subprocess.Popen([sys.executable, "-m", "novapos.cli", "demo", "--state-dir", str(tmp_path / "state"),
-                             "--till-port", str(till_port), "--console-port", str(console_port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    started = start_demo(tmp_path / "state", env={"OTEL_EXPORTER_OTLP_ENDPOINT": collector})
+    demo, till_port = started.process, started.till_port
     try:
-        banner = ""
-        while "Press Ctrl-C" not in banner:
-            line = demo.stdout.readline()  # type: ignore[union-attr]
-            assert line, f"demo exited early:\n{banner}"
-            banner += line
+        banner = started.banner()
         till = f"https://127.0.0.1:{till_port}"
         if till in banner:  # the demo runs with TLS: trust its CA
             _TRUST.load_verify_locations(cafile=tmp_path / "state" / "tls" / "ca.pem")
