@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -205,6 +206,39 @@ def layouts(url: str, cookies: httpx.Cookies, size: tuple[int, int]) -> dict[str
                    "the products")
         seen["products"] = page.layout()
     return seen
+
+
+def a_slow_state_read_then_a_tender(url: str, cookies: httpx.Cookies) -> dict[str, str]:
+    """The card poll's state read, slow to answer (held 1.5 s in the page), goes out before a cash tender and
+    answers after it: what the page shows must stay the tender's state."""
+    with TillPage(url) as page:
+        page.open(cookies)
+        page.logged_in("alice")
+        page.scan(COFFEE)
+        page.text_in("sum-due", "4.99 EUR")
+        page.js("""const real = window.fetch;
+                   window.fetch = async (path, options) => {
+                     const answer = await real(path, options);
+                     if ((options || {}).method === "GET" && /\\/api\\/tills\\/[^/]+$/.test(path))
+                       await new Promise((done) => setTimeout(done, 1500));
+                     return answer;
+                   };
+                   refresh();""")
+        page.type_in("amount", "2.00")
+        page.tap("#cash")
+        page.text_in("message", "Cash taken: 2.99 EUR still to pay")
+        time.sleep(2.5)  # the slow read has answered by now
+        return page.summary()
+
+
+async def test_an_older_state_read_answering_late_does_not_undo_a_tender_on_the_screen(
+        store_config: StoreConfig, http: httpx.AsyncClient) -> None:
+    async with trio.open_nursery() as nursery:
+        edge = await nursery.start(run_edge, store_config)
+        await log_in(http, edge.url, "till-1", "alice")
+        shown = await trio.to_thread.run_sync(a_slow_state_read_then_a_tender, edge.url, http.cookies)
+        assert shown == {"total": "4.99 EUR", "paid": "2.00 EUR", "due": "2.99 EUR", "change": "0.00 EUR"}
+        nursery.cancel_scope.cancel()
 
 
 @pytest.mark.parametrize("size", [LANDSCAPE, PORTRAIT], ids=["1024x768", "768x1024"])

@@ -338,7 +338,11 @@ function renderQuick(s) {
   });
 }
 
+/* Renders so far: a state read that was under way while something newer was rendered (the card poll answering
+   after the cashier's tender) must not put the older state back on the screen. */
+let renders = 0;
 function render(s) {
+  renders += 1;
   state = s;
   currency = s.total.currency;
   const session = s.session;
@@ -390,8 +394,9 @@ let pendingPoll = null;
 
 async function refresh() {
   if (!till()) return;
+  const asked = renders;
   const answer = await call("GET", api(""));
-  if (answer.ok) render(answer.data);
+  if (answer.ok && renders === asked) render(answer.data);  /* else a newer state is shown already */
 }
 
 /* A scan: a barcode, or a receipt's QR code (the order to return). */
