@@ -33,6 +33,9 @@ from novapos.wire.catalog import VersionMarker, catalog_stream
 from tests.catalog import REGION, TENANT, demo_catalog, item, publish_catalog
 from tests.conftest import wait_until
 
+pytestmark = pytest.mark.xdist_group("test_catalog_pulls")
+"""Its tests share a module-scoped world and build on each other in file order: one xdist worker runs them all."""
+
 STORES = [f"store-{n:03d}" for n in range(1, 21)]
 COFFEE_BARCODE = "4006381333931"
 IDLE_S = 12.0

@@ -63,6 +63,9 @@ from tests.test_hub_process import HubProcess, until
 from tests.test_tenancy_nats import Hub, _refused, _until, hub  # noqa: F401 (hub: the fixture)
 from tests.wan import Wan
 
+pytestmark = pytest.mark.xdist_group("test_leaf")
+"""Its tests share a module-scoped world and build on each other in file order: one xdist worker runs them all."""
+
 TENANT, STORE = "demo", "store-001"
 OTHER_LEAF = "store-003"
 """A second leaf store, which the hub does not source: the one the first may try to reach."""

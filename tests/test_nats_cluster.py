@@ -36,6 +36,9 @@ from tests.catalog_support import add_tenancy
 from tests.conftest import CONFIGS, GIFT_CARD_KEY, printer_only, query, wait_until
 from tests.pos import seed_staff, sell
 
+pytestmark = pytest.mark.xdist_group("test_nats_cluster")
+"""Its tests share a module-scoped world and build on each other in file order: one xdist worker runs them all."""
+
 STORES = {"store-001": "north", "store-002": "south"}
 COFFEE = "4006381333931"  # COF-250 in the hub's demo catalog, 4.99
 

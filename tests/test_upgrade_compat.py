@@ -46,6 +46,9 @@ from tests.releases import (
     store_config,
 )
 
+pytestmark = pytest.mark.xdist_group("test_upgrade_compat")
+"""Its tests share a module-scoped world and build on each other in file order: one xdist worker runs them all."""
+
 
 @pytest.fixture(scope="module")
 def previous(tmp_path_factory: pytest.TempPathFactory) -> Release:
