@@ -18,7 +18,7 @@ demo: $(STAMP)
 # The whole suite, including the install test (marked `install`: it builds the wheel and runs the
 # demo from a fresh venv; `$(BIN)/python -m pytest -m "not install"` skips it), on TEST_WORKERS pytest-xdist
 # workers: most tests wait on NATS, PostgreSQL, a browser or a child process, so four share two cores well
-# (about 15 min here; 40-43 one at a time).
+# (15-18 min here; 40-43 one at a time).
 # Tests marked xdist_group("name") run on one worker, one after another.
 TEST_WORKERS ?= 4
 test: lint tools
