@@ -8,9 +8,10 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -36,6 +37,7 @@ if not (CHROMIUM and CHROMEDRIVER):
 BREAD = "7622210449283"  # 3.49
 UNKNOWN = "0000000000017"
 SHORT = 15.0  # how long a step waits for the page to show what it expects
+Result = TypeVar("Result")
 
 
 def chip(page: TillPage, device: str) -> str:
@@ -208,6 +210,18 @@ def layouts(url: str, cookies: httpx.Cookies, size: tuple[int, int]) -> dict[str
     return seen
 
 
+async def on_a_till_page(store_config: StoreConfig, http: httpx.AsyncClient,
+                         scenario: Callable[[str, httpx.Cookies], Result]) -> Result:
+    """An edge of its own, alice logged in at till-1, and `scenario` driving the till page (in a thread: Selenium
+    blocks); what it returns."""
+    async with trio.open_nursery() as nursery:
+        edge = await nursery.start(run_edge, store_config)
+        await log_in(http, edge.url, "till-1", "alice")
+        result = await trio.to_thread.run_sync(scenario, edge.url, http.cookies)
+        nursery.cancel_scope.cancel()
+    return result
+
+
 def a_slow_state_read_then_a_tender(url: str, cookies: httpx.Cookies) -> dict[str, str]:
     """The card poll's state read, slow to answer (held 1.5 s in the page), goes out before a cash tender and
     answers after it: what the page shows must stay the tender's state."""
@@ -233,12 +247,8 @@ def a_slow_state_read_then_a_tender(url: str, cookies: httpx.Cookies) -> dict[st
 
 async def test_an_older_state_read_answering_late_does_not_undo_a_tender_on_the_screen(
         store_config: StoreConfig, http: httpx.AsyncClient) -> None:
-    async with trio.open_nursery() as nursery:
-        edge = await nursery.start(run_edge, store_config)
-        await log_in(http, edge.url, "till-1", "alice")
-        shown = await trio.to_thread.run_sync(a_slow_state_read_then_a_tender, edge.url, http.cookies)
-        assert shown == {"total": "4.99 EUR", "paid": "2.00 EUR", "due": "2.99 EUR", "change": "0.00 EUR"}
-        nursery.cancel_scope.cancel()
+    shown = await on_a_till_page(store_config, http, a_slow_state_read_then_a_tender)
+    assert shown == {"total": "4.99 EUR", "paid": "2.00 EUR", "due": "2.99 EUR", "change": "0.00 EUR"}
 
 
 @pytest.mark.parametrize("size", [LANDSCAPE, PORTRAIT], ids=["1024x768", "768x1024"])
@@ -451,13 +461,9 @@ def drawer_shift(url: str, cookies: httpx.Cookies) -> dict[str, Any]:
 
 
 async def test_a_drawer_shift_float_blind_count_and_z_report(store_config: StoreConfig, http: httpx.AsyncClient) -> None:
-    async with trio.open_nursery() as nursery:
-        edge = await nursery.start(run_edge, store_config)
-        await log_in(http, edge.url, "till-1", "alice")
-        seen = await trio.to_thread.run_sync(drawer_shift, edge.url, http.cookies)
-        assert "154.99" not in seen["blind"] and "expected" not in seen["blind"].lower()  # a blind count
-        assert "expected\t154.99 EUR" in seen["z"] and "difference\t-0.99 EUR" in seen["z"]  # expected 150 + 4.99; counted 154.00: 0.99 short
-        nursery.cancel_scope.cancel()
+    seen = await on_a_till_page(store_config, http, drawer_shift)
+    assert "154.99" not in seen["blind"] and "expected" not in seen["blind"].lower()  # a blind count
+    assert "expected\t154.99 EUR" in seen["z"] and "difference\t-0.99 EUR" in seen["z"]  # expected 150 + 4.99; counted 154.00: 0.99 short
 
 
 def price_override_approved_by_a_manager(url: str, cookies: httpx.Cookies) -> dict[str, str]:
@@ -480,12 +486,8 @@ def price_override_approved_by_a_manager(url: str, cookies: httpx.Cookies) -> di
 
 async def test_a_cashiers_price_override_is_approved_with_a_managers_pin(
         store_config: StoreConfig, http: httpx.AsyncClient) -> None:
-    async with trio.open_nursery() as nursery:
-        edge = await nursery.start(run_edge, store_config)
-        await log_in(http, edge.url, "till-1", "alice")
-        seen = await trio.to_thread.run_sync(price_override_approved_by_a_manager, edge.url, http.cookies)
-        assert "manager" in seen["why"] and seen["total"] == "3.50 EUR"
-        nursery.cancel_scope.cancel()
+    seen = await on_a_till_page(store_config, http, price_override_approved_by_a_manager)
+    assert "manager" in seen["why"] and seen["total"] == "3.50 EUR"
 
 
 def return_without_a_receipt(url: str, cookies: httpx.Cookies) -> dict[str, Any]:
@@ -546,12 +548,8 @@ def quantities_and_an_order_discount(url: str, cookies: httpx.Cookies) -> dict[s
 
 
 async def test_quantity_buttons_and_an_order_discount(store_config: StoreConfig, http: httpx.AsyncClient) -> None:
-    async with trio.open_nursery() as nursery:
-        edge = await nursery.start(run_edge, store_config)
-        await log_in(http, edge.url, "till-1", "alice")
-        shown = await trio.to_thread.run_sync(quantities_and_an_order_discount, edge.url, http.cookies)
-        assert shown["total"] == "5.65 EUR" and shown["due"] == "5.65 EUR"
-        nursery.cancel_scope.cancel()
+    shown = await on_a_till_page(store_config, http, quantities_and_an_order_discount)
+    assert shown["total"] == "5.65 EUR" and shown["due"] == "5.65 EUR"
 
 
 def reprint_the_last_receipt(url: str, cookies: httpx.Cookies) -> str:
